@@ -1,0 +1,110 @@
+/**
+ * Argo CD, the first service: installed once by hand from the same chart and values
+ * (README, k8s/<env>/bootstrap/argocd-values.yaml), then managing itself through its own
+ * Application like every other service.
+ */
+import { IMAGES, CHARTS } from '../lib/versions';
+import { Checkpoint } from '../lib/checkpoint';
+import { Layer } from '../lib/layers';
+import { Platform } from '../lib/platform';
+import { resources } from '../lib/resources';
+import { HomelabService } from '../lib/service';
+import { ARGOCD_NAMESPACE } from '../lib/argocd/app-of-apps';
+import type { ArgoCdValues } from '../imports/helm/argo-cd';
+
+export interface ArgoCdProps {
+  /** Subdomain of the environment's domain the UI is served on. @default 'argocd' */
+  readonly subdomain?: string;
+  /** Replicas of the API server and the repo server. @default 1 */
+  readonly replicas?: number;
+}
+
+
+
+/**
+ * Argo CD stopped assessing Application health in 1.8, so waves of child Applications
+ * would not wait for each other. This check restores it, and also reports a child whose
+ * last sync failed (e.g. a failed checkpoint hook) as Degraded, and one whose sync
+ * (hooks included) is still running as Progressing: the stock check reads only
+ * status.health, which turns Healthy before PostSync hooks have run.
+ */
+export const APPLICATION_HEALTH_LUA = `hs = {}
+hs.status = "Progressing"
+hs.message = ""
+if obj.status == nil then
+  return hs
+end
+local op = obj.status.operationState
+if op ~= nil then
+  if op.phase == "Failed" or op.phase == "Error" then
+    hs.status = "Degraded"
+    hs.message = "last sync " .. string.lower(op.phase) .. ": " .. (op.message or "")
+    return hs
+  end
+  if op.phase == "Running" or op.phase == "Terminating" then
+    hs.message = "sync in progress"
+    return hs
+  end
+end
+if obj.status.health ~= nil then
+  hs.status = obj.status.health.status
+  if obj.status.health.message ~= nil then
+    hs.message = obj.status.health.message
+  end
+end
+return hs
+`;
+
+export class ArgoCd extends HomelabService {
+  readonly hostname: string;
+  readonly values: ArgoCdValues;
+
+  constructor(scope: Platform, props: ArgoCdProps = {}) {
+    const hostname = scope.hostname(props.subdomain ?? 'argocd');
+    const values = argoCdValues(hostname, props.replicas ?? 1);
+    super(scope, 'argocd', props, {
+      layer: Layer.GITOPS,
+      namespace: ARGOCD_NAMESPACE,
+      installsCrdGroups: ['argoproj.io'],
+      helm: { chart: CHARTS.argocd, values, releaseName: 'argocd' },
+    });
+    this.hostname = hostname;
+    this.values = values;
+
+    new Checkpoint(this, 'checkpoint', {
+      description: 'the API server answers its full health check (which includes Redis) and serves its version',
+      image: IMAGES.curl,
+      script: [
+        'curl -fsS --retry 10 --retry-delay 6 --retry-all-errors "http://argocd-server.argocd.svc/healthz?full=true"',
+        'curl -fsS "http://argocd-server.argocd.svc/api/version" | grep -q "\\"Version\\""',
+      ].join('\n'),
+    });
+  }
+}
+
+function argoCdValues(hostname: string, replicas: number): ArgoCdValues {
+  return {
+    global: { domain: hostname },
+    crds: { install: true, keep: true },
+    configs: {
+      cm: {
+        'application.resourceTrackingMethod': 'annotation',
+        'resource.customizations.health.argoproj.io_Application': APPLICATION_HEALTH_LUA,
+        'admin.enabled': true,
+        'exec.enabled': false,
+        'statusbadge.enabled': false,
+      },
+      // TLS ends at the ingress (Traefik); the server speaks plain HTTP inside the cluster.
+      params: { 'server.insecure': true },
+    },
+    // Local admin only; SSO can be added through configs.cm later.
+    dex: { enabled: false },
+    notifications: { enabled: false },
+    controller: { resources: resources('250m', '512Mi', '1', '1Gi') },
+    server: { replicas, resources: resources('50m', '128Mi', '500m', '256Mi') },
+    repoServer: { replicas, resources: resources('100m', '256Mi', '1', '512Mi') },
+    applicationSet: { resources: resources('25m', '64Mi', '250m', '128Mi') },
+    redis: { resources: resources('50m', '64Mi', '250m', '128Mi') },
+    redisSecretInit: { resources: resources('10m', '32Mi', '100m', '64Mi') },
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * One of the operator's own apps (Home Assistant, a media server ...) from homelab.yaml:
+ * a Deployment, a Service and optionally a Longhorn volume, written with cdk8s-plus-28.
+ */
+import { ApiObject, JsonPatch } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { Checkpoint } from '../lib/checkpoint';
+import { Layer } from '../lib/layers';
+import { Platform } from '../lib/platform';
+import { Resources, size, toContainerResources } from '../lib/resources';
+import { HomelabService } from '../lib/service';
+import type { StorageProvider } from '../lib/storage';
+import { IMAGES } from '../lib/versions';
+
+export interface CustomAppVolume {
+  /** Whole Gi or Ti, e.g. `10Gi`. */
+  readonly size: string;
+  readonly mountPath: string;
+  /** @default the storage provider's default class */
+  readonly storageClass?: string;
+}
+
+export interface CustomAppProps {
+  /** Image with a pinned tag. */
+  readonly image: string;
+  readonly resources: Resources;
+  /** @default 1 */
+  readonly replicas?: number;
+  /** Named container ports, also exposed on the Service. @default none */
+  readonly ports?: Readonly<Record<string, number>>;
+  /** @default none */
+  readonly env?: Readonly<Record<string, string>>;
+  /** A persistent volume; needs `storage`. @default none */
+  readonly volume?: CustomAppVolume;
+  /** Where volumes come from. Required with `volume`. @default none */
+  readonly storage?: StorageProvider;
+  /** Services that must be up first. @default none */
+  readonly dependsOn?: readonly HomelabService[];
+  /** For images that only run as root: the namespace gets Pod Security `baseline`. @default false */
+  readonly runAsRoot?: boolean;
+  /** User and group the container runs as when not root. @default 1000 */
+  readonly runAsUser?: number;
+  /** @default Layer.AUTOMATION */
+  readonly layer?: Layer;
+}
+
+const COMPONENT = 'app';
+
+export class CustomApp extends HomelabService {
+  readonly serviceHost: string;
+
+  constructor(scope: Platform, name: string, props: CustomAppProps) {
+    const runAsRoot = props.runAsRoot ?? false;
+    super(scope, name, props, {
+      layer: props.layer ?? Layer.AUTOMATION,
+      namespace: name,
+      podSecurity: runAsRoot ? 'baseline' : 'restricted',
+    });
+    if (props.volume && !props.storage) throw new Error(`${name}: a volume needs a storage provider`);
+
+    const selector = this.selectorFor(COMPONENT);
+    const uid = props.runAsUser ?? 1000;
+    const deployment = new kplus.Deployment(this, 'deployment', {
+      metadata: { name, labels: this.labelsFor(COMPONENT) },
+      replicas: props.replicas ?? 1,
+      select: false,
+      podMetadata: { labels: selector },
+      // A single RWO volume cannot be attached to two pods during a rolling update.
+      strategy: props.volume ? kplus.DeploymentStrategy.recreate() : kplus.DeploymentStrategy.rollingUpdate(),
+      automountServiceAccountToken: false,
+      securityContext: runAsRoot
+        ? { ensureNonRoot: false }
+        : { ensureNonRoot: true, user: uid, group: uid, fsGroup: uid },
+    });
+    deployment.select(kplus.LabelSelector.of({ labels: selector }));
+    const container = deployment.addContainer({
+      name,
+      image: props.image,
+      imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+      resources: toContainerResources(props.resources),
+      ports: Object.entries(props.ports ?? {}).map(([portName, number]) => ({ name: portName, number })),
+      envVariables: Object.fromEntries(Object.entries(props.env ?? {}).map(([key, value]) => [key, kplus.EnvValue.fromValue(value)])),
+      securityContext: runAsRoot
+        ? { ensureNonRoot: false, readOnlyRootFilesystem: false, allowPrivilegeEscalation: false }
+        : {
+            ensureNonRoot: true,
+            user: uid,
+            group: uid,
+            // Apps write outside their volume (caches, /tmp) more often than not.
+            readOnlyRootFilesystem: false,
+            allowPrivilegeEscalation: false,
+            capabilities: { drop: [kplus.Capability.ALL] },
+            seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
+          },
+    });
+    // cdk8s-plus adds a label derived from the construct path: keep pods independent of it.
+    ApiObject.of(deployment).addJsonPatch(JsonPatch.remove('/spec/template/metadata/labels/cdk8s.io~1metadata.addr'));
+
+    if (props.volume && props.storage) {
+      const claim = new kplus.PersistentVolumeClaim(this, 'data', {
+        metadata: { name: `${name}-data`, labels: this.labelsFor(COMPONENT) },
+        accessModes: [kplus.PersistentVolumeAccessMode.READ_WRITE_ONCE],
+        storage: size(props.volume.size),
+        storageClassName: props.storage.storageClass(props.volume.storageClass),
+      });
+      container.mount(props.volume.mountPath, kplus.Volume.fromPersistentVolumeClaim(this, 'data-volume', claim, { name: 'data' }));
+    }
+
+    const ports = Object.entries(props.ports ?? {});
+    this.serviceHost = `${name}.${name}.svc`;
+    if (ports.length > 0) {
+      const service = new kplus.Service(this, 'service', {
+        metadata: { name, labels: this.labelsFor(COMPONENT) },
+        ports: ports.map(([portName, number]) => ({ name: portName, port: number, targetPort: number })),
+      });
+      for (const [key, value] of Object.entries(selector)) service.selectLabel(key, value);
+    }
+
+    this.addCheckpoint(ports[0]);
+  }
+
+  /** The app answers on its first port; without ports, its Deployment is available (Argo CD health). */
+  private addCheckpoint(port: [string, number] | undefined): void {
+    const url = port ? `http://${this.serviceHost}:${port[1]}/` : undefined;
+    new Checkpoint(this, 'checkpoint', {
+      description: url ? `${url} accepts connections` : 'the Deployment is available',
+      image: IMAGES.curl,
+      // Any HTTP status (even 401) proves the app listens; only connection errors fail.
+      script: url
+        ? `curl -sS -o /dev/null --retry 10 --retry-delay 6 --retry-connrefused --max-time 10 -w "%{http_code}\\n" "${url}"`
+        : 'echo "no ports: Argo CD already waited for the Deployment to be available"',
+    });
+  }
+}

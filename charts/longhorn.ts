@@ -1,0 +1,170 @@
+/**
+ * Longhorn: replicated block storage, the storage layer every stateful service uses.
+ * The chart installs Longhorn; we add the StorageClasses and RecurringJobs from the config.
+ */
+import { ApiObject } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import type { LonghornValues } from '../imports/helm/longhorn';
+import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
+import { Checkpoint, POST_SYNC_HOOK } from '../lib/checkpoint';
+import type { LonghornConfig } from '../lib/config/schema';
+import { Layer } from '../lib/layers';
+import { Platform } from '../lib/platform';
+import { HomelabService } from '../lib/service';
+import type { StorageProvider } from '../lib/storage';
+import { CHARTS, IMAGES } from '../lib/versions';
+
+export interface LonghornProps {
+  /** Default replicas per volume; at most the number of nodes. @default 3 */
+  readonly replicas?: number;
+  /** Where Longhorn keeps volume data on each node. @default '/var/lib/longhorn/' */
+  readonly dataPath?: string;
+  /** StorageClasses by name; exactly one has `default: true`. */
+  readonly storageClasses: LonghornConfig['storageClasses'];
+  /** S3/NFS backup target and the Secret holding its credentials. @default no backups */
+  readonly backup?: LonghornConfig['backup'];
+  /** Snapshot/backup schedules by name. @default none */
+  readonly recurringJobs?: LonghornConfig['recurringJobs'];
+}
+
+export const LONGHORN_NAMESPACE = 'longhorn-system';
+const CSI_PROVISIONER = 'driver.longhorn.io';
+const CHECKPOINT_CLAIM = 'longhorn-checkpoint';
+
+export class Longhorn extends HomelabService implements StorageProvider {
+  readonly defaultStorageClass: string;
+  private readonly classNames: ReadonlySet<string>;
+
+  constructor(scope: Platform, props: LonghornProps) {
+    const replicas = props.replicas ?? 3;
+    super(scope, 'longhorn', props, {
+      layer: Layer.STORAGE,
+      namespace: LONGHORN_NAMESPACE,
+      // longhorn-manager and the CSI plugin mount host paths and run privileged.
+      podSecurity: 'privileged',
+      installsCrdGroups: ['longhorn.io'],
+      helm: { chart: CHARTS.longhorn, values: longhornValues(replicas, props) },
+      ignoreDifferences: [
+        // longhorn-manager injects its conversion webhook's CA into its CRDs at runtime.
+        {
+          group: 'apiextensions.k8s.io',
+          kind: 'CustomResourceDefinition',
+          jqPathExpressions: ['.spec.conversion.webhook.clientConfig.caBundle'],
+        },
+      ],
+    });
+
+    const classes = Object.entries(props.storageClasses);
+    this.classNames = new Set(classes.map(([name]) => name));
+    this.defaultStorageClass = classes.find(([, c]) => c.default)![0];
+    for (const [name, storageClass] of classes) {
+      new k8s.KubeStorageClass(this, `storage-class-${name}`, {
+        metadata: {
+          name,
+          annotations: { 'storageclass.kubernetes.io/is-default-class': String(storageClass.default) },
+        },
+        provisioner: CSI_PROVISIONER,
+        allowVolumeExpansion: true,
+        reclaimPolicy: storageClass.reclaimPolicy,
+        volumeBindingMode: 'Immediate',
+        parameters: {
+          numberOfReplicas: String(storageClass.replicas ?? replicas),
+          staleReplicaTimeout: '30',
+          fsType: 'ext4',
+          dataLocality: storageClass.dataLocality,
+          recurringJobSelector: JSON.stringify(storageClass.recurringJobGroups.map((group) => ({ name: group, isGroup: true }))),
+        },
+      });
+    }
+
+    for (const [name, job] of Object.entries(props.recurringJobs ?? {})) {
+      const recurringJob = new RecurringJob(this, `recurring-job-${name}`, {
+        metadata: { name },
+        spec: {
+          name,
+          task: job.task as RecurringJobSpecTask,
+          cron: job.cron,
+          retain: job.retain,
+          concurrency: job.concurrency,
+          groups: job.groups,
+        },
+      });
+      // The CRD comes from the chart in this same sync: skip the dry run, apply after the chart.
+      ApiObject.of(recurringJob).metadata.addAnnotation('argocd.argoproj.io/sync-options', 'SkipDryRunOnMissingResource=true');
+      ApiObject.of(recurringJob).metadata.addAnnotation('argocd.argoproj.io/sync-wave', '1');
+    }
+
+    this.addCheckpoint();
+  }
+
+  storageClass(name?: string): string {
+    if (name === undefined) return this.defaultStorageClass;
+    if (!this.classNames.has(name)) throw new Error(`Longhorn has no storage class "${name}"`);
+    return name;
+  }
+
+  /** A fresh volume on the default class binds, and a pod writes a file to it and reads it back. */
+  private addCheckpoint(): void {
+    new k8s.KubePersistentVolumeClaim(this, 'checkpoint-claim', {
+      metadata: {
+        name: CHECKPOINT_CLAIM,
+        labels: this.labelsFor('checkpoint'),
+        // Bound (healthy) before the Job in the same hook phase starts.
+        annotations: { ...POST_SYNC_HOOK, 'argocd.argoproj.io/sync-wave': '-1' },
+      },
+      spec: {
+        accessModes: ['ReadWriteOnce'],
+        storageClassName: this.defaultStorageClass,
+        resources: { requests: { storage: k8s.Quantity.fromString('64Mi') } },
+      },
+    });
+    new Checkpoint(this, 'checkpoint', {
+      description: `a PersistentVolumeClaim on ${this.defaultStorageClass} binds and a pod writes and reads a file on it`,
+      image: IMAGES.busybox,
+      script: [
+        'probe="/data/checkpoint-$(date +%s)"',
+        'echo "longhorn checkpoint" > "$probe"',
+        'sync',
+        'grep -qx "longhorn checkpoint" "$probe"',
+        'rm "$probe"',
+        'echo "volume writable and readable"',
+      ].join('\n'),
+      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: CHECKPOINT_CLAIM } }],
+      volumeMounts: [{ name: 'data', mountPath: '/data' }],
+    });
+  }
+}
+
+function longhornValues(replicas: number, props: LonghornProps): LonghornValues {
+  return {
+    // Its pre-upgrade hook Job never completes on a first install under Argo CD.
+    preUpgradeChecker: { jobEnabled: false },
+    persistence: {
+      // The chart's own "longhorn" class stays, but ours (from the config) are the default.
+      defaultClass: false,
+      defaultClassReplicaCount: replicas,
+      reclaimPolicy: 'Retain',
+    },
+    defaultSettings: {
+      defaultDataPath: props.dataPath ?? '/var/lib/longhorn/',
+      // Longhorn >= 1.8 takes a per-data-engine JSON map here.
+      defaultReplicaCount: JSON.stringify({ v1: String(replicas), v2: String(replicas) }),
+    },
+    defaultBackupStore: props.backup
+      ? {
+          backupTarget: props.backup.target,
+          backupTargetCredentialSecret: props.backup.credentialsSecret,
+          pollInterval: String(durationSeconds(props.backup.pollInterval)),
+        }
+      : {},
+    longhornUI: { replicas: Math.min(2, replicas) },
+  };
+}
+
+/** Seconds in a Go-style duration such as `5m` or `1h30m`. */
+function durationSeconds(duration: string): number {
+  const unit: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
+  let total = 0;
+  for (const [, amount, suffix] of duration.matchAll(/(\d+)(ms|s|m|h)/g)) total += Number(amount) * unit[suffix];
+  return Math.round(total);
+}

@@ -1,0 +1,96 @@
+/**
+ * A service's validation step, run by Argo CD as a PostSync hook Job after every sync of
+ * the service's Application. A failing Job fails the sync, the Application turns Degraded
+ * (see the health check in charts/argocd.ts) and the next wave does not start.
+ */
+import { Duration } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { HomelabService } from './service';
+
+export const CHECKPOINT_COMPONENT = 'checkpoint';
+
+/** Annotations that make a resource part of the PostSync hook phase. */
+export const POST_SYNC_HOOK = {
+  'argocd.argoproj.io/hook': 'PostSync',
+  // Keep a failed Job for `kubectl logs`; replace it on the next sync.
+  'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation,HookSucceeded',
+} as const;
+
+export interface CheckpointProps {
+  /** What the checkpoint proves, shown on the Job as an annotation. */
+  readonly description: string;
+  /** Pinned image with the tools the script needs. */
+  readonly image: string;
+  /** Shell script (run with `sh -ec`): exit 0 = the service is up and works. */
+  readonly script: string;
+  /** @default 10 minutes */
+  readonly timeout?: Duration;
+  /** @default none */
+  readonly env?: Readonly<Record<string, string>>;
+  /** @default none */
+  readonly volumes?: readonly k8s.Volume[];
+  /** @default none */
+  readonly volumeMounts?: readonly k8s.VolumeMount[];
+  /** @default the namespace's default service account, with no API token mounted */
+  readonly serviceAccountName?: string;
+}
+
+/** Unprivileged user the checkpoint runs as (nobody). */
+const NOBODY = 65534;
+
+export class Checkpoint extends Construct {
+  readonly jobName: string;
+
+  constructor(scope: HomelabService, id: string, props: CheckpointProps) {
+    super(scope, id);
+    const service = HomelabService.of(this);
+    this.jobName = `${service.serviceName}-checkpoint`;
+    new k8s.KubeJob(this, 'job', {
+      metadata: {
+        name: this.jobName,
+        labels: service.labelsFor(CHECKPOINT_COMPONENT),
+        annotations: { ...POST_SYNC_HOOK, 'homelab.dev/checkpoint': props.description },
+      },
+      spec: {
+        backoffLimit: 2,
+        activeDeadlineSeconds: (props.timeout ?? Duration.minutes(10)).toSeconds(),
+        template: {
+          metadata: { labels: service.selectorFor(CHECKPOINT_COMPONENT) },
+          spec: {
+            restartPolicy: 'Never',
+            serviceAccountName: props.serviceAccountName,
+            automountServiceAccountToken: props.serviceAccountName !== undefined,
+            securityContext: {
+              runAsNonRoot: true,
+              runAsUser: NOBODY,
+              runAsGroup: NOBODY,
+              fsGroup: NOBODY,
+              seccompProfile: { type: 'RuntimeDefault' },
+            },
+            containers: [
+              {
+                name: 'checkpoint',
+                image: props.image,
+                command: ['sh', '-ec', props.script],
+                env: Object.entries(props.env ?? {}).map(([name, value]) => ({ name, value })),
+                resources: {
+                  requests: { cpu: k8s.Quantity.fromString('10m'), memory: k8s.Quantity.fromString('16Mi') },
+                  limits: { cpu: k8s.Quantity.fromString('100m'), memory: k8s.Quantity.fromString('64Mi') },
+                },
+                securityContext: {
+                  allowPrivilegeEscalation: false,
+                  readOnlyRootFilesystem: true,
+                  capabilities: { drop: ['ALL'] },
+                },
+                volumeMounts: props.volumeMounts ? [...props.volumeMounts] : undefined,
+              },
+            ],
+            volumes: props.volumes ? [...props.volumes] : undefined,
+          },
+        },
+      },
+    });
+    service._registerCheckpoint(this);
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Reusable zod validators for the values a homelab config is made of. Each carries the
+ * "expected ..." wording that config errors print, so every message reads the same way.
+ */
+import { z } from 'zod';
+
+const expected = (what: string) => ({ error: `expected ${what}` });
+
+export function intAtLeast(min: number) {
+  const what = `an integer >= ${min}`;
+  return z.int(expected(what)).min(min, expected(what));
+}
+
+export function intBetween(min: number, max: number) {
+  const what = `an integer between ${min} and ${max}`;
+  return z.int(expected(what)).min(min, expected(what)).max(max, expected(what));
+}
+
+export const bool = z.boolean(expected('true or false'));
+
+export function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, expected(`one of ${values.map((v) => `"${v}"`).join(', ')}`));
+}
+
+function matching(pattern: RegExp, what: string, maxLength = Infinity) {
+  return z
+    .string(expected(what))
+    .regex(pattern, expected(what))
+    .max(maxLength, expected(`${what} of at most ${maxLength} characters`));
+}
+
+/** RFC 1123 label: the name of a namespace, Service, Deployment, node ... */
+export const k8sName = matching(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Kubernetes name (lowercase letters, digits and "-", starting and ending alphanumeric)', 63);
+
+/** RFC 1123 DNS name: a fully qualified hostname such as `home.example.net`. */
+export const hostname = matching(
+  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$/,
+  'a lowercase DNS hostname with at least two labels (e.g. "home.example.net")',
+);
+
+/** A single DNS label used as a subdomain of the environment's domain. */
+export const subdomain = matching(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a single DNS label (e.g. "argocd")', 63);
+
+/** YAML reads `cpu: 2` as a number; a quantity is a string in Kubernetes manifests. */
+const numberAsString = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) && value >= 0 ? String(value) : value);
+
+/** CPU quantity: whole or fractional cores, or millicores (`2`, `0.5`, `500m`). */
+export const cpuQuantity = z.preprocess(
+  numberAsString,
+  matching(/^(\d+(\.\d+)?|\d+m)$/, 'a CPU quantity such as "500m" or "2"'),
+);
+
+/** Memory/storage quantity with a binary or decimal suffix (`512Mi`, `4Gi`, `1G`). */
+export const byteQuantity = matching(
+  /^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)$/,
+  'a byte quantity with a unit, such as "512Mi" or "4Gi"',
+);
+
+/** Container memory in whole binary units (`512Mi`, `4Gi`), the form cdk8s-plus renders exactly. */
+export const memoryQuantity = matching(/^[1-9]\d*(Mi|Gi|Ti)$/, 'a memory quantity in Mi, Gi or Ti, such as "512Mi" or "4Gi"');
+
+/** Volume size in whole gibibytes or tebibytes (`10Gi`, `1Ti`). */
+export const volumeSize = matching(/^[1-9]\d*(Gi|Ti)$/, 'a volume size in Gi or Ti, such as "10Gi"');
+
+/** Container image with an explicit tag other than `latest` (a digest may follow). */
+export const pinnedImage = z
+  .string(expected('a container image reference'))
+  .regex(/^[a-z0-9]+([._\-/:][a-z0-9]+)*:[\w][\w.-]{0,127}(@sha256:[a-f0-9]{64})?$/i, expected('an image with a pinned tag, e.g. "ghcr.io/org/app:1.2.3"'))
+  .refine((image) => !/:latest(@|$)/.test(image), expected('a pinned tag, not "latest"'));
+
+/** Five-field cron expression (minute hour day-of-month month day-of-week). */
+export const cron = matching(/^(\S+\s+){4}\S+$/, 'a five-field cron expression such as "0 3 * * *"');
+
+/** Go duration as Argo CD and Longhorn take it (`10s`, `3m`, `1h30m`). */
+export const duration = matching(/^(\d+(ms|s|m|h))+$/, 'a duration such as "30s", "5m" or "1h"');
+
+/** Git repository URL Argo CD can pull: https or ssh. */
+export const gitRepoUrl = matching(
+  /^(https:\/\/[^\s/]+\/\S+|ssh:\/\/\S+|git@[^\s:]+:\S+)$/,
+  'a Git URL ("https://host/org/repo.git" or "git@host:org/repo.git")',
+);
+
+/** Kubernetes API server URL of a destination cluster. */
+export const clusterServerUrl = matching(/^https:\/\/\S+$/, 'an https:// Kubernetes API server URL');
+
+/** Label key (optionally prefixed by a DNS subdomain) and value, as Kubernetes checks them. */
+export const labelKey = matching(
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/,
+  'a label key such as "example.com/role"',
+);
+export const labelValue = matching(/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/, 'a label value (alphanumeric, "-", "_", ".")', 63);
+export const labels = z.record(labelKey, labelValue, expected('a map of labels'));
+
+/** Environment variable name as POSIX shells accept it. */
+export const envVarName = matching(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
+
+/** Absolute path inside a container. */
+export const absolutePath = matching(/^\/\S*$/, 'an absolute path such as "/data"');
+
+/** Longhorn backup target: `s3://bucket@region/path` (or nfs://, cifs://, azblob://). */
+export const backupTargetUrl = matching(
+  /^(s3:\/\/[^@\s]+@[^/\s]+\/\S*|nfs:\/\/\S+|cifs:\/\/\S+|azblob:\/\/\S+)$/,
+  'a Longhorn backup target such as "s3://bucket@us-east-1/"',
+);

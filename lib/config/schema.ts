@@ -1,0 +1,256 @@
+/**
+ * The homelab description (homelab.yaml), as zod schemas. An environment's config is the
+ * base document deep-merged with that environment's overrides; `environmentConfig` is what
+ * the merged result must satisfy. Every object is strict: a typo is an error, not a no-op.
+ */
+import { z } from 'zod';
+import {
+  absolutePath,
+  backupTargetUrl,
+  bool,
+  byteQuantity,
+  clusterServerUrl,
+  cpuQuantity,
+  cron,
+  duration,
+  envVarName,
+  gitRepoUrl,
+  hostname,
+  intAtLeast,
+  intBetween,
+  k8sName,
+  labels,
+  memoryQuantity,
+  oneOf,
+  pinnedImage,
+  subdomain,
+  volumeSize,
+} from './primitives';
+
+const nonEmptyString = z.string({ error: 'expected a non-empty string' }).min(1, { error: 'expected a non-empty string' });
+
+export const resourcesSchema = z.strictObject({
+  requests: z.strictObject({ cpu: cpuQuantity, memory: memoryQuantity }),
+  limits: z.strictObject({ cpu: cpuQuantity, memory: memoryQuantity }),
+});
+
+const nodeSchema = z.strictObject({
+  role: oneOf(['control-plane', 'worker']),
+  cpu: intAtLeast(1),
+  memory: byteQuantity,
+  gpus: intAtLeast(0).default(0),
+  labels: labels.default({}),
+});
+
+const syncSchema = z.strictObject({
+  /** `manual`: Argo CD shows drift and waits for a sync from the UI. */
+  mode: oneOf(['automated', 'manual']).default('automated'),
+  prune: bool.default(true),
+  selfHeal: bool.default(true),
+  retry: z
+    .strictObject({
+      limit: intBetween(0, 20).default(5),
+      backoffDuration: duration.default('10s'),
+      backoffFactor: intBetween(1, 10).default(2),
+      backoffMaxDuration: duration.default('5m'),
+    })
+    .prefault({}),
+});
+
+const argocdSchema = z.strictObject({
+  subdomain: subdomain.default('argocd'),
+  /** Replicas of the API server and the repo server. */
+  replicas: intBetween(1, 5).default(1),
+});
+
+const storageClassSchema = z.strictObject({
+  default: bool.default(false),
+  /** @default the Longhorn `replicas` setting */
+  replicas: intBetween(1, 10).optional(),
+  reclaimPolicy: oneOf(['Delete', 'Retain']).default('Retain'),
+  dataLocality: oneOf(['disabled', 'best-effort', 'strict-local']).default('disabled'),
+  /** RecurringJob groups whose jobs apply to volumes of this class. */
+  recurringJobGroups: z.array(k8sName).default(['default']),
+});
+
+const recurringJobSchema = z.strictObject({
+  task: oneOf(['snapshot', 'backup', 'snapshot-cleanup', 'snapshot-delete', 'filesystem-trim']),
+  cron,
+  retain: intBetween(0, 250),
+  concurrency: intBetween(1, 20).default(1),
+  groups: z.array(k8sName).default(['default']),
+});
+
+const longhornSchema = z
+  .strictObject({
+    enabled: bool.default(true),
+    /** Default number of replicas per volume; at most the number of nodes. */
+    replicas: intBetween(1, 10).default(3),
+    dataPath: absolutePath.default('/var/lib/longhorn/'),
+    storageClasses: z
+      .record(k8sName, storageClassSchema)
+      .default({ 'longhorn-replicated': { default: true, reclaimPolicy: 'Retain', dataLocality: 'disabled', recurringJobGroups: ['default'] } }),
+    backup: z
+      .strictObject({
+        target: backupTargetUrl,
+        /** Secret (in longhorn-system) with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINTS. */
+        credentialsSecret: k8sName,
+        pollInterval: duration.default('5m'),
+      })
+      .optional(),
+    recurringJobs: z.record(k8sName, recurringJobSchema).default({}),
+  })
+  .superRefine((longhorn, ctx) => {
+    const defaults = Object.entries(longhorn.storageClasses).filter(([, c]) => c.default);
+    if (defaults.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['storageClasses'],
+        message: `expected exactly one storage class with default: true, received ${defaults.length}`,
+      });
+    }
+    if ('longhorn' in longhorn.storageClasses) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['storageClasses', 'longhorn'],
+        message: 'expected another name: "longhorn" is the class the Longhorn chart manages itself',
+      });
+    }
+    for (const [name, job] of Object.entries(longhorn.recurringJobs)) {
+      if (job.task === 'backup' && !longhorn.backup) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['recurringJobs', name, 'task'],
+          message: 'expected a backup target: a "backup" job needs services.longhorn.backup',
+        });
+      }
+    }
+  });
+
+const portName = z
+  .string({ error: 'expected a port name' })
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { error: 'expected a port name (lowercase letters, digits, "-")' })
+  .max(15, { error: 'expected a port name of at most 15 characters' });
+
+const appSchema = z.strictObject({
+  enabled: bool.default(true),
+  image: pinnedImage,
+  replicas: intBetween(0, 20).default(1),
+  ports: z.record(portName, intBetween(1, 65535)).default({}),
+  env: z.record(envVarName, z.string({ error: 'expected a string (quote numbers and booleans)' })).default({}),
+  volume: z
+    .strictObject({
+      size: volumeSize,
+      mountPath: absolutePath,
+      /** @default Longhorn's default storage class */
+      storageClass: k8sName.optional(),
+    })
+    .optional(),
+  resources: resourcesSchema,
+  /** Some images only run as root; their namespace then gets the `baseline` Pod Security level. */
+  runAsRoot: bool.default(false),
+  /** Numeric user (and group) the container runs as when not root. */
+  runAsUser: intBetween(1, 2147483647).default(1000),
+  /** Names of services or apps that must be up first. */
+  dependsOn: z.array(k8sName).default([]),
+  /** Where the app sits in `waves: sequential` mode. */
+  layer: oneOf(['storage', 'data-mesh', 'ai', 'observability', 'automation', 'security', 'networking']).default('automation'),
+});
+
+export const SERVICE_NAMES = ['argocd', 'longhorn'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+const servicesSchema = z.strictObject({
+  argocd: argocdSchema.prefault({}),
+  longhorn: longhornSchema.prefault({}),
+});
+
+/** One environment's fully merged settings. */
+export const environmentConfig = z
+  .strictObject({
+    domain: hostname,
+    git: z.strictObject({
+      repoURL: gitRepoUrl,
+      /** Branch, tag or commit Argo CD pulls. */
+      revision: nonEmptyString,
+    }),
+    /** `dependencies`: waves from the dependency graph; `sequential`: one layer per wave. */
+    waves: oneOf(['dependencies', 'sequential']).default('dependencies'),
+    cluster: z
+      .strictObject({
+        /** API server of the cluster the environment deploys to. */
+        server: clusterServerUrl.default('https://kubernetes.default.svc'),
+      })
+      .prefault({}),
+    sync: syncSchema.prefault({}),
+    nodes: z.record(k8sName, nodeSchema).refine((nodes) => Object.keys(nodes).length > 0, {
+      error: 'expected at least one node',
+    }),
+    services: servicesSchema.prefault({}),
+    apps: z.record(k8sName, appSchema).default({}),
+  })
+  .superRefine((env, ctx) => {
+    const nodeCount = Object.keys(env.nodes).length;
+    const longhorn = env.services.longhorn;
+    if (longhorn.enabled && longhorn.replicas > nodeCount) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['services', 'longhorn', 'replicas'],
+        message: `expected at most ${nodeCount} (one replica per node), received ${longhorn.replicas}`,
+      });
+    }
+    for (const [name, storageClass] of Object.entries(longhorn.storageClasses)) {
+      if (longhorn.enabled && storageClass.replicas !== undefined && storageClass.replicas > nodeCount) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['services', 'longhorn', 'storageClasses', name, 'replicas'],
+          message: `expected at most ${nodeCount} (one replica per node), received ${storageClass.replicas}`,
+        });
+      }
+    }
+    const enabled = new Set<string>([
+      ...SERVICE_NAMES.filter((s) => s === 'argocd' || env.services[s].enabled),
+      ...Object.entries(env.apps).filter(([, app]) => app.enabled).map(([name]) => name),
+    ]);
+    for (const [name, app] of Object.entries(env.apps)) {
+      if (SERVICE_NAMES.includes(name as ServiceName)) {
+        ctx.addIssue({ code: 'custom', path: ['apps', name], message: `expected a name that is not a built-in service ("${name}")` });
+      }
+      if (!app.enabled) continue;
+      app.dependsOn.forEach((dep, i) => {
+        if (dep === name) {
+          ctx.addIssue({ code: 'custom', path: ['apps', name, 'dependsOn', i], message: 'expected another service: an app cannot depend on itself' });
+        } else if (!enabled.has(dep)) {
+          const known = [...enabled].sort().join(', ');
+          ctx.addIssue({
+            code: 'custom',
+            path: ['apps', name, 'dependsOn', i],
+            message: `expected an enabled service or app (${known}), received "${dep}"`,
+          });
+        }
+      });
+      if (app.volume) {
+        if (!longhorn.enabled) {
+          ctx.addIssue({ code: 'custom', path: ['apps', name, 'volume'], message: 'expected services.longhorn.enabled: a volume needs Longhorn' });
+        } else if (app.volume.storageClass && !(app.volume.storageClass in longhorn.storageClasses)) {
+          const known = Object.keys(longhorn.storageClasses).sort().join(', ');
+          ctx.addIssue({
+            code: 'custom',
+            path: ['apps', name, 'volume', 'storageClass'],
+            message: `expected one of the Longhorn storage classes (${known}), received "${app.volume.storageClass}"`,
+          });
+        }
+      }
+    }
+  });
+
+export type EnvironmentConfig = z.output<typeof environmentConfig>;
+export type NodeConfig = z.output<typeof nodeSchema>;
+export type AppConfig = z.output<typeof appSchema>;
+export type LonghornConfig = z.output<typeof longhornSchema>;
+export type ArgoCdConfig = z.output<typeof argocdSchema>;
+export type Resources = z.output<typeof resourcesSchema>;
+export type SyncConfig = z.output<typeof syncSchema>;
+
+/** Names of environments (folders under k8s/). */
+export const environmentName = k8sName;

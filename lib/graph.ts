@@ -1,0 +1,54 @@
+/**
+ * The dependency graph of one environment: construct references between services, plus
+ * an edge to the service that installs the CRD of every custom resource a service emits.
+ */
+import { ApiObject } from 'cdk8s';
+import { Platform } from './platform';
+import { HomelabService } from './service';
+import type { GraphNode } from './waves';
+
+/** API group of an apiVersion (`apps/v1` -> `apps`, `v1` -> ``). */
+export function apiGroup(apiVersion: string): string {
+  return apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
+}
+
+/** Groups served by Kubernetes itself, never by a CRD of ours. */
+export function isBuiltInGroup(group: string): boolean {
+  return !group.includes('.') || group.endsWith('.k8s.io');
+}
+
+export function dependencyGraph(platform: Platform): GraphNode[] {
+  const installers = crdInstallers(platform);
+  return platform.services.map((service) => {
+    const dependsOn = new Set([...service.dependencies].map((d) => d.serviceName));
+    for (const group of customResourceGroups(service)) {
+      const installer = installers.get(group);
+      if (!installer) {
+        throw new Error(`${service.serviceName} emits ${group} resources, but no enabled service installs that CRD group`);
+      }
+      if (installer !== service) dependsOn.add(installer.serviceName);
+    }
+    return { name: service.serviceName, layer: service.layer, dependsOn: [...dependsOn].sort() };
+  });
+}
+
+/** Custom resources of a service whose CRDs the service's own chart installs. */
+export function ownCustomResources(service: HomelabService): ApiObject[] {
+  return service.apiObjects.filter((o) => service.installsCrdGroups.includes(apiGroup(o.apiVersion)));
+}
+
+function customResourceGroups(service: HomelabService): Set<string> {
+  return new Set(service.apiObjects.map((o) => apiGroup(o.apiVersion)).filter((g) => !isBuiltInGroup(g)));
+}
+
+function crdInstallers(platform: Platform): Map<string, HomelabService> {
+  const installers = new Map<string, HomelabService>();
+  for (const service of platform.services) {
+    for (const group of service.installsCrdGroups) {
+      const other = installers.get(group);
+      if (other) throw new Error(`both ${other.serviceName} and ${service.serviceName} install CRD group ${group}`);
+      installers.set(group, service);
+    }
+  }
+  return installers;
+}

@@ -1,0 +1,43 @@
+/**
+ * One environment's homelab: the scope every service of that environment is created in.
+ * Services find their environment's settings through `Platform.of(this)`.
+ */
+import { Construct } from 'constructs';
+import type { EnvironmentConfig } from './config/schema';
+import type { HomelabService } from './service';
+
+export class Platform extends Construct {
+  static of(construct: Construct): Platform {
+    const found = construct.node.scopes.find((scope): scope is Platform => scope instanceof Platform);
+    if (!found) throw new Error(`${construct.node.path} is not inside a Platform`);
+    return found;
+  }
+
+  private readonly registered: HomelabService[] = [];
+
+  constructor(
+    scope: Construct,
+    readonly environment: string,
+    readonly config: EnvironmentConfig,
+  ) {
+    super(scope, environment);
+  }
+
+  /** Public hostname of a subdomain in this environment, e.g. `argocd.dev.home.example.net`. */
+  hostname(subdomain: string): string {
+    return `${subdomain}.${this.config.domain}`;
+  }
+
+  /** @internal called by the HomelabService constructor. */
+  register(service: HomelabService): void {
+    if (this.registered.some((s) => s.serviceName === service.serviceName)) {
+      throw new Error(`two services named "${service.serviceName}" in ${this.environment}`);
+    }
+    this.registered.push(service);
+  }
+
+  /** Services in the order they were created. */
+  get services(): readonly HomelabService[] {
+    return this.registered;
+  }
+}

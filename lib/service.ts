@@ -1,0 +1,148 @@
+/**
+ * The base every homelab service extends. It gives all of them one vocabulary: the layer
+ * they belong to, the services they depend on (derived from the construct references in
+ * their props), an optional upstream Helm chart with typed values, the CRD groups they
+ * install, their namespace with its Pod Security level, and their checkpoint.
+ */
+import { ApiObject, Chart } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import type { Checkpoint } from './checkpoint';
+import { Layer } from './layers';
+import { selectorLabels, serviceLabels } from './labels';
+import { Platform } from './platform';
+import { HelmChartVersion, KUBERNETES_VERSION } from './versions';
+
+export type PodSecurityLevel = 'restricted' | 'baseline' | 'privileged';
+
+/** An upstream chart and the values we give it, as one Argo CD Helm source. */
+export interface HelmRelease {
+  readonly chart: HelmChartVersion;
+  /** Values typed from the chart's own values (imports/helm/). */
+  readonly values: object;
+  /** @default the service name */
+  readonly releaseName?: string;
+}
+
+/** A field Argo CD must not diff, for drift that upstream charts cause by design. */
+export interface IgnoreDifference {
+  readonly group?: string;
+  readonly kind: string;
+  readonly name?: string;
+  readonly jsonPointers?: readonly string[];
+  readonly jqPathExpressions?: readonly string[];
+}
+
+export interface ServiceSettings {
+  readonly layer: Layer;
+  readonly namespace: string;
+  /** @default 'restricted' */
+  readonly podSecurity?: PodSecurityLevel;
+  /** API groups whose CRDs this service installs (a service emitting them depends on it). @default none */
+  readonly installsCrdGroups?: readonly string[];
+  /** @default no chart: the service is only its own manifests */
+  readonly helm?: HelmRelease;
+  /** @default none */
+  readonly ignoreDifferences?: readonly IgnoreDifference[];
+  /**
+   * Extra dependencies that are not construct references (e.g. a user's `dependsOn` list,
+   * resolved to services by the platform). @default none
+   */
+  readonly extraDependencies?: readonly HomelabService[];
+}
+
+export abstract class HomelabService extends Chart {
+  static isHomelabService(x: unknown): x is HomelabService {
+    return x instanceof HomelabService;
+  }
+
+  readonly serviceName: string;
+  readonly environment: string;
+  readonly layer: Layer;
+  readonly namespaceName: string;
+  readonly podSecurity: PodSecurityLevel;
+  readonly installsCrdGroups: readonly string[];
+  readonly helm?: HelmRelease;
+  readonly ignoreDifferences: readonly IgnoreDifference[];
+  /** Services this one needs first: every HomelabService found in its props. */
+  readonly dependencies: ReadonlySet<HomelabService>;
+  private checkpointConstruct?: Checkpoint;
+
+  /**
+   * @param props the subclass's own props: every HomelabService in them (directly or in
+   *   an array) becomes a dependency, so wiring a reference is declaring the dependency.
+   */
+  protected constructor(scope: Platform, name: string, props: object, settings: ServiceSettings) {
+    super(scope, name, {
+      namespace: settings.namespace,
+      disableResourceNameHashes: true,
+      labels: serviceLabels({ name, environment: scope.environment }, settings.layer),
+    });
+    this.serviceName = name;
+    this.environment = scope.environment;
+    this.layer = settings.layer;
+    this.namespaceName = settings.namespace;
+    this.podSecurity = settings.podSecurity ?? 'restricted';
+    this.installsCrdGroups = settings.installsCrdGroups ?? [];
+    this.helm = settings.helm;
+    this.ignoreDifferences = settings.ignoreDifferences ?? [];
+    this.dependencies = new Set([...serviceReferences(props), ...(settings.extraDependencies ?? [])]);
+    new k8s.KubeNamespace(this, 'namespace', {
+      metadata: { name: settings.namespace, labels: podSecurityLabels(this.podSecurity) },
+    });
+    scope.register(this);
+  }
+
+  /** Labels for a component's resources (overrides the chart's component label). */
+  labelsFor(component: string): Record<string, string> {
+    return serviceLabels(this, component);
+  }
+
+  /** Pod selector labels for a component: explicit, stable across construct renames. */
+  selectorFor(component: string): Record<string, string> {
+    return selectorLabels(this, component);
+  }
+
+  get name(): string {
+    return this.serviceName;
+  }
+
+  /** The validation step Argo CD runs after every sync (a PostSync hook). */
+  get checkpoint(): Checkpoint | undefined {
+    return this.checkpointConstruct;
+  }
+
+  /** @internal called by the Checkpoint construct. */
+  _registerCheckpoint(checkpoint: Checkpoint): void {
+    if (this.checkpointConstruct) throw new Error(`${this.serviceName} already has a checkpoint`);
+    this.checkpointConstruct = checkpoint;
+  }
+
+  /** All Kubernetes objects this service writes itself (its folder under k8s/<env>/). */
+  get apiObjects(): ApiObject[] {
+    return this.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && Chart.of(c) === this);
+  }
+
+  /** The service a construct belongs to. */
+  static of(construct: Construct): HomelabService {
+    const chart = Chart.of(construct);
+    if (!HomelabService.isHomelabService(chart)) throw new Error(`${construct.node.path} is not inside a HomelabService`);
+    return chart;
+  }
+}
+
+function podSecurityLabels(level: PodSecurityLevel): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const mode of ['enforce', 'audit', 'warn']) {
+    labels[`pod-security.kubernetes.io/${mode}`] = level;
+    labels[`pod-security.kubernetes.io/${mode}-version`] = KUBERNETES_VERSION;
+  }
+  return labels;
+}
+
+/** HomelabService instances among the values of `props` (one level, arrays included). */
+function serviceReferences(props: object): HomelabService[] {
+  return Object.values(props).flatMap((value) =>
+    (Array.isArray(value) ? value : [value]).filter(HomelabService.isHomelabService),
+  );
+}

@@ -1,0 +1,12 @@
+import type { HomelabService } from './service';
+
+/**
+ * A service that provides persistent volumes. Consumers take it as a typed prop, which
+ * both makes them depend on it and gives them the storage class name.
+ */
+export interface StorageProvider extends HomelabService {
+  /** Name of the default StorageClass. */
+  readonly defaultStorageClass: string;
+  /** The named class, checked to exist. @param name @default the default class */
+  storageClass(name?: string): string;
+}

@@ -1,0 +1,18 @@
+/** The short report `npm run synth` prints: per environment, each service with its wave. */
+import type { SynthesizedEnvironment } from './synth';
+
+export function formatSummary(environments: readonly SynthesizedEnvironment[], outdir: string, elapsedMs: number): string {
+  const lines: string[] = [];
+  for (const env of environments) {
+    lines.push(`${env.environment}: ${env.services.length} services, ${env.files.size} files in ${outdir}/${env.environment}/`);
+    const rows = [
+      ['wave', 'service', 'layer', 'namespace', 'chart', 'resources'],
+      ...env.services.map((s) => [String(s.wave), s.name, s.layer, s.namespace, s.chart ?? '-', String(s.resources)]),
+    ];
+    const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => row[col].length)));
+    for (const row of rows) lines.push(`  ${row.map((cell, col) => cell.padEnd(widths[col])).join('  ').trimEnd()}`);
+    lines.push('');
+  }
+  lines.push(`synthesized ${environments.length} environment${environments.length === 1 ? '' : 's'} in ${(elapsedMs / 1000).toFixed(2)} s`);
+  return `${lines.join('\n')}\n`;
+}

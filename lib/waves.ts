@@ -1,0 +1,82 @@
+/**
+ * Sync waves from the dependency graph. Pure functions over service names, so the rules
+ * are testable without constructs: a service's wave is one more than the highest wave
+ * among its dependencies (independent services share a wave and sync in parallel).
+ */
+import { UserError } from './errors';
+import { LAYER_ORDER, Layer } from './layers';
+
+export interface GraphNode {
+  readonly name: string;
+  readonly layer: Layer;
+  /** Names of the services this one depends on. */
+  readonly dependsOn: readonly string[];
+}
+
+export type WaveMode = 'dependencies' | 'sequential';
+
+export function computeWaves(nodes: readonly GraphNode[], mode: WaveMode): Map<string, number> {
+  const byName = new Map(nodes.map((n) => [n.name, n]));
+  for (const node of nodes) {
+    for (const dep of node.dependsOn) {
+      if (!byName.has(dep)) throw new Error(`${node.name} depends on unknown service ${dep}`);
+    }
+  }
+  const cycle = findCycle(nodes, byName);
+  if (cycle) throw new UserError([`dependency cycle: ${cycle.join(' -> ')}`]);
+  return mode === 'sequential' ? sequentialWaves(nodes, byName) : dependencyWaves(nodes, byName);
+}
+
+function dependencyWaves(nodes: readonly GraphNode[], byName: Map<string, GraphNode>): Map<string, number> {
+  const waves = new Map<string, number>();
+  const waveOf = (node: GraphNode): number => {
+    const known = waves.get(node.name);
+    if (known !== undefined) return known;
+    const wave = Math.max(-1, ...node.dependsOn.map((d) => waveOf(byName.get(d)!))) + 1;
+    waves.set(node.name, wave);
+    return wave;
+  };
+  for (const node of nodes) waveOf(node);
+  return waves;
+}
+
+/** The source documents' strict order: one layer per wave, dependencies must not point forward. */
+function sequentialWaves(nodes: readonly GraphNode[], byName: Map<string, GraphNode>): Map<string, number> {
+  const waves = new Map(nodes.map((n) => [n.name, LAYER_ORDER.indexOf(n.layer)]));
+  const problems: string[] = [];
+  for (const node of nodes) {
+    for (const dep of node.dependsOn) {
+      if (waves.get(dep)! >= waves.get(node.name)!) {
+        problems.push(
+          `waves: sequential: ${node.name} (layer ${node.layer}) depends on ${dep} (layer ${byName.get(dep)!.layer}), which does not come before it; use waves: dependencies or move one of them`,
+        );
+      }
+    }
+  }
+  if (problems.length > 0) throw new UserError(problems);
+  return waves;
+}
+
+/** A dependency cycle as a closed path (`a -> b -> a`), or undefined. Deterministic: input order. */
+export function findCycle(nodes: readonly GraphNode[], byName = new Map(nodes.map((n) => [n.name, n]))): string[] | undefined {
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const visit = (name: string): string[] | undefined => {
+    if (state.get(name) === 'done') return undefined;
+    if (state.get(name) === 'visiting') return [...stack.slice(stack.indexOf(name)), name];
+    state.set(name, 'visiting');
+    stack.push(name);
+    for (const dep of byName.get(name)!.dependsOn) {
+      const cycle = visit(dep);
+      if (cycle) return cycle;
+    }
+    stack.pop();
+    state.set(name, 'done');
+    return undefined;
+  };
+  for (const node of nodes) {
+    const cycle = visit(node.name);
+    if (cycle) return cycle;
+  }
+  return undefined;
+}

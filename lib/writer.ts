@@ -1,0 +1,47 @@
+/**
+ * Writes synthesized environments into the output directory in one step: everything goes
+ * to a staging directory beside it, which then replaces it. Stale files vanish with the
+ * old directory; if anything fails before the swap, the output directory is untouched.
+ */
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { SynthesizedEnvironment } from './synth';
+
+export interface WriteOptions {
+  /** The output directory, e.g. `k8s`. */
+  readonly outdir: string;
+  /**
+   * Replace only the folders of the given environments and keep everything else in the
+   * output directory (`--env prod`). @default false: the whole directory is replaced
+   */
+  readonly partial?: boolean;
+}
+
+export function writeOutput(environments: readonly SynthesizedEnvironment[], options: WriteOptions): void {
+  const outdir = options.outdir.replace(/\/+$/, '');
+  const staging = mkdtempSync(join(dirname(outdir), `.${basename(outdir)}-staging-`));
+  const retired = `${staging}-old`;
+  try {
+    if (options.partial && existsSync(outdir)) {
+      const replaced = new Set(environments.map((e) => e.environment));
+      for (const entry of readdirSync(outdir).filter((e) => !replaced.has(e))) {
+        cpSync(join(outdir, entry), join(staging, entry), { recursive: true });
+      }
+    }
+    for (const env of environments) {
+      for (const [path, content] of env.files) {
+        const target = join(staging, env.environment, path);
+        mkdirSync(dirname(target), { recursive: true });
+        writeFileSync(target, content);
+      }
+    }
+    if (existsSync(outdir)) renameSync(outdir, retired);
+    renameSync(staging, outdir);
+  } catch (error) {
+    if (existsSync(retired) && !existsSync(outdir)) renameSync(retired, outdir);
+    throw error;
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+    rmSync(retired, { recursive: true, force: true });
+  }
+}

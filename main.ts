@@ -1,0 +1,56 @@
+/**
+ * `npm run synth [-- --config homelab.yaml] [--env prod] [--out k8s]`: validate the homelab
+ * description and write the Argo CD app-of-apps and every service's manifests to k8s/.
+ */
+import { parseArgs } from 'node:util';
+import { loadConfigFile } from './lib/config/load';
+import { UserError } from './lib/errors';
+import { formatSummary } from './lib/summary';
+import { synthesizeEnvironment } from './lib/synth';
+import { writeOutput } from './lib/writer';
+
+const USAGE = 'usage: npm run synth -- [--config homelab.yaml] [--env <name>] [--out k8s]';
+
+export function main(argv: readonly string[]): number {
+  const started = performance.now();
+  try {
+    const options = parseOptions(argv);
+    const config = loadConfigFile(options.config);
+    const names = [...config.environments.keys()];
+    if (options.env !== undefined && !config.environments.has(options.env)) {
+      throw new UserError([`--env: expected one of the environments in ${options.config} (${names.join(', ')}), received "${options.env}"`]);
+    }
+    const selected = options.env !== undefined ? [options.env] : names;
+    const results = selected.map((name) => synthesizeEnvironment(name, config.environments.get(name)!));
+    writeOutput(results, { outdir: options.out, partial: options.env !== undefined });
+    process.stdout.write(formatSummary(results, options.out, performance.now() - started));
+    return 0;
+  } catch (error) {
+    if (error instanceof UserError) {
+      for (const problem of error.problems) process.stderr.write(`error: ${problem}\n`);
+      process.stderr.write(`nothing was written; k8s output is unchanged\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+function parseOptions(argv: readonly string[]): { config: string; env?: string; out: string } {
+  try {
+    const { values } = parseArgs({
+      args: [...argv],
+      options: {
+        config: { type: 'string', default: 'homelab.yaml' },
+        env: { type: 'string' },
+        out: { type: 'string', default: 'k8s' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    return { config: values.config!, env: values.env, out: values.out! };
+  } catch (error) {
+    throw new UserError([`${(error as Error).message}`, USAGE]);
+  }
+}
+
+if (require.main === module) process.exitCode = main(process.argv.slice(2));
