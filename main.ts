@@ -6,7 +6,8 @@ import { parseArgs } from 'node:util';
 import { loadConfigFile } from './lib/config/load';
 import { UserError } from './lib/errors';
 import { formatSummary } from './lib/summary';
-import { synthesizeEnvironment } from './lib/synth';
+import type { EnvironmentConfig } from './lib/config/schema';
+import { SynthesizedEnvironment, synthesizeEnvironment } from './lib/synth';
 import { writeOutput } from './lib/writer';
 
 const USAGE = 'usage: npm run synth -- [--config homelab.yaml] [--env <name>] [--out k8s]';
@@ -21,7 +22,7 @@ export function main(argv: readonly string[]): number {
       throw new UserError([`--env: expected one of the environments in ${options.config} (${names.join(', ')}), received "${options.env}"`]);
     }
     const selected = options.env !== undefined ? [options.env] : names;
-    const results = selected.map((name) => synthesizeEnvironment(name, config.environments.get(name)!));
+    const results = selected.map((name) => synthesizeOrExplain(options.config, name, config.environments.get(name)!));
     writeOutput(results, { outdir: options.out, partial: options.env !== undefined });
     process.stdout.write(formatSummary(results, options.out, performance.now() - started));
     return 0;
@@ -31,6 +32,16 @@ export function main(argv: readonly string[]): number {
       process.stderr.write(`nothing was written; k8s output is unchanged\n`);
       return 1;
     }
+    throw error;
+  }
+}
+
+/** Problems found while building the graph (cycles, wave conflicts) point at the config file too. */
+function synthesizeOrExplain(file: string, environment: string, config: EnvironmentConfig): SynthesizedEnvironment {
+  try {
+    return synthesizeEnvironment(environment, config);
+  } catch (error) {
+    if (error instanceof UserError) throw new UserError(error.problems.map((p) => `${file}: environments.${environment}: ${p}`));
     throw error;
   }
 }

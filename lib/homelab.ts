@@ -8,11 +8,9 @@ import { ArgoCd } from '../charts/argocd';
 import { CustomApp } from '../charts/custom-app';
 import { Longhorn } from '../charts/longhorn';
 import type { EnvironmentConfig } from './config/schema';
-import { UserError } from './errors';
 import { Layer } from './layers';
 import { Platform } from './platform';
 import type { HomelabService } from './service';
-import { findCycle } from './waves';
 
 export function buildPlatform(scope: Construct, environment: string, config: EnvironmentConfig): Platform {
   const platform = new Platform(scope, environment, config);
@@ -24,8 +22,8 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   const built = new Map<string, HomelabService>([['argocd', argocd]]);
   if (longhorn) built.set('longhorn', longhorn);
 
-  // Apps may depend on each other: create them dependencies first (the config check has
-  // rejected unknown names; a cycle leaves some unbuilt and is reported by name).
+  // Apps may depend on each other: create dependencies first (the config check has
+  // rejected unknown names and cycles).
   const pending = new Map(Object.entries(config.apps).filter(([, app]) => app.enabled));
   while (pending.size > 0) {
     const ready = [...pending].filter(([, app]) => app.dependsOn.every((dep) => built.has(dep)));
@@ -43,12 +41,7 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
       pending.delete(name);
     }
   }
-  if (pending.size > 0) throw appCycle(config, [...pending.keys()]);
+  // The config check rejects cycles, so every app is built by now.
+  if (pending.size > 0) throw new Error(`apps not built: ${[...pending.keys()].join(', ')}`);
   return platform;
-}
-
-function appCycle(config: EnvironmentConfig, unbuilt: string[]): UserError {
-  const nodes = unbuilt.map((name) => ({ name, layer: Layer.AUTOMATION, dependsOn: config.apps[name].dependsOn.filter((d) => unbuilt.includes(d)) }));
-  const cycle = findCycle(nodes) ?? unbuilt;
-  return new UserError([`apps: dependency cycle: ${cycle.join(' -> ')}`]);
 }

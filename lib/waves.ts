@@ -40,21 +40,28 @@ function dependencyWaves(nodes: readonly GraphNode[], byName: Map<string, GraphN
   return waves;
 }
 
-/** The source documents' strict order: one layer per wave, dependencies must not point forward. */
+/**
+ * The source documents' strict order: every layer starts after all earlier layers are up.
+ * Inside a layer, dependencies still order services and independent ones share a wave.
+ */
 function sequentialWaves(nodes: readonly GraphNode[], byName: Map<string, GraphNode>): Map<string, number> {
-  const waves = new Map(nodes.map((n) => [n.name, LAYER_ORDER.indexOf(n.layer)]));
+  const rank = (n: GraphNode) => LAYER_ORDER.indexOf(n.layer);
   const problems: string[] = [];
   for (const node of nodes) {
-    for (const dep of node.dependsOn) {
-      if (waves.get(dep)! >= waves.get(node.name)!) {
+    for (const dep of node.dependsOn.map((d) => byName.get(d)!)) {
+      if (rank(dep) > rank(node)) {
         problems.push(
-          `waves: sequential: ${node.name} (layer ${node.layer}) depends on ${dep} (layer ${byName.get(dep)!.layer}), which does not come before it; use waves: dependencies or move one of them`,
+          `waves: sequential: ${node.name} (layer ${node.layer}) depends on ${dep.name} (layer ${dep.layer}), a later layer; use waves: dependencies or change a layer`,
         );
       }
     }
   }
   if (problems.length > 0) throw new UserError(problems);
-  return waves;
+  const layered = nodes.map((node) => ({
+    ...node,
+    dependsOn: [...node.dependsOn, ...nodes.filter((other) => rank(other) < rank(node)).map((other) => other.name)],
+  }));
+  return dependencyWaves(layered, new Map(layered.map((n) => [n.name, n])));
 }
 
 /** A dependency cycle as a closed path (`a -> b -> a`), or undefined. Deterministic: input order. */

@@ -19,6 +19,7 @@ export interface WriteOptions {
 
 export function writeOutput(environments: readonly SynthesizedEnvironment[], options: WriteOptions): void {
   const outdir = options.outdir.replace(/\/+$/, '');
+  mkdirSync(dirname(outdir), { recursive: true });
   const staging = mkdtempSync(join(dirname(outdir), `.${basename(outdir)}-staging-`));
   const retired = `${staging}-old`;
   try {

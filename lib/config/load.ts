@@ -112,6 +112,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     }
     case 'custom':
       return issue.message;
+    case 'invalid_key':
+      return `${withExpected(issue.issues[0]?.message ?? 'a valid key')}, received ${describe(issue.input)}`;
     default:
       return 'input' in issue && issue.input !== undefined
         ? `${withExpected(issue.message)}, received ${describe(issue.input)}`

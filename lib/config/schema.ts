@@ -4,6 +4,8 @@
  * the merged result must satisfy. Every object is strict: a typo is an error, not a no-op.
  */
 import { z } from 'zod';
+import { findCycle } from '../waves';
+import { Layer } from '../layers';
 import {
   absolutePath,
   backupTargetUrl,
@@ -241,6 +243,14 @@ export const environmentConfig = z
           });
         }
       }
+    }
+    const enabledApps = Object.entries(env.apps).filter(([, app]) => app.enabled);
+    const appNames = new Set(enabledApps.map(([name]) => name));
+    const cycle = findCycle(
+      enabledApps.map(([name, app]) => ({ name, layer: Layer.AUTOMATION, dependsOn: app.dependsOn.filter((d) => appNames.has(d) && d !== name) })),
+    );
+    if (cycle) {
+      ctx.addIssue({ code: 'custom', path: ['apps', cycle[0], 'dependsOn'], message: `expected no dependency cycle, found ${cycle.join(' -> ')}` });
     }
   });
 

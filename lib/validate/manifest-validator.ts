@@ -51,8 +51,7 @@ function mapKeyword(
   value: unknown,
   transform: (node: JsonSchema, inCombinator: boolean) => JsonSchema,
 ): unknown {
-  const map = (v: unknown, inCombinator: boolean): unknown =>
-    isObject(v) ? mapSchema(v, transform, inCombinator) : v;
+  const map = (v: unknown, inCombinator: boolean): unknown => (isObject(v) ? mapSchema(v, transform, inCombinator) : v);
   if (SCHEMA_MAP_KEYWORDS.includes(keyword) && isObject(value)) {
     return Object.fromEntries(Object.entries(value).map(([name, v]) => [name, map(v, false)]));
   }
@@ -80,9 +79,18 @@ export class ManifestValidator {
   private readonly index: SchemaIndex;
   private readonly validators = new Map<string, ValidateFunction>();
   private readonly loadedFiles = new Set<string>();
+  /** Object subschema content (JSON) → id of the ajv schema holding it; see deduplicateObjects. */
+  private readonly objectSchemaIds = new Map<string, string>();
 
   constructor(private readonly schemaDir: string = SCHEMA_DIR) {
-    this.ajv = new Ajv({ strict: false, allErrors: true, code: { regExp: goRegExp, optimize: true }, ...JSON.parse(process.env.AJV_OPTS ?? "{}") });
+    // Compiling is what costs (validating takes ~20 µs a document) and these schemas are big:
+    // without ajv's code optimisation and ref inlining, compiling every kind takes half the time.
+    this.ajv = new Ajv({
+      strict: false,
+      allErrors: true,
+      inlineRefs: false,
+      code: { optimize: false, regExp: goRegExp },
+    });
     addFormats(this.ajv);
     this.index = this.readJson('index.json') as unknown as SchemaIndex;
     // The Kubernetes definitions are needed by every CRD too (root metadata is ObjectMeta).
@@ -93,8 +101,7 @@ export class ManifestValidator {
   validate(doc: unknown): string[] {
     if (!isObject(doc)) return ['document: must be a YAML mapping'];
     const { apiVersion, kind } = doc;
-    const metadata = isObject(doc.metadata) ? doc.metadata : {};
-    const subject = `${typeof kind === 'string' ? kind : '?'}/${typeof metadata.name === 'string' ? metadata.name : '?'}`;
+    const subject = subjectOf(doc);
     if (typeof apiVersion !== 'string' || apiVersion === '') return [`${subject}: missing apiVersion`];
     if (typeof kind !== 'string' || kind === '') return [`${subject}: missing kind`];
     const validate = this.validatorFor(apiVersion, kind);
@@ -120,10 +127,42 @@ export class ManifestValidator {
   private loadFile(file: string): void {
     if (this.loadedFiles.has(file)) return;
     const schema = this.readJson(file);
-    const strict = file === KUBERNETES_SCHEMA_FILE ? mapSchema(schema, closeObject) : strictCrdSchema(schema);
-    this.registerFormats(strict);
-    this.ajv.addSchema({ ...strict, $id: schemaId(file) });
+    if (file === KUBERNETES_SCHEMA_FILE) {
+      const strict = mapSchema(schema, closeObject);
+      this.registerFormats(strict);
+      this.ajv.addSchema({ ...strict, $id: schemaId(file) });
+    } else {
+      const strict = strictCrdSchema(schema);
+      this.registerFormats(strict);
+      this.ajv.addSchema({ ...this.deduplicateObjects(strict), $id: schemaId(file) });
+    }
     this.loadedFiles.add(file);
+  }
+
+  /**
+   * Replaces every object subschema below the root by a `$ref` to one ajv schema per distinct
+   * content. CRDs inline the same types many times (RayCluster repeats the PodSpec per group
+   * and the Container per list; Issuer and ClusterIssuer are the same) and ajv would compile
+   * every copy: compiling every CRD took ~5 s without this, ~2 s with it.
+   */
+  private deduplicateObjects(schema: JsonSchema): JsonSchema {
+    // mapSchema replaces children first, so a parent's key is short and equal parents get equal keys.
+    const toRef = (node: JsonSchema): JsonSchema => {
+      if (!isObject(node.properties)) return node;
+      const key = JSON.stringify(node);
+      let id = this.objectSchemaIds.get(key);
+      if (!id) {
+        id = schemaId(`objects/${this.objectSchemaIds.size}`);
+        this.objectSchemaIds.set(key, id);
+        this.ajv.addSchema(node, id);
+      }
+      return { $ref: id };
+    };
+    const properties = Object.entries(schema.properties as JsonSchema).map(([field, value]) => [
+      field,
+      isObject(value) ? mapSchema(value, toRef) : value,
+    ]);
+    return { ...schema, properties: Object.fromEntries(properties) };
   }
 
   /** Formats that ajv-formats does not know pass, rather than making compilation fail. */
@@ -156,7 +195,9 @@ function schemaId(ref: string): string {
   return SCHEMA_BASE + ref;
 }
 
-const OBJECT_META_REF = schemaId(`${KUBERNETES_SCHEMA_FILE}#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta`);
+const OBJECT_META_REF = schemaId(
+  `${KUBERNETES_SCHEMA_FILE}#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta`,
+);
 
 /**
  * Closes an object schema that lists its properties, unless it explicitly keeps unknown fields.
@@ -172,38 +213,22 @@ function closeObject(node: JsonSchema, inCombinator: boolean): JsonSchema {
 /** A CRD schema with the API server's implicit rules made explicit, then closed. */
 function strictCrdSchema(schema: JsonSchema): JsonSchema {
   const strict = mapSchema(schema, (node, inCombinator) =>
-    closeObject(embeddedResource(intOrString(node)), inCombinator),
+    closeObject(embeddedResource(intOrString(withoutDefaultedRequired(node))), inCombinator),
   );
   // The API server validates a custom resource's metadata as ObjectMeta whatever the CRD says
   // (CRDs just declare `metadata: {type: object}`).
-  return shareObjectSchemas({ ...strict, properties: { ...(strict.properties as JsonSchema), ...implicitObjectFields() } });
+  return { ...strict, properties: { ...(strict.properties as JsonSchema), ...implicitObjectFields() } };
 }
 
 /**
- * Replaces every object schema by a `$ref` to one definition per distinct content. CRDs inline
- * the same types many times (RayCluster repeats the whole PodSpec per group and container
- * list), and ajv compiles each copy: sharing them cuts compiling all CRDs from ~5 s to ~0.4 s.
+ * The API server applies a CRD's `default`s before validating, so a required field that has a
+ * default is never missing (RayCluster's workerGroupSpecs[].minReplicas, for instance).
  */
-function shareObjectSchemas(schema: JsonSchema): JsonSchema {
-  const definitions: JsonSchema = {};
-  const names = new Map<string, string>();
-  // Children are shared first, so a parent's key is short and equal parents get equal keys.
-  const share = (node: JsonSchema): JsonSchema => {
-    if (!isObject(node.properties)) return node;
-    const key = JSON.stringify(node);
-    let name = names.get(key);
-    if (!name) {
-      name = `shared${names.size}`;
-      names.set(key, name);
-      definitions[name] = node;
-    }
-    return { $ref: `#/definitions/${name}` };
-  };
-  const properties = Object.entries(schema.properties as JsonSchema).map(([field, value]) => [
-    field,
-    isObject(value) ? mapSchema(value, share) : value,
-  ]);
-  return { ...schema, properties: Object.fromEntries(properties), definitions };
+function withoutDefaultedRequired(node: JsonSchema): JsonSchema {
+  const { required, properties } = node;
+  if (!Array.isArray(required) || !isObject(properties)) return node;
+  const hasDefault = (field: string) => isObject(properties[field]) && 'default' in properties[field];
+  return { ...node, required: required.filter((field: string) => !hasDefault(field)) };
 }
 
 /** `x-kubernetes-int-or-string: true` means integer or string (controller-gen adds an equivalent anyOf). */
@@ -211,24 +236,33 @@ function intOrString(node: JsonSchema): JsonSchema {
   if (node['x-kubernetes-int-or-string'] !== true) return node;
   const { anyOf, ...rest } = node;
   // Drop the anyOf only when it merely repeats the two types, so one error is reported, not three.
-  const onlyTypes = Array.isArray(anyOf) && anyOf.every((branch) => isObject(branch) && Object.keys(branch).join() === 'type');
+  const onlyTypes =
+    Array.isArray(anyOf) && anyOf.every((branch) => isObject(branch) && Object.keys(branch).join() === 'type');
   return { ...(onlyTypes ? rest : node), type: ['integer', 'string'] };
 }
 
 /** An embedded resource has apiVersion, kind and metadata even when its schema does not list them. */
 function embeddedResource(node: JsonSchema): JsonSchema {
   if (node['x-kubernetes-embedded-resource'] !== true || !isObject(node.properties)) return node;
-  return { ...node, properties: { ...implicitObjectFields(), ...node.properties, metadata: { $ref: OBJECT_META_REF } } };
+  return {
+    ...node,
+    properties: { ...implicitObjectFields(), ...node.properties, metadata: { $ref: OBJECT_META_REF } },
+  };
 }
 
 function implicitObjectFields(): JsonSchema {
   return { apiVersion: { type: 'string' }, kind: { type: 'string' }, metadata: { $ref: OBJECT_META_REF } };
 }
 
+/** `<kind>/<metadata.name>`, with `?` for what is missing: what error messages start with. */
+function subjectOf(doc: JsonSchema): string {
+  const name = isObject(doc.metadata) ? doc.metadata.name : undefined;
+  return `${typeof doc.kind === 'string' ? doc.kind : '?'}/${typeof name === 'string' ? name : '?'}`;
+}
+
 /** Turns ajv errors into `dotted.path: message` lines, one per problem. */
 function formatErrors(errors: ErrorObject[]): string[] {
-  const messages = mergeAlternatives(errors).map(({ path, message }) => `${path || '(root)'}: ${message}`);
-  return [...new Set(messages)];
+  return mergeAlternatives(errors).map(({ path, message }) => `${path || '(root)'}: ${message}`);
 }
 
 interface Problem {

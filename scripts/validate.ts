@@ -1,0 +1,61 @@
+/**
+ * `npm run validate [dir]`: validates every YAML document under dir (default k8s) against the
+ * Kubernetes 1.28 and CRD schemas in imports/schemas. Exits 1 on any error.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { ManifestValidator } from '../lib/validate/manifest-validator';
+
+export interface DirectoryReport {
+  documents: number;
+  files: number;
+  /** `<file>: <kind>/<name>: <path>: <message>`, in file order. */
+  errors: string[];
+}
+
+export function validateDirectory(dir: string): DirectoryReport {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    return { documents: 0, files: 0, errors: [`${dir}: no such directory`] };
+  }
+  const report: DirectoryReport = { documents: 0, files: 0, errors: [] };
+  for (const file of yamlFiles(dir)) {
+    report.files += 1;
+    const { documents, errors } = validateFile(file);
+    report.documents += documents;
+    report.errors.push(...errors);
+  }
+  return report;
+}
+
+function validateFile(file: string): { documents: number; errors: string[] } {
+  const documents = parseAllDocuments(readFileSync(file, 'utf8'));
+  const label = (i: number) => (documents.length > 1 ? `${file} (document ${i + 1})` : file);
+  // A file that holds only comments would otherwise pass without validating anything.
+  if (documents.length === 0) return { documents: 0, errors: [`${file}: no YAML document`] };
+  const errors = documents.flatMap((document, i) => {
+    if (document.errors.length > 0) return document.errors.map((e) => `${label(i)}: ${e.message.split('\n')[0]}`);
+    return ManifestValidator.shared()
+      .validate(document.toJS())
+      .map((message) => `${label(i)}: ${message}`);
+  });
+  return { documents: documents.length, errors };
+}
+
+/** `.yaml`/`.yml` files under dir, recursively, sorted so the output is stable. */
+function yamlFiles(dir: string): string[] {
+  return (readdirSync(dir, { recursive: true }) as string[])
+    .filter((file) => /\.ya?ml$/.test(file))
+    .sort()
+    .map((file) => join(dir, file))
+    .filter((path) => statSync(path).isFile());
+}
+
+function main(dir: string): number {
+  const { documents, files, errors } = validateDirectory(dir);
+  for (const error of errors) console.error(error);
+  console.log(`validated ${documents} documents in ${files} files: ${errors.length} errors`);
+  return errors.length > 0 ? 1 : 0;
+}
+
+if (require.main === module) process.exitCode = main(process.argv[2] ?? 'k8s');

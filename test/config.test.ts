@@ -1,0 +1,223 @@
+/**
+ * Bad input: every mistake names its config path and what was expected, the CLI exits 1
+ * without a stack trace, and the output directory stays byte-for-byte as it was.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../lib/config/load';
+import { exampleObject, exampleText, readTree, runCli, runMain, tempDir, toYamlText } from './support';
+
+type Mutation = (config: Record<string, any>) => void;
+
+/** Each case: a change to the example config (or a raw text), and what the error must say. */
+const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (string | RegExp)[] }[] = [
+  {
+    name: 'wrong type in an environment override',
+    mutate: (c) => (c.environments.prod.services.longhorn.replicas = 'three'),
+    expected: ['environments.prod.services.longhorn.replicas: expected an integer between 1 and 10, received "three"'],
+  },
+  {
+    name: 'unknown key (a typo)',
+    mutate: (c) => (c.services.longhorn.replica = 2),
+    expected: ['services.longhorn.replica: unknown key; expected one of enabled, replicas'],
+  },
+  {
+    name: 'unknown key in an environment',
+    mutate: (c) => (c.environments.dev.sync = { mode: 'automated', selfheal: true }),
+    expected: ['environments.dev.sync.selfheal: unknown key; expected one of mode, prune, selfHeal, retry'],
+  },
+  {
+    name: 'bad memory quantity',
+    mutate: (c) => (c.apps['node-red'].resources.limits.memory = '4GB'),
+    expected: ['apps.node-red.resources.limits.memory: expected a memory quantity in Mi, Gi or Ti, such as "512Mi" or "4Gi", received "4GB"'],
+  },
+  {
+    name: 'bad CPU quantity',
+    mutate: (c) => (c.apps['node-red'].resources.requests.cpu = 'lots'),
+    expected: ['apps.node-red.resources.requests.cpu: expected a CPU quantity such as "500m" or "2", received "lots"'],
+  },
+  {
+    name: 'bad hostname',
+    mutate: (c) => (c.environments.staging.domain = 'Staging_Lab'),
+    expected: ['environments.staging.domain: expected a lowercase DNS hostname'],
+  },
+  {
+    name: 'missing required field',
+    mutate: (c) => delete c.git.repoURL,
+    expected: ['git.repoURL: expected a Git URL', 'but it is missing'],
+  },
+  {
+    name: 'bad Kubernetes name for a node',
+    mutate: (c) => (c.nodes.Worker_2 = { role: 'worker', cpu: 4, memory: '8Gi' }),
+    expected: ['nodes.Worker_2: expected a Kubernetes name'],
+  },
+  {
+    name: 'enum value out of range',
+    mutate: (c) => (c.environments.prod.sync.mode = 'sometimes'),
+    expected: ['environments.prod.sync.mode: expected one of "automated", "manual", received "sometimes"'],
+  },
+  {
+    name: 'image without a pinned tag',
+    mutate: (c) => (c.apps['node-red'].image = 'docker.io/nodered/node-red:latest'),
+    expected: ['apps.node-red.image: expected a pinned tag, not "latest"'],
+  },
+  {
+    name: 'dependency on an unknown service',
+    mutate: (c) => (c.apps['node-red'].dependsOn = ['home-assistant', 'grafana']),
+    expected: ['apps.node-red.dependsOn.1: expected an enabled service or app', 'received "grafana"'],
+  },
+  {
+    name: 'dependency on a disabled service',
+    mutate: (c) => {
+      c.apps['home-assistant'].enabled = false;
+    },
+    expected: ['apps.node-red.dependsOn.0: expected an enabled service or app', 'received "home-assistant"'],
+  },
+  {
+    name: 'dependency cycle between apps',
+    mutate: (c) => (c.apps['home-assistant'].dependsOn = ['node-red']),
+    expected: ['apps.home-assistant.dependsOn: expected no dependency cycle, found home-assistant -> node-red -> home-assistant'],
+  },
+  {
+    name: 'more Longhorn replicas than nodes',
+    mutate: (c) => (c.environments.dev.services.longhorn.replicas = 3),
+    expected: ['environments.dev.services.longhorn.replicas: expected at most 1 (one replica per node), received 3'],
+  },
+  {
+    name: 'backup job without a backup target',
+    mutate: (c) => (c.services.longhorn.recurringJobs.hourly = { task: 'backup', cron: '0 * * * *', retain: 3 }),
+    expected: ['services.longhorn.recurringJobs.hourly.task: expected a backup target'],
+  },
+  {
+    name: 'volume without Longhorn',
+    mutate: (c) => (c.environments.dev.services.longhorn.enabled = false),
+    expected: ['apps.home-assistant.volume: expected services.longhorn.enabled: a volume needs Longhorn'],
+  },
+  { name: 'empty file', text: '', expected: ['the config file is empty'] },
+  { name: 'comments only', text: '# nothing here\n', expected: ['the config file is empty'] },
+  { name: 'invalid YAML', text: 'domain: home.example.net\nnodes: [a, b\n', expected: [/invalid YAML at line \d+, column \d+/] },
+  { name: 'not a mapping', text: '- just\n- a list\n', expected: ['expected a mapping at the top level, received a list'] },
+  {
+    name: 'no environments',
+    mutate: (c) => delete c.environments,
+    expected: ['environments: expected a mapping of at least one environment'],
+  },
+];
+
+function configText(testCase: (typeof BAD_CONFIGS)[number]): string {
+  if (testCase.text !== undefined) return testCase.text;
+  const config = exampleObject();
+  testCase.mutate!(config);
+  return toYamlText(config);
+}
+
+describe('config validation', () => {
+  let dir: string;
+  let outdir: string;
+
+  beforeEach(() => {
+    dir = tempDir();
+    outdir = join(dir, 'k8s');
+    // Existing output that a failed synth must leave exactly as it is.
+    mkdirSync(join(outdir, 'dev', 'apps'), { recursive: true });
+    writeFileSync(join(outdir, 'dev', 'apps', 'application-keep.yaml'), 'kind: Application # previous synth\n');
+    writeFileSync(join(outdir, 'stale-but-untouched.txt'), 'x');
+  });
+
+  it.each(BAD_CONFIGS)('$name: names the path, exits 1, leaves the output alone', (testCase) => {
+    const file = join(dir, 'homelab.yaml');
+    writeFileSync(file, configText(testCase));
+    const before = readTree(outdir);
+
+    const result = runMain(['--config', file, '--out', outdir]);
+
+    expect(result.status).toBe(1);
+    for (const expected of testCase.expected) {
+      if (typeof expected === 'string') expect(result.stderr).toContain(expected);
+      else expect(result.stderr).toMatch(expected);
+    }
+    expect(result.stderr).toContain(file);
+    expect(result.stderr).not.toMatch(/^\s+at /m);
+    expect(result.stdout).toBe('');
+    expect(readTree(outdir)).toEqual(before);
+  });
+
+  it('reports all problems at once', () => {
+    const config = exampleObject();
+    config.services.longhorn.replica = 2;
+    config.environments.staging.domain = 'Bad_Domain';
+    config.apps['node-red'].image = 'nodered:latest';
+    expect(() => parseConfig(toYamlText(config), 'homelab.yaml')).toThrow(
+      expect.objectContaining({
+        problems: expect.arrayContaining([
+          expect.stringContaining('services.longhorn.replica: unknown key'),
+          expect.stringContaining('environments.staging.domain:'),
+          expect.stringContaining('apps.node-red.image:'),
+        ]),
+      }),
+    );
+  });
+
+  it('an unreadable file is a user error too', () => {
+    const before = readTree(outdir);
+    const result = runMain(['--config', join(dir, 'missing.yaml'), '--out', outdir]);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('missing.yaml: cannot read the config file (no such file)');
+    expect(readTree(outdir)).toEqual(before);
+  });
+
+  it('an unknown --env or option is a user error', () => {
+    const file = join(dir, 'homelab.yaml');
+    writeFileSync(file, exampleText());
+    expect(runMain(['--config', file, '--out', outdir, '--env', 'qa']).stderr).toContain(
+      '--env: expected one of the environments in',
+    );
+    expect(runMain(['--config', file, '--out', outdir, '--envs', 'prod']).status).toBe(1);
+  });
+
+  it('the real CLI exits 1 with no stack trace and writes nothing', () => {
+    const file = join(dir, 'homelab.yaml');
+    const config = exampleObject();
+    config.environments.prod.services.longhorn.replicas = 'three';
+    writeFileSync(file, toYamlText(config));
+    const before = readTree(outdir);
+
+    const result = runCli(['--config', file, '--out', outdir]);
+
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('environments.prod.services.longhorn.replicas: expected an integer between 1 and 10, received "three"');
+    expect(result.stderr).not.toMatch(/^\s+at /m);
+    expect(readTree(outdir)).toEqual(before);
+  });
+});
+
+describe('environment merge', () => {
+  it('overrides the base by deep merge and removes keys set to null', () => {
+    const config = parseConfig(exampleText(), 'homelab.yaml');
+    const dev = config.environments.get('dev')!;
+    const prod = config.environments.get('prod')!;
+    expect(Object.keys(dev.nodes)).toEqual(['cp-1']);
+    expect(Object.keys(prod.nodes)).toEqual(['cp-1', 'worker-1', 'gpu-1']);
+    expect(dev.services.longhorn.replicas).toBe(1);
+    expect(prod.services.longhorn.replicas).toBe(3);
+    // Untouched siblings of an overridden key survive the merge.
+    expect(dev.services.longhorn.storageClasses).toEqual(prod.services.longhorn.storageClasses);
+    expect(Object.keys(dev.services.longhorn.recurringJobs)).toEqual(['daily-snapshot']);
+    expect(Object.keys(prod.services.longhorn.recurringJobs).sort()).toEqual(['daily-snapshot', 'nightly-backup', 'weekly-trim']);
+    expect(prod.sync.mode).toBe('manual');
+    expect(dev.sync.mode).toBe('automated');
+    expect(prod.sync.retry.limit).toBe(5);
+  });
+
+  it('fills defaults for what the config leaves out', () => {
+    const config = exampleObject();
+    delete config.waves;
+    delete config.sync;
+    delete config.services.argocd;
+    const dev = parseConfig(toYamlText(config), 'homelab.yaml').environments.get('dev')!;
+    expect(dev.waves).toBe('dependencies');
+    expect(dev.sync).toMatchObject({ mode: 'automated', prune: true, selfHeal: true, retry: { limit: 5 } });
+    expect(dev.services.argocd).toEqual({ subdomain: 'argocd', replicas: 1 });
+  });
+});

@@ -1,0 +1,316 @@
+/**
+ * Properties of the whole synthesized example that must hold for any config: checked over
+ * every document of every environment rather than over hand-picked expectations.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { helmValuesErrors } from '../lib/helm-values';
+import { GENERATED_HEADER, SynthesizedEnvironment } from '../lib/synth';
+import { ManifestValidator } from '../lib/validate/manifest-validator';
+import { CHARTS } from '../lib/versions';
+import { Manifest, manifestsOf, ROOT, synthesizeExample } from './support';
+
+const envs = synthesizeExample();
+const all = envs.flatMap((env) => manifestsOf(env).map((m) => ({ env, ...m })));
+const WAVE = 'argocd.argoproj.io/sync-wave';
+const SYNC_OPTIONS = 'argocd.argoproj.io/sync-options';
+
+function applications(env: SynthesizedEnvironment): Manifest[] {
+  return manifestsOf(env)
+    .filter(({ path, manifest }) => path.startsWith('apps/') && manifest.kind === 'Application')
+    .map(({ manifest }) => manifest);
+}
+
+function sourcesOf(app: Manifest): any[] {
+  return app.spec.sources ?? [app.spec.source];
+}
+
+function podSpecOf(manifest: Manifest): any | undefined {
+  switch (manifest.kind) {
+    case 'Pod':
+      return manifest.spec;
+    case 'Deployment':
+    case 'StatefulSet':
+    case 'DaemonSet':
+    case 'ReplicaSet':
+    case 'Job':
+      return manifest.spec.template.spec;
+    case 'CronJob':
+      return manifest.spec.jobTemplate.spec.template.spec;
+    default:
+      return undefined;
+  }
+}
+
+describe('the synthesized example', () => {
+  it('has all three environments and a bootstrap, apps and service folders each', () => {
+    expect(envs.map((e) => e.environment)).toEqual(['dev', 'staging', 'prod']);
+    for (const env of envs) {
+      const folders = new Set([...env.files.keys()].map((p) => p.split('/')[0]));
+      expect([...folders].sort()).toEqual(['apps', 'argocd', 'bootstrap', 'home-assistant', 'longhorn', 'node-red']);
+    }
+  });
+
+  it('validates every document against the Kubernetes 1.28 schema and the CRD schemas', () => {
+    const validator = ManifestValidator.shared();
+    const problems = all.flatMap(({ env, path, manifest }) => validator.validate(manifest).map((p) => `${env.environment}/${path}: ${p}`));
+    expect(problems).toEqual([]);
+    expect(all.length).toBeGreaterThan(60);
+  });
+
+  it('marks every file as generated, one resource per file', () => {
+    for (const env of envs) {
+      for (const [path, content] of env.files) {
+        expect(content.startsWith(GENERATED_HEADER), path).toBe(true);
+        expect(content.match(/^---$/m), path).toBeNull();
+      }
+    }
+  });
+
+  it('names files after their resource', () => {
+    for (const { path, manifest } of all) {
+      expect(path.split('/').pop()).toBe(`${manifest.kind.toLowerCase()}-${manifest.metadata.name}.yaml`);
+    }
+  });
+
+  it('contains no Secret with data', () => {
+    const secrets = all.filter(({ manifest }) => manifest.kind === 'Secret' && (manifest.data || manifest.stringData));
+    expect(secrets.map((s) => s.path)).toEqual([]);
+  });
+
+  it('gives every container CPU/memory requests and limits and a pinned image tag', () => {
+    let containers = 0;
+    for (const { env, path, manifest } of all) {
+      const spec = podSpecOf(manifest);
+      if (!spec) continue;
+      for (const container of [...(spec.initContainers ?? []), ...spec.containers]) {
+        containers++;
+        const where = `${env.environment}/${path} ${container.name}`;
+        for (const kind of ['requests', 'limits']) {
+          expect(container.resources?.[kind]?.cpu, `${where} ${kind}.cpu`).toBeTruthy();
+          expect(container.resources?.[kind]?.memory, `${where} ${kind}.memory`).toBeTruthy();
+        }
+        expect(container.image, where).toMatch(/:[\w][\w.-]*$/);
+        expect(container.image, where).not.toMatch(/:latest$/);
+      }
+    }
+    expect(containers).toBeGreaterThanOrEqual(envs.length * 4);
+  });
+
+  it('labels every resource of a service explicitly, never by construct path', () => {
+    for (const { path, manifest } of all) {
+      if (path.startsWith('bootstrap/') || path.startsWith('apps/appproject')) continue;
+      const labels = manifest.metadata.labels ?? {};
+      for (const key of ['name', 'instance', 'part-of', 'component', 'managed-by']) {
+        expect(labels[`app.kubernetes.io/${key}`], `${path} ${key}`).toBeTruthy();
+      }
+      const text = JSON.stringify(manifest);
+      expect(text, path).not.toContain('cdk8s.io/metadata.addr');
+    }
+  });
+
+  it('selects pods by the stable labels the pod template carries', () => {
+    for (const { path, manifest } of all.filter(({ manifest }) => manifest.kind === 'Deployment')) {
+      const selector = manifest.spec.selector.matchLabels;
+      expect(Object.keys(selector).sort(), path).toEqual(['app.kubernetes.io/component', 'app.kubernetes.io/instance', 'app.kubernetes.io/name']);
+      expect(manifest.spec.template.metadata.labels, path).toMatchObject(selector);
+    }
+    for (const { env, path, manifest } of all.filter(({ manifest }) => manifest.kind === 'Service')) {
+      const deployment = manifestsOf(env).find(
+        (m) => m.manifest.kind === 'Deployment' && m.manifest.metadata.namespace === manifest.metadata.namespace,
+      );
+      expect(deployment?.manifest.spec.template.metadata.labels, path).toMatchObject(manifest.spec.selector);
+    }
+  });
+
+  it('emits every service namespace with Pod Security labels', () => {
+    for (const env of envs) {
+      const namespaces = manifestsOf(env).filter(({ manifest }) => manifest.kind === 'Namespace');
+      for (const app of applications(env)) {
+        const ns = namespaces.find(({ manifest }) => manifest.metadata.name === app.spec.destination.namespace);
+        expect(ns, `${env.environment} ${app.metadata.name}`).toBeDefined();
+        expect(['restricted', 'baseline', 'privileged']).toContain(ns!.manifest.metadata.labels!['pod-security.kubernetes.io/enforce']);
+      }
+    }
+    const level = (env: SynthesizedEnvironment, ns: string) =>
+      manifestsOf(env).find(({ manifest }) => manifest.kind === 'Namespace' && manifest.metadata.name === ns)!.manifest.metadata.labels![
+        'pod-security.kubernetes.io/enforce'
+      ];
+    expect(level(envs[0], 'longhorn-system')).toBe('privileged');
+    expect(level(envs[0], 'node-red')).toBe('restricted');
+    expect(level(envs[0], 'home-assistant')).toBe('baseline');
+  });
+
+  it('runs pods in restricted namespaces with a restricted security context', () => {
+    for (const env of envs) {
+      const restricted = new Set(
+        manifestsOf(env)
+          .filter(({ manifest }) => manifest.kind === 'Namespace' && manifest.metadata.labels?.['pod-security.kubernetes.io/enforce'] === 'restricted')
+          .map(({ manifest }) => manifest.metadata.name),
+      );
+      for (const { path, manifest } of manifestsOf(env)) {
+        const spec = podSpecOf(manifest);
+        if (!spec || !restricted.has(manifest.metadata.namespace!)) continue;
+        expect(spec.securityContext?.runAsNonRoot, path).toBe(true);
+        for (const container of spec.containers) {
+          const sc = container.securityContext ?? {};
+          expect(sc.allowPrivilegeEscalation, path).toBe(false);
+          expect(sc.capabilities?.drop, path).toContain('ALL');
+          expect(sc.seccompProfile?.type ?? spec.securityContext?.seccompProfile?.type, path).toBe('RuntimeDefault');
+        }
+      }
+    }
+  });
+
+  it('gives every service a PostSync checkpoint Job that cleans up after itself', () => {
+    for (const env of envs) {
+      for (const app of applications(env)) {
+        const service = app.metadata.name;
+        const jobs = manifestsOf(env).filter(({ path, manifest }) => path.startsWith(`${service}/`) && manifest.kind === 'Job');
+        expect(jobs, `${env.environment} ${service}`).toHaveLength(1);
+        const job = jobs[0].manifest;
+        expect(job.metadata.annotations).toMatchObject({
+          'argocd.argoproj.io/hook': 'PostSync',
+          'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation,HookSucceeded',
+        });
+        expect(job.spec.activeDeadlineSeconds).toBeGreaterThan(0);
+        expect(job.spec.backoffLimit).toBeLessThanOrEqual(3);
+      }
+    }
+  });
+
+  it('protects every PersistentVolumeClaim that holds data from deletion by Argo CD', () => {
+    const claims = all.filter(({ manifest }) => manifest.kind === 'PersistentVolumeClaim');
+    expect(claims.length).toBeGreaterThan(0);
+    for (const { path, manifest } of claims) {
+      const annotations = manifest.metadata.annotations ?? {};
+      const hook = 'argocd.argoproj.io/hook' in annotations;
+      expect((annotations[SYNC_OPTIONS] ?? '').split(',').includes('Delete=false'), path).toBe(!hook);
+    }
+  });
+
+  it('syncs custom resources after the CRD their own chart installs', () => {
+    for (const { path, manifest } of all.filter(({ manifest }) => manifest.kind === 'RecurringJob')) {
+      expect(manifest.metadata.annotations?.[SYNC_OPTIONS], path).toContain('SkipDryRunOnMissingResource=true');
+      expect(Number(manifest.metadata.annotations?.[WAVE]), path).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('the Argo CD app-of-apps', () => {
+  it('gives every child Application a wave above each of its dependencies', () => {
+    for (const env of envs) {
+      const waveOf = new Map(applications(env).map((app) => [app.metadata.name, Number(app.metadata.annotations![WAVE])]));
+      expect(waveOf.size).toBe(env.services.length);
+      for (const service of env.services) {
+        expect(Number.isInteger(waveOf.get(service.name))).toBe(true);
+        for (const dep of service.dependsOn) {
+          expect(waveOf.get(service.name)!, `${env.environment}: ${service.name} after ${dep}`).toBeGreaterThan(waveOf.get(dep)!);
+        }
+      }
+    }
+  });
+
+  it('orders consumers after what their manifests use: storage classes and CRDs', () => {
+    for (const env of envs) {
+      const waveOf = new Map(applications(env).map((app) => [app.metadata.name, Number(app.metadata.annotations![WAVE])]));
+      const serviceOf = (path: string) => path.split('/')[0];
+      const providerOfClass = new Map(
+        manifestsOf(env)
+          .filter(({ manifest }) => manifest.kind === 'StorageClass')
+          .map(({ path, manifest }) => [manifest.metadata.name, serviceOf(path)]),
+      );
+      for (const { path, manifest } of manifestsOf(env)) {
+        if (manifest.kind !== 'PersistentVolumeClaim' || path.startsWith('longhorn/')) continue;
+        const provider = providerOfClass.get(manifest.spec.storageClassName)!;
+        expect(provider, path).toBe('longhorn');
+        expect(waveOf.get(serviceOf(path))!, path).toBeGreaterThan(waveOf.get(provider)!);
+      }
+    }
+  });
+
+  it('puts the AppProject before every child Application', () => {
+    for (const env of envs) {
+      const project = manifestsOf(env).find(({ manifest }) => manifest.kind === 'AppProject')!.manifest;
+      const firstChild = Math.min(...applications(env).map((app) => Number(app.metadata.annotations![WAVE])));
+      expect(Number(project.metadata.annotations![WAVE])).toBeLessThan(firstChild);
+    }
+  });
+
+  it('restricts the AppProject to the sources and namespaces the Applications use', () => {
+    for (const env of envs) {
+      const project = manifestsOf(env).find(({ manifest }) => manifest.kind === 'AppProject')!.manifest;
+      const apps = applications(env);
+      const repos = new Set(apps.flatMap((app) => sourcesOf(app).map((s) => s.repoURL)));
+      const namespaces = new Set(apps.map((app) => app.spec.destination.namespace));
+      expect([...repos].sort()).toEqual([...project.spec.sourceRepos].sort());
+      expect([...namespaces].sort()).toEqual(project.spec.destinations.map((d: any) => d.namespace).sort());
+      for (const app of apps) expect(app.spec.project).toBe(project.metadata.name);
+    }
+  });
+
+  it('configures child Applications for safe syncs', () => {
+    for (const env of envs) {
+      const manual = env.environment === 'prod';
+      for (const app of applications(env)) {
+        const where = `${env.environment}/${app.metadata.name}`;
+        expect(app.spec.syncPolicy.syncOptions, where).toEqual(expect.arrayContaining(['ServerSideApply=true', 'CreateNamespace=false']));
+        expect(app.spec.syncPolicy.retry.limit, where).toBeGreaterThan(0);
+        expect(app.spec.syncPolicy.retry.backoff.maxDuration, where).toBeTruthy();
+        if (manual) expect(app.spec.syncPolicy.automated, where).toBeUndefined();
+        else expect(app.spec.syncPolicy.automated, where).toEqual({ prune: true, selfHeal: true });
+        // The Application that runs Argo CD must survive its own deletion.
+        const finalizers = app.metadata.finalizers ?? [];
+        expect(finalizers.includes('resources-finalizer.argocd.argoproj.io'), where).toBe(app.metadata.name !== 'argocd');
+      }
+    }
+  });
+
+  it('combines an upstream chart with our own manifests in one multi-source Application', () => {
+    for (const env of envs) {
+      for (const app of applications(env)) {
+        const sources = sourcesOf(app);
+        const own = sources.find((s) => s.path);
+        expect(own.path).toBe(`k8s/${env.environment}/${app.metadata.name}`);
+        expect([...env.files.keys()].some((p) => p.startsWith(`${app.metadata.name}/`))).toBe(true);
+        const chart = sources.find((s) => s.chart);
+        if (!chart) continue;
+        const pinned = Object.values(CHARTS).find((c) => c.chart === chart.chart)!;
+        expect(chart).toMatchObject({ repoURL: pinned.repoURL, targetRevision: pinned.version });
+        expect(helmValuesErrors(chart.chart, chart.helm.valuesObject), `${env.environment}/${app.metadata.name}`).toEqual([]);
+      }
+    }
+  });
+
+  it('bootstraps each environment through a root Application in project default, without prune or finalizer', () => {
+    for (const env of envs) {
+      const root = manifestsOf(env).find(({ path }) => path.startsWith('bootstrap/'))!.manifest;
+      expect(root.kind).toBe('Application');
+      expect(root.spec.project).toBe('default');
+      expect(root.metadata.finalizers).toBeUndefined();
+      expect(root.spec.source.path).toBe(`k8s/${env.environment}/apps`);
+      expect(root.spec.syncPolicy.automated?.prune ?? false).toBe(false);
+    }
+  });
+
+  it('installs Argo CD at bootstrap with exactly the values it later manages itself with', () => {
+    for (const env of envs) {
+      const values = parse(env.files.get('bootstrap/argocd-values.yaml')!);
+      const argocd = applications(env).find((app) => app.metadata.name === 'argocd')!;
+      expect(values).toEqual(sourcesOf(argocd).find((s) => s.chart).helm.valuesObject);
+      expect(values.configs.cm['resource.customizations.health.argoproj.io_Application']).toContain('operationState');
+      expect(values.configs.cm['application.resourceTrackingMethod']).toBe('annotation');
+      expect(values.configs.params['server.insecure']).toBe(true);
+      expect(values.global.domain).toBe(`argocd.${env.environment === 'prod' ? '' : `${env.environment}.`}home.example.net`);
+    }
+  });
+
+  it('keeps the chart versions in step with the values types they were generated from', () => {
+    for (const chart of Object.values(CHARTS)) {
+      const generated = readFileSync(join(ROOT, 'imports', 'helm', `${chart.chart}.ts`), 'utf8');
+      expect(generated, chart.chart).toContain(`CHART_VERSION = '${chart.version}'`);
+    }
+  });
+});

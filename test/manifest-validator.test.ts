@@ -1,0 +1,294 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ManifestValidator } from '../lib/validate/manifest-validator';
+import { validateDirectory } from '../scripts/validate';
+
+const validator = ManifestValidator.shared();
+
+function deployment(spec: Record<string, unknown> = {}) {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'web', namespace: 'apps', labels: { app: 'web' } },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: { app: 'web' } },
+      template: {
+        metadata: { labels: { app: 'web' } },
+        spec: {
+          containers: [
+            {
+              name: 'web',
+              image: 'nginx:1.27',
+              ports: [{ name: 'http', containerPort: 8080 }],
+              resources: { requests: { cpu: '500m', memory: '1Gi' }, limits: { cpu: 1, memory: '2Gi' } },
+            },
+          ],
+        },
+      },
+      ...spec,
+    },
+  };
+}
+
+function container(fields: Record<string, unknown>) {
+  const doc = deployment();
+  doc.spec.template.spec.containers = [fields as (typeof doc.spec.template.spec.containers)[number]];
+  return doc;
+}
+
+function service(targetPort: unknown) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'web' },
+    spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort }] },
+  };
+}
+
+function application(spec: Record<string, unknown> = {}) {
+  return {
+    apiVersion: 'argoproj.io/v1alpha1',
+    kind: 'Application',
+    metadata: { name: 'traefik', namespace: 'argocd', finalizers: ['resources-finalizer.argocd.argoproj.io'] },
+    spec: {
+      project: 'platform',
+      destination: { server: 'https://kubernetes.default.svc', namespace: 'traefik' },
+      source: {
+        repoURL: 'https://traefik.github.io/charts',
+        chart: 'traefik',
+        targetRevision: '41.3.0',
+        // x-kubernetes-preserve-unknown-fields: any Helm values are accepted.
+        helm: { releaseName: 'traefik', valuesObject: { deployment: { replicas: 2 }, anything: ['goes'] } },
+      },
+      syncPolicy: { automated: { prune: true, selfHeal: true }, syncOptions: ['ServerSideApply=true'] },
+      ...spec,
+    },
+  };
+}
+
+function recurringJob(task: string) {
+  return {
+    apiVersion: 'longhorn.io/v1beta2',
+    kind: 'RecurringJob',
+    metadata: { name: 'nightly-backup', namespace: 'longhorn-system' },
+    spec: { name: 'nightly-backup', task, cron: '0 3 * * *', retain: 7, concurrency: 2, groups: ['default'] },
+  };
+}
+
+describe('ManifestValidator: Kubernetes 1.28 kinds', () => {
+  it('accepts a valid Deployment and ConfigMap', () => {
+    expect(validator.validate(deployment())).toEqual([]);
+    const configMap = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'settings' },
+      data: { LOG_LEVEL: 'info' },
+    };
+    expect(validator.validate(configMap)).toEqual([]);
+  });
+
+  it('rejects a misspelled field, naming it', () => {
+    expect(validator.validate(deployment({ replica: 3 }))).toEqual(['Deployment/web: spec.replica: unknown field']);
+  });
+
+  it('rejects unknown fields in metadata too', () => {
+    const doc = { ...deployment(), metadata: { name: 'web', label: { app: 'web' } } };
+    expect(validator.validate(doc)).toEqual(['Deployment/web: metadata.label: unknown field']);
+  });
+
+  it('rejects a wrong type with its path', () => {
+    expect(validator.validate(deployment({ replicas: '3' }))).toEqual([
+      'Deployment/web: spec.replicas: must be integer',
+    ]);
+    expect(validator.validate(container({ name: 'web', image: 5 }))).toEqual([
+      'Deployment/web: spec.template.spec.containers.0.image: must be string',
+    ]);
+  });
+
+  it('rejects a container without a name', () => {
+    expect(validator.validate(container({ image: 'nginx' }))).toEqual([
+      'Deployment/web: spec.template.spec.containers.0.name: required field is missing',
+    ]);
+  });
+
+  it('reports every problem of a document', () => {
+    expect(validator.validate(deployment({ replica: 3, replicas: '3' }))).toEqual([
+      'Deployment/web: spec.replica: unknown field',
+      'Deployment/web: spec.replicas: must be integer',
+    ]);
+  });
+
+  it('accepts an IntOrString as integer or string, nothing else', () => {
+    expect(validator.validate(service(8080))).toEqual([]);
+    expect(validator.validate(service('http'))).toEqual([]);
+    expect(validator.validate(service(true))).toEqual([
+      'Service/web: spec.ports.0.targetPort: must be string or integer',
+    ]);
+  });
+
+  it('accepts resource quantities as strings and numbers', () => {
+    const doc = container({
+      name: 'web',
+      image: 'nginx',
+      resources: { requests: { cpu: '500m', memory: '1Gi' }, limits: { cpu: 2 } },
+    });
+    expect(validator.validate(doc)).toEqual([]);
+  });
+
+  it('checks formats: Secret data must be base64', () => {
+    const secret = (value: string) => ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 's' },
+      data: { key: value },
+    });
+    expect(validator.validate(secret('aGVsbG8='))).toEqual([]);
+    expect(validator.validate(secret('not base64!'))).toEqual(['Secret/s: data.key: must match format "byte"']);
+  });
+});
+
+describe('ManifestValidator: custom resources', () => {
+  it('accepts a valid Argo CD Application, rejects an unknown spec field', () => {
+    expect(validator.validate(application())).toEqual([]);
+    expect(validator.validate(application({ autoSync: true }))).toEqual([
+      'Application/traefik: spec.autoSync: unknown field',
+    ]);
+  });
+
+  it('validates custom resource metadata as ObjectMeta', () => {
+    const doc = { ...application(), metadata: { name: 'traefik', labels: { a: 1 } } };
+    expect(validator.validate(doc)).toEqual(['Application/traefik: metadata.labels.a: must be string']);
+  });
+
+  it('accepts a valid Longhorn RecurringJob, rejects a task outside the enum', () => {
+    expect(validator.validate(recurringJob('backup'))).toEqual([]);
+    const [error, ...rest] = validator.validate(recurringJob('backups'));
+    expect(rest).toEqual([]);
+    expect(error).toMatch(/^RecurringJob\/nightly-backup: spec\.task: must be one of "snapshot", .*"backup"/);
+  });
+
+  it('treats x-kubernetes-int-or-string as integer or string', () => {
+    const route = (port: unknown) => ({
+      apiVersion: 'traefik.io/v1alpha1',
+      kind: 'IngressRoute',
+      metadata: { name: 'web' },
+      spec: {
+        entryPoints: ['websecure'],
+        routes: [{ match: 'Host(`web.lan`)', kind: 'Rule', services: [{ name: 'web', port }] }],
+      },
+    });
+    expect(validator.validate(route(80))).toEqual([]);
+    expect(validator.validate(route('http'))).toEqual([]);
+    expect(validator.validate(route(['http']))).toEqual([
+      'IngressRoute/web: spec.routes.0.services.0.port: must be integer or string',
+    ]);
+  });
+
+  it('understands the Go regular expressions of CRD patterns', () => {
+    const rule = (strategy: string) => ({
+      apiVersion: 'monitoring.coreos.com/v1',
+      kind: 'PrometheusRule',
+      metadata: { name: 'alerts' },
+      spec: {
+        groups: [{ name: 'a', partial_response_strategy: strategy, rules: [{ alert: 'Down', expr: 'up == 0' }] }],
+      },
+    });
+    // The CRD's pattern is ^(?i)(abort|warn)?$
+    expect(validator.validate(rule('WARN'))).toEqual([]);
+    expect(validator.validate(rule('ignore'))).toHaveLength(1);
+  });
+
+  it('validates inside pod templates embedded in CRDs', () => {
+    const ray = {
+      apiVersion: 'ray.io/v1',
+      kind: 'RayCluster',
+      metadata: { name: 'ray' },
+      spec: {
+        headGroupSpec: {
+          rayStartParams: {},
+          template: { spec: { containers: [{ name: 'head', image: 'rayproject/ray:2.9.0', imagePullPolicy: 1 }] } },
+        },
+      },
+    };
+    expect(validator.validate(ray)).toEqual([
+      'RayCluster/ray: spec.headGroupSpec.template.spec.containers.0.imagePullPolicy: must be string',
+    ]);
+  });
+
+  it('applies CRD defaults before checking required fields, as the API server does', () => {
+    // workerGroupSpecs[].minReplicas and maxReplicas are required but have defaults.
+    const ray = {
+      apiVersion: 'ray.io/v1',
+      kind: 'RayCluster',
+      metadata: { name: 'ray' },
+      spec: {
+        headGroupSpec: {
+          rayStartParams: {},
+          template: { spec: { containers: [{ name: 'head', image: 'rayproject/ray' }] } },
+        },
+        workerGroupSpecs: [
+          {
+            groupName: 'gpu',
+            rayStartParams: {},
+            template: { spec: { containers: [{ name: 'worker', image: 'rayproject/ray' }] } },
+          },
+        ],
+      },
+    };
+    expect(validator.validate(ray)).toEqual([]);
+    const { groupName: _, ...withoutGroupName } = ray.spec.workerGroupSpecs[0];
+    expect(validator.validate({ ...ray, spec: { ...ray.spec, workerGroupSpecs: [withoutGroupName] } })).toEqual([
+      'RayCluster/ray: spec.workerGroupSpecs.0.groupName: required field is missing',
+    ]);
+  });
+});
+
+describe('ManifestValidator: documents without a schema', () => {
+  it('rejects a kind it has no schema for instead of skipping it', () => {
+    const doc = { apiVersion: 'argoproj.io/v1alpha1', kind: 'ApplicationSet', metadata: { name: 'all' }, spec: {} };
+    expect(validator.validate(doc)).toEqual(['ApplicationSet/all: no schema for argoproj.io/v1alpha1 ApplicationSet']);
+  });
+
+  it('rejects documents without apiVersion or kind, and non-objects', () => {
+    expect(validator.validate({ kind: 'ConfigMap', metadata: { name: 'a' } })).toEqual([
+      'ConfigMap/a: missing apiVersion',
+    ]);
+    expect(validator.validate({ apiVersion: 'v1', metadata: { name: 'a' } })).toEqual(['?/a: missing kind']);
+    expect(validator.validate('text')).toEqual(['document: must be a YAML mapping']);
+  });
+});
+
+describe('validateDirectory', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'validate-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('validates every document of every YAML file, recursively', () => {
+    mkdirSync(join(dir, 'apps'));
+    writeFileSync(
+      join(dir, 'namespace.yaml'),
+      '# generated\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n',
+    );
+    writeFileSync(
+      join(dir, 'apps', 'web.yaml'),
+      [
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web',
+        'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replica: 1',
+      ].join('\n---\n'),
+    );
+    const report = validateDirectory(dir);
+    expect(report.files).toBe(2);
+    expect(report.documents).toBe(3);
+    expect(report.errors).toEqual([
+      `${join(dir, 'apps', 'web.yaml')} (document 2): Deployment/web: spec.selector: required field is missing`,
+      `${join(dir, 'apps', 'web.yaml')} (document 2): Deployment/web: spec.template: required field is missing`,
+      `${join(dir, 'apps', 'web.yaml')} (document 2): Deployment/web: spec.replica: unknown field`,
+    ]);
+  });
+
+  it('reports a missing directory', () => {
+    expect(validateDirectory(join(dir, 'missing')).errors).toEqual([`${join(dir, 'missing')}: no such directory`]);
+  });
+});

@@ -1,0 +1,89 @@
+/** Writing k8s/: atomic, stale files removed, deterministic in any timezone or locale. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { writeOutput } from '../lib/writer';
+import { EXAMPLE_CONFIG, readTree, runCli, runMain, synthesizeExample, synthesizeText, exampleText, tempDir } from './support';
+
+describe('writer', () => {
+  it('replaces the output directory, dropping stale files', () => {
+    const outdir = join(tempDir(), 'k8s');
+    mkdirSync(join(outdir, 'dev', 'removed-service'), { recursive: true });
+    writeFileSync(join(outdir, 'dev', 'removed-service', 'deployment-old.yaml'), 'old');
+    mkdirSync(join(outdir, 'old-env'));
+
+    writeOutput(synthesizeExample(), { outdir });
+
+    const tree = readTree(outdir);
+    expect([...tree.keys()].some((p) => p.includes('removed-service') || p.startsWith('old-env'))).toBe(false);
+    expect(tree.size).toBe(synthesizeExample().reduce((n, env) => n + env.files.size, 0));
+  });
+
+  it('with --env replaces only that environment', () => {
+    const dir = tempDir();
+    const outdir = join(dir, 'k8s');
+    mkdirSync(join(outdir, 'dev'), { recursive: true });
+    writeFileSync(join(outdir, 'dev', 'marker.yaml'), 'kept');
+    mkdirSync(join(outdir, 'prod'), { recursive: true });
+    writeFileSync(join(outdir, 'prod', 'stale.yaml'), 'stale');
+
+    const result = runMain(['--config', EXAMPLE_CONFIG, '--out', outdir, '--env', 'prod']);
+
+    expect(result.status).toBe(0);
+    const tree = readTree(outdir);
+    expect(tree.get('dev/marker.yaml')).toBe('kept');
+    expect(tree.has('prod/stale.yaml')).toBe(false);
+    expect(tree.has('prod/apps/application-longhorn.yaml')).toBe(true);
+    expect([...tree.keys()].some((p) => p.startsWith('staging/'))).toBe(false);
+    expect(result.stdout).toMatch(/^prod: 4 services/m);
+    expect(result.stdout).not.toMatch(/^dev:/m);
+  });
+
+  it('leaves the output untouched and no staging directory behind when writing fails', () => {
+    const dir = tempDir();
+    const outdir = join(dir, 'k8s');
+    mkdirSync(outdir);
+    writeFileSync(join(outdir, 'keep.yaml'), 'keep');
+    const broken = [{ environment: 'dev', files: new Map([['a/b.yaml', 'x'], ['a/b.yaml/c.yaml', 'conflict']]), services: [] }];
+
+    expect(() => writeOutput(broken, { outdir })).toThrow();
+
+    expect(readTree(dir)).toEqual(new Map([['k8s/keep.yaml', 'keep']]));
+  });
+});
+
+describe('synth', () => {
+  it('produces byte-identical output twice in a row', () => {
+    const first = synthesizeText(exampleText());
+    const second = synthesizeText(exampleText());
+    expect(second.map((e) => [...e.files])).toEqual(first.map((e) => [...e.files]));
+  });
+
+  it('produces byte-identical output in any timezone and locale (real CLI)', () => {
+    const a = join(tempDir(), 'k8s');
+    const b = join(tempDir(), 'k8s');
+    expect(runCli(['--out', a], { TZ: 'UTC', LANG: 'C', LC_ALL: 'C' }).status).toBe(0);
+    const run = runCli(['--out', b], { TZ: 'Pacific/Chatham', LANG: 'tr_TR.UTF-8', LC_ALL: 'tr_TR.UTF-8' });
+    expect(run.status).toBe(0);
+    expect(readTree(b)).toEqual(readTree(a));
+  });
+
+  it('prints a summary per environment: wave, service, namespace, chart and resource count', () => {
+    const result = runMain(['--config', EXAMPLE_CONFIG, '--out', join(tempDir(), 'k8s')]);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/^dev: 4 services, \d+ files in .*\/dev\/$/m);
+    expect(result.stdout).toMatch(/^\s+0\s+argocd\s+gitops\s+argocd\s+argo-cd@10\.1\.1\s+2$/m);
+    expect(result.stdout).toMatch(/^\s+0\s+longhorn\s+storage\s+longhorn-system\s+longhorn@1\.12\.1\s+\d+$/m);
+    expect(result.stdout).toMatch(/^\s+2\s+node-red\s+automation\s+node-red\s+-\s+\d+$/m);
+    expect(result.stdout).toMatch(/^synthesized 3 environments in \d+\.\d\d s$/m);
+  });
+
+  it('synthesizes another config file with --config', () => {
+    const dir = tempDir();
+    const file = join(dir, 'other.yaml');
+    writeFileSync(file, exampleText().replace('home-assistant:\n    image', 'home-assistant:\n    enabled: false\n    image').replace(/\s+# Node-RED flows automate Home Assistant.\n\s+dependsOn: \[home-assistant\]/, ''));
+    const result = runMain(['--config', file, '--out', join(dir, 'k8s'), '--env', 'dev']);
+    expect(result.stderr).toBe('');
+    expect([...readTree(join(dir, 'k8s')).keys()].some((p) => p.startsWith('dev/home-assistant/'))).toBe(false);
+  });
+});

@@ -1,0 +1,17 @@
+/**
+ * Snapshots of every service's output, per environment, for review in pull requests: a
+ * change to a construct shows up here as a readable diff. The invariant tests decide
+ * whether the output is right; these only show what changed.
+ */
+import { describe, expect, it } from 'vitest';
+import { synthesizeExample } from './support';
+
+const envs = synthesizeExample();
+const folders = [...new Set(envs.flatMap((env) => [...env.files.keys()].map((p) => p.split('/')[0])))].sort();
+
+describe.each(envs.map((env) => ({ env: env.environment, files: env.files })))('$env', ({ files }) => {
+  it.each(folders)('%s', (folder) => {
+    const content = [...files].filter(([path]) => path.startsWith(`${folder}/`)).map(([path, text]) => `=== ${path}\n${text}`);
+    expect(content.join('\n')).toMatchSnapshot();
+  });
+});

@@ -1,0 +1,104 @@
+/** Shared helpers for the tests: the example config, synthesis, and reading output trees. */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { parseConfig } from '../lib/config/load';
+import { main } from '../main';
+import { SynthesizedEnvironment, synthesizeEnvironment } from '../lib/synth';
+
+export const ROOT = join(__dirname, '..');
+export const EXAMPLE_CONFIG = join(ROOT, 'homelab.yaml');
+
+export function exampleText(): string {
+  return readFileSync(EXAMPLE_CONFIG, 'utf8');
+}
+
+/** The example config as a plain object, to mutate into a variant. */
+export function exampleObject(): Record<string, any> {
+  return parse(exampleText());
+}
+
+export function toYamlText(value: unknown): string {
+  return stringify(value);
+}
+
+/** Synthesizes every environment of a config text in-process. */
+export function synthesizeText(text: string): SynthesizedEnvironment[] {
+  const config = parseConfig(text, 'test.yaml');
+  return [...config.environments].map(([name, env]) => synthesizeEnvironment(name, env));
+}
+
+let example: SynthesizedEnvironment[] | undefined;
+/** The shipped example, synthesized once per test file. */
+export function synthesizeExample(): SynthesizedEnvironment[] {
+  example ??= synthesizeText(exampleText());
+  return example;
+}
+
+export interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; finalizers?: string[] };
+  spec?: any;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+  [key: string]: any;
+}
+
+/** Every Kubernetes document of one environment with the path of its file. */
+export function manifestsOf(env: SynthesizedEnvironment): { path: string; manifest: Manifest }[] {
+  return [...env.files]
+    .filter(([path]) => !path.endsWith('argocd-values.yaml'))
+    .flatMap(([path, content]) => parseAllDocuments(content).map((doc) => ({ path, manifest: doc.toJS() as Manifest })));
+}
+
+export function tempDir(prefix = 'homelab-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Relative path -> bytes of every file under `dir` (empty map if it does not exist). */
+export function readTree(dir: string): Map<string, string> {
+  const tree = new Map<string, string>();
+  const walk = (current: string) => {
+    for (const entry of readdirSync(current).sort()) {
+      const path = join(current, entry);
+      if (statSync(path).isDirectory()) walk(path);
+      else tree.set(relative(dir, path), readFileSync(path, 'latin1'));
+    }
+  };
+  try {
+    walk(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  return tree;
+}
+
+/** Runs the real CLI (`node --import tsx main.ts`) the way `npm run synth` does. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'main.ts'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Runs main() in-process, capturing what it prints. */
+export function runMain(args: string[]): { status: number; stdout: string; stderr: string } {
+  let stdout = '';
+  let stderr = '';
+  const out = process.stdout.write;
+  const err = process.stderr.write;
+  process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+  try {
+    const status = main(args);
+    return { status, stdout, stderr };
+  } finally {
+    process.stdout.write = out;
+    process.stderr.write = err;
+  }
+}

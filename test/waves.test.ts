@@ -1,0 +1,140 @@
+import { App } from 'cdk8s';
+import { describe, expect, it } from 'vitest';
+import { RecurringJob } from '../imports/longhorn-longhorn.io';
+import { parseConfig } from '../lib/config/load';
+import { UserError } from '../lib/errors';
+import { dependencyGraph } from '../lib/graph';
+import { Layer } from '../lib/layers';
+import { buildPlatform } from '../lib/homelab';
+import { Platform } from '../lib/platform';
+import { HomelabService } from '../lib/service';
+import { Checkpoint } from '../lib/checkpoint';
+import { computeWaves, findCycle, GraphNode } from '../lib/waves';
+import { exampleObject, exampleText, synthesizeText, toYamlText } from './support';
+
+const node = (name: string, layer: Layer, ...dependsOn: string[]): GraphNode => ({ name, layer, dependsOn });
+
+describe('computeWaves (dependencies mode)', () => {
+  it('puts every service one wave after its latest dependency', () => {
+    const waves = computeWaves(
+      [
+        node('n8n', Layer.AUTOMATION, 'rabbitmq', 'longhorn'),
+        node('rabbitmq', Layer.DATA_MESH, 'longhorn'),
+        node('longhorn', Layer.STORAGE),
+        node('traefik', Layer.NETWORKING),
+      ],
+      'dependencies',
+    );
+    expect(Object.fromEntries(waves)).toEqual({ longhorn: 0, rabbitmq: 1, n8n: 2, traefik: 0 });
+  });
+
+  it('lets independent services share a wave', () => {
+    const waves = computeWaves([node('a', Layer.STORAGE), node('b', Layer.AI), node('c', Layer.AI, 'a', 'b')], 'dependencies');
+    expect(waves.get('a')).toBe(waves.get('b'));
+    expect(waves.get('c')).toBe(1);
+  });
+
+  it('fails on a cycle and names it', () => {
+    const nodes = [node('a', Layer.STORAGE, 'c'), node('b', Layer.STORAGE, 'a'), node('c', Layer.STORAGE, 'b'), node('d', Layer.AI)];
+    expect(() => computeWaves(nodes, 'dependencies')).toThrow(new UserError(['dependency cycle: a -> c -> b -> a']));
+    expect(findCycle([node('x', Layer.AI, 'x')])).toEqual(['x', 'x']);
+    expect(findCycle([node('x', Layer.AI), node('y', Layer.AI, 'x')])).toBeUndefined();
+  });
+});
+
+describe('computeWaves (sequential mode)', () => {
+  it('gives each layer its own wave in the documented order', () => {
+    const waves = computeWaves(
+      [
+        node('traefik', Layer.NETWORKING),
+        node('vault', Layer.SECURITY),
+        node('n8n', Layer.AUTOMATION),
+        node('prometheus', Layer.OBSERVABILITY),
+        node('triton', Layer.AI),
+        node('rabbitmq', Layer.DATA_MESH),
+        node('longhorn', Layer.STORAGE),
+        node('argocd', Layer.GITOPS),
+      ],
+      'sequential',
+    );
+    const order = [...waves].sort((a, b) => a[1] - b[1]).map(([name]) => name);
+    expect(order).toEqual(['argocd', 'longhorn', 'rabbitmq', 'triton', 'prometheus', 'n8n', 'vault', 'traefik']);
+    expect(new Set(waves.values()).size).toBe(8);
+  });
+
+  it('rejects a dependency on a later layer', () => {
+    expect(() => computeWaves([node('longhorn', Layer.STORAGE, 'vault'), node('vault', Layer.SECURITY)], 'sequential')).toThrow(
+      /longhorn \(layer storage\) depends on vault \(layer security\)/,
+    );
+  });
+});
+
+/** A service that emits a Longhorn custom resource without a construct reference to Longhorn. */
+class SnapshotPolicy extends HomelabService {
+  constructor(scope: Platform) {
+    super(scope, 'snapshot-policy', {}, { layer: Layer.AUTOMATION, namespace: 'snapshot-policy' });
+    new RecurringJob(this, 'job', { metadata: { name: 'hourly' }, spec: { cron: '0 * * * *', retain: 2 } });
+    new Checkpoint(this, 'checkpoint', { description: 'test', image: 'busybox:1.37.0', script: 'true' });
+  }
+}
+
+describe('dependency graph', () => {
+  const devConfig = () => parseConfig(exampleText(), 'homelab.yaml').environments.get('dev')!;
+
+  it('derives dependencies from typed construct references', () => {
+    const graph = dependencyGraph(buildDev());
+    const deps = Object.fromEntries(graph.map((n) => [n.name, n.dependsOn]));
+    expect(deps).toEqual({
+      argocd: [],
+      longhorn: [],
+      'home-assistant': ['longhorn'],
+      'node-red': ['home-assistant', 'longhorn'],
+    });
+  });
+
+  it('adds an edge to the service that installs the CRD of an emitted custom resource', () => {
+    const platform = buildDev();
+    new SnapshotPolicy(platform);
+    const graph = dependencyGraph(platform);
+    expect(graph.find((n) => n.name === 'snapshot-policy')!.dependsOn).toEqual(['longhorn']);
+    // Longhorn emits its own RecurringJobs: no self edge.
+    expect(graph.find((n) => n.name === 'longhorn')!.dependsOn).toEqual([]);
+  });
+
+  it('fails when no enabled service installs the CRD', () => {
+    const platform = new Platform(new App(), 'dev', devConfig());
+    new SnapshotPolicy(platform);
+    expect(() => dependencyGraph(platform)).toThrow('snapshot-policy emits longhorn.io resources, but no enabled service installs that CRD group');
+  });
+
+  function buildDev(): Platform {
+    return buildPlatform(new App(), 'dev', devConfig());
+  }
+});
+
+describe('waves in the synthesized example', () => {
+  it('sequential mode orders layers strictly, and dependencies inside a layer', () => {
+    const config = exampleObject();
+    config.waves = 'sequential';
+    const [dev] = synthesizeText(toYamlText(config));
+    expect(dev.services.map((s) => [s.name, s.layer, s.wave])).toEqual([
+      ['argocd', 'gitops', 0],
+      ['longhorn', 'storage', 1],
+      ['home-assistant', 'automation', 2],
+      // node-red depends on home-assistant, in the same layer.
+      ['node-red', 'automation', 3],
+    ]);
+  });
+
+  it('sequential mode rejects a dependency on a later layer, naming the config path', () => {
+    const config = exampleObject();
+    config.waves = 'sequential';
+    config.apps['home-assistant'].layer = 'storage';
+    config.apps['node-red'].layer = 'data-mesh';
+    config.apps['home-assistant'].dependsOn = ['node-red'];
+    delete config.apps['node-red'].dependsOn;
+    expect(() => synthesizeText(toYamlText(config))).toThrow(
+      /home-assistant \(layer storage\) depends on node-red \(layer data-mesh\), a later layer/,
+    );
+  });
+});

@@ -1,0 +1,42 @@
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { GENERATED_HEADER } from '../lib/synth';
+import { emitYaml } from '../lib/yaml-emitter';
+import { synthesizeExample } from './support';
+
+/** Parsed back by YAML 1.2 (the `yaml` default, kubectl's sigs.k8s.io/yaml is 1.1-ish) and 1.1. */
+function roundTrip(text: string): { v12: unknown; v11: unknown } {
+  return { v12: parse(text), v11: parse(text, { version: '1.1' }) };
+}
+
+const TRICKY_STRINGS = [
+  '', ' lead', 'trail ', 'x: y', 'a #b', 'true', 'no', 'On', 'y', '~', 'null', '1', '0755', '1e3', '.5', '1_000', '0x1f',
+  '12:30', '2024-01-01', '*', '&a', '!tag', '%x', '@x', '`x`', '|', '>', '- x', '? x', '{"v1":"3"}', '[a]', "it's", '"q"',
+  'a\tb', 'line1\nline2\n', 'l1\nl2', 'l1\n\n', ' indented\nblock', 'x\n y', 'trailing space \nline', '\ttab\nline',
+  'https://example.com/a?b=c#d', 'Delete=false,ServerSideApply=true', 'argocd.argoproj.io/sync-wave', 'ünïcödé', 'a\u0001b',
+];
+
+describe('emitYaml', () => {
+  it.each(TRICKY_STRINGS.map((s) => [JSON.stringify(s), s]))('round-trips the string %s as key and value', (_, value) => {
+    const data = { [value || 'empty']: value, list: [value, { nested: value }] };
+    const { v12, v11 } = roundTrip(emitYaml(data));
+    expect(v12).toEqual(data);
+    expect(v11).toEqual(data);
+  });
+
+  it('round-trips numbers, booleans, null and empty collections', () => {
+    const data = { int: 3, neg: -1, float: 1.5, t: true, f: false, nil: null, list: [], map: {}, nested: [[1, 2], [], {}] };
+    expect(roundTrip(emitYaml(data)).v12).toEqual(data);
+  });
+
+  it('writes every synthesized file so that parsing and re-emitting it gives the same text', () => {
+    for (const env of synthesizeExample()) {
+      for (const [path, content] of env.files) {
+        const body = content.slice(GENERATED_HEADER.length);
+        const { v12, v11 } = roundTrip(body);
+        expect(v11, path).toEqual(v12);
+        expect(emitYaml(v12), path).toBe(body);
+      }
+    }
+  });
+});
