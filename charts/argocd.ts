@@ -1,6 +1,6 @@
 /**
  * Argo CD, the first service: installed once by hand from the same chart and values
- * (README, k8s/<env>/bootstrap/argocd-values.yaml), then managing itself through its own
+ * (README, k8s/<env>/bootstrap/argo-cd.values.yaml), then managing itself through its own
  * Application like every other service.
  */
 import { IMAGES, CHARTS } from '../lib/versions';

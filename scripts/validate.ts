@@ -1,10 +1,14 @@
 /**
  * `npm run validate [dir]`: validates every YAML document under dir (default k8s) against the
- * Kubernetes 1.28 and CRD schemas in imports/schemas. Exits 1 on any error.
+ * Kubernetes 1.28 and CRD schemas in imports/schemas, and every Helm values file
+ * (`<chart>.values.yaml`, e.g. the Argo CD bootstrap values) against its chart's values
+ * schema in imports/helm. Exits 1 on any error.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { helmValuesErrors } from '../lib/helm-values';
+import { HELM_VALUES_FILE } from '../lib/synth';
 import { ManifestValidator } from '../lib/validate/manifest-validator';
 
 export interface DirectoryReport {
@@ -35,6 +39,8 @@ function validateFile(file: string): { documents: number; errors: string[] } {
   if (documents.length === 0) return { documents: 0, errors: [`${file}: no YAML document`] };
   const errors = documents.flatMap((document, i) => {
     if (document.errors.length > 0) return document.errors.map((e) => `${label(i)}: ${e.message.split('\n')[0]}`);
+    const chart = HELM_VALUES_FILE.exec(basename(file))?.[1];
+    if (chart) return helmValuesErrors(chart, document.toJS()).map((message) => `${label(i)}: ${message}`);
     return ManifestValidator.shared()
       .validate(document.toJS())
       .map((message) => `${label(i)}: ${message}`);

@@ -297,7 +297,7 @@ describe('the Argo CD app-of-apps', () => {
 
   it('installs Argo CD at bootstrap with exactly the values it later manages itself with', () => {
     for (const env of envs) {
-      const values = parse(env.files.get('bootstrap/argocd-values.yaml')!);
+      const values = parse(env.files.get('bootstrap/argo-cd.values.yaml')!);
       const argocd = applications(env).find((app) => app.metadata.name === 'argocd')!;
       expect(values).toEqual(sourcesOf(argocd).find((s) => s.chart).helm.valuesObject);
       expect(values.configs.cm['resource.customizations.health.argoproj.io_Application']).toContain('operationState');

@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeOutput } from '../lib/writer';
+import { validateDirectory } from '../scripts/validate';
 import { EXAMPLE_CONFIG, readTree, runCli, runMain, synthesizeExample, synthesizeText, exampleText, tempDir } from './support';
 
 describe('writer', () => {
@@ -85,5 +86,25 @@ describe('synth', () => {
     const result = runMain(['--config', file, '--out', join(dir, 'k8s'), '--env', 'dev']);
     expect(result.stderr).toBe('');
     expect([...readTree(join(dir, 'k8s')).keys()].some((p) => p.startsWith('dev/home-assistant/'))).toBe(false);
+  });
+});
+
+describe('npm run validate', () => {
+  it('accepts the synthesized example and reports a broken manifest and a bad Helm value by file', () => {
+    const outdir = join(tempDir(), 'k8s');
+    writeOutput(synthesizeExample(), { outdir });
+    const clean = validateDirectory(outdir);
+    expect(clean.errors).toEqual([]);
+    expect(clean.files).toBe(readTree(outdir).size);
+
+    writeFileSync(join(outdir, 'dev', 'longhorn', 'storageclass-longhorn-replicated.yaml'), 'apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: x}\nprovisoner: typo\n');
+    writeFileSync(join(outdir, 'dev', 'bootstrap', 'argo-cd.values.yaml'), 'server:\n  insecure: "true"\n  replicas: two\n');
+    const broken = validateDirectory(outdir);
+    expect(broken.errors).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/dev\/longhorn\/storageclass-longhorn-replicated\.yaml: StorageClass\/x: .*provisoner/),
+        expect.stringMatching(/dev\/bootstrap\/argo-cd\.values\.yaml: server\.insecure: unknown key/),
+      ]),
+    );
   });
 });

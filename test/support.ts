@@ -2,11 +2,11 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { parseConfig } from '../lib/config/load';
 import { main } from '../main';
-import { SynthesizedEnvironment, synthesizeEnvironment } from '../lib/synth';
+import { HELM_VALUES_FILE, SynthesizedEnvironment, synthesizeEnvironment } from '../lib/synth';
 
 export const ROOT = join(__dirname, '..');
 export const EXAMPLE_CONFIG = join(ROOT, 'homelab.yaml');
@@ -50,7 +50,7 @@ export interface Manifest {
 /** Every Kubernetes document of one environment with the path of its file. */
 export function manifestsOf(env: SynthesizedEnvironment): { path: string; manifest: Manifest }[] {
   return [...env.files]
-    .filter(([path]) => !path.endsWith('argocd-values.yaml'))
+    .filter(([path]) => !HELM_VALUES_FILE.test(basename(path)))
     .flatMap(([path, content]) => parseAllDocuments(content).map((doc) => ({ path, manifest: doc.toJS() as Manifest })));
 }
 
