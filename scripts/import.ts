@@ -7,6 +7,13 @@ import { importCrds } from './import-crds';
 import { importHelmValues } from './import-helm-values';
 import { importSchemas } from './import-schemas';
 
-importCrds();
-importSchemas();
-importHelmValues();
+async function main(): Promise<void> {
+  importCrds();
+  importSchemas();
+  await importHelmValues();
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});
