@@ -1,5 +1,5 @@
 /** Writing k8s/: atomic, stale files removed, deterministic in any timezone or locale. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeOutput } from '../lib/writer';
@@ -18,6 +18,20 @@ describe('writer', () => {
     const tree = readTree(outdir);
     expect([...tree.keys()].some((p) => p.includes('removed-service') || p.startsWith('old-env'))).toBe(false);
     expect(tree.size).toBe(synthesizeExample().reduce((n, env) => n + env.files.size, 0));
+  });
+
+  it('reuses unchanged files and rewrites changed ones', () => {
+    const outdir = join(tempDir(), 'k8s');
+    const first = [{ environment: 'dev', files: new Map([['a/same.yaml', 'same\n'], ['a/changed.yaml', 'old\n']]), services: [] }];
+    const second = [{ environment: 'dev', files: new Map([['a/same.yaml', 'same\n'], ['a/changed.yaml', 'new\n']]), services: [] }];
+    writeOutput(first, { outdir });
+    const sameInode = statSync(join(outdir, 'dev/a/same.yaml')).ino;
+
+    writeOutput(second, { outdir });
+
+    expect(readTree(outdir)).toEqual(new Map([['dev/a/changed.yaml', 'new\n'], ['dev/a/same.yaml', 'same\n']]));
+    expect(statSync(join(outdir, 'dev/a/same.yaml')).ino).toBe(sameInode);
+    expect(statSync(join(outdir, 'dev/a/same.yaml')).nlink).toBe(1);
   });
 
   it('with --env replaces only that environment', () => {
