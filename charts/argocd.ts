@@ -3,14 +3,14 @@
  * (README, k8s/<env>/bootstrap/argo-cd.values.yaml), then managing itself through its own
  * Application like every other service.
  */
-import { IMAGES, CHARTS } from '../lib/versions';
+import type { ArgoCdValues } from '../imports/helm/argo-cd';
+import { ARGOCD_NAMESPACE } from '../lib/argocd/app-of-apps';
 import { Checkpoint } from '../lib/checkpoint';
 import { Layer } from '../lib/layers';
 import { Platform } from '../lib/platform';
 import { resources } from '../lib/resources';
 import { HomelabService } from '../lib/service';
-import { ARGOCD_NAMESPACE } from '../lib/argocd/app-of-apps';
-import type { ArgoCdValues } from '../imports/helm/argo-cd';
+import { CHARTS, IMAGES } from '../lib/versions';
 
 export interface ArgoCdProps {
   /** Subdomain of the environment's domain the UI is served on. @default 'argocd' */

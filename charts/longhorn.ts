@@ -2,7 +2,6 @@
  * Longhorn: replicated block storage, the storage layer every stateful service uses.
  * The chart installs Longhorn; we add the StorageClasses and RecurringJobs from the config.
  */
-import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
@@ -30,6 +29,9 @@ export interface LonghornProps {
 export const LONGHORN_NAMESPACE = 'longhorn-system';
 const CSI_PROVISIONER = 'driver.longhorn.io';
 const CHECKPOINT_CLAIM = 'longhorn-checkpoint';
+export const CHECKPOINT_CLASS = 'longhorn-checkpoint';
+
+type StorageClassConfig = LonghornConfig['storageClasses'][string];
 
 export class Longhorn extends HomelabService implements StorageProvider {
   readonly defaultStorageClass: string;
@@ -57,28 +59,10 @@ export class Longhorn extends HomelabService implements StorageProvider {
     const classes = Object.entries(props.storageClasses);
     this.classNames = new Set(classes.map(([name]) => name));
     this.defaultStorageClass = classes.find(([, c]) => c.default)![0];
-    for (const [name, storageClass] of classes) {
-      new k8s.KubeStorageClass(this, `storage-class-${name}`, {
-        metadata: {
-          name,
-          annotations: { 'storageclass.kubernetes.io/is-default-class': String(storageClass.default) },
-        },
-        provisioner: CSI_PROVISIONER,
-        allowVolumeExpansion: true,
-        reclaimPolicy: storageClass.reclaimPolicy,
-        volumeBindingMode: 'Immediate',
-        parameters: {
-          numberOfReplicas: String(storageClass.replicas ?? replicas),
-          staleReplicaTimeout: '30',
-          fsType: 'ext4',
-          dataLocality: storageClass.dataLocality,
-          recurringJobSelector: JSON.stringify(storageClass.recurringJobGroups.map((group) => ({ name: group, isGroup: true }))),
-        },
-      });
-    }
+    for (const [name, storageClass] of classes) this.addStorageClass(name, storageClass, replicas);
 
     for (const [name, job] of Object.entries(props.recurringJobs ?? {})) {
-      const recurringJob = new RecurringJob(this, `recurring-job-${name}`, {
+      new RecurringJob(this, `recurring-job-${name}`, {
         metadata: { name },
         spec: {
           name,
@@ -89,12 +73,9 @@ export class Longhorn extends HomelabService implements StorageProvider {
           groups: job.groups,
         },
       });
-      // The CRD comes from the chart in this same sync: skip the dry run, apply after the chart.
-      ApiObject.of(recurringJob).metadata.addAnnotation('argocd.argoproj.io/sync-options', 'SkipDryRunOnMissingResource=true');
-      ApiObject.of(recurringJob).metadata.addAnnotation('argocd.argoproj.io/sync-wave', '1');
     }
 
-    this.addCheckpoint();
+    this.addCheckpoint(replicas, props.storageClasses[this.defaultStorageClass]);
   }
 
   storageClass(name?: string): string {
@@ -103,8 +84,33 @@ export class Longhorn extends HomelabService implements StorageProvider {
     return name;
   }
 
-  /** A fresh volume on the default class binds, and a pod writes a file to it and reads it back. */
-  private addCheckpoint(): void {
+  private addStorageClass(name: string, storageClass: StorageClassConfig, defaultReplicas: number): void {
+    new k8s.KubeStorageClass(this, `storage-class-${name}`, {
+      metadata: {
+        name,
+        annotations: { 'storageclass.kubernetes.io/is-default-class': String(storageClass.default) },
+      },
+      provisioner: CSI_PROVISIONER,
+      allowVolumeExpansion: true,
+      reclaimPolicy: storageClass.reclaimPolicy,
+      volumeBindingMode: 'Immediate',
+      parameters: {
+        numberOfReplicas: String(storageClass.replicas ?? defaultReplicas),
+        staleReplicaTimeout: '30',
+        fsType: 'ext4',
+        dataLocality: storageClass.dataLocality,
+        recurringJobSelector: JSON.stringify(storageClass.recurringJobGroups.map((group) => ({ name: group, isGroup: true }))),
+      },
+    });
+  }
+
+  /**
+   * A fresh volume binds and a pod writes a file to it and reads it back. The volume uses a
+   * copy of the default class that deletes its volumes: with `Retain`, every sync would
+   * leave a released volume behind.
+   */
+  private addCheckpoint(defaultReplicas: number, defaultClass: StorageClassConfig): void {
+    this.addStorageClass(CHECKPOINT_CLASS, { ...defaultClass, default: false, reclaimPolicy: 'Delete', recurringJobGroups: [] }, defaultReplicas);
     new k8s.KubePersistentVolumeClaim(this, 'checkpoint-claim', {
       metadata: {
         name: CHECKPOINT_CLAIM,
@@ -114,12 +120,12 @@ export class Longhorn extends HomelabService implements StorageProvider {
       },
       spec: {
         accessModes: ['ReadWriteOnce'],
-        storageClassName: this.defaultStorageClass,
+        storageClassName: CHECKPOINT_CLASS,
         resources: { requests: { storage: k8s.Quantity.fromString('64Mi') } },
       },
     });
     new Checkpoint(this, 'checkpoint', {
-      description: `a PersistentVolumeClaim on ${this.defaultStorageClass} binds and a pod writes and reads a file on it`,
+      description: `a PersistentVolumeClaim like those on ${this.defaultStorageClass} binds and a pod writes and reads a file on it`,
       image: IMAGES.busybox,
       script: [
         'probe="/data/checkpoint-$(date +%s)"',

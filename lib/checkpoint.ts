@@ -6,6 +6,7 @@
 import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { resources, toResourceRequirements } from './resources';
 import { HomelabService } from './service';
 
 export const CHECKPOINT_COMPONENT = 'checkpoint';
@@ -74,10 +75,7 @@ export class Checkpoint extends Construct {
                 image: props.image,
                 command: ['sh', '-ec', props.script],
                 env: Object.entries(props.env ?? {}).map(([name, value]) => ({ name, value })),
-                resources: {
-                  requests: { cpu: k8s.Quantity.fromString('10m'), memory: k8s.Quantity.fromString('16Mi') },
-                  limits: { cpu: k8s.Quantity.fromString('100m'), memory: k8s.Quantity.fromString('64Mi') },
-                },
+                resources: toResourceRequirements(resources('10m', '16Mi', '100m', '64Mi')),
                 securityContext: {
                   allowPrivilegeEscalation: false,
                   readOnlyRootFilesystem: true,

@@ -95,16 +95,12 @@ export abstract class HomelabService extends Chart {
 
   /** Labels for a component's resources (overrides the chart's component label). */
   labelsFor(component: string): Record<string, string> {
-    return serviceLabels(this, component);
+    return serviceLabels({ name: this.serviceName, environment: this.environment }, component);
   }
 
   /** Pod selector labels for a component: explicit, stable across construct renames. */
   selectorFor(component: string): Record<string, string> {
-    return selectorLabels(this, component);
-  }
-
-  get name(): string {
-    return this.serviceName;
+    return selectorLabels({ name: this.serviceName, environment: this.environment }, component);
   }
 
   /** The validation step Argo CD runs after every sync (a PostSync hook). */

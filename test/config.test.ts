@@ -94,6 +94,16 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
     mutate: (c) => (c.environments.dev.services.longhorn.enabled = false),
     expected: ['apps.home-assistant.volume: expected services.longhorn.enabled: a volume needs Longhorn'],
   },
+  {
+    name: 'reserved storage class name',
+    mutate: (c) => (c.services.longhorn.storageClasses['longhorn-checkpoint'] = { reclaimPolicy: 'Delete' }),
+    expected: ['services.longhorn.storageClasses.longhorn-checkpoint: expected another name: "longhorn-checkpoint" is the class of the Longhorn checkpoint volume'],
+  },
+  {
+    name: 'two default storage classes',
+    mutate: (c) => (c.services.longhorn.storageClasses['longhorn-scratch'].default = true),
+    expected: ['services.longhorn.storageClasses: expected exactly one storage class with default: true, received 2'],
+  },
   { name: 'empty file', text: '', expected: ['the config file is empty'] },
   { name: 'comments only', text: '# nothing here\n', expected: ['the config file is empty'] },
   { name: 'invalid YAML', text: 'domain: home.example.net\nnodes: [a, b\n', expected: [/invalid YAML at line \d+, column \d+/] },

@@ -83,6 +83,12 @@ const recurringJobSchema = z.strictObject({
   groups: z.array(k8sName).default(['default']),
 });
 
+/** StorageClass names the Longhorn service creates itself. */
+const RESERVED_STORAGE_CLASSES: Record<string, string> = {
+  longhorn: 'the class the Longhorn chart manages',
+  'longhorn-checkpoint': 'the class of the Longhorn checkpoint volume',
+};
+
 const longhornSchema = z
   .strictObject({
     enabled: bool.default(true),
@@ -111,12 +117,10 @@ const longhornSchema = z
         message: `expected exactly one storage class with default: true, received ${defaults.length}`,
       });
     }
-    if ('longhorn' in longhorn.storageClasses) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['storageClasses', 'longhorn'],
-        message: 'expected another name: "longhorn" is the class the Longhorn chart manages itself',
-      });
+    for (const [reserved, owner] of Object.entries(RESERVED_STORAGE_CLASSES)) {
+      if (reserved in longhorn.storageClasses) {
+        ctx.addIssue({ code: 'custom', path: ['storageClasses', reserved], message: `expected another name: "${reserved}" is ${owner}` });
+      }
     }
     for (const [name, job] of Object.entries(longhorn.recurringJobs)) {
       if (job.task === 'backup' && !longhorn.backup) {
