@@ -104,6 +104,11 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
     mutate: (c) => (c.services.longhorn.storageClasses['longhorn-scratch'].default = true),
     expected: ['services.longhorn.storageClasses: expected exactly one storage class with default: true, received 2'],
   },
+  {
+    name: 'app named like an output folder',
+    mutate: (c) => (c.apps.apps = c.apps['node-red']),
+    expected: ['apps.apps: expected another name: "apps" is taken by a built-in service or an output folder'],
+  },
   { name: 'empty file', text: '', expected: ['the config file is empty'] },
   { name: 'comments only', text: '# nothing here\n', expected: ['the config file is empty'] },
   { name: 'invalid YAML', text: 'domain: home.example.net\nnodes: [a, b\n', expected: [/invalid YAML at line \d+, column \d+/] },

@@ -164,6 +164,8 @@ const appSchema = z.strictObject({
 });
 
 export const SERVICE_NAMES = ['argocd', 'longhorn'] as const;
+/** Folders of k8s/<env>/ that are not services. */
+const OUTPUT_FOLDERS: readonly string[] = ['apps', 'bootstrap'];
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 const servicesSchema = z.strictObject({
@@ -219,8 +221,12 @@ export const environmentConfig = z
       ...Object.entries(env.apps).filter(([, app]) => app.enabled).map(([name]) => name),
     ]);
     for (const [name, app] of Object.entries(env.apps)) {
-      if (SERVICE_NAMES.includes(name as ServiceName)) {
-        ctx.addIssue({ code: 'custom', path: ['apps', name], message: `expected a name that is not a built-in service ("${name}")` });
+      if (SERVICE_NAMES.includes(name as ServiceName) || OUTPUT_FOLDERS.includes(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['apps', name],
+          message: `expected another name: "${name}" is taken by a built-in service or an output folder`,
+        });
       }
       if (!app.enabled) continue;
       app.dependsOn.forEach((dep, i) => {
