@@ -6,11 +6,12 @@
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
 import { ARGOCD_NAMESPACE } from '../lib/argocd/app-of-apps';
 import { Checkpoint } from '../lib/checkpoint';
+import { helmRelease } from '../lib/helm';
 import { Layer } from '../lib/layers';
 import { Platform } from '../lib/platform';
 import { resources } from '../lib/resources';
 import { HomelabService } from '../lib/service';
-import { CHARTS, IMAGES } from '../lib/versions';
+import { IMAGES } from '../lib/versions';
 
 export interface ArgoCdProps {
   /** Subdomain of the environment's domain the UI is served on. @default 'argocd' */
@@ -66,7 +67,7 @@ export class ArgoCd extends HomelabService {
       layer: Layer.GITOPS,
       namespace: ARGOCD_NAMESPACE,
       installsCrdGroups: ['argoproj.io'],
-      helm: { chart: CHARTS.argocd, values, releaseName: 'argocd' },
+      helm: helmRelease('argocd', values, 'argocd'),
     });
     this.hostname = hostname;
     this.values = values;

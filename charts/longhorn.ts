@@ -6,12 +6,13 @@ import { k8s } from 'cdk8s-plus-28';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
 import { Checkpoint, POST_SYNC_HOOK } from '../lib/checkpoint';
+import { helmRelease } from '../lib/helm';
 import type { LonghornConfig } from '../lib/config/schema';
 import { Layer } from '../lib/layers';
 import { Platform } from '../lib/platform';
 import { HomelabService } from '../lib/service';
 import type { StorageProvider } from '../lib/storage';
-import { CHARTS, IMAGES } from '../lib/versions';
+import { IMAGES } from '../lib/versions';
 
 export interface LonghornProps {
   /** Default replicas per volume; at most the number of nodes. @default 3 */
@@ -45,7 +46,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
       // longhorn-manager and the CSI plugin mount host paths and run privileged.
       podSecurity: 'privileged',
       installsCrdGroups: ['longhorn.io'],
-      helm: { chart: CHARTS.longhorn, values: longhornValues(replicas, props) },
+      helm: helmRelease('longhorn', longhornValues(replicas, props)),
       ignoreDifferences: [
         // longhorn-manager injects its conversion webhook's CA into its CRDs at runtime.
         {

@@ -11,18 +11,10 @@ import type { Checkpoint } from './checkpoint';
 import { Layer } from './layers';
 import { selectorLabels, serviceLabels } from './labels';
 import { Platform } from './platform';
-import { HelmChartVersion, KUBERNETES_VERSION } from './versions';
+import type { HelmRelease } from './helm';
+import { KUBERNETES_VERSION } from './versions';
 
 export type PodSecurityLevel = 'restricted' | 'baseline' | 'privileged';
-
-/** An upstream chart and the values we give it, as one Argo CD Helm source. */
-export interface HelmRelease {
-  readonly chart: HelmChartVersion;
-  /** Values typed from the chart's own values (imports/helm/). */
-  readonly values: object;
-  /** @default the service name */
-  readonly releaseName?: string;
-}
 
 /** A field Argo CD must not diff, for drift that upstream charts cause by design. */
 export interface IgnoreDifference {
@@ -40,7 +32,7 @@ export interface ServiceSettings {
   readonly podSecurity?: PodSecurityLevel;
   /** API groups whose CRDs this service installs (a service emitting them depends on it). @default none */
   readonly installsCrdGroups?: readonly string[];
-  /** @default no chart: the service is only its own manifests */
+  /** Upstream chart and values, made with `helmRelease()`. @default no chart: only our own manifests */
   readonly helm?: HelmRelease;
   /** @default none */
   readonly ignoreDifferences?: readonly IgnoreDifference[];

@@ -1,0 +1,29 @@
+/**
+ * An upstream chart as an Argo CD Helm source: the pinned version from lib/versions.ts and
+ * values of the type generated from that very chart (imports/helm/), so a chart can only be
+ * given its own values and a misspelled key fails type-checking.
+ */
+import type { ArgoCdValues } from '../imports/helm/argo-cd';
+import type { LonghornValues } from '../imports/helm/longhorn';
+import { CHARTS, HelmChartVersion } from './versions';
+
+/** The values type of each chart in CHARTS. */
+interface ValuesByChart {
+  argocd: ArgoCdValues;
+  longhorn: LonghornValues;
+}
+
+export type PinnedChart = keyof typeof CHARTS & keyof ValuesByChart;
+
+export interface HelmRelease {
+  readonly chart: HelmChartVersion;
+  readonly values: object;
+  readonly releaseName?: string;
+}
+
+/**
+ * @param releaseName the Helm release name. @default the Application (service) name
+ */
+export function helmRelease<K extends PinnedChart>(chart: K, values: ValuesByChart[K], releaseName?: string): HelmRelease {
+  return { chart: CHARTS[chart], values, releaseName };
+}
