@@ -258,6 +258,7 @@ describe('the Argo CD app-of-apps', () => {
         const where = `${env.environment}/${app.metadata.name}`;
         expect(app.spec.syncPolicy.syncOptions, where).toEqual(expect.arrayContaining(['ServerSideApply=true', 'CreateNamespace=false']));
         expect(app.spec.syncPolicy.retry.limit, where).toBeGreaterThan(0);
+        if (app.spec.ignoreDifferences) expect(app.spec.syncPolicy.syncOptions, where).toContain('RespectIgnoreDifferences=true');
         expect(app.spec.syncPolicy.retry.backoff.maxDuration, where).toBeTruthy();
         if (manual) expect(app.spec.syncPolicy.automated, where).toBeUndefined();
         else expect(app.spec.syncPolicy.automated, where).toEqual({ prune: true, selfHeal: true });

@@ -109,7 +109,7 @@ export class AppOfApps extends Construct {
         project: this.projectName,
         ...(sources.length === 1 ? { source: sources[0] } : { sources }),
         destination: { server: env.cluster.server, namespace: service.namespaceName },
-        syncPolicy: syncPolicy(platform),
+        syncPolicy: syncPolicy(platform, service),
         ignoreDifferences: service.ignoreDifferences.length > 0 ? service.ignoreDifferences.map(ignoreDifference) : undefined,
         revisionHistoryLimit: 10,
       },
@@ -118,11 +118,13 @@ export class AppOfApps extends Construct {
   }
 }
 
-function syncPolicy(platform: Platform): ApplicationSpecSyncPolicy {
+function syncPolicy(platform: Platform, service: HomelabService): ApplicationSpecSyncPolicy {
   const { sync } = platform.config;
+  // Without it, a sync would still write back the fields that ignoreDifferences hides.
+  const respectIgnored = service.ignoreDifferences.length > 0 ? ['RespectIgnoreDifferences=true'] : [];
   return {
     automated: sync.mode === 'automated' ? { prune: sync.prune, selfHeal: sync.selfHeal } : undefined,
-    syncOptions: [...CHILD_SYNC_OPTIONS],
+    syncOptions: [...CHILD_SYNC_OPTIONS, ...respectIgnored],
     retry: {
       limit: sync.retry.limit,
       backoff: { duration: sync.retry.backoffDuration, factor: sync.retry.backoffFactor, maxDuration: sync.retry.backoffMaxDuration },
