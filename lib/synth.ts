@@ -61,19 +61,17 @@ export function synthesizeEnvironment(environment: string, config: EnvironmentCo
     files.set(`bootstrap/${argocd.helm.chart.chart}.values.yaml`, GENERATED_HEADER + emitYaml(argocd.helm.values));
   }
 
-  const services = graph
-    .map((node) => {
-      const service = platform.services.find((s) => s.serviceName === node.name)!;
-      return {
-        name: node.name,
-        wave: waves.get(node.name)!,
-        layer: service.layer,
-        namespace: service.namespaceName,
-        chart: service.helm ? `${service.helm.chart.chart}@${service.helm.chart.version}` : undefined,
-        resources: service.apiObjects.length,
-        dependsOn: node.dependsOn,
-      };
-    })
+  // dependencyGraph lists the services in platform order.
+  const services = platform.services
+    .map((service, i) => ({
+      name: service.serviceName,
+      wave: waves.get(service.serviceName)!,
+      layer: service.layer,
+      namespace: service.namespaceName,
+      chart: service.helm ? `${service.helm.chart.chart}@${service.helm.chart.version}` : undefined,
+      resources: service.apiObjects.length,
+      dependsOn: graph[i].dependsOn,
+    }))
     .sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name, 'en'));
   return { environment, files: sortedMap(files), services };
 }
@@ -104,7 +102,6 @@ function renderChart(files: Map<string, string>, folder: string, objects: readon
     files.set(path, GENERATED_HEADER + emitYaml(manifest));
   }
 }
-
 
 function sortedMap(files: Map<string, string>): Map<string, string> {
   return new Map([...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));

@@ -109,6 +109,11 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
     mutate: (c) => (c.apps.apps = c.apps['node-red']),
     expected: ['apps.apps: expected another name: "apps" is taken by a built-in service or an output folder'],
   },
+  {
+    name: 'several replicas sharing one ReadWriteOnce volume',
+    mutate: (c) => (c.environments.prod.apps = { 'node-red': { replicas: 2 } }),
+    expected: ['environments.prod.apps.node-red.replicas: expected at most 1 with a volume (a ReadWriteOnce volume attaches to one pod), received 2'],
+  },
   { name: 'empty file', text: '', expected: ['the config file is empty'] },
   { name: 'comments only', text: '# nothing here\n', expected: ['the config file is empty'] },
   { name: 'invalid YAML', text: 'domain: home.example.net\nnodes: [a, b\n', expected: [/invalid YAML at line \d+, column \d+/] },

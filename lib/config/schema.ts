@@ -241,6 +241,13 @@ export const environmentConfig = z
           });
         }
       });
+      if (app.volume && app.replicas > 1) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['apps', name, 'replicas'],
+          message: `expected at most 1 with a volume (a ReadWriteOnce volume attaches to one pod), received ${app.replicas}`,
+        });
+      }
       if (app.volume) {
         if (!longhorn.enabled) {
           ctx.addIssue({ code: 'custom', path: ['apps', name, 'volume'], message: 'expected services.longhorn.enabled: a volume needs Longhorn' });
