@@ -72,7 +72,7 @@ const INT_OR_STRING_KEY = /^(port|targetPort|nodePort|minAvailable|maxUnavailabl
 
 const EXTRA_KEY_DESCRIPTION = 'Not listed in the chart values.yaml, but read by the chart (see scripts/import-helm-values.ts).';
 
-export const CHARTS: Readonly<Record<string, ChartConfig>> = {
+export const HELM_VALUES_IMPORTS: Readonly<Record<string, ChartConfig>> = {
   'argo-cd': {
     typeName: 'ArgoCdValues',
     // argocd-cm, argocd-cmd-params-cm and argocd-rbac-cm take any Argo CD setting as a key
@@ -281,7 +281,7 @@ interface ChartYaml {
 export async function importHelmValues(): Promise<void> {
   rmSync(HELM_IMPORTS, { recursive: true, force: true });
   mkdirSync(HELM_IMPORTS, { recursive: true });
-  for (const [folder, config] of Object.entries(CHARTS)) {
+  for (const [folder, config] of Object.entries(HELM_VALUES_IMPORTS)) {
     const chart = readChartYaml(folder);
     const version = config.version ?? chart.version;
     const schema = chartSchema(folder);
@@ -315,7 +315,7 @@ function readChartYaml(folder: string): ChartYaml {
 
 /** The schema of imports/helm/<folder>.schema.json, built from ../shared/charts/<folder>. */
 export function chartSchema(folder: string): Schema {
-  const config = CHARTS[folder];
+  const config = HELM_VALUES_IMPORTS[folder];
   const chart = readChartYaml(folder);
   const doc = parseDocument(readFileSync(join(SHARED_CHARTS, folder, 'values.yaml'), 'utf8'));
   const subcharts = (chart.dependencies ?? []).map((d) => d.alias ?? d.name);

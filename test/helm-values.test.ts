@@ -9,9 +9,9 @@ import type { LokiValues } from '../imports/helm/loki';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import type { VaultValues } from '../imports/helm/vault';
 import { helmValuesErrors } from '../lib/helm-values';
-import { CHARTS, chartSchema, HELM_IMPORTS, SHARED_CHARTS } from '../scripts/import-helm-values';
+import { HELM_VALUES_IMPORTS, chartSchema, HELM_IMPORTS, SHARED_CHARTS } from '../scripts/import-helm-values';
 
-const CHART_FOLDERS = Object.keys(CHARTS);
+const CHART_FOLDERS = Object.keys(HELM_VALUES_IMPORTS);
 const noSharedCharts = !existsSync(SHARED_CHARTS);
 
 function generatedSchema(folder: string): object {
