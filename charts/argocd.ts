@@ -9,7 +9,7 @@ import { Checkpoint } from '../lib/checkpoint';
 import { helmRelease } from '../lib/helm';
 import { Layer } from '../lib/layers';
 import { Platform } from '../lib/platform';
-import { resources } from '../lib/resources';
+import { Resources, resources } from '../lib/resources';
 import { HomelabService } from '../lib/service';
 import { IMAGES } from '../lib/versions';
 
@@ -71,6 +71,9 @@ export class ArgoCd extends HomelabService {
     });
     this.hostname = hostname;
     this.values = values;
+    for (const [workload, component] of Object.entries(components(props.replicas ?? 1))) {
+      this.requestCapacity({ workload, replicas: component.replicas, cpu: component.resources.requests.cpu, memory: component.resources.requests.memory });
+    }
 
     new Checkpoint(this, 'checkpoint', {
       description: 'the API server answers its full health check (which includes Redis) and serves its version',
@@ -83,7 +86,19 @@ export class ArgoCd extends HomelabService {
   }
 }
 
+/** Long-running Argo CD components: replicas and resources, for the values and the capacity check. */
+function components(replicas: number): Record<'controller' | 'server' | 'repoServer' | 'applicationSet' | 'redis', { replicas: number; resources: Resources }> {
+  return {
+    controller: { replicas: 1, resources: resources('250m', '512Mi', '1', '1Gi') },
+    server: { replicas, resources: resources('50m', '128Mi', '500m', '256Mi') },
+    repoServer: { replicas, resources: resources('100m', '256Mi', '1', '512Mi') },
+    applicationSet: { replicas: 1, resources: resources('25m', '64Mi', '250m', '128Mi') },
+    redis: { replicas: 1, resources: resources('50m', '64Mi', '250m', '128Mi') },
+  };
+}
+
 function argoCdValues(hostname: string, replicas: number): ArgoCdValues {
+  const c = components(replicas);
   return {
     global: { domain: hostname },
     crds: { install: true, keep: true },
@@ -101,11 +116,11 @@ function argoCdValues(hostname: string, replicas: number): ArgoCdValues {
     // Local admin only; SSO can be added through configs.cm later.
     dex: { enabled: false },
     notifications: { enabled: false },
-    controller: { resources: resources('250m', '512Mi', '1', '1Gi') },
-    server: { replicas, resources: resources('50m', '128Mi', '500m', '256Mi') },
-    repoServer: { replicas, resources: resources('100m', '256Mi', '1', '512Mi') },
-    applicationSet: { resources: resources('25m', '64Mi', '250m', '128Mi') },
-    redis: { resources: resources('50m', '64Mi', '250m', '128Mi') },
+    controller: { resources: c.controller.resources },
+    server: { replicas: c.server.replicas, resources: c.server.resources },
+    repoServer: { replicas: c.repoServer.replicas, resources: c.repoServer.resources },
+    applicationSet: { resources: c.applicationSet.resources },
+    redis: { resources: c.redis.resources },
     redisSecretInit: { resources: resources('10m', '32Mi', '100m', '64Mi') },
   };
 }

@@ -116,6 +116,12 @@ export class CustomApp extends HomelabService {
       for (const [key, value] of Object.entries(selector)) service.selectLabel(key, value);
     }
 
+    this.requestCapacity({
+      workload: COMPONENT,
+      replicas: props.replicas ?? 1,
+      cpu: props.resources.requests.cpu,
+      memory: props.resources.requests.memory,
+    });
     this.addCheckpoint(ports[0]);
   }
 

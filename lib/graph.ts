@@ -17,9 +17,17 @@ export function isBuiltInGroup(group: string): boolean {
   return !group.includes('.') || group.endsWith('.k8s.io');
 }
 
-export function dependencyGraph(platform: Platform): GraphNode[] {
+export interface DependencyGraph {
+  /** One node per service, in platform order. */
+  readonly nodes: GraphNode[];
+  /** Requirements no enabled service meets yet (see ServiceSettings.requiresCrdGroups). */
+  readonly warnings: string[];
+}
+
+export function dependencyGraph(platform: Platform): DependencyGraph {
   const installers = crdInstallers(platform);
-  return platform.services.map((service) => {
+  const warnings: string[] = [];
+  const nodes = platform.services.map((service) => {
     const dependsOn = new Set([...service.dependencies].map((d) => d.serviceName));
     for (const group of customResourceGroups(service)) {
       const installer = installers.get(group);
@@ -28,8 +36,14 @@ export function dependencyGraph(platform: Platform): GraphNode[] {
       }
       if (installer !== service) dependsOn.add(installer.serviceName);
     }
+    for (const group of service.requiresCrdGroups) {
+      const installer = installers.get(group);
+      if (installer) dependsOn.add(installer.serviceName);
+      else warnings.push(`${service.serviceName} needs ${group} resources, which no enabled service installs yet`);
+    }
     return { name: service.serviceName, layer: service.layer, dependsOn: [...dependsOn].sort() };
   });
+  return { nodes, warnings };
 }
 
 /** Custom resources of a service whose CRDs the service's own chart installs. */

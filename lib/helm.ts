@@ -1,5 +1,5 @@
 /**
- * An upstream chart as an Argo CD Helm source: the pinned version from lib/versions.ts and
+ * Upstream sources of a service. A chart as an Argo CD Helm source: the pinned version from lib/versions.ts and
  * values of the type generated from that very chart (imports/helm/), so a chart can only be
  * given its own values and a misspelled key fails type-checking.
  */
@@ -26,4 +26,14 @@ export interface HelmRelease {
  */
 export function helmRelease<K extends PinnedChart>(chart: K, values: ValuesByChart[K], releaseName?: string): HelmRelease {
   return { chart: CHARTS[chart], values, releaseName };
+}
+
+/** A kustomization in an upstream Git repository, at a pinned tag. */
+export interface KustomizeSource {
+  readonly repoURL: string;
+  /** A tag, never a branch. */
+  readonly revision: string;
+  readonly path: string;
+  /** `name=newName:tag` overrides, so nothing runs with an unpinned image from the kustomization. */
+  readonly images?: readonly string[];
 }

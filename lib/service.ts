@@ -1,8 +1,9 @@
 /**
  * The base every homelab service extends. It gives all of them one vocabulary: the layer
  * they belong to, the services they depend on (derived from the construct references in
- * their props), an optional upstream Helm chart with typed values, the CRD groups they
- * install, their namespace with its Pod Security level, and their checkpoint.
+ * their props), optional upstream sources (a Helm chart with typed values, kustomizations
+ * at pinned tags), the CRD groups they install or need, the capacity they request, their
+ * namespace with its Pod Security level, and their checkpoint.
  */
 import { ApiObject, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
@@ -11,7 +12,8 @@ import type { Checkpoint } from './checkpoint';
 import { Layer } from './layers';
 import { selectorLabels, serviceLabels } from './labels';
 import { Platform } from './platform';
-import type { HelmRelease } from './helm';
+import type { ResourceDemand } from './capacity';
+import type { HelmRelease, KustomizeSource } from './helm';
 import { KUBERNETES_VERSION } from './versions';
 
 export type PodSecurityLevel = 'restricted' | 'baseline' | 'privileged';
@@ -32,8 +34,16 @@ export interface ServiceSettings {
   readonly podSecurity?: PodSecurityLevel;
   /** API groups whose CRDs this service installs (a service emitting them depends on it). @default none */
   readonly installsCrdGroups?: readonly string[];
-  /** Upstream chart and values, made with `helmRelease()`. @default no chart: only our own manifests */
+  /** Upstream chart and values, made with `helmRelease()`. @default no chart */
   readonly helm?: HelmRelease;
+  /** Upstream kustomizations from Git at pinned tags (KUSTOMIZATIONS in lib/versions.ts). @default none */
+  readonly kustomizations?: readonly KustomizeSource[];
+  /**
+   * CRD groups the upstream sources create resources of (e.g. cert-manager Issuers in an
+   * operator's manifests): the service depends on the service installing them, and synth
+   * warns while no enabled service does. @default none
+   */
+  readonly requiresCrdGroups?: readonly string[];
   /** @default none */
   readonly ignoreDifferences?: readonly IgnoreDifference[];
   /**
@@ -55,10 +65,13 @@ export abstract class HomelabService extends Chart {
   readonly podSecurity: PodSecurityLevel;
   readonly installsCrdGroups: readonly string[];
   readonly helm?: HelmRelease;
+  readonly kustomizations: readonly KustomizeSource[];
+  readonly requiresCrdGroups: readonly string[];
   readonly ignoreDifferences: readonly IgnoreDifference[];
   /** Services this one needs first: every HomelabService found in its props. */
   readonly dependencies: ReadonlySet<HomelabService>;
   private checkpointConstruct?: Checkpoint;
+  private readonly demandList: ResourceDemand[] = [];
 
   /**
    * @param props the subclass's own props: every HomelabService in them (directly or in
@@ -77,6 +90,8 @@ export abstract class HomelabService extends Chart {
     this.podSecurity = settings.podSecurity ?? 'restricted';
     this.installsCrdGroups = settings.installsCrdGroups ?? [];
     this.helm = settings.helm;
+    this.kustomizations = settings.kustomizations ?? [];
+    this.requiresCrdGroups = settings.requiresCrdGroups ?? [];
     this.ignoreDifferences = settings.ignoreDifferences ?? [];
     this.dependencies = new Set([...serviceReferences(props), ...(settings.extraDependencies ?? [])]);
     new k8s.KubeNamespace(this, 'namespace', {
@@ -93,6 +108,16 @@ export abstract class HomelabService extends Chart {
   /** Pod selector labels for a component: explicit, stable across construct renames. */
   selectorFor(component: string): Record<string, string> {
     return selectorLabels({ name: this.serviceName, environment: this.environment }, component);
+  }
+
+  /** Declares CPU, memory and GPUs this service requests, for the capacity check. */
+  protected requestCapacity(demand: Omit<ResourceDemand, 'service'>): void {
+    this.demandList.push({ service: this.serviceName, ...demand });
+  }
+
+  /** What the service's long-running workloads request (checkpoint Jobs are not counted). */
+  get demands(): readonly ResourceDemand[] {
+    return this.demandList;
   }
 
   /** The validation step Argo CD runs after every sync (a PostSync hook). */

@@ -8,6 +8,7 @@ import { ApiObject, App, Chart } from 'cdk8s';
 import { AppOfApps } from './argocd/app-of-apps';
 import { addSyncOption, hasSyncWave, isHook, setSyncWave } from './argocd/annotations';
 import type { EnvironmentConfig } from './config/schema';
+import { CapacityReport, checkCapacity } from './capacity';
 import { dependencyGraph, ownCustomResources } from './graph';
 import { buildPlatform } from './homelab';
 import type { HomelabService } from './service';
@@ -24,8 +25,8 @@ export interface ServiceSummary {
   readonly wave: number;
   readonly layer: string;
   readonly namespace: string;
-  /** `chart@version`, or undefined for services made only of our own manifests. */
-  readonly chart?: string;
+  /** Upstream sources: `chart@version`, `repository/path@tag`; empty for only our own manifests. */
+  readonly upstream: readonly string[];
   readonly resources: number;
   readonly dependsOn: readonly string[];
 }
@@ -36,6 +37,9 @@ export interface SynthesizedEnvironment {
   readonly files: ReadonlyMap<string, string>;
   /** Services by wave, then name. */
   readonly services: readonly ServiceSummary[];
+  /** Requested against available CPU, memory and GPUs. */
+  readonly capacity: CapacityReport;
+  readonly warnings: readonly string[];
 }
 
 export function synthesizeEnvironment(environment: string, config: EnvironmentConfig): SynthesizedEnvironment {
@@ -45,7 +49,8 @@ export function synthesizeEnvironment(environment: string, config: EnvironmentCo
     if (!service.checkpoint) throw new Error(`${service.serviceName} has no checkpoint`);
   }
   const graph = dependencyGraph(platform);
-  const waves = computeWaves(graph, config.waves);
+  const waves = computeWaves(graph.nodes, config.waves);
+  const capacity = checkCapacity(platform.services.flatMap((s) => s.demands), config.nodes);
   const appOfApps = new AppOfApps(app, 'argocd', { platform, waves });
 
   const files = new Map<string, string>();
@@ -68,12 +73,18 @@ export function synthesizeEnvironment(environment: string, config: EnvironmentCo
       wave: waves.get(service.serviceName)!,
       layer: service.layer,
       namespace: service.namespaceName,
-      chart: service.helm ? `${service.helm.chart.chart}@${service.helm.chart.version}` : undefined,
+      upstream: upstreamOf(service),
       resources: service.apiObjects.length,
-      dependsOn: graph[i].dependsOn,
+      dependsOn: graph.nodes[i].dependsOn,
     }))
     .sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name, 'en'));
-  return { environment, files: sortedMap(files), services };
+  return { environment, files: sortedMap(files), services, capacity, warnings: graph.warnings };
+}
+
+function upstreamOf(service: HomelabService): string[] {
+  const chart = service.helm ? [`${service.helm.chart.chart}@${service.helm.chart.version}`] : [];
+  const kustomizations = service.kustomizations.map((k) => `${k.repoURL.replace(/^https:\/\/github.com\//, '')}/${k.path}@${k.revision}`);
+  return [...chart, ...kustomizations];
 }
 
 /** Argo CD behaviour that follows from what a resource is, the same for every service. */

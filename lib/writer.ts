@@ -22,7 +22,7 @@ export interface WriteOptions {
   readonly partial?: boolean;
 }
 
-export function writeOutput(environments: readonly SynthesizedEnvironment[], options: WriteOptions): void {
+export function writeOutput(environments: readonly Pick<SynthesizedEnvironment, 'environment' | 'files'>[], options: WriteOptions): void {
   const outdir = options.outdir.replace(/\/+$/, '');
   mkdirSync(dirname(outdir), { recursive: true });
   const staging = mkdtempSync(join(dirname(outdir), `.${basename(outdir)}-staging-`));

@@ -22,8 +22,8 @@ describe('writer', () => {
 
   it('reuses unchanged files and rewrites changed ones', () => {
     const outdir = join(tempDir(), 'k8s');
-    const first = [{ environment: 'dev', files: new Map([['a/same.yaml', 'same\n'], ['a/changed.yaml', 'old\n']]), services: [] }];
-    const second = [{ environment: 'dev', files: new Map([['a/same.yaml', 'same\n'], ['a/changed.yaml', 'new\n']]), services: [] }];
+    const first = [{ environment: 'dev', files: new Map([['a/same.yaml', 'same\n'], ['a/changed.yaml', 'old\n']]) }];
+    const second = [{ environment: 'dev', files: new Map([['a/same.yaml', 'same\n'], ['a/changed.yaml', 'new\n']]) }];
     writeOutput(first, { outdir });
     const sameInode = statSync(join(outdir, 'dev/a/same.yaml')).ino;
 
@@ -59,7 +59,7 @@ describe('writer', () => {
     const outdir = join(dir, 'k8s');
     mkdirSync(outdir);
     writeFileSync(join(outdir, 'keep.yaml'), 'keep');
-    const broken = [{ environment: 'dev', files: new Map([['a/b.yaml', 'x'], ['a/b.yaml/c.yaml', 'conflict']]), services: [] }];
+    const broken = [{ environment: 'dev', files: new Map([['a/b.yaml', 'x'], ['a/b.yaml/c.yaml', 'conflict']]) }];
 
     expect(() => writeOutput(broken, { outdir })).toThrow();
 
@@ -83,13 +83,15 @@ describe('synth', () => {
     expect(readTree(b)).toEqual(readTree(a));
   });
 
-  it('prints a summary per environment: wave, service, namespace, chart and resource count', () => {
+  it('prints a summary per environment: wave, service, namespace, resource count, upstream, capacity', () => {
     const result = runMain(['--config', EXAMPLE_CONFIG, '--out', join(tempDir(), 'k8s')]);
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^dev: 4 services, \d+ files in .*\/dev\/$/m);
-    expect(result.stdout).toMatch(/^\s+0\s+argocd\s+gitops\s+argocd\s+argo-cd@10\.1\.1\s+2$/m);
-    expect(result.stdout).toMatch(/^\s+0\s+longhorn\s+storage\s+longhorn-system\s+longhorn@1\.12\.1\s+\d+$/m);
-    expect(result.stdout).toMatch(/^\s+2\s+node-red\s+automation\s+node-red\s+-\s+\d+$/m);
+    expect(result.stdout).toMatch(/^\s+0\s+argocd\s+gitops\s+argocd\s+2\s+argo-cd@10\.1\.1$/m);
+    expect(result.stdout).toMatch(/^\s+0\s+longhorn\s+storage\s+longhorn-system\s+\d+\s+longhorn@1\.12\.1$/m);
+    expect(result.stdout).toMatch(/^\s+2\s+node-red\s+automation\s+node-red\s+\d+\s+-$/m);
+    // prod: Argo CD with 2 server/repo-server replicas (0.625 cores) + Home Assistant 0.25 + Node-RED 0.1.
+    expect(result.stdout).toMatch(/^  requested\/available: cpu 0\.975\/28 cores, memory 2\.1Gi\/112\.0Gi, gpu 0\/1$/m);
     expect(result.stdout).toMatch(/^synthesized 3 environments in \d+\.\d\d s$/m);
   });
 

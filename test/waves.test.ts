@@ -82,7 +82,7 @@ describe('dependency graph', () => {
   const devConfig = () => parseConfig(exampleText(), 'homelab.yaml').environments.get('dev')!;
 
   it('derives dependencies from typed construct references', () => {
-    const graph = dependencyGraph(buildDev());
+    const graph = dependencyGraph(buildDev()).nodes;
     const deps = Object.fromEntries(graph.map((n) => [n.name, n.dependsOn]));
     expect(deps).toEqual({
       argocd: [],
@@ -95,7 +95,7 @@ describe('dependency graph', () => {
   it('adds an edge to the service that installs the CRD of an emitted custom resource', () => {
     const platform = buildDev();
     new SnapshotPolicy(platform);
-    const graph = dependencyGraph(platform);
+    const graph = dependencyGraph(platform).nodes;
     expect(graph.find((n) => n.name === 'snapshot-policy')!.dependsOn).toEqual(['longhorn']);
     // Longhorn emits its own RecurringJobs: no self edge.
     expect(graph.find((n) => n.name === 'longhorn')!.dependsOn).toEqual([]);

@@ -70,7 +70,9 @@ export class AppOfApps extends Construct {
       metadata: { name: this.projectName },
       spec: {
         description: `Homelab services of the ${platform.environment} environment`,
-        sourceRepos: [env.git.repoURL, ...new Set(services.flatMap((s) => (s.helm ? [s.helm.chart.repoURL] : [])))].sort(),
+        sourceRepos: [
+          ...new Set([env.git.repoURL, ...services.flatMap((s) => [...(s.helm ? [s.helm.chart.repoURL] : []), ...s.kustomizations.map((k) => k.repoURL)])]),
+        ].sort(),
         destinations: [...new Set(services.map((s) => s.namespaceName))]
           .sort()
           .map((namespace) => ({ server: env.cluster.server, namespace })),
@@ -87,7 +89,7 @@ export class AppOfApps extends Construct {
   private childApplication(platform: Platform, service: HomelabService, wave: number): void {
     const env = platform.config;
     const ownManifests = { repoUrl: env.git.repoURL, targetRevision: env.git.revision, path: `k8s/${platform.environment}/${service.serviceName}` };
-    const sources: ApplicationSpecSources[] = service.helm
+    const chart: ApplicationSpecSources[] = service.helm
       ? [
           {
             repoUrl: service.helm.chart.repoURL,
@@ -95,9 +97,15 @@ export class AppOfApps extends Construct {
             targetRevision: service.helm.chart.version,
             helm: { releaseName: service.helm.releaseName ?? service.serviceName, valuesObject: service.helm.values },
           },
-          ownManifests,
         ]
-      : [ownManifests];
+      : [];
+    const kustomizations: ApplicationSpecSources[] = service.kustomizations.map((k) => ({
+      repoUrl: k.repoURL,
+      targetRevision: k.revision,
+      path: k.path,
+      kustomize: k.images ? { images: [...k.images] } : undefined,
+    }));
+    const sources = [...chart, ...kustomizations, ownManifests];
     const app = new Application(this.apps, `app-${service.serviceName}`, {
       metadata: {
         name: service.serviceName,

@@ -21,7 +21,9 @@ import {
   intAtLeast,
   intBetween,
   k8sName,
+  labelKey,
   labels,
+  labelValue,
   memoryQuantity,
   oneOf,
   pinnedImage,
@@ -36,12 +38,21 @@ export const resourcesSchema = z.strictObject({
   limits: z.strictObject({ cpu: cpuQuantity, memory: memoryQuantity }),
 });
 
+const taintSchema = z.strictObject({
+  key: labelKey,
+  /** @default none: tolerated with operator Exists */
+  value: labelValue.optional(),
+  effect: oneOf(['NoSchedule', 'PreferNoSchedule', 'NoExecute']),
+});
+
+/** A node as Kubernetes reports it allocatable (after system reservations). */
 const nodeSchema = z.strictObject({
   role: oneOf(['control-plane', 'worker']),
   cpu: intAtLeast(1),
   memory: byteQuantity,
   gpus: intAtLeast(0).default(0),
   labels: labels.default({}),
+  taints: z.array(taintSchema).default([]),
 });
 
 const syncSchema = z.strictObject({

@@ -1,0 +1,57 @@
+/**
+ * The capacity check: what an environment's services request (CPU, memory, GPUs) must fit
+ * its node inventory. Run at synth time, so an impossible plan fails before anything is
+ * written rather than as Pending pods.
+ */
+import { UserError } from './errors';
+import { Capacity, capacityOf, Inventory } from './inventory';
+import { formatCores, formatGibibytes, parseQuantity } from './quantity';
+
+/** What one workload of a service requests in total: per replica times replicas. */
+export interface ResourceDemand {
+  readonly service: string;
+  /** The workload, e.g. `triton` or `ray gpu workers`. */
+  readonly workload: string;
+  /** Replicas at most (autoscaled groups count at their maximum). */
+  readonly replicas: number;
+  /** Per replica. */
+  readonly cpu: string;
+  /** Per replica. */
+  readonly memory: string;
+  /** Per replica. @default 0 */
+  readonly gpus?: number;
+}
+
+export interface CapacityReport {
+  readonly requested: { readonly cpuCores: number; readonly memoryBytes: number; readonly gpus: number };
+  readonly available: Capacity;
+}
+
+export function checkCapacity(demands: readonly ResourceDemand[], nodes: Inventory): CapacityReport {
+  const available = capacityOf(nodes);
+  const total = (f: (d: ResourceDemand) => number) => demands.reduce((sum, d) => sum + f(d) * d.replicas, 0);
+  const requested = {
+    cpuCores: total((d) => parseQuantity(d.cpu)),
+    memoryBytes: total((d) => parseQuantity(d.memory)),
+    gpus: total((d) => d.gpus ?? 0),
+  };
+  const problems: string[] = [];
+  const over = (what: string, need: number, have: number, show: (n: number) => string, per: (d: ResourceDemand) => number) => {
+    if (need <= have) return;
+    const consumers = demands
+      .filter((d) => per(d) > 0)
+      .map((d) => `${d.service}/${d.workload} ${d.replicas} x ${show(per(d))}`)
+      .join(', ');
+    problems.push(`${what}: the services request ${show(need)}, the nodes have ${show(have)} (${consumers})`);
+  };
+  over('gpus', requested.gpus, available.gpus, String, (d) => d.gpus ?? 0);
+  over('cpu', requested.cpuCores, available.cpuCores, (n) => `${formatCores(n)} cores`, (d) => parseQuantity(d.cpu));
+  over('memory', requested.memoryBytes, available.memoryBytes, formatGibibytes, (d) => parseQuantity(d.memory));
+  for (const d of demands) {
+    if ((d.gpus ?? 0) > available.maxGpusPerNode) {
+      problems.push(`gpus: ${d.service}/${d.workload} needs ${d.gpus} GPUs in one pod, the largest node has ${available.maxGpusPerNode}`);
+    }
+  }
+  if (problems.length > 0) throw new UserError(problems.map((p) => `nodes: ${p}`));
+  return { requested, available };
+}

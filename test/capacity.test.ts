@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { checkCapacity, ResourceDemand } from '../lib/capacity';
+import type { NodeConfig } from '../lib/config/schema';
+import { UserError } from '../lib/errors';
+import { gpuPlacement } from '../lib/inventory';
+import { parseQuantity } from '../lib/quantity';
+import { exampleObject, synthesizeText, toYamlText } from './support';
+
+const node = (overrides: Partial<NodeConfig> = {}): NodeConfig => ({ role: 'worker', cpu: 8, memory: '32Gi', gpus: 0, labels: {}, taints: [], ...overrides });
+const demand = (overrides: Partial<ResourceDemand>): ResourceDemand => ({ service: 's', workload: 'w', replicas: 1, cpu: '1', memory: '1Gi', ...overrides });
+
+describe('parseQuantity', () => {
+  it('reads CPU and byte quantities', () => {
+    expect(parseQuantity('500m')).toBe(0.5);
+    expect(parseQuantity('2')).toBe(2);
+    expect(parseQuantity('4Gi')).toBe(4 * 2 ** 30);
+    expect(parseQuantity('1G')).toBe(1e9);
+    expect(() => parseQuantity('4GB')).toThrow('not a quantity: 4GB');
+  });
+});
+
+describe('checkCapacity', () => {
+  const nodes = { a: node(), gpu: node({ gpus: 2, cpu: 16, memory: '64Gi' }) };
+
+  it('sums requests times replicas against the inventory', () => {
+    const report = checkCapacity([demand({ replicas: 3, cpu: '500m', memory: '2Gi', gpus: 0 }), demand({ gpus: 2 })], nodes);
+    expect(report.requested).toEqual({ cpuCores: 2.5, memoryBytes: 7 * 2 ** 30, gpus: 2 });
+    expect(report.available).toEqual({ cpuCores: 24, memoryBytes: 96 * 2 ** 30, gpus: 2, maxGpusPerNode: 2 });
+  });
+
+  it('fails on more GPUs than the inventory has, naming every GPU consumer', () => {
+    const demands = [demand({ service: 'triton', workload: 'server', replicas: 2, gpus: 1 }), demand({ service: 'ray', workload: 'gpu workers', replicas: 3, gpus: 1 })];
+    expect(() => checkCapacity(demands, nodes)).toThrow(UserError);
+    expect(() => checkCapacity(demands, nodes)).toThrow('nodes: gpus: the services request 5, the nodes have 2 (triton/server 2 x 1, ray/gpu workers 3 x 1)');
+  });
+
+  it('fails on an inventory without GPUs', () => {
+    expect(() => checkCapacity([demand({ service: 'triton', gpus: 1 })], { a: node() })).toThrow('the services request 1, the nodes have 0');
+  });
+
+  it('fails when one pod needs more GPUs than any single node has', () => {
+    const spread = { g1: node({ gpus: 1 }), g2: node({ gpus: 1 }) };
+    expect(() => checkCapacity([demand({ service: 'triton', gpus: 2 })], spread)).toThrow('triton/w needs 2 GPUs in one pod, the largest node has 1');
+  });
+
+  it('fails on CPU and memory beyond the inventory', () => {
+    expect(() => checkCapacity([demand({ replicas: 30, cpu: '1', memory: '4Gi' })], nodes)).toThrow(
+      /cpu: the services request 30 cores, the nodes have 24 cores[\s\S]*memory: the services request 120\.0Gi, the nodes have 96\.0Gi/,
+    );
+  });
+});
+
+describe('gpuPlacement', () => {
+  it('selects GPU nodes by the labels only they carry and tolerates their taints', () => {
+    const placement = gpuPlacement({
+      cpu: node({ labels: { zone: 'a', 'nvidia.com/gpu.present': 'false' } }),
+      g1: node({ gpus: 1, labels: { zone: 'a', 'nvidia.com/gpu.present': 'true' }, taints: [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }] }),
+      g2: node({ gpus: 2, labels: { zone: 'b', 'nvidia.com/gpu.present': 'true' }, taints: [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }] }),
+    });
+    expect(placement).toEqual({
+      nodes: ['g1', 'g2'],
+      nodeSelector: { 'nvidia.com/gpu.present': 'true' },
+      hostnames: undefined,
+      tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+    });
+  });
+
+  it('falls back to host names when no label singles the GPU nodes out', () => {
+    const placement = gpuPlacement({ cpu: node({ labels: { zone: 'a' } }), g1: node({ gpus: 1, labels: { zone: 'a' } }) });
+    expect(placement?.nodeSelector).toEqual({});
+    expect(placement?.hostnames).toEqual(['g1']);
+  });
+
+  it('is undefined without GPU nodes', () => {
+    expect(gpuPlacement({ a: node() })).toBeUndefined();
+  });
+});
+
+describe('capacity in synth', () => {
+  it('fails the synth of an environment whose apps do not fit its nodes, naming them', () => {
+    const config = exampleObject();
+    config.apps['node-red'].resources = { requests: { cpu: '4', memory: '1Gi' }, limits: { cpu: '4', memory: '1Gi' } };
+    expect(() => synthesizeText(toYamlText(config))).toThrow(/nodes: cpu: the services request 4\.725 cores, the nodes have 4 cores \(.*node-red\/app 1 x 4 cores/);
+  });
+});
