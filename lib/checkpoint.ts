@@ -29,6 +29,8 @@ export interface CheckpointProps {
   readonly timeout?: Duration;
   /** @default none */
   readonly env?: Readonly<Record<string, string>>;
+  /** Environment variables read from Secrets in the service's namespace (credentials never inline). @default none */
+  readonly secretEnv?: Readonly<Record<string, { readonly secret: string; readonly key: string }>>;
   /** @default none */
   readonly volumes?: readonly k8s.Volume[];
   /** @default none */
@@ -74,7 +76,13 @@ export class Checkpoint extends Construct {
                 name: 'checkpoint',
                 image: props.image,
                 command: ['sh', '-ec', props.script],
-                env: Object.entries(props.env ?? {}).map(([name, value]) => ({ name, value })),
+                env: [
+                  ...Object.entries(props.env ?? {}).map(([name, value]) => ({ name, value })),
+                  ...Object.entries(props.secretEnv ?? {}).map(([name, { secret, key }]) => ({
+                    name,
+                    valueFrom: { secretKeyRef: { name: secret, key } },
+                  })),
+                ],
                 resources: toResourceRequirements(resources('10m', '16Mi', '100m', '64Mi')),
                 securityContext: {
                   allowPrivilegeEscalation: false,

@@ -4,13 +4,17 @@
  * given its own values and a misspelled key fails type-checking.
  */
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
+import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import type { LonghornValues } from '../imports/helm/longhorn';
+import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
 import { CHARTS, HelmChartVersion } from './versions';
 
 /** The values type of each chart in CHARTS. */
 interface ValuesByChart {
   argocd: ArgoCdValues;
   longhorn: LonghornValues;
+  nvidiaDevicePlugin: NvidiaDevicePluginValues;
+  kuberayOperator: KuberayOperatorValues;
 }
 
 export type PinnedChart = keyof typeof CHARTS & keyof ValuesByChart;

@@ -8,6 +8,7 @@ import { ApiObject, App, Chart } from 'cdk8s';
 import { AppOfApps } from './argocd/app-of-apps';
 import { addSyncOption, hasSyncWave, isHook, setSyncWave } from './argocd/annotations';
 import type { EnvironmentConfig } from './config/schema';
+import type { Platform } from './platform';
 import { CapacityReport, checkCapacity } from './capacity';
 import { dependencyGraph, ownCustomResources } from './graph';
 import { buildPlatform } from './homelab';
@@ -44,7 +45,12 @@ export interface SynthesizedEnvironment {
 
 export function synthesizeEnvironment(environment: string, config: EnvironmentConfig): SynthesizedEnvironment {
   const app = new App({ outdir: '/dev/null' });
-  const platform = buildPlatform(app, environment, config);
+  return synthesizePlatform(app, buildPlatform(app, environment, config));
+}
+
+/** Waves, Argo CD app of apps, capacity check and files for an already built platform. */
+export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnvironment {
+  const { environment, config } = platform;
   for (const service of platform.services) {
     if (!service.checkpoint) throw new Error(`${service.serviceName} has no checkpoint`);
   }

@@ -14,6 +14,8 @@ export interface HelmChartVersion {
 export const CHARTS = {
   argocd: { repoURL: 'https://argoproj.github.io/argo-helm', chart: 'argo-cd', version: '10.1.1' },
   longhorn: { repoURL: 'https://charts.longhorn.io', chart: 'longhorn', version: '1.12.1' },
+  nvidiaDevicePlugin: { repoURL: 'https://nvidia.github.io/k8s-device-plugin', chart: 'nvidia-device-plugin', version: '0.20.0' },
+  kuberayOperator: { repoURL: 'https://ray-project.github.io/kuberay-helm/', chart: 'kuberay-operator', version: '1.7.0' },
 } as const satisfies Record<string, HelmChartVersion>;
 
 /** Images of the containers we write ourselves (checkpoints, helpers), pinned by tag. */
