@@ -7,6 +7,9 @@ import { Construct } from 'constructs';
 import { ArgoCd } from '../charts/argocd';
 import { CustomApp } from '../charts/custom-app';
 import { Longhorn } from '../charts/longhorn';
+import { Rabbitmq } from '../charts/rabbitmq';
+import { RabbitmqOperators } from '../charts/rabbitmq-operators';
+import { KuberayOperator, Ray } from '../charts/ray';
 import type { EnvironmentConfig } from './config/schema';
 import { Layer } from './layers';
 import { Platform } from './platform';
@@ -21,6 +24,16 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
 
   const built = new Map<string, HomelabService>([['argocd', argocd]]);
   if (longhorn) built.set('longhorn', longhorn);
+  if (services.rabbitmq.enabled) {
+    // The operators install the rabbitmq.com CRDs; the cluster depends on them through that.
+    new RabbitmqOperators(platform);
+    // The config check guarantees Longhorn with RabbitMQ.
+    built.set('rabbitmq', new Rabbitmq(platform, { ...services.rabbitmq, storage: longhorn! }));
+  }
+  if (services.ray.enabled) {
+    new KuberayOperator(platform);
+    built.set('ray', new Ray(platform, { head: services.ray.head, workerGroups: services.ray.workerGroups }));
+  }
 
   // Apps may depend on each other: create dependencies first (the config check has
   // rejected unknown names and cycles).

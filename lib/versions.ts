@@ -1,3 +1,5 @@
+import type { KustomizeSource } from './helm';
+
 /**
  * Every upstream version the platform deploys, in one place. Chart versions must match the
  * chart copies the typed values in imports/helm/ were generated from (a test checks this).
@@ -18,8 +20,38 @@ export const CHARTS = {
   kuberayOperator: { repoURL: 'https://ray-project.github.io/kuberay-helm/', chart: 'kuberay-operator', version: '1.7.0' },
 } as const satisfies Record<string, HelmChartVersion>;
 
-/** Images of the containers we write ourselves (checkpoints, helpers), pinned by tag. */
+/**
+ * Upstream kustomizations Argo CD builds from Git at a release tag, with the images their
+ * kustomizations leave at `latest` pinned by override (facts: docs/adr/0005).
+ */
+export const KUSTOMIZATIONS = {
+  /** The kustomization's own `images` entry names an image the manifests do not use; the Deployment runs `ghcr.io/rabbitmq/cluster-operator:latest`. */
+  rabbitmqClusterOperator: {
+    repoURL: 'https://github.com/rabbitmq/cluster-operator',
+    revision: 'v2.22.3',
+    path: 'config/installation',
+    images: ['ghcr.io/rabbitmq/cluster-operator=ghcr.io/rabbitmq/cluster-operator:2.22.3'],
+  },
+  /** Overrides the kustomization's own entry (tag `latest`), as the project's release CI does. */
+  rabbitmqTopologyOperator: {
+    repoURL: 'https://github.com/rabbitmq/messaging-topology-operator',
+    revision: 'v1.20.1',
+    path: 'config/installation',
+    images: ['rabbitmqoperator/messaging-topology-operator=ghcr.io/rabbitmq/messaging-topology-operator:1.20.1'],
+  },
+} as const satisfies Record<string, KustomizeSource>;
+
+/** Ray release of the RayCluster: the one KubeRay v1.7.0's samples run. Head and workers must match. */
+export const RAY_VERSION = '2.52.0';
+
+/** Images of the containers we write ourselves (workloads, checkpoints), pinned by tag. */
 export const IMAGES = {
+  /** The broker: the 4.2 series Cluster Operator 2.22.3 defaults to (4.2.6), at its latest patch. */
+  rabbitmq: 'docker.io/library/rabbitmq:4.2.8-management',
+  /** Ray head and CPU workers. */
+  ray: `docker.io/rayproject/ray:${RAY_VERSION}`,
+  /** Ray GPU workers: the same release on CUDA (`-gpu` aliases the release's default `-cuXX`). */
+  rayGpu: `docker.io/rayproject/ray:${RAY_VERSION}-gpu`,
   /** HTTP probes in checkpoints. */
   curl: 'docker.io/curlimages/curl:8.11.1',
   /** Shell for filesystem checks in checkpoints. */

@@ -107,7 +107,7 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
   {
     name: 'app named like an output folder',
     mutate: (c) => (c.apps.apps = c.apps['node-red']),
-    expected: ['apps.apps: expected another name: "apps" is taken by a built-in service or an output folder'],
+    expected: ['apps.apps: expected another name: "apps" is taken by a built-in service, its namespace or an output folder'],
   },
   {
     name: 'several replicas sharing one ReadWriteOnce volume',

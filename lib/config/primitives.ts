@@ -102,3 +102,9 @@ export const backupTargetUrl = matching(
   /^(s3:\/\/[^@\s]+@[^/\s]+\/\S*|nfs:\/\/\S+|cifs:\/\/\S+|azblob:\/\/\S+)$/,
   'a Longhorn backup target such as "s3://bucket@us-east-1/"',
 );
+
+/** CPU/memory requests and limits of a container: all four are required. */
+export const resourcesSchema = z.strictObject({
+  requests: z.strictObject({ cpu: cpuQuantity, memory: memoryQuantity }),
+  limits: z.strictObject({ cpu: cpuQuantity, memory: memoryQuantity }),
+});

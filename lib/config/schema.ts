@@ -5,6 +5,8 @@
  */
 import { z } from 'zod';
 import { findCycle } from '../waves';
+import { rabbitmqSchema } from './services/rabbitmq';
+import { raySchema } from './services/ray';
 import { Layer } from '../layers';
 import {
   absolutePath,
@@ -12,7 +14,6 @@ import {
   bool,
   byteQuantity,
   clusterServerUrl,
-  cpuQuantity,
   cron,
   duration,
   envVarName,
@@ -24,19 +25,16 @@ import {
   labelKey,
   labels,
   labelValue,
-  memoryQuantity,
   oneOf,
   pinnedImage,
+  resourcesSchema,
   subdomain,
   volumeSize,
 } from './primitives';
 
 const nonEmptyString = z.string({ error: 'expected a non-empty string' }).min(1, { error: 'expected a non-empty string' });
 
-export const resourcesSchema = z.strictObject({
-  requests: z.strictObject({ cpu: cpuQuantity, memory: memoryQuantity }),
-  limits: z.strictObject({ cpu: cpuQuantity, memory: memoryQuantity }),
-});
+export { resourcesSchema } from './primitives';
 
 const taintSchema = z.strictObject({
   key: labelKey,
@@ -174,14 +172,29 @@ const appSchema = z.strictObject({
   layer: oneOf(['storage', 'data-mesh', 'ai', 'observability', 'automation', 'security', 'networking']).default('automation'),
 });
 
-export const SERVICE_NAMES = ['argocd', 'longhorn'] as const;
-/** Folders of k8s/<env>/ that are not services. */
-const OUTPUT_FOLDERS: readonly string[] = ['apps', 'bootstrap'];
+/** Built-in services configured under `services:`; apps can depend on them by name. */
+export const SERVICE_NAMES = ['argocd', 'longhorn', 'rabbitmq', 'ray'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
+/**
+ * Names an app cannot take: an app's name is its folder in k8s/<env>/ and its namespace, so
+ * it must not collide with the output folders, the built-in services, the services they
+ * bring along, or their namespaces.
+ */
+const RESERVED_APP_NAMES: readonly string[] = [
+  'apps',
+  'bootstrap',
+  ...SERVICE_NAMES,
+  'longhorn-system',
+  'rabbitmq-operators',
+  'rabbitmq-system',
+  'kuberay-operator',
+];
 
 const servicesSchema = z.strictObject({
   argocd: argocdSchema.prefault({}),
   longhorn: longhornSchema.prefault({}),
+  rabbitmq: rabbitmqSchema.prefault({}),
+  ray: raySchema.prefault({}),
 });
 
 /** One environment's fully merged settings. */
@@ -227,16 +240,23 @@ export const environmentConfig = z
         });
       }
     }
+    if (env.services.rabbitmq.enabled && !longhorn.enabled) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['services', 'rabbitmq', 'enabled'],
+        message: 'expected services.longhorn.enabled: RabbitMQ keeps its data on Longhorn',
+      });
+    }
     const enabled = new Set<string>([
       ...SERVICE_NAMES.filter((s) => s === 'argocd' || env.services[s].enabled),
       ...Object.entries(env.apps).filter(([, app]) => app.enabled).map(([name]) => name),
     ]);
     for (const [name, app] of Object.entries(env.apps)) {
-      if (SERVICE_NAMES.includes(name as ServiceName) || OUTPUT_FOLDERS.includes(name)) {
+      if (RESERVED_APP_NAMES.includes(name)) {
         ctx.addIssue({
           code: 'custom',
           path: ['apps', name],
-          message: `expected another name: "${name}" is taken by a built-in service or an output folder`,
+          message: `expected another name: "${name}" is taken by a built-in service, its namespace or an output folder`,
         });
       }
       if (!app.enabled) continue;

@@ -1,0 +1,75 @@
+/**
+ * The RabbitMQ Cluster Operator and the Messaging Topology Operator, from their upstream
+ * kustomizations at pinned tags with pinned images (there is no official Helm chart; see
+ * docs/adr/0005-rabbitmq-operators.md). They install the rabbitmq.com CRDs, so the service
+ * emitting the RabbitmqCluster and its topology (charts/rabbitmq.ts) syncs after this one.
+ * Their admission webhooks get certificates from cert-manager Issuers inside the
+ * kustomizations, hence the requirement on cert-manager.io.
+ */
+import { Checkpoint } from '../lib/checkpoint';
+import { Layer } from '../lib/layers';
+import { Platform } from '../lib/platform';
+import { HomelabService } from '../lib/service';
+import { IMAGES, KUSTOMIZATIONS } from '../lib/versions';
+
+/** Fixed by both upstream kustomizations. */
+export const RABBITMQ_OPERATORS_NAMESPACE = 'rabbitmq-system';
+
+/** The operators' Deployments (one replica each) as the pinned manifests request them. */
+const OPERATOR_REQUESTS = [
+  { workload: 'cluster-operator', cpu: '200m', memory: '500Mi' },
+  { workload: 'messaging-topology-operator', cpu: '300m', memory: '128Mi' },
+] as const;
+
+/** Each webhook's Service, the Secret cert-manager writes its certificate to, and a path it serves. */
+const WEBHOOKS = [
+  { service: 'cluster-operator-webhook-service', certificateSecret: 'cluster-operator-webhook-server-cert', path: '/validate-rabbitmq-com-v1beta1-rabbitmqcluster' },
+  { service: 'messaging-topology-webhook-service', certificateSecret: 'webhook-server-cert', path: '/validate-rabbitmq-com-v1beta1-queue' },
+] as const;
+
+export class RabbitmqOperators extends HomelabService {
+  constructor(scope: Platform) {
+    super(scope, 'rabbitmq-operators', {}, {
+      layer: Layer.DATA_MESH,
+      namespace: RABBITMQ_OPERATORS_NAMESPACE,
+      installsCrdGroups: ['rabbitmq.com'],
+      kustomizations: [KUSTOMIZATIONS.rabbitmqClusterOperator, KUSTOMIZATIONS.rabbitmqTopologyOperator],
+      requiresCrdGroups: ['cert-manager.io'],
+      ignoreDifferences: ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'].map((kind) => ({
+        // cert-manager's CA injector writes the CA into the webhooks after every sync.
+        group: 'admissionregistration.k8s.io',
+        kind,
+        jqPathExpressions: ['.webhooks[]?.clientConfig.caBundle'],
+      })),
+    });
+    for (const request of OPERATOR_REQUESTS) this.requestCapacity({ ...request, replicas: 1 });
+    this.addCheckpoint();
+  }
+
+  /**
+   * Both webhooks answer over TLS with a certificate for their Service name, verified with
+   * the CA cert-manager issued. They are `failurePolicy: Fail`: until they answer, no
+   * RabbitmqCluster or topology object can be created.
+   */
+  private addCheckpoint(): void {
+    new Checkpoint(this, 'checkpoint', {
+      description: 'both operators\' admission webhooks answer over TLS with the certificates cert-manager issued for them',
+      image: IMAGES.curl,
+      script: [
+        // Any HTTP status below 500 is an answer from the webhook server.
+        'check() {',
+        `  code=$(curl -sS --retry 10 --retry-delay 6 --retry-all-errors --cacert "/certs/$1/ca.crt" -o /dev/null -w '%{http_code}' "https://$1.${RABBITMQ_OPERATORS_NAMESPACE}.svc$2")`,
+        '  echo "$1: HTTP $code"',
+        '  [ "$code" -lt 500 ]',
+        '}',
+        ...WEBHOOKS.map((webhook) => `check ${webhook.service} ${webhook.path}`),
+      ].join('\n'),
+      // Only the CA certificate: the checkpoint never sees the webhooks' private keys.
+      volumes: WEBHOOKS.map((webhook) => ({
+        name: webhook.service,
+        secret: { secretName: webhook.certificateSecret, items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+      })),
+      volumeMounts: WEBHOOKS.map((webhook) => ({ name: webhook.service, mountPath: `/certs/${webhook.service}`, readOnly: true })),
+    });
+  }
+}

@@ -1,0 +1,265 @@
+/**
+ * RabbitMQ, the data mesh: one RabbitmqCluster (run by the Cluster Operator) and its
+ * topology from the config — vhosts, users, permissions, queues, exchanges (run by the
+ * Messaging Topology Operator). Both operators come from charts/rabbitmq-operators.ts:
+ * emitting rabbitmq.com resources makes this service depend on that one, and the typed
+ * storage prop makes it depend on Longhorn. No credential is in Git: the operators generate
+ * the administrator's and every user's in the cluster.
+ */
+import {
+  RabbitmqCluster,
+  RabbitmqClusterSpecAffinity,
+  RabbitmqClusterSpecPersistenceStorage,
+  RabbitmqClusterSpecResourcesLimits,
+  RabbitmqClusterSpecResourcesRequests,
+} from '../imports/rabbitmq-cluster-rabbitmq.com';
+import { Exchange, Permission, Queue, QueueSpecDeletionPolicy, User, UserSpecTags, Vhost, VhostSpecDeletionPolicy } from '../imports/rabbitmq-topology-rabbitmq.com';
+import { setSyncWave } from '../lib/argocd/annotations';
+import { Checkpoint } from '../lib/checkpoint';
+import { DEFAULT_RABBITMQ_RESOURCES, RabbitmqConfig } from '../lib/config/services/rabbitmq';
+import type { Inventory } from '../lib/inventory';
+import { Layer } from '../lib/layers';
+import { Platform } from '../lib/platform';
+import type { Resources } from '../lib/resources';
+import { HomelabService } from '../lib/service';
+import type { StorageProvider } from '../lib/storage';
+import { IMAGES } from '../lib/versions';
+
+export const RABBITMQ_NAMESPACE = 'rabbitmq';
+/** The RabbitmqCluster's name: the operator names the client Service and its Secrets after it. */
+const CLUSTER_NAME = 'rabbitmq';
+export const AMQP_PORT = 5672;
+const MANAGEMENT_PORT = 15672;
+
+/**
+ * Resource sync waves inside the Application. The broker comes first and is Healthy (all
+ * replicas ready) before any topology is applied; queues, exchanges and permissions need
+ * their vhost (and permissions their user) to exist, or the operator marks them failed.
+ */
+const TOPOLOGY_WAVE = { vhost: 1, user: 1, queue: 2, exchange: 2, permission: 2 } as const;
+
+export interface RabbitmqProps {
+  /** Where the brokers keep their data: a volume per broker on the default storage class. */
+  readonly storage: StorageProvider;
+  /** Broker nodes, an odd number. @default 1 */
+  readonly replicas?: number;
+  /** Volume size per broker, e.g. `10Gi`. @default '10Gi' */
+  readonly storageSize?: string;
+  /** Per broker; keep the memory request equal to the limit. @default DEFAULT_RABBITMQ_RESOURCES */
+  readonly resources?: Resources;
+  /** @default none */
+  readonly vhosts?: RabbitmqConfig['vhosts'];
+  /** Users by name, with their permissions per vhost. @default none */
+  readonly users?: RabbitmqConfig['users'];
+  /** @default none */
+  readonly queues?: RabbitmqConfig['queues'];
+  /** @default none */
+  readonly exchanges?: RabbitmqConfig['exchanges'];
+}
+
+/** What a consumer (n8n ...) needs to connect as one of the declared users. */
+export interface RabbitmqConnection {
+  /** In-cluster DNS name of the cluster's client Service. */
+  readonly host: string;
+  /** AMQP 0-9-1 port. */
+  readonly port: number;
+  readonly vhost: string;
+  /**
+   * Secret the Messaging Topology Operator generates for the user, with keys `username`
+   * and `password` (both random; the config name is only the resource name).
+   */
+  readonly credentialsSecret: string;
+  /** Namespace of that Secret, the cluster's: a consumer elsewhere needs it delivered there. */
+  readonly credentialsNamespace: string;
+  /** The service itself: a consumer keeping it in its props depends on RabbitMQ. */
+  readonly service: Rabbitmq;
+}
+
+export class Rabbitmq extends HomelabService {
+  /** In-cluster DNS name of the client Service (AMQP, management API, Prometheus metrics). */
+  readonly host: string;
+  /** Secret the Cluster Operator generates with the administrator's `username` and `password`. */
+  readonly defaultUserSecret: string;
+  private readonly users: RabbitmqConfig['users'];
+
+  constructor(scope: Platform, props: RabbitmqProps) {
+    super(scope, 'rabbitmq', props, { layer: Layer.DATA_MESH, namespace: RABBITMQ_NAMESPACE });
+    this.host = `${CLUSTER_NAME}.${RABBITMQ_NAMESPACE}.svc`;
+    this.defaultUserSecret = `${CLUSTER_NAME}-default-user`;
+    this.users = props.users ?? {};
+
+    const replicas = props.replicas ?? 1;
+    const resources = props.resources ?? DEFAULT_RABBITMQ_RESOURCES;
+    this.addCluster(props, replicas, resources, scope.config.nodes);
+    this.requestCapacity({ workload: 'broker', replicas, cpu: resources.requests.cpu, memory: resources.requests.memory });
+    this.addTopology(props);
+    this.addCheckpoint(Object.keys(props.vhosts ?? {}));
+  }
+
+  /**
+   * Host, port, vhost and credentials Secret for a declared user.
+   * @param vhost @default the user's only vhost
+   */
+  connectionFor(userName: string, vhost?: string): RabbitmqConnection {
+    const user = this.users[userName];
+    if (!user) {
+      const declared = Object.keys(this.users).sort().join(', ') || 'none';
+      throw new Error(`RabbitMQ has no user "${userName}" (declared: ${declared})`);
+    }
+    return {
+      host: this.host,
+      port: AMQP_PORT,
+      vhost: permittedVhost(userName, Object.keys(user.permissions), vhost),
+      credentialsSecret: userCredentialsSecret(userName),
+      credentialsNamespace: this.namespaceName,
+      service: this,
+    };
+  }
+
+  private addCluster(props: RabbitmqProps, replicas: number, resources: Resources, nodes: Inventory): void {
+    new RabbitmqCluster(this, 'cluster', {
+      metadata: { name: CLUSTER_NAME, labels: this.labelsFor('broker') },
+      spec: {
+        image: IMAGES.rabbitmq,
+        replicas,
+        resources: {
+          requests: {
+            cpu: RabbitmqClusterSpecResourcesRequests.fromString(resources.requests.cpu),
+            memory: RabbitmqClusterSpecResourcesRequests.fromString(resources.requests.memory),
+          },
+          limits: {
+            cpu: RabbitmqClusterSpecResourcesLimits.fromString(resources.limits.cpu),
+            memory: RabbitmqClusterSpecResourcesLimits.fromString(resources.limits.memory),
+          },
+        },
+        persistence: {
+          storageClassName: props.storage.storageClass(),
+          storage: RabbitmqClusterSpecPersistenceStorage.fromString(props.storageSize ?? '10Gi'),
+        },
+        // The operator enables it anyway (and dedupes); listed so the metrics endpoint
+        // Prometheus will scrape (:15692) is visible in Git.
+        rabbitmq: { additionalPlugins: ['rabbitmq_prometheus'] },
+        affinity: podAntiAffinity(replicas, nodes),
+      },
+    });
+  }
+
+  private addTopology(props: RabbitmqProps): void {
+    const labels = this.labelsFor('topology');
+    const rabbitmqClusterReference = { name: CLUSTER_NAME };
+    // Removing a vhost or queue from the config deletes its resource, never its messages:
+    // the broker keeps them until someone deletes them by hand.
+    for (const name of Object.keys(props.vhosts ?? {})) {
+      const vhost = new Vhost(this, `vhost-${name}`, {
+        metadata: { name, labels },
+        spec: { name, rabbitmqClusterReference, deletionPolicy: VhostSpecDeletionPolicy.RETAIN },
+      });
+      setSyncWave(vhost, TOPOLOGY_WAVE.vhost);
+    }
+    for (const [name, user] of Object.entries(props.users ?? {})) {
+      // No importCredentialsSecret: the operator generates the credentials into <name>-user-credentials.
+      const resource = new User(this, `user-${name}`, {
+        metadata: { name, labels },
+        spec: { rabbitmqClusterReference, tags: user.tags.map((tag) => tag as UserSpecTags) },
+      });
+      setSyncWave(resource, TOPOLOGY_WAVE.user);
+      for (const [vhost, permissions] of Object.entries(user.permissions)) {
+        // userReference, not a username: the generated username is random.
+        const permission = new Permission(this, `permission-${name}.${vhost}`, {
+          metadata: { name: `${name}.${vhost}`, labels },
+          spec: { vhost, userReference: { name }, permissions, rabbitmqClusterReference },
+        });
+        setSyncWave(permission, TOPOLOGY_WAVE.permission);
+      }
+    }
+    for (const [name, queue] of Object.entries(props.queues ?? {})) {
+      const resource = new Queue(this, `queue-${name}`, {
+        metadata: { name, labels },
+        spec: {
+          name,
+          vhost: queue.vhost,
+          type: queue.type,
+          // Always explicit: the operator's webhook would default it, and Argo CD would see a diff.
+          durable: queue.durable,
+          rabbitmqClusterReference,
+          deletionPolicy: QueueSpecDeletionPolicy.RETAIN,
+        },
+      });
+      setSyncWave(resource, TOPOLOGY_WAVE.queue);
+    }
+    for (const [name, exchange] of Object.entries(props.exchanges ?? {})) {
+      const resource = new Exchange(this, `exchange-${name}`, {
+        metadata: { name, labels },
+        spec: { name, vhost: exchange.vhost, type: exchange.type, durable: exchange.durable, rabbitmqClusterReference },
+      });
+      setSyncWave(resource, TOPOLOGY_WAVE.exchange);
+    }
+  }
+
+  /**
+   * The management API's health checks, as the operator-generated administrator. RabbitMQ 4
+   * made /api/aliveness-test a no-op; the fine-grained /api/health/checks/* replace it.
+   */
+  private addCheckpoint(vhosts: readonly string[]): void {
+    new Checkpoint(this, 'checkpoint', {
+      description:
+        'the management API answers its health checks (all nodes joined, no alarms, AMQP listener up, vhosts running) and every declared vhost exists',
+      image: IMAGES.curl,
+      secretEnv: {
+        RABBITMQ_USERNAME: { secret: this.defaultUserSecret, key: 'username' },
+        RABBITMQ_PASSWORD: { secret: this.defaultUserSecret, key: 'password' },
+      },
+      script: [
+        `api="http://${this.host}:${MANAGEMENT_PORT}/api"`,
+        'get() { curl -fsS --retry 10 --retry-delay 6 --retry-all-errors -u "$RABBITMQ_USERNAME:$RABBITMQ_PASSWORD" "$api/$1"; echo; }',
+        // Fails until every replica has joined (the operator sets the target size to replicas).
+        'get health/checks/reached-target-cluster-size',
+        'get health/checks/local-alarms',
+        `get health/checks/port-listener/${AMQP_PORT}`,
+        'get health/checks/virtual-hosts',
+        ...vhosts.flatMap((vhost) => [`get vhosts/${vhost} > /dev/null`, `echo "vhost ${vhost} exists"`]),
+      ].join('\n'),
+    });
+  }
+}
+
+/** Name of the Secret the Messaging Topology Operator generates for a User resource. */
+export function userCredentialsSecret(userName: string): string {
+  return `${userName}-user-credentials`;
+}
+
+function permittedVhost(userName: string, vhosts: readonly string[], requested: string | undefined): string {
+  if (requested !== undefined) {
+    if (vhosts.includes(requested)) return requested;
+    throw new Error(`RabbitMQ user "${userName}" has no permissions on vhost "${requested}" (it has: ${vhosts.join(', ') || 'none'})`);
+  }
+  if (vhosts.length === 1) return vhosts[0];
+  throw new Error(
+    vhosts.length === 0
+      ? `RabbitMQ user "${userName}" has no permissions on any vhost`
+      : `RabbitMQ user "${userName}" has permissions on several vhosts (${vhosts.join(', ')}): name the one to connect to`,
+  );
+}
+
+/**
+ * One broker per node. Required when the inventory has a schedulable node for every
+ * replica, so one node failure never takes a quorum majority with it; only preferred when
+ * it has fewer, so the cluster still starts (two brokers sharing a node) instead of a
+ * broker staying Pending forever.
+ */
+function podAntiAffinity(replicas: number, nodes: Inventory): RabbitmqClusterSpecAffinity | undefined {
+  if (replicas === 1) return undefined;
+  // The labels the Cluster Operator puts on the broker pods (not on our checkpoint pods).
+  const term = {
+    labelSelector: { matchLabels: { 'app.kubernetes.io/name': CLUSTER_NAME, 'app.kubernetes.io/component': 'rabbitmq' } },
+    topologyKey: 'kubernetes.io/hostname',
+  };
+  return schedulableNodes(nodes) >= replicas
+    ? { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] } }
+    : { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] } };
+}
+
+/** Nodes a broker may run on: the brokers tolerate no NoSchedule or NoExecute taint. */
+function schedulableNodes(nodes: Inventory): number {
+  return Object.values(nodes).filter((node) => node.taints.every((taint) => taint.effect === 'PreferNoSchedule')).length;
+}

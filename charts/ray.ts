@@ -1,0 +1,330 @@
+/**
+ * Ray, the AI layer's distributed compute, as two services (docs/adr/0006-kuberay.md):
+ * `kuberay-operator` installs the KubeRay chart with its ray.io CRDs, and `ray` runs one
+ * autoscaled RayCluster. Nothing wires them together by hand: the RayCluster is a ray.io
+ * resource, so `ray` depends on the service that installs that CRD group.
+ */
+import { Duration } from 'cdk8s';
+import {
+  RayCluster,
+  RayClusterSpecAutoscalerOptions,
+  RayClusterSpecAutoscalerOptionsResourcesLimits,
+  RayClusterSpecAutoscalerOptionsResourcesRequests,
+  RayClusterSpecAutoscalerOptionsUpscalingMode,
+  RayClusterSpecHeadGroupSpec,
+  RayClusterSpecHeadGroupSpecTemplateSpecContainersResourcesLimits,
+  RayClusterSpecHeadGroupSpecTemplateSpecContainersResourcesRequests,
+  RayClusterSpecWorkerGroupSpecs,
+  RayClusterSpecWorkerGroupSpecsTemplateSpecAffinity,
+  RayClusterSpecWorkerGroupSpecsTemplateSpecContainersResourcesLimits,
+  RayClusterSpecWorkerGroupSpecsTemplateSpecContainersResourcesRequests,
+  RayClusterSpecWorkerGroupSpecsTemplateSpecVolumesEmptyDirSizeLimit,
+} from '../imports/kuberay-raycluster-ray.io';
+import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
+import { Checkpoint } from '../lib/checkpoint';
+import type { RayConfig, RayWorkerGroupConfig } from '../lib/config/services/ray';
+import { UserError } from '../lib/errors';
+import { helmRelease } from '../lib/helm';
+import { GpuPlacement, gpuPlacement } from '../lib/inventory';
+import { Layer } from '../lib/layers';
+import { Platform } from '../lib/platform';
+import { parseQuantity } from '../lib/quantity';
+import { Resources, resources } from '../lib/resources';
+import { HomelabService } from '../lib/service';
+import { IMAGES, RAY_VERSION } from '../lib/versions';
+
+
+export const KUBERAY_NAMESPACE = 'kuberay-system';
+export const RAY_NAMESPACE = 'ray';
+
+/** Long-running operator Deployment: one replica (it uses leader election anyway). */
+const OPERATOR_RESOURCES = resources('100m', '128Mi', '500m', '512Mi');
+
+/**
+ * The KubeRay operator, from its chart with the CRDs in the chart's crds/ folder. Those CRDs
+ * are too big for client-side apply; every child Application syncs with server-side apply.
+ */
+export class KuberayOperator extends HomelabService {
+  constructor(scope: Platform) {
+    super(scope, 'kuberay-operator', {}, {
+      layer: Layer.AI,
+      namespace: KUBERAY_NAMESPACE,
+      installsCrdGroups: ['ray.io'],
+      helm: helmRelease('kuberayOperator', kuberayOperatorValues()),
+    });
+    this.requestCapacity({ workload: 'operator', replicas: 1, cpu: OPERATOR_RESOURCES.requests.cpu, memory: OPERATOR_RESOURCES.requests.memory });
+    this.addCheckpoint();
+  }
+
+  /**
+   * controller-runtime publishes a controller's reconcile counters when the controller starts,
+   * which happens only after the operator has won leader election: the RayCluster
+   * controller's counter proves the operator is up and reconciling, not just serving.
+   */
+  private addCheckpoint(): void {
+    new Checkpoint(this, 'checkpoint', {
+      description: 'the operator serves metrics and its RayCluster controller has started',
+      image: IMAGES.curl,
+      env: { METRICS_URL: `http://kuberay-operator.${KUBERAY_NAMESPACE}.svc:8080/metrics` },
+      script: [
+        'deadline=$(( $(date +%s) + 300 ))',
+        'until curl -fsS --max-time 10 "$METRICS_URL" | grep -q \'controller_runtime_reconcile_total{controller="raycluster"\'; do',
+        '  if [ "$(date +%s)" -ge "$deadline" ]; then echo "the RayCluster controller did not start within 5 minutes" >&2; exit 1; fi',
+        '  echo "the RayCluster controller has not started yet"',
+        '  sleep 10',
+        'done',
+        'echo "the RayCluster controller is running"',
+      ].join('\n'),
+    });
+  }
+}
+
+function kuberayOperatorValues(): KuberayOperatorValues {
+  // The chart's defaults keep: control-plane metrics on (the probes read /metrics either way),
+  // no ServiceMonitor until the observability layer installs its CRD, the default feature
+  // gates, a restricted container security context, and the image pinned by the chart.
+  return { resources: OPERATOR_RESOURCES };
+}
+
+export interface RayProps {
+  /** Resources of the head's Ray container. */
+  readonly head: RayConfig['head'];
+  /** Worker groups by name; at least one. A group with `gpusPerWorker` > 0 runs on the GPU nodes. */
+  readonly workerGroups: Readonly<Record<string, RayWorkerGroupConfig>>;
+  /** RuntimeClass of the NVIDIA container runtime, for GPU workers. @default the node's default runtime */
+  readonly runtimeClassName?: string;
+}
+
+/** Name of the RayCluster; KubeRay names the head Service `<cluster>-head-svc`. */
+const CLUSTER_NAME = 'ray';
+
+/** Ray's ports, by the names KubeRay itself gives them: all on the head, metrics on workers too. */
+const RAY_PORTS = { dashboard: 8265, 'gcs-server': 6379, client: 10001, metrics: 8080 } as const;
+
+/** The autoscaler sidecar KubeRay adds to the head (`enableInTreeAutoscaling`). */
+const AUTOSCALER_RESOURCES = resources('200m', '256Mi', '500m', '512Mi');
+
+/** The rayproject/ray images run as `ray` (uid 1000, gid 100 `users`). */
+const RAY_UID = 1000;
+const RAY_GID = 100;
+
+const POD_SECURITY = {
+  runAsNonRoot: true,
+  runAsUser: RAY_UID,
+  runAsGroup: RAY_GID,
+  fsGroup: RAY_GID,
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+
+/**
+ * Restricted, except the root filesystem: Ray writes its session directory under /tmp/ray and
+ * caches under /home/ray, which also holds the image's Python, so neither can be an emptyDir.
+ * KubeRay copies this context to the `wait-gcs-ready` init container it injects into workers.
+ */
+const CONTAINER_SECURITY = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: false,
+  capabilities: { drop: ['ALL'] },
+};
+
+/**
+ * Containers without `nvidia.com/gpu` would otherwise see every GPU of their node through the
+ * NVIDIA runtime (Ray's KubeRay GPU guide, "GPU multi-tenancy").
+ */
+const NO_GPUS = [{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'void' }];
+
+/** KubeRay's name for the object store volume: with it mounted, KubeRay injects none of its own. */
+const SHM_VOLUME = 'shared-mem';
+
+/** One autoscaled RayCluster: a head that runs no tasks, and the worker groups of the config. */
+export class Ray extends HomelabService {
+  /** The Ray dashboard and its REST API (jobs, state), inside the cluster. */
+  readonly dashboardUrl: string;
+
+  constructor(scope: Platform, props: RayProps) {
+    super(scope, 'ray', props, { layer: Layer.AI, namespace: RAY_NAMESPACE });
+    this.dashboardUrl = `http://${CLUSTER_NAME}-head-svc.${RAY_NAMESPACE}.svc:${RAY_PORTS.dashboard}`;
+    const groups = Object.entries(props.workerGroups);
+    if (groups.length === 0) throw new Error('ray: at least one worker group is required');
+
+    new RayCluster(this, 'cluster', {
+      metadata: { name: CLUSTER_NAME },
+      spec: {
+        rayVersion: RAY_VERSION,
+        enableInTreeAutoscaling: true,
+        autoscalerOptions: autoscalerOptions(),
+        headGroupSpec: this.headGroup(props.head.resources),
+        workerGroupSpecs: groups.map(([name, group]) =>
+          this.workerGroup(name, group, group.gpusPerWorker > 0 ? { placement: gpuNodes(scope, name), runtimeClassName: props.runtimeClassName } : undefined),
+        ),
+      },
+    });
+
+    this.requestCapacity({ workload: 'head', replicas: 1, cpu: props.head.resources.requests.cpu, memory: props.head.resources.requests.memory });
+    this.requestCapacity({ workload: 'autoscaler', replicas: 1, cpu: AUTOSCALER_RESOURCES.requests.cpu, memory: AUTOSCALER_RESOURCES.requests.memory });
+    for (const [name, group] of groups) {
+      this.requestCapacity({
+        workload: `${name} workers`,
+        replicas: group.maxReplicas,
+        cpu: group.resources.requests.cpu,
+        memory: group.resources.requests.memory,
+        gpus: group.gpusPerWorker,
+      });
+    }
+    this.addCheckpoint(1 + groups.reduce((sum, [, group]) => sum + group.minReplicas, 0));
+  }
+
+  /** `num-cpus: 0`: the head runs GCS, the dashboard and the autoscaler, never tasks, so a busy job cannot starve them. */
+  private headGroup(r: Resources): RayClusterSpecHeadGroupSpec {
+    return {
+      rayStartParams: {
+        'dashboard-host': '0.0.0.0',
+        'num-cpus': '0',
+        'metrics-export-port': String(RAY_PORTS.metrics),
+      },
+      template: {
+        metadata: { labels: this.labelsFor('head') },
+        spec: {
+          securityContext: POD_SECURITY,
+          containers: [
+            {
+              name: 'ray-head',
+              image: IMAGES.ray,
+              ports: Object.entries(RAY_PORTS).map(([name, containerPort]) => ({ name, containerPort })),
+              resources: {
+                requests: quantities(RayClusterSpecHeadGroupSpecTemplateSpecContainersResourcesRequests, r.requests),
+                limits: quantities(RayClusterSpecHeadGroupSpecTemplateSpecContainersResourcesLimits, r.limits),
+              },
+              env: NO_GPUS,
+              securityContext: CONTAINER_SECURITY,
+            },
+          ],
+        },
+      },
+    };
+  }
+
+  /**
+   * A group starts at minReplicas and the autoscaler moves it up to maxReplicas. Its object
+   * store lives in a memory-backed /dev/shm of `shmSize` and takes 90% of it: Ray only uses
+   * /dev/shm when it has more room than the store, and otherwise falls back to /tmp on disk.
+   */
+  private workerGroup(name: string, group: RayWorkerGroupConfig, gpu?: { placement: GpuPlacement; runtimeClassName?: string }): RayClusterSpecWorkerGroupSpecs {
+    const r = group.resources;
+    const gpuResources: Record<string, string> = gpu ? { 'nvidia.com/gpu': String(group.gpusPerWorker) } : {};
+    return {
+      groupName: name,
+      replicas: group.minReplicas,
+      minReplicas: group.minReplicas,
+      maxReplicas: group.maxReplicas,
+      rayStartParams: {
+        'object-store-memory': String(Math.floor(parseQuantity(group.shmSize) * 0.9)),
+        'metrics-export-port': String(RAY_PORTS.metrics),
+        // KubeRay would derive it from the limit as well; explicit, it is reviewable next to the limit.
+        ...(gpu ? { 'num-gpus': String(group.gpusPerWorker) } : {}),
+      },
+      template: {
+        metadata: { labels: this.labelsFor('worker') },
+        spec: {
+          // Workers never call the Kubernetes API (the autoscaler runs on the head).
+          automountServiceAccountToken: false,
+          securityContext: POD_SECURITY,
+          runtimeClassName: gpu?.runtimeClassName,
+          nodeSelector: gpu && Object.keys(gpu.placement.nodeSelector).length > 0 ? { ...gpu.placement.nodeSelector } : undefined,
+          affinity: gpu?.placement.hostnames ? requireHostnames(gpu.placement.hostnames) : undefined,
+          tolerations: gpu && gpu.placement.tolerations.length > 0 ? gpu.placement.tolerations.map((t) => ({ ...t })) : undefined,
+          containers: [
+            {
+              name: 'ray-worker',
+              image: gpu ? IMAGES.rayGpu : IMAGES.ray,
+              ports: [{ name: 'metrics', containerPort: RAY_PORTS.metrics }],
+              resources: {
+                // Extended resources such as GPUs must request exactly their limit.
+                requests: quantities(RayClusterSpecWorkerGroupSpecsTemplateSpecContainersResourcesRequests, { ...r.requests, ...gpuResources }),
+                limits: quantities(RayClusterSpecWorkerGroupSpecsTemplateSpecContainersResourcesLimits, { ...r.limits, ...gpuResources }),
+              },
+              env: gpu ? undefined : NO_GPUS,
+              securityContext: CONTAINER_SECURITY,
+              volumeMounts: [{ name: SHM_VOLUME, mountPath: '/dev/shm' }],
+            },
+          ],
+          volumes: [
+            {
+              name: SHM_VOLUME,
+              emptyDir: { medium: 'Memory', sizeLimit: RayClusterSpecWorkerGroupSpecsTemplateSpecVolumesEmptyDirSizeLimit.fromString(group.shmSize) },
+            },
+          ],
+        },
+      },
+    };
+  }
+
+  /**
+   * Ray's state API (what `ray list nodes` calls) lists the ALIVE nodes, filtered server-side;
+   * the head must be among them, with at least every group's minReplicas of workers. Argo CD
+   * has no health check for RayClusters, so this runs while the workers are still starting
+   * (and pulling multi-GB images): it retries for 20 minutes.
+   */
+  private addCheckpoint(expectedNodes: number): void {
+    const alive = `${this.dashboardUrl}/api/v0/nodes?filter_keys=state&filter_predicates=%3D&filter_values=ALIVE`;
+    new Checkpoint(this, 'checkpoint', {
+      description: `the Ray dashboard reports the head and at least ${expectedNodes - 1} worker node(s) ALIVE`,
+      image: IMAGES.curl,
+      timeout: Duration.minutes(25),
+      env: { NODES_URL: alive, EXPECTED_NODES: String(expectedNodes) },
+      script: [
+        'deadline=$(( $(date +%s) + 1200 ))',
+        'while [ "$(date +%s)" -lt "$deadline" ]; do',
+        '  if body=$(curl -fsS --max-time 10 "$NODES_URL"); then',
+        '    nodes=$(printf "%s" "$body" | grep -o \'"node_id"\' | wc -l)',
+        '    heads=$(printf "%s" "$body" | grep -o \'"is_head_node": *true\' | wc -l)',
+        '    echo "ALIVE nodes: $nodes (head: $heads), expecting $EXPECTED_NODES with the head"',
+        '    if [ "$heads" -ge 1 ] && [ "$nodes" -ge "$EXPECTED_NODES" ]; then exit 0; fi',
+        '  else',
+        '    echo "the dashboard does not answer yet"',
+        '  fi',
+        '  sleep 10',
+        'done',
+        'echo "the Ray cluster did not reach $EXPECTED_NODES ALIVE nodes with its head within 20 minutes" >&2',
+        'exit 1',
+      ].join('\n'),
+    });
+  }
+}
+
+function autoscalerOptions(): RayClusterSpecAutoscalerOptions {
+  return {
+    upscalingMode: RayClusterSpecAutoscalerOptionsUpscalingMode.DEFAULT,
+    idleTimeoutSeconds: 60,
+    resources: {
+      requests: quantities(RayClusterSpecAutoscalerOptionsResourcesRequests, AUTOSCALER_RESOURCES.requests),
+      limits: quantities(RayClusterSpecAutoscalerOptionsResourcesLimits, AUTOSCALER_RESOURCES.limits),
+    },
+    securityContext: CONTAINER_SECURITY,
+  };
+}
+
+/** The GPU nodes of the environment's inventory; a GPU group without any is a config mistake. */
+function gpuNodes(scope: Platform, group: string): GpuPlacement {
+  const placement = gpuPlacement(scope.config.nodes);
+  if (!placement) {
+    throw new UserError([`services.ray.workerGroups.${group}.gpusPerWorker: expected 0, no node of ${scope.environment} has GPUs`]);
+  }
+  return placement;
+}
+
+/** When no label singles out the GPU nodes, require them by host name. */
+function requireHostnames(hostnames: readonly string[]): RayClusterSpecWorkerGroupSpecsTemplateSpecAffinity {
+  return {
+    nodeAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [...hostnames] }] }],
+      },
+    },
+  };
+}
+
+/** The imported CRD classes type each quantity map with its own class. */
+function quantities<Q>(type: { fromString(value: string): Q }, values: Readonly<Record<string, string>>): Record<string, Q> {
+  return Object.fromEntries(Object.entries(values).map(([key, value]) => [key, type.fromString(value)]));
+}

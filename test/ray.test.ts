@@ -1,0 +1,404 @@
+/**
+ * Ray: the KubeRay operator and the RayCluster, synthesized into the example's prod
+ * environment (one GPU node, `gpu-1`). The checks are on what the cluster will do with the
+ * output: schemas, GPU requests against what Ray is told, placement on the inventory's GPU
+ * nodes, wave order, capacity, and the checkpoint scripts run against canned answers.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App } from 'cdk8s';
+import { describe, expect, it } from 'vitest';
+import { KuberayOperator, Ray } from '../charts/ray';
+import { IMAGES, RAY_VERSION } from '../lib/versions';
+import { parseConfig } from '../lib/config/load';
+import type { EnvironmentConfig } from '../lib/config/schema';
+import { raySchema } from '../lib/config/services/ray';
+import { UserError } from '../lib/errors';
+import { dependencyGraph } from '../lib/graph';
+import { helmValuesErrors } from '../lib/helm-values';
+import { buildPlatform } from '../lib/homelab';
+import { parseQuantity } from '../lib/quantity';
+import { SynthesizedEnvironment, synthesizePlatform } from '../lib/synth';
+import { ManifestValidator } from '../lib/validate/manifest-validator';
+import { exampleObject, exampleText, Manifest, manifestsOf, tempDir, toYamlText } from './support';
+
+/** services.ray as homelab.yaml would carry it: a CPU group 1..3 and a GPU group 0..1. */
+const RAY_SETTINGS = {
+  enabled: true,
+  workerGroups: {
+    cpu: {
+      minReplicas: 1,
+      maxReplicas: 3,
+      resources: { requests: { cpu: '1', memory: '2Gi' }, limits: { cpu: '2', memory: '4Gi' } },
+    },
+    gpu: {
+      minReplicas: 0,
+      maxReplicas: 1,
+      gpusPerWorker: 1,
+      shmSize: '4Gi',
+      resources: { requests: { cpu: '2', memory: '8Gi' }, limits: { cpu: '4', memory: '16Gi' } },
+    },
+  },
+};
+
+type Mutation = (config: Record<string, any>) => void;
+
+function prodConfig(mutate?: Mutation): EnvironmentConfig {
+  const config = exampleObject();
+  mutate?.(config);
+  return parseConfig(toYamlText(config), 'homelab.yaml').environments.get('prod')!;
+}
+
+interface Variant {
+  readonly config?: EnvironmentConfig;
+  readonly ray?: unknown;
+  readonly environment?: string;
+  readonly operator?: boolean;
+}
+
+function buildRay(variant: Variant = {}) {
+  const app = new App();
+  const environment = variant.environment ?? 'prod';
+  const config = variant.config ?? parseConfig(exampleText(), 'homelab.yaml').environments.get(environment)!;
+  const platform = buildPlatform(app, environment, config);
+  if (variant.operator ?? true) new KuberayOperator(platform);
+  new Ray(platform, { ...raySchema.parse(variant.ray ?? RAY_SETTINGS), runtimeClassName: 'nvidia' });
+  return { app, platform };
+}
+
+function synthRay(variant: Variant = {}): SynthesizedEnvironment {
+  const { app, platform } = buildRay(variant);
+  return synthesizePlatform(app, platform);
+}
+
+const prod = synthRay();
+const documents = manifestsOf(prod);
+
+function find(env: SynthesizedEnvironment, path: string): Manifest {
+  const found = manifestsOf(env).find((m) => m.path === path);
+  if (!found) throw new Error(`no ${path}`);
+  return found.manifest;
+}
+
+const clusterOf = (env: SynthesizedEnvironment) => find(env, 'ray/raycluster-ray.yaml');
+const workerGroupsOf = (env: SynthesizedEnvironment): any[] => clusterOf(env).spec.workerGroupSpecs;
+const isGpuGroup = (group: any) => 'nvidia.com/gpu' in (group.template.spec.containers[0].resources.limits ?? {});
+
+/** The inventory nodes a pod spec can be scheduled on, from its nodeSelector and node affinity. */
+function schedulableNodes(spec: any, config: EnvironmentConfig): string[] {
+  const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+  return Object.entries(config.nodes)
+    .filter(([name, node]) => {
+      const labels: Record<string, string> = { ...node.labels, 'kubernetes.io/hostname': name };
+      const selected = Object.entries(spec.nodeSelector ?? {}).every(([key, value]) => labels[key] === value);
+      const affine =
+        terms.length === 0 ||
+        terms.some((term: any) => term.matchExpressions.every((e: any) => e.operator === 'In' && e.values.includes(labels[e.key])));
+      const tolerated = node.taints.every((taint) =>
+        (spec.tolerations ?? []).some(
+          (t: any) => t.key === taint.key && t.effect === taint.effect && (t.operator === 'Exists' || t.value === taint.value),
+        ),
+      );
+      return selected && affine && tolerated;
+    })
+    .map(([name]) => name);
+}
+
+describe('the synthesized Ray services', () => {
+  it('validate against the Kubernetes and CRD schemas, the RayCluster included', () => {
+    const validator = ManifestValidator.shared();
+    expect(documents.flatMap(({ path, manifest }) => validator.validate(manifest).map((p) => `${path}: ${p}`))).toEqual([]);
+    const cluster = clusterOf(prod);
+    expect(cluster.apiVersion).toBe('ray.io/v1');
+    // The RayCluster is checked against the CRD's schema, not waved through.
+    expect(validator.validate({ ...cluster, spec: { ...cluster.spec, headGroupSpec: { rayStartParams: {} } } })).not.toEqual([]);
+  });
+
+  it('install the pinned operator chart with its CRDs and values the chart accepts', () => {
+    const app = find(prod, 'apps/application-kuberay-operator.yaml');
+    const chart = app.spec.sources.find((s: any) => s.chart);
+    expect(chart).toMatchObject({ chart: 'kuberay-operator', repoURL: 'https://ray-project.github.io/kuberay-helm/', targetRevision: '1.7.0' });
+    // The CRDs come with the chart: Argo CD must not skip them.
+    expect(chart.helm.skipCrds).toBeUndefined();
+    expect(app.spec.syncPolicy.syncOptions).toContain('ServerSideApply=true');
+    expect(helmValuesErrors('kuberay-operator', chart.helm.valuesObject)).toEqual([]);
+    for (const kind of ['requests', 'limits']) {
+      expect(chart.helm.valuesObject.resources[kind].cpu).toBeTruthy();
+      expect(chart.helm.valuesObject.resources[kind].memory).toBeTruthy();
+    }
+  });
+
+  it('order the RayCluster after the operator that installs its CRD', () => {
+    const wave = (name: string) => Number(find(prod, `apps/application-${name}.yaml`).metadata.annotations!['argocd.argoproj.io/sync-wave']);
+    expect(wave('ray')).toBeGreaterThan(wave('kuberay-operator'));
+    expect(prod.services.find((s) => s.name === 'ray')!.dependsOn).toEqual(['kuberay-operator']);
+    // The CRD is in place by then: no dry-run skipping, no resource wave.
+    expect(clusterOf(prod).metadata.annotations).toBeUndefined();
+    expect(() => dependencyGraph(buildRay({ operator: false }).platform)).toThrow(
+      'ray emits ray.io resources, but no enabled service installs that CRD group',
+    );
+  });
+
+  it('run restricted: namespaces, every Ray pod template and the autoscaler sidecar', () => {
+    for (const path of ['ray/namespace-ray.yaml', 'kuberay-operator/namespace-kuberay-system.yaml']) {
+      expect(find(prod, path).metadata.labels!['pod-security.kubernetes.io/enforce'], path).toBe('restricted');
+    }
+    const cluster = clusterOf(prod);
+    const templates = [cluster.spec.headGroupSpec.template, ...cluster.spec.workerGroupSpecs.map((g: any) => g.template)];
+    for (const template of templates) {
+      expect(template.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, runAsGroup: 100, seccompProfile: { type: 'RuntimeDefault' } });
+      for (const container of template.spec.containers) {
+        expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+      }
+    }
+    expect(cluster.spec.autoscalerOptions.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+  });
+});
+
+describe('the RayCluster', () => {
+  const cluster = clusterOf(prod);
+
+  it('runs the pinned Ray release its rayVersion names', () => {
+    expect(cluster.spec.rayVersion).toBe(RAY_VERSION);
+    expect(IMAGES.ray).toBe(`docker.io/rayproject/ray:${RAY_VERSION}`);
+    expect(IMAGES.rayGpu).toBe(`docker.io/rayproject/ray:${RAY_VERSION}-gpu`);
+    expect(cluster.spec.headGroupSpec.template.spec.containers[0].image).toBe(IMAGES.ray);
+  });
+
+  it('has a head with the named ports, a dashboard reachable in the cluster, and no tasks', () => {
+    const head = cluster.spec.headGroupSpec;
+    expect(head.template.spec.containers[0].ports).toEqual([
+      { name: 'dashboard', containerPort: 8265 },
+      { name: 'gcs-server', containerPort: 6379 },
+      { name: 'client', containerPort: 10001 },
+      { name: 'metrics', containerPort: 8080 },
+    ]);
+    expect(head.rayStartParams).toMatchObject({ 'dashboard-host': '0.0.0.0', 'num-cpus': '0', 'metrics-export-port': '8080' });
+    expect(head.template.spec.containers[0].resources).toEqual({
+      requests: { cpu: '500m', memory: '2Gi' },
+      limits: { cpu: '2', memory: '4Gi' },
+    });
+  });
+
+  it('autoscales every worker group between its minReplicas and maxReplicas', () => {
+    expect(cluster.spec.enableInTreeAutoscaling).toBe(true);
+    expect(cluster.spec.autoscalerOptions.resources.requests).toBeDefined();
+    expect(cluster.spec.autoscalerOptions.resources.limits).toBeDefined();
+    expect(workerGroupsOf(prod).map((g) => [g.groupName, g.minReplicas, g.replicas, g.maxReplicas])).toEqual([
+      ['cpu', 1, 1, 3],
+      ['gpu', 0, 0, 1],
+    ]);
+  });
+
+  it('tells Ray exactly the GPUs each GPU worker requests, on the -gpu image and NVIDIA runtime', () => {
+    const gpuGroups = workerGroupsOf(prod).filter(isGpuGroup);
+    expect(gpuGroups.map((g) => g.groupName)).toEqual(['gpu']);
+    for (const group of gpuGroups) {
+      const { resources, image } = group.template.spec.containers[0];
+      expect(resources.limits['nvidia.com/gpu']).toBe(group.rayStartParams['num-gpus']);
+      expect(resources.requests['nvidia.com/gpu']).toBe(resources.limits['nvidia.com/gpu']);
+      expect(Number(group.rayStartParams['num-gpus'])).toBe(RAY_SETTINGS.workerGroups.gpu.gpusPerWorker);
+      expect(image).toBe(IMAGES.rayGpu);
+      expect(group.template.spec.runtimeClassName).toBe('nvidia');
+    }
+  });
+
+  it('keeps CPU groups off GPUs: no GPU resources, no num-gpus, no GPU placement, GPUs hidden', () => {
+    const cpuGroups = workerGroupsOf(prod).filter((g) => !isGpuGroup(g));
+    expect(cpuGroups.map((g) => g.groupName)).toEqual(['cpu']);
+    for (const group of cpuGroups) {
+      const container = group.template.spec.containers[0];
+      expect(container.resources.requests['nvidia.com/gpu']).toBeUndefined();
+      expect(group.rayStartParams['num-gpus']).toBeUndefined();
+      expect(container.image).toBe(IMAGES.ray);
+      expect(group.template.spec.runtimeClassName).toBeUndefined();
+      expect(group.template.spec.nodeSelector).toBeUndefined();
+      expect(container.env).toEqual([{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'void' }]);
+    }
+  });
+
+  it('gives each worker a memory-backed /dev/shm that holds its whole object store', () => {
+    for (const group of workerGroupsOf(prod)) {
+      const settings = RAY_SETTINGS.workerGroups[group.groupName as 'cpu' | 'gpu'] as { shmSize?: string };
+      const shm = settings.shmSize ?? '1Gi';
+      const mount = group.template.spec.containers[0].volumeMounts.find((m: any) => m.mountPath === '/dev/shm');
+      const volume = group.template.spec.volumes.find((v: any) => v.name === mount.name);
+      expect(volume.emptyDir).toEqual({ medium: 'Memory', sizeLimit: shm });
+      const store = Number(group.rayStartParams['object-store-memory']);
+      // Ray only uses /dev/shm when it is strictly larger than the store.
+      expect(store).toBeLessThan(parseQuantity(shm));
+      expect(store).toBeGreaterThan(0.8 * parseQuantity(shm));
+    }
+  });
+});
+
+describe('GPU placement from the node inventory', () => {
+  it('targets exactly the GPU nodes of prod', () => {
+    const config = parseConfig(exampleText(), 'homelab.yaml').environments.get('prod')!;
+    const gpu = workerGroupsOf(prod).find(isGpuGroup);
+    expect(schedulableNodes(gpu.template.spec, config)).toEqual(['gpu-1']);
+  });
+
+  it('tolerates the taints of the GPU nodes', () => {
+    const config = prodConfig((c) => {
+      c.nodes['gpu-1'].taints = [
+        { key: 'nvidia.com/gpu', effect: 'NoSchedule' },
+        { key: 'homelab.dev/dedicated', value: 'ai', effect: 'NoExecute' },
+      ];
+    });
+    const gpu = workerGroupsOf(synthRay({ config })).find(isGpuGroup);
+    expect(gpu.template.spec.tolerations).toEqual([
+      { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+      { key: 'homelab.dev/dedicated', operator: 'Equal', value: 'ai', effect: 'NoExecute' },
+    ]);
+    expect(schedulableNodes(gpu.template.spec, config)).toEqual(['gpu-1']);
+  });
+
+  it('requires the GPU nodes by host name when no label singles them out', () => {
+    const config = prodConfig((c) => (c.nodes['gpu-1'].labels = { 'homelab.dev/zone': 'rack-a' }));
+    const gpu = workerGroupsOf(synthRay({ config })).find(isGpuGroup);
+    expect(gpu.template.spec.nodeSelector).toBeUndefined();
+    expect(schedulableNodes(gpu.template.spec, config)).toEqual(['gpu-1']);
+  });
+
+  it('fails on a GPU group in an environment without GPU nodes, naming the setting', () => {
+    expect(() => synthRay({ environment: 'dev' })).toThrow(UserError);
+    expect(() => synthRay({ environment: 'dev' })).toThrow('services.ray.workerGroups.gpu.gpusPerWorker: expected 0, no node of dev has GPUs');
+  });
+});
+
+describe('capacity', () => {
+  it('counts autoscaled groups at maxReplicas: 3 one-GPU workers do not fit one GPU', () => {
+    const ray = structuredClone(RAY_SETTINGS);
+    ray.workerGroups.gpu.maxReplicas = 3;
+    expect(() => synthRay({ ray })).toThrow(UserError);
+    expect(() => synthRay({ ray })).toThrow('nodes: gpus: the services request 3, the nodes have 1 (ray/gpu workers 3 x 1)');
+  });
+
+  it('reports what the Ray services request', () => {
+    expect(prod.capacity.requested.gpus).toBe(1);
+  });
+});
+
+describe('services.ray config', () => {
+  const issues = (value: unknown) =>
+    (raySchema.safeParse(value).error?.issues ?? []).map((i) => `services.ray.${i.path.join('.')}: ${i.message}`);
+
+  it('accepts the example groups and fills in the defaults', () => {
+    const ray = raySchema.parse(RAY_SETTINGS);
+    expect(ray.head.resources.requests).toEqual({ cpu: '500m', memory: '2Gi' });
+    expect(ray.workerGroups.cpu).toMatchObject({ gpusPerWorker: 0, shmSize: '1Gi' });
+    expect(raySchema.parse({})).toEqual({ enabled: false, head: { resources: ray.head.resources }, workerGroups: {} });
+  });
+
+  it('rejects minReplicas above maxReplicas, naming the path', () => {
+    const ray = structuredClone(RAY_SETTINGS);
+    ray.workerGroups.gpu.minReplicas = 2;
+    expect(issues(ray)).toEqual(['services.ray.workerGroups.gpu.minReplicas: expected at most maxReplicas (1), received 2']);
+  });
+
+  it('rejects an enabled cluster without worker groups', () => {
+    expect(issues({ enabled: true })).toEqual(['services.ray.workerGroups: expected at least one worker group']);
+  });
+
+  it('rejects a /dev/shm that would not fit the memory limit or the object store', () => {
+    const ray = structuredClone(RAY_SETTINGS);
+    ray.workerGroups.gpu.shmSize = '16Gi';
+    expect(issues(ray)).toEqual([
+      'services.ray.workerGroups.gpu.shmSize: expected less than the memory limit (16Gi): /dev/shm is memory of the worker, received "16Gi"',
+    ]);
+    ray.workerGroups.gpu.shmSize = '64Mi';
+    expect(issues(ray)).toEqual([`services.ray.workerGroups.gpu.shmSize: expected at least 100Mi (Ray's object store needs 75Mi), received "64Mi"`]);
+  });
+
+  it('rejects typos and out-of-range values at their path, in the shared wording', () => {
+    const ray = structuredClone(RAY_SETTINGS) as any;
+    ray.workerGroups.cpu.maxReplica = 3;
+    ray.workerGroups.gpu.gpusPerWorker = -1;
+    const result = raySchema.safeParse(ray);
+    expect(result.error!.issues.map((i) => [i.code, i.path.join('.')])).toEqual([
+      ['unrecognized_keys', 'workerGroups.cpu'],
+      ['too_small', 'workerGroups.gpu.gpusPerWorker'],
+    ]);
+    expect(issues(ray)).toContain('services.ray.workerGroups.gpu.gpusPerWorker: expected an integer between 0 and 16');
+  });
+});
+
+/**
+ * Runs a checkpoint Job's script with fake `curl` (prints `curlOutput`, or fails like a refused
+ * connection), `sleep`, and a clock that jumps a minute per read, so retries end quickly.
+ */
+function runCheckpoint(job: Manifest, curlOutput: string | undefined): { status: number | null; stdout: string; stderr: string; urls: string[] } {
+  const bin = tempDir('ray-checkpoint-');
+  const fake = (name: string, body: string) => writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  fake('curl', 'echo "$@" >> "$FAKE_BIN/curl.args"\n[ -n "${FAKE_CURL_OUTPUT+set}" ] || exit 7\nprintf "%s" "$FAKE_CURL_OUTPUT"');
+  fake('sleep', 'exit 0');
+  fake('date', 'now=$(cat "$FAKE_BIN/clock" 2>/dev/null || echo 1000)\necho $((now + 60)) > "$FAKE_BIN/clock"\necho "$now"');
+  const container = job.spec.template.spec.containers[0];
+  const env = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+  const result = spawnSync(container.command[0], container.command.slice(1), {
+    encoding: 'utf8',
+    env: { PATH: `${bin}:${process.env.PATH}`, FAKE_BIN: bin, ...env, ...(curlOutput === undefined ? {} : { FAKE_CURL_OUTPUT: curlOutput }) },
+  });
+  const urls = readFileSync(join(bin, 'curl.args'), 'utf8').trim().split('\n').map((args) => args.split(' ').pop()!);
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr, urls };
+}
+
+/** A node as Ray's state API (`GET /api/v0/nodes`) lists it: json.dumps of NodeState. */
+const stateNode = (id: string, head: boolean) =>
+  `{"node_id": "${id}", "node_ip": "10.42.0.${id.length}", "is_head_node": ${head}, "state": "ALIVE", "state_message": null, ` +
+  `"node_name": "10.42.0.${id.length}", "resources_total": {"CPU": ${head ? 0 : 2}.0, "memory": 4294967296.0}, "labels": {"ray.io/node-id": "${id}"}}`;
+const nodesResponse = (...nodes: string[]) =>
+  `{"result": true, "msg": "", "data": {"result": {"total": ${nodes.length}, "num_after_truncation": ${nodes.length}, "num_filtered": ${nodes.length}, ` +
+  `"result": [${nodes.join(', ')}], "partial_failure_warning": "", "warnings": null}}}`;
+
+describe('the Ray checkpoint', () => {
+  const job = find(prod, 'ray/job-ray-checkpoint.yaml');
+  const env = Object.fromEntries(job.spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]));
+
+  it('asks the head Service KubeRay creates for the ALIVE nodes, expecting the head plus every minReplicas', () => {
+    expect(env.NODES_URL).toBe('http://ray-head-svc.ray.svc:8265/api/v0/nodes?filter_keys=state&filter_predicates=%3D&filter_values=ALIVE');
+    expect(env.EXPECTED_NODES).toBe('2');
+    expect(job.spec.activeDeadlineSeconds).toBeGreaterThan(20 * 60);
+  });
+
+  it('passes once the head and the minimum of workers are ALIVE', () => {
+    const run = runCheckpoint(job, nodesResponse(stateNode('head1', true), stateNode('worker1', false)));
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.urls).toEqual([env.NODES_URL]);
+    expect(run.stdout).toContain('ALIVE nodes: 2 (head: 1)');
+  });
+
+  it('keeps retrying, then fails, while workers are missing, the head is not ALIVE or the dashboard is down', () => {
+    for (const body of [nodesResponse(stateNode('head1', true)), nodesResponse(stateNode('w1', false), stateNode('w2', false)), undefined]) {
+      const run = runCheckpoint(job, body);
+      expect(run.status).toBe(1);
+      expect(run.stderr).toContain('did not reach 2 ALIVE nodes with its head');
+    }
+  });
+});
+
+describe('the operator checkpoint', () => {
+  const job = find(prod, 'kuberay-operator/job-kuberay-operator-checkpoint.yaml');
+
+  it('passes when the RayCluster controller publishes its counters', () => {
+    const metrics = '# TYPE controller_runtime_reconcile_total counter\ncontroller_runtime_reconcile_total{controller="raycluster",result="success"} 0\n';
+    const run = runCheckpoint(job, metrics);
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.urls).toEqual(['http://kuberay-operator.kuberay-system.svc:8080/metrics']);
+  });
+
+  it('fails when only other controllers run, or nothing answers', () => {
+    expect(runCheckpoint(job, 'controller_runtime_reconcile_total{controller="rayjob",result="success"} 0\n').status).toBe(1);
+    expect(runCheckpoint(job, undefined).status).toBe(1);
+  });
+});
+
+describe('snapshots for review', () => {
+  const folders = ['kuberay-operator', 'ray'];
+  it.each(folders)('%s', (service) => {
+    const files = [...prod.files].filter(([path]) => path.startsWith(`${service}/`) || path === `apps/application-${service}.yaml`);
+    expect(files.map(([path, text]) => `=== ${path}\n${text}`).join('\n')).toMatchSnapshot();
+  });
+});
