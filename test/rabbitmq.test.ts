@@ -179,16 +179,20 @@ describe('the RabbitMQ services', () => {
           repoURL: 'https://github.com/rabbitmq/cluster-operator',
           targetRevision: 'v2.22.3',
           path: 'config/installation',
-          kustomize: { images: ['ghcr.io/rabbitmq/cluster-operator=ghcr.io/rabbitmq/cluster-operator:2.22.3'] },
+          kustomize: expect.objectContaining({ images: ['ghcr.io/rabbitmq/cluster-operator=ghcr.io/rabbitmq/cluster-operator:2.22.3'] }),
         },
         {
           repoURL: 'https://github.com/rabbitmq/messaging-topology-operator',
           targetRevision: 'v1.20.1',
           path: 'config/installation',
-          kustomize: { images: ['rabbitmqoperator/messaging-topology-operator=ghcr.io/rabbitmq/messaging-topology-operator:1.20.1'] },
+          kustomize: expect.objectContaining({ images: ['rabbitmqoperator/messaging-topology-operator=ghcr.io/rabbitmq/messaging-topology-operator:1.20.1'] }),
         },
       ]);
       for (const source of kustomizations) {
+        // Our folder's Namespace (with Pod Security labels) is the only one: upstream copies are deleted.
+        expect(source.kustomize.patches).toEqual([
+          { target: { kind: 'Namespace', name: 'rabbitmq-system' }, patch: expect.stringMatching(/^\$patch: delete\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: rabbitmq-system\n$/) },
+        ]);
         expect(source.targetRevision).toMatch(/^v\d+\.\d+\.\d+$/);
         for (const image of source.kustomize.images) expect(image).toMatch(/=[^:=]+:\d+\.\d+\.\d+$/);
       }

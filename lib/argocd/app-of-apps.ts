@@ -103,7 +103,12 @@ export class AppOfApps extends Construct {
       repoUrl: k.repoURL,
       targetRevision: k.revision,
       path: k.path,
-      kustomize: k.images ? { images: [...k.images] } : undefined,
+      kustomize: {
+        images: k.images ? [...k.images] : undefined,
+        // The service emits its Namespace itself (with Pod Security labels): drop upstream copies,
+        // which would otherwise compete with it. A patch whose target matches nothing is a no-op.
+        patches: [{ target: { kind: 'Namespace', name: service.namespaceName }, patch: deleteNamespacePatch(service.namespaceName) }],
+      },
     }));
     const sources = [...chart, ...kustomizations, ownManifests];
     const app = new Application(this.apps, `app-${service.serviceName}`, {
@@ -138,6 +143,10 @@ function syncPolicy(platform: Platform, service: HomelabService): ApplicationSpe
       backoff: { duration: sync.retry.backoffDuration, factor: sync.retry.backoffFactor, maxDuration: sync.retry.backoffMaxDuration },
     },
   };
+}
+
+function deleteNamespacePatch(namespace: string): string {
+  return `$patch: delete\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${namespace}\n`;
 }
 
 function ignoreDifference(d: HomelabService['ignoreDifferences'][number]): ApplicationSpecIgnoreDifferences {
