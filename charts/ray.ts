@@ -32,6 +32,7 @@ import { parseQuantity } from '../lib/quantity';
 import { Resources, resources } from '../lib/resources';
 import { HomelabService } from '../lib/service';
 import { IMAGES, RAY_VERSION } from '../lib/versions';
+import type { NvidiaDevicePlugin } from './nvidia-device-plugin';
 
 
 export const KUBERAY_NAMESPACE = 'kuberay-system';
@@ -91,8 +92,8 @@ export interface RayProps {
   readonly head: RayConfig['head'];
   /** Worker groups by name; at least one. A group with `gpusPerWorker` > 0 runs on the GPU nodes. */
   readonly workerGroups: Readonly<Record<string, RayWorkerGroupConfig>>;
-  /** RuntimeClass of the NVIDIA container runtime, for GPU workers. @default the node's default runtime */
-  readonly runtimeClassName?: string;
+  /** Advertises the GPUs and provides the NVIDIA RuntimeClass: required when a group has GPUs. @default none */
+  readonly devicePlugin?: NvidiaDevicePlugin;
 }
 
 /** Name of the RayCluster; KubeRay names the head Service `<cluster>-head-svc`. */
@@ -155,7 +156,7 @@ export class Ray extends HomelabService {
         autoscalerOptions: autoscalerOptions(),
         headGroupSpec: this.headGroup(props.head.resources),
         workerGroupSpecs: groups.map(([name, group]) =>
-          this.workerGroup(name, group, group.gpusPerWorker > 0 ? { placement: gpuNodes(scope, name), runtimeClassName: props.runtimeClassName } : undefined),
+          this.workerGroup(name, group, group.gpusPerWorker > 0 ? { placement: gpuNodes(scope, name), runtimeClassName: props.devicePlugin?.runtimeClassName } : undefined),
         ),
       },
     });

@@ -27,8 +27,9 @@ export interface CapacityReport {
   readonly available: Capacity;
 }
 
-export function checkCapacity(demands: readonly ResourceDemand[], nodes: Inventory): CapacityReport {
-  const available = capacityOf(nodes);
+/** @param gpuReplicas time-slices per physical GPU (see GpuProvider). */
+export function checkCapacity(demands: readonly ResourceDemand[], nodes: Inventory, gpuReplicas = 1): CapacityReport {
+  const available = capacityOf(nodes, gpuReplicas);
   const total = (f: (d: ResourceDemand) => number) => demands.reduce((sum, d) => sum + f(d) * d.replicas, 0);
   const requested = {
     cpuCores: total((d) => parseQuantity(d.cpu)),
@@ -36,19 +37,29 @@ export function checkCapacity(demands: readonly ResourceDemand[], nodes: Invento
     gpus: total((d) => d.gpus ?? 0),
   };
   const problems: string[] = [];
-  const over = (what: string, need: number, have: number, show: (n: number) => string, per: (d: ResourceDemand) => number) => {
-    if (need <= have) return;
+  const over = (what: string, need: number, have: string, show: (n: number) => string, per: (d: ResourceDemand) => number) => {
     const consumers = demands
       .filter((d) => per(d) > 0)
       .map((d) => `${d.service}/${d.workload} ${d.replicas} x ${show(per(d))}`)
       .join(', ');
-    problems.push(`${what}: the services request ${show(need)}, the nodes have ${show(have)} (${consumers})`);
+    problems.push(`${what}: the services request ${show(need)}, the nodes have ${have} (${consumers})`);
   };
-  over('gpus', requested.gpus, available.gpus, String, (d) => d.gpus ?? 0);
-  over('cpu', requested.cpuCores, available.cpuCores, (n) => `${formatCores(n)} cores`, (d) => parseQuantity(d.cpu));
-  over('memory', requested.memoryBytes, available.memoryBytes, formatGibibytes, (d) => parseQuantity(d.memory));
+  if (requested.gpus > available.gpus) {
+    const physical = available.gpus / gpuReplicas;
+    const have = gpuReplicas > 1 ? `${available.gpus} (${physical} GPUs time-sliced ${gpuReplicas} ways)` : String(available.gpus);
+    over('gpus', requested.gpus, have, String, (d) => d.gpus ?? 0);
+  }
+  if (requested.cpuCores > available.cpuCores) {
+    const cores = (n: number) => `${formatCores(n)} cores`;
+    over('cpu', requested.cpuCores, cores(available.cpuCores), cores, (d) => parseQuantity(d.cpu));
+  }
+  if (requested.memoryBytes > available.memoryBytes) {
+    over('memory', requested.memoryBytes, formatGibibytes(available.memoryBytes), formatGibibytes, (d) => parseQuantity(d.memory));
+  }
   for (const d of demands) {
-    if ((d.gpus ?? 0) > available.maxGpusPerNode) {
+    if (gpuReplicas > 1 && (d.gpus ?? 0) > 1) {
+      problems.push(`gpus: ${d.service}/${d.workload} requests ${d.gpus} GPUs per pod; time-sliced GPUs are handed out one per pod`);
+    } else if ((d.gpus ?? 0) > available.maxGpusPerNode) {
       problems.push(`gpus: ${d.service}/${d.workload} needs ${d.gpus} GPUs in one pod, the largest node has ${available.maxGpusPerNode}`);
     }
   }

@@ -7,9 +7,11 @@ import { Construct } from 'constructs';
 import { ArgoCd } from '../charts/argocd';
 import { CustomApp } from '../charts/custom-app';
 import { Longhorn } from '../charts/longhorn';
+import { NvidiaDevicePlugin } from '../charts/nvidia-device-plugin';
 import { Rabbitmq } from '../charts/rabbitmq';
 import { RabbitmqOperators } from '../charts/rabbitmq-operators';
 import { KuberayOperator, Ray } from '../charts/ray';
+import { Triton } from '../charts/triton';
 import type { EnvironmentConfig } from './config/schema';
 import { Layer } from './layers';
 import { Platform } from './platform';
@@ -30,9 +32,21 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
     // The config check guarantees Longhorn with RabbitMQ.
     built.set('rabbitmq', new Rabbitmq(platform, { ...services.rabbitmq, storage: longhorn! }));
   }
+  const devicePlugin = services.nvidiaDevicePlugin.enabled ? new NvidiaDevicePlugin(platform, services.nvidiaDevicePlugin) : undefined;
+  if (devicePlugin) built.set('nvidia-device-plugin', devicePlugin);
+  if (services.triton.enabled) {
+    // The config check guarantees the device plugin with Triton, and Longhorn for a volume.
+    const triton = new Triton(platform, {
+      ...services.triton,
+      devicePlugin: devicePlugin!,
+      // Only a volume repository needs Longhorn: an S3 one must not wait for it.
+      storage: services.triton.modelRepository.volume ? longhorn : undefined,
+    });
+    built.set('triton', triton);
+  }
   if (services.ray.enabled) {
     new KuberayOperator(platform);
-    built.set('ray', new Ray(platform, { head: services.ray.head, workerGroups: services.ray.workerGroups }));
+    built.set('ray', new Ray(platform, { head: services.ray.head, workerGroups: services.ray.workerGroups, devicePlugin }));
   }
 
   // Apps may depend on each other: create dependencies first (the config check has

@@ -34,13 +34,17 @@ export interface Capacity {
 
 export type Inventory = Readonly<Record<string, NodeConfig>>;
 
-export function capacityOf(nodes: Inventory): Capacity {
+/**
+ * @param gpuReplicas how many pods share one physical GPU (time-slicing): the device plugin
+ *   advertises that many `nvidia.com/gpu` per GPU.
+ */
+export function capacityOf(nodes: Inventory, gpuReplicas = 1): Capacity {
   const all = Object.values(nodes);
   return {
     cpuCores: all.reduce((sum, n) => sum + n.cpu, 0),
     memoryBytes: all.reduce((sum, n) => sum + parseQuantity(n.memory), 0),
-    gpus: all.reduce((sum, n) => sum + n.gpus, 0),
-    maxGpusPerNode: Math.max(0, ...all.map((n) => n.gpus)),
+    gpus: all.reduce((sum, n) => sum + n.gpus, 0) * gpuReplicas,
+    maxGpusPerNode: Math.max(0, ...all.map((n) => n.gpus)) * gpuReplicas,
   };
 }
 

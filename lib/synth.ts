@@ -10,6 +10,7 @@ import { addSyncOption, hasSyncWave, isHook, setSyncWave } from './argocd/annota
 import type { EnvironmentConfig } from './config/schema';
 import type { Platform } from './platform';
 import { CapacityReport, checkCapacity } from './capacity';
+import { isGpuProvider } from './gpu';
 import { dependencyGraph, ownCustomResources } from './graph';
 import { buildPlatform } from './homelab';
 import type { HomelabService } from './service';
@@ -56,7 +57,8 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
   }
   const graph = dependencyGraph(platform);
   const waves = computeWaves(graph.nodes, config.waves);
-  const capacity = checkCapacity(platform.services.flatMap((s) => s.demands), config.nodes);
+  const gpuReplicas = platform.services.find(isGpuProvider)?.gpuReplicas ?? 1;
+  const capacity = checkCapacity(platform.services.flatMap((s) => s.demands), config.nodes, gpuReplicas);
   const appOfApps = new AppOfApps(app, 'argocd', { platform, waves });
 
   const files = new Map<string, string>();

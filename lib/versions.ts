@@ -48,6 +48,8 @@ export const RAY_VERSION = '2.52.0';
 export const IMAGES = {
   /** The broker: the 4.2 series Cluster Operator 2.22.3 defaults to (4.2.6), at its latest patch. */
   rabbitmq: 'docker.io/library/rabbitmq:4.2.8-management',
+  /** Triton Inference Server 2.71.0, with the Python backend the smoke-test model uses. */
+  triton: 'nvcr.io/nvidia/tritonserver:26.07-py3',
   /** Ray head and CPU workers. */
   ray: `docker.io/rayproject/ray:${RAY_VERSION}`,
   /** Ray GPU workers: the same release on CUDA (`-gpu` aliases the release's default `-cuXX`). */

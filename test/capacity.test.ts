@@ -43,6 +43,17 @@ describe('checkCapacity', () => {
     expect(() => checkCapacity([demand({ service: 'triton', gpus: 2 })], spread)).toThrow('triton/w needs 2 GPUs in one pod, the largest node has 1');
   });
 
+  it('counts time-sliced GPUs as the device plugin advertises them, one per pod', () => {
+    const oneGpu = { g: node({ gpus: 1 }) };
+    expect(checkCapacity([demand({ replicas: 2, gpus: 1 })], oneGpu, 2).available.gpus).toBe(2);
+    expect(() => checkCapacity([demand({ replicas: 3, gpus: 1 })], oneGpu, 2)).toThrow(
+      'nodes: gpus: the services request 3, the nodes have 2 (1 GPUs time-sliced 2 ways) (s/w 3 x 1)',
+    );
+    expect(() => checkCapacity([demand({ service: 'triton', gpus: 2 })], { g: node({ gpus: 2 }) }, 2)).toThrow(
+      'triton/w requests 2 GPUs per pod; time-sliced GPUs are handed out one per pod',
+    );
+  });
+
   it('fails on CPU and memory beyond the inventory', () => {
     expect(() => checkCapacity([demand({ replicas: 30, cpu: '1', memory: '4Gi' })], nodes)).toThrow(
       /cpu: the services request 30 cores, the nodes have 24 cores[\s\S]*memory: the services request 120\.0Gi, the nodes have 96\.0Gi/,
@@ -80,6 +91,6 @@ describe('capacity in synth', () => {
   it('fails the synth of an environment whose apps do not fit its nodes, naming them', () => {
     const config = exampleObject();
     config.apps['node-red'].resources = { requests: { cpu: '4', memory: '1Gi' }, limits: { cpu: '4', memory: '1Gi' } };
-    expect(() => synthesizeText(toYamlText(config))).toThrow(/nodes: cpu: the services request 4\.725 cores, the nodes have 4 cores \(.*node-red\/app 1 x 4 cores/);
+    expect(() => synthesizeText(toYamlText(config))).toThrow(/nodes: cpu: the services request 5\.475 cores, the nodes have 4 cores \(.*node-red\/app 1 x 4 cores/);
   });
 });

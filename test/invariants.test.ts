@@ -45,11 +45,13 @@ function podSpecOf(manifest: Manifest): any | undefined {
 }
 
 describe('the synthesized example', () => {
-  it('has all three environments and a bootstrap, apps and service folders each', () => {
+  it('has all three environments and a bootstrap, apps and service folders each; the AI layer only where GPUs are', () => {
     expect(envs.map((e) => e.environment)).toEqual(['dev', 'staging', 'prod']);
+    const common = ['apps', 'argocd', 'bootstrap', 'home-assistant', 'longhorn', 'node-red', 'rabbitmq', 'rabbitmq-operators'];
+    const ai = ['kuberay-operator', 'nvidia-device-plugin', 'ray', 'triton'];
     for (const env of envs) {
       const folders = new Set([...env.files.keys()].map((p) => p.split('/')[0]));
-      expect([...folders].sort()).toEqual(['apps', 'argocd', 'bootstrap', 'home-assistant', 'longhorn', 'node-red']);
+      expect([...folders].sort()).toEqual([...common, ...(env.environment === 'prod' ? ai : [])].sort());
     }
   });
 
@@ -273,7 +275,7 @@ describe('the Argo CD app-of-apps', () => {
     for (const env of envs) {
       for (const app of applications(env)) {
         const sources = sourcesOf(app);
-        const own = sources.find((s) => s.path);
+        const own = sources.find((s) => s.path?.startsWith('k8s/'));
         expect(own.path).toBe(`k8s/${env.environment}/${app.metadata.name}`);
         expect([...env.files.keys()].some((p) => p.startsWith(`${app.metadata.name}/`))).toBe(true);
         const chart = sources.find((s) => s.chart);

@@ -9,7 +9,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
+import type { NvidiaDevicePlugin } from '../charts/nvidia-device-plugin';
 import { KuberayOperator, Ray } from '../charts/ray';
+import { isGpuProvider } from '../lib/gpu';
 import { IMAGES, RAY_VERSION } from '../lib/versions';
 import { parseConfig } from '../lib/config/load';
 import type { EnvironmentConfig } from '../lib/config/schema';
@@ -61,9 +63,10 @@ function buildRay(variant: Variant = {}) {
   const app = new App();
   const environment = variant.environment ?? 'prod';
   const config = variant.config ?? parseConfig(exampleText(), 'homelab.yaml').environments.get(environment)!;
-  const platform = buildPlatform(app, environment, config);
+  // The example's own Ray is replaced by the variant under test.
+  const platform = buildPlatform(app, environment, { ...config, services: { ...config.services, ray: { ...config.services.ray, enabled: false } } });
   if (variant.operator ?? true) new KuberayOperator(platform);
-  new Ray(platform, { ...raySchema.parse(variant.ray ?? RAY_SETTINGS), runtimeClassName: 'nvidia' });
+  new Ray(platform, { ...raySchema.parse(variant.ray ?? RAY_SETTINGS), devicePlugin: platform.services.find(isGpuProvider) as NvidiaDevicePlugin | undefined });
   return { app, platform };
 }
 
@@ -132,7 +135,8 @@ describe('the synthesized Ray services', () => {
   it('order the RayCluster after the operator that installs its CRD', () => {
     const wave = (name: string) => Number(find(prod, `apps/application-${name}.yaml`).metadata.annotations!['argocd.argoproj.io/sync-wave']);
     expect(wave('ray')).toBeGreaterThan(wave('kuberay-operator'));
-    expect(prod.services.find((s) => s.name === 'ray')!.dependsOn).toEqual(['kuberay-operator']);
+    // GPU workers also need the device plugin (its RuntimeClass, its advertised GPUs).
+    expect(prod.services.find((s) => s.name === 'ray')!.dependsOn).toEqual(['kuberay-operator', 'nvidia-device-plugin']);
     // The CRD is in place by then: no dry-run skipping, no resource wave.
     expect(clusterOf(prod).metadata.annotations).toBeUndefined();
     expect(() => dependencyGraph(buildRay({ operator: false }).platform)).toThrow(
@@ -269,15 +273,17 @@ describe('GPU placement from the node inventory', () => {
 });
 
 describe('capacity', () => {
-  it('counts autoscaled groups at maxReplicas: 3 one-GPU workers do not fit one GPU', () => {
+  it('counts autoscaled groups at maxReplicas: 3 one-GPU workers and Triton do not fit one GPU time-sliced twice', () => {
     const ray = structuredClone(RAY_SETTINGS);
     ray.workerGroups.gpu.maxReplicas = 3;
     expect(() => synthRay({ ray })).toThrow(UserError);
-    expect(() => synthRay({ ray })).toThrow('nodes: gpus: the services request 3, the nodes have 1 (ray/gpu workers 3 x 1)');
+    expect(() => synthRay({ ray })).toThrow(
+      'nodes: gpus: the services request 4, the nodes have 2 (1 GPUs time-sliced 2 ways) (triton/server 1 x 1, ray/gpu workers 3 x 1)',
+    );
   });
 
-  it('reports what the Ray services request', () => {
-    expect(prod.capacity.requested.gpus).toBe(1);
+  it('reports what the Ray services request: one GPU worker, beside Triton\'s one', () => {
+    expect(prod.capacity.requested.gpus).toBe(2);
   });
 });
 

@@ -87,6 +87,9 @@ describe('dependency graph', () => {
     expect(deps).toEqual({
       argocd: [],
       longhorn: [],
+      // The operators install rabbitmq.com: the cluster emits those resources (CRD edge).
+      'rabbitmq-operators': [],
+      rabbitmq: ['longhorn', 'rabbitmq-operators'],
       'home-assistant': ['longhorn'],
       'node-red': ['home-assistant', 'longhorn'],
     });
@@ -120,9 +123,12 @@ describe('waves in the synthesized example', () => {
     expect(dev.services.map((s) => [s.name, s.layer, s.wave])).toEqual([
       ['argocd', 'gitops', 0],
       ['longhorn', 'storage', 1],
-      ['home-assistant', 'automation', 2],
+      ['rabbitmq-operators', 'data-mesh', 2],
+      // rabbitmq depends on the operators, in the same layer.
+      ['rabbitmq', 'data-mesh', 3],
+      ['home-assistant', 'automation', 4],
       // node-red depends on home-assistant, in the same layer.
-      ['node-red', 'automation', 3],
+      ['node-red', 'automation', 5],
     ]);
   });
 

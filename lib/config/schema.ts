@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { findCycle } from '../waves';
 import { rabbitmqSchema } from './services/rabbitmq';
 import { raySchema } from './services/ray';
+import { aiServiceIssues, nvidiaDevicePluginSchema, tritonSchema } from './services/ai';
 import { Layer } from '../layers';
 import {
   absolutePath,
@@ -172,9 +173,15 @@ const appSchema = z.strictObject({
   layer: oneOf(['storage', 'data-mesh', 'ai', 'observability', 'automation', 'security', 'networking']).default('automation'),
 });
 
-/** Built-in services configured under `services:`; apps can depend on them by name. */
-export const SERVICE_NAMES = ['argocd', 'longhorn', 'rabbitmq', 'ray'] as const;
-export type ServiceName = (typeof SERVICE_NAMES)[number];
+/** Built-in services: their key under `services:` -> the service name apps depend on. */
+const SERVICE_KEYS = {
+  argocd: 'argocd',
+  longhorn: 'longhorn',
+  rabbitmq: 'rabbitmq',
+  nvidiaDevicePlugin: 'nvidia-device-plugin',
+  triton: 'triton',
+  ray: 'ray',
+} as const;
 /**
  * Names an app cannot take: an app's name is its folder in k8s/<env>/ and its namespace, so
  * it must not collide with the output folders, the built-in services, the services they
@@ -183,17 +190,20 @@ export type ServiceName = (typeof SERVICE_NAMES)[number];
 const RESERVED_APP_NAMES: readonly string[] = [
   'apps',
   'bootstrap',
-  ...SERVICE_NAMES,
+  ...Object.values(SERVICE_KEYS),
   'longhorn-system',
   'rabbitmq-operators',
   'rabbitmq-system',
   'kuberay-operator',
+  'kuberay-system',
 ];
 
 const servicesSchema = z.strictObject({
   argocd: argocdSchema.prefault({}),
   longhorn: longhornSchema.prefault({}),
   rabbitmq: rabbitmqSchema.prefault({}),
+  nvidiaDevicePlugin: nvidiaDevicePluginSchema.prefault({}),
+  triton: tritonSchema.prefault({}),
   ray: raySchema.prefault({}),
 });
 
@@ -247,8 +257,29 @@ export const environmentConfig = z
         message: 'expected services.longhorn.enabled: RabbitMQ keeps its data on Longhorn',
       });
     }
+    for (const issue of aiServiceIssues({
+      nodes: env.nodes,
+      longhornEnabled: longhorn.enabled,
+      nvidiaDevicePlugin: env.services.nvidiaDevicePlugin,
+      triton: env.services.triton,
+    })) {
+      ctx.addIssue({ code: 'custom', ...issue });
+    }
+    if (env.services.ray.enabled && !env.services.nvidiaDevicePlugin.enabled) {
+      for (const [group, config] of Object.entries(env.services.ray.workerGroups)) {
+        if (config.gpusPerWorker > 0) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['services', 'ray', 'workerGroups', group, 'gpusPerWorker'],
+            message: 'expected services.nvidiaDevicePlugin.enabled: GPU workers need the GPUs it advertises',
+          });
+        }
+      }
+    }
     const enabled = new Set<string>([
-      ...SERVICE_NAMES.filter((s) => s === 'argocd' || env.services[s].enabled),
+      ...Object.entries(SERVICE_KEYS)
+        .filter(([key]) => key === 'argocd' || env.services[key as Exclude<keyof typeof SERVICE_KEYS, 'argocd'>].enabled)
+        .map(([, name]) => name),
       ...Object.entries(env.apps).filter(([, app]) => app.enabled).map(([name]) => name),
     ]);
     for (const [name, app] of Object.entries(env.apps)) {

@@ -1,0 +1,352 @@
+/**
+ * Triton Inference Server on the GPU nodes: a Deployment written with the low-level
+ * k8s.KubeDeployment (cdk8s-plus containers have no field for `nvidia.com/gpu`), its
+ * Service, and a weightless smoke-test model served next to the user's models so the
+ * checkpoint can run a real inference.
+ */
+import { createHash } from 'node:crypto';
+import { k8s } from 'cdk8s-plus-28';
+import { Checkpoint } from '../lib/checkpoint';
+import { Layer } from '../lib/layers';
+import { Platform } from '../lib/platform';
+import { Resources, toResourceRequirements } from '../lib/resources';
+import { HomelabService } from '../lib/service';
+import type { StorageProvider } from '../lib/storage';
+import { IMAGES } from '../lib/versions';
+import { GPU_RESOURCE, NvidiaDevicePlugin } from './nvidia-device-plugin';
+
+export interface TritonS3Repository {
+  /** `s3://bucket/path` or `s3://[https://]host:port/bucket/path`. */
+  readonly url: string;
+  /** Secret in Triton's namespace with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. */
+  readonly credentialsSecret: string;
+  /** AWS_DEFAULT_REGION. @default none */
+  readonly region?: string;
+}
+
+/** Where the user's models are: exactly one of a volume or an S3 bucket. */
+export interface TritonModelRepository {
+  /** A volume from `storage`, mounted at /models (whole Gi or Ti). */
+  readonly volume?: { readonly size: string };
+  readonly s3?: TritonS3Repository;
+}
+
+export type ModelControlMode = 'none' | 'poll' | 'explicit';
+
+export interface TritonProps {
+  /** Provides the GPUs: the RuntimeClass and the GPU nodes. */
+  readonly devicePlugin: NvidiaDevicePlugin;
+  readonly modelRepository: TritonModelRepository;
+  /** Required with `modelRepository.volume`. @default none */
+  readonly storage?: StorageProvider;
+  /** CPU and memory per replica; /dev/shm counts against the memory limit. */
+  readonly resources: Resources;
+  /** @default 1 */
+  readonly replicas?: number;
+  /** `nvidia.com/gpu` per replica. @default 1 */
+  readonly gpusPerReplica?: number;
+  /** @default 'none' */
+  readonly modelControlMode?: ModelControlMode;
+  /** Size of the memory-backed /dev/shm, e.g. `1Gi`. @default '1Gi' */
+  readonly shmSize?: string;
+  /** How long model loading may take before Kubernetes restarts Triton. @default 600 */
+  readonly startupTimeoutSeconds?: number;
+}
+
+export const TRITON_NAMESPACE = 'triton';
+const COMPONENT = 'server';
+const PORTS = { http: 8000, grpc: 8001, metrics: 8002 } as const;
+/** The image's `triton-server` user (build.py asserts uid and gid 1000). */
+const TRITON_UID = 1000;
+const MODELS_CLAIM = 'triton-models';
+const SMOKE_CONFIG_MAP = 'triton-smoke-model';
+const SMOKE_REPOSITORY = '/smoke-models';
+/** Allowance for pulling the image (several GB) before the startup probe starts counting. */
+const IMAGE_PULL_SECONDS = 1800;
+
+/**
+ * A Python-backend model that adds two INT32 vectors: no weights, so the checkpoint can
+ * run a real inference on any cluster. Its instance is a GPU instance (KIND_GPU), which
+ * Triton refuses to load when CUDA sees no GPU (core src/model_config_utils.cc): once it
+ * answers, the GPU reached the container. The arithmetic itself runs in numpy.
+ */
+export const SMOKE_MODEL = {
+  name: 'homelab_smoke',
+  inputs: { A: [1, 2, 3, 4], B: [10, 20, 30, 40] },
+  output: 'SUM',
+  config: `name: "homelab_smoke"
+backend: "python"
+max_batch_size: 0
+input [
+  {
+    name: "A"
+    data_type: TYPE_INT32
+    dims: [ 4 ]
+  },
+  {
+    name: "B"
+    data_type: TYPE_INT32
+    dims: [ 4 ]
+  }
+]
+output [
+  {
+    name: "SUM"
+    data_type: TYPE_INT32
+    dims: [ 4 ]
+  }
+]
+instance_group [
+  {
+    kind: KIND_GPU
+    count: 1
+  }
+]
+`,
+  code: `import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    """SUM = A + B, for the homelab checkpoint's inference round trip."""
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            a = pb_utils.get_input_tensor_by_name(request, "A").as_numpy()
+            b = pb_utils.get_input_tensor_by_name(request, "B").as_numpy()
+            total = pb_utils.Tensor("SUM", (a + b).astype(np.int32))
+            responses.append(pb_utils.InferenceResponse(output_tensors=[total]))
+        return responses
+`,
+} as const;
+
+export class Triton extends HomelabService {
+  /** In-cluster base URL of the HTTP/REST endpoint (KServe v2 protocol). */
+  readonly httpUrl: string;
+  readonly grpcAddress: string;
+
+  constructor(scope: Platform, props: TritonProps) {
+    super(scope, 'triton', props, { layer: Layer.AI, namespace: TRITON_NAMESPACE });
+    const replicas = props.replicas ?? 1;
+    const gpus = props.gpusPerReplica ?? 1;
+    const source = repositorySource(props, replicas);
+    if (props.devicePlugin.gpuReplicas > 1 && gpus > 1) throw new Error('triton: time-sliced GPUs are requested one per pod');
+    this.httpUrl = `http://triton.${TRITON_NAMESPACE}.svc:${PORTS.http}`;
+    this.grpcAddress = `triton.${TRITON_NAMESPACE}.svc:${PORTS.grpc}`;
+
+    const smokeFiles = { 'config.pbtxt': SMOKE_MODEL.config, 'model.py': SMOKE_MODEL.code };
+    new k8s.KubeConfigMap(this, 'smoke-model', { metadata: { name: SMOKE_CONFIG_MAP, labels: this.labelsFor(COMPONENT) }, data: smokeFiles });
+    const repository = 's3' in source ? s3Repository(source.s3) : this.volumeRepository(source.volume.size, source.storage);
+    this.addDeployment(props, replicas, gpus, repository, checksum(smokeFiles));
+    this.addService();
+    if (replicas > 1) this.addDisruptionBudget();
+    this.requestCapacity({ workload: COMPONENT, replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory, gpus });
+    this.addCheckpoint();
+  }
+
+  /** A volume mounted at /models. */
+  private volumeRepository(size: string, storage: StorageProvider): RepositoryMount {
+    new k8s.KubePersistentVolumeClaim(this, 'models', {
+      metadata: { name: MODELS_CLAIM, labels: this.labelsFor(COMPONENT) },
+      spec: {
+        accessModes: ['ReadWriteOnce'],
+        storageClassName: storage.storageClass(),
+        resources: { requests: { storage: k8s.Quantity.fromString(size) } },
+      },
+    });
+    return {
+      path: '/models',
+      env: [],
+      volumes: [{ name: 'models', persistentVolumeClaim: { claimName: MODELS_CLAIM } }],
+      // A subdirectory: in modes none and poll Triton loads every directory of a repository
+      // as a model, and the root of an ext4 volume holds lost+found. Writable, so models can
+      // be copied in with `kubectl cp`.
+      mounts: [{ name: 'models', mountPath: '/models', subPath: 'models' }],
+    };
+  }
+
+  private addDeployment(props: TritonProps, replicas: number, gpus: number, repository: RepositoryMount, smokeChecksum: string): void {
+    const { devicePlugin } = props;
+    new k8s.KubeDeployment(this, 'deployment', {
+      metadata: { name: 'triton', labels: this.labelsFor(COMPONENT) },
+      spec: {
+        replicas,
+        selector: { matchLabels: this.selectorFor(COMPONENT) },
+        // A new pod would wait for the GPU (and the volume) the old one holds: replace old first.
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(0), maxUnavailable: k8s.IntOrString.fromNumber(1) } },
+        // Argo CD marks a Deployment past this deadline Degraded, which fails the sync.
+        progressDeadlineSeconds: IMAGE_PULL_SECONDS + (props.startupTimeoutSeconds ?? 600),
+        template: {
+          metadata: {
+            labels: this.selectorFor(COMPONENT),
+            // The smoke model is mounted by subPath, which never sees ConfigMap updates: roll instead.
+            annotations: { 'homelab.dev/smoke-model-checksum': smokeChecksum },
+          },
+          spec: {
+            runtimeClassName: devicePlugin.runtimeClassName,
+            affinity: devicePlugin.gpuScheduling.affinity,
+            tolerations: devicePlugin.gpuScheduling.tolerations,
+            automountServiceAccountToken: false,
+            securityContext: {
+              runAsNonRoot: true,
+              runAsUser: TRITON_UID,
+              runAsGroup: TRITON_UID,
+              fsGroup: TRITON_UID,
+              // A models volume can hold many files: re-own them only when the root is not ours yet.
+              fsGroupChangePolicy: 'OnRootMismatch',
+              seccompProfile: { type: 'RuntimeDefault' },
+            },
+            containers: [tritonContainer(props, gpus, repository)],
+            volumes: [
+              ...repository.volumes,
+              { name: 'smoke-model', configMap: { name: SMOKE_CONFIG_MAP } },
+              // Python backend stubs and large tensors go through shared memory.
+              { name: 'shm', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString(props.shmSize ?? '1Gi') } },
+              { name: 'tmp', emptyDir: {} },
+            ],
+          },
+        },
+      },
+    });
+  }
+
+  private addService(): void {
+    new k8s.KubeService(this, 'service', {
+      metadata: { name: 'triton', labels: this.labelsFor(COMPONENT) },
+      spec: {
+        selector: this.selectorFor(COMPONENT),
+        ports: Object.entries(PORTS).map(([name, port]) => ({ name, port, targetPort: k8s.IntOrString.fromString(name) })),
+      },
+    });
+  }
+
+  private addDisruptionBudget(): void {
+    new k8s.KubePodDisruptionBudget(this, 'disruption-budget', {
+      metadata: { name: 'triton', labels: this.labelsFor(COMPONENT) },
+      spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: this.selectorFor(COMPONENT) } },
+    });
+  }
+
+  /** Triton is ready, serves the smoke model, and the model's answer to a fixed request is right. */
+  private addCheckpoint(): void {
+    const model = `${this.httpUrl}/v2/models/${SMOKE_MODEL.name}`;
+    new Checkpoint(this, 'checkpoint', {
+      description: `Triton is ready and ${SMOKE_MODEL.name} answers an inference request correctly`,
+      image: IMAGES.curl,
+      script: [
+        `curl -fsS -o /dev/null --retry 30 --retry-delay 10 --retry-all-errors "${this.httpUrl}/v2/health/ready"`,
+        `curl -fsS -o /dev/null --retry 10 --retry-delay 6 --retry-all-errors "${model}/ready"`,
+        `answer=$(curl -fsS --retry 3 --retry-all-errors -H "Content-Type: application/json" -d '${JSON.stringify(smokeRequest())}' "${model}/infer" | tr -d ' \\n')`,
+        'echo "$answer"',
+        // The values of the output named SUM, e.g. `11,22,33,44`.
+        `got=$(echo "$answer" | sed -n 's/.*"name":"${SMOKE_MODEL.output}"[^}]*"data":\\[\\([-0-9,]*\\)\\].*/\\1/p')`,
+        `[ "$got" = "${smokeAnswer().join(',')}" ] || { echo "expected ${SMOKE_MODEL.output} = [${smokeAnswer().join(',')}], got [$got]" >&2; exit 1; }`,
+      ].join('\n'),
+    });
+  }
+}
+
+interface RepositoryMount {
+  /** Value of --model-repository. */
+  readonly path: string;
+  readonly env: k8s.EnvVar[];
+  readonly volumes: k8s.Volume[];
+  readonly mounts: k8s.VolumeMount[];
+}
+
+/** The user's repository, checked: exactly one source, and a volume only with storage and one replica. */
+function repositorySource(props: TritonProps, replicas: number): { s3: TritonS3Repository } | { volume: { size: string }; storage: StorageProvider } {
+  const { volume, s3 } = props.modelRepository;
+  if (s3 && !volume) return { s3 };
+  if (!volume || s3) throw new Error('triton: the model repository needs exactly one of volume or s3');
+  if (!props.storage) throw new Error('triton: a volume model repository needs a storage provider');
+  if (replicas > 1) throw new Error('triton: a ReadWriteOnce model volume allows one replica; use S3 for more');
+  return { volume, storage: props.storage };
+}
+
+/** An S3 bucket, with credentials from the Secret (never inline). */
+function s3Repository(s3: TritonS3Repository): RepositoryMount {
+  const fromSecret = (key: string) => ({ name: key, valueFrom: { secretKeyRef: { name: s3.credentialsSecret, key } } });
+  return {
+    path: s3.url,
+    env: [fromSecret('AWS_ACCESS_KEY_ID'), fromSecret('AWS_SECRET_ACCESS_KEY'), ...(s3.region ? [{ name: 'AWS_DEFAULT_REGION', value: s3.region }] : [])],
+    volumes: [],
+    mounts: [],
+  };
+}
+
+function tritonContainer(props: TritonProps, gpus: number, repository: RepositoryMount): k8s.Container {
+  const compute = toResourceRequirements(props.resources);
+  return {
+    name: 'triton',
+    image: IMAGES.triton,
+    imagePullPolicy: 'IfNotPresent',
+    // Through the image's entrypoint, as NVIDIA's own Kubernetes examples run it.
+    args: tritonArgs(repository.path, props.modelControlMode ?? 'none'),
+    env: [
+      // build.py creates the user with a plain `useradd`, which makes no home directory:
+      // backends caching under $HOME (PyTorch, OpenAI Triton) use /tmp instead.
+      { name: 'HOME', value: '/tmp' },
+      ...repository.env,
+    ],
+    ports: Object.entries(PORTS).map(([name, containerPort]) => ({ name, containerPort })),
+    resources: { requests: compute.requests, limits: { ...compute.limits, [GPU_RESOURCE]: k8s.Quantity.fromNumber(gpus) } },
+    ...probes(props.startupTimeoutSeconds ?? 600),
+    // Restricted, with a read-only root: as uid 1000 Triton can write only to world-writable
+    // paths anyway, and those are volumes here. What it cannot get in a pod: the raised
+    // memlock and stack ulimits of NVIDIA's `docker run` examples (Kubernetes sets no
+    // ulimits; the runtime's defaults apply), and host IPC, so clients in other pods cannot
+    // use Triton's system shared memory protocol (HTTP, gRPC and CUDA shared memory work).
+    securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+    volumeMounts: [
+      ...repository.mounts,
+      // File by file (subPath): a ConfigMap volume's root holds ..data symlinks, which Triton
+      // does not skip (core GetDirectorySubdirs) and would try to load as models.
+      { name: 'smoke-model', mountPath: `${SMOKE_REPOSITORY}/${SMOKE_MODEL.name}/config.pbtxt`, subPath: 'config.pbtxt', readOnly: true },
+      { name: 'smoke-model', mountPath: `${SMOKE_REPOSITORY}/${SMOKE_MODEL.name}/1/model.py`, subPath: 'model.py', readOnly: true },
+      { name: 'shm', mountPath: '/dev/shm' },
+      // S3 repositories are copied here (Triton's default mount directory).
+      { name: 'tmp', mountPath: '/tmp' },
+    ],
+  };
+}
+
+/** HTTP comes up only after the startup loads (src/main.cc): the startup probe covers loading. */
+function probes(startupSeconds: number): Pick<k8s.Container, 'startupProbe' | 'livenessProbe' | 'readinessProbe'> {
+  const get = (path: string) => ({ httpGet: { path, port: k8s.IntOrString.fromString('http') } });
+  return {
+    startupProbe: { ...get('/v2/health/live'), periodSeconds: 10, failureThreshold: Math.ceil(startupSeconds / 10) },
+    livenessProbe: { ...get('/v2/health/live'), periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
+    readinessProbe: { ...get('/v2/health/ready'), periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 },
+  };
+}
+
+function tritonArgs(repository: string, mode: ModelControlMode): string[] {
+  return [
+    'tritonserver',
+    // Triton takes several repositories; model names must be unique across them.
+    `--model-repository=${repository}`,
+    `--model-repository=${SMOKE_REPOSITORY}`,
+    `--model-control-mode=${mode}`,
+    // In explicit mode only models named here load at startup; the rest through the API.
+    ...(mode === 'explicit' ? [`--load-model=${SMOKE_MODEL.name}`] : []),
+  ];
+}
+
+/** The checkpoint's request, in the KServe v2 JSON protocol. */
+function smokeRequest() {
+  return {
+    inputs: Object.entries(SMOKE_MODEL.inputs).map(([name, data]) => ({ name, datatype: 'INT32', shape: [data.length], data })),
+    outputs: [{ name: SMOKE_MODEL.output }],
+  };
+}
+
+function smokeAnswer(): number[] {
+  const { A, B } = SMOKE_MODEL.inputs;
+  return A.map((a, i) => a + B[i]);
+}
+
+function checksum(files: Record<string, string>): string {
+  return createHash('sha256').update(JSON.stringify(files)).digest('hex');
+}

@@ -1,0 +1,498 @@
+/**
+ * The AI layer: the NVIDIA device plugin and Triton, built on the example's prod inventory
+ * (gpu-1 with one GPU, labelled nvidia.com/gpu.present=true) and variants of it, and checked
+ * for what the cluster would do with the output: where pods can schedule, which taints they
+ * tolerate, what the checkpoints accept, and what the smoke model answers.
+ */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App } from 'cdk8s';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { Longhorn } from '../charts/longhorn';
+import { NvidiaDevicePlugin } from '../charts/nvidia-device-plugin';
+import { SMOKE_MODEL, Triton } from '../charts/triton';
+import { parseConfig } from '../lib/config/load';
+import type { EnvironmentConfig, NodeConfig } from '../lib/config/schema';
+import { aiServiceIssues, nvidiaDevicePluginSchema, tritonSchema } from '../lib/config/services/ai';
+import { helmValuesErrors } from '../lib/helm-values';
+import { Platform } from '../lib/platform';
+import { SynthesizedEnvironment, synthesizePlatform } from '../lib/synth';
+import { ManifestValidator } from '../lib/validate/manifest-validator';
+import { exampleObject, Manifest, manifestsOf, tempDir, toYamlText } from './support';
+
+type ConfigMutation = (config: Record<string, any>) => void;
+
+interface Variant {
+  /** Changes to the example config before prod is parsed. */
+  readonly config?: ConfigMutation;
+  /** services.nvidiaDevicePlugin settings (enabled is implied). */
+  readonly devicePlugin?: Record<string, unknown>;
+  /** services.triton settings (enabled is implied). */
+  readonly triton?: Record<string, unknown>;
+}
+
+interface Built {
+  readonly config: EnvironmentConfig;
+  readonly env: SynthesizedEnvironment;
+  readonly devicePlugin: NvidiaDevicePlugin;
+  readonly manifests: { path: string; manifest: Manifest }[];
+}
+
+/** Prod with Longhorn, the device plugin and Triton, from settings parsed by the config schemas. */
+function build(variant: Variant = {}): Built {
+  const raw = exampleObject();
+  variant.config?.(raw);
+  const config = parseConfig(toYamlText(raw), 'test.yaml').environments.get('prod')!;
+  const app = new App({ outdir: '/dev/null' });
+  const platform = new Platform(app, 'prod', config);
+  const longhorn = new Longhorn(platform, config.services.longhorn);
+  const pluginConfig = nvidiaDevicePluginSchema.parse({ enabled: true, ...variant.devicePlugin });
+  const devicePlugin = new NvidiaDevicePlugin(platform, pluginConfig);
+  const tritonConfig = tritonSchema.parse({ enabled: true, ...variant.triton });
+  // As lib/homelab.ts wires it: storage only for a volume, so S3 does not wait for Longhorn.
+  new Triton(platform, { ...tritonConfig, devicePlugin, storage: tritonConfig.modelRepository.volume ? longhorn : undefined });
+  const env = synthesizePlatform(app, platform);
+  return { config, env, devicePlugin, manifests: manifestsOf(env) };
+}
+
+const find = (built: Built, path: string): Manifest => {
+  const found = built.manifests.find((m) => m.path === path);
+  if (!found) throw new Error(`no ${path}`);
+  return found.manifest;
+};
+const deployment = (built: Built) => find(built, 'triton/deployment-triton.yaml');
+const podSpec = (built: Built) => deployment(built).spec.template.spec;
+const tritonContainer = (built: Built) => podSpec(built).containers[0];
+const application = (built: Built, name: string) => find(built, `apps/application-${name}.yaml`);
+const pluginValues = (built: Built) => application(built, 'nvidia-device-plugin').spec.sources.find((s: any) => s.chart).helm.valuesObject;
+const checkpointScript = (built: Built, service: string): string =>
+  find(built, `${service}/job-${service}-checkpoint.yaml`).spec.template.spec.containers[0].command[2];
+
+const S3 = { s3: { url: 's3://https://minio.example.net:9000/models/triton', credentialsSecret: 'triton-s3', region: 'us-east-1' } };
+const TAINTED: ConfigMutation = (c) => {
+  c.nodes['gpu-1'].taints = [{ key: 'nvidia.com/gpu', value: 'present', effect: 'NoSchedule' }];
+};
+const TWO_GPU_NODES: ConfigMutation = (c) => {
+  TAINTED(c);
+  c.nodes['gpu-2'] = { role: 'worker', cpu: 16, memory: '64Gi', gpus: 2, labels: { 'nvidia.com/gpu.present': 'true' }, taints: [{ key: 'gpu-vendor', effect: 'NoExecute' }] };
+};
+/** No label singles out the GPU node: placement falls back to its host name. */
+const UNLABELLED_GPU_NODE: ConfigMutation = (c) => {
+  c.nodes['gpu-1'].labels = { 'homelab.dev/zone': 'rack-a' };
+};
+
+// --- Kubernetes scheduling semantics, to evaluate the output against the inventory ---
+
+function nodeLabels(name: string, node: NodeConfig): Record<string, string> {
+  return { ...node.labels, 'kubernetes.io/hostname': name };
+}
+
+/** Nodes a required node affinity admits (only the `In` operator is used by the output). */
+function admittedByAffinity(affinity: any, nodes: Record<string, NodeConfig>): string[] {
+  const terms: any[] = affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
+  return Object.entries(nodes)
+    .filter(([name, node]) =>
+      terms.some((term) =>
+        term.matchExpressions.every((e: any) => {
+          if (e.operator !== 'In') throw new Error(`unexpected operator ${e.operator}`);
+          return e.values.includes(nodeLabels(name, node)[e.key]);
+        }),
+      ),
+    )
+    .map(([name]) => name)
+    .sort();
+}
+
+function admittedBySelector(selector: Record<string, string>, nodes: Record<string, NodeConfig>): string[] {
+  return Object.entries(nodes)
+    .filter(([name, node]) => Object.entries(selector).every(([key, value]) => nodeLabels(name, node)[key] === value))
+    .map(([name]) => name)
+    .sort();
+}
+
+/** Whether the tolerations let a pod onto a node with this taint (Kubernetes' rules). */
+function tolerated(tolerations: any[] | undefined, taint: { key: string; value?: string; effect: string }): boolean {
+  return (tolerations ?? []).some(
+    (t) =>
+      (!t.effect || t.effect === taint.effect) &&
+      (t.operator === 'Exists' ? !t.key || t.key === taint.key : t.key === taint.key && (t.value ?? '') === (taint.value ?? '')),
+  );
+}
+
+function gpuNodes(config: EnvironmentConfig): string[] {
+  return Object.entries(config.nodes)
+    .filter(([, node]) => node.gpus > 0)
+    .map(([name]) => name)
+    .sort();
+}
+
+/** Runs a checkpoint script with `curl` replaced by a shell function of the test's choosing. */
+function runCheckpoint(script: string, fakeCurl: string): { status: number | null; output: string } {
+  const bin = tempDir('homelab-ai-bin-');
+  try {
+    writeFileSync(join(bin, 'curl'), `#!/bin/sh\n${fakeCurl}\n`);
+    writeFileSync(join(bin, 'sleep'), '#!/bin/sh\nexit 0\n');
+    chmodSync(join(bin, 'curl'), 0o755);
+    chmodSync(join(bin, 'sleep'), 0o755);
+    const result = spawnSync('sh', ['-ec', script], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    return { status: result.status, output: result.stdout + result.stderr };
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
+}
+
+const base = build();
+
+describe('the AI services on the prod inventory', () => {
+  const variants: [string, Variant][] = [
+    ['volume repository', {}],
+    ['S3 repository, two GPU nodes with taints, time-slicing', { config: TWO_GPU_NODES, devicePlugin: { timeSlicing: { replicasPerGpu: 4 } }, triton: { modelRepository: S3, replicas: 2 } }],
+    ['GPU node without a distinguishing label', { config: UNLABELLED_GPU_NODE, triton: { modelControlMode: 'explicit' } }],
+  ];
+
+  it.each(variants)('validates every document against the Kubernetes and CRD schemas (%s)', (_, variant) => {
+    const built = build(variant);
+    const validator = ManifestValidator.shared();
+    const problems = built.manifests.flatMap(({ path, manifest }) => validator.validate(manifest).map((p) => `${path}: ${p}`));
+    expect(problems).toEqual([]);
+    expect(helmValuesErrors('nvidia-device-plugin', pluginValues(built))).toEqual([]);
+  });
+
+  it('orders Triton after the device plugin and, for its volume, after Longhorn', () => {
+    const wave = (built: Built, name: string) => built.env.services.find((s) => s.name === name)!.wave;
+    expect(wave(base, 'triton')).toBeGreaterThan(wave(base, 'nvidia-device-plugin'));
+    expect(wave(base, 'triton')).toBeGreaterThan(wave(base, 'longhorn'));
+    const s3 = build({ triton: { modelRepository: S3 } });
+    expect(s3.env.services.find((s) => s.name === 'triton')!.dependsOn).toEqual(['nvidia-device-plugin']);
+  });
+
+  it('runs the device plugin in its own privileged namespace, never in default, and Triton restricted', () => {
+    const level = (ns: string) => find(base, `${ns}/namespace-${ns}.yaml`).metadata.labels!['pod-security.kubernetes.io/enforce'];
+    expect(application(base, 'nvidia-device-plugin').spec.destination.namespace).toBe('nvidia-device-plugin');
+    expect(pluginValues(base).allowDefaultNamespace).toBeUndefined();
+    expect(level('nvidia-device-plugin')).toBe('privileged');
+    expect(level('triton')).toBe('restricted');
+  });
+});
+
+describe('GPU scheduling', () => {
+  const cases: [string, Variant][] = [
+    ['labelled GPU node', {}],
+    ['tainted GPU node', { config: TAINTED }],
+    ['two GPU nodes with different taints', { config: TWO_GPU_NODES }],
+    ['GPU node found by host name', { config: UNLABELLED_GPU_NODE }],
+  ];
+
+  it.each(cases)('puts Triton and the device plugin on exactly the GPU nodes and tolerates their taints (%s)', (_, variant) => {
+    const built = build(variant);
+    const { nodes } = built.config;
+    const taints = gpuNodes(built.config).flatMap((name) => nodes[name].taints);
+    for (const [what, affinity, tolerations] of [
+      ['triton', podSpec(built).affinity, podSpec(built).tolerations],
+      ['device plugin', pluginValues(built).affinity, pluginValues(built).tolerations],
+    ] as const) {
+      expect(admittedByAffinity(affinity, nodes), what).toEqual(gpuNodes(built.config));
+      for (const taint of taints) expect(tolerated(tolerations, taint), `${what} tolerates ${taint.key}`).toBe(true);
+    }
+  });
+
+  it.each(cases)('gives the RuntimeClass scheduling that admits only GPU nodes (%s)', (_, variant) => {
+    const built = build(variant);
+    const runtimeClass = find(built, 'nvidia-device-plugin/runtimeclass-nvidia.yaml');
+    const gpus = gpuNodes(built.config);
+    // A plain selector cannot name two hosts: then the pods' own affinity has to do.
+    if (runtimeClass.scheduling.nodeSelector) expect(admittedBySelector(runtimeClass.scheduling.nodeSelector, built.config.nodes)).toEqual(gpus);
+    else expect(gpus.length).toBeGreaterThan(1);
+    for (const name of gpus) {
+      for (const taint of built.config.nodes[name].taints) expect(tolerated(runtimeClass.scheduling.tolerations, taint)).toBe(true);
+    }
+  });
+
+  it('runs Triton with the RuntimeClass the device plugin emits, whose handler is nvidia', () => {
+    const built = build({ devicePlugin: { runtimeClassName: 'nvidia-gpu' } });
+    const runtimeClass = find(built, 'nvidia-device-plugin/runtimeclass-nvidia-gpu.yaml');
+    expect(runtimeClass.handler).toBe('nvidia');
+    expect(podSpec(built).runtimeClassName).toBe('nvidia-gpu');
+    expect(pluginValues(built).runtimeClassName).toBe('nvidia-gpu');
+    // Before the chart's DaemonSet, whose pods use it.
+    expect(runtimeClass.metadata.annotations!['argocd.argoproj.io/sync-wave']).toBe('-1');
+  });
+
+  it('keeps the plugin free of CAP_SYS_ADMIN with a config map by stating the MIG and device-list strategies', () => {
+    const values = pluginValues(build({ devicePlugin: { timeSlicing: { replicasPerGpu: 2 } } }));
+    expect(values).toMatchObject({ migStrategy: 'none', deviceListStrategy: 'envvar' });
+    expect(values.securityContext).toBeUndefined();
+  });
+});
+
+describe('time-slicing', () => {
+  const sliced = build({ config: TWO_GPU_NODES, devicePlugin: { timeSlicing: { replicasPerGpu: 4 } }, triton: { modelRepository: S3 } });
+
+  it('configures the plugin to advertise every GPU as several nvidia.com/gpu', () => {
+    const { config } = pluginValues(sliced);
+    const file = parse(config.map[config.default]);
+    expect(file).toEqual({
+      version: 'v1',
+      flags: { migStrategy: 'none' },
+      sharing: { timeSlicing: { failRequestsGreaterThanOne: true, resources: [{ name: 'nvidia.com/gpu', replicas: 4 }] } },
+    });
+    expect(sliced.devicePlugin.advertisedGpus(2)).toBe(8);
+    expect(pluginValues(base).config).toBeUndefined();
+  });
+
+  it('makes the checkpoint expect the advertised GPUs of every GPU node', () => {
+    const script = checkpointScript(sliced, 'nvidia-device-plugin');
+    expect(script.match(/^check_node .*$/gm)).toEqual(['check_node gpu-1 4', 'check_node gpu-2 8']);
+  });
+});
+
+describe('Triton', () => {
+  it('limits every replica to the configured GPUs', () => {
+    const built = build({ config: (c) => (c.nodes['gpu-1'].gpus = 2), triton: { gpusPerReplica: 2 } });
+    expect(tritonContainer(built).resources.limits['nvidia.com/gpu']).toBe(2);
+    expect(tritonContainer(base).resources.limits['nvidia.com/gpu']).toBe(1);
+    expect(tritonContainer(base).resources.requests).toEqual({ cpu: '1', memory: '4Gi' });
+  });
+
+  it('mounts a memory-backed /dev/shm of the configured size', () => {
+    const built = build({ triton: { shmSize: '2Gi' } });
+    const mount = tritonContainer(built).volumeMounts.find((m: any) => m.mountPath === '/dev/shm');
+    const volume = podSpec(built).volumes.find((v: any) => v.name === mount.name);
+    expect(volume.emptyDir).toEqual({ medium: 'Memory', sizeLimit: '2Gi' });
+  });
+
+  it('serves the Longhorn volume as a repository, from a subdirectory without lost+found', () => {
+    const claim = find(base, 'triton/persistentvolumeclaim-triton-models.yaml');
+    expect(claim.spec).toMatchObject({ storageClassName: 'longhorn-replicated', resources: { requests: { storage: '20Gi' } } });
+    expect(tritonContainer(base).args).toContain('--model-repository=/models');
+    expect(tritonContainer(base).volumeMounts).toContainEqual({ name: 'models', mountPath: '/models', subPath: 'models' });
+  });
+
+  it('reads an S3 repository with credentials from the Secret, and has no volume', () => {
+    const built = build({ triton: { modelRepository: S3 } });
+    const container = tritonContainer(built);
+    expect(container.args).toContain(`--model-repository=${S3.s3.url}`);
+    expect(podSpec(built).volumes.some((v: any) => v.persistentVolumeClaim)).toBe(false);
+    expect(built.manifests.some(({ manifest }) => manifest.kind === 'PersistentVolumeClaim' && manifest.metadata.namespace === 'triton')).toBe(false);
+    for (const key of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+      expect(container.env).toContainEqual({ name: key, valueFrom: { secretKeyRef: { name: 'triton-s3', key } } });
+    }
+    expect(container.env).toContainEqual({ name: 'AWS_DEFAULT_REGION', value: 'us-east-1' });
+  });
+
+  it('takes the model control mode from the config, loading the smoke model explicitly in explicit mode', () => {
+    const args = (mode: string) => tritonContainer(build({ triton: { modelControlMode: mode } })).args;
+    expect(args('poll')).toContain('--model-control-mode=poll');
+    expect(args('poll').some((a: string) => a.startsWith('--load-model'))).toBe(false);
+    expect(args('explicit')).toEqual(expect.arrayContaining(['--model-control-mode=explicit', `--load-model=${SMOKE_MODEL.name}`]));
+  });
+
+  it('exposes http, grpc and metrics on named ports, with health probes and a startup budget for model loading', () => {
+    const built = build({ triton: { startupTimeoutSeconds: 1200 } });
+    const service = find(built, 'triton/service-triton.yaml');
+    expect(service.spec.ports.map((p: any) => [p.name, p.port])).toEqual([['http', 8000], ['grpc', 8001], ['metrics', 8002]]);
+    const container = tritonContainer(built);
+    expect(container.ports.map((p: any) => [p.name, p.containerPort])).toEqual([['http', 8000], ['grpc', 8001], ['metrics', 8002]]);
+    expect(container.livenessProbe.httpGet.path).toBe('/v2/health/live');
+    expect(container.readinessProbe.httpGet.path).toBe('/v2/health/ready');
+    expect(container.startupProbe.periodSeconds * container.startupProbe.failureThreshold).toBeGreaterThanOrEqual(1200);
+    expect(deployment(built).spec.progressDeadlineSeconds).toBeGreaterThan(1200);
+  });
+
+  it('runs as the image user 1000 with a restricted security context and a read-only root', () => {
+    const spec = podSpec(base);
+    expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(tritonContainer(base).securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(spec.automountServiceAccountToken).toBe(false);
+  });
+
+  it('replaces pods old-first and has a disruption budget only with several replicas', () => {
+    const budget = (built: Built) => built.manifests.find(({ manifest }) => manifest.kind === 'PodDisruptionBudget');
+    expect(budget(base)).toBeUndefined();
+    const two = build({ config: (c) => (c.nodes['gpu-1'].gpus = 2), triton: { modelRepository: S3, replicas: 2 } });
+    expect(budget(two)?.manifest.spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: deployment(two).spec.selector.matchLabels } });
+    expect(deployment(two).spec.strategy.rollingUpdate).toEqual({ maxSurge: 0, maxUnavailable: 1 });
+  });
+
+  it('fails the synth when the replicas need more GPUs than the inventory has, naming Triton', () => {
+    expect(() => build({ triton: { modelRepository: S3, replicas: 2 } })).toThrow(/nodes: gpus: the services request 2, the nodes have 1 \(triton\/server 2 x 1\)/);
+  });
+});
+
+describe('the smoke model and the Triton checkpoint', () => {
+  const configMap = find(base, 'triton/configmap-triton-smoke-model.yaml');
+  const script = checkpointScript(base, 'triton');
+  const request = JSON.parse(/-d '(\{.*?\})'/.exec(script)![1]);
+  const expectedAnswer = /\[ "\$got" = "([^"]*)" \]/.exec(script)![1];
+  const tensors = (section: string) =>
+    [...new RegExp(`${section} \\[([\\s\\S]*?)\\n\\]`).exec(configMap.data!['config.pbtxt'])![1].matchAll(/name: "(\w+)"\s+data_type: TYPE_(\w+)\s+dims: \[ ([\d, ]+) \]/g)].map(
+      ([, name, type, dims]) => ({ name, datatype: type, shape: dims.split(',').map(Number) }),
+    );
+
+  it('is mounted as a model directory of its own repository, named as in its config', () => {
+    const name = /^name: "(\w+)"/.exec(configMap.data!['config.pbtxt'])![1];
+    const mounts = tritonContainer(base).volumeMounts.filter((m: any) => m.name === 'smoke-model');
+    expect(mounts.map((m: any) => [m.mountPath, m.subPath])).toEqual([
+      [`/smoke-models/${name}/config.pbtxt`, 'config.pbtxt'],
+      [`/smoke-models/${name}/1/model.py`, 'model.py'],
+    ]);
+    expect(tritonContainer(base).args).toContain('--model-repository=/smoke-models');
+    expect(script).toContain(`/v2/models/${name}/infer`);
+    // The pods roll when the model changes: subPath mounts never see ConfigMap updates.
+    expect(deployment(base).spec.template.metadata.annotations['homelab.dev/smoke-model-checksum']).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('sends the inputs the model config declares, and expects the elementwise sum', () => {
+    expect(request.inputs.map(({ name, datatype, shape }: any) => ({ name, datatype, shape }))).toEqual(tensors('input'));
+    expect(request.outputs.map((o: any) => o.name)).toEqual(tensors('output').map((o) => o.name));
+    const [a, b]: number[][] = request.inputs.map((i: any) => i.data);
+    expect(expectedAnswer).toBe(a.map((x, i) => x + b[i]).join(','));
+  });
+
+  const python = spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' });
+  it.skipIf(python.status !== 0)('computes that answer when model.py runs (python3 with numpy, Triton utils stubbed)', () => {
+    const dir = tempDir('homelab-smoke-');
+    writeFileSync(join(dir, 'model.py'), configMap.data!['model.py']);
+    writeFileSync(join(dir, 'triton_python_backend_utils.py'), PB_UTILS_STUB);
+    writeFileSync(join(dir, 'run.py'), RUN_MODEL);
+    const result = spawnSync('python3', [join(dir, 'run.py'), JSON.stringify(request)], { encoding: 'utf8' });
+    rmSync(dir, { recursive: true, force: true });
+    expect(result.stderr).toBe('');
+    const outputs = JSON.parse(result.stdout);
+    expect(outputs[SMOKE_MODEL.output].join(',')).toBe(expectedAnswer);
+  });
+
+  it('accepts the right answer and fails on a wrong or missing one', () => {
+    const respond = (data: number[]) =>
+      `case "$*" in *infer*) printf '%s' '{"model_name":"homelab_smoke","model_version":"1","outputs":[{"name":"SUM","datatype":"INT32","shape":[4],"data":[${data.join(',')}]}]}';; esac`;
+    const right = expectedAnswer.split(',').map(Number);
+    expect(runCheckpoint(script, respond(right)).status).toBe(0);
+    const wrong = runCheckpoint(script, respond([...right.slice(0, 3), right[3] + 1]));
+    expect(wrong.status).not.toBe(0);
+    expect(wrong.output).toContain(`expected SUM = [${expectedAnswer}]`);
+    expect(runCheckpoint(script, 'case "$*" in *infer*) exit 22;; esac').status).not.toBe(0);
+  });
+});
+
+describe('the device plugin checkpoint', () => {
+  const node = (allocatable: string) => JSON.stringify({ kind: 'Node', status: { capacity: { 'nvidia.com/gpu': '1' }, allocatable: { cpu: '16', 'nvidia.com/gpu': allocatable, pods: '110' } } }, null, 2);
+  const script = checkpointScript(base, 'nvidia-device-plugin');
+
+  it('reads the GPU nodes through a ServiceAccount that may only get those nodes', () => {
+    const job = find(base, 'nvidia-device-plugin/job-nvidia-device-plugin-checkpoint.yaml');
+    const role = find(base, 'nvidia-device-plugin/clusterrole-nvidia-device-plugin-checkpoint.yaml');
+    const binding = find(base, 'nvidia-device-plugin/clusterrolebinding-nvidia-device-plugin-checkpoint.yaml');
+    expect(job.spec.template.spec.serviceAccountName).toBe('nvidia-device-plugin-checkpoint');
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['get'], resourceNames: ['gpu-1'] }]);
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'nvidia-device-plugin-checkpoint', namespace: 'nvidia-device-plugin' }]);
+  });
+
+  it('passes when the node advertises its GPU, in pretty or compact JSON, and fails otherwise', () => {
+    const serve = (json: string) => `case "$*" in *api/v1/nodes/gpu-1*) printf '%s' '${json}';; *) exit 22;; esac`;
+    expect(runCheckpoint(script, serve(node('1'))).status).toBe(0);
+    expect(runCheckpoint(script, serve(JSON.stringify(JSON.parse(node('1'))))).status).toBe(0);
+    const none = runCheckpoint(script, serve(node('0')));
+    expect(none.status).not.toBe(0);
+    expect(none.output).toContain('gpu-1: \'0\' nvidia.com/gpu allocatable, expected at least 1');
+  });
+});
+
+describe('the AI config schemas', () => {
+  const issues = (schema: typeof tritonSchema | typeof nvidiaDevicePluginSchema, input: unknown) => {
+    const result = schema.safeParse(input);
+    return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+
+  it('fills defaults: both services off, Triton on a 20Gi volume with one GPU', () => {
+    expect(nvidiaDevicePluginSchema.parse({})).toEqual({ enabled: false, runtimeClassName: 'nvidia' });
+    expect(tritonSchema.parse({})).toEqual({
+      enabled: false,
+      replicas: 1,
+      gpusPerReplica: 1,
+      modelRepository: { volume: { size: '20Gi' } },
+      modelControlMode: 'none',
+      shmSize: '1Gi',
+      startupTimeoutSeconds: 600,
+      resources: { requests: { cpu: '1', memory: '4Gi' }, limits: { cpu: '4', memory: '16Gi' } },
+    });
+  });
+
+  it('rejects what Triton or Kubernetes would reject later, naming the field', () => {
+    expect(issues(tritonSchema, { shmSize: '16Gi' })).toEqual([
+      'shmSize: expected less than resources.limits.memory (16Gi): /dev/shm is memory and counts against that limit',
+    ]);
+    expect(issues(tritonSchema, { shmSize: '1GB' })).toEqual(['shmSize: expected a memory quantity in Mi, Gi or Ti, such as "512Mi" or "4Gi"']);
+    expect(issues(tritonSchema, { replicas: 2 })[0]).toMatch(/^replicas: expected 1 with modelRepository.volume/);
+    expect(issues(tritonSchema, { modelRepository: { volume: { size: '10Gi' }, ...S3 } })).toEqual([
+      'modelRepository: expected exactly one of volume or s3 (set the other to null in an environment that switches)',
+    ]);
+    expect(issues(tritonSchema, { modelRepository: { s3: { ...S3.s3, url: 'https://minio/models' } } })[0]).toMatch(/^modelRepository.s3.url: expected an S3 URL/);
+    expect(issues(tritonSchema, { modelControlMode: 'auto' })).toEqual(['modelControlMode: expected one of "none", "poll", "explicit"']);
+    expect(issues(nvidiaDevicePluginSchema, { timeSlicing: { replicasPerGpu: 1 } })).toEqual(['timeSlicing.replicasPerGpu: expected an integer between 2 and 64']);
+  });
+
+  it('accepts the S3 URL forms Triton parses', () => {
+    for (const url of ['s3://bucket/models', 's3://minio.lan:9000/bucket/models', 's3://https://minio.example.net:9000/bucket', 's3://http://10.0.0.5:9000/bucket/a/b/']) {
+      expect(issues(tritonSchema, { modelRepository: { s3: { url, credentialsSecret: 's' } } }), url).toEqual([]);
+    }
+  });
+
+  it('checks the AI services against the rest of the environment', () => {
+    const plugin = nvidiaDevicePluginSchema.parse({ enabled: true, timeSlicing: { replicasPerGpu: 2 } });
+    const triton = tritonSchema.parse({ enabled: true, gpusPerReplica: 2 });
+    expect(aiServiceIssues({ nodes: { a: { gpus: 0 } }, longhornEnabled: false, nvidiaDevicePlugin: plugin, triton }).map((i) => i.path.join('.'))).toEqual([
+      'services.nvidiaDevicePlugin.enabled',
+      'services.triton.modelRepository.volume',
+      'services.triton.gpusPerReplica',
+    ]);
+    expect(aiServiceIssues({ nodes: { a: { gpus: 1 } }, longhornEnabled: true, nvidiaDevicePlugin: nvidiaDevicePluginSchema.parse({}), triton })).toEqual([
+      { path: ['services', 'triton', 'enabled'], message: 'expected services.nvidiaDevicePlugin.enabled: Triton needs the GPUs it advertises' },
+    ]);
+    expect(aiServiceIssues({ nodes: { a: { gpus: 1 } }, longhornEnabled: true, nvidiaDevicePlugin: plugin, triton: tritonSchema.parse({ enabled: true }) })).toEqual([]);
+  });
+});
+
+describe('snapshots for review', () => {
+  it.each(['nvidia-device-plugin', 'triton', 'apps/application-nvidia-device-plugin', 'apps/application-triton'])('%s', (prefix) => {
+    const content = [...base.env.files].filter(([path]) => path.startsWith(prefix)).map(([path, text]) => `=== ${path}\n${text}`);
+    expect(content.join('\n')).toMatchSnapshot();
+  });
+});
+
+/** Just enough of triton_python_backend_utils for model.py's execute(). */
+const PB_UTILS_STUB = `class Tensor:
+    def __init__(self, name, array):
+        self.name, self.array = name, array
+
+    def as_numpy(self):
+        return self.array
+
+
+class InferenceResponse:
+    def __init__(self, output_tensors):
+        self.output_tensors = output_tensors
+
+
+class InferenceRequest:
+    def __init__(self, inputs):
+        self.inputs = inputs
+
+
+def get_input_tensor_by_name(request, name):
+    return request.inputs[name]
+`;
+
+/** Runs model.py's execute() on a KServe v2 JSON request (argv[1]); prints outputs by name. */
+const RUN_MODEL = `import json, sys
+import numpy as np
+import triton_python_backend_utils as pb_utils
+from model import TritonPythonModel
+
+DTYPES = {"INT32": np.int32}
+request = json.loads(sys.argv[1])
+inputs = {i["name"]: pb_utils.Tensor(i["name"], np.array(i["data"], dtype=DTYPES[i["datatype"]]).reshape(i["shape"])) for i in request["inputs"]}
+[response] = TritonPythonModel().execute([pb_utils.InferenceRequest(inputs)])
+print(json.dumps({t.name: t.array.tolist() for t in response.output_tensors}))
+`;
