@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { synthesizeExample } from './support';
 
 const envs = synthesizeExample();
-const folders = [...new Set(envs.flatMap((env) => [...env.files.keys()].map((p) => p.split('/')[0])))].sort();
 
 describe.each(envs.map((env) => ({ env: env.environment, files: env.files })))('$env', ({ files }) => {
+  const folders = [...new Set([...files.keys()].map((p) => p.split('/')[0]))].sort();
   it.each(folders)('%s', (folder) => {
     const content = [...files].filter(([path]) => path.startsWith(`${folder}/`)).map(([path, text]) => `=== ${path}\n${text}`);
     expect(content.join('\n')).toMatchSnapshot();
