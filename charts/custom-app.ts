@@ -4,7 +4,9 @@
  */
 import { ApiObject, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-28';
 import { Checkpoint } from '../lib/checkpoint';
+import { GPU_RESOURCE, GpuProvider } from '../lib/gpu';
 import { Layer } from '../lib/layers';
 import { Platform } from '../lib/platform';
 import { Resources, size, toContainerResources } from '../lib/resources';
@@ -42,6 +44,10 @@ export interface CustomAppProps {
   readonly runAsUser?: number;
   /** @default Layer.AUTOMATION */
   readonly layer?: Layer;
+  /** GPUs per replica (`nvidia.com/gpu`); needs `gpuProvider`. @default 0 */
+  readonly gpus?: number;
+  /** Makes the GPUs schedulable (the NVIDIA device plugin). Required with `gpus`. @default none */
+  readonly gpuProvider?: GpuProvider;
 }
 
 const COMPONENT = 'app';
@@ -57,6 +63,8 @@ export class CustomApp extends HomelabService {
       podSecurity: runAsRoot ? 'baseline' : 'restricted',
     });
     if (props.volume && !props.storage) throw new Error(`${name}: a volume needs a storage provider`);
+    const gpus = props.gpus ?? 0;
+    if (gpus > 0 && !props.gpuProvider) throw new Error(`${name}: GPUs need a GPU provider`);
 
     const selector = this.selectorFor(COMPONENT);
     const uid = props.runAsUser ?? 1000;
@@ -95,6 +103,7 @@ export class CustomApp extends HomelabService {
     });
     // cdk8s-plus adds a label derived from the construct path: keep pods independent of it.
     ApiObject.of(deployment).addJsonPatch(JsonPatch.remove('/spec/template/metadata/labels/cdk8s.io~1metadata.addr'));
+    if (gpus > 0) this.placeOnGpus(ApiObject.of(deployment), gpus, props.gpuProvider!);
 
     if (props.volume && props.storage) {
       const claim = new kplus.PersistentVolumeClaim(this, 'data', {
@@ -121,8 +130,22 @@ export class CustomApp extends HomelabService {
       replicas: props.replicas ?? 1,
       cpu: props.resources.requests.cpu,
       memory: props.resources.requests.memory,
+      gpus,
     });
     this.addCheckpoint(ports[0]);
+  }
+
+  /** cdk8s-plus has no GPU field: the limit, RuntimeClass and GPU-node placement are patched into the manifest. */
+  private placeOnGpus(deployment: ApiObject, gpus: number, provider: GpuProvider): void {
+    const pod = '/spec/template/spec';
+    const { affinity, tolerations } = provider.gpuScheduling;
+    this.patchManifest(
+      deployment,
+      JsonPatch.add(`${pod}/containers/0/resources/limits/${GPU_RESOURCE.replace('/', '~1')}`, String(gpus)),
+      JsonPatch.add(`${pod}/runtimeClassName`, provider.runtimeClassName),
+      JsonPatch.add(`${pod}/affinity`, k8s.toJson_Affinity(affinity)),
+      ...(tolerations ? [JsonPatch.add(`${pod}/tolerations`, tolerations.map((t) => k8s.toJson_Toleration(t)))] : []),
+    );
   }
 
   /** The app answers on its first port; without ports, its Deployment is available (Argo CD health). */

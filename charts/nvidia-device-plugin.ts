@@ -13,7 +13,7 @@ import { GpuPlacement, gpuPlacement, Inventory } from '../lib/inventory';
 import { Layer } from '../lib/layers';
 import { Platform } from '../lib/platform';
 import { resources } from '../lib/resources';
-import type { GpuProvider } from '../lib/gpu';
+import { GPU_RESOURCE, GpuProvider, GpuScheduling } from '../lib/gpu';
 import { HomelabService } from '../lib/service';
 import { IMAGES } from '../lib/versions';
 import { emitYaml } from '../lib/yaml-emitter';
@@ -26,14 +26,7 @@ export interface NvidiaDevicePluginProps {
 }
 
 /** Puts a pod on the GPU nodes of the inventory, and only there. */
-export interface GpuScheduling {
-  readonly affinity: k8s.Affinity;
-  /** For the GPU nodes' taints; undefined when they have none. */
-  readonly tolerations?: k8s.Toleration[];
-}
-
 export const NVIDIA_DEVICE_PLUGIN_NAMESPACE = 'nvidia-device-plugin';
-export const GPU_RESOURCE = 'nvidia.com/gpu';
 /** The handler of the NVIDIA Container Toolkit runtime, as the plugin README's RuntimeClass names it. */
 const RUNTIME_HANDLER = 'nvidia';
 /** The chart's default tolerations (values.yaml), kept when the inventory's taints are added. */

@@ -13,7 +13,8 @@ import { Resources, toResourceRequirements } from '../lib/resources';
 import { HomelabService } from '../lib/service';
 import type { StorageProvider } from '../lib/storage';
 import { IMAGES } from '../lib/versions';
-import { GPU_RESOURCE, NvidiaDevicePlugin } from './nvidia-device-plugin';
+import { GPU_RESOURCE } from '../lib/gpu';
+import { NvidiaDevicePlugin } from './nvidia-device-plugin';
 
 export interface TritonS3Repository {
   /** `s3://bucket/path` or `s3://[https://]host:port/bucket/path`. */

@@ -62,6 +62,7 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
           ...app,
           layer: app.layer as Layer,
           storage: app.volume ? longhorn : undefined,
+          gpuProvider: app.gpus > 0 ? devicePlugin : undefined,
           dependsOn: app.dependsOn.map((dep) => built.get(dep)!),
         }),
       );

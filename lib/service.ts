@@ -5,7 +5,7 @@
  * at pinned tags), the CRD groups they install or need, the capacity they request, their
  * namespace with its Pod Security level, and their checkpoint.
  */
-import { ApiObject, Chart } from 'cdk8s';
+import { ApiObject, Chart, JsonPatch } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { Checkpoint } from './checkpoint';
@@ -72,6 +72,7 @@ export abstract class HomelabService extends Chart {
   readonly dependencies: ReadonlySet<HomelabService>;
   private checkpointConstruct?: Checkpoint;
   private readonly demandList: ResourceDemand[] = [];
+  private readonly renderPatches = new Map<ApiObject, JsonPatch[]>();
 
   /**
    * @param props the subclass's own props: every HomelabService in them (directly or in
@@ -113,6 +114,21 @@ export abstract class HomelabService extends Chart {
   /** Declares CPU, memory and GPUs this service requests, for the capacity check. */
   protected requestCapacity(demand: Omit<ResourceDemand, 'service'>): void {
     this.demandList.push({ service: this.serviceName, ...demand });
+  }
+
+  /**
+   * JSON patches applied to an object's final manifest, after cdk8s' own serialisation, for
+   * fields cdk8s-plus cannot express (extended resources such as `nvidia.com/gpu`): patches
+   * added with `ApiObject.addJsonPatch` go through the typed serialisation, which drops them.
+   */
+  protected patchManifest(object: ApiObject, ...patches: JsonPatch[]): void {
+    this.renderPatches.set(object, [...(this.renderPatches.get(object) ?? []), ...patches]);
+  }
+
+  /** The manifest of one of this service's objects, as written to k8s/. */
+  render(object: ApiObject): any {
+    const patches = this.renderPatches.get(object);
+    return patches ? JsonPatch.apply(object.toJson(), ...patches) : object.toJson();
   }
 
   /** What the service's long-running workloads request (checkpoint Jobs are not counted). */

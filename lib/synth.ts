@@ -64,7 +64,7 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
   const files = new Map<string, string>();
   for (const service of platform.services) {
     applyResourcePolicies(service);
-    renderChart(files, service.serviceName, service.apiObjects);
+    renderChart(files, service.serviceName, service.apiObjects, (object) => service.render(object));
   }
   renderChart(files, 'apps', apiObjectsOf(appOfApps.apps));
   renderChart(files, 'bootstrap', apiObjectsOf(appOfApps.bootstrap));
@@ -113,9 +113,14 @@ function apiObjectsOf(chart: Chart): ApiObject[] {
   return chart.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && Chart.of(c) === chart);
 }
 
-function renderChart(files: Map<string, string>, folder: string, objects: readonly ApiObject[]): void {
+function renderChart(
+  files: Map<string, string>,
+  folder: string,
+  objects: readonly ApiObject[],
+  render: (object: ApiObject) => any = (object) => object.toJson(),
+): void {
   for (const object of objects) {
-    const manifest = object.toJson();
+    const manifest = render(object);
     const path = `${folder}/${object.kind.toLowerCase()}-${manifest.metadata.name}.yaml`;
     if (files.has(path)) throw new Error(`two resources render to ${path}`);
     files.set(path, GENERATED_HEADER + emitYaml(manifest));

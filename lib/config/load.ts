@@ -35,6 +35,8 @@ export function parseConfig(text: string, file: string): HomelabConfig {
   }
 
   const problems: string[] = [];
+  /** Problems at base paths, with the environments they arise in. */
+  const baseProblems = new Map<string, string[]>();
   const environments = new Map<string, EnvironmentConfig>();
   for (const [name, overrides] of Object.entries(rawEnvironments)) {
     const nameCheck = environmentName.safeParse(name);
@@ -50,9 +52,18 @@ export function parseConfig(text: string, file: string): HomelabConfig {
     if (result.success) {
       environments.set(name, result.data);
     } else {
-      for (const issue of result.error.issues) problems.push(...formatIssue(issue, name, base, overrides));
+      for (const issue of result.error.issues) {
+        for (const problem of formatIssue(issue, name, base, overrides)) {
+          if (problem.startsWith('environments.')) problems.push(problem);
+          else baseProblems.set(problem, [...(baseProblems.get(problem) ?? []), name]);
+        }
+      }
     }
   }
+  // A base value that is wrong only in some environments (e.g. GPUs where there is no GPU
+  // node) says which ones.
+  const all = Object.keys(rawEnvironments).length;
+  for (const [problem, envs] of baseProblems) problems.push(envs.length === all ? problem : `${problem} (in ${envs.join(', ')})`);
   if (problems.length > 0) throw new UserError(unique(problems).map((p) => `${file}: ${p}`));
   return { environments };
 }

@@ -169,6 +169,8 @@ const appSchema = z.strictObject({
   runAsUser: intBetween(1, 2147483647).default(1000),
   /** Names of services or apps that must be up first. */
   dependsOn: z.array(k8sName).default([]),
+  /** GPUs per replica (`nvidia.com/gpu`), on the GPU nodes; needs services.nvidiaDevicePlugin. */
+  gpus: intBetween(0, 16).default(0),
   /** Where the app sits in `waves: sequential` mode. */
   layer: oneOf(['storage', 'data-mesh', 'ai', 'observability', 'automation', 'security', 'networking']).default('automation'),
 });
@@ -303,6 +305,13 @@ export const environmentConfig = z
           });
         }
       });
+      if (app.gpus > 0 && !env.services.nvidiaDevicePlugin.enabled) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['apps', name, 'gpus'],
+          message: 'expected services.nvidiaDevicePlugin.enabled: GPUs are schedulable only through the device plugin',
+        });
+      }
       if (app.volume && app.replicas > 1) {
         ctx.addIssue({
           code: 'custom',

@@ -1,0 +1,58 @@
+/** The operator's own apps: GPUs through the device plugin, placement, capacity. */
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../lib/config/load';
+import { exampleObject, manifestsOf, synthesizeText, toYamlText } from './support';
+
+function withGpuApp(mutate: (config: Record<string, any>) => void = () => undefined) {
+  const config = exampleObject();
+  config.apps.whisper = {
+    image: 'ghcr.io/example/whisper:1.2.3',
+    ports: { http: 9000 },
+    gpus: 1,
+    resources: { requests: { cpu: '1', memory: '2Gi' }, limits: { cpu: '2', memory: '4Gi' } },
+  };
+  // Only prod has GPUs: the app runs there.
+  config.apps.whisper.enabled = false;
+  config.environments.prod.apps = { whisper: { enabled: true } };
+  config.environments.prod.services.ray = { enabled: false };
+  mutate(config);
+  return toYamlText(config);
+}
+
+describe('an app with GPUs', () => {
+  const prod = synthesizeText(withGpuApp()).find((e) => e.environment === 'prod')!;
+  const deployment = manifestsOf(prod).find((m) => m.path === 'whisper/deployment-whisper.yaml')!.manifest;
+  const pod = deployment.spec.template.spec;
+
+  it('requests nvidia.com/gpu with the NVIDIA RuntimeClass, on the GPU nodes only', () => {
+    expect(pod.containers[0].resources.limits).toEqual({ cpu: '2', memory: '4096Mi', 'nvidia.com/gpu': '1' });
+    expect(pod.runtimeClassName).toBe('nvidia');
+    const [term] = pod.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
+    const nodes = parseConfig(withGpuApp(), 'homelab.yaml').environments.get('prod')!.nodes;
+    const matches = (labels: Record<string, string>) =>
+      term.matchExpressions.every((e: { key: string; values: string[] }) => e.values.includes(labels[e.key]));
+    expect(Object.keys(nodes).filter((name) => matches(nodes[name].labels))).toEqual(['gpu-1']);
+  });
+
+  it('syncs after the device plugin and counts in the capacity check', () => {
+    const whisper = prod.services.find((s) => s.name === 'whisper')!;
+    const plugin = prod.services.find((s) => s.name === 'nvidia-device-plugin')!;
+    expect(whisper.dependsOn).toContain('nvidia-device-plugin');
+    expect(whisper.wave).toBeGreaterThan(plugin.wave);
+    // Triton 1 + whisper 1 on one GPU time-sliced two ways.
+    expect(prod.capacity.requested.gpus).toBe(2);
+  });
+
+  it('fails the synth when the GPUs are taken, naming every consumer', () => {
+    const text = withGpuApp((c) => (c.environments.prod.apps.whisper.replicas = 2));
+    expect(() => synthesizeText(text)).toThrow('gpus: the services request 3, the nodes have 2 (1 GPUs time-sliced 2 ways) (triton/server 1 x 1, whisper/app 2 x 1)');
+  });
+
+  it('is a config error without the device plugin, naming the path', () => {
+    const text = withGpuApp((c) => (c.environments.dev.apps = { whisper: { enabled: true } }));
+    // The value comes from the base; the message names the environment it is wrong in.
+    expect(() => parseConfig(text, 'homelab.yaml')).toThrow(
+      'apps.whisper.gpus: expected services.nvidiaDevicePlugin.enabled: GPUs are schedulable only through the device plugin (in dev)',
+    );
+  });
+});
