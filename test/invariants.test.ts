@@ -10,7 +10,8 @@ import { helmValuesErrors } from '../lib/helm-values';
 import { GENERATED_HEADER, SynthesizedEnvironment } from '../lib/synth';
 import { ManifestValidator } from '../lib/validate/manifest-validator';
 import { CHARTS } from '../lib/versions';
-import { Manifest, manifestsOf, ROOT, synthesizeExample } from './support';
+import { parseConfig } from '../lib/config/load';
+import { exampleText, Manifest, manifestsOf, ROOT, synthesizeExample } from './support';
 
 const envs = synthesizeExample();
 const all = envs.flatMap((env) => manifestsOf(env).map((m) => ({ env, ...m })));
@@ -200,6 +201,79 @@ describe('the synthesized example', () => {
     }
   });
 });
+
+describe('GPU workloads in the synthesized example', () => {
+  const prod = envs.find((e) => e.environment === 'prod')!;
+  const gpuNodes = new Set(['gpu-1']);
+
+  /** Pod specs of Deployments and RayCluster groups, with where they come from. */
+  function podSpecs(env: SynthesizedEnvironment): { where: string; spec: any }[] {
+    return manifestsOf(env).flatMap(({ path, manifest }) => {
+      if (manifest.kind === 'RayCluster') {
+        return [
+          { where: `${path} head`, spec: manifest.spec.headGroupSpec.template.spec },
+          ...manifest.spec.workerGroupSpecs.map((g: any) => ({ where: `${path} ${g.groupName}`, spec: g.template.spec, rayStartParams: g.rayStartParams })),
+        ];
+      }
+      const spec = podSpecOf(manifest);
+      return spec ? [{ where: path, spec }] : [];
+    });
+  }
+
+  const gpusOf = (spec: any) => spec.containers.reduce((n: number, c: any) => n + Number(c.resources?.limits?.['nvidia.com/gpu'] ?? 0), 0);
+
+  it('run every pod that requests nvidia.com/gpu with the NVIDIA RuntimeClass, on the GPU nodes only', () => {
+    const gpuPods = envs.flatMap(podSpecs).filter(({ spec }) => gpusOf(spec) > 0);
+    expect(gpuPods.map((p) => p.where).sort()).toEqual(['ray/raycluster-ray.yaml gpu', 'triton/deployment-triton.yaml']);
+    for (const { where, spec } of gpuPods) {
+      expect(spec.runtimeClassName, where).toBe('nvidia');
+      const nodes = parseConfigNodes();
+      expect(new Set(Object.keys(nodes).filter((name) => schedulableOn(spec, name, nodes[name].labels))), where).toEqual(gpuNodes);
+    }
+  });
+
+  it('give each Ray GPU worker group as many GPUs as its num-gpus, and CPU groups none', () => {
+    const cluster = manifestsOf(prod).find(({ manifest }) => manifest.kind === 'RayCluster')!.manifest;
+    for (const group of cluster.spec.workerGroupSpecs) {
+      expect(String(gpusOf(group.template.spec)), group.groupName).toBe(group.rayStartParams['num-gpus'] ?? '0');
+    }
+  });
+
+  it('order RabbitMQ after Longhorn, and Triton and Ray after the device plugin and what they store on', () => {
+    const wave = new Map(prod.services.map((s) => [s.name, s.wave]));
+    expect(wave.get('rabbitmq')!).toBeGreaterThan(wave.get('longhorn')!);
+    expect(wave.get('rabbitmq')!).toBeGreaterThan(wave.get('rabbitmq-operators')!);
+    expect(wave.get('triton')!).toBeGreaterThan(wave.get('nvidia-device-plugin')!);
+    expect(wave.get('triton')!).toBeGreaterThan(wave.get('longhorn')!);
+    expect(wave.get('ray')!).toBeGreaterThan(wave.get('nvidia-device-plugin')!);
+    expect(wave.get('ray')!).toBeGreaterThan(wave.get('kuberay-operator')!);
+  });
+
+  it('keep RabbitMQ data on the Longhorn default class', () => {
+    for (const env of envs) {
+      const cluster = manifestsOf(env).find(({ manifest }) => manifest.kind === 'RabbitmqCluster')!.manifest;
+      expect(cluster.spec.persistence.storageClassName).toBe('longhorn-replicated');
+      expect(cluster.spec.replicas).toBe(env.environment === 'prod' ? 3 : 1);
+    }
+  });
+});
+
+/** Whether a pod spec's nodeSelector and required node affinity admit a node (In/Exists only). */
+function schedulableOn(spec: any, name: string, nodeLabels: Record<string, string>): boolean {
+  const labels = { ...nodeLabels, 'kubernetes.io/hostname': name };
+  const selectorOk = Object.entries(spec.nodeSelector ?? {}).every(([key, value]) => labels[key] === value);
+  const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
+  const affinityOk =
+    !terms ||
+    terms.some((term: any) =>
+      (term.matchExpressions ?? []).every((e: any) => (e.operator === 'Exists' ? e.key in labels : e.values.includes(labels[e.key]))),
+    );
+  return selectorOk && affinityOk && (spec.nodeSelector !== undefined || terms !== undefined);
+}
+
+function parseConfigNodes(): Record<string, { labels: Record<string, string> }> {
+  return parseConfig(exampleText(), 'homelab.yaml').environments.get('prod')!.nodes;
+}
 
 describe('the Argo CD app-of-apps', () => {
   it('gives every child Application a wave above each of its dependencies', () => {
