@@ -22,6 +22,9 @@ export interface ResourceDemand {
   readonly gpus?: number;
 }
 
+/** Consumers named in a capacity error; the rest are counted. */
+const MAX_LISTED = 8;
+
 export interface CapacityReport {
   readonly requested: { readonly cpuCores: number; readonly memoryBytes: number; readonly gpus: number };
   readonly available: Capacity;
@@ -38,10 +41,11 @@ export function checkCapacity(demands: readonly ResourceDemand[], nodes: Invento
   };
   const problems: string[] = [];
   const over = (what: string, need: number, have: string, show: (n: number) => string, per: (d: ResourceDemand) => number) => {
-    const consumers = demands
-      .filter((d) => per(d) > 0)
-      .map((d) => `${d.service}/${d.workload} ${d.replicas} x ${show(per(d))}`)
-      .join(', ');
+    // The biggest consumers first; a long tail is summed up.
+    const sorted = demands.filter((d) => per(d) > 0).sort((a, b) => per(b) * b.replicas - per(a) * a.replicas);
+    const listed = sorted.slice(0, MAX_LISTED).map((d) => `${d.service}/${d.workload} ${d.replicas} x ${show(per(d))}`);
+    const rest = sorted.length - listed.length;
+    const consumers = listed.join(', ') + (rest > 0 ? ` and ${rest} more` : '');
     problems.push(`${what}: the services request ${show(need)}, the nodes have ${have} (${consumers})`);
   };
   if (requested.gpus > available.gpus) {

@@ -69,9 +69,13 @@ function fileCreationMs(count: number): number {
   return ms;
 }
 
-/** The example config plus `count` apps; every tenth depends on the one before it. */
+/** The example config plus `count` apps (and nodes to run them); every tenth depends on the one before it. */
 function configWithApps(count: number): string {
   const config = parse(readFileSync(join(ROOT, 'homelab.yaml'), 'utf8'));
+  // Enough nodes for the capacity check: 40 apps per 8-core worker.
+  for (let i = 1; i <= Math.ceil(count / 40); i++) {
+    config.nodes[`bench-${i}`] = { role: 'worker', cpu: 8, memory: '32Gi' };
+  }
   for (let i = 1; i <= count; i++) {
     const name = `app-${String(i).padStart(3, '0')}`;
     config.apps[name] = {

@@ -31,7 +31,12 @@ describe('checkCapacity', () => {
   it('fails on more GPUs than the inventory has, naming every GPU consumer', () => {
     const demands = [demand({ service: 'triton', workload: 'server', replicas: 2, gpus: 1 }), demand({ service: 'ray', workload: 'gpu workers', replicas: 3, gpus: 1 })];
     expect(() => checkCapacity(demands, nodes)).toThrow(UserError);
-    expect(() => checkCapacity(demands, nodes)).toThrow('nodes: gpus: the services request 5, the nodes have 2 (triton/server 2 x 1, ray/gpu workers 3 x 1)');
+    expect(() => checkCapacity(demands, nodes)).toThrow('nodes: gpus: the services request 5, the nodes have 2 (ray/gpu workers 3 x 1, triton/server 2 x 1)');
+  });
+
+  it('names the biggest consumers first and counts the rest', () => {
+    const many = Array.from({ length: 12 }, (_, i) => demand({ service: `app-${i}`, cpu: `${i + 1}`, memory: '1Mi' }));
+    expect(() => checkCapacity(many, nodes)).toThrow(/cpu: the services request 78 cores, the nodes have 24 cores \(app-11\/w 1 x 12 cores, app-10\/w 1 x 11 cores, .*, app-4\/w 1 x 5 cores and 4 more\)/);
   });
 
   it('fails on an inventory without GPUs', () => {

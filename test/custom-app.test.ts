@@ -45,7 +45,7 @@ describe('an app with GPUs', () => {
 
   it('fails the synth when the GPUs are taken, naming every consumer', () => {
     const text = withGpuApp((c) => (c.environments.prod.apps.whisper.replicas = 2));
-    expect(() => synthesizeText(text)).toThrow('gpus: the services request 3, the nodes have 2 (1 GPUs time-sliced 2 ways) (triton/server 1 x 1, whisper/app 2 x 1)');
+    expect(() => synthesizeText(text)).toThrow('gpus: the services request 3, the nodes have 2 (1 GPUs time-sliced 2 ways) (whisper/app 2 x 1, triton/server 1 x 1)');
   });
 
   it('is a config error without the device plugin, naming the path', () => {

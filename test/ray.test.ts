@@ -278,7 +278,7 @@ describe('capacity', () => {
     ray.workerGroups.gpu.maxReplicas = 3;
     expect(() => synthRay({ ray })).toThrow(UserError);
     expect(() => synthRay({ ray })).toThrow(
-      'nodes: gpus: the services request 4, the nodes have 2 (1 GPUs time-sliced 2 ways) (triton/server 1 x 1, ray/gpu workers 3 x 1)',
+      'nodes: gpus: the services request 4, the nodes have 2 (1 GPUs time-sliced 2 ways) (ray/gpu workers 3 x 1, triton/server 1 x 1)',
     );
   });
 
