@@ -260,7 +260,7 @@ describe('GPU workloads in the synthesized example', () => {
 
 /** Whether a pod spec's nodeSelector and required node affinity admit a node (In/Exists only). */
 function schedulableOn(spec: any, name: string, nodeLabels: Record<string, string>): boolean {
-  const labels = { ...nodeLabels, 'kubernetes.io/hostname': name };
+  const labels: Record<string, string> = { ...nodeLabels, 'kubernetes.io/hostname': name };
   const selectorOk = Object.entries(spec.nodeSelector ?? {}).every(([key, value]) => labels[key] === value);
   const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
   const affinityOk =
