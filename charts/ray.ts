@@ -5,6 +5,7 @@
  * resource, so `ray` depends on the service that installs that CRD group.
  */
 import { Duration } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
 import {
   RayCluster,
   RayClusterSpecAutoscalerOptions,
@@ -15,7 +16,6 @@ import {
   RayClusterSpecHeadGroupSpecTemplateSpecContainersResourcesLimits,
   RayClusterSpecHeadGroupSpecTemplateSpecContainersResourcesRequests,
   RayClusterSpecWorkerGroupSpecs,
-  RayClusterSpecWorkerGroupSpecsTemplateSpecAffinity,
   RayClusterSpecWorkerGroupSpecsTemplateSpecContainersResourcesLimits,
   RayClusterSpecWorkerGroupSpecsTemplateSpecContainersResourcesRequests,
   RayClusterSpecWorkerGroupSpecsTemplateSpecVolumesEmptyDirSizeLimit,
@@ -23,16 +23,14 @@ import {
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import { Checkpoint } from '../lib/checkpoint';
 import type { RayConfig, RayWorkerGroupConfig } from '../lib/config/services/ray';
-import { UserError } from '../lib/errors';
 import { helmRelease } from '../lib/helm';
-import { GpuPlacement, gpuPlacement } from '../lib/inventory';
+import { GPU_RESOURCE, GpuProvider } from '../lib/gpu';
 import { Layer } from '../lib/layers';
 import { Platform } from '../lib/platform';
 import { parseQuantity } from '../lib/quantity';
 import { Resources, resources } from '../lib/resources';
 import { HomelabService } from '../lib/service';
 import { IMAGES, RAY_VERSION } from '../lib/versions';
-import type { NvidiaDevicePlugin } from './nvidia-device-plugin';
 
 
 export const KUBERAY_NAMESPACE = 'kuberay-system';
@@ -92,8 +90,8 @@ export interface RayProps {
   readonly head: RayConfig['head'];
   /** Worker groups by name; at least one. A group with `gpusPerWorker` > 0 runs on the GPU nodes. */
   readonly workerGroups: Readonly<Record<string, RayWorkerGroupConfig>>;
-  /** Advertises the GPUs and provides the NVIDIA RuntimeClass: required when a group has GPUs. @default none */
-  readonly devicePlugin?: NvidiaDevicePlugin;
+  /** Advertises the GPUs, the NVIDIA RuntimeClass and the GPU placement: required when a group has GPUs. @default none */
+  readonly devicePlugin?: GpuProvider;
 }
 
 /** Name of the RayCluster; KubeRay names the head Service `<cluster>-head-svc`. */
@@ -156,7 +154,7 @@ export class Ray extends HomelabService {
         autoscalerOptions: autoscalerOptions(),
         headGroupSpec: this.headGroup(props.head.resources),
         workerGroupSpecs: groups.map(([name, group]) =>
-          this.workerGroup(name, group, group.gpusPerWorker > 0 ? { placement: gpuNodes(scope, name), runtimeClassName: props.devicePlugin?.runtimeClassName } : undefined),
+          this.workerGroup(name, group, group.gpusPerWorker > 0 ? gpuProviderFor(name, props.devicePlugin) : undefined),
         ),
       },
     });
@@ -210,9 +208,9 @@ export class Ray extends HomelabService {
    * store lives in a memory-backed /dev/shm of `shmSize` and takes 90% of it: Ray only uses
    * /dev/shm when it has more room than the store, and otherwise falls back to /tmp on disk.
    */
-  private workerGroup(name: string, group: RayWorkerGroupConfig, gpu?: { placement: GpuPlacement; runtimeClassName?: string }): RayClusterSpecWorkerGroupSpecs {
+  private workerGroup(name: string, group: RayWorkerGroupConfig, gpu?: GpuProvider): RayClusterSpecWorkerGroupSpecs {
     const r = group.resources;
-    const gpuResources: Record<string, string> = gpu ? { 'nvidia.com/gpu': String(group.gpusPerWorker) } : {};
+    const gpuResources: Record<string, string> = gpu ? { [GPU_RESOURCE]: String(group.gpusPerWorker) } : {};
     return {
       groupName: name,
       replicas: group.minReplicas,
@@ -231,9 +229,9 @@ export class Ray extends HomelabService {
           automountServiceAccountToken: false,
           securityContext: POD_SECURITY,
           runtimeClassName: gpu?.runtimeClassName,
-          nodeSelector: gpu && Object.keys(gpu.placement.nodeSelector).length > 0 ? { ...gpu.placement.nodeSelector } : undefined,
-          affinity: gpu?.placement.hostnames ? requireHostnames(gpu.placement.hostnames) : undefined,
-          tolerations: gpu && gpu.placement.tolerations.length > 0 ? gpu.placement.tolerations.map((t) => ({ ...t })) : undefined,
+          // The CRD types mirror the core ones field for field: the provider's placement as JSON.
+          affinity: gpu ? k8s.toJson_Affinity(gpu.gpuScheduling.affinity) : undefined,
+          tolerations: gpu?.gpuScheduling.tolerations?.map((t) => ({ ...t })),
           containers: [
             {
               name: 'ray-worker',
@@ -305,24 +303,10 @@ function autoscalerOptions(): RayClusterSpecAutoscalerOptions {
   };
 }
 
-/** The GPU nodes of the environment's inventory; a GPU group without any is a config mistake. */
-function gpuNodes(scope: Platform, group: string): GpuPlacement {
-  const placement = gpuPlacement(scope.config.nodes);
-  if (!placement) {
-    throw new UserError([`services.ray.workerGroups.${group}.gpusPerWorker: expected 0, no node of ${scope.environment} has GPUs`]);
-  }
-  return placement;
-}
-
-/** When no label singles out the GPU nodes, require them by host name. */
-function requireHostnames(hostnames: readonly string[]): RayClusterSpecWorkerGroupSpecsTemplateSpecAffinity {
-  return {
-    nodeAffinity: {
-      requiredDuringSchedulingIgnoredDuringExecution: {
-        nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [...hostnames] }] }],
-      },
-    },
-  };
+/** The device plugin a GPU group needs (the config check guarantees one). */
+function gpuProviderFor(group: string, provider: GpuProvider | undefined): GpuProvider {
+  if (!provider) throw new Error(`ray: worker group ${group} has GPUs but no GPU provider was given`);
+  return provider;
 }
 
 /** The imported CRD classes type each quantity map with its own class. */

@@ -266,9 +266,12 @@ describe('GPU placement from the node inventory', () => {
     expect(schedulableNodes(gpu.template.spec, config)).toEqual(['gpu-1']);
   });
 
-  it('fails on a GPU group in an environment without GPU nodes, naming the setting', () => {
-    expect(() => synthRay({ environment: 'dev' })).toThrow(UserError);
-    expect(() => synthRay({ environment: 'dev' })).toThrow('services.ray.workerGroups.gpu.gpusPerWorker: expected 0, no node of dev has GPUs');
+  it('rejects a GPU group where no device plugin makes GPUs schedulable, naming the setting', () => {
+    const config = exampleObject();
+    config.environments.dev.services.ray = { enabled: true };
+    expect(() => parseConfig(toYamlText(config), 'homelab.yaml')).toThrow(
+      'homelab.yaml: services.ray.workerGroups.gpu.gpusPerWorker: expected services.nvidiaDevicePlugin.enabled: GPU workers need the GPUs it advertises (in dev)',
+    );
   });
 });
 
