@@ -7,14 +7,13 @@
 import { createHash } from 'node:crypto';
 import { k8s } from 'cdk8s-plus-28';
 import { Checkpoint } from '../lib/checkpoint';
+import { GPU_RESOURCE, GpuProvider } from '../lib/gpu';
 import { Layer } from '../lib/layers';
 import { Platform } from '../lib/platform';
 import { Resources, toResourceRequirements } from '../lib/resources';
 import { HomelabService } from '../lib/service';
 import type { StorageProvider } from '../lib/storage';
 import { IMAGES } from '../lib/versions';
-import { GPU_RESOURCE } from '../lib/gpu';
-import { NvidiaDevicePlugin } from './nvidia-device-plugin';
 
 export interface TritonS3Repository {
   /** `s3://bucket/path` or `s3://[https://]host:port/bucket/path`. */
@@ -36,7 +35,7 @@ export type ModelControlMode = 'none' | 'poll' | 'explicit';
 
 export interface TritonProps {
   /** Provides the GPUs: the RuntimeClass and the GPU nodes. */
-  readonly devicePlugin: NvidiaDevicePlugin;
+  readonly devicePlugin: GpuProvider;
   readonly modelRepository: TritonModelRepository;
   /** Required with `modelRepository.volume`. @default none */
   readonly storage?: StorageProvider;
