@@ -37,7 +37,6 @@ const CHART_TOLERATIONS = [
 /** The plugin is a small Go daemon; the chart sets no resources by default. */
 const PLUGIN_RESOURCES = resources('50m', '64Mi', '500m', '256Mi');
 const SHARING_CONFIG = 'homelab';
-const CHECKPOINT_ACCOUNT = 'nvidia-device-plugin-checkpoint';
 
 export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
   readonly runtimeClassName: string;
@@ -98,23 +97,10 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
    * GPU nodes.
    */
   private addCheckpoint(placement: GpuPlacement, inventory: Inventory): void {
-    new k8s.KubeServiceAccount(this, 'checkpoint-account', {
-      metadata: { name: CHECKPOINT_ACCOUNT, labels: this.labelsFor('checkpoint') },
-      automountServiceAccountToken: false,
-    });
-    new k8s.KubeClusterRole(this, 'checkpoint-role', {
-      metadata: { name: CHECKPOINT_ACCOUNT, labels: this.labelsFor('checkpoint') },
-      rules: [{ apiGroups: [''], resources: ['nodes'], verbs: ['get'], resourceNames: [...placement.nodes] }],
-    });
-    new k8s.KubeClusterRoleBinding(this, 'checkpoint-binding', {
-      metadata: { name: CHECKPOINT_ACCOUNT, labels: this.labelsFor('checkpoint') },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: CHECKPOINT_ACCOUNT },
-      subjects: [{ kind: 'ServiceAccount', name: CHECKPOINT_ACCOUNT, namespace: this.namespaceName }],
-    });
     new Checkpoint(this, 'checkpoint', {
       description: `every GPU node (${placement.nodes.join(', ')}) advertises its ${GPU_RESOURCE} as allocatable`,
       image: IMAGES.curl,
-      serviceAccountName: CHECKPOINT_ACCOUNT,
+      readsCluster: [{ apiGroups: [''], resources: ['nodes'], verbs: ['get'], resourceNames: [...placement.nodes] }],
       script: [ALLOCATABLE_CHECK, ...placement.nodes.map((node) => `check_node ${node} ${this.advertisedGpus(inventory[node].gpus)}`)].join('\n'),
     });
   }
@@ -125,9 +111,8 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
  * nvidia.com/gpu to reach the expected count. The API server pretty-prints for curl, so
  * whitespace is removed before the flat `allocatable` map is cut out of the Node.
  */
-const ALLOCATABLE_CHECK = String.raw`sa=/var/run/secrets/kubernetes.io/serviceaccount
-allocatable() {
-  curl -fsS --cacert "$sa/ca.crt" -H "Authorization: Bearer $(cat "$sa/token")" "https://kubernetes.default.svc/api/v1/nodes/$1" \
+const ALLOCATABLE_CHECK = String.raw`allocatable() {
+  kube_get "/api/v1/nodes/$1" \
     | tr -d ' \n' | sed -n 's/.*"allocatable":{\([^}]*\)}.*/\1/p' | grep -o '"nvidia.com/gpu":"[0-9]*"' | cut -d'"' -f4
 }
 check_node() {

@@ -35,9 +35,19 @@ export interface CheckpointProps {
   readonly volumes?: readonly k8s.Volume[];
   /** @default none */
   readonly volumeMounts?: readonly k8s.VolumeMount[];
-  /** @default the namespace's default service account, with no API token mounted */
-  readonly serviceAccountName?: string;
+  /**
+   * Read access to the cluster API the check needs (e.g. get nodes): the checkpoint then
+   * runs as its own ServiceAccount bound to exactly these rules, and the script can call
+   * `kube_get <api path>`. @default none: no API token is mounted
+   */
+  readonly readsCluster?: readonly k8s.PolicyRule[];
 }
+
+/** Shell function the scripts of checkpoints with `readsCluster` can use: `kube_get /api/v1/nodes/x`. */
+const KUBE_GET = String.raw`sa=/var/run/secrets/kubernetes.io/serviceaccount
+kube_get() {
+  curl -fsS --cacert "$sa/ca.crt" -H "Authorization: Bearer $(cat "$sa/token")" "https://kubernetes.default.svc$1"
+}`;
 
 /** Unprivileged user the checkpoint runs as (nobody). */
 const NOBODY = 65534;
@@ -49,6 +59,9 @@ export class Checkpoint extends Construct {
     super(scope, id);
     const service = HomelabService.of(this);
     this.jobName = `${service.serviceName}-checkpoint`;
+    const account = props.readsCluster ? this.clusterReader(service, props.readsCluster) : undefined;
+    const script = props.readsCluster ? `${KUBE_GET}
+${props.script}` : props.script;
     new k8s.KubeJob(this, 'job', {
       metadata: {
         name: this.jobName,
@@ -62,8 +75,8 @@ export class Checkpoint extends Construct {
           metadata: { labels: service.selectorFor(CHECKPOINT_COMPONENT) },
           spec: {
             restartPolicy: 'Never',
-            serviceAccountName: props.serviceAccountName,
-            automountServiceAccountToken: props.serviceAccountName !== undefined,
+            serviceAccountName: account,
+            automountServiceAccountToken: account !== undefined,
             securityContext: {
               runAsNonRoot: true,
               runAsUser: NOBODY,
@@ -75,7 +88,7 @@ export class Checkpoint extends Construct {
               {
                 name: 'checkpoint',
                 image: props.image,
-                command: ['sh', '-ec', props.script],
+                command: ['sh', '-ec', script],
                 env: [
                   ...Object.entries(props.env ?? {}).map(([name, value]) => ({ name, value })),
                   ...Object.entries(props.secretEnv ?? {}).map(([name, { secret, key }]) => ({
@@ -98,5 +111,18 @@ export class Checkpoint extends Construct {
       },
     });
     service._registerCheckpoint(this);
+  }
+
+  /** A ServiceAccount bound to a ClusterRole with exactly `rules`; returns its name. */
+  private clusterReader(service: HomelabService, rules: readonly k8s.PolicyRule[]): string {
+    const metadata = { name: this.jobName, labels: service.labelsFor(CHECKPOINT_COMPONENT) };
+    new k8s.KubeServiceAccount(this, 'account', { metadata, automountServiceAccountToken: false });
+    new k8s.KubeClusterRole(this, 'role', { metadata, rules: [...rules] });
+    new k8s.KubeClusterRoleBinding(this, 'binding', {
+      metadata,
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: this.jobName },
+      subjects: [{ kind: 'ServiceAccount', name: this.jobName, namespace: service.namespaceName }],
+    });
+    return this.jobName;
   }
 }

@@ -14,6 +14,7 @@ import { selectorLabels, serviceLabels } from './labels';
 import { Platform } from './platform';
 import type { ResourceDemand } from './capacity';
 import type { HelmRelease, KustomizeSource } from './helm';
+import { AlertRule, MetricsEndpoint, ServiceMonitoring } from './monitoring';
 import { KUBERNETES_VERSION } from './versions';
 
 export type PodSecurityLevel = 'restricted' | 'baseline' | 'privileged';
@@ -73,6 +74,8 @@ export abstract class HomelabService extends Chart {
   private checkpointConstruct?: Checkpoint;
   private readonly demandList: ResourceDemand[] = [];
   private readonly renderPatches = new Map<ApiObject, JsonPatch[]>();
+  private readonly metricsList: MetricsEndpoint[] = [];
+  private readonly alertList: AlertRule[] = [];
 
   /**
    * @param props the subclass's own props: every HomelabService in them (directly or in
@@ -129,6 +132,29 @@ export abstract class HomelabService extends Chart {
   render(object: ApiObject): any {
     const patches = this.renderPatches.get(object);
     return patches ? JsonPatch.apply(object.toJson(), ...patches) : object.toJson();
+  }
+
+  /** Declares a metrics endpoint: scraped, and alerted on when down, wherever monitoring is enabled. */
+  protected exposeMetrics(endpoint: MetricsEndpoint): void {
+    this.metricsList.push(endpoint);
+  }
+
+  /** Declares alert rules for this service (PromQL parsed by the tests). */
+  protected addAlerts(...rules: AlertRule[]): void {
+    this.alertList.push(...rules);
+  }
+
+  get metricsEndpoints(): readonly MetricsEndpoint[] {
+    return this.metricsList;
+  }
+
+  get alertRules(): readonly AlertRule[] {
+    return this.alertList;
+  }
+
+  /** @internal called by synth when the platform installs the monitoring CRDs. */
+  _emitMonitoring(): void {
+    new ServiceMonitoring(this, this.metricsList, this.alertList);
   }
 
   /** What the service's long-running workloads request (checkpoint Jobs are not counted). */

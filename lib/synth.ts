@@ -13,6 +13,7 @@ import { CapacityReport, checkCapacity } from './capacity';
 import { isGpuProvider } from './gpu';
 import { dependencyGraph, ownCustomResources } from './graph';
 import { buildPlatform } from './homelab';
+import { MONITORING_GROUP } from './monitoring';
 import type { HomelabService } from './service';
 import { computeWaves } from './waves';
 import { emitYaml } from './yaml-emitter';
@@ -54,6 +55,10 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
   const { environment, config } = platform;
   for (const service of platform.services) {
     if (!service.checkpoint) throw new Error(`${service.serviceName} has no checkpoint`);
+  }
+  // Monitors and alert rules exist only where something installs their CRDs.
+  if (platform.services.some((s) => s.installsCrdGroups.includes(MONITORING_GROUP))) {
+    for (const service of platform.services) service._emitMonitoring();
   }
   const graph = dependencyGraph(platform);
   const waves = computeWaves(graph.nodes, config.waves);

@@ -1,0 +1,142 @@
+/**
+ * Monitoring as part of every service: a service declares its metrics endpoints and alert
+ * rules once (HomelabService.exposeMetrics / addAlerts); when the platform has the
+ * prometheus-operator CRDs, synth turns the declarations into a ServiceMonitor or
+ * PodMonitor per endpoint and one PrometheusRule per service, with a "target down" alert
+ * for every endpoint. The CRD edge then orders the service after the CRDs only — not after
+ * the monitoring stack itself.
+ */
+import { Construct } from 'constructs';
+import { PodMonitor, PodMonitorSpecPodMetricsEndpointsRelabelingsAction } from '../imports/prometheus-podmonitor-monitoring.coreos.com';
+import { PrometheusRule, PrometheusRuleSpecGroupsRulesExpr } from '../imports/prometheus-prometheusrule-monitoring.coreos.com';
+import { ServiceMonitor, ServiceMonitorSpecEndpointsRelabelingsAction } from '../imports/prometheus-servicemonitor-monitoring.coreos.com';
+import type { HomelabService } from './service';
+
+/** API group of ServiceMonitor, PodMonitor and PrometheusRule. */
+export const MONITORING_GROUP = 'monitoring.coreos.com';
+/** Labels every scraped series of a declared endpoint carries, so alerts can name it. */
+export const SERVICE_LABEL = 'homelab_service';
+export const ENDPOINT_LABEL = 'homelab_endpoint';
+
+export interface MetricsEndpoint {
+  /** Names the monitor `<service>-<name>` and the endpoint label. */
+  readonly name: string;
+  /** `service`: the endpoints of the Services matching `selector`; `pod`: the matching pods (no Service needed). */
+  readonly kind: 'service' | 'pod';
+  /** Labels of the Services (or pods) to scrape. */
+  readonly selector: Readonly<Record<string, string>>;
+  /** Name of the port on the Service (or container). */
+  readonly port: string;
+  /** @default '/metrics' */
+  readonly path?: string;
+  /** @default '30s' */
+  readonly interval?: string;
+  /** Where the targets run. @default the service's namespace */
+  readonly namespace?: string;
+}
+
+export type Severity = 'critical' | 'warning' | 'info';
+
+export interface AlertRule {
+  /** CamelCase alert name. */
+  readonly alert: string;
+  /** PromQL; the build parses it. */
+  readonly expr: string;
+  /** How long the condition must hold. @default '5m' */
+  readonly for?: string;
+  readonly severity: Severity;
+  readonly summary: string;
+  /** @default none */
+  readonly description?: string;
+}
+
+/** Emits the monitors and rules a service declared; called by synth when the CRDs are installed. */
+export class ServiceMonitoring extends Construct {
+  constructor(service: HomelabService, endpoints: readonly MetricsEndpoint[], rules: readonly AlertRule[]) {
+    super(service, 'monitoring');
+    for (const endpoint of endpoints) this.monitor(service, endpoint);
+    const alerts = [...endpoints.map((endpoint) => targetDown(service, endpoint)), ...rules];
+    if (alerts.length === 0) return;
+    new PrometheusRule(this, 'rules', {
+      metadata: { name: `${service.serviceName}-alerts`, labels: service.labelsFor('monitoring') },
+      spec: {
+        groups: [
+          {
+            name: service.serviceName,
+            rules: alerts.map((rule) => ({
+              alert: rule.alert,
+              expr: PrometheusRuleSpecGroupsRulesExpr.fromString(rule.expr),
+              for: rule.for ?? '5m',
+              labels: { severity: rule.severity, [SERVICE_LABEL]: service.serviceName },
+              annotations: { summary: rule.summary, ...(rule.description ? { description: rule.description } : {}) },
+            })),
+          },
+        ],
+      },
+    });
+  }
+
+  private monitor(service: HomelabService, endpoint: MetricsEndpoint): void {
+    const name = `${service.serviceName}-${endpoint.name}`;
+    const metadata = { name, labels: service.labelsFor('monitoring') };
+    const namespaceSelector = endpoint.namespace ? { matchNames: [endpoint.namespace] } : undefined;
+    const common = { path: endpoint.path ?? '/metrics', interval: endpoint.interval ?? '30s' };
+    if (endpoint.kind === 'service') {
+      new ServiceMonitor(this, name, {
+        metadata,
+        spec: {
+          selector: { matchLabels: { ...endpoint.selector } },
+          namespaceSelector,
+          endpoints: [
+            {
+              ...common,
+              port: endpoint.port,
+              relabelings: identify(service, endpoint).map((r) => ({ ...r, action: ServiceMonitorSpecEndpointsRelabelingsAction.REPLACE })),
+            },
+          ],
+        },
+      });
+    } else {
+      new PodMonitor(this, name, {
+        metadata,
+        spec: {
+          selector: { matchLabels: { ...endpoint.selector } },
+          namespaceSelector,
+          podMetricsEndpoints: [
+            {
+              ...common,
+              port: endpoint.port,
+              relabelings: identify(service, endpoint).map((r) => ({ ...r, action: PodMonitorSpecPodMetricsEndpointsRelabelingsAction.REPLACE })),
+            },
+          ],
+        },
+      });
+    }
+  }
+}
+
+function identify(service: HomelabService, endpoint: MetricsEndpoint): { targetLabel: string; replacement: string }[] {
+  return [
+    { targetLabel: SERVICE_LABEL, replacement: service.serviceName },
+    { targetLabel: ENDPOINT_LABEL, replacement: endpoint.name },
+  ];
+}
+
+/** Every scraped endpoint gets the same baseline alert: Prometheus cannot scrape it. */
+function targetDown(service: HomelabService, endpoint: MetricsEndpoint): AlertRule {
+  return {
+    alert: `${pascal(service.serviceName)}${pascal(endpoint.name)}TargetDown`,
+    expr: `up{${SERVICE_LABEL}="${service.serviceName}", ${ENDPOINT_LABEL}="${endpoint.name}"} == 0`,
+    for: '5m',
+    severity: 'warning',
+    summary: `${service.serviceName}: the ${endpoint.name} metrics endpoint of {{ $labels.namespace }}/{{ $labels.pod }} is down`,
+  };
+}
+
+function pascal(name: string): string {
+  return name
+    .split(/[^a-zA-Z0-9]+/)
+    .filter(Boolean)
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
+}
