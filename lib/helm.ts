@@ -41,3 +41,11 @@ export interface KustomizeSource {
   /** `name=newName:tag` overrides, so nothing runs with an unpinned image from the kustomization. */
   readonly images?: readonly string[];
 }
+
+/** Plain manifests (no kustomization) in a directory of an upstream Git repository, at a pinned tag. */
+export interface GitManifests {
+  readonly repoURL: string;
+  /** A tag, never a branch. */
+  readonly revision: string;
+  readonly path: string;
+}

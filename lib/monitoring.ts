@@ -37,6 +37,18 @@ export interface MetricsEndpoint {
 
 export type Severity = 'critical' | 'warning' | 'info';
 
+/** A Grafana dashboard from grafana.com, pinned to a revision. */
+export interface Dashboard {
+  /** Key in Grafana's dashboard provider (and file name), e.g. `longhorn`. */
+  readonly name: string;
+  /** grafana.com dashboard ID. */
+  readonly gnetId: number;
+  /** Pinned revision of that dashboard. */
+  readonly revision: number;
+  /** Data source the dashboard's `${DS_...}` input maps to. @default 'Prometheus' */
+  readonly datasource?: 'Prometheus' | 'Loki';
+}
+
 export interface AlertRule {
   /** CamelCase alert name. */
   readonly alert: string;

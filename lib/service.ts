@@ -13,8 +13,8 @@ import { Layer } from './layers';
 import { selectorLabels, serviceLabels } from './labels';
 import { Platform } from './platform';
 import type { ResourceDemand } from './capacity';
-import type { HelmRelease, KustomizeSource } from './helm';
-import { AlertRule, MetricsEndpoint, ServiceMonitoring } from './monitoring';
+import type { GitManifests, HelmRelease, KustomizeSource } from './helm';
+import { AlertRule, Dashboard, MetricsEndpoint, ServiceMonitoring } from './monitoring';
 import { KUBERNETES_VERSION } from './versions';
 
 export type PodSecurityLevel = 'restricted' | 'baseline' | 'privileged';
@@ -39,6 +39,8 @@ export interface ServiceSettings {
   readonly helm?: HelmRelease;
   /** Upstream kustomizations from Git at pinned tags (KUSTOMIZATIONS in lib/versions.ts). @default none */
   readonly kustomizations?: readonly KustomizeSource[];
+  /** Upstream directories of plain manifests from Git at pinned tags (MANIFESTS in lib/versions.ts). @default none */
+  readonly manifests?: readonly GitManifests[];
   /**
    * CRD groups the upstream sources create resources of (e.g. cert-manager Issuers in an
    * operator's manifests): the service depends on the service installing them, and synth
@@ -67,6 +69,7 @@ export abstract class HomelabService extends Chart {
   readonly installsCrdGroups: readonly string[];
   readonly helm?: HelmRelease;
   readonly kustomizations: readonly KustomizeSource[];
+  readonly manifests: readonly GitManifests[];
   readonly requiresCrdGroups: readonly string[];
   readonly ignoreDifferences: readonly IgnoreDifference[];
   /** Services this one needs first: every HomelabService found in its props. */
@@ -76,6 +79,7 @@ export abstract class HomelabService extends Chart {
   private readonly renderPatches = new Map<ApiObject, JsonPatch[]>();
   private readonly metricsList: MetricsEndpoint[] = [];
   private readonly alertList: AlertRule[] = [];
+  private readonly dashboardList: Dashboard[] = [];
 
   /**
    * @param props the subclass's own props: every HomelabService in them (directly or in
@@ -95,6 +99,7 @@ export abstract class HomelabService extends Chart {
     this.installsCrdGroups = settings.installsCrdGroups ?? [];
     this.helm = settings.helm;
     this.kustomizations = settings.kustomizations ?? [];
+    this.manifests = settings.manifests ?? [];
     this.requiresCrdGroups = settings.requiresCrdGroups ?? [];
     this.ignoreDifferences = settings.ignoreDifferences ?? [];
     this.dependencies = new Set([...serviceReferences(props), ...(settings.extraDependencies ?? [])]);
@@ -142,6 +147,15 @@ export abstract class HomelabService extends Chart {
   /** Declares alert rules for this service (PromQL parsed by the tests). */
   protected addAlerts(...rules: AlertRule[]): void {
     this.alertList.push(...rules);
+  }
+
+  /** Declares a Grafana dashboard for this service, provisioned wherever Grafana runs. */
+  protected addDashboard(dashboard: Dashboard): void {
+    this.dashboardList.push(dashboard);
+  }
+
+  get dashboards(): readonly Dashboard[] {
+    return this.dashboardList;
   }
 
   get metricsEndpoints(): readonly MetricsEndpoint[] {

@@ -96,8 +96,8 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
 
 function upstreamOf(service: HomelabService): string[] {
   const chart = service.helm ? [`${service.helm.chart.chart}@${service.helm.chart.version}`] : [];
-  const kustomizations = service.kustomizations.map((k) => `${k.repoURL.replace(/^https:\/\/github.com\//, '')}/${k.path}@${k.revision}`);
-  return [...chart, ...kustomizations];
+  const git = [...service.kustomizations, ...service.manifests].map((k) => `${k.repoURL.replace(/^https:\/\/github.com\//, '')}/${k.path}@${k.revision}`);
+  return [...chart, ...git];
 }
 
 /** Argo CD behaviour that follows from what a resource is, the same for every service. */

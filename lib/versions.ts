@@ -1,4 +1,4 @@
-import type { KustomizeSource } from './helm';
+import type { GitManifests, KustomizeSource } from './helm';
 
 /**
  * Every upstream version the platform deploys, in one place. Chart versions must match the
@@ -40,6 +40,16 @@ export const KUSTOMIZATIONS = {
     images: ['rabbitmqoperator/messaging-topology-operator=ghcr.io/rabbitmq/messaging-topology-operator:1.20.1'],
   },
 } as const satisfies Record<string, KustomizeSource>;
+
+/** Upstream directories of plain manifests Argo CD applies from Git at a release tag. */
+export const MANIFESTS = {
+  /** The CRDs the prometheus-operator of kube-prometheus-stack 88.5.3 (v0.93.x) serves; the same files as imports/. */
+  prometheusOperatorCrds: {
+    repoURL: 'https://github.com/prometheus-operator/prometheus-operator',
+    revision: 'v0.93.0',
+    path: 'example/prometheus-operator-crd',
+  },
+} as const satisfies Record<string, GitManifests>;
 
 /** Ray release of the RayCluster: the one KubeRay v1.7.0's samples run. Head and workers must match. */
 export const RAY_VERSION = '2.52.0';

@@ -71,7 +71,7 @@ export class AppOfApps extends Construct {
       spec: {
         description: `Homelab services of the ${platform.environment} environment`,
         sourceRepos: [
-          ...new Set([env.git.repoURL, ...services.flatMap((s) => [...(s.helm ? [s.helm.chart.repoURL] : []), ...s.kustomizations.map((k) => k.repoURL)])]),
+          ...new Set([env.git.repoURL, ...services.flatMap((s) => [...(s.helm ? [s.helm.chart.repoURL] : []), ...s.kustomizations.map((k) => k.repoURL), ...s.manifests.map((m) => m.repoURL)])]),
         ].sort(),
         destinations: [...new Set(services.map((s) => s.namespaceName))]
           .sort()
@@ -110,7 +110,8 @@ export class AppOfApps extends Construct {
         patches: [{ target: { kind: 'Namespace', name: service.namespaceName }, patch: deleteNamespacePatch(service.namespaceName) }],
       },
     }));
-    const sources = [...chart, ...kustomizations, ownManifests];
+    const manifests: ApplicationSpecSources[] = service.manifests.map((m) => ({ repoUrl: m.repoURL, targetRevision: m.revision, path: m.path }));
+    const sources = [...chart, ...kustomizations, ...manifests, ownManifests];
     const app = new Application(this.apps, `app-${service.serviceName}`, {
       metadata: {
         name: service.serviceName,

@@ -1,0 +1,40 @@
+/**
+ * The prometheus-operator CRDs (ServiceMonitor, PodMonitor, PrometheusRule, Prometheus,
+ * Alertmanager ...) as their own service in the first wave. Every service emitting monitors
+ * or rules depends on this one through the CRD edge — not on the monitoring stack — so
+ * storage and data services never wait for Prometheus and Grafana (docs/adr/0008).
+ */
+import { Checkpoint } from '../lib/checkpoint';
+import { Layer } from '../lib/layers';
+import { MONITORING_GROUP } from '../lib/monitoring';
+import { Platform } from '../lib/platform';
+import { HomelabService } from '../lib/service';
+import { IMAGES, MANIFESTS } from '../lib/versions';
+
+export const PROMETHEUS_OPERATOR_CRDS_NAMESPACE = 'prometheus-operator-crds';
+
+/** The CRDs the platform's own resources use; the checkpoint waits for each to be Established. */
+const USED_CRDS = ['servicemonitors', 'podmonitors', 'prometheusrules', 'prometheuses', 'alertmanagers'].map((plural) => `${plural}.${MONITORING_GROUP}`);
+
+export class PrometheusOperatorCrds extends HomelabService {
+  constructor(scope: Platform) {
+    super(scope, 'prometheus-operator-crds', {}, {
+      layer: Layer.GITOPS,
+      namespace: PROMETHEUS_OPERATOR_CRDS_NAMESPACE,
+      installsCrdGroups: [MONITORING_GROUP],
+      manifests: [MANIFESTS.prometheusOperatorCrds],
+    });
+    new Checkpoint(this, 'checkpoint', {
+      description: `the API server serves the CRDs: ${USED_CRDS.join(', ')}`,
+      image: IMAGES.curl,
+      readsCluster: [{ apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: ['get'], resourceNames: USED_CRDS }],
+      script: [
+        'for crd in ' + USED_CRDS.join(' ') + '; do',
+        '  kube_get "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/$crd" | tr -d \' \\n\' | grep -q \'"type":"Established","status":"True"\' \\',
+        '    || { echo "$crd is not established" >&2; exit 1; }',
+        '  echo "$crd established"',
+        'done',
+      ].join('\n'),
+    });
+  }
+}
