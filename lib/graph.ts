@@ -5,7 +5,8 @@
 import { ApiObject } from 'cdk8s';
 import { Platform } from './platform';
 import { HomelabService } from './service';
-import type { GraphNode } from './waves';
+import { LAYER_ORDER } from './layers';
+import type { GraphNode, WaveMode } from './waves';
 
 /** API group of an apiVersion (`apps/v1` -> `apps`, `v1` -> ``). */
 export function apiGroup(apiVersion: string): string {
@@ -22,11 +23,20 @@ export interface DependencyGraph {
   readonly nodes: GraphNode[];
   /** Requirements no enabled service meets yet (see ServiceSettings.requiresCrdGroups). */
   readonly warnings: string[];
+  /**
+   * `waves: sequential` only: per service, the CRD groups of custom resources it emits whose
+   * installer sits in a later layer. No edge (it would point backwards); the resources skip
+   * the dry run and are retried until their CRD arrives.
+   */
+  readonly lateCrdGroups: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
-export function dependencyGraph(platform: Platform): DependencyGraph {
+export function dependencyGraph(platform: Platform, mode: WaveMode = 'dependencies'): DependencyGraph {
   const installers = crdInstallers(platform);
   const warnings: string[] = [];
+  const lateCrdGroups = new Map<string, Set<string>>();
+  const comesLater = (installer: HomelabService, service: HomelabService) =>
+    mode === 'sequential' && LAYER_ORDER.indexOf(installer.layer) > LAYER_ORDER.indexOf(service.layer);
   const nodes = platform.services.map((service) => {
     const dependsOn = new Set([...service.dependencies].map((d) => d.serviceName));
     for (const group of customResourceGroups(service)) {
@@ -34,7 +44,12 @@ export function dependencyGraph(platform: Platform): DependencyGraph {
       if (!installer) {
         throw new Error(`${service.serviceName} emits ${group} resources, but no enabled service installs that CRD group`);
       }
-      if (installer !== service) dependsOn.add(installer.serviceName);
+      if (installer === service) continue;
+      if (comesLater(installer, service)) {
+        lateCrdGroups.set(service.serviceName, new Set([...(lateCrdGroups.get(service.serviceName) ?? []), group]));
+      } else {
+        dependsOn.add(installer.serviceName);
+      }
     }
     for (const group of service.requiresCrdGroups) {
       const installer = installers.get(group);
@@ -43,7 +58,7 @@ export function dependencyGraph(platform: Platform): DependencyGraph {
     }
     return { name: service.serviceName, layer: service.layer, dependsOn: [...dependsOn].sort() };
   });
-  return { nodes, warnings };
+  return { nodes, warnings, lateCrdGroups };
 }
 
 /** Custom resources of a service whose CRDs the service's own chart installs. */

@@ -4,7 +4,10 @@
  * given its own values and a misspelled key fails type-checking.
  */
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
+import type { AlloyValues } from '../imports/helm/alloy';
+import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
+import type { LokiValues } from '../imports/helm/loki';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
 import { CHARTS, HelmChartVersion } from './versions';
@@ -15,6 +18,9 @@ interface ValuesByChart {
   longhorn: LonghornValues;
   nvidiaDevicePlugin: NvidiaDevicePluginValues;
   kuberayOperator: KuberayOperatorValues;
+  kubePrometheusStack: KubePrometheusStackValues;
+  loki: LokiValues;
+  alloy: AlloyValues;
 }
 
 export type PinnedChart = keyof typeof CHARTS & keyof ValuesByChart;

@@ -11,7 +11,7 @@ import type { EnvironmentConfig } from './config/schema';
 import type { Platform } from './platform';
 import { CapacityReport, checkCapacity } from './capacity';
 import { isGpuProvider } from './gpu';
-import { dependencyGraph, ownCustomResources } from './graph';
+import { apiGroup, dependencyGraph, ownCustomResources } from './graph';
 import { buildPlatform } from './homelab';
 import { MONITORING_GROUP } from './monitoring';
 import type { HomelabService } from './service';
@@ -60,7 +60,7 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
   if (platform.services.some((s) => s.installsCrdGroups.includes(MONITORING_GROUP))) {
     for (const service of platform.services) service._emitMonitoring();
   }
-  const graph = dependencyGraph(platform);
+  const graph = dependencyGraph(platform, config.waves);
   const waves = computeWaves(graph.nodes, config.waves);
   const gpuReplicas = platform.services.find(isGpuProvider)?.gpuReplicas ?? 1;
   const capacity = checkCapacity(platform.services.flatMap((s) => s.demands), config.nodes, gpuReplicas);
@@ -68,7 +68,7 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
 
   const files = new Map<string, string>();
   for (const service of platform.services) {
-    applyResourcePolicies(service);
+    applyResourcePolicies(service, graph.lateCrdGroups.get(service.serviceName));
     renderChart(files, service.serviceName, service.apiObjects, (object) => service.render(object));
   }
   renderChart(files, 'apps', apiObjectsOf(appOfApps.apps));
@@ -101,7 +101,11 @@ function upstreamOf(service: HomelabService): string[] {
 }
 
 /** Argo CD behaviour that follows from what a resource is, the same for every service. */
-function applyResourcePolicies(service: HomelabService): void {
+function applyResourcePolicies(service: HomelabService, lateCrdGroups: ReadonlySet<string> = new Set()): void {
+  // Sequential waves: the CRD comes with a later layer; apply without dry run, retry until it exists.
+  for (const object of service.apiObjects.filter((o) => lateCrdGroups.has(apiGroup(o.apiVersion)))) {
+    addSyncOption(object, 'SkipDryRunOnMissingResource=true');
+  }
   for (const object of service.apiObjects) {
     // A PVC holds data: never let a prune or an app deletion remove it.
     if (object.kind === 'PersistentVolumeClaim' && !isHook(object)) addSyncOption(object, 'Delete=false');

@@ -1,4 +1,4 @@
-import { App } from 'cdk8s';
+import { ApiObject, App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import { RecurringJob } from '../imports/longhorn-longhorn.io';
 import { parseConfig } from '../lib/config/load';
@@ -9,6 +9,7 @@ import { buildPlatform } from '../lib/homelab';
 import { Platform } from '../lib/platform';
 import { HomelabService } from '../lib/service';
 import { Checkpoint } from '../lib/checkpoint';
+import { synthesizePlatform } from '../lib/synth';
 import { computeWaves, findCycle, GraphNode } from '../lib/waves';
 import { exampleObject, exampleText, synthesizeText, toYamlText } from './support';
 
@@ -142,5 +143,48 @@ describe('waves in the synthesized example', () => {
     expect(() => synthesizeText(toYamlText(config))).toThrow(
       /home-assistant \(layer storage\) depends on node-red \(layer data-mesh\), a later layer/,
     );
+  });
+});
+
+/** Installs the CRDs of example.com in the networking layer (like cert-manager). */
+class LateInstaller extends HomelabService {
+  constructor(scope: Platform) {
+    super(scope, 'late-installer', {}, { layer: Layer.NETWORKING, namespace: 'late-installer', installsCrdGroups: ['example.com'] });
+    new Checkpoint(this, 'checkpoint', { description: 'test', image: 'busybox:1.37.0', script: 'true' });
+  }
+}
+
+/** A storage-layer service that emits an example.com resource. */
+class EarlyConsumer extends HomelabService {
+  constructor(scope: Platform) {
+    super(scope, 'early-consumer', {}, { layer: Layer.STORAGE, namespace: 'early-consumer' });
+    new ApiObject(this, 'thing', { apiVersion: 'example.com/v1', kind: 'Thing', metadata: { name: 'thing' } });
+    new Checkpoint(this, 'checkpoint', { description: 'test', image: 'busybox:1.37.0', script: 'true' });
+  }
+}
+
+describe('CRD edges in sequential mode', () => {
+  function synth(waves: 'dependencies' | 'sequential') {
+    const app = new App();
+    const config = parseConfig(exampleText(), 'homelab.yaml').environments.get('dev')!;
+    const platform = buildPlatform(app, 'dev', { ...config, waves });
+    new LateInstaller(platform);
+    new EarlyConsumer(platform);
+    return synthesizePlatform(app, platform);
+  }
+
+  it('follows the CRD edge in dependencies mode', () => {
+    const env = synth('dependencies');
+    expect(env.services.find((s) => s.name === 'early-consumer')!.dependsOn).toEqual(['late-installer']);
+    expect(env.files.get('early-consumer/thing-thing.yaml')).not.toContain('SkipDryRunOnMissingResource');
+  });
+
+  it('drops an edge to a later layer in sequential mode and lets the resource skip the dry run instead', () => {
+    const env = synth('sequential');
+    const consumer = env.services.find((s) => s.name === 'early-consumer')!;
+    const installer = env.services.find((s) => s.name === 'late-installer')!;
+    expect(consumer.dependsOn).toEqual([]);
+    expect(consumer.wave).toBeLessThan(installer.wave);
+    expect(env.files.get('early-consumer/thing-thing.yaml')).toContain('argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true');
   });
 });
