@@ -6,8 +6,10 @@
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
 import { ARGOCD_NAMESPACE } from '../lib/argocd/app-of-apps';
 import { Checkpoint } from '../lib/checkpoint';
+import { DASHBOARDS } from '../lib/dashboards';
 import { helmRelease } from '../lib/helm';
 import { Layer } from '../lib/layers';
+import { SERVICE_LABEL } from '../lib/monitoring';
 import { Platform } from '../lib/platform';
 import { Resources, resources } from '../lib/resources';
 import { HomelabService } from '../lib/service';
@@ -20,7 +22,23 @@ export interface ArgoCdProps {
   readonly replicas?: number;
 }
 
+/** The Helm release name; the chart's labels carry it as app.kubernetes.io/instance. */
+const RELEASE_NAME = 'argocd';
 
+/**
+ * The chart's `<component>.metrics` Services (templates/argocd-<component>/metrics.yaml in argo-helm
+ * argo-cd 10.1.1): labels from argo-cd.labels with nameOverride `argocd`, the port named by
+ * `metrics.service.portName` (default `http-metrics`). The controller's and the
+ * ApplicationSet controller's Services are both named `argocd-metrics` in their
+ * app.kubernetes.io/name label: the component label tells them apart.
+ */
+const METRICS_SERVICES = [
+  { name: 'controller', labelName: 'argocd-metrics', component: 'application-controller' },
+  { name: 'server', labelName: 'argocd-server-metrics', component: 'server' },
+  { name: 'repo-server', labelName: 'argocd-repo-server-metrics', component: 'repo-server' },
+  { name: 'applicationset', labelName: 'argocd-metrics', component: 'applicationset-controller' },
+] as const;
+const METRICS_PORT = 'http-metrics';
 
 /**
  * Argo CD stopped assessing Application health in 1.8, so waves of child Applications
@@ -67,7 +85,7 @@ export class ArgoCd extends HomelabService {
       layer: Layer.GITOPS,
       namespace: ARGOCD_NAMESPACE,
       installsCrdGroups: ['argoproj.io'],
-      helm: helmRelease('argocd', values, 'argocd'),
+      helm: helmRelease('argocd', values, RELEASE_NAME),
     });
     this.hostname = hostname;
     this.values = values;
@@ -83,6 +101,56 @@ export class ArgoCd extends HomelabService {
         'curl -fsS "http://argocd-server.argocd.svc/api/version" | grep -q "\\"Version\\""',
       ].join('\n'),
     });
+    this.addMonitoring();
+  }
+
+  /**
+   * The four components' metrics; alerts on what the application controller reports about
+   * every Application (argocd_app_info, one series per Application with its sync and health
+   * status as labels: controller/metrics/metrics.go).
+   */
+  private addMonitoring(): void {
+    for (const service of METRICS_SERVICES) {
+      this.exposeMetrics({
+        name: service.name,
+        kind: 'service',
+        selector: {
+          'app.kubernetes.io/name': service.labelName,
+          'app.kubernetes.io/instance': RELEASE_NAME,
+          'app.kubernetes.io/component': service.component,
+        },
+        port: METRICS_PORT,
+      });
+    }
+    const apps = (selector: string) => `argocd_app_info{${SERVICE_LABEL}="${this.serviceName}", ${selector}}`;
+    this.addAlerts(
+      {
+        alert: 'ArgocdAppDegraded',
+        expr: `max by (name, project) (${apps('health_status="Degraded"')}) > 0`,
+        // A failed checkpoint hook makes its Application Degraded (the health check in argocd-cm).
+        for: '10m',
+        severity: 'warning',
+        summary: 'Argo CD Application {{ $labels.name }} is Degraded',
+        description: 'Its last sync or checkpoint failed, or one of its resources is unhealthy: see the Application in the Argo CD UI.',
+      },
+      {
+        alert: 'ArgocdAppOutOfSync',
+        expr: `max by (name, project) (${apps('sync_status="OutOfSync", autosync_enabled="true"')}) > 0`,
+        for: '30m',
+        severity: 'warning',
+        summary: 'Argo CD Application {{ $labels.name }} has been OutOfSync for 30 minutes despite automated sync',
+        description: 'Automated sync keeps failing or something keeps changing the live resources: see the sync status in the Argo CD UI.',
+      },
+      {
+        alert: 'ArgocdAppAwaitingSync',
+        expr: `max by (name, project) (${apps('sync_status="OutOfSync", autosync_enabled="false"')}) > 0`,
+        for: '30m',
+        // With manual sync, OutOfSync is the expected state after a merge, until someone syncs.
+        severity: 'info',
+        summary: 'Argo CD Application {{ $labels.name }} has changes waiting for a manual sync for 30 minutes',
+      },
+    );
+    this.addDashboard(DASHBOARDS.argocd);
   }
 }
 
@@ -116,10 +184,12 @@ function argoCdValues(hostname: string, replicas: number): ArgoCdValues {
     // Local admin only; SSO can be added through configs.cm later.
     dex: { enabled: false },
     notifications: { enabled: false },
-    controller: { resources: c.controller.resources },
-    server: { replicas: c.server.replicas, resources: c.server.resources },
-    repoServer: { replicas: c.repoServer.replicas, resources: c.repoServer.resources },
-    applicationSet: { resources: c.applicationSet.resources },
+    // The metrics Services the ServiceMonitors select (ArgoCd.addMonitoring); the chart's own
+    // ServiceMonitors stay off: monitors come from the declarations, where the CRDs exist.
+    controller: { resources: c.controller.resources, metrics: { enabled: true } },
+    server: { replicas: c.server.replicas, resources: c.server.resources, metrics: { enabled: true } },
+    repoServer: { replicas: c.repoServer.replicas, resources: c.repoServer.resources, metrics: { enabled: true } },
+    applicationSet: { resources: c.applicationSet.resources, metrics: { enabled: true } },
     redis: { resources: c.redis.resources },
     redisSecretInit: { resources: resources('10m', '32Mi', '100m', '64Mi') },
   };

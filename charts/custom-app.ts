@@ -22,6 +22,16 @@ export interface CustomAppVolume {
   readonly storageClass?: string;
 }
 
+/** Prometheus metrics an app serves itself. */
+export interface CustomAppMetrics {
+  /** Name of one of the app's `ports`. */
+  readonly port: string;
+  /** @default '/metrics' */
+  readonly path?: string;
+  /** @default '30s' */
+  readonly interval?: string;
+}
+
 export interface CustomAppProps {
   /** Image with a pinned tag. */
   readonly image: string;
@@ -48,6 +58,8 @@ export interface CustomAppProps {
   readonly gpus?: number;
   /** Makes the GPUs schedulable (the NVIDIA device plugin). Required with `gpus`. @default none */
   readonly gpuProvider?: GpuProvider;
+  /** Metrics served on one of `ports`, scraped through the Service. @default not scraped */
+  readonly metrics?: CustomAppMetrics;
 }
 
 const COMPONENT = 'app';
@@ -65,6 +77,9 @@ export class CustomApp extends HomelabService {
     if (props.volume && !props.storage) throw new Error(`${name}: a volume needs a storage provider`);
     const gpus = props.gpus ?? 0;
     if (gpus > 0 && !props.gpuProvider) throw new Error(`${name}: GPUs need a GPU provider`);
+    if (props.metrics && !(props.metrics.port in (props.ports ?? {}))) {
+      throw new Error(`${name}: the metrics port "${props.metrics.port}" is not one of its ports`);
+    }
 
     const selector = this.selectorFor(COMPONENT);
     const uid = props.runAsUser ?? 1000;
@@ -133,6 +148,33 @@ export class CustomApp extends HomelabService {
       gpus,
     });
     this.addCheckpoint(ports[0]);
+    this.addMonitoring(props.metrics);
+  }
+
+  /**
+   * The app's own metrics if it serves any (its Service carries the port). Either way, its
+   * Deployment's availability from kube-state-metrics, which the monitoring stack scrapes:
+   * an app without metrics still gets an alert when it is down.
+   */
+  private addMonitoring(metrics: CustomAppMetrics | undefined): void {
+    if (metrics) {
+      this.exposeMetrics({
+        name: COMPONENT,
+        kind: 'service',
+        selector: this.selectorFor(COMPONENT),
+        port: metrics.port,
+        path: metrics.path,
+        interval: metrics.interval,
+      });
+    }
+    this.addAlerts({
+      alert: 'AppReplicasUnavailable',
+      expr: `kube_deployment_status_replicas_unavailable{namespace="${this.namespaceName}", deployment="${this.serviceName}"} > 0`,
+      for: '15m',
+      severity: 'warning',
+      summary: `${this.serviceName}: {{ $value }} replica(s) unavailable for 15 minutes`,
+      description: 'Pods are not ready: crash loop, failing readiness, unschedulable or an image that cannot be pulled.',
+    });
   }
 
   /** cdk8s-plus has no GPU field: the limit, RuntimeClass and GPU-node placement are patched into the manifest. */

@@ -6,9 +6,11 @@ import { k8s } from 'cdk8s-plus-28';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
 import { Checkpoint, POST_SYNC_HOOK } from '../lib/checkpoint';
+import { DASHBOARDS } from '../lib/dashboards';
 import { helmRelease } from '../lib/helm';
 import type { LonghornConfig } from '../lib/config/schema';
 import { Layer } from '../lib/layers';
+import { SERVICE_LABEL } from '../lib/monitoring';
 import { Platform } from '../lib/platform';
 import { HomelabService } from '../lib/service';
 import type { StorageProvider } from '../lib/storage';
@@ -31,6 +33,11 @@ export const LONGHORN_NAMESPACE = 'longhorn-system';
 const CSI_PROVISIONER = 'driver.longhorn.io';
 const CHECKPOINT_CLAIM = 'longhorn-checkpoint';
 export const CHECKPOINT_CLASS = 'longhorn-checkpoint';
+/**
+ * Longhorn stops scheduling replicas to a disk with less than 25% of it available (setting
+ * storage-minimal-available-percentage, default 25): warn while there is still room.
+ */
+const NODE_STORAGE_WARNING_RATIO = 0.7;
 
 type StorageClassConfig = LonghornConfig['storageClasses'][string];
 
@@ -77,6 +84,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
     }
 
     this.addCheckpoint(replicas, props.storageClasses[this.defaultStorageClass]);
+    this.addMonitoring();
   }
 
   storageClass(name?: string): string {
@@ -103,6 +111,49 @@ export class Longhorn extends HomelabService implements StorageProvider {
         recurringJobSelector: JSON.stringify(storageClass.recurringJobGroups.map((group) => ({ name: group, isGroup: true }))),
       },
     });
+  }
+
+  /**
+   * Every longhorn-manager serves the metrics of its node and of the volumes it owns on the
+   * chart's `longhorn-backend` Service, port `manager` (9500), selected by `app:
+   * longhorn-manager` as the chart's own ServiceMonitor does (chart/templates/daemonset-sa.yaml
+   * and servicemonitor.yaml in longhorn 1.12.1). Since 1.8, longhorn_volume_robustness has a
+   * series per `state` (unknown, healthy, degraded, faulted), 1 for the current one
+   * (longhorn-manager metrics_collector/volume_collector.go).
+   */
+  private addMonitoring(): void {
+    this.exposeMetrics({ name: 'manager', kind: 'service', selector: { app: 'longhorn-manager' }, port: 'manager' });
+    const own = `${SERVICE_LABEL}="${this.serviceName}"`;
+    const robustness = (state: string) =>
+      `max by (volume, pvc, pvc_namespace) (longhorn_volume_robustness{${own}, state="${state}"}) == 1`;
+    this.addAlerts(
+      {
+        alert: 'LonghornVolumeDegraded',
+        expr: robustness('degraded'),
+        // Rebuilding a replica after a node restart is Degraded too: only a lasting state is news.
+        for: '15m',
+        severity: 'warning',
+        summary: 'Longhorn volume {{ $labels.volume }} (PVC {{ $labels.pvc_namespace }}/{{ $labels.pvc }}) is degraded',
+        description: 'Fewer healthy replicas than configured: one more failure and the data may be lost. Check the volume in the Longhorn UI.',
+      },
+      {
+        alert: 'LonghornVolumeFaulted',
+        expr: robustness('faulted'),
+        for: '2m',
+        severity: 'critical',
+        summary: 'Longhorn volume {{ $labels.volume }} (PVC {{ $labels.pvc_namespace }}/{{ $labels.pvc }}) is faulted',
+        description: 'No healthy replica is left: the volume is unusable until a replica is salvaged or it is restored from a backup.',
+      },
+      {
+        alert: 'LonghornNodeStorageNearlyFull',
+        expr: `longhorn_node_storage_usage_bytes{${own}} / longhorn_node_storage_capacity_bytes{${own}} > ${NODE_STORAGE_WARNING_RATIO}`,
+        for: '15m',
+        severity: 'warning',
+        summary: 'Longhorn storage on node {{ $labels.node }} is {{ $value | humanizePercentage }} used',
+        description: 'Above 75% Longhorn schedules no new replicas on its disks: free space, add a disk, or move replicas.',
+      },
+    );
+    this.addDashboard(DASHBOARDS.longhorn);
   }
 
   /**

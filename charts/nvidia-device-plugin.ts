@@ -11,6 +11,7 @@ import { Checkpoint } from '../lib/checkpoint';
 import { helmRelease } from '../lib/helm';
 import { GpuPlacement, gpuPlacement, Inventory } from '../lib/inventory';
 import { Layer } from '../lib/layers';
+import type { AlertRule } from '../lib/monitoring';
 import { Platform } from '../lib/platform';
 import { resources } from '../lib/resources';
 import { GPU_RESOURCE, GpuProvider, GpuScheduling } from '../lib/gpu';
@@ -67,6 +68,7 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
     });
     this.addRuntimeClass(placement);
     this.addCheckpoint(placement, scope.config.nodes);
+    this.addAlertRules(placement, scope.config.nodes);
   }
 
   /** `nvidia.com/gpu` a node with `physicalGpus` GPUs advertises once the plugin runs. */
@@ -87,6 +89,38 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
     // Before the chart's DaemonSet, whose pods use it: Argo CD orders unknown kinds such as
     // RuntimeClass after the built-in ones, and pods naming a missing class are rejected.
     setSyncWave(runtimeClass, -1);
+  }
+
+  /**
+   * The plugin serves no metrics (GPU telemetry would come from NVIDIA's dcgm-exporter, which
+   * the platform does not run): nothing to scrape. What it is for, every GPU node advertising
+   * its GPUs, and its DaemonSet's health are alerted on from kube-state-metrics' series
+   * (kube_node_status_allocatable with the resource name sanitized to `nvidia_com_gpu`),
+   * which the monitoring stack's Prometheus scrapes.
+   */
+  private addAlertRules(placement: GpuPlacement, inventory: Inventory): void {
+    const resource = GPU_RESOURCE.replace(/[./]/g, '_');
+    const missingGpus = placement.nodes.map((node): AlertRule => {
+      const expected = this.advertisedGpus(inventory[node].gpus);
+      return {
+        alert: 'GpuNodeMissingGpus',
+        expr: `kube_node_status_allocatable{node="${node}", resource="${resource}"} < ${expected}`,
+        for: '10m',
+        severity: 'warning',
+        summary: `GPU node ${node} advertises {{ $value }} ${GPU_RESOURCE}, fewer than the ${expected} of the inventory`,
+        description: 'GPU pods will stay Pending: check the device plugin pod on the node, the NVIDIA driver and the container runtime.',
+      };
+    });
+    this.addAlerts(
+      ...missingGpus,
+      {
+        alert: 'NvidiaDevicePluginUnavailable',
+        expr: `kube_daemonset_status_number_unavailable{namespace="${this.namespaceName}"} > 0`,
+        for: '15m',
+        severity: 'warning',
+        summary: 'The NVIDIA device plugin is not running on {{ $value }} GPU node(s)',
+      },
+    );
   }
 
   /**

@@ -8,6 +8,7 @@
  */
 import { Checkpoint } from '../lib/checkpoint';
 import { Layer } from '../lib/layers';
+import { SERVICE_LABEL } from '../lib/monitoring';
 import { Platform } from '../lib/platform';
 import { HomelabService } from '../lib/service';
 import { IMAGES, KUSTOMIZATIONS } from '../lib/versions';
@@ -27,6 +28,18 @@ const WEBHOOKS = [
   { service: 'messaging-topology-webhook-service', certificateSecret: 'webhook-server-cert', path: '/validate-rabbitmq-com-v1beta1-queue' },
 ] as const;
 
+/**
+ * The Cluster Operator's metrics Service (config/installation/metrics_service.yaml at
+ * v2.22.3): plain HTTP on 8080, port `http`, the manager's default --metrics-bind-address.
+ * The Messaging Topology Operator's kustomization serves its metrics only over HTTPS with
+ * authentication (--metrics-secure on :8443, config/default/manager_metrics_patch.yaml at
+ * v1.20.1), which a metrics endpoint declaration cannot express yet: it is not scraped.
+ */
+export const CLUSTER_OPERATOR_METRICS_LABELS = {
+  'app.kubernetes.io/name': 'rabbitmq-cluster-operator',
+  'app.kubernetes.io/component': 'rabbitmq-operator',
+} as const;
+
 export class RabbitmqOperators extends HomelabService {
   constructor(scope: Platform) {
     super(scope, 'rabbitmq-operators', {}, {
@@ -44,6 +57,20 @@ export class RabbitmqOperators extends HomelabService {
     });
     for (const request of OPERATOR_REQUESTS) this.requestCapacity({ ...request, replicas: 1 });
     this.addCheckpoint();
+    this.addMonitoring();
+  }
+
+  private addMonitoring(): void {
+    this.exposeMetrics({ name: 'cluster-operator', kind: 'service', selector: CLUSTER_OPERATOR_METRICS_LABELS, port: 'http' });
+    this.addAlerts({
+      alert: 'RabbitmqClusterOperatorReconcileErrors',
+      // controller-runtime's counter: errors in every 15-minute window for 30 minutes is no transient conflict.
+      expr: `sum by (controller) (rate(controller_runtime_reconcile_errors_total{${SERVICE_LABEL}="${this.serviceName}"}[15m])) > 0`,
+      for: '30m',
+      severity: 'warning',
+      summary: 'The RabbitMQ Cluster Operator keeps failing to reconcile {{ $labels.controller }} resources',
+      description: 'Changes to RabbitmqClusters are not applied: see the operator logs in rabbitmq-system.',
+    });
   }
 
   /**

@@ -17,8 +17,10 @@ import { Exchange, Permission, Queue, QueueSpecDeletionPolicy, User, UserSpecTag
 import { setSyncWave } from '../lib/argocd/annotations';
 import { Checkpoint } from '../lib/checkpoint';
 import { DEFAULT_RABBITMQ_RESOURCES, RabbitmqConfig } from '../lib/config/services/rabbitmq';
+import { DASHBOARDS } from '../lib/dashboards';
 import type { Inventory } from '../lib/inventory';
 import { Layer } from '../lib/layers';
+import { SERVICE_LABEL } from '../lib/monitoring';
 import { Platform } from '../lib/platform';
 import type { Resources } from '../lib/resources';
 import { HomelabService } from '../lib/service';
@@ -30,6 +32,16 @@ export const RABBITMQ_NAMESPACE = 'rabbitmq';
 const CLUSTER_NAME = 'rabbitmq';
 export const AMQP_PORT = 5672;
 const MANAGEMENT_PORT = 15672;
+/**
+ * The labels the Cluster Operator gives the cluster's Services and pods (internal/metadata
+ * label.go in cluster-operator v2.22.3). The client Service `rabbitmq` names its
+ * rabbitmq_prometheus port (15692) `prometheus` (internal/resource/service.go); the headless
+ * `rabbitmq-nodes` Service carries the same labels but has no such port, so it adds no target.
+ */
+export const RABBITMQ_OPERATOR_LABELS = { 'app.kubernetes.io/name': CLUSTER_NAME, 'app.kubernetes.io/component': 'rabbitmq' } as const;
+const PROMETHEUS_PORT_NAME = 'prometheus';
+/** Unacknowledged messages in the whole cluster above which a still growing backlog is alerted on. */
+const UNACKED_BACKLOG_THRESHOLD = 1000;
 
 /**
  * Resource sync waves inside the Application. The broker comes first and is Healthy (all
@@ -94,6 +106,7 @@ export class Rabbitmq extends HomelabService {
     this.requestCapacity({ workload: 'broker', replicas, cpu: resources.requests.cpu, memory: resources.requests.memory });
     this.addTopology(props);
     this.addCheckpoint(Object.keys(props.vhosts ?? {}));
+    this.addMonitoring();
   }
 
   /**
@@ -197,6 +210,50 @@ export class Rabbitmq extends HomelabService {
   }
 
   /**
+   * The rabbitmq_prometheus plugin's aggregated `/metrics` of every broker, through the
+   * operator-made client Service. Metric names from rabbitmq-server v4.2.8
+   * deps/rabbitmq_prometheus: rabbitmq_alarms_* (prometheus_rabbitmq_alarm_metrics_collector,
+   * 1 while the alarm is in effect) and rabbitmq_queue_messages_unacked
+   * (prometheus_rabbitmq_core_metrics_collector, summed over the node's queues).
+   */
+  private addMonitoring(): void {
+    this.exposeMetrics({ name: 'broker', kind: 'service', selector: RABBITMQ_OPERATOR_LABELS, port: PROMETHEUS_PORT_NAME });
+    const own = `${SERVICE_LABEL}="${this.serviceName}"`;
+    const alarm = (metric: string) => `max by (namespace, pod) (${metric}{${own}}) > 0`;
+    const unacked = `rabbitmq_queue_messages_unacked{${own}}`;
+    this.addAlerts(
+      {
+        alert: 'RabbitmqMemoryAlarm',
+        expr: alarm('rabbitmq_alarms_memory_used_watermark'),
+        for: '1m',
+        severity: 'critical',
+        summary: 'RabbitMQ memory alarm on {{ $labels.pod }}: every publisher in the cluster is blocked',
+        description: 'The broker reached vm_memory_high_watermark. Drain queues (consumers), or give the brokers more memory.',
+      },
+      {
+        alert: 'RabbitmqDiskAlarm',
+        expr: alarm('rabbitmq_alarms_free_disk_space_watermark'),
+        for: '1m',
+        severity: 'critical',
+        summary: 'RabbitMQ disk alarm on {{ $labels.pod }}: every publisher in the cluster is blocked',
+        description: 'Free disk space fell below disk_free_limit. Drain queues, or grow the broker volumes.',
+      },
+      {
+        alert: 'RabbitmqUnackedMessagesGrowing',
+        expr: [
+          `sum by (namespace) (${unacked}) > ${UNACKED_BACKLOG_THRESHOLD}`,
+          `and sum by (namespace) (deriv(${unacked}[15m])) > 0`,
+        ].join('\n'),
+        for: '15m',
+        severity: 'warning',
+        summary: 'RabbitMQ has {{ $value }} unacknowledged messages and the backlog keeps growing',
+        description: 'Consumers take messages but do not acknowledge them: a hung consumer, or a prefetch too large for its pace.',
+      },
+    );
+    this.addDashboard(DASHBOARDS.rabbitmqOverview);
+  }
+
+  /**
    * The management API's health checks, as the operator-generated administrator. RabbitMQ 4
    * made /api/aliveness-test a no-op; the fine-grained /api/health/checks/* replace it.
    */
@@ -251,7 +308,7 @@ function podAntiAffinity(replicas: number, nodes: Inventory): RabbitmqClusterSpe
   if (replicas === 1) return undefined;
   // The labels the Cluster Operator puts on the broker pods (not on our checkpoint pods).
   const term = {
-    labelSelector: { matchLabels: { 'app.kubernetes.io/name': CLUSTER_NAME, 'app.kubernetes.io/component': 'rabbitmq' } },
+    labelSelector: { matchLabels: { ...RABBITMQ_OPERATOR_LABELS } },
     topologyKey: 'kubernetes.io/hostname',
   };
   return schedulableNodes(nodes) >= replicas

@@ -26,6 +26,7 @@ import type { RayConfig, RayWorkerGroupConfig } from '../lib/config/services/ray
 import { helmRelease } from '../lib/helm';
 import { GPU_RESOURCE, GpuProvider } from '../lib/gpu';
 import { Layer } from '../lib/layers';
+import { SERVICE_LABEL } from '../lib/monitoring';
 import { Platform } from '../lib/platform';
 import { parseQuantity } from '../lib/quantity';
 import { Resources, resources } from '../lib/resources';
@@ -38,6 +39,16 @@ export const RAY_NAMESPACE = 'ray';
 
 /** Long-running operator Deployment: one replica (it uses leader election anyway). */
 const OPERATOR_RESOURCES = resources('100m', '128Mi', '500m', '512Mi');
+
+/**
+ * The chart's Service (helm-chart/kuberay-operator/templates/service.yaml at v1.7.0): named
+ * and labelled by fullnameOverride/nameOverride `kuberay-operator` and the release (the
+ * service name), port `http` (8080), which serves /metrics.
+ */
+export const KUBERAY_OPERATOR_SERVICE_LABELS = {
+  'app.kubernetes.io/name': 'kuberay-operator',
+  'app.kubernetes.io/instance': 'kuberay-operator',
+} as const;
 
 /**
  * The KubeRay operator, from its chart with the CRDs in the chart's crds/ folder. Those CRDs
@@ -53,6 +64,20 @@ export class KuberayOperator extends HomelabService {
     });
     this.requestCapacity({ workload: 'operator', replicas: 1, cpu: OPERATOR_RESOURCES.requests.cpu, memory: OPERATOR_RESOURCES.requests.memory });
     this.addCheckpoint();
+    this.addMonitoring();
+  }
+
+  private addMonitoring(): void {
+    this.exposeMetrics({ name: 'operator', kind: 'service', selector: KUBERAY_OPERATOR_SERVICE_LABELS, port: 'http' });
+    this.addAlerts({
+      alert: 'KuberayOperatorReconcileErrors',
+      // controller-runtime's counter: errors in every 15-minute window for 30 minutes is no transient conflict.
+      expr: `sum by (controller) (rate(controller_runtime_reconcile_errors_total{${SERVICE_LABEL}="${this.serviceName}"}[15m])) > 0`,
+      for: '30m',
+      severity: 'warning',
+      summary: 'The KubeRay operator keeps failing to reconcile {{ $labels.controller }} resources',
+      description: 'RayCluster changes (and the autoscaler\'s scaling requests) are not applied: see the operator logs in kuberay-system.',
+    });
   }
 
   /**
@@ -80,8 +105,9 @@ export class KuberayOperator extends HomelabService {
 
 function kuberayOperatorValues(): KuberayOperatorValues {
   // The chart's defaults keep: control-plane metrics on (the probes read /metrics either way),
-  // no ServiceMonitor until the observability layer installs its CRD, the default feature
-  // gates, a restricted container security context, and the image pinned by the chart.
+  // the chart's ServiceMonitor off (ours comes from addMonitoring, where the CRD exists), the
+  // default feature gates, a restricted container security context, and the image pinned by
+  // the chart.
   return { resources: OPERATOR_RESOURCES };
 }
 
@@ -96,6 +122,13 @@ export interface RayProps {
 
 /** Name of the RayCluster; KubeRay names the head Service `<cluster>-head-svc`. */
 const CLUSTER_NAME = 'ray';
+
+/**
+ * KubeRay labels every head and worker pod with its cluster's name, a label the pod template
+ * cannot override (labelPod in ray-operator/controllers/ray/common/pod.go, key
+ * utils.RayClusterLabelKey, at v1.7.0).
+ */
+export const RAY_POD_LABELS = { 'ray.io/cluster': CLUSTER_NAME } as const;
 
 /** Ray's ports, by the names KubeRay itself gives them: all on the head, metrics on workers too. */
 const RAY_PORTS = { dashboard: 8265, 'gcs-server': 6379, client: 10001, metrics: 8080 } as const;
@@ -171,6 +204,30 @@ export class Ray extends HomelabService {
       });
     }
     this.addCheckpoint(1 + groups.reduce((sum, [, group]) => sum + group.minReplicas, 0));
+    this.addMonitoring();
+  }
+
+  /**
+   * Every Ray node's metrics agent on `metrics` (8080), head and workers alike, as a
+   * PodMonitor: workers come and go with the autoscaler, behind no Service. The head's agent
+   * also reports the autoscaler's view of the cluster as ray_cluster_{active,pending,failed}_nodes
+   * by node type (ray python/ray/dashboard/modules/reporter/reporter_agent.py); a node the
+   * autoscaler did not remove itself, but lost, counts as failed. No grafana.com dashboard:
+   * Ray generates its own into the head's session directory, which grafana.com does not carry.
+   */
+  private addMonitoring(): void {
+    this.exposeMetrics({ name: 'nodes', kind: 'pod', selector: RAY_POD_LABELS, port: 'metrics' });
+    const failed = (offset = '') => `sum by (node_type) (ray_cluster_failed_nodes{${SERVICE_LABEL}="${this.serviceName}"}${offset})`;
+    this.addAlerts({
+      alert: 'RayNodeLost',
+      // The gauge keeps its last value and a node type's series starts with its first failure:
+      // alert when the count rose in the last 10 minutes, a new series counting as risen from 0.
+      expr: `${failed()}\n> (${failed(' offset 10m')} or 0 * ${failed()})`,
+      for: '1m',
+      severity: 'warning',
+      summary: 'The Ray cluster lost a {{ $labels.node_type }} node',
+      description: 'A Ray node died without the autoscaler removing it (node failure, OOM kill, eviction): tasks and actors on it failed or were retried.',
+    });
   }
 
   /** `num-cpus: 0`: the head runs GCS, the dashboard and the autoscaler, never tasks, so a busy job cannot starve them. */

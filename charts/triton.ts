@@ -7,8 +7,10 @@
 import { createHash } from 'node:crypto';
 import { k8s } from 'cdk8s-plus-28';
 import { Checkpoint } from '../lib/checkpoint';
+import { DASHBOARDS } from '../lib/dashboards';
 import { GPU_RESOURCE, GpuProvider } from '../lib/gpu';
 import { Layer } from '../lib/layers';
+import { SERVICE_LABEL } from '../lib/monitoring';
 import { Platform } from '../lib/platform';
 import { Resources, toResourceRequirements } from '../lib/resources';
 import { HomelabService } from '../lib/service';
@@ -63,6 +65,8 @@ const SMOKE_CONFIG_MAP = 'triton-smoke-model';
 const SMOKE_REPOSITORY = '/smoke-models';
 /** Allowance for pulling the image (several GB) before the startup probe starts counting. */
 const IMAGE_PULL_SECONDS = 1800;
+/** Alert thresholds: share of failed requests, mean queueing time per request, GPU memory used. */
+const ALERT_THRESHOLDS = { failureRatio: 0.05, queueSeconds: 0.1, gpuMemoryRatio: 0.9 } as const;
 
 /**
  * A Python-backend model that adds two INT32 vectors: no weights, so the checkpoint can
@@ -143,6 +147,7 @@ export class Triton extends HomelabService {
     if (replicas > 1) this.addDisruptionBudget();
     this.requestCapacity({ workload: COMPONENT, replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory, gpus });
     this.addCheckpoint();
+    this.addMonitoring();
   }
 
   /** A volume mounted at /models. */
@@ -226,6 +231,54 @@ export class Triton extends HomelabService {
       metadata: { name: 'triton', labels: this.labelsFor(COMPONENT) },
       spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: this.selectorFor(COMPONENT) } },
     });
+  }
+
+  /**
+   * Triton's metrics port on our Service. Metric names from triton-inference-server/core
+   * src/metrics.cc: per model and version, the counters nv_inference_request_success,
+   * nv_inference_request_failure (with a `reason` label) and nv_inference_queue_duration_us
+   * (cumulative microseconds); per GPU (gpu_uuid), nv_gpu_memory_used_bytes and _total_bytes,
+   * which count the whole device, so memory taken by other time-sliced pods shows too.
+   */
+  private addMonitoring(): void {
+    this.exposeMetrics({ name: 'server', kind: 'service', selector: this.selectorFor(COMPONENT), port: 'metrics' });
+    const own = `${SERVICE_LABEL}="${this.serviceName}"`;
+    const perModel = (metric: string) => `sum by (model) (rate(${metric}{${own}}[5m]))`;
+    this.addAlerts(
+      {
+        alert: 'TritonInferenceFailures',
+        expr: [
+          perModel('nv_inference_request_failure'),
+          `/ (${perModel('nv_inference_request_success')} + ${perModel('nv_inference_request_failure')})`,
+          `> ${ALERT_THRESHOLDS.failureRatio}`,
+        ].join('\n'),
+        for: '10m',
+        severity: 'warning',
+        summary: 'Triton model {{ $labels.model }} fails {{ $value | humanizePercentage }} of its inference requests',
+      },
+      {
+        alert: 'TritonQueueLatencyHigh',
+        // Microseconds of queueing per successful request, in seconds.
+        expr: [
+          perModel('nv_inference_queue_duration_us'),
+          `/ ${perModel('nv_inference_request_success')}`,
+          `/ 1000000 > ${ALERT_THRESHOLDS.queueSeconds}`,
+        ].join('\n'),
+        for: '10m',
+        severity: 'warning',
+        summary: 'Requests to Triton model {{ $labels.model }} wait {{ $value | humanizeDuration }} in the queue on average',
+        description: 'The model cannot keep up: add instances or replicas, enable dynamic batching, or move load elsewhere.',
+      },
+      {
+        alert: 'TritonGpuMemoryNearlyFull',
+        expr: `max by (gpu_uuid) (nv_gpu_memory_used_bytes{${own}} / nv_gpu_memory_total_bytes{${own}}) > ${ALERT_THRESHOLDS.gpuMemoryRatio}`,
+        for: '15m',
+        severity: 'warning',
+        summary: 'GPU {{ $labels.gpu_uuid }} memory is {{ $value | humanizePercentage }} used',
+        description: 'Loading another model, or a larger batch, will fail with out-of-memory errors.',
+      },
+    );
+    this.addDashboard(DASHBOARDS.triton);
   }
 
   /** Triton is ready, serves the smoke model, and the model's answer to a fixed request is right. */

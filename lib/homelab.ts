@@ -4,10 +4,14 @@
  * needs, and that reference is its dependency.
  */
 import { Construct } from 'constructs';
+import { Alloy } from '../charts/alloy';
 import { ArgoCd } from '../charts/argocd';
 import { CustomApp } from '../charts/custom-app';
+import { MonitoringStack } from '../charts/kube-prometheus-stack';
+import { Loki } from '../charts/loki';
 import { Longhorn } from '../charts/longhorn';
 import { NvidiaDevicePlugin } from '../charts/nvidia-device-plugin';
+import { PrometheusOperatorCrds } from '../charts/prometheus-operator-crds';
 import { Rabbitmq } from '../charts/rabbitmq';
 import { RabbitmqOperators } from '../charts/rabbitmq-operators';
 import { KuberayOperator, Ray } from '../charts/ray';
@@ -24,6 +28,8 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   const argocd = new ArgoCd(platform, services.argocd);
   const longhorn = services.longhorn.enabled ? new Longhorn(platform, services.longhorn) : undefined;
 
+  // Monitors and rules need only the CRDs: first wave, long before the stack itself.
+  if (services.monitoring.enabled) new PrometheusOperatorCrds(platform);
   const built = new Map<string, HomelabService>([['argocd', argocd]]);
   if (longhorn) built.set('longhorn', longhorn);
   if (services.rabbitmq.enabled) {
@@ -49,6 +55,15 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
     built.set('ray', new Ray(platform, { head: services.ray.head, workerGroups: services.ray.workerGroups, devicePlugin }));
   }
 
+  let loki: Loki | undefined;
+  if (services.loki.enabled) {
+    const { storage, retention, resources } = services.loki;
+    // The config check guarantees Longhorn for a volume store; with S3, Longhorn (if enabled) keeps the WAL.
+    loki = new Loki(platform, { storage: longhorn, volumeSize: storage.volume?.size, s3: storage.s3, retention, resources });
+    built.set('loki', loki);
+    if (services.alloy.enabled) built.set('alloy', new Alloy(platform, { loki, resources: services.alloy.resources }));
+  }
+
   // Apps may depend on each other: create dependencies first (the config check has
   // rejected unknown names and cycles).
   const pending = new Map(Object.entries(config.apps).filter(([, app]) => app.enabled));
@@ -71,5 +86,8 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   }
   // The config check rejects cycles, so every app is built by now.
   if (pending.size > 0) throw new Error(`apps not built: ${[...pending.keys()].join(', ')}`);
+  // Last: Grafana provisions the dashboards every other service declared.
+  // The config check guarantees Longhorn with monitoring.
+  if (services.monitoring.enabled) new MonitoringStack(platform, { ...services.monitoring, storage: longhorn!, loki });
   return platform;
 }

@@ -114,6 +114,11 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
     mutate: (c) => (c.environments.prod.apps = { 'node-red': { replicas: 2 } }),
     expected: ['environments.prod.apps.node-red.replicas: expected at most 1 with a volume (a ReadWriteOnce volume attaches to one pod), received 2'],
   },
+  {
+    name: 'metrics on a port the app does not have',
+    mutate: (c) => (c.apps['node-red'].metrics = { port: 'metrics' }),
+    expected: ['apps.node-red.metrics.port: expected one of the app\'s ports (http), received "metrics"'],
+  },
   { name: 'empty file', text: '', expected: ['the config file is empty'] },
   { name: 'comments only', text: '# nothing here\n', expected: ['the config file is empty'] },
   { name: 'invalid YAML', text: 'domain: home.example.net\nnodes: [a, b\n', expected: [/invalid YAML at line \d+, column \d+/] },

@@ -48,7 +48,20 @@ function podSpecOf(manifest: Manifest): any | undefined {
 describe('the synthesized example', () => {
   it('has all three environments and a bootstrap, apps and service folders each; the AI layer only where GPUs are', () => {
     expect(envs.map((e) => e.environment)).toEqual(['dev', 'staging', 'prod']);
-    const common = ['apps', 'argocd', 'bootstrap', 'home-assistant', 'longhorn', 'node-red', 'rabbitmq', 'rabbitmq-operators'];
+    const common = [
+      'alloy',
+      'apps',
+      'argocd',
+      'bootstrap',
+      'home-assistant',
+      'loki',
+      'longhorn',
+      'monitoring',
+      'node-red',
+      'prometheus-operator-crds',
+      'rabbitmq',
+      'rabbitmq-operators',
+    ];
     const ai = ['kuberay-operator', 'nvidia-device-plugin', 'ray', 'triton'];
     for (const env of envs) {
       const folders = new Set([...env.files.keys()].map((p) => p.split('/')[0]));

@@ -136,7 +136,8 @@ describe('the synthesized Ray services', () => {
     const wave = (name: string) => Number(find(prod, `apps/application-${name}.yaml`).metadata.annotations!['argocd.argoproj.io/sync-wave']);
     expect(wave('ray')).toBeGreaterThan(wave('kuberay-operator'));
     // GPU workers also need the device plugin (its RuntimeClass, its advertised GPUs).
-    expect(prod.services.find((s) => s.name === 'ray')!.dependsOn).toEqual(['kuberay-operator', 'nvidia-device-plugin']);
+    // And on the monitoring CRDs, for its PodMonitor and alert rules.
+    expect(prod.services.find((s) => s.name === 'ray')!.dependsOn).toEqual(['kuberay-operator', 'nvidia-device-plugin', 'prometheus-operator-crds']);
     // The CRD is in place by then: no dry-run skipping, no resource wave.
     expect(clusterOf(prod).metadata.annotations).toBeUndefined();
     expect(() => dependencyGraph(buildRay({ operator: false }).platform)).toThrow(

@@ -85,14 +85,20 @@ describe('dependency graph', () => {
   it('derives dependencies from typed construct references', () => {
     const graph = dependencyGraph(buildDev()).nodes;
     const deps = Object.fromEntries(graph.map((n) => [n.name, n.dependsOn]));
+    // Before synth emits the monitors (see below), only references and our own custom resources count.
     expect(deps).toEqual({
       argocd: [],
       longhorn: [],
+      'prometheus-operator-crds': [],
       // The operators install rabbitmq.com: the cluster emits those resources (CRD edge).
       'rabbitmq-operators': [],
       rabbitmq: ['longhorn', 'rabbitmq-operators'],
+      loki: ['longhorn'],
+      alloy: ['loki'],
       'home-assistant': ['longhorn'],
       'node-red': ['home-assistant', 'longhorn'],
+      // Grafana's Loki data source; its ServiceMonitor for CoreDNS needs the CRDs.
+      monitoring: ['loki', 'longhorn', 'prometheus-operator-crds'],
     });
   });
 
@@ -122,14 +128,19 @@ describe('waves in the synthesized example', () => {
     config.waves = 'sequential';
     const [dev] = synthesizeText(toYamlText(config));
     expect(dev.services.map((s) => [s.name, s.layer, s.wave])).toEqual([
-      ['argocd', 'gitops', 0],
-      ['longhorn', 'storage', 1],
-      ['rabbitmq-operators', 'data-mesh', 2],
+      // The monitoring CRDs come first, with Argo CD, whose monitors need them.
+      ['prometheus-operator-crds', 'gitops', 0],
+      ['argocd', 'gitops', 1],
+      ['longhorn', 'storage', 2],
+      ['rabbitmq-operators', 'data-mesh', 3],
       // rabbitmq depends on the operators, in the same layer.
-      ['rabbitmq', 'data-mesh', 3],
-      ['home-assistant', 'automation', 4],
+      ['rabbitmq', 'data-mesh', 4],
+      ['loki', 'observability', 5],
+      ['alloy', 'observability', 6],
+      ['monitoring', 'observability', 6],
+      ['home-assistant', 'automation', 7],
       // node-red depends on home-assistant, in the same layer.
-      ['node-red', 'automation', 5],
+      ['node-red', 'automation', 8],
     ]);
   });
 

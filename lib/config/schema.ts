@@ -8,6 +8,8 @@ import { findCycle } from '../waves';
 import { rabbitmqSchema } from './services/rabbitmq';
 import { raySchema } from './services/ray';
 import { aiServiceIssues, nvidiaDevicePluginSchema, tritonSchema } from './services/ai';
+import { alloySchema, loggingServiceIssues, lokiSchema } from './services/logging';
+import { monitoringSchema } from './services/monitoring';
 import { Layer } from '../layers';
 import {
   absolutePath,
@@ -169,6 +171,14 @@ const appSchema = z.strictObject({
   runAsUser: intBetween(1, 2147483647).default(1000),
   /** Names of services or apps that must be up first. */
   dependsOn: z.array(k8sName).default([]),
+  /** A Prometheus metrics endpoint on one of the app's ports: scraped and alerted on when monitoring is enabled. */
+  metrics: z
+    .strictObject({
+      port: portName,
+      path: absolutePath.default('/metrics'),
+      interval: duration.default('30s'),
+    })
+    .optional(),
   /** GPUs per replica (`nvidia.com/gpu`), on the GPU nodes; needs services.nvidiaDevicePlugin. */
   gpus: intBetween(0, 16).default(0),
   /** Where the app sits in `waves: sequential` mode. */
@@ -183,6 +193,8 @@ const SERVICE_KEYS = {
   nvidiaDevicePlugin: 'nvidia-device-plugin',
   triton: 'triton',
   ray: 'ray',
+  loki: 'loki',
+  alloy: 'alloy',
 } as const;
 /**
  * Names an app cannot take: an app's name is its folder in k8s/<env>/ and its namespace, so
@@ -198,6 +210,8 @@ const RESERVED_APP_NAMES: readonly string[] = [
   'rabbitmq-system',
   'kuberay-operator',
   'kuberay-system',
+  'monitoring',
+  'prometheus-operator-crds',
 ];
 
 const servicesSchema = z.strictObject({
@@ -207,6 +221,9 @@ const servicesSchema = z.strictObject({
   nvidiaDevicePlugin: nvidiaDevicePluginSchema.prefault({}),
   triton: tritonSchema.prefault({}),
   ray: raySchema.prefault({}),
+  loki: lokiSchema.prefault({}),
+  alloy: alloySchema.prefault({}),
+  monitoring: monitoringSchema.prefault({}),
 });
 
 /** One environment's fully merged settings. */
@@ -267,6 +284,23 @@ export const environmentConfig = z
     })) {
       ctx.addIssue({ code: 'custom', ...issue });
     }
+    for (const issue of loggingServiceIssues({ longhornEnabled: longhorn.enabled, loki: env.services.loki, alloy: env.services.alloy })) {
+      ctx.addIssue({ code: 'custom', ...issue });
+    }
+    const monitoring = env.services.monitoring;
+    if (monitoring.enabled && !longhorn.enabled) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['services', 'monitoring', 'enabled'],
+        message: 'expected services.longhorn.enabled: Prometheus and Alertmanager keep their data on Longhorn',
+      });
+    } else if (monitoring.enabled && monitoring.storageClass && !(monitoring.storageClass in longhorn.storageClasses)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['services', 'monitoring', 'storageClass'],
+        message: `expected one of the Longhorn storage classes (${Object.keys(longhorn.storageClasses).sort().join(', ')}), received "${monitoring.storageClass}"`,
+      });
+    }
     if (env.services.ray.enabled && !env.services.nvidiaDevicePlugin.enabled) {
       for (const [group, config] of Object.entries(env.services.ray.workerGroups)) {
         if (config.gpusPerWorker > 0) {
@@ -305,6 +339,13 @@ export const environmentConfig = z
           });
         }
       });
+      if (app.metrics && !(app.metrics.port in app.ports)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['apps', name, 'metrics', 'port'],
+          message: `expected one of the app's ports (${Object.keys(app.ports).join(', ') || 'none'}), received "${app.metrics.port}"`,
+        });
+      }
       if (app.gpus > 0 && !env.services.nvidiaDevicePlugin.enabled) {
         ctx.addIssue({
           code: 'custom',

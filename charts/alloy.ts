@@ -1,0 +1,237 @@
+/**
+ * Grafana Alloy (the `alloy` chart), the log shipper: a DaemonSet whose pod on each node
+ * tails the logs of that node's pods through the Kubernetes API and pushes them to Loki,
+ * labelled with namespace, pod, container and app.
+ *
+ * API tailing (`loki.source.kubernetes`) rather than reading /var/log/pods from the host
+ * (`loki.source.file` with `alloy.mounts.varlog`): a hostPath volume is forbidden even by
+ * the `baseline` Pod Security level, so file tailing would make this namespace `privileged`
+ * and run Alloy as root. API tailing needs neither; it costs the kubelets and the API server
+ * one log stream per container, which a homelab's few hundred containers do not notice
+ * (loki.source.kubernetes reference, Alloy v1.18).
+ */
+import { Duration } from 'cdk8s';
+import type { AlloyValues } from '../imports/helm/alloy';
+import { Checkpoint } from '../lib/checkpoint';
+import { DEFAULT_ALLOY_RESOURCES } from '../lib/config/services/logging';
+import { helmRelease } from '../lib/helm';
+import type { Toleration } from '../lib/inventory';
+import { Layer } from '../lib/layers';
+import { SERVICE_LABEL } from '../lib/monitoring';
+import { Platform } from '../lib/platform';
+import { Resources, resources } from '../lib/resources';
+import { HomelabService } from '../lib/service';
+import { IMAGES } from '../lib/versions';
+import type { Loki } from './loki';
+
+export const ALLOY_NAMESPACE = 'alloy';
+
+/** The config reloader sidecar (the chart sets requests only). */
+const CONFIG_RELOADER_RESOURCES = resources('10m', '50Mi', '100m', '64Mi');
+
+/** The `alloy` user the grafana/alloy image creates (it runs as root unless told otherwise). */
+const ALLOY_UID = 473;
+
+/** Where Alloy keeps its state (the last-read time per container), on an emptyDir. */
+const STORAGE_PATH = '/var/lib/alloy/data';
+
+/** Labels the chart puts on the DaemonSet's pods (release name = service name). */
+const ALLOY_POD_LABELS = { 'app.kubernetes.io/name': 'alloy', 'app.kubernetes.io/instance': 'alloy' } as const;
+
+/** The name lib/checkpoint.ts gives every checkpoint's container. */
+const CHECKPOINT_CONTAINER = 'checkpoint';
+
+export interface AlloyProps {
+  /** Where the logs go: Alloy pushes to its push API (and syncs after it). */
+  readonly loki: Loki;
+  /** The Alloy container on each node. @default DEFAULT_ALLOY_RESOURCES */
+  readonly resources?: Resources;
+}
+
+export class Alloy extends HomelabService {
+  /** The Alloy configuration the DaemonSet runs. */
+  readonly config: string;
+
+  constructor(scope: Platform, props: AlloyProps) {
+    const alloyResources = props.resources ?? DEFAULT_ALLOY_RESOURCES;
+    const config = alloyConfig(props.loki.pushUrl);
+    const values = alloyValues(config, alloyResources, nodeTolerations(scope));
+    super(scope, 'alloy', props, { layer: Layer.OBSERVABILITY, namespace: ALLOY_NAMESPACE, helm: helmRelease('alloy', values) });
+    this.config = config;
+
+    // One pod on every node of the inventory (it tolerates their taints).
+    const nodes = Object.keys(scope.config.nodes).length;
+    this.requestCapacity({ workload: 'alloy', replicas: nodes, cpu: alloyResources.requests.cpu, memory: alloyResources.requests.memory });
+    this.requestCapacity({
+      workload: 'config-reloader',
+      replicas: nodes,
+      cpu: CONFIG_RELOADER_RESOURCES.requests.cpu,
+      memory: CONFIG_RELOADER_RESOURCES.requests.memory,
+    });
+
+    this.exposeMetrics({ name: 'agent', kind: 'pod', selector: ALLOY_POD_LABELS, port: 'http-metrics' });
+    // loki.write's counters (Alloy v1.18 internal/component/common/loki/client/metrics.go).
+    this.addAlerts({
+      alert: 'AlloyDroppingLogs',
+      expr: `sum by (pod, reason) (increase(loki_write_dropped_entries_total{${SERVICE_LABEL}="${this.serviceName}"}[10m])) > 0`,
+      severity: 'warning',
+      summary: 'Alloy on {{ $labels.pod }} drops log lines it could not push to Loki ({{ $labels.reason }})',
+    });
+    this.addCheckpoint(props.loki);
+  }
+
+  /**
+   * The end-to-end proof of log shipping, here rather than in Loki's checkpoint because Alloy
+   * syncs after Loki: the checkpoint prints a unique line, then asks Loki for it by the labels
+   * Alloy must have attached (its own namespace, pod, container and app) until it arrives.
+   */
+  private addCheckpoint(loki: Loki): void {
+    // Checkpoint pods carry app.kubernetes.io/name = the service name (HomelabService.selectorFor).
+    const selector = `{namespace=\\"${ALLOY_NAMESPACE}\\", pod=\\"$HOSTNAME\\", container=\\"${CHECKPOINT_CONTAINER}\\", app=\\"${this.serviceName}\\"}`;
+    new Checkpoint(this, 'checkpoint', {
+      description: "a line this pod prints reaches Loki through Alloy, labelled with the pod's namespace, pod, container and app",
+      image: IMAGES.curl,
+      env: { LOKI_URL: loki.queryUrl },
+      timeout: Duration.minutes(10),
+      script: [
+        // The pod's name, set by the container runtime; the query needs it.
+        ': "${HOSTNAME:?}"',
+        'marker="alloy-checkpoint-$HOSTNAME-$(date +%s)"',
+        'echo "$marker"',
+        `query="${selector} |= \\"$marker\\""`,
+        'deadline=$(( $(date +%s) + 300 ))',
+        // The line is a JSON string in the result's values: ["<timestamp>","<line>"].
+        'until curl -fsS --max-time 10 -G "$LOKI_URL/loki/api/v1/query_range" --data-urlencode "query=$query" --data-urlencode since=15m | grep -qF "\\"$marker\\"]"; do',
+        '  if [ "$(date +%s)" -ge "$deadline" ]; then echo "Loki has no line $marker from this pod after 5 minutes: Alloy does not ship its logs, or labels them differently" >&2; exit 1; fi',
+        '  echo "waiting for Alloy to ship this pod\'s line to Loki"',
+        '  sleep 10',
+        'done',
+        'echo "Loki returned this pod\'s line with its namespace, pod, container and app labels"',
+      ].join('\n'),
+    });
+  }
+}
+
+/**
+ * The Alloy pipeline: discover this node's pods, label their containers, tail their logs
+ * through the API server, push to Loki. Component names and arguments: Alloy v1.18.1 reference
+ * (discovery.kubernetes, discovery.relabel, loki.source.kubernetes, loki.write; all GA).
+ */
+export function alloyConfig(pushUrl: string): string {
+  return `// Generated by homelab-platform (charts/alloy.ts).
+
+// Only the pods of this node: each Alloy of the DaemonSet tails its own node, so every
+// container is tailed once. The chart sets HOSTNAME to the node name.
+discovery.kubernetes "pods" {
+  role = "pod"
+  selectors {
+    role  = "pod"
+    field = "spec.nodeName=" + coalesce(sys.env("HOSTNAME"), constants.hostname)
+  }
+}
+
+discovery.relabel "pods" {
+  targets = discovery.kubernetes.pods.targets
+
+  rule {
+    source_labels = ["__meta_kubernetes_namespace"]
+    target_label  = "namespace"
+  }
+  rule {
+    source_labels = ["__meta_kubernetes_pod_name"]
+    target_label  = "pod"
+  }
+  rule {
+    source_labels = ["__meta_kubernetes_pod_container_name"]
+    target_label  = "container"
+  }
+  // app: the pod's app.kubernetes.io/name label, else its app label.
+  rule {
+    source_labels = ["__meta_kubernetes_pod_label_app"]
+    target_label  = "app"
+  }
+  rule {
+    source_labels = ["__meta_kubernetes_pod_label_app_kubernetes_io_name"]
+    regex         = "(.+)"
+    target_label  = "app"
+  }
+  // job: <namespace>/<app>, else <namespace>/<container>, the convention log dashboards select by.
+  rule {
+    source_labels = ["namespace", "container"]
+    separator     = "/"
+    target_label  = "job"
+  }
+  rule {
+    source_labels = ["namespace", "app"]
+    separator     = "/"
+    regex         = "(.+/.+)"
+    target_label  = "job"
+  }
+}
+
+loki.source.kubernetes "pods" {
+  targets    = discovery.relabel.pods.output
+  forward_to = [loki.write.loki.receiver]
+}
+
+loki.write "loki" {
+  endpoint {
+    url = "${pushUrl}"
+  }
+}
+`;
+}
+
+function alloyValues(config: string, alloyResources: Resources, tolerations: readonly Toleration[]): AlloyValues {
+  return {
+    // The PodLogs CRD (monitoring.grafana.com) serves loki.source.podlogs, which we do not use.
+    crds: { create: false },
+    controller: {
+      type: 'daemonset',
+      tolerations: [...tolerations],
+      volumes: { extra: [{ name: 'data', emptyDir: { sizeLimit: '1Gi' } }] },
+    },
+    alloy: {
+      configMap: { create: true, content: config },
+      storagePath: STORAGE_PATH,
+      mounts: { varlog: false, dockercontainers: false, extra: [{ name: 'data', mountPath: STORAGE_PATH }] },
+      // No usage reports to Grafana Labs from a homelab.
+      enableReporting: false,
+      resources: alloyResources,
+      securityContext: {
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      },
+    },
+    global: {
+      podSecurityContext: {
+        runAsNonRoot: true,
+        runAsUser: ALLOY_UID,
+        runAsGroup: ALLOY_UID,
+        fsGroup: ALLOY_UID,
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+    },
+    configReloader: { resources: CONFIG_RELOADER_RESOURCES },
+    // Exactly what discovery.kubernetes (pods) and loki.source.kubernetes (pods/log) read; the
+    // chart's defaults would let Alloy read every Secret and ConfigMap of the cluster.
+    // Namespaces are cluster-scoped, hence clusterRules (an empty list would break the template).
+    rbac: {
+      rules: [{ apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list', 'watch'] }],
+      clusterRules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] }],
+    },
+  };
+}
+
+/** Tolerations for every taint of the inventory: logs are shipped from every node. */
+function nodeTolerations(scope: Platform): Toleration[] {
+  const tolerations = new Map<string, Toleration>();
+  for (const node of Object.values(scope.config.nodes)) {
+    for (const taint of node.taints) {
+      const toleration: Toleration = { key: taint.key, operator: 'Exists', effect: taint.effect };
+      tolerations.set(JSON.stringify(toleration), toleration);
+    }
+  }
+  return [...tolerations.values()].sort((a, b) => a.key.localeCompare(b.key, 'en') || a.effect.localeCompare(b.effect, 'en'));
+}

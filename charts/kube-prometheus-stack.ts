@@ -1,0 +1,539 @@
+/**
+ * The monitoring stack of the observability layer: kube-prometheus-stack (Prometheus,
+ * Alertmanager, Grafana, the prometheus-operator, kube-state-metrics, node-exporter) with
+ * k3s-friendly defaults. The CRDs are not the chart's: the prometheus-operator-crds service
+ * installs them in the first wave (server-side apply), so services can emit monitors long
+ * before this stack runs, and Prometheus then picks up every ServiceMonitor, PodMonitor,
+ * Probe, ScrapeConfig and PrometheusRule in the cluster, whoever emitted it.
+ *
+ * No secret is in Git: Grafana's admin comes from an existing Secret, and Alertmanager's
+ * receivers read their webhook URLs and SMTP passwords from mounted Secret files.
+ */
+import { Duration } from 'cdk8s';
+import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
+import { Checkpoint } from '../lib/checkpoint';
+import { helmRelease } from '../lib/helm';
+import {
+  AlertmanagerConfig,
+  DEFAULT_MONITORING_RESOURCES,
+  MonitoringResources,
+  NULL_RECEIVER,
+  ReceiverConfig,
+  SecretKeyRef,
+} from '../lib/config/services/monitoring';
+import { DASHBOARDS } from '../lib/dashboards';
+import { Layer } from '../lib/layers';
+import { Dashboard, MONITORING_GROUP } from '../lib/monitoring';
+import { Platform } from '../lib/platform';
+import { parseQuantity } from '../lib/quantity';
+import { resources, Resources } from '../lib/resources';
+import { HomelabService } from '../lib/service';
+import type { StorageProvider } from '../lib/storage';
+import { IMAGES } from '../lib/versions';
+
+export const MONITORING_NAMESPACE = 'monitoring';
+/**
+ * The chart's `fullnameOverride`: its objects are named `monitoring-<component>` instead of
+ * `<release>-kube-prometheus-stack` cut to 26 characters. The subcharts (Grafana,
+ * kube-state-metrics, node-exporter) are named after the release, which is also `monitoring`.
+ */
+const FULLNAME = 'monitoring';
+
+
+/** In-cluster endpoints of the stack (the chart's Services). */
+export const PROMETHEUS_URL = `http://${FULLNAME}-prometheus.${MONITORING_NAMESPACE}.svc:9090`;
+export const ALERTMANAGER_URL = `http://${FULLNAME}-alertmanager.${MONITORING_NAMESPACE}.svc:9093`;
+export const GRAFANA_URL = `http://${FULLNAME}-grafana.${MONITORING_NAMESPACE}.svc`;
+
+/** Where the operator mounts each Secret listed in `alertmanagerSpec.secrets`. */
+const ALERTMANAGER_SECRETS_DIR = '/etc/alertmanager/secrets';
+/** Silences and the notification log survive restarts; a few MiB in practice. */
+const ALERTMANAGER_VOLUME = '1Gi';
+/** Prometheus stops at this share of its volume even before the retention time is reached. */
+const RETENTION_SIZE_SHARE = 0.85;
+
+/** Checkpoint pacing: 30 checks 10 s apart give new targets five minutes for a first scrape. */
+const TARGET_CHECKS = 30;
+const GRAFANA_CHECKS = 12;
+const CHECK_INTERVAL_SECONDS = 10;
+/** curl's --max-time for each call of the checkpoint. */
+const CALL_MAX_SECONDS = 20;
+
+/** Grafana's file provider for the dashboards the platform's services declare. */
+const DASHBOARD_PROVIDER = 'homelab';
+const DASHBOARD_FOLDER_UID = 'homelab';
+/** Data source names as Grafana knows them: the chart's default sidecar names Prometheus and Alertmanager. */
+const DATASOURCE = { prometheus: 'Prometheus', alertmanager: 'Alertmanager', loki: 'Loki' } as const;
+
+/**
+ * The stack's own grafana.com dashboards, next to the ones the chart ships (its Kubernetes
+ * and node-exporter dashboards, provisioned by the sidecar from ConfigMaps).
+ */
+const STACK_DASHBOARDS: readonly Dashboard[] = [DASHBOARDS.nodeExporterFull, DASHBOARDS.kubernetesGlobal];
+
+/** Containers whose resources the config does not size (the chart leaves them unset). */
+const CONFIG_RELOADER_RESOURCES = resources('10m', '32Mi', '100m', '64Mi');
+const GRAFANA_SIDECAR_RESOURCES = resources('20m', '96Mi', '100m', '192Mi');
+const GRAFANA_SIDECARS = 2; // dashboards and data sources
+const HOOK_RESOURCES = resources('10m', '32Mi', '100m', '64Mi');
+
+/** A Loki the stack's Grafana queries; the Loki service satisfies it (charts/loki.ts). */
+export interface LokiDataSource extends HomelabService {
+  /** Base URL of Loki's HTTP API for queries, e.g. `http://loki.loki.svc:3100`. */
+  readonly queryUrl: string;
+}
+
+export interface MonitoringStackProps {
+  /** Volumes of Prometheus and Alertmanager. */
+  readonly storage: StorageProvider;
+  /** Adds the Loki data source to Grafana (and makes the stack wait for Loki). @default no Loki data source */
+  readonly loki?: LokiDataSource;
+  /** How long Prometheus keeps samples (`15d`). @default '15d' */
+  readonly retention?: string;
+  /** Prometheus' volume. @default '20Gi' */
+  readonly storageSize?: string;
+  /** Longhorn class of both volumes. @default the storage provider's default class */
+  readonly storageClass?: string;
+  /** @default subdomain `grafana`, admin from the Secret `grafana-admin` */
+  readonly grafana?: { readonly subdomain: string; readonly adminSecret: string };
+  /** Receivers and the severity routes. @default none: alerts show in the UIs only */
+  readonly alertmanager?: AlertmanagerConfig;
+  /** Per component. @default DEFAULT_MONITORING_RESOURCES */
+  readonly resources?: Partial<MonitoringResources>;
+}
+
+export class MonitoringStack extends HomelabService {
+  /** Public hostname Grafana is (to be) routed at: root_url of its links. */
+  readonly grafanaHost: string;
+  /** Secret with the keys `admin-user` and `admin-password`. */
+  readonly grafanaAdminSecret: string;
+  /** Dashboards provisioned from grafana.com, by name: the platform's services' and their data source. */
+  readonly provisionedDashboards: ReadonlyMap<string, Dashboard>;
+
+  /**
+   * Build it after every other service: it provisions the dashboards all services of the
+   * platform declared when it is constructed.
+   */
+  constructor(scope: Platform, props: MonitoringStackProps) {
+    const grafana = props.grafana ?? { subdomain: 'grafana', adminSecret: 'grafana-admin' };
+    const sizes: MonitoringResources = { ...DEFAULT_MONITORING_RESOURCES, ...props.resources };
+    const storageClass = props.storage.storageClass(props.storageClass);
+    const dashboards = platformDashboards(scope, props.loki !== undefined);
+    const values = stackValues({
+      retention: props.retention ?? '15d',
+      storageSize: props.storageSize ?? '20Gi',
+      storageClass,
+      grafanaHost: scope.hostname(grafana.subdomain),
+      adminSecret: grafana.adminSecret,
+      alertmanager: props.alertmanager ?? { receivers: {}, route: {} },
+      loki: props.loki,
+      dashboards,
+      sizes,
+    });
+    super(scope, 'monitoring', props, {
+      layer: Layer.OBSERVABILITY,
+      namespace: MONITORING_NAMESPACE,
+      // node-exporter reads the host: hostNetwork, hostPID and hostPath mounts of /, /proc
+      // and /sys, each forbidden by `baseline`. Pod Security is per namespace, the chart
+      // deploys into its release namespace, and the Application may only write to this one;
+      // the chart's other pods keep their own non-root security contexts, unweakened.
+      podSecurity: 'privileged',
+      // The chart's Prometheus, Alertmanager, ServiceMonitors and PrometheusRules need the CRDs.
+      requiresCrdGroups: [MONITORING_GROUP],
+      helm: helmRelease('kubePrometheusStack', values),
+      ignoreDifferences: ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration'].map((kind) => ({
+        // The chart's admission-patch hook Job writes the CA of the certificate it generated
+        // into both webhook configurations after every sync; Git has none.
+        group: 'admissionregistration.k8s.io',
+        kind,
+        name: `${FULLNAME}-admission`,
+        jqPathExpressions: ['.webhooks[]?.clientConfig.caBundle'],
+      })),
+    });
+    for (const dashboard of STACK_DASHBOARDS) this.addDashboard(dashboard);
+    this.grafanaHost = scope.hostname(grafana.subdomain);
+    this.grafanaAdminSecret = grafana.adminSecret;
+    this.provisionedDashboards = dashboards;
+
+    // k3s runs CoreDNS as an ordinary Deployment behind the kube-dns Service (port `metrics`,
+    // 9153). The chart's own CoreDNS scrape would add a Service and a ServiceMonitor to
+    // kube-system, outside the namespaces this service's Application may write to.
+    this.exposeMetrics({ name: 'coredns', kind: 'service', namespace: 'kube-system', selector: { 'k8s-app': 'kube-dns' }, port: 'metrics' });
+
+    this.declareCapacity(sizes, scope);
+    this.addCheckpoint(props.loki !== undefined, dashboards.size);
+  }
+
+  private declareCapacity(sizes: MonitoringResources, platform: Platform): void {
+    const demand = (workload: string, replicas: number, r: Resources) =>
+      this.requestCapacity({ workload, replicas, cpu: r.requests.cpu, memory: r.requests.memory });
+    demand('prometheus', 1, sum(sizes.prometheus, CONFIG_RELOADER_RESOURCES));
+    demand('alertmanager', 1, sum(sizes.alertmanager, CONFIG_RELOADER_RESOURCES));
+    demand('grafana', 1, sum(sizes.grafana, ...Array<Resources>(GRAFANA_SIDECARS).fill(GRAFANA_SIDECAR_RESOURCES)));
+    demand('prometheus-operator', 1, sizes.operator);
+    demand('kube-state-metrics', 1, sizes.kubeStateMetrics);
+    // A DaemonSet: one pod per node (it tolerates NoSchedule taints, e.g. of GPU nodes).
+    demand('node-exporter', Object.keys(platform.config.nodes).length, sizes.nodeExporter);
+  }
+
+  /**
+   * One Job for both halves (the base allows one checkpoint per service). Prometheus: every
+   * active target is up; a fresh target is `unknown` until its first scrape, so the check
+   * retries for five minutes, then lists each target that is not up with its last error.
+   * Grafana: its health endpoint reports the database ok, the data sources exist and the
+   * dashboards downloaded from grafana.com are in their folder, retried for two minutes.
+   */
+  private addCheckpoint(withLoki: boolean, dashboards: number): void {
+    const datasources = [DATASOURCE.prometheus, DATASOURCE.alertmanager, ...(withLoki ? [DATASOURCE.loki] : [])];
+    new Checkpoint(this, 'checkpoint', {
+      description: `every Prometheus scrape target is up; Grafana is healthy with the data sources ${datasources.join(', ')} and ${dashboards} provisioned dashboards`,
+      image: IMAGES.curl,
+      // Every check failing slowly: each call (one per target check, up to three per Grafana
+      // check) at its --max-time, then the interval.
+      timeout: Duration.seconds(
+        TARGET_CHECKS * (CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS) + GRAFANA_CHECKS * (3 * CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS),
+      ),
+      env: {
+        PROMETHEUS_URL,
+        GRAFANA_URL,
+        TARGET_CHECKS: String(TARGET_CHECKS),
+        GRAFANA_CHECKS: String(GRAFANA_CHECKS),
+        CHECK_INTERVAL_SECONDS: String(CHECK_INTERVAL_SECONDS),
+        CALL_MAX_SECONDS: String(CALL_MAX_SECONDS),
+        DATASOURCES: datasources.join(' '),
+        DASHBOARD_FOLDER_UID,
+        EXPECTED_DASHBOARDS: String(dashboards),
+      },
+      secretEnv: {
+        GRAFANA_USER: { secret: this.grafanaAdminSecret, key: 'admin-user' },
+        GRAFANA_PASSWORD: { secret: this.grafanaAdminSecret, key: 'admin-password' },
+      },
+      script: CHECKPOINT_SCRIPT,
+    });
+  }
+}
+
+/**
+ * Each half retries on its own (no curl retries inside: the loops are the retries, and
+ * --max-time bounds a hung call). Prometheus writes each active target as an object whose
+ * scrapePool, scrapeUrl and lastError come before its health (web/api/v1 Target): the
+ * token stream is folded into one line per target, `<health> <pool> <url> (<last error>)`.
+ * Data goes through printf, not echo: some shells' echo interprets the backslashes of
+ * JSON-escaped errors. Grafana's data sources arrive through a sidecar that reloads them
+ * after Grafana started, hence the retries there too.
+ */
+const CHECKPOINT_SCRIPT = String.raw`get() { curl -fsS --connect-timeout 5 --max-time "$CALL_MAX_SECONDS" "$@"; }
+targets() {
+  get "$PROMETHEUS_URL/api/v1/targets?state=active" | tr -d '\n' \
+    | grep -oE '"(scrapePool|scrapeUrl|lastError)":"([^"\\]|\\.)*"|"health":"[a-z]*"' \
+    | sed 's/^"\([A-Za-z]*\)":"\(.*\)"$/\1 \2/' \
+    | while read -r key value; do
+        case "$key" in
+          scrapePool) pool=$value ;;
+          scrapeUrl) url=$value ;;
+          lastError) error=$value ;;
+          health) if [ -n "$error" ]; then printf '%s %s %s (%s)\n' "$value" "$pool" "$url" "$error"; else printf '%s %s %s\n' "$value" "$pool" "$url"; fi ;;
+        esac
+      done
+}
+check=1
+while :; do
+  all=$(targets || true)
+  pending=$(printf '%s\n' "$all" | grep -v '^up ' || true)
+  if [ -n "$all" ] && [ -z "$pending" ]; then break; fi
+  if [ "$check" -ge "$TARGET_CHECKS" ]; then
+    [ -n "$pending" ] || pending="no active targets at all"
+    echo "Prometheus scrape targets not up after $TARGET_CHECKS checks:" >&2
+    printf '%s\n' "$pending" >&2
+    exit 1
+  fi
+  echo "waiting for $(printf '%s\n' "$pending" | grep -c .) scrape targets to come up"
+  check=$((check + 1))
+  sleep "$CHECK_INTERVAL_SECONDS"
+done
+echo "all $(printf '%s\n' "$all" | grep -c '^up ') scrape targets are up"
+
+# Prints what is still missing in Grafana, nothing once all is there.
+grafana_problem() {
+  health=$(get "$GRAFANA_URL/api/health" | tr -d ' \n')
+  printf '%s' "$health" | grep -q '"database":"ok"' || { echo "Grafana is not healthy: $health"; return; }
+  sources=$(get -u "$GRAFANA_USER:$GRAFANA_PASSWORD" "$GRAFANA_URL/api/datasources" | tr -d ' \n')
+  for name in $DATASOURCES; do
+    printf '%s' "$sources" | grep -q "\"name\":\"$name\"" || { echo "Grafana has no data source $name"; return; }
+  done
+  found=$(get -u "$GRAFANA_USER:$GRAFANA_PASSWORD" "$GRAFANA_URL/api/search?type=dash-db&folderUIDs=$DASHBOARD_FOLDER_UID" \
+    | tr -d ' \n' | grep -o '"type":"dash-db"' | grep -c . || true)
+  [ "$found" -ge "$EXPECTED_DASHBOARDS" ] || echo "Grafana has $found of the $EXPECTED_DASHBOARDS provisioned dashboards in folder $DASHBOARD_FOLDER_UID"
+}
+check=1
+until problem=$(grafana_problem) && [ -z "$problem" ]; do
+  if [ "$check" -ge "$GRAFANA_CHECKS" ]; then
+    echo "$problem (after $GRAFANA_CHECKS checks)" >&2
+    exit 1
+  fi
+  echo "$problem; checking again"
+  check=$((check + 1))
+  sleep "$CHECK_INTERVAL_SECONDS"
+done
+echo "Grafana is healthy with the data sources $DATASOURCES and the $EXPECTED_DASHBOARDS provisioned dashboards"`;
+
+/**
+ * The grafana.com dashboards every service of the platform declared, and the stack's own, by
+ * name (called before the stack registers itself). Services share
+ * a dashboard by declaring the same one; two different dashboards under one name are a bug.
+ * Dashboards that query Loki are left out where Grafana has no Loki data source.
+ */
+function platformDashboards(platform: Platform, withLoki: boolean): Map<string, Dashboard> {
+  const found = new Map<string, { dashboard: Dashboard; service: string }>();
+  const declared: [string, readonly Dashboard[]][] = [
+    ...platform.services.map((s): [string, readonly Dashboard[]] => [s.serviceName, s.dashboards]),
+    ['monitoring', STACK_DASHBOARDS],
+  ];
+  for (const [service, dashboards] of declared) {
+    for (const dashboard of dashboards) {
+      const other = found.get(dashboard.name);
+      if (!other) {
+        found.set(dashboard.name, { dashboard, service });
+      } else if (!sameDashboard(other.dashboard, dashboard)) {
+        throw new Error(
+          `dashboard "${dashboard.name}" is declared twice, differently: ${describe(other.dashboard)} by ${other.service}, ${describe(dashboard)} by ${service}`,
+        );
+      }
+    }
+  }
+  return new Map(
+    [...found.values()]
+      .map(({ dashboard }) => dashboard)
+      .filter((dashboard) => withLoki || datasourceOf(dashboard) !== DATASOURCE.loki)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((dashboard) => [dashboard.name, dashboard]),
+  );
+}
+
+function datasourceOf(dashboard: Dashboard): string {
+  return dashboard.datasource ?? DATASOURCE.prometheus;
+}
+
+function sameDashboard(a: Dashboard, b: Dashboard): boolean {
+  return a.gnetId === b.gnetId && a.revision === b.revision && datasourceOf(a) === datasourceOf(b);
+}
+
+function describe(d: Dashboard): string {
+  return `grafana.com ${d.gnetId} revision ${d.revision} on ${datasourceOf(d)}`;
+}
+
+interface StackSettings {
+  readonly retention: string;
+  readonly storageSize: string;
+  readonly storageClass: string;
+  readonly grafanaHost: string;
+  readonly adminSecret: string;
+  readonly alertmanager: AlertmanagerConfig;
+  readonly loki?: LokiDataSource;
+  readonly dashboards: ReadonlyMap<string, Dashboard>;
+  readonly sizes: MonitoringResources;
+}
+
+function stackValues(s: StackSettings): KubePrometheusStackValues {
+  return {
+    fullnameOverride: FULLNAME,
+    // The prometheus-operator-crds service installs them, a wave earlier, server-side applied.
+    crds: { enabled: false },
+    // k3s runs the controller manager, scheduler and kube-proxy inside its own process, bound
+    // to 127.0.0.1, and keeps its datastore in SQLite (embedded etcd exposes metrics only with
+    // --etcd-expose-metrics): there is nothing to scrape, and the chart's Services for them
+    // would have no endpoints while their "Down" alerts fire forever. Their rules go with them.
+    // CoreDNS is scraped by our own ServiceMonitor (see MonitoringStack). The API server
+    // (default/kubernetes) and the kubelets (the operator's kube-system Service) stay.
+    kubeControllerManager: { enabled: false },
+    kubeScheduler: { enabled: false },
+    kubeProxy: { enabled: false },
+    kubeEtcd: { enabled: false },
+    coreDns: { enabled: false },
+    kubeDns: { enabled: false },
+    defaultRules: {
+      create: true,
+      rules: { etcd: false, kubeControllerManager: false, kubeSchedulerAlerting: false, kubeSchedulerRecording: false, kubeProxy: false, windows: false },
+    },
+    prometheusOperator: {
+      resources: s.sizes.operator,
+      prometheusConfigReloader: { resources: CONFIG_RELOADER_RESOURCES },
+      // Kept on: a PrometheusRule with bad PromQL then fails the sync of the service that
+      // emits it instead of being skipped silently. The chart's hook Jobs (PreSync/PostSync
+      // under Argo CD) generate the certificate in the cluster and patch the CA into the
+      // webhook configurations (ignoreDifferences above); failurePolicy stays Ignore, so
+      // rules are not blocked while the operator is down. cert-manager would do the same, but
+      // it comes with the networking layer, after this one.
+      admissionWebhooks: { patch: { resources: HOOK_RESOURCES } },
+    },
+    prometheus: {
+      prometheusSpec: {
+        // Select every monitor and rule in every namespace, not only those with the release label.
+        ruleSelectorNilUsesHelmValues: false,
+        serviceMonitorSelectorNilUsesHelmValues: false,
+        podMonitorSelectorNilUsesHelmValues: false,
+        probeSelectorNilUsesHelmValues: false,
+        scrapeConfigSelectorNilUsesHelmValues: false,
+        retention: s.retention,
+        retentionSize: retentionSize(s.storageSize),
+        resources: s.sizes.prometheus,
+        storageSpec: { volumeClaimTemplate: claimTemplate(s.storageClass, s.storageSize) },
+      },
+    },
+    alertmanager: {
+      config: alertmanagerConfig(s.alertmanager),
+      alertmanagerSpec: {
+        secrets: receiverSecrets(s.alertmanager),
+        storage: { volumeClaimTemplate: claimTemplate(s.storageClass, ALERTMANAGER_VOLUME) },
+        resources: s.sizes.alertmanager,
+      },
+    },
+    grafana: {
+      // Credentials are never rendered: the chart reads them from this Secret.
+      admin: { existingSecret: s.adminSecret, userKey: 'admin-user', passwordKey: 'admin-password' },
+      // Stateless on purpose: data sources, dashboards and the admin are all provisioned, so
+      // the SQLite database in an emptyDir is rebuilt on every start (UI edits do not persist).
+      persistence: { enabled: false },
+      'grafana.ini': { server: { root_url: `https://${s.grafanaHost}` } },
+      resources: s.sizes.grafana,
+      sidecar: { resources: GRAFANA_SIDECAR_RESOURCES },
+      downloadDashboards: { resources: HOOK_RESOURCES },
+      // A Helm test pod; the checkpoint is our test.
+      testFramework: { enabled: false },
+      additionalDataSources: s.loki
+        ? [{ name: DATASOURCE.loki, uid: 'loki', type: 'loki', access: 'proxy', url: s.loki.queryUrl, editable: false, jsonData: { maxLines: 1000 } }]
+        : [],
+      ...dashboardValues(s.dashboards),
+    },
+    'kube-state-metrics': { resources: s.sizes.kubeStateMetrics },
+    'prometheus-node-exporter': { resources: s.sizes.nodeExporter },
+  };
+}
+
+/**
+ * The grafana subchart downloads each `gnetId` dashboard at the pinned `revision` from
+ * grafana.com (an init container, so the cluster needs to reach grafana.com) into the
+ * provider's folder, replacing the dashboard's data source references with `datasource`.
+ */
+function dashboardValues(dashboards: ReadonlyMap<string, Dashboard>): Record<string, unknown> {
+  if (dashboards.size === 0) return {};
+  return {
+    dashboardProviders: {
+      'dashboardproviders.yaml': {
+        apiVersion: 1,
+        providers: [
+          {
+            name: DASHBOARD_PROVIDER,
+            orgId: 1,
+            folder: 'Homelab',
+            folderUid: DASHBOARD_FOLDER_UID,
+            type: 'file',
+            disableDeletion: true,
+            editable: false,
+            allowUiUpdates: false,
+            options: { path: `/var/lib/grafana/dashboards/${DASHBOARD_PROVIDER}` },
+          },
+        ],
+      },
+    },
+    dashboards: {
+      [DASHBOARD_PROVIDER]: Object.fromEntries(
+        [...dashboards.values()].map((d) => [d.name, { gnetId: d.gnetId, revision: d.revision, datasource: datasourceOf(d) }]),
+      ),
+    },
+  };
+}
+
+function claimTemplate(storageClass: string, size: string): Record<string, unknown> {
+  return { spec: { storageClassName: storageClass, accessModes: ['ReadWriteOnce'], resources: { requests: { storage: size } } } };
+}
+
+/** Prometheus' size-based retention (powers of two, as Prometheus reads `GB`). */
+function retentionSize(volume: string): string {
+  return `${Math.floor((parseQuantity(volume) / 2 ** 30) * RETENTION_SIZE_SHARE)}GB`;
+}
+
+/**
+ * The Alertmanager configuration. Routes by severity: `critical` to the critical receiver
+ * (or the default one), warnings to the default receiver, `info` nowhere (context for
+ * dashboards, and the chart's InfoInhibitor works on it); Watchdog, the chart's
+ * always-firing heartbeat, is dropped until something external watches it.
+ */
+function alertmanagerConfig(alertmanager: AlertmanagerConfig): Record<string, unknown> {
+  const receiver = alertmanager.route.receiver ?? NULL_RECEIVER;
+  const critical = alertmanager.route.critical ?? receiver;
+  return {
+    global: { resolve_timeout: '5m' },
+    route: {
+      receiver,
+      group_by: ['namespace', 'alertname'],
+      group_wait: '30s',
+      group_interval: '5m',
+      repeat_interval: '12h',
+      routes: [
+        { receiver: NULL_RECEIVER, matchers: ['alertname =~ "Watchdog|InfoInhibitor"'] },
+        { receiver: critical, matchers: ['severity = "critical"'], repeat_interval: '4h' },
+        { receiver: NULL_RECEIVER, matchers: ['severity = "info"'] },
+      ],
+    },
+    // The chart's defaults: a critical alert mutes the warning and info alerts of the same
+    // name and namespace, a warning mutes info.
+    inhibit_rules: [
+      { source_matchers: ['severity = "critical"'], target_matchers: ['severity =~ "warning|info"'], equal: ['namespace', 'alertname'] },
+      { source_matchers: ['severity = "warning"'], target_matchers: ['severity = "info"'], equal: ['namespace', 'alertname'] },
+      { source_matchers: ['alertname = "InfoInhibitor"'], target_matchers: ['severity = "info"'], equal: ['namespace'] },
+      { target_matchers: ['alertname = "InfoInhibitor"'] },
+    ],
+    receivers: [
+      { name: NULL_RECEIVER },
+      ...Object.entries(alertmanager.receivers)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([name, r]) => receiverConfig(name, r)),
+    ],
+    templates: ['/etc/alertmanager/config/*.tmpl'],
+  };
+}
+
+/** Secret values are referenced as files of the mounted Secrets (`*_file`), never inlined. */
+function receiverConfig(name: string, r: ReceiverConfig): Record<string, unknown> {
+  const email = r.email;
+  return {
+    name,
+    ...(r.webhook ? { webhook_configs: [{ url_file: secretFile(r.webhook.urlSecret), send_resolved: true }] } : {}),
+    ...(r.discord ? { discord_configs: [{ webhook_url_file: secretFile(r.discord.webhookUrlSecret), send_resolved: true }] } : {}),
+    ...(email
+      ? {
+          email_configs: [
+            {
+              to: email.to,
+              from: email.from,
+              smarthost: email.smarthost,
+              ...(email.username && email.passwordSecret ? { auth_username: email.username, auth_password_file: secretFile(email.passwordSecret) } : {}),
+              require_tls: email.requireTls,
+              send_resolved: true,
+            },
+          ],
+        }
+      : {}),
+  };
+}
+
+function secretFile(ref: SecretKeyRef): string {
+  return `${ALERTMANAGER_SECRETS_DIR}/${ref.name}/${ref.key}`;
+}
+
+/** Every Secret a receiver reads: the operator mounts each at /etc/alertmanager/secrets/<name>/. */
+function receiverSecrets(alertmanager: AlertmanagerConfig): string[] {
+  const refs = Object.values(alertmanager.receivers).flatMap((r) => [r.webhook?.urlSecret, r.discord?.webhookUrlSecret, r.email?.passwordSecret]);
+  return [...new Set(refs.filter((ref): ref is SecretKeyRef => ref !== undefined).map((ref) => ref.name))].sort();
+}
+
+/** Requests and limits of containers that share a pod, added up (for the capacity check). */
+function sum(...parts: Resources[]): Resources {
+  const cores = (pick: (r: Resources) => string) => `${Math.round(parts.reduce((t, r) => t + parseQuantity(pick(r)), 0) * 1000)}m`;
+  const mebibytes = (pick: (r: Resources) => string) => `${Math.ceil(parts.reduce((t, r) => t + parseQuantity(pick(r)), 0) / 2 ** 20)}Mi`;
+  return {
+    requests: { cpu: cores((r) => r.requests.cpu), memory: mebibytes((r) => r.requests.memory) },
+    limits: { cpu: cores((r) => r.limits.cpu), memory: mebibytes((r) => r.limits.memory) },
+  };
+}

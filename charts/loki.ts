@@ -1,0 +1,285 @@
+/**
+ * Loki, the log store of the observability layer: the OSS `loki` chart (now published from
+ * grafana-community/helm-charts) in monolithic mode, one replica, single tenant. Chunks and
+ * index live on a Longhorn volume (the filesystem store) or in S3; the compactor enforces the
+ * retention. Alloy (charts/alloy.ts) ships every pod's logs here; Grafana reads `queryUrl`.
+ */
+import { Duration } from 'cdk8s';
+import type { LokiValues } from '../imports/helm/loki';
+import { Checkpoint } from '../lib/checkpoint';
+import { DEFAULT_LOKI_RESOURCES, LokiS3Config } from '../lib/config/services/logging';
+import { DASHBOARDS } from '../lib/dashboards';
+import { helmRelease } from '../lib/helm';
+import { Layer } from '../lib/layers';
+import { SERVICE_LABEL } from '../lib/monitoring';
+import { Platform } from '../lib/platform';
+import { parseQuantity } from '../lib/quantity';
+import { Resources, resources } from '../lib/resources';
+import { HomelabService } from '../lib/service';
+import type { StorageProvider } from '../lib/storage';
+import { IMAGES } from '../lib/versions';
+
+export const LOKI_NAMESPACE = 'loki';
+/** Loki's HTTP port (push, query, /ready, /metrics), on the single-binary Service `loki`. */
+export const LOKI_HTTP_PORT = 3100;
+
+/**
+ * Start of the one schema period. Fixed, so every synth renders the same config; never change
+ * it on a running Loki (data written under a period is read with that period's schema): a
+ * new schema is a second entry with a later `from`.
+ */
+export const LOKI_SCHEMA_START = '2024-04-01';
+
+/** Volume for chunks, index and WAL with the filesystem store. */
+const DEFAULT_VOLUME_SIZE = '20Gi';
+/** With S3 only the WAL, the TSDB head and the compactor's scratch space are on the volume. */
+const S3_WAL_VOLUME_SIZE = '10Gi';
+
+/**
+ * memcached sizes in MB (the chart's `allocatedMemory`). The chart's defaults (8192 MB of
+ * chunks cache, 1024 MB of results cache) are sized for clusters ingesting terabytes; a
+ * homelab's recent chunks and query results fit in a fraction of that.
+ */
+export const LOKI_CACHE_MB = { chunks: 256, results: 128 } as const;
+/** Loki buffers cache writes in its own memory up to this much per cache (chart default 500MB). */
+const CACHE_WRITEBACK_LIMIT = '10MB';
+const MEMCACHED_EXPORTER_RESOURCES = resources('10m', '32Mi', '100m', '64Mi');
+
+/** Labels the chart puts on the single-binary pods (release name = service name). */
+const SINGLE_BINARY_POD_LABELS = {
+  'app.kubernetes.io/name': 'loki',
+  'app.kubernetes.io/instance': 'loki',
+  'app.kubernetes.io/component': 'single-binary',
+} as const;
+
+export interface LokiS3Storage {
+  /** @default AWS, from the region */
+  readonly endpoint?: string;
+  readonly region: string;
+  readonly buckets: LokiS3Config['buckets'];
+  /** Secret in the loki namespace with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. */
+  readonly credentialsSecret: string;
+  /** @default true */
+  readonly forcePathStyle?: boolean;
+}
+
+export interface LokiProps {
+  /**
+   * Provides Loki's volume. Without `s3` it holds everything (the filesystem store); with
+   * `s3` only the WAL and the index head. @default none: `s3` is then required and the WAL
+   * is on an emptyDir (unflushed logs are lost with the pod)
+   */
+  readonly storage?: StorageProvider;
+  /** Size of that volume (whole Gi or Ti). @default '20Gi' on the filesystem store, '10Gi' with S3 */
+  readonly volumeSize?: string;
+  /** Keep chunks and index in S3 instead of on the volume. @default the filesystem store */
+  readonly s3?: LokiS3Storage;
+  /** How long logs are kept, e.g. `7d` (whole days). @default '7d' */
+  readonly retention?: string;
+  /** The Loki container. @default DEFAULT_LOKI_RESOURCES */
+  readonly resources?: Resources;
+}
+
+export class Loki extends HomelabService {
+  /** Base URL for LogQL queries (Grafana's data source), inside the cluster. */
+  readonly queryUrl: string;
+  /** Where log shippers push: Loki's push API. */
+  readonly pushUrl: string;
+
+  constructor(scope: Platform, props: LokiProps) {
+    if (!props.storage && !props.s3) throw new Error('loki: needs a volume (storage) or S3 for its chunks');
+    const lokiResources = props.resources ?? DEFAULT_LOKI_RESOURCES;
+    const values = lokiValues(props, lokiResources);
+    super(scope, 'loki', props, { layer: Layer.OBSERVABILITY, namespace: LOKI_NAMESPACE, helm: helmRelease('loki', values) });
+    // No gateway: in monolithic mode without auth, the single-binary Service serves push,
+    // query and /ready itself; the chart's nginx gateway would only add a hop and a pod.
+    this.queryUrl = `http://loki.${LOKI_NAMESPACE}.svc:${LOKI_HTTP_PORT}`;
+    this.pushUrl = `${this.queryUrl}/loki/api/v1/push`;
+
+    this.requestCapacity({ workload: 'loki', replicas: 1, cpu: lokiResources.requests.cpu, memory: lokiResources.requests.memory });
+    for (const [cache, mb] of Object.entries(LOKI_CACHE_MB)) {
+      const pod = [memcachedResources(mb), MEMCACHED_EXPORTER_RESOURCES];
+      this.requestCapacity({
+        workload: `${cache}-cache`,
+        replicas: 1,
+        cpu: `${Math.round(sum(pod.map((r) => r.requests.cpu)) * 1000)}m`,
+        memory: `${Math.round(sum(pod.map((r) => r.requests.memory)) / 2 ** 20)}Mi`,
+      });
+    }
+
+    this.addMonitoring();
+    this.addCheckpoint();
+  }
+
+  private addMonitoring(): void {
+    // The pods, not the Service: the chart's headless Service carries the same labels, so a
+    // ServiceMonitor would scrape Loki twice.
+    this.exposeMetrics({ name: 'server', kind: 'pod', selector: SINGLE_BINARY_POD_LABELS, port: 'http-metrics' });
+    const loki = `${SERVICE_LABEL}="${this.serviceName}"`;
+    // Metric names from Loki v3.7.6: dskit's loki_request_duration_seconds (server/metrics.go),
+    // pkg/validation/validate.go, pkg/ingester/metrics.go, pkg/compactor/metrics.go. The first
+    // and last follow the upstream mixin (production/loki-mixin/alerts.libsonnet).
+    this.addAlerts(
+      {
+        alert: 'LokiRequestErrors',
+        expr:
+          `100 * sum by (route) (rate(loki_request_duration_seconds_count{${loki}, status_code=~"5.."}[5m]))` +
+          ` / sum by (route) (rate(loki_request_duration_seconds_count{${loki}}[5m])) > 10`,
+        for: '15m',
+        severity: 'critical',
+        summary: 'Loki answers {{ printf "%.1f" $value }}% of {{ $labels.route }} requests with a server error',
+        description: 'On loki_api_v1_push this means log lines are lost once the shippers give up retrying.',
+      },
+      {
+        alert: 'LokiDiscardingLogs',
+        expr: `sum by (reason) (rate(loki_discarded_samples_total{${loki}}[5m])) > 0`,
+        for: '15m',
+        severity: 'warning',
+        summary: 'Loki rejects incoming log lines ({{ $labels.reason }}); they are lost',
+        description: 'The reason names the limit (limits_config), e.g. rate_limited, line_too_long or greater_than_max_sample_age.',
+      },
+      {
+        alert: 'LokiChunkFlushFailing',
+        expr: `increase(loki_ingester_chunks_flush_failures_total{${loki}}[15m]) > 0`,
+        severity: 'critical',
+        summary: 'Loki cannot write chunks to its store (volume full or S3 unreachable); logs pile up in memory and the WAL',
+      },
+      {
+        alert: 'LokiCompactorNotRunning',
+        expr: `time() - max(loki_boltdb_shipper_compact_tables_operation_last_successful_run_timestamp_seconds{${loki}} > 0) > 3 * 3600`,
+        for: '1h',
+        severity: 'warning',
+        summary: 'Loki has not compacted for 3 hours: retention is not applied and its storage keeps growing',
+      },
+    );
+    // A log browser over Loki that selects streams by `job`, which Alloy sets to
+    // <namespace>/<app>. Loki's own operational dashboards (its mixin's) are not published on
+    // grafana.com under an ID we could pin and verify.
+    this.addDashboard(DASHBOARDS.lokiLogs);
+  }
+
+  /**
+   * Loki is ready and a line pushed through the push API comes back from a LogQL query.
+   * Shipping real pod logs is Alloy's checkpoint: Alloy depends on Loki, so on a first
+   * bootstrap it does not exist yet when this one runs.
+   */
+  private addCheckpoint(): void {
+    new Checkpoint(this, 'checkpoint', {
+      description: 'Loki is ready, accepts a line on its push API and returns it from a LogQL query',
+      image: IMAGES.curl,
+      env: { LOKI_URL: this.queryUrl },
+      timeout: Duration.minutes(10),
+      script: [
+        'deadline=$(( $(date +%s) + 300 ))',
+        'until curl -fsS --max-time 5 "$LOKI_URL/ready" > /dev/null; do',
+        '  if [ "$(date +%s)" -ge "$deadline" ]; then echo "Loki did not become ready within 5 minutes" >&2; exit 1; fi',
+        '  echo "waiting for Loki to be ready"',
+        '  sleep 10',
+        'done',
+        'echo "Loki is ready"',
+        'now=$(date +%s)',
+        'marker="loki-checkpoint-${HOSTNAME:-job}-$now"',
+        // Streams are labelled apart from pod logs, so a query for them never matches Alloy's.
+        'body="{\\"streams\\":[{\\"stream\\":{\\"namespace\\":\\"loki\\",\\"app\\":\\"loki-checkpoint\\"},\\"values\\":[[\\"${now}000000000\\",\\"$marker\\"]]}]}"',
+        // Right after /ready the ingester may still be joining its ring: retry the push.
+        'curl -fsS --max-time 10 --retry 10 --retry-delay 6 --retry-all-errors -H "Content-Type: application/json" --data "$body" "$LOKI_URL/loki/api/v1/push"',
+        'echo "pushed $marker"',
+        'query="{app=\\"loki-checkpoint\\"} |= \\"$marker\\""',
+        'deadline=$(( $(date +%s) + 120 ))',
+        // The line is a JSON string in the result's values: ["<timestamp>","<line>"].
+        'until curl -fsS --max-time 10 -G "$LOKI_URL/loki/api/v1/query_range" --data-urlencode "query=$query" --data-urlencode since=15m | grep -qF "\\"$marker\\"]"; do',
+        '  if [ "$(date +%s)" -ge "$deadline" ]; then echo "the pushed line $marker did not come back from a LogQL query within 2 minutes" >&2; exit 1; fi',
+        '  echo "waiting for the pushed line to be queryable"',
+        '  sleep 5',
+        'done',
+        'echo "the pushed line came back from a LogQL query"',
+      ].join('\n'),
+    });
+  }
+}
+
+function lokiValues(props: LokiProps, lokiResources: Resources): LokiValues {
+  const store = props.s3 ? 's3' : 'filesystem';
+  return {
+    deploymentMode: 'Monolithic',
+    loki: {
+      // One tenant: clients send no X-Scope-OrgID (Loki files everything under "fake").
+      auth_enabled: false,
+      commonConfig: { replication_factor: 1 },
+      schemaConfig: {
+        configs: [{ from: LOKI_SCHEMA_START, store: 'tsdb', object_store: store, schema: 'v13', index: { prefix: 'loki_index_', period: '24h' } }],
+      },
+      storage: props.s3 ? s3Storage(props.s3) : { type: 'filesystem' },
+      limits_config: { retention_period: props.retention ?? '7d' },
+      // Retention is the compactor's job; without a delete-request store Loki refuses to start with it.
+      compactor: { retention_enabled: true, delete_request_store: store },
+      // No usage reports to Grafana Labs from a homelab.
+      analytics: { reporting_enabled: false },
+    },
+    singleBinary: {
+      replicas: 1,
+      resources: lokiResources,
+      persistence: props.storage
+        ? {
+            enabled: true,
+            size: props.volumeSize ?? (props.s3 ? S3_WAL_VOLUME_SIZE : DEFAULT_VOLUME_SIZE),
+            storageClass: props.storage.storageClass(),
+            // The claim outlives the StatefulSet: deleting the app must not delete the logs.
+            enableStatefulSetAutoDeletePVC: false,
+          }
+        : { enabled: false },
+      // With S3, Loki's client falls back to the AWS SDK's default credential chain, which
+      // reads these (pkg/storage/chunk/client/aws/s3_storage_client.go): no key is in the config.
+      ...(props.s3 ? { extraEnv: credentialsEnv(props.s3.credentialsSecret) } : {}),
+    },
+    // Monolithic: the scalable targets run inside the single binary.
+    read: { replicas: 0 },
+    write: { replicas: 0 },
+    backend: { replicas: 0 },
+    gateway: { enabled: false },
+    // The canary is a DaemonSet pushing and querying forever, and the Helm test needs it
+    // (and runs grafana/loki-helm-test:latest, an unpinned image). The checkpoint does the
+    // same round trip once per sync.
+    lokiCanary: { enabled: false },
+    test: { enabled: false },
+    // No rules are loaded from ConfigMaps: no rules sidecar, and no ClusterRole for it.
+    sidecar: { rules: { enabled: false } },
+    chunksCache: cacheValues(LOKI_CACHE_MB.chunks),
+    resultsCache: cacheValues(LOKI_CACHE_MB.results),
+    memcachedExporter: { resources: MEMCACHED_EXPORTER_RESOURCES },
+  };
+}
+
+/** The S3 store; credentials come from the environment (credentialsEnv). */
+function s3Storage(s3: LokiS3Storage): NonNullable<LokiValues['loki']>['storage'] {
+  return {
+    type: 's3',
+    bucketNames: { chunks: s3.buckets.chunks, ruler: s3.buckets.ruler },
+    s3: {
+      ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
+      region: s3.region,
+      s3ForcePathStyle: s3.forcePathStyle ?? true,
+    },
+  };
+}
+
+function credentialsEnv(secret: string) {
+  return ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'].map((key) => ({ name: key, valueFrom: { secretKeyRef: { name: secret, key } } }));
+}
+
+function cacheValues(allocatedMemory: number) {
+  return { allocatedMemory, writebackSizeLimit: CACHE_WRITEBACK_LIMIT, resources: memcachedResources(allocatedMemory) };
+}
+
+/**
+ * What the chart would request itself (memory = round(1.2 x allocatedMemory), Guaranteed
+ * memory), plus the CPU limit it leaves out.
+ */
+export function memcachedResources(allocatedMemory: number): Resources {
+  const memory = `${Math.floor((allocatedMemory * 12 + 5) / 10)}Mi`;
+  return resources('50m', memory, '500m', memory);
+}
+
+function sum(quantities: readonly string[]): number {
+  return quantities.reduce((total, q) => total + parseQuantity(q), 0);
+}
