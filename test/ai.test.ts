@@ -5,7 +5,7 @@
  * tolerate, what the checkpoints accept, and what the smoke model answers.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'cdk8s';
 import { parse } from 'yaml';
@@ -20,7 +20,7 @@ import { helmValuesErrors } from '../lib/helm-values';
 import { Platform } from '../lib/platform';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/synth';
 import { ManifestValidator } from '../lib/validate/manifest-validator';
-import { exampleObject, Manifest, manifestsOf, tempDir, toYamlText } from './support';
+import { exampleObject, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, tempDir, toYamlText } from './support';
 
 type ConfigMutation = (config: Record<string, any>) => void;
 
@@ -128,19 +128,10 @@ function gpuNodes(config: EnvironmentConfig): string[] {
     .sort();
 }
 
-/** Runs a checkpoint script with `curl` replaced by a shell function of the test's choosing. */
+/** Runs a checkpoint script with `curl` replaced by a shell script of the test's choosing. */
 function runCheckpoint(script: string, fakeCurl: string): { status: number | null; output: string } {
-  const bin = tempDir('homelab-ai-bin-');
-  try {
-    writeFileSync(join(bin, 'curl'), `#!/bin/sh\n${fakeCurl}\n`);
-    writeFileSync(join(bin, 'sleep'), '#!/bin/sh\nexit 0\n');
-    chmodSync(join(bin, 'curl'), 0o755);
-    chmodSync(join(bin, 'sleep'), 0o755);
-    const result = spawnSync('sh', ['-ec', script], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
-    return { status: result.status, output: result.stdout + result.stderr };
-  } finally {
-    rmSync(bin, { recursive: true, force: true });
-  }
+  const result = runWithFakeCommands({ command: ['sh', '-ec', script] }, { curl: fakeCurl, sleep: FAKE_SLEEP });
+  return { status: result.status, output: result.stdout + result.stderr };
 }
 
 const base = build();

@@ -6,12 +6,11 @@
  * Alertmanager route tree by evaluating it, the Application (waves, drift), the documents
  * against the Kubernetes and CRD schemas, and the checkpoint script run with a fake curl.
  */
-import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'cdk8s';
 import { parse } from 'yaml';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LokiDataSource, MonitoringStack, PROMETHEUS_URL } from '../charts/kube-prometheus-stack';
 import { PrometheusOperatorCrds } from '../charts/prometheus-operator-crds';
 import { Checkpoint } from '../lib/checkpoint';
@@ -29,7 +28,7 @@ import type { StorageProvider } from '../lib/storage';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/synth';
 import { ManifestValidator } from '../lib/validate/manifest-validator';
 import { IMAGES } from '../lib/versions';
-import { exampleText, Manifest, manifestsOf, tempDir } from './support';
+import { exampleText, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands } from './support';
 
 /** `services.monitoring` as proposed for homelab.yaml: the base, then each environment's overrides. */
 const MONITORING_YAML = {
@@ -489,46 +488,36 @@ interface Responses {
   readonly dashboards?: number;
 }
 
-const tempDirs: string[] = [];
-afterAll(() => tempDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
-
 /** Runs the checkpoint Job's script with its env, a fake `curl` answering per URL and a `sleep` that returns at once. */
 function runCheckpoint(built: Built, responses: Responses): { status: number | null; stdout: string; stderr: string; calls: string[] } {
-  const bin = tempDir('monitoring-checkpoint-');
-  tempDirs.push(bin);
-  responses.targets.forEach((body, i) => writeFileSync(join(bin, `targets-${i + 1}.json`), body));
-  (responses.datasources ?? [DATASOURCES]).forEach((body, i) => writeFileSync(join(bin, `datasources-${i + 1}.json`), body));
-  writeFileSync(join(bin, 'search.json'), search(responses.dashboards ?? built.stack.provisionedDashboards.size));
-  const fake = (name: string, body: string) => writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-  fake(
-    'curl',
-    [
-      'echo "$*" >> "$FAKE_BIN/calls"',
-      'for url; do :; done',
-      // The n-th call of a kind answers <kind>-<n>.json, or the last one there is.
-      'answer() {',
-      '  n=$(( $(cat "$FAKE_BIN/$1.count" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$FAKE_BIN/$1.count"',
-      '  f="$FAKE_BIN/$1-$n.json"; [ -f "$f" ] || f=$(ls "$FAKE_BIN/$1"-*.json | sort -V | tail -n 1)',
-      '  cat "$f"',
-      '}',
-      'case "$url" in',
-      '  */api/v1/targets*) answer targets ;;',
-      `  */api/health) printf '{\\n  "commit": "abc",\\n  "database": "ok",\\n  "version": "13.2.0"\\n}' ;;`,
-      '  */api/datasources) answer datasources ;;',
-      '  */api/search*) cat "$FAKE_BIN/search.json" ;;',
-      '  *) exit 7 ;;',
-      'esac',
-    ].join('\n'),
-  );
-  fake('sleep', 'exit 0');
+  const curl = [
+    'echo "$*" >> "$FAKE_BIN/calls"',
+    'for url; do :; done',
+    // The n-th call of a kind answers <kind>-<n>.json, or the last one there is.
+    'answer() {',
+    '  n=$(( $(cat "$FAKE_BIN/$1.count" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$FAKE_BIN/$1.count"',
+    '  f="$FAKE_BIN/$1-$n.json"; [ -f "$f" ] || f=$(ls "$FAKE_BIN/$1"-*.json | sort -V | tail -n 1)',
+    '  cat "$f"',
+    '}',
+    'case "$url" in',
+    '  */api/v1/targets*) answer targets ;;',
+    `  */api/health) printf '{\\n  "commit": "abc",\\n  "database": "ok",\\n  "version": "13.2.0"\\n}' ;;`,
+    '  */api/datasources) answer datasources ;;',
+    '  */api/search*) cat "$FAKE_BIN/search.json" ;;',
+    '  *) exit 7 ;;',
+    'esac',
+  ].join('\n');
   const job = one(built, 'Job', 'monitoring-checkpoint');
-  const container = job.spec.template.spec.containers[0];
-  const result = spawnSync(container.command[0], container.command.slice(1), {
-    encoding: 'utf8',
-    env: { PATH: `${bin}:${process.env.PATH}`, FAKE_BIN: bin, ...envOf(job), GRAFANA_USER: 'admin', GRAFANA_PASSWORD: 's3cret' },
+  const result = runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP }, {
+    env: { GRAFANA_USER: 'admin', GRAFANA_PASSWORD: 's3cret' },
+    prepare: (bin) => {
+      responses.targets.forEach((body, i) => writeFileSync(join(bin, `targets-${i + 1}.json`), body));
+      (responses.datasources ?? [DATASOURCES]).forEach((body, i) => writeFileSync(join(bin, `datasources-${i + 1}.json`), body));
+      writeFileSync(join(bin, 'search.json'), search(responses.dashboards ?? built.stack.provisionedDashboards.size));
+    },
+    collect: (bin) => readFileSync(join(bin, 'calls'), 'utf8').trim().split('\n'),
   });
-  const calls = readFileSync(join(bin, 'calls'), 'utf8').trim().split('\n');
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr, calls };
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr, calls: result.collected };
 }
 
 describe('the checkpoint', () => {

@@ -5,8 +5,7 @@
  * the Alloy pipeline run against sample pods, the wave order, and the checkpoint scripts run
  * under `sh` against canned Loki answers.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
@@ -23,7 +22,7 @@ import { parseQuantity } from '../lib/quantity';
 import type { StorageProvider } from '../lib/storage';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/synth';
 import { ManifestValidator } from '../lib/validate/manifest-validator';
-import { exampleObject, Manifest, manifestsOf, tempDir, toYamlText } from './support';
+import { exampleObject, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, toYamlText } from './support';
 import { assertValidPromql } from './support-promql';
 
 /** Chart facts (loki 18.11.0 templates): the single-binary Service is named after the release. */
@@ -374,27 +373,16 @@ interface CheckpointRun {
  * per read, so every retry loop ends quickly.
  */
 function runCheckpoint(job: Manifest, fakeCurl: string, extraEnv: Record<string, string> = {}): CheckpointRun {
-  const bin = tempDir('homelab-logging-bin-');
-  try {
-    const fake = (name: string, body: string) => writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-    fake('curl', `for a in "$@"; do printf '%s\\0' "$a"; done >> "$FAKE_BIN/calls"; printf '\\n' >> "$FAKE_BIN/calls"\n${fakeCurl}`);
-    fake('sleep', 'exit 0');
-    fake('date', 'now=$(cat "$FAKE_BIN/clock" 2>/dev/null || echo 1700000000)\necho $((now + 60)) > "$FAKE_BIN/clock"\necho "$now"');
-    const container = job.spec.template.spec.containers[0];
-    const env = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
-    const result = spawnSync(container.command[0], container.command.slice(1), {
-      encoding: 'utf8',
-      env: { PATH: `${bin}:${process.env.PATH}`, FAKE_BIN: bin, ...env, ...extraEnv },
-    });
-    const recorded = existsSync(join(bin, 'calls')) ? readFileSync(join(bin, 'calls'), 'utf8') : '';
-    const calls = recorded
-      .split('\0\n')
-      .filter(Boolean)
-      .map((call) => call.split('\0'));
-    return { status: result.status, output: result.stdout + result.stderr, calls };
-  } finally {
-    rmSync(bin, { recursive: true, force: true });
-  }
+  const curl = `for a in "$@"; do printf '%s\\0' "$a"; done >> "$FAKE_BIN/calls"; printf '\\n' >> "$FAKE_BIN/calls"\n${fakeCurl}`;
+  const result = runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP, date: FAKE_CLOCK }, {
+    env: extraEnv,
+    collect: (bin) => (existsSync(join(bin, 'calls')) ? readFileSync(join(bin, 'calls'), 'utf8') : ''),
+  });
+  const calls = result.collected
+    .split('\0\n')
+    .filter(Boolean)
+    .map((call) => call.split('\0'));
+  return { status: result.status, output: result.stdout + result.stderr, calls };
 }
 
 /** The value of a `--data-urlencode name=value` argument of a curl call. */

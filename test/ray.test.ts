@@ -4,8 +4,7 @@
  * output: schemas, GPU requests against what Ray is told, placement on the inventory's GPU
  * nodes, wave order, capacity, and the checkpoint scripts run against canned answers.
  */
-import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
@@ -23,7 +22,7 @@ import { buildPlatform } from '../lib/homelab';
 import { parseQuantity } from '../lib/quantity';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/synth';
 import { ManifestValidator } from '../lib/validate/manifest-validator';
-import { exampleObject, exampleText, Manifest, manifestsOf, tempDir, toYamlText } from './support';
+import { exampleObject, exampleText, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, toYamlText } from './support';
 
 /** services.ray as homelab.yaml would carry it: a CPU group 1..3 and a GPU group 0..1. */
 const RAY_SETTINGS = {
@@ -340,19 +339,12 @@ describe('services.ray config', () => {
  * connection), `sleep`, and a clock that jumps a minute per read, so retries end quickly.
  */
 function runCheckpoint(job: Manifest, curlOutput: string | undefined): { status: number | null; stdout: string; stderr: string; urls: string[] } {
-  const bin = tempDir('ray-checkpoint-');
-  const fake = (name: string, body: string) => writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-  fake('curl', 'echo "$@" >> "$FAKE_BIN/curl.args"\n[ -n "${FAKE_CURL_OUTPUT+set}" ] || exit 7\nprintf "%s" "$FAKE_CURL_OUTPUT"');
-  fake('sleep', 'exit 0');
-  fake('date', 'now=$(cat "$FAKE_BIN/clock" 2>/dev/null || echo 1000)\necho $((now + 60)) > "$FAKE_BIN/clock"\necho "$now"');
-  const container = job.spec.template.spec.containers[0];
-  const env = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
-  const result = spawnSync(container.command[0], container.command.slice(1), {
-    encoding: 'utf8',
-    env: { PATH: `${bin}:${process.env.PATH}`, FAKE_BIN: bin, ...env, ...(curlOutput === undefined ? {} : { FAKE_CURL_OUTPUT: curlOutput }) },
+  const curl = 'echo "$@" >> "$FAKE_BIN/curl.args"\n[ -n "${FAKE_CURL_OUTPUT+set}" ] || exit 7\nprintf "%s" "$FAKE_CURL_OUTPUT"';
+  const result = runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP, date: FAKE_CLOCK }, {
+    env: curlOutput === undefined ? {} : { FAKE_CURL_OUTPUT: curlOutput },
+    collect: (bin) => readFileSync(join(bin, 'curl.args'), 'utf8').trim().split('\n').map((args) => args.split(' ').pop()!),
   });
-  const urls = readFileSync(join(bin, 'curl.args'), 'utf8').trim().split('\n').map((args) => args.split(' ').pop()!);
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr, urls };
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr, urls: result.collected };
 }
 
 /** A node as Ray's state API (`GET /api/v0/nodes`) lists it: json.dumps of NodeState. */

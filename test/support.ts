@@ -1,6 +1,6 @@
 /** Shared helpers for the tests: the example config, synthesis, and reading output trees. */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
@@ -100,5 +100,44 @@ export function runMain(args: string[]): { status: number; stdout: string; stder
   } finally {
     process.stdout.write = out;
     process.stderr.write = err;
+  }
+}
+
+/** A `sleep` that returns at once, so retry loops run in no time. */
+export const FAKE_SLEEP = 'exit 0';
+/** A `date` one minute later on every call, so `date +%s` deadlines expire after a few loops. */
+export const FAKE_CLOCK = 'now=$(cat "$FAKE_BIN/clock" 2>/dev/null || echo 1700000000)\necho $((now + 60)) > "$FAKE_BIN/clock"\necho "$now"';
+
+export interface FakeCommandRun<T> {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  /** What `collect` read from the fakes' directory before it was removed. */
+  collected: T;
+}
+
+/**
+ * Runs a container's command (a checkpoint script) locally with some commands replaced by
+ * shell scripts — a fake `curl` answering canned responses, an instant `sleep` — found first
+ * on PATH. The fakes and the script see the fakes' directory as $FAKE_BIN; the container's
+ * plain env entries are set as they would be in the pod.
+ */
+export function runWithFakeCommands<T = undefined>(
+  container: { command: string[]; env?: { name: string; value?: string }[] },
+  fakes: Readonly<Record<string, string>>,
+  options: { env?: Record<string, string>; prepare?: (bin: string) => void; collect?: (bin: string) => T } = {},
+): FakeCommandRun<T> {
+  const bin = tempDir('homelab-fakes-');
+  try {
+    for (const [name, body] of Object.entries(fakes)) writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    options.prepare?.(bin);
+    const podEnv = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+    const result = spawnSync(container.command[0], container.command.slice(1), {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_BIN: bin, ...podEnv, ...options.env },
+    });
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr, collected: options.collect?.(bin) as T };
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
   }
 }
