@@ -39,7 +39,6 @@ export const MONITORING_NAMESPACE = 'monitoring';
  */
 const FULLNAME = 'monitoring';
 
-
 /** In-cluster endpoints of the stack (the chart's Services). */
 export const PROMETHEUS_URL = `http://${FULLNAME}-prometheus.${MONITORING_NAMESPACE}.svc:9090`;
 export const ALERTMANAGER_URL = `http://${FULLNAME}-alertmanager.${MONITORING_NAMESPACE}.svc:9093`;

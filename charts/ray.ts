@@ -33,7 +33,6 @@ import { Resources, resources } from '../lib/resources';
 import { HomelabService } from '../lib/service';
 import { IMAGES, RAY_VERSION } from '../lib/versions';
 
-
 export const KUBERAY_NAMESPACE = 'kuberay-system';
 export const RAY_NAMESPACE = 'ray';
 
