@@ -110,6 +110,7 @@ instance_group [
   code: `import numpy as np
 import triton_python_backend_utils as pb_utils
 
+
 class TritonPythonModel:
     """SUM = A + B, for the homelab checkpoint's inference round trip."""
 
