@@ -1,18 +1,12 @@
 /**
  * One environment's homelab: the scope every service of that environment is created in.
- * Services find their environment's settings through `Platform.of(this)`.
+ * Services are created in it and read their environment's settings from it.
  */
 import { Construct } from 'constructs';
 import type { EnvironmentConfig } from './config/schema';
 import type { HomelabService } from './service';
 
 export class Platform extends Construct {
-  static of(construct: Construct): Platform {
-    const found = construct.node.scopes.find((scope): scope is Platform => scope instanceof Platform);
-    if (!found) throw new Error(`${construct.node.path} is not inside a Platform`);
-    return found;
-  }
-
   private readonly registered: HomelabService[] = [];
 
   constructor(

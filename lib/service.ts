@@ -49,11 +49,6 @@ export interface ServiceSettings {
   readonly requiresCrdGroups?: readonly string[];
   /** @default none */
   readonly ignoreDifferences?: readonly IgnoreDifference[];
-  /**
-   * Extra dependencies that are not construct references (e.g. a user's `dependsOn` list,
-   * resolved to services by the platform). @default none
-   */
-  readonly extraDependencies?: readonly HomelabService[];
 }
 
 export abstract class HomelabService extends Chart {
@@ -102,7 +97,7 @@ export abstract class HomelabService extends Chart {
     this.manifests = settings.manifests ?? [];
     this.requiresCrdGroups = settings.requiresCrdGroups ?? [];
     this.ignoreDifferences = settings.ignoreDifferences ?? [];
-    this.dependencies = new Set([...serviceReferences(props), ...(settings.extraDependencies ?? [])]);
+    this.dependencies = new Set(serviceReferences(props));
     new k8s.KubeNamespace(this, 'namespace', {
       metadata: { name: settings.namespace, labels: podSecurityLabels(this.podSecurity) },
     });
