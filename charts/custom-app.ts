@@ -72,7 +72,7 @@ export class CustomApp extends HomelabService {
     super(scope, name, props, {
       layer: props.layer ?? Layer.AUTOMATION,
       namespace: name,
-      podSecurity: runAsRoot ? 'baseline' : 'restricted',
+      runsAsRoot: runAsRoot,
     });
     if (props.volume && !props.storage) throw new Error(`${name}: a volume needs a storage provider`);
     const gpus = props.gpus ?? 0;

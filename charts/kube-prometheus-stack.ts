@@ -132,11 +132,6 @@ export class MonitoringStack extends HomelabService {
     super(scope, 'monitoring', props, {
       layer: Layer.OBSERVABILITY,
       namespace: MONITORING_NAMESPACE,
-      // node-exporter reads the host: hostNetwork, hostPID and hostPath mounts of /, /proc
-      // and /sys, each forbidden by `baseline`. Pod Security is per namespace, the chart
-      // deploys into its release namespace, and the Application may only write to this one;
-      // the chart's other pods keep their own non-root security contexts, unweakened.
-      podSecurity: 'privileged',
       // The chart's Prometheus, Alertmanager, ServiceMonitors and PrometheusRules need the CRDs.
       requiresCrdGroups: [MONITORING_GROUP],
       helm: helmRelease('kubePrometheusStack', values),

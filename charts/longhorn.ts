@@ -50,8 +50,6 @@ export class Longhorn extends HomelabService implements StorageProvider {
     super(scope, 'longhorn', props, {
       layer: Layer.STORAGE,
       namespace: LONGHORN_NAMESPACE,
-      // longhorn-manager and the CSI plugin mount host paths and run privileged.
-      podSecurity: 'privileged',
       installsCrdGroups: ['longhorn.io'],
       helm: helmRelease('longhorn', longhornValues(replicas, props)),
       ignoreDifferences: [

@@ -53,8 +53,6 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
     super(scope, 'nvidia-device-plugin', props, {
       layer: Layer.AI,
       namespace: NVIDIA_DEVICE_PLUGIN_NAMESPACE,
-      // The plugin mounts kubelet's device-plugin socket directory and other host paths.
-      podSecurity: 'privileged',
       helm: helmRelease('nvidiaDevicePlugin', devicePluginValues(runtimeClassName, placement, gpuReplicas)),
     });
     this.runtimeClassName = runtimeClassName;

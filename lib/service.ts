@@ -9,6 +9,7 @@ import { ApiObject, Chart, JsonPatch } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { Checkpoint } from './checkpoint';
+import { EXCEPTION_ANNOTATION, PodSecurityLevel, podSecurityException } from './pod-security';
 import { Layer } from './layers';
 import { selectorLabels, serviceLabels } from './labels';
 import { Platform } from './platform';
@@ -16,8 +17,6 @@ import type { ResourceDemand } from './capacity';
 import type { GitManifests, HelmRelease, KustomizeSource } from './helm';
 import { AlertRule, Dashboard, MetricsEndpoint, ServiceMonitoring } from './monitoring';
 import { KUBERNETES_VERSION } from './versions';
-
-export type PodSecurityLevel = 'restricted' | 'baseline' | 'privileged';
 
 /** A field Argo CD must not diff, for drift that upstream charts cause by design. */
 export interface IgnoreDifference {
@@ -31,8 +30,11 @@ export interface IgnoreDifference {
 export interface ServiceSettings {
   readonly layer: Layer;
   readonly namespace: string;
-  /** @default 'restricted' */
-  readonly podSecurity?: PodSecurityLevel;
+  /**
+   * The workload's image only runs as root: the namespace gets `baseline`. Built-in services
+   * that need more are listed in lib/pod-security.ts. @default false
+   */
+  readonly runsAsRoot?: boolean;
   /** API groups whose CRDs this service installs (a service emitting them depends on it). @default none */
   readonly installsCrdGroups?: readonly string[];
   /** Upstream chart and values, made with `helmRelease()`. @default no chart */
@@ -90,7 +92,8 @@ export abstract class HomelabService extends Chart {
     this.environment = scope.environment;
     this.layer = settings.layer;
     this.namespaceName = settings.namespace;
-    this.podSecurity = settings.podSecurity ?? 'restricted';
+    const exception = podSecurityException(name, settings.runsAsRoot ?? false);
+    this.podSecurity = exception?.level ?? 'restricted';
     this.installsCrdGroups = settings.installsCrdGroups ?? [];
     this.helm = settings.helm;
     this.kustomizations = settings.kustomizations ?? [];
@@ -99,7 +102,11 @@ export abstract class HomelabService extends Chart {
     this.ignoreDifferences = settings.ignoreDifferences ?? [];
     this.dependencies = new Set(serviceReferences(props));
     new k8s.KubeNamespace(this, 'namespace', {
-      metadata: { name: settings.namespace, labels: podSecurityLabels(this.podSecurity) },
+      metadata: {
+        name: settings.namespace,
+        labels: podSecurityLabels(this.podSecurity),
+        annotations: exception ? { [EXCEPTION_ANNOTATION]: exception.reason } : undefined,
+      },
     });
     scope.register(this);
   }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { helmValuesErrors } from '../lib/helm-values';
+import { EXCEPTION_ANNOTATION, POD_SECURITY_EXCEPTIONS, ROOT_APP_EXCEPTION } from '../lib/pod-security';
 import { GENERATED_HEADER, SynthesizedEnvironment } from '../lib/synth';
 import { ManifestValidator } from '../lib/validate/manifest-validator';
 import { CHARTS } from '../lib/versions';
@@ -157,6 +158,27 @@ describe('the synthesized example', () => {
     expect(level(envs[0], 'longhorn-system')).toBe('privileged');
     expect(level(envs[0], 'node-red')).toBe('restricted');
     expect(level(envs[0], 'home-assistant')).toBe('baseline');
+  });
+
+  it('keeps every namespace restricted except the listed exceptions, each naming its reason', () => {
+    const config = parseConfig(exampleText(), 'homelab.yaml');
+    for (const env of envs) {
+      const apps = config.environments.get(env.environment)!.apps;
+      for (const { path, manifest } of manifestsOf(env).filter(({ manifest }) => manifest.kind === 'Namespace')) {
+        const level = manifest.metadata.labels!['pod-security.kubernetes.io/enforce'];
+        const reason = manifest.metadata.annotations?.[EXCEPTION_ANNOTATION];
+        const service = path.split('/')[0];
+        const expected = POD_SECURITY_EXCEPTIONS[service] ?? (apps[service]?.runAsRoot ? ROOT_APP_EXCEPTION : undefined);
+        expect({ level, reason }, path).toEqual(expected ? { level: expected.level, reason: expected.reason } : { level: 'restricted', reason: undefined });
+      }
+    }
+    // The example's exceptions: Longhorn, the monitoring stack, the device plugin (prod), Home Assistant (root image).
+    const prod = envs.find((e) => e.environment === 'prod')!;
+    const exceptions = manifestsOf(prod)
+      .filter(({ manifest }) => manifest.kind === 'Namespace' && manifest.metadata.annotations?.[EXCEPTION_ANNOTATION])
+      .map(({ manifest }) => manifest.metadata.name)
+      .sort();
+    expect(exceptions).toEqual(['home-assistant', 'longhorn-system', 'monitoring', 'nvidia-device-plugin']);
   });
 
   it('runs pods in restricted namespaces with a restricted security context', () => {
