@@ -53,8 +53,14 @@ export function dependencyGraph(platform: Platform, mode: WaveMode = 'dependenci
     }
     for (const group of service.requiresCrdGroups) {
       const installer = installers.get(group);
-      if (installer) dependsOn.add(installer.serviceName);
-      else warnings.push(`${service.serviceName} needs ${group} resources, which no enabled service installs yet`);
+      if (!installer) {
+        warnings.push(`${service.serviceName} needs ${group} resources, which no enabled service installs yet`);
+      } else if (comesLater(installer, service)) {
+        // Upstream manifests cannot be annotated: their sync fails until the later layer is up.
+        warnings.push(`${service.serviceName} needs ${group} resources, which ${installer.serviceName} installs in a later layer (waves: sequential)`);
+      } else {
+        dependsOn.add(installer.serviceName);
+      }
     }
     return { name: service.serviceName, layer: service.layer, dependsOn: [...dependsOn].sort() };
   });

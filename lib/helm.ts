@@ -5,6 +5,7 @@
  */
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
 import type { AlloyValues } from '../imports/helm/alloy';
+import type { CertManagerValues } from '../imports/helm/cert-manager';
 import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import type { LokiValues } from '../imports/helm/loki';
@@ -21,6 +22,7 @@ interface ValuesByChart {
   kubePrometheusStack: KubePrometheusStackValues;
   loki: LokiValues;
   alloy: AlloyValues;
+  certManager: CertManagerValues;
 }
 
 export type PinnedChart = keyof typeof CHARTS & keyof ValuesByChart;

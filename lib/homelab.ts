@@ -6,6 +6,7 @@
 import { Construct } from 'constructs';
 import { Alloy } from '../charts/alloy';
 import { ArgoCd } from '../charts/argocd';
+import { CertManager } from '../charts/cert-manager';
 import { CustomApp } from '../charts/custom-app';
 import { MonitoringStack } from '../charts/kube-prometheus-stack';
 import { Loki } from '../charts/loki';
@@ -55,6 +56,11 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
     built.set('ray', new Ray(platform, { head: services.ray.head, workerGroups: services.ray.workerGroups, devicePlugin }));
   }
 
+  if (services.certManager.enabled) {
+    // The config check guarantees the e-mail and the token Secret.
+    const { email, cloudflareApiToken } = services.certManager;
+    built.set('cert-manager', new CertManager(platform, { email: email!, cloudflareApiToken: cloudflareApiToken! }));
+  }
   let loki: Loki | undefined;
   if (services.loki.enabled) {
     const { storage, retention, resources } = services.loki;

@@ -54,6 +54,7 @@ describe('the synthesized example', () => {
       'apps',
       'argocd',
       'bootstrap',
+      'cert-manager',
       'home-assistant',
       'loki',
       'longhorn',

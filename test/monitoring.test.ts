@@ -113,6 +113,11 @@ const UPSTREAM_TARGETS: Readonly<Record<string, { selector: Record<string, strin
     port: 'http-metrics',
     source: 'grafana/alloy helm-chart/1.11.1 templates/containers/_agent.yaml, _helpers.tpl',
   },
+  'cert-manager-controller': {
+    selector: { 'app.kubernetes.io/name': 'cert-manager', 'app.kubernetes.io/instance': 'cert-manager', 'app.kubernetes.io/component': 'controller' },
+    port: 'tcp-prometheus-servicemonitor',
+    source: 'cert-manager/cert-manager deploy/charts/cert-manager/templates/service.yaml',
+  },
   // k3s's CoreDNS, scraped by the monitoring stack's own ServiceMonitor (the chart's would write to kube-system).
   'monitoring-coredns': {
     selector: { 'k8s-app': 'kube-dns' },

@@ -91,7 +91,9 @@ describe('dependency graph', () => {
       longhorn: [],
       'prometheus-operator-crds': [],
       // The operators install rabbitmq.com: the cluster emits those resources (CRD edge).
-      'rabbitmq-operators': [],
+      // Their webhooks take certificates from cert-manager (requiresCrdGroups).
+      'rabbitmq-operators': ['cert-manager'],
+      'cert-manager': [],
       rabbitmq: ['longhorn', 'rabbitmq-operators'],
       loki: ['longhorn'],
       alloy: ['loki'],
@@ -141,6 +143,8 @@ describe('waves in the synthesized example', () => {
       ['home-assistant', 'automation', 7],
       // node-red depends on home-assistant, in the same layer.
       ['node-red', 'automation', 8],
+      // Networking comes last: the RabbitMQ operators' need for it is only a warning here.
+      ['cert-manager', 'networking', 9],
     ]);
   });
 

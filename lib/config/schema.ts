@@ -10,6 +10,7 @@ import { raySchema } from './services/ray';
 import { aiServiceIssues, nvidiaDevicePluginSchema, tritonSchema } from './services/ai';
 import { alloySchema, loggingServiceIssues, lokiSchema } from './services/logging';
 import { monitoringSchema } from './services/monitoring';
+import { certManagerSchema } from './services/networking';
 import { Layer } from '../layers';
 import {
   absolutePath,
@@ -195,6 +196,7 @@ const SERVICE_KEYS = {
   ray: 'ray',
   loki: 'loki',
   alloy: 'alloy',
+  certManager: 'cert-manager',
 } as const;
 /**
  * Names an app cannot take: an app's name is its folder in k8s/<env>/ and its namespace, so
@@ -224,6 +226,7 @@ const servicesSchema = z.strictObject({
   loki: lokiSchema.prefault({}),
   alloy: alloySchema.prefault({}),
   monitoring: monitoringSchema.prefault({}),
+  certManager: certManagerSchema.prefault({}),
 });
 
 /** One environment's fully merged settings. */

@@ -1,0 +1,131 @@
+/**
+ * cert-manager (networking layer): the chart with its CRDs, and ClusterIssuers for Let's
+ * Encrypt staging and production solving DNS-01 through Cloudflare — publicly signed
+ * certificates, nothing self-signed. The API token comes from a Secret reference (the
+ * security layer will deliver it from Vault).
+ */
+import { Duration } from 'cdk8s';
+import type { CertManagerValues } from '../imports/helm/cert-manager';
+import { ClusterIssuer } from '../imports/cert-manager-cert-manager.io';
+import { Checkpoint } from '../lib/checkpoint';
+import { helmRelease } from '../lib/helm';
+import { Layer } from '../lib/layers';
+import { Platform } from '../lib/platform';
+import { Resources, resources } from '../lib/resources';
+import { HomelabService } from '../lib/service';
+import { IMAGES } from '../lib/versions';
+
+export interface CertManagerProps {
+  /** Contact of the Let's Encrypt account. */
+  readonly email: string;
+  /** Secret (in the cert-manager namespace) and key holding a Cloudflare API token with Zone:DNS:Edit. */
+  readonly cloudflareApiToken: { readonly name: string; readonly key: string };
+}
+
+export const CERT_MANAGER_NAMESPACE = 'cert-manager';
+
+/** The issuers, by name: try a new setup on staging (no rate limits), then switch to production. */
+export const CLUSTER_ISSUERS = {
+  'letsencrypt-staging': 'https://acme-staging-v02.api.letsencrypt.org/directory',
+  'letsencrypt-production': 'https://acme-v02.api.letsencrypt.org/directory',
+} as const;
+
+const COMPONENTS: Record<'controller' | 'webhook' | 'cainjector', Resources> = {
+  controller: resources('20m', '64Mi', '200m', '256Mi'),
+  webhook: resources('10m', '32Mi', '100m', '128Mi'),
+  cainjector: resources('10m', '64Mi', '100m', '256Mi'),
+};
+
+/** The controller's metrics Service (chart templates/service.yaml: `prometheus.enabled`). */
+const METRICS_SERVICE = { 'app.kubernetes.io/name': 'cert-manager', 'app.kubernetes.io/instance': 'cert-manager', 'app.kubernetes.io/component': 'controller' };
+
+export class CertManager extends HomelabService {
+  constructor(scope: Platform, props: CertManagerProps) {
+    super(scope, 'cert-manager', props, {
+      layer: Layer.NETWORKING,
+      namespace: CERT_MANAGER_NAMESPACE,
+      installsCrdGroups: ['cert-manager.io', 'acme.cert-manager.io'],
+      helm: helmRelease('certManager', certManagerValues()),
+      ignoreDifferences: [
+        // cainjector writes the webhook's CA into these after every sync.
+        ...['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'].map((kind) => ({
+          group: 'admissionregistration.k8s.io',
+          kind,
+          jqPathExpressions: ['.webhooks[]?.clientConfig.caBundle'],
+        })),
+      ],
+    });
+    for (const [name, issuer] of Object.entries(CLUSTER_ISSUERS)) {
+      new ClusterIssuer(this, name, {
+        metadata: { name },
+        spec: {
+          acme: {
+            server: issuer,
+            email: props.email,
+            // The ACME account key cert-manager generates in the cluster.
+            privateKeySecretRef: { name: `${name}-account-key` },
+            solvers: [{ dns01: { cloudflare: { apiTokenSecretRef: { name: props.cloudflareApiToken.name, key: props.cloudflareApiToken.key } } } }],
+          },
+        },
+      });
+    }
+    for (const [workload, r] of Object.entries(COMPONENTS)) {
+      this.requestCapacity({ workload, replicas: 1, cpu: r.requests.cpu, memory: r.requests.memory });
+    }
+    this.exposeMetrics({ name: 'controller', kind: 'service', selector: METRICS_SERVICE, port: 'tcp-prometheus-servicemonitor' });
+    this.addAlerts(
+      {
+        alert: 'CertificateExpiringSoon',
+        expr: 'certmanager_certificate_expiration_timestamp_seconds - time() < 14 * 24 * 3600',
+        for: '1h',
+        severity: 'warning',
+        summary: 'certificate {{ $labels.namespace }}/{{ $labels.name }} expires within 14 days and has not been renewed',
+      },
+      {
+        alert: 'CertificateNotReady',
+        expr: 'certmanager_certificate_ready_status{condition="False"} == 1',
+        for: '15m',
+        severity: 'warning',
+        summary: 'certificate {{ $labels.namespace }}/{{ $labels.name }} is not ready',
+      },
+    );
+    this.addCheckpoint();
+  }
+
+  /** Both issuers registered their ACME account with Let's Encrypt (condition Ready). */
+  private addCheckpoint(): void {
+    const names = Object.keys(CLUSTER_ISSUERS);
+    new Checkpoint(this, 'checkpoint', {
+      description: `the ClusterIssuers ${names.join(' and ')} are Ready (ACME account registered)`,
+      image: IMAGES.curl,
+      timeout: Duration.minutes(10),
+      readsCluster: [{ apiGroups: ['cert-manager.io'], resources: ['clusterissuers'], verbs: ['get'], resourceNames: names }],
+      script: [
+        'for issuer in ' + names.join(' ') + '; do',
+        '  ready=no',
+        '  for _ in $(seq 30); do',
+        '    if kube_get "/apis/cert-manager.io/v1/clusterissuers/$issuer" | tr -d \' \\n\' | grep -q \'"status":"True","type":"Ready"\'; then ready=yes; break; fi',
+        '    sleep 10',
+        '  done',
+        '  [ "$ready" = yes ] || { echo "ClusterIssuer $issuer is not Ready" >&2; exit 1; }',
+        '  echo "ClusterIssuer $issuer Ready"',
+        'done',
+      ].join('\n'),
+    });
+  }
+}
+
+function certManagerValues(): CertManagerValues {
+  return {
+    crds: { enabled: true, keep: true },
+    // The chart defaults to kube-system, outside the namespaces the AppProject allows.
+    global: { leaderElection: { namespace: CERT_MANAGER_NAMESPACE } },
+    resources: COMPONENTS.controller,
+    webhook: { resources: COMPONENTS.webhook },
+    cainjector: { resources: COMPONENTS.cainjector },
+    // The metrics Service; our own ServiceMonitor scrapes it (lib/monitoring.ts).
+    prometheus: { enabled: true, servicemonitor: { enabled: false } },
+    // Checks that the API serves cert-manager resources; a Helm test Job, not ours.
+    startupapicheck: { enabled: false },
+  };
+}

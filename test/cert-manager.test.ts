@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../lib/config/load';
+import { helmValuesErrors } from '../lib/helm-values';
+import { ManifestValidator } from '../lib/validate/manifest-validator';
+import { exampleObject, exampleText, manifestsOf, synthesizeExample, synthesizeText, toYamlText } from './support';
+
+const [dev] = synthesizeExample();
+const docs = manifestsOf(dev);
+const application = docs.find(({ path }) => path === 'apps/application-cert-manager.yaml')!.manifest;
+
+describe('cert-manager', () => {
+  it('installs the pinned chart with its CRDs, leader election in its own namespace', () => {
+    const chart = application.spec.sources.find((s: any) => s.chart);
+    expect(chart).toMatchObject({ repoURL: 'https://charts.jetstack.io', chart: 'cert-manager', targetRevision: 'v1.21.1' });
+    const values = chart.helm.valuesObject;
+    expect(helmValuesErrors('cert-manager', values)).toEqual([]);
+    expect(values.crds).toEqual({ enabled: true, keep: true });
+    // kube-system is not a destination of the AppProject.
+    expect(values.global.leaderElection.namespace).toBe('cert-manager');
+    expect(application.spec.ignoreDifferences.map((d: any) => d.kind)).toEqual(['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']);
+  });
+
+  it("issues from Let's Encrypt staging and production over DNS-01, the token by Secret reference", () => {
+    const issuers = docs.filter(({ manifest }) => manifest.kind === 'ClusterIssuer').map(({ manifest }) => manifest);
+    expect(issuers.map((i) => [i.metadata.name, i.spec.acme.server])).toEqual([
+      ['letsencrypt-production', 'https://acme-v02.api.letsencrypt.org/directory'],
+      ['letsencrypt-staging', 'https://acme-staging-v02.api.letsencrypt.org/directory'],
+    ]);
+    for (const issuer of issuers) {
+      expect(ManifestValidator.shared().validate(issuer)).toEqual([]);
+      expect(issuer.spec.acme.solvers).toEqual([{ dns01: { cloudflare: { apiTokenSecretRef: { name: 'cloudflare-api-token', key: 'api-token' } } } }]);
+      // The CRD comes with the chart in the same sync.
+      expect(issuer.metadata.annotations['argocd.argoproj.io/sync-options']).toContain('SkipDryRunOnMissingResource=true');
+      expect(JSON.stringify(issuer)).not.toMatch(/selfSigned|"ca":/);
+    }
+  });
+
+  it('orders the RabbitMQ operators, whose webhooks need certificates, after it', () => {
+    const wave = new Map(dev.services.map((s) => [s.name, s.wave]));
+    expect(dev.services.find((s) => s.name === 'rabbitmq-operators')!.dependsOn).toContain('cert-manager');
+    expect(wave.get('rabbitmq-operators')!).toBeGreaterThan(wave.get('cert-manager')!);
+    expect(dev.warnings).toEqual([]);
+  });
+
+  it('in sequential waves, where networking comes last, warns instead of ordering backwards', () => {
+    const config = exampleObject();
+    config.waves = 'sequential';
+    const [env] = synthesizeText(toYamlText(config));
+    expect(env.warnings).toEqual(['rabbitmq-operators needs cert-manager.io resources, which cert-manager installs in a later layer (waves: sequential)']);
+  });
+
+  it('requires the account e-mail and the token Secret when enabled, naming the paths', () => {
+    const config = exampleObject();
+    config.services.certManager = { enabled: true };
+    expect(() => parseConfig(toYamlText(config), 'homelab.yaml')).toThrow(
+      /services\.certManager\.email: expected an e-mail address[\s\S]*services\.certManager\.cloudflareApiToken: expected the Secret/,
+    );
+    expect(parseConfig(exampleText(), 'homelab.yaml').environments.get('prod')!.services.certManager.enabled).toBe(true);
+  });
+});
