@@ -30,7 +30,7 @@ describe('cert-manager', () => {
       expect(ManifestValidator.shared().validate(issuer)).toEqual([]);
       expect(issuer.spec.acme.solvers).toEqual([{ dns01: { cloudflare: { apiTokenSecretRef: { name: 'cloudflare-api-token', key: 'api-token' } } } }]);
       // The CRD comes with the chart in the same sync.
-      expect(issuer.metadata.annotations['argocd.argoproj.io/sync-options']).toContain('SkipDryRunOnMissingResource=true');
+      expect(issuer.metadata.annotations?.['argocd.argoproj.io/sync-options']).toContain('SkipDryRunOnMissingResource=true');
       expect(JSON.stringify(issuer)).not.toMatch(/selfSigned|"ca":/);
     }
   });
