@@ -100,17 +100,8 @@ export class CertManager extends HomelabService {
       image: IMAGES.curl,
       timeout: Duration.minutes(10),
       readsCluster: [{ apiGroups: ['cert-manager.io'], resources: ['clusterissuers'], verbs: ['get'], resourceNames: names }],
-      script: [
-        'for issuer in ' + names.join(' ') + '; do',
-        '  ready=no',
-        '  for _ in $(seq 30); do',
-        '    if kube_get "/apis/cert-manager.io/v1/clusterissuers/$issuer" | tr -d \' \\n\' | grep -q \'"status":"True","type":"Ready"\'; then ready=yes; break; fi',
-        '    sleep 10',
-        '  done',
-        '  [ "$ready" = yes ] || { echo "ClusterIssuer $issuer is not Ready" >&2; exit 1; }',
-        '  echo "ClusterIssuer $issuer Ready"',
-        'done',
-      ].join('\n'),
+      // One command per line: under `sh -e` a failure inside an && list would not stop the script.
+      script: names.map((name) => `kube_condition /apis/cert-manager.io/v1/clusterissuers/${name} Ready\necho "ClusterIssuer ${name} Ready"`).join('\n'),
     });
   }
 }

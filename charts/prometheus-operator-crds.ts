@@ -28,13 +28,8 @@ export class PrometheusOperatorCrds extends HomelabService {
       description: `the API server serves the CRDs: ${USED_CRDS.join(', ')}`,
       image: IMAGES.curl,
       readsCluster: [{ apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: ['get'], resourceNames: USED_CRDS }],
-      script: [
-        'for crd in ' + USED_CRDS.join(' ') + '; do',
-        '  kube_get "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/$crd" | tr -d \' \\n\' | grep -q \'"type":"Established","status":"True"\' \\',
-        '    || { echo "$crd is not established" >&2; exit 1; }',
-        '  echo "$crd established"',
-        'done',
-      ].join('\n'),
+      // One command per line: under `sh -e` a failure inside an && list would not stop the script.
+      script: USED_CRDS.map((crd) => `kube_condition /apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd} Established\necho "${crd} established"`).join('\n'),
     });
   }
 }

@@ -43,10 +43,23 @@ export interface CheckpointProps {
   readonly readsCluster?: readonly k8s.PolicyRule[];
 }
 
-/** Shell function the scripts of checkpoints with `readsCluster` can use: `kube_get /api/v1/nodes/x`. */
+/**
+ * Shell functions for the scripts of checkpoints with `readsCluster`:
+ * `kube_get <api path>` prints the object; `kube_condition <api path> <type>` waits up to five
+ * minutes for its status condition <type> to be True (built-in types list `type` first,
+ * custom resources come back with sorted keys, so both orders match).
+ */
 const KUBE_GET = String.raw`sa=/var/run/secrets/kubernetes.io/serviceaccount
 kube_get() {
   curl -fsS --cacert "$sa/ca.crt" -H "Authorization: Bearer $(cat "$sa/token")" "https://kubernetes.default.svc$1"
+}
+kube_condition() {
+  for _ in $(seq 30); do
+    if kube_get "$1" | tr -d ' \n' | grep -Eq "\"type\":\"$2\",\"status\":\"True\"|\"status\":\"True\",\"type\":\"$2\""; then return 0; fi
+    sleep 10
+  done
+  echo "$1: condition $2 is not True" >&2
+  return 1
 }`;
 
 /** Unprivileged user the checkpoint runs as (nobody). */

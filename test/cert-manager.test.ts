@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../lib/config/load';
 import { helmValuesErrors } from '../lib/helm-values';
 import { ManifestValidator } from '../lib/validate/manifest-validator';
-import { exampleObject, exampleText, manifestsOf, synthesizeExample, synthesizeText, toYamlText } from './support';
+import { exampleObject, exampleText, FAKE_SLEEP, manifestsOf, runWithFakeCommands, synthesizeExample, synthesizeText, toYamlText } from './support';
 
 const [dev] = synthesizeExample();
 const docs = manifestsOf(dev);
@@ -57,4 +57,34 @@ describe('cert-manager', () => {
     );
     expect(parseConfig(exampleText(), 'homelab.yaml').environments.get('prod')!.services.certManager.enabled).toBe(true);
   });
+});
+
+describe('checkpoints waiting for conditions (kube_condition)', () => {
+  const job = (path: string) => manifestsOf(dev).find((m) => m.path === path)!.manifest;
+  /** A fake API server: the first object is Ready/Established only when FIRST_OK is set; the others always are. */
+  const curl = [
+    'for url; do :; done',
+    'case "$url" in',
+    '  *letsencrypt-staging|*servicemonitors.monitoring.coreos.com)',
+    '    if [ -n "$FIRST_OK" ]; then status=True; else status=False; fi ;;',
+    '  *) status=True ;;',
+    'esac',
+    // Custom resources come back with sorted keys, CRDs with `type` first.
+    'case "$url" in',
+    '  *customresourcedefinitions*) printf \'{"status": {"conditions": [{"type": "Established", "status": "%s"}]}}\' "$status" ;;',
+    '  *) printf \'{"status": {"conditions": [{"lastTransitionTime": "x", "status": "%s", "type": "Ready"}]}}\' "$status" ;;',
+    'esac',
+  ].join('\n');
+  const run = (path: string, firstOk: boolean) =>
+    runWithFakeCommands(job(path).spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP, cat: 'echo token' }, { env: firstOk ? { FIRST_OK: '1' } : {} });
+
+  it.each(['cert-manager/job-cert-manager-checkpoint.yaml', 'prometheus-operator-crds/job-prometheus-operator-crds-checkpoint.yaml'])(
+    '%s passes when all are ready and fails when the first is not',
+    (path) => {
+      expect(run(path, true).status).toBe(0);
+      const failed = run(path, false);
+      expect(failed.status).not.toBe(0);
+      expect(failed.stderr).toMatch(/condition (Ready|Established) is not True/);
+    },
+  );
 });
