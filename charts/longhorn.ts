@@ -12,6 +12,7 @@ import type { LonghornConfig } from '../lib/config/schema';
 import { Layer } from '../lib/layers';
 import { SERVICE_LABEL } from '../lib/monitoring';
 import { Platform } from '../lib/platform';
+import { durationSeconds } from '../lib/quantity';
 import { HomelabService } from '../lib/service';
 import type { StorageProvider } from '../lib/storage';
 import { IMAGES } from '../lib/versions';
@@ -210,17 +211,9 @@ function longhornValues(replicas: number, props: LonghornProps): LonghornValues 
       ? {
           backupTarget: props.backup.target,
           backupTargetCredentialSecret: props.backup.credentialsSecret,
-          pollInterval: String(durationSeconds(props.backup.pollInterval)),
+          pollInterval: String(Math.round(durationSeconds(props.backup.pollInterval))),
         }
       : {},
     longhornUI: { replicas: Math.min(2, replicas) },
   };
-}
-
-/** Seconds in a Go-style duration such as `5m` or `1h30m`. */
-function durationSeconds(duration: string): number {
-  const unit: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
-  let total = 0;
-  for (const [, amount, suffix] of duration.matchAll(/(\d+)(ms|s|m|h)/g)) total += Number(amount) * unit[suffix];
-  return Math.round(total);
 }

@@ -25,6 +25,15 @@ export function parseQuantity(quantity: string | number): number {
   return Number(match[1]) * SUFFIX[match[2]];
 }
 
+const DURATION_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+
+/** Seconds in a duration such as `5m`, `1h30m` or `7d` (Go units plus the d and w Prometheus and Loki take). */
+export function durationSeconds(duration: string): number {
+  let total = 0;
+  for (const [, amount, unit] of duration.matchAll(/(\d+)(ms|s|m|h|d|w)/g)) total += Number(amount) * DURATION_SECONDS[unit];
+  return Math.round(total * 1000) / 1000;
+}
+
 /** Cores with up to three decimals: `2.25`. */
 export function formatCores(cores: number): string {
   return String(Math.round(cores * 1000) / 1000);

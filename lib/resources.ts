@@ -3,6 +3,7 @@ import { Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
 import type { Resources } from './config/schema';
+import { parseQuantity } from './quantity';
 
 export type { Resources };
 
@@ -31,17 +32,7 @@ function cpu(quantity: string): kplus.Cpu {
   return quantity.endsWith('m') ? kplus.Cpu.millis(Number(quantity.slice(0, -1))) : kplus.Cpu.units(Number(quantity));
 }
 
-/** `512Mi`, `10Gi`, `1Ti` as a cdk8s Size. */
+/** `512Mi`, `10Gi`, `1Ti` as a cdk8s Size (the config admits only whole Mi, Gi and Ti). */
 export function size(quantity: string): Size {
-  const amount = Number(quantity.slice(0, -2));
-  switch (quantity.slice(-2)) {
-    case 'Mi':
-      return Size.mebibytes(amount);
-    case 'Gi':
-      return Size.gibibytes(amount);
-    case 'Ti':
-      return Size.tebibytes(amount);
-    default:
-      throw new Error(`unsupported quantity ${quantity}`);
-  }
+  return Size.mebibytes(parseQuantity(quantity) / 2 ** 20);
 }

@@ -6,6 +6,7 @@
  * environment-level refinement in ../schema.ts.
  */
 import { z } from 'zod';
+import { durationSeconds } from '../../quantity';
 import { bool, k8sName, resourcesSchema, volumeSize } from '../primitives';
 
 const expected = (what: string) => ({ error: `expected ${what}` });
@@ -15,7 +16,6 @@ export const DEFAULT_LOKI_RESOURCES = { requests: { cpu: '250m', memory: '512Mi'
 /** The Alloy container on each node (its config reloader sidecar is sized by the construct). */
 export const DEFAULT_ALLOY_RESOURCES = { requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '500m', memory: '512Mi' } };
 
-const HOURS = { h: 1, d: 24, w: 168 } as const;
 
 /**
  * How long Loki keeps logs, as Loki parses it (Prometheus durations: `7d`, `4w`, `720h`).
@@ -28,14 +28,9 @@ const retentionPeriod = z
   .regex(RETENTION, expected('a retention period such as "7d", "4w" or "720h"'))
   .refine(
     // Malformed periods are reported by the regex alone.
-    (period) => !RETENTION.test(period) || retentionHours(period) % 24 === 0,
+    (period) => !RETENTION.test(period) || durationSeconds(period) % 86400 === 0,
     expected('whole days (Loki deletes logs by daily index table), such as "7d" or "72h"'),
   );
-
-/** Hours in a retention period accepted by the schema. */
-export function retentionHours(period: string): number {
-  return Number(period.slice(0, -1)) * HOURS[period.slice(-1) as keyof typeof HOURS];
-}
 
 /** An S3 endpoint URL with scheme, as Loki's S3 client takes it (`https://s3.example.net`, `http://minio.minio.svc:9000`). */
 const s3Endpoint = z
