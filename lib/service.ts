@@ -16,6 +16,9 @@ import { Platform } from './platform';
 import type { ResourceDemand } from './capacity';
 import type { GitManifests, HelmRelease, KustomizeSource } from './helm';
 import { AlertRule, Dashboard, MetricsEndpoint, ServiceMonitoring } from './monitoring';
+import type { Exposure } from './exposure';
+import type { ServedPort } from './network';
+import { SecretNeed, SecretRef } from './secrets';
 import { KUBERNETES_VERSION } from './versions';
 
 /** A field Argo CD must not diff, for drift that upstream charts cause by design. */
@@ -69,14 +72,17 @@ export abstract class HomelabService extends Chart {
   readonly manifests: readonly GitManifests[];
   readonly requiresCrdGroups: readonly string[];
   readonly ignoreDifferences: readonly IgnoreDifference[];
-  /** Services this one needs first: every HomelabService found in its props. */
-  readonly dependencies: ReadonlySet<HomelabService>;
+  private readonly dependencySet: Set<HomelabService>;
   private checkpointConstruct?: Checkpoint;
   private readonly demandList: ResourceDemand[] = [];
   private readonly renderPatches = new Map<ApiObject, JsonPatch[]>();
   private readonly metricsList: MetricsEndpoint[] = [];
   private readonly alertList: AlertRule[] = [];
   private readonly dashboardList: Dashboard[] = [];
+  private readonly secretList: SecretNeed[] = [];
+  private readonly exposureList: Exposure[] = [];
+  private readonly servedPortList: ServedPort[] = [];
+  private readonly apiServerPortList: ServedPort[] = [];
 
   /**
    * @param props the subclass's own props: every HomelabService in them (directly or in
@@ -100,7 +106,7 @@ export abstract class HomelabService extends Chart {
     this.manifests = settings.manifests ?? [];
     this.requiresCrdGroups = settings.requiresCrdGroups ?? [];
     this.ignoreDifferences = settings.ignoreDifferences ?? [];
-    this.dependencies = new Set(serviceReferences(props));
+    this.dependencySet = new Set(serviceReferences(props));
     new k8s.KubeNamespace(this, 'namespace', {
       metadata: {
         name: settings.namespace,
@@ -166,6 +172,64 @@ export abstract class HomelabService extends Chart {
 
   get alertRules(): readonly AlertRule[] {
     return this.alertList;
+  }
+
+  /**
+   * Declares a Secret this service needs (name and key names): delivered from Vault by an
+   * ExternalSecret where the platform has them, else created by the operator. Consumers
+   * reference its keys through the returned handle.
+   */
+  protected needSecret(name: string, keys: readonly string[], purpose: string): SecretRef {
+    if (keys.length === 0) throw new Error(`${this.serviceName}: secret ${name} declares no keys`);
+    if (this.secretList.some((s) => s.name === name)) throw new Error(`${this.serviceName}: secret ${name} declared twice`);
+    const need: SecretNeed = { service: this.serviceName, namespace: this.namespaceName, name, keys: [...new Set(keys)].sort(), purpose };
+    this.secretList.push(need);
+    return new SecretRef(need);
+  }
+
+  /** Declares a Service port reachable from outside as `<subdomain>.<domain>` (through Traefik). */
+  protected expose(exposure: Exposure): void {
+    if (this.exposureList.some((e) => e.subdomain === exposure.subdomain)) {
+      throw new Error(`${this.serviceName}: subdomain ${exposure.subdomain} exposed twice`);
+    }
+    this.exposureList.push(exposure);
+  }
+
+  /** Declares ports the services depending on this one connect to (their NetworkPolicy allow rules). */
+  protected serveClients(...ports: ServedPort[]): void {
+    this.servedPortList.push(...ports);
+  }
+
+  /** Declares ports the Kubernetes API server calls: admission webhooks, conversion, aggregated APIs. */
+  protected serveApiServer(...ports: ServedPort[]): void {
+    this.apiServerPortList.push(...ports);
+  }
+
+  /** Services this one needs first: every HomelabService found in its props, plus platform-derived ones. */
+  get dependencies(): ReadonlySet<HomelabService> {
+    return this.dependencySet;
+  }
+
+  /** @internal for platform-level wiring (e.g. the router depends on every service it routes to). */
+  _addDependency(service: HomelabService): void {
+    if (service === this) throw new Error(`${this.serviceName} cannot depend on itself`);
+    this.dependencySet.add(service);
+  }
+
+  get secretNeeds(): readonly SecretNeed[] {
+    return this.secretList;
+  }
+
+  get exposures(): readonly Exposure[] {
+    return this.exposureList;
+  }
+
+  get servedPorts(): readonly ServedPort[] {
+    return this.servedPortList;
+  }
+
+  get apiServerPorts(): readonly ServedPort[] {
+    return this.apiServerPortList;
   }
 
   /** @internal called by synth when the platform installs the monitoring CRDs. */
