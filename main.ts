@@ -1,16 +1,19 @@
 /**
- * `npm run synth [-- --config homelab.yaml] [--env prod] [--out k8s]`: validate the homelab
- * description and write the Argo CD app-of-apps and every service's manifests to k8s/.
+ * `npm run synth [-- --config homelab.yaml] [--env prod] [--out k8s] [--docs docs/platform.md]`:
+ * validate the homelab description and write the Argo CD app-of-apps and every service's
+ * manifests to k8s/, and the diagrams of the platform to docs/platform.md.
  */
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from './lib/config/load';
 import { UserError } from './lib/errors';
+import { renderPlatformDoc } from './lib/platform-doc';
 import { formatSummary } from './lib/summary';
 import type { EnvironmentConfig } from './lib/config/schema';
 import { SynthesizedEnvironment, synthesizeEnvironment } from './lib/synth';
 import { writeOutput } from './lib/writer';
 
-const USAGE = 'usage: npm run synth -- [--config homelab.yaml] [--env <name>] [--out k8s]';
+const USAGE = 'usage: npm run synth -- [--config homelab.yaml] [--env <name>] [--out k8s] [--docs <out>/../docs/platform.md]';
 
 export function main(argv: readonly string[]): number {
   const started = performance.now();
@@ -23,7 +26,9 @@ export function main(argv: readonly string[]): number {
     }
     const selected = options.env !== undefined ? [options.env] : names;
     const results = selected.map((name) => synthesizeOrExplain(options.config, name, config.environments.get(name)!));
-    writeOutput(results, { outdir: options.out, partial: options.env !== undefined });
+    // The diagrams cover every environment: a run for one of them leaves them as they are.
+    const documents = new Map(options.env === undefined ? [[options.docs, renderPlatformDoc(results)]] : []);
+    writeOutput(results, { outdir: options.out, partial: options.env !== undefined, documents });
     process.stdout.write(formatSummary(results, options.out, performance.now() - started));
     return 0;
   } catch (error) {
@@ -46,7 +51,7 @@ function synthesizeOrExplain(file: string, environment: string, config: Environm
   }
 }
 
-function parseOptions(argv: readonly string[]): { config: string; env?: string; out: string } {
+function parseOptions(argv: readonly string[]): { config: string; env?: string; out: string; docs: string } {
   try {
     const { values } = parseArgs({
       args: [...argv],
@@ -54,11 +59,14 @@ function parseOptions(argv: readonly string[]): { config: string; env?: string; 
         config: { type: 'string', default: 'homelab.yaml' },
         env: { type: 'string' },
         out: { type: 'string', default: 'k8s' },
+        // Beside the output directory, so a synth into a temporary directory stays there.
+        docs: { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
     });
-    return { config: values.config!, env: values.env, out: values.out! };
+    const docs = values.docs ?? join(dirname(values.out!.replace(/\/+$/, '')), 'docs', 'platform.md');
+    return { config: values.config!, env: values.env, out: values.out!, docs };
   } catch (error) {
     throw new UserError([`${(error as Error).message}`, USAGE]);
   }

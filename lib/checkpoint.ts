@@ -67,11 +67,14 @@ const NOBODY = 65534;
 
 export class Checkpoint extends Construct {
   readonly jobName: string;
+  /** What the checkpoint proves (also the Job's `homelab.dev/checkpoint` annotation). */
+  readonly description: string;
 
   constructor(scope: HomelabService, id: string, props: CheckpointProps) {
     super(scope, id);
     const service = HomelabService.of(this);
     this.jobName = `${service.serviceName}-checkpoint`;
+    this.description = props.description;
     const account = props.readsCluster ? this.clusterReader(service, props.readsCluster) : undefined;
     const script = props.readsCluster ? `${KUBE_GET}
 ${props.script}` : props.script;
@@ -79,7 +82,7 @@ ${props.script}` : props.script;
       metadata: {
         name: this.jobName,
         labels: service.labelsFor(CHECKPOINT_COMPONENT),
-        annotations: { ...POST_SYNC_HOOK, 'homelab.dev/checkpoint': props.description },
+        annotations: { ...POST_SYNC_HOOK, 'homelab.dev/checkpoint': this.description },
       },
       spec: {
         backoffLimit: 2,

@@ -18,9 +18,15 @@ export function isBuiltInGroup(group: string): boolean {
   return !group.includes('.') || group.endsWith('.k8s.io');
 }
 
+/** A service in the graph, with the dependencies that come only from CRD edges told apart. */
+export interface ServiceNode extends GraphNode {
+  /** The part of `dependsOn` that no construct reference explains: the service installs CRDs this one uses. */
+  readonly crdDependsOn: readonly string[];
+}
+
 export interface DependencyGraph {
   /** One node per service, in platform order. */
-  readonly nodes: GraphNode[];
+  readonly nodes: ServiceNode[];
   /** Requirements no enabled service meets yet (see ServiceSettings.requiresCrdGroups). */
   readonly warnings: string[];
   /**
@@ -38,7 +44,8 @@ export function dependencyGraph(platform: Platform, mode: WaveMode = 'dependenci
   const comesLater = (installer: HomelabService, service: HomelabService) =>
     mode === 'sequential' && LAYER_ORDER.indexOf(installer.layer) > LAYER_ORDER.indexOf(service.layer);
   const nodes = platform.services.map((service) => {
-    const dependsOn = new Set([...service.dependencies].map((d) => d.serviceName));
+    const references = new Set([...service.dependencies].map((d) => d.serviceName));
+    const dependsOn = new Set(references);
     for (const group of customResourceGroups(service)) {
       const installer = installers.get(group);
       if (!installer) {
@@ -62,7 +69,8 @@ export function dependencyGraph(platform: Platform, mode: WaveMode = 'dependenci
         dependsOn.add(installer.serviceName);
       }
     }
-    return { name: service.serviceName, layer: service.layer, dependsOn: [...dependsOn].sort() };
+    const sorted = [...dependsOn].sort();
+    return { name: service.serviceName, layer: service.layer, dependsOn: sorted, crdDependsOn: sorted.filter((d) => !references.has(d)) };
   });
   return { nodes, warnings, lateCrdGroups };
 }

@@ -32,6 +32,12 @@ export interface ServiceSummary {
   readonly upstream: readonly string[];
   readonly resources: number;
   readonly dependsOn: readonly string[];
+  /** The part of `dependsOn` that comes only from CRD edges (see lib/graph.ts). */
+  readonly crdDependsOn: readonly string[];
+  /** What the service's checkpoint proves. */
+  readonly checkpoint: string;
+  /** Hostnames it exposes (`<subdomain>.<domain>`), sorted. */
+  readonly hosts: readonly string[];
 }
 
 export interface SynthesizedEnvironment {
@@ -89,6 +95,9 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
       upstream: upstreamOf(service),
       resources: service.apiObjects.length,
       dependsOn: graph.nodes[i].dependsOn,
+      crdDependsOn: graph.nodes[i].crdDependsOn,
+      checkpoint: service.checkpoint!.description,
+      hosts: service.exposures.map((e) => platform.hostname(e.subdomain)).sort(),
     }))
     .sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name, 'en'));
   return { environment, files: sortedMap(files), services, capacity, warnings: graph.warnings };

@@ -2,6 +2,8 @@
  * Writes synthesized environments into the output directory in one step: everything goes
  * to a staging directory beside it, which then replaces it. Stale files vanish with the
  * old directory; if anything fails before the swap, the output directory is untouched.
+ * Documents generated with it (docs/platform.md) are staged too and renamed into place
+ * right after the swap, so they never describe anything but the output beside them.
  *
  * Files whose content is unchanged are hard-linked from the current output instead of
  * written: creating an inode is what costs on many filesystems (~1 ms a file on our CI
@@ -20,6 +22,8 @@ export interface WriteOptions {
    * output directory (`--env prod`). @default false: the whole directory is replaced
    */
   readonly partial?: boolean;
+  /** Files outside the output directory (path -> content), replaced together with it. @default none */
+  readonly documents?: ReadonlyMap<string, string>;
 }
 
 export function writeOutput(environments: readonly Pick<SynthesizedEnvironment, 'environment' | 'files'>[], options: WriteOptions): void {
@@ -27,6 +31,7 @@ export function writeOutput(environments: readonly Pick<SynthesizedEnvironment, 
   mkdirSync(dirname(outdir), { recursive: true });
   const staging = mkdtempSync(join(dirname(outdir), `.${basename(outdir)}-staging-`));
   const retired = `${staging}-old`;
+  const stagedDocuments: { staged: string; path: string }[] = [];
   try {
     if (options.partial && existsSync(outdir)) {
       const replaced = new Set(environments.map((e) => e.environment));
@@ -48,14 +53,23 @@ export function writeOutput(environments: readonly Pick<SynthesizedEnvironment, 
         else writeFileSync(join(staging, relativePath), content);
       }
     }
+    for (const [path, content] of options.documents ?? []) {
+      if (sameContent(path, content)) continue;
+      mkdirSync(dirname(path), { recursive: true });
+      const staged = join(mkdtempSync(join(dirname(path), `.${basename(path)}-staging-`)), basename(path));
+      stagedDocuments.push({ staged, path });
+      writeFileSync(staged, content);
+    }
     if (existsSync(outdir)) renameSync(outdir, retired);
     renameSync(staging, outdir);
+    for (const { staged, path } of stagedDocuments) renameSync(staged, path);
   } catch (error) {
     if (existsSync(retired) && !existsSync(outdir)) renameSync(retired, outdir);
     throw error;
   } finally {
     rmSync(staging, { recursive: true, force: true });
     rmSync(retired, { recursive: true, force: true });
+    for (const { staged } of stagedDocuments) rmSync(dirname(staged), { recursive: true, force: true });
   }
 }
 
