@@ -110,12 +110,13 @@ function mermaid(lines: readonly string[]): string {
 
 /**
  * A Mermaid node id for a name: stable (derived from the name alone) and distinct for
- * distinct names. Lower-case letters and digits stay, `-` becomes `_`, anything else (`.` in
- * hostnames) its code point in upper-case hex between two `X`; names are lower-case DNS
- * names, so upper-case letters never come from the name itself.
+ * distinct names. Lower-case letters and digits stay, `-` becomes `_`, `.` becomes `D`, and
+ * anything else its code point in upper-case hex between two `X`. Names are lower-case DNS
+ * names, so an upper-case letter never comes from the name itself.
  */
 export function nodeId(prefix: string, name: string): string {
-  const encoded = [...name].map((c) => (/[a-z0-9]/.test(c) ? c : c === '-' ? '_' : `X${c.codePointAt(0)!.toString(16).toUpperCase()}X`));
+  const special: Record<string, string> = { '-': '_', '.': 'D' };
+  const encoded = [...name].map((c) => (/[a-z0-9]/.test(c) ? c : special[c] ?? `X${c.codePointAt(0)!.toString(16).toUpperCase()}X`));
   return `${prefix}_${encoded.join('')}`;
 }
 
