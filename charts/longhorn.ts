@@ -5,7 +5,7 @@
 import { k8s } from 'cdk8s-plus-28';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
-import { Checkpoint, POST_SYNC_HOOK } from '../lib/checkpoint';
+import { Checkpoint } from '../lib/checkpoint';
 import { DASHBOARDS } from '../lib/dashboards';
 import { helmRelease } from '../lib/helm';
 import type { LonghornConfig } from '../lib/config/schema';
@@ -32,7 +32,6 @@ export interface LonghornProps {
 
 export const LONGHORN_NAMESPACE = 'longhorn-system';
 const CSI_PROVISIONER = 'driver.longhorn.io';
-const CHECKPOINT_CLAIM = 'longhorn-checkpoint';
 export const CHECKPOINT_CLASS = 'longhorn-checkpoint';
 /**
  * Longhorn stops scheduling replicas to a disk with less than 25% of it available (setting
@@ -162,19 +161,6 @@ export class Longhorn extends HomelabService implements StorageProvider {
    */
   private addCheckpoint(defaultReplicas: number, defaultClass: StorageClassConfig): void {
     this.addStorageClass(CHECKPOINT_CLASS, { ...defaultClass, default: false, reclaimPolicy: 'Delete', recurringJobGroups: [] }, defaultReplicas);
-    new k8s.KubePersistentVolumeClaim(this, 'checkpoint-claim', {
-      metadata: {
-        name: CHECKPOINT_CLAIM,
-        labels: this.labelsFor('checkpoint'),
-        // Bound (healthy) before the Job in the same hook phase starts.
-        annotations: { ...POST_SYNC_HOOK, 'argocd.argoproj.io/sync-wave': '-1' },
-      },
-      spec: {
-        accessModes: ['ReadWriteOnce'],
-        storageClassName: CHECKPOINT_CLASS,
-        resources: { requests: { storage: k8s.Quantity.fromString('64Mi') } },
-      },
-    });
     new Checkpoint(this, 'checkpoint', {
       description: `a PersistentVolumeClaim like those on ${this.defaultStorageClass} binds and a pod writes and reads a file on it`,
       image: IMAGES.busybox,
@@ -186,8 +172,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
         'rm "$probe"',
         'echo "volume writable and readable"',
       ].join('\n'),
-      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: CHECKPOINT_CLAIM } }],
-      volumeMounts: [{ name: 'data', mountPath: '/data' }],
+      scratchVolume: { storageClass: CHECKPOINT_CLASS, size: '64Mi', mountPath: '/data' },
     });
   }
 }

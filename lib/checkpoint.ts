@@ -36,11 +36,22 @@ export interface CheckpointProps {
   /** @default none */
   readonly volumeMounts?: readonly k8s.VolumeMount[];
   /**
+   * A fresh volume of this StorageClass, mounted at `mountPath`: created with the Job (bound
+   * before it starts) and deleted after a successful run. @default none
+   */
+  readonly scratchVolume?: { readonly storageClass: string; readonly size: string; readonly mountPath: string };
+  /**
    * Read access to the cluster API the check needs (e.g. get nodes): the checkpoint then
    * runs as its own ServiceAccount bound to exactly these rules, and the script can call
    * `kube_get <api path>`. @default none: no API token is mounted
    */
   readonly readsCluster?: readonly k8s.PolicyRule[];
+  /** Like `readsCluster`, but per namespace (Roles instead of a ClusterRole). @default none */
+  readonly readsNamespaces?: Readonly<Record<string, readonly k8s.PolicyRule[]>>;
+  /** Also run when the sync fails (a `SyncFail` hook), e.g. to report what failed. @default false */
+  readonly runsOnSyncFailure?: boolean;
+  /** Order among the Application's PostSync hooks (`sync-wave`). @default 0 */
+  readonly hookWave?: number;
 }
 
 /**
@@ -69,76 +80,152 @@ export class Checkpoint extends Construct {
   readonly jobName: string;
   /** What the checkpoint proves (also the Job's `homelab.dev/checkpoint` annotation). */
   readonly description: string;
+  /** The service whose namespace (Secrets, ServiceAccount, ConfigMaps) the probe runs in. */
+  readonly service: HomelabService;
+  private readonly props: CheckpointProps;
+  private readonly account?: string;
 
   constructor(scope: HomelabService, id: string, props: CheckpointProps) {
     super(scope, id);
-    const service = HomelabService.of(this);
-    this.jobName = `${service.serviceName}-checkpoint`;
+    this.service = HomelabService.of(this);
+    this.props = props;
     this.description = props.description;
-    const account = props.readsCluster ? this.clusterReader(service, props.readsCluster) : undefined;
-    const script = props.readsCluster ? `${KUBE_GET}
-${props.script}` : props.script;
-    new k8s.KubeJob(this, 'job', {
-      metadata: {
-        name: this.jobName,
-        labels: service.labelsFor(CHECKPOINT_COMPONENT),
-        annotations: { ...POST_SYNC_HOOK, 'homelab.dev/checkpoint': this.description },
-      },
-      spec: {
-        backoffLimit: 2,
-        activeDeadlineSeconds: (props.timeout ?? Duration.minutes(10)).toSeconds(),
-        template: {
-          metadata: { labels: service.selectorFor(CHECKPOINT_COMPONENT) },
-          spec: {
-            restartPolicy: 'Never',
-            serviceAccountName: account,
-            automountServiceAccountToken: account !== undefined,
-            securityContext: {
-              runAsNonRoot: true,
-              runAsUser: NOBODY,
-              runAsGroup: NOBODY,
-              fsGroup: NOBODY,
-              seccompProfile: { type: 'RuntimeDefault' },
-            },
-            containers: [
-              {
-                name: 'checkpoint',
-                image: props.image,
-                command: ['sh', '-ec', script],
-                env: [
-                  ...Object.entries(props.env ?? {}).map(([name, value]) => ({ name, value })),
-                  ...Object.entries(props.secretEnv ?? {}).map(([name, { secret, key }]) => ({
-                    name,
-                    valueFrom: { secretKeyRef: { name: secret, key } },
-                  })),
-                ],
-                resources: toResourceRequirements(resources('10m', '16Mi', '100m', '64Mi')),
-                securityContext: {
-                  allowPrivilegeEscalation: false,
-                  readOnlyRootFilesystem: true,
-                  capabilities: { drop: ['ALL'] },
-                },
-                volumeMounts: props.volumeMounts ? [...props.volumeMounts] : undefined,
-              },
-            ],
-            volumes: props.volumes ? [...props.volumes] : undefined,
-          },
-        },
-      },
-    });
-    service._registerCheckpoint(this);
+    this.jobName = `${this.service.serviceName}-checkpoint`;
+    if (props.readsCluster || props.readsNamespaces) this.account = this.reader(props);
+    probeJob(this, this.jobName, props, { owner: this.service, account: this.account });
+    this.service._registerCheckpoint(this);
   }
 
-  /** A ServiceAccount bound to a ClusterRole with exactly `rules`; returns its name. */
-  private clusterReader(service: HomelabService, rules: readonly k8s.PolicyRule[]): string {
-    const metadata = { name: this.jobName, labels: service.labelsFor(CHECKPOINT_COMPONENT) };
-    new k8s.KubeServiceAccount(this, 'account', { metadata, automountServiceAccountToken: false });
-    new k8s.KubeClusterRole(this, 'role', { metadata, rules: [...rules] });
-    new k8s.KubeClusterRoleBinding(this, 'binding', {
-      metadata,
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: this.jobName },
-      subjects: [{ kind: 'ServiceAccount', name: this.jobName, namespace: service.namespaceName }],
+  /**
+   * The same probe as another Job `jobName` in the service's namespace, created in `scope`
+   * (the end-to-end verification runs every checkpoint again). Reuses the checkpoint's
+   * ServiceAccount, which the service's own Application keeps.
+   */
+  replay(scope: Construct, jobName: string, options: { readonly hookWave?: number } = {}): void {
+    probeJob(new Construct(scope, jobName), jobName, this.props, {
+      owner: HomelabService.of(scope),
+      namespace: this.service.namespaceName,
+      account: this.account,
+      hookWave: options.hookWave,
+      keep: true,
     });
+  }
+
+  /** A ServiceAccount bound to exactly the rules asked for (cluster-wide and per namespace); returns its name. */
+  private reader(props: CheckpointProps): string {
+    const service = this.service;
+    const metadata = { name: this.jobName, labels: service.labelsFor(CHECKPOINT_COMPONENT) };
+    const subjects = [{ kind: 'ServiceAccount', name: this.jobName, namespace: service.namespaceName }];
+    new k8s.KubeServiceAccount(this, 'account', { metadata, automountServiceAccountToken: false });
+    if (props.readsCluster) {
+      new k8s.KubeClusterRole(this, 'role', { metadata, rules: [...props.readsCluster] });
+      new k8s.KubeClusterRoleBinding(this, 'binding', {
+        metadata,
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: this.jobName },
+        subjects,
+      });
+    }
+    for (const [namespace, rules] of Object.entries(props.readsNamespaces ?? {}).sort(([a], [b]) => a.localeCompare(b, 'en'))) {
+      const scoped = { ...metadata, namespace };
+      new k8s.KubeRole(this, `role-${namespace}`, { metadata: scoped, rules: [...rules] });
+      new k8s.KubeRoleBinding(this, `binding-${namespace}`, {
+        metadata: scoped,
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: this.jobName },
+        subjects,
+      });
+    }
     return this.jobName;
   }
+}
+
+export interface ProbeJobOptions {
+  /** The service the Job belongs to (its labels). */
+  readonly owner: HomelabService;
+  /** @default the owner's namespace */
+  readonly namespace?: string;
+  /** ServiceAccount with the API access the script needs. @default none, no token mounted */
+  readonly account?: string;
+  /** @default the props' hookWave */
+  readonly hookWave?: number;
+  /** Keep the Job after success (its log is part of a report) until the next sync. @default false */
+  readonly keep?: boolean;
+}
+
+/** A checkpoint-style PostSync Job (and its scratch volume) running `props.script`. */
+export function probeJob(scope: Construct, name: string, props: CheckpointProps, options: ProbeJobOptions): void {
+  const service = options.owner;
+  const account = options.account;
+  const hookWave = options.hookWave ?? props.hookWave;
+  const annotations: Record<string, string> = {
+    ...POST_SYNC_HOOK,
+    ...(props.runsOnSyncFailure ? { 'argocd.argoproj.io/hook': 'PostSync,SyncFail' } : {}),
+    // A replay's log is part of the verification report: kept until the next sync.
+    ...(options.keep ? { 'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation' } : {}),
+    ...(hookWave !== undefined ? { 'argocd.argoproj.io/sync-wave': String(hookWave) } : {}),
+    'homelab.dev/checkpoint': props.description,
+  };
+  const metadata = { name, namespace: options.namespace, labels: service.labelsFor(CHECKPOINT_COMPONENT) };
+  const volumes = [...(props.volumes ?? [])];
+  const volumeMounts = [...(props.volumeMounts ?? [])];
+  if (props.scratchVolume) {
+    new k8s.KubePersistentVolumeClaim(scope, 'volume', {
+      metadata: {
+        ...metadata,
+        // Bound (healthy) before the Job of the same hook phase starts; gone after a success.
+        annotations: { ...POST_SYNC_HOOK, 'argocd.argoproj.io/sync-wave': String((hookWave ?? 0) - 1) },
+      },
+      spec: {
+        accessModes: ['ReadWriteOnce'],
+        storageClassName: props.scratchVolume.storageClass,
+        resources: { requests: { storage: k8s.Quantity.fromString(props.scratchVolume.size) } },
+      },
+    });
+    volumes.push({ name: 'scratch', persistentVolumeClaim: { claimName: name } });
+    volumeMounts.push({ name: 'scratch', mountPath: props.scratchVolume.mountPath });
+  }
+  new k8s.KubeJob(scope, 'job', {
+    metadata: { ...metadata, annotations },
+    spec: {
+      backoffLimit: 2,
+      activeDeadlineSeconds: (props.timeout ?? Duration.minutes(10)).toSeconds(),
+      template: {
+        metadata: { labels: service.selectorFor(CHECKPOINT_COMPONENT) },
+        spec: {
+          restartPolicy: 'Never',
+          serviceAccountName: account,
+          automountServiceAccountToken: account !== undefined,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: NOBODY,
+            runAsGroup: NOBODY,
+            fsGroup: NOBODY,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'checkpoint',
+              image: props.image,
+              command: ['sh', '-ec', account ? `${KUBE_GET}
+${props.script}` : props.script],
+              env: [
+                ...Object.entries(props.env ?? {}).map(([name, value]) => ({ name, value })),
+                ...Object.entries(props.secretEnv ?? {}).map(([name, { secret, key }]) => ({
+                  name,
+                  valueFrom: { secretKeyRef: { name: secret, key } },
+                })),
+              ],
+              resources: toResourceRequirements(resources('10m', '16Mi', '100m', '64Mi')),
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+              },
+              volumeMounts: volumeMounts.length > 0 ? volumeMounts : undefined,
+            },
+          ],
+          volumes: volumes.length > 0 ? volumes : undefined,
+        },
+      },
+    },
+  });
 }

@@ -17,6 +17,7 @@ import { Rabbitmq } from '../charts/rabbitmq';
 import { RabbitmqOperators } from '../charts/rabbitmq-operators';
 import { KuberayOperator, Ray } from '../charts/ray';
 import { Triton } from '../charts/triton';
+import { Verification } from '../charts/verification';
 import type { EnvironmentConfig } from './config/schema';
 import { Layer } from './layers';
 import { Platform } from './platform';
@@ -94,6 +95,8 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   if (pending.size > 0) throw new Error(`apps not built: ${[...pending.keys()].join(', ')}`);
   // Last: Grafana provisions the dashboards every other service declared.
   // The config check guarantees Longhorn with monitoring.
-  if (services.monitoring.enabled) new MonitoringStack(platform, { ...services.monitoring, storage: longhorn!, loki });
+  const monitoring = services.monitoring.enabled ? new MonitoringStack(platform, { ...services.monitoring, storage: longhorn!, loki }) : undefined;
+  // After everything: runs every checkpoint again, plus checks across services.
+  new Verification(platform, { services: [...platform.services], monitoring, logs: services.alloy.enabled ? loki : undefined });
   return platform;
 }

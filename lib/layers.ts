@@ -9,6 +9,8 @@ export enum Layer {
   AUTOMATION = 'automation',
   SECURITY = 'security',
   NETWORKING = 'networking',
+  /** The end-to-end verification: after everything else. */
+  VERIFICATION = 'verification',
 }
 
 export const LAYER_ORDER: readonly Layer[] = [
@@ -20,4 +22,5 @@ export const LAYER_ORDER: readonly Layer[] = [
   Layer.AUTOMATION,
   Layer.SECURITY,
   Layer.NETWORKING,
+  Layer.VERIFICATION,
 ];

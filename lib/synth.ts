@@ -139,7 +139,10 @@ function renderChart(
 ): void {
   for (const object of objects) {
     const manifest = render(object);
-    const path = `${folder}/${object.kind.toLowerCase()}-${manifest.metadata.name}.yaml`;
+    // Objects a service places in another service's namespace (e.g. verification Jobs) name it.
+    const namespace = manifest.metadata.namespace;
+    const elsewhere = namespace !== undefined && namespace !== Chart.of(object).namespace ? `${namespace}-` : '';
+    const path = `${folder}/${object.kind.toLowerCase()}-${elsewhere}${manifest.metadata.name}.yaml`;
     if (files.has(path)) throw new Error(`two resources render to ${path}`);
     files.set(path, GENERATED_HEADER + emitYaml(manifest));
   }

@@ -63,6 +63,7 @@ describe('the synthesized example', () => {
       'prometheus-operator-crds',
       'rabbitmq',
       'rabbitmq-operators',
+      'verification',
     ];
     const ai = ['kuberay-operator', 'nvidia-device-plugin', 'ray', 'triton'];
     for (const env of envs) {
@@ -87,9 +88,12 @@ describe('the synthesized example', () => {
     }
   });
 
-  it('names files after their resource', () => {
-    for (const { path, manifest } of all) {
-      expect(path.split('/').pop()).toBe(`${manifest.kind.toLowerCase()}-${manifest.metadata.name}.yaml`);
+  it("names files after their resource, and its namespace when it is not the service's own", () => {
+    for (const { env, path, manifest } of all) {
+      const own = env.services.find((s) => s.name === path.split('/')[0])?.namespace ?? 'argocd';
+      const namespace = manifest.metadata.namespace;
+      const elsewhere = namespace !== undefined && namespace !== own ? `${namespace}-` : '';
+      expect(path.split('/').pop()).toBe(`${manifest.kind.toLowerCase()}-${elsewhere}${manifest.metadata.name}.yaml`);
     }
   });
 
@@ -207,13 +211,13 @@ describe('the synthesized example', () => {
     for (const env of envs) {
       for (const app of applications(env)) {
         const service = app.metadata.name;
-        const jobs = manifestsOf(env).filter(({ path, manifest }) => path.startsWith(`${service}/`) && manifest.kind === 'Job');
+        const jobs = manifestsOf(env).filter(
+          ({ path, manifest }) => path.startsWith(`${service}/`) && manifest.kind === 'Job' && manifest.metadata.name === `${service}-checkpoint`,
+        );
         expect(jobs, `${env.environment} ${service}`).toHaveLength(1);
         const job = jobs[0].manifest;
-        expect(job.metadata.annotations).toMatchObject({
-          'argocd.argoproj.io/hook': 'PostSync',
-          'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation,HookSucceeded',
-        });
+        expect(job.metadata.annotations!['argocd.argoproj.io/hook'].split(',')).toContain('PostSync');
+        expect(job.metadata.annotations!['argocd.argoproj.io/hook-delete-policy']).toBe('BeforeHookCreation,HookSucceeded');
         expect(job.spec.activeDeadlineSeconds).toBeGreaterThan(0);
         expect(job.spec.backoffLimit).toBeLessThanOrEqual(3);
       }

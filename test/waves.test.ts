@@ -101,6 +101,8 @@ describe('dependency graph', () => {
       'node-red': ['home-assistant', 'longhorn'],
       // Grafana's Loki data source; its ServiceMonitor for CoreDNS needs the CRDs.
       monitoring: ['loki', 'longhorn', 'prometheus-operator-crds'],
+      // The end-to-end verification runs after every other service.
+      verification: Object.keys(deps).filter((name) => name !== 'verification').sort(),
     });
   });
 
@@ -145,6 +147,7 @@ describe('waves in the synthesized example', () => {
       ['node-red', 'automation', 8],
       // Networking comes last: the RabbitMQ operators' need for it is only a warning here.
       ['cert-manager', 'networking', 9],
+      ['verification', 'verification', 10],
     ]);
   });
 

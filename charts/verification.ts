@@ -1,0 +1,177 @@
+/**
+ * The end-to-end verification (the design's "final system validation"): the last Application
+ * of an environment, synced after every other service. Its PostSync hooks run every
+ * service's checkpoint again, in that service's namespace, plus checks across services:
+ * Prometheus has up targets of every service that declares metrics, and Loki has logs of
+ * every namespace that runs pods. A report Job then prints one line per check (with the log
+ * tail of failed ones); it also runs when a check fails (SyncFail), so the report is always
+ * the Job log the operator reads, and a failure shows the Application red.
+ */
+import { Duration } from 'cdk8s';
+import { Construct } from 'constructs';
+import { Checkpoint, CheckpointProps, probeJob } from '../lib/checkpoint';
+import { Layer } from '../lib/layers';
+import { SERVICE_LABEL } from '../lib/monitoring';
+import { Platform } from '../lib/platform';
+import { HomelabService } from '../lib/service';
+import { IMAGES } from '../lib/versions';
+import { MonitoringStack, PROMETHEUS_URL } from './kube-prometheus-stack';
+import type { Loki } from './loki';
+
+export interface VerificationProps {
+  /** Every other service of the environment: the verification runs after all of them. */
+  readonly services: readonly HomelabService[];
+  /** Checks that every service with metrics has targets up. @default no metrics check */
+  readonly monitoring?: MonitoringStack;
+  /** With a log shipper: checks that every namespace running pods has logs in Loki. @default no log check */
+  readonly logs?: Loki;
+}
+
+export const VERIFICATION_NAMESPACE = 'verification';
+
+/** One check of the verification: a Job in some namespace. */
+export interface VerificationCheck {
+  readonly namespace: string;
+  readonly job: string;
+  readonly description: string;
+}
+
+/** Kinds whose pods ship logs (upstream charts and kustomizations run pods too). */
+const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'RabbitmqCluster', 'RayCluster']);
+
+/** Replays and cross-service checks run first; the report after them. */
+const CHECKS_WAVE = 0;
+const REPORT_WAVE = 1;
+/** How long the report waits for a check that is still running (the SyncFail case). */
+const REPORT_WAIT_SECONDS = 600;
+
+export class Verification extends HomelabService {
+  readonly checks: readonly VerificationCheck[];
+
+  constructor(scope: Platform, props: VerificationProps) {
+    super(scope, 'verification', props, { layer: Layer.VERIFICATION, namespace: VERIFICATION_NAMESPACE });
+    const checks: VerificationCheck[] = [];
+    for (const service of props.services) {
+      const checkpoint = service.checkpoint;
+      if (!checkpoint) throw new Error(`${service.serviceName} has no checkpoint to verify`);
+      const job = `${service.serviceName}-e2e`;
+      checkpoint.replay(this, job, { hookWave: CHECKS_WAVE });
+      checks.push({ namespace: service.namespaceName, job, description: checkpoint.description });
+    }
+    const scraped = props.services.filter((s) => s.metricsEndpoints.length > 0).map((s) => s.serviceName);
+    if (props.monitoring && scraped.length > 0) checks.push(this.targetsCheck(props.monitoring, scraped));
+    const logging = props.services.filter(runsPods).map((s) => s.namespaceName);
+    if (props.logs && logging.length > 0) checks.push(this.logsCheck(props.logs, [...new Set(logging)].sort()));
+    this.checks = checks;
+    this.addReport(checks);
+  }
+
+  /** Every service that declares metrics has at least one target up (a monitor that selects nothing has none). */
+  private targetsCheck(monitoring: MonitoringStack, services: readonly string[]): VerificationCheck {
+    return this.crossCheck(monitoring, 'e2e-prometheus-targets', {
+      description: `Prometheus has up targets of every service that declares metrics (${services.length})`,
+      image: IMAGES.curl,
+      env: { PROMETHEUS_URL, SERVICES: services.join(' ') },
+      script: String.raw`up=$(curl -fsS --max-time 10 -G "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=count by (${SERVICE_LABEL}) (up == 1)' | tr -d ' \n')
+missing=""
+for service in $SERVICES; do
+  case "$up" in
+    *"\"${SERVICE_LABEL}\":\"$service\""*) echo "ok: $service has targets up" ;;
+    *) missing="$missing $service" ;;
+  esac
+done
+if [ -n "$missing" ]; then echo "no target up for:$missing (check their ServiceMonitor/PodMonitor selectors and ports)" >&2; exit 1; fi`,
+    });
+  }
+
+  /** Logs of every namespace that runs pods reached Loki within the last hour. */
+  private logsCheck(loki: Loki, namespaces: readonly string[]): VerificationCheck {
+    return this.crossCheck(loki, 'e2e-loki-logs', {
+      description: `Loki has log lines from every namespace that runs pods (${namespaces.length}) within the last hour`,
+      image: IMAGES.curl,
+      env: { LOKI_URL: loki.queryUrl, NAMESPACES: namespaces.join(' ') },
+      script: String.raw`selector="{namespace=~\"$(echo $NAMESPACES | tr ' ' '|')\"}"
+found=$(curl -fsS --max-time 30 -G "$LOKI_URL/loki/api/v1/query" --data-urlencode "query=sum by (namespace) (count_over_time($selector[1h]))" | tr -d ' \n')
+missing=""
+for namespace in $NAMESPACES; do
+  case "$found" in
+    *"\"namespace\":\"$namespace\""*) echo "ok: logs from $namespace" ;;
+    *) missing="$missing $namespace" ;;
+  esac
+done
+if [ -n "$missing" ]; then echo "no logs in the last hour from:$missing" >&2; exit 1; fi`,
+    });
+  }
+
+  /** A check Job in another service's namespace (reaching what that service may reach). */
+  private crossCheck(host: HomelabService, job: string, props: Omit<CheckpointProps, 'hookWave'>): VerificationCheck {
+    probeJob(new Construct(this, job), job, props, { owner: this, namespace: host.namespaceName, hookWave: CHECKS_WAVE, keep: true });
+    return { namespace: host.namespaceName, job, description: props.description };
+  }
+
+  /** Waits for every check Job, prints one line per check and the log tail of failures. */
+  private addReport(checks: readonly VerificationCheck[]): void {
+    const byNamespace = new Map<string, string[]>();
+    for (const check of checks) byNamespace.set(check.namespace, [...(byNamespace.get(check.namespace) ?? []), check.job]);
+    new Checkpoint(this, 'checkpoint', {
+      description: `report of the end-to-end verification: ${checks.length} checks`,
+      image: IMAGES.curl,
+      runsOnSyncFailure: true,
+      hookWave: REPORT_WAVE,
+      timeout: Duration.seconds(REPORT_WAIT_SECONDS + 120),
+      env: {
+        CHECKS: checks.map((c) => `${c.namespace}/${c.job}`).join(' '),
+        WAIT_SECONDS: String(REPORT_WAIT_SECONDS),
+      },
+      readsNamespaces: Object.fromEntries(
+        [...byNamespace].map(([namespace, jobs]) => [
+          namespace,
+          [
+            { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get'], resourceNames: jobs },
+            { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
+            { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
+          ],
+        ]),
+      ),
+      script: REPORT_SCRIPT,
+    });
+  }
+}
+
+/** Services whose namespace runs pods (and so must have logs): upstream sources or workloads of their own. */
+function runsPods(service: HomelabService): boolean {
+  return service.helm !== undefined || service.kustomizations.length > 0 || service.apiObjects.some((o) => WORKLOAD_KINDS.has(o.kind));
+}
+
+/**
+ * The report: `state` of each check is pass, fail or running; failed checks print the last
+ * lines of their pod's log. Exit 1 unless every check passed.
+ */
+const REPORT_SCRIPT = String.raw`state() {
+  status=$(kube_get "/apis/batch/v1/namespaces/$1/jobs/$2" 2>/dev/null | tr -d ' \n')
+  case "$status" in
+    '') echo missing ;;
+    *'"type":"Complete","status":"True"'*|*'"status":"True","type":"Complete"'*) echo pass ;;
+    *'"type":"Failed","status":"True"'*|*'"status":"True","type":"Failed"'*) echo fail ;;
+    *) echo running ;;
+  esac
+}
+deadline=$(( $(date +%s) + WAIT_SECONDS ))
+for check in $CHECKS; do
+  while [ "$(state $(echo "$check" | tr / ' '))" = running ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 10; done
+done
+failed=0
+echo "end-to-end verification:"
+for check in $CHECKS; do
+  namespace=$(echo "$check" | cut -d / -f 1)
+  job=$(echo "$check" | cut -d / -f 2)
+  result=$(state "$namespace" "$job")
+  printf '  %-4s  %s\n' "$(echo "$result" | tr a-z A-Z)" "$check"
+  if [ "$result" != pass ]; then
+    failed=$((failed + 1))
+    pod=$(kube_get "/api/v1/namespaces/$namespace/pods?labelSelector=job-name%3D$job" | tr -d ' \n' | grep -o "\"name\":\"$job-[a-z0-9]*\"" | tail -n 1 | cut -d '"' -f 4)
+    if [ -n "$pod" ]; then kube_get "/api/v1/namespaces/$namespace/pods/$pod/log?tailLines=20" | sed 's/^/        /'; fi
+  fi
+done
+if [ "$failed" -gt 0 ]; then echo "$failed check(s) did not pass" >&2; exit 1; fi
+echo "all checks passed"`;

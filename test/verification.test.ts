@@ -1,0 +1,156 @@
+import { describe, expect, it } from 'vitest';
+import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, synthesizeExample } from './support';
+
+const environments = synthesizeExample();
+const prod = environments.find((e) => e.environment === 'prod')!;
+const docs = manifestsOf(prod);
+const jobs = docs.filter(({ manifest }) => manifest.kind === 'Job').map(({ path, manifest }) => ({ path, manifest }));
+const verificationJobs = jobs.filter(({ path }) => path.startsWith('verification/'));
+const report = verificationJobs.find(({ manifest }) => manifest.metadata.name === 'verification-checkpoint')!.manifest;
+/** The ServiceAccount token kube_get reads; every other `cat` (the fake clock's) is the real one. */
+const TOKEN_CAT = 'case "$1" in */token) echo token ;; *) exec /bin/cat "$@" ;; esac';
+const envOf = (job: Manifest) => Object.fromEntries(job.spec.template.spec.containers[0].env.filter((e: any) => 'value' in e).map((e: any) => [e.name, e.value]));
+
+describe('end-to-end verification', () => {
+  it('is the last wave of every environment', () => {
+    for (const env of environments) {
+      const verification = env.services.find((s) => s.name === 'verification')!;
+      const others = env.services.filter((s) => s !== verification);
+      expect(verification.wave).toBeGreaterThan(Math.max(...others.map((s) => s.wave)));
+      expect(verification.dependsOn).toEqual(others.map((s) => s.name).sort());
+    }
+  });
+
+  it("runs every other service's checkpoint again, unchanged, in that service's namespace", () => {
+    const checkpoints = jobs.filter(({ path, manifest }) => !path.startsWith('verification/') && manifest.metadata.name.endsWith('-checkpoint'));
+    expect(checkpoints.length).toBe(prod.services.length - 1);
+    for (const { path, manifest: original } of checkpoints) {
+      const service = path.split('/')[0];
+      const replay = verificationJobs.find(({ manifest }) => manifest.metadata.name === `${service}-e2e`)?.manifest;
+      expect(replay, service).toBeDefined();
+      const namespace = prod.services.find((s) => s.name === service)!.namespace;
+      expect(replay!.metadata.namespace).toBe(namespace);
+      // Same probe: container, volumes and account; only the name and hook handling differ.
+      expect(replay!.spec.template.spec.containers).toEqual(original.spec.template.spec.containers);
+      expect(replay!.spec.template.spec.serviceAccountName).toBe(original.spec.template.spec.serviceAccountName);
+      expect(replay!.spec.template.spec.volumes).toEqual(original.spec.template.spec.volumes?.map((v: any) =>
+        v.persistentVolumeClaim ? { ...v, persistentVolumeClaim: { claimName: `${service}-e2e` } } : v,
+      ));
+      expect(replay!.metadata.annotations).toMatchObject({
+        'argocd.argoproj.io/hook': 'PostSync',
+        'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation',
+        'argocd.argoproj.io/sync-wave': '0',
+        'homelab.dev/checkpoint': original.metadata.annotations!['homelab.dev/checkpoint'],
+      });
+    }
+  });
+
+  it('gives a replayed checkpoint its own scratch volume', () => {
+    const claim = docs.find(({ path }) => path === 'verification/persistentvolumeclaim-longhorn-system-longhorn-e2e.yaml')!.manifest;
+    expect(claim.metadata).toMatchObject({ name: 'longhorn-e2e', namespace: 'longhorn-system' });
+    expect(claim.metadata.annotations).toMatchObject({ 'argocd.argoproj.io/hook': 'PostSync', 'argocd.argoproj.io/sync-wave': '-1' });
+  });
+
+  it('checks that every service declaring metrics has targets up', () => {
+    const job = verificationJobs.find(({ manifest }) => manifest.metadata.name === 'e2e-prometheus-targets')!.manifest;
+    expect(job.metadata.namespace).toBe('monitoring');
+    // Exactly the services that ship a ServiceMonitor or PodMonitor.
+    const monitored = new Set(docs.filter(({ manifest }) => ['ServiceMonitor', 'PodMonitor'].includes(manifest.kind)).map(({ path }) => path.split('/')[0]));
+    expect(monitored.size).toBeGreaterThan(5);
+    expect(envOf(job).SERVICES.split(' ').sort()).toEqual([...monitored].sort());
+  });
+
+  it('checks logs of every namespace that runs pods, not of CRD-only or hook-only ones', () => {
+    const job = verificationJobs.find(({ manifest }) => manifest.metadata.name === 'e2e-loki-logs')!.manifest;
+    const namespaces: string[] = envOf(job).NAMESPACES.split(' ');
+    expect(namespaces).toContain('longhorn-system');
+    expect(namespaces).toContain('rabbitmq');
+    expect(namespaces).toContain('ray');
+    expect(namespaces).not.toContain('prometheus-operator-crds');
+    expect(namespaces).not.toContain('verification');
+  });
+
+  it('reports after the checks, also when a check failed, with read access to exactly those Jobs', () => {
+    expect(report.metadata.annotations).toMatchObject({ 'argocd.argoproj.io/hook': 'PostSync,SyncFail', 'argocd.argoproj.io/sync-wave': '1' });
+    const checks: string[] = envOf(report).CHECKS.split(' ');
+    const expected = verificationJobs.filter(({ manifest }) => manifest !== report).map(({ manifest }) => `${manifest.metadata.namespace}/${manifest.metadata.name}`);
+    expect(checks.sort()).toEqual(expected.sort());
+    const roles = docs.filter(({ manifest }) => manifest.kind === 'Role' && manifest.metadata.name === 'verification-checkpoint').map(({ manifest }) => manifest);
+    for (const role of roles) {
+      const jobRule = role.rules.find((r: any) => r.resources.includes('jobs'));
+      expect(jobRule.verbs).toEqual(['get']);
+      expect(jobRule.resourceNames.sort()).toEqual(checks.filter((c) => c.startsWith(`${role.metadata.namespace}/`)).map((c) => c.split('/')[1]).sort());
+    }
+    expect(new Set(roles.map((r) => r.metadata.namespace))).toEqual(new Set(checks.map((c) => c.split('/')[0])));
+    expect(docs.some(({ path, manifest }) => path.startsWith('verification/') && manifest.kind === 'ClusterRole')).toBe(false);
+  });
+
+  describe('report script', () => {
+    const container = report.spec.template.spec.containers[0];
+    const [first, second] = envOf(report).CHECKS.split(' ');
+    const complete = '{"status":{"conditions":[{"type":"Complete","status":"True"}],"succeeded":1}}';
+    const failed = '{"status":{"conditions":[{"type":"Failed","status":"True"}],"failed":3}}';
+    const run = (secondJob: string) => {
+      // kube_get is curl against the API server: answer per path.
+      const curl = [
+        'for last; do :; done',
+        'case "$last" in',
+        `  */jobs/${first.split('/')[1]}) echo '${complete}' ;;`,
+        `  */jobs/${second.split('/')[1]}) echo '${secondJob}' ;;`,
+        `  */jobs/*) echo '${complete}' ;;`,
+        `  */pods\\?labelSelector=*) echo '{"items":[{"metadata":{"name":"${second.split('/')[1]}-x7k2p"}}]}' ;;`,
+        '  */log\\?tailLines=20) echo "probe said: connection refused" ;;',
+        '  *) exit 22 ;;',
+        'esac',
+      ].join('\n');
+      return runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP, date: FAKE_CLOCK, cat: TOKEN_CAT }, { env: { WAIT_SECONDS: '120' } });
+    };
+
+    it('passes and lists every check when all Jobs completed', () => {
+      const result = run(complete);
+      expect(result.status).toBe(0);
+      expect(result.stdout).toContain(`PASS  ${first}`);
+      expect(result.stdout).toContain('all checks passed');
+    });
+
+    it("fails, naming the failed check with its log's tail", () => {
+      const result = run(failed);
+      expect(result.status).not.toBe(0);
+      expect(result.stdout).toContain(`FAIL  ${second}`);
+      expect(result.stdout).toContain('        probe said: connection refused');
+      expect(result.stderr).toContain('1 check(s) did not pass');
+    });
+
+    it('stops waiting for a check still running and reports it', () => {
+      const result = run('{"status":{"active":1}}');
+      expect(result.status).not.toBe(0);
+      expect(result.stdout).toContain(`RUNNING  ${second}`);
+    });
+  });
+
+  describe('cross-service checks', () => {
+    const targets = verificationJobs.find(({ manifest }) => manifest.metadata.name === 'e2e-prometheus-targets')!.manifest;
+    const services: string[] = envOf(targets).SERVICES.split(' ');
+    const answer = (up: string[]) =>
+      `echo '{"status":"success","data":{"resultType":"vector","result":[${up.map((s) => `{"metric":{"homelab_service":"${s}"},"value":[1,"1"]}`).join(',')}]}}'`;
+
+    it('passes when every service has a target up and names the ones without', () => {
+      expect(runWithFakeCommands(targets.spec.template.spec.containers[0], { curl: answer(services) }).status).toBe(0);
+      const result = runWithFakeCommands(targets.spec.template.spec.containers[0], { curl: answer(services.filter((s) => s !== 'loki')) });
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toContain('no target up for: loki');
+    });
+
+    const logs = verificationJobs.find(({ manifest }) => manifest.metadata.name === 'e2e-loki-logs')!.manifest;
+    const namespaces: string[] = envOf(logs).NAMESPACES.split(' ');
+    const streams = (present: string[]) =>
+      `echo '{"status":"success","data":{"resultType":"vector","result":[${present.map((n) => `{"metric":{"namespace":"${n}"},"value":[1,"42"]}`).join(',')}]}}'`;
+
+    it('passes when every namespace has logs and names the silent ones', () => {
+      expect(runWithFakeCommands(logs.spec.template.spec.containers[0], { curl: streams(namespaces) }).status).toBe(0);
+      const result = runWithFakeCommands(logs.spec.template.spec.containers[0], { curl: streams(namespaces.slice(1)) });
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toContain(`no logs in the last hour from: ${namespaces[0]}`);
+    });
+  });
+});
