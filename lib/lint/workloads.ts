@@ -5,7 +5,7 @@
  */
 import type { LintedObject, Workload } from './model';
 
-/** Workload kinds whose pods run until stopped, with where their template is. */
+/** Workload kinds whose pods run until stopped; their template is `spec.template`. */
 const LONG_RUNNING: Readonly<Record<string, true>> = { Deployment: true, StatefulSet: true, DaemonSet: true, ReplicaSet: true };
 
 export function workloadsOf(objects: readonly LintedObject[]): Workload[] {
