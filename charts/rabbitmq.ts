@@ -6,6 +6,7 @@
  * storage prop makes it depend on Longhorn. No credential is in Git: the operators generate
  * the administrator's and every user's in the cluster.
  */
+import { k8s } from 'cdk8s-plus-28';
 import {
   RabbitmqCluster,
   RabbitmqClusterSpecAffinity,
@@ -155,6 +156,13 @@ export class Rabbitmq extends HomelabService {
         affinity: podAntiAffinity(replicas, nodes),
       },
     });
+    // A node drain evicts one broker at a time, so quorum queues keep their majority.
+    if (replicas > 1) {
+      new k8s.KubePodDisruptionBudget(this, 'disruption-budget', {
+        metadata: { name: CLUSTER_NAME, labels: this.labelsFor('broker') },
+        spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: { ...RABBITMQ_OPERATOR_LABELS } } },
+      });
+    }
   }
 
   private addTopology(props: RabbitmqProps): void {
