@@ -1,8 +1,9 @@
 /**
  * cert-manager (networking layer): the chart with its CRDs, and ClusterIssuers for Let's
  * Encrypt staging and production solving DNS-01 through Cloudflare — publicly signed
- * certificates, nothing self-signed. The API token comes from a Secret reference (the
- * security layer will deliver it from Vault).
+ * certificates, nothing self-signed. The API token is a declared need: the Secret
+ * CLOUDFLARE_API_TOKEN_SECRET in cert-manager's own namespace, where cert-manager reads the
+ * references of ClusterIssuers (its cluster resource namespace, the chart's default).
  */
 import { Duration } from 'cdk8s';
 import type { CertManagerValues } from '../imports/helm/cert-manager';
@@ -18,11 +19,11 @@ import { IMAGES } from '../lib/versions';
 export interface CertManagerProps {
   /** Contact of the Let's Encrypt account. */
   readonly email: string;
-  /** Secret (in the cert-manager namespace) and key holding a Cloudflare API token with Zone:DNS:Edit. */
-  readonly cloudflareApiToken: { readonly name: string; readonly key: string };
 }
 
 export const CERT_MANAGER_NAMESPACE = 'cert-manager';
+/** The Secret with the Cloudflare API token (Zone:DNS:Edit) the DNS-01 solver uses, under the key `api-token`. */
+export const CLOUDFLARE_API_TOKEN_SECRET = 'cloudflare-api-token';
 
 /** The issuers, by name: try a new setup on staging (no rate limits), then switch to production. */
 export const CLUSTER_ISSUERS = {
@@ -55,6 +56,7 @@ export class CertManager extends HomelabService {
         })),
       ],
     });
+    const cloudflare = this.needSecret(CLOUDFLARE_API_TOKEN_SECRET, ['api-token'], 'Cloudflare API token with Zone:DNS:Edit on the domains, for ACME DNS-01 challenges');
     for (const [name, issuer] of Object.entries(CLUSTER_ISSUERS)) {
       new ClusterIssuer(this, name, {
         metadata: { name },
@@ -64,7 +66,7 @@ export class CertManager extends HomelabService {
             email: props.email,
             // The ACME account key cert-manager generates in the cluster.
             privateKeySecretRef: { name: `${name}-account-key` },
-            solvers: [{ dns01: { cloudflare: { apiTokenSecretRef: { name: props.cloudflareApiToken.name, key: props.cloudflareApiToken.key } } } }],
+            solvers: [{ dns01: { cloudflare: { apiTokenSecretRef: cloudflare.keySelector('api-token') } } }],
           },
         },
       });

@@ -42,6 +42,8 @@ export interface CustomAppProps {
   readonly ports?: Readonly<Record<string, number>>;
   /** @default none */
   readonly env?: Readonly<Record<string, string>>;
+  /** Variables read from the keys of the same names of the Secret `<name>-env` (appEnvSecret). @default none */
+  readonly secretEnv?: readonly string[];
   /** A persistent volume; needs `storage`. @default none */
   readonly volume?: CustomAppVolume;
   /** Where volumes come from. Required with `volume`. @default none */
@@ -64,6 +66,11 @@ export interface CustomAppProps {
 
 const COMPONENT = 'app';
 
+/** The Secret, in the app's namespace, an app's `secretEnv` variables come from. */
+export function appEnvSecret(app: string): string {
+  return `${app}-env`;
+}
+
 export class CustomApp extends HomelabService {
   readonly serviceHost: string;
 
@@ -77,10 +84,13 @@ export class CustomApp extends HomelabService {
     if (props.volume && !props.storage) throw new Error(`${name}: a volume needs a storage provider`);
     const gpus = props.gpus ?? 0;
     if (gpus > 0 && !props.gpuProvider) throw new Error(`${name}: GPUs need a GPU provider`);
+    const overlap = (props.secretEnv ?? []).filter((variable) => variable in (props.env ?? {}));
+    if (overlap.length > 0) throw new Error(`${name}: ${overlap.join(', ')} both in env and secretEnv`);
     if (props.metrics && !(props.metrics.port in (props.ports ?? {}))) {
       throw new Error(`${name}: the metrics port "${props.metrics.port}" is not one of its ports`);
     }
 
+    const plainEnv = Object.fromEntries(Object.entries(props.env ?? {}).map(([key, value]) => [key, kplus.EnvValue.fromValue(value)]));
     const selector = this.selectorFor(COMPONENT);
     const uid = props.runAsUser ?? 1000;
     const deployment = new kplus.Deployment(this, 'deployment', {
@@ -102,7 +112,7 @@ export class CustomApp extends HomelabService {
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
       resources: toContainerResources(props.resources),
       ports: Object.entries(props.ports ?? {}).map(([portName, number]) => ({ name: portName, number })),
-      envVariables: Object.fromEntries(Object.entries(props.env ?? {}).map(([key, value]) => [key, kplus.EnvValue.fromValue(value)])),
+      envVariables: { ...plainEnv, ...this.secretEnv(name, props.secretEnv ?? []) },
       securityContext: runAsRoot
         ? { ensureNonRoot: false, readOnlyRootFilesystem: false, allowPrivilegeEscalation: false }
         : {
@@ -149,6 +159,14 @@ export class CustomApp extends HomelabService {
     });
     this.addCheckpoint(ports[0]);
     this.addMonitoring(props.metrics);
+  }
+
+  /** The `secretEnv` variables, from the keys of the app's declared Secret. */
+  private secretEnv(name: string, variables: readonly string[]): Record<string, kplus.EnvValue> {
+    if (variables.length === 0) return {};
+    const env = this.needSecret(appEnvSecret(name), variables, `environment variables of the app ${name}: ${[...variables].sort().join(', ')}`);
+    const secret = kplus.Secret.fromSecretName(this, 'env-secret', env.secretName);
+    return Object.fromEntries(variables.map((variable) => [variable, kplus.EnvValue.fromSecretValue({ secret, key: env.keySelector(variable).key })]));
   }
 
   /**

@@ -6,8 +6,10 @@
  * before this stack runs, and Prometheus then picks up every ServiceMonitor, PodMonitor,
  * Probe, ScrapeConfig and PrometheusRule in the cluster, whoever emitted it.
  *
- * No secret is in Git: Grafana's admin comes from an existing Secret, and Alertmanager's
- * receivers read their webhook URLs and SMTP passwords from mounted Secret files.
+ * No secret is in Git: Grafana's admin comes from the declared Secret GRAFANA_ADMIN_SECRET,
+ * and Alertmanager's receivers read their webhook URLs and SMTP passwords from files of the
+ * declared Secret ALERTMANAGER_RECEIVERS_SECRET (one key per receiver and integration), both
+ * in the monitoring namespace, where the chart and the operator read them.
  */
 import { Duration } from 'cdk8s';
 import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
@@ -19,7 +21,6 @@ import {
   MonitoringResources,
   NULL_RECEIVER,
   ReceiverConfig,
-  SecretKeyRef,
 } from '../lib/config/services/monitoring';
 import { DASHBOARDS } from '../lib/dashboards';
 import { Layer } from '../lib/layers';
@@ -27,6 +28,7 @@ import { Dashboard, MONITORING_GROUP } from '../lib/monitoring';
 import { Platform } from '../lib/platform';
 import { parseQuantity } from '../lib/quantity';
 import { resources, Resources } from '../lib/resources';
+import type { SecretRef } from '../lib/secrets';
 import { HomelabService } from '../lib/service';
 import type { StorageProvider } from '../lib/storage';
 import { IMAGES } from '../lib/versions';
@@ -43,6 +45,12 @@ const FULLNAME = 'monitoring';
 export const PROMETHEUS_URL = `http://${FULLNAME}-prometheus.${MONITORING_NAMESPACE}.svc:9090`;
 export const ALERTMANAGER_URL = `http://${FULLNAME}-alertmanager.${MONITORING_NAMESPACE}.svc:9093`;
 export const GRAFANA_URL = `http://${FULLNAME}-grafana.${MONITORING_NAMESPACE}.svc`;
+
+/** The Secret with Grafana's administrator, keys GRAFANA_ADMIN_KEYS (the chart's userKey and passwordKey). */
+export const GRAFANA_ADMIN_SECRET = 'grafana-admin';
+const GRAFANA_ADMIN_KEYS = { user: 'admin-user', password: 'admin-password' } as const;
+/** The Secret with the receivers' webhook URLs and SMTP passwords: keys from receiverSecretKeys(). */
+export const ALERTMANAGER_RECEIVERS_SECRET = 'alertmanager-receivers';
 
 /** Where the operator mounts each Secret listed in `alertmanagerSpec.secrets`. */
 const ALERTMANAGER_SECRETS_DIR = '/etc/alertmanager/secrets';
@@ -93,8 +101,8 @@ export interface MonitoringStackProps {
   readonly storageSize?: string;
   /** Longhorn class of both volumes. @default the storage provider's default class */
   readonly storageClass?: string;
-  /** @default subdomain `grafana`, admin from the Secret `grafana-admin` */
-  readonly grafana?: { readonly subdomain: string; readonly adminSecret: string };
+  /** @default subdomain `grafana` */
+  readonly grafana?: { readonly subdomain: string };
   /** Receivers and the severity routes. @default none: alerts show in the UIs only */
   readonly alertmanager?: AlertmanagerConfig;
   /** Per component. @default DEFAULT_MONITORING_RESOURCES */
@@ -104,8 +112,8 @@ export interface MonitoringStackProps {
 export class MonitoringStack extends HomelabService {
   /** Public hostname Grafana is (to be) routed at: root_url of its links. */
   readonly grafanaHost: string;
-  /** Secret with the keys `admin-user` and `admin-password`. */
-  readonly grafanaAdminSecret: string;
+  /** Grafana's administrator (user name and password). */
+  readonly grafanaAdmin: SecretRef;
   /** Dashboards provisioned from grafana.com, by name: the platform's services' and their data source. */
   readonly provisionedDashboards: ReadonlyMap<string, Dashboard>;
 
@@ -114,27 +122,15 @@ export class MonitoringStack extends HomelabService {
    * platform declared when it is constructed.
    */
   constructor(scope: Platform, props: MonitoringStackProps) {
-    const grafana = props.grafana ?? { subdomain: 'grafana', adminSecret: 'grafana-admin' };
+    const grafana = props.grafana ?? { subdomain: 'grafana' };
     const sizes: MonitoringResources = { ...DEFAULT_MONITORING_RESOURCES, ...props.resources };
-    const storageClass = props.storage.storageClass(props.storageClass);
+    const alertmanager = props.alertmanager ?? { receivers: {}, route: {} };
     const dashboards = platformDashboards(scope, props.loki !== undefined);
-    const values = stackValues({
-      retention: props.retention ?? '15d',
-      storageSize: props.storageSize ?? '20Gi',
-      storageClass,
-      grafanaHost: scope.hostname(grafana.subdomain),
-      adminSecret: grafana.adminSecret,
-      alertmanager: props.alertmanager ?? { receivers: {}, route: {} },
-      loki: props.loki,
-      dashboards,
-      sizes,
-    });
     super(scope, 'monitoring', props, {
       layer: Layer.OBSERVABILITY,
       namespace: MONITORING_NAMESPACE,
       // The chart's Prometheus, Alertmanager, ServiceMonitors and PrometheusRules need the CRDs.
       requiresCrdGroups: [MONITORING_GROUP],
-      helm: helmRelease('kubePrometheusStack', values),
       ignoreDifferences: ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration'].map((kind) => ({
         // The chart's admission-patch hook Job writes the CA of the certificate it generated
         // into both webhook configurations after every sync; Git has none.
@@ -146,8 +142,25 @@ export class MonitoringStack extends HomelabService {
     });
     for (const dashboard of STACK_DASHBOARDS) this.addDashboard(dashboard);
     this.grafanaHost = scope.hostname(grafana.subdomain);
-    this.grafanaAdminSecret = grafana.adminSecret;
+    this.grafanaAdmin = this.needSecret(GRAFANA_ADMIN_SECRET, Object.values(GRAFANA_ADMIN_KEYS), 'Grafana administrator: user name and password');
     this.provisionedDashboards = dashboards;
+    this.installChart(
+      helmRelease(
+        'kubePrometheusStack',
+        stackValues({
+          retention: props.retention ?? '15d',
+          storageSize: props.storageSize ?? '20Gi',
+          storageClass: props.storage.storageClass(props.storageClass),
+          grafanaHost: this.grafanaHost,
+          grafanaAdmin: this.grafanaAdmin,
+          alertmanager,
+          receiverSecret: this.receiverSecret(alertmanager),
+          loki: props.loki,
+          dashboards,
+          sizes,
+        }),
+      ),
+    );
 
     // k3s runs CoreDNS as an ordinary Deployment behind the kube-dns Service (port `metrics`,
     // 9153). The chart's own CoreDNS scrape would add a Service and a ServiceMonitor to
@@ -156,6 +169,13 @@ export class MonitoringStack extends HomelabService {
 
     this.declareCapacity(sizes, scope);
     this.addCheckpoint(props.loki !== undefined, dashboards.size);
+  }
+
+  /** The receivers' URLs and passwords, where any receiver has one. */
+  private receiverSecret(alertmanager: AlertmanagerConfig): SecretRef | undefined {
+    const keys = Object.entries(alertmanager.receivers).flatMap(([name, r]) => Object.values(receiverSecretKeys(name, r)));
+    if (keys.length === 0) return undefined;
+    return this.needSecret(ALERTMANAGER_RECEIVERS_SECRET, keys, 'Alertmanager receivers: webhook URLs and SMTP passwords, one key per receiver and integration');
   }
 
   private declareCapacity(sizes: MonitoringResources, platform: Platform): void {
@@ -199,8 +219,8 @@ export class MonitoringStack extends HomelabService {
         EXPECTED_DASHBOARDS: String(dashboards),
       },
       secretEnv: {
-        GRAFANA_USER: { secret: this.grafanaAdminSecret, key: 'admin-user' },
-        GRAFANA_PASSWORD: { secret: this.grafanaAdminSecret, key: 'admin-password' },
+        GRAFANA_USER: this.grafanaAdmin.keySelector(GRAFANA_ADMIN_KEYS.user),
+        GRAFANA_PASSWORD: this.grafanaAdmin.keySelector(GRAFANA_ADMIN_KEYS.password),
       },
       script: CHECKPOINT_SCRIPT,
     });
@@ -321,8 +341,9 @@ interface StackSettings {
   readonly storageSize: string;
   readonly storageClass: string;
   readonly grafanaHost: string;
-  readonly adminSecret: string;
+  readonly grafanaAdmin: SecretRef;
   readonly alertmanager: AlertmanagerConfig;
+  readonly receiverSecret?: SecretRef;
   readonly loki?: LokiDataSource;
   readonly dashboards: ReadonlyMap<string, Dashboard>;
   readonly sizes: MonitoringResources;
@@ -375,16 +396,21 @@ function stackValues(s: StackSettings): KubePrometheusStackValues {
       },
     },
     alertmanager: {
-      config: alertmanagerConfig(s.alertmanager),
+      config: alertmanagerConfig(s.alertmanager, s.receiverSecret),
       alertmanagerSpec: {
-        secrets: receiverSecrets(s.alertmanager),
+        // The operator mounts each at /etc/alertmanager/secrets/<name>/.
+        secrets: s.receiverSecret ? [s.receiverSecret.secretName] : [],
         storage: { volumeClaimTemplate: claimTemplate(s.storageClass, ALERTMANAGER_VOLUME) },
         resources: s.sizes.alertmanager,
       },
     },
     grafana: {
       // Credentials are never rendered: the chart reads them from this Secret.
-      admin: { existingSecret: s.adminSecret, userKey: 'admin-user', passwordKey: 'admin-password' },
+      admin: {
+        existingSecret: s.grafanaAdmin.secretName,
+        userKey: s.grafanaAdmin.keySelector(GRAFANA_ADMIN_KEYS.user).key,
+        passwordKey: s.grafanaAdmin.keySelector(GRAFANA_ADMIN_KEYS.password).key,
+      },
       // Stateless on purpose: data sources, dashboards and the admin are all provisioned, so
       // the SQLite database in an emptyDir is rebuilt on every start (UI edits do not persist).
       persistence: { enabled: false },
@@ -453,7 +479,7 @@ function retentionSize(volume: string): string {
  * dashboards, and the chart's InfoInhibitor works on it); Watchdog, the chart's
  * always-firing heartbeat, is dropped until something external watches it.
  */
-function alertmanagerConfig(alertmanager: AlertmanagerConfig): Record<string, unknown> {
+function alertmanagerConfig(alertmanager: AlertmanagerConfig, secret: SecretRef | undefined): Record<string, unknown> {
   const receiver = alertmanager.route.receiver ?? NULL_RECEIVER;
   const critical = alertmanager.route.critical ?? receiver;
   return {
@@ -482,19 +508,31 @@ function alertmanagerConfig(alertmanager: AlertmanagerConfig): Record<string, un
       { name: NULL_RECEIVER },
       ...Object.entries(alertmanager.receivers)
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([name, r]) => receiverConfig(name, r)),
+        .map(([name, r]) => receiverConfig(name, r, secret)),
     ],
     templates: ['/etc/alertmanager/config/*.tmpl'],
   };
 }
 
-/** Secret values are referenced as files of the mounted Secrets (`*_file`), never inlined. */
-function receiverConfig(name: string, r: ReceiverConfig): Record<string, unknown> {
+/** The keys of ALERTMANAGER_RECEIVERS_SECRET a receiver reads, by integration. */
+export function receiverSecretKeys(name: string, r: ReceiverConfig): { webhook?: string; discord?: string; smtpPassword?: string } {
+  return {
+    ...(r.webhook ? { webhook: `${name}-webhook-url` } : {}),
+    ...(r.discord ? { discord: `${name}-discord-webhook-url` } : {}),
+    ...(r.email?.username ? { smtpPassword: `${name}-smtp-password` } : {}),
+  };
+}
+
+/** Secret values are referenced as files of the mounted Secret (`*_file`), never inlined. */
+function receiverConfig(name: string, r: ReceiverConfig, secret: SecretRef | undefined): Record<string, unknown> {
   const email = r.email;
+  const keys = receiverSecretKeys(name, r);
+  // Declared whenever a receiver has a key (MonitoringStack.receiverSecret).
+  const file = (key: string) => `${ALERTMANAGER_SECRETS_DIR}/${secret!.keySelector(key).name}/${key}`;
   return {
     name,
-    ...(r.webhook ? { webhook_configs: [{ url_file: secretFile(r.webhook.urlSecret), send_resolved: true }] } : {}),
-    ...(r.discord ? { discord_configs: [{ webhook_url_file: secretFile(r.discord.webhookUrlSecret), send_resolved: true }] } : {}),
+    ...(keys.webhook ? { webhook_configs: [{ url_file: file(keys.webhook), send_resolved: true }] } : {}),
+    ...(keys.discord ? { discord_configs: [{ webhook_url_file: file(keys.discord), send_resolved: true }] } : {}),
     ...(email
       ? {
           email_configs: [
@@ -502,7 +540,7 @@ function receiverConfig(name: string, r: ReceiverConfig): Record<string, unknown
               to: email.to,
               from: email.from,
               smarthost: email.smarthost,
-              ...(email.username && email.passwordSecret ? { auth_username: email.username, auth_password_file: secretFile(email.passwordSecret) } : {}),
+              ...(email.username && keys.smtpPassword ? { auth_username: email.username, auth_password_file: file(keys.smtpPassword) } : {}),
               require_tls: email.requireTls,
               send_resolved: true,
             },
@@ -510,16 +548,6 @@ function receiverConfig(name: string, r: ReceiverConfig): Record<string, unknown
         }
       : {}),
   };
-}
-
-function secretFile(ref: SecretKeyRef): string {
-  return `${ALERTMANAGER_SECRETS_DIR}/${ref.name}/${ref.key}`;
-}
-
-/** Every Secret a receiver reads: the operator mounts each at /etc/alertmanager/secrets/<name>/. */
-function receiverSecrets(alertmanager: AlertmanagerConfig): string[] {
-  const refs = Object.values(alertmanager.receivers).flatMap((r) => [r.webhook?.urlSecret, r.discord?.webhookUrlSecret, r.email?.passwordSecret]);
-  return [...new Set(refs.filter((ref): ref is SecretKeyRef => ref !== undefined).map((ref) => ref.name))].sort();
 }
 
 /** Requests and limits of containers that share a pod, added up (for the capacity check). */

@@ -15,11 +15,14 @@ import { SERVICE_LABEL } from '../lib/monitoring';
 import { Platform } from '../lib/platform';
 import { parseQuantity } from '../lib/quantity';
 import { Resources, resources } from '../lib/resources';
+import { S3_CREDENTIAL_KEYS, SecretRef } from '../lib/secrets';
 import { HomelabService } from '../lib/service';
 import type { StorageProvider } from '../lib/storage';
 import { IMAGES } from '../lib/versions';
 
 export const LOKI_NAMESPACE = 'loki';
+/** With the S3 store: the Secret (in the loki namespace) with Loki's S3 credentials, S3_CREDENTIAL_KEYS. */
+export const S3_CREDENTIALS_SECRET = 'loki-s3-credentials';
 /** Loki's HTTP port (push, query, /ready, /metrics), on the single-binary Service `loki`. */
 export const LOKI_HTTP_PORT = 3100;
 
@@ -57,8 +60,6 @@ export interface LokiS3Storage {
   readonly endpoint?: string;
   readonly region: string;
   readonly buckets: LokiS3Config['buckets'];
-  /** Secret in the loki namespace with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. */
-  readonly credentialsSecret: string;
   /** @default true */
   readonly forcePathStyle?: boolean;
 }
@@ -89,8 +90,9 @@ export class Loki extends HomelabService {
   constructor(scope: Platform, props: LokiProps) {
     if (!props.storage && !props.s3) throw new Error('loki: needs a volume (storage) or S3 for its chunks');
     const lokiResources = props.resources ?? DEFAULT_LOKI_RESOURCES;
-    const values = lokiValues(props, lokiResources);
-    super(scope, 'loki', props, { layer: Layer.OBSERVABILITY, namespace: LOKI_NAMESPACE, helm: helmRelease('loki', values) });
+    super(scope, 'loki', props, { layer: Layer.OBSERVABILITY, namespace: LOKI_NAMESPACE });
+    const s3Credentials = props.s3 && this.needSecret(S3_CREDENTIALS_SECRET, S3_CREDENTIAL_KEYS, `S3 credentials of Loki's buckets ${props.s3.buckets.chunks} and ${props.s3.buckets.ruler}`);
+    this.installChart(helmRelease('loki', lokiValues(props, lokiResources, s3Credentials)));
     // No gateway: in monolithic mode without auth, the single-binary Service serves push,
     // query and /ready itself; the chart's nginx gateway would only add a hop and a pod.
     this.queryUrl = `http://loki.${LOKI_NAMESPACE}.svc:${LOKI_HTTP_PORT}`;
@@ -198,7 +200,7 @@ export class Loki extends HomelabService {
   }
 }
 
-function lokiValues(props: LokiProps, lokiResources: Resources): LokiValues {
+function lokiValues(props: LokiProps, lokiResources: Resources, s3Credentials: SecretRef | undefined): LokiValues {
   const store = props.s3 ? 's3' : 'filesystem';
   return {
     deploymentMode: 'Monolithic',
@@ -230,7 +232,7 @@ function lokiValues(props: LokiProps, lokiResources: Resources): LokiValues {
         : { enabled: false },
       // With S3, Loki's client falls back to the AWS SDK's default credential chain, which
       // reads these (pkg/storage/chunk/client/aws/s3_storage_client.go): no key is in the config.
-      ...(props.s3 ? { extraEnv: credentialsEnv(props.s3.credentialsSecret) } : {}),
+      ...(s3Credentials ? { extraEnv: S3_CREDENTIAL_KEYS.map((key) => s3Credentials.envVar(key)) } : {}),
     },
     // Monolithic: the scalable targets run inside the single binary.
     read: { replicas: 0 },
@@ -250,7 +252,7 @@ function lokiValues(props: LokiProps, lokiResources: Resources): LokiValues {
   };
 }
 
-/** The S3 store; credentials come from the environment (credentialsEnv). */
+/** The S3 store; credentials come from the environment (the declared Secret's keys). */
 function s3Storage(s3: LokiS3Storage): NonNullable<LokiValues['loki']>['storage'] {
   return {
     type: 's3',
@@ -261,10 +263,6 @@ function s3Storage(s3: LokiS3Storage): NonNullable<LokiValues['loki']>['storage'
       s3ForcePathStyle: s3.forcePathStyle ?? true,
     },
   };
-}
-
-function credentialsEnv(secret: string) {
-  return ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'].map((key) => ({ name: key, valueFrom: { secretKeyRef: { name: secret, key } } }));
 }
 
 function cacheValues(allocatedMemory: number) {

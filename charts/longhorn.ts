@@ -13,6 +13,7 @@ import { Layer } from '../lib/layers';
 import { SERVICE_LABEL } from '../lib/monitoring';
 import { Platform } from '../lib/platform';
 import { durationSeconds } from '../lib/quantity';
+import type { SecretRef } from '../lib/secrets';
 import { HomelabService } from '../lib/service';
 import type { StorageProvider } from '../lib/storage';
 import { IMAGES } from '../lib/versions';
@@ -24,7 +25,7 @@ export interface LonghornProps {
   readonly dataPath?: string;
   /** StorageClasses by name; exactly one has `default: true`. */
   readonly storageClasses: LonghornConfig['storageClasses'];
-  /** S3/NFS backup target and the Secret holding its credentials. @default no backups */
+  /** Backup target (S3, NFS, CIFS, Azure Blob); its credentials come from BACKUP_CREDENTIALS_SECRET. @default no backups */
   readonly backup?: LonghornConfig['backup'];
   /** Snapshot/backup schedules by name. @default none */
   readonly recurringJobs?: LonghornConfig['recurringJobs'];
@@ -33,6 +34,19 @@ export interface LonghornProps {
 export const LONGHORN_NAMESPACE = 'longhorn-system';
 const CSI_PROVISIONER = 'driver.longhorn.io';
 export const CHECKPOINT_CLASS = 'longhorn-checkpoint';
+/** The Secret (in longhorn-system) Longhorn reads the backup target's credentials from. */
+export const BACKUP_CREDENTIALS_SECRET = 'longhorn-backup-credentials';
+/**
+ * The keys Longhorn's backup store reads from that Secret, by target scheme (longhorn
+ * backupstore: s3, cifs, azblob); an NFS target needs none. An empty AWS_ENDPOINTS means AWS
+ * itself; MinIO and other S3 servers need their URL there (Longhorn reads it only from the Secret).
+ */
+const BACKUP_CREDENTIAL_KEYS: Readonly<Record<string, readonly string[]>> = {
+  s3: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_ENDPOINTS'],
+  cifs: ['CIFS_USERNAME', 'CIFS_PASSWORD'],
+  azblob: ['AZBLOB_ACCOUNT_NAME', 'AZBLOB_ACCOUNT_KEY'],
+  nfs: [],
+};
 /**
  * Longhorn stops scheduling replicas to a disk with less than 25% of it available (setting
  * storage-minimal-available-percentage, default 25): warn while there is still room.
@@ -51,7 +65,6 @@ export class Longhorn extends HomelabService implements StorageProvider {
       layer: Layer.STORAGE,
       namespace: LONGHORN_NAMESPACE,
       installsCrdGroups: ['longhorn.io'],
-      helm: helmRelease('longhorn', longhornValues(replicas, props)),
       ignoreDifferences: [
         // longhorn-manager injects its conversion webhook's CA into its CRDs at runtime.
         {
@@ -61,6 +74,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
         },
       ],
     });
+    this.installChart(helmRelease('longhorn', longhornValues(replicas, props, props.backup && this.backupCredentials(props.backup.target))));
 
     const classes = Object.entries(props.storageClasses);
     this.classNames = new Set(classes.map(([name]) => name));
@@ -89,6 +103,15 @@ export class Longhorn extends HomelabService implements StorageProvider {
     if (name === undefined) return this.defaultStorageClass;
     if (!this.classNames.has(name)) throw new Error(`Longhorn has no storage class "${name}"`);
     return name;
+  }
+
+  /** The backup target's credentials, where its scheme needs any. */
+  private backupCredentials(target: string): SecretRef | undefined {
+    const scheme = target.slice(0, target.indexOf('://'));
+    const keys = BACKUP_CREDENTIAL_KEYS[scheme];
+    if (keys === undefined) throw new Error(`longhorn: unknown backup target scheme "${scheme}"`);
+    if (keys.length === 0) return undefined;
+    return this.needSecret(BACKUP_CREDENTIALS_SECRET, keys, `credentials of the Longhorn backup target ${target}`);
   }
 
   private addStorageClass(name: string, storageClass: StorageClassConfig, defaultReplicas: number): void {
@@ -177,7 +200,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
   }
 }
 
-function longhornValues(replicas: number, props: LonghornProps): LonghornValues {
+function longhornValues(replicas: number, props: LonghornProps, backupCredentials: SecretRef | undefined): LonghornValues {
   return {
     // Its pre-upgrade hook Job never completes on a first install under Argo CD.
     preUpgradeChecker: { jobEnabled: false },
@@ -195,7 +218,8 @@ function longhornValues(replicas: number, props: LonghornProps): LonghornValues 
     defaultBackupStore: props.backup
       ? {
           backupTarget: props.backup.target,
-          backupTargetCredentialSecret: props.backup.credentialsSecret,
+          // Longhorn reads the whole Secret: every key it declares.
+          backupTargetCredentialSecret: backupCredentials?.secretName,
           pollInterval: String(Math.round(durationSeconds(props.backup.pollInterval))),
         }
       : {},

@@ -271,8 +271,8 @@ export class Rabbitmq extends HomelabService {
         'the management API answers its health checks (all nodes joined, no alarms, AMQP listener up, vhosts running) and every declared vhost exists',
       image: IMAGES.curl,
       secretEnv: {
-        RABBITMQ_USERNAME: { secret: this.defaultUserSecret, key: 'username' },
-        RABBITMQ_PASSWORD: { secret: this.defaultUserSecret, key: 'password' },
+        RABBITMQ_USERNAME: { name: this.defaultUserSecret, key: 'username' },
+        RABBITMQ_PASSWORD: { name: this.defaultUserSecret, key: 'password' },
       },
       script: [
         `api="http://${this.host}:${MANAGEMENT_PORT}/api"`,

@@ -13,6 +13,7 @@ import { Layer } from '../lib/layers';
 import { SERVICE_LABEL } from '../lib/monitoring';
 import { Platform } from '../lib/platform';
 import { Resources, toResourceRequirements } from '../lib/resources';
+import { S3_CREDENTIAL_KEYS } from '../lib/secrets';
 import { HomelabService } from '../lib/service';
 import type { StorageProvider } from '../lib/storage';
 import { IMAGES } from '../lib/versions';
@@ -20,8 +21,6 @@ import { IMAGES } from '../lib/versions';
 export interface TritonS3Repository {
   /** `s3://bucket/path` or `s3://[https://]host:port/bucket/path`. */
   readonly url: string;
-  /** Secret in Triton's namespace with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. */
-  readonly credentialsSecret: string;
   /** AWS_DEFAULT_REGION. @default none */
   readonly region?: string;
 }
@@ -56,6 +55,8 @@ export interface TritonProps {
 }
 
 export const TRITON_NAMESPACE = 'triton';
+/** With an S3 model repository: the Secret (in the triton namespace) with its credentials, S3_CREDENTIAL_KEYS. */
+export const S3_CREDENTIALS_SECRET = 'triton-s3-credentials';
 const COMPONENT = 'server';
 const PORTS = { http: 8000, grpc: 8001, metrics: 8002 } as const;
 /** The image's `triton-server` user (build.py asserts uid and gid 1000). */
@@ -141,13 +142,24 @@ export class Triton extends HomelabService {
 
     const smokeFiles = { 'config.pbtxt': SMOKE_MODEL.config, 'model.py': SMOKE_MODEL.code };
     new k8s.KubeConfigMap(this, 'smoke-model', { metadata: { name: SMOKE_CONFIG_MAP, labels: this.labelsFor(COMPONENT) }, data: smokeFiles });
-    const repository = 's3' in source ? s3Repository(source.s3) : this.volumeRepository(source.volume.size, source.storage);
+    const repository = 's3' in source ? this.s3Repository(source.s3) : this.volumeRepository(source.volume.size, source.storage);
     this.addDeployment(props, replicas, gpus, repository, checksum(smokeFiles));
     this.addService();
     if (replicas > 1) this.addDisruptionBudget();
     this.requestCapacity({ workload: COMPONENT, replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory, gpus });
     this.addCheckpoint();
     this.addMonitoring();
+  }
+
+  /** An S3 bucket, with the credentials from the declared Secret (never inline). */
+  private s3Repository(s3: TritonS3Repository): RepositoryMount {
+    const credentials = this.needSecret(S3_CREDENTIALS_SECRET, S3_CREDENTIAL_KEYS, `S3 credentials of Triton's model repository ${s3.url}`);
+    return {
+      path: s3.url,
+      env: [...S3_CREDENTIAL_KEYS.map((key) => credentials.envVar(key)), ...(s3.region ? [{ name: 'AWS_DEFAULT_REGION', value: s3.region }] : [])],
+      volumes: [],
+      mounts: [],
+    };
   }
 
   /** A volume mounted at /models. */
@@ -316,17 +328,6 @@ function repositorySource(props: TritonProps, replicas: number): { s3: TritonS3R
   if (!props.storage) throw new Error('triton: a volume model repository needs a storage provider');
   if (replicas > 1) throw new Error('triton: a ReadWriteOnce model volume allows one replica; use S3 for more');
   return { volume, storage: props.storage };
-}
-
-/** An S3 bucket, with credentials from the Secret (never inline). */
-function s3Repository(s3: TritonS3Repository): RepositoryMount {
-  const fromSecret = (key: string) => ({ name: key, valueFrom: { secretKeyRef: { name: s3.credentialsSecret, key } } });
-  return {
-    path: s3.url,
-    env: [fromSecret('AWS_ACCESS_KEY_ID'), fromSecret('AWS_SECRET_ACCESS_KEY'), ...(s3.region ? [{ name: 'AWS_DEFAULT_REGION', value: s3.region }] : [])],
-    volumes: [],
-    mounts: [],
-  };
 }
 
 function tritonContainer(props: TritonProps, gpus: number, repository: RepositoryMount): k8s.Container {

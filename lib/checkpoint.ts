@@ -29,8 +29,12 @@ export interface CheckpointProps {
   readonly timeout?: Duration;
   /** @default none */
   readonly env?: Readonly<Record<string, string>>;
-  /** Environment variables read from Secrets in the service's namespace (credentials never inline). @default none */
-  readonly secretEnv?: Readonly<Record<string, { readonly secret: string; readonly key: string }>>;
+  /**
+   * Environment variables read from keys of Secrets in the service's namespace (credentials
+   * never inline): a declared Secret's `SecretRef.keySelector(key)`, or a Secret an operator
+   * generates in the cluster. @default none
+   */
+  readonly secretEnv?: Readonly<Record<string, { readonly name: string; readonly key: string }>>;
   /** @default none */
   readonly volumes?: readonly k8s.Volume[];
   /** @default none */
@@ -209,9 +213,9 @@ export function probeJob(scope: Construct, name: string, props: CheckpointProps,
 ${props.script}` : props.script],
               env: [
                 ...Object.entries(props.env ?? {}).map(([name, value]) => ({ name, value })),
-                ...Object.entries(props.secretEnv ?? {}).map(([name, { secret, key }]) => ({
+                ...Object.entries(props.secretEnv ?? {}).map(([name, secret]) => ({
                   name,
-                  valueFrom: { secretKeyRef: { name: secret, key } },
+                  valueFrom: { secretKeyRef: { name: secret.name, key: secret.key } },
                 })),
               ],
               resources: toResourceRequirements(resources('10m', '16Mi', '100m', '64Mi')),

@@ -58,9 +58,8 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   }
 
   if (services.certManager.enabled) {
-    // The config check guarantees the e-mail and the token Secret.
-    const { email, cloudflareApiToken } = services.certManager;
-    built.set('cert-manager', new CertManager(platform, { email: email!, cloudflareApiToken: cloudflareApiToken! }));
+    // The config check guarantees the e-mail.
+    built.set('cert-manager', new CertManager(platform, { email: services.certManager.email! }));
   }
   let loki: Loki | undefined;
   if (services.loki.enabled) {

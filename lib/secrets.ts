@@ -25,6 +25,9 @@ export interface SecretNeed {
   readonly purpose: string;
 }
 
+/** Keys of S3 credentials as the AWS SDKs read them from the environment (Loki, Triton). */
+export const S3_CREDENTIAL_KEYS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const;
+
 /** Path of a need's values in the KV engine (without the mount): `<service>/<secret>`. */
 export function vaultPath(need: Pick<SecretNeed, 'service' | 'name'>): string {
   return `${need.service}/${need.name}`;

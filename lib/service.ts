@@ -40,7 +40,11 @@ export interface ServiceSettings {
   readonly runsAsRoot?: boolean;
   /** API groups whose CRDs this service installs (a service emitting them depends on it). @default none */
   readonly installsCrdGroups?: readonly string[];
-  /** Upstream chart and values, made with `helmRelease()`. @default no chart */
+  /**
+   * Upstream chart and values, made with `helmRelease()`. Values that reference the
+   * service's own declarations (a `needSecret` handle) go through `installChart()` after
+   * `super()` instead. @default no chart
+   */
   readonly helm?: HelmRelease;
   /** Upstream kustomizations from Git at pinned tags (KUSTOMIZATIONS in lib/versions.ts). @default none */
   readonly kustomizations?: readonly KustomizeSource[];
@@ -67,12 +71,12 @@ export abstract class HomelabService extends Chart {
   readonly namespaceName: string;
   readonly podSecurity: PodSecurityLevel;
   readonly installsCrdGroups: readonly string[];
-  readonly helm?: HelmRelease;
   readonly kustomizations: readonly KustomizeSource[];
   readonly manifests: readonly GitManifests[];
   readonly requiresCrdGroups: readonly string[];
   readonly ignoreDifferences: readonly IgnoreDifference[];
   private readonly dependencySet: Set<HomelabService>;
+  private upstreamChart?: HelmRelease;
   private checkpointConstruct?: Checkpoint;
   private readonly demandList: ResourceDemand[] = [];
   private readonly renderPatches = new Map<ApiObject, JsonPatch[]>();
@@ -101,7 +105,7 @@ export abstract class HomelabService extends Chart {
     const exception = podSecurityException(name, settings.runsAsRoot ?? false);
     this.podSecurity = exception?.level ?? 'restricted';
     this.installsCrdGroups = settings.installsCrdGroups ?? [];
-    this.helm = settings.helm;
+    this.upstreamChart = settings.helm;
     this.kustomizations = settings.kustomizations ?? [];
     this.manifests = settings.manifests ?? [];
     this.requiresCrdGroups = settings.requiresCrdGroups ?? [];
@@ -115,6 +119,20 @@ export abstract class HomelabService extends Chart {
       },
     });
     scope.register(this);
+  }
+
+  /** The upstream chart Argo CD installs with the service's own manifests. */
+  get helm(): HelmRelease | undefined {
+    return this.upstreamChart;
+  }
+
+  /**
+   * Sets the upstream chart once the service exists: for values made from its own
+   * declarations, such as the Secret a `needSecret` handle names.
+   */
+  protected installChart(release: HelmRelease): void {
+    if (this.upstreamChart) throw new Error(`${this.serviceName} already installs the chart ${this.upstreamChart.chart.chart}`);
+    this.upstreamChart = release;
   }
 
   /** Labels for a component's resources (overrides the chart's component label). */

@@ -37,6 +37,7 @@ interface Built {
   readonly config: EnvironmentConfig;
   readonly env: SynthesizedEnvironment;
   readonly devicePlugin: NvidiaDevicePlugin;
+  readonly triton: Triton;
   readonly manifests: { path: string; manifest: Manifest }[];
 }
 
@@ -52,9 +53,9 @@ function build(variant: Variant = {}): Built {
   const devicePlugin = new NvidiaDevicePlugin(platform, pluginConfig);
   const tritonConfig = tritonSchema.parse({ enabled: true, ...variant.triton });
   // As lib/homelab.ts wires it: storage only for a volume, so S3 does not wait for Longhorn.
-  new Triton(platform, { ...tritonConfig, devicePlugin, storage: tritonConfig.modelRepository.volume ? longhorn : undefined });
+  const triton = new Triton(platform, { ...tritonConfig, devicePlugin, storage: tritonConfig.modelRepository.volume ? longhorn : undefined });
   const env = synthesizePlatform(app, platform);
-  return { config, env, devicePlugin, manifests: manifestsOf(env) };
+  return { config, env, devicePlugin, triton, manifests: manifestsOf(env) };
 }
 
 const find = (built: Built, path: string): Manifest => {
@@ -70,7 +71,7 @@ const pluginValues = (built: Built) => application(built, 'nvidia-device-plugin'
 const checkpointScript = (built: Built, service: string): string =>
   find(built, `${service}/job-${service}-checkpoint.yaml`).spec.template.spec.containers[0].command[2];
 
-const S3 = { s3: { url: 's3://https://minio.example.net:9000/models/triton', credentialsSecret: 'triton-s3', region: 'us-east-1' } };
+const S3 = { s3: { url: 's3://https://minio.example.net:9000/models/triton', region: 'us-east-1' } };
 const TAINTED: ConfigMutation = (c) => {
   c.nodes['gpu-1'].taints = [{ key: 'nvidia.com/gpu', value: 'present', effect: 'NoSchedule' }];
 };
@@ -261,16 +262,21 @@ describe('Triton', () => {
     expect(tritonContainer(base).volumeMounts).toContainEqual({ name: 'models', mountPath: '/models', subPath: 'models' });
   });
 
-  it('reads an S3 repository with credentials from the Secret, and has no volume', () => {
+  it('reads an S3 repository with credentials from the Secret it declares, and has no volume', () => {
     const built = build({ triton: { modelRepository: S3 } });
     const container = tritonContainer(built);
     expect(container.args).toContain(`--model-repository=${S3.s3.url}`);
     expect(podSpec(built).volumes.some((v: any) => v.persistentVolumeClaim)).toBe(false);
     expect(built.manifests.some(({ manifest }) => manifest.kind === 'PersistentVolumeClaim' && manifest.metadata.namespace === 'triton')).toBe(false);
     for (const key of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
-      expect(container.env).toContainEqual({ name: key, valueFrom: { secretKeyRef: { name: 'triton-s3', key } } });
+      expect(container.env).toContainEqual({ name: key, valueFrom: { secretKeyRef: { name: 'triton-s3-credentials', key } } });
     }
     expect(container.env).toContainEqual({ name: 'AWS_DEFAULT_REGION', value: 'us-east-1' });
+    expect(built.triton.secretNeeds).toEqual([
+      expect.objectContaining({ service: 'triton', namespace: 'triton', name: 'triton-s3-credentials', keys: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] }),
+    ]);
+    // A volume repository needs no credentials.
+    expect(base.triton.secretNeeds).toEqual([]);
   });
 
   it('takes the model control mode from the config, loading the smoke model explicitly in explicit mode', () => {
@@ -426,7 +432,7 @@ describe('the AI config schemas', () => {
 
   it('accepts the S3 URL forms Triton parses', () => {
     for (const url of ['s3://bucket/models', 's3://minio.lan:9000/bucket/models', 's3://https://minio.example.net:9000/bucket', 's3://http://10.0.0.5:9000/bucket/a/b/']) {
-      expect(issues(tritonSchema, { modelRepository: { s3: { url, credentialsSecret: 's' } } }), url).toEqual([]);
+      expect(issues(tritonSchema, { modelRepository: { s3: { url } } }), url).toEqual([]);
     }
   });
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../lib/config/load';
 import { helmValuesErrors } from '../lib/helm-values';
 import { ManifestValidator } from '../lib/validate/manifest-validator';
-import { exampleObject, exampleText, FAKE_SLEEP, manifestsOf, runWithFakeCommands, synthesizeExample, synthesizeText, toYamlText } from './support';
+import { exampleObject, exampleText, FAKE_SLEEP, manifestsOf, runWithFakeCommands, synthesizeExample, synthesizePlatforms, synthesizeText, toYamlText } from './support';
 
 const [dev] = synthesizeExample();
 const docs = manifestsOf(dev);
@@ -20,7 +20,7 @@ describe('cert-manager', () => {
     expect(application.spec.ignoreDifferences.map((d: any) => d.kind)).toEqual(['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']);
   });
 
-  it("issues from Let's Encrypt staging and production over DNS-01, the token by Secret reference", () => {
+  it("issues from Let's Encrypt staging and production over DNS-01, the token from the Secret it declares", () => {
     const issuers = docs.filter(({ manifest }) => manifest.kind === 'ClusterIssuer').map(({ manifest }) => manifest);
     expect(issuers.map((i) => [i.metadata.name, i.spec.acme.server])).toEqual([
       ['letsencrypt-production', 'https://acme-v02.api.letsencrypt.org/directory'],
@@ -49,12 +49,20 @@ describe('cert-manager', () => {
     expect(env.warnings).toEqual(['rabbitmq-operators needs cert-manager.io resources, which cert-manager installs in a later layer (waves: sequential)']);
   });
 
-  it('requires the account e-mail and the token Secret when enabled, naming the paths', () => {
+  it('declares the token Secret in its own namespace, where cert-manager reads ClusterIssuer references', () => {
+    const [{ platform }] = synthesizePlatforms(exampleText());
+    const certManager = platform.services.find((s) => s.serviceName === 'cert-manager')!;
+    expect(certManager.secretNeeds).toEqual([
+      expect.objectContaining({ service: 'cert-manager', namespace: 'cert-manager', name: 'cloudflare-api-token', keys: ['api-token'] }),
+    ]);
+  });
+
+  it('requires the account e-mail when enabled and takes no Secret name, naming the paths', () => {
     const config = exampleObject();
     config.services.certManager = { enabled: true };
-    expect(() => parseConfig(toYamlText(config), 'homelab.yaml')).toThrow(
-      /services\.certManager\.email: expected an e-mail address[\s\S]*services\.certManager\.cloudflareApiToken: expected the Secret/,
-    );
+    expect(() => parseConfig(toYamlText(config), 'homelab.yaml')).toThrow(/services\.certManager\.email: expected an e-mail address/);
+    config.services.certManager = { enabled: true, email: 'a@example.net', cloudflareApiToken: { name: 'x', key: 'y' } };
+    expect(() => parseConfig(toYamlText(config), 'homelab.yaml')).toThrow("services.certManager.cloudflareApiToken: unknown key; expected one of enabled, email");
     expect(parseConfig(exampleText(), 'homelab.yaml').environments.get('prod')!.services.certManager.enabled).toBe(true);
   });
 });

@@ -90,6 +90,16 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
     expected: ['services.longhorn.recurringJobs.hourly.task: expected a backup target'],
   },
   {
+    name: 'a Secret name where the platform names the Secret (longhorn-backup-credentials)',
+    mutate: (c) => (c.environments.prod.services.longhorn.backup.credentialsSecret = 'my-backup-secret'),
+    expected: ['environments.prod.services.longhorn.backup.credentialsSecret: unknown key; expected one of target, pollInterval'],
+  },
+  {
+    name: 'a secret app variable also set in env',
+    mutate: (c) => (c.apps['node-red'].secretEnv = ['TZ']),
+    expected: ['apps.node-red.secretEnv.0: expected a variable not in env: "TZ" is set there already'],
+  },
+  {
     name: 'volume without Longhorn',
     mutate: (c) => (c.environments.dev.services.longhorn.enabled = false),
     expected: ['apps.home-assistant.volume: expected services.longhorn.enabled: a volume needs Longhorn'],

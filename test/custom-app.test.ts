@@ -1,7 +1,7 @@
-/** The operator's own apps: GPUs through the device plugin, placement, capacity. */
+/** The operator's own apps: GPUs through the device plugin, placement, capacity; secret environment variables. */
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../lib/config/load';
-import { exampleObject, manifestsOf, synthesizeText, toYamlText } from './support';
+import { exampleObject, manifestsOf, synthesizePlatforms, synthesizeText, toYamlText } from './support';
 
 function withGpuApp(mutate: (config: Record<string, any>) => void = () => undefined) {
   const config = exampleObject();
@@ -54,5 +54,39 @@ describe('an app with GPUs', () => {
     expect(() => parseConfig(text, 'homelab.yaml')).toThrow(
       'apps.whisper.gpus: expected services.nvidiaDevicePlugin.enabled: GPUs are schedulable only through the device plugin (in dev)',
     );
+  });
+});
+
+describe('an app with secret environment variables', () => {
+  const config = exampleObject();
+  config.apps['node-red'].secretEnv = ['NODE_RED_CREDENTIAL_SECRET', 'MQTT_PASSWORD'];
+  const [{ platform, env }] = synthesizePlatforms(toYamlText(config));
+  const container = manifestsOf(env).find((m) => m.path === 'node-red/deployment-node-red.yaml')!.manifest.spec.template.spec.containers[0];
+
+  it('reads each from the key of the same name of the Secret <app>-env, next to the plain ones', () => {
+    expect(container.env).toEqual([
+      { name: 'TZ', value: 'Europe/Berlin' },
+      { name: 'NODE_RED_CREDENTIAL_SECRET', valueFrom: { secretKeyRef: { name: 'node-red-env', key: 'NODE_RED_CREDENTIAL_SECRET' } } },
+      { name: 'MQTT_PASSWORD', valueFrom: { secretKeyRef: { name: 'node-red-env', key: 'MQTT_PASSWORD' } } },
+    ]);
+  });
+
+  it('declares that Secret in its own namespace, and apps without secretEnv declare none', () => {
+    const needs = (name: string) => platform.services.find((s) => s.serviceName === name)!.secretNeeds;
+    expect(needs('node-red')).toEqual([
+      expect.objectContaining({ service: 'node-red', namespace: 'node-red', name: 'node-red-env', keys: ['MQTT_PASSWORD', 'NODE_RED_CREDENTIAL_SECRET'] }),
+    ]);
+    expect(needs('home-assistant')).toEqual([]);
+  });
+
+  it('rejects invalid names, duplicates and variables also in env, naming the path', () => {
+    const problems = (secretEnv: unknown) => {
+      const variant = exampleObject();
+      variant.apps['node-red'].secretEnv = secretEnv;
+      return () => parseConfig(toYamlText(variant), 'homelab.yaml');
+    };
+    expect(problems(['DB-PASSWORD'])).toThrow('apps.node-red.secretEnv.0: expected an environment variable name');
+    expect(problems(['TOKEN', 'TOKEN'])).toThrow('apps.node-red.secretEnv.1: expected each variable once: "TOKEN" is listed twice');
+    expect(problems(['TZ'])).toThrow('apps.node-red.secretEnv.0: expected a variable not in env: "TZ" is set there already');
   });
 });

@@ -38,12 +38,10 @@ retention: 15d
 storageSize: 20Gi
 grafana:
   subdomain: grafana
-  adminSecret: grafana-admin
 alertmanager:
   receivers:
     homelab-webhook:
-      webhook:
-        urlSecret: { name: alertmanager-receivers, key: webhook-url }
+      webhook: {}
   route:
     receiver: homelab-webhook
 `,
@@ -62,7 +60,6 @@ alertmanager:
         from: alertmanager@example.net
         smarthost: smtp.example.net:587
         username: alertmanager@example.net
-        passwordSecret: { name: alertmanager-receivers, key: smtp-password }
   route:
     critical: pager
 resources:
@@ -279,7 +276,7 @@ describe('Alertmanager', () => {
     const config = prod.values.alertmanager.config;
     expect(config.receivers).toEqual([
       { name: 'null' },
-      { name: 'homelab-webhook', webhook_configs: [{ url_file: '/etc/alertmanager/secrets/alertmanager-receivers/webhook-url', send_resolved: true }] },
+      { name: 'homelab-webhook', webhook_configs: [{ url_file: '/etc/alertmanager/secrets/alertmanager-receivers/homelab-webhook-webhook-url', send_resolved: true }] },
       {
         name: 'pager',
         email_configs: [
@@ -288,14 +285,16 @@ describe('Alertmanager', () => {
             from: 'alertmanager@example.net',
             smarthost: 'smtp.example.net:587',
             auth_username: 'alertmanager@example.net',
-            auth_password_file: '/etc/alertmanager/secrets/alertmanager-receivers/smtp-password',
+            auth_password_file: '/etc/alertmanager/secrets/alertmanager-receivers/pager-smtp-password',
             require_tls: true,
             send_resolved: true,
           },
         ],
       },
     ]);
-    // The operator mounts each listed Secret at /etc/alertmanager/secrets/<name>/.
+    // The operator mounts each listed Secret at /etc/alertmanager/secrets/<name>/: the one the stack declares, with a key per file.
+    expect(dev.stack.secretNeeds.find((n) => n.name === 'alertmanager-receivers')?.keys).toEqual(['homelab-webhook-webhook-url']);
+    expect(prod.stack.secretNeeds.find((n) => n.name === 'alertmanager-receivers')?.keys).toEqual(['homelab-webhook-webhook-url', 'pager-smtp-password']);
     for (const { values } of envs) {
       expect(values.alertmanager.alertmanagerSpec.secrets).toEqual(['alertmanager-receivers']);
       const text = JSON.stringify(values.alertmanager.config);
@@ -312,7 +311,7 @@ describe('Alertmanager', () => {
       enabled: true,
       alertmanager: {
         receivers: {
-          chat: { discord: { webhookUrlSecret: { name: 'discord', key: 'url' } } },
+          chat: { discord: {} },
           relay: { email: { to: 'a@example.net, b@example.net', from: 'am@example.net', smarthost: 'relay.lan:25', requireTls: false } },
         },
         route: { receiver: 'chat', critical: 'relay' },
@@ -320,19 +319,27 @@ describe('Alertmanager', () => {
     });
     const platform = buildPlatform(new App({ outdir: '/dev/null' }), 'dev', exampleEnvironment('dev'));
     const storage = platform.services.find((s) => s.serviceName === 'longhorn') as unknown as StorageProvider;
-    const values = new MonitoringStack(platform, { ...settings, storage }).helm!.values as any;
+    const stack = new MonitoringStack(platform, { ...settings, storage });
+    const values = stack.helm!.values as any;
     expect(values.alertmanager.config.receivers.slice(1)).toEqual([
-      { name: 'chat', discord_configs: [{ webhook_url_file: '/etc/alertmanager/secrets/discord/url', send_resolved: true }] },
+      { name: 'chat', discord_configs: [{ webhook_url_file: '/etc/alertmanager/secrets/alertmanager-receivers/chat-discord-webhook-url', send_resolved: true }] },
       { name: 'relay', email_configs: [{ to: 'a@example.net, b@example.net', from: 'am@example.net', smarthost: 'relay.lan:25', require_tls: false, send_resolved: true }] },
     ]);
-    expect(values.alertmanager.alertmanagerSpec.secrets).toEqual(['discord']);
+    expect(values.alertmanager.alertmanagerSpec.secrets).toEqual(['alertmanager-receivers']);
+    expect(stack.secretNeeds.map((n) => [n.name, n.keys])).toEqual([
+      ['grafana-admin', ['admin-password', 'admin-user']],
+      ['alertmanager-receivers', ['chat-discord-webhook-url']],
+    ]);
     expect(helmValuesErrors('kube-prometheus-stack', values)).toEqual([]);
   });
 });
 
 describe('Grafana', () => {
-  it('takes its admin from the existing Secret and renders no credential', () => {
-    for (const { values } of envs) {
+  it('takes its admin from the Secret it declares and renders no credential', () => {
+    for (const { values, stack } of envs) {
+      expect(stack.secretNeeds).toContainEqual(
+        expect.objectContaining({ service: 'monitoring', namespace: 'monitoring', name: 'grafana-admin', keys: ['admin-password', 'admin-user'] }),
+      );
       expect(values.grafana.admin).toEqual({ existingSecret: 'grafana-admin', userKey: 'admin-user', passwordKey: 'admin-password' });
       expect(values.grafana.adminPassword).toBeUndefined();
     }
@@ -607,12 +614,12 @@ describe('the monitoring config', () => {
     return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
   };
 
-  it('defaults to off, 15 days on 20Gi, the grafana-admin Secret and no receivers', () => {
+  it('defaults to off, 15 days on 20Gi and no receivers', () => {
     expect(monitoringSchema.parse({})).toMatchObject({
       enabled: false,
       retention: '15d',
       storageSize: '20Gi',
-      grafana: { subdomain: 'grafana', adminSecret: 'grafana-admin' },
+      grafana: { subdomain: 'grafana' },
       alertmanager: { receivers: {}, route: {} },
     });
   });
@@ -623,28 +630,31 @@ describe('the monitoring config', () => {
       'storageSize: expected a volume size in Gi or Ti, such as "10Gi"',
     ]);
     expect(problems({ alertmanager: { receivers: { x: {} }, route: { receiver: 'x' } } })).toEqual(['alertmanager.receivers.x: expected at least one of webhook, discord, email']);
-    // An inline URL is not even a key: only a Secret reference is.
+    // An inline URL is not even a key, nor is a Secret name: the stack names its Secret.
     expect(problems({ alertmanager: { receivers: { x: { webhook: { url: 'https://hooks.example.net/abc' } } }, route: { receiver: 'x' } } })).toEqual([
-      'alertmanager.receivers.x.webhook.urlSecret: Invalid input: expected object, received undefined',
       'alertmanager.receivers.x.webhook: Unrecognized key: "url"',
     ]);
-    expect(problems({ alertmanager: { receivers: { hook: { webhook: { urlSecret: { name: 's', key: 'k' } } } }, route: { receiver: 'hook', critical: 'pager' } } })).toEqual([
+    expect(problems({ alertmanager: { receivers: { x: { webhook: { urlSecret: { name: 's', key: 'k' } } } }, route: { receiver: 'x' } } })).toEqual([
+      'alertmanager.receivers.x.webhook: Unrecognized key: "urlSecret"',
+    ]);
+    expect(problems({ grafana: { adminSecret: 'admin' } })).toEqual(['grafana: Unrecognized key: "adminSecret"']);
+    expect(problems({ alertmanager: { receivers: { hook: { webhook: {} } }, route: { receiver: 'hook', critical: 'pager' } } })).toEqual([
       'alertmanager.route.critical: expected a declared receiver (hook), received "pager"',
     ]);
-    expect(problems({ alertmanager: { receivers: { hook: { webhook: { urlSecret: { name: 's', key: 'k' } } } } } })).toEqual([
+    expect(problems({ alertmanager: { receivers: { hook: { webhook: {} } } } })).toEqual([
       'alertmanager.receivers.hook: expected the receiver in route.receiver or route.critical: nothing is sent to it',
     ]);
-    expect(problems({ alertmanager: { receivers: { null: { webhook: { urlSecret: { name: 's', key: 'k' } } } } } })).toEqual([
+    expect(problems({ alertmanager: { receivers: { null: { webhook: {} } } } })).toEqual([
       'alertmanager.receivers.null: expected another name: "null" is the receiver that drops alerts',
     ]);
     expect(
       problems({
         alertmanager: {
-          receivers: { mail: { email: { to: 'a@example.net', from: 'b@example.net', smarthost: 'smtp.example.net:587', username: 'b' } } },
+          receivers: { mail: { email: { to: 'a@example.net', from: 'b@example.net', smarthost: 'smtp.example.net:587', passwordSecret: { name: 's', key: 'k' } } } },
           route: { receiver: 'mail' },
         },
       }),
-    ).toEqual(['alertmanager.receivers.mail.email.passwordSecret: expected username and passwordSecret together (or neither, for a relay without authentication)']);
+    ).toEqual(['alertmanager.receivers.mail.email: Unrecognized key: "passwordSecret"']);
   });
 });
 

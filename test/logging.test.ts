@@ -32,7 +32,6 @@ const S3: NonNullable<LokiProps['s3']> = {
   endpoint: 'https://s3.example.net',
   region: 'eu-central-1',
   buckets: { chunks: 'homelab-loki-chunks', ruler: 'homelab-loki-ruler' },
-  credentialsSecret: 'loki-s3-credentials',
 };
 
 interface Variant {
@@ -204,8 +203,13 @@ describe('Loki', () => {
     expect(values.singleBinary.extraEnv).toBeUndefined();
   });
 
-  it('keeps chunks in S3 with credentials from the Secret, never in the values', () => {
-    const s3 = lokiValues(build({ loki: { s3: S3 } }).env);
+  it('keeps chunks in S3 with credentials from the Secret it declares, never in the values', () => {
+    const built = build({ loki: { s3: S3 } });
+    const s3 = lokiValues(built.env);
+    expect(built.loki.secretNeeds).toEqual([
+      expect.objectContaining({ service: 'loki', namespace: 'loki', name: 'loki-s3-credentials', keys: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] }),
+    ]);
+    expect(build().loki.secretNeeds).toEqual([]);
     expect(s3.loki.storage).toEqual({
       type: 's3',
       bucketNames: { chunks: 'homelab-loki-chunks', ruler: 'homelab-loki-ruler' },
@@ -501,7 +505,7 @@ describe('services.loki and services.alloy config', () => {
     expect(issues(lokiSchema, { retention: '1y' })).toEqual(['retention: expected a retention period such as "7d", "4w" or "720h"']);
   });
 
-  it('wants exactly one store, two distinct buckets, and a Secret name rather than keys', () => {
+  it('wants exactly one store, two distinct buckets, and neither keys nor a Secret name (the service names its Secret)', () => {
     expect(issues(lokiSchema, { storage: { volume: { size: '10Gi' }, s3: S3 } })).toEqual([
       'storage: expected exactly one of volume or s3 (set the other to null in an environment that switches)',
     ]);
@@ -509,6 +513,7 @@ describe('services.loki and services.alloy config', () => {
       'storage.s3.buckets.ruler: expected two different buckets for chunks and ruler (Loki keeps ruler state apart from chunks)',
     ]);
     expect(issues(lokiSchema, { storage: { s3: { ...S3, secretAccessKey: 'x' } } })).toEqual([expect.stringMatching(/^storage\.s3: .*secretAccessKey/)]);
+    expect(issues(lokiSchema, { storage: { s3: { ...S3, credentialsSecret: 'x' } } })).toEqual([expect.stringMatching(/^storage\.s3: .*credentialsSecret/)]);
     expect(issues(lokiSchema, { storage: { s3: { ...S3, endpoint: 's3.example.net' } } })).toEqual([
       'storage.s3.endpoint: expected an S3 endpoint URL such as "https://s3.example.net" or "http://minio.minio.svc:9000"',
     ]);

@@ -6,7 +6,10 @@ import { basename, join, relative } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { parseConfig } from '../lib/config/load';
 import { main } from '../main';
-import { HELM_VALUES_FILE, SynthesizedEnvironment, synthesizeEnvironment } from '../lib/synth';
+import { App } from 'cdk8s';
+import { buildPlatform } from '../lib/homelab';
+import type { Platform } from '../lib/platform';
+import { HELM_VALUES_FILE, SynthesizedEnvironment, synthesizeEnvironment, synthesizePlatform } from '../lib/synth';
 
 export const ROOT = join(__dirname, '..');
 export const EXAMPLE_CONFIG = join(ROOT, 'homelab.yaml');
@@ -35,6 +38,19 @@ let example: SynthesizedEnvironment[] | undefined;
 export function synthesizeExample(): SynthesizedEnvironment[] {
   example ??= synthesizeText(exampleText());
   return example;
+}
+
+/**
+ * Every environment of a config text with the platform it was built from, for the
+ * services' declarations (secret needs ...) next to the output they produced.
+ */
+export function synthesizePlatforms(text: string): { platform: Platform; env: SynthesizedEnvironment }[] {
+  const config = parseConfig(text, 'test.yaml');
+  return [...config.environments].map(([name, envConfig]) => {
+    const app = new App({ outdir: '/dev/null' });
+    const platform = buildPlatform(app, name, envConfig);
+    return { platform, env: synthesizePlatform(app, platform) };
+  });
 }
 
 export interface Manifest {

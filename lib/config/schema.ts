@@ -113,9 +113,8 @@ const longhornSchema = z
       .default({ 'longhorn-replicated': { default: true, reclaimPolicy: 'Retain', dataLocality: 'disabled', recurringJobGroups: ['default'] } }),
     backup: z
       .strictObject({
+        /** Its credentials: the Secret `longhorn-backup-credentials` (charts/longhorn.ts). */
         target: backupTargetUrl,
-        /** Secret (in longhorn-system) with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINTS. */
-        credentialsSecret: k8sName,
         pollInterval: duration.default('5m'),
       })
       .optional(),
@@ -157,6 +156,11 @@ const appSchema = z.strictObject({
   replicas: intBetween(0, 20).default(1),
   ports: z.record(portName, intBetween(1, 65535)).default({}),
   env: z.record(envVarName, z.string({ error: 'expected a string (quote numbers and booleans)' })).default({}),
+  /**
+   * Environment variables whose values are secret: keys of the Secret `<app>-env` in the
+   * app's namespace, each read into the variable of the same name (charts/custom-app.ts).
+   */
+  secretEnv: z.array(envVarName).default([]),
   volume: z
     .strictObject({
       size: volumeSize,
@@ -340,6 +344,13 @@ export const environmentConfig = z
             path: ['apps', name, 'dependsOn', i],
             message: `expected an enabled service or app (${known}), received "${dep}"`,
           });
+        }
+      });
+      app.secretEnv.forEach((variable, i) => {
+        if (variable in app.env) {
+          ctx.addIssue({ code: 'custom', path: ['apps', name, 'secretEnv', i], message: `expected a variable not in env: "${variable}" is set there already` });
+        } else if (app.secretEnv.indexOf(variable) !== i) {
+          ctx.addIssue({ code: 'custom', path: ['apps', name, 'secretEnv', i], message: `expected each variable once: "${variable}" is listed twice` });
         }
       });
       if (app.metrics && !(app.metrics.port in app.ports)) {

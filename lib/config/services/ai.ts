@@ -41,11 +41,10 @@ const modelRepositorySchema = z
   .strictObject({
     /** A Longhorn volume (default storage class) you copy models into. */
     volume: z.strictObject({ size: volumeSize }).optional(),
+    /** Its credentials: the Secret `triton-s3-credentials` (charts/triton.ts). */
     s3: z
       .strictObject({
         url: s3RepositoryUrl,
-        /** Secret in the triton namespace with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. */
-        credentialsSecret: k8sName,
         /** AWS region (AWS_DEFAULT_REGION); S3-compatible servers usually need none. @default none */
         region: region.optional(),
       })

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { durationSeconds } from '../../quantity';
-import { bool, k8sName, resourcesSchema, volumeSize } from '../primitives';
+import { bool, resourcesSchema, volumeSize } from '../primitives';
 
 const expected = (what: string) => ({ error: `expected ${what}` });
 
@@ -44,6 +44,7 @@ const bucketName = z
   .string(expected('an S3 bucket name'))
   .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, expected('an S3 bucket name (3-63 lowercase letters, digits, "." and "-")'));
 
+/** Its credentials: the Secret `loki-s3-credentials` (charts/loki.ts). */
 const s3Schema = z
   .strictObject({
     /** @default AWS, from the region */
@@ -56,8 +57,6 @@ const s3Schema = z
       /** Loki ruler state (rules stored through the API). */
       ruler: bucketName,
     }),
-    /** Secret in the loki namespace with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. */
-    credentialsSecret: k8sName,
     /** Path-style URLs (`endpoint/bucket`), which MinIO and most self-hosted servers need. */
     forcePathStyle: bool.default(true),
   })

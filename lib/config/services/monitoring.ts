@@ -1,8 +1,9 @@
 /**
  * `services.monitoring` in homelab.yaml: the observability stack (kube-prometheus-stack:
  * Prometheus, Alertmanager, Grafana, the operator, kube-state-metrics, node-exporter).
- * Retention and volume size are per environment; Alertmanager's receivers name Secrets
- * (in the `monitoring` namespace) that hold their URLs and passwords, never the values.
+ * Retention and volume size are per environment. No Secret is named here: the stack
+ * declares `grafana-admin` and, for the receivers' URLs and passwords, `alertmanager-receivers`
+ * (charts/kube-prometheus-stack.ts).
  */
 import { z } from 'zod';
 import { bool, k8sName, resourcesSchema, subdomain, volumeSize } from '../primitives';
@@ -25,15 +26,6 @@ const retention = z
   .string({ error: 'expected a retention such as "15d" (h, d or w)' })
   .regex(/^[1-9]\d*(h|d|w)$/, { error: 'expected a retention such as "15d" (h, d or w)' });
 
-/** A key of a Secret's data, as Kubernetes accepts it. */
-const secretKey = z
-  .string({ error: 'expected a Secret key (letters, digits, "-", "_", ".")' })
-  .regex(/^[-._a-zA-Z0-9]+$/, { error: 'expected a Secret key (letters, digits, "-", "_", ".")' })
-  .max(253, { error: 'expected a Secret key of at most 253 characters' });
-
-/** One value of a Secret in the `monitoring` namespace; Alertmanager reads it from a mounted file. */
-const secretKeyRef = z.strictObject({ name: k8sName, key: secretKey });
-
 /** One address or a comma-separated list, as Alertmanager's `to` takes it. */
 const emailAddresses = z
   .string({ error: 'expected an e-mail address' })
@@ -48,30 +40,25 @@ const emailSchema = z
     to: emailAddresses,
     from: emailAddresses,
     smarthost,
-    /** @default no SMTP authentication (a relay that trusts the cluster) */
+    /**
+     * SMTP user; its password is the key `<receiver>-smtp-password` of `alertmanager-receivers`.
+     * @default no SMTP authentication (a relay that trusts the cluster)
+     */
     username: z.string({ error: 'expected a user name' }).min(1, { error: 'expected a user name' }).optional(),
-    /** Secret value with the SMTP password; required with `username`. */
-    passwordSecret: secretKeyRef.optional(),
     /** STARTTLS is required unless this is false. */
     requireTls: bool.default(true),
-  })
-  .superRefine((email, ctx) => {
-    if ((email.username === undefined) !== (email.passwordSecret === undefined)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [email.username === undefined ? 'username' : 'passwordSecret'],
-        message: 'expected username and passwordSecret together (or neither, for a relay without authentication)',
-      });
-    }
   });
 
 /** Where one receiver sends its notifications: any combination of the integrations. */
 const receiverSchema = z
   .strictObject({
-    /** Generic webhook (JSON POST); the URL often embeds a token, so it lives in a Secret. */
-    webhook: z.strictObject({ urlSecret: secretKeyRef }).optional(),
-    /** Discord channel webhook. */
-    discord: z.strictObject({ webhookUrlSecret: secretKeyRef }).optional(),
+    /**
+     * Generic webhook (JSON POST); the URL often embeds a token, so it is the key
+     * `<receiver>-webhook-url` of `alertmanager-receivers`.
+     */
+    webhook: z.strictObject({}).optional(),
+    /** Discord channel webhook; its URL is the key `<receiver>-discord-webhook-url` of `alertmanager-receivers`. */
+    discord: z.strictObject({}).optional(),
     email: emailSchema.optional(),
   })
   .superRefine((receiver, ctx) => {
@@ -130,8 +117,6 @@ export const monitoringSchema = z.strictObject({
     .strictObject({
       /** Grafana's public hostname is `<subdomain>.<domain>`. */
       subdomain: subdomain.default('grafana'),
-      /** Secret in `monitoring` with the keys `admin-user` and `admin-password`. */
-      adminSecret: k8sName.default('grafana-admin'),
     })
     .prefault({}),
   alertmanager: alertmanagerSchema.prefault({}),
@@ -151,5 +136,4 @@ export const monitoringSchema = z.strictObject({
 export type MonitoringConfig = z.output<typeof monitoringSchema>;
 export type AlertmanagerConfig = MonitoringConfig['alertmanager'];
 export type ReceiverConfig = AlertmanagerConfig['receivers'][string];
-export type SecretKeyRef = z.output<typeof secretKeyRef>;
 export type MonitoringResources = MonitoringConfig['resources'];
