@@ -58,8 +58,18 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Pa
   return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
 }
 
-export function usageError(spec: CommandSpec, problem: string): UserError {
-  return new UserError([problem, `usage: ${spec.usage} (--help for the options)`]);
+/** A mistake on the command line: printed like any UserError, followed by the usage line. */
+export class UsageError extends UserError {
+  constructor(
+    problem: string,
+    readonly usage: string,
+  ) {
+    super([problem]);
+  }
+}
+
+export function usageError(spec: CommandSpec, problem: string): UsageError {
+  return new UsageError(problem, `usage: ${spec.usage} (--help for the options)`);
 }
 
 export function helpText(spec: CommandSpec): string {
@@ -84,8 +94,8 @@ export function helpText(spec: CommandSpec): string {
 }
 
 /**
- * Runs a command's body: a UserError becomes its `error:` lines (and `afterwards`, e.g.
- * "nothing was written") on stderr and exit status 2; anything else is a bug and keeps its
+ * Runs a command's body: a UserError becomes its `error:` lines on stderr (then the usage
+ * line for a UsageError, `afterwards` such as "nothing was written" for others) and exit status 2; anything else is a bug and keeps its
  * stack trace.
  */
 export function runCommand(body: () => number, afterwards: readonly string[] = []): number {
@@ -95,7 +105,8 @@ export function runCommand(body: () => number, afterwards: readonly string[] = [
     if (!(error instanceof UserError)) throw error;
     const paint = colours(process.stderr);
     for (const problem of error.problems) process.stderr.write(`${paint.red('error:')} ${problem}\n`);
-    for (const line of afterwards) process.stderr.write(`${line}\n`);
+    if (error instanceof UsageError) process.stderr.write(`${error.usage}\n`);
+    else for (const line of afterwards) process.stderr.write(`${line}\n`);
     return USAGE_ERROR;
   }
 }
