@@ -123,15 +123,58 @@ export function diffValues(before: unknown, after: unknown, path: readonly strin
         return diffValues(beforeByName.get(name), afterByName.get(name), at);
       });
     }
-    return Array.from({ length: Math.max(before.length, after.length) }, (_, i) => {
-      const at = [...path, `[${i}]`];
-      if (i >= before.length) return [{ path: at.join(''), kind: 'added' as const, after: after[i] }];
-      if (i >= after.length) return [{ path: at.join(''), kind: 'removed' as const, before: before[i] }];
-      return diffValues(before[i], after[i], at);
-    }).flat();
+    return diffLists(before, after, path);
   }
   if (before === after) return [];
   return [{ path: path.join('') || '(document)', kind: 'changed', before, after }];
+}
+
+/**
+ * Lists without names: items equal on both sides are matched in order (longest common
+ * subsequence), so an item inserted into a sorted list is one addition, not a shifted tail;
+ * between matches, removed and added items are paired up as changes (an edited script line).
+ */
+function diffLists(before: readonly unknown[], after: readonly unknown[], path: readonly string[]): FieldChange[] {
+  const at = (i: number) => [...path, `[${i}]`].join('');
+  const changes: FieldChange[] = [];
+  let i = 0;
+  let j = 0;
+  for (const [nextI, nextJ] of [...commonItems(before, after), [before.length, after.length]]) {
+    const paired = Math.min(nextI - i, nextJ - j);
+    for (let k = 0; k < paired; k++) changes.push(...diffValues(before[i + k], after[j + k], [...path, `[${j + k}]`]));
+    for (let k = i + paired; k < nextI; k++) changes.push({ path: at(k), kind: 'removed', before: before[k] });
+    for (let k = j + paired; k < nextJ; k++) changes.push({ path: at(k), kind: 'added', after: after[k] });
+    [i, j] = [nextI + 1, nextJ + 1];
+  }
+  return changes;
+}
+
+/** Index pairs of a longest common subsequence of equal items (by index for very long lists). */
+function commonItems(before: readonly unknown[], after: readonly unknown[]): [number, number][] {
+  const a = before.map(canonical);
+  const b = after.map(canonical);
+  if (a.length * b.length > 1_000_000) {
+    return Array.from({ length: Math.min(a.length, b.length) }, (_, k) => k).filter((k) => a[k] === b[k]).map((k) => [k, k]);
+  }
+  // lengths[x][y]: LCS length of a[x..] and b[y..].
+  const lengths = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
+  for (let x = a.length - 1; x >= 0; x--) {
+    for (let y = b.length - 1; y >= 0; y--) {
+      lengths[x][y] = a[x] === b[y] ? lengths[x + 1][y + 1] + 1 : Math.max(lengths[x + 1][y], lengths[x][y + 1]);
+    }
+  }
+  const pairs: [number, number][] = [];
+  for (let x = 0, y = 0; x < a.length && y < b.length; ) {
+    if (a[x] === b[y]) pairs.push([x++, y++]);
+    else if (lengths[x + 1][y] >= lengths[x][y + 1]) x++;
+    else y++;
+  }
+  return pairs;
+}
+
+/** JSON with sorted keys: equal values give equal text. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_, v) => (isMapping(v) ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : v));
 }
 
 /** `spec`, `.replicas`, `["app.kubernetes.io/name"]`. */

@@ -4,14 +4,12 @@
  * typed Helm values. Generation only: the build and the tests never read ../shared.
  */
 import { CommandSpec, parseCommandLine, runCommand } from '../lib/cli';
-import { importCrds } from './import-crds';
-import { importHelmValues } from './import-helm-values';
-import { importSchemas } from './import-schemas';
 
 async function main(): Promise<void> {
-  importCrds();
-  importSchemas();
-  await importHelmValues();
+  // Loaded only when needed: the generators' dependencies take seconds to load, --help should not.
+  (await import('./import-crds')).importCrds();
+  (await import('./import-schemas')).importSchemas();
+  await (await import('./import-helm-values')).importHelmValues();
 }
 
 const IMPORT_COMMAND: CommandSpec = {
