@@ -3,17 +3,30 @@
  * ../shared (offline): CRD classes, the schemas `npm run validate` checks against, and the
  * typed Helm values. Generation only: the build and the tests never read ../shared.
  */
-import { importCrds } from './import-crds';
-import { importHelmValues } from './import-helm-values';
-import { importSchemas } from './import-schemas';
+import { CommandSpec, parseCommandLine, runCommand } from '../lib/cli';
 
 async function main(): Promise<void> {
-  importCrds();
-  importSchemas();
-  await importHelmValues();
+  // Loaded only when needed: the generators' dependencies take seconds to load, --help should not.
+  (await import('./import-crds')).importCrds();
+  (await import('./import-schemas')).importSchemas();
+  await (await import('./import-helm-values')).importHelmValues();
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+const IMPORT_COMMAND: CommandSpec = {
+  usage: 'npm run import',
+  description:
+    'Regenerates imports/ offline from the upstream copies in ../shared: the CRD classes (cdk8s.yaml lists them),\n' +
+    'the JSON schemas `npm run validate` uses, and the typed Helm values in imports/helm/.',
+  options: {},
+  exitStatus: ['0  imports/ regenerated', '1  generation failed', '2  usage error'],
+};
+
+const status = runCommand(() => (parseCommandLine(IMPORT_COMMAND, process.argv.slice(2)) ? -1 : 0));
+if (status >= 0) {
+  process.exitCode = status;
+} else {
+  main().catch((error) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}

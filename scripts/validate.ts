@@ -1,12 +1,13 @@
 /**
- * `npm run validate [dir]`: validates every YAML document under dir (default k8s) against the
+ * `npm run validate [-- <dir>]`: validates every YAML document under dir (default k8s) against the
  * Kubernetes 1.28 and CRD schemas in imports/schemas, and every Helm values file
  * (`<chart>.values.yaml`, e.g. the Argo CD bootstrap values) against its chart's values
- * schema in imports/helm. Exits 1 on any error.
+ * schema in imports/helm. Exits 1 on any error, 2 on a usage error.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { CommandSpec, parseCommandLine, runCommand } from '../lib/cli';
 import { helmValuesErrors } from '../lib/helm-values';
 import { HELM_VALUES_FILE } from '../lib/synth';
 import { ManifestValidator } from '../lib/validate/manifest-validator';
@@ -57,11 +58,25 @@ function yamlFiles(dir: string): string[] {
     .filter((path) => statSync(path).isFile());
 }
 
-function main(dir: string): number {
-  const { documents, files, errors } = validateDirectory(dir);
-  for (const error of errors) console.error(error);
-  console.log(`validated ${documents} documents in ${files} files: ${errors.length} errors`);
-  return errors.length > 0 ? 1 : 0;
+export const VALIDATE_COMMAND: CommandSpec = {
+  usage: 'npm run validate -- [<dir>]',
+  description:
+    'Validates every YAML document under <dir> (default k8s) against the Kubernetes 1.28 and CRD schemas, and every\n' +
+    '<chart>.values.yaml against its chart\'s values schema. Offline: the schemas are in imports/.',
+  options: {},
+  maxPositionals: 1,
+  exitStatus: ['0  every document is valid', '1  invalid documents (listed on stderr)', '2  usage error'],
+};
+
+export function main(argv: readonly string[]): number {
+  return runCommand(() => {
+    const parsed = parseCommandLine(VALIDATE_COMMAND, argv);
+    if (!parsed) return 0;
+    const { documents, files, errors } = validateDirectory(parsed.positionals[0] ?? 'k8s');
+    for (const error of errors) console.error(error);
+    console.log(`validated ${documents} documents in ${files} files: ${errors.length} errors`);
+    return errors.length > 0 ? 1 : 0;
+  });
 }
 
-if (require.main === module) process.exitCode = main(process.argv[2] ?? 'k8s');
+if (require.main === module) process.exitCode = main(process.argv.slice(2));

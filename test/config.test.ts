@@ -160,14 +160,14 @@ describe('config validation', () => {
     writeFileSync(join(outdir, 'stale-but-untouched.txt'), 'x');
   });
 
-  it.each(BAD_CONFIGS)('$name: names the path, exits 1, leaves the output alone', (testCase) => {
+  it.each(BAD_CONFIGS)('$name: names the path, exits 2, leaves the output alone', (testCase) => {
     const file = join(dir, 'homelab.yaml');
     writeFileSync(file, configText(testCase));
     const before = readTree(outdir);
 
     const result = runMain(['--config', file, '--out', outdir]);
 
-    expect(result.status).toBe(1);
+    expect(result.status).toBe(2);
     for (const expected of testCase.expected) {
       if (typeof expected === 'string') expect(result.stderr).toContain(expected);
       else expect(result.stderr).toMatch(expected);
@@ -197,7 +197,7 @@ describe('config validation', () => {
   it('an unreadable file is a user error too', () => {
     const before = readTree(outdir);
     const result = runMain(['--config', join(dir, 'missing.yaml'), '--out', outdir]);
-    expect(result.status).toBe(1);
+    expect(result.status).toBe(2);
     expect(result.stderr).toContain('missing.yaml: cannot read the config file (no such file)');
     expect(readTree(outdir)).toEqual(before);
   });
@@ -208,10 +208,10 @@ describe('config validation', () => {
     expect(runMain(['--config', file, '--out', outdir, '--env', 'qa']).stderr).toContain(
       '--env: expected one of the environments in',
     );
-    expect(runMain(['--config', file, '--out', outdir, '--envs', 'prod']).status).toBe(1);
+    expect(runMain(['--config', file, '--out', outdir, '--envs', 'prod']).status).toBe(2);
   });
 
-  it('the real CLI exits 1 with no stack trace and writes nothing', () => {
+  it('the real CLI exits 2 with no stack trace and writes nothing', () => {
     const file = join(dir, 'homelab.yaml');
     const config = exampleObject();
     config.environments.prod.services.longhorn.replicas = 'three';
@@ -220,7 +220,7 @@ describe('config validation', () => {
 
     const result = runCli(['--config', file, '--out', outdir]);
 
-    expect(result.status).toBe(1);
+    expect(result.status).toBe(2);
     expect(result.stderr).toContain('environments.prod.services.longhorn.replicas: expected an integer between 1 and 10, received "three"');
     expect(result.stderr).not.toMatch(/^\s+at /m);
     expect(readTree(outdir)).toEqual(before);

@@ -273,7 +273,7 @@ describe('writing docs/platform.md', () => {
 
     const result = runMain(['--config', join(dir, 'homelab.yaml'), '--out', join(dir, 'k8s')]);
 
-    expect(result.status).toBe(1);
+    expect(result.status).toBe(2);
     expect(readTree(dir)).toEqual(new Map([['docs/platform.md', 'previous\n'], ['homelab.yaml', toYamlText(config)]]));
   });
 

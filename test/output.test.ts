@@ -1,10 +1,11 @@
 /** Writing k8s/: atomic, stale files removed, deterministic in any timezone or locale. */
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { colours } from '../lib/cli';
 import { writeOutput } from '../lib/writer';
-import { validateDirectory } from '../scripts/validate';
-import { EXAMPLE_CONFIG, readTree, runCli, runMain, synthesizeExample, synthesizeText, exampleText, tempDir } from './support';
+import { main as validateMain, validateDirectory } from '../scripts/validate';
+import { captureOutput, EXAMPLE_CONFIG, readTree, runCli, runMain, synthesizeExample, synthesizeText, exampleText, tempDir } from './support';
 
 describe('writer', () => {
   it('replaces the output directory, dropping stale files', () => {
@@ -50,7 +51,7 @@ describe('writer', () => {
     expect(tree.has('prod/stale.yaml')).toBe(false);
     expect(tree.has('prod/apps/application-longhorn.yaml')).toBe(true);
     expect([...tree.keys()].some((p) => p.startsWith('staging/'))).toBe(false);
-    expect(result.stdout).toMatch(/^prod: 16 services/m);
+    expect(result.stdout).toMatch(/^prod: \d+ services in \d+ waves/m);
     expect(result.stdout).not.toMatch(/^dev:/m);
   });
 
@@ -81,12 +82,37 @@ describe('synth', () => {
     const run = runCli(['--out', b], { TZ: 'Pacific/Chatham', LANG: 'tr_TR.UTF-8', LC_ALL: 'tr_TR.UTF-8' });
     expect(run.status).toBe(0);
     expect(readTree(b)).toEqual(readTree(a));
+    // Not a terminal: no colour codes, on either stream.
+    expect(run.stdout).toMatch(/^synthesized 3 environments/m);
+    expect(run.stdout + run.stderr).not.toMatch(/\x1b\[/);
+  });
+
+  it('reports progress per environment on stderr; --quiet prints nothing on success', () => {
+    const run = runMain(['--config', EXAMPLE_CONFIG, '--out', join(tempDir(), 'k8s')]);
+    expect(run.stderr).toMatch(/^\[1\/3\] dev: \d+ services, \d+ files \(\d+\.\d\d s\)\n\[2\/3\] staging: .*\n\[3\/3\] prod: .*\n$/);
+    const outdir = join(tempDir(), 'k8s');
+    expect(runMain(['--config', EXAMPLE_CONFIG, '--out', outdir, '--env', 'dev', '--quiet'])).toEqual({ status: 0, stdout: '', stderr: '' });
+    expect(readTree(outdir).size).toBeGreaterThan(0);
+  });
+
+  it('colours only for a terminal without NO_COLOR', () => {
+    expect(colours({ isTTY: true }, {}).red('x')).toBe('\x1b[31mx\x1b[39m');
+    expect(colours({ isTTY: true }, { NO_COLOR: '1' }).red('x')).toBe('x');
+    expect(colours({ isTTY: false }, {}).red('x')).toBe('x');
+  });
+
+  it('--help prints the options and exit statuses, writes nothing, exits 0', () => {
+    const outdir = join(tempDir(), 'k8s');
+    const run = runMain(['--help', '--out', outdir]);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^usage: npm run synth -- .*\n[\s\S]*--check[\s\S]*--quiet[\s\S]*exit status:\n {2}0 .*\n {2}1 .*\n {2}2 /);
+    expect(readTree(outdir).size).toBe(0);
   });
 
   it('prints a summary per environment: wave, service, namespace, resource count, upstream, capacity', () => {
     const result = runMain(['--config', EXAMPLE_CONFIG, '--out', join(tempDir(), 'k8s')]);
     expect(result.status).toBe(0);
-    expect(result.stdout).toMatch(/^dev: 12 services, \d+ files in .*\/dev\/$/m);
+    expect(result.stdout).toMatch(/^dev: \d+ services in \d+ waves, \d+ resources, \d+ files in .*\/dev\/$/m);
     expect(result.stdout).toMatch(/^\s+0\s+prometheus-operator-crds\s+gitops\s+prometheus-operator-crds\s+\d+\s+prometheus-operator\/prometheus-operator\/example\/prometheus-operator-crd@v0\.93\.0$/m);
     expect(result.stdout).toMatch(/^\s+1\s+argocd\s+gitops\s+argocd\s+\d+\s+argo-cd@10\.1\.1$/m);
     expect(result.stdout).toMatch(/^\s+1\s+longhorn\s+storage\s+longhorn-system\s+\d+\s+longhorn@1\.12\.1$/m);
@@ -106,12 +132,62 @@ describe('synth', () => {
     const file = join(dir, 'other.yaml');
     writeFileSync(file, exampleText().replace('home-assistant:\n    image', 'home-assistant:\n    enabled: false\n    image').replace(/\s+# Node-RED flows automate Home Assistant.\n\s+dependsOn: \[home-assistant\]/, ''));
     const result = runMain(['--config', file, '--out', join(dir, 'k8s'), '--env', 'dev']);
-    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(result.stderr).not.toContain('error:');
     expect([...readTree(join(dir, 'k8s')).keys()].some((p) => p.startsWith('dev/home-assistant/'))).toBe(false);
   });
 });
 
+describe('synth --check', () => {
+  const check = (outdir: string, ...args: string[]) => runMain(['--config', EXAMPLE_CONFIG, '--out', outdir, '--env', 'dev', '--check', ...args]);
+
+  it('exits 0 when the output is what a synth writes, 1 listing the differing files otherwise; never writes', () => {
+    const outdir = join(tempDir(), 'k8s');
+    expect(runMain(['--config', EXAMPLE_CONFIG, '--out', outdir, '--env', 'dev', '--quiet']).status).toBe(0);
+    const written = readTree(outdir);
+
+    const upToDate = check(outdir);
+    expect(upToDate.status).toBe(0);
+    expect(upToDate.stdout).toMatch(/is up to date: \d+ files match a fresh synth/);
+    expect(check(outdir, '--quiet')).toEqual({ status: 0, stdout: '', stderr: '' });
+
+    const changed = [...written.keys()].find((p) => p.startsWith('dev/longhorn/'))!;
+    const removed = [...written.keys()].find((p) => p.startsWith('dev/apps/'))!;
+    writeFileSync(join(outdir, changed), 'edited by hand\n');
+    rmSync(join(outdir, removed));
+    writeFileSync(join(outdir, 'dev', 'stale.yaml'), 'left over\n');
+    const edited = readTree(outdir);
+
+    const outdated = check(outdir, '--quiet');
+    expect(outdated.status).toBe(1);
+    expect(outdated.stderr).toContain('differs from a fresh synth; 3 files would change:');
+    expect(outdated.stderr).toContain(`  changed  ${outdir}/${changed}\n`);
+    expect(outdated.stderr).toContain(`  added    ${outdir}/${removed}\n`);
+    expect(outdated.stderr).toContain(`  removed  ${outdir}/dev/stale.yaml\n`);
+    expect(readTree(outdir)).toEqual(edited);
+  });
+
+  it('a missing output directory would change and is not created; a config error exits 2', () => {
+    const dir = tempDir();
+    expect(check(join(dir, 'k8s')).status).toBe(1);
+    expect(readTree(dir).size).toBe(0);
+    const broken = join(dir, 'broken.yaml');
+    writeFileSync(broken, 'environments: {}\n');
+    expect(runMain(['--config', broken, '--out', join(dir, 'k8s'), '--check'])).toMatchObject({ status: 2, stderr: expect.stringContaining('environments: expected a mapping') });
+    expect(readTree(dir)).toEqual(new Map([['broken.yaml', 'environments: {}\n']]));
+  });
+});
+
 describe('npm run validate', () => {
+  it('--help exits 0; a second directory is a usage error (exit 2)', () => {
+    expect(captureOutput(() => validateMain(['--help']))).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: npm run validate -- \[<dir>\]\n/) });
+    expect(captureOutput(() => validateMain(['a', 'b']))).toEqual({
+      status: 2,
+      stdout: '',
+      stderr: 'error: unexpected argument "b"\nusage: npm run validate -- [<dir>] (--help for the options)\n',
+    });
+  });
+
   it('accepts the synthesized example and reports a broken manifest and a bad Helm value by file', () => {
     const outdir = join(tempDir(), 'k8s');
     writeOutput(synthesizeExample(), { outdir });

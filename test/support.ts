@@ -104,6 +104,11 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): { status: n
 
 /** Runs main() in-process, capturing what it prints. */
 export function runMain(args: string[]): { status: number; stdout: string; stderr: string } {
+  return captureOutput(() => main(args));
+}
+
+/** Runs a command's main function in-process, capturing what it prints. */
+export function captureOutput(run: () => number): { status: number; stdout: string; stderr: string } {
   let stdout = '';
   let stderr = '';
   const out = process.stdout.write;
@@ -111,7 +116,7 @@ export function runMain(args: string[]): { status: number; stdout: string; stder
   process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
   process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
   try {
-    const status = main(args);
+    const status = run();
     return { status, stdout, stderr };
   } finally {
     process.stdout.write = out;

@@ -1,0 +1,45 @@
+/**
+ * `npm run diff [-- --base <rev>] [--format text|markdown] [--config <file>] [--env <name>]`:
+ * what a fresh synth (in memory; k8s/ is not written) changes against the committed k8s/,
+ * per environment and Argo CD Application, with the changed fields of every resource.
+ */
+import { CommandSpec, colours, parseCommandLine, runCommand, usageError } from '../lib/cli';
+import { diffTrees } from '../lib/diff';
+import { formatMarkdown, formatText } from '../lib/diff-format';
+import { gitCommit, readGitTree, treeOf } from '../lib/output-tree';
+import { synthesizeConfigFile } from '../lib/synthesize-config';
+
+export const DIFF_COMMAND: CommandSpec = {
+  usage: 'npm run diff -- [--base <rev>] [--format text|markdown] [--config <file>] [--env <name>] [--out <dir>]',
+  description:
+    'Synthesizes in memory (writes nothing) and compares with the output directory as committed in a git revision:\n' +
+    'per environment and Argo CD Application, the resources added, removed or changed, with the changed fields.',
+  options: {
+    base: { type: 'string', value: '<rev>', default: 'HEAD', description: 'the git revision to compare with (a branch, tag or commit)' },
+    format: { type: 'string', value: '<format>', default: 'text', description: 'text, or markdown for a pull-request comment' },
+    config: { type: 'string', value: '<file>', default: 'homelab.yaml', description: 'the homelab description' },
+    env: { type: 'string', value: '<name>', description: 'only this environment' },
+    out: { type: 'string', value: '<dir>', default: 'k8s', description: 'the output directory, relative to the working directory' },
+  },
+  exitStatus: ['0  no change', '1  changes (printed)', '2  usage, config or git error'],
+};
+
+const FORMATS = ['text', 'markdown'] as const;
+
+export function main(argv: readonly string[], options: { cwd?: string } = {}): number {
+  return runCommand(() => {
+    const parsed = parseCommandLine(DIFF_COMMAND, argv);
+    if (!parsed) return 0;
+    const { base, format, config, env, out } = parsed.values as { base: string; format: string; config: string; env?: string; out: string };
+    if (!(FORMATS as readonly string[]).includes(format)) throw usageError(DIFF_COMMAND, `--format: expected one of ${FORMATS.join(', ')}, received "${format}"`);
+    const commit = gitCommit(base, options.cwd);
+    const head = treeOf(synthesizeConfigFile({ configFile: config, environment: env }));
+    const committed = readGitTree(commit, out, { cwd: options.cwd, environments: env !== undefined ? [env] : undefined });
+    const diff = diffTrees(committed, head);
+    const context = { base: `${base} (${commit.slice(0, 7)})`, outdir: out.replace(/\/+$/, '') };
+    process.stdout.write(format === 'markdown' ? formatMarkdown(diff, context) : formatText(diff, context, colours(process.stdout)));
+    return diff.length > 0 ? 1 : 0;
+  });
+}
+
+if (require.main === module) process.exitCode = main(process.argv.slice(2));

@@ -1,0 +1,234 @@
+/** `npm run diff`: a fresh synth against the committed k8s/, per environment, Application and field. */
+import { execFileSync, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { colours } from '../lib/cli';
+import { parseConfig } from '../lib/config/load';
+import { diffTrees, diffValues, EnvironmentDiff } from '../lib/diff';
+import { formatField, formatMarkdown, formatText, formatValue } from '../lib/diff-format';
+import { readGitTree, treeOf } from '../lib/output-tree';
+import { synthesizeEnvironment } from '../lib/synth';
+import { writeOutput } from '../lib/writer';
+import { main as diffMain } from '../scripts/diff';
+import { captureOutput, exampleObject, ROOT, tempDir, toYamlText } from './support';
+
+const NEW_APP = {
+  image: 'docker.io/traefik/whoami:v1.10.1',
+  ports: { http: 8080 },
+  resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
+};
+
+/** The example with three changes in dev: RabbitMQ 1 -> 3 replicas, a new app, Node-RED removed. */
+function changedConfig(): Record<string, any> {
+  const config = exampleObject();
+  config.environments.dev.services.rabbitmq = { ...config.environments.dev.services.rabbitmq, replicas: 3 };
+  config.apps.whoami = NEW_APP;
+  delete config.apps['node-red'];
+  return config;
+}
+
+function devEnvironment(config: Record<string, any>) {
+  return synthesizeEnvironment('dev', parseConfig(toYamlText(config), 'homelab.yaml').environments.get('dev')!);
+}
+
+const PLAIN = colours({ isTTY: false });
+const CONTEXT = { base: 'HEAD (abc1234)', outdir: 'k8s' };
+
+describe('diffTrees on a known change', () => {
+  let diff: EnvironmentDiff[];
+  beforeAll(() => {
+    diff = diffTrees(treeOf([devEnvironment(exampleObject())]), treeOf([devEnvironment(changedConfig())]));
+  });
+  const application = (name: string) => diff[0].applications.find((a) => a.application === name);
+
+  it('reports exactly the Applications that change, with how', () => {
+    expect(diff.map((env) => [env.environment, env.kind])).toEqual([['dev', 'changed']]);
+    expect(diff[0].applications.map((a) => [a.application, a.kind])).toEqual([
+      ['apps', 'changed'],
+      ['node-red', 'removed'],
+      ['rabbitmq', 'changed'],
+      // The end-to-end verification replays the new app's checkpoint instead of the removed one's.
+      ['verification', 'changed'],
+      ['whoami', 'added'],
+    ]);
+  });
+
+  it('a replica change is the changed field with both values (and, above one, a disruption budget)', () => {
+    const rabbitmq = application('rabbitmq')!;
+    expect(rabbitmq.resources.map((r) => [r.resource, r.kind])).toEqual([
+      ['PodDisruptionBudget/rabbitmq', 'added'],
+      ['RabbitmqCluster/rabbitmq', 'changed'],
+    ]);
+    expect(rabbitmq.resources[1].fields).toContainEqual({ path: 'spec.replicas', kind: 'changed', before: 1, after: 3 });
+  });
+
+  it('a new service adds its Application and all its resources; a removed one removes them', () => {
+    const added = application('whoami')!;
+    expect(added.resources.length).toBeGreaterThan(0);
+    expect(added.resources.every((r) => r.kind === 'added')).toBe(true);
+    expect(added.resources.map((r) => r.resource)).toEqual(expect.arrayContaining(['Namespace/whoami', 'Deployment/whoami', 'Service/whoami']));
+    const removed = application('node-red')!;
+    expect(removed.resources.every((r) => r.kind === 'removed')).toBe(true);
+    expect(removed.resources.map((r) => r.resource)).toEqual(expect.arrayContaining(['Namespace/node-red', 'Deployment/node-red']));
+  });
+
+  it('the app of apps gains and loses the child Applications; a sorted list changes by one item each', () => {
+    const apps = application('apps')!;
+    expect(apps.resources.filter((r) => r.kind !== 'changed').map((r) => [r.resource, r.kind])).toEqual([
+      ['Application/node-red', 'removed'],
+      ['Application/whoami', 'added'],
+    ]);
+    const project = apps.resources.find((r) => r.resource === 'AppProject/dev')!;
+    expect(project.fields.map((f) => [f.kind, f.path.replace(/\[\d+\]/, '[i]')])).toEqual([
+      ['removed', 'spec.destinations[i]'],
+      ['added', 'spec.destinations[i]'],
+    ]);
+    expect(project.fields.map((f) => (f.before ?? f.after) as { namespace: string }).map((d) => d.namespace)).toEqual(['node-red', 'whoami']);
+  });
+
+  it('text: per environment and Application, resources marked + - ~, changed fields under them', () => {
+    const text = formatText(diff, CONTEXT, PLAIN);
+    expect(text).toMatch(/^dev: \d+ resources added, \d+ removed, \d+ changed$/m);
+    expect(text).toMatch(/^ {2}- node-red \(Application removed, \d+ resources\)$/m);
+    expect(text).toMatch(/^ {2}\+ whoami \(new Application, \d+ resources\)$/m);
+    expect(text).toMatch(/^ {2}~ rabbitmq\n(?: {6}.*\n)*? {6}~ RabbitmqCluster\/rabbitmq\n(?: {10}.*\n)* {10}spec\.replicas: 1 -> 3$/m);
+    expect(text).toMatch(/^Against HEAD \(abc1234\): .* in 5 Applications of 1 environment$/m);
+    expect(text).not.toMatch(/\x1b\[/);
+  });
+
+  it('markdown: an overview table, a heading per environment, a table per Application, fields in <details>', () => {
+    const markdown = formatMarkdown(diff, CONTEXT);
+    expect(markdown).toMatch(/^\| Application \| dev \|$/m);
+    expect(markdown).toMatch(/^\| `whoami` \| new \(\d+\) \|$/m);
+    expect(markdown).toMatch(/^\| `node-red` \| removed \(\d+\) \|$/m);
+    expect(markdown).toMatch(/^\| `rabbitmq` \| \+1 ~1 \|$/m);
+    expect(markdown).toMatch(/^#### dev$/m);
+    expect(markdown).toMatch(/^\*\*`rabbitmq`\*\*\n\n\| \| resource \| change \|\n\|---\|---\|---\|\n(?:\|.*\n)*?\| ~ \| `RabbitmqCluster\/rabbitmq` \| .*`spec\.replicas`/m);
+    expect(markdown).toContain('- `spec.replicas`: `1` → `3`');
+    expect(markdown.match(/<details>/g)?.length).toBe(markdown.match(/<\/details>/g)?.length);
+    expect(markdown).toMatch(/<details><summary>field changes<\/summary>/);
+  });
+
+  it('nothing to report for identical trees', () => {
+    const tree = treeOf([devEnvironment(exampleObject())]);
+    expect(diffTrees(tree, new Map(tree))).toEqual([]);
+    expect(formatMarkdown([], CONTEXT)).toBe('### `k8s/` changes\n\nNo changes to k8s/ against HEAD (abc1234).\n');
+  });
+});
+
+describe('field-level differences', () => {
+  it('matches list items by name, quotes keys that are not identifiers, reports added and removed keys', () => {
+    const before = {
+      metadata: { labels: { 'app.kubernetes.io/name': 'a' } },
+      spec: { containers: [{ name: 'app', image: 'x:1' }, { name: 'sidecar', image: 's:1' }] },
+    };
+    const after = {
+      metadata: { labels: { 'app.kubernetes.io/name': 'b', extra: 'y' } },
+      spec: { containers: [{ name: 'sidecar', image: 's:1' }, { name: 'app', image: 'x:2' }], paused: true },
+    };
+    expect(diffValues(before, after, [])).toEqual([
+      { path: 'metadata.labels["app.kubernetes.io/name"]', kind: 'changed', before: 'a', after: 'b' },
+      { path: 'metadata.labels.extra', kind: 'added', after: 'y' },
+      { path: 'spec.containers[name=app].image', kind: 'changed', before: 'x:1', after: 'x:2' },
+      { path: 'spec.paused', kind: 'added', after: true },
+    ]);
+    expect(diffValues({ a: { b: 1 } }, {}, [])).toEqual([{ path: 'a', kind: 'removed', before: { b: 1 } }]);
+  });
+
+  it('lists without names by index: an edited item is a change, an inserted one an addition', () => {
+    expect(diffValues({ args: ['--a', '--b=1', '--c'] }, { args: ['--a', '--b=2', '--c'] }, [])).toEqual([
+      { path: 'args[1]', kind: 'changed', before: '--b=1', after: '--b=2' },
+    ]);
+    expect(diffValues({ ports: [80, 443] }, { ports: [80, 8080, 443] }, [])).toEqual([{ path: 'ports[1]', kind: 'added', after: 8080 }]);
+  });
+
+  it('formats values compactly: long ones cut, scripts as the first changed line', () => {
+    expect(formatField({ path: 'spec.replicas', kind: 'changed', before: 1, after: 3 })).toBe('spec.replicas: 1 -> 3');
+    expect(formatField({ path: 'data.x', kind: 'added', after: { a: 1 } })).toBe('+ data.x: {"a":1}');
+    const long = formatValue('y'.repeat(500));
+    expect(long.length).toBe(60);
+    expect(long.endsWith('…')).toBe(true);
+    const script = (middle: string) => `set -eu\necho start\n${middle}\necho done\n`;
+    expect(formatField({ path: 'command[2]', kind: 'changed', before: script('check a'), after: script('check b\ncheck c') })).toBe(
+      'command[2]: "check a" -> "check b" (from line 3: 1 line -> 2)',
+    );
+  });
+});
+
+describe('npm run diff against git', () => {
+  let repo: string;
+  let changedFile: string;
+  let exampleFile: string;
+  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.net', ...args], { cwd: repo, stdio: 'pipe' });
+  const run = (...args: string[]) => captureOutput(() => diffMain(['--env', 'dev', ...args], { cwd: repo }));
+
+  beforeAll(() => {
+    // A repository whose first commit holds the example's k8s/dev and whose second holds the changed one.
+    repo = tempDir('homelab-diff-');
+    exampleFile = join(repo, 'example.yaml');
+    changedFile = join(repo, 'changed.yaml');
+    writeFileSync(exampleFile, toYamlText(exampleObject()));
+    writeFileSync(changedFile, toYamlText(changedConfig()));
+    git('init', '-q');
+    writeOutput([devEnvironment(exampleObject())], { outdir: join(repo, 'k8s') });
+    git('add', '-A');
+    git('commit', '-qm', 'example');
+    writeOutput([devEnvironment(changedConfig())], { outdir: join(repo, 'k8s') });
+    git('commit', '-qam', 'changed');
+    git('add', '-A');
+    git('commit', '-qm', 'new files');
+  });
+
+  it('reads the committed tree of a revision', () => {
+    expect(readGitTree('HEAD~2', 'k8s', { cwd: repo })).toEqual(treeOf([devEnvironment(exampleObject())]));
+  });
+
+  it('exits 0 with no change, 1 with changes (printed), and compares with --base', () => {
+    const same = run('--config', changedFile);
+    expect(same.status).toBe(0);
+    expect(same.stdout).toMatch(/^No changes to k8s\/ against HEAD \([0-9a-f]{7}\)$/m);
+
+    const changed = run('--config', changedFile, '--base', 'HEAD~2');
+    expect(changed.status).toBe(1);
+    expect(changed.stdout).toMatch(/^ {10}spec\.replicas: 1 -> 3$/m);
+    expect(changed.stderr).toBe('');
+
+    const markdown = run('--config', exampleFile, '--format', 'markdown');
+    expect(markdown.status).toBe(1);
+    expect(markdown.stdout).toContain('- `spec.replicas`: `3` → `1`');
+  });
+
+  it('exits 2 on a usage, config or git error, naming it', () => {
+    expect(run('--format', 'html')).toMatchObject({ status: 2, stderr: expect.stringContaining('--format: expected one of text, markdown, received "html"') });
+    expect(run('--config', exampleFile, '--base', 'no-such-branch')).toMatchObject({ status: 2, stderr: expect.stringContaining('--base no-such-branch: not a commit') });
+    expect(run('--config', join(repo, 'missing.yaml'))).toMatchObject({ status: 2, stderr: expect.stringContaining('cannot read the config file') });
+    expect(run('--help')).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: npm run diff[\s\S]*exit status:\n {2}0 {2}no change\n {2}1 {2}changes/) });
+  });
+});
+
+describe('the scripts that only run as processes', () => {
+  /** Runs a script as `npm run <script>` does, concurrently with the others. */
+  const spawnScript = (script: string, args: string[]) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], { cwd: ROOT });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk) => (stdout += chunk));
+      child.stderr.on('data', (chunk) => (stderr += chunk));
+      child.on('close', (status) => resolve({ status, stdout, stderr }));
+    });
+
+  it('bench and import answer --help with exit 0 and a usage error with exit 2, no stack trace, no colour off a terminal', { timeout: 30_000 }, async () => {
+    const [benchHelp, importHelp, benchMistake, importMistake] = await Promise.all([
+      spawnScript('scripts/bench.ts', ['--help']),
+      spawnScript('scripts/import.ts', ['--help']),
+      spawnScript('scripts/bench.ts', ['--runs', '3']),
+      spawnScript('scripts/import.ts', ['extra']),
+    ]);
+    expect(benchHelp).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: npm run bench\n/), stderr: '' });
+    expect(importHelp).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: npm run import\n/), stderr: '' });
+    expect(benchMistake).toMatchObject({ status: 2, stdout: '', stderr: "error: Unknown option '--runs'\nusage: npm run bench (--help for the options)\n" });
+    expect(importMistake).toMatchObject({ status: 2, stdout: '', stderr: expect.stringMatching(/^error: Unexpected argument 'extra'.*\nusage: npm run import /) });
+  });
+});
