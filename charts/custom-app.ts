@@ -149,6 +149,8 @@ export class CustomApp extends HomelabService {
     });
     this.addCheckpoint(ports[0]);
     this.addMonitoring(props.metrics);
+    // Every port, for the services that name this app in their dependsOn.
+    this.serveClients(...ports.map(([, number]) => ({ port: number, podSelector: selector })));
   }
 
   /**
@@ -163,6 +165,9 @@ export class CustomApp extends HomelabService {
         kind: 'service',
         selector: this.selectorFor(COMPONENT),
         port: metrics.port,
+        // The container port has the Service port's name.
+        podPort: metrics.port,
+        podSelector: this.selectorFor(COMPONENT),
         path: metrics.path,
         interval: metrics.interval,
       });

@@ -152,7 +152,16 @@ export class MonitoringStack extends HomelabService {
     // k3s runs CoreDNS as an ordinary Deployment behind the kube-dns Service (port `metrics`,
     // 9153). The chart's own CoreDNS scrape would add a Service and a ServiceMonitor to
     // kube-system, outside the namespaces this service's Application may write to.
-    this.exposeMetrics({ name: 'coredns', kind: 'service', namespace: 'kube-system', selector: { 'k8s-app': 'kube-dns' }, port: 'metrics' });
+    // kube-system is not ours: no NetworkPolicy is derived for it.
+    this.exposeMetrics({
+      name: 'coredns',
+      kind: 'service',
+      namespace: 'kube-system',
+      selector: { 'k8s-app': 'kube-dns' },
+      port: 'metrics',
+      podPort: 9153,
+      podSelector: { 'k8s-app': 'kube-dns' },
+    });
 
     this.declareCapacity(sizes, scope);
     this.addCheckpoint(props.loki !== undefined, dashboards.size);

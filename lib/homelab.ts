@@ -35,9 +35,9 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   if (longhorn) built.set('longhorn', longhorn);
   if (services.rabbitmq.enabled) {
     // The operators install the rabbitmq.com CRDs; the cluster depends on them through that.
-    new RabbitmqOperators(platform);
+    const operators = new RabbitmqOperators(platform);
     // The config check guarantees Longhorn with RabbitMQ.
-    built.set('rabbitmq', new Rabbitmq(platform, { ...services.rabbitmq, storage: longhorn! }));
+    built.set('rabbitmq', new Rabbitmq(platform, { ...services.rabbitmq, storage: longhorn!, operators }));
   }
   const devicePlugin = services.nvidiaDevicePlugin.enabled ? new NvidiaDevicePlugin(platform, services.nvidiaDevicePlugin) : undefined;
   if (devicePlugin) built.set('nvidia-device-plugin', devicePlugin);
