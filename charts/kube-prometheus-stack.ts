@@ -24,6 +24,7 @@ import {
 import { DASHBOARDS } from '../lib/dashboards';
 import { Layer } from '../lib/layers';
 import { Dashboard, MONITORING_GROUP } from '../lib/monitoring';
+import type { MetricsScraper, NetworkPeer } from '../lib/network';
 import { Platform } from '../lib/platform';
 import { parseQuantity } from '../lib/quantity';
 import { resources, Resources } from '../lib/resources';
@@ -101,13 +102,28 @@ export interface MonitoringStackProps {
   readonly resources?: Partial<MonitoringResources>;
 }
 
-export class MonitoringStack extends HomelabService {
+/**
+ * The Prometheus pods: the labels prometheus-operator gives the pods of the Prometheus
+ * `<fullname>-prometheus` (what the chart's own Prometheus Service selects).
+ */
+const PROMETHEUS_PODS = { 'app.kubernetes.io/name': 'prometheus', 'operator.prometheus.io/name': `${FULLNAME}-prometheus` } as const;
+/**
+ * The operator serves the PrometheusRule admission webhook itself (admissionWebhooks.deployment
+ * off) on `prometheusOperator.tls.internalPort`, its pods labelled as in the chart's
+ * templates/prometheus-operator/deployment.yaml (`kube-prometheus-stack.name` is the chart name).
+ */
+const OPERATOR_PODS = { app: 'kube-prometheus-stack-operator', release: FULLNAME } as const;
+const OPERATOR_WEBHOOK_PORT = 10250;
+
+export class MonitoringStack extends HomelabService implements MetricsScraper {
   /** Public hostname Grafana is (to be) routed at: root_url of its links. */
   readonly grafanaHost: string;
   /** Secret with the keys `admin-user` and `admin-password`. */
   readonly grafanaAdminSecret: string;
   /** Dashboards provisioned from grafana.com, by name: the platform's services' and their data source. */
   readonly provisionedDashboards: ReadonlyMap<string, Dashboard>;
+  /** Prometheus, which scrapes every declared metrics endpoint. */
+  readonly scraperPods: NetworkPeer = { namespace: MONITORING_NAMESPACE, podSelector: PROMETHEUS_PODS };
 
   /**
    * Build it after every other service: it provisions the dashboards all services of the
@@ -163,6 +179,7 @@ export class MonitoringStack extends HomelabService {
       podSelector: { 'k8s-app': 'kube-dns' },
     });
 
+    this.serveApiServer({ port: OPERATOR_WEBHOOK_PORT, podSelector: OPERATOR_PODS });
     this.declareCapacity(sizes, scope);
     this.addCheckpoint(props.loki !== undefined, dashboards.size);
   }

@@ -10,6 +10,7 @@ import { CertManager } from '../charts/cert-manager';
 import { CustomApp } from '../charts/custom-app';
 import { MonitoringStack } from '../charts/kube-prometheus-stack';
 import { Loki } from '../charts/loki';
+import { NetworkPolicyCheck } from '../charts/network-policies';
 import { Longhorn } from '../charts/longhorn';
 import { NvidiaDevicePlugin } from '../charts/nvidia-device-plugin';
 import { PrometheusOperatorCrds } from '../charts/prometheus-operator-crds';
@@ -92,6 +93,7 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   }
   // The config check rejects cycles, so every app is built by now.
   if (pending.size > 0) throw new Error(`apps not built: ${[...pending.keys()].join(', ')}`);
+  if (services.networkPolicies.enabled) new NetworkPolicyCheck(platform, argocd);
   // Last: Grafana provisions the dashboards every other service declared.
   // The config check guarantees Longhorn with monitoring.
   if (services.monitoring.enabled) new MonitoringStack(platform, { ...services.monitoring, storage: longhorn!, loki });

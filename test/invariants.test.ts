@@ -59,6 +59,7 @@ describe('the synthesized example', () => {
       'loki',
       'longhorn',
       'monitoring',
+      'network-policies',
       'node-red',
       'prometheus-operator-crds',
       'rabbitmq',

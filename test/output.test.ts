@@ -50,7 +50,7 @@ describe('writer', () => {
     expect(tree.has('prod/stale.yaml')).toBe(false);
     expect(tree.has('prod/apps/application-longhorn.yaml')).toBe(true);
     expect([...tree.keys()].some((p) => p.startsWith('staging/'))).toBe(false);
-    expect(result.stdout).toMatch(/^prod: 15 services/m);
+    expect(result.stdout).toMatch(/^prod: 16 services/m);
     expect(result.stdout).not.toMatch(/^dev:/m);
   });
 
@@ -86,7 +86,7 @@ describe('synth', () => {
   it('prints a summary per environment: wave, service, namespace, resource count, upstream, capacity', () => {
     const result = runMain(['--config', EXAMPLE_CONFIG, '--out', join(tempDir(), 'k8s')]);
     expect(result.status).toBe(0);
-    expect(result.stdout).toMatch(/^dev: 11 services, \d+ files in .*\/dev\/$/m);
+    expect(result.stdout).toMatch(/^dev: 12 services, \d+ files in .*\/dev\/$/m);
     expect(result.stdout).toMatch(/^\s+0\s+prometheus-operator-crds\s+gitops\s+prometheus-operator-crds\s+\d+\s+prometheus-operator\/prometheus-operator\/example\/prometheus-operator-crd@v0\.93\.0$/m);
     expect(result.stdout).toMatch(/^\s+1\s+argocd\s+gitops\s+argocd\s+\d+\s+argo-cd@10\.1\.1$/m);
     expect(result.stdout).toMatch(/^\s+1\s+longhorn\s+storage\s+longhorn-system\s+\d+\s+longhorn@1\.12\.1$/m);
