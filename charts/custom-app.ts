@@ -104,7 +104,7 @@ export class CustomApp extends HomelabService {
       ports: Object.entries(props.ports ?? {}).map(([portName, number]) => ({ name: portName, number })),
       envVariables: Object.fromEntries(Object.entries(props.env ?? {}).map(([key, value]) => [key, kplus.EnvValue.fromValue(value)])),
       securityContext: runAsRoot
-        ? { ensureNonRoot: false, readOnlyRootFilesystem: false, allowPrivilegeEscalation: false }
+        ? { ensureNonRoot: false, readOnlyRootFilesystem: false, allowPrivilegeEscalation: false, seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT } }
         : {
             ensureNonRoot: true,
             user: uid,
