@@ -33,11 +33,23 @@ const RELEASE_NAME = 'argocd';
  * app.kubernetes.io/name label: the component label tells them apart.
  */
 const METRICS_SERVICES = [
-  { name: 'controller', labelName: 'argocd-metrics', component: 'application-controller' },
-  { name: 'server', labelName: 'argocd-server-metrics', component: 'server' },
-  { name: 'repo-server', labelName: 'argocd-repo-server-metrics', component: 'repo-server' },
-  { name: 'applicationset', labelName: 'argocd-metrics', component: 'applicationset-controller' },
+  { name: 'controller', labelName: 'argocd-metrics', component: 'application-controller', podPort: 8082 },
+  { name: 'server', labelName: 'argocd-server-metrics', component: 'server', podPort: 8083 },
+  { name: 'repo-server', labelName: 'argocd-repo-server-metrics', component: 'repo-server', podPort: 8084 },
+  { name: 'applicationset', labelName: 'argocd-metrics', component: 'applicationset-controller', podPort: 8080 },
 ] as const;
+
+/**
+ * The chart's selector labels of a component's pods (argo-cd.selectorLabels: the name is
+ * `argocd-<component>` with nameOverride `argocd`); the metrics ports above are the
+ * components' `containerPorts.metrics` defaults in argo-cd 10.1.1 values.yaml.
+ */
+function podLabels(component: string): Record<string, string> {
+  return { 'app.kubernetes.io/name': `argocd-${component}`, 'app.kubernetes.io/instance': RELEASE_NAME };
+}
+
+/** The API server's Service (port 80 -> container port 8080 with server.insecure). */
+export const ARGOCD_SERVER = { service: 'argocd-server', port: 80, podPort: 8080, podLabels: podLabels('server') } as const;
 const METRICS_PORT = 'http-metrics';
 
 /**
@@ -120,6 +132,8 @@ export class ArgoCd extends HomelabService {
           'app.kubernetes.io/component': service.component,
         },
         port: METRICS_PORT,
+        podPort: service.podPort,
+        podSelector: podLabels(service.component),
       });
     }
     const apps = (selector: string) => `argocd_app_info{${SERVICE_LABEL}="${this.serviceName}", ${selector}}`;

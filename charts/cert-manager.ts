@@ -37,8 +37,15 @@ const COMPONENTS: Record<'controller' | 'webhook' | 'cainjector', Resources> = {
   cainjector: resources('10m', '64Mi', '100m', '256Mi'),
 };
 
-/** The controller's metrics Service (chart templates/service.yaml: `prometheus.enabled`). */
+/**
+ * The controller's metrics Service (chart templates/service.yaml: `prometheus.enabled`); the
+ * controller's pods carry the same labels and serve the metrics on container port 9402.
+ */
 const METRICS_SERVICE = { 'app.kubernetes.io/name': 'cert-manager', 'app.kubernetes.io/instance': 'cert-manager', 'app.kubernetes.io/component': 'controller' };
+const METRICS_POD_PORT = 9402;
+/** The webhook's pods (chart templates/webhook-deployment.yaml) and `webhook.securePort`, which the API server calls. */
+const WEBHOOK_PODS = { 'app.kubernetes.io/name': 'webhook', 'app.kubernetes.io/instance': 'cert-manager', 'app.kubernetes.io/component': 'webhook' };
+const WEBHOOK_PORT = 10250;
 
 export class CertManager extends HomelabService {
   constructor(scope: Platform, props: CertManagerProps) {
@@ -74,7 +81,11 @@ export class CertManager extends HomelabService {
     for (const [workload, r] of Object.entries(COMPONENTS)) {
       this.requestCapacity({ workload, replicas: 1, cpu: r.requests.cpu, memory: r.requests.memory });
     }
-    this.exposeMetrics({ name: 'controller', kind: 'service', selector: METRICS_SERVICE, port: 'tcp-prometheus-servicemonitor' });
+    this.exposeMetrics({ name: 'controller', kind: 'service', selector: METRICS_SERVICE, port: 'tcp-prometheus-servicemonitor',
+      podPort: METRICS_POD_PORT,
+      podSelector: METRICS_SERVICE,
+    });
+    this.serveApiServer({ port: WEBHOOK_PORT, podSelector: WEBHOOK_PODS });
     this.addAlerts(
       {
         alert: 'CertificateExpiringSoon',

@@ -114,7 +114,7 @@ export class CustomApp extends HomelabService {
       ports: Object.entries(props.ports ?? {}).map(([portName, number]) => ({ name: portName, number })),
       envVariables: { ...plainEnv, ...this.secretEnv(name, props.secretEnv ?? []) },
       securityContext: runAsRoot
-        ? { ensureNonRoot: false, readOnlyRootFilesystem: false, allowPrivilegeEscalation: false }
+        ? { ensureNonRoot: false, readOnlyRootFilesystem: false, allowPrivilegeEscalation: false, seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT } }
         : {
             ensureNonRoot: true,
             user: uid,
@@ -159,6 +159,8 @@ export class CustomApp extends HomelabService {
     });
     this.addCheckpoint(ports[0]);
     this.addMonitoring(props.metrics);
+    // Every port, for the services that name this app in their dependsOn.
+    this.serveClients(...ports.map(([, number]) => ({ port: number, podSelector: selector })));
   }
 
   /** The `secretEnv` variables, from the keys of the app's declared Secret. */
@@ -181,6 +183,9 @@ export class CustomApp extends HomelabService {
         kind: 'service',
         selector: this.selectorFor(COMPONENT),
         port: metrics.port,
+        // The container port has the Service port's name.
+        podPort: metrics.port,
+        podSelector: this.selectorFor(COMPONENT),
         path: metrics.path,
         interval: metrics.interval,
       });

@@ -25,6 +25,7 @@ import {
 import { DASHBOARDS } from '../lib/dashboards';
 import { Layer } from '../lib/layers';
 import { Dashboard, MONITORING_GROUP } from '../lib/monitoring';
+import type { MetricsScraper, NetworkPeer } from '../lib/network';
 import { Platform } from '../lib/platform';
 import { parseQuantity } from '../lib/quantity';
 import { resources, Resources } from '../lib/resources';
@@ -109,13 +110,28 @@ export interface MonitoringStackProps {
   readonly resources?: Partial<MonitoringResources>;
 }
 
-export class MonitoringStack extends HomelabService {
+/**
+ * The Prometheus pods: the labels prometheus-operator gives the pods of the Prometheus
+ * `<fullname>-prometheus` (what the chart's own Prometheus Service selects).
+ */
+const PROMETHEUS_PODS = { 'app.kubernetes.io/name': 'prometheus', 'operator.prometheus.io/name': `${FULLNAME}-prometheus` } as const;
+/**
+ * The operator serves the PrometheusRule admission webhook itself (admissionWebhooks.deployment
+ * off) on `prometheusOperator.tls.internalPort`, its pods labelled as in the chart's
+ * templates/prometheus-operator/deployment.yaml (`kube-prometheus-stack.name` is the chart name).
+ */
+const OPERATOR_PODS = { app: 'kube-prometheus-stack-operator', release: FULLNAME } as const;
+const OPERATOR_WEBHOOK_PORT = 10250;
+
+export class MonitoringStack extends HomelabService implements MetricsScraper {
   /** Public hostname Grafana is (to be) routed at: root_url of its links. */
   readonly grafanaHost: string;
   /** Grafana's administrator (user name and password). */
   readonly grafanaAdmin: SecretRef;
   /** Dashboards provisioned from grafana.com, by name: the platform's services' and their data source. */
   readonly provisionedDashboards: ReadonlyMap<string, Dashboard>;
+  /** Prometheus, which scrapes every declared metrics endpoint. */
+  readonly scraperPods: NetworkPeer = { namespace: MONITORING_NAMESPACE, podSelector: PROMETHEUS_PODS };
 
   /**
    * Build it after every other service: it provisions the dashboards all services of the
@@ -165,8 +181,18 @@ export class MonitoringStack extends HomelabService {
     // k3s runs CoreDNS as an ordinary Deployment behind the kube-dns Service (port `metrics`,
     // 9153). The chart's own CoreDNS scrape would add a Service and a ServiceMonitor to
     // kube-system, outside the namespaces this service's Application may write to.
-    this.exposeMetrics({ name: 'coredns', kind: 'service', namespace: 'kube-system', selector: { 'k8s-app': 'kube-dns' }, port: 'metrics' });
+    // kube-system is not ours: no NetworkPolicy is derived for it.
+    this.exposeMetrics({
+      name: 'coredns',
+      kind: 'service',
+      namespace: 'kube-system',
+      selector: { 'k8s-app': 'kube-dns' },
+      port: 'metrics',
+      podPort: 9153,
+      podSelector: { 'k8s-app': 'kube-dns' },
+    });
 
+    this.serveApiServer({ port: OPERATOR_WEBHOOK_PORT, podSelector: OPERATOR_PODS });
     this.declareCapacity(sizes, scope);
     this.addCheckpoint(props.loki !== undefined, dashboards.size);
   }

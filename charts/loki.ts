@@ -111,6 +111,8 @@ export class Loki extends HomelabService {
 
     this.addMonitoring();
     this.addCheckpoint();
+    // Push (Alloy) and queries (Grafana) on the single binary's HTTP port.
+    this.serveClients({ port: LOKI_HTTP_PORT, podSelector: SINGLE_BINARY_POD_LABELS });
   }
 
   private addMonitoring(): void {

@@ -32,6 +32,15 @@ export interface LonghornProps {
 }
 
 export const LONGHORN_NAMESPACE = 'longhorn-system';
+/** The longhorn-manager DaemonSet's pods (chart templates/daemonset-sa.yaml) and their API port. */
+const MANAGER_PODS = { app: 'longhorn-manager' } as const;
+const MANAGER_PORT = 9500;
+/**
+ * Since 1.5 longhorn-manager serves the CRD conversion webhook (9501) and the admission
+ * webhook (9502) itself: the chart's longhorn-conversion-webhook and longhorn-admission-webhook
+ * Services (chart templates/services.yaml and network-policies/webhook-network-policy.yaml in 1.12).
+ */
+const WEBHOOK_PORTS = [9501, 9502] as const;
 const CSI_PROVISIONER = 'driver.longhorn.io';
 export const CHECKPOINT_CLASS = 'longhorn-checkpoint';
 /** The Secret (in longhorn-system) Longhorn reads the backup target's credentials from. */
@@ -97,6 +106,9 @@ export class Longhorn extends HomelabService implements StorageProvider {
 
     this.addCheckpoint(replicas, props.storageClasses[this.defaultStorageClass]);
     this.addMonitoring();
+    // Everything else (CSI plugin, instance managers, engine and replica traffic, the UI, the
+    // checkpoint) stays inside longhorn-system: the same-namespace rule covers it.
+    this.serveApiServer(...WEBHOOK_PORTS.map((port) => ({ port, podSelector: MANAGER_PODS })));
   }
 
   storageClass(name?: string): string {
@@ -143,7 +155,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
    * (longhorn-manager metrics_collector/volume_collector.go).
    */
   private addMonitoring(): void {
-    this.exposeMetrics({ name: 'manager', kind: 'service', selector: { app: 'longhorn-manager' }, port: 'manager' });
+    this.exposeMetrics({ name: 'manager', kind: 'service', selector: MANAGER_PODS, port: 'manager', podPort: MANAGER_PORT, podSelector: MANAGER_PODS });
     const own = `${SERVICE_LABEL}="${this.serviceName}"`;
     const robustness = (state: string) =>
       `max by (volume, pvc, pvc_namespace) (longhorn_volume_robustness{${own}, state="${state}"}) == 1`;

@@ -39,6 +39,18 @@ export const CLUSTER_OPERATOR_METRICS_LABELS = {
   'app.kubernetes.io/name': 'rabbitmq-cluster-operator',
   'app.kubernetes.io/component': 'rabbitmq-operator',
 } as const;
+/** The Cluster Operator's pods (the Service above selects them by their name label). */
+const CLUSTER_OPERATOR_PODS = { 'app.kubernetes.io/name': 'rabbitmq-cluster-operator' } as const;
+const CLUSTER_OPERATOR_METRICS_PORT = 8080;
+
+/**
+ * Both operators' webhook servers listen on controller-runtime's default 9443 (the webhook
+ * Services' targetPort: config/webhook/service.yaml of both repositories, and the topology
+ * operator's config/default/manager_webhook_patch.yaml). The two operators are the only
+ * pods of the namespace, so the rule selects them all rather than relying on labels the
+ * two kustomizations set differently.
+ */
+const WEBHOOK_SERVER_PORT = 9443;
 
 export class RabbitmqOperators extends HomelabService {
   constructor(scope: Platform) {
@@ -58,10 +70,18 @@ export class RabbitmqOperators extends HomelabService {
     for (const request of OPERATOR_REQUESTS) this.requestCapacity({ ...request, replicas: 1 });
     this.addCheckpoint();
     this.addMonitoring();
+    this.serveApiServer({ port: WEBHOOK_SERVER_PORT, podSelector: {} });
   }
 
   private addMonitoring(): void {
-    this.exposeMetrics({ name: 'cluster-operator', kind: 'service', selector: CLUSTER_OPERATOR_METRICS_LABELS, port: 'http' });
+    this.exposeMetrics({
+      name: 'cluster-operator',
+      kind: 'service',
+      selector: CLUSTER_OPERATOR_METRICS_LABELS,
+      port: 'http',
+      podPort: CLUSTER_OPERATOR_METRICS_PORT,
+      podSelector: CLUSTER_OPERATOR_PODS,
+    });
     this.addAlerts({
       alert: 'RabbitmqClusterOperatorReconcileErrors',
       // controller-runtime's counter: errors in every 15-minute window for 30 minutes is no transient conflict.

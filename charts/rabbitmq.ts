@@ -27,6 +27,7 @@ import type { Resources } from '../lib/resources';
 import { HomelabService } from '../lib/service';
 import type { StorageProvider } from '../lib/storage';
 import { IMAGES } from '../lib/versions';
+import type { RabbitmqOperators } from './rabbitmq-operators';
 
 export const RABBITMQ_NAMESPACE = 'rabbitmq';
 /** The RabbitmqCluster's name: the operator names the client Service and its Secrets after it. */
@@ -41,6 +42,8 @@ const MANAGEMENT_PORT = 15672;
  */
 export const RABBITMQ_OPERATOR_LABELS = { 'app.kubernetes.io/name': CLUSTER_NAME, 'app.kubernetes.io/component': 'rabbitmq' } as const;
 const PROMETHEUS_PORT_NAME = 'prometheus';
+/** rabbitmq_prometheus' port on the brokers. */
+const PROMETHEUS_PORT = 15692;
 /** Unacknowledged messages in the whole cluster above which a still growing backlog is alerted on. */
 const UNACKED_BACKLOG_THRESHOLD = 1000;
 
@@ -54,6 +57,8 @@ const TOPOLOGY_WAVE = { vhost: 1, user: 1, queue: 2, exchange: 2, permission: 2 
 export interface RabbitmqProps {
   /** Where the brokers keep their data: a volume per broker on the default storage class. */
   readonly storage: StorageProvider;
+  /** The operators running the cluster; the topology operator calls the management API. */
+  readonly operators: RabbitmqOperators;
   /** Broker nodes, an odd number. @default 1 */
   readonly replicas?: number;
   /** Volume size per broker, e.g. `10Gi`. @default '10Gi' */
@@ -108,6 +113,12 @@ export class Rabbitmq extends HomelabService {
     this.addTopology(props);
     this.addCheckpoint(Object.keys(props.vhosts ?? {}));
     this.addMonitoring();
+    // Consumers speak AMQP; the management API is for the topology operator (and the
+    // checkpoint and the UI, through the same-namespace and exposure rules).
+    this.serveClients(
+      { port: AMQP_PORT, podSelector: RABBITMQ_OPERATOR_LABELS },
+      { port: MANAGEMENT_PORT, podSelector: RABBITMQ_OPERATOR_LABELS, clients: [props.operators] },
+    );
   }
 
   /**
@@ -225,7 +236,14 @@ export class Rabbitmq extends HomelabService {
    * (prometheus_rabbitmq_core_metrics_collector, summed over the node's queues).
    */
   private addMonitoring(): void {
-    this.exposeMetrics({ name: 'broker', kind: 'service', selector: RABBITMQ_OPERATOR_LABELS, port: PROMETHEUS_PORT_NAME });
+    this.exposeMetrics({
+      name: 'broker',
+      kind: 'service',
+      selector: RABBITMQ_OPERATOR_LABELS,
+      port: PROMETHEUS_PORT_NAME,
+      podPort: PROMETHEUS_PORT,
+      podSelector: RABBITMQ_OPERATOR_LABELS,
+    });
     const own = `${SERVICE_LABEL}="${this.serviceName}"`;
     const alarm = (metric: string) => `max by (namespace, pod) (${metric}{${own}}) > 0`;
     const unacked = `rabbitmq_queue_messages_unacked{${own}}`;

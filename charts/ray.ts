@@ -67,7 +67,15 @@ export class KuberayOperator extends HomelabService {
   }
 
   private addMonitoring(): void {
-    this.exposeMetrics({ name: 'operator', kind: 'service', selector: KUBERAY_OPERATOR_SERVICE_LABELS, port: 'http' });
+    // The Service selects the operator's pods by the same labels; `http` is container port 8080.
+    this.exposeMetrics({
+      name: 'operator',
+      kind: 'service',
+      selector: KUBERAY_OPERATOR_SERVICE_LABELS,
+      port: 'http',
+      podPort: 8080,
+      podSelector: KUBERAY_OPERATOR_SERVICE_LABELS,
+    });
     this.addAlerts({
       alert: 'KuberayOperatorReconcileErrors',
       // controller-runtime's counter: errors in every 15-minute window for 30 minutes is no transient conflict.
@@ -128,6 +136,8 @@ const CLUSTER_NAME = 'ray';
  * utils.RayClusterLabelKey, at v1.7.0).
  */
 export const RAY_POD_LABELS = { 'ray.io/cluster': CLUSTER_NAME } as const;
+/** The head pod: KubeRay adds `ray.io/node-type: head` next to the cluster label (same place). */
+const RAY_HEAD_LABELS = { ...RAY_POD_LABELS, 'ray.io/node-type': 'head' } as const;
 
 /** Ray's ports, by the names KubeRay itself gives them: all on the head, metrics on workers too. */
 const RAY_PORTS = { dashboard: 8265, 'gcs-server': 6379, client: 10001, metrics: 8080 } as const;
@@ -204,6 +214,9 @@ export class Ray extends HomelabService {
     }
     this.addCheckpoint(1 + groups.reduce((sum, [, group]) => sum + group.minReplicas, 0));
     this.addMonitoring();
+    // Clients connect with Ray Client or submit jobs through the dashboard's REST API; GCS
+    // (6379) is for the cluster's own workers only (same namespace).
+    this.serveClients({ port: RAY_PORTS.client, podSelector: RAY_HEAD_LABELS }, { port: RAY_PORTS.dashboard, podSelector: RAY_HEAD_LABELS });
   }
 
   /**

@@ -149,6 +149,11 @@ export class Triton extends HomelabService {
     this.requestCapacity({ workload: COMPONENT, replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory, gpus });
     this.addCheckpoint();
     this.addMonitoring();
+    // Inference for the services that reference Triton: HTTP/REST and gRPC.
+    this.serveClients(
+      { port: PORTS.http, podSelector: this.selectorFor(COMPONENT) },
+      { port: PORTS.grpc, podSelector: this.selectorFor(COMPONENT) },
+    );
   }
 
   /** An S3 bucket, with the credentials from the declared Secret (never inline). */
@@ -253,7 +258,14 @@ export class Triton extends HomelabService {
    * which count the whole device, so memory taken by other time-sliced pods shows too.
    */
   private addMonitoring(): void {
-    this.exposeMetrics({ name: 'server', kind: 'service', selector: this.selectorFor(COMPONENT), port: 'metrics' });
+    this.exposeMetrics({
+      name: 'server',
+      kind: 'service',
+      selector: this.selectorFor(COMPONENT),
+      port: 'metrics',
+      podPort: PORTS.metrics,
+      podSelector: this.selectorFor(COMPONENT),
+    });
     const own = `${SERVICE_LABEL}="${this.serviceName}"`;
     const perModel = (metric: string) => `sum by (model) (rate(${metric}{${own}}[5m]))`;
     this.addAlerts(

@@ -49,7 +49,10 @@ export class Verification extends HomelabService {
   readonly checks: readonly VerificationCheck[];
 
   constructor(scope: Platform, props: VerificationProps) {
-    super(scope, 'verification', props, { layer: Layer.VERIFICATION, namespace: VERIFICATION_NAMESPACE });
+    // Ordered after every service, but not a client of any: its Jobs run in their namespaces
+    // (no props references, so no NetworkPolicy allow rule from this namespace).
+    super(scope, 'verification', {}, { layer: Layer.VERIFICATION, namespace: VERIFICATION_NAMESPACE });
+    for (const service of props.services) this._addDependency(service);
     const checks: VerificationCheck[] = [];
     for (const service of props.services) {
       const checkpoint = service.checkpoint;

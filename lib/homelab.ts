@@ -10,6 +10,7 @@ import { CertManager } from '../charts/cert-manager';
 import { CustomApp } from '../charts/custom-app';
 import { MonitoringStack } from '../charts/kube-prometheus-stack';
 import { Loki } from '../charts/loki';
+import { NetworkPolicyCheck } from '../charts/network-policies';
 import { Longhorn } from '../charts/longhorn';
 import { NvidiaDevicePlugin } from '../charts/nvidia-device-plugin';
 import { PrometheusOperatorCrds } from '../charts/prometheus-operator-crds';
@@ -36,9 +37,9 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   if (longhorn) built.set('longhorn', longhorn);
   if (services.rabbitmq.enabled) {
     // The operators install the rabbitmq.com CRDs; the cluster depends on them through that.
-    new RabbitmqOperators(platform);
+    const operators = new RabbitmqOperators(platform);
     // The config check guarantees Longhorn with RabbitMQ.
-    built.set('rabbitmq', new Rabbitmq(platform, { ...services.rabbitmq, storage: longhorn! }));
+    built.set('rabbitmq', new Rabbitmq(platform, { ...services.rabbitmq, storage: longhorn!, operators }));
   }
   const devicePlugin = services.nvidiaDevicePlugin.enabled ? new NvidiaDevicePlugin(platform, services.nvidiaDevicePlugin) : undefined;
   if (devicePlugin) built.set('nvidia-device-plugin', devicePlugin);
@@ -92,6 +93,7 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   }
   // The config check rejects cycles, so every app is built by now.
   if (pending.size > 0) throw new Error(`apps not built: ${[...pending.keys()].join(', ')}`);
+  if (services.networkPolicies.enabled) new NetworkPolicyCheck(platform, argocd);
   // Last: Grafana provisions the dashboards every other service declared.
   // The config check guarantees Longhorn with monitoring.
   const monitoring = services.monitoring.enabled ? new MonitoringStack(platform, { ...services.monitoring, storage: longhorn!, loki }) : undefined;

@@ -18,11 +18,9 @@ export const MONITORING_GROUP = 'monitoring.coreos.com';
 export const SERVICE_LABEL = 'homelab_service';
 export const ENDPOINT_LABEL = 'homelab_endpoint';
 
-export interface MetricsEndpoint {
+interface MetricsEndpointBase {
   /** Names the monitor `<service>-<name>` and the endpoint label. */
   readonly name: string;
-  /** `service`: the endpoints of the Services matching `selector`; `pod`: the matching pods (no Service needed). */
-  readonly kind: 'service' | 'pod';
   /** Labels of the Services (or pods) to scrape. */
   readonly selector: Readonly<Record<string, string>>;
   /** Name of the port on the Service (or container). */
@@ -33,6 +31,29 @@ export interface MetricsEndpoint {
   readonly interval?: string;
   /** Where the targets run. @default the service's namespace */
   readonly namespace?: string;
+}
+
+/** The endpoints of the Services matching `selector`. */
+export interface ServiceMetricsEndpoint extends MetricsEndpointBase {
+  readonly kind: 'service';
+  /** Port the pods behind the Service listen on (number or container port name): Prometheus is allowed to it. */
+  readonly podPort: number | string;
+  /** Labels of the pods behind the Service (the NetworkPolicy's pod selector). */
+  readonly podSelector: Readonly<Record<string, string>>;
+}
+
+/** The pods matching `selector` (no Service needed); `port` is their container port name. */
+export interface PodMetricsEndpoint extends MetricsEndpointBase {
+  readonly kind: 'pod';
+}
+
+export type MetricsEndpoint = ServiceMetricsEndpoint | PodMetricsEndpoint;
+
+/** The pods and the port Prometheus connects to for an endpoint. */
+export function scrapedPods(endpoint: MetricsEndpoint): { port: number | string; podSelector: Readonly<Record<string, string>> } {
+  return endpoint.kind === 'service'
+    ? { port: endpoint.podPort, podSelector: endpoint.podSelector }
+    : { port: endpoint.port, podSelector: endpoint.selector };
 }
 
 export type Severity = 'critical' | 'warning' | 'info';

@@ -77,6 +77,7 @@ export abstract class HomelabService extends Chart {
   readonly ignoreDifferences: readonly IgnoreDifference[];
   private readonly dependencySet: Set<HomelabService>;
   private upstreamChart?: HelmRelease;
+  private readonly referenceSet: ReadonlySet<HomelabService>;
   private checkpointConstruct?: Checkpoint;
   private readonly demandList: ResourceDemand[] = [];
   private readonly renderPatches = new Map<ApiObject, JsonPatch[]>();
@@ -110,7 +111,8 @@ export abstract class HomelabService extends Chart {
     this.manifests = settings.manifests ?? [];
     this.requiresCrdGroups = settings.requiresCrdGroups ?? [];
     this.ignoreDifferences = settings.ignoreDifferences ?? [];
-    this.dependencySet = new Set(serviceReferences(props));
+    this.referenceSet = new Set(serviceReferences(props));
+    this.dependencySet = new Set(this.referenceSet);
     new k8s.KubeNamespace(this, 'namespace', {
       metadata: {
         name: settings.namespace,
@@ -226,6 +228,15 @@ export abstract class HomelabService extends Chart {
   /** Services this one needs first: every HomelabService found in its props, plus platform-derived ones. */
   get dependencies(): ReadonlySet<HomelabService> {
     return this.dependencySet;
+  }
+
+  /**
+   * The services in this one's props: the ones it connects to, so each of their served ports
+   * gets an allow rule from this service's namespace (lib/network-policies.ts). Platform-level
+   * wiring (`_addDependency`) orders services but implies no traffic.
+   */
+  get references(): ReadonlySet<HomelabService> {
+    return this.referenceSet;
   }
 
   /** @internal for platform-level wiring (e.g. the router depends on every service it routes to). */

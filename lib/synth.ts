@@ -14,6 +14,7 @@ import { isGpuProvider } from './gpu';
 import { apiGroup, dependencyGraph, ownCustomResources } from './graph';
 import { buildPlatform } from './homelab';
 import { MONITORING_GROUP } from './monitoring';
+import { emitNetworkPolicies } from './network-policies';
 import type { HomelabService } from './service';
 import { computeWaves } from './waves';
 import { emitYaml } from './yaml-emitter';
@@ -72,6 +73,8 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
   const capacity = checkCapacity(platform.services.flatMap((s) => s.demands), config.nodes, gpuReplicas);
   const appOfApps = new AppOfApps(app, 'argocd', { platform, waves });
 
+  // Last emission: the policies cover every port the services declared and everything they expose.
+  if (config.services.networkPolicies.enabled) emitNetworkPolicies(platform, config.services.networkPolicies);
   const files = new Map<string, string>();
   for (const service of platform.services) {
     applyResourcePolicies(service, graph.lateCrdGroups.get(service.serviceName));

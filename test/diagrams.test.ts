@@ -184,8 +184,9 @@ describe('docs/platform.md', () => {
     // Known edges of the example: a construct reference, and CRD edges without one.
     const dev = architectures.get('dev')!.flowchart;
     expect(dev.edges).toContain('s_longhorn --> s_rabbitmq');
-    expect(dev.edges).toContain('s_rabbitmq_operators -.->|CRDs| s_rabbitmq');
+    expect(dev.edges).toContain('s_rabbitmq_operators --> s_rabbitmq');
     expect(dev.edges).toContain('s_prometheus_operator_crds -.->|CRDs| s_longhorn');
+    expect(dev.edges).toContain('s_cert_manager -.->|CRDs| s_rabbitmq_operators');
     expect(dev.edges.filter((e) => e.endsWith(' s_rabbitmq'))).toHaveLength(3);
   });
 

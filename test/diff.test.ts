@@ -46,6 +46,8 @@ describe('diffTrees on a known change', () => {
     expect(diff.map((env) => [env.environment, env.kind])).toEqual([['dev', 'changed']]);
     expect(diff[0].applications.map((a) => [a.application, a.kind])).toEqual([
       ['apps', 'changed'],
+      // node-red depended on it: the NetworkPolicy letting node-red in goes.
+      ['home-assistant', 'changed'],
       ['node-red', 'removed'],
       ['rabbitmq', 'changed'],
       // The end-to-end verification replays the new app's checkpoint instead of the removed one's.
@@ -93,7 +95,7 @@ describe('diffTrees on a known change', () => {
     expect(text).toMatch(/^ {2}- node-red \(Application removed, \d+ resources\)$/m);
     expect(text).toMatch(/^ {2}\+ whoami \(new Application, \d+ resources\)$/m);
     expect(text).toMatch(/^ {2}~ rabbitmq\n(?: {6}.*\n)*? {6}~ RabbitmqCluster\/rabbitmq\n(?: {10}.*\n)* {10}spec\.replicas: 1 -> 3$/m);
-    expect(text).toMatch(/^Against HEAD \(abc1234\): .* in 5 Applications of 1 environment$/m);
+    expect(text).toMatch(/^Against HEAD \(abc1234\): .* in 6 Applications of 1 environment$/m);
     expect(text).not.toMatch(/\x1b\[/);
   });
 

@@ -7,7 +7,15 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { helmValuesErrors } from '../lib/helm-values';
-import { EXCEPTION_ANNOTATION, POD_SECURITY_EXCEPTIONS, ROOT_APP_EXCEPTION } from '../lib/pod-security';
+import {
+  APP_CONTAINER_EXCEPTION,
+  CONTAINER_EXCEPTIONS,
+  ContainerException,
+  EXCEPTION_ANNOTATION,
+  POD_SECURITY_EXCEPTIONS,
+  ROOT_APP_CONTAINER_EXCEPTION,
+  ROOT_APP_EXCEPTION,
+} from '../lib/pod-security';
 import { GENERATED_HEADER, SynthesizedEnvironment } from '../lib/synth';
 import { ManifestValidator } from '../lib/validate/manifest-validator';
 import { CHARTS } from '../lib/versions';
@@ -46,6 +54,24 @@ function podSpecOf(manifest: Manifest): any | undefined {
   }
 }
 
+/** The containers of the pod templates in our own manifests (Deployments, Jobs, RayCluster groups ...). */
+function ownContainers(path: string, manifest: Manifest): { where: string; pod: any; container: any }[] {
+  const pods: { where: string; pod: any }[] = [];
+  if (manifest.kind === 'RayCluster') {
+    pods.push({ where: `${path} head`, pod: manifest.spec.headGroupSpec.template.spec });
+    for (const group of manifest.spec.workerGroupSpecs) pods.push({ where: `${path} ${group.groupName}`, pod: group.template.spec });
+    // KubeRay runs the autoscaler as a sidecar of the head with this context.
+    const autoscaler = { name: 'autoscaler', securityContext: manifest.spec.autoscalerOptions?.securityContext };
+    pods.push({ where: `${path} autoscaler`, pod: { ...manifest.spec.headGroupSpec.template.spec, containers: [autoscaler] } });
+  } else {
+    const pod = podSpecOf(manifest);
+    if (pod) pods.push({ where: path, pod });
+  }
+  return pods.flatMap(({ where, pod }) =>
+    [...(pod.initContainers ?? []), ...pod.containers].map((container: any) => ({ where: `${where} ${container.name}`, pod, container })),
+  );
+}
+
 describe('the synthesized example', () => {
   it('has all three environments and a bootstrap, apps and service folders each; the AI layer only where GPUs are', () => {
     expect(envs.map((e) => e.environment)).toEqual(['dev', 'staging', 'prod']);
@@ -59,6 +85,7 @@ describe('the synthesized example', () => {
       'loki',
       'longhorn',
       'monitoring',
+      'network-policies',
       'node-red',
       'prometheus-operator-crds',
       'rabbitmq',
@@ -184,6 +211,50 @@ describe('the synthesized example', () => {
       .map(({ manifest }) => manifest.metadata.name)
       .sort();
     expect(exceptions).toEqual(['home-assistant', 'longhorn-system', 'monitoring', 'nvidia-device-plugin']);
+  });
+
+  it('labels every namespace with its Pod Security level for enforce, audit and warn', () => {
+    for (const { path, manifest } of all.filter(({ manifest }) => manifest.kind === 'Namespace')) {
+      const labels = manifest.metadata.labels!;
+      const level = labels['pod-security.kubernetes.io/enforce'];
+      expect(['restricted', 'baseline', 'privileged'], path).toContain(level);
+      for (const mode of ['audit', 'warn']) expect(labels[`pod-security.kubernetes.io/${mode}`], `${path} ${mode}`).toBe(level);
+      for (const mode of ['enforce', 'audit', 'warn']) expect(labels[`pod-security.kubernetes.io/${mode}-version`], `${path} ${mode}`).toBe('v1.28');
+    }
+  });
+
+  it('runs every container we write restricted, read-only root filesystem included, except the listed exceptions', () => {
+    const config = parseConfig(exampleText(), 'homelab.yaml');
+    const used = new Map<ContainerException, Set<string>>();
+    let containers = 0;
+    for (const env of envs) {
+      const apps = config.environments.get(env.environment)!.apps;
+      for (const { path, manifest } of manifestsOf(env)) {
+        const service = path.split('/')[0];
+        const app = apps[service];
+        const exception = app ? (app.runAsRoot ? ROOT_APP_CONTAINER_EXCEPTION : APP_CONTAINER_EXCEPTION) : CONTAINER_EXCEPTIONS[service];
+        for (const { where, pod, container } of ownContainers(path, manifest)) {
+          containers++;
+          const sc = container.securityContext ?? {};
+          const actual = {
+            runAsNonRoot: (sc.runAsNonRoot ?? pod.securityContext?.runAsNonRoot) === true,
+            allowPrivilegeEscalation: sc.allowPrivilegeEscalation === false,
+            capabilities: JSON.stringify(sc.capabilities?.drop) === '["ALL"]',
+            seccomp: (sc.seccompProfile?.type ?? pod.securityContext?.seccompProfile?.type) === 'RuntimeDefault',
+            readOnlyRootFilesystem: sc.readOnlyRootFilesystem === true,
+          };
+          const relaxed = Object.entries(actual).filter(([, ok]) => !ok).map(([key]) => key);
+          const label = `${env.environment}/${where}`;
+          expect(relaxed.filter((key) => !(exception?.relaxes as readonly string[] | undefined)?.includes(key)), label).toEqual([]);
+          if (exception) for (const key of relaxed) used.set(exception, new Set([...(used.get(exception) ?? []), key]));
+        }
+      }
+    }
+    expect(containers).toBeGreaterThan(30);
+    // No stale exception: each relaxation listed is needed by some container of the example.
+    for (const exception of [...Object.values(CONTAINER_EXCEPTIONS), APP_CONTAINER_EXCEPTION, ROOT_APP_CONTAINER_EXCEPTION]) {
+      expect([...(used.get(exception) ?? [])].sort(), exception.reason).toEqual([...exception.relaxes].sort());
+    }
   });
 
   it('runs pods in restricted namespaces with a restricted security context', () => {

@@ -51,7 +51,7 @@ function build(env: string, settings: Partial<RabbitmqConfig> = {}, config: Envi
   const longhorn = new Longhorn(platform, config.services.longhorn);
   const operators = new RabbitmqOperators(platform);
   const replicas = env === 'prod' ? 3 : 1;
-  const rabbitmq = new Rabbitmq(platform, { storage: longhorn, ...rabbitmqSchema.parse({ ...SAMPLE, replicas, ...settings }) });
+  const rabbitmq = new Rabbitmq(platform, { storage: longhorn, operators, ...rabbitmqSchema.parse({ ...SAMPLE, replicas, ...settings }) });
   return { app, platform, longhorn, operators, rabbitmq };
 }
 

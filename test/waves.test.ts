@@ -101,6 +101,8 @@ describe('dependency graph', () => {
       'node-red': ['home-assistant', 'longhorn'],
       // Grafana's Loki data source; its ServiceMonitor for CoreDNS needs the CRDs.
       monitoring: ['loki', 'longhorn', 'prometheus-operator-crds'],
+      // Its checkpoint probes Argo CD: ordered after it (platform wiring, not a reference).
+      'network-policies': ['argocd'],
       // The end-to-end verification runs after every other service.
       verification: Object.keys(deps).filter((name) => name !== 'verification').sort(),
     });
@@ -145,9 +147,10 @@ describe('waves in the synthesized example', () => {
       ['home-assistant', 'automation', 7],
       // node-red depends on home-assistant, in the same layer.
       ['node-red', 'automation', 8],
+      ['network-policies', 'security', 9],
       // Networking comes last: the RabbitMQ operators' need for it is only a warning here.
-      ['cert-manager', 'networking', 9],
-      ['verification', 'verification', 10],
+      ['cert-manager', 'networking', 10],
+      ['verification', 'verification', 11],
     ]);
   });
 

@@ -108,3 +108,9 @@ export const resourcesSchema = z.strictObject({
   requests: z.strictObject({ cpu: cpuQuantity, memory: memoryQuantity }),
   limits: z.strictObject({ cpu: cpuQuantity, memory: memoryQuantity }),
 });
+
+/** An IPv4 CIDR block, e.g. "192.168.1.10/32". */
+export const ipv4Cidr = matching(
+  /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\/(3[0-2]|[12]?\d)$/,
+  'an IPv4 CIDR block such as "192.168.1.10/32"',
+);

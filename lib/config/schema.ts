@@ -11,6 +11,7 @@ import { aiServiceIssues, nvidiaDevicePluginSchema, tritonSchema } from './servi
 import { alloySchema, loggingServiceIssues, lokiSchema } from './services/logging';
 import { monitoringSchema } from './services/monitoring';
 import { certManagerSchema } from './services/networking';
+import { networkPoliciesSchema } from './services/network-policies';
 import { Layer } from '../layers';
 import {
   absolutePath,
@@ -201,6 +202,7 @@ const SERVICE_KEYS = {
   loki: 'loki',
   alloy: 'alloy',
   certManager: 'cert-manager',
+  networkPolicies: 'network-policies',
 } as const;
 /**
  * Names an app cannot take: an app's name is its folder in k8s/<env>/ and its namespace, so
@@ -218,6 +220,7 @@ const RESERVED_APP_NAMES: readonly string[] = [
   'kuberay-system',
   'monitoring',
   'prometheus-operator-crds',
+  'netpol-check',
 ];
 
 const servicesSchema = z.strictObject({
@@ -231,6 +234,7 @@ const servicesSchema = z.strictObject({
   alloy: alloySchema.prefault({}),
   monitoring: monitoringSchema.prefault({}),
   certManager: certManagerSchema.prefault({}),
+  networkPolicies: networkPoliciesSchema.prefault({}),
 });
 
 /** One environment's fully merged settings. */

@@ -1,0 +1,73 @@
+/**
+ * The security layer's proof that NetworkPolicies are enforced (the policies themselves are
+ * derived for every service by lib/network-policies.ts). Its namespace is one no allow rule
+ * names; its checkpoint tries to reach Argo CD's API server, which always runs, and must be
+ * refused. A cluster without a policy controller (k3s started with --disable-network-policy,
+ * or a CNI that ignores policies) lets the connection through, and the checkpoint fails.
+ */
+import { Duration } from 'cdk8s';
+import { ARGOCD_NAMESPACE } from '../lib/argocd/app-of-apps';
+import { Checkpoint } from '../lib/checkpoint';
+import { Layer } from '../lib/layers';
+import { Platform } from '../lib/platform';
+import { HomelabService } from '../lib/service';
+import { IMAGES } from '../lib/versions';
+import { ARGOCD_SERVER, ArgoCd } from './argocd';
+
+export const NETWORK_POLICY_CHECK_NAMESPACE = 'netpol-check';
+
+/** Connection attempts (ten seconds apart) while a just-synced policy may still be being programmed. */
+const ATTEMPTS = 12;
+const CONNECT_TIMEOUT_SECONDS = 5;
+
+export class NetworkPolicyCheck extends HomelabService {
+  /**
+   * @param argocd the protected service: ordered after it, but not a prop, since a reference
+   *   would be a declared connection and earn the probe an allow rule.
+   */
+  constructor(scope: Platform, argocd: ArgoCd) {
+    super(scope, 'network-policies', {}, { layer: Layer.SECURITY, namespace: NETWORK_POLICY_CHECK_NAMESPACE });
+    this._addDependency(argocd);
+    const host = `${ARGOCD_SERVER.service}.${ARGOCD_NAMESPACE}.svc`;
+    new Checkpoint(this, 'checkpoint', {
+      description: `a pod no allow rule names cannot connect to ${host}, which is up: NetworkPolicies are enforced`,
+      image: IMAGES.curl,
+      timeout: Duration.minutes(5),
+      readsCluster: [{ apiGroups: [''], resources: ['endpoints'], verbs: ['get'], resourceNames: [ARGOCD_SERVER.service] }],
+      env: {
+        ENDPOINTS_PATH: `/api/v1/namespaces/${ARGOCD_NAMESPACE}/endpoints/${ARGOCD_SERVER.service}`,
+        TARGET_URL: `http://${host}:${ARGOCD_SERVER.port}/healthz`,
+        ATTEMPTS: String(ATTEMPTS),
+        CONNECT_TIMEOUT_SECONDS: String(CONNECT_TIMEOUT_SECONDS),
+      },
+      script: PROBE_SCRIPT,
+    });
+  }
+}
+
+/**
+ * A refusal only means something when the target is up and its name resolves: the ready
+ * endpoints come from the API server (which this pod reaches, so its own network works), and
+ * curl's exit code tells a name that did not resolve (6) from a connection refused (7) or
+ * dropped until the timeout (28). Any other outcome (0, an HTTP answer; 52 or 56, a TCP
+ * connection that was then closed) means the connection got through.
+ */
+const PROBE_SCRIPT = String.raw`endpoints=$(kube_get "$ENDPOINTS_PATH" | tr -d ' \n')
+case "$endpoints" in
+  *'"addresses":[{'*) echo "the target has ready endpoints" ;;
+  *) echo "the target has no ready endpoint: a refused connection would prove nothing" >&2; exit 1 ;;
+esac
+attempt=1
+while :; do
+  code=0
+  curl -sS -o /dev/null --connect-timeout "$CONNECT_TIMEOUT_SECONDS" --max-time $((CONNECT_TIMEOUT_SECONDS * 2)) "$TARGET_URL" || code=$?
+  case "$code" in
+    7|28) echo "$TARGET_URL refused this pod (curl exit $code): NetworkPolicies are enforced"; exit 0 ;;
+    6) problem="the target's name did not resolve (curl exit 6): the check is inconclusive" ;;
+    *) problem="the connection to $TARGET_URL got through (curl exit $code): NetworkPolicies are not enforced (k3s --disable-network-policy, or a CNI without policy support?)" ;;
+  esac
+  if [ "$attempt" -ge "$ATTEMPTS" ]; then echo "$problem" >&2; exit 1; fi
+  echo "$problem; trying again"
+  attempt=$((attempt + 1))
+  sleep 10
+done`;
