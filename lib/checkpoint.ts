@@ -41,17 +41,25 @@ export interface CheckpointProps {
    * `kube_get <api path>`. @default none: no API token is mounted
    */
   readonly readsCluster?: readonly k8s.PolicyRule[];
+  /**
+   * Like `readsCluster`, for objects in the service's own namespace only (a Role, not a
+   * ClusterRole): e.g. one Secret by `resourceNames`. @default none
+   */
+  readonly readsOwnNamespace?: readonly k8s.PolicyRule[];
 }
 
 /**
- * Shell functions for the scripts of checkpoints with `readsCluster`:
- * `kube_get <api path>` prints the object; `kube_condition <api path> <type>` waits up to five
+ * Shell functions for the scripts of checkpoints with `readsCluster` or `readsOwnNamespace`:
+ * `kube_get <api path> [curl options]` prints the object (e.g. `-H 'Accept: ...;as=PartialObjectMetadata...'`
+ * for its metadata only); `kube_condition <api path> <type>` waits up to five
  * minutes for its status condition <type> to be True (built-in types list `type` first,
  * custom resources come back with sorted keys, so both orders match).
  */
 const KUBE_GET = String.raw`sa=/var/run/secrets/kubernetes.io/serviceaccount
 kube_get() {
-  curl -fsS --cacert "$sa/ca.crt" -H "Authorization: Bearer $(cat "$sa/token")" "https://kubernetes.default.svc$1"
+  kube_path=$1
+  shift
+  curl -fsS --cacert "$sa/ca.crt" -H "Authorization: Bearer $(cat "$sa/token")" "$@" "https://kubernetes.default.svc$kube_path"
 }
 kube_condition() {
   for _ in $(seq 30); do
@@ -72,8 +80,8 @@ export class Checkpoint extends Construct {
     super(scope, id);
     const service = HomelabService.of(this);
     this.jobName = `${service.serviceName}-checkpoint`;
-    const account = props.readsCluster ? this.clusterReader(service, props.readsCluster) : undefined;
-    const script = props.readsCluster ? `${KUBE_GET}
+    const account = props.readsCluster || props.readsOwnNamespace ? this.apiReader(service, props) : undefined;
+    const script = account ? `${KUBE_GET}
 ${props.script}` : props.script;
     new k8s.KubeJob(this, 'job', {
       metadata: {
@@ -126,16 +134,27 @@ ${props.script}` : props.script;
     service._registerCheckpoint(this);
   }
 
-  /** A ServiceAccount bound to a ClusterRole with exactly `rules`; returns its name. */
-  private clusterReader(service: HomelabService, rules: readonly k8s.PolicyRule[]): string {
+  /** A ServiceAccount bound to exactly the rules asked for (ClusterRole and/or Role); returns its name. */
+  private apiReader(service: HomelabService, props: CheckpointProps): string {
     const metadata = { name: this.jobName, labels: service.labelsFor(CHECKPOINT_COMPONENT) };
+    const subjects = [{ kind: 'ServiceAccount', name: this.jobName, namespace: service.namespaceName }];
     new k8s.KubeServiceAccount(this, 'account', { metadata, automountServiceAccountToken: false });
-    new k8s.KubeClusterRole(this, 'role', { metadata, rules: [...rules] });
-    new k8s.KubeClusterRoleBinding(this, 'binding', {
-      metadata,
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: this.jobName },
-      subjects: [{ kind: 'ServiceAccount', name: this.jobName, namespace: service.namespaceName }],
-    });
+    if (props.readsCluster) {
+      new k8s.KubeClusterRole(this, 'role', { metadata, rules: [...props.readsCluster] });
+      new k8s.KubeClusterRoleBinding(this, 'binding', {
+        metadata,
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: this.jobName },
+        subjects,
+      });
+    }
+    if (props.readsOwnNamespace) {
+      new k8s.KubeRole(this, 'namespace-role', { metadata, rules: [...props.readsOwnNamespace] });
+      new k8s.KubeRoleBinding(this, 'namespace-binding', {
+        metadata,
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: this.jobName },
+        subjects,
+      });
+    }
     return this.jobName;
   }
 }

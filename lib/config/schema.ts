@@ -11,6 +11,7 @@ import { aiServiceIssues, nvidiaDevicePluginSchema, tritonSchema } from './servi
 import { alloySchema, loggingServiceIssues, lokiSchema } from './services/logging';
 import { monitoringSchema } from './services/monitoring';
 import { certManagerSchema } from './services/networking';
+import { automationServiceIssues, n8nSchema } from './services/automation';
 import { Layer } from '../layers';
 import {
   absolutePath,
@@ -197,6 +198,7 @@ const SERVICE_KEYS = {
   loki: 'loki',
   alloy: 'alloy',
   certManager: 'cert-manager',
+  n8n: 'n8n',
 } as const;
 /**
  * Names an app cannot take: an app's name is its folder in k8s/<env>/ and its namespace, so
@@ -227,6 +229,7 @@ const servicesSchema = z.strictObject({
   alloy: alloySchema.prefault({}),
   monitoring: monitoringSchema.prefault({}),
   certManager: certManagerSchema.prefault({}),
+  n8n: n8nSchema.prefault({}),
 });
 
 /** One environment's fully merged settings. */
@@ -288,6 +291,9 @@ export const environmentConfig = z
       ctx.addIssue({ code: 'custom', ...issue });
     }
     for (const issue of loggingServiceIssues({ longhornEnabled: longhorn.enabled, loki: env.services.loki, alloy: env.services.alloy })) {
+      ctx.addIssue({ code: 'custom', ...issue });
+    }
+    for (const issue of automationServiceIssues({ longhorn, rabbitmq: env.services.rabbitmq, n8n: env.services.n8n })) {
       ctx.addIssue({ code: 'custom', ...issue });
     }
     const monitoring = env.services.monitoring;
