@@ -59,6 +59,7 @@ describe('the synthesized example', () => {
       'loki',
       'longhorn',
       'monitoring',
+      'n8n',
       'node-red',
       'prometheus-operator-crds',
       'rabbitmq',
