@@ -4,7 +4,9 @@
  * Messaging Topology Operator). Both operators come from charts/rabbitmq-operators.ts:
  * emitting rabbitmq.com resources makes this service depend on that one, and the typed
  * storage prop makes it depend on Longhorn. No credential is in Git: the operators generate
- * the administrator's and every user's in the cluster.
+ * the administrator's and every user's in the cluster. A user a consumer connects as moves
+ * into the consumer's namespace (connectionFor), so its generated Secret lands next to the
+ * pods that read it (docs/adr/0012).
  */
 import { k8s } from 'cdk8s-plus-28';
 import {
@@ -14,10 +16,11 @@ import {
   RabbitmqClusterSpecResourcesLimits,
   RabbitmqClusterSpecResourcesRequests,
 } from '../imports/rabbitmq-cluster-rabbitmq.com';
+import { Construct } from 'constructs';
 import { Exchange, Permission, Queue, QueueSpecDeletionPolicy, User, UserSpecTags, Vhost, VhostSpecDeletionPolicy } from '../imports/rabbitmq-topology-rabbitmq.com';
 import { setSyncWave } from '../lib/argocd/annotations';
 import { Checkpoint } from '../lib/checkpoint';
-import { DEFAULT_RABBITMQ_RESOURCES, RabbitmqConfig } from '../lib/config/services/rabbitmq';
+import { DEFAULT_RABBITMQ_RESOURCES, RabbitmqConfig, RabbitmqUserConfig } from '../lib/config/services/rabbitmq';
 import { DASHBOARDS } from '../lib/dashboards';
 import type { Inventory } from '../lib/inventory';
 import { Layer } from '../lib/layers';
@@ -53,6 +56,8 @@ const UNACKED_BACKLOG_THRESHOLD = 1000;
  * their vhost (and permissions their user) to exist, or the operator marks them failed.
  */
 const TOPOLOGY_WAVE = { vhost: 1, user: 1, queue: 2, exchange: 2, permission: 2 } as const;
+/** Annotation on the RabbitmqCluster listing the namespaces whose topology objects may reference it (topology operator v1.20.1, rabbitmqclient/cluster_reference.go). */
+const ALLOWED_NAMESPACES_ANNOTATION = 'rabbitmq.com/topology-allowed-namespaces';
 
 export interface RabbitmqProps {
   /** Where the brokers keep their data: a volume per broker on the default storage class. */
@@ -82,13 +87,21 @@ export interface RabbitmqConnection {
   /** AMQP 0-9-1 port. */
   readonly port: number;
   readonly vhost: string;
+  /** The user's name in the config: its User resource's name (not the generated username). */
+  readonly user: string;
   /**
    * Secret the Messaging Topology Operator generates for the user, with keys `username`
    * and `password` (both random; the config name is only the resource name).
    */
   readonly credentialsSecret: string;
-  /** Namespace of that Secret, the cluster's: a consumer elsewhere needs it delivered there. */
+  /** Namespace of that Secret: the consumer's own, where its User resource lives. */
   readonly credentialsNamespace: string;
+  /**
+   * Sync wave, in the consumer's Application, from which the user and its permissions are
+   * applied: workloads reading the credentials go in this wave (the operator generates the
+   * Secret right after the User, which Argo CD has no health check for).
+   */
+  readonly workloadSyncWave: number;
   /** The service itself: a consumer keeping it in its props depends on RabbitMQ. */
   readonly service: Rabbitmq;
 }
@@ -99,6 +112,9 @@ export class Rabbitmq extends HomelabService {
   /** Secret the Cluster Operator generates with the administrator's `username` and `password`. */
   readonly defaultUserSecret: string;
   private readonly users: RabbitmqConfig['users'];
+  private readonly cluster: RabbitmqCluster;
+  /** User name -> the consumer service it moved to. */
+  private readonly claims = new Map<string, HomelabService>();
 
   constructor(scope: Platform, props: RabbitmqProps) {
     super(scope, 'rabbitmq', props, { layer: Layer.DATA_MESH, namespace: RABBITMQ_NAMESPACE });
@@ -108,7 +124,7 @@ export class Rabbitmq extends HomelabService {
 
     const replicas = props.replicas ?? 1;
     const resources = props.resources ?? DEFAULT_RABBITMQ_RESOURCES;
-    this.addCluster(props, replicas, resources, scope.config.nodes);
+    this.cluster = this.addCluster(props, replicas, resources, scope.config.nodes);
     this.requestCapacity({ workload: 'broker', replicas, cpu: resources.requests.cpu, memory: resources.requests.memory });
     this.addTopology(props);
     this.addCheckpoint(Object.keys(props.vhosts ?? {}));
@@ -122,27 +138,48 @@ export class Rabbitmq extends HomelabService {
   }
 
   /**
-   * Host, port, vhost and credentials Secret for a declared user.
+   * Host, port, vhost and credentials Secret for a declared user, connecting from `consumer`.
+   * The user's User and Permission resources move into the consumer's namespace and
+   * Application (they reference the cluster across namespaces, which the cluster allows by
+   * annotation), so the Secret the operator generates lands where the consumer's pods can
+   * read it, and is created after RabbitMQ is up. One consumer per user.
    * @param vhost @default the user's only vhost
    */
-  connectionFor(userName: string, vhost?: string): RabbitmqConnection {
+  connectionFor(consumer: HomelabService, userName: string, vhost?: string): RabbitmqConnection {
     const user = this.users[userName];
     if (!user) {
       const declared = Object.keys(this.users).sort().join(', ') || 'none';
       throw new Error(`RabbitMQ has no user "${userName}" (declared: ${declared})`);
     }
+    const permitted = permittedVhost(userName, Object.keys(user.permissions), vhost);
+    const owner = this.claims.get(userName);
+    if (owner && owner !== consumer) throw new Error(`RabbitMQ user "${userName}" already connects ${owner.serviceName}; declare one user per consumer`);
+    if (!owner) {
+      this.claims.set(userName, consumer);
+      this.node.tryRemoveChild(userConstructId(userName));
+      new UserTopology(consumer, `rabbitmq-${userConstructId(userName)}`, {
+        name: userName,
+        user,
+        labels: consumer.labelsFor('rabbitmq-user'),
+        clusterReference: { name: CLUSTER_NAME, namespace: this.namespaceName },
+      });
+      const namespaces = [...new Set([...this.claims.values()].map((c) => c.namespaceName))].sort();
+      this.cluster.metadata.addAnnotation(ALLOWED_NAMESPACES_ANNOTATION, namespaces.join(','));
+    }
     return {
       host: this.host,
       port: AMQP_PORT,
-      vhost: permittedVhost(userName, Object.keys(user.permissions), vhost),
+      vhost: permitted,
+      user: userName,
       credentialsSecret: userCredentialsSecret(userName),
-      credentialsNamespace: this.namespaceName,
+      credentialsNamespace: consumer.namespaceName,
+      workloadSyncWave: TOPOLOGY_WAVE.permission,
       service: this,
     };
   }
 
-  private addCluster(props: RabbitmqProps, replicas: number, resources: Resources, nodes: Inventory): void {
-    new RabbitmqCluster(this, 'cluster', {
+  private addCluster(props: RabbitmqProps, replicas: number, resources: Resources, nodes: Inventory): RabbitmqCluster {
+    const cluster = new RabbitmqCluster(this, 'cluster', {
       metadata: { name: CLUSTER_NAME, labels: this.labelsFor('broker') },
       spec: {
         image: IMAGES.rabbitmq,
@@ -174,6 +211,7 @@ export class Rabbitmq extends HomelabService {
         spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: { ...RABBITMQ_OPERATOR_LABELS } } },
       });
     }
+    return cluster;
   }
 
   private addTopology(props: RabbitmqProps): void {
@@ -188,21 +226,9 @@ export class Rabbitmq extends HomelabService {
       });
       setSyncWave(vhost, TOPOLOGY_WAVE.vhost);
     }
+    // Until a consumer claims it (connectionFor), a user lives next to the cluster.
     for (const [name, user] of Object.entries(props.users ?? {})) {
-      // No importCredentialsSecret: the operator generates the credentials into <name>-user-credentials.
-      const resource = new User(this, `user-${name}`, {
-        metadata: { name, labels },
-        spec: { rabbitmqClusterReference, tags: user.tags.map((tag) => tag as UserSpecTags) },
-      });
-      setSyncWave(resource, TOPOLOGY_WAVE.user);
-      for (const [vhost, permissions] of Object.entries(user.permissions)) {
-        // userReference, not a username: the generated username is random.
-        const permission = new Permission(this, `permission-${name}.${vhost}`, {
-          metadata: { name: `${name}.${vhost}`, labels },
-          spec: { vhost, userReference: { name }, permissions, rabbitmqClusterReference },
-        });
-        setSyncWave(permission, TOPOLOGY_WAVE.permission);
-      }
+      new UserTopology(this, userConstructId(name), { name, user, labels, clusterReference: rabbitmqClusterReference });
     }
     for (const [name, queue] of Object.entries(props.queues ?? {})) {
       const resource = new Queue(this, `queue-${name}`, {
@@ -304,6 +330,41 @@ export class Rabbitmq extends HomelabService {
       ].join('\n'),
     });
   }
+}
+
+interface UserTopologyProps {
+  /** The user's name in the config: names the User resource and its generated Secret. */
+  readonly name: string;
+  readonly user: RabbitmqUserConfig;
+  readonly labels: Record<string, string>;
+  /** The cluster, with its namespace when the user lives elsewhere. */
+  readonly clusterReference: { readonly name: string; readonly namespace?: string };
+}
+
+/** A User and its Permissions, in the namespace of the chart it is created in. */
+class UserTopology extends Construct {
+  constructor(scope: Construct, id: string, props: UserTopologyProps) {
+    super(scope, id);
+    const { name, user, labels, clusterReference: rabbitmqClusterReference } = props;
+    // No importCredentialsSecret: the operator generates the credentials into <name>-user-credentials.
+    const resource = new User(this, 'user', {
+      metadata: { name, labels },
+      spec: { rabbitmqClusterReference, tags: user.tags.map((tag) => tag as UserSpecTags) },
+    });
+    setSyncWave(resource, TOPOLOGY_WAVE.user);
+    for (const [vhost, permissions] of Object.entries(user.permissions)) {
+      // userReference (a User in the same namespace), not a username: the generated username is random.
+      const permission = new Permission(this, `permission-${vhost}`, {
+        metadata: { name: `${name}.${vhost}`, labels },
+        spec: { vhost, userReference: { name }, permissions, rabbitmqClusterReference },
+      });
+      setSyncWave(permission, TOPOLOGY_WAVE.permission);
+    }
+  }
+}
+
+function userConstructId(userName: string): string {
+  return `user-${userName}`;
 }
 
 /** Name of the Secret the Messaging Topology Operator generates for a User resource. */

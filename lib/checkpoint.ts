@@ -59,14 +59,17 @@ export interface CheckpointProps {
 }
 
 /**
- * Shell functions for the scripts of checkpoints with `readsCluster`:
- * `kube_get <api path>` prints the object; `kube_condition <api path> <type>` waits up to five
+ * Shell functions for the scripts of checkpoints with `readsCluster` or `readsNamespaces`:
+ * `kube_get <api path> [curl options]` prints the object (e.g. `-H 'Accept: ...;as=PartialObjectMetadata...'`
+ * for its metadata only); `kube_condition <api path> <type>` waits up to five
  * minutes for its status condition <type> to be True (built-in types list `type` first,
  * custom resources come back with sorted keys, so both orders match).
  */
 const KUBE_GET = String.raw`sa=/var/run/secrets/kubernetes.io/serviceaccount
 kube_get() {
-  curl -fsS --cacert "$sa/ca.crt" -H "Authorization: Bearer $(cat "$sa/token")" "https://kubernetes.default.svc$1"
+  kube_path=$1
+  shift
+  curl -fsS --cacert "$sa/ca.crt" -H "Authorization: Bearer $(cat "$sa/token")" "$@" "https://kubernetes.default.svc$kube_path"
 }
 kube_condition() {
   for _ in $(seq 30); do

@@ -12,6 +12,7 @@ import { MonitoringStack } from '../charts/kube-prometheus-stack';
 import { Loki } from '../charts/loki';
 import { NetworkPolicyCheck } from '../charts/network-policies';
 import { Longhorn } from '../charts/longhorn';
+import { N8n } from '../charts/n8n';
 import { NvidiaDevicePlugin } from '../charts/nvidia-device-plugin';
 import { PrometheusOperatorCrds } from '../charts/prometheus-operator-crds';
 import { Rabbitmq } from '../charts/rabbitmq';
@@ -35,11 +36,13 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   if (services.monitoring.enabled) new PrometheusOperatorCrds(platform);
   const built = new Map<string, HomelabService>([['argocd', argocd]]);
   if (longhorn) built.set('longhorn', longhorn);
+  let rabbitmq: Rabbitmq | undefined;
   if (services.rabbitmq.enabled) {
     // The operators install the rabbitmq.com CRDs; the cluster depends on them through that.
     const operators = new RabbitmqOperators(platform);
     // The config check guarantees Longhorn with RabbitMQ.
-    built.set('rabbitmq', new Rabbitmq(platform, { ...services.rabbitmq, storage: longhorn!, operators }));
+    rabbitmq = new Rabbitmq(platform, { ...services.rabbitmq, storage: longhorn!, operators });
+    built.set('rabbitmq', rabbitmq);
   }
   const devicePlugin = services.nvidiaDevicePlugin.enabled ? new NvidiaDevicePlugin(platform, services.nvidiaDevicePlugin) : undefined;
   if (devicePlugin) built.set('nvidia-device-plugin', devicePlugin);
@@ -69,6 +72,21 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
     loki = new Loki(platform, { storage: longhorn, volumeSize: storage.volume?.size, s3: storage.s3, retention, resources });
     built.set('loki', loki);
     if (services.alloy.enabled) built.set('alloy', new Alloy(platform, { loki, resources: services.alloy.resources }));
+  }
+
+  if (services.n8n.enabled) {
+    const { database, rabbitmq: user, subdomain, timezone, resources } = services.n8n;
+    // The config check guarantees Longhorn for SQLite, and an enabled RabbitMQ with a declared user.
+    const n8n = new N8n(platform, {
+      database,
+      storage: database.sqlite ? longhorn : undefined,
+      rabbitmq: user ? rabbitmq : undefined,
+      rabbitmqUser: user ? { name: user.user, vhost: user.vhost } : undefined,
+      subdomain,
+      timezone,
+      resources,
+    });
+    built.set('n8n', n8n);
   }
 
   // Apps may depend on each other: create dependencies first (the config check has

@@ -68,6 +68,8 @@ export const IMAGES = {
   ray: `docker.io/rayproject/ray:${RAY_VERSION}`,
   /** Ray GPU workers: the same release on CUDA (`-gpu` aliases the release's default `-cuXX`). */
   rayGpu: `docker.io/rayproject/ray:${RAY_VERSION}-gpu`,
+  /** n8n: a 2.40 patch release (Docker Hub n8nio/n8n tags follow the n8n@x.y.z releases). */
+  n8n: 'docker.io/n8nio/n8n:2.40.2',
   /** HTTP probes in checkpoints. */
   curl: 'docker.io/curlimages/curl:8.11.1',
   /** Shell for filesystem checks in checkpoints. */

@@ -85,6 +85,7 @@ describe('the synthesized example', () => {
       'loki',
       'longhorn',
       'monitoring',
+      'n8n',
       'network-policies',
       'node-red',
       'prometheus-operator-crds',

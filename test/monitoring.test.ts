@@ -128,7 +128,7 @@ describe('monitoring of the example prod with the prometheus-operator CRDs', () 
 
   it('selects exactly one of our Services or pod templates, with the port, for every other monitor', () => {
     const own = monitors.filter(({ manifest }) => !(manifest.metadata.name in UPSTREAM_TARGETS));
-    expect(own.map(({ manifest }) => manifest.metadata.name).sort()).toEqual([`${PROBE_APP}-app`, 'triton-server']);
+    expect(own.map(({ manifest }) => manifest.metadata.name).sort()).toEqual([`${PROBE_APP}-app`, 'n8n-n8n', 'triton-server']);
     for (const { path, manifest } of own) {
       const spec = manifest.spec;
       const namespace = spec.namespaceSelector?.matchNames?.[0] ?? manifest.metadata.namespace;

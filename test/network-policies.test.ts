@@ -214,6 +214,7 @@ describe('derived NetworkPolicies', () => {
     // AMQP for the app; the management API stays the topology operator's.
     expect(inNamespace(dev, 'rabbitmq').map((p) => p.metadata.name).sort()).toEqual([
       'allow-home-assistant-5672',
+      'allow-n8n-5672',
       'allow-prometheus-broker',
       'allow-rabbitmq-operators-15672',
       ALLOW_SAME_NAMESPACE,

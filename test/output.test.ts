@@ -121,9 +121,9 @@ describe('synth', () => {
     expect(result.stdout).toMatch(/^\s+3\s+node-red\s+automation\s+node-red\s+\d+\s+-$/m);
     expect(result.stdout).not.toMatch(/warning:/);
     // dev: Argo CD, RabbitMQ and its operators, Loki, Alloy, the monitoring stack and the two apps.
-    expect(result.stdout).toMatch(/^  requested\/available: cpu 2\.515\/4 cores, memory 6\.5Gi\/16\.0Gi, gpu 0\/0$/m);
+    expect(result.stdout).toMatch(/^  requested\/available: cpu 2\.765\/4 cores, memory 7\.0Gi\/16\.0Gi, gpu 0\/0$/m);
     // prod: one GPU time-sliced two ways, used by Triton and the Ray GPU worker.
-    expect(result.stdout).toMatch(/^  requested\/available: cpu 10\.475\/28 cores, memory 30\.7Gi\/112\.0Gi, gpu 2\/2$/m);
+    expect(result.stdout).toMatch(/^  requested\/available: cpu 10\.725\/28 cores, memory 31\.2Gi\/112\.0Gi, gpu 2\/2$/m);
     expect(result.stdout).toMatch(/^synthesized 3 environments in \d+\.\d\d s$/m);
   });
 

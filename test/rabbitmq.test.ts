@@ -16,6 +16,7 @@ import { Layer } from '../lib/layers';
 import { Platform } from '../lib/platform';
 import { HomelabService } from '../lib/service';
 import { Checkpoint } from '../lib/checkpoint';
+import { dependencyGraph } from '../lib/graph';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/synth';
 import { ManifestValidator } from '../lib/validate/manifest-validator';
 import { IMAGES } from '../lib/versions';
@@ -269,35 +270,89 @@ describe('the RabbitMQ services', () => {
 });
 
 describe('the consumer handle', () => {
-  const { rabbitmq } = prod;
+  class Consumer extends HomelabService {
+    constructor(scope: Platform, name: string, props: { readonly rabbitmq: Rabbitmq }) {
+      super(scope, name, props, { layer: Layer.AUTOMATION, namespace: name });
+      new Checkpoint(this, 'checkpoint', { description: 'stub', image: IMAGES.busybox, script: 'true' });
+    }
+  }
+  const withConsumer = () => {
+    const built = build('prod');
+    const consumer = new Consumer(built.platform, 'consumer', { rabbitmq: built.rabbitmq });
+    return { ...built, consumer };
+  };
 
-  it('gives host, port, vhost and the operator-generated credentials Secret of a user', () => {
-    expect(rabbitmq.connectionFor('n8n')).toEqual({
+  it('gives host, port, vhost and the credentials Secret, generated in the consumer\'s namespace', () => {
+    const { rabbitmq, consumer } = withConsumer();
+    expect(rabbitmq.connectionFor(consumer, 'n8n')).toEqual({
       host: 'rabbitmq.rabbitmq.svc',
       port: 5672,
       vhost: 'events',
+      user: 'n8n',
       credentialsSecret: 'n8n-user-credentials',
-      credentialsNamespace: 'rabbitmq',
+      credentialsNamespace: 'consumer',
+      workloadSyncWave: 2,
       service: rabbitmq,
     });
-    expect(rabbitmq.connectionFor('auditor', 'audit').vhost).toBe('audit');
+    expect(rabbitmq.connectionFor(consumer, 'auditor', 'audit').vhost).toBe('audit');
+  });
+
+  it('moves the user and its permissions into the consumer\'s folder, referencing the cluster across namespaces it allows', () => {
+    const { app, platform, rabbitmq, consumer } = withConsumer();
+    rabbitmq.connectionFor(consumer, 'n8n');
+    const docs = manifestsOf(synthesizePlatform(app, platform));
+    const topologyOf = (folder: string) =>
+      inFolder(docs, folder)
+        .filter((m) => m.kind === 'User' || m.kind === 'Permission')
+        .map((m) => `${m.kind}/${m.metadata.namespace}/${m.metadata.name}`)
+        .sort();
+    expect(topologyOf('consumer')).toEqual(['Permission/consumer/n8n.events', 'User/consumer/n8n']);
+    expect(topologyOf('rabbitmq')).toEqual([
+      'Permission/rabbitmq/auditor.audit',
+      'Permission/rabbitmq/auditor.events',
+      'Permission/rabbitmq/home-assistant.events',
+      'User/rabbitmq/auditor',
+      'User/rabbitmq/home-assistant',
+    ]);
+    const user = one(docs, 'User', 'n8n');
+    const permission = one(docs, 'Permission', 'n8n.events');
+    for (const object of [user, permission]) {
+      expect(object.spec.rabbitmqClusterReference).toEqual({ name: 'rabbitmq', namespace: 'rabbitmq' });
+      expect(ManifestValidator.shared().validate(object)).toEqual([]);
+    }
+    // The Permission finds its User by name in its own namespace, after it.
+    expect(permission.spec.userReference).toEqual({ name: 'n8n' });
+    expect(waveOf(permission)).toBeGreaterThan(waveOf(user));
+    // The topology operator accepts a cross-namespace reference only from listed namespaces.
+    expect(one(docs, 'RabbitmqCluster').metadata.annotations).toEqual({ 'rabbitmq.com/topology-allowed-namespaces': 'consumer' });
+    // The consumer emits rabbitmq.com resources: it also syncs after the operators.
+    expect(dependencyGraph(platform).nodes.find((n) => n.name === 'consumer')!.dependsOn).toEqual(['rabbitmq', 'rabbitmq-operators']);
+  });
+
+  it('lists every consumer namespace on the cluster, and gives a user to one consumer only', () => {
+    const { platform, rabbitmq, consumer } = withConsumer();
+    const other = new Consumer(platform, 'other', { rabbitmq });
+    rabbitmq.connectionFor(other, 'home-assistant');
+    rabbitmq.connectionFor(consumer, 'n8n');
+    // Asking again is the same connection, not a second user.
+    expect(rabbitmq.connectionFor(consumer, 'n8n').credentialsNamespace).toBe('consumer');
+    const cluster = rabbitmq.apiObjects.find((o) => o.kind === 'RabbitmqCluster')!;
+    expect(cluster.toJson().metadata.annotations).toEqual({ 'rabbitmq.com/topology-allowed-namespaces': 'consumer,other' });
+    expect(() => rabbitmq.connectionFor(other, 'n8n')).toThrow('RabbitMQ user "n8n" already connects consumer; declare one user per consumer');
   });
 
   it('throws for an unknown user, a vhost without permissions, and an ambiguous vhost', () => {
-    expect(() => rabbitmq.connectionFor('grafana')).toThrow('RabbitMQ has no user "grafana" (declared: auditor, home-assistant, n8n)');
-    expect(() => rabbitmq.connectionFor('n8n', 'audit')).toThrow('RabbitMQ user "n8n" has no permissions on vhost "audit" (it has: events)');
-    expect(() => rabbitmq.connectionFor('auditor')).toThrow('has permissions on several vhosts (events, audit): name the one to connect to');
+    const { rabbitmq, consumer } = withConsumer();
+    expect(() => rabbitmq.connectionFor(consumer, 'grafana')).toThrow('RabbitMQ has no user "grafana" (declared: auditor, home-assistant, n8n)');
+    expect(() => rabbitmq.connectionFor(consumer, 'n8n', 'audit')).toThrow('RabbitMQ user "n8n" has no permissions on vhost "audit" (it has: events)');
+    expect(() => rabbitmq.connectionFor(consumer, 'auditor')).toThrow('has permissions on several vhosts (events, audit): name the one to connect to');
+    // A refused request moves nothing.
+    expect(rabbitmq.apiObjects.filter((o) => o.kind === 'User').map((o) => o.name).sort()).toEqual(['auditor', 'home-assistant', 'n8n']);
   });
 
-  it('makes a consumer holding the handle\'s service depend on RabbitMQ', () => {
-    class Consumer extends HomelabService {
-      constructor(scope: Platform, props: { readonly rabbitmq: Rabbitmq }) {
-        super(scope, 'consumer', props, { layer: Layer.AUTOMATION, namespace: 'consumer' });
-      }
-    }
-    const { platform, rabbitmq: service } = build('dev');
-    const consumer = new Consumer(platform, { rabbitmq: service.connectionFor('n8n').service });
-    expect([...consumer.dependencies]).toEqual([service]);
+  it('makes a consumer holding the service depend on RabbitMQ', () => {
+    const { rabbitmq, consumer } = withConsumer();
+    expect([...consumer.dependencies]).toEqual([rabbitmq]);
   });
 });
 

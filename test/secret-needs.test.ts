@@ -7,6 +7,7 @@
  * nobody delivers, and a declaration nothing reads a secret stored for nothing.
  */
 import { describe, expect, it } from 'vitest';
+import type { N8n } from '../charts/n8n';
 import type { Rabbitmq } from '../charts/rabbitmq';
 import type { Platform } from '../lib/platform';
 import type { SynthesizedEnvironment } from '../lib/synth';
@@ -87,7 +88,10 @@ function referencesByService(env: SynthesizedEnvironment): Map<string, SecretRef
 /** Secrets operators generate in the cluster: referenced, never declared (there is nothing to deliver). */
 function generatedSecrets(platform: Platform): Map<string, ReadonlySet<string>> {
   const rabbitmq = platform.services.find((s) => s.serviceName === 'rabbitmq') as Rabbitmq | undefined;
+  const n8n = platform.services.find((s) => s.serviceName === 'n8n') as N8n | undefined;
   return new Map<string, ReadonlySet<string>>([
+    // The credentials the topology operator generates for n8n's RabbitMQ user, next to n8n.
+    ['n8n', new Set(n8n?.rabbitmqConnection ? [n8n.rabbitmqConnection.credentialsSecret] : [])],
     // The ACME account keys cert-manager creates when it registers with Let's Encrypt.
     ['cert-manager', new Set(['letsencrypt-staging-account-key', 'letsencrypt-production-account-key'])],
     // The administrator the RabbitMQ Cluster Operator generates.
@@ -133,14 +137,22 @@ describe.each(builds.map(({ platform, env }) => [env.environment, platform, env]
 
   it('finds what it is meant to find', () => {
     const expected: Record<string, string[]> = {
-      dev: ['cert-manager/cloudflare-api-token', 'monitoring/alertmanager-receivers', 'monitoring/grafana-admin', 'node-red/node-red-env'],
-      staging: ['cert-manager/cloudflare-api-token', 'longhorn-system/longhorn-backup-credentials', 'monitoring/alertmanager-receivers', 'monitoring/grafana-admin', 'node-red/node-red-env'],
+      dev: ['cert-manager/cloudflare-api-token', 'monitoring/alertmanager-receivers', 'monitoring/grafana-admin', 'n8n/n8n-encryption-key', 'node-red/node-red-env'],
+      staging: [
+        'cert-manager/cloudflare-api-token',
+        'longhorn-system/longhorn-backup-credentials',
+        'monitoring/alertmanager-receivers',
+        'monitoring/grafana-admin',
+        'n8n/n8n-encryption-key',
+        'node-red/node-red-env',
+      ],
       prod: [
         'cert-manager/cloudflare-api-token',
         'loki/loki-s3-credentials',
         'longhorn-system/longhorn-backup-credentials',
         'monitoring/alertmanager-receivers',
         'monitoring/grafana-admin',
+        'n8n/n8n-encryption-key',
         'node-red/node-red-env',
         'triton/triton-s3-credentials',
       ],

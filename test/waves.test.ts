@@ -97,6 +97,8 @@ describe('dependency graph', () => {
       rabbitmq: ['longhorn', 'rabbitmq-operators'],
       loki: ['longhorn'],
       alloy: ['loki'],
+      // The typed references (broker, SQLite volume) and the User resource it emits (CRD edge).
+      n8n: ['longhorn', 'rabbitmq', 'rabbitmq-operators'],
       'home-assistant': ['longhorn'],
       'node-red': ['home-assistant', 'longhorn'],
       // Grafana's Loki data source; its ServiceMonitor for CoreDNS needs the CRDs.
@@ -145,6 +147,7 @@ describe('waves in the synthesized example', () => {
       ['alloy', 'observability', 6],
       ['monitoring', 'observability', 6],
       ['home-assistant', 'automation', 7],
+      ['n8n', 'automation', 7],
       // node-red depends on home-assistant, in the same layer.
       ['node-red', 'automation', 8],
       ['network-policies', 'security', 9],

@@ -12,6 +12,7 @@ import { alloySchema, loggingServiceIssues, lokiSchema } from './services/loggin
 import { monitoringSchema } from './services/monitoring';
 import { certManagerSchema } from './services/networking';
 import { networkPoliciesSchema } from './services/network-policies';
+import { automationServiceIssues, n8nSchema } from './services/automation';
 import { Layer } from '../layers';
 import {
   absolutePath,
@@ -203,6 +204,7 @@ const SERVICE_KEYS = {
   alloy: 'alloy',
   certManager: 'cert-manager',
   networkPolicies: 'network-policies',
+  n8n: 'n8n',
 } as const;
 /**
  * Names an app cannot take: an app's name is its folder in k8s/<env>/ and its namespace, so
@@ -235,6 +237,7 @@ const servicesSchema = z.strictObject({
   monitoring: monitoringSchema.prefault({}),
   certManager: certManagerSchema.prefault({}),
   networkPolicies: networkPoliciesSchema.prefault({}),
+  n8n: n8nSchema.prefault({}),
 });
 
 /** One environment's fully merged settings. */
@@ -296,6 +299,9 @@ export const environmentConfig = z
       ctx.addIssue({ code: 'custom', ...issue });
     }
     for (const issue of loggingServiceIssues({ longhornEnabled: longhorn.enabled, loki: env.services.loki, alloy: env.services.alloy })) {
+      ctx.addIssue({ code: 'custom', ...issue });
+    }
+    for (const issue of automationServiceIssues({ longhorn, rabbitmq: env.services.rabbitmq, n8n: env.services.n8n })) {
       ctx.addIssue({ code: 'custom', ...issue });
     }
     const monitoring = env.services.monitoring;
