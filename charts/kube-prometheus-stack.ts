@@ -44,6 +44,18 @@ export const PROMETHEUS_URL = `http://${FULLNAME}-prometheus.${MONITORING_NAMESP
 export const ALERTMANAGER_URL = `http://${FULLNAME}-alertmanager.${MONITORING_NAMESPACE}.svc:9093`;
 export const GRAFANA_URL = `http://${FULLNAME}-grafana.${MONITORING_NAMESPACE}.svc`;
 
+/**
+ * Grafana's Service from the grafana subchart (grafana-community/helm-charts charts/grafana
+ * templates/service.yaml): `<release>-grafana`, port 80 (`service.port`) to the pod port
+ * `grafana` (`podPortName`, container port 3000), selected by name and release.
+ */
+export const GRAFANA_SERVICE = {
+  serviceName: `${FULLNAME}-grafana`,
+  servicePort: 80,
+  podPort: 3000,
+  podSelector: { 'app.kubernetes.io/name': 'grafana', 'app.kubernetes.io/instance': FULLNAME },
+} as const;
+
 /** Where the operator mounts each Secret listed in `alertmanagerSpec.secrets`. */
 const ALERTMANAGER_SECRETS_DIR = '/etc/alertmanager/secrets';
 /** Silences and the notification log survive restarts; a few MiB in practice. */
@@ -156,6 +168,7 @@ export class MonitoringStack extends HomelabService {
 
     this.declareCapacity(sizes, scope);
     this.addCheckpoint(props.loki !== undefined, dashboards.size);
+    this.expose({ subdomain: grafana.subdomain, ...GRAFANA_SERVICE, admin: true });
   }
 
   private declareCapacity(sizes: MonitoringResources, platform: Platform): void {

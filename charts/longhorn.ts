@@ -18,6 +18,8 @@ import type { StorageProvider } from '../lib/storage';
 import { IMAGES } from '../lib/versions';
 
 export interface LonghornProps {
+  /** Subdomain of the Longhorn UI (an admin route). @default 'longhorn' */
+  readonly subdomain?: string;
   /** Default replicas per volume; at most the number of nodes. @default 3 */
   readonly replicas?: number;
   /** Where Longhorn keeps volume data on each node. @default '/var/lib/longhorn/' */
@@ -32,6 +34,11 @@ export interface LonghornProps {
 
 export const LONGHORN_NAMESPACE = 'longhorn-system';
 const CSI_PROVISIONER = 'driver.longhorn.io';
+/**
+ * The UI: the chart's `longhorn-frontend` Service, port 80 to the `longhorn-ui` pods' port
+ * `http` (8000) (longhorn 1.12.1 chart/templates/deployment-ui.yaml). It has no login of its own.
+ */
+export const LONGHORN_UI = { serviceName: 'longhorn-frontend', servicePort: 80, podPort: 'http', podSelector: { app: 'longhorn-ui' } } as const;
 const CHECKPOINT_CLAIM = 'longhorn-checkpoint';
 export const CHECKPOINT_CLASS = 'longhorn-checkpoint';
 /**
@@ -84,6 +91,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
 
     this.addCheckpoint(replicas, props.storageClasses[this.defaultStorageClass]);
     this.addMonitoring();
+    this.expose({ subdomain: props.subdomain ?? 'longhorn', ...LONGHORN_UI, admin: true });
   }
 
   storageClass(name?: string): string {

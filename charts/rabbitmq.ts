@@ -51,6 +51,8 @@ const UNACKED_BACKLOG_THRESHOLD = 1000;
 const TOPOLOGY_WAVE = { vhost: 1, user: 1, queue: 2, exchange: 2, permission: 2 } as const;
 
 export interface RabbitmqProps {
+  /** Subdomain of the management UI (an admin route). @default 'rabbitmq' */
+  readonly subdomain?: string;
   /** Where the brokers keep their data: a volume per broker on the default storage class. */
   readonly storage: StorageProvider;
   /** Broker nodes, an odd number. @default 1 */
@@ -107,6 +109,15 @@ export class Rabbitmq extends HomelabService {
     this.addTopology(props);
     this.addCheckpoint(Object.keys(props.vhosts ?? {}));
     this.addMonitoring();
+    // The operator's client Service `<cluster>` carries the management port (internal/resource/service.go).
+    this.expose({
+      subdomain: props.subdomain ?? 'rabbitmq',
+      serviceName: CLUSTER_NAME,
+      servicePort: MANAGEMENT_PORT,
+      podPort: MANAGEMENT_PORT,
+      podSelector: RABBITMQ_OPERATOR_LABELS,
+      admin: true,
+    });
   }
 
   /**

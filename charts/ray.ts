@@ -111,6 +111,8 @@ function kuberayOperatorValues(): KuberayOperatorValues {
 }
 
 export interface RayProps {
+  /** Subdomain of the Ray dashboard (an admin route: it also submits jobs). @default 'ray' */
+  readonly subdomain?: string;
   /** Resources of the head's Ray container. */
   readonly head: RayConfig['head'];
   /** Worker groups by name; at least one. A group with `gpusPerWorker` > 0 runs on the GPU nodes. */
@@ -128,6 +130,8 @@ const CLUSTER_NAME = 'ray';
  * utils.RayClusterLabelKey, at v1.7.0).
  */
 export const RAY_POD_LABELS = { 'ray.io/cluster': CLUSTER_NAME } as const;
+/** The head pod: KubeRay adds `ray.io/node-type: head` the same way (utils.RayNodeTypeLabelKey). */
+export const RAY_HEAD_LABELS = { ...RAY_POD_LABELS, 'ray.io/node-type': 'head' } as const;
 
 /** Ray's ports, by the names KubeRay itself gives them: all on the head, metrics on workers too. */
 const RAY_PORTS = { dashboard: 8265, 'gcs-server': 6379, client: 10001, metrics: 8080 } as const;
@@ -204,6 +208,14 @@ export class Ray extends HomelabService {
     }
     this.addCheckpoint(1 + groups.reduce((sum, [, group]) => sum + group.minReplicas, 0));
     this.addMonitoring();
+    this.expose({
+      subdomain: props.subdomain ?? 'ray',
+      serviceName: `${CLUSTER_NAME}-head-svc`,
+      servicePort: RAY_PORTS.dashboard,
+      podPort: RAY_PORTS.dashboard,
+      podSelector: RAY_HEAD_LABELS,
+      admin: true,
+    });
   }
 
   /**

@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import { Alloy } from '../charts/alloy';
 import { ArgoCd } from '../charts/argocd';
 import { CertManager } from '../charts/cert-manager';
+import { Cloudflared } from '../charts/cloudflared';
 import { CustomApp } from '../charts/custom-app';
 import { MonitoringStack } from '../charts/kube-prometheus-stack';
 import { Loki } from '../charts/loki';
@@ -16,6 +17,7 @@ import { PrometheusOperatorCrds } from '../charts/prometheus-operator-crds';
 import { Rabbitmq } from '../charts/rabbitmq';
 import { RabbitmqOperators } from '../charts/rabbitmq-operators';
 import { KuberayOperator, Ray } from '../charts/ray';
+import { Traefik } from '../charts/traefik';
 import { Triton } from '../charts/triton';
 import type { EnvironmentConfig } from './config/schema';
 import { Layer } from './layers';
@@ -53,13 +55,15 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   }
   if (services.ray.enabled) {
     new KuberayOperator(platform);
-    built.set('ray', new Ray(platform, { head: services.ray.head, workerGroups: services.ray.workerGroups, devicePlugin }));
+    built.set('ray', new Ray(platform, { subdomain: services.ray.subdomain, head: services.ray.head, workerGroups: services.ray.workerGroups, devicePlugin }));
   }
 
+  let certManager: CertManager | undefined;
   if (services.certManager.enabled) {
     // The config check guarantees the e-mail and the token Secret.
     const { email, cloudflareApiToken } = services.certManager;
-    built.set('cert-manager', new CertManager(platform, { email: email!, cloudflareApiToken: cloudflareApiToken! }));
+    certManager = new CertManager(platform, { email: email!, cloudflareApiToken: cloudflareApiToken! });
+    built.set('cert-manager', certManager);
   }
   let loki: Loki | undefined;
   if (services.loki.enabled) {
@@ -95,5 +99,13 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   // Last: Grafana provisions the dashboards every other service declared.
   // The config check guarantees Longhorn with monitoring.
   if (services.monitoring.enabled) new MonitoringStack(platform, { ...services.monitoring, storage: longhorn!, loki });
+  if (services.traefik.enabled) {
+    // The config check guarantees cert-manager; synth routes every service's exposures through it.
+    const { dashboard, ...traefik } = services.traefik;
+    const router = new Traefik(platform, { ...traefik, certManager: certManager!, dashboardSubdomain: dashboard.subdomain });
+    const { cloudflared } = services;
+    // The config check guarantees the tunnel ID.
+    if (cloudflared.enabled) new Cloudflared(platform, { router, tunnelId: cloudflared.tunnelId!, replicas: cloudflared.replicas, resources: cloudflared.resources });
+  }
   return platform;
 }

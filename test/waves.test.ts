@@ -101,6 +101,8 @@ describe('dependency graph', () => {
       'node-red': ['home-assistant', 'longhorn'],
       // Grafana's Loki data source; its ServiceMonitor for CoreDNS needs the CRDs.
       monitoring: ['loki', 'longhorn', 'prometheus-operator-crds'],
+      // Its routes, and its edges to the exposing services, come at synth (test/exposures.test.ts).
+      traefik: ['cert-manager'],
     });
   });
 
@@ -145,6 +147,8 @@ describe('waves in the synthesized example', () => {
       ['node-red', 'automation', 8],
       // Networking comes last: the RabbitMQ operators' need for it is only a warning here.
       ['cert-manager', 'networking', 9],
+      // Traefik routes to services of every layer and takes certificates from cert-manager.
+      ['traefik', 'networking', 10],
     ]);
   });
 

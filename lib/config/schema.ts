@@ -10,7 +10,7 @@ import { raySchema } from './services/ray';
 import { aiServiceIssues, nvidiaDevicePluginSchema, tritonSchema } from './services/ai';
 import { alloySchema, loggingServiceIssues, lokiSchema } from './services/logging';
 import { monitoringSchema } from './services/monitoring';
-import { certManagerSchema } from './services/networking';
+import { certManagerSchema, cloudflaredSchema, networkingIssues, SubdomainClaim, traefikSchema } from './services/networking';
 import { Layer } from '../layers';
 import {
   absolutePath,
@@ -120,6 +120,8 @@ const longhornSchema = z
       })
       .optional(),
     recurringJobs: z.record(k8sName, recurringJobSchema).default({}),
+    /** The Longhorn UI's subdomain (an admin route through Traefik). */
+    subdomain: subdomain.default('longhorn'),
   })
   .superRefine((longhorn, ctx) => {
     const defaults = Object.entries(longhorn.storageClasses).filter(([, c]) => c.default);
@@ -197,6 +199,8 @@ const SERVICE_KEYS = {
   loki: 'loki',
   alloy: 'alloy',
   certManager: 'cert-manager',
+  traefik: 'traefik',
+  cloudflared: 'cloudflared',
 } as const;
 /**
  * Names an app cannot take: an app's name is its folder in k8s/<env>/ and its namespace, so
@@ -227,6 +231,8 @@ const servicesSchema = z.strictObject({
   alloy: alloySchema.prefault({}),
   monitoring: monitoringSchema.prefault({}),
   certManager: certManagerSchema.prefault({}),
+  traefik: traefikSchema.prefault({}),
+  cloudflared: cloudflaredSchema.prefault({}),
 });
 
 /** One environment's fully merged settings. */
@@ -315,6 +321,14 @@ export const environmentConfig = z
         }
       }
     }
+    for (const issue of networkingIssues({
+      certManagerEnabled: env.services.certManager.enabled,
+      traefik: env.services.traefik,
+      cloudflared: env.services.cloudflared,
+      subdomains: subdomainClaims(env.services),
+    })) {
+      ctx.addIssue({ code: 'custom', ...issue });
+    }
     const enabled = new Set<string>([
       ...Object.entries(SERVICE_KEYS)
         .filter(([key]) => key === 'argocd' || env.services[key as Exclude<keyof typeof SERVICE_KEYS, 'argocd'>].enabled)
@@ -385,6 +399,20 @@ export const environmentConfig = z
       ctx.addIssue({ code: 'custom', path: ['apps', cycle[0], 'dependsOn'], message: `expected no dependency cycle, found ${cycle.join(' -> ')}` });
     }
   });
+
+/** The subdomains the enabled services' configs route through Traefik, with their paths. */
+function subdomainClaims(services: z.output<typeof servicesSchema>): SubdomainClaim[] {
+  const claim = (enabled: boolean, path: string[], subdomain: string): SubdomainClaim[] =>
+    enabled ? [{ path: ['services', ...path], subdomain }] : [];
+  return [
+    ...claim(true, ['argocd', 'subdomain'], services.argocd.subdomain),
+    ...claim(services.longhorn.enabled, ['longhorn', 'subdomain'], services.longhorn.subdomain),
+    ...claim(services.rabbitmq.enabled, ['rabbitmq', 'subdomain'], services.rabbitmq.subdomain),
+    ...claim(services.ray.enabled, ['ray', 'subdomain'], services.ray.subdomain),
+    ...claim(services.monitoring.enabled, ['monitoring', 'grafana', 'subdomain'], services.monitoring.grafana.subdomain),
+    ...claim(services.traefik.enabled, ['traefik', 'dashboard', 'subdomain'], services.traefik.dashboard.subdomain),
+  ];
+}
 
 export type EnvironmentConfig = z.output<typeof environmentConfig>;
 export type NodeConfig = z.output<typeof nodeSchema>;
