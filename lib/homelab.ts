@@ -101,8 +101,18 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   if (services.monitoring.enabled) new MonitoringStack(platform, { ...services.monitoring, storage: longhorn!, loki });
   if (services.traefik.enabled) {
     // The config check guarantees cert-manager; synth routes every service's exposures through it.
-    const { dashboard, ...traefik } = services.traefik;
-    const router = new Traefik(platform, { ...traefik, certManager: certManager!, dashboardSubdomain: dashboard.subdomain });
+    const t = services.traefik;
+    const router = new Traefik(platform, {
+      certManager: certManager!,
+      issuer: t.issuer,
+      adminAccess: t.adminAccess,
+      replicas: t.replicas,
+      serviceType: t.serviceType,
+      loadBalancerIP: t.loadBalancerIP,
+      nodePorts: t.nodePorts,
+      dashboardSubdomain: t.dashboard.subdomain,
+      resources: t.resources,
+    });
     const { cloudflared } = services;
     // The config check guarantees the tunnel ID.
     if (cloudflared.enabled) new Cloudflared(platform, { router, tunnelId: cloudflared.tunnelId!, replicas: cloudflared.replicas, resources: cloudflared.resources });
