@@ -26,6 +26,18 @@ export interface ArgoCdProps {
 const RELEASE_NAME = 'argocd';
 
 /**
+ * The UI and API: the chart's `argocd-server` Service, port 80 (`server.service.servicePortHttp`)
+ * to the server's container port 8080 (`server.containerPorts.server`), plain HTTP with
+ * `server.insecure` (argo-helm argo-cd 10.1.1 templates/argocd-server/service.yaml, deployment.yaml).
+ */
+export const ARGOCD_SERVER = {
+  serviceName: 'argocd-server',
+  servicePort: 80,
+  podPort: 8080,
+  podSelector: { 'app.kubernetes.io/name': 'argocd-server', 'app.kubernetes.io/instance': RELEASE_NAME },
+} as const;
+
+/**
  * The chart's `<component>.metrics` Services (templates/argocd-<component>/metrics.yaml in argo-helm
  * argo-cd 10.1.1): labels from argo-cd.labels with nameOverride `argocd`, the port named by
  * `metrics.service.portName` (default `http-metrics`). The controller's and the
@@ -48,8 +60,6 @@ function podLabels(component: string): Record<string, string> {
   return { 'app.kubernetes.io/name': `argocd-${component}`, 'app.kubernetes.io/instance': RELEASE_NAME };
 }
 
-/** The API server's Service (port 80 -> container port 8080 with server.insecure). */
-export const ARGOCD_SERVER = { service: 'argocd-server', port: 80, podPort: 8080, podLabels: podLabels('server') } as const;
 const METRICS_PORT = 'http-metrics';
 
 /**
@@ -114,6 +124,8 @@ export class ArgoCd extends HomelabService {
       ].join('\n'),
     });
     this.addMonitoring();
+    // The CLI reaches the API through Traefik with `argocd login <host> --grpc-web`.
+    this.expose({ subdomain: props.subdomain ?? 'argocd', ...ARGOCD_SERVER, admin: true });
   }
 
   /**

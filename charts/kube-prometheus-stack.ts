@@ -52,6 +52,17 @@ export const GRAFANA_ADMIN_SECRET = 'grafana-admin';
 const GRAFANA_ADMIN_KEYS = { user: 'admin-user', password: 'admin-password' } as const;
 /** The Secret with the receivers' webhook URLs and SMTP passwords: keys from receiverSecretKeys(). */
 export const ALERTMANAGER_RECEIVERS_SECRET = 'alertmanager-receivers';
+/**
+ * Grafana's Service from the grafana subchart (grafana-community/helm-charts charts/grafana
+ * templates/service.yaml): `<release>-grafana`, port 80 (`service.port`) to the pod port
+ * `grafana` (`podPortName`, container port 3000), selected by name and release.
+ */
+export const GRAFANA_SERVICE = {
+  serviceName: `${FULLNAME}-grafana`,
+  servicePort: 80,
+  podPort: 3000,
+  podSelector: { 'app.kubernetes.io/name': 'grafana', 'app.kubernetes.io/instance': FULLNAME },
+} as const;
 
 /** Where the operator mounts each Secret listed in `alertmanagerSpec.secrets`. */
 const ALERTMANAGER_SECRETS_DIR = '/etc/alertmanager/secrets';
@@ -195,6 +206,7 @@ export class MonitoringStack extends HomelabService implements MetricsScraper {
     this.serveApiServer({ port: OPERATOR_WEBHOOK_PORT, podSelector: OPERATOR_PODS });
     this.declareCapacity(sizes, scope);
     this.addCheckpoint(props.loki !== undefined, dashboards.size);
+    this.expose({ subdomain: grafana.subdomain, ...GRAFANA_SERVICE, admin: true });
   }
 
   /** The receivers' URLs and passwords, where any receiver has one. */

@@ -19,6 +19,8 @@ import type { StorageProvider } from '../lib/storage';
 import { IMAGES } from '../lib/versions';
 
 export interface LonghornProps {
+  /** Subdomain of the Longhorn UI (an admin route). @default 'longhorn' */
+  readonly subdomain?: string;
   /** Default replicas per volume; at most the number of nodes. @default 3 */
   readonly replicas?: number;
   /** Where Longhorn keeps volume data on each node. @default '/var/lib/longhorn/' */
@@ -42,6 +44,11 @@ const MANAGER_PORT = 9500;
  */
 const WEBHOOK_PORTS = [9501, 9502] as const;
 const CSI_PROVISIONER = 'driver.longhorn.io';
+/**
+ * The UI: the chart's `longhorn-frontend` Service, port 80 to the `longhorn-ui` pods' port
+ * `http` (8000) (longhorn 1.12.1 chart/templates/deployment-ui.yaml). It has no login of its own.
+ */
+export const LONGHORN_UI = { serviceName: 'longhorn-frontend', servicePort: 80, podPort: 'http', podSelector: { app: 'longhorn-ui' } } as const;
 export const CHECKPOINT_CLASS = 'longhorn-checkpoint';
 /** The Secret (in longhorn-system) Longhorn reads the backup target's credentials from. */
 export const BACKUP_CREDENTIALS_SECRET = 'longhorn-backup-credentials';
@@ -109,6 +116,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
     // Everything else (CSI plugin, instance managers, engine and replica traffic, the UI, the
     // checkpoint) stays inside longhorn-system: the same-namespace rule covers it.
     this.serveApiServer(...WEBHOOK_PORTS.map((port) => ({ port, podSelector: MANAGER_PODS })));
+    this.expose({ subdomain: props.subdomain ?? 'longhorn', ...LONGHORN_UI, admin: true });
   }
 
   storageClass(name?: string): string {

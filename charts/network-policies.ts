@@ -28,15 +28,15 @@ export class NetworkPolicyCheck extends HomelabService {
   constructor(scope: Platform, argocd: ArgoCd) {
     super(scope, 'network-policies', {}, { layer: Layer.SECURITY, namespace: NETWORK_POLICY_CHECK_NAMESPACE });
     this._addDependency(argocd);
-    const host = `${ARGOCD_SERVER.service}.${ARGOCD_NAMESPACE}.svc`;
+    const host = `${ARGOCD_SERVER.serviceName}.${ARGOCD_NAMESPACE}.svc`;
     new Checkpoint(this, 'checkpoint', {
       description: `a pod no allow rule names cannot connect to ${host}, which is up: NetworkPolicies are enforced`,
       image: IMAGES.curl,
       timeout: Duration.minutes(5),
-      readsCluster: [{ apiGroups: [''], resources: ['endpoints'], verbs: ['get'], resourceNames: [ARGOCD_SERVER.service] }],
+      readsCluster: [{ apiGroups: [''], resources: ['endpoints'], verbs: ['get'], resourceNames: [ARGOCD_SERVER.serviceName] }],
       env: {
-        ENDPOINTS_PATH: `/api/v1/namespaces/${ARGOCD_NAMESPACE}/endpoints/${ARGOCD_SERVER.service}`,
-        TARGET_URL: `http://${host}:${ARGOCD_SERVER.port}/healthz`,
+        ENDPOINTS_PATH: `/api/v1/namespaces/${ARGOCD_NAMESPACE}/endpoints/${ARGOCD_SERVER.serviceName}`,
+        TARGET_URL: `http://${host}:${ARGOCD_SERVER.servicePort}/healthz`,
         ATTEMPTS: String(ATTEMPTS),
         CONNECT_TIMEOUT_SECONDS: String(CONNECT_TIMEOUT_SECONDS),
       },

@@ -60,6 +60,8 @@ const TOPOLOGY_WAVE = { vhost: 1, user: 1, queue: 2, exchange: 2, permission: 2 
 const ALLOWED_NAMESPACES_ANNOTATION = 'rabbitmq.com/topology-allowed-namespaces';
 
 export interface RabbitmqProps {
+  /** Subdomain of the management UI (an admin route). @default 'rabbitmq' */
+  readonly subdomain?: string;
   /** Where the brokers keep their data: a volume per broker on the default storage class. */
   readonly storage: StorageProvider;
   /** The operators running the cluster; the topology operator calls the management API. */
@@ -135,6 +137,15 @@ export class Rabbitmq extends HomelabService {
       { port: AMQP_PORT, podSelector: RABBITMQ_OPERATOR_LABELS },
       { port: MANAGEMENT_PORT, podSelector: RABBITMQ_OPERATOR_LABELS, clients: [props.operators] },
     );
+    // The operator's client Service `<cluster>` carries the management port (internal/resource/service.go).
+    this.expose({
+      subdomain: props.subdomain ?? 'rabbitmq',
+      serviceName: CLUSTER_NAME,
+      servicePort: MANAGEMENT_PORT,
+      podPort: MANAGEMENT_PORT,
+      podSelector: RABBITMQ_OPERATOR_LABELS,
+      admin: true,
+    });
   }
 
   /**

@@ -119,6 +119,8 @@ function kuberayOperatorValues(): KuberayOperatorValues {
 }
 
 export interface RayProps {
+  /** Subdomain of the Ray dashboard (an admin route: it also submits jobs). @default 'ray' */
+  readonly subdomain?: string;
   /** Resources of the head's Ray container. */
   readonly head: RayConfig['head'];
   /** Worker groups by name; at least one. A group with `gpusPerWorker` > 0 runs on the GPU nodes. */
@@ -136,8 +138,8 @@ const CLUSTER_NAME = 'ray';
  * utils.RayClusterLabelKey, at v1.7.0).
  */
 export const RAY_POD_LABELS = { 'ray.io/cluster': CLUSTER_NAME } as const;
-/** The head pod: KubeRay adds `ray.io/node-type: head` next to the cluster label (same place). */
-const RAY_HEAD_LABELS = { ...RAY_POD_LABELS, 'ray.io/node-type': 'head' } as const;
+/** The head pod: KubeRay adds `ray.io/node-type: head` the same way (utils.RayNodeTypeLabelKey). */
+export const RAY_HEAD_LABELS = { ...RAY_POD_LABELS, 'ray.io/node-type': 'head' } as const;
 
 /** Ray's ports, by the names KubeRay itself gives them: all on the head, metrics on workers too. */
 const RAY_PORTS = { dashboard: 8265, 'gcs-server': 6379, client: 10001, metrics: 8080 } as const;
@@ -217,6 +219,14 @@ export class Ray extends HomelabService {
     // Clients connect with Ray Client or submit jobs through the dashboard's REST API; GCS
     // (6379) is for the cluster's own workers only (same namespace).
     this.serveClients({ port: RAY_PORTS.client, podSelector: RAY_HEAD_LABELS }, { port: RAY_PORTS.dashboard, podSelector: RAY_HEAD_LABELS });
+    this.expose({
+      subdomain: props.subdomain ?? 'ray',
+      serviceName: `${CLUSTER_NAME}-head-svc`,
+      servicePort: RAY_PORTS.dashboard,
+      podPort: RAY_PORTS.dashboard,
+      podSelector: RAY_HEAD_LABELS,
+      admin: true,
+    });
   }
 
   /**

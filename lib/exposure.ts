@@ -4,6 +4,8 @@
  * declaration into an IngressRoute on `websecure` with security headers (admin UIs also get
  * the configured access control) and a publicly signed certificate for the host.
  */
+import type { Platform } from './platform';
+import type { HomelabService } from './service';
 
 export interface Exposure {
   /** Subdomain of the environment's domain, e.g. `grafana` -> grafana.<domain>. */
@@ -20,4 +22,30 @@ export interface Exposure {
   readonly admin: boolean;
   /** Protocol the backend speaks. @default 'http' */
   readonly backendScheme?: 'http' | 'https';
+}
+
+/** An exposure with the service that declared it. */
+export interface ServiceExposure {
+  readonly service: HomelabService;
+  readonly exposure: Exposure;
+}
+
+/**
+ * The service that turns exposures into routes (Traefik). It emits every route in its own
+ * construct tree and depends on the exposing services: the routes sync with the networking
+ * layer, after everything they route to.
+ */
+export interface ExposureRouter extends HomelabService {
+  routeExposures(exposures: readonly ServiceExposure[]): void;
+}
+
+export function isExposureRouter(service: HomelabService): service is ExposureRouter {
+  return typeof (service as Partial<ExposureRouter>).routeExposures === 'function';
+}
+
+/** Hands every service's exposures to the platform's router, if it has one (called by synth before the graph). */
+export function routeExposures(platform: Platform): void {
+  const router = platform.services.find(isExposureRouter);
+  if (!router) return;
+  router.routeExposures(platform.services.flatMap((service) => service.exposures.map((exposure) => ({ service, exposure }))));
 }

@@ -11,6 +11,7 @@ import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import type { LokiValues } from '../imports/helm/loki';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
+import type { TraefikValues } from '../imports/helm/traefik';
 import { CHARTS, HelmChartVersion } from './versions';
 
 /** The values type of each chart in CHARTS. */
@@ -23,6 +24,7 @@ interface ValuesByChart {
   loki: LokiValues;
   alloy: AlloyValues;
   certManager: CertManagerValues;
+  traefik: TraefikValues;
 }
 
 export type PinnedChart = keyof typeof CHARTS & keyof ValuesByChart;

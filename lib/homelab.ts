@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import { Alloy } from '../charts/alloy';
 import { ArgoCd } from '../charts/argocd';
 import { CertManager } from '../charts/cert-manager';
+import { Cloudflared } from '../charts/cloudflared';
 import { CustomApp } from '../charts/custom-app';
 import { MonitoringStack } from '../charts/kube-prometheus-stack';
 import { Loki } from '../charts/loki';
@@ -18,6 +19,7 @@ import { PrometheusOperatorCrds } from '../charts/prometheus-operator-crds';
 import { Rabbitmq } from '../charts/rabbitmq';
 import { RabbitmqOperators } from '../charts/rabbitmq-operators';
 import { KuberayOperator, Ray } from '../charts/ray';
+import { Traefik } from '../charts/traefik';
 import { Triton } from '../charts/triton';
 import { Verification } from '../charts/verification';
 import type { EnvironmentConfig } from './config/schema';
@@ -58,12 +60,14 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   }
   if (services.ray.enabled) {
     new KuberayOperator(platform);
-    built.set('ray', new Ray(platform, { head: services.ray.head, workerGroups: services.ray.workerGroups, devicePlugin }));
+    built.set('ray', new Ray(platform, { subdomain: services.ray.subdomain, head: services.ray.head, workerGroups: services.ray.workerGroups, devicePlugin }));
   }
 
+  let certManager: CertManager | undefined;
   if (services.certManager.enabled) {
     // The config check guarantees the e-mail.
-    built.set('cert-manager', new CertManager(platform, { email: services.certManager.email! }));
+    certManager = new CertManager(platform, { email: services.certManager.email! });
+    built.set('cert-manager', certManager);
   }
   let loki: Loki | undefined;
   if (services.loki.enabled) {
@@ -115,7 +119,26 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   // Last: Grafana provisions the dashboards every other service declared.
   // The config check guarantees Longhorn with monitoring.
   const monitoring = services.monitoring.enabled ? new MonitoringStack(platform, { ...services.monitoring, storage: longhorn!, loki }) : undefined;
-  // After everything: runs every checkpoint again, plus checks across services.
-  new Verification(platform, { services: [...platform.services], monitoring, logs: services.alloy.enabled ? loki : undefined });
+  if (services.traefik.enabled) {
+    // The config check guarantees cert-manager; synth routes every service's exposures through it.
+    const t = services.traefik;
+    const router = new Traefik(platform, {
+      certManager: certManager!,
+      issuer: t.issuer,
+      adminAccess: t.adminAccess,
+      replicas: t.replicas,
+      serviceType: t.serviceType,
+      loadBalancerIP: t.loadBalancerIP,
+      nodePorts: t.nodePorts,
+      dashboardSubdomain: t.dashboard.subdomain,
+      resources: t.resources,
+    });
+    const { cloudflared } = services;
+    // The config check guarantees the tunnel ID.
+    if (cloudflared.enabled) new Cloudflared(platform, { router, tunnelId: cloudflared.tunnelId!, replicas: cloudflared.replicas, resources: cloudflared.resources });
+  }
+  // After everything (Traefik's checkpoint comes with its routes, at synth): runs every
+  // checkpoint again, plus checks across services.
+  platform.whenComplete(() => new Verification(platform, { services: [...platform.services], monitoring, logs: services.alloy.enabled ? loki : undefined }));
   return platform;
 }

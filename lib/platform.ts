@@ -8,6 +8,7 @@ import type { HomelabService } from './service';
 
 export class Platform extends Construct {
   private readonly registered: HomelabService[] = [];
+  private readonly lastSteps: (() => void)[] = [];
 
   constructor(
     scope: Construct,
@@ -28,6 +29,20 @@ export class Platform extends Construct {
       throw new Error(`two services named "${service.serviceName}" in ${this.environment}`);
     }
     this.registered.push(service);
+  }
+
+  /**
+   * Work that needs every service complete, including what synth adds across services (routes
+   * and their checkpoint, secret deliveries): e.g. the end-to-end verification replaying every
+   * checkpoint. Runs in registration order.
+   */
+  whenComplete(step: () => void): void {
+    this.lastSteps.push(step);
+  }
+
+  /** @internal called by synth once the cross-service emission is done. */
+  _complete(): void {
+    for (const step of this.lastSteps.splice(0)) step();
   }
 
   /** Services in the order they were created. */

@@ -10,6 +10,7 @@ import { addSyncOption, hasSyncWave, isHook, setSyncWave } from './argocd/annota
 import type { EnvironmentConfig } from './config/schema';
 import type { Platform } from './platform';
 import { CapacityReport, checkCapacity } from './capacity';
+import { routeExposures } from './exposure';
 import { isGpuProvider } from './gpu';
 import { apiGroup, dependencyGraph, ownCustomResources } from './graph';
 import { buildPlatform } from './homelab';
@@ -60,6 +61,9 @@ export function synthesizeEnvironment(environment: string, config: EnvironmentCo
 /** Waves, Argo CD app of apps, capacity check and files for an already built platform. */
 export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnvironment {
   const { environment, config } = platform;
+  // Routes join the router's tree (and its dependencies) before the graph is computed.
+  routeExposures(platform);
+  platform._complete();
   for (const service of platform.services) {
     if (!service.checkpoint) throw new Error(`${service.serviceName} has no checkpoint`);
   }

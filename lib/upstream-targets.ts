@@ -74,6 +74,11 @@ export const UPSTREAM_TARGETS: Readonly<Record<string, UpstreamTarget>> = {
     port: 'tcp-prometheus-servicemonitor',
     source: 'cert-manager/cert-manager deploy/charts/cert-manager/templates/service.yaml',
   },
+  'traefik-proxy': {
+    selector: { 'app.kubernetes.io/name': 'traefik', 'app.kubernetes.io/instance': 'traefik-traefik' },
+    port: 'metrics',
+    source: 'traefik/traefik-helm-chart v41.3.0 traefik/templates/_helpers.tpl traefik.labelselector, _podtemplate.tpl ports',
+  },
   // k3s's CoreDNS, scraped by the monitoring stack's own ServiceMonitor (the chart's would write to kube-system).
   'monitoring-coredns': {
     selector: { 'k8s-app': 'kube-dns' },

@@ -22,6 +22,8 @@ export const CHARTS = {
   loki: { repoURL: 'https://grafana-community.github.io/helm-charts', chart: 'loki', version: '18.11.0' },
   alloy: { repoURL: 'https://grafana.github.io/helm-charts', chart: 'alloy', version: '1.11.1' },
   certManager: { repoURL: 'https://charts.jetstack.io', chart: 'cert-manager', version: 'v1.21.1' },
+  /** Traefik v3.7.11; installs the traefik.io (and hub.traefik.io) CRDs from its crds/ folder. */
+  traefik: { repoURL: 'https://traefik.github.io/charts', chart: 'traefik', version: '41.3.0' },
 } as const satisfies Record<string, HelmChartVersion>;
 
 /**
@@ -70,6 +72,8 @@ export const IMAGES = {
   rayGpu: `docker.io/rayproject/ray:${RAY_VERSION}-gpu`,
   /** n8n: a 2.40 patch release (Docker Hub n8nio/n8n tags follow the n8n@x.y.z releases). */
   n8n: 'docker.io/n8nio/n8n:2.40.2',
+  /** Cloudflare Tunnel connector (release 2026.8.2; distroless, runs as uid 65532). */
+  cloudflared: 'docker.io/cloudflare/cloudflared:2026.8.2',
   /** HTTP probes in checkpoints. */
   curl: 'docker.io/curlimages/curl:8.11.1',
   /** Shell for filesystem checks in checkpoints. */

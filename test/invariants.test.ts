@@ -91,12 +91,13 @@ describe('the synthesized example', () => {
       'prometheus-operator-crds',
       'rabbitmq',
       'rabbitmq-operators',
+      'traefik',
       'verification',
     ];
     const ai = ['kuberay-operator', 'nvidia-device-plugin', 'ray', 'triton'];
     for (const env of envs) {
       const folders = new Set([...env.files.keys()].map((p) => p.split('/')[0]));
-      expect([...folders].sort()).toEqual([...common, ...(env.environment === 'prod' ? ai : [])].sort());
+      expect([...folders].sort()).toEqual([...common, ...(env.environment === 'prod' ? [...ai, 'cloudflared'] : [])].sort());
     }
   });
 

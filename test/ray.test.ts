@@ -298,7 +298,7 @@ describe('services.ray config', () => {
     const ray = raySchema.parse(RAY_SETTINGS);
     expect(ray.head.resources.requests).toEqual({ cpu: '500m', memory: '2Gi' });
     expect(ray.workerGroups.cpu).toMatchObject({ gpusPerWorker: 0, shmSize: '1Gi' });
-    expect(raySchema.parse({})).toEqual({ enabled: false, head: { resources: ray.head.resources }, workerGroups: {} });
+    expect(raySchema.parse({})).toEqual({ enabled: false, subdomain: 'ray', head: { resources: ray.head.resources }, workerGroups: {} });
   });
 
   it('rejects minReplicas above maxReplicas, naming the path', () => {

@@ -148,6 +148,7 @@ describe.each(builds.map(({ platform, env }) => [env.environment, platform, env]
       ],
       prod: [
         'cert-manager/cloudflare-api-token',
+        'cloudflared/cloudflared-credentials',
         'loki/loki-s3-credentials',
         'longhorn-system/longhorn-backup-credentials',
         'monitoring/alertmanager-receivers',

@@ -10,7 +10,7 @@ import { raySchema } from './services/ray';
 import { aiServiceIssues, nvidiaDevicePluginSchema, tritonSchema } from './services/ai';
 import { alloySchema, loggingServiceIssues, lokiSchema } from './services/logging';
 import { monitoringSchema } from './services/monitoring';
-import { certManagerSchema } from './services/networking';
+import { certManagerSchema, cloudflaredSchema, networkingIssues, SubdomainClaim, traefikSchema } from './services/networking';
 import { networkPoliciesSchema } from './services/network-policies';
 import { automationServiceIssues, n8nSchema } from './services/automation';
 import { Layer } from '../layers';
@@ -121,6 +121,8 @@ const longhornSchema = z
       })
       .optional(),
     recurringJobs: z.record(k8sName, recurringJobSchema).default({}),
+    /** The Longhorn UI's subdomain (an admin route through Traefik). */
+    subdomain: subdomain.default('longhorn'),
   })
   .superRefine((longhorn, ctx) => {
     const defaults = Object.entries(longhorn.storageClasses).filter(([, c]) => c.default);
@@ -205,6 +207,8 @@ const SERVICE_KEYS = {
   certManager: 'cert-manager',
   networkPolicies: 'network-policies',
   n8n: 'n8n',
+  traefik: 'traefik',
+  cloudflared: 'cloudflared',
 } as const;
 /**
  * Names an app cannot take: an app's name is its folder in k8s/<env>/ and its namespace, so
@@ -238,6 +242,8 @@ const servicesSchema = z.strictObject({
   certManager: certManagerSchema.prefault({}),
   networkPolicies: networkPoliciesSchema.prefault({}),
   n8n: n8nSchema.prefault({}),
+  traefik: traefikSchema.prefault({}),
+  cloudflared: cloudflaredSchema.prefault({}),
 });
 
 /** One environment's fully merged settings. */
@@ -329,6 +335,14 @@ export const environmentConfig = z
         }
       }
     }
+    for (const issue of networkingIssues({
+      certManagerEnabled: env.services.certManager.enabled,
+      traefik: env.services.traefik,
+      cloudflared: env.services.cloudflared,
+      subdomains: subdomainClaims(env.services),
+    })) {
+      ctx.addIssue({ code: 'custom', ...issue });
+    }
     const enabled = new Set<string>([
       ...Object.entries(SERVICE_KEYS)
         .filter(([key]) => key === 'argocd' || env.services[key as Exclude<keyof typeof SERVICE_KEYS, 'argocd'>].enabled)
@@ -406,6 +420,20 @@ export const environmentConfig = z
       ctx.addIssue({ code: 'custom', path: ['apps', cycle[0], 'dependsOn'], message: `expected no dependency cycle, found ${cycle.join(' -> ')}` });
     }
   });
+
+/** The subdomains the enabled services' configs route through Traefik, with their paths. */
+function subdomainClaims(services: z.output<typeof servicesSchema>): SubdomainClaim[] {
+  const claim = (enabled: boolean, path: string[], subdomain: string): SubdomainClaim[] =>
+    enabled ? [{ path: ['services', ...path], subdomain }] : [];
+  return [
+    ...claim(true, ['argocd', 'subdomain'], services.argocd.subdomain),
+    ...claim(services.longhorn.enabled, ['longhorn', 'subdomain'], services.longhorn.subdomain),
+    ...claim(services.rabbitmq.enabled, ['rabbitmq', 'subdomain'], services.rabbitmq.subdomain),
+    ...claim(services.ray.enabled, ['ray', 'subdomain'], services.ray.subdomain),
+    ...claim(services.monitoring.enabled, ['monitoring', 'grafana', 'subdomain'], services.monitoring.grafana.subdomain),
+    ...claim(services.traefik.enabled, ['traefik', 'dashboard', 'subdomain'], services.traefik.dashboard.subdomain),
+  ];
+}
 
 export type EnvironmentConfig = z.output<typeof environmentConfig>;
 export type NodeConfig = z.output<typeof nodeSchema>;

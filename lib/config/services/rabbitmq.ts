@@ -5,7 +5,7 @@
  * credentials generated in the cluster, so none of this holds a secret.
  */
 import { z } from 'zod';
-import { bool, intBetween, k8sName, oneOf, resourcesSchema, volumeSize } from '../primitives';
+import { bool, intBetween, k8sName, oneOf, resourcesSchema, subdomain, volumeSize } from '../primitives';
 
 /** Per broker node. Memory request = limit: RabbitMQ sizes its memory watermark from the limit. */
 export const DEFAULT_RABBITMQ_RESOURCES = { requests: { cpu: '250m', memory: '1Gi' }, limits: { cpu: '1', memory: '1Gi' } };
@@ -62,6 +62,8 @@ const exchangeSchema = z.strictObject({
 export const rabbitmqSchema = z
   .strictObject({
     enabled: bool.default(false),
+    /** The management UI's subdomain (an admin route through Traefik). */
+    subdomain: subdomain.default('rabbitmq'),
     /** Broker nodes; with more than one, each runs on its own node where the inventory allows. */
     replicas: replicas.default(1),
     /** Volume per broker node, on Longhorn's default storage class. */

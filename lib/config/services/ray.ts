@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { parseQuantity } from '../../quantity';
-import { bool, intBetween, k8sName, memoryQuantity, resourcesSchema } from '../primitives';
+import { bool, intBetween, k8sName, memoryQuantity, resourcesSchema, subdomain } from '../primitives';
 
 /** Ray refuses an object store under 75 MiB; the store gets 90% of /dev/shm. */
 const MIN_SHM_BYTES = 100 * 2 ** 20;
@@ -28,6 +28,8 @@ const workerGroupSchema = z.strictObject({
 export const raySchema = z
   .strictObject({
     enabled: bool.default(false),
+    /** The Ray dashboard's subdomain (an admin route through Traefik). */
+    subdomain: subdomain.default('ray'),
     head: z
       .strictObject({
         resources: resourcesSchema.default({ requests: { cpu: '500m', memory: '2Gi' }, limits: { cpu: '2', memory: '4Gi' } }),

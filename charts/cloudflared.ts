@@ -1,0 +1,176 @@
+/**
+ * Cloudflare Tunnel (networking layer, optional): connectors that dial out to Cloudflare's
+ * edge, so public hosts work without an open port at home. A locally-managed tunnel: its
+ * ingress rules are generated here from the non-admin exposures Traefik routes (admin UIs
+ * never go through the tunnel), each forwarded to Traefik's websecure with the host as SNI
+ * and Host header, and the certificate verified. The credentials file comes from a declared
+ * Secret (docs/adr/0011-routing-exposures.md).
+ */
+import { createHash } from 'node:crypto';
+import { Duration } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import { Checkpoint } from '../lib/checkpoint';
+import { Layer } from '../lib/layers';
+import { SERVICE_LABEL } from '../lib/monitoring';
+import { Platform } from '../lib/platform';
+import { Resources, toResourceRequirements } from '../lib/resources';
+import type { SecretRef } from '../lib/secrets';
+import { HomelabService } from '../lib/service';
+import { IMAGES } from '../lib/versions';
+import { emitYaml } from '../lib/yaml-emitter';
+import { RoutedHost, Traefik, WEBSECURE_ADDRESS } from './traefik';
+
+export const CLOUDFLARED_NAMESPACE = 'cloudflared';
+const COMPONENT = 'connector';
+const METRICS_PORT = 2000;
+const CONFIG_DIR = '/etc/cloudflared/config';
+const CREDENTIALS_DIR = '/etc/cloudflared/credentials';
+const CREDENTIALS_KEY = 'credentials.json';
+/** The image's `nonroot` user (distroless). */
+const NONROOT = 65532;
+
+export interface CloudflaredProps {
+  /** Where the tunnel forwards: its public routes become the ingress rules. */
+  readonly router: Traefik;
+  /** UUID of the locally-managed tunnel. */
+  readonly tunnelId: string;
+  /** @default 1 */
+  readonly replicas?: number;
+  readonly resources: Resources;
+}
+
+export class Cloudflared extends HomelabService {
+  private readonly credentials: SecretRef;
+  private readonly replicas: number;
+
+  constructor(scope: Platform, private readonly props: CloudflaredProps) {
+    super(scope, 'cloudflared', props, { layer: Layer.NETWORKING, namespace: CLOUDFLARED_NAMESPACE });
+    this.replicas = props.replicas ?? 1;
+    this.credentials = this.needSecret('cloudflared-credentials', [CREDENTIALS_KEY], `credentials file of tunnel ${props.tunnelId} (cloudflared tunnel create writes it as ~/.cloudflared/${props.tunnelId}.json)`);
+    this.requestCapacity({ workload: COMPONENT, replicas: this.replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory });
+    new k8s.KubeService(this, 'metrics-service', {
+      metadata: { name: 'cloudflared-metrics', labels: this.labelsFor(COMPONENT) },
+      spec: { selector: this.selectorFor(COMPONENT), ports: [{ name: 'metrics', port: METRICS_PORT, targetPort: k8s.IntOrString.fromString('metrics') }] },
+    });
+    if (this.replicas > 1) {
+      new k8s.KubePodDisruptionBudget(this, 'disruption-budget', {
+        metadata: { name: 'cloudflared', labels: this.labelsFor(COMPONENT) },
+        spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: this.selectorFor(COMPONENT) } },
+      });
+    }
+    // The ingress rules exist once synth has routed every exposure.
+    props.router.onRouted((hosts) => this.addConnectors(hosts.filter((h) => !h.admin)));
+    this.addMonitoring();
+    this.addCheckpoint();
+  }
+
+  /** The tunnel's config file and the connectors, restarted when it changes (cloudflared reads it once). */
+  private addConnectors(publicHosts: readonly RoutedHost[]): void {
+    const config = emitYaml(tunnelConfig(this.props.tunnelId, publicHosts));
+    new k8s.KubeConfigMap(this, 'config', {
+      metadata: { name: 'cloudflared-config', labels: this.labelsFor(COMPONENT) },
+      data: { 'config.yaml': config },
+    });
+    new k8s.KubeDeployment(this, 'deployment', {
+      metadata: { name: 'cloudflared', labels: this.labelsFor(COMPONENT) },
+      spec: {
+        replicas: this.replicas,
+        selector: { matchLabels: this.selectorFor(COMPONENT) },
+        template: {
+          metadata: {
+            labels: this.labelsFor(COMPONENT),
+            annotations: { 'homelab.dev/config-sha256': createHash('sha256').update(config).digest('hex') },
+          },
+          spec: {
+            automountServiceAccountToken: false,
+            securityContext: { runAsNonRoot: true, runAsUser: NONROOT, runAsGroup: NONROOT, seccompProfile: { type: 'RuntimeDefault' } },
+            affinity: this.replicas > 1 ? spreadOverNodes(this.selectorFor(COMPONENT)) : undefined,
+            containers: [
+              {
+                name: 'cloudflared',
+                image: IMAGES.cloudflared,
+                // The image's entrypoint is `cloudflared --no-autoupdate`.
+                args: ['tunnel', '--config', `${CONFIG_DIR}/config.yaml`, '--metrics', `0.0.0.0:${METRICS_PORT}`, 'run'],
+                ports: [{ name: 'metrics', containerPort: METRICS_PORT }],
+                // /ready answers 200 while the connector holds at least one edge connection.
+                readinessProbe: { httpGet: { path: '/ready', port: k8s.IntOrString.fromString('metrics') }, periodSeconds: 10, failureThreshold: 3 },
+                livenessProbe: { httpGet: { path: '/ready', port: k8s.IntOrString.fromString('metrics') }, initialDelaySeconds: 30, periodSeconds: 10, failureThreshold: 6 },
+                resources: toResourceRequirements(this.props.resources),
+                securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+                volumeMounts: [
+                  { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
+                  { name: 'credentials', mountPath: CREDENTIALS_DIR, readOnly: true },
+                ],
+              },
+            ],
+            volumes: [
+              { name: 'config', configMap: { name: 'cloudflared-config' } },
+              { name: 'credentials', secret: { secretName: this.credentials.secretName, items: [{ key: this.credentials.keySelector(CREDENTIALS_KEY).key, path: CREDENTIALS_KEY }] } },
+            ],
+          },
+        },
+      },
+    });
+  }
+
+  private addMonitoring(): void {
+    this.exposeMetrics({ name: COMPONENT, kind: 'pod', selector: this.selectorFor(COMPONENT), port: 'metrics' });
+    this.addAlerts({
+      alert: 'CloudflareTunnelDown',
+      expr: `sum(cloudflared_tunnel_ha_connections{${SERVICE_LABEL}="${this.serviceName}"}) < 1`,
+      for: '5m',
+      severity: 'critical',
+      summary: 'The Cloudflare Tunnel has no connection to the edge: public hosts are unreachable',
+      description: 'Check the connector logs in namespace cloudflared (credentials, outbound access to Cloudflare on port 7844).',
+    });
+  }
+
+  private addCheckpoint(): void {
+    new Checkpoint(this, 'checkpoint', {
+      description: 'the tunnel connectors hold connections to the Cloudflare edge (/ready)',
+      image: IMAGES.curl,
+      timeout: Duration.minutes(10),
+      env: { READY_URL: `http://cloudflared-metrics.${CLOUDFLARED_NAMESPACE}.svc:${METRICS_PORT}/ready` },
+      script: [
+        'for _ in $(seq 30); do',
+        '  if body=$(curl -fsS --max-time 5 "$READY_URL") && printf "%s" "$body" | grep -Eq \'"readyConnections": *[1-9]\'; then',
+        '    echo "tunnel ready: $body"',
+        '    exit 0',
+        '  fi',
+        '  echo "the tunnel has no edge connection yet"',
+        '  sleep 10',
+        'done',
+        'echo "the tunnel did not connect to the Cloudflare edge within 5 minutes" >&2',
+        'exit 1',
+      ].join('\n'),
+    });
+  }
+}
+
+/**
+ * The locally-managed tunnel's config: one rule per public host to Traefik's websecure, with
+ * the host as SNI (Traefik picks the certificate by it, cloudflared verifies it) and as Host
+ * header (Traefik routes by it); anything else gets a 404 at the connector.
+ */
+export function tunnelConfig(tunnelId: string, publicHosts: readonly RoutedHost[]): object {
+  return {
+    tunnel: tunnelId,
+    'credentials-file': `${CREDENTIALS_DIR}/${CREDENTIALS_KEY}`,
+    ingress: [
+      ...[...publicHosts]
+        .sort((a, b) => a.host.localeCompare(b.host, 'en'))
+        .map(({ host }) => ({ hostname: host, service: `https://${WEBSECURE_ADDRESS}`, originRequest: { originServerName: host, httpHostHeader: host } })),
+      { service: 'http_status:404' },
+    ],
+  };
+}
+
+function spreadOverNodes(selector: Record<string, string>): k8s.Affinity {
+  return {
+    podAntiAffinity: {
+      preferredDuringSchedulingIgnoredDuringExecution: [
+        { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } } },
+      ],
+    },
+  };
+}

@@ -1,0 +1,352 @@
+/**
+ * Traefik (networking layer): the platform's one way in. `web` redirects permanently to
+ * `websecure`, where every exposure of every service (HomelabService.expose) becomes an
+ * IngressRoute with security headers, the admin access control for admin UIs, and a
+ * cert-manager Certificate for its host (docs/adr/0011-routing-exposures.md). The routes are
+ * emitted here, in Traefik's tree and the exposing service's namespace, so they sync with
+ * Traefik after everything they route to.
+ */
+import { Duration } from 'cdk8s';
+import { Certificate, CertificateSpecPrivateKeyAlgorithm, CertificateSpecPrivateKeyRotationPolicy } from '../imports/cert-manager-cert-manager.io';
+import type { TraefikValues } from '../imports/helm/traefik';
+import { Middleware } from '../imports/traefik-middleware-traefik.io';
+import {
+  IngressRoute,
+  IngressRouteSpecRoutesKind,
+  IngressRouteSpecRoutesServices,
+  IngressRouteSpecRoutesServicesKind,
+  IngressRouteSpecRoutesServicesPort,
+} from '../imports/traefik-traefik.io';
+import { Checkpoint } from '../lib/checkpoint';
+import { DASHBOARDS } from '../lib/dashboards';
+import type { ExposureRouter, ServiceExposure } from '../lib/exposure';
+import { helmRelease } from '../lib/helm';
+import { Layer } from '../lib/layers';
+import { SERVICE_LABEL } from '../lib/monitoring';
+import { Platform } from '../lib/platform';
+import type { Resources } from '../lib/resources';
+import { HomelabService } from '../lib/service';
+import { IMAGES } from '../lib/versions';
+import { CertManager, CLUSTER_ISSUERS } from './cert-manager';
+
+export const TRAEFIK_NAMESPACE = 'traefik';
+
+/**
+ * The chart's Service and pod selector for release `traefik` in namespace `traefik`
+ * (traefik-helm-chart v41.3.0 _helpers.tpl: the fullname is the release name when it contains
+ * the chart name; `traefik.labelselector` is name + `<release>-<namespace>`).
+ */
+export const TRAEFIK_SERVICE = 'traefik';
+export const TRAEFIK_POD_LABELS = { 'app.kubernetes.io/name': 'traefik', 'app.kubernetes.io/instance': 'traefik-traefik' } as const;
+
+/** The chart's entry points (values `ports.*`): pod port and Service port. */
+export const ENTRY_POINTS = {
+  web: { port: 8000, exposedPort: 80 },
+  websecure: { port: 8443, exposedPort: 443 },
+  metrics: { port: 9100 },
+} as const;
+
+/** In-cluster address of `websecure`: where the tunnel and the checkpoint connect. */
+export const WEBSECURE_ADDRESS = `${TRAEFIK_SERVICE}.${TRAEFIK_NAMESPACE}.svc:${ENTRY_POINTS.websecure.exposedPort}`;
+
+export type ClusterIssuerName = keyof typeof CLUSTER_ISSUERS;
+
+/** Who may reach admin UIs: client networks and/or a forward-auth server. */
+export interface AdminAccess {
+  /** Client networks (CIDRs) let through; the pod network must not be among them. */
+  readonly allowList: readonly string[];
+  /** An auth server asked about every request (Authelia, oauth2-proxy ...). @default none */
+  readonly forwardAuth?: { readonly address: string; readonly authResponseHeaders?: readonly string[] };
+}
+
+export interface TraefikProps {
+  /** Issues the certificates (its ClusterIssuers). */
+  readonly certManager: CertManager;
+  /** @default 'letsencrypt-production' */
+  readonly issuer?: ClusterIssuerName;
+  readonly adminAccess: AdminAccess;
+  /** @default 1 */
+  readonly replicas?: number;
+  /** @default 'LoadBalancer' */
+  readonly serviceType?: 'LoadBalancer' | 'NodePort';
+  /** Requested from MetalLB. @default any */
+  readonly loadBalancerIP?: string;
+  /** With `NodePort`. @default assigned by Kubernetes */
+  readonly nodePorts?: { readonly web?: number; readonly websecure?: number };
+  /** Subdomain of Traefik's own dashboard (an admin route). @default 'traefik' */
+  readonly dashboardSubdomain?: string;
+  readonly resources: Resources;
+}
+
+/** A host Traefik routes, as the checkpoint and the tunnel see it. */
+export interface RoutedHost {
+  readonly host: string;
+  readonly admin: boolean;
+  /** `<namespace>/<name>` of its Certificate. */
+  readonly certificate: string;
+}
+
+/** Where a route goes: a Service port, or one of Traefik's internal services. */
+interface RouteBackend {
+  readonly name: string;
+  readonly port?: number;
+  readonly kind: IngressRouteSpecRoutesServicesKind;
+  readonly scheme?: 'http' | 'https';
+}
+
+/** Response headers every route adds: HSTS, no MIME sniffing, no framing, no referrer leaks. */
+const SECURITY_HEADERS = {
+  stsSeconds: 31536000,
+  stsIncludeSubdomains: true,
+  contentTypeNosniff: true,
+  frameDeny: true,
+  referrerPolicy: 'strict-origin-when-cross-origin',
+  permissionsPolicy: 'camera=(), microphone=(), geolocation=()',
+} as const;
+
+/** Share of a service's requests answered 5xx that alerts, and the least traffic it needs (requests per second). */
+const ERROR_RATIO = 0.05;
+const ERROR_MIN_RATE = 0.1;
+
+export class Traefik extends HomelabService implements ExposureRouter {
+  private readonly issuer: ClusterIssuerName;
+  private readonly adminAccess: AdminAccess;
+  private readonly dashboardSubdomain: string;
+  private readonly routed: RoutedHost[] = [];
+  private readonly routeListeners: ((hosts: readonly RoutedHost[]) => void)[] = [];
+  private readonly platform: Platform;
+
+  constructor(scope: Platform, props: TraefikProps) {
+    const replicas = props.replicas ?? 1;
+    super(scope, 'traefik', props, {
+      layer: Layer.NETWORKING,
+      namespace: TRAEFIK_NAMESPACE,
+      // The chart's crds/ folder, applied by Argo CD with the chart (server-side apply); the
+      // IngressRoutes and Middlewares below then skip the dry run and sync after it.
+      installsCrdGroups: ['traefik.io', 'hub.traefik.io'],
+      helm: helmRelease('traefik', traefikValues({ ...props, replicas })),
+    });
+    this.platform = scope;
+    this.issuer = props.issuer ?? 'letsencrypt-production';
+    this.adminAccess = props.adminAccess;
+    this.dashboardSubdomain = props.dashboardSubdomain ?? 'traefik';
+    if (this.adminAccess.allowList.length === 0 && !this.adminAccess.forwardAuth) {
+      throw new Error('traefik: admin access needs an allow-list or a forward-auth server');
+    }
+    this.requestCapacity({ workload: 'proxy', replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory });
+    // The tunnel (cloudflared) depends on Traefik and connects to websecure.
+    this.serveClients({ port: ENTRY_POINTS.websecure.port, podSelector: TRAEFIK_POD_LABELS });
+    this.addMonitoring();
+  }
+
+  /** Hosts routed so far (all of them once synth has called routeExposures). */
+  get routedHosts(): readonly RoutedHost[] {
+    return this.routed;
+  }
+
+  /** Called with every routed host once the exposures are routed (the tunnel's ingress rules). */
+  onRouted(listener: (hosts: readonly RoutedHost[]) => void): void {
+    this.routeListeners.push(listener);
+  }
+
+  /** Routes the dashboard and every exposure, depends on the exposing services, and adds the checkpoint. */
+  routeExposures(exposures: readonly ServiceExposure[]): void {
+    if (this.checkpoint) throw new Error('traefik: exposures are routed once');
+    this.addRoute(this.dashboardSubdomain, this.namespaceName, true, {
+      name: 'api@internal',
+      kind: IngressRouteSpecRoutesServicesKind.TRAEFIK_SERVICE,
+    });
+    for (const { service, exposure } of exposures) {
+      const taken = this.routed.find((r) => r.host === this.platform.hostname(exposure.subdomain));
+      if (taken) throw new Error(`${service.serviceName}: subdomain ${exposure.subdomain} is already routed (${taken.certificate})`);
+      this.addRoute(exposure.subdomain, service.namespaceName, exposure.admin, {
+        name: exposure.serviceName,
+        port: exposure.servicePort,
+        kind: IngressRouteSpecRoutesServicesKind.SERVICE,
+        scheme: exposure.backendScheme,
+      });
+      if (service !== this) this._addDependency(service);
+    }
+    this.addCheckpoint();
+    for (const listener of this.routeListeners) listener(this.routed);
+  }
+
+  /**
+   * The IngressRoute, its middlewares and its Certificate, all in `namespace`: middlewares are
+   * referenced without a namespace, so the provider's allowCrossNamespace stays false.
+   */
+  private addRoute(subdomain: string, namespace: string, admin: boolean, backend: RouteBackend): void {
+    const host = this.platform.hostname(subdomain);
+    const labels = this.labelsFor('route');
+    const middleware = (suffix: string, spec: ConstructorParameters<typeof Middleware>[2]['spec']) => {
+      const name = `${subdomain}-${suffix}`;
+      new Middleware(this, `${subdomain}-${suffix}`, { metadata: { name, namespace, labels }, spec });
+      return { name };
+    };
+    const middlewares = [middleware('security-headers', { headers: { ...SECURITY_HEADERS } })];
+    if (admin) {
+      // No ipStrategy: the allow-list reads the connection's source address, which a client
+      // cannot forge with X-Forwarded-For.
+      if (this.adminAccess.allowList.length > 0) middlewares.push(middleware('allow-list', { ipAllowList: { sourceRange: [...this.adminAccess.allowList] } }));
+      const auth = this.adminAccess.forwardAuth;
+      if (auth) {
+        middlewares.push(
+          middleware('forward-auth', {
+            forwardAuth: { address: auth.address, trustForwardHeader: false, authResponseHeaders: auth.authResponseHeaders?.length ? [...auth.authResponseHeaders] : undefined },
+          }),
+        );
+      }
+    }
+    const secretName = `${subdomain}-tls`;
+    new Certificate(this, `${subdomain}-certificate`, {
+      metadata: { name: subdomain, namespace, labels },
+      spec: {
+        secretName,
+        dnsNames: [host],
+        issuerRef: { group: 'cert-manager.io', kind: 'ClusterIssuer', name: this.issuer },
+        privateKey: { algorithm: CertificateSpecPrivateKeyAlgorithm.ECDSA, size: 256, rotationPolicy: CertificateSpecPrivateKeyRotationPolicy.ALWAYS },
+      },
+    });
+    const service: IngressRouteSpecRoutesServices = {
+      name: backend.name,
+      kind: backend.kind,
+      port: backend.port === undefined ? undefined : IngressRouteSpecRoutesServicesPort.fromNumber(backend.port),
+      scheme: backend.scheme,
+    };
+    new IngressRoute(this, `${subdomain}-route`, {
+      metadata: { name: subdomain, namespace, labels },
+      spec: {
+        entryPoints: ['websecure'],
+        routes: [{ kind: IngressRouteSpecRoutesKind.RULE, match: `Host(\`${host}\`)`, middlewares, services: [service] }],
+        tls: { secretName },
+      },
+    });
+    this.routed.push({ host, admin, certificate: `${namespace}/${subdomain}` });
+  }
+
+  /** Traefik's Prometheus entry point on every pod; 5xx answers per backend service. */
+  private addMonitoring(): void {
+    this.exposeMetrics({ name: 'proxy', kind: 'pod', selector: TRAEFIK_POD_LABELS, port: 'metrics' });
+    const requests = (filter = '') => `sum by (service) (rate(traefik_service_requests_total{${SERVICE_LABEL}="${this.serviceName}"${filter}}[5m]))`;
+    this.addAlerts({
+      alert: 'TraefikServiceErrors',
+      expr: `${requests(', code=~"5.."')} / ${requests()} > ${ERROR_RATIO}\nand ${requests()} > ${ERROR_MIN_RATE}`,
+      for: '10m',
+      severity: 'warning',
+      summary: `{{ $labels.service }} answers more than ${ERROR_RATIO * 100}% of its requests through Traefik with 5xx`,
+      description: '502/503/504 mean Traefik cannot reach the backend (pods down, no endpoints, NetworkPolicy); other 5xx come from the backend itself.',
+    });
+    this.addDashboard(DASHBOARDS.traefik);
+  }
+
+  /**
+   * Every Certificate Ready, then every host answers through Traefik's Service with its own
+   * SNI and Host header. "Routed": an HTTP answer that is not Traefik's 404 (no router for the
+   * host; the check asks for `/`, which every exposed UI serves or redirects) and not
+   * 502/503/504 (a router, but no reachable backend). Admin hosts must refuse the checkpoint,
+   * whose pod address is never allow-listed: 403 from the allow-list, or with forward-auth
+   * alone any answer but 2xx.
+   */
+  private addCheckpoint(): void {
+    const certificates = this.routed.map((r) => r.certificate);
+    new Checkpoint(this, 'checkpoint', {
+      description: 'every Certificate is Ready and every exposed host is routed through Traefik (admin hosts refuse unlisted clients)',
+      image: IMAGES.curl,
+      timeout: Duration.minutes(15),
+      readsCluster: [
+        { apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: ['get'], resourceNames: [...new Set(certificates.map((c) => c.split('/')[1]))].sort() },
+      ],
+      env: {
+        TRAEFIK: WEBSECURE_ADDRESS,
+        CERTIFICATES: certificates.join(' '),
+        ROUTES: this.routed.map((r) => `${r.host}=${r.admin ? 'admin' : 'public'}`).join(' '),
+        ADMIN_REFUSAL: this.adminAccess.allowList.length > 0 ? 'forbidden' : 'unauthenticated',
+        // Staging certificates are not publicly trusted: their hosts are checked without verification.
+        CURL_TLS: this.issuer === 'letsencrypt-production' ? '' : '--insecure',
+      },
+      script: CHECKPOINT_SCRIPT,
+    });
+  }
+}
+
+const CHECKPOINT_SCRIPT = `for certificate in $CERTIFICATES; do
+  kube_condition "/apis/cert-manager.io/v1/namespaces/\${certificate%%/*}/certificates/\${certificate#*/}" Ready
+  echo "Certificate $certificate is Ready"
+done
+# Prints "ok", or what is wrong with answer $1 for a route of access $2.
+verdict() {
+  case "$1" in
+    000) echo "no answer from Traefik"; return ;;
+    404) echo "no router for the host (Traefik's 404)"; return ;;
+    502|503|504) echo "routed, but the backend does not answer ($1)"; return ;;
+  esac
+  if [ "$2" = public ]; then echo ok; return; fi
+  case "$ADMIN_REFUSAL:$1" in
+    forbidden:403|unauthenticated:[!2]??) echo ok ;;
+    *) echo "an admin host answered $1 to a client outside the allow-list" ;;
+  esac
+}
+failed=0
+for route in $ROUTES; do
+  host=\${route%=*}
+  access=\${route#*=}
+  tries=0
+  while :; do
+    code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 $CURL_TLS --connect-to "$host:443:$TRAEFIK" "https://$host/") || code=000
+    result=$(verdict "$code" "$access")
+    if [ "$result" = ok ]; then echo "$host ($access) routed: $code"; break; fi
+    tries=$((tries + 1))
+    if [ "$tries" -ge 30 ]; then echo "$host ($access): $result" >&2; failed=$((failed + 1)); break; fi
+    sleep 10
+  done
+done
+if [ "$failed" -gt 0 ]; then echo "$failed host(s) not routed" >&2; exit 1; fi`;
+
+function traefikValues(props: TraefikProps & { replicas: number }): TraefikValues {
+  const spread = props.replicas > 1;
+  return {
+    deployment: { replicas: props.replicas },
+    // Pods on different nodes where possible, and a node drain never takes all of them.
+    podDisruptionBudget: spread ? { enabled: true, maxUnavailable: 1 } : undefined,
+    affinity: spread
+      ? {
+          podAntiAffinity: {
+            preferredDuringSchedulingIgnoredDuringExecution: [
+              { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { ...TRAEFIK_POD_LABELS } } } },
+            ],
+          },
+        }
+      : undefined,
+    resources: props.resources,
+    // IngressRoutes only: no Ingress provider, IngressClass or Gateway.
+    providers: {
+      kubernetesCRD: { enabled: true, allowCrossNamespace: false, allowExternalNameServices: false },
+      kubernetesIngress: { enabled: false },
+    },
+    ingressClass: { enabled: false },
+    gateway: { enabled: false },
+    gatewayClass: { enabled: false },
+    // The dashboard only through its IngressRoute on websecure (admin access); never api.insecure.
+    api: { dashboard: true },
+    ingressRoute: { dashboard: { enabled: false } },
+    global: { checkNewVersion: false, sendAnonymousUsage: false },
+    ports: {
+      web: {
+        nodePort: props.nodePorts?.web,
+        http: { redirections: { entryPoint: { to: 'websecure', scheme: 'https', permanent: true } } },
+      },
+      websecure: { nodePort: props.nodePorts?.websecure, http: { tls: { enabled: true } } },
+    },
+    service: {
+      // Local: kube-proxy delivers to a Traefik pod on the receiving node without SNAT, so the
+      // allow-list sees the client's address (docs/adr/0011).
+      spec: { type: props.serviceType ?? 'LoadBalancer', externalTrafficPolicy: 'Local' },
+      annotations: props.loadBalancerIP ? { 'metallb.io/loadBalancerIPs': props.loadBalancerIP } : {},
+    },
+    metrics: { prometheus: { entryPoint: 'metrics', addEntryPointsLabels: true, addServicesLabels: true } },
+    // Access logs (JSON, request headers dropped) go to Loki with every pod's logs.
+    accessLog: { enabled: true, format: 'json' },
+    // The chart's defaults keep: uid/gid 65532, non-root, read-only root filesystem, all
+    // capabilities dropped, no privilege escalation, seccomp RuntimeDefault.
+  };
+}
