@@ -22,6 +22,8 @@ export const CHARTS = {
   loki: { repoURL: 'https://grafana-community.github.io/helm-charts', chart: 'loki', version: '18.11.0' },
   alloy: { repoURL: 'https://grafana.github.io/helm-charts', chart: 'alloy', version: '1.11.1' },
   certManager: { repoURL: 'https://charts.jetstack.io', chart: 'cert-manager', version: 'v1.21.1' },
+  vault: { repoURL: 'https://helm.releases.hashicorp.com', chart: 'vault', version: '0.34.1' },
+  externalSecrets: { repoURL: 'https://charts.external-secrets.io', chart: 'external-secrets', version: '2.9.0' },
 } as const satisfies Record<string, HelmChartVersion>;
 
 /**
@@ -70,6 +72,11 @@ export const IMAGES = {
   rayGpu: `docker.io/rayproject/ray:${RAY_VERSION}-gpu`,
   /** HTTP probes in checkpoints. */
   curl: 'docker.io/curlimages/curl:8.11.1',
+  /**
+   * The Vault CLI for the configurator Job: the release vault-helm 0.34.1 runs (its values.yaml
+   * and acceptance workflow pin hashicorp/vault 2.0.4).
+   */
+  vault: 'docker.io/hashicorp/vault:2.0.4',
   /** Shell for filesystem checks in checkpoints. */
   busybox: 'docker.io/library/busybox:1.37.0',
 } as const;

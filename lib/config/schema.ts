@@ -11,6 +11,7 @@ import { aiServiceIssues, nvidiaDevicePluginSchema, tritonSchema } from './servi
 import { alloySchema, loggingServiceIssues, lokiSchema } from './services/logging';
 import { monitoringSchema } from './services/monitoring';
 import { certManagerSchema } from './services/networking';
+import { externalSecretsSchema, securityServiceIssues, vaultSchema } from './services/security';
 import { Layer } from '../layers';
 import {
   absolutePath,
@@ -197,6 +198,8 @@ const SERVICE_KEYS = {
   loki: 'loki',
   alloy: 'alloy',
   certManager: 'cert-manager',
+  vault: 'vault',
+  externalSecrets: 'external-secrets',
 } as const;
 /**
  * Names an app cannot take: an app's name is its folder in k8s/<env>/ and its namespace, so
@@ -227,6 +230,8 @@ const servicesSchema = z.strictObject({
   alloy: alloySchema.prefault({}),
   monitoring: monitoringSchema.prefault({}),
   certManager: certManagerSchema.prefault({}),
+  vault: vaultSchema.prefault({}),
+  externalSecrets: externalSecretsSchema.prefault({}),
 });
 
 /** One environment's fully merged settings. */
@@ -288,6 +293,14 @@ export const environmentConfig = z
       ctx.addIssue({ code: 'custom', ...issue });
     }
     for (const issue of loggingServiceIssues({ longhornEnabled: longhorn.enabled, loki: env.services.loki, alloy: env.services.alloy })) {
+      ctx.addIssue({ code: 'custom', ...issue });
+    }
+    for (const issue of securityServiceIssues({
+      nodes: env.nodes,
+      longhorn,
+      vault: env.services.vault,
+      externalSecrets: env.services.externalSecrets,
+    })) {
       ctx.addIssue({ code: 'custom', ...issue });
     }
     const monitoring = env.services.monitoring;
