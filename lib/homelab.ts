@@ -8,6 +8,7 @@ import { Alloy } from '../charts/alloy';
 import { ArgoCd } from '../charts/argocd';
 import { CertManager } from '../charts/cert-manager';
 import { CustomApp } from '../charts/custom-app';
+import { ExternalSecrets } from '../charts/external-secrets';
 import { MonitoringStack } from '../charts/kube-prometheus-stack';
 import { Loki } from '../charts/loki';
 import { Longhorn } from '../charts/longhorn';
@@ -17,6 +18,7 @@ import { Rabbitmq } from '../charts/rabbitmq';
 import { RabbitmqOperators } from '../charts/rabbitmq-operators';
 import { KuberayOperator, Ray } from '../charts/ray';
 import { Triton } from '../charts/triton';
+import { Vault } from '../charts/vault';
 import type { EnvironmentConfig } from './config/schema';
 import { Layer } from './layers';
 import { Platform } from './platform';
@@ -60,6 +62,15 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
     // The config check guarantees the e-mail and the token Secret.
     const { email, cloudflareApiToken } = services.certManager;
     built.set('cert-manager', new CertManager(platform, { email: email!, cloudflareApiToken: cloudflareApiToken! }));
+  }
+  if (services.vault.enabled) {
+    // The config check guarantees Longhorn with Vault, and Vault with External Secrets.
+    const { replicas, storageSize, storageClass, resources, subdomain } = services.vault;
+    const vault = new Vault(platform, { storage: longhorn!, replicas, storageSize, storageClass, resources, subdomain });
+    built.set('vault', vault);
+    if (services.externalSecrets.enabled) {
+      built.set('external-secrets', new ExternalSecrets(platform, { vault, resources: services.externalSecrets.resources }));
+    }
   }
   let loki: Loki | undefined;
   if (services.loki.enabled) {

@@ -96,6 +96,6 @@ describe('capacity in synth', () => {
   it('fails the synth of an environment whose apps do not fit its nodes, naming them', () => {
     const config = exampleObject();
     config.apps['node-red'].resources = { requests: { cpu: '4', memory: '1Gi' }, limits: { cpu: '4', memory: '1Gi' } };
-    expect(() => synthesizeText(toYamlText(config))).toThrow(/nodes: cpu: the services request 6\.415 cores, the nodes have 4 cores \(node-red\/app 1 x 4 cores, /);
+    expect(() => synthesizeText(toYamlText(config))).toThrow(/nodes: cpu: the services request 6\.585 cores, the nodes have 4 cores \(node-red\/app 1 x 4 cores, /);
   });
 });

@@ -56,6 +56,26 @@ const NOT_ALERTED: Readonly<Record<string, string>> = {
  * verified in their sources (the same facts the constructs cite).
  */
 const UPSTREAM_TARGETS: Readonly<Record<string, { selector: Record<string, string>; port: string; source: string }>> = {
+  'vault-server': {
+    selector: { 'app.kubernetes.io/name': 'vault', 'app.kubernetes.io/instance': 'vault', component: 'server' },
+    port: 'http',
+    source: 'vault-helm v0.34.1 templates/server-statefulset.yaml (port named after vault.scheme, http with tlsDisable)',
+  },
+  'external-secrets-controller': {
+    selector: { 'app.kubernetes.io/name': 'external-secrets', 'app.kubernetes.io/instance': 'external-secrets' },
+    port: 'metrics',
+    source: 'external-secrets helm-chart-2.9.0 templates/deployment.yaml, _helpers.tpl selectorLabels',
+  },
+  'external-secrets-webhook': {
+    selector: { 'app.kubernetes.io/name': 'external-secrets-webhook', 'app.kubernetes.io/instance': 'external-secrets' },
+    port: 'metrics',
+    source: 'external-secrets helm-chart-2.9.0 templates/webhook-deployment.yaml',
+  },
+  'external-secrets-cert-controller': {
+    selector: { 'app.kubernetes.io/name': 'external-secrets-cert-controller', 'app.kubernetes.io/instance': 'external-secrets' },
+    port: 'metrics',
+    source: 'external-secrets helm-chart-2.9.0 templates/cert-controller-deployment.yaml',
+  },
   'argocd-controller': {
     selector: { 'app.kubernetes.io/name': 'argocd-metrics', 'app.kubernetes.io/instance': 'argocd', 'app.kubernetes.io/component': 'application-controller' },
     port: 'http-metrics',

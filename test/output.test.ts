@@ -50,7 +50,7 @@ describe('writer', () => {
     expect(tree.has('prod/stale.yaml')).toBe(false);
     expect(tree.has('prod/apps/application-longhorn.yaml')).toBe(true);
     expect([...tree.keys()].some((p) => p.startsWith('staging/'))).toBe(false);
-    expect(result.stdout).toMatch(/^prod: 15 services/m);
+    expect(result.stdout).toMatch(/^prod: 17 services/m);
     expect(result.stdout).not.toMatch(/^dev:/m);
   });
 
@@ -86,7 +86,7 @@ describe('synth', () => {
   it('prints a summary per environment: wave, service, namespace, resource count, upstream, capacity', () => {
     const result = runMain(['--config', EXAMPLE_CONFIG, '--out', join(tempDir(), 'k8s')]);
     expect(result.status).toBe(0);
-    expect(result.stdout).toMatch(/^dev: 11 services, \d+ files in .*\/dev\/$/m);
+    expect(result.stdout).toMatch(/^dev: 13 services, \d+ files in .*\/dev\/$/m);
     expect(result.stdout).toMatch(/^\s+0\s+prometheus-operator-crds\s+gitops\s+prometheus-operator-crds\s+\d+\s+prometheus-operator\/prometheus-operator\/example\/prometheus-operator-crd@v0\.93\.0$/m);
     expect(result.stdout).toMatch(/^\s+1\s+argocd\s+gitops\s+argocd\s+\d+\s+argo-cd@10\.1\.1$/m);
     expect(result.stdout).toMatch(/^\s+1\s+longhorn\s+storage\s+longhorn-system\s+\d+\s+longhorn@1\.12\.1$/m);
@@ -94,10 +94,10 @@ describe('synth', () => {
     expect(result.stdout).toMatch(/^\s+3\s+monitoring\s+observability\s+monitoring\s+\d+\s+kube-prometheus-stack@88\.5\.3$/m);
     expect(result.stdout).toMatch(/^\s+3\s+node-red\s+automation\s+node-red\s+\d+\s+-$/m);
     expect(result.stdout).not.toMatch(/warning:/);
-    // dev: Argo CD, RabbitMQ and its operators, Loki, Alloy, the monitoring stack and the two apps.
-    expect(result.stdout).toMatch(/^  requested\/available: cpu 2\.515\/4 cores, memory 6\.5Gi\/16\.0Gi, gpu 0\/0$/m);
+    // dev: Argo CD, RabbitMQ and its operators, Loki, Alloy, the monitoring stack, Vault, External Secrets and the two apps.
+    expect(result.stdout).toMatch(/^  requested\/available: cpu 2\.685\/4 cores, memory 6\.9Gi\/16\.0Gi, gpu 0\/0$/m);
     // prod: one GPU time-sliced two ways, used by Triton and the Ray GPU worker.
-    expect(result.stdout).toMatch(/^  requested\/available: cpu 10\.475\/28 cores, memory 30\.7Gi\/112\.0Gi, gpu 2\/2$/m);
+    expect(result.stdout).toMatch(/^  requested\/available: cpu 10\.845\/28 cores, memory 31\.6Gi\/112\.0Gi, gpu 2\/2$/m);
     expect(result.stdout).toMatch(/^synthesized 3 environments in \d+\.\d\d s$/m);
   });
 

@@ -101,6 +101,9 @@ describe('dependency graph', () => {
       'node-red': ['home-assistant', 'longhorn'],
       // Grafana's Loki data source; its ServiceMonitor for CoreDNS needs the CRDs.
       monitoring: ['loki', 'longhorn', 'prometheus-operator-crds'],
+      // Vault keeps its storage on Longhorn; External Secrets reads from Vault.
+      vault: ['longhorn'],
+      'external-secrets': ['vault'],
     });
   });
 
@@ -143,8 +146,11 @@ describe('waves in the synthesized example', () => {
       ['home-assistant', 'automation', 7],
       // node-red depends on home-assistant, in the same layer.
       ['node-red', 'automation', 8],
+      // External Secrets reads from Vault, in the same layer.
+      ['vault', 'security', 9],
+      ['external-secrets', 'security', 10],
       // Networking comes last: the RabbitMQ operators' need for it is only a warning here.
-      ['cert-manager', 'networking', 9],
+      ['cert-manager', 'networking', 11],
     ]);
   });
 
