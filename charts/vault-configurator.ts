@@ -82,6 +82,7 @@ export class VaultConfigurator extends Construct {
                   { name: 'MANAGED_PREFIX', value: MANAGED_VAULT_PREFIX },
                   { name: 'PROBE_PATH', value: props.probe?.path ?? '' },
                   { name: 'PROBE_KEY', value: props.probe?.key ?? '' },
+                  { name: 'CONFIG_DIR', value: CONFIG_DIR },
                   { name: 'HOME', value: '/tmp' },
                   // Optional: a missing Secret is reported by the script, not as a pod stuck in CreateContainerConfigError.
                   { name: 'VAULT_TOKEN', valueFrom: { secretKeyRef: { ...CONFIGURATOR_TOKEN_SECRET, optional: true } } },
@@ -158,12 +159,12 @@ vault write "auth/$AUTH_MOUNT/config" kubernetes_host=https://kubernetes.default
 declared=" "
 while read -r role account namespace; do
   [ -n "$role" ] || continue
-  vault policy write "$role" "/config/$role.hcl" < /dev/null > /dev/null
+  vault policy write "$role" "$CONFIG_DIR/$role.hcl" < /dev/null > /dev/null
   vault write "auth/$AUTH_MOUNT/role/$role" bound_service_account_names="$account" bound_service_account_namespaces="$namespace" \
     token_policies="$role" audience="$AUDIENCE" token_ttl=20m token_max_ttl=1h < /dev/null > /dev/null
   echo "role and policy $role: $namespace/$account reads its own path"
   declared="$declared$role "
-done < /config/roles
+done < "$CONFIG_DIR/roles"
 
 for role in $(vault list "auth/$AUTH_MOUNT/role" 2> /dev/null | sed '1,2d'); do
   case "$role" in "$MANAGED_PREFIX"*) ;; *) continue ;; esac
