@@ -173,7 +173,7 @@ describe('Vault configurator', () => {
 
   it('runs after the checkpoint, as a PostSync hook with the pinned Vault CLI, its token from a Secret', () => {
     expect(job.metadata.annotations).toMatchObject({ 'argocd.argoproj.io/hook': 'PostSync', 'argocd.argoproj.io/sync-wave': '1' });
-    expect(manifest('prod', 'vault/job-vault-checkpoint.yaml').metadata.annotations['argocd.argoproj.io/sync-wave']).toBeUndefined();
+    expect(manifest('prod', 'vault/job-vault-checkpoint.yaml').metadata.annotations?.['argocd.argoproj.io/sync-wave']).toBeUndefined();
     const spec = job.spec.template.spec;
     expect(spec.containers[0].image).toBe('docker.io/hashicorp/vault:2.0.4');
     expect(spec.automountServiceAccountToken).toBe(false);
