@@ -6,12 +6,14 @@
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
 import type { AlloyValues } from '../imports/helm/alloy';
 import type { CertManagerValues } from '../imports/helm/cert-manager';
+import type { ExternalSecretsValues } from '../imports/helm/external-secrets';
 import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import type { LokiValues } from '../imports/helm/loki';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
 import type { TraefikValues } from '../imports/helm/traefik';
+import type { VaultValues } from '../imports/helm/vault';
 import { CHARTS, HelmChartVersion } from './versions';
 
 /** The values type of each chart in CHARTS. */
@@ -25,6 +27,8 @@ interface ValuesByChart {
   alloy: AlloyValues;
   certManager: CertManagerValues;
   traefik: TraefikValues;
+  vault: VaultValues;
+  externalSecrets: ExternalSecretsValues;
 }
 
 export type PinnedChart = keyof typeof CHARTS & keyof ValuesByChart;

@@ -9,6 +9,7 @@ import { ArgoCd } from '../charts/argocd';
 import { CertManager } from '../charts/cert-manager';
 import { Cloudflared } from '../charts/cloudflared';
 import { CustomApp } from '../charts/custom-app';
+import { ExternalSecrets } from '../charts/external-secrets';
 import { MonitoringStack } from '../charts/kube-prometheus-stack';
 import { Loki } from '../charts/loki';
 import { NetworkPolicyCheck } from '../charts/network-policies';
@@ -22,6 +23,7 @@ import { KuberayOperator, Ray } from '../charts/ray';
 import { Traefik } from '../charts/traefik';
 import { Triton } from '../charts/triton';
 import { Verification } from '../charts/verification';
+import { Vault } from '../charts/vault';
 import type { EnvironmentConfig } from './config/schema';
 import { Layer } from './layers';
 import { Platform } from './platform';
@@ -68,6 +70,15 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
     // The config check guarantees the e-mail.
     certManager = new CertManager(platform, { email: services.certManager.email! });
     built.set('cert-manager', certManager);
+  }
+  if (services.vault.enabled) {
+    // The config check guarantees Longhorn with Vault, and Vault with External Secrets.
+    const { replicas, storageSize, storageClass, resources, subdomain } = services.vault;
+    const vault = new Vault(platform, { storage: longhorn!, replicas, storageSize, storageClass, resources, subdomain });
+    built.set('vault', vault);
+    if (services.externalSecrets.enabled) {
+      built.set('external-secrets', new ExternalSecrets(platform, { vault, resources: services.externalSecrets.resources }));
+    }
   }
   let loki: Loki | undefined;
   if (services.loki.enabled) {

@@ -27,6 +27,8 @@ interface MetricsEndpointBase {
   readonly port: string;
   /** @default '/metrics' */
   readonly path?: string;
+  /** URL query parameters of the scrape (a path cannot carry a query string). @default none */
+  readonly params?: Readonly<Record<string, readonly string[]>>;
   /** @default '30s' */
   readonly interval?: string;
   /** Where the targets run. @default the service's namespace */
@@ -113,7 +115,8 @@ export class ServiceMonitoring extends Construct {
     const name = `${service.serviceName}-${endpoint.name}`;
     const metadata = { name, labels: service.labelsFor('monitoring') };
     const namespaceSelector = endpoint.namespace ? { matchNames: [endpoint.namespace] } : undefined;
-    const common = { path: endpoint.path ?? '/metrics', interval: endpoint.interval ?? '30s' };
+    const params = endpoint.params ? Object.fromEntries(Object.entries(endpoint.params).map(([k, v]) => [k, [...v]])) : undefined;
+    const common = { path: endpoint.path ?? '/metrics', interval: endpoint.interval ?? '30s', params };
     if (endpoint.kind === 'service') {
       new ServiceMonitor(this, name, {
         metadata,

@@ -58,3 +58,31 @@ export class SecretRef {
     return { name, valueFrom: { secretKeyRef: this.keySelector(key) } };
   }
 }
+
+/**
+ * Prefix of the Vault roles and policies the configurator Job manages (one of each per
+ * consuming service): the Job removes those with this prefix that are no longer declared.
+ */
+export const MANAGED_VAULT_PREFIX = 'homelab-';
+
+/** How one consuming service reads its own secrets: its Kubernetes identity and its Vault role and policy. */
+export interface VaultAccess {
+  readonly service: string;
+  readonly namespace: string;
+  /** ServiceAccount External Secrets logs in to Vault as (Kubernetes auth). */
+  readonly serviceAccount: string;
+  /** Vault role bound to that ServiceAccount, and policy (same name) granting read on `policyPath`. */
+  readonly role: string;
+  /** `<mount>/data/<service>/*`: the service's own subtree of the KV engine, read-only. */
+  readonly policyPath: string;
+}
+
+export function vaultAccess(service: string, namespace: string): VaultAccess {
+  return {
+    service,
+    namespace,
+    serviceAccount: `${service}-secrets`,
+    role: `${MANAGED_VAULT_PREFIX}${service}`,
+    policyPath: `${VAULT_KV_MOUNT}/data/${service}/*`,
+  };
+}

@@ -32,6 +32,13 @@ export function formatSummary(
       `  requested/available: cpu ${formatCores(requested.cpuCores)}/${formatCores(available.cpuCores)} cores, ` +
         `memory ${formatGibibytes(requested.memoryBytes)}/${formatGibibytes(available.memoryBytes)}, gpu ${requested.gpus}/${available.gpus}`,
     );
+    if (env.secrets.length > 0) {
+      lines.push('  secrets the services need (namespace/name: keys; source; purpose):');
+      for (const need of env.secrets) {
+        const source = need.vaultPath ? `Vault ${need.vaultPath}` : 'create by hand';
+        lines.push(`    ${need.namespace}/${need.name}: ${need.keys.join(', ')}; ${source}; ${need.purpose}`);
+      }
+    }
     for (const warning of env.warnings) lines.push(`  ${paint.yellow('warning:')} ${warning}`);
     lines.push('');
   }

@@ -14,6 +14,7 @@ import { routeExposures } from './exposure';
 import { isGpuProvider } from './gpu';
 import { apiGroup, dependencyGraph, ownCustomResources } from './graph';
 import { buildPlatform } from './homelab';
+import { deliverSecrets, SecretNeedSource } from './secret-delivery';
 import { MONITORING_GROUP } from './monitoring';
 import { emitNetworkPolicies } from './network-policies';
 import type { HomelabService } from './service';
@@ -50,6 +51,8 @@ export interface SynthesizedEnvironment {
   readonly services: readonly ServiceSummary[];
   /** Requested against available CPU, memory and GPUs. */
   readonly capacity: CapacityReport;
+  /** Every declared Secret with its source (a Vault path, or made by hand), by namespace and name. */
+  readonly secrets: readonly SecretNeedSource[];
   readonly warnings: readonly string[];
 }
 
@@ -71,6 +74,10 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
   if (platform.services.some((s) => s.installsCrdGroups.includes(MONITORING_GROUP))) {
     for (const service of platform.services) service._emitMonitoring();
   }
+  // Delivery objects add CRD edges; the graph before them tells who cannot wait for External Secrets.
+  const secrets = deliverSecrets(platform, dependencyGraph(platform, config.waves)).sort(
+    (a, b) => a.namespace.localeCompare(b.namespace, 'en') || a.name.localeCompare(b.name, 'en'),
+  );
   const graph = dependencyGraph(platform, config.waves);
   const waves = computeWaves(graph.nodes, config.waves);
   const gpuReplicas = platform.services.find(isGpuProvider)?.gpuReplicas ?? 1;
@@ -107,7 +114,7 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
       hosts: service.exposures.map((e) => platform.hostname(e.subdomain)).sort(),
     }))
     .sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name, 'en'));
-  return { environment, files: sortedMap(files), services, capacity, warnings: graph.warnings };
+  return { environment, files: sortedMap(files), services, capacity, secrets, warnings: graph.warnings };
 }
 
 function upstreamOf(service: HomelabService): string[] {

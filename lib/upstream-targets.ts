@@ -74,6 +74,26 @@ export const UPSTREAM_TARGETS: Readonly<Record<string, UpstreamTarget>> = {
     port: 'tcp-prometheus-servicemonitor',
     source: 'cert-manager/cert-manager deploy/charts/cert-manager/templates/service.yaml',
   },
+  'vault-server': {
+    selector: { 'app.kubernetes.io/name': 'vault', 'app.kubernetes.io/instance': 'vault', component: 'server' },
+    port: 'http',
+    source: 'vault-helm v0.34.1 templates/server-statefulset.yaml (port named after vault.scheme, http with tlsDisable)',
+  },
+  'external-secrets-controller': {
+    selector: { 'app.kubernetes.io/name': 'external-secrets', 'app.kubernetes.io/instance': 'external-secrets' },
+    port: 'metrics',
+    source: 'external-secrets helm-chart-2.9.0 templates/deployment.yaml, _helpers.tpl selectorLabels',
+  },
+  'external-secrets-webhook': {
+    selector: { 'app.kubernetes.io/name': 'external-secrets-webhook', 'app.kubernetes.io/instance': 'external-secrets' },
+    port: 'metrics',
+    source: 'external-secrets helm-chart-2.9.0 templates/webhook-deployment.yaml',
+  },
+  'external-secrets-cert-controller': {
+    selector: { 'app.kubernetes.io/name': 'external-secrets-cert-controller', 'app.kubernetes.io/instance': 'external-secrets' },
+    port: 'metrics',
+    source: 'external-secrets helm-chart-2.9.0 templates/cert-controller-deployment.yaml',
+  },
   'traefik-proxy': {
     selector: { 'app.kubernetes.io/name': 'traefik', 'app.kubernetes.io/instance': 'traefik-traefik' },
     port: 'metrics',

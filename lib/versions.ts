@@ -24,6 +24,8 @@ export const CHARTS = {
   certManager: { repoURL: 'https://charts.jetstack.io', chart: 'cert-manager', version: 'v1.21.1' },
   /** Traefik v3.7.11; installs the traefik.io (and hub.traefik.io) CRDs from its crds/ folder. */
   traefik: { repoURL: 'https://traefik.github.io/charts', chart: 'traefik', version: '41.3.0' },
+  vault: { repoURL: 'https://helm.releases.hashicorp.com', chart: 'vault', version: '0.34.1' },
+  externalSecrets: { repoURL: 'https://charts.external-secrets.io', chart: 'external-secrets', version: '2.9.0' },
 } as const satisfies Record<string, HelmChartVersion>;
 
 /**
@@ -76,6 +78,11 @@ export const IMAGES = {
   cloudflared: 'docker.io/cloudflare/cloudflared:2026.8.2',
   /** HTTP probes in checkpoints. */
   curl: 'docker.io/curlimages/curl:8.11.1',
+  /**
+   * The Vault CLI for the configurator Job: the release vault-helm 0.34.1 runs (its values.yaml
+   * and acceptance workflow pin hashicorp/vault 2.0.4).
+   */
+  vault: 'docker.io/hashicorp/vault:2.0.4',
   /** Shell for filesystem checks in checkpoints. */
   busybox: 'docker.io/library/busybox:1.37.0',
 } as const;

@@ -43,6 +43,7 @@ export const LOCAL_CRD_SOURCES: Readonly<Record<string, readonly string[]>> = {
   ],
   'external-secrets': ['external-secrets/external-secrets.io_externalsecrets.yaml'],
   'external-secrets-clustersecretstore': ['external-secrets/external-secrets.io_clustersecretstores.yaml'],
+  'external-secrets-secretstore': ['external-secrets/external-secrets.io_secretstores.yaml'],
 };
 
 /** Module names listed in cdk8s.yaml, in order. */

@@ -74,6 +74,8 @@ const checkpointScript = (built: Built, service: string): string =>
 const S3 = { s3: { url: 's3://https://minio.example.net:9000/models/triton', region: 'us-east-1' } };
 const TAINTED: ConfigMutation = (c) => {
   c.nodes['gpu-1'].taints = [{ key: 'nvidia.com/gpu', value: 'present', effect: 'NoSchedule' }];
+  // Two untainted nodes are left: too few for Vault's three HA pods (one per node).
+  c.environments.prod.services.vault.replicas = 1;
 };
 const TWO_GPU_NODES: ConfigMutation = (c) => {
   TAINTED(c);

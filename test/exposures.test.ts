@@ -56,6 +56,7 @@ const UPSTREAM_BACKENDS: Readonly<Record<string, { port: number; source: string 
   'longhorn-system/longhorn-frontend': { port: 80, source: 'longhorn 1.12.1 chart/templates/deployment-ui.yaml' },
   'rabbitmq/rabbitmq': { port: 15672, source: 'rabbitmq/cluster-operator v2.22.3 internal/resource/service.go: the client Service is named after the RabbitmqCluster' },
   'ray/ray-head-svc': { port: 8265, source: 'KubeRay v1.7.0: the head Service is <RayCluster>-head-svc with the head container ports' },
+  'vault/vault-ui': { port: 8200, source: 'vault-helm v0.34.1 templates/ui-service.yaml (<fullname>-ui, ui.externalPort)' },
 };
 /** The custom resource whose operator creates each upstream-operator Service. */
 const OPERATOR_OWNERS: Readonly<Record<string, { kind: string; name: string }>> = {
@@ -72,7 +73,7 @@ describe.each(['dev', 'staging', 'prod'])('exposures of the example %s', (enviro
   const domain = platform.config.domain;
 
   it('exposes the built-in admin UIs of the enabled services, and n8n publicly', () => {
-    const admin = ['argocd', 'grafana', 'longhorn', 'rabbitmq', ...(environment === 'prod' ? ['ray'] : [])];
+    const admin = ['argocd', 'grafana', 'longhorn', 'rabbitmq', ...(environment === 'prod' ? ['ray'] : []), 'vault'];
     expect(exposures.filter(({ exposure }) => exposure.admin).map(({ exposure }) => exposure.subdomain).sort()).toEqual(admin);
     // n8n has its own login, and its webhooks must be reachable by their callers.
     expect(exposures.filter(({ exposure }) => !exposure.admin).map(({ exposure }) => exposure.subdomain)).toEqual(['n8n']);

@@ -81,6 +81,7 @@ describe('the synthesized example', () => {
       'argocd',
       'bootstrap',
       'cert-manager',
+      'external-secrets',
       'home-assistant',
       'loki',
       'longhorn',
@@ -92,6 +93,7 @@ describe('the synthesized example', () => {
       'rabbitmq',
       'rabbitmq-operators',
       'traefik',
+      'vault',
       'verification',
     ];
     const ai = ['kuberay-operator', 'nvidia-device-plugin', 'ray', 'triton'];
@@ -293,6 +295,12 @@ describe('the synthesized example', () => {
         expect(job.metadata.annotations!['argocd.argoproj.io/hook-delete-policy']).toBe('BeforeHookCreation,HookSucceeded');
         expect(job.spec.activeDeadlineSeconds).toBeGreaterThan(0);
         expect(job.spec.backoffLimit).toBeLessThanOrEqual(3);
+        // Every other Job (the Vault configurator, the verification's checks) is a hook too: nothing runs outside a sync.
+        for (const { manifest: other } of manifestsOf(env).filter(({ path, manifest }) => path.startsWith(`${service}/`) && manifest.kind === 'Job')) {
+          expect(other.metadata.annotations!['argocd.argoproj.io/hook'].split(','), other.metadata.name).toContain('PostSync');
+          expect(other.spec.activeDeadlineSeconds).toBeGreaterThan(0);
+          expect(other.spec.backoffLimit).toBeLessThanOrEqual(3);
+        }
       }
     }
   });

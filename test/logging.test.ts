@@ -348,7 +348,11 @@ describe('Alloy', () => {
       ['config-reloader', nodes],
     ]);
     const tainted = build({
-      config: (c) => (c.nodes['gpu-1'].taints = [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }, { key: 'dedicated', value: 'ai', effect: 'NoExecute' }]),
+      config: (c) => {
+        c.nodes['gpu-1'].taints = [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }, { key: 'dedicated', value: 'ai', effect: 'NoExecute' }];
+        // Two untainted nodes are left: too few for Vault's three HA pods (one per node).
+        c.environments.prod.services.vault.replicas = 1;
+      },
     });
     expect(alloyValues(tainted.env).controller.tolerations).toEqual([
       { key: 'dedicated', operator: 'Exists', effect: 'NoExecute' },

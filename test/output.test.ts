@@ -117,9 +117,9 @@ describe('synth', () => {
     expect(result.stdout).toMatch(/^\s+0\s+prometheus-operator-crds\s+gitops\s+prometheus-operator-crds\s+\d+\s+prometheus-operator\/prometheus-operator\/example\/prometheus-operator-crd@v0\.93\.0$/m);
     expect(result.stdout).toMatch(/^\s+1\s+argocd\s+gitops\s+argocd\s+\d+\s+argo-cd@10\.1\.1$/m);
     expect(result.stdout).toMatch(/^\s+1\s+longhorn\s+storage\s+longhorn-system\s+\d+\s+longhorn@1\.12\.1$/m);
-    expect(result.stdout).toMatch(/^\s+2\s+rabbitmq-operators\s+data-mesh\s+rabbitmq-system\s+\d+\s+rabbitmq\/cluster-operator\/config\/installation@v2\.22\.3, /m);
-    expect(result.stdout).toMatch(/^\s+3\s+monitoring\s+observability\s+monitoring\s+\d+\s+kube-prometheus-stack@88\.5\.3$/m);
-    expect(result.stdout).toMatch(/^\s+3\s+node-red\s+automation\s+node-red\s+\d+\s+-$/m);
+    expect(result.stdout).toMatch(/^\s+\d+\s+rabbitmq-operators\s+data-mesh\s+rabbitmq-system\s+\d+\s+rabbitmq\/cluster-operator\/config\/installation@v2\.22\.3, /m);
+    expect(result.stdout).toMatch(/^\s+\d+\s+monitoring\s+observability\s+monitoring\s+\d+\s+kube-prometheus-stack@88\.5\.3$/m);
+    expect(result.stdout).toMatch(/^\s+\d+\s+node-red\s+automation\s+node-red\s+\d+\s+-$/m);
     expect(result.stdout).not.toMatch(/warning:/);
     // Each environment's capacity line carries exactly what the capacity check computed.
     for (const env of synthesizeExample()) {

@@ -250,6 +250,8 @@ describe('GPU placement from the node inventory', () => {
         { key: 'nvidia.com/gpu', effect: 'NoSchedule' },
         { key: 'homelab.dev/dedicated', value: 'ai', effect: 'NoExecute' },
       ];
+      // Two untainted nodes are left: too few for Vault's three HA pods (one per node).
+      c.environments.prod.services.vault.replicas = 1;
     });
     const gpu = workerGroupsOf(synthRay({ config })).find(isGpuGroup);
     expect(gpu.template.spec.tolerations).toEqual([

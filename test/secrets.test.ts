@@ -40,6 +40,8 @@ function scan(value: unknown, where: string, findings: Finding[]): void {
   }
   if (value && typeof value === 'object') {
     for (const [key, item] of Object.entries(value)) {
+      // An ExternalSecret's `data[].secretKey` names a key of the Secret it writes, not a value.
+      if (key === 'secretKey' && /\.spec\.data\[\d+\]$/.test(where)) continue;
       if (CREDENTIAL_KEY.test(key) && typeof item === 'string' && item.length > 0) {
         findings.push({ where: `${where}.${key}`, why: 'a credential key with a literal value' });
       }

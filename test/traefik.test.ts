@@ -174,10 +174,10 @@ esac`.replace(/\\\$/g, '$');
       [
         ...['argocd', 'grafana', 'longhorn'].map((s) => `${s}.dev.home.example.net=admin`),
         'n8n.dev.home.example.net=public',
-        ...['rabbitmq', 'traefik'].map((s) => `${s}.dev.home.example.net=admin`),
+        ...['rabbitmq', 'traefik', 'vault'].map((s) => `${s}.dev.home.example.net=admin`),
       ],
     );
-    expect(env.CERTIFICATES.split(' ').sort()).toEqual(['argocd/argocd', 'longhorn-system/longhorn', 'monitoring/grafana', 'n8n/n8n', 'rabbitmq/rabbitmq', 'traefik/traefik']);
+    expect(env.CERTIFICATES.split(' ').sort()).toEqual(['argocd/argocd', 'longhorn-system/longhorn', 'monitoring/grafana', 'n8n/n8n', 'rabbitmq/rabbitmq', 'traefik/traefik', 'vault/vault']);
     expect(env).toMatchObject({ TRAEFIK: 'traefik.traefik.svc:443', ADMIN_REFUSAL: 'forbidden', CURL_TLS: '' });
   });
 
@@ -215,7 +215,7 @@ esac`.replace(/\\\$/g, '$');
   it('grants reading exactly those certificates', () => {
     const role = file(dev, 'traefik/clusterrole-traefik-checkpoint.yaml');
     expect(role.rules).toEqual([
-      { apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: ['get'], resourceNames: ['argocd', 'grafana', 'longhorn', 'n8n', 'rabbitmq', 'traefik'] },
+      { apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: ['get'], resourceNames: ['argocd', 'grafana', 'longhorn', 'n8n', 'rabbitmq', 'traefik', 'vault'] },
     ]);
   });
 });

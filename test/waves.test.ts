@@ -107,6 +107,9 @@ describe('dependency graph', () => {
       traefik: ['cert-manager'],
       // Its checkpoint probes Argo CD: ordered after it (platform wiring, not a reference).
       'network-policies': ['argocd'],
+      // Vault keeps its storage on Longhorn; External Secrets reads from Vault.
+      vault: ['longhorn'],
+      'external-secrets': ['vault'],
     });
   });
 
@@ -151,11 +154,14 @@ describe('waves in the synthesized example', () => {
       // node-red depends on home-assistant, in the same layer.
       ['node-red', 'automation', 8],
       ['network-policies', 'security', 9],
+      // External Secrets reads from Vault, in the same layer.
+      ['vault', 'security', 9],
+      ['external-secrets', 'security', 10],
       // Networking comes last: the RabbitMQ operators' need for it is only a warning here.
-      ['cert-manager', 'networking', 10],
+      ['cert-manager', 'networking', 11],
       // Traefik routes to services of every layer and takes certificates from cert-manager.
-      ['traefik', 'networking', 11],
-      ['verification', 'verification', 12],
+      ['traefik', 'networking', 12],
+      ['verification', 'verification', 13],
     ]);
   });
 

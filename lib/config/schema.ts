@@ -13,6 +13,7 @@ import { monitoringSchema } from './services/monitoring';
 import { certManagerSchema, cloudflaredSchema, networkingIssues, SubdomainClaim, traefikSchema } from './services/networking';
 import { networkPoliciesSchema } from './services/network-policies';
 import { automationServiceIssues, n8nSchema } from './services/automation';
+import { externalSecretsSchema, securityServiceIssues, vaultSchema } from './services/security';
 import { Layer } from '../layers';
 import {
   absolutePath,
@@ -209,6 +210,8 @@ const SERVICE_KEYS = {
   n8n: 'n8n',
   traefik: 'traefik',
   cloudflared: 'cloudflared',
+  vault: 'vault',
+  externalSecrets: 'external-secrets',
 } as const;
 /**
  * Names an app cannot take: an app's name is its folder in k8s/<env>/ and its namespace, so
@@ -244,6 +247,8 @@ const servicesSchema = z.strictObject({
   n8n: n8nSchema.prefault({}),
   traefik: traefikSchema.prefault({}),
   cloudflared: cloudflaredSchema.prefault({}),
+  vault: vaultSchema.prefault({}),
+  externalSecrets: externalSecretsSchema.prefault({}),
 });
 
 /** One environment's fully merged settings. */
@@ -308,6 +313,14 @@ export const environmentConfig = z
       ctx.addIssue({ code: 'custom', ...issue });
     }
     for (const issue of automationServiceIssues({ longhorn, rabbitmq: env.services.rabbitmq, n8n: env.services.n8n })) {
+      ctx.addIssue({ code: 'custom', ...issue });
+    }
+    for (const issue of securityServiceIssues({
+      nodes: env.nodes,
+      longhorn,
+      vault: env.services.vault,
+      externalSecrets: env.services.externalSecrets,
+    })) {
       ctx.addIssue({ code: 'custom', ...issue });
     }
     const monitoring = env.services.monitoring;
@@ -432,6 +445,8 @@ function subdomainClaims(services: z.output<typeof servicesSchema>): SubdomainCl
     ...claim(services.ray.enabled, ['ray', 'subdomain'], services.ray.subdomain),
     ...claim(services.monitoring.enabled, ['monitoring', 'grafana', 'subdomain'], services.monitoring.grafana.subdomain),
     ...claim(services.traefik.enabled, ['traefik', 'dashboard', 'subdomain'], services.traefik.dashboard.subdomain),
+    ...claim(services.n8n.enabled, ['n8n', 'subdomain'], services.n8n.subdomain),
+    ...claim(services.vault.enabled, ['vault', 'subdomain'], services.vault.subdomain),
   ];
 }
 

@@ -1,0 +1,190 @@
+/**
+ * Vault configuration as code: a PostSync Job of the vault Application, after its checkpoint,
+ * that makes Vault match the declarations — the KV v2 engine at VAULT_KV_MOUNT, the Kubernetes
+ * auth method, and for every service that reads secrets one read-only policy on its own path
+ * and one role bound to its ServiceAccount; managed roles and policies no longer declared are
+ * removed. Idempotent: it runs on every sync. What it writes comes from a ConfigMap generated
+ * from the services' `needSecret` declarations. Its Vault token is in a Secret the operator
+ * creates once (README runbook); nothing in Git can act on Vault.
+ */
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { POST_SYNC_HOOK } from '../lib/checkpoint';
+import { resources, toResourceRequirements } from '../lib/resources';
+import { MANAGED_VAULT_PREFIX, VAULT_KV_MOUNT, VaultAccess } from '../lib/secrets';
+import { HomelabService } from '../lib/service';
+import { IMAGES } from '../lib/versions';
+
+export const CONFIGURATOR_NAME = 'vault-configurator';
+/** Secret (in the vault namespace) the operator creates with the configurator's token under this key. */
+export const CONFIGURATOR_TOKEN_SECRET = { name: CONFIGURATOR_NAME, key: 'token' } as const;
+/** ConfigMap keys: the roles table and the policy the operator gives the configurator's token. */
+export const ROLES_KEY = 'roles';
+export const CONFIGURATOR_POLICY_KEY = 'configurator-policy.hcl';
+/** Vault's Kubernetes auth mount and the audience External Secrets requests tokens for. */
+export const KUBERNETES_AUTH_MOUNT = 'kubernetes';
+export const VAULT_AUDIENCE = 'vault';
+
+const VAULT_UID = 100;
+const VAULT_GID = 1000;
+const CONFIG_DIR = '/config';
+
+export interface VaultConfiguratorProps {
+  /** Vault's in-cluster address. */
+  readonly address: string;
+  /** One entry per service that reads secrets. */
+  readonly access: readonly VaultAccess[];
+  /** A value the configurator writes so External Secrets can prove delivery (path under the mount). @default none */
+  readonly probe?: { readonly path: string; readonly key: string };
+}
+
+export class VaultConfigurator extends Construct {
+  /** The generated ConfigMap's data: the roles table and one policy per role. */
+  readonly data: Readonly<Record<string, string>>;
+
+  constructor(scope: HomelabService, id: string, props: VaultConfiguratorProps) {
+    super(scope, id);
+    const service = HomelabService.of(this);
+    const labels = service.labelsFor('configurator');
+    const access = [...props.access].sort((a, b) => a.role.localeCompare(b.role, 'en'));
+    this.data = {
+      [ROLES_KEY]: access.map((a) => `${a.role} ${a.serviceAccount} ${a.namespace}\n`).join(''),
+      [CONFIGURATOR_POLICY_KEY]: configuratorPolicy(props.probe),
+      ...Object.fromEntries(access.map((a) => [`${a.role}.hcl`, readPolicy(a.policyPath)])),
+    };
+    new k8s.KubeConfigMap(this, 'config', { metadata: { name: CONFIGURATOR_NAME, labels }, data: { ...this.data } });
+    new k8s.KubeJob(this, 'job', {
+      metadata: {
+        name: CONFIGURATOR_NAME,
+        labels,
+        // After the checkpoint (wave 0 of the PostSync hooks) has seen Vault unsealed.
+        annotations: { ...POST_SYNC_HOOK, 'argocd.argoproj.io/sync-wave': '1' },
+      },
+      spec: {
+        backoffLimit: 2,
+        activeDeadlineSeconds: 600,
+        template: {
+          metadata: { labels: service.selectorFor('configurator') },
+          spec: {
+            restartPolicy: 'Never',
+            automountServiceAccountToken: false,
+            securityContext: { runAsNonRoot: true, runAsUser: VAULT_UID, runAsGroup: VAULT_GID, seccompProfile: { type: 'RuntimeDefault' } },
+            containers: [
+              {
+                name: 'configurator',
+                image: IMAGES.vault,
+                command: ['sh', '-ec', CONFIGURATOR_SCRIPT],
+                env: [
+                  { name: 'VAULT_ADDR', value: props.address },
+                  { name: 'KV_MOUNT', value: VAULT_KV_MOUNT },
+                  { name: 'AUTH_MOUNT', value: KUBERNETES_AUTH_MOUNT },
+                  { name: 'AUDIENCE', value: VAULT_AUDIENCE },
+                  { name: 'MANAGED_PREFIX', value: MANAGED_VAULT_PREFIX },
+                  { name: 'PROBE_PATH', value: props.probe?.path ?? '' },
+                  { name: 'PROBE_KEY', value: props.probe?.key ?? '' },
+                  { name: 'CONFIG_DIR', value: CONFIG_DIR },
+                  { name: 'HOME', value: '/tmp' },
+                  // Optional: a missing Secret is reported by the script, not as a pod stuck in CreateContainerConfigError.
+                  { name: 'VAULT_TOKEN', valueFrom: { secretKeyRef: { ...CONFIGURATOR_TOKEN_SECRET, optional: true } } },
+                ],
+                resources: toResourceRequirements(resources('10m', '32Mi', '200m', '128Mi')),
+                securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+                volumeMounts: [
+                  { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
+                  { name: 'tmp', mountPath: '/tmp' },
+                ],
+              },
+            ],
+            volumes: [
+              { name: 'config', configMap: { name: CONFIGURATOR_NAME } },
+              { name: 'tmp', emptyDir: {} },
+            ],
+          },
+        },
+      },
+    });
+  }
+}
+
+/** A service's policy: read its own subtree of the KV engine, nothing else. */
+function readPolicy(path: string): string {
+  return `path "${path}" {\n  capabilities = ["read"]\n}\n`;
+}
+
+/** What the configurator's token may do: exactly the steps of CONFIGURATOR_SCRIPT. */
+function configuratorPolicy(probe?: { readonly path: string }): string {
+  const rule = (path: string, capabilities: readonly string[]) => `path "${path}" {\n  capabilities = [${capabilities.map((c) => `"${c}"`).join(', ')}]\n}\n`;
+  return [
+    '# Policy of the token in Secret vault/vault-configurator (README "Vault: one-time setup").',
+    rule('sys/mounts', ['read']),
+    rule(`sys/mounts/${VAULT_KV_MOUNT}`, ['create', 'read', 'update', 'sudo']),
+    rule('sys/auth', ['read', 'sudo']),
+    rule(`sys/auth/${KUBERNETES_AUTH_MOUNT}`, ['create', 'read', 'update', 'sudo']),
+    rule(`auth/${KUBERNETES_AUTH_MOUNT}/config`, ['create', 'read', 'update']),
+    rule(`auth/${KUBERNETES_AUTH_MOUNT}/role`, ['list']),
+    rule(`auth/${KUBERNETES_AUTH_MOUNT}/role/${MANAGED_VAULT_PREFIX}*`, ['create', 'read', 'update', 'delete']),
+    rule('sys/policy', ['read']),
+    rule('sys/policies/acl', ['list']),
+    rule(`sys/policies/acl/${MANAGED_VAULT_PREFIX}*`, ['create', 'read', 'update', 'delete']),
+    ...(probe ? [rule(`${VAULT_KV_MOUNT}/data/${probe.path}`, ['create', 'read', 'update'])] : []),
+  ].join('\n');
+}
+
+/** Runs with `sh -ec` in the vault image (busybox + the vault CLI); every step is idempotent. */
+export const CONFIGURATOR_SCRIPT = String.raw`runbook='README "Vault: one-time setup"'
+if [ -z "$VAULT_TOKEN" ]; then
+  echo "no Vault token: create the Secret vault-configurator (key token) in namespace vault once, see $runbook" >&2
+  exit 1
+fi
+if ! vault token lookup > /dev/null; then
+  echo "the token in Secret vault-configurator is not valid (expired or revoked?): create a new one, see $runbook" >&2
+  exit 1
+fi
+# A periodic token lives as long as it is renewed.
+vault token renew > /dev/null 2>&1 || true
+
+if vault secrets list | grep -q "^$KV_MOUNT/ "; then
+  echo "KV engine at $KV_MOUNT/: present"
+else
+  vault secrets enable -path="$KV_MOUNT" -version=2 kv
+fi
+if vault auth list | grep -q "^$AUTH_MOUNT/ "; then
+  echo "Kubernetes auth at $AUTH_MOUNT/: present"
+else
+  vault auth enable -path="$AUTH_MOUNT" kubernetes
+fi
+# Vault runs in the cluster: it reviews tokens with its own ServiceAccount and CA.
+vault write "auth/$AUTH_MOUNT/config" kubernetes_host=https://kubernetes.default.svc > /dev/null
+
+declared=" "
+while read -r role account namespace; do
+  [ -n "$role" ] || continue
+  vault policy write "$role" "$CONFIG_DIR/$role.hcl" < /dev/null > /dev/null
+  vault write "auth/$AUTH_MOUNT/role/$role" bound_service_account_names="$account" bound_service_account_namespaces="$namespace" \
+    token_policies="$role" audience="$AUDIENCE" token_ttl=20m token_max_ttl=1h < /dev/null > /dev/null
+  echo "role and policy $role: $namespace/$account reads its own path"
+  declared="$declared$role "
+done < "$CONFIG_DIR/roles"
+
+for role in $(vault list "auth/$AUTH_MOUNT/role" 2> /dev/null | sed '1,2d'); do
+  case "$role" in "$MANAGED_PREFIX"*) ;; *) continue ;; esac
+  case "$declared" in *" $role "*) continue ;; esac
+  vault delete "auth/$AUTH_MOUNT/role/$role" > /dev/null
+  echo "removed role $role: no longer declared"
+done
+for policy in $(vault policy list); do
+  case "$policy" in "$MANAGED_PREFIX"*) ;; *) continue ;; esac
+  case "$declared" in *" $policy "*) continue ;; esac
+  vault policy delete "$policy" > /dev/null
+  echo "removed policy $policy: no longer declared"
+done
+
+if [ -n "$PROBE_PATH" ]; then
+  if vault kv get -mount="$KV_MOUNT" "$PROBE_PATH" > /dev/null 2>&1; then
+    echo "probe value $KV_MOUNT/$PROBE_PATH: present"
+  else
+    vault kv put -mount="$KV_MOUNT" "$PROBE_PATH" "$PROBE_KEY=delivered-from-vault" > /dev/null
+    echo "probe value $KV_MOUNT/$PROBE_PATH: written"
+  fi
+fi
+echo "Vault matches the declarations"`;

@@ -1,0 +1,229 @@
+/**
+ * HashiCorp Vault (security layer): the `vault` chart, standalone (file storage) with one
+ * replica or HA with integrated raft storage, its volumes on Longhorn. Only the server and its
+ * UI: no agent injector and no CSI provider — External Secrets (charts/external-secrets.ts)
+ * delivers secrets as plain Kubernetes Secrets. The listener is plain HTTP inside the cluster
+ * (NetworkPolicies limit who reaches it); Prometheus scrapes `/v1/sys/metrics` without a
+ * token. Initialising and unsealing is the operator's one-time job (README runbook); the
+ * configurator Job (charts/vault-configurator.ts) then keeps the KV engine, the Kubernetes
+ * auth method and every consuming service's role and policy as declared.
+ */
+import { Duration } from 'cdk8s';
+import type { VaultValues } from '../imports/helm/vault';
+import { Checkpoint } from '../lib/checkpoint';
+import { DASHBOARDS } from '../lib/dashboards';
+import { helmRelease } from '../lib/helm';
+import { Layer } from '../lib/layers';
+import { SERVICE_LABEL } from '../lib/monitoring';
+import { Platform } from '../lib/platform';
+import { Resources } from '../lib/resources';
+import type { VaultAccess } from '../lib/secrets';
+import { HomelabService } from '../lib/service';
+import type { StorageProvider } from '../lib/storage';
+import { IMAGES } from '../lib/versions';
+import { VaultConfigurator } from './vault-configurator';
+
+export const VAULT_NAMESPACE = 'vault';
+/** API and UI port of every Vault pod and Service. */
+export const VAULT_PORT = 8200;
+/** Headless Service of the StatefulSet (the chart's `<release>-internal`): one DNS name per pod. */
+const HEADLESS_SERVICE = 'vault-internal';
+/** README section the checkpoint and the configurator point the operator to. */
+export const VAULT_RUNBOOK = 'README "Vault: one-time setup"';
+
+/** Labels the chart puts on the server pods (release name = service name). */
+export const VAULT_SERVER_POD_LABELS = {
+  'app.kubernetes.io/name': 'vault',
+  'app.kubernetes.io/instance': 'vault',
+  component: 'server',
+} as const;
+
+/** The vault image's user and group (the chart's defaults). */
+const VAULT_UID = 100;
+const VAULT_GID = 1000;
+
+export interface VaultProps {
+  /** Provides the volume of every Vault pod. */
+  readonly storage: StorageProvider;
+  /** 1: standalone with file storage; 3 or 5: HA with integrated raft storage. @default 1 */
+  readonly replicas?: number;
+  /** @default '10Gi' */
+  readonly storageSize?: string;
+  /** @default the storage provider's default class */
+  readonly storageClass?: string;
+  readonly resources: Resources;
+  /** The UI's host is `<subdomain>.<domain>`. @default 'vault' */
+  readonly subdomain?: string;
+}
+
+export class Vault extends HomelabService {
+  static isVault(x: unknown): x is Vault {
+    // Not `instanceof`: cdk8s' Chart answers it for every chart (Symbol.hasInstance).
+    return Vault.prototype.isPrototypeOf(x as object);
+  }
+
+  readonly replicas: number;
+  readonly ha: boolean;
+  /** Where clients (External Secrets, the configurator) reach the active Vault inside the cluster. */
+  readonly address: string;
+  private configurator?: VaultConfigurator;
+
+  constructor(scope: Platform, props: VaultProps) {
+    const replicas = props.replicas ?? 1;
+    const ha = replicas > 1;
+    super(scope, 'vault', props, {
+      layer: Layer.SECURITY,
+      namespace: VAULT_NAMESPACE,
+      helm: helmRelease('vault', vaultValues(props, replicas)),
+    });
+    this.replicas = replicas;
+    this.ha = ha;
+    // In HA the chart's `vault-active` Service selects the pod that service registration labels active.
+    this.address = `http://${ha ? 'vault-active' : 'vault'}.${VAULT_NAMESPACE}.svc:${VAULT_PORT}`;
+    this.requestCapacity({ workload: 'vault', replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory });
+    this.serveClients({ port: VAULT_PORT, podSelector: VAULT_SERVER_POD_LABELS });
+    this.expose({
+      subdomain: props.subdomain ?? 'vault',
+      serviceName: 'vault-ui',
+      servicePort: VAULT_PORT,
+      podPort: VAULT_PORT,
+      podSelector: VAULT_SERVER_POD_LABELS,
+      admin: true,
+    });
+    this.addMonitoring();
+    this.addCheckpoint();
+  }
+
+  /**
+   * @internal called once by the secret delivery (lib/secret-delivery.ts) with every service
+   * that reads secrets from Vault: emits the configurator Job and its generated ConfigMap.
+   */
+  _configure(access: readonly VaultAccess[], probe?: { readonly path: string; readonly key: string }): VaultConfigurator {
+    if (this.configurator) throw new Error('vault: configured twice');
+    this.configurator = new VaultConfigurator(this, 'configurator', { address: this.address, access, probe });
+    return this.configurator;
+  }
+
+  private addMonitoring(): void {
+    // The pods, not a Service: every replica reports its own seal state, standbys included
+    // (unauthenticated metrics are served locally, also while sealed).
+    this.exposeMetrics({
+      name: 'server',
+      kind: 'pod',
+      selector: VAULT_SERVER_POD_LABELS,
+      port: 'http',
+      path: '/v1/sys/metrics',
+      params: { format: ['prometheus'] },
+    });
+    this.addAlerts({
+      alert: 'VaultSealed',
+      expr: `vault_core_unsealed{${SERVICE_LABEL}="${this.serviceName}"} == 0`,
+      for: '1m',
+      severity: 'critical',
+      summary: 'Vault on {{ $labels.pod }} is sealed: no secret is delivered or renewed from it until it is unsealed',
+      description: `Unseal it with the unseal keys (${VAULT_RUNBOOK}), or check the auto-unseal key provider.`,
+    });
+    this.addDashboard(DASHBOARDS.vault);
+  }
+
+  /**
+   * Every pod answers `/v1/sys/health` as initialised and unsealed (200 active, 429 standby,
+   * 473 performance standby). 501 (not initialised) and 503 (sealed) need the operator: the
+   * checkpoint says so and fails at once.
+   */
+  private addCheckpoint(): void {
+    const pods = Array.from({ length: this.replicas }, (_, i) => `vault-${i}`);
+    new Checkpoint(this, 'checkpoint', {
+      description: 'every Vault pod is initialised and unsealed',
+      image: IMAGES.curl,
+      env: { VAULT_PODS: pods.join(' '), VAULT_HOSTS: `${HEADLESS_SERVICE}.${VAULT_NAMESPACE}.svc`, RUNBOOK: VAULT_RUNBOOK },
+      timeout: Duration.minutes(10),
+      script: String.raw`for pod in $VAULT_PODS; do
+  url="http://$pod.$VAULT_HOSTS:${VAULT_PORT}/v1/sys/health"
+  deadline=$(( $(date +%s) + 300 ))
+  while :; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$url" || true)
+    case "$code" in
+      200) echo "$pod: initialised, unsealed, active"; break ;;
+      429|473) echo "$pod: initialised, unsealed, standby"; break ;;
+      501) echo "$pod: Vault is not initialised. Initialise it once (vault operator init), then unseal every pod: see $RUNBOOK" >&2; exit 1 ;;
+      503) echo "$pod: Vault is sealed. Unseal it with the unseal keys (vault operator unseal): see $RUNBOOK" >&2; exit 1 ;;
+    esac
+    if [ "$(date +%s)" -ge "$deadline" ]; then echo "$pod: no health answer from $url within 5 minutes (last HTTP status: $code)" >&2; exit 1; fi
+    echo "waiting for $pod to answer (HTTP $code)"
+    sleep 10
+  done
+done
+echo "Vault is initialised and unsealed"`,
+    });
+  }
+}
+
+function vaultValues(props: VaultProps, replicas: number): VaultValues {
+  const ha = replicas > 1;
+  return {
+    // Secrets reach pods through External Secrets, not the agent injector or the CSI driver.
+    injector: { enabled: false },
+    csi: { enabled: false },
+    ui: { enabled: true, activeVaultPodOnly: ha },
+    server: {
+      resources: props.resources,
+      dataStorage: { enabled: true, size: props.storageSize ?? '10Gi', storageClass: props.storage.storageClass(props.storageClass) },
+      // The chart's default affinity stays: one pod per node (the config check caps replicas at
+      // the schedulable nodes, so none stays Pending).
+      standalone: ha ? { enabled: false } : { enabled: true, config: vaultConfig(FILE_STORAGE) },
+      ha: ha
+        ? { enabled: true, replicas, raft: { enabled: true, setNodeId: true, config: vaultConfig(raftStorage(replicas)) } }
+        : { enabled: false },
+      // Restricted Pod Security: the chart sets only the user and allowPrivilegeEscalation.
+      statefulSet: {
+        securityContext: {
+          pod: { runAsNonRoot: true, runAsUser: VAULT_UID, runAsGroup: VAULT_GID, fsGroup: VAULT_GID, seccompProfile: { type: 'RuntimeDefault' } },
+          container: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+        },
+      },
+      // The start script renders the config into /tmp; the root filesystem stays read-only.
+      volumes: [{ name: 'tmp', emptyDir: {} }],
+      volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+    },
+  };
+}
+
+const FILE_STORAGE = `storage "file" {
+  path = "/vault/data"
+}`;
+
+/** Raft storage; every pod retries joining the others, so any of them can be initialised first. */
+function raftStorage(replicas: number): string {
+  const joins = Array.from(
+    { length: replicas },
+    (_, i) => `  retry_join {\n    leader_api_addr = "http://vault-${i}.${HEADLESS_SERVICE}:${VAULT_PORT}"\n  }`,
+  );
+  return `storage "raft" {\n  path = "/vault/data"\n${joins.join('\n')}\n}\n\nservice_registration "kubernetes" {}`;
+}
+
+/**
+ * The server configuration. No mlock: the container drops every capability (IPC_LOCK
+ * included), and HashiCorp recommends disable_mlock with integrated storage.
+ */
+function vaultConfig(storage: string): string {
+  return `ui = true
+disable_mlock = true
+
+listener "tcp" {
+  address = "[::]:${VAULT_PORT}"
+  cluster_address = "[::]:8201"
+  tls_disable = 1
+  telemetry {
+    unauthenticated_metrics_access = true
+  }
+}
+
+${storage}
+
+telemetry {
+  prometheus_retention_time = "30s"
+  disable_hostname = true
+}
+`;
+}
