@@ -136,6 +136,11 @@ export class Traefik extends HomelabService implements ExposureRouter {
     this.requestCapacity({ workload: 'proxy', replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory });
     // The tunnel (cloudflared) depends on Traefik and connects to websecure.
     this.serveClients({ port: ENTRY_POINTS.websecure.port, podSelector: TRAEFIK_POD_LABELS });
+    // The LoadBalancer/NodePort forwards the LAN's and the internet's clients to both entry points.
+    this.servePublic(
+      { port: ENTRY_POINTS.web.port, podSelector: TRAEFIK_POD_LABELS },
+      { port: ENTRY_POINTS.websecure.port, podSelector: TRAEFIK_POD_LABELS },
+    );
     this.addMonitoring();
   }
 

@@ -62,6 +62,17 @@ export function allowRules(platform: Platform, settings: NetworkPoliciesConfig):
         });
       }
     }
+    // Entry points: the load balancer forwards clients from anywhere (with externalTrafficPolicy
+    // Local their own addresses), so no narrower source exists.
+    for (const served of provider.publicPorts) {
+      add(provider, {
+        name: `allow-public-${portKey(served)}`,
+        podSelector: served.podSelector,
+        ports: [portOf(served)],
+        from: [{ ipBlock: { cidr: '0.0.0.0/0' } }],
+        reason: `${provider.serviceName} is an entry point of the platform`,
+      });
+    }
     for (const served of provider.apiServerPorts) {
       add(provider, {
         name: `allow-api-server-${portKey(served)}`,

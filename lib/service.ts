@@ -88,6 +88,7 @@ export abstract class HomelabService extends Chart {
   private readonly exposureList: Exposure[] = [];
   private readonly servedPortList: ServedPort[] = [];
   private readonly apiServerPortList: ServedPort[] = [];
+  private readonly publicPortList: ServedPort[] = [];
 
   /**
    * @param props the subclass's own props: every HomelabService in them (directly or in
@@ -223,6 +224,15 @@ export abstract class HomelabService extends Chart {
   /** Declares ports the Kubernetes API server calls: admission webhooks, conversion, aggregated APIs. */
   protected serveApiServer(...ports: ServedPort[]): void {
     this.apiServerPortList.push(...ports);
+  }
+
+  /** Declares ports any client may reach, from outside the cluster too: the platform's entry points (Traefik's web/websecure). */
+  protected servePublic(...ports: ServedPort[]): void {
+    this.publicPortList.push(...ports);
+  }
+
+  get publicPorts(): readonly ServedPort[] {
+    return this.publicPortList;
   }
 
   /** Services this one needs first: every HomelabService found in its props, plus platform-derived ones. */

@@ -122,8 +122,9 @@ describe('derived NetworkPolicies', () => {
         expect(ports?.length, `${path}: ports`).toBeGreaterThan(0);
         for (const peer of from) {
           if (peer.ipBlock) {
-            // The documented exception: the API server calls webhooks from the host network.
-            expect(name, path).toMatch(/^allow-api-server-/);
+            // The documented exceptions: the API server calls webhooks from the host network, and
+            // the entry points (Traefik) take clients from anywhere.
+            expect(name, path).toMatch(/^allow-(api-server|public)-/);
             expect(peer, path).toEqual({ ipBlock: { cidr: '0.0.0.0/0' } });
           } else {
             expect(Object.keys(peer.namespaceSelector?.matchLabels ?? {}), path).toEqual([NAMESPACE_NAME_LABEL]);
@@ -131,6 +132,17 @@ describe('derived NetworkPolicies', () => {
         }
       }
     }
+  });
+
+  it('open exactly the declared entry points to any client: the web and websecure ports of Traefik', () => {
+    for (const env of example) {
+      const declared = env.platform.services.flatMap((s) => s.publicPorts.map((p) => `${s.namespaceName}/allow-public-${p.port}`));
+      const emitted = env.policies.filter(({ policy }) => policy.metadata.name.startsWith('allow-public-')).map(({ policy }) => `${policy.metadata.namespace}/${policy.metadata.name}`);
+      expect(emitted.sort()).toEqual(declared.sort());
+      expect(emitted.sort()).toEqual(['traefik/allow-public-8000', 'traefik/allow-public-8443']);
+    }
+    const [web] = named(prod, 'traefik', 'allow-public-8443');
+    expect(web.spec.podSelector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'traefik', 'app.kubernetes.io/instance': 'traefik-traefik' });
   });
 
   it('let the API server reach every declared webhook port, and nothing else from outside the namespaces', () => {
