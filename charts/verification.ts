@@ -17,6 +17,7 @@ import { HomelabService } from '../lib/service';
 import { IMAGES } from '../lib/versions';
 import { MonitoringStack, PROMETHEUS_URL } from './kube-prometheus-stack';
 import type { Loki } from './loki';
+import type { N8n } from './n8n';
 
 export interface VerificationProps {
   /** Every other service of the environment: the verification runs after all of them. */
@@ -25,6 +26,8 @@ export interface VerificationProps {
   readonly monitoring?: MonitoringStack;
   /** With a log shipper: checks that every namespace running pods has logs in Loki. @default no log check */
   readonly logs?: Loki;
+  /** With its RabbitMQ connection: checks that n8n can publish to the data mesh. @default no check */
+  readonly automation?: N8n;
 }
 
 export const VERIFICATION_NAMESPACE = 'verification';
@@ -65,6 +68,7 @@ export class Verification extends HomelabService {
     if (props.monitoring && scraped.length > 0) checks.push(this.targetsCheck(props.monitoring, scraped));
     const logging = props.services.filter(runsPods).map((s) => s.namespaceName);
     if (props.logs && logging.length > 0) checks.push(this.logsCheck(props.logs, [...new Set(logging)].sort()));
+    if (props.automation?.rabbitmqConnection) checks.push(this.publishCheck(props.automation));
     this.checks = checks;
     this.addReport(checks);
   }
@@ -103,6 +107,32 @@ for namespace in $NAMESPACES; do
   esac
 done
 if [ -n "$missing" ]; then echo "no logs in the last hour from:$missing" >&2; exit 1; fi`,
+    });
+  }
+
+  /**
+   * n8n reaches the data mesh: from n8n's namespace (its NetworkPolicy path), with the
+   * credentials the topology operator generated for its user, and with the AMQP client n8n's
+   * own RabbitMQ node uses (amqplib, from the n8n image), a message published on its vhost is
+   * confirmed by the broker. It goes to the default exchange with a routing key no queue has,
+   * so the broker drops it after confirming: no consumer ever sees it.
+   */
+  private publishCheck(n8n: N8n): VerificationCheck {
+    const connection = n8n.rabbitmqConnection!;
+    return this.crossCheck(n8n, 'e2e-n8n-publish', {
+      description: `n8n publishes to RabbitMQ vhost ${connection.vhost} as user ${connection.user}, confirmed by the broker`,
+      image: IMAGES.n8n,
+      env: {
+        N8N_ROOT: N8N_PACKAGE_ROOT,
+        RABBITMQ_HOST: connection.host,
+        RABBITMQ_PORT: String(connection.port),
+        RABBITMQ_VHOST: connection.vhost,
+      },
+      secretEnv: {
+        RABBITMQ_USERNAME: { name: connection.credentialsSecret, key: 'username' },
+        RABBITMQ_PASSWORD: { name: connection.credentialsSecret, key: 'password' },
+      },
+      script: `node -e '${PUBLISH_SCRIPT}'`,
     });
   }
 
@@ -145,6 +175,30 @@ if [ -n "$missing" ]; then echo "no logs in the last hour from:$missing" >&2; ex
 function runsPods(service: HomelabService): boolean {
   return service.helm !== undefined || service.kustomizations.length > 0 || service.apiObjects.some((o) => WORKLOAD_KINDS.has(o.kind));
 }
+
+/** Where the n8n image installs n8n (its RabbitMQ node's amqplib resolves from n8n-nodes-base there). */
+const N8N_PACKAGE_ROOT = '/usr/local/lib/node_modules/n8n';
+
+/** Node.js, no single quotes (it runs as `node -e '...'`). */
+const PUBLISH_SCRIPT = [
+  'const path = require("path");',
+  'const env = process.env;',
+  'const nodes = path.dirname(require.resolve("n8n-nodes-base/package.json", { paths: [env.N8N_ROOT] }));',
+  'const amqp = require(require.resolve("amqplib", { paths: [nodes] }));',
+  'const url = "amqp://" + encodeURIComponent(env.RABBITMQ_USERNAME) + ":" + encodeURIComponent(env.RABBITMQ_PASSWORD) +',
+  '  "@" + env.RABBITMQ_HOST + ":" + env.RABBITMQ_PORT + "/" + encodeURIComponent(env.RABBITMQ_VHOST);',
+  '(async () => {',
+  '  const connection = await amqp.connect(url);',
+  '  const channel = await connection.createConfirmChannel();',
+  '  channel.publish("", "homelab.e2e.unrouted", Buffer.from("end-to-end check"), { headers: { "x-homelab": "e2e" } });',
+  '  await channel.waitForConfirms();',
+  '  await connection.close();',
+  '  console.log("published to vhost " + env.RABBITMQ_VHOST + " as the n8n RabbitMQ user; the broker confirmed it");',
+  '})().catch((error) => {',
+  '  console.error("n8n cannot publish to RabbitMQ: " + error.message);',
+  '  process.exit(1);',
+  '});',
+].join('\n');
 
 /**
  * The report: `state` of each check is pass, fail or running; failed checks print the last

@@ -89,10 +89,11 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
     if (services.alloy.enabled) built.set('alloy', new Alloy(platform, { loki, resources: services.alloy.resources }));
   }
 
+  let n8n: N8n | undefined;
   if (services.n8n.enabled) {
     const { database, rabbitmq: user, subdomain, timezone, resources } = services.n8n;
     // The config check guarantees Longhorn for SQLite, and an enabled RabbitMQ with a declared user.
-    const n8n = new N8n(platform, {
+    n8n = new N8n(platform, {
       database,
       storage: database.sqlite ? longhorn : undefined,
       rabbitmq: user ? rabbitmq : undefined,
@@ -150,6 +151,8 @@ export function buildPlatform(scope: Construct, environment: string, config: Env
   }
   // After everything (Traefik's checkpoint comes with its routes, at synth): runs every
   // checkpoint again, plus checks across services.
-  platform.whenComplete(() => new Verification(platform, { services: [...platform.services], monitoring, logs: services.alloy.enabled ? loki : undefined }));
+  platform.whenComplete(
+    () => new Verification(platform, { services: [...platform.services], monitoring, logs: services.alloy.enabled ? loki : undefined, automation: n8n }),
+  );
   return platform;
 }

@@ -1,5 +1,7 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, synthesizeExample } from './support';
+import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, synthesizeExample, tempDir } from './support';
 
 const environments = synthesizeExample();
 const prod = environments.find((e) => e.environment === 'prod')!;
@@ -152,5 +154,75 @@ describe('end-to-end verification', () => {
       expect(result.status).not.toBe(0);
       expect(result.stderr).toContain(`no logs in the last hour from: ${namespaces[0]}`);
     });
+  });
+});
+
+describe('n8n publishes to RabbitMQ (end-to-end)', () => {
+  const publish = verificationJobs.find(({ manifest }) => manifest.metadata.name === 'e2e-n8n-publish')!.manifest;
+  const container = publish.spec.template.spec.containers[0];
+
+  /** A fake n8n install: n8n-nodes-base and an amqplib recording what the check does in `log`. */
+  const fakeInstall = (failWith?: string): { root: string; log: string } => {
+    const root = tempDir('homelab-fake-n8n-');
+    const log = join(root, 'amqp.log');
+    const modules = join(root, 'node_modules');
+    mkdirSync(join(modules, 'n8n-nodes-base'), { recursive: true });
+    writeFileSync(join(modules, 'n8n-nodes-base', 'package.json'), '{"name":"n8n-nodes-base"}');
+    mkdirSync(join(modules, 'amqplib'));
+    writeFileSync(
+      join(modules, 'amqplib', 'index.js'),
+      [
+        'const fs = require("fs");',
+        `const log = (line) => fs.appendFileSync(${JSON.stringify(log)}, line + "\\n");`,
+        'exports.connect = async (url) => {',
+        '  log("connect " + url);',
+        failWith ? `  throw new Error(${JSON.stringify(failWith)});` : '',
+        '  return {',
+        '    createConfirmChannel: async () => ({',
+        '      publish: (exchange, key, content) => log("publish [" + exchange + "] " + key + " " + content),',
+        '      waitForConfirms: async () => log("confirmed"),',
+        '    }),',
+        '    close: async () => log("close"),',
+        '  };',
+        '};',
+      ].join('\n'),
+    );
+    return { root, log };
+  };
+  const run = (failWith?: string) => {
+    const { root, log } = fakeInstall(failWith);
+    // The real node, with the Job's env; N8N_ROOT (the image's install) points at the fake one.
+    const result = runWithFakeCommands(container, {}, { env: { N8N_ROOT: root, RABBITMQ_USERNAME: 'gen/user', RABBITMQ_PASSWORD: 'p@ss:word' } });
+    return { ...result, calls: existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : [] };
+  };
+
+  it("runs in n8n's namespace with its generated RabbitMQ credentials and the n8n image", () => {
+    expect(publish.metadata.namespace).toBe('n8n');
+    expect(container.image).toMatch(/^docker\.io\/n8nio\/n8n:\d+\.\d+\.\d+$/);
+    const secretEnv = container.env.filter((e: any) => e.valueFrom).map((e: any) => [e.name, e.valueFrom.secretKeyRef]);
+    expect(secretEnv).toEqual([
+      ['RABBITMQ_USERNAME', { name: 'n8n-user-credentials', key: 'username' }],
+      ['RABBITMQ_PASSWORD', { name: 'n8n-user-credentials', key: 'password' }],
+    ]);
+    expect(envOf(publish)).toMatchObject({ RABBITMQ_HOST: 'rabbitmq.rabbitmq.svc', RABBITMQ_PORT: '5672', RABBITMQ_VHOST: 'events' });
+  });
+
+  it('publishes an unroutable message on the vhost and waits for the broker to confirm it', () => {
+    const result = run();
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(result.calls).toEqual([
+      'connect amqp://gen%2Fuser:p%40ss%3Aword@rabbitmq.rabbitmq.svc:5672/events',
+      'publish [] homelab.e2e.unrouted end-to-end check',
+      'confirmed',
+      'close',
+    ]);
+    expect(result.stdout).toContain('the broker confirmed it');
+  });
+
+  it('fails, saying why, when the broker refuses', () => {
+    const result = run('ACCESS_REFUSED - Login was refused');
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain('n8n cannot publish to RabbitMQ: ACCESS_REFUSED');
   });
 });
