@@ -60,9 +60,15 @@ export interface ServiceSettings {
   readonly ignoreDifferences?: readonly IgnoreDifference[];
 }
 
+const SERVICE_BRAND = Symbol.for('homelab.HomelabService');
+
 export abstract class HomelabService extends Chart {
+  /**
+   * Not `instanceof`: cdk8s' Chart defines Symbol.hasInstance to answer true for every chart
+   * (the app of apps' charts included), so services carry a brand of their own.
+   */
   static isHomelabService(x: unknown): x is HomelabService {
-    return x instanceof HomelabService;
+    return typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[SERVICE_BRAND] === true;
   }
 
   readonly serviceName: string;
@@ -100,6 +106,7 @@ export abstract class HomelabService extends Chart {
       disableResourceNameHashes: true,
       labels: serviceLabels({ name, environment: scope.environment }, settings.layer),
     });
+    Object.defineProperty(this, SERVICE_BRAND, { value: true });
     this.serviceName = name;
     this.environment = scope.environment;
     this.layer = settings.layer;

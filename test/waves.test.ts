@@ -1,4 +1,4 @@
-import { ApiObject, App } from 'cdk8s';
+import { ApiObject, App, Chart } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import { RecurringJob } from '../imports/longhorn-longhorn.io';
 import { parseConfig } from '../lib/config/load';
@@ -81,6 +81,12 @@ class SnapshotPolicy extends HomelabService {
 
 describe('dependency graph', () => {
   const devConfig = () => parseConfig(exampleText(), 'homelab.yaml').environments.get('dev')!;
+
+  it('counts only services as references: any other cdk8s Chart (which answers instanceof for every chart) is not one', () => {
+    const platform = buildDev();
+    expect(HomelabService.isHomelabService(new Chart(new App(), 'plain'))).toBe(false);
+    expect(platform.services.every((s) => HomelabService.isHomelabService(s))).toBe(true);
+  });
 
   it('derives dependencies from typed construct references', () => {
     const graph = dependencyGraph(buildDev()).nodes;
