@@ -25,6 +25,8 @@ export const N8N_NAMESPACE = 'n8n';
 export const N8N_PORT = 5678;
 const COMPONENT = 'n8n';
 const PORT_NAME = 'http';
+/** Where n8n serves its Prometheus metrics (the default of N8N_METRICS), on the main port. */
+const METRICS_PATH = '/metrics';
 /** The image's user `node`. */
 const NODE_USER = 1000;
 /** Where n8n keeps its settings file, SQLite database, binary data and community nodes. */
@@ -88,7 +90,16 @@ export class N8n extends HomelabService {
     this.requestCapacity({ workload: COMPONENT, replicas: 1, cpu: resources.requests.cpu, memory: resources.requests.memory });
 
     // Not admin-only: n8n has its own user management, and webhooks are called from outside.
-    this.expose({ subdomain: props.subdomain ?? 'n8n', serviceName: COMPONENT, servicePort: N8N_PORT, podPort: PORT_NAME, podSelector: selector, admin: false });
+    // Public (own login; webhooks must reach it), but its metrics on the same port are Prometheus'.
+    this.expose({
+      subdomain: props.subdomain ?? 'n8n',
+      serviceName: COMPONENT,
+      servicePort: N8N_PORT,
+      podPort: PORT_NAME,
+      podSelector: selector,
+      admin: false,
+      hiddenPaths: [METRICS_PATH],
+    });
     this.serveClients({ port: PORT_NAME, podSelector: selector });
     this.addMonitoring();
     this.addCheckpoint();
@@ -243,6 +254,7 @@ export class N8n extends HomelabService {
       kind: 'service',
       selector: this.selectorFor(COMPONENT),
       port: PORT_NAME,
+      path: METRICS_PATH,
       podPort: PORT_NAME,
       podSelector: this.selectorFor(COMPONENT),
     });

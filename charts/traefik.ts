@@ -164,12 +164,13 @@ export class Traefik extends HomelabService implements ExposureRouter {
     for (const { service, exposure } of exposures) {
       const taken = this.routed.find((r) => r.host === this.platform.hostname(exposure.subdomain));
       if (taken) throw new Error(`${service.serviceName}: subdomain ${exposure.subdomain} is already routed (${taken.certificate})`);
-      this.addRoute(exposure.subdomain, service.namespaceName, exposure.admin, {
-        name: exposure.serviceName,
-        port: exposure.servicePort,
-        kind: IngressRouteSpecRoutesServicesKind.SERVICE,
-        scheme: exposure.backendScheme,
-      });
+      this.addRoute(
+        exposure.subdomain,
+        service.namespaceName,
+        exposure.admin,
+        { name: exposure.serviceName, port: exposure.servicePort, kind: IngressRouteSpecRoutesServicesKind.SERVICE, scheme: exposure.backendScheme },
+        exposure.hiddenPaths,
+      );
       if (service !== this) this._addDependency(service);
     }
     this.addCheckpoint();
@@ -180,8 +181,9 @@ export class Traefik extends HomelabService implements ExposureRouter {
    * The IngressRoute, its middlewares and its Certificate, all in `namespace`: middlewares are
    * referenced without a namespace, so the provider's allowCrossNamespace stays false.
    */
-  private addRoute(subdomain: string, namespace: string, admin: boolean, backend: RouteBackend): void {
+  private addRoute(subdomain: string, namespace: string, admin: boolean, backend: RouteBackend, hiddenPaths: readonly string[] = []): void {
     const host = this.platform.hostname(subdomain);
+    const match = [`Host(\`${host}\`)`, ...hiddenPaths.map((path) => `!PathPrefix(\`${path}\`)`)].join(' && ');
     const labels = this.labelsFor('route');
     const middleware = (suffix: string, spec: ConstructorParameters<typeof Middleware>[2]['spec']) => {
       const name = `${subdomain}-${suffix}`;
@@ -222,7 +224,7 @@ export class Traefik extends HomelabService implements ExposureRouter {
       metadata: { name: subdomain, namespace, labels },
       spec: {
         entryPoints: ['websecure'],
-        routes: [{ kind: IngressRouteSpecRoutesKind.RULE, match: `Host(\`${host}\`)`, middlewares, services: [service] }],
+        routes: [{ kind: IngressRouteSpecRoutesKind.RULE, match, middlewares, services: [service] }],
         tls: { secretName },
       },
     });

@@ -20,6 +20,11 @@ export interface Exposure {
   readonly podSelector: Readonly<Record<string, string>>;
   /** An admin UI: reachable only through the configured allow-list or forward-auth. */
   readonly admin: boolean;
+  /**
+   * Path prefixes the public host does not serve (e.g. metrics on the UI's port, for
+   * Prometheus only): the route excludes them, so Traefik answers 404. @default none
+   */
+  readonly hiddenPaths?: readonly string[];
   /** Protocol the backend speaks. @default 'http' */
   readonly backendScheme?: 'http' | 'https';
 }

@@ -75,14 +75,16 @@ describe.each(['dev', 'staging', 'prod'])('exposures of the example %s', (enviro
   it('exposes the built-in admin UIs of the enabled services, and n8n publicly', () => {
     const admin = ['argocd', 'grafana', 'longhorn', 'rabbitmq', ...(environment === 'prod' ? ['ray'] : []), 'vault'];
     expect(exposures.filter(({ exposure }) => exposure.admin).map(({ exposure }) => exposure.subdomain).sort()).toEqual(admin);
-    // n8n has its own login, and its webhooks must be reachable by their callers.
-    expect(exposures.filter(({ exposure }) => !exposure.admin).map(({ exposure }) => exposure.subdomain)).toEqual(['n8n']);
+    // n8n has its own login, and its webhooks must be reachable by their callers; its metrics are not.
+    expect(exposures.filter(({ exposure }) => !exposure.admin).map(({ exposure }) => [exposure.subdomain, exposure.hiddenPaths])).toEqual([['n8n', ['/metrics']]]);
   });
 
   it('routes every exposure with an IngressRoute on websecure, in the exposing namespace, emitted by Traefik', () => {
     for (const { service, exposure } of exposures) {
       const host = `${exposure.subdomain}.${domain}`;
-      const route = routes.find(({ manifest }) => manifest.spec.routes[0].match === `Host(\`${host}\`)`);
+      // The host, minus the paths the exposure keeps private (n8n's metrics).
+      const match = [`Host(\`${host}\`)`, ...(exposure.hiddenPaths ?? []).map((path) => `!PathPrefix(\`${path}\`)`)].join(' && ');
+      const route = routes.find(({ manifest }) => manifest.spec.routes[0].match === match);
       expect(route, host).toBeDefined();
       expect(route!.path, host).toMatch(/^traefik\//);
       expect(route!.manifest.metadata.namespace, host).toBe(service.namespaceName);
@@ -96,7 +98,7 @@ describe.each(['dev', 'staging', 'prod'])('exposures of the example %s', (enviro
     const certificates = ofKind(docs, 'Certificate').map(({ manifest }) => manifest);
     for (const { manifest } of routes) {
       expect(manifest.spec.entryPoints, manifest.metadata.name).toEqual(['websecure']);
-      const host = /^Host\(`(.+)`\)$/.exec(manifest.spec.routes[0].match)![1];
+      const host = /^Host\(`([^`]+)`\)/.exec(manifest.spec.routes[0].match)![1];
       const certificate = certificates.find((c) => c.metadata.namespace === manifest.metadata.namespace && c.spec.secretName === manifest.spec.tls.secretName);
       expect(certificate?.spec.dnsNames, host).toEqual([host]);
       expect(certificate?.spec.issuerRef, host).toEqual({ group: 'cert-manager.io', kind: 'ClusterIssuer', name: 'letsencrypt-production' });
