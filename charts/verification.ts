@@ -2,8 +2,8 @@
  * The end-to-end verification (the design's "final system validation"): the last Application
  * of an environment, synced after every other service. Its PostSync hooks run every
  * service's checkpoint again, in that service's namespace, plus checks across services:
- * Prometheus has up targets of every service that declares metrics, and Loki has logs of
- * every namespace that runs pods. A report Job then prints one line per check (with the log
+ * Prometheus has up targets of every service that declares metrics, Loki has logs of every
+ * namespace that runs pods, and n8n can publish to RabbitMQ. A report Job then prints one line per check (with the log
  * tail of failed ones); it also runs when a check fails (SyncFail), so the report is always
  * the Job log the operator reads, and a failure shows the Application red.
  */
