@@ -176,8 +176,12 @@ describe('docs/platform.md', () => {
       for (const service of env.services) {
         expect(flowchart.subgraphs.get(nodeId('layer', service.layer))!.members).toContain(nodeId('s', service.name));
       }
+      const layerOf = new Map(env.services.map((s) => [s.name, s.layer]));
       const expected = env.services.flatMap((s) =>
-        s.dependsOn.map((d) => `${nodeId('s', d)} ${s.crdDependsOn.includes(d) ? '-.->|CRDs|' : '-->'} ${nodeId('s', s.name)}`),
+        s.layer === Layer.VERIFICATION
+          ? // After everything: one edge from each layer it follows.
+            [...new Set(s.dependsOn.map((d) => layerOf.get(d)!))].map((l) => `${nodeId('layer', l)} --> ${nodeId('s', s.name)}`)
+          : s.dependsOn.map((d) => `${nodeId('s', d)} ${s.crdDependsOn.includes(d) ? '-.->|CRDs|' : '-->'} ${nodeId('s', s.name)}`),
       );
       expect([...flowchart.edges].filter((e) => !e.includes(' ==> ')).sort()).toEqual(expected.sort());
     }
