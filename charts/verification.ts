@@ -80,14 +80,14 @@ export class Verification extends HomelabService {
       image: IMAGES.curl,
       env: { PROMETHEUS_URL, SERVICES: services.join(' ') },
       script: String.raw`up=$(curl -fsS --max-time 10 -G "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=count by (${SERVICE_LABEL}) (up == 1)' | tr -d ' \n')
-missing=""
-for service in $SERVICES; do
-  case "$up" in
-    *"\"${SERVICE_LABEL}\":\"$service\""*) echo "ok: $service has targets up" ;;
-    *) missing="$missing $service" ;;
-  esac
-done
-if [ -n "$missing" ]; then echo "no target up for:$missing (check their ServiceMonitor/PodMonitor selectors and ports)" >&2; exit 1; fi`,
+${everyLabelValueIn({
+        answer: 'up',
+        label: SERVICE_LABEL,
+        each: 'service',
+        list: 'SERVICES',
+        found: 'ok: $service has targets up',
+        missing: 'no target up for:$missing (check their ServiceMonitor/PodMonitor selectors and ports)',
+      })}`,
     });
   }
 
@@ -99,14 +99,14 @@ if [ -n "$missing" ]; then echo "no target up for:$missing (check their ServiceM
       env: { LOKI_URL: loki.queryUrl, NAMESPACES: namespaces.join(' ') },
       script: String.raw`selector="{namespace=~\"$(echo $NAMESPACES | tr ' ' '|')\"}"
 found=$(curl -fsS --max-time 30 -G "$LOKI_URL/loki/api/v1/query" --data-urlencode "query=sum by (namespace) (count_over_time($selector[1h]))" | tr -d ' \n')
-missing=""
-for namespace in $NAMESPACES; do
-  case "$found" in
-    *"\"namespace\":\"$namespace\""*) echo "ok: logs from $namespace" ;;
-    *) missing="$missing $namespace" ;;
-  esac
-done
-if [ -n "$missing" ]; then echo "no logs in the last hour from:$missing" >&2; exit 1; fi`,
+${everyLabelValueIn({
+        answer: 'found',
+        label: 'namespace',
+        each: 'namespace',
+        list: 'NAMESPACES',
+        found: 'ok: logs from $namespace',
+        missing: 'no logs in the last hour from:$missing',
+      })}`,
     });
   }
 
@@ -174,6 +174,21 @@ if [ -n "$missing" ]; then echo "no logs in the last hour from:$missing" >&2; ex
 /** Services whose namespace runs pods (and so must have logs): upstream sources or workloads of their own. */
 function runsPods(service: HomelabService): boolean {
   return service.helm !== undefined || service.kustomizations.length > 0 || service.apiObjects.some((o) => WORKLOAD_KINDS.has(o.kind));
+}
+
+/**
+ * Shell: every value in `$<list>` must appear as `"<label>":"<value>"` in the (whitespace-free)
+ * JSON answer `$<answer>` of a Prometheus or Loki instant query; the missing ones are listed.
+ */
+function everyLabelValueIn(o: { answer: string; label: string; each: string; list: string; found: string; missing: string }): string {
+  return String.raw`missing=""
+for ${o.each} in $${o.list}; do
+  case "$${o.answer}" in
+    *"\"${o.label}\":\"$${o.each}\""*) echo "${o.found}" ;;
+    *) missing="$missing $${o.each}" ;;
+  esac
+done
+if [ -n "$missing" ]; then echo "${o.missing}" >&2; exit 1; fi`;
 }
 
 /** Where the n8n image installs n8n (its RabbitMQ node's amqplib resolves from n8n-nodes-base there). */
