@@ -14,7 +14,7 @@ import { Layer } from '../lib/layers';
 import { SERVICE_LABEL } from '../lib/monitoring';
 import { Platform } from '../lib/platform';
 import { Resources, resources } from '../lib/resources';
-import { SecretNeed, vaultPath } from '../lib/secrets';
+import type { SecretNeed } from '../lib/secrets';
 import { HomelabService } from '../lib/service';
 import { IMAGES } from '../lib/versions';
 import type { Vault } from './vault';
@@ -64,8 +64,7 @@ export class ExternalSecrets extends HomelabService {
       ],
     });
     this.vault = props.vault;
-    const probe = this.needSecret('external-secrets-probe', ['probe'], 'checkpoint probe of External Secrets; the Vault configurator writes it, nothing to do');
-    this.probe = this.secretNeeds.find((need) => need.name === probe.secretName)!;
+    this.probe = this.needSecret('external-secrets-probe', ['probe'], 'checkpoint probe of External Secrets; the Vault configurator writes it, nothing to do').need;
     for (const [workload, demand] of [
       ['controller', props.resources],
       ['webhook', WEBHOOK_RESOURCES],
@@ -76,11 +75,6 @@ export class ExternalSecrets extends HomelabService {
     this.serveApiServer({ port: WEBHOOK_PORT, podSelector: POD_LABELS.webhook });
     this.addMonitoring();
     this.addCheckpoint();
-  }
-
-  /** Path of the probe value under the KV mount, for the configurator. */
-  get probePath(): string {
-    return vaultPath(this.probe);
   }
 
   private addMonitoring(): void {

@@ -25,8 +25,9 @@ export const CONFIGURATOR_POLICY_KEY = 'configurator-policy.hcl';
 export const KUBERNETES_AUTH_MOUNT = 'kubernetes';
 export const VAULT_AUDIENCE = 'vault';
 
-const VAULT_UID = 100;
-const VAULT_GID = 1000;
+/** The image's `vault` user and group. */
+export const VAULT_UID = 100;
+export const VAULT_GID = 1000;
 const CONFIG_DIR = '/config';
 
 export interface VaultConfiguratorProps {
@@ -50,7 +51,7 @@ export class VaultConfigurator extends Construct {
     this.data = {
       [ROLES_KEY]: access.map((a) => `${a.role} ${a.serviceAccount} ${a.namespace}\n`).join(''),
       [CONFIGURATOR_POLICY_KEY]: configuratorPolicy(props.probe),
-      ...Object.fromEntries(access.map((a) => [`${a.role}.hcl`, readPolicy(a.policyPath)])),
+      ...Object.fromEntries(access.map((a) => [`${a.role}.hcl`, policyRule(a.policyPath, ['read'])])),
     };
     new k8s.KubeConfigMap(this, 'config', { metadata: { name: CONFIGURATOR_NAME, labels }, data: { ...this.data } });
     new k8s.KubeJob(this, 'job', {
@@ -106,27 +107,26 @@ export class VaultConfigurator extends Construct {
   }
 }
 
-/** A service's policy: read its own subtree of the KV engine, nothing else. */
-function readPolicy(path: string): string {
-  return `path "${path}" {\n  capabilities = ["read"]\n}\n`;
+/** One HCL policy rule. */
+function policyRule(path: string, capabilities: readonly string[]): string {
+  return `path "${path}" {\n  capabilities = [${capabilities.map((c) => `"${c}"`).join(', ')}]\n}\n`;
 }
 
 /** What the configurator's token may do: exactly the steps of CONFIGURATOR_SCRIPT. */
 function configuratorPolicy(probe?: { readonly path: string }): string {
-  const rule = (path: string, capabilities: readonly string[]) => `path "${path}" {\n  capabilities = [${capabilities.map((c) => `"${c}"`).join(', ')}]\n}\n`;
   return [
     '# Policy of the token in Secret vault/vault-configurator (README "Vault: one-time setup").',
-    rule('sys/mounts', ['read']),
-    rule(`sys/mounts/${VAULT_KV_MOUNT}`, ['create', 'read', 'update', 'sudo']),
-    rule('sys/auth', ['read', 'sudo']),
-    rule(`sys/auth/${KUBERNETES_AUTH_MOUNT}`, ['create', 'read', 'update', 'sudo']),
-    rule(`auth/${KUBERNETES_AUTH_MOUNT}/config`, ['create', 'read', 'update']),
-    rule(`auth/${KUBERNETES_AUTH_MOUNT}/role`, ['list']),
-    rule(`auth/${KUBERNETES_AUTH_MOUNT}/role/${MANAGED_VAULT_PREFIX}*`, ['create', 'read', 'update', 'delete']),
-    rule('sys/policy', ['read']),
-    rule('sys/policies/acl', ['list']),
-    rule(`sys/policies/acl/${MANAGED_VAULT_PREFIX}*`, ['create', 'read', 'update', 'delete']),
-    ...(probe ? [rule(`${VAULT_KV_MOUNT}/data/${probe.path}`, ['create', 'read', 'update'])] : []),
+    policyRule('sys/mounts', ['read']),
+    policyRule(`sys/mounts/${VAULT_KV_MOUNT}`, ['create', 'read', 'update', 'sudo']),
+    policyRule('sys/auth', ['read', 'sudo']),
+    policyRule(`sys/auth/${KUBERNETES_AUTH_MOUNT}`, ['create', 'read', 'update', 'sudo']),
+    policyRule(`auth/${KUBERNETES_AUTH_MOUNT}/config`, ['create', 'read', 'update']),
+    policyRule(`auth/${KUBERNETES_AUTH_MOUNT}/role`, ['list']),
+    policyRule(`auth/${KUBERNETES_AUTH_MOUNT}/role/${MANAGED_VAULT_PREFIX}*`, ['create', 'read', 'update', 'delete']),
+    policyRule('sys/policy', ['read']),
+    policyRule('sys/policies/acl', ['list']),
+    policyRule(`sys/policies/acl/${MANAGED_VAULT_PREFIX}*`, ['create', 'read', 'update', 'delete']),
+    ...(probe ? [policyRule(`${VAULT_KV_MOUNT}/data/${probe.path}`, ['create', 'read', 'update'])] : []),
   ].join('\n');
 }
 

@@ -21,7 +21,7 @@ import type { VaultAccess } from '../lib/secrets';
 import { HomelabService } from '../lib/service';
 import type { StorageProvider } from '../lib/storage';
 import { IMAGES } from '../lib/versions';
-import { VaultConfigurator } from './vault-configurator';
+import { VAULT_GID, VAULT_UID, VaultConfigurator } from './vault-configurator';
 
 export const VAULT_NAMESPACE = 'vault';
 /** API and UI port of every Vault pod and Service. */
@@ -39,8 +39,6 @@ export const VAULT_SERVER_POD_LABELS = {
 } as const;
 
 /** The vault image's user and group (the chart's defaults). */
-const VAULT_UID = 100;
-const VAULT_GID = 1000;
 
 export interface VaultProps {
   /** Provides the volume of every Vault pod. */
@@ -63,7 +61,6 @@ export class Vault extends HomelabService {
   }
 
   readonly replicas: number;
-  readonly ha: boolean;
   /** Where clients (External Secrets, the configurator) reach the active Vault inside the cluster. */
   readonly address: string;
   private configurator?: VaultConfigurator;
@@ -77,7 +74,6 @@ export class Vault extends HomelabService {
       helm: helmRelease('vault', vaultValues(props, replicas)),
     });
     this.replicas = replicas;
-    this.ha = ha;
     // In HA the chart's `vault-active` Service selects the pod that service registration labels active.
     this.address = `http://${ha ? 'vault-active' : 'vault'}.${VAULT_NAMESPACE}.svc:${VAULT_PORT}`;
     this.requestCapacity({ workload: 'vault', replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory });

@@ -32,8 +32,8 @@ export class Platform extends Construct {
   }
 
   /**
-   * Work that needs every service complete, including what synth adds across services (routes
-   * and their checkpoint, secret deliveries): e.g. the end-to-end verification replaying every
+   * Work that needs every service complete, including the routes synth adds across services
+   * (and the router's checkpoint): e.g. the end-to-end verification replaying every
    * checkpoint. Runs in registration order.
    */
   whenComplete(step: () => void): void {

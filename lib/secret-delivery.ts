@@ -23,7 +23,7 @@ import {
 } from '../imports/external-secrets-external-secrets.io';
 import { SecretStore, SecretStoreSpecProviderVaultVersion } from '../imports/external-secrets-secretstore-external-secrets.io';
 import { k8s } from 'cdk8s-plus-28';
-import type { DependencyGraph } from './graph';
+import { DependencyGraph, dependencyGraph } from './graph';
 import { LAYER_ORDER } from './layers';
 import type { Platform } from './platform';
 import { SecretNeed, VAULT_KV_MOUNT, vaultAccess, VaultAccess, vaultPath } from './secrets';
@@ -42,19 +42,19 @@ export interface SecretNeedSource extends SecretNeed {
 
 /**
  * Emits the delivery of every declared Secret and configures Vault; returns every need with
- * its source. Call before the final dependency graph: `graph` (computed before delivery) only
- * serves to find the consumers that cannot wait for External Secrets.
+ * its source. Call before the final dependency graph: the graph before delivery tells which
+ * consumers cannot wait for External Secrets.
  */
-export function deliverSecrets(platform: Platform, graph: DependencyGraph): SecretNeedSource[] {
-  const vault = platform.services.find(Vault.isVault);
+export function deliverSecrets(platform: Platform): SecretNeedSource[] {
   const externalSecrets = platform.services.find(ExternalSecrets.isExternalSecrets);
   const consumers = platform.services.filter((s) => s.secretNeeds.length > 0);
-  if (!vault) return consumers.flatMap((s) => s.secretNeeds.map((need) => ({ ...need })));
   if (!externalSecrets) {
-    vault._configure([]);
+    // Vault alone still gets its engine and auth method; the Secrets are made by hand.
+    platform.services.find(Vault.isVault)?._configure([]);
     return consumers.flatMap((s) => s.secretNeeds.map((need) => ({ ...need })));
   }
-  const early = cannotWaitFor(externalSecrets, vault, platform, graph);
+  const vault = externalSecrets.vault;
+  const early = cannotWaitFor(externalSecrets, vault, platform, dependencyGraph(platform, platform.config.waves));
   const access: VaultAccess[] = [];
   const sources: SecretNeedSource[] = [];
   for (const consumer of consumers) {
@@ -66,7 +66,7 @@ export function deliverSecrets(platform: Platform, graph: DependencyGraph): Secr
       sources.push({ ...need, vaultPath: `${VAULT_KV_MOUNT}/${vaultPath(need)}`, deliveredBy: host.serviceName });
     }
   }
-  vault._configure(access, { path: externalSecrets.probePath, key: externalSecrets.probe.keys[0] });
+  vault._configure(access, { path: vaultPath(externalSecrets.probe), key: externalSecrets.probe.keys[0] });
   return sources;
 }
 

@@ -35,7 +35,7 @@ export function vaultPath(need: Pick<SecretNeed, 'service' | 'name'>): string {
 
 /** A handle on a declared Secret: how consumers reference its keys. */
 export class SecretRef {
-  constructor(private readonly need: SecretNeed) {}
+  constructor(readonly need: SecretNeed) {}
 
   get secretName(): string {
     return this.need.name;

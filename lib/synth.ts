@@ -75,7 +75,7 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
     for (const service of platform.services) service._emitMonitoring();
   }
   // Delivery objects add CRD edges; the graph before them tells who cannot wait for External Secrets.
-  const secrets = deliverSecrets(platform, dependencyGraph(platform, config.waves)).sort(
+  const secrets = deliverSecrets(platform).sort(
     (a, b) => a.namespace.localeCompare(b.namespace, 'en') || a.name.localeCompare(b.name, 'en'),
   );
   const graph = dependencyGraph(platform, config.waves);
