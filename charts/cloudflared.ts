@@ -59,7 +59,7 @@ export class Cloudflared extends HomelabService {
       });
     }
     // The ingress rules exist once synth has routed every exposure.
-    props.router.onRouted((hosts) => this.addConnectors(hosts.filter((h) => !h.admin)));
+    scope.whenComplete(() => this.addConnectors(props.router.routedHosts.filter((h) => !h.admin)));
     this.addMonitoring();
     this.addCheckpoint();
   }

@@ -109,11 +109,12 @@ const ERROR_RATIO = 0.05;
 const ERROR_MIN_RATE = 0.1;
 
 export class Traefik extends HomelabService implements ExposureRouter {
+  /** Traefik's pods, by the chart's name label (traefik 41.3.0 `traefik.labelselector`): the backends let them in. */
+  readonly routerPods = { namespace: TRAEFIK_NAMESPACE, podSelector: { 'app.kubernetes.io/name': 'traefik' } };
   private readonly issuer: ClusterIssuerName;
   private readonly adminAccess: AdminAccess;
   private readonly dashboardSubdomain: string;
   private readonly routed: RoutedHost[] = [];
-  private readonly routeListeners: ((hosts: readonly RoutedHost[]) => void)[] = [];
   private readonly platform: Platform;
 
   constructor(scope: Platform, props: TraefikProps) {
@@ -149,11 +150,6 @@ export class Traefik extends HomelabService implements ExposureRouter {
     return this.routed;
   }
 
-  /** Called with every routed host once the exposures are routed (the tunnel's ingress rules). */
-  onRouted(listener: (hosts: readonly RoutedHost[]) => void): void {
-    this.routeListeners.push(listener);
-  }
-
   /** Routes the dashboard and every exposure, depends on the exposing services, and adds the checkpoint. */
   routeExposures(exposures: readonly ServiceExposure[]): void {
     if (this.checkpoint) throw new Error('traefik: exposures are routed once');
@@ -174,7 +170,6 @@ export class Traefik extends HomelabService implements ExposureRouter {
       if (service !== this) this._addDependency(service);
     }
     this.addCheckpoint();
-    for (const listener of this.routeListeners) listener(this.routed);
   }
 
   /**

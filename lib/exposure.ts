@@ -4,6 +4,7 @@
  * declaration into an IngressRoute on `websecure` with security headers (admin UIs also get
  * the configured access control) and a publicly signed certificate for the host.
  */
+import type { NetworkPeer } from './network';
 import type { Platform } from './platform';
 import type { HomelabService } from './service';
 
@@ -41,6 +42,8 @@ export interface ServiceExposure {
  * layer, after everything they route to.
  */
 export interface ExposureRouter extends HomelabService {
+  /** The pods that connect to the exposed backends (their NetworkPolicies let them in). */
+  readonly routerPods: NetworkPeer;
   routeExposures(exposures: readonly ServiceExposure[]): void;
 }
 

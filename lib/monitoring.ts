@@ -87,8 +87,10 @@ export interface AlertRule {
 
 /** Emits the monitors and rules a service declared; called by synth when the CRDs are installed. */
 export class ServiceMonitoring extends Construct {
-  constructor(service: HomelabService, endpoints: readonly MetricsEndpoint[], rules: readonly AlertRule[]) {
+  constructor(service: HomelabService) {
     super(service, 'monitoring');
+    const endpoints = service.metricsEndpoints;
+    const rules = service.alertRules;
     for (const endpoint of endpoints) this.monitor(service, endpoint);
     const alerts = [...endpoints.map((endpoint) => targetDown(service, endpoint)), ...rules];
     if (alerts.length === 0) return;

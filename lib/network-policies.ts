@@ -5,7 +5,7 @@
  * - each service that references it in its props, to the ports it serves (`serveClients`),
  *   or the clients a served port names;
  * - Prometheus to each declared metrics endpoint;
- * - Traefik (where a service named `traefik` runs) to each exposed port;
+ * - the exposure router's pods (Traefik, where it runs) to each exposed port;
  * - the API server to the webhook ports (`serveApiServer`), from the configured sources.
  * Egress stays open: every rule is on the receiving side, so a refused connection always
  * proves the receiver's policy.
@@ -13,16 +13,13 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { NetworkPoliciesConfig } from './config/services/network-policies';
+import { isExposureRouter } from './exposure';
 import { scrapedPods } from './monitoring';
 import { isMetricsScraper, NetworkPeer, ServedPort } from './network';
 import type { Platform } from './platform';
 import type { HomelabService } from './service';
 
 export const NETWORK_POLICY_COMPONENT = 'network-policy';
-/** The service whose pods route the exposures; built in parallel, recognised by its name. */
-export const ROUTER_SERVICE = 'traefik';
-/** Traefik's pods: `app.kubernetes.io/name` is the chart name unless nameOverride (traefik 41.3.0 `traefik.labelselector`). */
-export const ROUTER_PODS = { 'app.kubernetes.io/name': 'traefik' } as const;
 /** Set by Kubernetes (1.21+) on every namespace: selects a namespace by its name. */
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 /** Annotation on every allow rule saying what it is derived from. */
@@ -49,9 +46,14 @@ export function allowRules(platform: Platform, settings: NetworkPoliciesConfig):
     if (list.some((r) => r.name === rule.name)) throw new Error(`${service.serviceName}: two NetworkPolicies named ${rule.name}`);
     list.push(rule);
   };
+  // Who references whom, once (in platform order, as the rules are emitted).
+  const referrers = new Map<HomelabService, HomelabService[]>();
+  for (const service of platform.services) {
+    for (const provider of service.references) referrers.set(provider, [...(referrers.get(provider) ?? []), service]);
+  }
   for (const provider of platform.services) {
     for (const served of provider.servedPorts) {
-      for (const client of served.clients ?? platform.services.filter((s) => s.references.has(provider))) {
+      for (const client of served.clients ?? referrers.get(provider) ?? []) {
         if (client.namespaceName === provider.namespaceName) continue;
         add(provider, {
           name: `allow-${client.serviceName}-${portKey(served)}`,
@@ -103,7 +105,7 @@ export function allowRules(platform: Platform, settings: NetworkPoliciesConfig):
       }
     }
   }
-  const router = platform.services.find((s) => s.serviceName === ROUTER_SERVICE);
+  const router = platform.services.find(isExposureRouter);
   if (router) {
     for (const service of platform.services) {
       if (service.namespaceName === router.namespaceName) continue;
@@ -112,7 +114,7 @@ export function allowRules(platform: Platform, settings: NetworkPoliciesConfig):
           name: `allow-traefik-${exposure.subdomain}`,
           podSelector: exposure.podSelector,
           ports: [{ port: exposure.podPort, protocol: 'TCP' }],
-          from: [peer({ namespace: router.namespaceName, podSelector: ROUTER_PODS })],
+          from: [peer(router.routerPods)],
           reason: `Traefik routes ${exposure.subdomain} to ${exposure.serviceName}`,
         });
       }

@@ -280,7 +280,7 @@ export abstract class HomelabService extends Chart {
 
   /** @internal called by synth when the platform installs the monitoring CRDs. */
   _emitMonitoring(): void {
-    new ServiceMonitoring(this, this.metricsList, this.alertList);
+    new ServiceMonitoring(this);
   }
 
   /** What the service's long-running workloads request (checkpoint Jobs are not counted). */

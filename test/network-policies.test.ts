@@ -13,7 +13,8 @@ import { buildPlatform } from '../lib/homelab';
 import { Layer } from '../lib/layers';
 import { scrapedPods } from '../lib/monitoring';
 import { isMetricsScraper } from '../lib/network';
-import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, NAMESPACE_NAME_LABEL, ROUTER_PODS } from '../lib/network-policies';
+import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, NAMESPACE_NAME_LABEL } from '../lib/network-policies';
+import type { ExposureRouter } from '../lib/exposure';
 import { Platform } from '../lib/platform';
 import { HomelabService } from '../lib/service';
 import { synthesizePlatform } from '../lib/synth';
@@ -56,12 +57,19 @@ class ExposedApp extends HomelabService {
   }
 }
 
-/** Stands in for the Traefik service built in parallel: only its name and namespace matter here. */
-class Router extends HomelabService {
+/** Traefik's pods (traefik 41.3.0 `traefik.labelselector`), as the stand-in router declares them. */
+const ROUTER_PODS = { 'app.kubernetes.io/name': 'traefik' } as const;
+
+/** Stands in for Traefik: only its namespace and pods matter here, not the routes. */
+class Router extends HomelabService implements ExposureRouter {
+  readonly routerPods = { namespace: 'traefik', podSelector: ROUTER_PODS };
+
   constructor(scope: Platform) {
     super(scope, 'traefik', {}, { layer: Layer.NETWORKING, namespace: 'traefik' });
     new Checkpoint(this, 'checkpoint', { description: 'test', image: 'busybox:1.37.0', script: 'true' });
   }
+
+  routeExposures(): void {}
 }
 
 describe('derived NetworkPolicies', () => {
