@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CommandSpec, colours, parseCommandLine, runCommand } from './lib/cli';
-import { readDirectoryTree, treeOf } from './lib/output-tree';
+import { changedFiles, readDirectoryTree, treeOf } from './lib/output-tree';
 import { renderPlatformDoc } from './lib/platform-doc';
 import { formatSummary } from './lib/summary';
 import type { SynthesizedEnvironment } from './lib/synth';
@@ -78,11 +78,7 @@ function checkOutput(
   const outdir = options.outdir.replace(/\/+$/, '');
   const fresh = treeOf(results);
   const current = readDirectoryTree(outdir, options.partial ? results.map((r) => r.environment) : undefined);
-  const changes = [...new Set([...current.keys(), ...fresh.keys()])].sort().flatMap((path) => {
-    if (!current.has(path)) return [`added    ${outdir}/${path}`];
-    if (!fresh.has(path)) return [`removed  ${outdir}/${path}`];
-    return current.get(path) === fresh.get(path) ? [] : [`changed  ${outdir}/${path}`];
-  });
+  const changes = changedFiles(current, fresh).map(({ path, kind }) => `${kind.padEnd(8)} ${outdir}/${path}`);
   for (const [path, content] of documents) {
     if (!existsSync(path)) changes.push(`added    ${path}`);
     else if (readFileSync(path, 'utf8') !== content) changes.push(`changed  ${path}`);

@@ -85,6 +85,21 @@ function git(args: string[], cwd: string | undefined, failure: string, input?: s
   }
 }
 
-function sortedTree(tree: Map<string, string>): Map<string, string> {
+/** The tree with its paths in code-point order (locale-independent, so output is deterministic). */
+export function sortedTree(tree: Map<string, string>): Map<string, string> {
   return new Map([...tree].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** Paths added, removed or changed from `base` to `head`, in code-point order. */
+export function changedFiles(base: OutputTree, head: OutputTree): FileChange[] {
+  return [...new Set([...base.keys(), ...head.keys()])].sort().flatMap((path): FileChange[] => {
+    if (!base.has(path)) return [{ path, kind: 'added' }];
+    if (!head.has(path)) return [{ path, kind: 'removed' }];
+    return base.get(path) === head.get(path) ? [] : [{ path, kind: 'changed' }];
+  });
+}
+
+export interface FileChange {
+  readonly path: string;
+  readonly kind: 'added' | 'removed' | 'changed';
 }

@@ -19,6 +19,7 @@ import { MONITORING_GROUP } from './monitoring';
 import { emitNetworkPolicies } from './network-policies';
 import type { HomelabService } from './service';
 import { computeWaves } from './waves';
+import { sortedTree } from './output-tree';
 import { emitYaml } from './yaml-emitter';
 
 /** Helm values files in the output are named after their chart: `argo-cd.values.yaml`. */
@@ -114,7 +115,7 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
       hosts: service.exposures.map((e) => platform.hostname(e.subdomain)).sort(),
     }))
     .sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name, 'en'));
-  return { environment, files: sortedMap(files), services, capacity, secrets, warnings: graph.warnings };
+  return { environment, files: sortedTree(files), services, capacity, secrets, warnings: graph.warnings };
 }
 
 function upstreamOf(service: HomelabService): string[] {
@@ -162,6 +163,3 @@ function renderChart(
   }
 }
 
-function sortedMap(files: Map<string, string>): Map<string, string> {
-  return new Map([...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-}
