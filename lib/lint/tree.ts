@@ -3,27 +3,25 @@
  * objects. Helm values files (`*.values.yaml`) are chart inputs, not manifests: charts are
  * rendered by Argo CD in the cluster, so their objects are not here to lint.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join, sep } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { readDirectoryTree } from '../output-tree';
 import { HELM_VALUES_FILE } from '../synth';
 import type { LintedObject, Manifest } from './model';
 
 /** Environment name -> (path relative to the environment folder -> content). */
 export type OutputTree = ReadonlyMap<string, ReadonlyMap<string, string>>;
 
-/** `<dir>/<env>/<service>/<file>.yaml`, read into an OutputTree. */
+/** `<dir>/<env>/<service>/<file>.yaml`, read into an OutputTree (files directly in `<dir>` belong to no environment). */
 export function readOutputTree(dir: string): OutputTree {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: no such directory`);
   const tree = new Map<string, Map<string, string>>();
-  for (const env of readdirSync(dir).sort()) {
-    const envDir = join(dir, env);
-    if (!statSync(envDir).isDirectory()) continue;
-    const files = new Map<string, string>();
-    for (const file of (readdirSync(envDir, { recursive: true }) as string[]).filter((f) => /\.ya?ml$/.test(f)).sort()) {
-      files.set(file.split(sep).join('/'), readFileSync(join(envDir, file), 'utf8'));
-    }
-    tree.set(env, files);
+  for (const [path, content] of readDirectoryTree(dir)) {
+    const slash = path.indexOf('/');
+    if (slash < 0 || !/\.ya?ml$/.test(path)) continue;
+    const env = path.slice(0, slash);
+    tree.set(env, (tree.get(env) ?? new Map<string, string>()).set(path.slice(slash + 1), content));
   }
   return tree;
 }
