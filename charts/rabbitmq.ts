@@ -22,7 +22,7 @@ import { setSyncWave } from '../lib/argocd/annotations';
 import { Checkpoint } from '../lib/checkpoint';
 import { DEFAULT_RABBITMQ_RESOURCES, RabbitmqConfig, RabbitmqUserConfig } from '../lib/config/services/rabbitmq';
 import { DASHBOARDS } from '../lib/dashboards';
-import type { Inventory } from '../lib/inventory';
+import { Inventory, schedulableNodes } from '../lib/inventory';
 import { Layer } from '../lib/layers';
 import { SERVICE_LABEL } from '../lib/monitoring';
 import { Platform } from '../lib/platform';
@@ -409,12 +409,7 @@ function podAntiAffinity(replicas: number, nodes: Inventory): RabbitmqClusterSpe
     labelSelector: { matchLabels: { ...RABBITMQ_OPERATOR_LABELS } },
     topologyKey: 'kubernetes.io/hostname',
   };
-  return schedulableNodes(nodes) >= replicas
+  return schedulableNodes(nodes).length >= replicas
     ? { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] } }
     : { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] } };
-}
-
-/** Nodes a broker may run on: the brokers tolerate no NoSchedule or NoExecute taint. */
-function schedulableNodes(nodes: Inventory): number {
-  return Object.values(nodes).filter((node) => node.taints.every((taint) => taint.effect === 'PreferNoSchedule')).length;
 }

@@ -38,6 +38,16 @@ export type Inventory = Readonly<Record<string, NodeConfig>>;
  * @param gpuReplicas how many pods share one physical GPU (time-slicing): the device plugin
  *   advertises that many `nvidia.com/gpu` per GPU.
  */
+/**
+ * Nodes a pod without tolerations can run on: those without a NoSchedule or NoExecute taint.
+ * (A required one-pod-per-node anti-affinity needs at least as many as replicas.)
+ */
+export function schedulableNodes(nodes: Inventory): string[] {
+  return Object.entries(nodes)
+    .filter(([, node]) => !node.taints.some((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute'))
+    .map(([name]) => name);
+}
+
 export function capacityOf(nodes: Inventory, gpuReplicas = 1): Capacity {
   const all = Object.values(nodes);
   return {

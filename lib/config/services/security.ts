@@ -5,6 +5,7 @@
  * environment (nodes, Longhorn) are in `securityServiceIssues`, for the environment-level
  * refinement in ../schema.ts.
  */
+import { schedulableNodes } from '../../inventory';
 import { z } from 'zod';
 import type { NodeConfig } from '../schema';
 import { bool, intBetween, k8sName, resourcesSchema, subdomain, volumeSize } from '../primitives';
@@ -50,16 +51,6 @@ export interface ConfigIssue {
   /** From the environment's root, e.g. ['services', 'vault', 'replicas']. */
   readonly path: (string | number)[];
   readonly message: string;
-}
-
-/**
- * Nodes a Vault pod can run on: those without a NoSchedule/NoExecute taint (Vault tolerates
- * none). The chart's required pod anti-affinity puts each replica on its own node.
- */
-export function schedulableNodes(nodes: Readonly<Record<string, NodeConfig>>): string[] {
-  return Object.entries(nodes)
-    .filter(([, node]) => !node.taints.some((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute'))
-    .map(([name]) => name);
 }
 
 /** Problems between the security services and the rest of an environment; [] if none. */
