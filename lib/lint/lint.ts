@@ -4,7 +4,8 @@
  * excused nothing, so the list stays honest.
  */
 import { EXCEPTIONS_FILE, LintException, LINT_EXCEPTIONS } from './exceptions';
-import type { Environment, Finding, LintedObject, PodSecurityLevel, Rule, Violation } from './model';
+import type { PodSecurityLevel } from '../pod-security';
+import type { Environment, Finding, LintedObject, Rule, Violation } from './model';
 import { resourceKey } from './model';
 import { RULES } from './rules';
 import { objectsOf, OutputTree } from './tree';

@@ -2,6 +2,7 @@
  * What the policy linter works on: the manifests of one output tree (`k8s/<env>/<service>/`),
  * read as plain objects, and the pod templates (workloads) found in them.
  */
+import type { PodSecurityLevel } from '../pod-security';
 
 /** A Kubernetes object as written to k8s/, untyped beyond what every object has. */
 export interface Manifest {
@@ -28,7 +29,6 @@ export function resourceKey(object: LintedObject): string {
   return `${object.service}/${object.manifest.kind}/${object.manifest.metadata.name}`;
 }
 
-export type PodSecurityLevel = 'restricted' | 'baseline' | 'privileged';
 
 /**
  * A pod template in one of our objects. `operator` templates are completed by an operator

@@ -1,5 +1,6 @@
 /** Helpers the rules share: walking containers with the Pod Security level that applies. */
-import type { Environment, Finding, PodSecurityLevel, Workload } from '../model';
+import type { PodSecurityLevel } from '../../pod-security';
+import type { Environment, Finding, Workload } from '../model';
 import { containersOf } from '../workloads';
 
 const STRICTNESS: Readonly<Record<PodSecurityLevel, number>> = { privileged: 0, baseline: 1, restricted: 2 };
