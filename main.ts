@@ -6,13 +6,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CommandSpec, colours, parseCommandLine, runCommand } from './lib/cli';
-import { changedFiles, readDirectoryTree, treeOf } from './lib/output-tree';
-import { renderPlatformDoc } from './lib/platform-doc';
-import { formatSummary } from './lib/summary';
-import type { SynthesizedEnvironment } from './lib/synth';
-import { synthesizeConfigFile } from './lib/synthesize-config';
-import { writeOutput } from './lib/writer';
+import { CommandSpec, colours, parseCommandLine, runCommand } from './lib/tools/cli';
+import { changedFiles, readDirectoryTree, treeOf } from './lib/output/output-tree';
+import { renderPlatformDoc } from './lib/output/platform-doc';
+import { formatSummary } from './lib/output/summary';
+import type { SynthesizedEnvironment } from './lib/output/synthesize';
+import { synthesizeConfigFile } from './lib/output/synthesize-config';
+import { writeOutput } from './lib/output/writer';
 
 export const SYNTH_COMMAND: CommandSpec = {
   usage: 'npm run synth -- [--config <file>] [--env <name>] [--out <dir>] [--docs <file>] [--check] [--quiet]',

@@ -12,16 +12,16 @@
  */
 import { Duration } from 'cdk8s';
 import type { AlloyValues } from '../imports/helm/alloy';
-import { Checkpoint } from '../lib/checkpoint';
-import { DEFAULT_ALLOY_RESOURCES } from '../lib/config/services/logging';
-import { helmRelease } from '../lib/helm';
-import type { Toleration } from '../lib/inventory';
-import { Layer } from '../lib/layers';
-import { SERVICE_LABEL } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import { Resources, resources } from '../lib/resources';
-import { HomelabService } from '../lib/service';
-import { IMAGES } from '../lib/versions';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { DEFAULT_ALLOY_RESOURCES } from './config/logging';
+import { helmRelease } from '../lib/model/sources';
+import type { Toleration } from '../lib/model/inventory';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { Resources, resources } from '../lib/model/resources';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES } from './versions';
 import type { Loki } from './loki';
 
 export const ALLOY_NAMESPACE = 'alloy';

@@ -4,16 +4,16 @@
  * Application like every other service.
  */
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
-import { ARGOCD_NAMESPACE } from '../lib/argocd/app-of-apps';
-import { Checkpoint } from '../lib/checkpoint';
-import { DASHBOARDS } from '../lib/dashboards';
-import { helmRelease } from '../lib/helm';
-import { Layer } from '../lib/layers';
-import { SERVICE_LABEL } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import { Resources, resources } from '../lib/resources';
-import { HomelabService } from '../lib/service';
-import { IMAGES } from '../lib/versions';
+import { ARGOCD_NAMESPACE } from '../lib/passes/app-of-apps';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { DASHBOARDS } from './dashboards';
+import { helmRelease } from '../lib/model/sources';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { Resources, resources } from '../lib/model/resources';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES } from './versions';
 
 export interface ArgoCdProps {
   /** Subdomain of the environment's domain the UI is served on. @default 'argocd' */

@@ -8,13 +8,13 @@
 import { Duration } from 'cdk8s';
 import type { CertManagerValues } from '../imports/helm/cert-manager';
 import { ClusterIssuer } from '../imports/cert-manager-cert-manager.io';
-import { Checkpoint } from '../lib/checkpoint';
-import { helmRelease } from '../lib/helm';
-import { Layer } from '../lib/layers';
-import { Platform } from '../lib/platform';
-import { Resources, resources } from '../lib/resources';
-import { HomelabService } from '../lib/service';
-import { IMAGES } from '../lib/versions';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { helmRelease } from '../lib/model/sources';
+import { Layer } from '../lib/model/layers';
+import { Platform } from '../lib/model/platform';
+import { Resources, resources } from '../lib/model/resources';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES } from './versions';
 
 export interface CertManagerProps {
   /** Contact of the Let's Encrypt account. */

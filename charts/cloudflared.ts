@@ -9,15 +9,15 @@
 import { createHash } from 'node:crypto';
 import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
-import { Checkpoint } from '../lib/checkpoint';
-import { Layer } from '../lib/layers';
-import { SERVICE_LABEL } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import { Resources, toResourceRequirements } from '../lib/resources';
-import type { SecretRef } from '../lib/secrets';
-import { HomelabService } from '../lib/service';
-import { IMAGES } from '../lib/versions';
-import { emitYaml } from '../lib/yaml-emitter';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { Resources, toResourceRequirements } from '../lib/model/resources';
+import type { SecretRef } from '../lib/model/secrets';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES } from './versions';
+import { emitYaml } from '../lib/util/yaml-emitter';
 import { RoutedHost, Traefik, WEBSECURE_ADDRESS } from './traefik';
 
 export const CLOUDFLARED_NAMESPACE = 'cloudflared';

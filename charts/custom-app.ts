@@ -5,14 +5,14 @@
 import { ApiObject, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
-import { Checkpoint } from '../lib/checkpoint';
-import { GPU_RESOURCE, GpuProvider } from '../lib/gpu';
-import { Layer } from '../lib/layers';
-import { Platform } from '../lib/platform';
-import { Resources, size, toContainerResources } from '../lib/resources';
-import { HomelabService } from '../lib/service';
-import type { StorageProvider } from '../lib/storage';
-import { IMAGES } from '../lib/versions';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
+import { Layer } from '../lib/model/layers';
+import { Platform } from '../lib/model/platform';
+import { Resources, size, toContainerResources } from '../lib/model/resources';
+import { HomelabService } from '../lib/model/service';
+import type { StorageProvider } from '../lib/model/storage';
+import { IMAGES } from './versions';
 
 export interface CustomAppVolume {
   /** Whole Gi or Ti, e.g. `10Gi`. */

@@ -8,15 +8,15 @@
  */
 import { Duration } from 'cdk8s';
 import type { ExternalSecretsValues } from '../imports/helm/external-secrets';
-import { Checkpoint } from '../lib/checkpoint';
-import { helmRelease } from '../lib/helm';
-import { Layer } from '../lib/layers';
-import { SERVICE_LABEL } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import { Resources, resources } from '../lib/resources';
-import type { SecretNeed } from '../lib/secrets';
-import { HomelabService } from '../lib/service';
-import { IMAGES } from '../lib/versions';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { helmRelease } from '../lib/model/sources';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { Resources, resources } from '../lib/model/resources';
+import type { SecretNeed } from '../lib/model/secrets';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES } from './versions';
 import type { Vault } from './vault';
 
 export const EXTERNAL_SECRETS_NAMESPACE = 'external-secrets';

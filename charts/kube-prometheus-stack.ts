@@ -13,26 +13,26 @@
  */
 import { Duration } from 'cdk8s';
 import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
-import { Checkpoint } from '../lib/checkpoint';
-import { helmRelease } from '../lib/helm';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { helmRelease } from '../lib/model/sources';
 import {
   AlertmanagerConfig,
   DEFAULT_MONITORING_RESOURCES,
   MonitoringResources,
   NULL_RECEIVER,
   ReceiverConfig,
-} from '../lib/config/services/monitoring';
-import { DASHBOARDS } from '../lib/dashboards';
-import { Layer } from '../lib/layers';
-import { Dashboard, MONITORING_GROUP } from '../lib/monitoring';
-import type { MetricsScraper, NetworkPeer } from '../lib/network';
-import { Platform } from '../lib/platform';
-import { parseQuantity } from '../lib/quantity';
-import { resources, Resources } from '../lib/resources';
-import type { SecretRef } from '../lib/secrets';
-import { HomelabService } from '../lib/service';
-import type { StorageProvider } from '../lib/storage';
-import { IMAGES } from '../lib/versions';
+} from './config/monitoring';
+import { DASHBOARDS } from './dashboards';
+import { Layer } from '../lib/model/layers';
+import { Dashboard, MONITORING_GROUP } from '../lib/model/monitoring';
+import type { MetricsScraper, NetworkPeer } from '../lib/model/network';
+import { Platform } from '../lib/model/platform';
+import { parseQuantity } from '../lib/util/quantity';
+import { resources, Resources } from '../lib/model/resources';
+import type { SecretRef } from '../lib/model/secrets';
+import { HomelabService } from '../lib/model/service';
+import type { StorageProvider } from '../lib/model/storage';
+import { IMAGES } from './versions';
 
 export const MONITORING_NAMESPACE = 'monitoring';
 /**

@@ -6,19 +6,19 @@
  */
 import { Duration } from 'cdk8s';
 import type { LokiValues } from '../imports/helm/loki';
-import { Checkpoint } from '../lib/checkpoint';
-import { DEFAULT_LOKI_RESOURCES, LokiS3Config } from '../lib/config/services/logging';
-import { DASHBOARDS } from '../lib/dashboards';
-import { helmRelease } from '../lib/helm';
-import { Layer } from '../lib/layers';
-import { SERVICE_LABEL } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import { parseQuantity } from '../lib/quantity';
-import { Resources, resources } from '../lib/resources';
-import { S3_CREDENTIAL_KEYS, SecretRef } from '../lib/secrets';
-import { HomelabService } from '../lib/service';
-import type { StorageProvider } from '../lib/storage';
-import { IMAGES } from '../lib/versions';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { DEFAULT_LOKI_RESOURCES, LokiS3Config } from './config/logging';
+import { DASHBOARDS } from './dashboards';
+import { helmRelease } from '../lib/model/sources';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { parseQuantity } from '../lib/util/quantity';
+import { Resources, resources } from '../lib/model/resources';
+import { S3_CREDENTIAL_KEYS, SecretRef } from '../lib/model/secrets';
+import { HomelabService } from '../lib/model/service';
+import type { StorageProvider } from '../lib/model/storage';
+import { IMAGES } from './versions';
 
 export const LOKI_NAMESPACE = 'loki';
 /** With the S3 store: the Secret (in the loki namespace) with Loki's S3 credentials, S3_CREDENTIAL_KEYS. */

@@ -5,18 +5,18 @@
 import { k8s } from 'cdk8s-plus-28';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
-import { Checkpoint } from '../lib/checkpoint';
-import { DASHBOARDS } from '../lib/dashboards';
-import { helmRelease } from '../lib/helm';
-import type { LonghornConfig } from '../lib/config/schema';
-import { Layer } from '../lib/layers';
-import { SERVICE_LABEL } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import { durationSeconds } from '../lib/quantity';
-import type { SecretRef } from '../lib/secrets';
-import { HomelabService } from '../lib/service';
-import type { StorageProvider } from '../lib/storage';
-import { IMAGES } from '../lib/versions';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { DASHBOARDS } from './dashboards';
+import { helmRelease } from '../lib/model/sources';
+import type { LonghornConfig } from '../lib/model/config/environment';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { durationSeconds } from '../lib/util/quantity';
+import type { SecretRef } from '../lib/model/secrets';
+import { HomelabService } from '../lib/model/service';
+import type { StorageProvider } from '../lib/model/storage';
+import { IMAGES } from './versions';
 
 export interface LonghornProps {
   /** Subdomain of the Longhorn UI (an admin route). @default 'longhorn' */

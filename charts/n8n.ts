@@ -9,16 +9,16 @@
 import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
-import { setSyncWave } from '../lib/argocd/annotations';
-import { Checkpoint } from '../lib/checkpoint';
-import { DEFAULT_N8N_RESOURCES, N8nConfig } from '../lib/config/services/automation';
-import { Layer } from '../lib/layers';
-import { SERVICE_LABEL } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import { Resources, size, toContainerResources } from '../lib/resources';
-import { HomelabService } from '../lib/service';
-import type { StorageProvider } from '../lib/storage';
-import { IMAGES } from '../lib/versions';
+import { setSyncWave } from '../lib/model/argocd';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { DEFAULT_N8N_RESOURCES, N8nConfig } from './config/automation';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { Resources, size, toContainerResources } from '../lib/model/resources';
+import { HomelabService } from '../lib/model/service';
+import type { StorageProvider } from '../lib/model/storage';
+import { IMAGES } from './versions';
 import type { Rabbitmq, RabbitmqConnection } from './rabbitmq';
 
 export const N8N_NAMESPACE = 'n8n';

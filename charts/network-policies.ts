@@ -6,12 +6,12 @@
  * or a CNI that ignores policies) lets the connection through, and the checkpoint fails.
  */
 import { Duration } from 'cdk8s';
-import { ARGOCD_NAMESPACE } from '../lib/argocd/app-of-apps';
-import { Checkpoint } from '../lib/checkpoint';
-import { Layer } from '../lib/layers';
-import { Platform } from '../lib/platform';
-import { HomelabService } from '../lib/service';
-import { IMAGES } from '../lib/versions';
+import { ARGOCD_NAMESPACE } from '../lib/passes/app-of-apps';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { Layer } from '../lib/model/layers';
+import { Platform } from '../lib/model/platform';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES } from './versions';
 import { ARGOCD_SERVER, ArgoCd } from './argocd';
 
 export const NETWORK_POLICY_CHECK_NAMESPACE = 'netpol-check';

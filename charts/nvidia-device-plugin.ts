@@ -6,18 +6,18 @@
  */
 import { k8s } from 'cdk8s-plus-28';
 import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
-import { setSyncWave } from '../lib/argocd/annotations';
-import { Checkpoint } from '../lib/checkpoint';
-import { helmRelease } from '../lib/helm';
-import { GpuPlacement, gpuPlacement, Inventory } from '../lib/inventory';
-import { Layer } from '../lib/layers';
-import type { AlertRule } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import { resources } from '../lib/resources';
-import { GPU_RESOURCE, GpuProvider, GpuScheduling } from '../lib/gpu';
-import { HomelabService } from '../lib/service';
-import { IMAGES } from '../lib/versions';
-import { emitYaml } from '../lib/yaml-emitter';
+import { setSyncWave } from '../lib/model/argocd';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { helmRelease } from '../lib/model/sources';
+import { GpuPlacement, gpuPlacement, Inventory } from '../lib/model/inventory';
+import { Layer } from '../lib/model/layers';
+import type { AlertRule } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { resources } from '../lib/model/resources';
+import { GPU_RESOURCE, GpuProvider, GpuScheduling } from '../lib/model/gpu';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES } from './versions';
+import { emitYaml } from '../lib/util/yaml-emitter';
 
 export interface NvidiaDevicePluginProps {
   /** Name of the RuntimeClass (handler `nvidia`) GPU pods run with. @default 'nvidia' */

@@ -4,12 +4,12 @@
  * or rules depends on this one through the CRD edge — not on the monitoring stack — so
  * storage and data services never wait for Prometheus and Grafana (docs/adr/0008).
  */
-import { Checkpoint } from '../lib/checkpoint';
-import { Layer } from '../lib/layers';
-import { MONITORING_GROUP } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import { HomelabService } from '../lib/service';
-import { IMAGES, MANIFESTS } from '../lib/versions';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { Layer } from '../lib/model/layers';
+import { MONITORING_GROUP } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES, MANIFESTS } from './versions';
 
 export const PROMETHEUS_OPERATOR_CRDS_NAMESPACE = 'prometheus-operator-crds';
 

@@ -6,12 +6,12 @@
  * Their admission webhooks get certificates from cert-manager Issuers inside the
  * kustomizations, hence the requirement on cert-manager.io.
  */
-import { Checkpoint } from '../lib/checkpoint';
-import { Layer } from '../lib/layers';
-import { SERVICE_LABEL } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import { HomelabService } from '../lib/service';
-import { IMAGES, KUSTOMIZATIONS } from '../lib/versions';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES, KUSTOMIZATIONS } from './versions';
 
 /** Fixed by both upstream kustomizations. */
 export const RABBITMQ_OPERATORS_NAMESPACE = 'rabbitmq-system';

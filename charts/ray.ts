@@ -21,17 +21,17 @@ import {
   RayClusterSpecWorkerGroupSpecsTemplateSpecVolumesEmptyDirSizeLimit,
 } from '../imports/kuberay-raycluster-ray.io';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
-import { Checkpoint } from '../lib/checkpoint';
-import type { RayConfig, RayWorkerGroupConfig } from '../lib/config/services/ray';
-import { helmRelease } from '../lib/helm';
-import { GPU_RESOURCE, GpuProvider } from '../lib/gpu';
-import { Layer } from '../lib/layers';
-import { SERVICE_LABEL } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import { parseQuantity } from '../lib/quantity';
-import { Resources, resources } from '../lib/resources';
-import { HomelabService } from '../lib/service';
-import { IMAGES, RAY_VERSION } from '../lib/versions';
+import { Checkpoint } from '../lib/model/checkpoint';
+import type { RayConfig, RayWorkerGroupConfig } from './config/ray';
+import { helmRelease } from '../lib/model/sources';
+import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { parseQuantity } from '../lib/util/quantity';
+import { Resources, resources } from '../lib/model/resources';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES, RAY_VERSION } from './versions';
 
 export const KUBERAY_NAMESPACE = 'kuberay-system';
 export const RAY_NAMESPACE = 'ray';

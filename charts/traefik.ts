@@ -17,16 +17,16 @@ import {
   IngressRouteSpecRoutesServicesKind,
   IngressRouteSpecRoutesServicesPort,
 } from '../imports/traefik-traefik.io';
-import { Checkpoint } from '../lib/checkpoint';
-import { DASHBOARDS } from '../lib/dashboards';
-import type { ExposureRouter, ServiceExposure } from '../lib/exposure';
-import { helmRelease } from '../lib/helm';
-import { Layer } from '../lib/layers';
-import { SERVICE_LABEL } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import type { Resources } from '../lib/resources';
-import { HomelabService } from '../lib/service';
-import { IMAGES } from '../lib/versions';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { DASHBOARDS } from './dashboards';
+import type { ExposureRouter, ServiceExposure } from '../lib/model/exposure';
+import { helmRelease } from '../lib/model/sources';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import type { Resources } from '../lib/model/resources';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES } from './versions';
 import { CertManager, CLUSTER_ISSUERS } from './cert-manager';
 
 export const TRAEFIK_NAMESPACE = 'traefik';

@@ -6,17 +6,17 @@
  */
 import { createHash } from 'node:crypto';
 import { k8s } from 'cdk8s-plus-28';
-import { Checkpoint } from '../lib/checkpoint';
-import { DASHBOARDS } from '../lib/dashboards';
-import { GPU_RESOURCE, GpuProvider } from '../lib/gpu';
-import { Layer } from '../lib/layers';
-import { SERVICE_LABEL } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import { Resources, toResourceRequirements } from '../lib/resources';
-import { S3_CREDENTIAL_KEYS } from '../lib/secrets';
-import { HomelabService } from '../lib/service';
-import type { StorageProvider } from '../lib/storage';
-import { IMAGES } from '../lib/versions';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { DASHBOARDS } from './dashboards';
+import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { Resources, toResourceRequirements } from '../lib/model/resources';
+import { S3_CREDENTIAL_KEYS } from '../lib/model/secrets';
+import { HomelabService } from '../lib/model/service';
+import type { StorageProvider } from '../lib/model/storage';
+import { IMAGES } from './versions';
 
 export interface TritonS3Repository {
   /** `s3://bucket/path` or `s3://[https://]host:port/bucket/path`. */

@@ -9,11 +9,11 @@
  */
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { POST_SYNC_HOOK } from '../lib/checkpoint';
-import { resources, toResourceRequirements } from '../lib/resources';
-import { MANAGED_VAULT_PREFIX, VAULT_KV_MOUNT, VaultAccess } from '../lib/secrets';
-import { HomelabService } from '../lib/service';
-import { IMAGES } from '../lib/versions';
+import { POST_SYNC_HOOK } from '../lib/model/checkpoint';
+import { resources, toResourceRequirements } from '../lib/model/resources';
+import { MANAGED_VAULT_PREFIX, VAULT_KV_MOUNT, VaultAccess } from '../lib/model/secrets';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES } from './versions';
 
 export const CONFIGURATOR_NAME = 'vault-configurator';
 /** Secret (in the vault namespace) the operator creates with the configurator's token under this key. */

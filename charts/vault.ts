@@ -10,17 +10,17 @@
  */
 import { Duration } from 'cdk8s';
 import type { VaultValues } from '../imports/helm/vault';
-import { Checkpoint } from '../lib/checkpoint';
-import { DASHBOARDS } from '../lib/dashboards';
-import { helmRelease } from '../lib/helm';
-import { Layer } from '../lib/layers';
-import { SERVICE_LABEL } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import { Resources } from '../lib/resources';
-import type { VaultAccess } from '../lib/secrets';
-import { HomelabService } from '../lib/service';
-import type { StorageProvider } from '../lib/storage';
-import { IMAGES } from '../lib/versions';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { DASHBOARDS } from './dashboards';
+import { helmRelease } from '../lib/model/sources';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { Resources } from '../lib/model/resources';
+import type { VaultAccess } from '../lib/model/secrets';
+import { HomelabService } from '../lib/model/service';
+import type { StorageProvider } from '../lib/model/storage';
+import { IMAGES } from './versions';
 import { VAULT_GID, VAULT_UID, VaultConfigurator } from './vault-configurator';
 
 export const VAULT_NAMESPACE = 'vault';

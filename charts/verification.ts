@@ -9,12 +9,12 @@
  */
 import { Duration } from 'cdk8s';
 import { Construct } from 'constructs';
-import { Checkpoint, CheckpointProps, probeJob } from '../lib/checkpoint';
-import { Layer } from '../lib/layers';
-import { SERVICE_LABEL } from '../lib/monitoring';
-import { Platform } from '../lib/platform';
-import { HomelabService } from '../lib/service';
-import { IMAGES } from '../lib/versions';
+import { Checkpoint, CheckpointProps, probeJob } from '../lib/model/checkpoint';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES } from './versions';
 import { MonitoringStack, PROMETHEUS_URL } from './kube-prometheus-stack';
 import type { Loki } from './loki';
 import type { N8n } from './n8n';

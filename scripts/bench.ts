@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { CommandSpec, parseCommandLine, runCommand } from '../lib/cli';
+import { CommandSpec, parseCommandLine, runCommand } from '../lib/tools/cli';
 
 const ROOT = join(__dirname, '..');
 const RUNS = 5;

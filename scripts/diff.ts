@@ -3,11 +3,11 @@
  * what a fresh synth (in memory; k8s/ is not written) changes against the committed k8s/,
  * per environment and Argo CD Application, with the changed fields of every resource.
  */
-import { CommandSpec, colours, parseCommandLine, runCommand, usageError } from '../lib/cli';
-import { diffTrees } from '../lib/diff';
-import { formatMarkdown, formatText } from '../lib/diff-format';
-import { gitCommit, readGitTree, treeOf } from '../lib/output-tree';
-import { synthesizeConfigFile } from '../lib/synthesize-config';
+import { CommandSpec, colours, parseCommandLine, runCommand, usageError } from '../lib/tools/cli';
+import { diffTrees } from '../lib/output/diff';
+import { formatMarkdown, formatText } from '../lib/output/diff-format';
+import { gitCommit, readGitTree, treeOf } from '../lib/output/output-tree';
+import { synthesizeConfigFile } from '../lib/output/synthesize-config';
 
 export const DIFF_COMMAND: CommandSpec = {
   usage: 'npm run diff -- [--base <rev>] [--format text|markdown] [--config <file>] [--env <name>] [--out <dir>]',

@@ -16,7 +16,7 @@ import {
   mapSchema,
   SCHEMA_DIR,
   SchemaIndex,
-} from '../lib/validate/manifest-validator';
+} from '../lib/tools/validate/manifest-validator';
 import { SHARED_CRDS } from './import-crds';
 
 const KUBERNETES_DEFINITIONS = 'k8s/v1.28.0_definitions.json';

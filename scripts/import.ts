@@ -3,7 +3,7 @@
  * ../shared (offline): CRD classes, the schemas `npm run validate` checks against, and the
  * typed Helm values. Generation only: the build and the tests never read ../shared.
  */
-import { CommandSpec, parseCommandLine, runCommand } from '../lib/cli';
+import { CommandSpec, parseCommandLine, runCommand } from '../lib/tools/cli';
 
 async function main(): Promise<void> {
   // Loaded only when needed: the generators' dependencies take seconds to load, --help should not.

@@ -3,10 +3,10 @@
  * output tree (lib/lint). One line per violation, `<env>/<file>: <rule>: <message>`, then a
  * summary; exits 1 on any violation.
  */
-import { lintTree, formatViolation } from '../lib/lint/lint';
-import { RULES } from '../lib/lint/rules';
-import { EXCEPTIONS_FILE } from '../lib/lint/exceptions';
-import { readOutputTree } from '../lib/lint/tree';
+import { lintTree, formatViolation } from '../lib/tools/lint/lint';
+import { RULES } from '../lib/tools/lint/rules';
+import { EXCEPTIONS_FILE } from '../lib/tools/lint/exceptions';
+import { readOutputTree } from '../lib/tools/lint/tree';
 
 const USAGE = `usage: npm run lint:k8s [-- --dir <tree>]
 

@@ -7,10 +7,10 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { CommandSpec, parseCommandLine, runCommand } from '../lib/cli';
-import { helmValuesErrors } from '../lib/helm-values';
-import { HELM_VALUES_FILE } from '../lib/synth';
-import { ManifestValidator } from '../lib/validate/manifest-validator';
+import { CommandSpec, parseCommandLine, runCommand } from '../lib/tools/cli';
+import { helmValuesErrors } from '../lib/tools/validate/helm-values';
+import { HELM_VALUES_FILE } from '../lib/output/synthesize';
+import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 
 export interface DirectoryReport {
   documents: number;

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { checkCapacity, ResourceDemand } from '../lib/capacity';
-import type { NodeConfig } from '../lib/config/schema';
-import { UserError } from '../lib/errors';
-import { gpuPlacement } from '../lib/inventory';
-import { parseQuantity } from '../lib/quantity';
+import { checkCapacity, ResourceDemand } from '../lib/passes/capacity';
+import type { NodeConfig } from '../lib/model/config/environment';
+import { UserError } from '../lib/util/errors';
+import { gpuPlacement } from '../lib/model/inventory';
+import { parseQuantity } from '../lib/util/quantity';
 import { exampleObject, synthesizeText, toYamlText } from './support';
 
 const node = (overrides: Partial<NodeConfig> = {}): NodeConfig => ({ role: 'worker', cpu: 8, memory: '32Gi', gpus: 0, labels: {}, taints: [], ...overrides });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/config/load';
-import { helmValuesErrors } from '../lib/helm-values';
-import { ManifestValidator } from '../lib/validate/manifest-validator';
+import { parseConfig } from '../lib/model/config/load';
+import { helmValuesErrors } from '../lib/tools/validate/helm-values';
+import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { exampleObject, exampleText, FAKE_SLEEP, manifestsOf, runWithFakeCommands, synthesizeExample, synthesizePlatforms, synthesizeText, toYamlText } from './support';
 
 const [dev] = synthesizeExample();

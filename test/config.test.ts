@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/config/load';
+import { parseConfig } from '../lib/model/config/load';
 import { exampleObject, exampleText, readTree, runCli, runMain, tempDir, toYamlText } from './support';
 
 type Mutation = (config: Record<string, any>) => void;

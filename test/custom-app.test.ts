@@ -1,6 +1,6 @@
 /** The operator's own apps: GPUs through the device plugin, placement, capacity; secret environment variables. */
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/config/load';
+import { parseConfig } from '../lib/model/config/load';
 import { exampleObject, manifestsOf, synthesizePlatforms, synthesizeText, toYamlText } from './support';
 
 function withGpuApp(mutate: (config: Record<string, any>) => void = () => undefined) {

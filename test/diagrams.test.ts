@@ -3,16 +3,16 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
-import { Checkpoint } from '../lib/checkpoint';
-import { parseConfig } from '../lib/config/load';
-import { buildPlatform } from '../lib/homelab';
-import { Layer } from '../lib/layers';
-import { EnvironmentModel, label, nodeId, renderPlatformDoc } from '../lib/platform-doc';
-import { Platform } from '../lib/platform';
-import { HomelabService } from '../lib/service';
-import { SynthesizedEnvironment, synthesizePlatform } from '../lib/synth';
-import { IMAGES } from '../lib/versions';
-import { writeOutput } from '../lib/writer';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { parseConfig } from '../lib/model/config/load';
+import { buildPlatform } from '../charts/catalog';
+import { Layer } from '../lib/model/layers';
+import { EnvironmentModel, label, nodeId, renderPlatformDoc } from '../lib/output/platform-doc';
+import { Platform } from '../lib/model/platform';
+import { HomelabService } from '../lib/model/service';
+import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
+import { IMAGES } from '../charts/versions';
+import { writeOutput } from '../lib/output/writer';
 import { EXAMPLE_CONFIG, exampleObject, exampleText, readTree, ROOT, runMain, synthesizeExample, synthesizeText, tempDir, toYamlText } from './support';
 
 /** A label as the emitter may write it: only safe characters, entity codes and line breaks. */

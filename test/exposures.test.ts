@@ -7,14 +7,14 @@
 import { App } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/config/load';
-import type { Exposure } from '../lib/exposure';
-import { buildPlatform } from '../lib/homelab';
-import { Layer } from '../lib/layers';
-import { Platform } from '../lib/platform';
-import { HomelabService } from '../lib/service';
-import { Checkpoint } from '../lib/checkpoint';
-import { SynthesizedEnvironment, synthesizePlatform } from '../lib/synth';
+import { parseConfig } from '../lib/model/config/load';
+import type { Exposure } from '../lib/model/exposure';
+import { buildPlatform } from '../charts/catalog';
+import { Layer } from '../lib/model/layers';
+import { Platform } from '../lib/model/platform';
+import { HomelabService } from '../lib/model/service';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { exampleObject, exampleText, Manifest, manifestsOf, synthesizeText, toYamlText } from './support';
 
 /** A service of our own that serves a public page, as n8n will. */

@@ -1,11 +1,11 @@
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/config/load';
-import { helmValuesErrors } from '../lib/helm-values';
-import { buildPlatform } from '../lib/homelab';
-import { formatSummary } from '../lib/summary';
-import { SynthesizedEnvironment, synthesizePlatform } from '../lib/synth';
-import { ManifestValidator } from '../lib/validate/manifest-validator';
+import { parseConfig } from '../lib/model/config/load';
+import { helmValuesErrors } from '../lib/tools/validate/helm-values';
+import { buildPlatform } from '../charts/catalog';
+import { formatSummary } from '../lib/output/summary';
+import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
+import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { exampleObject, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, synthesizeExample, toYamlText } from './support';
 
 /** Needs declared on top of the example, as services will once they are migrated to needSecret. */

@@ -8,7 +8,7 @@ import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-
 import type { LokiValues } from '../imports/helm/loki';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import type { VaultValues } from '../imports/helm/vault';
-import { helmValuesErrors } from '../lib/helm-values';
+import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { HELM_VALUES_IMPORTS, chartSchema, HELM_IMPORTS, SHARED_CHARTS } from '../scripts/import-helm-values';
 
 const CHART_FOLDERS = Object.keys(HELM_VALUES_IMPORTS);

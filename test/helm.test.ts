@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { helmRelease } from '../lib/helm';
-import { CHARTS } from '../lib/versions';
+import { helmRelease } from '../lib/model/sources';
+import { CHARTS } from '../charts/versions';
 
 describe('helmRelease', () => {
   it('pairs a chart with its pinned version and only accepts that chart\'s values', () => {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { helmValuesErrors } from '../lib/helm-values';
+import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import {
   APP_CONTAINER_EXCEPTION,
   CONTAINER_EXCEPTIONS,
@@ -15,11 +15,11 @@ import {
   POD_SECURITY_EXCEPTIONS,
   ROOT_APP_CONTAINER_EXCEPTION,
   ROOT_APP_EXCEPTION,
-} from '../lib/pod-security';
-import { GENERATED_HEADER, SynthesizedEnvironment } from '../lib/synth';
-import { ManifestValidator } from '../lib/validate/manifest-validator';
-import { CHARTS } from '../lib/versions';
-import { parseConfig } from '../lib/config/load';
+} from '../lib/model/pod-security';
+import { GENERATED_HEADER, SynthesizedEnvironment } from '../lib/output/synthesize';
+import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
+import { CHARTS } from '../charts/versions';
+import { parseConfig } from '../lib/model/config/load';
 import { exampleText, Manifest, manifestsOf, ROOT, synthesizeExample } from './support';
 
 const envs = synthesizeExample();

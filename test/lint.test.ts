@@ -7,10 +7,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { LINT_EXCEPTIONS } from '../lib/lint/exceptions';
-import { lintTree } from '../lib/lint/lint';
-import { RULES } from '../lib/lint/rules';
-import type { OutputTree } from '../lib/lint/tree';
+import { LINT_EXCEPTIONS } from '../lib/tools/lint/exceptions';
+import { lintTree } from '../lib/tools/lint/lint';
+import { RULES } from '../lib/tools/lint/rules';
+import type { OutputTree } from '../lib/tools/lint/tree';
 import { main } from '../scripts/lint';
 import { ROOT, synthesizeExample, tempDir } from './support';
 

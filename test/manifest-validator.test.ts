@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ManifestValidator } from '../lib/validate/manifest-validator';
+import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { validateDirectory } from '../scripts/validate';
 
 const validator = ManifestValidator.shared();

@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/config/load';
-import { buildPlatform } from '../lib/homelab';
-import { IMAGES } from '../lib/versions';
+import { parseConfig } from '../lib/model/config/load';
+import { buildPlatform } from '../charts/catalog';
+import { IMAGES } from '../charts/versions';
 import { exampleObject, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, synthesizeExample, synthesizeText, toYamlText } from './support';
 
 const envs = synthesizeExample();

@@ -7,17 +7,17 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/config/load';
-import { Checkpoint } from '../lib/checkpoint';
-import { buildPlatform } from '../lib/homelab';
-import { Layer } from '../lib/layers';
-import { scrapedPods } from '../lib/monitoring';
-import { isMetricsScraper } from '../lib/network';
-import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, NAMESPACE_NAME_LABEL } from '../lib/network-policies';
-import type { ExposureRouter } from '../lib/exposure';
-import { Platform } from '../lib/platform';
-import { HomelabService } from '../lib/service';
-import { synthesizePlatform } from '../lib/synth';
+import { parseConfig } from '../lib/model/config/load';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { buildPlatform } from '../charts/catalog';
+import { Layer } from '../lib/model/layers';
+import { scrapedPods } from '../lib/model/monitoring';
+import { isMetricsScraper } from '../lib/model/network';
+import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
+import type { ExposureRouter } from '../lib/model/exposure';
+import { Platform } from '../lib/model/platform';
+import { HomelabService } from '../lib/model/service';
+import { synthesizePlatform } from '../lib/output/synthesize';
 import { exampleObject, exampleText, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, toYamlText } from './support';
 
 /** Each environment of a config, built and synthesized, with `extra` services added to the platform. */

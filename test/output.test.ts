@@ -1,10 +1,10 @@
 /** Writing k8s/: atomic, stale files removed, deterministic in any timezone or locale. */
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatCores, formatGibibytes } from '../lib/quantity';
+import { formatCores, formatGibibytes } from '../lib/util/quantity';
 import { describe, expect, it } from 'vitest';
-import { colours } from '../lib/cli';
-import { writeOutput } from '../lib/writer';
+import { colours } from '../lib/tools/cli';
+import { writeOutput } from '../lib/output/writer';
 import { main as validateMain, validateDirectory } from '../scripts/validate';
 import { captureOutput, EXAMPLE_CONFIG, readTree, runCli, runMain, synthesizeExample, synthesizeText, exampleText, tempDir } from './support';
 

@@ -9,8 +9,8 @@
 import { describe, expect, it } from 'vitest';
 import type { N8n } from '../charts/n8n';
 import type { Rabbitmq } from '../charts/rabbitmq';
-import type { Platform } from '../lib/platform';
-import type { SynthesizedEnvironment } from '../lib/synth';
+import type { Platform } from '../lib/model/platform';
+import type { SynthesizedEnvironment } from '../lib/output/synthesize';
 import { exampleObject, manifestsOf, synthesizePlatforms, toYamlText } from './support';
 
 /** A reference to a Secret: by name alone (the consumer reads all of it), or to one key. */

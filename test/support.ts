@@ -4,12 +4,12 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { parseConfig } from '../lib/config/load';
+import { parseConfig } from '../lib/model/config/load';
 import { main } from '../main';
 import { App } from 'cdk8s';
-import { buildPlatform } from '../lib/homelab';
-import type { Platform } from '../lib/platform';
-import { HELM_VALUES_FILE, SynthesizedEnvironment, synthesizeEnvironment, synthesizePlatform } from '../lib/synth';
+import { buildPlatform } from '../charts/catalog';
+import type { Platform } from '../lib/model/platform';
+import { HELM_VALUES_FILE, SynthesizedEnvironment, synthesizeEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 
 export const ROOT = join(__dirname, '..');
 export const EXAMPLE_CONFIG = join(ROOT, 'homelab.yaml');

@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { tunnelConfig } from '../charts/cloudflared';
-import { parseConfig } from '../lib/config/load';
-import { cidrsOverlap } from '../lib/config/services/networking';
-import { helmValuesErrors } from '../lib/helm-values';
-import { POD_SECURITY_EXCEPTIONS } from '../lib/pod-security';
+import { parseConfig } from '../lib/model/config/load';
+import { cidrsOverlap } from '../charts/config/networking';
+import { helmValuesErrors } from '../lib/tools/validate/helm-values';
+import { POD_SECURITY_EXCEPTIONS } from '../lib/model/pod-security';
 import { exampleObject, FAKE_SLEEP, manifestsOf, runWithFakeCommands, synthesizeExample, toYamlText } from './support';
 
 const [dev, , prod] = synthesizeExample();

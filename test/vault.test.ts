@@ -1,10 +1,10 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/config/load';
-import { helmValuesErrors } from '../lib/helm-values';
+import { parseConfig } from '../lib/model/config/load';
+import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { App } from 'cdk8s';
-import { buildPlatform } from '../lib/homelab';
+import { buildPlatform } from '../charts/catalog';
 import { Vault } from '../charts/vault';
 import { exampleObject, exampleText, FAKE_CLOCK, FAKE_SLEEP, manifestsOf, runWithFakeCommands, synthesizeExample, toYamlText } from './support';
 

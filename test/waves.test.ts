@@ -1,16 +1,16 @@
 import { ApiObject, App, Chart } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import { RecurringJob } from '../imports/longhorn-longhorn.io';
-import { parseConfig } from '../lib/config/load';
-import { UserError } from '../lib/errors';
-import { dependencyGraph } from '../lib/graph';
-import { Layer } from '../lib/layers';
-import { buildPlatform } from '../lib/homelab';
-import { Platform } from '../lib/platform';
-import { HomelabService } from '../lib/service';
-import { Checkpoint } from '../lib/checkpoint';
-import { synthesizePlatform } from '../lib/synth';
-import { computeWaves, findCycle, GraphNode } from '../lib/waves';
+import { parseConfig } from '../lib/model/config/load';
+import { UserError } from '../lib/util/errors';
+import { dependencyGraph } from '../lib/passes/graph';
+import { Layer } from '../lib/model/layers';
+import { buildPlatform } from '../charts/catalog';
+import { Platform } from '../lib/model/platform';
+import { HomelabService } from '../lib/model/service';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { synthesizePlatform } from '../lib/output/synthesize';
+import { computeWaves, findCycle, GraphNode } from '../lib/passes/waves';
 import { exampleObject, exampleText, synthesizeText, toYamlText } from './support';
 
 const node = (name: string, layer: Layer, ...dependsOn: string[]): GraphNode => ({ name, layer, dependsOn });

@@ -1,7 +1,7 @@
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { GENERATED_HEADER } from '../lib/synth';
-import { emitYaml } from '../lib/yaml-emitter';
+import { GENERATED_HEADER } from '../lib/output/synthesize';
+import { emitYaml } from '../lib/util/yaml-emitter';
 import { synthesizeExample } from './support';
 
 /** Parsed back by YAML 1.2 (the `yaml` default, kubectl's sigs.k8s.io/yaml is 1.1-ish) and 1.1. */

@@ -1,0 +1,91 @@
+import type { GitManifests, KustomizeSource } from '../lib/model/sources';
+
+/**
+ * Every upstream version the platform deploys, in one place. Chart versions must match the
+ * chart copies the typed values in imports/helm/ were generated from (a test checks this).
+ */
+
+export interface HelmChartVersion {
+  /** Helm repository URL as Argo CD's `spec.source.repoURL` takes it. */
+  readonly repoURL: string;
+  readonly chart: string;
+  /** Exact chart version (Argo CD `targetRevision`). */
+  readonly version: string;
+}
+
+export const CHARTS = {
+  argocd: { repoURL: 'https://argoproj.github.io/argo-helm', chart: 'argo-cd', version: '10.1.1' },
+  longhorn: { repoURL: 'https://charts.longhorn.io', chart: 'longhorn', version: '1.12.1' },
+  nvidiaDevicePlugin: { repoURL: 'https://nvidia.github.io/k8s-device-plugin', chart: 'nvidia-device-plugin', version: '0.20.0' },
+  kuberayOperator: { repoURL: 'https://ray-project.github.io/kuberay-helm/', chart: 'kuberay-operator', version: '1.7.0' },
+  kubePrometheusStack: { repoURL: 'https://prometheus-community.github.io/helm-charts', chart: 'kube-prometheus-stack', version: '88.5.3' },
+  loki: { repoURL: 'https://grafana-community.github.io/helm-charts', chart: 'loki', version: '18.11.0' },
+  alloy: { repoURL: 'https://grafana.github.io/helm-charts', chart: 'alloy', version: '1.11.1' },
+  certManager: { repoURL: 'https://charts.jetstack.io', chart: 'cert-manager', version: 'v1.21.1' },
+  /** Traefik v3.7.11; installs the traefik.io (and hub.traefik.io) CRDs from its crds/ folder. */
+  traefik: { repoURL: 'https://traefik.github.io/charts', chart: 'traefik', version: '41.3.0' },
+  vault: { repoURL: 'https://helm.releases.hashicorp.com', chart: 'vault', version: '0.34.1' },
+  externalSecrets: { repoURL: 'https://charts.external-secrets.io', chart: 'external-secrets', version: '2.9.0' },
+} as const satisfies Record<string, HelmChartVersion>;
+
+/**
+ * Upstream kustomizations Argo CD builds from Git at a release tag, with the images their
+ * kustomizations leave at `latest` pinned by override (facts: docs/adr/0005).
+ */
+export const KUSTOMIZATIONS = {
+  /** The kustomization's own `images` entry names an image the manifests do not use; the Deployment runs `ghcr.io/rabbitmq/cluster-operator:latest`. */
+  rabbitmqClusterOperator: {
+    repoURL: 'https://github.com/rabbitmq/cluster-operator',
+    revision: 'v2.22.3',
+    path: 'config/installation',
+    images: ['ghcr.io/rabbitmq/cluster-operator=ghcr.io/rabbitmq/cluster-operator:2.22.3'],
+  },
+  /** Overrides the kustomization's own entry (tag `latest`), as the project's release CI does. */
+  rabbitmqTopologyOperator: {
+    repoURL: 'https://github.com/rabbitmq/messaging-topology-operator',
+    revision: 'v1.20.1',
+    path: 'config/installation',
+    images: ['rabbitmqoperator/messaging-topology-operator=ghcr.io/rabbitmq/messaging-topology-operator:1.20.1'],
+  },
+} as const satisfies Record<string, KustomizeSource>;
+
+/** Upstream directories of plain manifests Argo CD applies from Git at a release tag. */
+export const MANIFESTS = {
+  /** The CRDs the prometheus-operator of kube-prometheus-stack 88.5.3 (v0.93.x) serves; the same files as imports/. */
+  prometheusOperatorCrds: {
+    repoURL: 'https://github.com/prometheus-operator/prometheus-operator',
+    revision: 'v0.93.0',
+    path: 'example/prometheus-operator-crd',
+  },
+} as const satisfies Record<string, GitManifests>;
+
+/** Ray release of the RayCluster: the one KubeRay v1.7.0's samples run. Head and workers must match. */
+export const RAY_VERSION = '2.52.0';
+
+/** Images of the containers we write ourselves (workloads, checkpoints), pinned by tag. */
+export const IMAGES = {
+  /** The broker: the 4.2 series Cluster Operator 2.22.3 defaults to (4.2.6), at its latest patch. */
+  rabbitmq: 'docker.io/library/rabbitmq:4.2.8-management',
+  /** Triton Inference Server 2.71.0, with the Python backend the smoke-test model uses. */
+  triton: 'nvcr.io/nvidia/tritonserver:26.07-py3',
+  /** Ray head and CPU workers. */
+  ray: `docker.io/rayproject/ray:${RAY_VERSION}`,
+  /** Ray GPU workers: the same release on CUDA (`-gpu` aliases the release's default `-cuXX`). */
+  rayGpu: `docker.io/rayproject/ray:${RAY_VERSION}-gpu`,
+  /** n8n: a 2.40 patch release (Docker Hub n8nio/n8n tags follow the n8n@x.y.z releases). */
+  n8n: 'docker.io/n8nio/n8n:2.40.2',
+  /** Cloudflare Tunnel connector (release 2026.8.2; distroless, runs as uid 65532). */
+  cloudflared: 'docker.io/cloudflare/cloudflared:2026.8.2',
+  /** HTTP probes in checkpoints. */
+  curl: 'docker.io/curlimages/curl:8.11.1',
+  /**
+   * The Vault CLI for the configurator Job: the release vault-helm 0.34.1 runs (its values.yaml
+   * and acceptance workflow pin hashicorp/vault 2.0.4).
+   */
+  vault: 'docker.io/hashicorp/vault:2.0.4',
+  /** Shell for filesystem checks in checkpoints. */
+  busybox: 'docker.io/library/busybox:1.37.0',
+} as const;
+
+/** Kubernetes minor version the manifests and Pod Security labels target. */
+export const KUBERNETES_VERSION = 'v1.28';

@@ -1,0 +1,329 @@
+/**
+ * The base every homelab service extends. It gives all of them one vocabulary: the layer
+ * they belong to, the services they depend on (derived from the construct references in
+ * their props), optional upstream sources (a Helm chart with typed values, kustomizations
+ * at pinned tags), the CRD groups they install or need, the capacity they request, their
+ * namespace with its Pod Security level, and their checkpoint.
+ */
+import { ApiObject, Chart, JsonPatch } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import type { Checkpoint } from './checkpoint';
+import { EXCEPTION_ANNOTATION, PodSecurityLevel, podSecurityException } from './pod-security';
+import { Layer } from './layers';
+import { selectorLabels, serviceLabels } from './labels';
+import { Platform } from './platform';
+import type { ResourceDemand } from '../passes/capacity';
+import type { GitManifests, HelmRelease, KustomizeSource } from './sources';
+import { AlertRule, Dashboard, MetricsEndpoint, ServiceMonitoring } from './monitoring';
+import type { Exposure } from './exposure';
+import type { ServedPort } from './network';
+import { SecretNeed, SecretRef } from './secrets';
+import { KUBERNETES_VERSION } from '../../charts/versions';
+
+/** A field Argo CD must not diff, for drift that upstream charts cause by design. */
+export interface IgnoreDifference {
+  readonly group?: string;
+  readonly kind: string;
+  readonly name?: string;
+  readonly jsonPointers?: readonly string[];
+  readonly jqPathExpressions?: readonly string[];
+}
+
+export interface ServiceSettings {
+  readonly layer: Layer;
+  readonly namespace: string;
+  /**
+   * The workload's image only runs as root: the namespace gets `baseline`. Built-in services
+   * that need more are listed in lib/pod-security.ts. @default false
+   */
+  readonly runsAsRoot?: boolean;
+  /** API groups whose CRDs this service installs (a service emitting them depends on it). @default none */
+  readonly installsCrdGroups?: readonly string[];
+  /**
+   * Upstream chart and values, made with `helmRelease()`. Values that reference the
+   * service's own declarations (a `needSecret` handle) go through `installChart()` after
+   * `super()` instead. @default no chart
+   */
+  readonly helm?: HelmRelease;
+  /** Upstream kustomizations from Git at pinned tags (KUSTOMIZATIONS in lib/versions.ts). @default none */
+  readonly kustomizations?: readonly KustomizeSource[];
+  /** Upstream directories of plain manifests from Git at pinned tags (MANIFESTS in lib/versions.ts). @default none */
+  readonly manifests?: readonly GitManifests[];
+  /**
+   * CRD groups the upstream sources create resources of (e.g. cert-manager Issuers in an
+   * operator's manifests): the service depends on the service installing them, and synth
+   * warns while no enabled service does. @default none
+   */
+  readonly requiresCrdGroups?: readonly string[];
+  /** @default none */
+  readonly ignoreDifferences?: readonly IgnoreDifference[];
+}
+
+const SERVICE_BRAND = Symbol.for('homelab.HomelabService');
+
+export abstract class HomelabService extends Chart {
+  /**
+   * Not `instanceof`: cdk8s' Chart defines Symbol.hasInstance to answer true for every chart
+   * (the app of apps' charts included), so services carry a brand of their own.
+   */
+  static isHomelabService(x: unknown): x is HomelabService {
+    return typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[SERVICE_BRAND] === true;
+  }
+
+  readonly serviceName: string;
+  readonly environment: string;
+  readonly layer: Layer;
+  readonly namespaceName: string;
+  readonly podSecurity: PodSecurityLevel;
+  readonly installsCrdGroups: readonly string[];
+  readonly kustomizations: readonly KustomizeSource[];
+  readonly manifests: readonly GitManifests[];
+  readonly requiresCrdGroups: readonly string[];
+  readonly ignoreDifferences: readonly IgnoreDifference[];
+  private readonly dependencySet: Set<HomelabService>;
+  private upstreamChart?: HelmRelease;
+  private readonly referenceSet: ReadonlySet<HomelabService>;
+  private checkpointConstruct?: Checkpoint;
+  private readonly demandList: ResourceDemand[] = [];
+  private readonly renderPatches = new Map<ApiObject, JsonPatch[]>();
+  private readonly metricsList: MetricsEndpoint[] = [];
+  private readonly alertList: AlertRule[] = [];
+  private readonly dashboardList: Dashboard[] = [];
+  private readonly secretList: SecretNeed[] = [];
+  private readonly exposureList: Exposure[] = [];
+  private readonly servedPortList: ServedPort[] = [];
+  private readonly apiServerPortList: ServedPort[] = [];
+  private readonly publicPortList: ServedPort[] = [];
+
+  /**
+   * @param props the subclass's own props: every HomelabService in them (directly or in
+   *   an array) becomes a dependency, so wiring a reference is declaring the dependency.
+   */
+  protected constructor(scope: Platform, name: string, props: object, settings: ServiceSettings) {
+    super(scope, name, {
+      namespace: settings.namespace,
+      disableResourceNameHashes: true,
+      labels: serviceLabels({ name, environment: scope.environment }, settings.layer),
+    });
+    Object.defineProperty(this, SERVICE_BRAND, { value: true });
+    this.serviceName = name;
+    this.environment = scope.environment;
+    this.layer = settings.layer;
+    this.namespaceName = settings.namespace;
+    const exception = podSecurityException(name, settings.runsAsRoot ?? false);
+    this.podSecurity = exception?.level ?? 'restricted';
+    this.installsCrdGroups = settings.installsCrdGroups ?? [];
+    this.upstreamChart = settings.helm;
+    this.kustomizations = settings.kustomizations ?? [];
+    this.manifests = settings.manifests ?? [];
+    this.requiresCrdGroups = settings.requiresCrdGroups ?? [];
+    this.ignoreDifferences = settings.ignoreDifferences ?? [];
+    this.referenceSet = new Set(serviceReferences(props));
+    this.dependencySet = new Set(this.referenceSet);
+    new k8s.KubeNamespace(this, 'namespace', {
+      metadata: {
+        name: settings.namespace,
+        labels: podSecurityLabels(this.podSecurity),
+        annotations: exception ? { [EXCEPTION_ANNOTATION]: exception.reason } : undefined,
+      },
+    });
+    scope.register(this);
+  }
+
+  /** The upstream chart Argo CD installs with the service's own manifests. */
+  get helm(): HelmRelease | undefined {
+    return this.upstreamChart;
+  }
+
+  /**
+   * Sets the upstream chart once the service exists: for values made from its own
+   * declarations, such as the Secret a `needSecret` handle names.
+   */
+  protected installChart(release: HelmRelease): void {
+    if (this.upstreamChart) throw new Error(`${this.serviceName} already installs the chart ${this.upstreamChart.chart.chart}`);
+    this.upstreamChart = release;
+  }
+
+  /** Labels for a component's resources (overrides the chart's component label). */
+  labelsFor(component: string): Record<string, string> {
+    return serviceLabels({ name: this.serviceName, environment: this.environment }, component);
+  }
+
+  /** Pod selector labels for a component: explicit, stable across construct renames. */
+  selectorFor(component: string): Record<string, string> {
+    return selectorLabels({ name: this.serviceName, environment: this.environment }, component);
+  }
+
+  /** Declares CPU, memory and GPUs this service requests, for the capacity check. */
+  protected requestCapacity(demand: Omit<ResourceDemand, 'service'>): void {
+    this.demandList.push({ service: this.serviceName, ...demand });
+  }
+
+  /**
+   * JSON patches applied to an object's final manifest, after cdk8s' own serialisation, for
+   * fields cdk8s-plus cannot express (extended resources such as `nvidia.com/gpu`): patches
+   * added with `ApiObject.addJsonPatch` go through the typed serialisation, which drops them.
+   */
+  protected patchManifest(object: ApiObject, ...patches: JsonPatch[]): void {
+    this.renderPatches.set(object, [...(this.renderPatches.get(object) ?? []), ...patches]);
+  }
+
+  /** The manifest of one of this service's objects, as written to k8s/. */
+  render(object: ApiObject): any {
+    const patches = this.renderPatches.get(object);
+    return patches ? JsonPatch.apply(object.toJson(), ...patches) : object.toJson();
+  }
+
+  /** Declares a metrics endpoint: scraped, and alerted on when down, wherever monitoring is enabled. */
+  protected exposeMetrics(endpoint: MetricsEndpoint): void {
+    this.metricsList.push(endpoint);
+  }
+
+  /** Declares alert rules for this service (PromQL parsed by the tests). */
+  protected addAlerts(...rules: AlertRule[]): void {
+    this.alertList.push(...rules);
+  }
+
+  /** Declares a Grafana dashboard for this service, provisioned wherever Grafana runs. */
+  protected addDashboard(dashboard: Dashboard): void {
+    this.dashboardList.push(dashboard);
+  }
+
+  get dashboards(): readonly Dashboard[] {
+    return this.dashboardList;
+  }
+
+  get metricsEndpoints(): readonly MetricsEndpoint[] {
+    return this.metricsList;
+  }
+
+  get alertRules(): readonly AlertRule[] {
+    return this.alertList;
+  }
+
+  /**
+   * Declares a Secret this service needs (name and key names): delivered from Vault by an
+   * ExternalSecret where the platform has them, else created by the operator. Consumers
+   * reference its keys through the returned handle.
+   */
+  protected needSecret(name: string, keys: readonly string[], purpose: string): SecretRef {
+    if (keys.length === 0) throw new Error(`${this.serviceName}: secret ${name} declares no keys`);
+    if (this.secretList.some((s) => s.name === name)) throw new Error(`${this.serviceName}: secret ${name} declared twice`);
+    const need: SecretNeed = { service: this.serviceName, namespace: this.namespaceName, name, keys: [...new Set(keys)].sort(), purpose };
+    this.secretList.push(need);
+    return new SecretRef(need);
+  }
+
+  /** Declares a Service port reachable from outside as `<subdomain>.<domain>` (through Traefik). */
+  protected expose(exposure: Exposure): void {
+    if (this.exposureList.some((e) => e.subdomain === exposure.subdomain)) {
+      throw new Error(`${this.serviceName}: subdomain ${exposure.subdomain} exposed twice`);
+    }
+    this.exposureList.push(exposure);
+  }
+
+  /** Declares ports the services depending on this one connect to (their NetworkPolicy allow rules). */
+  protected serveClients(...ports: ServedPort[]): void {
+    this.servedPortList.push(...ports);
+  }
+
+  /** Declares ports the Kubernetes API server calls: admission webhooks, conversion, aggregated APIs. */
+  protected serveApiServer(...ports: ServedPort[]): void {
+    this.apiServerPortList.push(...ports);
+  }
+
+  /** Declares ports any client may reach, from outside the cluster too: the platform's entry points (Traefik's web/websecure). */
+  protected servePublic(...ports: ServedPort[]): void {
+    this.publicPortList.push(...ports);
+  }
+
+  get publicPorts(): readonly ServedPort[] {
+    return this.publicPortList;
+  }
+
+  /** Services this one needs first: every HomelabService found in its props, plus platform-derived ones. */
+  get dependencies(): ReadonlySet<HomelabService> {
+    return this.dependencySet;
+  }
+
+  /**
+   * The services in this one's props: the ones it connects to, so each of their served ports
+   * gets an allow rule from this service's namespace (lib/network-policies.ts). Platform-level
+   * wiring (`_addDependency`) orders services but implies no traffic.
+   */
+  get references(): ReadonlySet<HomelabService> {
+    return this.referenceSet;
+  }
+
+  /** @internal for platform-level wiring (e.g. the router depends on every service it routes to). */
+  _addDependency(service: HomelabService): void {
+    if (service === this) throw new Error(`${this.serviceName} cannot depend on itself`);
+    this.dependencySet.add(service);
+  }
+
+  get secretNeeds(): readonly SecretNeed[] {
+    return this.secretList;
+  }
+
+  get exposures(): readonly Exposure[] {
+    return this.exposureList;
+  }
+
+  get servedPorts(): readonly ServedPort[] {
+    return this.servedPortList;
+  }
+
+  get apiServerPorts(): readonly ServedPort[] {
+    return this.apiServerPortList;
+  }
+
+  /** @internal called by synth when the platform installs the monitoring CRDs. */
+  _emitMonitoring(): void {
+    new ServiceMonitoring(this);
+  }
+
+  /** What the service's long-running workloads request (checkpoint Jobs are not counted). */
+  get demands(): readonly ResourceDemand[] {
+    return this.demandList;
+  }
+
+  /** The validation step Argo CD runs after every sync (a PostSync hook). */
+  get checkpoint(): Checkpoint | undefined {
+    return this.checkpointConstruct;
+  }
+
+  /** @internal called by the Checkpoint construct. */
+  _registerCheckpoint(checkpoint: Checkpoint): void {
+    if (this.checkpointConstruct) throw new Error(`${this.serviceName} already has a checkpoint`);
+    this.checkpointConstruct = checkpoint;
+  }
+
+  /** All Kubernetes objects this service writes itself (its folder under k8s/<env>/). */
+  get apiObjects(): ApiObject[] {
+    return this.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && Chart.of(c) === this);
+  }
+
+  /** The service a construct belongs to. */
+  static of(construct: Construct): HomelabService {
+    const chart = Chart.of(construct);
+    if (!HomelabService.isHomelabService(chart)) throw new Error(`${construct.node.path} is not inside a HomelabService`);
+    return chart;
+  }
+}
+
+function podSecurityLabels(level: PodSecurityLevel): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const mode of ['enforce', 'audit', 'warn']) {
+    labels[`pod-security.kubernetes.io/${mode}`] = level;
+    labels[`pod-security.kubernetes.io/${mode}-version`] = KUBERNETES_VERSION;
+  }
+  return labels;
+}
+
+/** HomelabService instances among the values of `props` (one level, arrays included). */
+function serviceReferences(props: object): HomelabService[] {
+  return Object.values(props).flatMap((value) =>
+    (Array.isArray(value) ? value : [value]).filter(HomelabService.isHomelabService),
+  );
+}

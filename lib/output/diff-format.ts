@@ -1,0 +1,201 @@
+/**
+ * `npm run diff` output: plain text for a terminal, or Markdown for a pull-request comment
+ * (a heading per environment, a table per Application, field changes folded in <details>).
+ */
+import type { Colours } from '../tools/cli';
+import { ApplicationDiff, ChangeCounts, ChangeKind, countResources, EnvironmentDiff, FieldChange, ResourceDiff } from './diff';
+
+/** Longest value shown before it is cut with `…`. */
+const MAX_VALUE = 60;
+/** Field changes listed per resource; the rest are counted. */
+const MAX_FIELDS = 25;
+
+const MARK: Record<ChangeKind, string> = { added: '+', removed: '-', changed: '~' };
+
+export interface DiffReportContext {
+  /** What the output was compared with, e.g. `HEAD (3f2a1bc)`. */
+  readonly base: string;
+  /** The output directory, e.g. `k8s`. */
+  readonly outdir: string;
+}
+
+export function formatText(diff: readonly EnvironmentDiff[], context: DiffReportContext, paint: Colours): string {
+  const lines: string[] = [];
+  const colour = (kind: ChangeKind) => (kind === 'added' ? paint.green : kind === 'removed' ? paint.red : paint.yellow);
+  for (const env of diff) {
+    lines.push(paint.bold(`${env.environment}${env.kind === 'changed' ? '' : ` (environment ${env.kind})`}: ${describeCounts(totalCounts(env.applications))}`));
+    for (const app of env.applications) {
+      lines.push(colour(app.kind)(`  ${MARK[app.kind]} ${app.application}${applicationNote(app)}`));
+      for (const resource of app.resources) {
+        lines.push(colour(resource.kind)(`      ${MARK[resource.kind]} ${resource.resource}`));
+        if (resource.kind !== 'changed') continue;
+        const { lines: fields, more } = fieldLines(resource);
+        if (fields.length === 0) lines.push(paint.dim('          (only comments or formatting)'));
+        for (const field of fields) lines.push(`          ${textField(field)}`);
+        if (more > 0) lines.push(paint.dim(`          … and ${more} more`));
+      }
+    }
+    lines.push('');
+  }
+  lines.push(summaryLine(diff, context));
+  return `${lines.join('\n')}\n`;
+}
+
+export function formatMarkdown(diff: readonly EnvironmentDiff[], context: DiffReportContext): string {
+  const out: string[] = [`### \`${context.outdir}/\` changes`, '', `${summaryLine(diff, context)}.`, ''];
+  if (diff.length > 0) out.push(...overviewTable(diff), '');
+  for (const env of diff) {
+    const note = env.kind === 'changed' ? '' : ` (environment ${env.kind})`;
+    out.push(`#### ${env.environment}${note}`, '', describeCounts(totalCounts(env.applications)), '');
+    for (const app of env.applications) {
+      out.push(`**${code(app.application)}**${applicationNote(app)}`, '');
+      const table = ['| | resource | change |', '|---|---|---|', ...app.resources.map(resourceRow)];
+      // A whole new or removed Application says enough in one line; its resource list folds away.
+      if (app.kind === 'changed') out.push(...table, '');
+      else out.push(`<details><summary>${app.resources.length} resources</summary>`, '', ...table, '', '</details>', '');
+      const changed = app.resources.filter((r) => r.kind === 'changed');
+      if (changed.length === 0) continue;
+      out.push('<details><summary>field changes</summary>', '');
+      for (const resource of changed) {
+        const { lines: fields, more } = fieldLines(resource);
+        const items = fields.length === 0 ? ['only comments or formatting'] : fields.map(markdownField);
+        out.push(code(resource.resource), '', ...items.map((item) => `- ${item}`), ...(more > 0 ? [`- … and ${more} more`] : []), '');
+      }
+      out.push('</details>', '');
+    }
+  }
+  return `${out.join('\n').replace(/\n+$/, '')}\n`;
+}
+
+function summaryLine(diff: readonly EnvironmentDiff[], context: DiffReportContext): string {
+  if (diff.length === 0) return `No changes to ${context.outdir}/ against ${context.base}`;
+  const applications = diff.reduce((n, env) => n + env.applications.length, 0);
+  const counts = totalCounts(diff.flatMap((env) => env.applications));
+  return `Against ${context.base}: ${describeCounts(counts)} in ${plural(applications, 'Application')} of ${plural(diff.length, 'environment')}`;
+}
+
+function applicationNote(app: ApplicationDiff): string {
+  if (app.kind === 'added') return ` (new Application, ${plural(app.resources.length, 'resource')})`;
+  if (app.kind === 'removed') return ` (Application removed, ${plural(app.resources.length, 'resource')})`;
+  return '';
+}
+
+function totalCounts(applications: readonly ApplicationDiff[]): ChangeCounts {
+  return countResources(applications.flatMap((app) => app.resources));
+}
+
+/** `3 resources added, 1 removed, 2 changed`. */
+function describeCounts(counts: ChangeCounts): string {
+  const parts = (['added', 'removed', 'changed'] as const).filter((kind) => counts[kind] > 0);
+  return parts.map((kind, i) => (i === 0 ? `${plural(counts[kind], 'resource')} ${kind}` : `${counts[kind]} ${kind}`)).join(', ');
+}
+
+/** Applications by environment at a glance: `new (7)`, `removed (6)`, `+1 -2 ~3`. */
+function overviewTable(diff: readonly EnvironmentDiff[]): string[] {
+  const applications = [...new Set(diff.flatMap((env) => env.applications.map((app) => app.application)))].sort();
+  const cell = (app: ApplicationDiff | undefined) => {
+    if (!app) return '';
+    if (app.kind === 'added') return `new (${app.resources.length})`;
+    if (app.kind === 'removed') return `removed (${app.resources.length})`;
+    const counts = countResources(app.resources);
+    return (['added', 'removed', 'changed'] as const).filter((kind) => counts[kind] > 0).map((kind) => `${MARK[kind]}${counts[kind]}`).join(' ');
+  };
+  return [
+    `| Application | ${diff.map((env) => env.environment).join(' | ')} |`,
+    `|---|${diff.map(() => '---').join('|')}|`,
+    ...applications.map((name) => `| ${code(name, true)} | ${diff.map((env) => cell(env.applications.find((a) => a.application === name))).join(' | ')} |`),
+  ];
+}
+
+function resourceRow(resource: ResourceDiff): string {
+  const change = resource.kind !== 'changed' ? resource.kind : changedPathsCell(resource.fields);
+  return `| ${MARK[resource.kind]} | ${code(resource.resource, true)} | ${change} |`;
+}
+
+/** The first few changed paths, for the table; the values are in the details. */
+function changedPathsCell(fields: readonly FieldChange[]): string {
+  if (fields.length === 0) return 'comments or formatting';
+  const shown = fields.slice(0, 3).map((f) => code(f.path, true));
+  return fields.length > shown.length ? `${shown.join(', ')} and ${fields.length - shown.length} more` : shown.join(', ');
+}
+
+/** A field change with its values already cut to size. */
+interface FieldLine {
+  readonly kind: ChangeKind;
+  readonly path: string;
+  readonly before?: string;
+  readonly after?: string;
+  /** Where in a multi-line string the change is. */
+  readonly note?: string;
+}
+
+/** The first MAX_FIELDS field changes of a changed resource (empty: only comments or formatting differ). */
+function fieldLines(resource: ResourceDiff): { lines: FieldLine[]; more: number } {
+  return { lines: resource.fields.slice(0, MAX_FIELDS).map(describeField), more: Math.max(0, resource.fields.length - MAX_FIELDS) };
+}
+
+function describeField(field: FieldChange): FieldLine {
+  const { kind, path } = field;
+  if (kind === 'added') return { kind, path, after: formatValue(field.after) };
+  if (kind === 'removed') return { kind, path, before: formatValue(field.before) };
+  if (typeof field.before === 'string' && typeof field.after === 'string' && (field.before.includes('\n') || field.after.includes('\n'))) {
+    return { kind, path, ...describeTextChange(field.before, field.after) };
+  }
+  return { kind, path, before: formatValue(field.before), after: formatValue(field.after) };
+}
+
+/** `spec.replicas: 1 -> 3`, `+ path: value`, `- path: value`. */
+export function formatField(field: FieldChange): string {
+  return textField(describeField(field));
+}
+
+function textField(line: FieldLine): string {
+  if (line.kind === 'added') return `+ ${line.path}: ${line.after}`;
+  if (line.kind === 'removed') return `- ${line.path}: ${line.before}`;
+  return `${line.path}: ${line.before} -> ${line.after}${line.note ? ` (${line.note})` : ''}`;
+}
+
+function markdownField(line: FieldLine): string {
+  if (line.kind === 'added') return `added ${code(line.path)}: ${code(line.after!)}`;
+  if (line.kind === 'removed') return `removed ${code(line.path)}: ${code(line.before!)}`;
+  return `${code(line.path)}: ${code(line.before!)} → ${code(line.after!)}${line.note ? ` (${line.note})` : ''}`;
+}
+
+/** Compact JSON, cut at MAX_VALUE characters; a multi-line string as its first line and line count. */
+export function formatValue(value: unknown): string {
+  if (typeof value === 'string' && value.includes('\n')) {
+    const lines = value.replace(/\n$/, '').split('\n');
+    return `${truncate(JSON.stringify(lines[0]))} (${plural(lines.length, 'line')})`;
+  }
+  return truncate(value === undefined ? 'undefined' : JSON.stringify(value));
+}
+
+/** Where two multi-line strings (scripts, config files) differ: the first changed line and how many changed. */
+function describeTextChange(before: string, after: string): { before: string; after: string; note: string } {
+  const a = before.split('\n');
+  const b = after.split('\n');
+  let start = 0;
+  while (start < a.length && start < b.length && a[start] === b[start]) start++;
+  let end = 0;
+  while (end < a.length - start && end < b.length - start && a[a.length - 1 - end] === b[b.length - 1 - end]) end++;
+  const removed = a.slice(start, a.length - end);
+  const added = b.slice(start, b.length - end);
+  const first = (lines: string[]) => (lines.length > 0 ? truncate(JSON.stringify(lines[0])) : '(no line)');
+  return { before: first(removed), after: first(added), note: `from line ${start + 1}: ${plural(removed.length, 'line')} -> ${added.length}` };
+}
+
+function truncate(text: string): string {
+  return text.length > MAX_VALUE ? `${text.slice(0, MAX_VALUE - 1)}…` : text;
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+/** A Markdown code span that survives backticks in the text (and pipes inside a table). */
+function code(text: string, inTable = false): string {
+  const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = '`'.repeat(longest + 1);
+  const padded = longest > 0 ? ` ${text} ` : text;
+  return `${fence}${inTable ? padded.replace(/\|/g, '\\|') : padded}${fence}`;
+}

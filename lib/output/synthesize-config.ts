@@ -1,0 +1,42 @@
+/**
+ * A config file to synthesized environments, for the commands that synthesize (synth,
+ * diff): every environment, or the one `--env` names.
+ */
+import { loadConfigFile } from '../model/config/load';
+import type { EnvironmentConfig } from '../model/config/environment';
+import { UserError } from '../util/errors';
+import { SynthesizedEnvironment, synthesizeEnvironment } from './synthesize';
+
+export interface SynthesizeOptions {
+  readonly configFile: string;
+  /** Only this environment. @default every environment in the file */
+  readonly environment?: string;
+  /** Called as each environment is done, e.g. to show progress. */
+  readonly onEnvironment?: (result: SynthesizedEnvironment, progress: { elapsedMs: number; done: number; total: number }) => void;
+}
+
+export function synthesizeConfigFile(options: SynthesizeOptions): SynthesizedEnvironment[] {
+  const { configFile, environment } = options;
+  const config = loadConfigFile(configFile);
+  const names = [...config.environments.keys()];
+  if (environment !== undefined && !config.environments.has(environment)) {
+    throw new UserError([`--env: expected one of the environments in ${configFile} (${names.join(', ')}), received "${environment}"`]);
+  }
+  const selected = environment !== undefined ? [environment] : names;
+  return selected.map((name, i) => {
+    const started = performance.now();
+    const result = synthesizeOrExplain(configFile, name, config.environments.get(name)!);
+    options.onEnvironment?.(result, { elapsedMs: performance.now() - started, done: i + 1, total: selected.length });
+    return result;
+  });
+}
+
+/** Problems found while building the graph (cycles, wave conflicts) point at the config file too. */
+function synthesizeOrExplain(file: string, environment: string, config: EnvironmentConfig): SynthesizedEnvironment {
+  try {
+    return synthesizeEnvironment(environment, config);
+  } catch (error) {
+    if (error instanceof UserError) throw new UserError(error.problems.map((p) => `${file}: environments.${environment}: ${p}`));
+    throw error;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Writes synthesized environments into the output directory in one step: everything goes
+ * to a staging directory beside it, which then replaces it. Stale files vanish with the
+ * old directory; if anything fails before the swap, the output directory is untouched.
+ * Documents generated with it (docs/platform.md) are staged too and renamed into place
+ * right after the swap, so they never describe anything but the output beside them.
+ *
+ * Files whose content is unchanged are hard-linked from the current output instead of
+ * written: creating an inode is what costs on many filesystems (~1 ms a file on our CI
+ * machines against ~0.02 ms for a link), and most files are unchanged from one synth to
+ * the next.
+ */
+import { cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { SynthesizedEnvironment } from './synthesize';
+
+export interface WriteOptions {
+  /** The output directory, e.g. `k8s`. */
+  readonly outdir: string;
+  /**
+   * Replace only the folders of the given environments and keep everything else in the
+   * output directory (`--env prod`). @default false: the whole directory is replaced
+   */
+  readonly partial?: boolean;
+  /** Files outside the output directory (path -> content), replaced together with it. @default none */
+  readonly documents?: ReadonlyMap<string, string>;
+}
+
+export function writeOutput(environments: readonly Pick<SynthesizedEnvironment, 'environment' | 'files'>[], options: WriteOptions): void {
+  const outdir = options.outdir.replace(/\/+$/, '');
+  mkdirSync(dirname(outdir), { recursive: true });
+  const staging = mkdtempSync(join(dirname(outdir), `.${basename(outdir)}-staging-`));
+  const retired = `${staging}-old`;
+  const stagedDocuments: { staged: string; path: string }[] = [];
+  try {
+    if (options.partial && existsSync(outdir)) {
+      const replaced = new Set(environments.map((e) => e.environment));
+      for (const entry of readdirSync(outdir).filter((e) => !replaced.has(e))) {
+        cpSync(join(outdir, entry), join(staging, entry), { recursive: true });
+      }
+    }
+    const created = new Set<string>();
+    for (const env of environments) {
+      for (const [path, content] of env.files) {
+        const relativePath = join(env.environment, path);
+        const folder = dirname(relativePath);
+        if (!created.has(folder)) {
+          mkdirSync(join(staging, folder), { recursive: true });
+          created.add(folder);
+        }
+        const current = join(outdir, relativePath);
+        if (sameContent(current, content)) linkSync(current, join(staging, relativePath));
+        else writeFileSync(join(staging, relativePath), content);
+      }
+    }
+    for (const [path, content] of options.documents ?? []) {
+      if (sameContent(path, content)) continue;
+      mkdirSync(dirname(path), { recursive: true });
+      const staged = join(mkdtempSync(join(dirname(path), `.${basename(path)}-staging-`)), basename(path));
+      stagedDocuments.push({ staged, path });
+      writeFileSync(staged, content);
+    }
+    if (existsSync(outdir)) renameSync(outdir, retired);
+    renameSync(staging, outdir);
+    for (const { staged, path } of stagedDocuments) renameSync(staged, path);
+  } catch (error) {
+    if (existsSync(retired) && !existsSync(outdir)) renameSync(retired, outdir);
+    throw error;
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+    rmSync(retired, { recursive: true, force: true });
+    for (const { staged } of stagedDocuments) rmSync(dirname(staged), { recursive: true, force: true });
+  }
+}
+
+function sameContent(file: string, content: string): boolean {
+  try {
+    return readFileSync(file, 'utf8') === content;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The capacity check: what an environment's services request (CPU, memory, GPUs) must fit
+ * its node inventory. Run at synth time, so an impossible plan fails before anything is
+ * written rather than as Pending pods.
+ */
+import { UserError } from '../util/errors';
+import { Capacity, capacityOf, Inventory } from '../model/inventory';
+import { formatCores, formatGibibytes, parseQuantity } from '../util/quantity';
+
+/** What one workload of a service requests in total: per replica times replicas. */
+export interface ResourceDemand {
+  readonly service: string;
+  /** The workload, e.g. `triton` or `ray gpu workers`. */
+  readonly workload: string;
+  /** Replicas at most (autoscaled groups count at their maximum). */
+  readonly replicas: number;
+  /** Per replica. */
+  readonly cpu: string;
+  /** Per replica. */
+  readonly memory: string;
+  /** Per replica. @default 0 */
+  readonly gpus?: number;
+}
+
+/** Consumers named in a capacity error; the rest are counted. */
+const MAX_LISTED = 8;
+
+export interface CapacityReport {
+  readonly requested: { readonly cpuCores: number; readonly memoryBytes: number; readonly gpus: number };
+  readonly available: Capacity;
+}
+
+/** @param gpuReplicas time-slices per physical GPU (see GpuProvider). */
+export function checkCapacity(demands: readonly ResourceDemand[], nodes: Inventory, gpuReplicas = 1): CapacityReport {
+  const available = capacityOf(nodes, gpuReplicas);
+  const total = (f: (d: ResourceDemand) => number) => demands.reduce((sum, d) => sum + f(d) * d.replicas, 0);
+  const requested = {
+    cpuCores: total((d) => parseQuantity(d.cpu)),
+    memoryBytes: total((d) => parseQuantity(d.memory)),
+    gpus: total((d) => d.gpus ?? 0),
+  };
+  const problems: string[] = [];
+  const over = (what: string, need: number, have: string, show: (n: number) => string, per: (d: ResourceDemand) => number) => {
+    // The biggest consumers first; a long tail is summed up.
+    const sorted = demands.filter((d) => per(d) > 0).sort((a, b) => per(b) * b.replicas - per(a) * a.replicas);
+    const listed = sorted.slice(0, MAX_LISTED).map((d) => `${d.service}/${d.workload} ${d.replicas} x ${show(per(d))}`);
+    const rest = sorted.length - listed.length;
+    const consumers = listed.join(', ') + (rest > 0 ? ` and ${rest} more` : '');
+    problems.push(`${what}: the services request ${show(need)}, the nodes have ${have} (${consumers})`);
+  };
+  if (requested.gpus > available.gpus) {
+    const physical = available.gpus / gpuReplicas;
+    const have = gpuReplicas > 1 ? `${available.gpus} (${physical} GPUs time-sliced ${gpuReplicas} ways)` : String(available.gpus);
+    over('gpus', requested.gpus, have, String, (d) => d.gpus ?? 0);
+  }
+  if (requested.cpuCores > available.cpuCores) {
+    const cores = (n: number) => `${formatCores(n)} cores`;
+    over('cpu', requested.cpuCores, cores(available.cpuCores), cores, (d) => parseQuantity(d.cpu));
+  }
+  if (requested.memoryBytes > available.memoryBytes) {
+    over('memory', requested.memoryBytes, formatGibibytes(available.memoryBytes), formatGibibytes, (d) => parseQuantity(d.memory));
+  }
+  for (const d of demands) {
+    if (gpuReplicas > 1 && (d.gpus ?? 0) > 1) {
+      problems.push(`gpus: ${d.service}/${d.workload} requests ${d.gpus} GPUs per pod; time-sliced GPUs are handed out one per pod`);
+    } else if ((d.gpus ?? 0) > available.maxGpusPerNode) {
+      problems.push(`gpus: ${d.service}/${d.workload} needs ${d.gpus} GPUs in one pod, the largest node has ${available.maxGpusPerNode}`);
+    }
+  }
+  if (problems.length > 0) throw new UserError(problems.map((p) => `nodes: ${p}`));
+  return { requested, available };
+}

@@ -1,0 +1,91 @@
+/**
+ * The policy linter: applies every rule to every environment of an output tree, excuses the
+ * findings listed in lib/lint/exceptions.ts, and reports the rest — and every exception that
+ * excused nothing, so the list stays honest.
+ */
+import { EXCEPTIONS_FILE, LintException, LINT_EXCEPTIONS } from './exceptions';
+import type { PodSecurityLevel } from '../../model/pod-security';
+import type { Environment, Finding, LintedObject, Rule, Violation } from './model';
+import { resourceKey } from './model';
+import { RULES } from './rules';
+import { objectsOf, OutputTree } from './tree';
+import { workloadsOf } from './workloads';
+
+const ENFORCE_LABEL = 'pod-security.kubernetes.io/enforce';
+
+export interface LintReport {
+  readonly environments: number;
+  readonly objects: number;
+  readonly workloads: number;
+  /** Findings an exception excused. */
+  readonly excused: number;
+  /** `<env>/<file>` (or the exceptions file), sorted. */
+  readonly violations: readonly Violation[];
+}
+
+export interface LintOptions {
+  /** @default RULES */
+  readonly rules?: readonly Rule[];
+  /** @default LINT_EXCEPTIONS */
+  readonly exceptions?: readonly LintException[];
+}
+
+export function environmentOf(name: string, objects: readonly LintedObject[]): Environment {
+  const levels = new Map<string, PodSecurityLevel>();
+  for (const o of objects.filter((o) => o.manifest.kind === 'Namespace')) {
+    const level = o.manifest.metadata.labels?.[ENFORCE_LABEL];
+    if (level === 'baseline' || level === 'privileged' || level === 'restricted') levels.set(o.manifest.metadata.name, level);
+  }
+  return { name, objects, workloads: workloadsOf(objects), podSecurityLevel: (namespace) => levels.get(namespace) ?? 'restricted' };
+}
+
+export function lintTree(tree: OutputTree, options: LintOptions = {}): LintReport {
+  const rules = options.rules ?? RULES;
+  const exceptions = options.exceptions ?? LINT_EXCEPTIONS;
+  const used = new Set<LintException>();
+  const violations: Violation[] = [];
+  let excused = 0;
+  let objects = 0;
+  let workloads = 0;
+  for (const [name, files] of tree) {
+    const env = environmentOf(name, objectsOf(name, files));
+    objects += env.objects.length;
+    workloads += env.workloads.length;
+    for (const rule of rules) {
+      for (const finding of rule.check(env)) {
+        const exception = exceptions.find((e) => excuses(e, rule.id, finding));
+        if (exception) {
+          used.add(exception);
+          excused += 1;
+        } else {
+          violations.push({ location: finding.object.file, rule: rule.id, message: finding.message });
+        }
+      }
+    }
+  }
+  const ruleIds = new Set(rules.map((r) => r.id));
+  for (const exception of exceptions.filter((e) => !used.has(e))) {
+    const why = ruleIds.has(exception.rule) ? 'excuses no finding: remove it' : 'names no rule';
+    violations.push({ location: EXCEPTIONS_FILE, rule: 'unused-exception', message: `${exception.rule} ${exception.resource} ${why}` });
+  }
+  violations.sort((a, b) => compare(a.location, b.location) || compare(a.rule, b.rule) || compare(a.message, b.message));
+  return { environments: tree.size, objects, workloads, excused, violations };
+}
+
+function excuses(exception: LintException, rule: string, finding: Finding): boolean {
+  if (exception.rule !== rule || !globMatches(exception.resource, resourceKey(finding.object))) return false;
+  const labels = finding.object.manifest.metadata.labels ?? {};
+  return Object.entries(exception.labels ?? {}).every(([key, value]) => labels[key] === value);
+}
+
+/** `*` matches any characters but `/`. */
+function globMatches(pattern: string, key: string): boolean {
+  const regex = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*');
+  return new RegExp(`^${regex}$`).test(key);
+}
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+export function formatViolation(v: Violation): string {
+  return `${v.location}: ${v.rule}: ${v.message}`;
+}

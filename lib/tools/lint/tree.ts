@@ -1,0 +1,39 @@
+/**
+ * Reads an output tree (`k8s/`, or a synthesized environment in memory) into the linter's
+ * objects. Helm values files (`*.values.yaml`) are chart inputs, not manifests: charts are
+ * rendered by Argo CD in the cluster, so their objects are not here to lint.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { readDirectoryTree } from '../../output/output-tree';
+import { HELM_VALUES_FILE } from '../../output/synthesize';
+import type { LintedObject, Manifest } from './model';
+
+/** Environment name -> (path relative to the environment folder -> content). */
+export type OutputTree = ReadonlyMap<string, ReadonlyMap<string, string>>;
+
+/** `<dir>/<env>/<service>/<file>.yaml`, read into an OutputTree (files directly in `<dir>` belong to no environment). */
+export function readOutputTree(dir: string): OutputTree {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: no such directory`);
+  const tree = new Map<string, Map<string, string>>();
+  for (const [path, content] of readDirectoryTree(dir)) {
+    const slash = path.indexOf('/');
+    if (slash < 0 || !/\.ya?ml$/.test(path)) continue;
+    const env = path.slice(0, slash);
+    tree.set(env, (tree.get(env) ?? new Map<string, string>()).set(path.slice(slash + 1), content));
+  }
+  return tree;
+}
+
+/** The Kubernetes objects of one environment's files, in file order. */
+export function objectsOf(env: string, files: ReadonlyMap<string, string>): LintedObject[] {
+  return [...files].flatMap(([path, content]) => {
+    if (HELM_VALUES_FILE.test(basename(path))) return [];
+    const service = path.includes('/') ? path.slice(0, path.indexOf('/')) : '';
+    return parseAllDocuments(content)
+      .map((document) => document.toJS() as Manifest | null)
+      .filter((manifest): manifest is Manifest => typeof manifest?.kind === 'string')
+      .map((manifest) => ({ env, service, file: `${env}/${path}`, manifest }));
+  });
+}

@@ -1,0 +1,42 @@
+/**
+ * Run-time check of Helm values (an Argo CD `helm.valuesObject`) against the schema that
+ * scripts/import-helm-values.ts generated for the chart: imports/helm/<chartFolder>.schema.json.
+ * The generated TypeScript types catch the same mistakes at compile time; this catches them in
+ * values built dynamically or typed loosely.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
+
+const SCHEMA_DIR = join(__dirname, '..', '..', '..', 'imports', 'helm');
+
+// Generated schemas carry upstream keywords ajv does not know (`deprecated`, `errorMessage`...).
+const ajv = new Ajv({ strict: false, allErrors: true });
+const validators = new Map<string, ValidateFunction>();
+
+/** Problems with `values` for the chart in imports/helm/<chartFolder>.*, e.g. `server.ingres: unknown key`; [] if none. */
+export function helmValuesErrors(chartFolder: string, values: unknown): string[] {
+  const validate = validator(chartFolder);
+  return validate(values) ? [] : (validate.errors ?? []).map(formatError);
+}
+
+function validator(chartFolder: string): ValidateFunction {
+  let validate = validators.get(chartFolder);
+  if (!validate) {
+    const schema = JSON.parse(readFileSync(join(SCHEMA_DIR, `${chartFolder}.schema.json`), 'utf8')) as object;
+    validate = ajv.compile(schema);
+    validators.set(chartFolder, validate);
+  }
+  return validate;
+}
+
+function formatError(error: ErrorObject): string {
+  const path = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((token) => token.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (error.keyword === 'additionalProperties') {
+    return `${[...path, (error.params as { additionalProperty: string }).additionalProperty].join('.')}: unknown key`;
+  }
+  return `${path.join('.') || '(root)'}: ${error.message}`;
+}
