@@ -4,9 +4,11 @@
  * manifests to k8s/ and the diagrams of the platform to docs/platform.md (or, with --check,
  * only tell whether both are what the code produces).
  */
+import { BUILTIN_CATALOG } from './charts/catalog';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CommandSpec, colours, parseCommandLine, runCommand } from './lib/tools/cli';
+import { CommandSpec, parseCommandLine, runCommand } from './lib/tools/cli';
+import { colours } from './lib/util/colours';
 import { changedFiles, readDirectoryTree, treeOf } from './lib/output/output-tree';
 import { renderPlatformDoc } from './lib/output/platform-doc';
 import { formatSummary } from './lib/output/summary';
@@ -52,6 +54,7 @@ export function main(argv: readonly string[]): number {
     const progress = colours(process.stderr);
     const results = synthesizeConfigFile({
       configFile: config,
+      catalog: BUILTIN_CATALOG,
       environment: env,
       onEnvironment: quiet
         ? undefined

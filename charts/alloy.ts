@@ -12,9 +12,11 @@
  */
 import { Duration } from 'cdk8s';
 import type { AlloyValues } from '../imports/helm/alloy';
+import { z } from 'zod';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { DEFAULT_ALLOY_RESOURCES } from './config/logging';
-import { helmRelease } from '../lib/model/sources';
+import { bool, resourcesSchema } from '../lib/model/config/primitives';
+import { helmRelease } from './helm-release';
 import type { Toleration } from '../lib/model/inventory';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
@@ -22,7 +24,7 @@ import { Platform } from '../lib/model/platform';
 import { Resources, resources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
-import type { Loki } from './loki';
+import { Loki, lokiEntry } from './loki';
 
 export const ALLOY_NAMESPACE = 'alloy';
 
@@ -38,22 +40,37 @@ const STORAGE_PATH = '/var/lib/alloy/data';
 /** Labels the chart puts on the DaemonSet's pods (release name = service name). */
 const ALLOY_POD_LABELS = { 'app.kubernetes.io/name': 'alloy', 'app.kubernetes.io/instance': 'alloy' } as const;
 
-/** The name lib/checkpoint.ts gives every checkpoint's container. */
+/** The name lib/model/checkpoint.ts gives every checkpoint's container. */
 const CHECKPOINT_CONTAINER = 'checkpoint';
 
-export interface AlloyProps {
+/** `services.alloy`. */
+export const alloySettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    /** The Alloy container, per node (its config reloader sidecar is sized by the construct): Alloy runs on every node of the inventory. */
+    resources: resourcesSchema.default({ requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '500m', memory: '512Mi' } }),
+  })
+  .prefault({});
+
+export type AlloySettings = z.output<typeof alloySettings>;
+
+export type AlloyProps = Omit<AlloySettings, 'enabled'> & {
   /** Where the logs go: Alloy pushes to its push API (and syncs after it). */
   readonly loki: Loki;
-  /** The Alloy container on each node. @default DEFAULT_ALLOY_RESOURCES */
-  readonly resources?: Resources;
-}
+};
+
+const AGENT_METRICS = {
+  selector: ALLOY_POD_LABELS,
+  port: 'http-metrics',
+  source: 'grafana/alloy helm-chart/1.11.1 templates/containers/_agent.yaml, _helpers.tpl',
+} as const;
 
 export class Alloy extends HomelabService {
   /** The Alloy configuration the DaemonSet runs. */
   readonly config: string;
 
   constructor(scope: Platform, props: AlloyProps) {
-    const alloyResources = props.resources ?? DEFAULT_ALLOY_RESOURCES;
+    const alloyResources = props.resources;
     const config = alloyConfig(props.loki.pushUrl);
     const values = alloyValues(config, alloyResources, nodeTolerations(scope));
     super(scope, 'alloy', props, { layer: Layer.OBSERVABILITY, namespace: ALLOY_NAMESPACE, helm: helmRelease('alloy', values) });
@@ -69,7 +86,7 @@ export class Alloy extends HomelabService {
       memory: CONFIG_RELOADER_RESOURCES.requests.memory,
     });
 
-    this.exposeMetrics({ name: 'agent', kind: 'pod', selector: ALLOY_POD_LABELS, port: 'http-metrics' });
+    this.exposeMetrics({ name: 'agent', kind: 'pod', selector: AGENT_METRICS.selector, port: AGENT_METRICS.port });
     // loki.write's counters (Alloy v1.18 internal/component/common/loki/client/metrics.go).
     this.addAlerts({
       alert: 'AlloyDroppingLogs',
@@ -235,3 +252,12 @@ function nodeTolerations(scope: Platform): Toleration[] {
   }
   return [...tolerations.values()].sort((a, b) => a.key.localeCompare(b.key, 'en') || a.effect.localeCompare(b.effect, 'en'));
 }
+
+export const alloyEntry = defineService({
+  name: 'alloy',
+  settings: { key: 'alloy', schema: alloySettings },
+  names: [ALLOY_NAMESPACE],
+  requires: () => [{ entry: lokiEntry, path: ['enabled'], reason: 'Alloy ships the logs to Loki' }],
+  upstreamTargets: { 'alloy-agent': AGENT_METRICS },
+  build: (platform, settings, context) => new Alloy(platform, { ...settings, loki: context.required(lokiEntry) }),
+});

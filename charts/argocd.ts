@@ -3,11 +3,13 @@
  * (README, k8s/<env>/bootstrap/argo-cd.values.yaml), then managing itself through its own
  * Application like every other service.
  */
+import { z } from 'zod';
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
-import { ARGOCD_NAMESPACE } from '../lib/passes/app-of-apps';
+import { ARGOCD_NAMESPACE } from '../lib/model/argocd';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { DASHBOARDS } from './dashboards';
-import { helmRelease } from '../lib/model/sources';
+import { intBetween, subdomain } from '../lib/model/config/primitives';
+import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -15,12 +17,20 @@ import { Resources, resources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 
-export interface ArgoCdProps {
-  /** Subdomain of the environment's domain the UI is served on. @default 'argocd' */
-  readonly subdomain?: string;
-  /** Replicas of the API server and the repo server. @default 1 */
-  readonly replicas?: number;
-}
+/** `services.argocd`: Argo CD is always there (it syncs everything else). */
+export const argoCdSettings = z
+  .strictObject({
+    /** Subdomain of the environment's domain the UI is served on (an admin route). */
+    subdomain: subdomain.default('argocd'),
+    /** Replicas of the API server and the repo server. */
+    replicas: intBetween(1, 5).default(1),
+  })
+  .prefault({});
+
+export type ArgoCdProps = z.output<typeof argoCdSettings>;
+
+/** "ArgoCD": Argo CD's own examples/dashboard.json, uploaded to grafana.com once (June 2021). */
+const DASHBOARD = { name: 'argocd', gnetId: 14584, revision: 1 } as const;
 
 /** The Helm release name; the chart's labels carry it as app.kubernetes.io/instance. */
 const RELEASE_NAME = 'argocd';
@@ -45,11 +55,34 @@ export const ARGOCD_SERVER = {
  * app.kubernetes.io/name label: the component label tells them apart.
  */
 const METRICS_SERVICES = [
-  { name: 'controller', labelName: 'argocd-metrics', component: 'application-controller', podPort: 8082 },
-  { name: 'server', labelName: 'argocd-server-metrics', component: 'server', podPort: 8083 },
-  { name: 'repo-server', labelName: 'argocd-repo-server-metrics', component: 'repo-server', podPort: 8084 },
-  { name: 'applicationset', labelName: 'argocd-metrics', component: 'applicationset-controller', podPort: 8080 },
+  {
+    name: 'controller',
+    labelName: 'argocd-metrics',
+    component: 'application-controller',
+    podPort: 8082,
+    source: 'argo-helm argo-cd 10.1.1 templates/argocd-application-controller/metrics.yaml, _common.tpl',
+  },
+  { name: 'server', labelName: 'argocd-server-metrics', component: 'server', podPort: 8083, source: 'argo-helm argo-cd 10.1.1 templates/argocd-server/metrics.yaml' },
+  {
+    name: 'repo-server',
+    labelName: 'argocd-repo-server-metrics',
+    component: 'repo-server',
+    podPort: 8084,
+    source: 'argo-helm argo-cd 10.1.1 templates/argocd-repo-server/metrics.yaml',
+  },
+  {
+    name: 'applicationset',
+    labelName: 'argocd-metrics',
+    component: 'applicationset-controller',
+    podPort: 8080,
+    source: 'argo-helm argo-cd 10.1.1 templates/argocd-applicationset/metrics.yaml',
+  },
 ] as const;
+
+/** The labels of a component's metrics Service. */
+function metricsServiceSelector(service: (typeof METRICS_SERVICES)[number]): Record<string, string> {
+  return { 'app.kubernetes.io/name': service.labelName, 'app.kubernetes.io/instance': RELEASE_NAME, 'app.kubernetes.io/component': service.component };
+}
 
 /**
  * The chart's selector labels of a component's pods (argo-cd.selectorLabels: the name is
@@ -100,9 +133,9 @@ export class ArgoCd extends HomelabService {
   readonly hostname: string;
   readonly values: ArgoCdValues;
 
-  constructor(scope: Platform, props: ArgoCdProps = {}) {
-    const hostname = scope.hostname(props.subdomain ?? 'argocd');
-    const values = argoCdValues(hostname, props.replicas ?? 1);
+  constructor(scope: Platform, props: ArgoCdProps) {
+    const hostname = scope.hostname(props.subdomain);
+    const values = argoCdValues(hostname, props.replicas);
     super(scope, 'argocd', props, {
       layer: Layer.GITOPS,
       namespace: ARGOCD_NAMESPACE,
@@ -111,7 +144,7 @@ export class ArgoCd extends HomelabService {
     });
     this.hostname = hostname;
     this.values = values;
-    for (const [workload, component] of Object.entries(components(props.replicas ?? 1))) {
+    for (const [workload, component] of Object.entries(components(props.replicas))) {
       this.requestCapacity({ workload, replicas: component.replicas, cpu: component.resources.requests.cpu, memory: component.resources.requests.memory });
     }
 
@@ -125,7 +158,7 @@ export class ArgoCd extends HomelabService {
     });
     this.addMonitoring();
     // The CLI reaches the API through Traefik with `argocd login <host> --grpc-web`.
-    this.expose({ subdomain: props.subdomain ?? 'argocd', ...ARGOCD_SERVER, admin: true });
+    this.expose({ subdomain: props.subdomain, ...ARGOCD_SERVER, admin: true });
   }
 
   /**
@@ -138,11 +171,7 @@ export class ArgoCd extends HomelabService {
       this.exposeMetrics({
         name: service.name,
         kind: 'service',
-        selector: {
-          'app.kubernetes.io/name': service.labelName,
-          'app.kubernetes.io/instance': RELEASE_NAME,
-          'app.kubernetes.io/component': service.component,
-        },
+        selector: metricsServiceSelector(service),
         port: METRICS_PORT,
         podPort: service.podPort,
         podSelector: podLabels(service.component),
@@ -176,7 +205,7 @@ export class ArgoCd extends HomelabService {
         summary: 'Argo CD Application {{ $labels.name }} has changes waiting for a manual sync for 30 minutes',
       },
     );
-    this.addDashboard(DASHBOARDS.argocd);
+    this.addDashboard(DASHBOARD);
   }
 }
 
@@ -220,3 +249,22 @@ function argoCdValues(hostname: string, replicas: number): ArgoCdValues {
     redisSecretInit: { resources: resources('10m', '32Mi', '100m', '64Mi') },
   };
 }
+
+export const argoCdEntry = defineService({
+  name: 'argocd',
+  settings: { key: 'argocd', schema: argoCdSettings },
+  enabled: () => true,
+  names: ['argocd'],
+  subdomains: (settings) => [{ path: ['subdomain'], subdomain: settings.subdomain }],
+  upstreamTargets: Object.fromEntries(
+    METRICS_SERVICES.map((service) => [
+      `argocd-${service.name}`,
+      {
+        selector: metricsServiceSelector(service),
+        port: METRICS_PORT,
+        source: service.source,
+      },
+    ]),
+  ),
+  build: (platform, settings) => new ArgoCd(platform, settings),
+});

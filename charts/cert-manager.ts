@@ -6,20 +6,38 @@
  * references of ClusterIssuers (its cluster resource namespace, the chart's default).
  */
 import { Duration } from 'cdk8s';
+import { z } from 'zod';
 import type { CertManagerValues } from '../imports/helm/cert-manager';
 import { ClusterIssuer } from '../imports/cert-manager-cert-manager.io';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { helmRelease } from '../lib/model/sources';
+import { bool } from '../lib/model/config/primitives';
+import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
 import { Platform } from '../lib/model/platform';
 import { Resources, resources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 
-export interface CertManagerProps {
-  /** Contact of the Let's Encrypt account. */
-  readonly email: string;
-}
+/** `services.certManager`. */
+export const certManagerSettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    /** Contact for the Let's Encrypt account (expiry notices). */
+    email: z.email({ error: 'expected an e-mail address' }).optional(),
+  })
+  .superRefine((certManager, ctx) => {
+    if (!certManager.enabled) return;
+    if (!certManager.email) ctx.addIssue({ code: 'custom', path: ['email'], message: "expected an e-mail address for the Let's Encrypt account" });
+  })
+  .prefault({});
+
+export type CertManagerSettings = z.output<typeof certManagerSettings>;
+
+export type CertManagerProps = Omit<CertManagerSettings, 'enabled'>;
+
+/** The controller's metrics as the chart's Service serves them. */
+const CONTROLLER_METRICS_SOURCE = 'cert-manager/cert-manager deploy/charts/cert-manager/templates/service.yaml';
 
 export const CERT_MANAGER_NAMESPACE = 'cert-manager';
 /** The Secret with the Cloudflare API token (Zone:DNS:Edit) the DNS-01 solver uses, under the key `api-token`. */
@@ -49,6 +67,8 @@ const WEBHOOK_PORT = 10250;
 
 export class CertManager extends HomelabService {
   constructor(scope: Platform, props: CertManagerProps) {
+    const email = props.email;
+    if (email === undefined) throw new Error("cert-manager: the Let's Encrypt account needs an e-mail address");
     super(scope, 'cert-manager', props, {
       layer: Layer.NETWORKING,
       namespace: CERT_MANAGER_NAMESPACE,
@@ -70,7 +90,7 @@ export class CertManager extends HomelabService {
         spec: {
           acme: {
             server: issuer,
-            email: props.email,
+            email,
             // The ACME account key cert-manager generates in the cluster.
             privateKeySecretRef: { name: `${name}-account-key` },
             solvers: [{ dns01: { cloudflare: { apiTokenSecretRef: cloudflare.keySelector('api-token') } } }],
@@ -127,9 +147,17 @@ function certManagerValues(): CertManagerValues {
     resources: COMPONENTS.controller,
     webhook: { resources: COMPONENTS.webhook },
     cainjector: { resources: COMPONENTS.cainjector },
-    // The metrics Service; our own ServiceMonitor scrapes it (lib/monitoring.ts).
+    // The metrics Service; our own ServiceMonitor scrapes it (lib/passes/monitoring.ts).
     prometheus: { enabled: true, servicemonitor: { enabled: false } },
     // Checks that the API serves cert-manager resources; a Helm test Job, not ours.
     startupapicheck: { enabled: false },
   };
 }
+
+export const certManagerEntry = defineService({
+  name: 'cert-manager',
+  settings: { key: 'certManager', schema: certManagerSettings },
+  names: [CERT_MANAGER_NAMESPACE],
+  upstreamTargets: { 'cert-manager-controller': { selector: METRICS_SERVICE, port: 'tcp-prometheus-servicemonitor', source: CONTROLLER_METRICS_SOURCE } },
+  build: (platform, settings) => new CertManager(platform, settings),
+});

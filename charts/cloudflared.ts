@@ -9,16 +9,20 @@
 import { createHash } from 'node:crypto';
 import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
+import { z } from 'zod';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
+import { bool, intBetween, resourcesSchema } from '../lib/model/config/primitives';
+import type { RouteFollower, RoutedHost } from '../lib/model/exposure';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
-import { Resources, toResourceRequirements } from '../lib/model/resources';
+import { toResourceRequirements } from '../lib/model/resources';
 import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 import { emitYaml } from '../lib/util/yaml-emitter';
-import { RoutedHost, Traefik, WEBSECURE_ADDRESS } from './traefik';
+import { Traefik, traefikEntry, WEBSECURE_ADDRESS } from './traefik';
 
 export const CLOUDFLARED_NAMESPACE = 'cloudflared';
 const COMPONENT = 'connector';
@@ -29,24 +33,44 @@ const CREDENTIALS_KEY = 'credentials.json';
 /** The image's `nonroot` user (distroless). */
 const NONROOT = 65532;
 
-export interface CloudflaredProps {
+export const DEFAULT_CLOUDFLARED_RESOURCES = { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } };
+
+/** `services.cloudflared`. */
+export const cloudflaredSettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    /** UUID of the locally-managed tunnel (`cloudflared tunnel create <name>` prints it). */
+    tunnelId: z.uuid({ error: 'expected the tunnel UUID (cloudflared tunnel create prints it)' }).optional(),
+    /** Connectors; each keeps its own connections to Cloudflare's edge. */
+    replicas: intBetween(1, 5).default(1),
+    resources: resourcesSchema.default(DEFAULT_CLOUDFLARED_RESOURCES),
+  })
+  .superRefine((cloudflared, ctx) => {
+    if (cloudflared.enabled && !cloudflared.tunnelId) {
+      ctx.addIssue({ code: 'custom', path: ['tunnelId'], message: 'expected the tunnel UUID (cloudflared tunnel create prints it)' });
+    }
+  })
+  .prefault({});
+
+export type CloudflaredSettings = z.output<typeof cloudflaredSettings>;
+
+export type CloudflaredProps = Omit<CloudflaredSettings, 'enabled'> & {
   /** Where the tunnel forwards: its public routes become the ingress rules. */
   readonly router: Traefik;
-  /** UUID of the locally-managed tunnel. */
-  readonly tunnelId: string;
-  /** @default 1 */
-  readonly replicas?: number;
-  readonly resources: Resources;
-}
+};
 
-export class Cloudflared extends HomelabService {
+export class Cloudflared extends HomelabService implements RouteFollower {
   private readonly credentials: SecretRef;
   private readonly replicas: number;
+  private readonly tunnelId: string;
 
   constructor(scope: Platform, private readonly props: CloudflaredProps) {
+    const tunnelId = props.tunnelId;
+    if (tunnelId === undefined) throw new Error('cloudflared: needs the tunnel UUID');
     super(scope, 'cloudflared', props, { layer: Layer.NETWORKING, namespace: CLOUDFLARED_NAMESPACE });
-    this.replicas = props.replicas ?? 1;
-    this.credentials = this.needSecret('cloudflared-credentials', [CREDENTIALS_KEY], `credentials file of tunnel ${props.tunnelId} (cloudflared tunnel create writes it as ~/.cloudflared/${props.tunnelId}.json)`);
+    this.tunnelId = tunnelId;
+    this.replicas = props.replicas;
+    this.credentials = this.needSecret('cloudflared-credentials', [CREDENTIALS_KEY], `credentials file of tunnel ${tunnelId} (cloudflared tunnel create writes it as ~/.cloudflared/${tunnelId}.json)`);
     this.requestCapacity({ workload: COMPONENT, replicas: this.replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory });
     new k8s.KubeService(this, 'metrics-service', {
       metadata: { name: 'cloudflared-metrics', labels: this.labelsFor(COMPONENT) },
@@ -58,15 +82,16 @@ export class Cloudflared extends HomelabService {
         spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: this.selectorFor(COMPONENT) } },
       });
     }
-    // The ingress rules exist once synth has routed every exposure.
-    scope.whenComplete(() => this.addConnectors(props.router.routedHosts.filter((h) => !h.admin)));
     this.addMonitoring();
     this.addCheckpoint();
   }
 
-  /** The tunnel's config file and the connectors, restarted when it changes (cloudflared reads it once). */
-  private addConnectors(publicHosts: readonly RoutedHost[]): void {
-    const config = emitYaml(tunnelConfig(this.props.tunnelId, publicHosts));
+  /**
+   * The tunnel's config file and the connectors, restarted when it changes (cloudflared reads
+   * it once): called by the routing pass with every host the router routes.
+   */
+  followRoutes(hosts: readonly RoutedHost[]): void {
+    const config = emitYaml(tunnelConfig(this.tunnelId, hosts.filter((h) => !h.admin)));
     new k8s.KubeConfigMap(this, 'config', {
       metadata: { name: 'cloudflared-config', labels: this.labelsFor(COMPONENT) },
       data: { 'config.yaml': config },
@@ -174,3 +199,20 @@ function spreadOverNodes(selector: Record<string, string>): k8s.Affinity {
     },
   };
 }
+
+export const cloudflaredEntry = defineService({
+  name: 'cloudflared',
+  settings: { key: 'cloudflared', schema: cloudflaredSettings },
+  names: [CLOUDFLARED_NAMESPACE],
+  requires: () => [{ entry: traefikEntry, path: ['enabled'], reason: 'the tunnel forwards to Traefik' }],
+  check: (_settings, env) =>
+    env.isEnabled(traefikEntry) && env.settingsOf(traefikEntry).issuer !== 'letsencrypt-production'
+      ? [
+          {
+            path: ['enabled'],
+            message: "expected services.traefik.issuer letsencrypt-production: the tunnel verifies Traefik's certificates, and staging ones are not publicly trusted",
+          },
+        ]
+      : [],
+  build: (platform, settings, context) => new Cloudflared(platform, { ...settings, router: context.required(traefikEntry) }),
+});

@@ -1,23 +1,47 @@
 /**
  * External Secrets Operator (security layer): the `external-secrets` chart with its CRDs. It
  * turns every secret a service declares (`needSecret`) into a Kubernetes Secret read from
- * Vault; the SecretStores and ExternalSecrets themselves come from lib/secret-delivery.ts.
+ * Vault; the SecretStores and ExternalSecrets themselves come from the secret-delivery pass (lib/passes/secret-delivery.ts) through `deliverTo`.
  * Its own need is a probe value the Vault configurator writes: the checkpoint waits until
  * that ExternalSecret is Ready, which proves the whole chain (Vault unsealed, Kubernetes
  * auth, role and policy, store, controller).
  */
 import { Duration } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { z } from 'zod';
 import type { ExternalSecretsValues } from '../imports/helm/external-secrets';
+import {
+  ExternalSecret,
+  ExternalSecretSpecSecretStoreRefKind,
+  ExternalSecretSpecTargetCreationPolicy,
+} from '../imports/external-secrets-external-secrets.io';
+import { SecretStore, SecretStoreSpecProviderVaultVersion } from '../imports/external-secrets-secretstore-external-secrets.io';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { helmRelease } from '../lib/model/sources';
+import { bool, resourcesSchema } from '../lib/model/config/primitives';
+import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { Resources, resources } from '../lib/model/resources';
-import type { SecretNeed } from '../lib/model/secrets';
+import type { SecretDelivery, SecretNeed } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
-import type { Vault } from './vault';
+import { Vault, vaultEntry } from './vault';
+import { KUBERNETES_AUTH_MOUNT, VAULT_AUDIENCE, VAULT_KV_MOUNT, VaultAccess, vaultAccess, vaultPath } from './vault-configurator';
+
+/** `services.externalSecrets`. */
+export const externalSecretsSettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    /** The controller container; its webhook and cert-controller are sized by the construct. */
+    resources: resourcesSchema.default({ requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '500m', memory: '256Mi' } }),
+  })
+  .prefault({});
+
+export type ExternalSecretsSettings = z.output<typeof externalSecretsSettings>;
+
 
 export const EXTERNAL_SECRETS_NAMESPACE = 'external-secrets';
 /** API group of SecretStore and ExternalSecret. */
@@ -33,20 +57,21 @@ const POD_LABELS = {
   webhook: { 'app.kubernetes.io/name': 'external-secrets-webhook', 'app.kubernetes.io/instance': 'external-secrets' },
   'cert-controller': { 'app.kubernetes.io/name': 'external-secrets-cert-controller', 'app.kubernetes.io/instance': 'external-secrets' },
 } as const;
+const POD_LABELS_SOURCE: Record<keyof typeof POD_LABELS, string> = {
+  controller: 'external-secrets helm-chart-2.9.0 templates/deployment.yaml, _helpers.tpl selectorLabels',
+  webhook: 'external-secrets helm-chart-2.9.0 templates/webhook-deployment.yaml',
+  'cert-controller': 'external-secrets helm-chart-2.9.0 templates/cert-controller-deployment.yaml',
+};
 
-export interface ExternalSecretsProps {
+export type ExternalSecretsProps = Omit<ExternalSecretsSettings, 'enabled'> & {
   /** Where the secrets come from: External Secrets syncs after Vault (and its configurator). */
   readonly vault: Vault;
-  /** The controller container. */
-  readonly resources: Resources;
-}
+};
 
-export class ExternalSecrets extends HomelabService {
-  static isExternalSecrets(x: unknown): x is ExternalSecrets {
-    // Not `instanceof`: cdk8s' Chart answers it for every chart (Symbol.hasInstance).
-    return ExternalSecrets.prototype.isPrototypeOf(x as object);
-  }
+/** How External Secrets refreshes a delivered Secret from Vault. */
+const REFRESH_INTERVAL = '1h';
 
+export class ExternalSecrets extends HomelabService implements SecretDelivery {
   readonly vault: Vault;
   /** The checkpoint's probe: a value in Vault the configurator writes, delivered like any other secret. */
   readonly probe: SecretNeed;
@@ -75,6 +100,22 @@ export class ExternalSecrets extends HomelabService {
     this.serveApiServer({ port: WEBHOOK_PORT, podSelector: POD_LABELS.webhook });
     this.addMonitoring();
     this.addCheckpoint();
+  }
+
+  get backend(): Vault {
+    return this.vault;
+  }
+
+  /**
+   * The consumer's ServiceAccount, SecretStore and one ExternalSecret per declared Secret, in
+   * its namespace, created in `host`'s tree: called by the secret-delivery pass.
+   */
+  deliverTo(consumer: HomelabService, host: HomelabService): void {
+    new ServiceSecretDelivery(host, `secret-delivery-${consumer.serviceName}`, {
+      consumer,
+      vault: this.vault,
+      access: vaultAccess(consumer.serviceName, consumer.namespaceName),
+    });
   }
 
   private addMonitoring(): void {
@@ -124,3 +165,70 @@ function externalSecretsValues(controller: Resources): ExternalSecretsValues {
     certController: { resources: CERT_CONTROLLER_RESOURCES },
   };
 }
+
+interface ServiceSecretDeliveryProps {
+  readonly consumer: HomelabService;
+  readonly vault: Vault;
+  readonly access: VaultAccess;
+}
+
+/**
+ * One consumer's ServiceAccount, SecretStore and ExternalSecrets, in its namespace, created in
+ * the host's tree. The store logs in to Vault as the consumer's own ServiceAccount and role,
+ * whose policy reads only the consumer's subtree (docs/adr/0010).
+ */
+class ServiceSecretDelivery extends Construct {
+  constructor(host: HomelabService, id: string, props: ServiceSecretDeliveryProps) {
+    super(host, id);
+    const { consumer, vault, access } = props;
+    const namespace = consumer.namespaceName;
+    const labels = host.labelsFor('secrets');
+    const store = `${consumer.serviceName}-vault`;
+    new k8s.KubeServiceAccount(this, 'account', {
+      metadata: { name: access.serviceAccount, namespace, labels },
+      // Only External Secrets uses it, through the TokenRequest API: no pod mounts its token.
+      automountServiceAccountToken: false,
+    });
+    new SecretStore(this, 'store', {
+      metadata: { name: store, namespace, labels },
+      spec: {
+        provider: {
+          vault: {
+            server: vault.address,
+            path: VAULT_KV_MOUNT,
+            version: SecretStoreSpecProviderVaultVersion.V2,
+            auth: {
+              kubernetes: {
+                mountPath: KUBERNETES_AUTH_MOUNT,
+                role: access.role,
+                serviceAccountRef: { name: access.serviceAccount, audiences: [VAULT_AUDIENCE] },
+              },
+            },
+          },
+        },
+      },
+    });
+    for (const need of consumer.secretNeeds) {
+      new ExternalSecret(this, `secret-${need.name}`, {
+        metadata: { name: need.name, namespace, labels, annotations: { 'homelab.dev/purpose': need.purpose } },
+        spec: {
+          refreshInterval: REFRESH_INTERVAL,
+          secretStoreRef: { kind: ExternalSecretSpecSecretStoreRefKind.SECRET_STORE, name: store },
+          target: { name: need.name, creationPolicy: ExternalSecretSpecTargetCreationPolicy.OWNER },
+          data: need.keys.map((key) => ({ secretKey: key, remoteRef: { key: vaultPath(need), property: key } })),
+        },
+      });
+    }
+  }
+}
+
+export const externalSecretsEntry = defineService({
+  name: 'external-secrets',
+  settings: { key: 'externalSecrets', schema: externalSecretsSettings },
+  names: [EXTERNAL_SECRETS_NAMESPACE],
+  requires: () => [{ entry: vaultEntry, path: ['enabled'], reason: 'External Secrets delivers secrets from Vault' }],
+  upstreamTargets: Object.fromEntries(
+    Object.entries(POD_LABELS).map(([name, selector]) => [`external-secrets-${name}`, { selector, port: 'metrics', source: POD_LABELS_SOURCE[name as keyof typeof POD_LABELS] }]),
+  ),
+  build: (platform, settings, context) => new ExternalSecrets(platform, { ...settings, vault: context.required(vaultEntry) }),
+});

@@ -12,19 +12,14 @@
  * in the monitoring namespace, where the chart and the operator read them.
  */
 import { Duration } from 'cdk8s';
+import { z } from 'zod';
 import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { helmRelease } from '../lib/model/sources';
-import {
-  AlertmanagerConfig,
-  DEFAULT_MONITORING_RESOURCES,
-  MonitoringResources,
-  NULL_RECEIVER,
-  ReceiverConfig,
-} from './config/monitoring';
-import { DASHBOARDS } from './dashboards';
+import { bool, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
+import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
-import { Dashboard, MONITORING_GROUP } from '../lib/model/monitoring';
+import { Dashboard, DashboardHost, MONITORING_GROUP, ServiceDashboard } from '../lib/model/monitoring';
 import type { MetricsScraper, NetworkPeer } from '../lib/model/network';
 import { Platform } from '../lib/model/platform';
 import { parseQuantity } from '../lib/util/quantity';
@@ -33,6 +28,142 @@ import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
+import { longhornEntry, longhornStorageClassIssues } from './longhorn';
+import { lokiEntry } from './loki';
+import { PrometheusOperatorCrds } from './prometheus-operator-crds';
+
+/** Receiver Alertmanager drops alerts into; the chart's own routes use it too. */
+export const NULL_RECEIVER = 'null';
+
+/** Requests and limits per component; Prometheus' memory grows with the number of series. */
+export const DEFAULT_MONITORING_RESOURCES = {
+  prometheus: { requests: { cpu: '200m', memory: '1Gi' }, limits: { cpu: '1', memory: '2Gi' } },
+  alertmanager: { requests: { cpu: '20m', memory: '64Mi' }, limits: { cpu: '200m', memory: '128Mi' } },
+  grafana: { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '500m', memory: '512Mi' } },
+  operator: { requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '200m', memory: '256Mi' } },
+  kubeStateMetrics: { requests: { cpu: '20m', memory: '64Mi' }, limits: { cpu: '200m', memory: '256Mi' } },
+  nodeExporter: { requests: { cpu: '20m', memory: '32Mi' }, limits: { cpu: '200m', memory: '64Mi' } },
+};
+
+/** Prometheus keeps this much history: hours, days or weeks (`15d`, `2w`). */
+const retention = z
+  .string({ error: 'expected a retention such as "15d" (h, d or w)' })
+  .regex(/^[1-9]\d*(h|d|w)$/, { error: 'expected a retention such as "15d" (h, d or w)' });
+
+/** One address or a comma-separated list, as Alertmanager's `to` takes it. */
+const emailAddresses = z
+  .string({ error: 'expected an e-mail address' })
+  .regex(/^[^@\s,]+@[^@\s,]+\.[^@\s,]+(\s*,\s*[^@\s,]+@[^@\s,]+\.[^@\s,]+)*$/, { error: 'expected an e-mail address (or a comma-separated list)' });
+
+const smarthost = z
+  .string({ error: 'expected an SMTP server as "host:port"' })
+  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:\d{1,5}$/, { error: 'expected an SMTP server as "host:port", e.g. "smtp.example.net:587"' });
+
+const emailSchema = z
+  .strictObject({
+    to: emailAddresses,
+    from: emailAddresses,
+    smarthost,
+    /**
+     * SMTP user; its password is the key `<receiver>-smtp-password` of `alertmanager-receivers`.
+     * @default no SMTP authentication (a relay that trusts the cluster)
+     */
+    username: z.string({ error: 'expected a user name' }).min(1, { error: 'expected a user name' }).optional(),
+    /** STARTTLS is required unless this is false. */
+    requireTls: bool.default(true),
+  });
+
+/** Where one receiver sends its notifications: any combination of the integrations. */
+const receiverSchema = z
+  .strictObject({
+    /**
+     * Generic webhook (JSON POST); the URL often embeds a token, so it is the key
+     * `<receiver>-webhook-url` of `alertmanager-receivers`.
+     */
+    webhook: z.strictObject({}).optional(),
+    /** Discord channel webhook; its URL is the key `<receiver>-discord-webhook-url` of `alertmanager-receivers`. */
+    discord: z.strictObject({}).optional(),
+    email: emailSchema.optional(),
+  })
+  .superRefine((receiver, ctx) => {
+    if (!receiver.webhook && !receiver.discord && !receiver.email) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'expected at least one of webhook, discord, email' });
+    }
+  });
+
+const alertmanagerSchema = z
+  .strictObject({
+    receivers: z.record(k8sName, receiverSchema).default({}),
+    route: z
+      .strictObject({
+        /** Gets every warning (and critical alert, unless `critical` is set). @default none: alerts show in the UIs only */
+        receiver: k8sName.optional(),
+        /** Gets `severity: critical` alerts, e.g. a pager. @default `receiver` */
+        critical: k8sName.optional(),
+      })
+      .prefault({}),
+  })
+  .superRefine((alertmanager, ctx) => {
+    const declared = Object.keys(alertmanager.receivers);
+    if (declared.includes(NULL_RECEIVER)) {
+      ctx.addIssue({ code: 'custom', path: ['receivers', NULL_RECEIVER], message: `expected another name: "${NULL_RECEIVER}" is the receiver that drops alerts` });
+    }
+    for (const level of ['receiver', 'critical'] as const) {
+      const name = alertmanager.route[level];
+      if (name !== undefined && !declared.includes(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['route', level],
+          message: `expected a declared receiver (${declared.sort().join(', ') || 'none declared'}), received "${name}"`,
+        });
+      }
+    }
+    if (alertmanager.route.critical !== undefined && alertmanager.route.receiver === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['route', 'receiver'], message: 'expected a default receiver next to the critical one' });
+    }
+    const routed = new Set([alertmanager.route.receiver, alertmanager.route.critical]);
+    for (const name of declared) {
+      if (name !== NULL_RECEIVER && !routed.has(name)) {
+        ctx.addIssue({ code: 'custom', path: ['receivers', name], message: 'expected the receiver in route.receiver or route.critical: nothing is sent to it' });
+      }
+    }
+  });
+
+/** `services.monitoring`. */
+export const monitoringSettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    /** How long Prometheus keeps samples; it also stops at 85% of the volume, whichever comes first. */
+    retention: retention.default('15d'),
+    /** Prometheus' volume (Alertmanager gets a small one of its own). */
+    storageSize: volumeSize.default('20Gi'),
+    /** Longhorn class of both volumes. @default Longhorn's default class */
+    storageClass: k8sName.optional(),
+    grafana: z
+      .strictObject({
+        /** Grafana's public hostname is `<subdomain>.<domain>`. */
+        subdomain: subdomain.default('grafana'),
+      })
+      .prefault({}),
+    alertmanager: alertmanagerSchema.prefault({}),
+    resources: z
+      .strictObject({
+        prometheus: resourcesSchema.default(DEFAULT_MONITORING_RESOURCES.prometheus),
+        alertmanager: resourcesSchema.default(DEFAULT_MONITORING_RESOURCES.alertmanager),
+        grafana: resourcesSchema.default(DEFAULT_MONITORING_RESOURCES.grafana),
+        operator: resourcesSchema.default(DEFAULT_MONITORING_RESOURCES.operator),
+        kubeStateMetrics: resourcesSchema.default(DEFAULT_MONITORING_RESOURCES.kubeStateMetrics),
+        /** Per node: node-exporter runs on every node. */
+        nodeExporter: resourcesSchema.default(DEFAULT_MONITORING_RESOURCES.nodeExporter),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+export type MonitoringSettings = z.output<typeof monitoringSettings>;
+export type AlertmanagerSettings = MonitoringSettings['alertmanager'];
+export type ReceiverSettings = AlertmanagerSettings['receivers'][string];
+export type MonitoringResources = MonitoringSettings['resources'];
 
 export const MONITORING_NAMESPACE = 'monitoring';
 /**
@@ -88,7 +219,12 @@ const DATASOURCE = { prometheus: 'Prometheus', alertmanager: 'Alertmanager', lok
  * The stack's own grafana.com dashboards, next to the ones the chart ships (its Kubernetes
  * and node-exporter dashboards, provisioned by the sidecar from ConfigMaps).
  */
-const STACK_DASHBOARDS: readonly Dashboard[] = [DASHBOARDS.nodeExporterFull, DASHBOARDS.kubernetesGlobal];
+const STACK_DASHBOARDS: readonly Dashboard[] = [
+  /** "Node Exporter Full" (rfmoz): grafana.com/api/dashboards/1860 lists revision 45 as current. */
+  { name: 'node-exporter-full', gnetId: 1860, revision: 45 },
+  /** "Kubernetes / Views / Global" (dotdc/grafana-dashboards-kubernetes): revision 43 is pinned by public configs. */
+  { name: 'kubernetes-views-global', gnetId: 15757, revision: 43 },
+];
 
 /** Containers whose resources the config does not size (the chart leaves them unset). */
 const CONFIG_RELOADER_RESOURCES = resources('10m', '32Mi', '100m', '64Mi');
@@ -102,24 +238,12 @@ export interface LokiDataSource extends HomelabService {
   readonly queryUrl: string;
 }
 
-export interface MonitoringStackProps {
+export type MonitoringStackProps = Omit<MonitoringSettings, 'enabled'> & {
   /** Volumes of Prometheus and Alertmanager. */
   readonly storage: StorageProvider;
   /** Adds the Loki data source to Grafana (and makes the stack wait for Loki). @default no Loki data source */
   readonly loki?: LokiDataSource;
-  /** How long Prometheus keeps samples (`15d`). @default '15d' */
-  readonly retention?: string;
-  /** Prometheus' volume. @default '20Gi' */
-  readonly storageSize?: string;
-  /** Longhorn class of both volumes. @default the storage provider's default class */
-  readonly storageClass?: string;
-  /** @default subdomain `grafana` */
-  readonly grafana?: { readonly subdomain: string };
-  /** Receivers and the severity routes. @default none: alerts show in the UIs only */
-  readonly alertmanager?: AlertmanagerConfig;
-  /** Per component. @default DEFAULT_MONITORING_RESOURCES */
-  readonly resources?: Partial<MonitoringResources>;
-}
+};
 
 /**
  * The Prometheus pods: the labels prometheus-operator gives the pods of the Prometheus
@@ -134,28 +258,27 @@ const PROMETHEUS_PODS = { 'app.kubernetes.io/name': 'prometheus', 'operator.prom
 const OPERATOR_PODS = { app: 'kube-prometheus-stack-operator', release: FULLNAME } as const;
 const OPERATOR_WEBHOOK_PORT = 10250;
 
-export class MonitoringStack extends HomelabService implements MetricsScraper {
+export class MonitoringStack extends HomelabService implements MetricsScraper, DashboardHost {
   /** Public hostname Grafana is (to be) routed at: root_url of its links. */
   readonly grafanaHost: string;
   /** Grafana's administrator (user name and password). */
   readonly grafanaAdmin: SecretRef;
-  /** Dashboards provisioned from grafana.com, by name: the platform's services' and their data source. */
-  readonly provisionedDashboards: ReadonlyMap<string, Dashboard>;
   /** Prometheus, which scrapes every declared metrics endpoint. */
+  readonly scraperName = 'Prometheus';
   readonly scraperPods: NetworkPeer = { namespace: MONITORING_NAMESPACE, podSelector: PROMETHEUS_PODS };
+  private readonly props: MonitoringStackProps;
+  private readonly receivers?: SecretRef;
+  private provisioned?: ReadonlyMap<string, Dashboard>;
 
-  /**
-   * Build it after every other service: it provisions the dashboards all services of the
-   * platform declared when it is constructed.
-   */
+  /** The chart and the checkpoint come with the platform's dashboards (`provisionDashboards`). */
   constructor(scope: Platform, props: MonitoringStackProps) {
-    const grafana = props.grafana ?? { subdomain: 'grafana' };
-    const sizes: MonitoringResources = { ...DEFAULT_MONITORING_RESOURCES, ...props.resources };
-    const alertmanager = props.alertmanager ?? { receivers: {}, route: {} };
-    const dashboards = platformDashboards(scope, props.loki !== undefined);
     super(scope, 'monitoring', props, {
       layer: Layer.OBSERVABILITY,
       namespace: MONITORING_NAMESPACE,
+      podSecurity: {
+        level: 'privileged',
+        reason: 'node-exporter reads the host: hostNetwork, hostPID and hostPath mounts of /, /proc and /sys (the other pods keep non-root contexts)',
+      },
       // The chart's Prometheus, Alertmanager, ServiceMonitors and PrometheusRules need the CRDs.
       requiresCrdGroups: [MONITORING_GROUP],
       ignoreDifferences: ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration'].map((kind) => ({
@@ -168,26 +291,12 @@ export class MonitoringStack extends HomelabService implements MetricsScraper {
       })),
     });
     for (const dashboard of STACK_DASHBOARDS) this.addDashboard(dashboard);
-    this.grafanaHost = scope.hostname(grafana.subdomain);
+    this.props = props;
+    this.grafanaHost = scope.hostname(props.grafana.subdomain);
     this.grafanaAdmin = this.needSecret(GRAFANA_ADMIN_SECRET, Object.values(GRAFANA_ADMIN_KEYS), 'Grafana administrator: user name and password');
-    this.provisionedDashboards = dashboards;
-    this.installChart(
-      helmRelease(
-        'kubePrometheusStack',
-        stackValues({
-          retention: props.retention ?? '15d',
-          storageSize: props.storageSize ?? '20Gi',
-          storageClass: props.storage.storageClass(props.storageClass),
-          grafanaHost: this.grafanaHost,
-          grafanaAdmin: this.grafanaAdmin,
-          alertmanager,
-          receiverSecret: this.receiverSecret(alertmanager),
-          loki: props.loki,
-          dashboards,
-          sizes,
-        }),
-      ),
-    );
+    this.receivers = this.receiverSecret(props.alertmanager);
+    // Checked now rather than when the chart is installed.
+    props.storage.storageClass(props.storageClass);
 
     // k3s runs CoreDNS as an ordinary Deployment behind the kube-dns Service (port `metrics`,
     // 9153). The chart's own CoreDNS scrape would add a Service and a ServiceMonitor to
@@ -204,13 +313,44 @@ export class MonitoringStack extends HomelabService implements MetricsScraper {
     });
 
     this.serveApiServer({ port: OPERATOR_WEBHOOK_PORT, podSelector: OPERATOR_PODS });
-    this.declareCapacity(sizes, scope);
+    this.declareCapacity(props.resources, scope);
+    this.expose({ subdomain: props.grafana.subdomain, ...GRAFANA_SERVICE, admin: true });
+  }
+
+  /** Dashboards provisioned from grafana.com, by name: the platform's services' and their data source. */
+  get provisionedDashboards(): ReadonlyMap<string, Dashboard> {
+    if (!this.provisioned) throw new Error('monitoring: the dashboards are provisioned by the dashboards pass');
+    return this.provisioned;
+  }
+
+  /** Installs the chart with every declared dashboard, and the checkpoint that counts them. */
+  provisionDashboards(declared: readonly ServiceDashboard[]): void {
+    if (this.provisioned) throw new Error('monitoring: dashboards are provisioned once');
+    const { props } = this;
+    const dashboards = platformDashboards(declared, props.loki !== undefined);
+    this.provisioned = dashboards;
+    this.installChart(
+      helmRelease(
+        'kubePrometheusStack',
+        stackValues({
+          retention: props.retention,
+          storageSize: props.storageSize,
+          storageClass: props.storage.storageClass(props.storageClass),
+          grafanaHost: this.grafanaHost,
+          grafanaAdmin: this.grafanaAdmin,
+          alertmanager: props.alertmanager,
+          receiverSecret: this.receivers,
+          loki: props.loki,
+          dashboards,
+          sizes: props.resources,
+        }),
+      ),
+    );
     this.addCheckpoint(props.loki !== undefined, dashboards.size);
-    this.expose({ subdomain: grafana.subdomain, ...GRAFANA_SERVICE, admin: true });
   }
 
   /** The receivers' URLs and passwords, where any receiver has one. */
-  private receiverSecret(alertmanager: AlertmanagerConfig): SecretRef | undefined {
+  private receiverSecret(alertmanager: AlertmanagerSettings): SecretRef | undefined {
     const keys = Object.entries(alertmanager.receivers).flatMap(([name, r]) => Object.values(receiverSecretKeys(name, r)));
     if (keys.length === 0) return undefined;
     return this.needSecret(ALERTMANAGER_RECEIVERS_SECRET, keys, 'Alertmanager receivers: webhook URLs and SMTP passwords, one key per receiver and integration');
@@ -330,27 +470,21 @@ done
 echo "Grafana is healthy with the data sources $DATASOURCES and the $EXPECTED_DASHBOARDS provisioned dashboards"`;
 
 /**
- * The grafana.com dashboards every service of the platform declared, and the stack's own, by
- * name (called before the stack registers itself). Services share
- * a dashboard by declaring the same one; two different dashboards under one name are a bug.
- * Dashboards that query Loki are left out where Grafana has no Loki data source.
+ * The grafana.com dashboards every service of the platform declared (the stack's own among
+ * them), by name. Services share a dashboard by declaring the same one; two different
+ * dashboards under one name are a bug. Dashboards that query Loki are left out where Grafana
+ * has no Loki data source.
  */
-function platformDashboards(platform: Platform, withLoki: boolean): Map<string, Dashboard> {
+function platformDashboards(declared: readonly ServiceDashboard[], withLoki: boolean): Map<string, Dashboard> {
   const found = new Map<string, { dashboard: Dashboard; service: string }>();
-  const declared: [string, readonly Dashboard[]][] = [
-    ...platform.services.map((s): [string, readonly Dashboard[]] => [s.serviceName, s.dashboards]),
-    ['monitoring', STACK_DASHBOARDS],
-  ];
-  for (const [service, dashboards] of declared) {
-    for (const dashboard of dashboards) {
-      const other = found.get(dashboard.name);
-      if (!other) {
-        found.set(dashboard.name, { dashboard, service });
-      } else if (!sameDashboard(other.dashboard, dashboard)) {
-        throw new Error(
-          `dashboard "${dashboard.name}" is declared twice, differently: ${describe(other.dashboard)} by ${other.service}, ${describe(dashboard)} by ${service}`,
-        );
-      }
+  for (const { service, dashboard } of declared) {
+    const other = found.get(dashboard.name);
+    if (!other) {
+      found.set(dashboard.name, { dashboard, service });
+    } else if (!sameDashboard(other.dashboard, dashboard)) {
+      throw new Error(
+        `dashboard "${dashboard.name}" is declared twice, differently: ${describe(other.dashboard)} by ${other.service}, ${describe(dashboard)} by ${service}`,
+      );
     }
   }
   return new Map(
@@ -380,7 +514,7 @@ interface StackSettings {
   readonly storageClass: string;
   readonly grafanaHost: string;
   readonly grafanaAdmin: SecretRef;
-  readonly alertmanager: AlertmanagerConfig;
+  readonly alertmanager: AlertmanagerSettings;
   readonly receiverSecret?: SecretRef;
   readonly loki?: LokiDataSource;
   readonly dashboards: ReadonlyMap<string, Dashboard>;
@@ -517,7 +651,7 @@ function retentionSize(volume: string): string {
  * dashboards, and the chart's InfoInhibitor works on it); Watchdog, the chart's
  * always-firing heartbeat, is dropped until something external watches it.
  */
-function alertmanagerConfig(alertmanager: AlertmanagerConfig, secret: SecretRef | undefined): Record<string, unknown> {
+function alertmanagerConfig(alertmanager: AlertmanagerSettings, secret: SecretRef | undefined): Record<string, unknown> {
   const receiver = alertmanager.route.receiver ?? NULL_RECEIVER;
   const critical = alertmanager.route.critical ?? receiver;
   return {
@@ -553,7 +687,7 @@ function alertmanagerConfig(alertmanager: AlertmanagerConfig, secret: SecretRef 
 }
 
 /** The keys of ALERTMANAGER_RECEIVERS_SECRET a receiver reads, by integration. */
-export function receiverSecretKeys(name: string, r: ReceiverConfig): { webhook?: string; discord?: string; smtpPassword?: string } {
+export function receiverSecretKeys(name: string, r: ReceiverSettings): { webhook?: string; discord?: string; smtpPassword?: string } {
   return {
     ...(r.webhook ? { webhook: `${name}-webhook-url` } : {}),
     ...(r.discord ? { discord: `${name}-discord-webhook-url` } : {}),
@@ -562,7 +696,7 @@ export function receiverSecretKeys(name: string, r: ReceiverConfig): { webhook?:
 }
 
 /** Secret values are referenced as files of the mounted Secret (`*_file`), never inlined. */
-function receiverConfig(name: string, r: ReceiverConfig, secret: SecretRef | undefined): Record<string, unknown> {
+function receiverConfig(name: string, r: ReceiverSettings, secret: SecretRef | undefined): Record<string, unknown> {
   const email = r.email;
   const keys = receiverSecretKeys(name, r);
   // Declared whenever a receiver has a key (MonitoringStack.receiverSecret).
@@ -597,3 +731,31 @@ function sum(...parts: Resources[]): Resources {
     limits: { cpu: cores((r) => r.limits.cpu), memory: mebibytes((r) => r.limits.memory) },
   };
 }
+
+/**
+ * The prometheus-operator CRDs, a service of their own in the first wave while monitoring is
+ * enabled (charts/prometheus-operator-crds.ts): every service emitting monitors or rules
+ * depends on them, not on the stack.
+ */
+export const prometheusOperatorCrdsEntry = defineService({
+  name: 'prometheus-operator-crds',
+  enabled: (_settings, env) => env.isEnabled(monitoringEntry),
+  names: ['prometheus-operator-crds'],
+  serviceNames: () => [],
+  build: (platform) => new PrometheusOperatorCrds(platform),
+});
+
+export const monitoringEntry = defineService({
+  name: 'monitoring',
+  settings: { key: 'monitoring', schema: monitoringSettings },
+  names: [MONITORING_NAMESPACE],
+  subdomains: (settings) => [{ path: ['grafana', 'subdomain'], subdomain: settings.grafana.subdomain }],
+  requires: () => [{ entry: longhornEntry, path: ['enabled'], reason: 'Prometheus and Alertmanager keep their data on Longhorn' }],
+  check: (settings, env) => longhornStorageClassIssues(env, ['storageClass'], settings.storageClass),
+  upstreamTargets: {
+    // k3s's CoreDNS, scraped by the stack's own ServiceMonitor (the chart's would write to kube-system).
+    'monitoring-coredns': { selector: { 'k8s-app': 'kube-dns' }, port: 'metrics', source: 'k3s-io/k3s manifests/coredns.yaml' },
+  },
+  build: (platform, settings, context) =>
+    new MonitoringStack(platform, { ...settings, storage: context.required(longhornEntry), loki: context.optional(lokiEntry) }),
+});

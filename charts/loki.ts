@@ -5,11 +5,14 @@
  * retention. Alloy (charts/alloy.ts) ships every pod's logs here; Grafana reads `queryUrl`.
  */
 import { Duration } from 'cdk8s';
+import { z } from 'zod';
 import type { LokiValues } from '../imports/helm/loki';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { DEFAULT_LOKI_RESOURCES, LokiS3Config } from './config/logging';
-import { DASHBOARDS } from './dashboards';
-import { helmRelease } from '../lib/model/sources';
+import { bool, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
+import { durationSeconds } from '../lib/util/quantity';
+import { helmRelease } from './helm-release';
+import { longhornEntry } from './longhorn';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -19,6 +22,84 @@ import { S3_CREDENTIAL_KEYS, SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
+
+const expected = (what: string) => ({ error: `expected ${what}` });
+
+/** Loki (monolithic) per replica: GOMEMLIMIT is derived from the memory limit by the chart. */
+export const DEFAULT_LOKI_RESOURCES = { requests: { cpu: '250m', memory: '512Mi' }, limits: { cpu: '2', memory: '2Gi' } };
+
+
+/**
+ * How long Loki keeps logs, as Loki parses it (Prometheus durations: `7d`, `4w`, `720h`).
+ * The compactor deletes whole daily index tables, and Loki's minimum retention is 24h
+ * (docs/sources/operations/storage/retention.md), so only whole days are accepted.
+ */
+const RETENTION = /^[1-9]\d*[hdw]$/;
+const retentionPeriod = z
+  .string(expected('a retention period such as "7d", "4w" or "720h"'))
+  .regex(RETENTION, expected('a retention period such as "7d", "4w" or "720h"'))
+  .refine(
+    // Malformed periods are reported by the regex alone.
+    (period) => !RETENTION.test(period) || durationSeconds(period) % 86400 === 0,
+    expected('whole days (Loki deletes logs by daily index table), such as "7d" or "72h"'),
+  );
+
+/** An S3 endpoint URL with scheme, as Loki's S3 client takes it (`https://s3.example.net`, `http://minio.minio.svc:9000`). */
+const s3Endpoint = z
+  .string(expected('an S3 endpoint URL'))
+  .regex(/^https?:\/\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?\/?$/, expected('an S3 endpoint URL such as "https://s3.example.net" or "http://minio.minio.svc:9000"'));
+
+const region = z.string(expected('a region name such as "eu-central-1"')).regex(/^[a-z0-9-]+$/, expected('a region name such as "eu-central-1"'));
+
+/** S3 bucket names (3-63 lowercase letters, digits, dots, hyphens). */
+const bucketName = z
+  .string(expected('an S3 bucket name'))
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, expected('an S3 bucket name (3-63 lowercase letters, digits, "." and "-")'));
+
+/** Its credentials: the Secret `loki-s3-credentials` (charts/loki.ts). */
+const s3Schema = z
+  .strictObject({
+    /** @default AWS, from the region */
+    endpoint: s3Endpoint.optional(),
+    /** MinIO and most S3-compatible servers accept any region; their default is us-east-1. */
+    region: region.default('us-east-1'),
+    buckets: z.strictObject({
+      /** Log chunks and the TSDB index. */
+      chunks: bucketName,
+      /** Loki ruler state (rules stored through the API). */
+      ruler: bucketName,
+    }),
+    /** Path-style URLs (`endpoint/bucket`), which MinIO and most self-hosted servers need. */
+    forcePathStyle: bool.default(true),
+  })
+  .refine((s3) => s3.buckets.chunks !== s3.buckets.ruler, {
+    error: 'expected two different buckets for chunks and ruler (Loki keeps ruler state apart from chunks)',
+    path: ['buckets', 'ruler'],
+  });
+
+const storageSchema = z
+  .strictObject({
+    /** Chunks, index and WAL on a Longhorn volume (default storage class): the filesystem store. */
+    volume: z.strictObject({ size: volumeSize }).optional(),
+    /** Chunks and index in S3; the WAL stays on a Longhorn volume when Longhorn is enabled. */
+    s3: s3Schema.optional(),
+  })
+  .refine((storage) => (storage.volume === undefined) !== (storage.s3 === undefined), {
+    // Environments deep-merge onto the base, so switching stores needs `volume: null` or `s3: null`.
+    error: 'expected exactly one of volume or s3 (set the other to null in an environment that switches)',
+  });
+
+/** `services.loki`. */
+export const lokiSettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    retention: retentionPeriod.default('7d'),
+    storage: storageSchema.default({ volume: { size: '20Gi' } }),
+    resources: resourcesSchema.default(DEFAULT_LOKI_RESOURCES),
+  })
+  .prefault({});
+
+export type LokiSettings = z.output<typeof lokiSettings>;
 
 export const LOKI_NAMESPACE = 'loki';
 /** With the S3 store: the Secret (in the loki namespace) with Loki's S3 credentials, S3_CREDENTIAL_KEYS. */
@@ -33,8 +114,6 @@ export const LOKI_HTTP_PORT = 3100;
  */
 export const LOKI_SCHEMA_START = '2024-04-01';
 
-/** Volume for chunks, index and WAL with the filesystem store. */
-const DEFAULT_VOLUME_SIZE = '20Gi';
 /** With S3 only the WAL, the TSDB head and the compactor's scratch space are on the volume. */
 const S3_WAL_VOLUME_SIZE = '10Gi';
 
@@ -55,31 +134,26 @@ const SINGLE_BINARY_POD_LABELS = {
   'app.kubernetes.io/component': 'single-binary',
 } as const;
 
-export interface LokiS3Storage {
-  /** @default AWS, from the region */
-  readonly endpoint?: string;
-  readonly region: string;
-  readonly buckets: LokiS3Config['buckets'];
-  /** @default true */
-  readonly forcePathStyle?: boolean;
-}
+export type LokiS3Storage = NonNullable<LokiSettings['storage']['s3']>;
 
-export interface LokiProps {
+export type LokiProps = Omit<LokiSettings, 'enabled'> & {
   /**
-   * Provides Loki's volume. Without `s3` it holds everything (the filesystem store); with
-   * `s3` only the WAL and the index head. @default none: `s3` is then required and the WAL
-   * is on an emptyDir (unflushed logs are lost with the pod)
+   * Provides Loki's volume. Without `storage.s3` it holds everything (the filesystem store);
+   * with it only the WAL and the index head. @default none: `storage.s3` is then required and
+   * the WAL is on an emptyDir (unflushed logs are lost with the pod)
    */
-  readonly storage?: StorageProvider;
-  /** Size of that volume (whole Gi or Ti). @default '20Gi' on the filesystem store, '10Gi' with S3 */
-  readonly volumeSize?: string;
-  /** Keep chunks and index in S3 instead of on the volume. @default the filesystem store */
-  readonly s3?: LokiS3Storage;
-  /** How long logs are kept, e.g. `7d` (whole days). @default '7d' */
-  readonly retention?: string;
-  /** The Loki container. @default DEFAULT_LOKI_RESOURCES */
-  readonly resources?: Resources;
-}
+  readonly volumes?: StorageProvider;
+};
+
+/** "Logs / App", a Loki log browser on grafana.com: revision 2. */
+const DASHBOARD = { name: 'loki-logs', gnetId: 13639, revision: 2, datasource: 'Loki' } as const;
+
+/** Loki's pods as the chart labels them, and their metrics port. */
+const SERVER_METRICS = {
+  selector: SINGLE_BINARY_POD_LABELS,
+  port: 'http-metrics',
+  source: 'grafana-community/helm-charts loki-18.11.0 templates/single-binary/statefulset-single-binary.yaml, _helpers.tpl',
+} as const;
 
 export class Loki extends HomelabService {
   /** Base URL for LogQL queries (Grafana's data source), inside the cluster. */
@@ -88,10 +162,11 @@ export class Loki extends HomelabService {
   readonly pushUrl: string;
 
   constructor(scope: Platform, props: LokiProps) {
-    if (!props.storage && !props.s3) throw new Error('loki: needs a volume (storage) or S3 for its chunks');
-    const lokiResources = props.resources ?? DEFAULT_LOKI_RESOURCES;
+    const s3 = props.storage.s3;
+    if (!props.volumes && !s3) throw new Error('loki: needs a volume (storage) or S3 for its chunks');
+    const lokiResources = props.resources;
     super(scope, 'loki', props, { layer: Layer.OBSERVABILITY, namespace: LOKI_NAMESPACE });
-    const s3Credentials = props.s3 && this.needSecret(S3_CREDENTIALS_SECRET, S3_CREDENTIAL_KEYS, `S3 credentials of Loki's buckets ${props.s3.buckets.chunks} and ${props.s3.buckets.ruler}`);
+    const s3Credentials = s3 && this.needSecret(S3_CREDENTIALS_SECRET, S3_CREDENTIAL_KEYS, `S3 credentials of Loki's buckets ${s3.buckets.chunks} and ${s3.buckets.ruler}`);
     this.installChart(helmRelease('loki', lokiValues(props, lokiResources, s3Credentials)));
     // No gateway: in monolithic mode without auth, the single-binary Service serves push,
     // query and /ready itself; the chart's nginx gateway would only add a hop and a pod.
@@ -118,7 +193,7 @@ export class Loki extends HomelabService {
   private addMonitoring(): void {
     // The pods, not the Service: the chart's headless Service carries the same labels, so a
     // ServiceMonitor would scrape Loki twice.
-    this.exposeMetrics({ name: 'server', kind: 'pod', selector: SINGLE_BINARY_POD_LABELS, port: 'http-metrics' });
+    this.exposeMetrics({ name: 'server', kind: 'pod', selector: SERVER_METRICS.selector, port: SERVER_METRICS.port });
     const loki = `${SERVICE_LABEL}="${this.serviceName}"`;
     // Metric names from Loki v3.7.6: dskit's loki_request_duration_seconds (server/metrics.go),
     // pkg/validation/validate.go, pkg/ingester/metrics.go, pkg/compactor/metrics.go. The first
@@ -159,7 +234,7 @@ export class Loki extends HomelabService {
     // A log browser over Loki that selects streams by `job`, which Alloy sets to
     // <namespace>/<app>. Loki's own operational dashboards (its mixin's) are not published on
     // grafana.com under an ID we could pin and verify.
-    this.addDashboard(DASHBOARDS.lokiLogs);
+    this.addDashboard(DASHBOARD);
   }
 
   /**
@@ -203,7 +278,8 @@ export class Loki extends HomelabService {
 }
 
 function lokiValues(props: LokiProps, lokiResources: Resources, s3Credentials: SecretRef | undefined): LokiValues {
-  const store = props.s3 ? 's3' : 'filesystem';
+  const s3 = props.storage.s3;
+  const store = s3 ? 's3' : 'filesystem';
   return {
     deploymentMode: 'Monolithic',
     loki: {
@@ -213,8 +289,8 @@ function lokiValues(props: LokiProps, lokiResources: Resources, s3Credentials: S
       schemaConfig: {
         configs: [{ from: LOKI_SCHEMA_START, store: 'tsdb', object_store: store, schema: 'v13', index: { prefix: 'loki_index_', period: '24h' } }],
       },
-      storage: props.s3 ? s3Storage(props.s3) : { type: 'filesystem' },
-      limits_config: { retention_period: props.retention ?? '7d' },
+      storage: s3 ? s3Storage(s3) : { type: 'filesystem' },
+      limits_config: { retention_period: props.retention },
       // Retention is the compactor's job; without a delete-request store Loki refuses to start with it.
       compactor: { retention_enabled: true, delete_request_store: store },
       // No usage reports to Grafana Labs from a homelab.
@@ -223,11 +299,11 @@ function lokiValues(props: LokiProps, lokiResources: Resources, s3Credentials: S
     singleBinary: {
       replicas: 1,
       resources: lokiResources,
-      persistence: props.storage
+      persistence: props.volumes
         ? {
             enabled: true,
-            size: props.volumeSize ?? (props.s3 ? S3_WAL_VOLUME_SIZE : DEFAULT_VOLUME_SIZE),
-            storageClass: props.storage.storageClass(),
+            size: props.storage.volume?.size ?? S3_WAL_VOLUME_SIZE,
+            storageClass: props.volumes.storageClass(),
             // The claim outlives the StatefulSet: deleting the app must not delete the logs.
             enableStatefulSetAutoDeletePVC: false,
           }
@@ -283,3 +359,14 @@ export function memcachedResources(allocatedMemory: number): Resources {
 function sum(quantities: readonly string[]): number {
   return quantities.reduce((total, q) => total + parseQuantity(q), 0);
 }
+
+export const lokiEntry = defineService({
+  name: 'loki',
+  settings: { key: 'loki', schema: lokiSettings },
+  names: [LOKI_NAMESPACE],
+  requires: (settings) =>
+    settings.storage.volume ? [{ entry: longhornEntry, path: ['storage', 'volume'], reason: 'a volume needs Longhorn (or use storage.s3)' }] : [],
+  upstreamTargets: { 'loki-server': SERVER_METRICS },
+  // With S3, Longhorn (where enabled) keeps the WAL.
+  build: (platform, settings, context) => new Loki(platform, { ...settings, volumes: context.optional(longhornEntry) }),
+});

@@ -3,12 +3,13 @@
  * The chart installs Longhorn; we add the StorageClasses and RecurringJobs from the config.
  */
 import { k8s } from 'cdk8s-plus-28';
+import { z } from 'zod';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
+import { ConfigIssue, defineService, EnvironmentView } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { DASHBOARDS } from './dashboards';
-import { helmRelease } from '../lib/model/sources';
-import type { LonghornConfig } from '../lib/model/config/environment';
+import { absolutePath, bool, cron, duration, intBetween, k8sName, matching, oneOf, subdomain } from '../lib/model/config/primitives';
+import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -18,20 +19,84 @@ import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 
-export interface LonghornProps {
-  /** Subdomain of the Longhorn UI (an admin route). @default 'longhorn' */
-  readonly subdomain?: string;
-  /** Default replicas per volume; at most the number of nodes. @default 3 */
-  readonly replicas?: number;
-  /** Where Longhorn keeps volume data on each node. @default '/var/lib/longhorn/' */
-  readonly dataPath?: string;
-  /** StorageClasses by name; exactly one has `default: true`. */
-  readonly storageClasses: LonghornConfig['storageClasses'];
-  /** Backup target (S3, NFS, CIFS, Azure Blob); its credentials come from BACKUP_CREDENTIALS_SECRET. @default no backups */
-  readonly backup?: LonghornConfig['backup'];
-  /** Snapshot/backup schedules by name. @default none */
-  readonly recurringJobs?: LonghornConfig['recurringJobs'];
-}
+/** Longhorn backup target: `s3://bucket@region/path` (or nfs://, cifs://, azblob://). */
+const backupTargetUrl = matching(
+  /^(s3:\/\/[^@\s]+@[^/\s]+\/\S*|nfs:\/\/\S+|cifs:\/\/\S+|azblob:\/\/\S+)$/,
+  'a Longhorn backup target such as "s3://bucket@us-east-1/"',
+);
+
+const storageClassSchema = z.strictObject({
+  default: bool.default(false),
+  /** @default the Longhorn `replicas` setting */
+  replicas: intBetween(1, 10).optional(),
+  reclaimPolicy: oneOf(['Delete', 'Retain']).default('Retain'),
+  dataLocality: oneOf(['disabled', 'best-effort', 'strict-local']).default('disabled'),
+  /** RecurringJob groups whose jobs apply to volumes of this class. */
+  recurringJobGroups: z.array(k8sName).default(['default']),
+});
+
+const recurringJobSchema = z.strictObject({
+  task: oneOf(['snapshot', 'backup', 'snapshot-cleanup', 'snapshot-delete', 'filesystem-trim']),
+  cron,
+  retain: intBetween(0, 250),
+  concurrency: intBetween(1, 20).default(1),
+  groups: z.array(k8sName).default(['default']),
+});
+
+/** StorageClass names the Longhorn service creates itself. */
+const RESERVED_STORAGE_CLASSES: Record<string, string> = {
+  longhorn: 'the class the Longhorn chart manages',
+  'longhorn-checkpoint': 'the class of the Longhorn checkpoint volume',
+};
+
+/** `services.longhorn`. */
+export const longhornSettings = z
+  .strictObject({
+    enabled: bool.default(true),
+    /** Default number of replicas per volume; at most the number of nodes. */
+    replicas: intBetween(1, 10).default(3),
+    dataPath: absolutePath.default('/var/lib/longhorn/'),
+    storageClasses: z
+      .record(k8sName, storageClassSchema)
+      .default({ 'longhorn-replicated': { default: true, reclaimPolicy: 'Retain', dataLocality: 'disabled', recurringJobGroups: ['default'] } }),
+    backup: z
+      .strictObject({
+        /** Its credentials: the Secret `longhorn-backup-credentials` (charts/longhorn.ts). */
+        target: backupTargetUrl,
+        pollInterval: duration.default('5m'),
+      })
+      .optional(),
+    recurringJobs: z.record(k8sName, recurringJobSchema).default({}),
+    /** The Longhorn UI's subdomain (an admin route through Traefik). */
+    subdomain: subdomain.default('longhorn'),
+  })
+  .superRefine((longhorn, ctx) => {
+    const defaults = Object.entries(longhorn.storageClasses).filter(([, c]) => c.default);
+    if (defaults.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['storageClasses'],
+        message: `expected exactly one storage class with default: true, received ${defaults.length}`,
+      });
+    }
+    for (const [reserved, owner] of Object.entries(RESERVED_STORAGE_CLASSES)) {
+      if (reserved in longhorn.storageClasses) {
+        ctx.addIssue({ code: 'custom', path: ['storageClasses', reserved], message: `expected another name: "${reserved}" is ${owner}` });
+      }
+    }
+    for (const [name, job] of Object.entries(longhorn.recurringJobs)) {
+      if (job.task === 'backup' && !longhorn.backup) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['recurringJobs', name, 'task'],
+          message: 'expected a backup target: a "backup" job needs services.longhorn.backup',
+        });
+      }
+    }
+  }).prefault({});
+
+export type LonghornSettings = z.output<typeof longhornSettings>;
+export type LonghornProps = LonghornSettings;
 
 export const LONGHORN_NAMESPACE = 'longhorn-system';
 /** The longhorn-manager DaemonSet's pods (chart templates/daemonset-sa.yaml) and their API port. */
@@ -69,17 +134,34 @@ const BACKUP_CREDENTIAL_KEYS: Readonly<Record<string, readonly string[]>> = {
  */
 const NODE_STORAGE_WARNING_RATIO = 0.7;
 
-type StorageClassConfig = LonghornConfig['storageClasses'][string];
+type StorageClassConfig = LonghornSettings['storageClasses'][string];
+
+/**
+ * "Longhorn Example v1.1.0" on grafana.com: revision 6. Its robustness panels read the numeric
+ * longhorn_volume_robustness of Longhorn < 1.8; 1.12 exports one series per `state` label.
+ */
+const DASHBOARD = { name: 'longhorn', gnetId: 13032, revision: 6 } as const;
+
+/** The manager's metrics as the chart's own ServiceMonitor scrapes them. */
+const MANAGER_METRICS = {
+  selector: MANAGER_PODS,
+  port: 'manager',
+  source: 'longhorn 1.12.1 chart/templates/daemonset-sa.yaml (Service longhorn-backend), servicemonitor.yaml',
+} as const;
 
 export class Longhorn extends HomelabService implements StorageProvider {
   readonly defaultStorageClass: string;
   private readonly classNames: ReadonlySet<string>;
 
   constructor(scope: Platform, props: LonghornProps) {
-    const replicas = props.replicas ?? 3;
+    const replicas = props.replicas;
     super(scope, 'longhorn', props, {
       layer: Layer.STORAGE,
       namespace: LONGHORN_NAMESPACE,
+      podSecurity: {
+        level: 'privileged',
+        reason: 'longhorn-manager and the CSI plugin run privileged and mount host paths (/dev, /var/lib/longhorn, kubelet)',
+      },
       installsCrdGroups: ['longhorn.io'],
       ignoreDifferences: [
         // longhorn-manager injects its conversion webhook's CA into its CRDs at runtime.
@@ -97,7 +179,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
     this.defaultStorageClass = classes.find(([, c]) => c.default)![0];
     for (const [name, storageClass] of classes) this.addStorageClass(name, storageClass, replicas);
 
-    for (const [name, job] of Object.entries(props.recurringJobs ?? {})) {
+    for (const [name, job] of Object.entries(props.recurringJobs)) {
       new RecurringJob(this, `recurring-job-${name}`, {
         metadata: { name },
         spec: {
@@ -116,7 +198,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
     // Everything else (CSI plugin, instance managers, engine and replica traffic, the UI, the
     // checkpoint) stays inside longhorn-system: the same-namespace rule covers it.
     this.serveApiServer(...WEBHOOK_PORTS.map((port) => ({ port, podSelector: MANAGER_PODS })));
-    this.expose({ subdomain: props.subdomain ?? 'longhorn', ...LONGHORN_UI, admin: true });
+    this.expose({ subdomain: props.subdomain, ...LONGHORN_UI, admin: true });
   }
 
   storageClass(name?: string): string {
@@ -163,7 +245,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
    * (longhorn-manager metrics_collector/volume_collector.go).
    */
   private addMonitoring(): void {
-    this.exposeMetrics({ name: 'manager', kind: 'service', selector: MANAGER_PODS, port: 'manager', podPort: MANAGER_PORT, podSelector: MANAGER_PODS });
+    this.exposeMetrics({ name: 'manager', kind: 'service', selector: MANAGER_METRICS.selector, port: MANAGER_METRICS.port, podPort: MANAGER_PORT, podSelector: MANAGER_PODS });
     const own = `${SERVICE_LABEL}="${this.serviceName}"`;
     const robustness = (state: string) =>
       `max by (volume, pvc, pvc_namespace) (longhorn_volume_robustness{${own}, state="${state}"}) == 1`;
@@ -194,7 +276,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
         description: 'Above 75% Longhorn schedules no new replicas on its disks: free space, add a disk, or move replicas.',
       },
     );
-    this.addDashboard(DASHBOARDS.longhorn);
+    this.addDashboard(DASHBOARD);
   }
 
   /**
@@ -231,7 +313,7 @@ function longhornValues(replicas: number, props: LonghornProps, backupCredential
       reclaimPolicy: 'Retain',
     },
     defaultSettings: {
-      defaultDataPath: props.dataPath ?? '/var/lib/longhorn/',
+      defaultDataPath: props.dataPath,
       // Longhorn >= 1.8 takes a per-data-engine JSON map here.
       defaultReplicaCount: JSON.stringify({ v1: String(replicas), v2: String(replicas) }),
     },
@@ -246,3 +328,29 @@ function longhornValues(replicas: number, props: LonghornProps, backupCredential
     longhornUI: { replicas: Math.min(2, replicas) },
   };
 }
+
+/** The check of a storage class another service's settings name (`path` inside its settings). */
+export function longhornStorageClassIssues(env: EnvironmentView, path: readonly (string | number)[], storageClass: string | undefined): ConfigIssue[] {
+  if (storageClass === undefined || !env.isEnabled(longhornEntry)) return [];
+  const classes = Object.keys(env.settingsOf(longhornEntry).storageClasses);
+  if (classes.includes(storageClass)) return [];
+  return [{ path, message: `expected one of the Longhorn storage classes (${classes.sort().join(', ')}), received "${storageClass}"` }];
+}
+
+export const longhornEntry = defineService({
+  name: 'longhorn',
+  settings: { key: 'longhorn', schema: longhornSettings },
+  names: ['longhorn', LONGHORN_NAMESPACE],
+  subdomains: (settings) => [{ path: ['subdomain'], subdomain: settings.subdomain }],
+  check: (settings, env) => {
+    const nodeCount = Object.keys(env.nodes).length;
+    const atMostNodes = (path: readonly (string | number)[], replicas: number | undefined): ConfigIssue[] =>
+      replicas !== undefined && replicas > nodeCount ? [{ path, message: `expected at most ${nodeCount} (one replica per node), received ${replicas}` }] : [];
+    return [
+      ...atMostNodes(['replicas'], settings.replicas),
+      ...Object.entries(settings.storageClasses).flatMap(([name, storageClass]) => atMostNodes(['storageClasses', name, 'replicas'], storageClass.replicas)),
+    ];
+  },
+  upstreamTargets: { 'longhorn-manager': MANAGER_METRICS },
+  build: (platform, settings) => new Longhorn(platform, settings),
+});

@@ -10,8 +10,10 @@ import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
 import { setSyncWave } from '../lib/model/argocd';
+import { z } from 'zod';
+import { ConfigIssue, defineService, EnvironmentView } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { DEFAULT_N8N_RESOURCES, N8nConfig } from './config/automation';
+import { bool, hostname, intBetween, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -19,7 +21,70 @@ import { Resources, size, toContainerResources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
-import type { Rabbitmq, RabbitmqConnection } from './rabbitmq';
+import { longhornEntry, longhornStorageClassIssues } from './longhorn';
+import { Rabbitmq, RabbitmqConnection, rabbitmqEntry } from './rabbitmq';
+
+const expected = (what: string) => ({ error: `expected ${what}` });
+
+/** An IANA time zone name as n8n's GENERIC_TIMEZONE takes it (`Europe/Berlin`, `UTC`). */
+const timezone = z
+  .string(expected('a time zone such as "Europe/Berlin" or "UTC"'))
+  .regex(/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/, expected('a time zone such as "Europe/Berlin" or "UTC"'));
+
+/** A Service name (`postgres`), or its in-cluster DNS name (`postgres.db.svc`), or any host. */
+const databaseHost = z.union([k8sName, hostname], expected('a host name such as "postgres.db.svc"'));
+
+const databaseSchema = z
+  .strictObject({
+    /** SQLite in a file on a Longhorn volume (one replica, Recreate updates). */
+    sqlite: z
+      .strictObject({
+        volumeSize: volumeSize.default('5Gi'),
+        /** @default Longhorn's default storage class */
+        storageClass: k8sName.optional(),
+      })
+      .optional(),
+    /** An existing PostgreSQL; the password comes from the Secret `n8n-postgres` (key `password`). */
+    postgres: z
+      .strictObject({
+        host: databaseHost,
+        port: intBetween(1, 65535).default(5432),
+        database: k8sName.default('n8n'),
+        user: k8sName.default('n8n'),
+      })
+      .optional(),
+  })
+  .refine((database) => (database.sqlite === undefined) !== (database.postgres === undefined), {
+    // Environments deep-merge onto the base, so switching needs `sqlite: null` or `postgres: null`.
+    error: 'expected exactly one of sqlite or postgres (set the other to null in an environment that switches)',
+  });
+
+/** `services.n8n`. */
+export const n8nSettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    /** UI and webhooks at `<subdomain>.<domain>`. */
+    subdomain: subdomain.default('n8n'),
+    database: databaseSchema.default({ sqlite: { volumeSize: '5Gi' } }),
+    /**
+     * Connect as one of `services.rabbitmq.users`: its credentials prefill every RabbitMQ
+     * credential created in n8n. @default no RabbitMQ
+     */
+    rabbitmq: z
+      .strictObject({
+        user: k8sName,
+        /** @default the user's only vhost */
+        vhost: k8sName.optional(),
+      })
+      .optional(),
+    /** Schedule triggers' time zone (GENERIC_TIMEZONE, TZ). */
+    timezone: timezone.default('UTC'),
+    resources: resourcesSchema.default({ requests: { cpu: '250m', memory: '512Mi' }, limits: { cpu: '2', memory: '2Gi' } }),
+  })
+  .prefault({});
+
+export type N8nSettings = z.output<typeof n8nSettings>;
+
 
 export const N8N_NAMESPACE = 'n8n';
 export const N8N_PORT = 5678;
@@ -36,29 +101,12 @@ const FAILED_EXECUTIONS_THRESHOLD = 3;
 /** The RabbitMQ credential type's name and fields (n8n-nodes-base credentials/RabbitMQ.credentials.ts). */
 const RABBITMQ_CREDENTIAL_TYPE = 'rabbitmq';
 
-/** The user n8n connects to RabbitMQ as: one of `services.rabbitmq.users`. */
-export interface N8nRabbitmqUser {
-  readonly name: string;
-  /** @default the user's only vhost */
-  readonly vhost?: string;
-}
-
-export interface N8nProps {
-  /** SQLite on a volume (needs `storage`), or an existing PostgreSQL. */
-  readonly database: N8nConfig['database'];
+export type N8nProps = Omit<N8nSettings, 'enabled'> & {
   /** Where the SQLite volume comes from. Required with `database.sqlite`. @default none */
   readonly storage?: StorageProvider;
-  /** The broker; with `rabbitmqUser`, n8n connects to it (and syncs after it). @default none */
-  readonly rabbitmq?: Rabbitmq;
-  /** Required with `rabbitmq`. @default none */
-  readonly rabbitmqUser?: N8nRabbitmqUser;
-  /** @default 'n8n' */
-  readonly subdomain?: string;
-  /** GENERIC_TIMEZONE and TZ (schedule triggers). @default 'UTC' */
-  readonly timezone?: string;
-  /** @default DEFAULT_N8N_RESOURCES */
-  readonly resources?: Resources;
-}
+  /** The broker n8n connects to as `rabbitmq.user` (and syncs after). Required with `rabbitmq`. @default none */
+  readonly broker?: Rabbitmq;
+};
 
 export class N8n extends HomelabService {
   /** In-cluster URL of the UI, API and webhooks. */
@@ -71,14 +119,14 @@ export class N8n extends HomelabService {
   constructor(scope: Platform, props: N8nProps) {
     super(scope, 'n8n', props, { layer: Layer.AUTOMATION, namespace: N8N_NAMESPACE });
     if (props.database.sqlite && !props.storage) throw new Error('n8n: the SQLite volume needs a storage provider');
-    if (Boolean(props.rabbitmq) !== Boolean(props.rabbitmqUser)) throw new Error('n8n: rabbitmq and rabbitmqUser go together');
-    const host = scope.hostname(props.subdomain ?? 'n8n');
+    if (Boolean(props.rabbitmq) !== Boolean(props.broker)) throw new Error('n8n: a RabbitMQ user and the broker go together');
+    const host = scope.hostname(props.subdomain);
     this.publicUrl = `https://${host}/`;
     this.internalUrl = `http://${COMPONENT}.${N8N_NAMESPACE}.svc:${N8N_PORT}`;
-    if (props.rabbitmq && props.rabbitmqUser) {
-      this.rabbitmqConnection = props.rabbitmq.connectionFor(this, props.rabbitmqUser.name, props.rabbitmqUser.vhost);
+    if (props.rabbitmq && props.broker) {
+      this.rabbitmqConnection = props.broker.connectionFor(this, props.rabbitmq.user, props.rabbitmq.vhost);
     }
-    const resources = props.resources ?? DEFAULT_N8N_RESOURCES;
+    const resources = props.resources;
     const selector = this.selectorFor(COMPONENT);
 
     this.addDeployment(props, host, resources, selector);
@@ -92,7 +140,7 @@ export class N8n extends HomelabService {
     // Not admin-only: n8n has its own user management, and webhooks are called from outside.
     // Public (own login; webhooks must reach it), but its metrics on the same port are Prometheus'.
     this.expose({
-      subdomain: props.subdomain ?? 'n8n',
+      subdomain: props.subdomain,
       serviceName: COMPONENT,
       servicePort: N8N_PORT,
       podPort: PORT_NAME,
@@ -175,7 +223,7 @@ export class N8n extends HomelabService {
   /** n8n's environment: its public address, database, metrics, and the Secrets it reads. */
   private containerEnv(props: N8nProps, host: string): k8s.EnvVar[] {
     const encryption = this.needSecret('n8n-encryption-key', ['encryption-key'], 'N8N_ENCRYPTION_KEY: encrypts the credentials n8n stores; without it they cannot be decrypted');
-    const timezone = props.timezone ?? 'UTC';
+    const timezone = props.timezone;
     const plain = (values: Record<string, string>): k8s.EnvVar[] => Object.entries(values).map(([name, value]) => ({ name, value }));
     return [
       ...plain({
@@ -200,7 +248,7 @@ export class N8n extends HomelabService {
     ];
   }
 
-  private databaseEnvironment(database: N8nConfig['database']): k8s.EnvVar[] {
+  private databaseEnvironment(database: N8nSettings['database']): k8s.EnvVar[] {
     if (!database.postgres) return [{ name: 'DB_TYPE', value: 'sqlite' }];
     const { host, port, database: name, user } = database.postgres;
     const password = this.needSecret('n8n-postgres', ['password'], `password of PostgreSQL user "${user}" on ${host}:${port}/${name}`);
@@ -320,3 +368,50 @@ export class N8n extends HomelabService {
     });
   }
 }
+
+/** The RabbitMQ user n8n connects as: declared, with permissions on the vhost it names (or on exactly one). */
+function rabbitmqUserIssues(settings: N8nSettings, env: EnvironmentView): ConfigIssue[] {
+  if (!settings.rabbitmq || !env.isEnabled(rabbitmqEntry)) return [];
+  const { users } = env.settingsOf(rabbitmqEntry);
+  const { user: userName, vhost } = settings.rabbitmq;
+  const user = users[userName];
+  if (!user) {
+    const declared = Object.keys(users).sort().join(', ') || 'none yet, add it under services.rabbitmq.users';
+    return [{ path: ['rabbitmq', 'user'], message: `expected a user declared in services.rabbitmq.users (${declared}), received "${userName}"` }];
+  }
+  const vhosts = Object.keys(user.permissions);
+  if (vhost !== undefined && !vhosts.includes(vhost)) {
+    return [{ path: ['rabbitmq', 'vhost'], message: `expected a vhost user "${userName}" has permissions on (${vhosts.join(', ') || 'none'}), received "${vhost}"` }];
+  }
+  if (vhost === undefined && vhosts.length !== 1) {
+    return [
+      vhosts.length === 0
+        ? { path: ['rabbitmq', 'user'], message: `expected a user with permissions on a vhost: "${userName}" has none (services.rabbitmq.users.${userName}.permissions)` }
+        : { path: ['rabbitmq', 'vhost'], message: `expected the vhost to connect to: user "${userName}" has permissions on several (${vhosts.join(', ')})` },
+    ];
+  }
+  return [];
+}
+
+export const n8nEntry = defineService({
+  name: 'n8n',
+  settings: { key: 'n8n', schema: n8nSettings },
+  names: [N8N_NAMESPACE],
+  subdomains: (settings) => [{ path: ['subdomain'], subdomain: settings.subdomain }],
+  requires: (settings) => [
+    ...(settings.database.sqlite
+      ? [{ entry: longhornEntry, path: ['database', 'sqlite'], reason: 'the SQLite volume needs Longhorn (or use database.postgres)' }]
+      : []),
+    ...(settings.rabbitmq ? [{ entry: rabbitmqEntry, path: ['rabbitmq'], reason: 'n8n connects to its broker' }] : []),
+  ],
+  check: (settings, env) => [
+    ...longhornStorageClassIssues(env, ['database', 'sqlite', 'storageClass'], settings.database.sqlite?.storageClass),
+    ...rabbitmqUserIssues(settings, env),
+  ],
+  build: (platform, settings, context) =>
+    new N8n(platform, {
+      ...settings,
+      storage: settings.database.sqlite ? context.required(longhornEntry) : undefined,
+      broker: settings.rabbitmq ? context.required(rabbitmqEntry) : undefined,
+    }),
+});

@@ -1,18 +1,42 @@
 /**
  * The security layer's proof that NetworkPolicies are enforced (the policies themselves are
- * derived for every service by lib/network-policies.ts). Its namespace is one no allow rule
+ * derived for every service by lib/passes/network-policies.ts). Its namespace is one no allow rule
  * names; its checkpoint tries to reach Argo CD's API server, which always runs, and must be
  * refused. A cluster without a policy controller (k3s started with --disable-network-policy,
  * or a CNI that ignores policies) lets the connection through, and the checkpoint fails.
  */
 import { Duration } from 'cdk8s';
-import { ARGOCD_NAMESPACE } from '../lib/passes/app-of-apps';
+import { z } from 'zod';
+import { ARGOCD_NAMESPACE } from '../lib/model/argocd';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
+import { bool, ipv4Cidr } from '../lib/model/config/primitives';
+import type { NetworkPolicyProvider } from '../lib/model/network';
 import { Layer } from '../lib/model/layers';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
-import { ARGOCD_SERVER, ArgoCd } from './argocd';
+import { ARGOCD_SERVER, ArgoCd, argoCdEntry } from './argocd';
+
+/**
+ * `services.networkPolicies`: NetworkPolicies derived from the service graph (lib/passes/
+ * network-policies.ts) and the service whose checkpoint proves them enforced.
+ */
+export const networkPoliciesSettings = z
+  .strictObject({
+    enabled: bool.default(true),
+    /**
+     * Where the API server's calls to admission and conversion webhooks come from. k3s runs the
+     * API server in its own process on the server nodes' host network, so the calls come from
+     * those nodes' addresses, which the config does not know: narrow this to them (`/32` each).
+     */
+    apiServerSources: z.array(ipv4Cidr).min(1, { error: 'expected at least one CIDR block' }).default(['0.0.0.0/0']),
+  })
+  .prefault({});
+
+export type NetworkPoliciesSettings = z.output<typeof networkPoliciesSettings>;
+
+export type NetworkPoliciesProps = Omit<NetworkPoliciesSettings, 'enabled'>;
 
 export const NETWORK_POLICY_CHECK_NAMESPACE = 'netpol-check';
 
@@ -20,14 +44,22 @@ export const NETWORK_POLICY_CHECK_NAMESPACE = 'netpol-check';
 const ATTEMPTS = 12;
 const CONNECT_TIMEOUT_SECONDS = 5;
 
-export class NetworkPolicyCheck extends HomelabService {
+/**
+ * With this service the platform derives NetworkPolicies for every namespace (it is their
+ * NetworkPolicyProvider); its own namespace is one no allow rule names, from which its
+ * checkpoint proves them enforced.
+ */
+export class NetworkPolicyCheck extends HomelabService implements NetworkPolicyProvider {
+  readonly apiServerSources: readonly string[];
+
   /**
    * @param argocd the protected service: ordered after it, but not a prop, since a reference
    *   would be a declared connection and earn the probe an allow rule.
    */
-  constructor(scope: Platform, argocd: ArgoCd) {
-    super(scope, 'network-policies', {}, { layer: Layer.SECURITY, namespace: NETWORK_POLICY_CHECK_NAMESPACE });
-    this._addDependency(argocd);
+  constructor(scope: Platform, props: NetworkPoliciesProps, argocd: ArgoCd) {
+    super(scope, 'network-policies', props, { layer: Layer.SECURITY, namespace: NETWORK_POLICY_CHECK_NAMESPACE });
+    this.apiServerSources = props.apiServerSources;
+    this.dependOn(argocd);
     const host = `${ARGOCD_SERVER.serviceName}.${ARGOCD_NAMESPACE}.svc`;
     new Checkpoint(this, 'checkpoint', {
       description: `a pod no allow rule names cannot connect to ${host}, which is up: NetworkPolicies are enforced`,
@@ -71,3 +103,10 @@ while :; do
   attempt=$((attempt + 1))
   sleep 10
 done`;
+
+export const networkPoliciesEntry = defineService({
+  name: 'network-policies',
+  settings: { key: 'networkPolicies', schema: networkPoliciesSettings },
+  names: ['network-policies', NETWORK_POLICY_CHECK_NAMESPACE],
+  build: (platform, settings, context) => new NetworkPolicyCheck(platform, settings, context.required(argoCdEntry)),
+});

@@ -5,10 +5,13 @@
  * the RuntimeClass, how to reach the GPU nodes and how many GPUs each node advertises.
  */
 import { k8s } from 'cdk8s-plus-28';
+import { z } from 'zod';
 import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
 import { setSyncWave } from '../lib/model/argocd';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { helmRelease } from '../lib/model/sources';
+import { bool, intBetween, k8sName } from '../lib/model/config/primitives';
+import { helmRelease } from './helm-release';
 import { GpuPlacement, gpuPlacement, Inventory } from '../lib/model/inventory';
 import { Layer } from '../lib/model/layers';
 import type { AlertRule } from '../lib/model/monitoring';
@@ -19,12 +22,25 @@ import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 import { emitYaml } from '../lib/util/yaml-emitter';
 
-export interface NvidiaDevicePluginProps {
-  /** Name of the RuntimeClass (handler `nvidia`) GPU pods run with. @default 'nvidia' */
-  readonly runtimeClassName?: string;
-  /** Advertise every GPU as several time-sliced `nvidia.com/gpu`. @default no sharing */
-  readonly timeSlicing?: { readonly replicasPerGpu: number };
-}
+/** `services.nvidiaDevicePlugin`. */
+export const nvidiaDevicePluginSettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    /** The RuntimeClass (handler `nvidia`) GPU pods run with. */
+    runtimeClassName: k8sName.default('nvidia'),
+    /** Share every GPU among several pods by CUDA time-slicing (no memory or fault isolation). @default off */
+    timeSlicing: z
+      .strictObject({
+        /** Each physical GPU is advertised as this many `nvidia.com/gpu`. */
+        replicasPerGpu: intBetween(2, 64),
+      })
+      .optional(),
+  })
+  .prefault({});
+
+export type NvidiaDevicePluginSettings = z.output<typeof nvidiaDevicePluginSettings>;
+
+export type NvidiaDevicePluginProps = Omit<NvidiaDevicePluginSettings, 'enabled'>;
 
 /** Puts a pod on the GPU nodes of the inventory, and only there. */
 export const NVIDIA_DEVICE_PLUGIN_NAMESPACE = 'nvidia-device-plugin';
@@ -45,14 +61,15 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
   readonly gpuReplicas: number;
   readonly gpuScheduling: GpuScheduling;
 
-  constructor(scope: Platform, props: NvidiaDevicePluginProps = {}) {
+  constructor(scope: Platform, props: NvidiaDevicePluginProps) {
     const placement = gpuPlacement(scope.config.nodes);
     if (!placement) throw new Error('nvidia-device-plugin: the node inventory has no GPU nodes');
-    const runtimeClassName = props.runtimeClassName ?? 'nvidia';
+    const runtimeClassName = props.runtimeClassName;
     const gpuReplicas = props.timeSlicing?.replicasPerGpu ?? 1;
     super(scope, 'nvidia-device-plugin', props, {
       layer: Layer.AI,
       namespace: NVIDIA_DEVICE_PLUGIN_NAMESPACE,
+      podSecurity: { level: 'privileged', reason: "the plugin mounts kubelet's device-plugin socket directory and other host paths" },
       helm: helmRelease('nvidiaDevicePlugin', devicePluginValues(runtimeClassName, placement, gpuReplicas)),
     });
     this.runtimeClassName = runtimeClassName;
@@ -210,3 +227,14 @@ function runtimeClassNodeSelector(placement: GpuPlacement): Record<string, strin
   if (!placement.hostnames) return { ...placement.nodeSelector };
   return placement.hostnames.length === 1 ? { 'kubernetes.io/hostname': placement.hostnames[0] } : undefined;
 }
+
+export const nvidiaDevicePluginEntry = defineService({
+  name: 'nvidia-device-plugin',
+  settings: { key: 'nvidiaDevicePlugin', schema: nvidiaDevicePluginSettings },
+  names: [NVIDIA_DEVICE_PLUGIN_NAMESPACE],
+  check: (_settings, env) =>
+    Object.values(env.nodes).some((node) => node.gpus > 0)
+      ? []
+      : [{ path: ['enabled'], message: 'expected a node with gpus > 0 in nodes: the device plugin runs only on GPU nodes' }],
+  build: (platform, settings) => new NvidiaDevicePlugin(platform, settings),
+});

@@ -9,6 +9,7 @@
  * pods that read it (docs/adr/0012).
  */
 import { k8s } from 'cdk8s-plus-28';
+import { z } from 'zod';
 import {
   RabbitmqCluster,
   RabbitmqClusterSpecAffinity,
@@ -19,9 +20,9 @@ import {
 import { Construct } from 'constructs';
 import { Exchange, Permission, Queue, QueueSpecDeletionPolicy, User, UserSpecTags, Vhost, VhostSpecDeletionPolicy } from '../imports/rabbitmq-topology-rabbitmq.com';
 import { setSyncWave } from '../lib/model/argocd';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { DEFAULT_RABBITMQ_RESOURCES, RabbitmqConfig, RabbitmqUserConfig } from './config/rabbitmq';
-import { DASHBOARDS } from './dashboards';
+import { bool, intBetween, k8sName, oneOf, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { Inventory, schedulableNodes } from '../lib/model/inventory';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
@@ -30,7 +31,113 @@ import type { Resources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
-import type { RabbitmqOperators } from './rabbitmq-operators';
+import { longhornEntry } from './longhorn';
+import { CLUSTER_OPERATOR_METRICS_LABELS, RABBITMQ_OPERATORS_NAMESPACE, RabbitmqOperators } from './rabbitmq-operators';
+
+/** Per broker node. Memory request = limit: RabbitMQ sizes its memory watermark from the limit. */
+export const DEFAULT_RABBITMQ_RESOURCES = { requests: { cpu: '250m', memory: '1Gi' }, limits: { cpu: '1', memory: '1Gi' } };
+
+/**
+ * Quorum queues and the metadata store need a majority of nodes: 2 nodes survive no more
+ * failures than 1, and 4 no more than 3.
+ */
+const replicas = intBetween(1, 7).refine((n) => n % 2 === 1, {
+  error: 'expected an odd number of nodes (1, 3, 5 or 7): a majority of 2 or 4 nodes tolerates no more failures than one node less',
+});
+
+/** Queue and exchange names: also resource names, so lowercase; dots allowed (`home.events`). */
+const topologyName = z
+  .string({ error: 'expected a queue or exchange name' })
+  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, { error: 'expected a name of lowercase letters, digits, "-" and "." (e.g. "home.events")' })
+  .max(253, { error: 'expected a name of at most 253 characters' });
+
+/** RabbitMQ permissions are regular expressions over resource names; "" grants nothing. */
+const permissionPattern = z.string({ error: 'expected a regular expression ("" for none, ".*" for all)' }).refine(isRegExp, {
+  error: 'expected a valid regular expression ("" for none, ".*" for all)',
+});
+
+const permissionsSchema = z.strictObject({
+  configure: permissionPattern,
+  write: permissionPattern,
+  read: permissionPattern,
+});
+
+const userSchema = z.strictObject({
+  /** Management UI access; none means the user can only connect over AMQP. */
+  tags: z.array(oneOf(['management', 'policymaker', 'monitoring', 'administrator'])).default([]),
+  /** Vhost name -> what the user may configure, write and read there. */
+  permissions: z.record(k8sName, permissionsSchema).default({}),
+});
+
+/** Type, durability and vhost of a queue cannot change once it exists (the operator's webhook refuses). */
+const queueSchema = z.strictObject({
+  vhost: k8sName,
+  /**
+   * Quorum queues are replicated across the cluster's nodes (on a single node they work,
+   * unreplicated); streams are append-only logs.
+   */
+  type: oneOf(['quorum', 'classic', 'stream']).default('quorum'),
+  durable: bool.default(true),
+});
+
+const exchangeSchema = z.strictObject({
+  vhost: k8sName,
+  type: oneOf(['direct', 'topic', 'fanout', 'headers']),
+  durable: bool.default(true),
+});
+
+/** `services.rabbitmq`. */
+export const rabbitmqSettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    /** The management UI's subdomain (an admin route through Traefik). */
+    subdomain: subdomain.default('rabbitmq'),
+    /** Broker nodes; with more than one, each runs on its own node where the inventory allows. */
+    replicas: replicas.default(1),
+    /** Volume per broker node, on Longhorn's default storage class. */
+    storageSize: volumeSize.default('10Gi'),
+    resources: resourcesSchema.default(DEFAULT_RABBITMQ_RESOURCES),
+    /** Virtual hosts by name (the default vhost "/" is not managed here). */
+    vhosts: z.record(k8sName, z.strictObject({})).default({}),
+    users: z.record(k8sName, userSchema).default({}),
+    queues: z.record(topologyName, queueSchema).default({}),
+    exchanges: z.record(topologyName, exchangeSchema).default({}),
+  })
+  .superRefine((rabbitmq, ctx) => {
+    const vhosts = new Set(Object.keys(rabbitmq.vhosts));
+    const declared = [...vhosts].sort().join(', ') || 'none yet, add it under vhosts';
+    const checkVhost = (vhost: string, path: string[]) => {
+      if (vhosts.has(vhost)) return;
+      ctx.addIssue({ code: 'custom', path, message: `expected a declared vhost (${declared}), received "${vhost}"` });
+    };
+    for (const [name, user] of Object.entries(rabbitmq.users)) {
+      for (const vhost of Object.keys(user.permissions)) checkVhost(vhost, ['users', name, 'permissions', vhost]);
+    }
+    for (const [name, queue] of Object.entries(rabbitmq.queues)) {
+      checkVhost(queue.vhost, ['queues', name, 'vhost']);
+      if (queue.type !== 'classic' && !queue.durable) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['queues', name, 'durable'],
+          message: `expected true: ${queue.type} queues are always durable (only classic queues can be transient)`,
+        });
+      }
+    }
+    for (const [name, exchange] of Object.entries(rabbitmq.exchanges)) checkVhost(exchange.vhost, ['exchanges', name, 'vhost']);
+  })
+  .prefault({});
+
+export type RabbitmqSettings = z.output<typeof rabbitmqSettings>;
+export type RabbitmqUserSettings = z.output<typeof userSchema>;
+
+function isRegExp(pattern: string): boolean {
+  try {
+    new RegExp(pattern);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export const RABBITMQ_NAMESPACE = 'rabbitmq';
 /** The RabbitmqCluster's name: the operator names the client Service and its Secrets after it. */
@@ -59,28 +166,15 @@ const TOPOLOGY_WAVE = { vhost: 1, user: 1, queue: 2, exchange: 2, permission: 2 
 /** Annotation on the RabbitmqCluster listing the namespaces whose topology objects may reference it (topology operator v1.20.1, rabbitmqclient/cluster_reference.go). */
 const ALLOWED_NAMESPACES_ANNOTATION = 'rabbitmq.com/topology-allowed-namespaces';
 
-export interface RabbitmqProps {
-  /** Subdomain of the management UI (an admin route). @default 'rabbitmq' */
-  readonly subdomain?: string;
+export type RabbitmqProps = Omit<RabbitmqSettings, 'enabled'> & {
   /** Where the brokers keep their data: a volume per broker on the default storage class. */
   readonly storage: StorageProvider;
   /** The operators running the cluster; the topology operator calls the management API. */
   readonly operators: RabbitmqOperators;
-  /** Broker nodes, an odd number. @default 1 */
-  readonly replicas?: number;
-  /** Volume size per broker, e.g. `10Gi`. @default '10Gi' */
-  readonly storageSize?: string;
-  /** Per broker; keep the memory request equal to the limit. @default DEFAULT_RABBITMQ_RESOURCES */
-  readonly resources?: Resources;
-  /** @default none */
-  readonly vhosts?: RabbitmqConfig['vhosts'];
-  /** Users by name, with their permissions per vhost. @default none */
-  readonly users?: RabbitmqConfig['users'];
-  /** @default none */
-  readonly queues?: RabbitmqConfig['queues'];
-  /** @default none */
-  readonly exchanges?: RabbitmqConfig['exchanges'];
-}
+};
+
+/** "RabbitMQ-Overview", the RabbitMQ team's dashboard for the rabbitmq_prometheus plugin on grafana.com: revision 15. */
+const DASHBOARD = { name: 'rabbitmq-overview', gnetId: 10991, revision: 15 } as const;
 
 /** What a consumer (n8n ...) needs to connect as one of the declared users. */
 export interface RabbitmqConnection {
@@ -113,7 +207,7 @@ export class Rabbitmq extends HomelabService {
   readonly host: string;
   /** Secret the Cluster Operator generates with the administrator's `username` and `password`. */
   readonly defaultUserSecret: string;
-  private readonly users: RabbitmqConfig['users'];
+  private readonly users: RabbitmqSettings['users'];
   private readonly cluster: RabbitmqCluster;
   /** User name -> the consumer service it moved to. */
   private readonly claims = new Map<string, HomelabService>();
@@ -122,14 +216,13 @@ export class Rabbitmq extends HomelabService {
     super(scope, 'rabbitmq', props, { layer: Layer.DATA_MESH, namespace: RABBITMQ_NAMESPACE });
     this.host = `${CLUSTER_NAME}.${RABBITMQ_NAMESPACE}.svc`;
     this.defaultUserSecret = `${CLUSTER_NAME}-default-user`;
-    this.users = props.users ?? {};
+    this.users = props.users;
 
-    const replicas = props.replicas ?? 1;
-    const resources = props.resources ?? DEFAULT_RABBITMQ_RESOURCES;
+    const { replicas, resources } = props;
     this.cluster = this.addCluster(props, replicas, resources, scope.config.nodes);
     this.requestCapacity({ workload: 'broker', replicas, cpu: resources.requests.cpu, memory: resources.requests.memory });
     this.addTopology(props);
-    this.addCheckpoint(Object.keys(props.vhosts ?? {}));
+    this.addCheckpoint(Object.keys(props.vhosts));
     this.addMonitoring();
     // Consumers speak AMQP; the management API is for the topology operator (and the
     // checkpoint and the UI, through the same-namespace and exposure rules).
@@ -139,7 +232,7 @@ export class Rabbitmq extends HomelabService {
     );
     // The operator's client Service `<cluster>` carries the management port (internal/resource/service.go).
     this.expose({
-      subdomain: props.subdomain ?? 'rabbitmq',
+      subdomain: props.subdomain,
       serviceName: CLUSTER_NAME,
       servicePort: MANAGEMENT_PORT,
       podPort: MANAGEMENT_PORT,
@@ -207,7 +300,7 @@ export class Rabbitmq extends HomelabService {
         },
         persistence: {
           storageClassName: props.storage.storageClass(),
-          storage: RabbitmqClusterSpecPersistenceStorage.fromString(props.storageSize ?? '10Gi'),
+          storage: RabbitmqClusterSpecPersistenceStorage.fromString(props.storageSize),
         },
         // The operator enables it anyway (and dedupes); listed so the metrics endpoint
         // Prometheus will scrape (:15692) is visible in Git.
@@ -230,7 +323,7 @@ export class Rabbitmq extends HomelabService {
     const rabbitmqClusterReference = { name: CLUSTER_NAME };
     // Removing a vhost or queue from the config deletes its resource, never its messages:
     // the broker keeps them until someone deletes them by hand.
-    for (const name of Object.keys(props.vhosts ?? {})) {
+    for (const name of Object.keys(props.vhosts)) {
       const vhost = new Vhost(this, `vhost-${name}`, {
         metadata: { name, labels },
         spec: { name, rabbitmqClusterReference, deletionPolicy: VhostSpecDeletionPolicy.RETAIN },
@@ -238,10 +331,10 @@ export class Rabbitmq extends HomelabService {
       setSyncWave(vhost, TOPOLOGY_WAVE.vhost);
     }
     // Until a consumer claims it (connectionFor), a user lives next to the cluster.
-    for (const [name, user] of Object.entries(props.users ?? {})) {
+    for (const [name, user] of Object.entries(props.users)) {
       new UserTopology(this, userConstructId(name), { name, user, labels, clusterReference: rabbitmqClusterReference });
     }
-    for (const [name, queue] of Object.entries(props.queues ?? {})) {
+    for (const [name, queue] of Object.entries(props.queues)) {
       const resource = new Queue(this, `queue-${name}`, {
         metadata: { name, labels },
         spec: {
@@ -256,7 +349,7 @@ export class Rabbitmq extends HomelabService {
       });
       setSyncWave(resource, TOPOLOGY_WAVE.queue);
     }
-    for (const [name, exchange] of Object.entries(props.exchanges ?? {})) {
+    for (const [name, exchange] of Object.entries(props.exchanges)) {
       const resource = new Exchange(this, `exchange-${name}`, {
         metadata: { name, labels },
         spec: { name, vhost: exchange.vhost, type: exchange.type, durable: exchange.durable, rabbitmqClusterReference },
@@ -313,7 +406,7 @@ export class Rabbitmq extends HomelabService {
         description: 'Consumers take messages but do not acknowledge them: a hung consumer, or a prefetch too large for its pace.',
       },
     );
-    this.addDashboard(DASHBOARDS.rabbitmqOverview);
+    this.addDashboard(DASHBOARD);
   }
 
   /**
@@ -346,7 +439,7 @@ export class Rabbitmq extends HomelabService {
 interface UserTopologyProps {
   /** The user's name in the config: names the User resource and its generated Secret. */
   readonly name: string;
-  readonly user: RabbitmqUserConfig;
+  readonly user: RabbitmqUserSettings;
   readonly labels: Record<string, string>;
   /** The cluster, with its namespace when the user lives elsewhere. */
   readonly clusterReference: { readonly name: string; readonly namespace?: string };
@@ -413,3 +506,23 @@ function podAntiAffinity(replicas: number, nodes: Inventory): RabbitmqClusterSpe
     ? { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] } }
     : { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] } };
 }
+
+export const rabbitmqEntry = defineService({
+  name: 'rabbitmq',
+  settings: { key: 'rabbitmq', schema: rabbitmqSettings },
+  names: [RABBITMQ_NAMESPACE, 'rabbitmq-operators', RABBITMQ_OPERATORS_NAMESPACE],
+  subdomains: (settings) => [{ path: ['subdomain'], subdomain: settings.subdomain }],
+  requires: () => [{ entry: longhornEntry, path: ['enabled'], reason: 'RabbitMQ keeps its data on Longhorn' }],
+  upstreamTargets: {
+    'rabbitmq-operators-cluster-operator': {
+      selector: CLUSTER_OPERATOR_METRICS_LABELS,
+      port: 'http',
+      source: 'rabbitmq/cluster-operator v2.22.3 config/installation/metrics_service.yaml',
+    },
+    // The RabbitmqCluster is ours, but the operator makes its Services from it.
+    'rabbitmq-broker': { selector: RABBITMQ_OPERATOR_LABELS, port: PROMETHEUS_PORT_NAME, source: 'rabbitmq/cluster-operator v2.22.3 internal/metadata/label.go, internal/resource/service.go' },
+  },
+  // The operators install the rabbitmq.com CRDs; the cluster depends on them through that.
+  build: (platform, settings, context) =>
+    new Rabbitmq(platform, { ...settings, storage: context.required(longhornEntry), operators: new RabbitmqOperators(platform) }),
+});

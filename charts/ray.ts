@@ -6,6 +6,7 @@
  */
 import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
+import { z } from 'zod';
 import {
   RayCluster,
   RayClusterSpecAutoscalerOptions,
@@ -21,9 +22,10 @@ import {
   RayClusterSpecWorkerGroupSpecsTemplateSpecVolumesEmptyDirSizeLimit,
 } from '../imports/kuberay-raycluster-ray.io';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import type { RayConfig, RayWorkerGroupConfig } from './config/ray';
-import { helmRelease } from '../lib/model/sources';
+import { bool, intBetween, k8sName, memoryQuantity, resourcesSchema, subdomain } from '../lib/model/config/primitives';
+import { helmRelease } from './helm-release';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
@@ -32,6 +34,72 @@ import { parseQuantity } from '../lib/util/quantity';
 import { Resources, resources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES, RAY_VERSION } from './versions';
+import { nvidiaDevicePluginEntry } from './nvidia-device-plugin';
+
+/** Ray refuses an object store under 75 MiB; the store gets 90% of /dev/shm. */
+const MIN_SHM_BYTES = 100 * 2 ** 20;
+
+const workerGroupSchema = z.strictObject({
+  /** Workers kept up even when idle; the checkpoint waits for them. */
+  minReplicas: intBetween(0, 100).default(0),
+  /** Most workers the autoscaler may start; the capacity check counts the group at this size. */
+  maxReplicas: intBetween(1, 100),
+  /** `nvidia.com/gpu` per worker, advertised to Ray as `num-gpus`; 0 makes a CPU group. */
+  gpusPerWorker: intBetween(0, 16).default(0),
+  resources: resourcesSchema,
+  /**
+   * Size of the worker's memory-backed /dev/shm, where Ray keeps its object store (90% of
+   * it). It counts against the container's memory limit, so it must stay below it.
+   */
+  shmSize: memoryQuantity.default('1Gi'),
+});
+
+/** `services.ray`. */
+export const raySettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    /** The Ray dashboard's subdomain (an admin route through Traefik). */
+    subdomain: subdomain.default('ray'),
+    head: z
+      .strictObject({
+        resources: resourcesSchema.default({ requests: { cpu: '500m', memory: '2Gi' }, limits: { cpu: '2', memory: '4Gi' } }),
+      })
+      .prefault({}),
+    workerGroups: z.record(k8sName, workerGroupSchema).default({}),
+  })
+  .superRefine((ray, ctx) => {
+    if (ray.enabled && Object.keys(ray.workerGroups).length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['workerGroups'], message: 'expected at least one worker group' });
+    }
+    for (const [name, group] of Object.entries(ray.workerGroups)) {
+      if (group.minReplicas > group.maxReplicas) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['workerGroups', name, 'minReplicas'],
+          message: `expected at most maxReplicas (${group.maxReplicas}), received ${group.minReplicas}`,
+        });
+      }
+      const shm = parseQuantity(group.shmSize);
+      if (shm < MIN_SHM_BYTES) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['workerGroups', name, 'shmSize'],
+          message: `expected at least 100Mi (Ray's object store needs 75Mi), received "${group.shmSize}"`,
+        });
+      }
+      if (shm >= parseQuantity(group.resources.limits.memory)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['workerGroups', name, 'shmSize'],
+          message: `expected less than the memory limit (${group.resources.limits.memory}): /dev/shm is memory of the worker, received "${group.shmSize}"`,
+        });
+      }
+    }
+  })
+  .prefault({});
+
+export type RaySettings = z.output<typeof raySettings>;
+export type RayWorkerGroupSettings = z.output<typeof workerGroupSchema>;
 
 export const KUBERAY_NAMESPACE = 'kuberay-system';
 export const RAY_NAMESPACE = 'ray';
@@ -118,16 +186,10 @@ function kuberayOperatorValues(): KuberayOperatorValues {
   return { resources: OPERATOR_RESOURCES };
 }
 
-export interface RayProps {
-  /** Subdomain of the Ray dashboard (an admin route: it also submits jobs). @default 'ray' */
-  readonly subdomain?: string;
-  /** Resources of the head's Ray container. */
-  readonly head: RayConfig['head'];
-  /** Worker groups by name; at least one. A group with `gpusPerWorker` > 0 runs on the GPU nodes. */
-  readonly workerGroups: Readonly<Record<string, RayWorkerGroupConfig>>;
+export type RayProps = Omit<RaySettings, 'enabled'> & {
   /** Advertises the GPUs, the NVIDIA RuntimeClass and the GPU placement: required when a group has GPUs. @default none */
   readonly devicePlugin?: GpuProvider;
-}
+};
 
 /** Name of the RayCluster; KubeRay names the head Service `<cluster>-head-svc`. */
 const CLUSTER_NAME = 'ray';
@@ -185,7 +247,14 @@ export class Ray extends HomelabService {
   readonly dashboardUrl: string;
 
   constructor(scope: Platform, props: RayProps) {
-    super(scope, 'ray', props, { layer: Layer.AI, namespace: RAY_NAMESPACE });
+    super(scope, 'ray', props, {
+      layer: Layer.AI,
+      namespace: RAY_NAMESPACE,
+      containerException: {
+        relaxes: ['readOnlyRootFilesystem'],
+        reason: "Ray writes its session directory under /tmp/ray and caches under /home/ray, which also holds the image's Python: neither can be an emptyDir",
+      },
+    });
     this.dashboardUrl = `http://${CLUSTER_NAME}-head-svc.${RAY_NAMESPACE}.svc:${RAY_PORTS.dashboard}`;
     const groups = Object.entries(props.workerGroups);
     if (groups.length === 0) throw new Error('ray: at least one worker group is required');
@@ -220,7 +289,7 @@ export class Ray extends HomelabService {
     // (6379) is for the cluster's own workers only (same namespace).
     this.serveClients({ port: RAY_PORTS.client, podSelector: RAY_HEAD_LABELS }, { port: RAY_PORTS.dashboard, podSelector: RAY_HEAD_LABELS });
     this.expose({
-      subdomain: props.subdomain ?? 'ray',
+      subdomain: props.subdomain,
       serviceName: `${CLUSTER_NAME}-head-svc`,
       servicePort: RAY_PORTS.dashboard,
       podPort: RAY_PORTS.dashboard,
@@ -287,7 +356,7 @@ export class Ray extends HomelabService {
    * store lives in a memory-backed /dev/shm of `shmSize` and takes 90% of it: Ray only uses
    * /dev/shm when it has more room than the store, and otherwise falls back to /tmp on disk.
    */
-  private workerGroup(name: string, group: RayWorkerGroupConfig, gpu?: GpuProvider): RayClusterSpecWorkerGroupSpecs {
+  private workerGroup(name: string, group: RayWorkerGroupSettings, gpu?: GpuProvider): RayClusterSpecWorkerGroupSpecs {
     const r = group.resources;
     const gpuResources: Record<string, string> = gpu ? { [GPU_RESOURCE]: String(group.gpusPerWorker) } : {};
     return {
@@ -392,3 +461,27 @@ function gpuProviderFor(group: string, provider: GpuProvider | undefined): GpuPr
 function quantities<Q>(type: { fromString(value: string): Q }, values: Readonly<Record<string, string>>): Record<string, Q> {
   return Object.fromEntries(Object.entries(values).map(([key, value]) => [key, type.fromString(value)]));
 }
+
+export const rayEntry = defineService({
+  name: 'ray',
+  settings: { key: 'ray', schema: raySettings },
+  names: [RAY_NAMESPACE, 'kuberay-operator', KUBERAY_NAMESPACE],
+  subdomains: (settings) => [{ path: ['subdomain'], subdomain: settings.subdomain }],
+  requires: (settings) =>
+    Object.entries(settings.workerGroups)
+      .filter(([, group]) => group.gpusPerWorker > 0)
+      .map(([name]) => ({ entry: nvidiaDevicePluginEntry, path: ['workerGroups', name, 'gpusPerWorker'], reason: 'GPU workers need the GPUs it advertises' })),
+  upstreamTargets: {
+    'kuberay-operator-operator': {
+      selector: KUBERAY_OPERATOR_SERVICE_LABELS,
+      port: 'http',
+      source: 'ray-project/kuberay v1.7.0 helm-chart/kuberay-operator/templates/service.yaml, _helpers.tpl',
+    },
+    // The pod templates are ours (in the RayCluster), but KubeRay makes the pods and adds the label.
+    'ray-nodes': { selector: RAY_POD_LABELS, port: 'metrics', source: 'ray-project/kuberay v1.7.0 ray-operator/controllers/ray/common/pod.go labelPod' },
+  },
+  build: (platform, settings, context) => {
+    new KuberayOperator(platform);
+    return new Ray(platform, { ...settings, devicePlugin: context.optional(nvidiaDevicePluginEntry) });
+  },
+});

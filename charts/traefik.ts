@@ -7,6 +7,7 @@
  * Traefik after everything they route to.
  */
 import { Duration } from 'cdk8s';
+import { z } from 'zod';
 import { Certificate, CertificateSpecPrivateKeyAlgorithm, CertificateSpecPrivateKeyRotationPolicy } from '../imports/cert-manager-cert-manager.io';
 import type { TraefikValues } from '../imports/helm/traefik';
 import { Middleware } from '../imports/traefik-middleware-traefik.io';
@@ -17,17 +18,111 @@ import {
   IngressRouteSpecRoutesServicesKind,
   IngressRouteSpecRoutesServicesPort,
 } from '../imports/traefik-traefik.io';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { DASHBOARDS } from './dashboards';
-import type { ExposureRouter, ServiceExposure } from '../lib/model/exposure';
-import { helmRelease } from '../lib/model/sources';
+import { bool, intBetween, oneOf, resourcesSchema, subdomain } from '../lib/model/config/primitives';
+import type { ExposureRouter, RoutedHost, ServiceExposure } from '../lib/model/exposure';
+import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
-import type { Resources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
-import { CertManager, CLUSTER_ISSUERS } from './cert-manager';
+import { CertManager, certManagerEntry, CLUSTER_ISSUERS } from './cert-manager';
+
+const cidr = z.cidrv4({ error: 'expected an IPv4 CIDR such as "192.168.1.0/24"' });
+const nodePort = intBetween(30000, 32767);
+
+/** k3s' default cluster-cidr: the source address of every pod-to-Traefik connection. */
+export const K3S_POD_NETWORK = '10.42.0.0/16';
+
+export const DEFAULT_TRAEFIK_RESOURCES = { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } };
+
+/** `services.traefik`. */
+export const traefikSettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    /** Traefik pods; with more than one, spread over the nodes with a PodDisruptionBudget. */
+    replicas: intBetween(1, 5).default(1),
+    /** `LoadBalancer` (k3s ServiceLB, MetalLB) or `NodePort` (a router forwarding to the nodes). */
+    serviceType: oneOf(['LoadBalancer', 'NodePort']).default('LoadBalancer'),
+    /** Address MetalLB assigns (annotation metallb.io/loadBalancerIPs); k3s ServiceLB advertises the node addresses instead. @default any */
+    loadBalancerIP: z.ipv4({ error: 'expected an IPv4 address' }).optional(),
+    /** Fixed node ports for `NodePort`. @default assigned by Kubernetes */
+    nodePorts: z.strictObject({ web: nodePort.optional(), websecure: nodePort.optional() }).optional(),
+    /** ClusterIssuer of every certificate: try `letsencrypt-staging` first, then switch. */
+    issuer: oneOf(['letsencrypt-production', 'letsencrypt-staging']).default('letsencrypt-production'),
+    /** Traefik's own dashboard, an admin route. */
+    dashboard: z.strictObject({ subdomain: subdomain.default('traefik') }).prefault({}),
+    /**
+     * Who may reach admin UIs (Argo CD, Grafana, Longhorn ...): client addresses in
+     * `allowList` and/or whoever the `forwardAuth` server (Authelia, oauth2-proxy ...) lets in.
+     */
+    adminAccess: z
+      .strictObject({
+        allowList: z.array(cidr).default([]),
+        forwardAuth: z
+          .strictObject({
+            /** The auth server's verification URL, e.g. http://authelia.auth.svc/api/authz/forward-auth. */
+            address: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+            /** Headers of the auth server's answer copied to the request (e.g. Remote-User). @default none */
+            authResponseHeaders: z.array(z.string().min(1)).default([]),
+          })
+          .optional(),
+      })
+      .prefault({}),
+    /** The cluster's pod network (k3s --cluster-cidr): never allow-listed, since in-cluster clients come from it. */
+    podNetwork: cidr.default(K3S_POD_NETWORK),
+    resources: resourcesSchema.default(DEFAULT_TRAEFIK_RESOURCES),
+  })
+  .superRefine((traefik, ctx) => {
+    if (!traefik.enabled) return;
+    const { allowList, forwardAuth } = traefik.adminAccess;
+    if (allowList.length === 0 && !forwardAuth) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['adminAccess'],
+        message: 'expected an allowList of client networks (e.g. your LAN, 192.168.1.0/24) and/or a forwardAuth server: admin UIs are never public',
+      });
+    }
+    allowList.forEach((range, i) => {
+      if (cidrsOverlap(range, traefik.podNetwork)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['adminAccess', 'allowList', i],
+          message: `expected a network outside the pod network ${traefik.podNetwork}: every pod (and cloudflared's tunnel traffic) comes from there`,
+        });
+      }
+    });
+    if (traefik.serviceType === 'NodePort' && traefik.loadBalancerIP) {
+      ctx.addIssue({ code: 'custom', path: ['loadBalancerIP'], message: 'expected no loadBalancerIP with serviceType NodePort' });
+    }
+    if (traefik.serviceType === 'LoadBalancer' && traefik.nodePorts) {
+      ctx.addIssue({ code: 'custom', path: ['nodePorts'], message: 'expected nodePorts only with serviceType NodePort' });
+    }
+  })
+  .prefault({});
+
+export type TraefikSettings = z.output<typeof traefikSettings>;
+
+/** Whether two IPv4 CIDRs share an address (one contains the other). */
+export function cidrsOverlap(a: string, b: string): boolean {
+  const [baseA, bitsA] = parseCidr(a);
+  const [baseB, bitsB] = parseCidr(b);
+  const bits = Math.min(bitsA, bitsB);
+  return network(baseA, bits) === network(baseB, bits);
+}
+
+function parseCidr(cidr: string): [number, number] {
+  const [address, bits] = cidr.split('/');
+  const value = address.split('.').reduce((sum, octet) => sum * 256 + Number(octet), 0);
+  return [value, Number(bits)];
+}
+
+function network(address: number, bits: number): number {
+  return bits === 0 ? 0 : Math.floor(address / 2 ** (32 - bits));
+}
+
 
 export const TRAEFIK_NAMESPACE = 'traefik';
 
@@ -52,39 +147,22 @@ export const WEBSECURE_ADDRESS = `${TRAEFIK_SERVICE}.${TRAEFIK_NAMESPACE}.svc:${
 export type ClusterIssuerName = keyof typeof CLUSTER_ISSUERS;
 
 /** Who may reach admin UIs: client networks and/or a forward-auth server. */
-export interface AdminAccess {
-  /** Client networks (CIDRs) let through; the pod network must not be among them. */
-  readonly allowList: readonly string[];
-  /** An auth server asked about every request (Authelia, oauth2-proxy ...). @default none */
-  readonly forwardAuth?: { readonly address: string; readonly authResponseHeaders?: readonly string[] };
-}
+export type AdminAccess = TraefikSettings['adminAccess'];
 
-export interface TraefikProps {
+export type TraefikProps = Omit<TraefikSettings, 'enabled'> & {
   /** Issues the certificates (its ClusterIssuers). */
   readonly certManager: CertManager;
-  /** @default 'letsencrypt-production' */
-  readonly issuer?: ClusterIssuerName;
-  readonly adminAccess: AdminAccess;
-  /** @default 1 */
-  readonly replicas?: number;
-  /** @default 'LoadBalancer' */
-  readonly serviceType?: 'LoadBalancer' | 'NodePort';
-  /** Requested from MetalLB. @default any */
-  readonly loadBalancerIP?: string;
-  /** With `NodePort`. @default assigned by Kubernetes */
-  readonly nodePorts?: { readonly web?: number; readonly websecure?: number };
-  /** Subdomain of Traefik's own dashboard (an admin route). @default 'traefik' */
-  readonly dashboardSubdomain?: string;
-  readonly resources: Resources;
-}
+};
 
-/** A host Traefik routes, as the checkpoint and the tunnel see it. */
-export interface RoutedHost {
-  readonly host: string;
-  readonly admin: boolean;
-  /** `<namespace>/<name>` of its Certificate. */
-  readonly certificate: string;
-}
+/** "Traefik Official Kubernetes Dashboard" (Traefik Labs) on grafana.com: revision 9. */
+const DASHBOARD = { name: 'traefik', gnetId: 17347, revision: 9 } as const;
+
+/** The proxies' metrics entry point, on every pod. */
+const PROXY_METRICS = {
+  selector: TRAEFIK_POD_LABELS,
+  port: 'metrics',
+  source: 'traefik/traefik-helm-chart v41.3.0 traefik/templates/_helpers.tpl traefik.labelselector, _podtemplate.tpl ports',
+} as const;
 
 /** Where a route goes: a Service port, or one of Traefik's internal services. */
 interface RouteBackend {
@@ -110,6 +188,7 @@ const ERROR_MIN_RATE = 0.1;
 
 export class Traefik extends HomelabService implements ExposureRouter {
   /** Traefik's pods, by the chart's name label (traefik 41.3.0 `traefik.labelselector`): the backends let them in. */
+  readonly routerName = 'Traefik';
   readonly routerPods = { namespace: TRAEFIK_NAMESPACE, podSelector: { 'app.kubernetes.io/name': 'traefik' } };
   private readonly issuer: ClusterIssuerName;
   private readonly adminAccess: AdminAccess;
@@ -118,19 +197,19 @@ export class Traefik extends HomelabService implements ExposureRouter {
   private readonly platform: Platform;
 
   constructor(scope: Platform, props: TraefikProps) {
-    const replicas = props.replicas ?? 1;
+    const replicas = props.replicas;
     super(scope, 'traefik', props, {
       layer: Layer.NETWORKING,
       namespace: TRAEFIK_NAMESPACE,
       // The chart's crds/ folder, applied by Argo CD with the chart (server-side apply); the
       // IngressRoutes and Middlewares below then skip the dry run and sync after it.
       installsCrdGroups: ['traefik.io', 'hub.traefik.io'],
-      helm: helmRelease('traefik', traefikValues({ ...props, replicas })),
+      helm: helmRelease('traefik', traefikValues(props)),
     });
     this.platform = scope;
-    this.issuer = props.issuer ?? 'letsencrypt-production';
+    this.issuer = props.issuer;
     this.adminAccess = props.adminAccess;
-    this.dashboardSubdomain = props.dashboardSubdomain ?? 'traefik';
+    this.dashboardSubdomain = props.dashboard.subdomain;
     if (this.adminAccess.allowList.length === 0 && !this.adminAccess.forwardAuth) {
       throw new Error('traefik: admin access needs an allow-list or a forward-auth server');
     }
@@ -150,7 +229,7 @@ export class Traefik extends HomelabService implements ExposureRouter {
     return this.routed;
   }
 
-  /** Routes the dashboard and every exposure, depends on the exposing services, and adds the checkpoint. */
+  /** Routes the dashboard and every exposure, and adds the checkpoint (the ordering pass makes it depend on the exposing services). */
   routeExposures(exposures: readonly ServiceExposure[]): void {
     if (this.checkpoint) throw new Error('traefik: exposures are routed once');
     this.addRoute(this.dashboardSubdomain, this.namespaceName, true, {
@@ -167,7 +246,6 @@ export class Traefik extends HomelabService implements ExposureRouter {
         { name: exposure.serviceName, port: exposure.servicePort, kind: IngressRouteSpecRoutesServicesKind.SERVICE, scheme: exposure.backendScheme },
         exposure.hiddenPaths,
       );
-      if (service !== this) this._addDependency(service);
     }
     this.addCheckpoint();
   }
@@ -228,7 +306,7 @@ export class Traefik extends HomelabService implements ExposureRouter {
 
   /** Traefik's Prometheus entry point on every pod; 5xx answers per backend service. */
   private addMonitoring(): void {
-    this.exposeMetrics({ name: 'proxy', kind: 'pod', selector: TRAEFIK_POD_LABELS, port: 'metrics' });
+    this.exposeMetrics({ name: 'proxy', kind: 'pod', selector: PROXY_METRICS.selector, port: PROXY_METRICS.port });
     const requests = (filter = '') => `sum by (service) (rate(traefik_service_requests_total{${SERVICE_LABEL}="${this.serviceName}"${filter}}[5m]))`;
     this.addAlerts({
       alert: 'TraefikServiceErrors',
@@ -238,7 +316,7 @@ export class Traefik extends HomelabService implements ExposureRouter {
       summary: `{{ $labels.service }} answers more than ${ERROR_RATIO * 100}% of its requests through Traefik with 5xx`,
       description: '502/503/504 mean Traefik cannot reach the backend (pods down, no endpoints, NetworkPolicy); other 5xx come from the backend itself.',
     });
-    this.addDashboard(DASHBOARDS.traefik);
+    this.addDashboard(DASHBOARD);
   }
 
   /**
@@ -304,7 +382,7 @@ for route in $ROUTES; do
 done
 if [ "$failed" -gt 0 ]; then echo "$failed host(s) not routed" >&2; exit 1; fi`;
 
-function traefikValues(props: TraefikProps & { replicas: number }): TraefikValues {
+function traefikValues(props: TraefikProps): TraefikValues {
   const spread = props.replicas > 1;
   return {
     deployment: { replicas: props.replicas },
@@ -342,7 +420,7 @@ function traefikValues(props: TraefikProps & { replicas: number }): TraefikValue
     service: {
       // Local: kube-proxy delivers to a Traefik pod on the receiving node without SNAT, so the
       // allow-list sees the client's address (docs/adr/0011).
-      spec: { type: props.serviceType ?? 'LoadBalancer', externalTrafficPolicy: 'Local' },
+      spec: { type: props.serviceType, externalTrafficPolicy: 'Local' },
       annotations: props.loadBalancerIP ? { 'metallb.io/loadBalancerIPs': props.loadBalancerIP } : {},
     },
     metrics: { prometheus: { entryPoint: 'metrics', addEntryPointsLabels: true, addServicesLabels: true } },
@@ -352,3 +430,13 @@ function traefikValues(props: TraefikProps & { replicas: number }): TraefikValue
     // capabilities dropped, no privilege escalation, seccomp RuntimeDefault.
   };
 }
+
+export const traefikEntry = defineService({
+  name: 'traefik',
+  settings: { key: 'traefik', schema: traefikSettings },
+  names: [TRAEFIK_NAMESPACE],
+  subdomains: (settings) => [{ path: ['dashboard', 'subdomain'], subdomain: settings.dashboard.subdomain }],
+  requires: () => [{ entry: certManagerEntry, path: ['enabled'], reason: 'every route is served with a publicly signed certificate' }],
+  upstreamTargets: { 'traefik-proxy': PROXY_METRICS },
+  build: (platform, settings, context) => new Traefik(platform, { ...settings, certManager: context.required(certManagerEntry) }),
+});

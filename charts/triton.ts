@@ -6,53 +6,114 @@
  */
 import { createHash } from 'node:crypto';
 import { k8s } from 'cdk8s-plus-28';
+import { z } from 'zod';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { DASHBOARDS } from './dashboards';
+import { bool, intBetween, memoryQuantity, oneOf, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
+import { parseQuantity } from '../lib/util/quantity';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
-import { Resources, toResourceRequirements } from '../lib/model/resources';
+import { toResourceRequirements } from '../lib/model/resources';
 import { S3_CREDENTIAL_KEYS } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
+import { longhornEntry } from './longhorn';
+import { nvidiaDevicePluginEntry } from './nvidia-device-plugin';
 
-export interface TritonS3Repository {
-  /** `s3://bucket/path` or `s3://[https://]host:port/bucket/path`. */
-  readonly url: string;
-  /** AWS_DEFAULT_REGION. @default none */
-  readonly region?: string;
+const expected = (what: string) => ({ error: `expected ${what}` });
+
+/**
+ * An S3 model repository as Triton's S3 filesystem parses it (core
+ * src/filesystem/implementations/s3.h): `s3://bucket/path` on AWS, or
+ * `s3://[http://|https://]host:port/bucket/path` for MinIO and other S3 servers.
+ */
+const s3RepositoryUrl = z
+  .string(expected('an S3 URL'))
+  .regex(
+    /^s3:\/\/((https?:\/\/)?[0-9a-zA-Z.-]+:\d+\/)?[0-9a-z.-]+(\/[0-9a-zA-Z._-]+)*\/?$/,
+    expected('an S3 URL such as "s3://bucket/models" or "s3://https://minio.example.net:9000/bucket/models"'),
+  );
+
+const region = z.string(expected('a region name such as "eu-central-1"')).regex(/^[a-z0-9-]+$/, expected('a region name such as "eu-central-1"'));
+
+const modelRepositorySchema = z
+  .strictObject({
+    /** A Longhorn volume (default storage class) you copy models into. */
+    volume: z.strictObject({ size: volumeSize }).optional(),
+    /** Its credentials: the Secret `triton-s3-credentials` (charts/triton.ts). */
+    s3: z
+      .strictObject({
+        url: s3RepositoryUrl,
+        /** AWS region (AWS_DEFAULT_REGION); S3-compatible servers usually need none. @default none */
+        region: region.optional(),
+      })
+      .optional(),
+  })
+  .refine((repository) => (repository.volume === undefined) !== (repository.s3 === undefined), {
+    // Environments deep-merge onto the base, so switching sources needs `volume: null` or `s3: null`.
+    error: 'expected exactly one of volume or s3 (set the other to null in an environment that switches)',
+  });
+
+/** `services.triton`. */
+export const tritonSettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    replicas: intBetween(1, 16).default(1),
+    /** `nvidia.com/gpu` each replica requests (time-sliced GPUs when the device plugin shares them). */
+    gpusPerReplica: intBetween(1, 8).default(1),
+    modelRepository: modelRepositorySchema.default({ volume: { size: '20Gi' } }),
+    /** Triton's --model-control-mode: none (load at startup), poll (follow the repository), explicit (load API). */
+    modelControlMode: oneOf(['none', 'poll', 'explicit']).default('none'),
+    /** Memory-backed /dev/shm (Python backend and large tensors); counts against the memory limit. */
+    shmSize: memoryQuantity.default('1Gi'),
+    /** How long Triton may take to load its models before Kubernetes restarts it. */
+    startupTimeoutSeconds: intBetween(30, 7200).default(600),
+    resources: resourcesSchema.default({ requests: { cpu: '1', memory: '4Gi' }, limits: { cpu: '4', memory: '16Gi' } }),
+  })
+  .superRefine((triton, ctx) => {
+    const shm = memoryBytes(triton.shmSize);
+    const limit = memoryBytes(triton.resources.limits.memory);
+    if (shm !== undefined && limit !== undefined && shm >= limit) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['shmSize'],
+        message: `expected less than resources.limits.memory (${triton.resources.limits.memory}): /dev/shm is memory and counts against that limit`,
+      });
+    }
+    if (triton.modelRepository.volume && triton.replicas > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['replicas'],
+        message: `expected 1 with modelRepository.volume (a ReadWriteOnce volume attaches to one pod; use modelRepository.s3 for more), received ${triton.replicas}`,
+      });
+    }
+  })
+  .prefault({});
+
+export type TritonSettings = z.output<typeof tritonSettings>;
+
+/** Bytes of a memory quantity; undefined when it is malformed (reported by its own field). */
+function memoryBytes(quantity: string): number | undefined {
+  return memoryQuantity.safeParse(quantity).success ? parseQuantity(quantity) : undefined;
 }
 
-/** Where the user's models are: exactly one of a volume or an S3 bucket. */
-export interface TritonModelRepository {
-  /** A volume from `storage`, mounted at /models (whole Gi or Ti). */
-  readonly volume?: { readonly size: string };
-  readonly s3?: TritonS3Repository;
-}
 
-export type ModelControlMode = 'none' | 'poll' | 'explicit';
+export type TritonModelRepository = TritonSettings['modelRepository'];
+export type TritonS3Repository = NonNullable<TritonModelRepository['s3']>;
+export type ModelControlMode = TritonSettings['modelControlMode'];
 
-export interface TritonProps {
+export type TritonProps = Omit<TritonSettings, 'enabled'> & {
   /** Provides the GPUs: the RuntimeClass and the GPU nodes. */
   readonly devicePlugin: GpuProvider;
-  readonly modelRepository: TritonModelRepository;
   /** Required with `modelRepository.volume`. @default none */
   readonly storage?: StorageProvider;
-  /** CPU and memory per replica; /dev/shm counts against the memory limit. */
-  readonly resources: Resources;
-  /** @default 1 */
-  readonly replicas?: number;
-  /** `nvidia.com/gpu` per replica. @default 1 */
-  readonly gpusPerReplica?: number;
-  /** @default 'none' */
-  readonly modelControlMode?: ModelControlMode;
-  /** Size of the memory-backed /dev/shm, e.g. `1Gi`. @default '1Gi' */
-  readonly shmSize?: string;
-  /** How long model loading may take before Kubernetes restarts Triton. @default 600 */
-  readonly startupTimeoutSeconds?: number;
-}
+};
+
+/** "Triton Inference Server" on grafana.com (nv_inference_* and nv_gpu_* metrics): first revision. */
+const DASHBOARD = { name: 'triton-inference-server', gnetId: 12832, revision: 1 } as const;
 
 export const TRITON_NAMESPACE = 'triton';
 /** With an S3 model repository: the Secret (in the triton namespace) with its credentials, S3_CREDENTIAL_KEYS. */
@@ -133,8 +194,8 @@ export class Triton extends HomelabService {
 
   constructor(scope: Platform, props: TritonProps) {
     super(scope, 'triton', props, { layer: Layer.AI, namespace: TRITON_NAMESPACE });
-    const replicas = props.replicas ?? 1;
-    const gpus = props.gpusPerReplica ?? 1;
+    const replicas = props.replicas;
+    const gpus = props.gpusPerReplica;
     const source = repositorySource(props, replicas);
     if (props.devicePlugin.gpuReplicas > 1 && gpus > 1) throw new Error('triton: time-sliced GPUs are requested one per pod');
     this.httpUrl = `http://triton.${TRITON_NAMESPACE}.svc:${PORTS.http}`;
@@ -198,7 +259,7 @@ export class Triton extends HomelabService {
         // A new pod would wait for the GPU (and the volume) the old one holds: replace old first.
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(0), maxUnavailable: k8s.IntOrString.fromNumber(1) } },
         // Argo CD marks a Deployment past this deadline Degraded, which fails the sync.
-        progressDeadlineSeconds: IMAGE_PULL_SECONDS + (props.startupTimeoutSeconds ?? 600),
+        progressDeadlineSeconds: IMAGE_PULL_SECONDS + props.startupTimeoutSeconds,
         template: {
           metadata: {
             labels: this.selectorFor(COMPONENT),
@@ -224,7 +285,7 @@ export class Triton extends HomelabService {
               ...repository.volumes,
               { name: 'smoke-model', configMap: { name: SMOKE_CONFIG_MAP } },
               // Python backend stubs and large tensors go through shared memory.
-              { name: 'shm', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString(props.shmSize ?? '1Gi') } },
+              { name: 'shm', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString(props.shmSize) } },
               { name: 'tmp', emptyDir: {} },
             ],
           },
@@ -302,7 +363,7 @@ export class Triton extends HomelabService {
         description: 'Loading another model, or a larger batch, will fail with out-of-memory errors.',
       },
     );
-    this.addDashboard(DASHBOARDS.triton);
+    this.addDashboard(DASHBOARD);
   }
 
   /** Triton is ready, serves the smoke model, and the model's answer to a fixed request is right. */
@@ -349,7 +410,7 @@ function tritonContainer(props: TritonProps, gpus: number, repository: Repositor
     image: IMAGES.triton,
     imagePullPolicy: 'IfNotPresent',
     // Through the image's entrypoint, as NVIDIA's own Kubernetes examples run it.
-    args: tritonArgs(repository.path, props.modelControlMode ?? 'none'),
+    args: tritonArgs(repository.path, props.modelControlMode),
     env: [
       // build.py creates the user with a plain `useradd`, which makes no home directory:
       // backends caching under $HOME (PyTorch, OpenAI Triton) use /tmp instead.
@@ -358,7 +419,7 @@ function tritonContainer(props: TritonProps, gpus: number, repository: Repositor
     ],
     ports: Object.entries(PORTS).map(([name, containerPort]) => ({ name, containerPort })),
     resources: { requests: compute.requests, limits: { ...compute.limits, [GPU_RESOURCE]: k8s.Quantity.fromNumber(gpus) } },
-    ...probes(props.startupTimeoutSeconds ?? 600),
+    ...probes(props.startupTimeoutSeconds),
     // Restricted, with a read-only root: as uid 1000 Triton can write only to world-writable
     // paths anyway, and those are volumes here. What it cannot get in a pod: the raised
     // memlock and stack ulimits of NVIDIA's `docker run` examples (Kubernetes sets no
@@ -416,3 +477,29 @@ function smokeAnswer(): number[] {
 function checksum(files: Record<string, string>): string {
   return createHash('sha256').update(JSON.stringify(files)).digest('hex');
 }
+
+export const tritonEntry = defineService({
+  name: 'triton',
+  settings: { key: 'triton', schema: tritonSettings },
+  names: [TRITON_NAMESPACE],
+  requires: (settings) => [
+    { entry: nvidiaDevicePluginEntry, path: ['enabled'], reason: 'Triton needs the GPUs it advertises' },
+    ...(settings.modelRepository.volume ? [{ entry: longhornEntry, path: ['modelRepository', 'volume'], reason: 'a volume needs Longhorn' }] : []),
+  ],
+  check: (settings, env) =>
+    env.isEnabled(nvidiaDevicePluginEntry) && env.settingsOf(nvidiaDevicePluginEntry).timeSlicing && settings.gpusPerReplica > 1
+      ? [
+          {
+            path: ['gpusPerReplica'],
+            message: `expected 1 with services.nvidiaDevicePlugin.timeSlicing (the plugin refuses requests for more than one shared GPU), received ${settings.gpusPerReplica}`,
+          },
+        ]
+      : [],
+  build: (platform, settings, context) =>
+    new Triton(platform, {
+      ...settings,
+      devicePlugin: context.required(nvidiaDevicePluginEntry),
+      // Only a volume repository needs Longhorn: an S3 one must not wait for it.
+      storage: settings.modelRepository.volume ? context.required(longhornEntry) : undefined,
+    }),
+});

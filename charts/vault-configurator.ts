@@ -11,7 +11,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { POST_SYNC_HOOK } from '../lib/model/checkpoint';
 import { resources, toResourceRequirements } from '../lib/model/resources';
-import { MANAGED_VAULT_PREFIX, VAULT_KV_MOUNT, VaultAccess } from '../lib/model/secrets';
+import type { SecretNeed } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 
@@ -24,6 +24,42 @@ export const CONFIGURATOR_POLICY_KEY = 'configurator-policy.hcl';
 /** Vault's Kubernetes auth mount and the audience External Secrets requests tokens for. */
 export const KUBERNETES_AUTH_MOUNT = 'kubernetes';
 export const VAULT_AUDIENCE = 'vault';
+
+/** KV v2 secrets engine holding every service's secrets: `<mount>/<service>/<secret>`. */
+export const VAULT_KV_MOUNT = 'homelab';
+
+/**
+ * Prefix of the Vault roles and policies the configurator Job manages (one of each per
+ * consuming service): the Job removes those with this prefix that are no longer declared.
+ */
+export const MANAGED_VAULT_PREFIX = 'homelab-';
+
+/** Path of a need's values in the KV engine (without the mount): `<service>/<secret>`. */
+export function vaultPath(need: Pick<SecretNeed, 'service' | 'name'>): string {
+  return `${need.service}/${need.name}`;
+}
+
+/** How one consuming service reads its own secrets: its Kubernetes identity and its Vault role and policy. */
+export interface VaultAccess {
+  readonly service: string;
+  readonly namespace: string;
+  /** ServiceAccount External Secrets logs in to Vault as (Kubernetes auth). */
+  readonly serviceAccount: string;
+  /** Vault role bound to that ServiceAccount, and policy (same name) granting read on `policyPath`. */
+  readonly role: string;
+  /** `<mount>/data/<service>/*`: the service's own subtree of the KV engine, read-only. */
+  readonly policyPath: string;
+}
+
+export function vaultAccess(service: string, namespace: string): VaultAccess {
+  return {
+    service,
+    namespace,
+    serviceAccount: `${service}-secrets`,
+    role: `${MANAGED_VAULT_PREFIX}${service}`,
+    policyPath: `${VAULT_KV_MOUNT}/data/${service}/*`,
+  };
+}
 
 /** The image's `vault` user and group. */
 export const VAULT_UID = 100;

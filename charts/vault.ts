@@ -9,19 +9,46 @@
  * auth method and every consuming service's role and policy as declared.
  */
 import { Duration } from 'cdk8s';
+import { z } from 'zod';
 import type { VaultValues } from '../imports/helm/vault';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { DASHBOARDS } from './dashboards';
-import { helmRelease } from '../lib/model/sources';
+import { bool, intBetween, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
+import { schedulableNodes } from '../lib/model/inventory';
+import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
-import { Resources } from '../lib/model/resources';
-import type { VaultAccess } from '../lib/model/secrets';
+import type { SecretBackend, SecretNeed } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
-import { VAULT_GID, VAULT_UID, VaultConfigurator } from './vault-configurator';
+import { longhornEntry, longhornStorageClassIssues } from './longhorn';
+import { VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, vaultAccess, VaultConfigurator, vaultPath } from './vault-configurator';
+
+/** The Vault server container (per replica). */
+export const DEFAULT_VAULT_RESOURCES = { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } };
+
+/** `services.vault`. */
+export const vaultSettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    /** 1: standalone (file storage); 3 or 5: HA with integrated raft storage, one pod per node. */
+    replicas: intBetween(1, 5)
+      .refine((n) => n === 1 || n % 2 === 1, { error: 'expected 1 (standalone) or an odd number for a raft quorum (3 or 5)' })
+      .default(1),
+    /** Volume of each Vault pod (raft or file storage). */
+    storageSize: volumeSize.default('10Gi'),
+    /** @default Longhorn's default storage class */
+    storageClass: k8sName.optional(),
+    resources: resourcesSchema.default(DEFAULT_VAULT_RESOURCES),
+    /** The UI at `<subdomain>.<domain>` (an admin exposure). */
+    subdomain: subdomain.default('vault'),
+  })
+  .prefault({});
+
+export type VaultSettings = z.output<typeof vaultSettings>;
+
 
 export const VAULT_NAMESPACE = 'vault';
 /** API and UI port of every Vault pod and Service. */
@@ -40,33 +67,22 @@ export const VAULT_SERVER_POD_LABELS = {
 
 /** The vault image's user and group (the chart's defaults). */
 
-export interface VaultProps {
+export type VaultProps = Omit<VaultSettings, 'enabled'> & {
   /** Provides the volume of every Vault pod. */
   readonly storage: StorageProvider;
-  /** 1: standalone with file storage; 3 or 5: HA with integrated raft storage. @default 1 */
-  readonly replicas?: number;
-  /** @default '10Gi' */
-  readonly storageSize?: string;
-  /** @default the storage provider's default class */
-  readonly storageClass?: string;
-  readonly resources: Resources;
-  /** The UI's host is `<subdomain>.<domain>`. @default 'vault' */
-  readonly subdomain?: string;
-}
+};
 
-export class Vault extends HomelabService {
-  static isVault(x: unknown): x is Vault {
-    // Not `instanceof`: cdk8s' Chart answers it for every chart (Symbol.hasInstance).
-    return Vault.prototype.isPrototypeOf(x as object);
-  }
+/** "HashiCorp Vault" on grafana.com: revision 2. */
+const DASHBOARD = { name: 'vault', gnetId: 12904, revision: 2 } as const;
 
+export class Vault extends HomelabService implements SecretBackend {
   readonly replicas: number;
   /** Where clients (External Secrets, the configurator) reach the active Vault inside the cluster. */
   readonly address: string;
   private configurator?: VaultConfigurator;
 
   constructor(scope: Platform, props: VaultProps) {
-    const replicas = props.replicas ?? 1;
+    const replicas = props.replicas;
     const ha = replicas > 1;
     super(scope, 'vault', props, {
       layer: Layer.SECURITY,
@@ -79,7 +95,7 @@ export class Vault extends HomelabService {
     this.requestCapacity({ workload: 'vault', replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory });
     this.serveClients({ port: VAULT_PORT, podSelector: VAULT_SERVER_POD_LABELS });
     this.expose({
-      subdomain: props.subdomain ?? 'vault',
+      subdomain: props.subdomain,
       serviceName: 'vault-ui',
       servicePort: VAULT_PORT,
       podPort: VAULT_PORT,
@@ -90,14 +106,22 @@ export class Vault extends HomelabService {
     this.addCheckpoint();
   }
 
+  locationOf(need: SecretNeed): string {
+    return `Vault ${VAULT_KV_MOUNT}/${vaultPath(need)}`;
+  }
+
   /**
-   * @internal called once by the secret delivery (lib/secret-delivery.ts) with every service
-   * that reads secrets from Vault: emits the configurator Job and its generated ConfigMap.
+   * Called once by the secret-delivery pass with every service that reads secrets from Vault:
+   * emits the configurator Job and its generated ConfigMap (a role and a policy each).
    */
-  _configure(access: readonly VaultAccess[], probe?: { readonly path: string; readonly key: string }): VaultConfigurator {
+  grantAccess(consumers: readonly HomelabService[], probe?: SecretNeed): void {
     if (this.configurator) throw new Error('vault: configured twice');
-    this.configurator = new VaultConfigurator(this, 'configurator', { address: this.address, access, probe });
-    return this.configurator;
+    const access = consumers.map((consumer) => vaultAccess(consumer.serviceName, consumer.namespaceName));
+    this.configurator = new VaultConfigurator(this, 'configurator', {
+      address: this.address,
+      access,
+      probe: probe && { path: vaultPath(probe), key: probe.keys[0] },
+    });
   }
 
   private addMonitoring(): void {
@@ -119,7 +143,7 @@ export class Vault extends HomelabService {
       summary: 'Vault on {{ $labels.pod }} is sealed: no secret is delivered or renewed from it until it is unsealed',
       description: `Unseal it with the unseal keys (${VAULT_RUNBOOK}), or check the auto-unseal key provider.`,
     });
-    this.addDashboard(DASHBOARDS.vault);
+    this.addDashboard(DASHBOARD);
   }
 
   /**
@@ -164,7 +188,7 @@ function vaultValues(props: VaultProps, replicas: number): VaultValues {
     ui: { enabled: true, activeVaultPodOnly: ha },
     server: {
       resources: props.resources,
-      dataStorage: { enabled: true, size: props.storageSize ?? '10Gi', storageClass: props.storage.storageClass(props.storageClass) },
+      dataStorage: { enabled: true, size: props.storageSize, storageClass: props.storage.storageClass(props.storageClass) },
       // The chart's default affinity stays: one pod per node (the config check caps replicas at
       // the schedulable nodes, so none stays Pending).
       standalone: ha ? { enabled: false } : { enabled: true, config: vaultConfig(FILE_STORAGE) },
@@ -223,3 +247,35 @@ telemetry {
 }
 `;
 }
+
+export const vaultEntry = defineService({
+  name: 'vault',
+  settings: { key: 'vault', schema: vaultSettings },
+  names: [VAULT_NAMESPACE],
+  subdomains: (settings) => [{ path: ['subdomain'], subdomain: settings.subdomain }],
+  requires: () => [{ entry: longhornEntry, path: ['enabled'], reason: 'Vault keeps its storage on Longhorn' }],
+  check: (settings, env) => {
+    const schedulable = schedulableNodes(env.nodes);
+    return [
+      ...longhornStorageClassIssues(env, ['storageClass'], settings.storageClass),
+      ...(settings.replicas > schedulable.length
+        ? [
+            {
+              path: ['replicas'],
+              message:
+                `expected at most ${schedulable.length} (one Vault pod per schedulable node: ${schedulable.join(', ') || 'none'}; ` +
+                `the chart's required pod anti-affinity leaves the others Pending), received ${settings.replicas}`,
+            },
+          ]
+        : []),
+    ];
+  },
+  upstreamTargets: {
+    'vault-server': {
+      selector: VAULT_SERVER_POD_LABELS,
+      port: 'http',
+      source: 'vault-helm v0.34.1 templates/server-statefulset.yaml (port named after vault.scheme, http with tlsDisable)',
+    },
+  },
+  build: (platform, settings, context) => new Vault(platform, { ...settings, storage: context.required(longhornEntry) }),
+});

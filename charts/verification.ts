@@ -9,15 +9,17 @@
  */
 import { Duration } from 'cdk8s';
 import { Construct } from 'constructs';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint, CheckpointProps, probeJob } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
-import { MonitoringStack, PROMETHEUS_URL } from './kube-prometheus-stack';
-import type { Loki } from './loki';
-import type { N8n } from './n8n';
+import { alloyEntry } from './alloy';
+import { MonitoringStack, monitoringEntry, PROMETHEUS_URL } from './kube-prometheus-stack';
+import { Loki, lokiEntry } from './loki';
+import { N8n, n8nEntry } from './n8n';
 
 export interface VerificationProps {
   /** Every other service of the environment: the verification runs after all of them. */
@@ -55,7 +57,7 @@ export class Verification extends HomelabService {
     // Ordered after every service, but not a client of any: its Jobs run in their namespaces
     // (no props references, so no NetworkPolicy allow rule from this namespace).
     super(scope, 'verification', {}, { layer: Layer.VERIFICATION, namespace: VERIFICATION_NAMESPACE });
-    for (const service of props.services) this._addDependency(service);
+    for (const service of props.services) this.dependOn(service);
     const checks: VerificationCheck[] = [];
     for (const service of props.services) {
       const checkpoint = service.checkpoint;
@@ -247,3 +249,23 @@ for check in $CHECKS; do
 done
 if [ "$failed" -gt 0 ]; then echo "$failed check(s) did not pass" >&2; exit 1; fi
 echo "all checks passed"`;
+
+/**
+ * The final validation of every environment: built once every other service exists and the
+ * exposures are routed, so that it replays every checkpoint (the router's included).
+ */
+export const verificationEntry = defineService({
+  name: 'verification',
+  enabled: () => true,
+  final: true,
+  names: [VERIFICATION_NAMESPACE],
+  serviceNames: () => [],
+  build: (platform, _settings, context) =>
+    new Verification(platform, {
+      services: [...context.services],
+      monitoring: context.optional(monitoringEntry),
+      // Logs reach Loki only where Alloy ships them.
+      logs: platform.isEnabled(alloyEntry) ? context.optional(lokiEntry) : undefined,
+      automation: context.optional(n8nEntry),
+    }),
+});

@@ -1,17 +1,9 @@
-import type { GitManifests, KustomizeSource } from '../lib/model/sources';
+import type { GitManifests, HelmChartVersion, KustomizeSource } from '../lib/model/sources';
 
 /**
  * Every upstream version the platform deploys, in one place. Chart versions must match the
  * chart copies the typed values in imports/helm/ were generated from (a test checks this).
  */
-
-export interface HelmChartVersion {
-  /** Helm repository URL as Argo CD's `spec.source.repoURL` takes it. */
-  readonly repoURL: string;
-  readonly chart: string;
-  /** Exact chart version (Argo CD `targetRevision`). */
-  readonly version: string;
-}
 
 export const CHARTS = {
   argocd: { repoURL: 'https://argoproj.github.io/argo-helm', chart: 'argo-cd', version: '10.1.1' },
@@ -86,6 +78,3 @@ export const IMAGES = {
   /** Shell for filesystem checks in checkpoints. */
   busybox: 'docker.io/library/busybox:1.37.0',
 } as const;
-
-/** Kubernetes minor version the manifests and Pod Security labels target. */
-export const KUBERNETES_VERSION = 'v1.28';

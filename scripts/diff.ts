@@ -3,7 +3,9 @@
  * what a fresh synth (in memory; k8s/ is not written) changes against the committed k8s/,
  * per environment and Argo CD Application, with the changed fields of every resource.
  */
-import { CommandSpec, colours, parseCommandLine, runCommand, usageError } from '../lib/tools/cli';
+import { BUILTIN_CATALOG } from '../charts/catalog';
+import { CommandSpec, parseCommandLine, runCommand, usageError } from '../lib/tools/cli';
+import { colours } from '../lib/util/colours';
 import { diffTrees } from '../lib/output/diff';
 import { formatMarkdown, formatText } from '../lib/output/diff-format';
 import { gitCommit, readGitTree, treeOf } from '../lib/output/output-tree';
@@ -33,7 +35,7 @@ export function main(argv: readonly string[], options: { cwd?: string } = {}): n
     const { base, format, config, env, out } = parsed.values as { base: string; format: string; config: string; env?: string; out: string };
     if (!(FORMATS as readonly string[]).includes(format)) throw usageError(DIFF_COMMAND, `--format: expected one of ${FORMATS.join(', ')}, received "${format}"`);
     const commit = gitCommit(base, options.cwd);
-    const head = treeOf(synthesizeConfigFile({ configFile: config, environment: env }));
+    const head = treeOf(synthesizeConfigFile({ configFile: config, catalog: BUILTIN_CATALOG, environment: env }));
     const committed = readGitTree(commit, out, { cwd: options.cwd, environments: env !== undefined ? [env] : undefined });
     const diff = diffTrees(committed, head);
     const context = { base: `${base} (${commit.slice(0, 7)})`, outdir: out.replace(/\/+$/, '') };

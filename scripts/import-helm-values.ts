@@ -2,7 +2,7 @@
  * Offline `cdk8s import helm:<repo>/<chart>@<version>`: types the values of the upstream Helm
  * charts the platform deploys, from the copies in ../shared/charts (Chart.yaml, values.yaml and,
  * where the chart has one, values.schema.json). For each chart folder it writes
- *   imports/helm/<folder>.schema.json  a draft-07 JSON Schema, checked at run time by lib/helm-values.ts
+ *   imports/helm/<folder>.schema.json  a draft-07 JSON Schema, checked at run time by lib/tools/validate/helm-values.ts
  *   imports/helm/<folder>.ts           the same schema as TypeScript (`<Name>Values`, CHART_NAME, CHART_VERSION)
  * Both are committed: building and testing do not need ../shared.
  *

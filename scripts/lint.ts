@@ -1,6 +1,6 @@
 /**
  * `npm run lint:k8s [-- --dir other-tree]`: policy lint of every workload and selector in the
- * output tree (lib/lint). One line per violation, `<env>/<file>: <rule>: <message>`, then a
+ * output tree (lib/tools/lint). One line per violation, `<env>/<file>: <rule>: <message>`, then a
  * summary; exits 1 on any violation.
  */
 import { lintTree, formatViolation } from '../lib/tools/lint/lint';

@@ -9,18 +9,16 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'cdk8s';
 import { parse } from 'yaml';
+import type { z } from 'zod';
 import { describe, expect, it } from 'vitest';
-import { Longhorn } from '../charts/longhorn';
-import { NvidiaDevicePlugin } from '../charts/nvidia-device-plugin';
-import { SMOKE_MODEL, Triton } from '../charts/triton';
-import { parseConfig } from '../lib/model/config/load';
+import { Longhorn, longhornEntry } from '../charts/longhorn';
+import { NvidiaDevicePlugin, nvidiaDevicePluginSettings as nvidiaDevicePluginSchema } from '../charts/nvidia-device-plugin';
+import { SMOKE_MODEL, Triton, tritonSettings as tritonSchema } from '../charts/triton';
 import type { EnvironmentConfig, NodeConfig } from '../lib/model/config/environment';
-import { aiServiceIssues, nvidiaDevicePluginSchema, tritonSchema } from '../charts/config/ai';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
-import { Platform } from '../lib/model/platform';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { exampleObject, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, tempDir, toYamlText } from './support';
+import { emptyPlatform, environmentIssues, PolicyProvider, exampleObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
 
 type ConfigMutation = (config: Record<string, any>) => void;
 
@@ -45,14 +43,15 @@ interface Built {
 function build(variant: Variant = {}): Built {
   const raw = exampleObject();
   variant.config?.(raw);
-  const config = parseConfig(toYamlText(raw), 'test.yaml').environments.get('prod')!;
+  const config = parseText(toYamlText(raw), 'test.yaml').environments.get('prod')!;
   const app = new App({ outdir: '/dev/null' });
-  const platform = new Platform(app, 'prod', config);
-  const longhorn = new Longhorn(platform, config.services.longhorn);
+  const platform = emptyPlatform(app, 'prod', config);
+  new PolicyProvider(platform);
+  const longhorn = new Longhorn(platform, settingsIn(config, longhornEntry));
   const pluginConfig = nvidiaDevicePluginSchema.parse({ enabled: true, ...variant.devicePlugin });
   const devicePlugin = new NvidiaDevicePlugin(platform, pluginConfig);
   const tritonConfig = tritonSchema.parse({ enabled: true, ...variant.triton });
-  // As lib/homelab.ts wires it: storage only for a volume, so S3 does not wait for Longhorn.
+  // As its catalog entry wires it: storage only for a volume, so S3 does not wait for Longhorn.
   const triton = new Triton(platform, { ...tritonConfig, devicePlugin, storage: tritonConfig.modelRepository.volume ? longhorn : undefined });
   const env = synthesizePlatform(app, platform);
   return { config, env, devicePlugin, triton, manifests: manifestsOf(env) };
@@ -401,7 +400,7 @@ describe('the device plugin checkpoint', () => {
 describe('the AI config schemas', () => {
   const issues = (schema: typeof tritonSchema | typeof nvidiaDevicePluginSchema, input: unknown) => {
     const result = schema.safeParse(input);
-    return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    return result.success ? [] : result.error.issues.map((i: z.core.$ZodIssue) => `${i.path.join('.')}: ${i.message}`);
   };
 
   it('fills defaults: both services off, Triton on a 20Gi volume with one GPU', () => {
@@ -439,17 +438,18 @@ describe('the AI config schemas', () => {
   });
 
   it('checks the AI services against the rest of the environment', () => {
-    const plugin = nvidiaDevicePluginSchema.parse({ enabled: true, timeSlicing: { replicasPerGpu: 2 } });
-    const triton = tritonSchema.parse({ enabled: true, gpusPerReplica: 2 });
-    expect(aiServiceIssues({ nodes: { a: { gpus: 0 } }, longhornEnabled: false, nvidiaDevicePlugin: plugin, triton }).map((i) => i.path.join('.'))).toEqual([
+    const node = (gpus: number) => ({ a: { role: 'control-plane', cpu: 8, memory: '32Gi', gpus } });
+    const plugin = { enabled: true, timeSlicing: { replicasPerGpu: 2 } };
+    const triton = { enabled: true, gpusPerReplica: 2 };
+    expect(environmentIssues({ nodes: node(0), services: { longhorn: { enabled: false }, nvidiaDevicePlugin: plugin, triton } }).map((i) => i.path)).toEqual([
       'services.nvidiaDevicePlugin.enabled',
       'services.triton.modelRepository.volume',
       'services.triton.gpusPerReplica',
     ]);
-    expect(aiServiceIssues({ nodes: { a: { gpus: 1 } }, longhornEnabled: true, nvidiaDevicePlugin: nvidiaDevicePluginSchema.parse({}), triton })).toEqual([
-      { path: ['services', 'triton', 'enabled'], message: 'expected services.nvidiaDevicePlugin.enabled: Triton needs the GPUs it advertises' },
+    expect(environmentIssues({ nodes: node(1), services: { longhorn: { replicas: 1 }, triton } })).toEqual([
+      { path: 'services.triton.enabled', message: 'expected services.nvidiaDevicePlugin.enabled: Triton needs the GPUs it advertises' },
     ]);
-    expect(aiServiceIssues({ nodes: { a: { gpus: 1 } }, longhornEnabled: true, nvidiaDevicePlugin: plugin, triton: tritonSchema.parse({ enabled: true }) })).toEqual([]);
+    expect(environmentIssues({ nodes: node(1), services: { longhorn: { replicas: 1 }, nvidiaDevicePlugin: plugin, triton: { enabled: true } } })).toEqual([]);
   });
 });
 
@@ -495,3 +495,4 @@ inputs = {i["name"]: pb_utils.Tensor(i["name"], np.array(i["data"], dtype=DTYPES
 [response] = TritonPythonModel().execute([pb_utils.InferenceRequest(inputs)])
 print(json.dumps({t.name: t.array.tolist() for t in response.output_tensors}))
 `;
+import { settingsIn } from '../lib/model/catalog';

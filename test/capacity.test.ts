@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkCapacity, ResourceDemand } from '../lib/passes/capacity';
+import type { ResourceDemand } from '../lib/model/capacity';
+import { checkCapacity } from '../lib/passes/capacity';
 import type { NodeConfig } from '../lib/model/config/environment';
 import { UserError } from '../lib/util/errors';
 import { gpuPlacement } from '../lib/model/inventory';

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/model/config/load';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { exampleObject, exampleText, FAKE_SLEEP, manifestsOf, runWithFakeCommands, synthesizeExample, synthesizePlatforms, synthesizeText, toYamlText } from './support';
+import { settingsIn } from '../lib/model/catalog';
+import { certManagerEntry } from '../charts/cert-manager';
+import { exampleObject, exampleText, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizeExample, synthesizePlatforms, synthesizeText, toYamlText } from './support';
 
 const [dev] = synthesizeExample();
 const docs = manifestsOf(dev);
@@ -60,10 +61,10 @@ describe('cert-manager', () => {
   it('requires the account e-mail when enabled and takes no Secret name, naming the paths', () => {
     const config = exampleObject();
     config.services.certManager = { enabled: true };
-    expect(() => parseConfig(toYamlText(config), 'homelab.yaml')).toThrow(/services\.certManager\.email: expected an e-mail address/);
+    expect(() => parseText(toYamlText(config), 'homelab.yaml')).toThrow(/services\.certManager\.email: expected an e-mail address/);
     config.services.certManager = { enabled: true, email: 'a@example.net', cloudflareApiToken: { name: 'x', key: 'y' } };
-    expect(() => parseConfig(toYamlText(config), 'homelab.yaml')).toThrow("services.certManager.cloudflareApiToken: unknown key; expected one of enabled, email");
-    expect(parseConfig(exampleText(), 'homelab.yaml').environments.get('prod')!.services.certManager.enabled).toBe(true);
+    expect(() => parseText(toYamlText(config), 'homelab.yaml')).toThrow("services.certManager.cloudflareApiToken: unknown key; expected one of enabled, email");
+    expect(settingsIn(parseText(exampleText(), 'homelab.yaml').environments.get('prod')!, certManagerEntry).enabled).toBe(true);
   });
 });
 

@@ -5,8 +5,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/model/config/load';
-import { exampleObject, exampleText, readTree, runCli, runMain, tempDir, toYamlText } from './support';
+import { exampleObject, exampleText, parseText, readTree, runCli, runMain, tempDir, toYamlText } from './support';
+import { settingsIn } from '../lib/model/catalog';
+import { longhornEntry } from '../charts/longhorn';
 
 type Mutation = (config: Record<string, any>) => void;
 
@@ -183,7 +184,7 @@ describe('config validation', () => {
     config.services.longhorn.replica = 2;
     config.environments.staging.domain = 'Bad_Domain';
     config.apps['node-red'].image = 'nodered:latest';
-    expect(() => parseConfig(toYamlText(config), 'homelab.yaml')).toThrow(
+    expect(() => parseText(toYamlText(config), 'homelab.yaml')).toThrow(
       expect.objectContaining({
         problems: expect.arrayContaining([
           expect.stringContaining('services.longhorn.replica: unknown key'),
@@ -229,17 +230,17 @@ describe('config validation', () => {
 
 describe('environment merge', () => {
   it('overrides the base by deep merge and removes keys set to null', () => {
-    const config = parseConfig(exampleText(), 'homelab.yaml');
+    const config = parseText(exampleText(), 'homelab.yaml');
     const dev = config.environments.get('dev')!;
     const prod = config.environments.get('prod')!;
     expect(Object.keys(dev.nodes)).toEqual(['cp-1']);
     expect(Object.keys(prod.nodes)).toEqual(['cp-1', 'worker-1', 'gpu-1']);
-    expect(dev.services.longhorn.replicas).toBe(1);
-    expect(prod.services.longhorn.replicas).toBe(3);
+    expect(settingsIn(dev, longhornEntry).replicas).toBe(1);
+    expect(settingsIn(prod, longhornEntry).replicas).toBe(3);
     // Untouched siblings of an overridden key survive the merge.
-    expect(dev.services.longhorn.storageClasses).toEqual(prod.services.longhorn.storageClasses);
-    expect(Object.keys(dev.services.longhorn.recurringJobs)).toEqual(['daily-snapshot']);
-    expect(Object.keys(prod.services.longhorn.recurringJobs).sort()).toEqual(['daily-snapshot', 'nightly-backup', 'weekly-trim']);
+    expect(settingsIn(dev, longhornEntry).storageClasses).toEqual(settingsIn(prod, longhornEntry).storageClasses);
+    expect(Object.keys(settingsIn(dev, longhornEntry).recurringJobs)).toEqual(['daily-snapshot']);
+    expect(Object.keys(settingsIn(prod, longhornEntry).recurringJobs).sort()).toEqual(['daily-snapshot', 'nightly-backup', 'weekly-trim']);
     expect(prod.sync.mode).toBe('manual');
     expect(dev.sync.mode).toBe('automated');
     expect(prod.sync.retry.limit).toBe(5);
@@ -250,7 +251,7 @@ describe('environment merge', () => {
     delete config.waves;
     delete config.sync;
     delete config.services.argocd;
-    const dev = parseConfig(toYamlText(config), 'homelab.yaml').environments.get('dev')!;
+    const dev = parseText(toYamlText(config), 'homelab.yaml').environments.get('dev')!;
     expect(dev.waves).toBe('dependencies');
     expect(dev.sync).toMatchObject({ mode: 'automated', prune: true, selfHeal: true, retry: { limit: 5 } });
     expect(dev.services.argocd).toEqual({ subdomain: 'argocd', replicas: 1 });

@@ -1,7 +1,6 @@
 /** The operator's own apps: GPUs through the device plugin, placement, capacity; secret environment variables. */
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/model/config/load';
-import { exampleObject, manifestsOf, synthesizePlatforms, synthesizeText, toYamlText } from './support';
+import { exampleObject, manifestsOf, parseText, synthesizePlatforms, synthesizeText, toYamlText } from './support';
 
 function withGpuApp(mutate: (config: Record<string, any>) => void = () => undefined) {
   const config = exampleObject();
@@ -28,7 +27,7 @@ describe('an app with GPUs', () => {
     expect(pod.containers[0].resources.limits).toEqual({ cpu: '2', memory: '4096Mi', 'nvidia.com/gpu': '1' });
     expect(pod.runtimeClassName).toBe('nvidia');
     const [term] = pod.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
-    const nodes = parseConfig(withGpuApp(), 'homelab.yaml').environments.get('prod')!.nodes;
+    const nodes = parseText(withGpuApp(), 'homelab.yaml').environments.get('prod')!.nodes;
     const matches = (labels: Record<string, string>) =>
       term.matchExpressions.every((e: { key: string; values: string[] }) => e.values.includes(labels[e.key]));
     expect(Object.keys(nodes).filter((name) => matches(nodes[name].labels))).toEqual(['gpu-1']);
@@ -51,7 +50,7 @@ describe('an app with GPUs', () => {
   it('is a config error without the device plugin, naming the path', () => {
     const text = withGpuApp((c) => (c.environments.dev.apps = { whisper: { enabled: true } }));
     // The value comes from the base; the message names the environment it is wrong in.
-    expect(() => parseConfig(text, 'homelab.yaml')).toThrow(
+    expect(() => parseText(text, 'homelab.yaml')).toThrow(
       'apps.whisper.gpus: expected services.nvidiaDevicePlugin.enabled: GPUs are schedulable only through the device plugin (in dev)',
     );
   });
@@ -83,7 +82,7 @@ describe('an app with secret environment variables', () => {
     const problems = (secretEnv: unknown) => {
       const variant = exampleObject();
       variant.apps['node-red'].secretEnv = secretEnv;
-      return () => parseConfig(toYamlText(variant), 'homelab.yaml');
+      return () => parseText(toYamlText(variant), 'homelab.yaml');
     };
     expect(problems(['DB-PASSWORD'])).toThrow('apps.node-red.secretEnv.0: expected an environment variable name');
     expect(problems(['TOKEN', 'TOKEN'])).toThrow('apps.node-red.secretEnv.1: expected each variable once: "TOKEN" is listed twice');

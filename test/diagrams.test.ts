@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { parseConfig } from '../lib/model/config/load';
-import { buildPlatform } from '../charts/catalog';
+
 import { Layer } from '../lib/model/layers';
 import { EnvironmentModel, label, nodeId, renderPlatformDoc } from '../lib/output/platform-doc';
 import { Platform } from '../lib/model/platform';
@@ -13,7 +12,7 @@ import { HomelabService } from '../lib/model/service';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { IMAGES } from '../charts/versions';
 import { writeOutput } from '../lib/output/writer';
-import { EXAMPLE_CONFIG, exampleObject, exampleText, readTree, ROOT, runMain, synthesizeExample, synthesizeText, tempDir, toYamlText } from './support';
+import { buildPlatform, EXAMPLE_CONFIG, exampleObject, exampleText, parseText, readTree, ROOT, runMain, synthesizeExample, synthesizeText, tempDir, toYamlText } from './support';
 
 /** A label as the emitter may write it: only safe characters, entity codes and line breaks. */
 const SAFE_LABEL = /^"(?:[A-Za-z0-9 ,.:/()'_-]|#\d+;|<br>)*"$/;
@@ -118,7 +117,7 @@ const NASTY = 'answers "ok" | <script>alert(1)</script> `code` %% comment; #35; 
 
 function withExposedApp(environment: string): SynthesizedEnvironment {
   const app = new App({ outdir: '/dev/null' });
-  const platform = buildPlatform(app, environment, parseConfig(exampleText(), 'homelab.yaml').environments.get(environment)!);
+  const platform = buildPlatform(app, environment, parseText(exampleText(), 'homelab.yaml').environments.get(environment)!);
   const storage = platform.services.find((s) => s.serviceName === 'longhorn')!;
   new ExposedApp(platform, 'exposed-app', { storage, checkpoint: NASTY });
   return synthesizePlatform(app, platform);

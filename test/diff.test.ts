@@ -3,15 +3,15 @@ import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { colours } from '../lib/tools/cli';
-import { parseConfig } from '../lib/model/config/load';
+import { colours } from '../lib/util/colours';
 import { diffTrees, diffValues, EnvironmentDiff } from '../lib/output/diff';
 import { formatField, formatMarkdown, formatText, formatValue } from '../lib/output/diff-format';
 import { readGitTree, treeOf } from '../lib/output/output-tree';
 import { synthesizeEnvironment } from '../lib/output/synthesize';
 import { writeOutput } from '../lib/output/writer';
 import { main as diffMain } from '../scripts/diff';
-import { captureOutput, exampleObject, ROOT, tempDir, toYamlText } from './support';
+import { BUILTIN_CATALOG } from '../charts/catalog';
+import { captureOutput, exampleObject, parseText, ROOT, tempDir, toYamlText } from './support';
 
 const NEW_APP = {
   image: 'docker.io/traefik/whoami:v1.10.1',
@@ -29,7 +29,7 @@ function changedConfig(): Record<string, any> {
 }
 
 function devEnvironment(config: Record<string, any>) {
-  return synthesizeEnvironment('dev', parseConfig(toYamlText(config), 'homelab.yaml').environments.get('dev')!);
+  return synthesizeEnvironment('dev', parseText(toYamlText(config), 'homelab.yaml').environments.get('dev')!, BUILTIN_CATALOG);
 }
 
 const PLAIN = colours({ isTTY: false });

@@ -7,15 +7,16 @@
 import { App } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/model/config/load';
 import type { Exposure } from '../lib/model/exposure';
-import { buildPlatform } from '../charts/catalog';
+
 import { Layer } from '../lib/model/layers';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
-import { exampleObject, exampleText, Manifest, manifestsOf, synthesizeText, toYamlText } from './support';
+import { settingsIn } from '../lib/model/catalog';
+import { traefikEntry } from '../charts/traefik';
+import { buildPlatform, exampleObject, exampleText, Manifest, manifestsOf, parseText, synthesizeText, toYamlText } from './support';
 
 /** A service of our own that serves a public page, as n8n will. */
 class Website extends HomelabService {
@@ -38,7 +39,7 @@ interface Synthesized {
 }
 
 function synthesize(environment: string, extra?: (platform: Platform) => void, text = exampleText()): Synthesized {
-  const config = parseConfig(text, 'homelab.yaml').environments.get(environment)!;
+  const config = parseText(text, 'homelab.yaml').environments.get(environment)!;
   const app = new App({ outdir: '/dev/null' });
   const platform = buildPlatform(app, environment, config);
   extra?.(platform);
@@ -107,7 +108,7 @@ describe.each(['dev', 'staging', 'prod'])('exposures of the example %s', (enviro
 
   it('adds security headers to every route and the allow-list to admin routes, all in the route namespace', () => {
     const middlewares = ofKind(docs, 'Middleware').map(({ manifest }) => manifest);
-    const allowList = parseConfig(exampleText(), 'homelab.yaml').environments.get(environment)!.services.traefik.adminAccess.allowList;
+    const allowList = settingsIn(parseText(exampleText(), 'homelab.yaml').environments.get(environment)!, traefikEntry).adminAccess.allowList;
     for (const { manifest } of routes) {
       const refs = manifest.spec.routes[0].middlewares as { name: string; namespace?: string }[];
       // No cross-namespace references: the provider's allowCrossNamespace stays false.

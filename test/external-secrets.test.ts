@@ -1,12 +1,11 @@
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/model/config/load';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
-import { buildPlatform } from '../charts/catalog';
+
 import { formatSummary } from '../lib/output/summary';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { exampleObject, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, synthesizeExample, toYamlText } from './support';
+import { buildPlatform, exampleObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizeExample, toYamlText } from './support';
 
 /** Needs declared on top of the example, as services will once they are migrated to needSecret. */
 const TEST_NEEDS: Readonly<Record<string, { name: string; keys: string[] }>> = {
@@ -20,7 +19,7 @@ const TEST_NEEDS: Readonly<Record<string, { name: string; keys: string[] }>> = {
 function synthWithNeeds(mutate?: (config: Record<string, any>) => void, envName = 'prod'): SynthesizedEnvironment {
   const config = exampleObject();
   mutate?.(config);
-  const env = parseConfig(toYamlText(config), 'homelab.yaml').environments.get(envName)!;
+  const env = parseText(toYamlText(config), 'homelab.yaml').environments.get(envName)!;
   const app = new App();
   const platform = buildPlatform(app, envName, env);
   for (const [service, need] of Object.entries(TEST_NEEDS)) {
@@ -109,7 +108,7 @@ describe('secret delivery', () => {
       const spec = matching[0].manifest.spec;
       expect(spec.target).toEqual({ name: need.name, creationPolicy: 'Owner' });
       expect(spec.data).toEqual(need.keys.map((key) => ({ secretKey: key, remoteRef: { key: `${need.service}/${need.name}`, property: key } })));
-      expect(need.vaultPath).toBe(`homelab/${need.service}/${need.name}`);
+      expect(need.source).toBe(`Vault homelab/${need.service}/${need.name}`);
     }
   });
 
@@ -179,7 +178,7 @@ describe('secret delivery', () => {
     const noEso = synthWithNeeds((c) => (c.services.externalSecrets.enabled = false));
     expect(ofKindIn(noEso, 'ExternalSecret')).toEqual([]);
     expect(ofKindIn(noEso, 'SecretStore')).toEqual([]);
-    expect(noEso.secrets.every((need) => need.vaultPath === undefined)).toBe(true);
+    expect(noEso.secrets.every((need) => need.source === undefined)).toBe(true);
     // Vault still gets its engine and auth method, and no role.
     expect(vaultConfiguration(noEso).roles).toEqual([]);
     const noVault = synthWithNeeds((c) => {

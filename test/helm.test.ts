@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { helmRelease } from '../lib/model/sources';
+import { helmRelease } from '../charts/helm-release';
 import { CHARTS } from '../charts/versions';
 
 describe('helmRelease', () => {
@@ -11,7 +11,7 @@ describe('helmRelease', () => {
     helmRelease('longhorn', { configs: { params: { 'server.insecure': true } } });
     // @ts-expect-error a string where the chart wants a boolean
     helmRelease('longhorn', { preUpgradeChecker: { jobEnabled: 'false' } });
-    // @ts-expect-error a chart that is not pinned in lib/versions.ts
+    // @ts-expect-error a chart that is not pinned in charts/versions.ts
     helmRelease('unpinnedChart', {});
   });
 });

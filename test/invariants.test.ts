@@ -7,22 +7,23 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
-import {
-  APP_CONTAINER_EXCEPTION,
-  CONTAINER_EXCEPTIONS,
-  ContainerException,
-  EXCEPTION_ANNOTATION,
-  POD_SECURITY_EXCEPTIONS,
-  ROOT_APP_CONTAINER_EXCEPTION,
-  ROOT_APP_EXCEPTION,
-} from '../lib/model/pod-security';
+import type { Platform } from '../lib/model/platform';
+import { ContainerException, EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
+import type { HomelabService } from '../lib/model/service';
 import { GENERATED_HEADER, SynthesizedEnvironment } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { CHARTS } from '../charts/versions';
-import { parseConfig } from '../lib/model/config/load';
-import { exampleText, Manifest, manifestsOf, ROOT, synthesizeExample } from './support';
+import { exampleText, Manifest, manifestsOf, parseText, ROOT, synthesizeExample, synthesizePlatforms } from './support';
 
 const envs = synthesizeExample();
+const platforms = synthesizePlatforms(exampleText());
+
+/** The service whose folder a file is in. */
+function serviceOf(platform: Platform, path: string): HomelabService {
+  const service = platform.services.find((s) => s.serviceName === path.split('/')[0]);
+  if (!service) throw new Error(`no service for ${path}`);
+  return service;
+}
 const all = envs.flatMap((env) => manifestsOf(env).map((m) => ({ env, ...m })));
 const WAVE = 'argocd.argoproj.io/sync-wave';
 const SYNC_OPTIONS = 'argocd.argoproj.io/sync-options';
@@ -196,15 +197,12 @@ describe('the synthesized example', () => {
     expect(level(envs[0], 'home-assistant')).toBe('baseline');
   });
 
-  it('keeps every namespace restricted except the listed exceptions, each naming its reason', () => {
-    const config = parseConfig(exampleText(), 'homelab.yaml');
-    for (const env of envs) {
-      const apps = config.environments.get(env.environment)!.apps;
+  it('keeps every namespace restricted except the exceptions services declare, each naming its reason', () => {
+    for (const { platform, env } of platforms) {
       for (const { path, manifest } of manifestsOf(env).filter(({ manifest }) => manifest.kind === 'Namespace')) {
         const level = manifest.metadata.labels!['pod-security.kubernetes.io/enforce'];
         const reason = manifest.metadata.annotations?.[EXCEPTION_ANNOTATION];
-        const service = path.split('/')[0];
-        const expected = POD_SECURITY_EXCEPTIONS[service] ?? (apps[service]?.runAsRoot ? ROOT_APP_EXCEPTION : undefined);
+        const expected = serviceOf(platform, path).podSecurityException;
         expect({ level, reason }, path).toEqual(expected ? { level: expected.level, reason: expected.reason } : { level: 'restricted', reason: undefined });
       }
     }
@@ -227,16 +225,15 @@ describe('the synthesized example', () => {
     }
   });
 
-  it('runs every container we write restricted, read-only root filesystem included, except the listed exceptions', () => {
-    const config = parseConfig(exampleText(), 'homelab.yaml');
+  it('runs every container we write restricted, read-only root filesystem included, except the exceptions services declare', () => {
     const used = new Map<ContainerException, Set<string>>();
+    const declared = new Set<ContainerException>();
     let containers = 0;
-    for (const env of envs) {
-      const apps = config.environments.get(env.environment)!.apps;
+    for (const { platform, env } of platforms) {
+      for (const service of platform.services) if (service.containerException) declared.add(service.containerException);
       for (const { path, manifest } of manifestsOf(env)) {
-        const service = path.split('/')[0];
-        const app = apps[service];
-        const exception = app ? (app.runAsRoot ? ROOT_APP_CONTAINER_EXCEPTION : APP_CONTAINER_EXCEPTION) : CONTAINER_EXCEPTIONS[service];
+        if (!path.includes('/') || path.startsWith('apps/') || path.startsWith('bootstrap/')) continue;
+        const exception = serviceOf(platform, path).containerException;
         for (const { where, pod, container } of ownContainers(path, manifest)) {
           containers++;
           const sc = container.securityContext ?? {};
@@ -256,7 +253,7 @@ describe('the synthesized example', () => {
     }
     expect(containers).toBeGreaterThan(30);
     // No stale exception: each relaxation listed is needed by some container of the example.
-    for (const exception of [...Object.values(CONTAINER_EXCEPTIONS), APP_CONTAINER_EXCEPTION, ROOT_APP_CONTAINER_EXCEPTION]) {
+    for (const exception of declared) {
       expect([...(used.get(exception) ?? [])].sort(), exception.reason).toEqual([...exception.relaxes].sort());
     }
   });
@@ -393,7 +390,7 @@ function schedulableOn(spec: any, name: string, nodeLabels: Record<string, strin
 }
 
 function parseConfigNodes(): Record<string, { labels: Record<string, string> }> {
-  return parseConfig(exampleText(), 'homelab.yaml').environments.get('prod')!.nodes;
+  return parseText(exampleText(), 'homelab.yaml').environments.get('prod')!.nodes;
 }
 
 describe('the Argo CD app-of-apps', () => {

@@ -10,16 +10,16 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'cdk8s';
 import { parse } from 'yaml';
+import type { z } from 'zod';
 import { describe, expect, it } from 'vitest';
-import { LokiDataSource, MonitoringStack, PROMETHEUS_URL } from '../charts/kube-prometheus-stack';
+import { LokiDataSource, monitoringSettings as monitoringSchema, MonitoringStack, PROMETHEUS_URL } from '../charts/kube-prometheus-stack';
 import { PrometheusOperatorCrds } from '../charts/prometheus-operator-crds';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { parseConfig } from '../lib/model/config/load';
 import { deepMerge } from '../lib/model/config/merge';
 import type { EnvironmentConfig } from '../lib/model/config/environment';
-import { monitoringSchema } from '../charts/config/monitoring';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
-import { buildPlatform } from '../charts/catalog';
+import { provisionDashboards } from '../lib/passes/monitoring';
+
 import { Layer } from '../lib/model/layers';
 import { Dashboard, MONITORING_GROUP } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -28,7 +28,7 @@ import type { StorageProvider } from '../lib/model/storage';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { IMAGES } from '../charts/versions';
-import { exampleText, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands } from './support';
+import { buildPlatform, exampleText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands } from './support';
 
 /** `services.monitoring` as proposed for homelab.yaml: the base, then each environment's overrides. */
 const MONITORING_YAML = {
@@ -96,7 +96,7 @@ const APP_DASHBOARDS: Dashboard[] = [
   { name: 'logs', gnetId: 13639, revision: 2, datasource: 'Loki' },
 ];
 
-const examples = parseConfig(exampleText(), 'homelab.yaml').environments;
+const examples = parseText(exampleText(), 'homelab.yaml').environments;
 
 /** The example environment, without a monitoring stack of its own should it enable one: the test builds it. */
 function exampleEnvironment(env: string): EnvironmentConfig {
@@ -124,7 +124,6 @@ function build(env: 'dev' | 'prod', options: { loki?: boolean } = {}): Built {
   const loki = options.loki === false ? undefined : new FakeLoki(platform);
   new DashboardedApp(platform, 'dashboarded-app', APP_DASHBOARDS);
   const storage = platform.services.find((s) => s.serviceName === 'longhorn') as unknown as StorageProvider;
-  // Last, as lib/homelab.ts builds it: it gathers every other service's dashboards.
   const stack = new MonitoringStack(platform, { ...settingsFor(env), storage, loki });
   const out = synthesizePlatform(app, platform);
   const docs = manifestsOf(out);
@@ -226,6 +225,7 @@ describe('the kube-prometheus-stack values', () => {
     const platform = buildPlatform(app, 'prod', exampleEnvironment('prod'));
     const storage = platform.services.find((s) => s.serviceName === 'longhorn') as unknown as StorageProvider;
     const stack = new MonitoringStack(platform, { ...settingsFor('prod'), storageClass: 'longhorn-scratch', storage });
+    provisionDashboards(platform);
     expect((stack.helm!.values as any).prometheus.prometheusSpec.storageSpec.volumeClaimTemplate.spec.storageClassName).toBe('longhorn-scratch');
     const other = buildPlatform(new App({ outdir: '/dev/null' }), 'prod', exampleEnvironment('prod'));
     const otherStorage = other.services.find((s) => s.serviceName === 'longhorn') as unknown as StorageProvider;
@@ -320,6 +320,7 @@ describe('Alertmanager', () => {
     const platform = buildPlatform(new App({ outdir: '/dev/null' }), 'dev', exampleEnvironment('dev'));
     const storage = platform.services.find((s) => s.serviceName === 'longhorn') as unknown as StorageProvider;
     const stack = new MonitoringStack(platform, { ...settings, storage });
+    provisionDashboards(platform);
     const values = stack.helm!.values as any;
     expect(values.alertmanager.config.receivers.slice(1)).toEqual([
       { name: 'chat', discord_configs: [{ webhook_url_file: '/etc/alertmanager/secrets/alertmanager-receivers/chat-discord-webhook-url', send_resolved: true }] },
@@ -394,7 +395,8 @@ describe('Grafana', () => {
     new DashboardedApp(platform, 'one', [{ name: 'overview', gnetId: 1, revision: 1 }]);
     new DashboardedApp(platform, 'two', [{ name: 'overview', gnetId: 1, revision: 2 }]);
     const storage = platform.services.find((s) => s.serviceName === 'longhorn') as unknown as StorageProvider;
-    expect(() => new MonitoringStack(platform, { ...settingsFor('dev'), storage })).toThrow(
+    new MonitoringStack(platform, { ...settingsFor('dev'), storage });
+    expect(() => provisionDashboards(platform)).toThrow(
       'dashboard "overview" is declared twice, differently: grafana.com 1 revision 1 on Prometheus by one, grafana.com 1 revision 2 on Prometheus by two',
     );
   });
@@ -612,7 +614,7 @@ describe('the checkpoint', () => {
 describe('the monitoring config', () => {
   const problems = (input: unknown) => {
     const result = monitoringSchema.safeParse(input);
-    return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    return result.success ? [] : result.error.issues.map((i: z.core.$ZodIssue) => `${i.path.join('.')}: ${i.message}`);
   };
 
   it('defaults to off, 15 days on 20Gi and no receivers', () => {

@@ -106,7 +106,7 @@ describe('npm run lint:k8s', () => {
     });
   }
 
-  it('allows host access and root only in the namespaces lib/pod-security.ts declares', () => {
+  it('allows host access and root only in the namespaces whose services declare it', () => {
     // Longhorn's namespace is privileged, Home Assistant's (runAsRoot) baseline.
     const longhornJob = edit('longhorn/job-longhorn-checkpoint.yaml', (job) => {
       job.spec.template.spec.hostNetwork = true;
@@ -164,7 +164,7 @@ describe('npm run lint:k8s', () => {
     const exception = { rule: 'latest-tag', resource: 'triton/Deployment/triton', reason: 'a seeded exception for this test' };
     expect(lintTree(tree, { exceptions: [...LINT_EXCEPTIONS, exception] }).violations).toEqual([]);
     expect(lintTree(example, { exceptions: [...LINT_EXCEPTIONS, exception] }).violations).toEqual([
-      { location: 'lib/lint/exceptions.ts', rule: 'unused-exception', message: 'latest-tag triton/Deployment/triton excuses no finding: remove it' },
+      { location: 'lib/tools/lint/exceptions.ts', rule: 'unused-exception', message: 'latest-tag triton/Deployment/triton excuses no finding: remove it' },
     ]);
     const unknown = { rule: 'latest-tags', resource: 'triton/Deployment/triton', reason: 'a misspelt rule' };
     expect(lintTree(example, { exceptions: [...LINT_EXCEPTIONS, unknown] }).violations.map((v) => v.message)).toEqual([

@@ -8,27 +8,26 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'cdk8s';
+import type { z } from 'zod';
 import { describe, expect, it } from 'vitest';
-import { Alloy, alloyConfig } from '../charts/alloy';
-import { Loki, LOKI_CACHE_MB, LOKI_SCHEMA_START, LokiProps } from '../charts/loki';
+import { Alloy, alloyConfig, alloySettings as alloySchema } from '../charts/alloy';
+import { Loki, LOKI_CACHE_MB, LOKI_SCHEMA_START, LokiS3Storage, lokiSettings as lokiSchema } from '../charts/loki';
 import { PrometheusOperatorCrds } from '../charts/prometheus-operator-crds';
-import { parseConfig } from '../lib/model/config/load';
 import type { EnvironmentConfig } from '../lib/model/config/environment';
-import { alloySchema, loggingServiceIssues, lokiSchema } from '../charts/config/logging';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
-import { buildPlatform } from '../charts/catalog';
+
 import { MONITORING_GROUP } from '../lib/model/monitoring';
 import { parseQuantity } from '../lib/util/quantity';
 import type { StorageProvider } from '../lib/model/storage';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { exampleObject, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, toYamlText } from './support';
+import { buildPlatform, environmentIssues, exampleObject, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
 import { assertValidPromql } from './support-promql';
 
 /** Chart facts (loki 18.11.0 templates): the single-binary Service is named after the release. */
 const LOKI_SERVICE_URL = 'http://loki.loki.svc:3100';
 
-const S3: NonNullable<LokiProps['s3']> = {
+const S3: Omit<LokiS3Storage, 'forcePathStyle'> = {
   endpoint: 'https://s3.example.net',
   region: 'eu-central-1',
   buckets: { chunks: 'homelab-loki-chunks', ruler: 'homelab-loki-ruler' },
@@ -37,15 +36,15 @@ const S3: NonNullable<LokiProps['s3']> = {
 interface Variant {
   /** Mutates the example config (a plain object) before parsing. */
   readonly config?: (config: Record<string, any>) => void;
-  /** Loki's props besides its storage; `storage: false` leaves Longhorn out. */
-  readonly loki?: Partial<LokiProps> & { readonly onLonghorn?: boolean };
+  /** Loki's settings (`services.loki`, parsed), and whether Longhorn gives it a volume (by default it does). */
+  readonly loki?: { readonly settings?: Record<string, unknown>; readonly onLonghorn?: boolean };
 }
 
 /** The prod config with any logging services the catalog may build turned off: this test adds its own. */
 function prodConfig(variant: Variant): EnvironmentConfig {
   const config = exampleObject();
   variant.config?.(config);
-  const prod = parseConfig(toYamlText(config), 'homelab.yaml').environments.get('prod')!;
+  const prod = parseText(toYamlText(config), 'homelab.yaml').environments.get('prod')!;
   const services: Record<string, any> = { ...prod.services };
   for (const key of ['loki', 'alloy']) if (services[key]) services[key] = { ...services[key], enabled: false };
   return { ...prod, services } as EnvironmentConfig;
@@ -58,9 +57,9 @@ function build(variant: Variant = {}) {
   // Monitors and rules are emitted (and validated) only where their CRDs are installed.
   if (!platform.services.some((s) => s.installsCrdGroups.includes(MONITORING_GROUP))) new PrometheusOperatorCrds(platform);
   const longhorn = platform.services.find((s) => s.serviceName === 'longhorn') as unknown as StorageProvider;
-  const { onLonghorn = true, ...lokiProps } = variant.loki ?? {};
-  const loki = new Loki(platform, { retention: '30d', ...lokiProps, storage: onLonghorn ? longhorn : undefined });
-  const alloy = new Alloy(platform, { loki });
+  const { onLonghorn = true, settings = {} } = variant.loki ?? {};
+  const loki = new Loki(platform, { ...lokiSchema.parse({ retention: '30d', ...settings }), volumes: onLonghorn ? longhorn : undefined });
+  const alloy = new Alloy(platform, { ...alloySchema.parse({}), loki });
   return { app, platform, config, longhorn, loki, alloy, env: synthesizePlatform(app, platform) };
 }
 
@@ -93,7 +92,7 @@ describe('the synthesized logging services', () => {
     expect(chartSource(prod.env, 'alloy')).toMatchObject({ repoURL: 'https://grafana.github.io/helm-charts', chart: 'alloy', targetRevision: '1.11.1' });
     expect(helmValuesErrors('loki', lokiValues(prod.env))).toEqual([]);
     expect(helmValuesErrors('alloy', alloyValues(prod.env))).toEqual([]);
-    const s3 = build({ loki: { s3: S3 } });
+    const s3 = build({ loki: { settings: { storage: { s3: S3 } } } });
     expect(helmValuesErrors('loki', lokiValues(s3.env))).toEqual([]);
     // The schemas do reject what the charts do not know.
     expect(helmValuesErrors('alloy', { ...alloyValues(prod.env), controler: {} })).toEqual(['controler: unknown key']);
@@ -106,7 +105,7 @@ describe('the synthesized logging services', () => {
     expect(dependsOn('loki')).toContain('longhorn');
     expect(dependsOn('alloy')).toContain('loki');
     // Chunks in S3 without a WAL volume: nothing to wait for but the CRDs.
-    const s3 = build({ loki: { s3: S3, onLonghorn: false } });
+    const s3 = build({ loki: { settings: { storage: { s3: S3 } }, onLonghorn: false } });
     expect(s3.env.services.find((s) => s.name === 'loki')!.dependsOn).not.toContain('longhorn');
   });
 
@@ -175,7 +174,7 @@ describe('Loki', () => {
   it('keeps logs for the configured retention and lets the compactor delete older ones', () => {
     expect(values.loki.limits_config.retention_period).toBe('30d');
     expect(values.loki.compactor).toEqual({ retention_enabled: true, delete_request_store: 'filesystem' });
-    expect(lokiValues(build({ loki: { retention: undefined } }).env).loki.limits_config.retention_period).toBe('7d');
+    expect(lokiValues(build({ loki: { settings: { retention: undefined } } }).env).loki.limits_config.retention_period).toBe('7d');
   });
 
   it('sizes its memcached caches for a homelab, well under 1 GiB together', () => {
@@ -204,7 +203,7 @@ describe('Loki', () => {
   });
 
   it('keeps chunks in S3 with credentials from the Secret it declares, never in the values', () => {
-    const built = build({ loki: { s3: S3 } });
+    const built = build({ loki: { settings: { storage: { s3: S3 } } } });
     const s3 = lokiValues(built.env);
     expect(built.loki.secretNeeds).toEqual([
       expect.objectContaining({ service: 'loki', namespace: 'loki', name: 'loki-s3-credentials', keys: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] }),
@@ -229,7 +228,7 @@ describe('Loki', () => {
     for (const key of ['accessKeyId', 'secretAccessKey', 'access_key_id', 'secret_access_key']) expect(keys.has(key), key).toBe(false);
     // The WAL stays on Longhorn when it is there; without it, on an emptyDir.
     expect(s3.singleBinary.persistence).toMatchObject({ enabled: true, size: '10Gi' });
-    expect(lokiValues(build({ loki: { s3: S3, onLonghorn: false } }).env).singleBinary.persistence).toEqual({ enabled: false });
+    expect(lokiValues(build({ loki: { settings: { storage: { s3: S3 } }, onLonghorn: false } }).env).singleBinary.persistence).toEqual({ enabled: false });
     expect(() => build({ loki: { onLonghorn: false } })).toThrow('loki: needs a volume (storage) or S3 for its chunks');
   });
 
@@ -483,7 +482,7 @@ describe('the Alloy checkpoint', () => {
 
 describe('services.loki and services.alloy config', () => {
   const issues = (schema: typeof lokiSchema | typeof alloySchema, value: unknown) =>
-    (schema.safeParse(value).error?.issues ?? []).map((i) => `${i.path.join('.')}: ${i.message}`);
+    (schema.safeParse(value).error?.issues ?? []).map((i: z.core.$ZodIssue) => `${i.path.join('.')}: ${i.message}`);
 
   it('fills in the defaults: disabled, 7 days on a 20Gi volume', () => {
     expect(lokiSchema.parse({})).toEqual({
@@ -524,14 +523,14 @@ describe('services.loki and services.alloy config', () => {
   });
 
   it('reports what the other services must provide', () => {
-    const loki = lokiSchema.parse({ enabled: true });
-    const alloy = alloySchema.parse({ enabled: true });
-    expect(loggingServiceIssues({ longhornEnabled: true, loki, alloy })).toEqual([]);
-    expect(loggingServiceIssues({ longhornEnabled: false, loki, alloy: alloySchema.parse({}) })).toEqual([
-      { path: ['services', 'loki', 'storage', 'volume'], message: 'expected services.longhorn.enabled: a volume needs Longhorn (or use storage.s3)' },
+    const nodes = { a: { role: 'control-plane', cpu: 8, memory: '32Gi' } };
+    const longhorn = { replicas: 1 };
+    expect(environmentIssues({ nodes, services: { longhorn, loki: { enabled: true }, alloy: { enabled: true } } })).toEqual([]);
+    expect(environmentIssues({ nodes, services: { longhorn: { enabled: false }, loki: { enabled: true } } })).toEqual([
+      { path: 'services.loki.storage.volume', message: 'expected services.longhorn.enabled: a volume needs Longhorn (or use storage.s3)' },
     ]);
-    expect(loggingServiceIssues({ longhornEnabled: true, loki: lokiSchema.parse({}), alloy })).toEqual([
-      { path: ['services', 'alloy', 'enabled'], message: 'expected services.loki.enabled: Alloy ships the logs to Loki' },
+    expect(environmentIssues({ nodes, services: { longhorn, alloy: { enabled: true } } })).toEqual([
+      { path: 'services.alloy.enabled', message: 'expected services.loki.enabled: Alloy ships the logs to Loki' },
     ]);
   });
 });

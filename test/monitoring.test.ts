@@ -6,34 +6,36 @@
  */
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
-import { CustomApp } from '../charts/custom-app';
+import { appSettings, CustomApp } from '../charts/custom-app';
 import { PrometheusOperatorCrds } from '../charts/prometheus-operator-crds';
-import { parseConfig } from '../lib/model/config/load';
-import { DASHBOARDS } from '../charts/dashboards';
-import { buildPlatform } from '../charts/catalog';
+import { BUILTIN_CATALOG } from '../charts/catalog';
+import { upstreamTargetsOf } from '../lib/model/catalog';
+
 import { Layer } from '../lib/model/layers';
 import { ENDPOINT_LABEL, MONITORING_GROUP, SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { resources } from '../lib/model/resources';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
-import { UPSTREAM_TARGETS } from '../charts/upstream-targets';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { exampleText, Manifest, manifestsOf } from './support';
+import { buildPlatform, exampleText, Manifest, manifestsOf, parseText } from './support';
 import { assertValidPromql, promqlErrors } from './support-promql';
 
 /** An own app serving metrics on a named port and path, for the own-target checks. */
 const PROBE_APP = 'metrics-probe';
 
 function synthesizeProdWithMonitoring(): { platform: Platform; manifests: { path: string; manifest: Manifest }[]; summary: SynthesizedEnvironment } {
-  const config = parseConfig(exampleText(), 'homelab.yaml');
+  const config = parseText(exampleText(), 'homelab.yaml');
   const app = new App({ outdir: '/dev/null' });
   const platform = buildPlatform(app, 'prod', config.environments.get('prod')!);
   if (!platform.services.some((s) => s.installsCrdGroups.includes(MONITORING_GROUP))) new PrometheusOperatorCrds(platform);
   new CustomApp(platform, PROBE_APP, {
-    image: 'docker.io/library/busybox:1.37.0',
-    resources: resources('10m', '32Mi', '100m', '64Mi'),
-    ports: { http: 8080, metrics: 9100 },
-    metrics: { port: 'metrics', path: '/stats', interval: '1m' },
+    ...appSettings.parse({
+      image: 'docker.io/library/busybox:1.37.0',
+      resources: resources('10m', '32Mi', '100m', '64Mi'),
+      ports: { http: 8080, metrics: 9100 },
+      metrics: { port: 'metrics', path: '/stats', interval: '1m' },
+    }),
+    dependsOn: [],
   });
   const summary = synthesizePlatform(app, platform);
   return { platform, manifests: manifestsOf(summary), summary };
@@ -114,7 +116,7 @@ describe('monitoring of the example prod with the prometheus-operator CRDs', () 
   });
 
   it('selects upstream targets by the labels and port names verified in their sources', () => {
-    for (const [name, expected] of Object.entries(UPSTREAM_TARGETS)) {
+    for (const [name, expected] of Object.entries(upstreamTargetsOf(BUILTIN_CATALOG))) {
       const monitor = monitors.find(({ manifest }) => manifest.metadata.name === name);
       expect(monitor, `${name} (${expected.source})`).toBeDefined();
       const { kind, metadata, spec } = monitor!.manifest;
@@ -127,7 +129,7 @@ describe('monitoring of the example prod with the prometheus-operator CRDs', () 
   });
 
   it('selects exactly one of our Services or pod templates, with the port, for every other monitor', () => {
-    const own = monitors.filter(({ manifest }) => !(manifest.metadata.name in UPSTREAM_TARGETS));
+    const own = monitors.filter(({ manifest }) => !(manifest.metadata.name in upstreamTargetsOf(BUILTIN_CATALOG)));
     expect(own.map(({ manifest }) => manifest.metadata.name).sort()).toEqual(['cloudflared-connector', `${PROBE_APP}-app`, 'n8n-n8n', 'triton-server']);
     for (const { path, manifest } of own) {
       const spec = manifest.spec;
@@ -151,7 +153,7 @@ describe('monitoring of the example prod with the prometheus-operator CRDs', () 
     expect(templates.length).toBeGreaterThan(1);
     for (const template of templates) {
       const ports = (template.spec.containers as any[]).flatMap((c) => (c.ports ?? []).map((p: any) => p.name));
-      expect(ports).toContain(UPSTREAM_TARGETS['ray-nodes'].port);
+      expect(ports).toContain(upstreamTargetsOf(BUILTIN_CATALOG)['ray-nodes'].port);
     }
   });
 
@@ -171,32 +173,33 @@ describe('monitoring of the example prod with the prometheus-operator CRDs', () 
     }
   });
 
-  it('pins every dashboard to an integer grafana.com ID and revision from the one table', () => {
-    const pinned = Object.values(DASHBOARDS);
-    for (const dashboard of pinned) {
-      expect(Number.isInteger(dashboard.gnetId) && dashboard.gnetId > 0, dashboard.name).toBe(true);
-      expect(Number.isInteger(dashboard.revision) && dashboard.revision > 0, dashboard.name).toBe(true);
-    }
-    expect(new Set(pinned.map((d) => d.name)).size).toBe(pinned.length);
+  it('pins every declared dashboard to an integer grafana.com ID and revision, one dashboard per name', () => {
     const declared = platform.services.flatMap((s) => s.dashboards.map((d) => ({ service: s.serviceName, ...d })));
     expect(declared.map((d) => d.service).sort()).toEqual(expect.arrayContaining(['argocd', 'longhorn', 'rabbitmq', 'triton']));
+    const byName = new Map<string, object>();
     for (const { service, ...dashboard } of declared) {
-      expect(pinned, `${service}: ${dashboard.name}`).toContainEqual(dashboard);
+      expect(Number.isInteger(dashboard.gnetId) && dashboard.gnetId > 0, `${service}: ${dashboard.name}`).toBe(true);
+      expect(Number.isInteger(dashboard.revision) && dashboard.revision > 0, `${service}: ${dashboard.name}`).toBe(true);
+      expect(byName.get(dashboard.name) ?? dashboard, `${service}: ${dashboard.name}`).toEqual(dashboard);
+      byName.set(dashboard.name, dashboard);
     }
   });
 });
 
 describe('an own app with metrics', () => {
   it('must name one of its ports', () => {
-    const config = parseConfig(exampleText(), 'homelab.yaml');
+    const config = parseText(exampleText(), 'homelab.yaml');
     const platform = buildPlatform(new App({ outdir: '/dev/null' }), 'dev', config.environments.get('dev')!);
     expect(
       () =>
         new CustomApp(platform, 'bad-metrics', {
-          image: 'docker.io/library/busybox:1.37.0',
-          resources: resources('10m', '32Mi', '100m', '64Mi'),
-          ports: { http: 8080 },
-          metrics: { port: 'metrics' },
+          ...appSettings.parse({
+            image: 'docker.io/library/busybox:1.37.0',
+            resources: resources('10m', '32Mi', '100m', '64Mi'),
+            ports: { http: 8080 },
+            metrics: { port: 'metrics' },
+          }),
+          dependsOn: [],
         }),
     ).toThrow('bad-metrics: the metrics port "metrics" is not one of its ports');
   });

@@ -6,10 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/model/config/load';
-import { buildPlatform } from '../charts/catalog';
+
 import { IMAGES } from '../charts/versions';
-import { exampleObject, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, synthesizeExample, synthesizeText, toYamlText } from './support';
+import { buildPlatform, exampleObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizeExample, synthesizeText, toYamlText } from './support';
 
 const envs = synthesizeExample();
 const [dev, , prod] = envs;
@@ -240,7 +239,7 @@ describe('the n8n checkpoint', () => {
 describe('services.n8n config', () => {
   const errorsOf = (config: Record<string, any>) => {
     try {
-      parseConfig(toYamlText(config), 'homelab.yaml');
+      parseText(toYamlText(config), 'homelab.yaml');
       return [];
     } catch (error) {
       return String((error as Error).message).split('\n');
@@ -280,6 +279,6 @@ describe('services.n8n config', () => {
 });
 
 function buildPlatformOf() {
-  const config = parseConfig(toYamlText(exampleObject()), 'homelab.yaml').environments.get('dev')!;
+  const config = parseText(toYamlText(exampleObject()), 'homelab.yaml').environments.get('dev')!;
   return { platform: buildPlatform(new App(), 'dev', config) };
 }

@@ -7,9 +7,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/model/config/load';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { buildPlatform } from '../charts/catalog';
+
 import { Layer } from '../lib/model/layers';
 import { scrapedPods } from '../lib/model/monitoring';
 import { isMetricsScraper } from '../lib/model/network';
@@ -18,11 +17,11 @@ import type { ExposureRouter } from '../lib/model/exposure';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { synthesizePlatform } from '../lib/output/synthesize';
-import { exampleObject, exampleText, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, toYamlText } from './support';
+import { buildPlatform, exampleObject, exampleText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
 
 /** Each environment of a config, built and synthesized, with `extra` services added to the platform. */
 function synth(text: string, extra: (platform: Platform) => void = () => {}) {
-  return [...parseConfig(text, 'homelab.yaml').environments].map(([name, config]) => {
+  return [...parseText(text, 'homelab.yaml').environments].map(([name, config]) => {
     const app = new App();
     const platform = buildPlatform(app, name, config);
     extra(platform);
@@ -62,12 +61,15 @@ const ROUTER_PODS = { 'app.kubernetes.io/name': 'traefik' } as const;
 
 /** Stands in for Traefik: only its namespace and pods matter here, not the routes. */
 class Router extends HomelabService implements ExposureRouter {
+  readonly routerName = 'Traefik';
   readonly routerPods = { namespace: 'traefik', podSelector: ROUTER_PODS };
 
   constructor(scope: Platform) {
     super(scope, 'traefik', {}, { layer: Layer.NETWORKING, namespace: 'traefik' });
     new Checkpoint(this, 'checkpoint', { description: 'test', image: 'busybox:1.37.0', script: 'true' });
   }
+
+  readonly routedHosts = [];
 
   routeExposures(): void {}
 }
@@ -174,7 +176,7 @@ describe('derived NetworkPolicies', () => {
       { ipBlock: { cidr: '192.168.1.10/32' } },
       { ipBlock: { cidr: '192.168.1.11/32' } },
     ]);
-    expect(() => parseConfig(variant((config) => (config.services.networkPolicies = { apiServerSources: ['192.168.1.300/32'] })), 'homelab.yaml')).toThrow(
+    expect(() => parseText(variant((config) => (config.services.networkPolicies = { apiServerSources: ['192.168.1.300/32'] })), 'homelab.yaml')).toThrow(
       expect.objectContaining({ problems: [expect.stringContaining('services.networkPolicies.apiServerSources.0: expected an IPv4 CIDR block')] }),
     );
   });

@@ -3,7 +3,7 @@ import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatCores, formatGibibytes } from '../lib/util/quantity';
 import { describe, expect, it } from 'vitest';
-import { colours } from '../lib/tools/cli';
+import { colours } from '../lib/util/colours';
 import { writeOutput } from '../lib/output/writer';
 import { main as validateMain, validateDirectory } from '../scripts/validate';
 import { captureOutput, EXAMPLE_CONFIG, readTree, runCli, runMain, synthesizeExample, synthesizeText, exampleText, tempDir } from './support';

@@ -6,12 +6,11 @@
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { Longhorn } from '../charts/longhorn';
+import { Longhorn, longhornEntry } from '../charts/longhorn';
 import { Rabbitmq } from '../charts/rabbitmq';
 import { RabbitmqOperators } from '../charts/rabbitmq-operators';
-import { parseConfig } from '../lib/model/config/load';
 import type { EnvironmentConfig } from '../lib/model/config/environment';
-import { RabbitmqConfig, rabbitmqSchema } from '../charts/config/rabbitmq';
+import { RabbitmqSettings as RabbitmqConfig, rabbitmqSettings as rabbitmqSchema } from '../charts/rabbitmq';
 import { Layer } from '../lib/model/layers';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
@@ -20,7 +19,8 @@ import { dependencyGraph } from '../lib/passes/graph';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { IMAGES } from '../charts/versions';
-import { exampleText, Manifest, manifestsOf } from './support';
+import { emptyPlatform, exampleText, Manifest, manifestsOf, parseText, PolicyProvider } from './support';
+import { settingsIn } from '../lib/model/catalog';
 
 const WAVE = 'argocd.argoproj.io/sync-wave';
 
@@ -37,7 +37,7 @@ const SAMPLE = {
   exchanges: { home: { vhost: 'events', type: 'topic' } },
 };
 
-const examples = parseConfig(exampleText(), 'homelab.yaml').environments;
+const examples = parseText(exampleText(), 'homelab.yaml').environments;
 
 interface Built {
   readonly platform: Platform;
@@ -48,8 +48,9 @@ interface Built {
 
 function build(env: string, settings: Partial<RabbitmqConfig> = {}, config: EnvironmentConfig = examples.get(env)!): Built & { app: App } {
   const app = new App();
-  const platform = new Platform(app, env, config);
-  const longhorn = new Longhorn(platform, config.services.longhorn);
+  const platform = emptyPlatform(app, env, config);
+  new PolicyProvider(platform);
+  const longhorn = new Longhorn(platform, settingsIn(config, longhornEntry));
   const operators = new RabbitmqOperators(platform);
   const replicas = env === 'prod' ? 3 : 1;
   const rabbitmq = new Rabbitmq(platform, { storage: longhorn, operators, ...rabbitmqSchema.parse({ ...SAMPLE, replicas, ...settings }) });
@@ -359,9 +360,9 @@ describe('the consumer handle', () => {
 describe('services.rabbitmq config', () => {
   const issues = (input: unknown) => {
     const result = rabbitmqSchema.safeParse(input);
-    // A bad map key is reported by its own check, nested (lib/config/load.ts prints it the same way).
+    // A bad map key is reported by its own check, nested (lib/model/config/load.ts prints it the same way).
     const message = (i: z.core.$ZodIssue) => (i.code === 'invalid_key' ? i.issues[0].message : i.message);
-    return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${message(i)}`);
+    return result.success ? [] : result.error.issues.map((i: z.core.$ZodIssue) => `${i.path.join('.')}: ${message(i)}`);
   };
 
   it('fills defaults: disabled, one broker, 10Gi, no topology', () => {

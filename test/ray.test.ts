@@ -7,22 +7,23 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'cdk8s';
+import type { z } from 'zod';
 import { describe, expect, it } from 'vitest';
 import type { NvidiaDevicePlugin } from '../charts/nvidia-device-plugin';
 import { KuberayOperator, Ray } from '../charts/ray';
 import { isGpuProvider } from '../lib/model/gpu';
 import { IMAGES, RAY_VERSION } from '../charts/versions';
-import { parseConfig } from '../lib/model/config/load';
 import type { EnvironmentConfig } from '../lib/model/config/environment';
-import { raySchema } from '../charts/config/ray';
+import { raySettings as raySchema, rayEntry } from '../charts/ray';
+import { settingsIn } from '../lib/model/catalog';
 import { UserError } from '../lib/util/errors';
 import { dependencyGraph } from '../lib/passes/graph';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
-import { buildPlatform } from '../charts/catalog';
+
 import { parseQuantity } from '../lib/util/quantity';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { exampleObject, exampleText, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, toYamlText } from './support';
+import { buildPlatform, exampleObject, exampleText, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
 
 /** services.ray as homelab.yaml would carry it: a CPU group 1..3 and a GPU group 0..1. */
 const RAY_SETTINGS = {
@@ -48,7 +49,7 @@ type Mutation = (config: Record<string, any>) => void;
 function prodConfig(mutate?: Mutation): EnvironmentConfig {
   const config = exampleObject();
   mutate?.(config);
-  return parseConfig(toYamlText(config), 'homelab.yaml').environments.get('prod')!;
+  return parseText(toYamlText(config), 'homelab.yaml').environments.get('prod')!;
 }
 
 interface Variant {
@@ -61,9 +62,9 @@ interface Variant {
 function buildRay(variant: Variant = {}) {
   const app = new App();
   const environment = variant.environment ?? 'prod';
-  const config = variant.config ?? parseConfig(exampleText(), 'homelab.yaml').environments.get(environment)!;
+  const config = variant.config ?? parseText(exampleText(), 'homelab.yaml').environments.get(environment)!;
   // The example's own Ray is replaced by the variant under test.
-  const platform = buildPlatform(app, environment, { ...config, services: { ...config.services, ray: { ...config.services.ray, enabled: false } } });
+  const platform = buildPlatform(app, environment, { ...config, services: { ...config.services, ray: { ...settingsIn(config, rayEntry), enabled: false } } });
   if (variant.operator ?? true) new KuberayOperator(platform);
   new Ray(platform, { ...raySchema.parse(variant.ray ?? RAY_SETTINGS), devicePlugin: platform.services.find(isGpuProvider) as NvidiaDevicePlugin | undefined });
   return { app, platform };
@@ -239,7 +240,7 @@ describe('the RayCluster', () => {
 
 describe('GPU placement from the node inventory', () => {
   it('targets exactly the GPU nodes of prod', () => {
-    const config = parseConfig(exampleText(), 'homelab.yaml').environments.get('prod')!;
+    const config = parseText(exampleText(), 'homelab.yaml').environments.get('prod')!;
     const gpu = workerGroupsOf(prod).find(isGpuGroup);
     expect(schedulableNodes(gpu.template.spec, config)).toEqual(['gpu-1']);
   });
@@ -271,7 +272,7 @@ describe('GPU placement from the node inventory', () => {
   it('rejects a GPU group where no device plugin makes GPUs schedulable, naming the setting', () => {
     const config = exampleObject();
     config.environments.dev.services.ray = { enabled: true };
-    expect(() => parseConfig(toYamlText(config), 'homelab.yaml')).toThrow(
+    expect(() => parseText(toYamlText(config), 'homelab.yaml')).toThrow(
       'homelab.yaml: services.ray.workerGroups.gpu.gpusPerWorker: expected services.nvidiaDevicePlugin.enabled: GPU workers need the GPUs it advertises (in dev)',
     );
   });
@@ -294,7 +295,7 @@ describe('capacity', () => {
 
 describe('services.ray config', () => {
   const issues = (value: unknown) =>
-    (raySchema.safeParse(value).error?.issues ?? []).map((i) => `services.ray.${i.path.join('.')}: ${i.message}`);
+    (raySchema.safeParse(value).error?.issues ?? []).map((i: z.core.$ZodIssue) => `services.ray.${i.path.join('.')}: ${i.message}`);
 
   it('accepts the example groups and fills in the defaults', () => {
     const ray = raySchema.parse(RAY_SETTINGS);
@@ -328,7 +329,7 @@ describe('services.ray config', () => {
     ray.workerGroups.cpu.maxReplica = 3;
     ray.workerGroups.gpu.gpusPerWorker = -1;
     const result = raySchema.safeParse(ray);
-    expect(result.error!.issues.map((i) => [i.code, i.path.join('.')])).toEqual([
+    expect(result.error!.issues.map((i: z.core.$ZodIssue) => [i.code, i.path.join('.')])).toEqual([
       ['unrecognized_keys', 'workerGroups.cpu'],
       ['too_small', 'workerGroups.gpu.gpusPerWorker'],
     ]);

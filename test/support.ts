@@ -7,8 +7,14 @@ import { parse, parseAllDocuments, stringify } from 'yaml';
 import { parseConfig } from '../lib/model/config/load';
 import { main } from '../main';
 import { App } from 'cdk8s';
-import { buildPlatform } from '../charts/catalog';
-import type { Platform } from '../lib/model/platform';
+import { BUILTIN_CATALOG } from '../charts/catalog';
+import { buildServices, Catalog, defineCatalog } from '../lib/model/catalog';
+import { EnvironmentConfig, environmentSchema } from '../lib/model/config/environment';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { Layer } from '../lib/model/layers';
+import type { NetworkPolicyProvider } from '../lib/model/network';
+import { Platform } from '../lib/model/platform';
+import { HomelabService } from '../lib/model/service';
 import { HELM_VALUES_FILE, SynthesizedEnvironment, synthesizeEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 
 export const ROOT = join(__dirname, '..');
@@ -27,10 +33,40 @@ export function toYamlText(value: unknown): string {
   return stringify(value);
 }
 
+/** Parses a config text against the built-in catalog (or another). */
+export function parseText(text: string, file = 'test.yaml', catalog: Catalog = BUILTIN_CATALOG) {
+  return parseConfig(text, file, catalog);
+}
+
 /** Synthesizes every environment of a config text in-process. */
-export function synthesizeText(text: string): SynthesizedEnvironment[] {
-  const config = parseConfig(text, 'test.yaml');
-  return [...config.environments].map(([name, env]) => synthesizeEnvironment(name, env));
+export function synthesizeText(text: string, catalog: Catalog = BUILTIN_CATALOG): SynthesizedEnvironment[] {
+  const config = parseConfig(text, 'test.yaml', catalog);
+  return [...config.environments].map(([name, env]) => synthesizeEnvironment(name, env, catalog));
+}
+
+/** A platform with the services the catalog's entries build from a config (no passes run yet). */
+export function buildPlatform(scope: App, environment: string, config: EnvironmentConfig, catalog: Catalog = BUILTIN_CATALOG): Platform {
+  const platform = new Platform(scope, environment, config, catalog);
+  buildServices(platform, catalog, 'services');
+  return platform;
+}
+
+/** The problems the environment schema finds in one environment's config (with a domain and Git repository if none is given). */
+export function environmentIssues(raw: Record<string, unknown>, catalog: Catalog = BUILTIN_CATALOG): { path: string; message: string }[] {
+  const result = environmentSchema(catalog).safeParse({
+    domain: 'home.example.net',
+    git: { repoURL: 'https://git.example.net/homelab.git', revision: 'main' },
+    ...raw,
+  });
+  return result.success ? [] : result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }));
+}
+
+/**
+ * An empty platform to create services in by hand: its catalog is empty, so synthesis adds
+ * no service of its own (no final verification).
+ */
+export function emptyPlatform(scope: App, environment: string, config: EnvironmentConfig): Platform {
+  return new Platform(scope, environment, config, defineCatalog([]));
 }
 
 let example: SynthesizedEnvironment[] | undefined;
@@ -44,13 +80,26 @@ export function synthesizeExample(): SynthesizedEnvironment[] {
  * Every environment of a config text with the platform it was built from, for the
  * services' declarations (secret needs ...) next to the output they produced.
  */
-export function synthesizePlatforms(text: string): { platform: Platform; env: SynthesizedEnvironment }[] {
-  const config = parseConfig(text, 'test.yaml');
+export function synthesizePlatforms(text: string, catalog: Catalog = BUILTIN_CATALOG): { platform: Platform; env: SynthesizedEnvironment }[] {
+  const config = parseConfig(text, 'test.yaml', catalog);
   return [...config.environments].map(([name, envConfig]) => {
     const app = new App({ outdir: '/dev/null' });
-    const platform = buildPlatform(app, name, envConfig);
+    const platform = buildPlatform(app, name, envConfig, catalog);
     return { platform, env: synthesizePlatform(app, platform) };
   });
+}
+
+/**
+ * Stands in for the network-policies service in a platform built by hand: its presence makes
+ * synthesis derive every namespace's NetworkPolicies.
+ */
+export class PolicyProvider extends HomelabService implements NetworkPolicyProvider {
+  readonly apiServerSources = ['0.0.0.0/0'];
+
+  constructor(scope: Platform) {
+    super(scope, 'policy-provider', {}, { layer: Layer.SECURITY, namespace: 'policy-provider' });
+    new Checkpoint(this, 'checkpoint', { description: 'test double', image: 'docker.io/library/busybox:1.37.0', script: 'true' });
+  }
 }
 
 export interface Manifest {

@@ -5,11 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { tunnelConfig } from '../charts/cloudflared';
-import { parseConfig } from '../lib/model/config/load';
-import { cidrsOverlap } from '../charts/config/networking';
+import { cidrsOverlap } from '../charts/traefik';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
-import { POD_SECURITY_EXCEPTIONS } from '../lib/model/pod-security';
-import { exampleObject, FAKE_SLEEP, manifestsOf, runWithFakeCommands, synthesizeExample, toYamlText } from './support';
+import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
+import { exampleObject, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizeExample, toYamlText } from './support';
 
 const [dev, , prod] = synthesizeExample();
 const file = (env: typeof dev, path: string) => manifestsOf(env).find((m) => m.path === path)!.manifest;
@@ -71,7 +70,7 @@ describe('traefik chart', () => {
   });
 
   it('runs restricted: the chart defaults (non-root 65532, read-only root) are not overridden, with resources set', () => {
-    expect(POD_SECURITY_EXCEPTIONS.traefik).toBeUndefined();
+    expect(file(dev, 'traefik/namespace-traefik.yaml').metadata.annotations?.[EXCEPTION_ANNOTATION]).toBeUndefined();
     expect(file(dev, 'traefik/namespace-traefik.yaml').metadata.labels!['pod-security.kubernetes.io/enforce']).toBe('restricted');
     expect(values.securityContext).toBeUndefined();
     expect(values.podSecurityContext).toBeUndefined();
@@ -84,7 +83,7 @@ describe('networking config', () => {
     const config = exampleObject();
     mutate(config);
     try {
-      parseConfig(toYamlText(config), 'homelab.yaml');
+      parseText(toYamlText(config), 'homelab.yaml');
       return '';
     } catch (error) {
       return String(error);

@@ -1,12 +1,13 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../lib/model/config/load';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { App } from 'cdk8s';
-import { buildPlatform } from '../charts/catalog';
+
 import { Vault } from '../charts/vault';
-import { exampleObject, exampleText, FAKE_CLOCK, FAKE_SLEEP, manifestsOf, runWithFakeCommands, synthesizeExample, toYamlText } from './support';
+import { buildPlatform, exampleObject, exampleText, FAKE_CLOCK, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizeExample, toYamlText } from './support';
+import { settingsIn } from '../lib/model/catalog';
+import { vaultEntry } from '../charts/vault';
 
 const envs = synthesizeExample();
 const env = (name: string) => envs.find((e) => e.environment === name)!;
@@ -17,13 +18,13 @@ const container = (envName: string, path: string) => manifest(envName, path).spe
 function parseWith(mutate: (config: Record<string, any>) => void): () => unknown {
   const config = exampleObject();
   mutate(config);
-  return () => parseConfig(toYamlText(config), 'homelab.yaml');
+  return () => parseText(toYamlText(config), 'homelab.yaml');
 }
 
 describe('Vault config', () => {
   it('is standalone in dev and staging, HA raft with three replicas in prod', () => {
-    const config = parseConfig(exampleText(), 'homelab.yaml');
-    expect([...config.environments].map(([name, e]) => [name, e.services.vault.enabled, e.services.vault.replicas])).toEqual([
+    const config = parseText(exampleText(), 'homelab.yaml');
+    expect([...config.environments].map(([name, e]) => [name, settingsIn(e, vaultEntry).enabled, settingsIn(e, vaultEntry).replicas])).toEqual([
       ['dev', true, 1],
       ['staging', true, 1],
       ['prod', true, 3],
@@ -107,8 +108,8 @@ describe('Vault chart values', () => {
 
 describe('Vault service declarations', () => {
   const prodVault = () => {
-    const config = parseConfig(exampleText(), 'homelab.yaml').environments.get('prod')!;
-    return buildPlatform(new App(), 'prod', config).services.find(Vault.isVault)!;
+    const config = parseText(exampleText(), 'homelab.yaml').environments.get('prod')!;
+    return buildPlatform(new App(), 'prod', config).services.find((s) => s.serviceName === 'vault') as Vault;
   };
 
   it('exposes the UI as an admin exposure, serves clients on 8200 and depends on Longhorn', () => {

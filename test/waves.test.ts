@@ -1,17 +1,17 @@
 import { ApiObject, App, Chart } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import { RecurringJob } from '../imports/longhorn-longhorn.io';
-import { parseConfig } from '../lib/model/config/load';
 import { UserError } from '../lib/util/errors';
 import { dependencyGraph } from '../lib/passes/graph';
 import { Layer } from '../lib/model/layers';
-import { buildPlatform } from '../charts/catalog';
+
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { synthesizePlatform } from '../lib/output/synthesize';
-import { computeWaves, findCycle, GraphNode } from '../lib/passes/waves';
-import { exampleObject, exampleText, synthesizeText, toYamlText } from './support';
+import { computeWaves, GraphNode } from '../lib/passes/waves';
+import { findCycle } from '../lib/util/cycles';
+import { buildPlatform, emptyPlatform, exampleObject, exampleText, parseText, synthesizeText, toYamlText } from './support';
 
 const node = (name: string, layer: Layer, ...dependsOn: string[]): GraphNode => ({ name, layer, dependsOn });
 
@@ -80,7 +80,7 @@ class SnapshotPolicy extends HomelabService {
 }
 
 describe('dependency graph', () => {
-  const devConfig = () => parseConfig(exampleText(), 'homelab.yaml').environments.get('dev')!;
+  const devConfig = () => parseText(exampleText(), 'homelab.yaml').environments.get('dev')!;
 
   it('counts only services as references: any other cdk8s Chart (which answers instanceof for every chart) is not one', () => {
     const platform = buildDev();
@@ -109,8 +109,8 @@ describe('dependency graph', () => {
       'node-red': ['home-assistant', 'longhorn'],
       // Grafana's Loki data source; its ServiceMonitor for CoreDNS needs the CRDs.
       monitoring: ['loki', 'longhorn', 'prometheus-operator-crds'],
-      // Its routes, and its edges to the exposing services, come at synth (test/exposures.test.ts).
-      traefik: ['cert-manager'],
+      // The router depends on every service that declares an exposure (its routes come at synth, test/exposures.test.ts).
+      traefik: ['argocd', 'cert-manager', 'longhorn', 'monitoring', 'n8n', 'rabbitmq', 'vault'],
       // Its checkpoint probes Argo CD: ordered after it (platform wiring, not a reference).
       'network-policies': ['argocd'],
       // Vault keeps its storage on Longhorn; External Secrets reads from Vault.
@@ -129,7 +129,7 @@ describe('dependency graph', () => {
   });
 
   it('fails when no enabled service installs the CRD', () => {
-    const platform = new Platform(new App(), 'dev', devConfig());
+    const platform = emptyPlatform(new App(), 'dev', devConfig());
     new SnapshotPolicy(platform);
     expect(() => dependencyGraph(platform)).toThrow('snapshot-policy emits longhorn.io resources, but no enabled service installs that CRD group');
   });
@@ -204,7 +204,7 @@ class EarlyConsumer extends HomelabService {
 describe('CRD edges in sequential mode', () => {
   function synth(waves: 'dependencies' | 'sequential') {
     const app = new App();
-    const config = parseConfig(exampleText(), 'homelab.yaml').environments.get('dev')!;
+    const config = parseText(exampleText(), 'homelab.yaml').environments.get('dev')!;
     const platform = buildPlatform(app, 'dev', { ...config, waves });
     new LateInstaller(platform);
     new EarlyConsumer(platform);

@@ -1,5 +1,20 @@
-/** Argo CD annotations on individual resources. */
+/** What the model knows of Argo CD, which syncs every service: its namespace, its annotations on resources. */
 import { ApiObject } from 'cdk8s';
+import type { HomelabService } from './service';
+
+/** Namespace Argo CD runs in and keeps its Applications in. */
+export const ARGOCD_NAMESPACE = 'argocd';
+
+/** API group of Argo CD's own CRDs (Application, AppProject). */
+export const ARGOCD_GROUP = 'argoproj.io';
+
+/**
+ * Argo CD itself, the service that installs its CRDs: its Application must not cascade a
+ * deletion, and its values are also the ones of the one-time bootstrap install.
+ */
+export function isGitOpsEngine(service: HomelabService): boolean {
+  return service.installsCrdGroups.includes(ARGOCD_GROUP);
+}
 
 const SYNC_OPTIONS = 'argocd.argoproj.io/sync-options';
 const SYNC_WAVE = 'argocd.argoproj.io/sync-wave';

@@ -10,7 +10,7 @@
 import type { z } from 'zod';
 import type { Inventory } from './inventory';
 import type { Platform } from './platform';
-import { HomelabService } from './service';
+import type { HomelabService } from './service';
 
 /** A config problem; its path goes from the entry's own settings (made absolute by the core). */
 export interface ConfigIssue {
@@ -127,6 +127,7 @@ export interface Catalog {
 /** Folders of k8s/<env>/ that are no service's. */
 export const OUTPUT_FOLDERS = ['apps', 'bootstrap'] as const;
 
+/** A catalog of entries in creation order; two entries cannot read one key or take one name. */
 export function defineCatalog(entries: readonly ServiceEntry<any, any>[]): Catalog {
   const keys = new Map<string, string>();
   const names = new Map<string, string>();
@@ -136,14 +137,18 @@ export function defineCatalog(entries: readonly ServiceEntry<any, any>[]): Catal
       if (keys.has(key)) throw new Error(`catalog: ${entry.name} and ${keys.get(key)} both read ${key}`);
       keys.set(key, entry.name);
     }
-    for (const name of [...entry.names, ...(names.has(entry.name) ? [entry.name] : [])]) {
-      if (names.has(name) || (OUTPUT_FOLDERS as readonly string[]).includes(name)) {
-        throw new Error(`catalog: ${entry.name} takes the name "${name}", which ${names.get(name) ?? 'an output folder'} takes`);
-      }
+    for (const name of entry.names) {
+      const owner = names.get(name) ?? ((OUTPUT_FOLDERS as readonly string[]).includes(name) ? 'an output folder' : undefined);
+      if (owner) throw new Error(`catalog: ${entry.name} takes the name "${name}", which ${owner} takes`);
       names.set(name, entry.name);
     }
   }
   return { entries };
+}
+
+/** Every entry's upstream scrape targets, by monitor name. */
+export function upstreamTargetsOf(catalog: Catalog): Readonly<Record<string, UpstreamTarget>> {
+  return Object.fromEntries(catalog.entries.flatMap((entry) => Object.entries(entry.upstreamTargets ?? {})));
 }
 
 /** The path of an entry's settings from the environment's root. */
@@ -170,7 +175,7 @@ export function buildServices(platform: Platform, catalog: Catalog, stage: 'serv
   for (const entry of entries) {
     pending.delete(entry);
     if (!platform.isEnabled(entry)) continue;
-    const lookup = (wanted: ServiceEntry<any, any>, required: boolean) => {
+    const lookup = (wanted: ServiceEntry<any, any>, required: boolean): any => {
       if (built.has(wanted)) return built.get(wanted);
       if (pending.has(wanted) || (stage === 'services' && wanted.final)) {
         throw new Error(`catalog order: ${wanted.name} must come before ${entry.name}, which uses it`);

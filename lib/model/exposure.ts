@@ -5,7 +5,6 @@
  * the configured access control) and a publicly signed certificate for the host.
  */
 import type { NetworkPeer } from './network';
-import type { Platform } from './platform';
 import type { HomelabService } from './service';
 
 export interface Exposure {
@@ -36,24 +35,39 @@ export interface ServiceExposure {
   readonly exposure: Exposure;
 }
 
+/** A host the router routes, as its checkpoint and the services following its routes see it. */
+export interface RoutedHost {
+  readonly host: string;
+  readonly admin: boolean;
+  /** `<namespace>/<name>` of its Certificate. */
+  readonly certificate: string;
+}
+
 /**
- * The service that turns exposures into routes (Traefik). It emits every route in its own
- * construct tree and depends on the exposing services: the routes sync with the networking
+ * The service that turns exposures into routes (Traefik). The routing pass hands it every
+ * exposure once all services exist; it emits every route in its own construct tree, and the
+ * ordering pass makes it depend on the exposing services: the routes sync with the networking
  * layer, after everything they route to.
  */
 export interface ExposureRouter extends HomelabService {
+  /** What routes, in NetworkPolicy names (lowercased) and reasons, e.g. `Traefik`. */
+  readonly routerName: string;
   /** The pods that connect to the exposed backends (their NetworkPolicies let them in). */
   readonly routerPods: NetworkPeer;
   routeExposures(exposures: readonly ServiceExposure[]): void;
+  /** Every host routed (once `routeExposures` has run). */
+  readonly routedHosts: readonly RoutedHost[];
 }
 
 export function isExposureRouter(service: HomelabService): service is ExposureRouter {
   return typeof (service as Partial<ExposureRouter>).routeExposures === 'function';
 }
 
-/** Hands every service's exposures to the platform's router, if it has one (called by synth before the graph). */
-export function routeExposures(platform: Platform): void {
-  const router = platform.services.find(isExposureRouter);
-  if (!router) return;
-  router.routeExposures(platform.services.flatMap((service) => service.exposures.map((exposure) => ({ service, exposure }))));
+/** A service built from the router's routes (a tunnel forwarding the public hosts). */
+export interface RouteFollower extends HomelabService {
+  followRoutes(hosts: readonly RoutedHost[]): void;
+}
+
+export function isRouteFollower(service: HomelabService): service is RouteFollower {
+  return typeof (service as Partial<RouteFollower>).followRoutes === 'function';
 }

@@ -1,15 +1,11 @@
 /**
  * Monitoring as part of every service: a service declares its metrics endpoints and alert
  * rules once (HomelabService.exposeMetrics / addAlerts); when the platform has the
- * prometheus-operator CRDs, synth turns the declarations into a ServiceMonitor or
+ * prometheus-operator CRDs, the monitoring pass (lib/passes/monitoring.ts) turns the declarations into a ServiceMonitor or
  * PodMonitor per endpoint and one PrometheusRule per service, with a "target down" alert
  * for every endpoint. The CRD edge then orders the service after the CRDs only — not after
  * the monitoring stack itself.
  */
-import { Construct } from 'constructs';
-import { PodMonitor, PodMonitorSpecPodMetricsEndpointsRelabelingsAction } from '../../imports/prometheus-podmonitor-monitoring.coreos.com';
-import { PrometheusRule, PrometheusRuleSpecGroupsRulesExpr } from '../../imports/prometheus-prometheusrule-monitoring.coreos.com';
-import { ServiceMonitor, ServiceMonitorSpecEndpointsRelabelingsAction } from '../../imports/prometheus-servicemonitor-monitoring.coreos.com';
 import type { HomelabService } from './service';
 
 /** API group of ServiceMonitor, PodMonitor and PrometheusRule. */
@@ -85,96 +81,20 @@ export interface AlertRule {
   readonly description?: string;
 }
 
-/** Emits the monitors and rules a service declared; called by synth when the CRDs are installed. */
-export class ServiceMonitoring extends Construct {
-  constructor(service: HomelabService) {
-    super(service, 'monitoring');
-    const endpoints = service.metricsEndpoints;
-    const rules = service.alertRules;
-    for (const endpoint of endpoints) this.monitor(service, endpoint);
-    const alerts = [...endpoints.map((endpoint) => targetDown(service, endpoint)), ...rules];
-    if (alerts.length === 0) return;
-    new PrometheusRule(this, 'rules', {
-      metadata: { name: `${service.serviceName}-alerts`, labels: service.labelsFor('monitoring') },
-      spec: {
-        groups: [
-          {
-            name: service.serviceName,
-            rules: alerts.map((rule) => ({
-              alert: rule.alert,
-              expr: PrometheusRuleSpecGroupsRulesExpr.fromString(rule.expr),
-              for: rule.for ?? '5m',
-              labels: { severity: rule.severity, [SERVICE_LABEL]: service.serviceName },
-              annotations: { summary: rule.summary, ...(rule.description ? { description: rule.description } : {}) },
-            })),
-          },
-        ],
-      },
-    });
-  }
-
-  private monitor(service: HomelabService, endpoint: MetricsEndpoint): void {
-    const name = `${service.serviceName}-${endpoint.name}`;
-    const metadata = { name, labels: service.labelsFor('monitoring') };
-    const namespaceSelector = endpoint.namespace ? { matchNames: [endpoint.namespace] } : undefined;
-    const params = endpoint.params ? Object.fromEntries(Object.entries(endpoint.params).map(([k, v]) => [k, [...v]])) : undefined;
-    const common = { path: endpoint.path ?? '/metrics', interval: endpoint.interval ?? '30s', params };
-    if (endpoint.kind === 'service') {
-      new ServiceMonitor(this, name, {
-        metadata,
-        spec: {
-          selector: { matchLabels: { ...endpoint.selector } },
-          namespaceSelector,
-          endpoints: [
-            {
-              ...common,
-              port: endpoint.port,
-              relabelings: identify(service, endpoint).map((r) => ({ ...r, action: ServiceMonitorSpecEndpointsRelabelingsAction.REPLACE })),
-            },
-          ],
-        },
-      });
-    } else {
-      new PodMonitor(this, name, {
-        metadata,
-        spec: {
-          selector: { matchLabels: { ...endpoint.selector } },
-          namespaceSelector,
-          podMetricsEndpoints: [
-            {
-              ...common,
-              port: endpoint.port,
-              relabelings: identify(service, endpoint).map((r) => ({ ...r, action: PodMonitorSpecPodMetricsEndpointsRelabelingsAction.REPLACE })),
-            },
-          ],
-        },
-      });
-    }
-  }
+/** A dashboard with the service that declared it. */
+export interface ServiceDashboard {
+  readonly service: string;
+  readonly dashboard: Dashboard;
 }
 
-function identify(service: HomelabService, endpoint: MetricsEndpoint): { targetLabel: string; replacement: string }[] {
-  return [
-    { targetLabel: SERVICE_LABEL, replacement: service.serviceName },
-    { targetLabel: ENDPOINT_LABEL, replacement: endpoint.name },
-  ];
+/**
+ * The service that provisions every declared dashboard (Grafana): the monitoring pass hands
+ * it the dashboards of all services once they exist.
+ */
+export interface DashboardHost extends HomelabService {
+  provisionDashboards(dashboards: readonly ServiceDashboard[]): void;
 }
 
-/** Every scraped endpoint gets the same baseline alert: Prometheus cannot scrape it. */
-function targetDown(service: HomelabService, endpoint: MetricsEndpoint): AlertRule {
-  return {
-    alert: `${pascal(service.serviceName)}${pascal(endpoint.name)}TargetDown`,
-    expr: `up{${SERVICE_LABEL}="${service.serviceName}", ${ENDPOINT_LABEL}="${endpoint.name}"} == 0`,
-    for: '5m',
-    severity: 'warning',
-    summary: `${service.serviceName}: the ${endpoint.name} metrics endpoint of {{ $labels.namespace }}/{{ $labels.pod }} is down`,
-  };
-}
-
-function pascal(name: string): string {
-  return name
-    .split(/[^a-zA-Z0-9]+/)
-    .filter(Boolean)
-    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
-    .join('');
+export function isDashboardHost(service: HomelabService): service is DashboardHost {
+  return typeof (service as Partial<DashboardHost>).provisionDashboards === 'function';
 }

@@ -1,6 +1,6 @@
 /**
  * Network declarations of the service model, from which NetworkPolicies are derived
- * (lib/network-policies.ts): the ports a service serves to the services that reference it,
+ * (lib/passes/network-policies.ts): the ports a service serves to the services that reference it,
  * and the ports the Kubernetes API server calls (admission webhooks, aggregated APIs).
  */
 import type { HomelabService } from './service';
@@ -28,9 +28,24 @@ export interface NetworkPeer {
 
 /** A service whose pods scrape every declared metrics endpoint (Prometheus). */
 export interface MetricsScraper extends HomelabService {
+  /** What scrapes, in NetworkPolicy names (lowercased) and reasons, e.g. `Prometheus`. */
+  readonly scraperName: string;
   readonly scraperPods: NetworkPeer;
 }
 
 export function isMetricsScraper(service: HomelabService): service is MetricsScraper {
   return 'scraperPods' in service;
+}
+
+/**
+ * The service whose presence makes the platform derive NetworkPolicies for every namespace
+ * (the network-policies pass), and whose checkpoint proves them enforced.
+ */
+export interface NetworkPolicyProvider extends HomelabService {
+  /** Where the API server's calls to admission and conversion webhooks come from (CIDRs). */
+  readonly apiServerSources: readonly string[];
+}
+
+export function isNetworkPolicyProvider(service: HomelabService): service is NetworkPolicyProvider {
+  return 'apiServerSources' in service;
 }

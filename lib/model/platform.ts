@@ -1,19 +1,23 @@
 /**
  * One environment's homelab: the scope every service of that environment is created in.
- * Services are created in it and read their environment's settings from it.
+ * Services are created in it (by the catalog's entries) and read their environment's
+ * platform settings (domain, nodes) from it.
  */
 import { Construct } from 'constructs';
-import type { EnvironmentConfig } from './config/environment';
+import type { Catalog, ServiceEntry } from './catalog';
+import { EnvironmentConfig, isEntryEnabled } from './config/environment';
 import type { HomelabService } from './service';
 
 export class Platform extends Construct {
+  /** @internal what each entry built, for the entries built after it (lib/model/catalog.ts). */
+  readonly _builtEntries = new Map<ServiceEntry<any, any>, unknown>();
   private readonly registered: HomelabService[] = [];
-  private readonly lastSteps: (() => void)[] = [];
 
   constructor(
     scope: Construct,
     readonly environment: string,
     readonly config: EnvironmentConfig,
+    readonly catalog: Catalog,
   ) {
     super(scope, environment);
   }
@@ -23,26 +27,17 @@ export class Platform extends Construct {
     return `${subdomain}.${this.config.domain}`;
   }
 
+  /** Whether the environment gets an entry's services. */
+  isEnabled(entry: ServiceEntry<any, any>): boolean {
+    return isEntryEnabled(this.catalog, this.config, entry);
+  }
+
   /** @internal called by the HomelabService constructor. */
   register(service: HomelabService): void {
     if (this.registered.some((s) => s.serviceName === service.serviceName)) {
       throw new Error(`two services named "${service.serviceName}" in ${this.environment}`);
     }
     this.registered.push(service);
-  }
-
-  /**
-   * Work that needs every service complete, including the routes synth adds across services
-   * (and the router's checkpoint): e.g. the end-to-end verification replaying every
-   * checkpoint. Runs in registration order.
-   */
-  whenComplete(step: () => void): void {
-    this.lastSteps.push(step);
-  }
-
-  /** @internal called by synth once the cross-service emission is done. */
-  _complete(): void {
-    for (const step of this.lastSteps.splice(0)) step();
   }
 
   /** Services in the order they were created. */

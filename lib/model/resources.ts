@@ -2,7 +2,7 @@
 import { Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
-import type { Resources } from './config/environment';
+import type { Resources } from './config/primitives';
 import { parseQuantity } from '../util/quantity';
 
 export type { Resources };

@@ -1,15 +1,14 @@
 /**
  * Secrets as a declaration of the service model: a service states once which Secret it
  * needs and its key names (HomelabService.needSecret). From that single declaration come
- * the consuming pod's env/volume references (SecretRef), and — where the platform runs
- * Vault and External Secrets — the ExternalSecret that delivers the Secret and the Vault
- * policy that lets only that service read its own path. Without them, the operator
- * creates the Secret by hand (synth lists it). Values never pass through Git.
+ * the consuming pod's env/volume references (SecretRef), and — where the platform has a
+ * secret backend and a delivery service (Vault and External Secrets) — the objects that
+ * deliver the Secret and the access that lets only that service read its own values (the
+ * secret-delivery pass). Without them, the operator creates the Secret by hand (synth lists
+ * it). Values never pass through Git.
  */
 import type { k8s } from 'cdk8s-plus-28';
-
-/** KV v2 secrets engine holding every service's secrets: `<mount>/<service>/<secret>`. */
-export const VAULT_KV_MOUNT = 'homelab';
+import type { HomelabService } from './service';
 
 /** A Secret a service needs, by name and key names; its values live in Vault or are made by hand. */
 export interface SecretNeed {
@@ -27,11 +26,6 @@ export interface SecretNeed {
 
 /** Keys of S3 credentials as the AWS SDKs read them from the environment (Loki, Triton). */
 export const S3_CREDENTIAL_KEYS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const;
-
-/** Path of a need's values in the KV engine (without the mount): `<service>/<secret>`. */
-export function vaultPath(need: Pick<SecretNeed, 'service' | 'name'>): string {
-  return `${need.service}/${need.name}`;
-}
 
 /** A handle on a declared Secret: how consumers reference its keys. */
 export class SecretRef {
@@ -60,29 +54,35 @@ export class SecretRef {
 }
 
 /**
- * Prefix of the Vault roles and policies the configurator Job manages (one of each per
- * consuming service): the Job removes those with this prefix that are no longer declared.
+ * Where the values of declared Secrets live (Vault). The secret-delivery pass hands it every
+ * service that reads secrets, so that each can read its own values and nothing else.
  */
-export const MANAGED_VAULT_PREFIX = 'homelab-';
-
-/** How one consuming service reads its own secrets: its Kubernetes identity and its Vault role and policy. */
-export interface VaultAccess {
-  readonly service: string;
-  readonly namespace: string;
-  /** ServiceAccount External Secrets logs in to Vault as (Kubernetes auth). */
-  readonly serviceAccount: string;
-  /** Vault role bound to that ServiceAccount, and policy (same name) granting read on `policyPath`. */
-  readonly role: string;
-  /** `<mount>/data/<service>/*`: the service's own subtree of the KV engine, read-only. */
-  readonly policyPath: string;
+export interface SecretBackend extends HomelabService {
+  /** Where the operator puts a need's values, e.g. `Vault homelab/n8n/n8n-encryption-key`. */
+  locationOf(need: SecretNeed): string;
+  /**
+   * Called once with every service whose Secrets are delivered (none without a delivery
+   * service), and the delivery service's probe, whose value the backend writes itself.
+   */
+  grantAccess(consumers: readonly HomelabService[], probe?: SecretNeed): void;
 }
 
-export function vaultAccess(service: string, namespace: string): VaultAccess {
-  return {
-    service,
-    namespace,
-    serviceAccount: `${service}-secrets`,
-    role: `${MANAGED_VAULT_PREFIX}${service}`,
-    policyPath: `${VAULT_KV_MOUNT}/data/${service}/*`,
-  };
+export function isSecretBackend(service: HomelabService): service is SecretBackend {
+  return typeof (service as Partial<SecretBackend>).grantAccess === 'function';
+}
+
+/** Delivers declared Secrets from the backend into the consumers' namespaces (External Secrets). */
+export interface SecretDelivery extends HomelabService {
+  readonly backend: SecretBackend;
+  /** A need of its own whose delivery proves the whole chain (its checkpoint waits for it). */
+  readonly probe: SecretNeed;
+  /**
+   * Emits, in `host`'s construct tree, what delivers every Secret `consumer` declared: the
+   * consumer's own tree, or the delivery service's for consumers that cannot wait for it.
+   */
+  deliverTo(consumer: HomelabService, host: HomelabService): void;
+}
+
+export function isSecretDelivery(service: HomelabService): service is SecretDelivery {
+  return typeof (service as Partial<SecretDelivery>).deliverTo === 'function';
 }

@@ -9,17 +9,17 @@ import { ApiObject, Chart, JsonPatch } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { Checkpoint } from './checkpoint';
-import { EXCEPTION_ANNOTATION, PodSecurityLevel, podSecurityException } from './pod-security';
+import { ContainerException, EXCEPTION_ANNOTATION, PodSecurityException, PodSecurityLevel } from './pod-security';
 import { Layer } from './layers';
 import { selectorLabels, serviceLabels } from './labels';
-import { Platform } from './platform';
-import type { ResourceDemand } from '../passes/capacity';
+import type { Platform } from './platform';
+import type { ResourceDemand } from './capacity';
 import type { GitManifests, HelmRelease, KustomizeSource } from './sources';
-import { AlertRule, Dashboard, MetricsEndpoint, ServiceMonitoring } from './monitoring';
+import type { AlertRule, Dashboard, MetricsEndpoint } from './monitoring';
 import type { Exposure } from './exposure';
 import type { ServedPort } from './network';
 import { SecretNeed, SecretRef } from './secrets';
-import { KUBERNETES_VERSION } from '../../charts/versions';
+import { KUBERNETES_VERSION } from './kubernetes';
 
 /** A field Argo CD must not diff, for drift that upstream charts cause by design. */
 export interface IgnoreDifference {
@@ -34,10 +34,15 @@ export interface ServiceSettings {
   readonly layer: Layer;
   readonly namespace: string;
   /**
-   * The workload's image only runs as root: the namespace gets `baseline`. Built-in services
-   * that need more are listed in lib/pod-security.ts. @default false
+   * The namespace's Pod Security level when the service cannot run `restricted`, with the
+   * reason (also an annotation on the namespace). @default restricted
    */
-  readonly runsAsRoot?: boolean;
+  readonly podSecurity?: PodSecurityException;
+  /**
+   * What the containers we write for the service may leave out of the restricted context, and
+   * why (test/invariants.test.ts holds every container to it). @default nothing
+   */
+  readonly containerException?: ContainerException;
   /** API groups whose CRDs this service installs (a service emitting them depends on it). @default none */
   readonly installsCrdGroups?: readonly string[];
   /**
@@ -46,9 +51,9 @@ export interface ServiceSettings {
    * `super()` instead. @default no chart
    */
   readonly helm?: HelmRelease;
-  /** Upstream kustomizations from Git at pinned tags (KUSTOMIZATIONS in lib/versions.ts). @default none */
+  /** Upstream kustomizations from Git at pinned tags (KUSTOMIZATIONS in charts/versions.ts). @default none */
   readonly kustomizations?: readonly KustomizeSource[];
-  /** Upstream directories of plain manifests from Git at pinned tags (MANIFESTS in lib/versions.ts). @default none */
+  /** Upstream directories of plain manifests from Git at pinned tags (MANIFESTS in charts/versions.ts). @default none */
   readonly manifests?: readonly GitManifests[];
   /**
    * CRD groups the upstream sources create resources of (e.g. cert-manager Issuers in an
@@ -76,6 +81,8 @@ export abstract class HomelabService extends Chart {
   readonly layer: Layer;
   readonly namespaceName: string;
   readonly podSecurity: PodSecurityLevel;
+  readonly podSecurityException?: PodSecurityException;
+  readonly containerException?: ContainerException;
   readonly installsCrdGroups: readonly string[];
   readonly kustomizations: readonly KustomizeSource[];
   readonly manifests: readonly GitManifests[];
@@ -111,8 +118,10 @@ export abstract class HomelabService extends Chart {
     this.environment = scope.environment;
     this.layer = settings.layer;
     this.namespaceName = settings.namespace;
-    const exception = podSecurityException(name, settings.runsAsRoot ?? false);
+    const exception = settings.podSecurity;
     this.podSecurity = exception?.level ?? 'restricted';
+    this.podSecurityException = exception;
+    this.containerException = settings.containerException;
     this.installsCrdGroups = settings.installsCrdGroups ?? [];
     this.upstreamChart = settings.helm;
     this.kustomizations = settings.kustomizations ?? [];
@@ -242,22 +251,22 @@ export abstract class HomelabService extends Chart {
     return this.publicPortList;
   }
 
-  /** Services this one needs first: every HomelabService found in its props, plus platform-derived ones. */
+  /** Services this one needs first: every HomelabService found in its props, plus those it orders itself after (`dependOn`). */
   get dependencies(): ReadonlySet<HomelabService> {
     return this.dependencySet;
   }
 
   /**
    * The services in this one's props: the ones it connects to, so each of their served ports
-   * gets an allow rule from this service's namespace (lib/network-policies.ts). Platform-level
-   * wiring (`_addDependency`) orders services but implies no traffic.
+   * gets an allow rule from this service's namespace (lib/passes/network-policies.ts). `dependOn`
+   * orders services but implies no traffic.
    */
   get references(): ReadonlySet<HomelabService> {
     return this.referenceSet;
   }
 
-  /** @internal for platform-level wiring (e.g. the router depends on every service it routes to). */
-  _addDependency(service: HomelabService): void {
+  /** Syncs after `service` without connecting to it (no NetworkPolicy allow rule follows). */
+  protected dependOn(service: HomelabService): void {
     if (service === this) throw new Error(`${this.serviceName} cannot depend on itself`);
     this.dependencySet.add(service);
   }
@@ -276,11 +285,6 @@ export abstract class HomelabService extends Chart {
 
   get apiServerPorts(): readonly ServedPort[] {
     return this.apiServerPortList;
-  }
-
-  /** @internal called by synth when the platform installs the monitoring CRDs. */
-  _emitMonitoring(): void {
-    new ServiceMonitoring(this);
   }
 
   /** What the service's long-running workloads request (checkpoint Jobs are not counted). */

@@ -2,7 +2,7 @@
  * `npm run diff` output: plain text for a terminal, or Markdown for a pull-request comment
  * (a heading per environment, a table per Application, field changes folded in <details>).
  */
-import type { Colours } from '../tools/cli';
+import type { Colours } from '../util/colours';
 import { ApplicationDiff, ChangeCounts, ChangeKind, countResources, EnvironmentDiff, FieldChange, ResourceDiff } from './diff';
 
 /** Longest value shown before it is cut with `…`. */

@@ -2,7 +2,7 @@
  * The short report `npm run synth` prints: per environment its services, waves and
  * resources, each service with its wave, and requested against available capacity.
  */
-import { Colours, colours } from '../tools/cli';
+import { Colours, colours } from '../util/colours';
 import { formatCores, formatGibibytes } from '../util/quantity';
 import type { SynthesizedEnvironment } from './synthesize';
 
@@ -35,8 +35,7 @@ export function formatSummary(
     if (env.secrets.length > 0) {
       lines.push('  secrets the services need (namespace/name: keys; source; purpose):');
       for (const need of env.secrets) {
-        const source = need.vaultPath ? `Vault ${need.vaultPath}` : 'create by hand';
-        lines.push(`    ${need.namespace}/${need.name}: ${need.keys.join(', ')}; ${source}; ${need.purpose}`);
+        lines.push(`    ${need.namespace}/${need.name}: ${need.keys.join(', ')}; ${need.source ?? 'create by hand'}; ${need.purpose}`);
       }
     }
     for (const warning of env.warnings) lines.push(`  ${paint.yellow('warning:')} ${warning}`);

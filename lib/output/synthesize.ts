@@ -1,26 +1,21 @@
 /**
- * One environment from config to files: build the services, derive the waves, add the
- * Argo CD app-of-apps, and render every resource into its own file. Rendering goes object
- * by object, so the cost stays linear in the number of services (a cdk8s Chart.toJson
+ * One environment from config to files: build the services the catalog's entries make of the
+ * config, run the passes (lib/passes: routing, monitoring, secret delivery, waves, capacity,
+ * Argo CD, network policies ...), and render every resource into its own file. Rendering goes
+ * object by object, so the cost stays linear in the number of services (a cdk8s Chart.toJson
  * re-resolves the whole App each time).
  */
 import { ApiObject, App, Chart } from 'cdk8s';
-import { AppOfApps } from '../passes/app-of-apps';
-import { addSyncOption, hasSyncWave, isHook, setSyncWave } from '../model/argocd';
+import { isGitOpsEngine } from '../model/argocd';
+import { buildServices, Catalog } from '../model/catalog';
 import type { EnvironmentConfig } from '../model/config/environment';
-import type { Platform } from '../model/platform';
-import { CapacityReport, checkCapacity } from '../passes/capacity';
-import { routeExposures } from '../model/exposure';
-import { isGpuProvider } from '../model/gpu';
-import { apiGroup, dependencyGraph, ownCustomResources } from '../passes/graph';
-import { buildPlatform } from '../../charts/catalog';
-import { deliverSecrets, SecretNeedSource } from '../passes/secret-delivery';
-import { MONITORING_GROUP } from '../model/monitoring';
-import { emitNetworkPolicies } from '../passes/network-policies';
+import { Platform } from '../model/platform';
 import type { HomelabService } from '../model/service';
-import { computeWaves } from '../passes/waves';
-import { sortedTree } from './output-tree';
+import type { CapacityReport } from '../passes/capacity';
+import { runPasses, Synthesis } from '../passes';
+import type { SecretNeedSource } from '../passes/secret-delivery';
 import { emitYaml } from '../util/yaml-emitter';
+import { sortedTree } from './output-tree';
 
 /** Helm values files in the output are named after their chart: `argo-cd.values.yaml`. */
 export const HELM_VALUES_FILE = /^([a-z0-9-]+)\.values\.yaml$/;
@@ -36,7 +31,7 @@ export interface ServiceSummary {
   readonly upstream: readonly string[];
   readonly resources: number;
   readonly dependsOn: readonly string[];
-  /** The part of `dependsOn` that comes only from CRD edges (see lib/graph.ts). */
+  /** The part of `dependsOn` that comes only from CRD edges (see lib/passes/graph.ts). */
   readonly crdDependsOn: readonly string[];
   /** What the service's checkpoint proves. */
   readonly checkpoint: string;
@@ -57,47 +52,28 @@ export interface SynthesizedEnvironment {
   readonly warnings: readonly string[];
 }
 
-export function synthesizeEnvironment(environment: string, config: EnvironmentConfig): SynthesizedEnvironment {
+export function synthesizeEnvironment(environment: string, config: EnvironmentConfig, catalog: Catalog): SynthesizedEnvironment {
   const app = new App({ outdir: '/dev/null' });
-  return synthesizePlatform(app, buildPlatform(app, environment, config));
+  const platform = new Platform(app, environment, config, catalog);
+  buildServices(platform, catalog, 'services');
+  return synthesizePlatform(app, platform);
 }
 
-/** Waves, Argo CD app of apps, capacity check and files for an already built platform. */
+/** The passes and the files of an already built platform. */
 export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnvironment {
-  const { environment, config } = platform;
-  // Routes join the router's tree (and its dependencies) before the graph is computed.
-  routeExposures(platform);
-  platform._complete();
-  for (const service of platform.services) {
-    if (!service.checkpoint) throw new Error(`${service.serviceName} has no checkpoint`);
-  }
-  // Monitors and alert rules exist only where something installs their CRDs.
-  if (platform.services.some((s) => s.installsCrdGroups.includes(MONITORING_GROUP))) {
-    for (const service of platform.services) service._emitMonitoring();
-  }
-  // Delivery objects add CRD edges; the graph before them tells who cannot wait for External Secrets.
-  const secrets = deliverSecrets(platform).sort(
-    (a, b) => a.namespace.localeCompare(b.namespace, 'en') || a.name.localeCompare(b.name, 'en'),
-  );
-  const graph = dependencyGraph(platform, config.waves);
-  const waves = computeWaves(graph.nodes, config.waves);
-  const gpuReplicas = platform.services.find(isGpuProvider)?.gpuReplicas ?? 1;
-  const capacity = checkCapacity(platform.services.flatMap((s) => s.demands), config.nodes, gpuReplicas);
-  const appOfApps = new AppOfApps(app, 'argocd', { platform, waves });
-
-  // Last emission: the policies cover every port the services declared and everything they expose.
-  if (config.services.networkPolicies.enabled) emitNetworkPolicies(platform, config.services.networkPolicies);
+  const synthesis = new Synthesis(app, platform);
+  runPasses(synthesis);
+  const graph = synthesis.get('graph');
+  const waves = synthesis.get('waves');
+  const appOfApps = synthesis.get('appOfApps');
   const files = new Map<string, string>();
-  for (const service of platform.services) {
-    applyResourcePolicies(service, graph.lateCrdGroups.get(service.serviceName));
-    renderChart(files, service.serviceName, service.apiObjects, (object) => service.render(object));
-  }
+  for (const service of platform.services) renderChart(files, service.serviceName, service.apiObjects, (object) => service.render(object));
   renderChart(files, 'apps', apiObjectsOf(appOfApps.apps));
   renderChart(files, 'bootstrap', apiObjectsOf(appOfApps.bootstrap));
-  const argocd = platform.services.find((s) => s.serviceName === 'argocd');
-  if (argocd?.helm) {
+  const engine = platform.services.find(isGitOpsEngine);
+  if (engine?.helm) {
     // The one-time `helm install` must use exactly the values Argo CD later applies to itself.
-    files.set(`bootstrap/${argocd.helm.chart.chart}.values.yaml`, GENERATED_HEADER + emitYaml(argocd.helm.values));
+    files.set(`bootstrap/${engine.helm.chart.chart}.values.yaml`, GENERATED_HEADER + emitYaml(engine.helm.values));
   }
 
   // dependencyGraph lists the services in platform order.
@@ -115,31 +91,20 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
       hosts: service.exposures.map((e) => platform.hostname(e.subdomain)).sort(),
     }))
     .sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name, 'en'));
-  return { environment, files: sortedTree(files), services, capacity, secrets, warnings: graph.warnings };
+  return {
+    environment: platform.environment,
+    files: sortedTree(files),
+    services,
+    capacity: synthesis.get('capacity'),
+    secrets: synthesis.get('secrets'),
+    warnings: graph.warnings,
+  };
 }
 
 function upstreamOf(service: HomelabService): string[] {
   const chart = service.helm ? [`${service.helm.chart.chart}@${service.helm.chart.version}`] : [];
   const git = [...service.kustomizations, ...service.manifests].map((k) => `${k.repoURL.replace(/^https:\/\/github.com\//, '')}/${k.path}@${k.revision}`);
   return [...chart, ...git];
-}
-
-/** Argo CD behaviour that follows from what a resource is, the same for every service. */
-function applyResourcePolicies(service: HomelabService, lateCrdGroups: ReadonlySet<string> = new Set()): void {
-  // Sequential waves: the CRD comes with a later layer; apply without dry run, retry until it exists.
-  for (const object of service.apiObjects.filter((o) => lateCrdGroups.has(apiGroup(o.apiVersion)))) {
-    addSyncOption(object, 'SkipDryRunOnMissingResource=true');
-  }
-  for (const object of service.apiObjects) {
-    // A PVC holds data: never let a prune or an app deletion remove it.
-    if (object.kind === 'PersistentVolumeClaim' && !isHook(object)) addSyncOption(object, 'Delete=false');
-  }
-  // The CRDs of these come from the service's own chart in the same sync: they cannot be
-  // dry-run before the CRD exists, and they go after the chart's resources.
-  for (const object of ownCustomResources(service)) {
-    addSyncOption(object, 'SkipDryRunOnMissingResource=true');
-    if (!hasSyncWave(object)) setSyncWave(object, 1);
-  }
 }
 
 function apiObjectsOf(chart: Chart): ApiObject[] {

@@ -15,10 +15,8 @@ import { AppProject } from '../../imports/argocd-appproject-argoproj.io';
 import { MANAGED_BY, PART_OF } from '../model/labels';
 import { Platform } from '../model/platform';
 import { HomelabService } from '../model/service';
-import { setSyncWave } from '../model/argocd';
+import { ARGOCD_NAMESPACE, isGitOpsEngine, setSyncWave } from '../model/argocd';
 
-/** Namespace Argo CD runs in and keeps its Applications in. */
-export const ARGOCD_NAMESPACE = 'argocd';
 const RESOURCES_FINALIZER = 'resources-finalizer.argocd.argoproj.io';
 
 /** Sync options of every child Application. */
@@ -117,7 +115,7 @@ export class AppOfApps extends Construct {
         name: service.serviceName,
         labels: service.labelsFor('argocd-application'),
         // Deleting the Application that runs Argo CD must not delete Argo CD.
-        finalizers: service.installsCrdGroups.includes('argoproj.io') ? undefined : [RESOURCES_FINALIZER],
+        finalizers: isGitOpsEngine(service) ? undefined : [RESOURCES_FINALIZER],
       },
       spec: {
         project: this.projectName,

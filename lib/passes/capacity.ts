@@ -4,23 +4,9 @@
  * written rather than as Pending pods.
  */
 import { UserError } from '../util/errors';
+import type { ResourceDemand } from '../model/capacity';
 import { Capacity, capacityOf, Inventory } from '../model/inventory';
 import { formatCores, formatGibibytes, parseQuantity } from '../util/quantity';
-
-/** What one workload of a service requests in total: per replica times replicas. */
-export interface ResourceDemand {
-  readonly service: string;
-  /** The workload, e.g. `triton` or `ray gpu workers`. */
-  readonly workload: string;
-  /** Replicas at most (autoscaled groups count at their maximum). */
-  readonly replicas: number;
-  /** Per replica. */
-  readonly cpu: string;
-  /** Per replica. */
-  readonly memory: string;
-  /** Per replica. @default 0 */
-  readonly gpus?: number;
-}
 
 /** Consumers named in a capacity error; the rest are counted. */
 const MAX_LISTED = 8;

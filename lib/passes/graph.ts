@@ -1,10 +1,12 @@
 /**
- * The dependency graph of one environment: construct references between services, plus
+ * The dependency graph of one environment: construct references between services (and the
+ * dependencies derived from the declarations), plus
  * an edge to the service that installs the CRD of every custom resource a service emits.
  */
 import { ApiObject } from 'cdk8s';
 import { Platform } from '../model/platform';
 import { HomelabService } from '../model/service';
+import { isExposureRouter } from '../model/exposure';
 import { LAYER_ORDER } from '../model/layers';
 import type { GraphNode, WaveMode } from './waves';
 
@@ -44,7 +46,7 @@ export function dependencyGraph(platform: Platform, mode: WaveMode = 'dependenci
   const comesLater = (installer: HomelabService, service: HomelabService) =>
     mode === 'sequential' && LAYER_ORDER.indexOf(installer.layer) > LAYER_ORDER.indexOf(service.layer);
   const nodes = platform.services.map((service) => {
-    const references = new Set([...service.dependencies].map((d) => d.serviceName));
+    const references = new Set([...service.dependencies, ...derivedDependencies(platform, service)].map((d) => d.serviceName));
     const dependsOn = new Set(references);
     for (const group of customResourceGroups(service)) {
       const installer = installers.get(group);
@@ -73,6 +75,16 @@ export function dependencyGraph(platform: Platform, mode: WaveMode = 'dependenci
     return { name: service.serviceName, layer: service.layer, dependsOn: sorted, crdDependsOn: sorted.filter((d) => !references.has(d)) };
   });
   return { nodes, warnings, lateCrdGroups };
+}
+
+/**
+ * Dependencies that follow from what the others declare: the router syncs after every service
+ * whose exposures it routes (its routes point at their Services). Like `dependOn`, they order
+ * without implying traffic from the dependent.
+ */
+function derivedDependencies(platform: Platform, service: HomelabService): HomelabService[] {
+  if (!isExposureRouter(service)) return [];
+  return platform.services.filter((other) => other !== service && other.exposures.length > 0);
 }
 
 /** Custom resources of a service whose CRDs the service's own chart installs. */

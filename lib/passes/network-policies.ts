@@ -4,18 +4,17 @@
  * - its own pods (checkpoint Jobs, clustering, a service's components talking to each other);
  * - each service that references it in its props, to the ports it serves (`serveClients`),
  *   or the clients a served port names;
- * - Prometheus to each declared metrics endpoint;
- * - the exposure router's pods (Traefik, where it runs) to each exposed port;
+ * - the metrics scraper (Prometheus) to each declared metrics endpoint;
+ * - the exposure router's pods (Traefik) to each exposed port;
  * - the API server to the webhook ports (`serveApiServer`), from the configured sources.
  * Egress stays open: every rule is on the receiving side, so a refused connection always
  * proves the receiver's policy.
  */
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import type { NetworkPoliciesConfig } from '../../charts/config/network-policies';
 import { isExposureRouter } from '../model/exposure';
 import { scrapedPods } from '../model/monitoring';
-import { isMetricsScraper, NetworkPeer, ServedPort } from '../model/network';
+import { isMetricsScraper, isNetworkPolicyProvider, NetworkPeer, ServedPort } from '../model/network';
 import type { Platform } from '../model/platform';
 import type { HomelabService } from '../model/service';
 
@@ -39,7 +38,7 @@ export interface AllowRule {
 }
 
 /** The allow rules of every namespace, by the service owning it (besides the deny and same-namespace policies). */
-export function allowRules(platform: Platform, settings: NetworkPoliciesConfig): Map<HomelabService, AllowRule[]> {
+export function allowRules(platform: Platform, apiServerSources: readonly string[]): Map<HomelabService, AllowRule[]> {
   const rules = new Map(platform.services.map((s): [HomelabService, AllowRule[]] => [s, []]));
   const add = (service: HomelabService, rule: AllowRule) => {
     const list = rules.get(service)!;
@@ -80,13 +79,14 @@ export function allowRules(platform: Platform, settings: NetworkPoliciesConfig):
         name: `allow-api-server-${portKey(served)}`,
         podSelector: served.podSelector,
         ports: [portOf(served)],
-        from: settings.apiServerSources.map((cidr) => ({ ipBlock: { cidr } })),
+        from: apiServerSources.map((cidr) => ({ ipBlock: { cidr } })),
         reason: `the API server calls a webhook of ${provider.serviceName}`,
       });
     }
   }
   const scraper = platform.services.find(isMetricsScraper);
   if (scraper) {
+    const scraperKey = scraper.scraperName.toLowerCase();
     const owners = new Map(platform.services.map((s) => [s.namespaceName, s]));
     for (const service of platform.services) {
       for (const endpoint of service.metricsEndpoints) {
@@ -96,11 +96,11 @@ export function allowRules(platform: Platform, settings: NetworkPoliciesConfig):
         if (!owner || namespace === scraper.scraperPods.namespace) continue;
         const { port, podSelector } = scrapedPods(endpoint);
         add(owner, {
-          name: owner === service ? `allow-prometheus-${endpoint.name}` : `allow-prometheus-${service.serviceName}-${endpoint.name}`,
+          name: owner === service ? `allow-${scraperKey}-${endpoint.name}` : `allow-${scraperKey}-${service.serviceName}-${endpoint.name}`,
           podSelector,
           ports: [{ port, protocol: 'TCP' }],
           from: [peer(scraper.scraperPods)],
-          reason: `Prometheus scrapes the ${endpoint.name} metrics of ${service.serviceName}`,
+          reason: `${scraper.scraperName} scrapes the ${endpoint.name} metrics of ${service.serviceName}`,
         });
       }
     }
@@ -111,11 +111,11 @@ export function allowRules(platform: Platform, settings: NetworkPoliciesConfig):
       if (service.namespaceName === router.namespaceName) continue;
       for (const exposure of service.exposures) {
         add(service, {
-          name: `allow-traefik-${exposure.subdomain}`,
+          name: `allow-${router.routerName.toLowerCase()}-${exposure.subdomain}`,
           podSelector: exposure.podSelector,
           ports: [{ port: exposure.podPort, protocol: 'TCP' }],
           from: [peer(router.routerPods)],
-          reason: `Traefik routes ${exposure.subdomain} to ${exposure.serviceName}`,
+          reason: `${router.routerName} routes ${exposure.subdomain} to ${exposure.serviceName}`,
         });
       }
     }
@@ -123,14 +123,19 @@ export function allowRules(platform: Platform, settings: NetworkPoliciesConfig):
   return rules;
 }
 
-/** Adds the policies of every service's namespace to the service (its folder, its Application). */
-export function emitNetworkPolicies(platform: Platform, settings: NetworkPoliciesConfig): void {
-  for (const [service, rules] of allowRules(platform, settings)) new NamespacePolicies(service, rules);
+/**
+ * Adds the policies of every service's namespace to the service (its folder, its Application),
+ * where the platform has a NetworkPolicy provider.
+ */
+export function emitNetworkPolicies(platform: Platform): void {
+  const provider = platform.services.find(isNetworkPolicyProvider);
+  if (!provider) return;
+  for (const [service, rules] of allowRules(platform, provider.apiServerSources)) new NamespacePolicies(service, rules);
 }
 
 class NamespacePolicies extends Construct {
   constructor(service: HomelabService, rules: readonly AllowRule[]) {
-    super(service, 'network-policies');
+    super(service, 'namespace-policies');
     const metadata = (name: string, reason: string) => ({
       name,
       labels: service.labelsFor(NETWORK_POLICY_COMPONENT),

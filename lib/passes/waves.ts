@@ -5,6 +5,7 @@
  */
 import { UserError } from '../util/errors';
 import { LAYER_ORDER, Layer } from '../model/layers';
+import { findCycle } from '../util/cycles';
 
 export interface GraphNode {
   readonly name: string;
@@ -62,28 +63,4 @@ function sequentialWaves(nodes: readonly GraphNode[], byName: Map<string, GraphN
     dependsOn: [...node.dependsOn, ...nodes.filter((other) => rank(other) < rank(node)).map((other) => other.name)],
   }));
   return dependencyWaves(layered, new Map(layered.map((n) => [n.name, n])));
-}
-
-/** A dependency cycle as a closed path (`a -> b -> a`), or undefined. Deterministic: input order. */
-export function findCycle(nodes: readonly GraphNode[], byName = new Map(nodes.map((n) => [n.name, n]))): string[] | undefined {
-  const state = new Map<string, 'visiting' | 'done'>();
-  const stack: string[] = [];
-  const visit = (name: string): string[] | undefined => {
-    if (state.get(name) === 'done') return undefined;
-    if (state.get(name) === 'visiting') return [...stack.slice(stack.indexOf(name)), name];
-    state.set(name, 'visiting');
-    stack.push(name);
-    for (const dep of byName.get(name)!.dependsOn) {
-      const cycle = visit(dep);
-      if (cycle) return cycle;
-    }
-    stack.pop();
-    state.set(name, 'done');
-    return undefined;
-  };
-  for (const node of nodes) {
-    const cycle = visit(node.name);
-    if (cycle) return cycle;
-  }
-  return undefined;
 }

@@ -7,14 +7,15 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { UserError } from '../../util/errors';
 import { deepMerge, hasPath, isMapping } from './merge';
-import { EnvironmentConfig, environmentConfig, environmentName } from './environment';
+import type { Catalog } from '../catalog';
+import { EnvironmentConfig, environmentName, environmentSchema } from './environment';
 
 export interface HomelabConfig {
   /** Validated, merged settings per environment, in the order the file lists them. */
   readonly environments: ReadonlyMap<string, EnvironmentConfig>;
 }
 
-export function loadConfigFile(file: string): HomelabConfig {
+export function loadConfigFile(file: string, catalog: Catalog): HomelabConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -22,10 +23,11 @@ export function loadConfigFile(file: string): HomelabConfig {
     const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
     throw new UserError([`${file}: cannot read the config file (${reason})`]);
   }
-  return parseConfig(text, file);
+  return parseConfig(text, file, catalog);
 }
 
-export function parseConfig(text: string, file: string): HomelabConfig {
+export function parseConfig(text: string, file: string, catalog: Catalog): HomelabConfig {
+  const schema = environmentSchema(catalog);
   const raw = parseYaml(text, file);
   const { environments: rawEnvironments, ...base } = raw;
   if (!isMapping(rawEnvironments) || Object.keys(rawEnvironments).length === 0) {
@@ -48,12 +50,12 @@ export function parseConfig(text: string, file: string): HomelabConfig {
       problems.push(`environments.${name}: expected a mapping of overrides, received ${describe(overrides)}`);
       continue;
     }
-    const result = environmentConfig.safeParse(deepMerge(base, overrides ?? {}), { reportInput: true });
+    const result = schema.safeParse(deepMerge(base, overrides ?? {}), { reportInput: true });
     if (result.success) {
       environments.set(name, result.data);
     } else {
       for (const issue of result.error.issues) {
-        for (const problem of formatIssue(issue, name, base, overrides)) {
+        for (const problem of formatIssue(schema, issue, name, base, overrides)) {
           if (problem.startsWith('environments.')) problems.push(problem);
           else baseProblems.set(problem, [...(baseProblems.get(problem) ?? []), name]);
         }
@@ -86,7 +88,7 @@ function parseYaml(text: string, file: string): Record<string, unknown> {
 }
 
 /** Report a problem at the environment's override when it supplied the bad value. */
-function formatIssue(issue: z.core.$ZodIssue, env: string, base: unknown, overrides: unknown): string[] {
+function formatIssue(schema: z.ZodType, issue: z.core.$ZodIssue, env: string, base: unknown, overrides: unknown): string[] {
   const path = issue.path.map(String);
   const at = (p: string[]) => {
     const parent = p.slice(0, -1);
@@ -95,7 +97,7 @@ function formatIssue(issue: z.core.$ZodIssue, env: string, base: unknown, overri
     return where.length > 0 ? where.join('.') : '(top level)';
   };
   if (issue.code === 'unrecognized_keys') {
-    const known = knownKeys(environmentConfig, path);
+    const known = knownKeys(schema, path);
     const expected = known.length > 0 ? `; expected one of ${known.join(', ')}` : '';
     return issue.keys.map((key) => `${at([...path, key])}: unknown key${expected}`);
   }

@@ -22,7 +22,8 @@ export function oneOf<const T extends readonly [string, ...string[]]>(values: T)
   return z.enum(values, expected(`one of ${values.map((v) => `"${v}"`).join(', ')}`));
 }
 
-function matching(pattern: RegExp, what: string, maxLength = Infinity) {
+/** A string matching `pattern`; `what` names it in the error ("expected <what>"). */
+export function matching(pattern: RegExp, what: string, maxLength = Infinity) {
   return z
     .string(expected(what))
     .regex(pattern, expected(what))
@@ -97,12 +98,6 @@ export const envVarName = matching(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment v
 /** Absolute path inside a container. */
 export const absolutePath = matching(/^\/\S*$/, 'an absolute path such as "/data"');
 
-/** Longhorn backup target: `s3://bucket@region/path` (or nfs://, cifs://, azblob://). */
-export const backupTargetUrl = matching(
-  /^(s3:\/\/[^@\s]+@[^/\s]+\/\S*|nfs:\/\/\S+|cifs:\/\/\S+|azblob:\/\/\S+)$/,
-  'a Longhorn backup target such as "s3://bucket@us-east-1/"',
-);
-
 /** CPU/memory requests and limits of a container: all four are required. */
 export const resourcesSchema = z.strictObject({
   requests: z.strictObject({ cpu: cpuQuantity, memory: memoryQuantity }),
@@ -114,3 +109,5 @@ export const ipv4Cidr = matching(
   /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\/(3[0-2]|[12]?\d)$/,
   'an IPv4 CIDR block such as "192.168.1.10/32"',
 );
+
+export type Resources = z.output<typeof resourcesSchema>;

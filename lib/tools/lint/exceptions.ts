@@ -14,7 +14,7 @@ export interface LintException {
   readonly reason: string;
 }
 
-export const EXCEPTIONS_FILE = 'lib/lint/exceptions.ts';
+export const EXCEPTIONS_FILE = 'lib/tools/lint/exceptions.ts';
 
 /** Our own apps (`apps:` in homelab.yaml), built by charts/custom-app.ts. */
 const OWN_APP = { 'app.kubernetes.io/component': 'app', 'app.kubernetes.io/managed-by': 'homelab-platform' } as const;

@@ -1,8 +1,10 @@
 /**
  * The policy linter: applies every rule to every environment of an output tree, excuses the
- * findings listed in lib/lint/exceptions.ts, and reports the rest — and every exception that
+ * findings listed in lib/tools/lint/exceptions.ts, and reports the rest — and every exception that
  * excused nothing, so the list stays honest.
  */
+import { BUILTIN_CATALOG } from '../../../charts/catalog';
+import { UpstreamTarget, upstreamTargetsOf } from '../../model/catalog';
 import { EXCEPTIONS_FILE, LintException, LINT_EXCEPTIONS } from './exceptions';
 import type { PodSecurityLevel } from '../../model/pod-security';
 import type { Environment, Finding, LintedObject, Rule, Violation } from './model';
@@ -28,27 +30,34 @@ export interface LintOptions {
   readonly rules?: readonly Rule[];
   /** @default LINT_EXCEPTIONS */
   readonly exceptions?: readonly LintException[];
+  /** @default the built-in catalog's */
+  readonly upstreamTargets?: Readonly<Record<string, UpstreamTarget>>;
 }
 
-export function environmentOf(name: string, objects: readonly LintedObject[]): Environment {
+export function environmentOf(
+  name: string,
+  objects: readonly LintedObject[],
+  upstreamTargets: Readonly<Record<string, UpstreamTarget>> = upstreamTargetsOf(BUILTIN_CATALOG),
+): Environment {
   const levels = new Map<string, PodSecurityLevel>();
   for (const o of objects.filter((o) => o.manifest.kind === 'Namespace')) {
     const level = o.manifest.metadata.labels?.[ENFORCE_LABEL];
     if (level === 'baseline' || level === 'privileged' || level === 'restricted') levels.set(o.manifest.metadata.name, level);
   }
-  return { name, objects, workloads: workloadsOf(objects), podSecurityLevel: (namespace) => levels.get(namespace) ?? 'restricted' };
+  return { name, objects, workloads: workloadsOf(objects), podSecurityLevel: (namespace) => levels.get(namespace) ?? 'restricted', upstreamTargets };
 }
 
 export function lintTree(tree: OutputTree, options: LintOptions = {}): LintReport {
   const rules = options.rules ?? RULES;
   const exceptions = options.exceptions ?? LINT_EXCEPTIONS;
+  const upstreamTargets = options.upstreamTargets ?? upstreamTargetsOf(BUILTIN_CATALOG);
   const used = new Set<LintException>();
   const violations: Violation[] = [];
   let excused = 0;
   let objects = 0;
   let workloads = 0;
   for (const [name, files] of tree) {
-    const env = environmentOf(name, objectsOf(name, files));
+    const env = environmentOf(name, objectsOf(name, files), upstreamTargets);
     objects += env.objects.length;
     workloads += env.workloads.length;
     for (const rule of rules) {

@@ -2,6 +2,7 @@
  * What the policy linter works on: the manifests of one output tree (`k8s/<env>/<service>/`),
  * read as plain objects, and the pod templates (workloads) found in them.
  */
+import type { UpstreamTarget } from '../../model/catalog';
 import type { PodSecurityLevel } from '../../model/pod-security';
 
 /** A Kubernetes object as written to k8s/, untyped beyond what every object has. */
@@ -58,6 +59,8 @@ export interface Environment {
   readonly workloads: readonly Workload[];
   /** Pod Security level of a namespace, from its Namespace object (restricted if not in the tree). */
   podSecurityLevel(namespace: string): PodSecurityLevel;
+  /** Scrape targets of upstream charts (not in the tree), by monitor name: the catalog's. */
+  readonly upstreamTargets: Readonly<Record<string, UpstreamTarget>>;
 }
 
 /** A rule's finding about one object. */

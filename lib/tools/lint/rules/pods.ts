@@ -19,7 +19,7 @@ function hostNamespaceRule(id: string, field: 'hostNetwork' | 'hostPID' | 'hostI
   return {
     id,
     source: 'kube-linter; Pod Security baseline "Host Namespaces"',
-    description: `no ${field} outside namespaces declared privileged in lib/pod-security.ts`,
+    description: `no ${field} outside namespaces whose service declares them privileged`,
     check: (env: Environment) => checkPods(env, { level: 'baseline', problem: (pod) => (pod[field] === true ? `${field} is true` : undefined) }),
   };
 }
@@ -33,7 +33,7 @@ export const POD_RULES: readonly Rule[] = [
   {
     id: 'hostPathSet',
     source: 'Polaris; Pod Security baseline "HostPath Volumes"',
-    description: 'no hostPath volume outside namespaces declared privileged in lib/pod-security.ts',
+    description: 'no hostPath volume outside namespaces whose service declares them privileged',
     check: (env) =>
       checkPods(env, {
         level: 'baseline',
@@ -46,7 +46,7 @@ export const POD_RULES: readonly Rule[] = [
   {
     id: 'hostPortSet',
     source: 'Polaris; Pod Security baseline "Host Ports"',
-    description: 'no hostPort outside namespaces declared privileged in lib/pod-security.ts',
+    description: 'no hostPort outside namespaces whose service declares them privileged',
     check: (env) =>
       checkContainers(env, {
         level: 'baseline',

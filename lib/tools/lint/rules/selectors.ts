@@ -1,10 +1,9 @@
 /**
  * Selectors that must find something: a Service's pods, a ServiceMonitor's Services and a
  * PodMonitor's pods — in the tree, or for monitors of upstream charts' objects (rendered by
- * Argo CD, not in k8s/), the verified label set of lib/upstream-targets.ts.
+ * Argo CD, not in k8s/), the verified label set its catalog entry declares (`upstreamTargets`).
  */
 import type { Environment, Finding, LintedObject, Rule } from '../model';
-import { UPSTREAM_TARGETS } from '../../../../charts/upstream-targets';
 import { selects } from '../workloads';
 
 const namespaceOf = (object: LintedObject) => object.manifest.metadata.namespace ?? 'default';
@@ -30,17 +29,17 @@ function podTargets(env: Environment): Target[] {
 }
 
 /** A monitor's problem, or undefined when it selects a target with its port. */
-function danglingMonitor(monitor: LintedObject, targets: readonly Target[]): string | undefined {
+function danglingMonitor(monitor: LintedObject, targets: readonly Target[], env: Environment): string | undefined {
   const { metadata, spec } = monitor.manifest;
   const selector = spec?.selector?.matchLabels;
   const ports = ((spec?.endpoints ?? spec?.podMetricsEndpoints ?? []) as any[]).map((e) => e.port);
-  const upstream = UPSTREAM_TARGETS[metadata.name];
+  const upstream = env.upstreamTargets[metadata.name];
   if (upstream && equalLabels(upstream.selector, selector) && ports.every((p) => p === upstream.port)) return undefined;
   const namespaces: string[] = spec?.namespaceSelector?.matchNames ?? [namespaceOf(monitor)];
   const selected = targets.filter((t) => namespaces.includes(t.namespace) && selects(selector, t.labels));
   const what = monitor.manifest.kind === 'ServiceMonitor' ? 'Service' : 'pod';
   if (selected.length === 0) {
-    return `selects no ${what} in ${namespaces.join(', ')} (${JSON.stringify(selector ?? {})}) and is not a verified upstream target in lib/upstream-targets.ts`;
+    return `selects no ${what} in ${namespaces.join(', ')} (${JSON.stringify(selector ?? {})}) and is not a verified upstream target of its service's catalog entry`;
   }
   const missing = ports.filter((port) => !selected.some((t) => t.ports.includes(port)));
   return missing.length > 0 ? `no selected ${what} has port ${missing.join(', ')}` : undefined;
@@ -61,7 +60,7 @@ function monitorRule(id: string, kind: 'ServiceMonitor' | 'PodMonitor', targetsO
       return env.objects
         .filter((o) => o.manifest.kind === kind)
         .flatMap((monitor): Finding[] => {
-          const problem = danglingMonitor(monitor, targets);
+          const problem = danglingMonitor(monitor, targets, env);
           return problem ? [{ object: monitor, message: problem }] : [];
         });
     },

@@ -7,7 +7,7 @@ const STRICTNESS: Readonly<Record<PodSecurityLevel, number>> = { privileged: 0, 
 
 /**
  * Whether a check that Pod Security `level` requires applies in the workload's namespace: a
- * namespace declared `baseline` or `privileged` in lib/pod-security.ts (its reason is on the
+ * namespace whose service declares `baseline` or `privileged` (ServiceSettings.podSecurity) (its reason is on the
  * Namespace) is exempt from the stricter checks.
  */
 export function required(env: Environment, workload: Workload, level: PodSecurityLevel): boolean {

@@ -1,0 +1,42 @@
+/**
+ * A pinned chart as an Argo CD Helm source: the version from the versions table and values of
+ * the type generated from that very chart (imports/helm/), so a chart can only be given its
+ * own values and a misspelled key fails type-checking.
+ */
+import type { ArgoCdValues } from '../imports/helm/argo-cd';
+import type { AlloyValues } from '../imports/helm/alloy';
+import type { CertManagerValues } from '../imports/helm/cert-manager';
+import type { ExternalSecretsValues } from '../imports/helm/external-secrets';
+import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
+import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
+import type { LokiValues } from '../imports/helm/loki';
+import type { LonghornValues } from '../imports/helm/longhorn';
+import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
+import type { TraefikValues } from '../imports/helm/traefik';
+import type { VaultValues } from '../imports/helm/vault';
+import type { HelmRelease } from '../lib/model/sources';
+import { CHARTS } from './versions';
+
+/** The values type of each chart in CHARTS. */
+interface ValuesByChart {
+  argocd: ArgoCdValues;
+  longhorn: LonghornValues;
+  nvidiaDevicePlugin: NvidiaDevicePluginValues;
+  kuberayOperator: KuberayOperatorValues;
+  kubePrometheusStack: KubePrometheusStackValues;
+  loki: LokiValues;
+  alloy: AlloyValues;
+  certManager: CertManagerValues;
+  traefik: TraefikValues;
+  vault: VaultValues;
+  externalSecrets: ExternalSecretsValues;
+}
+
+export type PinnedChart = keyof typeof CHARTS & keyof ValuesByChart;
+
+/**
+ * @param releaseName the Helm release name. @default the Application (service) name
+ */
+export function helmRelease<K extends PinnedChart>(chart: K, values: ValuesByChart[K], releaseName?: string): HelmRelease {
+  return { chart: CHARTS[chart], values, releaseName };
+}

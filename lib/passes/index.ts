@@ -1,0 +1,104 @@
+/**
+ * Synthesis after the services are built: an explicit, ordered list of passes. Each reads
+ * what the services declared and adds the objects that follow from it (into the service
+ * whose folder and Application they belong to, or its own charts), or derives a result that
+ * later passes and the output read. A pass hands a capability its part (the router its
+ * exposures, the dashboard host the dashboards, the secret backend its consumers) but never
+ * changes what a service declared about itself. The order is this array's, and why each pass
+ * comes where it does is said next to it.
+ */
+import type { App } from 'cdk8s';
+import { buildServices } from '../model/catalog';
+import { isGpuProvider } from '../model/gpu';
+import type { Platform } from '../model/platform';
+import { AppOfApps } from './app-of-apps';
+import { CapacityReport, checkCapacity } from './capacity';
+import { DependencyGraph, dependencyGraph } from './graph';
+import { emitMonitoring, provisionDashboards } from './monitoring';
+import { emitNetworkPolicies } from './network-policies';
+import { applyResourcePolicies } from './resource-policies';
+import { routeExposures } from './routing';
+import { deliverSecrets, SecretNeedSource } from './secret-delivery';
+import { computeWaves } from './waves';
+
+/** What the passes derive, for the later passes and the output. */
+export interface Derived {
+  /** Every declared Secret with its source, by namespace and name. */
+  readonly secrets: readonly SecretNeedSource[];
+  readonly graph: DependencyGraph;
+  /** Sync wave per service name. */
+  readonly waves: ReadonlyMap<string, number>;
+  /** Requested against available CPU, memory and GPUs. */
+  readonly capacity: CapacityReport;
+  /** The Argo CD side: root Application, AppProject, one Application per service. */
+  readonly appOfApps: AppOfApps;
+}
+
+/** One environment being synthesized: its platform and what the passes derived so far. */
+export class Synthesis {
+  private readonly derived = new Map<keyof Derived, unknown>();
+
+  constructor(
+    readonly app: App,
+    readonly platform: Platform,
+  ) {}
+
+  get<K extends keyof Derived>(key: K): Derived[K] {
+    if (!this.derived.has(key)) throw new Error(`${key} is derived by a pass that has not run yet (see PASSES)`);
+    return this.derived.get(key) as Derived[K];
+  }
+
+  set<K extends keyof Derived>(key: K, value: Derived[K]): void {
+    if (this.derived.has(key)) throw new Error(`${key} is derived twice`);
+    this.derived.set(key, value);
+  }
+}
+
+export interface Pass {
+  readonly name: string;
+  run(synthesis: Synthesis): void;
+}
+
+export const PASSES: readonly Pass[] = [
+  // Routes (and the router's checkpoint, which checks them) exist once every service has declared its exposures.
+  { name: 'routing', run: ({ platform }) => routeExposures(platform) },
+  // The dashboard host's values and checkpoint count every service's dashboards.
+  { name: 'dashboards', run: ({ platform }) => provisionDashboards(platform) },
+  // The final validation replays every checkpoint, the router's included.
+  { name: 'final services', run: ({ platform }) => buildServices(platform, platform.catalog, 'final') },
+  {
+    name: 'checkpoints',
+    run: ({ platform }) => {
+      for (const service of platform.services) if (!service.checkpoint) throw new Error(`${service.serviceName} has no checkpoint`);
+    },
+  },
+  // Monitors and rules add CRD edges to the CRDs' installer: before the graph.
+  { name: 'monitors', run: ({ platform }) => emitMonitoring(platform) },
+  // Delivery objects add CRD edges too; the graph before them tells who cannot wait for the delivery service.
+  { name: 'secret delivery', run: (s) => s.set('secrets', deliverSecrets(s.platform)) },
+  {
+    name: 'ordering',
+    run: (s) => {
+      const graph = dependencyGraph(s.platform, s.platform.config.waves);
+      s.set('graph', graph);
+      s.set('waves', computeWaves(graph.nodes, s.platform.config.waves));
+    },
+  },
+  {
+    name: 'capacity',
+    run: (s) => {
+      const { platform } = s;
+      const gpuReplicas = platform.services.find(isGpuProvider)?.gpuReplicas ?? 1;
+      s.set('capacity', checkCapacity(platform.services.flatMap((service) => service.demands), platform.config.nodes, gpuReplicas));
+    },
+  },
+  { name: 'argo cd', run: (s) => s.set('appOfApps', new AppOfApps(s.app, 'argocd', { platform: s.platform, waves: s.get('waves') })) },
+  // Last emission: the policies cover every port the services declared and everything they expose.
+  { name: 'network policies', run: ({ platform }) => emitNetworkPolicies(platform) },
+  // Over every object, the derived ones included.
+  { name: 'resource policies', run: (s) => applyResourcePolicies(s.platform, s.get('graph')) },
+];
+
+export function runPasses(synthesis: Synthesis, passes: readonly Pass[] = PASSES): void {
+  for (const pass of passes) pass.run(synthesis);
+}
