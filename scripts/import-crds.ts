@@ -7,9 +7,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { projectRoot } from '../lib/util/project';
 import { parse } from 'yaml';
 
-export const SHARED_CRDS = join(__dirname, '..', '..', 'shared', 'crds');
+export const SHARED_CRDS = join(projectRoot(), '..', 'shared', 'crds');
 
 /** Local copies (relative to ../shared/crds) of what each cdk8s.yaml import URL serves. */
 export const LOCAL_CRD_SOURCES: Readonly<Record<string, readonly string[]>> = {
@@ -48,7 +49,7 @@ export const LOCAL_CRD_SOURCES: Readonly<Record<string, readonly string[]>> = {
 
 /** Module names listed in cdk8s.yaml, in order. */
 export function importModules(): string[] {
-  const project = parse(readFileSync(join(__dirname, '..', 'cdk8s.yaml'), 'utf8')) as { imports: string[] };
+  const project = parse(readFileSync(join(projectRoot(), 'cdk8s.yaml'), 'utf8')) as { imports: string[] };
   return project.imports.map((spec) => spec.split(':=')[0]);
 }
 
@@ -61,9 +62,9 @@ export function importCrds(): void {
       const bundle = join(work, `${module}.yaml`);
       writeFileSync(bundle, files.map((f) => readFileSync(join(SHARED_CRDS, f), 'utf8')).join('\n---\n'));
       execFileSync(
-        join(__dirname, '..', 'node_modules', '.bin', 'cdk8s'),
+        join(projectRoot(), 'node_modules', '.bin', 'cdk8s'),
         ['import', `${module}:=${bundle}`, '--language', 'typescript', '--output', 'imports', '--no-save', '--no-check-upgrade'],
-        { cwd: join(__dirname, '..'), stdio: 'inherit' },
+        { cwd: projectRoot(), stdio: 'inherit' },
       );
     }
   } finally {

@@ -18,10 +18,11 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compile } from 'json-schema-to-typescript';
+import { projectRoot } from '../lib/util/project';
 import { Document, isMap, isScalar, isSeq, parse, parseDocument } from 'yaml';
 
-export const SHARED_CHARTS = join(__dirname, '..', '..', 'shared', 'charts');
-export const HELM_IMPORTS = join(__dirname, '..', 'imports', 'helm');
+export const SHARED_CHARTS = join(projectRoot(), '..', 'shared', 'charts');
+export const HELM_IMPORTS = join(projectRoot(), 'imports', 'helm');
 
 const DRAFT_07 = 'http://json-schema.org/draft-07/schema#';
 

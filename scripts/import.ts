@@ -5,13 +5,6 @@
  */
 import { CommandSpec, parseCommandLine, runCommand } from '../lib/tools/cli';
 
-async function main(): Promise<void> {
-  // Loaded only when needed: the generators' dependencies take seconds to load, --help should not.
-  (await import('./import-crds')).importCrds();
-  (await import('./import-schemas')).importSchemas();
-  await (await import('./import-helm-values')).importHelmValues();
-}
-
 const IMPORT_COMMAND: CommandSpec = {
   usage: 'npm run import',
   description:
@@ -21,12 +14,19 @@ const IMPORT_COMMAND: CommandSpec = {
   exitStatus: ['0  imports/ regenerated', '1  generation failed', '2  usage error'],
 };
 
-const status = runCommand(() => (parseCommandLine(IMPORT_COMMAND, process.argv.slice(2)) ? -1 : 0));
-if (status >= 0) {
-  process.exitCode = status;
-} else {
-  main().catch((error) => {
+export async function main(argv: readonly string[]): Promise<number> {
+  const status = runCommand(() => (parseCommandLine(IMPORT_COMMAND, argv) ? -1 : 0));
+  if (status >= 0) return status;
+  try {
+    // Loaded only when needed: the generators' dependencies take seconds to load, --help should not.
+    (await import('./import-crds')).importCrds();
+    (await import('./import-schemas')).importSchemas();
+    await (await import('./import-helm-values')).importHelmValues();
+    return 0;
+  } catch (error) {
     console.error(error);
-    process.exitCode = 1;
-  });
+    return 1;
+  }
 }
+
+if (require.main === module) void main(process.argv.slice(2)).then((status) => (process.exitCode = status));

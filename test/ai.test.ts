@@ -18,7 +18,7 @@ import type { EnvironmentConfig, NodeConfig } from '../lib/model/config/environm
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { emptyPlatform, environmentIssues, PolicyProvider, exampleObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
+import { emptyPlatform, environmentIssues, PolicyProvider, platformObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
 
 type ConfigMutation = (config: Record<string, any>) => void;
 
@@ -41,7 +41,7 @@ interface Built {
 
 /** Prod with Longhorn, the device plugin and Triton, from settings parsed by the config schemas. */
 function build(variant: Variant = {}): Built {
-  const raw = exampleObject();
+  const raw = platformObject();
   variant.config?.(raw);
   const config = parseText(toYamlText(raw), 'test.yaml').environments.get('prod')!;
   const app = new App({ outdir: '/dev/null' });

@@ -5,7 +5,7 @@ import type { NodeConfig } from '../lib/model/config/environment';
 import { UserError } from '../lib/util/errors';
 import { gpuPlacement } from '../lib/model/inventory';
 import { parseQuantity } from '../lib/util/quantity';
-import { exampleObject, synthesizeText, toYamlText } from './support';
+import { platformObject, synthesizeText, toYamlText } from './support';
 
 const node = (overrides: Partial<NodeConfig> = {}): NodeConfig => ({ role: 'worker', cpu: 8, memory: '32Gi', gpus: 0, labels: {}, taints: [], ...overrides });
 const demand = (overrides: Partial<ResourceDemand>): ResourceDemand => ({ service: 's', workload: 'w', replicas: 1, cpu: '1', memory: '1Gi', ...overrides });
@@ -95,7 +95,7 @@ describe('gpuPlacement', () => {
 
 describe('capacity in synth', () => {
   it('fails the synth of an environment whose apps do not fit its nodes, naming them', () => {
-    const config = exampleObject();
+    const config = platformObject();
     config.apps['node-red'].resources = { requests: { cpu: '4', memory: '1Gi' }, limits: { cpu: '4', memory: '1Gi' } };
     expect(() => synthesizeText(toYamlText(config))).toThrow(/nodes: cpu: the services request \d+\.\d+ cores, the nodes have 4 cores \(node-red\/app 1 x 4 cores, /);
   });

@@ -3,9 +3,9 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { settingsIn } from '../lib/model/catalog';
 import { certManagerEntry } from '../charts/cert-manager';
-import { exampleObject, exampleText, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizeExample, synthesizePlatforms, synthesizeText, toYamlText } from './support';
+import { platformObject, platformText, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, synthesizeText, toYamlText } from './support';
 
-const [dev] = synthesizeExample();
+const [dev] = synthesizePlatformFixture();
 const docs = manifestsOf(dev);
 const application = docs.find(({ path }) => path === 'apps/application-cert-manager.yaml')!.manifest;
 
@@ -44,14 +44,14 @@ describe('cert-manager', () => {
   });
 
   it('in sequential waves, where networking comes last, warns instead of ordering backwards', () => {
-    const config = exampleObject();
+    const config = platformObject();
     config.waves = 'sequential';
     const [env] = synthesizeText(toYamlText(config));
     expect(env.warnings).toEqual(['rabbitmq-operators needs cert-manager.io resources, which cert-manager installs in a later layer (waves: sequential)']);
   });
 
   it('declares the token Secret in its own namespace, where cert-manager reads ClusterIssuer references', () => {
-    const [{ platform }] = synthesizePlatforms(exampleText());
+    const [{ platform }] = synthesizePlatforms(platformText());
     const certManager = platform.services.find((s) => s.serviceName === 'cert-manager')!;
     expect(certManager.secretNeeds).toEqual([
       expect.objectContaining({ service: 'cert-manager', namespace: 'cert-manager', name: 'cloudflare-api-token', keys: ['api-token'] }),
@@ -59,12 +59,12 @@ describe('cert-manager', () => {
   });
 
   it('requires the account e-mail when enabled and takes no Secret name, naming the paths', () => {
-    const config = exampleObject();
+    const config = platformObject();
     config.services.certManager = { enabled: true };
     expect(() => parseText(toYamlText(config), 'homelab.yaml')).toThrow(/services\.certManager\.email: expected an e-mail address/);
     config.services.certManager = { enabled: true, email: 'a@example.net', cloudflareApiToken: { name: 'x', key: 'y' } };
     expect(() => parseText(toYamlText(config), 'homelab.yaml')).toThrow("services.certManager.cloudflareApiToken: unknown key; expected one of enabled, email");
-    expect(settingsIn(parseText(exampleText(), 'homelab.yaml').environments.get('prod')!, certManagerEntry).enabled).toBe(true);
+    expect(settingsIn(parseText(platformText(), 'homelab.yaml').environments.get('prod')!, certManagerEntry).enabled).toBe(true);
   });
 });
 

@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { exampleObject, exampleText, parseText, readTree, runCli, runMain, tempDir, toYamlText } from './support';
+import { platformObject, platformText, parseText, readTree, runCli, runMain, tempDir, toYamlText } from './support';
 import { settingsIn } from '../lib/model/catalog';
 import { longhornEntry } from '../charts/longhorn';
 
@@ -143,7 +143,7 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
 
 function configText(testCase: (typeof BAD_CONFIGS)[number]): string {
   if (testCase.text !== undefined) return testCase.text;
-  const config = exampleObject();
+  const config = platformObject();
   testCase.mutate!(config);
   return toYamlText(config);
 }
@@ -180,7 +180,7 @@ describe('config validation', () => {
   });
 
   it('reports all problems at once', () => {
-    const config = exampleObject();
+    const config = platformObject();
     config.services.longhorn.replica = 2;
     config.environments.staging.domain = 'Bad_Domain';
     config.apps['node-red'].image = 'nodered:latest';
@@ -205,7 +205,7 @@ describe('config validation', () => {
 
   it('an unknown --env or option is a user error', () => {
     const file = join(dir, 'homelab.yaml');
-    writeFileSync(file, exampleText());
+    writeFileSync(file, platformText());
     expect(runMain(['--config', file, '--out', outdir, '--env', 'qa']).stderr).toContain(
       '--env: expected one of the environments in',
     );
@@ -214,7 +214,7 @@ describe('config validation', () => {
 
   it('the real CLI exits 2 with no stack trace and writes nothing', () => {
     const file = join(dir, 'homelab.yaml');
-    const config = exampleObject();
+    const config = platformObject();
     config.environments.prod.services.longhorn.replicas = 'three';
     writeFileSync(file, toYamlText(config));
     const before = readTree(outdir);
@@ -230,7 +230,7 @@ describe('config validation', () => {
 
 describe('environment merge', () => {
   it('overrides the base by deep merge and removes keys set to null', () => {
-    const config = parseText(exampleText(), 'homelab.yaml');
+    const config = parseText(platformText(), 'homelab.yaml');
     const dev = config.environments.get('dev')!;
     const prod = config.environments.get('prod')!;
     expect(Object.keys(dev.nodes)).toEqual(['cp-1']);
@@ -247,7 +247,7 @@ describe('environment merge', () => {
   });
 
   it('fills defaults for what the config leaves out', () => {
-    const config = exampleObject();
+    const config = platformObject();
     delete config.waves;
     delete config.sync;
     delete config.services.argocd;

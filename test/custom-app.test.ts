@@ -1,9 +1,9 @@
 /** The operator's own apps: GPUs through the device plugin, placement, capacity; secret environment variables. */
 import { describe, expect, it } from 'vitest';
-import { exampleObject, manifestsOf, parseText, synthesizePlatforms, synthesizeText, toYamlText } from './support';
+import { platformObject, manifestsOf, parseText, synthesizePlatforms, synthesizeText, toYamlText } from './support';
 
 function withGpuApp(mutate: (config: Record<string, any>) => void = () => undefined) {
-  const config = exampleObject();
+  const config = platformObject();
   config.apps.whisper = {
     image: 'ghcr.io/example/whisper:1.2.3',
     ports: { http: 9000 },
@@ -57,7 +57,7 @@ describe('an app with GPUs', () => {
 });
 
 describe('an app with secret environment variables', () => {
-  const config = exampleObject();
+  const config = platformObject();
   config.apps['node-red'].secretEnv = ['NODE_RED_CREDENTIAL_SECRET', 'MQTT_PASSWORD'];
   const [{ platform, env }] = synthesizePlatforms(toYamlText(config));
   const container = manifestsOf(env).find((m) => m.path === 'node-red/deployment-node-red.yaml')!.manifest.spec.template.spec.containers[0];
@@ -80,7 +80,7 @@ describe('an app with secret environment variables', () => {
 
   it('rejects invalid names, duplicates and variables also in env, naming the path', () => {
     const problems = (secretEnv: unknown) => {
-      const variant = exampleObject();
+      const variant = platformObject();
       variant.apps['node-red'].secretEnv = secretEnv;
       return () => parseText(toYamlText(variant), 'homelab.yaml');
     };

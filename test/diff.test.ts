@@ -11,7 +11,7 @@ import { synthesizeEnvironment } from '../lib/output/synthesize';
 import { writeOutput } from '../lib/output/writer';
 import { main as diffMain } from '../scripts/diff';
 import { BUILTIN_CATALOG } from '../charts/catalog';
-import { captureOutput, exampleObject, parseText, ROOT, tempDir, toYamlText } from './support';
+import { captureOutput, platformObject, parseText, ROOT, tempDir, toYamlText } from './support';
 
 const NEW_APP = {
   image: 'docker.io/traefik/whoami:v1.10.1',
@@ -21,7 +21,7 @@ const NEW_APP = {
 
 /** The example with three changes in dev: RabbitMQ 1 -> 3 replicas, a new app, Node-RED removed. */
 function changedConfig(): Record<string, any> {
-  const config = exampleObject();
+  const config = platformObject();
   config.environments.dev.services.rabbitmq = { ...config.environments.dev.services.rabbitmq, replicas: 3 };
   config.apps.whoami = NEW_APP;
   delete config.apps['node-red'];
@@ -38,7 +38,7 @@ const CONTEXT = { base: 'HEAD (abc1234)', outdir: 'k8s' };
 describe('diffTrees on a known change', () => {
   let diff: EnvironmentDiff[];
   beforeAll(() => {
-    diff = diffTrees(treeOf([devEnvironment(exampleObject())]), treeOf([devEnvironment(changedConfig())]));
+    diff = diffTrees(treeOf([devEnvironment(platformObject())]), treeOf([devEnvironment(changedConfig())]));
   });
   const application = (name: string) => diff[0].applications.find((a) => a.application === name);
 
@@ -113,7 +113,7 @@ describe('diffTrees on a known change', () => {
   });
 
   it('nothing to report for identical trees', () => {
-    const tree = treeOf([devEnvironment(exampleObject())]);
+    const tree = treeOf([devEnvironment(platformObject())]);
     expect(diffTrees(tree, new Map(tree))).toEqual([]);
     expect(formatMarkdown([], CONTEXT)).toBe('### `k8s/` changes\n\nNo changes to k8s/ against HEAD (abc1234).\n');
   });
@@ -170,10 +170,10 @@ describe('npm run diff against git', () => {
     repo = tempDir('homelab-diff-');
     exampleFile = join(repo, 'example.yaml');
     changedFile = join(repo, 'changed.yaml');
-    writeFileSync(exampleFile, toYamlText(exampleObject()));
+    writeFileSync(exampleFile, toYamlText(platformObject()));
     writeFileSync(changedFile, toYamlText(changedConfig()));
     git('init', '-q');
-    writeOutput([devEnvironment(exampleObject())], { outdir: join(repo, 'k8s') });
+    writeOutput([devEnvironment(platformObject())], { outdir: join(repo, 'k8s') });
     git('add', '-A');
     git('commit', '-qm', 'example');
     writeOutput([devEnvironment(changedConfig())], { outdir: join(repo, 'k8s') });
@@ -183,7 +183,7 @@ describe('npm run diff against git', () => {
   });
 
   it('reads the committed tree of a revision', () => {
-    expect(readGitTree('HEAD~2', 'k8s', { cwd: repo })).toEqual(treeOf([devEnvironment(exampleObject())]));
+    expect(readGitTree('HEAD~2', 'k8s', { cwd: repo })).toEqual(treeOf([devEnvironment(platformObject())]));
   });
 
   it('exits 0 with no change, 1 with changes (printed), and compares with --base', () => {
@@ -210,10 +210,10 @@ describe('npm run diff against git', () => {
 });
 
 describe('the scripts that only run as processes', () => {
-  /** Runs a script as `npm run <script>` does, concurrently with the others. */
-  const spawnScript = (script: string, args: string[]) =>
+  /** Runs a command as `npm run <command>` does, concurrently with the others. */
+  const spawnScript = (command: string, args: string[]) =>
     new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], { cwd: ROOT });
+      const child = spawn(process.execPath, [join(ROOT, 'bin', 'run.cjs'), command, ...args], { cwd: ROOT });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk) => (stdout += chunk));
@@ -221,16 +221,16 @@ describe('the scripts that only run as processes', () => {
       child.on('close', (status) => resolve({ status, stdout, stderr }));
     });
 
-  it('bench and import answer --help with exit 0 and a usage error with exit 2, no stack trace, no colour off a terminal', { timeout: 30_000 }, async () => {
+  it('bench and import answer --help with exit 0 and a usage error with exit 2, no stack trace, no colour off a terminal', async () => {
     const [benchHelp, importHelp, benchMistake, importMistake] = await Promise.all([
-      spawnScript('scripts/bench.ts', ['--help']),
-      spawnScript('scripts/import.ts', ['--help']),
-      spawnScript('scripts/bench.ts', ['--runs', '3']),
-      spawnScript('scripts/import.ts', ['extra']),
+      spawnScript('bench', ['--help']),
+      spawnScript('import', ['--help']),
+      spawnScript('bench', ['--runs', '3']),
+      spawnScript('import', ['extra']),
     ]);
-    expect(benchHelp).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: npm run bench\n/), stderr: '' });
+    expect(benchHelp).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: npm run bench -- \[--no-tests\]\n/), stderr: '' });
     expect(importHelp).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: npm run import\n/), stderr: '' });
-    expect(benchMistake).toMatchObject({ status: 2, stdout: '', stderr: "error: Unknown option '--runs'\nusage: npm run bench (--help for the options)\n" });
+    expect(benchMistake).toMatchObject({ status: 2, stdout: '', stderr: "error: Unknown option '--runs'\nusage: npm run bench -- [--no-tests] (--help for the options)\n" });
     expect(importMistake).toMatchObject({ status: 2, stdout: '', stderr: expect.stringMatching(/^error: Unexpected argument 'extra'.*\nusage: npm run import /) });
   });
 });

@@ -16,7 +16,7 @@ import { Checkpoint } from '../lib/model/checkpoint';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { settingsIn } from '../lib/model/catalog';
 import { traefikEntry } from '../charts/traefik';
-import { buildPlatform, exampleObject, exampleText, Manifest, manifestsOf, parseText, synthesizeText, toYamlText } from './support';
+import { buildPlatform, platformObject, platformText, Manifest, manifestsOf, parseText, synthesizeText, toYamlText } from './support';
 
 /** A service of our own that serves a public page, as n8n will. */
 class Website extends HomelabService {
@@ -38,7 +38,7 @@ interface Synthesized {
   docs: { path: string; manifest: Manifest }[];
 }
 
-function synthesize(environment: string, extra?: (platform: Platform) => void, text = exampleText()): Synthesized {
+function synthesize(environment: string, extra?: (platform: Platform) => void, text = platformText()): Synthesized {
   const config = parseText(text, 'homelab.yaml').environments.get(environment)!;
   const app = new App({ outdir: '/dev/null' });
   const platform = buildPlatform(app, environment, config);
@@ -108,7 +108,7 @@ describe.each(['dev', 'staging', 'prod'])('exposures of the example %s', (enviro
 
   it('adds security headers to every route and the allow-list to admin routes, all in the route namespace', () => {
     const middlewares = ofKind(docs, 'Middleware').map(({ manifest }) => manifest);
-    const allowList = settingsIn(parseText(exampleText(), 'homelab.yaml').environments.get(environment)!, traefikEntry).adminAccess.allowList;
+    const allowList = settingsIn(parseText(platformText(), 'homelab.yaml').environments.get(environment)!, traefikEntry).adminAccess.allowList;
     for (const { manifest } of routes) {
       const refs = manifest.spec.routes[0].middlewares as { name: string; namespace?: string }[];
       // No cross-namespace references: the provider's allowCrossNamespace stays false.
@@ -186,7 +186,7 @@ describe('routing any exposure', () => {
   });
 
   it('emits no route without Traefik', () => {
-    const config = exampleObject();
+    const config = platformObject();
     config.services.traefik.enabled = false;
     config.environments.prod.services.cloudflared.enabled = false;
     const [dev] = synthesizeText(toYamlText(config));

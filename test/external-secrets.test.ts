@@ -5,7 +5,7 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { formatSummary } from '../lib/output/summary';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { buildPlatform, exampleObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizeExample, toYamlText } from './support';
+import { buildPlatform, platformObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
 
 /** Needs declared on top of the example, as services will once they are migrated to needSecret. */
 const TEST_NEEDS: Readonly<Record<string, { name: string; keys: string[] }>> = {
@@ -17,7 +17,7 @@ const TEST_NEEDS: Readonly<Record<string, { name: string; keys: string[] }>> = {
 
 /** Prod of the example (or a variant), with TEST_NEEDS declared before synth. */
 function synthWithNeeds(mutate?: (config: Record<string, any>) => void, envName = 'prod'): SynthesizedEnvironment {
-  const config = exampleObject();
+  const config = platformObject();
   mutate?.(config);
   const env = parseText(toYamlText(config), 'homelab.yaml').environments.get(envName)!;
   const app = new App();
@@ -198,7 +198,7 @@ describe('secret delivery', () => {
 });
 
 describe('External Secrets checkpoint', () => {
-  const [dev] = synthesizeExample();
+  const [dev] = synthesizePlatformFixture();
   const job = manifestsOf(dev).find(({ path }) => path === 'external-secrets/job-external-secrets-checkpoint.yaml')!.manifest;
   const curl = [
     'for url; do :; done',

@@ -28,7 +28,7 @@ import type { StorageProvider } from '../lib/model/storage';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { IMAGES } from '../charts/versions';
-import { buildPlatform, exampleText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands } from './support';
+import { buildPlatform, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands } from './support';
 
 /** `services.monitoring` as proposed for homelab.yaml: the base, then each environment's overrides. */
 const MONITORING_YAML = {
@@ -96,7 +96,7 @@ const APP_DASHBOARDS: Dashboard[] = [
   { name: 'logs', gnetId: 13639, revision: 2, datasource: 'Loki' },
 ];
 
-const examples = parseText(exampleText(), 'homelab.yaml').environments;
+const examples = parseText(platformText(), 'homelab.yaml').environments;
 
 /** The example environment, without a monitoring stack of its own should it enable one: the test builds it. */
 function exampleEnvironment(env: string): EnvironmentConfig {

@@ -1,5 +1,5 @@
 /**
- * The policy linter (`npm run lint:k8s`): the shipped example passes with every exception
+ * The policy linter (`npm run lint:k8s`): the platform fixture passes with every exception
  * used; a seeded violation of each rule makes exactly that rule fire; workloads of every kind
  * are found; an unused exception fails; the CLI prints `<env>/<file>: <rule>: <message>`.
  */
@@ -12,15 +12,17 @@ import { lintTree } from '../lib/tools/lint/lint';
 import { RULES } from '../lib/tools/lint/rules';
 import type { OutputTree } from '../lib/tools/lint/tree';
 import { main } from '../scripts/lint';
-import { ROOT, synthesizeExample, tempDir } from './support';
+import { ROOT, synthesizePlatformFixture, tempDir } from './support';
 
-const example: OutputTree = new Map(synthesizeExample().map((env) => [env.environment, env.files]));
+const example: OutputTree = new Map(synthesizePlatformFixture().map((env) => [env.environment, env.files]));
+/** Prod alone, which has every service: the seeded trees are changes of it. */
+const prodOnly: OutputTree = new Map([['prod', example.get('prod')!]]);
 
 type Edit = (tree: Map<string, Map<string, string>>) => void;
 
-/** A copy of the example with edits to prod's files. */
+/** A copy of prod with edits to its files. */
 function seeded(...edits: Edit[]): OutputTree {
-  const tree = new Map([...example].map(([env, files]) => [env, new Map(files)]));
+  const tree = new Map([...prodOnly].map(([env, files]) => [env, new Map(files)]));
   for (const edit of edits) edit(tree);
   return tree;
 }
@@ -83,7 +85,7 @@ const SEEDS: Readonly<Record<string, { edit: Edit; file: string }>> = {
 const lines = (tree: OutputTree) => lintTree(tree).violations.map((v) => `${v.location}: ${v.rule}`);
 
 describe('npm run lint:k8s', () => {
-  it('passes the shipped example, using every exception', () => {
+  it('passes the platform fixture, using every exception', () => {
     const report = lintTree(example);
     expect(report.violations).toEqual([]);
     expect(report.environments).toBe(3);
@@ -163,11 +165,14 @@ describe('npm run lint:k8s', () => {
     const tree = seeded(SEEDS['latest-tag'].edit);
     const exception = { rule: 'latest-tag', resource: 'triton/Deployment/triton', reason: 'a seeded exception for this test' };
     expect(lintTree(tree, { exceptions: [...LINT_EXCEPTIONS, exception] }).violations).toEqual([]);
-    expect(lintTree(example, { exceptions: [...LINT_EXCEPTIONS, exception] }).violations).toEqual([
+    expect(lintTree(prodOnly, { exceptions: [...LINT_EXCEPTIONS, exception] }).violations).toEqual([
       { location: 'lib/tools/lint/exceptions.ts', rule: 'unused-exception', message: 'latest-tag triton/Deployment/triton excuses no finding: remove it' },
     ]);
+    // An exception for a service the config does not have (dev runs no Triton) applies to nothing: not stale.
+    const dev = new Map([['dev', example.get('dev')!]]);
+    expect(lintTree(dev, { exceptions: [...LINT_EXCEPTIONS, exception] }).violations).toEqual([]);
     const unknown = { rule: 'latest-tags', resource: 'triton/Deployment/triton', reason: 'a misspelt rule' };
-    expect(lintTree(example, { exceptions: [...LINT_EXCEPTIONS, unknown] }).violations.map((v) => v.message)).toEqual([
+    expect(lintTree(prodOnly, { exceptions: [...LINT_EXCEPTIONS, unknown] }).violations.map((v) => v.message)).toEqual([
       'latest-tags triton/Deployment/triton names no rule',
     ]);
   });
@@ -187,7 +192,7 @@ describe('the lint:k8s command', () => {
 
   it('passes the committed k8s/', () => {
     const { status, stdout } = run(['--dir', join(ROOT, 'k8s')]);
-    expect(stdout).toMatch(/^linted \d+ workloads in \d+ objects of 3 environments with \d+ rules: 0 violations, \d+ findings excused/);
+    expect(stdout).toMatch(/^linted \d+ workloads in \d+ objects of \d+ environments? with \d+ rules: 0 violations, \d+ findings excused/);
     expect(status).toBe(0);
   });
 

@@ -21,7 +21,7 @@ import { parseQuantity } from '../lib/util/quantity';
 import type { StorageProvider } from '../lib/model/storage';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { buildPlatform, environmentIssues, exampleObject, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
+import { buildPlatform, environmentIssues, platformObject, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
 import { assertValidPromql } from './support-promql';
 
 /** Chart facts (loki 18.11.0 templates): the single-binary Service is named after the release. */
@@ -42,7 +42,7 @@ interface Variant {
 
 /** The prod config with any logging services the catalog may build turned off: this test adds its own. */
 function prodConfig(variant: Variant): EnvironmentConfig {
-  const config = exampleObject();
+  const config = platformObject();
   variant.config?.(config);
   const prod = parseText(toYamlText(config), 'homelab.yaml').environments.get('prod')!;
   const services: Record<string, any> = { ...prod.services };

@@ -17,14 +17,14 @@ import { Platform } from '../lib/model/platform';
 import { resources } from '../lib/model/resources';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { buildPlatform, exampleText, Manifest, manifestsOf, parseText } from './support';
+import { buildPlatform, platformText, Manifest, manifestsOf, parseText } from './support';
 import { assertValidPromql, promqlErrors } from './support-promql';
 
 /** An own app serving metrics on a named port and path, for the own-target checks. */
 const PROBE_APP = 'metrics-probe';
 
 function synthesizeProdWithMonitoring(): { platform: Platform; manifests: { path: string; manifest: Manifest }[]; summary: SynthesizedEnvironment } {
-  const config = parseText(exampleText(), 'homelab.yaml');
+  const config = parseText(platformText(), 'homelab.yaml');
   const app = new App({ outdir: '/dev/null' });
   const platform = buildPlatform(app, 'prod', config.environments.get('prod')!);
   if (!platform.services.some((s) => s.installsCrdGroups.includes(MONITORING_GROUP))) new PrometheusOperatorCrds(platform);
@@ -188,7 +188,7 @@ describe('monitoring of the example prod with the prometheus-operator CRDs', () 
 
 describe('an own app with metrics', () => {
   it('must name one of its ports', () => {
-    const config = parseText(exampleText(), 'homelab.yaml');
+    const config = parseText(platformText(), 'homelab.yaml');
     const platform = buildPlatform(new App({ outdir: '/dev/null' }), 'dev', config.environments.get('dev')!);
     expect(
       () =>

@@ -8,9 +8,9 @@ import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 
 import { IMAGES } from '../charts/versions';
-import { buildPlatform, exampleObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizeExample, synthesizeText, toYamlText } from './support';
+import { buildPlatform, platformObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, synthesizeText, toYamlText } from './support';
 
-const envs = synthesizeExample();
+const envs = synthesizePlatformFixture();
 const [dev, , prod] = envs;
 
 const docsOf = (env = dev) => manifestsOf(env);
@@ -25,7 +25,7 @@ const envOf = (env = dev) => Object.fromEntries((containerOf(env).env as any[]).
 
 /** The example with `change` applied to its base `services.n8n`. */
 function variant(change: (n8n: Record<string, any>, config: Record<string, any>) => void): Record<string, any> {
-  const config = exampleObject();
+  const config = platformObject();
   change(config.services.n8n, config);
   return config;
 }
@@ -279,6 +279,6 @@ describe('services.n8n config', () => {
 });
 
 function buildPlatformOf() {
-  const config = parseText(toYamlText(exampleObject()), 'homelab.yaml').environments.get('dev')!;
+  const config = parseText(toYamlText(platformObject()), 'homelab.yaml').environments.get('dev')!;
   return { platform: buildPlatform(new App(), 'dev', config) };
 }

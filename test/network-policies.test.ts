@@ -17,7 +17,7 @@ import type { ExposureRouter } from '../lib/model/exposure';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { synthesizePlatform } from '../lib/output/synthesize';
-import { buildPlatform, exampleObject, exampleText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
+import { buildPlatform, platformObject, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
 
 /** Each environment of a config, built and synthesized, with `extra` services added to the platform. */
 function synth(text: string, extra: (platform: Platform) => void = () => {}) {
@@ -33,12 +33,12 @@ function synth(text: string, extra: (platform: Platform) => void = () => {}) {
 }
 
 const variant = (change: (config: Record<string, any>) => void) => {
-  const config = exampleObject();
+  const config = platformObject();
   change(config);
   return toYamlText(config);
 };
 
-const example = synth(exampleText());
+const example = synth(platformText());
 const prod = example.find((e) => e.name === 'prod')!;
 
 type Env = (typeof example)[number];

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { colours } from '../lib/util/colours';
 import { writeOutput } from '../lib/output/writer';
 import { main as validateMain, validateDirectory } from '../scripts/validate';
-import { captureOutput, EXAMPLE_CONFIG, readTree, runCli, runMain, synthesizeExample, synthesizeText, exampleText, tempDir } from './support';
+import { captureOutput, PLATFORM_FIXTURE, readTree, runCli, runMain, synthesizePlatformFixture, synthesizeText, platformText, tempDir } from './support';
 
 describe('writer', () => {
   it('replaces the output directory, dropping stale files', () => {
@@ -15,11 +15,11 @@ describe('writer', () => {
     writeFileSync(join(outdir, 'dev', 'removed-service', 'deployment-old.yaml'), 'old');
     mkdirSync(join(outdir, 'old-env'));
 
-    writeOutput(synthesizeExample(), { outdir });
+    writeOutput(synthesizePlatformFixture(), { outdir });
 
     const tree = readTree(outdir);
     expect([...tree.keys()].some((p) => p.includes('removed-service') || p.startsWith('old-env'))).toBe(false);
-    expect(tree.size).toBe(synthesizeExample().reduce((n, env) => n + env.files.size, 0));
+    expect(tree.size).toBe(synthesizePlatformFixture().reduce((n, env) => n + env.files.size, 0));
   });
 
   it('reuses unchanged files and rewrites changed ones', () => {
@@ -44,7 +44,7 @@ describe('writer', () => {
     mkdirSync(join(outdir, 'prod'), { recursive: true });
     writeFileSync(join(outdir, 'prod', 'stale.yaml'), 'stale');
 
-    const result = runMain(['--config', EXAMPLE_CONFIG, '--out', outdir, '--env', 'prod']);
+    const result = runMain(['--config', PLATFORM_FIXTURE, '--out', outdir, '--env', 'prod']);
 
     expect(result.status).toBe(0);
     const tree = readTree(outdir);
@@ -71,16 +71,16 @@ describe('writer', () => {
 
 describe('synth', () => {
   it('produces byte-identical output twice in a row', () => {
-    const first = synthesizeText(exampleText());
-    const second = synthesizeText(exampleText());
+    const first = synthesizeText(platformText());
+    const second = synthesizeText(platformText());
     expect(second.map((e) => [...e.files])).toEqual(first.map((e) => [...e.files]));
   });
 
   it('produces byte-identical output in any timezone and locale (real CLI)', () => {
     const a = join(tempDir(), 'k8s');
     const b = join(tempDir(), 'k8s');
-    expect(runCli(['--out', a], { TZ: 'UTC', LANG: 'C', LC_ALL: 'C' }).status).toBe(0);
-    const run = runCli(['--out', b], { TZ: 'Pacific/Chatham', LANG: 'tr_TR.UTF-8', LC_ALL: 'tr_TR.UTF-8' });
+    expect(runCli(['--config', PLATFORM_FIXTURE, '--out', a], { TZ: 'UTC', LANG: 'C', LC_ALL: 'C' }).status).toBe(0);
+    const run = runCli(['--config', PLATFORM_FIXTURE, '--out', b], { TZ: 'Pacific/Chatham', LANG: 'tr_TR.UTF-8', LC_ALL: 'tr_TR.UTF-8' });
     expect(run.status).toBe(0);
     expect(readTree(b)).toEqual(readTree(a));
     // Not a terminal: no colour codes, on either stream.
@@ -89,10 +89,10 @@ describe('synth', () => {
   });
 
   it('reports progress per environment on stderr; --quiet prints nothing on success', () => {
-    const run = runMain(['--config', EXAMPLE_CONFIG, '--out', join(tempDir(), 'k8s')]);
+    const run = runMain(['--config', PLATFORM_FIXTURE, '--out', join(tempDir(), 'k8s')]);
     expect(run.stderr).toMatch(/^\[1\/3\] dev: \d+ services, \d+ files \(\d+\.\d\d s\)\n\[2\/3\] staging: .*\n\[3\/3\] prod: .*\n$/);
     const outdir = join(tempDir(), 'k8s');
-    expect(runMain(['--config', EXAMPLE_CONFIG, '--out', outdir, '--env', 'dev', '--quiet'])).toEqual({ status: 0, stdout: '', stderr: '' });
+    expect(runMain(['--config', PLATFORM_FIXTURE, '--out', outdir, '--env', 'dev', '--quiet'])).toEqual({ status: 0, stdout: '', stderr: '' });
     expect(readTree(outdir).size).toBeGreaterThan(0);
   });
 
@@ -111,7 +111,7 @@ describe('synth', () => {
   });
 
   it('prints a summary per environment: wave, service, namespace, resource count, upstream, capacity', () => {
-    const result = runMain(['--config', EXAMPLE_CONFIG, '--out', join(tempDir(), 'k8s')]);
+    const result = runMain(['--config', PLATFORM_FIXTURE, '--out', join(tempDir(), 'k8s')]);
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^dev: \d+ services in \d+ waves, \d+ resources, \d+ files in .*\/dev\/$/m);
     expect(result.stdout).toMatch(/^\s+0\s+prometheus-operator-crds\s+gitops\s+prometheus-operator-crds\s+\d+\s+prometheus-operator\/prometheus-operator\/example\/prometheus-operator-crd@v0\.93\.0$/m);
@@ -122,7 +122,7 @@ describe('synth', () => {
     expect(result.stdout).toMatch(/^\s+\d+\s+node-red\s+automation\s+node-red\s+\d+\s+-$/m);
     expect(result.stdout).not.toMatch(/warning:/);
     // Each environment's capacity line carries exactly what the capacity check computed.
-    for (const env of synthesizeExample()) {
+    for (const env of synthesizePlatformFixture()) {
       const { requested, available } = env.capacity;
       const line = `  requested/available: cpu ${formatCores(requested.cpuCores)}/${formatCores(available.cpuCores)} cores, memory ${formatGibibytes(requested.memoryBytes)}/${formatGibibytes(available.memoryBytes)}, gpu ${requested.gpus}/${available.gpus}`;
       expect(result.stdout.split('\n')).toContain(line);
@@ -136,7 +136,7 @@ describe('synth', () => {
   it('synthesizes another config file with --config', () => {
     const dir = tempDir();
     const file = join(dir, 'other.yaml');
-    writeFileSync(file, exampleText().replace('home-assistant:\n    image', 'home-assistant:\n    enabled: false\n    image').replace(/\s+# Node-RED flows automate Home Assistant.\n\s+dependsOn: \[home-assistant\]/, ''));
+    writeFileSync(file, platformText().replace('home-assistant:\n    image', 'home-assistant:\n    enabled: false\n    image').replace(/\s+# Node-RED flows automate Home Assistant.\n\s+dependsOn: \[home-assistant\]/, ''));
     const result = runMain(['--config', file, '--out', join(dir, 'k8s'), '--env', 'dev']);
     expect(result.status).toBe(0);
     expect(result.stderr).not.toContain('error:');
@@ -145,11 +145,11 @@ describe('synth', () => {
 });
 
 describe('synth --check', () => {
-  const check = (outdir: string, ...args: string[]) => runMain(['--config', EXAMPLE_CONFIG, '--out', outdir, '--env', 'dev', '--check', ...args]);
+  const check = (outdir: string, ...args: string[]) => runMain(['--config', PLATFORM_FIXTURE, '--out', outdir, '--env', 'dev', '--check', ...args]);
 
   it('exits 0 when the output is what a synth writes, 1 listing the differing files otherwise; never writes', () => {
     const outdir = join(tempDir(), 'k8s');
-    expect(runMain(['--config', EXAMPLE_CONFIG, '--out', outdir, '--env', 'dev', '--quiet']).status).toBe(0);
+    expect(runMain(['--config', PLATFORM_FIXTURE, '--out', outdir, '--env', 'dev', '--quiet']).status).toBe(0);
     const written = readTree(outdir);
 
     const upToDate = check(outdir);
@@ -196,7 +196,7 @@ describe('npm run validate', () => {
 
   it('accepts the synthesized example and reports a broken manifest and a bad Helm value by file', () => {
     const outdir = join(tempDir(), 'k8s');
-    writeOutput(synthesizeExample(), { outdir });
+    writeOutput(synthesizePlatformFixture(), { outdir });
     const clean = validateDirectory(outdir);
     expect(clean.errors).toEqual([]);
     expect(clean.files).toBe(readTree(outdir).size);

@@ -19,7 +19,7 @@ import { dependencyGraph } from '../lib/passes/graph';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { IMAGES } from '../charts/versions';
-import { emptyPlatform, exampleText, Manifest, manifestsOf, parseText, PolicyProvider } from './support';
+import { emptyPlatform, platformText, Manifest, manifestsOf, parseText, PolicyProvider } from './support';
 import { settingsIn } from '../lib/model/catalog';
 
 const WAVE = 'argocd.argoproj.io/sync-wave';
@@ -37,7 +37,7 @@ const SAMPLE = {
   exchanges: { home: { vhost: 'events', type: 'topic' } },
 };
 
-const examples = parseText(exampleText(), 'homelab.yaml').environments;
+const examples = parseText(platformText(), 'homelab.yaml').environments;
 
 interface Built {
   readonly platform: Platform;

@@ -23,7 +23,7 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { parseQuantity } from '../lib/util/quantity';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { buildPlatform, exampleObject, exampleText, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
+import { buildPlatform, platformObject, platformText, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
 
 /** services.ray as homelab.yaml would carry it: a CPU group 1..3 and a GPU group 0..1. */
 const RAY_SETTINGS = {
@@ -47,7 +47,7 @@ const RAY_SETTINGS = {
 type Mutation = (config: Record<string, any>) => void;
 
 function prodConfig(mutate?: Mutation): EnvironmentConfig {
-  const config = exampleObject();
+  const config = platformObject();
   mutate?.(config);
   return parseText(toYamlText(config), 'homelab.yaml').environments.get('prod')!;
 }
@@ -62,7 +62,7 @@ interface Variant {
 function buildRay(variant: Variant = {}) {
   const app = new App();
   const environment = variant.environment ?? 'prod';
-  const config = variant.config ?? parseText(exampleText(), 'homelab.yaml').environments.get(environment)!;
+  const config = variant.config ?? parseText(platformText(), 'homelab.yaml').environments.get(environment)!;
   // The example's own Ray is replaced by the variant under test.
   const platform = buildPlatform(app, environment, { ...config, services: { ...config.services, ray: { ...settingsIn(config, rayEntry), enabled: false } } });
   if (variant.operator ?? true) new KuberayOperator(platform);
@@ -240,7 +240,7 @@ describe('the RayCluster', () => {
 
 describe('GPU placement from the node inventory', () => {
   it('targets exactly the GPU nodes of prod', () => {
-    const config = parseText(exampleText(), 'homelab.yaml').environments.get('prod')!;
+    const config = parseText(platformText(), 'homelab.yaml').environments.get('prod')!;
     const gpu = workerGroupsOf(prod).find(isGpuGroup);
     expect(schedulableNodes(gpu.template.spec, config)).toEqual(['gpu-1']);
   });
@@ -270,7 +270,7 @@ describe('GPU placement from the node inventory', () => {
   });
 
   it('rejects a GPU group where no device plugin makes GPUs schedulable, naming the setting', () => {
-    const config = exampleObject();
+    const config = platformObject();
     config.environments.dev.services.ray = { enabled: true };
     expect(() => parseText(toYamlText(config), 'homelab.yaml')).toThrow(
       'homelab.yaml: services.ray.workerGroups.gpu.gpusPerWorker: expected services.nvidiaDevicePlugin.enabled: GPU workers need the GPUs it advertises (in dev)',

@@ -11,7 +11,7 @@ import type { N8n } from '../charts/n8n';
 import type { Rabbitmq } from '../charts/rabbitmq';
 import type { Platform } from '../lib/model/platform';
 import type { SynthesizedEnvironment } from '../lib/output/synthesize';
-import { exampleObject, manifestsOf, synthesizePlatforms, toYamlText } from './support';
+import { platformObject, manifestsOf, synthesizePlatforms, toYamlText } from './support';
 
 /** A reference to a Secret: by name alone (the consumer reads all of it), or to one key. */
 interface SecretReference {
@@ -105,7 +105,7 @@ function generatedSecrets(platform: Platform): Map<string, ReadonlySet<string>> 
 
 /** The example with every kind of credential switched on: S3 stores, backups, every receiver type, an app's secretEnv. */
 function everyCredential(): string {
-  const config = exampleObject();
+  const config = platformObject();
   config.apps['node-red'].secretEnv = ['NODE_RED_CREDENTIAL_SECRET'];
   config.services.monitoring.alertmanager.receivers['homelab-webhook'].discord = {};
   const prod = config.environments.prod.services;

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { manifestsOf, synthesizeExample } from './support';
+import { manifestsOf, synthesizePlatformFixture } from './support';
 
 /**
  * Keys whose value would be a credential itself, in any naming style (`adminPassword`,
@@ -62,7 +62,7 @@ function literalCredentialEnv(value: unknown, where: string, findings: Finding[]
   }
 }
 
-const envs = synthesizeExample();
+const envs = synthesizePlatformFixture();
 
 describe('no plaintext secret in the output', () => {
   it('has no Secret with data or stringData', () => {

@@ -1,4 +1,4 @@
-/** Shared helpers for the tests: the example config, synthesis, and reading output trees. */
+/** Shared helpers for the tests: the fixture configs, synthesis (once per worker), and reading output trees. */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,15 +18,41 @@ import { HomelabService } from '../lib/model/service';
 import { HELM_VALUES_FILE, SynthesizedEnvironment, synthesizeEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 
 export const ROOT = join(__dirname, '..');
-export const EXAMPLE_CONFIG = join(ROOT, 'homelab.yaml');
+/** The operator's config: only the invariants and the checks of the committed output read it. */
+export const OPERATOR_CONFIG = join(ROOT, 'homelab.yaml');
+export const FIXTURES = join(__dirname, 'fixtures');
+/** The platform fixture's file, for the commands that read a config file. */
+export const PLATFORM_FIXTURE = join(FIXTURES, 'platform.yaml');
 
-export function exampleText(): string {
-  return readFileSync(EXAMPLE_CONFIG, 'utf8');
+/**
+ * The fixture configs, one per scenario: `platform` (three environments, every built-in service,
+ * two apps: what most construct tests start from), `small` (one node, Argo CD and Longhorn).
+ */
+export type FixtureName = 'platform' | 'small';
+
+const fixtureTexts = new Map<FixtureName, string>();
+export function fixtureText(name: FixtureName): string {
+  let text = fixtureTexts.get(name);
+  if (text === undefined) {
+    text = readFileSync(join(FIXTURES, `${name}.yaml`), 'utf8');
+    fixtureTexts.set(name, text);
+  }
+  return text;
 }
 
-/** The example config as a plain object, to mutate into a variant. */
-export function exampleObject(): Record<string, any> {
-  return parse(exampleText());
+/** A fixture as a plain object, to change into a variant (a fresh copy each call). */
+export function fixtureObject(name: FixtureName): Record<string, any> {
+  return parse(fixtureText(name));
+}
+
+/** The platform fixture's text, which most construct tests start from. */
+export function platformText(): string {
+  return fixtureText('platform');
+}
+
+/** The platform fixture as a plain object, to change into a variant. */
+export function platformObject(): Record<string, any> {
+  return fixtureObject('platform');
 }
 
 export function toYamlText(value: unknown): string {
@@ -38,10 +64,26 @@ export function parseText(text: string, file = 'test.yaml', catalog: Catalog = B
   return parseConfig(text, file, catalog);
 }
 
-/** Synthesizes every environment of a config text in-process. */
+const synthesized = new Map<Catalog, Map<string, SynthesizedEnvironment[]>>();
+/**
+ * Every environment of a config text, synthesized in-process once per test worker: the results
+ * are shared, so treat them as read-only.
+ */
 export function synthesizeText(text: string, catalog: Catalog = BUILTIN_CATALOG): SynthesizedEnvironment[] {
-  const config = parseConfig(text, 'test.yaml', catalog);
-  return [...config.environments].map(([name, env]) => synthesizeEnvironment(name, env, catalog));
+  const byText = synthesized.get(catalog) ?? new Map<string, SynthesizedEnvironment[]>();
+  synthesized.set(catalog, byText);
+  let result = byText.get(text);
+  if (!result) {
+    const config = parseConfig(text, 'test.yaml', catalog);
+    result = [...config.environments].map(([name, env]) => synthesizeEnvironment(name, env, catalog));
+    byText.set(text, result);
+  }
+  return result;
+}
+
+/** The platform fixture, synthesized once per test worker (read-only). */
+export function synthesizePlatformFixture(): SynthesizedEnvironment[] {
+  return synthesizeText(platformText());
 }
 
 /** A platform with the services the catalog's entries build from a config (no passes run yet). */
@@ -69,23 +111,20 @@ export function emptyPlatform(scope: App, environment: string, config: Environme
   return new Platform(scope, environment, config, defineCatalog([]));
 }
 
-let example: SynthesizedEnvironment[] | undefined;
-/** The shipped example, synthesized once per test file. */
-export function synthesizeExample(): SynthesizedEnvironment[] {
-  example ??= synthesizeText(exampleText());
-  return example;
-}
-
 /**
- * Every environment of a config text with the platform it was built from, for the
- * services' declarations (secret needs ...) next to the output they produced.
+ * Every environment of a config text with its config and the platform it was built from, for
+ * the services' declarations (secret needs ...) next to the output they produced. Not shared:
+ * a test may add to the platforms.
  */
-export function synthesizePlatforms(text: string, catalog: Catalog = BUILTIN_CATALOG): { platform: Platform; env: SynthesizedEnvironment }[] {
-  const config = parseConfig(text, 'test.yaml', catalog);
-  return [...config.environments].map(([name, envConfig]) => {
+export function synthesizePlatforms(
+  text: string,
+  catalog: Catalog = BUILTIN_CATALOG,
+): { config: EnvironmentConfig; platform: Platform; env: SynthesizedEnvironment }[] {
+  const parsedConfig = parseConfig(text, 'test.yaml', catalog);
+  return [...parsedConfig.environments].map(([name, config]) => {
     const app = new App({ outdir: '/dev/null' });
-    const platform = buildPlatform(app, name, envConfig, catalog);
-    return { platform, env: synthesizePlatform(app, platform) };
+    const platform = buildPlatform(app, name, config, catalog);
+    return { config, platform, env: synthesizePlatform(app, platform) };
   });
 }
 
@@ -112,11 +151,20 @@ export interface Manifest {
   [key: string]: any;
 }
 
-/** Every Kubernetes document of one environment with the path of its file. */
-export function manifestsOf(env: SynthesizedEnvironment): { path: string; manifest: Manifest }[] {
-  return [...env.files]
-    .filter(([path]) => !HELM_VALUES_FILE.test(basename(path)))
-    .flatMap(([path, content]) => parseAllDocuments(content).map((doc) => ({ path, manifest: doc.toJS() as Manifest })));
+const parsed = new WeakMap<Pick<SynthesizedEnvironment, 'files'>, { path: string; manifest: Manifest }[]>();
+/**
+ * Every Kubernetes document of one environment with the path of its file, parsed once per
+ * environment (read-only: copy a manifest before changing it).
+ */
+export function manifestsOf(env: Pick<SynthesizedEnvironment, 'files'>): { path: string; manifest: Manifest }[] {
+  let manifests = parsed.get(env);
+  if (!manifests) {
+    manifests = [...env.files]
+      .filter(([path]) => !HELM_VALUES_FILE.test(basename(path)))
+      .flatMap(([path, content]) => parseAllDocuments(content).map((doc) => ({ path, manifest: doc.toJS() as Manifest })));
+    parsed.set(env, manifests);
+  }
+  return manifests;
 }
 
 export function tempDir(prefix = 'homelab-test-'): string {
@@ -141,9 +189,9 @@ export function readTree(dir: string): Map<string, string> {
   return tree;
 }
 
-/** Runs the real CLI (`node --import tsx main.ts`) the way `npm run synth` does. */
+/** Runs the real CLI the way `npm run synth` does (the compiled bundle, rebuilt if the sources changed). */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'main.ts'), ...args], {
+  const result = spawnSync(process.execPath, [join(ROOT, 'bin', 'run.cjs'), 'synth', ...args], {
     cwd: ROOT,
     encoding: 'utf8',
     env: { ...process.env, ...env },

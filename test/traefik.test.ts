@@ -8,9 +8,9 @@ import { tunnelConfig } from '../charts/cloudflared';
 import { cidrsOverlap } from '../charts/traefik';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
-import { exampleObject, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizeExample, toYamlText } from './support';
+import { platformObject, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
 
-const [dev, , prod] = synthesizeExample();
+const [dev, , prod] = synthesizePlatformFixture();
 const file = (env: typeof dev, path: string) => manifestsOf(env).find((m) => m.path === path)!.manifest;
 const chartOf = (env: typeof dev) => file(env, 'apps/application-traefik.yaml').spec.sources.find((s: any) => s.chart);
 
@@ -80,7 +80,7 @@ describe('traefik chart', () => {
 
 describe('networking config', () => {
   const errorsOf = (mutate: (config: Record<string, any>) => void) => {
-    const config = exampleObject();
+    const config = platformObject();
     mutate(config);
     try {
       parseText(toYamlText(config), 'homelab.yaml');

@@ -5,25 +5,25 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { App } from 'cdk8s';
 
 import { Vault } from '../charts/vault';
-import { buildPlatform, exampleObject, exampleText, FAKE_CLOCK, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizeExample, toYamlText } from './support';
+import { buildPlatform, platformObject, platformText, FAKE_CLOCK, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
 import { settingsIn } from '../lib/model/catalog';
 import { vaultEntry } from '../charts/vault';
 
-const envs = synthesizeExample();
+const envs = synthesizePlatformFixture();
 const env = (name: string) => envs.find((e) => e.environment === name)!;
 const manifest = (envName: string, path: string) => manifestsOf(env(envName)).find((m) => m.path === path)!.manifest;
 const vaultValues = (envName: string) => manifest(envName, 'apps/application-vault.yaml').spec.sources.find((s: any) => s.chart).helm.valuesObject;
 const container = (envName: string, path: string) => manifest(envName, path).spec.template.spec.containers[0];
 
 function parseWith(mutate: (config: Record<string, any>) => void): () => unknown {
-  const config = exampleObject();
+  const config = platformObject();
   mutate(config);
   return () => parseText(toYamlText(config), 'homelab.yaml');
 }
 
 describe('Vault config', () => {
   it('is standalone in dev and staging, HA raft with three replicas in prod', () => {
-    const config = parseText(exampleText(), 'homelab.yaml');
+    const config = parseText(platformText(), 'homelab.yaml');
     expect([...config.environments].map(([name, e]) => [name, settingsIn(e, vaultEntry).enabled, settingsIn(e, vaultEntry).replicas])).toEqual([
       ['dev', true, 1],
       ['staging', true, 1],
@@ -108,7 +108,7 @@ describe('Vault chart values', () => {
 
 describe('Vault service declarations', () => {
   const prodVault = () => {
-    const config = parseText(exampleText(), 'homelab.yaml').environments.get('prod')!;
+    const config = parseText(platformText(), 'homelab.yaml').environments.get('prod')!;
     return buildPlatform(new App(), 'prod', config).services.find((s) => s.serviceName === 'vault') as Vault;
   };
 

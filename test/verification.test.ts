@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, synthesizeExample, tempDir } from './support';
+import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, runWithFakeCommands, synthesizePlatformFixture, tempDir } from './support';
 
-const environments = synthesizeExample();
+const environments = synthesizePlatformFixture();
 const prod = environments.find((e) => e.environment === 'prod')!;
 const docs = manifestsOf(prod);
 const jobs = docs.filter(({ manifest }) => manifest.kind === 'Job').map(({ path, manifest }) => ({ path, manifest }));

@@ -11,7 +11,7 @@ import { Checkpoint } from '../lib/model/checkpoint';
 import { synthesizePlatform } from '../lib/output/synthesize';
 import { computeWaves, GraphNode } from '../lib/passes/waves';
 import { findCycle } from '../lib/util/cycles';
-import { buildPlatform, emptyPlatform, exampleObject, exampleText, parseText, synthesizeText, toYamlText } from './support';
+import { buildPlatform, emptyPlatform, platformObject, platformText, parseText, synthesizeText, toYamlText } from './support';
 
 const node = (name: string, layer: Layer, ...dependsOn: string[]): GraphNode => ({ name, layer, dependsOn });
 
@@ -80,7 +80,7 @@ class SnapshotPolicy extends HomelabService {
 }
 
 describe('dependency graph', () => {
-  const devConfig = () => parseText(exampleText(), 'homelab.yaml').environments.get('dev')!;
+  const devConfig = () => parseText(platformText(), 'homelab.yaml').environments.get('dev')!;
 
   it('counts only services as references: any other cdk8s Chart (which answers instanceof for every chart) is not one', () => {
     const platform = buildDev();
@@ -141,7 +141,7 @@ describe('dependency graph', () => {
 
 describe('waves in the synthesized example', () => {
   it('sequential mode orders layers strictly, and dependencies inside a layer', () => {
-    const config = exampleObject();
+    const config = platformObject();
     config.waves = 'sequential';
     const [dev] = synthesizeText(toYamlText(config));
     expect(dev.services.map((s) => [s.name, s.layer, s.wave])).toEqual([
@@ -172,7 +172,7 @@ describe('waves in the synthesized example', () => {
   });
 
   it('sequential mode rejects a dependency on a later layer, naming the config path', () => {
-    const config = exampleObject();
+    const config = platformObject();
     config.waves = 'sequential';
     config.apps['home-assistant'].layer = 'storage';
     config.apps['node-red'].layer = 'data-mesh';
@@ -204,7 +204,7 @@ class EarlyConsumer extends HomelabService {
 describe('CRD edges in sequential mode', () => {
   function synth(waves: 'dependencies' | 'sequential') {
     const app = new App();
-    const config = parseText(exampleText(), 'homelab.yaml').environments.get('dev')!;
+    const config = parseText(platformText(), 'homelab.yaml').environments.get('dev')!;
     const platform = buildPlatform(app, 'dev', { ...config, waves });
     new LateInstaller(platform);
     new EarlyConsumer(platform);

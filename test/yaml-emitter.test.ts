@@ -2,7 +2,7 @@ import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { GENERATED_HEADER } from '../lib/output/synthesize';
 import { emitYaml } from '../lib/util/yaml-emitter';
-import { synthesizeExample } from './support';
+import { synthesizePlatformFixture } from './support';
 
 /** Parsed back by YAML 1.2 (the `yaml` default, kubectl's sigs.k8s.io/yaml is 1.1-ish) and 1.1. */
 function roundTrip(text: string): { v12: unknown; v11: unknown } {
@@ -30,7 +30,7 @@ describe('emitYaml', () => {
   });
 
   it('writes every synthesized file so that parsing and re-emitting it gives the same text', () => {
-    for (const env of synthesizeExample()) {
+    for (const env of synthesizePlatformFixture()) {
       for (const [path, content] of env.files) {
         const body = content.slice(GENERATED_HEADER.length);
         const { v12, v11 } = roundTrip(body);

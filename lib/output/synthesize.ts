@@ -15,7 +15,10 @@ import type { CapacityReport } from '../passes/capacity';
 import { runPasses, Synthesis } from '../passes';
 import type { SecretNeedSource } from '../passes/secret-delivery';
 import { emitYaml } from '../util/yaml-emitter';
+import { installFastResolve } from './fast-resolve';
 import { sortedTree } from './output-tree';
+
+installFastResolve();
 
 /** Helm values files in the output are named after their chart: `argo-cd.values.yaml`. */
 export const HELM_VALUES_FILE = /^([a-z0-9-]+)\.values\.yaml$/;
@@ -67,9 +70,13 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
   const waves = synthesis.get('waves');
   const appOfApps = synthesis.get('appOfApps');
   const files = new Map<string, string>();
-  for (const service of platform.services) renderChart(files, service.serviceName, service.apiObjects, (object) => service.render(object));
-  renderChart(files, 'apps', apiObjectsOf(appOfApps.apps));
-  renderChart(files, 'bootstrap', apiObjectsOf(appOfApps.bootstrap));
+  const objects = new Map(platform.services.map((service) => [service, service.apiObjects]));
+  for (const service of platform.services) {
+    renderChart(files, service.serviceName, service.namespaceName, objects.get(service)!, (object) => service.render(object));
+  }
+  for (const [folder, chart] of [['apps', appOfApps.apps], ['bootstrap', appOfApps.bootstrap]] as const) {
+    renderChart(files, folder, chart.namespace!, apiObjectsOf(chart));
+  }
   const engine = platform.services.find(isGitOpsEngine);
   if (engine?.helm) {
     // The one-time `helm install` must use exactly the values Argo CD later applies to itself.
@@ -84,7 +91,7 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
       layer: service.layer,
       namespace: service.namespaceName,
       upstream: upstreamOf(service),
-      resources: service.apiObjects.length,
+      resources: objects.get(service)!.length,
       dependsOn: graph.nodes[i].dependsOn,
       crdDependsOn: graph.nodes[i].crdDependsOn,
       checkpoint: service.checkpoint!.description,
@@ -111,9 +118,11 @@ function apiObjectsOf(chart: Chart): ApiObject[] {
   return chart.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && Chart.of(c) === chart);
 }
 
+/** Every object of a chart into its own file of `folder`; `namespace` is the chart's. */
 function renderChart(
   files: Map<string, string>,
   folder: string,
+  chartNamespace: string,
   objects: readonly ApiObject[],
   render: (object: ApiObject) => any = (object) => object.toJson(),
 ): void {
@@ -121,7 +130,7 @@ function renderChart(
     const manifest = render(object);
     // Objects a service places in another service's namespace (e.g. verification Jobs) name it.
     const namespace = manifest.metadata.namespace;
-    const elsewhere = namespace !== undefined && namespace !== Chart.of(object).namespace ? `${namespace}-` : '';
+    const elsewhere = namespace !== undefined && namespace !== chartNamespace ? `${namespace}-` : '';
     const path = `${folder}/${object.kind.toLowerCase()}-${elsewhere}${manifest.metadata.name}.yaml`;
     if (files.has(path)) throw new Error(`two resources render to ${path}`);
     files.set(path, GENERATED_HEADER + emitYaml(manifest));

@@ -28,6 +28,8 @@ export interface WriteOptions {
 
 export function writeOutput(environments: readonly Pick<SynthesizedEnvironment, 'environment' | 'files'>[], options: WriteOptions): void {
   const outdir = options.outdir.replace(/\/+$/, '');
+  // The usual synth after an edit that changed nothing (or a second synth): nothing to replace.
+  if (upToDate(environments, outdir, options)) return;
   mkdirSync(dirname(outdir), { recursive: true });
   const staging = mkdtempSync(join(dirname(outdir), `.${basename(outdir)}-staging-`));
   const retired = `${staging}-old`;
@@ -71,6 +73,41 @@ export function writeOutput(environments: readonly Pick<SynthesizedEnvironment, 
     rmSync(retired, { recursive: true, force: true });
     for (const { staged } of stagedDocuments) rmSync(dirname(staged), { recursive: true, force: true });
   }
+}
+
+/**
+ * Whether the output directory (the environments' folders of it, with `partial`) and the
+ * documents hold exactly this: the same files, each with the same content. Compares file by
+ * file, so that large outputs are not held twice in memory.
+ */
+function upToDate(environments: readonly Pick<SynthesizedEnvironment, 'environment' | 'files'>[], outdir: string, options: WriteOptions): boolean {
+  if (!existsSync(outdir)) return false;
+  const expected = new Map(environments.map((env) => [env.environment, env.files]));
+  if (!options.partial && readdirSync(outdir).some((entry) => !expected.has(entry))) return false;
+  for (const [environment, files] of expected) {
+    let found = 0;
+    const matches = (dir: string, prefix: string): boolean => {
+      let entries;
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return false;
+      }
+      for (const entry of entries) {
+        const path = `${prefix}${entry.name}`;
+        if (entry.isDirectory()) {
+          if (!matches(join(dir, entry.name), `${path}/`)) return false;
+        } else {
+          const content = files.get(path);
+          if (!entry.isFile() || content === undefined || !sameContent(join(dir, entry.name), content)) return false;
+          found += 1;
+        }
+      }
+      return true;
+    };
+    if (!matches(join(outdir, environment), '') || found !== files.size) return false;
+  }
+  return [...(options.documents ?? [])].every(([path, content]) => sameContent(path, content));
 }
 
 function sameContent(file: string, content: string): boolean {

@@ -3,7 +3,6 @@
  * dependencies derived from the declarations), plus
  * an edge to the service that installs the CRD of every custom resource a service emits.
  */
-import { ApiObject } from 'cdk8s';
 import { Platform } from '../model/platform';
 import { HomelabService } from '../model/service';
 import { isExposureRouter } from '../model/exposure';
@@ -85,11 +84,6 @@ export function dependencyGraph(platform: Platform, mode: WaveMode = 'dependenci
 function derivedDependencies(platform: Platform, service: HomelabService): HomelabService[] {
   if (!isExposureRouter(service)) return [];
   return platform.services.filter((other) => other !== service && other.exposures.length > 0);
-}
-
-/** Custom resources of a service whose CRDs the service's own chart installs. */
-export function ownCustomResources(service: HomelabService): ApiObject[] {
-  return service.apiObjects.filter((o) => service.installsCrdGroups.includes(apiGroup(o.apiVersion)));
 }
 
 function customResourceGroups(service: HomelabService): Set<string> {

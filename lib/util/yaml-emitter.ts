@@ -8,7 +8,7 @@
  */
 
 export function emitYaml(value: unknown): string {
-  return isCollection(value) && !isEmpty(value) ? block(value, '') : `${scalar(value, '')}\n`;
+  return isCollection(value) && !isEmpty(value) ? block(value, '', '') : `${scalar(value, '')}\n`;
 }
 
 type Collection = Record<string, unknown> | unknown[];
@@ -18,31 +18,40 @@ function isCollection(value: unknown): value is Collection {
 }
 
 function isEmpty(value: Collection): boolean {
-  return Array.isArray(value) ? value.length === 0 : Object.keys(value).length === 0;
+  if (Array.isArray(value)) return value.length === 0;
+  for (const _ in value) return false;
+  return true;
 }
 
-function block(value: Collection, indent: string): string {
+/** A collection's lines at `indent`; the first line starts with `first` instead (after a dash). */
+function block(value: Collection, indent: string, first: string): string {
   let out = '';
+  let lead = first;
   if (Array.isArray(value)) {
+    const nested = `${indent}  `;
     for (const item of value) {
       if (isCollection(item) && !isEmpty(item)) {
         // The first line of a nested collection goes on the dash line.
-        out += `${indent}- ${block(item, `${indent}  `).slice(indent.length + 2)}`;
+        out += block(item, nested, `${lead}- `);
       } else {
-        out += `${indent}- ${scalar(item, `${indent}  `)}\n`;
+        out += `${lead}- ${scalar(item, nested)}\n`;
       }
+      lead = indent;
     }
     return out;
   }
-  for (const [key, item] of Object.entries(value)) {
+  const nested = `${indent}  `;
+  for (const key in value) {
+    const item = value[key];
     if (item === undefined) continue;
-    const k = string(key, indent, false);
+    const k = plainOrQuoted(key);
     if (isCollection(item) && !isEmpty(item)) {
       // Sequences under a key are indented too (the style kubectl and Helm use).
-      out += `${indent}${k}:\n${block(item, `${indent}  `)}`;
+      out += `${lead}${k}:\n${block(item, nested, nested)}`;
     } else {
-      out += `${indent}${k}: ${scalar(item, `${indent}  `)}\n`;
+      out += `${lead}${k}: ${scalar(item, nested)}\n`;
     }
+    lead = indent;
   }
   return out;
 }
@@ -54,7 +63,7 @@ function scalar(value: unknown, indent: string): string {
     if (!Number.isFinite(value)) throw new Error(`cannot write ${value} as YAML`);
     return String(value);
   }
-  if (typeof value === 'string') return string(value, indent, true);
+  if (typeof value === 'string') return string(value, indent);
   if (Array.isArray(value)) return '[]';
   if (isCollection(value)) return '{}';
   throw new Error(`cannot write a ${typeof value} as YAML`);
@@ -65,8 +74,19 @@ const NOT_A_STRING = /^(?:~|null|true|false|yes|no|on|off|y|n|[-+]?(?:\.inf|\.na
 /** Characters that keep a plain scalar plain: no indicators, quotes, or comment/mapping syntax. */
 const PLAIN_SAFE = /^[A-Za-z0-9_./(][A-Za-z0-9_./()@%+=,;$^*!?<>[\]{}:# -]*$/;
 
-function string(value: string, indent: string, allowBlock: boolean): string {
-  if (value.includes('\n') && allowBlock && isBlockSafe(value)) return literalBlock(value, indent);
+function string(value: string, indent: string): string {
+  if (value.includes('\n') && isBlockSafe(value)) return literalBlock(value, indent);
+  return plainOrQuoted(value);
+}
+
+/** Decisions already taken: manifests repeat the same keys and many values. */
+const written = new Map<string, string>();
+const WRITTEN_LIMIT = 100_000;
+
+/** The string as a plain scalar where every parser reads it back as that string, else double-quoted. */
+function plainOrQuoted(value: string): string {
+  let text = written.get(value);
+  if (text !== undefined) return text;
   const plain =
     value.length > 0 &&
     PLAIN_SAFE.test(value) &&
@@ -76,7 +96,9 @@ function string(value: string, indent: string, allowBlock: boolean): string {
     !value.includes(' #') &&
     !value.endsWith(':') &&
     !value.endsWith(' ');
-  return plain ? value : JSON.stringify(value);
+  text = plain ? value : JSON.stringify(value);
+  if (written.size < WRITTEN_LIMIT) written.set(value, text);
+  return text;
 }
 
 /** Literal blocks keep scripts readable; they cannot hold tabs, CRs or trailing spaces faithfully here. */

@@ -1,7 +1,8 @@
 /**
  * The one list of policy exceptions: findings of `npm run lint:k8s` that our services or the
- * upstream software they run must break, each with its reason. An exception that excuses
- * nothing is itself an error, so remove entries when their reason goes away.
+ * upstream software they run must break, each with its reason. An exception that applies to an
+ * object of the tree and excuses nothing is itself an error, so remove entries when their
+ * reason goes away (one for a service the config does not enable applies to nothing).
  */
 
 export interface LintException {

@@ -56,8 +56,10 @@ export function lintTree(tree: OutputTree, options: LintOptions = {}): LintRepor
   let excused = 0;
   let objects = 0;
   let workloads = 0;
+  const linted: LintedObject[] = [];
   for (const [name, files] of tree) {
     const env = environmentOf(name, objectsOf(name, files), upstreamTargets);
+    linted.push(...env.objects);
     objects += env.objects.length;
     workloads += env.workloads.length;
     for (const rule of rules) {
@@ -72,18 +74,28 @@ export function lintTree(tree: OutputTree, options: LintOptions = {}): LintRepor
       }
     }
   }
+  // An exception for objects this tree does not have (a disabled service) is not stale: only
+  // one that applies to an object here and excuses nothing is.
   const ruleIds = new Set(rules.map((r) => r.id));
   for (const exception of exceptions.filter((e) => !used.has(e))) {
-    const why = ruleIds.has(exception.rule) ? 'excuses no finding: remove it' : 'names no rule';
-    violations.push({ location: EXCEPTIONS_FILE, rule: 'unused-exception', message: `${exception.rule} ${exception.resource} ${why}` });
+    if (!ruleIds.has(exception.rule)) {
+      violations.push({ location: EXCEPTIONS_FILE, rule: 'unused-exception', message: `${exception.rule} ${exception.resource} names no rule` });
+    } else if (linted.some((object) => applies(exception, object))) {
+      violations.push({ location: EXCEPTIONS_FILE, rule: 'unused-exception', message: `${exception.rule} ${exception.resource} excuses no finding: remove it` });
+    }
   }
   violations.sort((a, b) => compare(a.location, b.location) || compare(a.rule, b.rule) || compare(a.message, b.message));
   return { environments: tree.size, objects, workloads, excused, violations };
 }
 
 function excuses(exception: LintException, rule: string, finding: Finding): boolean {
-  if (exception.rule !== rule || !globMatches(exception.resource, resourceKey(finding.object))) return false;
-  const labels = finding.object.manifest.metadata.labels ?? {};
+  return exception.rule === rule && applies(exception, finding.object);
+}
+
+/** Whether an exception names this object (its resource pattern and labels). */
+function applies(exception: LintException, object: LintedObject): boolean {
+  if (!globMatches(exception.resource, resourceKey(object))) return false;
+  const labels = object.manifest.metadata.labels ?? {};
   return Object.entries(exception.labels ?? {}).every(([key, value]) => labels[key] === value);
 }
 

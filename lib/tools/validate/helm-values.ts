@@ -6,9 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { projectRoot } from '../../util/project';
 import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
 
-const SCHEMA_DIR = join(__dirname, '..', '..', '..', 'imports', 'helm');
+const SCHEMA_DIR = join(projectRoot(), 'imports', 'helm');
 
 // Generated schemas carry upstream keywords ajv does not know (`deprecated`, `errorMessage`...).
 const ajv = new Ajv({ strict: false, allErrors: true });

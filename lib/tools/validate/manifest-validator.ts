@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
+import { projectRoot } from '../../util/project';
 import addFormats from 'ajv-formats';
 
 /** A JSON schema node: keyword → value. */
@@ -18,7 +19,7 @@ export interface SchemaIndex {
   kinds: Record<string, Record<string, string>>;
 }
 
-export const SCHEMA_DIR = join(__dirname, '..', '..', '..', 'imports', 'schemas');
+export const SCHEMA_DIR = join(projectRoot(), 'imports', 'schemas');
 export const KUBERNETES_SCHEMA_FILE = 'kubernetes-1.28.json';
 
 /** Keywords whose value maps names to subschemas. */

@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+/**
+ * Runs one of the project's commands (`synth`, `diff`, `validate`, `lint`, `import`, `bench`)
+ * from its compiled bundle in dist/, which is what the npm scripts call. The bundles are
+ * rebuilt first whenever the sources differ from the ones they were built from — any file
+ * added, removed, or changed in size or modification time — so a stale build never runs.
+ * V8's code cache of each bundle is kept beside it: later runs skip compiling it again.
+ *
+ * Plain CommonJS with no dependency but esbuild (and only to rebuild): it runs before any
+ * TypeScript has been compiled.
+ */
+'use strict';
+const { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require('node:fs');
+const Module = require('node:module');
+const { dirname, join, relative } = require('node:path');
+const vm = require('node:vm');
+
+const ROOT = join(__dirname, '..');
+const DIST = join(ROOT, 'dist');
+/** Command -> its entry point; each exports `main(argv)` returning its exit status. */
+const COMMANDS = {
+  synth: 'main.ts',
+  diff: 'scripts/diff.ts',
+  validate: 'scripts/validate.ts',
+  lint: 'scripts/lint.ts',
+  import: 'scripts/import.ts',
+  bench: 'scripts/bench.ts',
+};
+/** What the bundles are built from. */
+const SOURCES = ['main.ts', 'lib', 'charts', 'scripts', 'imports', 'package-lock.json', 'bin/run.cjs'];
+const SIGNATURE = join(DIST, 'sources.txt');
+
+/** One line per source file: path, size and modification time. */
+function sourceSignature() {
+  const lines = [];
+  const visit = (path) => {
+    const stat = statSync(path, { throwIfNoEntry: false });
+    if (!stat) return;
+    if (stat.isDirectory()) {
+      for (const entry of readdirSync(path).sort()) visit(join(path, entry));
+    } else if (/\.(ts|json|cjs)$/.test(path)) {
+      lines.push(`${relative(ROOT, path)} ${stat.size} ${stat.mtimeMs}`);
+    }
+  };
+  for (const source of SOURCES) visit(join(ROOT, source));
+  return `${lines.join('\n')}\n`;
+}
+
+/** Bundles every command (each with its dependencies, so that it loads as one file), atomically. */
+function build(signature) {
+  let esbuild;
+  try {
+    esbuild = require('esbuild');
+  } catch {
+    process.stderr.write('error: esbuild is missing: run `npm ci` first\n');
+    process.exit(2);
+  }
+  const staging = join(DIST, `.build-${process.pid}`);
+  mkdirSync(staging, { recursive: true });
+  try {
+    esbuild.buildSync({
+      entryPoints: Object.fromEntries(Object.entries(COMMANDS).map(([command, entry]) => [command, join(ROOT, entry)])),
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'cjs',
+      outdir: staging,
+      sourcemap: 'linked',
+      minify: true,
+      // Stack traces of bugs keep the functions' and classes' names.
+      keepNames: true,
+      // Tools that only the tests load (fengari, the PromQL parser) stay out.
+      logLevel: 'error',
+    });
+    for (const file of readdirSync(staging)) renameSync(join(staging, file), join(DIST, file));
+    for (const command of Object.keys(COMMANDS)) rmSync(join(DIST, `${command}.js.cache`), { force: true });
+    writeFileSync(SIGNATURE, signature);
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+/** Loads a bundle through V8's code cache (kept beside it) and returns its exports. */
+function load(bundle) {
+  const cacheFile = `${bundle}.cache`;
+  const cachedData = existsSync(cacheFile) ? readFileSync(cacheFile) : undefined;
+  const script = new vm.Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData });
+  const module = new Module(bundle, null);
+  module.filename = bundle;
+  module.paths = Module._nodeModulePaths(dirname(bundle));
+  script.runInThisContext().call(module.exports, module.exports, (id) => module.require(id), module, bundle, dirname(bundle));
+  if (cachedData === undefined || script.cachedDataRejected) {
+    // After the run, so that the functions it compiled are in the cache too.
+    process.once('exit', () => {
+      try {
+        writeFileSync(cacheFile, script.createCachedData());
+      } catch {
+        // A read-only checkout only loses the cache.
+      }
+    });
+  }
+  return module.exports;
+}
+
+async function run() {
+  const [command, ...argv] = process.argv.slice(2);
+  if (command === '--build') {
+    mkdirSync(DIST, { recursive: true });
+    build(sourceSignature());
+    return 0;
+  }
+  if (!(command in COMMANDS)) {
+    process.stderr.write(`error: expected a command: ${Object.keys(COMMANDS).join(', ')}\nusage: node bin/run.cjs <command> [options]\n`);
+    return 2;
+  }
+  // For `npm run bench`: the peak memory of this run.
+  if (process.env.HOMELAB_REPORT_MAX_RSS === '1') process.once('exit', () => process.stderr.write(`max RSS: ${process.resourceUsage().maxRSS} KB\n`));
+  mkdirSync(DIST, { recursive: true });
+  const signature = sourceSignature();
+  if (!existsSync(SIGNATURE) || readFileSync(SIGNATURE, 'utf8') !== signature) {
+    try {
+      build(signature);
+    } catch (error) {
+      // esbuild has printed the problems with their files and lines.
+      process.stderr.write(`error: the sources do not compile (${error.errors ? `${error.errors.length} errors` : error.message}); nothing was run\n`);
+      return 1;
+    }
+  }
+  return load(join(DIST, `${command}.js`)).main(argv);
+}
+
+run().then(
+  (status) => (process.exitCode = status),
+  (error) => {
+    process.stderr.write(`${error && error.stack ? error.stack : error}\n`);
+    process.exitCode = 1;
+  },
+);
