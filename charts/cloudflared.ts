@@ -14,6 +14,7 @@ import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, intBetween, resourcesSchema } from '../lib/model/config/primitives';
 import type { RouteFollower, RoutedHost } from '../lib/model/exposure';
+import { spreadOverNodes } from '../lib/model/placement';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -187,16 +188,6 @@ export function tunnelConfig(tunnelId: string, publicHosts: readonly RoutedHost[
         .map(({ host }) => ({ hostname: host, service: `https://${WEBSECURE_ADDRESS}`, originRequest: { originServerName: host, httpHostHeader: host } })),
       { service: 'http_status:404' },
     ],
-  };
-}
-
-function spreadOverNodes(selector: Record<string, string>): k8s.Affinity {
-  return {
-    podAntiAffinity: {
-      preferredDuringSchedulingIgnoredDuringExecution: [
-        { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } } },
-      ],
-    },
   };
 }
 

@@ -22,6 +22,7 @@ import {
 } from '../lib/model/config/primitives';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
 import { Layer } from '../lib/model/layers';
+import { spreadOverNodes } from '../lib/model/placement';
 import type { ContainerException, PodSecurityException } from '../lib/model/pod-security';
 import { Platform } from '../lib/model/platform';
 import { size, toContainerResources } from '../lib/model/resources';
@@ -182,7 +183,16 @@ export class CustomApp extends HomelabService {
     });
     // cdk8s-plus adds a label derived from the construct path: keep pods independent of it.
     ApiObject.of(deployment).addJsonPatch(JsonPatch.remove('/spec/template/metadata/labels/cdk8s.io~1metadata.addr'));
-    if (gpus > 0) this.placeOnGpus(ApiObject.of(deployment), gpus, props.gpuProvider!);
+    // More than one replica: spread over the nodes, and a node drain never takes all of them.
+    const spread = props.replicas > 1 ? spreadOverNodes(selector) : undefined;
+    if (gpus > 0 && props.gpuProvider) this.placeOnGpus(ApiObject.of(deployment), gpus, props.gpuProvider, spread);
+    else if (spread) this.patchManifest(ApiObject.of(deployment), JsonPatch.add('/spec/template/spec/affinity', k8s.toJson_Affinity(spread)));
+    if (spread) {
+      new k8s.KubePodDisruptionBudget(this, 'disruption-budget', {
+        metadata: { name, labels: this.labelsFor(COMPONENT) },
+        spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: selector } },
+      });
+    }
 
     if (props.volume && props.storage) {
       const claim = new kplus.PersistentVolumeClaim(this, 'data', {
@@ -255,14 +265,14 @@ export class CustomApp extends HomelabService {
   }
 
   /** cdk8s-plus has no GPU field: the limit, RuntimeClass and GPU-node placement are patched into the manifest. */
-  private placeOnGpus(deployment: ApiObject, gpus: number, provider: GpuProvider): void {
+  private placeOnGpus(deployment: ApiObject, gpus: number, provider: GpuProvider, spread: k8s.Affinity | undefined): void {
     const pod = '/spec/template/spec';
     const { affinity, tolerations } = provider.gpuScheduling;
     this.patchManifest(
       deployment,
       JsonPatch.add(`${pod}/containers/0/resources/limits/${GPU_RESOURCE.replace('/', '~1')}`, String(gpus)),
       JsonPatch.add(`${pod}/runtimeClassName`, provider.runtimeClassName),
-      JsonPatch.add(`${pod}/affinity`, k8s.toJson_Affinity(affinity)),
+      JsonPatch.add(`${pod}/affinity`, k8s.toJson_Affinity({ ...affinity, ...spread })),
       ...(tolerations ? [JsonPatch.add(`${pod}/tolerations`, tolerations.map((t) => k8s.toJson_Toleration(t)))] : []),
     );
   }

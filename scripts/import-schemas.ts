@@ -5,11 +5,13 @@
  *   kubernetes-1.28.json        the Kubernetes 1.28 OpenAPI definitions
  *   crds/<group>_<kind>_<version>.json   each served CRD version's openAPIV3Schema
  *   index.json                  apiVersion → kind → schema file[#/definitions/<name>]
+ *   cluster-scoped.json         the kinds that live outside namespaces, as `Kind.group`
  * Descriptions are dropped (they are most of the size); keys are sorted so output is stable.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { CLUSTER_SCOPED_FILE, scopedKindName } from '../lib/output/cluster-scoped';
 import {
   JsonSchema,
   KUBERNETES_SCHEMA_FILE,
@@ -29,10 +31,49 @@ const EXCLUDED_CRDS = new Set([
   'kuberay/ray.io_rayservices.yaml',
 ]);
 
+/**
+ * The built-in kinds that are not namespaced: `kubectl api-resources --namespaced=false` on
+ * Kubernetes 1.28 (the definitions carry no scope). `Kind.group`, the core group as `Kind`.
+ */
+const BUILTIN_CLUSTER_SCOPED = [
+  'APIService.apiregistration.k8s.io',
+  'CSIDriver.storage.k8s.io',
+  'CSINode.storage.k8s.io',
+  'CertificateSigningRequest.certificates.k8s.io',
+  'ClusterCIDR.networking.k8s.io',
+  'ClusterRole.rbac.authorization.k8s.io',
+  'ClusterRoleBinding.rbac.authorization.k8s.io',
+  'ClusterTrustBundle.certificates.k8s.io',
+  'ComponentStatus',
+  'CustomResourceDefinition.apiextensions.k8s.io',
+  'FlowSchema.flowcontrol.apiserver.k8s.io',
+  'IPAddress.networking.k8s.io',
+  'IngressClass.networking.k8s.io',
+  'MutatingWebhookConfiguration.admissionregistration.k8s.io',
+  'Namespace',
+  'Node',
+  'PersistentVolume',
+  'PriorityClass.scheduling.k8s.io',
+  'PriorityLevelConfiguration.flowcontrol.apiserver.k8s.io',
+  'ResourceClass.resource.k8s.io',
+  'RuntimeClass.node.k8s.io',
+  'SelfSubjectAccessReview.authorization.k8s.io',
+  'SelfSubjectReview.authentication.k8s.io',
+  'SelfSubjectRulesReview.authorization.k8s.io',
+  'StorageClass.storage.k8s.io',
+  'SubjectAccessReview.authorization.k8s.io',
+  'TokenReview.authentication.k8s.io',
+  'ValidatingAdmissionPolicy.admissionregistration.k8s.io',
+  'ValidatingAdmissionPolicyBinding.admissionregistration.k8s.io',
+  'ValidatingWebhookConfiguration.admissionregistration.k8s.io',
+  'VolumeAttachment.storage.k8s.io',
+];
+
 interface CustomResourceDefinition {
   kind: string;
   spec: {
     group: string;
+    scope: 'Namespaced' | 'Cluster';
     names: { kind: string };
     versions: { name: string; served: boolean; schema?: { openAPIV3Schema?: JsonSchema } }[];
   };
@@ -47,9 +88,14 @@ interface GroupVersionKind {
 export function importSchemas(): void {
   rmSync(SCHEMA_DIR, { recursive: true, force: true });
   const index: SchemaIndex = { kinds: {} };
+  const clusterScoped = new Set(BUILTIN_CLUSTER_SCOPED);
   importKubernetes(index);
-  for (const source of crdSources()) importCrds(source, index);
+  for (const source of crdSources()) importCrds(source, index, clusterScoped);
+  const known = new Set(Object.entries(index.kinds).flatMap(([apiVersion, kinds]) => Object.keys(kinds).map((kind) => scopedKindName(apiVersion, kind))));
+  const unknown = [...clusterScoped].filter((kind) => !known.has(kind));
+  if (unknown.length > 0) throw new Error(`cluster-scoped kinds without a schema: ${unknown.join(', ')}`);
   writeJson('index.json', { $comment: generatedBy(''), kinds: index.kinds });
+  writeJson(CLUSTER_SCOPED_FILE, { $comment: generatedBy(''), kinds: [...clusterScoped].sort() });
 }
 
 function importKubernetes(index: SchemaIndex): void {
@@ -73,11 +119,12 @@ function importKubernetes(index: SchemaIndex): void {
   }
 }
 
-function importCrds(source: string, index: SchemaIndex): void {
+function importCrds(source: string, index: SchemaIndex, clusterScoped: Set<string>): void {
   for (const document of parseAllDocuments(readFileSync(join(SHARED_CRDS, source), 'utf8'))) {
     const crd = document.toJS() as CustomResourceDefinition;
     if (crd?.kind !== 'CustomResourceDefinition') throw new Error(`${source}: not a CustomResourceDefinition`);
-    const { group, names, versions } = crd.spec;
+    const { group, names, scope, versions } = crd.spec;
+    if (scope === 'Cluster') clusterScoped.add(`${names.kind}.${group}`);
     for (const version of versions.filter((v) => v.served)) {
       const schema = version.schema?.openAPIV3Schema;
       if (!schema) throw new Error(`${source}: ${group}/${version.name} ${names.kind} has no openAPIV3Schema`);

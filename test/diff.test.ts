@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { colours } from '../lib/util/colours';
 import { diffTrees, diffValues, EnvironmentDiff } from '../lib/output/diff';
-import { formatField, formatMarkdown, formatText, formatValue } from '../lib/output/diff-format';
+import { formatField, formatMarkdown, formatText, formatValue, inlineChange } from '../lib/output/diff-format';
 import { readGitTree, treeOf } from '../lib/output/output-tree';
 import { synthesizeEnvironment } from '../lib/output/synthesize';
 import { writeOutput } from '../lib/output/writer';
@@ -59,8 +59,8 @@ describe('diffTrees on a known change', () => {
   it('a replica change is the changed field with both values (and, above one, a disruption budget)', () => {
     const rabbitmq = application('rabbitmq')!;
     expect(rabbitmq.resources.map((r) => [r.resource, r.kind])).toEqual([
-      ['PodDisruptionBudget/rabbitmq', 'added'],
-      ['RabbitmqCluster/rabbitmq', 'changed'],
+      ['PodDisruptionBudget/rabbitmq/rabbitmq', 'added'],
+      ['RabbitmqCluster/rabbitmq/rabbitmq', 'changed'],
     ]);
     expect(rabbitmq.resources[1].fields).toContainEqual({ path: 'spec.replicas', kind: 'changed', before: 1, after: 3 });
   });
@@ -69,19 +69,19 @@ describe('diffTrees on a known change', () => {
     const added = application('whoami')!;
     expect(added.resources.length).toBeGreaterThan(0);
     expect(added.resources.every((r) => r.kind === 'added')).toBe(true);
-    expect(added.resources.map((r) => r.resource)).toEqual(expect.arrayContaining(['Namespace/whoami', 'Deployment/whoami', 'Service/whoami']));
+    expect(added.resources.map((r) => r.resource)).toEqual(expect.arrayContaining(['Namespace/whoami', 'Deployment/whoami/whoami', 'Service/whoami/whoami']));
     const removed = application('node-red')!;
     expect(removed.resources.every((r) => r.kind === 'removed')).toBe(true);
-    expect(removed.resources.map((r) => r.resource)).toEqual(expect.arrayContaining(['Namespace/node-red', 'Deployment/node-red']));
+    expect(removed.resources.map((r) => r.resource)).toEqual(expect.arrayContaining(['Namespace/node-red', 'Deployment/node-red/node-red']));
   });
 
   it('the app of apps gains and loses the child Applications; a sorted list changes by one item each', () => {
     const apps = application('apps')!;
     expect(apps.resources.filter((r) => r.kind !== 'changed').map((r) => [r.resource, r.kind])).toEqual([
-      ['Application/node-red', 'removed'],
-      ['Application/whoami', 'added'],
+      ['Application/argocd/node-red', 'removed'],
+      ['Application/argocd/whoami', 'added'],
     ]);
-    const project = apps.resources.find((r) => r.resource === 'AppProject/dev')!;
+    const project = apps.resources.find((r) => r.resource === 'AppProject/argocd/dev')!;
     expect(project.fields.map((f) => [f.kind, f.path.replace(/\[\d+\]/, '[i]')])).toEqual([
       ['removed', 'spec.destinations[i]'],
       ['added', 'spec.destinations[i]'],
@@ -94,7 +94,7 @@ describe('diffTrees on a known change', () => {
     expect(text).toMatch(/^dev: \d+ resources added, \d+ removed, \d+ changed$/m);
     expect(text).toMatch(/^ {2}- node-red \(Application removed, \d+ resources\)$/m);
     expect(text).toMatch(/^ {2}\+ whoami \(new Application, \d+ resources\)$/m);
-    expect(text).toMatch(/^ {2}~ rabbitmq\n(?: {6}.*\n)*? {6}~ RabbitmqCluster\/rabbitmq\n(?: {10}.*\n)* {10}spec\.replicas: 1 -> 3$/m);
+    expect(text).toMatch(/^ {2}~ rabbitmq\n(?: {6}.*\n)*? {6}~ RabbitmqCluster\/rabbitmq\/rabbitmq\n(?: {10}.*\n)* {10}spec\.replicas: 1 -> 3$/m);
     expect(text).toMatch(/^Against HEAD \(abc1234\): .* in 6 Applications of 1 environment$/m);
     expect(text).not.toMatch(/\x1b\[/);
   });
@@ -106,7 +106,7 @@ describe('diffTrees on a known change', () => {
     expect(markdown).toMatch(/^\| `node-red` \| removed \(\d+\) \|$/m);
     expect(markdown).toMatch(/^\| `rabbitmq` \| \+1 ~1 \|$/m);
     expect(markdown).toMatch(/^#### dev$/m);
-    expect(markdown).toMatch(/^\*\*`rabbitmq`\*\*\n\n\| \| resource \| change \|\n\|---\|---\|---\|\n(?:\|.*\n)*?\| ~ \| `RabbitmqCluster\/rabbitmq` \| .*`spec\.replicas`/m);
+    expect(markdown).toMatch(/^\*\*`rabbitmq`\*\*\n\n\| \| resource \| change \|\n\|---\|---\|---\|\n(?:\|.*\n)*?\| ~ \| `RabbitmqCluster\/rabbitmq\/rabbitmq` \| .*`spec\.replicas`/m);
     expect(markdown).toContain('- `spec.replicas`: `1` → `3`');
     expect(markdown.match(/<details>/g)?.length).toBe(markdown.match(/<\/details>/g)?.length);
     expect(markdown).toMatch(/<details><summary>field changes<\/summary>/);
@@ -145,16 +145,36 @@ describe('field-level differences', () => {
     expect(diffValues({ ports: [80, 443] }, { ports: [80, 8080, 443] }, [])).toEqual([{ path: 'ports[1]', kind: 'added', after: 8080 }]);
   });
 
-  it('formats values compactly: long ones cut, scripts as the first changed line', () => {
+  it('formats short values whole and cuts long ones', () => {
     expect(formatField({ path: 'spec.replicas', kind: 'changed', before: 1, after: 3 })).toBe('spec.replicas: 1 -> 3');
     expect(formatField({ path: 'data.x', kind: 'added', after: { a: 1 } })).toBe('+ data.x: {"a":1}');
     const long = formatValue('y'.repeat(500));
     expect(long.length).toBe(60);
     expect(long.endsWith('…')).toBe(true);
+  });
+
+  it('shows a change inside a long one-line value in place, with context around it', () => {
+    const image = (tag: string) => `registry.example.net/platform/very/long/repository/path/service:${tag}`;
+    expect(formatField({ path: 'image', kind: 'changed', before: image('1.2.3'), after: image('1.2.4') })).toBe(
+      'image: …ry/path/service:1.2.[-3-]{+4+}"',
+    );
+    expect(inlineChange('abc', 'abXc')).toBe('ab{+X+}c');
+    expect(inlineChange('abXc', 'abc')).toBe('ab[-X-]c');
+    // A long changed part is cut in its middle, so both ends stay visible.
+    const changed = inlineChange(`a${'x'.repeat(200)}b`, 'ab');
+    expect(changed).toMatch(/^a\[-x{40}…x{40}-\]b$/);
+  });
+
+  it('lists the changed lines of a multi-line value (a script, a config file)', () => {
     const script = (middle: string) => `set -eu\necho start\n${middle}\necho done\n`;
     expect(formatField({ path: 'command[2]', kind: 'changed', before: script('check a'), after: script('check b\ncheck c') })).toBe(
-      'command[2]: "check a" -> "check b" (from line 3: 1 line -> 2)',
+      ['command[2]: from line 3: 1 line -> 2', '  ~ check [-a-]{+b+}', '  + check c'].join('\n'),
     );
+    const many = (prefix: string) => Array.from({ length: 20 }, (_, i) => `${prefix}${i}`).join('\n');
+    const lines = formatField({ path: 'data.conf', kind: 'changed', before: many('old '), after: many('new ') }).split('\n');
+    expect(lines[0]).toBe('data.conf: from line 1: 20 lines -> 20');
+    expect(lines.at(-1)).toBe('  … and 12 more lines');
+    expect(lines).toHaveLength(1 + 8 + 1);
   });
 });
 

@@ -15,6 +15,7 @@ import type { Platform } from '../lib/model/platform';
 import type { HomelabService } from '../lib/model/service';
 import { apiGroup } from '../lib/passes/graph';
 import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
+import { isClusterScoped } from '../lib/output/cluster-scoped';
 import { GENERATED_HEADER, SynthesizedEnvironment } from '../lib/output/synthesize';
 import { lintTree } from '../lib/tools/lint/lint';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
@@ -126,6 +127,15 @@ export const INVARIANTS: readonly Invariant[] = [
           return problems(path.split('/').pop() === expected, `${s.env.environment}/${path}: expected the file name ${expected}`);
         }),
       ]),
+  },
+  {
+    // Cluster-scoped objects naming one are schema errors (the first invariant); a namespaced one
+    // without would land wherever its Application's destination points, not where we meant.
+    name: 'every namespaced object names its namespace',
+    check: (all) =>
+      documents(all).flatMap(({ where, manifest }) =>
+        problems(isClusterScoped(manifest.apiVersion, manifest.kind) || typeof manifest.metadata.namespace === 'string', `${where}: no metadata.namespace`),
+      ),
   },
   {
     name: 'no Secret carries data',

@@ -246,6 +246,32 @@ describe('ManifestValidator: custom resources', () => {
   });
 });
 
+describe('ManifestValidator: scope', () => {
+  const clusterRole = (metadata: Record<string, unknown>) => ({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata, rules: [] });
+  const clusterIssuer = (metadata: Record<string, unknown>) => ({
+    apiVersion: 'cert-manager.io/v1',
+    kind: 'ClusterIssuer',
+    metadata,
+    spec: { selfSigned: {} },
+  });
+
+  it('rejects a namespace on built-in and custom cluster-scoped kinds', () => {
+    expect(validator.validate(clusterRole({ name: 'reader', namespace: 'apps' }))).toEqual([
+      'ClusterRole/reader: metadata.namespace: ClusterRole is cluster-scoped and must not name a namespace',
+    ]);
+    expect(validator.validate(clusterIssuer({ name: 'ca', namespace: 'cert-manager' }))).toEqual([
+      'ClusterIssuer/ca: metadata.namespace: ClusterIssuer is cluster-scoped and must not name a namespace',
+    ]);
+  });
+
+  it('accepts cluster-scoped kinds without one, and namespaced kinds with one', () => {
+    expect(validator.validate(clusterRole({ name: 'reader' }))).toEqual([]);
+    expect(validator.validate(clusterIssuer({ name: 'ca' }))).toEqual([]);
+    expect(validator.validate({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'apps' } })).toEqual([]);
+    expect(validator.validate(deployment())).toEqual([]);
+  });
+});
+
 describe('ManifestValidator: documents without a schema', () => {
   it('rejects a kind it has no schema for instead of skipping it', () => {
     const doc = { apiVersion: 'argoproj.io/v1alpha1', kind: 'ApplicationSet', metadata: { name: 'all' }, spec: {} };

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { formatCores, formatGibibytes } from '../lib/util/quantity';
 import { describe, expect, it } from 'vitest';
 import { colours } from '../lib/util/colours';
+import { installFastResolve, uninstallFastResolve } from '../lib/output/fast-resolve';
 import { writeOutput } from '../lib/output/writer';
 import { main as validateMain, validateDirectory } from '../scripts/validate';
-import { captureOutput, PLATFORM_FIXTURE, readTree, runCli, runMain, synthesizePlatformFixture, synthesizeText, platformText, tempDir } from './support';
+import { captureOutput, PLATFORM_FIXTURE, platformText, readTree, runCli, runMain, synthesizePlatformFixture, synthesizePlatforms, synthesizeText, tempDir } from './support';
 
 describe('writer', () => {
   it('replaces the output directory, dropping stale files', () => {
@@ -79,12 +80,12 @@ describe('synth', () => {
   it('produces byte-identical output in any timezone and locale (real CLI)', () => {
     const a = join(tempDir(), 'k8s');
     const b = join(tempDir(), 'k8s');
-    expect(runCli(['--config', PLATFORM_FIXTURE, '--out', a], { TZ: 'UTC', LANG: 'C', LC_ALL: 'C' }).status).toBe(0);
-    const run = runCli(['--config', PLATFORM_FIXTURE, '--out', b], { TZ: 'Pacific/Chatham', LANG: 'tr_TR.UTF-8', LC_ALL: 'tr_TR.UTF-8' });
+    expect(runCli(['--config', PLATFORM_FIXTURE, '--env', 'prod', '--out', a], { TZ: 'UTC', LANG: 'C', LC_ALL: 'C' }).status).toBe(0);
+    const run = runCli(['--config', PLATFORM_FIXTURE, '--env', 'prod', '--out', b], { TZ: 'Pacific/Chatham', LANG: 'tr_TR.UTF-8', LC_ALL: 'tr_TR.UTF-8' });
     expect(run.status).toBe(0);
     expect(readTree(b)).toEqual(readTree(a));
     // Not a terminal: no colour codes, on either stream.
-    expect(run.stdout).toMatch(/^synthesized 3 environments/m);
+    expect(run.stdout).toMatch(/^synthesized 1 environment /m);
     expect(run.stdout + run.stderr).not.toMatch(/\x1b\[/);
   });
 
@@ -194,9 +195,9 @@ describe('npm run validate', () => {
     });
   });
 
-  it('accepts the synthesized example and reports a broken manifest and a bad Helm value by file', () => {
+  it('accepts the synthesized platform fixture (dev) and reports a broken manifest and a bad Helm value by file', () => {
     const outdir = join(tempDir(), 'k8s');
-    writeOutput(synthesizePlatformFixture(), { outdir });
+    writeOutput(synthesizePlatformFixture().filter((env) => env.environment === 'dev'), { outdir });
     const clean = validateDirectory(outdir);
     expect(clean.errors).toEqual([]);
     expect(clean.files).toBe(readTree(outdir).size);
@@ -210,5 +211,22 @@ describe('npm run validate', () => {
         expect.stringMatching(/dev\/bootstrap\/argo-cd\.values\.yaml: server\.insecure: unknown key/),
       ]),
     );
+  });
+});
+
+describe("the faster walk over cdk8s' values", () => {
+  it('renders every object of the platform fixture exactly as cdk8s own resolve does', () => {
+    const objects = synthesizePlatforms(platformText()).flatMap(({ platform }) =>
+      platform.services.flatMap((service) => service.apiObjects.map((object) => ({ service, object }))),
+    );
+    const fast = objects.map(({ service, object }) => service.render(object));
+    uninstallFastResolve();
+    try {
+      const original = objects.map(({ service, object }) => service.render(object));
+      expect(fast).toEqual(original);
+      expect(objects.length).toBeGreaterThan(0);
+    } finally {
+      installFastResolve();
+    }
   });
 });

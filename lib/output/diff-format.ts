@@ -31,7 +31,7 @@ export function formatText(diff: readonly EnvironmentDiff[], context: DiffReport
         if (resource.kind !== 'changed') continue;
         const { lines: fields, more } = fieldLines(resource);
         if (fields.length === 0) lines.push(paint.dim('          (only comments or formatting)'));
-        for (const field of fields) lines.push(`          ${textField(field)}`);
+        for (const field of fields) for (const line of textField(field)) lines.push(`          ${line}`);
         if (more > 0) lines.push(paint.dim(`          … and ${more} more`));
       }
     }
@@ -125,8 +125,10 @@ interface FieldLine {
   readonly path: string;
   readonly before?: string;
   readonly after?: string;
-  /** Where in a multi-line string the change is. */
-  readonly note?: string;
+  /** A long value's change in place: `"…same[-old-]{+new+}same…"`. */
+  readonly inline?: string;
+  /** A multi-line value's changed lines, `- old` and `+ new`, and where they are. */
+  readonly lines?: { readonly note: string; readonly changes: readonly string[] };
 }
 
 /** The first MAX_FIELDS field changes of a changed resource (empty: only comments or formatting differ). */
@@ -138,27 +140,34 @@ function describeField(field: FieldChange): FieldLine {
   const { kind, path } = field;
   if (kind === 'added') return { kind, path, after: formatValue(field.after) };
   if (kind === 'removed') return { kind, path, before: formatValue(field.before) };
-  if (typeof field.before === 'string' && typeof field.after === 'string' && (field.before.includes('\n') || field.after.includes('\n'))) {
-    return { kind, path, ...describeTextChange(field.before, field.after) };
+  if (typeof field.before === 'string' && typeof field.after === 'string') {
+    if (field.before.includes('\n') || field.after.includes('\n')) return { kind, path, lines: describeTextChange(field.before, field.after) };
+    const before = JSON.stringify(field.before);
+    const after = JSON.stringify(field.after);
+    if (before.length > MAX_VALUE || after.length > MAX_VALUE) return { kind, path, inline: inlineChange(before, after) };
   }
   return { kind, path, before: formatValue(field.before), after: formatValue(field.after) };
 }
 
-/** `spec.replicas: 1 -> 3`, `+ path: value`, `- path: value`. */
+/** `spec.replicas: 1 -> 3`, `+ path: value`, `- path: value`; a long or multi-line value shows what changed in it. */
 export function formatField(field: FieldChange): string {
-  return textField(describeField(field));
+  return textField(describeField(field)).join('\n');
 }
 
-function textField(line: FieldLine): string {
-  if (line.kind === 'added') return `+ ${line.path}: ${line.after}`;
-  if (line.kind === 'removed') return `- ${line.path}: ${line.before}`;
-  return `${line.path}: ${line.before} -> ${line.after}${line.note ? ` (${line.note})` : ''}`;
+function textField(line: FieldLine): string[] {
+  if (line.kind === 'added') return [`+ ${line.path}: ${line.after}`];
+  if (line.kind === 'removed') return [`- ${line.path}: ${line.before}`];
+  if (line.inline !== undefined) return [`${line.path}: ${line.inline}`];
+  if (line.lines) return [`${line.path}: ${line.lines.note}`, ...line.lines.changes.map((change) => `  ${change}`)];
+  return [`${line.path}: ${line.before} -> ${line.after}`];
 }
 
 function markdownField(line: FieldLine): string {
   if (line.kind === 'added') return `added ${code(line.path)}: ${code(line.after!)}`;
   if (line.kind === 'removed') return `removed ${code(line.path)}: ${code(line.before!)}`;
-  return `${code(line.path)}: ${code(line.before!)} → ${code(line.after!)}${line.note ? ` (${line.note})` : ''}`;
+  if (line.inline !== undefined) return `${code(line.path)}: ${code(line.inline)}`;
+  if (line.lines) return `${code(line.path)}: ${line.lines.note}\n\n  \`\`\`diff\n${line.lines.changes.map((change) => `  ${change}`).join('\n')}\n  \`\`\``;
+  return `${code(line.path)}: ${code(line.before!)} → ${code(line.after!)}`;
 }
 
 /** Compact JSON, cut at MAX_VALUE characters; a multi-line string as its first line and line count. */
@@ -170,8 +179,38 @@ export function formatValue(value: unknown): string {
   return truncate(value === undefined ? 'undefined' : JSON.stringify(value));
 }
 
-/** Where two multi-line strings (scripts, config files) differ: the first changed line and how many changed. */
-function describeTextChange(before: string, after: string): { before: string; after: string; note: string } {
+/** Characters of unchanged context kept on each side of a change. */
+const CONTEXT = 20;
+/** Longest removed or added part shown in full; longer ones are cut in the middle. */
+const MAX_PART = 80;
+
+/**
+ * Two long one-line values as one, with the part that differs marked: the common beginning and
+ * end are kept for CONTEXT characters around the change, `[-removed-]{+added+}` in between.
+ */
+export function inlineChange(before: string, after: string): string {
+  let start = 0;
+  while (start < before.length && start < after.length && before[start] === after[start]) start++;
+  let end = 0;
+  while (end < before.length - start && end < after.length - start && before[before.length - 1 - end] === after[after.length - 1 - end]) end++;
+  const prefix = before.slice(0, start);
+  const suffix = before.slice(before.length - end);
+  const head = prefix.length > CONTEXT ? `…${prefix.slice(prefix.length - CONTEXT)}` : prefix;
+  const tail = suffix.length > CONTEXT ? `${suffix.slice(0, CONTEXT)}…` : suffix;
+  const part = (text: string) => (text.length > MAX_PART ? `${text.slice(0, MAX_PART / 2)}…${text.slice(text.length - MAX_PART / 2)}` : text);
+  const removed = before.slice(start, before.length - end);
+  const added = after.slice(start, after.length - end);
+  return `${head}${removed ? `[-${part(removed)}-]` : ''}${added ? `{+${part(added)}+}` : ''}${tail}`;
+}
+
+/** Changed lines listed per value, at most; the rest are counted. */
+const MAX_CHANGED_LINES = 8;
+
+/**
+ * Where two multi-line strings (scripts, config files) differ: the changed block's lines as
+ * `- old` and `+ new`, each line that has a counterpart showing its change in place.
+ */
+function describeTextChange(before: string, after: string): { note: string; changes: string[] } {
   const a = before.split('\n');
   const b = after.split('\n');
   let start = 0;
@@ -180,8 +219,15 @@ function describeTextChange(before: string, after: string): { before: string; af
   while (end < a.length - start && end < b.length - start && a[a.length - 1 - end] === b[b.length - 1 - end]) end++;
   const removed = a.slice(start, a.length - end);
   const added = b.slice(start, b.length - end);
-  const first = (lines: string[]) => (lines.length > 0 ? truncate(JSON.stringify(lines[0])) : '(no line)');
-  return { before: first(removed), after: first(added), note: `from line ${start + 1}: ${plural(removed.length, 'line')} -> ${added.length}` };
+  const changes: string[] = [];
+  // Line i of the old block is paired with line i of the new one: shown as one line with its change marked.
+  const pairs = Math.min(removed.length, added.length);
+  for (let i = 0; i < pairs; i++) changes.push(`~ ${inlineChange(removed[i], added[i])}`);
+  for (const line of removed.slice(pairs)) changes.push(`- ${truncate(line)}`);
+  for (const line of added.slice(pairs)) changes.push(`+ ${truncate(line)}`);
+  const shown = changes.slice(0, MAX_CHANGED_LINES);
+  if (changes.length > shown.length) shown.push(`… and ${changes.length - shown.length} more lines`);
+  return { note: `from line ${start + 1}: ${plural(removed.length, 'line')} -> ${added.length}`, changes: shown };
 }
 
 function truncate(text: string): string {

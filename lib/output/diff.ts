@@ -93,9 +93,11 @@ function parseResource(text: string): unknown {
   return values.length === 1 ? values[0] : values;
 }
 
+/** `Kind/namespace/name` (`Kind/name` for cluster-scoped objects); the file for anything else. */
 function resourceName(file: string, value: unknown): string {
   if (isMapping(value) && typeof value.kind === 'string' && isMapping(value.metadata) && typeof value.metadata.name === 'string') {
-    return `${value.kind}/${value.metadata.name}`;
+    const namespace = typeof value.metadata.namespace === 'string' ? `${value.metadata.namespace}/` : '';
+    return `${value.kind}/${namespace}${value.metadata.name}`;
   }
   return file;
 }

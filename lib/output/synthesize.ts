@@ -15,6 +15,7 @@ import type { CapacityReport } from '../passes/capacity';
 import { runPasses, Synthesis } from '../passes';
 import type { SecretNeedSource } from '../passes/secret-delivery';
 import { emitYaml } from '../util/yaml-emitter';
+import { isClusterScoped } from './cluster-scoped';
 import { installFastResolve } from './fast-resolve';
 import { sortedTree } from './output-tree';
 
@@ -128,6 +129,7 @@ function renderChart(
 ): void {
   for (const object of objects) {
     const manifest = render(object);
+    if (isClusterScoped(manifest.apiVersion, manifest.kind)) delete manifest.metadata.namespace;
     // Objects a service places in another service's namespace (e.g. verification Jobs) name it.
     const namespace = manifest.metadata.namespace;
     const elsewhere = namespace !== undefined && namespace !== chartNamespace ? `${namespace}-` : '';

@@ -48,6 +48,11 @@ export function environmentOf(
 }
 
 export function lintTree(tree: OutputTree, options: LintOptions = {}): LintReport {
+  return lintObjects(new Map([...tree].map(([name, files]) => [name, objectsOf(name, files)])), options);
+}
+
+/** Lints environments already read into objects (environment name -> its objects). */
+export function lintObjects(environments: ReadonlyMap<string, readonly LintedObject[]>, options: LintOptions = {}): LintReport {
   const rules = options.rules ?? RULES;
   const exceptions = options.exceptions ?? LINT_EXCEPTIONS;
   const upstreamTargets = options.upstreamTargets ?? upstreamTargetsOf(BUILTIN_CATALOG);
@@ -57,8 +62,8 @@ export function lintTree(tree: OutputTree, options: LintOptions = {}): LintRepor
   let objects = 0;
   let workloads = 0;
   const linted: LintedObject[] = [];
-  for (const [name, files] of tree) {
-    const env = environmentOf(name, objectsOf(name, files), upstreamTargets);
+  for (const [name, objectsOfEnvironment] of environments) {
+    const env = environmentOf(name, objectsOfEnvironment, upstreamTargets);
     linted.push(...env.objects);
     objects += env.objects.length;
     workloads += env.workloads.length;
@@ -85,7 +90,7 @@ export function lintTree(tree: OutputTree, options: LintOptions = {}): LintRepor
     }
   }
   violations.sort((a, b) => compare(a.location, b.location) || compare(a.rule, b.rule) || compare(a.message, b.message));
-  return { environments: tree.size, objects, workloads, excused, violations };
+  return { environments: environments.size, objects, workloads, excused, violations };
 }
 
 function excuses(exception: LintException, rule: string, finding: Finding): boolean {

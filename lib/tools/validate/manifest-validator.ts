@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
+import { CLUSTER_SCOPED_FILE, scopedKindName } from '../../output/cluster-scoped';
 import { projectRoot } from '../../util/project';
 import addFormats from 'ajv-formats';
 
@@ -78,6 +79,7 @@ export class ManifestValidator {
 
   private readonly ajv: Ajv;
   private readonly index: SchemaIndex;
+  private readonly clusterScoped: ReadonlySet<string>;
   private readonly validators = new Map<string, ValidateFunction>();
   private readonly loadedFiles = new Set<string>();
   /** Object subschema content (JSON) → id of the ajv schema holding it; see deduplicateObjects. */
@@ -94,6 +96,7 @@ export class ManifestValidator {
     });
     addFormats(this.ajv);
     this.index = this.readJson('index.json') as unknown as SchemaIndex;
+    this.clusterScoped = new Set((this.readJson(CLUSTER_SCOPED_FILE) as { kinds: string[] }).kinds);
     // The Kubernetes definitions are needed by every CRD too (root metadata is ObjectMeta).
     this.loadFile(KUBERNETES_SCHEMA_FILE);
   }
@@ -107,8 +110,16 @@ export class ManifestValidator {
     if (typeof kind !== 'string' || kind === '') return [`${subject}: missing kind`];
     const validate = this.validatorFor(apiVersion, kind);
     if (!validate) return [`${subject}: no schema for ${apiVersion} ${kind}`];
-    if (validate(doc)) return [];
-    return formatErrors(validate.errors ?? []).map((message) => `${subject}: ${message}`);
+    const scope = this.scopeProblems(doc, apiVersion, kind).map((message) => `${subject}: ${message}`);
+    if (validate(doc)) return scope;
+    return [...formatErrors(validate.errors ?? []).map((message) => `${subject}: ${message}`), ...scope];
+  }
+
+  /** The API server drops a cluster-scoped object's namespace, and GitOps tools then see another object. */
+  private scopeProblems(doc: JsonSchema, apiVersion: string, kind: string): string[] {
+    const namespace = isObject(doc.metadata) ? doc.metadata.namespace : undefined;
+    if (namespace === undefined || !this.clusterScoped.has(scopedKindName(apiVersion, kind))) return [];
+    return [`metadata.namespace: ${kind} is cluster-scoped and must not name a namespace`];
   }
 
   private validatorFor(apiVersion: string, kind: string): ValidateFunction | undefined {

@@ -1,0 +1,199 @@
+/**
+ * fast-check arbitraries of valid homelab configs: random subsets of the built-in services
+ * (with what each requires), node inventories with and without GPUs and taints, the operator's
+ * own apps with random dependencies, volumes, metrics, secrets and GPUs, and environments that
+ * override the base. Every generated config is valid by construction; the property tests check
+ * that the platform synthesizes it and that every invariant holds, and that breaking it is
+ * reported at its path.
+ */
+import fc from 'fast-check';
+import { stringify } from 'yaml';
+
+/** A generated config, printed as the YAML it is when fast-check reports a counterexample. */
+export interface GeneratedConfig {
+  readonly config: Record<string, any>;
+  readonly text: string;
+}
+
+const RESOURCES = { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '200m', memory: '128Mi' } };
+const APP_NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta'] as const;
+const ENVIRONMENTS = ['dev', 'staging', 'prod'] as const;
+/** Built-in services an app may depend on (created before the apps), by the setting that enables them. */
+const DEPENDABLE: Readonly<Record<string, string>> = { longhorn: 'longhorn', rabbitmq: 'rabbitmq', vault: 'vault', loki: 'loki', n8n: 'n8n' };
+
+const node = (gpus: number, tainted: boolean) => ({
+  role: 'worker',
+  cpu: 16,
+  memory: '64Gi',
+  ...(gpus > 0 ? { gpus, labels: { 'nvidia.com/gpu.present': 'true' } } : {}),
+  ...(tainted ? { taints: [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }] } : {}),
+});
+
+const appArbitrary = (name: string, earlier: readonly string[], services: readonly string[], options: { gpus: boolean; longhorn: boolean }) =>
+  fc
+    .record({
+      replicas: fc.integer({ min: 1, max: 3 }),
+      metrics: fc.boolean(),
+      volume: options.longhorn ? fc.boolean() : fc.constant(false),
+      gpus: options.gpus ? fc.integer({ min: 0, max: 1 }) : fc.constant(0),
+      secretEnv: fc.boolean(),
+      runAsRoot: fc.boolean(),
+      dependsOn: fc.subarray([...earlier, ...services], { maxLength: Math.min(2, earlier.length + services.length) }),
+      layer: fc.constantFrom('automation', 'data-mesh', 'observability'),
+    })
+    .map((a) => ({
+      image: `ghcr.io/example/${name}:1.${a.replicas}.0`,
+      // A volume attaches to one pod; GPU apps stay at one replica so that the GPUs suffice.
+      replicas: a.volume || a.gpus > 0 ? 1 : a.replicas,
+      ports: a.metrics ? { http: 8080, metrics: 9100 } : { http: 8080 },
+      env: { APP_NAME: name },
+      ...(a.secretEnv ? { secretEnv: ['API_TOKEN'] } : {}),
+      ...(a.volume ? { volume: { size: '1Gi', mountPath: '/data' } } : {}),
+      ...(a.metrics ? { metrics: { port: 'metrics' } } : {}),
+      ...(a.gpus > 0 ? { gpus: a.gpus } : {}),
+      ...(a.runAsRoot ? { runAsRoot: true } : {}),
+      resources: RESOURCES,
+      dependsOn: a.dependsOn,
+      layer: a.layer,
+    }));
+
+export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
+  .record({
+    nodes: fc.integer({ min: 1, max: 4 }),
+    gpuNode: fc.boolean(),
+    taintGpuNode: fc.boolean(),
+    timeSlicing: fc.boolean(),
+    waves: fc.constantFrom('dependencies', 'dependencies', 'sequential'),
+    longhorn: fc.boolean(),
+    longhornReplicas: fc.integer({ min: 1, max: 3 }),
+    backup: fc.boolean(),
+    rabbitmq: fc.boolean(),
+    triton: fc.boolean(),
+    tritonS3: fc.boolean(),
+    ray: fc.boolean(),
+    rayGpus: fc.boolean(),
+    monitoring: fc.boolean(),
+    loki: fc.boolean(),
+    lokiS3: fc.boolean(),
+    alloy: fc.boolean(),
+    networking: fc.boolean(),
+    tunnel: fc.boolean(),
+    vault: fc.boolean(),
+    externalSecrets: fc.boolean(),
+    n8n: fc.boolean(),
+    n8nBroker: fc.boolean(),
+    networkPolicies: fc.boolean(),
+    apps: fc.integer({ min: 0, max: APP_NAMES.length }),
+    environments: fc.integer({ min: 1, max: 3 }),
+    manualProd: fc.boolean(),
+  })
+  .chain((c) => {
+    const longhorn = c.longhorn || c.rabbitmq || c.monitoring || c.vault || c.externalSecrets;
+    const gpus = c.gpuNode;
+    const services: Record<string, any> = {
+      longhorn: longhorn
+        ? {
+            enabled: true,
+            replicas: Math.min(c.longhornReplicas, c.nodes + (gpus ? 1 : 0)),
+            ...(c.backup ? { backup: { target: 's3://homelab-backups@us-east-1/' }, recurringJobs: { nightly: { task: 'backup', cron: '0 3 * * *', retain: 7 } } } : {}),
+          }
+        : { enabled: false },
+      networkPolicies: { enabled: c.networkPolicies },
+    };
+    if (c.rabbitmq) {
+      services.rabbitmq = { enabled: true, vhosts: { home: {} }, users: { automation: { permissions: { home: { configure: '.*', write: '.*', read: '.*' } } } } };
+    }
+    if (gpus) services.nvidiaDevicePlugin = { enabled: true, ...(c.timeSlicing ? { timeSlicing: { replicasPerGpu: 2 } } : {}) };
+    if (gpus && c.triton) {
+      services.triton = { enabled: true, modelRepository: c.tritonS3 || !longhorn ? { s3: { url: 's3://models/triton' } } : { volume: { size: '10Gi' } } };
+    }
+    if (c.ray) {
+      services.ray = {
+        enabled: true,
+        workerGroups: {
+          cpu: { maxReplicas: 2, resources: { requests: { cpu: '500m', memory: '2Gi' }, limits: { cpu: '1', memory: '4Gi' } } },
+          ...(gpus && c.rayGpus ? { gpu: { maxReplicas: 1, gpusPerWorker: 1, resources: { requests: { cpu: '500m', memory: '2Gi' }, limits: { cpu: '1', memory: '4Gi' } } } } : {}),
+        },
+      };
+    }
+    if (c.monitoring) services.monitoring = { enabled: true };
+    if (c.loki || c.alloy) {
+      services.loki = {
+        enabled: true,
+        storage: c.lokiS3 || !longhorn ? { s3: { endpoint: 'http://minio.minio.svc:9000', buckets: { chunks: 'loki-chunks', ruler: 'loki-ruler' } } } : { volume: { size: '10Gi' } },
+      };
+    }
+    if (c.alloy) services.alloy = { enabled: true };
+    if (c.networking || c.tunnel) {
+      services.certManager = { enabled: true, email: 'admin@example.net' };
+      services.traefik = { enabled: true, adminAccess: { allowList: ['192.168.1.0/24'] } };
+    }
+    if (c.tunnel) services.cloudflared = { enabled: true, tunnelId: '6ff42ae2-765d-4adf-8112-31c55c1551ef' };
+    if (c.vault || c.externalSecrets) services.vault = { enabled: true };
+    if (c.externalSecrets) services.externalSecrets = { enabled: true };
+    if (c.n8n) {
+      services.n8n = {
+        enabled: true,
+        ...(longhorn ? {} : { database: { postgres: { host: 'postgres.db.svc' } } }),
+        ...(c.n8nBroker && c.rabbitmq ? { rabbitmq: { user: 'automation' } } : {}),
+      };
+    }
+    const nodes: Record<string, any> = {};
+    for (let i = 1; i <= c.nodes; i++) nodes[`node-${i}`] = { ...node(0, false), role: i === 1 ? 'control-plane' : 'worker' };
+    if (gpus) nodes['gpu-1'] = node(4, c.taintGpuNode);
+    // Sequential waves: an app may only use what an earlier or its own layer brings.
+    const sequential = c.waves === 'sequential';
+    const dependable = Object.entries(DEPENDABLE)
+      .filter(([key]) => services[key]?.enabled)
+      .map(([, name]) => name)
+      .filter((name) => !sequential || ['longhorn', 'rabbitmq'].includes(name));
+    const names = APP_NAMES.slice(0, c.apps);
+    const apps = names.map((name, i) =>
+      // Triton and a Ray GPU worker take two of the GPU node's four: two apps may have one each.
+      appArbitrary(name, names.slice(0, i), dependable, { gpus: gpus && i < 2, longhorn }).map((app) => (sequential ? { ...app, layer: 'automation' } : app)),
+    );
+    return fc.tuple(fc.constant({ c, services, nodes }), fc.tuple(...apps), fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 3, maxLength: 3 }));
+  })
+  .map(([{ c, services, nodes }, apps, replicas]) => {
+    const names = APP_NAMES.slice(0, apps.length);
+    const environments: Record<string, any> = {};
+    ENVIRONMENTS.slice(0, c.environments).forEach((name, i) => {
+      const overrides: Record<string, any> = { domain: `${name}.home.example.net` };
+      // Each environment changes something: the replicas of an app without a volume, the sync mode.
+      const scalable = names.filter((_, j) => !('volume' in apps[j]) && !('gpus' in apps[j]));
+      if (scalable.length > 0) overrides.apps = { [scalable[i % scalable.length]]: { replicas: replicas[i] } };
+      if (name === 'prod' && c.manualProd) overrides.sync = { mode: 'manual' };
+      environments[name] = overrides;
+    });
+    const config = {
+      domain: 'home.example.net',
+      git: { repoURL: 'https://git.example.net/homelab.git', revision: 'main' },
+      waves: c.waves,
+      nodes,
+      services,
+      apps: Object.fromEntries(names.map((name, i) => [name, apps[i]])),
+      environments,
+    };
+    const text = stringify(config);
+    return { config, text, [fc.toStringMethod]: () => `\n${text}` } as GeneratedConfig;
+  });
+
+/** A way to break a valid config, and the path its error must name. */
+export interface Breakage {
+  readonly path: string;
+  readonly apply: (config: Record<string, any>) => void;
+}
+
+/** Breakages every generated config admits (they touch settings every config has). */
+export const breakage: fc.Arbitrary<Breakage> = fc.constantFrom<Breakage>(
+  { path: 'services.longhorn.replicas', apply: (c) => (c.services.longhorn.replicas = 'three') },
+  { path: 'services.longhorn.replika', apply: (c) => (c.services.longhorn.replika = 2) },
+  { path: 'nodes.node-1.cpu', apply: (c) => (c.nodes['node-1'].cpu = -1) },
+  { path: 'git.revision', apply: (c) => (c.git.revision = '') },
+  { path: 'sync.retry.limit', apply: (c) => (c.sync = { retry: { limit: 999 } }) },
+  { path: 'services.networkPolicies.apiServerSources', apply: (c) => (c.services.networkPolicies.apiServerSources = []) },
+  { path: 'waves', apply: (c) => (c.waves = 'parallel') },
+  { path: 'apps.Bad_Name', apply: (c) => (c.apps.Bad_Name = { image: 'ghcr.io/example/bad:1.0.0', resources: RESOURCES }) },
+  { path: 'apps.omega.image', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:latest', resources: RESOURCES }) },
+  { path: 'apps.omega.dependsOn.0', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, dependsOn: ['no-such-service'] }) },
+);
