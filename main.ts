@@ -7,17 +7,18 @@
 import { BUILTIN_CATALOG } from './charts/catalog';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CommandSpec, parseCommandLine, runCommand } from './lib/tools/cli';
+import { CommandSpec, parseCommandLine, runCommand, runCommandAsync, usageError } from './lib/tools/cli';
 import { colours } from './lib/util/colours';
 import { changedFiles, readDirectoryTree, treeOf } from './lib/output/output-tree';
 import { renderPlatformDoc } from './lib/output/platform-doc';
 import { formatSummary } from './lib/output/summary';
 import type { SynthesizedEnvironment } from './lib/output/synthesize';
-import { synthesizeConfigFile } from './lib/output/synthesize-config';
+import { PARALLEL_FROM_CONFIG_BYTES, serveEnvironments, WorkerEntry } from './lib/output/environment-workers';
+import { SynthesizeOptions, synthesizeConfigFile, synthesizeConfigFileInParallel, synthesizeTask } from './lib/output/synthesize-config';
 import { writeOutput } from './lib/output/writer';
 
 export const SYNTH_COMMAND: CommandSpec = {
-  usage: 'npm run synth -- [--config <file>] [--env <name>] [--out <dir>] [--docs <file>] [--check] [--quiet]',
+  usage: 'npm run synth -- [--config <file>] [--env <name>] [--out <dir>] [--docs <file>] [--check] [--quiet] [--jobs <n>]',
   description:
     'Validates the homelab description and writes the Argo CD app-of-apps and every service\'s manifests to the\n' +
     'output directory, all at once: on any error nothing is written. Progress goes to stderr, the summary to stdout.',
@@ -28,6 +29,11 @@ export const SYNTH_COMMAND: CommandSpec = {
     docs: { type: 'string', value: '<file>', description: 'the diagrams of the platform (default: <dir>/../docs/platform.md; not written with --env)' },
     check: { type: 'boolean', description: 'write nothing; list the files that would change (for CI)' },
     quiet: { type: 'boolean', description: 'print errors only' },
+    jobs: {
+      type: 'string',
+      value: '<n>',
+      description: `threads to synthesize environments on (default: for a config file of ${PARALLEL_FROM_CONFIG_BYTES / 1000} kB or more, about 300 own apps, one per CPU core and one more; else 1)`,
+    },
   },
   exitStatus: [
     '0  written (with --check: the output directory is what a synth would write)',
@@ -36,40 +42,74 @@ export const SYNTH_COMMAND: CommandSpec = {
   ],
 };
 
+const AFTER_ERROR = ['nothing was written; the output directory is unchanged'];
+
+/** In this process and thread (the tests call it so). */
 export function main(argv: readonly string[]): number {
-  const started = performance.now();
   return runCommand(() => {
-    const parsed = parseCommandLine(SYNTH_COMMAND, argv);
-    if (!parsed) return 0;
-    const { config, env, out, check, quiet, ...values } = parsed.values as {
-      config: string;
-      env?: string;
-      out: string;
-      docs?: string;
-      check?: boolean;
-      quiet?: boolean;
-    };
-    // Beside the output directory, so a synth into a temporary directory stays there.
-    const docs = values.docs ?? join(dirname(out.replace(/\/+$/, '')), 'docs', 'platform.md');
-    const progress = colours(process.stderr);
-    const results = synthesizeConfigFile({
-      configFile: config,
-      catalog: BUILTIN_CATALOG,
-      environment: env,
-      onEnvironment: quiet
-        ? undefined
-        : (result, { elapsedMs, done, total }) =>
-            process.stderr.write(
-              `${progress.dim(`[${done}/${total}]`)} ${result.environment}: ${result.services.length} services, ${result.files.size} files ${progress.dim(`(${(elapsedMs / 1000).toFixed(2)} s)`)}\n`,
-            ),
-    });
+    const run = prepare(argv);
+    return typeof run === 'number' ? run : run.finish(synthesizeConfigFile(run.synthesis));
+  }, AFTER_ERROR);
+}
+
+/**
+ * The compiled CLI's synth (bin/run.cjs): as `main`, with the environments of a large config
+ * synthesized in worker threads that `entry` starts (each calls `worker`).
+ */
+export function mainWithWorkers(argv: readonly string[], entry: WorkerEntry): Promise<number> {
+  return runCommandAsync(async () => {
+    const run = prepare(argv);
+    if (typeof run === 'number') return run;
+    const { results, unchanged } = await synthesizeConfigFileInParallel({ ...run.synthesis, entry, threads: run.threads, compareWith: run.check ? undefined : run.outdir });
+    return run.finish(results, unchanged);
+  }, AFTER_ERROR);
+}
+
+/** A worker thread started by mainWithWorkers: synthesizes the environments it is sent. */
+export function worker(): void {
+  serveEnvironments((task) => synthesizeTask(task, BUILTIN_CATALOG));
+}
+
+/** The command line read: what to synthesize, and what to do with the result (an exit status if there is nothing to do). */
+function prepare(argv: readonly string[]):
+  | number
+  | { synthesis: SynthesizeOptions; threads?: number; outdir: string; check: boolean; finish: (results: SynthesizedEnvironment[], unchanged?: ReadonlySet<string>) => number } {
+  const started = performance.now();
+  const parsed = parseCommandLine(SYNTH_COMMAND, argv);
+  if (!parsed) return 0;
+  const { config, env, out, check, quiet, jobs, ...values } = parsed.values as {
+    config: string;
+    env?: string;
+    out: string;
+    docs?: string;
+    check?: boolean;
+    quiet?: boolean;
+    jobs?: string;
+  };
+  if (jobs !== undefined && !/^[1-9][0-9]*$/.test(jobs)) throw usageError(SYNTH_COMMAND, `--jobs: expected a number of threads (1 or more), received "${jobs}"`);
+  // Beside the output directory, so a synth into a temporary directory stays there.
+  const docs = values.docs ?? join(dirname(out.replace(/\/+$/, '')), 'docs', 'platform.md');
+  const progress = colours(process.stderr);
+  const synthesis: SynthesizeOptions = {
+    configFile: config,
+    catalog: BUILTIN_CATALOG,
+    environment: env,
+    onEnvironment: quiet
+      ? undefined
+      : (result, { elapsedMs, done, total }) =>
+          process.stderr.write(
+            `${progress.dim(`[${done}/${total}]`)} ${result.environment}: ${result.services.length} services, ${result.files.size} files ${progress.dim(`(${(elapsedMs / 1000).toFixed(2)} s)`)}\n`,
+          ),
+  };
+  const finish = (results: SynthesizedEnvironment[], unchanged?: ReadonlySet<string>) => {
     // The diagrams cover every environment: a run for one of them leaves them as they are.
     const documents = new Map(env === undefined ? [[docs, renderPlatformDoc(results)]] : []);
     if (check) return checkOutput(results, documents, { outdir: out, partial: env !== undefined, quiet: quiet === true });
-    writeOutput(results, { outdir: out, partial: env !== undefined, documents });
+    writeOutput(results, { outdir: out, partial: env !== undefined, documents, unchanged });
     if (!quiet) process.stdout.write(formatSummary(results, out, performance.now() - started, colours(process.stdout)));
     return 0;
-  }, ['nothing was written; the output directory is unchanged']);
+  };
+  return { synthesis, threads: jobs === undefined ? undefined : Number(jobs), outdir: out.replace(/\/+$/, ''), check: check === true, finish };
 }
 
 /** --check: compare with the output directory instead of writing it; list what would change. */

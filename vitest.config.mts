@@ -8,5 +8,6 @@ export default defineConfig({
     isolate: false,
     testTimeout: 0,
     hookTimeout: 0,
+    experimental: { fsModuleCache: true },
   },
 });

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * Runs one of the project's commands (`synth`, `diff`, `validate`, `lint`, `import`, `bench`)
- * from its compiled bundle in dist/, which is what the npm scripts call. The bundles are
+ * from its compiled bundle in dist/, which is what the npm scripts call; and, in a worker
+ * thread a command started, the bundle's `worker` export. The bundles are
  * rebuilt first whenever the sources differ from the ones they were built from — any file
  * added, removed, or changed in size or modification time — so a stale build never runs.
  * V8's code cache of each bundle is kept beside it: later runs skip compiling it again.
@@ -14,6 +15,7 @@ const { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, st
 const Module = require('node:module');
 const { dirname, join, relative } = require('node:path');
 const vm = require('node:vm');
+const { isMainThread, workerData } = require('node:worker_threads');
 
 const ROOT = join(__dirname, '..');
 const DIST = join(ROOT, 'dist');
@@ -69,7 +71,6 @@ function build(signature) {
       minify: true,
       // Stack traces of bugs keep the functions' and classes' names.
       keepNames: true,
-      // Tools that only the tests load (fengari, the PromQL parser) stay out.
       logLevel: 'error',
     });
     for (const file of readdirSync(staging)) renameSync(join(staging, file), join(DIST, file));
@@ -89,7 +90,7 @@ function load(bundle) {
   module.filename = bundle;
   module.paths = Module._nodeModulePaths(dirname(bundle));
   script.runInThisContext().call(module.exports, module.exports, (id) => module.require(id), module, bundle, dirname(bundle));
-  if (cachedData === undefined || script.cachedDataRejected) {
+  if (isMainThread && (cachedData === undefined || script.cachedDataRejected)) {
     // After the run, so that the functions it compiled are in the cache too.
     process.once('exit', () => {
       try {
@@ -103,6 +104,11 @@ function load(bundle) {
 }
 
 async function run() {
+  // A worker thread a command started (synth's environments): the bundle is built, and current.
+  if (!isMainThread) {
+    load(join(DIST, `${workerData.command}.js`)).worker();
+    return 0;
+  }
   const [command, ...argv] = process.argv.slice(2);
   if (command === '--build') {
     mkdirSync(DIST, { recursive: true });
@@ -126,7 +132,10 @@ async function run() {
       return 1;
     }
   }
-  return load(join(DIST, `${command}.js`)).main(argv);
+  const bundle = load(join(DIST, `${command}.js`));
+  // A command that can spread its work over threads starts them from this file.
+  if (bundle.mainWithWorkers) return bundle.mainWithWorkers(argv, { filename: __filename, workerData: { command } });
+  return bundle.main(argv);
 }
 
 run().then(

@@ -135,6 +135,11 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
   { name: 'invalid YAML', text: 'domain: home.example.net\nnodes: [a, b\n', expected: [/invalid YAML at line \d+, column \d+/] },
   { name: 'not a mapping', text: '- just\n- a list\n', expected: ['expected a mapping at the top level, received a list'] },
   {
+    name: 'a key twice in one mapping',
+    text: 'domain: home.example.net\napps:\n  web: {image: "a:1"}\n  db: {image: "b:1"}\n  web: {image: "c:1"}\n',
+    expected: ['invalid YAML at line 5, column 3: Map keys must be unique'],
+  },
+  {
     name: 'no environments',
     mutate: (c) => delete c.environments,
     expected: ['environments: expected a mapping of at least one environment'],

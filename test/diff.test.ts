@@ -7,7 +7,7 @@ import { colours } from '../lib/util/colours';
 import { diffTrees, diffValues, EnvironmentDiff } from '../lib/output/diff';
 import { formatField, formatMarkdown, formatText, formatValue, inlineChange } from '../lib/output/diff-format';
 import { readGitTree, treeOf } from '../lib/output/output-tree';
-import { synthesizeEnvironment } from '../lib/output/synthesize';
+import { SynthesizedEnvironment, synthesizeEnvironment } from '../lib/output/synthesize';
 import { writeOutput } from '../lib/output/writer';
 import { main as diffMain } from '../scripts/diff';
 import { BUILTIN_CATALOG } from '../charts/catalog';
@@ -28,8 +28,17 @@ function changedConfig(): Record<string, any> {
   return config;
 }
 
-function devEnvironment(config: Record<string, any>) {
-  return synthesizeEnvironment('dev', parseText(toYamlText(config), 'homelab.yaml').environments.get('dev')!, BUILTIN_CATALOG);
+const devEnvironments = new Map<string, SynthesizedEnvironment>();
+
+/** The dev environment of a config, synthesized once per config (shared: read-only). */
+function devEnvironment(config: Record<string, any>): SynthesizedEnvironment {
+  const text = toYamlText(config);
+  let env = devEnvironments.get(text);
+  if (!env) {
+    env = synthesizeEnvironment('dev', parseText(text, 'homelab.yaml').environments.get('dev')!, BUILTIN_CATALOG);
+    devEnvironments.set(text, env);
+  }
+  return env;
 }
 
 const PLAIN = colours({ isTTY: false });

@@ -7,28 +7,20 @@
 import { isDeepStrictEqual } from 'node:util';
 import { parse } from 'yaml';
 import { CHARTS } from '../charts/versions';
-import type { EnvironmentConfig } from '../lib/model/config/environment';
 import { GPU_RESOURCE, isGpuProvider } from '../lib/model/gpu';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { isNetworkPolicyProvider } from '../lib/model/network';
-import type { Platform } from '../lib/model/platform';
 import type { HomelabService } from '../lib/model/service';
 import { apiGroup } from '../lib/passes/graph';
 import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
 import { isClusterScoped } from '../lib/output/cluster-scoped';
-import { GENERATED_HEADER, SynthesizedEnvironment } from '../lib/output/synthesize';
-import { lintTree } from '../lib/tools/lint/lint';
+import { GENERATED_HEADER } from '../lib/output/synthesize';
+import { lintObjects } from '../lib/tools/lint/lint';
+import { lintedObjects } from '../lib/tools/lint/tree';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { KUBERNETES_VERSION } from '../lib/model/kubernetes';
-import { Manifest, manifestsOf } from './support';
-
-/** One environment as synthesized, with the config and the platform (its declarations) it came from. */
-export interface Synthesized {
-  readonly config: EnvironmentConfig;
-  readonly platform: Platform;
-  readonly env: SynthesizedEnvironment;
-}
+import { Manifest, manifestsOf, Synthesized } from './support';
 
 export interface Invariant {
   readonly name: string;
@@ -505,6 +497,7 @@ export function invariantViolations(all: readonly Synthesized[]): string[] {
 
 /** The policy lint's violations over the synthesized trees. */
 export function lintViolations(all: readonly Synthesized[]): string[] {
-  const tree = new Map(all.map((s) => [s.env.environment, s.env.files]));
-  return lintTree(tree).violations.map((v) => `${v.location}: ${v.rule}: ${v.message}`);
+  // The manifests are parsed once per environment for every invariant and the lint.
+  const environments = new Map(all.map((s) => [s.env.environment, lintedObjects(s.env.environment, manifestsOf(s.env))]));
+  return lintObjects(environments).violations.map((v) => `${v.location}: ${v.rule}: ${v.message}`);
 }

@@ -496,7 +496,12 @@ interface Responses {
   /** Data source lists in order; the last one repeats. @default all three */
   readonly datasources?: string[];
   readonly dashboards?: number;
+  /** Overrides of the Job's env, e.g. fewer checks for a test that runs out of them. */
+  readonly env?: Record<string, string>;
 }
+
+/** Fewer rounds than the Job's own, for the tests that use them all up: the logic is the same, the fakes run fewer times. */
+const FEW_CHECKS = { TARGET_CHECKS: '4', GRAFANA_CHECKS: '3' };
 
 /** Runs the checkpoint Job's script with its env, a fake `curl` answering per URL and a `sleep` that returns at once. */
 function runCheckpoint(built: Built, responses: Responses): { status: number | null; stdout: string; stderr: string; calls: string[] } {
@@ -519,7 +524,7 @@ function runCheckpoint(built: Built, responses: Responses): { status: number | n
   ].join('\n');
   const job = one(built, 'Job', 'monitoring-checkpoint');
   const result = runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP }, {
-    env: { GRAFANA_USER: 'admin', GRAFANA_PASSWORD: 's3cret' },
+    env: { GRAFANA_USER: 'admin', GRAFANA_PASSWORD: 's3cret', ...responses.env },
     prepare: (bin) => {
       responses.targets.forEach((body, i) => writeFileSync(join(bin, `targets-${i + 1}.json`), body));
       (responses.datasources ?? [DATASOURCES]).forEach((body, i) => writeFileSync(join(bin, `datasources-${i + 1}.json`), body));
@@ -575,10 +580,10 @@ describe('the checkpoint', () => {
   });
 
   it('fails after its retries, naming each target that is down with its last error', () => {
-    const run = runCheckpoint(prod, { targets: [targetsResponse(NODE, GRAFANA, COREDNS_DOWN)] });
+    const run = runCheckpoint(prod, { targets: [targetsResponse(NODE, GRAFANA, COREDNS_DOWN)], env: FEW_CHECKS });
     expect(run.status).toBe(1);
-    expect(run.calls.filter((c) => c.includes('/api/v1/targets'))).toHaveLength(30);
-    expect(run.stderr).toContain('Prometheus scrape targets not up after 30 checks:');
+    expect(run.calls.filter((c) => c.includes('/api/v1/targets'))).toHaveLength(4);
+    expect(run.stderr).toContain('Prometheus scrape targets not up after 4 checks:');
     expect(run.stderr).toContain(
       'down serviceMonitor/monitoring/monitoring-coredns/0 http://10.42.1.7:9153/metrics (Get \\"http://10.42.1.7:9153/metrics\\": dial tcp 10.42.1.7:9153: connect: connection refused)',
     );
@@ -587,17 +592,17 @@ describe('the checkpoint', () => {
   });
 
   it('fails when Prometheus lists no target at all', () => {
-    const run = runCheckpoint(prod, { targets: [targetsResponse()] });
+    const run = runCheckpoint(prod, { targets: [targetsResponse()], env: FEW_CHECKS });
     expect(run.status).toBe(1);
     expect(run.stderr).toContain('no active targets at all');
   });
 
   it('fails when a data source or a dashboard is missing', () => {
     const up = [targetsResponse(NODE, GRAFANA, COREDNS_UP)];
-    const noLoki = runCheckpoint(prod, { targets: up, datasources: [DATASOURCES.replace(/,\{[^{}]*"name":"Loki"[^{}]*\}/, '')] });
+    const noLoki = runCheckpoint(prod, { targets: up, datasources: [DATASOURCES.replace(/,\{[^{}]*"name":"Loki"[^{}]*\}/, '')], env: FEW_CHECKS });
     expect(noLoki.status).toBe(1);
-    expect(noLoki.stderr).toContain('Grafana has no data source Loki (after 12 checks)');
-    const missing = runCheckpoint(prod, { targets: up, dashboards: 1 });
+    expect(noLoki.stderr).toContain('Grafana has no data source Loki (after 3 checks)');
+    const missing = runCheckpoint(prod, { targets: up, dashboards: 1, env: FEW_CHECKS });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain(`Grafana has 1 of the ${prod.stack.provisionedDashboards.size} provisioned dashboards in folder homelab`);
   });

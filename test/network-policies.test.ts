@@ -19,9 +19,10 @@ import { HomelabService } from '../lib/model/service';
 import { synthesizePlatform } from '../lib/output/synthesize';
 import { buildPlatform, platformObject, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
 
-/** Each environment of a config, built and synthesized, with `extra` services added to the platform. */
-function synth(text: string, extra: (platform: Platform) => void = () => {}) {
-  return [...parseText(text, 'homelab.yaml').environments].map(([name, config]) => {
+/** Each environment of a config (or the `only` one), built and synthesized, with `extra` services added to the platform. */
+function synth(text: string, { extra = () => {}, only }: { extra?: (platform: Platform) => void; only?: string } = {}) {
+  const environments = [...parseText(text, 'homelab.yaml').environments].filter(([name]) => only === undefined || name === only);
+  return environments.map(([name, config]) => {
     const app = new App();
     const platform = buildPlatform(app, name, config);
     extra(platform);
@@ -171,7 +172,7 @@ describe('derived NetworkPolicies', () => {
   });
 
   it('narrow the API-server rule to the configured sources, and reject a malformed one naming the path', () => {
-    const [dev] = synth(variant((config) => (config.services.networkPolicies = { apiServerSources: ['192.168.1.10/32', '192.168.1.11/32'] })));
+    const [dev] = synth(variant((config) => (config.services.networkPolicies = { apiServerSources: ['192.168.1.10/32', '192.168.1.11/32'] })), { only: 'dev' });
     expect(named(dev, 'cert-manager', 'allow-api-server-10250')[0].spec.ingress[0].from).toEqual([
       { ipBlock: { cidr: '192.168.1.10/32' } },
       { ipBlock: { cidr: '192.168.1.11/32' } },
@@ -210,10 +211,13 @@ describe('derived NetworkPolicies', () => {
       config.services.traefik.enabled = false;
       config.environments.prod.services.cloudflared.enabled = false;
     });
-    const withRouter = synth(noTraefik, (platform) => {
-      new ExposedApp(platform);
-      new Router(platform);
-    })[0];
+    const [withRouter] = synth(noTraefik, {
+      only: 'dev',
+      extra: (platform) => {
+        new ExposedApp(platform);
+        new Router(platform);
+      },
+    });
     expect(named(withRouter, 'exposed-app', 'allow-traefik-exposed').map((p) => p.spec)).toEqual([
       {
         podSelector: { matchLabels: { app: 'exposed' } },
@@ -223,7 +227,7 @@ describe('derived NetworkPolicies', () => {
     ]);
     // Traefik's own namespace is denied like every other.
     expect(named(withRouter, 'traefik', DEFAULT_DENY)).toHaveLength(1);
-    const withoutRouter = synth(noTraefik, (platform) => new ExposedApp(platform))[0];
+    const [withoutRouter] = synth(noTraefik, { only: 'dev', extra: (platform) => new ExposedApp(platform) });
     expect(inNamespace(withoutRouter, 'exposed-app').map((p) => p.metadata.name).sort()).toEqual([ALLOW_SAME_NAMESPACE, DEFAULT_DENY]);
   });
 
@@ -234,6 +238,7 @@ describe('derived NetworkPolicies', () => {
         config.services.alloy.enabled = false;
         config.apps['home-assistant'].dependsOn = ['rabbitmq'];
       }),
+      { only: 'dev' },
     );
     expect(named(dev, 'home-assistant', 'allow-node-red-8123')).toEqual([]);
     expect(named(dev, 'loki', 'allow-alloy-3100')).toEqual([]);

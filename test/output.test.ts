@@ -7,7 +7,7 @@ import { colours } from '../lib/util/colours';
 import { installFastResolve, uninstallFastResolve } from '../lib/output/fast-resolve';
 import { writeOutput } from '../lib/output/writer';
 import { main as validateMain, validateDirectory } from '../scripts/validate';
-import { captureOutput, PLATFORM_FIXTURE, platformText, readTree, runCli, runMain, synthesizePlatformFixture, synthesizePlatforms, synthesizeText, tempDir } from './support';
+import { captureOutput, fixtureObject, PLATFORM_FIXTURE, platformText, readTree, runCli, runMain, synthesizePlatformFixture, synthesizePlatforms, synthesizeText, tempDir, toYamlText } from './support';
 
 describe('writer', () => {
   it('replaces the output directory, dropping stale files', () => {
@@ -214,8 +214,67 @@ describe('npm run validate', () => {
   });
 });
 
+describe('synth in worker threads (the real CLI, --jobs)', () => {
+  /** The small fixture with an app, in three environments. */
+  const threeEnvironments = (change: (config: Record<string, any>) => void = () => {}) => {
+    const config = fixtureObject('small');
+    config.apps = { web: { image: 'docker.io/traefik/whoami:v1.10.1', ports: { http: 80 }, resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '32Mi' } } } };
+    config.environments = { dev: {}, staging: {}, prod: {} };
+    change(config);
+    const file = join(tempDir(), 'homelab.yaml');
+    writeFileSync(file, toYamlText(config));
+    return file;
+  };
+
+  it('writes the same bytes as one thread, reports every environment, and rewrites exactly what changed', () => {
+    const config = threeEnvironments();
+    const single = join(tempDir(), 'k8s');
+    const threaded = join(tempDir(), 'k8s');
+    expect(runCli(['--config', config, '--out', single, '--jobs', '1', '--quiet']).status).toBe(0);
+
+    const run = runCli(['--config', config, '--out', threaded, '--jobs', '3']);
+
+    expect(run.status, run.stderr).toBe(0);
+    expect(readTree(threaded)).toEqual(readTree(single));
+    const reported = run.stderr.trim().split('\n').map((line) => /^\[(\d)\/3\] (\w+): /.exec(line)?.slice(1));
+    expect(reported.map((r) => r?.[0])).toEqual(['1', '2', '3']);
+    expect(reported.map((r) => r?.[1]).sort()).toEqual(['dev', 'prod', 'staging']);
+    // Each thread compares the folder it made with the output: an edit by hand in a worker's
+    // environment is found and put back, and nothing else is rewritten.
+    const kept = join(threaded, 'dev', 'web', 'deployment-web.yaml');
+    const inode = statSync(kept).ino;
+    writeFileSync(join(threaded, 'prod', 'web', 'deployment-web.yaml'), 'edited by hand\n');
+    expect(runCli(['--config', config, '--out', threaded, '--jobs', '3', '--quiet']).status).toBe(0);
+    expect(readTree(threaded)).toEqual(readTree(single));
+    expect(statSync(kept).ino).toBe(inode);
+  });
+
+  it("reports a problem of a worker's environment like any other: an error line, exit 2, the output untouched", () => {
+    const dir = tempDir();
+    const outdir = join(dir, 'k8s');
+    mkdirSync(outdir);
+    writeFileSync(join(outdir, 'keep.yaml'), 'keep');
+    // Only prod (the last environment, so a worker's) asks for more CPU than its node has.
+    const cpu = { requests: { cpu: '64', memory: '1Gi' }, limits: { cpu: '64', memory: '1Gi' } };
+    const config = threeEnvironments((c) => (c.environments.prod = { apps: { web: { resources: cpu } } }));
+
+    const run = runCli(['--config', config, '--out', outdir, '--jobs', '3', '--quiet']);
+
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(new RegExp(`^error: ${config}: environments\\.prod: nodes: cpu: the services request .* \\(web/app 1 x 64 cores`, 'm'));
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    expect(readTree(outdir)).toEqual(new Map([['keep.yaml', 'keep']]));
+  });
+
+  it('takes --jobs as a number of threads, 1 or more', () => {
+    const run = runMain(['--jobs', 'many']);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/^error: --jobs: expected a number of threads \(1 or more\), received "many"$/m);
+  });
+});
+
 describe("the faster walk over cdk8s' values", () => {
-  it('renders every object of the platform fixture exactly as cdk8s own resolve does', () => {
+  it('renders every object of the platform fixture exactly as cdk8s own toJson does, key order included', () => {
     const objects = synthesizePlatforms(platformText()).flatMap(({ platform }) =>
       platform.services.flatMap((service) => service.apiObjects.map((object) => ({ service, object }))),
     );
@@ -223,7 +282,9 @@ describe("the faster walk over cdk8s' values", () => {
     uninstallFastResolve();
     try {
       const original = objects.map(({ service, object }) => service.render(object));
-      expect(fast).toEqual(original);
+      // JSON text: the order of keys and any undefined value count too.
+      expect(fast.map((json) => JSON.stringify(json))).toEqual(original.map((json) => JSON.stringify(json)));
+      expect(fast).toStrictEqual(original);
       expect(objects.length).toBeGreaterThan(0);
     } finally {
       installFastResolve();

@@ -11,16 +11,17 @@ import { parse, stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { breakage, validConfig } from './generators';
 import { invariantViolations, lintViolations } from './invariants';
+import { BUILTIN_CATALOG } from '../charts/catalog';
 import { readTree, runMain, synthesizePlatforms, tempDir } from './support';
 
 /** Bounded, so that the properties are part of every `npm test`; FC_RUNS=<n> explores more. */
-const RUNS = Number(process.env.FC_RUNS ?? 12);
+const RUNS = Number(process.env.FC_RUNS ?? 8);
 
 describe('generated configs', () => {
   it('synthesize, and every invariant and the policy lint hold', () => {
     fc.assert(
       fc.property(validConfig, ({ text }) => {
-        const all = synthesizePlatforms(text);
+        const all = synthesizePlatforms(text, BUILTIN_CATALOG, { fresh: true });
         expect([...invariantViolations(all), ...lintViolations(all)]).toEqual([]);
       }),
       { numRuns: RUNS },

@@ -15,7 +15,7 @@ import { Layer } from '../lib/model/layers';
 import type { NetworkPolicyProvider } from '../lib/model/network';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
-import { HELM_VALUES_FILE, SynthesizedEnvironment, synthesizeEnvironment, synthesizePlatform } from '../lib/output/synthesize';
+import { HELM_VALUES_FILE, SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 
 export const ROOT = join(__dirname, '..');
 /** The operator's config: only the invariants and the checks of the committed output read it. */
@@ -64,21 +64,13 @@ export function parseText(text: string, file = 'test.yaml', catalog: Catalog = B
   return parseConfig(text, file, catalog);
 }
 
-const synthesized = new Map<Catalog, Map<string, SynthesizedEnvironment[]>>();
+const synthesized = new Map<Catalog, Map<string, readonly Synthesized[]>>();
 /**
  * Every environment of a config text, synthesized in-process once per test worker: the results
  * are shared, so treat them as read-only.
  */
 export function synthesizeText(text: string, catalog: Catalog = BUILTIN_CATALOG): SynthesizedEnvironment[] {
-  const byText = synthesized.get(catalog) ?? new Map<string, SynthesizedEnvironment[]>();
-  synthesized.set(catalog, byText);
-  let result = byText.get(text);
-  if (!result) {
-    const config = parseConfig(text, 'test.yaml', catalog);
-    result = [...config.environments].map(([name, env]) => synthesizeEnvironment(name, env, catalog));
-    byText.set(text, result);
-  }
-  return result;
+  return synthesizePlatforms(text, catalog).map(({ env }) => env);
 }
 
 /** The platform fixture, synthesized once per test worker (read-only). */
@@ -112,20 +104,32 @@ export function emptyPlatform(scope: App, environment: string, config: Environme
 }
 
 /**
- * Every environment of a config text with its config and the platform it was built from, for
- * the services' declarations (secret needs ...) next to the output they produced. Not shared:
- * a test may add to the platforms.
+ * Every environment of a config text built and synthesized, with the platform (and so
+ * the services' declarations: secret needs ...) next to the output it produced. Once per test
+ * worker and config, shared and read-only; `fresh` synthesizes anew (to compare two runs, or
+ * for a config seen once).
  */
-export function synthesizePlatforms(
-  text: string,
-  catalog: Catalog = BUILTIN_CATALOG,
-): { config: EnvironmentConfig; platform: Platform; env: SynthesizedEnvironment }[] {
-  const parsedConfig = parseConfig(text, 'test.yaml', catalog);
-  return [...parsedConfig.environments].map(([name, config]) => {
-    const app = new App({ outdir: '/dev/null' });
-    const platform = buildPlatform(app, name, config, catalog);
-    return { config, platform, env: synthesizePlatform(app, platform) };
-  });
+export function synthesizePlatforms(text: string, catalog: Catalog = BUILTIN_CATALOG, { fresh = false } = {}): readonly Synthesized[] {
+  const byText = synthesized.get(catalog) ?? new Map<string, readonly Synthesized[]>();
+  synthesized.set(catalog, byText);
+  let result = fresh ? undefined : byText.get(text);
+  if (!result) {
+    const parsedConfig = parseConfig(text, 'test.yaml', catalog);
+    result = [...parsedConfig.environments].map(([name, config]) => {
+      const app = new App({ outdir: '/dev/null' });
+      const platform = buildPlatform(app, name, config, catalog);
+      return { config, platform, env: synthesizePlatform(app, platform) };
+    });
+    if (!fresh) byText.set(text, result);
+  }
+  return result;
+}
+
+/** One environment as synthesized, with the config and the platform (its declarations) it came from. */
+export interface Synthesized {
+  readonly config: EnvironmentConfig;
+  readonly platform: Platform;
+  readonly env: SynthesizedEnvironment;
 }
 
 /**
@@ -156,12 +160,21 @@ const parsed = new WeakMap<Pick<SynthesizedEnvironment, 'files'>, { path: string
  * Every Kubernetes document of one environment with the path of its file, parsed once per
  * environment (read-only: copy a manifest before changing it).
  */
+/** Shared parses are frozen: a test that changes one fails where it does, not another test later. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
 export function manifestsOf(env: Pick<SynthesizedEnvironment, 'files'>): { path: string; manifest: Manifest }[] {
   let manifests = parsed.get(env);
   if (!manifests) {
     manifests = [...env.files]
       .filter(([path]) => !HELM_VALUES_FILE.test(basename(path)))
-      .flatMap(([path, content]) => parseAllDocuments(content).map((doc) => ({ path, manifest: doc.toJS() as Manifest })));
+      .flatMap(([path, content]) => parseAllDocuments(content).map((doc) => ({ path, manifest: deepFreeze(doc.toJS()) as Manifest })));
     parsed.set(env, manifests);
   }
   return manifests;

@@ -81,7 +81,7 @@ describe('end-to-end verification', () => {
     for (const role of roles) {
       const jobRule = role.rules.find((r: any) => r.resources.includes('jobs'));
       expect(jobRule.verbs).toEqual(['get']);
-      expect(jobRule.resourceNames.sort()).toEqual(checks.filter((c) => c.startsWith(`${role.metadata.namespace}/`)).map((c) => c.split('/')[1]).sort());
+      expect([...jobRule.resourceNames].sort()).toEqual(checks.filter((c) => c.startsWith(`${role.metadata.namespace}/`)).map((c) => c.split('/')[1]).sort());
     }
     expect(new Set(roles.map((r) => r.metadata.namespace))).toEqual(new Set(checks.map((c) => c.split('/')[0])));
     expect(docs.some(({ path, manifest }) => path.startsWith('verification/') && manifest.kind === 'ClusterRole')).toBe(false);

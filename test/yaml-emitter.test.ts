@@ -2,7 +2,7 @@ import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { GENERATED_HEADER } from '../lib/output/synthesize';
 import { emitYaml } from '../lib/util/yaml-emitter';
-import { synthesizePlatformFixture } from './support';
+import { manifestsOf, synthesizePlatformFixture } from './support';
 
 /** Parsed back by YAML 1.2 (the `yaml` default, kubectl's sigs.k8s.io/yaml is 1.1-ish) and 1.1. */
 function roundTrip(text: string): { v12: unknown; v11: unknown } {
@@ -31,11 +31,13 @@ describe('emitYaml', () => {
 
   it('writes every synthesized file so that parsing and re-emitting it gives the same text', () => {
     for (const env of synthesizePlatformFixture()) {
+      // The YAML 1.2 reading is the one every test shares (parsed once per worker).
+      const v12 = new Map(manifestsOf(env).map(({ path, manifest }) => [path, manifest]));
       for (const [path, content] of env.files) {
         const body = content.slice(GENERATED_HEADER.length);
-        const { v12, v11 } = roundTrip(body);
-        expect(v11, path).toEqual(v12);
-        expect(emitYaml(v12), path).toBe(body);
+        const read = v12.get(path) ?? parse(body);
+        expect(parse(body, { version: '1.1' }), path).toEqual(read);
+        expect(emitYaml(read), path).toBe(body);
       }
     }
   });

@@ -1,35 +1,42 @@
 /**
- * A faster drop-in for cdk8s' `resolve`, which `ApiObject.toJson()` runs over every value of
- * every object: cdk8s looks up the App's resolvers again at each value (walking the construct
- * tree up), creates a ResolutionContext for it and copies the key path for each child — most of
- * the time of a large synth, for values nothing resolves. This walk gives the same result: a
- * value goes through the resolvers only where one of cdk8s' three built-in resolvers could act on
- * it (a Lazy, an object with a `resolve()` method, a class instance with a number or string
- * `value`), and plain arrays and objects are copied child by child. An App with resolvers of its
- * own keeps cdk8s' walk. test/output.test.ts renders every object both ways and compares them.
+ * A faster drop-in for what cdk8s' `ApiObject.toJson()` does to every value of every object
+ * (cdk8s 2.70): `resolve` walks the value, looking up the App's resolvers again at each node
+ * (walking the construct tree up), creating a ResolutionContext and copying the key path for
+ * each child; then `sanitizeValue` copies the result again, sorting keys and dropping empty
+ * values — most of the time and garbage of a large synth, for values nothing resolves.
+ *
+ * This does both in one walk with the same result: a value goes through the resolvers only
+ * where one of cdk8s' three built-in resolvers could act on it (a Lazy, an object with a
+ * `resolve()` method, a class instance with a number or string `value`), and the key path is
+ * materialized only then. `ApiObject.toJson()` and the metadata's `toJson()` are replaced by
+ * copies of cdk8s' own that call this walk; an App with resolvers of its own keeps cdk8s'
+ * code. test/output.test.ts renders every object of the platform fixture both ways and
+ * compares them.
  */
-import { ApiObject, App, Lazy } from 'cdk8s';
+import { ApiObject, ApiObjectMetadataDefinition, App, JsonPatch, Lazy } from 'cdk8s';
 import type * as Cdk8sResolve from 'cdk8s/lib/resolve';
 
-type Resolve = (key: string[], value: unknown, apiObject: ApiObject) => unknown;
-
-/** The module object itself (not an import binding, which is read-only): its `resolve` is what toJson() calls. */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const cdk8sResolve = require('cdk8s/lib/resolve') as typeof Cdk8sResolve & { resolve: Resolve };
+const cdk8sResolve = require('cdk8s/lib/resolve') as typeof Cdk8sResolve;
 
-/** cdk8s' own walk, as it was before the installation. */
-const originalResolve: Resolve = cdk8sResolve.resolve;
+/** cdk8s' own methods, as they were before the installation. */
+const originalToJson = ApiObject.prototype.toJson;
+const originalMetadataToJson = ApiObjectMetadataDefinition.prototype.toJson;
 
-/** Where a value is, materialized only when a resolver needs it. */
-interface KeyPath {
-  readonly parent?: KeyPath;
-  readonly name: string;
+/** What sanitizeValue is asked to do (cdk8s/lib/_util.js). */
+interface Sanitize {
+  readonly sortKeys: boolean;
+  /** Drop empty arrays and objects (the metadata's toJson). */
+  readonly filterEmpty: boolean;
 }
 
-function pathOf(root: readonly string[], at: KeyPath | undefined): string[] {
-  const names: string[] = [];
-  for (let p = at; p; p = p.parent) names.push(p.name);
-  return [...root, ...names.reverse()];
+/** One walk's fixed inputs; `path` is the key path of the current value, kept as a stack. */
+interface Walk {
+  readonly root: readonly string[];
+  readonly path: (string | number)[];
+  readonly apiObject: ApiObject;
+  readonly resolvers: readonly Cdk8sResolve.IResolver[];
+  readonly sanitize: Sanitize;
 }
 
 /** Whether a built-in resolver would replace the value (the conditions of LazyResolver, ImplicitTokenResolver, NumberStringUnionResolver). */
@@ -38,24 +45,43 @@ function mayResolve(value: any): boolean {
   return value.constructor !== Object && (typeof value.value === 'number' || typeof value.value === 'string');
 }
 
-function walk(root: readonly string[], at: KeyPath | undefined, value: any, apiObject: ApiObject, resolvers: readonly Cdk8sResolve.IResolver[]): unknown {
-  if (value === null || value === undefined) return value;
+/** resolve() then sanitizeValue() of one value: undefined where sanitizeValue drops it. */
+function render(walk: Walk, value: any): unknown {
+  if (value === null || value === undefined) return undefined;
   const kind = typeof value;
   if (kind !== 'object' && kind !== 'function') return value;
   if (mayResolve(value)) {
-    const context = new cdk8sResolve.ResolutionContext(apiObject, pathOf(root, at), value);
-    for (const resolver of resolvers) {
+    const context = new cdk8sResolve.ResolutionContext(walk.apiObject, [...walk.root, ...walk.path.map(String)], value);
+    for (const resolver of walk.resolvers) {
       resolver.resolve(context);
-      if (context.replaced) return walk(root, at, context.replacedValue, apiObject, resolvers);
+      if (context.replaced) return render(walk, context.replacedValue);
     }
   }
-  if (Array.isArray(value)) return value.map((item, i) => walk(root, { parent: at, name: `${i}` }, item, apiObject, resolvers));
-  if (value.constructor == Object) {
-    const result: Record<string, unknown> = {};
-    for (const key of Object.keys(value)) result[key] = walk(root, { parent: at, name: key }, value[key], apiObject, resolvers);
-    return result;
+  if (kind !== 'object') return value;
+  if (Array.isArray(value)) {
+    if (walk.sanitize.filterEmpty && value.length === 0) return undefined;
+    const items = new Array(value.length);
+    for (let i = 0; i < value.length; i++) {
+      walk.path.push(i);
+      items[i] = render(walk, value[i]);
+      walk.path.pop();
+    }
+    return items;
   }
-  return value;
+  if (value.constructor.name !== 'Object') throw new Error(`can't render non-simple object of type '${value.constructor.name}'`);
+  const result: Record<string, unknown> = {};
+  const keys = walk.sanitize.sortKeys ? Object.keys(value).sort() : Object.keys(value);
+  let kept = 0;
+  for (const key of keys) {
+    walk.path.push(key);
+    const rendered = render(walk, value[key]);
+    walk.path.pop();
+    if (rendered !== null && rendered !== undefined) {
+      result[key] = rendered;
+      kept += 1;
+    }
+  }
+  return walk.sanitize.filterEmpty && kept === 0 ? undefined : result;
 }
 
 function isBuiltIn(resolvers: readonly Cdk8sResolve.IResolver[]): boolean {
@@ -67,18 +93,71 @@ function isBuiltIn(resolvers: readonly Cdk8sResolve.IResolver[]): boolean {
   );
 }
 
-const fastResolve: Resolve = (key, value, apiObject) => {
+/** sanitizeValue(resolve([], value, apiObject), sanitize), or undefined when the App has resolvers of its own. */
+function resolveAndSanitize(apiObject: ApiObject, value: unknown, sanitize: Sanitize): { value: any } | undefined {
   const resolvers = App.of(apiObject).resolvers;
-  if (!isBuiltIn(resolvers)) return originalResolve(key, value, apiObject);
-  return walk(key, undefined, value, apiObject, resolvers);
-};
-
-/** Makes `ApiObject.toJson()` use the faster walk (it reads cdk8s' `resolve` export at each call). */
-export function installFastResolve(): void {
-  cdk8sResolve.resolve = fastResolve;
+  if (!isBuiltIn(resolvers)) return undefined;
+  return { value: render({ root: [], path: [], apiObject, resolvers, sanitize }, value) };
 }
 
-/** Puts cdk8s' own walk back (for the test comparing both). */
+/** The private state of cdk8s' classes that their toJson() reads. */
+interface ApiObjectState {
+  readonly props: Record<string, unknown>;
+  readonly patches: JsonPatch[];
+}
+interface MetadataState {
+  readonly name?: string;
+  readonly namespace?: string;
+  readonly labels: Record<string, string>;
+  readonly annotations: Record<string, string>;
+  readonly finalizers: string[];
+  readonly ownerReferences: unknown[];
+  readonly apiObject: ApiObject;
+  readonly _additionalAttributes: Record<string, unknown>;
+}
+
+/** cdk8s' ApiObject.toJson(), with the one walk. */
+function toJson(this: ApiObject): any {
+  const self = this as unknown as ApiObjectState;
+  try {
+    const data = { ...self.props, metadata: this.metadata.toJson() };
+    const json = resolveAndSanitize(this, data, { sortKeys: !process.env.CDK8S_DISABLE_SORT, filterEmpty: false });
+    if (!json) return originalToJson.call(this);
+    const patched = JsonPatch.apply(json.value, ...self.patches);
+    const result: Record<string, unknown> = {};
+    for (const key of ['apiVersion', 'kind', 'metadata', ...Object.keys(patched)]) {
+      if (key in patched) result[key] = patched[key];
+    }
+    return result;
+  } catch (e) {
+    throw new Error(`Failed serializing construct at path '${this.node.path}' with name '${this.name}': ${e}`);
+  }
+}
+
+/** cdk8s' ApiObjectMetadataDefinition.toJson(), with the one walk. */
+function metadataToJson(this: ApiObjectMetadataDefinition): any {
+  const self = this as unknown as MetadataState;
+  const data = {
+    ...self._additionalAttributes,
+    name: self.name,
+    namespace: self.namespace,
+    annotations: self.annotations,
+    finalizers: self.finalizers,
+    ownerReferences: self.ownerReferences,
+    labels: self.labels,
+  };
+  const json = resolveAndSanitize(self.apiObject, data, { sortKeys: true, filterEmpty: true });
+  return json ? json.value : originalMetadataToJson.call(this);
+}
+
+/** Makes every `toJson()` of cdk8s objects use the one walk. */
+export function installFastResolve(): void {
+  ApiObject.prototype.toJson = toJson;
+  ApiObjectMetadataDefinition.prototype.toJson = metadataToJson;
+}
+
+/** Puts cdk8s' own code back (for the test comparing both). */
 export function uninstallFastResolve(): void {
-  cdk8sResolve.resolve = originalResolve;
+  ApiObject.prototype.toJson = originalToJson;
+  ApiObjectMetadataDefinition.prototype.toJson = originalMetadataToJson;
 }

@@ -1,11 +1,13 @@
 /**
  * A config file to synthesized environments, for the commands that synthesize (synth,
- * diff): every environment, or the one `--env` names.
+ * diff): every environment, or the one `--env` names; in this thread, or for a large config
+ * also in worker threads (environment-workers.ts).
  */
 import type { Catalog } from '../model/catalog';
 import { loadConfigFile } from '../model/config/load';
-import type { EnvironmentConfig } from '../model/config/environment';
 import { UserError } from '../util/errors';
+import { statSync } from 'node:fs';
+import { EnvironmentProgress, EnvironmentTask, EnvironmentWorkers, ParallelSynthesis, threadsForConfig, WorkerEntry } from './environment-workers';
 import { SynthesizedEnvironment, synthesizeEnvironment } from './synthesize';
 
 export interface SynthesizeOptions {
@@ -15,10 +17,43 @@ export interface SynthesizeOptions {
   /** Only this environment. @default every environment in the file */
   readonly environment?: string;
   /** Called as each environment is done, e.g. to show progress. */
-  readonly onEnvironment?: (result: SynthesizedEnvironment, progress: { elapsedMs: number; done: number; total: number }) => void;
+  readonly onEnvironment?: EnvironmentProgress;
+}
+
+export interface ParallelOptions {
+  /** How a worker thread is started (its entry must answer with the same catalog). */
+  readonly entry: WorkerEntry;
+  /** The output directory to compare each environment with, in the thread that made it. @default none */
+  readonly compareWith?: string;
+  /** Threads to use. @default for a large config file, one per CPU core and one more; else 1 */
+  readonly threads?: number;
 }
 
 export function synthesizeConfigFile(options: SynthesizeOptions): SynthesizedEnvironment[] {
+  return environmentTasks(options).map((task, i, tasks) => {
+    const started = performance.now();
+    const result = synthesizeTask(task, options.catalog);
+    options.onEnvironment?.(result, { elapsedMs: performance.now() - started, done: i + 1, total: tasks.length });
+    return result;
+  });
+}
+
+/** Like synthesizeConfigFile, with the environments spread over threads when that is faster. */
+export async function synthesizeConfigFileInParallel(options: SynthesizeOptions & ParallelOptions): Promise<ParallelSynthesis> {
+  const threads = options.threads ?? threadsForConfig(statSync(options.configFile, { throwIfNoEntry: false })?.size ?? 0);
+  if (threads === 1) return { results: synthesizeConfigFile(options), unchanged: new Set() };
+  // Started first: they load the code while this thread parses the config.
+  const workers = new EnvironmentWorkers(options.entry, threads - 1);
+  try {
+    const tasks = environmentTasks(options).map((task) => ({ ...task, compareWith: options.compareWith }));
+    return await workers.synthesize(tasks, (task) => synthesizeTask(task, options.catalog), options.onEnvironment);
+  } finally {
+    await workers.close();
+  }
+}
+
+/** The validated config of each environment to synthesize; all problems of the file at once. */
+function environmentTasks(options: SynthesizeOptions): EnvironmentTask[] {
   const { configFile, environment } = options;
   const config = loadConfigFile(configFile, options.catalog);
   const names = [...config.environments.keys()];
@@ -26,20 +61,15 @@ export function synthesizeConfigFile(options: SynthesizeOptions): SynthesizedEnv
     throw new UserError([`--env: expected one of the environments in ${configFile} (${names.join(', ')}), received "${environment}"`]);
   }
   const selected = environment !== undefined ? [environment] : names;
-  return selected.map((name, i) => {
-    const started = performance.now();
-    const result = synthesizeOrExplain(configFile, name, config.environments.get(name)!, options.catalog);
-    options.onEnvironment?.(result, { elapsedMs: performance.now() - started, done: i + 1, total: selected.length });
-    return result;
-  });
+  return selected.map((name) => ({ configFile, environment: name, config: config.environments.get(name)! }));
 }
 
-/** Problems found while building the graph (cycles, wave conflicts) point at the config file too. */
-function synthesizeOrExplain(file: string, environment: string, config: EnvironmentConfig, catalog: Catalog): SynthesizedEnvironment {
+/** One environment; problems found while building the graph (cycles, wave conflicts) point at the config file too. */
+export function synthesizeTask(task: EnvironmentTask, catalog: Catalog): SynthesizedEnvironment {
   try {
-    return synthesizeEnvironment(environment, config, catalog);
+    return synthesizeEnvironment(task.environment, task.config, catalog);
   } catch (error) {
-    if (error instanceof UserError) throw new UserError(error.problems.map((p) => `${file}: environments.${environment}: ${p}`));
+    if (error instanceof UserError) throw new UserError(error.problems.map((p) => `${task.configFile}: environments.${task.environment}: ${p}`));
     throw error;
   }
 }

@@ -24,6 +24,8 @@ export interface WriteOptions {
   readonly partial?: boolean;
   /** Files outside the output directory (path -> content), replaced together with it. @default none */
   readonly documents?: ReadonlyMap<string, string>;
+  /** Environments whose folder was found to hold exactly their files (see folderMatches), so not compared again. @default none */
+  readonly unchanged?: ReadonlySet<string>;
 }
 
 export function writeOutput(environments: readonly Pick<SynthesizedEnvironment, 'environment' | 'files'>[], options: WriteOptions): void {
@@ -85,29 +87,34 @@ function upToDate(environments: readonly Pick<SynthesizedEnvironment, 'environme
   const expected = new Map(environments.map((env) => [env.environment, env.files]));
   if (!options.partial && readdirSync(outdir).some((entry) => !expected.has(entry))) return false;
   for (const [environment, files] of expected) {
-    let found = 0;
-    const matches = (dir: string, prefix: string): boolean => {
-      let entries;
-      try {
-        entries = readdirSync(dir, { withFileTypes: true });
-      } catch {
-        return false;
-      }
-      for (const entry of entries) {
-        const path = `${prefix}${entry.name}`;
-        if (entry.isDirectory()) {
-          if (!matches(join(dir, entry.name), `${path}/`)) return false;
-        } else {
-          const content = files.get(path);
-          if (!entry.isFile() || content === undefined || !sameContent(join(dir, entry.name), content)) return false;
-          found += 1;
-        }
-      }
-      return true;
-    };
-    if (!matches(join(outdir, environment), '') || found !== files.size) return false;
+    if (!options.unchanged?.has(environment) && !folderMatches(join(outdir, environment), files)) return false;
   }
   return [...(options.documents ?? [])].every(([path, content]) => sameContent(path, content));
+}
+
+/** Whether `dir` holds exactly `files` (path relative to it -> content), reading one file at a time. */
+export function folderMatches(dir: string, files: ReadonlyMap<string, string>): boolean {
+  let found = 0;
+  const matches = (current: string, prefix: string): boolean => {
+    let entries;
+    try {
+      entries = readdirSync(current, { withFileTypes: true });
+    } catch {
+      return false;
+    }
+    for (const entry of entries) {
+      const path = `${prefix}${entry.name}`;
+      if (entry.isDirectory()) {
+        if (!matches(join(current, entry.name), `${path}/`)) return false;
+      } else {
+        const content = files.get(path);
+        if (!entry.isFile() || content === undefined || !sameContent(join(current, entry.name), content)) return false;
+        found += 1;
+      }
+    }
+    return true;
+  };
+  return matches(dir, '') && found === files.size;
 }
 
 function sameContent(file: string, content: string): boolean {

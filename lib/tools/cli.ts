@@ -103,11 +103,24 @@ export function runCommand(body: () => number, afterwards: readonly string[] = [
   try {
     return body();
   } catch (error) {
-    if (!(error instanceof UserError)) throw error;
-    const paint = colours(process.stderr);
-    for (const problem of error.problems) process.stderr.write(`${paint.red('error:')} ${problem}\n`);
-    if (error instanceof UsageError) process.stderr.write(`${error.usage}\n`);
-    else for (const line of afterwards) process.stderr.write(`${line}\n`);
-    return USAGE_ERROR;
+    return reportUserError(error, afterwards);
   }
+}
+
+/** runCommand for a body that waits (worker threads). */
+export async function runCommandAsync(body: () => Promise<number>, afterwards: readonly string[] = []): Promise<number> {
+  try {
+    return await body();
+  } catch (error) {
+    return reportUserError(error, afterwards);
+  }
+}
+
+function reportUserError(error: unknown, afterwards: readonly string[]): number {
+  if (!(error instanceof UserError)) throw error;
+  const paint = colours(process.stderr);
+  for (const problem of error.problems) process.stderr.write(`${paint.red('error:')} ${problem}\n`);
+  if (error instanceof UsageError) process.stderr.write(`${error.usage}\n`);
+  else for (const line of afterwards) process.stderr.write(`${line}\n`);
+  return USAGE_ERROR;
 }

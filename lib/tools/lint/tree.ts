@@ -28,12 +28,19 @@ export function readOutputTree(dir: string): OutputTree {
 
 /** The Kubernetes objects of one environment's files, in file order. */
 export function objectsOf(env: string, files: ReadonlyMap<string, string>): LintedObject[] {
-  return [...files].flatMap(([path, content]) => {
-    if (HELM_VALUES_FILE.test(basename(path))) return [];
+  const documents = [...files]
+    .filter(([path]) => !HELM_VALUES_FILE.test(basename(path)))
+    .flatMap(([path, content]) => parseAllDocuments(content).map((document) => ({ path, manifest: document.toJS() as unknown })));
+  return lintedObjects(env, documents);
+}
+
+/** Documents already parsed, with their path relative to the environment folder, as the linter's objects. */
+export function lintedObjects(env: string, documents: Iterable<{ readonly path: string; readonly manifest: unknown }>): LintedObject[] {
+  const objects: LintedObject[] = [];
+  for (const { path, manifest } of documents) {
+    if (typeof (manifest as Manifest | null)?.kind !== 'string') continue;
     const service = path.includes('/') ? path.slice(0, path.indexOf('/')) : '';
-    return parseAllDocuments(content)
-      .map((document) => document.toJS() as Manifest | null)
-      .filter((manifest): manifest is Manifest => typeof manifest?.kind === 'string')
-      .map((manifest) => ({ env, service, file: `${env}/${path}`, manifest }));
-  });
+    objects.push({ env, service, file: `${env}/${path}`, manifest: manifest as Manifest });
+  }
+  return objects;
 }
