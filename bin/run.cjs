@@ -48,8 +48,22 @@ function sourceSignature() {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * zod's classic API loads its messages in some 40 languages, a seventh of the bundle, to offer
+ * `z.locales`; the config's messages are ours, in English (zod's own English ones load apart).
+ */
+const ZOD_ENGLISH_ONLY = {
+  name: 'zod-english-only',
+  setup(builder) {
+    builder.onResolve({ filter: /^\.\.\/locales\/index\.c?js$/ }, (args) =>
+      /[\\/]zod[\\/]/.test(args.importer) ? { path: 'zod-locales', namespace: 'zod-english-only' } : undefined,
+    );
+    builder.onLoad({ filter: /.*/, namespace: 'zod-english-only' }, () => ({ contents: 'module.exports = {};', loader: 'js' }));
+  },
+};
+
 /** Bundles every command (each with its dependencies, so that it loads as one file), atomically. */
-function build(signature) {
+async function build(signature) {
   let esbuild;
   try {
     esbuild = require('esbuild');
@@ -60,7 +74,7 @@ function build(signature) {
   const staging = join(DIST, `.build-${process.pid}`);
   mkdirSync(staging, { recursive: true });
   try {
-    esbuild.buildSync({
+    await esbuild.build({
       entryPoints: Object.fromEntries(Object.entries(COMMANDS).map(([command, entry]) => [command, join(ROOT, entry)])),
       bundle: true,
       platform: 'node',
@@ -71,6 +85,9 @@ function build(signature) {
       minify: true,
       // Stack traces of bugs keep the functions' and classes' names.
       keepNames: true,
+      // cdk8s ships its own copy of yaml, the same version as ours: load the code once.
+      alias: { yaml: join(ROOT, 'node_modules', 'yaml') },
+      plugins: [ZOD_ENGLISH_ONLY],
       logLevel: 'error',
     });
     for (const file of readdirSync(staging)) renameSync(join(staging, file), join(DIST, file));
@@ -112,7 +129,7 @@ async function run() {
   const [command, ...argv] = process.argv.slice(2);
   if (command === '--build') {
     mkdirSync(DIST, { recursive: true });
-    build(sourceSignature());
+    await build(sourceSignature());
     return 0;
   }
   if (!(command in COMMANDS)) {
@@ -125,7 +142,7 @@ async function run() {
   const signature = sourceSignature();
   if (!existsSync(SIGNATURE) || readFileSync(SIGNATURE, 'utf8') !== signature) {
     try {
-      build(signature);
+      await build(signature);
     } catch (error) {
       // esbuild has printed the problems with their files and lines.
       process.stderr.write(`error: the sources do not compile (${error.errors ? `${error.errors.length} errors` : error.message}); nothing was run\n`);
