@@ -15,7 +15,7 @@ import { BUILTIN_CATALOG } from '../charts/catalog';
 import { readTree, runMain, synthesizePlatforms, tempDir } from './support';
 
 /** Bounded, so that the properties are part of every `npm test`; FC_RUNS=<n> explores more. */
-const RUNS = Number(process.env.FC_RUNS ?? 8);
+const RUNS = Number(process.env.FC_RUNS || 8);
 
 describe('generated configs', () => {
   it('synthesize, and every invariant and the policy lint hold', () => {

@@ -156,10 +156,7 @@ export interface Manifest {
 }
 
 const parsed = new WeakMap<Pick<SynthesizedEnvironment, 'files'>, { path: string; manifest: Manifest }[]>();
-/**
- * Every Kubernetes document of one environment with the path of its file, parsed once per
- * environment (read-only: copy a manifest before changing it).
- */
+
 /** Shared parses are frozen: a test that changes one fails where it does, not another test later. */
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -169,12 +166,19 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/**
+ * Every Kubernetes document of one environment with the path of its file, parsed once per
+ * environment and frozen at run time (copy a manifest, or the list, before changing it; the
+ * type stays mutable so that the tests pass these lists on without casts).
+ */
 export function manifestsOf(env: Pick<SynthesizedEnvironment, 'files'>): { path: string; manifest: Manifest }[] {
   let manifests = parsed.get(env);
   if (!manifests) {
-    manifests = [...env.files]
-      .filter(([path]) => !HELM_VALUES_FILE.test(basename(path)))
-      .flatMap(([path, content]) => parseAllDocuments(content).map((doc) => ({ path, manifest: deepFreeze(doc.toJS()) as Manifest })));
+    manifests = deepFreeze(
+      [...env.files]
+        .filter(([path]) => !HELM_VALUES_FILE.test(basename(path)))
+        .flatMap(([path, content]) => parseAllDocuments(content).map((doc) => ({ path, manifest: doc.toJS() as Manifest }))),
+    );
     parsed.set(env, manifests);
   }
   return manifests;

@@ -70,10 +70,31 @@ export function threadsForConfig(bytes: number): number {
 
 /** Worker threads, loading the compiled code from the moment they are created. */
 export class EnvironmentWorkers {
-  private readonly workers: Worker[];
+  private readonly workers: Worker[] = [];
 
-  constructor(entry: WorkerEntry, count: number) {
-    this.workers = Array.from({ length: count }, () => new Worker(entry.filename, { workerData: entry.workerData, stdout: false, stderr: false }));
+  /** Starts `count` workers; if one cannot be started, stops those that were. */
+  static start(entry: WorkerEntry, count: number): EnvironmentWorkers {
+    const pool = new EnvironmentWorkers(entry);
+    try {
+      pool.add(count);
+    } catch (error) {
+      void pool.close();
+      throw error;
+    }
+    return pool;
+  }
+
+  private constructor(private readonly entry: WorkerEntry) {}
+
+  /** Starts workers until there are `count`. */
+  add(count: number): void {
+    while (this.workers.length < count) {
+      const worker = new Worker(this.entry.filename, { workerData: this.entry.workerData, stdout: false, stderr: false });
+      // A worker that fails before it is asked anything (it may never be) must not crash the
+      // process: its failure is reported to whoever asks it, and it is stopped with the rest.
+      worker.on('error', () => {});
+      this.workers.push(worker);
+    }
   }
 
   /**

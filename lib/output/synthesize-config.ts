@@ -7,6 +7,7 @@ import type { Catalog } from '../model/catalog';
 import { loadConfigFile } from '../model/config/load';
 import { UserError } from '../util/errors';
 import { statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { EnvironmentProgress, EnvironmentTask, EnvironmentWorkers, ParallelSynthesis, threadsForConfig, WorkerEntry } from './environment-workers';
 import { SynthesizedEnvironment, synthesizeEnvironment } from './synthesize';
 
@@ -40,12 +41,15 @@ export function synthesizeConfigFile(options: SynthesizeOptions): SynthesizedEnv
 
 /** Like synthesizeConfigFile, with the environments spread over threads when that is faster. */
 export async function synthesizeConfigFileInParallel(options: SynthesizeOptions & ParallelOptions): Promise<ParallelSynthesis> {
-  const threads = options.threads ?? threadsForConfig(statSync(options.configFile, { throwIfNoEntry: false })?.size ?? 0);
+  // One environment (--env) is one thread's work.
+  const threads = options.environment !== undefined ? 1 : (options.threads ?? threadsForConfig(statSync(options.configFile, { throwIfNoEntry: false })?.size ?? 0));
   if (threads === 1) return { results: synthesizeConfigFile(options), unchanged: new Set() };
-  // Started first: they load the code while this thread parses the config.
-  const workers = new EnvironmentWorkers(options.entry, threads - 1);
+  // Started before the config is parsed, so that they load the code meanwhile; no more than
+  // the cores before it is known how many environments there are.
+  const workers = EnvironmentWorkers.start(options.entry, Math.min(threads - 1, availableParallelism()));
   try {
     const tasks = environmentTasks(options).map((task) => ({ ...task, compareWith: options.compareWith }));
+    workers.add(Math.min(threads, tasks.length) - 1);
     return await workers.synthesize(tasks, (task) => synthesizeTask(task, options.catalog), options.onEnvironment);
   } finally {
     await workers.close();

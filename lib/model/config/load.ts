@@ -10,8 +10,11 @@ import { deepMerge, hasPath, isMapping } from './merge';
 import type { Catalog } from '../catalog';
 import { EnvironmentConfig, environmentName, environmentSchema } from './environment';
 
-// zod compiles a parser for each object schema the first time it parses with it; a synth parses
-// each schema a few times, so interpreting them is faster (measured: 75 -> 45 ms for the example).
+// zod compiles a parser for an object schema the first time it parses with it, unless the schema
+// was created jitless. A synth parses each environment once: for the schemas created from here on
+// — the environment schema environmentSchema() composes from the catalog at every load —
+// interpreting is faster (measured: the example's config 75 -> 45 ms). The services' own
+// settings schemas, created when their modules load, keep zod's default.
 z.config({ jitless: true });
 
 export interface HomelabConfig {
@@ -92,14 +95,17 @@ function parseYaml(text: string, file: string): Record<string, unknown> {
   return value;
 }
 
-/** Where a key repeats one before it in the same mapping (source offsets), as the parser's uniqueKeys would report. */
+/**
+ * Where a key repeats one before it in the same mapping (source offsets). Keys are compared by
+ * type and value, as the parser's uniqueKeys compares scalars (`1` and `"1"` are different keys).
+ */
 function duplicateKeys(document: Document): number[] {
   const offsets: number[] = [];
   visit(document, {
     Map(_, map) {
       const seen = new Set<string>();
       for (const pair of map.items) {
-        const key = isScalar(pair.key) ? `scalar:${String(pair.key.value)}` : `node:${JSON.stringify(pair.key)}`;
+        const key = isScalar(pair.key) ? `${typeof pair.key.value}:${String(pair.key.value)}` : `node:${JSON.stringify(pair.key)}`;
         if (seen.has(key)) offsets.push((pair.key as { range?: [number] } | null)?.range?.[0] ?? 0);
         seen.add(key);
       }

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
-import { CLUSTER_SCOPED_FILE, scopedKindName } from '../../output/cluster-scoped';
+import { readClusterScopedKinds, scopedKindName } from '../../output/cluster-scoped';
 import { projectRoot } from '../../util/project';
 import addFormats from 'ajv-formats';
 
@@ -96,7 +96,7 @@ export class ManifestValidator {
     });
     addFormats(this.ajv);
     this.index = this.readJson('index.json') as unknown as SchemaIndex;
-    this.clusterScoped = new Set((this.readJson(CLUSTER_SCOPED_FILE) as { kinds: string[] }).kinds);
+    this.clusterScoped = readClusterScopedKinds(schemaDir);
     // The Kubernetes definitions are needed by every CRD too (root metadata is ObjectMeta).
     this.loadFile(KUBERNETES_SCHEMA_FILE);
   }
