@@ -105,7 +105,8 @@ describe('end-to-end verification', () => {
         '  *) exit 22 ;;',
         'esac',
       ].join('\n');
-      return runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP, date: FAKE_CLOCK, cat: TOKEN_CAT }, { env: { WAIT_SECONDS: '120' } });
+      // Two of the checks are enough for the script's logic (the list itself is checked above), and cheaper to fake.
+      return runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP, date: FAKE_CLOCK, cat: TOKEN_CAT }, { env: { WAIT_SECONDS: '120', CHECKS: `${first} ${second}` } });
     };
 
     it('passes and lists every check when all Jobs completed', () => {
