@@ -12,7 +12,7 @@
  */
 import { Duration } from 'cdk8s';
 import type { AlloyValues } from '../imports/helm/alloy';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, resourcesSchema } from '../lib/model/config/primitives';

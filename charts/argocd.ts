@@ -3,7 +3,7 @@
  * (README, k8s/<env>/bootstrap/argo-cd.values.yaml), then managing itself through its own
  * Application like every other service.
  */
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
 import { ARGOCD_NAMESPACE } from '../lib/model/argocd';
 import { defineService } from '../lib/model/catalog';

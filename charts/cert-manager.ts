@@ -6,7 +6,7 @@
  * references of ClusterIssuers (its cluster resource namespace, the chart's default).
  */
 import { Duration } from 'cdk8s';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import type { CertManagerValues } from '../imports/helm/cert-manager';
 import { ClusterIssuer } from '../imports/cert-manager-cert-manager.io';
 import { defineService } from '../lib/model/catalog';

@@ -5,7 +5,7 @@
 import { ApiObject, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import { ConfigIssue, defineService, EnvironmentView, Requirement } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import {

@@ -9,7 +9,7 @@
 import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import type { ExternalSecretsValues } from '../imports/helm/external-secrets';
 import {
   ExternalSecret,

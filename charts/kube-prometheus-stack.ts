@@ -12,7 +12,7 @@
  * in the monitoring namespace, where the chart and the operator read them.
  */
 import { Duration } from 'cdk8s';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
 import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';

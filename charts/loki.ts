@@ -5,7 +5,7 @@
  * retention. Alloy (charts/alloy.ts) ships every pod's logs here; Grafana reads `queryUrl`.
  */
 import { Duration } from 'cdk8s';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import type { LokiValues } from '../imports/helm/loki';
 import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';

@@ -3,7 +3,7 @@
  * The chart installs Longhorn; we add the StorageClasses and RecurringJobs from the config.
  */
 import { k8s } from 'cdk8s-plus-28';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
 import { ConfigIssue, defineService, EnvironmentView } from '../lib/model/catalog';

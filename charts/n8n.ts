@@ -10,7 +10,7 @@ import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
 import { setSyncWave } from '../lib/model/argocd';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import { ConfigIssue, defineService, EnvironmentView } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, hostname, intBetween, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';

@@ -6,7 +6,7 @@
  * or a CNI that ignores policies) lets the connection through, and the checkpoint fails.
  */
 import { Duration } from 'cdk8s';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import { ARGOCD_NAMESPACE } from '../lib/model/argocd';
 import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';

@@ -5,7 +5,7 @@
  * the RuntimeClass, how to reach the GPU nodes and how many GPUs each node advertises.
  */
 import { k8s } from 'cdk8s-plus-28';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
 import { setSyncWave } from '../lib/model/argocd';
 import { defineService } from '../lib/model/catalog';

@@ -9,7 +9,7 @@
  * pods that read it (docs/adr/0012).
  */
 import { k8s } from 'cdk8s-plus-28';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import {
   RabbitmqCluster,
   RabbitmqClusterSpecAffinity,

@@ -6,7 +6,7 @@
  */
 import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import {
   RayCluster,
   RayClusterSpecAutoscalerOptions,

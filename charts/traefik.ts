@@ -7,7 +7,7 @@
  * Traefik after everything they route to.
  */
 import { Duration } from 'cdk8s';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import { Certificate, CertificateSpecPrivateKeyAlgorithm, CertificateSpecPrivateKeyRotationPolicy } from '../imports/cert-manager-cert-manager.io';
 import type { TraefikValues } from '../imports/helm/traefik';
 import { Middleware } from '../imports/traefik-middleware-traefik.io';

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { k8s } from 'cdk8s-plus-28';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, intBetween, memoryQuantity, oneOf, resourcesSchema, volumeSize } from '../lib/model/config/primitives';

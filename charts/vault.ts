@@ -9,7 +9,7 @@
  * auth method and every consuming service's role and policy as declared.
  */
 import { Duration } from 'cdk8s';
-import { z } from 'zod';
+import { z } from '../lib/model/config/zod';
 import type { VaultValues } from '../imports/helm/vault';
 import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';

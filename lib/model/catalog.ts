@@ -7,7 +7,7 @@
  * known keys and the wiring of an environment all come from the entries (lib/model/config/
  * environment.ts and `buildServices` below); the core never imports a service.
  */
-import type { z } from 'zod';
+import type { z } from './config/zod';
 import type { Inventory } from './inventory';
 import type { Platform } from './platform';
 import type { HomelabService } from './service';

@@ -6,7 +6,7 @@
  * strict: a typo is an error, not a no-op. The checks across services come from the entries
  * too (their requirements, checks and subdomains), run in catalog order.
  */
-import { z } from 'zod';
+import { z } from './zod';
 import {
   Catalog,
   ConfigIssue,

@@ -4,18 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { Document, isScalar, LineCounter, parseDocument, visit } from 'yaml';
-import { z } from 'zod';
+import { z } from './zod';
 import { UserError } from '../../util/errors';
 import { deepMerge, hasPath, isMapping } from './merge';
 import type { Catalog } from '../catalog';
 import { EnvironmentConfig, environmentName, environmentSchema } from './environment';
 
-// zod compiles a parser for an object schema the first time it parses with it, unless the schema
-// was created jitless. A synth parses each environment once: for the schemas created from here on
-// — the environment schema environmentSchema() composes from the catalog at every load —
-// interpreting is faster (measured: the example's config 75 -> 45 ms). The services' own
-// settings schemas, created when their modules load, keep zod's default.
-z.config({ jitless: true });
 
 export interface HomelabConfig {
   /** Validated, merged settings per environment, in the order the file lists them. */

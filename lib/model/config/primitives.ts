@@ -2,7 +2,7 @@
  * Reusable zod validators for the values a homelab config is made of. Each carries the
  * "expected ..." wording that config errors print, so every message reads the same way.
  */
-import { z } from 'zod';
+import { z } from './zod';
 
 const expected = (what: string) => ({ error: `expected ${what}` });
 
