@@ -1,5 +1,5 @@
 /**
- * `npm run synth [-- --config homelab.yaml] [--env prod] [--out k8s] [--docs docs/platform.md] [--check] [--quiet]`:
+ * `npm run synth [-- --config homelab.yaml] [--env prod] [--out k8s] [--docs docs/platform.md] [--check] [--quiet] [--jobs n]`:
  * validate the homelab description and write the Argo CD app-of-apps and every service's
  * manifests to k8s/ and the diagrams of the platform to docs/platform.md (or, with --check,
  * only tell whether both are what the code produces).
@@ -60,7 +60,7 @@ export function mainWithWorkers(argv: readonly string[], entry: WorkerEntry): Pr
   return runCommandAsync(async () => {
     const run = prepare(argv);
     if (typeof run === 'number') return run;
-    const { results, unchanged } = await synthesizeConfigFileInParallel({ ...run.synthesis, entry, threads: run.threads, compareWith: run.check ? undefined : run.outdir });
+    const { results, unchanged } = await synthesizeConfigFileInParallel({ ...run.synthesis, entry, threads: run.threads, compareWith: run.compareWith });
     return run.finish(results, unchanged);
   }, AFTER_ERROR);
 }
@@ -73,11 +73,11 @@ export function worker(): void {
 /** The command line read: what to synthesize, and what to do with the result (an exit status if there is nothing to do). */
 function prepare(argv: readonly string[]):
   | number
-  | { synthesis: SynthesizeOptions; threads?: number; outdir: string; check: boolean; finish: (results: SynthesizedEnvironment[], unchanged?: ReadonlySet<string>) => number } {
+  | { synthesis: SynthesizeOptions; threads?: number; compareWith?: string; finish: (results: SynthesizedEnvironment[], unchanged?: ReadonlySet<string>) => number } {
   const started = performance.now();
   const parsed = parseCommandLine(SYNTH_COMMAND, argv);
   if (!parsed) return 0;
-  const { config, env, out, check, quiet, jobs, ...values } = parsed.values as {
+  const { config, env, check, quiet, jobs, ...values } = parsed.values as {
     config: string;
     env?: string;
     out: string;
@@ -86,9 +86,10 @@ function prepare(argv: readonly string[]):
     quiet?: boolean;
     jobs?: string;
   };
+  const out = values.out.replace(/\/+$/, '');
   if (jobs !== undefined && !/^[1-9][0-9]*$/.test(jobs)) throw usageError(SYNTH_COMMAND, `--jobs: expected a number of threads (1 or more), received "${jobs}"`);
   // Beside the output directory, so a synth into a temporary directory stays there.
-  const docs = values.docs ?? join(dirname(out.replace(/\/+$/, '')), 'docs', 'platform.md');
+  const docs = values.docs ?? join(dirname(out), 'docs', 'platform.md');
   const progress = colours(process.stderr);
   const synthesis: SynthesizeOptions = {
     configFile: config,
@@ -109,7 +110,8 @@ function prepare(argv: readonly string[]):
     if (!quiet) process.stdout.write(formatSummary(results, out, performance.now() - started, colours(process.stdout)));
     return 0;
   };
-  return { synthesis, threads: jobs === undefined ? undefined : Number(jobs), outdir: out.replace(/\/+$/, ''), check: check === true, finish };
+  // The threads compare what they made with the output directory, unless nothing is to be written.
+  return { synthesis, threads: jobs === undefined ? undefined : Number(jobs), compareWith: check ? undefined : out, finish };
 }
 
 /** --check: compare with the output directory instead of writing it; list what would change. */
@@ -118,7 +120,7 @@ function checkOutput(
   documents: ReadonlyMap<string, string>,
   options: { outdir: string; partial: boolean; quiet: boolean },
 ): number {
-  const outdir = options.outdir.replace(/\/+$/, '');
+  const { outdir } = options;
   const fresh = treeOf(results);
   const current = readDirectoryTree(outdir, options.partial ? results.map((r) => r.environment) : undefined);
   const changes = changedFiles(current, fresh).map(({ path, kind }) => `${kind.padEnd(8)} ${outdir}/${path}`);

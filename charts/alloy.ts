@@ -78,13 +78,8 @@ export class Alloy extends HomelabService {
 
     // One pod on every node of the inventory (it tolerates their taints).
     const nodes = Object.keys(scope.config.nodes).length;
-    this.requestCapacity({ workload: 'alloy', replicas: nodes, cpu: alloyResources.requests.cpu, memory: alloyResources.requests.memory });
-    this.requestCapacity({
-      workload: 'config-reloader',
-      replicas: nodes,
-      cpu: CONFIG_RELOADER_RESOURCES.requests.cpu,
-      memory: CONFIG_RELOADER_RESOURCES.requests.memory,
-    });
+    this.requestCapacity('alloy', nodes, alloyResources.requests);
+    this.requestCapacity('config-reloader', nodes, CONFIG_RELOADER_RESOURCES.requests);
 
     this.exposeMetrics({ name: 'agent', kind: 'pod', selector: AGENT_METRICS.selector, port: AGENT_METRICS.port });
     // loki.write's counters (Alloy v1.18 internal/component/common/loki/client/metrics.go).

@@ -5,8 +5,8 @@
  */
 import { z } from '../lib/model/config/zod';
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
-import { ARGOCD_NAMESPACE } from '../lib/model/argocd';
-import { defineService } from '../lib/model/catalog';
+import { ARGOCD_GROUP, ARGOCD_NAMESPACE } from '../lib/model/argocd';
+import { defineService, ownSubdomain } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { intBetween, subdomain } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
@@ -139,13 +139,13 @@ export class ArgoCd extends HomelabService {
     super(scope, 'argocd', props, {
       layer: Layer.GITOPS,
       namespace: ARGOCD_NAMESPACE,
-      installsCrdGroups: ['argoproj.io'],
+      installsCrdGroups: [ARGOCD_GROUP],
       helm: helmRelease('argocd', values, RELEASE_NAME),
     });
     this.hostname = hostname;
     this.values = values;
     for (const [workload, component] of Object.entries(components(props.replicas))) {
-      this.requestCapacity({ workload, replicas: component.replicas, cpu: component.resources.requests.cpu, memory: component.resources.requests.memory });
+      this.requestCapacity(workload, component.replicas, component.resources.requests);
     }
 
     new Checkpoint(this, 'checkpoint', {
@@ -254,8 +254,8 @@ export const argoCdEntry = defineService({
   name: 'argocd',
   settings: { key: 'argocd', schema: argoCdSettings },
   enabled: () => true,
-  names: ['argocd'],
-  subdomains: (settings) => [{ path: ['subdomain'], subdomain: settings.subdomain }],
+  names: [ARGOCD_NAMESPACE],
+  subdomains: ownSubdomain,
   upstreamTargets: Object.fromEntries(
     METRICS_SERVICES.map((service) => [
       `argocd-${service.name}`,

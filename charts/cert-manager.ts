@@ -99,7 +99,7 @@ export class CertManager extends HomelabService {
       });
     }
     for (const [workload, r] of Object.entries(COMPONENTS)) {
-      this.requestCapacity({ workload, replicas: 1, cpu: r.requests.cpu, memory: r.requests.memory });
+      this.requestCapacity(workload, 1, r.requests);
     }
     this.exposeMetrics({ name: 'controller', kind: 'service', selector: METRICS_SERVICE, port: 'tcp-prometheus-servicemonitor',
       podPort: METRICS_POD_PORT,

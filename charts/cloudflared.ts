@@ -72,7 +72,7 @@ export class Cloudflared extends HomelabService implements RouteFollower {
     this.tunnelId = tunnelId;
     this.replicas = props.replicas;
     this.credentials = this.needSecret('cloudflared-credentials', [CREDENTIALS_KEY], `credentials file of tunnel ${tunnelId} (cloudflared tunnel create writes it as ~/.cloudflared/${tunnelId}.json)`);
-    this.requestCapacity({ workload: COMPONENT, replicas: this.replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory });
+    this.requestCapacity(COMPONENT, this.replicas, props.resources.requests);
     new k8s.KubeService(this, 'metrics-service', {
       metadata: { name: 'cloudflared-metrics', labels: this.labelsFor(COMPONENT) },
       spec: { selector: this.selectorFor(COMPONENT), ports: [{ name: 'metrics', port: METRICS_PORT, targetPort: k8s.IntOrString.fromString('metrics') }] },

@@ -87,8 +87,6 @@ export const appsSettings = z.record(k8sName, appSettings).default({});
 
 export type AppSettings = z.output<typeof appSettings>;
 
-
-export type CustomAppVolume = NonNullable<AppSettings['volume']>;
 export type CustomAppMetrics = NonNullable<AppSettings['metrics']>;
 
 export type CustomAppProps = Omit<AppSettings, 'enabled' | 'dependsOn'> & {
@@ -214,13 +212,7 @@ export class CustomApp extends HomelabService {
       for (const [key, value] of Object.entries(selector)) service.selectLabel(key, value);
     }
 
-    this.requestCapacity({
-      workload: COMPONENT,
-      replicas: props.replicas,
-      cpu: props.resources.requests.cpu,
-      memory: props.resources.requests.memory,
-      gpus,
-    });
+    this.requestCapacity(COMPONENT, props.replicas, props.resources.requests, gpus);
     this.addCheckpoint(ports[0]);
     this.addMonitoring(props.metrics);
     // Every port, for the services that name this app in their dependsOn.

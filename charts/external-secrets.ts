@@ -95,7 +95,7 @@ export class ExternalSecrets extends HomelabService implements SecretDelivery {
       ['webhook', WEBHOOK_RESOURCES],
       ['cert-controller', CERT_CONTROLLER_RESOURCES],
     ] as const) {
-      this.requestCapacity({ workload, replicas: 1, cpu: demand.requests.cpu, memory: demand.requests.memory });
+      this.requestCapacity(workload, 1, demand.requests);
     }
     this.serveApiServer({ port: WEBHOOK_PORT, podSelector: POD_LABELS.webhook });
     this.addMonitoring();

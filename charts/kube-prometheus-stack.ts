@@ -23,7 +23,7 @@ import { Dashboard, DashboardHost, MONITORING_GROUP, ServiceDashboard } from '..
 import type { MetricsScraper, NetworkPeer } from '../lib/model/network';
 import { Platform } from '../lib/model/platform';
 import { parseQuantity } from '../lib/util/quantity';
-import { resources, Resources } from '../lib/model/resources';
+import { resources, Resources, sumOfContainers } from '../lib/model/resources';
 import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
@@ -175,7 +175,6 @@ const FULLNAME = 'monitoring';
 
 /** In-cluster endpoints of the stack (the chart's Services). */
 export const PROMETHEUS_URL = `http://${FULLNAME}-prometheus.${MONITORING_NAMESPACE}.svc:9090`;
-export const ALERTMANAGER_URL = `http://${FULLNAME}-alertmanager.${MONITORING_NAMESPACE}.svc:9093`;
 export const GRAFANA_URL = `http://${FULLNAME}-grafana.${MONITORING_NAMESPACE}.svc`;
 
 /** The Secret with Grafana's administrator, keys GRAFANA_ADMIN_KEYS (the chart's userKey and passwordKey). */
@@ -357,15 +356,13 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
   }
 
   private declareCapacity(sizes: MonitoringResources, platform: Platform): void {
-    const demand = (workload: string, replicas: number, r: Resources) =>
-      this.requestCapacity({ workload, replicas, cpu: r.requests.cpu, memory: r.requests.memory });
-    demand('prometheus', 1, sum(sizes.prometheus, CONFIG_RELOADER_RESOURCES));
-    demand('alertmanager', 1, sum(sizes.alertmanager, CONFIG_RELOADER_RESOURCES));
-    demand('grafana', 1, sum(sizes.grafana, ...Array<Resources>(GRAFANA_SIDECARS).fill(GRAFANA_SIDECAR_RESOURCES)));
-    demand('prometheus-operator', 1, sizes.operator);
-    demand('kube-state-metrics', 1, sizes.kubeStateMetrics);
+    this.requestCapacity('prometheus', 1, sumOfContainers(sizes.prometheus, CONFIG_RELOADER_RESOURCES).requests);
+    this.requestCapacity('alertmanager', 1, sumOfContainers(sizes.alertmanager, CONFIG_RELOADER_RESOURCES).requests);
+    this.requestCapacity('grafana', 1, sumOfContainers(sizes.grafana, ...Array<Resources>(GRAFANA_SIDECARS).fill(GRAFANA_SIDECAR_RESOURCES)).requests);
+    this.requestCapacity('prometheus-operator', 1, sizes.operator.requests);
+    this.requestCapacity('kube-state-metrics', 1, sizes.kubeStateMetrics.requests);
     // A DaemonSet: one pod per node (it tolerates NoSchedule taints, e.g. of GPU nodes).
-    demand('node-exporter', Object.keys(platform.config.nodes).length, sizes.nodeExporter);
+    this.requestCapacity('node-exporter', Object.keys(platform.config.nodes).length, sizes.nodeExporter.requests);
   }
 
   /**
@@ -719,16 +716,6 @@ function receiverConfig(name: string, r: ReceiverSettings, secret: SecretRef | u
           ],
         }
       : {}),
-  };
-}
-
-/** Requests and limits of containers that share a pod, added up (for the capacity check). */
-function sum(...parts: Resources[]): Resources {
-  const cores = (pick: (r: Resources) => string) => `${Math.round(parts.reduce((t, r) => t + parseQuantity(pick(r)), 0) * 1000)}m`;
-  const mebibytes = (pick: (r: Resources) => string) => `${Math.ceil(parts.reduce((t, r) => t + parseQuantity(pick(r)), 0) / 2 ** 20)}Mi`;
-  return {
-    requests: { cpu: cores((r) => r.requests.cpu), memory: mebibytes((r) => r.requests.memory) },
-    limits: { cpu: cores((r) => r.limits.cpu), memory: mebibytes((r) => r.limits.memory) },
   };
 }
 

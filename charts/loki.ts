@@ -9,21 +9,19 @@ import { z } from '../lib/model/config/zod';
 import type { LokiValues } from '../imports/helm/loki';
 import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { bool, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
+import { bool, exactlyOneOf, expected, region, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { durationSeconds } from '../lib/util/quantity';
 import { helmRelease } from './helm-release';
 import { longhornEntry } from './longhorn';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
-import { parseQuantity } from '../lib/util/quantity';
-import { Resources, resources } from '../lib/model/resources';
+import { Resources, resources, sumOfContainers } from '../lib/model/resources';
 import { S3_CREDENTIAL_KEYS, SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 
-const expected = (what: string) => ({ error: `expected ${what}` });
 
 /** Loki (monolithic) per replica: GOMEMLIMIT is derived from the memory limit by the chart. */
 export const DEFAULT_LOKI_RESOURCES = { requests: { cpu: '250m', memory: '512Mi' }, limits: { cpu: '2', memory: '2Gi' } };
@@ -49,7 +47,6 @@ const s3Endpoint = z
   .string(expected('an S3 endpoint URL'))
   .regex(/^https?:\/\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?\/?$/, expected('an S3 endpoint URL such as "https://s3.example.net" or "http://minio.minio.svc:9000"'));
 
-const region = z.string(expected('a region name such as "eu-central-1"')).regex(/^[a-z0-9-]+$/, expected('a region name such as "eu-central-1"'));
 
 /** S3 bucket names (3-63 lowercase letters, digits, dots, hyphens). */
 const bucketName = z
@@ -77,17 +74,16 @@ const s3Schema = z
     path: ['buckets', 'ruler'],
   });
 
-const storageSchema = z
-  .strictObject({
+const storageSchema = exactlyOneOf(
+  {
     /** Chunks, index and WAL on a Longhorn volume (default storage class): the filesystem store. */
     volume: z.strictObject({ size: volumeSize }).optional(),
     /** Chunks and index in S3; the WAL stays on a Longhorn volume when Longhorn is enabled. */
     s3: s3Schema.optional(),
-  })
-  .refine((storage) => (storage.volume === undefined) !== (storage.s3 === undefined), {
-    // Environments deep-merge onto the base, so switching stores needs `volume: null` or `s3: null`.
-    error: 'expected exactly one of volume or s3 (set the other to null in an environment that switches)',
-  });
+  },
+  'volume',
+  's3',
+);
 
 /** `services.loki`. */
 export const lokiSettings = z
@@ -173,15 +169,9 @@ export class Loki extends HomelabService {
     this.queryUrl = `http://loki.${LOKI_NAMESPACE}.svc:${LOKI_HTTP_PORT}`;
     this.pushUrl = `${this.queryUrl}/loki/api/v1/push`;
 
-    this.requestCapacity({ workload: 'loki', replicas: 1, cpu: lokiResources.requests.cpu, memory: lokiResources.requests.memory });
+    this.requestCapacity('loki', 1, lokiResources.requests);
     for (const [cache, mb] of Object.entries(LOKI_CACHE_MB)) {
-      const pod = [memcachedResources(mb), MEMCACHED_EXPORTER_RESOURCES];
-      this.requestCapacity({
-        workload: `${cache}-cache`,
-        replicas: 1,
-        cpu: `${Math.round(sum(pod.map((r) => r.requests.cpu)) * 1000)}m`,
-        memory: `${Math.round(sum(pod.map((r) => r.requests.memory)) / 2 ** 20)}Mi`,
-      });
+      this.requestCapacity(`${cache}-cache`, 1, sumOfContainers(memcachedResources(mb), MEMCACHED_EXPORTER_RESOURCES).requests);
     }
 
     this.addMonitoring();
@@ -354,10 +344,6 @@ function cacheValues(allocatedMemory: number) {
 export function memcachedResources(allocatedMemory: number): Resources {
   const memory = `${Math.floor((allocatedMemory * 12 + 5) / 10)}Mi`;
   return resources('50m', memory, '500m', memory);
-}
-
-function sum(quantities: readonly string[]): number {
-  return quantities.reduce((total, q) => total + parseQuantity(q), 0);
 }
 
 export const lokiEntry = defineService({

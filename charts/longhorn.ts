@@ -6,7 +6,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { z } from '../lib/model/config/zod';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
-import { ConfigIssue, defineService, EnvironmentView } from '../lib/model/catalog';
+import { ConfigIssue, defineService, EnvironmentView, ownSubdomain } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { absolutePath, bool, cron, duration, intBetween, k8sName, matching, oneOf, subdomain } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
@@ -341,7 +341,7 @@ export const longhornEntry = defineService({
   name: 'longhorn',
   settings: { key: 'longhorn', schema: longhornSettings },
   names: ['longhorn', LONGHORN_NAMESPACE],
-  subdomains: (settings) => [{ path: ['subdomain'], subdomain: settings.subdomain }],
+  subdomains: ownSubdomain,
   check: (settings, env) => {
     const nodeCount = Object.keys(env.nodes).length;
     const atMostNodes = (path: readonly (string | number)[], replicas: number | undefined): ConfigIssue[] =>

@@ -11,9 +11,9 @@ import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
 import { setSyncWave } from '../lib/model/argocd';
 import { z } from '../lib/model/config/zod';
-import { ConfigIssue, defineService, EnvironmentView } from '../lib/model/catalog';
+import { ConfigIssue, defineService, EnvironmentView, ownSubdomain } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { bool, hostname, intBetween, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
+import { bool, exactlyOneOf, expected, hostname, intBetween, k8sName, matching, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -24,18 +24,15 @@ import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { Rabbitmq, RabbitmqConnection, rabbitmqEntry } from './rabbitmq';
 
-const expected = (what: string) => ({ error: `expected ${what}` });
 
 /** An IANA time zone name as n8n's GENERIC_TIMEZONE takes it (`Europe/Berlin`, `UTC`). */
-const timezone = z
-  .string(expected('a time zone such as "Europe/Berlin" or "UTC"'))
-  .regex(/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/, expected('a time zone such as "Europe/Berlin" or "UTC"'));
+const timezone = matching(/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/, 'a time zone such as "Europe/Berlin" or "UTC"');
 
 /** A Service name (`postgres`), or its in-cluster DNS name (`postgres.db.svc`), or any host. */
 const databaseHost = z.union([k8sName, hostname], expected('a host name such as "postgres.db.svc"'));
 
-const databaseSchema = z
-  .strictObject({
+const databaseSchema = exactlyOneOf(
+  {
     /** SQLite in a file on a Longhorn volume (one replica, Recreate updates). */
     sqlite: z
       .strictObject({
@@ -53,11 +50,10 @@ const databaseSchema = z
         user: k8sName.default('n8n'),
       })
       .optional(),
-  })
-  .refine((database) => (database.sqlite === undefined) !== (database.postgres === undefined), {
-    // Environments deep-merge onto the base, so switching needs `sqlite: null` or `postgres: null`.
-    error: 'expected exactly one of sqlite or postgres (set the other to null in an environment that switches)',
-  });
+  },
+  'sqlite',
+  'postgres',
+);
 
 /** `services.n8n`. */
 export const n8nSettings = z
@@ -125,6 +121,7 @@ export class N8n extends HomelabService {
     this.internalUrl = `http://${COMPONENT}.${N8N_NAMESPACE}.svc:${N8N_PORT}`;
     if (props.rabbitmq && props.broker) {
       this.rabbitmqConnection = props.broker.connectionFor(this, props.rabbitmq.user, props.rabbitmq.vhost);
+      this.addPublishCheck(this.rabbitmqConnection);
     }
     const resources = props.resources;
     const selector = this.selectorFor(COMPONENT);
@@ -135,7 +132,7 @@ export class N8n extends HomelabService {
       ports: [{ name: PORT_NAME, port: N8N_PORT, targetPort: N8N_PORT }],
     });
     for (const [key, value] of Object.entries(selector)) service.selectLabel(key, value);
-    this.requestCapacity({ workload: COMPONENT, replicas: 1, cpu: resources.requests.cpu, memory: resources.requests.memory });
+    this.requestCapacity(COMPONENT, 1, resources.requests);
 
     // Not admin-only: n8n has its own user management, and webhooks are called from outside.
     // Public (own login; webhooks must reach it), but its metrics on the same port are Prometheus'.
@@ -151,6 +148,31 @@ export class N8n extends HomelabService {
     this.serveClients({ port: PORT_NAME, podSelector: selector });
     this.addMonitoring();
     this.addCheckpoint();
+  }
+
+  /**
+   * For the end-to-end verification, n8n reaches the data mesh: from n8n's namespace (its
+   * NetworkPolicy path), with the credentials the topology operator generated for its user, and
+   * with the AMQP client n8n's own RabbitMQ node uses (amqplib, from the n8n image), a message
+   * published on its vhost is confirmed by the broker. It goes to the default exchange with a
+   * routing key no queue has, so the broker drops it after confirming: no consumer ever sees it.
+   */
+  private addPublishCheck(connection: RabbitmqConnection): void {
+    this.addEndToEndCheck('e2e-n8n-publish', {
+      description: `n8n publishes to RabbitMQ vhost ${connection.vhost} as user ${connection.user}, confirmed by the broker`,
+      image: IMAGES.n8n,
+      env: {
+        N8N_ROOT: N8N_PACKAGE_ROOT,
+        RABBITMQ_HOST: connection.host,
+        RABBITMQ_PORT: String(connection.port),
+        RABBITMQ_VHOST: connection.vhost,
+      },
+      secretEnv: {
+        RABBITMQ_USERNAME: { name: connection.credentialsSecret, key: 'username' },
+        RABBITMQ_PASSWORD: { name: connection.credentialsSecret, key: 'password' },
+      },
+      script: `node -e '${PUBLISH_SCRIPT}'`,
+    });
   }
 
   private addDeployment(props: N8nProps, host: string, resources: Resources, selector: Record<string, string>): void {
@@ -393,11 +415,35 @@ function rabbitmqUserIssues(settings: N8nSettings, env: EnvironmentView): Config
   return [];
 }
 
+/** Where the n8n image installs n8n (its RabbitMQ node's amqplib resolves from n8n-nodes-base there). */
+const N8N_PACKAGE_ROOT = '/usr/local/lib/node_modules/n8n';
+
+/** Node.js, no single quotes (it runs as `node -e '...'`). */
+const PUBLISH_SCRIPT = [
+  'const path = require("path");',
+  'const env = process.env;',
+  'const nodes = path.dirname(require.resolve("n8n-nodes-base/package.json", { paths: [env.N8N_ROOT] }));',
+  'const amqp = require(require.resolve("amqplib", { paths: [nodes] }));',
+  'const url = "amqp://" + encodeURIComponent(env.RABBITMQ_USERNAME) + ":" + encodeURIComponent(env.RABBITMQ_PASSWORD) +',
+  '  "@" + env.RABBITMQ_HOST + ":" + env.RABBITMQ_PORT + "/" + encodeURIComponent(env.RABBITMQ_VHOST);',
+  '(async () => {',
+  '  const connection = await amqp.connect(url);',
+  '  const channel = await connection.createConfirmChannel();',
+  '  channel.publish("", "homelab.e2e.unrouted", Buffer.from("end-to-end check"), { headers: { "x-homelab": "e2e" } });',
+  '  await channel.waitForConfirms();',
+  '  await connection.close();',
+  '  console.log("published to vhost " + env.RABBITMQ_VHOST + " as the n8n RabbitMQ user; the broker confirmed it");',
+  '})().catch((error) => {',
+  '  console.error("n8n cannot publish to RabbitMQ: " + error.message);',
+  '  process.exit(1);',
+  '});',
+].join('\n');
+
 export const n8nEntry = defineService({
   name: 'n8n',
   settings: { key: 'n8n', schema: n8nSettings },
   names: [N8N_NAMESPACE],
-  subdomains: (settings) => [{ path: ['subdomain'], subdomain: settings.subdomain }],
+  subdomains: ownSubdomain,
   requires: (settings) => [
     ...(settings.database.sqlite
       ? [{ entry: longhornEntry, path: ['database', 'sqlite'], reason: 'the SQLite volume needs Longhorn (or use database.postgres)' }]

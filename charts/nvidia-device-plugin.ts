@@ -75,12 +75,7 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
     this.runtimeClassName = runtimeClassName;
     this.gpuReplicas = gpuReplicas;
     this.gpuScheduling = { affinity: { nodeAffinity: gpuNodeAffinity(placement) }, tolerations: tolerationsOf(placement) };
-    this.requestCapacity({
-      workload: 'device-plugin',
-      replicas: placement.nodes.length,
-      cpu: PLUGIN_RESOURCES.requests.cpu,
-      memory: PLUGIN_RESOURCES.requests.memory,
-    });
+    this.requestCapacity('device-plugin', placement.nodes.length, PLUGIN_RESOURCES.requests);
     this.addRuntimeClass(placement);
     this.addCheckpoint(placement, scope.config.nodes);
     this.addAlertRules(placement, scope.config.nodes);

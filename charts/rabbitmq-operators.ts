@@ -67,7 +67,7 @@ export class RabbitmqOperators extends HomelabService {
         jqPathExpressions: ['.webhooks[]?.clientConfig.caBundle'],
       })),
     });
-    for (const request of OPERATOR_REQUESTS) this.requestCapacity({ ...request, replicas: 1 });
+    for (const request of OPERATOR_REQUESTS) this.requestCapacity(request.workload, 1, request);
     this.addCheckpoint();
     this.addMonitoring();
     this.serveApiServer({ port: WEBHOOK_SERVER_PORT, podSelector: {} });

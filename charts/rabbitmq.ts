@@ -20,7 +20,7 @@ import {
 import { Construct } from 'constructs';
 import { Exchange, Permission, Queue, QueueSpecDeletionPolicy, User, UserSpecTags, Vhost, VhostSpecDeletionPolicy } from '../imports/rabbitmq-topology-rabbitmq.com';
 import { setSyncWave } from '../lib/model/argocd';
-import { defineService } from '../lib/model/catalog';
+import { defineService, ownSubdomain } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, oneOf, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { Inventory, schedulableNodes } from '../lib/model/inventory';
@@ -220,7 +220,7 @@ export class Rabbitmq extends HomelabService {
 
     const { replicas, resources } = props;
     this.cluster = this.addCluster(props, replicas, resources, scope.config.nodes);
-    this.requestCapacity({ workload: 'broker', replicas, cpu: resources.requests.cpu, memory: resources.requests.memory });
+    this.requestCapacity('broker', replicas, resources.requests);
     this.addTopology(props);
     this.addCheckpoint(Object.keys(props.vhosts));
     this.addMonitoring();
@@ -511,7 +511,7 @@ export const rabbitmqEntry = defineService({
   name: 'rabbitmq',
   settings: { key: 'rabbitmq', schema: rabbitmqSettings },
   names: [RABBITMQ_NAMESPACE, 'rabbitmq-operators', RABBITMQ_OPERATORS_NAMESPACE],
-  subdomains: (settings) => [{ path: ['subdomain'], subdomain: settings.subdomain }],
+  subdomains: ownSubdomain,
   requires: () => [{ entry: longhornEntry, path: ['enabled'], reason: 'RabbitMQ keeps its data on Longhorn' }],
   upstreamTargets: {
     'rabbitmq-operators-cluster-operator': {

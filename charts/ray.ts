@@ -22,7 +22,7 @@ import {
   RayClusterSpecWorkerGroupSpecsTemplateSpecVolumesEmptyDirSizeLimit,
 } from '../imports/kuberay-raycluster-ray.io';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
-import { defineService } from '../lib/model/catalog';
+import { defineService, ownSubdomain } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, memoryQuantity, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
@@ -129,7 +129,7 @@ export class KuberayOperator extends HomelabService {
       installsCrdGroups: ['ray.io'],
       helm: helmRelease('kuberayOperator', kuberayOperatorValues()),
     });
-    this.requestCapacity({ workload: 'operator', replicas: 1, cpu: OPERATOR_RESOURCES.requests.cpu, memory: OPERATOR_RESOURCES.requests.memory });
+    this.requestCapacity('operator', 1, OPERATOR_RESOURCES.requests);
     this.addCheckpoint();
     this.addMonitoring();
   }
@@ -272,16 +272,10 @@ export class Ray extends HomelabService {
       },
     });
 
-    this.requestCapacity({ workload: 'head', replicas: 1, cpu: props.head.resources.requests.cpu, memory: props.head.resources.requests.memory });
-    this.requestCapacity({ workload: 'autoscaler', replicas: 1, cpu: AUTOSCALER_RESOURCES.requests.cpu, memory: AUTOSCALER_RESOURCES.requests.memory });
+    this.requestCapacity('head', 1, props.head.resources.requests);
+    this.requestCapacity('autoscaler', 1, AUTOSCALER_RESOURCES.requests);
     for (const [name, group] of groups) {
-      this.requestCapacity({
-        workload: `${name} workers`,
-        replicas: group.maxReplicas,
-        cpu: group.resources.requests.cpu,
-        memory: group.resources.requests.memory,
-        gpus: group.gpusPerWorker,
-      });
+      this.requestCapacity(`${name} workers`, group.maxReplicas, group.resources.requests, group.gpusPerWorker);
     }
     this.addCheckpoint(1 + groups.reduce((sum, [, group]) => sum + group.minReplicas, 0));
     this.addMonitoring();
@@ -466,7 +460,7 @@ export const rayEntry = defineService({
   name: 'ray',
   settings: { key: 'ray', schema: raySettings },
   names: [RAY_NAMESPACE, 'kuberay-operator', KUBERAY_NAMESPACE],
-  subdomains: (settings) => [{ path: ['subdomain'], subdomain: settings.subdomain }],
+  subdomains: ownSubdomain,
   requires: (settings) =>
     Object.entries(settings.workerGroups)
       .filter(([, group]) => group.gpusPerWorker > 0)

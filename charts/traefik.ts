@@ -23,6 +23,7 @@ import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, intBetween, oneOf, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import type { ExposureRouter, RoutedHost, ServiceExposure } from '../lib/model/exposure';
 import { helmRelease } from './helm-release';
+import { spreadOverNodes } from '../lib/model/placement';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -213,7 +214,7 @@ export class Traefik extends HomelabService implements ExposureRouter {
     if (this.adminAccess.allowList.length === 0 && !this.adminAccess.forwardAuth) {
       throw new Error('traefik: admin access needs an allow-list or a forward-auth server');
     }
-    this.requestCapacity({ workload: 'proxy', replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory });
+    this.requestCapacity('proxy', replicas, props.resources.requests);
     // The tunnel (cloudflared) depends on Traefik and connects to websecure.
     this.serveClients({ port: ENTRY_POINTS.websecure.port, podSelector: TRAEFIK_POD_LABELS });
     // The LoadBalancer/NodePort forwards the LAN's and the internet's clients to both entry points.
@@ -388,15 +389,8 @@ function traefikValues(props: TraefikProps): TraefikValues {
     deployment: { replicas: props.replicas },
     // Pods on different nodes where possible, and a node drain never takes all of them.
     podDisruptionBudget: spread ? { enabled: true, maxUnavailable: 1 } : undefined,
-    affinity: spread
-      ? {
-          podAntiAffinity: {
-            preferredDuringSchedulingIgnoredDuringExecution: [
-              { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { ...TRAEFIK_POD_LABELS } } } },
-            ],
-          },
-        }
-      : undefined,
+    // Spread into a plain object: the chart's values type takes any mapping, not the k8s.Affinity interface.
+    affinity: spread ? { ...spreadOverNodes(TRAEFIK_POD_LABELS) } : undefined,
     resources: props.resources,
     // IngressRoutes only: no Ingress provider, IngressClass or Gateway.
     providers: {

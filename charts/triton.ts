@@ -9,7 +9,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { bool, intBetween, memoryQuantity, oneOf, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
+import { bool, exactlyOneOf, expected, intBetween, memoryQuantity, oneOf, region, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { parseQuantity } from '../lib/util/quantity';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
 import { Layer } from '../lib/model/layers';
@@ -23,7 +23,6 @@ import { IMAGES } from './versions';
 import { longhornEntry } from './longhorn';
 import { nvidiaDevicePluginEntry } from './nvidia-device-plugin';
 
-const expected = (what: string) => ({ error: `expected ${what}` });
 
 /**
  * An S3 model repository as Triton's S3 filesystem parses it (core
@@ -37,10 +36,9 @@ const s3RepositoryUrl = z
     expected('an S3 URL such as "s3://bucket/models" or "s3://https://minio.example.net:9000/bucket/models"'),
   );
 
-const region = z.string(expected('a region name such as "eu-central-1"')).regex(/^[a-z0-9-]+$/, expected('a region name such as "eu-central-1"'));
 
-const modelRepositorySchema = z
-  .strictObject({
+const modelRepositorySchema = exactlyOneOf(
+  {
     /** A Longhorn volume (default storage class) you copy models into. */
     volume: z.strictObject({ size: volumeSize }).optional(),
     /** Its credentials: the Secret `triton-s3-credentials` (charts/triton.ts). */
@@ -51,11 +49,10 @@ const modelRepositorySchema = z
         region: region.optional(),
       })
       .optional(),
-  })
-  .refine((repository) => (repository.volume === undefined) !== (repository.s3 === undefined), {
-    // Environments deep-merge onto the base, so switching sources needs `volume: null` or `s3: null`.
-    error: 'expected exactly one of volume or s3 (set the other to null in an environment that switches)',
-  });
+  },
+  'volume',
+  's3',
+);
 
 /** `services.triton`. */
 export const tritonSettings = z
@@ -207,7 +204,7 @@ export class Triton extends HomelabService {
     this.addDeployment(props, replicas, gpus, repository, checksum(smokeFiles));
     this.addService();
     if (replicas > 1) this.addDisruptionBudget();
-    this.requestCapacity({ workload: COMPONENT, replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory, gpus });
+    this.requestCapacity(COMPONENT, replicas, props.resources.requests, gpus);
     this.addCheckpoint();
     this.addMonitoring();
     // Inference for the services that reference Triton: HTTP/REST and gRPC.

@@ -11,7 +11,7 @@
 import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { VaultValues } from '../imports/helm/vault';
-import { defineService } from '../lib/model/catalog';
+import { defineService, ownSubdomain } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { schedulableNodes } from '../lib/model/inventory';
@@ -92,7 +92,7 @@ export class Vault extends HomelabService implements SecretBackend {
     this.replicas = replicas;
     // In HA the chart's `vault-active` Service selects the pod that service registration labels active.
     this.address = `http://${ha ? 'vault-active' : 'vault'}.${VAULT_NAMESPACE}.svc:${VAULT_PORT}`;
-    this.requestCapacity({ workload: 'vault', replicas, cpu: props.resources.requests.cpu, memory: props.resources.requests.memory });
+    this.requestCapacity('vault', replicas, props.resources.requests);
     this.serveClients({ port: VAULT_PORT, podSelector: VAULT_SERVER_POD_LABELS });
     this.expose({
       subdomain: props.subdomain,
@@ -252,7 +252,7 @@ export const vaultEntry = defineService({
   name: 'vault',
   settings: { key: 'vault', schema: vaultSettings },
   names: [VAULT_NAMESPACE],
-  subdomains: (settings) => [{ path: ['subdomain'], subdomain: settings.subdomain }],
+  subdomains: ownSubdomain,
   requires: () => [{ entry: longhornEntry, path: ['enabled'], reason: 'Vault keeps its storage on Longhorn' }],
   check: (settings, env) => {
     const schedulable = schedulableNodes(env.nodes);

@@ -3,7 +3,8 @@
  * of an environment, synced after every other service. Its PostSync hooks run every
  * service's checkpoint again, in that service's namespace, plus checks across services:
  * Prometheus has up targets of every service that declares metrics, Loki has logs of every
- * namespace that runs pods, and n8n can publish to RabbitMQ. A report Job then prints one line per check (with the log
+ * namespace that runs pods, and the checks services declare across services (n8n publishing to
+ * RabbitMQ). A report Job then prints one line per check (with the log
  * tail of failed ones); it also runs when a check fails (SyncFail), so the report is always
  * the Job log the operator reads, and a failure shows the Application red.
  */
@@ -19,7 +20,6 @@ import { IMAGES } from './versions';
 import { alloyEntry } from './alloy';
 import { MonitoringStack, monitoringEntry, PROMETHEUS_URL } from './kube-prometheus-stack';
 import { Loki, lokiEntry } from './loki';
-import { N8n, n8nEntry } from './n8n';
 
 export interface VerificationProps {
   /** Every other service of the environment: the verification runs after all of them. */
@@ -28,8 +28,6 @@ export interface VerificationProps {
   readonly monitoring?: MonitoringStack;
   /** With a log shipper: checks that every namespace running pods has logs in Loki. @default no log check */
   readonly logs?: Loki;
-  /** With its RabbitMQ connection: checks that n8n can publish to the data mesh. @default no check */
-  readonly automation?: N8n;
 }
 
 export const VERIFICATION_NAMESPACE = 'verification';
@@ -70,7 +68,7 @@ export class Verification extends HomelabService {
     if (props.monitoring && scraped.length > 0) checks.push(this.targetsCheck(props.monitoring, scraped));
     const logging = props.services.filter(runsPods).map((s) => s.namespaceName);
     if (props.logs && logging.length > 0) checks.push(this.logsCheck(props.logs, [...new Set(logging)].sort()));
-    if (props.automation?.rabbitmqConnection) checks.push(this.publishCheck(props.automation));
+    for (const service of props.services) for (const { job, check } of service.endToEndChecks) checks.push(this.crossCheck(service, job, check));
     this.checks = checks;
     this.addReport(checks);
   }
@@ -109,32 +107,6 @@ ${everyLabelValueIn({
         found: 'ok: logs from $namespace',
         missing: 'no logs in the last hour from:$missing',
       })}`,
-    });
-  }
-
-  /**
-   * n8n reaches the data mesh: from n8n's namespace (its NetworkPolicy path), with the
-   * credentials the topology operator generated for its user, and with the AMQP client n8n's
-   * own RabbitMQ node uses (amqplib, from the n8n image), a message published on its vhost is
-   * confirmed by the broker. It goes to the default exchange with a routing key no queue has,
-   * so the broker drops it after confirming: no consumer ever sees it.
-   */
-  private publishCheck(n8n: N8n): VerificationCheck {
-    const connection = n8n.rabbitmqConnection!;
-    return this.crossCheck(n8n, 'e2e-n8n-publish', {
-      description: `n8n publishes to RabbitMQ vhost ${connection.vhost} as user ${connection.user}, confirmed by the broker`,
-      image: IMAGES.n8n,
-      env: {
-        N8N_ROOT: N8N_PACKAGE_ROOT,
-        RABBITMQ_HOST: connection.host,
-        RABBITMQ_PORT: String(connection.port),
-        RABBITMQ_VHOST: connection.vhost,
-      },
-      secretEnv: {
-        RABBITMQ_USERNAME: { name: connection.credentialsSecret, key: 'username' },
-        RABBITMQ_PASSWORD: { name: connection.credentialsSecret, key: 'password' },
-      },
-      script: `node -e '${PUBLISH_SCRIPT}'`,
     });
   }
 
@@ -193,30 +165,6 @@ done
 if [ -n "$missing" ]; then echo "${o.missing}" >&2; exit 1; fi`;
 }
 
-/** Where the n8n image installs n8n (its RabbitMQ node's amqplib resolves from n8n-nodes-base there). */
-const N8N_PACKAGE_ROOT = '/usr/local/lib/node_modules/n8n';
-
-/** Node.js, no single quotes (it runs as `node -e '...'`). */
-const PUBLISH_SCRIPT = [
-  'const path = require("path");',
-  'const env = process.env;',
-  'const nodes = path.dirname(require.resolve("n8n-nodes-base/package.json", { paths: [env.N8N_ROOT] }));',
-  'const amqp = require(require.resolve("amqplib", { paths: [nodes] }));',
-  'const url = "amqp://" + encodeURIComponent(env.RABBITMQ_USERNAME) + ":" + encodeURIComponent(env.RABBITMQ_PASSWORD) +',
-  '  "@" + env.RABBITMQ_HOST + ":" + env.RABBITMQ_PORT + "/" + encodeURIComponent(env.RABBITMQ_VHOST);',
-  '(async () => {',
-  '  const connection = await amqp.connect(url);',
-  '  const channel = await connection.createConfirmChannel();',
-  '  channel.publish("", "homelab.e2e.unrouted", Buffer.from("end-to-end check"), { headers: { "x-homelab": "e2e" } });',
-  '  await channel.waitForConfirms();',
-  '  await connection.close();',
-  '  console.log("published to vhost " + env.RABBITMQ_VHOST + " as the n8n RabbitMQ user; the broker confirmed it");',
-  '})().catch((error) => {',
-  '  console.error("n8n cannot publish to RabbitMQ: " + error.message);',
-  '  process.exit(1);',
-  '});',
-].join('\n');
-
 /**
  * The report: `state` of each check is pass, fail or running; failed checks print the last
  * lines of their pod's log. Exit 1 unless every check passed.
@@ -266,6 +214,5 @@ export const verificationEntry = defineService({
       monitoring: context.optional(monitoringEntry),
       // Logs reach Loki only where Alloy ships them.
       logs: platform.isEnabled(alloyEntry) ? context.optional(lokiEntry) : undefined,
-      automation: context.optional(n8nEntry),
     }),
 });

@@ -133,7 +133,7 @@ function importCrds(dir: string, source: string, index: SchemaIndex, clusterScop
     const crd = document.toJS() as CustomResourceDefinition;
     if (crd?.kind !== 'CustomResourceDefinition') throw new Error(`${source}: not a CustomResourceDefinition`);
     const { group, names, scope, versions } = crd.spec;
-    if (scope === 'Cluster') clusterScoped.add(`${names.kind}.${group}`);
+    if (scope === 'Cluster') clusterScoped.add(scopedKindName(`${group}/${versions[0].name}`, names.kind));
     for (const version of versions.filter((v) => v.served)) {
       const schema = version.schema?.openAPIV3Schema;
       if (!schema) throw new Error(`${source}: ${group}/${version.name} ${names.kind} has no openAPIV3Schema`);

@@ -3,7 +3,7 @@
  * ../shared (offline): CRD classes, the schemas `npm run validate` checks against, and the
  * typed Helm values. Generation only: the build and the tests never read ../shared.
  */
-import { CommandSpec, parseCommandLine, runCommand } from '../lib/tools/cli';
+import { CommandSpec, parseCommandLine, runCommandAsync } from '../lib/tools/cli';
 
 const IMPORT_COMMAND: CommandSpec = {
   usage: 'npm run import',
@@ -14,19 +14,20 @@ const IMPORT_COMMAND: CommandSpec = {
   exitStatus: ['0  imports/ regenerated', '1  generation failed', '2  usage error'],
 };
 
-export async function main(argv: readonly string[]): Promise<number> {
-  const status = runCommand(() => (parseCommandLine(IMPORT_COMMAND, argv) ? -1 : 0));
-  if (status >= 0) return status;
-  try {
-    // Loaded only when needed: the generators' dependencies take seconds to load, --help should not.
-    (await import('./import-crds')).importCrds();
-    (await import('./import-schemas')).importSchemas();
-    await (await import('./import-helm-values')).importHelmValues();
-    return 0;
-  } catch (error) {
-    console.error(error);
-    return 1;
-  }
+export function main(argv: readonly string[]): Promise<number> {
+  return runCommandAsync(async () => {
+    if (!parseCommandLine(IMPORT_COMMAND, argv)) return 0;
+    try {
+      // Loaded only when needed: the generators' dependencies take seconds to load, --help should not.
+      (await import('./import-crds')).importCrds();
+      (await import('./import-schemas')).importSchemas();
+      await (await import('./import-helm-values')).importHelmValues();
+      return 0;
+    } catch (error) {
+      console.error(error);
+      return 1;
+    }
+  });
 }
 
 if (require.main === module) void main(process.argv.slice(2)).then((status) => (process.exitCode = status));

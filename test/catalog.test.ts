@@ -3,21 +3,18 @@
  * catalog with one line, is configured, checked, built, ordered into a wave and checkpointed
  * like a built-in one — without any other file knowing it.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { BUILTIN_CATALOG } from '../charts/catalog';
 import { defineCatalog, settingsIn } from '../lib/model/catalog';
 import { whoamiEntry } from './fixtures/whoami';
-import { manifestsOf, parseText, synthesizeText, toYamlText } from './support';
+import { fixtureObject, fixtureText, manifestsOf, parseText, synthesizeText, toYamlText } from './support';
 
 const CATALOG = defineCatalog([...BUILTIN_CATALOG.entries, whoamiEntry]);
-const SMALL = readFileSync(join(__dirname, 'fixtures', 'small.yaml'), 'utf8');
+const SMALL = fixtureText('small');
 
 /** The small fixture with changes to its plain object. */
 function small(change: (config: Record<string, any>) => void): string {
-  const config = parse(SMALL);
+  const config = fixtureObject('small');
   change(config);
   return toYamlText(config);
 }

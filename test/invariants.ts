@@ -15,7 +15,7 @@ import { apiGroup } from '../lib/passes/graph';
 import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
 import { isClusterScoped } from '../lib/output/cluster-scoped';
 import { GENERATED_HEADER } from '../lib/output/synthesize';
-import { lintObjects } from '../lib/tools/lint/lint';
+import { formatViolation, lintObjects } from '../lib/tools/lint/lint';
 import { lintedObjects } from '../lib/tools/lint/tree';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
@@ -499,5 +499,5 @@ export function invariantViolations(all: readonly Synthesized[]): string[] {
 export function lintViolations(all: readonly Synthesized[]): string[] {
   // The manifests are parsed once per environment for every invariant and the lint.
   const environments = new Map(all.map((s) => [s.env.environment, lintedObjects(s.env.environment, manifestsOf(s.env))]));
-  return lintObjects(environments).violations.map((v) => `${v.location}: ${v.rule}: ${v.message}`);
+  return lintObjects(environments).violations.map(formatViolation);
 }

@@ -2,22 +2,24 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, relative } from 'node:path';
-import { parse, parseAllDocuments, stringify } from 'yaml';
+import { join, relative } from 'node:path';
+import { parse, stringify } from 'yaml';
 import { parseConfig } from '../lib/model/config/load';
 import { main } from '../main';
 import { App } from 'cdk8s';
 import { BUILTIN_CATALOG } from '../charts/catalog';
-import { buildServices, Catalog, defineCatalog } from '../lib/model/catalog';
+import { Catalog, defineCatalog } from '../lib/model/catalog';
 import { EnvironmentConfig, environmentSchema } from '../lib/model/config/environment';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import type { NetworkPolicyProvider } from '../lib/model/network';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
-import { HELM_VALUES_FILE, SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
+import { buildPlatform as buildPlatformOf, SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
+import { documentsOf } from '../lib/tools/lint/tree';
+import { projectRoot } from '../lib/util/project';
 
-export const ROOT = join(__dirname, '..');
+export const ROOT = projectRoot();
 /** The operator's config: only the invariants and the checks of the committed output read it. */
 export const OPERATOR_CONFIG = join(ROOT, 'homelab.yaml');
 export const FIXTURES = join(__dirname, 'fixtures');
@@ -78,11 +80,9 @@ export function synthesizePlatformFixture(): SynthesizedEnvironment[] {
   return synthesizeText(platformText());
 }
 
-/** A platform with the services the catalog's entries build from a config (no passes run yet). */
+/** The library's buildPlatform, with the built-in catalog by default. */
 export function buildPlatform(scope: App, environment: string, config: EnvironmentConfig, catalog: Catalog = BUILTIN_CATALOG): Platform {
-  const platform = new Platform(scope, environment, config, catalog);
-  buildServices(platform, catalog, 'services');
-  return platform;
+  return buildPlatformOf(scope, environment, config, catalog);
 }
 
 /** The problems the environment schema finds in one environment's config (with a domain and Git repository if none is given). */
@@ -174,11 +174,7 @@ function deepFreeze<T>(value: T): T {
 export function manifestsOf(env: Pick<SynthesizedEnvironment, 'files'>): { path: string; manifest: Manifest }[] {
   let manifests = parsed.get(env);
   if (!manifests) {
-    manifests = deepFreeze(
-      [...env.files]
-        .filter(([path]) => !HELM_VALUES_FILE.test(basename(path)))
-        .flatMap(([path, content]) => parseAllDocuments(content).map((doc) => ({ path, manifest: doc.toJS() as Manifest }))),
-    );
+    manifests = deepFreeze(documentsOf(env.files) as { path: string; manifest: Manifest }[]);
     parsed.set(env, manifests);
   }
   return manifests;

@@ -133,7 +133,7 @@ export function defineCatalog(entries: readonly ServiceEntry<any, any>[]): Catal
   const names = new Map<string, string>();
   for (const entry of entries) {
     if (entry.settings) {
-      const key = `${entry.settings.topLevel ? '' : 'services.'}${entry.settings.key}`;
+      const key = settingsPath(entry).join('.');
       if (keys.has(key)) throw new Error(`catalog: ${entry.name} and ${keys.get(key)} both read ${key}`);
       keys.set(key, entry.name);
     }
@@ -144,6 +144,11 @@ export function defineCatalog(entries: readonly ServiceEntry<any, any>[]): Catal
     }
   }
   return { entries };
+}
+
+/** The subdomain of an entry whose settings have one at `subdomain`, its usual place. */
+export function ownSubdomain<S extends { readonly subdomain: string }>(settings: S): SubdomainClaim[] {
+  return [{ path: ['subdomain'], subdomain: settings.subdomain }];
 }
 
 /** Every entry's upstream scrape targets, by monitor name. */
@@ -168,9 +173,9 @@ export function settingsIn<S>(config: { readonly services: Readonly<Record<strin
  * Builds the entries of one stage in catalog order: the services of the environment, or the
  * `final` ones once every other service exists and the exposures are routed.
  */
-export function buildServices(platform: Platform, catalog: Catalog, stage: 'services' | 'final'): void {
+export function buildServices(platform: Platform, stage: 'services' | 'final'): void {
   const built = platform._builtEntries;
-  const entries = catalog.entries.filter((entry) => (entry.final ?? false) === (stage === 'final'));
+  const entries = platform.catalog.entries.filter((entry) => (entry.final ?? false) === (stage === 'final'));
   const pending = new Set(entries);
   for (const entry of entries) {
     pending.delete(entry);

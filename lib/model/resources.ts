@@ -36,3 +36,13 @@ function cpu(quantity: string): kplus.Cpu {
 export function size(quantity: string): Size {
   return Size.mebibytes(parseQuantity(quantity) / 2 ** 20);
 }
+
+/** Requests and limits of containers that share a pod, added up (for the capacity check). */
+export function sumOfContainers(...parts: readonly Resources[]): Resources {
+  const cores = (pick: (r: Resources) => string) => `${Math.round(parts.reduce((t, r) => t + parseQuantity(pick(r)), 0) * 1000)}m`;
+  const mebibytes = (pick: (r: Resources) => string) => `${Math.ceil(parts.reduce((t, r) => t + parseQuantity(pick(r)), 0) / 2 ** 20)}Mi`;
+  return {
+    requests: { cpu: cores((r) => r.requests.cpu), memory: mebibytes((r) => r.requests.memory) },
+    limits: { cpu: cores((r) => r.limits.cpu), memory: mebibytes((r) => r.limits.memory) },
+  };
+}

@@ -8,7 +8,7 @@
 import { ApiObject, Chart, JsonPatch } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import type { Checkpoint } from './checkpoint';
+import type { Checkpoint, CheckpointProps } from './checkpoint';
 import { ContainerException, EXCEPTION_ANNOTATION, PodSecurityException, PodSecurityLevel } from './pod-security';
 import { Layer } from './layers';
 import { selectorLabels, serviceLabels } from './labels';
@@ -80,7 +80,6 @@ export abstract class HomelabService extends Chart {
   readonly environment: string;
   readonly layer: Layer;
   readonly namespaceName: string;
-  readonly podSecurity: PodSecurityLevel;
   readonly podSecurityException?: PodSecurityException;
   readonly containerException?: ContainerException;
   readonly installsCrdGroups: readonly string[];
@@ -97,6 +96,7 @@ export abstract class HomelabService extends Chart {
   private readonly metricsList: MetricsEndpoint[] = [];
   private readonly alertList: AlertRule[] = [];
   private readonly dashboardList: Dashboard[] = [];
+  private readonly endToEndList: EndToEndCheck[] = [];
   private readonly secretList: SecretNeed[] = [];
   private readonly exposureList: Exposure[] = [];
   private readonly servedPortList: ServedPort[] = [];
@@ -119,7 +119,6 @@ export abstract class HomelabService extends Chart {
     this.layer = settings.layer;
     this.namespaceName = settings.namespace;
     const exception = settings.podSecurity;
-    this.podSecurity = exception?.level ?? 'restricted';
     this.podSecurityException = exception;
     this.containerException = settings.containerException;
     this.installsCrdGroups = settings.installsCrdGroups ?? [];
@@ -133,7 +132,7 @@ export abstract class HomelabService extends Chart {
     new k8s.KubeNamespace(this, 'namespace', {
       metadata: {
         name: settings.namespace,
-        labels: podSecurityLabels(this.podSecurity),
+        labels: podSecurityLabels(exception?.level ?? 'restricted'),
         annotations: exception ? { [EXCEPTION_ANNOTATION]: exception.reason } : undefined,
       },
     });
@@ -164,9 +163,9 @@ export abstract class HomelabService extends Chart {
     return selectorLabels({ name: this.serviceName, environment: this.environment }, component);
   }
 
-  /** Declares CPU, memory and GPUs this service requests, for the capacity check. */
-  protected requestCapacity(demand: Omit<ResourceDemand, 'service'>): void {
-    this.demandList.push({ service: this.serviceName, ...demand });
+  /** Declares what `replicas` pods of `workload` request (CPU, memory, GPUs each), for the capacity check. */
+  protected requestCapacity(workload: string, replicas: number, requests: { readonly cpu: string; readonly memory: string }, gpus?: number): void {
+    this.demandList.push({ service: this.serviceName, workload, replicas, cpu: requests.cpu, memory: requests.memory, ...(gpus !== undefined && { gpus }) });
   }
 
   /**
@@ -192,6 +191,19 @@ export abstract class HomelabService extends Chart {
   /** Declares alert rules for this service (PromQL parsed by the tests). */
   protected addAlerts(...rules: AlertRule[]): void {
     this.alertList.push(...rules);
+  }
+
+  /**
+   * Declares a check across services that only the end-to-end verification runs, as a Job in
+   * this service's namespace (reaching what this service may reach): beyond the checkpoint,
+   * which proves the service itself.
+   */
+  protected addEndToEndCheck(job: string, check: Omit<CheckpointProps, 'hookWave'>): void {
+    this.endToEndList.push({ job, check });
+  }
+
+  get endToEndChecks(): readonly EndToEndCheck[] {
+    return this.endToEndList;
   }
 
   /** Declares a Grafana dashboard for this service, provisioned wherever Grafana runs. */
@@ -305,7 +317,7 @@ export abstract class HomelabService extends Chart {
 
   /** All Kubernetes objects this service writes itself (its folder under k8s/<env>/). */
   get apiObjects(): ApiObject[] {
-    return this.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && Chart.of(c) === this);
+    return apiObjectsOf(this);
   }
 
   /** The service a construct belongs to. */
@@ -330,4 +342,16 @@ function serviceReferences(props: object): HomelabService[] {
   return Object.values(props).flatMap((value) =>
     (Array.isArray(value) ? value : [value]).filter(HomelabService.isHomelabService),
   );
+}
+
+/** The objects of a chart itself, not of charts nested in it. */
+export function apiObjectsOf(chart: Chart): ApiObject[] {
+  return chart.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && Chart.of(c) === chart);
+}
+
+/** A check the end-to-end verification runs in the declaring service's namespace. */
+export interface EndToEndCheck {
+  /** The Job's name. */
+  readonly job: string;
+  readonly check: Omit<CheckpointProps, 'hookWave'>;
 }

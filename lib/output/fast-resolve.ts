@@ -10,14 +10,11 @@
  * `resolve()` method, a class instance with a number or string `value`), and the key path is
  * materialized only then. `ApiObject.toJson()` and the metadata's `toJson()` are replaced by
  * copies of cdk8s' own that call this walk; an App with resolvers of its own keeps cdk8s'
- * code. test/output.test.ts renders every object of the platform fixture both ways and
+ * code. test/output.test.ts renders every object of the platform fixture's services both ways and
  * compares them.
  */
 import { ApiObject, ApiObjectMetadataDefinition, App, JsonPatch, Lazy } from 'cdk8s';
-import type * as Cdk8sResolve from 'cdk8s/lib/resolve';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const cdk8sResolve = require('cdk8s/lib/resolve') as typeof Cdk8sResolve;
+import * as cdk8sResolve from 'cdk8s/lib/resolve';
 
 /** cdk8s' own methods, as they were before the installation. */
 const originalToJson = ApiObject.prototype.toJson;
@@ -35,7 +32,7 @@ interface Walk {
   readonly root: readonly string[];
   readonly path: (string | number)[];
   readonly apiObject: ApiObject;
-  readonly resolvers: readonly Cdk8sResolve.IResolver[];
+  readonly resolvers: readonly cdk8sResolve.IResolver[];
   readonly sanitize: Sanitize;
 }
 
@@ -84,7 +81,7 @@ function render(walk: Walk, value: any): unknown {
   return walk.sanitize.filterEmpty && kept === 0 ? undefined : result;
 }
 
-function isBuiltIn(resolvers: readonly Cdk8sResolve.IResolver[]): boolean {
+function isBuiltIn(resolvers: readonly cdk8sResolve.IResolver[]): boolean {
   return (
     resolvers.length === 3 &&
     resolvers[0] instanceof cdk8sResolve.LazyResolver &&

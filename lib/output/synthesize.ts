@@ -5,12 +5,12 @@
  * object by object, so the cost stays linear in the number of services (a cdk8s Chart.toJson
  * re-resolves the whole App each time).
  */
-import { ApiObject, App, Chart } from 'cdk8s';
+import { ApiObject, App } from 'cdk8s';
 import { isGitOpsEngine } from '../model/argocd';
 import { buildServices, Catalog } from '../model/catalog';
 import type { EnvironmentConfig } from '../model/config/environment';
 import { Platform } from '../model/platform';
-import type { HomelabService } from '../model/service';
+import { apiObjectsOf, HomelabService } from '../model/service';
 import type { CapacityReport } from '../passes/capacity';
 import { runPasses, Synthesis } from '../passes';
 import type { SecretNeedSource } from '../passes/secret-delivery';
@@ -58,9 +58,14 @@ export interface SynthesizedEnvironment {
 
 export function synthesizeEnvironment(environment: string, config: EnvironmentConfig, catalog: Catalog): SynthesizedEnvironment {
   const app = new App({ outdir: '/dev/null' });
-  const platform = new Platform(app, environment, config, catalog);
-  buildServices(platform, catalog, 'services');
-  return synthesizePlatform(app, platform);
+  return synthesizePlatform(app, buildPlatform(app, environment, config, catalog));
+}
+
+/** A platform with the services the catalog's entries make of the config (no passes run yet). */
+export function buildPlatform(scope: App, environment: string, config: EnvironmentConfig, catalog: Catalog): Platform {
+  const platform = new Platform(scope, environment, config, catalog);
+  buildServices(platform, 'services');
+  return platform;
 }
 
 /** The passes and the files of an already built platform. */
@@ -113,10 +118,6 @@ function upstreamOf(service: HomelabService): string[] {
   const chart = service.helm ? [`${service.helm.chart.chart}@${service.helm.chart.version}`] : [];
   const git = [...service.kustomizations, ...service.manifests].map((k) => `${k.repoURL.replace(/^https:\/\/github.com\//, '')}/${k.path}@${k.revision}`);
   return [...chart, ...git];
-}
-
-function apiObjectsOf(chart: Chart): ApiObject[] {
-  return chart.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && Chart.of(c) === chart);
 }
 
 /** Every object of a chart into its own file of `folder`; `namespace` is the chart's. */

@@ -45,6 +45,7 @@ export function writeOutput(environments: readonly Pick<SynthesizedEnvironment, 
     }
     const created = new Set<string>();
     for (const env of environments) {
+      const unchanged = options.unchanged?.has(env.environment) ?? false;
       for (const [path, content] of env.files) {
         const relativePath = join(env.environment, path);
         const folder = dirname(relativePath);
@@ -53,7 +54,7 @@ export function writeOutput(environments: readonly Pick<SynthesizedEnvironment, 
           created.add(folder);
         }
         const current = join(outdir, relativePath);
-        if (sameContent(current, content)) linkSync(current, join(staging, relativePath));
+        if (unchanged || sameContent(current, content)) linkSync(current, join(staging, relativePath));
         else writeFileSync(join(staging, relativePath), content);
       }
     }

@@ -65,7 +65,7 @@ export const PASSES: readonly Pass[] = [
   // The dashboard host's values and checkpoint count every service's dashboards.
   { name: 'dashboards', run: ({ platform }) => provisionDashboards(platform) },
   // The final validation replays every checkpoint, the router's included.
-  { name: 'final services', run: ({ platform }) => buildServices(platform, platform.catalog, 'final') },
+  { name: 'final services', run: ({ platform }) => buildServices(platform, 'final') },
   {
     name: 'checkpoints',
     run: ({ platform }) => {
@@ -99,6 +99,6 @@ export const PASSES: readonly Pass[] = [
   { name: 'resource policies', run: (s) => applyResourcePolicies(s.platform, s.get('graph')) },
 ];
 
-export function runPasses(synthesis: Synthesis, passes: readonly Pass[] = PASSES): void {
-  for (const pass of passes) pass.run(synthesis);
+export function runPasses(synthesis: Synthesis): void {
+  for (const pass of PASSES) pass.run(synthesis);
 }

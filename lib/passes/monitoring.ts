@@ -58,37 +58,15 @@ class ServiceMonitoring extends Construct {
     const metadata = { name, labels: service.labelsFor('monitoring') };
     const namespaceSelector = endpoint.namespace ? { matchNames: [endpoint.namespace] } : undefined;
     const params = endpoint.params ? Object.fromEntries(Object.entries(endpoint.params).map(([k, v]) => [k, [...v]])) : undefined;
-    const common = { path: endpoint.path ?? '/metrics', interval: endpoint.interval ?? '30s', params };
+    const spec = { selector: { matchLabels: { ...endpoint.selector } }, namespaceSelector };
+    const scrape = { path: endpoint.path ?? '/metrics', interval: endpoint.interval ?? '30s', params, port: endpoint.port };
+    const relabelings = identify(service, endpoint);
     if (endpoint.kind === 'service') {
-      new ServiceMonitor(this, name, {
-        metadata,
-        spec: {
-          selector: { matchLabels: { ...endpoint.selector } },
-          namespaceSelector,
-          endpoints: [
-            {
-              ...common,
-              port: endpoint.port,
-              relabelings: identify(service, endpoint).map((r) => ({ ...r, action: ServiceMonitorSpecEndpointsRelabelingsAction.REPLACE })),
-            },
-          ],
-        },
-      });
+      const action = ServiceMonitorSpecEndpointsRelabelingsAction.REPLACE;
+      new ServiceMonitor(this, name, { metadata, spec: { ...spec, endpoints: [{ ...scrape, relabelings: relabelings.map((r) => ({ ...r, action })) }] } });
     } else {
-      new PodMonitor(this, name, {
-        metadata,
-        spec: {
-          selector: { matchLabels: { ...endpoint.selector } },
-          namespaceSelector,
-          podMetricsEndpoints: [
-            {
-              ...common,
-              port: endpoint.port,
-              relabelings: identify(service, endpoint).map((r) => ({ ...r, action: PodMonitorSpecPodMetricsEndpointsRelabelingsAction.REPLACE })),
-            },
-          ],
-        },
-      });
+      const action = PodMonitorSpecPodMetricsEndpointsRelabelingsAction.REPLACE;
+      new PodMonitor(this, name, { metadata, spec: { ...spec, podMetricsEndpoints: [{ ...scrape, relabelings: relabelings.map((r) => ({ ...r, action })) }] } });
     }
   }
 }

@@ -156,7 +156,6 @@ function catalogIssues(catalog: Catalog, config: EnvironmentConfig): ConfigIssue
 }
 
 export type NodeConfig = z.output<typeof nodeSchema>;
-export type SyncConfig = z.output<typeof syncSchema>;
 
 /** Names of environments (folders under k8s/). */
 export const environmentName = k8sName;

@@ -4,7 +4,8 @@
  */
 import { z } from './zod';
 
-const expected = (what: string) => ({ error: `expected ${what}` });
+/** The error of a validator: `expected <what>`, the wording every config error uses. */
+export const expected = (what: string) => ({ error: `expected ${what}` });
 
 export function intAtLeast(min: number) {
   const what = `an integer >= ${min}`;
@@ -20,6 +21,16 @@ export const bool = z.boolean(expected('true or false'));
 
 export function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
   return z.enum(values, expected(`one of ${values.map((v) => `"${v}"`).join(', ')}`));
+}
+
+/**
+ * A mapping with two alternative settings of which exactly one is set (a volume or S3, SQLite or
+ * PostgreSQL). Environments deep-merge onto the base, so switching needs the other set to `null`.
+ */
+export function exactlyOneOf<Shape extends z.ZodRawShape>(shape: Shape, first: keyof Shape & string, second: keyof Shape & string) {
+  return z.strictObject(shape).refine((value: Record<string, unknown>) => (value[first] === undefined) !== (value[second] === undefined), {
+    error: `expected exactly one of ${first} or ${second} (set the other to null in an environment that switches)`,
+  });
 }
 
 /** A string matching `pattern`; `what` names it in the error ("expected <what>"). */
@@ -94,6 +105,9 @@ export const labels = z.record(labelKey, labelValue, expected('a map of labels')
 
 /** Environment variable name as POSIX shells accept it. */
 export const envVarName = matching(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
+
+/** An S3 or cloud region (AWS_DEFAULT_REGION). */
+export const region = matching(/^[a-z0-9-]+$/, 'a region name such as "eu-central-1"');
 
 /** Absolute path inside a container. */
 export const absolutePath = matching(/^\/\S*$/, 'an absolute path such as "/data"');

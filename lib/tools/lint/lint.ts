@@ -34,11 +34,7 @@ export interface LintOptions {
   readonly upstreamTargets?: Readonly<Record<string, UpstreamTarget>>;
 }
 
-export function environmentOf(
-  name: string,
-  objects: readonly LintedObject[],
-  upstreamTargets: Readonly<Record<string, UpstreamTarget>> = upstreamTargetsOf(BUILTIN_CATALOG),
-): Environment {
+function environmentOf(name: string, objects: readonly LintedObject[], upstreamTargets: Readonly<Record<string, UpstreamTarget>>): Environment {
   const levels = new Map<string, PodSecurityLevel>();
   for (const o of objects.filter((o) => o.manifest.kind === 'Namespace')) {
     const level = o.manifest.metadata.labels?.[ENFORCE_LABEL];
@@ -61,10 +57,8 @@ export function lintObjects(environments: ReadonlyMap<string, readonly LintedObj
   let excused = 0;
   let objects = 0;
   let workloads = 0;
-  const linted: LintedObject[] = [];
   for (const [name, objectsOfEnvironment] of environments) {
     const env = environmentOf(name, objectsOfEnvironment, upstreamTargets);
-    linted.push(...env.objects);
     objects += env.objects.length;
     workloads += env.workloads.length;
     for (const rule of rules) {
@@ -85,7 +79,7 @@ export function lintObjects(environments: ReadonlyMap<string, readonly LintedObj
   for (const exception of exceptions.filter((e) => !used.has(e))) {
     if (!ruleIds.has(exception.rule)) {
       violations.push({ location: EXCEPTIONS_FILE, rule: 'unused-exception', message: `${exception.rule} ${exception.resource} names no rule` });
-    } else if (linted.some((object) => applies(exception, object))) {
+    } else if ([...environments.values()].some((linted) => linted.some((object) => applies(exception, object)))) {
       violations.push({ location: EXCEPTIONS_FILE, rule: 'unused-exception', message: `${exception.rule} ${exception.resource} excuses no finding: remove it` });
     }
   }

@@ -28,10 +28,14 @@ export function readOutputTree(dir: string): OutputTree {
 
 /** The Kubernetes objects of one environment's files, in file order. */
 export function objectsOf(env: string, files: ReadonlyMap<string, string>): LintedObject[] {
-  const documents = [...files]
+  return lintedObjects(env, documentsOf(files));
+}
+
+/** Every YAML document of the files with its file's path, in file order; Helm values files are not manifests. */
+export function documentsOf(files: ReadonlyMap<string, string>): { path: string; manifest: unknown }[] {
+  return [...files]
     .filter(([path]) => !HELM_VALUES_FILE.test(basename(path)))
     .flatMap(([path, content]) => parseAllDocuments(content).map((document) => ({ path, manifest: document.toJS() as unknown })));
-  return lintedObjects(env, documents);
 }
 
 /** Documents already parsed, with their path relative to the environment folder, as the linter's objects. */
