@@ -14,7 +14,7 @@ import { Duration } from 'cdk8s';
 import type { AlloyValues } from '../imports/helm/alloy';
 import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_COMPONENT, checkpointJobName } from '../lib/model/checkpoint';
 import { bool, resourcesSchema } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import type { Toleration } from '../lib/model/inventory';
@@ -98,8 +98,9 @@ export class Alloy extends HomelabService {
    * Alloy must have attached (its own namespace, pod, container and app) until it arrives.
    */
   private addCheckpoint(loki: Loki): void {
-    // Checkpoint pods carry app.kubernetes.io/name = the service name (HomelabService.selectorFor).
-    const selector = `{namespace=\\"${ALLOY_NAMESPACE}\\", pod=\\"$HOSTNAME\\", container=\\"${CHECKPOINT_CONTAINER}\\", app=\\"${this.serviceName}\\"}`;
+    // Alloy's `app` label is the pod's app.kubernetes.io/name, which a checkpoint's pod has of its own.
+    const app = this.jobPodLabelsFor(checkpointJobName(this), CHECKPOINT_COMPONENT)['app.kubernetes.io/name'];
+    const selector = `{namespace=\\"${ALLOY_NAMESPACE}\\", pod=\\"$HOSTNAME\\", container=\\"${CHECKPOINT_CONTAINER}\\", app=\\"${app}\\"}`;
     new Checkpoint(this, 'checkpoint', {
       description: "a line this pod prints reaches Loki through Alloy, labelled with the pod's namespace, pod, container and app",
       image: IMAGES.curl,

@@ -60,6 +60,8 @@ const COMPONENTS: Record<'controller' | 'webhook' | 'cainjector', Resources> = {
  * controller's pods carry the same labels and serve the metrics on container port 9402.
  */
 const METRICS_SERVICE = { 'app.kubernetes.io/name': 'cert-manager', 'app.kubernetes.io/instance': 'cert-manager', 'app.kubernetes.io/component': 'controller' };
+/** The name of that Service's port 9402 in the pinned chart (older charts named it `tcp-prometheus-servicemonitor`). */
+const METRICS_SERVICE_PORT = 'http-metrics';
 const METRICS_POD_PORT = 9402;
 /** The webhook's pods (chart templates/webhook-deployment.yaml) and `webhook.securePort`, which the API server calls. */
 const WEBHOOK_PODS = { 'app.kubernetes.io/name': 'webhook', 'app.kubernetes.io/instance': 'cert-manager', 'app.kubernetes.io/component': 'webhook' };
@@ -101,7 +103,7 @@ export class CertManager extends HomelabService {
     for (const [workload, r] of Object.entries(COMPONENTS)) {
       this.requestCapacity(workload, 1, r.requests);
     }
-    this.exposeMetrics({ name: 'controller', kind: 'service', selector: METRICS_SERVICE, port: 'tcp-prometheus-servicemonitor',
+    this.exposeMetrics({ name: 'controller', kind: 'service', selector: METRICS_SERVICE, port: METRICS_SERVICE_PORT,
       podPort: METRICS_POD_PORT,
       podSelector: METRICS_SERVICE,
     });
@@ -158,6 +160,6 @@ export const certManagerEntry = defineService({
   name: 'cert-manager',
   settings: { key: 'certManager', schema: certManagerSettings },
   names: [CERT_MANAGER_NAMESPACE],
-  upstreamTargets: { 'cert-manager-controller': { selector: METRICS_SERVICE, port: 'tcp-prometheus-servicemonitor', source: CONTROLLER_METRICS_SOURCE } },
+  upstreamTargets: { 'cert-manager-controller': { selector: METRICS_SERVICE, port: METRICS_SERVICE_PORT, source: CONTROLLER_METRICS_SOURCE } },
   build: (platform, settings) => new CertManager(platform, settings),
 });

@@ -101,7 +101,7 @@ export class VaultConfigurator extends Construct {
         backoffLimit: 2,
         activeDeadlineSeconds: 600,
         template: {
-          metadata: { labels: service.selectorFor('configurator') },
+          metadata: { labels: service.jobPodLabelsFor(CONFIGURATOR_NAME, 'configurator') },
           spec: {
             restartPolicy: 'Never',
             automountServiceAccountToken: false,

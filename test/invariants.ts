@@ -291,6 +291,37 @@ export const INVARIANTS: readonly Invariant[] = [
       ),
   },
   {
+    name: "no Job's pods can be taken for a service's: no Service or affinity rule selects them, and they carry no service's name",
+    check: (all) =>
+      all.flatMap((s) => {
+        const docs = manifestsOf(s.env);
+        const matches = (selector: Record<string, string> | undefined, labels: Record<string, string>) =>
+          selector !== undefined && Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
+        const affinitySelectors = (pod: any): Record<string, string>[] =>
+          ['podAffinity', 'podAntiAffinity'].flatMap((kind) => [
+            ...(pod.affinity?.[kind]?.requiredDuringSchedulingIgnoredDuringExecution ?? []).map((term: any) => term.labelSelector?.matchLabels),
+            ...(pod.affinity?.[kind]?.preferredDuringSchedulingIgnoredDuringExecution ?? []).map((term: any) => term.podAffinityTerm?.labelSelector?.matchLabels),
+          ]);
+        const selectors = docs.flatMap(({ path, manifest }) => [
+          ...(manifest.kind === 'Service' ? [{ path, namespace: manifest.metadata.namespace, selector: manifest.spec.selector }] : []),
+          ...podTemplates(manifest).flatMap(({ pod }) => affinitySelectors(pod).map((selector) => ({ path, namespace: manifest.metadata.namespace, selector }))),
+        ]);
+        const serviceNames = new Set(s.platform.services.map((service) => service.serviceName));
+        return docs
+          .filter(({ manifest }) => manifest.kind === 'Job')
+          .flatMap(({ path, manifest }) => {
+            const labels: Record<string, string> = manifest.spec.template.metadata?.labels ?? {};
+            const where = `${s.env.environment}/${path}`;
+            return [
+              ...selectors
+                .filter((candidate) => candidate.namespace === manifest.metadata.namespace && matches(candidate.selector, labels))
+                .map((candidate) => `${where}: its pods are selected by ${s.env.environment}/${candidate.path}`),
+              ...problems(!serviceNames.has(labels['app.kubernetes.io/name']), `${where}: its pods are named ${labels['app.kubernetes.io/name']}, as a service is`),
+            ];
+          });
+      }),
+  },
+  {
     name: 'every PersistentVolumeClaim that holds data is protected from deletion by Argo CD',
     check: (all) =>
       documents(all)

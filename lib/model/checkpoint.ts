@@ -11,6 +11,11 @@ import { HomelabService } from './service';
 
 export const CHECKPOINT_COMPONENT = 'checkpoint';
 
+/** The name of a service's checkpoint Job. */
+export function checkpointJobName(service: HomelabService): string {
+  return `${service.serviceName}-checkpoint`;
+}
+
 /** Annotations that make a resource part of the PostSync hook phase. */
 export const POST_SYNC_HOOK = {
   'argocd.argoproj.io/hook': 'PostSync',
@@ -97,7 +102,7 @@ export class Checkpoint extends Construct {
     this.service = HomelabService.of(this);
     this.props = props;
     this.description = props.description;
-    this.jobName = `${this.service.serviceName}-checkpoint`;
+    this.jobName = checkpointJobName(this.service);
     if (props.readsCluster || props.readsNamespaces) this.account = this.reader(props);
     probeJob(this, this.jobName, props, { owner: this.service, account: this.account });
     this.service._registerCheckpoint(this);
@@ -196,7 +201,7 @@ export function probeJob(scope: Construct, name: string, props: CheckpointProps,
       backoffLimit: 2,
       activeDeadlineSeconds: (props.timeout ?? Duration.minutes(10)).toSeconds(),
       template: {
-        metadata: { labels: service.selectorFor(CHECKPOINT_COMPONENT) },
+        metadata: { labels: service.jobPodLabelsFor(name, CHECKPOINT_COMPONENT) },
         spec: {
           restartPolicy: 'Never',
           serviceAccountName: account,

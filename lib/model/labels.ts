@@ -29,3 +29,20 @@ export function selectorLabels(service: ServiceIdentity, component: string): Rec
     'app.kubernetes.io/component': component,
   };
 }
+
+/**
+ * The labels of a Job's pods (a checkpoint, a configurator). They share no selector label with
+ * the service the Job works for: upstream Services and anti-affinity rules select by the
+ * service's own `app.kubernetes.io/name` (the RabbitMQ operator's Services select
+ * `app.kubernetes.io/name: <cluster>`), and a Job's pod carrying it would receive the service's
+ * traffic or be counted as one of its replicas.
+ */
+export function jobPodLabels(service: ServiceIdentity, job: string, component: string): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': `homelab-${component}`,
+    'app.kubernetes.io/instance': `${job}-${service.environment}`,
+    'app.kubernetes.io/component': component,
+    'app.kubernetes.io/part-of': PART_OF,
+    'homelab.dev/service': service.name,
+  };
+}

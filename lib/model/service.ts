@@ -11,7 +11,7 @@ import { Construct } from 'constructs';
 import type { Checkpoint, CheckpointProps } from './checkpoint';
 import { ContainerException, EXCEPTION_ANNOTATION, PodSecurityException, PodSecurityLevel } from './pod-security';
 import { Layer } from './layers';
-import { selectorLabels, serviceLabels } from './labels';
+import { jobPodLabels, selectorLabels, serviceLabels } from './labels';
 import type { Platform } from './platform';
 import type { ResourceDemand } from './capacity';
 import type { GitManifests, HelmRelease, KustomizeSource } from './sources';
@@ -156,6 +156,11 @@ export abstract class HomelabService extends Chart {
   /** Labels for a component's resources (overrides the chart's component label). */
   labelsFor(component: string): Record<string, string> {
     return serviceLabels({ name: this.serviceName, environment: this.environment }, component);
+  }
+
+  /** Labels for the pods of the service's Job `job` (see jobPodLabels: no Service of the service selects them). */
+  jobPodLabelsFor(job: string, component: string): Record<string, string> {
+    return jobPodLabels({ name: this.serviceName, environment: this.environment }, job, component);
   }
 
   /** Pod selector labels for a component: explicit, stable across construct renames. */
