@@ -27,6 +27,7 @@ const COMMANDS = {
   lint: 'scripts/lint.ts',
   import: 'scripts/import.ts',
   bench: 'scripts/bench.ts',
+  render: 'scripts/render.ts',
 };
 /** What the bundles are built from. */
 const SOURCES = ['main.ts', 'lib', 'charts', 'scripts', 'imports', 'package-lock.json', 'bin/run.cjs'];
