@@ -19,7 +19,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { parseAllDocuments, stringify } from 'yaml';
+import { loadAll } from 'js-yaml';
+import { stringify } from 'yaml';
 import { KUBERNETES_VERSION } from '../../model/kubernetes';
 import { scopedKindName } from '../../output/cluster-scoped';
 import { UserError } from '../../util/errors';
@@ -32,6 +33,8 @@ export interface RenderedObject {
   /** `chart <name> <version>`, `kustomize <repo> <path>`, or the folder of our own manifests. */
   readonly source: string;
   readonly manifest: Manifest;
+  /** Made at run time by an operator from a custom resource of the set (lib/tools/render/operators.ts), not applied by Argo CD. */
+  readonly madeByOperator?: boolean;
 }
 
 export type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> }; [field: string]: any };
@@ -131,6 +134,13 @@ function renderSource(source: any, ctx: SourceContext): Rendered {
   return { label, objects: yamlFiles(folder).flatMap((file) => parseManifests(file)) };
 }
 
+/**
+ * Rendered charts by their inputs (archive, arguments, values): environments often install a
+ * chart with the same values, and the second pass often gives the first pass's output.
+ */
+const helmOutputs = new Map<string, string>();
+const parsedOutputs = new Map<string, Manifest[]>();
+
 function helmTemplate(archive: string, helm: any, ctx: SourceContext): Manifest[] {
   const scratch = mkdtempSync(join(tmpdir(), 'homelab-render-'));
   try {
@@ -147,13 +157,23 @@ function helmTemplate(archive: string, helm: any, ctx: SourceContext): Manifest[
       args.push('--values', values);
     }
     for (const p of helm.parameters ?? []) args.push(p.forceString ? '--set-string' : '--set', `${p.name}=${p.value}`);
-    let output: string;
-    try {
-      output = execFileSync(ctx.helm(), args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] });
-    } catch (error) {
-      throw new UserError([`${ctx.options.environment}/${ctx.app.metadata.name}: helm template ${archive} failed: ${String((error as { stderr?: string }).stderr ?? error).trim()}`]);
+    const key = JSON.stringify([args.map((arg) => (arg.startsWith(scratch) ? readFileSync(arg, 'utf8') : arg))]);
+    let output = helmOutputs.get(key);
+    if (output === undefined) {
+      try {
+        output = execFileSync(ctx.helm(), args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] });
+      } catch (error) {
+        throw new UserError([`${ctx.options.environment}/${ctx.app.metadata.name}: helm template ${archive} failed: ${String((error as { stderr?: string }).stderr ?? error).trim()}`]);
+      }
+      helmOutputs.set(key, output);
     }
-    return parseYamlStream(output, archive).filter((m) => !isTestHook(m));
+    let parsed = parsedOutputs.get(output);
+    if (!parsed) {
+      parsed = parseYamlStream(output, archive).filter((m) => !isTestHook(m));
+      parsedOutputs.set(output, parsed);
+    }
+    // Callers add namespaces to copies; the shared objects stay as helm wrote them.
+    return parsed;
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -226,13 +246,22 @@ function parseManifests(file: string): Manifest[] {
   return parseYamlStream(readFileSync(file, 'utf8'), file);
 }
 
+/**
+ * The objects of a YAML stream. js-yaml (its default schema: plain data, no custom types)
+ * rather than yaml: charts render megabytes (CRDs) and it parses them five times faster.
+ */
 function parseYamlStream(text: string, origin: string): Manifest[] {
-  return parseAllDocuments(text).flatMap((document) => {
-    if (document.errors.length > 0) throw new UserError([`${origin}: invalid YAML: ${document.errors[0].message.split('\n')[0]}`]);
-    const value = document.toJS({ maxAliasCount: -1 }) as Manifest | null;
+  let documents: unknown[];
+  try {
+    documents = loadAll(text);
+  } catch (error) {
+    throw new UserError([`${origin}: invalid YAML: ${(error as Error).message.split('\n')[0]}`]);
+  }
+  return documents.flatMap((value) => {
     if (value === null || typeof value !== 'object') return [];
+    const manifest = value as Manifest;
     // A List (kubectl's and some charts' way of grouping) is its items.
-    return value.kind?.endsWith('List') && Array.isArray((value as any).items) ? ((value as any).items as Manifest[]) : [value];
+    return manifest.kind?.endsWith('List') && Array.isArray(manifest.items) ? (manifest.items as Manifest[]) : [manifest];
   });
 }
 

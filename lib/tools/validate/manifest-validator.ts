@@ -79,7 +79,9 @@ export class ManifestValidator {
 
   private readonly ajv: Ajv;
   private readonly index: SchemaIndex;
-  private readonly clusterScoped: ReadonlySet<string>;
+  private readonly clusterScoped: Set<string>;
+  /** Schemas of CRDs met at run time (a rendered chart's), by their ajv id, for loadFile. */
+  private readonly inlineSchemas = new Map<string, JsonSchema>();
   private readonly validators = new Map<string, ValidateFunction>();
   private readonly loadedFiles = new Set<string>();
   /** Object subschema content (JSON) → id of the ajv schema holding it; see deduplicateObjects. */
@@ -96,9 +98,26 @@ export class ManifestValidator {
     });
     addFormats(this.ajv);
     this.index = this.readJson('index.json') as unknown as SchemaIndex;
-    this.clusterScoped = readClusterScopedKinds(schemaDir);
+    this.clusterScoped = new Set(readClusterScopedKinds(schemaDir));
     // The Kubernetes definitions are needed by every CRD too (root metadata is ObjectMeta).
     this.loadFile(KUBERNETES_SCHEMA_FILE);
+  }
+
+  /**
+   * Validates this CRD's custom resources too (a chart's, in a rendered set), where the imported
+   * schemas do not already cover its kind and version: the imported ones are what the project
+   * pins and reviews.
+   */
+  addCustomResourceDefinition(crd: { spec: { group: string; scope: string; names: { kind: string }; versions: { name: string; served: boolean; schema?: { openAPIV3Schema?: JsonSchema } }[] } }): void {
+    const { group, names, scope, versions } = crd.spec;
+    for (const version of versions.filter((v) => v.served && v.schema?.openAPIV3Schema)) {
+      const apiVersion = `${group}/${version.name}`;
+      if (this.index.kinds[apiVersion]?.[names.kind]) continue;
+      const ref = `inline/${group}_${names.kind.toLowerCase()}_${version.name}.json`;
+      this.inlineSchemas.set(ref, version.schema!.openAPIV3Schema!);
+      (this.index.kinds[apiVersion] ??= {})[names.kind] = ref;
+      if (scope === 'Cluster') this.clusterScoped.add(scopedKindName(apiVersion, names.kind));
+    }
   }
 
   /** Returns one message per problem; an empty list means the document is valid. */
@@ -186,6 +205,8 @@ export class ManifestValidator {
   }
 
   private readJson(file: string): JsonSchema {
+    const inline = this.inlineSchemas.get(file);
+    if (inline) return inline;
     return JSON.parse(readFileSync(join(this.schemaDir, file), 'utf8')) as JsonSchema;
   }
 }
