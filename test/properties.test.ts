@@ -1,8 +1,9 @@
 /**
  * Property tests: configs generated at random (test/generators.ts) synthesize, and every
  * invariant of test/invariants.ts and the policy lint hold for them; a valid config broken in
- * one setting is refused by the real command with an `error:` line naming that setting, exit
- * status 2, and the output left exactly as it was. A failure prints the shrunk config as YAML.
+ * one setting, or given a key that would reach a prototype anywhere, is refused by the real
+ * command with an `error:` line naming that setting, exit status 2, and the output left exactly
+ * as it was. A failure prints the shrunk config as YAML.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -56,4 +57,40 @@ describe('generated configs', () => {
       { numRuns: RUNS },
     );
   });
+
+  it('with a key named __proto__, constructor or prototype in any mapping, are refused at its path', () => {
+    const dir = tempDir('homelab-properties-');
+    const file = join(dir, 'homelab.yaml');
+    const out = join(dir, 'k8s');
+    fc.assert(
+      fc.property(validConfig, fc.constantFrom('__proto__', 'constructor', 'prototype'), fc.nat(), ({ config }, key, choice) => {
+        // Through JSON: no object shared (the generator shares some, which YAML writes as aliases).
+        const changed = JSON.parse(JSON.stringify(config));
+        const mappings = mappingsIn(changed);
+        const { path, mapping } = mappings[choice % mappings.length];
+        // Defined, not assigned: assigning __proto__ would replace the object's prototype instead.
+        Object.defineProperty(mapping, key, { value: { server: 'https://attacker.example.net:6443' }, enumerable: true, writable: true, configurable: true });
+        writeFileSync(file, stringify(changed));
+        const run = runMain(['--config', file, '--out', out]);
+        expect(run.status).toBe(2);
+        expect(run.stderr).toContain(`error: ${file}: ${[...path, key].join('.')}: keys named __proto__, constructor or prototype are not allowed`);
+        expect(run.stderr).not.toMatch(/\n\s+at /);
+        expect(readTree(out).size).toBe(0);
+      }),
+      { numRuns: RUNS },
+    );
+  });
 });
+
+/** Every mapping in a parsed config (the top level too), with the key path that leads to it. */
+function mappingsIn(root: Record<string, unknown>): { path: string[]; mapping: Record<string, unknown> }[] {
+  const found: { path: string[]; mapping: Record<string, unknown> }[] = [];
+  const pending: { path: string[]; value: unknown }[] = [{ path: [], value: root }];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const { path, value } = next;
+    if (typeof value !== 'object' || value === null) continue;
+    if (!Array.isArray(value)) found.push({ path, mapping: value as Record<string, unknown> });
+    for (const [key, child] of Object.entries(value)) pending.push({ path: [...path, key], value: child });
+  }
+  return found;
+}
