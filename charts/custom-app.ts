@@ -133,6 +133,8 @@ export class CustomApp extends HomelabService {
       namespace: name,
       podSecurity: runAsRoot ? ROOT_APP_EXCEPTION : undefined,
       containerException: runAsRoot ? ROOT_APP_CONTAINER_EXCEPTION : APP_CONTAINER_EXCEPTION,
+      // The operator's own: in the apps project, without cluster-scoped kinds.
+      tenant: true,
     });
     if (props.volume && !props.storage) throw new Error(`${name}: a volume needs a storage provider`);
     const gpus = props.gpus;

@@ -16,7 +16,7 @@ describe('cert-manager', () => {
     const values = chart.helm.valuesObject;
     expect(helmValuesErrors('cert-manager', values)).toEqual([]);
     expect(values.crds).toEqual({ enabled: true, keep: true });
-    // kube-system is not a destination of the AppProject.
+    // Its own namespace: the chart's default (kube-system) comes from a value, which the project's derivation cannot see (docs/adr/0022).
     expect(values.global.leaderElection.namespace).toBe('cert-manager');
     expect(application.spec.ignoreDifferences.map((d: any) => d.kind)).toEqual(['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']);
   });

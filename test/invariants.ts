@@ -6,14 +6,17 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { parse } from 'yaml';
-import { CHARTS } from '../charts/versions';
+import { CHARTS, KUSTOMIZATIONS, MANIFESTS } from '../charts/versions';
+import { ARGOCD_CONTROL_KINDS, projectNames } from '../lib/model/argocd';
+import { APP_NAMESPACES } from '../lib/model/catalog';
+import type { UpstreamFootprint } from '../lib/model/sources';
 import { GPU_RESOURCE, isGpuProvider } from '../lib/model/gpu';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { isNetworkPolicyProvider } from '../lib/model/network';
 import type { HomelabService } from '../lib/model/service';
 import { apiGroup } from '../lib/passes/graph';
 import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
-import { isClusterScoped } from '../lib/output/cluster-scoped';
+import { isClusterScoped, scopedKindName } from '../lib/output/cluster-scoped';
 import { GENERATED_HEADER } from '../lib/output/synthesize';
 import { formatViolation, lintObjects } from '../lib/tools/lint/lint';
 import { lintedObjects } from '../lib/tools/lint/tree';
@@ -39,10 +42,42 @@ function documents(all: readonly Synthesized[]) {
   return all.flatMap((s) => manifestsOf(s.env).map(({ path, manifest }) => ({ ...s, path, manifest, where: `${s.env.environment}/${path}` })));
 }
 
-const applications = (s: Synthesized) =>
+/** Every Application the root syncs: one per service, plus the one creating the apps' Namespaces. */
+const allChildren = (s: Synthesized) =>
   manifestsOf(s.env)
     .filter(({ path, manifest }) => path.startsWith('apps/') && manifest.kind === 'Application')
     .map(({ manifest }) => manifest);
+
+/** The services' Applications. */
+const applications = (s: Synthesized) => allChildren(s).filter((app) => app.metadata.name !== APP_NAMESPACES);
+
+/** The footprint a child Application's upstream source declares (charts/versions.ts), undefined for our own manifests. */
+function footprintOfSource(source: any): UpstreamFootprint | undefined {
+  if (source.chart) return Object.values(CHARTS).find((c) => c.chart === source.chart && c.version === source.targetRevision)?.footprint ?? NO_FOOTPRINT;
+  if (source.path?.startsWith('k8s/')) return undefined;
+  const git = [...Object.values(KUSTOMIZATIONS), ...Object.values(MANIFESTS)].find((g) => g.repoURL === source.repoURL && g.path === source.path && g.revision === source.targetRevision);
+  return git?.footprint ?? NO_FOOTPRINT;
+}
+
+/** Stands for an unknown source: admits nothing, so the invariant reports what it deploys. */
+const NO_FOOTPRINT: UpstreamFootprint = { clusterScoped: [], namespaces: [] };
+
+/** What a child Application deploys: its destination, every object in its folder, its sources' footprints. */
+function deployedBy(s: Synthesized, app: Manifest): { clusterScoped: string[]; namespaces: string[] } {
+  const sources = sourcesOf(app);
+  const folder = sources.find((source) => source.path?.startsWith('k8s/'))?.path.split('/').slice(2).join('/');
+  const objects = manifestsOf(s.env).filter(({ path }) => path.startsWith(`${folder}/`)).map(({ manifest }) => manifest);
+  const footprints = sources.map(footprintOfSource).filter((f): f is UpstreamFootprint => f !== undefined);
+  const clusterScoped = new Set(footprints.flatMap((f) => f.clusterScoped));
+  const namespaces = new Set([app.spec.destination.namespace, ...footprints.flatMap((f) => f.namespaces)]);
+  for (const o of objects) {
+    if (isClusterScoped(o.apiVersion, o.kind)) clusterScoped.add(scopedKindName(o.apiVersion, o.kind));
+    else namespaces.add(o.metadata.namespace ?? app.spec.destination.namespace);
+  }
+  return { clusterScoped: [...clusterScoped].sort(), namespaces: [...namespaces].sort() };
+}
+
+const groupKindName = (entry: { group: string; kind: string }) => (entry.group ? `${entry.kind}.${entry.group}` : entry.kind);
 
 const sourcesOf = (app: Manifest): any[] => app.spec.sources ?? [app.spec.source];
 
@@ -393,20 +428,80 @@ export const INVARIANTS: readonly Invariant[] = [
       }),
   },
   {
-    name: 'the AppProject comes first and allows exactly the sources and namespaces the Applications use',
+    name: "each child's project comes first and admits exactly what its Applications deploy (folders and declared upstream footprints), never `*` nor Argo CD's own kinds; the apps' project no cluster-scoped kind",
     check: (all) =>
       all.flatMap((s) => {
-        const project = manifestsOf(s.env).find(({ manifest }) => manifest.kind === 'AppProject')?.manifest;
         const where = s.env.environment;
-        if (!project) return [`${where}: no AppProject`];
-        const apps = applications(s);
-        const repos = [...new Set(apps.flatMap((app) => sourcesOf(app).map((source) => source.repoURL)))].sort();
-        const namespaces = [...new Set(apps.map((app) => app.spec.destination.namespace))].sort();
+        const names = projectNames(where);
+        const projects = new Map(
+          manifestsOf(s.env)
+            .filter(({ path, manifest }) => path.startsWith('apps/') && manifest.kind === 'AppProject')
+            .map(({ manifest }) => [manifest.metadata.name, manifest]),
+        );
+        const children = allChildren(s);
+        const tenants = new Set(s.platform.services.filter((service) => service.tenant).map((service) => service.serviceName));
+        const expectedProject = (app: Manifest) => (tenants.has(app.metadata.name) ? names.apps : names.platform);
+        const firstWave = Math.min(...children.map((app) => Number(app.metadata.annotations?.[WAVE])));
         return [
-          ...problems(Number(project.metadata.annotations?.[WAVE]) < Math.min(...apps.map((app) => Number(app.metadata.annotations?.[WAVE]))), `${where}: the AppProject is not before every Application`),
-          ...problems(JSON.stringify(repos) === JSON.stringify([...project.spec.sourceRepos].sort()), `${where}: the AppProject's sources are not the Applications'`),
-          ...problems(JSON.stringify(namespaces) === JSON.stringify(project.spec.destinations.map((d: any) => d.namespace).sort()), `${where}: the AppProject's destinations are not the Applications'`),
-          ...apps.flatMap((app) => problems(app.spec.project === project.metadata.name, `${where}/${app.metadata.name}: another project`)),
+          ...problems(
+            isDeepStrictEqual([...projects.keys()].sort(), [names.platform, ...(tenants.size > 0 ? [names.apps] : [])].sort()),
+            `${where}: projects ${[...projects.keys()].join(', ')}`,
+          ),
+          ...children.flatMap((app) => problems(app.spec.project === expectedProject(app), `${where}/${app.metadata.name}: in project ${app.spec.project}, expected ${expectedProject(app)}`)),
+          ...[...projects].flatMap(([name, project]) => {
+            const members = children.filter((app) => app.spec.project === name);
+            const deployed = members.map((app) => deployedBy(s, app));
+            const namespaces = [...new Set(deployed.flatMap((d) => d.namespaces))].sort();
+            const kinds = [...new Set(deployed.flatMap((d) => d.clusterScoped))].sort();
+            const repos = [...new Set(members.flatMap((app) => sourcesOf(app).map((source) => source.repoURL)))].sort();
+            const whitelist = (project.spec.clusterResourceWhitelist ?? []).map(groupKindName).sort();
+            const blacklist = (project.spec.namespaceResourceBlacklist ?? []).filter((e: any) => e.group === 'argoproj.io').map((e: any) => e.kind);
+            const entries = [...(project.spec.clusterResourceWhitelist ?? []), ...(project.spec.namespaceResourceWhitelist ?? []), ...project.spec.destinations];
+            const at = `${where}/${name}`;
+            return [
+              ...problems(Number(project.metadata.annotations?.[WAVE]) < firstWave, `${at}: not before every Application`),
+              ...problems(isDeepStrictEqual(repos, [...project.spec.sourceRepos].sort()), `${at}: sources ${project.spec.sourceRepos.join(', ')}, its Applications use ${repos.join(', ')}`),
+              ...problems(isDeepStrictEqual(namespaces, project.spec.destinations.map((d: any) => d.namespace).sort()), `${at}: destinations are not the namespaces its Applications deploy to (${namespaces.join(', ')})`),
+              ...problems(isDeepStrictEqual(kinds, whitelist), `${at}: whitelists ${whitelist.join(', ') || 'nothing'}, its Applications deploy ${kinds.join(', ') || 'nothing'} cluster-scoped`),
+              ...problems(!entries.some((e: any) => [e.group, e.kind, e.namespace, e.server].includes('*')), `${at}: admits "*"`),
+              ...problems(project.spec.namespaceResourceWhitelist === undefined, `${at}: a namespaced whitelist`),
+              ...ARGOCD_CONTROL_KINDS.flatMap((kind) => problems(blacklist.includes(kind), `${at}: does not deny ${kind}`)),
+              ...problems(name !== names.apps || whitelist.length === 0, `${at}: the apps' project whitelists cluster-scoped kinds`),
+            ];
+          }),
+        ];
+      }),
+  },
+  {
+    name: "the operator's apps get their Namespaces (kept on prune and deletion) from a platform Application that syncs before them, and emit none themselves",
+    check: (all) =>
+      all.flatMap((s) => {
+        const where = s.env.environment;
+        const tenants = s.platform.services.filter((service) => service.tenant);
+        const creator = allChildren(s).find((app) => app.metadata.name === APP_NAMESPACES);
+        const created = manifestsOf(s.env).filter(({ path }) => path.startsWith(`${APP_NAMESPACES}/`));
+        if (tenants.length === 0) return [...problems(!creator && created.length === 0, `${where}: ${APP_NAMESPACES} without apps`)];
+        if (!creator) return [`${where}: no ${APP_NAMESPACES} Application`];
+        const wave = Number(creator.metadata.annotations?.[WAVE]);
+        return [
+          ...problems(
+            isDeepStrictEqual(created.map(({ manifest }) => `${manifest.kind}/${manifest.metadata.name}`).sort(), tenants.map((t) => `Namespace/${t.namespaceName}`).sort()),
+            `${where}/${APP_NAMESPACES}: holds ${created.map(({ path }) => path).join(', ')}`,
+          ),
+          ...created.flatMap(({ path, manifest }) =>
+            ['Prune=false', 'Delete=false'].flatMap((option) => problems((manifest.metadata.annotations?.[SYNC_OPTIONS] ?? '').split(',').includes(option), `${where}/${path}: no ${option}`)),
+          ),
+          ...problems(creator.metadata.finalizers === undefined, `${where}/${APP_NAMESPACES}: a finalizer would delete the apps' namespaces with it`),
+          ...tenants.flatMap((tenant) => {
+            const app = applications(s).find((a) => a.metadata.name === tenant.serviceName);
+            return [
+              ...problems(app !== undefined && Number(app.metadata.annotations?.[WAVE]) > wave, `${where}/${tenant.serviceName}: syncs before its Namespace`),
+              ...problems(
+                !manifestsOf(s.env).some(({ path, manifest }) => path.startsWith(`${tenant.serviceName}/`) && manifest.kind === 'Namespace'),
+                `${where}/${tenant.serviceName}: emits a Namespace`,
+              ),
+            ];
+          }),
         ];
       }),
   },
@@ -456,17 +551,35 @@ export const INVARIANTS: readonly Invariant[] = [
       ),
   },
   {
-    name: 'the root Application of each environment syncs its apps/ folder in project default, without prune or finalizer',
+    name: "the root Application of each environment syncs its apps/ folder without prune or finalizer, with a bounded retry, in its own project (in bootstrap/) that admits only Applications and AppProjects in Argo CD's namespace",
     check: (all) =>
       all.flatMap((s) => {
-        const roots = manifestsOf(s.env).filter(({ path, manifest }) => path.startsWith('bootstrap/') && manifest.kind === 'Application');
-        if (roots.length !== 1) return [`${s.env.environment}: ${roots.length} root Applications`];
+        const where = s.env.environment;
+        const bootstrap = manifestsOf(s.env).filter(({ path }) => path.startsWith('bootstrap/'));
+        const roots = bootstrap.filter(({ manifest }) => manifest.kind === 'Application');
+        if (roots.length !== 1) return [`${where}: ${roots.length} root Applications`];
         const root = roots[0].manifest;
+        const project = bootstrap.find(({ manifest }) => manifest.kind === 'AppProject' && manifest.metadata.name === root.spec.project)?.manifest;
+        if (!project) return [`${where}: the root's project ${root.spec.project} is not in bootstrap/`];
+        const retry = root.spec.syncPolicy.retry;
+        const admitted = (o: Manifest) => o.apiVersion.startsWith('argoproj.io/') && ['Application', 'AppProject'].includes(o.kind) && o.metadata.namespace === 'argocd';
         return [
-          ...problems(root.spec.project === 'default', `${s.env.environment}: the root is in project ${root.spec.project}`),
-          ...problems(root.metadata.finalizers === undefined, `${s.env.environment}: the root has a finalizer`),
-          ...problems(root.spec.source.path === `k8s/${s.env.environment}/apps`, `${s.env.environment}: the root syncs ${root.spec.source.path}`),
-          ...problems((root.spec.syncPolicy.automated?.prune ?? false) === false, `${s.env.environment}: the root prunes`),
+          ...problems(root.spec.project === projectNames(where).root, `${where}: the root is in project ${root.spec.project}`),
+          ...problems(root.metadata.finalizers === undefined, `${where}: the root has a finalizer`),
+          ...problems(root.spec.source.path === `k8s/${where}/apps`, `${where}: the root syncs ${root.spec.source.path}`),
+          ...problems((root.spec.syncPolicy.automated?.prune ?? false) === false, `${where}: the root prunes`),
+          ...problems((root.spec.syncPolicy.automated !== undefined) === (s.config.sync.mode === 'automated'), `${where}: the root's automation is not the configured one`),
+          ...problems(retry?.limit === s.config.sync.retry.limit && retry.limit > 0 && Boolean(retry.backoff?.maxDuration), `${where}: the root has no bounded retry`),
+          ...problems(isDeepStrictEqual(project.spec.sourceRepos, [root.spec.source.repoURL]), `${where}: the root's project admits sources ${project.spec.sourceRepos.join(', ')}`),
+          ...problems(isDeepStrictEqual(project.spec.destinations, [{ namespace: 'argocd', server: root.spec.destination.server }]), `${where}: the root's project admits other destinations`),
+          ...problems((project.spec.clusterResourceWhitelist ?? []).length === 0, `${where}: the root's project admits cluster-scoped kinds`),
+          ...problems(
+            isDeepStrictEqual((project.spec.namespaceResourceWhitelist ?? []).map(groupKindName).sort(), ['AppProject.argoproj.io', 'Application.argoproj.io']),
+            `${where}: the root's project admits more than Applications and AppProjects`,
+          ),
+          ...manifestsOf(s.env)
+            .filter(({ path }) => path.startsWith('apps/'))
+            .flatMap(({ path, manifest }) => problems(admitted(manifest), `${where}/${path}: the root's project does not admit it`)),
         ];
       }),
   },

@@ -21,6 +21,13 @@ import type { ServedPort } from './network';
 import { SecretNeed, SecretRef } from './secrets';
 import { KUBERNETES_VERSION } from './kubernetes';
 
+/** A service's Namespace: its name, its labels (Pod Security among them) and the reason of a Pod Security exception. */
+export interface NamespaceMetadata {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
 /** A field Argo CD must not diff, for drift that upstream charts cause by design. */
 export interface IgnoreDifference {
   readonly group?: string;
@@ -63,6 +70,13 @@ export interface ServiceSettings {
   readonly requiresCrdGroups?: readonly string[];
   /** @default none */
   readonly ignoreDifferences?: readonly IgnoreDifference[];
+  /**
+   * One of the operator's own apps rather than a part of the platform: its Application runs in
+   * the environment's apps project, which admits no cluster-scoped kind and only the apps'
+   * namespaces, so its Namespace is not in its own manifests but created by the platform
+   * (lib/passes/app-of-apps.ts, docs/adr/0022). @default false
+   */
+  readonly tenant?: boolean;
 }
 
 const SERVICE_BRAND = Symbol.for('homelab.HomelabService');
@@ -87,6 +101,9 @@ export abstract class HomelabService extends Chart {
   readonly manifests: readonly GitManifests[];
   readonly requiresCrdGroups: readonly string[];
   readonly ignoreDifferences: readonly IgnoreDifference[];
+  readonly tenant: boolean;
+  /** The service's Namespace: in its own manifests, or (a tenant's) created by the platform. */
+  readonly namespaceMetadata: NamespaceMetadata;
   private readonly dependencySet: Set<HomelabService>;
   private upstreamChart?: HelmRelease;
   private readonly referenceSet: ReadonlySet<HomelabService>;
@@ -127,15 +144,16 @@ export abstract class HomelabService extends Chart {
     this.manifests = settings.manifests ?? [];
     this.requiresCrdGroups = settings.requiresCrdGroups ?? [];
     this.ignoreDifferences = settings.ignoreDifferences ?? [];
+    this.tenant = settings.tenant ?? false;
     this.referenceSet = new Set(serviceReferences(props));
     this.dependencySet = new Set(this.referenceSet);
-    new k8s.KubeNamespace(this, 'namespace', {
-      metadata: {
-        name: settings.namespace,
-        labels: podSecurityLabels(exception?.level ?? 'restricted'),
-        annotations: exception ? { [EXCEPTION_ANNOTATION]: exception.reason } : undefined,
-      },
-    });
+    this.namespaceMetadata = {
+      name: settings.namespace,
+      // The chart's labels, which cdk8s adds to the Namespace only where the service emits it itself.
+      labels: { ...this.labels, ...podSecurityLabels(exception?.level ?? 'restricted') },
+      annotations: exception ? { [EXCEPTION_ANNOTATION]: exception.reason } : undefined,
+    };
+    if (!this.tenant) new k8s.KubeNamespace(this, 'namespace', { metadata: this.namespaceMetadata });
     scope.register(this);
   }
 

@@ -12,6 +12,7 @@ import { buildServices } from '../model/catalog';
 import { isGpuProvider } from '../model/gpu';
 import type { Platform } from '../model/platform';
 import { AppOfApps } from './app-of-apps';
+import type { ClusterScopedName } from './project-scope';
 import { CapacityReport, checkCapacity } from './capacity';
 import { DependencyGraph, dependencyGraph } from './graph';
 import { emitMonitoring, provisionDashboards } from './monitoring';
@@ -30,7 +31,7 @@ export interface Derived {
   readonly waves: ReadonlyMap<string, number>;
   /** Requested against available CPU, memory and GPUs. */
   readonly capacity: CapacityReport;
-  /** The Argo CD side: root Application, AppProject, one Application per service. */
+  /** The Argo CD side: root Application and projects, one Application per service. */
   readonly appOfApps: AppOfApps;
 }
 
@@ -38,9 +39,14 @@ export interface Derived {
 export class Synthesis {
   private readonly derived = new Map<keyof Derived, unknown>();
 
+  /**
+   * @param clusterScopedName the `Kind.group` of cluster-scoped kinds, from the imported schemas
+   *   (which the output reads)
+   */
   constructor(
     readonly app: App,
     readonly platform: Platform,
+    readonly clusterScopedName: ClusterScopedName,
   ) {}
 
   get<K extends keyof Derived>(key: K): Derived[K] {
@@ -92,9 +98,13 @@ export const PASSES: readonly Pass[] = [
       s.set('capacity', checkCapacity(platform.services.flatMap((service) => service.demands), platform.config.nodes, gpuReplicas));
     },
   },
-  { name: 'argo cd', run: (s) => s.set('appOfApps', new AppOfApps(s.app, 'argocd', { platform: s.platform, waves: s.get('waves') })) },
   // Last emission: the policies cover every port the services declared and everything they expose.
   { name: 'network policies', run: ({ platform }) => emitNetworkPolicies(platform) },
+  // The projects admit what every service emits: after the last object is added.
+  {
+    name: 'argo cd',
+    run: (s) => s.set('appOfApps', new AppOfApps(s.app, 'argocd', { platform: s.platform, waves: s.get('waves'), clusterScopedName: s.clusterScopedName })),
+  },
   // Over every object, the derived ones included.
   { name: 'resource policies', run: (s) => applyResourcePolicies(s.platform, s.get('graph')) },
 ];
