@@ -128,9 +128,9 @@ function checkOutput(
   const fresh = treeOf(results);
   const current = readDirectory(outdir, options.partial ? results.map((r) => r.environment) : undefined);
   // A link (never followed) is not the file a synth writes there, whatever it points to.
-  const links = new Set(current.others);
+  const notRegular = new Set(current.others);
   const fileChanges: (FileChange & { note?: string })[] = [
-    ...changedFiles(current.files, fresh).filter((change) => !links.has(change.path)),
+    ...changedFiles(current.files, fresh).filter((change) => !notRegular.has(change.path)),
     ...current.others.map((path) => ({ path, kind: fresh.has(path) ? ('changed' as const) : ('removed' as const), note: ' (not a regular file)' })),
   ].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const changes = fileChanges.map(({ path, kind, note }) => `${kind.padEnd(8)} ${outdir}/${path}${note ?? ''}`);
