@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Checkpoint } from '../lib/model/checkpoint';
 
 import { Layer } from '../lib/model/layers';
-import { EnvironmentModel, label, nodeId, renderPlatformDoc } from '../lib/output/platform-doc';
+import { EnvironmentModel, label, nodeId, PLATFORM_DOC_HEADER, renderPlatformDoc } from '../lib/output/platform-doc';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
@@ -263,16 +263,18 @@ describe('writing docs/platform.md', () => {
     expect(runMain(['--config', PLATFORM_FIXTURE, '--out', join(dir, 'k8s'), '--docs', custom]).status).toBe(0);
     expect(readFileSync(custom, 'utf8')).toBe(doc);
 
-    writeFileSync(join(dir, 'docs', 'platform.md'), 'previous\n');
+    const previous = `${PLATFORM_DOC_HEADER}previous\n`;
+    writeFileSync(join(dir, 'docs', 'platform.md'), previous);
     expect(runMain(['--config', PLATFORM_FIXTURE, '--out', join(dir, 'k8s'), '--env', 'prod']).status).toBe(0);
-    expect(readFileSync(join(dir, 'docs', 'platform.md'), 'utf8')).toBe('previous\n');
-    expect([...readTree(dir).keys()].filter((p) => p.includes('staging-'))).toEqual([]);
+    expect(readFileSync(join(dir, 'docs', 'platform.md'), 'utf8')).toBe(previous);
+    expect([...readTree(dir).keys()].filter((p) => p.includes('~synth-'))).toEqual([]);
   });
 
   it('a config error leaves it untouched', () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'docs'));
-    writeFileSync(join(dir, 'docs', 'platform.md'), 'previous\n');
+    const previous = `${PLATFORM_DOC_HEADER}previous\n`;
+    writeFileSync(join(dir, 'docs', 'platform.md'), previous);
     const config = platformObject();
     config.environments.prod.services.longhorn.replicas = 'three';
     writeFileSync(join(dir, 'homelab.yaml'), toYamlText(config));
@@ -280,20 +282,23 @@ describe('writing docs/platform.md', () => {
     const result = runMain(['--config', join(dir, 'homelab.yaml'), '--out', join(dir, 'k8s')]);
 
     expect(result.status).toBe(2);
-    expect(readTree(dir)).toEqual(new Map([['docs/platform.md', 'previous\n'], ['homelab.yaml', toYamlText(config)]]));
+    expect(result.stderr).toContain('environments.prod.services.longhorn.replicas');
+    expect(readTree(dir)).toEqual(new Map([['docs/platform.md', previous], ['homelab.yaml', toYamlText(config)]]));
   });
 
   it('a failing write leaves it untouched, and replaces it together with the output otherwise', () => {
     const dir = tempDir();
     const docs = join(dir, 'docs', 'platform.md');
     mkdirSync(join(dir, 'docs'));
-    writeFileSync(docs, 'previous\n');
+    const previous = `${PLATFORM_DOC_HEADER}previous\n`;
+    writeFileSync(docs, previous);
     const broken = [{ environment: 'dev', files: new Map([['a/b.yaml', 'x'], ['a/b.yaml/c.yaml', 'conflict']]) }];
+    const documents = [{ path: docs, content: `${PLATFORM_DOC_HEADER}new\n`, header: PLATFORM_DOC_HEADER }];
 
-    expect(() => writeOutput(broken, { outdir: join(dir, 'k8s'), documents: new Map([[docs, 'new\n']]) })).toThrow();
-    expect(readTree(dir)).toEqual(new Map([['docs/platform.md', 'previous\n']]));
+    expect(() => writeOutput(broken, { outdir: join(dir, 'k8s'), documents })).toThrow();
+    expect(readTree(dir)).toEqual(new Map([['docs/platform.md', previous]]));
 
-    writeOutput([{ environment: 'dev', files: new Map([['a/b.yaml', 'x']]) }], { outdir: join(dir, 'k8s'), documents: new Map([[docs, 'new\n']]) });
-    expect(readTree(dir)).toEqual(new Map([['docs/platform.md', 'new\n'], ['k8s/dev/a/b.yaml', 'x']]));
+    writeOutput([{ environment: 'dev', files: new Map([['a/b.yaml', 'x']]) }], { outdir: join(dir, 'k8s'), documents });
+    expect(readTree(dir)).toEqual(new Map([['docs/platform.md', documents[0].content], ['k8s/dev/a/b.yaml', 'x']]));
   });
 });

@@ -13,6 +13,8 @@ import { describe, expect, it } from 'vitest';
 import { breakage, validConfig } from './generators';
 import { invariantViolations, lintViolations } from './invariants';
 import { BUILTIN_CATALOG } from '../charts/catalog';
+import { PLATFORM_DOC_HEADER } from '../lib/output/platform-doc';
+import { GENERATED_HEADER } from '../lib/output/synthesize';
 import { readTree, runMain, synthesizePlatforms, tempDir } from './support';
 
 /** Bounded, so that the properties are part of every `npm test`; FC_RUNS=<n> explores more. */
@@ -34,9 +36,10 @@ describe('generated configs', () => {
     const out = join(dir, 'k8s');
     const docs = join(dir, 'docs', 'platform.md');
     mkdirSync(join(out, 'lab', 'app'), { recursive: true });
-    writeFileSync(join(out, 'lab', 'app', 'service-app.yaml'), 'previous output\n');
+    // What an earlier synth wrote (with its headers: synth replaces nothing else).
+    writeFileSync(join(out, 'lab', 'app', 'service-app.yaml'), `${GENERATED_HEADER}previous output\n`);
     mkdirSync(join(dir, 'docs'), { recursive: true });
-    writeFileSync(docs, 'previous diagrams\n');
+    writeFileSync(docs, `${PLATFORM_DOC_HEADER}previous diagrams\n`);
     const before = readTree(dir);
     fc.assert(
       fc.property(validConfig, breakage, ({ config }, broken) => {
