@@ -12,6 +12,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { deepMerge, hasPath } from '../lib/model/config/merge';
 import { CONFIG_LIMITS } from '../lib/model/config/limits';
 import { firstInvalidUtf8, readConfigText } from '../lib/model/config/read-file';
+import { PLATFORM_DOC_HEADER } from '../lib/output/platform-doc';
+import { GENERATED_HEADER } from '../lib/output/synthesize';
 import { captureOutput, fixtureObject, fixtureText, parseText, readTree, ROOT, runMain, tempDir, toYamlText } from './support';
 import { main as diffMain } from '../scripts/diff';
 
@@ -141,9 +143,9 @@ describe('hostile config files', () => {
     docs = join(dir, 'docs', 'platform.md');
     // Output of an earlier synth, which a refused config must leave exactly as it is.
     mkdirSync(join(out, 'lab', 'apps'), { recursive: true });
-    writeFileSync(join(out, 'lab', 'apps', 'application-keep.yaml'), 'kind: Application # previous synth\n');
+    writeFileSync(join(out, 'lab', 'apps', 'application-keep.yaml'), `${GENERATED_HEADER}kind: Application # previous synth\n`);
     mkdirSync(join(dir, 'docs'));
-    writeFileSync(docs, 'previous diagrams\n');
+    writeFileSync(docs, `${PLATFORM_DOC_HEADER}previous diagrams\n`);
   });
 
   it.each(HOSTILE)('$name: refused at its place, exit 2, output untouched', (testCase) => {
