@@ -213,7 +213,7 @@ describe('the needs of a service', () => {
     const platform = emptyPlatform(app, 'lab', parseText(fixtureText('small')).environments.get('lab')!);
     new TestService(platform, 'consumer', Layer.STORAGE, {}, [mountsSecret('nowhere'), deployment({ containers: [{ name: 'm', image: 'x:1', envFrom: [{ secretRef: { name: 'by-hand' } }] }] }, 'by-hand')], ['by-hand']);
     expect(() => synthesizePlatform(app, platform)).toThrow(
-      new UserError(['waves: consumer reads Secret consumer/nowhere, which no Application provides; declare it (needSecret, or the upstream Secrets of the service that makes it)']),
+      new UserError(['waves: consumer reads Secret consumer/nowhere, which no Application provides; declare it (needSecret, or the upstream or generated Secrets of the service that makes it)']),
     );
   });
 });

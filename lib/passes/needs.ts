@@ -60,7 +60,8 @@ export function checkNeeds(platform: Platform, analysis: NeedAnalysis, waves: Re
       // A CRD group nobody installs: the graph has failed for an emitted one and warns for a declared one.
       if (!provision && need.kind === 'crd') continue;
       if (!provision) {
-        problems.push(`waves: ${consumer} ${needPhrase(need)}, which no Application provides; declare it (needSecret, or the upstream Secrets of the service that makes it)`);
+        const hint = need.kind === 'secret' ? 'declare it (needSecret, or the upstream or generated Secrets of the service that makes it)' : 'enable the service that provides it';
+        problems.push(`waves: ${consumer} ${needPhrase(need)}, which no Application provides; ${hint}`);
         continue;
       }
       if (provision.service === undefined || provision.service === consumer || waves.get(provision.service)! < wave) continue;
