@@ -213,7 +213,8 @@ export class Longhorn extends HomelabService implements StorageProvider {
     const keys = BACKUP_CREDENTIAL_KEYS[scheme];
     if (keys === undefined) throw new Error(`longhorn: unknown backup target scheme "${scheme}"`);
     if (keys.length === 0) return undefined;
-    return this.needSecret(BACKUP_CREDENTIALS_SECRET, keys, `credentials of the Longhorn backup target ${target}`);
+    // Longhorn reads them when it backs up, not to start: its volumes (Vault's too) never wait for Vault.
+    return this.needSecret(BACKUP_CREDENTIALS_SECRET, keys, `credentials of the Longhorn backup target ${target}`, { neededToStart: false });
   }
 
   private addStorageClass(name: string, storageClass: StorageClassConfig, defaultReplicas: number): void {

@@ -27,7 +27,7 @@ interface Flowchart {
   readonly classes: Map<string, string>;
   /** Subgraph id -> decoded label and the node ids declared in it. */
   readonly subgraphs: Map<string, { label: string; members: string[] }>;
-  /** `from kind to`, kind one of `-->`, `-.->|CRDs|`, `==>`. */
+  /** `from kind to`, kind one of `-->`, `-.->|needs|`, `==>`. */
   readonly edges: string[];
 }
 
@@ -67,7 +67,7 @@ function parseFlowchart(block: string): Flowchart {
       node(m[1], m[2] ?? m[3] ?? m[4], m[5]);
       node(m[6], m[7] ?? m[8] ?? m[9], m[10]);
       edges.push(`${m[1]} --> ${m[6]}`);
-    } else if ((m = new RegExp(`^  (${ID}) (-->|-\\.->\\|CRDs\\||==>) (${ID})$`).exec(line))) {
+    } else if ((m = new RegExp(`^  (${ID}) (-->|-\\.->\\|needs\\||==>) (${ID})$`).exec(line))) {
       edges.push(`${m[1]} ${m[2]} ${m[3]}`);
     } else if (!/^  classDef \w+ [\w:#,]+$/.test(line)) {
       throw new Error(`unexpected line: ${line}`);
@@ -179,7 +179,7 @@ describe('docs/platform.md', () => {
         s.layer === Layer.VERIFICATION
           ? // After everything: one edge from each layer it follows.
             [...new Set(s.dependsOn.map((d) => layerOf.get(d)!))].map((l) => `${nodeId('layer', l)} --> ${nodeId('s', s.name)}`)
-          : s.dependsOn.map((d) => `${nodeId('s', d)} ${s.crdDependsOn.includes(d) ? '-.->|CRDs|' : '-->'} ${nodeId('s', s.name)}`),
+          : s.dependsOn.map((d) => `${nodeId('s', d)} ${s.needDependsOn.includes(d) ? '-.->|needs|' : '-->'} ${nodeId('s', s.name)}`),
       );
       expect([...flowchart.edges].filter((e) => !e.includes(' ==> ')).sort()).toEqual(expected.sort());
     }
@@ -187,8 +187,8 @@ describe('docs/platform.md', () => {
     const dev = architectures.get('dev')!.flowchart;
     expect(dev.edges).toContain('s_longhorn --> s_rabbitmq');
     expect(dev.edges).toContain('s_rabbitmq_operators --> s_rabbitmq');
-    expect(dev.edges).toContain('s_prometheus_operator_crds -.->|CRDs| s_longhorn');
-    expect(dev.edges).toContain('s_cert_manager -.->|CRDs| s_rabbitmq_operators');
+    expect(dev.edges).toContain('s_prometheus_operator_crds -.->|needs| s_longhorn');
+    expect(dev.edges).toContain('s_cert_manager -.->|needs| s_rabbitmq_operators');
     expect(dev.edges.filter((e) => e.endsWith(' s_rabbitmq') && !e.includes(' ==> '))).toHaveLength(3);
   });
 

@@ -14,7 +14,7 @@ import { GPU_RESOURCE, isGpuProvider } from '../lib/model/gpu';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { isNetworkPolicyProvider } from '../lib/model/network';
 import type { HomelabService } from '../lib/model/service';
-import { apiGroup } from '../lib/passes/graph';
+import { apiGroup } from '../lib/model/needs';
 import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
 import { isClusterScoped, scopedKindName } from '../lib/output/cluster-scoped';
 import { GENERATED_HEADER } from '../lib/output/synthesize';
@@ -428,6 +428,28 @@ export const INVARIANTS: readonly Invariant[] = [
       }),
   },
   {
+    name: 'everything an Application needs to become Healthy comes from itself or an Application of an earlier wave',
+    // Re-derived from the written YAML (and, for what synth does not render, the services' declarations), independently of lib/passes/needs.ts.
+    check: (all) => all.flatMap((s) => needViolations(s)),
+  },
+  {
+    name: 'with waves: dependencies, only the services that need one awaiting the operator (Vault) sync after it',
+    check: (all) =>
+      all
+        .filter((s) => s.config.waves === 'dependencies')
+        .flatMap((s) => {
+          const byName = new Map(s.env.services.map((service) => [service.name, service]));
+          const needs = (name: string, gate: string): boolean => byName.get(name)!.dependsOn.some((d) => d === gate || needs(d, gate));
+          return s.platform.services
+            .filter((gate) => gate.awaitsOperator !== undefined)
+            .flatMap((gate) =>
+              s.env.services
+                .filter((service) => service.wave > byName.get(gate.serviceName)!.wave && !needs(service.name, gate.serviceName))
+                .map((service) => `${s.env.environment}/${service.name}: wave ${service.wave} waits for ${gate.serviceName} (wave ${byName.get(gate.serviceName)!.wave}) without needing it`),
+            );
+        }),
+  },
+  {
     name: "each child's project comes first and admits exactly what its Applications deploy (folders and declared upstream footprints), never `*` nor Argo CD's own kinds; the apps' project no cluster-scoped kind",
     check: (all) =>
       all.flatMap((s) => {
@@ -633,6 +655,105 @@ export const INVARIANTS: readonly Invariant[] = [
       }),
   },
 ];
+
+/**
+ * Every need of every Application, re-derived from the written files, whose provider is neither
+ * the Application itself nor one of an earlier wave. Needs and providers are keyed
+ * `kind:identity` (`secret:n8n/n8n-encryption-key`); a provider of undefined is the operator.
+ */
+function needViolations(s: Synthesized): string[] {
+  const where = s.env.environment;
+  const docs = manifestsOf(s.env).filter(({ path }) => !path.startsWith('apps/') && !path.startsWith('bootstrap/'));
+  const folderOf = (path: string) => path.split('/')[0];
+  const waveOf = new Map(applications(s).map((app) => [app.metadata.name, Number(app.metadata.annotations?.[WAVE])]));
+  const providers = new Map<string, string | undefined>();
+  const provide = (key: string, folder: string | undefined) => {
+    if (!providers.has(key)) providers.set(key, folder);
+  };
+  // What the written objects provide.
+  for (const { path, manifest: m } of docs) {
+    const ns = m.metadata.namespace;
+    if (m.kind === 'Secret') provide(`secret:${ns}/${m.metadata.name}`, folderOf(path));
+    if (m.kind === 'ExternalSecret') provide(`secret:${ns}/${m.spec.target?.name ?? m.metadata.name}`, folderOf(path));
+    if (m.kind === 'Certificate') provide(`secret:${ns}/${m.spec.secretName}`, folderOf(path));
+    if (m.kind === 'StorageClass') provide(`class:${m.metadata.name}`, folderOf(path));
+    if (m.kind === 'PersistentVolumeClaim') provide(`pvc:${ns}/${m.metadata.name}`, folderOf(path));
+    if (m.kind === 'ClusterIssuer') provide(`issuer:${m.metadata.name}`, folderOf(path));
+    for (const service of s.platform.services) {
+      for (const rule of service.generatesSecrets.filter((r) => r.kind === m.kind && r.group === apiGroup(m.apiVersion))) {
+        for (const name of rule.secretNames(m.metadata.name)) provide(`secret:${ns}/${name}`, folderOf(path));
+      }
+    }
+  }
+  // What the upstream sources provide, as the services declare it; declared Secrets nothing delivers are made by hand.
+  for (const service of s.platform.services) {
+    for (const group of service.installsCrdGroups) provide(`crd:${group}`, service.serviceName);
+    for (const group of service.admissionWebhookGroups) provide(`webhook:${group}`, service.serviceName);
+    for (const name of service.upstreamSecrets) provide(`secret:${service.namespaceName}/${name}`, service.serviceName);
+    provide(`backend:${service.namespaceName}`, service.serviceName);
+  }
+  for (const need of s.platform.services.flatMap((service) => service.secretNeeds)) provide(`secret:${need.namespace}/${need.name}`, undefined);
+
+  // What each folder's objects need.
+  const needs: { folder: string; key: string; why: string }[] = [];
+  const issuerSecrets = new Map<string, string[]>();
+  for (const { path, manifest: m } of docs) {
+    if (m.kind !== 'ClusterIssuer') continue;
+    const refs = JSON.stringify(m.spec.acme?.solvers ?? []).matchAll(/"\w+SecretRef":\{[^}]*"name":"([^"]+)"/g);
+    const namespace = s.platform.services.find((service) => service.serviceName === folderOf(path))!.namespaceName;
+    issuerSecrets.set(m.metadata.name, [...refs].map((r) => `secret:${namespace}/${r[1]}`));
+  }
+  const stores = new Map(docs.filter(({ manifest: m }) => m.kind === 'SecretStore').map(({ manifest: m }) => [`${m.metadata.namespace}/${m.metadata.name}`, m]));
+  for (const { path, manifest: m } of docs) {
+    const folder = folderOf(path);
+    const need = (key: string) => needs.push({ folder, key, why: path });
+    const group = apiGroup(m.apiVersion);
+    if (group.includes('.') && !group.endsWith('.k8s.io')) {
+      need(`crd:${group}`);
+      if (s.platform.services.some((service) => service.admissionWebhookGroups.includes(group))) need(`webhook:${group}`);
+    }
+    for (const [, name] of JSON.stringify(m).matchAll(/"storageClassName":"([^"]+)"/g)) need(`class:${name}`);
+    for (const { pod } of podTemplates(m).filter(({ part }) => part === '')) {
+      const ns = m.metadata.namespace;
+      for (const c of containersOf(pod)) {
+        for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef && !e.valueFrom.secretKeyRef.optional) need(`secret:${ns}/${e.valueFrom.secretKeyRef.name}`);
+        for (const e of c.envFrom ?? []) if (e.secretRef && !e.secretRef.optional) need(`secret:${ns}/${e.secretRef.name}`);
+      }
+      for (const ref of pod.imagePullSecrets ?? []) need(`secret:${ns}/${ref.name}`);
+      for (const v of pod.volumes ?? []) {
+        if (v.secret && !v.secret.optional) need(`secret:${ns}/${v.secret.secretName}`);
+        for (const source of v.projected?.sources ?? []) if (source.secret && !source.secret.optional) need(`secret:${ns}/${source.secret.name}`);
+        if (v.persistentVolumeClaim) need(`pvc:${ns}/${v.persistentVolumeClaim.claimName}`);
+      }
+    }
+    if (m.kind === 'Certificate' && m.spec.issuerRef.kind === 'ClusterIssuer') {
+      need(`issuer:${m.spec.issuerRef.name}`);
+      for (const key of issuerSecrets.get(m.spec.issuerRef.name) ?? []) need(key);
+    }
+    if (m.kind === 'ExternalSecret') {
+      const server: string = Object.values(stores.get(`${m.metadata.namespace}/${m.spec.secretStoreRef.name}`)?.spec.provider ?? {}).map((p: any) => p.server)[0] ?? '';
+      const namespace = /^\w+:\/\/[^.]+\.([^.:/]+)\.svc/.exec(server)?.[1];
+      if (namespace) need(`backend:${namespace}`);
+    }
+  }
+  // What the Applications' charts read, from their values and the services' declarations.
+  for (const app of applications(s)) {
+    for (const source of sourcesOf(app).filter((src) => src.helm)) {
+      for (const [, name] of JSON.stringify(source.helm.valuesObject ?? {}).matchAll(/"storageClass(?:Name)?":"([^"-][^"]*)"/g)) needs.push({ folder: app.metadata.name, key: `class:${name}`, why: 'its Helm values' });
+    }
+  }
+  for (const service of s.platform.services) {
+    for (const secret of service.secretNeeds.filter((n) => n.neededToStart)) needs.push({ folder: service.serviceName, key: `secret:${secret.namespace}/${secret.name}`, why: 'its declaration' });
+    // A group no enabled service installs is a warning of synth: nothing to order after.
+    for (const group of service.requiresCrdGroups.filter((g) => providers.has(`crd:${g}`))) needs.push({ folder: service.serviceName, key: `crd:${group}`, why: 'its upstream sources' });
+  }
+  return needs.flatMap(({ folder, key, why }) => {
+    if (!providers.has(key)) return [`${where}/${folder}: needs ${key} (${why}), which nothing provides`];
+    const provider = providers.get(key);
+    if (provider === undefined || provider === folder) return [];
+    return problems(waveOf.get(folder)! > waveOf.get(provider)!, `${where}/${folder} (wave ${waveOf.get(folder)}): needs ${key} (${why}) from ${provider} (wave ${waveOf.get(provider)})`);
+  });
+}
 
 /** Every invariant's violations, each line prefixed by the invariant it breaks. */
 export function invariantViolations(all: readonly Synthesized[]): string[] {

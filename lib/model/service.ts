@@ -19,6 +19,7 @@ import type { AlertRule, Dashboard, MetricsEndpoint } from './monitoring';
 import type { Exposure } from './exposure';
 import type { ServedPort } from './network';
 import { SecretNeed, SecretRef } from './secrets';
+import type { GeneratedSecrets } from './needs';
 import { KUBERNETES_VERSION } from './kubernetes';
 
 /** A service's Namespace: its name, its labels (Pod Security among them) and the reason of a Pod Security exception. */
@@ -77,6 +78,21 @@ export interface ServiceSettings {
    * (lib/passes/app-of-apps.ts, docs/adr/0022). @default false
    */
   readonly tenant?: boolean;
+  /**
+   * API groups whose resources its admission webhooks validate with `failurePolicy: Fail`: a
+   * service emitting them needs this one up first. @default none
+   */
+  readonly admissionWebhookGroups?: readonly string[];
+  /** Secrets its operator generates from the custom resources it reconciles. @default none */
+  readonly generatesSecrets?: readonly GeneratedSecrets[];
+  /** Secrets its upstream sources create in its namespace (not rendered at synth) that pods read. @default none */
+  readonly upstreamSecrets?: readonly string[];
+  /**
+   * A one-time step of the operator without which the Application never becomes Healthy (Vault:
+   * initialise and unseal), shown in docs/platform.md. Only the services that need this one sync
+   * after it; every other syncs in its wave or before (ADR 23). @default none
+   */
+  readonly awaitsOperator?: string;
 }
 
 const SERVICE_BRAND = Symbol.for('homelab.HomelabService');
@@ -104,6 +120,10 @@ export abstract class HomelabService extends Chart {
   readonly tenant: boolean;
   /** The service's Namespace: in its own manifests, or (a tenant's) created by the platform. */
   readonly namespaceMetadata: NamespaceMetadata;
+  readonly admissionWebhookGroups: readonly string[];
+  readonly generatesSecrets: readonly GeneratedSecrets[];
+  readonly upstreamSecrets: readonly string[];
+  readonly awaitsOperator?: string;
   private readonly dependencySet: Set<HomelabService>;
   private upstreamChart?: HelmRelease;
   private readonly referenceSet: ReadonlySet<HomelabService>;
@@ -145,6 +165,10 @@ export abstract class HomelabService extends Chart {
     this.requiresCrdGroups = settings.requiresCrdGroups ?? [];
     this.ignoreDifferences = settings.ignoreDifferences ?? [];
     this.tenant = settings.tenant ?? false;
+    this.admissionWebhookGroups = settings.admissionWebhookGroups ?? [];
+    this.generatesSecrets = settings.generatesSecrets ?? [];
+    this.upstreamSecrets = settings.upstreamSecrets ?? [];
+    this.awaitsOperator = settings.awaitsOperator;
     this.referenceSet = new Set(serviceReferences(props));
     this.dependencySet = new Set(this.referenceSet);
     this.namespaceMetadata = {
@@ -250,11 +274,22 @@ export abstract class HomelabService extends Chart {
    * Declares a Secret this service needs (name and key names): delivered from Vault by an
    * ExternalSecret where the platform has them, else created by the operator. Consumers
    * reference its keys through the returned handle.
+   * @param options.neededToStart whether the service's Application needs the Secret to become
+   *   Healthy (a pod or the chart reads it at start) @default true; false for a Secret read only
+   *   when a feature is used (a DNS-01 token when issuing, backup credentials when backing up),
+   *   which then never holds the service back until Vault is unsealed
    */
-  protected needSecret(name: string, keys: readonly string[], purpose: string): SecretRef {
+  protected needSecret(name: string, keys: readonly string[], purpose: string, options: { readonly neededToStart?: boolean } = {}): SecretRef {
     if (keys.length === 0) throw new Error(`${this.serviceName}: secret ${name} declares no keys`);
     if (this.secretList.some((s) => s.name === name)) throw new Error(`${this.serviceName}: secret ${name} declared twice`);
-    const need: SecretNeed = { service: this.serviceName, namespace: this.namespaceName, name, keys: [...new Set(keys)].sort(), purpose };
+    const need: SecretNeed = {
+      service: this.serviceName,
+      namespace: this.namespaceName,
+      name,
+      keys: [...new Set(keys)].sort(),
+      purpose,
+      neededToStart: options.neededToStart ?? true,
+    };
     this.secretList.push(need);
     return new SecretRef(need);
   }

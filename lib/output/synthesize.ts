@@ -35,12 +35,14 @@ export interface ServiceSummary {
   readonly upstream: readonly string[];
   readonly resources: number;
   readonly dependsOn: readonly string[];
-  /** The part of `dependsOn` that comes only from CRD edges (see lib/passes/graph.ts). */
-  readonly crdDependsOn: readonly string[];
+  /** The part of `dependsOn` that comes only from what it needs (see lib/passes/graph.ts). */
+  readonly needDependsOn: readonly string[];
   /** What the service's checkpoint proves. */
   readonly checkpoint: string;
   /** Hostnames it exposes (`<subdomain>.<domain>`), sorted. */
   readonly hosts: readonly string[];
+  /** The operator's one-time step its Application waits for (ServiceSettings.awaitsOperator). */
+  readonly awaitsOperator?: string;
 }
 
 export interface SynthesizedEnvironment {
@@ -99,9 +101,10 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
       upstream: upstreamOf(service),
       resources: objects.get(service)!.length,
       dependsOn: graph.nodes[i].dependsOn,
-      crdDependsOn: graph.nodes[i].crdDependsOn,
+      needDependsOn: graph.nodes[i].needDependsOn,
       checkpoint: service.checkpoint!.description,
       hosts: service.exposures.map((e) => platform.hostname(e.subdomain)).sort(),
+      ...(service.awaitsOperator !== undefined && { awaitsOperator: service.awaitsOperator }),
     }))
     .sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name, 'en'));
   return {

@@ -16,6 +16,7 @@ import type { ClusterScopedName } from './project-scope';
 import { CapacityReport, checkCapacity } from './capacity';
 import { DependencyGraph, dependencyGraph } from './graph';
 import { emitMonitoring, provisionDashboards } from './monitoring';
+import { checkNeeds } from './needs';
 import { emitNetworkPolicies } from './network-policies';
 import { applyResourcePolicies } from './resource-policies';
 import { routeExposures } from './routing';
@@ -82,12 +83,18 @@ export const PASSES: readonly Pass[] = [
   { name: 'monitors', run: ({ platform }) => emitMonitoring(platform) },
   // Delivery objects add CRD edges too; the graph before them tells who cannot wait for the delivery service.
   { name: 'secret delivery', run: (s) => s.set('secrets', deliverSecrets(s.platform)) },
+  // Every object that needs something exists: the later passes add only Argo CD's objects,
+  // NetworkPolicies and annotations, which need nothing another Application provides.
   {
     name: 'ordering',
     run: (s) => {
-      const graph = dependencyGraph(s.platform, s.platform.config.waves);
+      const mode = s.platform.config.waves;
+      const graph = dependencyGraph(s.platform, mode);
+      const waves = computeWaves(graph.nodes, mode);
+      // The proof that no wave waits for a later one (ADR 23); by construction in `dependencies` mode.
+      checkNeeds(s.platform, graph.needs, waves, mode);
       s.set('graph', graph);
-      s.set('waves', computeWaves(graph.nodes, s.platform.config.waves));
+      s.set('waves', waves);
     },
   },
   {
@@ -106,7 +113,7 @@ export const PASSES: readonly Pass[] = [
     run: (s) => s.set('appOfApps', new AppOfApps(s.app, 'argocd', { platform: s.platform, waves: s.get('waves'), clusterScopedName: s.clusterScopedName })),
   },
   // Over every object, the derived ones included.
-  { name: 'resource policies', run: (s) => applyResourcePolicies(s.platform, s.get('graph')) },
+  { name: 'resource policies', run: (s) => applyResourcePolicies(s.platform) },
 ];
 
 export function runPasses(synthesis: Synthesis): void {
