@@ -86,11 +86,7 @@ export function allowRules(platform: Platform, apiServerSources: readonly string
     if (list.some((r) => r.name === rule.name)) throw new Error(`${service.serviceName}: two NetworkPolicies named ${rule.name}`);
     list.push(rule);
   };
-  // Who references whom, once (in platform order, as the rules are emitted).
-  const referrers = new Map<HomelabService, HomelabService[]>();
-  for (const service of platform.services) {
-    for (const provider of service.references) referrers.set(provider, [...(referrers.get(provider) ?? []), service]);
-  }
+  const referrers = referrersOf(platform);
   for (const provider of platform.services) {
     for (const served of provider.servedPorts) {
       for (const client of served.clients ?? referrers.get(provider) ?? []) {
@@ -169,17 +165,17 @@ export function allowRules(platform: Platform, apiServerSources: readonly string
  * same-namespace and DNS policies): the sending side of every ingress rule between our
  * namespaces, scrapes and routes into namespaces of any owner, and each service's declarations.
  */
-export function egressRules(platform: Platform, provider: Pick<NetworkPolicyProvider, 'apiServerSources'>, settings: EgressSettings): Map<HomelabService, EgressRule[]> {
+export function egressRules(platform: Platform, policies: Pick<NetworkPolicyProvider, 'apiServerSources'>, settings: EgressSettings): Map<HomelabService, EgressRule[]> {
   const rules = new Map(platform.services.map((s): [HomelabService, EgressRule[]] => [s, []]));
   const add = (service: HomelabService, rule: EgressRule) => {
     const list = rules.get(service)!;
     if (list.some((r) => r.name === rule.name)) throw new Error(`${service.serviceName}: two NetworkPolicies named ${rule.name}`);
     list.push(rule);
   };
+  const referrers = referrersOf(platform);
   for (const provider of platform.services) {
-    const referrers = platform.services.filter((s) => s.references.has(provider));
     for (const served of provider.servedPorts) {
-      for (const client of served.clients ?? referrers) {
+      for (const client of served.clients ?? referrers.get(provider) ?? []) {
         if (client.namespaceName === provider.namespaceName) continue;
         add(client, {
           name: `${EGRESS_PREFIX}${provider.serviceName}-${portKey(served)}`,
@@ -225,7 +221,7 @@ export function egressRules(platform: Platform, provider: Pick<NetworkPolicyProv
       add(service, {
         name: `${EGRESS_PREFIX}${declared.name}`,
         podSelector: declared.podSelector,
-        egress: declaredEgress(declared, platform, provider, settings),
+        egress: declaredEgress(declared, platform, policies, settings),
         reason: declared.reason,
       });
     }
@@ -233,13 +229,13 @@ export function egressRules(platform: Platform, provider: Pick<NetworkPolicyProv
   return rules;
 }
 
-function declaredEgress(declared: Egress, platform: Platform, provider: Pick<NetworkPolicyProvider, 'apiServerSources'>, settings: EgressSettings): EgressRule['egress'] {
+function declaredEgress(declared: Egress, platform: Platform, policies: Pick<NetworkPolicyProvider, 'apiServerSources'>, settings: EgressSettings): EgressRule['egress'] {
   const target = declared.to;
   switch (target.kind) {
     case 'api-server':
       // The Service kubernetes.default (443) is DNATed to the API server's own address and
       // port before the policy sees the packet: those are what is allowed.
-      return [{ to: ipBlocks(provider.apiServerSources), ports: [{ port: settings.apiServerPort, protocol: 'TCP' }] }];
+      return [{ to: ipBlocks(policies.apiServerSources), ports: [{ port: settings.apiServerPort, protocol: 'TCP' }] }];
     case 'nodes':
       return [{ to: ipBlocks(settings.nodeNetworks), ports: target.ports.map(tcpByDefault) }];
     case 'pods':
@@ -286,6 +282,15 @@ export function repositoryDestinations(urls: readonly string[]): ExternalDestina
   return [...ports]
     .sort(([a], [b]) => a.localeCompare(b, 'en'))
     .map(([, { to, ports }]) => ({ to, ports: [...ports].sort((a, b) => a - b).map((port) => ({ port, protocol: 'TCP' as const })) }));
+}
+
+/** Who references whom (in platform order, as the rules are emitted). */
+function referrersOf(platform: Platform): Map<HomelabService, HomelabService[]> {
+  const referrers = new Map<HomelabService, HomelabService[]>();
+  for (const service of platform.services) {
+    for (const provider of service.references) referrers.set(provider, [...(referrers.get(provider) ?? []), service]);
+  }
+  return referrers;
 }
 
 /**
