@@ -115,6 +115,16 @@ export class CertManager extends HomelabService {
       podSelector: METRICS_SERVICE,
     });
     this.serveApiServer({ port: WEBHOOK_PORT, podSelector: WEBHOOK_PODS });
+    this.callApiServer({}, 'the controller, CA injector and webhook watch and change the cluster');
+    this.allowEgress({
+      name: 'acme',
+      podSelector: METRICS_SERVICE,
+      // HTTPS: the ACME directories (CLUSTER_ISSUERS) and the Cloudflare API (api.cloudflare.com)
+      // for DNS-01; DNS: the DNS-01 self-check asks the zone's authoritative nameservers
+      // directly (cert-manager pkg/issuer/acme/dns/util/wait.go).
+      to: { kind: 'external', destinations: [{ to: 'internet', ports: [{ port: 443 }, { port: 53, protocol: 'UDP' }, { port: 53 }] }] },
+      reason: "the controller registers with Let's Encrypt, answers DNS-01 challenges through Cloudflare's API and checks them at the authoritative nameservers",
+    });
     this.addAlerts(
       {
         alert: 'CertificateExpiringSoon',

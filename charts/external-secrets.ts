@@ -103,6 +103,7 @@ export class ExternalSecrets extends HomelabService implements SecretDelivery {
     this.serveApiServer({ port: WEBHOOK_PORT, podSelector: POD_LABELS.webhook });
     this.addMonitoring();
     this.addCheckpoint();
+    this.callApiServer({}, 'the controller, webhook and cert-controller watch and change the cluster');
   }
 
   get backend(): Vault {

@@ -81,6 +81,7 @@ export class RabbitmqOperators extends HomelabService {
     this.addCheckpoint();
     this.addMonitoring();
     this.serveApiServer({ port: WEBHOOK_SERVER_PORT, podSelector: {} });
+    this.callApiServer({}, 'both operators reconcile their resources');
   }
 
   private addMonitoring(): void {

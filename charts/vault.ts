@@ -108,6 +108,9 @@ export class Vault extends HomelabService implements SecretBackend {
     });
     this.addMonitoring();
     this.addCheckpoint();
+    // The Kubernetes auth method reviews every client's token (TokenReview); in HA, service
+    // registration labels the active pod.
+    this.callApiServer(VAULT_SERVER_POD_LABELS, "Vault's Kubernetes auth method reviews the clients' tokens, and service registration labels the active pod");
   }
 
   locationOf(need: SecretNeed): string {

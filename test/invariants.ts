@@ -12,10 +12,10 @@ import { APP_NAMESPACES } from '../lib/model/catalog';
 import type { UpstreamFootprint } from '../lib/model/sources';
 import { GPU_RESOURCE, isGpuProvider } from '../lib/model/gpu';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
-import { isNetworkPolicyProvider } from '../lib/model/network';
+import { CLUSTER_DNS, isNetworkPolicyProvider } from '../lib/model/network';
 import type { HomelabService } from '../lib/model/service';
 import { apiGroup } from '../lib/model/needs';
-import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
+import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, DEFAULT_DENY_EGRESS, EGRESS_DNS, EGRESS_PREFIX, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
 import { isClusterScoped, scopedKindName } from '../lib/output/cluster-scoped';
 import { GENERATED_HEADER } from '../lib/output/synthesize';
 import { formatViolation, lintObjects } from '../lib/tools/lint/lint';
@@ -635,7 +635,7 @@ export const INVARIANTS: readonly Invariant[] = [
           ...policies.flatMap(({ path, manifest }) => {
             const where = `${s.env.environment}/${path}`;
             const name = manifest.metadata.name;
-            if (name === DEFAULT_DENY || name === ALLOW_SAME_NAMESPACE) return [];
+            if (name === DEFAULT_DENY || name === ALLOW_SAME_NAMESPACE || !manifest.spec.policyTypes.includes('Ingress')) return [];
             const ingress = manifest.spec.ingress ?? [];
             return [
               ...problems(path.split('/')[0] === owners.get(manifest.metadata.namespace!), `${where}: not in the folder of its namespace's service`),
@@ -650,6 +650,64 @@ export const INVARIANTS: readonly Invariant[] = [
                     ),
               ),
             ];
+          }),
+        ];
+      }),
+  },
+  {
+    name: 'where egress is restricted, every namespace of ours denies egress and reaches DNS, every connection allowed in is allowed out, and only declared destinations open public addresses',
+    check: (all) =>
+      all.flatMap((s) => {
+        const provider = s.platform.services.find(isNetworkPolicyProvider);
+        if (!provider?.egressRestriction) return [];
+        const policies = manifestsOf(s.env)
+          .filter(({ manifest }) => manifest.kind === 'NetworkPolicy')
+          .map(({ path, manifest }) => ({ where: `${s.env.environment}/${path}`, policy: manifest }));
+        const egress = (namespace: string) => policies.filter(({ policy }) => policy.metadata.namespace === namespace && policy.spec.policyTypes.includes('Egress')).map(({ policy }) => policy);
+        const owners = new Map(s.platform.services.map((service) => [service.namespaceName, service]));
+        const dns = JSON.stringify({ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: CLUSTER_DNS.namespace } }, podSelector: { matchLabels: CLUSTER_DNS.podSelector } });
+        const reachesDns = (p: Manifest) =>
+          Object.keys(p.spec.podSelector).length === 0 &&
+          p.spec.egress?.some((rule: any) => rule.to?.some((to: any) => JSON.stringify(to) === dns) && ['UDP', 'TCP'].every((protocol) => rule.ports?.some((port: any) => port.port === 53 && port.protocol === protocol)));
+        return [
+          ...[...owners].flatMap(([namespace, service]) => {
+            const here = egress(namespace);
+            const where = `${s.env.environment}/${service.serviceName}`;
+            return [
+              ...problems(here.filter((p) => p.metadata.name === DEFAULT_DENY_EGRESS && JSON.stringify(p.spec) === JSON.stringify({ podSelector: {}, policyTypes: ['Egress'] })).length === 1, `${where}: no default deny of egress`),
+              ...problems(here.some((p) => p.metadata.name === EGRESS_DNS && reachesDns(p)), `${where}: its pods cannot reach the cluster DNS`),
+            ];
+          }),
+          // The mirror of every ingress rule whose source is one of our namespaces.
+          ...policies.flatMap(({ where, policy }) => {
+            if (!policy.spec.policyTypes.includes('Ingress') || !policy.spec.ingress?.length) return [];
+            return (policy.spec.ingress[0].from ?? []).flatMap((source: any) => {
+              const from = source.namespaceSelector?.matchLabels?.[NAMESPACE_NAME_LABEL];
+              if (!from || !owners.has(from)) return [];
+              const destination = JSON.stringify({ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: policy.metadata.namespace } }, podSelector: policy.spec.podSelector });
+              const ports = JSON.stringify(policy.spec.ingress[0].ports);
+              const senders = JSON.stringify(source.podSelector ?? {});
+              const mirrored = egress(from).some(
+                (p) =>
+                  (Object.keys(p.spec.podSelector).length === 0 || JSON.stringify(p.spec.podSelector) === senders) &&
+                  p.spec.egress?.some((rule: any) => rule.to?.some((to: any) => JSON.stringify(to) === destination) && JSON.stringify(rule.ports) === ports),
+              );
+              return problems(mirrored, `${where}: ${from} is allowed in but no egress rule of ${from} lets it out`);
+            });
+          }),
+          // 0.0.0.0/0 only where a service declared a destination outside the cluster, the API server or the nodes.
+          ...policies.flatMap(({ where, policy }) => {
+            const open = (policy.spec.egress ?? []).some((rule: any) => rule.to?.some((to: any) => to.ipBlock?.cidr === '0.0.0.0/0'));
+            if (!open) return [];
+            const owner = owners.get(policy.metadata.namespace!);
+            const declared = owner?.egress.find((e) => `${EGRESS_PREFIX}${e.name}` === policy.metadata.name);
+            const allowed =
+              declared !== undefined &&
+              (declared.to.kind === 'repositories' ||
+                (declared.to.kind === 'external' && declared.to.destinations.some((d) => d.to === 'internet')) ||
+                (declared.to.kind === 'api-server' && provider.apiServerSources.includes('0.0.0.0/0')) ||
+                (declared.to.kind === 'nodes' && provider.egressRestriction!.nodeNetworks.includes('0.0.0.0/0')));
+            return problems(allowed, `${where}: opens 0.0.0.0/0 without a declared internet destination`);
           }),
         ];
       }),

@@ -17,7 +17,7 @@ import type { ResourceDemand } from './capacity';
 import type { GitManifests, HelmRelease, KustomizeSource } from './sources';
 import type { AlertRule, Dashboard, MetricsEndpoint } from './monitoring';
 import type { Exposure } from './exposure';
-import type { ServedPort } from './network';
+import type { Egress, ServedPort } from './network';
 import { SecretNeed, SecretRef } from './secrets';
 import type { GeneratedSecrets } from './needs';
 import { KUBERNETES_VERSION } from './kubernetes';
@@ -139,6 +139,7 @@ export abstract class HomelabService extends Chart {
   private readonly servedPortList: ServedPort[] = [];
   private readonly apiServerPortList: ServedPort[] = [];
   private readonly publicPortList: ServedPort[] = [];
+  private readonly egressList: Egress[] = [];
 
   /**
    * @param props the subclass's own props: every HomelabService in them (directly or in
@@ -315,6 +316,35 @@ export abstract class HomelabService extends Chart {
   /** Declares ports any client may reach, from outside the cluster too: the platform's entry points (Traefik's web/websecure). */
   protected servePublic(...ports: ServedPort[]): void {
     this.publicPortList.push(...ports);
+  }
+
+  /**
+   * Declares where pods of this service connect beyond what the graph implies (the API server,
+   * the nodes, the internet): their egress allow rules where egress is restricted. References,
+   * scraping, routing and DNS need no declaration.
+   */
+  protected allowEgress(...egress: Egress[]): void {
+    this._allowEgress(...egress);
+  }
+
+  /**
+   * Declares pods that call the Kubernetes API server (operators, controllers, watchers): the
+   * egress rule `egress-<name>`. @param name @default 'api-server'
+   */
+  protected callApiServer(podSelector: Readonly<Record<string, string>>, reason: string, name = 'api-server'): void {
+    this.allowEgress({ name, podSelector, to: { kind: 'api-server' }, reason });
+  }
+
+  /** @internal for the model's own constructs (a checkpoint reading the cluster). */
+  _allowEgress(...egress: Egress[]): void {
+    for (const e of egress) {
+      if (this.egressList.some((declared) => declared.name === e.name)) throw new Error(`${this.serviceName}: egress ${e.name} declared twice`);
+      this.egressList.push(e);
+    }
+  }
+
+  get egress(): readonly Egress[] {
+    return this.egressList;
   }
 
   get publicPorts(): readonly ServedPort[] {
