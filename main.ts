@@ -9,13 +9,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CommandSpec, parseCommandLine, runCommand, runCommandAsync, usageError } from './lib/tools/cli';
 import { colours } from './lib/util/colours';
-import { changedFiles, readDirectoryTree, treeOf } from './lib/output/output-tree';
-import { renderPlatformDoc } from './lib/output/platform-doc';
+import { changedFiles, FileChange, readDirectory, treeOf } from './lib/output/output-tree';
+import type { GeneratedDocument } from './lib/output/output-guard';
+import { PLATFORM_DOC_HEADER, renderPlatformDoc } from './lib/output/platform-doc';
 import { formatSummary } from './lib/output/summary';
 import type { SynthesizedEnvironment } from './lib/output/synthesize';
 import { PARALLEL_FROM_CONFIG_BYTES, serveEnvironments, WorkerEntry } from './lib/output/environment-workers';
 import { SynthesizeOptions, synthesizeConfigFile, synthesizeConfigFileInParallel, synthesizeTask } from './lib/output/synthesize-config';
-import { writeOutput } from './lib/output/writer';
+import { outputDirectory, prepareOutput, writeOutput } from './lib/output/writer';
 
 export const SYNTH_COMMAND: CommandSpec = {
   usage: 'npm run synth -- [--config <file>] [--env <name>] [--out <dir>] [--docs <file>] [--check] [--quiet] [--jobs <n>]',
@@ -86,10 +87,14 @@ function prepare(argv: readonly string[]):
     quiet?: boolean;
     jobs?: string;
   };
-  const out = values.out.replace(/\/+$/, '');
+  const out = outputDirectory(values.out);
   if (jobs !== undefined && !/^[1-9][0-9]*$/.test(jobs)) throw usageError(SYNTH_COMMAND, `--jobs: expected a number of threads (1 or more), received "${jobs}"`);
   // Beside the output directory, so a synth into a temporary directory stays there.
   const docs = values.docs ?? join(dirname(out), 'docs', 'platform.md');
+  // The diagrams cover every environment: a run for one of them leaves them as they are.
+  const documentPaths = env === undefined ? [{ path: docs, header: PLATFORM_DOC_HEADER }] : [];
+  // Before the synthesis, so that a path synth must not write to is reported at once.
+  prepareOutput(out, documentPaths);
   const progress = colours(process.stderr);
   const synthesis: SynthesizeOptions = {
     configFile: config,
@@ -103,8 +108,7 @@ function prepare(argv: readonly string[]):
           ),
   };
   const finish = (results: SynthesizedEnvironment[], unchanged?: ReadonlySet<string>) => {
-    // The diagrams cover every environment: a run for one of them leaves them as they are.
-    const documents = new Map(env === undefined ? [[docs, renderPlatformDoc(results)]] : []);
+    const documents = documentPaths.map((document) => ({ ...document, content: renderPlatformDoc(results) }));
     if (check) return checkOutput(results, documents, { outdir: out, partial: env !== undefined, quiet: quiet === true });
     writeOutput(results, { outdir: out, partial: env !== undefined, documents, unchanged });
     if (!quiet) process.stdout.write(formatSummary(results, out, performance.now() - started, colours(process.stdout)));
@@ -117,14 +121,20 @@ function prepare(argv: readonly string[]):
 /** --check: compare with the output directory instead of writing it; list what would change. */
 function checkOutput(
   results: readonly SynthesizedEnvironment[],
-  documents: ReadonlyMap<string, string>,
+  documents: readonly GeneratedDocument[],
   options: { outdir: string; partial: boolean; quiet: boolean },
 ): number {
   const { outdir } = options;
   const fresh = treeOf(results);
-  const current = readDirectoryTree(outdir, options.partial ? results.map((r) => r.environment) : undefined);
-  const changes = changedFiles(current, fresh).map(({ path, kind }) => `${kind.padEnd(8)} ${outdir}/${path}`);
-  for (const [path, content] of documents) {
+  const current = readDirectory(outdir, options.partial ? results.map((r) => r.environment) : undefined);
+  // A link (never followed) is not the file a synth writes there, whatever it points to.
+  const notRegular = new Set(current.others);
+  const fileChanges: (FileChange & { note?: string })[] = [
+    ...changedFiles(current.files, fresh).filter((change) => !notRegular.has(change.path)),
+    ...current.others.map((path) => ({ path, kind: fresh.has(path) ? ('changed' as const) : ('removed' as const), note: ' (not a regular file)' })),
+  ].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const changes = fileChanges.map(({ path, kind, note }) => `${kind.padEnd(8)} ${outdir}/${path}${note ?? ''}`);
+  for (const { path, content } of documents) {
     if (!existsSync(path)) changes.push(`added    ${path}`);
     else if (readFileSync(path, 'utf8') !== content) changes.push(`changed  ${path}`);
   }

@@ -90,6 +90,7 @@ export class Alloy extends HomelabService {
       summary: 'Alloy on {{ $labels.pod }} drops log lines it could not push to Loki ({{ $labels.reason }})',
     });
     this.addCheckpoint(props.loki);
+    this.callApiServer(ALLOY_POD_LABELS, 'Alloy discovers the pods (discovery.kubernetes) and tails their logs through the API (loki.source.kubernetes)');
   }
 
   /**

@@ -14,6 +14,7 @@ import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { Resources, resources } from '../lib/model/resources';
+import { urlDestination } from '../lib/model/network';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 
@@ -34,6 +35,9 @@ const DASHBOARD = { name: 'argocd', gnetId: 14584, revision: 1 } as const;
 
 /** The Helm release name; the chart's labels carry it as app.kubernetes.io/instance. */
 const RELEASE_NAME = 'argocd';
+
+/** The in-cluster API server, `cluster.server`'s default: reached through the API-server rule. */
+const IN_CLUSTER_SERVER = 'https://kubernetes.default.svc';
 
 /**
  * The UI and API: the chart's `argocd-server` Service, port 80 (`server.service.servicePortHttp`)
@@ -157,6 +161,22 @@ export class ArgoCd extends HomelabService {
       ].join('\n'),
     });
     this.addMonitoring();
+    this.callApiServer({}, 'the application controller, server, ApplicationSet and notifications controllers watch and change the cluster');
+    const server = scope.config.cluster.server;
+    if (server !== IN_CLUSTER_SERVER) {
+      this.allowEgress({
+        name: 'destination-cluster',
+        podSelector: {},
+        to: { kind: 'external', destinations: [urlDestination(server)] },
+        reason: `the controller and server deploy to and read the cluster at ${server}`,
+      });
+    }
+    this.allowEgress({
+      name: 'repositories',
+      podSelector: podLabels('repo-server'),
+      to: { kind: 'repositories' },
+      reason: 'the repository server pulls the Git repository and every chart and kustomization the Applications name',
+    });
     // The CLI reaches the API through Traefik with `argocd login <host> --grpc-web`.
     this.expose({ subdomain: props.subdomain, ...ARGOCD_SERVER, admin: true });
   }

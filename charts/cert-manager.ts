@@ -72,9 +72,12 @@ export class CertManager extends HomelabService {
     const email = props.email;
     if (email === undefined) throw new Error("cert-manager: the Let's Encrypt account needs an e-mail address");
     super(scope, 'cert-manager', props, {
-      layer: Layer.NETWORKING,
+      // Every layer may need certificates (the RabbitMQ operators' webhooks, the routes): ADR 23.
+      layer: Layer.FOUNDATION,
       namespace: CERT_MANAGER_NAMESPACE,
       installsCrdGroups: ['cert-manager.io', 'acme.cert-manager.io'],
+      // The chart's webhook (webhook.failurePolicy: Fail, templates/webhook-validating-webhook.yaml in cert-manager v1.21.1).
+      admissionWebhookGroups: ['cert-manager.io', 'acme.cert-manager.io'],
       helm: helmRelease('certManager', certManagerValues()),
       ignoreDifferences: [
         // cainjector writes the webhook's CA into these after every sync.
@@ -85,7 +88,11 @@ export class CertManager extends HomelabService {
         })),
       ],
     });
-    const cloudflare = this.needSecret(CLOUDFLARE_API_TOKEN_SECRET, ['api-token'], 'Cloudflare API token with Zone:DNS:Edit on the domains, for ACME DNS-01 challenges');
+    // Read only when a challenge is solved: registering the ACME account (the checkpoint) does not
+    // need it, so cert-manager does not wait for Vault; the Certificates' Applications do.
+    const cloudflare = this.needSecret(CLOUDFLARE_API_TOKEN_SECRET, ['api-token'], 'Cloudflare API token with Zone:DNS:Edit on the domains, for ACME DNS-01 challenges', {
+      neededToStart: false,
+    });
     for (const [name, issuer] of Object.entries(CLUSTER_ISSUERS)) {
       new ClusterIssuer(this, name, {
         metadata: { name },
@@ -108,6 +115,16 @@ export class CertManager extends HomelabService {
       podSelector: METRICS_SERVICE,
     });
     this.serveApiServer({ port: WEBHOOK_PORT, podSelector: WEBHOOK_PODS });
+    this.callApiServer({}, 'the controller, CA injector and webhook watch and change the cluster');
+    this.allowEgress({
+      name: 'acme',
+      podSelector: METRICS_SERVICE,
+      // HTTPS: the ACME directories (CLUSTER_ISSUERS) and the Cloudflare API (api.cloudflare.com)
+      // for DNS-01; DNS: the DNS-01 self-check asks the zone's authoritative nameservers
+      // directly (cert-manager pkg/issuer/acme/dns/util/wait.go).
+      to: { kind: 'external', destinations: [{ to: 'internet', ports: [{ port: 443 }, { port: 53, protocol: 'UDP' }, { port: 53 }] }] },
+      reason: "the controller registers with Let's Encrypt, answers DNS-01 challenges through Cloudflare's API and checks them at the authoritative nameservers",
+    });
     this.addAlerts(
       {
         alert: 'CertificateExpiringSoon',

@@ -85,6 +85,15 @@ export class Cloudflared extends HomelabService implements RouteFollower {
     }
     this.addMonitoring();
     this.addCheckpoint();
+    this.allowEgress({
+      name: 'cloudflare-edge',
+      podSelector: this.selectorFor(COMPONENT),
+      // Cloudflare's "Tunnel with firewall" (developers.cloudflare.com/cloudflare-one/connections/
+      // connect-networks/configure-tunnels/tunnel-with-firewall/): the edge (region1/region2.v2.
+      // argotunnel.com) on 7844 over TCP (http2) and UDP (quic), and api.cloudflare.com on 443.
+      to: { kind: 'external', destinations: [{ to: 'internet', ports: [{ port: 7844 }, { port: 7844, protocol: 'UDP' }, { port: 443 }] }] },
+      reason: 'the connectors keep the tunnel to the Cloudflare edge',
+    });
   }
 
   /**

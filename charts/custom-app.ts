@@ -13,6 +13,7 @@ import {
   bool,
   duration,
   envVarName,
+  externalDestinations,
   intBetween,
   k8sName,
   oneOf,
@@ -78,6 +79,11 @@ export const appSettings = z.strictObject({
     .optional(),
   /** GPUs per replica (`nvidia.com/gpu`), on the GPU nodes; needs services.nvidiaDevicePlugin. */
   gpus: intBetween(0, 16).default(0),
+  /**
+   * Where the app may connect outside the cluster: each `{to: internet | [CIDR ...], ports: [443, "53/udp" ...]}`
+   * (every port without `ports`). @default nothing: in-cluster services it names in dependsOn only
+   */
+  egress: externalDestinations.default([]),
   /** Where the app sits in `waves: sequential` mode. */
   layer: oneOf(APP_LAYERS).default(Layer.AUTOMATION),
 });
@@ -133,6 +139,8 @@ export class CustomApp extends HomelabService {
       namespace: name,
       podSecurity: runAsRoot ? ROOT_APP_EXCEPTION : undefined,
       containerException: runAsRoot ? ROOT_APP_CONTAINER_EXCEPTION : APP_CONTAINER_EXCEPTION,
+      // The operator's own: in the apps project, without cluster-scoped kinds.
+      tenant: true,
     });
     if (props.volume && !props.storage) throw new Error(`${name}: a volume needs a storage provider`);
     const gpus = props.gpus;
@@ -217,6 +225,9 @@ export class CustomApp extends HomelabService {
     this.addMonitoring(props.metrics);
     // Every port, for the services that name this app in their dependsOn.
     this.serveClients(...ports.map(([, number]) => ({ port: number, podSelector: selector })));
+    if (props.egress.length > 0) {
+      this.allowEgress({ name: 'external', podSelector: selector, to: { kind: 'external', destinations: props.egress }, reason: `${name} connects outside the cluster (apps.${name}.egress)` });
+    }
   }
 
   /** The `secretEnv` variables, from the keys of the app's declared Secret. */

@@ -78,9 +78,12 @@ export class ExternalSecrets extends HomelabService implements SecretDelivery {
 
   constructor(scope: Platform, props: ExternalSecretsProps) {
     super(scope, 'external-secrets', props, {
-      layer: Layer.SECURITY,
+      // Services of every layer read the Secrets it delivers: ADR 23.
+      layer: Layer.FOUNDATION,
       namespace: EXTERNAL_SECRETS_NAMESPACE,
       installsCrdGroups: [EXTERNAL_SECRETS_GROUP],
+      // The chart's webhook validates SecretStores (failurePolicy Fail, templates/validatingwebhook.yaml in external-secrets 2.9.0).
+      admissionWebhookGroups: [EXTERNAL_SECRETS_GROUP],
       helm: helmRelease('externalSecrets', externalSecretsValues(props.resources)),
       ignoreDifferences: [
         // The cert-controller writes the webhook's CA into the webhook configurations and its certificate into the Secret.
@@ -100,6 +103,7 @@ export class ExternalSecrets extends HomelabService implements SecretDelivery {
     this.serveApiServer({ port: WEBHOOK_PORT, podSelector: POD_LABELS.webhook });
     this.addMonitoring();
     this.addCheckpoint();
+    this.callApiServer({}, 'the controller, webhook and cert-controller watch and change the cluster');
   }
 
   get backend(): Vault {

@@ -255,6 +255,8 @@ const PROMETHEUS_PODS = { 'app.kubernetes.io/name': 'prometheus', 'operator.prom
  * templates/prometheus-operator/deployment.yaml (`kube-prometheus-stack.name` is the chart name).
  */
 const OPERATOR_PODS = { app: 'kube-prometheus-stack-operator', release: FULLNAME } as const;
+/** The Alertmanager pods: prometheus-operator labels every Alertmanager's pods `app.kubernetes.io/name: alertmanager` (pkg/alertmanager/statefulset.go); the stack runs one. */
+const ALERTMANAGER_PODS = { 'app.kubernetes.io/name': 'alertmanager' } as const;
 const OPERATOR_WEBHOOK_PORT = 10250;
 
 export class MonitoringStack extends HomelabService implements MetricsScraper, DashboardHost {
@@ -312,6 +314,7 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
     });
 
     this.serveApiServer({ port: OPERATOR_WEBHOOK_PORT, podSelector: OPERATOR_PODS });
+    this.declareEgress(props.alertmanager);
     this.declareCapacity(props.resources, scope);
     this.expose({ subdomain: props.grafana.subdomain, ...GRAFANA_SERVICE, admin: true });
   }
@@ -346,6 +349,44 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
       ),
     );
     this.addCheckpoint(props.loki !== undefined, dashboards.size);
+  }
+
+  /**
+   * Beyond the graph: the API server (the operator, kube-state-metrics, Grafana's sidecars,
+   * Prometheus' discovery and its scrape of the API server), the nodes (kubelets and
+   * node-exporter on the host network), grafana.com (dashboards) and the receivers.
+   */
+  private declareEgress(alertmanager: AlertmanagerSettings): void {
+    this.callApiServer({}, "the operator, kube-state-metrics, Grafana's sidecars and Prometheus' service discovery read the cluster; Prometheus scrapes the API server");
+    this.allowEgress({
+      name: 'nodes',
+      podSelector: PROMETHEUS_PODS,
+      // The kubelets' HTTPS port (10250) and node-exporter's host-network port (the
+      // prometheus-node-exporter subchart's service.port, 9100, kube-prometheus-stack 88.5.3).
+      to: { kind: 'nodes', ports: [{ port: 10250 }, { port: 9100 }] },
+      reason: 'Prometheus scrapes the kubelets and node-exporter on the nodes',
+    });
+    this.allowEgress({
+      name: 'grafana-com',
+      podSelector: GRAFANA_SERVICE.podSelector,
+      // The grafana subchart's download-dashboards init container fetches each gnetId from grafana.com over HTTPS.
+      to: { kind: 'external', destinations: [{ to: 'internet', ports: [{ port: 443 }] }] },
+      reason: 'Grafana downloads its provisioned dashboards from grafana.com',
+    });
+    const receivers = Object.values(alertmanager.receivers);
+    const ports = [
+      // Webhook and Discord URLs are in the receivers' Secret: HTTPS assumed.
+      ...(receivers.some((r) => r.webhook || r.discord) ? [443] : []),
+      ...receivers.flatMap((r) => (r.email ? [Number(r.email.smarthost.split(':')[1])] : [])),
+    ];
+    if (ports.length > 0) {
+      this.allowEgress({
+        name: 'alertmanager-receivers',
+        podSelector: ALERTMANAGER_PODS,
+        to: { kind: 'external', destinations: [{ to: 'internet', ports: [...new Set(ports)].sort((a, b) => a - b).map((port) => ({ port })) }] },
+        reason: 'Alertmanager notifies its receivers (webhooks, Discord, SMTP servers)',
+      });
+    }
   }
 
   /** The receivers' URLs and passwords, where any receiver has one. */

@@ -18,6 +18,7 @@ import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { Resources, resources, sumOfContainers } from '../lib/model/resources';
 import { S3_CREDENTIAL_KEYS, SecretRef } from '../lib/model/secrets';
+import { urlDestination } from '../lib/model/network';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
@@ -178,6 +179,15 @@ export class Loki extends HomelabService {
     this.addCheckpoint();
     // Push (Alloy) and queries (Grafana) on the single binary's HTTP port.
     this.serveClients({ port: LOKI_HTTP_PORT, podSelector: SINGLE_BINARY_POD_LABELS });
+    if (s3) {
+      this.allowEgress({
+        name: 's3',
+        podSelector: SINGLE_BINARY_POD_LABELS,
+        // Without an endpoint Loki's client goes to AWS S3, over HTTPS.
+        to: { kind: 'external', destinations: [s3.endpoint ? urlDestination(s3.endpoint) : { to: 'internet', ports: [{ port: 443 }] }] },
+        reason: `Loki keeps its chunks in S3 (${s3.buckets.chunks}, ${s3.buckets.ruler})`,
+      });
+    }
   }
 
   private addMonitoring(): void {

@@ -12,6 +12,7 @@ import { absolutePath, bool, cron, duration, intBetween, k8sName, matching, oneO
 import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { ExternalDestination, urlDestination } from '../lib/model/network';
 import { Platform } from '../lib/model/platform';
 import { durationSeconds } from '../lib/util/quantity';
 import type { SecretRef } from '../lib/model/secrets';
@@ -24,6 +25,19 @@ const backupTargetUrl = matching(
   /^(s3:\/\/[^@\s]+@[^/\s]+\/\S*|nfs:\/\/\S+|cifs:\/\/\S+|azblob:\/\/\S+)$/,
   'a Longhorn backup target such as "s3://bucket@us-east-1/"',
 );
+
+/**
+ * Where backups go, by the target's scheme (longhorn backupstore drivers): NFS (v4, which
+ * Longhorn requires: 2049) and CIFS (445) to the URL's host; S3 and Azure Blob over HTTPS to an
+ * endpoint the credentials Secret names (AWS_ENDPOINTS), unknown here: `internet` on 443.
+ */
+function backupDestination(target: string): ExternalDestination {
+  const scheme = target.split(':')[0];
+  const host = /^\w+:\/\/([^/:@]+)/.exec(target)?.[1] ?? '';
+  if (scheme === 'nfs') return { to: urlDestination(`https://${host}`).to, ports: [{ port: 2049 }] };
+  if (scheme === 'cifs') return { to: urlDestination(`https://${host}`).to, ports: [{ port: 445 }] };
+  return { to: 'internet', ports: [{ port: 443 }] };
+}
 
 const storageClassSchema = z.strictObject({
   default: bool.default(false),
@@ -198,6 +212,16 @@ export class Longhorn extends HomelabService implements StorageProvider {
     // Everything else (CSI plugin, instance managers, engine and replica traffic, the UI, the
     // checkpoint) stays inside longhorn-system: the same-namespace rule covers it.
     this.serveApiServer(...WEBHOOK_PORTS.map((port) => ({ port, podSelector: MANAGER_PODS })));
+    this.callApiServer({}, 'longhorn-manager, the driver deployer and the CSI sidecars watch and change the cluster');
+    if (props.backup) {
+      this.allowEgress({
+        name: 'backup-target',
+        // Backups are written by the instance managers and longhorn-manager.
+        podSelector: {},
+        to: { kind: 'external', destinations: [backupDestination(props.backup.target)] },
+        reason: `Longhorn writes backups to its ${props.backup.target.split(':')[0]} backup target`,
+      });
+    }
     this.expose({ subdomain: props.subdomain, ...LONGHORN_UI, admin: true });
   }
 
@@ -213,7 +237,8 @@ export class Longhorn extends HomelabService implements StorageProvider {
     const keys = BACKUP_CREDENTIAL_KEYS[scheme];
     if (keys === undefined) throw new Error(`longhorn: unknown backup target scheme "${scheme}"`);
     if (keys.length === 0) return undefined;
-    return this.needSecret(BACKUP_CREDENTIALS_SECRET, keys, `credentials of the Longhorn backup target ${target}`);
+    // Longhorn reads them when it backs up, not to start: its volumes (Vault's too) never wait for Vault.
+    return this.needSecret(BACKUP_CREDENTIALS_SECRET, keys, `credentials of the Longhorn backup target ${target}`, { neededToStart: false });
   }
 
   private addStorageClass(name: string, storageClass: StorageClassConfig, defaultReplicas: number): void {

@@ -13,11 +13,12 @@ import { setSyncWave } from '../lib/model/argocd';
 import { z } from '../lib/model/config/zod';
 import { ConfigIssue, defineService, EnvironmentView, ownSubdomain } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { bool, exactlyOneOf, expected, hostname, intBetween, k8sName, matching, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
+import { bool, exactlyOneOf, expected, externalDestinations, hostname, intBetween, k8sName, matching, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { Resources, size, toContainerResources } from '../lib/model/resources';
+import { inClusterNamespace, urlDestination } from '../lib/model/network';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
@@ -76,6 +77,11 @@ export const n8nSettings = z
     /** Schedule triggers' time zone (GENERIC_TIMEZONE, TZ). */
     timezone: timezone.default('UTC'),
     resources: resourcesSchema.default({ requests: { cpu: '250m', memory: '512Mi' }, limits: { cpu: '2', memory: '2Gi' } }),
+    /**
+     * Where workflows may connect outside the cluster (HTTP Request nodes, credentials' APIs):
+     * `internet` on every port unless narrowed, e.g. `[{to: internet, ports: [443]}]`; `[]` for none.
+     */
+    egress: externalDestinations.default([{ to: 'internet' }]),
   })
   .prefault({});
 
@@ -127,6 +133,7 @@ export class N8n extends HomelabService {
     const selector = this.selectorFor(COMPONENT);
 
     this.addDeployment(props, host, resources, selector);
+    this.declareEgress(props, selector);
     const service = new kplus.Service(this, 'service', {
       metadata: { name: COMPONENT, labels: this.labelsFor(COMPONENT) },
       ports: [{ name: PORT_NAME, port: N8N_PORT, targetPort: N8N_PORT }],
@@ -173,6 +180,26 @@ export class N8n extends HomelabService {
       },
       script: `node -e '${PUBLISH_SCRIPT}'`,
     });
+  }
+
+  /** The workflows' destinations outside the cluster, and an existing PostgreSQL wherever it runs. */
+  private declareEgress(props: N8nProps, selector: Readonly<Record<string, string>>): void {
+    if (props.egress.length > 0) {
+      this.allowEgress({ name: 'external', podSelector: selector, to: { kind: 'external', destinations: props.egress }, reason: 'n8n workflows call services outside the cluster (services.n8n.egress)' });
+    }
+    const postgres = props.database.postgres;
+    // A bare Service name is in n8n's own namespace (the same-namespace rule); `<service>.<namespace>.svc`
+    // is any pod of that namespace, on any port (the Service's target port is not known here).
+    if (postgres && postgres.host.includes('.')) {
+      const url = `postgres://${postgres.host}:${postgres.port}`;
+      const namespace = inClusterNamespace(url);
+      this.allowEgress({
+        name: 'postgres',
+        podSelector: selector,
+        to: namespace ? { kind: 'pods', peer: { namespace, podSelector: {} } } : { kind: 'external', destinations: [urlDestination(url)] },
+        reason: `n8n keeps its data in PostgreSQL on ${postgres.host}:${postgres.port}`,
+      });
+    }
   }
 
   private addDeployment(props: N8nProps, host: string, resources: Resources, selector: Record<string, string>): void {

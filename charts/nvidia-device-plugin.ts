@@ -78,6 +78,9 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
     this.requestCapacity('device-plugin', placement.nodes.length, PLUGIN_RESOURCES.requests);
     this.addRuntimeClass(placement);
     this.addCheckpoint(placement, scope.config.nodes);
+    // The chart adds its config-manager sidecar with a config map: it reads its node's
+    // `nvidia.com/device-plugin.config` label through the API (nvidia-device-plugin 0.20.0 templates/daemonset-device-plugin.yaml).
+    if (gpuReplicas > 1) this.callApiServer({}, "the plugin's config manager reads its node's labels to pick the time-slicing config");
     this.addAlertRules(placement, scope.config.nodes);
   }
 

@@ -60,6 +60,16 @@ export class RabbitmqOperators extends HomelabService {
       installsCrdGroups: ['rabbitmq.com'],
       kustomizations: [KUSTOMIZATIONS.rabbitmqClusterOperator, KUSTOMIZATIONS.rabbitmqTopologyOperator],
       requiresCrdGroups: ['cert-manager.io'],
+      // Both operators validate rabbitmq.com resources (failurePolicy: Fail, config/webhook/manifests.yaml at the pinned tags).
+      admissionWebhookGroups: ['rabbitmq.com'],
+      // The Certificates of the kustomizations (config/certmanager), whose CA the checkpoint reads.
+      upstreamSecrets: WEBHOOKS.map((webhook) => webhook.certificateSecret),
+      generatesSecrets: [
+        // The Cluster Operator's default user, `<cluster>-default-user` (the checkpoint of charts/rabbitmq.ts reads it).
+        { group: 'rabbitmq.com', kind: 'RabbitmqCluster', secretNames: (cluster) => [`${cluster}-default-user`] },
+        // The Topology Operator's credentials for a User without importCredentialsSecret (charts/rabbitmq.ts userCredentialsSecret).
+        { group: 'rabbitmq.com', kind: 'User', secretNames: (user) => [`${user}-user-credentials`] },
+      ],
       ignoreDifferences: ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'].map((kind) => ({
         // cert-manager's CA injector writes the CA into the webhooks after every sync.
         group: 'admissionregistration.k8s.io',
@@ -71,6 +81,7 @@ export class RabbitmqOperators extends HomelabService {
     this.addCheckpoint();
     this.addMonitoring();
     this.serveApiServer({ port: WEBHOOK_SERVER_PORT, podSelector: {} });
+    this.callApiServer({}, 'both operators reconcile their resources');
   }
 
   private addMonitoring(): void {

@@ -132,6 +132,7 @@ export class KuberayOperator extends HomelabService {
     this.requestCapacity('operator', 1, OPERATOR_RESOURCES.requests);
     this.addCheckpoint();
     this.addMonitoring();
+    this.callApiServer({}, 'the operator reconciles RayClusters, RayJobs and RayServices');
   }
 
   private addMonitoring(): void {
@@ -279,6 +280,8 @@ export class Ray extends HomelabService {
     }
     this.addCheckpoint(1 + groups.reduce((sum, [, group]) => sum + group.minReplicas, 0));
     this.addMonitoring();
+    // The in-tree autoscaler runs as a sidecar of the head and scales the worker groups by patching the RayCluster.
+    this.callApiServer(RAY_HEAD_LABELS, 'the autoscaler (a sidecar of the head) scales the worker groups through the API');
     // Clients connect with Ray Client or submit jobs through the dashboard's REST API; GCS
     // (6379) is for the cluster's own workers only (same namespace).
     this.serveClients({ port: RAY_PORTS.client, podSelector: RAY_HEAD_LABELS }, { port: RAY_PORTS.dashboard, podSelector: RAY_HEAD_LABELS });

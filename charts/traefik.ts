@@ -27,6 +27,7 @@ import { spreadOverNodes } from '../lib/model/placement';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
+import { inClusterNamespace, urlDestination } from '../lib/model/network';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 import { CertManager, certManagerEntry, CLUSTER_ISSUERS } from './cert-manager';
@@ -223,6 +224,18 @@ export class Traefik extends HomelabService implements ExposureRouter {
       { port: ENTRY_POINTS.websecure.port, podSelector: TRAEFIK_POD_LABELS },
     );
     this.addMonitoring();
+    this.callApiServer(TRAEFIK_POD_LABELS, 'Traefik watches its IngressRoutes, Middlewares, Services and EndpointSlices');
+    const auth = this.adminAccess.forwardAuth;
+    if (auth) {
+      // A Service in the cluster: any pod of its namespace, any port (the Service's target port is not known here).
+      const namespace = inClusterNamespace(auth.address);
+      this.allowEgress({
+        name: 'forward-auth',
+        podSelector: TRAEFIK_POD_LABELS,
+        to: namespace ? { kind: 'pods', peer: { namespace, podSelector: {} } } : { kind: 'external', destinations: [urlDestination(auth.address)] },
+        reason: 'Traefik asks the forward-auth server about every request to an admin UI',
+      });
+    }
   }
 
   /** Hosts routed so far (all of them once synth has called routeExposures). */

@@ -17,6 +17,7 @@ import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { toResourceRequirements } from '../lib/model/resources';
 import { S3_CREDENTIAL_KEYS } from '../lib/model/secrets';
+import { urlDestination } from '../lib/model/network';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
@@ -216,6 +217,14 @@ export class Triton extends HomelabService {
 
   /** An S3 bucket, with the credentials from the declared Secret (never inline). */
   private s3Repository(s3: TritonS3Repository): RepositoryMount {
+    // `s3://[scheme://]host:port/bucket/...` names its server; `s3://bucket/...` is AWS, over HTTPS.
+    const server = /^s3:\/\/((https?:\/\/)?[0-9a-zA-Z.-]+:\d+)\//.exec(s3.url)?.[1];
+    this.allowEgress({
+      name: 'model-repository',
+      podSelector: this.selectorFor(COMPONENT),
+      to: { kind: 'external', destinations: [server ? urlDestination(server.includes('://') ? server : `http://${server}`) : { to: 'internet', ports: [{ port: 443 }] }] },
+      reason: 'Triton loads its models from the S3 model repository',
+    });
     const credentials = this.needSecret(S3_CREDENTIALS_SECRET, S3_CREDENTIAL_KEYS, `S3 credentials of Triton's model repository ${s3.url}`);
     return {
       path: s3.url,

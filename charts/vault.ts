@@ -85,9 +85,13 @@ export class Vault extends HomelabService implements SecretBackend {
     const replicas = props.replicas;
     const ha = replicas > 1;
     super(scope, 'vault', props, {
-      layer: Layer.SECURITY,
+      // Services of every layer read the secrets it keeps: ADR 23.
+      layer: Layer.FOUNDATION,
       namespace: VAULT_NAMESPACE,
       helm: helmRelease('vault', vaultValues(props, replicas)),
+      // A sealed pod is not Ready (the chart's readiness probe runs `vault status`), so the
+      // Application stays Progressing until the runbook is done.
+      awaitsOperator: 'initialise and unseal Vault and give its configurator a token (README "Vault: one-time setup")',
     });
     this.replicas = replicas;
     // In HA the chart's `vault-active` Service selects the pod that service registration labels active.
@@ -104,6 +108,9 @@ export class Vault extends HomelabService implements SecretBackend {
     });
     this.addMonitoring();
     this.addCheckpoint();
+    // The Kubernetes auth method reviews every client's token (TokenReview); in HA, service
+    // registration labels the active pod.
+    this.callApiServer(VAULT_SERVER_POD_LABELS, "Vault's Kubernetes auth method reviews the clients' tokens, and service registration labels the active pod");
   }
 
   locationOf(need: SecretNeed): string {

@@ -3,21 +3,82 @@ import type { GitManifests, HelmChartVersion, KustomizeSource } from '../lib/mod
 /**
  * Every upstream version the platform deploys, in one place. Chart versions must match the
  * chart copies the typed values in imports/helm/ were generated from (a test checks this).
+ *
+ * Beside each version, its `footprint`: the cluster-scoped kinds and the namespaces the pinned
+ * source can create objects in, which its service's AppProject must admit (docs/adr/0022). They
+ * are upstream facts, read from the source itself — every template and crds/ file of the chart
+ * archive (subcharts included), every object the kustomization builds — and
+ * test/upstream-footprint.test.ts re-derives them from ../shared: after a version bump it fails
+ * and prints the footprint to declare.
  */
 
+/** Cluster-scoped kinds upstream sources create, as `Kind.group`. */
+const CLUSTER_ROLE = 'ClusterRole.rbac.authorization.k8s.io';
+const CLUSTER_ROLE_BINDING = 'ClusterRoleBinding.rbac.authorization.k8s.io';
+const CRD = 'CustomResourceDefinition.apiextensions.k8s.io';
+const MUTATING_WEBHOOK = 'MutatingWebhookConfiguration.admissionregistration.k8s.io';
+const VALIDATING_WEBHOOK = 'ValidatingWebhookConfiguration.admissionregistration.k8s.io';
+const INGRESS_CLASS = 'IngressClass.networking.k8s.io';
+const PRIORITY_CLASS = 'PriorityClass.scheduling.k8s.io';
+const NAMESPACE = 'Namespace';
+
 export const CHARTS = {
-  argocd: { repoURL: 'https://argoproj.github.io/argo-helm', chart: 'argo-cd', version: '10.1.1' },
-  longhorn: { repoURL: 'https://charts.longhorn.io', chart: 'longhorn', version: '1.12.1' },
-  nvidiaDevicePlugin: { repoURL: 'https://nvidia.github.io/k8s-device-plugin', chart: 'nvidia-device-plugin', version: '0.20.0' },
-  kuberayOperator: { repoURL: 'https://ray-project.github.io/kuberay-helm/', chart: 'kuberay-operator', version: '1.7.0' },
-  kubePrometheusStack: { repoURL: 'https://prometheus-community.github.io/helm-charts', chart: 'kube-prometheus-stack', version: '88.5.3' },
-  loki: { repoURL: 'https://grafana-community.github.io/helm-charts', chart: 'loki', version: '18.11.0' },
-  alloy: { repoURL: 'https://grafana.github.io/helm-charts', chart: 'alloy', version: '1.11.1' },
-  certManager: { repoURL: 'https://charts.jetstack.io', chart: 'cert-manager', version: 'v1.21.1' },
+  argocd: {
+    repoURL: 'https://argoproj.github.io/argo-helm', chart: 'argo-cd', version: '10.1.1',
+    /** From argo-cd-10.1.1.tgz. */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD], namespaces: [] },
+  },
+  longhorn: {
+    repoURL: 'https://charts.longhorn.io', chart: 'longhorn', version: '1.12.1',
+    /** From longhorn-1.12.1.tgz. */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD, PRIORITY_CLASS], namespaces: [] },
+  },
+  nvidiaDevicePlugin: {
+    repoURL: 'https://nvidia.github.io/k8s-device-plugin', chart: 'nvidia-device-plugin', version: '0.20.0',
+    /** From nvidia-device-plugin-0.20.0.tgz (with node-feature-discovery 0.19.0). */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD], namespaces: [] },
+  },
+  kuberayOperator: {
+    repoURL: 'https://ray-project.github.io/kuberay-helm/', chart: 'kuberay-operator', version: '1.7.0',
+    /** From kuberay-operator-1.7.0.tgz. */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD], namespaces: [] },
+  },
+  kubePrometheusStack: {
+    repoURL: 'https://prometheus-community.github.io/helm-charts', chart: 'kube-prometheus-stack', version: '88.5.3',
+    /** From kube-prometheus-stack-88.5.3.tgz (with its subcharts crds, grafana, kube-state-metrics, prometheus-node-exporter and prometheus-windows-exporter); kube-system: the exporters' Services, Endpoints and ServiceMonitors of the control plane, default: the API server's ServiceMonitor. */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD, MUTATING_WEBHOOK, VALIDATING_WEBHOOK], namespaces: ['default', 'kube-system'] },
+  },
+  loki: {
+    repoURL: 'https://grafana-community.github.io/helm-charts', chart: 'loki', version: '18.11.0',
+    /** From loki-18.11.0.tgz (with minio and rollout-operator). */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD, MUTATING_WEBHOOK, VALIDATING_WEBHOOK], namespaces: [] },
+  },
+  alloy: {
+    repoURL: 'https://grafana.github.io/helm-charts', chart: 'alloy', version: '1.11.1',
+    /** From alloy-1.11.1.tgz. */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD], namespaces: [] },
+  },
+  certManager: {
+    repoURL: 'https://charts.jetstack.io', chart: 'cert-manager', version: 'v1.21.1',
+    /** From cert-manager-v1.21.1.tgz. */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD, MUTATING_WEBHOOK, VALIDATING_WEBHOOK], namespaces: [] },
+  },
   /** Traefik v3.7.11; installs the traefik.io (and hub.traefik.io) CRDs from its crds/ folder. */
-  traefik: { repoURL: 'https://traefik.github.io/charts', chart: 'traefik', version: '41.3.0' },
-  vault: { repoURL: 'https://helm.releases.hashicorp.com', chart: 'vault', version: '0.34.1' },
-  externalSecrets: { repoURL: 'https://charts.external-secrets.io', chart: 'external-secrets', version: '2.9.0' },
+  traefik: {
+    repoURL: 'https://traefik.github.io/charts', chart: 'traefik', version: '41.3.0',
+    /** From traefik-41.3.0.tgz. */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD, INGRESS_CLASS, MUTATING_WEBHOOK], namespaces: [] },
+  },
+  vault: {
+    repoURL: 'https://helm.releases.hashicorp.com', chart: 'vault', version: '0.34.1',
+    /** From vault-0.34.1.tgz. */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, MUTATING_WEBHOOK], namespaces: [] },
+  },
+  externalSecrets: {
+    repoURL: 'https://charts.external-secrets.io', chart: 'external-secrets', version: '2.9.0',
+    /** From external-secrets-2.9.0.tgz (with bitwarden-sdk-server). */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, VALIDATING_WEBHOOK], namespaces: [] },
+  },
 } as const satisfies Record<string, HelmChartVersion>;
 
 /**
@@ -31,6 +92,8 @@ export const KUSTOMIZATIONS = {
     revision: 'v2.22.3',
     path: 'config/installation',
     images: ['ghcr.io/rabbitmq/cluster-operator=ghcr.io/rabbitmq/cluster-operator:2.22.3'],
+    /** From config/installation at v2.22.3 (16 objects; its Namespace is replaced by the service's own). */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD, MUTATING_WEBHOOK, NAMESPACE, VALIDATING_WEBHOOK], namespaces: ['rabbitmq-system'] },
   },
   /** Overrides the kustomization's own entry (tag `latest`), as the project's release CI does. */
   rabbitmqTopologyOperator: {
@@ -38,6 +101,8 @@ export const KUSTOMIZATIONS = {
     revision: 'v1.20.1',
     path: 'config/installation',
     images: ['rabbitmqoperator/messaging-topology-operator=ghcr.io/rabbitmq/messaging-topology-operator:1.20.1'],
+    /** From config/installation at v1.20.1 (30 objects; its Namespace is replaced by the service's own). */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD, MUTATING_WEBHOOK, NAMESPACE, VALIDATING_WEBHOOK], namespaces: ['rabbitmq-system'] },
   },
 } as const satisfies Record<string, KustomizeSource>;
 
@@ -48,6 +113,8 @@ export const MANIFESTS = {
     repoURL: 'https://github.com/prometheus-operator/prometheus-operator',
     revision: 'v0.93.0',
     path: 'example/prometheus-operator-crd',
+    /** From example/prometheus-operator-crd at v0.93.0 (10 CRDs). */
+    footprint: { clusterScoped: [CRD], namespaces: [] },
   },
 } as const satisfies Record<string, GitManifests>;
 

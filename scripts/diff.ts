@@ -10,6 +10,8 @@ import { diffTrees } from '../lib/output/diff';
 import { formatMarkdown, formatText } from '../lib/output/diff-format';
 import { gitCommit, readGitTree, treeOf } from '../lib/output/output-tree';
 import { synthesizeConfigFile } from '../lib/output/synthesize-config';
+import { recoverInterruptedWrites } from '../lib/output/atomic-replace';
+import { resolve } from 'node:path';
 
 export const DIFF_COMMAND: CommandSpec = {
   usage: 'npm run diff -- [--base <rev>] [--format text|markdown] [--config <file>] [--env <name>] [--out <dir>]',
@@ -34,6 +36,8 @@ export function main(argv: readonly string[], options: { cwd?: string } = {}): n
     if (!parsed) return 0;
     const { base, format, config, env, out } = parsed.values as { base: string; format: string; config: string; env?: string; out: string };
     if (!(FORMATS as readonly string[]).includes(format)) throw usageError(DIFF_COMMAND, `--format: expected one of ${FORMATS.join(', ')}, received "${format}"`);
+    // A synth killed while replacing the output left it to be finished (README: what a killed synth leaves).
+    recoverInterruptedWrites(resolve(options.cwd ?? process.cwd(), out));
     const commit = gitCommit(base, options.cwd);
     const head = treeOf(synthesizeConfigFile({ configFile: config, catalog: BUILTIN_CATALOG, environment: env }));
     const committed = readGitTree(commit, out, { cwd: options.cwd, environments: env !== undefined ? [env] : undefined });

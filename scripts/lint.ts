@@ -7,6 +7,7 @@ import { lintTree, formatViolation } from '../lib/tools/lint/lint';
 import { RULES } from '../lib/tools/lint/rules';
 import { EXCEPTIONS_FILE } from '../lib/tools/lint/exceptions';
 import { readOutputTree } from '../lib/tools/lint/tree';
+import { recoverInterruptedWrites } from '../lib/output/atomic-replace';
 
 const USAGE = `usage: npm run lint:k8s [-- --dir <tree>]
 
@@ -36,6 +37,8 @@ export function main(args: readonly string[]): number {
   }
   let tree;
   try {
+    // A synth killed while replacing the output left it to be finished first.
+    recoverInterruptedWrites(dir);
     tree = readOutputTree(dir);
   } catch (error) {
     process.stderr.write(`lint:k8s: ${(error as Error).message}\n`);

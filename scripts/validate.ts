@@ -11,6 +11,7 @@ import { CommandSpec, parseCommandLine, runCommand } from '../lib/tools/cli';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { HELM_VALUES_FILE } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
+import { recoverInterruptedWrites } from '../lib/output/atomic-replace';
 
 export interface DirectoryReport {
   documents: number;
@@ -72,7 +73,10 @@ export function main(argv: readonly string[]): number {
   return runCommand(() => {
     const parsed = parseCommandLine(VALIDATE_COMMAND, argv);
     if (!parsed) return 0;
-    const { documents, files, errors } = validateDirectory(parsed.positionals[0] ?? 'k8s');
+    const dir = parsed.positionals[0] ?? 'k8s';
+    // A synth killed while replacing the output left it to be finished first.
+    recoverInterruptedWrites(dir);
+    const { documents, files, errors } = validateDirectory(dir);
     for (const error of errors) console.error(error);
     console.log(`validated ${documents} documents in ${files} files: ${errors.length} errors`);
     return errors.length > 0 ? 1 : 0;

@@ -16,7 +16,7 @@ describe('cert-manager', () => {
     const values = chart.helm.valuesObject;
     expect(helmValuesErrors('cert-manager', values)).toEqual([]);
     expect(values.crds).toEqual({ enabled: true, keep: true });
-    // kube-system is not a destination of the AppProject.
+    // Its own namespace: the chart's default (kube-system) comes from a value, which the project's derivation cannot see (docs/adr/0022).
     expect(values.global.leaderElection.namespace).toBe('cert-manager');
     expect(application.spec.ignoreDifferences.map((d: any) => d.kind)).toEqual(['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']);
   });
@@ -43,11 +43,22 @@ describe('cert-manager', () => {
     expect(dev.warnings).toEqual([]);
   });
 
-  it('in sequential waves, where networking comes last, warns instead of ordering backwards', () => {
+  it('in sequential waves, as a foundation, comes before the data mesh that needs its certificates', () => {
     const config = platformObject();
     config.waves = 'sequential';
     const [env] = synthesizeText(toYamlText(config));
-    expect(env.warnings).toEqual(['rabbitmq-operators needs cert-manager.io resources, which cert-manager installs in a later layer (waves: sequential)']);
+    const wave = new Map(env.services.map((s) => [s.name, s.wave]));
+    expect(env.services.find((s) => s.name === 'cert-manager')!.layer).toBe('foundation');
+    expect(wave.get('rabbitmq-operators')!).toBeGreaterThan(wave.get('cert-manager')!);
+    expect(env.warnings).toEqual([]);
+  });
+
+  it('does not wait for Vault: its DNS-01 token is read only when a certificate is issued, so the routes wait for it instead', () => {
+    const byName = new Map(dev.services.map((s) => [s.name, s]));
+    expect(byName.get('cert-manager')!.dependsOn).not.toContain('external-secrets');
+    expect(byName.get('cert-manager')!.wave).toBeLessThanOrEqual(byName.get('vault')!.wave);
+    expect(docs.find(({ path }) => path === 'external-secrets/externalsecret-cert-manager-cloudflare-api-token.yaml')).toBeDefined();
+    expect(byName.get('traefik')!.dependsOn).toContain('external-secrets');
   });
 
   it('declares the token Secret in its own namespace, where cert-manager reads ClusterIssuer references', () => {

@@ -1,5 +1,5 @@
 /**
- * Bad input: every mistake names its config path and what was expected, the CLI exits 1
+ * Bad input: every mistake names its config path and what was expected, the CLI exits 2
  * without a stack trace, and the output directory stays byte-for-byte as it was.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -134,6 +134,12 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
   { name: 'comments only', text: '# nothing here\n', expected: ['the config file is empty'] },
   { name: 'invalid YAML', text: 'domain: home.example.net\nnodes: [a, b\n', expected: [/invalid YAML at line \d+, column \d+/] },
   { name: 'not a mapping', text: '- just\n- a list\n', expected: ['expected a mapping at the top level, received a list'] },
+  { name: 'two YAML documents', text: 'domain: a.example.net\n---\ndomain: b.example.net\n', expected: ['invalid YAML at line 2, column 1: a second document; a config is one document'] },
+  {
+    name: 'a YAML 1.1 merge key of a scalar',
+    text: '%YAML 1.1\n---\ndomain: &d home.example.net\nnodes: {<<: *d}\n',
+    expected: ['invalid YAML: Merge sources must be maps or map aliases'],
+  },
   {
     name: 'a key twice in one mapping',
     text: 'domain: home.example.net\napps:\n  web: {image: "a:1"}\n  db: {image: "b:1"}\n  web: {image: "c:1"}\n',

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Checkpoint } from '../lib/model/checkpoint';
 
 import { Layer } from '../lib/model/layers';
-import { EnvironmentModel, label, nodeId, renderPlatformDoc } from '../lib/output/platform-doc';
+import { EnvironmentModel, label, nodeId, PLATFORM_DOC_HEADER, renderPlatformDoc } from '../lib/output/platform-doc';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
@@ -27,7 +27,7 @@ interface Flowchart {
   readonly classes: Map<string, string>;
   /** Subgraph id -> decoded label and the node ids declared in it. */
   readonly subgraphs: Map<string, { label: string; members: string[] }>;
-  /** `from kind to`, kind one of `-->`, `-.->|CRDs|`, `==>`. */
+  /** `from kind to`, kind one of `-->`, `-.->|needs|`, `==>`. */
   readonly edges: string[];
 }
 
@@ -67,7 +67,7 @@ function parseFlowchart(block: string): Flowchart {
       node(m[1], m[2] ?? m[3] ?? m[4], m[5]);
       node(m[6], m[7] ?? m[8] ?? m[9], m[10]);
       edges.push(`${m[1]} --> ${m[6]}`);
-    } else if ((m = new RegExp(`^  (${ID}) (-->|-\\.->\\|CRDs\\||==>) (${ID})$`).exec(line))) {
+    } else if ((m = new RegExp(`^  (${ID}) (-->|-\\.->\\|needs\\||==>) (${ID})$`).exec(line))) {
       edges.push(`${m[1]} ${m[2]} ${m[3]}`);
     } else if (!/^  classDef \w+ [\w:#,]+$/.test(line)) {
       throw new Error(`unexpected line: ${line}`);
@@ -179,7 +179,7 @@ describe('docs/platform.md', () => {
         s.layer === Layer.VERIFICATION
           ? // After everything: one edge from each layer it follows.
             [...new Set(s.dependsOn.map((d) => layerOf.get(d)!))].map((l) => `${nodeId('layer', l)} --> ${nodeId('s', s.name)}`)
-          : s.dependsOn.map((d) => `${nodeId('s', d)} ${s.crdDependsOn.includes(d) ? '-.->|CRDs|' : '-->'} ${nodeId('s', s.name)}`),
+          : s.dependsOn.map((d) => `${nodeId('s', d)} ${s.needDependsOn.includes(d) ? '-.->|needs|' : '-->'} ${nodeId('s', s.name)}`),
       );
       expect([...flowchart.edges].filter((e) => !e.includes(' ==> ')).sort()).toEqual(expected.sort());
     }
@@ -187,8 +187,8 @@ describe('docs/platform.md', () => {
     const dev = architectures.get('dev')!.flowchart;
     expect(dev.edges).toContain('s_longhorn --> s_rabbitmq');
     expect(dev.edges).toContain('s_rabbitmq_operators --> s_rabbitmq');
-    expect(dev.edges).toContain('s_prometheus_operator_crds -.->|CRDs| s_longhorn');
-    expect(dev.edges).toContain('s_cert_manager -.->|CRDs| s_rabbitmq_operators');
+    expect(dev.edges).toContain('s_prometheus_operator_crds -.->|needs| s_longhorn');
+    expect(dev.edges).toContain('s_cert_manager -.->|needs| s_rabbitmq_operators');
     expect(dev.edges.filter((e) => e.endsWith(' s_rabbitmq') && !e.includes(' ==> '))).toHaveLength(3);
   });
 
@@ -263,16 +263,18 @@ describe('writing docs/platform.md', () => {
     expect(runMain(['--config', PLATFORM_FIXTURE, '--out', join(dir, 'k8s'), '--docs', custom]).status).toBe(0);
     expect(readFileSync(custom, 'utf8')).toBe(doc);
 
-    writeFileSync(join(dir, 'docs', 'platform.md'), 'previous\n');
+    const previous = `${PLATFORM_DOC_HEADER}previous\n`;
+    writeFileSync(join(dir, 'docs', 'platform.md'), previous);
     expect(runMain(['--config', PLATFORM_FIXTURE, '--out', join(dir, 'k8s'), '--env', 'prod']).status).toBe(0);
-    expect(readFileSync(join(dir, 'docs', 'platform.md'), 'utf8')).toBe('previous\n');
-    expect([...readTree(dir).keys()].filter((p) => p.includes('staging-'))).toEqual([]);
+    expect(readFileSync(join(dir, 'docs', 'platform.md'), 'utf8')).toBe(previous);
+    expect([...readTree(dir).keys()].filter((p) => p.includes('~synth-'))).toEqual([]);
   });
 
   it('a config error leaves it untouched', () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'docs'));
-    writeFileSync(join(dir, 'docs', 'platform.md'), 'previous\n');
+    const previous = `${PLATFORM_DOC_HEADER}previous\n`;
+    writeFileSync(join(dir, 'docs', 'platform.md'), previous);
     const config = platformObject();
     config.environments.prod.services.longhorn.replicas = 'three';
     writeFileSync(join(dir, 'homelab.yaml'), toYamlText(config));
@@ -280,20 +282,23 @@ describe('writing docs/platform.md', () => {
     const result = runMain(['--config', join(dir, 'homelab.yaml'), '--out', join(dir, 'k8s')]);
 
     expect(result.status).toBe(2);
-    expect(readTree(dir)).toEqual(new Map([['docs/platform.md', 'previous\n'], ['homelab.yaml', toYamlText(config)]]));
+    expect(result.stderr).toContain('environments.prod.services.longhorn.replicas');
+    expect(readTree(dir)).toEqual(new Map([['docs/platform.md', previous], ['homelab.yaml', toYamlText(config)]]));
   });
 
   it('a failing write leaves it untouched, and replaces it together with the output otherwise', () => {
     const dir = tempDir();
     const docs = join(dir, 'docs', 'platform.md');
     mkdirSync(join(dir, 'docs'));
-    writeFileSync(docs, 'previous\n');
+    const previous = `${PLATFORM_DOC_HEADER}previous\n`;
+    writeFileSync(docs, previous);
     const broken = [{ environment: 'dev', files: new Map([['a/b.yaml', 'x'], ['a/b.yaml/c.yaml', 'conflict']]) }];
+    const documents = [{ path: docs, content: `${PLATFORM_DOC_HEADER}new\n`, header: PLATFORM_DOC_HEADER }];
 
-    expect(() => writeOutput(broken, { outdir: join(dir, 'k8s'), documents: new Map([[docs, 'new\n']]) })).toThrow();
-    expect(readTree(dir)).toEqual(new Map([['docs/platform.md', 'previous\n']]));
+    expect(() => writeOutput(broken, { outdir: join(dir, 'k8s'), documents })).toThrow();
+    expect(readTree(dir)).toEqual(new Map([['docs/platform.md', previous]]));
 
-    writeOutput([{ environment: 'dev', files: new Map([['a/b.yaml', 'x']]) }], { outdir: join(dir, 'k8s'), documents: new Map([[docs, 'new\n']]) });
-    expect(readTree(dir)).toEqual(new Map([['docs/platform.md', 'new\n'], ['k8s/dev/a/b.yaml', 'x']]));
+    writeOutput([{ environment: 'dev', files: new Map([['a/b.yaml', 'x']]) }], { outdir: join(dir, 'k8s'), documents });
+    expect(readTree(dir)).toEqual(new Map([['docs/platform.md', documents[0].content], ['k8s/dev/a/b.yaml', 'x']]));
   });
 });

@@ -54,6 +54,8 @@ describe('diffTrees on a known change', () => {
   it('reports exactly the Applications that change, with how', () => {
     expect(diff.map((env) => [env.environment, env.kind])).toEqual([['dev', 'changed']]);
     expect(diff[0].applications.map((a) => [a.application, a.kind])).toEqual([
+      // The apps' Namespaces come from the platform (docs/adr/0022): one added, one removed.
+      ['app-namespaces', 'changed'],
       ['apps', 'changed'],
       // node-red depended on it: the NetworkPolicy letting node-red in goes.
       ['home-assistant', 'changed'],
@@ -78,10 +80,14 @@ describe('diffTrees on a known change', () => {
     const added = application('whoami')!;
     expect(added.resources.length).toBeGreaterThan(0);
     expect(added.resources.every((r) => r.kind === 'added')).toBe(true);
-    expect(added.resources.map((r) => r.resource)).toEqual(expect.arrayContaining(['Namespace/whoami', 'Deployment/whoami/whoami', 'Service/whoami/whoami']));
+    expect(added.resources.map((r) => r.resource)).toEqual(expect.arrayContaining(['Deployment/whoami/whoami', 'Service/whoami/whoami']));
     const removed = application('node-red')!;
     expect(removed.resources.every((r) => r.kind === 'removed')).toBe(true);
-    expect(removed.resources.map((r) => r.resource)).toEqual(expect.arrayContaining(['Namespace/node-red', 'Deployment/node-red/node-red']));
+    expect(removed.resources.map((r) => r.resource)).toEqual(expect.arrayContaining(['Deployment/node-red/node-red']));
+    expect(application('app-namespaces')!.resources.map((r) => [r.resource, r.kind])).toEqual([
+      ['Namespace/node-red', 'removed'],
+      ['Namespace/whoami', 'added'],
+    ]);
   });
 
   it('the app of apps gains and loses the child Applications; a sorted list changes by one item each', () => {
@@ -90,7 +96,7 @@ describe('diffTrees on a known change', () => {
       ['Application/argocd/node-red', 'removed'],
       ['Application/argocd/whoami', 'added'],
     ]);
-    const project = apps.resources.find((r) => r.resource === 'AppProject/argocd/dev')!;
+    const project = apps.resources.find((r) => r.resource === 'AppProject/argocd/platform-dev')!;
     expect(project.fields.map((f) => [f.kind, f.path.replace(/\[\d+\]/, '[i]')])).toEqual([
       ['removed', 'spec.destinations[i]'],
       ['added', 'spec.destinations[i]'],
@@ -104,7 +110,7 @@ describe('diffTrees on a known change', () => {
     expect(text).toMatch(/^ {2}- node-red \(Application removed, \d+ resources\)$/m);
     expect(text).toMatch(/^ {2}\+ whoami \(new Application, \d+ resources\)$/m);
     expect(text).toMatch(/^ {2}~ rabbitmq\n(?: {6}.*\n)*? {6}~ RabbitmqCluster\/rabbitmq\/rabbitmq\n(?: {10}.*\n)* {10}spec\.replicas: 1 -> 3$/m);
-    expect(text).toMatch(/^Against HEAD \(abc1234\): .* in 6 Applications of 1 environment$/m);
+    expect(text).toMatch(/^Against HEAD \(abc1234\): .* in 7 Applications of 1 environment$/m);
     expect(text).not.toMatch(/\x1b\[/);
   });
 

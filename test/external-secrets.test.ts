@@ -8,9 +8,9 @@ import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { buildPlatform, platformObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
 
 /** Needs declared on top of the example, as services will once they are migrated to needSecret. */
-const TEST_NEEDS: Readonly<Record<string, { name: string; keys: string[] }>> = {
-  // Vault keeps its volumes on Longhorn: Longhorn cannot wait for External Secrets.
-  longhorn: { name: 'test-backup-credentials', keys: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] },
+const TEST_NEEDS: Readonly<Record<string, { name: string; keys: string[]; neededToStart?: boolean }>> = {
+  // Vault keeps its volumes on Longhorn: Longhorn cannot wait for External Secrets (nor need the Secret to start).
+  longhorn: { name: 'test-backup-credentials', keys: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'], neededToStart: false },
   loki: { name: 'test-s3-credentials', keys: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] },
   'node-red': { name: 'test-node-red', keys: ['credential-secret'] },
 };
@@ -24,7 +24,7 @@ function synthWithNeeds(mutate?: (config: Record<string, any>) => void, envName 
   const platform = buildPlatform(app, envName, env);
   for (const [service, need] of Object.entries(TEST_NEEDS)) {
     // needSecret is protected: only the service's own construct declares its needs.
-    (platform.services.find((s) => s.serviceName === service) as any)?.needSecret(need.name, need.keys, `test need of ${service}`);
+    (platform.services.find((s) => s.serviceName === service) as any)?.needSecret(need.name, need.keys, `test need of ${service}`, { neededToStart: need.neededToStart });
   }
   return synthesizePlatform(app, platform);
 }
@@ -143,13 +143,13 @@ describe('secret delivery', () => {
     expect(new Set(roles.map((r) => r.serviceAccount)).size).toBe(roles.length);
   });
 
-  it('renders the stores of services Vault depends on into the external-secrets folder, the others into their own', () => {
+  it('renders the stores of services Vault depends on, or needing none of their Secrets to start, into the external-secrets folder, the others into their own', () => {
     const hosts = new Map(ofKind('ExternalSecret').map(({ path, manifest }) => [`${manifest.metadata.namespace}/${manifest.metadata.name}`, folderOf(path)]));
-    // Longhorn's (Vault's volumes) and the probe in the external-secrets folder; every other in its consumer's.
+    // Longhorn's (Vault's volumes), cert-manager's (read when issuing) and the probe in the external-secrets folder; every other in its consumer's.
     const ownFolder = new Map(prod.services.map((s) => [s.namespace, s.name]));
     for (const [secret, folder] of hosts) {
       const namespace = secret.split('/')[0];
-      expect(folder, secret).toBe(['longhorn-system', 'external-secrets'].includes(namespace) ? 'external-secrets' : ownFolder.get(namespace));
+      expect(folder, secret).toBe(['longhorn-system', 'cert-manager', 'external-secrets'].includes(namespace) ? 'external-secrets' : ownFolder.get(namespace));
     }
     expect(hosts.get('longhorn-system/longhorn-backup-credentials')).toBe('external-secrets');
     expect(hosts.get('node-red/test-node-red')).toBe('node-red');
@@ -166,12 +166,12 @@ describe('secret delivery', () => {
     expect(byName.get('node-red')!.wave).toBeGreaterThan(byName.get('external-secrets')!.wave);
   });
 
-  it('in sequential waves also hosts the needs of earlier layers in the external-secrets folder', () => {
+  it('in sequential waves, where the foundations come before the data mesh, hosts only the storage layer\'s needs in the external-secrets folder', () => {
     const sequential = synthWithNeeds((c) => (c.waves = 'sequential'));
     const hosts = Object.fromEntries(ofKindIn(sequential, 'ExternalSecret').map(({ path, manifest }) => [manifest.metadata.name, folderOf(path)]));
-    // Loki (observability) and Node-RED (automation) come before the security layer.
-    expect(hosts).toMatchObject({ 'test-s3-credentials': 'external-secrets', 'test-node-red': 'external-secrets', 'test-backup-credentials': 'external-secrets' });
-    expect(sequential.warnings).not.toContainEqual(expect.stringContaining('external-secrets'));
+    // Loki (observability) and Node-RED (automation) sync after External Secrets; Longhorn (storage) before it.
+    expect(hosts).toMatchObject({ 'test-s3-credentials': 'loki', 'test-node-red': 'node-red', 'test-backup-credentials': 'external-secrets' });
+    expect(sequential.warnings).toEqual([]);
   });
 
   it('without External Secrets emits no delivery and lists every need as made by hand', () => {

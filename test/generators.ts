@@ -38,6 +38,7 @@ const appArbitrary = (name: string, earlier: readonly string[], services: readon
       gpus: options.gpus ? fc.integer({ min: 0, max: 1 }) : fc.constant(0),
       secretEnv: fc.boolean(),
       runAsRoot: fc.boolean(),
+      egress: fc.constantFrom('none', 'internet', 'lan'),
       dependsOn: fc.subarray([...earlier, ...services], { maxLength: Math.min(2, earlier.length + services.length) }),
       layer: fc.constantFrom('automation', 'data-mesh', 'observability'),
     })
@@ -52,6 +53,8 @@ const appArbitrary = (name: string, earlier: readonly string[], services: readon
       ...(a.metrics ? { metrics: { port: 'metrics' } } : {}),
       ...(a.gpus > 0 ? { gpus: a.gpus } : {}),
       ...(a.runAsRoot ? { runAsRoot: true } : {}),
+      ...(a.egress === 'internet' ? { egress: [{ to: 'internet', ports: [443] }] } : {}),
+      ...(a.egress === 'lan' ? { egress: [{ to: ['192.168.1.0/24'], ports: [1883, '5353/udp'] }] } : {}),
       resources: RESOURCES,
       dependsOn: a.dependsOn,
       layer: a.layer,
@@ -83,6 +86,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     n8n: fc.boolean(),
     n8nBroker: fc.boolean(),
     networkPolicies: fc.boolean(),
+    egress: fc.boolean(),
     apps: fc.integer({ min: 0, max: APP_NAMES.length }),
     environments: fc.integer({ min: 1, max: 3 }),
     manualProd: fc.boolean(),
@@ -98,7 +102,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
             ...(c.backup ? { backup: { target: 's3://homelab-backups@us-east-1/' }, recurringJobs: { nightly: { task: 'backup', cron: '0 3 * * *', retain: 7 } } } : {}),
           }
         : { enabled: false },
-      networkPolicies: { enabled: c.networkPolicies },
+      networkPolicies: { enabled: c.networkPolicies, egress: { enabled: c.egress } },
     };
     if (c.rabbitmq) {
       services.rabbitmq = { enabled: true, vhosts: { home: {} }, users: { automation: { permissions: { home: { configure: '.*', write: '.*', read: '.*' } } } } };
@@ -193,6 +197,8 @@ export const breakage: fc.Arbitrary<Breakage> = fc.constantFrom<Breakage>(
   { path: 'sync.retry.limit', apply: (c) => (c.sync = { retry: { limit: 999 } }) },
   { path: 'services.networkPolicies.apiServerSources', apply: (c) => (c.services.networkPolicies.apiServerSources = []) },
   { path: 'waves', apply: (c) => (c.waves = 'parallel') },
+  { path: 'services.networkPolicies.egress.apiServerPort', apply: (c) => (c.services.networkPolicies.egress = { apiServerPort: 0 }) },
+  { path: 'apps.omega.egress.0.to', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, egress: [{ to: 'anywhere' }] }) },
   { path: 'apps.Bad_Name', apply: (c) => (c.apps.Bad_Name = { image: 'ghcr.io/example/bad:1.0.0', resources: RESOURCES }) },
   { path: 'apps.omega.image', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:latest', resources: RESOURCES }) },
   { path: 'apps.omega.dependsOn.0', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, dependsOn: ['no-such-service'] }) },

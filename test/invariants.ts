@@ -6,14 +6,17 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { parse } from 'yaml';
-import { CHARTS } from '../charts/versions';
+import { CHARTS, KUSTOMIZATIONS, MANIFESTS } from '../charts/versions';
+import { ARGOCD_CONTROL_KINDS, projectNames } from '../lib/model/argocd';
+import { APP_NAMESPACES } from '../lib/model/catalog';
+import type { UpstreamFootprint } from '../lib/model/sources';
 import { GPU_RESOURCE, isGpuProvider } from '../lib/model/gpu';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
-import { isNetworkPolicyProvider } from '../lib/model/network';
+import { CLUSTER_DNS, isNetworkPolicyProvider } from '../lib/model/network';
 import type { HomelabService } from '../lib/model/service';
-import { apiGroup } from '../lib/passes/graph';
-import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
-import { isClusterScoped } from '../lib/output/cluster-scoped';
+import { apiGroup } from '../lib/model/needs';
+import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, DEFAULT_DENY_EGRESS, EGRESS_DNS, EGRESS_PREFIX, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
+import { isClusterScoped, scopedKindName } from '../lib/output/cluster-scoped';
 import { GENERATED_HEADER } from '../lib/output/synthesize';
 import { formatViolation, lintObjects } from '../lib/tools/lint/lint';
 import { lintedObjects } from '../lib/tools/lint/tree';
@@ -39,10 +42,42 @@ function documents(all: readonly Synthesized[]) {
   return all.flatMap((s) => manifestsOf(s.env).map(({ path, manifest }) => ({ ...s, path, manifest, where: `${s.env.environment}/${path}` })));
 }
 
-const applications = (s: Synthesized) =>
+/** Every Application the root syncs: one per service, plus the one creating the apps' Namespaces. */
+const allChildren = (s: Synthesized) =>
   manifestsOf(s.env)
     .filter(({ path, manifest }) => path.startsWith('apps/') && manifest.kind === 'Application')
     .map(({ manifest }) => manifest);
+
+/** The services' Applications. */
+const applications = (s: Synthesized) => allChildren(s).filter((app) => app.metadata.name !== APP_NAMESPACES);
+
+/** The footprint a child Application's upstream source declares (charts/versions.ts), undefined for our own manifests. */
+function footprintOfSource(source: any): UpstreamFootprint | undefined {
+  if (source.chart) return Object.values(CHARTS).find((c) => c.chart === source.chart && c.version === source.targetRevision)?.footprint ?? NO_FOOTPRINT;
+  if (source.path?.startsWith('k8s/')) return undefined;
+  const git = [...Object.values(KUSTOMIZATIONS), ...Object.values(MANIFESTS)].find((g) => g.repoURL === source.repoURL && g.path === source.path && g.revision === source.targetRevision);
+  return git?.footprint ?? NO_FOOTPRINT;
+}
+
+/** Stands for an unknown source: admits nothing, so the invariant reports what it deploys. */
+const NO_FOOTPRINT: UpstreamFootprint = { clusterScoped: [], namespaces: [] };
+
+/** What a child Application deploys: its destination, every object in its folder, its sources' footprints. */
+function deployedBy(s: Synthesized, app: Manifest): { clusterScoped: string[]; namespaces: string[] } {
+  const sources = sourcesOf(app);
+  const folder = sources.find((source) => source.path?.startsWith('k8s/'))?.path.split('/').slice(2).join('/');
+  const objects = manifestsOf(s.env).filter(({ path }) => path.startsWith(`${folder}/`)).map(({ manifest }) => manifest);
+  const footprints = sources.map(footprintOfSource).filter((f): f is UpstreamFootprint => f !== undefined);
+  const clusterScoped = new Set(footprints.flatMap((f) => f.clusterScoped));
+  const namespaces = new Set([app.spec.destination.namespace, ...footprints.flatMap((f) => f.namespaces)]);
+  for (const o of objects) {
+    if (isClusterScoped(o.apiVersion, o.kind)) clusterScoped.add(scopedKindName(o.apiVersion, o.kind));
+    else namespaces.add(o.metadata.namespace ?? app.spec.destination.namespace);
+  }
+  return { clusterScoped: [...clusterScoped].sort(), namespaces: [...namespaces].sort() };
+}
+
+const groupKindName = (entry: { group: string; kind: string }) => (entry.group ? `${entry.kind}.${entry.group}` : entry.kind);
 
 const sourcesOf = (app: Manifest): any[] => app.spec.sources ?? [app.spec.source];
 
@@ -393,20 +428,102 @@ export const INVARIANTS: readonly Invariant[] = [
       }),
   },
   {
-    name: 'the AppProject comes first and allows exactly the sources and namespaces the Applications use',
+    name: 'everything an Application needs to become Healthy comes from itself or an Application of an earlier wave',
+    // Re-derived from the written YAML (and, for what synth does not render, the services' declarations), independently of lib/passes/needs.ts.
+    check: (all) => all.flatMap((s) => needViolations(s)),
+  },
+  {
+    name: 'with waves: dependencies, only the services that need one awaiting the operator (Vault) sync after it',
+    check: (all) =>
+      all
+        .filter((s) => s.config.waves === 'dependencies')
+        .flatMap((s) => {
+          const byName = new Map(s.env.services.map((service) => [service.name, service]));
+          const needs = (name: string, gate: string): boolean => byName.get(name)!.dependsOn.some((d) => d === gate || needs(d, gate));
+          return s.platform.services
+            .filter((gate) => gate.awaitsOperator !== undefined)
+            .flatMap((gate) =>
+              s.env.services
+                .filter((service) => service.wave > byName.get(gate.serviceName)!.wave && !needs(service.name, gate.serviceName))
+                .map((service) => `${s.env.environment}/${service.name}: wave ${service.wave} waits for ${gate.serviceName} (wave ${byName.get(gate.serviceName)!.wave}) without needing it`),
+            );
+        }),
+  },
+  {
+    name: "each child's project comes first and admits exactly what its Applications deploy (folders and declared upstream footprints), never `*` nor Argo CD's own kinds; the apps' project no cluster-scoped kind",
     check: (all) =>
       all.flatMap((s) => {
-        const project = manifestsOf(s.env).find(({ manifest }) => manifest.kind === 'AppProject')?.manifest;
         const where = s.env.environment;
-        if (!project) return [`${where}: no AppProject`];
-        const apps = applications(s);
-        const repos = [...new Set(apps.flatMap((app) => sourcesOf(app).map((source) => source.repoURL)))].sort();
-        const namespaces = [...new Set(apps.map((app) => app.spec.destination.namespace))].sort();
+        const names = projectNames(where);
+        const projects = new Map(
+          manifestsOf(s.env)
+            .filter(({ path, manifest }) => path.startsWith('apps/') && manifest.kind === 'AppProject')
+            .map(({ manifest }) => [manifest.metadata.name, manifest]),
+        );
+        const children = allChildren(s);
+        const tenants = new Set(s.platform.services.filter((service) => service.tenant).map((service) => service.serviceName));
+        const expectedProject = (app: Manifest) => (tenants.has(app.metadata.name) ? names.apps : names.platform);
+        const firstWave = Math.min(...children.map((app) => Number(app.metadata.annotations?.[WAVE])));
         return [
-          ...problems(Number(project.metadata.annotations?.[WAVE]) < Math.min(...apps.map((app) => Number(app.metadata.annotations?.[WAVE]))), `${where}: the AppProject is not before every Application`),
-          ...problems(JSON.stringify(repos) === JSON.stringify([...project.spec.sourceRepos].sort()), `${where}: the AppProject's sources are not the Applications'`),
-          ...problems(JSON.stringify(namespaces) === JSON.stringify(project.spec.destinations.map((d: any) => d.namespace).sort()), `${where}: the AppProject's destinations are not the Applications'`),
-          ...apps.flatMap((app) => problems(app.spec.project === project.metadata.name, `${where}/${app.metadata.name}: another project`)),
+          ...problems(
+            isDeepStrictEqual([...projects.keys()].sort(), [names.platform, ...(tenants.size > 0 ? [names.apps] : [])].sort()),
+            `${where}: projects ${[...projects.keys()].join(', ')}`,
+          ),
+          ...children.flatMap((app) => problems(app.spec.project === expectedProject(app), `${where}/${app.metadata.name}: in project ${app.spec.project}, expected ${expectedProject(app)}`)),
+          ...[...projects].flatMap(([name, project]) => {
+            const members = children.filter((app) => app.spec.project === name);
+            const deployed = members.map((app) => deployedBy(s, app));
+            const namespaces = [...new Set(deployed.flatMap((d) => d.namespaces))].sort();
+            const kinds = [...new Set(deployed.flatMap((d) => d.clusterScoped))].sort();
+            const repos = [...new Set(members.flatMap((app) => sourcesOf(app).map((source) => source.repoURL)))].sort();
+            const whitelist = (project.spec.clusterResourceWhitelist ?? []).map(groupKindName).sort();
+            const blacklist = (project.spec.namespaceResourceBlacklist ?? []).filter((e: any) => e.group === 'argoproj.io').map((e: any) => e.kind);
+            const entries = [...(project.spec.clusterResourceWhitelist ?? []), ...(project.spec.namespaceResourceWhitelist ?? []), ...project.spec.destinations];
+            const at = `${where}/${name}`;
+            return [
+              ...problems(Number(project.metadata.annotations?.[WAVE]) < firstWave, `${at}: not before every Application`),
+              ...problems(isDeepStrictEqual(repos, [...project.spec.sourceRepos].sort()), `${at}: sources ${project.spec.sourceRepos.join(', ')}, its Applications use ${repos.join(', ')}`),
+              ...problems(isDeepStrictEqual(namespaces, project.spec.destinations.map((d: any) => d.namespace).sort()), `${at}: destinations are not the namespaces its Applications deploy to (${namespaces.join(', ')})`),
+              ...problems(isDeepStrictEqual(kinds, whitelist), `${at}: whitelists ${whitelist.join(', ') || 'nothing'}, its Applications deploy ${kinds.join(', ') || 'nothing'} cluster-scoped`),
+              ...problems(!entries.some((e: any) => [e.group, e.kind, e.namespace, e.server].includes('*')), `${at}: admits "*"`),
+              ...problems(project.spec.namespaceResourceWhitelist === undefined, `${at}: a namespaced whitelist`),
+              ...ARGOCD_CONTROL_KINDS.flatMap((kind) => problems(blacklist.includes(kind), `${at}: does not deny ${kind}`)),
+              ...problems(name !== names.apps || whitelist.length === 0, `${at}: the apps' project whitelists cluster-scoped kinds`),
+            ];
+          }),
+        ];
+      }),
+  },
+  {
+    name: "the operator's apps get their Namespaces (kept on prune and deletion) from a platform Application that syncs before them, and emit none themselves",
+    check: (all) =>
+      all.flatMap((s) => {
+        const where = s.env.environment;
+        const tenants = s.platform.services.filter((service) => service.tenant);
+        const creator = allChildren(s).find((app) => app.metadata.name === APP_NAMESPACES);
+        const created = manifestsOf(s.env).filter(({ path }) => path.startsWith(`${APP_NAMESPACES}/`));
+        if (tenants.length === 0) return [...problems(!creator && created.length === 0, `${where}: ${APP_NAMESPACES} without apps`)];
+        if (!creator) return [`${where}: no ${APP_NAMESPACES} Application`];
+        const wave = Number(creator.metadata.annotations?.[WAVE]);
+        return [
+          ...problems(
+            isDeepStrictEqual(created.map(({ manifest }) => `${manifest.kind}/${manifest.metadata.name}`).sort(), tenants.map((t) => `Namespace/${t.namespaceName}`).sort()),
+            `${where}/${APP_NAMESPACES}: holds ${created.map(({ path }) => path).join(', ')}`,
+          ),
+          ...created.flatMap(({ path, manifest }) =>
+            ['Prune=false', 'Delete=false'].flatMap((option) => problems((manifest.metadata.annotations?.[SYNC_OPTIONS] ?? '').split(',').includes(option), `${where}/${path}: no ${option}`)),
+          ),
+          ...problems(creator.metadata.finalizers === undefined, `${where}/${APP_NAMESPACES}: a finalizer would delete the apps' namespaces with it`),
+          ...tenants.flatMap((tenant) => {
+            const app = applications(s).find((a) => a.metadata.name === tenant.serviceName);
+            return [
+              ...problems(app !== undefined && Number(app.metadata.annotations?.[WAVE]) > wave, `${where}/${tenant.serviceName}: syncs before its Namespace`),
+              ...problems(
+                !manifestsOf(s.env).some(({ path, manifest }) => path.startsWith(`${tenant.serviceName}/`) && manifest.kind === 'Namespace'),
+                `${where}/${tenant.serviceName}: emits a Namespace`,
+              ),
+            ];
+          }),
         ];
       }),
   },
@@ -456,17 +573,35 @@ export const INVARIANTS: readonly Invariant[] = [
       ),
   },
   {
-    name: 'the root Application of each environment syncs its apps/ folder in project default, without prune or finalizer',
+    name: "the root Application of each environment syncs its apps/ folder without prune or finalizer, with a bounded retry, in its own project (in bootstrap/) that admits only Applications and AppProjects in Argo CD's namespace",
     check: (all) =>
       all.flatMap((s) => {
-        const roots = manifestsOf(s.env).filter(({ path, manifest }) => path.startsWith('bootstrap/') && manifest.kind === 'Application');
-        if (roots.length !== 1) return [`${s.env.environment}: ${roots.length} root Applications`];
+        const where = s.env.environment;
+        const bootstrap = manifestsOf(s.env).filter(({ path }) => path.startsWith('bootstrap/'));
+        const roots = bootstrap.filter(({ manifest }) => manifest.kind === 'Application');
+        if (roots.length !== 1) return [`${where}: ${roots.length} root Applications`];
         const root = roots[0].manifest;
+        const project = bootstrap.find(({ manifest }) => manifest.kind === 'AppProject' && manifest.metadata.name === root.spec.project)?.manifest;
+        if (!project) return [`${where}: the root's project ${root.spec.project} is not in bootstrap/`];
+        const retry = root.spec.syncPolicy.retry;
+        const admitted = (o: Manifest) => o.apiVersion.startsWith('argoproj.io/') && ['Application', 'AppProject'].includes(o.kind) && o.metadata.namespace === 'argocd';
         return [
-          ...problems(root.spec.project === 'default', `${s.env.environment}: the root is in project ${root.spec.project}`),
-          ...problems(root.metadata.finalizers === undefined, `${s.env.environment}: the root has a finalizer`),
-          ...problems(root.spec.source.path === `k8s/${s.env.environment}/apps`, `${s.env.environment}: the root syncs ${root.spec.source.path}`),
-          ...problems((root.spec.syncPolicy.automated?.prune ?? false) === false, `${s.env.environment}: the root prunes`),
+          ...problems(root.spec.project === projectNames(where).root, `${where}: the root is in project ${root.spec.project}`),
+          ...problems(root.metadata.finalizers === undefined, `${where}: the root has a finalizer`),
+          ...problems(root.spec.source.path === `k8s/${where}/apps`, `${where}: the root syncs ${root.spec.source.path}`),
+          ...problems((root.spec.syncPolicy.automated?.prune ?? false) === false, `${where}: the root prunes`),
+          ...problems((root.spec.syncPolicy.automated !== undefined) === (s.config.sync.mode === 'automated'), `${where}: the root's automation is not the configured one`),
+          ...problems(retry?.limit === s.config.sync.retry.limit && retry.limit > 0 && Boolean(retry.backoff?.maxDuration), `${where}: the root has no bounded retry`),
+          ...problems(isDeepStrictEqual(project.spec.sourceRepos, [root.spec.source.repoURL]), `${where}: the root's project admits sources ${project.spec.sourceRepos.join(', ')}`),
+          ...problems(isDeepStrictEqual(project.spec.destinations, [{ namespace: 'argocd', server: root.spec.destination.server }]), `${where}: the root's project admits other destinations`),
+          ...problems((project.spec.clusterResourceWhitelist ?? []).length === 0, `${where}: the root's project admits cluster-scoped kinds`),
+          ...problems(
+            isDeepStrictEqual((project.spec.namespaceResourceWhitelist ?? []).map(groupKindName).sort(), ['AppProject.argoproj.io', 'Application.argoproj.io']),
+            `${where}: the root's project admits more than Applications and AppProjects`,
+          ),
+          ...manifestsOf(s.env)
+            .filter(({ path }) => path.startsWith('apps/'))
+            .flatMap(({ path, manifest }) => problems(admitted(manifest), `${where}/${path}: the root's project does not admit it`)),
         ];
       }),
   },
@@ -500,7 +635,7 @@ export const INVARIANTS: readonly Invariant[] = [
           ...policies.flatMap(({ path, manifest }) => {
             const where = `${s.env.environment}/${path}`;
             const name = manifest.metadata.name;
-            if (name === DEFAULT_DENY || name === ALLOW_SAME_NAMESPACE) return [];
+            if (name === DEFAULT_DENY || name === ALLOW_SAME_NAMESPACE || !manifest.spec.policyTypes.includes('Ingress')) return [];
             const ingress = manifest.spec.ingress ?? [];
             return [
               ...problems(path.split('/')[0] === owners.get(manifest.metadata.namespace!), `${where}: not in the folder of its namespace's service`),
@@ -519,7 +654,164 @@ export const INVARIANTS: readonly Invariant[] = [
         ];
       }),
   },
+  {
+    name: 'where egress is restricted, every namespace of ours denies egress and reaches DNS, every connection allowed in is allowed out, and only declared destinations open public addresses',
+    check: (all) =>
+      all.flatMap((s) => {
+        const provider = s.platform.services.find(isNetworkPolicyProvider);
+        if (!provider?.egressRestriction) return [];
+        const policies = manifestsOf(s.env)
+          .filter(({ manifest }) => manifest.kind === 'NetworkPolicy')
+          .map(({ path, manifest }) => ({ where: `${s.env.environment}/${path}`, policy: manifest }));
+        const egress = (namespace: string) => policies.filter(({ policy }) => policy.metadata.namespace === namespace && policy.spec.policyTypes.includes('Egress')).map(({ policy }) => policy);
+        const owners = new Map(s.platform.services.map((service) => [service.namespaceName, service]));
+        const dns = JSON.stringify({ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: CLUSTER_DNS.namespace } }, podSelector: { matchLabels: CLUSTER_DNS.podSelector } });
+        const reachesDns = (p: Manifest) =>
+          Object.keys(p.spec.podSelector).length === 0 &&
+          p.spec.egress?.some((rule: any) => rule.to?.some((to: any) => JSON.stringify(to) === dns) && ['UDP', 'TCP'].every((protocol) => rule.ports?.some((port: any) => port.port === 53 && port.protocol === protocol)));
+        return [
+          ...[...owners].flatMap(([namespace, service]) => {
+            const here = egress(namespace);
+            const where = `${s.env.environment}/${service.serviceName}`;
+            return [
+              ...problems(here.filter((p) => p.metadata.name === DEFAULT_DENY_EGRESS && JSON.stringify(p.spec) === JSON.stringify({ podSelector: {}, policyTypes: ['Egress'] })).length === 1, `${where}: no default deny of egress`),
+              ...problems(here.some((p) => p.metadata.name === EGRESS_DNS && reachesDns(p)), `${where}: its pods cannot reach the cluster DNS`),
+            ];
+          }),
+          // The mirror of every ingress rule whose source is one of our namespaces.
+          ...policies.flatMap(({ where, policy }) => {
+            if (!policy.spec.policyTypes.includes('Ingress') || !policy.spec.ingress?.length) return [];
+            return (policy.spec.ingress[0].from ?? []).flatMap((source: any) => {
+              const from = source.namespaceSelector?.matchLabels?.[NAMESPACE_NAME_LABEL];
+              if (!from || !owners.has(from)) return [];
+              const destination = JSON.stringify({ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: policy.metadata.namespace } }, podSelector: policy.spec.podSelector });
+              const ports = JSON.stringify(policy.spec.ingress[0].ports);
+              const senders = JSON.stringify(source.podSelector ?? {});
+              const mirrored = egress(from).some(
+                (p) =>
+                  (Object.keys(p.spec.podSelector).length === 0 || JSON.stringify(p.spec.podSelector) === senders) &&
+                  p.spec.egress?.some((rule: any) => rule.to?.some((to: any) => JSON.stringify(to) === destination) && JSON.stringify(rule.ports) === ports),
+              );
+              return problems(mirrored, `${where}: ${from} is allowed in but no egress rule of ${from} lets it out`);
+            });
+          }),
+          // 0.0.0.0/0 only where a service declared a destination outside the cluster, the API server or the nodes.
+          ...policies.flatMap(({ where, policy }) => {
+            const open = (policy.spec.egress ?? []).some((rule: any) => rule.to?.some((to: any) => to.ipBlock?.cidr === '0.0.0.0/0'));
+            if (!open) return [];
+            const owner = owners.get(policy.metadata.namespace!);
+            const declared = owner?.egress.find((e) => `${EGRESS_PREFIX}${e.name}` === policy.metadata.name);
+            const allowed =
+              declared !== undefined &&
+              (declared.to.kind === 'repositories' ||
+                (declared.to.kind === 'external' && declared.to.destinations.some((d) => d.to === 'internet')) ||
+                (declared.to.kind === 'api-server' && provider.apiServerSources.includes('0.0.0.0/0')) ||
+                (declared.to.kind === 'nodes' && provider.egressRestriction!.nodeNetworks.includes('0.0.0.0/0')));
+            return problems(allowed, `${where}: opens 0.0.0.0/0 without a declared internet destination`);
+          }),
+        ];
+      }),
+  },
 ];
+
+/**
+ * Every need of every Application, re-derived from the written files, whose provider is neither
+ * the Application itself nor one of an earlier wave. Needs and providers are keyed
+ * `kind:identity` (`secret:n8n/n8n-encryption-key`); a provider of undefined is the operator.
+ */
+function needViolations(s: Synthesized): string[] {
+  const where = s.env.environment;
+  const docs = manifestsOf(s.env).filter(({ path }) => !path.startsWith('apps/') && !path.startsWith('bootstrap/'));
+  const folderOf = (path: string) => path.split('/')[0];
+  const waveOf = new Map(applications(s).map((app) => [app.metadata.name, Number(app.metadata.annotations?.[WAVE])]));
+  const providers = new Map<string, string | undefined>();
+  const provide = (key: string, folder: string | undefined) => {
+    if (!providers.has(key)) providers.set(key, folder);
+  };
+  // What the written objects provide.
+  for (const { path, manifest: m } of docs) {
+    const ns = m.metadata.namespace;
+    if (m.kind === 'Secret') provide(`secret:${ns}/${m.metadata.name}`, folderOf(path));
+    if (m.kind === 'ExternalSecret') provide(`secret:${ns}/${m.spec.target?.name ?? m.metadata.name}`, folderOf(path));
+    if (m.kind === 'Certificate') provide(`secret:${ns}/${m.spec.secretName}`, folderOf(path));
+    if (m.kind === 'StorageClass') provide(`class:${m.metadata.name}`, folderOf(path));
+    if (m.kind === 'PersistentVolumeClaim') provide(`pvc:${ns}/${m.metadata.name}`, folderOf(path));
+    if (m.kind === 'ClusterIssuer') provide(`issuer:${m.metadata.name}`, folderOf(path));
+    for (const service of s.platform.services) {
+      for (const rule of service.generatesSecrets.filter((r) => r.kind === m.kind && r.group === apiGroup(m.apiVersion))) {
+        for (const name of rule.secretNames(m.metadata.name)) provide(`secret:${ns}/${name}`, folderOf(path));
+      }
+    }
+  }
+  // What the upstream sources provide, as the services declare it; declared Secrets nothing delivers are made by hand.
+  for (const service of s.platform.services) {
+    for (const group of service.installsCrdGroups) provide(`crd:${group}`, service.serviceName);
+    for (const group of service.admissionWebhookGroups) provide(`webhook:${group}`, service.serviceName);
+    for (const name of service.upstreamSecrets) provide(`secret:${service.namespaceName}/${name}`, service.serviceName);
+    provide(`backend:${service.namespaceName}`, service.serviceName);
+  }
+  for (const need of s.platform.services.flatMap((service) => service.secretNeeds)) provide(`secret:${need.namespace}/${need.name}`, undefined);
+
+  // What each folder's objects need.
+  const needs: { folder: string; key: string; why: string }[] = [];
+  const issuerSecrets = new Map<string, string[]>();
+  for (const { path, manifest: m } of docs) {
+    if (m.kind !== 'ClusterIssuer') continue;
+    const refs = JSON.stringify(m.spec.acme?.solvers ?? []).matchAll(/"\w+SecretRef":\{[^}]*"name":"([^"]+)"/g);
+    const namespace = s.platform.services.find((service) => service.serviceName === folderOf(path))!.namespaceName;
+    issuerSecrets.set(m.metadata.name, [...refs].map((r) => `secret:${namespace}/${r[1]}`));
+  }
+  const stores = new Map(docs.filter(({ manifest: m }) => m.kind === 'SecretStore').map(({ manifest: m }) => [`${m.metadata.namespace}/${m.metadata.name}`, m]));
+  for (const { path, manifest: m } of docs) {
+    const folder = folderOf(path);
+    const need = (key: string) => needs.push({ folder, key, why: path });
+    const group = apiGroup(m.apiVersion);
+    if (group.includes('.') && !group.endsWith('.k8s.io')) {
+      need(`crd:${group}`);
+      if (s.platform.services.some((service) => service.admissionWebhookGroups.includes(group))) need(`webhook:${group}`);
+    }
+    for (const [, name] of JSON.stringify(m).matchAll(/"storageClassName":"([^"]+)"/g)) need(`class:${name}`);
+    for (const { pod } of podTemplates(m).filter(({ part }) => part === '')) {
+      const ns = m.metadata.namespace;
+      for (const c of containersOf(pod)) {
+        for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef && !e.valueFrom.secretKeyRef.optional) need(`secret:${ns}/${e.valueFrom.secretKeyRef.name}`);
+        for (const e of c.envFrom ?? []) if (e.secretRef && !e.secretRef.optional) need(`secret:${ns}/${e.secretRef.name}`);
+      }
+      for (const ref of pod.imagePullSecrets ?? []) need(`secret:${ns}/${ref.name}`);
+      for (const v of pod.volumes ?? []) {
+        if (v.secret && !v.secret.optional) need(`secret:${ns}/${v.secret.secretName}`);
+        for (const source of v.projected?.sources ?? []) if (source.secret && !source.secret.optional) need(`secret:${ns}/${source.secret.name}`);
+        if (v.persistentVolumeClaim) need(`pvc:${ns}/${v.persistentVolumeClaim.claimName}`);
+      }
+    }
+    if (m.kind === 'Certificate' && m.spec.issuerRef.kind === 'ClusterIssuer') {
+      need(`issuer:${m.spec.issuerRef.name}`);
+      for (const key of issuerSecrets.get(m.spec.issuerRef.name) ?? []) need(key);
+    }
+    if (m.kind === 'ExternalSecret') {
+      const server: string = Object.values(stores.get(`${m.metadata.namespace}/${m.spec.secretStoreRef.name}`)?.spec.provider ?? {}).map((p: any) => p.server)[0] ?? '';
+      const namespace = /^\w+:\/\/[^.]+\.([^.:/]+)\.svc/.exec(server)?.[1];
+      if (namespace) need(`backend:${namespace}`);
+    }
+  }
+  // What the Applications' charts read, from their values and the services' declarations.
+  for (const app of applications(s)) {
+    for (const source of sourcesOf(app).filter((src) => src.helm)) {
+      for (const [, name] of JSON.stringify(source.helm.valuesObject ?? {}).matchAll(/"storageClass(?:Name)?":"([^"-][^"]*)"/g)) needs.push({ folder: app.metadata.name, key: `class:${name}`, why: 'its Helm values' });
+    }
+  }
+  for (const service of s.platform.services) {
+    for (const secret of service.secretNeeds.filter((n) => n.neededToStart)) needs.push({ folder: service.serviceName, key: `secret:${secret.namespace}/${secret.name}`, why: 'its declaration' });
+    // A group no enabled service installs is a warning of synth: nothing to order after.
+    for (const group of service.requiresCrdGroups.filter((g) => providers.has(`crd:${g}`))) needs.push({ folder: service.serviceName, key: `crd:${group}`, why: 'its upstream sources' });
+  }
+  return needs.flatMap(({ folder, key, why }) => {
+    if (!providers.has(key)) return [`${where}/${folder}: needs ${key} (${why}), which nothing provides`];
+    const provider = providers.get(key);
+    if (provider === undefined || provider === folder) return [];
+    return problems(waveOf.get(folder)! > waveOf.get(provider)!, `${where}/${folder} (wave ${waveOf.get(folder)}): needs ${key} (${why}) from ${provider} (wave ${waveOf.get(provider)})`);
+  });
+}
 
 /** Every invariant's violations, each line prefixed by the invariant it breaks. */
 export function invariantViolations(all: readonly Synthesized[]): string[] {

@@ -408,8 +408,8 @@ describe('the monitoring Application', () => {
       for (const dependency of ['longhorn', 'prometheus-operator-crds', 'fake-loki']) {
         expect(waveOf(built, 'monitoring'), dependency).toBeGreaterThan(waveOf(built, dependency));
       }
-      // External Secrets delivers Grafana's admin and the receivers' Secret (a CRD edge).
-      expect(built.out.services.find((s) => s.name === 'monitoring')!.dependsOn).toEqual(['external-secrets', 'fake-loki', 'longhorn', 'prometheus-operator-crds']);
+      // External Secrets delivers Grafana's admin and the receivers' Secret (a CRD edge) from Vault (the backend of its SecretStore).
+      expect(built.out.services.find((s) => s.name === 'monitoring')!.dependsOn).toEqual(['external-secrets', 'fake-loki', 'longhorn', 'prometheus-operator-crds', 'vault']);
     }
   });
 

@@ -158,7 +158,7 @@ describe('n8n', () => {
       expect(docs.some(({ path }) => path === 'rabbitmq/user-n8n.yaml')).toBe(false);
       expect(one(docs, 'rabbitmq/rabbitmqcluster-rabbitmq.yaml').metadata.annotations).toEqual({ 'rabbitmq.com/topology-allowed-namespaces': 'n8n' });
       const summary = env.services.find((s) => s.name === 'n8n')!;
-      expect(summary).toMatchObject({ layer: 'automation', namespace: 'n8n', dependsOn: ['external-secrets', 'longhorn', 'prometheus-operator-crds', 'rabbitmq', 'rabbitmq-operators'] });
+      expect(summary).toMatchObject({ layer: 'automation', namespace: 'n8n', dependsOn: ['external-secrets', 'longhorn', 'prometheus-operator-crds', 'rabbitmq', 'rabbitmq-operators', 'vault'] });
       const waveOf = (name: string) => env.services.find((s) => s.name === name)!.wave;
       for (const dependency of summary.dependsOn) expect(summary.wave).toBeGreaterThan(waveOf(dependency));
     }
@@ -232,7 +232,7 @@ describe('the n8n checkpoint', () => {
     expect(spec.automountServiceAccountToken).toBe(false);
     expect(spec.containers[0].command[2]).not.toContain('kube_get');
     expect(docs.filter(({ path }) => /^n8n\/(role|user|permission)/.test(path))).toEqual([]);
-    expect(env.services.find((s) => s.name === 'n8n')!.dependsOn).toEqual(['external-secrets', 'longhorn', 'prometheus-operator-crds']);
+    expect(env.services.find((s) => s.name === 'n8n')!.dependsOn).toEqual(['external-secrets', 'longhorn', 'prometheus-operator-crds', 'vault']);
   });
 });
 

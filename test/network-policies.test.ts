@@ -5,14 +5,26 @@
  * `sh` against a fake API server and a fake target.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import { Checkpoint } from '../lib/model/checkpoint';
 
 import { Layer } from '../lib/model/layers';
 import { scrapedPods } from '../lib/model/monitoring';
-import { isMetricsScraper } from '../lib/model/network';
-import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
+import { CLUSTER_DNS, isMetricsScraper, isNetworkPolicyProvider, urlDestination } from '../lib/model/network';
+import { CHECKPOINT_PODS } from '../lib/model/checkpoint';
+import {
+  ALLOW_SAME_NAMESPACE,
+  DEFAULT_DENY,
+  DEFAULT_DENY_EGRESS,
+  EGRESS_DNS,
+  EGRESS_PREFIX,
+  EGRESS_SAME_NAMESPACE,
+  NAMESPACE_NAME_LABEL,
+  NON_PUBLIC_IPV4,
+  repositoryDestinations,
+} from '../lib/passes/network-policies';
 import type { ExposureRouter } from '../lib/model/exposure';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
@@ -46,6 +58,7 @@ type Env = (typeof example)[number];
 const inNamespace = (env: Env, namespace: string) => env.policies.filter(({ policy }) => policy.metadata.namespace === namespace).map((p) => p.policy);
 const named = (env: Env, namespace: string, name: string) => inNamespace(env, namespace).filter((p) => p.metadata.name === name);
 const namespaceSelector = (namespace: string) => ({ matchLabels: { [NAMESPACE_NAME_LABEL]: namespace } });
+const isEgressPolicy = (name: string) => name === DEFAULT_DENY_EGRESS || name.startsWith(EGRESS_PREFIX);
 const selectorOf = (labels: Readonly<Record<string, string>>) => (Object.keys(labels).length > 0 ? { matchLabels: { ...labels } } : {});
 
 /** A service that exposes a port, for the exposure rules (the example has no exposures yet). */
@@ -81,7 +94,7 @@ describe('derived NetworkPolicies', () => {
       const namespaces = env.docs.filter(({ manifest }) => manifest.kind === 'Namespace').map(({ manifest }) => manifest.metadata.name);
       expect(namespaces.length).toBe(env.platform.services.length);
       for (const namespace of namespaces) {
-        const denies = inNamespace(env, namespace).filter((p) => p.spec.ingress === undefined);
+        const denies = inNamespace(env, namespace).filter((p) => p.spec.policyTypes.includes('Ingress') && p.spec.ingress === undefined);
         expect(denies.map((p) => p.metadata.name), namespace).toEqual([DEFAULT_DENY]);
         expect(denies[0].spec).toEqual({ podSelector: {}, policyTypes: ['Ingress'] });
         expect(named(env, namespace, ALLOW_SAME_NAMESPACE).map((p) => p.spec), namespace).toEqual([
@@ -126,7 +139,7 @@ describe('derived NetworkPolicies', () => {
     for (const env of example) {
       for (const { path, policy } of env.policies) {
         const name = policy.metadata.name;
-        if (name === DEFAULT_DENY || name === ALLOW_SAME_NAMESPACE) continue;
+        if (name === DEFAULT_DENY || name === ALLOW_SAME_NAMESPACE || !policy.spec.policyTypes.includes('Ingress')) continue;
         expect(policy.spec.ingress, path).toHaveLength(1);
         const [{ from, ports }] = policy.spec.ingress;
         expect(from?.length, `${path}: from`).toBeGreaterThan(0);
@@ -228,7 +241,7 @@ describe('derived NetworkPolicies', () => {
     // Traefik's own namespace is denied like every other.
     expect(named(withRouter, 'traefik', DEFAULT_DENY)).toHaveLength(1);
     const [withoutRouter] = synth(noTraefik, { only: 'dev', extra: (platform) => new ExposedApp(platform) });
-    expect(inNamespace(withoutRouter, 'exposed-app').map((p) => p.metadata.name).sort()).toEqual([ALLOW_SAME_NAMESPACE, DEFAULT_DENY]);
+    expect(inNamespace(withoutRouter, 'exposed-app').map((p) => p.metadata.name).filter((name) => !isEgressPolicy(name)).sort()).toEqual([ALLOW_SAME_NAMESPACE, DEFAULT_DENY]);
   });
 
   it('follow the graph: removing an edge removes its rule, and a consumer gets only the ports meant for it', () => {
@@ -244,7 +257,7 @@ describe('derived NetworkPolicies', () => {
     expect(named(dev, 'loki', 'allow-alloy-3100')).toEqual([]);
     expect(named(dev, 'loki', 'allow-monitoring-3100')).toHaveLength(1);
     // AMQP for the app; the management API stays the topology operator's.
-    expect(inNamespace(dev, 'rabbitmq').map((p) => p.metadata.name).sort()).toEqual([
+    expect(inNamespace(dev, 'rabbitmq').map((p) => p.metadata.name).filter((name) => !isEgressPolicy(name)).sort()).toEqual([
       'allow-home-assistant-5672',
       'allow-n8n-5672',
       'allow-prometheus-broker',
@@ -275,29 +288,40 @@ describe('the network-policies checkpoint', () => {
     expect(sources.filter((peer: any) => peer.namespaceSelector?.matchLabels?.[NAMESPACE_NAME_LABEL] === 'netpol-check')).toEqual([]);
     expect(prod.out.services.find((s) => s.name === 'network-policies')!.dependsOn).toEqual(['argocd']);
     const role = prod.docs.find(({ manifest }) => manifest.kind === 'ClusterRole' && manifest.metadata.name === 'network-policies-checkpoint')!.manifest;
-    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['endpoints'], verbs: ['get'], resourceNames: ['argocd-server'] }]);
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['endpoints'], verbs: ['get'], resourceNames: ['argocd-server', 'kube-dns'] }]);
   });
 
   const READY = '{"subsets": [{"addresses": [{"ip": "10.42.0.12"}], "ports": [{"port": 8080}]}]}';
   const NOT_READY = '{"subsets": [{"notReadyAddresses": [{"ip": "10.42.0.12"}], "ports": [{"port": 8080}]}]}';
 
-  /** Endpoints for the API call; for the target, the next exit code from the `codes` list (the last one repeats). */
-  function run(endpoints: string, codes: number[]) {
+  /**
+   * Endpoints for the API calls; for each target, the next exit code from its list (the last one
+   * repeats): Argo CD's server (ingress) and the cluster DNS's metrics port (egress). Collects how
+   * often each target was tried.
+   */
+  function run(endpoints: string, codes: number[], egress: { endpoints?: string; codes?: number[] } = {}) {
+    const target = (name: string) => String.raw`
+    echo x >> "$FAKE_BIN/${name}-calls"
+    code=$(sed -n "$(wc -l < "$FAKE_BIN/${name}-calls")p" "$FAKE_BIN/${name}-codes"); [ -n "$code" ] || code=$(tail -n 1 "$FAKE_BIN/${name}-codes")
+    exit "$code" ;;`;
     const curl = String.raw`case "$*" in
   *kubernetes.default.svc/api/v1/namespaces/argocd/endpoints/argocd-server*) printf '%s\n' "$ENDPOINTS"; exit 0 ;;
-  *http://argocd-server.argocd.svc:80/healthz*)
-    echo x >> "$FAKE_BIN/calls"
-    code=$(sed -n "$(wc -l < "$FAKE_BIN/calls")p" "$FAKE_BIN/codes"); [ -n "$code" ] || code=$(tail -n 1 "$FAKE_BIN/codes")
-    exit "$code" ;;
+  *kubernetes.default.svc/api/v1/namespaces/kube-system/endpoints/kube-dns*) printf '%s\n' "$EGRESS_ENDPOINTS"; exit 0 ;;
+  *http://argocd-server.argocd.svc:80/healthz*) ${target('ingress')}
+  *http://kube-dns.kube-system.svc:9153/metrics*) ${target('egress')}
   *) echo "unexpected curl $*" >&2; exit 99 ;;
 esac`;
+    const calls = (bin: string, name: string) => (existsSync(`${bin}/${name}-calls`) ? readFileSync(`${bin}/${name}-calls`, 'utf8').split('\n').filter(Boolean).length : 0);
     return runWithFakeCommands(
       container,
       { curl, sleep: FAKE_SLEEP, cat: 'echo token' },
       {
-        env: { ENDPOINTS: endpoints },
-        prepare: (bin) => writeFileSync(`${bin}/codes`, codes.join('\n') + '\n'),
-        collect: (bin) => (existsSync(`${bin}/calls`) ? readFileSync(`${bin}/calls`, 'utf8').split('\n').filter(Boolean).length : 0),
+        env: { ENDPOINTS: endpoints, EGRESS_ENDPOINTS: egress.endpoints ?? READY },
+        prepare: (bin) => {
+          writeFileSync(`${bin}/ingress-codes`, codes.join('\n') + '\n');
+          writeFileSync(`${bin}/egress-codes`, (egress.codes ?? [28]).join('\n') + '\n');
+        },
+        collect: (bin) => ({ ingress: calls(bin, 'ingress'), egress: calls(bin, 'egress') }),
       },
     );
   }
@@ -310,13 +334,13 @@ esac`;
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
     expect(result.stdout).toContain('NetworkPolicies are enforced');
-    expect(result.collected).toBe(1);
+    expect(result.collected).toEqual({ ingress: 1, egress: 1 });
   });
 
   it('passes once a just-synced policy takes effect', () => {
     const result = run(READY, [0, 0, 7]);
     expect(result.status).toBe(0);
-    expect(result.collected).toBe(3);
+    expect(result.collected).toEqual({ ingress: 3, egress: 1 });
   });
 
   it.each([
@@ -327,19 +351,219 @@ esac`;
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain('got through');
     expect(result.stderr).toContain('NetworkPolicies are not enforced');
-    expect(result.collected).toBe(12);
+    // The egress check does not run after a failed ingress check.
+    expect(result.collected).toEqual({ ingress: 12, egress: 0 });
   });
 
   it('fails without trying when the target has no ready endpoint: a refusal would prove nothing', () => {
     const result = run(NOT_READY, [7]);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain('no ready endpoint');
-    expect(result.collected).toBe(0);
+    expect(result.collected).toEqual({ ingress: 0, egress: 0 });
   });
 
   it('fails as inconclusive when the target name does not resolve', () => {
     const result = run(READY, [6]);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain('did not resolve');
+  });
+
+  it('checks egress after ingress: passes when the cluster DNS metrics port is refused, and says why', () => {
+    const result = run(READY, [7], { codes: [7] });
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('ingress: http://argocd-server.argocd.svc:80/healthz refused this pod');
+    expect(result.stdout).toContain('egress: http://kube-dns.kube-system.svc:9153/metrics refused this pod');
+    expect(result.collected).toEqual({ ingress: 1, egress: 1 });
+  });
+
+  it('fails when the egress target is reached: egress is not enforced', () => {
+    const result = run(READY, [7], { codes: [0] });
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain('egress: the connection to http://kube-dns.kube-system.svc:9153/metrics got through');
+    expect(result.collected).toEqual({ ingress: 1, egress: 12 });
+  });
+
+  it('fails as inconclusive when the egress target does not resolve (DNS is not allowed), and without trying when it has no ready endpoint', () => {
+    const unresolved = run(READY, [7], { codes: [6] });
+    expect(unresolved.status).not.toBe(0);
+    expect(unresolved.stderr).toContain("egress: the target's name did not resolve");
+    const down = run(READY, [7], { endpoints: NOT_READY, codes: [7] });
+    expect(down.status).not.toBe(0);
+    expect(down.stderr).toContain('egress: the target has no ready endpoint');
+    expect(down.collected).toEqual({ ingress: 1, egress: 0 });
+  });
+
+  it('checks ingress only where egress is not restricted', () => {
+    const [dev] = synth(variant((config) => (config.services.networkPolicies = { egress: { enabled: false } })), { only: 'dev' });
+    const devJob = dev.docs.find(({ path }) => path === 'network-policies/job-network-policies-checkpoint.yaml')!.manifest as Manifest;
+    const env = devJob.spec.template.spec.containers[0].env.map((e: { name: string }) => e.name);
+    expect(env).toContain('TARGET_URL');
+    expect(env).not.toContain('EGRESS_TARGET_URL');
+  });
+});
+
+describe('derived egress NetworkPolicies', () => {
+  const egressOf = (env: Env, namespace: string) => inNamespace(env, namespace).filter((p) => p.spec.policyTypes.includes('Egress'));
+  const egressNamed = (env: Env, namespace: string, name: string) => egressOf(env, namespace).filter((p) => p.metadata.name === name);
+  const toPods = (peer: { namespace: string; podSelector: Readonly<Record<string, string>> }) => ({ namespaceSelector: namespaceSelector(peer.namespace), podSelector: selectorOf(peer.podSelector) });
+  const blocks = (policy: any) => (policy.spec.egress ?? []).flatMap((rule: any) => rule.to ?? []).filter((peer: any) => peer.ipBlock).map((peer: any) => peer.ipBlock.cidr);
+  const settingsOf = (env: Env) => env.platform.services.find(isNetworkPolicyProvider)!;
+
+  it('deny all egress from every namespace, then let its pods reach each other and the cluster DNS (UDP and TCP 53)', () => {
+    for (const env of example) {
+      for (const service of env.platform.services) {
+        const namespace = service.namespaceName;
+        expect(egressNamed(env, namespace, DEFAULT_DENY_EGRESS).map((p) => p.spec), namespace).toEqual([{ podSelector: {}, policyTypes: ['Egress'] }]);
+        expect(egressNamed(env, namespace, EGRESS_SAME_NAMESPACE).map((p) => p.spec), namespace).toEqual([{ podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ podSelector: {} }] }] }]);
+        expect(egressNamed(env, namespace, EGRESS_DNS).map((p) => p.spec), namespace).toEqual([
+          {
+            podSelector: {},
+            policyTypes: ['Egress'],
+            egress: [{ to: [toPods(CLUSTER_DNS)], ports: [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }] }],
+          },
+        ]);
+      }
+    }
+  });
+
+  it('mirror every ingress rule between our namespaces on the sending side: same destination pods, same ports', () => {
+    let mirrored = 0;
+    for (const env of example) {
+      const services = new Map(env.platform.services.map((s) => [s.namespaceName, s]));
+      for (const { policy } of env.policies) {
+        if (!policy.spec.policyTypes.includes('Ingress') || !policy.spec.ingress?.length) continue;
+        for (const source of policy.spec.ingress[0].from ?? []) {
+          const from = source.namespaceSelector?.matchLabels?.[NAMESPACE_NAME_LABEL];
+          if (!from || !services.has(from)) continue;
+          mirrored++;
+          const destination = { namespaceSelector: namespaceSelector(policy.metadata.namespace!), podSelector: policy.spec.podSelector };
+          const senders = source.podSelector ?? {};
+          const allowing = egressOf(env, from).filter(
+            (p) =>
+              (Object.keys(p.spec.podSelector).length === 0 || JSON.stringify(p.spec.podSelector) === JSON.stringify(senders)) &&
+              (p.spec.egress ?? []).some((rule: any) => rule.to.some((to: any) => JSON.stringify(to) === JSON.stringify(destination)) && JSON.stringify(rule.ports) === JSON.stringify(policy.spec.ingress[0].ports)),
+          );
+          expect(allowing.map((p) => p.metadata.name), `${env.name}: ${from} -> ${policy.metadata.namespace}/${policy.metadata.name}`).toHaveLength(1);
+        }
+      }
+    }
+    // References (node-red -> home-assistant, alloy -> loki ...), scrapes and routes.
+    expect(mirrored).toBeGreaterThanOrEqual(3 * 20);
+  });
+
+  it('let Prometheus reach the endpoints outside our namespaces too, and the kubelets and node-exporter on the nodes', () => {
+    for (const env of example) {
+      const scraper = env.platform.services.find(isMetricsScraper)!;
+      const [coredns] = egressNamed(env, 'monitoring', `${EGRESS_PREFIX}scrape-monitoring-coredns`);
+      expect(coredns.spec.podSelector).toEqual(selectorOf(scraper.scraperPods.podSelector));
+      expect(coredns.spec.egress).toEqual([{ to: [toPods(CLUSTER_DNS)], ports: [{ port: 9153, protocol: 'TCP' }] }]);
+      const [nodes] = egressNamed(env, 'monitoring', `${EGRESS_PREFIX}nodes`);
+      expect(nodes.spec.egress).toEqual([{ to: settingsOf(env).egressRestriction!.nodeNetworks.map((cidr) => ({ ipBlock: { cidr } })), ports: [{ port: 10250, protocol: 'TCP' }, { port: 9100, protocol: 'TCP' }] }]);
+    }
+  });
+
+  it('let exactly the declared pods and every checkpoint that reads the cluster reach the API server, at its configured sources and port', () => {
+    for (const env of example) {
+      const { apiServerSources, egressRestriction } = settingsOf(env);
+      const apiServerRule = [{ to: apiServerSources.map((cidr) => ({ ipBlock: { cidr } })), ports: [{ port: egressRestriction!.apiServerPort, protocol: 'TCP' }] }];
+      const declared = env.platform.services.flatMap((s) => s.egress.filter((e) => e.to.kind === 'api-server').map((e) => `${s.namespaceName}/${EGRESS_PREFIX}${e.name}`));
+      const emitted = env.policies.filter(({ policy }) => isDeepStrictEqual(policy.spec.egress, apiServerRule)).map(({ policy }) => `${policy.metadata.namespace}/${policy.metadata.name}`);
+      expect(emitted.sort()).toEqual(declared.sort());
+      for (const service of env.platform.services) {
+        const readsCluster = env.docs.some(({ path, manifest }) => path.startsWith(`${service.serviceName}/`) && manifest.kind === 'Job' && manifest.spec.template.spec.automountServiceAccountToken === true && manifest.metadata.namespace === service.namespaceName);
+        const rule = egressNamed(env, service.namespaceName, `${EGRESS_PREFIX}checkpoint-api-server`);
+        expect(rule.length, `${env.name}/${service.serviceName}`).toBe(readsCluster ? 1 : 0);
+        if (readsCluster) expect(rule[0].spec.podSelector).toEqual(selectorOf(CHECKPOINT_PODS));
+      }
+    }
+    // Operators and controllers, by name.
+    for (const namespace of ['argocd', 'cert-manager', 'longhorn-system', 'rabbitmq-system', 'monitoring', 'traefik', 'vault', 'external-secrets', 'alloy']) {
+      expect(egressNamed(prod, namespace, `${EGRESS_PREFIX}api-server`), namespace).toHaveLength(1);
+    }
+    for (const namespace of ['n8n', 'cloudflared', 'home-assistant', 'rabbitmq']) {
+      expect(egressNamed(prod, namespace, `${EGRESS_PREFIX}api-server`), namespace).toEqual([]);
+    }
+    const [dev] = synth(variant((config) => (config.services.networkPolicies = { apiServerSources: ['192.168.1.10/32'], egress: { apiServerPort: 16443 } })), { only: 'dev' });
+    expect(egressNamed(dev, 'argocd', `${EGRESS_PREFIX}api-server`)[0].spec.egress).toEqual([{ to: [{ ipBlock: { cidr: '192.168.1.10/32' } }], ports: [{ port: 16443, protocol: 'TCP' }] }]);
+  });
+
+  it('open public addresses only to services that declared them, never the private ranges or the pod network unless allowed', () => {
+    // `internet` is the one rule with 0.0.0.0/0 minus the non-public ranges (the API-server and node rules list their blocks as configured).
+    const opensInternet = (policy: any) => (policy.spec.egress ?? []).some((rule: any) => (rule.to ?? []).some((peer: any) => peer.ipBlock?.cidr === '0.0.0.0/0' && peer.ipBlock.except));
+    const internetOwners = (env: Env) => [...new Set(env.policies.filter(({ policy }) => opensInternet(policy)).map(({ policy }) => policy.metadata.namespace))].sort();
+    for (const env of example) {
+      const declaring = env.platform.services
+        .filter((s) => s.egress.some((e) => (e.to.kind === 'external' && e.to.destinations.some((d) => d.to === 'internet')) || e.to.kind === 'repositories'))
+        .map((s) => s.namespaceName);
+      for (const namespace of internetOwners(env)) expect(declaring, `${env.name}: ${namespace}`).toContain(namespace);
+      for (const { policy } of env.policies) {
+        for (const rule of policy.spec.egress ?? []) {
+          for (const peer of rule.to ?? []) {
+            if (peer.ipBlock?.cidr === '0.0.0.0/0' && peer.ipBlock.except) expect(peer.ipBlock.except).toEqual([...NON_PUBLIC_IPV4]);
+          }
+        }
+      }
+    }
+    expect(internetOwners(prod)).toEqual(expect.arrayContaining(['argocd', 'cert-manager', 'cloudflared', 'n8n']));
+    // cloudflared: the edge's documented ports only.
+    expect(egressNamed(prod, 'cloudflared', `${EGRESS_PREFIX}cloudflare-edge`)[0].spec.egress[0].ports).toEqual([
+      { port: 7844, protocol: 'TCP' },
+      { port: 7844, protocol: 'UDP' },
+      { port: 443, protocol: 'TCP' },
+    ]);
+    // Home Assistant declares nothing in the fixture: it reaches nothing outside the cluster.
+    expect(egressOf(prod, 'home-assistant').flatMap(blocks)).toEqual([]);
+    const [withLan] = synth(variant((config) => (config.services.networkPolicies = { egress: { privateNetworks: ['192.168.1.0/24'] } })), { only: 'dev' });
+    expect(blocks(egressNamed(withLan, 'n8n', `${EGRESS_PREFIX}external`)[0])).toEqual(['0.0.0.0/0', '::/0', '192.168.1.0/24']);
+  });
+
+  it("take an app's and n8n's destinations from the config, and reject a bad one naming its path", () => {
+    const [dev] = synth(
+      variant((config) => {
+        config.apps['home-assistant'].egress = [{ to: 'internet', ports: [443] }, { to: ['192.168.1.0/24'], ports: [1883, '5353/udp'] }];
+        config.services.n8n.egress = [];
+      }),
+      { only: 'dev' },
+    );
+    const [assistant] = egressNamed(dev, 'home-assistant', `${EGRESS_PREFIX}external`);
+    expect(assistant.spec.podSelector).toEqual(selectorOf(dev.platform.services.find((s) => s.serviceName === 'home-assistant')!.selectorFor('app')));
+    expect(assistant.spec.egress[0].ports).toEqual([{ port: 443, protocol: 'TCP' }]);
+    expect(assistant.spec.egress[1]).toEqual({ to: [{ ipBlock: { cidr: '192.168.1.0/24' } }], ports: [{ port: 1883, protocol: 'TCP' }, { port: 5353, protocol: 'UDP' }] });
+    expect(egressNamed(dev, 'n8n', `${EGRESS_PREFIX}external`)).toEqual([]);
+    const problems = (change: (config: Record<string, any>) => void) => {
+      try {
+        parseText(variant(change), 'homelab.yaml');
+      } catch (error) {
+        return (error as { problems: string[] }).problems;
+      }
+      return [];
+    };
+    expect(problems((config) => (config.apps['home-assistant'].egress = [{ to: 'anywhere' }]))).toEqual([expect.stringContaining('apps.home-assistant.egress.0.to: expected "internet" or a list of CIDR blocks')]);
+    expect(problems((config) => (config.apps['home-assistant'].egress = [{ to: ['10.0.0.0/33'] }]))).toEqual([expect.stringContaining('apps.home-assistant.egress.0.to')]);
+    expect(problems((config) => (config.services.n8n.egress = [{ to: 'internet', ports: ['99999/udp'] }]))).toEqual([expect.stringContaining('services.n8n.egress.0.ports.0')]);
+  });
+
+  it("let Argo CD's repository server reach every repository the Applications pull from, on their ports", () => {
+    const [repositories] = egressNamed(prod, 'argocd', `${EGRESS_PREFIX}repositories`);
+    expect(repositories.spec.podSelector).toEqual({ matchLabels: { 'app.kubernetes.io/name': 'argocd-repo-server', 'app.kubernetes.io/instance': 'argocd' } });
+    expect(repositories.spec.egress.map((rule: any) => rule.ports)).toEqual([[{ port: 443, protocol: 'TCP' }]]);
+    expect(
+      repositoryDestinations(['https://github.com/a/b.git', 'git@gitea.lan:a/b.git', 'ssh://git@192.168.1.5:2222/a/b.git', 'http://192.168.1.5:3000/a/b.git', 'registry-1.docker.io/bitnamicharts']),
+    ).toEqual([
+      { to: ['192.168.1.5/32'], ports: [{ port: 2222, protocol: 'TCP' }, { port: 3000, protocol: 'TCP' }] },
+      { to: 'internet', ports: [{ port: 22, protocol: 'TCP' }, { port: 443, protocol: 'TCP' }] },
+    ]);
+    expect(urlDestination('http://minio.lan:9000')).toEqual({ to: 'internet', ports: [{ port: 9000, protocol: 'TCP' }] });
+  });
+
+  it('are not emitted in an environment that turns egress off, and stay in the others', () => {
+    const text = variant((config) => (config.environments.dev.services = { ...config.environments.dev.services, networkPolicies: { egress: { enabled: false } } }));
+    for (const env of synth(text)) {
+      const egress = env.policies.filter(({ policy }) => policy.spec.policyTypes.includes('Egress'));
+      if (env.name === 'dev') expect(egress).toEqual([]);
+      else expect(egress.length, env.name).toBeGreaterThan(0);
+      // Ingress is unaffected.
+      expect(env.policies.some(({ policy }) => policy.metadata.name === DEFAULT_DENY)).toBe(true);
+    }
   });
 });

@@ -8,13 +8,17 @@ import { installFastResolve, uninstallFastResolve } from '../lib/output/fast-res
 import { treeOf } from '../lib/output/output-tree';
 import { writeOutput } from '../lib/output/writer';
 import { main as validateMain, validateDirectory } from '../scripts/validate';
+import { GENERATED_HEADER } from '../lib/output/synthesize';
 import { captureOutput, fixtureObject, PLATFORM_FIXTURE, platformText, readTree, runCli, runMain, synthesizePlatformFixture, synthesizePlatforms, synthesizeText, tempDir, toYamlText } from './support';
+
+/** A file as synth writes it: the generated header, then the text. */
+const generated = (text: string) => `${GENERATED_HEADER}${text}\n`;
 
 describe('writer', () => {
   it('replaces the output directory, dropping stale files', () => {
     const outdir = join(tempDir(), 'k8s');
     mkdirSync(join(outdir, 'dev', 'removed-service'), { recursive: true });
-    writeFileSync(join(outdir, 'dev', 'removed-service', 'deployment-old.yaml'), 'old');
+    writeFileSync(join(outdir, 'dev', 'removed-service', 'deployment-old.yaml'), generated('old'));
     mkdirSync(join(outdir, 'old-env'));
 
     writeOutput(synthesizePlatformFixture(), { outdir });
@@ -26,14 +30,14 @@ describe('writer', () => {
 
   it('reuses unchanged files and rewrites changed ones', () => {
     const outdir = join(tempDir(), 'k8s');
-    const first = [{ environment: 'dev', files: new Map([['a/same.yaml', 'same\n'], ['a/changed.yaml', 'old\n']]) }];
-    const second = [{ environment: 'dev', files: new Map([['a/same.yaml', 'same\n'], ['a/changed.yaml', 'new\n']]) }];
+    const first = [{ environment: 'dev', files: new Map([['a/same.yaml', generated('same')], ['a/changed.yaml', generated('old')]]) }];
+    const second = [{ environment: 'dev', files: new Map([['a/same.yaml', generated('same')], ['a/changed.yaml', generated('new')]]) }];
     writeOutput(first, { outdir });
     const sameInode = statSync(join(outdir, 'dev/a/same.yaml')).ino;
 
     writeOutput(second, { outdir });
 
-    expect(readTree(outdir)).toEqual(new Map([['dev/a/changed.yaml', 'new\n'], ['dev/a/same.yaml', 'same\n']]));
+    expect(readTree(outdir)).toEqual(new Map([['dev/a/changed.yaml', generated('new')], ['dev/a/same.yaml', generated('same')]]));
     expect(statSync(join(outdir, 'dev/a/same.yaml')).ino).toBe(sameInode);
     expect(statSync(join(outdir, 'dev/a/same.yaml')).nlink).toBe(1);
   });
@@ -42,15 +46,15 @@ describe('writer', () => {
     const dir = tempDir();
     const outdir = join(dir, 'k8s');
     mkdirSync(join(outdir, 'dev'), { recursive: true });
-    writeFileSync(join(outdir, 'dev', 'marker.yaml'), 'kept');
+    writeFileSync(join(outdir, 'dev', 'marker.yaml'), generated('kept'));
     mkdirSync(join(outdir, 'prod'), { recursive: true });
-    writeFileSync(join(outdir, 'prod', 'stale.yaml'), 'stale');
+    writeFileSync(join(outdir, 'prod', 'stale.yaml'), generated('stale'));
 
     const result = runMain(['--config', PLATFORM_FIXTURE, '--out', outdir, '--env', 'prod']);
 
     expect(result.status).toBe(0);
     const tree = readTree(outdir);
-    expect(tree.get('dev/marker.yaml')).toBe('kept');
+    expect(tree.get('dev/marker.yaml')).toBe(generated('kept'));
     expect(tree.has('prod/stale.yaml')).toBe(false);
     expect(tree.has('prod/apps/application-longhorn.yaml')).toBe(true);
     expect([...tree.keys()].some((p) => p.startsWith('staging/'))).toBe(false);
@@ -62,12 +66,12 @@ describe('writer', () => {
     const dir = tempDir();
     const outdir = join(dir, 'k8s');
     mkdirSync(outdir);
-    writeFileSync(join(outdir, 'keep.yaml'), 'keep');
+    writeFileSync(join(outdir, 'keep.yaml'), generated('keep'));
     const broken = [{ environment: 'dev', files: new Map([['a/b.yaml', 'x'], ['a/b.yaml/c.yaml', 'conflict']]) }];
 
-    expect(() => writeOutput(broken, { outdir })).toThrow();
+    expect(() => writeOutput(broken, { outdir })).toThrow(/^.*k8s: cannot write the output: EEXIST: .*mkdir/);
 
-    expect(readTree(dir)).toEqual(new Map([['k8s/keep.yaml', 'keep']]));
+    expect(readTree(dir)).toEqual(new Map([['k8s/keep.yaml', generated('keep')]]));
   });
 });
 
@@ -244,7 +248,7 @@ describe('synth in worker threads (the real CLI, --jobs)', () => {
     // environment is found and put back, and nothing else is rewritten.
     const kept = join(threaded, 'dev', 'web', 'deployment-web.yaml');
     const inode = statSync(kept).ino;
-    writeFileSync(join(threaded, 'prod', 'web', 'deployment-web.yaml'), 'edited by hand\n');
+    writeFileSync(join(threaded, 'prod', 'web', 'deployment-web.yaml'), generated('edited by hand'));
     // More threads than environments: as many as there is work for.
     expect(runCli(['--config', config, '--out', threaded, '--jobs', '64', '--quiet']).status).toBe(0);
     expect(readTree(threaded)).toEqual(readTree(single));

@@ -27,6 +27,7 @@ describe('the platform fixture', () => {
     expect(envs.map((e) => e.environment)).toEqual(['dev', 'staging', 'prod']);
     const common = [
       'alloy',
+      'app-namespaces',
       'apps',
       'argocd',
       'bootstrap',

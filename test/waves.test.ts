@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { RecurringJob } from '../imports/longhorn-longhorn.io';
 import { UserError } from '../lib/util/errors';
 import { dependencyGraph } from '../lib/passes/graph';
-import { Layer } from '../lib/model/layers';
+import { Layer, LAYER_ORDER } from '../lib/model/layers';
 
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
@@ -140,35 +140,19 @@ describe('dependency graph', () => {
 });
 
 describe('waves in the synthesized example', () => {
-  it('sequential mode orders layers strictly, and dependencies inside a layer', () => {
+  it('sequential mode orders layers strictly, the foundations before the data mesh, and dependencies inside a layer', () => {
     const config = platformObject();
     config.waves = 'sequential';
     const [dev] = synthesizeText(toYamlText(config));
-    expect(dev.services.map((s) => [s.name, s.layer, s.wave])).toEqual([
-      // The monitoring CRDs come first, with Argo CD, whose monitors need them.
-      ['prometheus-operator-crds', 'gitops', 0],
-      ['argocd', 'gitops', 1],
-      ['longhorn', 'storage', 2],
-      ['rabbitmq-operators', 'data-mesh', 3],
-      // rabbitmq depends on the operators, in the same layer.
-      ['rabbitmq', 'data-mesh', 4],
-      ['loki', 'observability', 5],
-      ['alloy', 'observability', 6],
-      ['monitoring', 'observability', 6],
-      ['home-assistant', 'automation', 7],
-      ['n8n', 'automation', 7],
-      // node-red depends on home-assistant, in the same layer.
-      ['node-red', 'automation', 8],
-      ['network-policies', 'security', 9],
-      // External Secrets reads from Vault, in the same layer.
-      ['vault', 'security', 9],
-      ['external-secrets', 'security', 10],
-      // Networking comes last: the RabbitMQ operators' need for it is only a warning here.
-      ['cert-manager', 'networking', 11],
-      // Traefik routes to services of every layer and takes certificates from cert-manager.
-      ['traefik', 'networking', 12],
-      ['verification', 'verification', 13],
-    ]);
+    const rank = (layer: string) => LAYER_ORDER.indexOf(layer as Layer);
+    const byName = new Map(dev.services.map((s) => [s.name, s]));
+    for (const a of dev.services) {
+      for (const b of dev.services) if (rank(a.layer) < rank(b.layer)) expect(a.wave, `${a.name} before ${b.name}`).toBeLessThan(b.wave);
+      for (const dependency of a.dependsOn) expect(a.wave, `${a.name} after ${dependency}`).toBeGreaterThan(byName.get(dependency)!.wave);
+    }
+    // What every layer's certificates and secrets come from is in place before the data mesh.
+    expect(['cert-manager', 'vault', 'external-secrets'].map((name) => byName.get(name)!.layer)).toEqual(['foundation', 'foundation', 'foundation']);
+    expect(dev.warnings).toEqual([]);
   });
 
   it('sequential mode rejects a dependency on a later layer, naming the config path', () => {
@@ -201,7 +185,7 @@ class EarlyConsumer extends HomelabService {
   }
 }
 
-describe('CRD edges in sequential mode', () => {
+describe('CRD edges', () => {
   function synth(waves: 'dependencies' | 'sequential') {
     const app = new App();
     const config = parseText(platformText(), 'homelab.yaml').environments.get('dev')!;
@@ -217,12 +201,33 @@ describe('CRD edges in sequential mode', () => {
     expect(env.files.get('early-consumer/thing-thing.yaml')).not.toContain('SkipDryRunOnMissingResource');
   });
 
-  it('drops an edge to a later layer in sequential mode and lets the resource skip the dry run instead', () => {
-    const env = synth('sequential');
-    const consumer = env.services.find((s) => s.name === 'early-consumer')!;
-    const installer = env.services.find((s) => s.name === 'late-installer')!;
-    expect(consumer.dependsOn).toEqual([]);
-    expect(consumer.wave).toBeLessThan(installer.wave);
-    expect(env.files.get('early-consumer/thing-thing.yaml')).toContain('argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true');
+  it('fails in sequential mode, where the CRD would come with a later layer, naming both and the CRDs', () => {
+    expect(() => synth('sequential')).toThrow(
+      /waves: early-consumer \(wave \d+\) emits example.com resources, needing the CRDs of example.com, which late-installer installs in wave \d+: waves: sequential syncs layer storage before layer networking/,
+    );
+  });
+});
+
+describe('a service awaiting the operator (Vault until it is unsealed)', () => {
+  const gate = (name: string, layer: Layer, ...dependsOn: string[]): GraphNode => ({ name, layer, dependsOn, awaitsOperator: true });
+
+  it('syncs in the last wave of the services that do not need it, and only what needs it comes after', () => {
+    const waves = computeWaves(
+      [
+        node('longhorn', Layer.STORAGE),
+        gate('vault', Layer.FOUNDATION, 'longhorn'),
+        node('eso', Layer.FOUNDATION, 'vault'),
+        node('rabbitmq', Layer.DATA_MESH, 'longhorn'),
+        node('n8n', Layer.AUTOMATION, 'rabbitmq'),
+        node('grafana', Layer.OBSERVABILITY, 'eso'),
+      ],
+      'dependencies',
+    );
+    expect(Object.fromEntries(waves)).toEqual({ longhorn: 0, rabbitmq: 1, n8n: 2, vault: 2, eso: 3, grafana: 4 });
+  });
+
+  it('is not held back when nothing else is later', () => {
+    const waves = computeWaves([node('longhorn', Layer.STORAGE), gate('vault', Layer.FOUNDATION, 'longhorn')], 'dependencies');
+    expect(Object.fromEntries(waves)).toEqual({ longhorn: 0, vault: 1 });
   });
 });

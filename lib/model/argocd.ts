@@ -9,6 +9,17 @@ export const ARGOCD_NAMESPACE = 'argocd';
 export const ARGOCD_GROUP = 'argoproj.io';
 
 /**
+ * Argo CD's kinds that decide what gets deployed where: only the root creates them (its project
+ * admits the first two); the children's projects deny all three (docs/adr/0022).
+ */
+export const ARGOCD_CONTROL_KINDS = ['Application', 'AppProject', 'ApplicationSet'] as const;
+
+/** The AppProjects of an environment: the root's, the platform's services', the operator's own apps'. */
+export function projectNames(environment: string): { readonly root: string; readonly platform: string; readonly apps: string } {
+  return { root: `root-${environment}`, platform: `platform-${environment}`, apps: `apps-${environment}` };
+}
+
+/**
  * Argo CD itself, the service that installs its CRDs: its Application must not cascade a
  * deletion, and its values are also the ones of the one-time bootstrap install.
  */

@@ -124,8 +124,14 @@ export interface Catalog {
   readonly entries: readonly ServiceEntry<any, any>[];
 }
 
+/**
+ * The folder (and platform Application) of the Namespaces of the operator's apps, which the apps'
+ * own project may not create (docs/adr/0022).
+ */
+export const APP_NAMESPACES = 'app-namespaces';
+
 /** Folders of k8s/<env>/ that are no service's. */
-export const OUTPUT_FOLDERS = ['apps', 'bootstrap'] as const;
+export const OUTPUT_FOLDERS = ['apps', 'bootstrap', APP_NAMESPACES] as const;
 
 /** A catalog of entries in creation order; two entries cannot read one key or take one name. */
 export function defineCatalog(entries: readonly ServiceEntry<any, any>[]): Catalog {

@@ -10,6 +10,8 @@ import { resources, toResourceRequirements } from './resources';
 import { HomelabService } from './service';
 
 export const CHECKPOINT_COMPONENT = 'checkpoint';
+/** Selects the pods of every checkpoint-style Job in a namespace, whichever service runs it. */
+export const CHECKPOINT_PODS = { 'app.kubernetes.io/component': CHECKPOINT_COMPONENT } as const;
 
 /** The name of a service's checkpoint Job. */
 export function checkpointJobName(service: HomelabService): string {
@@ -103,7 +105,17 @@ export class Checkpoint extends Construct {
     this.props = props;
     this.description = props.description;
     this.jobName = checkpointJobName(this.service);
-    if (props.readsCluster || props.readsNamespaces) this.account = this.reader(props);
+    if (props.readsCluster || props.readsNamespaces) {
+      this.account = this.reader(props);
+      // Every checkpoint pod of the namespace: the verification's replays of this one carry
+      // the verification's name, but the same component.
+      this.service._allowEgress({
+        name: 'checkpoint-api-server',
+        podSelector: CHECKPOINT_PODS,
+        to: { kind: 'api-server' },
+        reason: `the checkpoint of ${this.service.serviceName} reads the cluster`,
+      });
+    }
     probeJob(this, this.jobName, props, { owner: this.service, account: this.account });
     this.service._registerCheckpoint(this);
   }

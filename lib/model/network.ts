@@ -1,7 +1,8 @@
 /**
  * Network declarations of the service model, from which NetworkPolicies are derived
  * (lib/passes/network-policies.ts): the ports a service serves to the services that reference it,
- * and the ports the Kubernetes API server calls (admission webhooks, aggregated APIs).
+ * the ports the Kubernetes API server calls (admission webhooks, aggregated APIs), and where a
+ * service's pods connect beyond what the graph implies (the API server, the internet).
  */
 import type { HomelabService } from './service';
 
@@ -44,8 +45,100 @@ export function isMetricsScraper(service: HomelabService): service is MetricsScr
 export interface NetworkPolicyProvider extends HomelabService {
   /** Where the API server's calls to admission and conversion webhooks come from (CIDRs). */
   readonly apiServerSources: readonly string[];
+  /** Egress restrictions: each namespace denies all egress but what is derived. @default none: egress stays open */
+  readonly egressRestriction?: EgressSettings;
 }
 
 export function isNetworkPolicyProvider(service: HomelabService): service is NetworkPolicyProvider {
   return 'apiServerSources' in service;
+}
+
+/** A port a pod connects to: TCP unless said otherwise. */
+export interface EgressPort {
+  readonly port: number | string;
+  /** @default 'TCP' */
+  readonly protocol?: 'TCP' | 'UDP';
+}
+
+/**
+ * Where pods of a service connect outside their namespace, besides what the platform derives
+ * from the typed graph (DNS, references, scraping, routing):
+ * - `api-server`: the Kubernetes API server (operators, controllers, checkpoints reading the cluster);
+ * - `nodes`: the nodes' host network on `ports` (kubelets, host-network exporters);
+ * - `repositories`: every Git and Helm repository the platform's Applications come from (the
+ *   GitOps engine's repository server), derived from their URLs;
+ * - `external`: addresses outside the cluster, each `internet` or CIDR blocks, on its `ports`
+ *   (all ports when none are given);
+ * - `pods`: pods of another namespace that do not serve this service as a reference (the
+ *   enforcement probe's path to its target, a server named by URL), on `ports` (every port
+ *   when none are given: a Service port says nothing about the pods' ports).
+ */
+export type EgressTarget =
+  | { readonly kind: 'api-server' }
+  | { readonly kind: 'nodes'; readonly ports: readonly EgressPort[] }
+  | { readonly kind: 'repositories' }
+  | { readonly kind: 'external'; readonly destinations: readonly ExternalDestination[] }
+  | { readonly kind: 'pods'; readonly peer: NetworkPeer; readonly ports?: readonly EgressPort[] };
+
+/** Addresses outside the cluster a service connects to (the `egress:` entries of the config). */
+export interface ExternalDestination {
+  /** `internet`: every public address (not the cluster's or private ranges), or these CIDR blocks. */
+  readonly to: 'internet' | readonly string[];
+  /** @default every port */
+  readonly ports?: readonly EgressPort[];
+}
+
+/** One egress declaration: which pods of the service connect where, and why. */
+export interface Egress {
+  /** Names the policy (`egress-<name>`): unique in the service. */
+  readonly name: string;
+  /** Labels of the pods that connect (`{}`: every pod of the namespace). */
+  readonly podSelector: Readonly<Record<string, string>>;
+  readonly to: EgressTarget;
+  /** Why they connect there (the policy's `homelab.dev/allows` annotation). */
+  readonly reason: string;
+}
+
+/** The egress settings of a NetworkPolicy provider, where egress is restricted. */
+export interface EgressSettings {
+  /** The port the API server's endpoints listen on, as pods reach them after the Service's DNAT. */
+  readonly apiServerPort: number;
+  /** CIDRs of the nodes' host network (kubelets, host-network exporters). */
+  readonly nodeNetworks: readonly string[];
+  /** Private ranges that count as part of `internet` (a NAS, an S3 or SMTP server on the LAN). */
+  readonly privateNetworks: readonly string[];
+}
+
+/**
+ * The cluster DNS every pod resolves names with: k3s runs CoreDNS as the Deployment `coredns` in
+ * kube-system, its pods labelled `k8s-app: kube-dns`, listening on 53 UDP and TCP (k3s-io/k3s
+ * manifests/coredns.yaml); the kube-dns Service's DNAT makes those pods the destination.
+ */
+export const CLUSTER_DNS: NetworkPeer = { namespace: 'kube-system', podSelector: { 'k8s-app': 'kube-dns' } };
+export const DNS_PORTS: readonly EgressPort[] = [
+  { port: 53, protocol: 'UDP' },
+  { port: 53, protocol: 'TCP' },
+];
+
+const DEFAULT_PORTS: Readonly<Record<string, number>> = { 'https:': 443, 'http:': 80, 'ssh:': 22, 'git:': 9418 };
+
+/**
+ * The namespace of a server a URL names by its in-cluster Service name (`http://<service>.<namespace>.svc[.cluster.local][:port]/...`).
+ * @returns undefined for any other host
+ */
+export function inClusterNamespace(url: string): string | undefined {
+  return /^[a-z]+:\/\/[a-z0-9-]+\.([a-z0-9-]+)\.svc(\.cluster\.local)?(:\d+)?(\/|$)/.exec(url)?.[1];
+}
+
+/**
+ * The server a URL names, as an egress destination: a host given as an IPv4 address as its
+ * `/32` block, any other host (a name, resolved at run time) as `internet`; on the URL's port,
+ * else the scheme's default (`git@host:path` is SSH, 22; no scheme or an unknown one, HTTPS).
+ */
+export function urlDestination(url: string): ExternalDestination & { readonly ports: readonly EgressPort[] } {
+  const scp = /^[^@\s/]+@([^:\s/]+):/.exec(url);
+  const parsed = scp ? undefined : new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `https://${url}`);
+  const host = scp ? scp[1] : parsed!.hostname;
+  const port = scp ? 22 : parsed!.port ? Number(parsed!.port) : (DEFAULT_PORTS[parsed!.protocol] ?? 443);
+  return { to: /^\d{1,3}(\.\d{1,3}){3}$/.test(host) ? [`${host}/32`] : 'internet', ports: [{ port, protocol: 'TCP' }] };
 }

@@ -22,6 +22,8 @@ export interface SecretNeed {
   readonly keys: readonly string[];
   /** What the secret is for, shown to the operator who fills it in. */
   readonly purpose: string;
+  /** Whether the Application needs it to become Healthy (HomelabService.needSecret). */
+  readonly neededToStart: boolean;
 }
 
 /** Keys of S3 credentials as the AWS SDKs read them from the environment (Loki, Triton). */

@@ -17,9 +17,17 @@ import type { ResourceDemand } from './capacity';
 import type { GitManifests, HelmRelease, KustomizeSource } from './sources';
 import type { AlertRule, Dashboard, MetricsEndpoint } from './monitoring';
 import type { Exposure } from './exposure';
-import type { ServedPort } from './network';
+import type { Egress, ServedPort } from './network';
 import { SecretNeed, SecretRef } from './secrets';
+import type { GeneratedSecrets } from './needs';
 import { KUBERNETES_VERSION } from './kubernetes';
+
+/** A service's Namespace: its name, its labels (Pod Security among them) and the reason of a Pod Security exception. */
+export interface NamespaceMetadata {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
 
 /** A field Argo CD must not diff, for drift that upstream charts cause by design. */
 export interface IgnoreDifference {
@@ -63,6 +71,28 @@ export interface ServiceSettings {
   readonly requiresCrdGroups?: readonly string[];
   /** @default none */
   readonly ignoreDifferences?: readonly IgnoreDifference[];
+  /**
+   * One of the operator's own apps rather than a part of the platform: its Application runs in
+   * the environment's apps project, which admits no cluster-scoped kind and only the apps'
+   * namespaces, so its Namespace is not in its own manifests but created by the platform
+   * (lib/passes/app-of-apps.ts, docs/adr/0022). @default false
+   */
+  readonly tenant?: boolean;
+  /**
+   * API groups whose resources its admission webhooks validate with `failurePolicy: Fail`: a
+   * service emitting them needs this one up first. @default none
+   */
+  readonly admissionWebhookGroups?: readonly string[];
+  /** Secrets its operator generates from the custom resources it reconciles. @default none */
+  readonly generatesSecrets?: readonly GeneratedSecrets[];
+  /** Secrets its upstream sources create in its namespace (not rendered at synth) that pods read. @default none */
+  readonly upstreamSecrets?: readonly string[];
+  /**
+   * A one-time step of the operator without which the Application never becomes Healthy (Vault:
+   * initialise and unseal), shown in docs/platform.md. Only the services that need this one sync
+   * after it; every other syncs in its wave or before (ADR 23). @default none
+   */
+  readonly awaitsOperator?: string;
 }
 
 const SERVICE_BRAND = Symbol.for('homelab.HomelabService');
@@ -87,6 +117,13 @@ export abstract class HomelabService extends Chart {
   readonly manifests: readonly GitManifests[];
   readonly requiresCrdGroups: readonly string[];
   readonly ignoreDifferences: readonly IgnoreDifference[];
+  readonly tenant: boolean;
+  /** The service's Namespace: in its own manifests, or (a tenant's) created by the platform. */
+  readonly namespaceMetadata: NamespaceMetadata;
+  readonly admissionWebhookGroups: readonly string[];
+  readonly generatesSecrets: readonly GeneratedSecrets[];
+  readonly upstreamSecrets: readonly string[];
+  readonly awaitsOperator?: string;
   private readonly dependencySet: Set<HomelabService>;
   private upstreamChart?: HelmRelease;
   private readonly referenceSet: ReadonlySet<HomelabService>;
@@ -102,6 +139,7 @@ export abstract class HomelabService extends Chart {
   private readonly servedPortList: ServedPort[] = [];
   private readonly apiServerPortList: ServedPort[] = [];
   private readonly publicPortList: ServedPort[] = [];
+  private readonly egressList: Egress[] = [];
 
   /**
    * @param props the subclass's own props: every HomelabService in them (directly or in
@@ -127,15 +165,20 @@ export abstract class HomelabService extends Chart {
     this.manifests = settings.manifests ?? [];
     this.requiresCrdGroups = settings.requiresCrdGroups ?? [];
     this.ignoreDifferences = settings.ignoreDifferences ?? [];
+    this.tenant = settings.tenant ?? false;
+    this.admissionWebhookGroups = settings.admissionWebhookGroups ?? [];
+    this.generatesSecrets = settings.generatesSecrets ?? [];
+    this.upstreamSecrets = settings.upstreamSecrets ?? [];
+    this.awaitsOperator = settings.awaitsOperator;
     this.referenceSet = new Set(serviceReferences(props));
     this.dependencySet = new Set(this.referenceSet);
-    new k8s.KubeNamespace(this, 'namespace', {
-      metadata: {
-        name: settings.namespace,
-        labels: podSecurityLabels(exception?.level ?? 'restricted'),
-        annotations: exception ? { [EXCEPTION_ANNOTATION]: exception.reason } : undefined,
-      },
-    });
+    this.namespaceMetadata = {
+      name: settings.namespace,
+      // The chart's labels, which cdk8s adds to the Namespace only where the service emits it itself.
+      labels: { ...this.labels, ...podSecurityLabels(exception?.level ?? 'restricted') },
+      annotations: exception ? { [EXCEPTION_ANNOTATION]: exception.reason } : undefined,
+    };
+    if (!this.tenant) new k8s.KubeNamespace(this, 'namespace', { metadata: this.namespaceMetadata });
     scope.register(this);
   }
 
@@ -232,11 +275,22 @@ export abstract class HomelabService extends Chart {
    * Declares a Secret this service needs (name and key names): delivered from Vault by an
    * ExternalSecret where the platform has them, else created by the operator. Consumers
    * reference its keys through the returned handle.
+   * @param options.neededToStart whether the service's Application needs the Secret to become
+   *   Healthy (a pod or the chart reads it at start) @default true; false for a Secret read only
+   *   when a feature is used (a DNS-01 token when issuing, backup credentials when backing up),
+   *   which then never holds the service back until Vault is unsealed
    */
-  protected needSecret(name: string, keys: readonly string[], purpose: string): SecretRef {
+  protected needSecret(name: string, keys: readonly string[], purpose: string, options: { readonly neededToStart?: boolean } = {}): SecretRef {
     if (keys.length === 0) throw new Error(`${this.serviceName}: secret ${name} declares no keys`);
     if (this.secretList.some((s) => s.name === name)) throw new Error(`${this.serviceName}: secret ${name} declared twice`);
-    const need: SecretNeed = { service: this.serviceName, namespace: this.namespaceName, name, keys: [...new Set(keys)].sort(), purpose };
+    const need: SecretNeed = {
+      service: this.serviceName,
+      namespace: this.namespaceName,
+      name,
+      keys: [...new Set(keys)].sort(),
+      purpose,
+      neededToStart: options.neededToStart ?? true,
+    };
     this.secretList.push(need);
     return new SecretRef(need);
   }
@@ -262,6 +316,35 @@ export abstract class HomelabService extends Chart {
   /** Declares ports any client may reach, from outside the cluster too: the platform's entry points (Traefik's web/websecure). */
   protected servePublic(...ports: ServedPort[]): void {
     this.publicPortList.push(...ports);
+  }
+
+  /**
+   * Declares where pods of this service connect beyond what the graph implies (the API server,
+   * the nodes, the internet): their egress allow rules where egress is restricted. References,
+   * scraping, routing and DNS need no declaration.
+   */
+  protected allowEgress(...egress: Egress[]): void {
+    this._allowEgress(...egress);
+  }
+
+  /**
+   * Declares pods that call the Kubernetes API server (operators, controllers, watchers): the
+   * egress rule `egress-<name>`. @param name @default 'api-server'
+   */
+  protected callApiServer(podSelector: Readonly<Record<string, string>>, reason: string, name = 'api-server'): void {
+    this.allowEgress({ name, podSelector, to: { kind: 'api-server' }, reason });
+  }
+
+  /** @internal for the model's own constructs (a checkpoint reading the cluster). */
+  _allowEgress(...egress: Egress[]): void {
+    for (const e of egress) {
+      if (this.egressList.some((declared) => declared.name === e.name)) throw new Error(`${this.serviceName}: egress ${e.name} declared twice`);
+      this.egressList.push(e);
+    }
+  }
+
+  get egress(): readonly Egress[] {
+    return this.egressList;
   }
 
   get publicPorts(): readonly ServedPort[] {

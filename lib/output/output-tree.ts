@@ -3,7 +3,7 @@
  * (in memory), the output directory on disk, and a git revision's tree.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { UserError } from '../util/errors';
 import type { SynthesizedEnvironment } from './synthesize';
@@ -14,9 +14,19 @@ export function treeOf(environments: readonly Pick<SynthesizedEnvironment, 'envi
   return new Map(environments.flatMap((env) => [...env.files].map(([path, content]) => [`${env.environment}/${path}`, content] as const)));
 }
 
-/** The files under outdir (only the given environments' folders if any); empty if it does not exist. */
+/** The files under outdir (only the given environments' folders if any); empty if it does not exist. Links are not followed (see readDirectory). */
 export function readDirectoryTree(outdir: string, environments?: readonly string[]): Map<string, string> {
+  return readDirectory(outdir, environments).files;
+}
+
+/**
+ * The regular files under outdir (only the given environments' folders if any), and the paths
+ * of everything else there: symbolic links, never followed (a link in `k8s/` to a file outside
+ * must not pass for the file), and other special files.
+ */
+export function readDirectory(outdir: string, environments?: readonly string[]): { files: Map<string, string>; others: string[] } {
   const tree = new Map<string, string>();
+  const others: string[] = [];
   const walk = (dir: string) => {
     let entries;
     try {
@@ -27,12 +37,18 @@ export function readDirectoryTree(outdir: string, environments?: readonly string
     }
     for (const entry of entries) {
       const path = join(dir, entry.name);
+      const relativePath = relative(outdir, path).split(sep).join('/');
       if (entry.isDirectory()) walk(path);
-      else tree.set(relative(outdir, path).split(sep).join('/'), readFileSync(path, 'utf8'));
+      else if (entry.isFile()) tree.set(relativePath, readFileSync(path, 'utf8'));
+      else others.push(relativePath);
     }
   };
-  for (const root of environments ?? ['']) walk(join(outdir, root));
-  return sortedTree(tree);
+  for (const root of environments ?? ['']) {
+    // An environment's folder that is a link is not read through either.
+    if (root !== '' && lstatSync(join(outdir, root), { throwIfNoEntry: false })?.isSymbolicLink()) others.push(root);
+    else walk(join(outdir, root));
+  }
+  return { files: sortedTree(tree), others: others.sort() };
 }
 
 /** The commit a revision names (`HEAD`, `main`, `origin/main~2`, a hash); a UserError if none. */

@@ -30,12 +30,13 @@ export function renderPlatformDoc(environments: readonly EnvironmentModel[]): st
     'PostSync Job) must pass; the next wave starts once every service of the wave is healthy,',
     'checkpoints included.',
     '',
-    ...folded(environments, (env) => `${mermaid(sequenceDiagram(env.services))}\n\n${serviceTable(env.services)}`),
+    ...folded(environments, (env) => [mermaid(sequenceDiagram(env.services)), serviceTable(env.services), ...operatorWaits(env.services)].join('\n\n')),
     '## Architecture',
     '',
     'Services by layer. A solid arrow points from a service to one that references it (and',
-    'syncs after it); a dotted arrow marked CRDs, to one that creates resources of CRDs it',
-    'installs; a thick arrow, from a public hostname to the service it routes to.',
+    'syncs after it); a dotted arrow marked needs, to one that provides something it needs',
+    'before it is healthy (the CRDs of resources it creates, Secrets, certificates, storage);',
+    'a thick arrow, from a public hostname to the service it routes to.',
     '',
     ...folded(environments, (env) => mermaid(architectureDiagram(env.services))),
   ];
@@ -94,13 +95,46 @@ export function architectureDiagram(services: readonly ServiceSummary[]): string
       continue;
     }
     for (const dependency of service.dependsOn) {
-      const arrow = service.crdDependsOn.includes(dependency) ? '-.->|CRDs|' : '-->';
+      const arrow = service.needDependsOn.includes(dependency) ? '-.->|needs|' : '-->';
       lines.push(`  ${nodeId('s', dependency)} ${arrow} ${nodeId('s', service.name)}`);
     }
   }
   for (const { host, service } of hosts) lines.push(`  ${nodeId('h', host)} ==> ${nodeId('s', service)}`);
   if (hosts.length > 0) lines.push('  classDef host fill:#e3f2fd,stroke:#1565c0');
   return lines;
+}
+
+/**
+ * Which waves wait for a one-time step of the operator (Vault's init and unseal) and which do
+ * not: the waiting service is healthy only after it, and every later wave waits for it.
+ */
+function operatorWaits(services: readonly ServiceSummary[]): string[] {
+  return byName(services.filter((s) => s.awaitsOperator !== undefined)).map((gate) => {
+    const later = [...services].filter((s) => s.wave > gate.wave).sort((a, b) => a.wave - b.wave || compare(a.name, b.name));
+    const last = Math.max(...services.map((s) => s.wave));
+    const needing = dependents(services, gate.name);
+    const why = later.every((s) => needing.has(s.name))
+      ? `each needs ${gate.name}, directly or through a service it needs`
+      : 'waves: sequential starts a layer only after every earlier one';
+    const waiting = later.length === 0 ? 'no later wave waits for it.' : `waves ${gate.wave + 1} to ${last} (${later.map((s) => s.name).join(', ')}) wait for it: ${why}.`;
+    return `**Waits for the operator:** ${gate.name} (wave ${gate.wave}) becomes healthy only once you ${gate.awaitsOperator}. Waves 0 to ${gate.wave} sync without it; ${waiting}`;
+  });
+}
+
+/** The services that depend on `name`, directly or through others. */
+function dependents(services: readonly ServiceSummary[], name: string): Set<string> {
+  const found = new Set<string>();
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const s of services) {
+      if (!found.has(s.name) && s.dependsOn.some((d) => d === name || found.has(d))) {
+        found.add(s.name);
+        grew = true;
+      }
+    }
+  }
+  return found;
 }
 
 /** The sequence as a table: wave, service, layer, namespace, checkpoint. */

@@ -7,7 +7,7 @@
  */
 import { ApiObject, App } from 'cdk8s';
 import { isGitOpsEngine } from '../model/argocd';
-import { buildServices, Catalog } from '../model/catalog';
+import { APP_NAMESPACES, buildServices, Catalog } from '../model/catalog';
 import type { EnvironmentConfig } from '../model/config/environment';
 import { Platform } from '../model/platform';
 import { apiObjectsOf, HomelabService } from '../model/service';
@@ -15,7 +15,7 @@ import type { CapacityReport } from '../passes/capacity';
 import { runPasses, Synthesis } from '../passes';
 import type { SecretNeedSource } from '../passes/secret-delivery';
 import { emitYaml } from '../util/yaml-emitter';
-import { isClusterScoped } from './cluster-scoped';
+import { isClusterScoped, scopedKindName } from './cluster-scoped';
 import { installFastResolve } from './fast-resolve';
 import { sortedTree } from './output-tree';
 
@@ -35,12 +35,14 @@ export interface ServiceSummary {
   readonly upstream: readonly string[];
   readonly resources: number;
   readonly dependsOn: readonly string[];
-  /** The part of `dependsOn` that comes only from CRD edges (see lib/passes/graph.ts). */
-  readonly crdDependsOn: readonly string[];
+  /** The part of `dependsOn` that comes only from what it needs (see lib/passes/graph.ts). */
+  readonly needDependsOn: readonly string[];
   /** What the service's checkpoint proves. */
   readonly checkpoint: string;
   /** Hostnames it exposes (`<subdomain>.<domain>`), sorted. */
   readonly hosts: readonly string[];
+  /** The operator's one-time step its Application waits for (ServiceSettings.awaitsOperator). */
+  readonly awaitsOperator?: string;
 }
 
 export interface SynthesizedEnvironment {
@@ -70,7 +72,7 @@ export function buildPlatform(scope: App, environment: string, config: Environme
 
 /** The passes and the files of an already built platform. */
 export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnvironment {
-  const synthesis = new Synthesis(app, platform);
+  const synthesis = new Synthesis(app, platform, (apiVersion, kind) => (isClusterScoped(apiVersion, kind) ? scopedKindName(apiVersion, kind) : undefined));
   runPasses(synthesis);
   const graph = synthesis.get('graph');
   const waves = synthesis.get('waves');
@@ -80,8 +82,8 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
   for (const service of platform.services) {
     renderChart(files, service.serviceName, service.namespaceName, objects.get(service)!, (object) => service.render(object));
   }
-  for (const [folder, chart] of [['apps', appOfApps.apps], ['bootstrap', appOfApps.bootstrap]] as const) {
-    renderChart(files, folder, chart.namespace!, apiObjectsOf(chart));
+  for (const [folder, chart] of [['apps', appOfApps.apps], ['bootstrap', appOfApps.bootstrap], [APP_NAMESPACES, appOfApps.appNamespaces]] as const) {
+    renderChart(files, folder, chart.namespace, apiObjectsOf(chart));
   }
   const engine = platform.services.find(isGitOpsEngine);
   if (engine?.helm) {
@@ -99,9 +101,10 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
       upstream: upstreamOf(service),
       resources: objects.get(service)!.length,
       dependsOn: graph.nodes[i].dependsOn,
-      crdDependsOn: graph.nodes[i].crdDependsOn,
+      needDependsOn: graph.nodes[i].needDependsOn,
       checkpoint: service.checkpoint!.description,
       hosts: service.exposures.map((e) => platform.hostname(e.subdomain)).sort(),
+      ...(service.awaitsOperator !== undefined && { awaitsOperator: service.awaitsOperator }),
     }))
     .sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name, 'en'));
   return {
@@ -124,7 +127,7 @@ function upstreamOf(service: HomelabService): string[] {
 function renderChart(
   files: Map<string, string>,
   folder: string,
-  chartNamespace: string,
+  chartNamespace: string | undefined,
   objects: readonly ApiObject[],
   render: (object: ApiObject) => any = (object) => object.toJson(),
 ): void {

@@ -1,18 +1,27 @@
 /**
- * Writes synthesized environments into the output directory in one step: everything goes
- * to a staging directory beside it, which then replaces it. Stale files vanish with the
- * old directory; if anything fails before the swap, the output directory is untouched.
- * Documents generated with it (docs/platform.md) are staged too and renamed into place
- * right after the swap, so they never describe anything but the output beside them.
+ * Writes synthesized environments into the output directory in one step: the new tree is
+ * built in a staging directory beside it, which then takes its place (atomic-replace.ts:
+ * a kill at any instant leaves the old or the new tree, never none or a mix). Stale files
+ * vanish with the old tree; if anything fails before the swap, the output is untouched and
+ * nothing temporary is left. Documents generated with it (docs/platform.md) are staged too and
+ * replaced right after it, so they never describe anything but the output beside them.
+ *
+ * Nothing is written before the paths are checked (output-guard.ts): only a missing or empty
+ * directory or an output tree synth wrote before is replaced. Symbolic links in the output
+ * are never followed and never kept.
  *
  * Files whose content is unchanged are hard-linked from the current output instead of
  * written: creating an inode is what costs on many filesystems (~1 ms a file on our CI
  * machines against ~0.02 ms for a link), and most files are unchanged from one synth to
  * the next.
  */
-import { cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileSystemFailure } from '../util/errors';
+import { OutputReplacement, recoverInterruptedWrites } from './atomic-replace';
+import { checkOutputPaths, foreignOutput, GeneratedDocument, isGeneratedOutputFile, NOT_GENERATED } from './output-guard';
 import type { SynthesizedEnvironment } from './synthesize';
+import { testStep } from './test-faults';
 
 export interface WriteOptions {
   /** The output directory, e.g. `k8s`. */
@@ -22,79 +31,152 @@ export interface WriteOptions {
    * output directory (`--env prod`). @default false: the whole directory is replaced
    */
   readonly partial?: boolean;
-  /** Files outside the output directory (path -> content), replaced together with it. @default none */
-  readonly documents?: ReadonlyMap<string, string>;
+  /** Files outside the output directory, replaced together with it. @default none */
+  readonly documents?: readonly GeneratedDocument[];
   /** Environments whose folder was found to hold exactly their files (see folderMatches), so not compared again. @default none */
   readonly unchanged?: ReadonlySet<string>;
 }
 
-export function writeOutput(environments: readonly Pick<SynthesizedEnvironment, 'environment' | 'files'>[], options: WriteOptions): void {
-  const outdir = options.outdir.replace(/\/+$/, '');
-  // The usual synth after an edit that changed nothing (or a second synth): nothing to replace.
-  if (upToDate(environments, outdir, options)) return;
-  mkdirSync(dirname(outdir), { recursive: true });
-  const staging = mkdtempSync(join(dirname(outdir), `.${basename(outdir)}-staging-`));
-  const retired = `${staging}-old`;
-  const stagedDocuments: { staged: string; path: string }[] = [];
-  try {
-    if (options.partial && existsSync(outdir)) {
-      const replaced = new Set(environments.map((e) => e.environment));
-      for (const entry of readdirSync(outdir).filter((e) => !replaced.has(e))) {
-        cpSync(join(outdir, entry), join(staging, entry), { recursive: true });
-      }
-    }
-    const created = new Set<string>();
-    for (const env of environments) {
-      const unchanged = options.unchanged?.has(env.environment) ?? false;
-      for (const [path, content] of env.files) {
-        const relativePath = join(env.environment, path);
-        const folder = dirname(relativePath);
-        if (!created.has(folder)) {
-          mkdirSync(join(staging, folder), { recursive: true });
-          created.add(folder);
-        }
-        const current = join(outdir, relativePath);
-        if (unchanged || sameContent(current, content)) linkSync(current, join(staging, relativePath));
-        else writeFileSync(join(staging, relativePath), content);
-      }
-    }
-    for (const [path, content] of options.documents ?? []) {
-      if (sameContent(path, content)) continue;
-      mkdirSync(dirname(path), { recursive: true });
-      const staged = join(mkdtempSync(join(dirname(path), `.${basename(path)}-staging-`)), basename(path));
-      stagedDocuments.push({ staged, path });
-      writeFileSync(staged, content);
-    }
-    if (existsSync(outdir)) renameSync(outdir, retired);
-    renameSync(staging, outdir);
-    for (const { staged, path } of stagedDocuments) renameSync(staged, path);
-  } catch (error) {
-    if (existsSync(retired) && !existsSync(outdir)) renameSync(retired, outdir);
-    throw error;
-  } finally {
-    rmSync(staging, { recursive: true, force: true });
-    rmSync(retired, { recursive: true, force: true });
-    for (const { staged } of stagedDocuments) rmSync(dirname(staged), { recursive: true, force: true });
-  }
+type Environment = Pick<SynthesizedEnvironment, 'environment' | 'files'>;
+
+/** The output directory as given, without a trailing slash (but `/` stays `/`). */
+export function outputDirectory(path: string): string {
+  return path.replace(/(?<=.)\/+$/, '');
 }
 
 /**
- * Whether the output directory (the environments' folders of it, with `partial`) and the
- * documents hold exactly this: the same files, each with the same content. Compares file by
- * file, so that large outputs are not held twice in memory.
+ * What every synth does before anything else, --check included: refuse paths it must not
+ * replace, and finish or clean up what a killed run left.
  */
-function upToDate(environments: readonly Pick<SynthesizedEnvironment, 'environment' | 'files'>[], outdir: string, options: WriteOptions): boolean {
-  if (!existsSync(outdir)) return false;
-  const expected = new Map(environments.map((env) => [env.environment, env.files]));
-  if (!options.partial && readdirSync(outdir).some((entry) => !expected.has(entry))) return false;
-  for (const [environment, files] of expected) {
-    if (!options.unchanged?.has(environment) && !folderMatches(join(outdir, environment), files)) return false;
-  }
-  return [...(options.documents ?? [])].every(([path, content]) => sameContent(path, content));
+export function prepareOutput(outdir: string, documents: readonly Pick<GeneratedDocument, 'path' | 'header'>[]): void {
+  checkOutputPaths(outdir, documents);
+  recoverInterruptedWrites(outdir);
 }
 
-/** Whether `dir` holds exactly `files` (path relative to it -> content), reading one file at a time. */
+export function writeOutput(environments: readonly Environment[], options: WriteOptions): void {
+  const outdir = outputDirectory(options.outdir);
+  const documents = options.documents ?? [];
+  prepareOutput(outdir, documents);
+  const current = inspectOutput(outdir, environments, options);
+  const changedDocuments = documents.filter((document) => !sameContent(document.path, document.content));
+  // The usual synth after an edit that changed nothing (or a second synth): nothing to replace.
+  if (current.upToDate && changedDocuments.length === 0) return;
+  let replacement: OutputReplacement;
+  try {
+    replacement = OutputReplacement.begin(
+      outdir,
+      changedDocuments.map((document) => document.path),
+    );
+  } catch (error) {
+    throw fileSystemFailure(error, `${outdir}: cannot write the output`);
+  }
+  try {
+    stageTree(replacement.staging, outdir, environments, current);
+    for (const document of changedDocuments) replacement.stageDocument(document.path, document.content);
+  } catch (error) {
+    try {
+      replacement.abandon();
+    } catch {
+      // What could not be removed now is removed by the next run (recoverInterruptedWrites).
+    }
+    throw fileSystemFailure(error, `${outdir}: cannot write the output`);
+  }
+  try {
+    replacement.commit();
+  } catch (error) {
+    throw fileSystemFailure(error, `${outdir}: cannot replace the output`);
+  }
+}
+
+/** What the output directory holds now, compared with the new tree. */
+interface CurrentOutput {
+  /** It holds exactly the new tree (with `partial`, the new environments' folders) and nothing else. */
+  readonly upToDate: boolean;
+  /** `<env>/<path>` of the regular files that already hold their new content: linked, not written. */
+  readonly unchanged: ReadonlySet<string>;
+  /** With `partial`, the files of the environments left as they are: linked into the new tree. */
+  readonly carried: readonly string[];
+}
+
+/**
+ * One walk over the output directory that never follows a link: which files are unchanged,
+ * and whether it is an output tree synth wrote (else a UserError naming the first foreign file).
+ */
+function inspectOutput(outdir: string, environments: readonly Environment[], options: WriteOptions): CurrentOutput {
+  const expected = new Map(environments.map((env) => [env.environment, env.files]));
+  const unchanged = new Set<string>();
+  const carried: string[] = [];
+  // Anything the new tree will not hold as it is now: stale files, links.
+  let differs = false;
+  const visit = (dir: string, prefix: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      const relativePath = `${prefix}${entry.name}`;
+      const environment = prefix === '' ? entry.name : prefix.slice(0, prefix.indexOf('/'));
+      if (entry.isDirectory()) {
+        const files = prefix === '' && options.unchanged?.has(environment) ? expected.get(environment) : undefined;
+        // Compared by the thread that synthesized it (environment-workers.ts).
+        if (files) for (const file of files.keys()) unchanged.add(`${environment}/${file}`);
+        else visit(path, `${relativePath}/`);
+      } else if (entry.isSymbolicLink()) {
+        differs = true;
+      } else if (!entry.isFile()) {
+        throw foreignOutput(outdir, path, 'is not a regular file');
+      } else {
+        const files = prefix === '' ? undefined : expected.get(environment);
+        const content = files?.get(relativePath.slice(environment.length + 1));
+        if (content !== undefined && sameContent(path, content)) {
+          unchanged.add(relativePath);
+          continue;
+        }
+        if (!isGeneratedOutputFile(path)) throw foreignOutput(outdir, path, NOT_GENERATED);
+        if (options.partial && !expected.has(environment)) carried.push(relativePath);
+        else differs = true;
+      }
+    }
+  };
+  const exists = existsSync(outdir);
+  try {
+    if (exists) visit(outdir, '');
+  } catch (error) {
+    throw fileSystemFailure(error, `${outdir}: cannot read the output`);
+  }
+  const total = environments.reduce((n, env) => n + env.files.size, 0);
+  return { upToDate: exists && !differs && unchanged.size === total, unchanged, carried };
+}
+
+/** The new tree in `staging`: unchanged and carried files linked from the output, the others written (0666 less the umask). */
+function stageTree(staging: string, outdir: string, environments: readonly Environment[], current: CurrentOutput): void {
+  const created = new Set<string>(['.']);
+  const place = (relativePath: string) => {
+    const folder = dirname(relativePath);
+    if (created.has(folder)) return;
+    testStep('mkdir', join(staging, folder));
+    mkdirSync(join(staging, folder), { recursive: true });
+    created.add(folder);
+  };
+  const link = (relativePath: string) => {
+    place(relativePath);
+    testStep('link', join(staging, relativePath));
+    linkSync(join(outdir, relativePath), join(staging, relativePath));
+  };
+  for (const relativePath of current.carried) link(relativePath);
+  for (const env of environments) {
+    for (const [path, content] of env.files) {
+      const relativePath = `${env.environment}/${path}`;
+      if (current.unchanged.has(relativePath)) link(relativePath);
+      else {
+        place(relativePath);
+        testStep('write', join(staging, relativePath));
+        writeFileSync(join(staging, relativePath), content);
+      }
+    }
+  }
+}
+
+/** Whether `dir` holds exactly `files` (path relative to it -> content) as regular files, reading one file at a time. */
 export function folderMatches(dir: string, files: ReadonlyMap<string, string>): boolean {
+  if (!lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) return false;
   let found = 0;
   const matches = (current: string, prefix: string): boolean => {
     let entries;
@@ -108,6 +190,7 @@ export function folderMatches(dir: string, files: ReadonlyMap<string, string>): 
       if (entry.isDirectory()) {
         if (!matches(join(current, entry.name), `${path}/`)) return false;
       } else {
+        // A link is a difference (never followed): the writer replaces it with the file.
         const content = files.get(path);
         if (!entry.isFile() || content === undefined || !sameContent(join(current, entry.name), content)) return false;
         found += 1;
@@ -118,6 +201,7 @@ export function folderMatches(dir: string, files: ReadonlyMap<string, string>): 
   return matches(dir, '') && found === files.size;
 }
 
+/** Whether the file holds `content`; callers pass regular files or documents checked by output-guard.ts. */
 function sameContent(file: string, content: string): boolean {
   try {
     return readFileSync(file, 'utf8') === content;

@@ -1,28 +1,22 @@
 /**
  * The dependency graph of one environment: construct references between services (and the
- * dependencies derived from the declarations), plus
- * an edge to the service that installs the CRD of every custom resource a service emits.
+ * dependencies derived from the declarations), plus an edge to the provider of everything a
+ * service needs before its Application can become Healthy (lib/passes/needs.ts): the CRDs and
+ * webhooks of the custom resources it emits, the Secrets, claims, storage classes and issuers
+ * it reads, the secret backend of its ExternalSecrets.
  */
-import { Platform } from '../model/platform';
-import { HomelabService } from '../model/service';
 import { isExposureRouter } from '../model/exposure';
 import { LAYER_ORDER } from '../model/layers';
+import { apiGroup, isBuiltInGroup } from '../model/needs';
+import { Platform } from '../model/platform';
+import { HomelabService } from '../model/service';
+import { analyseNeeds, NeedAnalysis } from './needs';
 import type { GraphNode, WaveMode } from './waves';
 
-/** API group of an apiVersion (`apps/v1` -> `apps`, `v1` -> ``). */
-export function apiGroup(apiVersion: string): string {
-  return apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
-}
-
-/** Groups served by Kubernetes itself, never by a CRD of ours. */
-export function isBuiltInGroup(group: string): boolean {
-  return !group.includes('.') || group.endsWith('.k8s.io');
-}
-
-/** A service in the graph, with the dependencies that come only from CRD edges told apart. */
+/** A service in the graph, with the dependencies that come only from its needs told apart. */
 export interface ServiceNode extends GraphNode {
-  /** The part of `dependsOn` that no construct reference explains: the service installs CRDs this one uses. */
-  readonly crdDependsOn: readonly string[];
+  /** The part of `dependsOn` that no construct reference explains: providers of what the service needs (CRDs, Secrets ...). */
+  readonly needDependsOn: readonly string[];
 }
 
 export interface DependencyGraph {
@@ -30,50 +24,44 @@ export interface DependencyGraph {
   readonly nodes: ServiceNode[];
   /** Requirements no enabled service meets yet (see ServiceSettings.requiresCrdGroups). */
   readonly warnings: string[];
-  /**
-   * `waves: sequential` only: per service, the CRD groups of custom resources it emits whose
-   * installer sits in a later layer. No edge (it would point backwards); the resources skip
-   * the dry run and are retried until their CRD arrives.
-   */
-  readonly lateCrdGroups: ReadonlyMap<string, ReadonlySet<string>>;
+  /** What every service needs and who provides it, which the waves must honour. */
+  readonly needs: NeedAnalysis;
 }
 
+/**
+ * With `waves: sequential`, a need whose provider sits in a later layer gets no edge (it would
+ * point backwards): `checkNeeds` reports it once the waves exist, naming the need.
+ */
 export function dependencyGraph(platform: Platform, mode: WaveMode = 'dependencies'): DependencyGraph {
   const installers = crdInstallers(platform);
+  const needs = analyseNeeds(platform);
+  const byName = new Map(platform.services.map((s) => [s.serviceName, s]));
+  const comesLater = (provider: HomelabService, service: HomelabService) =>
+    mode === 'sequential' && LAYER_ORDER.indexOf(provider.layer) > LAYER_ORDER.indexOf(service.layer);
   const warnings: string[] = [];
-  const lateCrdGroups = new Map<string, Set<string>>();
-  const comesLater = (installer: HomelabService, service: HomelabService) =>
-    mode === 'sequential' && LAYER_ORDER.indexOf(installer.layer) > LAYER_ORDER.indexOf(service.layer);
   const nodes = platform.services.map((service) => {
-    const references = new Set([...service.dependencies, ...derivedDependencies(platform, service)].map((d) => d.serviceName));
-    const dependsOn = new Set(references);
     for (const group of customResourceGroups(service)) {
-      const installer = installers.get(group);
-      if (!installer) {
-        throw new Error(`${service.serviceName} emits ${group} resources, but no enabled service installs that CRD group`);
-      }
-      if (installer === service) continue;
-      if (comesLater(installer, service)) {
-        lateCrdGroups.set(service.serviceName, new Set([...(lateCrdGroups.get(service.serviceName) ?? []), group]));
-      } else {
-        dependsOn.add(installer.serviceName);
-      }
+      if (!installers.has(group)) throw new Error(`${service.serviceName} emits ${group} resources, but no enabled service installs that CRD group`);
     }
     for (const group of service.requiresCrdGroups) {
-      const installer = installers.get(group);
-      if (!installer) {
-        warnings.push(`${service.serviceName} needs ${group} resources, which no enabled service installs yet`);
-      } else if (comesLater(installer, service)) {
-        // Upstream manifests cannot be annotated: their sync fails until the later layer is up.
-        warnings.push(`${service.serviceName} needs ${group} resources, which ${installer.serviceName} installs in a later layer (waves: sequential)`);
-      } else {
-        dependsOn.add(installer.serviceName);
-      }
+      if (!installers.has(group)) warnings.push(`${service.serviceName} needs ${group} resources, which no enabled service installs yet`);
+    }
+    const references = new Set([...service.dependencies, ...derivedDependencies(platform, service)].map((d) => d.serviceName));
+    const dependsOn = new Set(references);
+    for (const need of needs.needs.get(service.serviceName)!) {
+      const provider = byName.get(needs.provider(need)?.service ?? '');
+      if (provider && provider !== service && !comesLater(provider, service)) dependsOn.add(provider.serviceName);
     }
     const sorted = [...dependsOn].sort();
-    return { name: service.serviceName, layer: service.layer, dependsOn: sorted, crdDependsOn: sorted.filter((d) => !references.has(d)) };
+    return {
+      name: service.serviceName,
+      layer: service.layer,
+      dependsOn: sorted,
+      needDependsOn: sorted.filter((d) => !references.has(d)),
+      ...(service.awaitsOperator !== undefined && { awaitsOperator: true }),
+    };
   });
-  return { nodes, warnings, lateCrdGroups };
+  return { nodes, warnings, needs };
 }
 
 /**

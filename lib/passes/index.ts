@@ -12,9 +12,11 @@ import { buildServices } from '../model/catalog';
 import { isGpuProvider } from '../model/gpu';
 import type { Platform } from '../model/platform';
 import { AppOfApps } from './app-of-apps';
+import type { ClusterScopedName } from './project-scope';
 import { CapacityReport, checkCapacity } from './capacity';
 import { DependencyGraph, dependencyGraph } from './graph';
 import { emitMonitoring, provisionDashboards } from './monitoring';
+import { checkNeeds } from './needs';
 import { emitNetworkPolicies } from './network-policies';
 import { applyResourcePolicies } from './resource-policies';
 import { routeExposures } from './routing';
@@ -30,7 +32,7 @@ export interface Derived {
   readonly waves: ReadonlyMap<string, number>;
   /** Requested against available CPU, memory and GPUs. */
   readonly capacity: CapacityReport;
-  /** The Argo CD side: root Application, AppProject, one Application per service. */
+  /** The Argo CD side: root Application and projects, one Application per service. */
   readonly appOfApps: AppOfApps;
 }
 
@@ -38,9 +40,14 @@ export interface Derived {
 export class Synthesis {
   private readonly derived = new Map<keyof Derived, unknown>();
 
+  /**
+   * @param clusterScopedName the `Kind.group` of cluster-scoped kinds, from the imported schemas
+   *   (which the output reads)
+   */
   constructor(
     readonly app: App,
     readonly platform: Platform,
+    readonly clusterScopedName: ClusterScopedName,
   ) {}
 
   get<K extends keyof Derived>(key: K): Derived[K] {
@@ -76,12 +83,18 @@ export const PASSES: readonly Pass[] = [
   { name: 'monitors', run: ({ platform }) => emitMonitoring(platform) },
   // Delivery objects add CRD edges too; the graph before them tells who cannot wait for the delivery service.
   { name: 'secret delivery', run: (s) => s.set('secrets', deliverSecrets(s.platform)) },
+  // Every object that needs something exists: the later passes add only Argo CD's objects,
+  // NetworkPolicies and annotations, which need nothing another Application provides.
   {
     name: 'ordering',
     run: (s) => {
-      const graph = dependencyGraph(s.platform, s.platform.config.waves);
+      const mode = s.platform.config.waves;
+      const graph = dependencyGraph(s.platform, mode);
+      const waves = computeWaves(graph.nodes, mode);
+      // The proof that no wave waits for a later one (ADR 23); by construction in `dependencies` mode.
+      checkNeeds(s.platform, graph.needs, waves, mode);
       s.set('graph', graph);
-      s.set('waves', computeWaves(graph.nodes, s.platform.config.waves));
+      s.set('waves', waves);
     },
   },
   {
@@ -92,11 +105,15 @@ export const PASSES: readonly Pass[] = [
       s.set('capacity', checkCapacity(platform.services.flatMap((service) => service.demands), platform.config.nodes, gpuReplicas));
     },
   },
-  { name: 'argo cd', run: (s) => s.set('appOfApps', new AppOfApps(s.app, 'argocd', { platform: s.platform, waves: s.get('waves') })) },
   // Last emission: the policies cover every port the services declared and everything they expose.
   { name: 'network policies', run: ({ platform }) => emitNetworkPolicies(platform) },
+  // The projects admit what every service emits: after the last object is added.
+  {
+    name: 'argo cd',
+    run: (s) => s.set('appOfApps', new AppOfApps(s.app, 'argocd', { platform: s.platform, waves: s.get('waves'), clusterScopedName: s.clusterScopedName })),
+  },
   // Over every object, the derived ones included.
-  { name: 'resource policies', run: (s) => applyResourcePolicies(s.platform, s.get('graph')) },
+  { name: 'resource policies', run: (s) => applyResourcePolicies(s.platform) },
 ];
 
 export function runPasses(synthesis: Synthesis): void {

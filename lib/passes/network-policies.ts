@@ -7,14 +7,29 @@
  * - the metrics scraper (Prometheus) to each declared metrics endpoint;
  * - the exposure router's pods (Traefik) to each exposed port;
  * - the API server to the webhook ports (`serveApiServer`), from the configured sources.
- * Egress stays open: every rule is on the receiving side, so a refused connection always
- * proves the receiver's policy.
+ * Where egress is restricted (docs/adr/0024) every namespace also denies all egress, then lets
+ * its pods reach each other and DNS, and derives the mirror of each ingress rule on the sending
+ * side (a reference, a scrape, a route), plus what the services declare with `allowEgress`: the
+ * API server, the nodes, the repositories, destinations outside the cluster.
  */
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { isExposureRouter } from '../model/exposure';
 import { scrapedPods } from '../model/monitoring';
-import { isMetricsScraper, isNetworkPolicyProvider, NetworkPeer, ServedPort } from '../model/network';
+import {
+  CLUSTER_DNS,
+  DNS_PORTS,
+  Egress,
+  EgressPort,
+  EgressSettings,
+  ExternalDestination,
+  isMetricsScraper,
+  isNetworkPolicyProvider,
+  NetworkPeer,
+  NetworkPolicyProvider,
+  ServedPort,
+  urlDestination,
+} from '../model/network';
 import type { Platform } from '../model/platform';
 import type { HomelabService } from '../model/service';
 
@@ -26,12 +41,38 @@ export const ALLOWS_ANNOTATION = 'homelab.dev/allows';
 
 export const DEFAULT_DENY = 'default-deny-ingress';
 export const ALLOW_SAME_NAMESPACE = 'allow-same-namespace';
+export const DEFAULT_DENY_EGRESS = 'default-deny-egress';
+export const EGRESS_SAME_NAMESPACE = 'egress-same-namespace';
+export const EGRESS_DNS = 'egress-dns';
+/** Every egress allow rule's name starts with it (ingress rules' with `allow-`). */
+export const EGRESS_PREFIX = 'egress-';
+
+
+/**
+ * What `internet` leaves out: the private, shared (CGNAT), loopback and link-local ranges
+ * (RFC 1918, 6598, 1122, 3927; IPv6 RFC 4193, 4291). The cluster's pod and service networks are
+ * in them (k3s: 10.42.0.0/16 and 10.43.0.0/16), so `internet` never reaches a pod.
+ */
+export const NON_PUBLIC_IPV4 = ['10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16'] as const;
+export const NON_PUBLIC_IPV6 = ['fc00::/7', 'fe80::/10'] as const;
+
+type Port = { readonly port: number | string; readonly protocol: 'TCP' | 'UDP' };
+
+/** One egress allow rule: the pods matching `podSelector` in the policy's namespace may connect to each of `egress`. */
+export interface EgressRule {
+  readonly name: string;
+  readonly podSelector: Readonly<Record<string, string>>;
+  /** Each: these destinations on these ports (every port when left out). */
+  readonly egress: readonly { readonly to: readonly k8s.NetworkPolicyPeer[]; readonly ports?: readonly Port[] }[];
+  /** What the rule is derived from. */
+  readonly reason: string;
+}
 
 /** One allow rule: `from` may reach `ports` of the pods matching `podSelector` in the policy's namespace. */
 export interface AllowRule {
   readonly name: string;
   readonly podSelector: Readonly<Record<string, string>>;
-  readonly ports: readonly { readonly port: number | string; readonly protocol: 'TCP' | 'UDP' }[];
+  readonly ports: readonly Port[];
   readonly from: readonly k8s.NetworkPolicyPeer[];
   /** What the rule is derived from. */
   readonly reason: string;
@@ -45,11 +86,7 @@ export function allowRules(platform: Platform, apiServerSources: readonly string
     if (list.some((r) => r.name === rule.name)) throw new Error(`${service.serviceName}: two NetworkPolicies named ${rule.name}`);
     list.push(rule);
   };
-  // Who references whom, once (in platform order, as the rules are emitted).
-  const referrers = new Map<HomelabService, HomelabService[]>();
-  for (const service of platform.services) {
-    for (const provider of service.references) referrers.set(provider, [...(referrers.get(provider) ?? []), service]);
-  }
+  const referrers = referrersOf(platform);
   for (const provider of platform.services) {
     for (const served of provider.servedPorts) {
       for (const client of served.clients ?? referrers.get(provider) ?? []) {
@@ -124,17 +161,152 @@ export function allowRules(platform: Platform, apiServerSources: readonly string
 }
 
 /**
+ * The egress allow rules of every namespace, by the service owning it (besides the deny,
+ * same-namespace and DNS policies): the sending side of every ingress rule between our
+ * namespaces, scrapes and routes into namespaces of any owner, and each service's declarations.
+ */
+export function egressRules(platform: Platform, policies: Pick<NetworkPolicyProvider, 'apiServerSources'>, settings: EgressSettings): Map<HomelabService, EgressRule[]> {
+  const rules = new Map(platform.services.map((s): [HomelabService, EgressRule[]] => [s, []]));
+  const add = (service: HomelabService, rule: EgressRule) => {
+    const list = rules.get(service)!;
+    if (list.some((r) => r.name === rule.name)) throw new Error(`${service.serviceName}: two NetworkPolicies named ${rule.name}`);
+    list.push(rule);
+  };
+  const referrers = referrersOf(platform);
+  for (const provider of platform.services) {
+    for (const served of provider.servedPorts) {
+      for (const client of served.clients ?? referrers.get(provider) ?? []) {
+        if (client.namespaceName === provider.namespaceName) continue;
+        add(client, {
+          name: `${EGRESS_PREFIX}${provider.serviceName}-${portKey(served)}`,
+          podSelector: {},
+          egress: [{ to: [peer({ namespace: provider.namespaceName, podSelector: served.podSelector })], ports: [portOf(served)] }],
+          reason: `${client.serviceName} connects to ${provider.serviceName}`,
+        });
+      }
+    }
+  }
+  const scraper = platform.services.find(isMetricsScraper);
+  if (scraper) {
+    for (const service of platform.services) {
+      for (const endpoint of service.metricsEndpoints) {
+        const namespace = endpoint.namespace ?? service.namespaceName;
+        if (namespace === scraper.scraperPods.namespace) continue;
+        const { port, podSelector } = scrapedPods(endpoint);
+        add(scraper, {
+          name: `${EGRESS_PREFIX}scrape-${service.serviceName}-${endpoint.name}`,
+          podSelector: scraper.scraperPods.podSelector,
+          egress: [{ to: [peer({ namespace, podSelector })], ports: [{ port, protocol: 'TCP' }] }],
+          reason: `${scraper.scraperName} scrapes the ${endpoint.name} metrics of ${service.serviceName}`,
+        });
+      }
+    }
+  }
+  const router = platform.services.find(isExposureRouter);
+  if (router) {
+    for (const service of platform.services) {
+      if (service.namespaceName === router.namespaceName) continue;
+      for (const exposure of service.exposures) {
+        add(router, {
+          name: `${EGRESS_PREFIX}route-${exposure.subdomain}`,
+          podSelector: router.routerPods.podSelector,
+          egress: [{ to: [peer({ namespace: service.namespaceName, podSelector: exposure.podSelector })], ports: [{ port: exposure.podPort, protocol: 'TCP' }] }],
+          reason: `${router.routerName} routes ${exposure.subdomain} to ${exposure.serviceName}`,
+        });
+      }
+    }
+  }
+  for (const service of platform.services) {
+    for (const declared of service.egress) {
+      add(service, {
+        name: `${EGRESS_PREFIX}${declared.name}`,
+        podSelector: declared.podSelector,
+        egress: declaredEgress(declared, platform, policies, settings),
+        reason: declared.reason,
+      });
+    }
+  }
+  return rules;
+}
+
+function declaredEgress(declared: Egress, platform: Platform, policies: Pick<NetworkPolicyProvider, 'apiServerSources'>, settings: EgressSettings): EgressRule['egress'] {
+  const target = declared.to;
+  switch (target.kind) {
+    case 'api-server':
+      // The Service kubernetes.default (443) is DNATed to the API server's own address and
+      // port before the policy sees the packet: those are what is allowed.
+      return [{ to: ipBlocks(policies.apiServerSources), ports: [{ port: settings.apiServerPort, protocol: 'TCP' }] }];
+    case 'nodes':
+      return [{ to: ipBlocks(settings.nodeNetworks), ports: target.ports.map(tcpByDefault) }];
+    case 'pods':
+      return [{ to: [peer(target.peer)], ...(target.ports && { ports: target.ports.map(tcpByDefault) }) }];
+    case 'external':
+      return target.destinations.map((destination) => externalEgress(destination, settings));
+    case 'repositories':
+      return repositoryDestinations(repositoryUrls(platform)).map((destination) => externalEgress(destination, settings));
+  }
+}
+
+/** `internet`: every address but the non-public ranges (and the private networks allowed); or the CIDR blocks given. */
+function externalEgress(destination: ExternalDestination, settings: EgressSettings): EgressRule['egress'][number] {
+  const to: k8s.NetworkPolicyPeer[] =
+    destination.to === 'internet'
+      ? [
+          { ipBlock: { cidr: '0.0.0.0/0', except: [...NON_PUBLIC_IPV4] } },
+          { ipBlock: { cidr: '::/0', except: [...NON_PUBLIC_IPV6] } },
+          ...ipBlocks(settings.privateNetworks),
+        ]
+      : ipBlocks(destination.to);
+  return { to, ...(destination.ports && { ports: destination.ports.map(tcpByDefault) }) };
+}
+
+/** Every repository URL the platform's Applications pull from: the platform's Git repository and the upstream sources. */
+function repositoryUrls(platform: Platform): string[] {
+  const urls = [
+    platform.config.git.repoURL,
+    ...platform.services.flatMap((s) => [...(s.helm ? [s.helm.chart.repoURL] : []), ...s.kustomizations.map((k) => k.repoURL), ...s.manifests.map((m) => m.repoURL)]),
+  ];
+  return [...new Set(urls)];
+}
+
+/** The repositories' servers, each `internet` or address block once, with every port its URLs use. */
+export function repositoryDestinations(urls: readonly string[]): ExternalDestination[] {
+  const ports = new Map<string, { to: ExternalDestination['to']; ports: Set<number> }>();
+  for (const url of urls) {
+    const destination = urlDestination(url);
+    const key = String(destination.to);
+    const entry = ports.get(key) ?? { to: destination.to, ports: new Set<number>() };
+    for (const { port } of destination.ports) entry.ports.add(Number(port));
+    ports.set(key, entry);
+  }
+  return [...ports]
+    .sort(([a], [b]) => a.localeCompare(b, 'en'))
+    .map(([, { to, ports }]) => ({ to, ports: [...ports].sort((a, b) => a - b).map((port) => ({ port, protocol: 'TCP' as const })) }));
+}
+
+/** Who references whom (in platform order, as the rules are emitted). */
+function referrersOf(platform: Platform): Map<HomelabService, HomelabService[]> {
+  const referrers = new Map<HomelabService, HomelabService[]>();
+  for (const service of platform.services) {
+    for (const provider of service.references) referrers.set(provider, [...(referrers.get(provider) ?? []), service]);
+  }
+  return referrers;
+}
+
+/**
  * Adds the policies of every service's namespace to the service (its folder, its Application),
  * where the platform has a NetworkPolicy provider.
  */
 export function emitNetworkPolicies(platform: Platform): void {
   const provider = platform.services.find(isNetworkPolicyProvider);
   if (!provider) return;
-  for (const [service, rules] of allowRules(platform, provider.apiServerSources)) new NamespacePolicies(service, rules);
+  const egress = provider.egressRestriction && egressRules(platform, provider, provider.egressRestriction);
+  for (const [service, rules] of allowRules(platform, provider.apiServerSources)) new NamespacePolicies(service, rules, egress?.get(service));
 }
 
 class NamespacePolicies extends Construct {
-  constructor(service: HomelabService, rules: readonly AllowRule[]) {
+  /** @param egress the namespace's egress allow rules, where egress is restricted */
+  constructor(service: HomelabService, rules: readonly AllowRule[], egress?: readonly EgressRule[]) {
     super(service, 'namespace-policies');
     const metadata = (name: string, reason: string) => ({
       name,
@@ -154,21 +326,56 @@ class NamespacePolicies extends Construct {
       new k8s.KubeNetworkPolicy(this, rule.name, {
         metadata: metadata(rule.name, rule.reason),
         spec: {
-          podSelector: Object.keys(rule.podSelector).length > 0 ? { matchLabels: { ...rule.podSelector } } : {},
+          podSelector: selector(rule.podSelector),
           policyTypes: ['Ingress'],
           ingress: [
             {
               from: [...rule.from],
-              ports: rule.ports.map(({ port, protocol }) => ({
-                port: typeof port === 'number' ? k8s.IntOrString.fromNumber(port) : k8s.IntOrString.fromString(port),
-                protocol,
-              })),
+              ports: rule.ports.map(policyPort),
             },
           ],
         },
       });
     }
+    if (egress) this.egressPolicies(service, egress, metadata);
   }
+
+  private egressPolicies(service: HomelabService, rules: readonly EgressRule[], metadata: (name: string, reason: string) => k8s.ObjectMeta): void {
+    new k8s.KubeNetworkPolicy(this, DEFAULT_DENY_EGRESS, {
+      metadata: metadata(DEFAULT_DENY_EGRESS, 'nothing: every connection from this namespace needs one of the egress rules'),
+      spec: { podSelector: {}, policyTypes: ['Egress'] },
+    });
+    new k8s.KubeNetworkPolicy(this, EGRESS_SAME_NAMESPACE, {
+      metadata: metadata(EGRESS_SAME_NAMESPACE, `the pods of ${service.serviceName}, its checkpoint included, reach each other`),
+      spec: { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ podSelector: {} }] }] },
+    });
+    new k8s.KubeNetworkPolicy(this, EGRESS_DNS, {
+      metadata: metadata(EGRESS_DNS, 'every pod resolves names with the cluster DNS'),
+      spec: { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [peer(CLUSTER_DNS)], ports: DNS_PORTS.map(tcpByDefault).map(policyPort) }] },
+    });
+    for (const rule of rules) {
+      new k8s.KubeNetworkPolicy(this, rule.name, {
+        metadata: metadata(rule.name, rule.reason),
+        spec: {
+          podSelector: selector(rule.podSelector),
+          policyTypes: ['Egress'],
+          egress: rule.egress.map(({ to, ports }) => ({ to: [...to], ...(ports && { ports: ports.map(policyPort) }) })),
+        },
+      });
+    }
+  }
+}
+
+function policyPort({ port, protocol }: Port): k8s.NetworkPolicyPort {
+  return { port: typeof port === 'number' ? k8s.IntOrString.fromNumber(port) : k8s.IntOrString.fromString(port), protocol };
+}
+
+function tcpByDefault(port: EgressPort): Port {
+  return { port: port.port, protocol: port.protocol ?? 'TCP' };
+}
+
+function ipBlocks(cidrs: readonly string[]): k8s.NetworkPolicyPeer[] {
+  return cidrs.map((cidr) => ({ ipBlock: { cidr } }));
 }
 
 function portOf(served: ServedPort): { port: number | string; protocol: 'TCP' | 'UDP' } {
@@ -185,5 +392,10 @@ function namespacePeer(namespace: string): k8s.NetworkPolicyPeer {
 }
 
 function peer(pods: NetworkPeer): k8s.NetworkPolicyPeer {
-  return { ...namespacePeer(pods.namespace), podSelector: { matchLabels: { ...pods.podSelector } } };
+  return { ...namespacePeer(pods.namespace), podSelector: selector(pods.podSelector) };
+}
+
+/** `{}` selects every pod. */
+function selector(labels: Readonly<Record<string, string>>): k8s.LabelSelector {
+  return Object.keys(labels).length > 0 ? { matchLabels: { ...labels } } : {};
 }

@@ -8,8 +8,10 @@
  * the dependency closure of the backend or the delivery service, e.g. Longhorn whose volumes
  * Vault uses, or in a layer before theirs with `waves: sequential`) cannot wait for it; its
  * delivery objects are rendered into the delivery service's folder (they sync after it, into
- * the consumer's namespace). Every other consumer carries them in its own folder, and the CRD
- * edge orders it after the delivery service.
+ * the consumer's namespace). So are those of a consumer that needs none of its Secrets to start
+ * (`needSecret(..., { neededToStart: false })`: cert-manager's DNS-01 token), which then need not
+ * wait for the delivery service and Vault. Every other consumer carries them in its own folder,
+ * and the CRD edge orders it after the delivery service.
  */
 import { LAYER_ORDER } from '../model/layers';
 import type { Platform } from '../model/platform';
@@ -42,7 +44,8 @@ export function deliverSecrets(platform: Platform): SecretNeedSource[] {
     const early = cannotWaitFor(delivery, platform, dependencyGraph(platform, platform.config.waves));
     sources = [];
     for (const consumer of consumers) {
-      const host = early.has(consumer.serviceName) ? delivery : consumer;
+      // A service that needs none of its Secrets to start does not wait for the delivery (nor for Vault's unsealing).
+      const host = early.has(consumer.serviceName) || !consumer.secretNeeds.some((need) => need.neededToStart) ? delivery : consumer;
       delivery.deliverTo(consumer, host);
       for (const need of consumer.secretNeeds) sources.push({ ...need, source: delivery.backend.locationOf(need), deliveredBy: host.serviceName });
     }

@@ -9,3 +9,13 @@ export class UserError extends Error {
     this.name = 'UserError';
   }
 }
+
+/**
+ * A failed file-system call (EACCES, ENOSPC, EISDIR, ENOTDIR ...) as a UserError: `<what>:
+ * <Node's message>`, which names the code, the reason, the call and the path; anything else
+ * (a bug) is returned unchanged, to be rethrown with its stack trace.
+ */
+export function fileSystemFailure(error: unknown, what: string): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return error instanceof Error && typeof code === 'string' && 'syscall' in error ? new UserError([`${what}: ${error.message}`]) : error;
+}

@@ -2,11 +2,12 @@
  * homelab.yaml -> one validated config per environment. All problems are collected and
  * reported at once as `path: expected ..., received ...` lines in a UserError.
  */
-import { readFileSync } from 'node:fs';
-import { Document, isScalar, LineCounter, parseDocument, visit } from 'yaml';
 import { z } from './zod';
 import { UserError } from '../../util/errors';
 import { deepMerge, hasPath, isMapping } from './merge';
+import { CONFIG_LIMITS } from './limits';
+import { parseConfigYaml } from './parse-yaml';
+import { readConfigText } from './read-file';
 import type { Catalog } from '../catalog';
 import { EnvironmentConfig, environmentName, environmentSchema } from './environment';
 
@@ -17,14 +18,7 @@ export interface HomelabConfig {
 }
 
 export function loadConfigFile(file: string, catalog: Catalog): HomelabConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
-    throw new UserError([`${file}: cannot read the config file (${reason})`]);
-  }
-  return parseConfig(text, file, catalog);
+  return parseConfig(readConfigText(file, CONFIG_LIMITS.fileBytes), file, catalog);
 }
 
 export function parseConfig(text: string, file: string, catalog: Catalog): HomelabConfig {
@@ -72,40 +66,10 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Homel
 }
 
 function parseYaml(text: string, file: string): Record<string, unknown> {
-  const lineCounter = new LineCounter();
-  // The parser's own uniqueKeys check compares every key with every other of its mapping:
-  // seconds for a thousand apps. duplicateKeys() does it with a set.
-  const document = parseDocument(text, { uniqueKeys: false, lineCounter });
-  const errors = [
-    ...document.errors.map((e) => ({ at: e.linePos?.[0], message: e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '') })),
-    ...duplicateKeys(document).map((offset) => ({ at: lineCounter.linePos(offset), message: 'Map keys must be unique' })),
-  ];
-  if (errors.length > 0) {
-    throw new UserError(errors.map(({ at, message }) => `${file}: invalid YAML at ${at ? `line ${at.line}, column ${at.col}` : 'end of file'}: ${message}`));
-  }
-  const value: unknown = document.toJS();
+  const value = parseConfigYaml(text, file);
   if (value === null || value === undefined) throw new UserError([`${file}: the config file is empty`]);
   if (!isMapping(value)) throw new UserError([`${file}: expected a mapping at the top level, received ${describe(value)}`]);
   return value;
-}
-
-/**
- * Where a key repeats one before it in the same mapping (source offsets). Keys are compared by
- * type and value, as the parser's uniqueKeys compares scalars (`1` and `"1"` are different keys).
- */
-function duplicateKeys(document: Document): number[] {
-  const offsets: number[] = [];
-  visit(document, {
-    Map(_, map) {
-      const seen = new Set<string>();
-      for (const pair of map.items) {
-        const key = isScalar(pair.key) ? `${typeof pair.key.value}:${String(pair.key.value)}` : `node:${JSON.stringify(pair.key)}`;
-        if (seen.has(key)) offsets.push((pair.key as { range?: [number] } | null)?.range?.[0] ?? 0);
-        seen.add(key);
-      }
-    },
-  });
-  return offsets;
 }
 
 /** Report a problem at the environment's override when it supplied the bad value. */

@@ -125,3 +125,33 @@ export const ipv4Cidr = matching(
 );
 
 export type Resources = z.output<typeof resourcesSchema>;
+
+/** A port connected to: `443` (TCP), `"7844/udp"` or `"7844/tcp"`. */
+export const egressPort = z.union(
+  [
+    intBetween(1, 65535).transform((port) => ({ port, protocol: 'TCP' as const })),
+    matching(/^\d{1,5}\/(tcp|udp)$/, 'a port such as 443 or "7844/udp"').transform((text, context) => {
+      const [number, protocol] = text.split('/');
+      const port = Number(number);
+      if (port < 1 || port > 65535) {
+        context.addIssue({ code: 'custom', message: 'expected a port between 1 and 65535' });
+        return z.NEVER;
+      }
+      return { port, protocol: protocol.toUpperCase() as 'TCP' | 'UDP' };
+    }),
+  ],
+  expected('a port such as 443 or "7844/udp"'),
+);
+
+/**
+ * Where a service may connect outside the cluster (its egress NetworkPolicy): each entry
+ * `to: internet` (every public address) or a list of IPv4 CIDR blocks, on `ports` (every port
+ * when left out).
+ */
+export const externalDestinations = z.array(
+  z.strictObject({
+    to: z.union([z.literal('internet'), z.array(ipv4Cidr).min(1, expected('at least one CIDR block'))], expected('"internet" or a list of CIDR blocks')),
+    ports: z.array(egressPort).min(1, expected('at least one port (leave ports out for every port)')).optional(),
+  }),
+  expected('a list of destinations ({to: internet | [CIDR ...], ports: [...]})'),
+);

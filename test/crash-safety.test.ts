@@ -1,0 +1,194 @@
+/**
+ * Crash-safe output (ADR 20): real synth processes (the compiled CLI) killed with SIGKILL before
+ * each step of a write that changes the output (HOMELAB_TEST_KILL_AT_STEP, lib/output/test-faults.ts)
+ * leave the output directory and docs/platform.md each as exactly the old or exactly the new
+ * content; the next command finishes or cleans up what the killed one left, and nothing
+ * temporary remains.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { main as lintMain } from '../scripts/lint';
+import { captureOutput, fixtureObject, readTree, ROOT, runMain, tempDir, toYamlText } from './support';
+
+const RESOURCES = { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '32Mi' } };
+
+/** The small fixture with one own app: `web` in the old config, `api` in the new one, so that files are added, removed and changed, and the diagrams change. */
+function configWith(app: string): string {
+  const config = fixtureObject('small');
+  config.apps = { [app]: { image: 'docker.io/traefik/whoami:v1.10.1', ports: { http: 80 }, resources: RESOURCES } };
+  const file = join(tempDir(), `${app}.yaml`);
+  writeFileSync(file, toYamlText(config));
+  return file;
+}
+
+/** A directory with `k8s/` and `docs/platform.md`, as the given config makes them. */
+interface State {
+  readonly dir: string;
+  readonly out: string;
+  readonly docs: string;
+}
+
+function stateIn(dir: string): State {
+  return { dir, out: join(dir, 'k8s'), docs: join(dir, 'docs', 'platform.md') };
+}
+
+/** The compiled CLI's synth on a state, with extra environment variables; how it ended. */
+function synth(config: string, state: State, env: NodeJS.ProcessEnv = {}): { status: number | null; signal: NodeJS.Signals | null; stderr: string } {
+  const result = spawnSync(process.execPath, [join(ROOT, 'bin', 'run.cjs'), 'synth', '--config', config, '--out', state.out, '--docs', state.docs, '--quiet'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
+  return { status: result.status, signal: result.signal, stderr: result.stderr };
+}
+
+interface Step {
+  readonly n: number;
+  readonly what: string;
+  readonly path: string;
+}
+
+/**
+ * The steps to kill before: every step outside the staging tree (journal, exchange or renames,
+ * documents, removals) and the first and the last of the many that fill it (all alike: the
+ * staging tree is invisible until it is swapped in).
+ */
+function killPoints(steps: readonly Step[]): number[] {
+  const filling = steps.filter((s) => /~synth-\d+-staging\//.test(s.path));
+  const chosen = new Set([...steps.filter((s) => !filling.includes(s)).map((s) => s.n), filling[0]?.n, filling.at(-1)?.n]);
+  return [...chosen].filter((n): n is number => n !== undefined).sort((a, b) => a - b);
+}
+
+function parseTrace(stderr: string): Step[] {
+  return [...stderr.matchAll(/^fs step (\d+): (\S+) (.*)$/gm)].map((m) => ({ n: Number(m[1]), what: m[2], path: m[3] }));
+}
+
+/** What a state holds: its output tree and document, or undefined where missing. */
+function contents(state: State): { tree: Map<string, string> | undefined; doc: string | undefined } {
+  return { tree: existsSync(state.out) ? readTree(state.out) : undefined, doc: existsSync(state.docs) ? readFileSync(state.docs, 'utf8') : undefined };
+}
+
+/** A tree as one comparable string; a missing tree is none of the trees compared with. */
+const key = (tree: Map<string, string> | undefined) => (tree ? JSON.stringify([...tree]) : 'missing');
+
+/** Nothing but the output directory and the document: no temporary left. */
+function expectNoLeftovers(state: State): void {
+  expect(readdirSync(state.dir).sort()).toEqual(['docs', 'k8s']);
+  expect(readdirSync(join(state.dir, 'docs'))).toEqual(['platform.md']);
+}
+
+describe('a synth killed at any step', () => {
+  let newConfig: string;
+  /** k8s/ and docs/ as the old config makes them, copied for every trial. */
+  let pristine: State;
+  let before: { tree: Map<string, string>; doc: string };
+  let after: { tree: Map<string, string>; doc: string };
+  /** The steps of a write from the old to the new state (directories exchanged). */
+  let steps: Step[];
+
+  beforeAll(() => {
+    const oldConfig = configWith('web');
+    newConfig = configWith('api');
+    pristine = stateIn(tempDir());
+    expect(synth(oldConfig, pristine).status).toBe(0);
+    before = contents(pristine) as typeof before;
+    const traced = oldState();
+    const trace = synth(newConfig, traced, { HOMELAB_TEST_TRACE_STEPS: '1' });
+    expect(trace.status, trace.stderr).toBe(0);
+    after = contents(traced) as typeof after;
+    steps = parseTrace(trace.stderr);
+    // The change touches both, or the test would prove less than it says.
+    expect(after.tree).not.toEqual(before.tree);
+    expect(after.doc).not.toBe(before.doc);
+  });
+
+  /** A copy of the old state, in a directory of its own. */
+  function oldState(): State {
+    const state = stateIn(tempDir());
+    cpSync(pristine.dir, state.dir, { recursive: true });
+    return state;
+  }
+
+  /** Kills a synth of the new config on a copy of the old state before step n. */
+  function killedBefore(n: number, env: NodeJS.ProcessEnv = {}): State {
+    const state = oldState();
+    const killed = synth(newConfig, state, { ...env, HOMELAB_TEST_KILL_AT_STEP: String(n) });
+    expect(killed.signal, `step ${n}: ${killed.stderr}`).toBe('SIGKILL');
+    return state;
+  }
+
+  /** The next synth (in-process: the same code) finishes or undoes what the killed one left, and leaves nothing else. */
+  function expectNextSynthFinishes(state: State): void {
+    expect(runMain(['--config', newConfig, '--out', state.out, '--docs', state.docs, '--quiet']).status).toBe(0);
+    expect(contents(state)).toEqual(after);
+    expectNoLeftovers(state);
+  }
+
+  /** Old or new, each whole. */
+  function expectOldOrNew(state: State, step: string): 'old' | 'new' {
+    const { tree, doc } = contents(state);
+    expect([key(before.tree), key(after.tree)], `k8s/ after a kill before ${step}`).toContain(key(tree));
+    expect([before.doc, after.doc], `the document after a kill before ${step}`).toContain(doc);
+    return key(tree) === key(before.tree) ? 'old' : 'new';
+  }
+
+  it('with the directories exchanged in one step: k8s/ is always the old or the new tree, and the next synth finishes', () => {
+    expect(steps.map((s) => s.what)).toContain('exchange');
+    const seen = new Set<string>();
+    for (const n of killPoints(steps)) {
+      const state = killedBefore(n);
+      seen.add(expectOldOrNew(state, `${steps[n - 1].what} ${steps[n - 1].path}`));
+      expectNextSynthFinishes(state);
+    }
+    // The kills fell on both sides of the swap.
+    expect(seen).toEqual(new Set(['old', 'new']));
+  });
+
+  it('with two renames (no exchange): only a kill between them leaves no k8s/, and the next command of any kind completes the swap', () => {
+    // Without perl on the PATH the exchange cannot happen.
+    const noPerl = { PATH: tempDir() };
+    const traced = oldState();
+    const trace = synth(newConfig, traced, { ...noPerl, HOMELAB_TEST_TRACE_STEPS: '1' });
+    expect(contents(traced)).toEqual(after);
+    const fallback = parseTrace(trace.stderr);
+    const retire = fallback.find((s) => s.what === 'rename' && s.path.endsWith('-retired'))!;
+    expect(retire).toBeDefined();
+    // Up to the exchange the steps are the same as in the test above: kill from there on.
+    const exchange = fallback.find((s) => s.what === 'exchange')!;
+    let missing = 0;
+    for (const n of killPoints(fallback).filter((n) => n >= exchange.n)) {
+      const state = killedBefore(n, noPerl);
+      if (!existsSync(state.out)) {
+        // Between the renames: the old tree is retired, the committed journal says what to finish.
+        missing += 1;
+        expect(n).toBe(retire.n + 1);
+        expect(readdirSync(state.dir).filter((e) => /^\.k8s~synth-\d+-journal$/.test(e))).toHaveLength(1);
+        // lint reads k8s/: it completes the swap first.
+        captureOutput(() => lintMain(['--dir', state.out]));
+        expect(contents(state)).toEqual(after);
+      } else {
+        expectOldOrNew(state, `${fallback[n - 1].what} ${fallback[n - 1].path}`);
+      }
+      expectNextSynthFinishes(state);
+    }
+    expect(missing).toBe(1);
+  });
+
+  it('a kill while the next run recovers leaves it whole too; the run after finishes', () => {
+    // Killed just before the exchange: the journal is committed, the new tree staged.
+    const state = killedBefore(steps.find((s) => s.what === 'exchange')!.n);
+    // Each run is killed one step later than the one before, until one gets through.
+    for (let n = 1; ; n++) {
+      const run = synth(newConfig, state, { HOMELAB_TEST_KILL_AT_STEP: String(n) });
+      expectOldOrNew(state, `step ${n} of a recovering run`);
+      if (run.signal === null) {
+        expect(run.status, run.stderr).toBe(0);
+        break;
+      }
+    }
+    expect(contents(state)).toEqual(after);
+    expectNoLeftovers(state);
+  });
+});
