@@ -194,3 +194,66 @@ describe('Pod Security levels', () => {
     expect(podSecurityViolations(host, 'privileged')).toEqual([]);
   });
 });
+
+describe('connectivity through NetworkPolicies', () => {
+  const pods = (labels: Record<string, string>) => ({ metadata: { labels }, spec: { containers: [{ ...restrictedContainer }] } });
+  const namespace = (name: string): Manifest => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } });
+  const policy = (ns: string, name: string, spec: Record<string, unknown>): Manifest => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: ns }, spec });
+  const denyAll = (ns: string) => policy(ns, 'default-deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+  /** Traefik in `edge` routing to whoami in `web`, every namespace denying by default, plus `allow`. */
+  const routed = (allow: Manifest[]): Manifest[] => [
+    namespace('edge'),
+    namespace('web'),
+    { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'traefik', namespace: 'edge' }, spec: { selector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } }, template: pods({ 'app.kubernetes.io/name': 'traefik' }) } },
+    deployment('whoami', { 'app.kubernetes.io/name': 'whoami' }),
+    service('whoami', { 'app.kubernetes.io/name': 'whoami' }),
+    {
+      apiVersion: 'traefik.io/v1alpha1',
+      kind: 'IngressRoute',
+      metadata: { name: 'whoami', namespace: 'web' },
+      spec: { entryPoints: ['websecure'], routes: [{ kind: 'Rule', match: 'Host(`whoami.example.net`)', services: [{ name: 'whoami', port: 80 }] }] },
+    },
+    denyAll('edge'),
+    denyAll('web'),
+    ...allow,
+  ];
+  const connectivityOf = (manifests: Manifest[]) => environmentProblems('test', rendered(manifests)).filter((p) => p.check === 'connectivity').map((p) => p.message);
+  const ingress = policy('web', 'allow-traefik', {
+    podSelector: { matchLabels: { 'app.kubernetes.io/name': 'whoami' } },
+    policyTypes: ['Ingress'],
+    ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'edge' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } } }], ports: [{ port: 'http' }] }],
+  });
+  const egress = policy('edge', 'egress-whoami', {
+    podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } },
+    policyTypes: ['Egress'],
+    egress: [{ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'web' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'whoami' } } }], ports: [{ port: 8080 }] }],
+  });
+
+  it('allow a route when both directions admit it, a named port resolving to the container port', () => {
+    expect(connectivityOf(routed([ingress, egress]))).toEqual([]);
+  });
+
+  it('refuse it, naming the direction, when either side lacks its rule', () => {
+    expect(connectivityOf(routed([ingress]))).toEqual(['Traefik cannot reach Deployment whoami in web on port 8080: egress from edge: no rule of the policies default-deny selecting the pod admits it']);
+    expect(connectivityOf(routed([egress]))).toEqual(['Traefik cannot reach Deployment whoami in web on port 8080: ingress to web: no rule of the policies default-deny selecting the pod admits it']);
+  });
+
+  it('read a peer without a namespaceSelector as a pod of the policy\'s own namespace', () => {
+    const sameNamespaceOnly = policy('edge', 'egress-whoami', { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'whoami' } } }] }] });
+    expect(connectivityOf(routed([ingress, sameNamespaceOnly]))).toHaveLength(1);
+  });
+
+  it("let the API server reach a webhook only through an ipBlock rule", () => {
+    const webhook: Manifest = {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingWebhookConfiguration',
+      metadata: { name: 'whoami' },
+      webhooks: [{ name: 'validate.whoami.example.net', admissionReviewVersions: ['v1'], sideEffects: 'None', clientConfig: { service: { namespace: 'web', name: 'whoami', port: 80 } } }],
+    };
+    const fromApiServer = policy('web', 'allow-api-server', { podSelector: {}, policyTypes: ['Ingress'], ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8' } }], ports: [{ port: 8080 }] }] });
+    expect(connectivityOf([...routed([ingress, egress]), webhook])).toEqual([
+      'the API server (webhook validate.whoami.example.net) cannot reach Deployment whoami in web on port 8080: ingress to web: no rule of the policies default-deny, allow-traefik selecting the pod admits it',
+    ]);
+    expect(connectivityOf([...routed([ingress, egress, fromApiServer]), webhook])).toEqual([]);
+  });
+});

@@ -14,10 +14,11 @@ import type { LintedObject, Workload } from '../lint/model';
 import { containersOf, selects, workloadsOf } from '../lint/workloads';
 import { RENDER_EXCEPTIONS, RenderException } from './exceptions';
 import { operatorProducts } from './operators';
+import { FROM_OUTSIDE_PODS, PodEndpoint, podEndpoint, PolicySet } from './connectivity';
 import type { Manifest, RenderedObject } from './render';
 
 /** The kinds of whole-cluster check, as problems and exceptions name them. */
-export type CheckName = 'schema' | 'duplicate' | 'monitor-target' | 'route-backend' | 'reference' | 'network-policy' | 'promql' | 'pod-security' | 'job-selected';
+export type CheckName = 'schema' | 'duplicate' | 'monitor-target' | 'route-backend' | 'reference' | 'network-policy' | 'connectivity' | 'promql' | 'pod-security' | 'job-selected';
 
 export interface Problem {
   readonly check: CheckName;
@@ -57,7 +58,7 @@ function excuses(exception: RenderException, problem: Problem): boolean {
 /** The problems of one environment, unexcused. */
 export function environmentProblems(environment: string, objects: readonly RenderedObject[]): Problem[] {
   const set = new RenderedSet(environment, objects);
-  return [...schemaProblems(set), ...duplicates(set), ...monitorTargets(set), ...routeBackends(set), ...references(set), ...networkPolicies(set), ...promqlProblems(set), ...podSecurity(set), ...jobsSelected(set)];
+  return [...schemaProblems(set), ...duplicates(set), ...monitorTargets(set), ...routeBackends(set), ...references(set), ...networkPolicies(set), ...connectivity(set), ...promqlProblems(set), ...podSecurity(set), ...jobsSelected(set)];
 }
 
 /** An environment's rendered objects, indexed for the checks. */
@@ -384,4 +385,76 @@ function jobsSelected(set: RenderedSet): Problem[] {
       .filter((job) => job.namespace === object.manifest.metadata.namespace && selects(selector, job.podLabels))
       .map((job) => set.problem('job-selected', object, `selects the pods of ${job.object.manifest.kind} ${job.object.manifest.metadata.name}`));
   });
+}
+
+/**
+ * The connections the platform relies on, through every NetworkPolicy of the set (both
+ * directions): Prometheus to each monitor's targets, the router (Traefik) to each route's
+ * backends, the API server to each admission webhook.
+ */
+function connectivity(set: RenderedSet): Problem[] {
+  const policies = new PolicySet(set.kind('NetworkPolicy').map((o) => o.manifest), set.kind('Namespace').map((o) => o.manifest));
+  const endpoint = (w: Workload): PodEndpoint => podEndpoint(w.namespace, w.podLabels, w.pod);
+  const podsOf = (labels: Record<string, string>) => set.workloads.filter((w) => w.longRunning && selects(labels, w.podLabels));
+  // prometheus-operator labels its pods app.kubernetes.io/name: prometheus (lib/tools/render/operators.ts); the Traefik chart its pods app.kubernetes.io/name: traefik.
+  const prometheus = podsOf({ 'app.kubernetes.io/name': 'prometheus' }).map(endpoint);
+  const routers = podsOf({ 'app.kubernetes.io/name': 'traefik' }).map(endpoint);
+  /** The pods behind a Service's port (name or number) with the container port each listens on. */
+  const backends = (service: Manifest, servicePort: unknown): { pod: PodEndpoint; port: number; name: string }[] => {
+    const port = ((service.spec?.ports ?? []) as any[]).find((p) => p.name === servicePort || p.port === servicePort);
+    if (!port || !service.spec.selector) return [];
+    return set.workloads
+      .filter((w) => w.longRunning && w.namespace === service.metadata.namespace && selects(service.spec.selector, w.podLabels))
+      .flatMap((w) => {
+        const pod = endpoint(w);
+        const target = port.targetPort ?? port.port;
+        const number = typeof target === 'number' ? target : pod.namedPorts.get(target);
+        return number === undefined ? [] : [{ pod, port: number, name: `${w.object.manifest.kind} ${w.object.manifest.metadata.name}` }];
+      });
+  };
+  const problems: Problem[] = [];
+  const check = (object: RenderedObject, who: string, from: PodEndpoint[] | typeof FROM_OUTSIDE_PODS, to: { pod: PodEndpoint; port: number; name: string }[]) => {
+    for (const target of to) {
+      for (const source of from === FROM_OUTSIDE_PODS ? [FROM_OUTSIDE_PODS] : from) {
+        const refusal = policies.refusal(source, target.pod, target.port);
+        if (refusal) {
+          problems.push(set.problem('connectivity', object, `${who} cannot reach ${target.name} in ${target.pod.namespace} on port ${target.port}: ${refusal}`));
+          return;
+        }
+      }
+    }
+  };
+  const services = set.kind('Service').map((o) => o.manifest);
+  for (const object of set.kind('ServiceMonitor')) {
+    const inScope = monitoredNamespaces(object.manifest);
+    for (const service of services.filter((s) => inScope(s.metadata.namespace) && matchesSelector(object.manifest.spec.selector, s.metadata.labels))) {
+      for (const endpointSpec of (object.manifest.spec.endpoints ?? []) as any[]) check(object, 'Prometheus', prometheus, backends(service, endpointSpec.port));
+    }
+  }
+  for (const object of set.kind('PodMonitor')) {
+    const inScope = monitoredNamespaces(object.manifest);
+    for (const w of set.workloads.filter((w) => w.longRunning && inScope(w.namespace) && matchesSelector(object.manifest.spec.selector, w.podLabels))) {
+      const pod = endpoint(w);
+      for (const endpointSpec of (object.manifest.spec.podMetricsEndpoints ?? []) as any[]) {
+        const port = pod.namedPorts.get(endpointSpec.port);
+        if (port !== undefined) check(object, 'Prometheus', prometheus, [{ pod, port, name: `${w.object.manifest.kind} ${w.object.manifest.metadata.name}` }]);
+      }
+    }
+  }
+  for (const object of set.kind('IngressRoute')) {
+    for (const route of (object.manifest.spec.routes ?? []) as any[]) {
+      for (const backend of ((route.services ?? []) as any[]).filter((b) => (b.kind ?? 'Service') === 'Service')) {
+        const service = services.find((s) => s.metadata.name === backend.name && s.metadata.namespace === (backend.namespace ?? object.manifest.metadata.namespace));
+        if (service) check(object, 'Traefik', routers, backends(service, backend.port));
+      }
+    }
+  }
+  for (const object of [...set.kind('ValidatingWebhookConfiguration'), ...set.kind('MutatingWebhookConfiguration')]) {
+    for (const webhook of (object.manifest.webhooks ?? []) as any[]) {
+      const ref = webhook.clientConfig?.service;
+      const service = ref && services.find((s) => s.metadata.name === ref.name && s.metadata.namespace === ref.namespace);
+      if (service) check(object, `the API server (webhook ${webhook.name})`, FROM_OUTSIDE_PODS, backends(service, ref.port ?? 443));
+    }
+  }
+  return problems;
 }
