@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Runs one of the project's commands (`synth`, `diff`, `validate`, `lint`, `import`, `bench`)
+ * Runs one of the project's commands (`synth`, `diff`, `validate`, `lint`, `import`, `upgrade`, `bench`)
  * from its compiled bundle in dist/, which is what the npm scripts call; and, in a worker
  * thread a command started, the bundle's `worker` export. The bundles are
  * rebuilt first whenever the sources differ from the ones they were built from — any file
@@ -26,6 +26,7 @@ const COMMANDS = {
   validate: 'scripts/validate.ts',
   lint: 'scripts/lint.ts',
   import: 'scripts/import.ts',
+  upgrade: 'scripts/upgrade.ts',
   bench: 'scripts/bench.ts',
   render: 'scripts/render.ts',
 };
@@ -88,6 +89,9 @@ async function build(signature) {
       keepNames: true,
       // cdk8s ships its own copy of yaml, the same version as ours: load the code once.
       alias: { yaml: join(ROOT, 'node_modules', 'yaml') },
+      // `npm run import` only. Loaded from node_modules: bundled, prettier (its formatter) calls
+      // createRequire(import.meta.url), which has no URL in a CommonJS bundle.
+      external: ['json-schema-to-typescript'],
       plugins: [ZOD_ENGLISH_ONLY],
       logLevel: 'error',
     });

@@ -1,15 +1,18 @@
 import type { GitManifests, HelmChartVersion, KustomizeSource } from '../lib/model/sources';
 
 /**
- * Every upstream version the platform deploys, in one place. Chart versions must match the
- * chart copies the typed values in imports/helm/ were generated from (a test checks this).
+ * Every upstream version the platform deploys, in one place. An upgrade is one edit here, then
+ * `npm run upgrade`: it refreshes the vendored upstream inputs (vendor/: each chart's values and
+ * schema, the CRDs) for these versions, regenerates imports/ and re-synthesizes k8s/ (ADR 25).
+ * renovate.json proposes the edits: one of its managers matches each entry (a test checks), so
+ * keep an entry's fields in the shape and order they have.
  *
  * Beside each version, its `footprint`: the cluster-scoped kinds and the namespaces the pinned
  * source can create objects in, which its service's AppProject must admit (docs/adr/0022). They
  * are upstream facts, read from the source itself — every template and crds/ file of the chart
- * archive (subcharts included), every object the kustomization builds — and
- * test/upstream-footprint.test.ts re-derives them from ../shared: after a version bump it fails
- * and prints the footprint to declare.
+ * archive (subcharts included), every object the kustomization builds; `npm run render -- --check`
+ * fails when a rendered object falls outside its Application's project, so a version bump that
+ * changes them cannot go unnoticed.
  */
 
 /** Cluster-scoped kinds upstream sources create, as `Kind.group`. */
@@ -83,28 +86,39 @@ export const CHARTS = {
 
 /**
  * Upstream kustomizations Argo CD builds from Git at a release tag, with the images their
- * kustomizations leave at `latest` pinned by override (facts: docs/adr/0005).
+ * kustomizations leave at `latest` pinned by override to the same release (facts: docs/adr/0005).
  */
 export const KUSTOMIZATIONS = {
   /** The kustomization's own `images` entry names an image the manifests do not use; the Deployment runs `ghcr.io/rabbitmq/cluster-operator:latest`. */
-  rabbitmqClusterOperator: {
-    repoURL: 'https://github.com/rabbitmq/cluster-operator',
-    revision: 'v2.22.3',
-    path: 'config/installation',
-    images: ['ghcr.io/rabbitmq/cluster-operator=ghcr.io/rabbitmq/cluster-operator:2.22.3'],
-    /** From config/installation at v2.22.3 (16 objects; its Namespace is replaced by the service's own). */
-    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD, MUTATING_WEBHOOK, NAMESPACE, VALIDATING_WEBHOOK], namespaces: ['rabbitmq-system'] },
-  },
+  rabbitmqClusterOperator: withReleaseImage(
+    {
+      repoURL: 'https://github.com/rabbitmq/cluster-operator',
+      revision: 'v2.22.3',
+      path: 'config/installation',
+      /** From config/installation at v2.22.3 (16 objects; its Namespace is replaced by the service's own). */
+      footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD, MUTATING_WEBHOOK, NAMESPACE, VALIDATING_WEBHOOK], namespaces: ['rabbitmq-system'] },
+    },
+    'ghcr.io/rabbitmq/cluster-operator',
+    'ghcr.io/rabbitmq/cluster-operator',
+  ),
   /** Overrides the kustomization's own entry (tag `latest`), as the project's release CI does. */
-  rabbitmqTopologyOperator: {
-    repoURL: 'https://github.com/rabbitmq/messaging-topology-operator',
-    revision: 'v1.20.1',
-    path: 'config/installation',
-    images: ['rabbitmqoperator/messaging-topology-operator=ghcr.io/rabbitmq/messaging-topology-operator:1.20.1'],
-    /** From config/installation at v1.20.1 (30 objects; its Namespace is replaced by the service's own). */
-    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD, MUTATING_WEBHOOK, NAMESPACE, VALIDATING_WEBHOOK], namespaces: ['rabbitmq-system'] },
-  },
+  rabbitmqTopologyOperator: withReleaseImage(
+    {
+      repoURL: 'https://github.com/rabbitmq/messaging-topology-operator',
+      revision: 'v1.20.1',
+      path: 'config/installation',
+      /** From config/installation at v1.20.1 (30 objects; its Namespace is replaced by the service's own). */
+      footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD, MUTATING_WEBHOOK, NAMESPACE, VALIDATING_WEBHOOK], namespaces: ['rabbitmq-system'] },
+    },
+    'rabbitmqoperator/messaging-topology-operator',
+    'ghcr.io/rabbitmq/messaging-topology-operator',
+  ),
 } as const satisfies Record<string, KustomizeSource>;
+
+/** The kustomization with its image `name` replaced by `newName` at the release's tag (`v2.22.3` → `2.22.3`). */
+function withReleaseImage(source: Omit<KustomizeSource, 'images'>, name: string, newName: string): KustomizeSource {
+  return { ...source, images: [`${name}=${newName}:${source.revision.replace(/^v/, '')}`] };
+}
 
 /** Upstream directories of plain manifests Argo CD applies from Git at a release tag. */
 export const MANIFESTS = {
@@ -117,6 +131,15 @@ export const MANIFESTS = {
     footprint: { clusterScoped: [CRD], namespaces: [] },
   },
 } as const satisfies Record<string, GitManifests>;
+
+/**
+ * Upstream releases whose CRDs type custom resources we write (imports/), where no chart or
+ * source above pins them. Argo CD's CRDs come from v3.5.1 while the argo-cd chart installs
+ * Argo CD v3.4.4: between the two the CRDs only add fields (vendor/README.md).
+ */
+export const CRD_RELEASES = {
+  argocd: { repoURL: 'https://github.com/argoproj/argo-cd', revision: 'v3.5.1' },
+} as const satisfies Record<string, Omit<GitManifests, 'path' | 'footprint'>>;
 
 /** Ray release of the RayCluster: the one KubeRay v1.7.0's samples run. Head and workers must match. */
 export const RAY_VERSION = '2.52.0';

@@ -1,75 +1,41 @@
 /**
- * Offline `cdk8s import`: regenerates the CRD classes in imports/ from the upstream CRD
- * copies in ../shared/crds, one module per entry of cdk8s.yaml's `imports`.
- * With network access, `npx cdk8s import` does the same from the upstream URLs.
+ * Regenerates the CRD classes in imports/ from the vendored CRDs, one module per entry of
+ * cdk8s.yaml's `imports` (`<module>:=vendor/crds/<module>.yaml`), so `npx cdk8s import` makes
+ * the same classes offline. scripts/upstream-inputs.ts says where each module's CRDs come from.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { projectRoot } from '../lib/util/project';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { parse } from 'yaml';
+import { UserError } from '../lib/util/errors';
+import { projectRoot } from '../lib/util/project';
+import { crdFile, crdModules } from './upstream-inputs';
 
-export const SHARED_CRDS = join(projectRoot(), '..', 'shared', 'crds');
+/** cdk8s.yaml's `imports`, as module → the file it is imported from (relative to the project). */
+export function cdk8sImports(): Map<string, string> {
+  const project = parse(readFileSync(join(projectRoot(), 'cdk8s.yaml'), 'utf8')) as { imports?: string[] };
+  return new Map((project.imports ?? []).map((spec) => spec.split(':=') as [string, string]));
+}
 
-/** Local copies (relative to ../shared/crds) of what each cdk8s.yaml import URL serves. */
-export const LOCAL_CRD_SOURCES: Readonly<Record<string, readonly string[]>> = {
-  'argocd-application': ['argocd/application-crd.yaml'],
-  'argocd-appproject': ['argocd/appproject-crd.yaml'],
-  longhorn: [
-    'longhorn/backuptargets.longhorn.io.yaml',
-    'longhorn/recurringjobs.longhorn.io.yaml',
-    'longhorn/settings.longhorn.io.yaml',
-  ],
-  'rabbitmq-cluster': ['rabbitmq/rabbitmq.com_rabbitmqclusters.yaml'],
-  'rabbitmq-topology': [
-    'rabbitmq-topology/rabbitmq.com_bindings.yaml',
-    'rabbitmq-topology/rabbitmq.com_exchanges.yaml',
-    'rabbitmq-topology/rabbitmq.com_permissions.yaml',
-    'rabbitmq-topology/rabbitmq.com_policies.yaml',
-    'rabbitmq-topology/rabbitmq.com_queues.yaml',
-    'rabbitmq-topology/rabbitmq.com_users.yaml',
-    'rabbitmq-topology/rabbitmq.com_vhosts.yaml',
-  ],
-  'kuberay-raycluster': ['kuberay/ray.io_rayclusters.yaml'],
-  'prometheus-servicemonitor': ['prometheus-operator/monitoring.coreos.com_servicemonitors.yaml'],
-  'prometheus-podmonitor': ['prometheus-operator/monitoring.coreos.com_podmonitors.yaml'],
-  'prometheus-prometheusrule': ['prometheus-operator/monitoring.coreos.com_prometheusrules.yaml'],
-  traefik: ['traefik/traefik.io_ingressroutes.yaml'],
-  'traefik-middleware': ['traefik/traefik.io_middlewares.yaml'],
-  'cert-manager': [
-    'cert-manager/cert-manager.io_certificates.yaml',
-    'cert-manager/cert-manager.io_clusterissuers.yaml',
-    'cert-manager/cert-manager.io_issuers.yaml',
-  ],
-  'external-secrets': ['external-secrets/external-secrets.io_externalsecrets.yaml'],
-  'external-secrets-clustersecretstore': ['external-secrets/external-secrets.io_clustersecretstores.yaml'],
-  'external-secrets-secretstore': ['external-secrets/external-secrets.io_secretstores.yaml'],
-};
-
-/** Module names listed in cdk8s.yaml, in order. */
-export function importModules(): string[] {
-  const project = parse(readFileSync(join(projectRoot(), 'cdk8s.yaml'), 'utf8')) as { imports: string[] };
-  return project.imports.map((spec) => spec.split(':=')[0]);
+/** The entries cdk8s.yaml must list: each module of scripts/upstream-inputs.ts, from its vendored file. */
+export function expectedCdk8sImports(): Map<string, string> {
+  return new Map(Object.keys(crdModules()).map((module) => [module, relative(projectRoot(), crdFile(module))]));
 }
 
 export function importCrds(): void {
-  const work = mkdtempSync(join(tmpdir(), 'crd-import-'));
-  try {
-    for (const module of importModules()) {
-      const files = LOCAL_CRD_SOURCES[module];
-      if (!files) throw new Error(`cdk8s.yaml import "${module}" has no local copy in LOCAL_CRD_SOURCES`);
-      const bundle = join(work, `${module}.yaml`);
-      writeFileSync(bundle, files.map((f) => readFileSync(join(SHARED_CRDS, f), 'utf8')).join('\n---\n'));
-      execFileSync(
-        join(projectRoot(), 'node_modules', '.bin', 'cdk8s'),
-        ['import', `${module}:=${bundle}`, '--language', 'typescript', '--output', 'imports', '--no-save', '--no-check-upgrade'],
-        { cwd: projectRoot(), stdio: 'inherit' },
-      );
-    }
-  } finally {
-    rmSync(work, { recursive: true, force: true });
+  const imports = cdk8sImports();
+  if (!isDeepStrictEqual([...imports], [...expectedCdk8sImports()])) {
+    const expected = [...expectedCdk8sImports()].map(([module, file]) => `  - ${module}:=${file}`).join('\n');
+    throw new UserError([`cdk8s.yaml: imports must list the CRD modules of scripts/upstream-inputs.ts, in order:\n${expected}`]);
+  }
+  for (const [module, file] of imports) {
+    if (!existsSync(join(projectRoot(), file))) throw new UserError([`${file}: missing; run \`npm run upgrade\` to vendor it`]);
+    execFileSync(
+      join(projectRoot(), 'node_modules', '.bin', 'cdk8s'),
+      ['import', `${module}:=${file}`, '--language', 'typescript', '--output', 'imports', '--no-save', '--no-check-upgrade'],
+      // Its progress lines would bury what `npm run upgrade` reports; its errors stay visible.
+      { cwd: projectRoot(), stdio: ['ignore', 'ignore', 'inherit'] },
+    );
   }
 }
-
-if (require.main === module) importCrds();

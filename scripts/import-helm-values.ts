@@ -1,10 +1,11 @@
 /**
  * Offline `cdk8s import helm:<repo>/<chart>@<version>`: types the values of the upstream Helm
- * charts the platform deploys, from the copies in ../shared/charts (Chart.yaml, values.yaml and,
- * where the chart has one, values.schema.json). For each chart folder it writes
+ * charts the platform deploys, from their vendored files in vendor/charts/<chart> (Chart.yaml,
+ * values.yaml and, where the chart has one, values.schema.json; `npm run upgrade` takes them from
+ * the pinned chart's archive). For each chart it writes
  *   imports/helm/<folder>.schema.json  a draft-07 JSON Schema, checked at run time by lib/tools/validate/helm-values.ts
  *   imports/helm/<folder>.ts           the same schema as TypeScript (`<Name>Values`, CHART_NAME, CHART_VERSION)
- * Both are committed: building and testing do not need ../shared.
+ * Both are committed.
  *
  * Charts without a values.schema.json accept any value, and a string "false" is truthy in their
  * templates. Their schema is inferred from values.yaml: each key is typed by its default and
@@ -15,13 +16,13 @@
  * Paths below are dotted key paths; `[]` stands for the items of an array, `*` for any one key
  * and `**` for any number of keys.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compile } from 'json-schema-to-typescript';
+import { UserError } from '../lib/util/errors';
 import { projectRoot } from '../lib/util/project';
 import { Document, isMap, isScalar, isSeq, parse, parseDocument } from 'yaml';
-
-export const SHARED_CHARTS = join(projectRoot(), '..', 'shared', 'charts');
+import { VENDORED_CHARTS } from './upstream-inputs';
 export const HELM_IMPORTS = join(projectRoot(), 'imports', 'helm');
 
 const DRAFT_07 = 'http://json-schema.org/draft-07/schema#';
@@ -39,8 +40,6 @@ export interface Schema {
 interface ChartConfig {
   /** Root type name in imports/helm/<folder>.ts. */
   typeName: string;
-  /** Release version, where Chart.yaml in git does not carry it. */
-  version?: string;
   /**
    * What to do with the chart's own values.schema.json. 'tighten' (for schemas that never set
    * additionalProperties false): objects that list properties but leave additionalProperties
@@ -73,6 +72,7 @@ const INT_OR_STRING_KEY = /^(port|targetPort|nodePort|minAvailable|maxUnavailabl
 
 const EXTRA_KEY_DESCRIPTION = 'Not listed in the chart values.yaml, but read by the chart (see scripts/import-helm-values.ts).';
 
+/** How to type each chart of the versions table (CHARTS), by chart name (a test checks they are the same charts). */
 export const HELM_VALUES_IMPORTS: Readonly<Record<string, ChartConfig>> = {
   'argo-cd': {
     typeName: 'ArgoCdValues',
@@ -233,7 +233,7 @@ export const HELM_VALUES_IMPORTS: Readonly<Record<string, ChartConfig>> = {
     extraKeys: { '**.podDisruptionBudget.maxUnavailable': '' },
   },
   traefik: { typeName: 'TraefikValues', upstreamSchema: 'as-is' },
-  'cert-manager': { typeName: 'CertManagerValues', version: 'v1.21.1', upstreamSchema: 'as-is' },
+  'cert-manager': { typeName: 'CertManagerValues', upstreamSchema: 'as-is' },
   'kuberay-operator': {
     typeName: 'KuberayOperatorValues',
     extraKeys: { useKubernetesProxy: false, watchNamespace: [''] },
@@ -251,14 +251,6 @@ export const HELM_VALUES_IMPORTS: Readonly<Record<string, ChartConfig>> = {
       nvidiaDevRoot: '',
       noTimestamp: false,
       sleepInterval: null,
-    },
-  },
-  n8n: {
-    typeName: 'N8nValues',
-    upstreamSchema: 'tighten',
-    extraKeys: {
-      'hpa.main.targetMemoryUtilizationPercentage': 80,
-      'hpa.webhookProcessor.targetMemoryUtilizationPercentage': 80,
     },
   },
 };
@@ -282,22 +274,24 @@ interface ChartYaml {
 export async function importHelmValues(): Promise<void> {
   rmSync(HELM_IMPORTS, { recursive: true, force: true });
   mkdirSync(HELM_IMPORTS, { recursive: true });
-  for (const [folder, config] of Object.entries(HELM_VALUES_IMPORTS)) {
-    const chart = readChartYaml(folder);
-    const version = config.version ?? chart.version;
+  for (const folder of Object.keys(HELM_VALUES_IMPORTS)) {
     const schema = chartSchema(folder);
     writeFileSync(join(HELM_IMPORTS, `${folder}.schema.json`), `${JSON.stringify(schema, null, 2)}\n`);
-    const types = await chartTypes(folder, config.typeName, schema, `${chart.name} Helm chart ${version}`);
-    writeFileSync(
-      join(HELM_IMPORTS, `${folder}.ts`),
-      `${types}\nexport const CHART_NAME = '${chart.name}';\nexport const CHART_VERSION = '${version}';\n`,
-    );
+    writeFileSync(join(HELM_IMPORTS, `${folder}.ts`), await chartModule(folder, schema));
   }
+}
+
+/** The text of imports/helm/<folder>.ts: the values type of the schema, CHART_NAME and CHART_VERSION. */
+export async function chartModule(folder: string, schema: Schema): Promise<string> {
+  const chart = readChartYaml(folder);
+  const version = String(chart.version);
+  const types = await chartTypes(folder, HELM_VALUES_IMPORTS[folder].typeName, schema, `${chart.name} Helm chart ${version}`);
+  return `${types}\nexport const CHART_NAME = '${chart.name}';\nexport const CHART_VERSION = '${version}';\n`;
 }
 
 async function chartTypes(folder: string, typeName: string, schema: Schema, chart: string): Promise<string> {
   const types = await compile(untypedAsUnknown(schema) as never, typeName, {
-    bannerComment: `/**\n * Values of the ${chart}. Generated by \`npm run import\`\n * (scripts/import-helm-values.ts) from ../shared/charts/${folder}: do not edit.\n */`,
+    bannerComment: `/**\n * Values of the ${chart}. Generated by \`npm run import\`\n * (scripts/import-helm-values.ts) from vendor/charts/${folder}: do not edit.\n */`,
     additionalProperties: false,
     // Maps with known keys (`labels: { grafana_dashboard?: string; [k: string]: string }`) only
     // type-check when the index signature admits the `undefined` of the optional keys.
@@ -311,14 +305,20 @@ async function chartTypes(folder: string, typeName: string, schema: Schema, char
 }
 
 function readChartYaml(folder: string): ChartYaml {
-  return parse(readFileSync(join(SHARED_CHARTS, folder, 'Chart.yaml'), 'utf8')) as ChartYaml;
+  return parse(readChartFile(folder, 'Chart.yaml')) as ChartYaml;
 }
 
-/** The schema of imports/helm/<folder>.schema.json, built from ../shared/charts/<folder>. */
+function readChartFile(folder: string, file: string): string {
+  const path = join(VENDORED_CHARTS, folder, file);
+  if (!existsSync(path)) throw new UserError([`vendor/charts/${folder}/${file}: missing; run \`npm run upgrade\` to vendor it`]);
+  return readFileSync(path, 'utf8');
+}
+
+/** The schema of imports/helm/<folder>.schema.json, built from vendor/charts/<folder>. */
 export function chartSchema(folder: string): Schema {
   const config = HELM_VALUES_IMPORTS[folder];
   const chart = readChartYaml(folder);
-  const doc = parseDocument(readFileSync(join(SHARED_CHARTS, folder, 'values.yaml'), 'utf8'));
+  const doc = parseDocument(readChartFile(folder, 'values.yaml'));
   const subcharts = (chart.dependencies ?? []).map((d) => d.alias ?? d.name);
   const context: ChartContext = {
     folder,
@@ -337,8 +337,7 @@ export function chartSchema(folder: string): Schema {
 }
 
 function fromUpstream(context: ChartContext, inferred: Schema): Schema {
-  const file = join(SHARED_CHARTS, context.folder, 'values.schema.json');
-  const upstream = JSON.parse(readFileSync(file, 'utf8')) as Schema;
+  const upstream = JSON.parse(readChartFile(context.folder, 'values.schema.json')) as Schema;
   const inlined = inlineRefs(upstream, upstream, []) as Schema;
   return context.config.upstreamSchema === 'tighten' ? tighten(context, inlined, inferred, [], false) : inlined;
 }
@@ -393,7 +392,7 @@ function isOpenPath(context: ChartContext, path: string[]): boolean {
 /**
  * Merges the values.yaml keys into objects of the chart's schema that list properties but leave
  * additionalProperties unset, and closes them. The root is closed even where the chart sets
- * additionalProperties true (loki, n8n): every valid top-level key is in values.yaml, the
+ * additionalProperties true (loki): every valid top-level key is in values.yaml, the
  * schema, the subcharts or extraKeys.
  */
 function tighten(context: ChartContext, upstream: Schema, inferred: Schema | undefined, path: string[], parentOpen: boolean): Schema {
@@ -459,7 +458,7 @@ function visitObjects(schema: Schema, path: string[], visit: (node: Schema, path
  * Makes the schema self-contained draft-07 for a values *override* (what goes into
  * valuesObject, merged over the chart defaults by Helm), whose TypeScript type accepts exactly
  * what ajv does:
- * - no `required` or if/then/else rules (n8n): they constrain the merged values, and an override
+ * - no `required` or if/then/else rules: they constrain the merged values, and an override
  *   may set any subset of keys; Helm still checks them when it renders the chart;
  * - additionalProperties explicit on every object: json-schema-to-typescript closes the ones that
  *   leave it unset, JSON Schema leaves them open;
@@ -562,11 +561,4 @@ function globToRegExp(glob: string): RegExp {
     })
     .join('');
   return new RegExp(`^${source}$`);
-}
-
-if (require.main === module) {
-  importHelmValues().catch((error: unknown) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
 }

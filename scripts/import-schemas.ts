@@ -1,14 +1,14 @@
 /**
  * Imports the schemas that lib/validate/manifest-validator.ts checks k8s/ against, from the
- * upstream copies in ../shared/crds, into imports/schemas (committed, so that building and
- * testing do not need ../shared):
+ * vendored Kubernetes definitions and CRDs (vendor/, scripts/upstream-inputs.ts), into
+ * imports/schemas (committed):
  *   kubernetes-1.28.json        the Kubernetes 1.28 OpenAPI definitions
  *   crds/<group>_<kind>_<version>.json   each served CRD version's openAPIV3Schema
  *   index.json                  apiVersion → kind → schema file[#/definitions/<name>]
  *   cluster-scoped.json         the kinds that live outside namespaces, as `Kind.group`
  * Descriptions are dropped (they are most of the size); keys are sorted so output is stable.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { CLUSTER_SCOPED_FILE, scopedKindName } from '../lib/output/cluster-scoped';
@@ -19,17 +19,9 @@ import {
   SCHEMA_DIR,
   SchemaIndex,
 } from '../lib/tools/validate/manifest-validator';
+import { UserError } from '../lib/util/errors';
 import { projectRoot } from '../lib/util/project';
-import { SHARED_CRDS } from './import-crds';
-
-const KUBERNETES_DEFINITIONS = 'k8s/v1.28.0_definitions.json';
-
-/** CRDs the project does not use; they are also the largest (1-1.4 MB each). */
-const EXCLUDED_CRDS = new Set([
-  'argocd/applicationset-crd.yaml',
-  'kuberay/ray.io_rayjobs.yaml',
-  'kuberay/ray.io_rayservices.yaml',
-]);
+import { crdFile, crdModules, kubernetesFile } from './upstream-inputs';
 
 /**
  * The built-in kinds that are not namespaced: `kubectl api-resources --namespaced=false` on
@@ -91,15 +83,7 @@ export function importSchemas(): void {
   const staging = `${SCHEMA_DIR}.staging-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
   try {
-    const index: SchemaIndex = { kinds: {} };
-    const clusterScoped = new Set(BUILTIN_CLUSTER_SCOPED);
-    importKubernetes(staging, index);
-    for (const source of crdSources()) importCrds(staging, source, index, clusterScoped);
-    const known = new Set(Object.entries(index.kinds).flatMap(([apiVersion, kinds]) => Object.keys(kinds).map((kind) => scopedKindName(apiVersion, kind))));
-    const unknown = [...clusterScoped].filter((kind) => !known.has(kind));
-    if (unknown.length > 0) throw new Error(`cluster-scoped kinds without a schema: ${unknown.join(', ')}`);
-    writeJson(staging, 'index.json', { $comment: generatedBy(''), kinds: index.kinds });
-    writeJson(staging, CLUSTER_SCOPED_FILE, { $comment: generatedBy(''), kinds: [...clusterScoped].sort() });
+    writeSchemas(staging);
     rmSync(SCHEMA_DIR, { recursive: true, force: true });
     renameSync(staging, SCHEMA_DIR);
   } finally {
@@ -107,12 +91,25 @@ export function importSchemas(): void {
   }
 }
 
+/** Writes the schemas of imports/schemas into dir. */
+export function writeSchemas(dir: string): void {
+  const index: SchemaIndex = { kinds: {} };
+  const clusterScoped = new Set(BUILTIN_CLUSTER_SCOPED);
+  importKubernetes(dir, index);
+  for (const module of Object.keys(crdModules()).sort()) importCrds(dir, crdFile(module), index, clusterScoped);
+  const known = new Set(Object.entries(index.kinds).flatMap(([apiVersion, kinds]) => Object.keys(kinds).map((kind) => scopedKindName(apiVersion, kind))));
+  const unknown = [...clusterScoped].filter((kind) => !known.has(kind));
+  if (unknown.length > 0) throw new Error(`cluster-scoped kinds without a schema: ${unknown.join(', ')}`);
+  writeJson(dir, 'index.json', { $comment: generatedBy('vendor/'), kinds: index.kinds });
+  writeJson(dir, CLUSTER_SCOPED_FILE, { $comment: generatedBy('vendor/'), kinds: [...clusterScoped].sort() });
+}
+
 function importKubernetes(dir: string, index: SchemaIndex): void {
-  const { definitions } = JSON.parse(readFileSync(join(SHARED_CRDS, KUBERNETES_DEFINITIONS), 'utf8')) as {
+  const { definitions } = JSON.parse(readVendored(kubernetesFile())) as {
     definitions: Record<string, JsonSchema>;
   };
   writeJson(dir, KUBERNETES_SCHEMA_FILE, {
-    $comment: generatedBy(KUBERNETES_DEFINITIONS),
+    $comment: generatedBy(relative(projectRoot(), kubernetesFile())),
     ...stripDescriptions({ definitions }),
   });
   for (const [name, definition] of Object.entries(definitions)) {
@@ -128,8 +125,9 @@ function importKubernetes(dir: string, index: SchemaIndex): void {
   }
 }
 
-function importCrds(dir: string, source: string, index: SchemaIndex, clusterScoped: Set<string>): void {
-  for (const document of parseAllDocuments(readFileSync(join(SHARED_CRDS, source), 'utf8'))) {
+function importCrds(dir: string, file: string, index: SchemaIndex, clusterScoped: Set<string>): void {
+  const source = relative(projectRoot(), file);
+  for (const document of parseAllDocuments(readVendored(file))) {
     const crd = document.toJS() as CustomResourceDefinition;
     if (crd?.kind !== 'CustomResourceDefinition') throw new Error(`${source}: not a CustomResourceDefinition`);
     const { group, names, scope, versions } = crd.spec;
@@ -144,11 +142,9 @@ function importCrds(dir: string, source: string, index: SchemaIndex, clusterScop
   }
 }
 
-/** The CRD files to import, relative to ../shared/crds, sorted. */
-function crdSources(): string[] {
-  return (readdirSync(SHARED_CRDS, { recursive: true }) as string[])
-    .filter((file) => file.endsWith('.yaml') && !EXCLUDED_CRDS.has(file))
-    .sort();
+function readVendored(file: string): string {
+  if (!existsSync(file)) throw new UserError([`${relative(projectRoot(), file)}: missing; run \`npm run upgrade\` to vendor it`]);
+  return readFileSync(file, 'utf8');
 }
 
 function addToIndex(index: SchemaIndex, apiVersion: string, kind: string, ref: string): void {
@@ -162,8 +158,7 @@ function stripDescriptions(schema: JsonSchema): JsonSchema {
 }
 
 function generatedBy(source: string): string {
-  const shared = relative(projectRoot(), SHARED_CRDS);
-  return `generated by npm run import (scripts/import-schemas.ts) from ${shared}/${source}, do not edit`;
+  return `generated by npm run import (scripts/import-schemas.ts) from ${source}, do not edit`;
 }
 
 function writeJson(dir: string, file: string, value: unknown): void {
@@ -180,4 +175,3 @@ function sortKeys(value: unknown): unknown {
   return Object.fromEntries(entries.map(([key, v]) => [key, sortKeys(v)]));
 }
 
-if (require.main === module) importSchemas();

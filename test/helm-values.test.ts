@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv from 'ajv';
 import { describe, expect, it } from 'vitest';
@@ -9,10 +9,10 @@ import type { LokiValues } from '../imports/helm/loki';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import type { VaultValues } from '../imports/helm/vault';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
-import { HELM_VALUES_IMPORTS, chartSchema, HELM_IMPORTS, SHARED_CHARTS } from '../scripts/import-helm-values';
+import { HELM_VALUES_IMPORTS, chartSchema, HELM_IMPORTS } from '../scripts/import-helm-values';
+import { VENDORED_CHARTS } from '../scripts/upstream-inputs';
 
 const CHART_FOLDERS = Object.keys(HELM_VALUES_IMPORTS);
-const noSharedCharts = !existsSync(SHARED_CHARTS);
 
 function generatedSchema(folder: string): object {
   return JSON.parse(readFileSync(join(HELM_IMPORTS, `${folder}.schema.json`), 'utf8')) as object;
@@ -143,12 +143,12 @@ describe.each(CHART_FOLDERS)('imports/helm/%s', (folder) => {
     expect(helmValuesErrors(folder, {})).toEqual([]);
   });
 
-  it.skipIf(noSharedCharts)("accepts the chart's own default values.yaml", () => {
-    const defaults: unknown = parse(readFileSync(join(SHARED_CHARTS, folder, 'values.yaml'), 'utf8'));
+  it("accepts the chart's own default values.yaml", () => {
+    const defaults: unknown = parse(readFileSync(join(VENDORED_CHARTS, folder, 'values.yaml'), 'utf8'));
     expect(helmValuesErrors(folder, defaults)).toEqual([]);
   });
 
-  it.skipIf(noSharedCharts)('is what `npm run import` makes from ../shared/charts (regenerate if not)', () => {
+  it('is what `npm run import` makes from vendor/charts (regenerate if not)', () => {
     expect(generatedSchema(folder)).toEqual(chartSchema(folder));
   });
 });

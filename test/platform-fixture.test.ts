@@ -4,14 +4,11 @@
  * services each environment gets, which namespaces are not restricted, where its GPU pods run,
  * the order of its AI services, Argo CD's bootstrap values.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { CHARTS } from '../charts/versions';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import type { SynthesizedEnvironment } from '../lib/output/synthesize';
-import { Manifest, manifestsOf, platformText, ROOT, synthesizePlatforms } from './support';
+import { Manifest, manifestsOf, platformText, synthesizePlatforms } from './support';
 
 const all = synthesizePlatforms(platformText());
 const envs = all.map((s) => s.env);
@@ -110,13 +107,6 @@ describe('the platform fixture', () => {
       for (const { manifest } of apps as { manifest: Manifest }[]) {
         expect(manifest.spec.syncPolicy.automated === undefined, `${env.environment}/${manifest.metadata.name}`).toBe(env.environment === 'prod');
       }
-    }
-  });
-
-  it('keeps the chart versions in step with the values types they were generated from', () => {
-    for (const chart of Object.values(CHARTS)) {
-      const generated = readFileSync(join(ROOT, 'imports', 'helm', `${chart.chart}.ts`), 'utf8');
-      expect(generated, chart.chart).toContain(`CHART_VERSION = '${chart.version}'`);
     }
   });
 });

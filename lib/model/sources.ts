@@ -13,12 +13,16 @@ export interface UpstreamFootprint {
   readonly namespaces: readonly string[];
 }
 
-export interface HelmChartVersion {
+/** A pinned chart: where it is published and which version. */
+export interface ChartReference {
   /** Helm repository URL as Argo CD's `spec.source.repoURL` takes it. */
   readonly repoURL: string;
   readonly chart: string;
   /** Exact chart version (Argo CD `targetRevision`). */
   readonly version: string;
+}
+
+export interface HelmChartVersion extends ChartReference {
   /** What its templates and crds/ can create (subcharts included). */
   readonly footprint: UpstreamFootprint;
 }
