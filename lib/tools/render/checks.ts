@@ -18,7 +18,7 @@ import { FROM_OUTSIDE_PODS, PodEndpoint, podEndpoint, PolicySet } from './connec
 import type { Manifest, RenderedObject } from './render';
 
 /** The kinds of whole-cluster check, as problems and exceptions name them. */
-export type CheckName = 'schema' | 'duplicate' | 'monitor-target' | 'route-backend' | 'reference' | 'network-policy' | 'connectivity' | 'promql' | 'pod-security' | 'job-selected';
+export type CheckName = 'schema' | 'duplicate' | 'monitor-target' | 'route-backend' | 'reference' | 'network-policy' | 'connectivity' | 'project' | 'promql' | 'pod-security' | 'job-selected';
 
 export interface Problem {
   readonly check: CheckName;
@@ -45,7 +45,8 @@ export function checkRendered(environments: ReadonlyMap<string, readonly Rendere
     }
   }
   for (const exception of exceptions) {
-    if (!used.has(exception) && environments.size > 0) lines.push(`exceptions: ${exception.check} ${exception.object} excuses nothing in ${[...environments.keys()].join(', ')}; remove it (${exception.reason})`);
+    if (!used.has(exception) && environments.size > 0)
+      lines.push(`exceptions: ${exception.check} ${exception.object} excuses nothing in ${[...environments.keys()].join(', ')}; remove it (${exception.reason})`);
   }
   return lines;
 }
@@ -58,7 +59,19 @@ function excuses(exception: RenderException, problem: Problem): boolean {
 /** The problems of one environment, unexcused. */
 export function environmentProblems(environment: string, objects: readonly RenderedObject[]): Problem[] {
   const set = new RenderedSet(environment, objects);
-  return [...schemaProblems(set), ...duplicates(set), ...monitorTargets(set), ...routeBackends(set), ...references(set), ...networkPolicies(set), ...connectivity(set), ...promqlProblems(set), ...podSecurity(set), ...jobsSelected(set)];
+  return [
+    ...schemaProblems(set),
+    ...duplicates(set),
+    ...monitorTargets(set),
+    ...routeBackends(set),
+    ...references(set),
+    ...networkPolicies(set),
+    ...connectivity(set),
+    ...projectAdmission(set),
+    ...promqlProblems(set),
+    ...podSecurity(set),
+    ...jobsSelected(set),
+  ];
 }
 
 /** An environment's rendered objects, indexed for the checks. */
@@ -97,12 +110,23 @@ class RenderedSet {
   }
 
   problem(check: CheckName, object: RenderedObject, message: string): Problem {
-    return { check, environment: this.environment, application: object.application, manifest: object.manifest, message };
+    return {
+      check,
+      environment: this.environment,
+      application: object.application,
+      manifest: object.manifest,
+      message,
+    };
   }
 }
 
 function linted(environment: string, object: RenderedObject): LintedObject {
-  return { env: environment, service: object.application, file: `${environment}/${object.application}`, manifest: object.manifest } as LintedObject;
+  return {
+    env: environment,
+    service: object.application,
+    file: `${environment}/${object.application}`,
+    manifest: object.manifest,
+  } as LintedObject;
 }
 
 function schemaProblems(set: RenderedSet): Problem[] {
@@ -117,7 +141,11 @@ function schemaProblems(set: RenderedSet): Problem[] {
 function withoutNulls(value: any): any {
   if (Array.isArray(value)) return value.map(withoutNulls);
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null).map(([k, v]) => [k, withoutNulls(v)]));
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => [k, withoutNulls(v)]),
+  );
 }
 
 function duplicates(set: RenderedSet): Problem[] {
@@ -168,7 +196,13 @@ function monitorTargets(set: RenderedSet): Problem[] {
     if (selected.length === 0) return [set.problem('monitor-target', object, `selects no Service (${JSON.stringify(object.manifest.spec.selector)})`)];
     return ((object.manifest.spec.endpoints ?? []) as any[])
       .filter((endpoint) => endpoint.port !== undefined && !selected.some((s) => (s.spec.ports ?? []).some((p: any) => p.name === endpoint.port)))
-      .map((endpoint) => set.problem('monitor-target', object, `no Service it selects has a port named ${endpoint.port} (${selected.map((s) => `${s.metadata.name}: ${(s.spec.ports ?? []).map((p: any) => p.name ?? p.port).join(', ')}`).join('; ')})`));
+      .map((endpoint) =>
+        set.problem(
+          'monitor-target',
+          object,
+          `no Service it selects has a port named ${endpoint.port} (${selected.map((s) => `${s.metadata.name}: ${(s.spec.ports ?? []).map((p: any) => p.name ?? p.port).join(', ')}`).join('; ')})`,
+        ),
+      );
   });
   const podMonitors = set.kind('PodMonitor').flatMap((object) => {
     const inScope = monitoredNamespaces(object.manifest);
@@ -187,7 +221,9 @@ function servicePortProblem(set: RenderedSet, namespace: string, name: string, p
   if (!service) return `routes to Service ${namespace}/${name}, which is not in the rendered set`;
   if (port === undefined) return undefined;
   const ports: any[] = service.manifest.spec.ports ?? [];
-  return ports.some((p) => p.port === port || p.name === port) ? undefined : `routes to port ${port} of Service ${namespace}/${name}, which has ${ports.map((p) => p.name ?? p.port).join(', ')}`;
+  return ports.some((p) => p.port === port || p.name === port)
+    ? undefined
+    : `routes to port ${port} of Service ${namespace}/${name}, which has ${ports.map((p) => p.name ?? p.port).join(', ')}`;
 }
 
 function routeBackends(set: RenderedSet): Problem[] {
@@ -232,9 +268,9 @@ function references(set: RenderedSet): Problem[] {
   const secrets = producedSecrets(set);
   const hasSecret = (namespace: string, name: string) => set.has('Secret', name, namespace) || secrets.has(`${namespace}/${name}`);
   const claimTemplates = new Set(
-    set.kind('StatefulSet').flatMap((o) =>
-      ((o.manifest.spec.volumeClaimTemplates ?? []) as any[]).map((t) => `${o.manifest.metadata.namespace}/${t.metadata.name}-${o.manifest.metadata.name}`),
-    ),
+    set
+      .kind('StatefulSet')
+      .flatMap((o) => ((o.manifest.spec.volumeClaimTemplates ?? []) as any[]).map((t) => `${o.manifest.metadata.namespace}/${t.metadata.name}-${o.manifest.metadata.name}`)),
   );
   const fromWorkloads = set.workloads
     .filter((w) => w.template === 'ours')
@@ -255,7 +291,8 @@ function references(set: RenderedSet): Problem[] {
           configMap(source.configMap?.name, source.configMap?.optional);
         }
         const claim = volume.persistentVolumeClaim?.claimName;
-        if (claim && !set.has('PersistentVolumeClaim', claim, ns) && ![...claimTemplates].some((t) => t.startsWith(`${ns}/${claim}`))) missing.push(`PersistentVolumeClaim ${ns}/${claim}`);
+        if (claim && !set.has('PersistentVolumeClaim', claim, ns) && ![...claimTemplates].some((t) => t.startsWith(`${ns}/${claim}`)))
+          missing.push(`PersistentVolumeClaim ${ns}/${claim}`);
       }
       for (const container of containersOf(w.pod)) {
         for (const env of container.env ?? []) {
@@ -274,8 +311,16 @@ function references(set: RenderedSet): Problem[] {
       return [...new Set(missing)].map((m) => set.problem('reference', object, `${w.label} refers to ${m}, which nothing in the rendered set makes`));
     });
   const claims = [
-    ...set.kind('PersistentVolumeClaim').map((o) => ({ object: o, storageClass: o.manifest.spec?.storageClassName })),
-    ...set.kind('StatefulSet').flatMap((o) => ((o.manifest.spec.volumeClaimTemplates ?? []) as any[]).map((t) => ({ object: o, storageClass: t.spec?.storageClassName }))),
+    ...set.kind('PersistentVolumeClaim').map((o) => ({
+      object: o,
+      storageClass: o.manifest.spec?.storageClassName,
+    })),
+    ...set.kind('StatefulSet').flatMap((o) =>
+      ((o.manifest.spec.volumeClaimTemplates ?? []) as any[]).map((t) => ({
+        object: o,
+        storageClass: t.spec?.storageClassName,
+      })),
+    ),
   ];
   const storage = claims
     .filter(({ storageClass }) => storageClass && !set.has('StorageClass', storageClass))
@@ -284,7 +329,15 @@ function references(set: RenderedSet): Problem[] {
 }
 
 function networkPolicies(set: RenderedSet): Problem[] {
-  const namespaces = new Map(set.kind('Namespace').map((o) => [o.manifest.metadata.name, { ...o.manifest.metadata.labels, 'kubernetes.io/metadata.name': o.manifest.metadata.name }]));
+  const namespaces = new Map(
+    set.kind('Namespace').map((o) => [
+      o.manifest.metadata.name,
+      {
+        ...o.manifest.metadata.labels,
+        'kubernetes.io/metadata.name': o.manifest.metadata.name,
+      },
+    ]),
+  );
   const podsIn = (namespace: string) => set.workloads.filter((w) => w.namespace === namespace);
   return set.kind('NetworkPolicy').flatMap((object) => {
     const policy = object.manifest;
@@ -300,7 +353,8 @@ function networkPolicies(set: RenderedSet): Problem[] {
       // Namespaces that are not ours (kube-system) are not in the set: only a selector of ours can be checked.
       if (peer.namespaceSelector && peerNamespaces.length === 0) {
         const named = peer.namespaceSelector.matchLabels?.['kubernetes.io/metadata.name'];
-        if (!named || namespaces.size === 0 || named !== 'kube-system') problems.push(`a peer's namespaceSelector ${JSON.stringify(peer.namespaceSelector)} selects no namespace of the set`);
+        if (!named || namespaces.size === 0 || named !== 'kube-system')
+          problems.push(`a peer's namespaceSelector ${JSON.stringify(peer.namespaceSelector)} selects no namespace of the set`);
         continue;
       }
       if (peer.podSelector && !matchesSelectorOrEmpty(peer.podSelector) && !peerNamespaces.some((n) => podsIn(n).some((w) => matchesSelector(peer.podSelector, w.podLabels)))) {
@@ -316,17 +370,33 @@ function matchesSelectorOrEmpty(selector: any): boolean {
 }
 
 function promqlProblems(set: RenderedSet): Problem[] {
-  return set.kind('PrometheusRule').flatMap((object) =>
-    ((object.manifest.spec?.groups ?? []) as any[]).flatMap((group) =>
-      ((group.rules ?? []) as any[]).flatMap((rule) =>
-        promqlErrors(String(rule.expr ?? '')).map((error) => set.problem('promql', object, `${group.name}/${rule.alert ?? rule.record}: ${error}`)),
+  return set
+    .kind('PrometheusRule')
+    .flatMap((object) =>
+      ((object.manifest.spec?.groups ?? []) as any[]).flatMap((group) =>
+        ((group.rules ?? []) as any[]).flatMap((rule) =>
+          promqlErrors(String(rule.expr ?? '')).map((error) => set.problem('promql', object, `${group.name}/${rule.alert ?? rule.record}: ${error}`)),
+        ),
       ),
-    ),
-  );
+    );
 }
 
 /** Capabilities the baseline Pod Security level allows to be added (Kubernetes docs, Pod Security Standards). */
-const BASELINE_CAPABILITIES = new Set(['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT']);
+const BASELINE_CAPABILITIES = new Set([
+  'AUDIT_WRITE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'MKNOD',
+  'NET_BIND_SERVICE',
+  'SETFCAP',
+  'SETGID',
+  'SETPCAP',
+  'SETUID',
+  'SYS_CHROOT',
+]);
 /** Volume types the restricted level allows. */
 const RESTRICTED_VOLUMES = ['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret'];
 
@@ -393,7 +463,10 @@ function jobsSelected(set: RenderedSet): Problem[] {
  * backends, the API server to each admission webhook.
  */
 function connectivity(set: RenderedSet): Problem[] {
-  const policies = new PolicySet(set.kind('NetworkPolicy').map((o) => o.manifest), set.kind('Namespace').map((o) => o.manifest));
+  const policies = new PolicySet(
+    set.kind('NetworkPolicy').map((o) => o.manifest),
+    set.kind('Namespace').map((o) => o.manifest),
+  );
   const endpoint = (w: Workload): PodEndpoint => podEndpoint(w.namespace, w.podLabels, w.pod);
   const podsOf = (labels: Record<string, string>) => set.workloads.filter((w) => w.longRunning && selects(labels, w.podLabels));
   // prometheus-operator labels its pods app.kubernetes.io/name: prometheus (lib/tools/render/operators.ts); the Traefik chart its pods app.kubernetes.io/name: traefik.
@@ -409,7 +482,15 @@ function connectivity(set: RenderedSet): Problem[] {
         const pod = endpoint(w);
         const target = port.targetPort ?? port.port;
         const number = typeof target === 'number' ? target : pod.namedPorts.get(target);
-        return number === undefined ? [] : [{ pod, port: number, name: `${w.object.manifest.kind} ${w.object.manifest.metadata.name}` }];
+        return number === undefined
+          ? []
+          : [
+              {
+                pod,
+                port: number,
+                name: `${w.object.manifest.kind} ${w.object.manifest.metadata.name}`,
+              },
+            ];
       });
   };
   const problems: Problem[] = [];
@@ -437,7 +518,14 @@ function connectivity(set: RenderedSet): Problem[] {
       const pod = endpoint(w);
       for (const endpointSpec of (object.manifest.spec.podMetricsEndpoints ?? []) as any[]) {
         const port = pod.namedPorts.get(endpointSpec.port);
-        if (port !== undefined) check(object, 'Prometheus', prometheus, [{ pod, port, name: `${w.object.manifest.kind} ${w.object.manifest.metadata.name}` }]);
+        if (port !== undefined)
+          check(object, 'Prometheus', prometheus, [
+            {
+              pod,
+              port,
+              name: `${w.object.manifest.kind} ${w.object.manifest.metadata.name}`,
+            },
+          ]);
       }
     }
   }
@@ -457,4 +545,36 @@ function connectivity(set: RenderedSet): Problem[] {
     }
   }
   return problems;
+}
+
+/**
+ * What Argo CD's project check does at sync: every object of a child Application must be of a
+ * cluster-scoped kind its AppProject whitelists, or land in one of its destination namespaces,
+ * and not be of a namespaced kind the project blacklists. Catches an upstream footprint
+ * (charts/versions.ts) that a chart bump left stale.
+ */
+function projectAdmission(set: RenderedSet): Problem[] {
+  const applications = new Map(set.kind('Application').map((o) => [o.manifest.metadata.name, o.manifest]));
+  const projects = new Map(set.kind('AppProject').map((o) => [o.manifest.metadata.name, o.manifest]));
+  const matches = (pattern: string | undefined, value: string) => pattern === undefined || pattern === '*' || pattern === value;
+  const listed = (entries: any[] | undefined, group: string, kind: string) => (entries ?? []).some((e) => matches(e.group, group) && matches(e.kind, kind));
+  return set.applied().flatMap((object) => {
+    const application = applications.get(object.application);
+    const project = application && projects.get(application.spec.project);
+    if (!application || !project) return [];
+    const { apiVersion, kind, metadata } = object.manifest;
+    const group = apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
+    const spec = project.spec;
+    if (metadata.namespace === undefined) {
+      return listed(spec.clusterResourceWhitelist, group, kind) && !listed(spec.clusterResourceBlacklist, group, kind)
+        ? []
+        : [set.problem('project', object, `project ${project.metadata.name} does not admit the cluster-scoped kind ${kind}${group ? `.${group}` : ''}`)];
+    }
+    const problems: string[] = [];
+    if (!(spec.destinations ?? []).some((d: any) => matches(d.namespace, metadata.namespace!))) problems.push(`project ${project.metadata.name} has no destination namespace ${metadata.namespace}`);
+    if (listed(spec.namespaceResourceBlacklist, group, kind) || (spec.namespaceResourceWhitelist && !listed(spec.namespaceResourceWhitelist, group, kind))) {
+      problems.push(`project ${project.metadata.name} does not admit the kind ${kind}${group ? `.${group}` : ''}`);
+    }
+    return problems.map((message) => set.problem('project', object, message));
+  });
 }

@@ -32,7 +32,15 @@ export class PolicySet {
     private readonly policies: readonly Manifest[],
     namespaces: readonly Manifest[],
   ) {
-    this.namespaceLabels = new Map(namespaces.map((n) => [n.metadata.name, { ...n.metadata.labels, 'kubernetes.io/metadata.name': n.metadata.name }]));
+    this.namespaceLabels = new Map(
+      namespaces.map((n) => [
+        n.metadata.name,
+        {
+          ...n.metadata.labels,
+          'kubernetes.io/metadata.name': n.metadata.name,
+        },
+      ]),
+    );
   }
 
   /**
@@ -58,7 +66,15 @@ export class PolicySet {
   }
 
   /** A rule admits the peer if a peer entry matches it (none listed: any peer) and a port entry the port (none listed: any port). */
-  private ruleAdmits(policyNamespace: string, rule: any, peers: any[] | undefined, peer: PodEndpoint | typeof FROM_OUTSIDE_PODS, destination: PodEndpoint, port: number, protocol: string): boolean {
+  private ruleAdmits(
+    policyNamespace: string,
+    rule: any,
+    peers: any[] | undefined,
+    peer: PodEndpoint | typeof FROM_OUTSIDE_PODS,
+    destination: PodEndpoint,
+    port: number,
+    protocol: string,
+  ): boolean {
     const portMatches =
       !rule.ports ||
       rule.ports.length === 0 ||
@@ -74,7 +90,14 @@ export class PolicySet {
       if (peer === FROM_OUTSIDE_PODS) return entry.ipBlock !== undefined;
       if (entry.ipBlock) return false;
       // A peer without a namespaceSelector is in the policy's own namespace.
-      const namespaceOk = entry.namespaceSelector ? labelsMatch(entry.namespaceSelector, this.namespaceLabels.get(peer.namespace) ?? { 'kubernetes.io/metadata.name': peer.namespace }) : peer.namespace === policyNamespace;
+      const namespaceOk = entry.namespaceSelector
+        ? labelsMatch(
+            entry.namespaceSelector,
+            this.namespaceLabels.get(peer.namespace) ?? {
+              'kubernetes.io/metadata.name': peer.namespace,
+            },
+          )
+        : peer.namespace === policyNamespace;
       return namespaceOk && (!entry.podSelector || labelsMatch(entry.podSelector, peer.labels));
     });
   }

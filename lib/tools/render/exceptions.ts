@@ -14,19 +14,18 @@ export interface RenderException {
 }
 
 export const RENDER_EXCEPTIONS: readonly RenderException[] = [
-  ...['certificaterequests.cert-manager.io', 'certificates.cert-manager.io', 'challenges.acme.cert-manager.io', 'orders.acme.cert-manager.io'].map(
-    (crd): RenderException => ({
-      check: 'schema',
-      object: `cert-manager/CustomResourceDefinition/${crd}`,
-      about: 'selectableFields',
-      reason: 'cert-manager v1.21 declares selectable fields, which the API server knows from Kubernetes 1.31 on (the schemas here are 1.28\'s, the oldest the project supports); an older API server drops the field and the CRD still works',
-    }),
-  ),
+  ...['certificaterequests.cert-manager.io', 'certificates.cert-manager.io', 'challenges.acme.cert-manager.io', 'orders.acme.cert-manager.io'].map((crd): RenderException => ({
+    check: 'schema',
+    object: `cert-manager/CustomResourceDefinition/${crd}`,
+    about: 'selectableFields',
+    reason:
+      "cert-manager v1.21 declares selectable fields, which the API server knows from Kubernetes 1.31 on (the schemas here are 1.28's, the oldest the project supports); an older API server drops the field and the CRD still works",
+  })),
   {
     check: 'monitor-target',
     object: 'monitoring/ServiceMonitor/monitoring-apiserver',
     about: 'selects no Service',
-    reason: 'the API server\'s Service default/kubernetes is made by the cluster',
+    reason: "the API server's Service default/kubernetes is made by the cluster",
   },
   {
     check: 'monitor-target',
@@ -40,18 +39,16 @@ export const RENDER_EXCEPTIONS: readonly RenderException[] = [
     about: 'selects no Service',
     reason: 'prometheus-operator keeps the kubelet Service in kube-system itself (its --kubelet-service flag, set by kube-prometheus-stack)',
   },
-  ...['argocd-application-controller', 'argocd-redis', 'argocd-repo-server', 'argocd-server'].map(
-    (workload): RenderException => ({
-      check: 'reference',
-      object: `argocd/${workload === 'argocd-application-controller' ? 'StatefulSet' : 'Deployment'}/${workload}`,
-      about: 'Secret argocd/argocd-redis',
-      reason: 'the chart\'s redis-secret-init hook Job creates the Secret before the workloads (argo-helm templates/redis-secret-init)',
-    }),
-  ),
+  ...['argocd-application-controller', 'argocd-redis', 'argocd-repo-server', 'argocd-server'].map((workload): RenderException => ({
+    check: 'reference',
+    object: `argocd/${workload === 'argocd-application-controller' ? 'StatefulSet' : 'Deployment'}/${workload}`,
+    about: 'Secret argocd/argocd-redis',
+    reason: "the chart's redis-secret-init hook Job creates the Secret before the workloads (argo-helm templates/redis-secret-init)",
+  })),
   {
     check: 'reference',
     object: 'monitoring/Deployment/monitoring-operator',
     about: 'Secret monitoring/monitoring-admission',
-    reason: 'the chart\'s admission-create hook Job (kube-webhook-certgen) creates the webhook\'s certificate Secret before the operator',
+    reason: "the chart's admission-create hook Job (kube-webhook-certgen) creates the webhook's certificate Secret before the operator",
   },
 ];

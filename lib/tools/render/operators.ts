@@ -14,19 +14,39 @@ import type { Manifest, RenderedObject } from './render';
 export function operatorProducts(objects: readonly RenderedObject[]): RenderedObject[] {
   return objects.flatMap((object) => {
     const make = PRODUCTS[`${object.manifest.apiVersion.split('/')[0]}/${object.manifest.kind}`];
-    return make ? make(object.manifest).map((manifest) => ({ application: object.application, source: `made by its operator from ${object.manifest.kind} ${object.manifest.metadata.name}`, manifest, madeByOperator: true })) : [];
+    return make
+      ? make(object.manifest).map((manifest) => ({
+          application: object.application,
+          source: `made by its operator from ${object.manifest.kind} ${object.manifest.metadata.name}`,
+          manifest,
+          madeByOperator: true,
+        }))
+      : [];
   });
 }
 
 type Products = (resource: Manifest) => Manifest[];
 
 function object(apiVersion: string, kind: string, name: string, namespace: string | undefined, rest: Record<string, unknown> = {}, labels: Record<string, string> = {}): Manifest {
-  return { apiVersion, kind, metadata: { name, ...(namespace && { namespace }), labels }, ...rest };
+  return {
+    apiVersion,
+    kind,
+    metadata: { name, ...(namespace && { namespace }), labels },
+    ...rest,
+  };
 }
 
 /** A pod of a workload an operator runs: a template of labels, containers and ports, as a StatefulSet. */
 function pods(name: string, namespace: string | undefined, labels: Record<string, string>, template: any = {}): Manifest {
-  return object('apps/v1', 'StatefulSet', name, namespace, { spec: { selector: { matchLabels: labels }, template: { metadata: { labels: { ...template.metadata?.labels, ...labels } }, spec: template.spec ?? { containers: [] } } } });
+  return object('apps/v1', 'StatefulSet', name, namespace, {
+    spec: {
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels: { ...template.metadata?.labels, ...labels } },
+        spec: template.spec ?? { containers: [] },
+      },
+    },
+  });
 }
 
 const PRODUCTS: Readonly<Record<string, Products>> = {
@@ -38,7 +58,11 @@ const PRODUCTS: Readonly<Record<string, Products>> = {
    */
   'rabbitmq.com/RabbitmqCluster': (cluster) => {
     const { name, namespace } = cluster.metadata;
-    const labels = { 'app.kubernetes.io/name': name, 'app.kubernetes.io/component': 'rabbitmq', 'app.kubernetes.io/part-of': 'rabbitmq' };
+    const labels = {
+      'app.kubernetes.io/name': name,
+      'app.kubernetes.io/component': 'rabbitmq',
+      'app.kubernetes.io/part-of': 'rabbitmq',
+    };
     const ports = [
       { name: 'amqp', port: 5672 },
       { name: 'management', port: 15672 },
@@ -46,7 +70,23 @@ const PRODUCTS: Readonly<Record<string, Products>> = {
     ];
     return [
       object('v1', 'Service', name, namespace, { spec: { selector: { 'app.kubernetes.io/name': name }, ports } }, labels),
-      object('v1', 'Service', `${name}-nodes`, namespace, { spec: { clusterIP: 'None', selector: { 'app.kubernetes.io/name': name }, ports: [{ name: 'epmd', port: 4369 }, { name: 'cluster-rpc', port: 25672 }] } }, labels),
+      object(
+        'v1',
+        'Service',
+        `${name}-nodes`,
+        namespace,
+        {
+          spec: {
+            clusterIP: 'None',
+            selector: { 'app.kubernetes.io/name': name },
+            ports: [
+              { name: 'epmd', port: 4369 },
+              { name: 'cluster-rpc', port: 25672 },
+            ],
+          },
+        },
+        labels,
+      ),
       object('v1', 'Secret', `${name}-default-user`, namespace, {}, labels),
       object('v1', 'Secret', `${name}-erlang-cookie`, namespace, {}, labels),
     ];
@@ -64,13 +104,26 @@ const PRODUCTS: Readonly<Record<string, Products>> = {
   'ray.io/RayCluster': (cluster) => {
     const { name, namespace } = cluster.metadata;
     const head = cluster.spec?.headGroupSpec?.template ?? {};
-    const headLabels = { 'ray.io/cluster': name, 'ray.io/node-type': 'head', 'ray.io/group': 'headgroup' };
+    const headLabels = {
+      'ray.io/cluster': name,
+      'ray.io/node-type': 'head',
+      'ray.io/group': 'headgroup',
+    };
     const headPorts = (head.spec?.containers ?? []).flatMap((c: any) => c.ports ?? []).map((p: any) => ({ name: p.name, port: p.containerPort }));
     return [
       object('v1', 'Service', `${name}-head-svc`, namespace, { spec: { selector: headLabels, ports: headPorts } }, { 'ray.io/cluster': name }),
       pods(`${name}-head`, namespace, headLabels, head),
       ...((cluster.spec?.workerGroupSpecs ?? []) as any[]).map((group) =>
-        pods(`${name}-worker-${group.groupName}`, namespace, { 'ray.io/cluster': name, 'ray.io/node-type': 'worker', 'ray.io/group': group.groupName }, group.template),
+        pods(
+          `${name}-worker-${group.groupName}`,
+          namespace,
+          {
+            'ray.io/cluster': name,
+            'ray.io/node-type': 'worker',
+            'ray.io/group': group.groupName,
+          },
+          group.template,
+        ),
       ),
     ];
   },
@@ -92,10 +145,20 @@ const PRODUCTS: Readonly<Record<string, Products>> = {
     if (daemonSet.metadata.name !== 'longhorn-manager') return [];
     const namespace = daemonSet.metadata.namespace;
     return [
-      pods('longhorn-manager-roles', namespace, { 'longhorn.io/admission-webhook': 'longhorn-admission-webhook', 'longhorn.io/recovery-backend': 'longhorn-recovery-backend' }),
-      ...['instance-manager', 'backing-image-manager', 'backing-image-data-source', 'share-manager'].map((component) => pods(`longhorn-${component}`, namespace, { 'longhorn.io/component': component })),
+      pods('longhorn-manager-roles', namespace, {
+        'longhorn.io/admission-webhook': 'longhorn-admission-webhook',
+        'longhorn.io/recovery-backend': 'longhorn-recovery-backend',
+      }),
+      ...['instance-manager', 'backing-image-manager', 'backing-image-data-source', 'share-manager'].map((component) =>
+        pods(`longhorn-${component}`, namespace, {
+          'longhorn.io/component': component,
+        }),
+      ),
       pods('longhorn-csi-plugin', namespace, { app: 'longhorn-csi-plugin' }),
-      pods('longhorn-recurring-job', namespace, { 'longhorn.io/managed-by': 'longhorn-manager', 'recurring-job.longhorn.io': 'backup' }),
+      pods('longhorn-recurring-job', namespace, {
+        'longhorn.io/managed-by': 'longhorn-manager',
+        'recurring-job.longhorn.io': 'backup',
+      }),
       pods('longhorn-job-task', namespace, { 'longhorn.io/job-task': 'task' }),
     ];
   },
@@ -105,9 +168,32 @@ const PRODUCTS: Readonly<Record<string, Products>> = {
 
 function operatedBy(app: 'prometheus' | 'alertmanager', resource: Manifest, port: number): Manifest[] {
   const { name, namespace } = resource.metadata;
-  const labels = { 'app.kubernetes.io/name': app, 'app.kubernetes.io/instance': name, 'app.kubernetes.io/managed-by': 'prometheus-operator', 'operator.prometheus.io/name': name, [app]: name };
+  const labels = {
+    'app.kubernetes.io/name': app,
+    'app.kubernetes.io/instance': name,
+    'app.kubernetes.io/managed-by': 'prometheus-operator',
+    'operator.prometheus.io/name': name,
+    [app]: name,
+  };
   return [
-    pods(`${app}-${name}`, namespace, labels, { spec: { containers: [{ name: app, ports: [{ name: 'web', containerPort: port }] }] } }),
-    object('v1', 'Service', `${app}-operated`, namespace, { spec: { clusterIP: 'None', selector: { 'app.kubernetes.io/name': app }, ports: [{ name: 'web', port }] } }, { 'operated-prometheus': 'true' }),
+    pods(`${app}-${name}`, namespace, labels, {
+      spec: {
+        containers: [{ name: app, ports: [{ name: 'web', containerPort: port }] }],
+      },
+    }),
+    object(
+      'v1',
+      'Service',
+      `${app}-operated`,
+      namespace,
+      {
+        spec: {
+          clusterIP: 'None',
+          selector: { 'app.kubernetes.io/name': app },
+          ports: [{ name: 'web', port }],
+        },
+      },
+      { 'operated-prometheus': 'true' },
+    ),
   ];
 }

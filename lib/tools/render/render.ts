@@ -25,7 +25,8 @@ import { KUBERNETES_VERSION } from '../../model/kubernetes';
 import { scopedKindName } from '../../output/cluster-scoped';
 import { UserError } from '../../util/errors';
 import { locateTool } from './binaries';
-import { chartArchive, gitSource, SourceCaches } from './sources';
+import { chartArchive } from '../upstream/chart-archive';
+import { gitSource, SourceCaches } from './sources';
 
 /** An object as Argo CD would apply it, with the Application and the source it comes from. */
 export interface RenderedObject {
@@ -37,7 +38,17 @@ export interface RenderedObject {
   readonly madeByOperator?: boolean;
 }
 
-export type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> }; [field: string]: any };
+export type Manifest = {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+  };
+  [field: string]: any;
+};
 
 export interface RenderOptions {
   /** The output tree the Applications are read from, e.g. `k8s`. */
@@ -66,33 +77,75 @@ export function applicationsOf(outdir: string, environment: string): Manifest[] 
  * installs (charts add ServiceMonitors and the like only where the API exists), so a first pass
  * finds the CRDs and a second renders the charts again with them.
  */
-export function renderEnvironment(options: RenderOptions): RenderedObject[] {
+export async function renderEnvironment(options: RenderOptions): Promise<RenderedObject[]> {
   const helm = memo(() => locateTool('helm'));
   const kubectl = memo(() => locateTool('kubectl'));
   const ownRepo = ownRepository(options.outdir, options.environment);
   const applications = applicationsOf(options.outdir, options.environment);
+  const archives = new Map<object, string>();
+  for (const source of applications.flatMap(sourcesOf).filter((s) => s.chart)) {
+    archives.set(
+      source,
+      await chartArchive(
+        {
+          repoURL: source.repoURL,
+          chart: source.chart,
+          version: source.targetRevision,
+        },
+        { chartCache: options.caches?.charts },
+      ),
+    );
+  }
   const pass = (apiVersions: readonly string[], previous?: Map<object, Rendered>) => {
     const rendered = new Map<object, Rendered>();
     for (const app of applications) {
       for (const source of sourcesOf(app)) {
         const earlier = previous?.get(source);
-        rendered.set(source, earlier && !source.chart ? earlier : renderSource(source, { app, ownRepo, options, apiVersions, helm, kubectl }));
+        rendered.set(
+          source,
+          earlier && !source.chart
+            ? earlier
+            : renderSource(source, {
+                app,
+                ownRepo,
+                options,
+                apiVersions,
+                archives,
+                helm,
+                kubectl,
+              }),
+        );
       }
     }
     return rendered;
   };
   const first = pass(options.apiVersions);
   const crds = [...first.values()].flatMap((r) => r.objects).filter(isCustomResourceDefinition);
-  const served = crds.flatMap((crd) => crd.spec.versions.filter((v: any) => v.served).flatMap((v: any) => [`${crd.spec.group}/${v.name}`, `${crd.spec.group}/${v.name}/${crd.spec.names.kind}`]));
+  const served = crds.flatMap((crd) =>
+    crd.spec.versions.filter((v: any) => v.served).flatMap((v: any) => [`${crd.spec.group}/${v.name}`, `${crd.spec.group}/${v.name}/${crd.spec.names.kind}`]),
+  );
   const apiVersions = [...new Set([...options.apiVersions, ...served])].sort();
   const final = apiVersions.length === options.apiVersions.length ? first : pass(apiVersions, first);
   const clusterScoped = new Set([...options.clusterScoped, ...crds.filter((crd) => crd.spec.scope === 'Cluster').map((crd) => `${crd.spec.names.kind}.${crd.spec.group}`)]);
-  return applications.flatMap((app) =>
-    sourcesOf(app).flatMap((source) => {
-      const { label, objects } = final.get(source)!;
-      return objects.map((manifest) => ({ application: app.metadata.name, source: label, manifest: withNamespace(manifest, app.spec.destination.namespace, clusterScoped) }));
-    }),
-  );
+  // What the root Application applies: the projects and the child Applications of apps/.
+  const root = yamlFiles(join(options.outdir, options.environment, 'apps')).flatMap((file) => parseManifests(file));
+  return [
+    ...root.map((manifest) => ({
+      application: `root-${options.environment}`,
+      source: `k8s/${options.environment}/apps`,
+      manifest,
+    })),
+    ...applications.flatMap((app) =>
+      sourcesOf(app).flatMap((source) => {
+        const { label, objects } = final.get(source)!;
+        return objects.map((manifest) => ({
+          application: app.metadata.name,
+          source: label,
+          manifest: withNamespace(manifest, app.spec.destination.namespace, clusterScoped),
+        }));
+      }),
+    ),
+  ];
 }
 
 interface Rendered {
@@ -113,6 +166,8 @@ interface SourceContext {
   readonly ownRepo: string;
   readonly options: RenderOptions;
   readonly apiVersions: readonly string[];
+  /** Each chart source's archive. */
+  readonly archives: ReadonlyMap<object, string>;
   readonly helm: () => string;
   readonly kubectl: () => string;
 }
@@ -120,18 +175,31 @@ interface SourceContext {
 function renderSource(source: any, ctx: SourceContext): Rendered {
   const caches = ctx.options.caches ?? {};
   if (source.chart) {
-    const archive = chartArchive({ repoURL: source.repoURL, chart: source.chart, version: source.targetRevision }, caches, ctx.helm);
-    return { label: `chart ${source.chart} ${source.targetRevision}`, objects: helmTemplate(archive, source.helm ?? {}, ctx) };
+    const archive = ctx.archives.get(source)!;
+    return {
+      label: `chart ${source.chart} ${source.targetRevision}`,
+      objects: helmTemplate(archive, source.helm ?? {}, ctx),
+    };
   }
   if (source.repoURL === ctx.ownRepo) {
     // Our own sources are `k8s/<env>/<folder>` of this repository: read from the output tree given.
     const folder = join(ctx.options.outdir, relative('k8s', source.path));
-    return { label: source.path, objects: yamlFiles(folder).flatMap((file) => parseManifests(file)) };
+    return {
+      label: source.path,
+      objects: yamlFiles(folder).flatMap((file) => parseManifests(file)),
+    };
   }
   const folder = gitSource(source.repoURL, source.targetRevision, source.path, caches);
   const label = `${source.repoURL.replace(/^https:\/\/github\.com\//, '')} ${source.path} ${source.targetRevision}`;
-  if (source.kustomize || isKustomization(folder)) return { label, objects: kustomizeBuild(folder, source.kustomize ?? {}, ctx) };
-  return { label, objects: yamlFiles(folder).flatMap((file) => parseManifests(file)) };
+  if (source.kustomize || isKustomization(folder))
+    return {
+      label,
+      objects: kustomizeBuild(folder, source.kustomize ?? {}, ctx),
+    };
+  return {
+    label,
+    objects: yamlFiles(folder).flatMap((file) => parseManifests(file)),
+  };
 }
 
 /**
@@ -144,7 +212,16 @@ const parsedOutputs = new Map<string, Manifest[]>();
 function helmTemplate(archive: string, helm: any, ctx: SourceContext): Manifest[] {
   const scratch = mkdtempSync(join(tmpdir(), 'homelab-render-'));
   try {
-    const args = ['template', helm.releaseName ?? ctx.app.metadata.name, archive, '--namespace', ctx.app.spec.destination.namespace, '--kube-version', KUBERNETES_VERSION.replace(/^v/, ''), '--include-crds'];
+    const args = [
+      'template',
+      helm.releaseName ?? ctx.app.metadata.name,
+      archive,
+      '--namespace',
+      ctx.app.spec.destination.namespace,
+      '--kube-version',
+      KUBERNETES_VERSION.replace(/^v/, ''),
+      '--include-crds',
+    ];
     for (const version of ctx.apiVersions) args.push('--api-versions', version);
     if (helm.valuesObject) {
       const values = join(scratch, 'values.yaml');
@@ -161,9 +238,15 @@ function helmTemplate(archive: string, helm: any, ctx: SourceContext): Manifest[
     let output = helmOutputs.get(key);
     if (output === undefined) {
       try {
-        output = execFileSync(ctx.helm(), args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] });
+        output = execFileSync(ctx.helm(), args, {
+          encoding: 'utf8',
+          maxBuffer: 256 * 1024 * 1024,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
       } catch (error) {
-        throw new UserError([`${ctx.options.environment}/${ctx.app.metadata.name}: helm template ${archive} failed: ${String((error as { stderr?: string }).stderr ?? error).trim()}`]);
+        throw new UserError([
+          `${ctx.options.environment}/${ctx.app.metadata.name}: helm template ${archive} failed: ${String((error as { stderr?: string }).stderr ?? error).trim()}`,
+        ]);
       }
       helmOutputs.set(key, output);
     }
@@ -199,9 +282,15 @@ function kustomizeBuild(folder: string, kustomize: any, ctx: SourceContext): Man
     writeFileSync(join(overlay, 'kustomization.yaml'), stringify(kustomization));
     let output: string;
     try {
-      output = execFileSync(ctx.kubectl(), ['kustomize', overlay], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] });
+      output = execFileSync(ctx.kubectl(), ['kustomize', overlay], {
+        encoding: 'utf8',
+        maxBuffer: 256 * 1024 * 1024,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
     } catch (error) {
-      throw new UserError([`${ctx.options.environment}/${ctx.app.metadata.name}: kustomize build of ${folder} failed: ${String((error as { stderr?: string }).stderr ?? error).trim()}`]);
+      throw new UserError([
+        `${ctx.options.environment}/${ctx.app.metadata.name}: kustomize build of ${folder} failed: ${String((error as { stderr?: string }).stderr ?? error).trim()}`,
+      ]);
     }
     return parseYamlStream(output, folder);
   } finally {
@@ -213,9 +302,20 @@ function kustomizeBuild(folder: string, kustomize: any, ctx: SourceContext): Man
 function imageOverride(image: string): Record<string, string> {
   const [name, replacement = name] = image.includes('=') ? image.split('=') : [image.replace(/[:@].*$/, ''), image];
   const digest = replacement.indexOf('@');
-  if (digest >= 0) return { name, newName: replacement.slice(0, digest), digest: replacement.slice(digest + 1) };
+  if (digest >= 0)
+    return {
+      name,
+      newName: replacement.slice(0, digest),
+      digest: replacement.slice(digest + 1),
+    };
   const colon = replacement.lastIndexOf(':');
-  return colon > replacement.lastIndexOf('/') ? { name, newName: replacement.slice(0, colon), newTag: replacement.slice(colon + 1) } : { name, newName: replacement };
+  return colon > replacement.lastIndexOf('/')
+    ? {
+        name,
+        newName: replacement.slice(0, colon),
+        newTag: replacement.slice(colon + 1),
+      }
+    : { name, newName: replacement };
 }
 
 function isKustomization(folder: string): boolean {
@@ -230,7 +330,11 @@ function withNamespace(manifest: Manifest, namespace: string, clusterScoped: Rea
 /** The repository the environment's root Application syncs from: sources there are our own manifests. */
 function ownRepository(outdir: string, environment: string): string {
   const folder = join(outdir, environment, 'bootstrap');
-  const root = existsSync(folder) ? yamlFiles(folder).flatMap((file) => parseManifests(file)).find((m) => m.kind === 'Application') : undefined;
+  const root = existsSync(folder)
+    ? yamlFiles(folder)
+        .flatMap((file) => parseManifests(file))
+        .find((m) => m.kind === 'Application')
+    : undefined;
   if (!root) throw new UserError([`${folder}: no root Application; run \`npm run synth\` first`]);
   return root.spec.source.repoURL;
 }

@@ -12,7 +12,11 @@ import type { RenderedObject } from './render';
 /** The file of an object inside its Application's folder. */
 export function renderedFileName(object: RenderedObject): string {
   const { kind, metadata } = object.manifest;
-  return `${[kind, metadata.namespace, metadata.name].filter(Boolean).join('-').toLowerCase().replace(/[^a-z0-9.-]+/g, '_')}.yaml`;
+  return `${[kind, metadata.namespace, metadata.name]
+    .filter(Boolean)
+    .join('-')
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]+/g, '_')}.yaml`;
 }
 
 /** Environment -> (path `<Application>/<file>` -> content). Two objects with one file name share the file, one document each. */
