@@ -4,7 +4,11 @@
  * per environment and Argo CD Application, with the changed fields of every resource.
  */
 import { BUILTIN_CATALOG } from '../charts/catalog';
-import { CommandSpec, parseCommandLine, runCommand, usageError } from '../lib/tools/cli';
+import { CommandSpec, parseCommandLine, runCommandAsync, usageError } from '../lib/tools/cli';
+import { builtInApi } from '../lib/tools/render/cluster-api';
+import { renderTree } from '../lib/tools/render/rendered-diff';
+import { SOURCE_CACHE_VARIABLE, SourceCaches } from '../lib/tools/render/sources';
+import { CHART_CACHE_VARIABLE } from '../lib/tools/upstream/chart-archive';
 import { colours } from '../lib/util/colours';
 import { diffTrees } from '../lib/output/diff';
 import { formatMarkdown, formatText } from '../lib/output/diff-format';
@@ -14,7 +18,7 @@ import { recoverInterruptedWrites } from '../lib/output/atomic-replace';
 import { resolve } from 'node:path';
 
 export const DIFF_COMMAND: CommandSpec = {
-  usage: 'npm run diff -- [--base <rev>] [--format text|markdown] [--config <file>] [--env <name>] [--out <dir>]',
+  usage: 'npm run diff -- [--base <rev>] [--format text|markdown] [--config <file>] [--env <name>] [--out <dir>] [--rendered]',
   description:
     'Synthesizes in memory (writes nothing) and compares with the output directory as committed in a git revision:\n' +
     'per environment and Argo CD Application, the resources added, removed or changed, with the changed fields.',
@@ -24,28 +28,40 @@ export const DIFF_COMMAND: CommandSpec = {
     config: { type: 'string', value: '<file>', default: 'homelab.yaml', description: 'the homelab description' },
     env: { type: 'string', value: '<name>', description: 'only this environment' },
     out: { type: 'string', value: '<dir>', default: 'k8s', description: 'the output directory, relative to the working directory' },
+    rendered: { type: 'boolean', description: 'compare what Argo CD would apply: both sides rendered, upstream charts included (see npm run render)' },
+    'chart-cache': { type: 'string', value: '<dir>', description: `with --rendered: a folder of chart archives, offline (or ${CHART_CACHE_VARIABLE})` },
+    'source-cache': { type: 'string', value: '<dir>', description: `with --rendered: a folder of git sources, offline (or ${SOURCE_CACHE_VARIABLE})` },
   },
   exitStatus: ['0  no change', '1  changes (printed)', '2  usage, config or git error'],
 };
 
 const FORMATS = ['text', 'markdown'] as const;
 
-export function main(argv: readonly string[], options: { cwd?: string } = {}): number {
-  return runCommand(() => {
+export function main(argv: readonly string[], options: { cwd?: string } = {}): Promise<number> {
+  return runCommandAsync(async () => {
     const parsed = parseCommandLine(DIFF_COMMAND, argv);
     if (!parsed) return 0;
-    const { base, format, config, env, out } = parsed.values as { base: string; format: string; config: string; env?: string; out: string };
+    const values = parsed.values as { base: string; format: string; config: string; env?: string; out: string; rendered?: boolean; 'chart-cache'?: string; 'source-cache'?: string };
+    const { base, format, config, env, out } = values;
     if (!(FORMATS as readonly string[]).includes(format)) throw usageError(DIFF_COMMAND, `--format: expected one of ${FORMATS.join(', ')}, received "${format}"`);
     // A synth killed while replacing the output left it to be finished (README: what a killed synth leaves).
     recoverInterruptedWrites(resolve(options.cwd ?? process.cwd(), out));
     const commit = gitCommit(base, options.cwd);
     const head = treeOf(synthesizeConfigFile({ configFile: config, catalog: BUILTIN_CATALOG, environment: env }));
     const committed = readGitTree(commit, out, { cwd: options.cwd, environments: env !== undefined ? [env] : undefined });
-    const diff = diffTrees(committed, head);
+    const diff = values.rendered
+      ? diffTrees(...(await renderBoth(committed, head, { charts: values['chart-cache'], git: values['source-cache'] })))
+      : diffTrees(committed, head);
     const context = { base: `${base} (${commit.slice(0, 7)})`, outdir: out.replace(/\/+$/, '') };
     process.stdout.write(format === 'markdown' ? formatMarkdown(diff, context) : formatText(diff, context, colours(process.stdout)));
     return diff.length > 0 ? 1 : 0;
   });
 }
 
-if (require.main === module) process.exitCode = main(process.argv.slice(2));
+/** Both trees rendered, the base first (one render, so charts rendered with the same values are rendered once). */
+async function renderBoth(base: ReadonlyMap<string, string>, head: ReadonlyMap<string, string>, caches: SourceCaches): Promise<[Map<string, string>, Map<string, string>]> {
+  const cluster = { ...builtInApi(), caches };
+  return [await renderTree(base, cluster), await renderTree(head, cluster)];
+}
+
+if (require.main === module) void main(process.argv.slice(2)).then((status) => (process.exitCode = status));

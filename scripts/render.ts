@@ -4,12 +4,10 @@
  * a git-ignored folder for reading and diffing; with `--check`, the whole-cluster checks over
  * it (lib/tools/render/checks.ts).
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CommandSpec, parseCommandLine, runCommandAsync, usageError } from '../lib/tools/cli';
-import { readClusterScopedKinds } from '../lib/output/cluster-scoped';
 import { UserError } from '../lib/util/errors';
-import { KUBERNETES_SCHEMA_FILE, SCHEMA_DIR, SchemaIndex } from '../lib/tools/validate/manifest-validator';
+import { builtInApi } from '../lib/tools/render/cluster-api';
 import { SOURCE_CACHE_VARIABLE } from '../lib/tools/render/sources';
 import { CHART_CACHE_VARIABLE } from '../lib/tools/upstream/chart-archive';
 import { renderEnvironment, RenderedObject } from '../lib/tools/render/render';
@@ -73,7 +71,7 @@ export function main(argv: readonly string[]): Promise<number> {
     };
     const environments = values.env ? [values.env] : environmentsIn(values.from);
     if (values.env && !existsSync(join(values.from, values.env))) throw usageError(RENDER_COMMAND, `--env: no environment ${values.env} in ${values.from}`);
-    const { apiVersions, clusterScoped } = builtIns();
+    const { apiVersions, clusterScoped } = builtInApi();
     const rendered = new Map<string, RenderedObject[]>();
     for (const environment of environments) {
       const started = performance.now();
@@ -106,24 +104,6 @@ function environmentsIn(dir: string): string[] {
     .filter((entry) => entry.isDirectory() && existsSync(join(dir, entry.name, 'apps')))
     .map((entry) => entry.name)
     .sort();
-}
-
-/** What a Kubernetes cluster of our version serves before any CRD: from the imported OpenAPI definitions. */
-function builtIns(): {
-  apiVersions: string[];
-  clusterScoped: ReadonlySet<string>;
-} {
-  const index = JSON.parse(readFileSync(join(SCHEMA_DIR, 'index.json'), 'utf8')) as SchemaIndex;
-  const apiVersions = Object.entries(index.kinds).flatMap(([apiVersion, kinds]) => {
-    const builtIn = Object.entries(kinds)
-      .filter(([, ref]) => ref.startsWith(KUBERNETES_SCHEMA_FILE))
-      .map(([kind]) => `${apiVersion}/${kind}`);
-    return builtIn.length > 0 ? [apiVersion, ...builtIn] : [];
-  });
-  return {
-    apiVersions: apiVersions.sort(),
-    clusterScoped: readClusterScopedKinds(SCHEMA_DIR),
-  };
 }
 
 if (require.main === module) void main(process.argv.slice(2)).then((status) => (process.exitCode = status));

@@ -14,7 +14,7 @@ import { CONFIG_LIMITS } from '../lib/model/config/limits';
 import { firstInvalidUtf8, readConfigText } from '../lib/model/config/read-file';
 import { PLATFORM_DOC_HEADER } from '../lib/output/platform-doc';
 import { GENERATED_HEADER } from '../lib/output/synthesize';
-import { captureOutput, fixtureObject, fixtureText, parseText, readTree, ROOT, runMain, tempDir, toYamlText } from './support';
+import { captureOutputAsync, fixtureObject, fixtureText, parseText, readTree, ROOT, runMain, tempDir, toYamlText } from './support';
 import { main as diffMain } from '../scripts/diff';
 
 /** The small fixture with `lines` (already indented) as the overrides of its one environment, `lab`. */
@@ -168,10 +168,10 @@ describe('hostile config files', () => {
     expect(readTree(dir)).toEqual(before);
   });
 
-  it('npm run diff refuses a hostile config the same way', () => {
+  it('npm run diff refuses a hostile config the same way', async () => {
     const file = join(dir, 'homelab.yaml');
     writeFileSync(file, withLabOverrides('    __proto__: {domain: attacker.example.net}'));
-    const result = captureOutput(() => diffMain(['--config', file]));
+    const result = await captureOutputAsync(() => diffMain(['--config', file]));
     expect(result.status).toBe(2);
     expect(result.stderr).toContain(`error: ${file}: environments.lab.__proto__: keys named __proto__, constructor or prototype are not allowed`);
     expect(result.stdout).toBe('');

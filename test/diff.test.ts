@@ -11,7 +11,7 @@ import { SynthesizedEnvironment, synthesizeEnvironment } from '../lib/output/syn
 import { writeOutput } from '../lib/output/writer';
 import { main as diffMain } from '../scripts/diff';
 import { BUILTIN_CATALOG } from '../charts/catalog';
-import { captureOutput, platformObject, parseText, ROOT, tempDir, toYamlText } from './support';
+import { captureOutputAsync, platformObject, parseText, ROOT, tempDir, toYamlText } from './support';
 
 const NEW_APP = {
   image: 'docker.io/traefik/whoami:v1.10.1',
@@ -198,7 +198,7 @@ describe('npm run diff against git', () => {
   let changedFile: string;
   let exampleFile: string;
   const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.net', ...args], { cwd: repo, stdio: 'pipe' });
-  const run = (...args: string[]) => captureOutput(() => diffMain(['--env', 'dev', ...args], { cwd: repo }));
+  const run = (...args: string[]) => captureOutputAsync(() => diffMain(['--env', 'dev', ...args], { cwd: repo }));
 
   beforeAll(() => {
     // A repository whose first commit holds the example's k8s/dev and whose second holds the changed one.
@@ -221,26 +221,26 @@ describe('npm run diff against git', () => {
     expect(readGitTree('HEAD~2', 'k8s', { cwd: repo })).toEqual(treeOf([devEnvironment(platformObject())]));
   });
 
-  it('exits 0 with no change, 1 with changes (printed), and compares with --base', () => {
-    const same = run('--config', changedFile);
+  it('exits 0 with no change, 1 with changes (printed), and compares with --base', async () => {
+    const same = await run('--config', changedFile);
     expect(same.status).toBe(0);
     expect(same.stdout).toMatch(/^No changes to k8s\/ against HEAD \([0-9a-f]{7}\)$/m);
 
-    const changed = run('--config', changedFile, '--base', 'HEAD~2');
+    const changed = await run('--config', changedFile, '--base', 'HEAD~2');
     expect(changed.status).toBe(1);
     expect(changed.stdout).toMatch(/^ {10}spec\.replicas: 1 -> 3$/m);
     expect(changed.stderr).toBe('');
 
-    const markdown = run('--config', exampleFile, '--format', 'markdown');
+    const markdown = await run('--config', exampleFile, '--format', 'markdown');
     expect(markdown.status).toBe(1);
     expect(markdown.stdout).toContain('- `spec.replicas`: `3` → `1`');
   });
 
-  it('exits 2 on a usage, config or git error, naming it', () => {
-    expect(run('--format', 'html')).toMatchObject({ status: 2, stderr: expect.stringContaining('--format: expected one of text, markdown, received "html"') });
-    expect(run('--config', exampleFile, '--base', 'no-such-branch')).toMatchObject({ status: 2, stderr: expect.stringContaining('--base no-such-branch: not a commit') });
-    expect(run('--config', join(repo, 'missing.yaml'))).toMatchObject({ status: 2, stderr: expect.stringContaining('cannot read the config file') });
-    expect(run('--help')).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: npm run diff[\s\S]*exit status:\n {2}0 {2}no change\n {2}1 {2}changes/) });
+  it('exits 2 on a usage, config or git error, naming it', async () => {
+    expect(await run('--format', 'html')).toMatchObject({ status: 2, stderr: expect.stringContaining('--format: expected one of text, markdown, received "html"') });
+    expect(await run('--config', exampleFile, '--base', 'no-such-branch')).toMatchObject({ status: 2, stderr: expect.stringContaining('--base no-such-branch: not a commit') });
+    expect(await run('--config', join(repo, 'missing.yaml'))).toMatchObject({ status: 2, stderr: expect.stringContaining('cannot read the config file') });
+    expect(await run('--help')).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: npm run diff[\s\S]*exit status:\n {2}0 {2}no change\n {2}1 {2}changes/) });
   });
 });
 

@@ -217,6 +217,23 @@ export function runMain(args: string[]): { status: number; stdout: string; stder
   return captureOutput(() => main(args));
 }
 
+/** captureOutput for a command whose main function waits (diff, render). */
+export async function captureOutputAsync(run: () => Promise<number>): Promise<{ status: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = process.stdout.write;
+  const err = process.stderr.write;
+  process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+  try {
+    const status = await run();
+    return { status, stdout, stderr };
+  } finally {
+    process.stdout.write = out;
+    process.stderr.write = err;
+  }
+}
+
 /** Runs a command's main function in-process, capturing what it prints. */
 export function captureOutput(run: () => number): { status: number; stdout: string; stderr: string } {
   let stdout = '';
