@@ -513,6 +513,21 @@ describe('connectivity through NetworkPolicies', () => {
     expect(connectivityOf(routed([ingress, sameNamespaceOnly]))).toHaveLength(1);
   });
 
+  it('follow a pod to the Services it names in its environment, command or arguments', () => {
+    const client: Manifest = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'client', namespace: 'edge' },
+      spec: {
+        selector: { matchLabels: { 'app.kubernetes.io/name': 'client' } },
+        template: { metadata: { labels: { 'app.kubernetes.io/name': 'client' } }, spec: { containers: [{ ...restrictedContainer, env: [{ name: 'URL', value: 'http://whoami.web.svc.cluster.local:80/' }] }] } },
+      },
+    };
+    expect(connectivityOf([...routed([ingress, egress]), client])).toEqual([
+      'Deployment client cannot reach Deployment whoami in web on port 8080: egress from edge: no rule of the policies default-deny selecting the pod admits it',
+    ]);
+  });
+
   it('let the API server reach a webhook only through an ipBlock rule', () => {
     const webhook: Manifest = {
       apiVersion: 'admissionregistration.k8s.io/v1',

@@ -457,10 +457,13 @@ function jobsSelected(set: RenderedSet): Problem[] {
   });
 }
 
+/** An in-cluster Service address: `<service>.<namespace>.svc[.cluster.local][:port]`. */
+const SERVICE_ADDRESS = /\b([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.svc(?:\.cluster\.local)?(?::(\d+))?/g;
+
 /**
  * The connections the platform relies on, through every NetworkPolicy of the set (both
  * directions): Prometheus to each monitor's targets, the router (Traefik) to each route's
- * backends, the API server to each admission webhook.
+ * backends, each pod to the Services it names, the API server to each admission webhook.
  */
 function connectivity(set: RenderedSet): Problem[] {
   const policies = new PolicySet(
@@ -535,6 +538,19 @@ function connectivity(set: RenderedSet): Problem[] {
         const service = services.find((s) => s.metadata.name === backend.name && s.metadata.namespace === (backend.namespace ?? object.manifest.metadata.namespace));
         if (service) check(object, 'Traefik', routers, backends(service, backend.port));
       }
+    }
+  }
+  // Each pod to the in-cluster Services it names (`<service>.<namespace>.svc[.cluster.local][:port]`
+  // in its command, arguments or environment; a name without a port means the Service's only port).
+  for (const w of set.workloads) {
+    const text = JSON.stringify(containersOf(w.pod).map((c) => [c.command, c.args, c.env]));
+    for (const match of text.matchAll(SERVICE_ADDRESS)) {
+      const [, name, namespace, port] = match;
+      const service = services.find((s) => s.metadata.name === name && s.metadata.namespace === namespace);
+      const ports: any[] = service?.spec?.ports ?? [];
+      const servicePort = port !== undefined ? Number(port) : ports.length === 1 ? ports[0].port : undefined;
+      if (!service || servicePort === undefined) continue;
+      check(set.objectOf(w), `${w.label} ${w.object.manifest.metadata.name}`, [endpoint(w)], backends(service, servicePort));
     }
   }
   for (const object of [...set.kind('ValidatingWebhookConfiguration'), ...set.kind('MutatingWebhookConfiguration')]) {
