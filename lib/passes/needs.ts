@@ -9,6 +9,7 @@
  * every `storageClass`/`storageClassName` in its Helm values. The graph turns each need into an
  * edge; `checkNeeds` proves the waves honour every one.
  */
+import type { ApiObject } from 'cdk8s';
 import { UserError } from '../util/errors';
 import { LAYER_ORDER } from '../model/layers';
 import { apiGroup, describeNeed, isBuiltInGroup, Need, needKey } from '../model/needs';
@@ -33,8 +34,35 @@ export interface NeedAnalysis {
 
 type Manifest = Record<string, any>;
 
+/**
+ * Kinds whose needs and provisions are their apiVersion, kind and name alone: no pod, claim,
+ * Secret reference or storage class in them. They are most of the objects (NetworkPolicies above
+ * all), and rendering them twice per environment was a fifth of a synth.
+ */
+const IDENTITY_ONLY: ReadonlySet<string> = new Set([
+  'v1/ConfigMap',
+  'v1/Namespace',
+  'v1/Service',
+  'v1/ServiceAccount',
+  'networking.k8s.io/v1/NetworkPolicy',
+  'policy/v1/PodDisruptionBudget',
+  'rbac.authorization.k8s.io/v1/ClusterRole',
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding',
+  'rbac.authorization.k8s.io/v1/Role',
+  'rbac.authorization.k8s.io/v1/RoleBinding',
+  'monitoring.coreos.com/v1/PodMonitor',
+  'monitoring.coreos.com/v1/PrometheusRule',
+  'monitoring.coreos.com/v1/ServiceMonitor',
+]);
+
+/** What the analysis reads of an object: the whole manifest, or only its identity where that is all there is to read. */
+function needsView(service: HomelabService, object: ApiObject): Manifest {
+  if (!IDENTITY_ONLY.has(`${object.apiVersion}/${object.kind}`)) return service.render(object) as Manifest;
+  return { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.name, namespace: object.metadata.namespace } };
+}
+
 export function analyseNeeds(platform: Platform): NeedAnalysis {
-  const rendered = new Map(platform.services.map((service) => [service, service.apiObjects.map((object) => service.render(object) as Manifest)]));
+  const rendered = new Map(platform.services.map((service) => [service, service.apiObjects.map((object) => needsView(service, object))]));
   const providers = providerIndex(platform, rendered);
   const lookup = lookups(platform, rendered);
   const needs = new Map(

@@ -14,7 +14,7 @@ import type { LintedObject, Workload } from '../lint/model';
 import { containersOf, selects, workloadsOf } from '../lint/workloads';
 import { RENDER_EXCEPTIONS, RenderException } from './exceptions';
 import { operatorProducts } from './operators';
-import { FROM_OUTSIDE_PODS, PodEndpoint, podEndpoint, PolicySet } from './connectivity';
+import { FROM_OUTSIDE_PODS, labelsMatch, PodEndpoint, podEndpoint, PolicySet } from './connectivity';
 import type { Manifest, RenderedObject } from './render';
 
 /** The kinds of whole-cluster check, as problems and exceptions name them. */
@@ -170,29 +170,12 @@ function monitoredNamespaces(monitor: Manifest): (namespace: string | undefined)
   return (namespace) => namespace !== undefined && names.includes(namespace);
 }
 
-function matchesSelector(selector: any, labels: Record<string, string> = {}): boolean {
-  if (!selector) return false;
-  const matchLabels: Record<string, string> = selector.matchLabels ?? {};
-  const expressions: any[] = selector.matchExpressions ?? [];
-  if (Object.keys(matchLabels).length === 0 && expressions.length === 0) return true;
-  return (
-    Object.entries(matchLabels).every(([k, v]) => labels[k] === v) &&
-    expressions.every((e) => {
-      const value = labels[e.key];
-      if (e.operator === 'In') return value !== undefined && e.values.includes(value);
-      if (e.operator === 'NotIn') return value === undefined || !e.values.includes(value);
-      if (e.operator === 'Exists') return value !== undefined;
-      if (e.operator === 'DoesNotExist') return value === undefined;
-      return false;
-    })
-  );
-}
 
 function monitorTargets(set: RenderedSet): Problem[] {
   const services = set.kind('Service').map((o) => o.manifest);
   const serviceMonitors = set.kind('ServiceMonitor').flatMap((object) => {
     const inScope = monitoredNamespaces(object.manifest);
-    const selected = services.filter((s) => inScope(s.metadata.namespace) && matchesSelector(object.manifest.spec.selector, s.metadata.labels));
+    const selected = services.filter((s) => inScope(s.metadata.namespace) && labelsMatch(object.manifest.spec.selector, s.metadata.labels));
     if (selected.length === 0) return [set.problem('monitor-target', object, `selects no Service (${JSON.stringify(object.manifest.spec.selector)})`)];
     return ((object.manifest.spec.endpoints ?? []) as any[])
       .filter((endpoint) => endpoint.port !== undefined && !selected.some((s) => (s.spec.ports ?? []).some((p: any) => p.name === endpoint.port)))
@@ -206,7 +189,7 @@ function monitorTargets(set: RenderedSet): Problem[] {
   });
   const podMonitors = set.kind('PodMonitor').flatMap((object) => {
     const inScope = monitoredNamespaces(object.manifest);
-    const selected = set.workloads.filter((w) => w.longRunning && inScope(w.namespace) && matchesSelector(object.manifest.spec.selector, w.podLabels));
+    const selected = set.workloads.filter((w) => w.longRunning && inScope(w.namespace) && labelsMatch(object.manifest.spec.selector, w.podLabels));
     if (selected.length === 0) return [set.problem('monitor-target', object, `selects no pods (${JSON.stringify(object.manifest.spec.selector)})`)];
     return ((object.manifest.spec.podMetricsEndpoints ?? []) as any[])
       .filter((endpoint) => endpoint.port !== undefined && !selected.some((w) => containersOf(w.pod).some((c) => (c.ports ?? []).some((p: any) => p.name === endpoint.port))))
@@ -343,13 +326,13 @@ function networkPolicies(set: RenderedSet): Problem[] {
     const policy = object.manifest;
     const ns = policy.metadata.namespace!;
     const problems: string[] = [];
-    if (!matchesSelectorOrEmpty(policy.spec.podSelector) && !podsIn(ns).some((w) => matchesSelector(policy.spec.podSelector, w.podLabels))) {
+    if (!matchesSelectorOrEmpty(policy.spec.podSelector) && !podsIn(ns).some((w) => labelsMatch(policy.spec.podSelector, w.podLabels))) {
       problems.push(`its podSelector ${JSON.stringify(policy.spec.podSelector)} selects no pod in ${ns}`);
     }
     const peers: any[] = [...(policy.spec.ingress ?? []).flatMap((r: any) => r.from ?? []), ...(policy.spec.egress ?? []).flatMap((r: any) => r.to ?? [])];
     for (const peer of peers) {
       if (peer.ipBlock) continue;
-      const peerNamespaces = peer.namespaceSelector ? [...namespaces].filter(([, labels]) => matchesSelector(peer.namespaceSelector, labels)).map(([name]) => name) : [ns];
+      const peerNamespaces = peer.namespaceSelector ? [...namespaces].filter(([, labels]) => labelsMatch(peer.namespaceSelector, labels)).map(([name]) => name) : [ns];
       // Namespaces that are not ours (kube-system) are not in the set: only a selector of ours can be checked.
       if (peer.namespaceSelector && peerNamespaces.length === 0) {
         const named = peer.namespaceSelector.matchLabels?.['kubernetes.io/metadata.name'];
@@ -357,7 +340,7 @@ function networkPolicies(set: RenderedSet): Problem[] {
           problems.push(`a peer's namespaceSelector ${JSON.stringify(peer.namespaceSelector)} selects no namespace of the set`);
         continue;
       }
-      if (peer.podSelector && !matchesSelectorOrEmpty(peer.podSelector) && !peerNamespaces.some((n) => podsIn(n).some((w) => matchesSelector(peer.podSelector, w.podLabels)))) {
+      if (peer.podSelector && !matchesSelectorOrEmpty(peer.podSelector) && !peerNamespaces.some((n) => podsIn(n).some((w) => labelsMatch(peer.podSelector, w.podLabels)))) {
         problems.push(`a peer's podSelector ${JSON.stringify(peer.podSelector)} selects no pod in ${peerNamespaces.join(', ')}`);
       }
     }
@@ -511,13 +494,13 @@ function connectivity(set: RenderedSet): Problem[] {
   const services = set.kind('Service').map((o) => o.manifest);
   for (const object of set.kind('ServiceMonitor')) {
     const inScope = monitoredNamespaces(object.manifest);
-    for (const service of services.filter((s) => inScope(s.metadata.namespace) && matchesSelector(object.manifest.spec.selector, s.metadata.labels))) {
+    for (const service of services.filter((s) => inScope(s.metadata.namespace) && labelsMatch(object.manifest.spec.selector, s.metadata.labels))) {
       for (const endpointSpec of (object.manifest.spec.endpoints ?? []) as any[]) check(object, 'Prometheus', prometheus, backends(service, endpointSpec.port));
     }
   }
   for (const object of set.kind('PodMonitor')) {
     const inScope = monitoredNamespaces(object.manifest);
-    for (const w of set.workloads.filter((w) => w.longRunning && inScope(w.namespace) && matchesSelector(object.manifest.spec.selector, w.podLabels))) {
+    for (const w of set.workloads.filter((w) => w.longRunning && inScope(w.namespace) && labelsMatch(object.manifest.spec.selector, w.podLabels))) {
       const pod = endpoint(w);
       for (const endpointSpec of (object.manifest.spec.podMetricsEndpoints ?? []) as any[]) {
         const port = pod.namedPorts.get(endpointSpec.port);
