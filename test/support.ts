@@ -217,37 +217,42 @@ export function runMain(args: string[]): { status: number; stdout: string; stder
   return captureOutput(() => main(args));
 }
 
-/** captureOutput for a command whose main function waits (diff, render). */
-export async function captureOutputAsync(run: () => Promise<number>): Promise<{ status: number; stdout: string; stderr: string }> {
+/** Collects what the process prints from now on; the returned function stops and gives it. */
+function interceptOutput(): () => { stdout: string; stderr: string } {
   let stdout = '';
   let stderr = '';
   const out = process.stdout.write;
   const err = process.stderr.write;
   process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
   process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
-  try {
-    const status = await run();
-    return { status, stdout, stderr };
-  } finally {
+  return () => {
     process.stdout.write = out;
     process.stderr.write = err;
+    return { stdout, stderr };
+  };
+}
+
+/** captureOutput for a command whose main function waits (diff, render). */
+export async function captureOutputAsync(run: () => Promise<number>): Promise<{ status: number; stdout: string; stderr: string }> {
+  const stop = interceptOutput();
+  try {
+    const status = await run();
+    return { status, ...stop() };
+  } catch (error) {
+    stop();
+    throw error;
   }
 }
 
 /** Runs a command's main function in-process, capturing what it prints. */
 export function captureOutput(run: () => number): { status: number; stdout: string; stderr: string } {
-  let stdout = '';
-  let stderr = '';
-  const out = process.stdout.write;
-  const err = process.stderr.write;
-  process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
+  const stop = interceptOutput();
   try {
     const status = run();
-    return { status, stdout, stderr };
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
+    return { status, ...stop() };
+  } catch (error) {
+    stop();
+    throw error;
   }
 }
 

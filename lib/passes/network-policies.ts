@@ -78,28 +78,67 @@ export interface AllowRule {
   readonly reason: string;
 }
 
-/** The allow rules of every namespace, by the service owning it (besides the deny and same-namespace policies). */
-export function allowRules(platform: Platform, apiServerSources: readonly string[]): Map<HomelabService, AllowRule[]> {
-  const rules = new Map(platform.services.map((s): [HomelabService, AllowRule[]] => [s, []]));
-  const add = (service: HomelabService, rule: AllowRule) => {
+/** Rules by the service owning the namespace they go into; a name used twice in one namespace is a bug. */
+function ruleSets<Rule extends { readonly name: string }>(platform: Platform): { rules: Map<HomelabService, Rule[]>; add: (service: HomelabService, rule: Rule) => void } {
+  const rules = new Map(platform.services.map((s): [HomelabService, Rule[]] => [s, []]));
+  const add = (service: HomelabService, rule: Rule) => {
     const list = rules.get(service)!;
     if (list.some((r) => r.name === rule.name)) throw new Error(`${service.serviceName}: two NetworkPolicies named ${rule.name}`);
     list.push(rule);
   };
+  return { rules, add };
+}
+
+/**
+ * The connections between namespaces that the typed graph declares; each becomes an ingress rule
+ * on the receiving side and an egress rule on the sending side.
+ */
+function* references(platform: Platform): Generator<{ client: HomelabService; provider: HomelabService; served: ServedPort }> {
   const referrers = referrersOf(platform);
   for (const provider of platform.services) {
     for (const served of provider.servedPorts) {
       for (const client of served.clients ?? referrers.get(provider) ?? []) {
-        if (client.namespaceName === provider.namespaceName) continue;
-        add(provider, {
-          name: `allow-${client.serviceName}-${portKey(served)}`,
-          podSelector: served.podSelector,
-          ports: [portOf(served)],
-          from: [namespacePeer(client.namespaceName)],
-          reason: `${client.serviceName} connects to ${provider.serviceName}`,
-        });
+        if (client.namespaceName !== provider.namespaceName) yield { client, provider, served };
       }
     }
+  }
+}
+
+/** The metrics scraper to every declared endpoint outside its own namespace. */
+function* scrapes(platform: Platform) {
+  const scraper = platform.services.find(isMetricsScraper);
+  if (!scraper) return;
+  for (const service of platform.services) {
+    for (const endpoint of service.metricsEndpoints) {
+      const namespace = endpoint.namespace ?? service.namespaceName;
+      if (namespace !== scraper.scraperPods.namespace) yield { scraper, service, endpoint, namespace, ...scrapedPods(endpoint) };
+    }
+  }
+}
+
+/** The exposure router to every exposure outside its own namespace. */
+function* routes(platform: Platform) {
+  const router = platform.services.find(isExposureRouter);
+  if (!router) return;
+  for (const service of platform.services) {
+    if (service.namespaceName === router.namespaceName) continue;
+    for (const exposure of service.exposures) yield { router, service, exposure };
+  }
+}
+
+/** The allow rules of every namespace, by the service owning it (besides the deny and same-namespace policies). */
+export function allowRules(platform: Platform, apiServerSources: readonly string[]): Map<HomelabService, AllowRule[]> {
+  const { rules, add } = ruleSets<AllowRule>(platform);
+  for (const { client, provider, served } of references(platform)) {
+    add(provider, {
+      name: `allow-${client.serviceName}-${portKey(served)}`,
+      podSelector: served.podSelector,
+      ports: [portOf(served)],
+      from: [namespacePeer(client.namespaceName)],
+      reason: `${client.serviceName} connects to ${provider.serviceName}`,
+    });
+  }
+  for (const provider of platform.services) {
     // Entry points: the load balancer forwards clients from anywhere (with externalTrafficPolicy
     // Local their own addresses), so no narrower source exists.
     for (const served of provider.publicPorts) {
@@ -121,41 +160,28 @@ export function allowRules(platform: Platform, apiServerSources: readonly string
       });
     }
   }
-  const scraper = platform.services.find(isMetricsScraper);
-  if (scraper) {
+  const owners = new Map(platform.services.map((s) => [s.namespaceName, s]));
+  for (const { scraper, service, endpoint, namespace, port, podSelector } of scrapes(platform)) {
+    // Namespaces we do not create (kube-system) get no policy from us.
+    const owner = owners.get(namespace);
+    if (!owner) continue;
     const scraperKey = scraper.scraperName.toLowerCase();
-    const owners = new Map(platform.services.map((s) => [s.namespaceName, s]));
-    for (const service of platform.services) {
-      for (const endpoint of service.metricsEndpoints) {
-        const namespace = endpoint.namespace ?? service.namespaceName;
-        // Namespaces we do not create (kube-system) get no policy from us.
-        const owner = owners.get(namespace);
-        if (!owner || namespace === scraper.scraperPods.namespace) continue;
-        const { port, podSelector } = scrapedPods(endpoint);
-        add(owner, {
-          name: owner === service ? `allow-${scraperKey}-${endpoint.name}` : `allow-${scraperKey}-${service.serviceName}-${endpoint.name}`,
-          podSelector,
-          ports: [{ port, protocol: 'TCP' }],
-          from: [peer(scraper.scraperPods)],
-          reason: `${scraper.scraperName} scrapes the ${endpoint.name} metrics of ${service.serviceName}`,
-        });
-      }
-    }
+    add(owner, {
+      name: owner === service ? `allow-${scraperKey}-${endpoint.name}` : `allow-${scraperKey}-${service.serviceName}-${endpoint.name}`,
+      podSelector,
+      ports: [{ port, protocol: 'TCP' }],
+      from: [peer(scraper.scraperPods)],
+      reason: `${scraper.scraperName} scrapes the ${endpoint.name} metrics of ${service.serviceName}`,
+    });
   }
-  const router = platform.services.find(isExposureRouter);
-  if (router) {
-    for (const service of platform.services) {
-      if (service.namespaceName === router.namespaceName) continue;
-      for (const exposure of service.exposures) {
-        add(service, {
-          name: `allow-${router.routerName.toLowerCase()}-${exposure.subdomain}`,
-          podSelector: exposure.podSelector,
-          ports: [{ port: exposure.podPort, protocol: 'TCP' }],
-          from: [peer(router.routerPods)],
-          reason: `${router.routerName} routes ${exposure.subdomain} to ${exposure.serviceName}`,
-        });
-      }
-    }
+  for (const { router, service, exposure } of routes(platform)) {
+    add(service, {
+      name: `allow-${router.routerName.toLowerCase()}-${exposure.subdomain}`,
+      podSelector: exposure.podSelector,
+      ports: [{ port: exposure.podPort, protocol: 'TCP' }],
+      from: [peer(router.routerPods)],
+      reason: `${router.routerName} routes ${exposure.subdomain} to ${exposure.serviceName}`,
+    });
   }
   return rules;
 }
@@ -166,55 +192,30 @@ export function allowRules(platform: Platform, apiServerSources: readonly string
  * namespaces, scrapes and routes into namespaces of any owner, and each service's declarations.
  */
 export function egressRules(platform: Platform, policies: Pick<NetworkPolicyProvider, 'apiServerSources'>, settings: EgressSettings): Map<HomelabService, EgressRule[]> {
-  const rules = new Map(platform.services.map((s): [HomelabService, EgressRule[]] => [s, []]));
-  const add = (service: HomelabService, rule: EgressRule) => {
-    const list = rules.get(service)!;
-    if (list.some((r) => r.name === rule.name)) throw new Error(`${service.serviceName}: two NetworkPolicies named ${rule.name}`);
-    list.push(rule);
-  };
-  const referrers = referrersOf(platform);
-  for (const provider of platform.services) {
-    for (const served of provider.servedPorts) {
-      for (const client of served.clients ?? referrers.get(provider) ?? []) {
-        if (client.namespaceName === provider.namespaceName) continue;
-        add(client, {
-          name: `${EGRESS_PREFIX}${provider.serviceName}-${portKey(served)}`,
-          podSelector: {},
-          egress: [{ to: [peer({ namespace: provider.namespaceName, podSelector: served.podSelector })], ports: [portOf(served)] }],
-          reason: `${client.serviceName} connects to ${provider.serviceName}`,
-        });
-      }
-    }
+  const { rules, add } = ruleSets<EgressRule>(platform);
+  for (const { client, provider, served } of references(platform)) {
+    add(client, {
+      name: `${EGRESS_PREFIX}${provider.serviceName}-${portKey(served)}`,
+      podSelector: {},
+      egress: [{ to: [peer({ namespace: provider.namespaceName, podSelector: served.podSelector })], ports: [portOf(served)] }],
+      reason: `${client.serviceName} connects to ${provider.serviceName}`,
+    });
   }
-  const scraper = platform.services.find(isMetricsScraper);
-  if (scraper) {
-    for (const service of platform.services) {
-      for (const endpoint of service.metricsEndpoints) {
-        const namespace = endpoint.namespace ?? service.namespaceName;
-        if (namespace === scraper.scraperPods.namespace) continue;
-        const { port, podSelector } = scrapedPods(endpoint);
-        add(scraper, {
-          name: `${EGRESS_PREFIX}scrape-${service.serviceName}-${endpoint.name}`,
-          podSelector: scraper.scraperPods.podSelector,
-          egress: [{ to: [peer({ namespace, podSelector })], ports: [{ port, protocol: 'TCP' }] }],
-          reason: `${scraper.scraperName} scrapes the ${endpoint.name} metrics of ${service.serviceName}`,
-        });
-      }
-    }
+  for (const { scraper, service, endpoint, namespace, port, podSelector } of scrapes(platform)) {
+    add(scraper, {
+      name: `${EGRESS_PREFIX}scrape-${service.serviceName}-${endpoint.name}`,
+      podSelector: scraper.scraperPods.podSelector,
+      egress: [{ to: [peer({ namespace, podSelector })], ports: [{ port, protocol: 'TCP' }] }],
+      reason: `${scraper.scraperName} scrapes the ${endpoint.name} metrics of ${service.serviceName}`,
+    });
   }
-  const router = platform.services.find(isExposureRouter);
-  if (router) {
-    for (const service of platform.services) {
-      if (service.namespaceName === router.namespaceName) continue;
-      for (const exposure of service.exposures) {
-        add(router, {
-          name: `${EGRESS_PREFIX}route-${exposure.subdomain}`,
-          podSelector: router.routerPods.podSelector,
-          egress: [{ to: [peer({ namespace: service.namespaceName, podSelector: exposure.podSelector })], ports: [{ port: exposure.podPort, protocol: 'TCP' }] }],
-          reason: `${router.routerName} routes ${exposure.subdomain} to ${exposure.serviceName}`,
-        });
-      }
-    }
+  for (const { router, service, exposure } of routes(platform)) {
+    add(router, {
+      name: `${EGRESS_PREFIX}route-${exposure.subdomain}`,
+      podSelector: router.routerPods.podSelector,
+      egress: [{ to: [peer({ namespace: service.namespaceName, podSelector: exposure.podSelector })], ports: [{ port: exposure.podPort, protocol: 'TCP' }] }],
+      reason: `${router.routerName} routes ${exposure.subdomain} to ${exposure.serviceName}`,
+    });
   }
   for (const service of platform.services) {
     for (const declared of service.egress) {
