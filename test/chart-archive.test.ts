@@ -12,22 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { ChartReference } from '../lib/model/sources';
 import { archiveName, chartArchive, chartFiles, isOciRepository, sha256 } from '../lib/tools/upstream/chart-archive';
-import { UserError } from '../lib/util/errors';
 import { readTarGz } from '../lib/util/tar-gz';
 import { chartTgz, tarGz } from './tar';
-import { tempDir } from './support';
+import { tempDir, userErrorOf } from './support';
 
 const demo = (version: string, repoURL = 'https://charts.example.org'): ChartReference => ({ repoURL, chart: 'demo', version });
 
-/** The UserError lines a promise rejects with. */
-async function userErrorOf(promise: Promise<unknown>): Promise<string> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(UserError);
-  return (error as UserError).problems.join('\n');
-}
 
 describe('readTarGz', () => {
   it('reads regular files, with the long paths of PAX headers', () => {

@@ -18,6 +18,8 @@ import { HomelabService } from '../lib/model/service';
 import { buildPlatform as buildPlatformOf, SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { documentsOf } from '../lib/tools/lint/tree';
 import { projectRoot } from '../lib/util/project';
+import { UserError } from '../lib/util/errors';
+import { expect } from 'vitest';
 
 export const ROOT = projectRoot();
 /** The operator's config: only the invariants and the checks of the committed output read it. */
@@ -293,4 +295,14 @@ export function runWithFakeCommands<T = undefined>(
   } finally {
     rmSync(bin, { recursive: true, force: true });
   }
+}
+
+/** The UserError lines a promise rejects with (fails the test if it resolves or rejects otherwise). */
+export async function userErrorOf(promise: Promise<unknown>): Promise<string> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(UserError);
+  return (error as UserError).problems.join('\n');
 }

@@ -22,7 +22,7 @@ import { chartModule, chartSchema, HELM_IMPORTS, HELM_VALUES_IMPORTS } from '../
 import { writeSchemas } from '../scripts/import-schemas';
 import { refreshVendor, selectCrds } from '../scripts/refresh-vendor';
 import { chartIsCurrent, crdModuleIsCurrent, crdModules, readLock, staleInputs, UpstreamInputs, VENDOR_DIR } from '../scripts/upstream-inputs';
-import { readTree, ROOT, tempDir } from './support';
+import { readTree, ROOT, tempDir, userErrorOf } from './support';
 import { chartTgz } from './tar';
 
 describe('vendor/', () => {
@@ -119,14 +119,6 @@ function fixture(version = '1.0.0') {
   return { root, cache, inputs, refresh: (options: { force?: boolean; inputs?: UpstreamInputs } = {}) => refreshVendor({ chartCache: cache, download: fakeDownload, inputs, ...options }) };
 }
 
-async function userErrorOf(promise: Promise<unknown>): Promise<string> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(UserError);
-  return (error as UserError).problems.join('\n');
-}
 
 describe('refreshVendor', () => {
   it("vendors the chart's Chart.yaml, values.yaml and values.schema.json, the selected CRDs and the definitions, with a lock", async () => {
