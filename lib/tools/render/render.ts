@@ -298,24 +298,20 @@ function kustomizeBuild(folder: string, kustomize: any, ctx: SourceContext): Man
   }
 }
 
-/** Argo CD's `images` entries (`name=newName:tag`, `name:tag`) as a kustomization's images. */
-function imageOverride(image: string): Record<string, string> {
-  const [name, replacement = name] = image.includes('=') ? image.split('=') : [image.replace(/[:@].*$/, ''), image];
+/** Argo CD's `images` entries (`name=newName[:tag|@digest]`, `name:tag`) as a kustomization's images. */
+export function imageOverride(image: string): Record<string, string> {
+  const [name, replacement] = image.includes('=') ? image.split('=', 2) : [repositoryOf(image), image];
   const digest = replacement.indexOf('@');
-  if (digest >= 0)
-    return {
-      name,
-      newName: replacement.slice(0, digest),
-      digest: replacement.slice(digest + 1),
-    };
-  const colon = replacement.lastIndexOf(':');
-  return colon > replacement.lastIndexOf('/')
-    ? {
-        name,
-        newName: replacement.slice(0, colon),
-        newTag: replacement.slice(colon + 1),
-      }
-    : { name, newName: replacement };
+  if (digest >= 0) return { name, newName: replacement.slice(0, digest), digest: replacement.slice(digest + 1) };
+  const repository = repositoryOf(replacement);
+  return repository === replacement ? { name, newName: replacement } : { name, newName: repository, newTag: replacement.slice(repository.length + 1) };
+}
+
+/** An image reference without its tag or digest (a registry's `host:port` is not a tag). */
+function repositoryOf(image: string): string {
+  const withoutDigest = image.split('@')[0];
+  const colon = withoutDigest.lastIndexOf(':');
+  return colon > withoutDigest.lastIndexOf('/') ? withoutDigest.slice(0, colon) : withoutDigest;
 }
 
 function isKustomization(folder: string): boolean {
