@@ -11,7 +11,7 @@ import { builtInApi } from '../lib/tools/render/cluster-api';
 import { SOURCE_CACHE_VARIABLE } from '../lib/tools/render/sources';
 import { CHART_CACHE_VARIABLE } from '../lib/tools/upstream/chart-archive';
 import { renderEnvironment, RenderedObject } from '../lib/tools/render/render';
-import { writeRenderedTree } from '../lib/tools/render/rendered-tree';
+import { renderedTreeRefusal, writeRenderedTree } from '../lib/tools/render/rendered-tree';
 import { checkRendered } from '../lib/tools/render/checks';
 import { readdirSync, existsSync } from 'node:fs';
 
@@ -71,6 +71,9 @@ export function main(argv: readonly string[]): Promise<number> {
     };
     const environments = values.env ? [values.env] : environmentsIn(values.from);
     if (values.env && !existsSync(join(values.from, values.env))) throw usageError(RENDER_COMMAND, `--env: no environment ${values.env} in ${values.from}`);
+    // Before the minutes of rendering: where the result will go.
+    const refusal = renderedTreeRefusal(values.out, values.from);
+    if (refusal) throw new UserError([refusal]);
     const { apiVersions, clusterScoped } = builtInApi();
     const rendered = new Map<string, RenderedObject[]>();
     for (const environment of environments) {
@@ -87,7 +90,7 @@ export function main(argv: readonly string[]): Promise<number> {
         `${environment}: ${objects.length} objects of ${new Set(objects.map((o) => o.application)).size} Applications (${((performance.now() - started) / 1000).toFixed(1)} s)\n`,
       );
     }
-    writeRenderedTree(values.out, rendered, {
+    writeRenderedTree(values.out, values.from, rendered, {
       partial: values.env !== undefined,
     });
     if (!values.check) return 0;

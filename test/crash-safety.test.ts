@@ -6,7 +6,7 @@
  * temporary remains.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main as lintMain } from '../scripts/lint';
@@ -174,6 +174,27 @@ describe('a synth killed at any step', () => {
       expectNextSynthFinishes(state);
     }
     expect(missing).toBe(1);
+  });
+
+  it("never puts a dead run's tree over output a later run wrote (its process id reused meanwhile)", () => {
+    // Killed just before the exchange: the journal is committed, the new tree staged.
+    const state = killedBefore(steps.find((s) => s.what === 'exchange')!.n);
+    const leftovers = () => readdirSync(state.dir).filter((e) => e.startsWith('.k8s~synth-'));
+    const renamePid = (from: RegExp, to: string) => {
+      for (const entry of leftovers()) renameSync(join(state.dir, entry), join(state.dir, entry.replace(from, to)));
+    };
+    // While a live process holds the dead run's id, later runs leave its temporaries alone ...
+    const dead = /^\.k8s~synth-(\d+)-/.exec(leftovers()[0])![1];
+    renamePid(/^\.k8s~synth-\d+-/, `.k8s~synth-${process.pid}-`);
+    const later = configWith('later');
+    expect(synth(later, state).status).toBe(0);
+    const newer = contents(state);
+    expect(newer.tree).not.toEqual(after.tree);
+    // ... and once that id is free again, recovery discards them instead of swapping them in.
+    renamePid(/^\.k8s~synth-\d+-/, `.k8s~synth-${dead}-`);
+    captureOutput(() => lintMain(['--dir', state.out]));
+    expect(contents(state)).toEqual(newer);
+    expectNoLeftovers(state);
   });
 
   it('a kill while the next run recovers leaves it whole too; the run after finishes', () => {

@@ -554,6 +554,23 @@ describe('derived egress NetworkPolicies', () => {
       { to: 'internet', ports: [{ port: 22, protocol: 'TCP' }, { port: 443, protocol: 'TCP' }] },
     ]);
     expect(urlDestination('http://minio.lan:9000')).toEqual({ to: 'internet', ports: [{ port: 9000, protocol: 'TCP' }] });
+    expect(urlDestination('https://[fd00::1]:6443')).toEqual({ to: ['fd00::1/128'], ports: [{ port: 6443, protocol: 'TCP' }] });
+    expect(() => urlDestination('https://k8s.lan:99999')).toThrow(/k8s\.lan:99999: not a URL an egress rule can be derived from/);
+  });
+
+  it('refuse a repository or API server URL that does not parse, at its config path', () => {
+    const problems = (change: (config: Record<string, any>) => void) => {
+      try {
+        parseText(variant(change), 'homelab.yaml');
+      } catch (error) {
+        return (error as { problems: string[] }).problems;
+      }
+      return [];
+    };
+    expect(problems((config) => (config.git.repoURL = 'https://github.com:99999/example/homelab.git'))).toEqual([expect.stringContaining('git.repoURL: expected a Git URL with a valid host and port')]);
+    expect(problems((config) => (config.environments.dev.cluster = { server: 'https://k8s.lan:99999' }))).toEqual([
+      expect.stringContaining('environments.dev.cluster.server: expected an https:// URL with a valid host and port'),
+    ]);
   });
 
   it('are not emitted in an environment that turns egress off, and stay in the others', () => {

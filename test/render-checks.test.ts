@@ -271,6 +271,26 @@ describe('the whole-cluster checks', () => {
     expect(problems).toHaveLength(1);
   });
 
+  it("find a StatefulSet's claims by its claim templates, and only those", () => {
+    const statefulSet = (claim: string): Manifest => ({
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'db', namespace: 'web' },
+      spec: {
+        serviceName: 'db',
+        selector: { matchLabels: { 'app.kubernetes.io/name': 'db' } },
+        volumeClaimTemplates: [{ metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } }],
+        template: {
+          metadata: { labels: { 'app.kubernetes.io/name': 'db' } },
+          spec: { containers: [restrictedContainer], volumes: [{ name: 'restore', persistentVolumeClaim: { claimName: claim } }] },
+        },
+      },
+    });
+    const references = (claim: string) => environmentProblems('test', rendered([...cleanSet(), statefulSet(claim)])).filter((p) => p.check === 'reference').map((p) => p.message);
+    expect(references('data-db-0')).toEqual([]);
+    expect(references('data')).toEqual(['StatefulSet refers to PersistentVolumeClaim web/data, which nothing in the rendered set makes']);
+  });
+
   it("see what operators make: the RabbitMQ operator's Service selects a checkpoint pod named after the cluster", () => {
     const namespace = 'rabbitmq';
     const cluster: Manifest = {

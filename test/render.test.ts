@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { builtInApi } from '../lib/tools/render/cluster-api';
 import { imageOverride, renderEnvironment } from '../lib/tools/render/render';
-import { renderedFiles } from '../lib/tools/render/rendered-tree';
+import { RENDERED_MARKER, renderedFiles, renderedTreeRefusal } from '../lib/tools/render/rendered-tree';
 import { tempDir, toYamlText } from './support';
 
 const REPO = 'https://example.net/homelab.git';
@@ -71,5 +71,24 @@ describe("an Application's kustomize images", () => {
     ['app=ghcr.io/app@sha256:abc', { name: 'app', newName: 'ghcr.io/app', digest: 'sha256:abc' }],
   ])('%s', (image, expected) => {
     expect(imageOverride(image)).toEqual(expected);
+  });
+});
+
+describe('where the rendered tree may go', () => {
+  it('replaces only a missing or empty folder or a rendered tree, never the output, the working directory or foreign files', () => {
+    const dir = tempDir();
+    const out = join(dir, '.rendered');
+    const from = join(dir, 'k8s');
+    expect(renderedTreeRefusal(out, from)).toBeUndefined();
+    mkdirSync(out);
+    expect(renderedTreeRefusal(out, from)).toBeUndefined();
+    writeFileSync(join(out, 'notes.txt'), 'mine');
+    expect(renderedTreeRefusal(out, from)).toMatch(/holds files that render did not write/);
+    writeFileSync(join(out, RENDERED_MARKER), '');
+    expect(renderedTreeRefusal(out, from)).toBeUndefined();
+    expect(renderedTreeRefusal(from, from)).toMatch(/is, holds or is inside the synthesized output/);
+    expect(renderedTreeRefusal(join(from, 'x'), from)).toMatch(/is, holds or is inside the synthesized output/);
+    expect(renderedTreeRefusal('/', from)).toMatch(/holds the working directory/);
+    expect(renderedTreeRefusal('.', from)).toMatch(/holds the working directory/);
   });
 });

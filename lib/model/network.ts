@@ -4,6 +4,7 @@
  * the ports the Kubernetes API server calls (admission webhooks, aggregated APIs), and where a
  * service's pods connect beyond what the graph implies (the API server, the internet).
  */
+import { UserError } from '../util/errors';
 import type { HomelabService } from './service';
 
 export interface ServedPort {
@@ -137,8 +138,12 @@ export function inClusterNamespace(url: string): string | undefined {
  */
 export function urlDestination(url: string): ExternalDestination & { readonly ports: readonly EgressPort[] } {
   const scp = /^[^@\s/]+@([^:\s/]+):/.exec(url);
-  const parsed = scp ? undefined : new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `https://${url}`);
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `https://${url}`;
+  if (!scp && !URL.canParse(withScheme)) throw new UserError([`${url}: not a URL an egress rule can be derived from (a host and, optionally, a port from 1 to 65535)`]);
+  const parsed = scp ? undefined : new URL(withScheme);
   const host = scp ? scp[1] : parsed!.hostname;
   const port = scp ? 22 : parsed!.port ? Number(parsed!.port) : (DEFAULT_PORTS[parsed!.protocol] ?? 443);
-  return { to: /^\d{1,3}(\.\d{1,3}){3}$/.test(host) ? [`${host}/32`] : 'internet', ports: [{ port, protocol: 'TCP' }] };
+  // An address is its own block (`[fd00::1]` is an IPv6 literal); a name resolves at run time.
+  const to = /^\d{1,3}(\.\d{1,3}){3}$/.test(host) ? [`${host}/32`] : /^\[[0-9a-f:.]+\]$/i.test(host) ? [`${host.slice(1, -1)}/128`] : 'internet';
+  return { to, ports: [{ port, protocol: 'TCP' }] };
 }

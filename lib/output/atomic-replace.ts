@@ -64,6 +64,11 @@ interface Journal {
   readonly documents: readonly string[];
   /** The staging tree's `<device>:<inode>` (committed only). */
   readonly staging?: string;
+  /**
+   * The `<device>:<inode>` of the output directory the staging tree replaces, none if there was
+   * none (committed only): recovery swaps only over that tree, never over a newer run's output.
+   */
+  readonly replaces?: string;
 }
 
 /** One replacement of an output directory and its documents: begin, stage, then commit or abandon. */
@@ -123,10 +128,11 @@ export class OutputReplacement {
       phase: 'committed',
       documents: this.documents,
       staging: identity(temporaries.staging),
+      replaces: identity(temporaries.outdir),
     };
-    writeJournal(temporaries, journal);
-    this.committed = true;
     try {
+      writeJournal(temporaries, journal);
+      this.committed = true;
       swapIn(temporaries, journal);
     } catch (error) {
       // The same call failed before the swap (EACCES, EXDEV ...): put the old tree back if it was moved.
@@ -183,8 +189,10 @@ function temporaryPrefix(outdir: string): string {
 /** Steps 4-6 of a committed journal; with `swap`, step 4 too unless it was done (recovery). */
 function completeSwap(temporaries: Temporaries, journal: Journal, options: { swap?: boolean } = {}): void {
   if (options.swap && identity(temporaries.outdir) !== journal.staging) {
-    if (identity(temporaries.staging) !== journal.staging) {
-      // Neither is the new tree: something removed it after the kill. Keep the old output.
+    // The output is still the tree this run replaces (or, between two renames, that tree is retired).
+    const current = identity(temporaries.outdir) ?? identity(temporaries.retired);
+    if (identity(temporaries.staging) !== journal.staging || current !== journal.replaces) {
+      // The new tree is gone, or a later run has written the output since: keep the output.
       if (!existsSync(temporaries.outdir) && existsSync(temporaries.retired)) {
         testStep('rename', temporaries.outdir);
         renameSync(temporaries.retired, temporaries.outdir);

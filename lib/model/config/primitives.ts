@@ -90,10 +90,10 @@ export const duration = matching(/^(\d+(ms|s|m|h))+$/, 'a duration such as "30s"
 export const gitRepoUrl = matching(
   /^(https:\/\/[^\s/]+\/\S+|ssh:\/\/\S+|git@[^\s:]+:\S+)$/,
   'a Git URL ("https://host/org/repo.git" or "git@host:org/repo.git")',
-);
+).refine((url) => url.startsWith('git@') || URL.canParse(url), expected('a Git URL with a valid host and port'));
 
 /** Kubernetes API server URL of a destination cluster. */
-export const clusterServerUrl = matching(/^https:\/\/\S+$/, 'an https:// Kubernetes API server URL');
+export const clusterServerUrl = matching(/^https:\/\/\S+$/, 'an https:// Kubernetes API server URL').refine((url) => URL.canParse(url), expected('an https:// URL with a valid host and port'));
 
 /** Label key (optionally prefixed by a DNS subdomain) and value, as Kubernetes checks them. */
 export const labelKey = matching(

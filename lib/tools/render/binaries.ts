@@ -47,17 +47,20 @@ export function toolsCache(): string {
 export function locateTool(tool: Tool): string {
   const override = process.env[OVERRIDE[tool]];
   if (override) {
-    if (!runs(override)) throw new UserError([`${OVERRIDE[tool]}=${override}: cannot run it`]);
+    if (!runs(override, tool)) throw new UserError([`${OVERRIDE[tool]}=${override}: cannot run it`]);
     return override;
   }
-  if (runs(tool)) return tool;
+  if (runs(tool, tool)) return tool;
   const cached = join(toolsCache(), IN_LAYER[tool]);
   if (!existsSync(cached)) fetchTools();
   return cached;
 }
 
-function runs(command: string): boolean {
-  const result = spawnSync(command, ['version'], { stdio: 'ignore' });
+/** How to ask each tool its version without a cluster (`kubectl version` alone also asks the API server). */
+const VERSION_ARGS: Record<Tool, readonly string[]> = { helm: ['version'], kubectl: ['version', '--client'] };
+
+function runs(command: string, tool: Tool): boolean {
+  const result = spawnSync(command, VERSION_ARGS[tool], { stdio: 'ignore' });
   return result.error === undefined && result.status === 0;
 }
 

@@ -44,8 +44,10 @@ export function checkRendered(environments: ReadonlyMap<string, readonly Rendere
       else lines.push(formatProblem(problem));
     }
   }
+  // An exception about an Application that no environment here renders (one checked alone) is not unused.
+  const rendered = new Set([...environments.values()].flatMap((objects) => objects.map((o) => o.application)));
   for (const exception of exceptions) {
-    if (!used.has(exception) && environments.size > 0)
+    if (!used.has(exception) && rendered.has(exception.object.split('/')[0]))
       lines.push(`exceptions: ${exception.check} ${exception.object} excuses nothing in ${[...environments.keys()].join(', ')}; remove it (${exception.reason})`);
   }
   return lines;
@@ -243,7 +245,6 @@ function producedSecrets(set: RenderedSet): Set<string> {
   return new Set([
     ...set.kind('ExternalSecret').map((o) => `${o.manifest.metadata.namespace}/${o.manifest.spec?.target?.name ?? o.manifest.metadata.name}`),
     ...set.kind('Certificate').map((o) => `${o.manifest.metadata.namespace}/${o.manifest.spec?.secretName}`),
-    ...set.kind('ServiceAccount').flatMap(() => []),
   ]);
 }
 
@@ -274,7 +275,7 @@ function references(set: RenderedSet): Problem[] {
           configMap(source.configMap?.name, source.configMap?.optional);
         }
         const claim = volume.persistentVolumeClaim?.claimName;
-        if (claim && !set.has('PersistentVolumeClaim', claim, ns) && ![...claimTemplates].some((t) => t.startsWith(`${ns}/${claim}`)))
+        if (claim && !set.has('PersistentVolumeClaim', claim, ns) && ![...claimTemplates].some((t) => `${ns}/${claim}`.startsWith(`${t}-`)))
           missing.push(`PersistentVolumeClaim ${ns}/${claim}`);
       }
       for (const container of containersOf(w.pod)) {

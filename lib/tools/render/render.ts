@@ -223,14 +223,15 @@ function helmTemplate(archive: string, helm: any, ctx: SourceContext): Manifest[
       '--include-crds',
     ];
     for (const version of ctx.apiVersions) args.push('--api-versions', version);
-    if (helm.valuesObject) {
-      const values = join(scratch, 'values.yaml');
-      writeFileSync(values, stringify(helm.valuesObject));
-      args.push('--values', values);
-    }
+    // Later values files win: Argo CD gives valuesObject precedence over values.
     if (helm.values) {
       const values = join(scratch, 'inline-values.yaml');
       writeFileSync(values, helm.values);
+      args.push('--values', values);
+    }
+    if (helm.valuesObject) {
+      const values = join(scratch, 'values.yaml');
+      writeFileSync(values, stringify(helm.valuesObject));
       args.push('--values', values);
     }
     for (const p of helm.parameters ?? []) args.push(p.forceString ? '--set-string' : '--set', `${p.name}=${p.value}`);

@@ -163,7 +163,8 @@ function pullTarget(chart: ChartReference): string {
 
 function helmPull(chart: ChartReference, cache: string): void {
   const target = pullTarget(chart);
-  const result = spawnSync('helm', ['pull', target, '--version', chart.version, '--destination', cache], { encoding: 'utf8' });
+  // The helm `npm run render` uses when named (HOMELAB_HELM), else the one on PATH.
+  const result = spawnSync(process.env.HOMELAB_HELM ?? 'helm', ['pull', target, '--version', chart.version, '--destination', cache], { encoding: 'utf8' });
   if (result.error && (result.error as NodeJS.ErrnoException).code === 'ENOENT') {
     throw new UserError([
       `helm is needed to pull the OCI chart ${target} ${chart.version} and is not on PATH: ` +
