@@ -51,6 +51,16 @@ const variant = (change: (config: Record<string, any>) => void) => {
   return toYamlText(config);
 };
 
+/** The config problems of the platform fixture after `change`; none if it is valid. */
+const problems = (change: (config: Record<string, any>) => void): string[] => {
+  try {
+    parseText(variant(change), 'homelab.yaml');
+  } catch (error) {
+    return (error as { problems: string[] }).problems;
+  }
+  return [];
+};
+
 const example = synth(platformText());
 const prod = example.find((e) => e.name === 'prod')!;
 
@@ -530,14 +540,6 @@ describe('derived egress NetworkPolicies', () => {
     expect(assistant.spec.egress[0].ports).toEqual([{ port: 443, protocol: 'TCP' }]);
     expect(assistant.spec.egress[1]).toEqual({ to: [{ ipBlock: { cidr: '192.168.1.0/24' } }], ports: [{ port: 1883, protocol: 'TCP' }, { port: 5353, protocol: 'UDP' }] });
     expect(egressNamed(dev, 'n8n', `${EGRESS_PREFIX}external`)).toEqual([]);
-    const problems = (change: (config: Record<string, any>) => void) => {
-      try {
-        parseText(variant(change), 'homelab.yaml');
-      } catch (error) {
-        return (error as { problems: string[] }).problems;
-      }
-      return [];
-    };
     expect(problems((config) => (config.apps['home-assistant'].egress = [{ to: 'anywhere' }]))).toEqual([expect.stringContaining('apps.home-assistant.egress.0.to: expected "internet" or a list of CIDR blocks')]);
     expect(problems((config) => (config.apps['home-assistant'].egress = [{ to: ['10.0.0.0/33'] }]))).toEqual([expect.stringContaining('apps.home-assistant.egress.0.to')]);
     expect(problems((config) => (config.services.n8n.egress = [{ to: 'internet', ports: ['99999/udp'] }]))).toEqual([expect.stringContaining('services.n8n.egress.0.ports.0')]);
@@ -559,14 +561,6 @@ describe('derived egress NetworkPolicies', () => {
   });
 
   it('refuse a repository or API server URL that does not parse, at its config path', () => {
-    const problems = (change: (config: Record<string, any>) => void) => {
-      try {
-        parseText(variant(change), 'homelab.yaml');
-      } catch (error) {
-        return (error as { problems: string[] }).problems;
-      }
-      return [];
-    };
     expect(problems((config) => (config.git.repoURL = 'https://github.com:99999/example/homelab.git'))).toEqual([expect.stringContaining('git.repoURL: expected a Git URL with a valid host and port')]);
     expect(problems((config) => (config.environments.dev.cluster = { server: 'https://k8s.lan:99999' }))).toEqual([
       expect.stringContaining('environments.dev.cluster.server: expected an https:// URL with a valid host and port'),
