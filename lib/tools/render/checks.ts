@@ -106,6 +106,25 @@ class RenderedSet {
     return this.byKind.get(kind) ?? [];
   }
 
+  /** The Service `name` in `namespace`, if the set has it. */
+  service(namespace: string | undefined, name: string): Manifest | undefined {
+    return this.kind('Service').find((o) => o.manifest.metadata.name === name && o.manifest.metadata.namespace === namespace)?.manifest;
+  }
+
+  /** The Services a ServiceMonitor selects, in the namespaces its namespaceSelector covers (its own unless `any` or `matchNames`). */
+  monitoredServices(monitor: Manifest): Manifest[] {
+    const inScope = monitoredNamespaces(monitor);
+    return this.kind('Service')
+      .map((o) => o.manifest)
+      .filter((s) => inScope(s.metadata.namespace) && labelsMatch(monitor.spec.selector, s.metadata.labels));
+  }
+
+  /** The long-running pods a PodMonitor selects, likewise. */
+  monitoredWorkloads(monitor: Manifest): Workload[] {
+    const inScope = monitoredNamespaces(monitor);
+    return this.workloads.filter((w) => w.longRunning && inScope(w.namespace) && labelsMatch(monitor.spec.selector, w.podLabels));
+  }
+
   /** Whether an object of `kind` named `name` is in `namespace` (any namespace for cluster-scoped kinds). */
   has(kind: string, name: string, namespace?: string): boolean {
     return this.kind(kind).some((o) => o.manifest.metadata.name === name && (namespace === undefined || o.manifest.metadata.namespace === namespace));
@@ -120,6 +139,13 @@ class RenderedSet {
       message,
     };
   }
+}
+
+function monitoredNamespaces(monitor: Manifest): (namespace: string | undefined) => boolean {
+  const selector = monitor.spec?.namespaceSelector;
+  if (selector?.any) return () => true;
+  const names: string[] = selector?.matchNames ?? [monitor.metadata.namespace!];
+  return (namespace) => namespace !== undefined && names.includes(namespace);
 }
 
 function linted(environment: string, object: RenderedObject): LintedObject {
@@ -164,20 +190,9 @@ function duplicates(set: RenderedSet): Problem[] {
   });
 }
 
-/** The namespaces a monitor's namespaceSelector covers: its own unless `any` or `matchNames`. */
-function monitoredNamespaces(monitor: Manifest): (namespace: string | undefined) => boolean {
-  const selector = monitor.spec?.namespaceSelector;
-  if (selector?.any) return () => true;
-  const names: string[] = selector?.matchNames ?? [monitor.metadata.namespace!];
-  return (namespace) => namespace !== undefined && names.includes(namespace);
-}
-
-
 function monitorTargets(set: RenderedSet): Problem[] {
-  const services = set.kind('Service').map((o) => o.manifest);
   const serviceMonitors = set.kind('ServiceMonitor').flatMap((object) => {
-    const inScope = monitoredNamespaces(object.manifest);
-    const selected = services.filter((s) => inScope(s.metadata.namespace) && labelsMatch(object.manifest.spec.selector, s.metadata.labels));
+    const selected = set.monitoredServices(object.manifest);
     if (selected.length === 0) return [set.problem('monitor-target', object, `selects no Service (${JSON.stringify(object.manifest.spec.selector)})`)];
     return ((object.manifest.spec.endpoints ?? []) as any[])
       .filter((endpoint) => endpoint.port !== undefined && !selected.some((s) => (s.spec.ports ?? []).some((p: any) => p.name === endpoint.port)))
@@ -190,8 +205,7 @@ function monitorTargets(set: RenderedSet): Problem[] {
       );
   });
   const podMonitors = set.kind('PodMonitor').flatMap((object) => {
-    const inScope = monitoredNamespaces(object.manifest);
-    const selected = set.workloads.filter((w) => w.longRunning && inScope(w.namespace) && labelsMatch(object.manifest.spec.selector, w.podLabels));
+    const selected = set.monitoredWorkloads(object.manifest);
     if (selected.length === 0) return [set.problem('monitor-target', object, `selects no pods (${JSON.stringify(object.manifest.spec.selector)})`)];
     return ((object.manifest.spec.podMetricsEndpoints ?? []) as any[])
       .filter((endpoint) => endpoint.port !== undefined && !selected.some((w) => containersOf(w.pod).some((c) => (c.ports ?? []).some((p: any) => p.name === endpoint.port))))
@@ -202,10 +216,10 @@ function monitorTargets(set: RenderedSet): Problem[] {
 
 /** Whether the Service `name` in `namespace` exists and has the port (a number or a name). */
 function servicePortProblem(set: RenderedSet, namespace: string, name: string, port: unknown): string | undefined {
-  const service = set.kind('Service').find((o) => o.manifest.metadata.name === name && o.manifest.metadata.namespace === namespace);
+  const service = set.service(namespace, name);
   if (!service) return `routes to Service ${namespace}/${name}, which is not in the rendered set`;
   if (port === undefined) return undefined;
-  const ports: any[] = service.manifest.spec.ports ?? [];
+  const ports: any[] = service.spec.ports ?? [];
   return ports.some((p) => p.port === port || p.name === port)
     ? undefined
     : `routes to port ${port} of Service ${namespace}/${name}, which has ${ports.map((p) => p.name ?? p.port).join(', ')}`;
@@ -492,16 +506,13 @@ function connectivity(set: RenderedSet): Problem[] {
       }
     }
   };
-  const services = set.kind('Service').map((o) => o.manifest);
   for (const object of set.kind('ServiceMonitor')) {
-    const inScope = monitoredNamespaces(object.manifest);
-    for (const service of services.filter((s) => inScope(s.metadata.namespace) && labelsMatch(object.manifest.spec.selector, s.metadata.labels))) {
+    for (const service of set.monitoredServices(object.manifest)) {
       for (const endpointSpec of (object.manifest.spec.endpoints ?? []) as any[]) check(object, 'Prometheus', prometheus, backends(service, endpointSpec.port));
     }
   }
   for (const object of set.kind('PodMonitor')) {
-    const inScope = monitoredNamespaces(object.manifest);
-    for (const w of set.workloads.filter((w) => w.longRunning && inScope(w.namespace) && labelsMatch(object.manifest.spec.selector, w.podLabels))) {
+    for (const w of set.monitoredWorkloads(object.manifest)) {
       const pod = endpoint(w);
       for (const endpointSpec of (object.manifest.spec.podMetricsEndpoints ?? []) as any[]) {
         const port = pod.namedPorts.get(endpointSpec.port);
@@ -519,7 +530,7 @@ function connectivity(set: RenderedSet): Problem[] {
   for (const object of set.kind('IngressRoute')) {
     for (const route of (object.manifest.spec.routes ?? []) as any[]) {
       for (const backend of ((route.services ?? []) as any[]).filter((b) => (b.kind ?? 'Service') === 'Service')) {
-        const service = services.find((s) => s.metadata.name === backend.name && s.metadata.namespace === (backend.namespace ?? object.manifest.metadata.namespace));
+        const service = set.service(backend.namespace ?? object.manifest.metadata.namespace, backend.name);
         if (service) check(object, 'Traefik', routers, backends(service, backend.port));
       }
     }
@@ -530,7 +541,7 @@ function connectivity(set: RenderedSet): Problem[] {
     const text = JSON.stringify(containersOf(w.pod).map((c) => [c.command, c.args, c.env]));
     for (const match of text.matchAll(SERVICE_ADDRESS)) {
       const [, name, namespace, port] = match;
-      const service = services.find((s) => s.metadata.name === name && s.metadata.namespace === namespace);
+      const service = set.service(namespace, name);
       const ports: any[] = service?.spec?.ports ?? [];
       const servicePort = port !== undefined ? Number(port) : ports.length === 1 ? ports[0].port : undefined;
       if (!service || servicePort === undefined) continue;
@@ -540,7 +551,7 @@ function connectivity(set: RenderedSet): Problem[] {
   for (const object of [...set.kind('ValidatingWebhookConfiguration'), ...set.kind('MutatingWebhookConfiguration')]) {
     for (const webhook of (object.manifest.webhooks ?? []) as any[]) {
       const ref = webhook.clientConfig?.service;
-      const service = ref && services.find((s) => s.metadata.name === ref.name && s.metadata.namespace === ref.namespace);
+      const service = ref && set.service(ref.namespace, ref.name);
       if (service) check(object, `the API server (webhook ${webhook.name})`, FROM_OUTSIDE_PODS, backends(service, ref.port ?? 443));
     }
   }
