@@ -56,7 +56,7 @@ const KUBERNETES_DEFINITIONS_URL =
   'https://raw.githubusercontent.com/cdk8s-team/cdk8s/71f8cba7ecc809d861e837e842217202d5e5a16c/kubernetes-schemas/v1.28.0/_definitions.json';
 
 /** Each pinned chart, by chart name (its folder under vendor/charts). */
-export function vendoredCharts(): ReadonlyMap<string, ChartReference> {
+function vendoredCharts(): ReadonlyMap<string, ChartReference> {
   return new Map(Object.values(CHARTS).map((chart) => [chart.chart, chart]));
 }
 

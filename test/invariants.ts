@@ -20,9 +20,11 @@ import { isClusterScoped, scopedKindName } from '../lib/output/cluster-scoped';
 import { GENERATED_HEADER } from '../lib/output/synthesize';
 import { formatViolation, lintObjects } from '../lib/tools/lint/lint';
 import { lintedObjects } from '../lib/tools/lint/tree';
+import { selects } from '../lib/tools/lint/workloads';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { KUBERNETES_VERSION } from '../lib/model/kubernetes';
+import { containersOf, podSpecOf } from '../lib/model/workloads';
 import { Manifest, manifestsOf, Synthesized } from './support';
 
 export interface Invariant {
@@ -83,22 +85,6 @@ const sourcesOf = (app: Manifest): any[] => app.spec.sources ?? [app.spec.source
 
 const ownerOf = (s: Synthesized, path: string): HomelabService | undefined => s.platform.services.find((service) => service.serviceName === path.split('/')[0]);
 
-function podSpecOf(manifest: Manifest): any | undefined {
-  switch (manifest.kind) {
-    case 'Pod':
-      return manifest.spec;
-    case 'Deployment':
-    case 'StatefulSet':
-    case 'DaemonSet':
-    case 'ReplicaSet':
-    case 'Job':
-      return manifest.spec.template.spec;
-    case 'CronJob':
-      return manifest.spec.jobTemplate.spec.template.spec;
-    default:
-      return undefined;
-  }
-}
 
 /** The pod templates of a document: workloads, and the groups of RayClusters (with KubeRay's autoscaler sidecar). */
 function podTemplates(manifest: Manifest): { part: string; pod: any }[] {
@@ -115,7 +101,6 @@ function podTemplates(manifest: Manifest): { part: string; pod: any }[] {
   return pod ? [{ part: '', pod }] : [];
 }
 
-const containersOf = (pod: any): any[] => [...(pod.initContainers ?? []), ...pod.containers];
 
 /** Whether a pod's nodeSelector and required node affinity admit a node (In and Exists only). */
 function admits(pod: any, node: string, nodeLabels: Readonly<Record<string, string>>): boolean {
@@ -330,8 +315,6 @@ export const INVARIANTS: readonly Invariant[] = [
     check: (all) =>
       all.flatMap((s) => {
         const docs = manifestsOf(s.env);
-        const matches = (selector: Record<string, string> | undefined, labels: Record<string, string>) =>
-          selector !== undefined && Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
         const affinitySelectors = (pod: any): Record<string, string>[] =>
           ['podAffinity', 'podAntiAffinity'].flatMap((kind) => [
             ...(pod.affinity?.[kind]?.requiredDuringSchedulingIgnoredDuringExecution ?? []).map((term: any) => term.labelSelector?.matchLabels),
@@ -349,7 +332,7 @@ export const INVARIANTS: readonly Invariant[] = [
             const where = `${s.env.environment}/${path}`;
             return [
               ...selectors
-                .filter((candidate) => candidate.namespace === manifest.metadata.namespace && matches(candidate.selector, labels))
+                .filter((candidate) => candidate.namespace === manifest.metadata.namespace && selects(candidate.selector, labels))
                 .map((candidate) => `${where}: its pods are selected by ${s.env.environment}/${candidate.path}`),
               ...problems(!serviceNames.has(labels['app.kubernetes.io/name']), `${where}: its pods are named ${labels['app.kubernetes.io/name']}, as a service is`),
             ];

@@ -14,7 +14,7 @@ import { Layer } from './layers';
 import { jobPodLabels, selectorLabels, serviceLabels } from './labels';
 import type { Platform } from './platform';
 import type { ResourceDemand } from './capacity';
-import type { GitManifests, HelmRelease, KustomizeSource } from './sources';
+import type { GitManifests, HelmChartVersion, HelmRelease, KustomizeSource } from './sources';
 import type { AlertRule, Dashboard, MetricsEndpoint } from './monitoring';
 import type { Exposure } from './exposure';
 import type { Egress, ServedPort } from './network';
@@ -185,6 +185,11 @@ export abstract class HomelabService extends Chart {
   /** The upstream chart Argo CD installs with the service's own manifests. */
   get helm(): HelmRelease | undefined {
     return this.upstreamChart;
+  }
+
+  /** Every pinned upstream source of the service, in its Application's order: the chart, the kustomizations, the plain manifests. */
+  get upstreamSources(): readonly (HelmChartVersion | KustomizeSource | GitManifests)[] {
+    return [...(this.upstreamChart ? [this.upstreamChart.chart] : []), ...this.kustomizations, ...this.manifests];
   }
 
   /**

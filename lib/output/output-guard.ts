@@ -65,7 +65,7 @@ function documentProblems(document: Pick<GeneratedDocument, 'path' | 'header'>, 
 }
 
 /** Whether `inner` is `outer` or inside it (absolute paths). */
-function contains(outer: string, inner: string): boolean {
+export function contains(outer: string, inner: string): boolean {
   return inner === outer || inner.startsWith(outer.endsWith(sep) ? outer : `${outer}${sep}`);
 }
 

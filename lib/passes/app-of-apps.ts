@@ -116,7 +116,7 @@ export class AppOfApps extends Construct {
       metadata: { name },
       spec: {
         description,
-        sourceRepos: [...new Set([env.git.repoURL, ...services.flatMap(sourceReposOf)])].sort(),
+        sourceRepos: [...new Set([env.git.repoURL, ...services.flatMap((s) => s.upstreamSources.map((source) => source.repoURL))])].sort(),
         destinations: scope.namespaces.map((namespace) => ({ server: env.cluster.server, namespace })),
         clusterResourceWhitelist: scope.clusterScoped.map(groupKind),
         namespaceResourceBlacklist: ARGOCD_CONTROL_KINDS.filter((kind) => !emitted.has(kind)).map((kind) => ({ group: ARGOCD_GROUP, kind })),
@@ -222,9 +222,6 @@ function retryPolicy(platform: Platform): ApplicationSpecSyncPolicyRetry {
 }
 
 /** The repositories of a service's sources besides ours: its chart's, its kustomizations', its manifests'. */
-function sourceReposOf(service: HomelabService): string[] {
-  return [...(service.helm ? [service.helm.chart.repoURL] : []), ...service.kustomizations.map((k) => k.repoURL), ...service.manifests.map((m) => m.repoURL)];
-}
 
 function deleteNamespacePatch(namespace: string): string {
   return `$patch: delete\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${namespace}\n`;

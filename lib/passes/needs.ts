@@ -15,6 +15,7 @@ import { LAYER_ORDER } from '../model/layers';
 import { apiGroup, describeNeed, isBuiltInGroup, Need, needKey } from '../model/needs';
 import type { Platform } from '../model/platform';
 import type { HomelabService } from '../model/service';
+import { containersOf, podSpecOf } from '../model/workloads';
 import type { WaveMode } from './waves';
 
 /** Who provides a need: a service's Application, or the operator by hand before the first sync. */
@@ -137,11 +138,18 @@ function declaredNeeds(service: HomelabService): Need[] {
 
 /** Storage classes named in Helm values: the charts' convention is a `storageClass` or `storageClassName` key. */
 function valueStorageClasses(values: unknown): string[] {
-  if (Array.isArray(values)) return values.flatMap(valueStorageClasses);
-  if (typeof values !== 'object' || values === null) return [];
-  return Object.entries(values).flatMap(([key, value]) =>
-    (key === 'storageClass' || key === 'storageClassName') && typeof value === 'string' ? (value && value !== '-' ? [value] : []) : valueStorageClasses(value),
-  );
+  // Charts spell it either way; `-` (or empty) means the cluster's default class.
+  return collect(values, (key, value) => ((key === 'storageClass' || key === 'storageClassName') && typeof value === 'string' ? (value && value !== '-' ? [value] : []) : undefined));
+}
+
+/**
+ * What `pick` takes from every key of a nested value (mappings and lists): where it returns a
+ * list, that is the key's contribution; where it returns undefined, the value is searched in turn.
+ */
+function collect(value: unknown, pick: (key: string, value: any) => string[] | undefined): string[] {
+  if (Array.isArray(value)) return value.flatMap((item) => collect(item, pick));
+  if (typeof value !== 'object' || value === null) return [];
+  return Object.entries(value).flatMap(([key, v]) => pick(key, v) ?? collect(v, pick));
 }
 
 interface Lookups {
@@ -196,7 +204,7 @@ function objectNeeds(manifest: Manifest, service: HomelabService, lookup: Lookup
 /** The Secrets and claims a pod needs to start: optional references are not needs. */
 function podNeeds(pod: Manifest, namespace: string): Need[] {
   const secret = (name: string): Need => ({ kind: 'secret', namespace, name });
-  const containers: Manifest[] = [...(pod.initContainers ?? []), ...(pod.containers ?? [])];
+  const containers: Manifest[] = containersOf(pod);
   return [
     ...containers.flatMap((c) => (c.env ?? []).map((e: Manifest) => e.valueFrom?.secretKeyRef).filter((ref: Manifest | undefined) => ref && !ref.optional).map((ref: Manifest) => secret(ref.name))),
     ...containers.flatMap((c) => (c.envFrom ?? []).map((e: Manifest) => e.secretRef).filter((ref: Manifest | undefined) => ref && !ref.optional).map((ref: Manifest) => secret(ref.name))),
@@ -246,38 +254,15 @@ function namespaceOf(manifest: Manifest, service: HomelabService): string {
   return manifest.metadata?.namespace ?? service.namespaceName;
 }
 
-function podSpecOf(manifest: Manifest): Manifest | undefined {
-  switch (manifest.kind) {
-    case 'Pod':
-      return manifest.spec;
-    case 'Deployment':
-    case 'StatefulSet':
-    case 'DaemonSet':
-    case 'ReplicaSet':
-    case 'Job':
-      return manifest.spec?.template?.spec;
-    case 'CronJob':
-      return manifest.spec?.jobTemplate?.spec?.template?.spec;
-    default:
-      return undefined;
-  }
-}
 
 /** Every `storageClassName` in an object: claims, claim templates, operators' persistence settings. */
 function storageClassNames(value: unknown): string[] {
-  if (Array.isArray(value)) return value.flatMap(storageClassNames);
-  if (typeof value !== 'object' || value === null) return [];
-  return Object.entries(value).flatMap(([key, v]) => (key === 'storageClassName' && typeof v === 'string' && v ? [v] : storageClassNames(v)));
+  return collect(value, (key, v) => (key === 'storageClassName' && typeof v === 'string' && v ? [v] : undefined));
 }
 
 /** The Secrets an issuer's solvers reference (`apiTokenSecretRef` ...); its account key it generates itself. */
 function solverSecrets(spec: Manifest): string[] {
-  const refs = (value: unknown): string[] => {
-    if (Array.isArray(value)) return value.flatMap(refs);
-    if (typeof value !== 'object' || value === null) return [];
-    return Object.entries(value).flatMap(([key, v]) => (key.endsWith('SecretRef') && typeof (v as Manifest)?.name === 'string' ? [(v as Manifest).name] : refs(v)));
-  };
-  return refs(spec.acme?.solvers ?? []);
+  return collect(spec.acme?.solvers ?? [], (key, v) => (key.endsWith('SecretRef') && typeof v?.name === 'string' ? [v.name] : undefined));
 }
 
 /** The server URL of a SecretStore's provider (`provider.vault.server`). */

@@ -54,7 +54,7 @@ export const EGRESS_PREFIX = 'egress-';
  * in them (k3s: 10.42.0.0/16 and 10.43.0.0/16), so `internet` never reaches a pod.
  */
 export const NON_PUBLIC_IPV4 = ['10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16'] as const;
-export const NON_PUBLIC_IPV6 = ['fc00::/7', 'fe80::/10'] as const;
+const NON_PUBLIC_IPV6 = ['fc00::/7', 'fe80::/10'] as const;
 
 type Port = { readonly port: number | string; readonly protocol: 'TCP' | 'UDP' };
 
@@ -191,7 +191,7 @@ export function allowRules(platform: Platform, apiServerSources: readonly string
  * same-namespace and DNS policies): the sending side of every ingress rule between our
  * namespaces, scrapes and routes into namespaces of any owner, and each service's declarations.
  */
-export function egressRules(platform: Platform, policies: Pick<NetworkPolicyProvider, 'apiServerSources'>, settings: EgressSettings): Map<HomelabService, EgressRule[]> {
+function egressRules(platform: Platform, policies: Pick<NetworkPolicyProvider, 'apiServerSources'>, settings: EgressSettings): Map<HomelabService, EgressRule[]> {
   const { rules, add } = ruleSets<EgressRule>(platform);
   for (const { client, provider, served } of references(platform)) {
     add(client, {
@@ -265,7 +265,7 @@ function externalEgress(destination: ExternalDestination, settings: EgressSettin
 function repositoryUrls(platform: Platform): string[] {
   const urls = [
     platform.config.git.repoURL,
-    ...platform.services.flatMap((s) => [...(s.helm ? [s.helm.chart.repoURL] : []), ...s.kustomizations.map((k) => k.repoURL), ...s.manifests.map((m) => m.repoURL)]),
+    ...platform.services.flatMap((s) => s.upstreamSources.map((source) => source.repoURL)),
   ];
   return [...new Set(urls)];
 }

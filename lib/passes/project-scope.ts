@@ -5,7 +5,6 @@
  * plus each Application's destination namespace. Nothing more: no `*`.
  */
 import type { HomelabService } from '../model/service';
-import type { UpstreamFootprint } from '../model/sources';
 
 /** `Kind.group` of a cluster-scoped kind (the core group as `Kind`), undefined for a namespaced one. */
 export type ClusterScopedName = (apiVersion: string, kind: string) => string | undefined;
@@ -23,11 +22,6 @@ export interface GroupKind {
   readonly kind: string;
 }
 
-/** The footprints of a service's upstream sources: chart, kustomizations, plain manifests. */
-export function upstreamFootprints(service: HomelabService): UpstreamFootprint[] {
-  return [...(service.helm ? [service.helm.chart] : []), ...service.kustomizations, ...service.manifests].map((source) => source.footprint);
-}
-
 /**
  * What the Applications of `services` deploy, which their project must admit: each one's
  * destination namespace, its objects, its upstream footprints.
@@ -42,7 +36,7 @@ export function projectScope(services: readonly HomelabService[], clusterScopedN
       if (name) clusterScoped.add(name);
       else namespaces.add(object.metadata.namespace ?? service.namespaceName);
     }
-    for (const footprint of upstreamFootprints(service)) {
+    for (const { footprint } of service.upstreamSources) {
       footprint.clusterScoped.forEach((kind) => clusterScoped.add(kind));
       footprint.namespaces.forEach((namespace) => namespaces.add(namespace));
     }

@@ -103,7 +103,7 @@ export function isEntryEnabled(catalog: Catalog, config: EnvironmentConfig, entr
 }
 
 /** What an entry's checks (and its `enabled`) see of the environment. */
-export function environmentView(catalog: Catalog, config: EnvironmentConfig, entry: ServiceEntry<any, any>): EnvironmentView {
+function environmentView(catalog: Catalog, config: EnvironmentConfig, entry: ServiceEntry<any, any>): EnvironmentView {
   const index = catalog.entries.indexOf(entry);
   let servicesBefore: Set<string> | undefined;
   let reservedNames: Set<string> | undefined;

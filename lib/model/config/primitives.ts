@@ -127,7 +127,7 @@ export const ipv4Cidr = matching(
 export type Resources = z.output<typeof resourcesSchema>;
 
 /** A port connected to: `443` (TCP), `"7844/udp"` or `"7844/tcp"`. */
-export const egressPort = z.union(
+const egressPort = z.union(
   [
     intBetween(1, 65535).transform((port) => ({ port, protocol: 'TCP' as const })),
     matching(/^\d{1,5}\/(tcp|udp)$/, 'a port such as 443 or "7844/udp"').transform((text, context) => {

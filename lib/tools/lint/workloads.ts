@@ -72,10 +72,6 @@ function rabbitmqTemplate(object: LintedObject, namespace: string): Workload {
   };
 }
 
-/** Every container of a pod spec, init containers included. */
-export function containersOf(pod: any): any[] {
-  return [...(pod.initContainers ?? []), ...(pod.containers ?? [])];
-}
 
 /** Whether every `matchLabels` entry of a selector is among the labels (an empty selector matches nothing). */
 export function selects(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {

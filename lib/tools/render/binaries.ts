@@ -40,7 +40,7 @@ const IN_LAYER: Record<Tool, string> = {
 };
 
 /** The cache of fetched tools, beside node_modules so that `git clean -X` and a fresh clone drop it. */
-export function toolsCache(): string {
+function toolsCache(): string {
   return join(projectRoot(), '.cache', 'tools', `${TOOLS_PACKAGE.name.replace('/', '+')}-${TOOLS_PACKAGE.version}`);
 }
 
@@ -114,7 +114,7 @@ function fetchTools(): void {
  * One file of a zip archive (stored or deflated), found through the central directory
  * (APPNOTE.TXT 4.3.16 end of central directory, 4.3.12 central directory header, 4.3.7 local header).
  */
-export function zipEntry(zip: Buffer, name: string): Buffer {
+function zipEntry(zip: Buffer, name: string): Buffer {
   const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
   if (end < 0) throw new Error('not a zip archive: no end of central directory');
   const entries = zip.readUInt16LE(end + 10);

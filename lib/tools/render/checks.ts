@@ -11,10 +11,14 @@
 import { ManifestValidator } from '../validate/manifest-validator';
 import { promqlErrors } from '../validate/promql';
 import type { LintedObject, Workload } from '../lint/model';
-import { containersOf, selects, workloadsOf } from '../lint/workloads';
+import { containersOf } from '../../model/workloads';
+import { selects, workloadsOf } from '../lint/workloads';
 import { RENDER_EXCEPTIONS, RenderException } from './exceptions';
 import { operatorProducts } from './operators';
-import { FROM_OUTSIDE_PODS, labelsMatch, PodEndpoint, podEndpoint, PolicySet } from './connectivity';
+import { FROM_OUTSIDE_PODS, labelsMatch, namespaceLabels, PodEndpoint, podEndpoint, PolicySet } from './connectivity';
+import { CLUSTER_DNS } from '../../model/network';
+import { apiGroup } from '../../model/needs';
+import { scopedKindName } from '../../output/cluster-scoped';
 import type { Manifest, RenderedObject } from './render';
 
 /** The kinds of whole-cluster check, as problems and exceptions name them. */
@@ -28,7 +32,7 @@ export interface Problem {
   readonly message: string;
 }
 
-export function formatProblem(problem: Problem): string {
+function formatProblem(problem: Problem): string {
   const { kind, metadata } = problem.manifest;
   return `${problem.environment}/${problem.application}: ${kind}/${metadata.namespace ?? '-'}/${metadata.name}: ${problem.message}`;
 }
@@ -327,15 +331,7 @@ function references(set: RenderedSet): Problem[] {
 }
 
 function networkPolicies(set: RenderedSet): Problem[] {
-  const namespaces = new Map(
-    set.kind('Namespace').map((o) => [
-      o.manifest.metadata.name,
-      {
-        ...o.manifest.metadata.labels,
-        'kubernetes.io/metadata.name': o.manifest.metadata.name,
-      },
-    ]),
-  );
+  const namespaces = namespaceLabels(set.kind('Namespace').map((o) => o.manifest));
   const podsIn = (namespace: string) => set.workloads.filter((w) => w.namespace === namespace);
   return set.kind('NetworkPolicy').flatMap((object) => {
     const policy = object.manifest;
@@ -351,7 +347,7 @@ function networkPolicies(set: RenderedSet): Problem[] {
       // Namespaces that are not ours (kube-system) are not in the set: only a selector of ours can be checked.
       if (peer.namespaceSelector && peerNamespaces.length === 0) {
         const named = peer.namespaceSelector.matchLabels?.['kubernetes.io/metadata.name'];
-        if (!named || namespaces.size === 0 || named !== 'kube-system')
+        if (!named || namespaces.size === 0 || named !== CLUSTER_DNS.namespace)
           problems.push(`a peer's namespaceSelector ${JSON.stringify(peer.namespaceSelector)} selects no namespace of the set`);
         continue;
       }
@@ -574,17 +570,17 @@ function projectAdmission(set: RenderedSet): Problem[] {
     const project = application && projects.get(application.spec.project);
     if (!application || !project) return [];
     const { apiVersion, kind, metadata } = object.manifest;
-    const group = apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
+    const group = apiGroup(apiVersion);
     const spec = project.spec;
     if (metadata.namespace === undefined) {
       return listed(spec.clusterResourceWhitelist, group, kind) && !listed(spec.clusterResourceBlacklist, group, kind)
         ? []
-        : [set.problem('project', object, `project ${project.metadata.name} does not admit the cluster-scoped kind ${kind}${group ? `.${group}` : ''}`)];
+        : [set.problem('project', object, `project ${project.metadata.name} does not admit the cluster-scoped kind ${scopedKindName(apiVersion, kind)}`)];
     }
     const problems: string[] = [];
     if (!(spec.destinations ?? []).some((d: any) => matches(d.namespace, metadata.namespace!))) problems.push(`project ${project.metadata.name} has no destination namespace ${metadata.namespace}`);
     if (listed(spec.namespaceResourceBlacklist, group, kind) || (spec.namespaceResourceWhitelist && !listed(spec.namespaceResourceWhitelist, group, kind))) {
-      problems.push(`project ${project.metadata.name} does not admit the kind ${kind}${group ? `.${group}` : ''}`);
+      problems.push(`project ${project.metadata.name} does not admit the kind ${scopedKindName(apiVersion, kind)}`);
     }
     return problems.map((message) => set.problem('project', object, message));
   });

@@ -5,7 +5,7 @@
  * in that direction. `ipBlock` peers never match pods: pod addresses are the cluster's, which the
  * set does not know, and our policies name pods by selectors.
  */
-import { containersOf } from '../lint/workloads';
+import { containersOf } from '../../model/workloads';
 import type { Manifest } from './render';
 
 /** A pod as the policies see it: where it runs, its labels, its container ports. */
@@ -25,6 +25,14 @@ export function podEndpoint(namespace: string, labels: Record<string, string>, p
   return { namespace, labels, namedPorts };
 }
 
+/** Set by Kubernetes on every namespace: its name, which policies select namespaces by. */
+const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
+/** Each namespace's labels as policies see them, the one Kubernetes sets included. */
+export function namespaceLabels(namespaces: readonly Manifest[]): Map<string, Record<string, string>> {
+  return new Map(namespaces.map((n) => [n.metadata.name, { ...n.metadata.labels, [NAMESPACE_NAME_LABEL]: n.metadata.name }]));
+}
+
 export class PolicySet {
   private readonly namespaceLabels: ReadonlyMap<string, Record<string, string>>;
 
@@ -32,15 +40,7 @@ export class PolicySet {
     private readonly policies: readonly Manifest[],
     namespaces: readonly Manifest[],
   ) {
-    this.namespaceLabels = new Map(
-      namespaces.map((n) => [
-        n.metadata.name,
-        {
-          ...n.metadata.labels,
-          'kubernetes.io/metadata.name': n.metadata.name,
-        },
-      ]),
-    );
+    this.namespaceLabels = namespaceLabels(namespaces);
   }
 
   /**
@@ -93,9 +93,7 @@ export class PolicySet {
       const namespaceOk = entry.namespaceSelector
         ? labelsMatch(
             entry.namespaceSelector,
-            this.namespaceLabels.get(peer.namespace) ?? {
-              'kubernetes.io/metadata.name': peer.namespace,
-            },
+            this.namespaceLabels.get(peer.namespace) ?? { [NAMESPACE_NAME_LABEL]: peer.namespace },
           )
         : peer.namespace === policyNamespace;
       return namespaceOk && (!entry.podSelector || labelsMatch(entry.podSelector, peer.labels));

@@ -61,14 +61,11 @@ export interface RenderOptions {
   readonly clusterScoped: ReadonlySet<string>;
 }
 
-/** Every Application of the environment's apps/ folder, by name. */
-export function applicationsOf(outdir: string, environment: string): Manifest[] {
+/** What the root Application applies: the objects of the environment's apps/ folder (the projects and the child Applications). */
+function rootObjects(outdir: string, environment: string): Manifest[] {
   const folder = join(outdir, environment, 'apps');
   if (!existsSync(folder)) throw new UserError([`${folder}: no such folder; run \`npm run synth\` first`]);
-  return yamlFiles(folder)
-    .flatMap((file) => parseManifests(file))
-    .filter((m) => m.kind === 'Application')
-    .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
+  return yamlFiles(folder).flatMap((file) => parseManifests(file));
 }
 
 /**
@@ -81,7 +78,8 @@ export async function renderEnvironment(options: RenderOptions): Promise<Rendere
   const helm = memo(() => locateTool('helm'));
   const kubectl = memo(() => locateTool('kubectl'));
   const ownRepo = ownRepository(options.outdir, options.environment);
-  const applications = applicationsOf(options.outdir, options.environment);
+  const root = rootObjects(options.outdir, options.environment);
+  const applications = root.filter((m) => m.kind === 'Application').sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
   const archives = new Map<object, string>();
   for (const source of applications.flatMap(sourcesOf).filter((s) => s.chart)) {
     archives.set(
@@ -127,8 +125,6 @@ export async function renderEnvironment(options: RenderOptions): Promise<Rendere
   const apiVersions = [...new Set([...options.apiVersions, ...served])].sort();
   const final = apiVersions.length === options.apiVersions.length ? first : pass(apiVersions, first);
   const clusterScoped = new Set([...options.clusterScoped, ...crds.filter((crd) => crd.spec.scope === 'Cluster').map((crd) => `${crd.spec.names.kind}.${crd.spec.group}`)]);
-  // What the root Application applies: the projects and the child Applications of apps/.
-  const root = yamlFiles(join(options.outdir, options.environment, 'apps')).flatMap((file) => parseManifests(file));
   return [
     ...root.map((manifest) => ({
       application: `root-${options.environment}`,

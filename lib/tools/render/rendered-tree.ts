@@ -5,13 +5,14 @@
  * folder is scratch output (git-ignored): it is replaced, not merged.
  */
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve, sep } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { contains } from '../../output/output-guard';
 import { fileSystemFailure, UserError } from '../../util/errors';
 import { emitYaml } from '../../util/yaml-emitter';
 import type { RenderedObject } from './render';
 
 /** The file of an object inside its Application's folder. */
-export function renderedFileName(object: RenderedObject): string {
+function renderedFileName(object: RenderedObject): string {
   const { kind, metadata } = object.manifest;
   return `${[kind, metadata.namespace, metadata.name]
     .filter(Boolean)
@@ -41,9 +42,8 @@ export const RENDERED_MARKER = '.homelab-rendered';
  */
 export function renderedTreeRefusal(out: string, from: string): string | undefined {
   const target = resolve(out);
-  const inside = (outer: string, inner: string) => inner === outer || inner.startsWith(outer.endsWith(sep) ? outer : `${outer}${sep}`);
-  if (inside(target, process.cwd())) return `${out}: holds the working directory; --out names a folder of its own, e.g. .rendered`;
-  if (inside(target, resolve(from)) || inside(resolve(from), target)) return `${out}: is, holds or is inside the synthesized output ${from}; choose another --out`;
+  if (contains(target, process.cwd())) return `${out}: holds the working directory; --out names a folder of its own, e.g. .rendered`;
+  if (contains(target, resolve(from)) || contains(resolve(from), target)) return `${out}: is, holds or is inside the synthesized output ${from}; choose another --out`;
   const stats = lstatSync(target, { throwIfNoEntry: false });
   if (!stats) return undefined;
   if (!stats.isDirectory()) return `${out}: is not a folder (${stats.isSymbolicLink() ? 'a symbolic link' : 'a file'}); choose another --out`;

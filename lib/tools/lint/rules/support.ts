@@ -1,7 +1,7 @@
 /** Helpers the rules share: walking containers with the Pod Security level that applies. */
 import type { PodSecurityLevel } from '../../../model/pod-security';
 import type { Environment, Finding, Workload } from '../model';
-import { containersOf } from '../workloads';
+import { containersOf } from '../../../model/workloads';
 
 const STRICTNESS: Readonly<Record<PodSecurityLevel, number>> = { privileged: 0, baseline: 1, restricted: 2 };
 
