@@ -284,10 +284,10 @@ describe("the faster walk over cdk8s' values", () => {
     const objects = synthesizePlatforms(platformText()).flatMap(({ platform }) =>
       platform.services.flatMap((service) => service.apiObjects.map((object) => ({ service, object }))),
     );
-    const fast = objects.map(({ service, object }) => service.render(object));
+    const fast = objects.map(({ service, object }) => service.render(object, { fresh: true }));
     uninstallFastResolve();
     try {
-      const original = objects.map(({ service, object }) => service.render(object));
+      const original = objects.map(({ service, object }) => service.render(object, { fresh: true }));
       // JSON text: the order of keys and any undefined value count too.
       expect(fast.map((json) => JSON.stringify(json))).toEqual(original.map((json) => JSON.stringify(json)));
       expect(fast).toStrictEqual(original);
@@ -295,5 +295,29 @@ describe("the faster walk over cdk8s' values", () => {
     } finally {
       installFastResolve();
     }
+  });
+});
+
+describe('manifests rendered once and reused', () => {
+  it('are, after a whole synth, what a fresh render of each object gives: no pass changed an object behind the reuse', () => {
+    const objects = synthesizePlatforms(platformText()).flatMap(({ platform }) =>
+      platform.services.flatMap((service) => service.apiObjects.map((object) => ({ service, object }))),
+    );
+    const reused = objects.map(({ service, object }) => service.render(object));
+    const fresh = objects.map(({ service, object }) => service.render(object, { fresh: true }));
+    expect(reused.map((json) => JSON.stringify(json))).toEqual(fresh.map((json) => JSON.stringify(json)));
+    expect(objects.length).toBeGreaterThan(0);
+  });
+
+  it('are rendered again when the metadata changes, and frozen against callers that would change them', () => {
+    const [{ platform }] = synthesizePlatforms(platformText(), undefined, { fresh: true });
+    const service = platform.services.find((s) => s.apiObjects.some((object) => object.kind === 'Deployment'))!;
+    const object = service.apiObjects.find((o) => o.kind === 'Deployment')!;
+    const before = service.render(object);
+    expect(Object.isFrozen(before.metadata)).toBe(true);
+    expect(() => (before.metadata.name = 'other')).toThrow(TypeError);
+    object.metadata.addAnnotation('example.com/changed', 'yes');
+    expect(service.render(object).metadata.annotations['example.com/changed']).toBe('yes');
+    expect(before.metadata.annotations?.['example.com/changed']).toBeUndefined();
   });
 });

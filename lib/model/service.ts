@@ -130,6 +130,7 @@ export abstract class HomelabService extends Chart {
   private checkpointConstruct?: Checkpoint;
   private readonly demandList: ResourceDemand[] = [];
   private readonly renderPatches = new Map<ApiObject, JsonPatch[]>();
+  private readonly renderedManifests = new WeakMap<ApiObject, RenderedManifest>();
   private readonly metricsList: MetricsEndpoint[] = [];
   private readonly alertList: AlertRule[] = [];
   private readonly dashboardList: Dashboard[] = [];
@@ -230,10 +231,22 @@ export abstract class HomelabService extends Chart {
     this.renderPatches.set(object, [...(this.renderPatches.get(object) ?? []), ...patches]);
   }
 
-  /** The manifest of one of this service's objects, as written to k8s/. */
-  render(object: ApiObject): any {
-    const patches = this.renderPatches.get(object);
-    return patches ? JsonPatch.apply(object.toJson(), ...patches) : object.toJson();
+  /**
+   * The manifest of one of this service's objects, as written to k8s/: frozen, since it is
+   * rendered once and reused while the object's metadata and patches stay as they were. A synth
+   * renders most objects three times (the needs analysis before and after secret delivery, then
+   * the output), and after the first time the passes only add objects and change the metadata
+   * of existing ones (sync options, waves); `fresh` renders again regardless (test/output.test.ts
+   * proves every reused manifest equal to a fresh one after a whole synth).
+   */
+  render(object: ApiObject, { fresh = false }: { readonly fresh?: boolean } = {}): any {
+    const patches = this.renderPatches.get(object) ?? [];
+    const metadata = JSON.stringify(object.metadata.toJson());
+    const reused = this.renderedManifests.get(object);
+    if (!fresh && reused && reused.metadata === metadata && reused.patches === patches.length) return reused.manifest;
+    const manifest = deepFreeze(patches.length > 0 ? JsonPatch.apply(object.toJson(), ...patches) : object.toJson());
+    this.renderedManifests.set(object, { metadata, patches: patches.length, manifest });
+    return manifest;
   }
 
   /** Declares a metrics endpoint: scraped, and alerted on when down, wherever monitoring is enabled. */
@@ -438,6 +451,23 @@ function serviceReferences(props: object): HomelabService[] {
 }
 
 /** The objects of a chart itself, not of charts nested in it. */
+/** A rendered manifest and what it was rendered with (HomelabService.render). */
+interface RenderedManifest {
+  /** The object's metadata as JSON text. */
+  readonly metadata: string;
+  /** How many render patches there were. */
+  readonly patches: number;
+  readonly manifest: any;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 export function apiObjectsOf(chart: Chart): ApiObject[] {
   return chart.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && Chart.of(c) === chart);
 }

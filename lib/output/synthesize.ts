@@ -132,8 +132,9 @@ function renderChart(
   render: (object: ApiObject) => any = (object) => object.toJson(),
 ): void {
   for (const object of objects) {
-    const manifest = render(object);
-    if (isClusterScoped(manifest.apiVersion, manifest.kind)) delete manifest.metadata.namespace;
+    const rendered = render(object);
+    // Rendered manifests are frozen (HomelabService.render reuses them): a cluster-scoped one loses its namespace in a copy.
+    const manifest = isClusterScoped(rendered.apiVersion, rendered.kind) ? withoutNamespace(rendered) : rendered;
     // Objects a service places in another service's namespace (e.g. verification Jobs) name it.
     const namespace = manifest.metadata.namespace;
     const elsewhere = namespace !== undefined && namespace !== chartNamespace ? `${namespace}-` : '';
@@ -143,3 +144,8 @@ function renderChart(
   }
 }
 
+
+function withoutNamespace(manifest: any): any {
+  const { namespace: _, ...metadata } = manifest.metadata;
+  return { ...manifest, metadata };
+}
