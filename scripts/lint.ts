@@ -8,6 +8,7 @@ import { RULES } from '../lib/tools/lint/rules';
 import { EXCEPTIONS_FILE } from '../lib/tools/lint/exceptions';
 import { readOutputTree } from '../lib/tools/lint/tree';
 import { recoverInterruptedWrites } from '../lib/output/atomic-replace';
+import { runCommand } from '../lib/tools/cli';
 
 const USAGE = `usage: npm run lint:k8s [-- --dir <tree>]
 
@@ -35,22 +36,17 @@ export function main(args: readonly string[]): number {
       return 2;
     }
   }
-  let tree;
-  try {
+  return runCommand(() => {
     // A synth killed while replacing the output left it to be finished first.
     recoverInterruptedWrites(dir);
-    tree = readOutputTree(dir);
-  } catch (error) {
-    process.stderr.write(`lint:k8s: ${(error as Error).message}\n`);
-    return 2;
-  }
-  const report = lintTree(tree);
-  for (const violation of report.violations) process.stdout.write(`${formatViolation(violation)}\n`);
-  process.stdout.write(
-    `linted ${report.workloads} workloads in ${report.objects} objects of ${report.environments} environments with ${RULES.length} rules: ` +
-      `${report.violations.length} violations, ${report.excused} findings excused by ${EXCEPTIONS_FILE}\n`,
-  );
-  return report.violations.length > 0 ? 1 : 0;
+    const report = lintTree(readOutputTree(dir));
+    for (const violation of report.violations) process.stdout.write(`${formatViolation(violation)}\n`);
+    process.stdout.write(
+      `linted ${report.workloads} workloads in ${report.objects} objects of ${report.environments} environments with ${RULES.length} rules: ` +
+        `${report.violations.length} violations, ${report.excused} findings excused by ${EXCEPTIONS_FILE}\n`,
+    );
+    return report.violations.length > 0 ? 1 : 0;
+  });
 }
 
 if (require.main === module) process.exitCode = main(process.argv.slice(2));

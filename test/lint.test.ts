@@ -13,7 +13,7 @@ import type { LintedObject } from '../lib/tools/lint/model';
 import { RULES } from '../lib/tools/lint/rules';
 import { objectsOf, OutputTree } from '../lib/tools/lint/tree';
 import { main } from '../scripts/lint';
-import { ROOT, synthesizePlatformFixture, tempDir } from './support';
+import { captureOutput, ROOT, synthesizePlatformFixture, tempDir } from './support';
 
 const example: OutputTree = new Map(synthesizePlatformFixture().map((env) => [env.environment, env.files]));
 /** Prod alone, which has every service: the seeded trees are changes of it. */
@@ -232,6 +232,16 @@ describe('the lint:k8s command', () => {
     ]);
     expect(stdout).toMatch(/\n.*: 2 violations, /);
     expect(status).toBe(1);
+  });
+
+  it('stops at a file that is not YAML, naming it, with exit 2 and no stack trace', () => {
+    const dir = tempDir('homelab-lint-');
+    mkdirSync(join(dir, 'prod', 'web'), { recursive: true });
+    writeFileSync(join(dir, 'prod', 'web', 'deployment-web.yaml'), 'kind: Deployment\nmetadata: {name: web\n');
+    const { status, stderr } = captureOutput(() => main(['--dir', dir]));
+    expect(stderr).toMatch(/^error: prod\/web\/deployment-web\.yaml: invalid YAML: /m);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(status).toBe(2);
   });
 
   it('explains itself with --help and lists every rule', () => {

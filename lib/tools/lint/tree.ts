@@ -16,7 +16,7 @@ export type OutputTree = ReadonlyMap<string, ReadonlyMap<string, string>>;
 
 /** `<dir>/<env>/<service>/<file>.yaml`, read into an OutputTree (files directly in `<dir>` belong to no environment). */
 export function readOutputTree(dir: string): OutputTree {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: no such directory`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError([`${dir}: no such directory`]);
   const tree = new Map<string, Map<string, string>>();
   for (const [path, content] of readDirectoryTree(dir)) {
     const slash = path.indexOf('/');
@@ -29,24 +29,24 @@ export function readOutputTree(dir: string): OutputTree {
 
 /** The Kubernetes objects of one environment's files, in file order. */
 export function objectsOf(env: string, files: ReadonlyMap<string, string>): LintedObject[] {
-  return lintedObjects(env, documentsOf(files));
+  return lintedObjects(env, documentsOf(files, `${env}/`));
 }
 
 /**
  * Every YAML document of the files with its file's path, in file order; Helm values files are
- * not manifests. js-yaml with the YAML 1.2 core schema: it reads the output as the `yaml`
+ * not manifests. `folder` is where the files are, for messages. js-yaml with the YAML 1.2 core schema: it reads the output as the `yaml`
  * package does (the emitter writes strings plain only where every parser agrees, lib/util/
  * yaml-emitter.ts) and several times faster, which matters for the linter and the tests that
  * read whole trees.
  */
-export function documentsOf(files: ReadonlyMap<string, string>): { path: string; manifest: unknown }[] {
+export function documentsOf(files: ReadonlyMap<string, string>, folder = ''): { path: string; manifest: unknown }[] {
   const documents: { path: string; manifest: unknown }[] = [];
   for (const [path, content] of files) {
     if (HELM_VALUES_FILE.test(basename(path))) continue;
     try {
-      for (const manifest of loadAll(content, undefined, { schema: CORE_SCHEMA, filename: path })) documents.push({ path, manifest });
+      for (const manifest of loadAll(content, undefined, { schema: CORE_SCHEMA })) documents.push({ path, manifest });
     } catch (error) {
-      throw new UserError([`${path}: invalid YAML: ${(error as Error).message.split('\n')[0]}`]);
+      throw new UserError([`${folder}${path}: invalid YAML: ${(error as Error).message.split('\n')[0]}`]);
     }
   }
   return documents;
