@@ -31,7 +31,7 @@ const COMMANDS = {
   render: 'scripts/render.ts',
 };
 /** What the bundles are built from. */
-const SOURCES = ['main.ts', 'lib', 'charts', 'scripts', 'imports', 'package-lock.json', 'bin/run.cjs'];
+const SOURCES = ['main.ts', 'lib', 'charts', 'scripts', 'imports', 'package-lock.json', 'bin/run.cjs', 'bin/build-plugins.cjs'];
 const SIGNATURE = join(DIST, 'sources.txt');
 
 /** One line per source file: path, size and modification time. */
@@ -49,20 +49,6 @@ function sourceSignature() {
   for (const source of SOURCES) visit(join(ROOT, source));
   return `${lines.join('\n')}\n`;
 }
-
-/**
- * zod's classic API loads its messages in some 40 languages, a seventh of the bundle, to offer
- * `z.locales`; the config's messages are ours, in English (zod's own English ones load apart).
- */
-const ZOD_ENGLISH_ONLY = {
-  name: 'zod-english-only',
-  setup(builder) {
-    builder.onResolve({ filter: /^\.\.\/locales\/index\.c?js$/ }, (args) =>
-      /[\\/]zod[\\/]/.test(args.importer) ? { path: 'zod-locales', namespace: 'zod-english-only' } : undefined,
-    );
-    builder.onLoad({ filter: /.*/, namespace: 'zod-english-only' }, () => ({ contents: 'module.exports = {};', loader: 'js' }));
-  },
-};
 
 /** Bundles every command (each with its dependencies, so that it loads as one file), atomically. */
 async function build(signature) {
@@ -92,7 +78,7 @@ async function build(signature) {
       // `npm run import` only. Loaded from node_modules: bundled, prettier (its formatter) calls
       // createRequire(import.meta.url), which has no URL in a CommonJS bundle.
       external: ['json-schema-to-typescript'],
-      plugins: [ZOD_ENGLISH_ONLY],
+      plugins: require('./build-plugins.cjs').ESBUILD_PLUGINS,
       logLevel: 'error',
     });
     for (const file of readdirSync(staging)) renameSync(join(staging, file), join(DIST, file));

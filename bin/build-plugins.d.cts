@@ -1,0 +1,10 @@
+/** Types of bin/build-plugins.cjs for the TypeScript that loads it (vitest.config.mts, the tests). */
+declare const buildPlugins: {
+  /** esbuild plugins of the bundles. */
+  readonly ESBUILD_PLUGINS: readonly unknown[];
+  /** The files written by json2jsii that the project loads. */
+  readonly GENERATED_L1: RegExp;
+  /** The code with linear filters, or undefined when it has none of the quadratic ones. */
+  withLinearFilter(code: string): string | undefined;
+};
+export = buildPlugins;
