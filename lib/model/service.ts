@@ -232,20 +232,23 @@ export abstract class HomelabService extends Chart {
   }
 
   /**
-   * The manifest of one of this service's objects, as written to k8s/: frozen, since it is
-   * rendered once and reused while the object's metadata and patches stay as they were. A synth
-   * renders most objects three times (the needs analysis before and after secret delivery, then
-   * the output), and after the first time the passes only add objects and change the metadata
-   * of existing ones (sync options, waves); `fresh` renders again regardless (test/output.test.ts
-   * proves every reused manifest equal to a fresh one after a whole synth).
+   * The manifest of one of this service's objects, as written to k8s/: rendered once and reused
+   * while the object's metadata and patches stay as they were, so treat it as read-only (its
+   * top level and metadata are frozen). A synth renders most objects three times (the needs
+   * analysis before and after secret delivery, then the output), and after the first time the
+   * passes only add objects and change the metadata of existing ones (sync options, waves);
+   * `fresh` renders again regardless (test/output.test.ts proves every reused manifest equal to
+   * a fresh one after a whole synth).
    */
   render(object: ApiObject, { fresh = false }: { readonly fresh?: boolean } = {}): any {
     const patches = this.renderPatches.get(object) ?? [];
-    const metadata = JSON.stringify(object.metadata.toJson());
     const reused = this.renderedManifests.get(object);
-    if (!fresh && reused && reused.metadata === metadata && reused.patches === patches.length) return reused.manifest;
-    const manifest = deepFreeze(patches.length > 0 ? JsonPatch.apply(object.toJson(), ...patches) : object.toJson());
-    this.renderedManifests.set(object, { metadata, patches: patches.length, manifest });
+    if (!fresh && reused && reused.patches === patches.length && sameJson(object.metadata.toJson(), reused.metadata)) return reused.manifest;
+    const manifest = patches.length > 0 ? JsonPatch.apply(object.toJson(), ...patches) : object.toJson();
+    // The metadata as the object holds it (the manifest's may be patched).
+    const metadata = patches.length > 0 ? object.metadata.toJson() : manifest.metadata;
+    Object.freeze(manifest.metadata);
+    this.renderedManifests.set(object, { metadata, patches: patches.length, manifest: Object.freeze(manifest) });
     return manifest;
   }
 
@@ -453,19 +456,20 @@ function serviceReferences(props: object): HomelabService[] {
 /** The objects of a chart itself, not of charts nested in it. */
 /** A rendered manifest and what it was rendered with (HomelabService.render). */
 interface RenderedManifest {
-  /** The object's metadata as JSON text. */
-  readonly metadata: string;
+  /** The object's metadata, rendered. */
+  readonly metadata: unknown;
   /** How many render patches there were. */
   readonly patches: number;
   readonly manifest: any;
 }
 
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
+/** Whether two JSON values are equal (key order aside). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+  const aKeys = Object.keys(a);
+  if (aKeys.length !== Object.keys(b).length) return false;
+  return aKeys.every((key) => sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]));
 }
 
 export function apiObjectsOf(chart: Chart): ApiObject[] {

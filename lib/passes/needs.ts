@@ -147,9 +147,20 @@ function valueStorageClasses(values: unknown): string[] {
  * list, that is the key's contribution; where it returns undefined, the value is searched in turn.
  */
 function collect(value: unknown, pick: (key: string, value: any) => string[] | undefined): string[] {
-  if (Array.isArray(value)) return value.flatMap((item) => collect(item, pick));
-  if (typeof value !== 'object' || value === null) return [];
-  return Object.entries(value).flatMap(([key, v]) => pick(key, v) ?? collect(v, pick));
+  const found: string[] = [];
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const item of node) visit(item);
+    } else if (typeof node === 'object' && node !== null) {
+      for (const [key, child] of Object.entries(node)) {
+        const picked = pick(key, child);
+        if (picked) found.push(...picked);
+        else visit(child);
+      }
+    }
+  };
+  visit(value);
+  return found;
 }
 
 interface Lookups {
@@ -175,6 +186,23 @@ function lookups(platform: Platform, rendered: ReadonlyMap<HomelabService, Manif
   return { webhooks, stores, issuers };
 }
 
+/**
+ * What an object's pods and claims need, by its manifest: the analysis before secret delivery
+ * and the one after see the same manifest object for every object that did not change in
+ * between (HomelabService.render), and these needs depend on nothing else.
+ */
+const podAndClaimNeedsOf = new WeakMap<Manifest, readonly Need[]>();
+
+function podAndClaimNeeds(manifest: Manifest, namespace: string): readonly Need[] {
+  let needs = podAndClaimNeedsOf.get(manifest);
+  if (!needs) {
+    const pod = podSpecOf(manifest);
+    needs = [...(pod ? podNeeds(pod, namespace) : []), ...storageClassNames(manifest).map((name): Need => ({ kind: 'storage-class', name }))];
+    podAndClaimNeedsOf.set(manifest, needs);
+  }
+  return needs;
+}
+
 function objectNeeds(manifest: Manifest, service: HomelabService, lookup: Lookups): Need[] {
   const namespace = namespaceOf(manifest, service);
   const group = apiGroup(manifest.apiVersion);
@@ -183,9 +211,7 @@ function objectNeeds(manifest: Manifest, service: HomelabService, lookup: Lookup
     needs.push({ kind: 'crd', group });
     if (lookup.webhooks.has(group)) needs.push({ kind: 'webhook', group });
   }
-  const pod = podSpecOf(manifest);
-  if (pod) needs.push(...podNeeds(pod, namespace));
-  for (const name of storageClassNames(manifest)) needs.push({ kind: 'storage-class', name });
+  needs.push(...podAndClaimNeeds(manifest, namespace));
   if (manifest.kind === 'Certificate' && group === 'cert-manager.io' && manifest.spec.issuerRef?.kind === 'ClusterIssuer') {
     const name: string = manifest.spec.issuerRef.name;
     needs.push({ kind: 'issuer', name });
