@@ -65,6 +65,7 @@ describe('an app with secret environment variables', () => {
   it('reads each from the key of the same name of the Secret <app>-env, next to the plain ones', () => {
     expect(container.env).toEqual([
       { name: 'TZ', value: 'Europe/Berlin' },
+      { name: 'SITE_NAME', value: 'Zürich × 2' },
       { name: 'NODE_RED_CREDENTIAL_SECRET', valueFrom: { secretKeyRef: { name: 'node-red-env', key: 'NODE_RED_CREDENTIAL_SECRET' } } },
       { name: 'MQTT_PASSWORD', valueFrom: { secretKeyRef: { name: 'node-red-env', key: 'MQTT_PASSWORD' } } },
     ]);

@@ -186,14 +186,14 @@ export function tempDir(prefix = 'homelab-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** Relative path -> bytes of every file under `dir` (empty map if it does not exist). */
+/** Relative path -> text (UTF-8, as the writer writes it) of every file under `dir` (empty map if it does not exist). */
 export function readTree(dir: string): Map<string, string> {
   const tree = new Map<string, string>();
   const walk = (current: string) => {
     for (const entry of readdirSync(current).sort()) {
       const path = join(current, entry);
       if (statSync(path).isDirectory()) walk(path);
-      else tree.set(relative(dir, path), readFileSync(path, 'latin1'));
+      else tree.set(relative(dir, path), readFileSync(path, 'utf8'));
     }
   };
   try {
