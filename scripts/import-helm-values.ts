@@ -273,11 +273,16 @@ interface ChartYaml {
 
 export async function importHelmValues(): Promise<void> {
   rmSync(HELM_IMPORTS, { recursive: true, force: true });
-  mkdirSync(HELM_IMPORTS, { recursive: true });
+  await writeHelmValueTypes(HELM_IMPORTS);
+}
+
+/** Writes what imports/helm holds into dir: per chart, its values schema and the module typing it. */
+export async function writeHelmValueTypes(dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
   for (const folder of Object.keys(HELM_VALUES_IMPORTS)) {
     const schema = chartSchema(folder);
-    writeFileSync(join(HELM_IMPORTS, `${folder}.schema.json`), `${JSON.stringify(schema, null, 2)}\n`);
-    writeFileSync(join(HELM_IMPORTS, `${folder}.ts`), await chartModule(folder, schema));
+    writeFileSync(join(dir, `${folder}.schema.json`), `${JSON.stringify(schema, null, 2)}\n`);
+    writeFileSync(join(dir, `${folder}.ts`), await chartModule(folder, schema));
   }
 }
 

@@ -13,13 +13,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHARTS, CRD_RELEASES, KUSTOMIZATIONS, MANIFESTS } from '../charts/versions';
 import type { ChartReference } from '../lib/model/sources';
-import { changedFiles, readDirectoryTree } from '../lib/output/output-tree';
-import { SCHEMA_DIR } from '../lib/tools/validate/manifest-validator';
 import { download } from '../lib/tools/upstream/chart-archive';
 import { UserError } from '../lib/util/errors';
 import { cdk8sImports, expectedCdk8sImports } from '../scripts/import-crds';
-import { chartModule, chartSchema, HELM_IMPORTS, HELM_VALUES_IMPORTS } from '../scripts/import-helm-values';
-import { writeSchemas } from '../scripts/import-schemas';
+import { HELM_VALUES_IMPORTS } from '../scripts/import-helm-values';
 import { refreshVendor, selectCrds } from '../scripts/refresh-vendor';
 import { chartIsCurrent, crdModuleIsCurrent, crdModules, readLock, staleInputs, UpstreamInputs, VENDOR_DIR } from '../scripts/upstream-inputs';
 import { readTree, ROOT, tempDir, userErrorOf } from './support';
@@ -60,21 +57,6 @@ describe('vendor/', () => {
 
   it('holds the charts whose values are typed: those of the versions table', () => {
     expect(Object.keys(HELM_VALUES_IMPORTS).sort()).toEqual(Object.values(CHARTS).map((chart) => chart.chart).sort());
-  });
-});
-
-describe('imports/ is what `npm run import` makes from vendor/ (run it if not)', () => {
-  // The CRD classes (imports/*.ts, ~1 min of `cdk8s import`) come from the same vendored CRD
-  // files as the schemas compared here, so a vendored CRD that changed shows up there too.
-  it('imports/schemas', () => {
-    const dir = tempDir();
-    writeSchemas(dir);
-    expect(changedFiles(readDirectoryTree(SCHEMA_DIR), readDirectoryTree(dir)).map(({ kind, path }) => `${kind} ${path}`)).toEqual([]);
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  it.each(Object.keys(HELM_VALUES_IMPORTS))('imports/helm/%s.ts', async (folder) => {
-    expect(await chartModule(folder, chartSchema(folder))).toBe(readFileSync(join(HELM_IMPORTS, `${folder}.ts`), 'utf8'));
   });
 });
 
