@@ -264,7 +264,7 @@ describe('the scripts that only run as processes', () => {
       spawnScript('import', ['extra']),
     ]);
     expect(benchHelp).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: npm run bench -- \[--no-tests\]\n/), stderr: '' });
-    expect(importHelp).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: npm run import\n/), stderr: '' });
+    expect(importHelp).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: npm run import \[-- --check\]\n/), stderr: '' });
     expect(benchMistake).toMatchObject({ status: 2, stdout: '', stderr: "error: Unknown option '--runs'\nusage: npm run bench -- [--no-tests] (--help for the options)\n" });
     expect(importMistake).toMatchObject({ status: 2, stdout: '', stderr: expect.stringMatching(/^error: Unexpected argument 'extra'.*\nusage: npm run import /) });
   });
