@@ -21,6 +21,7 @@ import type { Egress, ServedPort } from './network';
 import { SecretNeed, SecretRef } from './secrets';
 import type { GeneratedSecrets } from './needs';
 import { KUBERNETES_VERSION } from './kubernetes';
+import { RenderedManifests } from './rendered-manifests';
 
 /** A service's Namespace: its name, its labels (Pod Security among them) and the reason of a Pod Security exception. */
 export interface NamespaceMetadata {
@@ -130,7 +131,7 @@ export abstract class HomelabService extends Chart {
   private checkpointConstruct?: Checkpoint;
   private readonly demandList: ResourceDemand[] = [];
   private readonly renderPatches = new Map<ApiObject, JsonPatch[]>();
-  private readonly renderedManifests = new WeakMap<ApiObject, RenderedManifest>();
+  private readonly renderedManifests = new RenderedManifests();
   private readonly metricsList: MetricsEndpoint[] = [];
   private readonly alertList: AlertRule[] = [];
   private readonly dashboardList: Dashboard[] = [];
@@ -233,23 +234,11 @@ export abstract class HomelabService extends Chart {
 
   /**
    * The manifest of one of this service's objects, as written to k8s/: rendered once and reused
-   * while the object's metadata and patches stay as they were, so treat it as read-only (its
-   * top level and metadata are frozen). A synth renders most objects three times (the needs
-   * analysis before and after secret delivery, then the output), and after the first time the
-   * passes only add objects and change the metadata of existing ones (sync options, waves);
-   * `fresh` renders again regardless (test/output.test.ts proves every reused manifest equal to
-   * a fresh one after a whole synth).
+   * while the object's metadata and patches stay as they were (lib/model/rendered-manifests.ts),
+   * so treat it as read-only; `fresh` renders it again regardless.
    */
   render(object: ApiObject, { fresh = false }: { readonly fresh?: boolean } = {}): any {
-    const patches = this.renderPatches.get(object) ?? [];
-    const reused = this.renderedManifests.get(object);
-    if (!fresh && reused && reused.patches === patches.length && sameJson(object.metadata.toJson(), reused.metadata)) return reused.manifest;
-    const manifest = patches.length > 0 ? JsonPatch.apply(object.toJson(), ...patches) : object.toJson();
-    // The metadata as the object holds it (the manifest's may be patched).
-    const metadata = patches.length > 0 ? object.metadata.toJson() : manifest.metadata;
-    Object.freeze(manifest.metadata);
-    this.renderedManifests.set(object, { metadata, patches: patches.length, manifest: Object.freeze(manifest) });
-    return manifest;
+    return this.renderedManifests.manifestOf(object, this.renderPatches.get(object) ?? [], fresh);
   }
 
   /** Declares a metrics endpoint: scraped, and alerted on when down, wherever monitoring is enabled. */
@@ -454,24 +443,6 @@ function serviceReferences(props: object): HomelabService[] {
 }
 
 /** The objects of a chart itself, not of charts nested in it. */
-/** A rendered manifest and what it was rendered with (HomelabService.render). */
-interface RenderedManifest {
-  /** The object's metadata, rendered. */
-  readonly metadata: unknown;
-  /** How many render patches there were. */
-  readonly patches: number;
-  readonly manifest: any;
-}
-
-/** Whether two JSON values are equal (key order aside). */
-function sameJson(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
-  const aKeys = Object.keys(a);
-  if (aKeys.length !== Object.keys(b).length) return false;
-  return aKeys.every((key) => sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]));
-}
-
 export function apiObjectsOf(chart: Chart): ApiObject[] {
   return chart.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && Chart.of(c) === chart);
 }
