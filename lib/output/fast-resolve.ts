@@ -36,10 +36,15 @@ interface Walk {
   readonly sanitize: Sanitize;
 }
 
-/** Whether a built-in resolver would replace the value (the conditions of LazyResolver, ImplicitTokenResolver, NumberStringUnionResolver). */
+/**
+ * Whether a built-in resolver could replace the value (the conditions of LazyResolver,
+ * ImplicitTokenResolver, NumberStringUnionResolver): a plain object or list only through a
+ * `resolve()` method; an instance of any other class is left to the resolvers to decide.
+ */
 function mayResolve(value: any): boolean {
-  if (value instanceof Lazy || typeof value.resolve === 'function') return true;
-  return value.constructor !== Object && (typeof value.value === 'number' || typeof value.value === 'string');
+  const type = value.constructor;
+  if (type === Object || type === Array) return typeof value.resolve === 'function';
+  return value instanceof Lazy || typeof value.resolve === 'function' || typeof value.value === 'number' || typeof value.value === 'string';
 }
 
 /** resolve() then sanitizeValue() of one value: undefined where sanitizeValue drops it. */
