@@ -15,7 +15,7 @@ import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { CLUSTER_DNS, isNetworkPolicyProvider } from '../lib/model/network';
 import type { HomelabService } from '../lib/model/service';
 import { apiGroup } from '../lib/model/needs';
-import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, DEFAULT_DENY_EGRESS, EGRESS_DNS, EGRESS_PREFIX, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
+import { EGRESS_PREFIX, NAMESPACE_BASELINE, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
 import { isClusterScoped, scopedKindName } from '../lib/output/cluster-scoped';
 import { GENERATED_HEADER } from '../lib/output/synthesize';
 import { formatViolation, lintObjects } from '../lib/tools/lint/lint';
@@ -611,14 +611,22 @@ export const INVARIANTS: readonly Invariant[] = [
             const here = policies.filter(({ manifest }) => manifest.metadata.namespace === namespace).map(({ manifest }) => manifest);
             const where = `${s.env.environment}/${owners.get(namespace)}`;
             return [
-              ...problems(here.filter((p) => p.metadata.name === DEFAULT_DENY && JSON.stringify(p.spec) === JSON.stringify({ podSelector: {}, policyTypes: ['Ingress'] })).length === 1, `${where}: no default deny`),
-              ...problems(here.filter((p) => p.metadata.name === ALLOW_SAME_NAMESPACE).length === 1, `${where}: no same-namespace rule`),
+              ...problems(
+                here.filter(
+                  (p) =>
+                    p.metadata.name === NAMESPACE_BASELINE &&
+                    JSON.stringify(p.spec.podSelector) === '{}' &&
+                    p.spec.policyTypes.includes('Ingress') &&
+                    JSON.stringify(p.spec.ingress) === JSON.stringify([{ from: [{ podSelector: {} }] }]),
+                ).length === 1,
+                `${where}: no baseline policy denying ingress except from its own pods`,
+              ),
             ];
           }),
           ...policies.flatMap(({ path, manifest }) => {
             const where = `${s.env.environment}/${path}`;
             const name = manifest.metadata.name;
-            if (name === DEFAULT_DENY || name === ALLOW_SAME_NAMESPACE || !manifest.spec.policyTypes.includes('Ingress')) return [];
+            if (name === NAMESPACE_BASELINE || !manifest.spec.policyTypes.includes('Ingress')) return [];
             const ingress = manifest.spec.ingress ?? [];
             return [
               ...problems(path.split('/')[0] === owners.get(manifest.metadata.namespace!), `${where}: not in the folder of its namespace's service`),
@@ -657,8 +665,12 @@ export const INVARIANTS: readonly Invariant[] = [
             const here = egress(namespace);
             const where = `${s.env.environment}/${service.serviceName}`;
             return [
-              ...problems(here.filter((p) => p.metadata.name === DEFAULT_DENY_EGRESS && JSON.stringify(p.spec) === JSON.stringify({ podSelector: {}, policyTypes: ['Egress'] })).length === 1, `${where}: no default deny of egress`),
-              ...problems(here.some((p) => p.metadata.name === EGRESS_DNS && reachesDns(p)), `${where}: its pods cannot reach the cluster DNS`),
+              ...problems(
+                here.filter((p) => p.metadata.name === NAMESPACE_BASELINE && JSON.stringify(p.spec.podSelector) === '{}' && JSON.stringify(p.spec.egress?.[0]) === JSON.stringify({ to: [{ podSelector: {} }] }))
+                  .length === 1,
+                `${where}: no baseline policy denying egress except to its own pods`,
+              ),
+              ...problems(here.some((p) => p.metadata.name === NAMESPACE_BASELINE && reachesDns(p)), `${where}: its pods cannot reach the cluster DNS`),
             ];
           }),
           // The mirror of every ingress rule whose source is one of our namespaces.

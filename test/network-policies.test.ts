@@ -15,12 +15,8 @@ import { scrapedPods } from '../lib/model/monitoring';
 import { CLUSTER_DNS, isMetricsScraper, isNetworkPolicyProvider, urlDestination } from '../lib/model/network';
 import { CHECKPOINT_PODS } from '../lib/model/checkpoint';
 import {
-  ALLOW_SAME_NAMESPACE,
-  DEFAULT_DENY,
-  DEFAULT_DENY_EGRESS,
-  EGRESS_DNS,
   EGRESS_PREFIX,
-  EGRESS_SAME_NAMESPACE,
+  NAMESPACE_BASELINE,
   NAMESPACE_NAME_LABEL,
   NON_PUBLIC_IPV4,
   repositoryDestinations,
@@ -68,7 +64,7 @@ type Env = (typeof example)[number];
 const inNamespace = (env: Env, namespace: string) => env.policies.filter(({ policy }) => policy.metadata.namespace === namespace).map((p) => p.policy);
 const named = (env: Env, namespace: string, name: string) => inNamespace(env, namespace).filter((p) => p.metadata.name === name);
 const namespaceSelector = (namespace: string) => ({ matchLabels: { [NAMESPACE_NAME_LABEL]: namespace } });
-const isEgressPolicy = (name: string) => name === DEFAULT_DENY_EGRESS || name.startsWith(EGRESS_PREFIX);
+const isEgressPolicy = (name: string) => name.startsWith(EGRESS_PREFIX);
 const selectorOf = (labels: Readonly<Record<string, string>>) => (Object.keys(labels).length > 0 ? { matchLabels: { ...labels } } : {});
 
 /** A service that exposes a port, for the exposure rules (the example has no exposures yet). */
@@ -104,12 +100,11 @@ describe('derived NetworkPolicies', () => {
       const namespaces = env.docs.filter(({ manifest }) => manifest.kind === 'Namespace').map(({ manifest }) => manifest.metadata.name);
       expect(namespaces.length).toBe(env.platform.services.length);
       for (const namespace of namespaces) {
-        const denies = inNamespace(env, namespace).filter((p) => p.spec.policyTypes.includes('Ingress') && p.spec.ingress === undefined);
-        expect(denies.map((p) => p.metadata.name), namespace).toEqual([DEFAULT_DENY]);
-        expect(denies[0].spec).toEqual({ podSelector: {}, policyTypes: ['Ingress'] });
-        expect(named(env, namespace, ALLOW_SAME_NAMESPACE).map((p) => p.spec), namespace).toEqual([
-          { podSelector: {}, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: {} }] }] },
-        ]);
+        // One policy selects every pod: what no rule allows is denied.
+        const [baseline, ...more] = named(env, namespace, NAMESPACE_BASELINE);
+        expect(more, namespace).toEqual([]);
+        expect(baseline.spec, namespace).toMatchObject({ podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] });
+        expect(baseline.spec.policyTypes, namespace).toContain('Ingress');
       }
       // Every policy is in a namespace of ours, in the folder of the service owning it.
       const owner = new Map(env.platform.services.map((s) => [s.namespaceName, s.serviceName]));
@@ -149,7 +144,7 @@ describe('derived NetworkPolicies', () => {
     for (const env of example) {
       for (const { path, policy } of env.policies) {
         const name = policy.metadata.name;
-        if (name === DEFAULT_DENY || name === ALLOW_SAME_NAMESPACE || !policy.spec.policyTypes.includes('Ingress')) continue;
+        if (name === NAMESPACE_BASELINE || !policy.spec.policyTypes.includes('Ingress')) continue;
         expect(policy.spec.ingress, path).toHaveLength(1);
         const [{ from, ports }] = policy.spec.ingress;
         expect(from?.length, `${path}: from`).toBeGreaterThan(0);
@@ -249,9 +244,9 @@ describe('derived NetworkPolicies', () => {
       },
     ]);
     // Traefik's own namespace is denied like every other.
-    expect(named(withRouter, 'traefik', DEFAULT_DENY)).toHaveLength(1);
+    expect(named(withRouter, 'traefik', NAMESPACE_BASELINE)).toHaveLength(1);
     const [withoutRouter] = synth(noTraefik, { only: 'dev', extra: (platform) => new ExposedApp(platform) });
-    expect(inNamespace(withoutRouter, 'exposed-app').map((p) => p.metadata.name).filter((name) => !isEgressPolicy(name)).sort()).toEqual([ALLOW_SAME_NAMESPACE, DEFAULT_DENY]);
+    expect(inNamespace(withoutRouter, 'exposed-app').map((p) => p.metadata.name).filter((name) => !isEgressPolicy(name)).sort()).toEqual([NAMESPACE_BASELINE]);
   });
 
   it('follow the graph: removing an edge removes its rule, and a consumer gets only the ports meant for it', () => {
@@ -272,10 +267,9 @@ describe('derived NetworkPolicies', () => {
       'allow-n8n-5672',
       'allow-prometheus-broker',
       'allow-rabbitmq-operators-15672',
-      ALLOW_SAME_NAMESPACE,
       // The management UI is exposed.
       'allow-traefik-rabbitmq',
-      DEFAULT_DENY,
+      NAMESPACE_BASELINE,
     ]);
   });
 
@@ -423,15 +417,13 @@ describe('derived egress NetworkPolicies', () => {
     for (const env of example) {
       for (const service of env.platform.services) {
         const namespace = service.namespaceName;
-        expect(egressNamed(env, namespace, DEFAULT_DENY_EGRESS).map((p) => p.spec), namespace).toEqual([{ podSelector: {}, policyTypes: ['Egress'] }]);
-        expect(egressNamed(env, namespace, EGRESS_SAME_NAMESPACE).map((p) => p.spec), namespace).toEqual([{ podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ podSelector: {} }] }] }]);
-        expect(egressNamed(env, namespace, EGRESS_DNS).map((p) => p.spec), namespace).toEqual([
-          {
-            podSelector: {},
-            policyTypes: ['Egress'],
-            egress: [{ to: [toPods(CLUSTER_DNS)], ports: [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }] }],
-          },
-        ]);
+        // The same one policy that denies ingress: it selects every pod for egress too.
+        expect(egressNamed(env, namespace, NAMESPACE_BASELINE).map((p) => p.spec), namespace).toEqual([{
+          podSelector: {},
+          policyTypes: ['Ingress', 'Egress'],
+          ingress: [{ from: [{ podSelector: {} }] }],
+          egress: [{ to: [{ podSelector: {} }] }, { to: [toPods(CLUSTER_DNS)], ports: [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }] }],
+        }]);
       }
     }
   });
@@ -574,7 +566,7 @@ describe('derived egress NetworkPolicies', () => {
       if (env.name === 'dev') expect(egress).toEqual([]);
       else expect(egress.length, env.name).toBeGreaterThan(0);
       // Ingress is unaffected.
-      expect(env.policies.some(({ policy }) => policy.metadata.name === DEFAULT_DENY)).toBe(true);
+      expect(env.policies.some(({ policy }) => policy.metadata.name === NAMESPACE_BASELINE)).toBe(true);
     }
   });
 });

@@ -8,7 +8,8 @@
  * - the exposure router's pods (Traefik) to each exposed port;
  * - the API server to the webhook ports (`serveApiServer`), from the configured sources.
  * Where egress is restricted (docs/adr/0024) every namespace also denies all egress, then lets
- * its pods reach each other and DNS, and derives the mirror of each ingress rule on the sending
+ * its pods reach each other and DNS — both in one baseline policy per namespace (docs/adr/0031)
+ * — and derives the mirror of each ingress rule on the sending
  * side (a reference, a scrape, a route), plus what the services declare with `allowEgress`: the
  * API server, the nodes, the repositories, destinations outside the cluster.
  */
@@ -39,11 +40,12 @@ export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 /** Annotation on every allow rule saying what it is derived from. */
 export const ALLOWS_ANNOTATION = 'homelab.dev/allows';
 
-export const DEFAULT_DENY = 'default-deny-ingress';
-export const ALLOW_SAME_NAMESPACE = 'allow-same-namespace';
-export const DEFAULT_DENY_EGRESS = 'default-deny-egress';
-export const EGRESS_SAME_NAMESPACE = 'egress-same-namespace';
-export const EGRESS_DNS = 'egress-dns';
+/**
+ * The one policy every namespace gets first: it selects every pod for ingress (and egress, where
+ * restricted), so anything not allowed by a rule is denied, and allows what every namespace
+ * needs — its pods reach each other (clustering, the checkpoint Job) and the cluster DNS.
+ */
+export const NAMESPACE_BASELINE = 'namespace-baseline';
 /** Every egress allow rule's name starts with it (ingress rules' with `allow-`). */
 export const EGRESS_PREFIX = 'egress-';
 
@@ -313,13 +315,22 @@ class NamespacePolicies extends Construct {
     egress?: readonly EgressRule[],
   ) {
     super(service, 'namespace-policies');
-    this.policy(DEFAULT_DENY, 'nothing: every connection to this namespace needs one of the allow rules', { podSelector: {}, policyTypes: ['Ingress'] });
     // One service per namespace: its pods trust each other, and its checkpoint Job runs here.
-    this.policy(ALLOW_SAME_NAMESPACE, `the pods of ${service.serviceName}, its checkpoint included, reach each other`, {
-      podSelector: {},
-      policyTypes: ['Ingress'],
-      ingress: [{ from: [{ podSelector: {} }] }],
-    });
+    const sameNamespace = `the pods of ${service.serviceName}, its checkpoint included, reach each other`;
+    if (egress) {
+      this.policy(NAMESPACE_BASELINE, `nothing else in or out of this namespace without an allow rule: ${sameNamespace}, and every pod resolves names with the cluster DNS`, {
+        podSelector: {},
+        policyTypes: ['Ingress', 'Egress'],
+        ingress: [{ from: [{ podSelector: {} }] }],
+        egress: [{ to: [{ podSelector: {} }] }, { to: [peer(CLUSTER_DNS)], ports: DNS_PORTS.map(tcpByDefault).map(policyPort) }],
+      });
+    } else {
+      this.policy(NAMESPACE_BASELINE, `nothing else into this namespace without an allow rule: ${sameNamespace}`, {
+        podSelector: {},
+        policyTypes: ['Ingress'],
+        ingress: [{ from: [{ podSelector: {} }] }],
+      });
+    }
     for (const rule of rules) {
       this.policy(rule.name, rule.reason, {
         podSelector: selector(rule.podSelector),
@@ -327,22 +338,7 @@ class NamespacePolicies extends Construct {
         ingress: [{ from: [...rule.from], ports: rule.ports.map(policyPort) }],
       });
     }
-    if (egress) this.egressPolicies(egress);
-  }
-
-  private egressPolicies(rules: readonly EgressRule[]): void {
-    this.policy(DEFAULT_DENY_EGRESS, 'nothing: every connection from this namespace needs one of the egress rules', { podSelector: {}, policyTypes: ['Egress'] });
-    this.policy(EGRESS_SAME_NAMESPACE, `the pods of ${this.service.serviceName}, its checkpoint included, reach each other`, {
-      podSelector: {},
-      policyTypes: ['Egress'],
-      egress: [{ to: [{ podSelector: {} }] }],
-    });
-    this.policy(EGRESS_DNS, 'every pod resolves names with the cluster DNS', {
-      podSelector: {},
-      policyTypes: ['Egress'],
-      egress: [{ to: [peer(CLUSTER_DNS)], ports: DNS_PORTS.map(tcpByDefault).map(policyPort) }],
-    });
-    for (const rule of rules) {
+    for (const rule of egress ?? []) {
       this.policy(rule.name, rule.reason, {
         podSelector: selector(rule.podSelector),
         policyTypes: ['Egress'],
