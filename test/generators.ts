@@ -25,7 +25,7 @@ const node = (gpus: number, tainted: boolean) => ({
   role: 'worker',
   cpu: 16,
   memory: '64Gi',
-  ...(gpus > 0 ? { gpus, labels: { 'nvidia.com/gpu.present': 'true' } } : {}),
+  ...(gpus > 0 ? { gpus } : {}),
   ...(tainted ? { taints: [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }] } : {}),
 });
 

@@ -10,7 +10,7 @@ import { CHARTS, KUSTOMIZATIONS, MANIFESTS } from '../charts/versions';
 import { ARGOCD_CONTROL_KINDS, projectNames } from '../lib/model/argocd';
 import { APP_NAMESPACES } from '../lib/model/catalog';
 import type { UpstreamFootprint } from '../lib/model/sources';
-import { GPU_RESOURCE, isGpuProvider } from '../lib/model/gpu';
+import { discoveredGpuLabels, GPU_RESOURCE, isGpuProvider } from '../lib/model/gpu';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { CLUSTER_DNS, isNetworkPolicyProvider } from '../lib/model/network';
 import type { HomelabService } from '../lib/model/service';
@@ -374,7 +374,8 @@ export const INVARIANTS: readonly Invariant[] = [
             const at = `${where}${part ? ` ${part}` : ''}`;
             const provider = platform.services.find(isGpuProvider);
             const nodes = Object.entries(config.nodes);
-            const admitted = nodes.filter(([name, node]) => admits(pod, name, node.labels)).map(([name]) => name);
+            // The nodes as the cluster labels them: the inventory's labels and what GPU discovery adds.
+            const admitted = nodes.filter(([name, node]) => admits(pod, name, { ...node.labels, ...discoveredGpuLabels(node) })).map(([name]) => name);
             return [
               ...problems(provider !== undefined && pod.runtimeClassName === provider.runtimeClassName, `${at}: runtimeClassName ${pod.runtimeClassName}`),
               ...problems(admitted.length > 0 && admitted.every((name) => config.nodes[name].gpus > 0), `${at}: schedulable on ${admitted.join(', ') || 'no node'}`),

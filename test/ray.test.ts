@@ -20,6 +20,7 @@ import { UserError } from '../lib/util/errors';
 import { dependencyGraph } from '../lib/passes/graph';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 
+import { discoveredGpuLabels } from '../lib/model/gpu';
 import { parseQuantity } from '../lib/util/quantity';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
@@ -93,7 +94,8 @@ function schedulableNodes(spec: any, config: EnvironmentConfig): string[] {
   const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
   return Object.entries(config.nodes)
     .filter(([name, node]) => {
-      const labels: Record<string, string> = { ...node.labels, 'kubernetes.io/hostname': name };
+      // As the cluster labels the node: GPU discovery adds its label to GPU nodes.
+      const labels: Record<string, string> = { ...node.labels, ...discoveredGpuLabels(node), 'kubernetes.io/hostname': name };
       const selected = Object.entries(spec.nodeSelector ?? {}).every(([key, value]) => labels[key] === value);
       const affine =
         terms.length === 0 ||
@@ -262,10 +264,9 @@ describe('GPU placement from the node inventory', () => {
     expect(schedulableNodes(gpu.template.spec, config)).toEqual(['gpu-1']);
   });
 
-  it('requires the GPU nodes by host name when no label singles them out', () => {
+  it('finds the GPU node by the discovered label when its inventory labels are those of a CPU node', () => {
     const config = prodConfig((c) => (c.nodes['gpu-1'].labels = { 'homelab.dev/zone': 'rack-a' }));
     const gpu = workerGroupsOf(synthRay({ config })).find(isGpuGroup);
-    expect(gpu.template.spec.nodeSelector).toBeUndefined();
     expect(schedulableNodes(gpu.template.spec, config)).toEqual(['gpu-1']);
   });
 
