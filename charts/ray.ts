@@ -188,7 +188,10 @@ function kuberayOperatorValues(): KuberayOperatorValues {
 }
 
 export type RayProps = Omit<RaySettings, 'enabled'> & {
-  /** Advertises the GPUs, the NVIDIA RuntimeClass and the GPU placement: required when a group has GPUs. @default none */
+  /**
+   * Advertises the GPUs, the NVIDIA RuntimeClass and the GPU placement. @default none: the
+   * cluster runs on CPU, without its GPU worker groups
+   */
   readonly devicePlugin?: GpuProvider;
 };
 
@@ -257,8 +260,16 @@ export class Ray extends HomelabService {
       },
     });
     this.dashboardUrl = `http://${CLUSTER_NAME}-head-svc.${RAY_NAMESPACE}.svc:${RAY_PORTS.dashboard}`;
-    const groups = Object.entries(props.workerGroups);
-    if (groups.length === 0) throw new Error('ray: at least one worker group is required');
+    const { devicePlugin } = props;
+    // Without a GPU provider (an environment without GPU nodes) the GPU groups are left out.
+    const configured = Object.entries(props.workerGroups);
+    const groups = devicePlugin ? configured : configured.filter(([, group]) => group.gpusPerWorker === 0);
+    if (groups.length === 0) throw new Error('ray: at least one worker group is required (a CPU group where there are no GPUs)');
+    const gpuGroups = configured.filter(([, group]) => group.gpusPerWorker > 0).map(([name]) => name);
+    if (gpuGroups.length > 0) {
+      if (devicePlugin) this.declareComputeMode('gpu', `GPU worker group${gpuGroups.length > 1 ? 's' : ''} ${gpuGroups.join(', ')}`);
+      else this.declareComputeMode('cpu', `no GPU provider: without GPU worker group${gpuGroups.length > 1 ? 's' : ''} ${gpuGroups.join(', ')}`);
+    }
 
     new RayCluster(this, 'cluster', {
       metadata: { name: CLUSTER_NAME },
@@ -268,7 +279,7 @@ export class Ray extends HomelabService {
         autoscalerOptions: autoscalerOptions(),
         headGroupSpec: this.headGroup(props.head.resources),
         workerGroupSpecs: groups.map(([name, group]) =>
-          this.workerGroup(name, group, group.gpusPerWorker > 0 ? gpuProviderFor(name, props.devicePlugin) : undefined),
+          this.workerGroup(name, group, group.gpusPerWorker > 0 ? devicePlugin : undefined),
         ),
       },
     });
@@ -448,12 +459,6 @@ function autoscalerOptions(): RayClusterSpecAutoscalerOptions {
   };
 }
 
-/** The device plugin a GPU group needs (the config check guarantees one). */
-function gpuProviderFor(group: string, provider: GpuProvider | undefined): GpuProvider {
-  if (!provider) throw new Error(`ray: worker group ${group} has GPUs but no GPU provider was given`);
-  return provider;
-}
-
 /** The imported CRD classes type each quantity map with its own class. */
 function quantities<Q>(type: { fromString(value: string): Q }, values: Readonly<Record<string, string>>): Record<string, Q> {
   return Object.fromEntries(Object.entries(values).map(([key, value]) => [key, type.fromString(value)]));
@@ -464,10 +469,11 @@ export const rayEntry = defineService({
   settings: { key: 'ray', schema: raySettings },
   names: [RAY_NAMESPACE, 'kuberay-operator', KUBERAY_NAMESPACE],
   subdomains: ownSubdomain,
-  requires: (settings) =>
-    Object.entries(settings.workerGroups)
-      .filter(([, group]) => group.gpusPerWorker > 0)
-      .map(([name]) => ({ entry: nvidiaDevicePluginEntry, path: ['workerGroups', name, 'gpusPerWorker'], reason: 'GPU workers need the GPUs it advertises' })),
+  // GPU groups run where the device plugin advertises GPUs; elsewhere they are left out.
+  check: (settings, env) =>
+    env.isEnabled(nvidiaDevicePluginEntry) || Object.values(settings.workerGroups).some((group) => group.gpusPerWorker === 0)
+      ? []
+      : [{ path: ['workerGroups'], message: 'expected a CPU worker group (gpusPerWorker: 0): without services.nvidiaDevicePlugin the GPU groups are left out' }],
   upstreamTargets: {
     'kuberay-operator-operator': {
       selector: KUBERAY_OPERATOR_SERVICE_LABELS,

@@ -26,8 +26,8 @@ type ConfigMutation = (config: Record<string, any>) => void;
 interface Variant {
   /** Changes to the example config before prod is parsed. */
   readonly config?: ConfigMutation;
-  /** services.nvidiaDevicePlugin settings (enabled is implied). */
-  readonly devicePlugin?: Record<string, unknown>;
+  /** services.nvidiaDevicePlugin settings (enabled is implied); null: no device plugin, Triton on CPU. */
+  readonly devicePlugin?: Record<string, unknown> | null;
   /** services.triton settings (enabled is implied). */
   readonly triton?: Record<string, unknown>;
 }
@@ -35,7 +35,7 @@ interface Variant {
 interface Built {
   readonly config: EnvironmentConfig;
   readonly env: SynthesizedEnvironment;
-  readonly devicePlugin: NvidiaDevicePlugin;
+  readonly devicePlugin?: NvidiaDevicePlugin;
   readonly triton: Triton;
   readonly manifests: { path: string; manifest: Manifest }[];
 }
@@ -49,8 +49,7 @@ function build(variant: Variant = {}): Built {
   const platform = emptyPlatform(app, 'prod', config);
   new PolicyProvider(platform);
   const longhorn = new Longhorn(platform, settingsIn(config, longhornEntry));
-  const pluginConfig = nvidiaDevicePluginSchema.parse({ enabled: true, ...variant.devicePlugin });
-  const devicePlugin = new NvidiaDevicePlugin(platform, pluginConfig);
+  const devicePlugin = variant.devicePlugin === null ? undefined : new NvidiaDevicePlugin(platform, nvidiaDevicePluginSchema.parse({ enabled: true, ...variant.devicePlugin }));
   const tritonConfig = tritonSchema.parse({ enabled: true, ...variant.triton });
   // As its catalog entry wires it: storage only for a volume, so S3 does not wait for Longhorn.
   const triton = new Triton(platform, { ...tritonConfig, devicePlugin, storage: tritonConfig.modelRepository.volume ? longhorn : undefined });
@@ -231,7 +230,7 @@ describe('time-slicing', () => {
       flags: { migStrategy: 'none' },
       sharing: { timeSlicing: { failRequestsGreaterThanOne: true, resources: [{ name: 'nvidia.com/gpu', replicas: 4 }] } },
     });
-    expect(sliced.devicePlugin.advertisedGpus(2)).toBe(8);
+    expect(sliced.devicePlugin!.advertisedGpus(2)).toBe(8);
     expect(pluginValues(base).config).toBeUndefined();
   });
 
@@ -445,7 +444,7 @@ describe('GPU discovery', () => {
       for (const taint of nodes[name].taints) expect(tolerated(pluginValues(built).nfd.worker.tolerations, taint), `${name} ${taint.key}`).toBe(true);
     }
     // Declared for every pod of the namespace: NFD's master, worker and gc and the config managers.
-    expect(built.devicePlugin.egress.filter((e) => e.to.kind === 'api-server').map((e) => e.podSelector)).toContainEqual({});
+    expect(built.devicePlugin!.egress.filter((e) => e.to.kind === 'api-server').map((e) => e.podSelector)).toContainEqual({});
   });
 
   it('refuses inventory labels that discovery owns, naming the node and the label', () => {
@@ -459,6 +458,48 @@ describe('GPU discovery', () => {
         expect.stringMatching(/^nodes\.worker-1\.labels\.feature\.node\.kubernetes\.io\/pci-10de\.present: unexpected label/),
       ]),
     );
+  });
+});
+
+describe('Triton on CPU, where no device plugin advertises GPUs', () => {
+  const cpu = build({ devicePlugin: null });
+  const alerts = (built: Built) => built.triton.alertRules.map((rule) => rule.alert);
+
+  it('requests no GPU and runs on any node, without the NVIDIA RuntimeClass', () => {
+    expect(Object.keys(tritonContainer(cpu).resources.limits)).not.toContain('nvidia.com/gpu');
+    expect(podSpec(cpu)).not.toHaveProperty('runtimeClassName');
+    expect(podSpec(cpu)).not.toHaveProperty('affinity');
+    expect(cpu.env.capacity.requested.gpus).toBe(0);
+  });
+
+  it('serves the same smoke model with a CPU instance group, and the checkpoint runs the identical inference', () => {
+    const smoke = (built: Built) => find(built, 'triton/configmap-triton-smoke-model.yaml').data!;
+    expect(smoke(cpu)['config.pbtxt']).toMatch(/kind: KIND_CPU/);
+    expect(smoke(base)['config.pbtxt']).toMatch(/kind: KIND_GPU/);
+    expect(smoke(cpu)['config.pbtxt'].replace('KIND_CPU', 'KIND_GPU')).toBe(smoke(base)['config.pbtxt']);
+    expect(smoke(cpu)['model.py']).toBe(smoke(base)['model.py']);
+    expect(checkpointScript(cpu, 'triton')).toBe(checkpointScript(base, 'triton'));
+  });
+
+  it('says which mode it runs in, and alerts on GPU memory only with GPUs', () => {
+    expect(cpu.env.capacity.computeModes).toEqual([{ service: 'triton', mode: 'cpu', detail: 'no GPU provider: the models run in CPU instance groups' }]);
+    expect(base.env.capacity.computeModes).toEqual([{ service: 'triton', mode: 'gpu', detail: '1 nvidia.com/gpu per replica' }]);
+    expect(alerts(base)).toContain('TritonGpuMemoryNearlyFull');
+    expect(alerts(cpu)).not.toContain('TritonGpuMemoryNearlyFull');
+    expect(alerts(cpu)).toContain('TritonInferenceFailures');
+  });
+
+  it('names the compute modes when the plan does not fit the nodes', () => {
+    const error = (() => {
+      try {
+        build({ devicePlugin: null, triton: { resources: { requests: { cpu: '64', memory: '4Gi' }, limits: { cpu: '64', memory: '16Gi' } } } });
+      } catch (e) {
+        return String((e as Error).message);
+      }
+      return '';
+    })();
+    expect(error).toContain('cpu: the services request');
+    expect(error).toContain('compute modes: triton on CPU (no GPU provider: the models run in CPU instance groups)');
   });
 });
 
@@ -511,9 +552,8 @@ describe('the AI config schemas', () => {
       'services.triton.modelRepository.volume',
       'services.triton.gpusPerReplica',
     ]);
-    expect(environmentIssues({ nodes: node(1), services: { longhorn: { replicas: 1 }, triton } })).toEqual([
-      { path: 'services.triton.enabled', message: 'expected services.nvidiaDevicePlugin.enabled: Triton needs the GPUs it advertises' },
-    ]);
+    // Without the device plugin Triton runs on CPU: nothing to refuse.
+    expect(environmentIssues({ nodes: node(1), services: { longhorn: { replicas: 1 }, triton } })).toEqual([]);
     expect(environmentIssues({ nodes: node(1), services: { longhorn: { replicas: 1 }, nvidiaDevicePlugin: plugin, triton: { enabled: true } } })).toEqual([]);
   });
 });

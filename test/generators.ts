@@ -108,7 +108,8 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
       services.rabbitmq = { enabled: true, vhosts: { home: {} }, users: { automation: { permissions: { home: { configure: '.*', write: '.*', read: '.*' } } } } };
     }
     if (gpus) services.nvidiaDevicePlugin = { enabled: true, ...(c.timeSlicing ? { timeSlicing: { replicasPerGpu: 2 } } : {}) };
-    if (gpus && c.triton) {
+    // Triton and Ray run everywhere: on the GPUs where the device plugin advertises them, else on CPU.
+    if (c.triton) {
       services.triton = { enabled: true, modelRepository: c.tritonS3 || !longhorn ? { s3: { url: 's3://models/triton' } } : { volume: { size: '10Gi' } } };
     }
     if (c.ray) {
@@ -116,7 +117,8 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
         enabled: true,
         workerGroups: {
           cpu: { maxReplicas: 2, resources: { requests: { cpu: '500m', memory: '2Gi' }, limits: { cpu: '1', memory: '4Gi' } } },
-          ...(gpus && c.rayGpus ? { gpu: { maxReplicas: 1, gpusPerWorker: 1, resources: { requests: { cpu: '500m', memory: '2Gi' }, limits: { cpu: '1', memory: '4Gi' } } } } : {}),
+          // Without GPU nodes the gpu group is left out; with them it needs the device plugin above.
+          ...(c.rayGpus ? { gpu: { maxReplicas: 1, gpusPerWorker: 1, resources: { requests: { cpu: '500m', memory: '2Gi' }, limits: { cpu: '1', memory: '4Gi' } } } } : {}),
         },
       };
     }

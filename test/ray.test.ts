@@ -24,7 +24,7 @@ import { discoveredGpuLabels } from '../lib/model/gpu';
 import { parseQuantity } from '../lib/util/quantity';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { buildPlatform, platformObject, platformText, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
+import { buildPlatform, environmentIssues, platformObject, platformText, synthesizeText, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
 
 /** services.ray as homelab.yaml would carry it: a CPU group 1..3 and a GPU group 0..1. */
 const RAY_SETTINGS = {
@@ -270,12 +270,24 @@ describe('GPU placement from the node inventory', () => {
     expect(schedulableNodes(gpu.template.spec, config)).toEqual(['gpu-1']);
   });
 
-  it('rejects a GPU group where no device plugin makes GPUs schedulable, naming the setting', () => {
+  it('leaves the GPU group out where no device plugin advertises GPUs, and says so', () => {
     const config = platformObject();
-    config.environments.dev.services.ray = { enabled: true };
-    expect(() => parseText(toYamlText(config), 'homelab.yaml')).toThrow(
-      'homelab.yaml: services.ray.workerGroups.gpu.gpusPerWorker: expected services.nvidiaDevicePlugin.enabled: GPU workers need the GPUs it advertises (in dev)',
-    );
+    // Small enough for dev's one node.
+    const small = { requests: { cpu: '100m', memory: '512Mi' }, limits: { cpu: '1', memory: '2Gi' } };
+    config.environments.dev.services.ray = { enabled: true, head: { resources: small }, workerGroups: { cpu: { maxReplicas: 1, resources: small } } };
+    const dev = synthesizeText(toYamlText(config)).find((e) => e.environment === 'dev')!;
+    const cluster = manifestsOf(dev).find(({ manifest }) => manifest.kind === 'RayCluster')!.manifest;
+    expect(cluster.spec.workerGroupSpecs.map((g: any) => g.groupName)).toEqual(['cpu']);
+    expect(dev.capacity.requested.gpus).toBe(0);
+    expect(dev.capacity.computeModes).toContainEqual({ service: 'ray', mode: 'cpu', detail: 'no GPU provider: without GPU worker group gpu' });
+    expect(prod.capacity.computeModes).toContainEqual({ service: 'ray', mode: 'gpu', detail: 'GPU worker group gpu' });
+  });
+
+  it('refuses a cluster of GPU groups only where no device plugin advertises GPUs, naming the setting', () => {
+    const gpuOnly = { enabled: true, workerGroups: { gpu: RAY_SETTINGS.workerGroups.gpu } };
+    expect(environmentIssues({ nodes: { a: { role: 'control-plane', cpu: 16, memory: '64Gi' } }, services: { longhorn: { replicas: 1 }, ray: gpuOnly } })).toEqual([
+      { path: 'services.ray.workerGroups', message: 'expected a CPU worker group (gpusPerWorker: 0): without services.nvidiaDevicePlugin the GPU groups are left out' },
+    ]);
   });
 });
 

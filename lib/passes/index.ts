@@ -102,7 +102,8 @@ export const PASSES: readonly Pass[] = [
     run: (s) => {
       const { platform } = s;
       const gpuReplicas = platform.services.find(isGpuProvider)?.gpuReplicas ?? 1;
-      s.set('capacity', checkCapacity(platform.services.flatMap((service) => service.demands), platform.config.nodes, gpuReplicas));
+      const computeModes = platform.services.flatMap((service) => (service.computeMode ? [service.computeMode] : []));
+      s.set('capacity', checkCapacity(platform.services.flatMap((service) => service.demands), platform.config.nodes, gpuReplicas, computeModes));
     },
   },
   // Last emission: the policies cover every port the services declared and everything they expose.
