@@ -8,6 +8,7 @@ import { defineCatalog } from '../lib/model/catalog';
 import { alloyEntry } from './alloy';
 import { argoCdEntry } from './argocd';
 import { certManagerEntry } from './cert-manager';
+import { dcgmExporterEntry } from './dcgm-exporter';
 import { cloudflaredEntry } from './cloudflared';
 import { appsEntry } from './custom-app';
 import { externalSecretsEntry } from './external-secrets';
@@ -31,6 +32,7 @@ export const BUILTIN_CATALOG = defineCatalog([
   prometheusOperatorCrdsEntry,
   rabbitmqEntry,
   nvidiaDevicePluginEntry,
+  dcgmExporterEntry,
   tritonEntry,
   rayEntry,
   certManagerEntry,

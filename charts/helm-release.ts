@@ -6,6 +6,7 @@
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
 import type { AlloyValues } from '../imports/helm/alloy';
 import type { CertManagerValues } from '../imports/helm/cert-manager';
+import type { DcgmExporterValues } from '../imports/helm/dcgm-exporter';
 import type { ExternalSecretsValues } from '../imports/helm/external-secrets';
 import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
@@ -22,6 +23,7 @@ interface ValuesByChart {
   argocd: ArgoCdValues;
   longhorn: LonghornValues;
   nvidiaDevicePlugin: NvidiaDevicePluginValues;
+  dcgmExporter: DcgmExporterValues;
   kuberayOperator: KuberayOperatorValues;
   kubePrometheusStack: KubePrometheusStackValues;
   loki: LokiValues;

@@ -19,7 +19,7 @@ import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
-import { Dashboard, DashboardHost, MONITORING_GROUP, ServiceDashboard } from '../lib/model/monitoring';
+import { Dashboard, DashboardHost, isOwnDashboard, MONITORING_GROUP, ServiceDashboard } from '../lib/model/monitoring';
 import type { MetricsScraper, NetworkPeer } from '../lib/model/network';
 import { Platform } from '../lib/model/platform';
 import { parseQuantity } from '../lib/util/quantity';
@@ -539,11 +539,11 @@ function datasourceOf(dashboard: Dashboard): string {
 }
 
 function sameDashboard(a: Dashboard, b: Dashboard): boolean {
-  return a.gnetId === b.gnetId && a.revision === b.revision && datasourceOf(a) === datasourceOf(b);
+  return describe(a) === describe(b);
 }
 
 function describe(d: Dashboard): string {
-  return `grafana.com ${d.gnetId} revision ${d.revision} on ${datasourceOf(d)}`;
+  return isOwnDashboard(d) ? `an own dashboard of ${d.json.length} characters on ${datasourceOf(d)}` : `grafana.com ${d.gnetId} revision ${d.revision} on ${datasourceOf(d)}`;
 }
 
 interface StackSettings {
@@ -643,7 +643,8 @@ function stackValues(s: StackSettings): KubePrometheusStackValues {
 /**
  * The grafana subchart downloads each `gnetId` dashboard at the pinned `revision` from
  * grafana.com (an init container, so the cluster needs to reach grafana.com) into the
- * provider's folder, replacing the dashboard's data source references with `datasource`.
+ * provider's folder, replacing the dashboard's data source references with `datasource`; an
+ * own dashboard's `json` it writes there as is (grafana 12.11.1 templates/dashboards-json-configmap.yaml).
  */
 function dashboardValues(dashboards: ReadonlyMap<string, Dashboard>): Record<string, unknown> {
   if (dashboards.size === 0) return {};
@@ -668,7 +669,7 @@ function dashboardValues(dashboards: ReadonlyMap<string, Dashboard>): Record<str
     },
     dashboards: {
       [DASHBOARD_PROVIDER]: Object.fromEntries(
-        [...dashboards.values()].map((d) => [d.name, { gnetId: d.gnetId, revision: d.revision, datasource: datasourceOf(d) }]),
+        [...dashboards.values()].map((d) => [d.name, isOwnDashboard(d) ? { json: d.json } : { gnetId: d.gnetId, revision: d.revision, datasource: datasourceOf(d) }]),
       ),
     },
   };

@@ -238,6 +238,7 @@ export const HELM_VALUES_IMPORTS: Readonly<Record<string, ChartConfig>> = {
     typeName: 'KuberayOperatorValues',
     extraKeys: { useKubernetesProxy: false, watchNamespace: [''] },
   },
+  'dcgm-exporter': { typeName: 'DcgmExporterValues' },
   'nvidia-device-plugin': {
     typeName: 'NvidiaDevicePluginValues',
     // The per-GPU-sharing config files (config.map.<name>) are free-form.

@@ -21,7 +21,7 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { provisionDashboards } from '../lib/passes/monitoring';
 
 import { Layer } from '../lib/model/layers';
-import { Dashboard, MONITORING_GROUP } from '../lib/model/monitoring';
+import { Dashboard, isOwnDashboard, MONITORING_GROUP } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
@@ -365,9 +365,11 @@ describe('Grafana', () => {
       const provisioned = values.grafana.dashboards.homelab;
       expect(Object.keys(provisioned)).toEqual([...new Set(declared.map((d) => d.name))].sort());
       for (const dashboard of declared) {
-        expect(provisioned[dashboard.name]).toEqual({ gnetId: dashboard.gnetId, revision: dashboard.revision, datasource: dashboard.datasource ?? 'Prometheus' });
+        expect(provisioned[dashboard.name]).toEqual(
+          isOwnDashboard(dashboard) ? { json: dashboard.json } : { gnetId: dashboard.gnetId, revision: dashboard.revision, datasource: dashboard.datasource ?? 'Prometheus' },
+        );
       }
-      for (const entry of Object.values<any>(provisioned)) {
+      for (const entry of Object.values<any>(provisioned).filter((e) => !('json' in e))) {
         expect(Number.isInteger(entry.gnetId) && entry.gnetId > 0).toBe(true);
         expect(Number.isInteger(entry.revision) && entry.revision > 0).toBe(true);
       }
