@@ -26,7 +26,7 @@ export const dcgmExporterSettings = z
   .strictObject({
     /** @default on wherever services.nvidiaDevicePlugin is */
     enabled: bool.optional(),
-    /** GPU temperature (°C) that alerts after 10 minutes. */
+    /** GPU temperature (degrees Celsius) that alerts after 10 minutes. */
     temperatureCelsius: intBetween(50, 110).default(85),
     /** Share of a GPU's memory in use (percent) that alerts after 15 minutes. */
     memoryUsedPercent: intBetween(50, 100).default(95),
@@ -156,7 +156,7 @@ function gpuAlerts(own: string, props: DcgmExporterProps, nodes: readonly string
       expr: `max by (Hostname, gpu, modelName) (${DCGM.temperature}{${own}}) > ${props.temperatureCelsius}`,
       for: '10m',
       severity: 'warning',
-      summary: 'GPU {{ $labels.gpu }} on {{ $labels.Hostname }} is at {{ $value }} °C',
+      summary: 'GPU {{ $labels.gpu }} on {{ $labels.Hostname }} is at {{ $value }} degrees Celsius',
       description: 'The GPU throttles and may shut down: check the fans, the airflow and the load.',
     },
     {
@@ -186,7 +186,7 @@ function gpuAlerts(own: string, props: DcgmExporterProps, nodes: readonly string
  * sees the physical GPU, so its load and memory are those of every pod on it together.
  */
 export function gpuDashboard(own: string, gpuReplicas: number): string {
-  const sharing = gpuReplicas > 1 ? `time-sliced ×${gpuReplicas}` : 'exclusive';
+  const sharing = gpuReplicas > 1 ? `time-sliced x${gpuReplicas}` : 'exclusive';
   const legend = `{{Hostname}} GPU {{gpu}} {{modelName}} (${sharing})`;
   const note =
     gpuReplicas > 1

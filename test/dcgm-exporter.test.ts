@@ -96,12 +96,12 @@ describe('scraping, alerts and the dashboard', () => {
     expect(monitoring.grafana.dashboards.homelab['nvidia-gpus']).toEqual({ json: (declared as { json: string }).json });
 
     const sliced = JSON.parse(gpuDashboard('homelab_service="dcgm-exporter"', 2));
-    expect(sliced.title).toBe('NVIDIA GPUs (time-sliced ×2)');
+    expect(sliced.title).toBe('NVIDIA GPUs (time-sliced x2)');
     expect(sliced.panels[0].options.content).toContain('up to 2 pods share each one');
     const queries = sliced.panels.flatMap((p: any) => p.targets ?? []);
     expect(queries.length).toBeGreaterThanOrEqual(5);
     for (const target of queries) {
-      expect(target.legendFormat).toContain('(time-sliced ×2)');
+      expect(target.legendFormat).toContain('(time-sliced x2)');
       expect(target.datasource.uid).toBe('prometheus');
     }
     assertValidPromql(queries.map((t: any) => ({ label: t.legendFormat, expr: t.expr })));
