@@ -176,6 +176,8 @@ const FULLNAME = 'monitoring';
 /** In-cluster endpoints of the stack (the chart's Services). */
 export const PROMETHEUS_URL = `http://${FULLNAME}-prometheus.${MONITORING_NAMESPACE}.svc:9090`;
 export const GRAFANA_URL = `http://${FULLNAME}-grafana.${MONITORING_NAMESPACE}.svc`;
+/** The chart's Alertmanager Service (`<fullname>-alertmanager`, port 9093): its API v2 and its metrics. */
+export const ALERTMANAGER_URL = `http://${FULLNAME}-alertmanager.${MONITORING_NAMESPACE}.svc:9093`;
 
 /** The Secret with Grafana's administrator, keys GRAFANA_ADMIN_KEYS (the chart's userKey and passwordKey). */
 export const GRAFANA_ADMIN_SECRET = 'grafana-admin';
@@ -207,6 +209,11 @@ const GRAFANA_CHECKS = 12;
 const CHECK_INTERVAL_SECONDS = 10;
 /** curl's --max-time for each call of the checkpoint. */
 const CALL_MAX_SECONDS = 20;
+/**
+ * The alert delivery test: an alert with this label is routed to every receiver (the first
+ * routes), sent by the checkpoint and resolved by Alertmanager after DELIVERY_SECONDS.
+ */
+export const DELIVERY_TEST = { label: 'homelab_delivery_test', alert: 'HomelabAlertDeliveryTest', seconds: 120, checks: 18 } as const;
 
 /** Grafana's file provider for the dashboards the platform's services declare. */
 const DASHBOARD_PROVIDER = 'homelab';
@@ -415,13 +422,19 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
    */
   private addCheckpoint(withLoki: boolean, dashboards: number): void {
     const datasources = [DATASOURCE.prometheus, DATASOURCE.alertmanager, ...(withLoki ? [DATASOURCE.loki] : [])];
+    const receivers = Object.keys(this.props.alertmanager.receivers).sort();
+    const integrations = deliveryIntegrations(this.props.alertmanager);
+    const delivery = receivers.length > 0 ? `; a synthetic alert reaches every Alertmanager receiver (${receivers.join(', ')}) and resolves itself` : '';
     new Checkpoint(this, 'checkpoint', {
-      description: `every Prometheus scrape target is up; Grafana is healthy with the data sources ${datasources.join(', ')} and ${dashboards} provisioned dashboards`,
+      description: `every Prometheus scrape target is up; Grafana is healthy with the data sources ${datasources.join(', ')} and ${dashboards} provisioned dashboards${delivery}`,
       image: IMAGES.curl,
       // Every check failing slowly: each call (one per target check, up to three per Grafana
-      // check) at its --max-time, then the interval.
+      // check, two per integration and delivery check, plus the alert and the routing) at its
+      // --max-time, then the interval.
       timeout: Duration.seconds(
-        TARGET_CHECKS * (CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS) + GRAFANA_CHECKS * (3 * CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS),
+        TARGET_CHECKS * (CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS) +
+          GRAFANA_CHECKS * (3 * CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS) +
+          (integrations.length > 0 ? DELIVERY_TEST.checks * (2 * integrations.length * CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS) + (2 + 2 * integrations.length) * CALL_MAX_SECONDS : 0),
       ),
       env: {
         PROMETHEUS_URL,
@@ -433,6 +446,13 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
         DATASOURCES: datasources.join(' '),
         DASHBOARD_FOLDER_UID,
         EXPECTED_DASHBOARDS: String(dashboards),
+        ALERTMANAGER_URL,
+        DELIVERY_RECEIVERS: receivers.join(' '),
+        DELIVERY_INTEGRATIONS: integrations.map(({ integration, receivers: n }) => `${integration}=${n}`).join(' '),
+        DELIVERY_LABEL: DELIVERY_TEST.label,
+        DELIVERY_ALERT: DELIVERY_TEST.alert,
+        DELIVERY_SECONDS: String(DELIVERY_TEST.seconds),
+        DELIVERY_CHECKS: String(DELIVERY_TEST.checks),
       },
       secretEnv: {
         GRAFANA_USER: this.grafanaAdmin.keySelector(GRAFANA_ADMIN_KEYS.user),
@@ -505,7 +525,56 @@ until problem=$(grafana_problem) && [ -z "$problem" ]; do
   check=$((check + 1))
   sleep "$CHECK_INTERVAL_SECONDS"
 done
-echo "Grafana is healthy with the data sources $DATASOURCES and the $EXPECTED_DASHBOARDS provisioned dashboards"`;
+echo "Grafana is healthy with the data sources $DATASOURCES and the $EXPECTED_DASHBOARDS provisioned dashboards"
+[ -n "$DELIVERY_RECEIVERS" ] || exit 0
+# Alert delivery: Alertmanager's notification counters per integration (alertmanager
+# notify/notify.go: notifications_total counts attempts, notifications_failed_total failures,
+# by integration and status code), before and after a synthetic alert routed to every receiver.
+counter() {
+  get "$ALERTMANAGER_URL/metrics" | grep "^alertmanager_$1{" | grep "integration=\"$2\"" | awk '{ sum += $NF } END { print sum + 0 }'
+}
+for pair in $DELIVERY_INTEGRATIONS; do
+  name=${'$'}{pair%=*}
+  eval "attempts_$name=$(counter notifications_total "$name") failures_$name=$(counter notifications_failed_total "$name")"
+done
+now=$(date +%s)
+ends=$(date -u -d "@$((now + DELIVERY_SECONDS))" +%Y-%m-%dT%H:%M:%SZ)
+alert="[{\"labels\":{\"alertname\":\"$DELIVERY_ALERT\",\"$DELIVERY_LABEL\":\"true\",\"severity\":\"warning\",\"run\":\"$now\"},\"annotations\":{\"summary\":\"Synthetic alert of the monitoring checkpoint: a delivery test to every receiver, resolved by itself\"},\"endsAt\":\"$ends\"}]"
+if ! get -X POST -H 'Content-Type: application/json' -d "$alert" "$ALERTMANAGER_URL/api/v2/alerts" >/dev/null; then
+  echo "Alertmanager refused the synthetic alert" >&2
+  exit 1
+fi
+routed=$(get "$ALERTMANAGER_URL/api/v2/alerts?filter=$DELIVERY_LABEL%3D%22true%22" | tr -d ' \n')
+for receiver in $DELIVERY_RECEIVERS; do
+  if ! printf '%s' "$routed" | grep -q "{\"name\":\"$receiver\"}"; then
+    echo "the synthetic alert is not routed to the receiver $receiver" >&2
+    exit 1
+  fi
+done
+check=1
+while :; do
+  pending=
+  for pair in $DELIVERY_INTEGRATIONS; do
+    name=${'$'}{pair%=*}
+    want=${'$'}{pair#*=}
+    eval "before=\$attempts_$name failed_before=\$failures_$name"
+    attempts=$(counter notifications_total "$name")
+    failures=$(counter notifications_failed_total "$name")
+    if [ "$failures" -gt "$failed_before" ]; then
+      echo "Alertmanager failed to notify through $name ($((failures - failed_before)) failure(s)): check its receivers' settings and the alertmanager-receivers Secret, and the Alertmanager log" >&2
+      exit 1
+    fi
+    [ $((attempts - before)) -ge "$want" ] || pending="$pending $name"
+  done
+  [ -z "$pending" ] && break
+  if [ "$check" -ge "$DELIVERY_CHECKS" ]; then
+    echo "no notification through$pending after $DELIVERY_CHECKS checks" >&2
+    exit 1
+  fi
+  check=$((check + 1))
+  sleep "$CHECK_INTERVAL_SECONDS"
+done
+echo "the synthetic alert reached every receiver ($DELIVERY_RECEIVERS) and resolves itself at $ends"`;
 
 /**
  * The grafana.com dashboards every service of the platform declared (the stack's own among
@@ -702,6 +771,7 @@ function alertmanagerConfig(alertmanager: AlertmanagerSettings, secret: SecretRe
       group_interval: '5m',
       repeat_interval: '12h',
       routes: [
+        ...deliveryTestRoutes(alertmanager),
         { receiver: NULL_RECEIVER, matchers: ['alertname =~ "Watchdog|InfoInhibitor"'] },
         { receiver: critical, matchers: ['severity = "critical"'], repeat_interval: '4h' },
         { receiver: NULL_RECEIVER, matchers: ['severity = "info"'] },
@@ -723,6 +793,29 @@ function alertmanagerConfig(alertmanager: AlertmanagerSettings, secret: SecretRe
     ],
     templates: ['/etc/alertmanager/config/*.tmpl'],
   };
+}
+
+/**
+ * The checkpoint's synthetic alert goes to every receiver: one route each, matched first,
+ * each continuing to the next but the last, which stops it before the severity routes.
+ */
+function deliveryTestRoutes(alertmanager: AlertmanagerSettings): Record<string, unknown>[] {
+  const receivers = Object.keys(alertmanager.receivers).sort();
+  return receivers.map((receiver, i) => ({
+    receiver,
+    matchers: [`${DELIVERY_TEST.label} = "true"`],
+    group_by: ['alertname'],
+    group_wait: '0s',
+    continue: i < receivers.length - 1,
+  }));
+}
+
+/** Each Alertmanager integration the receivers use, with how many receivers use it (alertmanager's integration names). */
+function deliveryIntegrations(alertmanager: AlertmanagerSettings): { integration: string; receivers: number }[] {
+  const receivers = Object.values(alertmanager.receivers);
+  return (['discord', 'email', 'webhook'] as const)
+    .map((integration) => ({ integration, receivers: receivers.filter((r) => r[integration] !== undefined).length }))
+    .filter(({ receivers: n }) => n > 0);
 }
 
 /** The keys of ALERTMANAGER_RECEIVERS_SECRET a receiver reads, by integration. */
