@@ -20,6 +20,7 @@ import { networkPoliciesEntry } from './network-policies';
 import { nvidiaDevicePluginEntry } from './nvidia-device-plugin';
 import { rabbitmqEntry } from './rabbitmq';
 import { rayEntry } from './ray';
+import { tempoEntry } from './tempo';
 import { traefikEntry } from './traefik';
 import { tritonEntry } from './triton';
 import { vaultEntry } from './vault';
@@ -39,6 +40,7 @@ export const BUILTIN_CATALOG = defineCatalog([
   vaultEntry,
   externalSecretsEntry,
   lokiEntry,
+  tempoEntry,
   alloyEntry,
   n8nEntry,
   appsEntry,

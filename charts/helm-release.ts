@@ -13,6 +13,7 @@ import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import type { LokiValues } from '../imports/helm/loki';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
+import type { TempoValues } from '../imports/helm/tempo';
 import type { TraefikValues } from '../imports/helm/traefik';
 import type { VaultValues } from '../imports/helm/vault';
 import type { HelmRelease } from '../lib/model/sources';
@@ -28,6 +29,7 @@ interface ValuesByChart {
   kubePrometheusStack: KubePrometheusStackValues;
   loki: LokiValues;
   alloy: AlloyValues;
+  tempo: TempoValues;
   certManager: CertManagerValues;
   traefik: TraefikValues;
   vault: VaultValues;

@@ -30,6 +30,7 @@ import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { lokiEntry } from './loki';
+import { tempoEntry } from './tempo';
 import { PrometheusOperatorCrds } from './prometheus-operator-crds';
 
 /** Receiver Alertmanager drops alerts into; the chart's own routes use it too. */
@@ -219,7 +220,9 @@ export const DELIVERY_TEST = { label: 'homelab_delivery_test', alert: 'HomelabAl
 const DASHBOARD_PROVIDER = 'homelab';
 const DASHBOARD_FOLDER_UID = 'homelab';
 /** Data source names as Grafana knows them: the chart's default sidecar names Prometheus and Alertmanager. */
-const DATASOURCE = { prometheus: 'Prometheus', alertmanager: 'Alertmanager', loki: 'Loki' } as const;
+const DATASOURCE = { prometheus: 'Prometheus', alertmanager: 'Alertmanager', loki: 'Loki', tempo: 'Tempo' } as const;
+/** Data source uids: Prometheus' is the chart's (values grafana.sidecar.datasources.uid); the others are ours. */
+const DATASOURCE_UID = { prometheus: 'prometheus', loki: 'loki', tempo: 'tempo' } as const;
 
 /**
  * The stack's own grafana.com dashboards, next to the ones the chart ships (its Kubernetes
@@ -244,11 +247,19 @@ export interface LokiDataSource extends HomelabService {
   readonly queryUrl: string;
 }
 
+/** A Tempo the stack's Grafana queries; the Tempo service satisfies it (charts/tempo.ts). */
+export interface TempoDataSource extends HomelabService {
+  /** Base URL of Tempo's HTTP API, e.g. `http://tempo.tempo.svc:3200`. */
+  readonly queryUrl: string;
+}
+
 export type MonitoringStackProps = Omit<MonitoringSettings, 'enabled'> & {
   /** Volumes of Prometheus and Alertmanager. */
   readonly storage: StorageProvider;
   /** Adds the Loki data source to Grafana (and makes the stack wait for Loki). @default no Loki data source */
   readonly loki?: LokiDataSource;
+  /** Adds the Tempo data source, linked to the logs and metrics (and makes the stack wait for Tempo). @default no Tempo data source */
+  readonly tempo?: TempoDataSource;
 };
 
 /**
@@ -350,12 +361,13 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
           alertmanager: props.alertmanager,
           receiverSecret: this.receivers,
           loki: props.loki,
+          tempo: props.tempo,
           dashboards,
           sizes: props.resources,
         }),
       ),
     );
-    this.addCheckpoint(props.loki !== undefined, dashboards.size);
+    this.addCheckpoint([...(props.loki ? [DATASOURCE.loki] : []), ...(props.tempo ? [DATASOURCE.tempo] : [])], dashboards.size);
   }
 
   /**
@@ -420,8 +432,8 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
    * Grafana: its health endpoint reports the database ok, the data sources exist and the
    * dashboards downloaded from grafana.com are in their folder, retried for two minutes.
    */
-  private addCheckpoint(withLoki: boolean, dashboards: number): void {
-    const datasources = [DATASOURCE.prometheus, DATASOURCE.alertmanager, ...(withLoki ? [DATASOURCE.loki] : [])];
+  private addCheckpoint(extraDatasources: readonly string[], dashboards: number): void {
+    const datasources = [DATASOURCE.prometheus, DATASOURCE.alertmanager, ...extraDatasources];
     const receivers = Object.keys(this.props.alertmanager.receivers).sort();
     const integrations = deliveryIntegrations(this.props.alertmanager);
     const delivery = receivers.length > 0 ? `; a synthetic alert reaches every Alertmanager receiver (${receivers.join(', ')}) and resolves itself` : '';
@@ -624,8 +636,44 @@ interface StackSettings {
   readonly alertmanager: AlertmanagerSettings;
   readonly receiverSecret?: SecretRef;
   readonly loki?: LokiDataSource;
+  readonly tempo?: TempoDataSource;
   readonly dashboards: ReadonlyMap<string, Dashboard>;
   readonly sizes: MonitoringResources;
+}
+
+/**
+ * Grafana's data source provisioning (Grafana docs, "Loki data source" and "Tempo data source",
+ * provisioning examples). Provisioning files expand `$VAR`, so Grafana's own `${__...}`
+ * variables are written `$${__...}`.
+ */
+function lokiDataSource(loki: LokiDataSource, withTempo: boolean) {
+  // Logs to traces: a trace ID in a line (`traceID=...`, `trace_id=...`, `"traceId":"..."`) links to Tempo.
+  const derivedFields = withTempo
+    ? [{ name: 'TraceID', datasourceUid: DATASOURCE_UID.tempo, matcherRegex: '(?:trace_?[iI][dD])"?[=:]\\s*"?([0-9a-fA-F]{16,32})', url: '$${__value.raw}' }]
+    : [];
+  return { name: DATASOURCE.loki, uid: DATASOURCE_UID.loki, type: 'loki', access: 'proxy', url: loki.queryUrl, editable: false, jsonData: { maxLines: 1000, ...(withTempo && { derivedFields }) } };
+}
+
+function tempoDataSource(tempo: TempoDataSource, withLoki: boolean) {
+  const window = { spanStartTimeShift: '-5m', spanEndTimeShift: '5m' };
+  return {
+    name: DATASOURCE.tempo,
+    uid: DATASOURCE_UID.tempo,
+    type: 'tempo',
+    access: 'proxy',
+    url: tempo.queryUrl,
+    editable: false,
+    jsonData: {
+      // Traces to logs: the lines of any namespace that mention the trace ID, around the span.
+      ...(withLoki && {
+        tracesToLogsV2: { datasourceUid: DATASOURCE_UID.loki, ...window, customQuery: true, query: '{namespace=~".+"} |= "$${__trace.traceId}"' },
+      }),
+      // Traces to metrics: the Prometheus series around the span, by the service's name.
+      tracesToMetrics: { datasourceUid: DATASOURCE_UID.prometheus, ...window, tags: [{ key: 'service.name', value: 'service' }] },
+      serviceMap: { datasourceUid: DATASOURCE_UID.prometheus },
+      nodeGraph: { enabled: true },
+    },
+  };
 }
 
 function stackValues(s: StackSettings): KubePrometheusStackValues {
@@ -695,13 +743,15 @@ function stackValues(s: StackSettings): KubePrometheusStackValues {
       persistence: { enabled: false },
       'grafana.ini': { server: { root_url: `https://${s.grafanaHost}` } },
       resources: s.sizes.grafana,
-      sidecar: { resources: GRAFANA_SIDECAR_RESOURCES },
+      sidecar: {
+        resources: GRAFANA_SIDECAR_RESOURCES,
+        // Metrics to traces: exemplars carrying a trace_id label open the trace in Tempo.
+        ...(s.tempo && { datasources: { exemplarTraceIdDestinations: { datasourceUid: DATASOURCE_UID.tempo, traceIdLabelName: 'trace_id' } } }),
+      },
       downloadDashboards: { resources: HOOK_RESOURCES },
       // A Helm test pod; the checkpoint is our test.
       testFramework: { enabled: false },
-      additionalDataSources: s.loki
-        ? [{ name: DATASOURCE.loki, uid: 'loki', type: 'loki', access: 'proxy', url: s.loki.queryUrl, editable: false, jsonData: { maxLines: 1000 } }]
-        : [],
+      additionalDataSources: [...(s.loki ? [lokiDataSource(s.loki, s.tempo !== undefined)] : []), ...(s.tempo ? [tempoDataSource(s.tempo, s.loki !== undefined)] : [])],
       ...dashboardValues(s.dashboards),
     },
     'kube-state-metrics': { resources: s.sizes.kubeStateMetrics },
@@ -879,5 +929,5 @@ export const monitoringEntry = defineService({
     'monitoring-coredns': { selector: { 'k8s-app': 'kube-dns' }, port: 'metrics', source: 'k3s-io/k3s manifests/coredns.yaml' },
   },
   build: (platform, settings, context) =>
-    new MonitoringStack(platform, { ...settings, storage: context.required(longhornEntry), loki: context.optional(lokiEntry) }),
+    new MonitoringStack(platform, { ...settings, storage: context.required(longhornEntry), loki: context.optional(lokiEntry), tempo: context.optional(tempoEntry) }),
 });

@@ -67,6 +67,12 @@ export const CHARTS = {
     /** From alloy-1.11.1.tgz. */
     footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD], namespaces: [] },
   },
+  /** Grafana Tempo 2.10.8, single binary: the trace store. */
+  tempo: {
+    repoURL: 'https://grafana-community.github.io/helm-charts', chart: 'tempo', version: '2.2.4',
+    /** From tempo-2.2.4.tgz. */
+    footprint: { clusterScoped: [], namespaces: [] },
+  },
   certManager: {
     repoURL: 'https://charts.jetstack.io', chart: 'cert-manager', version: 'v1.21.1',
     /** From cert-manager-v1.21.1.tgz. */
