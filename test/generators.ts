@@ -79,6 +79,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     loki: fc.boolean(),
     lokiS3: fc.boolean(),
     alloy: fc.boolean(),
+    tempo: fc.boolean(),
     networking: fc.boolean(),
     tunnel: fc.boolean(),
     vault: fc.boolean(),
@@ -92,7 +93,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     manualProd: fc.boolean(),
   })
   .chain((c) => {
-    const longhorn = c.longhorn || c.rabbitmq || c.monitoring || c.vault || c.externalSecrets;
+    const longhorn = c.longhorn || c.rabbitmq || c.monitoring || c.vault || c.externalSecrets || c.tempo;
     const gpus = c.gpuNode;
     const services: Record<string, any> = {
       longhorn: longhorn
@@ -130,6 +131,8 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
       };
     }
     if (c.alloy) services.alloy = { enabled: true };
+    // Tempo on Longhorn; with Alloy it receives the services' traces.
+    if (c.tempo) services.tempo = { enabled: true };
     if (c.networking || c.tunnel) {
       services.certManager = { enabled: true, email: 'admin@example.net' };
       services.traefik = { enabled: true, adminAccess: { allowList: ['192.168.1.0/24'] } };
