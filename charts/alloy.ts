@@ -286,12 +286,12 @@ function alloyValues(config: string, alloyResources: Resources, tolerations: rea
       // No usage reports to Grafana Labs from a homelab.
       enableReporting: false,
       resources: alloyResources,
-      extraPorts: receivesTraces
-        ? [
-            { name: 'otlp-grpc', port: ALLOY_OTLP_PORTS.grpc, targetPort: ALLOY_OTLP_PORTS.grpc, protocol: 'TCP' },
-            { name: 'otlp-http', port: ALLOY_OTLP_PORTS.http, targetPort: ALLOY_OTLP_PORTS.http, protocol: 'TCP' },
-          ]
-        : [],
+      ...(receivesTraces && {
+        extraPorts: [
+          { name: 'otlp-grpc', port: ALLOY_OTLP_PORTS.grpc, targetPort: ALLOY_OTLP_PORTS.grpc, protocol: 'TCP' },
+          { name: 'otlp-http', port: ALLOY_OTLP_PORTS.http, targetPort: ALLOY_OTLP_PORTS.http, protocol: 'TCP' },
+        ],
+      }),
       securityContext: {
         allowPrivilegeEscalation: false,
         readOnlyRootFilesystem: true,

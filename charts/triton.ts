@@ -19,6 +19,7 @@ import { Platform } from '../lib/model/platform';
 import { toResourceRequirements } from '../lib/model/resources';
 import { S3_CREDENTIAL_KEYS } from '../lib/model/secrets';
 import { urlDestination } from '../lib/model/network';
+import type { TraceEmission, TraceEmitter } from '../lib/model/tracing';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
@@ -193,10 +194,13 @@ class TritonPythonModel:
 `,
 } as const;
 
-export class Triton extends HomelabService {
+export class Triton extends HomelabService implements TraceEmitter {
   /** In-cluster base URL of the HTTP/REST endpoint (KServe v2 protocol). */
   readonly httpUrl: string;
   readonly grpcAddress: string;
+  readonly traceEmissions: readonly TraceEmission[];
+  /** tritonserver's arguments: the trace receiver's endpoint is added by the tracing pass. */
+  private readonly serverArgs: string[];
 
   constructor(scope: Platform, props: TritonProps) {
     super(scope, 'triton', props, { layer: Layer.AI, namespace: TRITON_NAMESPACE });
@@ -214,6 +218,10 @@ export class Triton extends HomelabService {
     const smokeFiles = { 'config.pbtxt': SMOKE_MODEL.config(devicePlugin ? 'KIND_GPU' : 'KIND_CPU'), 'model.py': SMOKE_MODEL.code };
     new k8s.KubeConfigMap(this, 'smoke-model', { metadata: { name: SMOKE_CONFIG_MAP, labels: this.labelsFor(COMPONENT) }, data: smokeFiles });
     const repository = 's3' in source ? this.s3Repository(source.s3) : this.volumeRepository(source.volume.size, source.storage);
+    this.serverArgs = tritonArgs(repository.path, props.modelControlMode);
+    this.traceEmissions = [
+      { name: 'triton', podSelector: this.selectorFor(COMPONENT), protocol: 'http', connect: (endpoint) => this.serverArgs.push(...traceArgs(endpoint)) },
+    ];
     this.addDeployment(props, replicas, gpus, repository, checksum(smokeFiles));
     this.addService();
     if (replicas > 1) this.addDisruptionBudget();
@@ -298,7 +306,7 @@ export class Triton extends HomelabService {
               fsGroupChangePolicy: 'OnRootMismatch',
               seccompProfile: { type: 'RuntimeDefault' },
             },
-            containers: [tritonContainer(props, gpus, repository)],
+            containers: [tritonContainer(props, gpus, repository, this.serverArgs)],
             volumes: [
               ...repository.volumes,
               { name: 'smoke-model', configMap: { name: SMOKE_CONFIG_MAP } },
@@ -429,14 +437,14 @@ function repositorySource(props: TritonProps, replicas: number): { s3: TritonS3R
   return { volume, storage: props.storage };
 }
 
-function tritonContainer(props: TritonProps, gpus: number, repository: RepositoryMount): k8s.Container {
+function tritonContainer(props: TritonProps, gpus: number, repository: RepositoryMount, args: string[]): k8s.Container {
   const compute = toResourceRequirements(props.resources);
   return {
     name: 'triton',
     image: IMAGES.triton,
     imagePullPolicy: 'IfNotPresent',
     // Through the image's entrypoint, as NVIDIA's own Kubernetes examples run it.
-    args: tritonArgs(repository.path, props.modelControlMode),
+    args,
     env: [
       // build.py creates the user with a plain `useradd`, which makes no home directory:
       // backends caching under $HOME (PyTorch, OpenAI Triton) use /tmp instead.
@@ -484,6 +492,21 @@ function tritonArgs(repository: string, mode: ModelControlMode): string[] {
     `--model-control-mode=${mode}`,
     // In explicit mode only models named here load at startup; the rest through the API.
     ...(mode === 'explicit' ? [`--load-model=${SMOKE_MODEL.name}`] : []),
+  ];
+}
+
+/**
+ * OpenTelemetry tracing of inference requests (Triton docs, user_guide/trace.md "OpenTelemetry
+ * trace support"): OTLP/HTTP to `<endpoint>/v1/traces`, spans named by the request's stages,
+ * one request in 100 sampled (tracing every request costs latency).
+ */
+function traceArgs(endpoint: string): string[] {
+  return [
+    '--trace-config', 'mode=opentelemetry',
+    '--trace-config', `opentelemetry,url=${endpoint}/v1/traces`,
+    '--trace-config', 'opentelemetry,resource=service.name=triton',
+    '--trace-config', 'rate=100',
+    '--trace-config', 'level=TIMESTAMPS',
   ];
 }
 

@@ -14,6 +14,7 @@ import { discoveredGpuLabels, GPU_RESOURCE, isGpuProvider } from '../lib/model/g
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { CLUSTER_DNS, isNetworkPolicyProvider } from '../lib/model/network';
 import type { HomelabService } from '../lib/model/service';
+import { isTraceEmitter, isTraceReceiver } from '../lib/model/tracing';
 import { apiGroup } from '../lib/model/needs';
 import { ALLOW_SAME_NAMESPACE, DEFAULT_DENY, DEFAULT_DENY_EGRESS, EGRESS_DNS, EGRESS_PREFIX, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
 import { isClusterScoped, scopedKindName } from '../lib/output/cluster-scoped';
@@ -694,6 +695,36 @@ export const INVARIANTS: readonly Invariant[] = [
             return problems(allowed, `${where}: opens 0.0.0.0/0 without a declared internet destination`);
           }),
         ];
+      }),
+  },
+  {
+    name: "where there is a trace receiver, every declared trace emission names its endpoint in the emitter's files, and NetworkPolicies let exactly those pods in on its OTLP port",
+    check: (all) =>
+      all.flatMap((s) => {
+        const receiver = s.platform.services.find(isTraceReceiver);
+        if (!receiver) return [];
+        const files = [...s.env.files];
+        const policies = manifestsOf(s.env).filter(({ manifest }) => manifest.kind === 'NetworkPolicy' && manifest.metadata.namespace === receiver.namespaceName);
+        const policed = s.platform.services.some(isNetworkPolicyProvider);
+        return s.platform.services.filter(isTraceEmitter).flatMap((emitter) =>
+          emitter.traceEmissions.flatMap((emission) => {
+            const where = `${s.env.environment}/${emitter.serviceName} (${emission.name})`;
+            const endpoint = receiver.otlpEndpoints[emission.protocol];
+            // Its own folder, its Application's values, or (Argo CD) the bootstrap values.
+            const named = files.some(([path, text]) => (path.startsWith(`${emitter.serviceName}/`) || path === `apps/application-${emitter.serviceName}.yaml` || path.startsWith('bootstrap/')) && text.includes(endpoint));
+            const admitted =
+              !policed ||
+              emitter.namespaceName === receiver.namespaceName ||
+              policies.some(({ manifest }) =>
+                (manifest.spec.ingress ?? []).some(
+                  (rule: any) =>
+                    rule.ports?.some((port: any) => port.port === receiver.otlpPorts[emission.protocol]) &&
+                    rule.from?.some((from: any) => from.namespaceSelector?.matchLabels?.[NAMESPACE_NAME_LABEL] === emitter.namespaceName && isDeepStrictEqual({ ...(from.podSelector?.matchLabels ?? {}) }, { ...emission.podSelector })),
+                ),
+              );
+            return [...problems(named, `${where}: its files do not name the trace receiver's ${emission.protocol} endpoint ${endpoint}`), ...problems(admitted, `${where}: no NetworkPolicy of ${receiver.serviceName} lets its pods in`)];
+          }),
+        );
       }),
   },
 ];

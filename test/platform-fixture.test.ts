@@ -40,6 +40,7 @@ describe('the platform fixture', () => {
       'prometheus-operator-crds',
       'rabbitmq',
       'rabbitmq-operators',
+      'tempo',
       'traefik',
       'vault',
       'verification',

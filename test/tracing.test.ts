@@ -66,7 +66,7 @@ describe('the trace receiver and store', () => {
   it('has no OTLP receiver, emitter configuration or trace policy without Tempo', () => {
     const values = helmValues(withoutTempo, 'alloy');
     expect(values.alloy.configMap.content).not.toContain('otelcol');
-    expect(values.alloy.extraPorts).toEqual([]);
+    expect(values.alloy.extraPorts).toBeUndefined();
     expect(helmValues(withoutTempo, 'traefik').tracing).toBeUndefined();
     expect(helmValues(withoutTempo, 'argocd').configs.params['otlp.address']).toBeUndefined();
     expect([...manifests(withoutTempo).keys()].filter((path) => /traces|tempo/.test(path))).toEqual([]);
@@ -90,17 +90,33 @@ describe('trace emitters', () => {
     expect(bootstrap.configs.params['otlp.address']).toBe(grpc);
   });
 
+  it("point n8n's OTLP/HTTP exporter and Triton's OpenTelemetry trace mode at Alloy's HTTP receiver", () => {
+    const http = `http://alloy.alloy.svc:${ALLOY_OTLP_PORTS.http}`;
+    const n8n = find(withTempo, 'n8n/deployment-n8n.yaml').spec.template.spec.containers[0];
+    const env = Object.fromEntries(n8n.env.map((e: any) => [e.name, e.value]));
+    expect(env).toMatchObject({ N8N_OTEL_ENABLED: 'true', N8N_OTEL_EXPORTER_OTLP_ENDPOINT: http });
+    const triton: string[] = find(withTempo, 'triton/deployment-triton.yaml').spec.template.spec.containers[0].args;
+    const traceConfig = triton.flatMap((arg, i) => (triton[i - 1] === '--trace-config' ? [arg] : []));
+    expect(traceConfig).toEqual(expect.arrayContaining(['mode=opentelemetry', `opentelemetry,url=${http}/v1/traces`]));
+    const without = find(withoutTempo, 'triton/deployment-triton.yaml').spec.template.spec.containers[0].args;
+    expect(without).not.toContain('--trace-config');
+    const plain = find(withoutTempo, 'n8n/deployment-n8n.yaml').spec.template.spec.containers[0].env.map((e: any) => e.name);
+    expect(plain.filter((name: string) => name.startsWith('N8N_OTEL'))).toEqual([]);
+  });
+
   it('get an egress rule to the receiving pods and a matching ingress rule in the receiver namespace, on the port of their protocol', () => {
     const all = manifests(withTempo);
     const egress = [...all].filter(([path]) => /\/networkpolicy-egress-traces-/.test(path));
-    expect(egress.map(([path]) => path.split('/')[0]).sort()).toEqual(['argocd', 'traefik']);
+    // Argo CD and Traefik speak OTLP/gRPC, n8n and Triton OTLP/HTTP.
+    const protocolOf: Record<string, keyof typeof ALLOY_OTLP_PORTS> = { argocd: 'grpc', traefik: 'grpc', n8n: 'http', triton: 'http' };
+    expect(egress.map(([path]) => path.split('/')[0]).sort()).toEqual(Object.keys(protocolOf).sort());
     for (const [path, policy] of egress) {
       const namespace = path.split('/')[0];
       const [rule] = policy.spec.egress;
       expect(rule.to).toEqual([
         { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'alloy' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'alloy', 'app.kubernetes.io/instance': 'alloy' } } },
       ]);
-      expect(rule.ports).toEqual([{ port: ALLOY_OTLP_PORTS.grpc, protocol: 'TCP' }]);
+      expect(rule.ports).toEqual([{ port: ALLOY_OTLP_PORTS[protocolOf[namespace]], protocol: 'TCP' }]);
       // The receiving side admits exactly those pods on that port.
       const ingress = [...all].filter(([p, m]) => p.startsWith('alloy/networkpolicy-allow-traces-') && m.spec.ingress[0].from[0].namespaceSelector.matchLabels['kubernetes.io/metadata.name'] === namespace);
       expect(ingress).toHaveLength(1);
