@@ -141,7 +141,8 @@ export class Alloy extends HomelabService implements Partial<TraceReceiver> {
       description: `a line this pod prints reaches Loki through Alloy, labelled with the pod's namespace, pod, container and app${traces?.description ?? ''}`,
       image: IMAGES.curl,
       env: { LOKI_URL: loki.queryUrl, ...traces?.env },
-      timeout: Duration.minutes(10),
+      // The log wait (5 minutes), then the span's sending retries and Tempo's wait (about 6).
+      timeout: Duration.minutes(traces ? 15 : 10),
       script: [
         // The pod's name, set by the container runtime; the query needs it.
         ': "${HOSTNAME:?}"',

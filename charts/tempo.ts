@@ -89,7 +89,8 @@ export class Tempo extends HomelabService {
       description: 'Tempo is ready, takes a span on its own OTLP/HTTP receiver and returns it by its trace ID',
       image: IMAGES.curl,
       env: { TEMPO_URL: this.queryUrl, OTLP_HTTP_URL: `http://${host}:${TEMPO_OTLP_HTTP_PORT}` },
-      timeout: Duration.minutes(10),
+      // Readiness (5 minutes), the span's sending retries (under 3) and the lookup (3).
+      timeout: Duration.minutes(12),
       script: [
         'deadline=$(( $(date +%s) + 300 ))',
         'until curl -fsS --max-time 5 "$TEMPO_URL/ready" > /dev/null; do',
