@@ -9,6 +9,10 @@
  * and run Alloy as root. API tailing needs neither; it costs the kubelets and the API server
  * one log stream per container, which a homelab's few hundred containers do not notice
  * (loki.source.kubernetes reference, Alloy v1.18).
+ *
+ * With Tempo, Alloy is also the platform's trace receiver: OTLP over gRPC (4317) and HTTP
+ * (4318) on its Service, batched and forwarded to Tempo over OTLP/gRPC. Every service that
+ * declares trace emissions is pointed here by the tracing pass (lib/model/tracing.ts).
  */
 import { Duration } from 'cdk8s';
 import type { AlloyValues } from '../imports/helm/alloy';
@@ -20,11 +24,14 @@ import { helmRelease } from './helm-release';
 import type { Toleration } from '../lib/model/inventory';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
+import type { NetworkPeer } from '../lib/model/network';
 import { Platform } from '../lib/model/platform';
+import type { OtlpProtocol, TraceReceiver } from '../lib/model/tracing';
 import { Resources, resources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 import { Loki, lokiEntry } from './loki';
+import { Tempo, tempoEntry, traceRoundTripScript } from './tempo';
 
 export const ALLOY_NAMESPACE = 'alloy';
 
@@ -39,6 +46,9 @@ const STORAGE_PATH = '/var/lib/alloy/data';
 
 /** Labels the chart puts on the DaemonSet's pods (release name = service name). */
 const ALLOY_POD_LABELS = { 'app.kubernetes.io/name': 'alloy', 'app.kubernetes.io/instance': 'alloy' } as const;
+
+/** The OTLP receiver's ports (the OpenTelemetry defaults), on the pods and the chart's Service `alloy`. */
+export const ALLOY_OTLP_PORTS: Readonly<Record<OtlpProtocol, number>> = { grpc: 4317, http: 4318 };
 
 /** The name lib/model/checkpoint.ts gives every checkpoint's container. */
 const CHECKPOINT_CONTAINER = 'checkpoint';
@@ -57,6 +67,11 @@ export type AlloySettings = z.output<typeof alloySettings>;
 export type AlloyProps = Omit<AlloySettings, 'enabled'> & {
   /** Where the logs go: Alloy pushes to its push API (and syncs after it). */
   readonly loki: Loki;
+  /**
+   * Where traces go: with it Alloy receives OTLP and forwards the traces to Tempo (and syncs
+   * after it). @default none: no OTLP receiver
+   */
+  readonly tempo?: Tempo;
 };
 
 const AGENT_METRICS = {
@@ -65,14 +80,18 @@ const AGENT_METRICS = {
   source: 'grafana/alloy helm-chart/1.11.1 templates/containers/_agent.yaml, _helpers.tpl',
 } as const;
 
-export class Alloy extends HomelabService {
+export class Alloy extends HomelabService implements Partial<TraceReceiver> {
   /** The Alloy configuration the DaemonSet runs. */
   readonly config: string;
+  /** With Tempo: where OTLP is received. @default none */
+  readonly otlpEndpoints?: Readonly<Record<OtlpProtocol, string>>;
+  readonly otlpPorts = ALLOY_OTLP_PORTS;
+  readonly traceReceiverPods: NetworkPeer = { namespace: ALLOY_NAMESPACE, podSelector: ALLOY_POD_LABELS };
 
   constructor(scope: Platform, props: AlloyProps) {
     const alloyResources = props.resources;
-    const config = alloyConfig(props.loki.pushUrl);
-    const values = alloyValues(config, alloyResources, nodeTolerations(scope));
+    const config = alloyConfig(props.loki.pushUrl, props.tempo?.otlpGrpcEndpoint);
+    const values = alloyValues(config, alloyResources, nodeTolerations(scope), props.tempo !== undefined);
     super(scope, 'alloy', props, { layer: Layer.OBSERVABILITY, namespace: ALLOY_NAMESPACE, helm: helmRelease('alloy', values) });
     this.config = config;
 
@@ -89,7 +108,18 @@ export class Alloy extends HomelabService {
       severity: 'warning',
       summary: 'Alloy on {{ $labels.pod }} drops log lines it could not push to Loki ({{ $labels.reason }})',
     });
-    this.addCheckpoint(props.loki);
+    if (props.tempo) {
+      const host = `alloy.${ALLOY_NAMESPACE}.svc`;
+      this.otlpEndpoints = { grpc: `${host}:${ALLOY_OTLP_PORTS.grpc}`, http: `http://${host}:${ALLOY_OTLP_PORTS.http}` };
+      // otelcol.exporter.otlp's counter (Alloy v1.18, OpenTelemetry Collector exporterhelper metrics, `otelcol_` prefix).
+      this.addAlerts({
+        alert: 'AlloyFailingToForwardTraces',
+        expr: `sum by (pod) (increase(otelcol_exporter_send_failed_spans_total{${SERVICE_LABEL}="${this.serviceName}"}[10m])) > 0`,
+        severity: 'warning',
+        summary: 'Alloy on {{ $labels.pod }} could not forward spans to Tempo; those traces are lost',
+      });
+    }
+    this.addCheckpoint(props.loki, props.tempo);
     this.callApiServer(ALLOY_POD_LABELS, 'Alloy discovers the pods (discovery.kubernetes) and tails their logs through the API (loki.source.kubernetes)');
   }
 
@@ -98,15 +128,21 @@ export class Alloy extends HomelabService {
    * syncs after Loki: the checkpoint prints a unique line, then asks Loki for it by the labels
    * Alloy must have attached (its own namespace, pod, container and app) until it arrives.
    */
-  private addCheckpoint(loki: Loki): void {
+  private addCheckpoint(loki: Loki, tempo: Tempo | undefined): void {
     // Alloy's `app` label is the pod's app.kubernetes.io/name, which a checkpoint's pod has of its own.
     const app = this.jobPodLabelsFor(checkpointJobName(this), CHECKPOINT_COMPONENT)['app.kubernetes.io/name'];
     const selector = `{namespace=\\"${ALLOY_NAMESPACE}\\", pod=\\"$HOSTNAME\\", container=\\"${CHECKPOINT_CONTAINER}\\", app=\\"${app}\\"}`;
+    const traces = tempo && this.otlpEndpoints && {
+      description: "; a span sent to Alloy's OTLP/HTTP receiver is found in Tempo by its trace ID",
+      env: { TEMPO_URL: tempo.queryUrl, OTLP_HTTP_URL: this.otlpEndpoints.http },
+      script: traceRoundTripScript('Alloy'),
+    };
     new Checkpoint(this, 'checkpoint', {
-      description: "a line this pod prints reaches Loki through Alloy, labelled with the pod's namespace, pod, container and app",
+      description: `a line this pod prints reaches Loki through Alloy, labelled with the pod's namespace, pod, container and app${traces?.description ?? ''}`,
       image: IMAGES.curl,
-      env: { LOKI_URL: loki.queryUrl },
-      timeout: Duration.minutes(10),
+      env: { LOKI_URL: loki.queryUrl, ...traces?.env },
+      // The log wait (5 minutes), then the span's sending retries and Tempo's wait (about 6).
+      timeout: Duration.minutes(traces ? 15 : 10),
       script: [
         // The pod's name, set by the container runtime; the query needs it.
         ': "${HOSTNAME:?}"',
@@ -121,6 +157,7 @@ export class Alloy extends HomelabService {
         '  sleep 10',
         'done',
         'echo "Loki returned this pod\'s line with its namespace, pod, container and app labels"',
+        ...(traces ? [traces.script] : []),
       ].join('\n'),
     });
   }
@@ -131,8 +168,8 @@ export class Alloy extends HomelabService {
  * through the API server, push to Loki. Component names and arguments: Alloy v1.18.1 reference
  * (discovery.kubernetes, discovery.relabel, loki.source.kubernetes, loki.write; all GA).
  */
-export function alloyConfig(pushUrl: string): string {
-  return `// Generated by homelab-platform (charts/alloy.ts).
+export function alloyConfig(pushUrl: string, tempoOtlpGrpcEndpoint?: string): string {
+  const logs = `// Generated by homelab-platform (charts/alloy.ts).
 
 // Only the pods of this node: each Alloy of the DaemonSet tails its own node, so every
 // container is tailed once. The chart sets HOSTNAME to the node name.
@@ -194,9 +231,47 @@ loki.write "loki" {
   }
 }
 `;
+  return tempoOtlpGrpcEndpoint ? `${logs}${tracesConfig(tempoOtlpGrpcEndpoint)}` : logs;
 }
 
-function alloyValues(config: string, alloyResources: Resources, tolerations: readonly Toleration[]): AlloyValues {
+/**
+ * Traces: OTLP in (gRPC and HTTP on every address of the pod), batched, OTLP/gRPC out to
+ * Tempo in plain text inside the cluster. Components: Alloy v1.18.1 reference
+ * (otelcol.receiver.otlp, otelcol.processor.batch, otelcol.exporter.otlp; all GA).
+ */
+function tracesConfig(tempoOtlpGrpcEndpoint: string): string {
+  return `
+otelcol.receiver.otlp "default" {
+  grpc {
+    endpoint = "0.0.0.0:${ALLOY_OTLP_PORTS.grpc}"
+  }
+  http {
+    endpoint = "0.0.0.0:${ALLOY_OTLP_PORTS.http}"
+  }
+  output {
+    traces = [otelcol.processor.batch.default.input]
+  }
+}
+
+otelcol.processor.batch "default" {
+  output {
+    traces = [otelcol.exporter.otlp.tempo.input]
+  }
+}
+
+otelcol.exporter.otlp "tempo" {
+  client {
+    endpoint = "${tempoOtlpGrpcEndpoint}"
+    tls {
+      insecure = true
+    }
+  }
+}
+`;
+}
+
+/** @param receivesTraces whether the pods and the Service open the OTLP ports */
+function alloyValues(config: string, alloyResources: Resources, tolerations: readonly Toleration[], receivesTraces: boolean): AlloyValues {
   return {
     // The PodLogs CRD (monitoring.grafana.com) serves loki.source.podlogs, which we do not use.
     crds: { create: false },
@@ -212,6 +287,12 @@ function alloyValues(config: string, alloyResources: Resources, tolerations: rea
       // No usage reports to Grafana Labs from a homelab.
       enableReporting: false,
       resources: alloyResources,
+      ...(receivesTraces && {
+        extraPorts: [
+          { name: 'otlp-grpc', port: ALLOY_OTLP_PORTS.grpc, targetPort: ALLOY_OTLP_PORTS.grpc, protocol: 'TCP' },
+          { name: 'otlp-http', port: ALLOY_OTLP_PORTS.http, targetPort: ALLOY_OTLP_PORTS.http, protocol: 'TCP' },
+        ],
+      }),
       securityContext: {
         allowPrivilegeEscalation: false,
         readOnlyRootFilesystem: true,
@@ -256,5 +337,5 @@ export const alloyEntry = defineService({
   names: [ALLOY_NAMESPACE],
   requires: () => [{ entry: lokiEntry, path: ['enabled'], reason: 'Alloy ships the logs to Loki' }],
   upstreamTargets: { 'alloy-agent': AGENT_METRICS },
-  build: (platform, settings, context) => new Alloy(platform, { ...settings, loki: context.required(lokiEntry) }),
+  build: (platform, settings, context) => new Alloy(platform, { ...settings, loki: context.required(lokiEntry), tempo: context.optional(tempoEntry) }),
 });

@@ -15,6 +15,7 @@ import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { Resources, resources } from '../lib/model/resources';
 import { urlDestination } from '../lib/model/network';
+import type { TraceEmission, TraceEmitter } from '../lib/model/tracing';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 
@@ -133,9 +134,24 @@ end
 return hs
 `;
 
-export class ArgoCd extends HomelabService {
+export class ArgoCd extends HomelabService implements TraceEmitter {
   readonly hostname: string;
   readonly values: ArgoCdValues;
+  /**
+   * The API server, repository server and application controller read `otlp.address` (OTLP/gRPC,
+   * `host:port`; `otlp.insecure` defaults to true) from argocd-cmd-params-cm (argo-cd 10.1.1
+   * templates: ARGOCD_*_OTLP_ADDRESS). The bootstrap values file carries it too.
+   */
+  readonly traceEmissions: readonly TraceEmission[] = [
+    {
+      name: 'argocd',
+      podSelector: { 'app.kubernetes.io/part-of': 'argocd' },
+      protocol: 'grpc',
+      connect: (endpoint) => {
+        this.values.configs!.params = { ...this.values.configs!.params, 'otlp.address': endpoint };
+      },
+    },
+  ];
 
   constructor(scope: Platform, props: ArgoCdProps) {
     const hostname = scope.hostname(props.subdomain);

@@ -8,6 +8,7 @@ import { defineCatalog } from '../lib/model/catalog';
 import { alloyEntry } from './alloy';
 import { argoCdEntry } from './argocd';
 import { certManagerEntry } from './cert-manager';
+import { dcgmExporterEntry } from './dcgm-exporter';
 import { cloudflaredEntry } from './cloudflared';
 import { appsEntry } from './custom-app';
 import { externalSecretsEntry } from './external-secrets';
@@ -19,6 +20,7 @@ import { networkPoliciesEntry } from './network-policies';
 import { nvidiaDevicePluginEntry } from './nvidia-device-plugin';
 import { rabbitmqEntry } from './rabbitmq';
 import { rayEntry } from './ray';
+import { tempoEntry } from './tempo';
 import { traefikEntry } from './traefik';
 import { tritonEntry } from './triton';
 import { vaultEntry } from './vault';
@@ -31,12 +33,14 @@ export const BUILTIN_CATALOG = defineCatalog([
   prometheusOperatorCrdsEntry,
   rabbitmqEntry,
   nvidiaDevicePluginEntry,
+  dcgmExporterEntry,
   tritonEntry,
   rayEntry,
   certManagerEntry,
   vaultEntry,
   externalSecretsEntry,
   lokiEntry,
+  tempoEntry,
   alloyEntry,
   n8nEntry,
   appsEntry,

@@ -6,12 +6,14 @@
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
 import type { AlloyValues } from '../imports/helm/alloy';
 import type { CertManagerValues } from '../imports/helm/cert-manager';
+import type { DcgmExporterValues } from '../imports/helm/dcgm-exporter';
 import type { ExternalSecretsValues } from '../imports/helm/external-secrets';
 import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import type { LokiValues } from '../imports/helm/loki';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
+import type { TempoValues } from '../imports/helm/tempo';
 import type { TraefikValues } from '../imports/helm/traefik';
 import type { VaultValues } from '../imports/helm/vault';
 import type { HelmRelease } from '../lib/model/sources';
@@ -22,10 +24,12 @@ interface ValuesByChart {
   argocd: ArgoCdValues;
   longhorn: LonghornValues;
   nvidiaDevicePlugin: NvidiaDevicePluginValues;
+  dcgmExporter: DcgmExporterValues;
   kuberayOperator: KuberayOperatorValues;
   kubePrometheusStack: KubePrometheusStackValues;
   loki: LokiValues;
   alloy: AlloyValues;
+  tempo: TempoValues;
   certManager: CertManagerValues;
   traefik: TraefikValues;
   vault: VaultValues;

@@ -19,7 +19,7 @@ import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
-import { Dashboard, DashboardHost, MONITORING_GROUP, ServiceDashboard } from '../lib/model/monitoring';
+import { Dashboard, DashboardHost, isOwnDashboard, MONITORING_GROUP, ServiceDashboard } from '../lib/model/monitoring';
 import type { MetricsScraper, NetworkPeer } from '../lib/model/network';
 import { Platform } from '../lib/model/platform';
 import { parseQuantity } from '../lib/util/quantity';
@@ -30,6 +30,7 @@ import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { lokiEntry } from './loki';
+import { tempoEntry } from './tempo';
 import { PrometheusOperatorCrds } from './prometheus-operator-crds';
 
 /** Receiver Alertmanager drops alerts into; the chart's own routes use it too. */
@@ -176,6 +177,8 @@ const FULLNAME = 'monitoring';
 /** In-cluster endpoints of the stack (the chart's Services). */
 export const PROMETHEUS_URL = `http://${FULLNAME}-prometheus.${MONITORING_NAMESPACE}.svc:9090`;
 export const GRAFANA_URL = `http://${FULLNAME}-grafana.${MONITORING_NAMESPACE}.svc`;
+/** The chart's Alertmanager Service (`<fullname>-alertmanager`, port 9093): its API v2 and its metrics. */
+export const ALERTMANAGER_URL = `http://${FULLNAME}-alertmanager.${MONITORING_NAMESPACE}.svc:9093`;
 
 /** The Secret with Grafana's administrator, keys GRAFANA_ADMIN_KEYS (the chart's userKey and passwordKey). */
 export const GRAFANA_ADMIN_SECRET = 'grafana-admin';
@@ -207,12 +210,19 @@ const GRAFANA_CHECKS = 12;
 const CHECK_INTERVAL_SECONDS = 10;
 /** curl's --max-time for each call of the checkpoint. */
 const CALL_MAX_SECONDS = 20;
+/**
+ * The alert delivery test: an alert with this label is routed to every receiver (the first
+ * routes), sent by the checkpoint and resolved by Alertmanager after DELIVERY_SECONDS.
+ */
+export const DELIVERY_TEST = { label: 'homelab_delivery_test', alert: 'HomelabAlertDeliveryTest', seconds: 120, checks: 18 } as const;
 
 /** Grafana's file provider for the dashboards the platform's services declare. */
 const DASHBOARD_PROVIDER = 'homelab';
 const DASHBOARD_FOLDER_UID = 'homelab';
 /** Data source names as Grafana knows them: the chart's default sidecar names Prometheus and Alertmanager. */
-const DATASOURCE = { prometheus: 'Prometheus', alertmanager: 'Alertmanager', loki: 'Loki' } as const;
+const DATASOURCE = { prometheus: 'Prometheus', alertmanager: 'Alertmanager', loki: 'Loki', tempo: 'Tempo' } as const;
+/** Data source uids: Prometheus' is the chart's (values grafana.sidecar.datasources.uid); the others are ours. */
+const DATASOURCE_UID = { prometheus: 'prometheus', loki: 'loki', tempo: 'tempo' } as const;
 
 /**
  * The stack's own grafana.com dashboards, next to the ones the chart ships (its Kubernetes
@@ -237,11 +247,19 @@ export interface LokiDataSource extends HomelabService {
   readonly queryUrl: string;
 }
 
+/** A Tempo the stack's Grafana queries; the Tempo service satisfies it (charts/tempo.ts). */
+export interface TempoDataSource extends HomelabService {
+  /** Base URL of Tempo's HTTP API, e.g. `http://tempo.tempo.svc:3200`. */
+  readonly queryUrl: string;
+}
+
 export type MonitoringStackProps = Omit<MonitoringSettings, 'enabled'> & {
   /** Volumes of Prometheus and Alertmanager. */
   readonly storage: StorageProvider;
   /** Adds the Loki data source to Grafana (and makes the stack wait for Loki). @default no Loki data source */
   readonly loki?: LokiDataSource;
+  /** Adds the Tempo data source, linked to the logs and metrics (and makes the stack wait for Tempo). @default no Tempo data source */
+  readonly tempo?: TempoDataSource;
 };
 
 /**
@@ -343,12 +361,13 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
           alertmanager: props.alertmanager,
           receiverSecret: this.receivers,
           loki: props.loki,
+          tempo: props.tempo,
           dashboards,
           sizes: props.resources,
         }),
       ),
     );
-    this.addCheckpoint(props.loki !== undefined, dashboards.size);
+    this.addCheckpoint([...(props.loki ? [DATASOURCE.loki] : []), ...(props.tempo ? [DATASOURCE.tempo] : [])], dashboards.size);
   }
 
   /**
@@ -413,15 +432,21 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
    * Grafana: its health endpoint reports the database ok, the data sources exist and the
    * dashboards downloaded from grafana.com are in their folder, retried for two minutes.
    */
-  private addCheckpoint(withLoki: boolean, dashboards: number): void {
-    const datasources = [DATASOURCE.prometheus, DATASOURCE.alertmanager, ...(withLoki ? [DATASOURCE.loki] : [])];
+  private addCheckpoint(extraDatasources: readonly string[], dashboards: number): void {
+    const datasources = [DATASOURCE.prometheus, DATASOURCE.alertmanager, ...extraDatasources];
+    const receivers = Object.keys(this.props.alertmanager.receivers).sort();
+    const integrations = deliveryIntegrations(this.props.alertmanager);
+    const delivery = receivers.length > 0 ? `; a synthetic alert reaches every Alertmanager receiver (${receivers.join(', ')}) and resolves itself` : '';
     new Checkpoint(this, 'checkpoint', {
-      description: `every Prometheus scrape target is up; Grafana is healthy with the data sources ${datasources.join(', ')} and ${dashboards} provisioned dashboards`,
+      description: `every Prometheus scrape target is up; Grafana is healthy with the data sources ${datasources.join(', ')} and ${dashboards} provisioned dashboards${delivery}`,
       image: IMAGES.curl,
       // Every check failing slowly: each call (one per target check, up to three per Grafana
-      // check) at its --max-time, then the interval.
+      // check, two per integration and delivery check, plus the alert and the routing) at its
+      // --max-time, then the interval.
       timeout: Duration.seconds(
-        TARGET_CHECKS * (CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS) + GRAFANA_CHECKS * (3 * CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS),
+        TARGET_CHECKS * (CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS) +
+          GRAFANA_CHECKS * (3 * CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS) +
+          (integrations.length > 0 ? DELIVERY_TEST.checks * (2 * integrations.length * CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS) + (2 + 2 * integrations.length) * CALL_MAX_SECONDS : 0),
       ),
       env: {
         PROMETHEUS_URL,
@@ -433,6 +458,13 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
         DATASOURCES: datasources.join(' '),
         DASHBOARD_FOLDER_UID,
         EXPECTED_DASHBOARDS: String(dashboards),
+        ALERTMANAGER_URL,
+        DELIVERY_RECEIVERS: receivers.join(' '),
+        DELIVERY_INTEGRATIONS: integrations.map(({ integration, receivers: n }) => `${integration}=${n}`).join(' '),
+        DELIVERY_LABEL: DELIVERY_TEST.label,
+        DELIVERY_ALERT: DELIVERY_TEST.alert,
+        DELIVERY_SECONDS: String(DELIVERY_TEST.seconds),
+        DELIVERY_CHECKS: String(DELIVERY_TEST.checks),
       },
       secretEnv: {
         GRAFANA_USER: this.grafanaAdmin.keySelector(GRAFANA_ADMIN_KEYS.user),
@@ -505,7 +537,56 @@ until problem=$(grafana_problem) && [ -z "$problem" ]; do
   check=$((check + 1))
   sleep "$CHECK_INTERVAL_SECONDS"
 done
-echo "Grafana is healthy with the data sources $DATASOURCES and the $EXPECTED_DASHBOARDS provisioned dashboards"`;
+echo "Grafana is healthy with the data sources $DATASOURCES and the $EXPECTED_DASHBOARDS provisioned dashboards"
+[ -n "$DELIVERY_RECEIVERS" ] || exit 0
+# Alert delivery: Alertmanager's notification counters per integration (alertmanager
+# notify/notify.go: notifications_total counts attempts, notifications_failed_total failures,
+# by integration and status code), before and after a synthetic alert routed to every receiver.
+counter() {
+  get "$ALERTMANAGER_URL/metrics" | grep "^alertmanager_$1{" | grep "integration=\"$2\"" | awk '{ sum += $NF } END { print sum + 0 }'
+}
+for pair in $DELIVERY_INTEGRATIONS; do
+  name=${'$'}{pair%=*}
+  eval "attempts_$name=$(counter notifications_total "$name") failures_$name=$(counter notifications_failed_total "$name")"
+done
+now=$(date +%s)
+ends=$(date -u -d "@$((now + DELIVERY_SECONDS))" +%Y-%m-%dT%H:%M:%SZ)
+alert="[{\"labels\":{\"alertname\":\"$DELIVERY_ALERT\",\"$DELIVERY_LABEL\":\"true\",\"severity\":\"warning\",\"run\":\"$now\"},\"annotations\":{\"summary\":\"Synthetic alert of the monitoring checkpoint: a delivery test to every receiver, resolved by itself\"},\"endsAt\":\"$ends\"}]"
+if ! get -X POST -H 'Content-Type: application/json' -d "$alert" "$ALERTMANAGER_URL/api/v2/alerts" >/dev/null; then
+  echo "Alertmanager refused the synthetic alert" >&2
+  exit 1
+fi
+routed=$(get "$ALERTMANAGER_URL/api/v2/alerts?filter=$DELIVERY_LABEL%3D%22true%22" | tr -d ' \n')
+for receiver in $DELIVERY_RECEIVERS; do
+  if ! printf '%s' "$routed" | grep -q "{\"name\":\"$receiver\"}"; then
+    echo "the synthetic alert is not routed to the receiver $receiver" >&2
+    exit 1
+  fi
+done
+check=1
+while :; do
+  pending=
+  for pair in $DELIVERY_INTEGRATIONS; do
+    name=${'$'}{pair%=*}
+    want=${'$'}{pair#*=}
+    eval "before=\$attempts_$name failed_before=\$failures_$name"
+    attempts=$(counter notifications_total "$name")
+    failures=$(counter notifications_failed_total "$name")
+    if [ "$failures" -gt "$failed_before" ]; then
+      echo "Alertmanager failed to notify through $name ($((failures - failed_before)) failure(s)): check its receivers' settings and the alertmanager-receivers Secret, and the Alertmanager log" >&2
+      exit 1
+    fi
+    [ $((attempts - before)) -ge "$want" ] || pending="$pending $name"
+  done
+  [ -z "$pending" ] && break
+  if [ "$check" -ge "$DELIVERY_CHECKS" ]; then
+    echo "no notification through$pending after $DELIVERY_CHECKS checks" >&2
+    exit 1
+  fi
+  check=$((check + 1))
+  sleep "$CHECK_INTERVAL_SECONDS"
+done
+echo "the synthetic alert reached every receiver ($DELIVERY_RECEIVERS) and resolves itself at $ends"`;
 
 /**
  * The grafana.com dashboards every service of the platform declared (the stack's own among
@@ -539,11 +620,11 @@ function datasourceOf(dashboard: Dashboard): string {
 }
 
 function sameDashboard(a: Dashboard, b: Dashboard): boolean {
-  return a.gnetId === b.gnetId && a.revision === b.revision && datasourceOf(a) === datasourceOf(b);
+  return describe(a) === describe(b);
 }
 
 function describe(d: Dashboard): string {
-  return `grafana.com ${d.gnetId} revision ${d.revision} on ${datasourceOf(d)}`;
+  return isOwnDashboard(d) ? `an own dashboard of ${d.json.length} characters on ${datasourceOf(d)}` : `grafana.com ${d.gnetId} revision ${d.revision} on ${datasourceOf(d)}`;
 }
 
 interface StackSettings {
@@ -555,8 +636,44 @@ interface StackSettings {
   readonly alertmanager: AlertmanagerSettings;
   readonly receiverSecret?: SecretRef;
   readonly loki?: LokiDataSource;
+  readonly tempo?: TempoDataSource;
   readonly dashboards: ReadonlyMap<string, Dashboard>;
   readonly sizes: MonitoringResources;
+}
+
+/**
+ * Grafana's data source provisioning (Grafana docs, "Loki data source" and "Tempo data source",
+ * provisioning examples). Provisioning files expand `$VAR`, so Grafana's own `${__...}`
+ * variables are written `$${__...}`.
+ */
+function lokiDataSource(loki: LokiDataSource, withTempo: boolean) {
+  // Logs to traces: a trace ID in a line (`traceID=...`, `trace_id=...`, `"traceId":"..."`) links to Tempo.
+  const derivedFields = withTempo
+    ? [{ name: 'TraceID', datasourceUid: DATASOURCE_UID.tempo, matcherRegex: '(?:trace_?[iI][dD])"?[=:]\\s*"?([0-9a-fA-F]{16,32})', url: '$${__value.raw}' }]
+    : [];
+  return { name: DATASOURCE.loki, uid: DATASOURCE_UID.loki, type: 'loki', access: 'proxy', url: loki.queryUrl, editable: false, jsonData: { maxLines: 1000, ...(withTempo && { derivedFields }) } };
+}
+
+function tempoDataSource(tempo: TempoDataSource, withLoki: boolean) {
+  const window = { spanStartTimeShift: '-5m', spanEndTimeShift: '5m' };
+  return {
+    name: DATASOURCE.tempo,
+    uid: DATASOURCE_UID.tempo,
+    type: 'tempo',
+    access: 'proxy',
+    url: tempo.queryUrl,
+    editable: false,
+    jsonData: {
+      // Traces to logs: the lines of any namespace that mention the trace ID, around the span.
+      ...(withLoki && {
+        tracesToLogsV2: { datasourceUid: DATASOURCE_UID.loki, ...window, customQuery: true, query: '{namespace=~".+"} |= "$${__trace.traceId}"' },
+      }),
+      // Traces to metrics: the Prometheus series around the span, by the service's name.
+      tracesToMetrics: { datasourceUid: DATASOURCE_UID.prometheus, ...window, tags: [{ key: 'service.name', value: 'service' }] },
+      serviceMap: { datasourceUid: DATASOURCE_UID.prometheus },
+      nodeGraph: { enabled: true },
+    },
+  };
 }
 
 function stackValues(s: StackSettings): KubePrometheusStackValues {
@@ -626,13 +743,15 @@ function stackValues(s: StackSettings): KubePrometheusStackValues {
       persistence: { enabled: false },
       'grafana.ini': { server: { root_url: `https://${s.grafanaHost}` } },
       resources: s.sizes.grafana,
-      sidecar: { resources: GRAFANA_SIDECAR_RESOURCES },
+      sidecar: {
+        resources: GRAFANA_SIDECAR_RESOURCES,
+        // Metrics to traces: exemplars carrying a trace_id label open the trace in Tempo.
+        ...(s.tempo && { datasources: { exemplarTraceIdDestinations: { datasourceUid: DATASOURCE_UID.tempo, traceIdLabelName: 'trace_id' } } }),
+      },
       downloadDashboards: { resources: HOOK_RESOURCES },
       // A Helm test pod; the checkpoint is our test.
       testFramework: { enabled: false },
-      additionalDataSources: s.loki
-        ? [{ name: DATASOURCE.loki, uid: 'loki', type: 'loki', access: 'proxy', url: s.loki.queryUrl, editable: false, jsonData: { maxLines: 1000 } }]
-        : [],
+      additionalDataSources: [...(s.loki ? [lokiDataSource(s.loki, s.tempo !== undefined)] : []), ...(s.tempo ? [tempoDataSource(s.tempo, s.loki !== undefined)] : [])],
       ...dashboardValues(s.dashboards),
     },
     'kube-state-metrics': { resources: s.sizes.kubeStateMetrics },
@@ -643,7 +762,8 @@ function stackValues(s: StackSettings): KubePrometheusStackValues {
 /**
  * The grafana subchart downloads each `gnetId` dashboard at the pinned `revision` from
  * grafana.com (an init container, so the cluster needs to reach grafana.com) into the
- * provider's folder, replacing the dashboard's data source references with `datasource`.
+ * provider's folder, replacing the dashboard's data source references with `datasource`; an
+ * own dashboard's `json` it writes there as is (grafana 12.11.1 templates/dashboards-json-configmap.yaml).
  */
 function dashboardValues(dashboards: ReadonlyMap<string, Dashboard>): Record<string, unknown> {
   if (dashboards.size === 0) return {};
@@ -668,7 +788,7 @@ function dashboardValues(dashboards: ReadonlyMap<string, Dashboard>): Record<str
     },
     dashboards: {
       [DASHBOARD_PROVIDER]: Object.fromEntries(
-        [...dashboards.values()].map((d) => [d.name, { gnetId: d.gnetId, revision: d.revision, datasource: datasourceOf(d) }]),
+        [...dashboards.values()].map((d) => [d.name, isOwnDashboard(d) ? { json: d.json } : { gnetId: d.gnetId, revision: d.revision, datasource: datasourceOf(d) }]),
       ),
     },
   };
@@ -701,6 +821,7 @@ function alertmanagerConfig(alertmanager: AlertmanagerSettings, secret: SecretRe
       group_interval: '5m',
       repeat_interval: '12h',
       routes: [
+        ...deliveryTestRoutes(alertmanager),
         { receiver: NULL_RECEIVER, matchers: ['alertname =~ "Watchdog|InfoInhibitor"'] },
         { receiver: critical, matchers: ['severity = "critical"'], repeat_interval: '4h' },
         { receiver: NULL_RECEIVER, matchers: ['severity = "info"'] },
@@ -722,6 +843,29 @@ function alertmanagerConfig(alertmanager: AlertmanagerSettings, secret: SecretRe
     ],
     templates: ['/etc/alertmanager/config/*.tmpl'],
   };
+}
+
+/**
+ * The checkpoint's synthetic alert goes to every receiver: one route each, matched first,
+ * each continuing to the next but the last, which stops it before the severity routes.
+ */
+function deliveryTestRoutes(alertmanager: AlertmanagerSettings): Record<string, unknown>[] {
+  const receivers = Object.keys(alertmanager.receivers).sort();
+  return receivers.map((receiver, i) => ({
+    receiver,
+    matchers: [`${DELIVERY_TEST.label} = "true"`],
+    group_by: ['alertname'],
+    group_wait: '0s',
+    continue: i < receivers.length - 1,
+  }));
+}
+
+/** Each Alertmanager integration the receivers use, with how many receivers use it (alertmanager's integration names). */
+function deliveryIntegrations(alertmanager: AlertmanagerSettings): { integration: string; receivers: number }[] {
+  const receivers = Object.values(alertmanager.receivers);
+  return (['discord', 'email', 'webhook'] as const)
+    .map((integration) => ({ integration, receivers: receivers.filter((r) => r[integration] !== undefined).length }))
+    .filter(({ receivers: n }) => n > 0);
 }
 
 /** The keys of ALERTMANAGER_RECEIVERS_SECRET a receiver reads, by integration. */
@@ -785,5 +929,5 @@ export const monitoringEntry = defineService({
     'monitoring-coredns': { selector: { 'k8s-app': 'kube-dns' }, port: 'metrics', source: 'k3s-io/k3s manifests/coredns.yaml' },
   },
   build: (platform, settings, context) =>
-    new MonitoringStack(platform, { ...settings, storage: context.required(longhornEntry), loki: context.optional(lokiEntry) }),
+    new MonitoringStack(platform, { ...settings, storage: context.required(longhornEntry), loki: context.optional(lokiEntry), tempo: context.optional(tempoEntry) }),
 });

@@ -19,6 +19,7 @@ import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { Resources, size, toContainerResources } from '../lib/model/resources';
 import { inClusterNamespace, urlDestination } from '../lib/model/network';
+import type { TraceEmission, TraceEmitter } from '../lib/model/tracing';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
@@ -110,7 +111,14 @@ export type N8nProps = Omit<N8nSettings, 'enabled'> & {
   readonly broker?: Rabbitmq;
 };
 
-export class N8n extends HomelabService {
+export class N8n extends HomelabService implements TraceEmitter {
+  /**
+   * Workflow and node executions as spans (n8n 2.19+, docs "OpenTelemetry environment
+   * variables": N8N_OTEL_ENABLED, N8N_OTEL_EXPORTER_OTLP_ENDPOINT is the OTLP/HTTP base URL).
+   */
+  readonly traceEmissions: readonly TraceEmission[];
+  /** The container's environment, in order; the tracing pass appends the OTLP settings. */
+  private readonly containerEnvironment: k8s.EnvVar[] = [];
   /** In-cluster URL of the UI, API and webhooks. */
   readonly internalUrl: string;
   /** Public URL (`https://<subdomain>.<domain>/`): the UI's address and WEBHOOK_URL. */
@@ -131,6 +139,14 @@ export class N8n extends HomelabService {
     }
     const resources = props.resources;
     const selector = this.selectorFor(COMPONENT);
+    this.traceEmissions = [
+      {
+        name: 'n8n',
+        podSelector: selector,
+        protocol: 'http',
+        connect: (endpoint) => this.containerEnvironment.push({ name: 'N8N_OTEL_ENABLED', value: 'true' }, { name: 'N8N_OTEL_EXPORTER_OTLP_ENDPOINT', value: endpoint }),
+      },
+    ];
 
     this.addDeployment(props, host, resources, selector);
     this.declareEgress(props, selector);
@@ -265,7 +281,8 @@ export class N8n extends HomelabService {
 
     // An ordered list, set as a whole: `$(VAR)` in CREDENTIALS_OVERWRITE_DATA expands only
     // variables defined before it, and the Secret references come from their SecretRefs.
-    this.patchManifest(ApiObject.of(deployment), JsonPatch.add('/spec/template/spec/containers/0/env', this.containerEnv(props, host)));
+    this.containerEnvironment.push(...this.containerEnv(props, host));
+    this.patchManifest(ApiObject.of(deployment), JsonPatch.add('/spec/template/spec/containers/0/env', this.containerEnvironment));
     if (this.rabbitmqConnection) setSyncWave(ApiObject.of(deployment), this.rabbitmqConnection.workloadSyncWave);
   }
 

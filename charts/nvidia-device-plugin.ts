@@ -1,8 +1,11 @@
 /**
  * NVIDIA device plugin: advertises the GPUs of the inventory's GPU nodes to Kubernetes as
- * `nvidia.com/gpu` (optionally time-sliced), and the RuntimeClass GPU pods run with. GPU
- * consumers take this construct as a prop: that is their dependency, and it tells them
- * the RuntimeClass, how to reach the GPU nodes and how many GPUs each node advertises.
+ * `nvidia.com/gpu` (optionally time-sliced), and the RuntimeClass GPU pods run with. The same
+ * chart runs GPU discovery (docs/adr/0029): Node Feature Discovery labels every node with an
+ * NVIDIA GPU on its PCI bus `nvidia.com/gpu.present=true`, GPU Feature Discovery adds what
+ * NVML reports (product, memory, count), so no node is labelled by hand. GPU consumers take
+ * this construct as a prop: that is their dependency, and it tells them the RuntimeClass, how
+ * to reach the GPU nodes and how many GPUs each node advertises.
  */
 import { k8s } from 'cdk8s-plus-28';
 import { z } from '../lib/model/config/zod';
@@ -17,7 +20,7 @@ import { Layer } from '../lib/model/layers';
 import type { AlertRule } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { resources } from '../lib/model/resources';
-import { GPU_RESOURCE, GpuProvider, GpuScheduling } from '../lib/model/gpu';
+import { GPU_LABELS, GPU_RESOURCE, GpuProvider, GpuScheduling } from '../lib/model/gpu';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 import { emitYaml } from '../lib/util/yaml-emitter';
@@ -51,8 +54,34 @@ const CHART_TOLERATIONS = [
   { key: 'CriticalAddonsOnly', operator: 'Exists' },
   { key: GPU_RESOURCE, operator: 'Exists', effect: 'NoSchedule' },
 ];
-/** The plugin is a small Go daemon; the chart sets no resources by default. */
+/** The plugin and GPU Feature Discovery (which the chart gives the same resources) are small Go daemons; the chart sets none by default. */
 const PLUGIN_RESOURCES = resources('50m', '64Mi', '500m', '256Mi');
+/**
+ * Node Feature Discovery's requests, the chart's defaults (node-feature-discovery 0.19.0
+ * values.yaml, inside nvidia-device-plugin-0.20.0.tgz): a worker on every node, one master, one
+ * garbage collector.
+ */
+const NFD_REQUESTS = {
+  worker: { cpu: '5m', memory: '64Mi' },
+  master: { cpu: '100m', memory: '128Mi' },
+  gc: { cpu: '10m', memory: '128Mi' },
+} as const;
+/**
+ * The discovery rule for `nvidia.com/gpu.present`: an NVIDIA (PCI vendor 10de) VGA (0300) or
+ * 3D controller (0302) on the node's PCI bus, a `custom` source rule of nfd-worker (NFD v0.19
+ * worker configuration reference). The chart's master config admits the `nvidia.com` label
+ * namespace (`nfd.master.config.extraLabelNs`).
+ */
+const GPU_PRESENT_RULE = {
+  name: 'homelab-nvidia-gpu',
+  labels: { [GPU_LABELS.present]: 'true' },
+  matchFeatures: [{ feature: 'pci.device', matchExpressions: { vendor: { op: 'In', value: ['10de'] }, class: { op: 'In', value: ['0300', '0302'] } } }],
+};
+/** nfd-worker's tolerations in the chart's values (Helm replaces lists): kept next to the GPU nodes' taints. */
+const NFD_WORKER_TOLERATIONS = [
+  { key: 'node-role.kubernetes.io/master', operator: 'Equal', value: '', effect: 'NoSchedule' },
+  { key: GPU_RESOURCE, operator: 'Equal', value: 'present', effect: 'NoSchedule' },
+];
 const SHARING_CONFIG = 'homelab';
 
 export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
@@ -69,18 +98,24 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
     super(scope, 'nvidia-device-plugin', props, {
       layer: Layer.AI,
       namespace: NVIDIA_DEVICE_PLUGIN_NAMESPACE,
-      podSecurity: { level: 'privileged', reason: "the plugin mounts kubelet's device-plugin socket directory and other host paths" },
+      podSecurity: { level: 'privileged', reason: "the plugin mounts kubelet's device-plugin socket directory, GPU and Node Feature Discovery host paths" },
       helm: helmRelease('nvidiaDevicePlugin', devicePluginValues(runtimeClassName, placement, gpuReplicas)),
     });
     this.runtimeClassName = runtimeClassName;
     this.gpuReplicas = gpuReplicas;
-    this.gpuScheduling = { affinity: { nodeAffinity: gpuNodeAffinity(placement) }, tolerations: tolerationsOf(placement) };
+    this.gpuScheduling = { affinity: { nodeAffinity: gpuNodeAffinity() }, tolerations: tolerationsOf(placement) };
     this.requestCapacity('device-plugin', placement.nodes.length, PLUGIN_RESOURCES.requests);
+    this.requestCapacity('gpu-feature-discovery', placement.nodes.length, PLUGIN_RESOURCES.requests);
+    this.requestCapacity('nfd-worker', Object.keys(scope.config.nodes).length, NFD_REQUESTS.worker);
+    this.requestCapacity('nfd-master', 1, NFD_REQUESTS.master);
+    this.requestCapacity('nfd-gc', 1, NFD_REQUESTS.gc);
     this.addRuntimeClass(placement);
     this.addCheckpoint(placement, scope.config.nodes);
-    // The chart adds its config-manager sidecar with a config map: it reads its node's
-    // `nvidia.com/device-plugin.config` label through the API (nvidia-device-plugin 0.20.0 templates/daemonset-device-plugin.yaml).
-    if (gpuReplicas > 1) this.callApiServer({}, "the plugin's config manager reads its node's labels to pick the time-slicing config");
+    // NFD's worker publishes NodeFeature objects, its master turns them into node labels, its
+    // gc removes those of deleted nodes; with a config map the chart's config-manager sidecars
+    // read their node's `nvidia.com/device-plugin.config` label (nvidia-device-plugin 0.20.0
+    // templates/daemonset-device-plugin.yml, daemonset-gfd.yml).
+    this.callApiServer({}, "Node Feature Discovery publishes node features and labels; the config managers read their node's labels");
     this.addAlertRules(placement, scope.config.nodes);
   }
 
@@ -90,14 +125,16 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
   }
 
   /**
-   * Pods of this class are admitted with the GPU nodes' selector and tolerations added
-   * (RuntimeClass scheduling), so they cannot land on a node without the nvidia runtime.
+   * Pods of this class are admitted with the discovered GPU label as node selector and the GPU
+   * nodes' tolerations added (RuntimeClass scheduling), so they cannot land on a node without a
+   * GPU. The label comes from the PCI bus, not from NVML: GPU Feature Discovery, which runs with
+   * this class, does not have to label its own node first.
    */
   private addRuntimeClass(placement: GpuPlacement): void {
     const runtimeClass = new k8s.KubeRuntimeClass(this, 'runtime-class', {
       metadata: { name: this.runtimeClassName, labels: this.labelsFor('runtime') },
       handler: RUNTIME_HANDLER,
-      scheduling: { nodeSelector: runtimeClassNodeSelector(placement), tolerations: tolerationsOf(placement) },
+      scheduling: { nodeSelector: { [GPU_LABELS.present]: 'true' }, tolerations: tolerationsOf(placement) },
     });
     // Before the chart's DaemonSet, whose pods use it: Argo CD orders unknown kinds such as
     // RuntimeClass after the built-in ones, and pods naming a missing class are rejected.
@@ -105,8 +142,8 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
   }
 
   /**
-   * The plugin serves no metrics (GPU telemetry would come from NVIDIA's dcgm-exporter, which
-   * the platform does not run): nothing to scrape. What it is for, every GPU node advertising
+   * The plugin serves no metrics (GPU telemetry comes from the dcgm-exporter service): nothing
+   * to scrape. What it is for, every GPU node advertising
    * its GPUs, and its DaemonSet's health are alerted on from kube-state-metrics' series
    * (kube_node_status_allocatable with the resource name sanitized to `nvidia_com_gpu`),
    * which the monitoring stack's Prometheus scrapes.
@@ -138,37 +175,61 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
 
   /**
    * Every GPU node advertises at least its inventory GPUs (times the time-slicing replicas)
-   * as allocatable `nvidia.com/gpu`. registry.k8s.io/kubectl is built on the distroless
-   * go-runner image and has no shell for the checkpoint script, so the check asks the API
-   * server directly with the pinned curl image, as a ServiceAccount that may only read the
-   * GPU nodes.
+   * as allocatable `nvidia.com/gpu`; when one does not, the check names the node and the first
+   * missing link of the chain (node, hardware label, NVML labels, plugin). registry.k8s.io/kubectl
+   * is built on the distroless go-runner image and has no shell for the checkpoint script, so
+   * the check asks the API server directly with the pinned curl image, as a ServiceAccount that
+   * may only read the GPU nodes.
    */
   private addCheckpoint(placement: GpuPlacement, inventory: Inventory): void {
     new Checkpoint(this, 'checkpoint', {
-      description: `every GPU node (${placement.nodes.join(', ')}) advertises its ${GPU_RESOURCE} as allocatable`,
+      description: `every GPU node (${placement.nodes.join(', ')}) is discovered and advertises its ${GPU_RESOURCE} as allocatable`,
       image: IMAGES.curl,
       readsCluster: [{ apiGroups: [''], resources: ['nodes'], verbs: ['get'], resourceNames: [...placement.nodes] }],
-      script: [ALLOCATABLE_CHECK, ...placement.nodes.map((node) => `check_node ${node} ${this.advertisedGpus(inventory[node].gpus)}`)].join('\n'),
+      script: [
+        GPU_NODE_CHECK,
+        ...placement.nodes.map((node) => `check_node ${node} ${this.advertisedGpus(inventory[node].gpus)} ${inventory[node].gpus}`),
+      ].join('\n'),
     });
   }
 }
 
 /**
- * `check_node <node> <expected>`: waits up to 5 minutes for the node's allocatable
- * nvidia.com/gpu to reach the expected count. The API server pretty-prints for curl, so
- * whitespace is removed before the flat `allocatable` map is cut out of the Node.
+ * `check_node <node> <advertised> <physical>`: waits up to 5 minutes for the node's allocatable
+ * nvidia.com/gpu to reach <advertised>, then names what is missing, in the order the pieces
+ * depend on each other: the node itself (inventory names are node names), NFD's hardware label,
+ * GFD's NVML labels (driver, container toolkit, k3s's nvidia runtime), the plugin. The API
+ * server pretty-prints for curl, so whitespace is removed before the flat `labels` and
+ * `allocatable` maps are cut out of the Node.
  */
-const ALLOCATABLE_CHECK = String.raw`allocatable() {
-  kube_get "/api/v1/nodes/$1" \
-    | tr -d ' \n' | sed -n 's/.*"allocatable":{\([^}]*\)}.*/\1/p' | grep -o '"nvidia.com/gpu":"[0-9]*"' | cut -d'"' -f4
+const GPU_NODE_CHECK = String.raw`map_of() {
+  printf '%s' "$1" | sed -n "s/.*\"$2\":{\([^}]*\)}.*/\1/p"
+}
+value_of() {
+  printf '%s' "$1" | grep -o "\"$2\":\"[^\"]*\"" | cut -d'"' -f4
 }
 check_node() {
   for _ in $(seq 30); do
-    got=$(allocatable "$1" || true)
-    if [ -n "$got" ] && [ "$got" -ge "$2" ]; then echo "$1: $got nvidia.com/gpu allocatable"; return 0; fi
+    node=$(kube_get "/api/v1/nodes/$1" 2>/dev/null | tr -d ' \n' || true)
+    labels=$(map_of "$node" labels)
+    present=$(value_of "$labels" '${GPU_LABELS.present}')
+    count=$(value_of "$labels" '${GPU_LABELS.count}')
+    product=$(value_of "$labels" '${GPU_LABELS.product}')
+    got=$(value_of "$(map_of "$node" allocatable)" '${GPU_RESOURCE}')
+    if [ -n "$got" ] && [ "$got" -ge "$2" ]; then echo "$1: $count x $product, $got ${GPU_RESOURCE} allocatable"; return 0; fi
     sleep 10
   done
-  echo "$1: '$got' nvidia.com/gpu allocatable, expected at least $2" >&2
+  if [ -z "$node" ]; then
+    echo "$1: no such node: the inventory's node names must be the Kubernetes node names (kubectl get nodes)"
+  elif [ "$present" != true ]; then
+    echo "$1: no NVIDIA GPU discovered on the PCI bus (no ${GPU_LABELS.present}=true from Node Feature Discovery): check that the host sees the GPU (lspci | grep -i nvidia) and the nfd-worker pod on $1"
+  elif [ -z "$count" ]; then
+    echo "$1: GPU Feature Discovery cannot read the GPU (no ${GPU_LABELS.count}): install the NVIDIA driver (nvidia-smi works on the host) and the NVIDIA Container Toolkit, then restart k3s so that its containerd has the nvidia runtime; see the gpu-feature-discovery pod on $1"
+  elif [ "$count" -lt "$3" ]; then
+    echo "$1: GPU Feature Discovery sees $count GPU(s) ($product), the inventory says $3"
+  else
+    echo "$1: '$got' ${GPU_RESOURCE} allocatable, expected at least $2 ($count x $product discovered): see the nvidia-device-plugin pod on $1"
+  fi >&2
   return 1
 }`;
 
@@ -181,13 +242,24 @@ function devicePluginValues(runtimeClassName: string, placement: GpuPlacement, g
     deviceListStrategy: 'envvar',
     // The plugin needs the nvidia runtime too, whether or not it is the nodes' default.
     runtimeClassName,
-    // Replaces the chart's affinity for node-feature-discovery labels (we run no NFD):
-    // the required terms select the inventory's GPU nodes, and lists replace in Helm.
-    affinity: { nodeAffinity: gpuNodeAffinity(placement) },
+    // Replaces the chart's three alternative terms (lists replace in Helm) by the one label
+    // our discovery rule sets, the one every GPU workload is placed by.
+    affinity: { nodeAffinity: gpuNodeAffinity() },
     // Helm replaces lists: keep the chart's tolerations next to those for the inventory's taints.
     tolerations: uniqueTolerations([...CHART_TOLERATIONS, ...(tolerationsOf(placement) ?? [])]),
     resources: PLUGIN_RESOURCES,
     config: gpuReplicas > 1 ? { map: { [SHARING_CONFIG]: timeSlicingConfig(gpuReplicas) }, default: SHARING_CONFIG } : undefined,
+    // GPU Feature Discovery: product, memory, count and sharing labels from NVML, written for
+    // nfd-worker's local source; on the same nodes, with the same class and resources as the plugin.
+    gfd: { enabled: true },
+    // Node Feature Discovery, the chart's subchart (both flags name its condition).
+    nfd: {
+      enabled: true,
+      worker: {
+        tolerations: uniqueTolerations([...NFD_WORKER_TOLERATIONS, ...(tolerationsOf(placement) ?? [])]),
+        config: { sources: { pci: { deviceClassWhitelist: ['02', '03'], deviceLabelFields: ['vendor'] }, custom: [GPU_PRESENT_RULE] } },
+      },
+    },
   };
 }
 
@@ -204,11 +276,9 @@ function timeSlicingConfig(replicasPerGpu: number): string {
   });
 }
 
-/** A required node affinity matching exactly the GPU nodes: by their labels, else by host name. */
-function gpuNodeAffinity(placement: GpuPlacement) {
-  const matchExpressions = placement.hostnames
-    ? [{ key: 'kubernetes.io/hostname', operator: 'In', values: [...placement.hostnames] }]
-    : Object.entries(placement.nodeSelector).map(([key, value]) => ({ key, operator: 'In', values: [value] }));
+/** A required node affinity for the nodes discovery found a GPU on. */
+function gpuNodeAffinity() {
+  const matchExpressions = [{ key: GPU_LABELS.present, operator: 'In', values: ['true'] }];
   return { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions }] } };
 }
 
@@ -218,12 +288,6 @@ function tolerationsOf(placement: GpuPlacement) {
 
 function uniqueTolerations<T extends object>(tolerations: readonly T[]): T[] {
   return [...new Map(tolerations.map((toleration) => [JSON.stringify(toleration), toleration])).values()];
-}
-
-/** RuntimeClass scheduling takes a plain node selector: the GPU labels, or the only GPU node's name. */
-function runtimeClassNodeSelector(placement: GpuPlacement): Record<string, string> | undefined {
-  if (!placement.hostnames) return { ...placement.nodeSelector };
-  return placement.hostnames.length === 1 ? { 'kubernetes.io/hostname': placement.hostnames[0] } : undefined;
 }
 
 export const nvidiaDevicePluginEntry = defineService({

@@ -188,7 +188,10 @@ function kuberayOperatorValues(): KuberayOperatorValues {
 }
 
 export type RayProps = Omit<RaySettings, 'enabled'> & {
-  /** Advertises the GPUs, the NVIDIA RuntimeClass and the GPU placement: required when a group has GPUs. @default none */
+  /**
+   * Advertises the GPUs, the NVIDIA RuntimeClass and the GPU placement. @default none: the
+   * cluster runs on CPU, without its GPU worker groups
+   */
   readonly devicePlugin?: GpuProvider;
 };
 
@@ -257,8 +260,16 @@ export class Ray extends HomelabService {
       },
     });
     this.dashboardUrl = `http://${CLUSTER_NAME}-head-svc.${RAY_NAMESPACE}.svc:${RAY_PORTS.dashboard}`;
-    const groups = Object.entries(props.workerGroups);
-    if (groups.length === 0) throw new Error('ray: at least one worker group is required');
+    const { devicePlugin } = props;
+    // Without a GPU provider (an environment without GPU nodes) the GPU groups are left out.
+    const configured = Object.entries(props.workerGroups);
+    const groups = devicePlugin ? configured : configured.filter(([, group]) => group.gpusPerWorker === 0);
+    if (groups.length === 0) throw new Error('ray: at least one worker group is required (a CPU group where there are no GPUs)');
+    const gpuGroups = configured.filter(([, group]) => group.gpusPerWorker > 0).map(([name]) => name);
+    if (gpuGroups.length > 0) {
+      if (devicePlugin) this.declareComputeMode('gpu', `GPU worker group${gpuGroups.length > 1 ? 's' : ''} ${gpuGroups.join(', ')}`);
+      else this.declareComputeMode('cpu', `no GPU provider: without GPU worker group${gpuGroups.length > 1 ? 's' : ''} ${gpuGroups.join(', ')}`);
+    }
 
     new RayCluster(this, 'cluster', {
       metadata: { name: CLUSTER_NAME },
@@ -268,7 +279,7 @@ export class Ray extends HomelabService {
         autoscalerOptions: autoscalerOptions(),
         headGroupSpec: this.headGroup(props.head.resources),
         workerGroupSpecs: groups.map(([name, group]) =>
-          this.workerGroup(name, group, group.gpusPerWorker > 0 ? gpuProviderFor(name, props.devicePlugin) : undefined),
+          this.workerGroup(name, group, group.gpusPerWorker > 0 ? devicePlugin : undefined),
         ),
       },
     });
@@ -278,7 +289,7 @@ export class Ray extends HomelabService {
     for (const [name, group] of groups) {
       this.requestCapacity(`${name} workers`, group.maxReplicas, group.resources.requests, group.gpusPerWorker);
     }
-    this.addCheckpoint(1 + groups.reduce((sum, [, group]) => sum + group.minReplicas, 0));
+    this.addCheckpoint(1 + groups.reduce((sum, [, group]) => sum + group.minReplicas, 0), devicePlugin !== undefined && gpuGroups.length > 0);
     this.addMonitoring();
     // The in-tree autoscaler runs as a sidecar of the head and scales the worker groups by patching the RayCluster.
     this.callApiServer(RAY_HEAD_LABELS, 'the autoscaler (a sidecar of the head) scales the worker groups through the API');
@@ -407,34 +418,130 @@ export class Ray extends HomelabService {
    * Ray's state API (what `ray list nodes` calls) lists the ALIVE nodes, filtered server-side;
    * the head must be among them, with at least every group's minReplicas of workers. Argo CD
    * has no health check for RayClusters, so this runs while the workers are still starting
-   * (and pulling multi-GB images): it retries for 20 minutes.
+   * (and pulling multi-GB images): it retries for 20 minutes. Then the cluster does work: a Ray
+   * job submitted through the dashboard's job-submission REST API (`POST /api/jobs/`, Ray
+   * python/ray/dashboard/modules/job/job_head.py) runs CPU tasks, which only the workers can
+   * take (the head has no CPUs for tasks), and with GPUs one task that requests a GPU, which
+   * makes the autoscaler start a GPU worker from zero. Its result line is checked, and the job
+   * is stopped if still running and deleted, pass or fail.
    */
-  private addCheckpoint(expectedNodes: number): void {
+  private addCheckpoint(expectedNodes: number, withGpu: boolean): void {
     const alive = `${this.dashboardUrl}/api/v0/nodes?filter_keys=state&filter_predicates=%3D&filter_values=ALIVE`;
+    const job = rayCheckpointJob(withGpu);
     new Checkpoint(this, 'checkpoint', {
-      description: `the Ray dashboard reports the head and at least ${expectedNodes - 1} worker node(s) ALIVE`,
+      description: `the Ray dashboard reports the head and at least ${expectedNodes - 1} worker node(s) ALIVE, and a Ray job runs ${job.cpuTasks} CPU task(s)${withGpu ? ' and a GPU task' : ''} with the right results`,
       image: IMAGES.curl,
-      timeout: Duration.minutes(25),
-      env: { NODES_URL: alive, EXPECTED_NODES: String(expectedNodes) },
+      // 20 minutes for the nodes, 20 for the job (a GPU worker pulls a multi-GB image first).
+      timeout: Duration.minutes(45),
+      env: {
+        NODES_URL: alive,
+        EXPECTED_NODES: String(expectedNodes),
+        JOBS_URL: `${this.dashboardUrl}/api/jobs`,
+        JOB_REQUEST: JSON.stringify(job.request),
+        EXPECTED_RESULT: job.expected,
+      },
       script: [
         'deadline=$(( $(date +%s) + 1200 ))',
-        'while [ "$(date +%s)" -lt "$deadline" ]; do',
+        'until [ "$(date +%s)" -ge "$deadline" ]; do',
         '  if body=$(curl -fsS --max-time 10 "$NODES_URL"); then',
         '    nodes=$(printf "%s" "$body" | grep -o \'"node_id"\' | wc -l)',
         '    heads=$(printf "%s" "$body" | grep -o \'"is_head_node": *true\' | wc -l)',
         '    echo "ALIVE nodes: $nodes (head: $heads), expecting $EXPECTED_NODES with the head"',
-        '    if [ "$heads" -ge 1 ] && [ "$nodes" -ge "$EXPECTED_NODES" ]; then exit 0; fi',
+        '    if [ "$heads" -ge 1 ] && [ "$nodes" -ge "$EXPECTED_NODES" ]; then break; fi',
         '  else',
         '    echo "the dashboard does not answer yet"',
         '  fi',
         '  sleep 10',
         'done',
-        'echo "the Ray cluster did not reach $EXPECTED_NODES ALIVE nodes with its head within 20 minutes" >&2',
-        'exit 1',
+        'if [ "$(date +%s)" -ge "$deadline" ]; then',
+        '  echo "the Ray cluster did not reach $EXPECTED_NODES ALIVE nodes with its head within 20 minutes" >&2',
+        '  exit 1',
+        'fi',
+        RAY_JOB_RUN,
       ].join('\n'),
     });
   }
 }
+
+/** What the checkpoint's Ray job prints on its result line, and where it stops. */
+const RESULT_MARK = 'HOMELAB_RAY_RESULT';
+const CPU_TASKS = 4;
+
+/**
+ * The job's driver, run by the job's entrypoint on the head: `square` tasks need a CPU, so
+ * Ray schedules them on the workers; `gpu_probe` needs a GPU, so Ray asks the autoscaler for a
+ * GPU worker, and reports the GPU ids Ray assigned it. Double quotes only: the code travels
+ * single-quoted in the entrypoint's shell command.
+ */
+export function rayCheckpointJob(withGpu: boolean): { request: { entrypoint: string; submission_id: string; metadata: Record<string, string> }; cpuTasks: number; expected: string } {
+  const code = [
+    'import ray',
+    'ray.init()',
+    '@ray.remote(num_cpus=1)',
+    'def square(i):',
+    '    return i * i',
+    `total = sum(ray.get([square.remote(i) for i in range(${CPU_TASKS})]))`,
+    ...(withGpu
+      ? [
+          '@ray.remote(num_gpus=1)',
+          'def gpu_probe():',
+          '    return ",".join(str(g) for g in ray.get_gpu_ids()) or "none"',
+          'gpus = ray.get(gpu_probe.remote())',
+        ]
+      : ['gpus = "-"']),
+    `print("${RESULT_MARK} cpu_sum=%d gpu_ids=%s end" % (total, gpus))`,
+  ].join('\n');
+  const cpuSum = Array.from({ length: CPU_TASKS }, (_, i) => i * i).reduce((a, b) => a + b, 0);
+  return {
+    // SUBMISSION_ID is replaced by a fresh id per run: a second run must not collide with the first.
+    request: { entrypoint: `python -c '${code}'`, submission_id: 'SUBMISSION_ID', metadata: { 'homelab.dev/checkpoint': 'ray' } },
+    cpuTasks: CPU_TASKS,
+    // With a GPU, any id Ray assigned (digits); without, the marker the driver prints instead.
+    expected: `cpu_sum=${cpuSum} gpu_ids=${withGpu ? '[0-9][0-9,]*' : '-'}`,
+  };
+}
+
+/**
+ * Submits $JOB_REQUEST, waits up to 20 minutes for a terminal status, reads the job's logs and
+ * matches its result line against $EXPECTED_RESULT (a basic regular expression); stops a job
+ * still running and deletes it on every way out.
+ */
+const RAY_JOB_RUN = String.raw`id="homelab-checkpoint-$(date +%s)-$$"
+cleanup() {
+  curl -fsS -X POST --max-time 10 "$JOBS_URL/$id/stop" >/dev/null 2>&1 || true
+  curl -fsS -X DELETE --max-time 10 "$JOBS_URL/$id" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+request=$(printf '%s' "$JOB_REQUEST" | sed "s/SUBMISSION_ID/$id/")
+if ! curl -fsS --max-time 30 --retry 5 --retry-delay 10 --retry-all-errors -H 'Content-Type: application/json' -d "$request" "$JOBS_URL/" >/dev/null; then
+  echo "the Ray dashboard refused the job submission" >&2
+  exit 1
+fi
+echo "submitted Ray job $id"
+deadline=$(( $(date +%s) + 1200 ))
+status=PENDING
+until [ "$(date +%s)" -ge "$deadline" ]; do
+  status=$(curl -fsS --max-time 10 "$JOBS_URL/$id" | tr -d ' 
+' | grep -o '"status":"[A-Z]*"' | head -n 1 | cut -d'"' -f4 || true)
+  case "$status" in
+    SUCCEEDED|FAILED|STOPPED) break ;;
+  esac
+  echo "Ray job $id: ${'$'}{status:-no answer}"
+  sleep 10
+done
+logs=$(curl -fsS --max-time 10 "$JOBS_URL/$id/logs" || true)
+result=$(printf '%s' "$logs" | grep -o "${RESULT_MARK} [^\]*end" | tail -n 1)
+echo "Ray job $id: $status; ${'$'}{result:-no result line}"
+if [ "$status" != SUCCEEDED ]; then
+  echo "the Ray job did not succeed within 20 minutes (status ${'$'}{status:-unknown}); the tail of its log:" >&2
+  printf '%s' "$logs" | tail -c 2000 >&2
+  exit 1
+fi
+if ! printf '%s' "$result" | grep -q "^${RESULT_MARK} $EXPECTED_RESULT end$"; then
+  echo "the Ray job's result is wrong: expected $EXPECTED_RESULT, got '${'$'}{result:-nothing}'" >&2
+  exit 1
+fi
+echo "the Ray job's tasks ran on the workers and returned the expected results"`;
 
 function autoscalerOptions(): RayClusterSpecAutoscalerOptions {
   return {
@@ -448,12 +555,6 @@ function autoscalerOptions(): RayClusterSpecAutoscalerOptions {
   };
 }
 
-/** The device plugin a GPU group needs (the config check guarantees one). */
-function gpuProviderFor(group: string, provider: GpuProvider | undefined): GpuProvider {
-  if (!provider) throw new Error(`ray: worker group ${group} has GPUs but no GPU provider was given`);
-  return provider;
-}
-
 /** The imported CRD classes type each quantity map with its own class. */
 function quantities<Q>(type: { fromString(value: string): Q }, values: Readonly<Record<string, string>>): Record<string, Q> {
   return Object.fromEntries(Object.entries(values).map(([key, value]) => [key, type.fromString(value)]));
@@ -464,10 +565,11 @@ export const rayEntry = defineService({
   settings: { key: 'ray', schema: raySettings },
   names: [RAY_NAMESPACE, 'kuberay-operator', KUBERAY_NAMESPACE],
   subdomains: ownSubdomain,
-  requires: (settings) =>
-    Object.entries(settings.workerGroups)
-      .filter(([, group]) => group.gpusPerWorker > 0)
-      .map(([name]) => ({ entry: nvidiaDevicePluginEntry, path: ['workerGroups', name, 'gpusPerWorker'], reason: 'GPU workers need the GPUs it advertises' })),
+  // GPU groups run where the device plugin advertises GPUs; elsewhere they are left out.
+  check: (settings, env) =>
+    env.isEnabled(nvidiaDevicePluginEntry) || Object.values(settings.workerGroups).some((group) => group.gpusPerWorker === 0)
+      ? []
+      : [{ path: ['workerGroups'], message: 'expected a CPU worker group (gpusPerWorker: 0): without services.nvidiaDevicePlugin the GPU groups are left out' }],
   upstreamTargets: {
     'kuberay-operator-operator': {
       selector: KUBERAY_OPERATOR_SERVICE_LABELS,

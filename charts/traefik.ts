@@ -28,6 +28,7 @@ import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { inClusterNamespace, urlDestination } from '../lib/model/network';
+import type { TraceEmission, TraceEmitter } from '../lib/model/tracing';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 import { CertManager, certManagerEntry, CLUSTER_ISSUERS } from './cert-manager';
@@ -188,7 +189,18 @@ const SECURITY_HEADERS = {
 const ERROR_RATIO = 0.05;
 const ERROR_MIN_RATE = 0.1;
 
-export class Traefik extends HomelabService implements ExposureRouter {
+export class Traefik extends HomelabService implements ExposureRouter, TraceEmitter {
+  /** Traefik traces every request it routes (values `tracing.otlp.grpc`, traefik 41.3.0; sample rate 1.0 by default). */
+  readonly traceEmissions: readonly TraceEmission[] = [
+    {
+      name: 'traefik',
+      podSelector: TRAEFIK_POD_LABELS,
+      protocol: 'grpc',
+      connect: (endpoint) => {
+        (this.helm!.values as TraefikValues).tracing = { otlp: { enabled: true, grpc: { enabled: true, endpoint, insecure: true } } };
+      },
+    },
+  ];
   /** Traefik's pods, by the chart's name label (traefik 41.3.0 `traefik.labelselector`): the backends let them in. */
   readonly routerName = 'Traefik';
   readonly routerPods = { namespace: TRAEFIK_NAMESPACE, podSelector: { 'app.kubernetes.io/name': 'traefik' } };

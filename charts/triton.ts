@@ -1,6 +1,7 @@
 /**
- * Triton Inference Server on the GPU nodes: a Deployment written with the low-level
- * k8s.KubeDeployment (cdk8s-plus containers have no field for `nvidia.com/gpu`), its
+ * Triton Inference Server on the GPU nodes, or on CPUs in an environment without GPUs (the
+ * same server, smoke model and checkpoint, docs/adr/0029): a Deployment written with the
+ * low-level k8s.KubeDeployment (cdk8s-plus containers have no field for `nvidia.com/gpu`), its
  * Service, and a weightless smoke-test model served next to the user's models so the
  * checkpoint can run a real inference.
  */
@@ -13,11 +14,12 @@ import { bool, exactlyOneOf, expected, intBetween, memoryQuantity, oneOf, region
 import { parseQuantity } from '../lib/util/quantity';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
 import { Layer } from '../lib/model/layers';
-import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { type AlertRule, SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { toResourceRequirements } from '../lib/model/resources';
 import { S3_CREDENTIAL_KEYS } from '../lib/model/secrets';
 import { urlDestination } from '../lib/model/network';
+import type { TraceEmission, TraceEmitter } from '../lib/model/tracing';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
@@ -60,7 +62,7 @@ export const tritonSettings = z
   .strictObject({
     enabled: bool.default(false),
     replicas: intBetween(1, 16).default(1),
-    /** `nvidia.com/gpu` each replica requests (time-sliced GPUs when the device plugin shares them). */
+    /** `nvidia.com/gpu` each replica requests (time-sliced GPUs when the device plugin shares them); none where the environment runs Triton on CPU. */
     gpusPerReplica: intBetween(1, 8).default(1),
     modelRepository: modelRepositorySchema.default({ volume: { size: '20Gi' } }),
     /** Triton's --model-control-mode: none (load at startup), poll (follow the repository), explicit (load API). */
@@ -104,8 +106,11 @@ export type TritonS3Repository = NonNullable<TritonModelRepository['s3']>;
 export type ModelControlMode = TritonSettings['modelControlMode'];
 
 export type TritonProps = Omit<TritonSettings, 'enabled'> & {
-  /** Provides the GPUs: the RuntimeClass and the GPU nodes. */
-  readonly devicePlugin: GpuProvider;
+  /**
+   * Provides the GPUs: the RuntimeClass and the GPU nodes. @default none: Triton runs on CPU,
+   * its smoke model with a CPU instance group and no GPU requested
+   */
+  readonly devicePlugin?: GpuProvider;
   /** Required with `modelRepository.volume`. @default none */
   readonly storage?: StorageProvider;
 };
@@ -128,17 +133,21 @@ const IMAGE_PULL_SECONDS = 1800;
 /** Alert thresholds: share of failed requests, mean queueing time per request, GPU memory used. */
 const ALERT_THRESHOLDS = { failureRatio: 0.05, queueSeconds: 0.1, gpuMemoryRatio: 0.9 } as const;
 
+/** Where Triton runs the smoke model's instance: `KIND_GPU` with a GPU provider, else `KIND_CPU`. */
+export type InstanceKind = 'KIND_GPU' | 'KIND_CPU';
+
 /**
  * A Python-backend model that adds two INT32 vectors: no weights, so the checkpoint can
- * run a real inference on any cluster. Its instance is a GPU instance (KIND_GPU), which
- * Triton refuses to load when CUDA sees no GPU (core src/model_config_utils.cc): once it
- * answers, the GPU reached the container. The arithmetic itself runs in numpy.
+ * run a real inference on any cluster. With GPUs its instance is a GPU instance (KIND_GPU),
+ * which Triton refuses to load when CUDA sees no GPU (core src/model_config_utils.cc): once it
+ * answers, the GPU reached the container. Without GPUs it is a CPU instance, and the same
+ * request gets the same answer. The arithmetic itself runs in numpy.
  */
 export const SMOKE_MODEL = {
   name: 'homelab_smoke',
   inputs: { A: [1, 2, 3, 4], B: [10, 20, 30, 40] },
   output: 'SUM',
-  config: `name: "homelab_smoke"
+  config: (kind: InstanceKind) => `name: "homelab_smoke"
 backend: "python"
 max_batch_size: 0
 input [
@@ -162,7 +171,7 @@ output [
 ]
 instance_group [
   {
-    kind: KIND_GPU
+    kind: ${kind}
     count: 1
   }
 ]
@@ -185,23 +194,34 @@ class TritonPythonModel:
 `,
 } as const;
 
-export class Triton extends HomelabService {
+export class Triton extends HomelabService implements TraceEmitter {
   /** In-cluster base URL of the HTTP/REST endpoint (KServe v2 protocol). */
   readonly httpUrl: string;
   readonly grpcAddress: string;
+  readonly traceEmissions: readonly TraceEmission[];
+  /** tritonserver's arguments: the trace receiver's endpoint is added by the tracing pass. */
+  private readonly serverArgs: string[];
 
   constructor(scope: Platform, props: TritonProps) {
     super(scope, 'triton', props, { layer: Layer.AI, namespace: TRITON_NAMESPACE });
     const replicas = props.replicas;
-    const gpus = props.gpusPerReplica;
+    const { devicePlugin } = props;
+    // Without a GPU provider the configured GPUs are not requested: Triton runs on CPU.
+    const gpus = devicePlugin ? props.gpusPerReplica : 0;
     const source = repositorySource(props, replicas);
-    if (props.devicePlugin.gpuReplicas > 1 && gpus > 1) throw new Error('triton: time-sliced GPUs are requested one per pod');
+    if (devicePlugin && devicePlugin.gpuReplicas > 1 && gpus > 1) throw new Error('triton: time-sliced GPUs are requested one per pod');
+    if (devicePlugin) this.declareComputeMode('gpu', `${gpus} ${GPU_RESOURCE} per replica`);
+    else this.declareComputeMode('cpu', 'no GPU provider: the models run in CPU instance groups');
     this.httpUrl = `http://triton.${TRITON_NAMESPACE}.svc:${PORTS.http}`;
     this.grpcAddress = `triton.${TRITON_NAMESPACE}.svc:${PORTS.grpc}`;
 
-    const smokeFiles = { 'config.pbtxt': SMOKE_MODEL.config, 'model.py': SMOKE_MODEL.code };
+    const smokeFiles = { 'config.pbtxt': SMOKE_MODEL.config(devicePlugin ? 'KIND_GPU' : 'KIND_CPU'), 'model.py': SMOKE_MODEL.code };
     new k8s.KubeConfigMap(this, 'smoke-model', { metadata: { name: SMOKE_CONFIG_MAP, labels: this.labelsFor(COMPONENT) }, data: smokeFiles });
     const repository = 's3' in source ? this.s3Repository(source.s3) : this.volumeRepository(source.volume.size, source.storage);
+    this.serverArgs = tritonArgs(repository.path, props.modelControlMode);
+    this.traceEmissions = [
+      { name: 'triton', podSelector: this.selectorFor(COMPONENT), protocol: 'http', connect: (endpoint) => this.serverArgs.push(...traceArgs(endpoint)) },
+    ];
     this.addDeployment(props, replicas, gpus, repository, checksum(smokeFiles));
     this.addService();
     if (replicas > 1) this.addDisruptionBudget();
@@ -273,9 +293,9 @@ export class Triton extends HomelabService {
             annotations: { 'homelab.dev/smoke-model-checksum': smokeChecksum },
           },
           spec: {
-            runtimeClassName: devicePlugin.runtimeClassName,
-            affinity: devicePlugin.gpuScheduling.affinity,
-            tolerations: devicePlugin.gpuScheduling.tolerations,
+            runtimeClassName: devicePlugin?.runtimeClassName,
+            affinity: devicePlugin?.gpuScheduling.affinity,
+            tolerations: devicePlugin?.gpuScheduling.tolerations,
             automountServiceAccountToken: false,
             securityContext: {
               runAsNonRoot: true,
@@ -286,7 +306,7 @@ export class Triton extends HomelabService {
               fsGroupChangePolicy: 'OnRootMismatch',
               seccompProfile: { type: 'RuntimeDefault' },
             },
-            containers: [tritonContainer(props, gpus, repository)],
+            containers: [tritonContainer(props, gpus, repository, this.serverArgs)],
             volumes: [
               ...repository.volumes,
               { name: 'smoke-model', configMap: { name: SMOKE_CONFIG_MAP } },
@@ -360,6 +380,15 @@ export class Triton extends HomelabService {
         summary: 'Requests to Triton model {{ $labels.model }} wait {{ $value | humanizeDuration }} in the queue on average',
         description: 'The model cannot keep up: add instances or replicas, enable dynamic batching, or move load elsewhere.',
       },
+      ...this.gpuAlerts(own),
+    );
+    this.addDashboard(DASHBOARD);
+  }
+
+  /** With GPUs: Triton's own view of their memory (nv_gpu_* series exist only then). */
+  private gpuAlerts(own: string): AlertRule[] {
+    if (this.computeMode?.mode !== 'gpu') return [];
+    return [
       {
         alert: 'TritonGpuMemoryNearlyFull',
         expr: `max by (gpu_uuid) (nv_gpu_memory_used_bytes{${own}} / nv_gpu_memory_total_bytes{${own}}) > ${ALERT_THRESHOLDS.gpuMemoryRatio}`,
@@ -368,8 +397,7 @@ export class Triton extends HomelabService {
         summary: 'GPU {{ $labels.gpu_uuid }} memory is {{ $value | humanizePercentage }} used',
         description: 'Loading another model, or a larger batch, will fail with out-of-memory errors.',
       },
-    );
-    this.addDashboard(DASHBOARD);
+    ];
   }
 
   /** Triton is ready, serves the smoke model, and the model's answer to a fixed request is right. */
@@ -409,14 +437,14 @@ function repositorySource(props: TritonProps, replicas: number): { s3: TritonS3R
   return { volume, storage: props.storage };
 }
 
-function tritonContainer(props: TritonProps, gpus: number, repository: RepositoryMount): k8s.Container {
+function tritonContainer(props: TritonProps, gpus: number, repository: RepositoryMount, args: string[]): k8s.Container {
   const compute = toResourceRequirements(props.resources);
   return {
     name: 'triton',
     image: IMAGES.triton,
     imagePullPolicy: 'IfNotPresent',
     // Through the image's entrypoint, as NVIDIA's own Kubernetes examples run it.
-    args: tritonArgs(repository.path, props.modelControlMode),
+    args,
     env: [
       // build.py creates the user with a plain `useradd`, which makes no home directory:
       // backends caching under $HOME (PyTorch, OpenAI Triton) use /tmp instead.
@@ -424,7 +452,7 @@ function tritonContainer(props: TritonProps, gpus: number, repository: Repositor
       ...repository.env,
     ],
     ports: Object.entries(PORTS).map(([name, containerPort]) => ({ name, containerPort })),
-    resources: { requests: compute.requests, limits: { ...compute.limits, [GPU_RESOURCE]: k8s.Quantity.fromNumber(gpus) } },
+    resources: { requests: compute.requests, limits: gpus > 0 ? { ...compute.limits, [GPU_RESOURCE]: k8s.Quantity.fromNumber(gpus) } : compute.limits },
     ...probes(props.startupTimeoutSeconds),
     // Restricted, with a read-only root: as uid 1000 Triton can write only to world-writable
     // paths anyway, and those are volumes here. What it cannot get in a pod: the raised
@@ -467,6 +495,21 @@ function tritonArgs(repository: string, mode: ModelControlMode): string[] {
   ];
 }
 
+/**
+ * OpenTelemetry tracing of inference requests (Triton docs, user_guide/trace.md "OpenTelemetry
+ * trace support"): OTLP/HTTP to `<endpoint>/v1/traces`, spans named by the request's stages,
+ * one request in 100 sampled (tracing every request costs latency).
+ */
+function traceArgs(endpoint: string): string[] {
+  return [
+    '--trace-config', 'mode=opentelemetry',
+    '--trace-config', `opentelemetry,url=${endpoint}/v1/traces`,
+    '--trace-config', 'opentelemetry,resource=service.name=triton',
+    '--trace-config', 'rate=100',
+    '--trace-config', 'level=TIMESTAMPS',
+  ];
+}
+
 /** The checkpoint's request, in the KServe v2 JSON protocol. */
 function smokeRequest() {
   return {
@@ -488,10 +531,9 @@ export const tritonEntry = defineService({
   name: 'triton',
   settings: { key: 'triton', schema: tritonSettings },
   names: [TRITON_NAMESPACE],
-  requires: (settings) => [
-    { entry: nvidiaDevicePluginEntry, path: ['enabled'], reason: 'Triton needs the GPUs it advertises' },
-    ...(settings.modelRepository.volume ? [{ entry: longhornEntry, path: ['modelRepository', 'volume'], reason: 'a volume needs Longhorn' }] : []),
-  ],
+  // GPUs where the device plugin advertises them (an environment with GPU nodes), else CPU.
+  requires: (settings) =>
+    settings.modelRepository.volume ? [{ entry: longhornEntry, path: ['modelRepository', 'volume'], reason: 'a volume needs Longhorn' }] : [],
   check: (settings, env) =>
     env.isEnabled(nvidiaDevicePluginEntry) && env.settingsOf(nvidiaDevicePluginEntry).timeSlicing && settings.gpusPerReplica > 1
       ? [
@@ -504,7 +546,7 @@ export const tritonEntry = defineService({
   build: (platform, settings, context) =>
     new Triton(platform, {
       ...settings,
-      devicePlugin: context.required(nvidiaDevicePluginEntry),
+      devicePlugin: context.optional(nvidiaDevicePluginEntry),
       // Only a volume repository needs Longhorn: an S3 one must not wait for it.
       storage: settings.modelRepository.volume ? context.required(longhornEntry) : undefined,
     }),

@@ -41,6 +41,12 @@ export const CHARTS = {
     /** From nvidia-device-plugin-0.20.0.tgz (with node-feature-discovery 0.19.0). */
     footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD], namespaces: [] },
   },
+  /** NVIDIA DCGM exporter 4.8.2 (DCGM 4.5.3): GPU telemetry on the GPU nodes. */
+  dcgmExporter: {
+    repoURL: 'https://nvidia.github.io/dcgm-exporter/helm-charts', chart: 'dcgm-exporter', version: '4.8.2',
+    /** From dcgm-exporter-4.8.2.tgz. */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING], namespaces: [] },
+  },
   kuberayOperator: {
     repoURL: 'https://ray-project.github.io/kuberay-helm/', chart: 'kuberay-operator', version: '1.7.0',
     /** From kuberay-operator-1.7.0.tgz. */
@@ -60,6 +66,12 @@ export const CHARTS = {
     repoURL: 'https://grafana.github.io/helm-charts', chart: 'alloy', version: '1.11.1',
     /** From alloy-1.11.1.tgz. */
     footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD], namespaces: [] },
+  },
+  /** Grafana Tempo 2.10.8, single binary: the trace store. */
+  tempo: {
+    repoURL: 'https://grafana-community.github.io/helm-charts', chart: 'tempo', version: '2.2.4',
+    /** From tempo-2.2.4.tgz. */
+    footprint: { clusterScoped: [], namespaces: [] },
   },
   certManager: {
     repoURL: 'https://charts.jetstack.io', chart: 'cert-manager', version: 'v1.21.1',

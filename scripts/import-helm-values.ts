@@ -238,6 +238,12 @@ export const HELM_VALUES_IMPORTS: Readonly<Record<string, ChartConfig>> = {
     typeName: 'KuberayOperatorValues',
     extraKeys: { useKubernetesProxy: false, watchNamespace: [''] },
   },
+  'dcgm-exporter': { typeName: 'DcgmExporterValues' },
+  tempo: {
+    typeName: 'TempoValues',
+    // Documented in comments.
+    extraKeys: { 'persistence.storageClassName': '' },
+  },
   'nvidia-device-plugin': {
     typeName: 'NvidiaDevicePluginValues',
     // The per-GPU-sharing config files (config.map.<name>) are free-form.

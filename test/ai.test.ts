@@ -1,6 +1,6 @@
 /**
  * The AI layer: the NVIDIA device plugin and Triton, built on the example's prod inventory
- * (gpu-1 with one GPU, labelled nvidia.com/gpu.present=true) and variants of it, and checked
+ * (gpu-1 with one GPU, labelled by GPU discovery in the cluster) and variants of it, and checked
  * for what the cluster would do with the output: where pods can schedule, which taints they
  * tolerate, what the checkpoints accept, and what the smoke model answers.
  */
@@ -15,6 +15,7 @@ import { Longhorn, longhornEntry } from '../charts/longhorn';
 import { NvidiaDevicePlugin, nvidiaDevicePluginSettings as nvidiaDevicePluginSchema } from '../charts/nvidia-device-plugin';
 import { SMOKE_MODEL, Triton, tritonSettings as tritonSchema } from '../charts/triton';
 import type { EnvironmentConfig, NodeConfig } from '../lib/model/config/environment';
+import { discoveredGpuLabels } from '../lib/model/gpu';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
@@ -25,8 +26,8 @@ type ConfigMutation = (config: Record<string, any>) => void;
 interface Variant {
   /** Changes to the example config before prod is parsed. */
   readonly config?: ConfigMutation;
-  /** services.nvidiaDevicePlugin settings (enabled is implied). */
-  readonly devicePlugin?: Record<string, unknown>;
+  /** services.nvidiaDevicePlugin settings (enabled is implied); null: no device plugin, Triton on CPU. */
+  readonly devicePlugin?: Record<string, unknown> | null;
   /** services.triton settings (enabled is implied). */
   readonly triton?: Record<string, unknown>;
 }
@@ -34,7 +35,7 @@ interface Variant {
 interface Built {
   readonly config: EnvironmentConfig;
   readonly env: SynthesizedEnvironment;
-  readonly devicePlugin: NvidiaDevicePlugin;
+  readonly devicePlugin?: NvidiaDevicePlugin;
   readonly triton: Triton;
   readonly manifests: { path: string; manifest: Manifest }[];
 }
@@ -48,8 +49,7 @@ function build(variant: Variant = {}): Built {
   const platform = emptyPlatform(app, 'prod', config);
   new PolicyProvider(platform);
   const longhorn = new Longhorn(platform, settingsIn(config, longhornEntry));
-  const pluginConfig = nvidiaDevicePluginSchema.parse({ enabled: true, ...variant.devicePlugin });
-  const devicePlugin = new NvidiaDevicePlugin(platform, pluginConfig);
+  const devicePlugin = variant.devicePlugin === null ? undefined : new NvidiaDevicePlugin(platform, nvidiaDevicePluginSchema.parse({ enabled: true, ...variant.devicePlugin }));
   const tritonConfig = tritonSchema.parse({ enabled: true, ...variant.triton });
   // As its catalog entry wires it: storage only for a volume, so S3 does not wait for Longhorn.
   const triton = new Triton(platform, { ...tritonConfig, devicePlugin, storage: tritonConfig.modelRepository.volume ? longhorn : undefined });
@@ -78,17 +78,18 @@ const TAINTED: ConfigMutation = (c) => {
 };
 const TWO_GPU_NODES: ConfigMutation = (c) => {
   TAINTED(c);
-  c.nodes['gpu-2'] = { role: 'worker', cpu: 16, memory: '64Gi', gpus: 2, labels: { 'nvidia.com/gpu.present': 'true' }, taints: [{ key: 'gpu-vendor', effect: 'NoExecute' }] };
+  c.nodes['gpu-2'] = { role: 'worker', cpu: 16, memory: '64Gi', gpus: 2, labels: { 'homelab.dev/zone': 'rack-b' }, taints: [{ key: 'gpu-vendor', effect: 'NoExecute' }] };
 };
-/** No label singles out the GPU node: placement falls back to its host name. */
+/** The GPU node shares every inventory label with a CPU node: discovery alone tells them apart. */
 const UNLABELLED_GPU_NODE: ConfigMutation = (c) => {
   c.nodes['gpu-1'].labels = { 'homelab.dev/zone': 'rack-a' };
 };
 
 // --- Kubernetes scheduling semantics, to evaluate the output against the inventory ---
 
+/** A node's labels in the cluster: the inventory's, its host name, and what GPU discovery sets on a GPU node. */
 function nodeLabels(name: string, node: NodeConfig): Record<string, string> {
-  return { ...node.labels, 'kubernetes.io/hostname': name };
+  return { ...node.labels, ...discoveredGpuLabels(node), 'kubernetes.io/hostname': name };
 }
 
 /** Nodes a required node affinity admits (only the `In` operator is used by the output). */
@@ -142,7 +143,7 @@ describe('the AI services on the prod inventory', () => {
   const variants: [string, Variant][] = [
     ['volume repository', {}],
     ['S3 repository, two GPU nodes with taints, time-slicing', { config: TWO_GPU_NODES, devicePlugin: { timeSlicing: { replicasPerGpu: 4 } }, triton: { modelRepository: S3, replicas: 2 } }],
-    ['GPU node without a distinguishing label', { config: UNLABELLED_GPU_NODE, triton: { modelControlMode: 'explicit' } }],
+    ['GPU node with the labels of a CPU node', { config: UNLABELLED_GPU_NODE, triton: { modelControlMode: 'explicit' } }],
   ];
 
   it.each(variants)('validates every document against the Kubernetes and CRD schemas (%s)', (_, variant) => {
@@ -175,7 +176,7 @@ describe('GPU scheduling', () => {
     ['labelled GPU node', {}],
     ['tainted GPU node', { config: TAINTED }],
     ['two GPU nodes with different taints', { config: TWO_GPU_NODES }],
-    ['GPU node found by host name', { config: UNLABELLED_GPU_NODE }],
+    ['GPU node with the labels of a CPU node', { config: UNLABELLED_GPU_NODE }],
   ];
 
   it.each(cases)('puts Triton and the device plugin on exactly the GPU nodes and tolerates their taints (%s)', (_, variant) => {
@@ -195,9 +196,7 @@ describe('GPU scheduling', () => {
     const built = build(variant);
     const runtimeClass = find(built, 'nvidia-device-plugin/runtimeclass-nvidia.yaml');
     const gpus = gpuNodes(built.config);
-    // A plain selector cannot name two hosts: then the pods' own affinity has to do.
-    if (runtimeClass.scheduling.nodeSelector) expect(admittedBySelector(runtimeClass.scheduling.nodeSelector, built.config.nodes)).toEqual(gpus);
-    else expect(gpus.length).toBeGreaterThan(1);
+    expect(admittedBySelector(runtimeClass.scheduling.nodeSelector, built.config.nodes)).toEqual(gpus);
     for (const name of gpus) {
       for (const taint of built.config.nodes[name].taints) expect(tolerated(runtimeClass.scheduling.tolerations, taint)).toBe(true);
     }
@@ -231,13 +230,13 @@ describe('time-slicing', () => {
       flags: { migStrategy: 'none' },
       sharing: { timeSlicing: { failRequestsGreaterThanOne: true, resources: [{ name: 'nvidia.com/gpu', replicas: 4 }] } },
     });
-    expect(sliced.devicePlugin.advertisedGpus(2)).toBe(8);
+    expect(sliced.devicePlugin!.advertisedGpus(2)).toBe(8);
     expect(pluginValues(base).config).toBeUndefined();
   });
 
   it('makes the checkpoint expect the advertised GPUs of every GPU node', () => {
     const script = checkpointScript(sliced, 'nvidia-device-plugin');
-    expect(script.match(/^check_node .*$/gm)).toEqual(['check_node gpu-1 4', 'check_node gpu-2 8']);
+    expect(script.match(/^check_node .*$/gm)).toEqual(['check_node gpu-1 4 1', 'check_node gpu-2 8 2']);
   });
 });
 
@@ -375,8 +374,19 @@ describe('the smoke model and the Triton checkpoint', () => {
 });
 
 describe('the device plugin checkpoint', () => {
-  const node = (allocatable: string) => JSON.stringify({ kind: 'Node', status: { capacity: { 'nvidia.com/gpu': '1' }, allocatable: { cpu: '16', 'nvidia.com/gpu': allocatable, pods: '110' } } }, null, 2);
+  const discovered = { 'nvidia.com/gpu.present': 'true', 'nvidia.com/gpu.count': '1', 'nvidia.com/gpu.product': 'NVIDIA-GeForce-RTX-3090', 'nvidia.com/gpu.memory': '24576' };
+  const node = (labels: Record<string, string>, allocatable: string) =>
+    JSON.stringify(
+      {
+        kind: 'Node',
+        metadata: { name: 'gpu-1', labels: { 'kubernetes.io/hostname': 'gpu-1', ...labels }, annotations: { 'nfd.node.kubernetes.io/feature-labels': 'pci-10de.present' } },
+        status: { capacity: { 'nvidia.com/gpu': allocatable }, allocatable: { cpu: '16', 'nvidia.com/gpu': allocatable, pods: '110' } },
+      },
+      null,
+      2,
+    );
   const script = checkpointScript(base, 'nvidia-device-plugin');
+  const serve = (json: string) => `case "$*" in *api/v1/nodes/gpu-1*) printf '%s' '${json}';; *) exit 22;; esac`;
 
   it('reads the GPU nodes through a ServiceAccount that may only get those nodes', () => {
     const job = find(base, 'nvidia-device-plugin/job-nvidia-device-plugin-checkpoint.yaml');
@@ -387,13 +397,109 @@ describe('the device plugin checkpoint', () => {
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'nvidia-device-plugin-checkpoint', namespace: 'nvidia-device-plugin' }]);
   });
 
-  it('passes when the node advertises its GPU, in pretty or compact JSON, and fails otherwise', () => {
-    const serve = (json: string) => `case "$*" in *api/v1/nodes/gpu-1*) printf '%s' '${json}';; *) exit 22;; esac`;
-    expect(runCheckpoint(script, serve(node('1'))).status).toBe(0);
-    expect(runCheckpoint(script, serve(JSON.stringify(JSON.parse(node('1'))))).status).toBe(0);
-    const none = runCheckpoint(script, serve(node('0')));
-    expect(none.status).not.toBe(0);
-    expect(none.output).toContain('gpu-1: \'0\' nvidia.com/gpu allocatable, expected at least 1');
+  it('passes when the discovered node advertises its GPU, in pretty or compact JSON, naming what was found', () => {
+    const pass = runCheckpoint(script, serve(node(discovered, '1')));
+    expect(pass.status).toBe(0);
+    expect(pass.output).toContain('gpu-1: 1 x NVIDIA-GeForce-RTX-3090, 1 nvidia.com/gpu allocatable');
+    expect(runCheckpoint(script, serve(JSON.stringify(JSON.parse(node(discovered, '1'))))).status).toBe(0);
+  });
+
+  const { 'nvidia.com/gpu.present': _present, ...withoutPresent } = discovered;
+  const { 'nvidia.com/gpu.count': _count, 'nvidia.com/gpu.product': _product, 'nvidia.com/gpu.memory': _memory, ...hardwareOnly } = discovered;
+  it.each([
+    ['no node of that name', 'exit 22', 'gpu-1: no such node'],
+    ['no NVIDIA device on the PCI bus', serve(node({}, '0')), 'gpu-1: no NVIDIA GPU discovered on the PCI bus'],
+    ['the label of the hardware rule missing', serve(node(withoutPresent, '0')), 'no nvidia.com/gpu.present=true from Node Feature Discovery'],
+    ['a GPU NVML cannot read', serve(node(hardwareOnly, '0')), 'install the NVIDIA driver (nvidia-smi works on the host) and the NVIDIA Container Toolkit, then restart k3s'],
+    ['fewer GPUs than the inventory', serve(node({ ...discovered, 'nvidia.com/gpu.count': '0' }, '0')), 'GPU Feature Discovery sees 0 GPU(s) (NVIDIA-GeForce-RTX-3090), the inventory says 1'],
+    ['a discovered GPU the plugin does not advertise', serve(node(discovered, '0')), "gpu-1: '0' nvidia.com/gpu allocatable, expected at least 1 (1 x NVIDIA-GeForce-RTX-3090 discovered): see the nvidia-device-plugin pod on gpu-1"],
+  ])('fails naming the node and the missing piece: %s', (_, curl, message) => {
+    const result = runCheckpoint(script, curl);
+    expect(result.status).not.toBe(0);
+    expect(result.output).toContain(message);
+  });
+});
+
+describe('GPU discovery', () => {
+  const values = pluginValues(base);
+
+  it('runs Node Feature Discovery with a rule that labels NVIDIA display and 3D controllers, and GPU Feature Discovery', () => {
+    expect(values.gfd.enabled).toBe(true);
+    expect(values.nfd.enabled).toBe(true);
+    const rules = values.nfd.worker.config.sources.custom;
+    expect(rules).toEqual([
+      expect.objectContaining({
+        labels: { 'nvidia.com/gpu.present': 'true' },
+        matchFeatures: [{ feature: 'pci.device', matchExpressions: { vendor: { op: 'In', value: ['10de'] }, class: { op: 'In', value: ['0300', '0302'] } } }],
+      }),
+    ]);
+    // The chart's PCI source settings stay (Helm merges maps, but we state what the rule relies on).
+    expect(values.nfd.worker.config.sources.pci.deviceClassWhitelist).toContain('03');
+  });
+
+  it('runs nfd-worker on the tainted GPU nodes too, and every discovery pod may call the API server', () => {
+    const built = build({ config: TWO_GPU_NODES });
+    const { nodes } = built.config;
+    for (const name of gpuNodes(built.config)) {
+      for (const taint of nodes[name].taints) expect(tolerated(pluginValues(built).nfd.worker.tolerations, taint), `${name} ${taint.key}`).toBe(true);
+    }
+    // Declared for every pod of the namespace: NFD's master, worker and gc and the config managers.
+    expect(built.devicePlugin!.egress.filter((e) => e.to.kind === 'api-server').map((e) => e.podSelector)).toContainEqual({});
+  });
+
+  it('refuses inventory labels that discovery owns, naming the node and the label', () => {
+    const raw = platformObject();
+    raw.nodes['gpu-1'].labels['nvidia.com/gpu.present'] = 'true';
+    raw.nodes['worker-1'].labels['feature.node.kubernetes.io/pci-10de.present'] = 'true';
+    const issues = environmentIssues({ nodes: raw.nodes }).map((i) => `${i.path}: ${i.message}`);
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^nodes\.gpu-1\.labels\.nvidia\.com\/gpu\.present: unexpected label: nvidia\.com\/\* labels are set by Node and GPU Feature Discovery/),
+        expect.stringMatching(/^nodes\.worker-1\.labels\.feature\.node\.kubernetes\.io\/pci-10de\.present: unexpected label/),
+      ]),
+    );
+  });
+});
+
+describe('Triton on CPU, where no device plugin advertises GPUs', () => {
+  const cpu = build({ devicePlugin: null });
+  const alerts = (built: Built) => built.triton.alertRules.map((rule) => rule.alert);
+
+  it('requests no GPU and runs on any node, without the NVIDIA RuntimeClass', () => {
+    expect(Object.keys(tritonContainer(cpu).resources.limits)).not.toContain('nvidia.com/gpu');
+    expect(podSpec(cpu)).not.toHaveProperty('runtimeClassName');
+    expect(podSpec(cpu)).not.toHaveProperty('affinity');
+    expect(cpu.env.capacity.requested.gpus).toBe(0);
+  });
+
+  it('serves the same smoke model with a CPU instance group, and the checkpoint runs the identical inference', () => {
+    const smoke = (built: Built) => find(built, 'triton/configmap-triton-smoke-model.yaml').data!;
+    expect(smoke(cpu)['config.pbtxt']).toMatch(/kind: KIND_CPU/);
+    expect(smoke(base)['config.pbtxt']).toMatch(/kind: KIND_GPU/);
+    expect(smoke(cpu)['config.pbtxt'].replace('KIND_CPU', 'KIND_GPU')).toBe(smoke(base)['config.pbtxt']);
+    expect(smoke(cpu)['model.py']).toBe(smoke(base)['model.py']);
+    expect(checkpointScript(cpu, 'triton')).toBe(checkpointScript(base, 'triton'));
+  });
+
+  it('says which mode it runs in, and alerts on GPU memory only with GPUs', () => {
+    expect(cpu.env.capacity.computeModes).toEqual([{ service: 'triton', mode: 'cpu', detail: 'no GPU provider: the models run in CPU instance groups' }]);
+    expect(base.env.capacity.computeModes).toEqual([{ service: 'triton', mode: 'gpu', detail: '1 nvidia.com/gpu per replica' }]);
+    expect(alerts(base)).toContain('TritonGpuMemoryNearlyFull');
+    expect(alerts(cpu)).not.toContain('TritonGpuMemoryNearlyFull');
+    expect(alerts(cpu)).toContain('TritonInferenceFailures');
+  });
+
+  it('names the compute modes when the plan does not fit the nodes', () => {
+    const error = (() => {
+      try {
+        build({ devicePlugin: null, triton: { resources: { requests: { cpu: '64', memory: '4Gi' }, limits: { cpu: '64', memory: '16Gi' } } } });
+      } catch (e) {
+        return String((e as Error).message);
+      }
+      return '';
+    })();
+    expect(error).toContain('cpu: the services request');
+    expect(error).toContain('compute modes: triton on CPU (no GPU provider: the models run in CPU instance groups)');
   });
 });
 
@@ -446,9 +552,8 @@ describe('the AI config schemas', () => {
       'services.triton.modelRepository.volume',
       'services.triton.gpusPerReplica',
     ]);
-    expect(environmentIssues({ nodes: node(1), services: { longhorn: { replicas: 1 }, triton } })).toEqual([
-      { path: 'services.triton.enabled', message: 'expected services.nvidiaDevicePlugin.enabled: Triton needs the GPUs it advertises' },
-    ]);
+    // Without the device plugin Triton runs on CPU: nothing to refuse.
+    expect(environmentIssues({ nodes: node(1), services: { longhorn: { replicas: 1 }, triton } })).toEqual([]);
     expect(environmentIssues({ nodes: node(1), services: { longhorn: { replicas: 1 }, nvidiaDevicePlugin: plugin, triton: { enabled: true } } })).toEqual([]);
   });
 });

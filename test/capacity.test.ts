@@ -68,24 +68,19 @@ describe('checkCapacity', () => {
 });
 
 describe('gpuPlacement', () => {
-  it('selects GPU nodes by the labels only they carry and tolerates their taints', () => {
+  it('lists the GPU nodes and tolerates each of their taints once', () => {
     const placement = gpuPlacement({
-      cpu: node({ labels: { zone: 'a', 'nvidia.com/gpu.present': 'false' } }),
-      g1: node({ gpus: 1, labels: { zone: 'a', 'nvidia.com/gpu.present': 'true' }, taints: [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }] }),
-      g2: node({ gpus: 2, labels: { zone: 'b', 'nvidia.com/gpu.present': 'true' }, taints: [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }] }),
+      cpu: node({ labels: { zone: 'a' } }),
+      g1: node({ gpus: 1, labels: { zone: 'a' }, taints: [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }] }),
+      g2: node({ gpus: 2, labels: { zone: 'b' }, taints: [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }, { key: 'gpu', value: 'big', effect: 'NoExecute' }] }),
     });
     expect(placement).toEqual({
       nodes: ['g1', 'g2'],
-      nodeSelector: { 'nvidia.com/gpu.present': 'true' },
-      hostnames: undefined,
-      tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+      tolerations: [
+        { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+        { key: 'gpu', operator: 'Equal', value: 'big', effect: 'NoExecute' },
+      ],
     });
-  });
-
-  it('falls back to host names when no label singles the GPU nodes out', () => {
-    const placement = gpuPlacement({ cpu: node({ labels: { zone: 'a' } }), g1: node({ gpus: 1, labels: { zone: 'a' } }) });
-    expect(placement?.nodeSelector).toEqual({});
-    expect(placement?.hostnames).toEqual(['g1']);
   });
 
   it('is undefined without GPU nodes', () => {

@@ -1,5 +1,6 @@
 /** The operator's own apps: GPUs through the device plugin, placement, capacity; secret environment variables. */
 import { describe, expect, it } from 'vitest';
+import { discoveredGpuLabels } from '../lib/model/gpu';
 import { platformObject, manifestsOf, parseText, synthesizePlatforms, synthesizeText, toYamlText } from './support';
 
 function withGpuApp(mutate: (config: Record<string, any>) => void = () => undefined) {
@@ -30,7 +31,8 @@ describe('an app with GPUs', () => {
     const nodes = parseText(withGpuApp(), 'homelab.yaml').environments.get('prod')!.nodes;
     const matches = (labels: Record<string, string>) =>
       term.matchExpressions.every((e: { key: string; values: string[] }) => e.values.includes(labels[e.key]));
-    expect(Object.keys(nodes).filter((name) => matches(nodes[name].labels))).toEqual(['gpu-1']);
+    // As the cluster labels the nodes: GPU discovery adds its label to the GPU nodes.
+    expect(Object.keys(nodes).filter((name) => matches({ ...nodes[name].labels, ...discoveredGpuLabels(nodes[name]) }))).toEqual(['gpu-1']);
   });
 
   it('syncs after the device plugin and counts in the capacity check', () => {

@@ -12,7 +12,7 @@ import { HomelabService } from '../lib/model/service';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { IMAGES } from '../charts/versions';
 import { writeOutput } from '../lib/output/writer';
-import { buildPlatform, PLATFORM_FIXTURE, platformObject, platformText, parseText, readTree, runMain, synthesizePlatformFixture, synthesizeText, tempDir, toYamlText } from './support';
+import { buildPlatform, manifestsOf, PLATFORM_FIXTURE, platformObject, platformText, parseText, readTree, runMain, synthesizePlatformFixture, synthesizeText, tempDir, toYamlText } from './support';
 
 /** A label as the emitter may write it: only safe characters, entity codes and line breaks. */
 const SAFE_LABEL = /^"(?:[A-Za-z0-9 ,.:/()'_-]|#\d+;|<br>)*"$/;
@@ -158,8 +158,8 @@ describe('docs/platform.md', () => {
   it('takes each checkpoint description from the model, the same text as the Job annotation', () => {
     const prod = example.find((e) => e.environment === 'prod')!;
     const ray = prod.services.find((s) => s.name === 'ray')!;
-    const job = prod.files.get('ray/job-ray-checkpoint.yaml')!;
-    expect(job).toContain(`homelab.dev/checkpoint: ${ray.checkpoint}`);
+    const job = manifestsOf(prod).find(({ path }) => path === 'ray/job-ray-checkpoint.yaml')!.manifest;
+    expect(job.metadata.annotations!['homelab.dev/checkpoint']).toBe(ray.checkpoint);
     expect(ray.checkpoint).toMatch(/^the Ray dashboard reports the head and at least 1 worker/);
   });
 

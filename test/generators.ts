@@ -25,7 +25,7 @@ const node = (gpus: number, tainted: boolean) => ({
   role: 'worker',
   cpu: 16,
   memory: '64Gi',
-  ...(gpus > 0 ? { gpus, labels: { 'nvidia.com/gpu.present': 'true' } } : {}),
+  ...(gpus > 0 ? { gpus } : {}),
   ...(tainted ? { taints: [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }] } : {}),
 });
 
@@ -79,6 +79,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     loki: fc.boolean(),
     lokiS3: fc.boolean(),
     alloy: fc.boolean(),
+    tempo: fc.boolean(),
     networking: fc.boolean(),
     tunnel: fc.boolean(),
     vault: fc.boolean(),
@@ -92,7 +93,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     manualProd: fc.boolean(),
   })
   .chain((c) => {
-    const longhorn = c.longhorn || c.rabbitmq || c.monitoring || c.vault || c.externalSecrets;
+    const longhorn = c.longhorn || c.rabbitmq || c.monitoring || c.vault || c.externalSecrets || c.tempo;
     const gpus = c.gpuNode;
     const services: Record<string, any> = {
       longhorn: longhorn
@@ -108,7 +109,8 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
       services.rabbitmq = { enabled: true, vhosts: { home: {} }, users: { automation: { permissions: { home: { configure: '.*', write: '.*', read: '.*' } } } } };
     }
     if (gpus) services.nvidiaDevicePlugin = { enabled: true, ...(c.timeSlicing ? { timeSlicing: { replicasPerGpu: 2 } } : {}) };
-    if (gpus && c.triton) {
+    // Triton and Ray run everywhere: on the GPUs where the device plugin advertises them, else on CPU.
+    if (c.triton) {
       services.triton = { enabled: true, modelRepository: c.tritonS3 || !longhorn ? { s3: { url: 's3://models/triton' } } : { volume: { size: '10Gi' } } };
     }
     if (c.ray) {
@@ -116,7 +118,8 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
         enabled: true,
         workerGroups: {
           cpu: { maxReplicas: 2, resources: { requests: { cpu: '500m', memory: '2Gi' }, limits: { cpu: '1', memory: '4Gi' } } },
-          ...(gpus && c.rayGpus ? { gpu: { maxReplicas: 1, gpusPerWorker: 1, resources: { requests: { cpu: '500m', memory: '2Gi' }, limits: { cpu: '1', memory: '4Gi' } } } } : {}),
+          // Without GPU nodes the gpu group is left out; with them it needs the device plugin above.
+          ...(c.rayGpus ? { gpu: { maxReplicas: 1, gpusPerWorker: 1, resources: { requests: { cpu: '500m', memory: '2Gi' }, limits: { cpu: '1', memory: '4Gi' } } } } : {}),
         },
       };
     }
@@ -128,6 +131,8 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
       };
     }
     if (c.alloy) services.alloy = { enabled: true };
+    // Tempo on Longhorn; with Alloy it receives the services' traces.
+    if (c.tempo) services.tempo = { enabled: true };
     if (c.networking || c.tunnel) {
       services.certManager = { enabled: true, email: 'admin@example.net' };
       services.traefik = { enabled: true, adminAccess: { allowList: ['192.168.1.0/24'] } };

@@ -10,10 +10,11 @@ import { CHARTS, KUSTOMIZATIONS, MANIFESTS } from '../charts/versions';
 import { ARGOCD_CONTROL_KINDS, projectNames } from '../lib/model/argocd';
 import { APP_NAMESPACES } from '../lib/model/catalog';
 import type { UpstreamFootprint } from '../lib/model/sources';
-import { GPU_RESOURCE, isGpuProvider } from '../lib/model/gpu';
+import { discoveredGpuLabels, GPU_RESOURCE, isGpuProvider } from '../lib/model/gpu';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { CLUSTER_DNS, isNetworkPolicyProvider } from '../lib/model/network';
 import type { HomelabService } from '../lib/model/service';
+import { isTraceEmitter, isTraceReceiver } from '../lib/model/tracing';
 import { apiGroup } from '../lib/model/needs';
 import { EGRESS_PREFIX, NAMESPACE_BASELINE, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
 import { isClusterScoped, scopedKindName } from '../lib/output/cluster-scoped';
@@ -374,7 +375,8 @@ export const INVARIANTS: readonly Invariant[] = [
             const at = `${where}${part ? ` ${part}` : ''}`;
             const provider = platform.services.find(isGpuProvider);
             const nodes = Object.entries(config.nodes);
-            const admitted = nodes.filter(([name, node]) => admits(pod, name, node.labels)).map(([name]) => name);
+            // The nodes as the cluster labels them: the inventory's labels and what GPU discovery adds.
+            const admitted = nodes.filter(([name, node]) => admits(pod, name, { ...node.labels, ...discoveredGpuLabels(node) })).map(([name]) => name);
             return [
               ...problems(provider !== undefined && pod.runtimeClassName === provider.runtimeClassName, `${at}: runtimeClassName ${pod.runtimeClassName}`),
               ...problems(admitted.length > 0 && admitted.every((name) => config.nodes[name].gpus > 0), `${at}: schedulable on ${admitted.join(', ') || 'no node'}`),
@@ -705,6 +707,36 @@ export const INVARIANTS: readonly Invariant[] = [
             return problems(allowed, `${where}: opens 0.0.0.0/0 without a declared internet destination`);
           }),
         ];
+      }),
+  },
+  {
+    name: "where there is a trace receiver, every declared trace emission names its endpoint in the emitter's files, and NetworkPolicies let exactly those pods in on its OTLP port",
+    check: (all) =>
+      all.flatMap((s) => {
+        const receiver = s.platform.services.find(isTraceReceiver);
+        if (!receiver) return [];
+        const files = [...s.env.files];
+        const policies = manifestsOf(s.env).filter(({ manifest }) => manifest.kind === 'NetworkPolicy' && manifest.metadata.namespace === receiver.namespaceName);
+        const policed = s.platform.services.some(isNetworkPolicyProvider);
+        return s.platform.services.filter(isTraceEmitter).flatMap((emitter) =>
+          emitter.traceEmissions.flatMap((emission) => {
+            const where = `${s.env.environment}/${emitter.serviceName} (${emission.name})`;
+            const endpoint = receiver.otlpEndpoints[emission.protocol];
+            // Its own folder, its Application's values, or (Argo CD) the bootstrap values.
+            const named = files.some(([path, text]) => (path.startsWith(`${emitter.serviceName}/`) || path === `apps/application-${emitter.serviceName}.yaml` || path.startsWith('bootstrap/')) && text.includes(endpoint));
+            const admitted =
+              !policed ||
+              emitter.namespaceName === receiver.namespaceName ||
+              policies.some(({ manifest }) =>
+                (manifest.spec.ingress ?? []).some(
+                  (rule: any) =>
+                    rule.ports?.some((port: any) => port.port === receiver.otlpPorts[emission.protocol]) &&
+                    rule.from?.some((from: any) => from.namespaceSelector?.matchLabels?.[NAMESPACE_NAME_LABEL] === emitter.namespaceName && isDeepStrictEqual({ ...(from.podSelector?.matchLabels ?? {}) }, { ...emission.podSelector })),
+                ),
+              );
+            return [...problems(named, `${where}: its files do not name the trace receiver's ${emission.protocol} endpoint ${endpoint}`), ...problems(admitted, `${where}: no NetworkPolicy of ${receiver.serviceName} lets its pods in`)];
+          }),
+        );
       }),
   },
 ];

@@ -21,7 +21,7 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { provisionDashboards } from '../lib/passes/monitoring';
 
 import { Layer } from '../lib/model/layers';
-import { Dashboard, MONITORING_GROUP } from '../lib/model/monitoring';
+import { Dashboard, isOwnDashboard, MONITORING_GROUP } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
@@ -365,9 +365,11 @@ describe('Grafana', () => {
       const provisioned = values.grafana.dashboards.homelab;
       expect(Object.keys(provisioned)).toEqual([...new Set(declared.map((d) => d.name))].sort());
       for (const dashboard of declared) {
-        expect(provisioned[dashboard.name]).toEqual({ gnetId: dashboard.gnetId, revision: dashboard.revision, datasource: dashboard.datasource ?? 'Prometheus' });
+        expect(provisioned[dashboard.name]).toEqual(
+          isOwnDashboard(dashboard) ? { json: dashboard.json } : { gnetId: dashboard.gnetId, revision: dashboard.revision, datasource: dashboard.datasource ?? 'Prometheus' },
+        );
       }
-      for (const entry of Object.values<any>(provisioned)) {
+      for (const entry of Object.values<any>(provisioned).filter((e) => !('json' in e))) {
         expect(Number.isInteger(entry.gnetId) && entry.gnetId > 0).toBe(true);
         expect(Number.isInteger(entry.revision) && entry.revision > 0).toBe(true);
       }
@@ -490,12 +492,34 @@ const DATASOURCES = JSON.stringify(
 );
 const search = (n: number) => `[${Array.from({ length: n }, (_, i) => `{"id":${i + 10},"uid":"d${i}","title":"D ${i}","type":"dash-db","folderUid":"homelab"}`).join(',')}]`;
 
+/** Alertmanager's notification counters as /metrics prints them: [attempts, failures] per integration, failures split by status code. */
+const notificationMetrics = (counts: Record<string, [number, number]>) =>
+  [
+    '# HELP alertmanager_notifications_total The total number of attempted notifications.',
+    '# TYPE alertmanager_notifications_total counter',
+    ...['discord', 'email', 'webhook'].map((i) => `alertmanager_notifications_total{integration="${i}"} ${counts[i]?.[0] ?? 0}`),
+    '# HELP alertmanager_notifications_failed_total The total number of failed notifications.',
+    '# TYPE alertmanager_notifications_failed_total counter',
+    ...['discord', 'email', 'webhook'].flatMap((i) => [
+      `alertmanager_notifications_failed_total{integration="${i}",reason="clientError"} 0`,
+      `alertmanager_notifications_failed_total{integration="${i}",reason="other"} ${counts[i]?.[1] ?? 0}`,
+    ]),
+  ].join('\n');
+/** The synthetic alert as Alertmanager's API v2 lists it, with the receivers it was routed to. */
+const routedAlert = (...receivers: string[]) =>
+  JSON.stringify([{ labels: { alertname: 'HomelabAlertDeliveryTest', homelab_delivery_test: 'true', severity: 'warning' }, receivers: receivers.map((name) => ({ name })), status: { state: 'active' } }], null, 2);
+
 interface Responses {
   /** Targets responses in order; the last one repeats. */
   readonly targets: string[];
   /** Data source lists in order; the last one repeats. @default all three */
   readonly datasources?: string[];
   readonly dashboards?: number;
+  /**
+   * Alertmanager: its metrics before and after the synthetic alert arrived, and the alerts its
+   * API lists for the delivery label. @default one more attempt per integration, no failure, routed to every receiver
+   */
+  readonly alertmanager?: { readonly before?: string; readonly after?: string; readonly routed?: string };
   /** Overrides of the Job's env, e.g. fewer checks for a test that runs out of them. */
   readonly env?: Record<string, string>;
 }
@@ -519,6 +543,10 @@ function runCheckpoint(built: Built, responses: Responses): { status: number | n
     `  */api/health) printf '{\\n  "commit": "abc",\\n  "database": "ok",\\n  "version": "13.2.0"\\n}' ;;`,
     '  */api/datasources) answer datasources ;;',
     '  */api/search*) cat "$FAKE_BIN/search.json" ;;',
+    // Alertmanager: the metrics change once the synthetic alert was posted.
+    '  */api/v2/alerts\\?*) cat "$FAKE_BIN/routed.json" ;;',
+    '  */api/v2/alerts) echo "$*" > "$FAKE_BIN/posted"; echo "" ;;',
+    '  */metrics) if [ -f "$FAKE_BIN/posted" ]; then cat "$FAKE_BIN/metrics-after.txt"; else cat "$FAKE_BIN/metrics-before.txt"; fi ;;',
     '  *) exit 7 ;;',
     'esac',
   ].join('\n');
@@ -529,6 +557,9 @@ function runCheckpoint(built: Built, responses: Responses): { status: number | n
       responses.targets.forEach((body, i) => writeFileSync(join(bin, `targets-${i + 1}.json`), body));
       (responses.datasources ?? [DATASOURCES]).forEach((body, i) => writeFileSync(join(bin, `datasources-${i + 1}.json`), body));
       writeFileSync(join(bin, 'search.json'), search(responses.dashboards ?? built.stack.provisionedDashboards.size));
+      writeFileSync(join(bin, 'metrics-before.txt'), responses.alertmanager?.before ?? notificationMetrics({ email: [3, 0], webhook: [5, 1] }));
+      writeFileSync(join(bin, 'metrics-after.txt'), responses.alertmanager?.after ?? notificationMetrics({ email: [4, 0], webhook: [6, 1] }));
+      writeFileSync(join(bin, 'routed.json'), responses.alertmanager?.routed ?? routedAlert('homelab-webhook', 'pager'));
     },
     collect: (bin) => readFileSync(join(bin, 'calls'), 'utf8').trim().split('\n'),
   });
@@ -605,6 +636,44 @@ describe('the checkpoint', () => {
     const missing = runCheckpoint(prod, { targets: up, dashboards: 1, env: FEW_CHECKS });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain(`Grafana has 1 of the ${prod.stack.provisionedDashboards.size} provisioned dashboards in folder homelab`);
+  });
+
+  it('fires a synthetic alert routed to every receiver, resolving itself, and sees every integration notify without a failure', () => {
+    expect(envOf(job)).toMatchObject({ DELIVERY_RECEIVERS: 'homelab-webhook pager', DELIVERY_INTEGRATIONS: 'email=1 webhook=1', ALERTMANAGER_URL: 'http://monitoring-alertmanager.monitoring.svc:9093' });
+    const run = runCheckpoint(prod, { targets: [targetsResponse(NODE, GRAFANA, COREDNS_UP)] });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/the synthetic alert reached every receiver \(homelab-webhook pager\) and resolves itself at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/);
+    const posted = run.calls.find((c) => c.endsWith('/api/v2/alerts'))!;
+    const body = JSON.parse(/-d (\[.*\]) http/.exec(posted)![1]);
+    expect(body[0].labels).toMatchObject({ alertname: 'HomelabAlertDeliveryTest', homelab_delivery_test: 'true' });
+    // Resolves itself two minutes later.
+    expect(Date.parse(body[0].endsAt) - Number(body[0].labels.run) * 1000).toBe(120_000);
+  });
+
+  it('routes the synthetic alert to every receiver before any other route, and to nothing else', () => {
+    const { routes } = prod.values.alertmanager.config.route;
+    const receivers = prod.values.alertmanager.config.receivers.map((r: any) => r.name).filter((name: string) => name !== 'null');
+    const delivery = routes.filter((r: any) => r.matchers.includes('homelab_delivery_test = "true"'));
+    expect(routes.slice(0, delivery.length)).toEqual(delivery);
+    expect(delivery.map((r: any) => r.receiver)).toEqual(receivers);
+    // Every route but the last lets the alert on to the next; the last stops it before the severity routes.
+    expect(delivery.map((r: any) => r.continue)).toEqual(receivers.map((_: string, i: number) => i < receivers.length - 1));
+  });
+
+  it.each([
+    ['a notification fails', { after: notificationMetrics({ email: [4, 1], webhook: [6, 1] }) }, 'Alertmanager failed to notify through email (1 failure(s))'],
+    ['no notification goes out', { after: notificationMetrics({ email: [3, 0], webhook: [6, 1] }) }, 'no notification through email after 3 checks'],
+    ['a receiver is not routed to', { routed: routedAlert('homelab-webhook') }, 'the synthetic alert is not routed to the receiver pager'],
+  ])('fails when %s', (_, alertmanager, message) => {
+    const run = runCheckpoint(prod, { targets: [targetsResponse(NODE, GRAFANA, COREDNS_UP)], alertmanager, env: { DELIVERY_CHECKS: '3' } });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(message);
+  });
+
+  it('sends no alert where no receiver is configured', () => {
+    const run = runCheckpoint(prod, { targets: [targetsResponse(NODE, GRAFANA, COREDNS_UP)], env: { DELIVERY_RECEIVERS: '', DELIVERY_INTEGRATIONS: '' } });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.calls.some((c) => c.includes('monitoring-alertmanager'))).toBe(false);
   });
 
   it('waits for the data sources the sidecar loads after Grafana started', () => {

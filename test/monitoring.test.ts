@@ -12,7 +12,7 @@ import { BUILTIN_CATALOG } from '../charts/catalog';
 import { upstreamTargetsOf } from '../lib/model/catalog';
 
 import { Layer } from '../lib/model/layers';
-import { ENDPOINT_LABEL, MONITORING_GROUP, SERVICE_LABEL } from '../lib/model/monitoring';
+import { ENDPOINT_LABEL, isOwnDashboard, MONITORING_GROUP, SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { resources } from '../lib/model/resources';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
@@ -173,13 +173,17 @@ describe('monitoring of the example prod with the prometheus-operator CRDs', () 
     }
   });
 
-  it('pins every declared dashboard to an integer grafana.com ID and revision, one dashboard per name', () => {
+  it('pins every declared grafana.com dashboard to an integer ID and revision, gives every own one its JSON, one dashboard per name', () => {
     const declared = platform.services.flatMap((s) => s.dashboards.map((d) => ({ service: s.serviceName, ...d })));
     expect(declared.map((d) => d.service).sort()).toEqual(expect.arrayContaining(['argocd', 'longhorn', 'rabbitmq', 'triton']));
     const byName = new Map<string, object>();
     for (const { service, ...dashboard } of declared) {
-      expect(Number.isInteger(dashboard.gnetId) && dashboard.gnetId > 0, `${service}: ${dashboard.name}`).toBe(true);
-      expect(Number.isInteger(dashboard.revision) && dashboard.revision > 0, `${service}: ${dashboard.name}`).toBe(true);
+      if (isOwnDashboard(dashboard)) {
+        expect(JSON.parse(dashboard.json).title, `${service}: ${dashboard.name}`).toEqual(expect.any(String));
+      } else {
+        expect(Number.isInteger(dashboard.gnetId) && dashboard.gnetId > 0, `${service}: ${dashboard.name}`).toBe(true);
+        expect(Number.isInteger(dashboard.revision) && dashboard.revision > 0, `${service}: ${dashboard.name}`).toBe(true);
+      }
       expect(byName.get(dashboard.name) ?? dashboard, `${service}: ${dashboard.name}`).toEqual(dashboard);
       byName.set(dashboard.name, dashboard);
     }

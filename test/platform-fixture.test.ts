@@ -40,23 +40,24 @@ describe('the platform fixture', () => {
       'prometheus-operator-crds',
       'rabbitmq',
       'rabbitmq-operators',
+      'tempo',
       'traefik',
       'vault',
       'verification',
     ];
-    const prodOnly = ['cloudflared', 'kuberay-operator', 'nvidia-device-plugin', 'ray', 'triton'];
+    const prodOnly = ['cloudflared', 'dcgm-exporter', 'kuberay-operator', 'nvidia-device-plugin', 'ray', 'triton'];
     for (const env of envs) {
       const folders = new Set([...env.files.keys()].map((p) => p.split('/')[0]));
       expect([...folders].sort()).toEqual([...common, ...(env.environment === 'prod' ? prodOnly : [])].sort());
     }
   });
 
-  it('relaxes Pod Security only for Longhorn, the monitoring stack, the device plugin and the root-only Home Assistant', () => {
+  it('relaxes Pod Security only for Longhorn, the monitoring stack, the device plugin, the DCGM exporter and the root-only Home Assistant', () => {
     const exceptions = manifestsOf(prod)
       .filter(({ manifest }) => manifest.kind === 'Namespace' && manifest.metadata.annotations?.[EXCEPTION_ANNOTATION])
       .map(({ manifest }) => manifest.metadata.name)
       .sort();
-    expect(exceptions).toEqual(['home-assistant', 'longhorn-system', 'monitoring', 'nvidia-device-plugin']);
+    expect(exceptions).toEqual(['dcgm-exporter', 'home-assistant', 'longhorn-system', 'monitoring', 'nvidia-device-plugin']);
     expect(enforce(prod, 'longhorn-system')).toBe('privileged');
     expect(enforce(prod, 'home-assistant')).toBe('baseline');
     expect(enforce(prod, 'node-red')).toBe('restricted');

@@ -4,14 +4,15 @@
  * output: schemas, GPU requests against what Ray is told, placement on the inventory's GPU
  * nodes, wave order, capacity, and the checkpoint scripts run against canned answers.
  */
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'cdk8s';
 import type { z } from 'zod';
 import { describe, expect, it } from 'vitest';
 import type { NvidiaDevicePlugin } from '../charts/nvidia-device-plugin';
-import { KuberayOperator, Ray } from '../charts/ray';
-import { isGpuProvider } from '../lib/model/gpu';
+import { KuberayOperator, Ray, rayCheckpointJob } from '../charts/ray';
+import { discoveredGpuLabels, isGpuProvider } from '../lib/model/gpu';
 import { IMAGES, RAY_VERSION } from '../charts/versions';
 import type { EnvironmentConfig } from '../lib/model/config/environment';
 import { raySettings as raySchema, rayEntry } from '../charts/ray';
@@ -23,7 +24,7 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { parseQuantity } from '../lib/util/quantity';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { buildPlatform, platformObject, platformText, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
+import { buildPlatform, environmentIssues, platformObject, platformText, synthesizeText, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
 
 /** services.ray as homelab.yaml would carry it: a CPU group 1..3 and a GPU group 0..1. */
 const RAY_SETTINGS = {
@@ -93,7 +94,8 @@ function schedulableNodes(spec: any, config: EnvironmentConfig): string[] {
   const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
   return Object.entries(config.nodes)
     .filter(([name, node]) => {
-      const labels: Record<string, string> = { ...node.labels, 'kubernetes.io/hostname': name };
+      // As the cluster labels the node: GPU discovery adds its label to GPU nodes.
+      const labels: Record<string, string> = { ...node.labels, ...discoveredGpuLabels(node), 'kubernetes.io/hostname': name };
       const selected = Object.entries(spec.nodeSelector ?? {}).every(([key, value]) => labels[key] === value);
       const affine =
         terms.length === 0 ||
@@ -262,19 +264,30 @@ describe('GPU placement from the node inventory', () => {
     expect(schedulableNodes(gpu.template.spec, config)).toEqual(['gpu-1']);
   });
 
-  it('requires the GPU nodes by host name when no label singles them out', () => {
+  it('finds the GPU node by the discovered label when its inventory labels are those of a CPU node', () => {
     const config = prodConfig((c) => (c.nodes['gpu-1'].labels = { 'homelab.dev/zone': 'rack-a' }));
     const gpu = workerGroupsOf(synthRay({ config })).find(isGpuGroup);
-    expect(gpu.template.spec.nodeSelector).toBeUndefined();
     expect(schedulableNodes(gpu.template.spec, config)).toEqual(['gpu-1']);
   });
 
-  it('rejects a GPU group where no device plugin makes GPUs schedulable, naming the setting', () => {
+  it('leaves the GPU group out where no device plugin advertises GPUs, and says so', () => {
     const config = platformObject();
-    config.environments.dev.services.ray = { enabled: true };
-    expect(() => parseText(toYamlText(config), 'homelab.yaml')).toThrow(
-      'homelab.yaml: services.ray.workerGroups.gpu.gpusPerWorker: expected services.nvidiaDevicePlugin.enabled: GPU workers need the GPUs it advertises (in dev)',
-    );
+    // Small enough for dev's one node.
+    const small = { requests: { cpu: '100m', memory: '512Mi' }, limits: { cpu: '1', memory: '2Gi' } };
+    config.environments.dev.services.ray = { enabled: true, head: { resources: small }, workerGroups: { cpu: { maxReplicas: 1, resources: small } } };
+    const dev = synthesizeText(toYamlText(config)).find((e) => e.environment === 'dev')!;
+    const cluster = manifestsOf(dev).find(({ manifest }) => manifest.kind === 'RayCluster')!.manifest;
+    expect(cluster.spec.workerGroupSpecs.map((g: any) => g.groupName)).toEqual(['cpu']);
+    expect(dev.capacity.requested.gpus).toBe(0);
+    expect(dev.capacity.computeModes).toContainEqual({ service: 'ray', mode: 'cpu', detail: 'no GPU provider: without GPU worker group gpu' });
+    expect(prod.capacity.computeModes).toContainEqual({ service: 'ray', mode: 'gpu', detail: 'GPU worker group gpu' });
+  });
+
+  it('refuses a cluster of GPU groups only where no device plugin advertises GPUs, naming the setting', () => {
+    const gpuOnly = { enabled: true, workerGroups: { gpu: RAY_SETTINGS.workerGroups.gpu } };
+    expect(environmentIssues({ nodes: { a: { role: 'control-plane', cpu: 16, memory: '64Gi' } }, services: { longhorn: { replicas: 1 }, ray: gpuOnly } })).toEqual([
+      { path: 'services.ray.workerGroups', message: 'expected a CPU worker group (gpusPerWorker: 0): without services.nvidiaDevicePlugin the GPU groups are left out' },
+    ]);
   });
 });
 
@@ -357,22 +370,75 @@ const stateNode = (id: string, head: boolean) =>
 const nodesResponse = (...nodes: string[]) =>
   `{"result": true, "msg": "", "data": {"result": {"total": ${nodes.length}, "num_after_truncation": ${nodes.length}, "num_filtered": ${nodes.length}, ` +
   `"result": [${nodes.join(', ')}], "partial_failure_warning": "", "warnings": null}}}`;
+const ALIVE = nodesResponse(stateNode('head1', true), stateNode('worker1', false));
+
+/** The Ray dashboard's job API as the checkpoint sees it: a job's details, and its logs (JSON strings, newlines escaped). */
+interface FakeJobApi {
+  readonly submit?: 'accepted' | 'refused';
+  readonly status?: string;
+  readonly logLine?: string;
+}
+
+/**
+ * Runs the checkpoint against a fake dashboard: the state API answers `nodes`, the job API
+ * answers as `api` says; every curl call is recorded with its method.
+ */
+function runJobCheckpoint(job: Manifest, nodes: string, api: FakeJobApi) {
+  const jobDetails = JSON.stringify({ type: 'SUBMISSION', job_id: 'raysubmit_x', submission_id: 'id', status: api.status ?? 'SUCCEEDED', entrypoint: 'python -c ...' }, null, 4);
+  const logs = JSON.stringify({ logs: `2026-12-05 INFO worker.py: Connecting to existing Ray cluster\n${api.logLine ?? ''}\n` });
+  const curl = [
+    // curl posts with -d, or uses the method of -X.
+    'method=GET; for arg; do [ "$arg" = -d ] && method=POST; [ "$prev" = -X ] && method=$arg; prev=$arg; done',
+    'for last; do :; done',
+    'echo "$method $last" >> "$FAKE_BIN/curl.calls"',
+    'case "$method $last" in',
+    `  "GET "*/api/v0/nodes*) printf '%s' '${nodes}' ;;`,
+    `  "POST "*/api/jobs/) ${api.submit === 'refused' ? 'exit 22' : `printf '%s' '{"job_id": "raysubmit_x", "submission_id": "id"}'`} ;;`,
+    `  "GET "*/api/jobs/*/logs) printf '%s' '${logs.replace(/'/g, "'\\''")}' ;;`,
+    `  "GET "*/api/jobs/*) printf '%s' '${jobDetails}' ;;`,
+    '  "POST "*/stop|"DELETE "*) echo true ;;',
+    '  *) exit 22 ;;',
+    'esac',
+  ].join('\n');
+  const result = runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP, date: FAKE_CLOCK }, {
+    collect: (bin) => readFileSync(join(bin, 'curl.calls'), 'utf8').trim().split('\n'),
+  });
+  return { status: result.status, output: result.stdout + result.stderr, calls: result.collected };
+}
 
 describe('the Ray checkpoint', () => {
   const job = find(prod, 'ray/job-ray-checkpoint.yaml');
   const env = Object.fromEntries(job.spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]));
+  const right = 'HOMELAB_RAY_RESULT cpu_sum=14 gpu_ids=0 end';
 
   it('asks the head Service KubeRay creates for the ALIVE nodes, expecting the head plus every minReplicas', () => {
     expect(env.NODES_URL).toBe('http://ray-head-svc.ray.svc:8265/api/v0/nodes?filter_keys=state&filter_predicates=%3D&filter_values=ALIVE');
     expect(env.EXPECTED_NODES).toBe('2');
-    expect(job.spec.activeDeadlineSeconds).toBeGreaterThan(20 * 60);
+    expect(env.JOBS_URL).toBe('http://ray-head-svc.ray.svc:8265/api/jobs');
+    expect(job.spec.activeDeadlineSeconds).toBeGreaterThan(40 * 60);
   });
 
-  it('passes once the head and the minimum of workers are ALIVE', () => {
-    const run = runCheckpoint(job, nodesResponse(stateNode('head1', true), stateNode('worker1', false)));
-    expect(run.status, run.stderr).toBe(0);
-    expect(run.urls).toEqual([env.NODES_URL]);
-    expect(run.stdout).toContain('ALIVE nodes: 2 (head: 1)');
+  it('waits for the nodes, submits a job, checks its result line and deletes the job', () => {
+    const run = runJobCheckpoint(job, ALIVE, { logLine: right });
+    expect(run.status, run.output).toBe(0);
+    expect(run.output).toContain('ALIVE nodes: 2 (head: 1)');
+    expect(run.output).toContain("the Ray job's tasks ran on the workers and returned the expected results");
+    expect(run.calls).toContain('POST http://ray-head-svc.ray.svc:8265/api/jobs/');
+    expect(run.calls.at(-1)).toMatch(/^DELETE http:\/\/ray-head-svc\.ray\.svc:8265\/api\/jobs\/homelab-checkpoint-\d+-\d+$/);
+  });
+
+  it.each([
+    ['the job failed', { status: 'FAILED', logLine: 'ray.exceptions.RayTaskError: boom' }, 'the Ray job did not succeed within 20 minutes (status FAILED)'],
+    ['the job never finishes', { status: 'RUNNING' }, 'the Ray job did not succeed within 20 minutes (status RUNNING)'],
+    ['a wrong sum', { logLine: 'HOMELAB_RAY_RESULT cpu_sum=13 gpu_ids=0 end' }, "the Ray job's result is wrong: expected cpu_sum=14 gpu_ids=[0-9][0-9,]*, got 'HOMELAB_RAY_RESULT cpu_sum=13 gpu_ids=0 end'"],
+    ['the GPU task saw no GPU', { logLine: 'HOMELAB_RAY_RESULT cpu_sum=14 gpu_ids=none end' }, "the Ray job's result is wrong"],
+    ['no result line', { logLine: 'Traceback (most recent call last):' }, "got 'nothing'"],
+    ['the submission refused', { submit: 'refused' as const }, 'the Ray dashboard refused the job submission'],
+  ])('fails when %s, and still stops and deletes the job', (_, api, message) => {
+    const run = runJobCheckpoint(job, ALIVE, api);
+    expect(run.status).not.toBe(0);
+    expect(run.output).toContain(message);
+    expect(run.calls.slice(-2).map((c) => c.split(' ')[0])).toEqual(['POST', 'DELETE']);
   });
 
   it('keeps retrying, then fails, while workers are missing, the head is not ALIVE or the dashboard is down', () => {
@@ -380,7 +446,33 @@ describe('the Ray checkpoint', () => {
       const run = runCheckpoint(job, body);
       expect(run.status).toBe(1);
       expect(run.stderr).toContain('did not reach 2 ALIVE nodes with its head');
+      expect(run.urls.every((url) => url === env.NODES_URL)).toBe(true);
     }
+  });
+
+  it('asks for a GPU task only where the cluster has a GPU group: on CPU the result says so', () => {
+    expect(JSON.parse(env.JOB_REQUEST).entrypoint).toContain('num_gpus=1');
+    const cpuOnly = rayCheckpointJob(false);
+    expect(cpuOnly.request.entrypoint).not.toContain('num_gpus');
+    expect(cpuOnly.expected).toBe('cpu_sum=14 gpu_ids=-');
+  });
+
+  const python = spawnSync('python3', ['-c', 'print(1)'], { encoding: 'utf8' });
+  it.skipIf(python.status !== 0).each([true, false])('prints the result line the checkpoint expects when its driver runs (GPU task: %s; python3, ray stubbed)', (withGpu) => {
+    const { request, expected } = rayCheckpointJob(withGpu);
+    const dir = tempDir('homelab-ray-job-');
+    // Runs tasks in-process; the one GPU Ray would assign is GPU 0.
+    writeFileSync(
+      join(dir, 'ray.py'),
+      ['def init(): pass', 'def get(x): return [r for r in x] if isinstance(x, list) else x', 'def get_gpu_ids(): return [0]',
+        'class _Remote:', '    def __init__(self, f): self.f = f', '    def remote(self, *a): return self.f(*a)',
+        'def remote(**options): return _Remote'].join('\n'),
+    );
+    // The entrypoint is a shell command, as Ray's job manager runs it.
+    const result = spawnSync('sh', ['-c', request.entrypoint], { cwd: dir, encoding: 'utf8', env: { ...process.env, PYTHONPATH: dir } });
+    rmSync(dir, { recursive: true, force: true });
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim()).toMatch(new RegExp(`^HOMELAB_RAY_RESULT ${expected.replace('[0-9][0-9,]*', '[0-9][0-9,]*')} end$`));
   });
 });
 

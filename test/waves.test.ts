@@ -102,13 +102,15 @@ describe('dependency graph', () => {
       'cert-manager': [],
       rabbitmq: ['longhorn', 'rabbitmq-operators'],
       loki: ['longhorn'],
-      alloy: ['loki'],
+      tempo: ['longhorn'],
+      // Logs to Loki, traces to Tempo.
+      alloy: ['loki', 'tempo'],
       // The typed references (broker, SQLite volume) and the User resource it emits (CRD edge).
       n8n: ['longhorn', 'rabbitmq', 'rabbitmq-operators'],
       'home-assistant': ['longhorn'],
       'node-red': ['home-assistant', 'longhorn'],
-      // Grafana's Loki data source; its ServiceMonitor for CoreDNS needs the CRDs.
-      monitoring: ['loki', 'longhorn', 'prometheus-operator-crds'],
+      // Grafana's Loki and Tempo data sources; its ServiceMonitor for CoreDNS needs the CRDs.
+      monitoring: ['loki', 'longhorn', 'prometheus-operator-crds', 'tempo'],
       // The router depends on every service that declares an exposure (its routes come at synth, test/exposures.test.ts).
       traefik: ['argocd', 'cert-manager', 'longhorn', 'monitoring', 'n8n', 'rabbitmq', 'vault'],
       // Its checkpoint probes Argo CD: ordered after it (platform wiring, not a reference).

@@ -1,5 +1,16 @@
 /** Capacity as a declaration of the service model: what a service's workloads request. */
 
+/**
+ * How a service that can use GPUs runs in this environment: on the GPUs a GPU provider
+ * advertises, or on CPUs only where the environment has none (docs/adr/0029).
+ */
+export interface ComputeMode {
+  readonly service: string;
+  readonly mode: 'gpu' | 'cpu';
+  /** What that means for the service, e.g. `CPU instance group` or `without GPU worker group gpu`. */
+  readonly detail: string;
+}
+
 /** What one workload of a service requests in total: per replica times replicas. */
 export interface ResourceDemand {
   readonly service: string;

@@ -4,7 +4,28 @@ import { HomelabService } from './service';
 /** The extended resource a pod requests GPUs with. */
 export const GPU_RESOURCE = 'nvidia.com/gpu';
 
-/** Where GPU pods must run: affinity to the GPU nodes and tolerations for their taints. */
+/**
+ * Node labels GPU discovery sets in the cluster, so that no operator labels a node by hand.
+ * `nvidia.com/gpu.present=true`: Node Feature Discovery's rule for an NVIDIA display or 3D
+ * controller on the node's PCI bus (the device plugin's, charts/nvidia-device-plugin.ts) — the
+ * hardware, before any driver. The others: GPU Feature Discovery, from NVML once the driver
+ * and the container toolkit work (NVIDIA/k8s-device-plugin v0.20.0 internal/lm/resource.go:
+ * `<resource>.product`, `.count`, `.memory` in MiB, `.replicas`).
+ */
+export const GPU_LABELS = {
+  present: 'nvidia.com/gpu.present',
+  product: 'nvidia.com/gpu.product',
+  count: 'nvidia.com/gpu.count',
+  memory: 'nvidia.com/gpu.memory',
+  replicas: 'nvidia.com/gpu.replicas',
+} as const;
+
+/** The label every GPU workload is placed by, as discovery sets it on a node with `gpus` GPUs. */
+export function discoveredGpuLabels(node: { readonly gpus: number }): Readonly<Record<string, string>> {
+  return node.gpus > 0 ? { [GPU_LABELS.present]: 'true' } : {};
+}
+
+/** Where GPU pods must run: affinity to the discovered GPU nodes and tolerations for their taints. */
 export interface GpuScheduling {
   readonly affinity: k8s.Affinity;
   /** For the GPU nodes' taints; undefined when they have none. */

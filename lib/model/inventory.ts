@@ -12,14 +12,14 @@ export interface Toleration {
   readonly effect: string;
 }
 
-/** How to place a pod on the GPU nodes of the inventory, and only there. */
+/**
+ * The GPU nodes of the inventory: which they are and the taints to tolerate there. Pods find
+ * them by the label GPU discovery puts on them in the cluster (lib/model/gpu.ts), never by a
+ * label the operator has to apply.
+ */
 export interface GpuPlacement {
   /** Names of the nodes with GPUs. */
   readonly nodes: readonly string[];
-  /** Labels every GPU node has and no other node has with that value. Empty when none exist. */
-  readonly nodeSelector: Readonly<Record<string, string>>;
-  /** `kubernetes.io/hostname` values to require when no label singles out the GPU nodes. */
-  readonly hostnames?: readonly string[];
   /** Tolerations for the taints of the GPU nodes. */
   readonly tolerations: readonly Toleration[];
 }
@@ -63,13 +63,6 @@ export function gpuPlacement(nodes: Inventory): GpuPlacement | undefined {
   const entries = Object.entries(nodes);
   const gpuNodes = entries.filter(([, n]) => n.gpus > 0);
   if (gpuNodes.length === 0) return undefined;
-  const others = entries.filter(([, n]) => n.gpus === 0);
-  const [[, first], ...rest] = gpuNodes;
-  const nodeSelector = Object.fromEntries(
-    Object.entries(first.labels).filter(
-      ([key, value]) => rest.every(([, n]) => n.labels[key] === value) && others.every(([, n]) => n.labels[key] !== value),
-    ),
-  );
   const names = gpuNodes.map(([name]) => name);
   const taints = new Map<string, Toleration>();
   for (const [, node] of gpuNodes) {
@@ -80,10 +73,5 @@ export function gpuPlacement(nodes: Inventory): GpuPlacement | undefined {
       taints.set(JSON.stringify(toleration), toleration);
     }
   }
-  return {
-    nodes: names,
-    nodeSelector,
-    hostnames: Object.keys(nodeSelector).length === 0 ? names : undefined,
-    tolerations: [...taints.values()],
-  };
+  return { nodes: names, tolerations: [...taints.values()] };
 }

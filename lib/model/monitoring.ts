@@ -57,7 +57,7 @@ export function scrapedPods(endpoint: MetricsEndpoint): { port: number | string;
 export type Severity = 'critical' | 'warning' | 'info';
 
 /** A Grafana dashboard from grafana.com, pinned to a revision. */
-export interface Dashboard {
+export interface GrafanaComDashboard {
   /** Key in Grafana's dashboard provider (and file name), e.g. `longhorn`. */
   readonly name: string;
   /** grafana.com dashboard ID. */
@@ -66,6 +66,25 @@ export interface Dashboard {
   readonly revision: number;
   /** Data source the dashboard's `${DS_...}` input maps to. @default 'Prometheus' */
   readonly datasource?: 'Prometheus' | 'Loki';
+}
+
+/**
+ * A dashboard the service writes itself, as Grafana's dashboard JSON model: where no
+ * grafana.com dashboard shows what the platform knows (e.g. which GPUs are time-sliced).
+ */
+export interface OwnDashboard {
+  /** Key in Grafana's dashboard provider (and file name). */
+  readonly name: string;
+  /** The dashboard JSON; its panels name their data source by uid. */
+  readonly json: string;
+  /** The data source its panels query. @default 'Prometheus' */
+  readonly datasource?: 'Prometheus' | 'Loki';
+}
+
+export type Dashboard = GrafanaComDashboard | OwnDashboard;
+
+export function isOwnDashboard(dashboard: Dashboard): dashboard is OwnDashboard {
+  return 'json' in dashboard;
 }
 
 export interface AlertRule {

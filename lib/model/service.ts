@@ -13,7 +13,7 @@ import { ContainerException, EXCEPTION_ANNOTATION, PodSecurityException, PodSecu
 import { Layer } from './layers';
 import { jobPodLabels, selectorLabels, serviceLabels } from './labels';
 import type { Platform } from './platform';
-import type { ResourceDemand } from './capacity';
+import type { ComputeMode, ResourceDemand } from './capacity';
 import type { GitManifests, HelmChartVersion, HelmRelease, KustomizeSource } from './sources';
 import type { AlertRule, Dashboard, MetricsEndpoint } from './monitoring';
 import type { Exposure } from './exposure';
@@ -130,6 +130,7 @@ export abstract class HomelabService extends Chart {
   private readonly referenceSet: ReadonlySet<HomelabService>;
   private checkpointConstruct?: Checkpoint;
   private readonly demandList: ResourceDemand[] = [];
+  private computeModeDeclared?: ComputeMode;
   private readonly renderPatches = new Map<ApiObject, JsonPatch[]>();
   private readonly renderedManifests = new RenderedManifests();
   private readonly metricsList: MetricsEndpoint[] = [];
@@ -391,6 +392,16 @@ export abstract class HomelabService extends Chart {
 
   get servedPorts(): readonly ServedPort[] {
     return this.servedPortList;
+  }
+
+  /** Declares whether the service runs on GPUs or on CPUs only here, for the capacity check and the summary. */
+  protected declareComputeMode(mode: ComputeMode['mode'], detail: string): void {
+    this.computeModeDeclared = { service: this.serviceName, mode, detail };
+  }
+
+  /** How a service that can use GPUs runs in this environment; undefined for the others. */
+  get computeMode(): ComputeMode | undefined {
+    return this.computeModeDeclared;
   }
 
   get apiServerPorts(): readonly ServedPort[] {

@@ -5,6 +5,7 @@
 import { Colours, colours } from '../util/colours';
 import { formatCores, formatGibibytes } from '../util/quantity';
 import type { SynthesizedEnvironment } from './synthesize';
+import { describeComputeMode } from '../passes/capacity';
 
 export function formatSummary(
   environments: readonly SynthesizedEnvironment[],
@@ -32,6 +33,7 @@ export function formatSummary(
       `  requested/available: cpu ${formatCores(requested.cpuCores)}/${formatCores(available.cpuCores)} cores, ` +
         `memory ${formatGibibytes(requested.memoryBytes)}/${formatGibibytes(available.memoryBytes)}, gpu ${requested.gpus}/${available.gpus}`,
     );
+    if (env.capacity.computeModes.length > 0) lines.push(`  compute: ${env.capacity.computeModes.map(describeComputeMode).join(', ')}`);
     if (env.secrets.length > 0) {
       lines.push('  secrets the services need (namespace/name: keys; source; purpose):');
       for (const need of env.secrets) {

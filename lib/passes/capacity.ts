@@ -4,7 +4,7 @@
  * written rather than as Pending pods.
  */
 import { UserError } from '../util/errors';
-import type { ResourceDemand } from '../model/capacity';
+import type { ComputeMode, ResourceDemand } from '../model/capacity';
 import { Capacity, capacityOf, Inventory } from '../model/inventory';
 import { formatCores, formatGibibytes, parseQuantity } from '../util/quantity';
 
@@ -14,10 +14,21 @@ const MAX_LISTED = 8;
 export interface CapacityReport {
   readonly requested: { readonly cpuCores: number; readonly memoryBytes: number; readonly gpus: number };
   readonly available: Capacity;
+  /** How each service that can use GPUs runs here (GPU or CPU only), by service name. */
+  readonly computeModes: readonly ComputeMode[];
 }
 
-/** @param gpuReplicas time-slices per physical GPU (see GpuProvider). */
-export function checkCapacity(demands: readonly ResourceDemand[], nodes: Inventory, gpuReplicas = 1): CapacityReport {
+/** `triton on CPU (CPU instance group)`, as the summary and capacity errors say it. */
+export function describeComputeMode(mode: ComputeMode): string {
+  return `${mode.service} on ${mode.mode.toUpperCase()} (${mode.detail})`;
+}
+
+/**
+ * @param gpuReplicas time-slices per physical GPU (see GpuProvider).
+ * @param computeModes how the services that can use GPUs run: named in a capacity error, since
+ *   a CPU-only environment's plan differs from a GPU one's. @default none
+ */
+export function checkCapacity(demands: readonly ResourceDemand[], nodes: Inventory, gpuReplicas = 1, computeModes: readonly ComputeMode[] = []): CapacityReport {
   const available = capacityOf(nodes, gpuReplicas);
   const total = (f: (d: ResourceDemand) => number) => demands.reduce((sum, d) => sum + f(d) * d.replicas, 0);
   const requested = {
@@ -53,6 +64,9 @@ export function checkCapacity(demands: readonly ResourceDemand[], nodes: Invento
       problems.push(`gpus: ${d.service}/${d.workload} needs ${d.gpus} GPUs in one pod, the largest node has ${available.maxGpusPerNode}`);
     }
   }
-  if (problems.length > 0) throw new UserError(problems.map((p) => `nodes: ${p}`));
-  return { requested, available };
+  if (problems.length > 0) {
+    const modes = computeModes.length > 0 ? [`nodes: compute modes: ${computeModes.map(describeComputeMode).join(', ')}`] : [];
+    throw new UserError([...problems.map((p) => `nodes: ${p}`), ...modes]);
+  }
+  return { requested, available, computeModes };
 }

@@ -21,6 +21,7 @@ import { emitNetworkPolicies } from './network-policies';
 import { applyResourcePolicies } from './resource-policies';
 import { routeExposures } from './routing';
 import { deliverSecrets, SecretNeedSource } from './secret-delivery';
+import { connectTraceEmitters } from './tracing';
 import { computeWaves } from './waves';
 
 /** What the passes derive, for the later passes and the output. */
@@ -69,6 +70,8 @@ export interface Pass {
 export const PASSES: readonly Pass[] = [
   // Routes (and the router's checkpoint, which checks them) exist once every service has declared its exposures.
   { name: 'routing', run: ({ platform }) => routeExposures(platform) },
+  // Emitters' values and environments name the trace receiver before anything reads them.
+  { name: 'traces', run: ({ platform }) => connectTraceEmitters(platform) },
   // The dashboard host's values and checkpoint count every service's dashboards.
   { name: 'dashboards', run: ({ platform }) => provisionDashboards(platform) },
   // The final validation replays every checkpoint, the router's included.
@@ -102,7 +105,8 @@ export const PASSES: readonly Pass[] = [
     run: (s) => {
       const { platform } = s;
       const gpuReplicas = platform.services.find(isGpuProvider)?.gpuReplicas ?? 1;
-      s.set('capacity', checkCapacity(platform.services.flatMap((service) => service.demands), platform.config.nodes, gpuReplicas));
+      const computeModes = platform.services.flatMap((service) => (service.computeMode ? [service.computeMode] : []));
+      s.set('capacity', checkCapacity(platform.services.flatMap((service) => service.demands), platform.config.nodes, gpuReplicas, computeModes));
     },
   },
   // Last emission: the policies cover every port the services declared and everything they expose.

@@ -6,7 +6,8 @@
  *   or the clients a served port names;
  * - the metrics scraper (Prometheus) to each declared metrics endpoint;
  * - the exposure router's pods (Traefik) to each exposed port;
- * - the API server to the webhook ports (`serveApiServer`), from the configured sources.
+ * - the API server to the webhook ports (`serveApiServer`), from the configured sources;
+ * - every trace emitter's sending pods to the trace receiver's OTLP port (lib/passes/tracing.ts).
  * Where egress is restricted (docs/adr/0024) every namespace also denies all egress, then lets
  * its pods reach each other and DNS — both in one baseline policy per namespace (docs/adr/0031)
  * — and derives the mirror of each ingress rule on the sending
@@ -33,6 +34,7 @@ import {
 } from '../model/network';
 import type { Platform } from '../model/platform';
 import type { HomelabService } from '../model/service';
+import { traceConnections } from './tracing';
 
 export const NETWORK_POLICY_COMPONENT = 'network-policy';
 /** Set by Kubernetes (1.21+) on every namespace: selects a namespace by its name. */
@@ -128,6 +130,16 @@ function* routes(platform: Platform) {
   }
 }
 
+/** Every trace emission to the receiver's OTLP port of its protocol, outside the receiver's namespace. */
+function* traces(platform: Platform) {
+  for (const { emitter, emission, receiver } of traceConnections(platform)) {
+    if (emitter.namespaceName === receiver.namespaceName) continue;
+    const port: Port = { port: receiver.otlpPorts[emission.protocol], protocol: 'TCP' };
+    const reason = `${emitter.serviceName} sends traces (OTLP/${emission.protocol}) to ${receiver.serviceName}`;
+    yield { emitter, emission, receiver, port, reason };
+  }
+}
+
 /** The allow rules of every namespace, by the service owning it (besides the deny and same-namespace policies). */
 export function allowRules(platform: Platform, apiServerSources: readonly string[]): Map<HomelabService, AllowRule[]> {
   const { rules, add } = ruleSets<AllowRule>(platform);
@@ -185,6 +197,15 @@ export function allowRules(platform: Platform, apiServerSources: readonly string
       reason: `${router.routerName} routes ${exposure.subdomain} to ${exposure.serviceName}`,
     });
   }
+  for (const { emitter, emission, receiver, port, reason } of traces(platform)) {
+    add(receiver, {
+      name: `allow-traces-${emitter.serviceName}-${emission.name}`,
+      podSelector: receiver.traceReceiverPods.podSelector,
+      ports: [port],
+      from: [peer({ namespace: emitter.namespaceName, podSelector: emission.podSelector })],
+      reason,
+    });
+  }
   return rules;
 }
 
@@ -217,6 +238,14 @@ function egressRules(platform: Platform, policies: Pick<NetworkPolicyProvider, '
       podSelector: router.routerPods.podSelector,
       egress: [{ to: [peer({ namespace: service.namespaceName, podSelector: exposure.podSelector })], ports: [{ port: exposure.podPort, protocol: 'TCP' }] }],
       reason: `${router.routerName} routes ${exposure.subdomain} to ${exposure.serviceName}`,
+    });
+  }
+  for (const { emitter, emission, receiver, port, reason } of traces(platform)) {
+    add(emitter, {
+      name: `${EGRESS_PREFIX}traces-${emission.name}`,
+      podSelector: emission.podSelector,
+      egress: [{ to: [peer(receiver.traceReceiverPods)], ports: [port] }],
+      reason,
     });
   }
   for (const service of platform.services) {

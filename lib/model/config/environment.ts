@@ -28,13 +28,31 @@ const taintSchema = z.strictObject({
   effect: oneOf(['NoSchedule', 'PreferNoSchedule', 'NoExecute']),
 });
 
+/**
+ * Label prefixes Node Feature Discovery and GPU Feature Discovery own (lib/model/gpu.ts): they
+ * label the nodes from their hardware, so an inventory that set them by hand would describe
+ * nodes the cluster does not have (`gpus` is what tells the platform about a node's GPUs).
+ */
+const DISCOVERED_LABEL_PREFIXES = ['nvidia.com/', 'feature.node.kubernetes.io/'] as const;
+
 /** A node as Kubernetes reports it allocatable (after system reservations). */
 const nodeSchema = z.strictObject({
   role: oneOf(['control-plane', 'worker']),
   cpu: intAtLeast(1),
   memory: byteQuantity,
   gpus: intAtLeast(0).default(0),
-  labels: labels.default({}),
+  labels: labels.default({}).superRefine((nodeLabels, ctx) => {
+    for (const key of Object.keys(nodeLabels)) {
+      const prefix = DISCOVERED_LABEL_PREFIXES.find((p) => key.startsWith(p));
+      if (prefix) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `unexpected label: ${prefix}* labels are set by Node and GPU Feature Discovery from the hardware; remove it (gpus: tells the platform about a node's GPUs)`,
+        });
+      }
+    }
+  }),
   taints: z.array(taintSchema).default([]),
 });
 

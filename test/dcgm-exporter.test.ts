@@ -1,0 +1,143 @@
+/**
+ * GPU telemetry: the DCGM exporter on the platform fixture (prod has one GPU node, time-sliced
+ * two ways; dev and staging have none) and variants of it — where it runs, how it is scraped,
+ * its alerts, its dashboard and its checkpoint against fake answers.
+ */
+import { describe, expect, it } from 'vitest';
+import { gpuDashboard } from '../charts/dcgm-exporter';
+import type { NodeConfig } from '../lib/model/config/environment';
+import { discoveredGpuLabels, isGpuProvider } from '../lib/model/gpu';
+import { assertValidPromql } from './support-promql';
+import { environmentIssues, FAKE_SLEEP, manifestsOf, platformObject, platformText, runWithFakeCommands, synthesizePlatforms, toYamlText } from './support';
+
+const envs = synthesizePlatforms(platformText());
+const env = (name: string) => envs.find((s) => s.env.environment === name)!;
+const prod = env('prod');
+const file = (s: ReturnType<typeof env>, path: string) => {
+  const found = manifestsOf(s.env).find((m) => m.path === path);
+  if (!found) throw new Error(`no ${path}`);
+  return found.manifest;
+};
+const values = (s: ReturnType<typeof env>) => file(s, 'apps/application-dcgm-exporter.yaml').spec.sources.find((source: any) => source.chart).helm.valuesObject;
+const exporter = (s: ReturnType<typeof env>) => s.platform.services.find((service) => service.serviceName === 'dcgm-exporter')!;
+
+/** Nodes a required node affinity admits, with the labels GPU discovery sets in the cluster. */
+function admitted(affinity: any, nodes: Record<string, NodeConfig>): string[] {
+  const terms: any[] = affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
+  return Object.entries(nodes)
+    .filter(([, node]) => terms.some((term) => term.matchExpressions.every((e: any) => e.values.includes({ ...node.labels, ...discoveredGpuLabels(node) }[e.key]))))
+    .map(([name]) => name);
+}
+
+describe('where the DCGM exporter runs', () => {
+  it('comes with the device plugin, and only there', () => {
+    for (const { env: synthesized, platform } of envs) {
+      expect(synthesized.services.some((s) => s.name === 'dcgm-exporter'), synthesized.environment).toBe(platform.services.some(isGpuProvider));
+    }
+    expect(envs.filter((s) => s.platform.services.some(isGpuProvider)).length).toBeGreaterThan(0);
+    expect(prod.env.services.find((s) => s.name === 'dcgm-exporter')!.dependsOn).toContain('nvidia-device-plugin');
+  });
+
+  it('runs on exactly the GPU nodes, with the NVIDIA RuntimeClass, tolerating their taints', () => {
+    const config = platformObject();
+    config.nodes['gpu-1'].taints = [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }];
+    config.environments.prod.services.vault = { replicas: 1 };
+    const tainted = synthesizePlatforms(toYamlText(config), undefined, { fresh: true }).find((s) => s.env.environment === 'prod')!;
+    const v = values(tainted);
+    expect(v.runtimeClassName).toBe('nvidia');
+    expect(admitted(v.affinity, tainted.config.nodes)).toEqual(['gpu-1']);
+    expect(v.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
+  });
+
+  it('is switched off by enabled: false, and refused without the device plugin', () => {
+    expect(environmentIssues({ nodes: { a: { role: 'control-plane', cpu: 8, memory: '32Gi' } }, services: { longhorn: { replicas: 1 }, dcgmExporter: { enabled: true } } })).toEqual([
+      { path: 'services.dcgmExporter.enabled', message: 'expected services.nvidiaDevicePlugin.enabled: the exporter watches the GPUs it advertises' },
+    ]);
+    const config = platformObject();
+    config.environments.prod.services.dcgmExporter = { enabled: false };
+    const off = synthesizePlatforms(toYamlText(config), undefined, { fresh: true }).find((s) => s.env.environment === 'prod')!;
+    expect(off.env.services.some((s) => s.name === 'dcgm-exporter')).toBe(false);
+  });
+});
+
+describe('scraping, alerts and the dashboard', () => {
+  it('is scraped through the chart\'s Service, with the chart\'s own ServiceMonitor off', () => {
+    expect(values(prod).serviceMonitor).toEqual({ enabled: false });
+    const monitor = file(prod, 'dcgm-exporter/servicemonitor-dcgm-exporter-exporter.yaml');
+    expect(monitor.spec.selector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'dcgm-exporter', 'app.kubernetes.io/instance': 'dcgm-exporter', 'app.kubernetes.io/component': 'dcgm-exporter' });
+    expect(monitor.spec.endpoints.map((e: any) => e.port)).toEqual(['metrics']);
+  });
+
+  it('alerts on XID errors, temperature, memory near full and every GPU node that stops reporting its GPUs', () => {
+    const rules = exporter(prod).alertRules;
+    expect(rules.map((r) => r.alert)).toEqual(['GpuXidError', 'GpuTemperatureHigh', 'GpuMemoryNearlyFull', 'GpuUnavailable']);
+    assertValidPromql(rules.map((r) => ({ label: r.alert, expr: r.expr })));
+    expect(rules.find((r) => r.alert === 'GpuTemperatureHigh')!.expr).toMatch(/> 85$/);
+    expect(rules.find((r) => r.alert === 'GpuMemoryNearlyFull')!.expr).toMatch(/> 95$/);
+    const unavailable = rules.find((r) => r.alert === 'GpuUnavailable')!;
+    expect(unavailable.expr).toContain('Hostname="gpu-1"');
+    expect(unavailable.expr).toMatch(/< 1$/);
+    for (const rule of rules) expect(rule.expr, rule.alert).toContain('homelab_service="dcgm-exporter"');
+  });
+
+  it('takes the thresholds from the config', () => {
+    const config = platformObject();
+    config.environments.prod.services.dcgmExporter = { temperatureCelsius: 80, memoryUsedPercent: 90 };
+    const tuned = synthesizePlatforms(toYamlText(config), undefined, { fresh: true }).find((s) => s.env.environment === 'prod')!;
+    const rules = exporter(tuned).alertRules;
+    expect(rules.find((r) => r.alert === 'GpuTemperatureHigh')!.expr).toMatch(/> 80$/);
+    expect(rules.find((r) => r.alert === 'GpuMemoryNearlyFull')!.expr).toMatch(/> 90$/);
+  });
+
+  it('provisions its own GPU dashboard that labels time-sliced GPUs as such', () => {
+    const [declared] = exporter(prod).dashboards;
+    expect(declared.name).toBe('nvidia-gpus');
+    const monitoring = file(prod, 'apps/application-monitoring.yaml').spec.sources.find((s: any) => s.chart).helm.valuesObject;
+    expect(monitoring.grafana.dashboards.homelab['nvidia-gpus']).toEqual({ json: (declared as { json: string }).json });
+
+    const sliced = JSON.parse(gpuDashboard('homelab_service="dcgm-exporter"', 2));
+    expect(sliced.title).toBe('NVIDIA GPUs (time-sliced x2)');
+    expect(sliced.panels[0].options.content).toContain('up to 2 pods share each one');
+    const queries = sliced.panels.flatMap((p: any) => p.targets ?? []);
+    expect(queries.length).toBeGreaterThanOrEqual(5);
+    for (const target of queries) {
+      expect(target.legendFormat).toContain('(time-sliced x2)');
+      expect(target.datasource.uid).toBe('prometheus');
+    }
+    assertValidPromql(queries.map((t: any) => ({ label: t.legendFormat, expr: t.expr })));
+
+    const exclusive = JSON.parse(gpuDashboard('homelab_service="dcgm-exporter"', 1));
+    expect(exclusive.title).toBe('NVIDIA GPUs (exclusive)');
+    expect(JSON.stringify(exclusive)).not.toContain('time-sliced');
+  });
+});
+
+describe('the DCGM exporter checkpoint', () => {
+  const container = file(prod, 'dcgm-exporter/job-dcgm-exporter-checkpoint.yaml').spec.template.spec.containers[0];
+  const run = (curl: string) => {
+    const result = runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP });
+    return { status: result.status, output: result.stdout + result.stderr };
+  };
+
+  it('asks the exporter\'s Service', () => {
+    expect(container.env).toContainEqual({ name: 'METRICS_URL', value: 'http://dcgm-exporter.dcgm-exporter.svc:9400/metrics' });
+  });
+
+  it('passes when the exporter reports a GPU temperature, counting the GPUs', () => {
+    const metrics = [
+      '# HELP DCGM_FI_DEV_GPU_TEMP GPU temperature (in C).',
+      '# TYPE DCGM_FI_DEV_GPU_TEMP gauge',
+      'DCGM_FI_DEV_GPU_TEMP{gpu="0",UUID="GPU-1",modelName="NVIDIA GeForce RTX 3090",Hostname="gpu-1"} 41',
+    ].join('\n');
+    const result = run(`printf '%s\\n' '${metrics}'`);
+    expect(result.status).toBe(0);
+    expect(result.output).toContain('the exporter reports 1 GPU(s)');
+  });
+
+  it('fails, naming the pieces to check, when no GPU series comes or the Service does not answer', () => {
+    const empty = run(`printf '%s\\n' '# HELP DCGM_FI_DEV_GPU_TEMP GPU temperature (in C).'`);
+    expect(empty.status).not.toBe(0);
+    expect(empty.output).toContain('no DCGM_FI_DEV_GPU_TEMP series at http://dcgm-exporter.dcgm-exporter.svc:9400/metrics after 5 minutes');
+    expect(run('exit 7').status).not.toBe(0);
+  });
+});
