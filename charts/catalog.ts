@@ -19,6 +19,7 @@ import { networkPoliciesEntry } from './network-policies';
 import { nvidiaDevicePluginEntry } from './nvidia-device-plugin';
 import { rabbitmqEntry } from './rabbitmq';
 import { rayEntry } from './ray';
+import { seaweedfsEntry } from './seaweedfs';
 import { traefikEntry } from './traefik';
 import { tritonEntry } from './triton';
 import { vaultEntry } from './vault';
@@ -36,6 +37,8 @@ export const BUILTIN_CATALOG = defineCatalog([
   certManagerEntry,
   vaultEntry,
   externalSecretsEntry,
+  // Object storage: its identities come from Vault through External Secrets.
+  seaweedfsEntry,
   lokiEntry,
   alloyEntry,
   n8nEntry,

@@ -12,6 +12,7 @@ import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import type { LokiValues } from '../imports/helm/loki';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
+import type { SeaweedfsValues } from '../imports/helm/seaweedfs';
 import type { TraefikValues } from '../imports/helm/traefik';
 import type { VaultValues } from '../imports/helm/vault';
 import type { HelmRelease } from '../lib/model/sources';
@@ -30,6 +31,7 @@ interface ValuesByChart {
   traefik: TraefikValues;
   vault: VaultValues;
   externalSecrets: ExternalSecretsValues;
+  seaweedfs: SeaweedfsValues;
 }
 
 export type PinnedChart = keyof typeof CHARTS & keyof ValuesByChart;

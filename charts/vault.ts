@@ -114,6 +114,10 @@ export class Vault extends HomelabService implements SecretBackend {
   }
 
   locationOf(need: SecretNeed): string {
+    if (need.template) {
+      const inputs = [...new Set(need.template.inputs.map((input) => `${VAULT_KV_MOUNT}/${vaultPath(input.from)}`))];
+      return `Vault, rendered from ${inputs.join(', ')}`;
+    }
     return `Vault ${VAULT_KV_MOUNT}/${vaultPath(need)}`;
   }
 
@@ -123,11 +127,11 @@ export class Vault extends HomelabService implements SecretBackend {
    */
   grantAccess(consumers: readonly HomelabService[], probe?: SecretNeed): void {
     if (this.configurator) throw new Error('vault: configured twice');
-    const access = consumers.map((consumer) => vaultAccess(consumer.serviceName, consumer.namespaceName));
     this.configurator = new VaultConfigurator(this, 'configurator', {
       address: this.address,
-      access,
+      access: consumers.map(vaultAccess),
       probe: probe && { path: vaultPath(probe), key: probe.keys[0] },
+      generated: consumers.flatMap((consumer) => consumer.secretNeeds.filter((need) => need.generated)),
     });
   }
 

@@ -24,6 +24,8 @@ const VALIDATING_WEBHOOK = 'ValidatingWebhookConfiguration.admissionregistration
 const INGRESS_CLASS = 'IngressClass.networking.k8s.io';
 const PRIORITY_CLASS = 'PriorityClass.scheduling.k8s.io';
 const NAMESPACE = 'Namespace';
+const BUCKET_CLASS = 'BucketClass.objectstorage.k8s.io';
+const BUCKET_ACCESS_CLASS = 'BucketAccessClass.objectstorage.k8s.io';
 
 export const CHARTS = {
   argocd: {
@@ -81,6 +83,12 @@ export const CHARTS = {
     repoURL: 'https://charts.external-secrets.io', chart: 'external-secrets', version: '2.9.0',
     /** From external-secrets-2.9.0.tgz (with bitwarden-sdk-server). */
     footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, VALIDATING_WEBHOOK], namespaces: [] },
+  },
+  /** SeaweedFS 4.44 (Apache-2.0): object storage, released with each server tag (docs/adr/0027). */
+  seaweedfs: {
+    repoURL: 'https://seaweedfs.github.io/seaweedfs/helm', chart: 'seaweedfs', version: '4.44.0',
+    /** From seaweedfs-4.44.0.tgz (its COSI BucketClass and BucketAccessClass are cluster-scoped). */
+    footprint: { clusterScoped: [BUCKET_ACCESS_CLASS, BUCKET_CLASS, CLUSTER_ROLE, CLUSTER_ROLE_BINDING], namespaces: [] },
   },
 } as const satisfies Record<string, HelmChartVersion>;
 

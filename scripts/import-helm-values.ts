@@ -238,6 +238,16 @@ export const HELM_VALUES_IMPORTS: Readonly<Record<string, ChartConfig>> = {
     typeName: 'KuberayOperatorValues',
     extraKeys: { useKubernetesProxy: false, watchNamespace: [''] },
   },
+  seaweedfs: {
+    typeName: 'SeaweedfsValues',
+    // Passed to the pods' environment as name → value or valueFrom.
+    openPaths: ['**.extraEnvironmentVars'],
+    extraKeys: {
+      // Documented in comments (the buckets the post-install hook creates, with their ttl and versioning).
+      'allInOne.s3.createBuckets': [],
+      's3.createBuckets': [],
+    },
+  },
   'nvidia-device-plugin': {
     typeName: 'NvidiaDevicePluginValues',
     // The per-GPU-sharing config files (config.map.<name>) are free-form.

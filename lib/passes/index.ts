@@ -19,6 +19,7 @@ import { emitMonitoring, provisionDashboards } from './monitoring';
 import { checkNeeds } from './needs';
 import { emitNetworkPolicies } from './network-policies';
 import { applyResourcePolicies } from './resource-policies';
+import { provisionBuckets } from './object-storage';
 import { routeExposures } from './routing';
 import { deliverSecrets, SecretNeedSource } from './secret-delivery';
 import { computeWaves } from './waves';
@@ -67,6 +68,9 @@ export interface Pass {
 }
 
 export const PASSES: readonly Pass[] = [
+  // The store's buckets, identities and checkpoint follow from every declared bucket; its
+  // identities are a Secret the delivery pass delivers.
+  { name: 'object storage', run: ({ platform }) => provisionBuckets(platform) },
   // Routes (and the router's checkpoint, which checks them) exist once every service has declared its exposures.
   { name: 'routing', run: ({ platform }) => routeExposures(platform) },
   // The dashboard host's values and checkpoint count every service's dashboards.
