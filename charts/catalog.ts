@@ -9,6 +9,7 @@ import { alloyEntry } from './alloy';
 import { argoCdEntry } from './argocd';
 import { certManagerEntry } from './cert-manager';
 import { cloudflaredEntry } from './cloudflared';
+import { cloudnativePgEntry } from './cloudnative-pg';
 import { appsEntry } from './custom-app';
 import { externalSecretsEntry } from './external-secrets';
 import { monitoringEntry, prometheusOperatorCrdsEntry } from './kube-prometheus-stack';
@@ -28,6 +29,7 @@ import { verificationEntry } from './verification';
 export const BUILTIN_CATALOG = defineCatalog([
   argoCdEntry,
   longhornEntry,
+  cloudnativePgEntry,
   // Monitors and rules need only the CRDs: first wave, long before the stack itself.
   prometheusOperatorCrdsEntry,
   rabbitmqEntry,

@@ -6,6 +6,7 @@
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
 import type { AlloyValues } from '../imports/helm/alloy';
 import type { CertManagerValues } from '../imports/helm/cert-manager';
+import type { CloudnativePgValues } from '../imports/helm/cloudnative-pg';
 import type { ExternalSecretsValues } from '../imports/helm/external-secrets';
 import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
@@ -32,6 +33,7 @@ interface ValuesByChart {
   vault: VaultValues;
   externalSecrets: ExternalSecretsValues;
   seaweedfs: SeaweedfsValues;
+  cloudnativePg: CloudnativePgValues;
 }
 
 export type PinnedChart = keyof typeof CHARTS & keyof ValuesByChart;

@@ -84,6 +84,12 @@ export const CHARTS = {
     /** From external-secrets-2.9.0.tgz (with bitwarden-sdk-server). */
     footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, VALIDATING_WEBHOOK], namespaces: [] },
   },
+  /** The CloudNativePG operator 1.30.0 (Apache-2.0); its CRDs are templates of the chart (crds.create). */
+  cloudnativePg: {
+    repoURL: 'https://cloudnative-pg.github.io/charts', chart: 'cloudnative-pg', version: '0.29.0',
+    /** From cloudnative-pg-0.29.0.tgz (with its `monitoring` subchart, off). */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD, MUTATING_WEBHOOK, VALIDATING_WEBHOOK], namespaces: [] },
+  },
   /** SeaweedFS 4.44 (Apache-2.0): object storage, released with each server tag (docs/adr/0027). */
   seaweedfs: {
     repoURL: 'https://seaweedfs.github.io/seaweedfs/helm', chart: 'seaweedfs', version: '4.44.0',
@@ -173,6 +179,13 @@ export const IMAGES = {
    * and acceptance workflow pin hashicorp/vault 2.0.4).
    */
   vault: 'docker.io/hashicorp/vault:2.0.4',
+  /**
+   * PostgreSQL 18.1 for CloudNativePG clusters, the project's `system` image (Debian trixie, with
+   * Barman Cloud; cloudnative-pg/postgres-containers). Pinned here rather than left to the
+   * operator's default, which moves with the operator (1.28.1 defaults to this very tag:
+   * pkg/versions/versions.go). Also the checks' psql.
+   */
+  postgres: 'ghcr.io/cloudnative-pg/postgresql:18.1-system-trixie',
   /** Shell for filesystem checks in checkpoints. */
   busybox: 'docker.io/library/busybox:1.37.0',
 } as const;

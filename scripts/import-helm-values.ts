@@ -238,6 +238,13 @@ export const HELM_VALUES_IMPORTS: Readonly<Record<string, ChartConfig>> = {
     typeName: 'KuberayOperatorValues',
     extraKeys: { useKubernetesProxy: false, watchNamespace: [''] },
   },
+  'cloudnative-pg': {
+    typeName: 'CloudnativePgValues',
+    // The schema lists every key but never closes an object.
+    upstreamSchema: 'tighten',
+    // The operator's settings (the ConfigMap's data) and the subchart's values are free-form.
+    openPaths: ['config.data', 'monitoring'],
+  },
   seaweedfs: {
     typeName: 'SeaweedfsValues',
     // Passed to the pods' environment as name → value or valueFrom.

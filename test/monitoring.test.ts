@@ -18,6 +18,7 @@ import { resources } from '../lib/model/resources';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { buildPlatform, platformText, Manifest, manifestsOf, parseText } from './support';
+import { CloudnativePg, cloudnativePgSettings } from '../charts/cloudnative-pg';
 import { assertValidPromql, promqlErrors } from './support-promql';
 
 /** An own app serving metrics on a named port and path, for the own-target checks. */
@@ -28,6 +29,8 @@ function synthesizeProdWithMonitoring(): { platform: Platform; manifests: { path
   const app = new App({ outdir: '/dev/null' });
   const platform = buildPlatform(app, 'prod', config.environments.get('prod')!);
   if (!platform.services.some((s) => s.installsCrdGroups.includes(MONITORING_GROUP))) new PrometheusOperatorCrds(platform);
+  // The example cannot enable CloudNativePG while the platform targets Kubernetes 1.28 (ADR 28): its monitor is checked all the same.
+  if (!platform.services.some((s) => s.serviceName === 'cloudnative-pg')) new CloudnativePg(platform, cloudnativePgSettings.parse({}));
   new CustomApp(platform, PROBE_APP, {
     ...appSettings.parse({
       image: 'docker.io/library/busybox:1.37.0',

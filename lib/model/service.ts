@@ -20,6 +20,7 @@ import type { Exposure } from './exposure';
 import type { Egress, ServedPort } from './network';
 import { S3_CREDENTIAL_KEYS, SecretNeed, SecretRef, SecretTemplate } from './secrets';
 import type { BucketNeed, BucketRef, BucketSettings, ObjectStore } from './object-storage';
+import type { DatabaseNeed, DatabaseProvider, DatabaseRef, DatabaseSettings } from './databases';
 import type { GeneratedSecrets } from './needs';
 import { KUBERNETES_VERSION } from './kubernetes';
 
@@ -137,6 +138,7 @@ export abstract class HomelabService extends Chart {
   private readonly endToEndList: EndToEndCheck[] = [];
   private readonly secretList: SecretNeed[] = [];
   private readonly bucketList: BucketNeed[] = [];
+  private readonly databaseList: DatabaseNeed[] = [];
   private readonly exposureList: Exposure[] = [];
   private readonly servedPortList: ServedPort[] = [];
   private readonly apiServerPortList: ServedPort[] = [];
@@ -323,6 +325,30 @@ export abstract class HomelabService extends Chart {
     const check = store.accessCheck(this.bucketList, credentials);
     this.addEndToEndCheck(`${this.serviceName}-buckets`, check);
     return buckets.map((bucket) => ({ bucket: bucket.name, endpoint: store.endpoint, region: store.region, credentials }));
+  }
+
+  /**
+   * Declares a PostgreSQL database of this service (the provider must also be in its props:
+   * the reference is the dependency). The provider emits its cluster into this service's
+   * Application, a sync wave before its workloads, and its operator generates the owner's
+   * credentials in this namespace (`DatabaseRef.credentialsSecret`). The end-to-end
+   * verification proves they connect and run a query.
+   */
+  protected needDatabase(provider: DatabaseProvider, settings: DatabaseSettings): DatabaseRef {
+    const need: DatabaseNeed = { ...settings, service: this.serviceName, namespace: this.namespaceName };
+    const ref = provider.emitDatabase(this, need);
+    this.databaseList.push(need);
+    this.requestCapacity(`${ref.cluster}-postgres`, settings.instances, settings.resources.requests);
+    // The operator asks each instance manager for its status; the instances watch their Cluster.
+    this.serveClients({ port: provider.instanceManagerPort, podSelector: ref.podSelector, clients: [provider] });
+    this.callApiServer(ref.podSelector, `the instance managers of database ${ref.cluster} read their Cluster and report its status`, `api-server-${ref.cluster}`);
+    this.addEndToEndCheck(`${ref.cluster}-connect`, provider.connectionCheck(need, ref));
+    return ref;
+  }
+
+  /** The databases the service declared (needDatabase). */
+  get databaseNeeds(): readonly DatabaseNeed[] {
+    return this.databaseList;
   }
 
   /** The buckets the service declared (needBuckets). */
