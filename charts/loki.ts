@@ -9,7 +9,7 @@ import { z } from '../lib/model/config/zod';
 import type { LokiValues } from '../imports/helm/loki';
 import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { bool, exactlyOneOf, expected, region, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
+import { bool, exactlyOneOf, expected, region, resourcesSchema, s3Endpoint, volumeSize } from '../lib/model/config/primitives';
 import { durationSeconds } from '../lib/util/quantity';
 import { helmRelease } from './helm-release';
 import { longhornEntry } from './longhorn';
@@ -45,10 +45,6 @@ const retentionPeriod = z
     expected('whole days (Loki deletes logs by daily index table), such as "7d" or "72h"'),
   );
 
-/** An S3 endpoint URL with scheme, as Loki's S3 client takes it (`https://s3.example.net`, `http://minio.minio.svc:9000`). */
-const s3Endpoint = z
-  .string(expected('an S3 endpoint URL'))
-  .regex(/^https?:\/\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?\/?$/, expected('an S3 endpoint URL such as "https://s3.example.net" or "http://minio.minio.svc:9000"'));
 
 
 

@@ -19,12 +19,14 @@ import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
-import type { SecretBackend, SecretNeed } from '../lib/model/secrets';
+import { S3_CREDENTIAL_KEYS, SecretBackend, SecretNeed } from '../lib/model/secrets';
+import { urlDestination } from '../lib/model/network';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
-import { VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, vaultAccess, VaultConfigurator, vaultPath } from './vault-configurator';
+import { MANAGED_VAULT_PREFIX, VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, vaultAccess, VaultConfigurator, vaultPath } from './vault-configurator';
+import { BACKUP_CREDENTIALS_SECRET, SNAPSHOT_JOB, VaultBackupSettings, vaultBackupSettings, VaultSnapshots } from './vault-snapshots';
 
 /** The Vault server container (per replica). */
 export const DEFAULT_VAULT_RESOURCES = { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } };
@@ -44,6 +46,8 @@ export const vaultSettings = z
     resources: resourcesSchema.default(DEFAULT_VAULT_RESOURCES),
     /** The UI at `<subdomain>.<domain>` (an admin exposure). */
     subdomain: subdomain.default('vault'),
+    /** Scheduled raft snapshots to an S3 backup target (HA only). @default none */
+    backup: vaultBackupSettings.optional(),
   })
   .prefault({});
 
@@ -80,6 +84,7 @@ export class Vault extends HomelabService implements SecretBackend {
   /** Where clients (External Secrets, the configurator) reach the active Vault inside the cluster. */
   readonly address: string;
   private configurator?: VaultConfigurator;
+  private readonly snapshots?: VaultSnapshots;
 
   constructor(scope: Platform, props: VaultProps) {
     const replicas = props.replicas;
@@ -106,6 +111,7 @@ export class Vault extends HomelabService implements SecretBackend {
       podSelector: VAULT_SERVER_POD_LABELS,
       admin: true,
     });
+    if (props.backup) this.snapshots = this.addSnapshots(props.backup);
     this.addMonitoring();
     this.addCheckpoint();
     // The Kubernetes auth method reviews every client's token (TokenReview); in HA, service
@@ -129,10 +135,49 @@ export class Vault extends HomelabService implements SecretBackend {
     if (this.configurator) throw new Error('vault: configured twice');
     this.configurator = new VaultConfigurator(this, 'configurator', {
       address: this.address,
-      access: consumers.map(vaultAccess),
+      access: [...consumers.map(vaultAccess), ...(this.snapshots ? [this.snapshots.access] : [])],
       probe: probe && { path: vaultPath(probe), key: probe.keys[0] },
       generated: consumers.flatMap((consumer) => consumer.secretNeeds.filter((need) => need.generated)),
     });
+  }
+
+  /** The snapshot CronJob, its keys (read only when it runs), its way out, and alerts when it is late or failing. */
+  private addSnapshots(backup: VaultBackupSettings): VaultSnapshots {
+    const credentials = this.needSecret(BACKUP_CREDENTIALS_SECRET, S3_CREDENTIAL_KEYS, `keys of the backup target ${backup.target} for Vault's raft snapshots`, {
+      neededToStart: false,
+    });
+    const snapshots = new VaultSnapshots(this, 'snapshots', { settings: backup, address: this.address, credentials });
+    this.allowEgress({
+      name: 'backup-target',
+      podSelector: this.jobPodLabelsFor(SNAPSHOT_JOB, 'backup'),
+      // Without an endpoint, AWS S3 over HTTPS.
+      to: { kind: 'external', destinations: [backup.endpoint ? urlDestination(backup.endpoint) : { to: 'internet', ports: [{ port: 443 }] }] },
+      reason: `Vault's raft snapshots go to ${backup.target}`,
+    });
+    // kube-state-metrics' CronJob and Job series (kube-state-metrics 2.x docs/metrics/workload/cronjob-metrics.md, job-metrics.md).
+    const cronjob = `namespace="${this.namespaceName}", cronjob="${SNAPSHOT_JOB}"`;
+    const maxAge = backup.maxAgeHours * 3600;
+    this.addAlerts(
+      {
+        alert: 'VaultBackupLate',
+        expr:
+          `(time() - max(kube_cronjob_status_last_successful_time{${cronjob}}) > ${maxAge}) or ` +
+          `(time() - max(kube_cronjob_created{${cronjob}}) > ${maxAge} unless on() max(kube_cronjob_status_last_successful_time{${cronjob}}))`,
+        for: '10m',
+        severity: 'critical',
+        summary: `No Vault snapshot reached ${backup.target} in ${backup.maxAgeHours} hours`,
+        description: `Vault's data is not in Git: until a snapshot succeeds, a lost cluster loses its secrets. See the logs of the ${SNAPSHOT_JOB} Jobs in namespace vault.`,
+      },
+      {
+        alert: 'VaultBackupFailed',
+        expr: `max(kube_job_status_failed{namespace="${this.namespaceName}", job_name=~"${SNAPSHOT_JOB}-.*"}) > 0`,
+        for: '5m',
+        severity: 'warning',
+        summary: 'A Vault snapshot Job failed',
+        description: `kubectl -n vault logs job/<the failed ${SNAPSHOT_JOB} Job> --all-containers: the login (role ${MANAGED_VAULT_PREFIX}${SNAPSHOT_JOB}), the snapshot or the upload.`,
+      },
+    );
+    return snapshots;
   }
 
   private addMonitoring(): void {
@@ -268,6 +313,16 @@ export const vaultEntry = defineService({
   check: (settings, env) => {
     const schedulable = schedulableNodes(env.nodes);
     return [
+      ...(settings.backup && settings.replicas === 1
+        ? [
+            {
+              path: ['backup'],
+              message:
+                'expected replicas 3 or 5 for raft snapshots: a standalone Vault keeps its data in a file on its Longhorn volume, which ' +
+                "Longhorn's recurring backups copy (services.longhorn.recurringJobs)",
+            },
+          ]
+        : []),
       ...longhornStorageClassIssues(env, ['storageClass'], settings.storageClass),
       ...(settings.replicas > schedulable.length
         ? [

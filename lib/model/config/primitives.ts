@@ -110,6 +110,11 @@ export const envVarName = matching(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment v
 /** An S3 or cloud region (AWS_DEFAULT_REGION). */
 export const region = matching(/^[a-z0-9-]+$/, 'a region name such as "eu-central-1"');
 
+/** An S3 endpoint URL with scheme, as S3 clients take it (`https://s3.example.net`, `http://minio.minio.svc:9000`). */
+export const s3Endpoint = z
+  .string(expected('an S3 endpoint URL'))
+  .regex(/^https?:\/\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?\/?$/, expected('an S3 endpoint URL such as "https://s3.example.net" or "http://minio.minio.svc:9000"'));
+
 /** Absolute path inside a container. */
 export const absolutePath = matching(/^\/\S*$/, 'an absolute path such as "/data"');
 

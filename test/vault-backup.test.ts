@@ -1,0 +1,154 @@
+/**
+ * Off-site raft snapshots of Vault: the config checks, the CronJob and the least-privilege role
+ * the configurator keeps for it, the alerts when a snapshot is late or failed, and both steps of
+ * the Job run under `sh` against a fake Vault CLI and a fake S3 upload.
+ */
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { fixtureObject, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { assertValidPromql } from './support-promql';
+
+/** The small fixture with Vault in HA (three nodes), External Secrets and a backup, and any change. */
+function configText(change: (config: Record<string, any>) => void = () => {}): string {
+  const config = fixtureObject('small');
+  config.nodes = Object.fromEntries(['node-1', 'node-2', 'node-3'].map((name, i) => [name, { role: i === 0 ? 'control-plane' : 'worker', cpu: 8, memory: '32Gi' }]));
+  Object.assign(config.services, {
+    vault: { enabled: true, replicas: 3, backup: { target: 's3://homelab-backups@eu-central-1/vault/', endpoint: 'https://s3.eu-central-1.example.net' } },
+    externalSecrets: { enabled: true },
+  });
+  change(config);
+  return toYamlText(config);
+}
+
+function problems(text: string): string {
+  try {
+    parseText(text);
+    return '';
+  } catch (error) {
+    return String((error as Error).message);
+  }
+}
+
+const [lab] = synthesizePlatforms(configText());
+const manifests = manifestsOf(lab.env);
+const find = (path: string): Manifest => {
+  const found = manifests.find((m) => m.path === path);
+  if (!found) throw new Error(`no ${path}`);
+  return found.manifest;
+};
+const cronJob = find('vault/cronjob-vault-snapshot.yaml');
+const pod = cronJob.spec.jobTemplate.spec.template.spec;
+
+describe('services.vault.backup', () => {
+  it('is valid on an HA Vault', () => {
+    expect(problems(configText())).toBe('');
+  });
+
+  it('is refused on a standalone Vault, pointing to Longhorn\'s backups of its volume', () => {
+    expect(problems(configText((c) => (c.services.vault.replicas = 1)))).toContain("services.vault.backup: expected replicas 3 or 5 for raft snapshots: a standalone Vault keeps its data in a file on its Longhorn volume, which Longhorn's recurring backups copy");
+  });
+
+  it('wants an S3 target, an S3 endpoint URL, a cron schedule and a maximum age of 1 to 168 hours', () => {
+    expect(problems(configText((c) => (c.services.vault.backup.target = 'homelab-backups/vault')))).toContain('services.vault.backup.target: expected an S3 target');
+    expect(problems(configText((c) => (c.services.vault.backup.endpoint = 's3.example.net')))).toContain('services.vault.backup.endpoint: expected an S3 endpoint URL');
+    expect(problems(configText((c) => (c.services.vault.backup.schedule = 'nightly')))).toContain('services.vault.backup.schedule: expected a five-field cron expression');
+    for (const hours of [0, 169]) expect(problems(configText((c) => (c.services.vault.backup.maxAgeHours = hours))), String(hours)).toContain('services.vault.backup.maxAgeHours');
+  });
+});
+
+describe('the snapshot CronJob', () => {
+  it('saves a raft snapshot as its own Vault role, then uploads it to the target', () => {
+    expect(cronJob.spec).toMatchObject({ schedule: '15 2 * * *', concurrencyPolicy: 'Forbid' });
+    expect(pod.initContainers.map((c: any) => c.name)).toEqual(['snapshot']);
+    expect(pod.containers.map((c: any) => c.name)).toEqual(['upload']);
+    const upload = Object.fromEntries(pod.containers[0].env.map((e: any) => [e.name, e.value ?? e.valueFrom.secretKeyRef]));
+    expect(upload.S3_URL).toBe('https://s3.eu-central-1.example.net/homelab-backups/vault');
+    expect(upload.AWS_ACCESS_KEY_ID).toEqual({ name: 'vault-backup-credentials', key: 'AWS_ACCESS_KEY_ID', optional: true });
+    // Its identity: a token for Vault's audience only, no API token mounted.
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.volumes).toContainEqual({ name: 'token', projected: { sources: [{ serviceAccountToken: { audience: 'vault', expirationSeconds: 600, path: 'token' } }] } });
+  });
+
+  it('logs in as a role the configurator keeps, whose policy reads the snapshot endpoint and nothing else', () => {
+    const data = find('vault/configmap-vault-configurator.yaml').data!;
+    expect(data.roles.split('\n')).toContain('homelab-vault-snapshot vault-snapshot vault');
+    expect(data['homelab-vault-snapshot.hcl']).toBe('path "sys/storage/raft/snapshot" {\n  capabilities = ["read"]\n}\n');
+  });
+
+  it('reads its keys from Vault without holding Vault back, and may reach only the target', () => {
+    const need = lab.platform.services.find((s) => s.serviceName === 'vault')!.secretNeeds.find((n) => n.name === 'vault-backup-credentials')!;
+    expect(need).toMatchObject({ keys: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'], neededToStart: false });
+    expect(manifests.find((m) => m.manifest.kind === 'ExternalSecret' && m.manifest.metadata.name === 'vault-backup-credentials')!.path).toMatch(/^external-secrets\//);
+    const egress = find('vault/networkpolicy-egress-backup-target.yaml');
+    expect(egress.spec.podSelector.matchLabels).toEqual(cronJob.spec.jobTemplate.spec.template.metadata.labels);
+    // A host name: public addresses on the endpoint's port only (a NetworkPolicy cannot name a host).
+    expect(egress.spec.egress.map((rule: any) => rule.ports)).toEqual([[{ port: 443, protocol: 'TCP' }]]);
+  });
+
+  it('alerts when the latest snapshot is late or a run failed', () => {
+    // Declared by Vault; emitted as a PrometheusRule wherever monitoring runs.
+    const rules: any[] = [...lab.platform.services.find((s) => s.serviceName === 'vault')!.alertRules];
+    const late = rules.find((r: any) => r.alert === 'VaultBackupLate');
+    const failed = rules.find((r: any) => r.alert === 'VaultBackupFailed');
+    expect(late.expr).toContain('kube_cronjob_status_last_successful_time{namespace="vault", cronjob="vault-snapshot"}) > 93600');
+    expect(failed.expr).toContain('kube_job_status_failed{namespace="vault", job_name=~"vault-snapshot-.*"}');
+    assertValidPromql([late, failed].map((rule) => ({ label: rule.alert, expr: rule.expr })));
+  });
+});
+
+describe('the snapshot and upload steps', () => {
+  /** A fake `vault`: the login answers a token (or fails), the snapshot writes $SNAPSHOT_BYTES to the file named last. */
+  const vault = String.raw`echo "$*" >> "$FAKE_BIN/calls"
+case "$1 $2" in
+  "write -field=token") [ "$LOGIN" = ok ] || { echo "permission denied" >&2; exit 2; }; echo s.token ;;
+  "operator raft") [ "$VAULT_TOKEN" = s.token ] || exit 2; printf '%s' "$SNAPSHOT_BYTES" > "$5" ;;
+esac`;
+  /** The step's container with local files where the pod has its volumes. */
+  function run(container: any, fakes: Record<string, string>, env: Record<string, string>) {
+    const dir = tempDir();
+    try {
+      writeFileSync(join(dir, 'token'), 'jwt');
+      writeFileSync(join(dir, 'vault.snap'), 'raft-data');
+      const result = runWithFakeCommands(container, fakes, {
+        env: { TOKEN_FILE: join(dir, 'token'), SNAPSHOT_FILE: join(dir, 'vault.snap'), ...env },
+        collect: (bin) => (existsSync(join(bin, 'calls')) ? readFileSync(join(bin, 'calls'), 'utf8') : ''),
+      });
+      return { ...result, dir };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('logs in as its role with its projected token, and saves a non-empty snapshot', () => {
+    const ok = run(pod.initContainers[0], { vault }, { LOGIN: 'ok', SNAPSHOT_BYTES: 'raft-data' });
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.collected).toContain(`write -field=token auth/kubernetes/login role=homelab-vault-snapshot jwt=@${ok.dir}/token`);
+    expect(ok.collected).toContain(`operator raft snapshot save ${ok.dir}/vault.snap`);
+    expect(ok.stdout).toContain('raft snapshot saved: 9 bytes');
+  });
+
+  it('fails when the login is refused or the snapshot is empty', () => {
+    expect(run(pod.initContainers[0], { vault }, { LOGIN: 'denied', SNAPSHOT_BYTES: 'x' }).status).not.toBe(0);
+    const empty = run(pod.initContainers[0], { vault }, { LOGIN: 'ok', SNAPSHOT_BYTES: '' });
+    expect(empty.status).not.toBe(0);
+    expect(empty.stderr).toContain('the snapshot is empty');
+  });
+
+  it('uploads the snapshot under a timestamped name, signed for the target\'s region', () => {
+    const curl = String.raw`printf '%s\n' "$@" > "$FAKE_BIN/calls"`;
+    const ok = run(pod.containers[0], { curl }, { AWS_ACCESS_KEY_ID: 'key', AWS_SECRET_ACCESS_KEY: 'secret' });
+    expect(ok.status, ok.stderr).toBe(0);
+    const args = ok.collected.split('\n');
+    expect(args).toContain('aws:amz:eu-central-1:s3');
+    expect(args).toContain(`${ok.dir}/vault.snap`);
+    expect(args.find((a) => a.startsWith('https://'))).toMatch(/^https:\/\/s3\.eu-central-1\.example\.net\/homelab-backups\/vault\/vault-\d{8}T\d{6}Z\.snap$/);
+  });
+
+  it('fails, naming the Secret, without keys, and when the upload fails', () => {
+    const noKeys = run(pod.containers[0], { curl: 'exit 0' }, { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' });
+    expect(noKeys.status).not.toBe(0);
+    expect(noKeys.stderr).toContain('the Secret vault-backup-credentials (External Secrets delivers it from Vault) is missing');
+    expect(run(pod.containers[0], { curl: 'exit 22' }, { AWS_ACCESS_KEY_ID: 'key', AWS_SECRET_ACCESS_KEY: 'secret' }).status).not.toBe(0);
+  });
+});
