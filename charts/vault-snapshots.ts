@@ -58,13 +58,20 @@ export class VaultSnapshots extends Construct {
   readonly access: VaultAccess;
   /** Where the snapshots go: `<S3 URL of the bucket>/<prefix>`. */
   readonly url: string;
+  /** The bucket's S3 URL (path style with an endpoint, virtual-hosted on AWS) and the key prefix. */
+  readonly bucketUrl: string;
+  readonly prefix: string;
+  readonly region: string;
 
   constructor(scope: HomelabService, id: string, props: VaultSnapshotsProps) {
     super(scope, id);
     const service = HomelabService.of(this);
     const { bucket, region, prefix } = parseTarget(props.settings.target);
     const endpoint = props.settings.endpoint?.replace(/\/$/, '');
-    this.url = `${endpoint ? `${endpoint}/${bucket}` : `https://${bucket}.s3.${region}.amazonaws.com`}${prefix ? `/${prefix.replace(/\/$/, '')}` : ''}`;
+    this.bucketUrl = endpoint ? `${endpoint}/${bucket}` : `https://${bucket}.s3.${region}.amazonaws.com`;
+    this.prefix = prefix.replace(/\/$/, '');
+    this.region = region;
+    this.url = `${this.bucketUrl}${this.prefix ? `/${this.prefix}` : ''}`;
     this.access = {
       service: SNAPSHOT_JOB,
       namespace: service.namespaceName,
@@ -173,3 +180,27 @@ fi
 name="vault-$(date -u +%Y%m%dT%H%M%SZ).snap"
 curl -fsS --retry 5 --retry-delay 10 --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -T "$SNAPSHOT_FILE" "$S3_URL/$name"
 echo "uploaded $S3_URL/$name"`;
+
+/**
+ * The restore check of the end-to-end verification, in the curl image: find the newest snapshot
+ * under the prefix (its name is its UTC time), fetch it into scratch space, check it is a raft
+ * snapshot archive (gzip tar of meta.json, state.bin and SHA256SUMS, hashicorp/raft-snapshot
+ * archive.go) whose checksums match, and that it is younger than the maximum age. Reports PASS or
+ * FAIL with the age; removes what it fetched.
+ */
+export const RESTORE_CHECK_SCRIPT = String.raw`fail() { echo "FAIL $*" >&2; rm -rf "$WORK_DIR"/*; exit 1; }
+s3() { curl -fsS --retry 3 --retry-delay 5 --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$@"; }
+list=$(s3 "$BUCKET_URL/?list-type=2&prefix=$PREFIX") || fail "cannot list $BUCKET_URL/$PREFIX"
+latest=$(printf '%s' "$list" | grep -o '<Key>[^<]*</Key>' | sed 's|<Key>\(.*\)</Key>|\1|' | grep 'vault-[0-9]\{8\}T[0-9]\{6\}Z\.snap$' | sort | tail -n 1)
+[ -n "$latest" ] || fail "no Vault snapshot under $BUCKET_URL/$PREFIX"
+stamp=$(printf '%s' "$latest" | sed 's|.*vault-\([0-9]\{4\}\)\([0-9]\{2\}\)\([0-9]\{2\}\)T\([0-9]\{2\}\)\([0-9]\{2\}\)\([0-9]\{2\}\)Z\.snap$|\1-\2-\3 \4:\5:\6|')
+age=$(( ($(date -u +%s) - $(date -u -d "$stamp" +%s)) / 3600 ))
+s3 -o "$WORK_DIR/latest.snap" "$BUCKET_URL/$latest" || fail "cannot fetch $latest"
+mkdir -p "$WORK_DIR/archive"
+tar -xzf "$WORK_DIR/latest.snap" -C "$WORK_DIR/archive" 2> /dev/null || fail "$latest ($age h old) is not a gzip tar archive"
+for file in meta.json state.bin SHA256SUMS; do [ -f "$WORK_DIR/archive/$file" ] || fail "$latest ($age h old) holds no $file: not a raft snapshot"; done
+(cd "$WORK_DIR/archive" && sha256sum -c SHA256SUMS > /dev/null) || fail "$latest ($age h old): its checksums do not match"
+index=$(sed -n 's/.*"Index":\([0-9]*\).*/\1/p' "$WORK_DIR/archive/meta.json")
+[ "$age" -le "$MAX_AGE_HOURS" ] || fail "latest Vault snapshot $latest is $age h old, more than $MAX_AGE_HOURS h"
+rm -rf "$WORK_DIR"/*
+echo "PASS latest Vault snapshot $latest: $age h old, raft index $index, checksums match"`;

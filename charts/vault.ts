@@ -12,7 +12,7 @@ import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { VaultValues } from '../imports/helm/vault';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_PODS } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { schedulableNodes } from '../lib/model/inventory';
 import { helmRelease } from './helm-release';
@@ -26,7 +26,7 @@ import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { MANAGED_VAULT_PREFIX, VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, vaultAccess, VaultConfigurator, vaultPath } from './vault-configurator';
-import { BACKUP_CREDENTIALS_SECRET, SNAPSHOT_JOB, VaultBackupSettings, vaultBackupSettings, VaultSnapshots } from './vault-snapshots';
+import { BACKUP_CREDENTIALS_SECRET, RESTORE_CHECK_SCRIPT, SNAPSHOT_JOB, VaultBackupSettings, vaultBackupSettings, VaultSnapshots } from './vault-snapshots';
 
 /** The Vault server container (per replica). */
 export const DEFAULT_VAULT_RESOURCES = { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } };
@@ -153,6 +153,22 @@ export class Vault extends HomelabService implements SecretBackend {
       // Without an endpoint, AWS S3 over HTTPS.
       to: { kind: 'external', destinations: [backup.endpoint ? urlDestination(backup.endpoint) : { to: 'internet', ports: [{ port: 443 }] }] },
       reason: `Vault's raft snapshots go to ${backup.target}`,
+    });
+    // The restore test of the verification: the newest snapshot is there, young enough, and a sound raft archive.
+    this.addEndToEndCheck('vault-snapshot-restore', {
+      description: `the latest Vault snapshot in ${backup.target} is at most ${backup.maxAgeHours} h old and a raft snapshot archive whose checksums match`,
+      image: IMAGES.curl,
+      env: { BUCKET_URL: snapshots.bucketUrl, PREFIX: snapshots.prefix, S3_REGION: snapshots.region, MAX_AGE_HOURS: String(backup.maxAgeHours), WORK_DIR: '/work' },
+      secretEnv: Object.fromEntries(S3_CREDENTIAL_KEYS.map((key) => [key, credentials.keySelector(key)])),
+      script: RESTORE_CHECK_SCRIPT,
+      volumes: [{ name: 'work', emptyDir: {} }],
+      volumeMounts: [{ name: 'work', mountPath: '/work' }],
+    });
+    this.allowEgress({
+      name: 'restore-check-backup-target',
+      podSelector: CHECKPOINT_PODS,
+      to: { kind: 'external', destinations: [backup.endpoint ? urlDestination(backup.endpoint) : { to: 'internet', ports: [{ port: 443 }] }] },
+      reason: `the verification fetches the latest Vault snapshot from ${backup.target}`,
     });
     // kube-state-metrics' CronJob and Job series (kube-state-metrics 2.x docs/metrics/workload/cronjob-metrics.md, job-metrics.md).
     const cronjob = `namespace="${this.namespaceName}", cronjob="${SNAPSHOT_JOB}"`;

@@ -3,7 +3,9 @@
  * the configurator keeps for it, the alerts when a snapshot is late or failed, and both steps of
  * the Job run under `sh` against a fake Vault CLI and a fake S3 upload.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fixtureObject, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
@@ -150,5 +152,75 @@ esac`;
     expect(noKeys.status).not.toBe(0);
     expect(noKeys.stderr).toContain('the Secret vault-backup-credentials (External Secrets delivers it from Vault) is missing');
     expect(run(pod.containers[0], { curl: 'exit 22' }, { AWS_ACCESS_KEY_ID: 'key', AWS_SECRET_ACCESS_KEY: 'secret' }).status).not.toBe(0);
+  });
+});
+
+describe('the restore check of the verification', () => {
+  const job = find('verification/job-vault-vault-snapshot-restore.yaml');
+  const container = job.spec.template.spec.containers[0];
+
+  /** `vault-<UTC time>.snap` of `hoursAgo` hours ago. */
+  const keyOf = (hoursAgo: number) => `vault/vault-${new Date(Date.now() - hoursAgo * 3600_000).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '')}.snap`;
+
+  /** A raft snapshot archive as hashicorp/raft-snapshot writes it (or a broken one), in `dir`. */
+  function archive(dir: string, kind: 'sound' | 'tampered' | 'not-raft'): string {
+    const files = join(dir, 'files');
+    mkdirSync(files);
+    const meta = '{"Version":1,"ID":"2-4711-1700000000000","Index":4711,"Term":2}\n';
+    const state = 'raft state';
+    writeFileSync(join(files, 'meta.json'), meta);
+    writeFileSync(join(files, 'state.bin'), kind === 'tampered' ? 'changed state' : state);
+    const sums = [`${createHash('sha256').update(meta).digest('hex')}  meta.json`, `${createHash('sha256').update(state).digest('hex')}  state.bin`];
+    if (kind !== 'not-raft') writeFileSync(join(files, 'SHA256SUMS'), `${sums.join('\n')}\n`);
+    const path = join(dir, 'snapshot.tgz');
+    expect(spawnSync('tar', ['-czf', path, '-C', files, '.']).status).toBe(0);
+    return path;
+  }
+
+  /** A fake S3 for curl: a listing of $KEYS, and the archive for any download (`-o`). */
+  const curl = String.raw`out=""; prev=""; for a in "$@"; do [ "$prev" = -o ] && out="$a"; prev="$a"; done
+echo "$*" >> "$FAKE_BIN/calls"
+if [ -n "$out" ]; then cp "$ARCHIVE" "$out"; exit 0; fi
+printf '<ListBucketResult>'; for key in $KEYS; do printf '<Contents><Key>%s</Key></Contents>' "$key"; done; printf '</ListBucketResult>'`;
+
+  function check(keys: string[], kind: 'sound' | 'tampered' | 'not-raft' = 'sound') {
+    const dir = tempDir();
+    try {
+      const work = join(dir, 'work');
+      mkdirSync(work);
+      const result = runWithFakeCommands(container, { curl }, {
+        env: { KEYS: keys.join(' '), ARCHIVE: archive(dir, kind), WORK_DIR: work, AWS_ACCESS_KEY_ID: 'key', AWS_SECRET_ACCESS_KEY: 'secret' },
+        collect: (bin) => readFileSync(join(bin, 'calls'), 'utf8'),
+      });
+      return { ...result, leftover: readdirSync(work) };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('passes on the newest snapshot when it is young and sound, reporting its age, and cleans up', () => {
+    const newest = keyOf(3);
+    const run = check([keyOf(50), newest, keyOf(27), 'vault/notes.txt']);
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`PASS latest Vault snapshot ${newest}: 3 h old, raft index 4711, checksums match`);
+    expect(run.collected).toContain(`https://s3.eu-central-1.example.net/homelab-backups/${newest}`);
+    expect(run.collected).toContain('https://s3.eu-central-1.example.net/homelab-backups/?list-type=2&prefix=vault');
+    expect(run.leftover).toEqual([]);
+  });
+
+  it('fails, with the age, when the newest snapshot is too old, tampered with or no raft archive, or there is none', () => {
+    expect(check([keyOf(30)]).stderr).toContain('is 30 h old, more than 26 h');
+    expect(check([keyOf(1)], 'tampered').stderr).toContain('1 h old): its checksums do not match');
+    expect(check([keyOf(1)], 'not-raft').stderr).toContain('holds no SHA256SUMS: not a raft snapshot');
+    const none = check(['vault/notes.txt']);
+    expect(none.status).not.toBe(0);
+    expect(none.stderr).toContain('FAIL no Vault snapshot under https://s3.eu-central-1.example.net/homelab-backups/vault');
+    expect(none.leftover).toEqual([]);
+  });
+
+  it('runs in the vault namespace with the target\'s keys and scratch space', () => {
+    expect(job.metadata.namespace).toBe('vault');
+    expect(container.env).toContainEqual({ name: 'AWS_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: 'vault-backup-credentials', key: 'AWS_ACCESS_KEY_ID' } } });
+    expect(job.spec.template.spec.volumes).toContainEqual({ name: 'work', emptyDir: {} });
   });
 });
