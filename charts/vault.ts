@@ -154,6 +154,26 @@ export class Vault extends HomelabService implements SecretBackend {
       to: { kind: 'external', destinations: [backup.endpoint ? urlDestination(backup.endpoint) : { to: 'internet', ports: [{ port: 443 }] }] },
       reason: `Vault's raft snapshots go to ${backup.target}`,
     });
+    const s3 = (command: string) => `aws s3 ${command}${backup.endpoint ? ` --endpoint-url ${backup.endpoint}` : ''}`;
+    const bucketPath = `s3://${backup.target.replace(/^s3:\/\/([^@]+)@[^/]+\//, '$1/')}`;
+    this.declareRecovery({
+      stage: 'secrets',
+      data: "Vault: every secret, policy and role (raft snapshot)",
+      target: backup.target,
+      schedule: `cron "${backup.schedule}"`,
+      restore: [
+        '# The newest snapshot (names sort by their UTC time); any S3 client does:',
+        `${s3(`ls ${bucketPath}`)} | sort | tail -n 1`,
+        s3(`cp ${bucketPath}<that vault-<time>.snap> vault.snap`),
+        '# Argo CD has re-created Vault, empty: initialise and unseal it once, keep the new root token',
+        'kubectl -n vault exec -ti vault-0 -- vault operator init',
+        'kubectl -n vault exec -ti vault-0 -- vault operator unseal',
+        'kubectl -n vault cp vault.snap vault-0:/tmp/vault.snap',
+        "kubectl -n vault exec -ti vault-0 -- sh -c 'VAULT_TOKEN=<new root token> vault operator raft snapshot restore -force /tmp/vault.snap'",
+        '# Vault is now the backed-up one, sealed with its ORIGINAL keys: unseal every pod with them',
+        ...Array.from({ length: this.replicas }, (_, i) => `kubectl -n vault exec -ti vault-${i} -- vault operator unseal`),
+      ],
+    });
     // The restore test of the verification: the newest snapshot is there, young enough, and a sound raft archive.
     this.addEndToEndCheck('vault-snapshot-restore', {
       description: `the latest Vault snapshot in ${backup.target} is at most ${backup.maxAgeHours} h old and a raft snapshot archive whose checksums match`,

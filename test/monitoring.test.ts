@@ -107,6 +107,12 @@ describe('monitoring of the example prod with the prometheus-operator CRDs', () 
     }
   });
 
+  it('alerts on a failed Longhorn backup where Longhorn backs up', () => {
+    const failed = alertRules.find((rule) => rule.alert === 'LonghornBackupFailed');
+    expect(platform.config.services.longhorn).toMatchObject({ backup: expect.anything() });
+    expect(failed?.expr).toMatch(/longhorn_backup_state\{[^}]*\}\) == 4$/);
+  });
+
   it('has a target-down alert for every declared endpoint', () => {
     for (const service of platform.services) {
       for (const endpoint of service.metricsEndpoints) {

@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fixtureObject, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
 import { assertValidPromql } from './support-promql';
+import type { Recovery } from '../lib/model/recovery';
+import { recoveryRunbook } from '../lib/output/platform-doc';
+import type { ServiceSummary } from '../lib/output/synthesize';
 
 /** The small fixture with Vault in HA (three nodes), External Secrets and a backup, and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -222,5 +225,32 @@ printf '<ListBucketResult>'; for key in $KEYS; do printf '<Contents><Key>%s</Key
     expect(job.metadata.namespace).toBe('vault');
     expect(container.env).toContainEqual({ name: 'AWS_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: 'vault-backup-credentials', key: 'AWS_ACCESS_KEY_ID' } } });
     expect(job.spec.template.spec.volumes).toContainEqual({ name: 'work', emptyDir: {} });
+  });
+});
+
+describe('the disaster-recovery runbook', () => {
+  const summary = (name: string, recoveries: Recovery[]) => ({ name, recoveries }) as unknown as ServiceSummary;
+  const step = (stage: Recovery['stage'], data: string): Recovery => ({ stage, data, target: `s3://b@r/${data}/`, schedule: 'cron "0 3 * * *"', restore: [`restore ${data}`] });
+
+  it('lists what Git restores, then the restores in order: secrets, databases, volumes', () => {
+    const text = recoveryRunbook([summary('a-volumes', [step('volumes', 'disks')]), summary('b-db', [step('databases', 'rows')]), summary('z-vault', [step('secrets', 'keys')])]);
+    expect(text.split('\n')[0]).toBe('Restored by Git (Argo CD): `a-volumes`, `b-db`, `z-vault`.');
+    const order = ['keys', 'rows', 'disks'].map((data) => text.indexOf(`**${data}**`));
+    expect(order.every((at, i) => at > 0 && (i === 0 || at > order[i - 1]))).toBe(true);
+    expect(text).toContain('1. **keys** (`z-vault`, secrets): backed up to `s3://b@r/keys/`, cron "0 3 * * *".');
+    expect(text).toContain('   restore disks');
+  });
+
+  it('says so where nothing is backed up', () => {
+    expect(recoveryRunbook([summary('a', [])])).toContain('Nothing is backed up off-site on a schedule here');
+  });
+
+  it('restores Vault from its newest snapshot and unseals every pod with the original keys', () => {
+    const vault = lab.env.services.find((s) => s.name === 'vault')!;
+    const [recovery] = vault.recoveries;
+    expect(recovery).toMatchObject({ stage: 'secrets', target: 's3://homelab-backups@eu-central-1/vault/', schedule: 'cron "15 2 * * *"' });
+    expect(recovery.restore).toContain('aws s3 ls s3://homelab-backups/vault/ --endpoint-url https://s3.eu-central-1.example.net | sort | tail -n 1');
+    expect(recovery.restore.filter((line) => line.includes('raft snapshot restore -force'))).toHaveLength(1);
+    expect(recovery.restore.filter((line) => /vault-\d -- vault operator unseal$/.test(line))).toHaveLength(3 + 1);
   });
 });

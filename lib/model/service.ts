@@ -21,6 +21,7 @@ import type { Egress, ServedPort } from './network';
 import { S3_CREDENTIAL_KEYS, SecretNeed, SecretRef, SecretTemplate } from './secrets';
 import type { BucketNeed, BucketRef, BucketSettings, ObjectStore } from './object-storage';
 import type { DatabaseNeed, DatabaseProvider, DatabaseRef, DatabaseSettings } from './databases';
+import type { Recovery } from './recovery';
 import type { GeneratedSecrets } from './needs';
 import { KUBERNETES_VERSION } from './kubernetes';
 
@@ -139,6 +140,7 @@ export abstract class HomelabService extends Chart {
   private readonly secretList: SecretNeed[] = [];
   private readonly bucketList: BucketNeed[] = [];
   private readonly databaseList: DatabaseNeed[] = [];
+  private readonly recoveryList: Recovery[] = [];
   private readonly exposureList: Exposure[] = [];
   private readonly servedPortList: ServedPort[] = [];
   private readonly apiServerPortList: ServedPort[] = [];
@@ -344,6 +346,15 @@ export abstract class HomelabService extends Chart {
     this.callApiServer(ref.podSelector, `the instance managers of database ${ref.cluster} read their Cluster and report its status`, `api-server-${ref.cluster}`);
     this.addEndToEndCheck(`${ref.cluster}-connect`, provider.connectionCheck(need, ref));
     return ref;
+  }
+
+  /** Declares data of this service that Git cannot rebuild: where its backups go and how to restore them (the disaster-recovery runbook). */
+  protected declareRecovery(recovery: Recovery): void {
+    this.recoveryList.push(recovery);
+  }
+
+  get recoveries(): readonly Recovery[] {
+    return this.recoveryList;
   }
 
   /** The databases the service declared (needDatabase). */
