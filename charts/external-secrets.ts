@@ -216,7 +216,18 @@ class ServiceSecretDelivery extends Construct {
     for (const need of consumer.secretNeeds) {
       const template = need.template;
       new ExternalSecret(this, `secret-${need.name}`, {
-        metadata: { name: need.name, namespace, labels, annotations: { 'homelab.dev/purpose': need.purpose } },
+        metadata: {
+          name: need.name,
+          namespace,
+          labels,
+          annotations: {
+            'homelab.dev/purpose': need.purpose,
+            // Rendered from other services' values, which change with the config (the object store's
+            // identities): Ready before the workloads of its Application roll (Argo CD's health check of
+            // ExternalSecret), so that they start with the new values.
+            ...(template && { 'argocd.argoproj.io/sync-wave': '-1' }),
+          },
+        },
         spec: {
           refreshInterval: REFRESH_INTERVAL,
           secretStoreRef: { kind: ExternalSecretSpecSecretStoreRefKind.SECRET_STORE, name: store },

@@ -10,6 +10,7 @@
  * operator. The checkpoint proves every declared bucket exists and that an identity is refused
  * outside its buckets; the end-to-end verification proves each consumer's keys work on its own.
  */
+import { createHash } from 'node:crypto';
 import { z } from '../lib/model/config/zod';
 import type { SeaweedfsValues } from '../imports/helm/seaweedfs';
 import { defineService } from '../lib/model/catalog';
@@ -74,6 +75,8 @@ const ALL_IN_ONE_POD_LABELS = {
 /** The Secret of S3 identities the gateway reads (`-s3.config`), under the key the chart mounts. */
 const IDENTITIES_SECRET = 'seaweedfs-s3-identities';
 const IDENTITIES_KEY = 'seaweedfs_s3_config';
+/** Pod annotation: a digest of the identities template (names and buckets, no keys). */
+const IDENTITIES_DIGEST_ANNOTATION = 'homelab.dev/s3-identities';
 /** The store's own identity and bucket, which the checkpoint writes to and the consumers' checks must be refused on. */
 const PROBE_BUCKET = 'seaweedfs-probe';
 /** Where the filer lists a bucket (the chart's default WEED_FILER_BUCKETS_FOLDER). */
@@ -133,7 +136,11 @@ export class Seaweedfs extends HomelabService implements ObjectStore {
     const probe: BucketNeed = { name: PROBE_BUCKET, service: this.serviceName, namespace: this.namespaceName, purpose: 'checkpoint', credentials: this.probeCredentials.need };
     const identities = identitiesTemplate([probe, ...sorted]);
     this.needSecret(IDENTITIES_SECRET, [IDENTITIES_KEY], 'S3 identities: each consumer\'s generated keys, allowed on its own buckets', { template: identities });
-    this.installChart(helmRelease('seaweedfs', seaweedfsValues(this.props, [probe, ...sorted])));
+    // The gateway reads the identities file at start: a changed set of identities (a new consumer
+    // or bucket; never the keys, which are not known here) rolls the pod, after External Secrets
+    // has rendered the new file (the templated ExternalSecret syncs a wave earlier).
+    const identitiesDigest = createHash('sha256').update(JSON.stringify(identities.data)).digest('hex').slice(0, 16);
+    this.installChart(helmRelease('seaweedfs', seaweedfsValues(this.props, [probe, ...sorted], identitiesDigest)));
     // Its own identity: the consumers' buckets are foreign to it.
     const check = bucketAccessCheck(this, [probe], this.probeCredentials, sorted.map((b) => b.name));
     new Checkpoint(this, 'checkpoint', {
@@ -229,7 +236,7 @@ function identitiesTemplate(buckets: readonly BucketNeed[]): { inputs: { variabl
   };
 }
 
-function seaweedfsValues(props: SeaweedfsProps, buckets: readonly BucketNeed[]): SeaweedfsValues {
+function seaweedfsValues(props: SeaweedfsProps, buckets: readonly BucketNeed[], identitiesDigest: string): SeaweedfsValues {
   return {
     master: { enabled: false },
     volume: { enabled: false },
@@ -238,6 +245,7 @@ function seaweedfsValues(props: SeaweedfsProps, buckets: readonly BucketNeed[]):
       enabled: true,
       resources: props.resources,
       metricsPort: METRICS_PORT,
+      podAnnotations: { [IDENTITIES_DIGEST_ANNOTATION]: identitiesDigest },
       data: { type: 'persistentVolumeClaim', size: props.storageSize, storageClass: props.storage.storageClass(props.storageClass) },
       s3: {
         enabled: true,

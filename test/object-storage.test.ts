@@ -97,6 +97,19 @@ describe('the derived objects', () => {
     for (const entry of data) expect(entry.remoteRef.key.split('/')[0]).toBe(entry.secretKey.split('.')[0]);
   });
 
+  it('rolls the store when its identities change, after they are rendered', () => {
+    const digest = (env: typeof lab) => {
+      const app = manifestsOf(env).find((m) => m.path === 'apps/application-seaweedfs.yaml')!.manifest;
+      return app.spec.sources.find((source: any) => source.chart).helm.valuesObject.allInOne.podAnnotations['homelab.dev/s3-identities'];
+    };
+    const [withoutLoki] = synthesizeText(configText((c) => (c.services.loki.storage = { volume: { size: '10Gi' } })));
+    const [renamed] = synthesizeText(configText((c) => (c.services.loki.storage.objectStore = { buckets: { chunks: 'logs', ruler: 'rules' } })));
+    expect(new Set([digest(lab), digest(withoutLoki), digest(renamed)]).size).toBe(3);
+    expect(digest(lab)).toMatch(/^[0-9a-f]{16}$/);
+    // Argo CD waits for the ExternalSecret (its built-in health check) before the chart's Deployment rolls.
+    expect(identities.metadata.annotations!['argocd.argoproj.io/sync-wave']).toBe('-1');
+  });
+
   it('has the configurator generate the keys, which it may create but never read; the store reads exactly those', () => {
     const configMap = find('vault/configmap-vault-configurator.yaml').data!;
     expect(configMap.generated.split('\n')).toContain('loki/loki-bucket-credentials AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY');
