@@ -7,8 +7,15 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { expiryDays } from '../charts/seaweedfs';
-import { fixtureObject, Manifest, manifestsOf, runWithFakeCommands, synthesizeText, toYamlText, parseText } from './support';
+import { App } from 'cdk8s';
+import { expiryDays, Seaweedfs } from '../charts/seaweedfs';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { Layer } from '../lib/model/layers';
+import type { ObjectStore } from '../lib/model/object-storage';
+import type { Platform } from '../lib/model/platform';
+import { HomelabService } from '../lib/model/service';
+import { synthesizePlatform } from '../lib/output/synthesize';
+import { buildPlatform, fixtureObject, Manifest, manifestsOf, runWithFakeCommands, synthesizeText, toYamlText, parseText } from './support';
 
 /** The small fixture with the services the store needs, Loki on the store, and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -267,5 +274,33 @@ esac`;
       expect(values[0].split('=')[1]).not.toBe(values[1].split('=')[1]);
     }
     expect(second.filter((line) => line.startsWith('kv put') && !line.includes('external-secrets-probe'))).toEqual([]);
+  });
+});
+
+/** A consumer of its own: an archive bucket that expires and keeps versions. */
+class Archiver extends HomelabService {
+  constructor(scope: Platform, props: { readonly store: ObjectStore }) {
+    super(scope, 'archiver', props, { layer: Layer.AUTOMATION, namespace: 'archiver' });
+    this.needBuckets(props.store, [{ name: 'archive', expireAfterDays: 30, versioning: true }, { name: 'scratch' }], 'test archive');
+    new Checkpoint(this, 'checkpoint', { description: 'test double', image: 'docker.io/library/busybox:1.37.0', script: 'true' });
+  }
+}
+
+describe('bucket settings', () => {
+  it('become the chart\'s bucket hook: a TTL of the expiry in days, versioning enabled', () => {
+    const app = new App();
+    const platform = buildPlatform(app, 'lab', parseText(configText()).environments.get('lab')!);
+    new Archiver(platform, { store: platform.services.find((s): s is Seaweedfs => s.serviceName === 'seaweedfs')! });
+    const env = synthesizePlatform(app, platform);
+    const application = manifestsOf(env).find((m) => m.path === 'apps/application-seaweedfs.yaml')!.manifest;
+    const buckets = application.spec.sources.find((source: any) => source.chart).helm.valuesObject.allInOne.s3.createBuckets;
+    expect(buckets).toContainEqual({ name: 'archive', ttl: '30d', versioning: 'Enabled' });
+    expect(buckets).toContainEqual({ name: 'scratch' });
+    // Its own identity, on both of its buckets only.
+    const identities = manifestsOf(env).find((m) => m.path === 'seaweedfs/externalsecret-seaweedfs-s3-identities.yaml')!.manifest;
+    const config = identities.spec.target.template.data.seaweedfs_s3_config as string;
+    expect(config).toContain('"name":"archiver"');
+    expect(config).toContain('"Write:archive"');
+    expect(config).toContain('"Write:scratch"');
   });
 });

@@ -139,7 +139,6 @@ export abstract class HomelabService extends Chart {
   private readonly endToEndList: EndToEndCheck[] = [];
   private readonly secretList: SecretNeed[] = [];
   private readonly bucketList: BucketNeed[] = [];
-  private readonly databaseList: DatabaseNeed[] = [];
   private readonly recoveryList: Recovery[] = [];
   private readonly exposureList: Exposure[] = [];
   private readonly servedPortList: ServedPort[] = [];
@@ -339,7 +338,6 @@ export abstract class HomelabService extends Chart {
   protected needDatabase(provider: DatabaseProvider, settings: DatabaseSettings): DatabaseRef {
     const need: DatabaseNeed = { ...settings, service: this.serviceName, namespace: this.namespaceName };
     const ref = provider.emitDatabase(this, need);
-    this.databaseList.push(need);
     this.requestCapacity(`${ref.cluster}-postgres`, settings.instances, settings.resources.requests);
     // The operator asks each instance manager for its status; the instances watch their Cluster.
     this.serveClients({ port: provider.instanceManagerPort, podSelector: ref.podSelector, clients: [provider] });
@@ -355,11 +353,6 @@ export abstract class HomelabService extends Chart {
 
   get recoveries(): readonly Recovery[] {
     return this.recoveryList;
-  }
-
-  /** The databases the service declared (needDatabase). */
-  get databaseNeeds(): readonly DatabaseNeed[] {
-    return this.databaseList;
   }
 
   /** The buckets the service declared (needBuckets). */
