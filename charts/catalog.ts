@@ -8,8 +8,9 @@ import { defineCatalog } from '../lib/model/catalog';
 import { alloyEntry } from './alloy';
 import { argoCdEntry } from './argocd';
 import { certManagerEntry } from './cert-manager';
-import { dcgmExporterEntry } from './dcgm-exporter';
 import { cloudflaredEntry } from './cloudflared';
+import { cloudnativePgEntry } from './cloudnative-pg';
+import { dcgmExporterEntry } from './dcgm-exporter';
 import { appsEntry } from './custom-app';
 import { externalSecretsEntry } from './external-secrets';
 import { monitoringEntry, prometheusOperatorCrdsEntry } from './kube-prometheus-stack';
@@ -20,6 +21,7 @@ import { networkPoliciesEntry } from './network-policies';
 import { nvidiaDevicePluginEntry } from './nvidia-device-plugin';
 import { rabbitmqEntry } from './rabbitmq';
 import { rayEntry } from './ray';
+import { seaweedfsEntry } from './seaweedfs';
 import { tempoEntry } from './tempo';
 import { traefikEntry } from './traefik';
 import { tritonEntry } from './triton';
@@ -29,6 +31,7 @@ import { verificationEntry } from './verification';
 export const BUILTIN_CATALOG = defineCatalog([
   argoCdEntry,
   longhornEntry,
+  cloudnativePgEntry,
   // Monitors and rules need only the CRDs: first wave, long before the stack itself.
   prometheusOperatorCrdsEntry,
   rabbitmqEntry,
@@ -39,6 +42,8 @@ export const BUILTIN_CATALOG = defineCatalog([
   certManagerEntry,
   vaultEntry,
   externalSecretsEntry,
+  // Object storage: its identities come from Vault through External Secrets.
+  seaweedfsEntry,
   lokiEntry,
   tempoEntry,
   alloyEntry,

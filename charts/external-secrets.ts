@@ -15,6 +15,7 @@ import {
   ExternalSecret,
   ExternalSecretSpecSecretStoreRefKind,
   ExternalSecretSpecTargetCreationPolicy,
+  ExternalSecretSpecTargetTemplateEngineVersion,
 } from '../imports/external-secrets-external-secrets.io';
 import { SecretStore, SecretStoreSpecProviderVaultVersion } from '../imports/external-secrets-secretstore-external-secrets.io';
 import { defineService } from '../lib/model/catalog';
@@ -118,7 +119,7 @@ export class ExternalSecrets extends HomelabService implements SecretDelivery {
     new ServiceSecretDelivery(host, `secret-delivery-${consumer.serviceName}`, {
       consumer,
       vault: this.vault,
-      access: vaultAccess(consumer.serviceName, consumer.namespaceName),
+      access: vaultAccess(consumer),
     });
   }
 
@@ -213,13 +214,31 @@ class ServiceSecretDelivery extends Construct {
       },
     });
     for (const need of consumer.secretNeeds) {
+      const template = need.template;
       new ExternalSecret(this, `secret-${need.name}`, {
-        metadata: { name: need.name, namespace, labels, annotations: { 'homelab.dev/purpose': need.purpose } },
+        metadata: {
+          name: need.name,
+          namespace,
+          labels,
+          annotations: {
+            'homelab.dev/purpose': need.purpose,
+            // Rendered from other services' values, which change with the config (the object store's
+            // identities): Ready before the workloads of its Application roll (Argo CD's health check of
+            // ExternalSecret), so that they start with the new values.
+            ...(template && { 'argocd.argoproj.io/sync-wave': '-1' }),
+          },
+        },
         spec: {
           refreshInterval: REFRESH_INTERVAL,
           secretStoreRef: { kind: ExternalSecretSpecSecretStoreRefKind.SECRET_STORE, name: store },
-          target: { name: need.name, creationPolicy: ExternalSecretSpecTargetCreationPolicy.OWNER },
-          data: need.keys.map((key) => ({ secretKey: key, remoteRef: { key: vaultPath(need), property: key } })),
+          target: {
+            name: need.name,
+            creationPolicy: ExternalSecretSpecTargetCreationPolicy.OWNER,
+            ...(template && { template: { engineVersion: ExternalSecretSpecTargetTemplateEngineVersion.V2, data: { ...template.data } } }),
+          },
+          data: template
+            ? template.inputs.map((input) => ({ secretKey: input.variable, remoteRef: { key: vaultPath(input.from), property: input.key } }))
+            : need.keys.map((key) => ({ secretKey: key, remoteRef: { key: vaultPath(need), property: key } })),
         },
       });
     }

@@ -6,6 +6,7 @@
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
 import type { AlloyValues } from '../imports/helm/alloy';
 import type { CertManagerValues } from '../imports/helm/cert-manager';
+import type { CloudnativePgValues } from '../imports/helm/cloudnative-pg';
 import type { DcgmExporterValues } from '../imports/helm/dcgm-exporter';
 import type { ExternalSecretsValues } from '../imports/helm/external-secrets';
 import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
@@ -13,6 +14,7 @@ import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import type { LokiValues } from '../imports/helm/loki';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
+import type { SeaweedfsValues } from '../imports/helm/seaweedfs';
 import type { TempoValues } from '../imports/helm/tempo';
 import type { TraefikValues } from '../imports/helm/traefik';
 import type { VaultValues } from '../imports/helm/vault';
@@ -34,6 +36,8 @@ interface ValuesByChart {
   traefik: TraefikValues;
   vault: VaultValues;
   externalSecrets: ExternalSecretsValues;
+  seaweedfs: SeaweedfsValues;
+  cloudnativePg: CloudnativePgValues;
 }
 
 export type PinnedChart = keyof typeof CHARTS & keyof ValuesByChart;

@@ -9,7 +9,7 @@ import { z } from '../lib/model/config/zod';
 import type { LokiValues } from '../imports/helm/loki';
 import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { bool, exactlyOneOf, expected, region, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
+import { bool, exactlyOneOf, expected, region, resourcesSchema, s3Endpoint, volumeSize } from '../lib/model/config/primitives';
 import { durationSeconds } from '../lib/util/quantity';
 import { helmRelease } from './helm-release';
 import { longhornEntry } from './longhorn';
@@ -21,6 +21,8 @@ import { S3_CREDENTIAL_KEYS, SecretRef } from '../lib/model/secrets';
 import { urlDestination } from '../lib/model/network';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
+import type { ObjectStore } from '../lib/model/object-storage';
+import { bucketName, seaweedfsEntry } from './seaweedfs';
 import { IMAGES } from './versions';
 
 
@@ -43,16 +45,8 @@ const retentionPeriod = z
     expected('whole days (Loki deletes logs by daily index table), such as "7d" or "72h"'),
   );
 
-/** An S3 endpoint URL with scheme, as Loki's S3 client takes it (`https://s3.example.net`, `http://minio.minio.svc:9000`). */
-const s3Endpoint = z
-  .string(expected('an S3 endpoint URL'))
-  .regex(/^https?:\/\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?\/?$/, expected('an S3 endpoint URL such as "https://s3.example.net" or "http://minio.minio.svc:9000"'));
 
 
-/** S3 bucket names (3-63 lowercase letters, digits, dots, hyphens). */
-const bucketName = z
-  .string(expected('an S3 bucket name'))
-  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, expected('an S3 bucket name (3-63 lowercase letters, digits, "." and "-")'));
 
 /** Its credentials: the Secret `loki-s3-credentials` (charts/loki.ts). */
 const s3Schema = z
@@ -81,9 +75,22 @@ const storageSchema = exactlyOneOf(
     volume: z.strictObject({ size: volumeSize }).optional(),
     /** Chunks and index in S3; the WAL stays on a Longhorn volume when Longhorn is enabled. */
     s3: s3Schema.optional(),
+    /**
+     * Chunks and index in buckets of the platform's object store (SeaweedFS), with keys of
+     * Loki's own generated in Vault; the WAL stays on a Longhorn volume when Longhorn is enabled.
+     */
+    objectStore: z
+      .strictObject({
+        buckets: z
+          .strictObject({ chunks: bucketName.default('loki-chunks'), ruler: bucketName.default('loki-ruler') })
+          .refine((buckets) => buckets.chunks !== buckets.ruler, { error: 'expected two different buckets for chunks and ruler', path: ['ruler'] })
+          .prefault({}),
+      })
+      .optional(),
   },
   'volume',
   's3',
+  'objectStore',
 );
 
 /** `services.loki`. */
@@ -133,6 +140,15 @@ const SINGLE_BINARY_POD_LABELS = {
 
 export type LokiS3Storage = NonNullable<LokiSettings['storage']['s3']>;
 
+/** Where Loki's S3 client goes, whichever store: an external S3 or the platform's object store. */
+interface LokiS3Target {
+  readonly endpoint?: string;
+  readonly region: string;
+  readonly buckets: { readonly chunks: string; readonly ruler: string };
+  readonly forcePathStyle: boolean;
+  readonly credentials: SecretRef;
+}
+
 export type LokiProps = Omit<LokiSettings, 'enabled'> & {
   /**
    * Provides Loki's volume. Without `storage.s3` it holds everything (the filesystem store);
@@ -140,6 +156,8 @@ export type LokiProps = Omit<LokiSettings, 'enabled'> & {
    * the WAL is on an emptyDir (unflushed logs are lost with the pod)
    */
   readonly volumes?: StorageProvider;
+  /** The object store holding the buckets of `storage.objectStore`. @default none: required with `storage.objectStore` */
+  readonly objectStore?: ObjectStore;
 };
 
 /** "Logs / App", a Loki log browser on grafana.com: revision 2. */
@@ -159,12 +177,20 @@ export class Loki extends HomelabService {
   readonly pushUrl: string;
 
   constructor(scope: Platform, props: LokiProps) {
-    const s3 = props.storage.s3;
-    if (!props.volumes && !s3) throw new Error('loki: needs a volume (storage) or S3 for its chunks');
+    const { s3, objectStore } = props.storage;
+    if (!props.volumes && !s3 && !objectStore) throw new Error('loki: needs a volume (storage), S3 or the object store for its chunks');
+    if (objectStore && !props.objectStore) throw new Error('loki: storage.objectStore needs the object store');
     const lokiResources = props.resources;
     super(scope, 'loki', props, { layer: Layer.OBSERVABILITY, namespace: LOKI_NAMESPACE });
-    const s3Credentials = s3 && this.needSecret(S3_CREDENTIALS_SECRET, S3_CREDENTIAL_KEYS, `S3 credentials of Loki's buckets ${s3.buckets.chunks} and ${s3.buckets.ruler}`);
-    this.installChart(helmRelease('loki', lokiValues(props, lokiResources, s3Credentials)));
+    let target: LokiS3Target | undefined;
+    if (s3) {
+      const credentials = this.needSecret(S3_CREDENTIALS_SECRET, S3_CREDENTIAL_KEYS, `S3 credentials of Loki's buckets ${s3.buckets.chunks} and ${s3.buckets.ruler}`);
+      target = { ...s3, credentials };
+    } else if (objectStore && props.objectStore) {
+      const [chunks, ruler] = this.needBuckets(props.objectStore, [{ name: objectStore.buckets.chunks }, { name: objectStore.buckets.ruler }], 'log chunks, index and ruler state');
+      target = { endpoint: chunks.endpoint, region: chunks.region, buckets: { chunks: chunks.bucket, ruler: ruler.bucket }, forcePathStyle: true, credentials: chunks.credentials };
+    }
+    this.installChart(helmRelease('loki', lokiValues(props, lokiResources, target)));
     // No gateway: in monolithic mode without auth, the single-binary Service serves push,
     // query and /ready itself; the chart's nginx gateway would only add a hop and a pod.
     this.queryUrl = `http://loki.${LOKI_NAMESPACE}.svc:${LOKI_HTTP_PORT}`;
@@ -277,8 +303,7 @@ export class Loki extends HomelabService {
   }
 }
 
-function lokiValues(props: LokiProps, lokiResources: Resources, s3Credentials: SecretRef | undefined): LokiValues {
-  const s3 = props.storage.s3;
+function lokiValues(props: LokiProps, lokiResources: Resources, s3: LokiS3Target | undefined): LokiValues {
   const store = s3 ? 's3' : 'filesystem';
   return {
     deploymentMode: 'Monolithic',
@@ -310,7 +335,7 @@ function lokiValues(props: LokiProps, lokiResources: Resources, s3Credentials: S
         : { enabled: false },
       // With S3, Loki's client falls back to the AWS SDK's default credential chain, which
       // reads these (pkg/storage/chunk/client/aws/s3_storage_client.go): no key is in the config.
-      ...(s3Credentials ? { extraEnv: S3_CREDENTIAL_KEYS.map((key) => s3Credentials.envVar(key)) } : {}),
+      ...(s3 ? { extraEnv: S3_CREDENTIAL_KEYS.map((key) => s3.credentials.envVar(key)) } : {}),
     },
     // Monolithic: the scalable targets run inside the single binary.
     read: { replicas: 0 },
@@ -331,14 +356,14 @@ function lokiValues(props: LokiProps, lokiResources: Resources, s3Credentials: S
 }
 
 /** The S3 store; credentials come from the environment (the declared Secret's keys). */
-function s3Storage(s3: LokiS3Storage): NonNullable<LokiValues['loki']>['storage'] {
+function s3Storage(s3: LokiS3Target): NonNullable<LokiValues['loki']>['storage'] {
   return {
     type: 's3',
     bucketNames: { chunks: s3.buckets.chunks, ruler: s3.buckets.ruler },
     s3: {
       ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
       region: s3.region,
-      s3ForcePathStyle: s3.forcePathStyle ?? true,
+      s3ForcePathStyle: s3.forcePathStyle,
     },
   };
 }
@@ -360,9 +385,12 @@ export const lokiEntry = defineService({
   name: 'loki',
   settings: { key: 'loki', schema: lokiSettings },
   names: [LOKI_NAMESPACE],
-  requires: (settings) =>
-    settings.storage.volume ? [{ entry: longhornEntry, path: ['storage', 'volume'], reason: 'a volume needs Longhorn (or use storage.s3)' }] : [],
+  requires: (settings) => [
+    ...(settings.storage.volume ? [{ entry: longhornEntry, path: ['storage', 'volume'], reason: 'a volume needs Longhorn (or use storage.s3)' }] : []),
+    ...(settings.storage.objectStore ? [{ entry: seaweedfsEntry, path: ['storage', 'objectStore'], reason: "Loki's buckets are in the object store" }] : []),
+  ],
   upstreamTargets: { 'loki-server': SERVER_METRICS },
   // With S3, Longhorn (where enabled) keeps the WAL.
-  build: (platform, settings, context) => new Loki(platform, { ...settings, volumes: context.optional(longhornEntry) }),
+  build: (platform, settings, context) =>
+    new Loki(platform, { ...settings, volumes: context.optional(longhornEntry), objectStore: settings.storage.objectStore ? context.required(seaweedfsEntry) : undefined }),
 });

@@ -208,7 +208,8 @@ export class Longhorn extends HomelabService implements StorageProvider {
     }
 
     this.addCheckpoint(replicas, props.storageClasses[this.defaultStorageClass]);
-    this.addMonitoring();
+    this.addMonitoring(props.backup !== undefined);
+    this.declareBackupRecovery(props);
     // Everything else (CSI plugin, instance managers, engine and replica traffic, the UI, the
     // checkpoint) stays inside longhorn-system: the same-namespace rule covers it.
     this.serveApiServer(...WEBHOOK_PORTS.map((port) => ({ port, podSelector: MANAGER_PODS })));
@@ -223,6 +224,25 @@ export class Longhorn extends HomelabService implements StorageProvider {
       });
     }
     this.expose({ subdomain: props.subdomain, ...LONGHORN_UI, admin: true });
+  }
+
+  /** The runbook's volumes step, where a backup target and backup recurring jobs exist. */
+  private declareBackupRecovery(props: LonghornProps): void {
+    const jobs = Object.entries(props.recurringJobs).filter(([, job]) => job.task === 'backup');
+    if (!props.backup || jobs.length === 0) return;
+    this.declareRecovery({
+      stage: 'volumes',
+      data: `Longhorn volumes of the storage classes in the job groups (${[...new Set(jobs.flatMap(([, job]) => job.groups))].sort().join(', ')})`,
+      target: props.backup.target,
+      schedule: jobs.map(([name, job]) => `cron "${job.cron}" (${name}, the last ${job.retain} kept)`).join('; '),
+      restore: [
+        '# Before the workloads write to new, empty volumes: scale each consumer to 0 (or suspend its Application)',
+        'kubectl -n longhorn-system get backupvolumes.longhorn.io   # every backed-up volume, with its last backup',
+        '# Longhorn UI, Backup: per volume, Restore Latest Backup under the old volume name,',
+        '# then Create PV/PVC with the old namespace and PVC name (delete the empty PVC first)',
+        '# Scale the consumers back up; their pods mount the restored volumes',
+      ],
+    });
   }
 
   storageClass(name?: string): string {
@@ -269,7 +289,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
    * series per `state` (unknown, healthy, degraded, faulted), 1 for the current one
    * (longhorn-manager metrics_collector/volume_collector.go).
    */
-  private addMonitoring(): void {
+  private addMonitoring(backups: boolean): void {
     this.exposeMetrics({ name: 'manager', kind: 'service', selector: MANAGER_METRICS.selector, port: MANAGER_METRICS.port, podPort: MANAGER_PORT, podSelector: MANAGER_PODS });
     const own = `${SERVICE_LABEL}="${this.serviceName}"`;
     const robustness = (state: string) =>
@@ -301,6 +321,17 @@ export class Longhorn extends HomelabService implements StorageProvider {
         description: 'Above 75% Longhorn schedules no new replicas on its disks: free space, add a disk, or move replicas.',
       },
     );
+    if (backups) {
+      this.addAlerts({
+        alert: 'LonghornBackupFailed',
+        // One series per Backup, 4 = Error (longhorn-manager metrics_collector/backup_collector.go getBackupStateValue).
+        expr: `max by (volume, backup, recurring_job) (longhorn_backup_state{${own}}) == 4`,
+        for: '5m',
+        severity: 'critical',
+        summary: 'Longhorn backup {{ $labels.backup }} of volume {{ $labels.volume }} failed',
+        description: "The volume has no new off-site copy: check the backup target's reachability and credentials in the Longhorn UI, then delete the failed backup.",
+      });
+    }
     this.addDashboard(DASHBOARD);
   }
 

@@ -20,6 +20,8 @@ export const CONFIGURATOR_NAME = 'vault-configurator';
 export const CONFIGURATOR_TOKEN_SECRET = { name: CONFIGURATOR_NAME, key: 'token' } as const;
 /** ConfigMap keys: the roles table and the policy the operator gives the configurator's token. */
 export const ROLES_KEY = 'roles';
+/** ConfigMap key: one line per generated need, `<path under the mount> <key>...`. */
+export const GENERATED_KEY = 'generated';
 export const CONFIGURATOR_POLICY_KEY = 'configurator-policy.hcl';
 /** Vault's Kubernetes auth mount and the audience External Secrets requests tokens for. */
 export const KUBERNETES_AUTH_MOUNT = 'kubernetes';
@@ -45,20 +47,34 @@ export interface VaultAccess {
   readonly namespace: string;
   /** ServiceAccount External Secrets logs in to Vault as (Kubernetes auth). */
   readonly serviceAccount: string;
-  /** Vault role bound to that ServiceAccount, and policy (same name) granting read on `policyPath`. */
+  /** Vault role bound to that ServiceAccount, and policy (same name) granting read on `policyPaths`. */
   readonly role: string;
-  /** `<mount>/data/<service>/*`: the service's own subtree of the KV engine, read-only. */
-  readonly policyPath: string;
+  /**
+   * `<mount>/data/<service>/*`, the service's own subtree of the KV engine, then the exact paths
+   * of other services' values its templated Secrets are rendered from (SecretNeed.template); read-only.
+   */
+  readonly policyPaths: readonly string[];
 }
 
-export function vaultAccess(service: string, namespace: string): VaultAccess {
+/** @param service the consuming service: its name, namespace and the template inputs of its Secrets */
+export function vaultAccess(service: Pick<HomelabService, 'serviceName' | 'namespaceName' | 'secretNeeds'>): VaultAccess {
+  const name = service.serviceName;
+  const inputs = service.secretNeeds
+    .flatMap((need) => need.template?.inputs ?? [])
+    .filter((input) => input.from.service !== name)
+    .map((input) => kvDataPath(input.from));
   return {
-    service,
-    namespace,
-    serviceAccount: `${service}-secrets`,
-    role: `${MANAGED_VAULT_PREFIX}${service}`,
-    policyPath: `${VAULT_KV_MOUNT}/data/${service}/*`,
+    service: name,
+    namespace: service.namespaceName,
+    serviceAccount: `${name}-secrets`,
+    role: `${MANAGED_VAULT_PREFIX}${name}`,
+    policyPaths: [`${VAULT_KV_MOUNT}/data/${name}/*`, ...[...new Set(inputs)].sort()],
   };
+}
+
+/** The API path of a need's values in the KV v2 engine. */
+function kvDataPath(need: Pick<SecretNeed, 'service' | 'name'>): string {
+  return `${VAULT_KV_MOUNT}/data/${vaultPath(need)}`;
 }
 
 /** The image's `vault` user and group. */
@@ -73,6 +89,8 @@ export interface VaultConfiguratorProps {
   readonly access: readonly VaultAccess[];
   /** A value the configurator writes so External Secrets can prove delivery (path under the mount). @default none */
   readonly probe?: { readonly path: string; readonly key: string };
+  /** Needs whose random values the configurator writes where none are stored yet (SecretNeed.generated). @default none */
+  readonly generated?: readonly SecretNeed[];
 }
 
 export class VaultConfigurator extends Construct {
@@ -84,10 +102,12 @@ export class VaultConfigurator extends Construct {
     const service = HomelabService.of(this);
     const labels = service.labelsFor('configurator');
     const access = [...props.access].sort((a, b) => a.role.localeCompare(b.role, 'en'));
+    const generated = [...(props.generated ?? [])].sort((a, b) => vaultPath(a).localeCompare(vaultPath(b), 'en'));
     this.data = {
       [ROLES_KEY]: access.map((a) => `${a.role} ${a.serviceAccount} ${a.namespace}\n`).join(''),
-      [CONFIGURATOR_POLICY_KEY]: configuratorPolicy(props.probe),
-      ...Object.fromEntries(access.map((a) => [`${a.role}.hcl`, policyRule(a.policyPath, ['read'])])),
+      [GENERATED_KEY]: generated.map((need) => `${vaultPath(need)} ${need.keys.join(' ')}\n`).join(''),
+      [CONFIGURATOR_POLICY_KEY]: configuratorPolicy(props.probe, generated),
+      ...Object.fromEntries(access.map((a) => [`${a.role}.hcl`, a.policyPaths.map((path) => policyRule(path, ['read'])).join('\n')])),
     };
     new k8s.KubeConfigMap(this, 'config', { metadata: { name: CONFIGURATOR_NAME, labels }, data: { ...this.data } });
     new k8s.KubeJob(this, 'job', {
@@ -148,8 +168,11 @@ function policyRule(path: string, capabilities: readonly string[]): string {
   return `path "${path}" {\n  capabilities = [${capabilities.map((c) => `"${c}"`).join(', ')}]\n}\n`;
 }
 
-/** What the configurator's token may do: exactly the steps of CONFIGURATOR_SCRIPT. */
-function configuratorPolicy(probe?: { readonly path: string }): string {
+/**
+ * What the configurator's token may do: exactly the steps of CONFIGURATOR_SCRIPT. Generated
+ * values it may create and see the metadata of (whether they exist), never read.
+ */
+function configuratorPolicy(probe: { readonly path: string } | undefined, generated: readonly SecretNeed[]): string {
   return [
     '# Policy of the token in Secret vault/vault-configurator (README "Vault: one-time setup").',
     policyRule('sys/mounts', ['read']),
@@ -163,6 +186,7 @@ function configuratorPolicy(probe?: { readonly path: string }): string {
     policyRule('sys/policies/acl', ['list']),
     policyRule(`sys/policies/acl/${MANAGED_VAULT_PREFIX}*`, ['create', 'read', 'update', 'delete']),
     ...(probe ? [policyRule(`${VAULT_KV_MOUNT}/data/${probe.path}`, ['create', 'read', 'update'])] : []),
+    ...generated.flatMap((need) => [policyRule(kvDataPath(need), ['create']), policyRule(`${VAULT_KV_MOUNT}/metadata/${vaultPath(need)}`, ['read'])]),
   ].join('\n');
 }
 
@@ -214,6 +238,19 @@ for policy in $(vault policy list); do
   vault policy delete "$policy" > /dev/null
   echo "removed policy $policy: no longer declared"
 done
+
+# Generated values (a consumer's bucket keys): written once, never read back or replaced.
+while read -r path keys; do
+  [ -n "$path" ] || continue
+  if vault kv metadata get -mount="$KV_MOUNT" "$path" > /dev/null 2>&1; then
+    echo "generated value $KV_MOUNT/$path: present"
+    continue
+  fi
+  set --
+  for key in $keys; do set -- "$@" "$key=$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')"; done
+  vault kv put -mount="$KV_MOUNT" "$path" "$@" < /dev/null > /dev/null
+  echo "generated value $KV_MOUNT/$path: written ($keys)"
+done < "$CONFIG_DIR/generated"
 
 if [ -n "$PROBE_PATH" ]; then
   if vault kv get -mount="$KV_MOUNT" "$PROBE_PATH" > /dev/null 2>&1; then

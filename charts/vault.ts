@@ -12,19 +12,21 @@ import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { VaultValues } from '../imports/helm/vault';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_PODS } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { schedulableNodes } from '../lib/model/inventory';
 import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
-import type { SecretBackend, SecretNeed } from '../lib/model/secrets';
+import { S3_CREDENTIAL_KEYS, SecretBackend, SecretNeed } from '../lib/model/secrets';
+import { urlDestination } from '../lib/model/network';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
-import { VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, vaultAccess, VaultConfigurator, vaultPath } from './vault-configurator';
+import { MANAGED_VAULT_PREFIX, VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, vaultAccess, VaultConfigurator, vaultPath } from './vault-configurator';
+import { BACKUP_CREDENTIALS_SECRET, RESTORE_CHECK_SCRIPT, SNAPSHOT_JOB, VaultBackupSettings, vaultBackupSettings, VaultSnapshots } from './vault-snapshots';
 
 /** The Vault server container (per replica). */
 export const DEFAULT_VAULT_RESOURCES = { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } };
@@ -44,6 +46,8 @@ export const vaultSettings = z
     resources: resourcesSchema.default(DEFAULT_VAULT_RESOURCES),
     /** The UI at `<subdomain>.<domain>` (an admin exposure). */
     subdomain: subdomain.default('vault'),
+    /** Scheduled raft snapshots to an S3 backup target (HA only). @default none */
+    backup: vaultBackupSettings.optional(),
   })
   .prefault({});
 
@@ -80,6 +84,7 @@ export class Vault extends HomelabService implements SecretBackend {
   /** Where clients (External Secrets, the configurator) reach the active Vault inside the cluster. */
   readonly address: string;
   private configurator?: VaultConfigurator;
+  private readonly snapshots?: VaultSnapshots;
 
   constructor(scope: Platform, props: VaultProps) {
     const replicas = props.replicas;
@@ -106,6 +111,7 @@ export class Vault extends HomelabService implements SecretBackend {
       podSelector: VAULT_SERVER_POD_LABELS,
       admin: true,
     });
+    if (props.backup) this.snapshots = this.addSnapshots(props.backup);
     this.addMonitoring();
     this.addCheckpoint();
     // The Kubernetes auth method reviews every client's token (TokenReview); in HA, service
@@ -114,6 +120,10 @@ export class Vault extends HomelabService implements SecretBackend {
   }
 
   locationOf(need: SecretNeed): string {
+    if (need.template) {
+      const inputs = [...new Set(need.template.inputs.map((input) => `${VAULT_KV_MOUNT}/${vaultPath(input.from)}`))];
+      return `Vault, rendered from ${inputs.join(', ')}`;
+    }
     return `Vault ${VAULT_KV_MOUNT}/${vaultPath(need)}`;
   }
 
@@ -123,12 +133,87 @@ export class Vault extends HomelabService implements SecretBackend {
    */
   grantAccess(consumers: readonly HomelabService[], probe?: SecretNeed): void {
     if (this.configurator) throw new Error('vault: configured twice');
-    const access = consumers.map((consumer) => vaultAccess(consumer.serviceName, consumer.namespaceName));
     this.configurator = new VaultConfigurator(this, 'configurator', {
       address: this.address,
-      access,
+      access: [...consumers.map(vaultAccess), ...(this.snapshots ? [this.snapshots.access] : [])],
       probe: probe && { path: vaultPath(probe), key: probe.keys[0] },
+      generated: consumers.flatMap((consumer) => consumer.secretNeeds.filter((need) => need.generated)),
     });
+  }
+
+  /** The snapshot CronJob, its keys (read only when it runs), its way out, and alerts when it is late or failing. */
+  private addSnapshots(backup: VaultBackupSettings): VaultSnapshots {
+    const credentials = this.needSecret(BACKUP_CREDENTIALS_SECRET, S3_CREDENTIAL_KEYS, `keys of the backup target ${backup.target} for Vault's raft snapshots`, {
+      neededToStart: false,
+    });
+    const snapshots = new VaultSnapshots(this, 'snapshots', { settings: backup, address: this.address, credentials });
+    this.allowEgress({
+      name: 'backup-target',
+      podSelector: this.jobPodLabelsFor(SNAPSHOT_JOB, 'backup'),
+      // Without an endpoint, AWS S3 over HTTPS.
+      to: { kind: 'external', destinations: [backup.endpoint ? urlDestination(backup.endpoint) : { to: 'internet', ports: [{ port: 443 }] }] },
+      reason: `Vault's raft snapshots go to ${backup.target}`,
+    });
+    const s3 = (command: string) => `aws s3 ${command}${backup.endpoint ? ` --endpoint-url ${backup.endpoint}` : ''}`;
+    const bucketPath = `s3://${backup.target.replace(/^s3:\/\/([^@]+)@[^/]+\//, '$1/')}`;
+    this.declareRecovery({
+      stage: 'secrets',
+      data: "Vault: every secret, policy and role (raft snapshot)",
+      target: backup.target,
+      schedule: `cron "${backup.schedule}"`,
+      restore: [
+        '# The newest snapshot (names sort by their UTC time); any S3 client does:',
+        `${s3(`ls ${bucketPath}`)} | sort | tail -n 1`,
+        s3(`cp ${bucketPath}<that vault-<time>.snap> vault.snap`),
+        '# Argo CD has re-created Vault, empty: initialise and unseal it once, keep the new root token',
+        'kubectl -n vault exec -ti vault-0 -- vault operator init',
+        'kubectl -n vault exec -ti vault-0 -- vault operator unseal',
+        'kubectl -n vault cp vault.snap vault-0:/tmp/vault.snap',
+        "kubectl -n vault exec -ti vault-0 -- sh -c 'VAULT_TOKEN=<new root token> vault operator raft snapshot restore -force /tmp/vault.snap'",
+        '# Vault is now the backed-up one, sealed with its ORIGINAL keys: unseal every pod with them',
+        ...Array.from({ length: this.replicas }, (_, i) => `kubectl -n vault exec -ti vault-${i} -- vault operator unseal`),
+      ],
+    });
+    // The restore test of the verification: the newest snapshot is there, young enough, and a sound raft archive.
+    this.addEndToEndCheck('vault-snapshot-restore', {
+      description: `the latest Vault snapshot in ${backup.target} is at most ${backup.maxAgeHours} h old and a raft snapshot archive whose checksums match`,
+      image: IMAGES.curl,
+      env: { BUCKET_URL: snapshots.bucketUrl, PREFIX: snapshots.prefix, S3_REGION: snapshots.region, MAX_AGE_HOURS: String(backup.maxAgeHours), WORK_DIR: '/work' },
+      secretEnv: Object.fromEntries(S3_CREDENTIAL_KEYS.map((key) => [key, credentials.keySelector(key)])),
+      script: RESTORE_CHECK_SCRIPT,
+      volumes: [{ name: 'work', emptyDir: {} }],
+      volumeMounts: [{ name: 'work', mountPath: '/work' }],
+    });
+    this.allowEgress({
+      name: 'restore-check-backup-target',
+      podSelector: CHECKPOINT_PODS,
+      to: { kind: 'external', destinations: [backup.endpoint ? urlDestination(backup.endpoint) : { to: 'internet', ports: [{ port: 443 }] }] },
+      reason: `the verification fetches the latest Vault snapshot from ${backup.target}`,
+    });
+    // kube-state-metrics' CronJob and Job series (kube-state-metrics 2.x docs/metrics/workload/cronjob-metrics.md, job-metrics.md).
+    const cronjob = `namespace="${this.namespaceName}", cronjob="${SNAPSHOT_JOB}"`;
+    const maxAge = backup.maxAgeHours * 3600;
+    this.addAlerts(
+      {
+        alert: 'VaultBackupLate',
+        expr:
+          `(time() - max(kube_cronjob_status_last_successful_time{${cronjob}}) > ${maxAge}) or ` +
+          `(time() - max(kube_cronjob_created{${cronjob}}) > ${maxAge} unless on() max(kube_cronjob_status_last_successful_time{${cronjob}}))`,
+        for: '10m',
+        severity: 'critical',
+        summary: `No Vault snapshot reached ${backup.target} in ${backup.maxAgeHours} hours`,
+        description: `Vault's data is not in Git: until a snapshot succeeds, a lost cluster loses its secrets. See the logs of the ${SNAPSHOT_JOB} Jobs in namespace vault.`,
+      },
+      {
+        alert: 'VaultBackupFailed',
+        expr: `max(kube_job_status_failed{namespace="${this.namespaceName}", job_name=~"${SNAPSHOT_JOB}-.*"}) > 0`,
+        for: '5m',
+        severity: 'warning',
+        summary: 'A Vault snapshot Job failed',
+        description: `kubectl -n vault logs job/<the failed ${SNAPSHOT_JOB} Job> --all-containers: the login (role ${MANAGED_VAULT_PREFIX}${SNAPSHOT_JOB}), the snapshot or the upload.`,
+      },
+    );
+    return snapshots;
   }
 
   private addMonitoring(): void {
@@ -264,6 +349,16 @@ export const vaultEntry = defineService({
   check: (settings, env) => {
     const schedulable = schedulableNodes(env.nodes);
     return [
+      ...(settings.backup && settings.replicas === 1
+        ? [
+            {
+              path: ['backup'],
+              message:
+                'expected replicas 3 or 5 for raft snapshots: a standalone Vault keeps its data in a file on its Longhorn volume, which ' +
+                "Longhorn's recurring backups copy (services.longhorn.recurringJobs)",
+            },
+          ]
+        : []),
       ...longhornStorageClassIssues(env, ['storageClass'], settings.storageClass),
       ...(settings.replicas > schedulable.length
         ? [

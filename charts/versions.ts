@@ -24,6 +24,8 @@ const VALIDATING_WEBHOOK = 'ValidatingWebhookConfiguration.admissionregistration
 const INGRESS_CLASS = 'IngressClass.networking.k8s.io';
 const PRIORITY_CLASS = 'PriorityClass.scheduling.k8s.io';
 const NAMESPACE = 'Namespace';
+const BUCKET_CLASS = 'BucketClass.objectstorage.k8s.io';
+const BUCKET_ACCESS_CLASS = 'BucketAccessClass.objectstorage.k8s.io';
 
 export const CHARTS = {
   argocd: {
@@ -93,6 +95,18 @@ export const CHARTS = {
     repoURL: 'https://charts.external-secrets.io', chart: 'external-secrets', version: '2.9.0',
     /** From external-secrets-2.9.0.tgz (with bitwarden-sdk-server). */
     footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, VALIDATING_WEBHOOK], namespaces: [] },
+  },
+  /** The CloudNativePG operator 1.30.0 (Apache-2.0); its CRDs are templates of the chart (crds.create). */
+  cloudnativePg: {
+    repoURL: 'https://cloudnative-pg.github.io/charts', chart: 'cloudnative-pg', version: '0.29.0',
+    /** From cloudnative-pg-0.29.0.tgz (with its `monitoring` subchart, off). */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD, MUTATING_WEBHOOK, VALIDATING_WEBHOOK], namespaces: [] },
+  },
+  /** SeaweedFS 4.44 (Apache-2.0): object storage, released with each server tag (docs/adr/0027). */
+  seaweedfs: {
+    repoURL: 'https://seaweedfs.github.io/seaweedfs/helm', chart: 'seaweedfs', version: '4.44.0',
+    /** From seaweedfs-4.44.0.tgz (its COSI BucketClass and BucketAccessClass are cluster-scoped). */
+    footprint: { clusterScoped: [BUCKET_ACCESS_CLASS, BUCKET_CLASS, CLUSTER_ROLE, CLUSTER_ROLE_BINDING], namespaces: [] },
   },
 } as const satisfies Record<string, HelmChartVersion>;
 
@@ -177,6 +191,13 @@ export const IMAGES = {
    * and acceptance workflow pin hashicorp/vault 2.0.4).
    */
   vault: 'docker.io/hashicorp/vault:2.0.4',
+  /**
+   * PostgreSQL 18.1 for CloudNativePG clusters, the project's `system` image (Debian trixie, with
+   * Barman Cloud; cloudnative-pg/postgres-containers). Pinned here rather than left to the
+   * operator's default, which moves with the operator (1.28.1 defaults to this very tag:
+   * pkg/versions/versions.go). Also the checks' psql.
+   */
+  postgres: 'ghcr.io/cloudnative-pg/postgresql:18.1-system-trixie',
   /** Shell for filesystem checks in checkpoints. */
   busybox: 'docker.io/library/busybox:1.37.0',
 } as const;

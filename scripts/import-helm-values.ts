@@ -244,6 +244,23 @@ export const HELM_VALUES_IMPORTS: Readonly<Record<string, ChartConfig>> = {
     // Documented in comments.
     extraKeys: { 'persistence.storageClassName': '' },
   },
+  'cloudnative-pg': {
+    typeName: 'CloudnativePgValues',
+    // The schema lists every key but never closes an object.
+    upstreamSchema: 'tighten',
+    // The operator's settings (the ConfigMap's data) and the subchart's values are free-form.
+    openPaths: ['config.data', 'monitoring'],
+  },
+  seaweedfs: {
+    typeName: 'SeaweedfsValues',
+    // Passed to the pods' environment as name → value or valueFrom.
+    openPaths: ['**.extraEnvironmentVars'],
+    extraKeys: {
+      // Documented in comments (the buckets the post-install hook creates, with their ttl and versioning).
+      'allInOne.s3.createBuckets': [],
+      's3.createBuckets': [],
+    },
+  },
   'nvidia-device-plugin': {
     typeName: 'NvidiaDevicePluginValues',
     // The per-GPU-sharing config files (config.map.<name>) are free-form.

@@ -21,6 +21,7 @@ import {
   crdModuleIsCurrent,
   CrdLock,
   CrdSource,
+  crdSourceName,
   kubernetesFile,
   kubernetesIsCurrent,
   listing,
@@ -94,7 +95,7 @@ export async function refreshVendor(options: RefreshOptions = {}): Promise<strin
       continue;
     }
     const documents: string[] = [];
-    for (const source of sources) documents.push(...selectCrds((await get(source.url)).toString('utf8'), source));
+    for (const source of sources) documents.push(...selectCrds(await crdText(source, get, options.chartCache), source));
     const bytes = Buffer.from(documents.map((document) => `---\n${document}\n`).join(''));
     writes.set(crdFile(module, dir), bytes);
     crds[module] = { sources, sha256: sha256(bytes) };
@@ -133,6 +134,26 @@ export async function refreshVendor(options: RefreshOptions = {}): Promise<strin
   return changes;
 }
 
+/** The text of a CRD source: the file at its URL, or the chart template without its `if` lines. */
+async function crdText(source: CrdSource, get: (url: string) => Promise<Buffer>, chartCache: string | undefined): Promise<string> {
+  if ('url' in source) return (await get(source.url)).toString('utf8');
+  const archive = await chartArchive(source.chart, { chartCache });
+  const file = chartFiles(archive, source.chart.chart).get(source.template);
+  if (!file) throw new UserError([`${archive}: holds no ${source.template}`]);
+  return withoutConditional(file.toString('utf8'), crdSourceName(source));
+}
+
+/**
+ * A chart template that only wraps plain YAML in `{{- if ... }}` and `{{- end }}` lines, without
+ * those lines: what `helm template` renders with the condition true. Any other template
+ * expression fails, naming the template, rather than being vendored unrendered.
+ */
+export function withoutConditional(text: string, name: string): string {
+  const lines = text.split('\n').filter((line) => !/^\{\{-?\s*(if\s.*|end)\s*-?\}\}\s*$/.test(line));
+  if (lines.some((line) => line.includes('{{'))) throw new UserError([`${name}: holds template expressions besides an if around the CRDs`]);
+  return lines.join('\n');
+}
+
 /**
  * The YAML documents of a fetched file that are the source's CRDs, as text (comments kept,
  * surrounding blank lines and `---` separators dropped). Fails naming the URL when a selected
@@ -145,24 +166,28 @@ export function selectCrds(text: string, source: CrdSource): string[] {
     .filter((chunk) => parse(chunk) != null);
   const named = chunks.map((chunk) => {
     const documents = parseAllDocuments(chunk);
-    if (documents.length !== 1 || documents[0].errors.length > 0) throw new UserError([`${source.url}: not YAML: ${documents[0]?.errors[0]?.message ?? 'several documents'}`]);
+    if (documents.length !== 1 || documents[0].errors.length > 0) throw new UserError([`${crdSourceName(source)}: not YAML: ${documents[0]?.errors[0]?.message ?? 'several documents'}`]);
     const object = documents[0].toJS() as { kind?: string; metadata?: { name?: string } };
     return { chunk, crd: object?.kind === 'CustomResourceDefinition' ? object.metadata?.name : undefined };
   });
   if (!source.crds) {
     const other = named.find(({ crd }) => crd === undefined);
-    if (other || named.length === 0) throw new UserError([`${source.url}: expected only CustomResourceDefinitions`]);
+    if (other || named.length === 0) throw new UserError([`${crdSourceName(source)}: expected only CustomResourceDefinitions`]);
     return named.map(({ chunk }) => chunk);
   }
   const wanted = new Set(source.crds);
   const missing = source.crds.filter((name) => !named.some(({ crd }) => crd === name));
-  if (missing.length > 0) throw new UserError([`${source.url}: no CustomResourceDefinition ${missing.join(', ')}`]);
+  if (missing.length > 0) throw new UserError([`${crdSourceName(source)}: no CustomResourceDefinition ${missing.join(', ')}`]);
   return named.filter(({ crd }) => crd !== undefined && wanted.has(crd)).map(({ chunk }) => chunk);
 }
 
-/** `owner/repo@tag` of the raw GitHub URLs, once each. */
+/** `owner/repo@tag` of the raw GitHub URLs, `<chart>@<version>` of chart templates, once each. */
 function releasesOf(sources: readonly CrdSource[]): string {
-  return [...new Set(sources.map(({ url }) => /^https:\/\/raw\.githubusercontent\.com\/([^/]+\/[^/]+)\/([^/]+)\//.exec(url)?.slice(1).join('@') ?? url))].join(', ');
+  const release = (source: CrdSource) =>
+    'url' in source
+      ? (/^https:\/\/raw\.githubusercontent\.com\/([^/]+\/[^/]+)\/([^/]+)\//.exec(source.url)?.slice(1).join('@') ?? source.url)
+      : `${source.chart.chart}@${source.chart.version}`;
+  return [...new Set(sources.map(release))].join(', ');
 }
 
 function changedFiles(before: Readonly<Record<string, string>>, after: Readonly<Record<string, string>>): string[] {

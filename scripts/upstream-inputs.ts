@@ -41,11 +41,33 @@ export const kubernetesFile = (dir = VENDOR_DIR) => join(dir, 'kubernetes', 'v1.
 /** The files of a chart the typed values are generated from (scripts/import-helm-values.ts); the schema only where the chart has one. */
 export const CHART_FILES = ['Chart.yaml', 'values.yaml', 'values.schema.json'] as const;
 
-/** One upstream file of CRDs. */
-export interface CrdSource {
-  readonly url: string;
+/** One upstream file of CRDs: a raw file at a release URL, or a template of a pinned chart. */
+export type CrdSource = UrlCrdSource | ChartTemplateCrdSource;
+
+interface CrdSelection {
   /** The CRDs to take (by metadata.name) from a file that holds more objects. @default all of its documents, each a CRD */
   readonly crds?: readonly string[];
+}
+
+export interface UrlCrdSource extends CrdSelection {
+  readonly url: string;
+}
+
+/**
+ * A template of a pinned chart that only wraps plain CRDs in an `if` (cloudnative-pg's
+ * templates/crds/crds.yaml), taken from the chart's archive — a chart cache folder serves it
+ * offline — without those lines: for charts whose CRDs are nowhere else as plain files at the
+ * chart's own tag.
+ */
+export interface ChartTemplateCrdSource extends CrdSelection {
+  readonly chart: ChartReference;
+  /** Path of the template in the chart, e.g. `templates/crds/crds.yaml`. */
+  readonly template: string;
+}
+
+/** How a source is named in messages: its URL, or `<chart>-<version>.tgz <template>`. */
+export function crdSourceName(source: CrdSource): string {
+  return 'url' in source ? source.url : `${source.chart.chart}-${source.chart.version}.tgz ${source.template}`;
 }
 
 /**
@@ -71,6 +93,9 @@ export function crdModules(): Readonly<Record<string, readonly CrdSource[]>> {
   const certManager = githubRaw('https://github.com/cert-manager/cert-manager', tag(CHARTS.certManager.version));
   const externalSecrets = githubRaw('https://github.com/external-secrets/external-secrets', tag(CHARTS.externalSecrets.version));
   const longhorn = githubRaw('https://github.com/longhorn/longhorn', tag(CHARTS.longhorn.version));
+  const chartTemplate = (chart: ChartReference, template: string, crds: readonly string[]): CrdSource[] => [
+    { chart: { repoURL: chart.repoURL, chart: chart.chart, version: chart.version }, template, crds },
+  ];
   const files = (at: (path: string) => string, paths: readonly string[]): CrdSource[] => paths.map((path) => ({ url: at(path) }));
   return {
     'argocd-application': files(argocd, ['manifests/crds/application-crd.yaml']),
@@ -95,6 +120,8 @@ export function crdModules(): Readonly<Record<string, readonly CrdSource[]>> {
     'external-secrets': files(externalSecrets, ['config/crds/bases/external-secrets.io_externalsecrets.yaml']),
     'external-secrets-clustersecretstore': files(externalSecrets, ['config/crds/bases/external-secrets.io_clustersecretstores.yaml']),
     'external-secrets-secretstore': files(externalSecrets, ['config/crds/bases/external-secrets.io_secretstores.yaml']),
+    // The chart renders the operator's CRDs from one template wrapped in `if .Values.crds.create`.
+    'cnpg-cluster': chartTemplate(CHARTS.cloudnativePg, 'templates/crds/crds.yaml', ['clusters.postgresql.cnpg.io']),
   };
 }
 

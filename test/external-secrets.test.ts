@@ -106,6 +106,12 @@ describe('secret delivery', () => {
       const matching = ofKind('ExternalSecret').filter(({ manifest }) => manifest.metadata.namespace === need.namespace && manifest.metadata.name === need.name);
       expect(matching, need.name).toHaveLength(1);
       const spec = matching[0].manifest.spec;
+      if (need.template) {
+        // Rendered from other values: each template variable is one key of the Secret it names.
+        expect(spec.target).toEqual({ name: need.name, creationPolicy: 'Owner', template: { engineVersion: 'v2', data: need.template.data } });
+        expect(spec.data).toEqual(need.template.inputs.map((i) => ({ secretKey: i.variable, remoteRef: { key: `${i.from.service}/${i.from.name}`, property: i.key } })));
+        continue;
+      }
       expect(spec.target).toEqual({ name: need.name, creationPolicy: 'Owner' });
       expect(spec.data).toEqual(need.keys.map((key) => ({ secretKey: key, remoteRef: { key: `${need.service}/${need.name}`, property: key } })));
       expect(need.source).toBe(`Vault homelab/${need.service}/${need.name}`);
@@ -130,9 +136,12 @@ describe('secret delivery', () => {
       const grant = roles.find((r) => r.role === role);
       expect(grant, path).toEqual(expect.objectContaining({ serviceAccount: serviceAccountRef.name, namespace }));
       expect(ofKind('ServiceAccount').some(({ manifest: a }) => a.metadata.name === serviceAccountRef.name && a.metadata.namespace === namespace), path).toBe(true);
-      // Its policy reads that service's subtree, nothing else, and covers every key read.
-      expect(policyRules(grant!.policy)).toEqual([{ path: `homelab/data/${service}/*`, capabilities: ['read'] }]);
-      for (const entry of manifest.spec.data) expect(globMatches(`homelab/data/${service}/*`, `homelab/data/${entry.remoteRef.key}`), path).toBe(true);
+      // Its policy reads that service's subtree and the exact values its templates are rendered
+      // from, nothing else, and covers every key read.
+      const inputs = needs.filter((n) => n.service === service).flatMap((n) => n.template?.inputs ?? []).filter((i) => i.from.service !== service);
+      const readable = [`homelab/data/${service}/*`, ...new Set(inputs.map((i) => `homelab/data/${i.from.service}/${i.from.name}`))].sort((a, b) => (a === `homelab/data/${service}/*` ? -1 : b === `homelab/data/${service}/*` ? 1 : a.localeCompare(b)));
+      expect(policyRules(grant!.policy)).toEqual(readable.map((p) => ({ path: p, capabilities: ['read'] })));
+      for (const entry of manifest.spec.data) expect(readable.some((p) => globMatches(p, `homelab/data/${entry.remoteRef.key}`)), path).toBe(true);
     }
   });
 
@@ -175,7 +184,11 @@ describe('secret delivery', () => {
   });
 
   it('without External Secrets emits no delivery and lists every need as made by hand', () => {
-    const noEso = synthWithNeeds((c) => (c.services.externalSecrets.enabled = false));
+    // The object store needs both: off with them.
+    const noEso = synthWithNeeds((c) => {
+      c.services.externalSecrets.enabled = false;
+      c.services.seaweedfs.enabled = false;
+    });
     expect(ofKindIn(noEso, 'ExternalSecret')).toEqual([]);
     expect(ofKindIn(noEso, 'SecretStore')).toEqual([]);
     expect(noEso.secrets.every((need) => need.source === undefined)).toBe(true);
@@ -184,6 +197,7 @@ describe('secret delivery', () => {
     const noVault = synthWithNeeds((c) => {
       c.services.externalSecrets.enabled = false;
       c.services.vault.enabled = false;
+      c.services.seaweedfs.enabled = false;
     });
     expect(noVault.files.has('vault/configmap-vault-configurator.yaml')).toBe(false);
     expect(noVault.secrets.map((n) => n.name)).toEqual(expect.arrayContaining(['test-backup-credentials', 'test-node-red', 'test-s3-credentials']));
@@ -192,7 +206,10 @@ describe('secret delivery', () => {
   it('lists every need in the synth summary with its keys, source and purpose', () => {
     const summary = formatSummary([prod], 'k8s', 0);
     expect(summary).toContain('    longhorn-system/test-backup-credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; Vault homelab/longhorn/test-backup-credentials; test need of longhorn');
-    const byHand = synthWithNeeds((c) => (c.services.externalSecrets.enabled = false));
+    const byHand = synthWithNeeds((c) => {
+      c.services.externalSecrets.enabled = false;
+      c.services.seaweedfs.enabled = false;
+    });
     expect(formatSummary([byHand], 'k8s', 0)).toContain('    node-red/test-node-red: credential-secret; create by hand; test need of node-red');
   });
 });

@@ -84,6 +84,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     tunnel: fc.boolean(),
     vault: fc.boolean(),
     externalSecrets: fc.boolean(),
+    objectStore: fc.boolean(),
     n8n: fc.boolean(),
     n8nBroker: fc.boolean(),
     networkPolicies: fc.boolean(),
@@ -93,7 +94,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     manualProd: fc.boolean(),
   })
   .chain((c) => {
-    const longhorn = c.longhorn || c.rabbitmq || c.monitoring || c.vault || c.externalSecrets || c.tempo;
+    const longhorn = c.longhorn || c.rabbitmq || c.monitoring || c.vault || c.externalSecrets || c.tempo || c.objectStore;
     const gpus = c.gpuNode;
     const services: Record<string, any> = {
       longhorn: longhorn
@@ -127,7 +128,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     if (c.loki || c.alloy) {
       services.loki = {
         enabled: true,
-        storage: c.lokiS3 || !longhorn ? { s3: { endpoint: 'http://minio.minio.svc:9000', buckets: { chunks: 'loki-chunks', ruler: 'loki-ruler' } } } : { volume: { size: '10Gi' } },
+        storage: c.objectStore ? { objectStore: {} } : c.lokiS3 || !longhorn ? { s3: { endpoint: 'http://minio.minio.svc:9000', buckets: { chunks: 'loki-chunks', ruler: 'loki-ruler' } } } : { volume: { size: '10Gi' } },
       };
     }
     if (c.alloy) services.alloy = { enabled: true };
@@ -138,8 +139,10 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
       services.traefik = { enabled: true, adminAccess: { allowList: ['192.168.1.0/24'] } };
     }
     if (c.tunnel) services.cloudflared = { enabled: true, tunnelId: '6ff42ae2-765d-4adf-8112-31c55c1551ef' };
-    if (c.vault || c.externalSecrets) services.vault = { enabled: true };
-    if (c.externalSecrets) services.externalSecrets = { enabled: true };
+    // The object store needs Vault and External Secrets: its keys are generated and delivered.
+    if (c.vault || c.externalSecrets || c.objectStore) services.vault = { enabled: true };
+    if (c.externalSecrets || c.objectStore) services.externalSecrets = { enabled: true };
+    if (c.objectStore) services.seaweedfs = { enabled: true, storageSize: '10Gi' };
     if (c.n8n) {
       services.n8n = {
         enabled: true,

@@ -229,7 +229,7 @@ describe('Loki', () => {
     // The WAL stays on Longhorn when it is there; without it, on an emptyDir.
     expect(s3.singleBinary.persistence).toMatchObject({ enabled: true, size: '10Gi' });
     expect(lokiValues(build({ loki: { settings: { storage: { s3: S3 } }, onLonghorn: false } }).env).singleBinary.persistence).toEqual({ enabled: false });
-    expect(() => build({ loki: { onLonghorn: false } })).toThrow('loki: needs a volume (storage) or S3 for its chunks');
+    expect(() => build({ loki: { onLonghorn: false } })).toThrow('loki: needs a volume (storage), S3 or the object store for its chunks');
   });
 
   it('declares its capacity: Loki and both caches', () => {
@@ -510,7 +510,7 @@ describe('services.loki and services.alloy config', () => {
 
   it('wants exactly one store, two distinct buckets, and neither keys nor a Secret name (the service names its Secret)', () => {
     expect(issues(lokiSchema, { storage: { volume: { size: '10Gi' }, s3: S3 } })).toEqual([
-      'storage: expected exactly one of volume or s3 (set the other to null in an environment that switches)',
+      'storage: expected exactly one of volume, s3 or objectStore (set the others to null in an environment that switches)',
     ]);
     expect(issues(lokiSchema, { storage: { s3: { ...S3, buckets: { chunks: 'logs', ruler: 'logs' } } } })).toEqual([
       'storage.s3.buckets.ruler: expected two different buckets for chunks and ruler (Loki keeps ruler state apart from chunks)',

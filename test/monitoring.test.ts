@@ -18,6 +18,7 @@ import { resources } from '../lib/model/resources';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { buildPlatform, platformText, Manifest, manifestsOf, parseText } from './support';
+import { CloudnativePg, cloudnativePgSettings } from '../charts/cloudnative-pg';
 import { assertValidPromql, promqlErrors } from './support-promql';
 
 /** An own app serving metrics on a named port and path, for the own-target checks. */
@@ -28,6 +29,8 @@ function synthesizeProdWithMonitoring(): { platform: Platform; manifests: { path
   const app = new App({ outdir: '/dev/null' });
   const platform = buildPlatform(app, 'prod', config.environments.get('prod')!);
   if (!platform.services.some((s) => s.installsCrdGroups.includes(MONITORING_GROUP))) new PrometheusOperatorCrds(platform);
+  // The example cannot enable CloudNativePG while the platform targets Kubernetes 1.28 (ADR 28): its monitor is checked all the same.
+  if (!platform.services.some((s) => s.serviceName === 'cloudnative-pg')) new CloudnativePg(platform, cloudnativePgSettings.parse({}));
   new CustomApp(platform, PROBE_APP, {
     ...appSettings.parse({
       image: 'docker.io/library/busybox:1.37.0',
@@ -102,6 +105,12 @@ describe('monitoring of the example prod with the prometheus-operator CRDs', () 
       if (name in NOT_ALERTED) expect(alerted.has(name), name).toBe(false);
       else expect(alerted.has(name), `${name} has no alert rule`).toBe(true);
     }
+  });
+
+  it('alerts on a failed Longhorn backup where Longhorn backs up', () => {
+    const failed = alertRules.find((rule) => rule.alert === 'LonghornBackupFailed');
+    expect(platform.config.services.longhorn).toMatchObject({ backup: expect.anything() });
+    expect(failed?.expr).toMatch(/longhorn_backup_state\{[^}]*\}\) == 4$/);
   });
 
   it('has a target-down alert for every declared endpoint', () => {

@@ -266,7 +266,7 @@ describe('services.n8n config', () => {
       expect.stringContaining('services.n8n.database.sqlite.storageClass: expected one of the Longhorn storage classes (longhorn-replicated, longhorn-scratch), received "fast"'),
     );
     expect(errorsOf(variant((n8n) => (n8n.database.postgres = { host: 'postgres.db.svc' })))).toContainEqual(
-      expect.stringContaining('services.n8n.database: expected exactly one of sqlite or postgres'),
+      expect.stringContaining('services.n8n.database: expected exactly one of sqlite, postgres or cloudnativePg'),
     );
     expect(errorsOf(variant((n8n) => (n8n.timezone = 'Berlin time')))).toContainEqual(expect.stringContaining('services.n8n.timezone: expected a time zone'));
   });

@@ -40,6 +40,7 @@ describe('the platform fixture', () => {
       'prometheus-operator-crds',
       'rabbitmq',
       'rabbitmq-operators',
+      'seaweedfs',
       'tempo',
       'traefik',
       'vault',
@@ -52,13 +53,14 @@ describe('the platform fixture', () => {
     }
   });
 
-  it('relaxes Pod Security only for Longhorn, the monitoring stack, the device plugin, the DCGM exporter and the root-only Home Assistant', () => {
+  it('relaxes Pod Security only for Longhorn, the monitoring stack, the device plugin, the DCGM exporter, the object store\'s bucket hook and the root-only Home Assistant', () => {
     const exceptions = manifestsOf(prod)
       .filter(({ manifest }) => manifest.kind === 'Namespace' && manifest.metadata.annotations?.[EXCEPTION_ANNOTATION])
       .map(({ manifest }) => manifest.metadata.name)
       .sort();
-    expect(exceptions).toEqual(['dcgm-exporter', 'home-assistant', 'longhorn-system', 'monitoring', 'nvidia-device-plugin']);
+    expect(exceptions).toEqual(['dcgm-exporter', 'home-assistant', 'longhorn-system', 'monitoring', 'nvidia-device-plugin', 'seaweedfs']);
     expect(enforce(prod, 'longhorn-system')).toBe('privileged');
+    expect(enforce(prod, 'seaweedfs')).toBe('baseline');
     expect(enforce(prod, 'home-assistant')).toBe('baseline');
     expect(enforce(prod, 'node-red')).toBe('restricted');
   });

@@ -53,6 +53,8 @@ function secretReferences(value: unknown, where: string, found: SecretReference[
       for (const key of keys) found.push({ name: item, key, where: at });
     }
     if (field === 'backupTargetCredentialSecret' && typeof item === 'string') found.push({ name: item, where: at });
+    // SeaweedFS' S3 identities file (the chart mounts the whole Secret).
+    if (field === 'existingConfigSecret' && typeof item === 'string' && item !== '') found.push({ name: item, where: at });
     // The Secrets the operator mounts into Alertmanager (their keys are read as files).
     if (field === 'alertmanagerSpec' && Array.isArray(item?.secrets)) for (const name of item.secrets) found.push({ name, where: `${at}.secrets` });
     secretReferences(item, at, found);
@@ -139,8 +141,10 @@ describe.each(builds.map(({ platform, env }) => [env.environment, platform, env]
   });
 
   it('finds what it is meant to find', () => {
+    // The object store's probe keys and its identities file (it has no consumer in the fixture).
+    const OBJECT_STORE = ['seaweedfs/seaweedfs-probe-credentials', 'seaweedfs/seaweedfs-s3-identities'];
     const expected: Record<string, string[]> = {
-      dev: ['cert-manager/cloudflare-api-token', 'external-secrets/external-secrets-probe', 'monitoring/alertmanager-receivers', 'monitoring/grafana-admin', 'n8n/n8n-encryption-key', 'node-red/node-red-env'],
+      dev: ['cert-manager/cloudflare-api-token', 'external-secrets/external-secrets-probe', 'monitoring/alertmanager-receivers', 'monitoring/grafana-admin', 'n8n/n8n-encryption-key', 'node-red/node-red-env', ...OBJECT_STORE],
       staging: [
         'cert-manager/cloudflare-api-token',
         'external-secrets/external-secrets-probe',
@@ -149,6 +153,7 @@ describe.each(builds.map(({ platform, env }) => [env.environment, platform, env]
         'monitoring/grafana-admin',
         'n8n/n8n-encryption-key',
         'node-red/node-red-env',
+        ...OBJECT_STORE,
       ],
       prod: [
         'cert-manager/cloudflare-api-token',
@@ -160,6 +165,7 @@ describe.each(builds.map(({ platform, env }) => [env.environment, platform, env]
         'monitoring/grafana-admin',
         'n8n/n8n-encryption-key',
         'node-red/node-red-env',
+        ...OBJECT_STORE,
         'triton/triton-s3-credentials',
       ],
     };
@@ -167,7 +173,7 @@ describe.each(builds.map(({ platform, env }) => [env.environment, platform, env]
     expect(needs).toEqual(expected[env.environment]);
     // Every reference kind the walker knows occurs, so none of them silently stopped matching.
     const where = [...references.values()].flat().map((r) => r.where);
-    for (const kind of [/secretKeyRef$/, /apiTokenSecretRef$/, /\.secret$/, /existingSecret$/, /alertmanagerSpec\.secrets$/, /_file$/]) {
+    for (const kind of [/secretKeyRef$/, /apiTokenSecretRef$/, /\.secret$/, /existingSecret$/, /existingConfigSecret$/, /alertmanagerSpec\.secrets$/, /_file$/]) {
       expect(where.some((w) => kind.test(w)), String(kind)).toBe(true);
     }
     expect(where.some((w) => w.endsWith('backupTargetCredentialSecret'))).toBe(env.environment !== 'dev');

@@ -1,6 +1,6 @@
 /**
  * vendor/ holds every upstream input the project reads (ADR 25), at the versions of
- * charts/versions.ts, and imports/ is what `npm run import` makes from it; `npm run upgrade`'s
+ * charts/versions.ts (that imports/ is what `npm run import` makes from it is CI's `import --check`); `npm run upgrade`'s
  * refresh (scripts/refresh-vendor.ts) takes the inputs again for a bumped version, offline from a
  * chart cache, and leaves vendor/ as it was when something cannot be fetched. The refresh tests
  * run on inputs of their own: a tiny chart archive built here and CRD files served from memory.
@@ -17,7 +17,7 @@ import { download } from '../lib/tools/upstream/chart-archive';
 import { UserError } from '../lib/util/errors';
 import { cdk8sImports, expectedCdk8sImports } from '../scripts/import-crds';
 import { HELM_VALUES_IMPORTS } from '../scripts/import-helm-values';
-import { refreshVendor, selectCrds } from '../scripts/refresh-vendor';
+import { refreshVendor, selectCrds, withoutConditional } from '../scripts/refresh-vendor';
 import { chartIsCurrent, crdModuleIsCurrent, crdModules, readLock, staleInputs, UpstreamInputs, VENDOR_DIR } from '../scripts/upstream-inputs';
 import { readTree, ROOT, tempDir, userErrorOf } from './support';
 import { chartTgz } from './tar';
@@ -33,7 +33,7 @@ describe('vendor/', () => {
     expect(chartIsCurrent(VENDOR_DIR, lock, chart)).toBe(true);
     expect(chartIsCurrent(VENDOR_DIR, lock, { ...chart, version: `${chart.version}-next` })).toBe(false);
     const [module, sources] = Object.entries(crdModules())[0];
-    const bumped = sources.map((source) => ({ ...source, url: source.url.replace(/\/(v?\d[^/]*)\//, '/$1-next/') }));
+    const bumped = sources.map((source) => ('url' in source ? { ...source, url: source.url.replace(/\/(v?\d[^/]*)\//, '/$1-next/') } : source));
     expect(crdModuleIsCurrent(VENDOR_DIR, lock, module, sources)).toBe(true);
     expect(crdModuleIsCurrent(VENDOR_DIR, lock, module, bumped)).toBe(false);
   });
@@ -44,9 +44,14 @@ describe('vendor/', () => {
       ...[...Object.values(KUSTOMIZATIONS), ...Object.values(MANIFESTS), ...Object.values(CRD_RELEASES)].map((source) => source.revision),
     ].map((version) => version.replace(/^v/, ''));
     for (const [module, sources] of Object.entries(crdModules())) {
-      for (const { url } of sources) {
-        const tag = /^https:\/\/raw\.githubusercontent\.com\/[^/]+\/[^/]+\/v?([^/]+)\//.exec(url)?.[1];
-        expect(versions, `${module}: ${url}`).toContain(tag);
+      for (const source of sources) {
+        if ('chart' in source) {
+          // A chart template: the chart exactly as pinned.
+          expect(Object.values(CHARTS).some((c) => c.chart === source.chart.chart && c.version === source.chart.version && c.repoURL === source.chart.repoURL), module).toBe(true);
+          continue;
+        }
+        const tag = /^https:\/\/raw\.githubusercontent\.com\/[^/]+\/[^/]+\/v?([^/]+)\//.exec(source.url)?.[1];
+        expect(versions, `${module}: ${source.url}`).toContain(tag);
       }
     }
   });
@@ -203,6 +208,29 @@ describe('npm run upgrade', () => {
     expect(result.status).toBe(2);
     expect(result.stderr).toBe(`error: chart cache ${missing}: no such folder (from --chart-cache or HOMELAB_CHART_CACHE)\n`);
     expect(readTree(VENDOR_DIR)).toEqual(before);
+  });
+});
+
+describe('CRDs from a chart template', () => {
+  const template = `{{- if .Values.crds.create }}\n---\n${CRD('widgets.example.org', 'Widget')}---\n${CRD('gadgets.example.org', 'Gadget')}{{- end }}\n`;
+
+  it('takes the selected CRDs out of the pinned chart\'s archive, without the if around them, and locks chart and template', async () => {
+    const { inputs, cache, refresh } = fixture();
+    writeFileSync(join(cache, 'demo-1.0.0.tgz'), chartTgz('demo', '1.0.0', { 'values.yaml': 'replicas: 1\n', 'templates/crds/crds.yaml': template }));
+    const source = { chart: demoChart('1.0.0'), template: 'templates/crds/crds.yaml', crds: ['gadgets.example.org'] };
+    const withTemplate: UpstreamInputs = { ...inputs, crdModules: { gadgets: [source] } };
+    expect(await refresh({ inputs: withTemplate })).toContain('vendor/crds/gadgets.yaml: from demo@1.0.0');
+    expect(readFileSync(join(inputs.dir, 'crds', 'gadgets.yaml'), 'utf8')).toBe(`---\n${CRD('gadgets.example.org', 'Gadget')}`);
+    expect(readLock(inputs.dir)!.crds.gadgets.sources).toEqual([source]);
+    // Current now: a second refresh takes nothing again.
+    expect(await refresh({ inputs: withTemplate })).toEqual([]);
+  });
+
+  it('refuses a template with expressions besides the if, naming it', () => {
+    expect(withoutConditional(template, 't')).not.toContain('{{');
+    expect(() => withoutConditional(`${template}  name: {{ .Release.Name }}\n`, 'demo-1.0.0.tgz templates/crds/crds.yaml')).toThrow(
+      'demo-1.0.0.tgz templates/crds/crds.yaml: holds template expressions besides an if around the CRDs',
+    );
   });
 });
 

@@ -118,6 +118,8 @@ describe('dependency graph', () => {
       // Vault keeps its storage on Longhorn; External Secrets reads from Vault.
       vault: ['longhorn'],
       'external-secrets': ['vault'],
+      // Its data on Longhorn; External Secrets follows from its delivered Secrets, later.
+      seaweedfs: ['longhorn'],
     });
   });
 

@@ -24,6 +24,25 @@ export interface SecretNeed {
   readonly purpose: string;
   /** Whether the Application needs it to become Healthy (HomelabService.needSecret). */
   readonly neededToStart: boolean;
+  /**
+   * Random values the backend writes itself where none are stored yet (credentials the platform
+   * hands out, such as a consumer's bucket keys): the operator never types them. @default false
+   */
+  readonly generated?: boolean;
+  /**
+   * Values composed from other services' Secrets in the backend (the object store's identities
+   * from every consumer's keys): the backend lets this need's service read exactly those, and the
+   * delivery renders `data`. @default the need's own values, one per key
+   */
+  readonly template?: SecretTemplate;
+}
+
+/** A Secret whose keys are rendered from values of other declared Secrets. */
+export interface SecretTemplate {
+  /** Template variables, each one key of another service's declared Secret. */
+  readonly inputs: readonly { readonly variable: string; readonly from: SecretNeed; readonly key: string }[];
+  /** Key → text in External Secrets' template language (v2, Go templates): `{{ index . "<variable>" }}`. */
+  readonly data: Readonly<Record<string, string>>;
 }
 
 /** Keys of S3 credentials as the AWS SDKs read them from the environment (Loki, Triton). */

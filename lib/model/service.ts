@@ -18,7 +18,10 @@ import type { GitManifests, HelmChartVersion, HelmRelease, KustomizeSource } fro
 import type { AlertRule, Dashboard, MetricsEndpoint } from './monitoring';
 import type { Exposure } from './exposure';
 import type { Egress, ServedPort } from './network';
-import { SecretNeed, SecretRef } from './secrets';
+import { S3_CREDENTIAL_KEYS, SecretNeed, SecretRef, SecretTemplate } from './secrets';
+import type { BucketNeed, BucketRef, BucketSettings, ObjectStore } from './object-storage';
+import type { DatabaseNeed, DatabaseProvider, DatabaseRef, DatabaseSettings } from './databases';
+import type { Recovery } from './recovery';
 import type { GeneratedSecrets } from './needs';
 import { KUBERNETES_VERSION } from './kubernetes';
 import { RenderedManifests } from './rendered-manifests';
@@ -138,6 +141,8 @@ export abstract class HomelabService extends Chart {
   private readonly dashboardList: Dashboard[] = [];
   private readonly endToEndList: EndToEndCheck[] = [];
   private readonly secretList: SecretNeed[] = [];
+  private readonly bucketList: BucketNeed[] = [];
+  private readonly recoveryList: Recovery[] = [];
   private readonly exposureList: Exposure[] = [];
   private readonly servedPortList: ServedPort[] = [];
   private readonly apiServerPortList: ServedPort[] = [];
@@ -286,13 +291,15 @@ export abstract class HomelabService extends Chart {
    * Declares a Secret this service needs (name and key names): delivered from Vault by an
    * ExternalSecret where the platform has them, else created by the operator. Consumers
    * reference its keys through the returned handle.
-   * @param options.neededToStart whether the service's Application needs the Secret to become
-   *   Healthy (a pod or the chart reads it at start) @default true; false for a Secret read only
-   *   when a feature is used (a DNS-01 token when issuing, backup credentials when backing up),
-   *   which then never holds the service back until Vault is unsealed
+   * @param options whether it is needed to start (false for a Secret read only when a feature
+   *   is used — a DNS-01 token when issuing, backup credentials when backing up — which then never
+   *   holds the service back until Vault is unsealed), generated or rendered: SecretOptions
    */
-  protected needSecret(name: string, keys: readonly string[], purpose: string, options: { readonly neededToStart?: boolean } = {}): SecretRef {
+  protected needSecret(name: string, keys: readonly string[], purpose: string, options: SecretOptions = {}): SecretRef {
     if (keys.length === 0) throw new Error(`${this.serviceName}: secret ${name} declares no keys`);
+    if (options.template && (options.generated || Object.keys(options.template.data).sort().join() !== [...new Set(keys)].sort().join())) {
+      throw new Error(`${this.serviceName}: secret ${name}: a template renders exactly the declared keys and is never generated`);
+    }
     if (this.secretList.some((s) => s.name === name)) throw new Error(`${this.serviceName}: secret ${name} declared twice`);
     const need: SecretNeed = {
       service: this.serviceName,
@@ -301,9 +308,62 @@ export abstract class HomelabService extends Chart {
       keys: [...new Set(keys)].sort(),
       purpose,
       neededToStart: options.neededToStart ?? true,
+      ...(options.generated && { generated: true }),
+      ...(options.template && { template: options.template }),
     };
     this.secretList.push(need);
     return new SecretRef(need);
+  }
+
+  /**
+   * Declares the buckets this service keeps objects in, in the platform's object store (which
+   * the service must also hold in its props: the reference is the dependency). The service gets
+   * one identity for all of them, with keys generated in Vault and delivered as the Secret
+   * `<service>-bucket-credentials` (S3_CREDENTIAL_KEYS); the identity may use these buckets and
+   * no other. The end-to-end verification proves both in the service's namespace. Call once.
+   */
+  protected needBuckets(store: ObjectStore, buckets: readonly BucketSettings[], purpose: string): BucketRef[] {
+    if (this.bucketList.length > 0) throw new Error(`${this.serviceName}: buckets declared twice`);
+    if (buckets.length === 0) throw new Error(`${this.serviceName}: no bucket declared`);
+    const credentials = this.needSecret(`${this.serviceName}-bucket-credentials`, S3_CREDENTIAL_KEYS, `keys of its identity in the object store (${purpose}); generated in Vault by its configurator, nothing to do`, {
+      generated: true,
+    });
+    for (const bucket of buckets) this.bucketList.push({ ...bucket, service: this.serviceName, namespace: this.namespaceName, purpose, credentials: credentials.need });
+    const check = store.accessCheck(this.bucketList, credentials);
+    this.addEndToEndCheck(`${this.serviceName}-buckets`, check);
+    return buckets.map((bucket) => ({ bucket: bucket.name, endpoint: store.endpoint, region: store.region, credentials }));
+  }
+
+  /**
+   * Declares a PostgreSQL database of this service (the provider must also be in its props:
+   * the reference is the dependency). The provider emits its cluster into this service's
+   * Application, a sync wave before its workloads, and its operator generates the owner's
+   * credentials in this namespace (`DatabaseRef.credentialsSecret`). The end-to-end
+   * verification proves they connect and run a query.
+   */
+  protected needDatabase(provider: DatabaseProvider, settings: DatabaseSettings): DatabaseRef {
+    const need: DatabaseNeed = { ...settings, service: this.serviceName, namespace: this.namespaceName };
+    const ref = provider.emitDatabase(this, need);
+    this.requestCapacity(`${ref.cluster}-postgres`, settings.instances, settings.resources.requests);
+    // The operator asks each instance manager for its status; the instances watch their Cluster.
+    this.serveClients({ port: provider.instanceManagerPort, podSelector: ref.podSelector, clients: [provider] });
+    this.callApiServer(ref.podSelector, `the instance managers of database ${ref.cluster} read their Cluster and report its status`, `api-server-${ref.cluster}`);
+    this.addEndToEndCheck(`${ref.cluster}-connect`, provider.connectionCheck(need, ref));
+    return ref;
+  }
+
+  /** Declares data of this service that Git cannot rebuild: where its backups go and how to restore them (the disaster-recovery runbook). */
+  protected declareRecovery(recovery: Recovery): void {
+    this.recoveryList.push(recovery);
+  }
+
+  get recoveries(): readonly Recovery[] {
+    return this.recoveryList;
+  }
+
+  /** The buckets the service declared (needBuckets). */
+  get bucketNeeds(): readonly BucketNeed[] {
+    return this.bucketList;
   }
 
   /** Declares a Service port reachable from outside as `<subdomain>.<domain>` (through Traefik). */
@@ -456,6 +516,19 @@ function serviceReferences(props: object): HomelabService[] {
 /** The objects of a chart itself, not of charts nested in it. */
 export function apiObjectsOf(chart: Chart): ApiObject[] {
   return chart.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && Chart.of(c) === chart);
+}
+
+/** How a declared Secret's values come about (HomelabService.needSecret). */
+export interface SecretOptions {
+  /**
+   * Whether the service's Application needs the Secret to become Healthy (a pod or the chart
+   * reads it at start) @default true; false for a Secret read only when a feature is used
+   */
+  readonly neededToStart?: boolean;
+  /** Random values the secret backend writes once (SecretNeed.generated). @default false */
+  readonly generated?: boolean;
+  /** Values rendered from other services' Secrets (SecretNeed.template). @default none */
+  readonly template?: SecretTemplate;
 }
 
 /** A check the end-to-end verification runs in the declaring service's namespace. */

@@ -9,6 +9,7 @@ import { ApiObject, App } from 'cdk8s';
 import { isGitOpsEngine } from '../model/argocd';
 import { APP_NAMESPACES, buildServices, Catalog } from '../model/catalog';
 import type { EnvironmentConfig } from '../model/config/environment';
+import type { Recovery } from '../model/recovery';
 import { Platform } from '../model/platform';
 import { apiObjectsOf, HomelabService } from '../model/service';
 import type { CapacityReport } from '../passes/capacity';
@@ -43,6 +44,8 @@ export interface ServiceSummary {
   readonly hosts: readonly string[];
   /** The operator's one-time step its Application waits for (ServiceSettings.awaitsOperator). */
   readonly awaitsOperator?: string;
+  /** Its data that only backups restore (HomelabService.declareRecovery). */
+  readonly recoveries: readonly Recovery[];
 }
 
 export interface SynthesizedEnvironment {
@@ -105,6 +108,7 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
       checkpoint: service.checkpoint!.description,
       hosts: service.exposures.map((e) => platform.hostname(e.subdomain)).sort(),
       ...(service.awaitsOperator !== undefined && { awaitsOperator: service.awaitsOperator }),
+      recoveries: service.recoveries,
     }))
     .sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name, 'en'));
   return {

@@ -19,6 +19,7 @@ import { emitMonitoring, provisionDashboards } from './monitoring';
 import { checkNeeds } from './needs';
 import { emitNetworkPolicies } from './network-policies';
 import { applyResourcePolicies } from './resource-policies';
+import { provisionBuckets } from './object-storage';
 import { routeExposures } from './routing';
 import { deliverSecrets, SecretNeedSource } from './secret-delivery';
 import { connectTraceEmitters } from './tracing';
@@ -68,6 +69,9 @@ export interface Pass {
 }
 
 export const PASSES: readonly Pass[] = [
+  // The store's buckets, identities and checkpoint follow from every declared bucket; its
+  // identities are a Secret the delivery pass delivers.
+  { name: 'object storage', run: ({ platform }) => provisionBuckets(platform) },
   // Routes (and the router's checkpoint, which checks them) exist once every service has declared its exposures.
   { name: 'routing', run: ({ platform }) => routeExposures(platform) },
   // Emitters' values and environments name the trace receiver before anything reads them.

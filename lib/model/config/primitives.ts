@@ -27,9 +27,10 @@ export function oneOf<const T extends readonly [string, ...string[]]>(values: T)
  * A mapping with two alternative settings of which exactly one is set (a volume or S3, SQLite or
  * PostgreSQL). Environments deep-merge onto the base, so switching needs the other set to `null`.
  */
-export function exactlyOneOf<Shape extends z.ZodRawShape>(shape: Shape, first: keyof Shape & string, second: keyof Shape & string) {
-  return z.strictObject(shape).refine((value: Record<string, unknown>) => (value[first] === undefined) !== (value[second] === undefined), {
-    error: `expected exactly one of ${first} or ${second} (set the other to null in an environment that switches)`,
+export function exactlyOneOf<Shape extends z.ZodRawShape>(shape: Shape, ...keys: [keyof Shape & string, keyof Shape & string, ...(keyof Shape & string)[]]) {
+  const names = `${keys.slice(0, -1).join(', ')} or ${keys.at(-1)}`;
+  return z.strictObject(shape).refine((value: Record<string, unknown>) => keys.filter((key) => value[key] !== undefined).length === 1, {
+    error: `expected exactly one of ${names} (set ${keys.length === 2 ? 'the other' : 'the others'} to null in an environment that switches)`,
   });
 }
 
@@ -108,6 +109,11 @@ export const envVarName = matching(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment v
 
 /** An S3 or cloud region (AWS_DEFAULT_REGION). */
 export const region = matching(/^[a-z0-9-]+$/, 'a region name such as "eu-central-1"');
+
+/** An S3 endpoint URL with scheme, as S3 clients take it (`https://s3.example.net`, `http://minio.minio.svc:9000`). */
+export const s3Endpoint = z
+  .string(expected('an S3 endpoint URL'))
+  .regex(/^https?:\/\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?\/?$/, expected('an S3 endpoint URL such as "https://s3.example.net" or "http://minio.minio.svc:9000"'));
 
 /** Absolute path inside a container. */
 export const absolutePath = matching(/^\/\S*$/, 'an absolute path such as "/data"');

@@ -162,6 +162,44 @@ const PRODUCTS: Readonly<Record<string, Products>> = {
       pods('longhorn-job-task', namespace, { 'longhorn.io/job-task': 'task' }),
     ];
   },
+  /**
+   * cloudnative-pg/cloudnative-pg v1.30 (chart cloudnative-pg 0.29.0): the operator makes its CA
+   * `cnpg-ca-secret` and the webhook's certificate `cnpg-webhook-cert` in its own namespace at
+   * start (internal/cmd/manager/controller: CaSecretName, WebhookSecretName).
+   */
+  'apps/Deployment': (deployment) =>
+    deployment.metadata.name === 'cloudnative-pg'
+      ? ['cnpg-ca-secret', 'cnpg-webhook-cert'].map((name) => object('v1', 'Secret', name, deployment.metadata.namespace))
+      : [],
+  /**
+   * cloudnative-pg/cloudnative-pg v1.30: for a Cluster `<name>` the Services `<name>-rw`, `-ro` and
+   * `-r` on port 5432 (pkg/specs/services.go), the owner's Secret `<name>-app` of an initdb
+   * bootstrap (pkg/specs/secrets.go), and instance pods labelled `cnpg.io/cluster: <name>` and
+   * `cnpg.io/podRole: instance` with the ports postgresql 5432, metrics 9187 and status 8000
+   * (pkg/specs/pods.go).
+   */
+  'postgresql.cnpg.io/Cluster': (cluster) => {
+    const { name, namespace } = cluster.metadata;
+    const labels = { 'cnpg.io/cluster': name };
+    return [
+      ...['rw', 'ro', 'r'].map((kind) => object('v1', 'Service', `${name}-${kind}`, namespace, { spec: { selector: labels, ports: [{ name: 'postgres', port: 5432 }] } }, labels)),
+      object('v1', 'Secret', `${name}-app`, namespace, {}, labels),
+      pods(name, namespace, { ...labels, 'cnpg.io/podRole': 'instance' }, {
+        spec: {
+          containers: [
+            {
+              name: 'postgres',
+              ports: [
+                { name: 'postgresql', containerPort: 5432 },
+                { name: 'metrics', containerPort: 9187 },
+                { name: 'status', containerPort: 8000 },
+              ],
+            },
+          ],
+        },
+      }),
+    ];
+  },
   'monitoring.coreos.com/Prometheus': (prometheus) => operatedBy('prometheus', prometheus, 9090),
   'monitoring.coreos.com/Alertmanager': (alertmanager) => operatedBy('alertmanager', alertmanager, 9093),
 };

@@ -1,0 +1,238 @@
+/**
+ * CloudNativePG (storage layer): the `cloudnative-pg` chart — the operator with its CRDs and
+ * admission webhooks, watching every namespace. It runs no database itself: services declare
+ * theirs (HomelabService.needDatabase) and `emitDatabase` writes a `Cluster` into the
+ * consumer's own Application and namespace, one sync wave before the consumer's workloads. The
+ * operator bootstraps each with a database and its owner and generates the owner's password in
+ * the Secret `<cluster>-app` next to the pods that read it: nothing in Git or Vault
+ * (docs/adr/0028).
+ */
+import { z } from '../lib/model/config/zod';
+import type { CloudnativePgValues } from '../imports/helm/cloudnative-pg';
+import { Cluster, ClusterSpecResourcesLimits, ClusterSpecResourcesRequests } from '../imports/cnpg-cluster-postgresql.cnpg.io';
+import { defineService } from '../lib/model/catalog';
+import { Checkpoint, CheckpointProps } from '../lib/model/checkpoint';
+import { bool, intBetween, k8sName, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
+import type { DatabaseNeed, DatabaseProvider, DatabaseRef } from '../lib/model/databases';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import { HomelabService } from '../lib/model/service';
+import { helmRelease } from './helm-release';
+import { KUBERNETES_VERSION } from '../lib/model/kubernetes';
+import { CHARTS, IMAGES } from './versions';
+
+/** The minor version of a `v1.<minor>` Kubernetes version. */
+function minorOf(version: string): number {
+  return Number(/^v1\.(\d+)$/.exec(version)?.[1] ?? NaN);
+}
+
+/** The operator's container. */
+export const DEFAULT_OPERATOR_RESOURCES = { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } };
+/** Per PostgreSQL instance of a declared database. */
+export const DEFAULT_DATABASE_RESOURCES = { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '1Gi' } };
+
+/** `services.cloudnativePg`. */
+export const cloudnativePgSettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    resources: resourcesSchema.default(DEFAULT_OPERATOR_RESOURCES),
+  })
+  .prefault({});
+
+export type CloudnativePgSettings = z.output<typeof cloudnativePgSettings>;
+
+/**
+ * A consumer's database in its settings (`database.cloudnativePg` of n8n): the instances, the
+ * size and class of their volumes, their resources. Per environment, like every setting.
+ */
+export const databaseClusterSchema = z.strictObject({
+  /** One primary and `instances - 1` streaming replicas; each on its own node where possible. */
+  instances: intBetween(1, 5).default(1),
+  size: volumeSize.default('5Gi'),
+  /** @default Longhorn's default storage class */
+  storageClass: k8sName.optional(),
+  resources: resourcesSchema.default(DEFAULT_DATABASE_RESOURCES),
+});
+
+export type DatabaseClusterSettings = z.output<typeof databaseClusterSchema>;
+
+/**
+ * The oldest Kubernetes the chart installs on: cloudnative-pg 0.29.0's Chart.yaml says
+ * `kubeVersion: '>=1.29.0-0'` (helm refuses to render it for an older cluster, and so does
+ * Argo CD). A test holds it to the vendored Chart.yaml.
+ */
+export const MINIMUM_KUBERNETES_VERSION = 'v1.29';
+
+export const CNPG_NAMESPACE = 'cnpg-system';
+/** API group of Cluster (and the operator's other kinds). */
+export const CNPG_GROUP = 'postgresql.cnpg.io';
+/** The webhook server's port (chart `webhook.port`) and its Service (chart `service.name`, port 443). */
+const WEBHOOK_PORT = 9443;
+const WEBHOOK_SERVICE = 'cnpg-webhook-service';
+/** The operator's self-signed CA (CaSecretName in internal/cmd/manager/controller of CloudNativePG 1.30). */
+const CA_SECRET = 'cnpg-ca-secret';
+/** The instance manager's status port, which the operator polls (pkg/management/url: StatusPort). */
+const INSTANCE_MANAGER_PORT = 8000;
+/** The operator's pods (chart `cloudnative-pg.selectorLabels`, release = service name) and metrics port (templates/deployment.yaml). */
+const OPERATOR_POD_LABELS = { 'app.kubernetes.io/name': 'cloudnative-pg', 'app.kubernetes.io/instance': 'cloudnative-pg' } as const;
+/** The label CloudNativePG puts on every pod of a cluster (pkg/utils labels: ClusterLabelName). */
+const CLUSTER_LABEL = 'cnpg.io/cluster';
+/** A Cluster in the wave before its consumer's workloads: Argo CD's built-in health check of Cluster holds them until it is healthy. */
+const DATABASE_SYNC_WAVE = '-1';
+
+export type CloudnativePgProps = Omit<CloudnativePgSettings, 'enabled'>;
+
+export class CloudnativePg extends HomelabService implements DatabaseProvider {
+  readonly instanceManagerPort = INSTANCE_MANAGER_PORT;
+
+  constructor(scope: Platform, props: CloudnativePgProps) {
+    super(scope, 'cloudnative-pg', props, {
+      layer: Layer.STORAGE,
+      namespace: CNPG_NAMESPACE,
+      installsCrdGroups: [CNPG_GROUP],
+      helm: helmRelease('cloudnativePg', operatorValues(props)),
+      // Its webhooks default and validate every postgresql.cnpg.io object (failurePolicy Fail, templates/*webhookconfiguration.yaml).
+      admissionWebhookGroups: [CNPG_GROUP],
+      // The operator makes its CA and the webhook's certificate at start; the checkpoint reads the CA.
+      upstreamSecrets: [CA_SECRET],
+      generatesSecrets: [{ group: CNPG_GROUP, kind: 'Cluster', secretNames: (cluster) => [`${cluster}-app`] }],
+      ignoreDifferences: ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'].map((kind) => ({
+        // The operator writes its CA into its webhook configurations after every start.
+        group: 'admissionregistration.k8s.io',
+        kind,
+        jqPathExpressions: ['.webhooks[]?.clientConfig.caBundle'],
+      })),
+    });
+    this.requestCapacity('operator', 1, props.resources.requests);
+    this.serveApiServer({ port: WEBHOOK_PORT, podSelector: OPERATOR_POD_LABELS });
+    this.callApiServer(OPERATOR_POD_LABELS, 'the operator reconciles Clusters and their pods, Services, Secrets and volumes');
+    this.exposeMetrics({ name: 'operator', kind: 'pod', selector: OPERATOR_POD_LABELS, port: 'metrics' });
+    this.addAlerts({
+      alert: 'CloudnativePgReconcileErrors',
+      // controller-runtime's counter, as for the other operators.
+      expr: `sum by (controller) (rate(controller_runtime_reconcile_errors_total{${SERVICE_LABEL}="${this.serviceName}"}[15m])) > 0`,
+      for: '30m',
+      severity: 'warning',
+      summary: 'CloudNativePG keeps failing to reconcile {{ $labels.controller }} resources',
+      description: 'Changes to database clusters are not applied: see the operator log in cnpg-system.',
+    });
+    this.addCheckpoint();
+  }
+
+  emitDatabase(consumer: HomelabService, need: DatabaseNeed): DatabaseRef {
+    const cluster = `${need.name}-db`;
+    new Cluster(consumer, `database-${need.name}`, {
+      metadata: {
+        name: cluster,
+        namespace: consumer.namespaceName,
+        labels: consumer.labelsFor('database'),
+        annotations: { 'argocd.argoproj.io/sync-wave': DATABASE_SYNC_WAVE },
+      },
+      spec: {
+        instances: need.instances,
+        imageName: IMAGES.postgres,
+        // The owner's password is generated by the operator into `<cluster>-app`; no superuser access.
+        bootstrap: { initdb: { database: need.name, owner: need.name } },
+        enableSuperuserAccess: false,
+        storage: { size: need.size, storageClass: need.storageClass },
+        resources: {
+          requests: { cpu: ClusterSpecResourcesRequests.fromString(need.resources.requests.cpu), memory: ClusterSpecResourcesRequests.fromString(need.resources.requests.memory) },
+          limits: { cpu: ClusterSpecResourcesLimits.fromString(need.resources.limits.cpu), memory: ClusterSpecResourcesLimits.fromString(need.resources.limits.memory) },
+        },
+        // Replicas on other nodes where the inventory allows, never Pending for want of one.
+        affinity: { enablePodAntiAffinity: true, podAntiAffinityType: 'preferred' },
+      },
+    });
+    return {
+      cluster,
+      host: `${cluster}-rw`,
+      port: 5432,
+      database: need.name,
+      credentialsSecret: `${cluster}-app`,
+      podSelector: { [CLUSTER_LABEL]: cluster },
+    };
+  }
+
+  connectionCheck(need: DatabaseNeed, ref: DatabaseRef): Omit<CheckpointProps, 'hookWave'> {
+    return {
+      description: `database ${ref.cluster}: the owner's generated credentials connect to the primary and run a query; ${need.instances - 1} replica(s) stream from it`,
+      image: IMAGES.postgres,
+      env: { DATABASE: need.name, OWNER: need.name, REPLICAS: String(need.instances - 1), CLUSTER: ref.cluster },
+      secretEnv: { DATABASE_URI: { name: ref.credentialsSecret, key: 'uri' } },
+      script: CONNECTION_CHECK_SCRIPT,
+    };
+  }
+
+  /**
+   * The admission webhook answers over TLS with the certificate the operator made, verified
+   * with its CA: until it does, no Cluster can be created (failurePolicy Fail).
+   */
+  private addCheckpoint(): void {
+    new Checkpoint(this, 'checkpoint', {
+      description: "the operator's admission webhook answers over TLS with the certificate of its own CA",
+      image: IMAGES.curl,
+      env: { WEBHOOK_URL: `https://${WEBHOOK_SERVICE}.${CNPG_NAMESPACE}.svc/validate-postgresql-cnpg-io-v1-cluster` },
+      script: String.raw`code=$(curl -sS --retry 10 --retry-delay 6 --retry-all-errors --cacert /ca/ca.crt -o /dev/null -w '%{http_code}' "$WEBHOOK_URL" || echo 000)
+echo "webhook: HTTP $code"
+[ "$code" -ge 200 ] && [ "$code" -lt 500 ]`,
+      // Only the CA certificate: never the CA's key.
+      volumes: [{ name: 'ca', secret: { secretName: CA_SECRET, items: [{ key: 'ca.crt', path: 'ca.crt' }] } }],
+      volumeMounts: [{ name: 'ca', mountPath: '/ca', readOnly: true }],
+    });
+  }
+}
+
+/**
+ * Runs with `sh -ec` in the PostgreSQL image: retries for five minutes until the primary answers
+ * as the owner, then checks the answer: user, database, not in recovery, replicas streaming.
+ */
+export const CONNECTION_CHECK_SCRIPT = String.raw`query="select current_user, current_database(), pg_is_in_recovery(), (select count(*) from pg_stat_replication where state = 'streaming')"
+deadline=$(( $(date +%s) + 300 ))
+until answer=$(psql "$DATABASE_URI" -XAtq -c "$query" 2>&1); do
+  if [ "$(date +%s)" -ge "$deadline" ]; then echo "FAIL $CLUSTER: no answer as $OWNER within 5 minutes: $answer" >&2; exit 1; fi
+  echo "waiting for $CLUSTER: $answer"
+  sleep 10
+done
+old_ifs=$IFS
+IFS='|'
+set -- $answer
+IFS=$old_ifs
+if [ "$1" != "$OWNER" ] || [ "$2" != "$DATABASE" ]; then echo "FAIL $CLUSTER: connected as $1 to $2, expected $OWNER to $DATABASE" >&2; exit 1; fi
+if [ "$3" != f ]; then echo "FAIL $CLUSTER: the read-write Service leads to an instance in recovery, not the primary" >&2; exit 1; fi
+if [ "$4" != "$REPLICAS" ]; then echo "FAIL $CLUSTER: $4 of $REPLICAS replicas stream from the primary" >&2; exit 1; fi
+echo "PASS $CLUSTER: $OWNER runs queries on $DATABASE; $REPLICAS replica(s) streaming"`;
+
+function operatorValues(props: CloudnativePgProps): CloudnativePgValues {
+  return {
+    crds: { create: true },
+    resources: props.resources,
+    config: { clusterWide: true },
+    monitoring: { podMonitorEnabled: false },
+  };
+}
+
+export const cloudnativePgEntry = defineService({
+  name: 'cloudnative-pg',
+  settings: { key: 'cloudnativePg', schema: cloudnativePgSettings },
+  names: [CNPG_NAMESPACE],
+  check: () =>
+    minorOf(KUBERNETES_VERSION) < minorOf(MINIMUM_KUBERNETES_VERSION)
+      ? [
+          {
+            path: ['enabled'],
+            message:
+              `CloudNativePG (chart cloudnative-pg ${CHARTS.cloudnativePg.version}) needs Kubernetes ${MINIMUM_KUBERNETES_VERSION} or newer ` +
+              `(its Chart.yaml kubeVersion); the platform targets ${KUBERNETES_VERSION} (lib/model/kubernetes.ts), so neither render nor Argo CD could install it`,
+          },
+        ]
+      : [],
+  upstreamTargets: {
+    'cloudnative-pg-operator': {
+      selector: OPERATOR_POD_LABELS,
+      port: 'metrics',
+      source: 'cloudnative-pg 0.29.0 templates/deployment.yaml (container port 8080 named metrics), _helpers.tpl selectorLabels',
+    },
+  },
+  build: (platform, settings) => new CloudnativePg(platform, settings),
+});

@@ -1,0 +1,206 @@
+/**
+ * Off-site backups of Vault, whose data is not in Git: a CronJob that takes a raft snapshot
+ * (`vault operator raft snapshot save`) and writes it to the environment's S3 backup target,
+ * with alerts when the last good snapshot is late or a run failed. The Job logs in to Vault
+ * with its own ServiceAccount through the Kubernetes auth method, as the role the configurator
+ * keeps for it, whose policy can read the snapshot endpoint and nothing else. Its S3 keys come
+ * from Vault through External Secrets, needed only when it runs.
+ */
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { z } from '../lib/model/config/zod';
+import { cron, expected, intBetween, s3Endpoint } from '../lib/model/config/primitives';
+import { resources, toResourceRequirements } from '../lib/model/resources';
+import type { SecretRef } from '../lib/model/secrets';
+import { S3_CREDENTIAL_KEYS } from '../lib/model/secrets';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES } from './versions';
+import { KUBERNETES_AUTH_MOUNT, MANAGED_VAULT_PREFIX, VAULT_AUDIENCE, VAULT_GID, VAULT_UID, VaultAccess } from './vault-configurator';
+
+/** `s3://<bucket>@<region>/<prefix>`, the way Longhorn names its S3 backup targets. */
+const S3_TARGET = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])@([a-z0-9-]+)\/(.*)$/;
+
+/** `services.vault.backup`: where and how often. */
+export const vaultBackupSettings = z.strictObject({
+  /** Bucket, region and key prefix of the snapshots, e.g. `s3://homelab-backups@us-east-1/vault/`. */
+  target: z.string(expected('an S3 target such as "s3://homelab-backups@us-east-1/vault/"')).regex(S3_TARGET, expected('an S3 target such as "s3://homelab-backups@us-east-1/vault/"')),
+  /** An S3-compatible server (Backblaze B2, another site's object store). @default AWS S3 of the region */
+  endpoint: s3Endpoint.optional(),
+  schedule: cron.default('15 2 * * *'),
+  /**
+   * Hours after which the latest good snapshot is late (alert), 1 to 168: a week without a
+   * snapshot is a week of secrets lost. Keep above the schedule's interval.
+   */
+  maxAgeHours: intBetween(1, 168).default(26),
+});
+
+export type VaultBackupSettings = z.output<typeof vaultBackupSettings>;
+
+export const SNAPSHOT_JOB = 'vault-snapshot';
+/** The Secret (namespace vault) with the backup target's keys, S3_CREDENTIAL_KEYS. */
+export const BACKUP_CREDENTIALS_SECRET = 'vault-backup-credentials';
+/** Vault's API path of a raft snapshot: the only thing the job's policy reads. */
+const SNAPSHOT_PATH = 'sys/storage/raft/snapshot';
+const SNAPSHOT_DIR = '/snapshot';
+const SNAPSHOT_FILE = `${SNAPSHOT_DIR}/vault.snap`;
+const TOKEN_DIR = '/var/run/secrets/vault';
+
+export interface VaultSnapshotsProps {
+  readonly settings: VaultBackupSettings;
+  /** Vault's in-cluster address (the active node). */
+  readonly address: string;
+  /** The target's keys (S3_CREDENTIAL_KEYS), declared by Vault. */
+  readonly credentials: SecretRef;
+}
+
+export class VaultSnapshots extends Construct {
+  /** The job's identity in Vault, for the configurator. */
+  readonly access: VaultAccess;
+  /** Where the snapshots go: `<S3 URL of the bucket>/<prefix>`. */
+  readonly url: string;
+  /** The bucket's S3 URL (path style with an endpoint, virtual-hosted on AWS) and the key prefix. */
+  readonly bucketUrl: string;
+  readonly prefix: string;
+  readonly region: string;
+
+  constructor(scope: HomelabService, id: string, props: VaultSnapshotsProps) {
+    super(scope, id);
+    const service = HomelabService.of(this);
+    const { bucket, region, prefix } = parseTarget(props.settings.target);
+    const endpoint = props.settings.endpoint?.replace(/\/$/, '');
+    this.bucketUrl = endpoint ? `${endpoint}/${bucket}` : `https://${bucket}.s3.${region}.amazonaws.com`;
+    this.prefix = prefix.replace(/\/$/, '');
+    this.region = region;
+    this.url = `${this.bucketUrl}${this.prefix ? `/${this.prefix}` : ''}`;
+    this.access = {
+      service: SNAPSHOT_JOB,
+      namespace: service.namespaceName,
+      serviceAccount: SNAPSHOT_JOB,
+      role: `${MANAGED_VAULT_PREFIX}${SNAPSHOT_JOB}`,
+      policyPaths: [SNAPSHOT_PATH],
+    };
+    const labels = service.labelsFor('backup');
+    new k8s.KubeServiceAccount(this, 'account', { metadata: { name: SNAPSHOT_JOB, labels }, automountServiceAccountToken: false });
+    const restricted = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
+    const small = toResourceRequirements(resources('10m', '32Mi', '500m', '256Mi'));
+    new k8s.KubeCronJob(this, 'cronjob', {
+      metadata: { name: SNAPSHOT_JOB, labels },
+      spec: {
+        schedule: props.settings.schedule,
+        concurrencyPolicy: 'Forbid',
+        successfulJobsHistoryLimit: 1,
+        failedJobsHistoryLimit: 3,
+        jobTemplate: {
+          spec: {
+            backoffLimit: 2,
+            activeDeadlineSeconds: 1800,
+            template: {
+              metadata: { labels: service.jobPodLabelsFor(SNAPSHOT_JOB, 'backup') },
+              spec: {
+                restartPolicy: 'Never',
+                serviceAccountName: SNAPSHOT_JOB,
+                automountServiceAccountToken: false,
+                securityContext: { runAsNonRoot: true, runAsUser: VAULT_UID, runAsGroup: VAULT_GID, fsGroup: VAULT_GID, seccompProfile: { type: 'RuntimeDefault' } },
+                // The snapshot first, with the Vault CLI; then the upload, with curl's SigV4 signing.
+                initContainers: [
+                  {
+                    name: 'snapshot',
+                    image: IMAGES.vault,
+                    command: ['sh', '-ec', SNAPSHOT_SCRIPT],
+                    env: [
+                      { name: 'VAULT_ADDR', value: props.address },
+                      { name: 'AUTH_MOUNT', value: KUBERNETES_AUTH_MOUNT },
+                      { name: 'ROLE', value: this.access.role },
+                      { name: 'TOKEN_FILE', value: `${TOKEN_DIR}/token` },
+                      { name: 'SNAPSHOT_FILE', value: SNAPSHOT_FILE },
+                      { name: 'HOME', value: '/tmp' },
+                    ],
+                    resources: small,
+                    securityContext: restricted,
+                    volumeMounts: [
+                      { name: 'snapshot', mountPath: SNAPSHOT_DIR },
+                      { name: 'token', mountPath: TOKEN_DIR, readOnly: true },
+                      { name: 'tmp', mountPath: '/tmp' },
+                    ],
+                  },
+                ],
+                containers: [
+                  {
+                    name: 'upload',
+                    image: IMAGES.curl,
+                    command: ['sh', '-ec', UPLOAD_SCRIPT],
+                    env: [
+                      { name: 'S3_URL', value: this.url },
+                      { name: 'SNAPSHOT_FILE', value: SNAPSHOT_FILE },
+                      { name: 'S3_REGION', value: region },
+                      // Optional: a CronJob's Secret is not needed for Vault to sync (External Secrets, which delivers it,
+                      // syncs after Vault); a run before it exists fails in the script, saying so.
+                      { name: 'CREDENTIALS_SECRET', value: props.credentials.secretName },
+                      ...S3_CREDENTIAL_KEYS.map((key) => ({ name: key, valueFrom: { secretKeyRef: { ...props.credentials.keySelector(key), optional: true } } })),
+                    ],
+                    resources: small,
+                    securityContext: restricted,
+                    volumeMounts: [{ name: 'snapshot', mountPath: SNAPSHOT_DIR, readOnly: true }],
+                  },
+                ],
+                volumes: [
+                  { name: 'snapshot', emptyDir: {} },
+                  { name: 'tmp', emptyDir: {} },
+                  // A short-lived token for Vault's audience only: the job's identity for the Kubernetes auth method.
+                  { name: 'token', projected: { sources: [{ serviceAccountToken: { audience: VAULT_AUDIENCE, expirationSeconds: 600, path: 'token' } }] } },
+                ],
+              },
+            },
+          },
+        },
+      },
+    });
+  }
+}
+
+function parseTarget(target: string): { bucket: string; region: string; prefix: string } {
+  const match = S3_TARGET.exec(target);
+  if (!match) throw new Error(`vault: not an S3 target: ${target}`);
+  return { bucket: match[1], region: match[2], prefix: match[3] };
+}
+
+/** Runs with `sh -ec` in the Vault image: log in as the job's role, save a raft snapshot. */
+export const SNAPSHOT_SCRIPT = String.raw`VAULT_TOKEN=$(vault write -field=token "auth/$AUTH_MOUNT/login" role="$ROLE" jwt=@"$TOKEN_FILE")
+export VAULT_TOKEN
+vault operator raft snapshot save "$SNAPSHOT_FILE"
+size=$(wc -c < "$SNAPSHOT_FILE")
+if [ "$size" -eq 0 ]; then echo "the snapshot is empty" >&2; exit 1; fi
+echo "raft snapshot saved: $size bytes"`;
+
+/** Runs with `sh -ec` in the curl image: upload the snapshot under a timestamped name. */
+export const UPLOAD_SCRIPT = String.raw`if [ -z "$AWS_ACCESS_KEY_ID" ] || [ -z "$AWS_SECRET_ACCESS_KEY" ]; then
+  echo "no keys of the backup target: the Secret $CREDENTIALS_SECRET (External Secrets delivers it from Vault) is missing" >&2
+  exit 1
+fi
+name="vault-$(date -u +%Y%m%dT%H%M%SZ).snap"
+curl -fsS --retry 5 --retry-delay 10 --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -T "$SNAPSHOT_FILE" "$S3_URL/$name"
+echo "uploaded $S3_URL/$name"`;
+
+/**
+ * The restore check of the end-to-end verification, in the curl image: find the newest snapshot
+ * under the prefix (its name is its UTC time), fetch it into scratch space, check it is a raft
+ * snapshot archive (gzip tar of meta.json, state.bin and SHA256SUMS, hashicorp/raft-snapshot
+ * archive.go) whose checksums match, and that it is younger than the maximum age. Reports PASS or
+ * FAIL with the age; removes what it fetched.
+ */
+export const RESTORE_CHECK_SCRIPT = String.raw`fail() { echo "FAIL $*" >&2; rm -rf "$WORK_DIR"/*; exit 1; }
+s3() { curl -fsS --retry 3 --retry-delay 5 --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$@"; }
+list=$(s3 "$BUCKET_URL/?list-type=2&prefix=$PREFIX") || fail "cannot list $BUCKET_URL/$PREFIX"
+latest=$(printf '%s' "$list" | grep -o '<Key>[^<]*</Key>' | sed 's|<Key>\(.*\)</Key>|\1|' | grep 'vault-[0-9]\{8\}T[0-9]\{6\}Z\.snap$' | sort | tail -n 1)
+[ -n "$latest" ] || fail "no Vault snapshot under $BUCKET_URL/$PREFIX"
+stamp=$(printf '%s' "$latest" | sed 's|.*vault-\([0-9]\{4\}\)\([0-9]\{2\}\)\([0-9]\{2\}\)T\([0-9]\{2\}\)\([0-9]\{2\}\)\([0-9]\{2\}\)Z\.snap$|\1-\2-\3 \4:\5:\6|')
+age=$(( ($(date -u +%s) - $(date -u -d "$stamp" +%s)) / 3600 ))
+s3 -o "$WORK_DIR/latest.snap" "$BUCKET_URL/$latest" || fail "cannot fetch $latest"
+mkdir -p "$WORK_DIR/archive"
+tar -xzf "$WORK_DIR/latest.snap" -C "$WORK_DIR/archive" 2> /dev/null || fail "$latest ($age h old) is not a gzip tar archive"
+for file in meta.json state.bin SHA256SUMS; do [ -f "$WORK_DIR/archive/$file" ] || fail "$latest ($age h old) holds no $file: not a raft snapshot"; done
+(cd "$WORK_DIR/archive" && sha256sum -c SHA256SUMS > /dev/null) || fail "$latest ($age h old): its checksums do not match"
+index=$(sed -n 's/.*"Index":\([0-9]*\).*/\1/p' "$WORK_DIR/archive/meta.json")
+[ "$age" -le "$MAX_AGE_HOURS" ] || fail "latest Vault snapshot $latest is $age h old, more than $MAX_AGE_HOURS h"
+rm -rf "$WORK_DIR"/*
+echo "PASS latest Vault snapshot $latest: $age h old, raft index $index, checksums match"`;
