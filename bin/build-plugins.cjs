@@ -31,7 +31,7 @@ const ZOD_ENGLISH_ONLY = {
  */
 const QUADRATIC_FILTER = /Object\.entries\(([^()]+)\)\.reduce\(\(r, i\) => \(i\[1\] === undefined\) \? r : \(\{ \.\.\.r, \[i\[0\]\]: ([^{}]+?) \}\), \{\}\)/g;
 const LINEAR_FILTER_FUNCTION =
-  '\nfunction __definedFieldsOf(fields, convert) { const defined = {}; for (const key in fields) { const value = fields[key]; if (value !== undefined) defined[key] = convert ? convert(value) : value; } return defined; }\n';
+  '\nfunction __definedFieldsOf(fields, convert) { const defined = {}; for (const key of Object.keys(fields)) { const value = fields[key]; if (value !== undefined) defined[key] = convert ? convert(value) : value; } return defined; }\n';
 /** The files written by json2jsii that the project loads. */
 const GENERATED_L1 = /[\\/](?:cdk8s-plus-28[\\/]lib[\\/]imports[\\/]k8s\.js|imports[\\/][^\\/]+\.ts)$/;
 

@@ -144,7 +144,11 @@ function gpuAlerts(own: string, props: DcgmExporterProps, nodes: readonly string
   return [
     {
       alert: 'GpuXidError',
-      expr: `max by (Hostname, gpu, modelName) (${DCGM.xid}{${own}}) > 0`,
+      // The exporter keeps a GPU's last XID until the GPU is reset: alert on a new one (for 15
+      // minutes), with its number as the value, not for as long as the last one is remembered.
+      expr:
+        `(max by (Hostname, gpu, modelName) (${DCGM.xid}{${own}}) > 0) and on (Hostname, gpu, modelName) ` +
+        `(max by (Hostname, gpu, modelName) (changes(${DCGM.xid}{${own}}[15m])) > 0)`,
       for: '0m',
       severity: 'warning',
       summary: 'GPU {{ $labels.gpu }} ({{ $labels.modelName }}) on {{ $labels.Hostname }} reported XID error {{ $value }}',

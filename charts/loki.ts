@@ -187,7 +187,15 @@ export class Loki extends HomelabService {
       const credentials = this.needSecret(S3_CREDENTIALS_SECRET, S3_CREDENTIAL_KEYS, `S3 credentials of Loki's buckets ${s3.buckets.chunks} and ${s3.buckets.ruler}`);
       target = { ...s3, credentials };
     } else if (objectStore && props.objectStore) {
-      const [chunks, ruler] = this.needBuckets(props.objectStore, [{ name: objectStore.buckets.chunks }, { name: objectStore.buckets.ruler }], 'log chunks, index and ruler state');
+      const at = 'services.loki.storage.objectStore.buckets';
+      const [chunks, ruler] = this.needBuckets(
+        props.objectStore,
+        [
+          { name: objectStore.buckets.chunks, configPath: `${at}.chunks` },
+          { name: objectStore.buckets.ruler, configPath: `${at}.ruler` },
+        ],
+        'log chunks, index and ruler state',
+      );
       target = { endpoint: chunks.endpoint, region: chunks.region, buckets: { chunks: chunks.bucket, ruler: ruler.bucket }, forcePathStyle: true, credentials: chunks.credentials };
     }
     this.installChart(helmRelease('loki', lokiValues(props, lokiResources, target)));

@@ -94,6 +94,7 @@ export type SeaweedfsProps = Omit<SeaweedfsSettings, 'enabled'> & {
 
 export class Seaweedfs extends HomelabService implements ObjectStore {
   readonly endpoint = `http://${ALL_IN_ONE_SERVICE}.${SEAWEEDFS_NAMESPACE}.svc:${S3_PORT}`;
+  readonly reservedBuckets = [PROBE_BUCKET];
   readonly region: string;
   private readonly props: SeaweedfsProps;
   private readonly probeCredentials: SecretRef;

@@ -37,6 +37,10 @@ export const vaultBackupSettings = z.strictObject({
 export type VaultBackupSettings = z.output<typeof vaultBackupSettings>;
 
 export const SNAPSHOT_JOB = 'vault-snapshot';
+/** The verification's Job that checks the latest snapshot. */
+export const RESTORE_CHECK_JOB = 'vault-snapshot-restore';
+/** How long a snapshot run may take (its Job's activeDeadlineSeconds). */
+export const SNAPSHOT_DEADLINE_SECONDS = 1800;
 /** The Secret (namespace vault) with the backup target's keys, S3_CREDENTIAL_KEYS. */
 export const BACKUP_CREDENTIALS_SECRET = 'vault-backup-credentials';
 /** Vault's API path of a raft snapshot: the only thing the job's policy reads. */
@@ -93,7 +97,7 @@ export class VaultSnapshots extends Construct {
         jobTemplate: {
           spec: {
             backoffLimit: 2,
-            activeDeadlineSeconds: 1800,
+            activeDeadlineSeconds: SNAPSHOT_DEADLINE_SECONDS,
             template: {
               metadata: { labels: service.jobPodLabelsFor(SNAPSHOT_JOB, 'backup') },
               spec: {
@@ -186,21 +190,27 @@ echo "uploaded $S3_URL/$name"`;
  * under the prefix (its name is its UTC time), fetch it into scratch space, check it is a raft
  * snapshot archive (gzip tar of meta.json, state.bin and SHA256SUMS, hashicorp/raft-snapshot
  * archive.go) whose checksums match, and that it is younger than the maximum age. Reports PASS or
- * FAIL with the age; removes what it fetched.
+ * FAIL with the age; removes what it fetched. The listing starts after the name a snapshot of the
+ * maximum age would have: S3 lists at most 1000 keys in name order, oldest first, and nothing
+ * deletes old snapshots.
  */
 export const RESTORE_CHECK_SCRIPT = String.raw`fail() { echo "FAIL $*" >&2; rm -rf "$WORK_DIR"/*; exit 1; }
 s3() { curl -fsS --retry 3 --retry-delay 5 --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$@"; }
-list=$(s3 "$BUCKET_URL/?list-type=2&prefix=$PREFIX") || fail "cannot list $BUCKET_URL/$PREFIX"
+now=$(date -u +%s)
+oldest_stamp=$(date -u -d "@$((now - MAX_AGE_HOURS * 3600))" +%Y%m%dT%H%M%SZ)
+oldest="${'$'}{PREFIX:+${'$'}PREFIX/}vault-$oldest_stamp.snap"
+list=$(s3 "$BUCKET_URL/?list-type=2&prefix=$PREFIX&start-after=$oldest") || fail "cannot list $BUCKET_URL/$PREFIX"
 latest=$(printf '%s' "$list" | grep -o '<Key>[^<]*</Key>' | sed 's|<Key>\(.*\)</Key>|\1|' | grep 'vault-[0-9]\{8\}T[0-9]\{6\}Z\.snap$' | sort | tail -n 1)
-[ -n "$latest" ] || fail "no Vault snapshot under $BUCKET_URL/$PREFIX"
+[ -n "$latest" ] || fail "no Vault snapshot under $BUCKET_URL/$PREFIX in the last $MAX_AGE_HOURS h"
 stamp=$(printf '%s' "$latest" | sed 's|.*vault-\([0-9]\{4\}\)\([0-9]\{2\}\)\([0-9]\{2\}\)T\([0-9]\{2\}\)\([0-9]\{2\}\)\([0-9]\{2\}\)Z\.snap$|\1-\2-\3 \4:\5:\6|')
-age=$(( ($(date -u +%s) - $(date -u -d "$stamp" +%s)) / 3600 ))
+age_seconds=$(( now - $(date -u -d "$stamp" +%s) ))
+age=$(( age_seconds / 3600 ))
 s3 -o "$WORK_DIR/latest.snap" "$BUCKET_URL/$latest" || fail "cannot fetch $latest"
 mkdir -p "$WORK_DIR/archive"
 tar -xzf "$WORK_DIR/latest.snap" -C "$WORK_DIR/archive" 2> /dev/null || fail "$latest ($age h old) is not a gzip tar archive"
 for file in meta.json state.bin SHA256SUMS; do [ -f "$WORK_DIR/archive/$file" ] || fail "$latest ($age h old) holds no $file: not a raft snapshot"; done
 (cd "$WORK_DIR/archive" && sha256sum -c SHA256SUMS > /dev/null) || fail "$latest ($age h old): its checksums do not match"
 index=$(sed -n 's/.*"Index":\([0-9]*\).*/\1/p' "$WORK_DIR/archive/meta.json")
-[ "$age" -le "$MAX_AGE_HOURS" ] || fail "latest Vault snapshot $latest is $age h old, more than $MAX_AGE_HOURS h"
+[ "$age_seconds" -le $((MAX_AGE_HOURS * 3600)) ] || fail "latest Vault snapshot $latest is $age h old, more than $MAX_AGE_HOURS h"
 rm -rf "$WORK_DIR"/*
 echo "PASS latest Vault snapshot $latest: $age h old, raft index $index, checksums match"`;

@@ -26,7 +26,7 @@ import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { MANAGED_VAULT_PREFIX, VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, vaultAccess, VaultConfigurator, vaultPath } from './vault-configurator';
-import { BACKUP_CREDENTIALS_SECRET, RESTORE_CHECK_SCRIPT, SNAPSHOT_JOB, VaultBackupSettings, vaultBackupSettings, VaultSnapshots } from './vault-snapshots';
+import { BACKUP_CREDENTIALS_SECRET, RESTORE_CHECK_JOB, RESTORE_CHECK_SCRIPT, SNAPSHOT_DEADLINE_SECONDS, SNAPSHOT_JOB, VaultBackupSettings, vaultBackupSettings, VaultSnapshots } from './vault-snapshots';
 
 /** The Vault server container (per replica). */
 export const DEFAULT_VAULT_RESOURCES = { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } };
@@ -175,7 +175,7 @@ export class Vault extends HomelabService implements SecretBackend {
       ],
     });
     // The restore test of the verification: the newest snapshot is there, young enough, and a sound raft archive.
-    this.addEndToEndCheck('vault-snapshot-restore', {
+    this.addEndToEndCheck(RESTORE_CHECK_JOB, {
       description: `the latest Vault snapshot in ${backup.target} is at most ${backup.maxAgeHours} h old and a raft snapshot archive whose checksums match`,
       image: IMAGES.curl,
       env: { BUCKET_URL: snapshots.bucketUrl, PREFIX: snapshots.prefix, S3_REGION: snapshots.region, MAX_AGE_HOURS: String(backup.maxAgeHours), WORK_DIR: '/work' },
@@ -186,7 +186,8 @@ export class Vault extends HomelabService implements SecretBackend {
     });
     this.allowEgress({
       name: 'restore-check-backup-target',
-      podSelector: CHECKPOINT_PODS,
+      // The restore check's pods alone (the verification runs it; its instance label is the Job's), not every checkpoint here.
+      podSelector: { ...CHECKPOINT_PODS, 'app.kubernetes.io/instance': `${RESTORE_CHECK_JOB}-${this.environment}` },
       to: { kind: 'external', destinations: [backup.endpoint ? urlDestination(backup.endpoint) : { to: 'internet', ports: [{ port: 443 }] }] },
       reason: `the verification fetches the latest Vault snapshot from ${backup.target}`,
     });
@@ -206,10 +207,12 @@ export class Vault extends HomelabService implements SecretBackend {
       },
       {
         alert: 'VaultBackupFailed',
-        expr: `max(kube_job_status_failed{namespace="${this.namespaceName}", job_name=~"${SNAPSHOT_JOB}-.*"}) > 0`,
+        // The last scheduled run has not succeeded by its deadline (the Job's activeDeadlineSeconds):
+        // a failed pod that a retry recovered, or a failed Job kept in the history, is not an alert.
+        expr: `max(kube_cronjob_status_last_schedule_time{${cronjob}}) - max(kube_cronjob_status_last_successful_time{${cronjob}}) > ${SNAPSHOT_DEADLINE_SECONDS}`,
         for: '5m',
         severity: 'warning',
-        summary: 'A Vault snapshot Job failed',
+        summary: 'The last Vault snapshot run failed',
         description: `kubectl -n vault logs job/<the failed ${SNAPSHOT_JOB} Job> --all-containers: the login (role ${MANAGED_VAULT_PREFIX}${SNAPSHOT_JOB}), the snapshot or the upload.`,
       },
     );

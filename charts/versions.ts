@@ -194,8 +194,8 @@ export const IMAGES = {
   /**
    * PostgreSQL 18.1 for CloudNativePG clusters, the project's `system` image (Debian trixie, with
    * Barman Cloud; cloudnative-pg/postgres-containers). Pinned here rather than left to the
-   * operator's default, which moves with the operator (1.28.1 defaults to this very tag:
-   * pkg/versions/versions.go). Also the checks' psql.
+   * operator's default, which moves with the operator (pkg/versions/versions.go of the pinned
+   * operator names its default). Also the checks' psql.
    */
   postgres: 'ghcr.io/cloudnative-pg/postgresql:18.1-system-trixie',
   /** Shell for filesystem checks in checkpoints. */

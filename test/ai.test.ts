@@ -15,7 +15,7 @@ import { Longhorn, longhornEntry } from '../charts/longhorn';
 import { NvidiaDevicePlugin, nvidiaDevicePluginSettings as nvidiaDevicePluginSchema } from '../charts/nvidia-device-plugin';
 import { SMOKE_MODEL, Triton, tritonSettings as tritonSchema } from '../charts/triton';
 import type { EnvironmentConfig, NodeConfig } from '../lib/model/config/environment';
-import { discoveredGpuLabels } from '../lib/model/gpu';
+import { discoveredGpuLabels } from './support';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
@@ -454,10 +454,16 @@ describe('GPU discovery', () => {
     const issues = environmentIssues({ nodes: raw.nodes }).map((i) => `${i.path}: ${i.message}`);
     expect(issues).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^nodes\.gpu-1\.labels\.nvidia\.com\/gpu\.present: unexpected label: nvidia\.com\/\* labels are set by Node and GPU Feature Discovery/),
+        expect.stringMatching(/^nodes\.gpu-1\.labels\.nvidia\.com\/gpu\.present: unexpected label: nvidia\.com\/gpu\.\* labels are set by Node and GPU Feature Discovery/),
         expect.stringMatching(/^nodes\.worker-1\.labels\.feature\.node\.kubernetes\.io\/pci-10de\.present: unexpected label/),
       ]),
     );
+  });
+
+  it("accepts the nvidia.com labels that are the operator's settings, such as the device plugin's config per node", () => {
+    const raw = platformObject();
+    raw.nodes['gpu-1'].labels['nvidia.com/device-plugin.config'] = 'time-sliced';
+    expect(environmentIssues({ nodes: raw.nodes })).toEqual([]);
   });
 });
 

@@ -48,6 +48,10 @@ describe('linear filters in the generated L1 classes', () => {
       const [expected, actual] = [original, linear].map((body) => new Function('fields', body)(fields));
       expect(JSON.stringify(actual), shape).toBe(JSON.stringify(expected));
       expect(Object.keys(actual), shape).toEqual(Object.keys(expected));
+      // Own keys only, as Object.entries takes them: not what an object inherits.
+      const inheriting = Object.assign(Object.create({ inherited: item('no') }), fields);
+      const [fromOriginal, fromLinear] = [original, linear].map((body) => new Function('fields', body)(inheriting));
+      expect(Object.keys(fromLinear), shape).toEqual(Object.keys(fromOriginal));
     }
   });
 

@@ -1,6 +1,6 @@
 /** The operator's own apps: GPUs through the device plugin, placement, capacity; secret environment variables. */
 import { describe, expect, it } from 'vitest';
-import { discoveredGpuLabels } from '../lib/model/gpu';
+import { discoveredGpuLabels } from './support';
 import { platformObject, manifestsOf, parseText, synthesizePlatforms, synthesizeText, toYamlText } from './support';
 
 function withGpuApp(mutate: (config: Record<string, any>) => void = () => undefined) {

@@ -157,11 +157,11 @@ describe('the database connection check', () => {
   it('passes when the owner queries the primary and every replica streams', () => {
     const ok = run({ ANSWER: 'n8n|n8n|f|1' });
     expect(ok.status, ok.stderr).toBe(0);
-    expect(ok.stdout).toContain('PASS n8n-db: n8n runs queries on n8n; 1 replica(s) streaming');
+    expect(ok.stdout).toContain('PASS n8n-db: n8n runs queries on n8n; 1 replica(s) connected');
   });
 
-  it('fails on a replica that does not stream, a primary in recovery, another user, or no answer', () => {
-    expect(run({ ANSWER: 'n8n|n8n|f|0' }).stderr).toContain('FAIL n8n-db: 0 of 1 replicas stream from the primary');
+  it('fails on a replica that is not connected, a primary in recovery, another user, or no answer', () => {
+    expect(run({ ANSWER: 'n8n|n8n|f|0' }).stderr).toContain('FAIL n8n-db: 0 of 1 replicas are connected to the primary');
     expect(run({ ANSWER: 'n8n|n8n|t|1' }).stderr).toContain('leads to an instance in recovery');
     expect(run({ ANSWER: 'postgres|n8n|f|1' }).stderr).toContain('connected as postgres to n8n, expected n8n to n8n');
     const silent = run({ FAIL: 'connection refused' });

@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { gpuDashboard } from '../charts/dcgm-exporter';
 import type { NodeConfig } from '../lib/model/config/environment';
-import { discoveredGpuLabels, isGpuProvider } from '../lib/model/gpu';
+import { isGpuProvider } from '../lib/model/gpu';
+import { discoveredGpuLabels } from './support';
 import { assertValidPromql } from './support-promql';
 import { environmentIssues, FAKE_SLEEP, manifestsOf, platformObject, platformText, runWithFakeCommands, synthesizePlatforms, toYamlText } from './support';
 

@@ -10,7 +10,8 @@ import { CHARTS, KUSTOMIZATIONS, MANIFESTS } from '../charts/versions';
 import { ARGOCD_CONTROL_KINDS, projectNames } from '../lib/model/argocd';
 import { APP_NAMESPACES } from '../lib/model/catalog';
 import type { UpstreamFootprint } from '../lib/model/sources';
-import { discoveredGpuLabels, GPU_RESOURCE, isGpuProvider } from '../lib/model/gpu';
+import { GPU_RESOURCE, isGpuProvider } from '../lib/model/gpu';
+import { discoveredGpuLabels } from './support';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { CLUSTER_DNS, isNetworkPolicyProvider } from '../lib/model/network';
 import type { HomelabService } from '../lib/model/service';
@@ -117,6 +118,22 @@ function admits(pod: any, node: string, nodeLabels: Readonly<Record<string, stri
 const problems = (condition: boolean, problem: string): string[] => (condition ? [] : [problem]);
 
 export const INVARIANTS: readonly Invariant[] = [
+  {
+    // ADR 31: a synth renders each object once and reuses the manifest while the metadata stays;
+    // a pass that changed an object's body afterwards would leave a stale manifest in k8s/.
+    name: 'every manifest a synth reused is what a fresh render of its object gives',
+    check: (all) =>
+      all.flatMap((s) =>
+        s.platform.services.flatMap((service) =>
+          service.apiObjects.flatMap((object) =>
+            problems(
+              JSON.stringify(service.render(object)) === JSON.stringify(service.render(object, { fresh: true })),
+              `${s.env.environment}/${service.serviceName}: ${object.kind} ${object.name} changed after it was rendered`,
+            ),
+          ),
+        ),
+      ),
+  },
   {
     name: 'every document validates against the Kubernetes schema and the CRD schemas',
     check: (all) => {

@@ -4,7 +4,7 @@
  * objects (buckets, identities limited to their buckets, generated keys and who may read them),
  * the waves, and the bucket checks run under `sh` against a fake S3 server.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { App } from 'cdk8s';
@@ -15,7 +15,7 @@ import type { ObjectStore } from '../lib/model/object-storage';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { synthesizePlatform } from '../lib/output/synthesize';
-import { buildPlatform, fixtureObject, Manifest, manifestsOf, runWithFakeCommands, synthesizeText, toYamlText, parseText } from './support';
+import { buildPlatform, fixtureObject, Manifest, manifestsOf, parseText, runMain, runWithFakeCommands, synthesizeText, tempDir, toYamlText } from './support';
 
 /** The small fixture with the services the store needs, Loki on the store, and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -71,6 +71,17 @@ describe('object storage config', () => {
     expect(same).toContain('services.loki.storage.objectStore.buckets.ruler');
     const bad = problems(configText((c) => (c.services.loki.storage.objectStore = { buckets: { chunks: 'Logs_Chunks' } }))).join('\n');
     expect(bad).toContain('expected an S3 bucket name');
+  });
+
+  it("refuses the store's own bucket at the path that names it, with an error line and exit 2, the output untouched", () => {
+    const dir = tempDir();
+    const file = join(dir, 'homelab.yaml');
+    writeFileSync(file, configText((c) => (c.services.loki.storage.objectStore = { buckets: { chunks: 'seaweedfs-probe' } })));
+    const run = runMain(['--config', file, '--out', join(dir, 'k8s'), '--docs', join(dir, 'platform.md')]);
+    expect(run.stderr).toMatch(/^error: .*services\.loki\.storage\.objectStore\.buckets\.chunks: bucket seaweedfs-probe is taken by seaweedfs \(its checkpoint's\)/m);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    expect(run.status).toBe(2);
+    expect(existsSync(join(dir, 'k8s'))).toBe(false);
   });
 
   it('accepts expiry between 1 and 255 days only (SeaweedFS TTLs)', () => {

@@ -17,6 +17,7 @@ import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { buildPlatform as buildPlatformOf, SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { documentsOf } from '../lib/tools/lint/tree';
+import { GPU_LABELS } from '../lib/model/gpu';
 import { projectRoot } from '../lib/util/project';
 import { UserError } from '../lib/util/errors';
 import { expect } from 'vitest';
@@ -305,4 +306,9 @@ export async function userErrorOf(promise: Promise<unknown>): Promise<string> {
   );
   expect(error).toBeInstanceOf(UserError);
   return (error as UserError).problems.join('\n');
+}
+
+/** The label every GPU workload is placed by, as discovery sets it on a node with `gpus` GPUs (lib/model/gpu.ts). */
+export function discoveredGpuLabels(node: { readonly gpus: number }): Readonly<Record<string, string>> {
+  return node.gpus > 0 ? { [GPU_LABELS.present]: 'true' } : {};
 }

@@ -89,6 +89,13 @@ describe('the snapshot CronJob', () => {
     expect(egress.spec.podSelector.matchLabels).toEqual(cronJob.spec.jobTemplate.spec.template.metadata.labels);
     // A host name: public addresses on the endpoint's port only (a NetworkPolicy cannot name a host).
     expect(egress.spec.egress.map((rule: any) => rule.ports)).toEqual([[{ port: 443, protocol: 'TCP' }]]);
+    // The verification's restore check reaches the target too: its pods, not every checkpoint in the namespace.
+    const restore = find('vault/networkpolicy-egress-restore-check-backup-target.yaml');
+    const restorePods = find('verification/job-vault-vault-snapshot-restore.yaml').spec.template.metadata.labels;
+    expect(Object.entries(restore.spec.podSelector.matchLabels).every(([key, value]) => restorePods[key] === value)).toBe(true);
+    expect(restore.spec.podSelector.matchLabels['app.kubernetes.io/instance']).toBe(restorePods['app.kubernetes.io/instance']);
+    const ownCheckpoint = find('vault/job-vault-checkpoint.yaml').spec.template.metadata.labels;
+    expect(Object.entries(restore.spec.podSelector.matchLabels).every(([key, value]) => ownCheckpoint[key] === value)).toBe(false);
   });
 
   it('alerts when the latest snapshot is late or a run failed', () => {
@@ -97,7 +104,10 @@ describe('the snapshot CronJob', () => {
     const late = rules.find((r: any) => r.alert === 'VaultBackupLate');
     const failed = rules.find((r: any) => r.alert === 'VaultBackupFailed');
     expect(late.expr).toContain('kube_cronjob_status_last_successful_time{namespace="vault", cronjob="vault-snapshot"}) > 93600');
-    expect(failed.expr).toContain('kube_job_status_failed{namespace="vault", job_name=~"vault-snapshot-.*"}');
+    // The last scheduled run still without success past its deadline: not a pod a retry recovered, not an old failed Job.
+    expect(failed.expr).toBe(
+      'max(kube_cronjob_status_last_schedule_time{namespace="vault", cronjob="vault-snapshot"}) - max(kube_cronjob_status_last_successful_time{namespace="vault", cronjob="vault-snapshot"}) > 1800',
+    );
     assertValidPromql([late, failed].map((rule) => ({ label: rule.alert, expr: rule.expr })));
   });
 });
@@ -208,6 +218,8 @@ printf '<ListBucketResult>'; for key in $KEYS; do printf '<Contents><Key>%s</Key
     expect(run.stdout).toContain(`PASS latest Vault snapshot ${newest}: 3 h old, raft index 4711, checksums match`);
     expect(run.collected).toContain(`https://s3.eu-central-1.example.net/homelab-backups/${newest}`);
     expect(run.collected).toContain('https://s3.eu-central-1.example.net/homelab-backups/?list-type=2&prefix=vault');
+    // Only the snapshots of the last maxAgeHours are listed: S3 answers at most 1000 keys, oldest first.
+    expect(run.collected).toMatch(/&start-after=vault\/vault-\d{8}T\d{6}Z\.snap/);
     expect(run.leftover).toEqual([]);
   });
 

@@ -10,20 +10,13 @@ export const GPU_RESOURCE = 'nvidia.com/gpu';
  * controller on the node's PCI bus (the device plugin's, charts/nvidia-device-plugin.ts) — the
  * hardware, before any driver. The others: GPU Feature Discovery, from NVML once the driver
  * and the container toolkit work (NVIDIA/k8s-device-plugin v0.20.0 internal/lm/resource.go:
- * `<resource>.product`, `.count`, `.memory` in MiB, `.replicas`).
+ * `<resource>.product`, `.count`, `.memory` in MiB, `.replicas`; the ones the platform reads here).
  */
 export const GPU_LABELS = {
   present: 'nvidia.com/gpu.present',
   product: 'nvidia.com/gpu.product',
   count: 'nvidia.com/gpu.count',
-  memory: 'nvidia.com/gpu.memory',
-  replicas: 'nvidia.com/gpu.replicas',
 } as const;
-
-/** The label every GPU workload is placed by, as discovery sets it on a node with `gpus` GPUs. */
-export function discoveredGpuLabels(node: { readonly gpus: number }): Readonly<Record<string, string>> {
-  return node.gpus > 0 ? { [GPU_LABELS.present]: 'true' } : {};
-}
 
 /** Where GPU pods must run: affinity to the discovered GPU nodes and tolerations for their taints. */
 export interface GpuScheduling {

@@ -17,6 +17,8 @@ export interface BucketSettings {
   readonly expireAfterDays?: number;
   /** Keep every version of an object (deleted and overwritten ones too). @default false */
   readonly versioning?: boolean;
+  /** Where the operator chose the name in homelab.yaml (`services.loki.storage...`), for errors. @default the name is the service's own */
+  readonly configPath?: string;
 }
 
 /** A declared bucket and its owner. */
@@ -51,6 +53,8 @@ export interface ObjectStore extends HomelabService {
    * put, get and delete in each of its buckets, refused in a bucket of another identity.
    */
   accessCheck(buckets: readonly BucketNeed[], credentials: SecretRef): Omit<CheckpointProps, 'hookWave'>;
+  /** Bucket names the store keeps for itself (its checkpoint's): no consumer may declare them. */
+  readonly reservedBuckets: readonly string[];
   /** Called once by the object-storage pass with every declared bucket (none: only the store's own). */
   provision(buckets: readonly BucketNeed[]): void;
 }

@@ -7,6 +7,7 @@
  */
 import { isObjectStore } from '../model/object-storage';
 import type { Platform } from '../model/platform';
+import { UserError } from '../util/errors';
 
 export function provisionBuckets(platform: Platform): void {
   const buckets = platform.services.flatMap((service) => service.bucketNeeds);
@@ -15,11 +16,17 @@ export function provisionBuckets(platform: Platform): void {
     if (buckets.length > 0) throw new Error(`${buckets[0].service} declares buckets, but the platform has no object store`);
     return;
   }
-  const owners = new Map<string, string>();
+  const owners = new Map<string, string>(store.reservedBuckets.map((name) => [name, `${store.serviceName} (its checkpoint's)`]));
+  const problems: string[] = [];
   for (const bucket of buckets) {
     const owner = owners.get(bucket.name);
-    if (owner) throw new Error(`bucket ${bucket.name} is declared by both ${owner} and ${bucket.service}`);
+    if (owner) {
+      const problem = `bucket ${bucket.name} is taken by ${owner === bucket.service ? `${owner} already` : owner}: expected a bucket of ${bucket.service}'s own`;
+      if (bucket.configPath === undefined) throw new Error(problem);
+      problems.push(`${bucket.configPath}: ${problem}`);
+    }
     owners.set(bucket.name, bucket.service);
   }
+  if (problems.length > 0) throw new UserError(problems);
   store.provision(buckets);
 }

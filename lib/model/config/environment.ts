@@ -32,8 +32,10 @@ const taintSchema = z.strictObject({
  * Label prefixes Node Feature Discovery and GPU Feature Discovery own (lib/model/gpu.ts): they
  * label the nodes from their hardware, so an inventory that set them by hand would describe
  * nodes the cluster does not have (`gpus` is what tells the platform about a node's GPUs).
+ * Other nvidia.com/ labels are the operator's to set (`nvidia.com/device-plugin.config`,
+ * `nvidia.com/mig.config`: settings the plugin reads per node).
  */
-const DISCOVERED_LABEL_PREFIXES = ['nvidia.com/', 'feature.node.kubernetes.io/'] as const;
+const DISCOVERED_LABEL_PREFIXES = ['nvidia.com/gpu.', 'nvidia.com/cuda.', 'feature.node.kubernetes.io/'] as const;
 
 /** A node as Kubernetes reports it allocatable (after system reservations). */
 const nodeSchema = z.strictObject({
