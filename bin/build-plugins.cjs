@@ -22,7 +22,7 @@ const ZOD_ENGLISH_ONLY = {
 };
 
 /**
- * The generated L1 classes of cdk8s (cdk8s-plus-28's imports/k8s.js, and ours in imports/,
+ * The generated L1 classes of cdk8s (the cdk8s-plus line's imports/k8s.js, and ours in imports/,
  * both written by json2jsii) drop undefined fields when serializing an object or a map with
  * `Object.entries(x).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: f(i[1]) }), {})`,
  * which copies the object once per field: quadratic, and for a pod spec's or a container's
@@ -32,8 +32,15 @@ const ZOD_ENGLISH_ONLY = {
 const QUADRATIC_FILTER = /Object\.entries\(([^()]+)\)\.reduce\(\(r, i\) => \(i\[1\] === undefined\) \? r : \(\{ \.\.\.r, \[i\[0\]\]: ([^{}]+?) \}\), \{\}\)/g;
 const LINEAR_FILTER_FUNCTION =
   '\nfunction __definedFieldsOf(fields, convert) { const defined = {}; for (const key of Object.keys(fields)) { const value = fields[key]; if (value !== undefined) defined[key] = convert ? convert(value) : value; } return defined; }\n';
+/**
+ * The cdk8s-plus line package.json depends on (`cdk8s-plus-<Kubernetes minor>`, ADR 32): read, not
+ * named, so that moving the platform to another Kubernetes version cannot leave its L1 classes
+ * quadratic.
+ */
+const CDK8S_PLUS = Object.keys(require('../package.json').dependencies).find((name) => /^cdk8s-plus-\d+$/.test(name));
+if (CDK8S_PLUS === undefined) throw new Error('package.json: no cdk8s-plus-<minor> dependency');
 /** The files written by json2jsii that the project loads. */
-const GENERATED_L1 = /[\\/](?:cdk8s-plus-28[\\/]lib[\\/]imports[\\/]k8s\.js|imports[\\/][^\\/]+\.ts)$/;
+const GENERATED_L1 = new RegExp(String.raw`[\\/](?:${CDK8S_PLUS}[\\/]lib[\\/]imports[\\/]k8s\.js|imports[\\/][^\\/]+\.ts)$`);
 
 /** The file's code with linear filters, or undefined when it has none of the quadratic ones. */
 function withLinearFilter(code) {
@@ -55,4 +62,4 @@ const LINEAR_L1_FILTERS = {
   },
 };
 
-module.exports = { ESBUILD_PLUGINS: [ZOD_ENGLISH_ONLY, LINEAR_L1_FILTERS], GENERATED_L1, withLinearFilter };
+module.exports = { ESBUILD_PLUGINS: [ZOD_ENGLISH_ONLY, LINEAR_L1_FILTERS], CDK8S_PLUS, GENERATED_L1, withLinearFilter };

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Duration } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';

@@ -19,13 +19,7 @@ import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { helmRelease } from './helm-release';
-import { KUBERNETES_VERSION } from '../lib/model/kubernetes';
-import { CHARTS, IMAGES } from './versions';
-
-/** The minor version of a `v1.<minor>` Kubernetes version. */
-function minorOf(version: string): number {
-  return Number(/^v1\.(\d+)$/.exec(version)?.[1] ?? NaN);
-}
+import { IMAGES } from './versions';
 
 /** The operator's container. */
 export const DEFAULT_OPERATOR_RESOURCES = { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } };
@@ -56,13 +50,6 @@ export const databaseClusterSchema = z.strictObject({
 });
 
 export type DatabaseClusterSettings = z.output<typeof databaseClusterSchema>;
-
-/**
- * The oldest Kubernetes the chart installs on: cloudnative-pg 0.29.0's Chart.yaml says
- * `kubeVersion: '>=1.29.0-0'` (helm refuses to render it for an older cluster, and so does
- * Argo CD). A test holds it to the vendored Chart.yaml.
- */
-export const MINIMUM_KUBERNETES_VERSION = 'v1.29';
 
 export const CNPG_NAMESPACE = 'cnpg-system';
 /** API group of Cluster (and the operator's other kinds). */
@@ -219,17 +206,6 @@ export const cloudnativePgEntry = defineService({
   name: 'cloudnative-pg',
   settings: { key: 'cloudnativePg', schema: cloudnativePgSettings },
   names: [CNPG_NAMESPACE],
-  check: () =>
-    minorOf(KUBERNETES_VERSION) < minorOf(MINIMUM_KUBERNETES_VERSION)
-      ? [
-          {
-            path: ['enabled'],
-            message:
-              `CloudNativePG (chart cloudnative-pg ${CHARTS.cloudnativePg.version}) needs Kubernetes ${MINIMUM_KUBERNETES_VERSION} or newer ` +
-              `(its Chart.yaml kubeVersion); the platform targets ${KUBERNETES_VERSION} (lib/model/kubernetes.ts), so neither render nor Argo CD could install it`,
-          },
-        ]
-      : [],
   upstreamTargets: {
     'cloudnative-pg-operator': {
       selector: OPERATOR_POD_LABELS,

@@ -1,10 +1,10 @@
 /**
  * One of the operator's own apps (Home Assistant, a media server ...) from homelab.yaml:
- * a Deployment, a Service and optionally a Longhorn volume, written with cdk8s-plus-28.
+ * a Deployment, a Service and optionally a Longhorn volume, written with cdk8s-plus.
  */
 import { ApiObject, JsonPatch } from 'cdk8s';
-import * as kplus from 'cdk8s-plus-28';
-import { k8s } from 'cdk8s-plus-28';
+import * as kplus from 'cdk8s-plus-34';
+import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import { ConfigIssue, defineService, EnvironmentView, Requirement } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';

@@ -7,7 +7,7 @@
  * auth, role and policy, store, controller).
  */
 import { Duration } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { z } from '../lib/model/config/zod';
 import type { ExternalSecretsValues } from '../imports/helm/external-secrets';

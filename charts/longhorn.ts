@@ -2,7 +2,7 @@
  * Longhorn: replicated block storage, the storage layer every stateful service uses.
  * The chart installs Longhorn; we add the StorageClasses and RecurringJobs from the config.
  */
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';

@@ -7,8 +7,8 @@
  * its operator-generated credentials prefill n8n's RabbitMQ credentials.
  */
 import { ApiObject, Duration, JsonPatch } from 'cdk8s';
-import * as kplus from 'cdk8s-plus-28';
-import { k8s } from 'cdk8s-plus-28';
+import * as kplus from 'cdk8s-plus-34';
+import { k8s } from 'cdk8s-plus-34';
 import { setSyncWave } from '../lib/model/argocd';
 import { z } from '../lib/model/config/zod';
 import { ConfigIssue, defineService, EnvironmentView, ownSubdomain } from '../lib/model/catalog';

@@ -7,7 +7,7 @@
  * this construct as a prop: that is their dependency, and it tells them the RuntimeClass, how
  * to reach the GPU nodes and how many GPUs each node advertises.
  */
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
 import { setSyncWave } from '../lib/model/argocd';

@@ -8,7 +8,7 @@
  * into the consumer's namespace (connectionFor), so its generated Secret lands next to the
  * pods that read it (docs/adr/0012).
  */
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import {
   RabbitmqCluster,

@@ -5,7 +5,7 @@
  * resource, so `ray` depends on the service that installs that CRD group.
  */
 import { Duration } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import {
   RayCluster,

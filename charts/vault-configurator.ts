@@ -7,7 +7,7 @@
  * from the services' `needSecret` declarations. Its Vault token is in a Secret the operator
  * creates once (README runbook); nothing in Git can act on Vault.
  */
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { POST_SYNC_HOOK } from '../lib/model/checkpoint';
 import { resources, toResourceRequirements } from '../lib/model/resources';

@@ -6,7 +6,7 @@
  * keeps for it, whose policy can read the snapshot endpoint and nothing else. Its S3 keys come
  * from Vault through External Secrets, needed only when it runs.
  */
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { z } from '../lib/model/config/zod';
 import { cron, expected, intBetween, s3Endpoint } from '../lib/model/config/primitives';

@@ -2,7 +2,7 @@
  * Imports the schemas that lib/validate/manifest-validator.ts checks k8s/ against, from the
  * vendored Kubernetes definitions and CRDs (vendor/, scripts/upstream-inputs.ts), into
  * imports/schemas (committed):
- *   kubernetes-1.28.json        the Kubernetes 1.28 OpenAPI definitions
+ *   kubernetes-<minor>.json     the OpenAPI definitions of the targeted Kubernetes version
  *   crds/<group>_<kind>_<version>.json   each served CRD version's openAPIV3Schema
  *   index.json                  apiVersion → kind → schema file[#/definitions/<name>]
  *   cluster-scoped.json         the kinds that live outside namespaces, as `Kind.group`
@@ -25,41 +25,49 @@ import { crdFile, crdModules, kubernetesFile } from './upstream-inputs';
 
 /**
  * The built-in kinds that are not namespaced: `kubectl api-resources --namespaced=false` on
- * Kubernetes 1.28 (the definitions carry no scope). `Kind.group`, the core group as `Kind`.
+ * Kubernetes 1.34 with every API group served (the definitions carry no scope; each kind's
+ * `+genclient:nonNamespaced` in k8s.io/api v0.34). `Kind.group`, the core group as `Kind`.
+ * A kind the vendored definitions lack fails the import (see writeSchemas).
  */
 const BUILTIN_CLUSTER_SCOPED = [
   'APIService.apiregistration.k8s.io',
   'CSIDriver.storage.k8s.io',
   'CSINode.storage.k8s.io',
   'CertificateSigningRequest.certificates.k8s.io',
-  'ClusterCIDR.networking.k8s.io',
   'ClusterRole.rbac.authorization.k8s.io',
   'ClusterRoleBinding.rbac.authorization.k8s.io',
   'ClusterTrustBundle.certificates.k8s.io',
   'ComponentStatus',
   'CustomResourceDefinition.apiextensions.k8s.io',
+  'DeviceClass.resource.k8s.io',
+  'DeviceTaintRule.resource.k8s.io',
   'FlowSchema.flowcontrol.apiserver.k8s.io',
   'IPAddress.networking.k8s.io',
   'IngressClass.networking.k8s.io',
+  'MutatingAdmissionPolicy.admissionregistration.k8s.io',
+  'MutatingAdmissionPolicyBinding.admissionregistration.k8s.io',
   'MutatingWebhookConfiguration.admissionregistration.k8s.io',
   'Namespace',
   'Node',
   'PersistentVolume',
   'PriorityClass.scheduling.k8s.io',
   'PriorityLevelConfiguration.flowcontrol.apiserver.k8s.io',
-  'ResourceClass.resource.k8s.io',
+  'ResourceSlice.resource.k8s.io',
   'RuntimeClass.node.k8s.io',
   'SelfSubjectAccessReview.authorization.k8s.io',
   'SelfSubjectReview.authentication.k8s.io',
   'SelfSubjectRulesReview.authorization.k8s.io',
+  'ServiceCIDR.networking.k8s.io',
   'StorageClass.storage.k8s.io',
   'StorageVersion.internal.apiserver.k8s.io',
+  'StorageVersionMigration.storagemigration.k8s.io',
   'SubjectAccessReview.authorization.k8s.io',
   'TokenReview.authentication.k8s.io',
   'ValidatingAdmissionPolicy.admissionregistration.k8s.io',
   'ValidatingAdmissionPolicyBinding.admissionregistration.k8s.io',
   'ValidatingWebhookConfiguration.admissionregistration.k8s.io',
   'VolumeAttachment.storage.k8s.io',
+  'VolumeAttributesClass.storage.k8s.io',
 ];
 
 interface CustomResourceDefinition {

@@ -22,6 +22,7 @@ import {
   CrdLock,
   CrdSource,
   crdSourceName,
+  KUBERNETES_DEFINITIONS,
   kubernetesFile,
   kubernetesIsCurrent,
   listing,
@@ -121,6 +122,7 @@ export async function refreshVendor(options: RefreshOptions = {}): Promise<strin
   for (const [folder, pinned] of [
     ['charts', new Set(Object.keys(charts))],
     ['crds', new Set(Object.keys(crds).map((module) => `${module}.yaml`))],
+    ['kubernetes', new Set([KUBERNETES_DEFINITIONS])], // another version's definitions, after a move to a new Kubernetes version
   ] as const) {
     for (const name of listing(join(dir, folder)).filter((entry) => !pinned.has(entry))) {
       writes.set(join(dir, folder, name), undefined);

@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { CHARTS, CRD_RELEASES, KUSTOMIZATIONS, MANIFESTS } from '../charts/versions';
+import { KUBERNETES_VERSION } from '../lib/model/kubernetes';
 import type { ChartReference } from '../lib/model/sources';
 import { sha256 } from '../lib/tools/upstream/chart-archive';
 import { projectRoot } from '../lib/util/project';
@@ -36,7 +37,9 @@ export function pinnedInputs(): UpstreamInputs {
 export const lockFile = (dir: string) => join(dir, 'lock.json');
 export const chartFolder = (dir: string, chart: string) => join(dir, 'charts', chart);
 export const crdFile = (module: string, dir = VENDOR_DIR) => join(dir, 'crds', `${module}.yaml`);
-export const kubernetesFile = (dir = VENDOR_DIR) => join(dir, 'kubernetes', 'v1.28.0_definitions.json');
+/** The Kubernetes definitions of the targeted version, `v1.34.0_definitions.json` (the upstream file's name, with its folder's). */
+export const KUBERNETES_DEFINITIONS = `${KUBERNETES_VERSION}.0_definitions.json`;
+export const kubernetesFile = (dir = VENDOR_DIR) => join(dir, 'kubernetes', KUBERNETES_DEFINITIONS);
 
 /** The files of a chart the typed values are generated from (scripts/import-helm-values.ts); the schema only where the chart has one. */
 export const CHART_FILES = ['Chart.yaml', 'values.yaml', 'values.schema.json'] as const;
@@ -71,11 +74,11 @@ export function crdSourceName(source: CrdSource): string {
 }
 
 /**
- * The Kubernetes 1.28 OpenAPI definitions, from the cdk8s repository at a fixed commit: the
- * Kubernetes version cdk8s-plus-28 (package.json) types, so it moves with that dependency.
+ * The OpenAPI definitions of the targeted Kubernetes version (KUBERNETES_VERSION), from the cdk8s
+ * repository at a fixed commit (the one that holds v1.34.0 in the form `cdk8s import` reads,
+ * cdk8s-team/cdk8s#2799): the version the cdk8s-plus line of package.json types, so the two move together.
  */
-const KUBERNETES_DEFINITIONS_URL =
-  'https://raw.githubusercontent.com/cdk8s-team/cdk8s/71f8cba7ecc809d861e837e842217202d5e5a16c/kubernetes-schemas/v1.28.0/_definitions.json';
+const KUBERNETES_DEFINITIONS_URL = `https://raw.githubusercontent.com/cdk8s-team/cdk8s/71f8cba7ecc809d861e837e842217202d5e5a16c/kubernetes-schemas/${KUBERNETES_VERSION}.0/_definitions.json`;
 
 /** Each pinned chart, by chart name (its folder under vendor/charts). */
 function vendoredCharts(): ReadonlyMap<string, ChartReference> {
@@ -210,6 +213,7 @@ export function staleInputs(inputs: UpstreamInputs = pinnedInputs()): string[] {
   const leftovers = [
     ...listing(join(inputs.dir, 'charts')).filter((name) => !inputs.charts.has(name)).map((name) => `vendor/charts/${name}`),
     ...listing(join(inputs.dir, 'crds')).filter((name) => !(name.replace(/\.yaml$/, '') in inputs.crdModules)).map((name) => `vendor/crds/${name}`),
+    ...listing(join(inputs.dir, 'kubernetes')).filter((name) => name !== KUBERNETES_DEFINITIONS).map((name) => `vendor/kubernetes/${name}`),
   ];
   return [...stale, ...leftovers.map((path) => `${path}: no longer pinned`)];
 }

@@ -1,6 +1,6 @@
 /**
  * `npm run validate [-- <dir>]`: validates every YAML document under dir (default k8s) against the
- * Kubernetes 1.28 and CRD schemas in imports/schemas, and every Helm values file
+ * Kubernetes (KUBERNETES_VERSION) and CRD schemas in imports/schemas, and every Helm values file
  * (`<chart>.values.yaml`, e.g. the Argo CD bootstrap values) against its chart's values
  * schema in imports/helm. Exits 1 on any error, 2 on a usage error.
  */
@@ -10,6 +10,7 @@ import { parseAllDocuments } from 'yaml';
 import { CommandSpec, parseCommandLine, runCommand } from '../lib/tools/cli';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { HELM_VALUES_FILE } from '../lib/output/synthesize';
+import { KUBERNETES_VERSION } from '../lib/model/kubernetes';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { recoverInterruptedWrites } from '../lib/output/atomic-replace';
 
@@ -62,7 +63,7 @@ function yamlFiles(dir: string): string[] {
 export const VALIDATE_COMMAND: CommandSpec = {
   usage: 'npm run validate -- [<dir>]',
   description:
-    'Validates every YAML document under <dir> (default k8s) against the Kubernetes 1.28 and CRD schemas, and every\n' +
+    `Validates every YAML document under <dir> (default k8s) against the Kubernetes ${KUBERNETES_VERSION.replace(/^v/, '')} and CRD schemas, and every\n` +
     '<chart>.values.yaml against its chart\'s values schema. Offline: the schemas are in imports/.',
   options: {},
   maxPositionals: 1,

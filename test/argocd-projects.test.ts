@@ -3,7 +3,7 @@
  * derived from the objects the services emit and the footprints their upstream sources declare.
  */
 import { App } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { describe, expect, it } from 'vitest';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';

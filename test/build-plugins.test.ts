@@ -5,16 +5,16 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { describe, expect, it } from 'vitest';
 import buildPlugins from '../bin/build-plugins.cjs';
 import { ROOT } from './support';
 
-const { GENERATED_L1, withLinearFilter } = buildPlugins;
+const { CDK8S_PLUS, GENERATED_L1, withLinearFilter } = buildPlugins;
 
 /** Every file json2jsii wrote that the project loads. */
 const GENERATED_FILES = [
-  join(ROOT, 'node_modules', 'cdk8s-plus-28', 'lib', 'imports', 'k8s.js'),
+  join(ROOT, 'node_modules', CDK8S_PLUS, 'lib', 'imports', 'k8s.js'),
   ...readdirSync(join(ROOT, 'imports'))
     .filter((file) => file.endsWith('.ts'))
     .map((file) => join(ROOT, 'imports', file)),

@@ -5,7 +5,7 @@
  * host; Traefik syncs after every exposing service; each route targets a Service that exists.
  */
 import { App } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { describe, expect, it } from 'vitest';
 import type { Exposure } from '../lib/model/exposure';
 

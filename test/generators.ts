@@ -85,6 +85,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     vault: fc.boolean(),
     externalSecrets: fc.boolean(),
     objectStore: fc.boolean(),
+    database: fc.boolean(),
     n8n: fc.boolean(),
     n8nBroker: fc.boolean(),
     networkPolicies: fc.boolean(),
@@ -94,7 +95,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     manualProd: fc.boolean(),
   })
   .chain((c) => {
-    const longhorn = c.longhorn || c.rabbitmq || c.monitoring || c.vault || c.externalSecrets || c.tempo || c.objectStore;
+    const longhorn = c.longhorn || c.rabbitmq || c.monitoring || c.vault || c.externalSecrets || c.tempo || c.objectStore || c.database;
     const gpus = c.gpuNode;
     const services: Record<string, any> = {
       longhorn: longhorn
@@ -143,10 +144,16 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     if (c.vault || c.externalSecrets || c.objectStore) services.vault = { enabled: true };
     if (c.externalSecrets || c.objectStore) services.externalSecrets = { enabled: true };
     if (c.objectStore) services.seaweedfs = { enabled: true, storageSize: '10Gi' };
+    // The PostgreSQL operator (its clusters on Longhorn); n8n then keeps its data in a cluster of its own.
+    if (c.database) services.cloudnativePg = { enabled: true };
     if (c.n8n) {
       services.n8n = {
         enabled: true,
-        ...(longhorn ? {} : { database: { postgres: { host: 'postgres.db.svc' } } }),
+        ...(c.database
+          ? { database: { cloudnativePg: { instances: Math.min(2, c.nodes) } } }
+          : longhorn
+            ? {}
+            : { database: { postgres: { host: 'postgres.db.svc' } } }),
         ...(c.n8nBroker && c.rabbitmq ? { rabbitmq: { user: 'automation' } } : {}),
       };
     }

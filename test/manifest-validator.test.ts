@@ -78,7 +78,7 @@ function recurringJob(task: string) {
   };
 }
 
-describe('ManifestValidator: Kubernetes 1.28 kinds', () => {
+describe('ManifestValidator: built-in Kubernetes kinds', () => {
   it('accepts a valid Deployment and ConfigMap', () => {
     expect(validator.validate(deployment())).toEqual([]);
     const configMap = {

@@ -29,7 +29,7 @@ function synthesizeProdWithMonitoring(): { platform: Platform; manifests: { path
   const app = new App({ outdir: '/dev/null' });
   const platform = buildPlatform(app, 'prod', config.environments.get('prod')!);
   if (!platform.services.some((s) => s.installsCrdGroups.includes(MONITORING_GROUP))) new PrometheusOperatorCrds(platform);
-  // The example cannot enable CloudNativePG while the platform targets Kubernetes 1.28 (ADR 28): its monitor is checked all the same.
+  // Where the config leaves CloudNativePG off in prod, its monitor is checked all the same.
   if (!platform.services.some((s) => s.serviceName === 'cloudnative-pg')) new CloudnativePg(platform, cloudnativePgSettings.parse({}));
   new CustomApp(platform, PROBE_APP, {
     ...appSettings.parse({

@@ -18,7 +18,7 @@ import { UserError } from '../lib/util/errors';
 import { cdk8sImports, expectedCdk8sImports } from '../scripts/import-crds';
 import { HELM_VALUES_IMPORTS } from '../scripts/import-helm-values';
 import { refreshVendor, selectCrds, withoutConditional } from '../scripts/refresh-vendor';
-import { chartIsCurrent, crdModuleIsCurrent, crdModules, readLock, staleInputs, UpstreamInputs, VENDOR_DIR } from '../scripts/upstream-inputs';
+import { chartIsCurrent, crdModuleIsCurrent, crdModules, KUBERNETES_DEFINITIONS, readLock, staleInputs, UpstreamInputs, VENDOR_DIR } from '../scripts/upstream-inputs';
 import { readTree, ROOT, tempDir, userErrorOf } from './support';
 import { chartTgz } from './tar';
 
@@ -123,7 +123,7 @@ describe('refreshVendor', () => {
       'charts/demo/values.yaml',
       'crds/gadgets.yaml',
       'crds/widgets.yaml',
-      'kubernetes/v1.28.0_definitions.json',
+      `kubernetes/${KUBERNETES_DEFINITIONS}`,
       'lock.json',
     ]);
     expect(tree.get('charts/demo/values.yaml')).toBe('replicas: 1\n');
@@ -195,8 +195,18 @@ describe('refreshVendor', () => {
     await refresh();
     const fewer: UpstreamInputs = { ...inputs, charts: new Map(), crdModules: { widgets: inputs.crdModules.widgets } };
     expect(await refresh({ inputs: fewer })).toEqual(['vendor/charts/demo: removed (no longer pinned)', 'vendor/crds/gadgets.yaml: removed (no longer pinned)']);
-    expect([...readTree(inputs.dir).keys()].sort()).toEqual(['crds/widgets.yaml', 'kubernetes/v1.28.0_definitions.json', 'lock.json']);
+    expect([...readTree(inputs.dir).keys()].sort()).toEqual(['crds/widgets.yaml', `kubernetes/${KUBERNETES_DEFINITIONS}`, 'lock.json']);
     expect(staleInputs(fewer)).toEqual([]);
+  });
+
+  it("removes another Kubernetes version's definitions, left from before a move to a new version", async () => {
+    const { inputs, refresh } = fixture();
+    await refresh();
+    const vendored = readTree(inputs.dir);
+    writeFileSync(join(inputs.dir, 'kubernetes', 'v1.0.0_definitions.json'), '{}\n');
+    expect(staleInputs(inputs)).toEqual(['vendor/kubernetes/v1.0.0_definitions.json: no longer pinned']);
+    expect(await refresh()).toEqual(['vendor/kubernetes/v1.0.0_definitions.json: removed (no longer pinned)']);
+    expect(readTree(inputs.dir)).toEqual(vendored);
   });
 });
 

@@ -4,7 +4,7 @@
  * (see the health check in charts/argocd.ts) and the next wave does not start.
  */
 import { Duration } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { resources, toResourceRequirements } from './resources';
 import { HomelabService } from './service';

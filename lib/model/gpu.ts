@@ -1,4 +1,4 @@
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { HomelabService } from './service';
 
 /** The extended resource a pod requests GPUs with. */

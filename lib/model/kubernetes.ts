@@ -1,2 +1,8 @@
-/** Kubernetes minor version the manifests and Pod Security labels target. */
-export const KUBERNETES_VERSION = 'v1.28';
+/**
+ * The Kubernetes minor version the platform targets, the oldest cluster it supports (ADR 32): the
+ * manifests are typed by the cdk8s-plus line of this minor (package.json `cdk8s-plus-34`) and
+ * validated against its OpenAPI definitions (vendor/kubernetes), the Pod Security labels pin it,
+ * and `npm run render` renders every chart for it (helm's `--kube-version`, which charts'
+ * `kubeVersion` constraints are checked against).
+ */
+export const KUBERNETES_VERSION = 'v1.34';

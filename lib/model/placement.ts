@@ -1,5 +1,5 @@
 /** Where a workload's pods go: spread over the nodes, so that losing one node loses one replica. */
-import type { k8s } from 'cdk8s-plus-28';
+import type { k8s } from 'cdk8s-plus-34';
 
 /** Preferably one pod of `selector` per node (kubernetes.io/hostname): never Pending for want of nodes. */
 export function spreadOverNodes(selector: Readonly<Record<string, string>>): k8s.Affinity {

@@ -1,7 +1,7 @@
 /** Requests and limits, the way Helm values, low-level k8s.* and cdk8s-plus each take them. */
 import { Size } from 'cdk8s';
-import * as kplus from 'cdk8s-plus-28';
-import { k8s } from 'cdk8s-plus-28';
+import * as kplus from 'cdk8s-plus-34';
+import { k8s } from 'cdk8s-plus-34';
 import type { Resources } from './config/primitives';
 import { parseQuantity } from '../util/quantity';
 

@@ -7,7 +7,7 @@
  * secret-delivery pass). Without them, the operator creates the Secret by hand (synth lists
  * it). Values never pass through Git.
  */
-import type { k8s } from 'cdk8s-plus-28';
+import type { k8s } from 'cdk8s-plus-34';
 import type { HomelabService } from './service';
 
 /** A Secret a service needs, by name and key names; its values live in Vault or are made by hand. */

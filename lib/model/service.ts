@@ -6,7 +6,7 @@
  * namespace with its Pod Security level, and their checkpoint.
  */
 import { ApiObject, Chart, JsonPatch } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import type { Checkpoint, CheckpointProps } from './checkpoint';
 import { ContainerException, EXCEPTION_ANNOTATION, PodSecurityException, PodSecurityLevel } from './pod-security';

@@ -6,7 +6,7 @@
  * Application per service, ordered by sync wave (docs/adr/0002, 0022).
  */
 import { Chart } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import {
   Application,

@@ -14,7 +14,7 @@
  * side (a reference, a scrape, a route), plus what the services declare with `allowEgress`: the
  * API server, the nodes, the repositories, destinations outside the cluster.
  */
-import { k8s } from 'cdk8s-plus-28';
+import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { isExposureRouter } from '../model/exposure';
 import { scrapedPods } from '../model/monitoring';

@@ -1,8 +1,8 @@
 /**
  * The tests run the generated L1 classes as the bundles do (bin/build-plugins.cjs): our
- * imports/ go through Vite's transform (vitest.config.mts), and cdk8s-plus-28's, which Node
+ * imports/ go through Vite's transform (vitest.config.mts), and the cdk8s-plus line's, which Node
  * loads itself, through this hook on Node's CommonJS compiler, installed before any test file
- * loads cdk8s-plus-28 (a setup file; once per worker).
+ * loads cdk8s-plus (a setup file; once per worker).
  */
 import Module from 'node:module';
 import buildPlugins from '../../bin/build-plugins.cjs';

@@ -14,13 +14,6 @@ export interface RenderException {
 }
 
 export const RENDER_EXCEPTIONS: readonly RenderException[] = [
-  ...['certificaterequests.cert-manager.io', 'certificates.cert-manager.io', 'challenges.acme.cert-manager.io', 'orders.acme.cert-manager.io'].map((crd): RenderException => ({
-    check: 'schema',
-    object: `cert-manager/CustomResourceDefinition/${crd}`,
-    about: 'selectableFields',
-    reason:
-      "cert-manager v1.21 declares selectable fields, which the API server knows from Kubernetes 1.31 on (the schemas here are 1.28's, the oldest the project supports); an older API server drops the field and the CRD still works",
-  })),
   {
     check: 'monitor-target',
     object: 'monitoring/ServiceMonitor/monitoring-apiserver',

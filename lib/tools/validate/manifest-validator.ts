@@ -1,5 +1,5 @@
 /**
- * Validates Kubernetes manifests against the Kubernetes 1.28 OpenAPI definitions and the
+ * Validates Kubernetes manifests against the OpenAPI definitions of the targeted Kubernetes version and the
  * CRDs' openAPIV3Schema, as imported into imports/schemas by scripts/import-schemas.ts.
  *
  * Strict like `kubeconform --strict`: an object schema that lists `properties` is closed, so a
@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
+import { KUBERNETES_VERSION } from '../../model/kubernetes';
 import { readClusterScopedKinds, scopedKindName } from '../../output/cluster-scoped';
 import { projectRoot } from '../../util/project';
 import addFormats from 'ajv-formats';
@@ -21,7 +22,8 @@ export interface SchemaIndex {
 }
 
 export const SCHEMA_DIR = join(projectRoot(), 'imports', 'schemas');
-export const KUBERNETES_SCHEMA_FILE = 'kubernetes-1.28.json';
+/** `kubernetes-1.34.json`: the definitions of KUBERNETES_VERSION. */
+export const KUBERNETES_SCHEMA_FILE = `kubernetes-${KUBERNETES_VERSION.replace(/^v/, '')}.json`;
 
 /** Keywords whose value maps names to subschemas. */
 const SCHEMA_MAP_KEYWORDS = ['properties', 'patternProperties', 'definitions'];
@@ -221,7 +223,7 @@ const goRegExp = Object.assign(
   { code: 'goRegExp' },
 );
 
-/** Ajv resolves refs as URIs: an absolute base keeps "kubernetes-1.28.json" from resolving into "crds/". */
+/** Ajv resolves refs as URIs: an absolute base keeps "kubernetes-<minor>.json" from resolving into "crds/". */
 const SCHEMA_BASE = 'https://schemas.invalid/';
 
 function schemaId(ref: string): string {
