@@ -7,7 +7,6 @@
  */
 import { isExposureRouter } from '../model/exposure';
 import { LAYER_ORDER } from '../model/layers';
-import { apiGroup, isBuiltInGroup } from '../model/needs';
 import { Platform } from '../model/platform';
 import { HomelabService } from '../model/service';
 import { analyseNeeds, NeedAnalysis } from './needs';
@@ -40,7 +39,7 @@ export function dependencyGraph(platform: Platform, mode: WaveMode = 'dependenci
     mode === 'sequential' && LAYER_ORDER.indexOf(provider.layer) > LAYER_ORDER.indexOf(service.layer);
   const warnings: string[] = [];
   const nodes = platform.services.map((service) => {
-    for (const group of customResourceGroups(service)) {
+    for (const group of needs.customResourceGroups.get(service.serviceName)!) {
       if (!installers.has(group)) throw new Error(`${service.serviceName} emits ${group} resources, but no enabled service installs that CRD group`);
     }
     for (const group of service.requiresCrdGroups) {
@@ -72,10 +71,6 @@ export function dependencyGraph(platform: Platform, mode: WaveMode = 'dependenci
 function derivedDependencies(platform: Platform, service: HomelabService): HomelabService[] {
   if (!isExposureRouter(service)) return [];
   return platform.services.filter((other) => other !== service && other.exposures.length > 0);
-}
-
-function customResourceGroups(service: HomelabService): Set<string> {
-  return new Set(service.apiObjects.map((o) => apiGroup(o.apiVersion)).filter((g) => !isBuiltInGroup(g)));
 }
 
 function crdInstallers(platform: Platform): Map<string, HomelabService> {

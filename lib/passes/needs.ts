@@ -31,6 +31,8 @@ export interface NeedAnalysis {
   readonly needs: ReadonlyMap<string, readonly Need[]>;
   /** Who provides a need; undefined when nothing does. */
   provider(need: Need): Provision | undefined;
+  /** Per service name, the API groups of the custom resources it emits. */
+  readonly customResourceGroups: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 type Manifest = Record<string, any>;
@@ -72,7 +74,13 @@ export function analyseNeeds(platform: Platform): NeedAnalysis {
       return [service.serviceName, [...new Map(all.map((need) => [needKey(need), need])).values()]];
     }),
   );
-  return { needs, provider: (need) => providers.get(needKey(need)) };
+  const customResourceGroups = new Map(
+    platform.services.map((service) => [
+      service.serviceName,
+      new Set(rendered.get(service)!.map((manifest) => apiGroup(manifest.apiVersion)).filter((group) => !isBuiltInGroup(group))),
+    ]),
+  );
+  return { needs, provider: (need) => providers.get(needKey(need)), customResourceGroups };
 }
 
 /**
