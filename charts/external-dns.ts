@@ -58,6 +58,14 @@ export const DEFAULT_EXTERNAL_DNS_RESOURCES = { requests: { cpu: '10m', memory: 
 
 /** Private, CGNAT, loopback and link-local IPv4 ranges: Cloudflare's proxy cannot reach an origin there. */
 const NON_PUBLIC_IPV4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16'];
+/** IPv6 unique-local (fc00::/7), link-local (fe80::/10) and loopback addresses: the same for IPv6. */
+const NON_PUBLIC_IPV6 = /^(f[cd][0-9a-f]{0,2}:|fe[89ab][0-9a-f]?:|::1$)/i;
+
+/** Whether Cloudflare's proxy, on the internet, cannot reach an address. */
+function isNonPublicAddress(address: string): boolean {
+  if (isIPv4(address)) return NON_PUBLIC_IPV4.some((range) => cidrsOverlap(`${address}/32`, range));
+  return isIPv6(address) && NON_PUBLIC_IPV6.test(address);
+}
 
 const TARGET = 'an IPv4 or IPv6 address or a DNS hostname (e.g. "192.168.1.240" or "home.example.org")';
 
@@ -97,14 +105,6 @@ export const externalDnsSettings = z
     if (!settings.enabled) return;
     if (!settings.cloudflare.zoneId) {
       ctx.addIssue({ code: 'custom', path: ['cloudflare', 'zoneId'], message: "expected the ID of the Cloudflare zone holding the domain (32 hexadecimal digits, on the zone's Overview page)" });
-    }
-    const target = settings.target;
-    if (settings.proxied && target && isIPv4(target) && NON_PUBLIC_IPV4.some((range) => cidrsOverlap(`${target}/32`, range))) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['proxied'],
-        message: `expected false with the private target ${target}: Cloudflare's proxy connects to the target from the internet and cannot reach a private address`,
-      });
     }
   })
   .prefault({});
@@ -271,7 +271,7 @@ export class ExternalDns extends HomelabService implements RouteFollower {
       secretEnv: { CF_API_TOKEN: this.token.keySelector(TOKEN_KEY) },
       script: PROVIDER_CHECK,
     });
-    this.addEndToEndCheck('external-dns-resolve', {
+    this.addEndToEndCheck('e2e-hosts-resolve', {
       description: `every routed host (${records.length}) resolves through the public resolver ${PUBLIC_RESOLVER}`,
       image: IMAGES.busybox,
       timeout: Duration.minutes(10),
@@ -320,12 +320,15 @@ export class ExternalDns extends HomelabService implements RouteFollower {
  * v0.21.0 registry/txt) names this environment's owner. Each is retried for 5 minutes: external-dns
  * syncs a new DNSEndpoint within seconds, a missed event at the next interval.
  */
-export const PROVIDER_CHECK = String.raw`cf_get() {
-  curl -fsS --max-time 10 -H "Authorization: Bearer $CF_API_TOKEN" "$CLOUDFLARE_API/zones/$ZONE_ID/dns_records?$1" | tr -d ' \n'
+export const PROVIDER_CHECK = String.raw`# The zone's records matching query $1, without whitespace; fails only when the API cannot be
+# reached (an error answer, such as a refused token, says so in its JSON).
+cf_get() {
+  body=$(curl -sS --max-time 10 -H "Authorization: Bearer $CF_API_TOKEN" "$CLOUDFLARE_API/zones/$ZONE_ID/dns_records?$1") || return 1
+  printf '%s' "$body" | tr -d ' \n'
 }
 # Prints "ok", or what is missing of record $1 ($2 to $3, proxied $4).
 record_state() {
-  if ! answer=$(cf_get "type=$2&name=$1"); then echo "no answer from the Cloudflare API (token, zone ID, egress to api.cloudflare.com)"; return; fi
+  if ! answer=$(cf_get "type=$2&name=$1"); then echo "no answer from the Cloudflare API (egress to api.cloudflare.com)"; return; fi
   case "$answer" in *'"success":true'*) ;; *) echo "the Cloudflare API refused: $answer"; return ;; esac
   case "$answer" in *"\"content\":\"$3\""*) ;; *) echo "no $2 record $1 -> $3"; return ;; esac
   case "$answer" in *"\"proxied\":$4"*) ;; *) echo "the $2 record $1 is not proxied=$4"; return ;; esac
@@ -387,10 +390,13 @@ export const externalDnsEntry = defineService({
   settings: { key: 'externalDns', schema: externalDnsSettings },
   names: [EXTERNAL_DNS_NAMESPACE],
   requires: () => [{ entry: traefikEntry, path: ['enabled'], reason: 'the records are those of the hosts Traefik routes' }],
-  check: (settings, env) =>
-    settings.target === undefined && env.settingsOf(traefikEntry).loadBalancerIP === undefined
-      ? [{ path: ['target'], message: `expected ${TARGET} where clients reach Traefik (or services.traefik.loadBalancerIP)` }]
-      : [],
+  check: (settings, env) => {
+    const target = settings.target ?? env.settingsOf(traefikEntry).loadBalancerIP;
+    if (target === undefined) return [{ path: ['target'], message: `expected ${TARGET} where clients reach Traefik (or services.traefik.loadBalancerIP)` }];
+    return settings.proxied && isNonPublicAddress(target)
+      ? [{ path: ['proxied'], message: `expected false with the private target ${target}: Cloudflare's proxy connects to the target from the internet and cannot reach a private address` }]
+      : [];
+  },
   upstreamTargets: { 'external-dns-controller': { selector: CONTROLLER_PODS, port: 'http', source: METRICS_SOURCE } },
   build: (platform, settings, context) => {
     const target = settings.target ?? settingsIn(platform.config, traefikEntry).loadBalancerIP;
