@@ -1,7 +1,7 @@
 /**
  * DNS records derived from the exposures (external-dns with Cloudflare): on the platform fixture
- * with external-dns switched on (prod publishes its public hosts through the tunnel and has a
- * MetalLB address, dev and staging have neither) — the DNSEndpoints of tunnel and non-tunnel
+ * (prod publishes its public hosts through the tunnel and has a MetalLB address, dev and staging
+ * have neither) and variants of it — the DNSEndpoints of tunnel and non-tunnel
  * hosts, the chart's values, config errors naming their paths, the waves, NetworkPolicies,
  * metrics and alerts, the invariant, and the checkpoint scripts against fake answers.
  */
@@ -11,20 +11,20 @@ import { isExposureRouter, type RoutedHost } from '../lib/model/exposure';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { INVARIANTS } from './invariants';
 import { assertValidPromql } from './support-promql';
-import { environmentIssues, FAKE_SLEEP, manifestsOf, platformObject, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { environmentIssues, FAKE_SLEEP, manifestsOf, platformObject, platformText, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const ZONE_ID = '023e105f4ecef8ad9ca31a8372d0c353';
-/** The fixture with external-dns on: dev and staging point at a node, prod at Traefik's loadBalancerIP. */
-function withExternalDns(settings: Record<string, unknown> = {}, prod: Record<string, unknown> = { target: null }) {
+/** The fixture (dev and staging point at a node, prod at Traefik's loadBalancerIP) with external-dns' settings changed. */
+function withExternalDns(settings: Record<string, unknown>, prod: Record<string, unknown>) {
   const config = platformObject();
-  config.services.externalDns = { enabled: true, cloudflare: { zoneId: ZONE_ID }, target: '192.168.1.10', ...settings };
+  config.services.externalDns = { ...config.services.externalDns, ...settings };
   config.environments.prod.services.externalDns = prod;
   return synthesizePlatforms(toYamlText(config), undefined, { fresh: true });
 }
 
-const envs = withExternalDns();
+const envs = synthesizePlatforms(platformText());
 const env = (name: string) => envs.find((s) => s.env.environment === name)!;
 const [dev, prod] = [env('dev'), env('prod')];
 const file = (s: Synthesized, path: string) => {
