@@ -208,6 +208,15 @@ export class ExternalDns extends HomelabService implements RouteFollower {
         severity: 'warning',
         summary: 'external-dns keeps failing to read its DNSEndpoints or the records at Cloudflare',
       },
+      {
+        // external-dns v0.21.0 plan/metrics.go: set when a record to create is held by another owner.
+        alert: 'ExternalDnsRecordNotOwned',
+        expr: `max by (domain, record_type, foreign_owner) (external_dns_registry_skipped_records_owner_mismatch_per_sync{${SERVICE_LABEL}="${this.serviceName}"}) > 0`,
+        for: '15m',
+        severity: 'warning',
+        summary: '{{ $labels.domain }} ({{ $labels.record_type }}) is held by a record this environment does not own (owner "{{ $labels.foreign_owner }}"): its derived record is not written',
+        description: 'An empty owner is a record made by hand (or by `cloudflared tunnel route dns`): delete it in Cloudflare and external-dns writes its own. Another owner is another environment or cluster publishing the same host.',
+      },
     );
     this.callApiServer(CONTROLLER_PODS, 'external-dns watches the DNSEndpoints in its namespace and writes their status');
     this.allowEgress(

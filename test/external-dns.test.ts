@@ -150,14 +150,15 @@ describe('the external-dns chart', () => {
     expect(resolver.to).toEqual([{ ipBlock: { cidr: `${PUBLIC_RESOLVER}/32` } }]);
   });
 
-  it("is scraped through the chart's Service and alerts when syncs with Cloudflare fail", () => {
+  it("is scraped through the chart's Service and alerts when syncs with Cloudflare fail or a record is held by another owner", () => {
     const monitor = file(prod, 'external-dns/servicemonitor-external-dns-controller.yaml');
     expect(monitor.spec.selector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'external-dns', 'app.kubernetes.io/instance': 'external-dns' });
     expect(monitor.spec.endpoints.map((e: any) => e.port)).toEqual(['http']);
     const rules = prod.platform.services.find((s) => s.serviceName === 'external-dns')!.alertRules;
-    expect(rules.map((r) => r.alert)).toEqual(['ExternalDnsSyncFailing', 'ExternalDnsErrors']);
+    expect(rules.map((r) => r.alert)).toEqual(['ExternalDnsSyncFailing', 'ExternalDnsErrors', 'ExternalDnsRecordNotOwned']);
     assertValidPromql(rules.map((r) => ({ label: r.alert, expr: r.expr })));
     expect(rules[0].expr).toContain('external_dns_controller_last_sync_timestamp_seconds{homelab_service="external-dns"}');
+    for (const rule of rules) expect(rule.expr, rule.alert).toContain('homelab_service="external-dns"');
   });
 });
 
