@@ -90,6 +90,8 @@ export const externalDnsSettings = z
     target: z
       .string({ error: `expected ${TARGET}` })
       .refine((value) => isIPv4(value) || isIPv6(value) || hostname.safeParse(value).success, { error: `expected ${TARGET}` })
+      // An IPv6 address in its canonical form (RFC 5952), as Cloudflare stores it and resolvers print it.
+      .transform((value) => (isIPv6(value) ? new URL(`http://[${value}]`).hostname.slice(1, -1) : value))
       .optional(),
     /** TTL in seconds of the records that are not proxied (proxied ones get Cloudflare's automatic TTL). */
     ttl: intBetween(60, 86400).default(300),

@@ -93,7 +93,8 @@ describe('records derived from the exposures', () => {
   });
 
   it('takes TTL, proxy and an IPv6 target from the config', () => {
-    const [tuned] = withExternalDns({ target: '2001:db8::10', ttl: 600, proxied: true }, {});
+    // Written as the operator likes; recorded as Cloudflare stores it and resolvers print it.
+    const [tuned] = withExternalDns({ target: '2001:DB8:0:0::10', ttl: 600, proxied: true }, {});
     for (const host of routedHosts(tuned)) {
       const [endpoint] = endpointOf(tuned, host);
       expect(endpoint).toMatchObject({ recordType: 'AAAA', targets: ['2001:db8::10'] });
