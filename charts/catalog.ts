@@ -12,6 +12,7 @@ import { cloudflaredEntry } from './cloudflared';
 import { cloudnativePgEntry } from './cloudnative-pg';
 import { dcgmExporterEntry } from './dcgm-exporter';
 import { appsEntry } from './custom-app';
+import { externalDnsEntry } from './external-dns';
 import { externalSecretsEntry } from './external-secrets';
 import { monitoringEntry, prometheusOperatorCrdsEntry } from './kube-prometheus-stack';
 import { lokiEntry } from './loki';
@@ -53,5 +54,7 @@ export const BUILTIN_CATALOG = defineCatalog([
   monitoringEntry,
   traefikEntry,
   cloudflaredEntry,
+  // The records of the hosts Traefik routes, the tunnel's among them.
+  externalDnsEntry,
   verificationEntry,
 ]);

@@ -96,12 +96,22 @@ export class Cloudflared extends HomelabService implements RouteFollower {
     });
   }
 
+  /** What a host the tunnel serves resolves to: the tunnel's own name, as a proxied CNAME (Cloudflare's "tunnel route dns" makes the same). */
+  get dnsTarget(): string {
+    return `${this.tunnelId}.cfargotunnel.com`;
+  }
+
+  /** Whether the tunnel publishes a host: every public one, never an admin UI. */
+  serves(host: RoutedHost): boolean {
+    return !host.admin;
+  }
+
   /**
    * The tunnel's config file and the connectors, restarted when it changes (cloudflared reads
    * it once): called by the routing pass with every host the router routes.
    */
   followRoutes(hosts: readonly RoutedHost[]): void {
-    const config = emitYaml(tunnelConfig(this.tunnelId, hosts.filter((h) => !h.admin)));
+    const config = emitYaml(tunnelConfig(this.tunnelId, hosts.filter((h) => this.serves(h))));
     new k8s.KubeConfigMap(this, 'config', {
       metadata: { name: 'cloudflared-config', labels: this.labelsFor(COMPONENT) },
       data: { 'config.yaml': config },

@@ -8,6 +8,7 @@ import type { AlloyValues } from '../imports/helm/alloy';
 import type { CertManagerValues } from '../imports/helm/cert-manager';
 import type { CloudnativePgValues } from '../imports/helm/cloudnative-pg';
 import type { DcgmExporterValues } from '../imports/helm/dcgm-exporter';
+import type { ExternalDnsValues } from '../imports/helm/external-dns';
 import type { ExternalSecretsValues } from '../imports/helm/external-secrets';
 import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
@@ -36,6 +37,7 @@ interface ValuesByChart {
   traefik: TraefikValues;
   vault: VaultValues;
   externalSecrets: ExternalSecretsValues;
+  externalDns: ExternalDnsValues;
   seaweedfs: SeaweedfsValues;
   cloudnativePg: CloudnativePgValues;
 }

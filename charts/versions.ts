@@ -96,6 +96,12 @@ export const CHARTS = {
     /** From external-secrets-2.9.0.tgz (with bitwarden-sdk-server). */
     footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, VALIDATING_WEBHOOK], namespaces: [] },
   },
+  /** ExternalDNS 0.21.0: DNS records at Cloudflare from our DNSEndpoints (docs/adr/0034); installs the DNSEndpoint CRD from its crds/ folder. */
+  externalDns: {
+    repoURL: 'https://kubernetes-sigs.github.io/external-dns/', chart: 'external-dns', version: '1.21.1',
+    /** From external-dns-1.21.1.tgz (ClusterRole and ClusterRoleBinding unless `namespaced`, which we set). */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD], namespaces: [] },
+  },
   /** The CloudNativePG operator 1.30.0 (Apache-2.0); its CRDs are templates of the chart (crds.create). */
   cloudnativePg: {
     repoURL: 'https://cloudnative-pg.github.io/charts', chart: 'cloudnative-pg', version: '0.29.0',

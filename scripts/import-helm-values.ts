@@ -239,6 +239,7 @@ export const HELM_VALUES_IMPORTS: Readonly<Record<string, ChartConfig>> = {
     extraKeys: { useKubernetesProxy: false, watchNamespace: [''] },
   },
   'dcgm-exporter': { typeName: 'DcgmExporterValues' },
+  'external-dns': { typeName: 'ExternalDnsValues', upstreamSchema: 'tighten' },
   tempo: {
     typeName: 'TempoValues',
     // Documented in comments.

@@ -58,9 +58,9 @@ export interface UrlCrdSource extends CrdSelection {
 
 /**
  * A template of a pinned chart that only wraps plain CRDs in an `if` (cloudnative-pg's
- * templates/crds/crds.yaml), taken from the chart's archive — a chart cache folder serves it
- * offline — without those lines: for charts whose CRDs are nowhere else as plain files at the
- * chart's own tag.
+ * templates/crds/crds.yaml), or a plain file of its crds/ folder (external-dns), taken from the
+ * chart's archive — a chart cache folder serves it offline — without those lines: for charts
+ * whose CRDs are nowhere else as plain files at a tag that is the chart's version.
  */
 export interface ChartTemplateCrdSource extends CrdSelection {
   readonly chart: ChartReference;
@@ -125,6 +125,8 @@ export function crdModules(): Readonly<Record<string, readonly CrdSource[]>> {
     'external-secrets-secretstore': files(externalSecrets, ['config/crds/bases/external-secrets.io_secretstores.yaml']),
     // The chart renders the operator's CRDs from one template wrapped in `if .Values.crds.create`.
     'cnpg-cluster': chartTemplate(CHARTS.cloudnativePg, 'templates/crds/crds.yaml', ['clusters.postgresql.cnpg.io']),
+    // The chart's crds/ folder holds the CRD as plain YAML; its Git tag is `external-dns-helm-chart-<version>`, not a version.
+    'external-dns': chartTemplate(CHARTS.externalDns, 'crds/dnsendpoints.externaldns.k8s.io.yaml', ['dnsendpoints.externaldns.k8s.io']),
   };
 }
 

@@ -189,6 +189,7 @@ describe('routing any exposure', () => {
     const config = platformObject();
     config.services.traefik.enabled = false;
     config.environments.prod.services.cloudflared.enabled = false;
+    config.services.externalDns.enabled = false;
     const [dev] = synthesizeText(toYamlText(config));
     expect(dev.services.map((s) => s.name)).not.toContain('traefik');
     expect(manifestsOf(dev).filter(({ manifest }) => ['IngressRoute', 'Middleware', 'Certificate'].includes(manifest.kind))).toEqual([]);

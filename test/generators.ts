@@ -82,6 +82,10 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     tempo: fc.boolean(),
     networking: fc.boolean(),
     tunnel: fc.boolean(),
+    dns: fc.boolean(),
+    /** Where the records point: an address, a hostname, or Traefik's loadBalancerIP. */
+    dnsTarget: fc.constantFrom('192.168.1.240', 'fd00::240', 'edge.example.org', '203.0.113.10', 'loadBalancerIP'),
+    dnsProxied: fc.boolean(),
     vault: fc.boolean(),
     externalSecrets: fc.boolean(),
     objectStore: fc.boolean(),
@@ -140,6 +144,18 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
       services.traefik = { enabled: true, adminAccess: { allowList: ['192.168.1.0/24'] } };
     }
     if (c.tunnel) services.cloudflared = { enabled: true, tunnelId: '6ff42ae2-765d-4adf-8112-31c55c1551ef' };
+    // DNS records of the routed hosts (with the tunnel: its CNAME for the public ones).
+    if ((c.networking || c.tunnel) && c.dns) {
+      const lan = c.dnsTarget === 'loadBalancerIP' || c.dnsTarget.startsWith('192.168.') || c.dnsTarget.startsWith('fd00:');
+      if (c.dnsTarget === 'loadBalancerIP') services.traefik.loadBalancerIP = '192.168.1.240';
+      services.externalDns = {
+        enabled: true,
+        cloudflare: { zoneId: '023e105f4ecef8ad9ca31a8372d0c353' },
+        ...(c.dnsTarget === 'loadBalancerIP' ? {} : { target: c.dnsTarget }),
+        // Cloudflare's proxy cannot reach a LAN address.
+        proxied: c.dnsProxied && !lan,
+      };
+    }
     // The object store needs Vault and External Secrets: its keys are generated and delivered.
     if (c.vault || c.externalSecrets || c.objectStore) services.vault = { enabled: true };
     if (c.externalSecrets || c.objectStore) services.externalSecrets = { enabled: true };
@@ -214,6 +230,7 @@ export const breakage: fc.Arbitrary<Breakage> = fc.constantFrom<Breakage>(
   { path: 'waves', apply: (c) => (c.waves = 'parallel') },
   { path: 'services.networkPolicies.egress.apiServerPort', apply: (c) => (c.services.networkPolicies.egress = { apiServerPort: 0 }) },
   { path: 'apps.omega.egress.0.to', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, egress: [{ to: 'anywhere' }] }) },
+  { path: 'services.externalDns.ttl', apply: (c) => (c.services.externalDns = { ...c.services.externalDns, ttl: 5 }) },
   { path: 'apps.Bad_Name', apply: (c) => (c.apps.Bad_Name = { image: 'ghcr.io/example/bad:1.0.0', resources: RESOURCES }) },
   { path: 'apps.omega.image', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:latest', resources: RESOURCES }) },
   { path: 'apps.omega.dependsOn.0', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, dependsOn: ['no-such-service'] }) },

@@ -756,7 +756,57 @@ export const INVARIANTS: readonly Invariant[] = [
         );
       }),
   },
+  {
+    name: 'where DNS records are derived, every routed host has exactly one, to the tunnel (a proxied CNAME) if the tunnel forwards it, never proxied behind an admin access control, and external-dns syncs after the router and the tunnel',
+    check: (all) => all.flatMap((s) => dnsRecordViolations(s)),
+  },
 ];
+
+/**
+ * The DNS records (DNSEndpoints) of one environment against what its written files route: the
+ * hosts of the IngressRoutes, the tunnel's ingress rules, the admin middlewares, the waves.
+ */
+function dnsRecordViolations(s: Synthesized): string[] {
+  const docs = manifestsOf(s.env);
+  const endpoints = docs.filter(({ manifest }) => manifest.kind === 'DNSEndpoint').flatMap(({ path, manifest }) => (manifest.spec.endpoints as any[]).map((e) => ({ path, ...e })));
+  if (endpoints.length === 0) return [];
+  const where = s.env.environment;
+  const middlewares = docs.filter(({ manifest }) => manifest.kind === 'Middleware').map(({ manifest }) => manifest);
+  const admin = new Map<string, boolean>();
+  for (const { manifest: route } of docs.filter(({ manifest }) => manifest.kind === 'IngressRoute')) {
+    for (const rule of route.spec.routes as any[]) {
+      const host = /Host\(`([^`]+)`\)/.exec(rule.match)?.[1];
+      if (!host) continue;
+      const controls = (rule.middlewares ?? []).map((m: any) => middlewares.find((mw) => mw.metadata.name === m.name && mw.metadata.namespace === route.metadata.namespace));
+      admin.set(host, controls.some((mw: any) => mw?.spec.ipAllowList || mw?.spec.forwardAuth));
+    }
+  }
+  const tunnelConfig = docs.find(({ manifest }) => manifest.kind === 'ConfigMap' && manifest.metadata.name === 'cloudflared-config')?.manifest.data?.['config.yaml'];
+  const tunnel = tunnelConfig ? (parse(tunnelConfig) as { tunnel: string; ingress: { hostname?: string }[] }) : undefined;
+  const tunnelled = new Set(tunnel?.ingress.flatMap((rule) => (rule.hostname ? [rule.hostname] : [])) ?? []);
+  const proxiedOf = (e: any) => e.providerSpecific?.find((p: any) => p.name === 'external-dns.alpha.kubernetes.io/cloudflare-proxied')?.value === 'true';
+  const waveOf = new Map(applications(s).map((app) => [app.metadata.name, Number(app.metadata.annotations?.[WAVE])]));
+  const dnsApp = [...new Set(endpoints.map((e) => e.path.split('/')[0]))];
+  return [
+    ...[...admin.keys()].flatMap((host) => problems(endpoints.filter((e) => e.dnsName === host).length === 1, `${where}: routed host ${host} has ${endpoints.filter((e) => e.dnsName === host).length} DNS records, expected 1`)),
+    ...endpoints.flatMap((e) => {
+      const at = `${where}/${e.path}: ${e.dnsName}`;
+      if (!admin.has(e.dnsName)) return [`${at}: a record of a host no IngressRoute routes`];
+      if (tunnelled.has(e.dnsName)) {
+        return problems(e.recordType === 'CNAME' && isDeepStrictEqual(e.targets, [`${tunnel!.tunnel}.cfargotunnel.com`]) && proxiedOf(e), `${at}: the tunnel forwards it, but its record is not a proxied CNAME to ${tunnel!.tunnel}.cfargotunnel.com`);
+      }
+      return [
+        ...problems(!(admin.get(e.dnsName) && proxiedOf(e)), `${at}: proxied, but its route's access control reads the client's address, which the proxy replaces`),
+        ...problems(!(e.recordType === 'CNAME' && String(e.targets[0]).endsWith('.cfargotunnel.com')), `${at}: points at a tunnel that does not forward it`),
+      ];
+    }),
+    ...dnsApp.flatMap((app) =>
+      ['traefik', 'cloudflared']
+        .filter((router) => waveOf.has(router))
+        .flatMap((router) => problems(waveOf.get(app)! > waveOf.get(router)!, `${where}/${app} (wave ${waveOf.get(app)}): syncs records of hosts ${router} (wave ${waveOf.get(router)}) has not routed yet`)),
+    ),
+  ];
+}
 
 /**
  * Every need of every Application, re-derived from the written files, whose provider is neither

@@ -224,10 +224,11 @@ describe('derived NetworkPolicies', () => {
   });
 
   it('let Traefik reach every exposed port, only where a traefik service runs', () => {
-    // The example's own Traefik (and the tunnel behind it) make way for the test router.
+    // The example's own Traefik (and the tunnel and DNS records behind it) make way for the test router.
     const noTraefik = variant((config) => {
       config.services.traefik.enabled = false;
       config.environments.prod.services.cloudflared.enabled = false;
+      config.services.externalDns.enabled = false;
     });
     const [withRouter] = synth(noTraefik, {
       only: 'dev',

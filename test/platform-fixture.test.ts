@@ -29,6 +29,7 @@ describe('the platform fixture', () => {
       'argocd',
       'bootstrap',
       'cert-manager',
+      'external-dns',
       'external-secrets',
       'home-assistant',
       'loki',

@@ -144,9 +144,10 @@ describe.each(builds.map(({ platform, env }) => [env.environment, platform, env]
     // The object store's probe keys and its identities file (it has no consumer in the fixture).
     const OBJECT_STORE = ['seaweedfs/seaweedfs-probe-credentials', 'seaweedfs/seaweedfs-s3-identities'];
     const expected: Record<string, string[]> = {
-      dev: ['cert-manager/cloudflare-api-token', 'external-secrets/external-secrets-probe', 'monitoring/alertmanager-receivers', 'monitoring/grafana-admin', 'n8n/n8n-encryption-key', 'node-red/node-red-env', ...OBJECT_STORE],
+      dev: ['cert-manager/cloudflare-api-token', 'external-dns/cloudflare-api-token', 'external-secrets/external-secrets-probe', 'monitoring/alertmanager-receivers', 'monitoring/grafana-admin', 'n8n/n8n-encryption-key', 'node-red/node-red-env', ...OBJECT_STORE],
       staging: [
         'cert-manager/cloudflare-api-token',
+        'external-dns/cloudflare-api-token',
         'external-secrets/external-secrets-probe',
         'longhorn-system/longhorn-backup-credentials',
         'monitoring/alertmanager-receivers',
@@ -158,6 +159,7 @@ describe.each(builds.map(({ platform, env }) => [env.environment, platform, env]
       prod: [
         'cert-manager/cloudflare-api-token',
         'cloudflared/cloudflared-credentials',
+        'external-dns/cloudflare-api-token',
         'external-secrets/external-secrets-probe',
         'loki/loki-s3-credentials',
         'longhorn-system/longhorn-backup-credentials',

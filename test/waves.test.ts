@@ -120,6 +120,8 @@ describe('dependency graph', () => {
       'external-secrets': ['vault'],
       // Its data on Longhorn; External Secrets follows from its delivered Secrets, later.
       seaweedfs: ['longhorn'],
+      // Its records are the router's hosts: ordered after it, without connecting to it.
+      'external-dns': ['traefik'],
     });
   });
 
