@@ -228,6 +228,7 @@ describe('derived NetworkPolicies', () => {
     const noTraefik = variant((config) => {
       config.services.traefik.enabled = false;
       config.environments.prod.services.cloudflared.enabled = false;
+      for (const app of Object.values<Record<string, unknown>>(config.apps)) delete app.expose;
     });
     const [withRouter] = synth(noTraefik, {
       only: 'dev',
