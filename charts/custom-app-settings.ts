@@ -5,7 +5,7 @@
  * sign-on) against the environment.
  */
 import { z } from '../lib/model/config/zod';
-import { relativeFile, unreadFile } from '../lib/model/config/config-files';
+import { CONFIG_FILE_BYTES, CONFIG_FILES_PER_CONFIGMAP, relativeFile, unreadFile } from '../lib/model/config/config-files';
 import {
   absolutePath,
   bool,
@@ -105,7 +105,10 @@ const fileSchema = exactlyOneOf(
     /** Absolute path of the file in the container. */
     path: absolutePath,
     /** The file's text, inline. */
-    content: z.string(expected('the file\'s text')).optional(),
+    content: z
+      .string(expected('the file\'s text'))
+      .refine((text) => Buffer.byteLength(text, 'utf8') <= CONFIG_FILE_BYTES, expected(`at most ${CONFIG_FILE_BYTES / 1024} KiB of text (a file next to homelab.yaml has the same limit)`))
+      .optional(),
     /** A file next to homelab.yaml (a path relative to its folder), read when the config is loaded. */
     from: relativeFile.optional(),
   },
@@ -143,7 +146,7 @@ export const appSettings = z.strictObject({
   /** More Longhorn volumes by name (each the claim `<app>-<name>`), like `volume`. @default none */
   volumes: z.record(k8sName, volumeSchema).default({}),
   /** Configuration files mounted read-only (one ConfigMap); a change rolls the pods. @default none */
-  files: z.array(fileSchema).default([]),
+  files: z.array(fileSchema).max(CONFIG_FILES_PER_CONFIGMAP, expected(`at most ${CONFIG_FILES_PER_CONFIGMAP} files (one ConfigMap holds them all)`)).default([]),
   /** Routed at `<subdomain>.<domain>` through the router (Traefik). @default not exposed */
   expose: z
     .strictObject({

@@ -12,7 +12,6 @@ import * as kplus from 'cdk8s-plus-28';
 import { k8s } from 'cdk8s-plus-28';
 import { ConfigIssue, defineService, EnvironmentView, Requirement, settingsIn } from '../lib/model/catalog';
 import { Checkpoint, CHECKPOINT_PODS } from '../lib/model/checkpoint';
-import { CONFIG_FILE_BYTES } from '../lib/model/config/config-files';
 import type { Exposure } from '../lib/model/exposure';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
 import { spreadOverNodes } from '../lib/model/placement';
@@ -435,7 +434,7 @@ verdict() {
   case "$PROTECTION:$1" in
     public:[23]??) echo ok ;;
     public:*) echo "the UI answered $1" ;;
-    *:2??) echo "a $PROTECTION host answered $1 to a client that is not allowed in" ;;
+    *:2??) echo "the $PROTECTION host answered $1 to a client that is not allowed in" ;;
     *) echo ok ;;
   esac
 }
@@ -488,7 +487,7 @@ function probeIssues(name: string, probes: AppProbes | undefined): ConfigIssue[]
   ];
 }
 
-/** Volumes, files, writable paths and devices: distinct mount paths, files that fit in a ConfigMap, strategy and replicas a ReadWriteOnce volume allows. */
+/** Volumes, files, writable paths and devices: distinct mount paths and ConfigMap keys, strategy and replicas a ReadWriteOnce volume allows. */
 function mountIssues(name: string, app: AppSettings): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const mounts: [readonly (string | number)[], string][] = [
@@ -513,10 +512,6 @@ function mountIssues(name: string, app: AppSettings): ConfigIssue[] {
       issues.push({ path: [name, 'files', i, 'path'], message: `expected a path that differs from files.${first}.path in more than punctuation (both are the ConfigMap key "${fileKey(file.path)}")` });
     } else keys.set(fileKey(file.path), i);
   });
-  const bytes = app.files.reduce((sum, file) => sum + Buffer.byteLength(file.content, 'utf8'), 0);
-  if (bytes > 4 * CONFIG_FILE_BYTES) {
-    issues.push({ path: [name, 'files'], message: `expected files of at most ${(4 * CONFIG_FILE_BYTES) / 1024} KiB together (one ConfigMap holds at most 1 MiB), received ${bytes} bytes` });
-  }
   const withVolume = app.volume !== undefined || Object.keys(app.volumes).length > 0;
   if (withVolume && app.replicas > 1) {
     issues.push({ path: [name, 'replicas'], message: `expected at most 1 with a volume (a ReadWriteOnce volume attaches to one pod), received ${app.replicas}` });

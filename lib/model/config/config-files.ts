@@ -13,11 +13,13 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { matching } from './primitives';
 
 /**
- * Bytes of one file. A ConfigMap holds at most 1 MiB ("The data stored in a ConfigMap cannot
- * exceed 1 MiB", kubernetes.io/docs/concepts/configuration/configmap); configuration files are
- * a few kilobytes, and an app's files together must still fit (charts/custom-app.ts).
+ * Bytes of one file, and files of one app: together they fit a ConfigMap, which holds at most
+ * 1 MiB ("The data stored in a ConfigMap cannot exceed 1 MiB",
+ * kubernetes.io/docs/concepts/configuration/configmap) — 12 x 64 KiB is 768 KiB, room left for
+ * the keys and metadata. Configuration files are a few kilobytes.
  */
-export const CONFIG_FILE_BYTES = 256 * 1024;
+export const CONFIG_FILE_BYTES = 64 * 1024;
+export const CONFIG_FILES_PER_CONFIGMAP = 12;
 
 /** A path relative to the config file's folder, without `..` segments. */
 export const relativeFile = matching(
