@@ -26,7 +26,7 @@ import { findCycle } from '../lib/util/cycles';
 import { AppExposure, AppFile, AppProbes, appsSettings, AppSettings, ProbeSettings, RESTRICTED_CAPABILITIES } from './custom-app-settings';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { nvidiaDevicePluginEntry } from './nvidia-device-plugin';
-import { ENTRY_POINTS, TRAEFIK_NAMESPACE, TRAEFIK_POD_LABELS, traefikEntry, WEBSECURE_ADDRESS } from './traefik';
+import { traefikEntry, WEBSECURE_ADDRESS } from './traefik';
 
 export { appSettings, appsSettings, type AppSettings } from './custom-app-settings';
 
@@ -298,18 +298,14 @@ export class CustomApp extends HomelabService {
       podSelector,
       admin: settings.protection === 'admin',
       hiddenPaths: settings.hiddenPaths,
+      // The end-to-end check below: the NetworkPolicies let it reach the router.
+      checkedFrom: CHECKPOINT_PODS,
     };
     if (needsSingleSignOn(settings.protection)) {
       if (!singleSignOn) throw new Error(`${this.serviceName}: the protection ${settings.protection} needs a single sign-on service`);
       singleSignOn.signInFor(this, exposure, settings.protection);
     }
     this.expose(exposure);
-    this.allowEgress({
-      name: 'ui-check',
-      podSelector: CHECKPOINT_PODS,
-      to: { kind: 'pods', peer: { namespace: TRAEFIK_NAMESPACE, podSelector: TRAEFIK_POD_LABELS }, ports: [{ port: ENTRY_POINTS.websecure.port }] },
-      reason: `the end-to-end check of ${this.serviceName} asks for its UI at ${host} through Traefik`,
-    });
     this.addEndToEndCheck(`${this.serviceName}-ui`, {
       description: `https://${host}/ answers through Traefik as a ${settings.protection} host${settings.hiddenPaths.length > 0 ? ', its hidden paths 404' : ''}`,
       image: IMAGES.curl,

@@ -83,6 +83,7 @@ const ROUTER_PODS = { 'app.kubernetes.io/name': 'traefik' } as const;
 class Router extends HomelabService implements ExposureRouter {
   readonly routerName = 'Traefik';
   readonly routerPods = { namespace: 'traefik', podSelector: ROUTER_PODS };
+  readonly routerEntryPort = 8443;
 
   constructor(scope: Platform) {
     super(scope, 'traefik', {}, { layer: Layer.NETWORKING, namespace: 'traefik' });

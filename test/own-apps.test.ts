@@ -17,7 +17,7 @@ import { Layer } from '../lib/model/layers';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import type { SignInProtection, SingleSignOnProvider } from '../lib/model/single-sign-on';
-import { FAKE_SLEEP, fixtureObject, manifestsOf, parseText, readTree, runMain, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { FAKE_SLEEP, fixtureObject, manifestsOf, parseText, platformText, readTree, runMain, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
 
 const RESOURCES = { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } };
 
@@ -224,10 +224,18 @@ describe('an exposed app', () => {
     const web = platform.services.find((s) => s.serviceName === 'web')!;
     expect(web.endToEndChecks.map((c) => c.job)).toEqual(['web-ui']);
     expect(web.endToEndChecks[0].check.env).toMatchObject({ HOST: 'web.lab.example.net', TRAEFIK: 'traefik.traefik.svc:443', PROTECTION: 'admin', HIDDEN_PATHS: '/metrics', CURL_TLS: '' });
-    expect(web.egress.find((e) => e.name === 'ui-check')!.to).toEqual({
-      kind: 'pods',
-      peer: { namespace: 'traefik', podSelector: { 'app.kubernetes.io/name': 'traefik', 'app.kubernetes.io/instance': 'traefik-traefik' } },
-      ports: [{ port: 8443 }],
+    expect(web.exposures[0].checkedFrom).toEqual({ 'app.kubernetes.io/component': 'checkpoint' });
+  });
+
+  it("lets its checks, and only them, reach Traefik's websecure port, both ways", () => {
+    // The example's Node-RED, where NetworkPolicies restrict egress too.
+    const [{ env }] = synthesizePlatforms(platformText());
+    const policy = (path: string) => manifestsOf(env).find((d) => d.path === path)!.manifest.spec;
+    const checks = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'node-red' } }, podSelector: { matchLabels: { 'app.kubernetes.io/component': 'checkpoint' } } };
+    expect(policy('traefik/networkpolicy-allow-node-red-check-node-red.yaml').ingress).toEqual([{ from: [checks], ports: [{ port: 8443, protocol: 'TCP' }] }]);
+    expect(policy('node-red/networkpolicy-egress-check-node-red.yaml')).toMatchObject({
+      podSelector: { matchLabels: { 'app.kubernetes.io/component': 'checkpoint' } },
+      egress: [{ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'traefik' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } } }], ports: [{ port: 8443, protocol: 'TCP' }] }],
     });
   });
 
