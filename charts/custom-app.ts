@@ -377,15 +377,15 @@ export class CustomApp extends HomelabService {
    * connections (any HTTP status), or without ports Argo CD's wait for the Deployment suffices.
    */
   private addCheckpoint(readiness: ProbeSettings | undefined, firstPort: [string, number] | undefined): void {
-    const base = (portName: string) => `http://${this.serviceHost}:${this.ports.get(portName)}`;
     const curl = 'curl -sS -o /dev/null --retry 10 --retry-delay 6 --retry-connrefused --max-time 10 -w "%{http_code}\\n"';
     if (readiness?.http) {
-      const url = `${readiness.http.scheme === 'HTTPS' ? base(readiness.http.port).replace('http:', 'https:') : base(readiness.http.port)}${readiness.http.path}`;
+      const https = readiness.http.scheme === 'HTTPS';
+      const url = `${https ? 'https' : 'http'}://${this.serviceHost}:${this.ports.get(readiness.http.port)}${readiness.http.path}`;
       new Checkpoint(this, 'checkpoint', {
         description: `${url} answers 2xx or 3xx (the readiness probe's request)`,
         image: IMAGES.curl,
-        // --fail: a 4xx/5xx answer fails, as it fails the probe; --insecure: the app's own certificate, as the kubelet does not verify it either.
-        script: `${curl} --fail${readiness.http.scheme === 'HTTPS' ? ' --insecure' : ''} "${url}"`,
+        // --fail: a 4xx/5xx answer fails, as it fails the probe; --insecure: the app's own certificate, which the kubelet does not verify either.
+        script: `${curl} --fail${https ? ' --insecure' : ''} "${url}"`,
       });
       return;
     }

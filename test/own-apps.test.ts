@@ -374,6 +374,11 @@ describe('checkpoint scripts against fake answers', () => {
     expect(run(job, 22).status).not.toBe(0);
   });
 
+  it("an HTTPS probe: the checkpoint asks over HTTPS, without verifying the app's own certificate (neither does the kubelet)", () => {
+    const job = synthesized((app) => (app.probes.readiness.http.scheme = 'HTTPS')).find('web/job-web-checkpoint.yaml')!;
+    expect(run(job, 0).collected).toContain('--fail --insecure https://web.web.svc:8080/healthz');
+  });
+
   it('a TCP readiness probe: the checkpoint passes once the port accepts a connection, and fails when it never does', () => {
     const job = synthesized((app) => (app.probes = { readiness: { tcp: { port: 'metrics' } } })).find('web/job-web-checkpoint.yaml')!;
     const passed = run(job, 0);
