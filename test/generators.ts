@@ -249,4 +249,13 @@ export const breakage: fc.Arbitrary<Breakage> = fc.constantFrom<Breakage>(
   { path: 'apps.Bad_Name', apply: (c) => (c.apps.Bad_Name = { image: 'ghcr.io/example/bad:1.0.0', resources: RESOURCES, probes: { none: 'a worker' } }) },
   { path: 'apps.omega.image', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:latest', resources: RESOURCES, probes: { none: 'a worker' } }) },
   { path: 'apps.omega.dependsOn.0', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, probes: { none: 'a worker' }, dependsOn: ['no-such-service'] }) },
+  { path: 'apps.omega.probes', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES }) },
+  {
+    path: 'apps.omega.expose.protection',
+    apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, ports: { http: 80 }, probes: { none: 'a worker' }, expose: { subdomain: 'omega', protection: 'sso' } }),
+  },
+  {
+    path: 'apps.omega.files.0.from',
+    apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, probes: { none: 'a worker' }, files: [{ path: '/etc/omega.conf', from: 'no-such-file.conf' }] }),
+  },
 );
