@@ -518,6 +518,15 @@ function mountIssues(name: string, app: AppSettings): ConfigIssue[] {
   return issues;
 }
 
+/** Settings that root would silently ignore. */
+function rootIssues(name: string, app: AppSettings): ConfigIssue[] {
+  if (!app.runAsRoot) return [];
+  return [
+    ...(app.capabilities.length > 0 ? [{ path: [name, 'capabilities'], message: "expected none with runAsRoot: root keeps the container runtime's default capabilities" }] : []),
+    ...(app.runAsGroup !== undefined ? [{ path: [name, 'runAsGroup'], message: 'expected none with runAsRoot: the image runs as root' }] : []),
+  ];
+}
+
 /** An app's checks against the environment (what its config alone cannot tell). */
 function appIssues(name: string, app: AppSettings, env: EnvironmentView, dependable: ReadonlySet<string>): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -540,7 +549,7 @@ function appIssues(name: string, app: AppSettings, env: EnvironmentView, dependa
       issues.push({ path: [name, 'secretEnv', i], message: `expected each variable once: "${variable}" is listed twice` });
     }
   });
-  issues.push(...portIssues(name, app), ...probeIssues(name, app.probes), ...mountIssues(name, app));
+  issues.push(...portIssues(name, app), ...probeIssues(name, app.probes), ...mountIssues(name, app), ...rootIssues(name, app));
   if (app.expose && needsSingleSignOn(app.expose.protection) && !env.singleSignOn) {
     issues.push({
       path: [name, 'expose', 'protection'],

@@ -89,6 +89,8 @@ describe('an app config is refused at the path of what is wrong', () => {
     ['a writable path that is not absolute', (app) => (app.writablePaths = ['tmp']), 'homelab.yaml: apps.web.writablePaths.0: expected an absolute path'],
     ['a writable path mounted twice', (app) => (app.writablePaths = ['/tmp', '/tmp/']), 'homelab.yaml: apps.web.writablePaths.1: expected another path: "/tmp/" is already mounted by apps.web.writablePaths.0'],
     ['an empty command', (app) => (app.command = []), 'homelab.yaml: apps.web.command: expected a command'],
+    ['capabilities for root', (app) => ((app.runAsRoot = true), (app.capabilities = ['CHOWN'])), "homelab.yaml: apps.web.capabilities: expected none with runAsRoot: root keeps the container runtime's default capabilities"],
+    ['a group for root', (app) => ((app.runAsRoot = true), (app.runAsGroup = 100)), 'homelab.yaml: apps.web.runAsGroup: expected none with runAsRoot: the image runs as root'],
     ['inline content over the limit', (app) => (app.files = [{ path: '/etc/web.conf', content: 'x'.repeat(CONFIG_FILE_BYTES + 1) }]), `homelab.yaml: apps.web.files.0.content: expected at most ${CONFIG_FILE_BYTES / 1024} KiB of text`],
     ['more files than a ConfigMap holds', (app) => (app.files = Array.from({ length: 13 }, (_, i) => ({ path: `/etc/${i}.conf`, content: 'a' }))), 'homelab.yaml: apps.web.files: expected at most 12 files'],
   ])('%s', (_, mutate, message) => {
