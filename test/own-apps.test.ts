@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { appsEntry, UI_CHECK_SCRIPT } from '../charts/custom-app';
 import { BUILTIN_CATALOG } from '../charts/catalog';
 import { CONFIG_FILE_BYTES } from '../lib/model/config/config-files';
-import { defineCatalog, defineService } from '../lib/model/catalog';
+import { defineCatalog, defineService, settingsIn } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import type { Exposure } from '../lib/model/exposure';
 import { Layer } from '../lib/model/layers';
@@ -295,6 +295,9 @@ describe('configuration files', () => {
     expect(changed.deployment.spec.template.metadata.annotations['homelab.dev/files-sha256']).not.toBe(hash);
   });
 
+  /** The text the loader read for the web app's first file. */
+  const fileContent = (config: string) => settingsIn(parseText(readFileSync(config, 'utf8'), config).environments.get('lab')!, appsEntry).web.files[0].content;
+
   /** A config folder with homelab.yaml (the web app reading `from`) and the files `files` names. */
   function folder(from: string, files: Record<string, string | Buffer> = {}): { dir: string; config: string } {
     const dir = tempDir();
@@ -329,6 +332,7 @@ describe('configuration files', () => {
   it.each<[string, () => { config: string }, string]>([
     ['a missing file', () => folder('web/missing.yaml'), 'apps.web.files.0.from: cannot read "web/missing.yaml" next to the config file (no such file)'],
     ['a directory', () => folder('web', { 'web/other.yaml': 'x' }), 'apps.web.files.0.from: expected a regular file, received "web"'],
+    ['the config folder itself', () => folder('.', {}), 'apps.web.files.0.from: expected a regular file, received "."'],
     [
       'a symbolic link out of the folder',
       () => {
@@ -354,9 +358,14 @@ describe('configuration files', () => {
     expect(readTree(out)).toEqual(new Map([['keep.yaml', 'keep']]));
   });
 
+  it('accepts a name that starts with two dots, inside the folder', () => {
+    const { config } = folder('..web.conf', { '..web.conf': 'a=1\n' });
+    expect(fileContent(config)).toBe('a=1\n');
+  });
+
   it('accepts a file exactly at the limit', () => {
     const { config } = folder('big.txt', { 'big.txt': 'x'.repeat(CONFIG_FILE_BYTES) });
-    expect(parseText(readFileSync(config, 'utf8'), config).environments.get('lab')!).toBeDefined();
+    expect(fileContent(config)).toHaveLength(CONFIG_FILE_BYTES);
   });
 });
 

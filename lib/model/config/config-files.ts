@@ -9,7 +9,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { matching } from './primitives';
 
 /**
@@ -84,7 +84,7 @@ function readBelow(folder: string, from: string): string {
     throw new FileProblem(`cannot read "${from}" next to the config file (${code === 'ENOENT' ? 'no such file' : (code ?? (error as Error).message)})`);
   }
   const inside = relative(realpathSync(folder), real);
-  if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) {
+  if (inside.split(sep)[0] === '..' || isAbsolute(inside)) {
     throw new FileProblem(`expected a file inside the config file's folder, received "${from}", which leads outside it`);
   }
   let fd: number;
