@@ -204,6 +204,7 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
   /** Traefik's pods, by the chart's name label (traefik 41.3.0 `traefik.labelselector`): the backends let them in. */
   readonly routerName = 'Traefik';
   readonly routerPods = { namespace: TRAEFIK_NAMESPACE, podSelector: { 'app.kubernetes.io/name': 'traefik' } };
+  readonly routerEntryPort = ENTRY_POINTS.websecure.port;
   private readonly issuer: ClusterIssuerName;
   private readonly adminAccess: AdminAccess;
   private readonly dashboardSubdomain: string;

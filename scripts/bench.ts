@@ -52,6 +52,7 @@ function configWithApps(count: number): string {
     config.apps[name] = {
       image: `ghcr.io/example/${name}:1.0.${i}`,
       ports: { http: 8080 },
+      probes: { readiness: { http: { port: 'http', path: '/healthz' } } },
       env: { APP_INDEX: String(i) },
       volume: { size: '1Gi', mountPath: '/data' },
       resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } },

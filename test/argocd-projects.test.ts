@@ -140,7 +140,7 @@ describe('the root Application', () => {
 describe('the shipped services', () => {
   it('a new app in the example gets its namespace admitted by the apps project only, and no cluster-scoped kind', () => {
     const config = platformObject();
-    config.apps.whoami = { image: 'docker.io/traefik/whoami:v1.10.1', ports: { http: 80 }, resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } } };
+    config.apps.whoami = { image: 'docker.io/traefik/whoami:v1.10.1', ports: { http: 80 }, probes: { readiness: { http: { port: 'http' } } }, resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } } };
     const [dev] = synthesizeText(toYamlText(config));
     const project = (name: string) => manifestsOf(dev).find(({ path }) => path === `apps/appproject-${name}.yaml`)!.manifest;
     expect(namespacesOf(project('apps-dev'))).toContain('whoami');

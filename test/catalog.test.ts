@@ -40,7 +40,7 @@ describe('a service added to the catalog in one line', () => {
     const text = small((c) => {
       c.services.longhorn = { enabled: false };
       c.services.whoami = { enabled: true, volume: { size: '1Gi' }, subdomain: 'argocd' };
-      c.apps = { whoami: { image: 'docker.io/traefik/whoami:v1.10.3', resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '32Mi' } } } };
+      c.apps = { whoami: { image: 'docker.io/traefik/whoami:v1.10.3', probes: { none: 'a test app' }, resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '32Mi' } } } };
     });
     let message = '';
     try {

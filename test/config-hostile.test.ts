@@ -32,7 +32,7 @@ function withApps(lines: string): string {
 /** An app of the small fixture (valid as it is) with `env` holding these variables. */
 function appWithEnv(env: Record<string, string>): string {
   const config = fixtureObject('small');
-  config.apps = { web: { image: 'ghcr.io/example/web:1.0.0', ports: { http: 8080 }, env, resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '100m', memory: '128Mi' } } } };
+  config.apps = { web: { image: 'ghcr.io/example/web:1.0.0', ports: { http: 8080 }, probes: { readiness: { http: { port: 'http' } } }, env, resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '100m', memory: '128Mi' } } } };
   return toYamlText(config);
 }
 
@@ -180,7 +180,7 @@ describe('hostile config files', () => {
   it('anchors and aliases still share blocks, also more than the YAML library allows by default (100)', () => {
     const config = fixtureObject('small');
     const resources = { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '50m', memory: '32Mi' } };
-    config.apps = Object.fromEntries(Array.from({ length: 120 }, (_, i) => [`app-${i}`, { image: `ghcr.io/example/app:1.0.${i}`, resources: structuredClone(resources) }]));
+    config.apps = Object.fromEntries(Array.from({ length: 120 }, (_, i) => [`app-${i}`, { image: `ghcr.io/example/app:1.0.${i}`, probes: { none: 'a worker' }, resources: structuredClone(resources) }]));
     const expanded = toYamlText(config);
     // The first app's resources anchored, every other app's an alias of them.
     let blocks = 0;

@@ -17,7 +17,7 @@ const RESOURCES = { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '10
 /** The small fixture with one own app: `web` in the old config, `api` in the new one, so that files are added, removed and changed, and the diagrams change. */
 function configWith(app: string): string {
   const config = fixtureObject('small');
-  config.apps = { [app]: { image: 'docker.io/traefik/whoami:v1.10.1', ports: { http: 80 }, resources: RESOURCES } };
+  config.apps = { [app]: { image: 'docker.io/traefik/whoami:v1.10.1', ports: { http: 80 }, probes: { readiness: { http: { port: 'http' } } }, resources: RESOURCES } };
   const file = join(tempDir(), `${app}.yaml`);
   writeFileSync(file, toYamlText(config));
   return file;

@@ -8,6 +8,7 @@ function withGpuApp(mutate: (config: Record<string, any>) => void = () => undefi
   config.apps.whisper = {
     image: 'ghcr.io/example/whisper:1.2.3',
     ports: { http: 9000 },
+    probes: { readiness: { http: { port: 'http', path: '/health' } } },
     gpus: 1,
     resources: { requests: { cpu: '1', memory: '2Gi' }, limits: { cpu: '2', memory: '4Gi' } },
   };

@@ -16,6 +16,7 @@ import { captureOutputAsync, platformObject, parseText, ROOT, tempDir, toYamlTex
 const NEW_APP = {
   image: 'docker.io/traefik/whoami:v1.10.1',
   ports: { http: 8080 },
+  probes: { readiness: { http: { port: 'http' } } },
   resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
 };
 
@@ -57,10 +58,14 @@ describe('diffTrees on a known change', () => {
       // The apps' Namespaces come from the platform (docs/adr/0022): one added, one removed.
       ['app-namespaces', 'changed'],
       ['apps', 'changed'],
+      // node-red's UI was exposed: its DNS record goes.
+      ['external-dns', 'changed'],
       // node-red depended on it: the NetworkPolicy letting node-red in goes.
       ['home-assistant', 'changed'],
       ['node-red', 'removed'],
       ['rabbitmq', 'changed'],
+      // node-red's route, its middlewares and its Certificate go with it.
+      ['traefik', 'changed'],
       // The end-to-end verification replays the new app's checkpoint instead of the removed one's.
       ['verification', 'changed'],
       ['whoami', 'added'],
@@ -110,7 +115,7 @@ describe('diffTrees on a known change', () => {
     expect(text).toMatch(/^ {2}- node-red \(Application removed, \d+ resources\)$/m);
     expect(text).toMatch(/^ {2}\+ whoami \(new Application, \d+ resources\)$/m);
     expect(text).toMatch(/^ {2}~ rabbitmq\n(?: {6}.*\n)*? {6}~ RabbitmqCluster\/rabbitmq\/rabbitmq\n(?: {10}.*\n)* {10}spec\.replicas: 1 -> 3$/m);
-    expect(text).toMatch(/^Against HEAD \(abc1234\): .* in 7 Applications of 1 environment$/m);
+    expect(text).toMatch(/^Against HEAD \(abc1234\): .* in 9 Applications of 1 environment$/m);
     expect(text).not.toMatch(/\x1b\[/);
   });
 

@@ -73,11 +73,15 @@ describe.each(['dev', 'staging', 'prod'])('exposures of the example %s', (enviro
   const routes = ofKind(docs, 'IngressRoute');
   const domain = platform.config.domain;
 
-  it('exposes the built-in admin UIs of the enabled services, and n8n publicly', () => {
-    const admin = ['argocd', 'grafana', 'longhorn', 'rabbitmq', ...(environment === 'prod' ? ['ray'] : []), 'vault'];
+  it('exposes the built-in admin UIs of the enabled services, n8n publicly, and the own apps as their config says', () => {
+    // Node-RED's editor has no login of its own: admin. Home Assistant has its own: public.
+    const admin = ['argocd', 'grafana', 'longhorn', 'node-red', 'rabbitmq', ...(environment === 'prod' ? ['ray'] : []), 'vault'];
     expect(exposures.filter(({ exposure }) => exposure.admin).map(({ exposure }) => exposure.subdomain).sort()).toEqual(admin);
     // n8n has its own login, and its webhooks must be reachable by their callers; its metrics are not.
-    expect(exposures.filter(({ exposure }) => !exposure.admin).map(({ exposure }) => [exposure.subdomain, exposure.hiddenPaths])).toEqual([['n8n', ['/metrics']]]);
+    expect(exposures.filter(({ exposure }) => !exposure.admin).map(({ exposure }) => [exposure.subdomain, exposure.hiddenPaths])).toEqual([
+      ['n8n', ['/metrics']],
+      ['home', []],
+    ]);
   });
 
   it('routes every exposure with an IngressRoute on websecure, in the exposing namespace, emitted by Traefik', () => {
@@ -190,6 +194,7 @@ describe('routing any exposure', () => {
     config.services.traefik.enabled = false;
     config.environments.prod.services.cloudflared.enabled = false;
     config.services.externalDns.enabled = false;
+    for (const app of Object.values<Record<string, unknown>>(config.apps)) delete app.expose;
     const [dev] = synthesizeText(toYamlText(config));
     expect(dev.services.map((s) => s.name)).not.toContain('traefik');
     expect(manifestsOf(dev).filter(({ manifest }) => ['IngressRoute', 'Middleware', 'Certificate'].includes(manifest.kind))).toEqual([]);

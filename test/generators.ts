@@ -1,7 +1,7 @@
 /**
  * fast-check arbitraries of valid homelab configs: random subsets of the built-in services
  * (with what each requires), node inventories with and without GPUs and taints, the operator's
- * own apps with random dependencies, volumes, metrics, secrets and GPUs, and environments that
+ * own apps with random dependencies, volumes, metrics, secrets, GPUs, probes, exposures, files and security settings, and environments that
  * override the base. Every generated config is valid by construction; the property tests check
  * that the platform synthesizes it and that every invariant holds, and that breaking it is
  * reported at its path.
@@ -29,30 +29,69 @@ const node = (gpus: number, tainted: boolean) => ({
   ...(tainted ? { taints: [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }] } : {}),
 });
 
-const appArbitrary = (name: string, earlier: readonly string[], services: readonly string[], options: { gpus: boolean; longhorn: boolean }) =>
+/** A probe on the app's http port, of a generated kind. */
+const probeOf = (kind: 'http' | 'tcp' | 'exec', failureThreshold: number) =>
+  kind === 'http'
+    ? { http: { port: 'http', path: '/healthz' }, failureThreshold }
+    : kind === 'tcp'
+      ? { tcp: { port: 'http' }, failureThreshold }
+      : { exec: { command: ['cat', '/tmp/healthy'] }, failureThreshold };
+
+const appArbitrary = (name: string, earlier: readonly string[], services: readonly string[], options: { gpus: boolean; longhorn: boolean; routing: boolean }) =>
   fc
     .record({
       replicas: fc.integer({ min: 1, max: 3 }),
       metrics: fc.boolean(),
       volume: options.longhorn ? fc.boolean() : fc.constant(false),
+      extraVolume: options.longhorn ? fc.boolean() : fc.constant(false),
       gpus: options.gpus ? fc.integer({ min: 0, max: 1 }) : fc.constant(0),
       secretEnv: fc.boolean(),
       runAsRoot: fc.boolean(),
       egress: fc.constantFrom('none', 'internet', 'lan'),
       dependsOn: fc.subarray([...earlier, ...services], { maxLength: Math.min(2, earlier.length + services.length) }),
       layer: fc.constantFrom('automation', 'data-mesh', 'observability'),
+      readiness: fc.constantFrom('http', 'tcp', 'exec', 'none'),
+      liveness: fc.boolean(),
+      startup: fc.boolean(),
+      expose: options.routing ? fc.constantFrom('none', 'public', 'admin') : fc.constant('none'),
+      command: fc.boolean(),
+      files: fc.integer({ min: 0, max: 2 }),
+      writablePaths: fc.boolean(),
+      capabilities: fc.constantFrom('none', 'NET_BIND_SERVICE', 'CHOWN'),
+      hostNetwork: fc.boolean(),
+      devices: fc.boolean(),
+      runAsGroup: fc.boolean(),
     })
     .map((a) => ({
       image: `ghcr.io/example/${name}:1.${a.replicas}.0`,
       // A volume attaches to one pod; GPU apps stay at one replica so that the GPUs suffice.
-      replicas: a.volume || a.gpus > 0 ? 1 : a.replicas,
+      replicas: a.volume || a.extraVolume || a.gpus > 0 ? 1 : a.replicas,
       ports: a.metrics ? { http: 8080, metrics: 9100 } : { http: 8080 },
       env: { APP_NAME: name },
+      ...(a.command ? { command: ['/bin/app'], args: ['--listen', ':8080'] } : {}),
       ...(a.secretEnv ? { secretEnv: ['API_TOKEN'] } : {}),
       ...(a.volume ? { volume: { size: '1Gi', mountPath: '/data' } } : {}),
+      ...(a.extraVolume ? { volumes: { media: { size: '2Gi', mountPath: '/media' } } } : {}),
+      ...(a.files > 0 ? { files: Array.from({ length: a.files }, (_, i) => ({ path: `/etc/${name}/config-${i}.yaml`, content: `name: ${name}\nindex: ${i}\n` })) } : {}),
+      probes:
+        a.readiness === 'none'
+          ? { none: 'a worker that serves nothing to probe' }
+          : {
+              readiness: probeOf(a.readiness, 3),
+              ...(a.liveness ? { liveness: probeOf(a.readiness, 6) } : {}),
+              ...(a.startup ? { startup: probeOf(a.readiness, 30) } : {}),
+            },
+      ...(a.expose !== 'none'
+        ? { expose: { subdomain: `${name}-ui`, protection: a.expose, ...(a.metrics ? { port: 'http', hiddenPaths: ['/metrics'] } : {}) } }
+        : {}),
       ...(a.metrics ? { metrics: { port: 'metrics' } } : {}),
       ...(a.gpus > 0 ? { gpus: a.gpus } : {}),
       ...(a.runAsRoot ? { runAsRoot: true } : {}),
+      ...(a.runAsGroup && !a.runAsRoot ? { runAsGroup: 2000 } : {}),
+      ...(a.writablePaths ? { writablePaths: ['/tmp', '/var/cache/app'] } : {}),
+      ...(a.capabilities !== 'none' && !a.runAsRoot ? { capabilities: [a.capabilities] } : {}),
+      ...(a.hostNetwork ? { hostNetwork: { reason: 'discovers devices on the LAN by mDNS' } } : {}),
+      ...(a.devices ? { devices: [{ path: '/dev/ttyUSB0', reason: 'a Zigbee dongle' }] } : {}),
       ...(a.egress === 'internet' ? { egress: [{ to: 'internet', ports: [443] }] } : {}),
       ...(a.egress === 'lan' ? { egress: [{ to: ['192.168.1.0/24'], ports: [1883, '5353/udp'] }] } : {}),
       resources: RESOURCES,
@@ -185,7 +224,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     const names = APP_NAMES.slice(0, c.apps);
     const apps = names.map((name, i) =>
       // Triton and a Ray GPU worker take two of the GPU node's four: two apps may have one each.
-      appArbitrary(name, names.slice(0, i), dependable, { gpus: gpus && i < 2, longhorn }).map((app) => (sequential ? { ...app, layer: 'automation' } : app)),
+      appArbitrary(name, names.slice(0, i), dependable, { gpus: gpus && i < 2, longhorn, routing: c.networking || c.tunnel }).map((app) => (sequential ? { ...app, layer: 'automation' } : app)),
     );
     return fc.tuple(fc.constant({ c, services, nodes }), fc.tuple(...apps), fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 3, maxLength: 3 }));
   })
@@ -195,7 +234,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     ENVIRONMENTS.slice(0, c.environments).forEach((name, i) => {
       const overrides: Record<string, any> = { domain: `${name}.home.example.net` };
       // Each environment changes something: the replicas of an app without a volume, the sync mode.
-      const scalable = names.filter((_, j) => !('volume' in apps[j]) && !('gpus' in apps[j]));
+      const scalable = names.filter((_, j) => !('volume' in apps[j]) && !('volumes' in apps[j]) && !('gpus' in apps[j]));
       if (scalable.length > 0) overrides.apps = { [scalable[i % scalable.length]]: { replicas: replicas[i] } };
       if (name === 'prod' && c.manualProd) overrides.sync = { mode: 'manual' };
       environments[name] = overrides;
@@ -229,9 +268,18 @@ export const breakage: fc.Arbitrary<Breakage> = fc.constantFrom<Breakage>(
   { path: 'services.networkPolicies.apiServerSources', apply: (c) => (c.services.networkPolicies.apiServerSources = []) },
   { path: 'waves', apply: (c) => (c.waves = 'parallel') },
   { path: 'services.networkPolicies.egress.apiServerPort', apply: (c) => (c.services.networkPolicies.egress = { apiServerPort: 0 }) },
-  { path: 'apps.omega.egress.0.to', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, egress: [{ to: 'anywhere' }] }) },
+  { path: 'apps.omega.egress.0.to', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, probes: { none: 'a worker' }, egress: [{ to: 'anywhere' }] }) },
   { path: 'services.externalDns.ttl', apply: (c) => (c.services.externalDns = { ...c.services.externalDns, ttl: 5 }) },
-  { path: 'apps.Bad_Name', apply: (c) => (c.apps.Bad_Name = { image: 'ghcr.io/example/bad:1.0.0', resources: RESOURCES }) },
-  { path: 'apps.omega.image', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:latest', resources: RESOURCES }) },
-  { path: 'apps.omega.dependsOn.0', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, dependsOn: ['no-such-service'] }) },
+  { path: 'apps.Bad_Name', apply: (c) => (c.apps.Bad_Name = { image: 'ghcr.io/example/bad:1.0.0', resources: RESOURCES, probes: { none: 'a worker' } }) },
+  { path: 'apps.omega.image', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:latest', resources: RESOURCES, probes: { none: 'a worker' } }) },
+  { path: 'apps.omega.dependsOn.0', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, probes: { none: 'a worker' }, dependsOn: ['no-such-service'] }) },
+  { path: 'apps.omega.probes', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES }) },
+  {
+    path: 'apps.omega.expose.protection',
+    apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, ports: { http: 80 }, probes: { none: 'a worker' }, expose: { subdomain: 'omega', protection: 'sso' } }),
+  },
+  {
+    path: 'apps.omega.files.0.from',
+    apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, probes: { none: 'a worker' }, files: [{ path: '/etc/omega.conf', from: 'no-such-file.conf' }] }),
+  },
 );

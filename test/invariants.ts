@@ -4,11 +4,13 @@
  * invariants test runs them over the operator's homelab.yaml, the property tests over
  * generated configs. None of them knows which services or how many objects to expect.
  */
+import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { parse } from 'yaml';
+import { APP_LINT_LABELS, appFilesConfigMap, appsEntry, FILES_HASH_ANNOTATION } from '../charts/custom-app';
 import { CHARTS, KUSTOMIZATIONS, MANIFESTS } from '../charts/versions';
 import { ARGOCD_CONTROL_KINDS, projectNames } from '../lib/model/argocd';
-import { APP_NAMESPACES } from '../lib/model/catalog';
+import { APP_NAMESPACES, settingsIn } from '../lib/model/catalog';
 import type { UpstreamFootprint } from '../lib/model/sources';
 import { GPU_RESOURCE, isGpuProvider } from '../lib/model/gpu';
 import { discoveredGpuLabels } from './support';
@@ -759,6 +761,70 @@ export const INVARIANTS: readonly Invariant[] = [
   {
     name: 'where DNS records are derived, every routed host has exactly one, to the tunnel (a proxied CNAME) if the tunnel forwards it, never proxied behind an admin access control, and external-dns syncs after the router and the tunnel',
     check: (all) => all.flatMap((s) => dnsRecordViolations(s)),
+  },
+  {
+    name: "every own app's Deployment has a readiness probe on one of its container ports, or is labelled as saying why it has none",
+    check: (all) =>
+      all.flatMap((s) =>
+        manifestsOf(s.env)
+          .filter(({ manifest }) => manifest.kind === 'Deployment' && manifest.metadata.labels?.['app.kubernetes.io/component'] === 'app' && manifest.metadata.labels?.['app.kubernetes.io/managed-by'] === 'homelab-platform')
+          .flatMap(({ path, manifest }) => {
+            const where = `${s.env.environment}/${path}`;
+            const [container] = manifest.spec.template.spec.containers;
+            if (manifest.metadata.labels?.[APP_LINT_LABELS.probes] === 'none') return problems(!container.readinessProbe && !container.livenessProbe, `${where}: labelled without probes, but has one`);
+            const ports = new Set((container.ports ?? []).map((p: any) => p.containerPort));
+            const probes = ['readinessProbe', 'livenessProbe', 'startupProbe'].filter((kind) => container[kind]);
+            return [
+              ...problems(container.readinessProbe !== undefined, `${where}: no readiness probe`),
+              ...problems((manifest.metadata.labels?.[APP_LINT_LABELS.liveness] === 'none') === !container.livenessProbe, `${where}: the liveness label does not match its liveness probe`),
+              ...probes.flatMap((kind) => {
+                const port = container[kind].httpGet?.port ?? container[kind].tcpSocket?.port;
+                return problems(port === undefined || ports.has(port), `${where}: ${kind} on port ${port}, not a container port`);
+              }),
+            ];
+          }),
+      ),
+  },
+  {
+    name: "an own app's files come from its ConfigMap, and its pods carry the hash of exactly that ConfigMap's data",
+    check: (all) =>
+      all.flatMap((s) => {
+        const docs = manifestsOf(s.env);
+        return docs
+          .filter(({ manifest }) => manifest.kind === 'Deployment' && manifest.spec.template.metadata.annotations?.[FILES_HASH_ANNOTATION])
+          .flatMap(({ path, manifest }) => {
+            const where = `${s.env.environment}/${path}`;
+            const name = appFilesConfigMap(manifest.metadata.name);
+            const data: Record<string, string> | undefined = docs.find(({ manifest: m }) => m.kind === 'ConfigMap' && m.metadata.namespace === manifest.metadata.namespace && m.metadata.name === name)?.manifest.data;
+            if (!data) return [`${where}: no ConfigMap ${name} with data`];
+            const hash = createHash('sha256');
+            for (const key of Object.keys(data).sort()) hash.update(`${key}\0${data[key]}\0`);
+            const volume = manifest.spec.template.spec.volumes.find((v: any) => v.configMap?.name === name);
+            const mounted = manifest.spec.template.spec.containers[0].volumeMounts.filter((m: any) => m.name === volume?.name).map((m: any) => m.subPath).sort();
+            return [
+              ...problems(manifest.spec.template.metadata.annotations[FILES_HASH_ANNOTATION] === hash.digest('hex'), `${where}: the files hash is not that of ${name}'s data`),
+              ...problems(isDeepStrictEqual(mounted, Object.keys(data).sort()), `${where}: mounts ${mounted.join(', ')} of ${name}, which holds ${Object.keys(data).join(', ')}`),
+            ];
+          });
+      }),
+  },
+  {
+    name: 'every exposed own app is checked end to end through Traefik, as its protection says',
+    check: (all) =>
+      all.flatMap((s) =>
+        s.platform.services.flatMap((service) => {
+          const apps = settingsIn(s.config, appsEntry);
+          const expose = apps[service.serviceName]?.enabled ? apps[service.serviceName].expose : undefined;
+          if (!expose) return [];
+          const check = service.endToEndChecks.find((c) => c.job === `${service.serviceName}-ui`);
+          const where = `${s.env.environment}/${service.serviceName}`;
+          return [
+            ...problems(check?.check.env?.PROTECTION === expose.protection, `${where}: no end-to-end check of its ${expose.protection} UI`),
+            ...problems(s.env.files.has(`verification/job-${service.serviceName}-${service.serviceName}-ui.yaml`), `${where}: the verification does not run its UI check`),
+            ...problems(service.exposures.some((e) => e.admin === (expose.protection === 'admin')), `${where}: not exposed as ${expose.protection}`),
+          ];
+        }),
+      ),
   },
 ];
 

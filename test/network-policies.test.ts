@@ -83,6 +83,7 @@ const ROUTER_PODS = { 'app.kubernetes.io/name': 'traefik' } as const;
 class Router extends HomelabService implements ExposureRouter {
   readonly routerName = 'Traefik';
   readonly routerPods = { namespace: 'traefik', podSelector: ROUTER_PODS };
+  readonly routerEntryPort = 8443;
 
   constructor(scope: Platform) {
     super(scope, 'traefik', {}, { layer: Layer.NETWORKING, namespace: 'traefik' });
@@ -229,6 +230,7 @@ describe('derived NetworkPolicies', () => {
       config.services.traefik.enabled = false;
       config.environments.prod.services.cloudflared.enabled = false;
       config.services.externalDns.enabled = false;
+      for (const app of Object.values<Record<string, unknown>>(config.apps)) delete app.expose;
     });
     const [withRouter] = synth(noTraefik, {
       only: 'dev',

@@ -223,7 +223,7 @@ describe('synth in worker threads (the real CLI, --jobs)', () => {
   /** The small fixture with an app, in three environments. */
   const threeEnvironments = (change: (config: Record<string, any>) => void = () => {}) => {
     const config = fixtureObject('small');
-    config.apps = { web: { image: 'docker.io/traefik/whoami:v1.10.1', ports: { http: 80 }, resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '32Mi' } } } };
+    config.apps = { web: { image: 'docker.io/traefik/whoami:v1.10.1', ports: { http: 80 }, probes: { readiness: { http: { port: 'http' } } }, resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '32Mi' } } } };
     config.environments = { dev: {}, staging: {}, prod: {} };
     change(config);
     const file = join(tempDir(), 'homelab.yaml');

@@ -171,12 +171,25 @@ esac`.replace(/\\\$/g, '$');
   it('lists every routed host and certificate', () => {
     expect(env.ROUTES.split(' ').sort()).toEqual(
       [
-        ...['argocd', 'grafana', 'longhorn'].map((s) => `${s}.dev.home.example.net=admin`),
+        ...['argocd', 'grafana'].map((s) => `${s}.dev.home.example.net=admin`),
+        // The own apps' exposures, as their config protects them.
+        'home.dev.home.example.net=public',
+        'longhorn.dev.home.example.net=admin',
         'n8n.dev.home.example.net=public',
-        ...['rabbitmq', 'traefik', 'vault'].map((s) => `${s}.dev.home.example.net=admin`),
+        ...['node-red', 'rabbitmq', 'traefik', 'vault'].map((s) => `${s}.dev.home.example.net=admin`),
       ],
     );
-    expect(env.CERTIFICATES.split(' ').sort()).toEqual(['argocd/argocd', 'longhorn-system/longhorn', 'monitoring/grafana', 'n8n/n8n', 'rabbitmq/rabbitmq', 'traefik/traefik', 'vault/vault']);
+    expect(env.CERTIFICATES.split(' ').sort()).toEqual([
+      'argocd/argocd',
+      'home-assistant/home',
+      'longhorn-system/longhorn',
+      'monitoring/grafana',
+      'n8n/n8n',
+      'node-red/node-red',
+      'rabbitmq/rabbitmq',
+      'traefik/traefik',
+      'vault/vault',
+    ]);
     expect(env).toMatchObject({ TRAEFIK: 'traefik.traefik.svc:443', ADMIN_REFUSAL: 'forbidden', CURL_TLS: '' });
   });
 
@@ -214,7 +227,7 @@ esac`.replace(/\\\$/g, '$');
   it('grants reading exactly those certificates', () => {
     const role = file(dev, 'traefik/clusterrole-traefik-checkpoint.yaml');
     expect(role.rules).toEqual([
-      { apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: ['get'], resourceNames: ['argocd', 'grafana', 'longhorn', 'n8n', 'rabbitmq', 'traefik', 'vault'] },
+      { apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: ['get'], resourceNames: ['argocd', 'grafana', 'home', 'longhorn', 'n8n', 'node-red', 'rabbitmq', 'traefik', 'vault'] },
     ]);
   });
 });
@@ -240,9 +253,9 @@ describe('cloudflare tunnel', () => {
         { service: 'http_status:404' },
       ],
     });
-    // The example's prod: only n8n (public) goes through the tunnel, no admin UI.
+    // The example's prod: only the public hosts (Home Assistant and n8n, each with its own login) go through the tunnel, no admin UI.
     const prodTunnel = file(prod, 'cloudflared/configmap-cloudflared-config.yaml').data!['config.yaml'];
-    expect(prodTunnel.match(/hostname: .*/g)).toEqual(['hostname: n8n.home.example.net']);
+    expect(prodTunnel.match(/hostname: .*/g)).toEqual(['hostname: home.home.example.net', 'hostname: n8n.home.example.net']);
   });
 
   it('runs two restricted, read-only connectors on different nodes, with metrics and /ready', () => {

@@ -112,7 +112,7 @@ describe('dependency graph', () => {
       // Grafana's Loki and Tempo data sources; its ServiceMonitor for CoreDNS needs the CRDs.
       monitoring: ['loki', 'longhorn', 'prometheus-operator-crds', 'tempo'],
       // The router depends on every service that declares an exposure (its routes come at synth, test/exposures.test.ts).
-      traefik: ['argocd', 'cert-manager', 'longhorn', 'monitoring', 'n8n', 'rabbitmq', 'vault'],
+      traefik: ['argocd', 'cert-manager', 'home-assistant', 'longhorn', 'monitoring', 'n8n', 'node-red', 'rabbitmq', 'vault'],
       // Its checkpoint probes Argo CD: ordered after it (platform wiring, not a reference).
       'network-policies': ['argocd'],
       // Vault keeps its storage on Longhorn; External Secrets reads from Vault.

@@ -44,6 +44,8 @@ export interface EnvironmentView {
   readonly servicesBefore: ReadonlySet<string>;
   /** Names taken by the output folders, the services and their namespaces, except this entry's own. */
   readonly reservedNames: ReadonlySet<string>;
+  /** Whether an enabled entry provides single sign-on (`sso` and `oidc` exposures, lib/model/single-sign-on.ts). */
+  readonly singleSignOn: boolean;
 }
 
 /** What an entry's `build` gets besides its settings. */
@@ -101,6 +103,11 @@ export interface ServiceEntry<S = unknown, B = unknown> {
   requires?(settings: S): readonly Requirement[];
   /** Other checks against the environment, run when the entry is enabled. @default none */
   check?(settings: S, env: EnvironmentView): readonly ConfigIssue[];
+  /**
+   * Its service signs users in for other services' exposures (implements SingleSignOnProvider):
+   * with it enabled, exposures may be protected with `sso` and `oidc`. @default false
+   */
+  readonly providesSingleSignOn?: boolean;
   /** Subdomains its settings route. @default none */
   subdomains?(settings: S): readonly SubdomainClaim[];
   /** Scrape targets of its upstream sources, by monitor name. @default none */

@@ -27,6 +27,12 @@ export interface Exposure {
   readonly hiddenPaths?: readonly string[];
   /** Protocol the backend speaks. @default 'http' */
   readonly backendScheme?: 'http' | 'https';
+  /**
+   * Pods of the exposing service's namespace that ask for the host through the router, as a
+   * client outside the cluster does (an end-to-end check of the UI): the NetworkPolicies let
+   * them reach the router's entry port. @default none
+   */
+  readonly checkedFrom?: Readonly<Record<string, string>>;
 }
 
 /** An exposure with the service that declared it. */
@@ -54,6 +60,8 @@ export interface ExposureRouter extends HomelabService {
   readonly routerName: string;
   /** The pods that connect to the exposed backends (their NetworkPolicies let them in). */
   readonly routerPods: NetworkPeer;
+  /** The port those pods serve the routed hosts on (HTTPS), for clients inside the cluster (`Exposure.checkedFrom`). */
+  readonly routerEntryPort: number;
   routeExposures(exposures: readonly ServiceExposure[]): void;
   /** Every host routed (once `routeExposures` has run). */
   readonly routedHosts: readonly RoutedHost[];

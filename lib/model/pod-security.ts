@@ -13,10 +13,11 @@ export interface PodSecurityException {
 /**
  * What a container we write (not an upstream chart's) may leave out of the restricted context
  * (non-root, no privilege escalation, capabilities dropped, RuntimeDefault seccomp, read-only
- * root filesystem), and why (ServiceSettings.containerException).
+ * root filesystem), and why (ServiceSettings.containerException). A privileged container
+ * (host devices) cannot forbid privilege escalation: the API server refuses both together.
  */
 export interface ContainerException {
-  readonly relaxes: readonly ('readOnlyRootFilesystem' | 'runAsNonRoot' | 'capabilities')[];
+  readonly relaxes: readonly ('readOnlyRootFilesystem' | 'runAsNonRoot' | 'capabilities' | 'allowPrivilegeEscalation')[];
   readonly reason: string;
 }
 

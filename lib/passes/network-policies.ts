@@ -196,6 +196,15 @@ export function allowRules(platform: Platform, apiServerSources: readonly string
       from: [peer(router.routerPods)],
       reason: `${router.routerName} routes ${exposure.subdomain} to ${exposure.serviceName}`,
     });
+    if (exposure.checkedFrom) {
+      add(router, {
+        name: `allow-${service.serviceName}-check-${exposure.subdomain}`,
+        podSelector: router.routerPods.podSelector,
+        ports: [{ port: router.routerEntryPort, protocol: 'TCP' }],
+        from: [peer({ namespace: service.namespaceName, podSelector: exposure.checkedFrom })],
+        reason: `${service.serviceName} checks ${exposure.subdomain} through ${router.routerName}`,
+      });
+    }
   }
   for (const { emitter, emission, receiver, port, reason } of traces(platform)) {
     add(receiver, {
@@ -239,6 +248,14 @@ function egressRules(platform: Platform, policies: Pick<NetworkPolicyProvider, '
       egress: [{ to: [peer({ namespace: service.namespaceName, podSelector: exposure.podSelector })], ports: [{ port: exposure.podPort, protocol: 'TCP' }] }],
       reason: `${router.routerName} routes ${exposure.subdomain} to ${exposure.serviceName}`,
     });
+    if (exposure.checkedFrom) {
+      add(service, {
+        name: `${EGRESS_PREFIX}check-${exposure.subdomain}`,
+        podSelector: exposure.checkedFrom,
+        egress: [{ to: [peer(router.routerPods)], ports: [{ port: router.routerEntryPort, protocol: 'TCP' }] }],
+        reason: `${service.serviceName} checks ${exposure.subdomain} through ${router.routerName}`,
+      });
+    }
   }
   for (const { emitter, emission, receiver, port, reason } of traces(platform)) {
     add(emitter, {

@@ -144,6 +144,9 @@ function environmentView(catalog: Catalog, config: EnvironmentConfig, entry: Ser
       reservedNames ??= new Set([...OUTPUT_FOLDERS, ...catalog.entries.filter((other) => other !== entry).flatMap((other) => other.names)]);
       return reservedNames;
     },
+    get singleSignOn() {
+      return catalog.entries.some((other) => other.providesSingleSignOn === true && isEntryEnabled(catalog, config, other));
+    },
   };
 }
 

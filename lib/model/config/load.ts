@@ -8,6 +8,7 @@ import { deepMerge, hasPath, isMapping } from './merge';
 import { CONFIG_LIMITS } from './limits';
 import { parseConfigYaml } from './parse-yaml';
 import { readConfigText } from './read-file';
+import { resolveConfigFiles } from './config-files';
 import type { Catalog } from '../catalog';
 import { EnvironmentConfig, environmentName, environmentSchema } from './environment';
 
@@ -61,6 +62,8 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Homel
   // node) says which ones.
   const all = Object.keys(rawEnvironments).length;
   for (const [problem, envs] of baseProblems) problems.push(envs.length === all ? problem : `${problem} (in ${envs.join(', ')})`);
+  // Files next to the config file that the settings name (an app's configuration files).
+  for (const config of environments.values()) problems.push(...resolveConfigFiles(config, file));
   if (problems.length > 0) throw new UserError(unique(problems).map((p) => `${file}: ${p}`));
   return { environments };
 }

@@ -5,6 +5,8 @@
  * reason goes away (one for a service the config does not enable applies to nothing).
  */
 
+import { APP_LINT_LABELS } from '../../../charts/custom-app';
+
 export interface LintException {
   /** Rule id, e.g. `no-read-only-root-fs`. */
   readonly rule: string;
@@ -27,20 +29,26 @@ export const LINT_EXCEPTIONS: readonly LintException[] = [
   {
     rule: 'no-liveness-probe',
     resource: '*/Deployment/*',
-    labels: OWN_APP,
-    reason: 'the apps config has no health endpoint to probe yet; the checkpoint checks that the app accepts connections on its first port',
+    labels: { ...OWN_APP, [APP_LINT_LABELS.probes]: 'none' },
+    reason: 'the app has nothing to probe, and its config says why (apps.<name>.probes.none); its checkpoint checks that it accepts connections on its first port',
   },
   {
     rule: 'no-readiness-probe',
     resource: '*/Deployment/*',
-    labels: OWN_APP,
-    reason: 'the apps config has no health endpoint to probe yet; the checkpoint checks that the app accepts connections on its first port',
+    labels: { ...OWN_APP, [APP_LINT_LABELS.probes]: 'none' },
+    reason: 'the app has nothing to probe, and its config says why (apps.<name>.probes.none); its checkpoint checks that it accepts connections on its first port',
+  },
+  {
+    rule: 'no-liveness-probe',
+    resource: '*/Deployment/*',
+    labels: { ...OWN_APP, [APP_LINT_LABELS.liveness]: 'none' },
+    reason: 'the app declares a readiness probe but no liveness probe (apps.<name>.probes): a restart would not cure what makes it unready, and the readiness probe keeps it out of its Service meanwhile',
   },
   {
     rule: 'no-read-only-root-fs',
     resource: '*/Deployment/*',
-    labels: OWN_APP,
-    reason: 'arbitrary app images write outside their volume (caches, /tmp) more often than not (charts/custom-app.ts)',
+    labels: { ...OWN_APP, [APP_LINT_LABELS.rootFilesystem]: 'writable' },
+    reason: 'the app lists no writablePaths: an arbitrary image writes outside its volume (caches, /tmp) more often than not (charts/custom-app.ts)',
   },
   { rule: 'no-liveness-probe', resource: 'ray/RayCluster/ray', reason: KUBERAY_PROBES },
   { rule: 'no-readiness-probe', resource: 'ray/RayCluster/ray', reason: KUBERAY_PROBES },
