@@ -351,20 +351,12 @@ record_state() {
     *) echo "the TXT record $txt does not name the owner $OWNER: external-dns does not own $1 (a record made by hand? delete it, external-dns then creates its own)" ;;
   esac
 }
-failed=0
-for record in $RECORDS; do
-  set -- $(echo "$record" | tr , ' ')
-  host=$1; type=$2; target=$3; proxied=$4
-  tries=0
-  while :; do
-    result=$(record_state "$host" "$type" "$target" "$proxied")
-    if [ "$result" = ok ]; then echo "$host: $type $target (proxied=$proxied), owned by $OWNER"; break; fi
-    tries=$((tries + 1))
-    if [ "$tries" -ge 30 ]; then echo "$host: $result" >&2; failed=$((failed + 1)); break; fi
-    sleep 10
-  done
-done
-if [ "$failed" -gt 0 ]; then echo "$failed record(s) not at Cloudflare" >&2; exit 1; fi`;
+${eachRecordUntilOk({
+  check: 'record_state',
+  passed: 'echo "$host: $type $target (proxied=$proxied), owned by $OWNER"',
+  failed: 'echo "$host: $result" >&2',
+  summary: 'echo "$failed record(s) not at Cloudflare" >&2',
+})}`;
 
 /**
  * The end-to-end check: every host of `$RECORDS` resolves through `$RESOLVER` (busybox
@@ -382,20 +374,34 @@ resolution() {
     if echo "$answer" | grep -qxF "Address: $3"; then echo ok; else echo "not the address $3"; fi
   fi
 }
-failed=0
+${eachRecordUntilOk({
+  check: 'resolution',
+  passed: 'echo "$host resolves through $RESOLVER"',
+  failed: 'echo "$host: $result (resolver $RESOLVER)" >&2',
+  summary: 'echo "$failed host(s) do not resolve" >&2',
+})}`;
+
+/**
+ * Shell: for each `host,type,target,proxied` of `$RECORDS`, runs the function `check` with them
+ * until it prints `ok` (30 tries, 10 s apart), then `passed`, or `failed` with its last `$result`;
+ * exits 1 after `summary` when any failed (`$failed` counts them).
+ */
+function eachRecordUntilOk(o: { readonly check: string; readonly passed: string; readonly failed: string; readonly summary: string }): string {
+  return String.raw`failed=0
 for record in $RECORDS; do
   set -- $(echo "$record" | tr , ' ')
   host=$1; type=$2; target=$3; proxied=$4
   tries=0
   while :; do
-    result=$(resolution "$host" "$type" "$target" "$proxied")
-    if [ "$result" = ok ]; then echo "$host resolves through $RESOLVER"; break; fi
+    result=$(${o.check} "$host" "$type" "$target" "$proxied")
+    if [ "$result" = ok ]; then ${o.passed}; break; fi
     tries=$((tries + 1))
-    if [ "$tries" -ge 30 ]; then echo "$host: $result (resolver $RESOLVER)" >&2; failed=$((failed + 1)); break; fi
+    if [ "$tries" -ge 30 ]; then ${o.failed}; failed=$((failed + 1)); break; fi
     sleep 10
   done
 done
-if [ "$failed" -gt 0 ]; then echo "$failed host(s) do not resolve" >&2; exit 1; fi`;
+if [ "$failed" -gt 0 ]; then ${o.summary}; exit 1; fi`;
+}
 
 export const externalDnsEntry = defineService({
   name: 'external-dns',

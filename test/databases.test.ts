@@ -7,7 +7,7 @@ import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import { databaseClusterSchema } from '../charts/cloudnative-pg';
 import { synthesizePlatform, SynthesizedEnvironment } from '../lib/output/synthesize';
-import { buildPlatform, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
+import { buildPlatform, configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
 
 /** The small fixture with n8n on SQLite, and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -17,14 +17,7 @@ function configText(change: (config: Record<string, any>) => void = () => {}): s
   return toYamlText(config);
 }
 
-function problems(text: string): string {
-  try {
-    parseText(text);
-    return '';
-  } catch (error) {
-    return String((error as Error).message);
-  }
-}
+const problems = configProblems;
 
 /** The fixture's environment with CloudNativePG on and n8n on a database of its own with `instances`. */
 function withDatabase(instances: number): SynthesizedEnvironment {

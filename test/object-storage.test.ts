@@ -15,7 +15,7 @@ import type { ObjectStore } from '../lib/model/object-storage';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { synthesizePlatform } from '../lib/output/synthesize';
-import { buildPlatform, fixtureObject, Manifest, manifestsOf, parseText, runMain, runWithFakeCommands, synthesizeText, tempDir, toYamlText } from './support';
+import { buildPlatform, configProblems, fixtureObject, Manifest, manifestsOf, parseText, runMain, runWithFakeCommands, synthesizeText, tempDir, toYamlText } from './support';
 
 /** The small fixture with the services the store needs, Loki on the store, and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -42,12 +42,8 @@ const waveOf = (service: string) => Number(find(`apps/application-${service}.yam
 
 /** Config problems as `path: message` lines, or [] when the config is valid. */
 function problems(text: string): string[] {
-  try {
-    parseText(text);
-    return [];
-  } catch (error) {
-    return String((error as Error).message).split('\n');
-  }
+  const found = configProblems(text);
+  return found === '' ? [] : found.split('\n');
 }
 
 describe('object storage config', () => {

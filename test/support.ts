@@ -312,3 +312,13 @@ export async function userErrorOf(promise: Promise<unknown>): Promise<string> {
 export function discoveredGpuLabels(node: { readonly gpus: number }): Readonly<Record<string, string>> {
   return node.gpus > 0 ? { [GPU_LABELS.present]: 'true' } : {};
 }
+
+/** What parsing a config text reports, one problem a line; empty when it is valid. */
+export function configProblems(text: string): string {
+  try {
+    parseText(text);
+    return '';
+  } catch (error) {
+    return String((error as Error).message);
+  }
+}

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fixtureObject, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { configProblems, fixtureObject, Manifest, manifestsOf, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
 import { assertValidPromql } from './support-promql';
 import type { Recovery } from '../lib/model/recovery';
 import { recoveryRunbook } from '../lib/output/platform-doc';
@@ -26,14 +26,7 @@ function configText(change: (config: Record<string, any>) => void = () => {}): s
   return toYamlText(config);
 }
 
-function problems(text: string): string {
-  try {
-    parseText(text);
-    return '';
-  } catch (error) {
-    return String((error as Error).message);
-  }
-}
+const problems = configProblems;
 
 const [lab] = synthesizePlatforms(configText());
 const manifests = manifestsOf(lab.env);
