@@ -195,8 +195,10 @@ export function workflowCheck(connection: RabbitmqConnection, queue: string): Om
   return {
     description: `n8n runs a workflow (ConfigMap ${WORKFLOW_CHECK_CONFIG_MAP}) publishing to RabbitMQ queue ${queue} on vhost ${connection.vhost} as user ${connection.user}, and the message is read back`,
     image: IMAGES.n8n,
-    // The CLI loads every node package and starts its task runner: about what n8n itself needs.
-    resources: resources('250m', '512Mi', '1', '1Gi'),
+    // The CLI loads every node package and starts its task runner: memory as n8n itself needs.
+    // A small CPU request, so the Job schedules where the plan leaves little (the capacity check
+    // does not count checkpoint Jobs); it bursts to its limit on an idle node.
+    resources: resources('50m', '512Mi', '1', '1Gi'),
     env: {
       HOME: SCRATCH_DIR,
       N8N_USER_FOLDER: SCRATCH_DIR,

@@ -4,7 +4,8 @@
  * and the webhooks are exposed at `<subdomain>.<domain>`; n8n has its own login, and the
  * webhooks must be reachable by the services calling them, so the exposure is not admin-only.
  * The encryption key of stored credentials comes from a declared Secret; with a RabbitMQ user,
- * its operator-generated credentials prefill n8n's RabbitMQ credentials.
+ * its operator-generated credentials prefill n8n's RabbitMQ credentials, and the checkpoint runs
+ * a workflow publishing to RabbitMQ with them (charts/n8n-workflow-check.ts).
  */
 import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-34';
