@@ -10,10 +10,10 @@
 import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-34';
 import { k8s } from 'cdk8s-plus-34';
+import { Construct } from 'constructs';
 import { setSyncWave } from '../lib/model/argocd';
 import { z } from '../lib/model/config/zod';
 import { ConfigIssue, defineService, EnvironmentView, ownSubdomain } from '../lib/model/catalog';
-import { Construct } from 'constructs';
 import { Checkpoint, probeJob } from '../lib/model/checkpoint';
 import { bool, exactlyOneOf, expected, externalDestinations, hostname, intBetween, k8sName, matching, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { Layer } from '../lib/model/layers';
