@@ -4,15 +4,17 @@
  * and the webhooks are exposed at `<subdomain>.<domain>`; n8n has its own login, and the
  * webhooks must be reachable by the services calling them, so the exposure is not admin-only.
  * The encryption key of stored credentials comes from a declared Secret; with a RabbitMQ user,
- * its operator-generated credentials prefill n8n's RabbitMQ credentials.
+ * its operator-generated credentials prefill n8n's RabbitMQ credentials, and the checkpoint runs
+ * a workflow publishing to RabbitMQ with them (charts/n8n-workflow-check.ts).
  */
 import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-34';
 import { k8s } from 'cdk8s-plus-34';
+import { Construct } from 'constructs';
 import { setSyncWave } from '../lib/model/argocd';
 import { z } from '../lib/model/config/zod';
 import { ConfigIssue, defineService, EnvironmentView, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { Checkpoint, probeJob } from '../lib/model/checkpoint';
 import { bool, exactlyOneOf, expected, externalDestinations, hostname, intBetween, k8sName, matching, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
@@ -26,6 +28,7 @@ import { IMAGES } from './versions';
 import { cloudnativePgEntry, databaseClusterSchema } from './cloudnative-pg';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { Rabbitmq, RabbitmqConnection, rabbitmqEntry } from './rabbitmq';
+import { N8N_PACKAGE_ROOT, WORKFLOW_CHECK_CONFIG_MAP, workflowCheck, workflowCheckFiles, workflowCheckQueue } from './n8n-workflow-check';
 import type { DatabaseProvider, DatabaseRef } from '../lib/model/databases';
 
 
@@ -106,6 +109,9 @@ const NODE_USER = 1000;
 const USER_FOLDER = '/home/node/.n8n';
 /** Failed executions within half an hour above which someone should look. */
 const FAILED_EXECUTIONS_THRESHOLD = 3;
+/** The workflow check's Job in n8n's Application, after the checkpoint Job (hook wave 0). */
+const WORKFLOW_CHECK_JOB = 'n8n-workflow-check';
+const WORKFLOW_CHECK_HOOK_WAVE = 1;
 /** The RabbitMQ credential type's name and fields (n8n-nodes-base credentials/RabbitMQ.credentials.ts). */
 const RABBITMQ_CREDENTIAL_TYPE = 'rabbitmq';
 
@@ -149,7 +155,7 @@ export class N8n extends HomelabService implements TraceEmitter {
     this.internalUrl = `http://${COMPONENT}.${N8N_NAMESPACE}.svc:${N8N_PORT}`;
     if (props.rabbitmq && props.broker) {
       this.rabbitmqConnection = props.broker.connectionFor(this, props.rabbitmq.user, props.rabbitmq.vhost);
-      this.addPublishCheck(this.rabbitmqConnection);
+      this.addWorkflowCheck(this.rabbitmqConnection);
     }
     const resources = props.resources;
     const selector = this.selectorFor(COMPONENT);
@@ -185,6 +191,28 @@ export class N8n extends HomelabService implements TraceEmitter {
     this.serveClients({ port: PORT_NAME, podSelector: selector });
     this.addMonitoring();
     this.addCheckpoint();
+  }
+
+  /**
+   * The second step of the checkpoint, where the user's permissions admit a queue of the check's
+   * own (charts/n8n-workflow-check.ts): n8n runs a workflow from a ConfigMap that publishes to
+   * RabbitMQ, and the message is read back. A PostSync hook after the checkpoint Job (which
+   * proves n8n ready and the credentials Secret generated), replayed by the verification.
+   * Otherwise the verification only proves that n8n's user can publish.
+   */
+  private addWorkflowCheck(connection: RabbitmqConnection): void {
+    const queue = workflowCheckQueue(connection);
+    if (queue === undefined) {
+      this.addPublishCheck(connection);
+      return;
+    }
+    new k8s.KubeConfigMap(this, 'workflow-check-files', {
+      metadata: { name: WORKFLOW_CHECK_CONFIG_MAP, labels: this.labelsFor(COMPONENT) },
+      data: workflowCheckFiles(queue),
+    });
+    const check = workflowCheck(connection, queue);
+    probeJob(new Construct(this, 'workflow-check'), WORKFLOW_CHECK_JOB, check, { owner: this, hookWave: WORKFLOW_CHECK_HOOK_WAVE });
+    this.addEndToEndCheck('e2e-n8n-workflow', check);
   }
 
   /**
@@ -484,9 +512,6 @@ function rabbitmqUserIssues(settings: N8nSettings, env: EnvironmentView): Config
   }
   return [];
 }
-
-/** Where the n8n image installs n8n (its RabbitMQ node's amqplib resolves from n8n-nodes-base there). */
-const N8N_PACKAGE_ROOT = '/usr/local/lib/node_modules/n8n';
 
 /** Node.js, no single quotes (it runs as `node -e '...'`). */
 const PUBLISH_SCRIPT = [

@@ -198,9 +198,28 @@ export interface RabbitmqConnection {
    * Secret right after the User, which Argo CD has no health check for).
    */
   readonly workloadSyncWave: number;
+  /** What the user may configure, write and read on `vhost` (RabbitMQ regular expressions). */
+  readonly permissions: RabbitmqPermissions;
+  /** The queues the config declares on `vhost`: the topology operator's, never a check's to delete. */
+  readonly declaredQueues: readonly string[];
   /** The service itself: a consumer keeping it in its props depends on RabbitMQ. */
   readonly service: Rabbitmq;
 }
+
+export type RabbitmqPermissions = z.output<typeof permissionsSchema>;
+
+/**
+ * Whether a permission pattern admits a resource name, as the broker decides it: the pattern is
+ * an unanchored regular expression, and "" is a synonym for "^$" (rabbitmq.com/docs/access-control,
+ * "Authorisation: How Permissions Work"). JavaScript's dialect stands in for Erlang's PCRE, the
+ * same for the patterns a permission uses (anchors, classes, alternation).
+ */
+export function permits(pattern: string, name: string): boolean {
+  return pattern === '' ? name === '' : new RegExp(pattern).test(name);
+}
+
+/** The name the default exchange has in permission checks (rabbitmq.com/docs/access-control). */
+export const DEFAULT_EXCHANGE_RESOURCE = 'amq.default';
 
 export class Rabbitmq extends HomelabService {
   /** In-cluster DNS name of the client Service (AMQP, management API, Prometheus metrics). */
@@ -208,6 +227,7 @@ export class Rabbitmq extends HomelabService {
   /** Secret the Cluster Operator generates with the administrator's `username` and `password`. */
   readonly defaultUserSecret: string;
   private readonly users: RabbitmqSettings['users'];
+  private readonly queues: RabbitmqSettings['queues'];
   private readonly cluster: RabbitmqCluster;
   /** User name -> the consumer service it moved to. */
   private readonly claims = new Map<string, HomelabService>();
@@ -217,6 +237,7 @@ export class Rabbitmq extends HomelabService {
     this.host = `${CLUSTER_NAME}.${RABBITMQ_NAMESPACE}.svc`;
     this.defaultUserSecret = `${CLUSTER_NAME}-default-user`;
     this.users = props.users;
+    this.queues = props.queues;
 
     const { replicas, resources } = props;
     this.cluster = this.addCluster(props, replicas, resources, scope.config.nodes);
@@ -278,6 +299,11 @@ export class Rabbitmq extends HomelabService {
       credentialsSecret: userCredentialsSecret(userName),
       credentialsNamespace: consumer.namespaceName,
       workloadSyncWave: TOPOLOGY_WAVE.permission,
+      permissions: user.permissions[permitted],
+      declaredQueues: Object.entries(this.queues)
+        .filter(([, queue]) => queue.vhost === permitted)
+        .map(([name]) => name)
+        .sort(),
       service: this,
     };
   }

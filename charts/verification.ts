@@ -3,7 +3,7 @@
  * of an environment, synced after every other service. Its PostSync hooks run every
  * service's checkpoint again, in that service's namespace, plus checks across services:
  * Prometheus has up targets of every service that declares metrics, Loki has logs of every
- * namespace that runs pods, and the checks services declare across services (n8n publishing to
+ * namespace that runs pods, and the checks services declare across services (n8n running its workflow, publishing to
  * RabbitMQ). A report Job then prints one line per check (with the log
  * tail of failed ones); it also runs when a check fails (SyncFail), so the report is always
  * the Job log the operator reads, and a failure shows the Application red.

@@ -293,6 +293,9 @@ describe('the consumer handle', () => {
       credentialsSecret: 'n8n-user-credentials',
       credentialsNamespace: 'consumer',
       workloadSyncWave: 2,
+      // The user's permissions on that vhost, and the queues the config declares there.
+      permissions: { configure: '^n8n\\.', write: '.*', read: '.*' },
+      declaredQueues: ['n8n.events'],
       service: rabbitmq,
     });
     expect(rabbitmq.connectionFor(consumer, 'auditor', 'audit').vhost).toBe('audit');

@@ -6,7 +6,7 @@
 import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
-import { resources, toResourceRequirements } from './resources';
+import { Resources, resources, toResourceRequirements } from './resources';
 import { HomelabService } from './service';
 
 export const CHECKPOINT_COMPONENT = 'checkpoint';
@@ -63,7 +63,15 @@ export interface CheckpointProps {
   readonly runsOnSyncFailure?: boolean;
   /** Order among the Application's PostSync hooks (`sync-wave`). @default 0 */
   readonly hookWave?: number;
+  /**
+   * What the probe's container requests and may use: a probe that starts an application (n8n's
+   * CLI loads every node package) needs more than a shell and curl. @default PROBE_RESOURCES
+   */
+  readonly resources?: Resources;
 }
+
+/** Enough for a shell script calling curl, wget or a small Node.js program. */
+export const PROBE_RESOURCES: Resources = resources('10m', '16Mi', '100m', '64Mi');
 
 /**
  * Shell functions for the scripts of checkpoints with `readsCluster` or `readsNamespaces`:
@@ -238,7 +246,7 @@ ${props.script}` : props.script],
                   valueFrom: { secretKeyRef: { name: secret.name, key: secret.key } },
                 })),
               ],
-              resources: toResourceRequirements(resources('10m', '16Mi', '100m', '64Mi')),
+              resources: toResourceRequirements(props.resources ?? PROBE_RESOURCES),
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,
