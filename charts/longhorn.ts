@@ -59,6 +59,11 @@ export const longhornSettings = z
       .strictObject({
         /** How often Longhorn reads the target's list of backups. */
         pollInterval: duration.default('5m'),
+        /**
+         * Hours after which a backup job's last successful run is late (alert), 1 to 744 (a
+         * monthly job). Keep above the interval of the jobs with `task: backup`.
+         */
+        maxAgeHours: intBetween(1, 744).default(26),
       })
       .prefault({}),
     recurringJobs: z.record(k8sName, recurringJobSchema).default({}),
@@ -177,6 +182,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
 
     this.addCheckpoint(replicas, props.storageClasses[this.defaultStorageClass]);
     this.addMonitoring(backup !== undefined);
+    if (backup) this.addBackupLateAlert(props);
     if (backup) this.declareBackupRecovery(props, backup.location);
     // Everything else (CSI plugin, instance managers, engine and replica traffic, the UI, the
     // checkpoint) stays inside longhorn-system: the same-namespace rule covers it.
@@ -296,6 +302,30 @@ export class Longhorn extends HomelabService implements StorageProvider {
       });
     }
     this.addDashboard(DASHBOARD);
+  }
+
+  /**
+   * longhorn-manager runs each RecurringJob as a CronJob of the same name in longhorn-system
+   * (longhorn-manager controller/recurring_job_controller.go, newCronJob), so kube-state-metrics'
+   * CronJob series (docs/metrics/workload/cronjob-metrics.md) say when a backup job last
+   * succeeded: late when that is longer ago than `maxAgeHours`, or, before a first success, when
+   * the CronJob is that old.
+   */
+  private addBackupLateAlert(props: LonghornProps): void {
+    const jobs = Object.entries(props.recurringJobs).filter(([, job]) => job.task === 'backup').map(([name]) => name).sort();
+    if (jobs.length === 0) return;
+    const cronjobs = `namespace="${this.namespaceName}", cronjob=~"${jobs.join('|')}"`;
+    const maxAge = props.backup.maxAgeHours * 3600;
+    this.addAlerts({
+      alert: 'LonghornBackupLate',
+      expr:
+        `(time() - max by (cronjob) (kube_cronjob_status_last_successful_time{${cronjobs}}) > ${maxAge}) or ` +
+        `(time() - max by (cronjob) (kube_cronjob_created{${cronjobs}}) > ${maxAge} unless on(cronjob) max by (cronjob) (kube_cronjob_status_last_successful_time{${cronjobs}}))`,
+      for: '10m',
+      severity: 'critical',
+      summary: `Longhorn backup job {{ $labels.cronjob }} has not succeeded in ${props.backup.maxAgeHours} hours`,
+      description: 'The volumes of its groups have no recent off-site copy: see the logs of its Jobs in longhorn-system and the backups in the Longhorn UI.',
+    });
   }
 
   /**

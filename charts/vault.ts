@@ -161,7 +161,8 @@ export class Vault extends HomelabService implements SecretBackend {
       target: `${location.s3Url}/`,
       schedule: `cron "${backup.schedule}"`,
       restore: [
-        '# The newest snapshot (names sort by their UTC time); any S3 client does:',
+        "# With the target's keys from their offline copy (Vault, which stores them, is what is restored),",
+        '# the newest snapshot (names sort by their UTC time); any S3 client does:',
         `${s3(`ls ${bucketPath}`)} | sort | tail -n 1`,
         s3(`cp ${bucketPath}<that vault-<time>.snap> vault.snap`),
         '# Argo CD has re-created Vault, empty: initialise and unseal it once, keep the new root token',

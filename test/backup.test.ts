@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { BackupTarget } from '../lib/model/backup';
 import { fixtureObject, manifestsOf, parseText, synthesizePlatforms, toYamlText } from './support';
+import { assertValidPromql } from './support-promql';
 
 /** The small fixture with Longhorn backing up nightly to a target, Vault in HA with snapshots, and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -102,6 +103,23 @@ describe('what the consumers derive from it', () => {
     expect(secret.metadata.annotations?.['argocd.argoproj.io/sync-wave']).not.toBe('-1');
     const egress = find('longhorn/networkpolicy-egress-backup-target.yaml');
     expect(egress.spec.egress.map((rule: any) => rule.ports)).toEqual([[{ port: 9000, protocol: 'TCP' }]]);
+  });
+
+  it("Longhorn alerts when a backup job's last success is older than maxAgeHours, per job, and only on backup jobs", () => {
+    const rules = (text: string) => synthesizePlatforms(text)[0].platform.services.find((s) => s.serviceName === 'longhorn')!.alertRules;
+    const late = rules(
+      configText((c) => {
+        c.services.longhorn.backup = { maxAgeHours: 170 };
+        c.services.longhorn.recurringJobs.weekly = { task: 'backup', cron: '0 4 * * 0', retain: 4 };
+        c.services.longhorn.recurringJobs.trim = { task: 'filesystem-trim', cron: '0 5 * * 0', retain: 0 };
+      }),
+    ).find((rule) => rule.alert === 'LonghornBackupLate')!;
+    expect(late.expr).toContain('kube_cronjob_status_last_successful_time{namespace="longhorn-system", cronjob=~"nightly|weekly"}) > 612000');
+    expect(late.expr).toContain('kube_cronjob_created{namespace="longhorn-system", cronjob=~"nightly|weekly"}');
+    assertValidPromql([{ label: late.alert, expr: late.expr }]);
+    const noBackupJob = rules(configText((c) => (c.services.longhorn.recurringJobs = { trim: { task: 'filesystem-trim', cron: '0 5 * * 0', retain: 0 } })));
+    expect(noBackupJob.map((rule) => rule.alert)).not.toContain('LonghornBackupLate');
+    for (const hours of [0, 745]) expect(problems(configText((c) => (c.services.longhorn.backup = { maxAgeHours: hours }))), String(hours)).toContain('services.longhorn.backup.maxAgeHours: expected an integer between 1 and 744');
   });
 
   it('Vault snapshots go under vault/, the same bucket', () => {
