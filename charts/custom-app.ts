@@ -531,7 +531,7 @@ function rootIssues(name: string, app: AppSettings): ConfigIssue[] {
 function appIssues(name: string, app: AppSettings, env: EnvironmentView, dependable: ReadonlySet<string>): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (env.reservedNames.has(name)) {
-    issues.push({ path: [name], message: `expected another name: "${name}" is taken by a built-in service, its namespace or an output folder` });
+    issues.push({ path: [name], message: `expected another name: "${name}" is taken by a built-in service, its namespace, an output folder or the backup target's keys` });
   }
   if (!app.enabled) return issues;
   app.dependsOn.forEach((dep, i) => {

@@ -224,8 +224,9 @@ class ServiceSecretDelivery extends Construct {
             'homelab.dev/purpose': need.purpose,
             // Rendered from other services' values, which change with the config (the object store's
             // identities): Ready before the workloads of its Application roll (Argo CD's health check of
-            // ExternalSecret), so that they start with the new values.
-            ...(template && { 'argocd.argoproj.io/sync-wave': '-1' }),
+            // ExternalSecret), so that they start with the new values. Not in External Secrets' own
+            // Application, where a wave before its chart would precede the ExternalSecret CRD.
+            ...(template && host === consumer && { 'argocd.argoproj.io/sync-wave': '-1' }),
           },
         },
         spec: {

@@ -8,36 +8,17 @@ import type { LonghornValues } from '../imports/helm/longhorn';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
 import { ConfigIssue, defineService, EnvironmentView, ownSubdomain } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { absolutePath, bool, cron, duration, intBetween, k8sName, matching, oneOf, subdomain } from '../lib/model/config/primitives';
+import { absolutePath, bool, cron, duration, intBetween, k8sName, oneOf, subdomain } from '../lib/model/config/primitives';
+import type { BackupLocation, BackupTarget } from '../lib/model/backup';
 import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
-import { ExternalDestination, urlDestination } from '../lib/model/network';
 import { Platform } from '../lib/model/platform';
 import { durationSeconds } from '../lib/util/quantity';
 import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
-
-/** Longhorn backup target: `s3://bucket@region/path` (or nfs://, cifs://, azblob://). */
-const backupTargetUrl = matching(
-  /^(s3:\/\/[^@\s]+@[^/\s]+\/\S*|nfs:\/\/\S+|cifs:\/\/\S+|azblob:\/\/\S+)$/,
-  'a Longhorn backup target such as "s3://bucket@us-east-1/"',
-);
-
-/**
- * Where backups go, by the target's scheme (longhorn backupstore drivers): NFS (v4, which
- * Longhorn requires: 2049) and CIFS (445) to the URL's host; S3 and Azure Blob over HTTPS to an
- * endpoint the credentials Secret names (AWS_ENDPOINTS), unknown here: `internet` on 443.
- */
-function backupDestination(target: string): ExternalDestination {
-  const scheme = target.split(':')[0];
-  const host = /^\w+:\/\/([^/:@]+)/.exec(target)?.[1] ?? '';
-  if (scheme === 'nfs') return { to: urlDestination(`https://${host}`).to, ports: [{ port: 2049 }] };
-  if (scheme === 'cifs') return { to: urlDestination(`https://${host}`).to, ports: [{ port: 445 }] };
-  return { to: 'internet', ports: [{ port: 443 }] };
-}
 
 const storageClassSchema = z.strictObject({
   default: bool.default(false),
@@ -73,13 +54,18 @@ export const longhornSettings = z
     storageClasses: z
       .record(k8sName, storageClassSchema)
       .default({ 'longhorn-replicated': { default: true, reclaimPolicy: 'Retain', dataLocality: 'disabled', recurringJobGroups: ['default'] } }),
+    /** Backups go to the environment's backup target (`backup.target`), under `longhorn/`. */
     backup: z
       .strictObject({
-        /** Its credentials: the Secret `longhorn-backup-credentials` (charts/longhorn.ts). */
-        target: backupTargetUrl,
+        /** How often Longhorn reads the target's list of backups. */
         pollInterval: duration.default('5m'),
+        /**
+         * Hours after which a backup job's last successful run is late (alert), 1 to 744 (a
+         * monthly job). Keep above the interval of the jobs with `task: backup`.
+         */
+        maxAgeHours: intBetween(1, 744).default(26),
       })
-      .optional(),
+      .prefault({}),
     recurringJobs: z.record(k8sName, recurringJobSchema).default({}),
     /** The Longhorn UI's subdomain (an admin route through Traefik). */
     subdomain: subdomain.default('longhorn'),
@@ -96,15 +82,6 @@ export const longhornSettings = z
     for (const [reserved, owner] of Object.entries(RESERVED_STORAGE_CLASSES)) {
       if (reserved in longhorn.storageClasses) {
         ctx.addIssue({ code: 'custom', path: ['storageClasses', reserved], message: `expected another name: "${reserved}" is ${owner}` });
-      }
-    }
-    for (const [name, job] of Object.entries(longhorn.recurringJobs)) {
-      if (job.task === 'backup' && !longhorn.backup) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['recurringJobs', name, 'task'],
-          message: 'expected a backup target: a "backup" job needs services.longhorn.backup',
-        });
       }
     }
   }).prefault({});
@@ -129,19 +106,14 @@ const CSI_PROVISIONER = 'driver.longhorn.io';
  */
 export const LONGHORN_UI = { serviceName: 'longhorn-frontend', servicePort: 80, podPort: 'http', podSelector: { app: 'longhorn-ui' } } as const;
 export const CHECKPOINT_CLASS = 'longhorn-checkpoint';
-/** The Secret (in longhorn-system) Longhorn reads the backup target's credentials from. */
-export const BACKUP_CREDENTIALS_SECRET = 'longhorn-backup-credentials';
 /**
- * The keys Longhorn's backup store reads from that Secret, by target scheme (longhorn
- * backupstore: s3, cifs, azblob); an NFS target needs none. An empty AWS_ENDPOINTS means AWS
- * itself; MinIO and other S3 servers need their URL there (Longhorn reads it only from the Secret).
+ * The Secret (in longhorn-system) Longhorn reads the backup target's credentials from: the
+ * target's keys and AWS_ENDPOINTS, the S3 server's URL, empty for AWS itself (longhorn
+ * backupstore s3: Longhorn reads the endpoint only from this Secret).
  */
-const BACKUP_CREDENTIAL_KEYS: Readonly<Record<string, readonly string[]>> = {
-  s3: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_ENDPOINTS'],
-  cifs: ['CIFS_USERNAME', 'CIFS_PASSWORD'],
-  azblob: ['AZBLOB_ACCOUNT_NAME', 'AZBLOB_ACCOUNT_KEY'],
-  nfs: [],
-};
+export const BACKUP_CREDENTIALS_SECRET = 'longhorn-backup-credentials';
+/** Longhorn's backups under the environment's target. */
+export const BACKUP_PREFIX = 'longhorn';
 /**
  * Longhorn stops scheduling replicas to a disk with less than 25% of it available (setting
  * storage-minimal-available-percentage, default 25): warn while there is still room.
@@ -186,7 +158,8 @@ export class Longhorn extends HomelabService implements StorageProvider {
         },
       ],
     });
-    this.installChart(helmRelease('longhorn', longhornValues(replicas, props, props.backup && this.backupCredentials(props.backup.target))));
+    const backup = scope.backupTarget && { location: scope.backupTarget.location(BACKUP_PREFIX), credentials: this.backupCredentials(scope.backupTarget) };
+    this.installChart(helmRelease('longhorn', longhornValues(replicas, props, backup)));
 
     const classes = Object.entries(props.storageClasses);
     this.classNames = new Set(classes.map(([name]) => name));
@@ -208,32 +181,33 @@ export class Longhorn extends HomelabService implements StorageProvider {
     }
 
     this.addCheckpoint(replicas, props.storageClasses[this.defaultStorageClass]);
-    this.addMonitoring(props.backup !== undefined);
-    this.declareBackupRecovery(props);
+    this.addMonitoring(backup !== undefined);
+    if (backup) this.addBackupLateAlert(props);
+    if (backup) this.declareBackupRecovery(props, backup.location);
     // Everything else (CSI plugin, instance managers, engine and replica traffic, the UI, the
     // checkpoint) stays inside longhorn-system: the same-namespace rule covers it.
     this.serveApiServer(...WEBHOOK_PORTS.map((port) => ({ port, podSelector: MANAGER_PODS })));
     this.callApiServer({}, 'longhorn-manager, the driver deployer and the CSI sidecars watch and change the cluster');
-    if (props.backup) {
+    if (backup) {
       this.allowEgress({
         name: 'backup-target',
         // Backups are written by the instance managers and longhorn-manager.
         podSelector: {},
-        to: { kind: 'external', destinations: [backupDestination(props.backup.target)] },
-        reason: `Longhorn writes backups to its ${props.backup.target.split(':')[0]} backup target`,
+        to: { kind: 'external', destinations: [scope.backupTarget!.destination] },
+        reason: `Longhorn writes backups to ${backup.location.longhornUrl}`,
       });
     }
     this.expose({ subdomain: props.subdomain, ...LONGHORN_UI, admin: true });
   }
 
   /** The runbook's volumes step, where a backup target and backup recurring jobs exist. */
-  private declareBackupRecovery(props: LonghornProps): void {
+  private declareBackupRecovery(props: LonghornProps, location: BackupLocation): void {
     const jobs = Object.entries(props.recurringJobs).filter(([, job]) => job.task === 'backup');
-    if (!props.backup || jobs.length === 0) return;
+    if (jobs.length === 0) return;
     this.declareRecovery({
       stage: 'volumes',
       data: `Longhorn volumes of the storage classes in the job groups (${[...new Set(jobs.flatMap(([, job]) => job.groups))].sort().join(', ')})`,
-      target: props.backup.target,
+      target: `${location.s3Url}/`,
       schedule: jobs.map(([name, job]) => `cron "${job.cron}" (${name}, the last ${job.retain} kept)`).join('; '),
       restore: [
         '# Before the workloads write to new, empty volumes: scale each consumer to 0 (or suspend its Application)',
@@ -251,14 +225,9 @@ export class Longhorn extends HomelabService implements StorageProvider {
     return name;
   }
 
-  /** The backup target's credentials, where its scheme needs any. */
-  private backupCredentials(target: string): SecretRef | undefined {
-    const scheme = target.slice(0, target.indexOf('://'));
-    const keys = BACKUP_CREDENTIAL_KEYS[scheme];
-    if (keys === undefined) throw new Error(`longhorn: unknown backup target scheme "${scheme}"`);
-    if (keys.length === 0) return undefined;
-    // Longhorn reads them when it backs up, not to start: its volumes (Vault's too) never wait for Vault.
-    return this.needSecret(BACKUP_CREDENTIALS_SECRET, keys, `credentials of the Longhorn backup target ${target}`, { neededToStart: false });
+  /** The target's keys and endpoint; read when Longhorn backs up, not to start: its volumes (Vault's too) never wait for Vault. */
+  private backupCredentials(target: BackupTarget): SecretRef {
+    return this.needBackupCredentials(BACKUP_CREDENTIALS_SECRET, `keys of the backup target ${target.url} for Longhorn's backups`, { AWS_ENDPOINTS: target.endpoint ?? '' });
   }
 
   private addStorageClass(name: string, storageClass: StorageClassConfig, defaultReplicas: number): void {
@@ -336,6 +305,30 @@ export class Longhorn extends HomelabService implements StorageProvider {
   }
 
   /**
+   * longhorn-manager runs each RecurringJob as a CronJob of the same name in longhorn-system
+   * (longhorn-manager controller/recurring_job_controller.go, newCronJob), so kube-state-metrics'
+   * CronJob series (docs/metrics/workload/cronjob-metrics.md) say when a backup job last
+   * succeeded: late when that is longer ago than `maxAgeHours`, or, before a first success, when
+   * the CronJob is that old.
+   */
+  private addBackupLateAlert(props: LonghornProps): void {
+    const jobs = Object.entries(props.recurringJobs).filter(([, job]) => job.task === 'backup').map(([name]) => name).sort();
+    if (jobs.length === 0) return;
+    const cronjobs = `namespace="${this.namespaceName}", cronjob=~"${jobs.join('|')}"`;
+    const maxAge = props.backup.maxAgeHours * 3600;
+    this.addAlerts({
+      alert: 'LonghornBackupLate',
+      expr:
+        `(time() - max by (cronjob) (kube_cronjob_status_last_successful_time{${cronjobs}}) > ${maxAge}) or ` +
+        `(time() - max by (cronjob) (kube_cronjob_created{${cronjobs}}) > ${maxAge} unless on(cronjob) max by (cronjob) (kube_cronjob_status_last_successful_time{${cronjobs}}))`,
+      for: '10m',
+      severity: 'critical',
+      summary: `Longhorn backup job {{ $labels.cronjob }} has not succeeded in ${props.backup.maxAgeHours} hours`,
+      description: 'The volumes of its groups have no recent off-site copy: see the logs of its Jobs in longhorn-system and the backups in the Longhorn UI.',
+    });
+  }
+
+  /**
    * A fresh volume binds and a pod writes a file to it and reads it back. The volume uses a
    * copy of the default class that deletes its volumes: with `Retain`, every sync would
    * leave a released volume behind.
@@ -358,7 +351,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
   }
 }
 
-function longhornValues(replicas: number, props: LonghornProps, backupCredentials: SecretRef | undefined): LonghornValues {
+function longhornValues(replicas: number, props: LonghornProps, backup: { readonly location: BackupLocation; readonly credentials: SecretRef } | undefined): LonghornValues {
   return {
     // Its pre-upgrade hook Job never completes on a first install under Argo CD.
     preUpgradeChecker: { jobEnabled: false },
@@ -373,11 +366,11 @@ function longhornValues(replicas: number, props: LonghornProps, backupCredential
       // Longhorn >= 1.8 takes a per-data-engine JSON map here.
       defaultReplicaCount: JSON.stringify({ v1: String(replicas), v2: String(replicas) }),
     },
-    defaultBackupStore: props.backup
+    defaultBackupStore: backup
       ? {
-          backupTarget: props.backup.target,
+          backupTarget: backup.location.longhornUrl,
           // Longhorn reads the whole Secret: every key it declares.
-          backupTargetCredentialSecret: backupCredentials?.secretName,
+          backupTargetCredentialSecret: backup.credentials.secretName,
           pollInterval: String(Math.round(durationSeconds(props.backup.pollInterval))),
         }
       : {},
@@ -405,6 +398,9 @@ export const longhornEntry = defineService({
     return [
       ...atMostNodes(['replicas'], settings.replicas),
       ...Object.entries(settings.storageClasses).flatMap(([name, storageClass]) => atMostNodes(['storageClasses', name, 'replicas'], storageClass.replicas)),
+      ...Object.entries(settings.recurringJobs)
+        .filter(([, job]) => job.task === 'backup' && env.backup === undefined)
+        .map(([name]) => ({ path: ['recurringJobs', name, 'task'], message: 'expected a backup target: a "backup" job needs backup.target, the environment\'s backup target' })),
     ];
   },
   upstreamTargets: { 'longhorn-manager': MANAGER_METRICS },

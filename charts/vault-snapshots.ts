@@ -1,6 +1,6 @@
 /**
  * Off-site backups of Vault, whose data is not in Git: a CronJob that takes a raft snapshot
- * (`vault operator raft snapshot save`) and writes it to the environment's S3 backup target,
+ * (`vault operator raft snapshot save`) and writes it to the environment's backup target (`vault/`),
  * with alerts when the last good snapshot is late or a run failed. The Job logs in to Vault
  * with its own ServiceAccount through the Kubernetes auth method, as the role the configurator
  * keeps for it, whose policy can read the snapshot endpoint and nothing else. Its S3 keys come
@@ -9,7 +9,8 @@
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { z } from '../lib/model/config/zod';
-import { cron, expected, intBetween, s3Endpoint } from '../lib/model/config/primitives';
+import type { BackupLocation } from '../lib/model/backup';
+import { cron, intBetween } from '../lib/model/config/primitives';
 import { resources, toResourceRequirements } from '../lib/model/resources';
 import type { SecretRef } from '../lib/model/secrets';
 import { S3_CREDENTIAL_KEYS } from '../lib/model/secrets';
@@ -17,15 +18,8 @@ import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 import { KUBERNETES_AUTH_MOUNT, MANAGED_VAULT_PREFIX, VAULT_AUDIENCE, VAULT_GID, VAULT_UID, VaultAccess } from './vault-configurator';
 
-/** `s3://<bucket>@<region>/<prefix>`, the way Longhorn names its S3 backup targets. */
-const S3_TARGET = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])@([a-z0-9-]+)\/(.*)$/;
-
-/** `services.vault.backup`: where and how often. */
+/** `services.vault.backup`: how often; the snapshots go to the environment's backup target (`backup.target`), under `vault/`. */
 export const vaultBackupSettings = z.strictObject({
-  /** Bucket, region and key prefix of the snapshots, e.g. `s3://homelab-backups@us-east-1/vault/`. */
-  target: z.string(expected('an S3 target such as "s3://homelab-backups@us-east-1/vault/"')).regex(S3_TARGET, expected('an S3 target such as "s3://homelab-backups@us-east-1/vault/"')),
-  /** An S3-compatible server (Backblaze B2, another site's object store). @default AWS S3 of the region */
-  endpoint: s3Endpoint.optional(),
   schedule: cron.default('15 2 * * *'),
   /**
    * Hours after which the latest good snapshot is late (alert), 1 to 168: a week without a
@@ -37,6 +31,8 @@ export const vaultBackupSettings = z.strictObject({
 export type VaultBackupSettings = z.output<typeof vaultBackupSettings>;
 
 export const SNAPSHOT_JOB = 'vault-snapshot';
+/** Vault's snapshots under the environment's backup target. */
+export const BACKUP_PREFIX = 'vault';
 /** The verification's Job that checks the latest snapshot. */
 export const RESTORE_CHECK_JOB = 'vault-snapshot-restore';
 /** How long a snapshot run may take (its Job's activeDeadlineSeconds). */
@@ -51,6 +47,8 @@ const TOKEN_DIR = '/var/run/secrets/vault';
 
 export interface VaultSnapshotsProps {
   readonly settings: VaultBackupSettings;
+  /** Vault's place under the environment's backup target. */
+  readonly location: BackupLocation;
   /** Vault's in-cluster address (the active node). */
   readonly address: string;
   /** The target's keys (S3_CREDENTIAL_KEYS), declared by Vault. */
@@ -62,20 +60,12 @@ export class VaultSnapshots extends Construct {
   readonly access: VaultAccess;
   /** Where the snapshots go: `<S3 URL of the bucket>/<prefix>`. */
   readonly url: string;
-  /** The bucket's S3 URL (path style with an endpoint, virtual-hosted on AWS) and the key prefix. */
-  readonly bucketUrl: string;
-  readonly prefix: string;
-  readonly region: string;
 
   constructor(scope: HomelabService, id: string, props: VaultSnapshotsProps) {
     super(scope, id);
     const service = HomelabService.of(this);
-    const { bucket, region, prefix } = parseTarget(props.settings.target);
-    const endpoint = props.settings.endpoint?.replace(/\/$/, '');
-    this.bucketUrl = endpoint ? `${endpoint}/${bucket}` : `https://${bucket}.s3.${region}.amazonaws.com`;
-    this.prefix = prefix.replace(/\/$/, '');
-    this.region = region;
-    this.url = `${this.bucketUrl}${this.prefix ? `/${this.prefix}` : ''}`;
+    const { bucketUrl, prefix, region } = props.location;
+    this.url = `${bucketUrl}/${prefix}`;
     this.access = {
       service: SNAPSHOT_JOB,
       namespace: service.namespaceName,
@@ -160,12 +150,6 @@ export class VaultSnapshots extends Construct {
       },
     });
   }
-}
-
-function parseTarget(target: string): { bucket: string; region: string; prefix: string } {
-  const match = S3_TARGET.exec(target);
-  if (!match) throw new Error(`vault: not an S3 target: ${target}`);
-  return { bucket: match[1], region: match[2], prefix: match[3] };
 }
 
 /** Runs with `sh -ec` in the Vault image: log in as the job's role, save a raft snapshot. */

@@ -19,14 +19,14 @@ import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
+import type { BackupTarget } from '../lib/model/backup';
 import { S3_CREDENTIAL_KEYS, SecretBackend, SecretNeed } from '../lib/model/secrets';
-import { urlDestination } from '../lib/model/network';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { MANAGED_VAULT_PREFIX, VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, vaultAccess, VaultConfigurator, vaultPath } from './vault-configurator';
-import { BACKUP_CREDENTIALS_SECRET, RESTORE_CHECK_JOB, RESTORE_CHECK_SCRIPT, SNAPSHOT_DEADLINE_SECONDS, SNAPSHOT_JOB, VaultBackupSettings, vaultBackupSettings, VaultSnapshots } from './vault-snapshots';
+import { BACKUP_CREDENTIALS_SECRET, BACKUP_PREFIX, RESTORE_CHECK_JOB, RESTORE_CHECK_SCRIPT, SNAPSHOT_DEADLINE_SECONDS, SNAPSHOT_JOB, VaultBackupSettings, vaultBackupSettings, VaultSnapshots } from './vault-snapshots';
 
 /** The Vault server container (per replica). */
 export const DEFAULT_VAULT_RESOURCES = { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } };
@@ -111,7 +111,8 @@ export class Vault extends HomelabService implements SecretBackend {
       podSelector: VAULT_SERVER_POD_LABELS,
       admin: true,
     });
-    if (props.backup) this.snapshots = this.addSnapshots(props.backup);
+    // Without a backup target the config is refused (vaultEntry's check).
+    if (props.backup && scope.backupTarget) this.snapshots = this.addSnapshots(props.backup, scope.backupTarget);
     this.addMonitoring();
     this.addCheckpoint();
     // The Kubernetes auth method reviews every client's token (TokenReview); in HA, service
@@ -142,27 +143,26 @@ export class Vault extends HomelabService implements SecretBackend {
   }
 
   /** The snapshot CronJob, its keys (read only when it runs), its way out, and alerts when it is late or failing. */
-  private addSnapshots(backup: VaultBackupSettings): VaultSnapshots {
-    const credentials = this.needSecret(BACKUP_CREDENTIALS_SECRET, S3_CREDENTIAL_KEYS, `keys of the backup target ${backup.target} for Vault's raft snapshots`, {
-      neededToStart: false,
-    });
-    const snapshots = new VaultSnapshots(this, 'snapshots', { settings: backup, address: this.address, credentials });
+  private addSnapshots(backup: VaultBackupSettings, target: BackupTarget): VaultSnapshots {
+    const location = target.location(BACKUP_PREFIX);
+    const credentials = this.needBackupCredentials(BACKUP_CREDENTIALS_SECRET, `keys of the backup target ${target.url} for Vault's raft snapshots`);
+    const snapshots = new VaultSnapshots(this, 'snapshots', { settings: backup, location, address: this.address, credentials });
     this.allowEgress({
       name: 'backup-target',
       podSelector: this.jobPodLabelsFor(SNAPSHOT_JOB, 'backup'),
-      // Without an endpoint, AWS S3 over HTTPS.
-      to: { kind: 'external', destinations: [backup.endpoint ? urlDestination(backup.endpoint) : { to: 'internet', ports: [{ port: 443 }] }] },
-      reason: `Vault's raft snapshots go to ${backup.target}`,
+      to: { kind: 'external', destinations: [target.destination] },
+      reason: `Vault's raft snapshots go to ${location.s3Url}/`,
     });
-    const s3 = (command: string) => `aws s3 ${command}${backup.endpoint ? ` --endpoint-url ${backup.endpoint}` : ''}`;
-    const bucketPath = `s3://${backup.target.replace(/^s3:\/\/([^@]+)@[^/]+\//, '$1/')}`;
+    const s3 = (command: string) => `aws s3 ${command}${target.endpoint ? ` --endpoint-url ${target.endpoint}` : ''}`;
+    const bucketPath = `${location.s3Url}/`;
     this.declareRecovery({
       stage: 'secrets',
       data: "Vault: every secret, policy and role (raft snapshot)",
-      target: backup.target,
+      target: `${location.s3Url}/`,
       schedule: `cron "${backup.schedule}"`,
       restore: [
-        '# The newest snapshot (names sort by their UTC time); any S3 client does:',
+        "# With the target's keys from their offline copy (Vault, which stores them, is what is restored),",
+        '# the newest snapshot (names sort by their UTC time); any S3 client does:',
         `${s3(`ls ${bucketPath}`)} | sort | tail -n 1`,
         s3(`cp ${bucketPath}<that vault-<time>.snap> vault.snap`),
         '# Argo CD has re-created Vault, empty: initialise and unseal it once, keep the new root token',
@@ -176,9 +176,9 @@ export class Vault extends HomelabService implements SecretBackend {
     });
     // The restore test of the verification: the newest snapshot is there, young enough, and a sound raft archive.
     this.addEndToEndCheck(RESTORE_CHECK_JOB, {
-      description: `the latest Vault snapshot in ${backup.target} is at most ${backup.maxAgeHours} h old and a raft snapshot archive whose checksums match`,
+      description: `the latest Vault snapshot in ${location.s3Url}/ is at most ${backup.maxAgeHours} h old and a raft snapshot archive whose checksums match`,
       image: IMAGES.curl,
-      env: { BUCKET_URL: snapshots.bucketUrl, PREFIX: snapshots.prefix, S3_REGION: snapshots.region, MAX_AGE_HOURS: String(backup.maxAgeHours), WORK_DIR: '/work' },
+      env: { BUCKET_URL: location.bucketUrl, PREFIX: location.prefix, S3_REGION: location.region, MAX_AGE_HOURS: String(backup.maxAgeHours), WORK_DIR: '/work' },
       secretEnv: Object.fromEntries(S3_CREDENTIAL_KEYS.map((key) => [key, credentials.keySelector(key)])),
       script: RESTORE_CHECK_SCRIPT,
       volumes: [{ name: 'work', emptyDir: {} }],
@@ -188,8 +188,8 @@ export class Vault extends HomelabService implements SecretBackend {
       name: 'restore-check-backup-target',
       // The restore check's pods alone (the verification runs it; its instance label is the Job's), not every checkpoint here.
       podSelector: { ...CHECKPOINT_PODS, 'app.kubernetes.io/instance': `${RESTORE_CHECK_JOB}-${this.environment}` },
-      to: { kind: 'external', destinations: [backup.endpoint ? urlDestination(backup.endpoint) : { to: 'internet', ports: [{ port: 443 }] }] },
-      reason: `the verification fetches the latest Vault snapshot from ${backup.target}`,
+      to: { kind: 'external', destinations: [target.destination] },
+      reason: `the verification fetches the latest Vault snapshot from ${location.s3Url}/`,
     });
     // kube-state-metrics' CronJob and Job series (kube-state-metrics 2.x docs/metrics/workload/cronjob-metrics.md, job-metrics.md).
     const cronjob = `namespace="${this.namespaceName}", cronjob="${SNAPSHOT_JOB}"`;
@@ -202,7 +202,7 @@ export class Vault extends HomelabService implements SecretBackend {
           `(time() - max(kube_cronjob_created{${cronjob}}) > ${maxAge} unless on() max(kube_cronjob_status_last_successful_time{${cronjob}}))`,
         for: '10m',
         severity: 'critical',
-        summary: `No Vault snapshot reached ${backup.target} in ${backup.maxAgeHours} hours`,
+        summary: `No Vault snapshot reached ${location.s3Url}/ in ${backup.maxAgeHours} hours`,
         description: `Vault's data is not in Git: until a snapshot succeeds, a lost cluster loses its secrets. See the logs of the ${SNAPSHOT_JOB} Jobs in namespace vault.`,
       },
       {
@@ -352,6 +352,9 @@ export const vaultEntry = defineService({
   check: (settings, env) => {
     const schedulable = schedulableNodes(env.nodes);
     return [
+      ...(settings.backup && env.backup === undefined
+        ? [{ path: ['backup'], message: "expected a backup target: Vault's snapshots go to backup.target, the environment's backup target" }]
+        : []),
       ...(settings.backup && settings.replicas === 1
         ? [
             {

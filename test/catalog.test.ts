@@ -52,7 +52,7 @@ describe('a service added to the catalog in one line', () => {
       [
         'small.yaml: services.whoami.volume: expected services.longhorn.enabled: its volume is a Longhorn volume',
         'small.yaml: services.whoami.subdomain: expected another subdomain: "argocd" is already used by services.argocd.subdomain',
-        'small.yaml: apps.whoami: expected another name: "whoami" is taken by a built-in service, its namespace or an output folder',
+        'small.yaml: apps.whoami: expected another name: "whoami" is taken by a built-in service, its namespace, an output folder or the backup target\'s keys',
       ].sort(),
     );
   });

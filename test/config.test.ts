@@ -93,7 +93,7 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
   {
     name: 'a Secret name where the platform names the Secret (longhorn-backup-credentials)',
     mutate: (c) => (c.environments.prod.services.longhorn.backup.credentialsSecret = 'my-backup-secret'),
-    expected: ['environments.prod.services.longhorn.backup.credentialsSecret: unknown key; expected one of target, pollInterval'],
+    expected: ['environments.prod.services.longhorn.backup.credentialsSecret: unknown key; expected one of pollInterval'],
   },
   {
     name: 'a secret app variable also set in env',
@@ -118,7 +118,7 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
   {
     name: 'app named like an output folder',
     mutate: (c) => (c.apps.apps = c.apps['node-red']),
-    expected: ['apps.apps: expected another name: "apps" is taken by a built-in service, its namespace or an output folder'],
+    expected: ['apps.apps: expected another name: "apps" is taken by a built-in service, its namespace, an output folder or the backup target\'s keys'],
   },
   {
     name: 'several replicas sharing one ReadWriteOnce volume',

@@ -145,7 +145,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
         ? {
             enabled: true,
             replicas: Math.min(c.longhornReplicas, c.nodes + (gpus ? 1 : 0)),
-            ...(c.backup ? { backup: { target: 's3://homelab-backups@us-east-1/' }, recurringJobs: { nightly: { task: 'backup', cron: '0 3 * * *', retain: 7 } } } : {}),
+            ...(c.backup ? { recurringJobs: { nightly: { task: 'backup', cron: '0 3 * * *', retain: 7 } } } : {}),
           }
         : { enabled: false },
       networkPolicies: { enabled: c.networkPolicies, egress: { enabled: c.egress } },
@@ -243,6 +243,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
       domain: 'home.example.net',
       git: { repoURL: 'https://git.example.net/homelab.git', revision: 'main' },
       waves: c.waves,
+      ...(c.backup ? { backup: { target: 's3://homelab-backups@us-east-1/homelab/', endpoint: 'https://s3.backup.example.net' } } : {}),
       nodes,
       services,
       apps: Object.fromEntries(names.map((name, i) => [name, apps[i]])),

@@ -11,6 +11,8 @@ import { APP_LINT_LABELS, appFilesConfigMap, appsEntry, FILES_HASH_ANNOTATION } 
 import { CHARTS, KUSTOMIZATIONS, MANIFESTS } from '../charts/versions';
 import { ARGOCD_CONTROL_KINDS, projectNames } from '../lib/model/argocd';
 import { APP_NAMESPACES, settingsIn } from '../lib/model/catalog';
+import { BACKUP_CREDENTIALS } from '../lib/model/backup';
+import { vaultPath } from '../charts/vault-configurator';
 import type { UpstreamFootprint } from '../lib/model/sources';
 import { GPU_RESOURCE, isGpuProvider } from '../lib/model/gpu';
 import { discoveredGpuLabels } from './support';
@@ -825,6 +827,32 @@ export const INVARIANTS: readonly Invariant[] = [
           ];
         }),
       ),
+  },
+  {
+    name: "the backup target's keys reach exactly the namespaces of the services that declare backups there, and every declared backup lies under the environment's one target",
+    check: (all) =>
+      all.flatMap((s) => {
+        const env = s.env.environment;
+        const target = s.platform.backupTarget;
+        const root = target && `s3://${target.bucket}/${target.prefix ? `${target.prefix}/` : ''}`;
+        const readers = manifestsOf(s.env)
+          .filter(({ manifest }) => manifest.kind === 'ExternalSecret' && (manifest.spec.data ?? []).some((d: any) => d.remoteRef?.key === vaultPath(BACKUP_CREDENTIALS)))
+          .map(({ path, manifest }) => ({ path, namespace: manifest.metadata.namespace as string }));
+        const writers = new Set(s.platform.services.filter((service) => service.recoveries.length > 0).map((service) => service.namespaceName));
+        return [
+          ...readers.filter((reader) => !writers.has(reader.namespace)).map((reader) => `${env}/${reader.path}: delivers the backup target's keys into ${reader.namespace}, where no service declares a backup`),
+          ...s.platform.services.flatMap((service) =>
+            service.recoveries.flatMap((recovery) =>
+              problems(root !== undefined && recovery.target.startsWith(root), `${env}/${service.serviceName}: its backups go to ${recovery.target}, not under the backup target ${target?.url ?? '(none)'}`),
+            ),
+          ),
+          ...s.platform.services.flatMap((service) =>
+            service.secretNeeds
+              .filter((need) => need.template?.inputs.some((input) => input.from === BACKUP_CREDENTIALS))
+              .flatMap((need) => problems(!need.neededToStart, `${env}/${need.namespace}/${need.name}: the backup target's keys hold ${service.serviceName} back until Vault delivers them`)),
+          ),
+        ];
+      }),
   },
 ];
 

@@ -113,8 +113,7 @@ function everyCredential(): string {
   const prod = config.environments.prod.services;
   prod.loki.storage = { volume: null, s3: { endpoint: 'https://s3.example.net', buckets: { chunks: 'loki-chunks', ruler: 'loki-ruler' } } };
   prod.triton.modelRepository = { volume: null, s3: { url: 's3://models/triton' } };
-  config.environments.staging.services.longhorn.backup = { target: 'cifs://nas.lan/backups' };
-  config.environments.dev.services.longhorn.backup = { target: 'nfs://nas.lan:/backups' };
+  config.environments.staging.backup = { target: 's3://homelab-backups@eu-central-1/staging/', endpoint: 'https://s3.eu-central-1.example.net/' };
   return toYamlText(config);
 }
 
@@ -185,9 +184,20 @@ describe.each(builds.map(({ platform, env }) => [env.environment, platform, env]
 describe('Longhorn backup credentials', () => {
   const longhorn = (environment: string) => builds.find((b) => b.env.environment === environment)!.platform.services.find((s) => s.serviceName === 'longhorn')!;
 
-  it('declare the keys the backup store reads for the target scheme, and none for NFS', () => {
-    expect(longhorn('prod').secretNeeds.map((n) => n.keys)).toEqual([['AWS_ACCESS_KEY_ID', 'AWS_ENDPOINTS', 'AWS_SECRET_ACCESS_KEY']]);
-    expect(longhorn('staging').secretNeeds.map((n) => n.keys)).toEqual([['CIFS_PASSWORD', 'CIFS_USERNAME']]);
+  it("are rendered from the environment's one copy of the target's keys, with the target's endpoint (empty for AWS)", () => {
+    for (const [environment, endpoint] of [['prod', ''], ['staging', 'https://s3.eu-central-1.example.net']] as const) {
+      const [need] = longhorn(environment).secretNeeds;
+      expect(need.keys).toEqual(['AWS_ACCESS_KEY_ID', 'AWS_ENDPOINTS', 'AWS_SECRET_ACCESS_KEY']);
+      expect(need.neededToStart).toBe(false);
+      expect(need.template!.inputs.map((input) => `${input.from.service}/${input.from.name}:${input.key}`)).toEqual([
+        'backup/credentials:AWS_ACCESS_KEY_ID',
+        'backup/credentials:AWS_SECRET_ACCESS_KEY',
+      ]);
+      expect(need.template!.data.AWS_ENDPOINTS).toBe(endpoint);
+    }
+  });
+
+  it('are not declared without a backup target', () => {
     expect(longhorn('dev').secretNeeds).toEqual([]);
   });
 });

@@ -42,6 +42,9 @@ function scan(value: unknown, where: string, findings: Finding[]): void {
     for (const [key, item] of Object.entries(value)) {
       // An ExternalSecret's `data[].secretKey` names a key of the Secret it writes, not a value.
       if (key === 'secretKey' && /\.spec\.data\[\d+\]$/.test(where)) continue;
+      // An ExternalSecret's template that only refers to values fetched from the backend holds none itself.
+      const fetchedOnly = /\.spec\.target\.template\.data$/.test(where) && typeof item === 'string' && /^(\{\{ index \. "\w+" \}\})+$/.test(item);
+      if (fetchedOnly) continue;
       if (CREDENTIAL_KEY.test(key) && typeof item === 'string' && item.length > 0) {
         findings.push({ where: `${where}.${key}`, why: 'a credential key with a literal value' });
       }

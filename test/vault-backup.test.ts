@@ -18,8 +18,9 @@ import type { ServiceSummary } from '../lib/output/synthesize';
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
   const config = fixtureObject('small');
   config.nodes = Object.fromEntries(['node-1', 'node-2', 'node-3'].map((name, i) => [name, { role: i === 0 ? 'control-plane' : 'worker', cpu: 8, memory: '32Gi' }]));
+  config.backup = { target: 's3://homelab-backups@eu-central-1/', endpoint: 'https://s3.eu-central-1.example.net' };
   Object.assign(config.services, {
-    vault: { enabled: true, replicas: 3, backup: { target: 's3://homelab-backups@eu-central-1/vault/', endpoint: 'https://s3.eu-central-1.example.net' } },
+    vault: { enabled: true, replicas: 3, backup: {} },
     externalSecrets: { enabled: true },
   });
   change(config);
@@ -47,9 +48,12 @@ describe('services.vault.backup', () => {
     expect(problems(configText((c) => (c.services.vault.replicas = 1)))).toContain("services.vault.backup: expected replicas 3 or 5 for raft snapshots: a standalone Vault keeps its data in a file on its Longhorn volume, which Longhorn's recurring backups copy");
   });
 
-  it('wants an S3 target, an S3 endpoint URL, a cron schedule and a maximum age of 1 to 168 hours', () => {
-    expect(problems(configText((c) => (c.services.vault.backup.target = 'homelab-backups/vault')))).toContain('services.vault.backup.target: expected an S3 target');
-    expect(problems(configText((c) => (c.services.vault.backup.endpoint = 's3.example.net')))).toContain('services.vault.backup.endpoint: expected an S3 endpoint URL');
+  it("is refused without the environment's backup target, and names none of its own", () => {
+    expect(problems(configText((c) => delete c.backup))).toContain("services.vault.backup: expected a backup target: Vault's snapshots go to backup.target, the environment's backup target");
+    expect(problems(configText((c) => (c.services.vault.backup.target = 's3://other@eu-central-1/vault/')))).toContain('services.vault.backup.target: unknown key; expected one of schedule, maxAgeHours');
+  });
+
+  it('wants a cron schedule and a maximum age of 1 to 168 hours', () => {
     expect(problems(configText((c) => (c.services.vault.backup.schedule = 'nightly')))).toContain('services.vault.backup.schedule: expected a five-field cron expression');
     for (const hours of [0, 169]) expect(problems(configText((c) => (c.services.vault.backup.maxAgeHours = hours))), String(hours)).toContain('services.vault.backup.maxAgeHours');
   });
@@ -74,9 +78,10 @@ describe('the snapshot CronJob', () => {
     expect(data['homelab-vault-snapshot.hcl']).toBe('path "sys/storage/raft/snapshot" {\n  capabilities = ["read"]\n}\n');
   });
 
-  it('reads its keys from Vault without holding Vault back, and may reach only the target', () => {
+  it("reads the environment's one copy of the target's keys from Vault without holding Vault back, and may reach only the target", () => {
     const need = lab.platform.services.find((s) => s.serviceName === 'vault')!.secretNeeds.find((n) => n.name === 'vault-backup-credentials')!;
     expect(need).toMatchObject({ keys: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'], neededToStart: false });
+    expect(new Set(need.template!.inputs.map((input) => `${input.from.service}/${input.from.name}`))).toEqual(new Set(['backup/credentials']));
     expect(manifests.find((m) => m.manifest.kind === 'ExternalSecret' && m.manifest.metadata.name === 'vault-backup-credentials')!.path).toMatch(/^external-secrets\//);
     const egress = find('vault/networkpolicy-egress-backup-target.yaml');
     expect(egress.spec.podSelector.matchLabels).toEqual(cronJob.spec.jobTemplate.spec.template.metadata.labels);
@@ -253,7 +258,7 @@ describe('the disaster-recovery runbook', () => {
   it('restores Vault from its newest snapshot and unseals every pod with the original keys', () => {
     const vault = lab.env.services.find((s) => s.name === 'vault')!;
     const [recovery] = vault.recoveries;
-    expect(recovery).toMatchObject({ stage: 'secrets', target: 's3://homelab-backups@eu-central-1/vault/', schedule: 'cron "15 2 * * *"' });
+    expect(recovery).toMatchObject({ stage: 'secrets', target: 's3://homelab-backups/vault/', schedule: 'cron "15 2 * * *"' });
     expect(recovery.restore).toContain('aws s3 ls s3://homelab-backups/vault/ --endpoint-url https://s3.eu-central-1.example.net | sort | tail -n 1');
     expect(recovery.restore.filter((line) => line.includes('raft snapshot restore -force'))).toHaveLength(1);
     expect(recovery.restore.filter((line) => /vault-\d -- vault operator unseal$/.test(line))).toHaveLength(3 + 1);

@@ -8,6 +8,7 @@
  * environment.ts and `buildServices` below); the core never imports a service.
  */
 import type { z } from './config/zod';
+import { BACKUP_CREDENTIALS, BackupSettings } from './backup';
 import type { Inventory } from './inventory';
 import type { Platform } from './platform';
 import type { HomelabService } from './service';
@@ -37,6 +38,8 @@ export interface SubdomainClaim {
 /** What an entry's checks see of the environment besides its own settings. */
 export interface EnvironmentView {
   readonly nodes: Inventory;
+  /** The environment's backup target (`backup`), if it has one. */
+  readonly backup?: BackupSettings;
   /** The settings of another entry (with settings). */
   settingsOf<S>(entry: ServiceEntry<S, any>): S;
   isEnabled(entry: ServiceEntry<any, any>): boolean;
@@ -140,6 +143,9 @@ export const APP_NAMESPACES = 'app-namespaces';
 /** Folders of k8s/<env>/ that are no service's. */
 export const OUTPUT_FOLDERS = ['apps', 'bootstrap', APP_NAMESPACES] as const;
 
+/** Names no service may take: the output folders, and the owner of the backup target's keys in the secret backend. */
+export const RESERVED_NAMES: readonly string[] = [...OUTPUT_FOLDERS, BACKUP_CREDENTIALS.service];
+
 /** A catalog of entries in creation order; two entries cannot read one key or take one name. */
 export function defineCatalog(entries: readonly ServiceEntry<any, any>[]): Catalog {
   const keys = new Map<string, string>();
@@ -151,7 +157,8 @@ export function defineCatalog(entries: readonly ServiceEntry<any, any>[]): Catal
       keys.set(key, entry.name);
     }
     for (const name of entry.names) {
-      const owner = names.get(name) ?? ((OUTPUT_FOLDERS as readonly string[]).includes(name) ? 'an output folder' : undefined);
+      const reserved = (OUTPUT_FOLDERS as readonly string[]).includes(name) ? 'an output folder' : RESERVED_NAMES.includes(name) ? "the backup target's keys" : undefined;
+      const owner = names.get(name) ?? reserved;
       if (owner) throw new Error(`catalog: ${entry.name} takes the name "${name}", which ${owner} takes`);
       names.set(name, entry.name);
     }

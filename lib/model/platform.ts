@@ -4,6 +4,7 @@
  * platform settings (domain, nodes) from it.
  */
 import { Construct } from 'constructs';
+import { BackupTarget } from './backup';
 import type { Catalog, ServiceEntry } from './catalog';
 import { EnvironmentConfig, isEntryEnabled } from './config/environment';
 import type { HomelabService } from './service';
@@ -12,6 +13,8 @@ export class Platform extends Construct {
   /** @internal what each entry built, for the entries built after it (lib/model/catalog.ts). */
   readonly _builtEntries = new Map<ServiceEntry<any, any>, unknown>();
   private readonly registered: HomelabService[] = [];
+  /** The environment's one off-site backup target (`backup`), if it has one. */
+  readonly backupTarget?: BackupTarget;
 
   constructor(
     scope: Construct,
@@ -20,6 +23,7 @@ export class Platform extends Construct {
     readonly catalog: Catalog,
   ) {
     super(scope, environment);
+    if (config.backup) this.backupTarget = new BackupTarget(config.backup);
   }
 
   /** Public hostname of a subdomain in this environment, e.g. `argocd.dev.home.example.net`. */

@@ -25,6 +25,7 @@ import type { Recovery } from './recovery';
 import type { GeneratedSecrets } from './needs';
 import { KUBERNETES_VERSION } from './kubernetes';
 import { RenderedManifests } from './rendered-manifests';
+import { BACKUP_CREDENTIALS } from './backup';
 
 /** A service's Namespace: its name, its labels (Pod Security among them) and the reason of a Pod Security exception. */
 export interface NamespaceMetadata {
@@ -313,6 +314,19 @@ export abstract class HomelabService extends Chart {
     };
     this.secretList.push(need);
     return new SecretRef(need);
+  }
+
+  /**
+   * Declares the Secret `name` in this namespace with the keys of the environment's backup target
+   * (S3_CREDENTIAL_KEYS), rendered from the one copy in the secret backend
+   * (BACKUP_CREDENTIALS), plus `fixed` keys of known, non-secret text (Longhorn's endpoint). Read
+   * only when a backup runs: it never holds the service back.
+   */
+  protected needBackupCredentials(name: string, purpose: string, fixed: Readonly<Record<string, string>> = {}): SecretRef {
+    const data: Record<string, string> = { ...fixed };
+    for (const key of S3_CREDENTIAL_KEYS) data[key] = `{{ index . "${key}" }}`;
+    const inputs = S3_CREDENTIAL_KEYS.map((key) => ({ variable: key, from: BACKUP_CREDENTIALS, key }));
+    return this.needSecret(name, Object.keys(data), purpose, { neededToStart: false, template: { inputs, data } });
   }
 
   /**

@@ -11,12 +11,13 @@ import {
   Catalog,
   ConfigIssue,
   EnvironmentView,
-  OUTPUT_FOLDERS,
+  RESERVED_NAMES,
   ServiceEntry,
   settingsIn,
   settingsPath,
   SubdomainClaim,
 } from '../catalog';
+import { backupSettings } from '../backup';
 import { bool, byteQuantity, clusterServerUrl, duration, gitRepoUrl, hostname, intAtLeast, intBetween, k8sName, labelKey, labels, labelValue, oneOf } from './primitives';
 
 const nonEmptyString = z.string({ error: 'expected a non-empty string' }).min(1, { error: 'expected a non-empty string' });
@@ -93,6 +94,8 @@ const platformShape = {
   nodes: z.record(k8sName, nodeSchema).refine((nodes) => Object.keys(nodes).length > 0, {
     error: 'expected at least one node',
   }),
+  /** The one off-site backup target every service that writes backups uses (docs/adr/0035). @default none */
+  backup: backupSettings.optional(),
 };
 
 type PlatformSettings = z.output<z.ZodObject<typeof platformShape>>;
@@ -129,6 +132,7 @@ function environmentView(catalog: Catalog, config: EnvironmentConfig, entry: Ser
   let reservedNames: Set<string> | undefined;
   return {
     nodes: config.nodes,
+    backup: config.backup,
     settingsOf: (other) => settingsIn(config, other),
     isEnabled: (other) => isEntryEnabled(catalog, config, other),
     get servicesBefore() {
@@ -141,7 +145,7 @@ function environmentView(catalog: Catalog, config: EnvironmentConfig, entry: Ser
       return servicesBefore;
     },
     get reservedNames() {
-      reservedNames ??= new Set([...OUTPUT_FOLDERS, ...catalog.entries.filter((other) => other !== entry).flatMap((other) => other.names)]);
+      reservedNames ??= new Set([...RESERVED_NAMES, ...catalog.entries.filter((other) => other !== entry).flatMap((other) => other.names)]);
       return reservedNames;
     },
     get singleSignOn() {
