@@ -279,7 +279,7 @@ export class ExternalDns extends HomelabService implements RouteFollower {
       description: "every routed host's record is at Cloudflare with its target, owned by this environment (TXT registry)",
       image: IMAGES.curl,
       timeout: Duration.minutes(10),
-      env: { CLOUDFLARE_API, ZONE_ID: this.zoneId, OWNER: this.ownerId, RECORDS: list },
+      env: { CLOUDFLARE_API, ZONE_ID: this.zoneId, OWNER: this.ownerId, RECORDS: list, CHECKS: String(RECORD_CHECKS) },
       secretEnv: { CF_API_TOKEN: this.token.keySelector(TOKEN_KEY) },
       script: PROVIDER_CHECK,
     });
@@ -287,7 +287,7 @@ export class ExternalDns extends HomelabService implements RouteFollower {
       description: `every routed host resolves through the public resolver ${PUBLIC_RESOLVER}`,
       image: IMAGES.busybox,
       timeout: Duration.minutes(10),
-      env: { RESOLVER: PUBLIC_RESOLVER, RECORDS: list },
+      env: { RESOLVER: PUBLIC_RESOLVER, RECORDS: list, CHECKS: String(RECORD_CHECKS) },
       script: RESOLVE_CHECK,
     });
   }
@@ -381,9 +381,12 @@ ${eachRecordUntilOk({
   summary: 'echo "$failed host(s) do not resolve" >&2',
 })}`;
 
+/** How many times each record is asked for, 10 s apart: five minutes for external-dns to write it, or for it to propagate. */
+const RECORD_CHECKS = 30;
+
 /**
  * Shell: for each `host,type,target,proxied` of `$RECORDS`, runs the function `check` with them
- * until it prints `ok` (30 tries, 10 s apart), then `passed`, or `failed` with its last `$result`;
+ * until it prints `ok` (`$CHECKS` tries, 10 s apart), then `passed`, or `failed` with its last `$result`;
  * exits 1 after `summary` when any failed (`$failed` counts them).
  */
 function eachRecordUntilOk(o: { readonly check: string; readonly passed: string; readonly failed: string; readonly summary: string }): string {
@@ -396,7 +399,7 @@ for record in $RECORDS; do
     result=$(${o.check} "$host" "$type" "$target" "$proxied")
     if [ "$result" = ok ]; then ${o.passed}; break; fi
     tries=$((tries + 1))
-    if [ "$tries" -ge 30 ]; then ${o.failed}; failed=$((failed + 1)); break; fi
+    if [ "$tries" -ge "$CHECKS" ]; then ${o.failed}; failed=$((failed + 1)); break; fi
     sleep 10
   done
 done
