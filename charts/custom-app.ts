@@ -394,8 +394,19 @@ export class CustomApp extends HomelabService {
       new Checkpoint(this, 'checkpoint', {
         description: `${address} accepts TCP connections (the readiness probe's check)`,
         image: IMAGES.curl,
-        // curl's telnet:// connects and, its input at end, closes again: exit 0 once connected, whatever the protocol.
-        script: `for attempt in $(seq 10); do\n  if curl -sS --max-time 10 "telnet://${address}" </dev/null; then echo "${address} accepts connections"; exit 0; fi\n  sleep 6\ndone\nexit 1`,
+        // curl's telnet:// holds a connection open until the server closes it or the time is up
+        // (lib/telnet.c), so its exit status cannot tell: %{time_connect} is 0 unless the TCP
+        // connection was made, whatever the protocol and however curl then ends.
+        script: [
+          'for attempt in $(seq 10); do',
+          `  connected=$(curl -s -o /dev/null -w '%{time_connect}' --connect-timeout 5 --max-time 6 "telnet://${address}" </dev/null || true)`,
+          `  if awk -v t="$connected" 'BEGIN { exit !(t > 0) }'; then echo "${address} accepts connections"; exit 0; fi`,
+          `  echo "${address}: no connection yet"`,
+          '  sleep 6',
+          'done',
+          `echo "${address} accepts no connection" >&2`,
+          'exit 1',
+        ].join('\n'),
       });
       return;
     }
@@ -411,8 +422,9 @@ export class CustomApp extends HomelabService {
 
 /**
  * The end-to-end check of an exposed app: its host through Traefik's websecure Service (with
- * the host's SNI and Host header, as a client outside the cluster asks). A `public` host must
- * answer `/` with 2xx or 3xx (the UI, or its redirect to a login); an `admin` host must refuse
+ * the host's SNI and Host header, as a client outside the cluster asks). A `public` host, and an
+ * `oidc` one (the app logs users in itself: nothing in front of it), must answer `/` with 2xx or
+ * 3xx (the UI, or its redirect to a login); an `admin` or `sso` host must refuse
  * the check, whose pod address is never allow-listed (any answer but 2xx: 403 from the
  * allow-list, 401 or a redirect from forward-auth); every hidden path must get Traefik's 404.
  * No answer, Traefik's 404 for the host and 502-504 (no reachable backend) fail.
@@ -428,8 +440,8 @@ verdict() {
     502|503|504) echo "routed, but the app does not answer ($1)"; return ;;
   esac
   case "$PROTECTION:$1" in
-    public:[23]??) echo ok ;;
-    public:*) echo "the UI answered $1" ;;
+    public:[23]??|oidc:[23]??) echo ok ;;
+    public:*|oidc:*) echo "the UI answered $1" ;;
     *:2??) echo "the $PROTECTION host answered $1 to a client that is not allowed in" ;;
     *) echo ok ;;
   esac

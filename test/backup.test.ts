@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BackupTarget } from '../lib/model/backup';
-import { fixtureObject, manifestsOf, parseText, synthesizePlatforms, toYamlText } from './support';
+import { configProblems, fixtureObject, manifestsOf, synthesizePlatforms, toYamlText } from './support';
 import { assertValidPromql } from './support-promql';
 
 /** The small fixture with Longhorn backing up nightly to a target, Vault in HA with snapshots, and any change. */
@@ -19,14 +19,7 @@ function configText(change: (config: Record<string, any>) => void = () => {}): s
   return toYamlText(config);
 }
 
-function problems(text: string): string {
-  try {
-    parseText(text);
-    return '';
-  } catch (error) {
-    return String((error as Error).message);
-  }
-}
+const problems = configProblems;
 
 describe('backup (the config)', () => {
   it('is valid with a target and, optionally, an endpoint', () => {

@@ -4,10 +4,10 @@
  * are validated, so the settings carry the file's text. Synth's output then depends on the
  * file's bytes exactly as on inline `content`, and nothing reads the disk after loading (the
  * worker threads that synthesize environments get the text). A file must lie inside the config
- * file's folder (after resolving symbolic links), be a regular UTF-8 file and stay under a
- * size limit: it ends up in a ConfigMap (docs/adr/0033-own-apps-as-services.md).
+ * file's folder (after resolving symbolic links), not be hidden, be a regular UTF-8 file and
+ * stay under a size limit: it ends up in a ConfigMap (docs/adr/0033-own-apps-as-services.md).
  */
-import { closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { matching } from './primitives';
@@ -87,9 +87,15 @@ function readBelow(folder: string, from: string): string {
   if (inside.split(sep)[0] === '..' || isAbsolute(inside)) {
     throw new FileProblem(`expected a file inside the config file's folder, received "${from}", which leads outside it`);
   }
+  // Hidden files and folders are where credentials live (.env, .git/config, .kube/config): the
+  // text would be committed in a ConfigMap.
+  if ([...from.split(/[/\\]/), ...inside.split(sep)].some((segment) => segment.startsWith('.') && segment !== '.')) {
+    throw new FileProblem(`expected a file that is not hidden (no name starting with "."), received "${from}": hidden files hold credentials, and the file is committed in a ConfigMap`);
+  }
   let fd: number;
   try {
-    fd = openSync(real, 'r');
+    // Without blocking: opening a FIFO for reading would wait for a writer; it is then refused as not a regular file.
+    fd = openSync(real, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     throw new FileProblem(`cannot read "${from}" next to the config file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
