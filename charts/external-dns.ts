@@ -279,7 +279,7 @@ export class ExternalDns extends HomelabService implements RouteFollower {
       description: "every routed host's record is at Cloudflare with its target, owned by this environment (TXT registry)",
       image: IMAGES.curl,
       timeout: Duration.minutes(10),
-      env: { CLOUDFLARE_API, ZONE_ID: this.zoneId, OWNER: this.ownerId, RECORDS: list, CHECKS: String(RECORD_CHECKS) },
+      env: { CLOUDFLARE_API, ZONE_ID: this.zoneId, OWNER: this.ownerId, RECORDS: list, CHECKS: String(RECORD_CHECKS), CHECK_SECONDS: String(RECORD_CHECK_SECONDS) },
       secretEnv: { CF_API_TOKEN: this.token.keySelector(TOKEN_KEY) },
       script: PROVIDER_CHECK,
     });
@@ -287,7 +287,7 @@ export class ExternalDns extends HomelabService implements RouteFollower {
       description: `every routed host resolves through the public resolver ${PUBLIC_RESOLVER}`,
       image: IMAGES.busybox,
       timeout: Duration.minutes(10),
-      env: { RESOLVER: PUBLIC_RESOLVER, RECORDS: list, CHECKS: String(RECORD_CHECKS) },
+      env: { RESOLVER: PUBLIC_RESOLVER, RECORDS: list, CHECKS: String(RECORD_CHECKS), CHECK_SECONDS: String(RECORD_CHECK_SECONDS) },
       script: RESOLVE_CHECK,
     });
   }
@@ -381,29 +381,44 @@ ${eachRecordUntilOk({
   summary: 'echo "$failed host(s) do not resolve" >&2',
 })}`;
 
-/** How many times each record is asked for, 10 s apart: five minutes for external-dns to write it, or for it to propagate. */
+/** How many rounds each record is asked for, 10 s apart, and for how long at most: five minutes for external-dns to write it, or for it to propagate (the Jobs have ten). */
 const RECORD_CHECKS = 30;
+const RECORD_CHECK_SECONDS = 300;
 
 /**
- * Shell: for each `host,type,target,proxied` of `$RECORDS`, runs the function `check` with them
- * until it prints `ok` (`$CHECKS` tries, 10 s apart), then `passed`, or `failed` with its last `$result`;
- * exits 1 after `summary` when any failed (`$failed` counts them).
+ * Shell: asks the function `check` about every `host,type,target,proxied` of `$RECORDS` in
+ * rounds, 10 s apart, until each has printed `ok` (then `passed`) — at most `$CHECKS` rounds and
+ * `$CHECK_SECONDS` in all, well inside the Job's deadline, so that the records still missing are
+ * reported (`failed`, with their last `$result`) before `summary` and exit 1.
  */
 function eachRecordUntilOk(o: { readonly check: string; readonly passed: string; readonly failed: string; readonly summary: string }): string {
-  return String.raw`failed=0
-for record in $RECORDS; do
+  return String.raw`deadline=$(( $(date +%s) + CHECK_SECONDS ))
+pending=$RECORDS
+round=1
+while :; do
+  missing=
+  for record in $pending; do
+    set -- $(echo "$record" | tr , ' ')
+    host=$1; type=$2; target=$3; proxied=$4
+    result=$(${o.check} "$host" "$type" "$target" "$proxied")
+    if [ "$result" = ok ]; then ${o.passed}; else missing="$missing $record"; fi
+  done
+  pending=$missing
+  [ -z "$pending" ] && exit 0
+  if [ "$round" -ge "$CHECKS" ] || [ "$(date +%s)" -ge "$deadline" ]; then break; fi
+  round=$((round + 1))
+  sleep 10
+done
+failed=0
+for record in $pending; do
   set -- $(echo "$record" | tr , ' ')
   host=$1; type=$2; target=$3; proxied=$4
-  tries=0
-  while :; do
-    result=$(${o.check} "$host" "$type" "$target" "$proxied")
-    if [ "$result" = ok ]; then ${o.passed}; break; fi
-    tries=$((tries + 1))
-    if [ "$tries" -ge "$CHECKS" ]; then ${o.failed}; failed=$((failed + 1)); break; fi
-    sleep 10
-  done
+  result=$(${o.check} "$host" "$type" "$target" "$proxied")
+  ${o.failed}
+  failed=$((failed + 1))
 done
-if [ "$failed" -gt 0 ]; then ${o.summary}; exit 1; fi`;
+${o.summary}
+exit 1`;
 }
 
 export const externalDnsEntry = defineService({
