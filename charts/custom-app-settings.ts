@@ -16,6 +16,7 @@ import {
   externalDestinations,
   intBetween,
   k8sName,
+  matching,
   oneOf,
   pinnedImage,
   resourcesSchema,
@@ -99,11 +100,20 @@ const probesSchema = z.strictObject({
   none: reason.optional(),
 });
 
+/**
+ * Where a configuration file goes: an absolute path of named segments (no `.`/`..`, no trailing
+ * slash), short enough that its ConfigMap key (the path with `/` replaced, charts/custom-app.ts
+ * fileKey) stays within Kubernetes' 253 characters.
+ */
+const filePath = matching(/^(\/(?!\.\.)(?!\.(\/|$))[^/\s]+)+$/, 'an absolute path of a file such as "/config/configuration.yaml" (no "." segment or one starting with "..", no trailing slash)', 254);
+/** A path prefix Traefik hides: the characters a PathPrefix rule and the check's shell take as they are. */
+const hiddenPath = matching(/^\/[A-Za-z0-9._~/-]*$/, 'a path such as "/metrics" (letters, digits and . _ ~ / - only)', 1024);
+
 /** A configuration file, mounted read-only from the app's ConfigMap at `path`. */
 const fileSchema = exactlyOneOf(
   {
     /** Absolute path of the file in the container. */
-    path: absolutePath,
+    path: filePath,
     /** The file's text, inline. */
     content: z
       .string(expected('the file\'s text'))
@@ -156,7 +166,7 @@ export const appSettings = z.strictObject({
       /** How the host is protected (lib/model/single-sign-on.ts): `public`, `sso`, `oidc` or `admin`. */
       protection: oneOf(PROTECTIONS),
       /** Path prefixes the host does not serve (Traefik answers 404), e.g. the metrics path. @default none */
-      hiddenPaths: z.array(absolutePath).default([]),
+      hiddenPaths: z.array(hiddenPath).default([]),
     })
     .optional(),
   probes: probesSchema.optional(),
