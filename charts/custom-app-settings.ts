@@ -177,7 +177,10 @@ export const appSettings = z.strictObject({
   runAsUser: intBetween(1, 2147483647).default(1000),
   /** Numeric group the container runs as (and owns its volumes) when not root. @default runAsUser */
   runAsGroup: intBetween(1, 2147483647).optional(),
-  /** Capabilities added to the container (all others are dropped); beyond NET_BIND_SERVICE the namespace is `baseline`. @default none */
+  /**
+   * With runAsRoot, the only capabilities root keeps (all others dropped; without the list, the
+   * runtime's defaults). A process that is not root never gets any. @default none
+   */
   capabilities: z.array(oneOf(BASELINE_CAPABILITIES)).default([]),
   /**
    * Directories the app writes outside its volumes (each an emptyDir): with this list the root

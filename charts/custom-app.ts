@@ -94,7 +94,7 @@ export function appPodSecurity(app: Pick<AppSettings, 'runAsRoot' | 'capabilitie
 }
 
 /** What the app's container leaves out of the restricted context, exactly: each relaxation is needed. */
-export function appContainerException(app: Pick<AppSettings, 'runAsRoot' | 'writablePaths' | 'devices'>): ContainerException | undefined {
+export function appContainerException(app: Pick<AppSettings, 'runAsRoot' | 'writablePaths' | 'devices' | 'capabilities'>): ContainerException | undefined {
   const reasons: string[] = [];
   const relaxes: ContainerException['relaxes'][number][] = [];
   if (app.writablePaths === undefined) {
@@ -102,9 +102,14 @@ export function appContainerException(app: Pick<AppSettings, 'runAsRoot' | 'writ
     reasons.push('the app lists no writablePaths: its image may write anywhere (caches, /tmp)');
   }
   if (app.runAsRoot) {
-    // Root's default capabilities: its init system changes users and owners.
-    relaxes.push('runAsNonRoot', 'capabilities');
-    reasons.push('the image only runs as root (runAsRoot), with the capabilities its init system needs');
+    // Root's default capabilities (its init system changes users and owners), or those listed beyond what restricted allows.
+    const keepsMore = app.capabilities.length === 0 || app.capabilities.some((capability) => !RESTRICTED_CAPABILITIES.has(capability));
+    relaxes.push('runAsNonRoot', ...(keepsMore ? (['capabilities'] as const) : []));
+    reasons.push(
+      app.capabilities.length === 0
+        ? 'the image only runs as root (runAsRoot), with the capabilities its init system needs'
+        : `the image only runs as root (runAsRoot), keeping the capabilities ${app.capabilities.join(', ')}`,
+    );
   }
   if (app.devices.length > 0) {
     // A privileged container cannot forbid privilege escalation (the API server refuses both).
@@ -188,8 +193,14 @@ export class CustomApp extends HomelabService {
         // Privileged (host devices) and no privilege escalation contradict each other.
         privileged: privileged || undefined,
         allowPrivilegeEscalation: privileged,
-        // Root keeps the runtime's default capabilities (its init system needs them).
-        capabilities: runAsRoot ? undefined : { drop: [kplus.Capability.ALL], add: props.capabilities.length > 0 ? props.capabilities.map((c) => c as kplus.Capability) : undefined },
+        // Root keeps the runtime's default capabilities (its init system needs them), or exactly
+        // the ones listed; any other user gets none (an added one would never be effective: no
+        // ambient capabilities in Kubernetes, and no privilege escalation for file capabilities).
+        capabilities: !runAsRoot
+          ? { drop: [kplus.Capability.ALL] }
+          : props.capabilities.length > 0
+            ? { drop: [kplus.Capability.ALL], add: props.capabilities.map((c) => c as kplus.Capability) }
+            : undefined,
         seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
       },
     });
@@ -532,11 +543,13 @@ function mountIssues(name: string, app: AppSettings): ConfigIssue[] {
 
 /** Settings that root would silently ignore. */
 function rootIssues(name: string, app: AppSettings): ConfigIssue[] {
-  if (!app.runAsRoot) return [];
-  return [
-    ...(app.capabilities.length > 0 ? [{ path: [name, 'capabilities'], message: "expected none with runAsRoot: root keeps the container runtime's default capabilities" }] : []),
-    ...(app.runAsGroup !== undefined ? [{ path: [name, 'runAsGroup'], message: 'expected none with runAsRoot: the image runs as root' }] : []),
-  ];
+  if (!app.runAsRoot) {
+    // kubernetes/kubernetes#56374: a capability added to a container reaches a non-root process's bounding set only.
+    return app.capabilities.length > 0
+      ? [{ path: [name, 'capabilities'], message: 'expected runAsRoot: a process that is not root gets no added capability (Kubernetes sets no ambient capabilities); it already has none' }]
+      : [];
+  }
+  return app.runAsGroup !== undefined ? [{ path: [name, 'runAsGroup'], message: 'expected none with runAsRoot: the image runs as root' }] : [];
 }
 
 /** An app's checks against the environment (what its config alone cannot tell). */

@@ -89,7 +89,8 @@ const appArbitrary = (name: string, earlier: readonly string[], services: readon
       ...(a.runAsRoot ? { runAsRoot: true } : {}),
       ...(a.runAsGroup && !a.runAsRoot ? { runAsGroup: 2000 } : {}),
       ...(a.writablePaths ? { writablePaths: ['/tmp', '/var/cache/app'] } : {}),
-      ...(a.capabilities !== 'none' && !a.runAsRoot ? { capabilities: [a.capabilities] } : {}),
+      // Only root keeps capabilities (a process that is not root gets none).
+      ...(a.capabilities !== 'none' && a.runAsRoot ? { capabilities: [a.capabilities] } : {}),
       ...(a.hostNetwork ? { hostNetwork: { reason: 'discovers devices on the LAN by mDNS' } } : {}),
       ...(a.devices ? { devices: [{ path: '/dev/ttyUSB0', reason: 'a Zigbee dongle' }] } : {}),
       ...(a.egress === 'internet' ? { egress: [{ to: 'internet', ports: [443] }] } : {}),

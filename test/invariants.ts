@@ -292,7 +292,8 @@ export const INVARIANTS: readonly Invariant[] = [
                   const failing = Object.entries({
                     runAsNonRoot: (sc.runAsNonRoot ?? pod.securityContext?.runAsNonRoot) === true,
                     allowPrivilegeEscalation: sc.allowPrivilegeEscalation === false,
-                    capabilities: JSON.stringify(sc.capabilities?.drop) === '["ALL"]',
+                    // Pod Security restricted: drop ALL, add back NET_BIND_SERVICE at most.
+                    capabilities: JSON.stringify(sc.capabilities?.drop) === '["ALL"]' && (sc.capabilities?.add ?? []).every((c: string) => c === 'NET_BIND_SERVICE'),
                     seccomp: (sc.seccompProfile?.type ?? pod.securityContext?.seccompProfile?.type) === 'RuntimeDefault',
                     readOnlyRootFilesystem: sc.readOnlyRootFilesystem === true,
                   })

@@ -95,7 +95,7 @@ describe('an app config is refused at the path of what is wrong', () => {
     ['a writable path that is not absolute', (app) => (app.writablePaths = ['tmp']), 'homelab.yaml: apps.web.writablePaths.0: expected an absolute path'],
     ['a writable path mounted twice', (app) => (app.writablePaths = ['/tmp', '/tmp/']), 'homelab.yaml: apps.web.writablePaths.1: expected another path: "/tmp/" is already mounted by apps.web.writablePaths.0'],
     ['an empty command', (app) => (app.command = []), 'homelab.yaml: apps.web.command: expected a command'],
-    ['capabilities for root', (app) => ((app.runAsRoot = true), (app.capabilities = ['CHOWN'])), "homelab.yaml: apps.web.capabilities: expected none with runAsRoot: root keeps the container runtime's default capabilities"],
+    ['capabilities for a user that is not root', (app) => (app.capabilities = ['CHOWN']), 'homelab.yaml: apps.web.capabilities: expected runAsRoot: a process that is not root gets no added capability'],
     ['a group for root', (app) => ((app.runAsRoot = true), (app.runAsGroup = 100)), 'homelab.yaml: apps.web.runAsGroup: expected none with runAsRoot: the image runs as root'],
     ['inline content over the limit', (app) => (app.files = [{ path: '/etc/web.conf', content: 'x'.repeat(CONFIG_FILE_BYTES + 1) }]), `homelab.yaml: apps.web.files.0.content: expected at most ${CONFIG_FILE_BYTES / 1024} KiB of text`],
     ['more files than a ConfigMap holds', (app) => (app.files = Array.from({ length: 13 }, (_, i) => ({ path: `/etc/${i}.conf`, content: 'a' }))), 'homelab.yaml: apps.web.files: expected at most 12 files'],
@@ -127,7 +127,6 @@ describe('the objects derived from an app', () => {
     };
     app.runAsUser = 1500;
     app.runAsGroup = 2500;
-    app.capabilities = ['NET_BIND_SERVICE'];
     app.writablePaths = ['/tmp', '/var/cache/web'];
     app.volumes = { media: { size: '5Gi', mountPath: '/media' } };
   });
@@ -146,14 +145,14 @@ describe('the objects derived from an app', () => {
     expect(Object.keys(deployment.metadata.labels ?? {}).filter((key) => key.startsWith('homelab.dev/'))).toEqual([]);
   });
 
-  it('runs as the user and group, with only the added capability, a read-only root and emptyDirs where it writes', () => {
+  it('runs as the user and group, with no capability, a read-only root and emptyDirs where it writes', () => {
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1500, runAsGroup: 2500, fsGroup: 2500 });
-    expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } });
+    expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(container.securityContext.capabilities.add).toBeUndefined();
     const mounts = Object.fromEntries(container.volumeMounts.map((m: any) => [m.mountPath, m.name]));
     const volumes = Object.fromEntries(pod.volumes.map((v: any) => [v.name, v]));
     expect(volumes[mounts['/tmp']].emptyDir).toBeDefined();
     expect(volumes[mounts['/var/cache/web']].emptyDir).toBeDefined();
-    // NET_BIND_SERVICE is the one capability restricted allows.
     expect(docs.find((d) => d.manifest.kind === 'Namespace' && d.manifest.metadata.name === 'web')!.manifest).toMatchObject({
       metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
     });
@@ -179,8 +178,9 @@ describe('the objects derived from an app', () => {
     expect(none.spec.template.spec.containers[0].readinessProbe).toBeUndefined();
   });
 
-  it('puts a namespace with added capabilities beyond NET_BIND_SERVICE at baseline, with the reason', () => {
-    const { docs: capable } = synthesized((app) => (app.capabilities = ['CHOWN']));
+  it('lets root keep only the capabilities listed, all others dropped, in a namespace at baseline with the reason', () => {
+    const { docs: capable, container: rootContainer } = synthesized((app) => ((app.runAsRoot = true), (app.capabilities = ['CHOWN'])));
+    expect(rootContainer.securityContext.capabilities).toEqual({ drop: ['ALL'], add: ['CHOWN'] });
     const namespace: any = capable.find((d) => d.manifest.kind === 'Namespace' && d.manifest.metadata.name === 'web')!.manifest;
     expect(namespace.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('baseline');
     expect(namespace.metadata.annotations['homelab.dev/pod-security-exception']).toContain('CHOWN');
