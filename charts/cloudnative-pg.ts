@@ -49,7 +49,6 @@ export const databaseClusterSchema = z.strictObject({
   resources: resourcesSchema.default(DEFAULT_DATABASE_RESOURCES),
 });
 
-export type DatabaseClusterSettings = z.output<typeof databaseClusterSchema>;
 
 export const CNPG_NAMESPACE = 'cnpg-system';
 /** API group of Cluster (and the operator's other kinds). */

@@ -24,6 +24,7 @@ import {
   volumeSize,
 } from '../lib/model/config/primitives';
 import { Layer } from '../lib/model/layers';
+import { BASELINE_CAPABILITIES } from '../lib/model/pod-security';
 import { PROTECTIONS } from '../lib/model/single-sign-on';
 
 /** The layers an app can sit in (`waves: sequential`). */
@@ -36,27 +37,6 @@ export const portName = z
 
 /** Why an app needs something the platform does not give by default: required, never empty. */
 const reason = z.string(expected('a reason (why the app needs it)')).trim().min(1, expected('a reason (why the app needs it)'));
-
-/**
- * The capabilities Pod Security `baseline` lets a container add; `restricted` allows only
- * NET_BIND_SERVICE (kubernetes.io/docs/concepts/security/pod-security-standards, "Capabilities").
- */
-export const BASELINE_CAPABILITIES = [
-  'AUDIT_WRITE',
-  'CHOWN',
-  'DAC_OVERRIDE',
-  'FOWNER',
-  'FSETID',
-  'KILL',
-  'MKNOD',
-  'NET_BIND_SERVICE',
-  'SETFCAP',
-  'SETGID',
-  'SETPCAP',
-  'SETUID',
-  'SYS_CHROOT',
-] as const;
-export const RESTRICTED_CAPABILITIES: ReadonlySet<string> = new Set(['NET_BIND_SERVICE']);
 
 /**
  * One probe: exactly one of an HTTP GET on a port (2xx/3xx is healthy), a TCP connection to a

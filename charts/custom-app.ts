@@ -15,7 +15,7 @@ import { Checkpoint, CHECKPOINT_PODS } from '../lib/model/checkpoint';
 import type { Exposure } from '../lib/model/exposure';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
 import { spreadOverNodes } from '../lib/model/placement';
-import type { ContainerException, PodSecurityException } from '../lib/model/pod-security';
+import { ContainerException, PodSecurityException, RESTRICTED_CAPABILITIES } from '../lib/model/pod-security';
 import { Platform } from '../lib/model/platform';
 import { size, toContainerResources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
@@ -23,7 +23,7 @@ import { isSingleSignOnProvider, needsSingleSignOn, SingleSignOnProvider } from 
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { findCycle } from '../lib/util/cycles';
-import { AppExposure, AppFile, AppProbes, appsSettings, AppSettings, ProbeSettings, RESTRICTED_CAPABILITIES } from './custom-app-settings';
+import { AppExposure, AppFile, AppProbes, appsSettings, AppSettings, ProbeSettings } from './custom-app-settings';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { nvidiaDevicePluginEntry } from './nvidia-device-plugin';
 import { traefikEntry, WEBSECURE_ADDRESS } from './traefik';

@@ -20,6 +20,7 @@ import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import type { SecretRef } from '../lib/model/secrets';
+import { INTERNET_HTTPS } from '../lib/model/network';
 import { HomelabService } from '../lib/model/service';
 import { helmRelease } from './helm-release';
 import { IMAGES } from './versions';
@@ -225,13 +226,13 @@ export class ExternalDns extends HomelabService implements RouteFollower {
       {
         name: 'cloudflare-api',
         podSelector: CONTROLLER_PODS,
-        to: { kind: 'external', destinations: [{ to: 'internet', ports: [{ port: 443 }] }] },
+        to: { kind: 'external', destinations: [INTERNET_HTTPS] },
         reason: `external-dns reads and writes the records of zone ${zoneId} through Cloudflare's API (api.cloudflare.com)`,
       },
       {
         name: 'checkpoint-cloudflare-api',
         podSelector: CHECKPOINT_PODS,
-        to: { kind: 'external', destinations: [{ to: 'internet', ports: [{ port: 443 }] }] },
+        to: { kind: 'external', destinations: [INTERNET_HTTPS] },
         reason: "the checkpoint reads the zone's records through Cloudflare's API",
       },
       {

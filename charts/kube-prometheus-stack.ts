@@ -20,7 +20,7 @@ import { bool, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/mo
 import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
 import { Dashboard, DashboardHost, isOwnDashboard, MONITORING_GROUP, ServiceDashboard } from '../lib/model/monitoring';
-import type { MetricsScraper, NetworkPeer } from '../lib/model/network';
+import { INTERNET_HTTPS, MetricsScraper, NetworkPeer } from '../lib/model/network';
 import { Platform } from '../lib/model/platform';
 import { parseQuantity } from '../lib/util/quantity';
 import { resources, Resources, sumOfContainers } from '../lib/model/resources';
@@ -389,7 +389,7 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
       name: 'grafana-com',
       podSelector: GRAFANA_SERVICE.podSelector,
       // The grafana subchart's download-dashboards init container fetches each gnetId from grafana.com over HTTPS.
-      to: { kind: 'external', destinations: [{ to: 'internet', ports: [{ port: 443 }] }] },
+      to: { kind: 'external', destinations: [INTERNET_HTTPS] },
       reason: 'Grafana downloads its provisioned dashboards from grafana.com',
     });
     const receivers = Object.values(alertmanager.receivers);

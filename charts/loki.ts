@@ -18,7 +18,7 @@ import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { Resources, resources, sumOfContainers } from '../lib/model/resources';
 import { S3_CREDENTIAL_KEYS, SecretRef } from '../lib/model/secrets';
-import { urlDestination } from '../lib/model/network';
+import { s3Destination } from '../lib/model/network';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import type { ObjectStore } from '../lib/model/object-storage';
@@ -218,7 +218,7 @@ export class Loki extends HomelabService {
         name: 's3',
         podSelector: SINGLE_BINARY_POD_LABELS,
         // Without an endpoint Loki's client goes to AWS S3, over HTTPS.
-        to: { kind: 'external', destinations: [s3.endpoint ? urlDestination(s3.endpoint) : { to: 'internet', ports: [{ port: 443 }] }] },
+        to: { kind: 'external', destinations: [s3Destination(s3.endpoint)] },
         reason: `Loki keeps its chunks in S3 (${s3.buckets.chunks}, ${s3.buckets.ruler})`,
       });
     }

@@ -20,7 +20,7 @@ import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { Resources, size, toContainerResources } from '../lib/model/resources';
-import { inClusterNamespace, urlDestination } from '../lib/model/network';
+import { urlEgressTarget } from '../lib/model/network';
 import type { TraceEmission, TraceEmitter } from '../lib/model/tracing';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
@@ -249,12 +249,10 @@ export class N8n extends HomelabService implements TraceEmitter {
     // A bare Service name is in n8n's own namespace (the same-namespace rule); `<service>.<namespace>.svc`
     // is any pod of that namespace, on any port (the Service's target port is not known here).
     if (postgres && postgres.host.includes('.')) {
-      const url = `postgres://${postgres.host}:${postgres.port}`;
-      const namespace = inClusterNamespace(url);
       this.allowEgress({
         name: 'postgres',
         podSelector: selector,
-        to: namespace ? { kind: 'pods', peer: { namespace, podSelector: {} } } : { kind: 'external', destinations: [urlDestination(url)] },
+        to: urlEgressTarget(`postgres://${postgres.host}:${postgres.port}`),
         reason: `n8n keeps its data in PostgreSQL on ${postgres.host}:${postgres.port}`,
       });
     }

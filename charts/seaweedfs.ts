@@ -170,7 +170,7 @@ function bucketAccessCheck(store: Seaweedfs, own: readonly BucketNeed[], credent
     description: `the identity of ${own[0]?.service ?? 'a consumer'} can put, get and delete in its buckets and is refused in another identity's`,
     image: IMAGES.curl,
     env: { S3_ENDPOINT: store.endpoint, S3_REGION: store.region, OWN_BUCKETS: own.map((b) => b.name).join(' '), FOREIGN_BUCKETS: foreign.join(' ') },
-    secretEnv: Object.fromEntries(S3_CREDENTIAL_KEYS.map((key) => [key, credentials.keySelector(key)])),
+    secretEnv: credentials.keySelectors(S3_CREDENTIAL_KEYS),
     script: BUCKET_ACCESS_SCRIPT,
   };
 }

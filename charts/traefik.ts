@@ -27,7 +27,7 @@ import { spreadOverNodes } from '../lib/model/placement';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
-import { inClusterNamespace, urlDestination } from '../lib/model/network';
+import { urlEgressTarget } from '../lib/model/network';
 import type { TraceEmission, TraceEmitter } from '../lib/model/tracing';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
@@ -240,12 +240,10 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
     this.callApiServer(TRAEFIK_POD_LABELS, 'Traefik watches its IngressRoutes, Middlewares, Services and EndpointSlices');
     const auth = this.adminAccess.forwardAuth;
     if (auth) {
-      // A Service in the cluster: any pod of its namespace, any port (the Service's target port is not known here).
-      const namespace = inClusterNamespace(auth.address);
       this.allowEgress({
         name: 'forward-auth',
         podSelector: TRAEFIK_POD_LABELS,
-        to: namespace ? { kind: 'pods', peer: { namespace, podSelector: {} } } : { kind: 'external', destinations: [urlDestination(auth.address)] },
+        to: urlEgressTarget(auth.address),
         reason: 'Traefik asks the forward-auth server about every request to an admin UI',
       });
     }

@@ -18,7 +18,7 @@ import { type AlertRule, SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { toResourceRequirements } from '../lib/model/resources';
 import { S3_CREDENTIAL_KEYS } from '../lib/model/secrets';
-import { urlDestination } from '../lib/model/network';
+import { s3Destination } from '../lib/model/network';
 import type { TraceEmission, TraceEmitter } from '../lib/model/tracing';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
@@ -242,7 +242,7 @@ export class Triton extends HomelabService implements TraceEmitter {
     this.allowEgress({
       name: 'model-repository',
       podSelector: this.selectorFor(COMPONENT),
-      to: { kind: 'external', destinations: [server ? urlDestination(server.includes('://') ? server : `http://${server}`) : { to: 'internet', ports: [{ port: 443 }] }] },
+      to: { kind: 'external', destinations: [s3Destination(server && (server.includes('://') ? server : `http://${server}`))] },
       reason: 'Triton loads its models from the S3 model repository',
     });
     const credentials = this.needSecret(S3_CREDENTIALS_SECRET, S3_CREDENTIAL_KEYS, `S3 credentials of Triton's model repository ${s3.url}`);

@@ -12,7 +12,7 @@ import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { VaultValues } from '../imports/helm/vault';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_PODS } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_PODS } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { schedulableNodes } from '../lib/model/inventory';
 import { helmRelease } from './helm-release';
@@ -179,7 +179,7 @@ export class Vault extends HomelabService implements SecretBackend {
       description: `the latest Vault snapshot in ${location.s3Url}/ is at most ${backup.maxAgeHours} h old and a raft snapshot archive whose checksums match`,
       image: IMAGES.curl,
       env: { BUCKET_URL: location.bucketUrl, PREFIX: location.prefix, S3_REGION: location.region, MAX_AGE_HOURS: String(backup.maxAgeHours), WORK_DIR: '/work' },
-      secretEnv: Object.fromEntries(S3_CREDENTIAL_KEYS.map((key) => [key, credentials.keySelector(key)])),
+      secretEnv: credentials.keySelectors(S3_CREDENTIAL_KEYS),
       script: RESTORE_CHECK_SCRIPT,
       volumes: [{ name: 'work', emptyDir: {} }],
       volumeMounts: [{ name: 'work', mountPath: '/work' }],
@@ -187,7 +187,7 @@ export class Vault extends HomelabService implements SecretBackend {
     this.allowEgress({
       name: 'restore-check-backup-target',
       // The restore check's pods alone (the verification runs it; its instance label is the Job's), not every checkpoint here.
-      podSelector: { ...CHECKPOINT_PODS, 'app.kubernetes.io/instance': `${RESTORE_CHECK_JOB}-${this.environment}` },
+      podSelector: { ...CHECKPOINT_PODS, 'app.kubernetes.io/instance': this.jobPodLabelsFor(RESTORE_CHECK_JOB, CHECKPOINT_COMPONENT)['app.kubernetes.io/instance'] },
       to: { kind: 'external', destinations: [target.destination] },
       reason: `the verification fetches the latest Vault snapshot from ${location.s3Url}/`,
     });

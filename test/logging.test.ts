@@ -5,8 +5,6 @@
  * the Alloy pipeline run against sample pods, the wave order, and the checkpoint scripts run
  * under `sh` against canned Loki answers.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { App } from 'cdk8s';
 import type { z } from 'zod';
 import { describe, expect, it } from 'vitest';
@@ -21,7 +19,7 @@ import { parseQuantity } from '../lib/util/quantity';
 import type { StorageProvider } from '../lib/model/storage';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { buildPlatform, environmentIssues, platformObject, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
+import { buildPlatform, environmentIssues, Manifest, manifestsOf, parseText, platformObject, runCheckpointRecordingCurl, toYamlText } from './support';
 import { assertValidPromql } from './support-promql';
 
 /** Chart facts (loki 18.11.0 templates): the single-binary Service is named after the release. */
@@ -367,30 +365,7 @@ describe('Alloy', () => {
   });
 });
 
-interface CheckpointRun {
-  readonly status: number | null;
-  readonly output: string;
-  /** Arguments of each curl call, one array per call. */
-  readonly calls: string[][];
-}
-
-/**
- * Runs a checkpoint Job's script under `sh` with its env, a fake `curl` (a shell snippet that
- * sees the arguments as "$@" and records them), no-op `sleep` and a clock that jumps a minute
- * per read, so every retry loop ends quickly.
- */
-function runCheckpoint(job: Manifest, fakeCurl: string, extraEnv: Record<string, string> = {}): CheckpointRun {
-  const curl = `for a in "$@"; do printf '%s\\0' "$a"; done >> "$FAKE_BIN/calls"; printf '\\n' >> "$FAKE_BIN/calls"\n${fakeCurl}`;
-  const result = runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP, date: FAKE_CLOCK }, {
-    env: extraEnv,
-    collect: (bin) => (existsSync(join(bin, 'calls')) ? readFileSync(join(bin, 'calls'), 'utf8') : ''),
-  });
-  const calls = result.collected
-    .split('\0\n')
-    .filter(Boolean)
-    .map((call) => call.split('\0'));
-  return { status: result.status, output: result.stdout + result.stderr, calls };
-}
+const runCheckpoint = runCheckpointRecordingCurl;
 
 /** The value of a `--data-urlencode name=value` argument of a curl call. */
 const urlencoded = (call: string[], name: string) =>

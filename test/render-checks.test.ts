@@ -50,6 +50,17 @@ function service(name: string, selector: Record<string, string>, labels: Record<
 }
 
 /** A small, correct rendered set: a namespace, a Deployment, its Service, a monitor, a route, a policy and a rule. */
+/** Traefik's route to the whoami Service. */
+const WHOAMI_ROUTE: Manifest = {
+  apiVersion: 'traefik.io/v1alpha1',
+  kind: 'IngressRoute',
+  metadata: { name: 'whoami', namespace: 'web' },
+  spec: {
+    entryPoints: ['websecure'],
+    routes: [{ kind: 'Rule', match: 'Host(`whoami.example.net`)', services: [{ name: 'whoami', port: 80 }] }],
+  },
+};
+
 function cleanSet(): Manifest[] {
   const app = { 'app.kubernetes.io/name': 'whoami' };
   return [
@@ -83,21 +94,7 @@ function cleanSet(): Manifest[] {
       metadata: { name: 'whoami', namespace: 'web' },
       spec: { selector: { matchLabels: app }, endpoints: [{ port: 'http' }] },
     },
-    {
-      apiVersion: 'traefik.io/v1alpha1',
-      kind: 'IngressRoute',
-      metadata: { name: 'whoami', namespace: 'web' },
-      spec: {
-        entryPoints: ['websecure'],
-        routes: [
-          {
-            kind: 'Rule',
-            match: 'Host(`whoami.example.net`)',
-            services: [{ name: 'whoami', port: 80 }],
-          },
-        ],
-      },
-    },
+    WHOAMI_ROUTE,
     {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
@@ -439,21 +436,7 @@ describe('connectivity through NetworkPolicies', () => {
     },
     deployment('whoami', { 'app.kubernetes.io/name': 'whoami' }),
     service('whoami', { 'app.kubernetes.io/name': 'whoami' }),
-    {
-      apiVersion: 'traefik.io/v1alpha1',
-      kind: 'IngressRoute',
-      metadata: { name: 'whoami', namespace: 'web' },
-      spec: {
-        entryPoints: ['websecure'],
-        routes: [
-          {
-            kind: 'Rule',
-            match: 'Host(`whoami.example.net`)',
-            services: [{ name: 'whoami', port: 80 }],
-          },
-        ],
-      },
-    },
+    WHOAMI_ROUTE,
     denyAll('edge'),
     denyAll('web'),
     ...allow,

@@ -1,6 +1,6 @@
 /** Shared helpers for the tests: the fixture configs, synthesis (once per worker), and reading output trees. */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -321,4 +321,30 @@ export function configProblems(text: string): string {
   } catch (error) {
     return String((error as Error).message);
   }
+}
+
+/** A checkpoint run with a recording fake `curl` (runCheckpointRecordingCurl). */
+export interface CheckpointRun {
+  readonly status: number | null;
+  readonly output: string;
+  /** Arguments of each curl call, one array per call. */
+  readonly calls: string[][];
+}
+
+/**
+ * Runs a checkpoint Job's script under `sh` with its env (and `env`), a fake `curl` (a shell
+ * snippet that sees the arguments as "$@"; every call's arguments are recorded), no-op `sleep`
+ * and a clock that jumps a minute per read, so every retry loop ends quickly.
+ */
+export function runCheckpointRecordingCurl(job: Manifest, fakeCurl: string, env: Record<string, string> = {}): CheckpointRun {
+  const curl = `for a in "$@"; do printf '%s\\0' "$a"; done >> "$FAKE_BIN/calls"; printf '\\n' >> "$FAKE_BIN/calls"\n${fakeCurl}`;
+  const result = runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP, date: FAKE_CLOCK }, {
+    env,
+    collect: (bin) => (existsSync(join(bin, 'calls')) ? readFileSync(join(bin, 'calls'), 'utf8') : ''),
+  });
+  const calls = result.collected
+    .split('\0\n')
+    .filter(Boolean)
+    .map((call) => call.split('\0'));
+  return { status: result.status, output: result.stdout + result.stderr, calls };
 }

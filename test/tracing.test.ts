@@ -3,14 +3,12 @@
  * pass with their NetworkPolicies, Grafana's linked data sources, and the checkpoints that find
  * a span by its trace ID — run against fake answers.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ALLOY_OTLP_PORTS } from '../charts/alloy';
 import { TEMPO_HTTP_PORT, TEMPO_OTLP_GRPC_PORT } from '../charts/tempo';
 import type { SynthesizedEnvironment } from '../lib/output/synthesize';
-import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, platformObject, runWithFakeCommands, synthesizeText, toYamlText } from './support';
+import { Manifest, manifestsOf, platformObject, runCheckpointRecordingCurl, synthesizeText, toYamlText } from './support';
 
 /** The frozen example with Tempo switched on (with Alloy and Loki as it has them) or off. */
 function prod(options: { tempo: boolean; alloy?: boolean }): SynthesizedEnvironment {
@@ -164,24 +162,7 @@ describe("Grafana's data sources", () => {
   });
 });
 
-interface CheckpointRun {
-  readonly status: number | null;
-  readonly output: string;
-  readonly calls: string[][];
-}
-
-function runCheckpoint(job: Manifest, fakeCurl: string): CheckpointRun {
-  const curl = `for a in "$@"; do printf '%s\\0' "$a"; done >> "$FAKE_BIN/calls"; printf '\\n' >> "$FAKE_BIN/calls"\n${fakeCurl}`;
-  const result = runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP, date: FAKE_CLOCK }, {
-    env: { HOSTNAME: 'checkpoint-x7k2p' },
-    collect: (bin) => (existsSync(join(bin, 'calls')) ? readFileSync(join(bin, 'calls'), 'utf8') : ''),
-  });
-  const calls = result.collected
-    .split('\0\n')
-    .filter(Boolean)
-    .map((call) => call.split('\0'));
-  return { status: result.status, output: result.stdout + result.stderr, calls };
-}
+const runCheckpoint = (job: Manifest, fakeCurl: string) => runCheckpointRecordingCurl(job, fakeCurl, { HOSTNAME: 'checkpoint-x7k2p' });
 
 /**
  * A fake Loki, OTLP receiver and Tempo: the receiver keeps the last body; Tempo answers a

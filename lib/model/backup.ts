@@ -6,7 +6,7 @@
  */
 import { z } from './config/zod';
 import { expected, s3Endpoint } from './config/primitives';
-import { ExternalDestination, urlDestination } from './network';
+import { ExternalDestination, s3Destination } from './network';
 import { S3_CREDENTIAL_KEYS, SecretNeed } from './secrets';
 
 /**
@@ -82,7 +82,7 @@ export class BackupTarget {
 
   /** Where the backups go on the network: the endpoint's host and port, or AWS on 443. */
   get destination(): ExternalDestination {
-    return this.endpoint ? urlDestination(this.endpoint) : { to: 'internet', ports: [{ port: 443 }] };
+    return s3Destination(this.endpoint);
   }
 
   /** A consumer's own place: `<target prefix>/<path>`. */

@@ -132,6 +132,24 @@ export function inClusterNamespace(url: string): string | undefined {
 }
 
 /**
+ * Where a URL's server is, as an egress target: an in-cluster Service (`<service>.<namespace>.svc`)
+ * is any pod of its namespace on any port (the Service's target port is not known here); any
+ * other server its urlDestination.
+ */
+export function urlEgressTarget(url: string): EgressTarget {
+  const namespace = inClusterNamespace(url);
+  return namespace ? { kind: 'pods', peer: { namespace, podSelector: {} } } : { kind: 'external', destinations: [urlDestination(url)] };
+}
+
+/** Any public address on HTTPS: where a name resolved at run time (an API, a bucket) lives. */
+export const INTERNET_HTTPS: ExternalDestination = { to: 'internet', ports: [{ port: 443 }] };
+
+/** An S3 server: its endpoint URL's server, or (AWS, no endpoint) any public address on HTTPS. */
+export function s3Destination(endpoint: string | undefined): ExternalDestination {
+  return endpoint ? urlDestination(endpoint) : INTERNET_HTTPS;
+}
+
+/**
  * The server a URL names, as an egress destination: a host given as an IPv4 address as its
  * `/32` block, any other host (a name, resolved at run time) as `internet`; on the URL's port,
  * else the scheme's default (`git@host:path` is SSH, 22; no scheme or an unknown one, HTTPS).

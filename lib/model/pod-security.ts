@@ -23,3 +23,24 @@ export interface ContainerException {
 
 /** Annotation on the namespace naming why it is not restricted. */
 export const EXCEPTION_ANNOTATION = 'homelab.dev/pod-security-exception';
+
+/**
+ * The capabilities Pod Security `baseline` lets a container add; `restricted` allows only
+ * NET_BIND_SERVICE (kubernetes.io/docs/concepts/security/pod-security-standards, "Capabilities").
+ */
+export const BASELINE_CAPABILITIES = [
+  'AUDIT_WRITE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'MKNOD',
+  'NET_BIND_SERVICE',
+  'SETFCAP',
+  'SETGID',
+  'SETPCAP',
+  'SETUID',
+  'SYS_CHROOT',
+] as const;
+export const RESTRICTED_CAPABILITIES: ReadonlySet<string> = new Set(['NET_BIND_SERVICE']);

@@ -68,6 +68,11 @@ export class SecretRef {
     return { name: this.need.name, key };
   }
 
+  /** Each of `keys` to its selector: a checkpoint's `secretEnv`, variable names as the keys. */
+  keySelectors(keys: readonly string[]): Record<string, { readonly name: string; readonly key: string }> {
+    return Object.fromEntries(keys.map((key) => [key, this.keySelector(key)]));
+  }
+
   /** An environment variable read from one of the Secret's keys. */
   envVar(name: string, key: string = name): k8s.EnvVar {
     return { name, valueFrom: { secretKeyRef: this.keySelector(key) } };

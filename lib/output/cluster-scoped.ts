@@ -30,6 +30,12 @@ export function readClusterScopedKinds(schemaDir: string): ReadonlySet<string> {
 
 /** False for namespaced kinds and for kinds the imported schemas do not know. */
 export function isClusterScoped(apiVersion: string, kind: string): boolean {
+  return clusterScopedName(apiVersion, kind) !== undefined;
+}
+
+/** The `Kind.group` of a cluster-scoped kind; undefined for namespaced kinds and kinds the imported schemas do not know. */
+export function clusterScopedName(apiVersion: string, kind: string): string | undefined {
   clusterScopedKinds ??= readClusterScopedKinds(join(projectRoot(), 'imports', 'schemas'));
-  return clusterScopedKinds.has(scopedKindName(apiVersion, kind));
+  const name = scopedKindName(apiVersion, kind);
+  return clusterScopedKinds.has(name) ? name : undefined;
 }

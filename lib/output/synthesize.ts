@@ -16,7 +16,7 @@ import type { CapacityReport } from '../passes/capacity';
 import { runPasses, Synthesis } from '../passes';
 import type { SecretNeedSource } from '../passes/secret-delivery';
 import { emitYaml } from '../util/yaml-emitter';
-import { isClusterScoped, scopedKindName } from './cluster-scoped';
+import { clusterScopedName, isClusterScoped } from './cluster-scoped';
 import { installFastResolve } from './fast-resolve';
 import { sortedTree } from './output-tree';
 
@@ -75,7 +75,7 @@ export function buildPlatform(scope: App, environment: string, config: Environme
 
 /** The passes and the files of an already built platform. */
 export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnvironment {
-  const synthesis = new Synthesis(app, platform, (apiVersion, kind) => (isClusterScoped(apiVersion, kind) ? scopedKindName(apiVersion, kind) : undefined));
+  const synthesis = new Synthesis(app, platform, clusterScopedName);
   runPasses(synthesis);
   const graph = synthesis.get('graph');
   const waves = synthesis.get('waves');

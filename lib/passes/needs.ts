@@ -119,7 +119,6 @@ export function checkNeeds(platform: Platform, analysis: NeedAnalysis, waves: Re
 function needPhrase(need: Need): string {
   switch (need.kind) {
     case 'crd':
-      return `emits ${need.group} resources, needing ${describeNeed(need)}`;
     case 'webhook':
       return `emits ${need.group} resources, needing ${describeNeed(need)}`;
     case 'secret':

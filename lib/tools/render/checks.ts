@@ -18,6 +18,7 @@ import { operatorProducts } from './operators';
 import { FROM_OUTSIDE_PODS, labelsMatch, namespaceLabels, PodEndpoint, podEndpoint, PolicySet } from './connectivity';
 import { CLUSTER_DNS } from '../../model/network';
 import { apiGroup } from '../../model/needs';
+import { BASELINE_CAPABILITIES, RESTRICTED_CAPABILITIES } from '../../model/pod-security';
 import { scopedKindName } from '../../output/cluster-scoped';
 import type { Manifest, RenderedObject } from './render';
 
@@ -375,22 +376,7 @@ function promqlProblems(set: RenderedSet): Problem[] {
     );
 }
 
-/** Capabilities the baseline Pod Security level allows to be added (Kubernetes docs, Pod Security Standards). */
-const BASELINE_CAPABILITIES = new Set([
-  'AUDIT_WRITE',
-  'CHOWN',
-  'DAC_OVERRIDE',
-  'FOWNER',
-  'FSETID',
-  'KILL',
-  'MKNOD',
-  'NET_BIND_SERVICE',
-  'SETFCAP',
-  'SETGID',
-  'SETPCAP',
-  'SETUID',
-  'SYS_CHROOT',
-]);
+const BASELINE_CAPABILITY_SET: ReadonlySet<string> = new Set(BASELINE_CAPABILITIES);
 /** Volume types the restricted level allows. */
 const RESTRICTED_VOLUMES = ['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret'];
 
@@ -406,7 +392,7 @@ export function podSecurityViolations(pod: any, level: string): string[] {
     if (sc.privileged) found.push(`${c.name}: privileged`);
     if ((c.ports ?? []).some((p: any) => p.hostPort)) found.push(`${c.name}: uses a hostPort`);
     const added: string[] = sc.capabilities?.add ?? [];
-    const beyond = added.filter((cap) => !BASELINE_CAPABILITIES.has(cap));
+    const beyond = added.filter((cap) => !BASELINE_CAPABILITY_SET.has(cap));
     if (beyond.length > 0) found.push(`${c.name}: adds capabilities ${beyond.join(', ')}`);
   }
   if (level !== 'restricted') return found;
@@ -423,7 +409,7 @@ export function podSecurityViolations(pod: any, level: string): string[] {
     const seccomp = (sc.seccompProfile ?? podContext.seccompProfile)?.type;
     if (seccomp !== 'RuntimeDefault' && seccomp !== 'Localhost') found.push(`${c.name}: no RuntimeDefault or Localhost seccomp profile`);
     if (!(sc.capabilities?.drop ?? []).includes('ALL')) found.push(`${c.name}: does not drop ALL capabilities`);
-    const extra = (sc.capabilities?.add ?? []).filter((cap: string) => cap !== 'NET_BIND_SERVICE');
+    const extra = (sc.capabilities?.add ?? []).filter((cap: string) => !RESTRICTED_CAPABILITIES.has(cap));
     if (extra.length > 0) found.push(`${c.name}: adds ${extra.join(', ')} (restricted allows NET_BIND_SERVICE only)`);
   }
   return found;
