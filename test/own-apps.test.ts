@@ -18,7 +18,7 @@ import type { Exposure } from '../lib/model/exposure';
 import { Layer } from '../lib/model/layers';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
-import type { SignInProtection, SingleSignOnProvider } from '../lib/model/single-sign-on';
+import type { OidcIssuer, SignInProtection, SingleSignOnProvider } from '../lib/model/single-sign-on';
 import { FAKE_SLEEP, fixtureObject, manifestsOf, parseText, platformText, readTree, runMain, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
 
 const RESOURCES = { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } };
@@ -265,6 +265,9 @@ class RecordingSignOn extends HomelabService implements SingleSignOnProvider {
   }
   signInFor(service: HomelabService, exposure: Exposure, protection: SignInProtection): void {
     this.handed.push({ service: service.serviceName, subdomain: exposure.subdomain, protection });
+  }
+  registerOidcClient(): OidcIssuer {
+    throw new Error('not asked for in these tests');
   }
 }
 

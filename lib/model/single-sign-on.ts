@@ -7,6 +7,7 @@
  * hands each such exposure to.
  */
 import type { Exposure } from './exposure';
+import type { SecretRef } from './secrets';
 import type { HomelabService } from './service';
 
 /**
@@ -33,6 +34,58 @@ export function needsSingleSignOn(protection: Protection): protection is SignInP
  */
 export interface SingleSignOnProvider extends HomelabService {
   signInFor(service: HomelabService, exposure: Exposure, protection: SignInProtection): void;
+  /**
+   * Registers a service whose own login is an OIDC client of the provider (Argo CD, Grafana,
+   * Vault): the provider declares the client (its provider/application objects, the client secret
+   * read from the same generated value as the consumer's) and returns what the client logs in
+   * against.
+   */
+  registerOidcClient(service: HomelabService, request: OidcClientRequest): OidcIssuer;
+}
+
+/** The key of the client secret in an OIDC client's Secret (OidcClientRequest.clientSecret). */
+export const OIDC_CLIENT_SECRET_KEY = 'client-secret';
+
+/** What a service whose own login is an OIDC client asks the single sign-on service for. */
+export interface OidcClientRequest {
+  /** The client id, also the provider's slug for it: unique on the platform, a DNS label (e.g. `argocd`). */
+  readonly clientId: string;
+  /** The name users see on the provider's list of applications, e.g. `Argo CD`. */
+  readonly displayName: string;
+  /** The exact URIs the service sends users back to after they log in. */
+  readonly redirectUris: readonly string[];
+  /**
+   * The consumer's own Secret holding the client secret (key OIDC_CLIENT_SECRET_KEY), generated
+   * in the secret backend: the provider reads the same value, nobody types it.
+   */
+  readonly clientSecret: SecretRef;
+}
+
+/** What an OIDC client logs in against. */
+export interface OidcIssuer {
+  /** The issuer URL; the discovery document is at `<issuerUrl>.well-known/openid-configuration` (it ends with `/`). */
+  readonly issuerUrl: string;
+  /** The scopes to request: the groups claim comes with one of them. */
+  readonly scopes: readonly string[];
+  /** The ID token claim listing the user's group names. */
+  readonly groupsClaim: string;
+  /** The group whose members administer the service, and the group whose members may only look. */
+  readonly adminGroup: string;
+  readonly viewerGroup: string;
+}
+
+/**
+ * A service whose own login can be an OIDC client of the single sign-on service. Once every
+ * service exists, the single-sign-on pass hands it the provider (when the platform has one); it
+ * registers its client and configures its login. Its syncs never wait for the provider: login
+ * through it works once the provider is up, the local admin login stays for before.
+ */
+export interface OidcLoginService extends HomelabService {
+  logInThrough(provider: SingleSignOnProvider): void;
+}
+
+export function isOidcLoginService(service: HomelabService): service is OidcLoginService {
+  return typeof (service as Partial<OidcLoginService>).logInThrough === 'function';
 }
 
 export function isSingleSignOnProvider(service: HomelabService): service is SingleSignOnProvider {
