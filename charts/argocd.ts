@@ -17,6 +17,8 @@ import { Resources, resources } from '../lib/model/resources';
 import { urlDestination } from '../lib/model/network';
 import type { TraceEmission, TraceEmitter } from '../lib/model/tracing';
 import { HomelabService } from '../lib/model/service';
+import { issuerEgress, OIDC_CLIENT_SECRET_KEY, oidcClientSecretPurpose, OidcLoginService, SingleSignOnProvider } from '../lib/model/single-sign-on';
+import { emitYaml } from '../lib/util/yaml-emitter';
 import { IMAGES } from './versions';
 
 /** `services.argocd`: Argo CD is always there (it syncs everything else). */
@@ -134,7 +136,15 @@ end
 return hs
 `;
 
-export class ArgoCd extends HomelabService implements TraceEmitter {
+/**
+ * The Secret of the OIDC client's secret. Argo CD resolves `$<secret>:<key>` in argocd-cm only
+ * from a Secret of its namespace labelled `app.kubernetes.io/part-of: argocd` (Argo CD v3.4
+ * docs, operator-manual/user-management "Sensitive Data and SSO Client Secrets").
+ */
+const OIDC_CLIENT_SECRET = 'argocd-oidc-client';
+const ARGOCD_SECRET_LABELS = { 'app.kubernetes.io/part-of': 'argocd' } as const;
+
+export class ArgoCd extends HomelabService implements TraceEmitter, OidcLoginService {
   readonly hostname: string;
   readonly values: ArgoCdValues;
   /**
@@ -195,6 +205,47 @@ export class ArgoCd extends HomelabService implements TraceEmitter {
     });
     // The CLI reaches the API through Traefik with `argocd login <host> --grpc-web`.
     this.expose({ subdomain: props.subdomain, ...ARGOCD_SERVER, admin: true });
+  }
+
+  /**
+   * Logs users in through the provider as well as the local admin (kept for before the provider
+   * is up, and for when it is down): Argo CD's own OIDC client in argocd-cm (no Dex), with its
+   * callback at `<url>/auth/callback` (the chart's `url` is `https://<global.domain>`, argo-cd
+   * 10.1.1 templates/_helpers.tpl argo-cd.config.cm.presets; Argo CD docs "Existing OIDC Provider").
+   * The admin group gets role:admin, the viewer group role:readonly; anyone else signed in gets
+   * nothing (`policy.default` stays empty).
+   */
+  logInThrough(provider: SingleSignOnProvider): void {
+    const clientSecret = this.needSecret(OIDC_CLIENT_SECRET, [OIDC_CLIENT_SECRET_KEY], oidcClientSecretPurpose('Argo CD'), {
+      generated: true,
+      // Read when someone logs in: Argo CD starts (and syncs everything) without it.
+      neededToStart: false,
+      labels: ARGOCD_SECRET_LABELS,
+    });
+    const issuer = provider.registerOidcClient(this, {
+      clientId: 'argocd',
+      displayName: 'Argo CD',
+      redirectUris: [`https://${this.hostname}/auth/callback`],
+      clientSecret,
+    });
+    const configs = this.values.configs!;
+    configs.cm = {
+      ...configs.cm,
+      'oidc.config': emitYaml({
+        name: provider.serviceName,
+        issuer: issuer.issuerUrl,
+        clientID: 'argocd',
+        clientSecret: `$${clientSecret.secretName}:${OIDC_CLIENT_SECRET_KEY}`,
+        requestedScopes: [...issuer.scopes],
+        requestedIDTokenClaims: { [issuer.groupsClaim]: { essential: true } },
+      }),
+    };
+    configs.rbac = {
+      'policy.csv': `g, ${issuer.adminGroup}, role:admin\ng, ${issuer.viewerGroup}, role:readonly\n`,
+      // The claim whose values the `g` lines name (argo-cd 10.1.1 values.yaml configs.rbac.scopes).
+      scopes: `[${issuer.groupsClaim}]`,
+    };
+    this.allowEgress(issuerEgress(podLabels('server'), issuer, "Argo CD's API server"));
   }
 
   /**

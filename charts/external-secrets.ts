@@ -235,7 +235,15 @@ class ServiceSecretDelivery extends Construct {
           target: {
             name: need.name,
             creationPolicy: ExternalSecretSpecTargetCreationPolicy.OWNER,
-            ...(template && { template: { engineVersion: ExternalSecretSpecTargetTemplateEngineVersion.V2, data: { ...template.data } } }),
+            ...((template || need.labels) && {
+              template: {
+                // A template with metadata alone keeps the fetched keys as the Secret's data
+                // (external-secrets v2.9.0 docs, "Templating": without data or templateFrom the
+                // data is copied as it is).
+                ...(need.labels && { metadata: { labels: { ...need.labels } } }),
+                ...(template && { engineVersion: ExternalSecretSpecTargetTemplateEngineVersion.V2, data: { ...template.data } }),
+              },
+            }),
           },
           data: template
             ? template.inputs.map((input) => ({ secretKey: input.variable, remoteRef: { key: vaultPath(input.from), property: input.key } }))

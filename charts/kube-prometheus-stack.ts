@@ -26,6 +26,7 @@ import { parseQuantity } from '../lib/util/quantity';
 import { resources, Resources, sumOfContainers } from '../lib/model/resources';
 import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
+import { issuerEgress, OIDC_CLIENT_SECRET_KEY, oidcClientSecretPurpose, OidcIssuer, OidcLoginService, SingleSignOnProvider } from '../lib/model/single-sign-on';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
@@ -277,7 +278,19 @@ const OPERATOR_PODS = { app: 'kube-prometheus-stack-operator', release: FULLNAME
 const ALERTMANAGER_PODS = { 'app.kubernetes.io/name': 'alertmanager' } as const;
 const OPERATOR_WEBHOOK_PORT = 10250;
 
-export class MonitoringStack extends HomelabService implements MetricsScraper, DashboardHost {
+/** The Secret of Grafana's OIDC client secret, and the client id. */
+const GRAFANA_OIDC_CLIENT_SECRET = 'grafana-oidc-client';
+const GRAFANA_OIDC_CLIENT_ID = 'grafana';
+
+/** Grafana's login through the single sign-on service: what its values are made from. */
+export interface GrafanaOidcLogin {
+  readonly issuer: OidcIssuer;
+  readonly clientSecret: SecretRef;
+  /** The button's text on the login page. */
+  readonly providerName: string;
+}
+
+export class MonitoringStack extends HomelabService implements MetricsScraper, DashboardHost, OidcLoginService {
   /** Public hostname Grafana is (to be) routed at: root_url of its links. */
   readonly grafanaHost: string;
   /** Grafana's administrator (user name and password). */
@@ -288,6 +301,7 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
   private readonly props: MonitoringStackProps;
   private readonly receivers?: SecretRef;
   private provisioned?: ReadonlyMap<string, Dashboard>;
+  private oidcLogin?: GrafanaOidcLogin;
 
   /** The chart and the checkpoint come with the platform's dashboards (`provisionDashboards`). */
   constructor(scope: Platform, props: MonitoringStackProps) {
@@ -337,6 +351,28 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
     this.expose({ subdomain: props.grafana.subdomain, ...GRAFANA_SERVICE, admin: true });
   }
 
+  /**
+   * Grafana logs users in through the provider (generic OAuth, callback
+   * `<root_url>/login/generic_oauth`: Grafana docs "Configure generic OAuth2 authentication"),
+   * besides the login form, kept for the local admin. Before the chart is installed (dashboards pass).
+   */
+  logInThrough(provider: SingleSignOnProvider): void {
+    if (this.provisioned) throw new Error('monitoring: the single sign-on pass runs before the dashboards pass installs the chart');
+    const clientSecret = this.needSecret(GRAFANA_OIDC_CLIENT_SECRET, [OIDC_CLIENT_SECRET_KEY], oidcClientSecretPurpose('Grafana'), {
+      generated: true,
+      // Grafana starts without it (the variable is optional) and the login form still works.
+      neededToStart: false,
+    });
+    const issuer = provider.registerOidcClient(this, {
+      clientId: GRAFANA_OIDC_CLIENT_ID,
+      displayName: 'Grafana',
+      redirectUris: [`https://${this.grafanaHost}/login/generic_oauth`],
+      clientSecret,
+    });
+    this.oidcLogin = { issuer, clientSecret, providerName: provider.serviceName };
+    this.allowEgress(issuerEgress(GRAFANA_SERVICE.podSelector, issuer, 'Grafana'));
+  }
+
   /** Dashboards provisioned from grafana.com, by name: the platform's services' and their data source. */
   get provisionedDashboards(): ReadonlyMap<string, Dashboard> {
     if (!this.provisioned) throw new Error('monitoring: the dashboards are provisioned by the dashboards pass');
@@ -358,6 +394,7 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
           storageClass: props.storage.storageClass(props.storageClass),
           grafanaHost: this.grafanaHost,
           grafanaAdmin: this.grafanaAdmin,
+          oidcLogin: this.oidcLogin,
           alertmanager: props.alertmanager,
           receiverSecret: this.receivers,
           loki: props.loki,
@@ -635,12 +672,43 @@ interface StackSettings {
   readonly storageClass: string;
   readonly grafanaHost: string;
   readonly grafanaAdmin: SecretRef;
+  /** @default the login form only */
+  readonly oidcLogin?: GrafanaOidcLogin;
   readonly alertmanager: AlertmanagerSettings;
   readonly receiverSecret?: SecretRef;
   readonly loki?: LokiDataSource;
   readonly tempo?: TempoDataSource;
   readonly dashboards: ReadonlyMap<string, Dashboard>;
   readonly sizes: MonitoringResources;
+}
+
+/**
+ * `[auth.generic_oauth]` (Grafana 13 docs, "Configure generic OAuth2 authentication"): the
+ * endpoints (generic OAuth reads no discovery document), PKCE, and the role from the groups
+ * claim — Admin for the admin group, Viewer for the viewer group, and with
+ * `role_attribute_strict` no login for anyone else. New users are created at their first login;
+ * the login form stays for the local admin (`[auth] disable_login_form` false).
+ */
+export function grafanaOidcIni({ issuer, providerName }: GrafanaOidcLogin): Record<string, Record<string, string | boolean>> {
+  // JMESPath over the ID token/userinfo claims; the claim is a quoted identifier, the groups raw strings.
+  const member = (group: string) => `contains("${issuer.groupsClaim}"[*], '${group}')`;
+  return {
+    auth: { disable_login_form: false },
+    'auth.generic_oauth': {
+      enabled: true,
+      name: providerName,
+      client_id: GRAFANA_OIDC_CLIENT_ID,
+      scopes: issuer.scopes.join(' '),
+      auth_url: issuer.endpoints.authorization,
+      token_url: issuer.endpoints.token,
+      api_url: issuer.endpoints.userinfo,
+      use_pkce: true,
+      allow_sign_up: true,
+      auto_login: false,
+      role_attribute_path: `${member(issuer.adminGroup)} && 'Admin' || ${member(issuer.viewerGroup)} && 'Viewer'`,
+      role_attribute_strict: true,
+    },
+  };
 }
 
 /**
@@ -743,7 +811,12 @@ function stackValues(s: StackSettings): KubePrometheusStackValues {
       // Stateless on purpose: data sources, dashboards and the admin are all provisioned, so
       // the SQLite database in an emptyDir is rebuilt on every start (UI edits do not persist).
       persistence: { enabled: false },
-      'grafana.ini': { server: { root_url: `https://${s.grafanaHost}` } },
+      'grafana.ini': { server: { root_url: `https://${s.grafanaHost}` }, ...(s.oidcLogin && grafanaOidcIni(s.oidcLogin)) },
+      // Grafana's environment overrides its ini (GF_<SECTION>_<KEY>); optional, so that Grafana
+      // starts before the Secret is delivered (it reads it at start).
+      ...(s.oidcLogin && {
+        envValueFrom: { GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET: { secretKeyRef: { ...s.oidcLogin.clientSecret.keySelector(OIDC_CLIENT_SECRET_KEY), optional: true } } },
+      }),
       resources: s.sizes.grafana,
       sidecar: {
         resources: GRAFANA_SIDECAR_RESOURCES,

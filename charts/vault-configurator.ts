@@ -54,6 +54,14 @@ export interface VaultAccess {
    * of other services' values its templated Secrets are rendered from (SecretNeed.template); read-only.
    */
   readonly policyPaths: readonly string[];
+  /** Rules beyond reading `policyPaths` (a Job that configures part of Vault). @default none */
+  readonly policyRules?: readonly VaultPolicyRule[];
+}
+
+/** One path of a Vault ACL policy and what it allows there. */
+export interface VaultPolicyRule {
+  readonly path: string;
+  readonly capabilities: readonly string[];
 }
 
 /** @param service the consuming service: its name, namespace and the template inputs of its Secrets */
@@ -107,7 +115,7 @@ export class VaultConfigurator extends Construct {
       [ROLES_KEY]: access.map((a) => `${a.role} ${a.serviceAccount} ${a.namespace}\n`).join(''),
       [GENERATED_KEY]: generated.map((need) => `${vaultPath(need)} ${need.keys.join(' ')}\n`).join(''),
       [CONFIGURATOR_POLICY_KEY]: configuratorPolicy(props.probe, generated),
-      ...Object.fromEntries(access.map((a) => [`${a.role}.hcl`, a.policyPaths.map((path) => policyRule(path, ['read'])).join('\n')])),
+      ...Object.fromEntries(access.map((a) => [`${a.role}.hcl`, [...a.policyPaths.map((path) => policyRule(path, ['read'])), ...(a.policyRules ?? []).map((rule) => policyRule(rule.path, rule.capabilities))].join('\n')])),
     };
     new k8s.KubeConfigMap(this, 'config', { metadata: { name: CONFIGURATOR_NAME, labels }, data: { ...this.data } });
     new k8s.KubeJob(this, 'job', {
@@ -164,7 +172,7 @@ export class VaultConfigurator extends Construct {
 }
 
 /** One HCL policy rule. */
-function policyRule(path: string, capabilities: readonly string[]): string {
+export function policyRule(path: string, capabilities: readonly string[]): string {
   return `path "${path}" {\n  capabilities = [${capabilities.map((c) => `"${c}"`).join(', ')}]\n}\n`;
 }
 

@@ -22,10 +22,12 @@ import { Platform } from '../lib/model/platform';
 import type { BackupTarget } from '../lib/model/backup';
 import { S3_CREDENTIAL_KEYS, SecretBackend, SecretNeed } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
+import { issuerEgress, OIDC_CLIENT_SECRET_KEY, oidcClientSecretPurpose, OidcLoginService, SingleSignOnProvider } from '../lib/model/single-sign-on';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
-import { MANAGED_VAULT_PREFIX, VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, vaultAccess, VaultConfigurator, vaultPath } from './vault-configurator';
+import { MANAGED_VAULT_PREFIX, VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, VaultAccess, vaultAccess, VaultConfigurator, vaultPath } from './vault-configurator';
+import { OIDC_AUTH_MOUNT, VaultOidcLogin, vaultOidcLoginAccess } from './vault-oidc-login';
 import { BACKUP_CREDENTIALS_SECRET, BACKUP_PREFIX, RESTORE_CHECK_JOB, RESTORE_CHECK_SCRIPT, SNAPSHOT_DEADLINE_SECONDS, SNAPSHOT_JOB, VaultBackupSettings, vaultBackupSettings, VaultSnapshots } from './vault-snapshots';
 
 /** The Vault server container (per replica). */
@@ -79,12 +81,22 @@ export type VaultProps = Omit<VaultSettings, 'enabled'> & {
 /** "HashiCorp Vault" on grafana.com: revision 2. */
 const DASHBOARD = { name: 'vault', gnetId: 12904, revision: 2 } as const;
 
-export class Vault extends HomelabService implements SecretBackend {
+/** The Secret of Vault's OIDC client secret, and the client id. */
+const OIDC_CLIENT_SECRET = 'vault-oidc-client';
+const OIDC_CLIENT_ID = 'vault';
+/** The CLI's listener for `vault login -method=oidc` (Vault docs, "JWT/OIDC auth method": port 8250, path /oidc/callback). */
+const CLI_REDIRECT_URI = 'http://localhost:8250/oidc/callback';
+
+export class Vault extends HomelabService implements SecretBackend, OidcLoginService {
   readonly replicas: number;
+  /** The UI's public host. */
+  readonly hostname: string;
   /** Where clients (External Secrets, the configurator) reach the active Vault inside the cluster. */
   readonly address: string;
   private configurator?: VaultConfigurator;
   private readonly snapshots?: VaultSnapshots;
+  /** The identity of the Job that configures the OIDC login, for the configurator (logInThrough). */
+  private oidcLoginAccess?: VaultAccess;
 
   constructor(scope: Platform, props: VaultProps) {
     const replicas = props.replicas;
@@ -99,6 +111,7 @@ export class Vault extends HomelabService implements SecretBackend {
       awaitsOperator: 'initialise and unseal Vault and give its configurator a token (README "Vault: one-time setup")',
     });
     this.replicas = replicas;
+    this.hostname = scope.hostname(props.subdomain);
     // In HA the chart's `vault-active` Service selects the pod that service registration labels active.
     this.address = `http://${ha ? 'vault-active' : 'vault'}.${VAULT_NAMESPACE}.svc:${VAULT_PORT}`;
     this.requestCapacity('vault', replicas, props.resources.requests);
@@ -136,10 +149,37 @@ export class Vault extends HomelabService implements SecretBackend {
     if (this.configurator) throw new Error('vault: configured twice');
     this.configurator = new VaultConfigurator(this, 'configurator', {
       address: this.address,
-      access: [...consumers.map(vaultAccess), ...(this.snapshots ? [this.snapshots.access] : [])],
+      access: [...consumers.map(vaultAccess), ...(this.snapshots ? [this.snapshots.access] : []), ...(this.oidcLoginAccess ? [this.oidcLoginAccess] : [])],
       probe: probe && { path: vaultPath(probe), key: probe.keys[0] },
       generated: consumers.flatMap((consumer) => consumer.secretNeeds.filter((need) => need.generated)),
     });
+  }
+
+  /**
+   * Users log in to the UI and the CLI through the provider (the `oidc` auth method), the root
+   * token and the operator's tokens stay. Vault writes the OIDC configuration only once the
+   * issuer answers, and Vault syncs before the provider: the Job that writes it is emitted into
+   * the provider's Application tree, the role it logs in as kept by the configurator at Vault's
+   * wave (charts/vault-oidc-login.ts). Vault itself never waits for the provider.
+   */
+  logInThrough(provider: SingleSignOnProvider): void {
+    if (this.configurator) throw new Error('vault: the single sign-on pass runs before the delivery pass configures Vault');
+    const clientSecret = this.needSecret(OIDC_CLIENT_SECRET, [OIDC_CLIENT_SECRET_KEY], oidcClientSecretPurpose('Vault'), { generated: true, neededToStart: false });
+    // The UI's callback names the mount (`/ui/vault/auth/<mount>/oidc/callback`), the CLI listens on localhost (Vault docs, "JWT/OIDC auth method", redirect URIs).
+    const redirectUris = [`https://${this.hostname}/ui/vault/auth/${OIDC_AUTH_MOUNT}/oidc/callback`, CLI_REDIRECT_URI];
+    const issuer = provider.registerOidcClient(this, { clientId: OIDC_CLIENT_ID, displayName: 'Vault', redirectUris, clientSecret });
+    this.oidcLoginAccess = vaultOidcLoginAccess(this.namespaceName, issuer);
+    new VaultOidcLogin(provider, 'vault-oidc-login', {
+      address: this.address,
+      namespace: this.namespaceName,
+      issuer,
+      clientId: OIDC_CLIENT_ID,
+      clientSecret,
+      redirectUris,
+      access: this.oidcLoginAccess,
+    });
+    // Vault fetches the discovery document when the Job writes the configuration, and exchanges codes at every login.
+    this.allowEgress(issuerEgress(VAULT_SERVER_POD_LABELS, issuer, 'Vault'));
   }
 
   /** The snapshot CronJob, its keys (read only when it runs), its way out, and alerts when it is late or failing. */

@@ -723,6 +723,7 @@ export const INVARIANTS: readonly Invariant[] = [
             const allowed =
               declared !== undefined &&
               (declared.to.kind === 'repositories' ||
+                declared.to.kind === 'routed-host' ||
                 (declared.to.kind === 'external' && declared.to.destinations.some((d) => d.to === 'internet')) ||
                 (declared.to.kind === 'api-server' && provider.apiServerSources.includes('0.0.0.0/0')) ||
                 (declared.to.kind === 'nodes' && provider.egressRestriction!.nodeNetworks.includes('0.0.0.0/0')));

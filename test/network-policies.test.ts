@@ -498,7 +498,7 @@ describe('derived egress NetworkPolicies', () => {
     const internetOwners = (env: Env) => [...new Set(env.policies.filter(({ policy }) => opensInternet(policy)).map(({ policy }) => policy.metadata.namespace))].sort();
     for (const env of example) {
       const declaring = env.platform.services
-        .filter((s) => s.egress.some((e) => (e.to.kind === 'external' && e.to.destinations.some((d) => d.to === 'internet')) || e.to.kind === 'repositories'))
+        .filter((s) => s.egress.some((e) => (e.to.kind === 'external' && e.to.destinations.some((d) => d.to === 'internet')) || e.to.kind === 'repositories' || e.to.kind === 'routed-host'))
         .map((s) => s.namespaceName);
       for (const namespace of internetOwners(env)) expect(declaring, `${env.name}: ${namespace}`).toContain(namespace);
       for (const { policy } of env.policies) {

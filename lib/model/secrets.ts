@@ -35,6 +35,12 @@ export interface SecretNeed {
    * delivery renders `data`. @default the need's own values, one per key
    */
   readonly template?: SecretTemplate;
+  /**
+   * Labels the Secret must carry: a consumer that finds its Secrets by label (Argo CD reads a
+   * `$<secret>:<key>` reference only from a Secret labelled `app.kubernetes.io/part-of: argocd`).
+   * @default none
+   */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 /** A Secret whose keys are rendered from values of other declared Secrets. */

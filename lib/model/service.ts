@@ -311,6 +311,7 @@ export abstract class HomelabService extends Chart {
       neededToStart: options.neededToStart ?? true,
       ...(options.generated && { generated: true }),
       ...(options.template && { template: options.template }),
+      ...(options.labels && { labels: { ...options.labels } }),
     };
     this.secretList.push(need);
     return new SecretRef(need);
@@ -543,6 +544,8 @@ export interface SecretOptions {
   readonly generated?: boolean;
   /** Values rendered from other services' Secrets (SecretNeed.template). @default none */
   readonly template?: SecretTemplate;
+  /** Labels the Secret must carry (SecretNeed.labels). @default none */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 /** A check the end-to-end verification runs in the declaring service's namespace. */

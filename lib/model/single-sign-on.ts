@@ -7,6 +7,7 @@
  * hands each such exposure to.
  */
 import type { Exposure } from './exposure';
+import type { Egress } from './network';
 import type { SecretRef } from './secrets';
 import type { HomelabService } from './service';
 
@@ -72,6 +73,18 @@ export interface OidcIssuer {
   /** The group whose members administer the service, and the group whose members may only look. */
   readonly adminGroup: string;
   readonly viewerGroup: string;
+  /**
+   * The discovery document's endpoints, for a client that does not read it (Grafana's generic
+   * OAuth takes each URL from its configuration).
+   */
+  readonly endpoints: OidcEndpoints;
+}
+
+/** An issuer's `authorization_endpoint`, `token_endpoint` and `userinfo_endpoint` (OpenID Connect Discovery 1.0). */
+export interface OidcEndpoints {
+  readonly authorization: string;
+  readonly token: string;
+  readonly userinfo: string;
 }
 
 /**
@@ -90,4 +103,24 @@ export function isOidcLoginService(service: HomelabService): service is OidcLogi
 
 export function isSingleSignOnProvider(service: HomelabService): service is SingleSignOnProvider {
   return typeof (service as Partial<SingleSignOnProvider>).signInFor === 'function';
+}
+
+/**
+ * What an OIDC client's server pods reach: its issuer, by the issuer URL's public name (the
+ * `iss` of every token is that URL, so the servers use the name browsers use), for the discovery
+ * document and the code exchange (NetworkPolicies: `routed-host`, docs/adr/0038).
+ * @param client who connects, for the policy's reason (e.g. `Argo CD's API server`)
+ */
+export function issuerEgress(podSelector: Readonly<Record<string, string>>, issuer: OidcIssuer, client: string): Egress {
+  return {
+    name: 'oidc-issuer',
+    podSelector,
+    to: { kind: 'routed-host', host: new URL(issuer.issuerUrl).host },
+    reason: `${client} reads the discovery document of ${issuer.issuerUrl} and exchanges login codes there`,
+  };
+}
+
+/** A client Secret's purpose, as the synth summary shows it to the operator. */
+export function oidcClientSecretPurpose(displayName: string): string {
+  return `client secret of ${displayName}'s OIDC login; generated in the secret backend, the single sign-on service reads the same value: nothing to do`;
 }

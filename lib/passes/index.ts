@@ -22,6 +22,7 @@ import { applyResourcePolicies } from './resource-policies';
 import { provisionBuckets } from './object-storage';
 import { routeExposures } from './routing';
 import { deliverSecrets, SecretNeedSource } from './secret-delivery';
+import { connectOidcLogins } from './single-sign-on';
 import { connectTraceEmitters } from './tracing';
 import { computeWaves } from './waves';
 
@@ -74,6 +75,9 @@ export const PASSES: readonly Pass[] = [
   { name: 'object storage', run: ({ platform }) => provisionBuckets(platform) },
   // Routes (and the router's checkpoint, which checks them) exist once every service has declared its exposures.
   { name: 'routing', run: ({ platform }) => routeExposures(platform) },
+  // OIDC logins: before the dashboards pass installs Grafana's chart with its values, and before
+  // the delivery pass reads the client Secrets the consumers declare.
+  { name: 'single sign-on', run: ({ platform }) => connectOidcLogins(platform) },
   // Emitters' values and environments name the trace receiver before anything reads them.
   { name: 'traces', run: ({ platform }) => connectTraceEmitters(platform) },
   // The dashboard host's values and checkpoint count every service's dashboards.

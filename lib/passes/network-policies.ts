@@ -7,7 +7,8 @@
  * - the metrics scraper (Prometheus) to each declared metrics endpoint;
  * - the exposure router's pods (Traefik) to each exposed port;
  * - the API server to the webhook ports (`serveApiServer`), from the configured sources;
- * - every trace emitter's sending pods to the trace receiver's OTLP port (lib/passes/tracing.ts).
+ * - every trace emitter's sending pods to the trace receiver's OTLP port (lib/passes/tracing.ts);
+ * - the pods that ask for a routed host by its public name (`routed-host` egress) to the router's entry port.
  * Where egress is restricted (docs/adr/0024) every namespace also denies all egress, then lets
  * its pods reach each other and DNS — both in one baseline policy per namespace (docs/adr/0031)
  * — and derives the mirror of each ingress rule on the sending
@@ -25,6 +26,7 @@ import {
   EgressPort,
   EgressSettings,
   ExternalDestination,
+  INTERNET_HTTPS,
   isMetricsScraper,
   isNetworkPolicyProvider,
   NetworkPeer,
@@ -130,6 +132,16 @@ function* routes(platform: Platform) {
   }
 }
 
+/** Every declared `routed-host` egress outside the router's own namespace, where the platform has a router. */
+function* routedHostClients(platform: Platform) {
+  const router = platform.services.find(isExposureRouter);
+  if (!router) return;
+  for (const service of platform.services) {
+    if (service.namespaceName === router.namespaceName) continue;
+    for (const egress of service.egress) if (egress.to.kind === 'routed-host') yield { router, service, egress };
+  }
+}
+
 /** Every trace emission to the receiver's OTLP port of its protocol, outside the receiver's namespace. */
 function* traces(platform: Platform) {
   for (const { emitter, emission, receiver } of traceConnections(platform)) {
@@ -205,6 +217,15 @@ export function allowRules(platform: Platform, apiServerSources: readonly string
         reason: `${service.serviceName} checks ${exposure.subdomain} through ${router.routerName}`,
       });
     }
+  }
+  for (const { router, service, egress } of routedHostClients(platform)) {
+    add(router, {
+      name: `allow-${service.serviceName}-${egress.name}`,
+      podSelector: router.routerPods.podSelector,
+      ports: [{ port: router.routerEntryPort, protocol: 'TCP' }],
+      from: [peer({ namespace: service.namespaceName, podSelector: egress.podSelector })],
+      reason: egress.reason,
+    });
   }
   for (const { emitter, emission, receiver, port, reason } of traces(platform)) {
     add(receiver, {
@@ -293,6 +314,13 @@ function declaredEgress(declared: Egress, platform: Platform, policies: Pick<Net
       return target.destinations.map((destination) => externalEgress(destination, settings));
     case 'repositories':
       return repositoryDestinations(repositoryUrls(platform)).map((destination) => externalEgress(destination, settings));
+    case 'routed-host': {
+      const router = platform.services.find(isExposureRouter);
+      return [
+        ...(router ? [{ to: [peer(router.routerPods)], ports: [{ port: router.routerEntryPort, protocol: 'TCP' as const }] }] : []),
+        externalEgress(INTERNET_HTTPS, settings),
+      ];
+    }
   }
 }
 
