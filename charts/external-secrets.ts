@@ -238,8 +238,8 @@ class ServiceSecretDelivery extends Construct {
             ...((template || need.labels) && {
               template: {
                 // A template with metadata alone keeps the fetched keys as the Secret's data
-                // (external-secrets v2.9.0 docs, "Templating": without data or templateFrom the
-                // data is copied as it is).
+                // (external-secrets v2.9.0 pkg/controllers/externalsecret, applyTemplate: without
+                // data or templateFrom the keys from `data` are the Secret's).
                 ...(need.labels && { metadata: { labels: { ...need.labels } } }),
                 ...(template && { engineVersion: ExternalSecretSpecTargetTemplateEngineVersion.V2, data: { ...template.data } }),
               },

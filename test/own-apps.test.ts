@@ -266,8 +266,17 @@ class RecordingSignOn extends HomelabService implements SingleSignOnProvider {
   signInFor(service: HomelabService, exposure: Exposure, protection: SignInProtection): void {
     this.handed.push({ service: service.serviceName, subdomain: exposure.subdomain, protection });
   }
+  /** Argo CD, always there, logs in through it too (test/single-sign-on.test.ts tests that side). */
   registerOidcClient(): OidcIssuer {
-    throw new Error('not asked for in these tests');
+    const base = 'https://sign-on.example.net';
+    return {
+      issuerUrl: `${base}/`,
+      scopes: ['openid', 'groups'],
+      groupsClaim: 'groups',
+      adminGroup: 'admins',
+      viewerGroup: 'viewers',
+      endpoints: { authorization: `${base}/authorize`, token: `${base}/token`, userinfo: `${base}/userinfo` },
+    };
   }
 }
 

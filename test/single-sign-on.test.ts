@@ -44,8 +44,10 @@ function issuerFor(domain: string, clientId: string): OidcIssuer {
 /** A single sign-on service that records the clients it is asked for and answers each with a fixed issuer. */
 class FakeSignOn extends HomelabService implements SingleSignOnProvider {
   readonly requests: { service: string; request: OidcClientRequest }[] = [];
+  private readonly domain: string;
   constructor(scope: Platform) {
     super(scope, 'sign-on', {}, { layer: Layer.SECURITY, namespace: 'sign-on' });
+    this.domain = scope.config.domain;
     new Checkpoint(this, 'checkpoint', { description: 'test double', image: 'docker.io/library/busybox:1.37.0', script: 'true' });
     // As the real one: its secrets live in Vault, so it syncs after Vault.
     const vault = scope.services.find((s) => s.serviceName === 'vault');
@@ -54,10 +56,7 @@ class FakeSignOn extends HomelabService implements SingleSignOnProvider {
   signInFor(): void {}
   registerOidcClient(service: HomelabService, request: OidcClientRequest): OidcIssuer {
     this.requests.push({ service: service.serviceName, request });
-    return issuerFor(this.platform.config.domain, request.clientId);
-  }
-  private get platform(): Platform {
-    return this.node.scope as Platform;
+    return issuerFor(this.domain, request.clientId);
   }
 }
 

@@ -85,7 +85,7 @@ export type EgressTarget =
   | { readonly kind: 'repositories' }
   | { readonly kind: 'external'; readonly destinations: readonly ExternalDestination[] }
   | { readonly kind: 'pods'; readonly peer: NetworkPeer; readonly ports?: readonly EgressPort[] }
-  | { readonly kind: 'routed-host'; readonly host: string };
+  | { readonly kind: 'routed-host' };
 
 /** Addresses outside the cluster a service connects to (the `egress:` entries of the config). */
 export interface ExternalDestination {
