@@ -107,7 +107,7 @@ post() { kube_get "$1" -X POST -H 'Content-Type: application/json' --data-binary
 # What a run that was killed left behind, gone before it is made again under the same names.
 cleanup
 for path in "$api/pods/$SCRATCH_NAME" "$api/persistentvolumeclaims/$SCRATCH_NAME" "$class_path"; do
-  for _ in $(seq 60); do kube_get "$path" -o /dev/null 2> /dev/null || continue 2; sleep 5; done
+  for _ in $(seq 24); do kube_get "$path" -o /dev/null 2> /dev/null || continue 2; sleep 5; done
   fail "$path of an earlier run is still there"
 done
 volume=$(kube_get "$api/persistentvolumeclaims/$CANARY_CLAIM" | tr -d ' \n' | sed -n 's/.*"volumeName":"\([^"]*\)".*/\1/p')
