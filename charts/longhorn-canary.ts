@@ -88,7 +88,7 @@ sum=$(sed -n 3p "$file")
 echo "canary written at $written"`;
 
 /**
- * The restore check, with `kube_get` (its ServiceAccount's rights: RestoreCheckRbac). The scratch
+ * The restore check, with `kube_get` (its ServiceAccount's rights: addRestoreCheckAccount). The scratch
  * objects come as JSON in the env; the StorageClass's `fromBackup` is the placeholder BACKUP_URL.
  * Every exit deletes them (trap), and a run first deletes what a killed run left behind.
  */
