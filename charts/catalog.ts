@@ -38,13 +38,14 @@ export const BUILTIN_CATALOG = defineCatalog([
   rabbitmqEntry,
   nvidiaDevicePluginEntry,
   dcgmExporterEntry,
-  tritonEntry,
   rayEntry,
   certManagerEntry,
   vaultEntry,
   externalSecretsEntry,
   // Object storage: its identities come from Vault through External Secrets.
   seaweedfsEntry,
+  // Its model repository may be a bucket of the object store.
+  tritonEntry,
   lokiEntry,
   tempoEntry,
   alloyEntry,

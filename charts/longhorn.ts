@@ -19,6 +19,7 @@ import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
+import { CANARY_BACKUP_JOB, CANARY_NAME, CANARY_RESOURCES, LonghornCanary, RESTORE_CHECK_JOB, SCRATCH_NAME } from './longhorn-canary';
 
 const storageClassSchema = z.strictObject({
   default: bool.default(false),
@@ -42,6 +43,13 @@ const recurringJobSchema = z.strictObject({
 const RESERVED_STORAGE_CLASSES: Record<string, string> = {
   longhorn: 'the class the Longhorn chart manages',
   'longhorn-checkpoint': 'the class of the Longhorn checkpoint volume',
+  [CANARY_NAME]: 'the class of the backup canary volume',
+  [SCRATCH_NAME]: 'the class the canary restore check creates and deletes',
+};
+
+/** RecurringJob names the Longhorn service creates itself. */
+const RESERVED_RECURRING_JOBS: Record<string, string> = {
+  [CANARY_BACKUP_JOB]: "the job that backs up the canary volume (with a backup target)",
 };
 
 /** `services.longhorn`. */
@@ -64,6 +72,11 @@ export const longhornSettings = z
          * monthly job). Keep above the interval of the jobs with `task: backup`.
          */
         maxAgeHours: intBetween(1, 744).default(26),
+        /**
+         * When the canary volume is backed up (with a backup target): the verification restores
+         * its latest backup, which must be younger than `maxAgeHours`.
+         */
+        canarySchedule: cron.default('45 * * * *'),
       })
       .prefault({}),
     recurringJobs: z.record(k8sName, recurringJobSchema).default({}),
@@ -82,6 +95,11 @@ export const longhornSettings = z
     for (const [reserved, owner] of Object.entries(RESERVED_STORAGE_CLASSES)) {
       if (reserved in longhorn.storageClasses) {
         ctx.addIssue({ code: 'custom', path: ['storageClasses', reserved], message: `expected another name: "${reserved}" is ${owner}` });
+      }
+    }
+    for (const [reserved, owner] of Object.entries(RESERVED_RECURRING_JOBS)) {
+      if (reserved in longhorn.recurringJobs) {
+        ctx.addIssue({ code: 'custom', path: ['recurringJobs', reserved], message: `expected another name: "${reserved}" is ${owner}` });
       }
     }
   }).prefault({});
@@ -181,6 +199,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
     }
 
     this.addCheckpoint(replicas, props.storageClasses[this.defaultStorageClass]);
+    if (backup) this.addCanary(replicas, props);
     this.addMonitoring(backup !== undefined);
     if (backup) this.addBackupLateAlert(props);
     if (backup) this.declareBackupRecovery(props, backup.location);
@@ -211,12 +230,24 @@ export class Longhorn extends HomelabService implements StorageProvider {
       schedule: jobs.map(([name, job]) => `cron "${job.cron}" (${name}, the last ${job.retain} kept)`).join('; '),
       restore: [
         '# Before the workloads write to new, empty volumes: scale each consumer to 0 (or suspend its Application)',
+        '# The verification restores the latest backup of the canary volume on every sync (longhorn-canary-restore): its report says whether the target serves restores',
         'kubectl -n longhorn-system get backupvolumes.longhorn.io   # every backed-up volume, with its last backup',
         '# Longhorn UI, Backup: per volume, Restore Latest Backup under the old volume name,',
         '# then Create PV/PVC with the old namespace and PVC name (delete the empty PVC first)',
         '# Scale the consumers back up; their pods mount the restored volumes',
       ],
     });
+  }
+
+  /**
+   * The canary volume Longhorn backs up like any other, and the verification's check that
+   * restores its latest backup (charts/longhorn-canary.ts).
+   */
+  private addCanary(replicas: number, props: LonghornProps): void {
+    const defaultClass = props.storageClasses[this.defaultStorageClass];
+    const canary = new LonghornCanary(this, 'canary', { replicas: defaultClass.replicas ?? replicas, schedule: props.backup.canarySchedule, maxAgeHours: props.backup.maxAgeHours });
+    this.requestCapacity(CANARY_NAME, 1, CANARY_RESOURCES.requests);
+    this.addEndToEndCheck(RESTORE_CHECK_JOB, canary.restoreCheck, { account: canary.account });
   }
 
   storageClass(name?: string): string {
@@ -312,8 +343,8 @@ export class Longhorn extends HomelabService implements StorageProvider {
    * the CronJob is that old.
    */
   private addBackupLateAlert(props: LonghornProps): void {
-    const jobs = Object.entries(props.recurringJobs).filter(([, job]) => job.task === 'backup').map(([name]) => name).sort();
-    if (jobs.length === 0) return;
+    // The canary's job too: it proves the target takes backups even where no user job exists.
+    const jobs = [...Object.entries(props.recurringJobs).filter(([, job]) => job.task === 'backup').map(([name]) => name), CANARY_BACKUP_JOB].sort();
     const cronjobs = `namespace="${this.namespaceName}", cronjob=~"${jobs.join('|')}"`;
     const maxAge = props.backup.maxAgeHours * 3600;
     this.addAlerts({

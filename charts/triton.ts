@@ -24,6 +24,8 @@ import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { longhornEntry } from './longhorn';
+import type { ObjectStore } from '../lib/model/object-storage';
+import { bucketName, seaweedfsEntry } from './seaweedfs';
 import { nvidiaDevicePluginEntry } from './nvidia-device-plugin';
 
 
@@ -52,9 +54,15 @@ const modelRepositorySchema = exactlyOneOf(
         region: region.optional(),
       })
       .optional(),
+    /**
+     * A bucket of the platform's object store (SeaweedFS) you put models into, with keys of
+     * Triton's own generated in Vault (Secret `triton-bucket-credentials`).
+     */
+    objectStore: z.strictObject({ bucket: bucketName.default('triton-models') }).optional(),
   },
   'volume',
   's3',
+  'objectStore',
 );
 
 /** `services.triton`. */
@@ -87,7 +95,7 @@ export const tritonSettings = z
       ctx.addIssue({
         code: 'custom',
         path: ['replicas'],
-        message: `expected 1 with modelRepository.volume (a ReadWriteOnce volume attaches to one pod; use modelRepository.s3 for more), received ${triton.replicas}`,
+        message: `expected 1 with modelRepository.volume (a ReadWriteOnce volume attaches to one pod; use modelRepository.s3 or objectStore for more), received ${triton.replicas}`,
       });
     }
   })
@@ -103,6 +111,7 @@ function memoryBytes(quantity: string): number | undefined {
 
 export type TritonModelRepository = TritonSettings['modelRepository'];
 export type TritonS3Repository = NonNullable<TritonModelRepository['s3']>;
+export type TritonObjectStoreRepository = NonNullable<TritonModelRepository['objectStore']>;
 export type ModelControlMode = TritonSettings['modelControlMode'];
 
 export type TritonProps = Omit<TritonSettings, 'enabled'> & {
@@ -113,6 +122,8 @@ export type TritonProps = Omit<TritonSettings, 'enabled'> & {
   readonly devicePlugin?: GpuProvider;
   /** Required with `modelRepository.volume`. @default none */
   readonly storage?: StorageProvider;
+  /** Holds the bucket of `modelRepository.objectStore` (required with it). @default none */
+  readonly objectStore?: ObjectStore;
 };
 
 /** "Triton Inference Server" on grafana.com (nv_inference_* and nv_gpu_* metrics): first revision. */
@@ -217,7 +228,8 @@ export class Triton extends HomelabService implements TraceEmitter {
 
     const smokeFiles = { 'config.pbtxt': SMOKE_MODEL.config(devicePlugin ? 'KIND_GPU' : 'KIND_CPU'), 'model.py': SMOKE_MODEL.code };
     new k8s.KubeConfigMap(this, 'smoke-model', { metadata: { name: SMOKE_CONFIG_MAP, labels: this.labelsFor(COMPONENT) }, data: smokeFiles });
-    const repository = 's3' in source ? this.s3Repository(source.s3) : this.volumeRepository(source.volume.size, source.storage);
+    const repository =
+      's3' in source ? this.s3Repository(source.s3) : 'store' in source ? this.objectStoreRepository(source.bucket, source.store) : this.volumeRepository(source.volume.size, source.storage);
     this.serverArgs = tritonArgs(repository.path, props.modelControlMode);
     this.traceEmissions = [
       { name: 'triton', podSelector: this.selectorFor(COMPONENT), protocol: 'http', connect: (endpoint) => this.serverArgs.push(...traceArgs(endpoint)) },
@@ -249,6 +261,23 @@ export class Triton extends HomelabService implements TraceEmitter {
     return {
       path: s3.url,
       env: [...S3_CREDENTIAL_KEYS.map((key) => credentials.envVar(key)), ...(s3.region ? [{ name: 'AWS_DEFAULT_REGION', value: s3.region }] : [])],
+      volumes: [],
+      mounts: [],
+    };
+  }
+
+  /**
+   * A bucket of the object store, the whole bucket the repository: Triton's S3 filesystem takes a
+   * bucket root as a directory once the bucket exists (HeadBucket), while a prefix with no object
+   * under it is no directory and fails the start (core src/filesystem/implementations/s3.h
+   * IsDirectory). The store's reference in the props allows the way there.
+   */
+  private objectStoreRepository(bucket: TritonObjectStoreRepository, store: ObjectStore): RepositoryMount {
+    const [models] = this.needBuckets(store, [{ name: bucket.bucket, configPath: 'services.triton.modelRepository.objectStore.bucket' }], 'the model repository');
+    return {
+      // `s3://<scheme>://host:port/bucket`: Triton's form for a server other than AWS (path-style requests).
+      path: `s3://${models.endpoint}/${models.bucket}`,
+      env: [...S3_CREDENTIAL_KEYS.map((key) => models.credentials.envVar(key)), { name: 'AWS_DEFAULT_REGION', value: models.region }],
       volumes: [],
       mounts: [],
     };
@@ -427,13 +456,21 @@ interface RepositoryMount {
   readonly mounts: k8s.VolumeMount[];
 }
 
-/** The user's repository, checked: exactly one source, and a volume only with storage and one replica. */
-function repositorySource(props: TritonProps, replicas: number): { s3: TritonS3Repository } | { volume: { size: string }; storage: StorageProvider } {
-  const { volume, s3 } = props.modelRepository;
-  if (s3 && !volume) return { s3 };
-  if (!volume || s3) throw new Error('triton: the model repository needs exactly one of volume or s3');
+/** The user's repository, checked: exactly one source, a volume only with storage and one replica, a bucket only with the store. */
+function repositorySource(
+  props: TritonProps,
+  replicas: number,
+): { s3: TritonS3Repository } | { bucket: TritonObjectStoreRepository; store: ObjectStore } | { volume: { size: string }; storage: StorageProvider } {
+  const { volume, s3, objectStore } = props.modelRepository;
+  if ([volume, s3, objectStore].filter((source) => source !== undefined).length !== 1) throw new Error('triton: the model repository needs exactly one of volume, s3 or objectStore');
+  if (s3) return { s3 };
+  if (objectStore) {
+    if (!props.objectStore) throw new Error('triton: modelRepository.objectStore needs the object store');
+    return { bucket: objectStore, store: props.objectStore };
+  }
+  if (!volume) throw new Error('triton: the model repository needs exactly one of volume, s3 or objectStore');
   if (!props.storage) throw new Error('triton: a volume model repository needs a storage provider');
-  if (replicas > 1) throw new Error('triton: a ReadWriteOnce model volume allows one replica; use S3 for more');
+  if (replicas > 1) throw new Error('triton: a ReadWriteOnce model volume allows one replica; use S3 or the object store for more');
   return { volume, storage: props.storage };
 }
 
@@ -532,8 +569,10 @@ export const tritonEntry = defineService({
   settings: { key: 'triton', schema: tritonSettings },
   names: [TRITON_NAMESPACE],
   // GPUs where the device plugin advertises them (an environment with GPU nodes), else CPU.
-  requires: (settings) =>
-    settings.modelRepository.volume ? [{ entry: longhornEntry, path: ['modelRepository', 'volume'], reason: 'a volume needs Longhorn' }] : [],
+  requires: (settings) => [
+    ...(settings.modelRepository.volume ? [{ entry: longhornEntry, path: ['modelRepository', 'volume'], reason: 'a volume needs Longhorn' }] : []),
+    ...(settings.modelRepository.objectStore ? [{ entry: seaweedfsEntry, path: ['modelRepository', 'objectStore'], reason: "the model repository's bucket is in the object store" }] : []),
+  ],
   check: (settings, env) =>
     env.isEnabled(nvidiaDevicePluginEntry) && env.settingsOf(nvidiaDevicePluginEntry).timeSlicing && settings.gpusPerReplica > 1
       ? [
@@ -549,5 +588,6 @@ export const tritonEntry = defineService({
       devicePlugin: context.optional(nvidiaDevicePluginEntry),
       // Only a volume repository needs Longhorn: an S3 one must not wait for it.
       storage: settings.modelRepository.volume ? context.required(longhornEntry) : undefined,
+      objectStore: settings.modelRepository.objectStore ? context.required(seaweedfsEntry) : undefined,
     }),
 });

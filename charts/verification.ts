@@ -68,7 +68,7 @@ export class Verification extends HomelabService {
     if (props.monitoring && scraped.length > 0) checks.push(this.targetsCheck(props.monitoring, scraped));
     const logging = props.services.filter(runsPods).map((s) => s.namespaceName);
     if (props.logs && logging.length > 0) checks.push(this.logsCheck(props.logs, [...new Set(logging)].sort()));
-    for (const service of props.services) for (const { job, check } of service.endToEndChecks) checks.push(this.crossCheck(service, job, check));
+    for (const service of props.services) for (const { job, check, account } of service.endToEndChecks) checks.push(this.crossCheck(service, job, check, account));
     this.checks = checks;
     this.addReport(checks);
   }
@@ -110,9 +110,9 @@ ${everyLabelValueIn({
     });
   }
 
-  /** A check Job in another service's namespace (reaching what that service may reach). */
-  private crossCheck(host: HomelabService, job: string, props: Omit<CheckpointProps, 'hookWave'>): VerificationCheck {
-    probeJob(new Construct(this, job), job, props, { owner: this, namespace: host.namespaceName, hookWave: CHECKS_WAVE, keep: true });
+  /** A check Job in another service's namespace (reaching what that service may reach), as its `account` if it names one. */
+  private crossCheck(host: HomelabService, job: string, props: Omit<CheckpointProps, 'hookWave'>, account?: string): VerificationCheck {
+    probeJob(new Construct(this, job), job, props, { owner: this, namespace: host.namespaceName, account, hookWave: CHECKS_WAVE, keep: true });
     return { namespace: host.namespaceName, job, description: props.description };
   }
 

@@ -4,6 +4,183 @@ import { Construct } from 'constructs';
 
 
 /**
+ * Backup is where Longhorn stores backup object.
+ *
+ * @schema Backup
+ */
+export class Backup extends ApiObject {
+  /**
+   * Returns the apiVersion and kind for "Backup"
+   */
+  public static readonly GVK: GroupVersionKind = {
+    apiVersion: 'longhorn.io/v1beta2',
+    kind: 'Backup',
+  }
+
+  /**
+   * Renders a Kubernetes manifest for "Backup".
+   *
+   * This can be used to inline resource manifests inside other objects (e.g. as templates).
+   *
+   * @param props initialization props
+   */
+  public static manifest(props: BackupProps = {}): any {
+    return {
+      ...Backup.GVK,
+      ...toJson_BackupProps(props),
+    };
+  }
+
+  /**
+   * Defines a "Backup" API object
+   * @param scope the scope in which to define this object
+   * @param id a scope-local name for the object
+   * @param props initialization props
+   */
+  public constructor(scope: Construct, id: string, props: BackupProps = {}) {
+    super(scope, id, {
+      ...Backup.GVK,
+      ...props,
+    });
+  }
+
+  /**
+   * Renders the object to Kubernetes JSON.
+   */
+  public override toJson(): any {
+    const resolved = super.toJson();
+
+    return {
+      ...Backup.GVK,
+      ...toJson_BackupProps(resolved),
+    };
+  }
+}
+
+/**
+ * Backup is where Longhorn stores backup object.
+ *
+ * @schema Backup
+ */
+export interface BackupProps {
+  /**
+   * @schema Backup#metadata
+   */
+  readonly metadata?: ApiObjectMetadata;
+
+  /**
+   * BackupSpec defines the desired state of the Longhorn backup
+   *
+   * @schema Backup#spec
+   */
+  readonly spec?: BackupSpec;
+}
+
+/**
+ * Converts an object of type 'BackupProps' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_BackupProps(obj: BackupProps | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'metadata': obj.metadata,
+    'spec': toJson_BackupSpec(obj.spec),
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
+ * BackupSpec defines the desired state of the Longhorn backup
+ *
+ * @schema BackupSpec
+ */
+export interface BackupSpec {
+  /**
+   * The backup block size. 0 means the legacy default size 2MiB, and -1 indicate the block size is invalid.
+   *
+   * @schema BackupSpec#backupBlockSize
+   */
+  readonly backupBlockSize?: BackupSpecBackupBlockSize;
+
+  /**
+   * The backup mode of this backup.
+   * Can be "full" or "incremental"
+   *
+   * @schema BackupSpec#backupMode
+   */
+  readonly backupMode?: BackupSpecBackupMode;
+
+  /**
+   * The labels of snapshot backup.
+   *
+   * @schema BackupSpec#labels
+   */
+  readonly labels?: { [key: string]: string };
+
+  /**
+   * The snapshot name.
+   *
+   * @schema BackupSpec#snapshotName
+   */
+  readonly snapshotName?: string;
+
+  /**
+   * The time to request run sync the remote backup.
+   *
+   * @schema BackupSpec#syncRequestedAt
+   */
+  readonly syncRequestedAt?: Date;
+}
+
+/**
+ * Converts an object of type 'BackupSpec' to JSON representation.
+ */
+/* eslint-disable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+export function toJson_BackupSpec(obj: BackupSpec | undefined): Record<string, any> | undefined {
+  if (obj === undefined) { return undefined; }
+  const result = {
+    'backupBlockSize': obj.backupBlockSize,
+    'backupMode': obj.backupMode,
+    'labels': ((obj.labels) === undefined) ? undefined : (Object.entries(obj.labels).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {})),
+    'snapshotName': obj.snapshotName,
+    'syncRequestedAt': obj.syncRequestedAt?.toISOString(),
+  };
+  // filter undefined values
+  return Object.entries(result).reduce((r, i) => (i[1] === undefined) ? r : ({ ...r, [i[0]]: i[1] }), {});
+}
+/* eslint-enable max-len, @stylistic/max-len, quote-props, @stylistic/quote-props */
+
+/**
+ * The backup block size. 0 means the legacy default size 2MiB, and -1 indicate the block size is invalid.
+ *
+ * @schema BackupSpecBackupBlockSize
+ */
+export enum BackupSpecBackupBlockSize {
+  /** -1 */
+  VALUE_HYPHEN_1 = "-1",
+  /** 2097152 */
+  VALUE_2097152 = "2097152",
+  /** 16777216 */
+  VALUE_16777216 = "16777216",
+}
+
+/**
+ * The backup mode of this backup.
+ * Can be "full" or "incremental"
+ *
+ * @schema BackupSpecBackupMode
+ */
+export enum BackupSpecBackupMode {
+  /** full */
+  FULL = "full",
+  /** incremental */
+  INCREMENTAL = "incremental",
+}
+
+
+/**
  * BackupTarget is where Longhorn stores backup target object.
  *
  * @schema BackupTarget

@@ -104,7 +104,7 @@ export function crdModules(): Readonly<Record<string, readonly CrdSource[]>> {
     'argocd-application': files(argocd, ['manifests/crds/application-crd.yaml']),
     'argocd-appproject': files(argocd, ['manifests/crds/appproject-crd.yaml']),
     // The chart's CRDs are templates; the release's rendered manifest holds them as plain YAML.
-    longhorn: [{ url: longhorn('deploy/longhorn.yaml'), crds: ['backuptargets.longhorn.io', 'recurringjobs.longhorn.io', 'settings.longhorn.io'] }],
+    longhorn: [{ url: longhorn('deploy/longhorn.yaml'), crds: ['backups.longhorn.io', 'backuptargets.longhorn.io', 'recurringjobs.longhorn.io', 'settings.longhorn.io'] }],
     'rabbitmq-cluster': files(clusterOperator, ['config/crd/bases/rabbitmq.com_rabbitmqclusters.yaml']),
     'rabbitmq-topology': files(
       topologyOperator,

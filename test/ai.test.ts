@@ -536,7 +536,7 @@ describe('the AI config schemas', () => {
     expect(issues(tritonSchema, { shmSize: '1GB' })).toEqual(['shmSize: expected a memory quantity in Mi, Gi or Ti, such as "512Mi" or "4Gi"']);
     expect(issues(tritonSchema, { replicas: 2 })[0]).toMatch(/^replicas: expected 1 with modelRepository.volume/);
     expect(issues(tritonSchema, { modelRepository: { volume: { size: '10Gi' }, ...S3 } })).toEqual([
-      'modelRepository: expected exactly one of volume or s3 (set the other to null in an environment that switches)',
+      'modelRepository: expected exactly one of volume, s3 or objectStore (set the others to null in an environment that switches)',
     ]);
     expect(issues(tritonSchema, { modelRepository: { s3: { ...S3.s3, url: 'https://minio/models' } } })[0]).toMatch(/^modelRepository.s3.url: expected an S3 URL/);
     expect(issues(tritonSchema, { modelControlMode: 'auto' })).toEqual(['modelControlMode: expected one of "none", "poll", "explicit"']);

@@ -98,7 +98,7 @@ describe('what the consumers derive from it', () => {
     expect(egress.spec.egress.map((rule: any) => rule.ports)).toEqual([[{ port: 9000, protocol: 'TCP' }]]);
   });
 
-  it("Longhorn alerts when a backup job's last success is older than maxAgeHours, per job, and only on backup jobs", () => {
+  it("Longhorn alerts when a backup job's last success is older than maxAgeHours, per job, and only on backup jobs (the canary's among them)", () => {
     const rules = (text: string) => synthesizePlatforms(text)[0].platform.services.find((s) => s.serviceName === 'longhorn')!.alertRules;
     const late = rules(
       configText((c) => {
@@ -107,11 +107,12 @@ describe('what the consumers derive from it', () => {
         c.services.longhorn.recurringJobs.trim = { task: 'filesystem-trim', cron: '0 5 * * 0', retain: 0 };
       }),
     ).find((rule) => rule.alert === 'LonghornBackupLate')!;
-    expect(late.expr).toContain('kube_cronjob_status_last_successful_time{namespace="longhorn-system", cronjob=~"nightly|weekly"}) > 612000');
-    expect(late.expr).toContain('kube_cronjob_created{namespace="longhorn-system", cronjob=~"nightly|weekly"}');
+    expect(late.expr).toContain('kube_cronjob_status_last_successful_time{namespace="longhorn-system", cronjob=~"canary-backup|nightly|weekly"}) > 612000');
+    expect(late.expr).toContain('kube_cronjob_created{namespace="longhorn-system", cronjob=~"canary-backup|nightly|weekly"}');
     assertValidPromql([{ label: late.alert, expr: late.expr }]);
+    // Without a job of its own, the canary's backups still go to the target: the alert watches them alone.
     const noBackupJob = rules(configText((c) => (c.services.longhorn.recurringJobs = { trim: { task: 'filesystem-trim', cron: '0 5 * * 0', retain: 0 } })));
-    expect(noBackupJob.map((rule) => rule.alert)).not.toContain('LonghornBackupLate');
+    expect(noBackupJob.find((rule) => rule.alert === 'LonghornBackupLate')!.expr).toContain('cronjob=~"canary-backup"');
     for (const hours of [0, 745]) expect(problems(configText((c) => (c.services.longhorn.backup = { maxAgeHours: hours }))), String(hours)).toContain('services.longhorn.backup.maxAgeHours: expected an integer between 1 and 744');
   });
 

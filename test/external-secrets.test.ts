@@ -162,7 +162,10 @@ describe('secret delivery', () => {
     }
     expect(hosts.get('longhorn-system/longhorn-backup-credentials')).toBe('external-secrets');
     expect(hosts.get('node-red/test-node-red')).toBe('node-red');
-    const inLonghornNamespace = [...ofKind('SecretStore'), ...ofKind('ServiceAccount')].filter(({ manifest }) => manifest.metadata.namespace === 'longhorn-system');
+    // The SecretStore and the ServiceAccount it logs in to Vault as (not Longhorn's other accounts).
+    const stores = ofKind('SecretStore').filter(({ manifest }) => manifest.metadata.namespace === 'longhorn-system');
+    const storeAccounts = new Set(stores.map(({ manifest }) => manifest.spec.provider.vault.auth.kubernetes.serviceAccountRef.name));
+    const inLonghornNamespace = [...stores, ...ofKind('ServiceAccount').filter(({ manifest }) => manifest.metadata.namespace === 'longhorn-system' && storeAccounts.has(manifest.metadata.name))];
     expect(inLonghornNamespace.map(({ path }) => path).sort()).toEqual([
       'external-secrets/secretstore-longhorn-system-longhorn-vault.yaml',
       'external-secrets/serviceaccount-longhorn-system-longhorn-secrets.yaml',

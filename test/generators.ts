@@ -113,6 +113,8 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     rabbitmq: fc.boolean(),
     triton: fc.boolean(),
     tritonS3: fc.boolean(),
+    /** With the object store: Triton's model repository in a bucket of it. */
+    tritonBucket: fc.boolean(),
     ray: fc.boolean(),
     rayGpus: fc.boolean(),
     monitoring: fc.boolean(),
@@ -157,7 +159,10 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     if (gpus) services.nvidiaDevicePlugin = { enabled: true, ...(c.timeSlicing ? { timeSlicing: { replicasPerGpu: 2 } } : {}) };
     // Triton and Ray run everywhere: on the GPUs where the device plugin advertises them, else on CPU.
     if (c.triton) {
-      services.triton = { enabled: true, modelRepository: c.tritonS3 || !longhorn ? { s3: { url: 's3://models/triton' } } : { volume: { size: '10Gi' } } };
+      services.triton = {
+        enabled: true,
+        modelRepository: c.objectStore && c.tritonBucket ? { objectStore: {} } : c.tritonS3 || !longhorn ? { s3: { url: 's3://models/triton' } } : { volume: { size: '10Gi' } },
+      };
     }
     if (c.ray) {
       services.ray = {

@@ -263,8 +263,8 @@ export abstract class HomelabService extends Chart {
    * this service's namespace (reaching what this service may reach): beyond the checkpoint,
    * which proves the service itself.
    */
-  protected addEndToEndCheck(job: string, check: Omit<CheckpointProps, 'hookWave'>): void {
-    this.endToEndList.push({ job, check });
+  protected addEndToEndCheck(job: string, check: Omit<CheckpointProps, 'hookWave'>, options: { readonly account?: string } = {}): void {
+    this.endToEndList.push({ job, check, ...(options.account !== undefined && { account: options.account }) });
   }
 
   get endToEndChecks(): readonly EndToEndCheck[] {
@@ -553,4 +553,9 @@ export interface EndToEndCheck {
   /** The Job's name. */
   readonly job: string;
   readonly check: Omit<CheckpointProps, 'hookWave'>;
+  /**
+   * A ServiceAccount of this service, in its namespace, that the Job runs as (the script then has
+   * `kube_get`): the service keeps its RBAC in its own Application. @default none: no API token
+   */
+  readonly account?: string;
 }

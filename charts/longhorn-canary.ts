@@ -1,0 +1,307 @@
+/**
+ * The Longhorn canary: a small volume of known content that Longhorn backs up to the
+ * environment's backup target like any other volume, and that the end-to-end verification
+ * restores from its latest backup on every sync to prove that a backup can be read back
+ * (docs/adr/0040). In Longhorn's Application:
+ *
+ * - the StorageClass `longhorn-canary` (the default class's settings, deleting its volumes, in
+ *   the recurring-job group `canary` only) and the PVC `longhorn-canary` of it;
+ * - the canary writer, a one-pod Deployment that writes the known text, the time and a checksum
+ *   of both to the volume (one file, replaced atomically) and again every hour. It keeps the
+ *   volume attached: Longhorn's recurring jobs skip detached volumes unless the global setting
+ *   allow-recurring-job-while-volume-detached is on (longhorn-manager 1.12.1
+ *   app/recurringjob/util.go filterVolumesForJob), which would attach every user's volume too;
+ * - the RecurringJob `canary-backup` (task backup, group `canary`), run by longhorn-manager as a
+ *   CronJob of that name, so LonghornBackupLate watches it with the others;
+ * - the restore check's ServiceAccount and exactly the rights its script uses.
+ *
+ * The check (run by the verification as a Job in longhorn-system) takes the canary PVC's volume,
+ * the newest Completed Backup of it (label `backup-volume`, the greatest `backupCreatedAt`, as
+ * longhorn-manager's backup_volume_controller.go picks the last backup), and restores it the way
+ * Longhorn 1.12 documents for Kubernetes: a StorageClass whose `fromBackup` parameter is the
+ * backup's URL (docs references/storage-class-parameters.md), a PVC of it, and a pod that mounts
+ * it read-only and compares the content. It reports PASS or FAIL with the backup's age and deletes
+ * the scratch pod, PVC (and so its volume) and StorageClass however it ends.
+ */
+import { k8s } from 'cdk8s-plus-34';
+import { Construct } from 'constructs';
+import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
+import { resources, toResourceRequirements } from '../lib/model/resources';
+import type { CheckpointProps } from '../lib/model/checkpoint';
+import { HomelabService } from '../lib/model/service';
+import { IMAGES } from './versions';
+
+/** The canary's StorageClass and PVC (and the writer Deployment). */
+export const CANARY_NAME = 'longhorn-canary';
+/** The recurring-job group of the canary's StorageClass, and the job that backs it up. */
+export const CANARY_GROUP = 'canary';
+export const CANARY_BACKUP_JOB = 'canary-backup';
+/** The verification's restore check Job, and its ServiceAccount. */
+export const RESTORE_CHECK_JOB = 'longhorn-canary-restore';
+/** The StorageClass, PVC and pod the check creates and deletes on every run. */
+export const SCRATCH_NAME = 'longhorn-restore-scratch';
+/** Backups of the canary the recurring job keeps: the newest is the one restored. */
+const CANARY_BACKUPS_KEPT = 3;
+/** The canary volume: the smallest a filesystem with room to spare fits in. */
+const CANARY_SIZE = '64Mi';
+/** Where the writer and the restore pod mount the volume, and the canary file on it. */
+const CANARY_DIR = '/canary';
+const CANARY_FILE = 'canary';
+/** What the canary file's first line always says. */
+export const CANARY_TEXT = 'homelab longhorn canary: written before its backup, read back from it by the verification';
+/** How often the writer rewrites the file (a fresh time and checksum). */
+const REWRITE_SECONDS = 3600;
+/** How long the check waits for the restore and the comparison: below the verification report's wait (600 s). */
+const RESTORE_WAIT_SECONDS = 480;
+const CSI_PROVISIONER = 'driver.longhorn.io';
+/** Unprivileged user of the writer and the restore pod (nobody). */
+const NOBODY = 65534;
+const RESTRICTED = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
+const POD_SECURITY = { runAsNonRoot: true, runAsUser: NOBODY, runAsGroup: NOBODY, seccompProfile: { type: 'RuntimeDefault' } };
+/** What the writer and the restore pod each request and may use: a shell, sha256sum and sleep. */
+export const CANARY_RESOURCES = resources('5m', '8Mi', '50m', '32Mi');
+
+/** Runs with `sh -ec` in busybox: write the canary file now and every REWRITE_SECONDS (`sleep` failing ends it). */
+export const WRITER_SCRIPT = String.raw`write() {
+  written=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  sum=$(printf '%s\n%s\n' "$CANARY_TEXT" "$written" | sha256sum | cut -d ' ' -f 1)
+  printf '%s\n%s\n%s\n' "$CANARY_TEXT" "$written" "$sum" > "$CANARY_DIR/.$CANARY_FILE.new"
+  chmod 644 "$CANARY_DIR/.$CANARY_FILE.new"
+  mv "$CANARY_DIR/.$CANARY_FILE.new" "$CANARY_DIR/$CANARY_FILE"
+  sync
+  echo "canary written at $written"
+}
+write
+while sleep "$REWRITE_SECONDS"; do write; done`;
+
+/**
+ * Runs with `sh -ec` in busybox, the restored volume at $CANARY_DIR: the canary file holds the
+ * known text, a time and the checksum of both. Prints when it was written; exit 1 with the reason.
+ */
+export const COMPARE_SCRIPT = String.raw`file="$CANARY_DIR/$CANARY_FILE"
+[ -f "$file" ] || { echo "the restored volume holds no $CANARY_FILE file"; exit 1; }
+text=$(sed -n 1p "$file")
+written=$(sed -n 2p "$file")
+sum=$(sed -n 3p "$file")
+[ "$text" = "$CANARY_TEXT" ] || { echo "the restored canary says \"$text\", expected \"$CANARY_TEXT\""; exit 1; }
+[ "$(printf '%s\n%s\n' "$text" "$written" | sha256sum | cut -d ' ' -f 1)" = "$sum" ] || { echo "the restored canary (written at $written) does not match its checksum"; exit 1; }
+echo "canary written at $written"`;
+
+/**
+ * The restore check, with `kube_get` (its ServiceAccount's rights: addRestoreCheckAccount). The scratch
+ * objects come as JSON in the env; the StorageClass's `fromBackup` is the placeholder BACKUP_URL.
+ * Every exit deletes them (trap), and a run first deletes what a killed run left behind.
+ */
+export const RESTORE_CHECK_SCRIPT = String.raw`api="/api/v1/namespaces/$NAMESPACE"
+class_path="/apis/storage.k8s.io/v1/storageclasses/$SCRATCH_NAME"
+remove() { kube_get "$1" -X DELETE -o /dev/null 2> /dev/null || true; }
+cleanup() {
+  remove "$api/pods/$SCRATCH_NAME?gracePeriodSeconds=0"
+  remove "$api/persistentvolumeclaims/$SCRATCH_NAME"
+  remove "$class_path"
+}
+trap cleanup EXIT
+trap 'exit 1' TERM INT
+fail() { echo "FAIL $*" >&2; exit 1; }
+post() { kube_get "$1" -X POST -H 'Content-Type: application/json' --data-binary "$2" -o /dev/null || fail "cannot create $1/$SCRATCH_NAME"; }
+# What a run that was killed left behind, gone before it is made again under the same names.
+cleanup
+for path in "$api/pods/$SCRATCH_NAME" "$api/persistentvolumeclaims/$SCRATCH_NAME" "$class_path"; do
+  for _ in $(seq 24); do kube_get "$path" -o /dev/null 2> /dev/null || continue 2; sleep 5; done
+  fail "$path of an earlier run is still there"
+done
+volume=$(kube_get "$api/persistentvolumeclaims/$CANARY_CLAIM" | tr -d ' \n' | sed -n 's/.*"volumeName":"\([^"]*\)".*/\1/p')
+[ -n "$volume" ] || fail "the canary volume $NAMESPACE/$CANARY_CLAIM is not bound"
+backups=$(kube_get "/apis/longhorn.io/v1beta2/namespaces/$NAMESPACE/backups?labelSelector=backup-volume%3D$volume") || fail "cannot list the backups of $volume"
+backups=$(printf '%s' "$backups" | tr -d ' \n')
+# Custom resources come back with sorted keys: in each status, backupCreatedAt first, then maps
+# (labels, messages) and strings, then state and url. The URL stays JSON-escaped (& is \u0026).
+latest=$(printf '%s' "$backups" | grep -oE '"backupCreatedAt":"[^"]+"([^{}]|\{[^{}]*\})*"state":"Completed","url":"[^"]+"' | sed 's/^"backupCreatedAt":"\([^"]*\)".*"url":"\([^"]*\)"$/\1 \2/' | sort | tail -n 1)
+[ -n "$latest" ] || fail "no completed backup of the canary volume $volume yet (recurring job $BACKUP_JOB, cron \"$BACKUP_CRON\")"
+created=${'$'}{latest%% *}
+url=${'$'}{latest#* }
+name=$(printf '%s' "$url" | sed -n 's/.*backup=\([^\\&]*\).*/\1/p')
+age_seconds=$(( $(date -u +%s) - $(date -u -d "$(printf '%s' "$created" | sed 's/T/ /; s/\..*//; s/Z$//')" +%s) ))
+age=$(( age_seconds / 3600 ))
+post /apis/storage.k8s.io/v1/storageclasses "$(printf '%s' "$RESTORE_CLASS" | sed "s|BACKUP_URL|$(printf '%s' "$url" | sed 's/[\\&|]/\\&/g')|")"
+post "$api/persistentvolumeclaims" "$RESTORE_CLAIM"
+post "$api/pods" "$RESTORE_POD"
+phase=""
+deadline=$(( $(date +%s) + WAIT_SECONDS ))
+while :; do
+  phase=$(kube_get "$api/pods/$SCRATCH_NAME" | tr -d ' \n' | sed -n 's/.*"phase":"\([A-Za-z]*\)".*/\1/p')
+  case "$phase" in Succeeded|Failed) break ;; esac
+  [ "$(date +%s)" -lt "$deadline" ] || break
+  sleep 10
+done
+said=$(kube_get "$api/pods/$SCRATCH_NAME/log" 2> /dev/null | tail -n 1)
+case "$phase" in
+  Succeeded) ;;
+  Failed) fail "latest backup $name of the canary ($age h old) restored, but: $said" ;;
+  *) fail "latest backup $name of the canary ($age h old) was not restored and read within $WAIT_SECONDS s (pod $SCRATCH_NAME: ${'$'}{phase:-not found})" ;;
+esac
+[ "$age_seconds" -le $((MAX_AGE_HOURS * 3600)) ] || fail "latest backup $name of the canary restored and matches, but it is $age h old, more than $MAX_AGE_HOURS h"
+echo "PASS latest backup $name of the canary volume: $age h old, restored into a scratch volume, content matches ($said)"`;
+
+export interface LonghornCanaryProps {
+  /** Replicas of the canary volume (the default class's). */
+  readonly replicas: number;
+  /** Cron of the canary's backup job. */
+  readonly schedule: string;
+  /** Hours after which the latest backup is too old (the check fails). */
+  readonly maxAgeHours: number;
+}
+
+export class LonghornCanary extends Construct {
+  /** The end-to-end check that restores the latest backup, run as `account`. */
+  readonly restoreCheck: Omit<CheckpointProps, 'hookWave'>;
+  readonly account = RESTORE_CHECK_JOB;
+
+  constructor(scope: HomelabService, id: string, props: LonghornCanaryProps) {
+    super(scope, id);
+    const service = HomelabService.of(this);
+    const namespace = service.namespaceName;
+    const labels = service.labelsFor('canary');
+    const volumeParameters = { numberOfReplicas: String(props.replicas), staleReplicaTimeout: '30', fsType: 'ext4' };
+    new k8s.KubeStorageClass(this, 'storage-class', {
+      metadata: { name: CANARY_NAME, labels, annotations: { 'storageclass.kubernetes.io/is-default-class': 'false' } },
+      provisioner: CSI_PROVISIONER,
+      // The canary's data is worth nothing but its backups, which outlive the volume.
+      reclaimPolicy: 'Delete',
+      volumeBindingMode: 'Immediate',
+      parameters: { ...volumeParameters, recurringJobSelector: JSON.stringify([{ name: CANARY_GROUP, isGroup: true }]) },
+    });
+    const claim = (name: string, storageClassName: string): k8s.KubePersistentVolumeClaimProps => ({
+      metadata: { name, namespace, labels },
+      spec: { accessModes: ['ReadWriteOnce'], storageClassName, resources: { requests: { storage: k8s.Quantity.fromString(CANARY_SIZE) } } },
+    });
+    new k8s.KubePersistentVolumeClaim(this, 'volume', claim(CANARY_NAME, CANARY_NAME));
+    const volumeEnv = [
+      { name: 'CANARY_DIR', value: CANARY_DIR },
+      { name: 'CANARY_FILE', value: CANARY_FILE },
+      { name: 'CANARY_TEXT', value: CANARY_TEXT },
+    ];
+    const probe = { exec: { command: ['test', '-s', `${CANARY_DIR}/${CANARY_FILE}`] }, periodSeconds: 60 };
+    new k8s.KubeDeployment(this, 'writer', {
+      metadata: { name: CANARY_NAME, labels },
+      spec: {
+        replicas: 1,
+        // One pod holds the volume (ReadWriteOnce): the old one lets go before the new one mounts it.
+        strategy: { type: 'Recreate' },
+        selector: { matchLabels: service.selectorFor('canary') },
+        template: {
+          metadata: { labels },
+          spec: {
+            automountServiceAccountToken: false,
+            securityContext: { ...POD_SECURITY, fsGroup: NOBODY },
+            containers: [
+              {
+                name: 'writer',
+                image: IMAGES.busybox,
+                command: ['sh', '-ec', WRITER_SCRIPT],
+                env: [...volumeEnv, { name: 'REWRITE_SECONDS', value: String(REWRITE_SECONDS) }],
+                readinessProbe: probe,
+                livenessProbe: { ...probe, initialDelaySeconds: 60 },
+                resources: toResourceRequirements(CANARY_RESOURCES),
+                securityContext: RESTRICTED,
+                volumeMounts: [{ name: 'canary', mountPath: CANARY_DIR }],
+              },
+            ],
+            volumes: [{ name: 'canary', persistentVolumeClaim: { claimName: CANARY_NAME } }],
+          },
+        },
+      },
+    });
+    new RecurringJob(this, 'backup-job', {
+      metadata: { name: CANARY_BACKUP_JOB, labels },
+      spec: { name: CANARY_BACKUP_JOB, task: RecurringJobSpecTask.BACKUP, cron: props.schedule, retain: CANARY_BACKUPS_KEPT, concurrency: 1, groups: [CANARY_GROUP] },
+    });
+    this.addRestoreCheckAccount(namespace, labels);
+
+    // The scratch objects, typed here and sent by the script as they are.
+    const scratchClass: k8s.KubeStorageClassProps = {
+      metadata: { name: SCRATCH_NAME, labels },
+      provisioner: CSI_PROVISIONER,
+      reclaimPolicy: 'Delete',
+      volumeBindingMode: 'Immediate',
+      // One replica: the scratch copy lives for a minute. No recurring job: nothing backs it up.
+      parameters: { ...volumeParameters, numberOfReplicas: '1', recurringJobSelector: '[]', fromBackup: 'BACKUP_URL' },
+    };
+    const scratchPod: k8s.KubePodProps = {
+      metadata: { name: SCRATCH_NAME, namespace, labels: service.jobPodLabelsFor(SCRATCH_NAME, 'canary') },
+      spec: {
+        restartPolicy: 'Never',
+        automountServiceAccountToken: false,
+        securityContext: POD_SECURITY,
+        containers: [
+          {
+            name: 'compare',
+            image: IMAGES.busybox,
+            command: ['sh', '-ec', COMPARE_SCRIPT],
+            env: volumeEnv,
+            resources: toResourceRequirements(CANARY_RESOURCES),
+            securityContext: RESTRICTED,
+            volumeMounts: [{ name: 'canary', mountPath: CANARY_DIR, readOnly: true }],
+          },
+        ],
+        volumes: [{ name: 'canary', persistentVolumeClaim: { claimName: SCRATCH_NAME, readOnly: true } }],
+      },
+    };
+    this.restoreCheck = {
+      description: `the latest backup of the Longhorn canary volume restores into a scratch volume with the canary's content, at most ${props.maxAgeHours} h old`,
+      image: IMAGES.curl,
+      env: {
+        NAMESPACE: namespace,
+        CANARY_CLAIM: CANARY_NAME,
+        SCRATCH_NAME,
+        BACKUP_JOB: CANARY_BACKUP_JOB,
+        BACKUP_CRON: props.schedule,
+        MAX_AGE_HOURS: String(props.maxAgeHours),
+        WAIT_SECONDS: String(RESTORE_WAIT_SECONDS),
+        RESTORE_CLASS: manifestJson('storage.k8s.io/v1', 'StorageClass', k8s.toJson_KubeStorageClassProps(scratchClass)),
+        RESTORE_CLAIM: manifestJson('v1', 'PersistentVolumeClaim', k8s.toJson_KubePersistentVolumeClaimProps(claim(SCRATCH_NAME, SCRATCH_NAME))),
+        RESTORE_POD: manifestJson('v1', 'Pod', k8s.toJson_KubePodProps(scratchPod)),
+      },
+      script: RESTORE_CHECK_SCRIPT,
+    };
+  }
+
+  /**
+   * The check's ServiceAccount, allowed what its script does and no more: read the canary PVC and
+   * list Longhorn's Backups; create the scratch StorageClass, PVC and pod, and read, log and delete
+   * only those by name (Kubernetes RBAC cannot limit `create` to a name).
+   */
+  private addRestoreCheckAccount(namespace: string, labels: Record<string, string>): void {
+    const metadata = { name: RESTORE_CHECK_JOB, labels };
+    const subjects = [{ kind: 'ServiceAccount', name: RESTORE_CHECK_JOB, namespace }];
+    new k8s.KubeServiceAccount(this, 'account', { metadata, automountServiceAccountToken: false });
+    new k8s.KubeRole(this, 'role', {
+      metadata,
+      rules: [
+        { apiGroups: ['longhorn.io'], resources: ['backups'], verbs: ['list'] },
+        { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'], resourceNames: [CANARY_NAME, SCRATCH_NAME] },
+        { apiGroups: [''], resources: ['persistentvolumeclaims', 'pods'], verbs: ['create'] },
+        { apiGroups: [''], resources: ['persistentvolumeclaims', 'pods'], verbs: ['delete'], resourceNames: [SCRATCH_NAME] },
+        { apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get'], resourceNames: [SCRATCH_NAME] },
+      ],
+    });
+    new k8s.KubeRoleBinding(this, 'binding', { metadata, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: RESTORE_CHECK_JOB }, subjects });
+    new k8s.KubeClusterRole(this, 'cluster-role', {
+      metadata,
+      rules: [
+        { apiGroups: ['storage.k8s.io'], resources: ['storageclasses'], verbs: ['create'] },
+        { apiGroups: ['storage.k8s.io'], resources: ['storageclasses'], verbs: ['get', 'delete'], resourceNames: [SCRATCH_NAME] },
+      ],
+    });
+    new k8s.KubeClusterRoleBinding(this, 'cluster-binding', {
+      metadata,
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: RESTORE_CHECK_JOB },
+      subjects,
+    });
+  }
+}
+
+/** An object (its props as cdk8s serialises them) as the JSON the API server takes. */
+function manifestJson(apiVersion: string, kind: string, props: Record<string, unknown> | undefined): string {
+  return JSON.stringify({ apiVersion, kind, ...props });
+}

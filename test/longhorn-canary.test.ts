@@ -1,0 +1,311 @@
+/**
+ * The Longhorn canary and the verification's restore check (charts/longhorn-canary.ts): what a
+ * backup target adds to Longhorn's Application, the least-privilege account of the check, the
+ * writer and the comparison run under `sh` on a real directory, and the check's script against a
+ * fake Kubernetes API answering with Backups as Longhorn 1.12 writes them (checked against the
+ * vendored CRD): pass, content that differs, no backup, a backup too old, a restore that never
+ * finishes — and the scratch objects deleted every time.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
+import { CANARY_TEXT, COMPARE_SCRIPT, WRITER_SCRIPT } from '../charts/longhorn-canary';
+import { configProblems, FAKE_SLEEP, fixtureObject, Manifest, manifestsOf, ROOT, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
+
+/** The small fixture with a backup target and any change. */
+function configText(change: (config: Record<string, any>) => void = () => {}): string {
+  const config = fixtureObject('small');
+  config.backup = { target: 's3://homelab-backups@eu-central-1/lab/', endpoint: 'https://s3.eu-central-1.example.net' };
+  change(config);
+  return toYamlText(config);
+}
+
+const [lab] = synthesizePlatforms(configText());
+const manifests = manifestsOf(lab.env);
+const find = (path: string): Manifest => {
+  const found = manifests.find((m) => m.path === path);
+  if (!found) throw new Error(`no ${path} in ${manifests.map((m) => m.path).join(', ')}`);
+  return found.manifest;
+};
+const checkJob = find('verification/job-longhorn-system-longhorn-canary-restore.yaml');
+const checkContainer = checkJob.spec.template.spec.containers[0];
+const envOf = (name: string): string => checkContainer.env.find((e: { name: string }) => e.name === name).value;
+
+describe('services.longhorn.backup.canarySchedule and the names the canary takes', () => {
+  it('is a cron schedule', () => {
+    expect(configProblems(configText((c) => (c.services.longhorn = { ...c.services.longhorn, backup: { canarySchedule: '5 * * * *' } })))).toBe('');
+    expect(configProblems(configText((c) => (c.services.longhorn = { ...c.services.longhorn, backup: { canarySchedule: 'hourly' } })))).toContain('services.longhorn.backup.canarySchedule: expected a five-field cron expression');
+  });
+
+  it("refuses a storage class or recurring job under the canary's names, at their paths", () => {
+    const taken = configProblems(
+      configText((c) => {
+        c.services.longhorn = {
+          storageClasses: { 'longhorn-replicated': { default: true }, 'longhorn-canary': {}, 'longhorn-restore-scratch': {} },
+          recurringJobs: { 'canary-backup': { task: 'backup', cron: '0 1 * * *', retain: 2 } },
+        };
+      }),
+    );
+    expect(taken).toContain('services.longhorn.storageClasses.longhorn-canary: expected another name: "longhorn-canary" is the class of the backup canary volume');
+    expect(taken).toContain('services.longhorn.storageClasses.longhorn-restore-scratch: expected another name');
+    expect(taken).toContain('services.longhorn.recurringJobs.canary-backup: expected another name: "canary-backup" is the job that backs up the canary volume');
+  });
+});
+
+describe('the canary in Longhorn\'s Application', () => {
+  it('is a volume of its own class, in the recurring-job group of its own backup job only', () => {
+    const storageClass = find('longhorn/storageclass-longhorn-canary.yaml');
+    expect(JSON.parse(storageClass.parameters.recurringJobSelector)).toEqual([{ name: 'canary', isGroup: true }]);
+    expect(storageClass.reclaimPolicy).toBe('Delete');
+    expect(find('longhorn/persistentvolumeclaim-longhorn-canary.yaml').spec.storageClassName).toBe('longhorn-canary');
+    const job = find('longhorn/recurringjob-canary-backup.yaml');
+    expect(job.spec).toMatchObject({ name: 'canary-backup', task: 'backup', groups: ['canary'], cron: '45 * * * *' });
+  });
+
+  it('keeps the volume attached with its writer, so that the recurring job backs it up', () => {
+    const writer = find('longhorn/deployment-longhorn-canary.yaml');
+    expect(writer.spec.replicas).toBe(1);
+    expect(writer.spec.strategy.type).toBe('Recreate');
+    expect(writer.spec.template.spec.volumes).toEqual([{ name: 'canary', persistentVolumeClaim: { claimName: 'longhorn-canary' } }]);
+    expect(writer.spec.template.spec.containers[0].command).toEqual(['sh', '-ec', WRITER_SCRIPT]);
+  });
+
+  it('is not there without a backup target, and neither is the check', () => {
+    const [none] = synthesizePlatforms(configText((c) => delete c.backup));
+    const paths = manifestsOf(none.env).map((m) => m.path);
+    expect(paths.filter((path) => path.includes('canary') || path.includes('restore-scratch'))).toEqual([]);
+  });
+});
+
+describe('the restore check\'s account', () => {
+  it('runs in longhorn-system as its own ServiceAccount, kept by Longhorn\'s Application', () => {
+    expect(checkJob.metadata.namespace).toBe('longhorn-system');
+    expect(checkJob.spec.template.spec.serviceAccountName).toBe('longhorn-canary-restore');
+    expect(find('longhorn/serviceaccount-longhorn-canary-restore.yaml').automountServiceAccountToken).toBe(false);
+  });
+
+  it('may read the canary PVC and list Backups, and touch only the scratch objects by name', () => {
+    const role = find('longhorn/role-longhorn-canary-restore.yaml');
+    const byName = role.rules.filter((rule: any) => rule.verbs.some((verb: string) => verb !== 'create' && verb !== 'list'));
+    for (const rule of byName) expect(rule.resourceNames, JSON.stringify(rule)).toBeDefined();
+    expect(role.rules).toContainEqual({ apiGroups: ['longhorn.io'], resources: ['backups'], verbs: ['list'] });
+    expect(role.rules.flatMap((rule: any) => rule.verbs)).not.toContain('update');
+    const clusterRole = find('longhorn/clusterrole-longhorn-canary-restore.yaml');
+    expect(clusterRole.rules).toEqual([
+      { apiGroups: ['storage.k8s.io'], resources: ['storageclasses'], verbs: ['create'] },
+      { apiGroups: ['storage.k8s.io'], resources: ['storageclasses'], verbs: ['get', 'delete'], resourceNames: ['longhorn-restore-scratch'] },
+    ]);
+    expect(find('longhorn/clusterrolebinding-longhorn-canary-restore.yaml').subjects).toEqual([{ kind: 'ServiceAccount', name: 'longhorn-canary-restore', namespace: 'longhorn-system' }]);
+  });
+
+  it('sends scratch objects that are valid Kubernetes objects: a class restoring from the backup, its PVC, a restricted pod', () => {
+    const storageClass = JSON.parse(envOf('RESTORE_CLASS').replace('BACKUP_URL', 's3://b@r/p/?backup=backup-1&volume=pvc-1'));
+    const claim = JSON.parse(envOf('RESTORE_CLAIM'));
+    const pod = JSON.parse(envOf('RESTORE_POD'));
+    for (const object of [storageClass, claim, pod]) expect(ManifestValidator.shared().validate(object), object.kind).toEqual([]);
+    expect(storageClass.parameters).toMatchObject({ fromBackup: 's3://b@r/p/?backup=backup-1&volume=pvc-1', recurringJobSelector: '[]' });
+    expect(claim.spec.storageClassName).toBe(storageClass.metadata.name);
+    expect(claim.spec.resources).toEqual(find('longhorn/persistentvolumeclaim-longhorn-canary.yaml').spec.resources);
+    expect(pod.spec.volumes).toEqual([{ name: 'canary', persistentVolumeClaim: { claimName: claim.metadata.name, readOnly: true } }]);
+    expect(pod.spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.spec.containers[0].securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(pod.spec.containers[0].command).toEqual(['sh', '-ec', COMPARE_SCRIPT]);
+  });
+});
+
+describe('the canary file: written, then compared after a restore', () => {
+  /** Runs a script of the writer or the restore pod on `dir` as its volume; `sleep` fails, ending the writer's loop. */
+  const run = (script: string, dir: string) =>
+    runWithFakeCommands({ command: ['sh', '-ec', script], env: [{ name: 'CANARY_DIR', value: dir }, { name: 'CANARY_FILE', value: 'canary' }, { name: 'CANARY_TEXT', value: CANARY_TEXT }, { name: 'REWRITE_SECONDS', value: '3600' }] }, { sleep: 'exit 1' });
+
+  function roundTrip(tamper: (file: string) => void = () => {}) {
+    const dir = tempDir();
+    try {
+      const written = run(WRITER_SCRIPT, dir);
+      expect(written.status, written.stderr).not.toBeNull();
+      expect(written.stdout).toMatch(/^canary written at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/m);
+      tamper(join(dir, 'canary'));
+      return run(COMPARE_SCRIPT, dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('reads back what the writer wrote, saying when', () => {
+    const compared = roundTrip();
+    expect(compared.status, compared.stdout).toBe(0);
+    expect(compared.stdout).toMatch(/^canary written at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$/);
+  });
+
+  it('fails, saying why, on other text, a time that does not match its checksum, or no file', () => {
+    const edit = (from: RegExp, to: string) => (file: string) => writeFileSync(file, readFileSync(file, 'utf8').replace(from, to));
+    const otherText = roundTrip(edit(/^homelab/, 'lab'));
+    expect(otherText.status).toBe(1);
+    expect(otherText.stdout).toContain('the restored canary says "lab longhorn canary');
+    const otherTime = roundTrip(edit(/T\d\d:/, 'T99:'));
+    expect(otherTime.status).toBe(1);
+    expect(otherTime.stdout).toMatch(/the restored canary \(written at .*T99:.*\) does not match its checksum/);
+    const gone = roundTrip((file) => rmSync(file));
+    expect(gone.status).toBe(1);
+    expect(gone.stdout).toContain('the restored volume holds no canary file');
+  });
+});
+
+describe('the restore check against a fake Kubernetes API', () => {
+  /** A Backup as longhorn-manager 1.12 keeps it: labelled with its volume, status keys as the API server sorts them. */
+  function backup(name: string, hoursAgo: number, state: string): Record<string, unknown> {
+    const created = new Date(Date.now() - hoursAgo * 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    return {
+      apiVersion: 'longhorn.io/v1beta2',
+      kind: 'Backup',
+      metadata: { name, namespace: 'longhorn-system', labels: { 'backup-target': 'default', 'backup-volume': 'pvc-4711' } },
+      spec: { backupMode: 'incremental', labels: { RecurringJob: 'canary-backup' }, snapshotName: `canary-b-${name}` },
+      status: {
+        backupCreatedAt: created,
+        backupTargetName: 'default',
+        compressionMethod: 'lz4',
+        labels: { RecurringJob: 'canary-backup', 'longhorn.io/volume-access-mode': 'rwo' },
+        lastSyncedAt: created,
+        ...(state === 'Error' && { error: 'failed to upload', messages: { error: 'failed to upload' } }),
+        progress: state === 'Completed' ? 100 : 30,
+        size: '2097152',
+        snapshotCreatedAt: created,
+        snapshotName: `canary-b-${name}`,
+        state,
+        url: `s3://homelab-backups@eu-central-1/lab/longhorn/?backup=${name}&volume=pvc-4711`,
+        volumeName: 'pvc-4711',
+        volumeSize: '67108864',
+      },
+    };
+  }
+
+  /** The API server's JSON: keys sorted (custom resources are maps), `&` escaped as Go's encoder does. */
+  function apiJson(value: unknown): string {
+    const sorted = (v: unknown): unknown =>
+      Array.isArray(v) ? v.map(sorted) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sorted(x)])) : v;
+    return JSON.stringify(sorted(value), null, 1).replace(/&/g, '\\u0026');
+  }
+
+  /** curl as kube_get calls it: every call recorded, answers by method and path; `-o` writes there. */
+  const curl = String.raw`method=GET; body=""; out=""; prev=""; url=""
+for a in "$@"; do
+  case "$prev" in -X) method=$a ;; --data-binary) body=$a ;; -o) out=$a ;; esac
+  prev=$a; url=$a
+done
+path=${'$'}{url#https://kubernetes.default.svc}
+printf '%s %s\n' "$method" "$path" >> "$FAKE_BIN/calls"
+[ -z "$body" ] || printf '%s\n' "$body" >> "$FAKE_BIN/bodies"
+[ -z "$out" ] || exec > "$out"
+case "$method $path" in
+  "DELETE "*) exit 0 ;;
+  "POST "*/pods) touch "$FAKE_BIN/pod"; exit 0 ;;
+  "POST "*) exit 0 ;;
+  "GET "*/persistentvolumeclaims/longhorn-canary) printf '%s' "$CANARY_PVC" ;;
+  "GET "*/backups\?*) printf '%s' "$BACKUPS" ;;
+  "GET "*/pods/longhorn-restore-scratch/log) printf '%s\n' "$POD_LOG" ;;
+  "GET "*/pods/longhorn-restore-scratch)
+    [ -f "$FAKE_BIN/pod" ] || exit 22
+    polls=$(( $(cat "$FAKE_BIN/polls" 2> /dev/null || echo 0) + 1 ))
+    echo "$polls" > "$FAKE_BIN/polls"
+    phase=$(echo "$POD_PHASES" | tr ' ' '\n' | sed -n "${'$'}{polls}p")
+    printf '{"kind":"Pod","status":{"phase":"%s"}}' "${'$'}{phase:-$(echo "$POD_PHASES" | tr ' ' '\n' | tail -n 1)}" ;;
+  *) exit 22 ;;
+esac`;
+
+  const BOUND = apiJson({ kind: 'PersistentVolumeClaim', metadata: { name: 'longhorn-canary' }, spec: { storageClassName: 'longhorn-canary', volumeName: 'pvc-4711' }, status: { phase: 'Bound' } });
+
+  function check(answers: { backups?: Record<string, unknown>[]; phases?: string; log?: string; pvc?: string; env?: Record<string, string>; curlPrefix?: string }) {
+    const result = runWithFakeCommands(checkContainer, { curl: `${answers.curlPrefix ?? ''}\n${curl}`, sleep: FAKE_SLEEP }, {
+      env: {
+        CANARY_PVC: answers.pvc ?? BOUND,
+        BACKUPS: apiJson({ apiVersion: 'longhorn.io/v1beta2', kind: 'BackupList', items: answers.backups ?? [] }),
+        POD_PHASES: answers.phases ?? 'Pending Running Succeeded',
+        POD_LOG: answers.log ?? 'canary written at 2026-12-05T10:45:01Z',
+        ...answers.env,
+      },
+      collect: (bin) => {
+        const read = (file: string) => (spawnSync('cat', [join(bin, file)], { encoding: 'utf8' }).stdout ?? '').split('\n').filter(Boolean);
+        return { calls: read('calls'), bodies: read('bodies').map((body) => JSON.parse(body)) };
+      },
+    });
+    return { ...result, output: result.stdout + result.stderr, calls: result.collected.calls, bodies: result.collected.bodies };
+  }
+
+  const SCRATCH = ['DELETE /api/v1/namespaces/longhorn-system/pods/longhorn-restore-scratch?gracePeriodSeconds=0', 'DELETE /api/v1/namespaces/longhorn-system/persistentvolumeclaims/longhorn-restore-scratch', 'DELETE /apis/storage.k8s.io/v1/storageclasses/longhorn-restore-scratch'];
+  /** The scratch objects are deleted at the end, after anything was created. */
+  const cleanedUp = (calls: readonly string[]) => {
+    expect(calls.slice(-3)).toEqual(SCRATCH);
+    expect(calls.slice(0, 3)).toEqual(SCRATCH);
+  };
+
+  it('uses only fields the vendored Backup CRD has, in the order the script reads them', () => {
+    const crd = parseAllDocuments(readFileSync(join(ROOT, 'vendor/crds/longhorn.yaml'), 'utf8'))
+      .map((doc) => doc.toJS())
+      .find((doc) => doc.metadata.name === 'backups.longhorn.io');
+    const version = crd.spec.versions.find((v: any) => v.name === 'v1beta2');
+    const status = Object.keys(version.schema.openAPIV3Schema.properties.status.properties).sort();
+    // The script matches from backupCreatedAt to `"state":"Completed","url":...`: nothing sorts between state and url.
+    expect(status.slice(status.indexOf('state'), status.indexOf('state') + 2)).toEqual(['state', 'url']);
+    expect(status[0]).toBe('backupCreatedAt');
+    for (const object of [backup('backup-a', 1, 'Completed'), backup('backup-b', 1, 'Error')]) expect(ManifestValidator.shared().validate(object)).toEqual([]);
+  });
+
+  it('restores the newest completed backup of the canary volume, compares it, reports PASS with its age, and cleans up', () => {
+    const run = check({ backups: [backup('backup-old', 27, 'Completed'), backup('backup-new', 3, 'Completed'), backup('backup-failed', 1, 'Error'), backup('backup-running', 0, 'InProgress')] });
+    expect(run.status, run.output).toBe(0);
+    expect(run.stdout).toContain('PASS latest backup backup-new of the canary volume: 3 h old, restored into a scratch volume, content matches (canary written at 2026-12-05T10:45:01Z)');
+    expect(run.calls).toContain('GET /apis/longhorn.io/v1beta2/namespaces/longhorn-system/backups?labelSelector=backup-volume%3Dpvc-4711');
+    const [storageClass, claim, pod] = run.bodies;
+    // The JSON-escaped URL goes into the body as it came: the API server reads the & back.
+    expect(storageClass.parameters.fromBackup).toBe('s3://homelab-backups@eu-central-1/lab/longhorn/?backup=backup-new&volume=pvc-4711');
+    expect([storageClass.kind, claim.kind, pod.kind]).toEqual(['StorageClass', 'PersistentVolumeClaim', 'Pod']);
+    cleanedUp(run.calls);
+    expect(run.calls.indexOf('POST /api/v1/namespaces/longhorn-system/pods')).toBeLessThan(run.calls.length - 3);
+  });
+
+  it('fails with the reason when the restored content differs, and cleans up', () => {
+    const run = check({ backups: [backup('backup-new', 2, 'Completed')], phases: 'Pending Failed', log: 'the restored canary says "garbage", expected "..."' });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('FAIL latest backup backup-new of the canary (2 h old) restored, but: the restored canary says "garbage"');
+    cleanedUp(run.calls);
+  });
+
+  it('fails when there is no completed backup, or the canary is not bound, creating nothing', () => {
+    const none = check({ backups: [backup('backup-failed', 1, 'Error')] });
+    expect(none.status).toBe(1);
+    expect(none.stderr).toContain('FAIL no completed backup of the canary volume pvc-4711 yet (recurring job canary-backup, cron "45 * * * *")');
+    expect(none.calls.filter((call) => call.startsWith('POST'))).toEqual([]);
+    cleanedUp(none.calls);
+    const unbound = check({ pvc: apiJson({ kind: 'PersistentVolumeClaim', spec: { storageClassName: 'longhorn-canary' }, status: { phase: 'Pending' } }) });
+    expect(unbound.stderr).toContain('FAIL the canary volume longhorn-system/longhorn-canary is not bound');
+    cleanedUp(unbound.calls);
+  });
+
+  it('fails on a backup older than maxAgeHours, after proving it restores', () => {
+    const run = check({ backups: [backup('backup-stale', 30, 'Completed')] });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('FAIL latest backup backup-stale of the canary restored and matches, but it is 30 h old, more than 26 h');
+    cleanedUp(run.calls);
+  });
+
+  it('fails when the restore does not finish in time, saying where it stopped, and cleans up', () => {
+    const run = check({ backups: [backup('backup-new', 1, 'Completed')], phases: 'Pending', env: { WAIT_SECONDS: '0' } });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('FAIL latest backup backup-new of the canary (1 h old) was not restored and read within 0 s (pod longhorn-restore-scratch: Pending)');
+    cleanedUp(run.calls);
+  });
+
+  it('waits for the scratch objects of a killed run to be gone before making them again', () => {
+    // The PVC of an earlier run is still there for two more reads, then gone.
+    const leftover = String.raw`case "$*" in *-X\ DELETE*) ;; *persistentvolumeclaims/longhorn-restore-scratch*)
+  n=$(( $(cat "$FAKE_BIN/left" 2> /dev/null || echo 0) + 1 )); echo $n > "$FAKE_BIN/left"; [ "$n" -gt 2 ] || exit 0 ;; esac`;
+    const run = check({ backups: [backup('backup-new', 1, 'Completed')], curlPrefix: leftover });
+    expect(run.status, run.output).toBe(0);
+    const reads = run.calls.filter((call) => call === 'GET /api/v1/namespaces/longhorn-system/persistentvolumeclaims/longhorn-restore-scratch');
+    expect(reads.length).toBe(1);
+    expect(run.calls.indexOf('POST /api/v1/namespaces/longhorn-system/persistentvolumeclaims')).toBeGreaterThan(run.calls.lastIndexOf('GET /api/v1/namespaces/longhorn-system/persistentvolumeclaims/longhorn-restore-scratch'));
+  });
+});
