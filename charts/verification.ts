@@ -11,7 +11,7 @@
 import { Duration } from 'cdk8s';
 import { Construct } from 'constructs';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, CheckpointProps, probeJob } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_COMPONENT, CheckpointProps, namespaceAccount, probeJob } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -112,7 +112,10 @@ ${everyLabelValueIn({
 
   /** A check Job in another service's namespace (reaching what that service may reach). */
   private crossCheck(host: HomelabService, job: string, props: Omit<CheckpointProps, 'hookWave'>): VerificationCheck {
-    probeJob(new Construct(this, job), job, props, { owner: this, namespace: host.namespaceName, hookWave: CHECKS_WAVE, keep: true });
+    const scope = new Construct(this, job);
+    // A check that makes scratch objects in that namespace runs as an account of its own there.
+    const account = props.namespaceAccess && namespaceAccount(scope, job, host.namespaceName, this.labelsFor(CHECKPOINT_COMPONENT), props.namespaceAccess);
+    probeJob(scope, job, props, { owner: this, namespace: host.namespaceName, hookWave: CHECKS_WAVE, keep: true, account });
     return { namespace: host.namespaceName, job, description: props.description };
   }
 
