@@ -81,7 +81,7 @@ describe('a database with a backup target', () => {
     expect(store.spec.configuration).toMatchObject({ destinationPath: 's3://homelab-backups/lab/postgres/n8n', endpointURL: ENDPOINT });
     expect(store.spec.retentionPolicy).toBe('14d');
     // The ObjectStore is in place before the Cluster that names it.
-    expect(Number(store.metadata.annotations['argocd.argoproj.io/sync-wave'])).toBeLessThan(Number(cluster.metadata.annotations['argocd.argoproj.io/sync-wave']));
+    expect(Number(store.metadata.annotations!['argocd.argoproj.io/sync-wave'])).toBeLessThan(Number(cluster.metadata.annotations!['argocd.argoproj.io/sync-wave']));
   });
 
   it("reads the target's keys and region from a Secret rendered from the one copy in Vault", () => {
@@ -144,7 +144,7 @@ describe('a database with a backup target', () => {
 
   it('writes a canary row after every sync of the consumer, with the owner\'s credentials', () => {
     const canary = find('n8n/job-n8n-db-canary.yaml');
-    expect(canary.metadata.annotations['argocd.argoproj.io/hook']).toBe('PostSync');
+    expect(canary.metadata.annotations!['argocd.argoproj.io/hook']).toBe('PostSync');
     expect(canary.spec.template.spec.containers[0].env).toContainEqual({ name: 'DATABASE_URI', valueFrom: { secretKeyRef: { name: 'n8n-db-app', key: 'uri' } } });
   });
 
