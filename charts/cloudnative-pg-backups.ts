@@ -22,6 +22,7 @@ import { CheckpointProps, probeJob } from '../lib/model/checkpoint';
 import { cron, intBetween, resourcesSchema } from '../lib/model/config/primitives';
 import type { BackupCredentialsNeed, DatabaseBackup, DatabaseNeed } from '../lib/model/databases';
 import { resources, Resources } from '../lib/model/resources';
+import { AlertRule, ENDPOINT_LABEL, SERVICE_LABEL } from '../lib/model/monitoring';
 import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import type { HelmRelease } from '../lib/model/sources';
@@ -183,7 +184,7 @@ export class DatabaseBackups extends Construct {
       sidecarRequests: SIDECAR_RESOURCES.requests,
       scratchRequests: SCRATCH_RESOURCES.requests,
       recovery: this.recovery(consumer, props, where),
-      alerts: [],
+      alerts: backupAlerts(consumer, props, where),
       restoreCheck: this.restoreCheck(consumer, props, scratchCluster, where),
     };
   }
@@ -263,6 +264,47 @@ export class DatabaseBackups extends Construct {
       },
     };
   }
+}
+
+/**
+ * Alerts when a database's backups are late or failing, on the metrics its instances export:
+ * the plugin's (plugin-barman-cloud docs/observability.md: `barman_cloud_cloudnative_pg_io_last_
+ * available_backup_timestamp`, `..._last_failed_backup_timestamp`, through the instance
+ * manager's exporter) and the operator's default pg_stat_archiver query (cloudnative-pg chart
+ * 0.29.0 values.yaml: `cnpg_pg_stat_archiver_last_archived_time`, `..._last_failed_time`).
+ */
+function backupAlerts(consumer: HomelabService, props: DatabaseBackupProps, where: string): AlertRule[] {
+  const { cluster, settings } = props;
+  const own = `${SERVICE_LABEL}="${consumer.serviceName}", ${ENDPOINT_LABEL}="${cluster}"`;
+  const name = cluster.replace(/(^|-)([a-z0-9])/g, (_, _dash, c: string) => c.toUpperCase());
+  const lastBackup = `max(barman_cloud_cloudnative_pg_io_last_available_backup_timestamp{${own}})`;
+  const logs = `kubectl -n ${consumer.namespaceName} get backups -l cnpg.io/cluster=${cluster}; the plugin's sidecar: kubectl -n ${consumer.namespaceName} logs -l cnpg.io/cluster=${cluster} -c plugin-barman-cloud`;
+  return [
+    {
+      alert: `${name}BackupLate`,
+      expr: `time() - ${lastBackup} > ${settings.maxAgeHours * 3600}`,
+      for: '10m',
+      severity: 'critical',
+      summary: `No base backup of database ${cluster} reached ${where} in ${settings.maxAgeHours} hours`,
+      description: `A restore would replay every WAL segment since the last one, or find none. ${logs}`,
+    },
+    {
+      alert: `${name}BackupFailed`,
+      expr: `max(barman_cloud_cloudnative_pg_io_last_failed_backup_timestamp{${own}}) > ${lastBackup}`,
+      for: '5m',
+      severity: 'warning',
+      summary: `The last base backup of database ${cluster} failed`,
+      description: logs,
+    },
+    {
+      alert: `${name}WalArchivingFailing`,
+      expr: `max(cnpg_pg_stat_archiver_last_failed_time{${own}}) > max(cnpg_pg_stat_archiver_last_archived_time{${own}})`,
+      for: '10m',
+      severity: 'critical',
+      summary: `Database ${cluster} cannot archive its WAL to ${where}`,
+      description: `Every transaction since is only on the cluster's volumes, and the WAL piles up there. ${logs}`,
+    },
+  ];
 }
 
 function mapValues<T>(record: Readonly<Record<string, string>>, f: (value: string) => T): Record<string, T> {

@@ -21,7 +21,7 @@ import type { SecretRef } from '../lib/model/secrets';
 import { BARMAN_CLOUD_GROUP, credentialsFor, databaseBackupSettings, DatabaseBackups, DatabaseBackupSettings, PLUGIN_POD_LABELS, pluginRelease } from './cloudnative-pg-backups';
 import { certManagerEntry } from './cert-manager';
 import { Layer } from '../lib/model/layers';
-import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { AlertRule, ENDPOINT_LABEL, SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { helmRelease } from './helm-release';
@@ -72,6 +72,12 @@ const INSTANCE_MANAGER_PORT = 8000;
 const OPERATOR_POD_LABELS = { 'app.kubernetes.io/name': 'cloudnative-pg', 'app.kubernetes.io/instance': 'cloudnative-pg' } as const;
 /** The label CloudNativePG puts on every pod of a cluster (pkg/utils labels: ClusterLabelName). */
 const CLUSTER_LABEL = 'cnpg.io/cluster';
+/** The instance manager's exporter (pkg/specs/pods.go: container port 9187 named `metrics`). */
+const METRICS_PORT = 'metrics';
+/** Seconds a replica may replay behind the primary before it is an alert. */
+const REPLICATION_LAG_SECONDS = 300;
+/** The share of a volume left free below which it is nearly full. */
+const VOLUME_FREE_RATIO = 0.1;
 /** A Cluster in the wave before its consumer's workloads: Argo CD's built-in health check of Cluster holds them until it is healthy. */
 const DATABASE_SYNC_WAVE = '-1';
 
@@ -184,6 +190,8 @@ export class CloudnativePg extends HomelabService implements DatabaseProvider {
       credentialsSecret: `${cluster}-app`,
       podSelector,
       instances: need.instances,
+      metrics: { name: cluster, kind: 'pod', selector: { ...podSelector, ...this.instancePods }, port: METRICS_PORT },
+      alerts: databaseAlerts(consumer, need, cluster),
       backup: backups?.backup,
     };
   }
@@ -239,6 +247,55 @@ if [ "$1" != "$OWNER" ] || [ "$2" != "$DATABASE" ]; then echo "FAIL $CLUSTER: co
 if [ "$3" != f ]; then echo "FAIL $CLUSTER: the read-write Service leads to an instance in recovery, not the primary" >&2; exit 1; fi
 if [ "$4" != "$REPLICAS" ]; then echo "FAIL $CLUSTER: $4 of $REPLICAS replicas are connected to the primary" >&2; exit 1; fi
 echo "PASS $CLUSTER: $OWNER runs queries on $DATABASE; $REPLICAS replica(s) connected"`;
+
+/**
+ * Alerts on one database, beside the monitoring pass's own when its exporter is down. The metric
+ * names: the operator's default monitoring queries (`cnpg_<query>_<column>`, cloudnative-pg chart
+ * 0.29.0 values.yaml monitoringQueriesConfigMap: pg_replication.lag), the instance manager's
+ * collector (`cnpg_collector_up`, pkg/management/postgres/webserver/metricserver), and the
+ * kubelet's volume statistics, which the monitoring stack scrapes (PVCs `<cluster>-<n>`).
+ */
+function databaseAlerts(consumer: HomelabService, need: DatabaseNeed, cluster: string): AlertRule[] {
+  const own = `${SERVICE_LABEL}="${consumer.serviceName}", ${ENDPOINT_LABEL}="${cluster}"`;
+  const name = pascalCase(cluster);
+  const where = `kubectl -n ${consumer.namespaceName} get cluster ${cluster}; the instances' logs: kubectl -n ${consumer.namespaceName} logs -l cnpg.io/cluster=${cluster}`;
+  return [
+    {
+      alert: `${name}InstanceDown`,
+      expr: `min by (pod) (cnpg_collector_up{${own}}) == 0`,
+      for: '5m',
+      severity: 'critical',
+      summary: `PostgreSQL of database ${need.name} on {{ $labels.pod }} does not answer its instance manager`,
+      description: where,
+    },
+    ...(need.instances > 1
+      ? [
+          {
+            alert: `${name}ReplicationLag`,
+            expr: `max by (pod) (cnpg_pg_replication_lag{${own}}) > ${REPLICATION_LAG_SECONDS}`,
+            for: '10m',
+            severity: 'warning' as const,
+            summary: `The replica {{ $labels.pod }} of database ${need.name} replays {{ $value | humanizeDuration }} behind its primary`,
+            description: `A failover now would lose those transactions. ${where}`,
+          },
+        ]
+      : []),
+    {
+      alert: `${name}StorageNearlyFull`,
+      expr:
+        `max by (persistentvolumeclaim) (kubelet_volume_stats_available_bytes{namespace="${consumer.namespaceName}", persistentvolumeclaim=~"${cluster}-[0-9]+"} ` +
+        `/ kubelet_volume_stats_capacity_bytes{namespace="${consumer.namespaceName}", persistentvolumeclaim=~"${cluster}-[0-9]+"}) < ${VOLUME_FREE_RATIO}`,
+      for: '15m',
+      severity: 'warning',
+      summary: `The volume {{ $labels.persistentvolumeclaim }} of database ${need.name} is more than ${100 - VOLUME_FREE_RATIO * 100}% full`,
+      description: `PostgreSQL stops when its volume is full: raise the database's size in the config (Longhorn's classes allow expanding a volume). ${where}`,
+    },
+  ];
+}
+
+function pascalCase(name: string): string {
+  return name.replace(/(^|-)([a-z0-9])/g, (_, _dash, c: string) => c.toUpperCase());
+}
 
 /** The database cluster of a need. */
 function clusterName(need: DatabaseNeed): string {

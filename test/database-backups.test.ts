@@ -62,6 +62,13 @@ describe('database backups in the config', () => {
 describe('a database without a backup target', () => {
   const { find, paths, platform } = synthesize(configText((c) => delete c.backup));
 
+  it('has no backup alerts, and a single instance no replication alert', () => {
+    const single = synthesize(configText((c) => { delete c.backup; c.services.n8n.database.cloudnativePg.instances = 1; }));
+    const names = single.platform.services.find((s) => s.serviceName === 'n8n')!.alertRules.map((rule) => rule.alert);
+    expect(names).toContain('N8nDbInstanceDown');
+    expect(names.filter((name) => /Backup|Wal|Replication/.test(name))).toEqual([]);
+  });
+
   it('is not archived: no plugin, no ObjectStore, no ScheduledBackup, no restore check, as before', () => {
     expect(find('n8n/cluster-n8n-db.yaml').spec.plugins).toBeUndefined();
     expect(paths.filter((p) => /objectstore-|scheduledbackup-|-canary|-restore/.test(p))).toEqual([]);
@@ -140,6 +147,20 @@ describe('a database with a backup target', () => {
     expect(move).toBeGreaterThan(-1);
     expect(lines[move]).toContain(`--endpoint-url ${ENDPOINT}`);
     expect(move).toBeLessThan(start);
+  });
+
+  it('is scraped on its instances and alerted on: down, lagging, nearly full, and backups late, failed or WAL not archived', () => {
+    const n8n = platform.services.find((s) => s.serviceName === 'n8n')!;
+    expect(n8n.metricsEndpoints).toContainEqual({ name: 'n8n-db', kind: 'pod', selector: { 'cnpg.io/cluster': 'n8n-db', 'cnpg.io/podRole': 'instance' }, port: 'metrics' });
+    const alerts = new Map(n8n.alertRules.map((rule) => [rule.alert, rule]));
+    expect([...alerts.keys()].filter((name) => name.startsWith('N8nDb')).sort()).toEqual(
+      ['N8nDbBackupFailed', 'N8nDbBackupLate', 'N8nDbInstanceDown', 'N8nDbReplicationLag', 'N8nDbStorageNearlyFull', 'N8nDbWalArchivingFailing'],
+    );
+    // Late after the configured hours; on the series of this database's instances only.
+    expect(alerts.get('N8nDbBackupLate')!.expr).toContain(`> ${26 * 3600}`);
+    for (const name of ['N8nDbBackupLate', 'N8nDbBackupFailed', 'N8nDbWalArchivingFailing', 'N8nDbInstanceDown']) {
+      expect(alerts.get(name)!.expr).toContain('homelab_service="n8n", homelab_endpoint="n8n-db"');
+    }
   });
 
   it('writes a canary row after every sync of the consumer, with the owner\'s credentials', () => {

@@ -6,7 +6,7 @@
  * Vault (docs/adr/0028).
  */
 import type { CheckpointProps } from './checkpoint';
-import type { AlertRule } from './monitoring';
+import type { AlertRule, MetricsEndpoint } from './monitoring';
 import type { ExternalDestination } from './network';
 import type { Recovery } from './recovery';
 import type { Resources } from './resources';
@@ -50,6 +50,9 @@ export interface DatabaseRef {
   readonly podSelector: Readonly<Record<string, string>>;
   /** PostgreSQL instances. */
   readonly instances: number;
+  /** The instances' exporter, scraped where monitoring runs, and the alerts on it (down, lagging, full). */
+  readonly metrics: MetricsEndpoint;
+  readonly alerts: readonly AlertRule[];
   /** Its continuous backup, where the environment has a backup target. @default none */
   readonly backup?: DatabaseBackup;
 }

@@ -380,6 +380,8 @@ export abstract class HomelabService extends Chart {
     }
     this.callApiServer(ref.podSelector, `the instance managers of database ${ref.cluster} read their Cluster and report its status`, `api-server-${ref.cluster}`);
     this.addEndToEndCheck(`${ref.cluster}-connect`, provider.connectionCheck(need, ref));
+    this.exposeMetrics(ref.metrics);
+    this.addAlerts(...ref.alerts);
     if (ref.backup) this.backUpDatabase(ref, ref.backup);
     return ref;
   }
