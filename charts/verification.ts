@@ -170,7 +170,8 @@ if [ -n "$missing" ]; then echo "${o.missing}" >&2; exit 1; fi`;
 
 /**
  * The report: `state` of each check is pass, fail or running; failed checks print the last
- * lines of their pod's log. Exit 1 unless every check passed.
+ * lines of their pod's log (of the check's own container: a probe may have a companion).
+ * Exit 1 unless every check passed.
  */
 const REPORT_SCRIPT = String.raw`state() {
   status=$(kube_get "/apis/batch/v1/namespaces/$1/jobs/$2" 2>/dev/null | tr -d ' \n')
@@ -195,7 +196,7 @@ for check in $CHECKS; do
   if [ "$result" != pass ]; then
     failed=$((failed + 1))
     pod=$(kube_get "/api/v1/namespaces/$namespace/pods?labelSelector=job-name%3D$job" | tr -d ' \n' | grep -o "\"name\":\"$job-[a-z0-9]*\"" | tail -n 1 | cut -d '"' -f 4)
-    if [ -n "$pod" ]; then kube_get "/api/v1/namespaces/$namespace/pods/$pod/log?tailLines=20" | sed 's/^/        /'; fi
+    if [ -n "$pod" ]; then kube_get "/api/v1/namespaces/$namespace/pods/$pod/log?container=checkpoint&tailLines=20" | sed 's/^/        /'; fi
   fi
 done
 if [ "$failed" -gt 0 ]; then echo "$failed check(s) did not pass" >&2; exit 1; fi
