@@ -106,6 +106,8 @@ export interface DatabaseBackupProps {
   readonly ownerSecret: string;
   /** The consumer's Secret with the target's keys (credentialsFor). */
   readonly credentials: SecretRef;
+  /** The environment's sync policy (`sync`): the runbook pauses an automated one while it restores. */
+  readonly sync: { readonly mode: 'automated' | 'manual'; readonly prune: boolean; readonly selfHeal: boolean };
 }
 
 /** The consumer's Secret with the target's keys and its region (the ObjectStore reads the region from a Secret too). */
@@ -201,14 +203,17 @@ export class DatabaseBackups extends Construct {
     const origin = `${cluster}-origin`;
     const s3 = (command: string) => `aws s3 ${command}${target.endpoint ? ` --endpoint-url ${target.endpoint}` : ''}`;
     const base = where.replace(/[^/]+\/$/, '');
+    const app = consumer.serviceName;
+    const automated = props.sync.mode === 'automated';
+    const resume = `argocd app set ${app} --sync-policy automated${props.sync.prune ? ' --auto-prune' : ''}${props.sync.selfHeal ? ' --self-heal' : ''}`;
     return {
       stage: 'databases',
       data: `PostgreSQL database ${need.name} of ${consumer.serviceName} (Cluster ${namespace}/${cluster}): base backups and WAL`,
       target: where,
       schedule: `WAL continuously, base backups cron "${settings.schedule}", kept ${settings.retentionDays} days`,
       restore: [
-        `# After Vault: External Secrets delivers ${namespace}/${props.credentials.secretName}. Stop Argo CD from re-creating an empty database meanwhile:`,
-        `argocd app set ${consumer.serviceName} --sync-policy none`,
+        `# After Vault: External Secrets delivers ${namespace}/${props.credentials.secretName}.`,
+        ...(automated ? ['# Stop Argo CD from re-creating an empty database meanwhile:', `argocd app set ${app} --sync-policy none`] : []),
         `kubectl -n ${namespace} delete cluster ${cluster} --ignore-not-found   # an empty or broken one; its volumes go with it`,
         '# Move the backups aside: the recovered cluster archives anew under the old name, and Barman refuses a non-empty place',
         s3(`mv --recursive ${where} ${base}${origin}/`),
@@ -216,7 +221,8 @@ export class DatabaseBackups extends Construct {
         ...recoveryClusterYaml({ namespace, cluster, origin, objectStore: this.objectStore, need, archive: true }),
         'EOF',
         `kubectl -n ${namespace} wait cluster/${cluster} --for=condition=Ready --timeout=60m`,
-        `argocd app set ${consumer.serviceName} --sync-policy automated && argocd app sync ${consumer.serviceName}   # or your environment's sync mode`,
+        ...(automated ? [resume] : []),
+        `argocd app sync ${app}`,
       ],
     };
   }

@@ -91,6 +91,8 @@ export class CloudnativePg extends HomelabService implements DatabaseProvider {
   /** CloudNativePG's role label on every instance pod (pkg/utils labels: PodRoleLabelName, PodRoleInstance). */
   readonly instancePods = { 'cnpg.io/podRole': 'instance' } as const;
   private readonly backups?: { readonly target: BackupTarget; readonly settings: DatabaseBackupSettings };
+  /** The environment's sync policy, for the runbook's restore steps. */
+  private readonly sync: Platform['config']['sync'];
 
   constructor(scope: Platform, props: CloudnativePgProps) {
     const target = props.backupTarget;
@@ -118,6 +120,7 @@ export class CloudnativePg extends HomelabService implements DatabaseProvider {
         jqPathExpressions: ['.webhooks[]?.clientConfig.caBundle'],
       })),
     });
+    this.sync = scope.config.sync;
     this.requestCapacity('operator', 1, props.resources.requests);
     if (target) {
       this.backups = { target, settings: props.backup };
@@ -156,6 +159,7 @@ export class CloudnativePg extends HomelabService implements DatabaseProvider {
             podSelector,
             ownerSecret: `${cluster}-app`,
             credentials: backupCredentials,
+            sync: this.sync,
           })
         : undefined;
     new Cluster(consumer, `database-${need.name}`, {

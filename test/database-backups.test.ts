@@ -147,6 +147,12 @@ describe('a database with a backup target', () => {
     expect(move).toBeGreaterThan(-1);
     expect(lines[move]).toContain(`--endpoint-url ${ENDPOINT}`);
     expect(move).toBeLessThan(start);
+    // Argo CD (automated here) re-creates nothing meanwhile, and is resumed as configured after.
+    expect(lines.indexOf('argocd app set n8n --sync-policy none')).toBeLessThan(start);
+    expect(lines.slice(start)).toContain('argocd app set n8n --sync-policy automated --auto-prune --self-heal');
+    const manual = synthesize(configText((c) => (c.sync = { mode: 'manual' }))).platform.services.find((s) => s.serviceName === 'n8n')!.recoveries[0].restore;
+    expect(manual.filter((line) => line.startsWith('argocd app set'))).toEqual([]);
+    expect(manual.at(-1)).toBe('argocd app sync n8n');
   });
 
   it('is scraped on its instances and alerted on: down, lagging, nearly full, and backups late, failed or WAL not archived', () => {
