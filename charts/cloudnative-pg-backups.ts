@@ -26,6 +26,7 @@ import { AlertRule, ENDPOINT_LABEL, SERVICE_LABEL } from '../lib/model/monitorin
 import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import type { HelmRelease } from '../lib/model/sources';
+import { emitYaml } from '../lib/util/yaml-emitter';
 import { helmRelease } from './helm-release';
 import { IMAGES } from './versions';
 
@@ -221,6 +222,7 @@ export class DatabaseBackups extends Construct {
         ...recoveryClusterYaml({ namespace, cluster, origin, objectStore: this.objectStore, need, archive: true }),
         'EOF',
         `kubectl -n ${namespace} wait cluster/${cluster} --for=condition=Ready --timeout=60m`,
+        "# Argo CD then applies the declared Cluster over it: its bootstrap is read only when a cluster is created",
         ...(automated ? [resume] : []),
         `argocd app sync ${app}`,
       ],
@@ -355,28 +357,9 @@ export function recoveryClusterManifest(props: RecoveryClusterProps): Record<str
   };
 }
 
-/** The recovery Cluster as YAML lines for the runbook (block style, two-space indents). */
+/** The recovery Cluster as YAML lines for the runbook. */
 function recoveryClusterYaml(props: RecoveryClusterProps): string[] {
-  return toYamlLines(recoveryClusterManifest(props), '');
-}
-
-function toYamlLines(value: unknown, indent: string): string[] {
-  if (Array.isArray(value)) {
-    return value.flatMap((item) => {
-      const [first, ...rest] = toYamlLines(item, `${indent}  `);
-      return [`${indent}- ${first.trimStart()}`, ...rest];
-    });
-  }
-  if (value !== null && typeof value === 'object') {
-    return Object.entries(value).flatMap(([key, item]) =>
-      item !== null && typeof item === 'object' ? [`${indent}${key}:`, ...toYamlLines(item, `${indent}  `)] : [`${indent}${key}: ${scalar(item)}`],
-    );
-  }
-  return [`${indent}${scalar(value)}`];
-}
-
-function scalar(value: unknown): string {
-  return typeof value === 'string' && !/^[A-Za-z0-9./:_-]+$/.test(value) ? JSON.stringify(value) : String(value);
+  return emitYaml(recoveryClusterManifest(props)).trimEnd().split('\n');
 }
 
 /** The canary hook Job of the consumer's Application: as the owner, upsert the one row with the time. */
