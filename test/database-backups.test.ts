@@ -10,6 +10,9 @@ import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { databaseBackupSettings } from '../charts/cloudnative-pg-backups';
+import { lintObjects } from '../lib/tools/lint/lint';
+import { objectsOf } from '../lib/tools/lint/tree';
+import { operatorProducts } from '../lib/tools/render/operators';
 import { synthesizePlatform, SynthesizedEnvironment } from '../lib/output/synthesize';
 import type { Platform } from '../lib/model/platform';
 import { buildPlatform, configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
@@ -167,6 +170,23 @@ describe('a database with a backup target', () => {
     for (const name of ['N8nDbBackupLate', 'N8nDbBackupFailed', 'N8nDbWalArchivingFailing', 'N8nDbInstanceDown']) {
       expect(alerts.get(name)!.expr).toContain('homelab_service="n8n", homelab_endpoint="n8n-db"');
     }
+  });
+
+  it("monitors pods the operator makes: the lint finds the instances of the Cluster, and the render checks the restore check's scratch cluster", () => {
+    const withMonitoring = synthesize(configText((c) => (c.services.monitoring = { enabled: true })));
+    const podMonitor = 'n8n/podmonitor-n8n-n8n-db.yaml';
+    expect(withMonitoring.find(podMonitor).spec.selector.matchLabels).toEqual({ 'cnpg.io/cluster': 'n8n-db', 'cnpg.io/podRole': 'instance' });
+    const lint = (files: ReadonlyMap<string, string>) =>
+      lintObjects(new Map([['lab', objectsOf('lab', files)]])).violations.filter((v) => v.rule === 'dangling-podmonitor').map((v) => v.location);
+    expect(lint(withMonitoring.env.files)).toEqual([]);
+    // A monitor of a cluster that is not declared selects nothing the operator makes.
+    const files = new Map(withMonitoring.env.files);
+    files.set(podMonitor, files.get(podMonitor)!.replace('cnpg.io/cluster: n8n-db', 'cnpg.io/cluster: n8n-dbx'));
+    expect(lint(files)).toEqual([`lab/${podMonitor}`]);
+    // The restore check's Job names the Cluster it creates; the render checks see its pods.
+    const job = find('verification/job-n8n-n8n-db-restore.yaml');
+    const pods = operatorProducts([{ application: 'verification', source: 'k8s', manifest: job as any }]).filter((o) => o.manifest.kind === 'StatefulSet');
+    expect(pods.map((o) => [o.manifest.metadata.namespace, o.manifest.spec.template.metadata.labels])).toEqual([['n8n', { 'cnpg.io/cluster': 'n8n-db-restore-check', 'cnpg.io/podRole': 'instance' }]]);
   });
 
   it('writes a canary row after every sync of the consumer, with the owner\'s credentials', () => {
