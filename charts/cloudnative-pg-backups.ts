@@ -16,6 +16,7 @@ import {
   ObjectStoreSpecInstanceSidecarConfigurationResourcesLimits,
   ObjectStoreSpecInstanceSidecarConfigurationResourcesRequests,
 } from '../imports/barman-cloud-objectstore-barmancloud.cnpg.io';
+import type { ClusterSpecPlugins } from '../imports/cnpg-cluster-postgresql.cnpg.io';
 import { ScheduledBackup, ScheduledBackupSpecBackupOwnerReference, ScheduledBackupSpecMethod } from '../imports/cnpg-scheduledbackup-postgresql.cnpg.io';
 import type { BackupTarget } from '../lib/model/backup';
 import { CheckpointProps, probeJob } from '../lib/model/checkpoint';
@@ -52,8 +53,8 @@ export const SIDECAR_RESOURCES = resources('50m', '128Mi', '1', '512Mi');
 export const SCRATCH_RESOURCES = resources('100m', '256Mi', '1', '1Gi');
 /** The canary table every backed-up database holds, one row, rewritten on every sync. */
 export const CANARY_TABLE = 'homelab_canary';
-/** How long the restore check waits for the scratch cluster to recover, and the Job's own deadline around it. */
-const RESTORE_WAIT_SECONDS = 1500;
+/** How long the restore check waits for the scratch cluster to recover, and the Job's own deadline around it (leaving the cleanup ten minutes). */
+const RESTORE_WAIT_SECONDS = 1200;
 const RESTORE_DEADLINE_SECONDS = 1800;
 const WORK_DIR = '/work';
 
@@ -127,7 +128,8 @@ export function credentialsFor(target: BackupTarget, cluster: string): BackupCre
  */
 export class DatabaseBackups extends Construct {
   readonly objectStore: string;
-  readonly plugins: { name: string; isWalArchiver: boolean; parameters: Record<string, string> }[];
+  /** The Cluster's `spec.plugins`. */
+  readonly plugins: ClusterSpecPlugins[];
   readonly backup: DatabaseBackup;
 
   constructor(scope: HomelabService, id: string, props: DatabaseBackupProps) {
