@@ -68,7 +68,8 @@ export interface CheckpointProps {
   readonly namespaceAccess?: readonly k8s.PolicyRule[];
   /**
    * A second container in the probe's pod, started with it and sharing its volumes: the tools
-   * of another image (psql beside curl). It gets no API token. @default none
+   * of another image (psql beside curl). Kubernetes mounts the pod's API token (if any) into it
+   * too. @default none
    */
   readonly companion?: CompanionContainer;
   /**
