@@ -5,7 +5,9 @@
  * consumer's own Application and namespace, one sync wave before the consumer's workloads. The
  * operator bootstraps each with a database and its owner and generates the owner's password in
  * the Secret `<cluster>-app` next to the pods that read it: nothing in Git or Vault
- * (docs/adr/0028).
+ * (docs/adr/0028). Where the environment has a backup target, the Barman Cloud plugin's chart
+ * runs beside the operator and every database is archived there (cloudnative-pg-backups.ts,
+ * docs/adr/0039).
  */
 import { z } from '../lib/model/config/zod';
 import type { CloudnativePgValues } from '../imports/helm/cloudnative-pg';
@@ -13,9 +15,13 @@ import { Cluster, ClusterSpecResourcesLimits, ClusterSpecResourcesRequests } fro
 import { defineService } from '../lib/model/catalog';
 import { Checkpoint, CheckpointProps } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
-import type { DatabaseNeed, DatabaseProvider, DatabaseRef } from '../lib/model/databases';
+import type { BackupTarget } from '../lib/model/backup';
+import type { BackupCredentialsNeed, DatabaseNeed, DatabaseProvider, DatabaseRef } from '../lib/model/databases';
+import type { SecretRef } from '../lib/model/secrets';
+import { BARMAN_CLOUD_GROUP, credentialsFor, databaseBackupSettings, DatabaseBackups, DatabaseBackupSettings, PLUGIN_POD_LABELS, pluginRelease } from './cloudnative-pg-backups';
+import { certManagerEntry } from './cert-manager';
 import { Layer } from '../lib/model/layers';
-import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { AlertRule, ENDPOINT_LABEL, SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { helmRelease } from './helm-release';
@@ -31,6 +37,8 @@ export const cloudnativePgSettings = z
   .strictObject({
     enabled: bool.default(false),
     resources: resourcesSchema.default(DEFAULT_OPERATOR_RESOURCES),
+    /** The databases' backups, where the environment has a backup target (`backup.target`). */
+    backup: databaseBackupSettings,
   })
   .prefault({});
 
@@ -64,20 +72,42 @@ const INSTANCE_MANAGER_PORT = 8000;
 const OPERATOR_POD_LABELS = { 'app.kubernetes.io/name': 'cloudnative-pg', 'app.kubernetes.io/instance': 'cloudnative-pg' } as const;
 /** The label CloudNativePG puts on every pod of a cluster (pkg/utils labels: ClusterLabelName). */
 const CLUSTER_LABEL = 'cnpg.io/cluster';
+/** The instance manager's exporter (pkg/specs/pods.go: container port 9187 named `metrics`). */
+const METRICS_PORT = 'metrics';
+/** Seconds a replica may replay behind the primary before it is an alert. */
+const REPLICATION_LAG_SECONDS = 300;
+/** The share of a volume left free below which it is nearly full. */
+const VOLUME_FREE_RATIO = 0.1;
 /** A Cluster in the wave before its consumer's workloads: Argo CD's built-in health check of Cluster holds them until it is healthy. */
 const DATABASE_SYNC_WAVE = '-1';
 
-export type CloudnativePgProps = Omit<CloudnativePgSettings, 'enabled'>;
+export type CloudnativePgProps = Omit<CloudnativePgSettings, 'enabled'> & {
+  /** Where the databases are archived, with the plugin running beside the operator. @default no backups */
+  readonly backupTarget?: BackupTarget;
+};
 
 export class CloudnativePg extends HomelabService implements DatabaseProvider {
   readonly instanceManagerPort = INSTANCE_MANAGER_PORT;
+  /** CloudNativePG's role label on every instance pod (pkg/utils labels: PodRoleLabelName, PodRoleInstance). */
+  readonly instancePods = { 'cnpg.io/podRole': 'instance' } as const;
+  private readonly backups?: { readonly target: BackupTarget; readonly settings: DatabaseBackupSettings };
+  /** The environment's sync policy, for the runbook's restore steps. */
+  private readonly sync: Platform['config']['sync'];
 
   constructor(scope: Platform, props: CloudnativePgProps) {
+    const target = props.backupTarget;
     super(scope, 'cloudnative-pg', props, {
-      layer: Layer.STORAGE,
+      // With the plugin it needs cert-manager, which the foundation layer brings (waves: sequential
+      // syncs layer by layer); still before every consumer, which all come after that layer.
+      layer: target ? Layer.FOUNDATION : Layer.STORAGE,
       namespace: CNPG_NAMESPACE,
-      installsCrdGroups: [CNPG_GROUP],
+      installsCrdGroups: [CNPG_GROUP, ...(target ? [BARMAN_CLOUD_GROUP] : [])],
       helm: helmRelease('cloudnativePg', operatorValues(props)),
+      // The plugin must run in the operator's namespace: the operator discovers plugins by the
+      // `cnpg.io/pluginName` label of Services there (the plugin chart's templates/service.yaml).
+      companionCharts: target ? [pluginRelease(props.backup)] : [],
+      // Its chart issues the certificates of its mTLS with the operator from a cert-manager Issuer of its own.
+      requiresCrdGroups: target ? ['cert-manager.io'] : [],
       // Its webhooks default and validate every postgresql.cnpg.io object (failurePolicy Fail, templates/*webhookconfiguration.yaml).
       admissionWebhookGroups: [CNPG_GROUP],
       // The operator makes its CA and the webhook's certificate at start; the checkpoint reads the CA.
@@ -90,7 +120,14 @@ export class CloudnativePg extends HomelabService implements DatabaseProvider {
         jqPathExpressions: ['.webhooks[]?.clientConfig.caBundle'],
       })),
     });
+    this.sync = scope.config.sync;
     this.requestCapacity('operator', 1, props.resources.requests);
+    if (target) {
+      this.backups = { target, settings: props.backup };
+      this.requestCapacity('barman-cloud-plugin', 1, props.backup.resources.requests);
+      // It reconciles ObjectStores and the Roles that let each cluster's sidecar read its own.
+      this.callApiServer(PLUGIN_POD_LABELS, 'the Barman Cloud plugin reconciles ObjectStores and the Roles of the instances that use them', 'api-server-barman-cloud');
+    }
     this.serveApiServer({ port: WEBHOOK_PORT, podSelector: OPERATOR_POD_LABELS });
     this.callApiServer(OPERATOR_POD_LABELS, 'the operator reconciles Clusters and their pods, Services, Secrets and volumes');
     this.exposeMetrics({ name: 'operator', kind: 'pod', selector: OPERATOR_POD_LABELS, port: 'metrics' });
@@ -106,8 +143,25 @@ export class CloudnativePg extends HomelabService implements DatabaseProvider {
     this.addCheckpoint();
   }
 
-  emitDatabase(consumer: HomelabService, need: DatabaseNeed): DatabaseRef {
-    const cluster = `${need.name}-db`;
+  backupCredentials(need: DatabaseNeed): BackupCredentialsNeed | undefined {
+    return this.backups && credentialsFor(this.backups.target, clusterName(need));
+  }
+
+  emitDatabase(consumer: HomelabService, need: DatabaseNeed, backupCredentials?: SecretRef): DatabaseRef {
+    const cluster = clusterName(need);
+    const podSelector = { [CLUSTER_LABEL]: cluster };
+    const backups =
+      this.backups && backupCredentials
+        ? new DatabaseBackups(consumer, `database-${need.name}-backups`, {
+            ...this.backups,
+            need,
+            cluster,
+            podSelector,
+            ownerSecret: `${cluster}-app`,
+            credentials: backupCredentials,
+            sync: this.sync,
+          })
+        : undefined;
     new Cluster(consumer, `database-${need.name}`, {
       metadata: {
         name: cluster,
@@ -128,6 +182,8 @@ export class CloudnativePg extends HomelabService implements DatabaseProvider {
         },
         // Replicas on other nodes where the inventory allows, never Pending for want of one.
         affinity: { enablePodAntiAffinity: true, podAntiAffinityType: 'preferred' },
+        // The plugin archives the WAL and takes the base backups (its sidecar in every instance).
+        plugins: backups?.plugins,
       },
     });
     return {
@@ -136,7 +192,11 @@ export class CloudnativePg extends HomelabService implements DatabaseProvider {
       port: 5432,
       database: need.name,
       credentialsSecret: `${cluster}-app`,
-      podSelector: { [CLUSTER_LABEL]: cluster },
+      podSelector,
+      instances: need.instances,
+      metrics: { name: cluster, kind: 'pod', selector: { ...podSelector, ...this.instancePods }, port: METRICS_PORT },
+      alerts: databaseAlerts(consumer, need, cluster),
+      backup: backups?.backup,
     };
   }
 
@@ -192,6 +252,60 @@ if [ "$3" != f ]; then echo "FAIL $CLUSTER: the read-write Service leads to an i
 if [ "$4" != "$REPLICAS" ]; then echo "FAIL $CLUSTER: $4 of $REPLICAS replicas are connected to the primary" >&2; exit 1; fi
 echo "PASS $CLUSTER: $OWNER runs queries on $DATABASE; $REPLICAS replica(s) connected"`;
 
+/**
+ * Alerts on one database, beside the monitoring pass's own when its exporter is down. The metric
+ * names: the operator's default monitoring queries (`cnpg_<query>_<column>`, cloudnative-pg chart
+ * 0.29.0 values.yaml monitoringQueriesConfigMap: pg_replication.lag), the instance manager's
+ * collector (`cnpg_collector_up`, pkg/management/postgres/webserver/metricserver), and the
+ * kubelet's volume statistics, which the monitoring stack scrapes (PVCs `<cluster>-<n>`).
+ */
+function databaseAlerts(consumer: HomelabService, need: DatabaseNeed, cluster: string): AlertRule[] {
+  const own = `${SERVICE_LABEL}="${consumer.serviceName}", ${ENDPOINT_LABEL}="${cluster}"`;
+  const name = pascalCase(cluster);
+  const where = `kubectl -n ${consumer.namespaceName} get cluster ${cluster}; the instances' logs: kubectl -n ${consumer.namespaceName} logs -l cnpg.io/cluster=${cluster}`;
+  return [
+    {
+      alert: `${name}InstanceDown`,
+      expr: `min by (pod) (cnpg_collector_up{${own}}) == 0`,
+      for: '5m',
+      severity: 'critical',
+      summary: `PostgreSQL of database ${need.name} on {{ $labels.pod }} does not answer its instance manager`,
+      description: where,
+    },
+    ...(need.instances > 1
+      ? [
+          {
+            alert: `${name}ReplicationLag`,
+            expr: `max by (pod) (cnpg_pg_replication_lag{${own}}) > ${REPLICATION_LAG_SECONDS}`,
+            for: '10m',
+            severity: 'warning' as const,
+            summary: `The replica {{ $labels.pod }} of database ${need.name} replays {{ $value | humanizeDuration }} behind its primary`,
+            description: `A failover now would lose those transactions. ${where}`,
+          },
+        ]
+      : []),
+    {
+      alert: `${name}StorageNearlyFull`,
+      expr:
+        `max by (persistentvolumeclaim) (kubelet_volume_stats_available_bytes{namespace="${consumer.namespaceName}", persistentvolumeclaim=~"${cluster}-[0-9]+"} ` +
+        `/ kubelet_volume_stats_capacity_bytes{namespace="${consumer.namespaceName}", persistentvolumeclaim=~"${cluster}-[0-9]+"}) < ${VOLUME_FREE_RATIO}`,
+      for: '15m',
+      severity: 'warning',
+      summary: `The volume {{ $labels.persistentvolumeclaim }} of database ${need.name} is more than ${100 - VOLUME_FREE_RATIO * 100}% full`,
+      description: `PostgreSQL stops when its volume is full: raise the database's size in the config (Longhorn's classes allow expanding a volume). ${where}`,
+    },
+  ];
+}
+
+function pascalCase(name: string): string {
+  return name.replace(/(^|-)([a-z0-9])/g, (_, _dash, c: string) => c.toUpperCase());
+}
+
+/** The database cluster of a need. */
+function clusterName(need: DatabaseNeed): string {
+  return `${need.name}-db`;
+}
+
 function operatorValues(props: CloudnativePgProps): CloudnativePgValues {
   return {
     crds: { create: true },
@@ -212,5 +326,10 @@ export const cloudnativePgEntry = defineService({
       source: 'cloudnative-pg 0.29.0 templates/deployment.yaml (container port 8080 named metrics), _helpers.tpl selectorLabels',
     },
   },
-  build: (platform, settings) => new CloudnativePg(platform, settings),
+  // The plugin's chart makes its certificates with cert-manager (templates/certificate-issuer.yaml, *-certificate.yaml).
+  check: (_settings, env) =>
+    env.backup && !env.isEnabled(certManagerEntry)
+      ? [{ path: ['backup'], message: `expected services.certManager.enabled: with a backup target (${env.backup.target}) the databases are backed up by the Barman Cloud plugin, whose chart gets its certificates from cert-manager` }]
+      : [],
+  build: (platform, settings) => new CloudnativePg(platform, { ...settings, backupTarget: platform.backupTarget }),
 });

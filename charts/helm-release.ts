@@ -15,6 +15,7 @@ import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import type { LokiValues } from '../imports/helm/loki';
 import type { LonghornValues } from '../imports/helm/longhorn';
 import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
+import type { PluginBarmanCloudValues } from '../imports/helm/plugin-barman-cloud';
 import type { SeaweedfsValues } from '../imports/helm/seaweedfs';
 import type { TempoValues } from '../imports/helm/tempo';
 import type { TraefikValues } from '../imports/helm/traefik';
@@ -40,6 +41,7 @@ interface ValuesByChart {
   externalDns: ExternalDnsValues;
   seaweedfs: SeaweedfsValues;
   cloudnativePg: CloudnativePgValues;
+  barmanCloud: PluginBarmanCloudValues;
 }
 
 export type PinnedChart = keyof typeof CHARTS & keyof ValuesByChart;

@@ -11,7 +11,7 @@
 import { Duration } from 'cdk8s';
 import { Construct } from 'constructs';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, CheckpointProps, probeJob } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_COMPONENT, CheckpointProps, namespaceAccount, probeJob } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -110,9 +110,15 @@ ${everyLabelValueIn({
     });
   }
 
-  /** A check Job in another service's namespace (reaching what that service may reach), as its `account` if it names one. */
+  /**
+   * A check Job in another service's namespace (reaching what that service may reach): as that
+   * service's `account` if it names one, or, for a check that makes scratch objects there
+   * (`namespaceAccess`), as an account of its own in that namespace.
+   */
   private crossCheck(host: HomelabService, job: string, props: Omit<CheckpointProps, 'hookWave'>, account?: string): VerificationCheck {
-    probeJob(new Construct(this, job), job, props, { owner: this, namespace: host.namespaceName, account, hookWave: CHECKS_WAVE, keep: true });
+    const scope = new Construct(this, job);
+    const runAs = account ?? (props.namespaceAccess && namespaceAccount(scope, job, host.namespaceName, this.labelsFor(CHECKPOINT_COMPONENT), props.namespaceAccess));
+    probeJob(scope, job, props, { owner: this, namespace: host.namespaceName, hookWave: CHECKS_WAVE, keep: true, account: runAs });
     return { namespace: host.namespaceName, job, description: props.description };
   }
 
@@ -167,7 +173,8 @@ if [ -n "$missing" ]; then echo "${o.missing}" >&2; exit 1; fi`;
 
 /**
  * The report: `state` of each check is pass, fail or running; failed checks print the last
- * lines of their pod's log. Exit 1 unless every check passed.
+ * lines of their pod's log (of the check's own container: a probe may have a companion).
+ * Exit 1 unless every check passed.
  */
 const REPORT_SCRIPT = String.raw`state() {
   status=$(kube_get "/apis/batch/v1/namespaces/$1/jobs/$2" 2>/dev/null | tr -d ' \n')
@@ -192,7 +199,7 @@ for check in $CHECKS; do
   if [ "$result" != pass ]; then
     failed=$((failed + 1))
     pod=$(kube_get "/api/v1/namespaces/$namespace/pods?labelSelector=job-name%3D$job" | tr -d ' \n' | grep -o "\"name\":\"$job-[a-z0-9]*\"" | tail -n 1 | cut -d '"' -f 4)
-    if [ -n "$pod" ]; then kube_get "/api/v1/namespaces/$namespace/pods/$pod/log?tailLines=20" | sed 's/^/        /'; fi
+    if [ -n "$pod" ]; then kube_get "/api/v1/namespaces/$namespace/pods/$pod/log?container=checkpoint&tailLines=20" | sed 's/^/        /'; fi
   fi
 done
 if [ "$failed" -gt 0 ]; then echo "$failed check(s) did not pass" >&2; exit 1; fi

@@ -108,6 +108,16 @@ export const CHARTS = {
     /** From cloudnative-pg-0.29.0.tgz (with its `monitoring` subchart, off). */
     footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD, MUTATING_WEBHOOK, VALIDATING_WEBHOOK], namespaces: [] },
   },
+  /**
+   * The Barman Cloud plugin v0.13.0 (CNPG-I, Apache-2.0): WAL archiving and base backups of the
+   * CloudNativePG clusters to the environment's backup target; installs barmancloud.cnpg.io (a
+   * chart template, crds.create). A second chart of the CloudNativePG Application (docs/adr/0039).
+   */
+  barmanCloud: {
+    repoURL: 'https://cloudnative-pg.github.io/charts', chart: 'plugin-barman-cloud', version: '0.7.0',
+    /** From plugin-barman-cloud-0.7.0.tgz (its cert-manager Issuer and Certificates are namespaced). */
+    footprint: { clusterScoped: [CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CRD], namespaces: [] },
+  },
   /** SeaweedFS 4.44 (Apache-2.0): object storage, released with each server tag (docs/adr/0027). */
   seaweedfs: {
     repoURL: 'https://seaweedfs.github.io/seaweedfs/helm', chart: 'seaweedfs', version: '4.44.0',
@@ -204,6 +214,13 @@ export const IMAGES = {
    * operator names its default). Also the checks' psql.
    */
   postgres: 'ghcr.io/cloudnative-pg/postgresql:18.1-system-trixie',
+  /**
+   * The Barman Cloud plugin's operator and the sidecar it injects into every PostgreSQL instance
+   * with a backup: the release plugin-barman-cloud 0.7.0 defaults to (its appVersion v0.13.0),
+   * pinned here rather than left to the chart's default.
+   */
+  barmanCloudPlugin: 'ghcr.io/cloudnative-pg/plugin-barman-cloud:v0.13.0',
+  barmanCloudSidecar: 'ghcr.io/cloudnative-pg/plugin-barman-cloud-sidecar:v0.13.0',
   /** Shell for filesystem checks in checkpoints. */
   busybox: 'docker.io/library/busybox:1.37.0',
 } as const;

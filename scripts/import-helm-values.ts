@@ -252,6 +252,11 @@ export const HELM_VALUES_IMPORTS: Readonly<Record<string, ChartConfig>> = {
     // The operator's settings (the ConfigMap's data) and the subchart's values are free-form.
     openPaths: ['config.data', 'monitoring'],
   },
+  'plugin-barman-cloud': {
+    typeName: 'PluginBarmanCloudValues',
+    // Like the operator's chart (the same generator): every key listed, no object closed.
+    upstreamSchema: 'tighten',
+  },
   seaweedfs: {
     typeName: 'SeaweedfsValues',
     // Passed to the pods' environment as name → value or valueFrom.

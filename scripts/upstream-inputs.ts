@@ -125,6 +125,10 @@ export function crdModules(): Readonly<Record<string, readonly CrdSource[]>> {
     'external-secrets-secretstore': files(externalSecrets, ['config/crds/bases/external-secrets.io_secretstores.yaml']),
     // The chart renders the operator's CRDs from one template wrapped in `if .Values.crds.create`.
     'cnpg-cluster': chartTemplate(CHARTS.cloudnativePg, 'templates/crds/crds.yaml', ['clusters.postgresql.cnpg.io']),
+    // Its own module: cnpg-cluster's classes stay as they are (one group, distinct module names).
+    'cnpg-scheduledbackup': chartTemplate(CHARTS.cloudnativePg, 'templates/crds/crds.yaml', ['scheduledbackups.postgresql.cnpg.io']),
+    // The plugin's chart renders its one CRD from a template wrapped in `if .Values.crds.create`, like the operator's.
+    'barman-cloud-objectstore': chartTemplate(CHARTS.barmanCloud, 'templates/crds/crds.yaml', ['objectstores.barmancloud.cnpg.io']),
     // The chart's crds/ folder holds the CRD as plain YAML; its Git tag is `external-dns-helm-chart-<version>`, not a version.
     'external-dns': chartTemplate(CHARTS.externalDns, 'crds/dnsendpoints.externaldns.k8s.io.yaml', ['dnsendpoints.externaldns.k8s.io']),
   };

@@ -99,8 +99,9 @@ describe('n8n on a database of its own', () => {
   });
 
   it('lets the operator reach the instance managers and the instances reach the API server', () => {
+    // Every instance in the namespace (the operator labels them all so): other databases' and scratch clusters' too.
     const allow = find('n8n/networkpolicy-allow-cloudnative-pg-8000.yaml');
-    expect(allow.spec.podSelector.matchLabels).toEqual({ 'cnpg.io/cluster': 'n8n-db' });
+    expect(allow.spec.podSelector.matchLabels).toEqual({ 'cnpg.io/podRole': 'instance' });
     expect(allow.spec.ingress[0].from[0].namespaceSelector.matchLabels).toEqual({ 'kubernetes.io/metadata.name': 'cnpg-system' });
     expect(find('n8n/networkpolicy-egress-api-server-n8n-db.yaml').spec.podSelector.matchLabels).toEqual({ 'cnpg.io/cluster': 'n8n-db' });
     expect(find('cloudnative-pg/networkpolicy-egress-n8n-8000.yaml').spec.egress[0].ports).toEqual([{ port: 8000, protocol: 'TCP' }]);

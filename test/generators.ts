@@ -207,6 +207,8 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     if (c.objectStore) services.seaweedfs = { enabled: true, storageSize: '10Gi' };
     // The PostgreSQL operator (its clusters on Longhorn); n8n then keeps its data in a cluster of its own.
     if (c.database) services.cloudnativePg = { enabled: true };
+    // With a backup target the databases are archived by the Barman Cloud plugin, whose certificates come from cert-manager.
+    if (c.database && c.backup) services.certManager ??= { enabled: true, email: 'admin@example.net' };
     if (c.n8n) {
       services.n8n = {
         enabled: true,

@@ -856,6 +856,37 @@ export const INVARIANTS: readonly Invariant[] = [
         ];
       }),
   },
+  {
+    name: 'a database is archived exactly where the environment has a backup target: every Cluster with a WAL archiver names an ObjectStore of its namespace under the target, has a ScheduledBackup through that plugin, a recovery in the runbook and a restore check; without a target none has',
+    check: (all) =>
+      all.flatMap((s) => {
+        const env = s.env.environment;
+        const target = s.platform.backupTarget;
+        const manifests = manifestsOf(s.env).filter(({ path }) => !path.startsWith('apps/') && !path.startsWith('bootstrap/'));
+        const ofKind = (kind: string) => manifests.filter(({ manifest }) => manifest.kind === kind);
+        const clusters = ofKind('Cluster').filter(({ manifest }) => manifest.apiVersion.startsWith('postgresql.cnpg.io/'));
+        return clusters.flatMap(({ path, manifest: cluster }) => {
+          const where = `${env}/${path}`;
+          const namespace = cluster.metadata.namespace;
+          const archivers = (cluster.spec.plugins ?? []).filter((plugin: any) => plugin.isWALArchiver);
+          if (!target) return problems(archivers.length === 0 && ofKind('ObjectStore').length === 0 && ofKind('ScheduledBackup').length === 0, `${where}: archived, but the environment has no backup target`);
+          const store = ofKind('ObjectStore').find(({ manifest }) => manifest.metadata.namespace === namespace && manifest.metadata.name === archivers[0]?.parameters?.barmanObjectName)?.manifest;
+          const scheduled = ofKind('ScheduledBackup').filter(
+            ({ manifest }) => manifest.metadata.namespace === namespace && manifest.spec.cluster.name === cluster.metadata.name && manifest.spec.method === 'plugin' && manifest.spec.pluginConfiguration?.name === archivers[0]?.name,
+          );
+          const owner = s.platform.services.find((service) => service.namespaceName === namespace && service.recoveries.some((r) => r.stage === 'databases' && r.data.includes(`${namespace}/${cluster.metadata.name}`)));
+          return [
+            ...problems(archivers.length === 1, `${where}: ${archivers.length} WAL archivers where the environment has a backup target (expected exactly one)`),
+            ...problems(store !== undefined, `${where}: its archiver names no ObjectStore of namespace ${namespace}`),
+            ...problems(store === undefined || store.spec.configuration.destinationPath.startsWith(`s3://${target.bucket}/${target.prefix ? `${target.prefix}/` : ''}`), `${where}: archived outside the backup target ${target.url}`),
+            ...problems(store === undefined || store.spec.configuration.endpointURL === target.endpoint, `${where}: its ObjectStore's endpoint is not the backup target's`),
+            ...problems(scheduled.length === 1, `${where}: ${scheduled.length} ScheduledBackups through its archiver (expected one)`),
+            ...problems(owner !== undefined, `${where}: no recovery of it in the runbook`),
+            ...problems(owner === undefined || s.env.files.has(`verification/job-${owner.serviceName}-${cluster.metadata.name}-restore.yaml`), `${where}: the verification does not restore it`),
+          ];
+        });
+      }),
+  },
 ];
 
 /**

@@ -101,7 +101,7 @@ describe('end-to-end verification', () => {
         `  */jobs/${second.split('/')[1]}) echo '${secondJob}' ;;`,
         `  */jobs/*) echo '${complete}' ;;`,
         `  */pods\\?labelSelector=*) echo '{"items":[{"metadata":{"name":"${second.split('/')[1]}-x7k2p"}}]}' ;;`,
-        '  */log\\?tailLines=20) echo "probe said: connection refused" ;;',
+        '  */log\\?container=checkpoint\\&tailLines=20) echo "probe said: connection refused" ;;',
         '  *) exit 22 ;;',
         'esac',
       ].join('\n');

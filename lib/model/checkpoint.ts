@@ -10,6 +10,8 @@ import { Resources, resources, toResourceRequirements } from './resources';
 import { HomelabService } from './service';
 
 export const CHECKPOINT_COMPONENT = 'checkpoint';
+/** On a probe Job: the custom resource it creates at run time (CheckpointProps.creates). */
+export const CREATES_ANNOTATION = 'homelab.dev/creates';
 /** Selects the pods of every checkpoint-style Job in a namespace, whichever service runs it. */
 export const CHECKPOINT_PODS = { 'app.kubernetes.io/component': CHECKPOINT_COMPONENT } as const;
 
@@ -59,6 +61,23 @@ export interface CheckpointProps {
   readonly readsCluster?: readonly k8s.PolicyRule[];
   /** Like `readsCluster`, but per namespace (Roles instead of a ClusterRole). @default none */
   readonly readsNamespaces?: Readonly<Record<string, readonly k8s.PolicyRule[]>>;
+  /**
+   * Rules beyond reading, in the namespace the probe runs in, for a check that makes scratch
+   * objects there (a Role of its own ServiceAccount; `kube_get` takes curl's `-X`). @default none
+   */
+  readonly namespaceAccess?: readonly k8s.PolicyRule[];
+  /**
+   * A second container in the probe's pod, started with it and sharing its volumes: the tools
+   * of another image (psql beside curl). Kubernetes mounts the pod's API token (if any) into it
+   * too. @default none
+   */
+  readonly companion?: CompanionContainer;
+  /**
+   * A custom resource the probe creates at run time (and deletes), as `<group>/<Kind> <name>` in
+   * its namespace: the Job's CREATES_ANNOTATION, so that the render checks see what its operator
+   * makes from it. @default none
+   */
+  readonly creates?: string;
   /** Also run when the sync fails (a `SyncFail` hook), e.g. to report what failed. @default false */
   readonly runsOnSyncFailure?: boolean;
   /** Order among the Application's PostSync hooks (`sync-wave`). @default 0 */
@@ -68,6 +87,18 @@ export interface CheckpointProps {
    * CLI loads every node package) needs more than a shell and curl. @default PROBE_RESOURCES
    */
   readonly resources?: Resources;
+}
+
+/** A probe's second container (CheckpointProps.companion). */
+export interface CompanionContainer {
+  readonly name: string;
+  readonly image: string;
+  /** Shell script, run with `sh -ec`. */
+  readonly script: string;
+  /** @default none */
+  readonly env?: Readonly<Record<string, string>>;
+  /** @default none */
+  readonly secretEnv?: Readonly<Record<string, { readonly name: string; readonly key: string }>>;
 }
 
 /** Enough for a shell script calling curl, wget or a small Node.js program. */
@@ -113,7 +144,7 @@ export class Checkpoint extends Construct {
     this.props = props;
     this.description = props.description;
     this.jobName = checkpointJobName(this.service);
-    if (props.readsCluster || props.readsNamespaces) {
+    if (props.readsCluster || props.readsNamespaces || props.namespaceAccess) {
       this.account = this.reader(props);
       // Every checkpoint pod of the namespace: the verification's replays of this one carry
       // the verification's name, but the same component.
@@ -149,6 +180,8 @@ export class Checkpoint extends Construct {
     const metadata = { name: this.jobName, labels: service.labelsFor(CHECKPOINT_COMPONENT) };
     const subjects = [{ kind: 'ServiceAccount', name: this.jobName, namespace: service.namespaceName }];
     new k8s.KubeServiceAccount(this, 'account', { metadata, automountServiceAccountToken: false });
+    const namespaces = { ...props.readsNamespaces };
+    if (props.namespaceAccess) namespaces[service.namespaceName] = [...(namespaces[service.namespaceName] ?? []), ...props.namespaceAccess];
     if (props.readsCluster) {
       new k8s.KubeClusterRole(this, 'role', { metadata, rules: [...props.readsCluster] });
       new k8s.KubeClusterRoleBinding(this, 'binding', {
@@ -157,7 +190,7 @@ export class Checkpoint extends Construct {
         subjects,
       });
     }
-    for (const [namespace, rules] of Object.entries(props.readsNamespaces ?? {}).sort(([a], [b]) => a.localeCompare(b, 'en'))) {
+    for (const [namespace, rules] of Object.entries(namespaces).sort(([a], [b]) => a.localeCompare(b, 'en'))) {
       const scoped = { ...metadata, namespace };
       new k8s.KubeRole(this, `role-${namespace}`, { metadata: scoped, rules: [...rules] });
       new k8s.KubeRoleBinding(this, `binding-${namespace}`, {
@@ -195,6 +228,7 @@ export function probeJob(scope: Construct, name: string, props: CheckpointProps,
     ...(options.keep ? { 'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation' } : {}),
     ...(hookWave !== undefined ? { 'argocd.argoproj.io/sync-wave': String(hookWave) } : {}),
     'homelab.dev/checkpoint': props.description,
+    ...(props.creates !== undefined && { [CREATES_ANNOTATION]: props.creates }),
   };
   const metadata = { name, namespace: options.namespace, labels: service.labelsFor(CHECKPOINT_COMPONENT) };
   const volumes = [...(props.volumes ?? [])];
@@ -239,13 +273,7 @@ export function probeJob(scope: Construct, name: string, props: CheckpointProps,
               image: props.image,
               command: ['sh', '-ec', account ? `${KUBE_GET}
 ${props.script}` : props.script],
-              env: [
-                ...Object.entries(props.env ?? {}).map(([name, value]) => ({ name, value })),
-                ...Object.entries(props.secretEnv ?? {}).map(([name, secret]) => ({
-                  name,
-                  valueFrom: { secretKeyRef: { name: secret.name, key: secret.key } },
-                })),
-              ],
+              env: envVars(props.env, props.secretEnv),
               resources: toResourceRequirements(props.resources ?? PROBE_RESOURCES),
               securityContext: {
                 allowPrivilegeEscalation: false,
@@ -254,10 +282,48 @@ ${props.script}` : props.script],
               },
               volumeMounts: volumeMounts.length > 0 ? volumeMounts : undefined,
             },
+            ...(props.companion ? [companionContainer(props.companion, props, volumeMounts)] : []),
           ],
           volumes: volumes.length > 0 ? volumes : undefined,
         },
       },
     },
   });
+}
+
+/** The companion container: the probe's resources, security context and volumes; no token of its own to use. */
+function companionContainer(companion: CompanionContainer, props: CheckpointProps, volumeMounts: readonly k8s.VolumeMount[]): k8s.Container {
+  return {
+    name: companion.name,
+    image: companion.image,
+    command: ['sh', '-ec', companion.script],
+    env: envVars(companion.env, companion.secretEnv),
+    resources: toResourceRequirements(props.resources ?? PROBE_RESOURCES),
+    securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+    volumeMounts: volumeMounts.length > 0 ? [...volumeMounts] : undefined,
+  };
+}
+
+function envVars(env: CheckpointProps['env'], secretEnv: CheckpointProps['secretEnv']): k8s.EnvVar[] {
+  return [
+    ...Object.entries(env ?? {}).map(([name, value]) => ({ name, value })),
+    ...Object.entries(secretEnv ?? {}).map(([name, secret]) => ({ name, valueFrom: { secretKeyRef: { name: secret.name, key: secret.key } } })),
+  ];
+}
+
+/**
+ * A ServiceAccount `name` in `namespace` bound to `rules` there (a Role), for a probe that the
+ * end-to-end verification runs in another service's namespace (CheckpointProps.namespaceAccess);
+ * returns its name.
+ */
+export function namespaceAccount(scope: Construct, name: string, namespace: string, labels: Record<string, string>, rules: readonly k8s.PolicyRule[]): string {
+  const metadata = { name, namespace, labels };
+  new k8s.KubeServiceAccount(scope, 'account', { metadata, automountServiceAccountToken: false });
+  new k8s.KubeRole(scope, 'role', { metadata, rules: [...rules] });
+  new k8s.KubeRoleBinding(scope, 'binding', {
+    metadata,
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+    subjects: [{ kind: 'ServiceAccount', name, namespace }],
+  });
+  return name;
 }

@@ -6,7 +6,11 @@
  * Vault (docs/adr/0028).
  */
 import type { CheckpointProps } from './checkpoint';
+import type { AlertRule, MetricsEndpoint } from './monitoring';
+import type { ExternalDestination } from './network';
+import type { Recovery } from './recovery';
 import type { Resources } from './resources';
+import type { SecretRef } from './secrets';
 import type { HomelabService } from './service';
 
 /** A database as its consumer declares it. */
@@ -44,14 +48,62 @@ export interface DatabaseRef {
   readonly credentialsSecret: string;
   /** Labels of the cluster's pods (instances and their jobs). */
   readonly podSelector: Readonly<Record<string, string>>;
+  /** PostgreSQL instances. */
+  readonly instances: number;
+  /** The instances' exporter, scraped where monitoring runs, and the alerts on it (down, lagging, full). */
+  readonly metrics: MetricsEndpoint;
+  readonly alerts: readonly AlertRule[];
+  /** Its continuous backup, where the environment has a backup target. @default none */
+  readonly backup?: DatabaseBackup;
+}
+
+/** The consumer's Secret with the backup target's keys (HomelabService.needBackupCredentials). */
+export interface BackupCredentialsNeed {
+  readonly name: string;
+  readonly purpose: string;
+  /** Non-secret keys beside the target's keys (the region). */
+  readonly fixed: Readonly<Record<string, string>>;
+}
+
+/**
+ * A database archived to the environment's backup target: WAL continuously, base backups on a
+ * schedule, and a restore the end-to-end verification proves.
+ */
+export interface DatabaseBackup {
+  /** Where its base backups and WAL go: `s3://<bucket>/<prefix>/`. */
+  readonly location: string;
+  /** The target on the network. */
+  readonly destination: ExternalDestination;
+  /** Pods that reach the target: the instances and their jobs, and the restore check's scratch cluster. */
+  readonly podSelectors: readonly Readonly<Record<string, string>>[];
+  /** The scratch cluster the restore check recovers (its pods talk to the operator and the API server like the database's). */
+  readonly scratchCluster: string;
+  readonly scratchPodSelector: Readonly<Record<string, string>>;
+  /** What the sidecar next to each instance requests (the plugin injects it), and the scratch cluster's instance. */
+  readonly sidecarRequests: Resources['requests'];
+  readonly scratchRequests: Resources['requests'];
+  readonly recovery: Recovery;
+  readonly alerts: readonly AlertRule[];
+  /** The verification's restore test: a scratch cluster from the latest base backup and WAL answers with the canary row. */
+  readonly restoreCheck: Omit<CheckpointProps, 'hookWave'>;
 }
 
 /** A service that runs PostgreSQL clusters for others (the CloudNativePG operator). */
 export interface DatabaseProvider extends HomelabService {
   /** Port on the instances the operator calls (the instance manager's status API). */
   readonly instanceManagerPort: number;
-  /** Emits the database cluster of `need` in the consumer's tree (its Application and namespace). */
-  emitDatabase(consumer: HomelabService, need: DatabaseNeed): DatabaseRef;
+  /** Labels of every database instance's pod, whichever cluster it belongs to. */
+  readonly instancePods: Readonly<Record<string, string>>;
+  /**
+   * The Secret the consumer delivers for the database's backups, where the provider archives
+   * them (the environment has a backup target); undefined otherwise.
+   */
+  backupCredentials(need: DatabaseNeed): BackupCredentialsNeed | undefined;
+  /**
+   * Emits the database cluster of `need` in the consumer's tree (its Application and namespace),
+   * archived with `backupCredentials` when given (the Secret backupCredentials asked for).
+   */
+  emitDatabase(consumer: HomelabService, need: DatabaseNeed, backupCredentials?: SecretRef): DatabaseRef;
   /**
    * The check the verification runs in the consumer's namespace with the generated credentials:
    * the primary answers a query as the owner, and every replica streams from it.

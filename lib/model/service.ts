@@ -8,7 +8,7 @@
 import { ApiObject, Chart, JsonPatch } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
-import type { Checkpoint, CheckpointProps } from './checkpoint';
+import { CHECKPOINT_COMPONENT, CHECKPOINT_PODS, type Checkpoint, type CheckpointProps } from './checkpoint';
 import { ContainerException, EXCEPTION_ANNOTATION, PodSecurityException, PodSecurityLevel } from './pod-security';
 import { Layer } from './layers';
 import { jobPodLabels, selectorLabels, serviceLabels } from './labels';
@@ -20,7 +20,7 @@ import type { Exposure } from './exposure';
 import type { Egress, ServedPort } from './network';
 import { S3_CREDENTIAL_KEYS, SecretNeed, SecretRef, SecretTemplate } from './secrets';
 import type { BucketNeed, BucketRef, BucketSettings, ObjectStore } from './object-storage';
-import type { DatabaseNeed, DatabaseProvider, DatabaseRef, DatabaseSettings } from './databases';
+import type { DatabaseBackup, DatabaseNeed, DatabaseProvider, DatabaseRef, DatabaseSettings } from './databases';
 import type { Recovery } from './recovery';
 import type { GeneratedSecrets } from './needs';
 import { KUBERNETES_VERSION } from './kubernetes';
@@ -64,6 +64,12 @@ export interface ServiceSettings {
    * `super()` instead. @default no chart
    */
   readonly helm?: HelmRelease;
+  /**
+   * Further upstream charts in the same Application and namespace, after `helm`: a component
+   * that must run beside the main chart's (an operator's plugin, found by labels in the
+   * operator's namespace). @default none
+   */
+  readonly companionCharts?: readonly HelmRelease[];
   /** Upstream kustomizations from Git at pinned tags (KUSTOMIZATIONS in charts/versions.ts). @default none */
   readonly kustomizations?: readonly KustomizeSource[];
   /** Upstream directories of plain manifests from Git at pinned tags (MANIFESTS in charts/versions.ts). @default none */
@@ -131,6 +137,7 @@ export abstract class HomelabService extends Chart {
   readonly awaitsOperator?: string;
   private readonly dependencySet: Set<HomelabService>;
   private upstreamChart?: HelmRelease;
+  private readonly companionChartList: readonly HelmRelease[];
   private readonly referenceSet: ReadonlySet<HomelabService>;
   private checkpointConstruct?: Checkpoint;
   private readonly demandList: ResourceDemand[] = [];
@@ -170,6 +177,7 @@ export abstract class HomelabService extends Chart {
     this.containerException = settings.containerException;
     this.installsCrdGroups = settings.installsCrdGroups ?? [];
     this.upstreamChart = settings.helm;
+    this.companionChartList = settings.companionCharts ?? [];
     this.kustomizations = settings.kustomizations ?? [];
     this.manifests = settings.manifests ?? [];
     this.requiresCrdGroups = settings.requiresCrdGroups ?? [];
@@ -196,9 +204,14 @@ export abstract class HomelabService extends Chart {
     return this.upstreamChart;
   }
 
-  /** Every pinned upstream source of the service, in its Application's order: the chart, the kustomizations, the plain manifests. */
+  /** Every upstream chart of the service, in its Application's order: the chart, then its companions. */
+  get charts(): readonly HelmRelease[] {
+    return [...(this.upstreamChart ? [this.upstreamChart] : []), ...this.companionChartList];
+  }
+
+  /** Every pinned upstream source of the service, in its Application's order: the charts, the kustomizations, the plain manifests. */
   get upstreamSources(): readonly (HelmChartVersion | KustomizeSource | GitManifests)[] {
-    return [...(this.upstreamChart ? [this.upstreamChart.chart] : []), ...this.kustomizations, ...this.manifests];
+    return [...this.charts.map((release) => release.chart), ...this.kustomizations, ...this.manifests];
   }
 
   /**
@@ -358,13 +371,49 @@ export abstract class HomelabService extends Chart {
    */
   protected needDatabase(provider: DatabaseProvider, settings: DatabaseSettings): DatabaseRef {
     const need: DatabaseNeed = { ...settings, service: this.serviceName, namespace: this.namespaceName };
-    const ref = provider.emitDatabase(this, need);
+    const credentials = provider.backupCredentials(need);
+    const ref = provider.emitDatabase(this, need, credentials && this.needBackupCredentials(credentials.name, credentials.purpose, credentials.fixed));
     this.requestCapacity(`${ref.cluster}-postgres`, settings.instances, settings.resources.requests);
-    // The operator asks each instance manager for its status; the instances watch their Cluster.
-    this.serveClients({ port: provider.instanceManagerPort, podSelector: ref.podSelector, clients: [provider] });
+    // The operator asks each instance manager for its status (every instance here: the restore
+    // check's scratch clusters' too, and other databases'); the instances watch their Cluster.
+    if (!this.servedPortList.some((served) => served.port === provider.instanceManagerPort && served.clients?.includes(provider))) {
+      this.serveClients({ port: provider.instanceManagerPort, podSelector: provider.instancePods, clients: [provider] });
+    }
     this.callApiServer(ref.podSelector, `the instance managers of database ${ref.cluster} read their Cluster and report its status`, `api-server-${ref.cluster}`);
     this.addEndToEndCheck(`${ref.cluster}-connect`, provider.connectionCheck(need, ref));
+    this.exposeMetrics(ref.metrics);
+    this.addAlerts(...ref.alerts);
+    if (ref.backup) this.backUpDatabase(ref, ref.backup);
     return ref;
+  }
+
+  /**
+   * What a database archived to the backup target adds here: the sidecar in each instance, the
+   * way out to the target, the runbook's step, the alerts, and the restore check with its scratch
+   * cluster (which the operator manages like the database).
+   */
+  private backUpDatabase(ref: DatabaseRef, backup: DatabaseBackup): void {
+    const { cluster } = ref;
+    this.requestCapacity(`${cluster}-backup-sidecar`, ref.instances, backup.sidecarRequests);
+    this.requestCapacity(`${backup.scratchCluster}-postgres`, 1, backup.scratchRequests);
+    backup.podSelectors.forEach((podSelector, i) =>
+      this.allowEgress({
+        name: i === 0 ? `${cluster}-backup-target` : `${cluster}-backup-target-${i}`,
+        podSelector,
+        to: { kind: 'external', destinations: [backup.destination] },
+        reason: `database ${cluster}: WAL and base backups to ${backup.location}, and recoveries from there`,
+      }),
+    );
+    this.callApiServer(backup.scratchPodSelector, `the restore check's scratch cluster of database ${cluster} reads its Cluster`, `api-server-${backup.scratchCluster}`);
+    const job = `${cluster}-restore`;
+    this.callApiServer(
+      { ...CHECKPOINT_PODS, 'app.kubernetes.io/instance': this.jobPodLabelsFor(job, CHECKPOINT_COMPONENT)['app.kubernetes.io/instance'] },
+      `the restore check of database ${cluster} creates and deletes its scratch cluster`,
+      `api-server-${job}`,
+    );
+    this.addEndToEndCheck(job, backup.restoreCheck);
+    this.declareRecovery(backup.recovery);
+    this.addAlerts(...backup.alerts);
   }
 
   /** Declares data of this service that Git cannot rebuild: where its backups go and how to restore them (the disaster-recovery runbook). */

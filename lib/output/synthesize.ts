@@ -122,7 +122,7 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
 }
 
 function upstreamOf(service: HomelabService): string[] {
-  const chart = service.helm ? [`${service.helm.chart.chart}@${service.helm.chart.version}`] : [];
+  const chart = service.charts.map((release) => `${release.chart.chart}@${release.chart.version}`);
   const git = [...service.kustomizations, ...service.manifests].map((k) => `${k.repoURL.replace(/^https:\/\/github.com\//, '')}/${k.path}@${k.revision}`);
   return [...chart, ...git];
 }

@@ -161,16 +161,12 @@ export class AppOfApps extends Construct {
   private childApplication(platform: Platform, service: HomelabService, wave: number): void {
     const env = platform.config;
     const ownManifests = { repoUrl: env.git.repoURL, targetRevision: env.git.revision, path: `k8s/${platform.environment}/${service.serviceName}` };
-    const chart: ApplicationSpecSources[] = service.helm
-      ? [
-          {
-            repoUrl: service.helm.chart.repoURL,
-            chart: service.helm.chart.chart,
-            targetRevision: service.helm.chart.version,
-            helm: { releaseName: service.helm.releaseName ?? service.serviceName, valuesObject: service.helm.values },
-          },
-        ]
-      : [];
+    const chart: ApplicationSpecSources[] = service.charts.map((release) => ({
+      repoUrl: release.chart.repoURL,
+      chart: release.chart.chart,
+      targetRevision: release.chart.version,
+      helm: { releaseName: release.releaseName ?? service.serviceName, valuesObject: release.values },
+    }));
     const kustomizations: ApplicationSpecSources[] = service.kustomizations.map((k) => ({
       repoUrl: k.repoURL,
       targetRevision: k.revision,

@@ -139,7 +139,7 @@ function declaredNeeds(service: HomelabService): Need[] {
   return [
     ...service.requiresCrdGroups.map((group): Need => ({ kind: 'crd', group })),
     ...service.secretNeeds.filter((s) => s.neededToStart).map((s): Need => ({ kind: 'secret', namespace: s.namespace, name: s.name })),
-    ...valueStorageClasses(service.helm?.values).map((name): Need => ({ kind: 'storage-class', name })),
+    ...service.charts.flatMap((release) => valueStorageClasses(release.values)).map((name): Need => ({ kind: 'storage-class', name })),
   ];
 }
 

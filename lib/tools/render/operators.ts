@@ -8,6 +8,7 @@
  * Each product is the upstream operator's documented behaviour at the versions pinned in
  * charts/versions.ts; the source file is named next to it.
  */
+import { CREATES_ANNOTATION } from '../../model/checkpoint';
 import type { Manifest, RenderedObject } from './render';
 
 /** The operator products of every custom resource in the set that an operator here acts on. */
@@ -199,6 +200,15 @@ const PRODUCTS: Readonly<Record<string, Products>> = {
         },
       }),
     ];
+  },
+  /**
+   * A probe Job that creates a custom resource at run time (its CREATES_ANNOTATION, e.g. the
+   * restore check's scratch Cluster): what that resource's operator makes from it.
+   */
+  'batch/Job': (job) => {
+    const created = /^(\S+)\/(\S+) (\S+)$/.exec(job.metadata.annotations?.[CREATES_ANNOTATION] ?? '');
+    const make = created && PRODUCTS[`${created[1]}/${created[2]}`];
+    return make ? make({ apiVersion: `${created[1]}/v1`, kind: created[2], metadata: { name: created[3], namespace: job.metadata.namespace } }) : [];
   },
   'monitoring.coreos.com/Prometheus': (prometheus) => operatedBy('prometheus', prometheus, 9090),
   'monitoring.coreos.com/Alertmanager': (alertmanager) => operatedBy('alertmanager', alertmanager, 9093),

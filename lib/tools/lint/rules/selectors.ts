@@ -1,8 +1,10 @@
 /**
  * Selectors that must find something: a Service's pods, a ServiceMonitor's Services and a
- * PodMonitor's pods — in the tree, or for monitors of upstream charts' objects (rendered by
+ * PodMonitor's pods — in the tree (with the pods operators make from the custom resources in
+ * it, lib/tools/render/operators.ts), or for monitors of upstream charts' objects (rendered by
  * Argo CD, not in k8s/), the verified label set its catalog entry declares (`upstreamTargets`).
  */
+import { operatorProducts } from '../../render/operators';
 import type { Environment, Finding, LintedObject, Rule } from '../model';
 import { selects } from '../workloads';
 
@@ -21,10 +23,15 @@ function serviceTargets(env: Environment): Target[] {
 }
 
 function podTargets(env: Environment): Target[] {
-  return env.workloads.map((w) => ({
-    namespace: w.namespace,
-    labels: w.podLabels,
-    ports: ((w.pod.containers ?? []) as any[]).flatMap((c) => ((c.ports ?? []) as any[]).map((p) => p.name)),
+  const ours = env.workloads.map((w) => ({ namespace: w.namespace, labels: w.podLabels, pod: w.pod }));
+  // Operators run their pods as StatefulSets (CloudNativePG's instances of our Clusters among them).
+  const made = operatorProducts(env.objects.map((o) => ({ application: o.service, source: o.file, manifest: o.manifest })))
+    .filter(({ manifest }) => manifest.kind === 'StatefulSet')
+    .map(({ manifest }) => ({ namespace: manifest.metadata.namespace ?? 'default', labels: manifest.spec.template.metadata.labels, pod: manifest.spec.template.spec }));
+  return [...ours, ...made].map(({ namespace, labels, pod }) => ({
+    namespace,
+    labels,
+    ports: ((pod.containers ?? []) as any[]).flatMap((c) => ((c.ports ?? []) as any[]).map((p) => p.name)),
   }));
 }
 
