@@ -308,6 +308,7 @@ export class CustomApp extends HomelabService {
       podPort: portName,
       podSelector,
       admin: settings.protection === 'admin',
+      ...(needsSingleSignOn(settings.protection) && { signIn: settings.protection }),
       hiddenPaths: settings.hiddenPaths,
       // The end-to-end check below: the NetworkPolicies let it reach the router.
       checkedFrom: CHECKPOINT_PODS,
@@ -632,7 +633,8 @@ export const appsEntry = defineService({
             dependsOn: app.dependsOn.map((dep) => built.get(dep)).filter((dep): dep is HomelabService => dep !== undefined),
             storage: app.volume || Object.keys(app.volumes).length > 0 ? context.required(longhornEntry) : undefined,
             gpuProvider: app.gpus > 0 ? context.required(nvidiaDevicePluginEntry) : undefined,
-            singleSignOn,
+            // Only the apps it signs users in for reference it (and may connect to it).
+            singleSignOn: app.expose && needsSingleSignOn(app.expose.protection) ? singleSignOn : undefined,
             trustedCertificates,
           }),
         );

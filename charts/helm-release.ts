@@ -5,6 +5,7 @@
  */
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
 import type { AlloyValues } from '../imports/helm/alloy';
+import type { AuthentikValues } from '../imports/helm/authentik';
 import type { CertManagerValues } from '../imports/helm/cert-manager';
 import type { CloudnativePgValues } from '../imports/helm/cloudnative-pg';
 import type { DcgmExporterValues } from '../imports/helm/dcgm-exporter';
@@ -40,6 +41,7 @@ interface ValuesByChart {
   externalDns: ExternalDnsValues;
   seaweedfs: SeaweedfsValues;
   cloudnativePg: CloudnativePgValues;
+  authentik: AuthentikValues;
 }
 
 export type PinnedChart = keyof typeof CHARTS & keyof ValuesByChart;

@@ -259,6 +259,12 @@ describe('an exposed app', () => {
 /** A single sign-on service that records what it is handed: what Authentik will implement. */
 class RecordingSignOn extends HomelabService implements SingleSignOnProvider {
   readonly handed: { service: string; subdomain: string; protection: SignInProtection }[] = [];
+  readonly forwardAuth = {
+    address: 'http://sign-on.sign-on.svc/auth',
+    authResponseHeaders: [],
+    loginHost: 'login.example.net',
+    ownPaths: { pathPrefix: '/sign-on', namespace: 'sign-on', serviceName: 'sign-on', servicePort: 80 },
+  };
   constructor(scope: Platform) {
     super(scope, 'sign-on', {}, { layer: Layer.SECURITY, namespace: 'sign-on' });
     new Checkpoint(this, 'checkpoint', { description: 'test double', image: 'docker.io/library/busybox:1.37.0', script: 'true' });
