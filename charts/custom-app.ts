@@ -581,6 +581,12 @@ function appIssues(name: string, app: AppSettings, env: EnvironmentView, dependa
       path: [name, 'expose', 'protection'],
       message: `expected public or admin: "${app.expose.protection}" needs a single sign-on service; none is enabled yet`,
     });
+  } else if (app.expose?.protection === 'oidc') {
+    // The schema has no redirect URIs and no way to hand an app its client's credentials yet (docs/adr/0037).
+    issues.push({
+      path: [name, 'expose', 'protection'],
+      message: 'expected public, sso or admin: an app cannot be an OIDC client yet (the apps schema names no redirect URIs and no way to take client credentials); use sso',
+    });
   }
   issues.push(...longhornStorageClassIssues(env, [name, 'volume', 'storageClass'], app.volume?.storageClass));
   for (const [volume, settings] of Object.entries(app.volumes)) issues.push(...longhornStorageClassIssues(env, [name, 'volumes', volume, 'storageClass'], settings.storageClass));

@@ -873,7 +873,8 @@ function dnsRecordViolations(s: Synthesized): string[] {
       const host = /Host\(`([^`]+)`\)/.exec(rule.match)?.[1];
       if (!host) continue;
       const controls = (rule.middlewares ?? []).map((m: any) => middlewares.find((mw) => mw.metadata.name === m.name && mw.metadata.namespace === route.metadata.namespace));
-      admin.set(host, controls.some((mw: any) => mw?.spec.ipAllowList || mw?.spec.forwardAuth));
+      // A host may have several routes (the single sign-on service's own paths): access-controlled if any is.
+      admin.set(host, (admin.get(host) ?? false) || controls.some((mw: any) => mw?.spec.ipAllowList || mw?.spec.forwardAuth));
     }
   }
   const tunnelConfig = docs.find(({ manifest }) => manifest.kind === 'ConfigMap' && manifest.metadata.name === 'cloudflared-config')?.manifest.data?.['config.yaml'];

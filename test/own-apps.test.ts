@@ -284,12 +284,17 @@ describe('the single sign-on seam', () => {
   entries.splice(entries.indexOf(appsEntry), 0, signOnEntry);
   const catalog = defineCatalog(entries);
 
-  it('accepts sso and oidc once an entry provides single sign-on, and hands the provider each such exposure', () => {
-    const config = withApp((app) => (app.expose = { subdomain: 'web', protection: 'oidc' }));
+  it('accepts sso once an entry provides single sign-on, and hands the provider each such exposure', () => {
+    const config = withApp((app) => (app.expose = { subdomain: 'web', protection: 'sso' }));
     const [{ platform }] = synthesizePlatforms(toYamlText(config), catalog);
     // By name: HomelabService's instanceof recognises any service.
     const provider = platform.services.find((s) => s.serviceName === 'sign-on') as RecordingSignOn;
-    expect(provider.handed).toEqual([{ service: 'web', subdomain: 'web', protection: 'oidc' }]);
+    expect(provider.handed).toEqual([{ service: 'web', subdomain: 'web', protection: 'sso' }]);
+  });
+
+  it("refuses oidc for an app even then: nothing gives it its client's credentials yet", () => {
+    const config = withApp((app) => (app.expose = { subdomain: 'web', protection: 'oidc' }));
+    expect(() => synthesizePlatforms(toYamlText(config), catalog)).toThrow(/apps\.web\.expose\.protection: expected public, sso or admin: an app cannot be an OIDC client yet/);
   });
 });
 
