@@ -1,5 +1,5 @@
 /**
- * Authentik (security layer): the platform's single sign-on (docs/adr/0037). The `authentik`
+ * Authentik (a foundation, like the secrets it builds on): the platform's single sign-on (docs/adr/0037). The `authentik`
  * chart — its server (UI, API, flows, the embedded outpost that answers Traefik's forward-auth)
  * and its worker (background tasks, blueprints) — on a PostgreSQL cluster of its own run by
  * CloudNativePG, its secret key generated in Vault. It is reached at `<subdomain>.<domain>`, the
@@ -143,7 +143,13 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
   private followed = false;
 
   constructor(scope: Platform, props: AuthentikProps) {
-    super(scope, 'authentik', props, { layer: Layer.SECURITY, namespace: AUTHENTIK_NAMESPACE });
+    super(scope, 'authentik', props, {
+      // A foundation, like the secrets it builds on: the apps it signs users in for (automation
+      // and later layers) hand it their exposures, and with sequential waves may not wait for a
+      // later layer (ADR 23).
+      layer: Layer.FOUNDATION,
+      namespace: AUTHENTIK_NAMESPACE,
+    });
     this.loginHost = scope.hostname(props.subdomain);
     this.forwardAuth = {
       address: `${SERVER_URL}${OUTPOST_PATH_PREFIX}/auth/traefik`,

@@ -16,6 +16,7 @@ import { Layer } from '../lib/model/layers';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { OIDC_CLIENT_SECRET_KEY, type OidcIssuer, type SingleSignOnProvider } from '../lib/model/single-sign-on';
+import { INVARIANTS } from './invariants';
 import { configProblems, type Manifest, manifestsOf, platformObject, runCheckpointRecordingCurl, type Synthesized, synthesizePlatforms, toYamlText } from './support';
 
 /** The fixture with CloudNativePG and Authentik on in every environment, Home Assistant behind sso; `change` edits it. */
@@ -320,5 +321,31 @@ esac`.replace(/\\\$/g, '$');
     expect(open.output).toContain(`${home} (sign-in): a single sign-on host answered 200 to a client that has not signed in`);
     const elsewhere = runCheckpointRecordingCurl(traefik, fakeTraefik, { ADMIN: admins, ANSWER: '302 https://evil.example.org/login' });
     expect(elsewhere.output).toContain(`${home} (sign-in): a single sign-on host redirected to https://evil.example.org/login, not to https://auth.${domain(prod)}/`);
+  });
+});
+
+describe('the invariant on single sign-on', () => {
+  const invariant = INVARIANTS.find((i) => i.name.startsWith('where a single sign-on service runs'))!;
+  /** prod with some of its written files replaced. */
+  const tampered = (change: (files: Map<string, string>) => void): Synthesized => {
+    const files = new Map(prod.env.files);
+    change(files);
+    return { ...prod, env: { ...prod.env, files } };
+  };
+  const longhorn = `longhorn.${domain(prod)}`;
+
+  it('holds on the derived routes and blueprint', () => {
+    expect(invariant.check(envs)).toEqual([]);
+  });
+
+  it("fails for a protected host whose forward-auth or own-paths route is missing, or that the blueprint leaves out", () => {
+    const route = 'traefik/ingressroute-longhorn-system-longhorn.yaml';
+    const withoutSignIn = tampered((files) => files.set(route, files.get(route)!.replace(/\n\s+- name: longhorn-sign-in/, '')));
+    expect(invariant.check([withoutSignIn])).toEqual([`prod: ${longhorn} lacks the single sign-on forward-auth, but the router protects it with it`]);
+    const withoutOwnPaths = tampered((files) => files.delete('traefik/ingressroute-authentik-longhorn-sign-in.yaml'));
+    expect(invariant.check([withoutOwnPaths])).toEqual([`prod: ${longhorn} signs in, but no route sends /outpost.goauthentik.io/ to authentik/authentik-server`]);
+    const blueprint = 'authentik/configmap-authentik-blueprint-forward-auth.yaml';
+    const renamed = tampered((files) => files.set(blueprint, files.get(blueprint)!.replace(`name: ${longhorn}`, 'name: elsewhere.example.net')));
+    expect(invariant.check([renamed])[0]).toMatch(/the forward-auth blueprint's providers .* are not the protected hosts/);
   });
 });
