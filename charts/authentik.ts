@@ -345,17 +345,19 @@ function authentikValues(props: AuthentikProps, database: DatabaseRef): Authenti
   };
   return {
     authentik: {
-      // The settings in the generated Secret (existingSecret) and below; no secret in the values.
+      // The keys from the generated Secret. With an existing Secret the chart renders none of its
+      // own (templates/secret.yaml), so the `authentik.*` settings would be lost: every other
+      // setting is an environment variable below (authentik docs "Configuration").
       existingSecret: { secretName: AUTHENTIK_KEYS_SECRET },
-      error_reporting: { enabled: false },
-      disable_update_check: true,
-      disable_startup_analytics: true,
-      // No outpost integration with the cluster: the embedded outpost does forward-auth, and
-      // everything authentik has is declared here (no Deployment it would create itself).
-      outposts: { discover: false },
     },
     global: {
       env: [
+        { name: 'AUTHENTIK_ERROR_REPORTING__ENABLED', value: 'false' },
+        { name: 'AUTHENTIK_DISABLE_UPDATE_CHECK', value: 'true' },
+        { name: 'AUTHENTIK_DISABLE_STARTUP_ANALYTICS', value: 'true' },
+        // No outpost integration with the cluster: the embedded outpost does forward-auth, and
+        // everything authentik has is declared here (no Deployment it would create itself).
+        { name: 'AUTHENTIK_OUTPOSTS__DISCOVER', value: 'false' },
         { name: 'AUTHENTIK_POSTGRESQL__HOST', value: database.host },
         { name: 'AUTHENTIK_POSTGRESQL__PORT', value: String(database.port) },
         { name: 'AUTHENTIK_POSTGRESQL__NAME', value: database.database },

@@ -262,16 +262,7 @@ export const HELM_VALUES_IMPORTS: Readonly<Record<string, ChartConfig>> = {
       's3.createBuckets': [],
     },
   },
-  authentik: {
-    typeName: 'AuthentikValues',
-    extraKeys: {
-      // authentik's configuration settings (docs "Configuration": AUTHENTIK_<SECTION>__<KEY>), which the
-      // chart turns into environment variables of its Secret (templates/_helpers.tpl authentik.env).
-      'authentik.disable_update_check': false,
-      'authentik.disable_startup_analytics': false,
-      'authentik.outposts.discover': true,
-    },
-  },
+  authentik: { typeName: 'AuthentikValues' },
   'nvidia-device-plugin': {
     typeName: 'NvidiaDevicePluginValues',
     // The per-GPU-sharing config files (config.map.<name>) are free-form.

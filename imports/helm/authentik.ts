@@ -265,10 +265,6 @@ export interface AuthentikValues {
        * %(build_hash)s - only for beta versions, the build hash of the image
        */
       container_image_base?: string;
-      /**
-       * Not listed in the chart values.yaml, but read by the chart (see scripts/import-helm-values.ts).
-       */
-      discover?: boolean;
     };
     error_reporting?: {
       /**
@@ -304,14 +300,6 @@ export interface AuthentikValues {
        */
       port?: number | string;
     };
-    /**
-     * Not listed in the chart values.yaml, but read by the chart (see scripts/import-helm-values.ts).
-     */
-    disable_update_check?: boolean;
-    /**
-     * Not listed in the chart values.yaml, but read by the chart (see scripts/import-helm-values.ts).
-     */
-    disable_startup_analytics?: boolean;
   };
   blueprints?: {
     /**
