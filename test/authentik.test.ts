@@ -161,6 +161,58 @@ describe('forward-auth in front of sso hosts and admin UIs', () => {
   });
 });
 
+describe('without Authentik', () => {
+  const external = { address: 'http://authelia.auth.svc/api/authz/forward-auth', authResponseHeaders: ['Remote-User'] };
+  const [withoutSso] = synthesizePlatforms(
+    toYamlText(
+      withAuthentik((c) => {
+        delete c.services.authentik;
+        c.apps['home-assistant'].expose.protection = 'public';
+        c.services.traefik.adminAccess = { forwardAuth: external };
+      }),
+    ),
+  );
+
+  it("keeps the configured forward-auth server on the admin routes, and adds no route of Authentik's", () => {
+    const docs = manifestsOf(withoutSso.env);
+    const forwardAuths = docs.filter((m) => m.manifest.kind === 'Middleware' && m.manifest.spec.forwardAuth).map((m) => m.manifest);
+    expect(forwardAuths.length).toBe(routedHosts(withoutSso).filter((h) => h.admin).length);
+    for (const middleware of forwardAuths) {
+      expect(middleware.metadata.name).toMatch(/-forward-auth$/);
+      expect(middleware.spec.forwardAuth).toEqual({ address: external.address, trustForwardHeader: false, authResponseHeaders: ['Remote-User'] });
+    }
+    expect(docs.filter((m) => m.manifest.kind === 'IngressRoute' && m.manifest.metadata.name.endsWith('-sign-in'))).toEqual([]);
+    expect(routedHosts(withoutSso).some((h) => h.singleSignOn)).toBe(false);
+  });
+});
+
+describe('the chart', () => {
+  const values = authentikValues(prod);
+
+  it('reads its keys from the generated Secret and its database credentials from the operator-generated one', () => {
+    expect(values.authentik).toEqual({ existingSecret: { secretName: 'authentik-keys' } });
+    const need = prod.platform.services.find((s) => s.serviceName === 'authentik')!.secretNeeds.find((n) => n.name === 'authentik-keys')!;
+    expect(need).toMatchObject({ generated: true, keys: ['AUTHENTIK_BOOTSTRAP_PASSWORD', 'AUTHENTIK_BOOTSTRAP_TOKEN', 'AUTHENTIK_SECRET_KEY'] });
+    const env = Object.fromEntries((values.global.env as any[]).map((e) => [e.name, e.value ?? e.valueFrom.secretKeyRef]));
+    expect(env).toMatchObject({
+      AUTHENTIK_POSTGRESQL__HOST: 'authentik-db-rw',
+      AUTHENTIK_POSTGRESQL__USER: { name: 'authentik-db-app', key: 'username' },
+      AUTHENTIK_POSTGRESQL__PASSWORD: { name: 'authentik-db-app', key: 'password' },
+      AUTHENTIK_OUTPOSTS__DISCOVER: 'false',
+      AUTHENTIK_DISABLE_UPDATE_CHECK: 'true',
+    });
+    expect(file(prod, 'authentik/cluster-authentik-db.yaml').spec.bootstrap.initdb).toMatchObject({ database: 'authentik', owner: 'authentik' });
+  });
+
+  it("creates no ClusterRole and no PostgreSQL of the chart's own, and runs without privileges", () => {
+    expect(values.serviceAccount).toEqual({ create: false });
+    expect(values.postgresql).toEqual({ enabled: false });
+    for (const part of [values.server, values.worker]) {
+      expect(part.containerSecurityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    }
+  });
+});
+
 describe('blueprints', () => {
   it('declares a proxy provider and application per protected host, admins only on admin hosts, all on the embedded outpost', () => {
     for (const s of envs) {
