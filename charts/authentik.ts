@@ -186,13 +186,10 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
 
   /**
    * `sso` hosts are protected by the router's forward-auth to the embedded outpost: their proxy
-   * providers follow from the routed hosts (`followRoutes`). Services whose own login is an OIDC
-   * client register it with `registerOidcClient`.
+   * providers follow from the routed hosts (`followRoutes`). An `oidc` exposure's app logs users
+   * in itself: it registers its client with `registerOidcClient`, as the platform's own UIs do.
    */
   signInFor(service: HomelabService, exposure: Exposure, protection: SignInProtection): void {
-    // An app's own OIDC login needs its redirect URIs and a way to take the client's credentials,
-    // which the apps schema cannot say yet (the config check refuses it: docs/adr/0037).
-    if (protection === 'oidc') throw new Error(`${service.serviceName}: an app cannot be an OIDC client of authentik yet`);
     if (exposure.signIn !== protection) {
       throw new Error(`${service.serviceName}: the exposure ${exposure.subdomain} must say signIn: ${protection}, so that the router protects it`);
     }

@@ -307,6 +307,45 @@ describe('an OIDC client', () => {
   });
 });
 
+describe("an app's own OIDC login", () => {
+  const [app] = synthesizePlatforms(
+    toYamlText(
+      withAuthentik((c) => {
+        c.apps['node-red'].expose = { subdomain: 'node-red', protection: 'oidc', oidc: { redirectPaths: ['/auth/strategy/callback'], variables: { clientSecret: 'NODE_RED_OIDC_SECRET' } } };
+      }),
+    ),
+  ).filter((s) => s.env.environment === 'prod');
+
+  it('registers a client for its redirect URIs and hands it the issuer, client id and generated secret', () => {
+    const blueprint = blueprintOf(app, 'oidc-node-red');
+    const [provider] = entriesOf(blueprint, 'authentik_providers_oauth2.oauth2provider');
+    expect(provider.attrs.redirect_uris).toEqual([{ matching_mode: 'strict', url: `https://node-red.${domain(app)}/auth/strategy/callback` }]);
+    const container = file(app, 'node-red/deployment-node-red.yaml').spec.template.spec.containers[0];
+    const env = Object.fromEntries((container.env as any[]).map((e) => [e.name, e.value ?? e.valueFrom.secretKeyRef]));
+    expect(env).toMatchObject({
+      OIDC_ISSUER_URL: `https://auth.${domain(app)}/application/o/node-red/`,
+      OIDC_CLIENT_ID: 'node-red',
+      NODE_RED_OIDC_SECRET: { name: 'node-red-oidc', key: OIDC_CLIENT_SECRET_KEY },
+    });
+    const need = app.platform.services.find((s) => s.serviceName === 'node-red')!.secretNeeds.find((n) => n.name === 'node-red-oidc')!;
+    expect(need.generated).toBe(true);
+    // Nothing in front of it: the app logs users in itself.
+    expect(routedHosts(app).find((h) => h.host === `node-red.${domain(app)}`)?.singleSignOn).toBeUndefined();
+  });
+
+  it('refuses variables the app sets otherwise', () => {
+    const problems = configProblems(
+      toYamlText(
+        withAuthentik((c) => {
+          c.apps['node-red'].env = { ...c.apps['node-red'].env, OIDC_CLIENT_ID: 'x' };
+          c.apps['node-red'].expose = { subdomain: 'node-red', protection: 'oidc', oidc: { redirectPaths: ['/cb'] } };
+        }),
+      ),
+    );
+    expect(problems).toContain('apps.node-red.expose.oidc.variables.clientId: expected a variable env and secretEnv do not set: "OIDC_CLIENT_ID" is set there');
+  });
+});
+
 describe('checkpoints', () => {
   const checkpoint = file(prod, 'authentik/job-authentik-checkpoint.yaml');
   /** Health answers; each blueprint's status is $STATUS (successful unless set). */

@@ -53,7 +53,7 @@ const appArbitrary = (name: string, earlier: readonly string[], services: readon
       readiness: fc.constantFrom('http', 'tcp', 'exec', 'none'),
       liveness: fc.boolean(),
       startup: fc.boolean(),
-      expose: options.routing ? fc.constantFrom('none', 'public', 'admin', ...(options.singleSignOn ? ['sso'] : [])) : fc.constant('none'),
+      expose: options.routing ? fc.constantFrom('none', 'public', 'admin', ...(options.singleSignOn ? ['sso', 'oidc'] : [])) : fc.constant('none'),
       command: fc.boolean(),
       files: fc.integer({ min: 0, max: 2 }),
       writablePaths: fc.boolean(),
@@ -82,7 +82,15 @@ const appArbitrary = (name: string, earlier: readonly string[], services: readon
               ...(a.startup ? { startup: probeOf(a.readiness, 30) } : {}),
             },
       ...(a.expose !== 'none'
-        ? { expose: { subdomain: `${name}-ui`, protection: a.expose, ...(a.metrics ? { port: 'http', hiddenPaths: ['/metrics'] } : {}) } }
+        ? {
+            expose: {
+              subdomain: `${name}-ui`,
+              protection: a.expose,
+              ...(a.metrics ? { port: 'http', hiddenPaths: ['/metrics'] } : {}),
+              // An OIDC client says where it sends users back to.
+              ...(a.expose === 'oidc' ? { oidc: { redirectPaths: ['/auth/callback'] } } : {}),
+            },
+          }
         : {}),
       ...(a.metrics ? { metrics: { port: 'metrics' } } : {}),
       ...(a.gpus > 0 ? { gpus: a.gpus } : {}),
@@ -287,7 +295,7 @@ export const breakage: fc.Arbitrary<Breakage> = fc.constantFrom<Breakage>(
   { path: 'apps.omega.probes', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES }) },
   {
     path: 'apps.omega.expose.protection',
-    apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, ports: { http: 80 }, probes: { none: 'a worker' }, expose: { subdomain: 'omega', protection: 'oidc' } }),
+    apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, ports: { http: 80 }, probes: { none: 'a worker' }, expose: { subdomain: 'omega', protection: 'kerberos' } }),
   },
   {
     path: 'apps.omega.files.0.from',

@@ -292,9 +292,11 @@ describe('the single sign-on seam', () => {
     expect(provider.handed).toEqual([{ service: 'web', subdomain: 'web', protection: 'sso' }]);
   });
 
-  it("refuses oidc for an app even then: nothing gives it its client's credentials yet", () => {
-    const config = withApp((app) => (app.expose = { subdomain: 'web', protection: 'oidc' }));
-    expect(() => synthesizePlatforms(toYamlText(config), catalog)).toThrow(/apps\.web\.expose\.protection: expected public, sso or admin: an app cannot be an OIDC client yet/);
+  it('refuses oidc for an app that does not say how it is a client, and oidc settings on another protection', () => {
+    const withoutClient = withApp((app) => (app.expose = { subdomain: 'web', protection: 'oidc' }));
+    expect(() => synthesizePlatforms(toYamlText(withoutClient), catalog)).toThrow(/apps\.web\.expose\.oidc: expected the redirectPaths the app sends users back to/);
+    const stray = withApp((app) => (app.expose = { subdomain: 'web', protection: 'sso', oidc: { redirectPaths: ['/cb'] } }));
+    expect(() => synthesizePlatforms(toYamlText(stray), catalog)).toThrow(/apps\.web\.expose\.oidc: expected no oidc: only an oidc exposure is a client/);
   });
 });
 
