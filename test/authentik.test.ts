@@ -15,7 +15,7 @@ import { isExposureRouter } from '../lib/model/exposure';
 import { Layer } from '../lib/model/layers';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
-import { OIDC_CLIENT_SECRET_KEY, type OidcIssuer, type SingleSignOnProvider } from '../lib/model/single-sign-on';
+import { OIDC_CLIENT_SECRET_KEY, type OidcIssuer, type OidcLoginService, type SingleSignOnProvider } from '../lib/model/single-sign-on';
 import { INVARIANTS } from './invariants';
 import { configProblems, type Manifest, manifestsOf, platformObject, runCheckpointRecordingCurl, type Synthesized, synthesizePlatforms, toYamlText } from './support';
 
@@ -29,8 +29,8 @@ function withAuthentik(change: (config: Record<string, any>) => void = () => {})
   return config;
 }
 
-/** A service whose own login is an OIDC client of the provider, as Argo CD's will be. */
-class FakeConsole extends HomelabService {
+/** A service whose own login is an OIDC client of the provider, with an admin UI, as Argo CD's will be. */
+class FakeConsole extends HomelabService implements OidcLoginService {
   readonly issuer: OidcIssuer;
   readonly secretNeedName: string;
   constructor(scope: Platform, provider: SingleSignOnProvider) {
@@ -43,8 +43,11 @@ class FakeConsole extends HomelabService {
       redirectUris: ['https://console.example.net/auth/callback', 'http://localhost:8085/auth/callback'],
       clientSecret: secret,
     });
+    this.expose({ subdomain: 'console', serviceName: 'console', servicePort: 80, podPort: 8080, podSelector: { app: 'console' }, admin: true });
     new Checkpoint(this, 'checkpoint', { description: 'test double', image: 'docker.io/library/busybox:1.37.0', script: 'true' });
   }
+  /** Registered in the constructor already. */
+  logInThrough(): void {}
 }
 
 const consoleEntry = defineService({
@@ -153,6 +156,14 @@ describe('forward-auth in front of sso hosts and admin UIs', () => {
       const own = manifestsOf(prod.env).find((m) => m.manifest.kind === 'IngressRoute' && m.manifest.spec.routes[0].match.startsWith(`Host(\`${host.host}\`)`) && !m.path.includes('-sign-in'))!;
       expect(route.spec.routes[0].priority).toBeGreaterThan(own.manifest.spec.routes[0].match.length);
     }
+  });
+
+  it('keeps only the allow-list in front of an admin UI whose own login is an OIDC client of Authentik', () => {
+    const host = routedHosts(prod).find((h) => h.host === `console.${domain(prod)}`)!;
+    expect(host).toMatchObject({ admin: true });
+    expect(host.singleSignOn).toBeUndefined();
+    const route = manifestsOf(prod.env).find((m) => m.manifest.kind === 'IngressRoute' && m.manifest.metadata.namespace === 'console')!.manifest;
+    expect(route.spec.routes[0].middlewares.map((m: any) => m.name)).toEqual(['console-security-headers', 'console-allow-list']);
   });
 
   it('lets Traefik reach the outpost', () => {
