@@ -924,14 +924,18 @@ function dnsRecordViolations(s: Synthesized): string[] {
   if (endpoints.length === 0) return [];
   const where = s.env.environment;
   const middlewares = docs.filter(({ manifest }) => manifest.kind === 'Middleware').map(({ manifest }) => manifest);
+  const signInAddress = s.platform.services.find(isSingleSignOnProvider)?.forwardAuth.address;
   const admin = new Map<string, boolean>();
   for (const { manifest: route } of docs.filter(({ manifest }) => manifest.kind === 'IngressRoute')) {
     for (const rule of route.spec.routes as any[]) {
       const host = /Host\(`([^`]+)`\)/.exec(rule.match)?.[1];
       if (!host) continue;
       const controls = (rule.middlewares ?? []).map((m: any) => middlewares.find((mw) => mw.metadata.name === m.name && mw.metadata.namespace === route.metadata.namespace));
-      // A host may have several routes (the single sign-on service's own paths): access-controlled if any is.
-      admin.set(host, (admin.get(host) ?? false) || controls.some((mw: any) => mw?.spec.ipAllowList || mw?.spec.forwardAuth));
+      // A host may have several routes (the single sign-on service's own paths): access-controlled
+      // if any is. The single sign-on service's forward-auth reads a session, not the client's
+      // address: a proxied sso host keeps working.
+      const readsAddress = (mw: any) => mw?.spec.ipAllowList || (mw?.spec.forwardAuth && mw.spec.forwardAuth.address !== signInAddress);
+      admin.set(host, (admin.get(host) ?? false) || controls.some(readsAddress));
     }
   }
   const tunnelConfig = docs.find(({ manifest }) => manifest.kind === 'ConfigMap' && manifest.metadata.name === 'cloudflared-config')?.manifest.data?.['config.yaml'];
