@@ -7,6 +7,7 @@
 import { defineCatalog } from '../lib/model/catalog';
 import { alloyEntry } from './alloy';
 import { argoCdEntry } from './argocd';
+import { authentikEntry } from './authentik';
 import { certManagerEntry } from './cert-manager';
 import { cloudflaredEntry } from './cloudflared';
 import { cloudnativePgEntry } from './cloudnative-pg';
@@ -50,6 +51,9 @@ export const BUILTIN_CATALOG = defineCatalog([
   tempoEntry,
   alloyEntry,
   n8nEntry,
+  // Single sign-on: its database from CloudNativePG, its keys from Vault; before the apps and
+  // Traefik, which hand it their protected exposures.
+  authentikEntry,
   appsEntry,
   networkPoliciesEntry,
   monitoringEntry,

@@ -147,6 +147,24 @@ export const appSettings = z.strictObject({
       protection: oneOf(PROTECTIONS),
       /** Path prefixes the host does not serve (Traefik answers 404), e.g. the metrics path. @default none */
       hiddenPaths: z.array(hiddenPath).default([]),
+      /**
+       * With `oidc`, how the app is a client of the single sign-on service: the paths on its host
+       * it sends users back to after they log in (its redirect URIs, matched exactly), and the
+       * environment variables it reads the issuer URL, client id and client secret from (the
+       * secret generated in Vault). Required with `oidc`, refused otherwise. @default none
+       */
+      oidc: z
+        .strictObject({
+          redirectPaths: z.array(hiddenPath).min(1, expected('at least one path the app sends users back to, e.g. "/auth/callback"')),
+          variables: z
+            .strictObject({
+              issuerUrl: envVarName.default('OIDC_ISSUER_URL'),
+              clientId: envVarName.default('OIDC_CLIENT_ID'),
+              clientSecret: envVarName.default('OIDC_CLIENT_SECRET'),
+            })
+            .prefault({}),
+        })
+        .optional(),
     })
     .optional(),
   probes: probesSchema.optional(),

@@ -19,7 +19,7 @@ import { ContainerException, PodSecurityException, RESTRICTED_CAPABILITIES } fro
 import { Platform } from '../lib/model/platform';
 import { size, toContainerResources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
-import { isSingleSignOnProvider, needsSingleSignOn, SingleSignOnProvider } from '../lib/model/single-sign-on';
+import { isSingleSignOnProvider, needsSingleSignOn, OIDC_CLIENT_SECRET_KEY, SingleSignOnProvider } from '../lib/model/single-sign-on';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { findCycle } from '../lib/util/cycles';
@@ -252,7 +252,7 @@ export class CustomApp extends HomelabService {
     if (props.egress.length > 0) {
       this.allowEgress({ name: 'external', podSelector: selector, to: { kind: 'external', destinations: props.egress }, reason: `${name} connects outside the cluster (apps.${name}.egress)` });
     }
-    if (props.expose) this.exposeApp(props.expose, scope.hostname(props.expose.subdomain), selector, props.singleSignOn, props.trustedCertificates ?? true);
+    if (props.expose) this.exposeApp(props.expose, scope.hostname(props.expose.subdomain), selector, props.singleSignOn, props.trustedCertificates ?? true, container);
   }
 
   /** A probe of the settings, on the number of the port it names. */
@@ -297,7 +297,7 @@ export class CustomApp extends HomelabService {
    * UI through Traefik: the route syncs with Traefik, after the app (docs/adr/0011), so the
    * app's own checkpoint cannot.
    */
-  private exposeApp(settings: AppExposure, host: string, podSelector: Record<string, string>, singleSignOn: SingleSignOnProvider | undefined, trustedCertificates: boolean): void {
+  private exposeApp(settings: AppExposure, host: string, podSelector: Record<string, string>, singleSignOn: SingleSignOnProvider | undefined, trustedCertificates: boolean, container: kplus.Container): void {
     const portName = settings.port ?? [...this.ports.keys()][0];
     const port = this.ports.get(portName);
     if (port === undefined) throw new Error(`${this.serviceName}: the exposed port "${portName}" is not one of its ports`);
@@ -308,6 +308,7 @@ export class CustomApp extends HomelabService {
       podPort: portName,
       podSelector,
       admin: settings.protection === 'admin',
+      ...(needsSingleSignOn(settings.protection) && { signIn: settings.protection }),
       hiddenPaths: settings.hiddenPaths,
       // The end-to-end check below: the NetworkPolicies let it reach the router.
       checkedFrom: CHECKPOINT_PODS,
@@ -315,6 +316,7 @@ export class CustomApp extends HomelabService {
     if (needsSingleSignOn(settings.protection)) {
       if (!singleSignOn) throw new Error(`${this.serviceName}: the protection ${settings.protection} needs a single sign-on service`);
       singleSignOn.signInFor(this, exposure, settings.protection);
+      if (settings.oidc) this.becomeOidcClient(singleSignOn, host, settings.oidc, container);
     }
     this.expose(exposure);
     this.addEndToEndCheck(`${this.serviceName}-ui`, {
@@ -329,6 +331,27 @@ export class CustomApp extends HomelabService {
       },
       script: UI_CHECK_SCRIPT,
     });
+  }
+
+  /**
+   * The app's own OIDC client: its secret generated in the secret backend (`<app>-oidc`), its
+   * redirect URIs on its host, registered with the single sign-on service, which reads the same
+   * value; the issuer URL, client id (the app's name) and secret reach the app as the variables
+   * it names.
+   */
+  private becomeOidcClient(provider: SingleSignOnProvider, host: string, oidc: NonNullable<AppExposure['oidc']>, container: kplus.Container): void {
+    const name = this.serviceName;
+    const secret = this.needSecret(`${name}-oidc`, [OIDC_CLIENT_SECRET_KEY], `the client secret of ${name}'s OIDC login; generated in Vault by its configurator, nothing to do`, { generated: true });
+    const issuer = provider.registerOidcClient(this, {
+      clientId: name,
+      displayName: name,
+      redirectUris: oidc.redirectPaths.map((path) => `https://${host}${path}`),
+      clientSecret: secret,
+    });
+    container.env.addVariable(oidc.variables.issuerUrl, kplus.EnvValue.fromValue(issuer.issuerUrl));
+    container.env.addVariable(oidc.variables.clientId, kplus.EnvValue.fromValue(name));
+    const secretObject = kplus.Secret.fromSecretName(this, 'oidc-secret', secret.secretName);
+    container.env.addVariable(oidc.variables.clientSecret, kplus.EnvValue.fromSecretValue({ secret: secretObject, key: OIDC_CLIENT_SECRET_KEY }));
   }
 
   /** The `secretEnv` variables, from the keys of the app's declared Secret. */
@@ -581,9 +604,28 @@ function appIssues(name: string, app: AppSettings, env: EnvironmentView, dependa
       message: `expected public or admin: "${app.expose.protection}" needs a single sign-on service; none is enabled yet`,
     });
   }
+  issues.push(...oidcIssues(name, app));
   issues.push(...longhornStorageClassIssues(env, [name, 'volume', 'storageClass'], app.volume?.storageClass));
   for (const [volume, settings] of Object.entries(app.volumes)) issues.push(...longhornStorageClassIssues(env, [name, 'volumes', volume, 'storageClass'], settings.storageClass));
   return issues;
+}
+
+/**
+ * An `oidc` exposure says how the app is an OIDC client (its redirect paths, the variables it
+ * reads): an app that cannot log users in through OIDC itself needs `sso` instead. Its variables
+ * are its own, not ones `env` or `secretEnv` set.
+ */
+function oidcIssues(name: string, app: AppSettings): ConfigIssue[] {
+  const expose = app.expose;
+  if (!expose) return [];
+  const at = [name, 'expose', 'oidc'];
+  if (expose.protection !== 'oidc') return expose.oidc ? [{ path: at, message: `expected no oidc: only an oidc exposure is a client of the single sign-on service (this one is ${expose.protection})` }] : [];
+  if (!expose.oidc) {
+    return [{ path: at, message: 'expected the redirectPaths the app sends users back to (and the variables it reads the issuer, client id and secret from): an app without an OIDC login of its own needs sso' }];
+  }
+  return Object.entries(expose.oidc.variables).flatMap(([key, variable]) =>
+    variable in app.env || app.secretEnv.includes(variable) ? [{ path: [...at, 'variables', key], message: `expected a variable env and secretEnv do not set: "${variable}" is set there` }] : [],
+  );
 }
 
 const enabledApps = (apps: Readonly<Record<string, AppSettings>>) => Object.entries(apps).filter(([, app]) => app.enabled);
@@ -632,7 +674,8 @@ export const appsEntry = defineService({
             dependsOn: app.dependsOn.map((dep) => built.get(dep)).filter((dep): dep is HomelabService => dep !== undefined),
             storage: app.volume || Object.keys(app.volumes).length > 0 ? context.required(longhornEntry) : undefined,
             gpuProvider: app.gpus > 0 ? context.required(nvidiaDevicePluginEntry) : undefined,
-            singleSignOn,
+            // Only the apps it signs users in for reference it (and may connect to it).
+            singleSignOn: app.expose && needsSingleSignOn(app.expose.protection) ? singleSignOn : undefined,
             trustedCertificates,
           }),
         );

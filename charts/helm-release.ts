@@ -5,6 +5,7 @@
  */
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
 import type { AlloyValues } from '../imports/helm/alloy';
+import type { AuthentikValues } from '../imports/helm/authentik';
 import type { CertManagerValues } from '../imports/helm/cert-manager';
 import type { CloudnativePgValues } from '../imports/helm/cloudnative-pg';
 import type { DcgmExporterValues } from '../imports/helm/dcgm-exporter';
@@ -42,6 +43,7 @@ interface ValuesByChart {
   seaweedfs: SeaweedfsValues;
   cloudnativePg: CloudnativePgValues;
   barmanCloud: PluginBarmanCloudValues;
+  authentik: AuthentikValues;
 }
 
 export type PinnedChart = keyof typeof CHARTS & keyof ValuesByChart;

@@ -18,10 +18,10 @@ import {
   IngressRouteSpecRoutesServicesKind,
   IngressRouteSpecRoutesServicesPort,
 } from '../imports/traefik-traefik.io';
-import { defineService } from '../lib/model/catalog';
+import { type ConfigIssue, defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, intBetween, oneOf, resourcesSchema, subdomain } from '../lib/model/config/primitives';
-import type { ExposureRouter, RoutedHost, ServiceExposure } from '../lib/model/exposure';
+import type { Exposure, ExposureRouter, RoutedHost, ServiceExposure } from '../lib/model/exposure';
 import { helmRelease } from './helm-release';
 import { spreadOverNodes } from '../lib/model/placement';
 import { Layer } from '../lib/model/layers';
@@ -30,6 +30,7 @@ import { Platform } from '../lib/model/platform';
 import { urlEgressTarget } from '../lib/model/network';
 import type { TraceEmission, TraceEmitter } from '../lib/model/tracing';
 import { HomelabService } from '../lib/model/service';
+import { isOidcLoginService, isSingleSignOnProvider, type SingleSignOnProvider } from '../lib/model/single-sign-on';
 import { IMAGES } from './versions';
 import { CertManager, certManagerEntry, CLUSTER_ISSUERS } from './cert-manager';
 
@@ -80,14 +81,7 @@ export const traefikSettings = z
   })
   .superRefine((traefik, ctx) => {
     if (!traefik.enabled) return;
-    const { allowList, forwardAuth } = traefik.adminAccess;
-    if (allowList.length === 0 && !forwardAuth) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['adminAccess'],
-        message: 'expected an allowList of client networks (e.g. your LAN, 192.168.1.0/24) and/or a forwardAuth server: admin UIs are never public',
-      });
-    }
+    const { allowList } = traefik.adminAccess;
     allowList.forEach((range, i) => {
       if (cidrsOverlap(range, traefik.podNetwork)) {
         ctx.addIssue({
@@ -155,7 +149,28 @@ export type AdminAccess = TraefikSettings['adminAccess'];
 export type TraefikProps = Omit<TraefikSettings, 'enabled'> & {
   /** Issues the certificates (its ClusterIssuers). */
   readonly certManager: CertManager;
+  /**
+   * Signs users in for `sso` hosts and, in place of `adminAccess.forwardAuth`, for admin hosts:
+   * its forward-auth endpoint goes in front of them. Required with an `sso` exposure. @default none
+   */
+  readonly singleSignOn?: SingleSignOnProvider;
 };
+
+/** How the admin hosts are protected: the allow-list, a forward-auth server, or both; never neither (admin UIs are never public). */
+function adminAccessIssues(adminAccess: AdminAccess, singleSignOn: boolean): ConfigIssue[] {
+  if (singleSignOn && adminAccess.forwardAuth) {
+    return [{ path: ['adminAccess', 'forwardAuth'], message: 'expected no forwardAuth server: admin UIs sign in through the single sign-on service (Authentik)' }];
+  }
+  if (adminAccess.allowList.length === 0 && !adminAccess.forwardAuth && !singleSignOn) {
+    return [
+      {
+        path: ['adminAccess'],
+        message: 'expected an allowList of client networks (e.g. your LAN, 192.168.1.0/24) and/or a forwardAuth server, or a single sign-on service (Authentik): admin UIs are never public',
+      },
+    ];
+  }
+  return [];
+}
 
 /** "Traefik Official Kubernetes Dashboard" (Traefik Labs) on grafana.com: revision 9. */
 const DASHBOARD = { name: 'traefik', gnetId: 17347, revision: 9 } as const;
@@ -166,6 +181,23 @@ const PROXY_METRICS = {
   port: 'metrics',
   source: 'traefik/traefik-helm-chart v41.3.0 traefik/templates/_helpers.tpl traefik.labelselector, _podtemplate.tpl ports',
 } as const;
+
+/**
+ * Who may reach a route: anyone; the admin access control (with single sign-on: the allow-list,
+ * then its forward-auth); the allow-list alone (`admin-own-login`: an admin UI whose own login is
+ * an OIDC client of the single sign-on service — Argo CD, Grafana, Vault — signs users in
+ * itself, a second login in front would only be in the way); or whoever the single sign-on
+ * service signs in.
+ */
+type RouteAccess = 'public' | 'admin' | 'admin-own-login' | 'sso';
+
+function routeAccess(admin: boolean, signIn: Exposure['signIn'], ownLogin: boolean): RouteAccess {
+  if (admin) return ownLogin ? 'admin-own-login' : 'admin';
+  return signIn === 'sso' ? 'sso' : 'public';
+}
+
+/** Above the default priority of any host rule (its length): the single sign-on service's own paths go first. */
+const SIGN_IN_ROUTE_PRIORITY = 10000;
 
 /** Where a route goes: a Service port, or one of Traefik's internal services. */
 interface RouteBackend {
@@ -207,8 +239,11 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
   readonly routerEntryPort = ENTRY_POINTS.websecure.port;
   private readonly issuer: ClusterIssuerName;
   private readonly adminAccess: AdminAccess;
+  private readonly singleSignOn?: SingleSignOnProvider;
   private readonly dashboardSubdomain: string;
   private readonly routed: RoutedHost[] = [];
+  /** How each routed host refuses a client that is neither allow-listed nor signed in. */
+  private readonly refusals = new Map<string, RouteRefusal>();
   private readonly platform: Platform;
 
   constructor(scope: Platform, props: TraefikProps) {
@@ -224,10 +259,10 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
     this.platform = scope;
     this.issuer = props.issuer;
     this.adminAccess = props.adminAccess;
+    this.singleSignOn = props.singleSignOn;
     this.dashboardSubdomain = props.dashboard.subdomain;
-    if (this.adminAccess.allowList.length === 0 && !this.adminAccess.forwardAuth) {
-      throw new Error('traefik: admin access needs an allow-list or a forward-auth server');
-    }
+    const accessIssue = adminAccessIssues(this.adminAccess, Boolean(this.singleSignOn))[0];
+    if (accessIssue) throw new Error(`traefik: ${accessIssue.message}`);
     this.requestCapacity('proxy', replicas, props.resources.requests);
     // The tunnel (cloudflared) depends on Traefik and connects to websecure.
     this.serveClients({ port: ENTRY_POINTS.websecure.port, podSelector: TRAEFIK_POD_LABELS });
@@ -257,17 +292,18 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
   /** Routes the dashboard and every exposure, and adds the checkpoint (the ordering pass makes it depend on the exposing services). */
   routeExposures(exposures: readonly ServiceExposure[]): void {
     if (this.checkpoint) throw new Error('traefik: exposures are routed once');
-    this.addRoute(this.dashboardSubdomain, this.namespaceName, true, {
+    this.addRoute(this.dashboardSubdomain, this.namespaceName, 'admin', {
       name: 'api@internal',
       kind: IngressRouteSpecRoutesServicesKind.TRAEFIK_SERVICE,
     });
     for (const { service, exposure } of exposures) {
       const taken = this.routed.find((r) => r.host === this.platform.hostname(exposure.subdomain));
       if (taken) throw new Error(`${service.serviceName}: subdomain ${exposure.subdomain} is already routed (${taken.certificate})`);
+      if (exposure.signIn === 'sso' && !this.singleSignOn) throw new Error(`${service.serviceName}: ${exposure.subdomain} is an sso host, but no single sign-on service is enabled`);
       this.addRoute(
         exposure.subdomain,
         service.namespaceName,
-        exposure.admin,
+        routeAccess(exposure.admin, exposure.signIn, this.singleSignOn !== undefined && isOidcLoginService(service)),
         { name: exposure.serviceName, port: exposure.servicePort, kind: IngressRouteSpecRoutesServicesKind.SERVICE, scheme: exposure.backendScheme },
         exposure.hiddenPaths,
       );
@@ -277,9 +313,12 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
 
   /**
    * The IngressRoute, its middlewares and its Certificate, all in `namespace`: middlewares are
-   * referenced without a namespace, so the provider's allowCrossNamespace stays false.
+   * referenced without a namespace, so the provider's allowCrossNamespace stays false. An admin
+   * host gets the allow-list (if any), then forward-auth to the single sign-on service or else
+   * the configured server; an `sso` host gets the single sign-on service's forward-auth.
    */
-  private addRoute(subdomain: string, namespace: string, admin: boolean, backend: RouteBackend, hiddenPaths: readonly string[] = []): void {
+  private addRoute(subdomain: string, namespace: string, access: RouteAccess, backend: RouteBackend, hiddenPaths: readonly string[] = []): void {
+    const admin = access === 'admin' || access === 'admin-own-login';
     const host = this.platform.hostname(subdomain);
     const match = [`Host(\`${host}\`)`, ...hiddenPaths.map((path) => `!PathPrefix(\`${path}\`)`)].join(' && ');
     const labels = this.labelsFor('route');
@@ -289,12 +328,14 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
       return { name };
     };
     const middlewares = [middleware('security-headers', { headers: { ...SECURITY_HEADERS } })];
+    // Admin hosts sign in through the single sign-on service where there is one.
+    const singleSignOn = access === 'sso' || (access === 'admin' && this.singleSignOn !== undefined);
     if (admin) {
       // No ipStrategy: the allow-list reads the connection's source address, which a client
       // cannot forge with X-Forwarded-For.
       if (this.adminAccess.allowList.length > 0) middlewares.push(middleware('allow-list', { ipAllowList: { sourceRange: [...this.adminAccess.allowList] } }));
       const auth = this.adminAccess.forwardAuth;
-      if (auth) {
+      if (auth && !this.singleSignOn) {
         middlewares.push(
           middleware('forward-auth', {
             forwardAuth: { address: auth.address, trustForwardHeader: false, authResponseHeaders: auth.authResponseHeaders?.length ? [...auth.authResponseHeaders] : undefined },
@@ -302,6 +343,7 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
         );
       }
     }
+    if (singleSignOn) middlewares.push(this.signInMiddleware(subdomain, host, middleware));
     const secretName = `${subdomain}-tls`;
     new Certificate(this, `${subdomain}-certificate`, {
       metadata: { name: subdomain, namespace, labels },
@@ -326,7 +368,38 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
         tls: { secretName },
       },
     });
-    this.routed.push({ host, admin, certificate: `${namespace}/${subdomain}` });
+    this.routed.push({ host, admin, certificate: `${namespace}/${subdomain}`, ...(singleSignOn && { singleSignOn }) });
+    this.refusals.set(host, this.expectedRefusal(access));
+  }
+
+  /**
+   * Forward-auth to the single sign-on service, whose headers (who signed in) reach the backend.
+   * Traefik sets X-Forwarded-Host and -Uri itself (trustForwardHeader false: a client cannot
+   * forge them); the service tells the hosts apart by them. Its own paths on the host (the
+   * login's callback) are routed to it, in its namespace, ahead of the host's route.
+   */
+  private signInMiddleware(subdomain: string, host: string, middleware: (suffix: string, spec: ConstructorParameters<typeof Middleware>[2]['spec']) => { name: string }): { name: string } {
+    const { address, authResponseHeaders, ownPaths } = this.singleSignOn!.forwardAuth;
+    const signIn = middleware('sign-in', { forwardAuth: { address, trustForwardHeader: false, authResponseHeaders: [...authResponseHeaders] } });
+    const match = `Host(\`${host}\`) && PathPrefix(\`${ownPaths.pathPrefix}/\`)`;
+    new IngressRoute(this, `${subdomain}-sign-in-route`, {
+      metadata: { name: `${subdomain}-sign-in`, namespace: ownPaths.namespace, labels: this.labelsFor('route') },
+      spec: {
+        entryPoints: ['websecure'],
+        routes: [
+          {
+            kind: IngressRouteSpecRoutesKind.RULE,
+            match,
+            // Ahead of the host's own route, whatever the length of its rule (Traefik's default priority).
+            priority: SIGN_IN_ROUTE_PRIORITY,
+            services: [{ name: ownPaths.serviceName, kind: IngressRouteSpecRoutesServicesKind.SERVICE, port: IngressRouteSpecRoutesServicesPort.fromNumber(ownPaths.servicePort) }],
+          },
+        ],
+        // The host's certificate is in its own namespace; Traefik picks it by SNI from every route's.
+        tls: {},
+      },
+    });
+    return signIn;
   }
 
   /** Traefik's Prometheus entry point on every pod; 5xx answers per backend service. */
@@ -348,10 +421,19 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
    * Every Certificate Ready, then every host answers through Traefik's Service with its own
    * SNI and Host header. "Routed": an HTTP answer that is not Traefik's 404 (no router for the
    * host; the check asks for `/`, which every exposed UI serves or redirects) and not
-   * 502/503/504 (a router, but no reachable backend). Admin hosts must refuse the checkpoint,
-   * whose pod address is never allow-listed: 403 from the allow-list, or with forward-auth
-   * alone any answer but 2xx.
+   * 502/503/504 (a router, but no reachable backend). Protected hosts must refuse the
+   * checkpoint, whose pod address is never allow-listed and which never signs in: 403 from the
+   * allow-list; a redirect to the single sign-on service's login host from its forward-auth;
+   * with another forward-auth server alone, any answer but 2xx.
    */
+  private expectedRefusal(access: RouteAccess): RouteRefusal {
+    if (access === 'public') return 'public';
+    if (access !== 'sso' && this.adminAccess.allowList.length > 0) return 'forbidden';
+    if (access === 'sso' || (access === 'admin' && this.singleSignOn)) return 'sign-in';
+    // The allow-list is empty: a forward-auth server of the config, or the UI's own login.
+    return access === 'admin' ? 'unauthenticated' : 'public';
+  }
+
   private addCheckpoint(): void {
     const certificates = this.routed.map((r) => r.certificate);
     new Checkpoint(this, 'checkpoint', {
@@ -364,8 +446,9 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
       env: {
         TRAEFIK: WEBSECURE_ADDRESS,
         CERTIFICATES: certificates.join(' '),
-        ROUTES: this.routed.map((r) => `${r.host}=${r.admin ? 'admin' : 'public'}`).join(' '),
-        ADMIN_REFUSAL: this.adminAccess.allowList.length > 0 ? 'forbidden' : 'unauthenticated',
+        ROUTES: this.routed.map((r) => `${r.host}=${this.refusals.get(r.host)}`).join(' '),
+        // Where an unauthenticated client of a single sign-on host is sent.
+        LOGIN_HOST: this.singleSignOn?.forwardAuth.loginHost ?? '',
         // Staging certificates are not publicly trusted: their hosts are checked without verification.
         CURL_TLS: this.issuer === 'letsencrypt-production' ? '' : '--insecure',
       },
@@ -374,21 +457,36 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
   }
 }
 
+/**
+ * How the checkpoint expects a route to answer a client that is neither allow-listed nor signed
+ * in: `public` (the UI), `forbidden` (the allow-list's 403, which comes first), `sign-in` (the
+ * single sign-on service's redirect to its login host), `unauthenticated` (a forward-auth
+ * server's refusal: anything but 2xx).
+ */
+export type RouteRefusal = 'public' | 'forbidden' | 'sign-in' | 'unauthenticated';
+
 const CHECKPOINT_SCRIPT = `for certificate in $CERTIFICATES; do
   kube_condition "/apis/cert-manager.io/v1/namespaces/\${certificate%%/*}/certificates/\${certificate#*/}" Ready
   echo "Certificate $certificate is Ready"
 done
-# Prints "ok", or what is wrong with answer $1 for a route of access $2.
+# Prints "ok", or what is wrong with answer $1 (status and redirect target) for a route expecting $2.
 verdict() {
-  case "$1" in
+  code=\${1%% *}
+  location=\${1#* }
+  case "$code" in
     000) echo "no answer from Traefik"; return ;;
     404) echo "no router for the host (Traefik's 404)"; return ;;
-    502|503|504) echo "routed, but the backend does not answer ($1)"; return ;;
+    502|503|504) echo "routed, but the backend does not answer ($code)"; return ;;
   esac
-  if [ "$2" = public ]; then echo ok; return; fi
-  case "$ADMIN_REFUSAL:$1" in
-    forbidden:403|unauthenticated:[!2]??) echo ok ;;
-    *) echo "an admin host answered $1 to a client outside the allow-list" ;;
+  case "$2:$code" in
+    public:*|forbidden:403|unauthenticated:[!2]??) echo ok ;;
+    sign-in:30[12378])
+      case "$location" in
+        "https://$LOGIN_HOST/"*) echo ok ;;
+        *) echo "a single sign-on host redirected to $location, not to https://$LOGIN_HOST/" ;;
+      esac ;;
+    sign-in:*) echo "a single sign-on host answered $code to a client that has not signed in, not a redirect to https://$LOGIN_HOST/" ;;
+    *) echo "a protected host ($2) answered $code to a client outside the allow-list" ;;
   esac
 }
 failed=0
@@ -397,9 +495,9 @@ for route in $ROUTES; do
   access=\${route#*=}
   tries=0
   while :; do
-    code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 $CURL_TLS --connect-to "$host:443:$TRAEFIK" "https://$host/") || code=000
-    result=$(verdict "$code" "$access")
-    if [ "$result" = ok ]; then echo "$host ($access) routed: $code"; break; fi
+    answer=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 10 $CURL_TLS --connect-to "$host:443:$TRAEFIK" "https://$host/") || answer='000 '
+    result=$(verdict "$answer" "$access")
+    if [ "$result" = ok ]; then echo "$host ($access) routed: $answer"; break; fi
     tries=$((tries + 1))
     if [ "$tries" -ge 30 ]; then echo "$host ($access): $result" >&2; failed=$((failed + 1)); break; fi
     sleep 10
@@ -455,6 +553,13 @@ export const traefikEntry = defineService({
   names: [TRAEFIK_NAMESPACE],
   subdomains: (settings) => [{ path: ['dashboard', 'subdomain'], subdomain: settings.dashboard.subdomain }],
   requires: () => [{ entry: certManagerEntry, path: ['enabled'], reason: 'every route is served with a publicly signed certificate' }],
+  check: (settings, env) => adminAccessIssues(settings.adminAccess, env.singleSignOn),
   upstreamTargets: { 'traefik-proxy': PROXY_METRICS },
-  build: (platform, settings, context) => new Traefik(platform, { ...settings, certManager: context.required(certManagerEntry) }),
+  build: (platform, settings, context) =>
+    new Traefik(platform, {
+      ...settings,
+      certManager: context.required(certManagerEntry),
+      // Created before Traefik where an environment has one (its catalog entry comes first).
+      singleSignOn: context.services.find(isSingleSignOnProvider),
+    }),
 });

@@ -124,6 +124,15 @@ export const CHARTS = {
     /** From seaweedfs-4.44.0.tgz (its COSI BucketClass and BucketAccessClass are cluster-scoped). */
     footprint: { clusterScoped: [BUCKET_ACCESS_CLASS, BUCKET_CLASS, CLUSTER_ROLE, CLUSTER_ROLE_BINDING], namespaces: [] },
   },
+  /**
+   * authentik 2026.2.3 (GPL-3.0): single sign-on (docs/adr/0037). Not the newest: from 2026.5 on its
+   * Bitnami postgresql dependency is only in an OCI registry and the archive no longer renders offline.
+   */
+  authentik: {
+    repoURL: 'https://charts.goauthentik.io', chart: 'authentik', version: '2026.2.3',
+    /** From authentik-2026.2.3.tgz, with `serviceAccount.create` false (its authentik-remote-cluster subchart would add a ClusterRole and binding; postgresql stays off). */
+    footprint: { clusterScoped: [], namespaces: [] },
+  },
 } as const satisfies Record<string, HelmChartVersion>;
 
 /**

@@ -267,6 +267,7 @@ export const HELM_VALUES_IMPORTS: Readonly<Record<string, ChartConfig>> = {
       's3.createBuckets': [],
     },
   },
+  authentik: { typeName: 'AuthentikValues' },
   'nvidia-device-plugin': {
     typeName: 'NvidiaDevicePluginValues',
     // The per-GPU-sharing config files (config.map.<name>) are free-form.

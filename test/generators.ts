@@ -37,7 +37,7 @@ const probeOf = (kind: 'http' | 'tcp' | 'exec', failureThreshold: number) =>
       ? { tcp: { port: 'http' }, failureThreshold }
       : { exec: { command: ['cat', '/tmp/healthy'] }, failureThreshold };
 
-const appArbitrary = (name: string, earlier: readonly string[], services: readonly string[], options: { gpus: boolean; longhorn: boolean; routing: boolean }) =>
+const appArbitrary = (name: string, earlier: readonly string[], services: readonly string[], options: { gpus: boolean; longhorn: boolean; routing: boolean; singleSignOn: boolean }) =>
   fc
     .record({
       replicas: fc.integer({ min: 1, max: 3 }),
@@ -53,7 +53,7 @@ const appArbitrary = (name: string, earlier: readonly string[], services: readon
       readiness: fc.constantFrom('http', 'tcp', 'exec', 'none'),
       liveness: fc.boolean(),
       startup: fc.boolean(),
-      expose: options.routing ? fc.constantFrom('none', 'public', 'admin') : fc.constant('none'),
+      expose: options.routing ? fc.constantFrom('none', 'public', 'admin', ...(options.singleSignOn ? ['sso', 'oidc'] : [])) : fc.constant('none'),
       command: fc.boolean(),
       files: fc.integer({ min: 0, max: 2 }),
       writablePaths: fc.boolean(),
@@ -82,7 +82,15 @@ const appArbitrary = (name: string, earlier: readonly string[], services: readon
               ...(a.startup ? { startup: probeOf(a.readiness, 30) } : {}),
             },
       ...(a.expose !== 'none'
-        ? { expose: { subdomain: `${name}-ui`, protection: a.expose, ...(a.metrics ? { port: 'http', hiddenPaths: ['/metrics'] } : {}) } }
+        ? {
+            expose: {
+              subdomain: `${name}-ui`,
+              protection: a.expose,
+              ...(a.metrics ? { port: 'http', hiddenPaths: ['/metrics'] } : {}),
+              // An OIDC client says where it sends users back to.
+              ...(a.expose === 'oidc' ? { oidc: { redirectPaths: ['/auth/callback'] } } : {}),
+            },
+          }
         : {}),
       ...(a.metrics ? { metrics: { port: 'metrics' } } : {}),
       ...(a.gpus > 0 ? { gpus: a.gpus } : {}),
@@ -132,6 +140,8 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     externalSecrets: fc.boolean(),
     objectStore: fc.boolean(),
     database: fc.boolean(),
+    /** Authentik, where its database (CloudNativePG) and Traefik are on. */
+    singleSignOn: fc.boolean(),
     n8n: fc.boolean(),
     n8nBroker: fc.boolean(),
     networkPolicies: fc.boolean(),
@@ -205,6 +215,13 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     if (c.vault || c.externalSecrets || c.objectStore) services.vault = { enabled: true };
     if (c.externalSecrets || c.objectStore) services.externalSecrets = { enabled: true };
     if (c.objectStore) services.seaweedfs = { enabled: true, storageSize: '10Gi' };
+    // Single sign-on: its database on CloudNativePG, its keys from Vault, its login page through Traefik.
+    const singleSignOn = c.singleSignOn && c.database && (c.networking || c.tunnel);
+    if (singleSignOn) {
+      services.vault = { enabled: true };
+      services.externalSecrets = { enabled: true };
+      services.authentik = { enabled: true, database: { instances: Math.min(2, c.nodes) } };
+    }
     // The PostgreSQL operator (its clusters on Longhorn); n8n then keeps its data in a cluster of its own.
     if (c.database) services.cloudnativePg = { enabled: true };
     // With a backup target the databases are archived by the Barman Cloud plugin, whose certificates come from cert-manager.
@@ -232,7 +249,7 @@ export const validConfig: fc.Arbitrary<GeneratedConfig> = fc
     const names = APP_NAMES.slice(0, c.apps);
     const apps = names.map((name, i) =>
       // Triton and a Ray GPU worker take two of the GPU node's four: two apps may have one each.
-      appArbitrary(name, names.slice(0, i), dependable, { gpus: gpus && i < 2, longhorn, routing: c.networking || c.tunnel }).map((app) => (sequential ? { ...app, layer: 'automation' } : app)),
+      appArbitrary(name, names.slice(0, i), dependable, { gpus: gpus && i < 2, longhorn, routing: c.networking || c.tunnel, singleSignOn: Boolean(services.authentik) }).map((app) => (sequential ? { ...app, layer: 'automation' } : app)),
     );
     return fc.tuple(fc.constant({ c, services, nodes }), fc.tuple(...apps), fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 3, maxLength: 3 }));
   })
@@ -285,7 +302,7 @@ export const breakage: fc.Arbitrary<Breakage> = fc.constantFrom<Breakage>(
   { path: 'apps.omega.probes', apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES }) },
   {
     path: 'apps.omega.expose.protection',
-    apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, ports: { http: 80 }, probes: { none: 'a worker' }, expose: { subdomain: 'omega', protection: 'sso' } }),
+    apply: (c) => (c.apps.omega = { image: 'ghcr.io/example/omega:1.0.0', resources: RESOURCES, ports: { http: 80 }, probes: { none: 'a worker' }, expose: { subdomain: 'omega', protection: 'kerberos' } }),
   },
   {
     path: 'apps.omega.files.0.from',

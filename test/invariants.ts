@@ -20,6 +20,8 @@ import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { CLUSTER_DNS, isNetworkPolicyProvider } from '../lib/model/network';
 import type { HomelabService } from '../lib/model/service';
 import { isTraceEmitter, isTraceReceiver } from '../lib/model/tracing';
+import { isExposureRouter } from '../lib/model/exposure';
+import { isSingleSignOnProvider } from '../lib/model/single-sign-on';
 import { apiGroup } from '../lib/model/needs';
 import { EGRESS_PREFIX, NAMESPACE_BASELINE, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
 import { isClusterScoped, scopedKindName } from '../lib/output/cluster-scoped';
@@ -763,6 +765,10 @@ export const INVARIANTS: readonly Invariant[] = [
       }),
   },
   {
+    name: 'where a single sign-on service runs, exactly the sso hosts and the admin hosts it protects get its forward-auth and a route of its own paths, and its blueprint declares a proxy provider for each',
+    check: (all) => all.flatMap((s) => singleSignOnViolations(s)),
+  },
+  {
     name: 'where DNS records are derived, every routed host has exactly one, to the tunnel (a proxied CNAME) if the tunnel forwards it, never proxied behind an admin access control, and external-dns syncs after the router and the tunnel',
     check: (all) => all.flatMap((s) => dnsRecordViolations(s)),
   },
@@ -889,6 +895,57 @@ export const INVARIANTS: readonly Invariant[] = [
   },
 ];
 
+/** authentik's blueprint tags, parsed as `{ '<tag>': value }`. */
+const BLUEPRINT_TAGS = [['!Find', 'seq'], ['!KeyOf'], ['!Env']].map(([tag, collection]) => ({
+  tag,
+  ...(collection && { collection: collection as 'seq' }),
+  resolve: (value: any) => ({ [tag]: typeof value === 'string' ? value : value.toJSON() }),
+}));
+
+/**
+ * The routes of one environment against its single sign-on service: a host has its forward-auth
+ * exactly when the router says it protects the host with it; every `sso` exposure is such a host;
+ * each has a route of the service's own paths in the service's namespace; and Authentik's
+ * forward-auth blueprint has a proxy provider for exactly those hosts.
+ */
+function singleSignOnViolations(s: Synthesized): string[] {
+  const provider = s.platform.services.find(isSingleSignOnProvider);
+  const router = s.platform.services.find(isExposureRouter);
+  if (!provider || !router) return [];
+  const where = s.env.environment;
+  const docs = manifestsOf(s.env);
+  const { address, ownPaths } = provider.forwardAuth;
+  const middlewares = docs.filter(({ manifest }) => manifest.kind === 'Middleware').map(({ manifest }) => manifest);
+  const routes = docs.filter(({ manifest }) => manifest.kind === 'IngressRoute').map(({ manifest }) => manifest);
+  const hostOf = (route: Manifest) => /Host\(`([^`]+)`\)/.exec(route.spec.routes[0].match)?.[1];
+  const protectedHosts = router.routedHosts.filter((h) => h.singleSignOn).map((h) => h.host);
+  const ssoHosts = s.platform.services.flatMap((service) => service.exposures.filter((e) => e.signIn === 'sso').map((e) => s.platform.hostname(e.subdomain)));
+  const violations = [
+    ...ssoHosts.flatMap((host) => problems(protectedHosts.includes(host), `${where}: ${host} is an sso host the router does not protect with the single sign-on service`)),
+    ...routes
+      .filter((route) => !route.spec.routes[0].match.includes(`PathPrefix(\`${ownPaths.pathPrefix}/\`)`))
+      .flatMap((route) => {
+        const host = hostOf(route)!;
+        const signsIn = (route.spec.routes[0].middlewares ?? []).some(
+          (m: any) => middlewares.find((mw) => mw.metadata.name === m.name && mw.metadata.namespace === route.metadata.namespace)?.spec.forwardAuth?.address === address,
+        );
+        const ownRoute = routes.find(
+          (r) => r.metadata.namespace === ownPaths.namespace && r.spec.routes[0].match === `Host(\`${host}\`) && PathPrefix(\`${ownPaths.pathPrefix}/\`)` && r.spec.routes[0].services[0].name === ownPaths.serviceName,
+        );
+        return [
+          ...problems(signsIn === protectedHosts.includes(host), `${where}: ${host} ${signsIn ? 'has' : 'lacks'} the single sign-on forward-auth, but the router ${signsIn ? 'does not protect' : 'protects'} it with it`),
+          ...problems(!signsIn || ownRoute !== undefined, `${where}: ${host} signs in, but no route sends ${ownPaths.pathPrefix}/ to ${ownPaths.namespace}/${ownPaths.serviceName}`),
+        ];
+      }),
+  ];
+  const blueprint = docs.find(({ manifest }) => manifest.kind === 'ConfigMap' && manifest.metadata.name === 'authentik-blueprint-forward-auth')?.manifest.data?.['blueprint.yaml'];
+  if (blueprint) {
+    const providers = (parse(blueprint, { customTags: BLUEPRINT_TAGS }).entries as any[]).filter((e) => e.model === 'authentik_providers_proxy.proxyprovider').map((e) => e.identifiers.name);
+    violations.push(...problems(isDeepStrictEqual([...providers].sort(), [...protectedHosts].sort()), `${where}: the forward-auth blueprint's providers (${providers.join(', ')}) are not the protected hosts (${protectedHosts.join(', ')})`));
+  }
+  return violations;
+}
+
 /**
  * The DNS records (DNSEndpoints) of one environment against what its written files route: the
  * hosts of the IngressRoutes, the tunnel's ingress rules, the admin middlewares, the waves.
@@ -899,13 +956,18 @@ function dnsRecordViolations(s: Synthesized): string[] {
   if (endpoints.length === 0) return [];
   const where = s.env.environment;
   const middlewares = docs.filter(({ manifest }) => manifest.kind === 'Middleware').map(({ manifest }) => manifest);
+  const signInAddress = s.platform.services.find(isSingleSignOnProvider)?.forwardAuth.address;
   const admin = new Map<string, boolean>();
   for (const { manifest: route } of docs.filter(({ manifest }) => manifest.kind === 'IngressRoute')) {
     for (const rule of route.spec.routes as any[]) {
       const host = /Host\(`([^`]+)`\)/.exec(rule.match)?.[1];
       if (!host) continue;
       const controls = (rule.middlewares ?? []).map((m: any) => middlewares.find((mw) => mw.metadata.name === m.name && mw.metadata.namespace === route.metadata.namespace));
-      admin.set(host, controls.some((mw: any) => mw?.spec.ipAllowList || mw?.spec.forwardAuth));
+      // A host may have several routes (the single sign-on service's own paths): access-controlled
+      // if any is. The single sign-on service's forward-auth reads a session, not the client's
+      // address: a proxied sso host keeps working.
+      const readsAddress = (mw: any) => mw?.spec.ipAllowList || (mw?.spec.forwardAuth && mw.spec.forwardAuth.address !== signInAddress);
+      admin.set(host, (admin.get(host) ?? false) || controls.some(readsAddress));
     }
   }
   const tunnelConfig = docs.find(({ manifest }) => manifest.kind === 'ConfigMap' && manifest.metadata.name === 'cloudflared-config')?.manifest.data?.['config.yaml'];

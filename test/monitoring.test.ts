@@ -19,6 +19,8 @@ import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthe
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { buildPlatform, platformText, Manifest, manifestsOf, parseText } from './support';
 import { CloudnativePg, cloudnativePgSettings } from '../charts/cloudnative-pg';
+import { Authentik, authentikSettings } from '../charts/authentik';
+import type { Longhorn } from '../charts/longhorn';
 import { assertValidPromql, promqlErrors } from './support-promql';
 
 /** An own app serving metrics on a named port and path, for the own-target checks. */
@@ -30,7 +32,10 @@ function synthesizeProdWithMonitoring(): { platform: Platform; manifests: { path
   const platform = buildPlatform(app, 'prod', config.environments.get('prod')!);
   if (!platform.services.some((s) => s.installsCrdGroups.includes(MONITORING_GROUP))) new PrometheusOperatorCrds(platform);
   // Where the config leaves CloudNativePG off in prod, its monitor is checked all the same.
-  if (!platform.services.some((s) => s.serviceName === 'cloudnative-pg')) new CloudnativePg(platform, cloudnativePgSettings.parse({}));
+  const databases = (platform.services.find((s) => s.serviceName === 'cloudnative-pg') as CloudnativePg | undefined) ?? new CloudnativePg(platform, cloudnativePgSettings.parse({}));
+  // Authentik's too (its database from CloudNativePG, on Longhorn).
+  const storage = platform.services.find((s) => s.serviceName === 'longhorn') as Longhorn;
+  if (!platform.services.some((s) => s.serviceName === 'authentik')) new Authentik(platform, { ...authentikSettings.parse({}), databases, storage });
   new CustomApp(platform, PROBE_APP, {
     ...appSettings.parse({
       image: 'docker.io/library/busybox:1.37.0',

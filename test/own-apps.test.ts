@@ -259,6 +259,12 @@ describe('an exposed app', () => {
 /** A single sign-on service that records what it is handed: what Authentik will implement. */
 class RecordingSignOn extends HomelabService implements SingleSignOnProvider {
   readonly handed: { service: string; subdomain: string; protection: SignInProtection }[] = [];
+  readonly forwardAuth = {
+    address: 'http://sign-on.sign-on.svc/auth',
+    authResponseHeaders: [],
+    loginHost: 'login.example.net',
+    ownPaths: { pathPrefix: '/sign-on', namespace: 'sign-on', serviceName: 'sign-on', servicePort: 80 },
+  };
   constructor(scope: Platform) {
     super(scope, 'sign-on', {}, { layer: Layer.SECURITY, namespace: 'sign-on' });
     new Checkpoint(this, 'checkpoint', { description: 'test double', image: 'docker.io/library/busybox:1.37.0', script: 'true' });
@@ -287,12 +293,19 @@ describe('the single sign-on seam', () => {
   entries.splice(entries.indexOf(appsEntry), 0, signOnEntry);
   const catalog = defineCatalog(entries);
 
-  it('accepts sso and oidc once an entry provides single sign-on, and hands the provider each such exposure', () => {
-    const config = withApp((app) => (app.expose = { subdomain: 'web', protection: 'oidc' }));
+  it('accepts sso once an entry provides single sign-on, and hands the provider each such exposure', () => {
+    const config = withApp((app) => (app.expose = { subdomain: 'web', protection: 'sso' }));
     const [{ platform }] = synthesizePlatforms(toYamlText(config), catalog);
     // By name: HomelabService's instanceof recognises any service.
     const provider = platform.services.find((s) => s.serviceName === 'sign-on') as RecordingSignOn;
-    expect(provider.handed).toEqual([{ service: 'web', subdomain: 'web', protection: 'oidc' }]);
+    expect(provider.handed).toEqual([{ service: 'web', subdomain: 'web', protection: 'sso' }]);
+  });
+
+  it('refuses oidc for an app that does not say how it is a client, and oidc settings on another protection', () => {
+    const withoutClient = withApp((app) => (app.expose = { subdomain: 'web', protection: 'oidc' }));
+    expect(() => synthesizePlatforms(toYamlText(withoutClient), catalog)).toThrow(/apps\.web\.expose\.oidc: expected the redirectPaths the app sends users back to/);
+    const stray = withApp((app) => (app.expose = { subdomain: 'web', protection: 'sso', oidc: { redirectPaths: ['/cb'] } }));
+    expect(() => synthesizePlatforms(toYamlText(stray), catalog)).toThrow(/apps\.web\.expose\.oidc: expected no oidc: only an oidc exposure is a client/);
   });
 });
 

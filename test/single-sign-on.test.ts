@@ -44,6 +44,12 @@ function issuerFor(domain: string, clientId: string): OidcIssuer {
 /** A single sign-on service that records the clients it is asked for and answers each with a fixed issuer. */
 class FakeSignOn extends HomelabService implements SingleSignOnProvider {
   readonly requests: { service: string; request: OidcClientRequest }[] = [];
+  readonly forwardAuth = {
+    address: 'http://sign-on.sign-on.svc/auth',
+    authResponseHeaders: [],
+    loginHost: 'login.example.net',
+    ownPaths: { pathPrefix: '/sign-on', namespace: 'sign-on', serviceName: 'sign-on', servicePort: 80 },
+  };
   private readonly domain: string;
   constructor(scope: Platform) {
     super(scope, 'sign-on', {}, { layer: Layer.SECURITY, namespace: 'sign-on' });

@@ -171,12 +171,13 @@ esac`.replace(/\\\$/g, '$');
   it('lists every routed host and certificate', () => {
     expect(env.ROUTES.split(' ').sort()).toEqual(
       [
-        ...['argocd', 'grafana'].map((s) => `${s}.dev.home.example.net=admin`),
+        // Admin hosts refuse with the allow-list's 403.
+        ...['argocd', 'grafana'].map((s) => `${s}.dev.home.example.net=forbidden`),
         // The own apps' exposures, as their config protects them.
         'home.dev.home.example.net=public',
-        'longhorn.dev.home.example.net=admin',
+        'longhorn.dev.home.example.net=forbidden',
         'n8n.dev.home.example.net=public',
-        ...['node-red', 'rabbitmq', 'traefik', 'vault'].map((s) => `${s}.dev.home.example.net=admin`),
+        ...['node-red', 'rabbitmq', 'traefik', 'vault'].map((s) => `${s}.dev.home.example.net=forbidden`),
       ],
     );
     expect(env.CERTIFICATES.split(' ').sort()).toEqual([
@@ -190,7 +191,8 @@ esac`.replace(/\\\$/g, '$');
       'traefik/traefik',
       'vault/vault',
     ]);
-    expect(env).toMatchObject({ TRAEFIK: 'traefik.traefik.svc:443', ADMIN_REFUSAL: 'forbidden', CURL_TLS: '' });
+    // No single sign-on in the fixture: no login host to be sent to.
+    expect(env).toMatchObject({ TRAEFIK: 'traefik.traefik.svc:443', LOGIN_HOST: '', CURL_TLS: '' });
   });
 
   it('passes when the certificates are Ready and every admin host refuses the checkpoint with 403, asked with its own SNI and Host', () => {
@@ -204,7 +206,7 @@ esac`.replace(/\\\$/g, '$');
   it('fails on a host without a router, naming it', () => {
     const result = run({ codes: 'grafana.dev.home.example.net=404' });
     expect(result.status).not.toBe(0);
-    expect(result.stderr).toContain("grafana.dev.home.example.net (admin): no router for the host (Traefik's 404)");
+    expect(result.stderr).toContain("grafana.dev.home.example.net (forbidden): no router for the host (Traefik's 404)");
   });
 
   it('fails on a backend Traefik cannot reach, and on no answer at all', () => {
@@ -215,7 +217,7 @@ esac`.replace(/\\\$/g, '$');
   it('fails when an admin host answers a client outside the allow-list', () => {
     const result = run({ codes: 'argocd.dev.home.example.net=200' });
     expect(result.status).not.toBe(0);
-    expect(result.stderr).toContain('argocd.dev.home.example.net (admin): an admin host answered 200 to a client outside the allow-list');
+    expect(result.stderr).toContain('argocd.dev.home.example.net (forbidden): a protected host (forbidden) answered 200 to a client outside the allow-list');
   });
 
   it('fails when a certificate is not Ready', () => {

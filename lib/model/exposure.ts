@@ -6,6 +6,7 @@
  */
 import type { NetworkPeer } from './network';
 import type { HomelabService } from './service';
+import type { SignInProtection } from './single-sign-on';
 
 export interface Exposure {
   /** Subdomain of the environment's domain, e.g. `grafana` -> grafana.<domain>. */
@@ -20,6 +21,12 @@ export interface Exposure {
   readonly podSelector: Readonly<Record<string, string>>;
   /** An admin UI: reachable only through the configured allow-list or forward-auth. */
   readonly admin: boolean;
+  /**
+   * Protected by the single sign-on service (lib/model/single-sign-on.ts): `sso`, the router asks
+   * it about every request (forward-auth); `oidc`, the app logs users in itself through it, so
+   * the router puts nothing in front. @default neither
+   */
+  readonly signIn?: SignInProtection;
   /**
    * Path prefixes the public host does not serve (e.g. metrics on the UI's port, for
    * Prometheus only): the route excludes them, so Traefik answers 404. @default none
@@ -45,6 +52,8 @@ export interface ServiceExposure {
 export interface RoutedHost {
   readonly host: string;
   readonly admin: boolean;
+  /** The router asks the single sign-on service about every request to the host (an `sso` host, or an admin one where that service signs users in). @default false */
+  readonly singleSignOn?: boolean;
   /** `<namespace>/<name>` of its Certificate. */
   readonly certificate: string;
 }

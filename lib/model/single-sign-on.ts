@@ -34,6 +34,8 @@ export function needsSingleSignOn(protection: Protection): protection is SignInP
  * and its credentials in the exposing service's namespace).
  */
 export interface SingleSignOnProvider extends HomelabService {
+  /** Where the router asks about each request to an `sso` host (and an admin one). */
+  readonly forwardAuth: ForwardAuthEndpoint;
   signInFor(service: HomelabService, exposure: Exposure, protection: SignInProtection): void;
   /**
    * Registers a service whose own login is an OIDC client of the provider (Argo CD, Grafana,
@@ -42,6 +44,22 @@ export interface SingleSignOnProvider extends HomelabService {
    * against.
    */
   registerOidcClient(service: HomelabService, request: OidcClientRequest): OidcIssuer;
+}
+
+/** The single sign-on service's forward-auth endpoint, as the router calls it. */
+export interface ForwardAuthEndpoint {
+  /** The URL the router sends each request's method, host and URI to (2xx: let it through; otherwise its answer goes to the client). */
+  readonly address: string;
+  /** Headers of its answer the router copies to the request (who signed in). */
+  readonly authResponseHeaders: readonly string[];
+  /** The host users are sent to when they have not signed in (a redirect's target). */
+  readonly loginHost: string;
+  /**
+   * A path prefix on every protected host that the single sign-on service answers itself (the
+   * callback after a login), and the Service in its namespace that serves it: the router routes
+   * it there, in that namespace, without forward-auth.
+   */
+  readonly ownPaths: { readonly pathPrefix: string; readonly namespace: string; readonly serviceName: string; readonly servicePort: number };
 }
 
 /** The key of the client secret in an OIDC client's Secret (OidcClientRequest.clientSecret). */

@@ -73,11 +73,12 @@ export const PASSES: readonly Pass[] = [
   // The store's buckets, identities and checkpoint follow from every declared bucket; its
   // identities are a Secret the delivery pass delivers.
   { name: 'object storage', run: ({ platform }) => provisionBuckets(platform) },
+  // OIDC logins: before the routes are followed (the provider's checkpoint knows every client's
+  // blueprint then), before the dashboards pass installs Grafana's chart with its values, and
+  // before the delivery pass reads the client Secrets the consumers declare.
+  { name: 'single sign-on', run: ({ platform }) => connectOidcLogins(platform) },
   // Routes (and the router's checkpoint, which checks them) exist once every service has declared its exposures.
   { name: 'routing', run: ({ platform }) => routeExposures(platform) },
-  // OIDC logins: before the dashboards pass installs Grafana's chart with its values, and before
-  // the delivery pass reads the client Secrets the consumers declare.
-  { name: 'single sign-on', run: ({ platform }) => connectOidcLogins(platform) },
   // Emitters' values and environments name the trace receiver before anything reads them.
   { name: 'traces', run: ({ platform }) => connectTraceEmitters(platform) },
   // The dashboard host's values and checkpoint count every service's dashboards.

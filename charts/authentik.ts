@@ -1,0 +1,412 @@
+/**
+ * Authentik (a foundation, like the secrets it builds on): the platform's single sign-on (docs/adr/0037). The `authentik`
+ * chart — its server (UI, API, flows, the embedded outpost that answers Traefik's forward-auth)
+ * and its worker (background tasks, blueprints) — on a PostgreSQL cluster of its own run by
+ * CloudNativePG, its secret key generated in Vault. It is reached at `<subdomain>.<domain>`, the
+ * login page, public.
+ *
+ * Its configuration is code: blueprints generated here (ConfigMaps the chart mounts into the
+ * worker, which applies them) declare the `admins` and `viewers` groups, MFA in the
+ * authentication flow, one proxy provider and application per host Traefik protects with it
+ * (`sso` hosts, and admin hosts), bound to the embedded outpost, and one OAuth2/OpenID provider
+ * and application per registered OIDC client (Argo CD, Grafana, Vault ...), whose client secret
+ * is the consumer's own generated value.
+ */
+import { Duration } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-34';
+import type { AuthentikValues } from '../imports/helm/authentik';
+import { defineService, ownSubdomain } from '../lib/model/catalog';
+import { Checkpoint, CHECKPOINT_PODS } from '../lib/model/checkpoint';
+import { bool, resourcesSchema, subdomain } from '../lib/model/config/primitives';
+import { z } from '../lib/model/config/zod';
+import type { DatabaseProvider, DatabaseRef } from '../lib/model/databases';
+import type { Exposure, RoutedHost, RouteFollower } from '../lib/model/exposure';
+import { Layer } from '../lib/model/layers';
+import { SERVICE_LABEL } from '../lib/model/monitoring';
+import { Platform } from '../lib/model/platform';
+import type { SecretRef } from '../lib/model/secrets';
+import { HomelabService } from '../lib/model/service';
+import {
+  type ForwardAuthEndpoint,
+  OIDC_CLIENT_SECRET_KEY,
+  type OidcClientRequest,
+  type OidcIssuer,
+  type SignInProtection,
+  type SingleSignOnProvider,
+} from '../lib/model/single-sign-on';
+import type { StorageProvider } from '../lib/model/storage';
+import { AUTHENTIK_GROUPS, type Blueprint, blueprintText, forwardAuthBlueprint, oidcClientBlueprint, platformBlueprint } from './authentik-blueprints';
+import { cloudnativePgEntry, databaseClusterSchema } from './cloudnative-pg';
+import { externalSecretsEntry } from './external-secrets';
+import { helmRelease } from './helm-release';
+import { longhornEntry, longhornStorageClassIssues } from './longhorn';
+import { traefikEntry, WEBSECURE_ADDRESS } from './traefik';
+import { IMAGES } from './versions';
+import { vaultEntry } from './vault';
+
+export const DEFAULT_AUTHENTIK_SERVER_RESOURCES = { requests: { cpu: '100m', memory: '512Mi' }, limits: { cpu: '1', memory: '1Gi' } };
+export const DEFAULT_AUTHENTIK_WORKER_RESOURCES = { requests: { cpu: '100m', memory: '384Mi' }, limits: { cpu: '1', memory: '1Gi' } };
+
+/** `services.authentik`. */
+export const authentikSettings = z
+  .strictObject({
+    enabled: bool.default(false),
+    /** The login page and the API at `<subdomain>.<domain>` (public: it is where everyone signs in). */
+    subdomain: subdomain.default('auth'),
+    /** Its PostgreSQL cluster (CloudNativePG): users, groups, sessions, every provider and flow. */
+    database: databaseClusterSchema.prefault({}),
+    resources: z
+      .strictObject({
+        server: resourcesSchema.default(DEFAULT_AUTHENTIK_SERVER_RESOURCES),
+        worker: resourcesSchema.default(DEFAULT_AUTHENTIK_WORKER_RESOURCES),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+export type AuthentikSettings = z.output<typeof authentikSettings>;
+
+export const AUTHENTIK_NAMESPACE = 'authentik';
+/**
+ * The chart's objects for release `authentik` (authentik 2026.2.3 templates/_common.tpl: the
+ * fullname is the release name, which contains the chart name; selector labels name, instance
+ * and component `server`/`worker`; server/service.yaml: port 80 → container port `http` 9000).
+ */
+const SERVER_SERVICE = 'authentik-server';
+const SERVER_SERVICE_PORT = 80;
+const HTTP_PORT = 'http';
+const podLabels = (component: 'server' | 'worker') =>
+  ({ 'app.kubernetes.io/name': 'authentik', 'app.kubernetes.io/instance': 'authentik', 'app.kubernetes.io/component': component }) as const;
+const SERVER_POD_LABELS = podLabels('server');
+const WORKER_POD_LABELS = podLabels('worker');
+const CHART_SOURCE = 'authentik 2026.2.3 templates/_common.tpl authentik.selectorLabels, templates/{server,worker}/deployment.yaml ports';
+/** In-cluster base URL of the server (UI, API, embedded outpost). */
+const SERVER_URL = `http://${SERVER_SERVICE}.${AUTHENTIK_NAMESPACE}.svc`;
+
+/**
+ * The embedded outpost's paths, served by the server on every host (authentik docs "Forward auth
+ * with Traefik": the forward-auth endpoint `/outpost.goauthentik.io/auth/traefik`, and the
+ * `/outpost.goauthentik.io/` prefix routed to the outpost on each protected host).
+ */
+const OUTPOST_PATH_PREFIX = '/outpost.goauthentik.io';
+/** The headers of the outpost's answer Traefik copies to the request (authentik docs "Forward auth with Traefik"). */
+export const AUTHENTIK_RESPONSE_HEADERS = [
+  'X-authentik-username',
+  'X-authentik-groups',
+  'X-authentik-entitlements',
+  'X-authentik-email',
+  'X-authentik-name',
+  'X-authentik-uid',
+  'X-authentik-jwt',
+  'X-authentik-meta-jwks',
+  'X-authentik-meta-outpost',
+  'X-authentik-meta-provider',
+  'X-authentik-meta-app',
+  'X-authentik-meta-version',
+] as const;
+
+/** The generated Secret the chart reads its environment from (`authentik.existingSecret`): every key is an authentik setting. */
+export const AUTHENTIK_KEYS_SECRET = 'authentik-keys';
+const SECRET_KEY = 'AUTHENTIK_SECRET_KEY';
+const BOOTSTRAP_PASSWORD = 'AUTHENTIK_BOOTSTRAP_PASSWORD';
+const BOOTSTRAP_TOKEN = 'AUTHENTIK_BOOTSTRAP_TOKEN';
+
+/** The scopes an OIDC client asks for; authentik's `profile` scope mapping carries the `groups` claim (blueprints/system/providers-oauth2.yaml). */
+const OIDC_SCOPES = ['openid', 'email', 'profile'] as const;
+const GROUPS_CLAIM = 'groups';
+
+/** The blueprint ConfigMaps (the chart mounts each into the worker at /blueprints/mounted/cm-<name>/). */
+const blueprintConfigMap = (name: string) => `authentik-blueprint-${name}`;
+/** The file of a blueprint in its ConfigMap: only keys ending in `.yaml` are discovered (values.yaml `blueprints.configMaps`). */
+const BLUEPRINT_KEY = 'blueprint.yaml';
+
+/** The worker's environment variable holding a client's secret, read by its blueprint with `!Env` (not AUTHENTIK_*: those are authentik's settings). */
+export function clientSecretVariable(clientId: string): string {
+  return `HOMELAB_OIDC_${clientId.toUpperCase().replace(/-/g, '_')}_CLIENT_SECRET`;
+}
+
+export type AuthentikProps = Omit<AuthentikSettings, 'enabled'> & {
+  /** Runs its database. */
+  readonly databases: DatabaseProvider;
+  /** The database volumes. */
+  readonly storage: StorageProvider;
+};
+
+export class Authentik extends HomelabService implements SingleSignOnProvider, RouteFollower {
+  readonly forwardAuth: ForwardAuthEndpoint;
+  readonly loginHost: string;
+  readonly database: DatabaseRef;
+  private readonly values: AuthentikValues & { blueprints: { configMaps: string[] }; worker: { env: k8s.EnvVar[] } };
+  private readonly blueprintNames: string[] = [];
+  private readonly clients = new Map<string, OidcClientRequest>();
+  private readonly keys: SecretRef;
+  private followed = false;
+
+  constructor(scope: Platform, props: AuthentikProps) {
+    super(scope, 'authentik', props, {
+      // A foundation, like the secrets it builds on: the apps it signs users in for (automation
+      // and later layers) hand it their exposures, and with sequential waves may not wait for a
+      // later layer (ADR 23).
+      layer: Layer.FOUNDATION,
+      namespace: AUTHENTIK_NAMESPACE,
+    });
+    this.loginHost = scope.hostname(props.subdomain);
+    this.forwardAuth = {
+      address: `${SERVER_URL}${OUTPOST_PATH_PREFIX}/auth/traefik`,
+      authResponseHeaders: AUTHENTIK_RESPONSE_HEADERS,
+      loginHost: this.loginHost,
+      ownPaths: { pathPrefix: OUTPOST_PATH_PREFIX, namespace: AUTHENTIK_NAMESPACE, serviceName: SERVER_SERVICE, servicePort: SERVER_SERVICE_PORT },
+    };
+    this.database = this.needDatabase(props.databases, { name: 'authentik', ...props.database, storageClass: props.storage.storageClass(props.database.storageClass) });
+    this.keys = this.needSecret(
+      AUTHENTIK_KEYS_SECRET,
+      [SECRET_KEY, BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN],
+      `${SECRET_KEY} signs sessions and cookies; ${BOOTSTRAP_PASSWORD} is the first password of the administrator akadmin (read it from Vault for the first login); ${BOOTSTRAP_TOKEN} is an API token of akadmin the checkpoint reads the blueprints' status with; generated in Vault by its configurator`,
+      { generated: true },
+    );
+    this.values = authentikValues(props, this.database);
+    this.installChart(helmRelease('authentik', this.values));
+    this.requestCapacity('server', 1, props.resources.server.requests);
+    this.requestCapacity('worker', 1, props.resources.worker.requests);
+    // Traefik (forward-auth, the login page) and the OIDC clients connect to the server.
+    this.serveClients({ port: HTTP_PORT, podSelector: SERVER_POD_LABELS });
+    this.expose({
+      subdomain: props.subdomain,
+      serviceName: SERVER_SERVICE,
+      servicePort: SERVER_SERVICE_PORT,
+      podPort: HTTP_PORT,
+      podSelector: SERVER_POD_LABELS,
+      admin: false,
+      // The metrics are on their own port; the OIDC discovery checks ask for the host through Traefik.
+      checkedFrom: CHECKPOINT_PODS,
+    });
+    this.addBlueprint('platform', platformBlueprint());
+    this.addMonitoring();
+  }
+
+  /**
+   * `sso` hosts are protected by the router's forward-auth to the embedded outpost: their proxy
+   * providers follow from the routed hosts (`followRoutes`). An `oidc` exposure's app logs users
+   * in itself: it registers its client with `registerOidcClient`, as the platform's own UIs do.
+   */
+  signInFor(service: HomelabService, exposure: Exposure, protection: SignInProtection): void {
+    if (exposure.signIn !== protection) {
+      throw new Error(`${service.serviceName}: the exposure ${exposure.subdomain} must say signIn: ${protection}, so that the router protects it`);
+    }
+  }
+
+  /**
+   * An OAuth2/OpenID provider and application for the client, in a blueprint of its own. The
+   * client secret is the consumer's own generated value: a Secret here rendered from it (the
+   * secret backend lets Authentik read exactly that value), read by the worker into an
+   * environment variable and by the blueprint with `!Env`. Redirect URIs match strictly.
+   */
+  registerOidcClient(service: HomelabService, request: OidcClientRequest): OidcIssuer {
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(request.clientId)) throw new Error(`${service.serviceName}: OIDC client id "${request.clientId}" is not a DNS label`);
+    if (this.clients.has(request.clientId)) throw new Error(`${service.serviceName}: OIDC client ${request.clientId} is registered twice`);
+    if (request.redirectUris.length === 0) throw new Error(`${service.serviceName}: OIDC client ${request.clientId} has no redirect URI`);
+    if (!request.clientSecret.keys.includes(OIDC_CLIENT_SECRET_KEY)) {
+      throw new Error(`${service.serviceName}: the Secret ${request.clientSecret.secretName} of OIDC client ${request.clientId} has no key ${OIDC_CLIENT_SECRET_KEY}`);
+    }
+    this.clients.set(request.clientId, request);
+    const secret = this.needSecret(`authentik-oidc-${request.clientId}`, [OIDC_CLIENT_SECRET_KEY], `the client secret of ${request.displayName}'s OIDC client, rendered from ${service.serviceName}'s generated value; nothing to do`, {
+      template: {
+        inputs: [{ variable: 'secret', from: request.clientSecret.need, key: OIDC_CLIENT_SECRET_KEY }],
+        data: { [OIDC_CLIENT_SECRET_KEY]: '{{ index . "secret" }}' },
+      },
+    });
+    const variable = clientSecretVariable(request.clientId);
+    this.values.worker.env.push(secret.envVar(variable, OIDC_CLIENT_SECRET_KEY));
+    this.addBlueprint(`oidc-${request.clientId}`, oidcClientBlueprint(request, variable));
+    const issuer: OidcIssuer = {
+      issuerUrl: `https://${this.loginHost}/application/o/${request.clientId}/`,
+      scopes: OIDC_SCOPES,
+      groupsClaim: GROUPS_CLAIM,
+      adminGroup: AUTHENTIK_GROUPS.admins,
+      viewerGroup: AUTHENTIK_GROUPS.viewers,
+      // One set for every provider, unlike the issuer (authentik/providers/oauth2/urls.py: the
+      // `authorize/`, `token/` and `userinfo/` routes under /application/o/; the provider's
+      // "setup URLs" in its API show the same).
+      endpoints: {
+        authorization: `https://${this.loginHost}/application/o/authorize/`,
+        token: `https://${this.loginHost}/application/o/token/`,
+        userinfo: `https://${this.loginHost}/application/o/userinfo/`,
+      },
+    };
+    this.addEndToEndCheck(`authentik-oidc-${request.clientId}`, {
+      description: `the discovery document of OIDC client ${request.clientId} answers through Traefik with issuer ${issuer.issuerUrl}`,
+      image: IMAGES.curl,
+      env: { HOST: this.loginHost, TRAEFIK: WEBSECURE_ADDRESS, ISSUER: issuer.issuerUrl },
+      script: DISCOVERY_CHECK_SCRIPT,
+    });
+    return issuer;
+  }
+
+  /**
+   * The proxy providers of the hosts the router protects with the embedded outpost, one
+   * application each (admin hosts for the `admins` group, `sso` hosts for both groups), bound to
+   * the outpost; then the checkpoint, which knows every blueprint.
+   */
+  followRoutes(hosts: readonly RoutedHost[]): void {
+    if (this.followed) throw new Error('authentik: routes are followed once');
+    this.followed = true;
+    this.addBlueprint('forward-auth', forwardAuthBlueprint(hosts.filter((h) => h.singleSignOn), this.loginHost));
+    this.addCheckpoint();
+  }
+
+  private addBlueprint(name: string, blueprint: Blueprint): void {
+    const configMap = blueprintConfigMap(name);
+    new k8s.KubeConfigMap(this, `blueprint-${name}`, {
+      metadata: { name: configMap, labels: this.labelsFor('blueprint') },
+      data: { [BLUEPRINT_KEY]: blueprintText(blueprint) },
+    });
+    this.values.blueprints.configMaps.push(configMap);
+    this.blueprintNames.push(blueprint.metadata.name);
+  }
+
+  /** Server and worker metrics (authentik's /metrics on port `metrics`, 9300). */
+  private addMonitoring(): void {
+    this.exposeMetrics({ name: 'server', kind: 'pod', selector: SERVER_POD_LABELS, port: 'metrics' });
+    this.exposeMetrics({ name: 'worker', kind: 'pod', selector: WORKER_POD_LABELS, port: 'metrics' });
+    this.addAlerts({
+      alert: 'AuthentikUnavailable',
+      expr: `kube_deployment_status_replicas_available{${SERVICE_LABEL}!="", namespace="${this.namespaceName}", deployment="${SERVER_SERVICE}"} < 1`,
+      for: '5m',
+      severity: 'critical',
+      summary: 'authentik has no ready server: nobody can sign in, sso and admin hosts answer 5xx',
+      description: 'Check the authentik-server pod in the authentik namespace: its database (authentik-db), the Secret authentik-keys, or a failing readiness probe.',
+    });
+  }
+
+  /**
+   * The server reports itself ready (database connected, migrations done), and the worker has
+   * applied the platform's blueprints (their status through the API, with akadmin's bootstrap
+   * token): groups, MFA, and the forward-auth providers exist.
+   */
+  private addCheckpoint(): void {
+    new Checkpoint(this, 'checkpoint', {
+      description: `${SERVER_URL}/-/health/ready/ answers and the blueprints ${this.blueprintNames.join(', ')} are applied`,
+      image: IMAGES.curl,
+      timeout: Duration.minutes(15),
+      env: { SERVER: SERVER_URL, BLUEPRINTS: this.blueprintNames.join('\n') },
+      secretEnv: { TOKEN: this.keys.keySelector(BOOTSTRAP_TOKEN) },
+      script: CHECKPOINT_SCRIPT,
+    });
+  }
+}
+
+/**
+ * Readiness, then each blueprint's status (GET /api/v3/managed/blueprints/?name=..., authentik's
+ * BlueprintInstance API): `successful` passes; the worker applies new files within minutes.
+ */
+export const CHECKPOINT_SCRIPT = `curl -fsS -o /dev/null --retry 30 --retry-delay 10 --retry-all-errors --max-time 10 "$SERVER/-/health/ready/"
+echo "authentik server ready"
+failed=0
+printf '%s\\n' "$BLUEPRINTS" > /tmp/blueprints
+while IFS= read -r name; do
+  [ -n "$name" ] || continue
+  query=$(printf '%s' "$name" | sed 's/ /%20/g')
+  tries=0
+  while :; do
+    answer=$(curl -sS --max-time 10 -H "Authorization: Bearer $TOKEN" "$SERVER/api/v3/managed/blueprints/?name=$query" | tr -d ' \\n') || answer=''
+    case "$answer" in
+      *'"status":"successful"'*) echo "blueprint $name: applied"; break ;;
+    esac
+    tries=$((tries + 1))
+    if [ "$tries" -ge 30 ]; then
+      status=$(printf '%s' "$answer" | sed -n 's/.*"status":"\\([a-z]*\\)".*/\\1/p')
+      echo "blueprint $name: not applied (status: \${status:-not found}; see System > Blueprints in authentik)" >&2
+      failed=$((failed + 1))
+      break
+    fi
+    sleep 10
+  done
+done < /tmp/blueprints
+if [ "$failed" -gt 0 ]; then echo "$failed blueprint(s) not applied" >&2; exit 1; fi`;
+
+/** The discovery document through Traefik, as a client outside the cluster asks: 200 and the expected issuer. */
+export const DISCOVERY_CHECK_SCRIPT = `path=\${ISSUER#https://$HOST}
+tries=0
+while :; do
+  document=$(curl -fsS --max-time 10 --connect-to "$HOST:443:$TRAEFIK" "https://$HOST\${path}.well-known/openid-configuration" | tr -d ' \\n') || document=''
+  case "$document" in
+    *"\\"issuer\\":\\"$ISSUER\\""*) echo "discovery document of $ISSUER answers"; exit 0 ;;
+  esac
+  tries=$((tries + 1))
+  if [ "$tries" -ge 30 ]; then echo "no discovery document with issuer $ISSUER at https://$HOST\${path}.well-known/openid-configuration" >&2; exit 1; fi
+  sleep 10
+done`;
+
+function authentikValues(props: AuthentikProps, database: DatabaseRef): AuthentikValues & { blueprints: { configMaps: string[] }; worker: { env: k8s.EnvVar[] } } {
+  const credentials = (key: string) => ({ valueFrom: { secretKeyRef: { name: database.credentialsSecret, key } } });
+  // Restricted Pod Security: the image's user authentik (uid 1000) without extra privileges.
+  const containerSecurityContext = {
+    runAsNonRoot: true,
+    runAsUser: 1000,
+    runAsGroup: 1000,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+  return {
+    authentik: {
+      // The keys from the generated Secret. With an existing Secret the chart renders none of its
+      // own (templates/secret.yaml), so the `authentik.*` settings would be lost: every other
+      // setting is an environment variable below (authentik docs "Configuration").
+      existingSecret: { secretName: AUTHENTIK_KEYS_SECRET },
+    },
+    global: {
+      env: [
+        { name: 'AUTHENTIK_ERROR_REPORTING__ENABLED', value: 'false' },
+        { name: 'AUTHENTIK_DISABLE_UPDATE_CHECK', value: 'true' },
+        { name: 'AUTHENTIK_DISABLE_STARTUP_ANALYTICS', value: 'true' },
+        // No outpost integration with the cluster: the embedded outpost does forward-auth, and
+        // everything authentik has is declared here (no Deployment it would create itself).
+        { name: 'AUTHENTIK_OUTPOSTS__DISCOVER', value: 'false' },
+        { name: 'AUTHENTIK_POSTGRESQL__HOST', value: database.host },
+        { name: 'AUTHENTIK_POSTGRESQL__PORT', value: String(database.port) },
+        { name: 'AUTHENTIK_POSTGRESQL__NAME', value: database.database },
+        // Generated by CloudNativePG next to the pods (the Cluster's `<cluster>-app`).
+        { name: 'AUTHENTIK_POSTGRESQL__USER', ...credentials('username') },
+        { name: 'AUTHENTIK_POSTGRESQL__PASSWORD', ...credentials('password') },
+      ],
+    },
+    blueprints: { configMaps: [] },
+    server: {
+      resources: props.resources.server,
+      containerSecurityContext,
+      // Pods are told apart by component: Prometheus scrapes each on `metrics` (no chart ServiceMonitor).
+      metrics: { enabled: false },
+    },
+    worker: {
+      resources: props.resources.worker,
+      containerSecurityContext,
+      env: [],
+    },
+    // Its subchart would create a ServiceAccount with a ClusterRole for outposts authentik deploys itself.
+    serviceAccount: { create: false },
+    postgresql: { enabled: false },
+  };
+}
+
+export const authentikEntry = defineService({
+  name: 'authentik',
+  settings: { key: 'authentik', schema: authentikSettings },
+  names: [AUTHENTIK_NAMESPACE],
+  providesSingleSignOn: true,
+  subdomains: ownSubdomain,
+  requires: () => [
+    { entry: cloudnativePgEntry, path: ['enabled'], reason: "CloudNativePG runs authentik's PostgreSQL database" },
+    { entry: longhornEntry, path: ['enabled'], reason: 'the database volumes need Longhorn' },
+    { entry: vaultEntry, path: ['enabled'], reason: 'Vault generates its secret key and the administrator\'s first password' },
+    { entry: externalSecretsEntry, path: ['enabled'], reason: 'External Secrets delivers its keys and the OIDC clients\' secrets from Vault' },
+    { entry: traefikEntry, path: ['enabled'], reason: 'Traefik routes its login page and asks it about every sso and admin request' },
+  ],
+  check: (settings, env) => longhornStorageClassIssues(env, ['database', 'storageClass'], settings.database.storageClass),
+  upstreamTargets: {
+    'authentik-server': { selector: SERVER_POD_LABELS, port: 'metrics', source: CHART_SOURCE },
+    'authentik-worker': { selector: WORKER_POD_LABELS, port: 'metrics', source: CHART_SOURCE },
+  },
+  build: (platform, settings, context) =>
+    new Authentik(platform, { ...settings, databases: context.required(cloudnativePgEntry), storage: context.required(longhornEntry) }),
+});

@@ -1,0 +1,453 @@
+/**
+ * Single sign-on with Authentik, on the platform fixture with CloudNativePG and Authentik turned
+ * on (and Home Assistant behind `sso`): the config checks, the forward-auth middlewares and
+ * routes Traefik derives, the blueprints (parsed, authentik's tags included, and compared with
+ * the routed hosts), an OIDC client registered by a small fake consumer, and the checkpoint
+ * scripts against fake answers.
+ */
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { AUTHENTIK_RESPONSE_HEADERS, authentikEntry, clientSecretVariable } from '../charts/authentik';
+import { BUILTIN_CATALOG } from '../charts/catalog';
+import { Checkpoint } from '../lib/model/checkpoint';
+import { defineCatalog, defineService } from '../lib/model/catalog';
+import { isExposureRouter } from '../lib/model/exposure';
+import { Layer } from '../lib/model/layers';
+import type { Platform } from '../lib/model/platform';
+import { HomelabService } from '../lib/model/service';
+import { OIDC_CLIENT_SECRET_KEY, type OidcIssuer, type OidcLoginService, type SingleSignOnProvider } from '../lib/model/single-sign-on';
+import { INVARIANTS } from './invariants';
+import { configProblems, type Manifest, manifestsOf, platformObject, runCheckpointRecordingCurl, type Synthesized, synthesizePlatforms, toYamlText } from './support';
+
+/** The fixture with CloudNativePG and Authentik on in every environment, Home Assistant behind sso; `change` edits it. */
+function withAuthentik(change: (config: Record<string, any>) => void = () => {}): Record<string, any> {
+  const config = platformObject();
+  config.services.cloudnativePg = { enabled: true };
+  config.services.authentik = { enabled: true };
+  config.apps['home-assistant'].expose.protection = 'sso';
+  change(config);
+  return config;
+}
+
+/** A service whose own login is an OIDC client of the provider, with an admin UI, as Argo CD's will be. */
+class FakeConsole extends HomelabService implements OidcLoginService {
+  readonly issuer: OidcIssuer;
+  readonly secretNeedName: string;
+  constructor(scope: Platform, provider: SingleSignOnProvider) {
+    super(scope, 'console', { provider }, { layer: Layer.AUTOMATION, namespace: 'console' });
+    const secret = this.needSecret('console-oidc', [OIDC_CLIENT_SECRET_KEY], 'the console client secret', { generated: true });
+    this.secretNeedName = secret.secretName;
+    this.issuer = provider.registerOidcClient(this, {
+      clientId: 'console',
+      displayName: 'Console',
+      redirectUris: ['https://console.example.net/auth/callback', 'http://localhost:8085/auth/callback'],
+      clientSecret: secret,
+    });
+    this.expose({ subdomain: 'console', serviceName: 'console', servicePort: 80, podPort: 8080, podSelector: { app: 'console' }, admin: true });
+    new Checkpoint(this, 'checkpoint', { description: 'test double', image: 'docker.io/library/busybox:1.37.0', script: 'true' });
+  }
+  /** Registered in the constructor already. */
+  logInThrough(): void {}
+}
+
+const consoleEntry = defineService({
+  name: 'console',
+  names: ['console'],
+  enabled: () => true,
+  build: (platform, _settings, context) => new FakeConsole(platform, context.required(authentikEntry)),
+});
+const entries = [...BUILTIN_CATALOG.entries];
+entries.splice(entries.indexOf(authentikEntry) + 1, 0, consoleEntry);
+const CATALOG_WITH_CONSOLE = defineCatalog(entries);
+
+const envs = synthesizePlatforms(toYamlText(withAuthentik()), CATALOG_WITH_CONSOLE);
+const prod = envs.find((s) => s.env.environment === 'prod')!;
+const file = (s: Synthesized, path: string): Manifest => {
+  const found = manifestsOf(s.env).find((m) => m.path === path);
+  if (!found) throw new Error(`no ${path}`);
+  return found.manifest;
+};
+const domain = (s: Synthesized) => s.config.domain;
+const routedHosts = (s: Synthesized) => s.platform.services.find(isExposureRouter)!.routedHosts;
+const authentikValues = (s: Synthesized) => file(s, 'apps/application-authentik.yaml').spec.sources.find((source: any) => source.chart).helm.valuesObject;
+
+/** authentik's YAML tags, each parsed as `{ '<tag>': value }`. */
+const BLUEPRINT_TAGS = [['!Find', 'seq'], ['!KeyOf'], ['!Env']].map(([tag, collection]) => ({
+  tag,
+  ...(collection && { collection: collection as 'seq' }),
+  resolve: (value: any) => ({ [tag]: typeof value === 'string' ? value : value.toJSON() }),
+}));
+const blueprintOf = (s: Synthesized, name: string) => parse(file(s, `authentik/configmap-authentik-blueprint-${name}.yaml`).data!['blueprint.yaml'], { customTags: BLUEPRINT_TAGS });
+const entriesOf = (blueprint: any, model: string) => (blueprint.entries as any[]).filter((e) => e.model === model);
+
+describe('config', () => {
+  it('refuses Authentik without CloudNativePG, naming the path', () => {
+    const problems = configProblems(toYamlText(withAuthentik((c) => delete c.services.cloudnativePg)));
+    expect(problems).toContain("services.authentik.enabled: expected services.cloudnativePg.enabled: CloudNativePG runs authentik's PostgreSQL database");
+  });
+
+  it('refuses sso without a single sign-on service, naming the path', () => {
+    const problems = configProblems(toYamlText(withAuthentik((c) => delete c.services.authentik)));
+    expect(problems).toMatch(/apps\.home-assistant\.expose\.protection: expected public or admin: "sso" needs a single sign-on service/);
+  });
+
+  it('refuses a second forward-auth server next to it, and needs no allow-list with it', () => {
+    const forwardAuth = { address: 'http://authelia.auth.svc/api/authz/forward-auth' };
+    expect(configProblems(toYamlText(withAuthentik((c) => (c.services.traefik.adminAccess = { forwardAuth }))))).toMatch(
+      /services\.traefik\.adminAccess\.forwardAuth: expected no forwardAuth server: admin UIs sign in through the single sign-on service/,
+    );
+    expect(configProblems(toYamlText(withAuthentik((c) => (c.services.traefik.adminAccess = {}))))).toBe('');
+    // Without it, admin UIs still need an allow-list or a forward-auth server.
+    expect(configProblems(toYamlText(withAuthentik((c) => {
+      delete c.services.authentik;
+      c.apps['home-assistant'].expose.protection = 'public';
+      c.services.traefik.adminAccess = {};
+    })))).toMatch(/services\.traefik\.adminAccess: expected an allowList of client networks/);
+  });
+});
+
+describe('forward-auth in front of sso hosts and admin UIs', () => {
+  it('puts the outpost forward-auth, after the allow-list, on every admin and sso route, and on no public one', () => {
+    for (const s of envs) {
+      const routes = manifestsOf(s.env).filter((m) => m.manifest.kind === 'IngressRoute' && !m.manifest.metadata.name.endsWith('-sign-in'));
+      expect(routes.length).toBeGreaterThan(0);
+      for (const { path, manifest } of routes) {
+        const host = routedHosts(s).find((h) => manifest.spec.routes[0].match.startsWith(`Host(\`${h.host}\`)`))!;
+        const names = (manifest.spec.routes[0].middlewares as { name: string }[]).map((m) => m.name);
+        const subdomain = host.host.slice(0, -`.${domain(s)}`.length);
+        expect(names.includes(`${subdomain}-sign-in`), path).toBe(host.singleSignOn === true);
+        if (host.admin) expect(names.indexOf(`${subdomain}-allow-list`), path).toBe(1);
+        if (host.singleSignOn) {
+          expect(names.at(-1), path).toBe(`${subdomain}-sign-in`);
+          const middleware = manifestsOf(s.env).find(
+            (m) => m.manifest.kind === 'Middleware' && m.manifest.metadata.namespace === manifest.metadata.namespace && m.manifest.metadata.name === `${subdomain}-sign-in`,
+          )!.manifest;
+          expect(middleware.spec.forwardAuth).toEqual({
+            address: 'http://authentik-server.authentik.svc/outpost.goauthentik.io/auth/traefik',
+            trustForwardHeader: false,
+            authResponseHeaders: [...AUTHENTIK_RESPONSE_HEADERS],
+          });
+        }
+      }
+    }
+  });
+
+  it('protects the admin UIs and the sso app, and leaves the login page public', () => {
+    const hosts = new Map(routedHosts(prod).map((h) => [h.host.split('.')[0], h]));
+    for (const admin of ['longhorn', 'traefik', 'rabbitmq', 'ray', 'node-red']) expect(hosts.get(admin), admin).toMatchObject({ admin: true, singleSignOn: true });
+    expect(hosts.get('home')).toMatchObject({ admin: false, singleSignOn: true });
+    expect(hosts.get('auth')?.singleSignOn).toBeUndefined();
+    expect(hosts.get('n8n')?.singleSignOn).toBeUndefined();
+  });
+
+  it("routes the outpost's paths of each protected host to Authentik's server, in its namespace, ahead of the host's route", () => {
+    for (const host of routedHosts(prod).filter((h) => h.singleSignOn)) {
+      const subdomain = host.host.split('.')[0];
+      const route = file(prod, `traefik/ingressroute-authentik-${subdomain}-sign-in.yaml`);
+      expect(route.metadata.namespace).toBe('authentik');
+      expect(route.spec.routes).toEqual([
+        {
+          kind: 'Rule',
+          match: `Host(\`${host.host}\`) && PathPrefix(\`/outpost.goauthentik.io/\`)`,
+          priority: expect.any(Number),
+          services: [{ kind: 'Service', name: 'authentik-server', port: 80 }],
+        },
+      ]);
+      const own = manifestsOf(prod.env).find((m) => m.manifest.kind === 'IngressRoute' && m.manifest.spec.routes[0].match.startsWith(`Host(\`${host.host}\`)`) && !m.path.includes('-sign-in'))!;
+      expect(route.spec.routes[0].priority).toBeGreaterThan(own.manifest.spec.routes[0].match.length);
+    }
+  });
+
+  it('keeps only the allow-list in front of an admin UI whose own login is an OIDC client of Authentik', () => {
+    const host = routedHosts(prod).find((h) => h.host === `console.${domain(prod)}`)!;
+    expect(host).toMatchObject({ admin: true });
+    expect(host.singleSignOn).toBeUndefined();
+    const route = manifestsOf(prod.env).find((m) => m.manifest.kind === 'IngressRoute' && m.manifest.metadata.namespace === 'console')!.manifest;
+    expect(route.spec.routes[0].middlewares.map((m: any) => m.name)).toEqual(['console-security-headers', 'console-allow-list']);
+  });
+
+  it('lets Traefik reach the outpost', () => {
+    const egress = file(prod, 'traefik/networkpolicy-egress-authentik-http.yaml').spec.egress;
+    expect(egress[0].to[0].namespaceSelector.matchLabels).toEqual({ 'kubernetes.io/metadata.name': 'authentik' });
+  });
+});
+
+describe('without Authentik', () => {
+  const external = { address: 'http://authelia.auth.svc/api/authz/forward-auth', authResponseHeaders: ['Remote-User'] };
+  const [withoutSso] = synthesizePlatforms(
+    toYamlText(
+      withAuthentik((c) => {
+        delete c.services.authentik;
+        c.apps['home-assistant'].expose.protection = 'public';
+        c.services.traefik.adminAccess = { forwardAuth: external };
+      }),
+    ),
+  );
+
+  it("keeps the configured forward-auth server on the admin routes, and adds no route of Authentik's", () => {
+    const docs = manifestsOf(withoutSso.env);
+    const forwardAuths = docs.filter((m) => m.manifest.kind === 'Middleware' && m.manifest.spec.forwardAuth).map((m) => m.manifest);
+    expect(forwardAuths.length).toBe(routedHosts(withoutSso).filter((h) => h.admin).length);
+    for (const middleware of forwardAuths) {
+      expect(middleware.metadata.name).toMatch(/-forward-auth$/);
+      expect(middleware.spec.forwardAuth).toEqual({ address: external.address, trustForwardHeader: false, authResponseHeaders: ['Remote-User'] });
+    }
+    expect(docs.filter((m) => m.manifest.kind === 'IngressRoute' && m.manifest.metadata.name.endsWith('-sign-in'))).toEqual([]);
+    expect(routedHosts(withoutSso).some((h) => h.singleSignOn)).toBe(false);
+  });
+});
+
+describe('the chart', () => {
+  const values = authentikValues(prod);
+
+  it('reads its keys from the generated Secret and its database credentials from the operator-generated one', () => {
+    expect(values.authentik).toEqual({ existingSecret: { secretName: 'authentik-keys' } });
+    const need = prod.platform.services.find((s) => s.serviceName === 'authentik')!.secretNeeds.find((n) => n.name === 'authentik-keys')!;
+    expect(need).toMatchObject({ generated: true, keys: ['AUTHENTIK_BOOTSTRAP_PASSWORD', 'AUTHENTIK_BOOTSTRAP_TOKEN', 'AUTHENTIK_SECRET_KEY'] });
+    const env = Object.fromEntries((values.global.env as any[]).map((e) => [e.name, e.value ?? e.valueFrom.secretKeyRef]));
+    expect(env).toMatchObject({
+      AUTHENTIK_POSTGRESQL__HOST: 'authentik-db-rw',
+      AUTHENTIK_POSTGRESQL__USER: { name: 'authentik-db-app', key: 'username' },
+      AUTHENTIK_POSTGRESQL__PASSWORD: { name: 'authentik-db-app', key: 'password' },
+      AUTHENTIK_OUTPOSTS__DISCOVER: 'false',
+      AUTHENTIK_DISABLE_UPDATE_CHECK: 'true',
+    });
+    expect(file(prod, 'authentik/cluster-authentik-db.yaml').spec.bootstrap.initdb).toMatchObject({ database: 'authentik', owner: 'authentik' });
+  });
+
+  it("creates no ClusterRole and no PostgreSQL of the chart's own, and runs without privileges", () => {
+    expect(values.serviceAccount).toEqual({ create: false });
+    expect(values.postgresql).toEqual({ enabled: false });
+    for (const part of [values.server, values.worker]) {
+      expect(part.containerSecurityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    }
+  });
+});
+
+describe('blueprints', () => {
+  it('declares a proxy provider and application per protected host, admins only on admin hosts, all on the embedded outpost', () => {
+    for (const s of envs) {
+      const blueprint = blueprintOf(s, 'forward-auth');
+      const protectedHosts = routedHosts(s).filter((h) => h.singleSignOn);
+      const providers = entriesOf(blueprint, 'authentik_providers_proxy.proxyprovider');
+      expect(providers.map((p) => p.identifiers.name).sort()).toEqual(protectedHosts.map((h) => h.host).sort());
+      for (const provider of providers) {
+        expect(provider.attrs).toMatchObject({ mode: 'forward_single', external_host: `https://${provider.identifiers.name}` });
+        const application = entriesOf(blueprint, 'authentik_core.application').find((a) => a.attrs.provider['!KeyOf'] === provider.id);
+        expect(application, provider.identifiers.name).toBeDefined();
+        const groups = entriesOf(blueprint, 'authentik_policies.policybinding')
+          .filter((b) => b.identifiers.target['!KeyOf'] === application.id)
+          .map((b) => b.identifiers.group['!Find'][1][1]);
+        const admin = protectedHosts.find((h) => h.host === provider.identifiers.name)!.admin;
+        expect(groups, provider.identifiers.name).toEqual(admin ? ['admins'] : ['admins', 'viewers']);
+      }
+      const [outpost] = entriesOf(blueprint, 'authentik_outposts.outpost');
+      expect(outpost.identifiers).toEqual({ managed: 'goauthentik.io/outposts/embedded' });
+      expect(outpost.attrs.providers.map((p: any) => p['!KeyOf']).sort()).toEqual(providers.map((p) => p.id).sort());
+      expect(outpost.attrs.config.authentik_host).toBe(`https://auth.${domain(s)}/`);
+    }
+  });
+
+  it('declares the groups and enforces MFA (TOTP or WebAuthn, enrolled when missing) in the authentication flow', () => {
+    const blueprint = blueprintOf(prod, 'platform');
+    expect(entriesOf(blueprint, 'authentik_core.group').map((g) => [g.identifiers.name, g.attrs.is_superuser, g.state])).toEqual([
+      ['admins', true, 'created'],
+      ['viewers', false, 'created'],
+    ]);
+    const [mfa] = entriesOf(blueprint, 'authentik_stages_authenticator_validate.authenticatorvalidatestage');
+    expect(mfa.identifiers).toEqual({ name: 'default-authentication-mfa-validation' });
+    expect(mfa.attrs.not_configured_action).toBe('configure');
+    expect(mfa.attrs.device_classes).toEqual(expect.arrayContaining(['totp', 'webauthn']));
+    expect(mfa.attrs.configuration_stages.map((stage: any) => stage['!Find'][1][1])).toEqual(['default-authenticator-totp-setup', 'default-authenticator-webauthn-setup']);
+  });
+
+  it('mounts every blueprint ConfigMap into the worker through the chart', () => {
+    const configMaps = manifestsOf(prod.env).filter((m) => m.path.startsWith('authentik/configmap-authentik-blueprint-')).map((m) => m.manifest.metadata.name);
+    expect([...authentikValues(prod).blueprints.configMaps].sort()).toEqual(configMaps.sort());
+  });
+});
+
+describe('an OIDC client', () => {
+  const consoleService = prod.platform.services.find((s) => s.serviceName === 'console') as FakeConsole;
+
+  it('gets an issuer on the login host, the groups claim and the two groups', () => {
+    expect(consoleService.issuer).toEqual({
+      issuerUrl: `https://auth.${domain(prod)}/application/o/console/`,
+      scopes: ['openid', 'email', 'profile'],
+      groupsClaim: 'groups',
+      adminGroup: 'admins',
+      viewerGroup: 'viewers',
+    });
+  });
+
+  it('is a confidential OAuth2 provider with strict redirect URIs and the secret from the worker environment', () => {
+    const blueprint = blueprintOf(prod, 'oidc-console');
+    const [provider] = entriesOf(blueprint, 'authentik_providers_oauth2.oauth2provider');
+    expect(provider.attrs).toMatchObject({
+      client_type: 'confidential',
+      client_id: 'console',
+      client_secret: { '!Env': clientSecretVariable('console') },
+      redirect_uris: [
+        { matching_mode: 'strict', url: 'https://console.example.net/auth/callback' },
+        { matching_mode: 'strict', url: 'http://localhost:8085/auth/callback' },
+      ],
+    });
+    expect(provider.attrs.property_mappings.map((m: any) => m['!Find'][1][1])).toEqual(['openid', 'email', 'profile'].map((s) => `goauthentik.io/providers/oauth2/scope-${s}`));
+    const [application] = entriesOf(blueprint, 'authentik_core.application');
+    expect(application.identifiers).toEqual({ slug: 'console' });
+  });
+
+  it("reads the consumer's own generated value, never one of its own", () => {
+    const need = prod.platform.services.find((s) => s.serviceName === 'authentik')!.secretNeeds.find((n) => n.name === 'authentik-oidc-console')!;
+    expect(need.generated).toBeUndefined();
+    expect(need.template!.inputs).toEqual([{ variable: 'secret', from: expect.objectContaining({ service: 'console', name: consoleService.secretNeedName }), key: OIDC_CLIENT_SECRET_KEY }]);
+    expect(authentikValues(prod).worker.env).toContainEqual({
+      name: clientSecretVariable('console'),
+      valueFrom: { secretKeyRef: { name: 'authentik-oidc-console', key: OIDC_CLIENT_SECRET_KEY } },
+    });
+    // Delivered by an ExternalSecret rendering the consumer's value.
+    const external = file(prod, 'authentik/externalsecret-authentik-oidc-console.yaml');
+    expect(external.spec.data).toEqual([{ secretKey: 'secret', remoteRef: { key: 'console/console-oidc', property: OIDC_CLIENT_SECRET_KEY } }]);
+  });
+
+  it('refuses a client registered twice or without redirect URIs', () => {
+    const provider = prod.platform.services.find((s) => s.serviceName === 'authentik') as unknown as SingleSignOnProvider;
+    const secret = { keys: [OIDC_CLIENT_SECRET_KEY], secretName: 'x', need: {} } as any;
+    expect(() => provider.registerOidcClient(consoleService, { clientId: 'console', displayName: 'Again', redirectUris: ['https://x/'], clientSecret: secret })).toThrow('registered twice');
+    expect(() => provider.registerOidcClient(consoleService, { clientId: 'other', displayName: 'Other', redirectUris: [], clientSecret: secret })).toThrow('no redirect URI');
+  });
+});
+
+describe("an app's own OIDC login", () => {
+  const [app] = synthesizePlatforms(
+    toYamlText(
+      withAuthentik((c) => {
+        c.apps['node-red'].expose = { subdomain: 'node-red', protection: 'oidc', oidc: { redirectPaths: ['/auth/strategy/callback'], variables: { clientSecret: 'NODE_RED_OIDC_SECRET' } } };
+      }),
+    ),
+  ).filter((s) => s.env.environment === 'prod');
+
+  it('registers a client for its redirect URIs and hands it the issuer, client id and generated secret', () => {
+    const blueprint = blueprintOf(app, 'oidc-node-red');
+    const [provider] = entriesOf(blueprint, 'authentik_providers_oauth2.oauth2provider');
+    expect(provider.attrs.redirect_uris).toEqual([{ matching_mode: 'strict', url: `https://node-red.${domain(app)}/auth/strategy/callback` }]);
+    const container = file(app, 'node-red/deployment-node-red.yaml').spec.template.spec.containers[0];
+    const env = Object.fromEntries((container.env as any[]).map((e) => [e.name, e.value ?? e.valueFrom.secretKeyRef]));
+    expect(env).toMatchObject({
+      OIDC_ISSUER_URL: `https://auth.${domain(app)}/application/o/node-red/`,
+      OIDC_CLIENT_ID: 'node-red',
+      NODE_RED_OIDC_SECRET: { name: 'node-red-oidc', key: OIDC_CLIENT_SECRET_KEY },
+    });
+    const need = app.platform.services.find((s) => s.serviceName === 'node-red')!.secretNeeds.find((n) => n.name === 'node-red-oidc')!;
+    expect(need.generated).toBe(true);
+    // Nothing in front of it: the app logs users in itself.
+    expect(routedHosts(app).find((h) => h.host === `node-red.${domain(app)}`)?.singleSignOn).toBeUndefined();
+  });
+
+  it('refuses variables the app sets otherwise', () => {
+    const problems = configProblems(
+      toYamlText(
+        withAuthentik((c) => {
+          c.apps['node-red'].env = { ...c.apps['node-red'].env, OIDC_CLIENT_ID: 'x' };
+          c.apps['node-red'].expose = { subdomain: 'node-red', protection: 'oidc', oidc: { redirectPaths: ['/cb'] } };
+        }),
+      ),
+    );
+    expect(problems).toContain('apps.node-red.expose.oidc.variables.clientId: expected a variable env and secretEnv do not set: "OIDC_CLIENT_ID" is set there');
+  });
+});
+
+describe('checkpoints', () => {
+  const checkpoint = file(prod, 'authentik/job-authentik-checkpoint.yaml');
+  /** Health answers; each blueprint's status is $STATUS (successful unless set). */
+  const fakeAuthentik = String.raw`for url; do :; done
+case "$url" in
+  */-/health/ready/) exit 0 ;;
+  */api/v3/managed/blueprints/*) printf '{"pagination":{"count":1},"results":[{"name":"x","status":"%s"}]}' "\${STATUS:-successful}" ;;
+esac`.replace(/\\\$/g, '$');
+
+  it("passes when the server is ready and every blueprint is applied, asking for each by name with the bootstrap token", () => {
+    const run = runCheckpointRecordingCurl(checkpoint, fakeAuthentik, { TOKEN: 'token' });
+    expect(run.output).toContain('blueprint homelab - forward auth: applied');
+    expect(run.status).toBe(0);
+    const asked = run.calls.filter((c) => c.some((a) => a.includes('/api/v3/managed/blueprints/')));
+    expect(asked.map((c) => c.at(-1)).sort()).toEqual(
+      ['forward%20auth', 'oidc%20console', 'platform'].map((n) => `http://authentik-server.authentik.svc/api/v3/managed/blueprints/?name=homelab%20-%20${n}`).sort(),
+    );
+    expect(asked.every((c) => c.includes('Authorization: Bearer token'))).toBe(true);
+  });
+
+  it('fails naming a blueprint that is not applied, and its status', () => {
+    const run = runCheckpointRecordingCurl(checkpoint, fakeAuthentik, { TOKEN: 'token', STATUS: 'error' });
+    expect(run.status).not.toBe(0);
+    expect(run.output).toContain('blueprint homelab - platform: not applied (status: error');
+  });
+
+  const discovery = file(prod, 'verification/job-authentik-authentik-oidc-console.yaml');
+  const issuer = `https://auth.${domain(prod)}/application/o/console/`;
+
+  it("passes when the client's discovery document answers through Traefik with its issuer", () => {
+    const run = runCheckpointRecordingCurl(discovery, `printf '{"issuer": "${issuer}", "jwks_uri": "x"}'`);
+    expect(run.status).toBe(0);
+    expect(run.calls[0]).toContain(`https://auth.${domain(prod)}/application/o/console/.well-known/openid-configuration`);
+    expect(run.calls[0]).toContain(`auth.${domain(prod)}:443:traefik.traefik.svc:443`);
+  });
+
+  it('fails when the document is missing or names another issuer', () => {
+    expect(runCheckpointRecordingCurl(discovery, 'exit 22').status).not.toBe(0);
+    const other = runCheckpointRecordingCurl(discovery, `printf '{"issuer": "https://elsewhere/"}'`);
+    expect(other.status).not.toBe(0);
+    expect(other.output).toContain(`no discovery document with issuer ${issuer}`);
+  });
+
+  const traefik = file(prod, 'traefik/job-traefik-checkpoint.yaml');
+  /** Certificates Ready; admin hosts refuse with 403 (the allow-list); other hosts answer $ANSWER ("<code> <location>"). */
+  const fakeTraefik = String.raw`for url; do :; done
+case "$url" in
+  https://kubernetes.default.svc*) printf '{"status": {"conditions": [{"lastTransitionTime": "x", "status": "True", "type": "Ready"}]}}' ;;
+  *) host=\${url#https://}; host=\${host%/}
+     case " $ADMIN " in *" $host "*) printf '403 ' ;; *) printf '%s' "$ANSWER" ;; esac ;;
+esac`.replace(/\\\$/g, '$');
+  const admins = routedHosts(prod).filter((h) => h.admin).map((h) => h.host).join(' ');
+  const home = `home.${domain(prod)}`;
+
+  it("expects the sso host to send a client that has not signed in to the login host", () => {
+    const ok = runCheckpointRecordingCurl(traefik, fakeTraefik, { ADMIN: admins, ANSWER: `302 https://auth.${domain(prod)}/application/o/authorize/?client_id=x` });
+    expect(ok.output).toContain(`${home} (sign-in) routed: 302`);
+    expect(ok.status).toBe(0);
+  });
+
+  it('fails when the sso host lets the client in, or sends it elsewhere', () => {
+    const open = runCheckpointRecordingCurl(traefik, fakeTraefik, { ADMIN: admins, ANSWER: '200 ' });
+    expect(open.status).not.toBe(0);
+    expect(open.output).toContain(`${home} (sign-in): a single sign-on host answered 200 to a client that has not signed in`);
+    const elsewhere = runCheckpointRecordingCurl(traefik, fakeTraefik, { ADMIN: admins, ANSWER: '302 https://evil.example.org/login' });
+    expect(elsewhere.output).toContain(`${home} (sign-in): a single sign-on host redirected to https://evil.example.org/login, not to https://auth.${domain(prod)}/`);
+  });
+});
+
+describe('the invariant on single sign-on', () => {
+  const invariant = INVARIANTS.find((i) => i.name.startsWith('where a single sign-on service runs'))!;
+  /** prod with some of its written files replaced. */
+  const tampered = (change: (files: Map<string, string>) => void): Synthesized => {
+    const files = new Map(prod.env.files);
+    change(files);
+    return { ...prod, env: { ...prod.env, files } };
+  };
+  const longhorn = `longhorn.${domain(prod)}`;
+
+  it('holds on the derived routes and blueprint', () => {
+    expect(invariant.check(envs)).toEqual([]);
+  });
+
+  it("fails for a protected host whose forward-auth or own-paths route is missing, or that the blueprint leaves out", () => {
+    const route = 'traefik/ingressroute-longhorn-system-longhorn.yaml';
+    const withoutSignIn = tampered((files) => files.set(route, files.get(route)!.replace(/\n\s+- name: longhorn-sign-in/, '')));
+    expect(invariant.check([withoutSignIn])).toEqual([`prod: ${longhorn} lacks the single sign-on forward-auth, but the router protects it with it`]);
+    const withoutOwnPaths = tampered((files) => files.delete('traefik/ingressroute-authentik-longhorn-sign-in.yaml'));
+    expect(invariant.check([withoutOwnPaths])).toEqual([`prod: ${longhorn} signs in, but no route sends /outpost.goauthentik.io/ to authentik/authentik-server`]);
+    const blueprint = 'authentik/configmap-authentik-blueprint-forward-auth.yaml';
+    const renamed = tampered((files) => files.set(blueprint, files.get(blueprint)!.replace(`name: ${longhorn}`, 'name: elsewhere.example.net')));
+    expect(invariant.check([renamed])[0]).toMatch(/the forward-auth blueprint's providers .* are not the protected hosts/);
+  });
+});
