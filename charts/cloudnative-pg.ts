@@ -71,7 +71,7 @@ const INSTANCE_MANAGER_PORT = 8000;
 /** The operator's pods (chart `cloudnative-pg.selectorLabels`, release = service name) and metrics port (templates/deployment.yaml). */
 const OPERATOR_POD_LABELS = { 'app.kubernetes.io/name': 'cloudnative-pg', 'app.kubernetes.io/instance': 'cloudnative-pg' } as const;
 /** The label CloudNativePG puts on every pod of a cluster (pkg/utils labels: ClusterLabelName). */
-const CLUSTER_LABEL = 'cnpg.io/cluster';
+export const CLUSTER_LABEL = 'cnpg.io/cluster';
 /** The instance manager's exporter (pkg/specs/pods.go: container port 9187 named `metrics`). */
 const METRICS_PORT = 'metrics';
 /** Seconds a replica may replay behind the primary before it is an alert. */

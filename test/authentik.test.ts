@@ -277,6 +277,11 @@ describe('an OIDC client', () => {
       groupsClaim: 'groups',
       adminGroup: 'admins',
       viewerGroup: 'viewers',
+      endpoints: {
+        authorization: `https://auth.${domain(prod)}/application/o/authorize/`,
+        token: `https://auth.${domain(prod)}/application/o/token/`,
+        userinfo: `https://auth.${domain(prod)}/application/o/userinfo/`,
+      },
     });
   });
 
@@ -371,9 +376,12 @@ esac`.replace(/\\\$/g, '$');
     expect(run.output).toContain('blueprint homelab - forward auth: applied');
     expect(run.status).toBe(0);
     const asked = run.calls.filter((c) => c.some((a) => a.includes('/api/v3/managed/blueprints/')));
-    expect(asked.map((c) => c.at(-1)).sort()).toEqual(
-      ['forward%20auth', 'oidc%20console', 'platform'].map((n) => `http://authentik-server.authentik.svc/api/v3/managed/blueprints/?name=homelab%20-%20${n}`).sort(),
-    );
+    // Every blueprint the worker mounts (the console's and the platform's own OIDC clients among them).
+    const mounted = manifestsOf(prod.env)
+      .filter((m) => m.path.startsWith('authentik/configmap-authentik-blueprint-'))
+      .map((m) => parse(m.manifest.data!['blueprint.yaml'], { customTags: BLUEPRINT_TAGS }).metadata.name as string);
+    expect(mounted).toEqual(expect.arrayContaining(['homelab - forward auth', 'homelab - oidc console', 'homelab - platform']));
+    expect(asked.map((c) => c.at(-1)).sort()).toEqual(mounted.map((n) => `http://authentik-server.authentik.svc/api/v3/managed/blueprints/?name=${n.replace(/ /g, '%20')}`).sort());
     expect(asked.every((c) => c.includes('Authorization: Bearer token'))).toBe(true);
   });
 
