@@ -95,6 +95,8 @@ const receiverSchema = z
 
 const alertmanagerSchema = z
   .strictObject({
+    /** Alertmanager's UI (alerts, silences), an admin route. */
+    subdomain: subdomain.default('alertmanager'),
     receivers: z.record(k8sName, receiverSchema).default({}),
     route: z
       .strictObject({
@@ -147,6 +149,8 @@ export const monitoringSettings = z
         subdomain: subdomain.default('grafana'),
       })
       .prefault({}),
+    /** Prometheus' own UI (queries, targets, rules), an admin route. */
+    prometheus: z.strictObject({ subdomain: subdomain.default('prometheus') }).prefault({}),
     alertmanager: alertmanagerSchema.prefault({}),
     resources: z
       .strictObject({
@@ -277,6 +281,14 @@ const OPERATOR_PODS = { app: 'kube-prometheus-stack-operator', release: FULLNAME
 /** The Alertmanager pods: prometheus-operator labels every Alertmanager's pods `app.kubernetes.io/name: alertmanager` (pkg/alertmanager/statefulset.go); the stack runs one. */
 const ALERTMANAGER_PODS = { 'app.kubernetes.io/name': 'alertmanager' } as const;
 const OPERATOR_WEBHOOK_PORT = 10250;
+/**
+ * The chart's Prometheus and Alertmanager Services (templates/prometheus/service.yaml,
+ * templates/alertmanager/service.yaml: `<fullname>-prometheus` port 9090 and
+ * `<fullname>-alertmanager` port 9093, each to the same container port, values.yaml
+ * `prometheus.service` and `alertmanager.service`), for their UIs' routes.
+ */
+const PROMETHEUS_SERVICE = { serviceName: `${FULLNAME}-prometheus`, servicePort: 9090, podPort: 9090, podSelector: PROMETHEUS_PODS } as const;
+const ALERTMANAGER_SERVICE = { serviceName: `${FULLNAME}-alertmanager`, servicePort: 9093, podPort: 9093, podSelector: ALERTMANAGER_PODS } as const;
 
 /** The Secret of Grafana's OIDC client secret, and the client id. */
 const GRAFANA_OIDC_CLIENT_SECRET = 'grafana-oidc-client';
@@ -302,6 +314,8 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
   private readonly receivers?: SecretRef;
   private provisioned?: ReadonlyMap<string, Dashboard>;
   private oidcLogin?: GrafanaOidcLogin;
+  private readonly prometheusHost: string;
+  private readonly alertmanagerHost: string;
 
   /** The chart and the checkpoint come with the platform's dashboards (`provisionDashboards`). */
   constructor(scope: Platform, props: MonitoringStackProps) {
@@ -326,6 +340,8 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
     for (const dashboard of STACK_DASHBOARDS) this.addDashboard(dashboard);
     this.props = props;
     this.grafanaHost = scope.hostname(props.grafana.subdomain);
+    this.prometheusHost = scope.hostname(props.prometheus.subdomain);
+    this.alertmanagerHost = scope.hostname(props.alertmanager.subdomain);
     this.grafanaAdmin = this.needSecret(GRAFANA_ADMIN_SECRET, Object.values(GRAFANA_ADMIN_KEYS), 'Grafana administrator: user name and password');
     this.receivers = this.receiverSecret(props.alertmanager);
     // Checked now rather than when the chart is installed.
@@ -349,6 +365,8 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
     this.declareEgress(props.alertmanager);
     this.declareCapacity(props.resources, scope);
     this.expose({ subdomain: props.grafana.subdomain, ...GRAFANA_SERVICE, admin: true });
+    this.expose({ subdomain: props.prometheus.subdomain, ...PROMETHEUS_SERVICE, admin: true });
+    this.expose({ subdomain: props.alertmanager.subdomain, ...ALERTMANAGER_SERVICE, admin: true });
   }
 
   /**
@@ -393,6 +411,8 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
           storageSize: props.storageSize,
           storageClass: props.storage.storageClass(props.storageClass),
           grafanaHost: this.grafanaHost,
+          prometheusHost: this.prometheusHost,
+          alertmanagerHost: this.alertmanagerHost,
           grafanaAdmin: this.grafanaAdmin,
           oidcLogin: this.oidcLogin,
           alertmanager: props.alertmanager,
@@ -671,6 +691,9 @@ interface StackSettings {
   readonly storageSize: string;
   readonly storageClass: string;
   readonly grafanaHost: string;
+  /** Where Prometheus and Alertmanager are routed: the links they write (an alert's source, a silence) point there. */
+  readonly prometheusHost: string;
+  readonly alertmanagerHost: string;
   readonly grafanaAdmin: SecretRef;
   /** @default the login form only */
   readonly oidcLogin?: GrafanaOidcLogin;
@@ -786,6 +809,7 @@ function stackValues(s: StackSettings): KubePrometheusStackValues {
         podMonitorSelectorNilUsesHelmValues: false,
         probeSelectorNilUsesHelmValues: false,
         scrapeConfigSelectorNilUsesHelmValues: false,
+        externalUrl: `https://${s.prometheusHost}`,
         retention: s.retention,
         retentionSize: retentionSize(s.storageSize),
         resources: s.sizes.prometheus,
@@ -795,6 +819,7 @@ function stackValues(s: StackSettings): KubePrometheusStackValues {
     alertmanager: {
       config: alertmanagerConfig(s.alertmanager, s.receiverSecret),
       alertmanagerSpec: {
+        externalUrl: `https://${s.alertmanagerHost}`,
         // The operator mounts each at /etc/alertmanager/secrets/<name>/.
         secrets: s.receiverSecret ? [s.receiverSecret.secretName] : [],
         storage: { volumeClaimTemplate: claimTemplate(s.storageClass, ALERTMANAGER_VOLUME) },
@@ -999,7 +1024,11 @@ export const monitoringEntry = defineService({
   name: 'monitoring',
   settings: { key: 'monitoring', schema: monitoringSettings },
   names: [MONITORING_NAMESPACE],
-  subdomains: (settings) => [{ path: ['grafana', 'subdomain'], subdomain: settings.grafana.subdomain }],
+  subdomains: (settings) => [
+    { path: ['grafana', 'subdomain'], subdomain: settings.grafana.subdomain },
+    { path: ['prometheus', 'subdomain'], subdomain: settings.prometheus.subdomain },
+    { path: ['alertmanager', 'subdomain'], subdomain: settings.alertmanager.subdomain },
+  ],
   requires: () => [{ entry: longhornEntry, path: ['enabled'], reason: 'Prometheus and Alertmanager keep their data on Longhorn' }],
   check: (settings, env) => longhornStorageClassIssues(env, ['storageClass'], settings.storageClass),
   upstreamTargets: {
