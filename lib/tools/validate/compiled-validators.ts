@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import Ajv, { ValidateFunction } from 'ajv';
 import standaloneCode from 'ajv/dist/standalone';
 import { projectRoot } from '../../util/project';
@@ -49,14 +50,15 @@ export function cachedValidator(key: string, compile: () => { ajv: Ajv; validate
   const cached = loadModule(file);
   if (cached) return cached;
   const { ajv, validate } = compile();
+  // Per process and thread: the test workers are threads of one process.
+  const staging = `${file}.${process.pid}-${threadId}.tmp`;
   try {
     mkdirSync(cacheDir, { recursive: true });
-    const staging = `${file}.${process.pid}.tmp`;
     writeFileSync(staging, standaloneCode(ajv, validate));
     renameSync(staging, file);
   } catch {
-    // A read-only checkout only loses the cache (a staging file left behind is overwritten by the next try).
-    rmSync(`${file}.${process.pid}.tmp`, { force: true });
+    // A read-only checkout only loses the cache.
+    rmSync(staging, { force: true });
   }
   return validate;
 }
