@@ -92,8 +92,10 @@ export class ManifestValidator {
   private readonly objectSchemaIds = new Map<string, string>();
   /** Each schema file as ajv compiles it (strict), by file. */
   private readonly strictSchemas = new Map<string, JsonSchema>();
-  /** The parts of every cache key that do not depend on the kind. */
-  private commonKeyParts: unknown[] | undefined;
+  /** The hash of each strict schema file, by file: part of the cache keys of its kinds. */
+  private readonly fileKeys = new Map<string, string>();
+  /** The hash of what every validator's code is generated from, whatever the kind. */
+  private commonKey: string | undefined;
 
   /**
    * @param schemaDir the imported schemas @default imports/schemas
@@ -153,7 +155,7 @@ export class ManifestValidator {
       const file = ref.split('#')[0];
       // The code is generated from the Kubernetes definitions (every CRD's metadata is
       // ObjectMeta), the kind's file, and this class (how it adds them to ajv).
-      const key = validatorKey([...this.keyParts(), file === KUBERNETES_SCHEMA_FILE ? '' : this.strictSchema(file), ref]);
+      const key = validatorKey([this.keyOfAll(), file === KUBERNETES_SCHEMA_FILE ? '' : this.keyOfFile(file), ref]);
       validate = cachedValidator(key, () => {
         const ajv = this.compiler();
         this.loadFile(file);
@@ -166,9 +168,18 @@ export class ManifestValidator {
     return validate;
   }
 
-  private keyParts(): unknown[] {
-    this.commonKeyParts ??= [AJV_OPTIONS, goRegExp.code, String(ManifestValidator), this.strictSchema(KUBERNETES_SCHEMA_FILE)];
-    return this.commonKeyParts;
+  private keyOfAll(): string {
+    this.commonKey ??= validatorKey([AJV_OPTIONS, goRegExp.code, String(ManifestValidator), this.keyOfFile(KUBERNETES_SCHEMA_FILE)]);
+    return this.commonKey;
+  }
+
+  private keyOfFile(file: string): string {
+    let key = this.fileKeys.get(file);
+    if (!key) {
+      key = validatorKey([this.strictSchema(file)]);
+      this.fileKeys.set(file, key);
+    }
+    return key;
   }
 
   /**
