@@ -26,15 +26,20 @@ export const VALIDATOR_CACHE_DIR = join(projectRoot(), '.cache', 'validators');
 /** Resolves what the generated code requires (ajv's runtime, ajv-formats) from the project's node_modules. */
 const requireFromProject = createRequire(join(projectRoot(), 'package.json'));
 
-/** The installed version of a package the generated code depends on. */
+/** The installed version of a package the generated code depends on ('' when it is not installed). */
 function versionOf(name: string): string {
-  return (requireFromProject(`${name}/package.json`) as { version: string }).version;
+  try {
+    return (requireFromProject(`${name}/package.json`) as { version: string }).version;
+  } catch {
+    return '';
+  }
 }
 
 let libraryVersions: string | undefined;
 
 /** The cache's name for the code generated from `parts` (the schemas and options, as JSON-serializable values). */
 export function validatorKey(parts: readonly unknown[]): string {
+  // Without them in node_modules the cached code could not load: it is then compiled each time.
   libraryVersions ??= `ajv ${versionOf('ajv')}, ajv-formats ${versionOf('ajv-formats')}`;
   const hash = createHash('sha256').update(libraryVersions);
   for (const part of parts) hash.update('\0').update(typeof part === 'string' ? part : JSON.stringify(part));
