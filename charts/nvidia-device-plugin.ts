@@ -186,6 +186,7 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
       description: `every GPU node (${placement.nodes.join(', ')}) is discovered and advertises its ${GPU_RESOURCE} as allocatable`,
       image: IMAGES.curl,
       readsCluster: [{ apiGroups: [''], resources: ['nodes'], verbs: ['get'], resourceNames: [...placement.nodes] }],
+      env: { CHECKS: String(GPU_NODE_CHECKS) },
       script: [
         GPU_NODE_CHECK,
         ...placement.nodes.map((node) => `check_node ${node} ${this.advertisedGpus(inventory[node].gpus)} ${inventory[node].gpus}`),
@@ -194,10 +195,13 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
   }
 }
 
+/** How many times each GPU node is asked for, 10 s apart: five minutes for discovery and the plugin to advertise its GPUs. */
+const GPU_NODE_CHECKS = 30;
+
 /**
- * `check_node <node> <advertised> <physical>`: waits up to 5 minutes for the node's allocatable
- * nvidia.com/gpu to reach <advertised>, then names what is missing, in the order the pieces
- * depend on each other: the node itself (inventory names are node names), NFD's hardware label,
+ * `check_node <node> <advertised> <physical>`: asks `$CHECKS` times, 10 s apart (the tests ask
+ * fewer times), for the node's allocatable nvidia.com/gpu to reach <advertised>, then names what
+ * is missing, in the order the pieces depend on each other: the node itself (inventory names are node names), NFD's hardware label,
  * GFD's NVML labels (driver, container toolkit, k3s's nvidia runtime), the plugin. The API
  * server pretty-prints for curl, so whitespace is removed before the flat `labels` and
  * `allocatable` maps are cut out of the Node.
@@ -209,7 +213,7 @@ value_of() {
   printf '%s' "$1" | grep -o "\"$2\":\"[^\"]*\"" | cut -d'"' -f4
 }
 check_node() {
-  for _ in $(seq 30); do
+  for _ in $(seq "$CHECKS"); do
     node=$(kube_get "/api/v1/nodes/$1" 2>/dev/null | tr -d ' \n' || true)
     labels=$(map_of "$node" labels)
     present=$(value_of "$labels" '${GPU_LABELS.present}')

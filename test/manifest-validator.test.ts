@@ -1,8 +1,10 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
+import Ajv from 'ajv';
+import { cachedValidator, validatorKey } from '../lib/tools/validate/compiled-validators';
+import { ManifestValidator, SCHEMA_DIR } from '../lib/tools/validate/manifest-validator';
 import { validateDirectory } from '../scripts/validate';
 
 const validator = ManifestValidator.shared();
@@ -316,5 +318,74 @@ describe('validateDirectory', () => {
 
   it('reports a missing directory', () => {
     expect(validateDirectory(join(dir, 'missing')).errors).toEqual([`${join(dir, 'missing')}: no such directory`]);
+  });
+});
+
+describe('compiled validators kept on disk', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'validators-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Broken and valid documents of built-in kinds and CRDs: closed objects, formats, Go patterns, refs to ObjectMeta. */
+  const documents = [
+    deployment({ replica: 1 }),
+    container({ name: 'web', image: 'nginx:1.27', ports: [{ containerPort: '8080' }] }),
+    service({ bad: true }),
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, data: { key: 'not base64!' } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's', labels: { a: 1 } }, data: { key: 'aGVsbG8=' } },
+    application({ sourc: {} }),
+    recurringJob('backup'),
+    recurringJob('defrag-everything'),
+    ...['WARN', 'ignore'].map((strategy) => ({
+      apiVersion: 'monitoring.coreos.com/v1',
+      kind: 'PrometheusRule',
+      metadata: { name: 'alerts', annotations: { a: 2 } },
+      spec: { groups: [{ name: 'a', partial_response_strategy: strategy, rules: [{ alert: 'Down', expr: 'up == 0' }] }] },
+    })),
+  ];
+
+  it('report exactly what the compiled ones report, one module per kind', () => {
+    const compiling = new ManifestValidator(SCHEMA_DIR, dir);
+    const compiled = documents.map((doc) => compiling.validate(doc));
+    expect(compiled.flat()).toEqual(
+      expect.arrayContaining(['Deployment/web: spec.replica: unknown field', 'Secret/s: data.key: must match format "byte"', 'Secret/s: metadata.labels.a: must be string']),
+    );
+    expect(readdirSync(dir).filter((file) => file.endsWith('.js'))).toHaveLength(new Set(documents.map((doc) => `${doc.apiVersion} ${doc.kind}`)).size);
+    const fromCache = new ManifestValidator(SCHEMA_DIR, dir);
+    expect(documents.map((doc) => fromCache.validate(doc))).toEqual(compiled);
+    // The shared validator (the project's cache, cold or warm) agrees too.
+    expect(documents.map((doc) => validator.validate(doc))).toEqual(compiled);
+  });
+
+  it('are compiled once per key; a module that does not load is compiled again and replaced', () => {
+    const cacheDir = join(dir, 'unit');
+    const schema = { type: 'object', properties: { port: { type: 'integer' } }, additionalProperties: false };
+    const key = validatorKey([schema]);
+    let compiles = 0;
+    const compile = () => {
+      compiles += 1;
+      const ajv = new Ajv({ allErrors: true, code: { source: true } });
+      return { ajv, validate: ajv.compile(schema) };
+    };
+    const first = cachedValidator(key, compile, cacheDir);
+    const second = cachedValidator(key, compile, cacheDir);
+    expect(compiles).toBe(1);
+    for (const value of [{ port: 1 }, { port: 'a', extra: 1 }]) {
+      expect(second(value)).toBe(first(value));
+      expect(second.errors).toEqual(first.errors);
+    }
+    writeFileSync(join(cacheDir, `${key}.js`), 'module.exports = (');
+    expect(cachedValidator(key, compile, cacheDir)({ port: 'a' })).toBe(false);
+    expect(compiles).toBe(2);
+    expect(readFileSync(join(cacheDir, `${key}.js`), 'utf8')).toContain('module.exports');
+    expect(cachedValidator(key, compile, cacheDir)({ port: 2 })).toBe(true);
+    expect(compiles).toBe(2);
+    expect(readdirSync(cacheDir)).toEqual([`${key}.js`]);
+  });
+
+  it('are named by every part they are generated from', () => {
+    const schema = { type: 'object', properties: { port: { type: 'integer' } } };
+    expect(validatorKey([schema, 'a'])).toBe(validatorKey([structuredClone(schema), 'a']));
+    expect(validatorKey([schema, 'a'])).not.toBe(validatorKey([schema, 'b']));
+    expect(validatorKey([schema])).not.toBe(validatorKey([{ ...schema, additionalProperties: false }]));
   });
 });

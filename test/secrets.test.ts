@@ -3,8 +3,10 @@
  * or script holds something that looks like a credential. A scanner over the whole output of
  * every environment, so a new service cannot slip one in.
  */
+import { basename } from 'node:path';
+import { CORE_SCHEMA, load } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { HELM_VALUES_FILE } from '../lib/output/synthesize';
 import { manifestsOf, synthesizePlatformFixture } from './support';
 
 /**
@@ -76,10 +78,13 @@ describe('no plaintext secret in the output', () => {
   it('has no credential in env vars, ConfigMaps, Helm values or any other field', () => {
     const findings: Finding[] = [];
     for (const env of envs) {
-      for (const [path, content] of env.files) {
-        const doc = parse(content);
-        scan(doc, `${env.environment}/${path}`, findings);
-        literalCredentialEnv(doc, `${env.environment}/${path}`, findings);
+      // The manifests as every test reads them (parsed once per worker), and the Helm values files beside them.
+      const values = [...env.files].filter(([path]) => HELM_VALUES_FILE.test(basename(path))).map(([path, content]) => ({ path, manifest: load(content, { schema: CORE_SCHEMA }) }));
+      const documents = [...manifestsOf(env), ...values];
+      expect(new Set(documents.map((d) => d.path))).toEqual(new Set(env.files.keys()));
+      for (const { path, manifest } of documents) {
+        scan(manifest, `${env.environment}/${path}`, findings);
+        literalCredentialEnv(manifest, `${env.environment}/${path}`, findings);
       }
     }
     expect(findings).toEqual([]);

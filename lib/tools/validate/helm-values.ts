@@ -7,13 +7,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../util/project';
-import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
+import Ajv, { ErrorObject, Options, ValidateFunction } from 'ajv';
+import { cachedValidator, validatorKey } from './compiled-validators';
 
 const SCHEMA_DIR = join(projectRoot(), 'imports', 'helm');
 
 // Generated schemas carry upstream keywords ajv does not know (`deprecated`, `errorMessage`...).
-// Compiling is what costs, not validating: ajv's code optimisation and ref inlining would double it.
-const ajv = new Ajv({ strict: false, allErrors: true, inlineRefs: false, code: { optimize: false } });
+// Compiling is what costs, not validating: ajv's code optimisation and ref inlining would double
+// it; the compiled code is kept (compiled-validators.ts).
+const AJV_OPTIONS: Options = { strict: false, allErrors: true, inlineRefs: false, code: { optimize: false, source: true } };
+let ajv: Ajv | undefined;
 const validators = new Map<string, ValidateFunction>();
 
 /** Problems with `values` for the chart in imports/helm/<chartFolder>.*, e.g. `server.ingres: unknown key`; [] if none. */
@@ -25,8 +28,11 @@ export function helmValuesErrors(chartFolder: string, values: unknown): string[]
 function validator(chartFolder: string): ValidateFunction {
   let validate = validators.get(chartFolder);
   if (!validate) {
-    const schema = JSON.parse(readFileSync(join(SCHEMA_DIR, `${chartFolder}.schema.json`), 'utf8')) as object;
-    validate = ajv.compile(schema);
+    const text = readFileSync(join(SCHEMA_DIR, `${chartFolder}.schema.json`), 'utf8');
+    validate = cachedValidator(validatorKey([AJV_OPTIONS, text]), () => {
+      ajv ??= new Ajv(AJV_OPTIONS);
+      return { ajv, validate: ajv.compile(JSON.parse(text) as object) };
+    });
     validators.set(chartFolder, validate);
   }
   return validate;

@@ -7,8 +7,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
+import Ajv, { _, ErrorObject, Options, ValidateFunction } from 'ajv';
 import { KUBERNETES_VERSION } from '../../model/kubernetes';
+import { cachedValidator, VALIDATOR_CACHE_DIR, validatorKey } from './compiled-validators';
 import { readClusterScopedKinds, scopedKindName } from '../../output/cluster-scoped';
 import { projectRoot } from '../../util/project';
 import addFormats from 'ajv-formats';
@@ -79,7 +80,8 @@ export class ManifestValidator {
     return ManifestValidator.sharedInstance;
   }
 
-  private readonly ajv: Ajv;
+  /** Created on the first validator not in the cache (compiled-validators.ts). */
+  private ajv: Ajv | undefined;
   private readonly index: SchemaIndex;
   private readonly clusterScoped: Set<string>;
   /** Schemas of CRDs met at run time (a rendered chart's), by their ajv id, for loadFile. */
@@ -88,21 +90,23 @@ export class ManifestValidator {
   private readonly loadedFiles = new Set<string>();
   /** Object subschema content (JSON) → id of the ajv schema holding it; see deduplicateObjects. */
   private readonly objectSchemaIds = new Map<string, string>();
+  /** Each schema file as ajv compiles it (strict), by file. */
+  private readonly strictSchemas = new Map<string, JsonSchema>();
+  /** The hash of each strict schema file, by file: part of the cache keys of its kinds. */
+  private readonly fileKeys = new Map<string, string>();
+  /** The hash of what every validator's code is generated from, whatever the kind. */
+  private commonKey: string | undefined;
 
-  constructor(private readonly schemaDir: string = SCHEMA_DIR) {
-    // Compiling is what costs (validating takes ~20 µs a document) and these schemas are big:
-    // without ajv's code optimisation and ref inlining, compiling every kind takes half the time.
-    this.ajv = new Ajv({
-      strict: false,
-      allErrors: true,
-      inlineRefs: false,
-      code: { optimize: false, regExp: goRegExp },
-    });
-    addFormats(this.ajv);
+  /**
+   * @param schemaDir the imported schemas @default imports/schemas
+   * @param cacheDir where compiled validators are kept @default .cache/validators (compiled-validators.ts)
+   */
+  constructor(
+    private readonly schemaDir: string = SCHEMA_DIR,
+    private readonly cacheDir: string = VALIDATOR_CACHE_DIR,
+  ) {
     this.index = this.readJson('index.json') as unknown as SchemaIndex;
     this.clusterScoped = new Set(readClusterScopedKinds(schemaDir));
-    // The Kubernetes definitions are needed by every CRD too (root metadata is ObjectMeta).
-    this.loadFile(KUBERNETES_SCHEMA_FILE);
   }
 
   /**
@@ -148,26 +152,71 @@ export class ManifestValidator {
     if (!ref) return undefined;
     let validate = this.validators.get(ref);
     if (!validate) {
-      this.loadFile(ref.split('#')[0]);
-      validate = this.ajv.getSchema(schemaId(ref));
-      if (!validate) throw new Error(`schema ${ref} (${apiVersion} ${kind}) is not in ${this.schemaDir}`);
+      const file = ref.split('#')[0];
+      // The code is generated from the Kubernetes definitions (every CRD's metadata is
+      // ObjectMeta), the kind's file, and this class (how it adds them to ajv).
+      const key = validatorKey([this.keyOfAll(), file === KUBERNETES_SCHEMA_FILE ? '' : this.keyOfFile(file), ref]);
+      validate = cachedValidator(key, () => {
+        const ajv = this.compiler();
+        this.loadFile(file);
+        const compiled = ajv.getSchema(schemaId(ref));
+        if (!compiled) throw new Error(`schema ${ref} (${apiVersion} ${kind}) is not in ${this.schemaDir}`);
+        return { ajv, validate: compiled };
+      }, this.cacheDir);
       this.validators.set(ref, validate);
     }
     return validate;
   }
 
+  private keyOfAll(): string {
+    this.commonKey ??= validatorKey([AJV_OPTIONS, goRegExp.code, String(ManifestValidator), this.keyOfFile(KUBERNETES_SCHEMA_FILE)]);
+    return this.commonKey;
+  }
+
+  private keyOfFile(file: string): string {
+    let key = this.fileKeys.get(file);
+    if (!key) {
+      key = validatorKey([this.strictSchema(file)]);
+      this.fileKeys.set(file, key);
+    }
+    return key;
+  }
+
+  /**
+   * The ajv that compiles what the cache does not hold, with the Kubernetes definitions added.
+   * Compiling is what costs (validating takes ~20 µs a document) and these schemas are big:
+   * without ajv's code optimisation and ref inlining, compiling every kind takes half the time.
+   */
+  private compiler(): Ajv {
+    if (!this.ajv) {
+      this.ajv = new Ajv(AJV_OPTIONS);
+      addFormats(this.ajv);
+      this.loadFile(KUBERNETES_SCHEMA_FILE);
+    }
+    return this.ajv;
+  }
+
+  /** A schema file as ajv gets it: closed objects, and for a CRD the API server's implicit rules made explicit. */
+  private strictSchema(file: string): JsonSchema {
+    let strict = this.strictSchemas.get(file);
+    if (!strict) {
+      const schema = this.readJson(file);
+      strict = file === KUBERNETES_SCHEMA_FILE ? mapSchema(schema, closeObject) : strictCrdSchema(schema);
+      this.strictSchemas.set(file, strict);
+    }
+    return strict;
+  }
+
   /** Adds a schema file to ajv once; ajv compiles the parts actually referenced, on demand. */
   private loadFile(file: string): void {
     if (this.loadedFiles.has(file)) return;
-    const schema = this.readJson(file);
+    const ajv = this.compiler();
+    const strict = this.strictSchema(file);
+    this.registerFormats(ajv, strict);
     if (file === KUBERNETES_SCHEMA_FILE) {
-      const strict = mapSchema(schema, closeObject);
-      this.registerFormats(strict);
-      this.ajv.addSchema({ ...strict, $id: schemaId(file) });
+      ajv.addSchema({ ...strict, $id: schemaId(file) });
     } else {
-      const strict = strictCrdSchema(schema);
-      this.registerFormats(strict);
-      this.ajv.addSchema({ ...this.deduplicateObjects(strict), $id: schemaId(file) });
+      ajv.addSchema({ ...this.deduplicateObjects(ajv, strict), $id: schemaId(file) });
     }
     this.loadedFiles.add(file);
   }
@@ -178,7 +227,7 @@ export class ManifestValidator {
    * and the Container per list; Issuer and ClusterIssuer are the same) and ajv would compile
    * every copy: compiling every CRD took ~5 s without this, ~2 s with it.
    */
-  private deduplicateObjects(schema: JsonSchema): JsonSchema {
+  private deduplicateObjects(ajv: Ajv, schema: JsonSchema): JsonSchema {
     // mapSchema replaces children first, so a parent's key is short and equal parents get equal keys.
     const toRef = (node: JsonSchema): JsonSchema => {
       if (!isObject(node.properties)) return node;
@@ -187,7 +236,7 @@ export class ManifestValidator {
       if (!id) {
         id = schemaId(`objects/${this.objectSchemaIds.size}`);
         this.objectSchemaIds.set(key, id);
-        this.ajv.addSchema(node, id);
+        ajv.addSchema(node, id);
       }
       return { $ref: id };
     };
@@ -199,9 +248,9 @@ export class ManifestValidator {
   }
 
   /** Formats that ajv-formats does not know pass, rather than making compilation fail. */
-  private registerFormats(schema: JsonSchema): void {
+  private registerFormats(ajv: Ajv, schema: JsonSchema): void {
     mapSchema(schema, (node) => {
-      if (typeof node.format === 'string' && !this.ajv.formats[node.format]) this.ajv.addFormat(node.format, true);
+      if (typeof node.format === 'string' && !ajv.formats[node.format]) ajv.addFormat(node.format, true);
       return node;
     });
   }
@@ -216,12 +265,19 @@ export class ManifestValidator {
 /**
  * CRD patterns are Go (RE2) regular expressions. The one construct in use that JavaScript lacks
  * is a leading `(?i)` (Prometheus rules' `partial_response_strategy`): it becomes the `i` flag.
+ * Self-contained: the cached standalone code (compiled-validators.ts) holds its source.
  */
-const goRegExp = Object.assign(
-  (pattern: string, flags: string): RegExp =>
-    pattern.includes('(?i)') ? new RegExp(pattern.replace('(?i)', ''), `${flags}i`) : new RegExp(pattern, flags),
-  { code: 'goRegExp' },
-);
+const goRegExpSource = (pattern: string, flags: string): RegExp =>
+  pattern.includes('(?i)') ? new RegExp(pattern.replace('(?i)', ''), `${flags}i`) : new RegExp(pattern, flags);
+const goRegExp = Object.assign(goRegExpSource, { code: `(${String(goRegExpSource)})` });
+
+const AJV_OPTIONS: Options = {
+  strict: false,
+  allErrors: true,
+  inlineRefs: false,
+  // Kept for the cache; the formats as the generated code requires them (ajv-formats' full set, as addFormats adds).
+  code: { optimize: false, regExp: goRegExp, source: true, formats: _`require("ajv-formats/dist/formats").fullFormats` },
+};
 
 /** Ajv resolves refs as URIs: an absolute base keeps "kubernetes-<minor>.json" from resolving into "crds/". */
 const SCHEMA_BASE = 'https://schemas.invalid/';
