@@ -54,6 +54,8 @@ function synthesize(environment: string, extra?: (platform: Platform) => void, t
 const UPSTREAM_BACKENDS: Readonly<Record<string, { port: number; source: string }>> = {
   'argocd/argocd-server': { port: 80, source: 'argo-helm argo-cd 10.1.1 templates/argocd-server/service.yaml (server.service.servicePortHttp)' },
   'monitoring/monitoring-grafana': { port: 80, source: 'grafana-community/helm-charts charts/grafana templates/service.yaml (release monitoring, service.port)' },
+  'monitoring/monitoring-prometheus': { port: 9090, source: 'kube-prometheus-stack 88.5.3 templates/prometheus/service.yaml (fullname monitoring, prometheus.service.port)' },
+  'monitoring/monitoring-alertmanager': { port: 9093, source: 'kube-prometheus-stack 88.5.3 templates/alertmanager/service.yaml (fullname monitoring, alertmanager.service.port)' },
   'longhorn-system/longhorn-frontend': { port: 80, source: 'longhorn 1.12.1 chart/templates/deployment-ui.yaml' },
   'rabbitmq/rabbitmq': { port: 15672, source: 'rabbitmq/cluster-operator v2.22.3 internal/resource/service.go: the client Service is named after the RabbitmqCluster' },
   'ray/ray-head-svc': { port: 8265, source: 'KubeRay v1.7.0: the head Service is <RayCluster>-head-svc with the head container ports' },
@@ -75,7 +77,7 @@ describe.each(['dev', 'staging', 'prod'])('exposures of the example %s', (enviro
 
   it('exposes the built-in admin UIs of the enabled services, n8n publicly, and the own apps as their config says', () => {
     // Node-RED's editor has no login of its own: admin. Home Assistant has its own: public.
-    const admin = ['argocd', 'grafana', 'longhorn', 'node-red', 'rabbitmq', ...(environment === 'prod' ? ['ray'] : []), 'vault'];
+    const admin = ['alertmanager', 'argocd', 'grafana', 'longhorn', 'node-red', 'prometheus', 'rabbitmq', ...(environment === 'prod' ? ['ray'] : []), 'vault'];
     expect(exposures.filter(({ exposure }) => exposure.admin).map(({ exposure }) => exposure.subdomain).sort()).toEqual(admin);
     // n8n has its own login, and its webhooks must be reachable by their callers; its metrics are not.
     expect(exposures.filter(({ exposure }) => !exposure.admin).map(({ exposure }) => [exposure.subdomain, exposure.hiddenPaths])).toEqual([

@@ -172,19 +172,21 @@ esac`.replace(/\\\$/g, '$');
     expect(env.ROUTES.split(' ').sort()).toEqual(
       [
         // Admin hosts refuse with the allow-list's 403.
-        ...['argocd', 'grafana'].map((s) => `${s}.dev.home.example.net=forbidden`),
+        ...['alertmanager', 'argocd', 'grafana'].map((s) => `${s}.dev.home.example.net=forbidden`),
         // The own apps' exposures, as their config protects them.
         'home.dev.home.example.net=public',
         'longhorn.dev.home.example.net=forbidden',
         'n8n.dev.home.example.net=public',
-        ...['node-red', 'rabbitmq', 'traefik', 'vault'].map((s) => `${s}.dev.home.example.net=forbidden`),
+        ...['node-red', 'prometheus', 'rabbitmq', 'traefik', 'vault'].map((s) => `${s}.dev.home.example.net=forbidden`),
       ],
     );
     expect(env.CERTIFICATES.split(' ').sort()).toEqual([
       'argocd/argocd',
       'home-assistant/home',
       'longhorn-system/longhorn',
+      'monitoring/alertmanager',
       'monitoring/grafana',
+      'monitoring/prometheus',
       'n8n/n8n',
       'node-red/node-red',
       'rabbitmq/rabbitmq',
@@ -229,7 +231,7 @@ esac`.replace(/\\\$/g, '$');
   it('grants reading exactly those certificates', () => {
     const role = file(dev, 'traefik/clusterrole-traefik-checkpoint.yaml');
     expect(role.rules).toEqual([
-      { apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: ['get'], resourceNames: ['argocd', 'grafana', 'home', 'longhorn', 'n8n', 'node-red', 'rabbitmq', 'traefik', 'vault'] },
+      { apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: ['get'], resourceNames: ['alertmanager', 'argocd', 'grafana', 'home', 'longhorn', 'n8n', 'node-red', 'prometheus', 'rabbitmq', 'traefik', 'vault'] },
     ]);
   });
 });
