@@ -1,17 +1,19 @@
 /**
- * `npm run synth [-- --config homelab.yaml] [--env prod] [--out k8s] [--docs docs/platform.md] [--check] [--quiet] [--jobs n]`:
+ * `npm run synth [-- --config homelab.yaml] [--env prod] [--out k8s] [--docs docs/platform.md] [--runbook docs/disaster-recovery.md] [--check] [--quiet] [--jobs n]`:
  * validate the homelab description and write the Argo CD app-of-apps and every service's
- * manifests to k8s/ and the diagrams of the platform to docs/platform.md (or, with --check,
- * only tell whether both are what the code produces).
+ * manifests to k8s/, the diagrams of the platform to docs/platform.md and the disaster-recovery
+ * runbook to docs/disaster-recovery.md (or, with --check, only tell whether all are what the
+ * code produces).
  */
 import { BUILTIN_CATALOG } from './charts/catalog';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { CommandSpec, parseCommandLine, runCommand, runCommandAsync, usageError } from './lib/tools/cli';
 import { colours } from './lib/util/colours';
 import { changedFiles, FileChange, readDirectory, treeOf } from './lib/output/output-tree';
 import type { GeneratedDocument } from './lib/output/output-guard';
 import { PLATFORM_DOC_HEADER, renderPlatformDoc } from './lib/output/platform-doc';
+import { RECOVERY_DOC_HEADER, renderRecoveryDoc } from './lib/output/recovery-doc';
 import { formatSummary } from './lib/output/summary';
 import type { SynthesizedEnvironment } from './lib/output/synthesize';
 import { PARALLEL_FROM_CONFIG_BYTES, serveEnvironments, WorkerEntry } from './lib/output/environment-workers';
@@ -19,7 +21,7 @@ import { SynthesizeOptions, synthesizeConfigFile, synthesizeConfigFileInParallel
 import { outputDirectory, prepareOutput, writeOutput } from './lib/output/writer';
 
 export const SYNTH_COMMAND: CommandSpec = {
-  usage: 'npm run synth -- [--config <file>] [--env <name>] [--out <dir>] [--docs <file>] [--check] [--quiet] [--jobs <n>]',
+  usage: 'npm run synth -- [--config <file>] [--env <name>] [--out <dir>] [--docs <file>] [--runbook <file>] [--check] [--quiet] [--jobs <n>]',
   description:
     'Validates the homelab description and writes the Argo CD app-of-apps and every service\'s manifests to the\n' +
     'output directory, all at once: on any error nothing is written. Progress goes to stderr, the summary to stdout.',
@@ -28,6 +30,7 @@ export const SYNTH_COMMAND: CommandSpec = {
     env: { type: 'string', value: '<name>', description: 'only this environment; the others stay as they are' },
     out: { type: 'string', value: '<dir>', default: 'k8s', description: 'the output directory' },
     docs: { type: 'string', value: '<file>', description: 'the diagrams of the platform (default: <dir>/../docs/platform.md; not written with --env)' },
+    runbook: { type: 'string', value: '<file>', description: 'the disaster-recovery runbook (default: disaster-recovery.md beside --docs; not written with --env)' },
     check: { type: 'boolean', description: 'write nothing; list the files that would change (for CI)' },
     quiet: { type: 'boolean', description: 'print errors only' },
     jobs: {
@@ -83,6 +86,7 @@ function prepare(argv: readonly string[]):
     env?: string;
     out: string;
     docs?: string;
+    runbook?: string;
     check?: boolean;
     quiet?: boolean;
     jobs?: string;
@@ -91,8 +95,17 @@ function prepare(argv: readonly string[]):
   if (jobs !== undefined && !/^[1-9][0-9]*$/.test(jobs)) throw usageError(SYNTH_COMMAND, `--jobs: expected a number of threads (1 or more), received "${jobs}"`);
   // Beside the output directory, so a synth into a temporary directory stays there.
   const docs = values.docs ?? join(dirname(out), 'docs', 'platform.md');
-  // The diagrams cover every environment: a run for one of them leaves them as they are.
-  const documentPaths = env === undefined ? [{ path: docs, header: PLATFORM_DOC_HEADER }] : [];
+  const runbook = values.runbook ?? join(dirname(docs), 'disaster-recovery.md');
+  // Markdown links use slashes on every platform.
+  const runbookLink = relative(dirname(docs), runbook).split(sep).join('/');
+  // The documents cover every environment: a run for one of them leaves them as they are.
+  const documentPaths =
+    env === undefined
+      ? [
+          { path: docs, header: PLATFORM_DOC_HEADER, option: '--docs', render: (results: SynthesizedEnvironment[]) => renderPlatformDoc(results, runbookLink) },
+          { path: runbook, header: RECOVERY_DOC_HEADER, option: '--runbook', render: renderRecoveryDoc },
+        ]
+      : [];
   // Before the synthesis, so that a path synth must not write to is reported at once.
   prepareOutput(out, documentPaths);
   const progress = colours(process.stderr);
@@ -108,7 +121,7 @@ function prepare(argv: readonly string[]):
           ),
   };
   const finish = (results: SynthesizedEnvironment[], unchanged?: ReadonlySet<string>) => {
-    const documents = documentPaths.map((document) => ({ ...document, content: renderPlatformDoc(results) }));
+    const documents = documentPaths.map(({ render, ...document }) => ({ ...document, content: render(results) }));
     if (check) return checkOutput(results, documents, { outdir: out, partial: env !== undefined, quiet: quiet === true });
     writeOutput(results, { outdir: out, partial: env !== undefined, documents, unchanged });
     if (!quiet) process.stdout.write(formatSummary(results, out, performance.now() - started, colours(process.stdout)));

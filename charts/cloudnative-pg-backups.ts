@@ -21,7 +21,8 @@ import { ScheduledBackup, ScheduledBackupSpecBackupOwnerReference, ScheduledBack
 import type { BackupTarget } from '../lib/model/backup';
 import { CheckpointProps, probeJob } from '../lib/model/checkpoint';
 import { cron, intBetween, resourcesSchema } from '../lib/model/config/primitives';
-import type { BackupCredentialsNeed, DatabaseBackup, DatabaseNeed } from '../lib/model/databases';
+import { BackupCredentialsNeed, DatabaseBackup, DatabaseNeed, databaseRestoreCheckJob } from '../lib/model/databases';
+import { pauseArgoCd, SyncPolicy } from '../lib/model/recovery';
 import { resources, Resources } from '../lib/model/resources';
 import { AlertRule, ENDPOINT_LABEL, SERVICE_LABEL } from '../lib/model/monitoring';
 import type { SecretRef } from '../lib/model/secrets';
@@ -109,7 +110,7 @@ export interface DatabaseBackupProps {
   /** The consumer's Secret with the target's keys (credentialsFor). */
   readonly credentials: SecretRef;
   /** The environment's sync policy (`sync`): the runbook pauses an automated one while it restores. */
-  readonly sync: { readonly mode: 'automated' | 'manual'; readonly prune: boolean; readonly selfHeal: boolean };
+  readonly sync: SyncPolicy;
 }
 
 /** The consumer's Secret with the target's keys and its region (the ObjectStore reads the region from a Secret too). */
@@ -207,8 +208,7 @@ export class DatabaseBackups extends Construct {
     const s3 = (command: string) => `aws s3 ${command}${target.endpoint ? ` --endpoint-url ${target.endpoint}` : ''}`;
     const base = where.replace(/[^/]+\/$/, '');
     const app = consumer.serviceName;
-    const automated = props.sync.mode === 'automated';
-    const resume = `argocd app set ${app} --sync-policy automated${props.sync.prune ? ' --auto-prune' : ''}${props.sync.selfHeal ? ' --self-heal' : ''}`;
+    const argocd = pauseArgoCd(app, props.sync);
     return {
       stage: 'databases',
       data: `PostgreSQL database ${need.name} of ${consumer.serviceName} (Cluster ${namespace}/${cluster}): base backups and WAL`,
@@ -216,7 +216,7 @@ export class DatabaseBackups extends Construct {
       schedule: `WAL continuously, base backups cron "${settings.schedule}", kept ${settings.retentionDays} days`,
       restore: [
         `# After Vault: External Secrets delivers ${namespace}/${props.credentials.secretName}.`,
-        ...(automated ? ['# Stop Argo CD from re-creating an empty database meanwhile:', `argocd app set ${app} --sync-policy none`] : []),
+        ...argocd.pause,
         `kubectl -n ${namespace} delete cluster ${cluster} --ignore-not-found   # an empty or broken one; its volumes go with it`,
         '# Move the backups aside: the recovered cluster archives anew under the old name, and Barman refuses a non-empty place',
         s3(`mv --recursive ${where} ${base}${origin}/`),
@@ -225,9 +225,19 @@ export class DatabaseBackups extends Construct {
         'EOF',
         `kubectl -n ${namespace} wait cluster/${cluster} --for=condition=Ready --timeout=60m`,
         "# Argo CD then applies the declared Cluster over it: its bootstrap is read only when a cluster is created",
-        ...(automated ? [resume] : []),
+        ...argocd.resume,
         `argocd app sync ${app}`,
       ],
+      atHand: [target.keysAtHand],
+      check: [
+        `kubectl -n ${namespace} get cluster ${cluster}   # STATUS Cluster in healthy state, every instance READY`,
+        '# A base backup now, into the fresh archive (the next scheduled one may be a day away): the restore test recovers from it',
+        `kubectl apply -f - <<'EOF'`,
+        ...emitYaml(afterRestoreBackup(namespace, cluster)).trimEnd().split('\n'),
+        'EOF',
+        `kubectl -n ${namespace} wait backup/${cluster}-after-restore --for=jsonpath='{.status.phase}'=completed --timeout=60m`,
+      ],
+      restoreCheck: { namespace, job: databaseRestoreCheckJob(cluster) },
     };
   }
 
@@ -356,6 +366,16 @@ export function recoveryClusterManifest(props: RecoveryClusterProps): Record<str
       externalClusters: [{ name: 'origin', plugin: { name: BARMAN_CLOUD_PLUGIN, parameters: { barmanObjectName: props.objectStore, serverName: props.origin } } }],
       ...(props.archive && { plugins: [{ name: BARMAN_CLOUD_PLUGIN, isWALArchiver: true, parameters: { barmanObjectName: props.objectStore } }] }),
     },
+  };
+}
+
+/** An on-demand base backup through the plugin, for the runbook's check (the Backup CRD of the cloudnative-pg chart 0.29.0: `spec.method` plugin, `spec.pluginConfiguration.name`). */
+function afterRestoreBackup(namespace: string, cluster: string): Record<string, unknown> {
+  return {
+    apiVersion: 'postgresql.cnpg.io/v1',
+    kind: 'Backup',
+    metadata: { name: `${cluster}-after-restore`, namespace },
+    spec: { cluster: { name: cluster }, method: 'plugin', pluginConfiguration: { name: BARMAN_CLOUD_PLUGIN } },
   };
 }
 

@@ -17,7 +17,7 @@ import { Platform } from '../lib/model/platform';
 import { durationSeconds } from '../lib/util/quantity';
 import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
-import type { StorageProvider } from '../lib/model/storage';
+import type { StorageProvider, VolumeBackups } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { CANARY_BACKUP_JOB, CANARY_NAME, CANARY_RESOURCES, LonghornCanary, RESTORE_CHECK_JOB, SCRATCH_NAME } from './longhorn-canary';
 
@@ -156,6 +156,9 @@ const MANAGER_METRICS = {
 export class Longhorn extends HomelabService implements StorageProvider {
   readonly defaultStorageClass: string;
   private readonly classNames: ReadonlySet<string>;
+  /** Storage class -> how often its volumes are backed up off-site (the backup jobs of its groups); only classes that are. */
+  private readonly classBackups = new Map<string, string>();
+  private readonly backupLocation?: BackupLocation;
 
   constructor(scope: Platform, props: LonghornProps) {
     const replicas = props.replicas;
@@ -183,6 +186,13 @@ export class Longhorn extends HomelabService implements StorageProvider {
     this.classNames = new Set(classes.map(([name]) => name));
     this.defaultStorageClass = classes.find(([, c]) => c.default)![0];
     for (const [name, storageClass] of classes) this.addStorageClass(name, storageClass, replicas);
+    if (backup) {
+      this.backupLocation = backup.location;
+      for (const [name, storageClass] of classes) {
+        const jobs = backupJobs(props).filter(([, job]) => job.groups.some((group) => storageClass.recurringJobGroups.includes(group)));
+        if (jobs.length > 0) this.classBackups.set(name, backupSchedule(jobs));
+      }
+    }
 
     for (const [name, job] of Object.entries(props.recurringJobs)) {
       new RecurringJob(this, `recurring-job-${name}`, {
@@ -221,21 +231,33 @@ export class Longhorn extends HomelabService implements StorageProvider {
 
   /** The runbook's volumes step, where a backup target and backup recurring jobs exist. */
   private declareBackupRecovery(props: LonghornProps, location: BackupLocation): void {
-    const jobs = Object.entries(props.recurringJobs).filter(([, job]) => job.task === 'backup');
+    const jobs = backupJobs(props);
     if (jobs.length === 0) return;
+    const ns = this.namespaceName;
+    const canaryBackup = `${CANARY_BACKUP_JOB}-after-restore`;
     this.declareRecovery({
       stage: 'volumes',
       data: `Longhorn volumes of the storage classes in the job groups (${[...new Set(jobs.flatMap(([, job]) => job.groups))].sort().join(', ')})`,
       target: `${location.s3Url}/`,
-      schedule: jobs.map(([name, job]) => `cron "${job.cron}" (${name}, the last ${job.retain} kept)`).join('; '),
+      schedule: backupSchedule(jobs),
       restore: [
         '# Before the workloads write to new, empty volumes: scale each consumer to 0 (or suspend its Application)',
-        '# The verification restores the latest backup of the canary volume on every sync (longhorn-canary-restore): its report says whether the target serves restores',
-        'kubectl -n longhorn-system get backupvolumes.longhorn.io   # every backed-up volume, with its last backup',
-        '# Longhorn UI, Backup: per volume, Restore Latest Backup under the old volume name,',
-        '# then Create PV/PVC with the old namespace and PVC name (delete the empty PVC first)',
+        `kubectl -n ${ns} get backupvolumes.longhorn.io   # every backed-up volume, with its last backup`,
+        "# Skip Vault's and the PostgreSQL clusters' volumes where a step above restored them from their own, newer backups,",
+        `# and the canary (${CANARY_NAME}): it starts afresh`,
+        ...restoreClaimLines('the old namespace', 'PVC name', 'per volume'),
         '# Scale the consumers back up; their pods mount the restored volumes',
       ],
+      // The UI restores through Longhorn, which reads the target's keys from the Secret Vault delivers.
+      atHand: [],
+      check: [
+        'kubectl get pvc -A   # every claim Bound',
+        `kubectl -n ${ns} get volumes.longhorn.io   # the restored volumes attached, ROBUSTNESS healthy`,
+        `# A backup of the new canary now (the old canary's backups belong to a volume that is gone): the verification restores its latest`,
+        `kubectl -n ${ns} create job --from=cronjob/${CANARY_BACKUP_JOB} ${canaryBackup}`,
+        `kubectl -n ${ns} wait job/${canaryBackup} --for=condition=Complete --timeout=30m`,
+      ],
+      restoreCheck: { namespace: ns, job: RESTORE_CHECK_JOB },
     });
   }
 
@@ -248,6 +270,17 @@ export class Longhorn extends HomelabService implements StorageProvider {
     const canary = new LonghornCanary(this, 'canary', { replicas: defaultClass.replicas ?? replicas, schedule: props.backup.canarySchedule, maxAgeHours: props.backup.maxAgeHours });
     this.requestCapacity(CANARY_NAME, 1, CANARY_RESOURCES.requests);
     this.addEndToEndCheck(RESTORE_CHECK_JOB, canary.restoreCheck, { account: canary.account });
+  }
+
+  volumeBackups(storageClass: string): VolumeBackups | undefined {
+    const schedule = this.classBackups.get(storageClass);
+    if (schedule === undefined || this.backupLocation === undefined) return undefined;
+    return {
+      target: `${this.backupLocation.s3Url}/`,
+      schedule,
+      restoreCheck: { namespace: this.namespaceName, job: RESTORE_CHECK_JOB },
+      restoreClaim: (namespace, claim) => restoreClaimLines(`namespace ${namespace}`, `PVC name ${claim}`, `the volume of PVC ${namespace}/${claim}`),
+    };
   }
 
   storageClass(name?: string): string {
@@ -437,3 +470,20 @@ export const longhornEntry = defineService({
   upstreamTargets: { 'longhorn-manager': MANAGER_METRICS },
   build: (platform, settings) => new Longhorn(platform, settings),
 });
+
+type RecurringJobEntry = [string, LonghornProps['recurringJobs'][string]];
+
+/** The recurring jobs that back volumes up to the target. */
+function backupJobs(props: LonghornProps): RecurringJobEntry[] {
+  return Object.entries(props.recurringJobs).filter(([, job]) => job.task === 'backup');
+}
+
+/** The runbook's "how often" of backup jobs. */
+function backupSchedule(jobs: readonly RecurringJobEntry[]): string {
+  return jobs.map(([name, job]) => `cron "${job.cron}" (${name}, the last ${job.retain} kept)`).join('; ');
+}
+
+/** The runbook's restore of backed-up volumes into claims of the old names (Longhorn 1.12 UI, Backup page). */
+function restoreClaimLines(namespace: string, claim: string, which: string): string[] {
+  return [`# Longhorn UI, Backup: ${which}, Restore Latest Backup under the old volume name,`, `# then Create PV/PVC with ${namespace} and ${claim} (delete the empty PVC first)`];
+}

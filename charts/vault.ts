@@ -20,6 +20,7 @@ import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import type { BackupTarget } from '../lib/model/backup';
+import { pauseArgoCd, SyncPolicy } from '../lib/model/recovery';
 import { S3_CREDENTIAL_KEYS, SecretBackend, SecretNeed } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import { issuerEgress, OIDC_CLIENT_SECRET_KEY, oidcClientSecretPurpose, OidcLoginService, SingleSignOnProvider } from '../lib/model/single-sign-on';
@@ -70,6 +71,9 @@ export const VAULT_SERVER_POD_LABELS = {
   'app.kubernetes.io/instance': 'vault',
   component: 'server',
 } as const;
+
+/** What a restored Vault is sealed with: the runbook's preamble asks for them first. */
+const ORIGINAL_UNSEAL_KEYS = "Vault's original unseal keys (the `vault operator init` output of its first install): the restored Vault is sealed with them";
 
 /** The vault image's user and group (the chart's defaults). */
 
@@ -126,6 +130,7 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
     });
     // Without a backup target the config is refused (vaultEntry's check).
     if (props.backup && scope.backupTarget) this.snapshots = this.addSnapshots(props.backup, scope.backupTarget);
+    else if (scope.backupTarget) this.declareVolumeRecovery(props, scope.backupTarget, scope.config.sync);
     this.addMonitoring();
     this.addCheckpoint();
     // The Kubernetes auth method reviews every client's token (TokenReview); in HA, service
@@ -182,6 +187,52 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
     this.allowEgress(issuerEgress(VAULT_SERVER_POD_LABELS, issuer, 'Vault'));
   }
 
+  /**
+   * Without snapshots, Vault's data (its file or raft storage) is only on its volumes: where the
+   * storage provider backs them up, the runbook restores them first, as the secrets step, since
+   * every later step reads Vault.
+   */
+  private declareVolumeRecovery(props: VaultProps, target: BackupTarget, sync: SyncPolicy): void {
+    const backups = props.storage.volumeBackups(props.storage.storageClass(props.storageClass));
+    if (backups === undefined) return;
+    const argocd = pauseArgoCd(this.serviceName, sync);
+    // The chart's volumeClaimTemplates entry `data` (vault 0.34.1 templates/_helpers.tpl): one claim per pod.
+    const claims = Array.from({ length: this.replicas }, (_, i) => `data-vault-${i}`);
+    this.declareRecovery({
+      stage: 'secrets',
+      data: `Vault: every secret, policy and role (its volumes ${claims.join(', ')}, no snapshots)`,
+      target: backups.target,
+      schedule: backups.schedule,
+      restore: [
+        ...argocd.pause,
+        `kubectl -n ${VAULT_NAMESPACE} scale statefulset vault --replicas=0`,
+        ...claims.flatMap((claim) => backups.restoreClaim(VAULT_NAMESPACE, claim)),
+        `kubectl -n ${VAULT_NAMESPACE} scale statefulset vault --replicas=${this.replicas}`,
+        ...argocd.resume,
+        `argocd app sync ${this.serviceName}`,
+        '# Vault is now the backed-up one, sealed with its ORIGINAL keys: unseal every pod with them',
+        ...this.podNames().map((pod) => `kubectl -n ${VAULT_NAMESPACE} exec -ti ${pod} -- vault operator unseal`),
+      ],
+      atHand: [ORIGINAL_UNSEAL_KEYS, target.keysAtHand],
+      check: this.restoredVaultChecks(),
+      restoreCheck: backups.restoreCheck,
+    });
+  }
+
+  private podNames(): string[] {
+    return Array.from({ length: this.replicas }, (_, i) => `vault-${i}`);
+  }
+
+  /** That a restored Vault is unsealed and External Secrets reads it again. */
+  private restoredVaultChecks(): string[] {
+    return [
+      ...this.podNames().map((pod) => `kubectl -n ${VAULT_NAMESPACE} exec ${pod} -- vault status   # Initialized true, Sealed false`),
+      '# External Secrets reads the restored Vault: refresh every ExternalSecret now rather than at its interval',
+      'kubectl annotate externalsecrets.external-secrets.io -A --all force-sync="$(date +%s)" --overwrite',
+      'kubectl get externalsecrets.external-secrets.io -A   # every one SecretSynced, READY True',
+    ];
+  }
+
   /** The snapshot CronJob, its keys (read only when it runs), its way out, and alerts when it is late or failing. */
   private addSnapshots(backup: VaultBackupSettings, target: BackupTarget): VaultSnapshots {
     const location = target.location(BACKUP_PREFIX);
@@ -213,6 +264,14 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
         '# Vault is now the backed-up one, sealed with its ORIGINAL keys: unseal every pod with them',
         ...Array.from({ length: this.replicas }, (_, i) => `kubectl -n vault exec -ti vault-${i} -- vault operator unseal`),
       ],
+      atHand: [ORIGINAL_UNSEAL_KEYS, target.keysAtHand],
+      check: [
+        ...this.restoredVaultChecks(),
+        "# A snapshot now, with the restored Vault's own role and the keys it delivers: the next ones run on schedule",
+        `kubectl -n vault create job --from=cronjob/${SNAPSHOT_JOB} ${SNAPSHOT_JOB}-after-restore`,
+        `kubectl -n vault wait job/${SNAPSHOT_JOB}-after-restore --for=condition=Complete --timeout=${SNAPSHOT_DEADLINE_SECONDS / 60}m`,
+      ],
+      restoreCheck: { namespace: this.namespaceName, job: RESTORE_CHECK_JOB },
     });
     // The restore test of the verification: the newest snapshot is there, young enough, and a sound raft archive.
     this.addEndToEndCheck(RESTORE_CHECK_JOB, {

@@ -43,7 +43,7 @@ export function main(argv: readonly string[]): Promise<number> {
     process.stdout.write('synth:\n');
     const synth = spawnSync(process.execPath, [join(root, 'bin', 'run.cjs'), 'synth'], { cwd: root, stdio: 'inherit' });
     if (synth.status !== 0) return synth.status ?? 1;
-    process.stdout.write('next: `npm run build && npm test`, then commit vendor/, imports/, k8s/ and docs/platform.md with the version bump\n');
+    process.stdout.write('next: `npm run build && npm test`, then commit vendor/, imports/, k8s/, docs/platform.md and docs/disaster-recovery.md with the version bump\n');
     return 0;
   });
 }

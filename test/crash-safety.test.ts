@@ -1,7 +1,7 @@
 /**
  * Crash-safe output (ADR 20): real synth processes (the compiled CLI) killed with SIGKILL before
  * each step of a write that changes the output (HOMELAB_TEST_KILL_AT_STEP, lib/output/test-faults.ts)
- * leave the output directory and docs/platform.md each as exactly the old or exactly the new
+ * leave the output directory, docs/platform.md and docs/disaster-recovery.md each as exactly the old or exactly the new
  * content; the next command finishes or cleans up what the killed one left, and nothing
  * temporary remains.
  */
@@ -23,15 +23,16 @@ function configWith(app: string): string {
   return file;
 }
 
-/** A directory with `k8s/` and `docs/platform.md`, as the given config makes them. */
+/** A directory with `k8s/`, `docs/platform.md` and `docs/disaster-recovery.md` (beside it by default), as the given config makes them. */
 interface State {
   readonly dir: string;
   readonly out: string;
   readonly docs: string;
+  readonly runbook: string;
 }
 
 function stateIn(dir: string): State {
-  return { dir, out: join(dir, 'k8s'), docs: join(dir, 'docs', 'platform.md') };
+  return { dir, out: join(dir, 'k8s'), docs: join(dir, 'docs', 'platform.md'), runbook: join(dir, 'docs', 'disaster-recovery.md') };
 }
 
 /** The compiled CLI's synth on a state, with extra environment variables; how it ended. */
@@ -65,26 +66,27 @@ function parseTrace(stderr: string): Step[] {
   return [...stderr.matchAll(/^fs step (\d+): (\S+) (.*)$/gm)].map((m) => ({ n: Number(m[1]), what: m[2], path: m[3] }));
 }
 
-/** What a state holds: its output tree and document, or undefined where missing. */
-function contents(state: State): { tree: Map<string, string> | undefined; doc: string | undefined } {
-  return { tree: existsSync(state.out) ? readTree(state.out) : undefined, doc: existsSync(state.docs) ? readFileSync(state.docs, 'utf8') : undefined };
+/** What a state holds: its output tree and documents, or undefined where missing. */
+function contents(state: State): { tree: Map<string, string> | undefined; doc: string | undefined; runbook: string | undefined } {
+  const read = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : undefined);
+  return { tree: existsSync(state.out) ? readTree(state.out) : undefined, doc: read(state.docs), runbook: read(state.runbook) };
 }
 
 /** A tree as one comparable string; a missing tree is none of the trees compared with. */
 const key = (tree: Map<string, string> | undefined) => (tree ? JSON.stringify([...tree]) : 'missing');
 
-/** Nothing but the output directory and the document: no temporary left. */
+/** Nothing but the output directory and the documents: no temporary left. */
 function expectNoLeftovers(state: State): void {
   expect(readdirSync(state.dir).sort()).toEqual(['docs', 'k8s']);
-  expect(readdirSync(join(state.dir, 'docs'))).toEqual(['platform.md']);
+  expect(readdirSync(join(state.dir, 'docs')).sort()).toEqual(['disaster-recovery.md', 'platform.md']);
 }
 
 describe('a synth killed at any step', () => {
   let newConfig: string;
   /** k8s/ and docs/ as the old config makes them, copied for every trial. */
   let pristine: State;
-  let before: { tree: Map<string, string>; doc: string };
-  let after: { tree: Map<string, string>; doc: string };
+  let before: { tree: Map<string, string>; doc: string; runbook: string };
+  let after: { tree: Map<string, string>; doc: string; runbook: string };
   /** The steps of a write from the old to the new state (directories exchanged). */
   let steps: Step[];
 
@@ -102,6 +104,7 @@ describe('a synth killed at any step', () => {
     // The change touches both, or the test would prove less than it says.
     expect(after.tree).not.toEqual(before.tree);
     expect(after.doc).not.toBe(before.doc);
+    expect(after.runbook).not.toBe(before.runbook);
   });
 
   /** A copy of the old state, in a directory of its own. */
@@ -128,9 +131,10 @@ describe('a synth killed at any step', () => {
 
   /** Old or new, each whole. */
   function expectOldOrNew(state: State, step: string): 'old' | 'new' {
-    const { tree, doc } = contents(state);
+    const { tree, doc, runbook } = contents(state);
     expect([key(before.tree), key(after.tree)], `k8s/ after a kill before ${step}`).toContain(key(tree));
     expect([before.doc, after.doc], `the document after a kill before ${step}`).toContain(doc);
+    expect([before.runbook, after.runbook], `the runbook after a kill before ${step}`).toContain(runbook);
     return key(tree) === key(before.tree) ? 'old' : 'new';
   }
 

@@ -238,13 +238,12 @@ describe('docs/platform.md', () => {
     const prod = example.find((e) => e.environment === 'prod')!;
     const twins: EnvironmentModel[] = [dev, prod, { ...dev, environment: 'qa' }];
     const folded = renderPlatformDoc(twins);
-    // Sequence, architecture, disaster recovery.
-    expect(folded.match(/^### .*$/gm)).toEqual(['### dev, qa', '### prod', '### dev, qa', '### prod', '### dev, qa', '### prod']);
+    // Sequence, architecture (the runbook is docs/disaster-recovery.md).
+    expect(folded.match(/^### .*$/gm)).toEqual(['### dev, qa', '### prod', '### dev, qa', '### prod']);
     expect(folded.match(/^```mermaid$/gm)).toHaveLength(4);
     // Exposures are per domain: the same service exposed in two environments draws two diagrams.
     const exposed = renderPlatformDoc([withExposedApp('dev'), withExposedApp('staging')]);
-    // The runbook names no host: one for both.
-    expect(exposed.match(/^### .*$/gm)).toEqual(['### dev, staging', '### dev', '### staging', '### dev, staging']);
+    expect(exposed.match(/^### .*$/gm)).toEqual(['### dev, staging', '### dev', '### staging']);
   });
 
   it('is deterministic: the same bytes from another synthesis and from services in any order', () => {

@@ -3,7 +3,7 @@
  * fixture (every built-in service on; left out while it is the same config): after an edit and
  * `npm run synth`, these hold for any valid config (test/invariants.ts says what each checks),
  * the output is deterministic, the policy lint passes, and the committed k8s/ and
- * docs/platform.md are what synth produces.
+ * docs/platform.md and docs/disaster-recovery.md are what synth produces.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { BUILTIN_CATALOG } from '../charts/catalog';
 import { changedFiles, readDirectoryTree, treeOf } from '../lib/output/output-tree';
 import { renderPlatformDoc } from '../lib/output/platform-doc';
+import { renderRecoveryDoc } from '../lib/output/recovery-doc';
 import { INVARIANTS, lintViolations } from './invariants';
 import { OPERATOR_CONFIG, platformText, ROOT, Synthesized, synthesizePlatforms } from './support';
 
@@ -43,9 +44,10 @@ describe("the synthesis of the operator's homelab.yaml", () => {
     expect(changedFiles(treeOf(all.map((s) => s.env)), treeOf(again.map((s) => s.env)))).toEqual([]);
   });
 
-  it('is what is committed in k8s/ and docs/platform.md (run `npm run synth` after editing homelab.yaml)', () => {
+  it('is what is committed in k8s/, docs/platform.md and docs/disaster-recovery.md (run `npm run synth` after editing homelab.yaml)', () => {
     const fresh = treeOf(all.map((s) => s.env));
     expect(changedFiles(readDirectoryTree(join(ROOT, 'k8s')), fresh).map(({ path, kind }) => `${kind} k8s/${path}`)).toEqual([]);
     expect(readFileSync(join(ROOT, 'docs', 'platform.md'), 'utf8') === renderPlatformDoc(all.map((s) => s.env))).toBe(true);
+    expect(readFileSync(join(ROOT, 'docs', 'disaster-recovery.md'), 'utf8') === renderRecoveryDoc(all.map((s) => s.env))).toBe(true);
   });
 });

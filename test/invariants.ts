@@ -19,6 +19,7 @@ import { discoveredGpuLabels } from './support';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { CLUSTER_DNS, isNetworkPolicyProvider } from '../lib/model/network';
 import type { HomelabService } from '../lib/model/service';
+import { Layer } from '../lib/model/layers';
 import { isTraceEmitter, isTraceReceiver } from '../lib/model/tracing';
 import { isExposureRouter } from '../lib/model/exposure';
 import { isSingleSignOnProvider } from '../lib/model/single-sign-on';
@@ -860,6 +861,33 @@ export const INVARIANTS: readonly Invariant[] = [
               .flatMap((need) => problems(!need.neededToStart, `${env}/${need.namespace}/${need.name}: the backup target's keys hold ${service.serviceName} back until Vault delivers them`)),
           ),
         ];
+      }),
+  },
+  {
+    name: "every restore in the runbook is tested: its restore check is a Job of the end-to-end verification in the namespace it names, and every Job its check starts from a CronJob has that CronJob there (ours, or the one longhorn-manager runs for a RecurringJob)",
+    check: (all) =>
+      all.flatMap((s) => {
+        const env = s.env.environment;
+        const objects = manifestsOf(s.env);
+        const verification = s.platform.services.find((service) => service.layer === Layer.VERIFICATION);
+        const key = (manifest: Manifest) => `${manifest.metadata.namespace}/${manifest.metadata.name}`;
+        const verificationJobs = new Set(
+          objects.filter(({ path, manifest }) => verification !== undefined && path.startsWith(`${verification.serviceName}/`) && manifest.kind === 'Job').map(({ manifest }) => key(manifest)),
+        );
+        const cronJobs = new Set(
+          objects.filter(({ manifest }) => manifest.kind === 'CronJob' || (manifest.kind === 'RecurringJob' && manifest.apiVersion.startsWith('longhorn.io/'))).map(({ manifest }) => key(manifest)),
+        );
+        return s.platform.services.flatMap((service) =>
+          service.recoveries.flatMap((recovery) => {
+            const { namespace, job } = recovery.restoreCheck;
+            const started = recovery.check.flatMap((line) => [...line.matchAll(/kubectl -n (\S+) create job --from=cronjob\/(\S+)/g)].map((m) => `${m[1]}/${m[2]}`));
+            return [
+              ...problems(verificationJobs.has(`${namespace}/${job}`), `${env}/${service.serviceName}: "${recovery.data}" names the restore check ${namespace}/${job}, which the verification does not run`),
+              ...problems(recovery.check.length > 0, `${env}/${service.serviceName}: "${recovery.data}" has no check in the runbook`),
+              ...started.flatMap((cronJob) => problems(cronJobs.has(cronJob), `${env}/${service.serviceName}: the runbook's check starts a Job from CronJob ${cronJob}, which is not there`)),
+            ];
+          }),
+        );
       }),
   },
   {

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { configProblems, fixtureObject, Manifest, manifestsOf, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
 import { assertValidPromql } from './support-promql';
 import type { Recovery } from '../lib/model/recovery';
-import { recoveryRunbook } from '../lib/output/platform-doc';
+import { recoveryRunbook } from '../lib/output/recovery-doc';
 import type { ServiceSummary } from '../lib/output/synthesize';
 
 /** The small fixture with Vault in HA (three nodes), External Secrets and a backup, and any change. */
@@ -240,11 +240,20 @@ printf '<ListBucketResult>'; for key in $KEYS; do printf '<Contents><Key>%s</Key
 
 describe('the disaster-recovery runbook', () => {
   const summary = (name: string, recoveries: Recovery[]) => ({ name, recoveries }) as unknown as ServiceSummary;
-  const step = (stage: Recovery['stage'], data: string): Recovery => ({ stage, data, target: `s3://b@r/${data}/`, schedule: 'cron "0 3 * * *"', restore: [`restore ${data}`] });
+  const step = (stage: Recovery['stage'], data: string): Recovery => ({
+    stage,
+    data,
+    target: `s3://b@r/${data}/`,
+    schedule: 'cron "0 3 * * *"',
+    restore: [`restore ${data}`],
+    atHand: [],
+    check: [`check ${data}`],
+    restoreCheck: { namespace: data, job: `${data}-restore` },
+  });
 
   it('lists what Git restores, then the restores in order: secrets, databases, volumes', () => {
     const text = recoveryRunbook([summary('a-volumes', [step('volumes', 'disks')]), summary('b-db', [step('databases', 'rows')]), summary('z-vault', [step('secrets', 'keys')])]);
-    expect(text.split('\n')[0]).toBe('Restored by Git (Argo CD): `a-volumes`, `b-db`, `z-vault`.');
+    expect(text.split('\n')).toContain('Restored by Git (Argo CD): `a-volumes`, `b-db`, `z-vault`.');
     const order = ['keys', 'rows', 'disks'].map((data) => text.indexOf(`**${data}**`));
     expect(order.every((at, i) => at > 0 && (i === 0 || at > order[i - 1]))).toBe(true);
     expect(text).toContain('1. **keys** (`z-vault`, secrets): backed up to `s3://b@r/keys/`, cron "0 3 * * *".');

@@ -80,6 +80,11 @@ export class BackupTarget {
     return this.settings.target;
   }
 
+  /** The runbook's reminder of the target's keys: in the cluster they come from Vault, which a restore starts without. */
+  get keysAtHand(): string {
+    return `the keys of the backup target \`${this.url}\`${this.endpoint ? ` (${this.endpoint})` : ''}, from their offline copy: in the cluster Vault delivers them, and Vault is what the restore begins with`;
+  }
+
   /** Where the backups go on the network: the endpoint's host and port, or AWS on 443. */
   get destination(): ExternalDestination {
     return s3Destination(this.endpoint);

@@ -88,6 +88,11 @@ export interface DatabaseBackup {
   readonly restoreCheck: Omit<CheckpointProps, 'hookWave'>;
 }
 
+/** The verification's restore check Job of a database archived to the backup target, in its consumer's namespace. */
+export function databaseRestoreCheckJob(cluster: string): string {
+  return `${cluster}-restore`;
+}
+
 /** A service that runs PostgreSQL clusters for others (the CloudNativePG operator). */
 export interface DatabaseProvider extends HomelabService {
   /** Port on the instances the operator calls (the instance manager's status API). */

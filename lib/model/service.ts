@@ -20,7 +20,7 @@ import type { Exposure } from './exposure';
 import type { Egress, ServedPort } from './network';
 import { S3_CREDENTIAL_KEYS, SecretNeed, SecretRef, SecretTemplate } from './secrets';
 import type { BucketNeed, BucketRef, BucketSettings, ObjectStore } from './object-storage';
-import type { DatabaseBackup, DatabaseNeed, DatabaseProvider, DatabaseRef, DatabaseSettings } from './databases';
+import { databaseRestoreCheckJob, type DatabaseBackup, type DatabaseNeed, type DatabaseProvider, type DatabaseRef, type DatabaseSettings } from './databases';
 import type { Recovery } from './recovery';
 import type { GeneratedSecrets } from './needs';
 import { KUBERNETES_VERSION } from './kubernetes';
@@ -405,7 +405,7 @@ export abstract class HomelabService extends Chart {
       }),
     );
     this.callApiServer(backup.scratchPodSelector, `the restore check's scratch cluster of database ${cluster} reads its Cluster`, `api-server-${backup.scratchCluster}`);
-    const job = `${cluster}-restore`;
+    const job = databaseRestoreCheckJob(cluster);
     this.callApiServer(
       { ...CHECKPOINT_PODS, 'app.kubernetes.io/instance': this.jobPodLabelsFor(job, CHECKPOINT_COMPONENT)['app.kubernetes.io/instance'] },
       `the restore check of database ${cluster} creates and deletes its scratch cluster`,

@@ -1,3 +1,4 @@
+import type { RestoreCheckJob } from './recovery';
 import type { HomelabService } from './service';
 
 /**
@@ -9,4 +10,18 @@ export interface StorageProvider extends HomelabService {
   readonly defaultStorageClass: string;
   /** The named class, checked to exist. @param name @default the default class */
   storageClass(name?: string): string;
+  /** Where and how often the class's volumes are backed up off-site; undefined where they are not. */
+  volumeBackups(storageClass: string): VolumeBackups | undefined;
+}
+
+/** Off-site backups of a storage class's volumes, for the runbook of a service whose data is on them. */
+export interface VolumeBackups {
+  /** Where they go, e.g. `s3://homelab-backups/prod/longhorn/`. */
+  readonly target: string;
+  /** How often: the provider's backup jobs that apply to the class. */
+  readonly schedule: string;
+  /** The verification's test that the provider's backups restore. */
+  readonly restoreCheck: RestoreCheckJob;
+  /** How to restore one volume under its old claim, as runbook lines (the claim's namespace and name filled in). */
+  restoreClaim(namespace: string, claim: string): readonly string[];
 }

@@ -3,26 +3,28 @@
  * vanish with the old tree), so it must never be pointed at a directory that holds anything
  * else: it writes only into a directory that is missing, empty, or an output tree it wrote
  * before — every regular file in it a `.yaml` file starting with the generated header — and
- * replaces a document (docs/platform.md) only where there is none or one it generated (its
+ * replaces a document (docs/platform.md, docs/disaster-recovery.md) only where there is none or one it generated (its
  * header). Symbolic links are never followed: as the output directory or a document they are
  * refused; inside the output they are dropped with the old tree (lib/output/writer.ts).
  */
 import { closeSync, constants, lstatSync, openSync, readSync, Stats } from 'node:fs';
-import { parse, resolve, sep } from 'node:path';
+import { basename, parse, resolve, sep } from 'node:path';
 import { fileSystemFailure, UserError } from '../util/errors';
 import { GENERATED_HEADER } from './synthesize';
 
-/** A file generated beside the output directory and replaced together with it (docs/platform.md). */
+/** A file generated beside the output directory and replaced together with it (docs/platform.md, docs/disaster-recovery.md). */
 export interface GeneratedDocument {
   readonly path: string;
   readonly content: string;
   /** The line every version of it starts with: a file at `path` is replaced only if it starts with it too. */
   readonly header: string;
+  /** The command-line option that names `path`, for the errors. @default '--docs' */
+  readonly option?: string;
 }
 
 /** Refuses, naming each path, an output directory or document that synth must not replace; reads, never writes. */
-export function checkOutputPaths(outdir: string, documents: readonly Pick<GeneratedDocument, 'path' | 'header'>[]): void {
-  const problems = [...outputDirectoryProblems(outdir), ...documents.flatMap((document) => documentProblems(document, outdir))];
+export function checkOutputPaths(outdir: string, documents: readonly Omit<GeneratedDocument, 'content'>[]): void {
+  const problems = [...outputDirectoryProblems(outdir), ...documents.flatMap((document) => documentProblems(document, outdir)), ...sharedPaths(documents)];
   if (problems.length > 0) throw new UserError(problems);
 }
 
@@ -52,16 +54,25 @@ function outputDirectoryProblems(outdir: string): string[] {
   return [`${outdir}: the output directory is not a directory (--out)`];
 }
 
-function documentProblems(document: Pick<GeneratedDocument, 'path' | 'header'>, outdir: string): string[] {
-  const { path, header } = document;
-  if (contains(resolve(outdir), resolve(path))) return [`${path}: the document is inside the output directory ${outdir}, which synth replaces as a whole (--docs)`];
+function documentProblems(document: Omit<GeneratedDocument, 'content'>, outdir: string): string[] {
+  const { path, header, option = '--docs' } = document;
+  if (contains(resolve(outdir), resolve(path))) return [`${path}: the document is inside the output directory ${outdir}, which synth replaces as a whole (${option})`];
   const stats = lstat(path);
   if (stats === undefined) return [];
-  if (stats.isSymbolicLink()) return [`${path}: the document is a symbolic link; synth replaces the file itself, so name the real one (--docs)`];
-  if (stats.isDirectory()) return [`${path}: the document is a directory; --docs names the file to write, e.g. docs/platform.md`];
-  if (!stats.isFile()) return [`${path}: the document is not a regular file (--docs)`];
-  if (!startsWith(path, header)) return [`${path}: was not written by synth (it does not start with "${header.trim()}"): move it away or choose another --docs`];
+  if (stats.isSymbolicLink()) return [`${path}: the document is a symbolic link; synth replaces the file itself, so name the real one (${option})`];
+  if (stats.isDirectory()) return [`${path}: the document is a directory; ${option} names the file to write, e.g. docs/${basename(path)}`];
+  if (!stats.isFile()) return [`${path}: the document is not a regular file (${option})`];
+  if (!startsWith(path, header)) return [`${path}: was not written by synth (it does not start with "${header.trim()}"): move it away or choose another ${option}`];
   return [];
+}
+
+/** Two documents named as one file: one would overwrite the other. */
+function sharedPaths(documents: readonly Omit<GeneratedDocument, 'content'>[]): string[] {
+  return documents.flatMap((document, i) => {
+    const first = documents.findIndex((other) => resolve(other.path) === resolve(document.path));
+    const { option = '--docs' } = document;
+    return first < i ? [`${document.path}: ${option} names the same file as ${documents[first].option ?? '--docs'}; give each document its own`] : [];
+  });
 }
 
 /** Whether `inner` is `outer` or inside it (absolute paths). */

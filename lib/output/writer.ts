@@ -3,7 +3,7 @@
  * built in a staging directory beside it, which then takes its place (atomic-replace.ts:
  * a kill at any instant leaves the old or the new tree, never none or a mix). Stale files
  * vanish with the old tree; if anything fails before the swap, the output is untouched and
- * nothing temporary is left. Documents generated with it (docs/platform.md) are staged too and
+ * nothing temporary is left. Documents generated with it (docs/platform.md, docs/disaster-recovery.md) are staged too and
  * replaced right after it, so they never describe anything but the output beside them.
  *
  * Nothing is written before the paths are checked (output-guard.ts): only a missing or empty
@@ -48,7 +48,7 @@ export function outputDirectory(path: string): string {
  * What every synth does before anything else, --check included: refuse paths it must not
  * replace, and finish or clean up what a killed run left.
  */
-export function prepareOutput(outdir: string, documents: readonly Pick<GeneratedDocument, 'path' | 'header'>[]): void {
+export function prepareOutput(outdir: string, documents: readonly Omit<GeneratedDocument, 'content'>[]): void {
   checkOutputPaths(outdir, documents);
   recoverInterruptedWrites(outdir);
 }
