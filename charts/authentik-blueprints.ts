@@ -28,8 +28,8 @@ const env = (variable: string) => new BlueprintTag('!Env', variable);
 export interface BlueprintEntry {
   readonly model: string;
   readonly id?: string;
-  /** `present` (default: created or updated to `attrs`), `created` (created once, never updated). */
-  readonly state?: 'present' | 'created';
+  /** `present` (default: created or updated to `attrs`), `created` (created once, never updated), `absent` (deleted if there). */
+  readonly state?: 'present' | 'created' | 'absent';
   readonly identifiers?: Readonly<Record<string, unknown>>;
   readonly attrs?: Readonly<Record<string, unknown>>;
 }
@@ -57,17 +57,50 @@ const AUTHORIZATION_FLOW = find('authentik_flows.flow', 'slug', 'default-provide
 const INVALIDATION_FLOW = find('authentik_flows.flow', 'slug', 'default-provider-invalidation-flow');
 const DEFAULT_FLOWS = ['Default - Provider authorization flow (implicit consent)', 'Default - Provider invalidation flow'];
 
+/** The service account the checkpoint reads the blueprints' status as; its group, its role and its token share the name. */
+export const CHECKPOINT_ACCOUNT = 'homelab-checkpoint';
+/** The only permission the checkpoint's account has (authentik/blueprints/api.py: BlueprintInstanceViewSet lists `authentik_blueprints.blueprintinstance`). */
+const VIEW_BLUEPRINTS = 'authentik_blueprints.view_blueprintinstance';
+
+/**
+ * The checkpoint's account: a service account (no password, no login) in a group of its own
+ * whose role may only view blueprint instances (authentik binds roles to groups:
+ * blueprints/default/rbac-role-read-only.yaml), and its API token, never expiring, whose key is
+ * the worker's `tokenVariable` (a generated value the checkpoint reads too). The bootstrap token
+ * of akadmin, which the checkpoint used before, is removed where an earlier version made one
+ * (authentik's blueprints/system/bootstrap.yaml creates it as `authentik-bootstrap-token`).
+ */
+function checkpointAccount(tokenVariable: string): BlueprintEntry[] {
+  return [
+    { model: 'authentik_rbac.role', id: 'checkpoint-role', identifiers: { name: CHECKPOINT_ACCOUNT }, attrs: { permissions: [VIEW_BLUEPRINTS] } },
+    {
+      model: 'authentik_core.user',
+      id: 'checkpoint-user',
+      identifiers: { username: CHECKPOINT_ACCOUNT },
+      attrs: { name: 'homelab checkpoint (reads the blueprints\' status)', type: 'service_account', is_active: true },
+    },
+    { model: GROUP_MODEL, identifiers: { name: CHECKPOINT_ACCOUNT }, attrs: { is_superuser: false, roles: [keyOf('checkpoint-role')], users: [keyOf('checkpoint-user')] } },
+    {
+      model: 'authentik_core.token',
+      identifiers: { identifier: CHECKPOINT_ACCOUNT },
+      attrs: { user: keyOf('checkpoint-user'), intent: 'api', expiring: false, key: env(tokenVariable), description: "The platform checkpoint's: views blueprint instances only" },
+    },
+    { model: 'authentik_core.token', state: 'absent', identifiers: { identifier: 'authentik-bootstrap-token' } },
+  ];
+}
+
 /**
  * The groups and MFA. `admins` is created once with akadmin as its member and superuser rights
  * (state `created`: members added later in the UI stay); `viewers` has none. The default
  * authentication flow's MFA stage (`default-authentication-mfa-validation`, which the default
  * skips for users without a device) makes every user without a TOTP or WebAuthn device enrol
- * one at their next login: MFA for everyone, administrators included.
+ * one at their next login: MFA for everyone, administrators included. And the checkpoint's
+ * account, whose token key is the worker's `checkpointTokenVariable`.
  */
-export function platformBlueprint(): Blueprint {
+export function platformBlueprint(checkpointTokenVariable: string): Blueprint {
   const totp = find('authentik_stages_authenticator_totp.authenticatortotpstage', 'name', 'default-authenticator-totp-setup');
   const webauthn = find('authentik_stages_authenticator_webauthn.authenticatewebauthnstage', 'name', 'default-authenticator-webauthn-setup');
-  return blueprint('platform', 'The groups admins and viewers; MFA (TOTP or WebAuthn) enforced at every login, enrolled at the first', [
+  return blueprint('platform', "The groups admins and viewers; MFA (TOTP or WebAuthn) enforced at every login, enrolled at the first; the checkpoint's read-only account", [
     requireDefault('Default - Authentication flow'),
     requireDefault('Default - TOTP MFA setup flow'),
     requireDefault('Default - WebAuthn MFA setup flow'),
@@ -88,6 +121,7 @@ export function platformBlueprint(): Blueprint {
         configuration_stages: [totp, webauthn],
       },
     },
+    ...checkpointAccount(checkpointTokenVariable),
   ]);
 }
 

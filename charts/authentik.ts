@@ -12,6 +12,7 @@
  * and application per registered OIDC client (Argo CD, Grafana, Vault ...), whose client secret
  * is the consumer's own generated value.
  */
+import { createHash } from 'node:crypto';
 import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import type { AuthentikValues } from '../imports/helm/authentik';
@@ -35,7 +36,7 @@ import {
   type SingleSignOnProvider,
 } from '../lib/model/single-sign-on';
 import type { StorageProvider } from '../lib/model/storage';
-import { AUTHENTIK_GROUPS, type Blueprint, blueprintText, forwardAuthBlueprint, oidcClientBlueprint, platformBlueprint } from './authentik-blueprints';
+import { AUTHENTIK_GROUPS, type Blueprint, blueprintText, CHECKPOINT_ACCOUNT, forwardAuthBlueprint, oidcClientBlueprint, platformBlueprint } from './authentik-blueprints';
 import { cloudnativePgEntry, databaseClusterSchema } from './cloudnative-pg';
 import { externalSecretsEntry } from './external-secrets';
 import { helmRelease } from './helm-release';
@@ -109,7 +110,13 @@ export const AUTHENTIK_RESPONSE_HEADERS = [
 export const AUTHENTIK_KEYS_SECRET = 'authentik-keys';
 const SECRET_KEY = 'AUTHENTIK_SECRET_KEY';
 const BOOTSTRAP_PASSWORD = 'AUTHENTIK_BOOTSTRAP_PASSWORD';
-const BOOTSTRAP_TOKEN = 'AUTHENTIK_BOOTSTRAP_TOKEN';
+/** The generated key of the checkpoint account's API token: the worker's blueprint reads it with `!Env`, the checkpoint from a mounted file. */
+export const CHECKPOINT_TOKEN_SECRET = 'authentik-checkpoint-token';
+const CHECKPOINT_TOKEN_KEY = 'token';
+/** The worker's variable holding it (not AUTHENTIK_*: those are authentik's settings). */
+const CHECKPOINT_TOKEN_VARIABLE = 'HOMELAB_CHECKPOINT_TOKEN';
+/** Where the checkpoint finds it: a Secret volume, so that the key is in no environment the probe's tools could print. */
+const CHECKPOINT_TOKEN_DIRECTORY = '/var/run/secrets/authentik';
 
 /** The scopes an OIDC client asks for; authentik's `profile` scope mapping carries the `groups` claim (blueprints/system/providers-oauth2.yaml). */
 const OIDC_SCOPES = ['openid', 'email', 'profile'] as const;
@@ -137,9 +144,10 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
   readonly loginHost: string;
   readonly database: DatabaseRef;
   private readonly values: AuthentikValues & { blueprints: { configMaps: string[] }; worker: { env: k8s.EnvVar[] } };
-  private readonly blueprintNames: string[] = [];
+  /** Each mounted blueprint's name and the hash authentik records once it has applied that file's content. */
+  private readonly blueprints: { readonly name: string; readonly hash: string }[] = [];
   private readonly clients = new Map<string, OidcClientRequest>();
-  private readonly keys: SecretRef;
+  private readonly checkpointToken: SecretRef;
   private followed = false;
 
   constructor(scope: Platform, props: AuthentikProps) {
@@ -158,13 +166,20 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
       ownPaths: { pathPrefix: OUTPOST_PATH_PREFIX, namespace: AUTHENTIK_NAMESPACE, serviceName: SERVER_SERVICE, servicePort: SERVER_SERVICE_PORT },
     };
     this.database = this.needDatabase(props.databases, { name: 'authentik', ...props.database, storageClass: props.storage.storageClass(props.database.storageClass) });
-    this.keys = this.needSecret(
+    this.needSecret(
       AUTHENTIK_KEYS_SECRET,
-      [SECRET_KEY, BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN],
-      `${SECRET_KEY} signs sessions and cookies; ${BOOTSTRAP_PASSWORD} is the first password of the administrator akadmin (read it from Vault for the first login); ${BOOTSTRAP_TOKEN} is an API token of akadmin the checkpoint reads the blueprints' status with; generated in Vault by its configurator`,
+      [SECRET_KEY, BOOTSTRAP_PASSWORD],
+      `${SECRET_KEY} signs sessions and cookies; ${BOOTSTRAP_PASSWORD} is the first password of the administrator akadmin (read it from Vault for the first login); generated in Vault by its configurator`,
+      { generated: true },
+    );
+    this.checkpointToken = this.needSecret(
+      CHECKPOINT_TOKEN_SECRET,
+      [CHECKPOINT_TOKEN_KEY],
+      `the API token of authentik's service account ${CHECKPOINT_ACCOUNT}, which may only view blueprint instances: the checkpoint reads the blueprints' status with it; generated in Vault by its configurator, nothing to do`,
       { generated: true },
     );
     this.values = authentikValues(props, this.database);
+    this.values.worker.env.push(this.checkpointToken.envVar(CHECKPOINT_TOKEN_VARIABLE, CHECKPOINT_TOKEN_KEY));
     this.installChart(helmRelease('authentik', this.values));
     this.requestCapacity('server', 1, props.resources.server.requests);
     this.requestCapacity('worker', 1, props.resources.worker.requests);
@@ -180,7 +195,7 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
       // The metrics are on their own port; the OIDC discovery checks ask for the host through Traefik.
       checkedFrom: CHECKPOINT_PODS,
     });
-    this.addBlueprint('platform', platformBlueprint());
+    this.addBlueprint('platform', platformBlueprint(CHECKPOINT_TOKEN_VARIABLE));
     this.addMonitoring();
   }
 
@@ -256,12 +271,13 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
 
   private addBlueprint(name: string, blueprint: Blueprint): void {
     const configMap = blueprintConfigMap(name);
+    const text = blueprintText(blueprint);
     new k8s.KubeConfigMap(this, `blueprint-${name}`, {
       metadata: { name: configMap, labels: this.labelsFor('blueprint') },
-      data: { [BLUEPRINT_KEY]: blueprintText(blueprint) },
+      data: { [BLUEPRINT_KEY]: text },
     });
     this.values.blueprints.configMaps.push(configMap);
-    this.blueprintNames.push(blueprint.metadata.name);
+    this.blueprints.push({ name: blueprint.metadata.name, hash: blueprintHash(text) });
   }
 
   /** Server and worker metrics (authentik's /metrics on port `metrics`, 9300). */
@@ -280,48 +296,78 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
 
   /**
    * The server reports itself ready (database connected, migrations done), and the worker has
-   * applied the platform's blueprints (their status through the API, with akadmin's bootstrap
-   * token): groups, MFA, and the forward-auth providers exist.
+   * applied the current version of each of the platform's blueprints (their status and last
+   * applied hash through the API, as the checkpoint's service account): groups, MFA, the
+   * forward-auth providers and the OIDC clients are as synthesized.
    */
   private addCheckpoint(): void {
+    const names = this.blueprints.map((b) => b.name);
     new Checkpoint(this, 'checkpoint', {
-      description: `${SERVER_URL}/-/health/ready/ answers and the blueprints ${this.blueprintNames.join(', ')} are applied`,
+      description: `${SERVER_URL}/-/health/ready/ answers and the current versions of the blueprints ${names.join(', ')} are applied`,
       image: IMAGES.curl,
       timeout: Duration.minutes(15),
-      env: { SERVER: SERVER_URL, BLUEPRINTS: this.blueprintNames.join('\n') },
-      secretEnv: { TOKEN: this.keys.keySelector(BOOTSTRAP_TOKEN) },
+      env: {
+        SERVER: SERVER_URL,
+        // One `<hash> <name>` a line: the hash has no space, the name may.
+        BLUEPRINTS: this.blueprints.map((b) => `${b.hash} ${b.name}`).join('\n'),
+        TOKEN_FILE: `${CHECKPOINT_TOKEN_DIRECTORY}/${CHECKPOINT_TOKEN_KEY}`,
+      },
+      volumes: [{ name: 'token', secret: { secretName: this.checkpointToken.secretName, items: [{ key: CHECKPOINT_TOKEN_KEY, path: CHECKPOINT_TOKEN_KEY }] } }],
+      volumeMounts: [{ name: 'token', mountPath: CHECKPOINT_TOKEN_DIRECTORY, readOnly: true }],
       script: CHECKPOINT_SCRIPT,
     });
   }
 }
 
 /**
- * Readiness, then each blueprint's status (GET /api/v3/managed/blueprints/?name=..., authentik's
- * BlueprintInstance API): `successful` passes; the worker applies new files within minutes.
+ * The hash authentik records as a blueprint instance's `last_applied_hash` once it has applied a
+ * file: the SHA-512 of its content (goauthentik/authentik authentik/blueprints/v1/tasks.py
+ * `apply_blueprint`, `sha512(blueprint_content.encode()).hexdigest()`; the file is the
+ * ConfigMap's value byte for byte, and has no `!File` tags, whose files authentik would hash too).
+ */
+export function blueprintHash(text: string): string {
+  return createHash('sha512').update(text, 'utf8').digest('hex');
+}
+
+/**
+ * Readiness, then each blueprint (GET /api/v3/managed/blueprints/?name=..., authentik's
+ * BlueprintInstance API, filtered by exact name): it passes once its status is `successful` and
+ * its `last_applied_hash` is the mounted file's. An instance that is `successful` with another
+ * hash is the last version applied: the worker applies a changed file within minutes (on the
+ * file's change, or at its hourly discovery), so the check waits for it. The names are read
+ * from the environment (no file: the root filesystem is read-only and nothing else is mounted
+ * writable); the token from its mounted Secret.
  */
 export const CHECKPOINT_SCRIPT = `curl -fsS -o /dev/null --retry 30 --retry-delay 10 --retry-all-errors --max-time 10 "$SERVER/-/health/ready/"
 echo "authentik server ready"
+token=$(cat "$TOKEN_FILE")
 failed=0
-printf '%s\\n' "$BLUEPRINTS" > /tmp/blueprints
-while IFS= read -r name; do
-  [ -n "$name" ] || continue
+# One blueprint a line; split on newlines only, no globbing.
+set -f
+IFS='
+'
+for line in $BLUEPRINTS; do
+  unset IFS
+  hash=\${line%% *}
+  name=\${line#* }
   query=$(printf '%s' "$name" | sed 's/ /%20/g')
   tries=0
   while :; do
-    answer=$(curl -sS --max-time 10 -H "Authorization: Bearer $TOKEN" "$SERVER/api/v3/managed/blueprints/?name=$query" | tr -d ' \\n') || answer=''
+    answer=$(curl -sS --max-time 10 -H "Authorization: Bearer $token" "$SERVER/api/v3/managed/blueprints/?name=$query" | tr -d ' \\n') || answer=''
     case "$answer" in
-      *'"status":"successful"'*) echo "blueprint $name: applied"; break ;;
+      *'"status":"successful"'*) case "$answer" in *"\\"last_applied_hash\\":\\"$hash\\""*) echo "blueprint $name: applied"; break ;; esac ;;
     esac
     tries=$((tries + 1))
     if [ "$tries" -ge 30 ]; then
       status=$(printf '%s' "$answer" | sed -n 's/.*"status":"\\([a-z]*\\)".*/\\1/p')
-      echo "blueprint $name: not applied (status: \${status:-not found}; see System > Blueprints in authentik)" >&2
+      applied=$(printf '%s' "$answer" | sed -n 's/.*"last_applied_hash":"\\([0-9a-f]*\\)".*/\\1/p')
+      echo "blueprint $name: not applied (status: \${status:-not found}; last applied version \${applied:-none}, mounted $hash; see System, Blueprints in authentik)" >&2
       failed=$((failed + 1))
       break
     fi
     sleep 10
   done
-done < /tmp/blueprints
+done
 if [ "$failed" -gt 0 ]; then echo "$failed blueprint(s) not applied" >&2; exit 1; fi`;
 
 /** The discovery document through Traefik, as a client outside the cluster asks: 200 and the expected issuer. */

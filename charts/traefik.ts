@@ -343,7 +343,7 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
         );
       }
     }
-    if (singleSignOn) middlewares.push(this.signInMiddleware(subdomain, host, middleware));
+    if (singleSignOn) middlewares.push(this.signInMiddleware(subdomain, host, admin, middleware));
     const secretName = `${subdomain}-tls`;
     new Certificate(this, `${subdomain}-certificate`, {
       metadata: { name: subdomain, namespace, labels },
@@ -376,14 +376,29 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
    * Forward-auth to the single sign-on service, whose headers (who signed in) reach the backend.
    * Traefik sets X-Forwarded-Host and -Uri itself (trustForwardHeader false: a client cannot
    * forge them); the service tells the hosts apart by them. Its own paths on the host (the
-   * login's callback) are routed to it, in its namespace, ahead of the host's route.
+   * login's callback) are routed to it, in its namespace, ahead of the host's route; on an admin
+   * host behind the same allow-list as the host's route, a copy in that namespace (middlewares
+   * are referenced within their namespace only: allowCrossNamespace stays false).
    */
-  private signInMiddleware(subdomain: string, host: string, middleware: (suffix: string, spec: ConstructorParameters<typeof Middleware>[2]['spec']) => { name: string }): { name: string } {
+  private signInMiddleware(
+    subdomain: string,
+    host: string,
+    admin: boolean,
+    middleware: (suffix: string, spec: ConstructorParameters<typeof Middleware>[2]['spec']) => { name: string },
+  ): { name: string } {
     const { address, authResponseHeaders, ownPaths } = this.singleSignOn!.forwardAuth;
     const signIn = middleware('sign-in', { forwardAuth: { address, trustForwardHeader: false, authResponseHeaders: [...authResponseHeaders] } });
     const match = `Host(\`${host}\`) && PathPrefix(\`${ownPaths.pathPrefix}/\`)`;
+    const labels = this.labelsFor('route');
+    const allowList = admin && this.adminAccess.allowList.length > 0 ? `${subdomain}-sign-in-allow-list` : undefined;
+    if (allowList) {
+      new Middleware(this, allowList, {
+        metadata: { name: allowList, namespace: ownPaths.namespace, labels },
+        spec: { ipAllowList: { sourceRange: [...this.adminAccess.allowList] } },
+      });
+    }
     new IngressRoute(this, `${subdomain}-sign-in-route`, {
-      metadata: { name: `${subdomain}-sign-in`, namespace: ownPaths.namespace, labels: this.labelsFor('route') },
+      metadata: { name: `${subdomain}-sign-in`, namespace: ownPaths.namespace, labels },
       spec: {
         entryPoints: ['websecure'],
         routes: [
@@ -392,6 +407,7 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
             match,
             // Ahead of the host's own route, whatever the length of its rule (Traefik's default priority).
             priority: SIGN_IN_ROUTE_PRIORITY,
+            middlewares: allowList ? [{ name: allowList }] : undefined,
             services: [{ name: ownPaths.serviceName, kind: IngressRouteSpecRoutesServicesKind.SERVICE, port: IngressRouteSpecRoutesServicesPort.fromNumber(ownPaths.servicePort) }],
           },
         ],

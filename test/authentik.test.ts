@@ -5,9 +5,12 @@
  * the routed hosts), an OIDC client registered by a small fake consumer, and the checkpoint
  * scripts against fake answers.
  */
+import { createHash } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse } from 'yaml';
-import { describe, expect, it } from 'vitest';
-import { AUTHENTIK_RESPONSE_HEADERS, authentikEntry, clientSecretVariable } from '../charts/authentik';
+import { afterAll, describe, expect, it } from 'vitest';
+import { AUTHENTIK_RESPONSE_HEADERS, authentikEntry, CHECKPOINT_TOKEN_SECRET, clientSecretVariable } from '../charts/authentik';
 import { BUILTIN_CATALOG } from '../charts/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { defineCatalog, defineService } from '../lib/model/catalog';
@@ -17,7 +20,7 @@ import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { OIDC_CLIENT_SECRET_KEY, type OidcIssuer, type OidcLoginService, type SingleSignOnProvider } from '../lib/model/single-sign-on';
 import { INVARIANTS } from './invariants';
-import { configProblems, type Manifest, manifestsOf, platformObject, runCheckpointRecordingCurl, type Synthesized, synthesizePlatforms, toYamlText } from './support';
+import { configProblems, type Manifest, manifestsOf, platformObject, runCheckpointRecordingCurl, type Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
 
 /** The fixture with CloudNativePG and Authentik on in every environment, Home Assistant behind sso; `change` edits it. */
 function withAuthentik(change: (config: Record<string, any>) => void = () => {}): Record<string, any> {
@@ -150,11 +153,30 @@ describe('forward-auth in front of sso hosts and admin UIs', () => {
           kind: 'Rule',
           match: `Host(\`${host.host}\`) && PathPrefix(\`/outpost.goauthentik.io/\`)`,
           priority: expect.any(Number),
+          // Admin hosts: the allow-list, a copy in Authentik's namespace (checked below).
+          ...(host.admin && { middlewares: [{ name: `${subdomain}-sign-in-allow-list` }] }),
           services: [{ kind: 'Service', name: 'authentik-server', port: 80 }],
         },
       ]);
       const own = manifestsOf(prod.env).find((m) => m.manifest.kind === 'IngressRoute' && m.manifest.spec.routes[0].match.startsWith(`Host(\`${host.host}\`)`) && !m.path.includes('-sign-in'))!;
       expect(route.spec.routes[0].priority).toBeGreaterThan(own.manifest.spec.routes[0].match.length);
+    }
+  });
+
+  it('puts every route of an admin host, its outpost paths included, behind the allow-list, and the sso host\'s behind none', () => {
+    for (const s of envs) {
+      const docs = manifestsOf(s.env).map((m) => m.manifest);
+      const rulesOf = (host: string) =>
+        docs.filter((m) => m.kind === 'IngressRoute').flatMap((route) => (route.spec.routes as any[]).filter((r) => r.match.startsWith(`Host(\`${host}\`)`)).map((rule) => ({ route, rule })));
+      const ranges = ({ route, rule }: { route: Manifest; rule: any }) =>
+        (rule.middlewares ?? []).flatMap(
+          (m: any) => docs.find((d) => d.kind === 'Middleware' && d.metadata.namespace === route.metadata.namespace && d.metadata.name === m.name)?.spec.ipAllowList?.sourceRange ?? [],
+        );
+      for (const host of routedHosts(s).filter((h) => h.singleSignOn)) {
+        const rules = rulesOf(host.host);
+        expect(rules.length, host.host).toBe(2);
+        for (const rule of rules) expect(ranges(rule), `${s.env.environment} ${rule.rule.match}`).toEqual(host.admin ? ['192.168.1.0/24'] : []);
+      }
     }
   });
 
@@ -203,7 +225,8 @@ describe('the chart', () => {
   it('reads its keys from the generated Secret and its database credentials from the operator-generated one', () => {
     expect(values.authentik).toEqual({ existingSecret: { secretName: 'authentik-keys' } });
     const need = prod.platform.services.find((s) => s.serviceName === 'authentik')!.secretNeeds.find((n) => n.name === 'authentik-keys')!;
-    expect(need).toMatchObject({ generated: true, keys: ['AUTHENTIK_BOOTSTRAP_PASSWORD', 'AUTHENTIK_BOOTSTRAP_TOKEN', 'AUTHENTIK_SECRET_KEY'] });
+    // No bootstrap token: nothing needs a superuser's API token.
+    expect(need).toMatchObject({ generated: true, keys: ['AUTHENTIK_BOOTSTRAP_PASSWORD', 'AUTHENTIK_SECRET_KEY'] });
     const env = Object.fromEntries((values.global.env as any[]).map((e) => [e.name, e.value ?? e.valueFrom.secretKeyRef]));
     expect(env).toMatchObject({
       AUTHENTIK_POSTGRESQL__HOST: 'authentik-db-rw',
@@ -253,12 +276,34 @@ describe('blueprints', () => {
     expect(entriesOf(blueprint, 'authentik_core.group').map((g) => [g.identifiers.name, g.attrs.is_superuser, g.state])).toEqual([
       ['admins', true, 'created'],
       ['viewers', false, 'created'],
+      // The checkpoint's account's group (tested below), kept as declared.
+      ['homelab-checkpoint', false, undefined],
     ]);
     const [mfa] = entriesOf(blueprint, 'authentik_stages_authenticator_validate.authenticatorvalidatestage');
     expect(mfa.identifiers).toEqual({ name: 'default-authentication-mfa-validation' });
     expect(mfa.attrs.not_configured_action).toBe('configure');
     expect(mfa.attrs.device_classes).toEqual(expect.arrayContaining(['totp', 'webauthn']));
     expect(mfa.attrs.configuration_stages.map((stage: any) => stage['!Find'][1][1])).toEqual(['default-authenticator-totp-setup', 'default-authenticator-webauthn-setup']);
+  });
+
+  it("declares the checkpoint's service account, allowed to view blueprint instances only, with a token whose key is the worker's generated value", () => {
+    const blueprint = blueprintOf(prod, 'platform');
+    const [role] = entriesOf(blueprint, 'authentik_rbac.role');
+    expect(role.attrs.permissions).toEqual(['authentik_blueprints.view_blueprintinstance']);
+    const [user] = entriesOf(blueprint, 'authentik_core.user');
+    expect(user.attrs.type).toBe('service_account');
+    const group = entriesOf(blueprint, 'authentik_core.group').find((g) => g.identifiers.name === 'homelab-checkpoint')!;
+    expect(group.attrs).toMatchObject({ is_superuser: false, roles: [{ '!KeyOf': role.id }], users: [{ '!KeyOf': user.id }] });
+    const tokens = entriesOf(blueprint, 'authentik_core.token');
+    const token = tokens.find((t) => t.state !== 'absent')!;
+    expect(token.attrs).toMatchObject({ user: { '!KeyOf': user.id }, intent: 'api' });
+    // The key is the worker's variable, read from the generated Secret the checkpoint mounts.
+    const variable = token.attrs.key['!Env'];
+    expect(authentikValues(prod).worker.env).toContainEqual({ name: variable, valueFrom: { secretKeyRef: { name: CHECKPOINT_TOKEN_SECRET, key: 'token' } } });
+    const need = prod.platform.services.find((s) => s.serviceName === 'authentik')!.secretNeeds.find((n) => n.name === CHECKPOINT_TOKEN_SECRET)!;
+    expect(need).toMatchObject({ generated: true, keys: ['token'] });
+    // akadmin's bootstrap token, where an earlier version made one, is removed.
+    expect(tokens.filter((t) => t.state === 'absent').map((t) => t.identifiers)).toEqual([{ identifier: 'authentik-bootstrap-token' }]);
   });
 
   it('mounts every blueprint ConfigMap into the worker through the chart', () => {
@@ -364,31 +409,74 @@ describe("an app's own OIDC login", () => {
 
 describe('checkpoints', () => {
   const checkpoint = file(prod, 'authentik/job-authentik-checkpoint.yaml');
-  /** Health answers; each blueprint's status is $STATUS (successful unless set). */
+  /** Every mounted blueprint: its name, and the SHA-512 of the file the worker reads (the ConfigMap's value). */
+  const mounted = manifestsOf(prod.env)
+    .filter((m) => m.path.startsWith('authentik/configmap-authentik-blueprint-'))
+    .map((m) => {
+      const text = m.manifest.data!['blueprint.yaml'];
+      return { name: parse(text, { customTags: BLUEPRINT_TAGS }).metadata.name as string, hash: createHash('sha512').update(text).digest('hex') };
+    });
+  /** What authentik knows: one `name|status|last applied hash` a line. */
+  const instances = (change: (i: { name: string; status: string; hash: string }) => { name: string; status: string; hash: string } | undefined = (i) => i) =>
+    mounted
+      .map((m) => change({ ...m, status: 'successful' }))
+      .filter((i) => i !== undefined)
+      .map((i) => `${i.name}|${i.status}|${i.hash}`)
+      .join('\n');
+  /** Health answers; the blueprint list answers for the asked name only, from $INSTANCES (none if it is not there). */
   const fakeAuthentik = String.raw`for url; do :; done
 case "$url" in
   */-/health/ready/) exit 0 ;;
-  */api/v3/managed/blueprints/*) printf '{"pagination":{"count":1},"results":[{"name":"x","status":"%s"}]}' "\${STATUS:-successful}" ;;
+  */api/v3/managed/blueprints/*)
+    name=$(printf '%s' "\${url#*name=}" | sed 's/%20/ /g')
+    printf '%s\n' "$INSTANCES" | awk -F'|' -v name="$name" '$1 == name { printf "{\"pagination\": {\"count\": 1}, \"results\": [{\"name\": \"%s\", \"status\": \"%s\", \"last_applied_hash\": \"%s\", \"content\": \"\"}]}", $1, $2, $3; found = 1 }
+      END { if (!found) printf "{\"pagination\": {\"count\": 0}, \"results\": []}" }' ;;
 esac`.replace(/\\\$/g, '$');
+  /** The token the Secret volume holds, in a file of the test's own. */
+  const tokenDirectory = tempDir('homelab-authentik-token-');
+  const tokenFile = join(tokenDirectory, 'token');
+  writeFileSync(tokenFile, 'token-from-the-secret');
+  afterAll(() => rmSync(tokenDirectory, { recursive: true, force: true }));
+  const run = (answers: string) => runCheckpointRecordingCurl(checkpoint, fakeAuthentik, { TOKEN_FILE: tokenFile, INSTANCES: answers });
+  const asked = (calls: string[][], name: string) => calls.filter((c) => c.at(-1)?.endsWith(`/api/v3/managed/blueprints/?name=${name.replace(/ /g, '%20')}`));
 
-  it("passes when the server is ready and every blueprint is applied, asking for each by name with the bootstrap token", () => {
-    const run = runCheckpointRecordingCurl(checkpoint, fakeAuthentik, { TOKEN: 'token' });
-    expect(run.output).toContain('blueprint homelab - forward auth: applied');
-    expect(run.status).toBe(0);
-    const asked = run.calls.filter((c) => c.some((a) => a.includes('/api/v3/managed/blueprints/')));
-    // Every blueprint the worker mounts (the console's and the platform's own OIDC clients among them).
-    const mounted = manifestsOf(prod.env)
-      .filter((m) => m.path.startsWith('authentik/configmap-authentik-blueprint-'))
-      .map((m) => parse(m.manifest.data!['blueprint.yaml'], { customTags: BLUEPRINT_TAGS }).metadata.name as string);
-    expect(mounted).toEqual(expect.arrayContaining(['homelab - forward auth', 'homelab - oidc console', 'homelab - platform']));
-    expect(asked.map((c) => c.at(-1)).sort()).toEqual(mounted.map((n) => `http://authentik-server.authentik.svc/api/v3/managed/blueprints/?name=${n.replace(/ /g, '%20')}`).sort());
-    expect(asked.every((c) => c.includes('Authorization: Bearer token'))).toBe(true);
+  it('passes when the server is ready and each blueprint is applied at its current version, asking for each by name with the mounted token', () => {
+    expect(mounted.map((m) => m.name)).toEqual(expect.arrayContaining(['homelab - forward auth', 'homelab - oidc console', 'homelab - platform']));
+    const ok = run(instances());
+    expect(ok.output).toContain('blueprint homelab - forward auth: applied');
+    expect(ok.status).toBe(0);
+    const calls = ok.calls.filter((c) => c.some((a) => a.includes('/api/v3/managed/blueprints/')));
+    expect(calls.map((c) => c.at(-1)).sort()).toEqual(mounted.map((m) => `http://authentik-server.authentik.svc/api/v3/managed/blueprints/?name=${m.name.replace(/ /g, '%20')}`).sort());
+    expect(calls.every((c) => c.includes('Authorization: Bearer token-from-the-secret'))).toBe(true);
   });
 
-  it('fails naming a blueprint that is not applied, and its status', () => {
-    const run = runCheckpointRecordingCurl(checkpoint, fakeAuthentik, { TOKEN: 'token', STATUS: 'error' });
-    expect(run.status).not.toBe(0);
-    expect(run.output).toContain('blueprint homelab - platform: not applied (status: error');
+  it('reads the token from a mounted Secret, not from its environment', () => {
+    const container = checkpoint.spec.template.spec.containers[0];
+    expect((container.env as any[]).filter((e) => e.valueFrom)).toEqual([]);
+    const tokenFileInPod = container.env.find((e: any) => e.name === 'TOKEN_FILE').value as string;
+    const mount = (container.volumeMounts as any[]).find((m) => tokenFileInPod.startsWith(`${m.mountPath}/`))!;
+    expect(mount.readOnly).toBe(true);
+    const volume = (checkpoint.spec.template.spec.volumes as any[]).find((v) => v.name === mount.name);
+    expect(volume.secret).toEqual({ secretName: CHECKPOINT_TOKEN_SECRET, items: [{ key: 'token', path: tokenFileInPod.slice(mount.mountPath.length + 1) }] });
+  });
+
+  it('retries, then fails naming a blueprint whose last applied version is not the mounted one', () => {
+    const stale = run(instances((i) => (i.name === 'homelab - oidc console' ? { ...i, hash: 'f'.repeat(128) } : i)));
+    expect(stale.status).not.toBe(0);
+    expect(stale.output).toContain(`blueprint homelab - oidc console: not applied (status: successful; last applied version ${'f'.repeat(128)}`);
+    expect(stale.output).toContain('blueprint homelab - platform: applied');
+    expect(asked(stale.calls, 'homelab - oidc console').length).toBe(30);
+    expect(asked(stale.calls, 'homelab - platform').length).toBe(1);
+  });
+
+  it('fails naming a blueprint that is missing or failed, and its status', () => {
+    const missing = run(instances((i) => (i.name === 'homelab - forward auth' ? undefined : i)));
+    expect(missing.status).not.toBe(0);
+    expect(missing.output).toContain('blueprint homelab - forward auth: not applied (status: not found');
+    const failed = run(instances((i) => (i.name === 'homelab - platform' ? { ...i, status: 'error' } : i)));
+    expect(failed.status).not.toBe(0);
+    expect(failed.output).toContain('blueprint homelab - platform: not applied (status: error');
+    expect(failed.output).toMatch(/^1 blueprint\(s\) not applied$/m);
   });
 
   const discovery = file(prod, 'verification/job-authentik-authentik-oidc-console.yaml');
@@ -457,5 +545,26 @@ describe('the invariant on single sign-on', () => {
     const blueprint = 'authentik/configmap-authentik-blueprint-forward-auth.yaml';
     const renamed = tampered((files) => files.set(blueprint, files.get(blueprint)!.replace(`name: ${longhorn}`, 'name: elsewhere.example.net')));
     expect(invariant.check([renamed])[0]).toMatch(/the forward-auth blueprint's providers .* are not the protected hosts/);
+  });
+
+  it("fails for an admin host whose outpost paths skip the allow-list", () => {
+    const allowList = INVARIANTS.find((i) => i.name.startsWith('where an allow-list is configured'))!;
+    expect(allowList.check(envs)).toEqual([]);
+    const route = 'traefik/ingressroute-authentik-longhorn-sign-in.yaml';
+    const open = tampered((files) => files.set(route, files.get(route)!.replace(/\n\s+middlewares:\n\s+- name: longhorn-sign-in-allow-list/, '')));
+    expect(allowList.check([open])).toEqual([
+      `prod/${route}: the admin host ${longhorn}'s rule Host(\`${longhorn}\`) && PathPrefix(\`/outpost.goauthentik.io/\`) is not behind the allow-list 192.168.1.0/24`,
+    ]);
+  });
+
+  it('fails for a checkpoint script writing outside its volumes on its read-only root filesystem', () => {
+    const writes = INVARIANTS.find((i) => i.name.startsWith('every shell script of a container with a read-only root filesystem'))!;
+    expect(writes.check(envs)).toEqual([]);
+    const job = 'authentik/job-authentik-checkpoint.yaml';
+    const scratch = tampered((files) => files.set(job, files.get(job)!.replace('failed=0', 'failed=0\n              printf x > /tmp/blueprints\n              echo x >> "$TOKEN_FILE"')));
+    expect(writes.check([scratch])).toEqual([
+      `prod/${job} checkpoint: writes to /tmp/blueprints, outside its writable volumes (none), on a read-only root filesystem`,
+      `prod/${job} checkpoint: writes to $TOKEN_FILE (/var/run/secrets/authentik/token), outside its writable volumes (none), on a read-only root filesystem`,
+    ]);
   });
 });

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { parse } from 'yaml';
 import { APP_LINT_LABELS, appFilesConfigMap, appsEntry, FILES_HASH_ANNOTATION } from '../charts/custom-app';
+import { traefikEntry } from '../charts/traefik';
 import { CHARTS, KUSTOMIZATIONS, MANIFESTS } from '../charts/versions';
 import { ARGOCD_CONTROL_KINDS, projectNames } from '../lib/model/argocd';
 import { APP_NAMESPACES, settingsIn } from '../lib/model/catalog';
@@ -311,6 +312,15 @@ export const INVARIANTS: readonly Invariant[] = [
           const unneeded = (service.containerException?.relaxes ?? []).filter((key) => !relaxed.has(key));
           return [...found, ...unneeded.map((key) => `${s.env.environment}/${service.serviceName}: declares ${key} relaxed, but no container needs it`)];
         }),
+      ),
+  },
+  {
+    name: 'every shell script of a container with a read-only root filesystem writes (redirects, tee) only into its writable volumes',
+    check: (all) =>
+      documents(all).flatMap(({ manifest, where }) =>
+        podTemplates(manifest).flatMap(({ part, pod }) =>
+          containersOf(pod).flatMap((container) => scriptWriteViolations(container).map((problem) => `${where}${part ? ` ${part}` : ''} ${container.name}: ${problem}`)),
+        ),
       ),
   },
   {
@@ -770,6 +780,10 @@ export const INVARIANTS: readonly Invariant[] = [
     check: (all) => all.flatMap((s) => singleSignOnViolations(s)),
   },
   {
+    name: 'where an allow-list is configured, every route of every admin host carries it, the single sign-on service\'s own paths on the host included',
+    check: (all) => all.flatMap((s) => adminAllowListViolations(s)),
+  },
+  {
     name: 'where DNS records are derived, every routed host has exactly one, to the tunnel (a proxied CNAME) if the tunnel forwards it, never proxied behind an admin access control, and external-dns syncs after the router and the tunnel',
     check: (all) => all.flatMap((s) => dnsRecordViolations(s)),
   },
@@ -936,6 +950,66 @@ const BLUEPRINT_TAGS = [['!Find', 'seq'], ['!KeyOf'], ['!Env']].map(([tag, colle
  * each has a route of the service's own paths in the service's namespace; and Authentik's
  * forward-auth blueprint has a proxy provider for exactly those hosts.
  */
+/** Paths a script may always write to: the discard device and its own streams. */
+const STREAMS = /^\/dev\/(null|stdout|stderr|fd\/\d+)$/;
+
+/**
+ * Where a container's shell script (`sh -c`, `-ec` ...) writes outside its writable volumes,
+ * when its root filesystem is read-only: the targets of `>`, `>>` and `tee` that are absolute
+ * or start with a variable, the variable resolved from the container's env or a plain
+ * assignment in the script (one it cannot resolve is reported: the check cannot tell where it
+ * points). Relative targets (the working directory, the read-only root) are not recognised:
+ * they cannot be told apart from a `>` in a message.
+ */
+export function scriptWriteViolations(container: any): string[] {
+  if (container.securityContext?.readOnlyRootFilesystem !== true) return [];
+  const command: string[] = [...(container.command ?? []), ...(container.args ?? [])];
+  const shell = command.findIndex((arg, i) => /(^|\/)(ba|d|a)?sh$/.test(arg) && /^-[a-z]*c[a-z]*$/.test(command[i + 1] ?? ''));
+  if (shell < 0 || command[shell + 2] === undefined) return [];
+  const script = command[shell + 2];
+  const writable = ((container.volumeMounts ?? []) as any[]).filter((m) => m.readOnly !== true).map((m) => String(m.mountPath).replace(/\/$/, ''));
+  const values = new Map<string, string>(((container.env ?? []) as any[]).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+  for (const [, name, double, single, bare] of script.matchAll(/(?:^|[\s;])([A-Za-z_]\w*)=(?:"([^"]*)"|'([^']*)'|([^\s;'"]*))/g)) values.set(name, double ?? single ?? bare);
+  const resolve = (target: string, depth = 0): string | undefined => {
+    const variable = /^\$(?:\{(\w+)\}|(\w+))/.exec(target);
+    if (!variable) return target;
+    const value = values.get(variable[1] ?? variable[2]);
+    return value === undefined || depth > 5 ? undefined : resolve(value + target.slice(variable[0].length), depth + 1);
+  };
+  const targets = [
+    ...[...script.matchAll(/(?:^|[\s;|&(])\d?>>?[ \t]*"?([/$][^\s;|&)"'<>]*)/g)].map((m) => m[1]),
+    ...[...script.matchAll(/\btee\s+(?:-a\s+)?"?([/$][^\s;|&)"'<>]*)/g)].map((m) => m[1]),
+  ];
+  return [...new Set(targets)].flatMap((target) => {
+    const path = resolve(target);
+    if (path === undefined) return [`writes to ${target}, a variable neither its env nor the script sets plainly`];
+    const inside = STREAMS.test(path) || writable.some((mount) => path === mount || path.startsWith(`${mount}/`));
+    return problems(inside, `writes to ${target}${path === target ? '' : ` (${path})`}, outside its writable volumes (${writable.join(', ') || 'none'}), on a read-only root filesystem`);
+  });
+}
+
+/** Every rule of every IngressRoute matching an admin host lacks none of the configured allow-list's ranges (traefik's `adminAccess.allowList`). */
+function adminAllowListViolations(s: Synthesized): string[] {
+  const router = s.platform.services.find(isExposureRouter);
+  const allowList: readonly string[] = settingsIn(s.config, traefikEntry).adminAccess.allowList;
+  if (!router || allowList.length === 0) return [];
+  const docs = manifestsOf(s.env);
+  const middlewares = docs.filter(({ manifest }) => manifest.kind === 'Middleware').map(({ manifest }) => manifest);
+  const adminHosts = new Set(router.routedHosts.filter((h) => h.admin).map((h) => h.host));
+  return docs
+    .filter(({ manifest }) => manifest.kind === 'IngressRoute')
+    .flatMap(({ path, manifest: route }) =>
+      (route.spec.routes as any[]).flatMap((rule) => {
+        const host = /Host\(`([^`]+)`\)/.exec(rule.match)?.[1];
+        if (!host || !adminHosts.has(host)) return [];
+        const ranges = (rule.middlewares ?? []).flatMap(
+          (m: any) => middlewares.find((mw) => mw.metadata.name === m.name && mw.metadata.namespace === (m.namespace ?? route.metadata.namespace))?.spec.ipAllowList?.sourceRange ?? [],
+        );
+        return problems(isDeepStrictEqual([...ranges].sort(), [...allowList].sort()), `${s.env.environment}/${path}: the admin host ${host}'s rule ${rule.match} is not behind the allow-list ${allowList.join(', ')}`);
+      }),
+    );
+}
+
 function singleSignOnViolations(s: Synthesized): string[] {
   const provider = s.platform.services.find(isSingleSignOnProvider);
   const router = s.platform.services.find(isExposureRouter);
