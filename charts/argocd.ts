@@ -323,7 +323,7 @@ function argoCdValues(hostname: string, replicas: number): ArgoCdValues {
       // TLS ends at the ingress (Traefik); the server speaks plain HTTP inside the cluster.
       params: { 'server.insecure': true },
     },
-    // Local admin only; SSO can be added through configs.cm later.
+    // Argo CD's built-in OIDC client logs users in through the single sign-on service where one runs (logInThrough, ADR 38): no Dex.
     dex: { enabled: false },
     notifications: { enabled: false },
     // The metrics Services the ServiceMonitors select (ArgoCd.addMonitoring); the chart's own

@@ -370,7 +370,11 @@ for line in $BLUEPRINTS; do
 done
 if [ "$failed" -gt 0 ]; then echo "$failed blueprint(s) not applied" >&2; exit 1; fi`;
 
-/** The discovery document through Traefik, as a client outside the cluster asks: 200 and the expected issuer. */
+/**
+ * The discovery document through Traefik, as a client outside the cluster asks: 200 and the
+ * expected issuer, over verified TLS as the OIDC clients' servers fetch it (a staging issuer is
+ * refused next to the single sign-on service, so the certificate is publicly trusted).
+ */
 export const DISCOVERY_CHECK_SCRIPT = `path=\${ISSUER#https://$HOST}
 tries=0
 while :; do

@@ -13,7 +13,7 @@ import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, intBetween, resourcesSchema } from '../lib/model/config/primitives';
-import type { RouteFollower, RoutedHost } from '../lib/model/exposure';
+import type { EdgePublisher, RoutedHost } from '../lib/model/exposure';
 import { spreadOverNodes } from '../lib/model/placement';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
@@ -60,7 +60,7 @@ export type CloudflaredProps = Omit<CloudflaredSettings, 'enabled'> & {
   readonly router: Traefik;
 };
 
-export class Cloudflared extends HomelabService implements RouteFollower {
+export class Cloudflared extends HomelabService implements EdgePublisher {
   private readonly credentials: SecretRef;
   private readonly replicas: number;
   private readonly tunnelId: string;
@@ -104,6 +104,11 @@ export class Cloudflared extends HomelabService implements RouteFollower {
   /** Whether the tunnel publishes a host: every public one, never an admin UI. */
   serves(host: RoutedHost): boolean {
     return !host.admin;
+  }
+
+  /** A host the tunnel serves resolves to Cloudflare's edge (`dnsTarget`, proxied). */
+  publishesAtEdge(host: RoutedHost): boolean {
+    return this.serves(host);
   }
 
   /**

@@ -15,7 +15,7 @@ import { z } from '../lib/model/config/zod';
 import { defineService, settingsIn } from '../lib/model/catalog';
 import { Checkpoint, CHECKPOINT_PODS } from '../lib/model/checkpoint';
 import { bool, hostname, intBetween, matching, resourcesSchema } from '../lib/model/config/primitives';
-import type { RouteFollower, RoutedHost } from '../lib/model/exposure';
+import type { EdgePublisher, RoutedHost } from '../lib/model/exposure';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -163,7 +163,7 @@ export function dnsRecords(hosts: readonly RoutedHost[], policy: RecordPolicy): 
     });
 }
 
-export class ExternalDns extends HomelabService implements RouteFollower {
+export class ExternalDns extends HomelabService implements EdgePublisher {
   /** The TXT registry's owner: records of another environment (or anyone else) are never touched. */
   readonly ownerId: string;
   private readonly token: SecretRef;
@@ -244,19 +244,28 @@ export class ExternalDns extends HomelabService implements RouteFollower {
     );
   }
 
+  /** A proxied record resolves to Cloudflare's edge, not to the target. */
+  publishesAtEdge(host: RoutedHost): boolean {
+    return dnsRecords([host], this.recordPolicy)[0].proxied;
+  }
+
+  private get recordPolicy(): RecordPolicy {
+    const tunnel = this.props.tunnel;
+    return {
+      target: this.props.target,
+      ttl: this.props.ttl,
+      proxied: this.props.proxied,
+      tunnel: tunnel && { target: tunnel.dnsTarget, serves: (host) => tunnel.serves(host) },
+    };
+  }
+
   /**
    * One DNSEndpoint per routed host (named after its subdomain), the checkpoint that finds each
    * record at Cloudflare and the verification that resolves each host: called by the routing
    * pass with every host the router routes.
    */
   followRoutes(hosts: readonly RoutedHost[]): void {
-    const tunnel = this.props.tunnel;
-    const records = dnsRecords(hosts, {
-      target: this.props.target,
-      ttl: this.props.ttl,
-      proxied: this.props.proxied,
-      tunnel: tunnel && { target: tunnel.dnsTarget, serves: (host) => tunnel.serves(host) },
-    });
+    const records = dnsRecords(hosts, this.recordPolicy);
     for (const record of records) {
       const name = this.subdomainOf(record.host);
       new DnsEndpoint(this, `record-${name}`, {

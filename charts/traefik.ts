@@ -172,6 +172,21 @@ function adminAccessIssues(adminAccess: AdminAccess, singleSignOn: boolean): Con
   return [];
 }
 
+/**
+ * A single sign-on service needs publicly trusted certificates: its OIDC clients' servers (Argo
+ * CD, Grafana, Vault, apps with an `oidc` login) verify the issuer's certificate when they fetch
+ * its discovery document and exchange codes, and Let's Encrypt's staging root is in no trust store.
+ */
+function issuerIssues(issuer: string, singleSignOn: boolean): ConfigIssue[] {
+  if (!singleSignOn || issuer === 'letsencrypt-production') return [];
+  return [
+    {
+      path: ['issuer'],
+      message: `expected letsencrypt-production with a single sign-on service (Authentik), received "${issuer}": staging certificates are untrusted and the OIDC clients (Argo CD, Grafana, Vault, apps with an oidc login) refuse them; try a new setup on staging without services.authentik`,
+    },
+  ];
+}
+
 /** "Traefik Official Kubernetes Dashboard" (Traefik Labs) on grafana.com: revision 9. */
 const DASHBOARD = { name: 'traefik', gnetId: 17347, revision: 9 } as const;
 
@@ -569,7 +584,7 @@ export const traefikEntry = defineService({
   names: [TRAEFIK_NAMESPACE],
   subdomains: (settings) => [{ path: ['dashboard', 'subdomain'], subdomain: settings.dashboard.subdomain }],
   requires: () => [{ entry: certManagerEntry, path: ['enabled'], reason: 'every route is served with a publicly signed certificate' }],
-  check: (settings, env) => adminAccessIssues(settings.adminAccess, env.singleSignOn),
+  check: (settings, env) => [...adminAccessIssues(settings.adminAccess, env.singleSignOn), ...issuerIssues(settings.issuer, env.singleSignOn)],
   upstreamTargets: { 'traefik-proxy': PROXY_METRICS },
   build: (platform, settings, context) =>
     new Traefik(platform, {

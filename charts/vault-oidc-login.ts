@@ -1,15 +1,17 @@
 /**
  * Vault's login through the single sign-on service: the `oidc` auth method with one role whose
  * groups claim maps the provider's admin and viewer groups to Vault external groups, each with
- * its policy. Vault checks the issuer's discovery document when the configuration is written,
- * and Vault syncs before the provider (which keeps its secrets in Vault): so this is not the
- * configurator's work at Vault's wave but a PostSync Job emitted into the provider's Application
- * tree (in Vault's namespace), which runs once the provider is up, after its checkpoint. Vault's
- * own sync never waits for the provider (docs/adr/0038).
+ * its policy. Vault fetches the issuer's discovery document, by the issuer's public name, when
+ * the configuration is written: that needs the provider, the router's route and certificate, and
+ * where the host goes through them the tunnel and the DNS record — services of later waves than
+ * Vault's and the provider's. So this is not the configurator's work at Vault's wave but Vault's
+ * final step (HomelabService.addFinalStep): a PostSync Job the final Application (the
+ * verification) runs, in Vault's namespace, once every other service has synced. No earlier
+ * Application waits for it (docs/adr/0038).
  *
  * The Job logs in through the Kubernetes auth method as a role the configurator keeps for it
  * (`vaultOidcLoginAccess`), whose policy allows exactly these steps. Idempotent: every sync of the
- * provider makes Vault match again.
+ * final Application makes Vault match again.
  */
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
@@ -22,6 +24,8 @@ import { IMAGES } from './versions';
 import { KUBERNETES_AUTH_MOUNT, MANAGED_VAULT_PREFIX, policyRule, VAULT_AUDIENCE, VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, VaultAccess, VaultPolicyRule } from './vault-configurator';
 
 export const VAULT_OIDC_LOGIN_JOB = 'vault-oidc-login';
+/** The Job's container, whose log the verification's report shows when it fails. */
+export const VAULT_OIDC_LOGIN_CONTAINER = 'configure';
 /** Vault's OIDC auth mount: the UI's callback path names it (`/ui/vault/auth/<mount>/oidc/callback`). */
 export const OIDC_AUTH_MOUNT = 'oidc';
 /** The mount's one role, its default: users log in without naming a role. */
@@ -104,14 +108,16 @@ export interface VaultOidcLoginProps {
   readonly redirectUris: readonly string[];
   /** The Job's identity in Vault (vaultOidcLoginAccess). */
   readonly access: VaultAccess;
+  /** The Job's PostSync hook wave in the Application that runs it. */
+  readonly hookWave: number;
 }
 
-/** The ServiceAccount, the ConfigMap and the PostSync Job, in the tree of the service that creates it (the provider). */
+/** The ServiceAccount, the ConfigMap and the PostSync Job, in the tree of the service that runs it (the final Application). */
 export class VaultOidcLogin extends Construct {
   /** The ConfigMap's data: the groups table and one policy per group. */
   readonly data: Readonly<Record<string, string>>;
 
-  constructor(scope: HomelabService, id: string, props: VaultOidcLoginProps) {
+  constructor(scope: Construct, id: string, props: VaultOidcLoginProps) {
     super(scope, id);
     const host = HomelabService.of(this);
     const { issuer, namespace } = props;
@@ -132,8 +138,8 @@ export class VaultOidcLogin extends Construct {
         name: VAULT_OIDC_LOGIN_JOB,
         namespace,
         labels,
-        // After the provider's checkpoint (wave 0 of its PostSync hooks) has seen it answer.
-        annotations: { ...POST_SYNC_HOOK, 'argocd.argoproj.io/sync-wave': '1' },
+        // Kept until the next sync, failed or not: the verification's report reads its state and log.
+        annotations: { ...POST_SYNC_HOOK, 'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation', 'argocd.argoproj.io/sync-wave': String(props.hookWave) },
       },
       spec: {
         backoffLimit: 2,
@@ -147,7 +153,7 @@ export class VaultOidcLogin extends Construct {
             securityContext: { runAsNonRoot: true, runAsUser: VAULT_UID, runAsGroup: VAULT_GID, seccompProfile: { type: 'RuntimeDefault' } },
             containers: [
               {
-                name: 'configure',
+                name: VAULT_OIDC_LOGIN_CONTAINER,
                 image: IMAGES.vault,
                 command: ['sh', '-ec', VAULT_OIDC_LOGIN_SCRIPT],
                 env: [
@@ -207,7 +213,7 @@ if vault read "sys/auth/$OIDC_MOUNT" > /dev/null 2>&1; then
 else
   vault auth enable -path="$OIDC_MOUNT" oidc
 fi
-# Vault reads the issuer's discovery document now: the single sign-on service must answer.
+# Vault reads the issuer's discovery document now, by its public name: the provider, the route, the certificate and the record must be in place.
 printf '%s' "$CLIENT_SECRET" | vault write "auth/$OIDC_MOUNT/config" oidc_discovery_url="$ISSUER" oidc_client_id="$CLIENT_ID" oidc_client_secret=- default_role="$OIDC_ROLE" > /dev/null
 echo "OIDC auth at $OIDC_MOUNT/: issuer $ISSUER, client $CLIENT_ID"
 vault write "auth/$OIDC_MOUNT/role/$OIDC_ROLE" role_type=oidc bound_audiences="$CLIENT_ID" allowed_redirect_uris="$REDIRECT_URIS" \

@@ -28,7 +28,7 @@ import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { MANAGED_VAULT_PREFIX, VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, VaultAccess, vaultAccess, VaultConfigurator, vaultPath } from './vault-configurator';
-import { OIDC_AUTH_MOUNT, VaultOidcLogin, vaultOidcLoginAccess } from './vault-oidc-login';
+import { OIDC_AUTH_MOUNT, VAULT_OIDC_LOGIN_CONTAINER, VAULT_OIDC_LOGIN_JOB, VaultOidcLogin, vaultOidcLoginAccess } from './vault-oidc-login';
 import { BACKUP_CREDENTIALS_SECRET, BACKUP_PREFIX, RESTORE_CHECK_JOB, RESTORE_CHECK_SCRIPT, SNAPSHOT_DEADLINE_SECONDS, SNAPSHOT_JOB, VaultBackupSettings, vaultBackupSettings, VaultSnapshots } from './vault-snapshots';
 
 /** The Vault server container (per replica). */
@@ -163,9 +163,10 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
   /**
    * Users log in to the UI and the CLI through the provider (the `oidc` auth method), the root
    * token and the operator's tokens stay. Vault writes the OIDC configuration only once the
-   * issuer answers, and Vault syncs before the provider: the Job that writes it is emitted into
-   * the provider's Application tree, the role it logs in as kept by the configurator at Vault's
-   * wave (charts/vault-oidc-login.ts). Vault itself never waits for the provider.
+   * issuer answers by its public name, which needs the provider, the router, the tunnel and DNS:
+   * the Job that writes it is Vault's final step, run by the final Application (the
+   * verification), the role it logs in as kept by the configurator at Vault's wave
+   * (charts/vault-oidc-login.ts). No Application waits for the provider because of it.
    */
   logInThrough(provider: SingleSignOnProvider): void {
     if (this.configurator) throw new Error('vault: the single sign-on pass runs before the delivery pass configures Vault');
@@ -173,15 +174,14 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
     // The UI's callback names the mount (`/ui/vault/auth/<mount>/oidc/callback`), the CLI listens on localhost (Vault docs, "JWT/OIDC auth method", redirect URIs).
     const redirectUris = [`https://${this.hostname}/ui/vault/auth/${OIDC_AUTH_MOUNT}/oidc/callback`, CLI_REDIRECT_URI];
     const issuer = provider.registerOidcClient(this, { clientId: OIDC_CLIENT_ID, displayName: 'Vault', redirectUris, clientSecret });
-    this.oidcLoginAccess = vaultOidcLoginAccess(this.namespaceName, issuer);
-    new VaultOidcLogin(provider, 'vault-oidc-login', {
-      address: this.address,
-      namespace: this.namespaceName,
-      issuer,
-      clientId: OIDC_CLIENT_ID,
-      clientSecret,
-      redirectUris,
-      access: this.oidcLoginAccess,
+    const access = vaultOidcLoginAccess(this.namespaceName, issuer);
+    this.oidcLoginAccess = access;
+    this.addFinalStep({
+      job: VAULT_OIDC_LOGIN_JOB,
+      description: `Vault logs users in through ${issuer.issuerUrl}`,
+      container: VAULT_OIDC_LOGIN_CONTAINER,
+      emit: (scope, hookWave) =>
+        new VaultOidcLogin(scope, 'vault-oidc-login', { address: this.address, namespace: this.namespaceName, issuer, clientId: OIDC_CLIENT_ID, clientSecret, redirectUris, access, hookWave }),
     });
     // Vault fetches the discovery document when the Job writes the configuration, and exchanges codes at every login.
     this.allowEgress(issuerEgress(VAULT_SERVER_POD_LABELS, issuer, 'Vault'));

@@ -1,7 +1,9 @@
 /**
  * The end-to-end verification (the design's "final system validation"): the last Application
- * of an environment, synced after every other service. Its PostSync hooks run every
- * service's checkpoint again, in that service's namespace, plus checks across services:
+ * of an environment, synced after every other service. Its PostSync hooks first run the
+ * services' final steps (configuration that needs every other service up, e.g. Vault's OIDC
+ * login, which fetches the issuer's discovery document through the router, the tunnel and
+ * DNS), then every service's checkpoint again, in that service's namespace, plus checks across services:
  * Prometheus has up targets of every service that declares metrics, Loki has logs of every
  * namespace that runs pods, and the checks services declare across services (n8n running its workflow, publishing to
  * RabbitMQ). A report Job then prints one line per check (with the log
@@ -11,7 +13,7 @@
 import { Duration } from 'cdk8s';
 import { Construct } from 'constructs';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_COMPONENT, CheckpointProps, namespaceAccount, probeJob } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, CheckpointProps, namespaceAccount, probeJob } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -37,12 +39,15 @@ export interface VerificationCheck {
   readonly namespace: string;
   readonly job: string;
   readonly description: string;
+  /** The container whose log the report shows when the Job fails. @default 'checkpoint' (every probe's) */
+  readonly container?: string;
 }
 
 /** Kinds whose pods ship logs (upstream charts and kustomizations run pods too). */
 const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'RabbitmqCluster', 'RayCluster']);
 
-/** Replays and cross-service checks run first; the report after them. */
+/** The services' final steps first; then the replays and cross-service checks; the report after them. */
+const FINAL_STEPS_WAVE = -1;
 const CHECKS_WAVE = 0;
 const REPORT_WAVE = 1;
 /** How long the report waits for a check that is still running (the SyncFail case). */
@@ -57,6 +62,13 @@ export class Verification extends HomelabService {
     super(scope, 'verification', {}, { layer: Layer.VERIFICATION, namespace: VERIFICATION_NAMESPACE });
     for (const service of props.services) this.dependOn(service);
     const checks: VerificationCheck[] = [];
+    // A failed step fails the sync before the checks run: the report (SyncFail too) shows its log.
+    for (const service of props.services) {
+      for (const step of service.finalSteps) {
+        step.emit(new Construct(this, `${service.serviceName}-${step.job}`), FINAL_STEPS_WAVE);
+        checks.push({ namespace: service.namespaceName, job: step.job, description: step.description, container: step.container });
+      }
+    }
     for (const service of props.services) {
       const checkpoint = service.checkpoint;
       if (!checkpoint) throw new Error(`${service.serviceName} has no checkpoint to verify`);
@@ -133,7 +145,7 @@ ${everyLabelValueIn({
       hookWave: REPORT_WAVE,
       timeout: Duration.seconds(REPORT_WAIT_SECONDS + 120),
       env: {
-        CHECKS: checks.map((c) => `${c.namespace}/${c.job}`).join(' '),
+        CHECKS: checks.map((c) => `${c.namespace}/${c.job}/${c.container ?? CHECKPOINT_CONTAINER}`).join(' '),
         WAIT_SECONDS: String(REPORT_WAIT_SECONDS),
       },
       readsNamespaces: Object.fromEntries(
@@ -172,8 +184,9 @@ if [ -n "$missing" ]; then echo "${o.missing}" >&2; exit 1; fi`;
 }
 
 /**
- * The report: `state` of each check is pass, fail or running; failed checks print the last
- * lines of their pod's log (of the check's own container: a probe may have a companion).
+ * The report: `state` of each check (`<namespace>/<job>/<container>`) is pass, fail, running or
+ * missing (a check the sync never reached after a failed final step); failed checks print the
+ * last lines of their pod's log (of the check's own container: a probe may have a companion).
  * Exit 1 unless every check passed.
  */
 const REPORT_SCRIPT = String.raw`state() {
@@ -187,19 +200,20 @@ const REPORT_SCRIPT = String.raw`state() {
 }
 deadline=$(( $(date +%s) + WAIT_SECONDS ))
 for check in $CHECKS; do
-  while [ "$(state $(echo "$check" | tr / ' '))" = running ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 10; done
+  while [ "$(state $(echo "$check" | cut -d / -f 1,2 | tr / ' '))" = running ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 10; done
 done
 failed=0
 echo "end-to-end verification:"
 for check in $CHECKS; do
   namespace=$(echo "$check" | cut -d / -f 1)
   job=$(echo "$check" | cut -d / -f 2)
+  container=$(echo "$check" | cut -d / -f 3)
   result=$(state "$namespace" "$job")
-  printf '  %-4s  %s\n' "$(echo "$result" | tr a-z A-Z)" "$check"
+  printf '  %-4s  %s\n' "$(echo "$result" | tr a-z A-Z)" "$namespace/$job"
   if [ "$result" != pass ]; then
     failed=$((failed + 1))
     pod=$(kube_get "/api/v1/namespaces/$namespace/pods?labelSelector=job-name%3D$job" | tr -d ' \n' | grep -o "\"name\":\"$job-[a-z0-9]*\"" | tail -n 1 | cut -d '"' -f 4)
-    if [ -n "$pod" ]; then kube_get "/api/v1/namespaces/$namespace/pods/$pod/log?container=checkpoint&tailLines=20" | sed 's/^/        /'; fi
+    if [ -n "$pod" ]; then kube_get "/api/v1/namespaces/$namespace/pods/$pod/log?container=$container&tailLines=20" | sed 's/^/        /'; fi
   fi
 done
 if [ "$failed" -gt 0 ]; then echo "$failed check(s) did not pass" >&2; exit 1; fi

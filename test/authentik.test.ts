@@ -12,13 +12,14 @@ import { parse } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AUTHENTIK_RESPONSE_HEADERS, authentikEntry, CHECKPOINT_TOKEN_SECRET, clientSecretVariable } from '../charts/authentik';
 import { BUILTIN_CATALOG } from '../charts/catalog';
+import { CLOUDFLARE_PROXIED } from '../charts/external-dns';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { defineCatalog, defineService } from '../lib/model/catalog';
 import { isExposureRouter } from '../lib/model/exposure';
 import { Layer } from '../lib/model/layers';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
-import { OIDC_CLIENT_SECRET_KEY, type OidcIssuer, type OidcLoginService, type SingleSignOnProvider } from '../lib/model/single-sign-on';
+import { isSingleSignOnProvider, OIDC_CLIENT_SECRET_KEY, type OidcIssuer, type OidcLoginService, type SingleSignOnProvider } from '../lib/model/single-sign-on';
 import { INVARIANTS } from './invariants';
 import { configProblems, type Manifest, manifestsOf, platformObject, runCheckpointRecordingCurl, type Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
 
@@ -106,6 +107,63 @@ describe('config', () => {
       c.apps['home-assistant'].expose.protection = 'public';
       c.services.traefik.adminAccess = {};
     })))).toMatch(/services\.traefik\.adminAccess: expected an allowList of client networks/);
+  });
+
+  it("refuses Let's Encrypt's staging issuer next to it, naming the path: the OIDC clients refuse untrusted certificates", () => {
+    const staging = (c: Record<string, any>) => (c.services.traefik.issuer = 'letsencrypt-staging');
+    expect(configProblems(toYamlText(withAuthentik(staging)))).toMatch(/services\.traefik\.issuer: expected letsencrypt-production with a single sign-on service \(Authentik\), received "letsencrypt-staging": staging certificates are untrusted/);
+    // Without a single sign-on service, staging stays the way to try a new setup.
+    expect(configProblems(toYamlText(withAuthentik((c) => {
+      staging(c);
+      delete c.services.authentik;
+      c.apps['home-assistant'].expose.protection = 'public';
+      // The tunnel refuses staging certificates on its own.
+      delete c.environments.prod.services.cloudflared;
+    })))).toBe('');
+  });
+});
+
+describe("the OIDC clients' way to the issuer", () => {
+  /** The login host's name resolves outside the cluster: the tunnel forwards it, or its record is proxied (read back from the written files). */
+  const atEdge = (s: Synthesized, host: string) => {
+    const docs = manifestsOf(s.env);
+    const tunnel = docs.find((m) => m.manifest.kind === 'ConfigMap' && m.manifest.metadata.name === 'cloudflared-config')?.manifest.data?.['config.yaml'];
+    const tunnelled = tunnel !== undefined && (parse(tunnel).ingress as { hostname?: string }[]).some((rule) => rule.hostname === host);
+    const proxied = docs.some(
+      (m) =>
+        m.manifest.kind === 'DNSEndpoint' &&
+        (m.manifest.spec.endpoints as any[]).some((e) => e.dnsName === host && e.providerSpecific?.some((p: any) => p.name === CLOUDFLARE_PROXIED && p.value === 'true')),
+    );
+    return tunnelled || proxied;
+  };
+  const opensInternet = (policy: Manifest) => (policy.spec.egress as any[]).some((rule) => (rule.to ?? []).some((peer: any) => peer.ipBlock?.cidr === '0.0.0.0/0'));
+  const reachesTraefik = (policy: Manifest) =>
+    (policy.spec.egress as any[]).some((rule) => (rule.to ?? []).some((peer: any) => peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'traefik'));
+  /** Proxied records to a public address, in every environment (prod's own target dropped). */
+  const proxiedEverywhere = synthesizePlatforms(
+    toYamlText(
+      withAuthentik((c) => {
+        c.services.externalDns = { ...c.services.externalDns, proxied: true, target: '203.0.113.10' };
+        delete c.environments.prod.services.externalDns;
+      }),
+    ),
+    CATALOG_WITH_CONSOLE,
+  );
+
+  it('opens public addresses on 443 to the servers of Argo CD, Grafana and Vault only where the login host is published at an edge; Traefik always', () => {
+    const seen = new Set<boolean>();
+    for (const s of [...envs, ...proxiedEverywhere]) {
+      const loginHost = s.platform.services.find(isSingleSignOnProvider)!.forwardAuth.loginHost;
+      const edge = atEdge(s, loginHost);
+      seen.add(edge);
+      for (const folder of ['argocd', 'monitoring', 'vault']) {
+        const policy = file(s, `${folder}/networkpolicy-egress-oidc-issuer.yaml`);
+        expect(opensInternet(policy), `${s.env.environment}/${folder}`).toBe(edge);
+        expect(reachesTraefik(policy), `${s.env.environment}/${folder}`).toBe(true);
+      }
+    }
+    // The fixture has both: the tunnel in prod and proxied records in the variant, neither in the others.
+    expect([...seen].sort()).toEqual([false, true]);
   });
 });
 

@@ -22,7 +22,7 @@ import { CLUSTER_DNS, isNetworkPolicyProvider } from '../lib/model/network';
 import type { HomelabService } from '../lib/model/service';
 import { Layer } from '../lib/model/layers';
 import { isTraceEmitter, isTraceReceiver } from '../lib/model/tracing';
-import { isExposureRouter } from '../lib/model/exposure';
+import { isExposureRouter, isRouteFollower } from '../lib/model/exposure';
 import { isSingleSignOnProvider } from '../lib/model/single-sign-on';
 import { apiGroup } from '../lib/model/needs';
 import { EGRESS_PREFIX, NAMESPACE_BASELINE, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
@@ -784,6 +784,10 @@ export const INVARIANTS: readonly Invariant[] = [
     check: (all) => all.flatMap((s) => adminAllowListViolations(s)),
   },
   {
+    name: "every Job that asks for the single sign-on issuer by its public name runs in an Application that syncs after everything on the issuer's path: the provider, the router and every route follower",
+    check: (all) => all.flatMap((s) => issuerPathViolations(s)),
+  },
+  {
     name: 'where DNS records are derived, every routed host has exactly one, to the tunnel (a proxied CNAME) if the tunnel forwards it, never proxied behind an admin access control, and external-dns syncs after the router and the tunnel',
     check: (all) => all.flatMap((s) => dnsRecordViolations(s)),
   },
@@ -1046,6 +1050,30 @@ function singleSignOnViolations(s: Synthesized): string[] {
     violations.push(...problems(isDeepStrictEqual([...providers].sort(), [...protectedHosts].sort()), `${where}: the forward-auth blueprint's providers (${providers.join(', ')}) are not the protected hosts (${protectedHosts.join(', ')})`));
   }
   return violations;
+}
+
+/**
+ * Jobs whose containers name a URL of the issuer's host (the provider's login host, or a host the
+ * OIDC clients' servers reach as `routed-host`) against the waves of the Applications that make
+ * that name answer: the provider, the router (route, certificate) and the route followers
+ * (tunnel, DNS record). A Job of an earlier Application fails its sync on a first install.
+ */
+function issuerPathViolations(s: Synthesized): string[] {
+  const provider = s.platform.services.find(isSingleSignOnProvider);
+  if (!provider) return [];
+  const hosts = [provider.forwardAuth.loginHost, ...s.platform.services.flatMap((service) => service.egress.flatMap((e) => (e.to.kind === 'routed-host' ? [e.to.host] : [])))];
+  const onPath = s.platform.services.filter((service) => service === provider || isExposureRouter(service) || isRouteFollower(service)).map((service) => service.serviceName);
+  const waveOf = new Map(applications(s).map((app) => [app.metadata.name, Number(app.metadata.annotations?.[WAVE])]));
+  return manifestsOf(s.env)
+    .filter(({ manifest }) => manifest.kind === 'Job')
+    .flatMap(({ path, manifest }) => {
+      const values: string[] = containersOf(podSpecOf(manifest)).flatMap((c) => (c.env ?? []).map((e: any) => e.value ?? ''));
+      if (!values.some((value) => hosts.some((host) => value.includes(`https://${host}/`)))) return [];
+      const app = path.split('/')[0];
+      return onPath.flatMap((name) =>
+        problems(waveOf.get(app)! > waveOf.get(name)!, `${s.env.environment}/${path}: asks for the issuer by its public name in wave ${waveOf.get(app)}, not after ${name} (wave ${waveOf.get(name)})`),
+      );
+    });
 }
 
 /**

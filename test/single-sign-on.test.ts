@@ -20,10 +20,13 @@ import { Checkpoint } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
-import { isOidcLoginService, OIDC_CLIENT_SECRET_KEY, OidcClientRequest, OidcIssuer, SingleSignOnProvider } from '../lib/model/single-sign-on';
+import { isOidcLoginService, isSingleSignOnProvider, OIDC_CLIENT_SECRET_KEY, OidcClientRequest, OidcIssuer, SingleSignOnProvider } from '../lib/model/single-sign-on';
+import { isExposureRouter, isRouteFollower } from '../lib/model/exposure';
 import { EGRESS_PREFIX, NAMESPACE_NAME_LABEL, NON_PUBLIC_IPV4 } from '../lib/passes/network-policies';
 import { INVARIANTS, lintViolations } from './invariants';
 import { Manifest, manifestsOf, platformText, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir } from './support';
+
+const HOOK = 'argocd.argoproj.io/hook';
 
 /** Group names unlike any default, so that a hard-coded `admins` shows. */
 const ADMIN_GROUP = 'platform-admins';
@@ -207,12 +210,23 @@ describe('Grafana', () => {
 describe('Vault', () => {
   const job = (s: Synthesized) => manifestsOf(s.env).find(({ manifest }) => manifest.kind === 'Job' && manifest.metadata.name === VAULT_OIDC_LOGIN_JOB)!;
 
-  it("configures its OIDC login from a PostSync Job of the provider's Application, in Vault's namespace, never at Vault's own wave", () => {
+  it("configures its OIDC login from a PostSync Job, in Vault's namespace, of an Application that syncs after everything on the issuer's path, before that Application's other hooks", () => {
+    for (const s of withProvider().filter((x) => x.platform.services.some((y) => y.serviceName === 'vault'))) {
+      const { path, manifest } = job(s);
+      const holder = path.split('/')[0];
+      const waveOf = (name: string) => s.env.services.find((n) => n.name === name)!.wave;
+      // The provider, the router (route, certificate), the route followers (tunnel, DNS record): the issuer answers once all have synced.
+      const onPath = s.platform.services.filter((x) => isSingleSignOnProvider(x) || isExposureRouter(x) || isRouteFollower(x)).map((x) => x.serviceName);
+      expect(onPath).toContain('sign-on');
+      for (const name of onPath) expect(waveOf(holder), `${s.env.environment}: ${holder} after ${name}`).toBeGreaterThan(waveOf(name));
+      expect(manifest.metadata.namespace).toBe('vault');
+      expect(manifest.metadata.annotations?.[HOOK]).toBe('PostSync');
+      const hookWave = (m: Manifest) => Number(m.metadata.annotations?.['argocd.argoproj.io/sync-wave'] ?? 0);
+      const otherHooks = manifestsOf(s.env).filter(({ path: p, manifest: m }) => p.startsWith(`${holder}/`) && m.kind === 'Job' && m !== manifest && m.metadata.annotations?.[HOOK]?.includes('PostSync'));
+      for (const other of otherHooks) expect(hookWave(manifest)).toBeLessThan(hookWave(other.manifest));
+    }
     const s = prod();
-    const { path, manifest } = job(s);
-    expect(path.startsWith('sign-on/')).toBe(true);
-    expect(manifest.metadata.namespace).toBe('vault');
-    expect(manifest.metadata.annotations).toMatchObject({ 'argocd.argoproj.io/hook': 'PostSync', 'argocd.argoproj.io/sync-wave': '1' });
+    const { manifest } = job(s);
     expect(manifestsOf(s.env).filter(({ path: p, manifest: m }) => p.startsWith('vault/') && JSON.stringify(m).includes('oidc_discovery_url'))).toEqual([]);
     const env = Object.fromEntries(manifest.spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
     const issuer = issuerFor(s.platform.config.domain, 'vault');
@@ -257,9 +271,9 @@ describe('Vault', () => {
       'identity/lookup/group',
     ]);
     expect(configurator['homelab-vault-oidc-login.hcl']).not.toMatch(/homelab\/data/);
-    // Its ServiceAccount is in the provider's Application, its token mounted by no other pod.
+    // Its ServiceAccount is in the Job's Application, its token mounted by no other pod.
     const account = object(s, 'ServiceAccount', 'vault', VAULT_OIDC_LOGIN_JOB)!;
-    expect(account.path.startsWith('sign-on/')).toBe(true);
+    expect(account.path.split('/')[0]).toBe(job(s).path.split('/')[0]);
     expect(account.manifest.automountServiceAccountToken).toBe(false);
   });
 });

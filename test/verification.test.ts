@@ -74,9 +74,17 @@ describe('end-to-end verification', () => {
 
   it('reports after the checks, also when a check failed, with read access to exactly those Jobs', () => {
     expect(report.metadata.annotations).toMatchObject({ 'argocd.argoproj.io/hook': 'PostSync,SyncFail', 'argocd.argoproj.io/sync-wave': '1' });
-    const checks: string[] = envOf(report).CHECKS.split(' ');
-    const expected = verificationJobs.filter(({ manifest }) => manifest !== report).map(({ manifest }) => `${manifest.metadata.namespace}/${manifest.metadata.name}`);
-    expect(checks.sort()).toEqual(expected.sort());
+    // `<namespace>/<job>/<container>`: every other Job of the verification, with one of its containers (whose log the report shows).
+    const listed: string[] = envOf(report).CHECKS.split(' ');
+    const others = verificationJobs.filter(({ manifest }) => manifest !== report).map(({ manifest }) => manifest);
+    for (const check of listed) {
+      const [namespace, name, container] = check.split('/');
+      const job = others.find((m) => m.metadata.namespace === namespace && m.metadata.name === name);
+      expect(job, check).toBeDefined();
+      expect(job!.spec.template.spec.containers.map((c: any) => c.name), check).toContain(container);
+    }
+    const checks = listed.map((check) => check.split('/').slice(0, 2).join('/'));
+    expect(checks.sort()).toEqual(others.map((m) => `${m.metadata.namespace}/${m.metadata.name}`).sort());
     const roles = docs.filter(({ manifest }) => manifest.kind === 'Role' && manifest.metadata.name === 'verification-checkpoint').map(({ manifest }) => manifest);
     for (const role of roles) {
       const jobRule = role.rules.find((r: any) => r.resources.includes('jobs'));
@@ -90,44 +98,58 @@ describe('end-to-end verification', () => {
   describe('report script', () => {
     const container = report.spec.template.spec.containers[0];
     const [first, second] = envOf(report).CHECKS.split(' ');
+    /** How the report names a check: `<namespace>/<job>`. */
+    const named = (check: string) => check.split('/').slice(0, 2).join('/');
     const complete = '{"status":{"conditions":[{"type":"Complete","status":"True"}],"succeeded":1}}';
     const failed = '{"status":{"conditions":[{"type":"Failed","status":"True"}],"failed":3}}';
-    const run = (secondJob: string) => {
+    const run = (secondJob: string, secondCheck = second) => {
       // kube_get is curl against the API server: answer per path.
       const curl = [
         'for last; do :; done',
         'case "$last" in',
         `  */jobs/${first.split('/')[1]}) echo '${complete}' ;;`,
-        `  */jobs/${second.split('/')[1]}) echo '${secondJob}' ;;`,
+        `  */jobs/${secondCheck.split('/')[1]}) echo '${secondJob}' ;;`,
         `  */jobs/*) echo '${complete}' ;;`,
-        `  */pods\\?labelSelector=*) echo '{"items":[{"metadata":{"name":"${second.split('/')[1]}-x7k2p"}}]}' ;;`,
-        '  */log\\?container=checkpoint\\&tailLines=20) echo "probe said: connection refused" ;;',
+        `  */pods\\?labelSelector=*) echo '{"items":[{"metadata":{"name":"${secondCheck.split('/')[1]}-x7k2p"}}]}' ;;`,
+        `  */log\\?container=${secondCheck.split('/')[2]}\\&tailLines=20) echo "probe said: connection refused" ;;`,
         '  *) exit 22 ;;',
         'esac',
       ].join('\n');
       // Two of the checks are enough for the script's logic (the list itself is checked above), and cheaper to fake.
-      return runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP, date: FAKE_CLOCK, cat: TOKEN_CAT }, { env: { WAIT_SECONDS: '120', CHECKS: `${first} ${second}` } });
+      return runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP, date: FAKE_CLOCK, cat: TOKEN_CAT }, { env: { WAIT_SECONDS: '120', CHECKS: `${first} ${secondCheck}` } });
     };
 
     it('passes and lists every check when all Jobs completed', () => {
       const result = run(complete);
       expect(result.status).toBe(0);
-      expect(result.stdout).toContain(`PASS  ${first}`);
+      expect(result.stdout).toContain(`PASS  ${named(first)}\n`);
       expect(result.stdout).toContain('all checks passed');
     });
 
     it("fails, naming the failed check with its log's tail", () => {
       const result = run(failed);
       expect(result.status).not.toBe(0);
-      expect(result.stdout).toContain(`FAIL  ${second}`);
+      expect(result.stdout).toContain(`FAIL  ${named(second)}\n`);
       expect(result.stdout).toContain('        probe said: connection refused');
       expect(result.stderr).toContain('1 check(s) did not pass');
+    });
+
+    it("shows the log of the container the check names (a final step's own)", () => {
+      const result = run(failed, `${named(second)}/configure`);
+      expect(result.stdout).toContain(`FAIL  ${named(second)}\n`);
+      expect(result.stdout).toContain('        probe said: connection refused');
+    });
+
+    it('reports a check the sync never reached (after a failed final step) as missing', () => {
+      const result = run('');
+      expect(result.status).not.toBe(0);
+      expect(result.stdout).toContain(`MISSING  ${named(second)}\n`);
     });
 
     it('stops waiting for a check still running and reports it', () => {
       const result = run('{"status":{"active":1}}');
       expect(result.status).not.toBe(0);
-      expect(result.stdout).toContain(`RUNNING  ${second}`);
+      expect(result.stdout).toContain(`RUNNING  ${named(second)}`);
     });
   });
 

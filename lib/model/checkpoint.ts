@@ -20,6 +20,9 @@ export function checkpointJobName(service: HomelabService): string {
   return `${service.serviceName}-checkpoint`;
 }
 
+/** The probe's container in every checkpoint and check Job (the verification's report reads its log). */
+export const CHECKPOINT_CONTAINER = 'checkpoint';
+
 /** Annotations that make a resource part of the PostSync hook phase. */
 export const POST_SYNC_HOOK = {
   'argocd.argoproj.io/hook': 'PostSync',
@@ -269,7 +272,7 @@ export function probeJob(scope: Construct, name: string, props: CheckpointProps,
           },
           containers: [
             {
-              name: 'checkpoint',
+              name: CHECKPOINT_CONTAINER,
               image: props.image,
               command: ['sh', '-ec', account ? `${KUBE_GET}
 ${props.script}` : props.script],

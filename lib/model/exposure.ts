@@ -88,3 +88,16 @@ export interface RouteFollower extends HomelabService {
 export function isRouteFollower(service: HomelabService): service is RouteFollower {
   return typeof (service as Partial<RouteFollower>).followRoutes === 'function';
 }
+
+/**
+ * A route follower that can publish a host at an edge outside the cluster (a tunnel forwarding
+ * it, a proxied DNS record): the host's public name then resolves to that edge, not to the
+ * router's address.
+ */
+export interface EdgePublisher extends RouteFollower {
+  publishesAtEdge(host: RoutedHost): boolean;
+}
+
+export function isEdgePublisher(service: HomelabService): service is EdgePublisher {
+  return isRouteFollower(service) && typeof (service as Partial<EdgePublisher>).publishesAtEdge === 'function';
+}

@@ -73,11 +73,12 @@ export interface EgressPort {
  * - `pods`: pods of another namespace that do not serve this service as a reference (the
  *   enforcement probe's path to its target, a server named by URL), on `ports` (every port
  *   when none are given: a Service port says nothing about the pods' ports);
- * - `routed-host`: a host of the platform by its public name (a server fetching an OIDC
+ * - `routed-host`: `host`, a host of the platform by its public name (a server fetching an OIDC
  *   issuer's discovery document and exchanging codes there): the router's entry port, where the
  *   name resolves to the router's address (the cluster DNATs it to the router's pods before the
- *   policy sees the packet; the router lets these pods in), and any public address on HTTPS,
- *   where it resolves to a tunnel's or a proxy's edge (docs/adr/0038).
+ *   policy sees the packet; the router lets these pods in); and any public address on HTTPS
+ *   only where a route follower publishes the host at an edge outside the cluster (a tunnel, a
+ *   proxied record: `EdgePublisher`) or no router routes it (docs/adr/0038).
  */
 export type EgressTarget =
   | { readonly kind: 'api-server' }
@@ -85,7 +86,7 @@ export type EgressTarget =
   | { readonly kind: 'repositories' }
   | { readonly kind: 'external'; readonly destinations: readonly ExternalDestination[] }
   | { readonly kind: 'pods'; readonly peer: NetworkPeer; readonly ports?: readonly EgressPort[] }
-  | { readonly kind: 'routed-host' };
+  | { readonly kind: 'routed-host'; readonly host: string };
 
 /** Addresses outside the cluster a service connects to (the `egress:` entries of the config). */
 export interface ExternalDestination {

@@ -148,6 +148,7 @@ export abstract class HomelabService extends Chart {
   private readonly alertList: AlertRule[] = [];
   private readonly dashboardList: Dashboard[] = [];
   private readonly endToEndList: EndToEndCheck[] = [];
+  private readonly finalStepList: FinalStep[] = [];
   private readonly secretList: SecretNeed[] = [];
   private readonly bucketList: BucketNeed[] = [];
   private readonly recoveryList: Recovery[] = [];
@@ -282,6 +283,19 @@ export abstract class HomelabService extends Chart {
 
   get endToEndChecks(): readonly EndToEndCheck[] {
     return this.endToEndList;
+  }
+
+  /**
+   * Declares a step the final Application (the verification) runs before its checks, once every
+   * other service has synced: configuration that needs services of later waves than this
+   * service's (and that this service's own sync must not wait for).
+   */
+  protected addFinalStep(step: FinalStep): void {
+    this.finalStepList.push(step);
+  }
+
+  get finalSteps(): readonly FinalStep[] {
+    return this.finalStepList;
   }
 
   /** Declares a Grafana dashboard for this service, provisioned wherever Grafana runs. */
@@ -595,6 +609,23 @@ export interface SecretOptions {
   readonly template?: SecretTemplate;
   /** Labels the Secret must carry (SecretNeed.labels). @default none */
   readonly labels?: Readonly<Record<string, string>>;
+}
+
+/**
+ * A Job the final Application runs, in the declaring service's namespace, before the end-to-end
+ * checks (HomelabService.addFinalStep): its objects join that Application's tree.
+ */
+export interface FinalStep {
+  /** The Job's name: the verification's report lists it with the checks. */
+  readonly job: string;
+  readonly description: string;
+  /** The Job's container whose log the report shows when the Job fails. */
+  readonly container: string;
+  /**
+   * Emits the Job, a PostSync hook of `hookWave` kept until the next sync (the report reads
+   * it), and the objects it needs, into `scope` (in the final Application's tree).
+   */
+  emit(scope: Construct, hookWave: number): void;
 }
 
 /** A check the end-to-end verification runs in the declaring service's namespace. */

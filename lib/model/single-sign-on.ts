@@ -133,7 +133,7 @@ export function issuerEgress(podSelector: Readonly<Record<string, string>>, issu
   return {
     name: 'oidc-issuer',
     podSelector,
-    to: { kind: 'routed-host' },
+    to: { kind: 'routed-host', host: new URL(issuer.issuerUrl).hostname },
     reason: `${client} reads the discovery document of ${issuer.issuerUrl} and exchanges login codes there`,
   };
 }

@@ -17,7 +17,7 @@
  */
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
-import { isExposureRouter } from '../model/exposure';
+import { isEdgePublisher, isExposureRouter } from '../model/exposure';
 import { scrapedPods } from '../model/monitoring';
 import {
   CLUSTER_DNS,
@@ -316,9 +316,12 @@ function declaredEgress(declared: Egress, platform: Platform, policies: Pick<Net
       return repositoryDestinations(repositoryUrls(platform)).map((destination) => externalEgress(destination, settings));
     case 'routed-host': {
       const router = platform.services.find(isExposureRouter);
+      const routed = router?.routedHosts.find((host) => host.host === target.host);
+      // The public internet only where the name resolves outside the cluster: a tunnel's or a proxy's edge, or a host we do not route.
+      const atEdge = routed === undefined || platform.services.filter(isEdgePublisher).some((publisher) => publisher.publishesAtEdge(routed));
       return [
         ...(router ? [{ to: [peer(router.routerPods)], ports: [{ port: router.routerEntryPort, protocol: 'TCP' as const }] }] : []),
-        externalEgress(INTERNET_HTTPS, settings),
+        ...(atEdge ? [externalEgress(INTERNET_HTTPS, settings)] : []),
       ];
     }
   }
