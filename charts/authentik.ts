@@ -157,7 +157,7 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
       loginHost: this.loginHost,
       ownPaths: { pathPrefix: OUTPOST_PATH_PREFIX, namespace: AUTHENTIK_NAMESPACE, serviceName: SERVER_SERVICE, servicePort: SERVER_SERVICE_PORT },
     };
-    this.database = this.needDatabase(props.databases, { name: 'authentik', ...props.database, storageClass: props.storage.storageClass(props.database.storageClass) });
+    this.database = this.needDatabase(props.databases, { name: 'authentik', ...props.database, storageClass: props.storage.storageClass(props.database.storageClass), scratchStorageClass: props.storage.scratchStorageClass });
     this.keys = this.needSecret(
       AUTHENTIK_KEYS_SECRET,
       [SECRET_KEY, BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN],
