@@ -165,7 +165,7 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
       loginHost: this.loginHost,
       ownPaths: { pathPrefix: OUTPOST_PATH_PREFIX, namespace: AUTHENTIK_NAMESPACE, serviceName: SERVER_SERVICE, servicePort: SERVER_SERVICE_PORT },
     };
-    this.database = this.needDatabase(props.databases, { name: 'authentik', ...props.database, storageClass: props.storage.storageClass(props.database.storageClass) });
+    this.database = this.needDatabase(props.databases, { name: 'authentik', ...props.database, storageClass: props.storage.storageClass(props.database.storageClass), scratchStorageClass: props.storage.scratchStorageClass });
     this.needSecret(
       AUTHENTIK_KEYS_SECRET,
       [SECRET_KEY, BOOTSTRAP_PASSWORD],

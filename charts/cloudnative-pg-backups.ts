@@ -54,10 +54,19 @@ export const SIDECAR_RESOURCES = resources('50m', '128Mi', '1', '512Mi');
 export const SCRATCH_RESOURCES = resources('100m', '256Mi', '1', '1Gi');
 /** The canary table every backed-up database holds, one row, rewritten on every sync. */
 export const CANARY_TABLE = 'homelab_canary';
-/** How long the restore check waits for the scratch cluster to recover, and the Job's own deadline around it (leaving the cleanup ten minutes). */
-const RESTORE_WAIT_SECONDS = 1200;
+/** The restore check Job's deadline (activeDeadlineSeconds): a recovery copies a base backup and replays the WAL after it. */
 const RESTORE_DEADLINE_SECONDS = 1800;
+/**
+ * The one deadline of the check's script, counted from its start: every wait respects it. The
+ * rest of the Job's deadline is for the pod to start (image pulls count) and for the last call;
+ * a pod the Job kills gets ~30 s of grace, too little for a cleanup.
+ */
+const RESTORE_BUDGET_SECONDS = RESTORE_DEADLINE_SECONDS - 120;
+/** The share of the budget the final cleanup keeps (the scratch Cluster, its claims and volumes gone); also the limit for an earlier run's leftovers. */
+const RESTORE_CLEANUP_SECONDS = 480;
 const WORK_DIR = '/work';
+/** Where the query container finds the owner's password. */
+const OWNER_SECRET_DIR = '/owner';
 
 /** `services.cloudnativePg.backup`: used where the environment has a backup target (`backup.target`), inert otherwise. */
 export const databaseBackupSettings = z
@@ -260,7 +269,8 @@ export class DatabaseBackups extends Construct {
         SCRATCH: scratch,
         OBJECT_STORE: this.objectStore,
         SCRATCH_MANIFEST: JSON.stringify(manifest),
-        WAIT_SECONDS: String(RESTORE_WAIT_SECONDS),
+        DEADLINE_SECONDS: String(RESTORE_BUDGET_SECONDS),
+        CLEANUP_SECONDS: String(RESTORE_CLEANUP_SECONDS),
         WORK_DIR,
       },
       script: RESTORE_CHECK_SCRIPT,
@@ -275,11 +285,16 @@ export class DatabaseBackups extends Construct {
         // Read only: the scratch volumes go with their Cluster (the operator owns them); the check waits for that.
         { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['list'] },
       ],
+      // ... and for their PersistentVolumes (named by their claims at run time, so not by name here).
+      readsCluster: [{ apiGroups: [''], resources: ['persistentvolumes'], verbs: ['get'] }],
       companion: {
         name: 'query',
         image: IMAGES.postgres,
-        env: { SCRATCH: scratch, DATABASE: need.name, WAIT_SECONDS: String(RESTORE_WAIT_SECONDS), WORK_DIR },
-        secretEnv: { PGUSER: { name: props.ownerSecret, key: 'username' }, PGPASSWORD: { name: props.ownerSecret, key: 'password' } },
+        // It waits for the scratch cluster as long as the API side does; an abort ends it sooner.
+        env: { SCRATCH: scratch, DATABASE: need.name, WAIT_SECONDS: String(RESTORE_BUDGET_SECONDS - RESTORE_CLEANUP_SECONDS), WORK_DIR, OWNER_SECRET_DIR, PGCONNECT_TIMEOUT: '10' },
+        secretEnv: { PGUSER: { name: props.ownerSecret, key: 'username' } },
+        // The password as a file of this container only, read when psql connects.
+        secretFiles: { secretName: props.ownerSecret, keys: ['password'], mountPath: OWNER_SECRET_DIR },
         script: RESTORE_QUERY_SCRIPT,
       },
     };
@@ -297,7 +312,8 @@ function backupAlerts(consumer: HomelabService, props: DatabaseBackupProps, wher
   const { cluster, settings } = props;
   const own = `${SERVICE_LABEL}="${consumer.serviceName}", ${ENDPOINT_LABEL}="${cluster}"`;
   const name = cluster.replace(/(^|-)([a-z0-9])/g, (_, _dash, c: string) => c.toUpperCase());
-  const lastBackup = `max(barman_cloud_cloudnative_pg_io_last_available_backup_timestamp{${own}})`;
+  const lastBackupSeries = `barman_cloud_cloudnative_pg_io_last_available_backup_timestamp{${own}}`;
+  const lastBackup = `max(${lastBackupSeries})`;
   const logs = `kubectl -n ${consumer.namespaceName} get backups -l cnpg.io/cluster=${cluster}; the plugin's sidecar: kubectl -n ${consumer.namespaceName} logs -l cnpg.io/cluster=${cluster} -c plugin-barman-cloud`;
   return [
     {
@@ -309,8 +325,18 @@ function backupAlerts(consumer: HomelabService, props: DatabaseBackupProps, wher
       description: `A restore would replay every WAL segment since the last one, or find none. ${logs}`,
     },
     {
+      // The comparison above is empty without the series: no backup ever succeeded, or its metrics are not scraped.
+      alert: `${name}BackupUnknown`,
+      expr: `absent(${lastBackupSeries})`,
+      for: `${settings.maxAgeHours}h`,
+      severity: 'critical',
+      summary: `No base backup of database ${cluster} is known to have reached ${where} for ${settings.maxAgeHours} hours`,
+      description: `Its instances report no last backup: none has succeeded, or the plugin's metrics are not scraped (its PodMonitor, the instances' exporter). ${logs}`,
+    },
+    {
       alert: `${name}BackupFailed`,
-      expr: `max(barman_cloud_cloudnative_pg_io_last_failed_backup_timestamp{${own}}) > ${lastBackup}`,
+      // A failure before any success counts too.
+      expr: `max(barman_cloud_cloudnative_pg_io_last_failed_backup_timestamp{${own}}) > (${lastBackup} or vector(0))`,
       for: '5m',
       severity: 'warning',
       summary: `The last base backup of database ${cluster} failed`,
@@ -318,7 +344,7 @@ function backupAlerts(consumer: HomelabService, props: DatabaseBackupProps, wher
     },
     {
       alert: `${name}WalArchivingFailing`,
-      expr: `max(cnpg_pg_stat_archiver_last_failed_time{${own}}) > max(cnpg_pg_stat_archiver_last_archived_time{${own}})`,
+      expr: `max(cnpg_pg_stat_archiver_last_failed_time{${own}}) > (max(cnpg_pg_stat_archiver_last_archived_time{${own}}) or vector(0))`,
       for: '10m',
       severity: 'critical',
       summary: `Database ${cluster} cannot archive its WAL to ${where}`,
@@ -359,7 +385,8 @@ export function recoveryClusterManifest(props: RecoveryClusterProps): Record<str
       instances: props.archive ? need.instances : 1,
       imageName: IMAGES.postgres,
       enableSuperuserAccess: false,
-      storage: { size: need.size, storageClass: need.storageClass },
+      // The scratch cluster's volumes go with it: the consumer's class may retain (and back up) them.
+      storage: { size: need.size, storageClass: props.archive ? need.storageClass : need.scratchStorageClass },
       resources: { requests: { ...instanceResources.requests }, limits: { ...instanceResources.limits } },
       // The runbook's cluster gets a new `<cluster>-app` (the owner's password set anew); the scratch one keeps the recovered password, which the check logs in with.
       bootstrap: { recovery: { source: 'origin', ...(props.archive && { database: need.name, owner: need.name }) } },
@@ -411,54 +438,77 @@ echo "canary row of $CLUSTER written at $written UTC"`;
  * The restore check's API side, in the curl image (kube_get from the checkpoint's helpers): the
  * latest base backup's time from the ObjectStore's status; a scratch Cluster recovered from it
  * and the WAL after it; once Ready, the query container reads the canary row; PASS or FAIL with
- * the backup's age. The scratch Cluster is deleted, and its volumes awaited, whatever happens
- * (trap), and also before starting (a run the deadline killed).
+ * the backup's age. The scratch Cluster is deleted, and its claims and volumes awaited, whatever
+ * happens (trap), and also before starting (a run the deadline killed). Every wait ends by one
+ * deadline, DEADLINE_SECONDS after the start, the work CLEANUP_SECONDS before it.
  */
 export const RESTORE_CHECK_SCRIPT = String.raw`api=/apis/postgresql.cnpg.io/v1/namespaces/$NAMESPACE/clusters
-# Gone: the Cluster answers 404 and no volume of it is listed (a failed listing is not "gone").
-scratch_gone() {
-  code=$(kube_get "$api/$SCRATCH" -o /dev/null -w '%{http_code}' 2> /dev/null || true)
-  [ "$code" = 404 ] || return 1
-  volumes=$(kube_get "/api/v1/namespaces/$NAMESPACE/persistentvolumeclaims?labelSelector=cnpg.io%2Fcluster%3D$SCRATCH") || return 1
-  case "$(printf '%s' "$volumes" | tr -d ' \n')" in *'"uid":'*) return 1 ;; esac
+start=$(date +%s)
+end=$(( start + DEADLINE_SECONDS ))
+work_end=$(( end - CLEANUP_SECONDS ))
+# No call may hang past the deadline.
+kube() { kube_get "$@" --max-time 15; }
+# The scratch cluster's PersistentVolumes seen in its claims so far, and what is left of it.
+volumes_seen=""
+left=""
+# Lists the scratch cluster's claims into $claims, noting their volumes; fails when the listing does.
+list_claims() {
+  claims=$(kube "/api/v1/namespaces/$NAMESPACE/persistentvolumeclaims?labelSelector=cnpg.io%2Fcluster%3D$SCRATCH") || { left="an unlisted claim"; return 1; }
+  claims=$(printf '%s' "$claims" | tr -d ' \n')
+  for volume in $(printf '%s' "$claims" | grep -o '"volumeName":"[^"]*"' | cut -d '"' -f 4); do
+    case " $volumes_seen " in *" $volume "*) ;; *) volumes_seen="$volumes_seen $volume" ;; esac
+  done
 }
+# Gone: the Cluster answers 404, no claim of it is listed and every volume seen answers 404 (a
+# failed listing is not "gone"). Its volumes' class deletes them after their claims.
+scratch_gone() {
+  list_claims || return 1
+  code=$(kube "$api/$SCRATCH" -o /dev/null -w '%{http_code}' 2> /dev/null || true)
+  [ "$code" = 404 ] || { left="the Cluster"; return 1; }
+  case "$claims" in *'"uid":'*) left="a claim"; return 1 ;; esac
+  for volume in $volumes_seen; do
+    code=$(kube "/api/v1/persistentvolumes/$volume" -o /dev/null -w '%{http_code}' 2> /dev/null || true)
+    [ "$code" = 404 ] || { left="the PersistentVolume $volume"; return 1; }
+  done
+}
+# Deletes the scratch Cluster (its volumes noted first: the claims may go at once) and waits until it is gone, at most until the time $1.
 delete_scratch() {
-  kube_get "$api/$SCRATCH" -X DELETE -o /dev/null 2> /dev/null || true
-  for _ in $(seq 60); do
-    if scratch_gone; then return 0; fi
+  list_claims || true
+  kube "$api/$SCRATCH" -X DELETE -o /dev/null 2> /dev/null || true
+  until scratch_gone; do
+    if [ "$(date +%s)" -ge "$1" ]; then
+      echo "the scratch cluster $SCRATCH is not gone $(( $(date +%s) - start )) s into the check: $left of it is still there" >&2
+      return 1
+    fi
     sleep 10
   done
-  echo "the scratch cluster $SCRATCH or its volumes are still there after 10 minutes" >&2
-  return 1
 }
 finish() {
   status=$?
   trap - EXIT
   [ -f "$WORK_DIR/answer" ] || : > "$WORK_DIR/abort"
-  if delete_scratch; then echo "cleaned up: no scratch cluster $SCRATCH, no volume of it"; else status=1; fi
+  if delete_scratch "$end"; then echo "cleaned up: no scratch cluster $SCRATCH, no claim or volume of it"; else status=1; fi
   exit $status
 }
 fail() { echo "FAIL $CLUSTER: $*" >&2; exit 1; }
 trap finish EXIT
 trap 'exit 143' TERM INT
-store=$(kube_get "/apis/barmancloud.cnpg.io/v1/namespaces/$NAMESPACE/objectstores/$OBJECT_STORE" | tr -d ' \n') || fail "cannot read ObjectStore $OBJECT_STORE"
+store=$(kube "/apis/barmancloud.cnpg.io/v1/namespaces/$NAMESPACE/objectstores/$OBJECT_STORE" | tr -d ' \n') || fail "cannot read ObjectStore $OBJECT_STORE"
 last=$(printf '%s' "$store" | grep -o '"lastSuccessfulBackupTime":"[^"]*"' | head -n 1 | cut -d '"' -f 4)
 [ -n "$last" ] || fail "no base backup in ObjectStore $OBJECT_STORE yet (status.serverRecoveryWindow): nothing to restore"
-now=$(date -u +%s)
-age=$(( (now - $(date -u -d "$(printf '%s' "$last" | sed 's/T/ /; s/Z$//')" +%s)) / 3600 ))
+age=$(( ($(date -u +%s) - $(date -u -d "$(printf '%s' "$last" | sed 's/T/ /; s/Z$//')" +%s)) / 3600 ))
 echo "latest base backup of $CLUSTER: $last ($age h old)"
-delete_scratch || fail "a scratch cluster $SCRATCH of an earlier run cannot be removed"
+delete_scratch $(( start + CLEANUP_SECONDS )) || fail "a scratch cluster $SCRATCH of an earlier run cannot be removed"
 printf '%s' "$SCRATCH_MANIFEST" > "$WORK_DIR/cluster.json"
-kube_get "$api" -X POST -H 'Content-Type: application/json' --data-binary "@$WORK_DIR/cluster.json" -o /dev/null || fail "cannot create the scratch cluster $SCRATCH"
+kube "$api" -X POST -H 'Content-Type: application/json' --data-binary "@$WORK_DIR/cluster.json" -o /dev/null || fail "cannot create the scratch cluster $SCRATCH"
 echo "scratch cluster $SCRATCH created: recovering the latest base backup and the WAL after it"
-deadline=$(( $(date +%s) + WAIT_SECONDS ))
-until kube_get "$api/$SCRATCH" | tr -d ' \n' | grep -Eq '"type":"Ready","status":"True"|"status":"True","type":"Ready"'; do
-  [ "$(date +%s)" -lt "$deadline" ] || fail "the scratch cluster recovered from the backup ($age h old) is not Ready within $WAIT_SECONDS s"
+until kube "$api/$SCRATCH" | tr -d ' \n' | grep -Eq '"type":"Ready","status":"True"|"status":"True","type":"Ready"'; do
+  [ "$(date +%s)" -lt "$work_end" ] || fail "the scratch cluster recovered from the backup ($age h old) is not Ready within $(( work_end - start )) s of the check's start (the rest is the cleanup's)"
   sleep 10
 done
 : > "$WORK_DIR/ready"
 until [ -f "$WORK_DIR/answer" ]; do
-  [ "$(date +%s)" -lt "$deadline" ] || fail "no answer from the scratch cluster within $WAIT_SECONDS s"
+  [ "$(date +%s)" -lt "$work_end" ] || fail "no answer from the scratch cluster within $(( work_end - start )) s of the check's start"
   sleep 5
 done
 answer=$(cat "$WORK_DIR/answer")
@@ -480,7 +530,8 @@ until [ -f "$WORK_DIR/ready" ]; do
 done
 query="select to_char(written_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS') from ${CANARY_TABLE} where id = 1"
 tries=0
-until written=$(psql -h "$SCRATCH-rw" -d "$DATABASE" -XAtq -c "$query" 2>&1); do
+until written=$(PGPASSWORD=$(cat "$OWNER_SECRET_DIR/password") psql -h "$SCRATCH-rw" -d "$DATABASE" -XAtq -c "$query" 2>&1); do
+  if [ -f "$WORK_DIR/abort" ]; then exit 0; fi
   tries=$((tries + 1))
   if [ "$tries" -ge 30 ]; then printf 'error|%s\n' "$written" > "$WORK_DIR/answer.tmp"; mv "$WORK_DIR/answer.tmp" "$WORK_DIR/answer"; exit 0; fi
   sleep 10

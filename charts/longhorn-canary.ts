@@ -150,6 +150,8 @@ export interface LonghornCanaryProps {
   readonly schedule: string;
   /** Hours after which the latest backup is too old (the check fails). */
   readonly maxAgeHours: number;
+  /** The parameters of Longhorn's classes for throwaway volumes (one replica, no recurring job); the scratch class adds `fromBackup`. */
+  readonly scratchParameters: Readonly<Record<string, string>>;
 }
 
 export class LonghornCanary extends Construct {
@@ -225,7 +227,7 @@ export class LonghornCanary extends Construct {
       reclaimPolicy: 'Delete',
       volumeBindingMode: 'Immediate',
       // One replica: the scratch copy lives for a minute. No recurring job: nothing backs it up.
-      parameters: { ...volumeParameters, numberOfReplicas: '1', recurringJobSelector: '[]', fromBackup: 'BACKUP_URL' },
+      parameters: { ...props.scratchParameters, fromBackup: 'BACKUP_URL' },
     };
     const scratchPod: k8s.KubePodProps = {
       metadata: { name: SCRATCH_NAME, namespace, labels: service.jobPodLabelsFor(SCRATCH_NAME, 'canary') },

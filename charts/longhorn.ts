@@ -43,6 +43,7 @@ const recurringJobSchema = z.strictObject({
 const RESERVED_STORAGE_CLASSES: Record<string, string> = {
   longhorn: 'the class the Longhorn chart manages',
   'longhorn-checkpoint': 'the class of the Longhorn checkpoint volume',
+  'longhorn-check-scratch': "the class of the checks' throwaway volumes (scratch restores)",
   [CANARY_NAME]: 'the class of the backup canary volume',
   [SCRATCH_NAME]: 'the class the canary restore check creates and deletes',
 };
@@ -124,6 +125,14 @@ const CSI_PROVISIONER = 'driver.longhorn.io';
  */
 export const LONGHORN_UI = { serviceName: 'longhorn-frontend', servicePort: 80, podPort: 'http', podSelector: { app: 'longhorn-ui' } } as const;
 export const CHECKPOINT_CLASS = 'longhorn-checkpoint';
+/** StorageProvider.scratchStorageClass: the databases' scratch restores. */
+export const SCRATCH_CLASS = 'longhorn-check-scratch';
+/**
+ * Parameters of a class for volumes that live for one check: one replica, no recurring job (a
+ * class's volumes join the `default` group unless `recurringJobSelector` names others, and an
+ * empty list names none). With reclaim policy Delete, this class's and the canary restore's.
+ */
+export const SCRATCH_CLASS_PARAMETERS: Readonly<Record<string, string>> = { numberOfReplicas: '1', staleReplicaTimeout: '30', fsType: 'ext4', recurringJobSelector: '[]' };
 /**
  * The Secret (in longhorn-system) Longhorn reads the backup target's credentials from: the
  * target's keys and AWS_ENDPOINTS, the S3 server's URL, empty for AWS itself (longhorn
@@ -155,6 +164,7 @@ const MANAGER_METRICS = {
 
 export class Longhorn extends HomelabService implements StorageProvider {
   readonly defaultStorageClass: string;
+  readonly scratchStorageClass = SCRATCH_CLASS;
   private readonly classNames: ReadonlySet<string>;
   /** Storage class -> how often its volumes are backed up off-site (the backup jobs of its groups); only classes that are. */
   private readonly classBackups = new Map<string, string>();
@@ -209,6 +219,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
     }
 
     this.addCheckpoint(replicas, props.storageClasses[this.defaultStorageClass]);
+    this.addScratchClass();
     if (backup) this.addCanary(replicas, props);
     this.addMonitoring(backup !== undefined);
     if (backup) this.addBackupLateAlert(props);
@@ -267,7 +278,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
    */
   private addCanary(replicas: number, props: LonghornProps): void {
     const defaultClass = props.storageClasses[this.defaultStorageClass];
-    const canary = new LonghornCanary(this, 'canary', { replicas: defaultClass.replicas ?? replicas, schedule: props.backup.canarySchedule, maxAgeHours: props.backup.maxAgeHours });
+    const canary = new LonghornCanary(this, 'canary', { replicas: defaultClass.replicas ?? replicas, schedule: props.backup.canarySchedule, maxAgeHours: props.backup.maxAgeHours, scratchParameters: SCRATCH_CLASS_PARAMETERS });
     this.requestCapacity(CANARY_NAME, 1, CANARY_RESOURCES.requests);
     this.addEndToEndCheck(RESTORE_CHECK_JOB, canary.restoreCheck, { account: canary.account });
   }
@@ -389,6 +400,20 @@ export class Longhorn extends HomelabService implements StorageProvider {
       severity: 'critical',
       summary: `Longhorn backup job {{ $labels.cronjob }} has not succeeded in ${props.backup.maxAgeHours} hours`,
       description: 'The volumes of its groups have no recent off-site copy: see the logs of its Jobs in longhorn-system and the backups in the Longhorn UI.',
+    });
+  }
+
+  /**
+   * The scratch class: with the default's `Retain`, every scratch restore would leave a released
+   * volume (size × replicas) behind, and in the `default` group it would be backed up.
+   */
+  private addScratchClass(): void {
+    new k8s.KubeStorageClass(this, 'storage-class-scratch', {
+      metadata: { name: SCRATCH_CLASS, annotations: { 'storageclass.kubernetes.io/is-default-class': 'false' } },
+      provisioner: CSI_PROVISIONER,
+      reclaimPolicy: 'Delete',
+      volumeBindingMode: 'Immediate',
+      parameters: { ...SCRATCH_CLASS_PARAMETERS },
     });
   }
 

@@ -148,7 +148,7 @@ export class N8n extends HomelabService implements TraceEmitter {
     const managed = props.database.cloudnativePg;
     if (managed && !(props.databases && props.storage)) throw new Error('n8n: database.cloudnativePg needs the database provider and storage');
     if (managed && props.databases && props.storage) {
-      this.database = this.needDatabase(props.databases, { name: 'n8n', ...managed, storageClass: props.storage.storageClass(managed.storageClass) });
+      this.database = this.needDatabase(props.databases, { name: 'n8n', ...managed, storageClass: props.storage.storageClass(managed.storageClass), scratchStorageClass: props.storage.scratchStorageClass });
     }
     const host = scope.hostname(props.subdomain);
     this.publicUrl = `https://${host}/`;

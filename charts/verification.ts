@@ -125,11 +125,11 @@ ${everyLabelValueIn({
   /**
    * A check Job in another service's namespace (reaching what that service may reach): as that
    * service's `account` if it names one, or, for a check that makes scratch objects there
-   * (`namespaceAccess`), as an account of its own in that namespace.
+   * (`namespaceAccess`), as an account of its own in that namespace (with its `readsCluster`).
    */
   private crossCheck(host: HomelabService, job: string, props: Omit<CheckpointProps, 'hookWave'>, account?: string): VerificationCheck {
     const scope = new Construct(this, job);
-    const runAs = account ?? (props.namespaceAccess && namespaceAccount(scope, job, host.namespaceName, this.labelsFor(CHECKPOINT_COMPONENT), props.namespaceAccess));
+    const runAs = account ?? (props.namespaceAccess && namespaceAccount(scope, job, host.namespaceName, this.labelsFor(CHECKPOINT_COMPONENT), props.namespaceAccess, props.readsCluster));
     probeJob(scope, job, props, { owner: this, namespace: host.namespaceName, hookWave: CHECKS_WAVE, keep: true, account: runAs });
     return { namespace: host.namespaceName, job, description: props.description };
   }

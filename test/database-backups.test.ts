@@ -15,6 +15,7 @@ import { objectsOf } from '../lib/tools/lint/tree';
 import { operatorProducts } from '../lib/tools/render/operators';
 import { synthesizePlatform, SynthesizedEnvironment } from '../lib/output/synthesize';
 import type { Platform } from '../lib/model/platform';
+import { assertValidPromql } from './support-promql';
 import { buildPlatform, configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
 
 const TARGET = 's3://homelab-backups@eu-central-1/lab/';
@@ -158,18 +159,34 @@ describe('a database with a backup target', () => {
     expect(manual.at(-1)).toBe('argocd app sync n8n');
   });
 
-  it('is scraped on its instances and alerted on: down, lagging, nearly full, and backups late, failed or WAL not archived', () => {
+  it('is scraped on its instances and alerted on: down, lagging, nearly full, and backups late, unknown, failed or WAL not archived', () => {
     const n8n = platform.services.find((s) => s.serviceName === 'n8n')!;
     expect(n8n.metricsEndpoints).toContainEqual({ name: 'n8n-db', kind: 'pod', selector: { 'cnpg.io/cluster': 'n8n-db', 'cnpg.io/podRole': 'instance' }, port: 'metrics' });
     const alerts = new Map(n8n.alertRules.map((rule) => [rule.alert, rule]));
     expect([...alerts.keys()].filter((name) => name.startsWith('N8nDb')).sort()).toEqual(
-      ['N8nDbBackupFailed', 'N8nDbBackupLate', 'N8nDbInstanceDown', 'N8nDbReplicationLag', 'N8nDbStorageNearlyFull', 'N8nDbWalArchivingFailing'],
+      ['N8nDbBackupFailed', 'N8nDbBackupLate', 'N8nDbBackupUnknown', 'N8nDbInstanceDown', 'N8nDbReplicationLag', 'N8nDbStorageNearlyFull', 'N8nDbWalArchivingFailing'],
     );
+    assertValidPromql(n8n.alertRules.map((rule) => ({ label: rule.alert, expr: rule.expr })));
     // Late after the configured hours; on the series of this database's instances only.
     expect(alerts.get('N8nDbBackupLate')!.expr).toContain(`> ${26 * 3600}`);
-    for (const name of ['N8nDbBackupLate', 'N8nDbBackupFailed', 'N8nDbWalArchivingFailing', 'N8nDbInstanceDown']) {
+    for (const name of ['N8nDbBackupLate', 'N8nDbBackupUnknown', 'N8nDbBackupFailed', 'N8nDbWalArchivingFailing', 'N8nDbInstanceDown']) {
       expect(alerts.get(name)!.expr).toContain('homelab_service="n8n", homelab_endpoint="n8n-db"');
     }
+  });
+
+  it('alerts without any backup series too: absent for longer than maxAgeHours, and failures before the first success', () => {
+    const rules = (hours: number) => {
+      const built = synthesize(configText((c) => (c.services.cloudnativePg.backup = { maxAgeHours: hours }))).platform;
+      return new Map(built.services.find((s) => s.serviceName === 'n8n')!.alertRules.map((rule) => [rule.alert, rule]));
+    };
+    const alerts = rules(12);
+    // The very series BackupLate compares, absent: nothing to compare when no backup ever succeeded or nothing is scraped.
+    const late = /max\((barman_cloud_cloudnative_pg_io_last_available_backup_timestamp\{[^}]*\})\)/.exec(alerts.get('N8nDbBackupLate')!.expr)![1];
+    expect(alerts.get('N8nDbBackupUnknown')).toMatchObject({ expr: `absent(${late})`, for: '12h', severity: 'critical' });
+    expect(rules(40).get('N8nDbBackupUnknown')!.for).toBe('40h');
+    // A missing success side compares as 0, so a failure before any success is one.
+    expect(alerts.get('N8nDbBackupFailed')!.expr).toMatch(/> \(max\(barman_cloud_cloudnative_pg_io_last_available_backup_timestamp\{[^}]*\}\) or vector\(0\)\)$/);
+    expect(alerts.get('N8nDbWalArchivingFailing')!.expr).toMatch(/> \(max\(cnpg_pg_stat_archiver_last_archived_time\{[^}]*\}\) or vector\(0\)\)$/);
   });
 
   it("monitors pods the operator makes: the lint finds the instances of the Cluster, and the render checks the restore check's scratch cluster", () => {
@@ -199,9 +216,21 @@ describe('a database with a backup target', () => {
     const job = find('verification/job-n8n-n8n-db-restore.yaml');
     expect(job.metadata.namespace).toBe('n8n');
     expect(job.spec.template.spec.serviceAccountName).toBe('n8n-db-restore');
-    const [api, query] = job.spec.template.spec.containers;
-    expect(query.env).toContainEqual({ name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: 'n8n-db-app', key: 'password' } } });
-    expect(api.env.find((e: any) => e.name === 'PGPASSWORD')).toBeUndefined();
+    const pod = job.spec.template.spec;
+    const [api, query] = pod.containers;
+    // The API token only in the API container: no automount (it would reach every container), a projected token mounted there.
+    expect(pod.automountServiceAccountToken).toBe(false);
+    const volumeOf = (mount: any) => pod.volumes.find((v: any) => v.name === mount.name);
+    const tokenMounts = (container: any) => (container.volumeMounts ?? []).filter((m: any) => volumeOf(m).projected?.sources.some((s: any) => s.serviceAccountToken));
+    expect(tokenMounts(api).map((m: any) => m.mountPath)).toEqual(['/var/run/secrets/kubernetes.io/serviceaccount']);
+    expect(tokenMounts(query)).toEqual([]);
+    // The owner's password: no container's environment, a file of the query container only.
+    for (const container of pod.containers) expect(container.env.filter((e: any) => e.valueFrom?.secretKeyRef?.key === 'password')).toEqual([]);
+    const secretMounts = (container: any) => (container.volumeMounts ?? []).filter((m: any) => volumeOf(m).secret);
+    expect(secretMounts(api)).toEqual([]);
+    const [passwordMount] = secretMounts(query);
+    expect(volumeOf(passwordMount).secret).toMatchObject({ secretName: 'n8n-db-app', items: [{ key: 'password', path: 'password' }] });
+    expect(query.env).toContainEqual({ name: 'OWNER_SECRET_DIR', value: passwordMount.mountPath });
     const scratch = JSON.parse(api.env.find((e: any) => e.name === 'SCRATCH_MANIFEST').value);
     expect(scratch).toMatchObject({ metadata: { name: 'n8n-db-restore-check', namespace: 'n8n' }, spec: { instances: 1, bootstrap: { recovery: { source: 'origin' } } } });
     // It never archives (the origin's WAL stays the origin's), and keeps the recovered owner's password, which the query uses.
@@ -219,6 +248,33 @@ describe('a database with a backup target', () => {
       else expect(writes).toEqual(['create']);
     }
     expect(paths).toContain('verification/rolebinding-n8n-n8n-db-restore.yaml');
+    // Cluster-wide it reads PersistentVolumes (the scratch claims' volumes), nothing else.
+    expect(find('verification/clusterrole-n8n-n8n-db-restore.yaml').rules).toEqual([{ apiGroups: [''], resources: ['persistentvolumes'], verbs: ['get'] }]);
+    expect(find('verification/clusterrolebinding-n8n-n8n-db-restore.yaml').subjects).toEqual([{ kind: 'ServiceAccount', name: 'n8n-db-restore', namespace: 'n8n' }]);
+  });
+
+  it('restores onto a class whose volumes go with their claims: one replica, in no recurring job group, unlike the database', () => {
+    const job = find('verification/job-n8n-n8n-db-restore.yaml');
+    const scratch = JSON.parse(job.spec.template.spec.containers[0].env.find((e: any) => e.name === 'SCRATCH_MANIFEST').value);
+    const classes = paths.map(find).filter((m) => m.kind === 'StorageClass');
+    const classOf = (name: string) => classes.find((m) => m.metadata.name === name)!;
+    expect(classOf(cluster.spec.storage.storageClass).reclaimPolicy).toBe('Retain');
+    expect(classOf(scratch.spec.storage.storageClass)).toMatchObject({
+      provisioner: 'driver.longhorn.io',
+      reclaimPolicy: 'Delete',
+      parameters: { numberOfReplicas: '1', recurringJobSelector: '[]' },
+    });
+  });
+
+  it("gives the restore check's script one deadline inside the Job's, with time left for the pod to start", () => {
+    const job = find('verification/job-n8n-n8n-db-restore.yaml');
+    const [api, query] = job.spec.template.spec.containers;
+    const value = (container: any, name: string) => Number(container.env.find((e: any) => e.name === name).value);
+    const budget = value(api, 'DEADLINE_SECONDS');
+    expect(budget + 60).toBeLessThanOrEqual(job.spec.activeDeadlineSeconds);
+    expect(value(api, 'CLEANUP_SECONDS')).toBeLessThan(budget / 2);
+    // The query side waits no longer than the API side works.
+    expect(value(query, 'WAIT_SECONDS')).toBeLessThanOrEqual(budget - value(api, 'CLEANUP_SECONDS'));
   });
 });
 
@@ -240,8 +296,11 @@ echo "$now"`;
 
 /**
  * A fake API server for the checkpoint's curl: the ObjectStore (with BACKUP_TIME as its last
- * backup, if any), the scratch Cluster (created by a POST; Ready when READY=yes, when it also
- * writes ANSWER as the query container would), its volumes (PVCS_LEFT=yes: one never goes).
+ * backup, if any), the scratch Cluster (created by a POST, or left by an earlier run with
+ * LINGERS=yes, when a DELETE never removes it; Ready when READY=yes, when it also writes ANSWER
+ * as the query container would), its claim (bound to volume pvc-1; PVCS_LEFT=yes: it never
+ * goes; LIST_FAILS=yes: listing fails once the cluster was made) and that PersistentVolume (made with the claim; PV_LEFT=yes: it stays). Every call is
+ * logged with the fake clock's time in `timeline`.
  */
 const API = String.raw`method=GET; url=""; data=""; out=""; prev=""; write=""
 for a in "$@"; do
@@ -250,13 +309,19 @@ for a in "$@"; do
 done
 path=${'$'}{url#https://kubernetes.default.svc}
 echo "$method $path" >> "$FAKE_BIN/calls"
+echo "$(( $(cat "$FAKE_BIN/clock" 2>/dev/null || echo $((FAKE_NOW + 60))) - 60 )) $method $path" >> "$FAKE_BIN/timeline"
+[ "$LINGERS" = yes ] && [ ! -f "$FAKE_BIN/started" ] && touch "$FAKE_BIN/started" "$FAKE_BIN/exists"
 case "$method $path" in
   "GET /apis/barmancloud.cnpg.io/"*)
     if [ -n "$BACKUP_TIME" ]; then echo "{\"status\": {\"serverRecoveryWindow\": {\"n8n-db\": {\"lastSuccessfulBackupTime\": \"$BACKUP_TIME\"}}}}"; else echo '{"status": {}}'; fi ;;
-  "POST "*) cp "${'$'}{data#@}" "$FAKE_BIN/created.json"; touch "$FAKE_BIN/exists" ;;
-  "DELETE "*) rm -f "$FAKE_BIN/exists" ;;
+  "POST "*) cp "${'$'}{data#@}" "$FAKE_BIN/created.json"; touch "$FAKE_BIN/exists" "$FAKE_BIN/volume" ;;
+  "DELETE "*) [ "$LINGERS" = yes ] || rm -f "$FAKE_BIN/exists" ;;
+  "GET /api/v1/persistentvolumes/pvc-1")
+    if [ -f "$FAKE_BIN/volume" ] && { [ "$PV_LEFT" = yes ] || [ -f "$FAKE_BIN/exists" ]; }; then [ -n "$write" ] && printf 200; else [ -n "$write" ] && printf 404; exit 22; fi ;;
+  "GET /api/v1/persistentvolumes/"*) [ -n "$write" ] && printf 404; exit 22 ;;
   "GET /api/v1/"*)
-    if [ "$PVCS_LEFT" = yes ] || [ -f "$FAKE_BIN/exists" ]; then echo '{"kind": "PersistentVolumeClaimList", "items": [{"metadata": {"name": "n8n-db-restore-check-1", "uid": "u1"}}]}'; else echo '{"kind": "PersistentVolumeClaimList", "items": []}'; fi ;;
+    [ "$LIST_FAILS" = yes ] && [ -f "$FAKE_BIN/volume" ] && exit 22
+    if [ "$PVCS_LEFT" = yes ] || [ -f "$FAKE_BIN/exists" ]; then echo '{"kind": "PersistentVolumeClaimList", "items": [{"metadata": {"name": "n8n-db-restore-check-1", "uid": "u1"}, "spec": {"volumeName": "pvc-1"}}]}'; else echo '{"kind": "PersistentVolumeClaimList", "items": []}'; fi ;;
   "GET /apis/postgresql.cnpg.io/"*)
     if [ ! -f "$FAKE_BIN/exists" ]; then [ -n "$write" ] && printf 404; exit 22; fi
     [ -n "$write" ] && printf 200 && exit 0
@@ -273,11 +338,15 @@ interface RestoreRun {
   stdout: string;
   stderr: string;
   calls: string[];
+  /** Every call with the fake clock's time: `<epoch> <method> <path>`. */
+  timeline: string[];
+  /** What the fake clock says at the end. */
+  clock: number;
   created?: any;
   work: string[];
 }
 
-function restore(scenario: { backupTime?: string; ready?: boolean; answer?: string; pvcsLeft?: boolean }): RestoreRun {
+function restore(scenario: { backupTime?: string; ready?: boolean; answer?: string; pvcsLeft?: boolean; pvLeft?: boolean; lingers?: boolean; listFails?: boolean }): RestoreRun {
   const dir = tempDir();
   try {
     const work = join(dir, 'work');
@@ -289,10 +358,15 @@ function restore(scenario: { backupTime?: string; ready?: boolean; answer?: stri
         READY: scenario.ready === false ? 'no' : 'yes',
         ANSWER: scenario.answer ?? 'canary|2026-05-28 20:00:00',
         PVCS_LEFT: scenario.pvcsLeft ? 'yes' : 'no',
+        PV_LEFT: scenario.pvLeft ? 'yes' : 'no',
+        LINGERS: scenario.lingers ? 'yes' : 'no',
+        LIST_FAILS: scenario.listFails ? 'yes' : 'no',
         WORK_DIR: work,
       },
       collect: (bin) => ({
         calls: existsSync(join(bin, 'calls')) ? readFileSync(join(bin, 'calls'), 'utf8').trim().split('\n') : [],
+        timeline: existsSync(join(bin, 'timeline')) ? readFileSync(join(bin, 'timeline'), 'utf8').trim().split('\n') : [],
+        clock: Number(readFileSync(join(bin, 'clock'), 'utf8')),
         created: existsSync(join(bin, 'created.json')) ? JSON.parse(readFileSync(join(bin, 'created.json'), 'utf8')) : undefined,
       }),
     });
@@ -313,8 +387,10 @@ describe('the restore check (API side)', () => {
     expect(run.calls).toContain('POST /apis/postgresql.cnpg.io/v1/namespaces/n8n/clusters');
     // Deleted after the answer, and awaited until it and its volumes are gone.
     expect(run.calls.lastIndexOf(`DELETE ${SCRATCH}`)).toBeGreaterThan(run.calls.indexOf('POST /apis/postgresql.cnpg.io/v1/namespaces/n8n/clusters'));
-    expect(run.stdout).toContain('cleaned up: no scratch cluster n8n-db-restore-check, no volume of it');
+    expect(run.stdout).toContain('cleaned up: no scratch cluster n8n-db-restore-check, no claim or volume of it');
     expect(run.work).toContain('ready');
+    // The claim's volume was looked up after the claim went: a Delete class removes it.
+    expect(run.calls.lastIndexOf('GET /api/v1/persistentvolumes/pvc-1')).toBeGreaterThan(run.calls.lastIndexOf(`DELETE ${SCRATCH}`));
   });
 
   it('fails without a base backup, and still leaves no scratch cluster', () => {
@@ -344,21 +420,73 @@ describe('the restore check (API side)', () => {
     expect(run.stdout).toContain('cleaned up');
   });
 
-  it("fails when the scratch cluster's volumes do not go", () => {
+  it("fails when the scratch cluster's claims do not go", () => {
     const run = restore({ backupTime: iso(FAKE_NOW - 3600), pvcsLeft: true });
     expect(run.status).not.toBe(0);
-    expect(run.stderr).toContain('still there');
+    expect(run.stderr).toContain('a claim of it is still there');
+  });
+
+  it("fails when the scratch claims' PersistentVolume stays after them, naming it", () => {
+    const run = restore({ backupTime: iso(FAKE_NOW - 3600), pvLeft: true });
+    expect(run.status).not.toBe(0);
+    expect(run.stdout).toContain('PASS n8n-db');
+    expect(run.stderr).toContain('the PersistentVolume pvc-1 of it is still there');
+    expect(run.stdout).not.toContain('cleaned up');
+  });
+
+  it('counts a claim listing that fails as not gone', () => {
+    const run = restore({ backupTime: iso(FAKE_NOW - 3600), listFails: true });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain('an unlisted claim of it is still there');
+  });
+
+  /** The script's budget as the Job gives it. */
+  const budget = (name: string) => Number(apiContainer.env.find((e: any) => e.name === name).value);
+  const timeOf = (line: string) => Number(line.split(' ')[0]);
+
+  it('keeps every wait inside one deadline from its start, leaving the final cleanup its share, whatever hangs', () => {
+    const end = FAKE_NOW + budget('DEADLINE_SECONDS');
+    const workEnd = end - budget('CLEANUP_SECONDS');
+    // Never Ready, and the volume never goes: the longest run there is.
+    const run = restore({ backupTime: iso(FAKE_NOW - 3600), ready: false, pvLeft: true });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain('is not Ready within');
+    const created = run.timeline.findIndex((line) => line.endsWith('POST /apis/postgresql.cnpg.io/v1/namespaces/n8n/clusters'));
+    const cleanup = run.timeline.findIndex((line, i) => i > created && line.endsWith(`DELETE ${SCRATCH}`));
+    // The work stops by its end (one tick of the fake clock, a minute, of slack), and the cleanup then runs until the deadline.
+    expect(timeOf(run.timeline[cleanup])).toBeLessThanOrEqual(workEnd + 60);
+    expect(timeOf(run.timeline.at(-1)!)).toBeGreaterThanOrEqual(end - 60);
+    expect(Math.max(...run.timeline.map(timeOf))).toBeLessThanOrEqual(end + 60);
+    expect(run.stderr).toContain('the PersistentVolume pvc-1 of it is still there');
+  });
+
+  it("waits for an earlier run's scratch cluster only the cleanup's share, then fails and still stops by the deadline", () => {
+    const run = restore({ backupTime: iso(FAKE_NOW - 3600), lingers: true });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain('a scratch cluster n8n-db-restore-check of an earlier run cannot be removed');
+    expect(run.stderr).toContain('the Cluster of it is still there');
+    expect(run.calls).not.toContain('POST /apis/postgresql.cnpg.io/v1/namespaces/n8n/clusters');
+    const deletes = run.timeline.filter((line) => line.endsWith(`DELETE ${SCRATCH}`)).map(timeOf);
+    expect(deletes).toHaveLength(2);
+    expect(deletes[1]).toBeLessThanOrEqual(FAKE_NOW + budget('CLEANUP_SECONDS') + 60);
+    expect(run.clock).toBeLessThanOrEqual(FAKE_NOW + budget('DEADLINE_SECONDS') + 2 * 60);
   });
 });
 
-function query(scenario: { ready?: boolean; abort?: boolean; psql: string }): { status: number | null; answer?: string } {
+/** The owner's password in the fake Secret volume; the fake psql sees it as PGPASSWORD. */
+const OWNER_PASSWORD = 'recovered-owner-password';
+
+function query(scenario: { ready?: boolean; abort?: boolean; psql: string; sleep?: string }): { status: number | null; answer?: string } {
   const dir = tempDir();
   try {
     const work = join(dir, 'work');
     mkdirSync(work);
+    const owner = join(dir, 'owner');
+    mkdirSync(owner);
+    writeFileSync(join(owner, 'password'), OWNER_PASSWORD);
     if (scenario.ready) writeFileSync(join(work, 'ready'), '');
     if (scenario.abort) writeFileSync(join(work, 'abort'), '');
-    const result = runWithFakeCommands(queryContainer, { psql: scenario.psql, date: FAKE_CLOCK, sleep: FAKE_SLEEP }, { env: { WORK_DIR: work } });
+    const result = runWithFakeCommands(queryContainer, { psql: scenario.psql, date: FAKE_CLOCK, sleep: scenario.sleep ?? FAKE_SLEEP }, { env: { WORK_DIR: work, OWNER_SECRET_DIR: owner } });
     const answer = join(work, 'answer');
     return { status: result.status, answer: existsSync(answer) ? readFileSync(answer, 'utf8').trim() : undefined };
   } finally {
@@ -368,7 +496,9 @@ function query(scenario: { ready?: boolean; abort?: boolean; psql: string }): { 
 
 describe('the restore check (query side)', () => {
   it('answers with the canary row of the scratch cluster, as the recovered owner', () => {
-    const run = query({ ready: true, psql: 'case "$*" in *"-h n8n-db-restore-check-rw"*"-d n8n"*homelab_canary*) echo "2026-05-28 20:00:00" ;; *) exit 2 ;; esac' });
+    const psql = `[ "$PGPASSWORD" = ${OWNER_PASSWORD} ] || { echo "password authentication failed"; exit 2; }
+case "$*" in *"-h n8n-db-restore-check-rw"*"-d n8n"*homelab_canary*) echo "2026-05-28 20:00:00" ;; *) exit 2 ;; esac`;
+    const run = query({ ready: true, psql });
     expect(run).toEqual({ status: 0, answer: 'canary|2026-05-28 20:00:00' });
   });
 
@@ -376,6 +506,8 @@ describe('the restore check (query side)', () => {
     expect(query({ ready: true, psql: 'exit 0' }).answer).toBe('error|the table homelab_canary holds no row');
     expect(query({ ready: true, psql: 'echo "connection refused"; exit 2' }).answer).toBe('error|connection refused');
     expect(query({ abort: true, psql: 'exit 2' })).toEqual({ status: 0, answer: undefined });
+    // An abort while it retries ends it too (the pod ends with the API side).
+    expect(query({ ready: true, psql: 'exit 2', sleep: 'touch "$WORK_DIR/abort"' })).toEqual({ status: 0, answer: undefined });
   });
 });
 

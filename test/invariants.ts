@@ -347,6 +347,23 @@ export const INVARIANTS: readonly Invariant[] = [
       ),
   },
   {
+    name: 'every checkpoint-style Job mounts an API token only into its probe container, never through the automount that reaches every container',
+    check: (all) =>
+      documents(all)
+        .filter(({ manifest }) => manifest.kind === 'Job' && manifest.metadata.labels?.['app.kubernetes.io/component'] === 'checkpoint')
+        .flatMap(({ manifest, where }) => {
+          const pod = manifest.spec.template.spec;
+          const tokenVolumes = new Set((pod.volumes ?? []).filter((v: any) => v.projected?.sources?.some((source: any) => source.serviceAccountToken)).map((v: any) => v.name));
+          return [
+            ...problems(pod.automountServiceAccountToken === false, `${where}: its pod automounts the account's token`),
+            ...pod.containers.flatMap((c: any) =>
+              problems(c.name === 'checkpoint' || !(c.volumeMounts ?? []).some((m: any) => tokenVolumes.has(m.name)), `${where}: container ${c.name} mounts the API token`),
+            ),
+            ...problems(tokenVolumes.size === 0 || pod.serviceAccountName !== undefined, `${where}: a token volume without an account of its own`),
+          ];
+        }),
+  },
+  {
     name: "no Job's pods can be taken for a service's: no Service or affinity rule selects them, and they carry no service's name",
     check: (all) =>
       all.flatMap((s) => {
@@ -909,7 +926,7 @@ export const INVARIANTS: readonly Invariant[] = [
       }),
   },
   {
-    name: 'a database is archived exactly where the environment has a backup target: every Cluster with a WAL archiver names an ObjectStore of its namespace under the target, has a ScheduledBackup through that plugin, a recovery in the runbook and a restore check; without a target none has',
+    name: 'a database is archived exactly where the environment has a backup target: every Cluster with a WAL archiver names an ObjectStore of its namespace under the target, has a ScheduledBackup through that plugin, a recovery in the runbook and a restore check onto a class whose volumes go with it and are never backed up; without a target none has',
     check: (all) =>
       all.flatMap((s) => {
         const env = s.env.environment;
@@ -935,11 +952,28 @@ export const INVARIANTS: readonly Invariant[] = [
             ...problems(scheduled.length === 1, `${where}: ${scheduled.length} ScheduledBackups through its archiver (expected one)`),
             ...problems(owner !== undefined, `${where}: no recovery of it in the runbook`),
             ...problems(owner === undefined || s.env.files.has(`verification/job-${owner.serviceName}-${cluster.metadata.name}-restore.yaml`), `${where}: the verification does not restore it`),
+            ...(owner === undefined ? [] : scratchClassViolations(where, manifests.find(({ path: p }) => p === `verification/job-${owner.serviceName}-${cluster.metadata.name}-restore.yaml`)?.manifest, ofKind('StorageClass'))),
           ];
         });
       }),
   },
 ];
+
+/**
+ * The restore check's scratch Cluster (its SCRATCH_MANIFEST) on a StorageClass of the environment
+ * that deletes its volumes with their claims and puts them in no recurring job's group.
+ */
+function scratchClassViolations(where: string, job: Manifest | undefined, classes: readonly { manifest: Manifest }[]): string[] {
+  const manifest = job?.spec.template.spec.containers[0].env?.find((e: any) => e.name === 'SCRATCH_MANIFEST')?.value;
+  if (!manifest) return [`${where}: its restore check names no scratch Cluster`];
+  const name = JSON.parse(manifest).spec.storage.storageClass;
+  const storageClass = classes.find((c) => c.manifest.metadata.name === name)?.manifest;
+  if (!storageClass) return [`${where}: its restore check's scratch class ${name} is no StorageClass of the environment`];
+  return [
+    ...problems(storageClass.reclaimPolicy === 'Delete', `${where}: its restore check's scratch class ${name} keeps released volumes (reclaimPolicy ${storageClass.reclaimPolicy})`),
+    ...problems(storageClass.parameters?.recurringJobSelector === '[]', `${where}: its restore check's scratch class ${name} puts its volumes in recurring job groups`),
+  ];
+}
 
 /** authentik's blueprint tags, parsed as `{ '<tag>': value }`. */
 const BLUEPRINT_TAGS = [['!Find', 'seq'], ['!KeyOf'], ['!Env']].map(([tag, collection]) => ({

@@ -40,17 +40,18 @@ describe('services.longhorn.backup.canarySchedule and the names the canary takes
     expect(configProblems(configText((c) => (c.services.longhorn = { ...c.services.longhorn, backup: { canarySchedule: 'hourly' } })))).toContain('services.longhorn.backup.canarySchedule: expected a five-field cron expression');
   });
 
-  it("refuses a storage class or recurring job under the canary's names, at their paths", () => {
+  it("refuses a storage class or recurring job under the canary's and the scratch class's names, at their paths", () => {
     const taken = configProblems(
       configText((c) => {
         c.services.longhorn = {
-          storageClasses: { 'longhorn-replicated': { default: true }, 'longhorn-canary': {}, 'longhorn-restore-scratch': {} },
+          storageClasses: { 'longhorn-replicated': { default: true }, 'longhorn-canary': {}, 'longhorn-restore-scratch': {}, 'longhorn-check-scratch': {} },
           recurringJobs: { 'canary-backup': { task: 'backup', cron: '0 1 * * *', retain: 2 } },
         };
       }),
     );
     expect(taken).toContain('services.longhorn.storageClasses.longhorn-canary: expected another name: "longhorn-canary" is the class of the backup canary volume');
     expect(taken).toContain('services.longhorn.storageClasses.longhorn-restore-scratch: expected another name');
+    expect(taken).toContain("services.longhorn.storageClasses.longhorn-check-scratch: expected another name: \"longhorn-check-scratch\" is the class of the checks' throwaway volumes");
     expect(taken).toContain('services.longhorn.recurringJobs.canary-backup: expected another name: "canary-backup" is the job that backs up the canary volume');
   });
 });

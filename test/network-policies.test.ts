@@ -65,6 +65,8 @@ const inNamespace = (env: Env, namespace: string) => env.policies.filter(({ poli
 const named = (env: Env, namespace: string, name: string) => inNamespace(env, namespace).filter((p) => p.metadata.name === name);
 const namespaceSelector = (namespace: string) => ({ matchLabels: { [NAMESPACE_NAME_LABEL]: namespace } });
 const isEgressPolicy = (name: string) => name.startsWith(EGRESS_PREFIX);
+/** A pod that can call the API: its token mounted, by the pod's automount or a projected token volume (the checkpoints'). */
+const mountsApiToken = (pod: any): boolean => pod.automountServiceAccountToken !== false || (pod.volumes ?? []).some((v: any) => v.projected?.sources?.some((s: any) => s.serviceAccountToken));
 const selectorOf = (labels: Readonly<Record<string, string>>) => (Object.keys(labels).length > 0 ? { matchLabels: { ...labels } } : {});
 
 /** A service that exposes a port, for the exposure rules (the example has no exposures yet). */
@@ -475,7 +477,7 @@ describe('derived egress NetworkPolicies', () => {
       const emitted = env.policies.filter(({ policy }) => isDeepStrictEqual(policy.spec.egress, apiServerRule)).map(({ policy }) => `${policy.metadata.namespace}/${policy.metadata.name}`);
       expect(emitted.sort()).toEqual(declared.sort());
       for (const service of env.platform.services) {
-        const readsCluster = env.docs.some(({ path, manifest }) => path.startsWith(`${service.serviceName}/`) && manifest.kind === 'Job' && manifest.spec.template.spec.automountServiceAccountToken === true && manifest.metadata.namespace === service.namespaceName);
+        const readsCluster = env.docs.some(({ path, manifest }) => path.startsWith(`${service.serviceName}/`) && manifest.kind === 'Job' && mountsApiToken(manifest.spec.template.spec) && manifest.metadata.namespace === service.namespaceName);
         const rule = egressNamed(env, service.namespaceName, `${EGRESS_PREFIX}checkpoint-api-server`);
         expect(rule.length, `${env.name}/${service.serviceName}`).toBe(readsCluster ? 1 : 0);
         if (readsCluster) expect(rule[0].spec.podSelector).toEqual(selectorOf(CHECKPOINT_PODS));

@@ -154,6 +154,16 @@ describe('the whole-cluster checks', () => {
     expect(problemsOf(cleanSet())).toEqual([]);
   });
 
+  it("pass a pod reading the cluster's CA from the ConfigMap Kubernetes publishes in every namespace, but not another ConfigMap", () => {
+    const mounting = (configMap: string) =>
+      replacing('Deployment', 'whoami', (m) => {
+        m.spec.template.spec.volumes = [{ name: 'ca', projected: { sources: [{ configMap: { name: configMap, items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] } }];
+        return m;
+      });
+    expect(problemsOf(mounting('kube-root-ca.crt'))).toEqual([]);
+    expect(problemsOf(mounting('root-ca'))).toEqual(['test/whoami: Deployment/web/whoami: Deployment refers to ConfigMap web/root-ca, which nothing in the rendered set makes']);
+  });
+
   it.each<[string, Manifest[], string]>([
     [
       'a field the schema does not know',

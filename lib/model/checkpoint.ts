@@ -6,6 +6,7 @@
 import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
+import { ROOT_CA_CONFIG_MAP } from './kubernetes';
 import { Resources, resources, toResourceRequirements } from './resources';
 import { HomelabService } from './service';
 
@@ -71,8 +72,7 @@ export interface CheckpointProps {
   readonly namespaceAccess?: readonly k8s.PolicyRule[];
   /**
    * A second container in the probe's pod, started with it and sharing its volumes: the tools
-   * of another image (psql beside curl). Kubernetes mounts the pod's API token (if any) into it
-   * too. @default none
+   * of another image (psql beside curl). The API token stays the probe's own. @default none
    */
   readonly companion?: CompanionContainer;
   /**
@@ -102,10 +102,37 @@ export interface CompanionContainer {
   readonly env?: Readonly<Record<string, string>>;
   /** @default none */
   readonly secretEnv?: Readonly<Record<string, { readonly name: string; readonly key: string }>>;
+  /**
+   * Keys of a Secret as files `<mountPath>/<key>`, mounted in this container only: a password the
+   * script reads when it connects, not an environment variable of the container. @default none
+   */
+  readonly secretFiles?: { readonly secretName: string; readonly keys: readonly string[]; readonly mountPath: string };
 }
 
 /** Enough for a shell script calling curl, wget or a small Node.js program. */
 export const PROBE_RESOURCES: Resources = resources('10m', '16Mi', '100m', '64Mi');
+
+/** Where a pod's API token, the cluster's CA and the namespace are found (the path kubelet mounts them at, which clients expect). */
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/**
+ * The API token of a probe with an account, as a volume mounted into the probe's container only
+ * (never into a companion): the pod's own automount is off, as it would mount the token into
+ * every container. What Kubernetes' ServiceAccount admission plugin mounts otherwise
+ * (plugin/pkg/admission/serviceaccount/admission.go, TokenVolumeSource): a bound token of an
+ * hour (3607 s), the cluster's CA from the `kube-root-ca.crt` ConfigMap, the namespace.
+ */
+const API_TOKEN_VOLUME: k8s.Volume = {
+  name: 'api-token',
+  projected: {
+    defaultMode: 0o644,
+    sources: [
+      { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+      { configMap: { name: ROOT_CA_CONFIG_MAP, items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+      { downwardApi: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
+    ],
+  },
+};
 
 /**
  * Shell functions for the scripts of checkpoints with `readsCluster` or `readsNamespaces`:
@@ -114,7 +141,7 @@ export const PROBE_RESOURCES: Resources = resources('10m', '16Mi', '100m', '64Mi
  * minutes for its status condition <type> to be True (built-in types list `type` first,
  * custom resources come back with sorted keys, so both orders match).
  */
-const KUBE_GET = String.raw`sa=/var/run/secrets/kubernetes.io/serviceaccount
+const KUBE_GET = String.raw`sa=${SERVICE_ACCOUNT_DIR}
 kube_get() {
   kube_path=$1
   shift
@@ -252,6 +279,14 @@ export function probeJob(scope: Construct, name: string, props: CheckpointProps,
     volumes.push({ name: 'scratch', persistentVolumeClaim: { claimName: name } });
     volumeMounts.push({ name: 'scratch', mountPath: props.scratchVolume.mountPath });
   }
+  const probeMounts = account ? [...volumeMounts, { name: API_TOKEN_VOLUME.name, mountPath: SERVICE_ACCOUNT_DIR, readOnly: true }] : volumeMounts;
+  const companionSecret = props.companion?.secretFiles;
+  const podVolumes = [
+    ...volumes,
+    ...(account ? [API_TOKEN_VOLUME] : []),
+    // Readable by the group the pod runs as (fsGroup), no one else.
+    ...(companionSecret ? [{ name: COMPANION_SECRET_VOLUME, secret: { secretName: companionSecret.secretName, items: companionSecret.keys.map((key) => ({ key, path: key })), defaultMode: 0o440 } }] : []),
+  ];
   new k8s.KubeJob(scope, 'job', {
     metadata: { ...metadata, annotations },
     spec: {
@@ -262,7 +297,8 @@ export function probeJob(scope: Construct, name: string, props: CheckpointProps,
         spec: {
           restartPolicy: 'Never',
           serviceAccountName: account,
-          automountServiceAccountToken: account !== undefined,
+          // Mounted into the probe's container only (API_TOKEN_VOLUME).
+          automountServiceAccountToken: false,
           securityContext: {
             runAsNonRoot: true,
             runAsUser: NOBODY,
@@ -283,19 +319,23 @@ ${props.script}` : props.script],
                 readOnlyRootFilesystem: true,
                 capabilities: { drop: ['ALL'] },
               },
-              volumeMounts: volumeMounts.length > 0 ? volumeMounts : undefined,
+              volumeMounts: probeMounts.length > 0 ? probeMounts : undefined,
             },
             ...(props.companion ? [companionContainer(props.companion, props, volumeMounts)] : []),
           ],
-          volumes: volumes.length > 0 ? volumes : undefined,
+          volumes: podVolumes.length > 0 ? podVolumes : undefined,
         },
       },
     },
   });
 }
 
-/** The companion container: the probe's resources, security context and volumes; no token of its own to use. */
-function companionContainer(companion: CompanionContainer, props: CheckpointProps, volumeMounts: readonly k8s.VolumeMount[]): k8s.Container {
+/** The volume of CompanionContainer.secretFiles. */
+const COMPANION_SECRET_VOLUME = 'companion-secret';
+
+/** The companion container: the probe's resources, security context and shared volumes, its own Secret files; no API token. */
+function companionContainer(companion: CompanionContainer, props: CheckpointProps, shared: readonly k8s.VolumeMount[]): k8s.Container {
+  const volumeMounts = [...shared, ...(companion.secretFiles ? [{ name: COMPANION_SECRET_VOLUME, mountPath: companion.secretFiles.mountPath, readOnly: true }] : [])];
   return {
     name: companion.name,
     image: companion.image,
@@ -303,7 +343,7 @@ function companionContainer(companion: CompanionContainer, props: CheckpointProp
     env: envVars(companion.env, companion.secretEnv),
     resources: toResourceRequirements(props.resources ?? PROBE_RESOURCES),
     securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-    volumeMounts: volumeMounts.length > 0 ? [...volumeMounts] : undefined,
+    volumeMounts: volumeMounts.length > 0 ? volumeMounts : undefined,
   };
 }
 
@@ -316,17 +356,30 @@ function envVars(env: CheckpointProps['env'], secretEnv: CheckpointProps['secret
 
 /**
  * A ServiceAccount `name` in `namespace` bound to `rules` there (a Role), for a probe that the
- * end-to-end verification runs in another service's namespace (CheckpointProps.namespaceAccess);
- * returns its name.
+ * end-to-end verification runs in another service's namespace (CheckpointProps.namespaceAccess),
+ * and to `clusterRules` (a ClusterRole `<namespace>-<name>`, as names are cluster-wide; CheckpointProps.readsCluster); returns its name.
  */
-export function namespaceAccount(scope: Construct, name: string, namespace: string, labels: Record<string, string>, rules: readonly k8s.PolicyRule[]): string {
+export function namespaceAccount(
+  scope: Construct,
+  name: string,
+  namespace: string,
+  labels: Record<string, string>,
+  rules: readonly k8s.PolicyRule[],
+  clusterRules: readonly k8s.PolicyRule[] = [],
+): string {
   const metadata = { name, namespace, labels };
+  const subjects = [{ kind: 'ServiceAccount', name, namespace }];
   new k8s.KubeServiceAccount(scope, 'account', { metadata, automountServiceAccountToken: false });
   new k8s.KubeRole(scope, 'role', { metadata, rules: [...rules] });
-  new k8s.KubeRoleBinding(scope, 'binding', {
-    metadata,
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
-    subjects: [{ kind: 'ServiceAccount', name, namespace }],
-  });
+  new k8s.KubeRoleBinding(scope, 'binding', { metadata, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects });
+  if (clusterRules.length > 0) {
+    const clusterMetadata = { name: `${namespace}-${name}`, labels };
+    new k8s.KubeClusterRole(scope, 'cluster-role', { metadata: clusterMetadata, rules: [...clusterRules] });
+    new k8s.KubeClusterRoleBinding(scope, 'cluster-binding', {
+      metadata: clusterMetadata,
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterMetadata.name },
+      subjects,
+    });
+  }
   return name;
 }

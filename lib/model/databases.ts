@@ -23,6 +23,8 @@ export interface DatabaseSettings {
   readonly size: string;
   /** The StorageClass of the volumes. */
   readonly storageClass: string;
+  /** The StorageClass of the restore check's scratch cluster: its volumes must go with it (StorageProvider.scratchStorageClass). */
+  readonly scratchStorageClass: string;
   /** Per instance. */
   readonly resources: Resources;
 }

@@ -6,3 +6,10 @@
  * `kubeVersion` constraints are checked against).
  */
 export const KUBERNETES_VERSION = 'v1.34';
+
+/**
+ * The ConfigMap with the cluster's CA (`ca.crt`) that kube-controller-manager's root CA publisher
+ * keeps in every namespace (Kubernetes 1.20+, RootCAConfigMap): what a projected API token volume
+ * reads the CA from, like the one kubelet mounts by default.
+ */
+export const ROOT_CA_CONFIG_MAP = 'kube-root-ca.crt';

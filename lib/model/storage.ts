@@ -8,6 +8,11 @@ import type { HomelabService } from './service';
 export interface StorageProvider extends HomelabService {
   /** Name of the default StorageClass. */
   readonly defaultStorageClass: string;
+  /**
+   * The class of throwaway volumes a check makes and removes again (a scratch restore): deleted
+   * with their claims (reclaim policy Delete), one replica, never in a backup job's group.
+   */
+  readonly scratchStorageClass: string;
   /** The named class, checked to exist. @param name @default the default class */
   storageClass(name?: string): string;
   /** Where and how often the class's volumes are backed up off-site; undefined where they are not. */

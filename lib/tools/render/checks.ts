@@ -17,6 +17,7 @@ import { RENDER_EXCEPTIONS, RenderException } from './exceptions';
 import { operatorProducts } from './operators';
 import { FROM_OUTSIDE_PODS, labelsMatch, namespaceLabels, PodEndpoint, podEndpoint, PolicySet } from './connectivity';
 import { CLUSTER_DNS } from '../../model/network';
+import { ROOT_CA_CONFIG_MAP } from '../../model/kubernetes';
 import { apiGroup } from '../../model/needs';
 import { BASELINE_CAPABILITIES, RESTRICTED_CAPABILITIES } from '../../model/pod-security';
 import { scopedKindName } from '../../output/cluster-scoped';
@@ -282,7 +283,9 @@ function references(set: RenderedSet): Problem[] {
       const ns = w.namespace;
       const missing: string[] = [];
       const secret = (name: string | undefined, optional?: boolean) => name && !optional && !hasSecret(ns, name) && missing.push(`Secret ${ns}/${name}`);
-      const configMap = (name: string | undefined, optional?: boolean) => name && !optional && !set.has('ConfigMap', name, ns) && missing.push(`ConfigMap ${ns}/${name}`);
+      // The cluster publishes its CA's ConfigMap in every namespace.
+      const configMap = (name: string | undefined, optional?: boolean) =>
+        name && !optional && name !== ROOT_CA_CONFIG_MAP && !set.has('ConfigMap', name, ns) && missing.push(`ConfigMap ${ns}/${name}`);
       const account = w.pod.serviceAccountName;
       if (account && account !== 'default' && !set.has('ServiceAccount', account, ns)) missing.push(`ServiceAccount ${ns}/${account}`);
       for (const pull of w.pod.imagePullSecrets ?? []) secret(pull.name);
