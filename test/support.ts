@@ -128,6 +128,32 @@ export function synthesizePlatforms(text: string, catalog: Catalog = BUILTIN_CAT
   return result;
 }
 
+const synthesizedOne = new Map<Catalog, Map<string, Synthesized>>();
+/**
+ * One environment of a config text built and synthesized, as synthesizePlatforms gives it (once
+ * per test worker, config and environment, shared and read-only; `fresh` synthesizes anew): a
+ * test that reads one environment of a variant does not pay for the others. Synthesis treats
+ * each environment alone (what `synth --env` does); the whole config is still parsed, so an
+ * error in another environment's settings is still found.
+ */
+export function synthesizeEnvironment(text: string, environment: string, catalog: Catalog = BUILTIN_CATALOG, { fresh = false } = {}): Synthesized {
+  const whole = fresh ? undefined : synthesized.get(catalog)?.get(text)?.find((s) => s.env.environment === environment);
+  if (whole) return whole;
+  const byKey = synthesizedOne.get(catalog) ?? new Map<string, Synthesized>();
+  synthesizedOne.set(catalog, byKey);
+  const key = `${environment}\0${text}`;
+  let result = fresh ? undefined : byKey.get(key);
+  if (!result) {
+    const config = parseConfig(text, 'test.yaml', catalog).environments.get(environment);
+    if (!config) throw new Error(`no environment ${environment} in the config`);
+    const app = new App({ outdir: '/dev/null' });
+    const platform = buildPlatform(app, environment, config, catalog);
+    result = { config, platform, env: synthesizePlatform(app, platform) };
+    if (!fresh) byKey.set(key, result);
+  }
+  return result;
+}
+
 /** One environment as synthesized, with the config and the platform (its declarations) it came from. */
 export interface Synthesized {
   readonly config: EnvironmentConfig;
