@@ -12,7 +12,7 @@ import { HomelabService, ServiceSettings } from '../lib/model/service';
 import type { KustomizeSource } from '../lib/model/sources';
 import { synthesizePlatform } from '../lib/output/synthesize';
 import { groupKind, mergeScopes } from '../lib/passes/project-scope';
-import { emptyPlatform, Manifest, manifestsOf, parseText, platformObject, platformText, synthesizeText, toYamlText } from './support';
+import { emptyPlatform, Manifest, manifestsOf, parseText, platformObject, platformText, toYamlText, synthesizeEnvironment } from './support';
 
 const OPERATOR: KustomizeSource = {
   repoURL: 'https://github.com/example/operator',
@@ -141,7 +141,7 @@ describe('the shipped services', () => {
   it('a new app in the example gets its namespace admitted by the apps project only, and no cluster-scoped kind', () => {
     const config = platformObject();
     config.apps.whoami = { image: 'docker.io/traefik/whoami:v1.10.1', ports: { http: 80 }, probes: { readiness: { http: { port: 'http' } } }, resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } } };
-    const [dev] = synthesizeText(toYamlText(config));
+    const dev = synthesizeEnvironment(toYamlText(config), 'dev').env;
     const project = (name: string) => manifestsOf(dev).find(({ path }) => path === `apps/appproject-${name}.yaml`)!.manifest;
     expect(namespacesOf(project('apps-dev'))).toContain('whoami');
     expect(project('apps-dev').spec.clusterResourceWhitelist).toEqual([]);

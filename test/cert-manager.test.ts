@@ -3,7 +3,7 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { settingsIn } from '../lib/model/catalog';
 import { certManagerEntry } from '../charts/cert-manager';
-import { platformObject, platformText, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, synthesizeText, toYamlText } from './support';
+import { platformObject, platformText, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, toYamlText, synthesizeEnvironment } from './support';
 
 const [dev] = synthesizePlatformFixture();
 const docs = manifestsOf(dev);
@@ -46,7 +46,7 @@ describe('cert-manager', () => {
   it('in sequential waves, as a foundation, comes before the data mesh that needs its certificates', () => {
     const config = platformObject();
     config.waves = 'sequential';
-    const [env] = synthesizeText(toYamlText(config));
+    const { env } = synthesizeEnvironment(toYamlText(config), 'dev');
     const wave = new Map(env.services.map((s) => [s.name, s.wave]));
     expect(env.services.find((s) => s.name === 'cert-manager')!.layer).toBe('foundation');
     expect(wave.get('rabbitmq-operators')!).toBeGreaterThan(wave.get('cert-manager')!);

@@ -1,7 +1,7 @@
 /** The operator's own apps: GPUs through the device plugin, placement, capacity; secret environment variables. */
 import { describe, expect, it } from 'vitest';
 import { discoveredGpuLabels } from './support';
-import { platformObject, manifestsOf, parseText, synthesizePlatforms, synthesizeText, toYamlText } from './support';
+import { platformObject, manifestsOf, parseText, synthesizeEnvironment, synthesizeText, toYamlText } from './support';
 
 function withGpuApp(mutate: (config: Record<string, any>) => void = () => undefined) {
   const config = platformObject();
@@ -21,7 +21,7 @@ function withGpuApp(mutate: (config: Record<string, any>) => void = () => undefi
 }
 
 describe('an app with GPUs', () => {
-  const prod = synthesizeText(withGpuApp()).find((e) => e.environment === 'prod')!;
+  const prod = synthesizeEnvironment(withGpuApp(), 'prod').env;
   const deployment = manifestsOf(prod).find((m) => m.path === 'whisper/deployment-whisper.yaml')!.manifest;
   const pod = deployment.spec.template.spec;
 
@@ -62,7 +62,7 @@ describe('an app with GPUs', () => {
 describe('an app with secret environment variables', () => {
   const config = platformObject();
   config.apps['node-red'].secretEnv = ['NODE_RED_CREDENTIAL_SECRET', 'MQTT_PASSWORD'];
-  const [{ platform, env }] = synthesizePlatforms(toYamlText(config));
+  const { platform, env } = synthesizeEnvironment(toYamlText(config), 'dev');
   const container = manifestsOf(env).find((m) => m.path === 'node-red/deployment-node-red.yaml')!.manifest.spec.template.spec.containers[0];
 
   it('reads each from the key of the same name of the Secret <app>-env, next to the plain ones', () => {

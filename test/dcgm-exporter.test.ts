@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { gpuDashboard } from '../charts/dcgm-exporter';
 import type { NodeConfig } from '../lib/model/config/environment';
 import { isGpuProvider } from '../lib/model/gpu';
-import { discoveredGpuLabels } from './support';
+import { discoveredGpuLabels, synthesizeEnvironment } from './support';
 import { assertValidPromql } from './support-promql';
 import { environmentIssues, FAKE_SLEEP, manifestsOf, platformObject, platformText, runWithFakeCommands, synthesizePlatforms, toYamlText } from './support';
 
@@ -43,7 +43,7 @@ describe('where the DCGM exporter runs', () => {
     const config = platformObject();
     config.nodes['gpu-1'].taints = [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }];
     config.environments.prod.services.vault = { replicas: 1 };
-    const tainted = synthesizePlatforms(toYamlText(config), undefined, { fresh: true }).find((s) => s.env.environment === 'prod')!;
+    const tainted = synthesizeEnvironment(toYamlText(config), 'prod', undefined, { fresh: true });
     const v = values(tainted);
     expect(v.runtimeClassName).toBe('nvidia');
     expect(admitted(v.affinity, tainted.config.nodes)).toEqual(['gpu-1']);
@@ -56,7 +56,7 @@ describe('where the DCGM exporter runs', () => {
     ]);
     const config = platformObject();
     config.environments.prod.services.dcgmExporter = { enabled: false };
-    const off = synthesizePlatforms(toYamlText(config), undefined, { fresh: true }).find((s) => s.env.environment === 'prod')!;
+    const off = synthesizeEnvironment(toYamlText(config), 'prod', undefined, { fresh: true });
     expect(off.env.services.some((s) => s.name === 'dcgm-exporter')).toBe(false);
   });
 });
@@ -84,7 +84,7 @@ describe('scraping, alerts and the dashboard', () => {
   it('takes the thresholds from the config', () => {
     const config = platformObject();
     config.environments.prod.services.dcgmExporter = { temperatureCelsius: 80, memoryUsedPercent: 90 };
-    const tuned = synthesizePlatforms(toYamlText(config), undefined, { fresh: true }).find((s) => s.env.environment === 'prod')!;
+    const tuned = synthesizeEnvironment(toYamlText(config), 'prod', undefined, { fresh: true });
     const rules = exporter(tuned).alertRules;
     expect(rules.find((r) => r.alert === 'GpuTemperatureHigh')!.expr).toMatch(/> 80$/);
     expect(rules.find((r) => r.alert === 'GpuMemoryNearlyFull')!.expr).toMatch(/> 90$/);

@@ -16,7 +16,7 @@ import { Checkpoint } from '../lib/model/checkpoint';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { settingsIn } from '../lib/model/catalog';
 import { traefikEntry } from '../charts/traefik';
-import { buildPlatform, platformObject, platformText, Manifest, manifestsOf, parseText, synthesizeText, toYamlText } from './support';
+import { buildPlatform, platformObject, platformText, Manifest, manifestsOf, parseText, toYamlText, synthesizeEnvironment } from './support';
 
 /** A service of our own that serves a public page, as n8n will. */
 class Website extends HomelabService {
@@ -197,7 +197,7 @@ describe('routing any exposure', () => {
     config.environments.prod.services.cloudflared.enabled = false;
     config.services.externalDns.enabled = false;
     for (const app of Object.values<Record<string, unknown>>(config.apps)) delete app.expose;
-    const [dev] = synthesizeText(toYamlText(config));
+    const dev = synthesizeEnvironment(toYamlText(config), 'dev').env;
     expect(dev.services.map((s) => s.name)).not.toContain('traefik');
     expect(manifestsOf(dev).filter(({ manifest }) => ['IngressRoute', 'Middleware', 'Certificate'].includes(manifest.kind))).toEqual([]);
   });

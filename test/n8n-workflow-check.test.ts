@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CHECK_MESSAGE, N8N_WORKFLOW_FACTS, workflowCheckQueue } from '../charts/n8n-workflow-check';
 import { permits, RabbitmqConnection } from '../charts/rabbitmq';
 import { IMAGES } from '../charts/versions';
-import { Manifest, manifestsOf, platformObject, runWithFakeCommands, synthesizePlatformFixture, synthesizeText, tempDir, toYamlText } from './support';
+import { Manifest, manifestsOf, platformObject, runWithFakeCommands, synthesizePlatformFixture, tempDir, toYamlText, synthesizeEnvironment } from './support';
 
 const envs = synthesizePlatformFixture();
 /** Temporary folders of this file, removed after it. */
@@ -40,7 +40,7 @@ const podEnvOf = (env = envs[0]) => Object.fromEntries((containerOf(env).env as 
 function variant(change: (config: Record<string, any>) => void) {
   const config = platformObject();
   change(config);
-  return synthesizeText(toYamlText(config))[0];
+  return synthesizeEnvironment(toYamlText(config), 'dev').env;
 }
 
 function connection(permissions: RabbitmqConnection['permissions'], declaredQueues: string[] = []): RabbitmqConnection {

@@ -8,7 +8,7 @@ import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 
 import { IMAGES } from '../charts/versions';
-import { buildPlatform, platformObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, synthesizeText, toYamlText } from './support';
+import { buildPlatform, platformObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText, synthesizeEnvironment } from './support';
 
 const envs = synthesizePlatformFixture();
 const [dev, , prod] = envs;
@@ -44,7 +44,7 @@ describe('n8n', () => {
         N8N_METRICS: 'true',
       });
     }
-    const changed = synthesizeText(toYamlText(variant((n8n) => (n8n.subdomain = 'flows'))))[0];
+    const changed = synthesizeEnvironment(toYamlText(variant((n8n) => (n8n.subdomain = 'flows'))), 'dev').env;
     expect(envOf(changed)).toMatchObject({ N8N_HOST: 'flows.dev.home.example.net', WEBHOOK_URL: 'https://flows.dev.home.example.net/' });
   });
 
@@ -107,7 +107,7 @@ describe('n8n', () => {
 
   it('uses PostgreSQL instead, with its password from a declared Secret and no volume', () => {
     const config = variant((n8n) => (n8n.database = { postgres: { host: 'postgres.db.svc', database: 'flows' } }));
-    const [env] = synthesizeText(toYamlText(config));
+    const { env } = synthesizeEnvironment(toYamlText(config), 'dev');
     const docs = manifestsOf(env);
     expect(docs.filter(({ manifest }) => manifest.kind === 'PersistentVolumeClaim' && manifest.metadata.namespace === 'n8n')).toEqual([]);
     expect(envOf(env)).toMatchObject({
@@ -226,7 +226,7 @@ describe('the n8n checkpoint', () => {
   });
 
   it('without RabbitMQ checks readiness only, with no API access', () => {
-    const [env] = synthesizeText(toYamlText(variant((n8n) => delete n8n.rabbitmq)));
+    const { env } = synthesizeEnvironment(toYamlText(variant((n8n) => delete n8n.rabbitmq)), 'dev');
     const docs = manifestsOf(env);
     const spec = one(docs, 'n8n/job-n8n-checkpoint.yaml').spec.template.spec;
     expect(spec.automountServiceAccountToken).toBe(false);

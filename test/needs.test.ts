@@ -14,7 +14,7 @@ import { HomelabService, ServiceSettings } from '../lib/model/service';
 import { synthesizePlatform } from '../lib/output/synthesize';
 import { analyseNeeds } from '../lib/passes/needs';
 import { UserError } from '../lib/util/errors';
-import { buildPlatform, emptyPlatform, fixtureText, parseText, platformObject, platformText, synthesizeText, toYamlText } from './support';
+import { buildPlatform, emptyPlatform, fixtureText, parseText, platformObject, platformText, synthesizeText, toYamlText, synthesizeEnvironment } from './support';
 
 /** A service made of the objects a test gives it. */
 class TestService extends HomelabService {
@@ -150,7 +150,7 @@ describe('Secrets delivered by External Secrets', () => {
   it('make the reader wait for External Secrets, which waits for Vault (waves: dependencies)', () => {
     const config = platformObject();
     config.apps['home-assistant'].secretEnv = ['HA_TOKEN'];
-    const [dev] = synthesizeText(toYamlText(config));
+    const dev = synthesizeEnvironment(toYamlText(config), 'dev').env;
     const wave = new Map(dev.services.map((s) => [s.name, s.wave]));
     expect(wave.get('home-assistant')).toBeGreaterThan(wave.get('external-secrets')!);
     expect(wave.get('external-secrets')).toBeGreaterThan(wave.get('vault')!);

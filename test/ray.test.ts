@@ -25,7 +25,7 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { parseQuantity } from '../lib/util/quantity';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { buildPlatform, environmentIssues, platformObject, platformText, synthesizeText, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
+import { buildPlatform, environmentIssues, platformObject, platformText, synthesizeEnvironment, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
 
 /** services.ray as homelab.yaml would carry it: a CPU group 1..3 and a GPU group 0..1. */
 const RAY_SETTINGS = {
@@ -276,7 +276,7 @@ describe('GPU placement from the node inventory', () => {
     // Small enough for dev's one node.
     const small = { requests: { cpu: '100m', memory: '512Mi' }, limits: { cpu: '1', memory: '2Gi' } };
     config.environments.dev.services.ray = { enabled: true, head: { resources: small }, workerGroups: { cpu: { maxReplicas: 1, resources: small } } };
-    const dev = synthesizeText(toYamlText(config)).find((e) => e.environment === 'dev')!;
+    const dev = synthesizeEnvironment(toYamlText(config), 'dev').env;
     const cluster = manifestsOf(dev).find(({ manifest }) => manifest.kind === 'RayCluster')!.manifest;
     expect(cluster.spec.workerGroupSpecs.map((g: any) => g.groupName)).toEqual(['cpu']);
     expect(dev.capacity.requested.gpus).toBe(0);

@@ -128,6 +128,32 @@ export function synthesizePlatforms(text: string, catalog: Catalog = BUILTIN_CAT
   return result;
 }
 
+const synthesizedOne = new Map<Catalog, Map<string, Synthesized>>();
+/**
+ * One environment of a config text built and synthesized, as synthesizePlatforms gives it (once
+ * per test worker, config and environment, shared and read-only; `fresh` synthesizes anew): a
+ * test that reads one environment of a variant does not pay for the others. Synthesis treats
+ * each environment alone (what `synth --env` does); the whole config is still parsed, so an
+ * error in another environment's settings is still found.
+ */
+export function synthesizeEnvironment(text: string, environment: string, catalog: Catalog = BUILTIN_CATALOG, { fresh = false } = {}): Synthesized {
+  const whole = fresh ? undefined : synthesized.get(catalog)?.get(text)?.find((s) => s.env.environment === environment);
+  if (whole) return whole;
+  const byKey = synthesizedOne.get(catalog) ?? new Map<string, Synthesized>();
+  synthesizedOne.set(catalog, byKey);
+  const key = `${environment}\0${text}`;
+  let result = fresh ? undefined : byKey.get(key);
+  if (!result) {
+    const config = parseConfig(text, 'test.yaml', catalog).environments.get(environment);
+    if (!config) throw new Error(`no environment ${environment} in the config`);
+    const app = new App({ outdir: '/dev/null' });
+    const platform = buildPlatform(app, environment, config, catalog);
+    result = { config, platform, env: synthesizePlatform(app, platform) };
+    if (!fresh) byKey.set(key, result);
+  }
+  return result;
+}
+
 /** One environment as synthesized, with the config and the platform (its declarations) it came from. */
 export interface Synthesized {
   readonly config: EnvironmentConfig;
@@ -273,10 +299,29 @@ export interface FakeCommandRun<T> {
 }
 
 /**
+ * The command with the fakes defined as shell functions ahead of the script, when it is a
+ * script run by `sh -c` (every checkpoint's shape): a call from the script then costs a fork
+ * instead of starting a shell from a file, a tenth of the CPU time (checkpoint tests make
+ * thousands). Each function runs its body as the file would: in a subshell (`exit` ends only
+ * the call), without the script's `-e`/`-u`. The definitions are evaluated from the
+ * environment on the script's first line, so the script's line numbers stay as they are.
+ * Anything else (another interpreter, a call through `xargs` or a nested shell) finds the
+ * files on PATH.
+ */
+function withFakeFunctions(command: readonly string[], fakes: Readonly<Record<string, string>>): { command: string[]; env: Record<string, string> } {
+  const [shell, flags, script, ...rest] = command;
+  const names = Object.keys(fakes);
+  if (names.length === 0 || !['sh', '/bin/sh'].includes(shell) || !/^-[a-z]*c[a-z]*$/.test(flags ?? '') || script === undefined) return { command: [...command], env: {} };
+  const functions = Object.entries(fakes).map(([name, body]) => `${name}() (\nset +eu\n${body}\n)`);
+  return { command: [shell, flags, `eval "$HOMELAB_TEST_FAKE_FUNCTIONS"; ${script}`, ...rest], env: { HOMELAB_TEST_FAKE_FUNCTIONS: functions.join('\n') } };
+}
+
+/**
  * Runs a container's command (a checkpoint script) locally with some commands replaced by
- * shell scripts — a fake `curl` answering canned responses, an instant `sleep` — found first
- * on PATH. The fakes and the script see the fakes' directory as $FAKE_BIN; the container's
- * plain env entries are set as they would be in the pod.
+ * fakes — a fake `curl` answering canned responses, an instant `sleep` — as shell functions
+ * (withFakeFunctions) and as scripts found first on PATH. The fakes and the script see the
+ * fakes' directory as $FAKE_BIN; the container's plain env entries are set as they would be
+ * in the pod.
  */
 export function runWithFakeCommands<T = undefined>(
   container: { command: string[]; env?: { name: string; value?: string }[] },
@@ -288,9 +333,10 @@ export function runWithFakeCommands<T = undefined>(
     for (const [name, body] of Object.entries(fakes)) writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
     options.prepare?.(bin);
     const podEnv = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
-    const result = spawnSync(container.command[0], container.command.slice(1), {
+    const { command, env } = withFakeFunctions(container.command, fakes);
+    const result = spawnSync(command[0], command.slice(1), {
       encoding: 'utf8',
-      env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_BIN: bin, ...podEnv, ...options.env },
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_BIN: bin, ...env, ...podEnv, ...options.env },
     });
     return { status: result.status, stdout: result.stdout, stderr: result.stderr, collected: options.collect?.(bin) as T };
   } finally {

@@ -8,14 +8,14 @@ import { parse } from 'yaml';
 import { ALLOY_OTLP_PORTS } from '../charts/alloy';
 import { TEMPO_HTTP_PORT, TEMPO_OTLP_GRPC_PORT } from '../charts/tempo';
 import type { SynthesizedEnvironment } from '../lib/output/synthesize';
-import { Manifest, manifestsOf, platformObject, runCheckpointRecordingCurl, synthesizeText, toYamlText } from './support';
+import { Manifest, manifestsOf, platformObject, runCheckpointRecordingCurl, toYamlText, synthesizeEnvironment } from './support';
 
 /** The frozen example with Tempo switched on (with Alloy and Loki as it has them) or off. */
 function prod(options: { tempo: boolean; alloy?: boolean }): SynthesizedEnvironment {
   const config = platformObject();
   config.services.tempo = { enabled: options.tempo };
   if (options.alloy === false) config.services.alloy = { enabled: false };
-  return synthesizeText(toYamlText(config)).find((env) => env.environment === 'prod')!;
+  return synthesizeEnvironment(toYamlText(config), 'prod').env;
 }
 
 function manifests(env: SynthesizedEnvironment): Map<string, Manifest> {

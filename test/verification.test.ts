@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, platformObject, runWithFakeCommands, synthesizePlatformFixture, synthesizeText, tempDir, toYamlText } from './support';
+import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, platformObject, runWithFakeCommands, synthesizePlatformFixture, tempDir, toYamlText, synthesizeEnvironment } from './support';
 
 const environments = synthesizePlatformFixture();
 const prod = environments.find((e) => e.environment === 'prod')!;
@@ -183,7 +183,7 @@ describe('end-to-end verification', () => {
 describe('n8n publishes to RabbitMQ (end-to-end), where its user may not declare a queue for the workflow check', () => {
   const config = platformObject();
   config.services.rabbitmq.users.n8n.permissions.events.configure = '';
-  const [withoutWorkflowCheck] = synthesizeText(toYamlText(config));
+  const withoutWorkflowCheck = synthesizeEnvironment(toYamlText(config), 'dev').env;
   const publish = manifestsOf(withoutWorkflowCheck).find(({ manifest }) => manifest.kind === 'Job' && manifest.metadata.name === 'e2e-n8n-publish')!.manifest;
   const container = publish.spec.template.spec.containers[0];
 

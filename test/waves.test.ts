@@ -11,7 +11,7 @@ import { Checkpoint } from '../lib/model/checkpoint';
 import { synthesizePlatform } from '../lib/output/synthesize';
 import { computeWaves, GraphNode } from '../lib/passes/waves';
 import { findCycle } from '../lib/util/cycles';
-import { buildPlatform, emptyPlatform, platformObject, platformText, parseText, synthesizeText, toYamlText } from './support';
+import { buildPlatform, emptyPlatform, platformObject, platformText, parseText, synthesizeText, toYamlText, synthesizeEnvironment } from './support';
 
 const node = (name: string, layer: Layer, ...dependsOn: string[]): GraphNode => ({ name, layer, dependsOn });
 
@@ -149,7 +149,7 @@ describe('waves in the synthesized example', () => {
   it('sequential mode orders layers strictly, the foundations before the data mesh, and dependencies inside a layer', () => {
     const config = platformObject();
     config.waves = 'sequential';
-    const [dev] = synthesizeText(toYamlText(config));
+    const dev = synthesizeEnvironment(toYamlText(config), 'dev').env;
     const rank = (layer: string) => LAYER_ORDER.indexOf(layer as Layer);
     const byName = new Map(dev.services.map((s) => [s.name, s]));
     for (const a of dev.services) {
