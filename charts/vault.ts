@@ -74,6 +74,29 @@ export const VAULT_SERVER_POD_LABELS = {
 
 /** What a restored Vault is sealed with: the runbook's preamble asks for them first. */
 const ORIGINAL_UNSEAL_KEYS = "Vault's original unseal keys (the `vault operator init` output of its first install): the restored Vault is sealed with them";
+/** `vault operator unseal` takes one key share per run. */
+const UNSEAL_THRESHOLD_NOTE =
+  "# each `vault operator unseal` takes one key: run it on each pod as many times as the threshold (3 of 5 with the README's init), until `vault status` says Sealed false";
+/**
+ * The configurator's token (a Secret made by hand, README "Vault: one-time setup") went with the
+ * lost cluster, and the restored Vault's root token was revoked: a root token from the original
+ * keys (`vault operator generate-root`, one key per run up to the threshold), then the
+ * configurator's token exactly as at the first install, then the root token revoked again.
+ */
+function configuratorTokenSteps(replicas: number): string[] {
+  return [
+    "# The configurator's token Secret went with the old cluster: a root token from the ORIGINAL keys, then its token as at the first install",
+    `kubectl -n vault port-forward svc/${replicas > 1 ? 'vault-active' : 'vault'} 8200 &`,
+    'export VAULT_ADDR=http://127.0.0.1:8200',
+    'vault operator generate-root -init   # prints the Nonce and the OTP',
+    'vault operator generate-root -nonce=<nonce>   # once per ORIGINAL key, up to the threshold: the last prints the Encoded Token',
+    'export VAULT_TOKEN=$(vault operator generate-root -decode=<encoded token> -otp=<otp>)',
+    "kubectl -n vault get configmap vault-configurator -o jsonpath='{.data.configurator-policy\\.hcl}' | vault policy write vault-configurator -",
+    'vault token create -policy=vault-configurator -orphan -period=720h -field=token | kubectl -n vault create secret generic vault-configurator --from-file=token=/dev/stdin',
+    'vault token revoke -self; unset VAULT_TOKEN',
+    'argocd app sync vault   # the configurator runs with its new token',
+  ];
+}
 
 /** The vault image's user and group (the chart's defaults). */
 
@@ -211,7 +234,9 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
         ...argocd.resume,
         `argocd app sync ${this.serviceName}`,
         '# Vault is now the backed-up one, sealed with its ORIGINAL keys: unseal every pod with them',
+        UNSEAL_THRESHOLD_NOTE,
         ...this.podNames().map((pod) => `kubectl -n ${VAULT_NAMESPACE} exec -ti ${pod} -- vault operator unseal`),
+        ...configuratorTokenSteps(this.replicas),
       ],
       atHand: [ORIGINAL_UNSEAL_KEYS, target.keysAtHand],
       check: this.restoredVaultChecks(),
@@ -256,13 +281,15 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
         '# the newest snapshot (names sort by their UTC time); any S3 client does:',
         `${s3(`ls ${bucketPath}`)} | sort | tail -n 1`,
         s3(`cp ${bucketPath}<that vault-<time>.snap> vault.snap`),
-        '# Argo CD has re-created Vault, empty: initialise and unseal it once, keep the new root token',
+        '# Argo CD has re-created Vault, empty: initialise it, unseal it with the NEW keys (the threshold of them), keep the new root token',
         'kubectl -n vault exec -ti vault-0 -- vault operator init',
         'kubectl -n vault exec -ti vault-0 -- vault operator unseal',
         'kubectl -n vault cp vault.snap vault-0:/tmp/vault.snap',
         "kubectl -n vault exec -ti vault-0 -- sh -c 'VAULT_TOKEN=<new root token> vault operator raft snapshot restore -force /tmp/vault.snap'",
         '# Vault is now the backed-up one, sealed with its ORIGINAL keys: unseal every pod with them',
+        UNSEAL_THRESHOLD_NOTE,
         ...Array.from({ length: this.replicas }, (_, i) => `kubectl -n vault exec -ti vault-${i} -- vault operator unseal`),
+        ...configuratorTokenSteps(this.replicas),
       ],
       atHand: [ORIGINAL_UNSEAL_KEYS, target.keysAtHand],
       check: [

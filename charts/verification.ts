@@ -1,9 +1,9 @@
 /**
  * The end-to-end verification (the design's "final system validation"): the last Application
- * of an environment, synced after every other service. Its PostSync hooks first run the
- * services' final steps (configuration that needs every other service up, e.g. Vault's OIDC
- * login, which fetches the issuer's discovery document through the router, the tunnel and
- * DNS), then every service's checkpoint again, in that service's namespace, plus checks across services:
+ * of an environment, synced after every other service. Its PostSync hooks run the services'
+ * final steps (configuration that needs every other service up, e.g. Vault's OIDC login, which
+ * fetches the issuer's discovery document through the router, the tunnel and DNS) next to every
+ * service's checkpoint again, in that service's namespace, plus checks across services:
  * Prometheus has up targets of every service that declares metrics, Loki has logs of every
  * namespace that runs pods, and the checks services declare across services (n8n running its workflow, publishing to
  * RabbitMQ). A report Job then prints one line per check (with the log
@@ -46,8 +46,11 @@ export interface VerificationCheck {
 /** Kinds whose pods ship logs (upstream charts and kustomizations run pods too). */
 const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'RabbitmqCluster', 'RayCluster']);
 
-/** The services' final steps first; then the replays and cross-service checks; the report after them. */
-const FINAL_STEPS_WAVE = -1;
+/**
+ * The services' final steps, the replays and the cross-service checks in one wave (no check needs
+ * a final step: a failed step must not keep the checks from running, or the report would read the
+ * previous sync's Jobs); the report after them.
+ */
 const CHECKS_WAVE = 0;
 const REPORT_WAVE = 1;
 /** How long the report waits for a check that is still running (the SyncFail case). */
@@ -62,10 +65,10 @@ export class Verification extends HomelabService {
     super(scope, 'verification', {}, { layer: Layer.VERIFICATION, namespace: VERIFICATION_NAMESPACE });
     for (const service of props.services) this.dependOn(service);
     const checks: VerificationCheck[] = [];
-    // A failed step fails the sync before the checks run: the report (SyncFail too) shows its log.
+    // A failed step fails the sync like a failed check: the report (SyncFail too) shows its log.
     for (const service of props.services) {
       for (const step of service.finalSteps) {
-        step.emit(new Construct(this, `${service.serviceName}-${step.job}`), FINAL_STEPS_WAVE);
+        step.emit(new Construct(this, `${service.serviceName}-${step.job}`), CHECKS_WAVE);
         checks.push({ namespace: service.namespaceName, job: step.job, description: step.description, container: step.container });
       }
     }
@@ -185,7 +188,7 @@ if [ -n "$missing" ]; then echo "${o.missing}" >&2; exit 1; fi`;
 
 /**
  * The report: `state` of each check (`<namespace>/<job>/<container>`) is pass, fail, running or
- * missing (a check the sync never reached after a failed final step); failed checks print the
+ * missing (a check not created: the sync failed before the verification's hooks); failed checks print the
  * last lines of their pod's log (of the check's own container: a probe may have a companion).
  * Exit 1 unless every check passed.
  */

@@ -272,4 +272,19 @@ describe('the disaster-recovery runbook', () => {
     expect(recovery.restore.filter((line) => line.includes('raft snapshot restore -force'))).toHaveLength(1);
     expect(recovery.restore.filter((line) => /vault-\d -- vault operator unseal$/.test(line))).toHaveLength(3 + 1);
   });
+
+  it('has the configurator its token again after the restore: a root token from the original keys, the token as at the first install, the root token revoked', () => {
+    const [recovery] = lab.env.services.find((s) => s.name === 'vault')!.recoveries;
+    const at = (pattern: RegExp) => recovery.restore.findIndex((line) => pattern.test(line));
+    const lastUnseal = recovery.restore.map((line, i) => (/vault operator unseal$/.test(line) ? i : -1)).reduce((a, b) => Math.max(a, b));
+    // The threshold is said once, before the unseals with the original keys.
+    expect(at(/as many times as the threshold/)).toBeGreaterThan(at(/raft snapshot restore/));
+    expect(at(/as many times as the threshold/)).toBeLessThan(lastUnseal);
+    const order = [/generate-root -init/, /generate-root -nonce=/, /generate-root -decode=/, /vault policy write vault-configurator/, /create secret generic vault-configurator/, /vault token revoke -self/, /^argocd app sync vault/];
+    const positions = order.map(at);
+    expect(positions.every((p) => p > lastUnseal)).toBe(true);
+    expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+    // HA: the active pod answers writes.
+    expect(recovery.restore).toContain('kubectl -n vault port-forward svc/vault-active 8200 &');
+  });
 });

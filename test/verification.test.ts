@@ -140,7 +140,7 @@ describe('end-to-end verification', () => {
       expect(result.stdout).toContain('        probe said: connection refused');
     });
 
-    it('reports a check the sync never reached (after a failed final step) as missing', () => {
+    it('reports a check the sync never created as missing', () => {
       const result = run('');
       expect(result.status).not.toBe(0);
       expect(result.stdout).toContain(`MISSING  ${named(second)}\n`);

@@ -286,7 +286,7 @@ export abstract class HomelabService extends Chart {
   }
 
   /**
-   * Declares a step the final Application (the verification) runs before its checks, once every
+   * Declares a step the final Application (the verification) runs with its checks, once every
    * other service has synced: configuration that needs services of later waves than this
    * service's (and that this service's own sync must not wait for).
    */
@@ -612,7 +612,7 @@ export interface SecretOptions {
 }
 
 /**
- * A Job the final Application runs, in the declaring service's namespace, before the end-to-end
+ * A Job the final Application runs, in the declaring service's namespace, with the end-to-end
  * checks (HomelabService.addFinalStep): its objects join that Application's tree.
  */
 export interface FinalStep {
