@@ -13,14 +13,17 @@
  *   app/recurringjob/util.go filterVolumesForJob), which would attach every user's volume too;
  * - the RecurringJob `canary-backup` (task backup, group `canary`), run by longhorn-manager as a
  *   CronJob of that name, so LonghornBackupLate watches it with the others;
- * - the restore check's ServiceAccount and exactly the rights its script uses.
+ * - the restore check's ServiceAccount and its rights outside the verification's namespace.
  *
  * The check (run by the verification as a Job in longhorn-system) takes the canary PVC's volume,
  * the newest Completed Backup of it (label `backup-volume`, the greatest `backupCreatedAt`, as
  * longhorn-manager's backup_volume_controller.go picks the last backup), and restores it the way
  * Longhorn 1.12 documents for Kubernetes: a StorageClass whose `fromBackup` parameter is the
  * backup's URL (docs references/storage-class-parameters.md), a PVC of it, and a pod that mounts
- * it read-only and compares the content. It reports PASS or FAIL with the backup's age and deletes
+ * it read-only and compares the content. The PVC and the pod live in the verification's namespace,
+ * which is Pod Security `restricted`: longhorn-system must be `privileged`, and an account that may
+ * create pods there could create privileged ones. Longhorn provisions and attaches the volume of
+ * a PVC of its class in any namespace. It reports PASS or FAIL with the backup's age and deletes
  * the scratch pod, PVC (and so its volume) and StorageClass however it ends.
  */
 import { k8s } from 'cdk8s-plus-34';
@@ -88,11 +91,13 @@ sum=$(sed -n 3p "$file")
 echo "canary written at $written"`;
 
 /**
- * The restore check, with `kube_get` (its ServiceAccount's rights: addRestoreCheckAccount). The scratch
- * objects come as JSON in the env; the StorageClass's `fromBackup` is the placeholder BACKUP_URL.
- * Every exit deletes them (trap), and a run first deletes what a killed run left behind.
+ * The restore check, with `kube_get` (its ServiceAccount's rights: addRestoreCheckAccount and
+ * scratchAccess). It reads the canary in $NAMESPACE and makes the scratch PVC and pod in
+ * $SCRATCH_NAMESPACE (the verification's). The scratch objects come as JSON in the env; the
+ * StorageClass's `fromBackup` is the placeholder BACKUP_URL. Every exit deletes them (trap), and a
+ * run first deletes what a killed run left behind.
  */
-export const RESTORE_CHECK_SCRIPT = String.raw`api="/api/v1/namespaces/$NAMESPACE"
+export const RESTORE_CHECK_SCRIPT = String.raw`api="/api/v1/namespaces/$SCRATCH_NAMESPACE"
 class_path="/apis/storage.k8s.io/v1/storageclasses/$SCRATCH_NAME"
 remove() { kube_get "$1" -X DELETE -o /dev/null 2> /dev/null || true; }
 cleanup() {
@@ -110,7 +115,7 @@ for path in "$api/pods/$SCRATCH_NAME" "$api/persistentvolumeclaims/$SCRATCH_NAME
   for _ in $(seq 24); do kube_get "$path" -o /dev/null 2> /dev/null || continue 2; sleep 5; done
   fail "$path of an earlier run is still there"
 done
-volume=$(kube_get "$api/persistentvolumeclaims/$CANARY_CLAIM" | tr -d ' \n' | sed -n 's/.*"volumeName":"\([^"]*\)".*/\1/p')
+volume=$(kube_get "/api/v1/namespaces/$NAMESPACE/persistentvolumeclaims/$CANARY_CLAIM" | tr -d ' \n' | sed -n 's/.*"volumeName":"\([^"]*\)".*/\1/p')
 [ -n "$volume" ] || fail "the canary volume $NAMESPACE/$CANARY_CLAIM is not bound"
 backups=$(kube_get "/apis/longhorn.io/v1beta2/namespaces/$NAMESPACE/backups?labelSelector=backup-volume%3D$volume") || fail "cannot list the backups of $volume"
 backups=$(printf '%s' "$backups" | tr -d ' \n')
@@ -138,7 +143,7 @@ said=$(kube_get "$api/pods/$SCRATCH_NAME/log" 2> /dev/null | tail -n 1)
 case "$phase" in
   Succeeded) ;;
   Failed) fail "latest backup $name of the canary ($age h old) restored, but: $said" ;;
-  *) fail "latest backup $name of the canary ($age h old) was not restored and read within $WAIT_SECONDS s (pod $SCRATCH_NAME: ${'$'}{phase:-not found})" ;;
+  *) fail "latest backup $name of the canary ($age h old) was not restored and read within $WAIT_SECONDS s (pod $SCRATCH_NAMESPACE/$SCRATCH_NAME: ${'$'}{phase:-not found})" ;;
 esac
 [ "$age_seconds" -le $((MAX_AGE_HOURS * 3600)) ] || fail "latest backup $name of the canary restored and matches, but it is $age h old, more than $MAX_AGE_HOURS h"
 echo "PASS latest backup $name of the canary volume: $age h old, restored into a scratch volume, content matches ($said)"`;
@@ -158,6 +163,16 @@ export class LonghornCanary extends Construct {
   /** The end-to-end check that restores the latest backup, run as `account`. */
   readonly restoreCheck: Omit<CheckpointProps, 'hookWave'>;
   readonly account = RESTORE_CHECK_JOB;
+  /**
+   * What `account` may do in the verification's namespace, where the scratch PVC and pod live:
+   * create PVCs and pods (RBAC cannot limit `create` to a name), and read, log and delete only
+   * the scratch ones by name.
+   */
+  readonly scratchAccess: readonly k8s.PolicyRule[] = [
+    { apiGroups: [''], resources: ['persistentvolumeclaims', 'pods'], verbs: ['create'] },
+    { apiGroups: [''], resources: ['persistentvolumeclaims', 'pods'], verbs: ['get', 'delete'], resourceNames: [SCRATCH_NAME] },
+    { apiGroups: [''], resources: ['pods/log'], verbs: ['get'], resourceNames: [SCRATCH_NAME] },
+  ];
 
   constructor(scope: HomelabService, id: string, props: LonghornCanaryProps) {
     super(scope, id);
@@ -173,11 +188,11 @@ export class LonghornCanary extends Construct {
       volumeBindingMode: 'Immediate',
       parameters: { ...volumeParameters, recurringJobSelector: JSON.stringify([{ name: CANARY_GROUP, isGroup: true }]) },
     });
-    const claim = (name: string, storageClassName: string): k8s.KubePersistentVolumeClaimProps => ({
-      metadata: { name, namespace, labels },
+    const claim = (name: string, storageClassName: string, claimNamespace?: string): k8s.KubePersistentVolumeClaimProps => ({
+      metadata: { name, namespace: claimNamespace, labels },
       spec: { accessModes: ['ReadWriteOnce'], storageClassName, resources: { requests: { storage: k8s.Quantity.fromString(CANARY_SIZE) } } },
     });
-    new k8s.KubePersistentVolumeClaim(this, 'volume', claim(CANARY_NAME, CANARY_NAME));
+    new k8s.KubePersistentVolumeClaim(this, 'volume', claim(CANARY_NAME, CANARY_NAME, namespace));
     const volumeEnv = [
       { name: 'CANARY_DIR', value: CANARY_DIR },
       { name: 'CANARY_FILE', value: CANARY_FILE },
@@ -220,7 +235,8 @@ export class LonghornCanary extends Construct {
     });
     this.addRestoreCheckAccount(namespace, labels);
 
-    // The scratch objects, typed here and sent by the script as they are.
+    // The scratch objects, typed here and sent by the script as they are (the PVC and the pod to
+    // the verification's namespace, which the URL names).
     const scratchClass: k8s.KubeStorageClassProps = {
       metadata: { name: SCRATCH_NAME, labels },
       provisioner: CSI_PROVISIONER,
@@ -230,7 +246,7 @@ export class LonghornCanary extends Construct {
       parameters: { ...props.scratchParameters, fromBackup: 'BACKUP_URL' },
     };
     const scratchPod: k8s.KubePodProps = {
-      metadata: { name: SCRATCH_NAME, namespace, labels: service.jobPodLabelsFor(SCRATCH_NAME, 'canary') },
+      metadata: { name: SCRATCH_NAME, labels: service.jobPodLabelsFor(SCRATCH_NAME, 'canary') },
       spec: {
         restartPolicy: 'Never',
         automountServiceAccountToken: false,
@@ -269,9 +285,10 @@ export class LonghornCanary extends Construct {
   }
 
   /**
-   * The check's ServiceAccount, allowed what its script does and no more: read the canary PVC and
-   * list Longhorn's Backups; create the scratch StorageClass, PVC and pod, and read, log and delete
-   * only those by name (Kubernetes RBAC cannot limit `create` to a name).
+   * The check's ServiceAccount, allowed what its script does outside the verification's namespace
+   * and no more: in longhorn-system read the canary PVC and list Longhorn's Backups, nothing else
+   * (no pod, no PVC: admission takes privileged pods there); cluster-wide create the scratch
+   * StorageClass (Kubernetes RBAC cannot limit `create` to a name), and read and delete only it.
    */
   private addRestoreCheckAccount(namespace: string, labels: Record<string, string>): void {
     const metadata = { name: RESTORE_CHECK_JOB, labels };
@@ -281,10 +298,7 @@ export class LonghornCanary extends Construct {
       metadata,
       rules: [
         { apiGroups: ['longhorn.io'], resources: ['backups'], verbs: ['list'] },
-        { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'], resourceNames: [CANARY_NAME, SCRATCH_NAME] },
-        { apiGroups: [''], resources: ['persistentvolumeclaims', 'pods'], verbs: ['create'] },
-        { apiGroups: [''], resources: ['persistentvolumeclaims', 'pods'], verbs: ['delete'], resourceNames: [SCRATCH_NAME] },
-        { apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get'], resourceNames: [SCRATCH_NAME] },
+        { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'], resourceNames: [CANARY_NAME] },
       ],
     });
     new k8s.KubeRoleBinding(this, 'binding', { metadata, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: RESTORE_CHECK_JOB }, subjects });

@@ -280,7 +280,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
     const defaultClass = props.storageClasses[this.defaultStorageClass];
     const canary = new LonghornCanary(this, 'canary', { replicas: defaultClass.replicas ?? replicas, schedule: props.backup.canarySchedule, maxAgeHours: props.backup.maxAgeHours, scratchParameters: SCRATCH_CLASS_PARAMETERS });
     this.requestCapacity(CANARY_NAME, 1, CANARY_RESOURCES.requests);
-    this.addEndToEndCheck(RESTORE_CHECK_JOB, canary.restoreCheck, { account: canary.account });
+    this.addEndToEndCheck(RESTORE_CHECK_JOB, canary.restoreCheck, { account: canary.account, scratchAccess: canary.scratchAccess });
   }
 
   volumeBackups(storageClass: string): VolumeBackups | undefined {

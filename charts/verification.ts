@@ -11,6 +11,7 @@
  * the Job log the operator reads, and a failure shows the Application red.
  */
 import { Duration } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { defineService } from '../lib/model/catalog';
 import { Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, CheckpointProps, namespaceAccount, probeJob } from '../lib/model/checkpoint';
@@ -83,7 +84,7 @@ export class Verification extends HomelabService {
     if (props.monitoring && scraped.length > 0) checks.push(this.targetsCheck(props.monitoring, scraped));
     const logging = props.services.filter(runsPods).map((s) => s.namespaceName);
     if (props.logs && logging.length > 0) checks.push(this.logsCheck(props.logs, [...new Set(logging)].sort()));
-    for (const service of props.services) for (const { job, check, account } of service.endToEndChecks) checks.push(this.crossCheck(service, job, check, account));
+    for (const service of props.services) for (const { job, check, account, scratchAccess } of service.endToEndChecks) checks.push(this.crossCheck(service, job, check, account, scratchAccess));
     this.checks = checks;
     this.addReport(checks);
   }
@@ -129,12 +130,31 @@ ${everyLabelValueIn({
    * A check Job in another service's namespace (reaching what that service may reach): as that
    * service's `account` if it names one, or, for a check that makes scratch objects there
    * (`namespaceAccess`), as an account of its own in that namespace (with its `readsCluster`).
+   * With `scratchAccess`, the account may make its scratch objects here instead, in this
+   * restricted namespace (EndToEndCheck.scratchAccess).
    */
-  private crossCheck(host: HomelabService, job: string, props: Omit<CheckpointProps, 'hookWave'>, account?: string): VerificationCheck {
+  private crossCheck(host: HomelabService, job: string, props: Omit<CheckpointProps, 'hookWave'>, account?: string, scratchAccess?: readonly k8s.PolicyRule[]): VerificationCheck {
     const scope = new Construct(this, job);
     const runAs = account ?? (props.namespaceAccess && namespaceAccount(scope, job, host.namespaceName, this.labelsFor(CHECKPOINT_COMPONENT), props.namespaceAccess, props.readsCluster));
-    probeJob(scope, job, props, { owner: this, namespace: host.namespaceName, hookWave: CHECKS_WAVE, keep: true, account: runAs });
+    const check = scratchAccess && runAs ? { ...props, env: { ...props.env, SCRATCH_NAMESPACE: this.grantScratchAccess(scope, host, runAs, scratchAccess) } } : props;
+    probeJob(scope, job, check, { owner: this, namespace: host.namespaceName, hookWave: CHECKS_WAVE, keep: true, account: runAs });
     return { namespace: host.namespaceName, job, description: props.description };
+  }
+
+  /**
+   * A Role in this namespace with `rules`, bound to `account` of `host`'s namespace (named after
+   * both, as accounts of several namespaces may share a name); returns this namespace. The
+   * verification's Application keeps it: Roles exist before the PostSync hooks that use them.
+   */
+  private grantScratchAccess(scope: Construct, host: HomelabService, account: string, rules: readonly k8s.PolicyRule[]): string {
+    const metadata = { name: `${host.namespaceName}-${account}`, labels: this.labelsFor(CHECKPOINT_COMPONENT) };
+    new k8s.KubeRole(scope, 'scratch-role', { metadata, rules: [...rules] });
+    new k8s.KubeRoleBinding(scope, 'scratch-binding', {
+      metadata,
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: metadata.name },
+      subjects: [{ kind: 'ServiceAccount', name: account, namespace: host.namespaceName }],
+    });
+    return this.namespaceName;
   }
 
   /** Waits for every check Job, prints one line per check and the log tail of failures. */

@@ -282,6 +282,10 @@ export const INVARIANTS: readonly Invariant[] = [
       }),
   },
   {
+    name: 'no check may create pods, or workloads that make them, in a namespace whose Pod Security level is privileged or baseline',
+    check: (all) => all.flatMap(checkPodCreationViolations),
+  },
+  {
     name: 'every container we write runs restricted with a read-only root filesystem, except what its service declares, and each declared relaxation is needed',
     check: (all) =>
       all.flatMap((s) =>
@@ -958,6 +962,52 @@ export const INVARIANTS: readonly Invariant[] = [
       }),
   },
 ];
+
+/** The resources whose `create` makes pods: pods and every workload of the built-in API groups. */
+const POD_MAKERS: readonly (readonly [group: string, resource: string])[] = [
+  ['', 'pods'],
+  ['', 'replicationcontrollers'],
+  ['apps', 'deployments'],
+  ['apps', 'replicasets'],
+  ['apps', 'statefulsets'],
+  ['apps', 'daemonsets'],
+  ['batch', 'jobs'],
+  ['batch', 'cronjobs'],
+];
+
+/**
+ * Where the ServiceAccount of a check (a checkpoint-style Job) may create pods although admission
+ * would take one that is not restricted: a Role (or ClusterRole) bound in a namespace whose
+ * `enforce` label is not `restricted` (none is `privileged`, Pod Security's default), or a
+ * ClusterRole bound cluster-wide, which reaches every namespace. A token that may send a
+ * privileged pod to any node is close to root on it.
+ */
+function checkPodCreationViolations(s: Synthesized): string[] {
+  const docs = manifestsOf(s.env);
+  const objects = docs.map(({ manifest }) => manifest);
+  const levels = new Map(objects.filter((o) => o.kind === 'Namespace').map((o) => [o.metadata.name, o.metadata.labels?.[ENFORCE] ?? 'privileged']));
+  const accounts = new Set(
+    objects
+      .filter((o) => o.kind === 'Job' && o.metadata.labels?.['app.kubernetes.io/component'] === 'checkpoint' && o.spec.template.spec.serviceAccountName)
+      .map((o) => `${o.metadata.namespace}/${o.spec.template.spec.serviceAccountName}`),
+  );
+  const matches = (list: string[] | undefined, value: string) => (list ?? []).includes(value) || (list ?? []).includes('*');
+  const makesPods = (rule: any) => matches(rule.verbs, 'create') && POD_MAKERS.some(([group, resource]) => matches(rule.apiGroups, group) && matches(rule.resources, resource));
+  return docs
+    .filter(({ manifest }) => manifest.kind === 'RoleBinding' || manifest.kind === 'ClusterRoleBinding')
+    .flatMap(({ path, manifest: binding }) => {
+      const checks = (binding.subjects ?? []).filter((subject: any) => subject.kind === 'ServiceAccount' && accounts.has(`${subject.namespace}/${subject.name}`));
+      if (checks.length === 0) return [];
+      const { kind, name } = binding.roleRef;
+      const role = objects.find((o) => o.kind === kind && o.metadata.name === name && (kind === 'ClusterRole' || o.metadata.namespace === binding.metadata.namespace));
+      if (!(role?.rules ?? []).some(makesPods)) return [];
+      const where = `${s.env.environment}/${path}`;
+      const who = checks.map((subject: any) => `${subject.namespace}/${subject.name}`).join(', ');
+      if (binding.kind === 'ClusterRoleBinding') return [`${where}: check account ${who} may create pods in every namespace`];
+      const level = levels.get(binding.metadata.namespace ?? '') ?? 'privileged';
+      return problems(level === 'restricted', `${where}: check account ${who} may create pods in ${binding.metadata.namespace}, whose Pod Security level is ${level}`);
+    });
+}
 
 /**
  * The restore check's scratch Cluster (its SCRATCH_MANIFEST) on a StorageClass of the environment

@@ -13,7 +13,8 @@ import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { CANARY_TEXT, COMPARE_SCRIPT, WRITER_SCRIPT } from '../charts/longhorn-canary';
-import { configProblems, FAKE_SLEEP, fixtureObject, Manifest, manifestsOf, ROOT, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { INVARIANTS } from './invariants';
+import { configProblems, FAKE_SLEEP, fixtureObject, Manifest, manifestsOf, ROOT, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
 
 /** The small fixture with a backup target and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -88,18 +89,60 @@ describe('the restore check\'s account', () => {
     expect(find('longhorn/serviceaccount-longhorn-canary-restore.yaml').automountServiceAccountToken).toBe(false);
   });
 
-  it('may read the canary PVC and list Backups, and touch only the scratch objects by name', () => {
-    const role = find('longhorn/role-longhorn-canary-restore.yaml');
-    const byName = role.rules.filter((rule: any) => rule.verbs.some((verb: string) => verb !== 'create' && verb !== 'list'));
-    for (const rule of byName) expect(rule.resourceNames, JSON.stringify(rule)).toBeDefined();
-    expect(role.rules).toContainEqual({ apiGroups: ['longhorn.io'], resources: ['backups'], verbs: ['list'] });
-    expect(role.rules.flatMap((rule: any) => rule.verbs)).not.toContain('update');
+  /** Every Role and ClusterRole bound to the check's account, with the namespace its rules hold in (undefined: every namespace). */
+  function grantsOfCheckAccount(): { namespace?: string; rules: any[] }[] {
+    const isAccount = (subject: any) => subject.kind === 'ServiceAccount' && subject.name === 'longhorn-canary-restore' && subject.namespace === 'longhorn-system';
+    const roles = manifests.map((m) => m.manifest).filter((o) => o.kind === 'Role' || o.kind === 'ClusterRole');
+    return manifests
+      .map((m) => m.manifest)
+      .filter((o) => (o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding') && o.subjects.some(isAccount))
+      .map((binding) => {
+        const role = roles.find((r) => r.kind === binding.roleRef.kind && r.metadata.name === binding.roleRef.name && (r.kind === 'ClusterRole' || r.metadata.namespace === binding.metadata.namespace));
+        if (!role) throw new Error(`${binding.kind} ${binding.metadata.name}: no ${binding.roleRef.kind} ${binding.roleRef.name}`);
+        return { namespace: binding.kind === 'RoleBinding' ? binding.metadata.namespace : undefined, rules: role.rules };
+      });
+  }
+
+  it("may only read in longhorn-system: list Backups and get the canary PVC, never create or delete there", () => {
+    const inLonghorn = grantsOfCheckAccount().filter((grant) => grant.namespace === 'longhorn-system');
+    expect(inLonghorn.flatMap((grant) => grant.rules)).toEqual([
+      { apiGroups: ['longhorn.io'], resources: ['backups'], verbs: ['list'] },
+      { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'], resourceNames: ['longhorn-canary'] },
+    ]);
+  });
+
+  it("may create PVCs and pods only in the verification's namespace, which is Pod Security restricted, and get, log and delete only the scratch ones there", () => {
+    const grants = grantsOfCheckAccount();
+    const creating = grants.filter((grant) => grant.rules.some((rule) => rule.verbs.includes('create') && rule.resources.some((r: string) => r === 'pods' || r === 'persistentvolumeclaims')));
+    expect(creating.map((grant) => grant.namespace)).toEqual(['verification']);
+    const namespace = find('verification/namespace-verification.yaml');
+    for (const mode of ['enforce', 'audit', 'warn']) expect(namespace.metadata.labels?.[`pod-security.kubernetes.io/${mode}`]).toBe('restricted');
+    const [scratch] = creating;
+    for (const rule of scratch.rules.filter((rule) => !rule.verbs.every((verb: string) => verb === 'create'))) expect(rule.resourceNames, JSON.stringify(rule)).toEqual(['longhorn-restore-scratch']);
+    expect(scratch.rules.flatMap((rule) => rule.verbs).sort()).toEqual(['create', 'delete', 'get', 'get']);
+    // The script creates them there, and the verification's Application keeps the Role.
+    expect(envOf('SCRATCH_NAMESPACE')).toBe('verification');
+    expect(find('verification/role-longhorn-system-longhorn-canary-restore.yaml').metadata.namespace).toBe('verification');
+  });
+
+  it('reaches the API server from longhorn-system, whose egress to it every pod there has', () => {
+    const podLabels = checkJob.spec.template.metadata.labels;
+    const toApiServer = manifests
+      .map((m) => m.manifest)
+      .filter((o) => o.kind === 'NetworkPolicy' && o.metadata.namespace === 'longhorn-system')
+      .filter((policy) => Object.entries(policy.spec.podSelector.matchLabels ?? {}).every(([key, value]) => podLabels[key] === value))
+      .filter((policy) => (policy.spec.egress ?? []).some((rule: any) => (rule.ports ?? []).some((port: any) => port.port === 6443)));
+    expect(toApiServer.map((policy) => policy.metadata.name)).not.toEqual([]);
+  });
+
+  it('creates the scratch StorageClass cluster-wide (create cannot be limited to a name) and reads and deletes only it', () => {
     const clusterRole = find('longhorn/clusterrole-longhorn-canary-restore.yaml');
     expect(clusterRole.rules).toEqual([
       { apiGroups: ['storage.k8s.io'], resources: ['storageclasses'], verbs: ['create'] },
       { apiGroups: ['storage.k8s.io'], resources: ['storageclasses'], verbs: ['get', 'delete'], resourceNames: ['longhorn-restore-scratch'] },
     ]);
     expect(find('longhorn/clusterrolebinding-longhorn-canary-restore.yaml').subjects).toEqual([{ kind: 'ServiceAccount', name: 'longhorn-canary-restore', namespace: 'longhorn-system' }]);
+    expect(grantsOfCheckAccount().filter((grant) => grant.namespace === undefined).map((grant) => grant.rules)).toEqual([clusterRole.rules]);
   });
 
   it('sends scratch objects that are valid Kubernetes objects: a class restoring from the backup, its PVC, a restricted pod', () => {
@@ -107,6 +150,8 @@ describe('the restore check\'s account', () => {
     const claim = JSON.parse(envOf('RESTORE_CLAIM'));
     const pod = JSON.parse(envOf('RESTORE_POD'));
     for (const object of [storageClass, claim, pod]) expect(ManifestValidator.shared().validate(object), object.kind).toEqual([]);
+    // The PVC and the pod go where the script's URL sends them: the scratch namespace.
+    expect([claim.metadata.namespace, pod.metadata.namespace]).toEqual([undefined, undefined]);
     expect(storageClass.parameters).toMatchObject({ fromBackup: 's3://b@r/p/?backup=backup-1&volume=pvc-1', recurringJobSelector: '[]' });
     expect(claim.spec.storageClassName).toBe(storageClass.metadata.name);
     expect(claim.spec.resources).toEqual(find('longhorn/persistentvolumeclaim-longhorn-canary.yaml').spec.resources);
@@ -114,6 +159,33 @@ describe('the restore check\'s account', () => {
     expect(pod.spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
     expect(pod.spec.containers[0].securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
     expect(pod.spec.containers[0].command).toEqual(['sh', '-ec', COMPARE_SCRIPT]);
+  });
+});
+
+describe('the invariant: no check may create pods where admission takes privileged ones', () => {
+  const invariant = INVARIANTS.find((i) => i.name.startsWith('no check may create pods'))!;
+  /** lab with one written file's text appended to. */
+  const appended = (path: string, text: string): Synthesized => {
+    const files = new Map(lab.env.files);
+    if (!files.has(path)) throw new Error(`no ${path}`);
+    files.set(path, files.get(path)! + text);
+    return { ...lab, env: { ...lab.env, files } };
+  };
+  const rule = (group: string, resource: string) => `  - apiGroups: ["${group}"]\n    resources: [${resource}]\n    verbs: [create]\n`;
+
+  it('holds on the canary check, which creates its pod in the restricted verification namespace', () => {
+    expect(invariant.check([lab])).toEqual([]);
+  });
+
+  it("fails for the check's Role in longhorn-system (privileged) granting pods or a workload, and for a cluster-wide grant", () => {
+    const role = 'longhorn/role-longhorn-canary-restore.yaml';
+    expect(invariant.check([appended(role, rule('', 'pods'))])).toEqual([
+      'lab/longhorn/rolebinding-longhorn-canary-restore.yaml: check account longhorn-system/longhorn-canary-restore may create pods in longhorn-system, whose Pod Security level is privileged',
+    ]);
+    expect(invariant.check([appended(role, rule('batch', 'jobs'))])).toHaveLength(1);
+    expect(invariant.check([appended('longhorn/clusterrole-longhorn-canary-restore.yaml', rule('apps', '"*"'))])).toEqual([
+      'lab/longhorn/clusterrolebinding-longhorn-canary-restore.yaml: check account longhorn-system/longhorn-canary-restore may create pods in every namespace',
+    ]);
   });
 });
 
@@ -190,7 +262,7 @@ describe('the restore check against a fake Kubernetes API', () => {
     return JSON.stringify(sorted(value), null, 1).replace(/&/g, '\\u0026');
   }
 
-  /** curl as kube_get calls it: every call recorded, answers by method and path; `-o` writes there. */
+  /** curl as kube_get calls it: every call recorded, answers by method and path (the canary's in longhorn-system, the scratch ones in verification); `-o` writes there. */
   const curl = String.raw`method=GET; body=""; out=""; prev=""; url=""
 for a in "$@"; do
   case "$prev" in -X) method=$a ;; --data-binary) body=$a ;; -o) out=$a ;; esac
@@ -202,12 +274,12 @@ printf '%s %s\n' "$method" "$path" >> "$FAKE_BIN/calls"
 [ -z "$out" ] || exec > "$out"
 case "$method $path" in
   "DELETE "*) exit 0 ;;
-  "POST "*/pods) touch "$FAKE_BIN/pod"; exit 0 ;;
-  "POST "*) exit 0 ;;
-  "GET "*/persistentvolumeclaims/longhorn-canary) printf '%s' "$CANARY_PVC" ;;
-  "GET "*/backups\?*) printf '%s' "$BACKUPS" ;;
-  "GET "*/pods/longhorn-restore-scratch/log) printf '%s\n' "$POD_LOG" ;;
-  "GET "*/pods/longhorn-restore-scratch)
+  "POST /api/v1/namespaces/verification/pods") touch "$FAKE_BIN/pod"; exit 0 ;;
+  "POST /apis/storage.k8s.io/v1/storageclasses"|"POST /api/v1/namespaces/verification/persistentvolumeclaims") exit 0 ;;
+  "GET /api/v1/namespaces/longhorn-system/persistentvolumeclaims/longhorn-canary") printf '%s' "$CANARY_PVC" ;;
+  "GET /apis/longhorn.io/v1beta2/namespaces/longhorn-system/backups?"*) printf '%s' "$BACKUPS" ;;
+  "GET /api/v1/namespaces/verification/pods/longhorn-restore-scratch/log") printf '%s\n' "$POD_LOG" ;;
+  "GET /api/v1/namespaces/verification/pods/longhorn-restore-scratch")
     [ -f "$FAKE_BIN/pod" ] || exit 22
     polls=$(( $(cat "$FAKE_BIN/polls" 2> /dev/null || echo 0) + 1 ))
     echo "$polls" > "$FAKE_BIN/polls"
@@ -235,7 +307,7 @@ esac`;
     return { ...result, output: result.stdout + result.stderr, calls: result.collected.calls, bodies: result.collected.bodies };
   }
 
-  const SCRATCH = ['DELETE /api/v1/namespaces/longhorn-system/pods/longhorn-restore-scratch?gracePeriodSeconds=0', 'DELETE /api/v1/namespaces/longhorn-system/persistentvolumeclaims/longhorn-restore-scratch', 'DELETE /apis/storage.k8s.io/v1/storageclasses/longhorn-restore-scratch'];
+  const SCRATCH = ['DELETE /api/v1/namespaces/verification/pods/longhorn-restore-scratch?gracePeriodSeconds=0', 'DELETE /api/v1/namespaces/verification/persistentvolumeclaims/longhorn-restore-scratch', 'DELETE /apis/storage.k8s.io/v1/storageclasses/longhorn-restore-scratch'];
   /** The scratch objects are deleted at the end, after anything was created. */
   const cleanedUp = (calls: readonly string[]) => {
     expect(calls.slice(-3)).toEqual(SCRATCH);
@@ -258,13 +330,17 @@ esac`;
     const run = check({ backups: [backup('backup-old', 27, 'Completed'), backup('backup-new', 3, 'Completed'), backup('backup-failed', 1, 'Error'), backup('backup-running', 0, 'InProgress')] });
     expect(run.status, run.output).toBe(0);
     expect(run.stdout).toContain('PASS latest backup backup-new of the canary volume: 3 h old, restored into a scratch volume, content matches (canary written at 2026-12-05T10:45:01Z)');
+    expect(run.calls).toContain('GET /api/v1/namespaces/longhorn-system/persistentvolumeclaims/longhorn-canary');
     expect(run.calls).toContain('GET /apis/longhorn.io/v1beta2/namespaces/longhorn-system/backups?labelSelector=backup-volume%3Dpvc-4711');
+    // Nothing is made in longhorn-system: the PVC and the pod in the restricted scratch namespace, the class cluster-wide.
+    expect(run.calls.filter((call) => call.startsWith('POST'))).toEqual(['POST /apis/storage.k8s.io/v1/storageclasses', 'POST /api/v1/namespaces/verification/persistentvolumeclaims', 'POST /api/v1/namespaces/verification/pods']);
+    expect(run.calls.filter((call) => call.includes('/namespaces/longhorn-system/')).every((call) => call.startsWith('GET'))).toBe(true);
     const [storageClass, claim, pod] = run.bodies;
     // The JSON-escaped URL goes into the body as it came: the API server reads the & back.
     expect(storageClass.parameters.fromBackup).toBe('s3://homelab-backups@eu-central-1/lab/longhorn/?backup=backup-new&volume=pvc-4711');
     expect([storageClass.kind, claim.kind, pod.kind]).toEqual(['StorageClass', 'PersistentVolumeClaim', 'Pod']);
     cleanedUp(run.calls);
-    expect(run.calls.indexOf('POST /api/v1/namespaces/longhorn-system/pods')).toBeLessThan(run.calls.length - 3);
+    expect(run.calls.indexOf('POST /api/v1/namespaces/verification/pods')).toBeLessThan(run.calls.length - 3);
   });
 
   it('fails with the reason when the restored content differs, and cleans up', () => {
@@ -295,7 +371,7 @@ esac`;
   it('fails when the restore does not finish in time, saying where it stopped, and cleans up', () => {
     const run = check({ backups: [backup('backup-new', 1, 'Completed')], phases: 'Pending', env: { WAIT_SECONDS: '0' } });
     expect(run.status).toBe(1);
-    expect(run.stderr).toContain('FAIL latest backup backup-new of the canary (1 h old) was not restored and read within 0 s (pod longhorn-restore-scratch: Pending)');
+    expect(run.stderr).toContain('FAIL latest backup backup-new of the canary (1 h old) was not restored and read within 0 s (pod verification/longhorn-restore-scratch: Pending)');
     cleanedUp(run.calls);
   });
 
@@ -305,8 +381,9 @@ esac`;
   n=$(( $(cat "$FAKE_BIN/left" 2> /dev/null || echo 0) + 1 )); echo $n > "$FAKE_BIN/left"; [ "$n" -gt 2 ] || exit 0 ;; esac`;
     const run = check({ backups: [backup('backup-new', 1, 'Completed')], curlPrefix: leftover });
     expect(run.status, run.output).toBe(0);
-    const reads = run.calls.filter((call) => call === 'GET /api/v1/namespaces/longhorn-system/persistentvolumeclaims/longhorn-restore-scratch');
+    const reads = run.calls.filter((call) => call === 'GET /api/v1/namespaces/verification/persistentvolumeclaims/longhorn-restore-scratch');
     expect(reads.length).toBe(1);
-    expect(run.calls.indexOf('POST /api/v1/namespaces/longhorn-system/persistentvolumeclaims')).toBeGreaterThan(run.calls.lastIndexOf('GET /api/v1/namespaces/longhorn-system/persistentvolumeclaims/longhorn-restore-scratch'));
+    expect(run.calls.indexOf('POST /api/v1/namespaces/verification/persistentvolumeclaims')).toBeGreaterThan(run.calls.lastIndexOf('GET /api/v1/namespaces/verification/persistentvolumeclaims/longhorn-restore-scratch'));
+    cleanedUp(run.calls);
   });
 });

@@ -277,8 +277,14 @@ export abstract class HomelabService extends Chart {
    * this service's namespace (reaching what this service may reach): beyond the checkpoint,
    * which proves the service itself.
    */
-  protected addEndToEndCheck(job: string, check: Omit<CheckpointProps, 'hookWave'>, options: { readonly account?: string } = {}): void {
-    this.endToEndList.push({ job, check, ...(options.account !== undefined && { account: options.account }) });
+  protected addEndToEndCheck(job: string, check: Omit<CheckpointProps, 'hookWave'>, options: { readonly account?: string; readonly scratchAccess?: readonly k8s.PolicyRule[] } = {}): void {
+    if (options.scratchAccess && options.account === undefined) throw new Error(`${this.serviceName}: the end-to-end check ${job} has scratchAccess but no account to grant it to`);
+    this.endToEndList.push({
+      job,
+      check,
+      ...(options.account !== undefined && { account: options.account }),
+      ...(options.scratchAccess !== undefined && { scratchAccess: options.scratchAccess }),
+    });
   }
 
   get endToEndChecks(): readonly EndToEndCheck[] {
@@ -638,4 +644,11 @@ export interface EndToEndCheck {
    * `kube_get`): the service keeps its RBAC in its own Application. @default none: no API token
    */
   readonly account?: string;
+  /**
+   * Rules the verification grants `account` in the verification's own namespace (Pod Security
+   * restricted), for a check whose scratch pods must not run in this service's namespace (one at
+   * `privileged` or `baseline` would admit pods that are not restricted). The script finds that
+   * namespace in `$SCRATCH_NAMESPACE`. @default none: the account has only its service's rights
+   */
+  readonly scratchAccess?: readonly k8s.PolicyRule[];
 }
