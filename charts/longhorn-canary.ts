@@ -26,6 +26,7 @@
  * a PVC of its class in any namespace. It reports PASS or FAIL with the backup's age and deletes
  * the scratch pod, PVC (and so its volume) and StorageClass however it ends.
  */
+import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
@@ -55,7 +56,9 @@ export const CANARY_TEXT = 'homelab longhorn canary: written before its backup, 
 /** How often the writer rewrites the file (a fresh time and checksum). */
 const REWRITE_SECONDS = 3600;
 /** How long the check waits for the restore and the comparison: below the verification report's wait (600 s). */
-const RESTORE_WAIT_SECONDS = 480;
+/** The check Job's deadline, and what of it the script leaves to its pod's start and its cleanup (three deletes). */
+const CHECK_TIMEOUT = Duration.minutes(15);
+const CHECK_MARGIN_SECONDS = 120;
 const CSI_PROVISIONER = 'driver.longhorn.io';
 /** Unprivileged user of the writer and the restore pod (nobody). */
 const NOBODY = 65534;
@@ -108,20 +111,27 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' TERM INT
 fail() { echo "FAIL $*" >&2; exit 1; }
+# One deadline for every wait, within the Job's: the cleanup's deletes still fit after it.
+deadline=$(( $(date +%s) + BUDGET_SECONDS ))
+in_time() { [ "$(date +%s)" -lt "$deadline" ]; }
 post() { kube_get "$1" -X POST -H 'Content-Type: application/json' --data-binary "$2" -o /dev/null || fail "cannot create $1/$SCRATCH_NAME"; }
 # What a run that was killed left behind, gone before it is made again under the same names.
 cleanup
 for path in "$api/pods/$SCRATCH_NAME" "$api/persistentvolumeclaims/$SCRATCH_NAME" "$class_path"; do
-  for _ in $(seq 24); do kube_get "$path" -o /dev/null 2> /dev/null || continue 2; sleep 5; done
-  fail "$path of an earlier run is still there"
+  while kube_get "$path" -o /dev/null 2> /dev/null; do
+    in_time || fail "$path of an earlier run is still there"
+    sleep 5
+  done
 done
 volume=$(kube_get "/api/v1/namespaces/$NAMESPACE/persistentvolumeclaims/$CANARY_CLAIM" | tr -d ' \n' | sed -n 's/.*"volumeName":"\([^"]*\)".*/\1/p')
 [ -n "$volume" ] || fail "the canary volume $NAMESPACE/$CANARY_CLAIM is not bound"
 backups=$(kube_get "/apis/longhorn.io/v1beta2/namespaces/$NAMESPACE/backups?labelSelector=backup-volume%3D$volume") || fail "cannot list the backups of $volume"
 backups=$(printf '%s' "$backups" | tr -d ' \n')
-# Custom resources come back with sorted keys: in each status, backupCreatedAt first, then maps
-# (labels, messages) and strings, then state and url. The URL stays JSON-escaped (& is \u0026).
-latest=$(printf '%s' "$backups" | grep -oE '"backupCreatedAt":"[^"]+"([^{}]|\{[^{}]*\})*"state":"Completed","url":"[^"]+"' | sed 's/^"backupCreatedAt":"\([^"]*\)".*"url":"\([^"]*\)"$/\1 \2/' | sort | tail -n 1)
+# One Backup per line (each item's keys come sorted, apiVersion first; the same text inside a
+# label's JSON value is escaped, \"apiVersion\"); in its status backupCreatedAt sorts before url.
+# Labels may hold JSON text (longhorn-manager's KubernetesStatus), so nothing is matched across
+# them. The URL stays JSON-escaped (& is \u0026).
+latest=$(printf '%s' "$backups" | sed 's/{"apiVersion":/\n&/g' | grep '"state":"Completed"' | sed -n 's/.*"backupCreatedAt":"\([^"]*\)".*"url":"\([^"]*\)".*/\1 \2/p' | sort | tail -n 1)
 [ -n "$latest" ] || fail "no completed backup of the canary volume $volume yet (recurring job $BACKUP_JOB, cron \"$BACKUP_CRON\")"
 created=${'$'}{latest%% *}
 url=${'$'}{latest#* }
@@ -132,18 +142,17 @@ post /apis/storage.k8s.io/v1/storageclasses "$(printf '%s' "$RESTORE_CLASS" | se
 post "$api/persistentvolumeclaims" "$RESTORE_CLAIM"
 post "$api/pods" "$RESTORE_POD"
 phase=""
-deadline=$(( $(date +%s) + WAIT_SECONDS ))
 while :; do
   phase=$(kube_get "$api/pods/$SCRATCH_NAME" | tr -d ' \n' | sed -n 's/.*"phase":"\([A-Za-z]*\)".*/\1/p')
   case "$phase" in Succeeded|Failed) break ;; esac
-  [ "$(date +%s)" -lt "$deadline" ] || break
+  in_time || break
   sleep 10
 done
 said=$(kube_get "$api/pods/$SCRATCH_NAME/log" 2> /dev/null | tail -n 1)
 case "$phase" in
   Succeeded) ;;
   Failed) fail "latest backup $name of the canary ($age h old) restored, but: $said" ;;
-  *) fail "latest backup $name of the canary ($age h old) was not restored and read within $WAIT_SECONDS s (pod $SCRATCH_NAMESPACE/$SCRATCH_NAME: ${'$'}{phase:-not found})" ;;
+  *) fail "latest backup $name of the canary ($age h old) was not restored and read within the check's $BUDGET_SECONDS s (pod $SCRATCH_NAMESPACE/$SCRATCH_NAME: ${'$'}{phase:-not found})" ;;
 esac
 [ "$age_seconds" -le $((MAX_AGE_HOURS * 3600)) ] || fail "latest backup $name of the canary restored and matches, but it is $age h old, more than $MAX_AGE_HOURS h"
 echo "PASS latest backup $name of the canary volume: $age h old, restored into a scratch volume, content matches ($said)"`;
@@ -275,12 +284,13 @@ export class LonghornCanary extends Construct {
         BACKUP_JOB: CANARY_BACKUP_JOB,
         BACKUP_CRON: props.schedule,
         MAX_AGE_HOURS: String(props.maxAgeHours),
-        WAIT_SECONDS: String(RESTORE_WAIT_SECONDS),
+        BUDGET_SECONDS: String(CHECK_TIMEOUT.toSeconds() - CHECK_MARGIN_SECONDS),
         RESTORE_CLASS: manifestJson('storage.k8s.io/v1', 'StorageClass', k8s.toJson_KubeStorageClassProps(scratchClass)),
         RESTORE_CLAIM: manifestJson('v1', 'PersistentVolumeClaim', k8s.toJson_KubePersistentVolumeClaimProps(claim(SCRATCH_NAME, SCRATCH_NAME))),
         RESTORE_POD: manifestJson('v1', 'Pod', k8s.toJson_KubePodProps(scratchPod)),
       },
       script: RESTORE_CHECK_SCRIPT,
+      timeout: CHECK_TIMEOUT,
     };
   }
 

@@ -75,9 +75,11 @@ export const longhornSettings = z
         maxAgeHours: intBetween(1, 744).default(26),
         /**
          * When the canary volume is backed up (with a backup target): the verification restores
-         * its latest backup, which must be younger than `maxAgeHours`.
+         * its latest backup, which must be younger than `canaryMaxAgeHours`.
          */
         canarySchedule: cron.default('45 * * * *'),
+        /** Hours after which the canary's latest backup is too old for the restore check, 1 to 744: keep above the interval of `canarySchedule` (hourly by default). */
+        canaryMaxAgeHours: intBetween(1, 744).default(3),
       })
       .prefault({}),
     recurringJobs: z.record(k8sName, recurringJobSchema).default({}),
@@ -278,7 +280,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
    */
   private addCanary(replicas: number, props: LonghornProps): void {
     const defaultClass = props.storageClasses[this.defaultStorageClass];
-    const canary = new LonghornCanary(this, 'canary', { replicas: defaultClass.replicas ?? replicas, schedule: props.backup.canarySchedule, maxAgeHours: props.backup.maxAgeHours, scratchParameters: SCRATCH_CLASS_PARAMETERS });
+    const canary = new LonghornCanary(this, 'canary', { replicas: defaultClass.replicas ?? replicas, schedule: props.backup.canarySchedule, maxAgeHours: props.backup.canaryMaxAgeHours, scratchParameters: SCRATCH_CLASS_PARAMETERS });
     this.requestCapacity(CANARY_NAME, 1, CANARY_RESOURCES.requests);
     this.addEndToEndCheck(RESTORE_CHECK_JOB, canary.restoreCheck, { account: canary.account, scratchAccess: canary.scratchAccess });
   }

@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { CANARY_TEXT, COMPARE_SCRIPT, WRITER_SCRIPT } from '../charts/longhorn-canary';
 import { INVARIANTS } from './invariants';
-import { configProblems, FAKE_SLEEP, fixtureObject, Manifest, manifestsOf, ROOT, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestsOf, ROOT, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
 
 /** The small fixture with a backup target and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -228,6 +228,19 @@ describe('the canary file: written, then compared after a restore', () => {
 });
 
 describe('the restore check against a fake Kubernetes API', () => {
+  /**
+   * longhorn-manager's KubernetesStatus label of a backup of a volume a pod mounts: the volume's
+   * Kubernetes status as JSON text (braces and a list inside a label value).
+   */
+  const KUBERNETES_STATUS = JSON.stringify({
+    lastPVCRefAt: '',
+    lastPodRefAt: '',
+    namespace: 'longhorn-system',
+    pvName: 'pvc-4711',
+    pvStatus: 'Bound',
+    pvcName: 'longhorn-canary',
+    workloadsStatus: [{ podName: 'longhorn-canary-writer-7d9f-abcde', podStatus: 'Running', workloadName: 'longhorn-canary-writer-7d9f', workloadType: 'ReplicaSet' }],
+  });
   /** A Backup as longhorn-manager 1.12 keeps it: labelled with its volume, status keys as the API server sorts them. */
   function backup(name: string, hoursAgo: number, state: string): Record<string, unknown> {
     const created = new Date(Date.now() - hoursAgo * 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -240,7 +253,7 @@ describe('the restore check against a fake Kubernetes API', () => {
         backupCreatedAt: created,
         backupTargetName: 'default',
         compressionMethod: 'lz4',
-        labels: { RecurringJob: 'canary-backup', 'longhorn.io/volume-access-mode': 'rwo' },
+        labels: { KubernetesStatus: KUBERNETES_STATUS, RecurringJob: 'canary-backup', 'longhorn.io/volume-access-mode': 'rwo' },
         lastSyncedAt: created,
         ...(state === 'Error' && { error: 'failed to upload', messages: { error: 'failed to upload' } }),
         progress: state === 'Completed' ? 100 : 30,
@@ -290,8 +303,9 @@ esac`;
 
   const BOUND = apiJson({ kind: 'PersistentVolumeClaim', metadata: { name: 'longhorn-canary' }, spec: { storageClassName: 'longhorn-canary', volumeName: 'pvc-4711' }, status: { phase: 'Bound' } });
 
-  function check(answers: { backups?: Record<string, unknown>[]; phases?: string; log?: string; pvc?: string; env?: Record<string, string>; curlPrefix?: string }) {
-    const result = runWithFakeCommands(checkContainer, { curl: `${answers.curlPrefix ?? ''}\n${curl}`, sleep: FAKE_SLEEP }, {
+  /** `clock`: a fake `date`, a minute later at every call, so that the deadline comes after a few waits. */
+  function check(answers: { backups?: Record<string, unknown>[]; phases?: string; log?: string; pvc?: string; env?: Record<string, string>; curlPrefix?: string; clock?: boolean }) {
+    const result = runWithFakeCommands(checkContainer, { curl: `${answers.curlPrefix ?? ''}\n${curl}`, sleep: FAKE_SLEEP, ...(answers.clock && { date: FAKE_CLOCK }) }, {
       env: {
         CANARY_PVC: answers.pvc ?? BOUND,
         BACKUPS: apiJson({ apiVersion: 'longhorn.io/v1beta2', kind: 'BackupList', items: answers.backups ?? [] }),
@@ -320,16 +334,16 @@ esac`;
       .find((doc) => doc.metadata.name === 'backups.longhorn.io');
     const version = crd.spec.versions.find((v: any) => v.name === 'v1beta2');
     const status = Object.keys(version.schema.openAPIV3Schema.properties.status.properties).sort();
-    // The script matches from backupCreatedAt to `"state":"Completed","url":...`: nothing sorts between state and url.
-    expect(status.slice(status.indexOf('state'), status.indexOf('state') + 2)).toEqual(['state', 'url']);
-    expect(status[0]).toBe('backupCreatedAt');
+    // The script reads backupCreatedAt, then url, of one item's line: the API server sorts a status's keys.
+    expect(status.indexOf('backupCreatedAt')).toBeLessThan(status.indexOf('url'));
+    expect(status).toContain('state');
     for (const object of [backup('backup-a', 1, 'Completed'), backup('backup-b', 1, 'Error')]) expect(ManifestValidator.shared().validate(object)).toEqual([]);
   });
 
   it('restores the newest completed backup of the canary volume, compares it, reports PASS with its age, and cleans up', () => {
-    const run = check({ backups: [backup('backup-old', 27, 'Completed'), backup('backup-new', 3, 'Completed'), backup('backup-failed', 1, 'Error'), backup('backup-running', 0, 'InProgress')] });
+    const run = check({ backups: [backup('backup-old', 27, 'Completed'), backup('backup-new', 2, 'Completed'), backup('backup-failed', 1, 'Error'), backup('backup-running', 0, 'InProgress')] });
     expect(run.status, run.output).toBe(0);
-    expect(run.stdout).toContain('PASS latest backup backup-new of the canary volume: 3 h old, restored into a scratch volume, content matches (canary written at 2026-12-05T10:45:01Z)');
+    expect(run.stdout).toContain('PASS latest backup backup-new of the canary volume: 2 h old, restored into a scratch volume, content matches (canary written at 2026-12-05T10:45:01Z)');
     expect(run.calls).toContain('GET /api/v1/namespaces/longhorn-system/persistentvolumeclaims/longhorn-canary');
     expect(run.calls).toContain('GET /apis/longhorn.io/v1beta2/namespaces/longhorn-system/backups?labelSelector=backup-volume%3Dpvc-4711');
     // Nothing is made in longhorn-system: the PVC and the pod in the restricted scratch namespace, the class cluster-wide.
@@ -361,18 +375,34 @@ esac`;
     cleanedUp(unbound.calls);
   });
 
-  it('fails on a backup older than maxAgeHours, after proving it restores', () => {
-    const run = check({ backups: [backup('backup-stale', 30, 'Completed')] });
+  it('fails on a backup older than canaryMaxAgeHours, after proving it restores', () => {
+    expect(envOf('MAX_AGE_HOURS')).toBe('3');
+    const run = check({ backups: [backup('backup-stale', 4, 'Completed')] });
     expect(run.status).toBe(1);
-    expect(run.stderr).toContain('FAIL latest backup backup-stale of the canary restored and matches, but it is 30 h old, more than 26 h');
+    expect(run.stderr).toContain('FAIL latest backup backup-stale of the canary restored and matches, but it is 4 h old, more than 3 h');
     cleanedUp(run.calls);
   });
 
   it('fails when the restore does not finish in time, saying where it stopped, and cleans up', () => {
-    const run = check({ backups: [backup('backup-new', 1, 'Completed')], phases: 'Pending', env: { WAIT_SECONDS: '0' } });
+    const run = check({ backups: [backup('backup-new', 1, 'Completed')], phases: 'Pending', env: { BUDGET_SECONDS: '0' } });
     expect(run.status).toBe(1);
-    expect(run.stderr).toContain('FAIL latest backup backup-new of the canary (1 h old) was not restored and read within 0 s (pod verification/longhorn-restore-scratch: Pending)');
+    expect(run.stderr).toContain("FAIL latest backup backup-new of the canary (1 h old) was not restored and read within the check's 0 s (pod verification/longhorn-restore-scratch: Pending)");
     cleanedUp(run.calls);
+  });
+
+  it('waits for everything within one budget that leaves the Job time to clean up', () => {
+    const budget = Number(envOf('BUDGET_SECONDS'));
+    expect(budget).toBeGreaterThan(0);
+    expect(budget).toBeLessThan(checkJob.spec.activeDeadlineSeconds);
+  });
+
+  it("gives up on a killed run's leftover that stays, at the deadline, naming it, and cleans up", () => {
+    const stays = String.raw`case "$*" in *-X\ DELETE*) ;; *persistentvolumeclaims/longhorn-restore-scratch*) exit 0 ;; esac`;
+    const run = check({ backups: [backup('backup-new', 1, 'Completed')], curlPrefix: stays, clock: true });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('FAIL /api/v1/namespaces/verification/persistentvolumeclaims/longhorn-restore-scratch of an earlier run is still there');
+    expect(run.calls.filter((call) => call.startsWith('POST'))).toEqual([]);
+    expect(run.calls.slice(-3)).toEqual(SCRATCH);
   });
 
   it('waits for the scratch objects of a killed run to be gone before making them again', () => {
