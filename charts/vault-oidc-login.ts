@@ -34,6 +34,8 @@ export const OIDC_ROLE = 'sso';
 export const GROUPS_KEY = 'groups';
 const CONFIG_DIR = '/config';
 const TOKEN_DIR = '/var/run/secrets/vault';
+/** Where the client secret's Secret is mounted. */
+const CLIENT_SECRET_DIR = '/var/run/secrets/oidc-client';
 
 /**
  * The policies of the external groups. Outside the configurator's managed prefix (`homelab-`,
@@ -172,14 +174,14 @@ export class VaultOidcLogin extends Construct {
                   { name: 'CONFIG_DIR', value: CONFIG_DIR },
                   { name: 'SECRET_NAME', value: props.clientSecret.secretName },
                   { name: 'HOME', value: '/tmp' },
-                  // Optional: an undelivered Secret is reported by the script, not as a pod stuck in CreateContainerConfigError.
-                  { name: 'CLIENT_SECRET', valueFrom: { secretKeyRef: { ...props.clientSecret.keySelector(OIDC_CLIENT_SECRET_KEY), optional: true } } },
+                  { name: 'CLIENT_SECRET_FILE', value: `${CLIENT_SECRET_DIR}/${OIDC_CLIENT_SECRET_KEY}` },
                 ],
                 resources: toResourceRequirements(resources('10m', '32Mi', '200m', '128Mi')),
                 securityContext: restricted,
                 volumeMounts: [
                   { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
                   { name: 'token', mountPath: TOKEN_DIR, readOnly: true },
+                  { name: 'client-secret', mountPath: CLIENT_SECRET_DIR, readOnly: true },
                   { name: 'tmp', mountPath: '/tmp' },
                 ],
               },
@@ -187,6 +189,12 @@ export class VaultOidcLogin extends Construct {
             volumes: [
               { name: 'config', configMap: { name: VAULT_OIDC_LOGIN_JOB } },
               { name: 'tmp', emptyDir: {} },
+              // A file, not an environment variable (nothing else in the pod sees it); optional: an
+              // undelivered Secret is reported by the script, not as a pod stuck in ContainerCreating.
+              {
+                name: 'client-secret',
+                secret: { secretName: props.clientSecret.secretName, optional: true, items: [{ key: props.clientSecret.keySelector(OIDC_CLIENT_SECRET_KEY).key, path: OIDC_CLIENT_SECRET_KEY }] },
+              },
               // A short-lived token for Vault's audience only: the Job's identity for the Kubernetes auth method.
               { name: 'token', projected: { sources: [{ serviceAccountToken: { audience: VAULT_AUDIENCE, expirationSeconds: 600, path: 'token' } }] } },
             ],
@@ -198,11 +206,11 @@ export class VaultOidcLogin extends Construct {
 }
 
 /**
- * Runs with `sh -ec` in the Vault image (busybox + the vault CLI). The client secret goes to
- * Vault on stdin, never on a command line. A group's alias on the OIDC mount is created once
+ * Runs with `sh -ec` in the Vault image (busybox + the vault CLI). The client secret goes from
+ * its file to Vault on stdin, never on a command line or in the environment. A group's alias on the OIDC mount is created once
  * (Vault refuses a second alias of the same name on a mount).
  */
-export const VAULT_OIDC_LOGIN_SCRIPT = String.raw`if [ -z "$CLIENT_SECRET" ]; then
+export const VAULT_OIDC_LOGIN_SCRIPT = String.raw`if [ ! -s "$CLIENT_SECRET_FILE" ]; then
   echo "no OIDC client secret: the Secret $SECRET_NAME is not delivered yet (Vault's configurator generates the value, External Secrets delivers it)" >&2
   exit 1
 fi
@@ -214,7 +222,7 @@ else
   vault auth enable -path="$OIDC_MOUNT" oidc
 fi
 # Vault reads the issuer's discovery document now, by its public name: the provider, the route, the certificate and the record must be in place.
-printf '%s' "$CLIENT_SECRET" | vault write "auth/$OIDC_MOUNT/config" oidc_discovery_url="$ISSUER" oidc_client_id="$CLIENT_ID" oidc_client_secret=- default_role="$OIDC_ROLE" > /dev/null
+vault write "auth/$OIDC_MOUNT/config" oidc_discovery_url="$ISSUER" oidc_client_id="$CLIENT_ID" oidc_client_secret=- default_role="$OIDC_ROLE" < "$CLIENT_SECRET_FILE" > /dev/null
 echo "OIDC auth at $OIDC_MOUNT/: issuer $ISSUER, client $CLIENT_ID"
 vault write "auth/$OIDC_MOUNT/role/$OIDC_ROLE" role_type=oidc bound_audiences="$CLIENT_ID" allowed_redirect_uris="$REDIRECT_URIS" \
   user_claim=sub groups_claim="$GROUPS_CLAIM" oidc_scopes="$SCOPES" token_policies=default token_ttl=1h token_max_ttl=8h < /dev/null > /dev/null

@@ -239,8 +239,17 @@ describe('Vault', () => {
       GROUPS_CLAIM: 'member_of',
       SCOPES: 'email,profile,memberships',
       REDIRECT_URIS: `https://${hostOf(s, 'vault')}/ui/vault/auth/oidc/oidc/callback,http://localhost:8250/oidc/callback`,
-      CLIENT_SECRET: { secretKeyRef: { name: 'vault-oidc-client', key: OIDC_CLIENT_SECRET_KEY, optional: true } },
       ROLE: 'homelab-vault-oidc-login',
+    });
+    // The client secret is a file of the one container, never an environment variable.
+    const pod = manifest.spec.template.spec;
+    expect(JSON.stringify(pod.containers[0].env)).not.toContain('secretKeyRef');
+    const mount = pod.containers[0].volumeMounts.find((m: any) => env.CLIENT_SECRET_FILE.startsWith(`${m.mountPath}/`));
+    expect(mount).toMatchObject({ readOnly: true });
+    expect(pod.volumes.find((v: any) => v.name === mount.name).secret).toEqual({
+      secretName: 'vault-oidc-client',
+      optional: true,
+      items: [{ key: OIDC_CLIENT_SECRET_KEY, path: env.CLIENT_SECRET_FILE.slice(mount.mountPath.length + 1) }],
     });
   });
 
@@ -346,8 +355,10 @@ esac`;
     const config = tempDir();
     const data = object(prod(), 'ConfigMap', 'vault', VAULT_OIDC_LOGIN_JOB)!.manifest.data!;
     for (const [key, text] of Object.entries(data)) writeFileSync(join(config, key), text);
+    const secretFile = join(config, 'client-secret');
+    writeFileSync(secretFile, options.secret ?? 's3cr3t-value');
     return runWithFakeCommands(container, { vault: FAKE_VAULT }, {
-      env: { CONFIG_DIR: config, TOKEN_FILE: join(config, 'token'), CLIENT_SECRET: options.secret ?? 's3cr3t-value' },
+      env: { CONFIG_DIR: config, TOKEN_FILE: join(config, 'token'), CLIENT_SECRET_FILE: secretFile },
       prepare: (bin) => {
         if (options.enabled) writeFileSync(join(bin, 'oidc-enabled'), '');
         if (options.aliases) writeFileSync(join(bin, 'aliases'), options.aliases.map((a) => `${a}\n`).join(''));
