@@ -204,7 +204,7 @@ export class ArgoCd extends HomelabService implements TraceEmitter, OidcLoginSer
       reason: 'the repository server pulls the Git repository and every chart and kustomization the Applications name',
     });
     // The CLI reaches the API through Traefik with `argocd login <host> --grpc-web`.
-    this.expose({ subdomain: props.subdomain, ...ARGOCD_SERVER, admin: true });
+    this.expose({ subdomain: props.subdomain, ...ARGOCD_SERVER, admin: true, ownOidcLogin: true });
   }
 
   /**

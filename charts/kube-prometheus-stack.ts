@@ -364,7 +364,7 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
     this.serveApiServer({ port: OPERATOR_WEBHOOK_PORT, podSelector: OPERATOR_PODS });
     this.declareEgress(props.alertmanager);
     this.declareCapacity(props.resources, scope);
-    this.expose({ subdomain: props.grafana.subdomain, ...GRAFANA_SERVICE, admin: true });
+    this.expose({ subdomain: props.grafana.subdomain, ...GRAFANA_SERVICE, admin: true, ownOidcLogin: true });
     this.expose({ subdomain: props.prometheus.subdomain, ...PROMETHEUS_SERVICE, admin: true });
     this.expose({ subdomain: props.alertmanager.subdomain, ...ALERTMANAGER_SERVICE, admin: true });
   }

@@ -55,7 +55,6 @@ const CANARY_FILE = 'canary';
 export const CANARY_TEXT = 'homelab longhorn canary: written before its backup, read back from it by the verification';
 /** How often the writer rewrites the file (a fresh time and checksum). */
 const REWRITE_SECONDS = 3600;
-/** How long the check waits for the restore and the comparison: below the verification report's wait (600 s). */
 /** The check Job's deadline, and what of it the script leaves to its pod's start and its cleanup (three deletes). */
 const CHECK_TIMEOUT = Duration.minutes(15);
 const CHECK_MARGIN_SECONDS = 120;

@@ -318,7 +318,7 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
       this.addRoute(
         exposure.subdomain,
         service.namespaceName,
-        routeAccess(exposure.admin, exposure.signIn, this.singleSignOn !== undefined && isOidcLoginService(service)),
+        routeAccess(exposure.admin, exposure.signIn, this.singleSignOn !== undefined && exposure.ownOidcLogin === true && isOidcLoginService(service)),
         { name: exposure.serviceName, port: exposure.servicePort, kind: IngressRouteSpecRoutesServicesKind.SERVICE, scheme: exposure.backendScheme },
         exposure.hiddenPaths,
       );

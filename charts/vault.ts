@@ -92,6 +92,9 @@ function configuratorTokenSteps(replicas: number): string[] {
     'vault operator generate-root -nonce=<nonce>   # once per ORIGINAL key, up to the threshold: the last prints the Encoded Token',
     'export VAULT_TOKEN=$(vault operator generate-root -decode=<encoded token> -otp=<otp>)',
     "kubectl -n vault get configmap vault-configurator -o jsonpath='{.data.configurator-policy\\.hcl}' | vault policy write vault-configurator -",
+    '# The restored data still holds the old configurator token (periodic, up to 720 h): revoke it, and replace the Secret if it survived',
+    'vault list -format=json auth/token/accessors   # then vault token lookup -accessor <each>: revoke the old one with the vault-configurator policy, vault token revoke -accessor <it>',
+    'kubectl -n vault delete secret vault-configurator --ignore-not-found',
     'vault token create -policy=vault-configurator -orphan -period=720h -field=token | kubectl -n vault create secret generic vault-configurator --from-file=token=/dev/stdin',
     'vault token revoke -self; unset VAULT_TOKEN',
     'argocd app sync vault   # the configurator runs with its new token',
@@ -150,6 +153,7 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
       podPort: VAULT_PORT,
       podSelector: VAULT_SERVER_POD_LABELS,
       admin: true,
+      ownOidcLogin: true,
     });
     // Without a backup target the config is refused (vaultEntry's check).
     if (props.backup && scope.backupTarget) this.snapshots = this.addSnapshots(props.backup, scope.backupTarget);

@@ -47,7 +47,7 @@ class FakeConsole extends HomelabService implements OidcLoginService {
       redirectUris: ['https://console.example.net/auth/callback', 'http://localhost:8085/auth/callback'],
       clientSecret: secret,
     });
-    this.expose({ subdomain: 'console', serviceName: 'console', servicePort: 80, podPort: 8080, podSelector: { app: 'console' }, admin: true });
+    this.expose({ subdomain: 'console', serviceName: 'console', servicePort: 80, podPort: 8080, podSelector: { app: 'console' }, admin: true, ownOidcLogin: true });
     new Checkpoint(this, 'checkpoint', { description: 'test double', image: 'docker.io/library/busybox:1.37.0', script: 'true' });
   }
   /** Registered in the constructor already. */

@@ -23,7 +23,7 @@ import type { HomelabService } from '../lib/model/service';
 import { Layer } from '../lib/model/layers';
 import { isTraceEmitter, isTraceReceiver } from '../lib/model/tracing';
 import { isExposureRouter, isRouteFollower } from '../lib/model/exposure';
-import { isSingleSignOnProvider } from '../lib/model/single-sign-on';
+import { isOidcLoginService, isSingleSignOnProvider } from '../lib/model/single-sign-on';
 import { apiGroup } from '../lib/model/needs';
 import { EGRESS_PREFIX, NAMESPACE_BASELINE, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
 import { isClusterScoped, scopedKindName } from '../lib/output/cluster-scoped';
@@ -1110,8 +1110,15 @@ function singleSignOnViolations(s: Synthesized): string[] {
   const hostOf = (route: Manifest) => /Host\(`([^`]+)`\)/.exec(route.spec.routes[0].match)?.[1];
   const protectedHosts = router.routedHosts.filter((h) => h.singleSignOn).map((h) => h.host);
   const ssoHosts = s.platform.services.flatMap((service) => service.exposures.filter((e) => e.signIn === 'sso').map((e) => s.platform.hostname(e.subdomain)));
+  // An admin UI signs in through the service unless it is its service's own OIDC login.
+  const adminHosts = s.platform.services.flatMap((service) =>
+    service.exposures.filter((e) => e.admin).map((e) => ({ host: s.platform.hostname(e.subdomain), ownLogin: e.ownOidcLogin === true && isOidcLoginService(service) })),
+  );
   const violations = [
     ...ssoHosts.flatMap((host) => problems(protectedHosts.includes(host), `${where}: ${host} is an sso host the router does not protect with the single sign-on service`)),
+    ...adminHosts.flatMap(({ host, ownLogin }) =>
+      problems(protectedHosts.includes(host) !== ownLogin, `${where}: the admin host ${host} ${ownLogin ? 'is its service\'s own OIDC login, yet gets' : 'has no login of its own, yet lacks'} the single sign-on forward-auth`),
+    ),
     ...routes
       .filter((route) => !route.spec.routes[0].match.includes(`PathPrefix(\`${ownPaths.pathPrefix}/\`)`))
       .flatMap((route) => {

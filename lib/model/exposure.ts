@@ -28,6 +28,13 @@ export interface Exposure {
    */
   readonly signIn?: SignInProtection;
   /**
+   * The UI's own login is the service's OIDC login (an OidcLoginService: Argo CD, Grafana, Vault):
+   * where a single sign-on service runs, an admin route gets no forward-auth in front (users
+   * would sign in twice). Per exposure: a service's other UIs (Prometheus beside Grafana) have no
+   * login of their own. @default false
+   */
+  readonly ownOidcLogin?: boolean;
+  /**
    * Path prefixes the public host does not serve (e.g. metrics on the UI's port, for
    * Prometheus only): the route excludes them, so Traefik answers 404. @default none
    */
