@@ -27,6 +27,30 @@ export const CONFIGURATOR_POLICY_KEY = 'configurator-policy.hcl';
 export const KUBERNETES_AUTH_MOUNT = 'kubernetes';
 export const VAULT_AUDIENCE = 'vault';
 
+/**
+ * How a Job logs in to Vault as its own role (Kubernetes auth) with a short-lived token for
+ * Vault's audience only, projected into its pod: the variables its script reads, the token's
+ * volume and mount, and the script's first line (VAULT_LOGIN_SCRIPT). Used by the Jobs that
+ * configure or read part of Vault (snapshots, the OIDC login).
+ */
+const LOGIN_TOKEN_DIR = '/var/run/secrets/vault';
+export function vaultLoginEnv(address: string, role: string): k8s.EnvVar[] {
+  return [
+    { name: 'VAULT_ADDR', value: address },
+    { name: 'AUTH_MOUNT', value: KUBERNETES_AUTH_MOUNT },
+    { name: 'ROLE', value: role },
+    { name: 'TOKEN_FILE', value: `${LOGIN_TOKEN_DIR}/token` },
+  ];
+}
+export const VAULT_LOGIN_TOKEN_MOUNT: k8s.VolumeMount = { name: 'token', mountPath: LOGIN_TOKEN_DIR, readOnly: true };
+export const VAULT_LOGIN_TOKEN_VOLUME: k8s.Volume = {
+  name: 'token',
+  projected: { sources: [{ serviceAccountToken: { audience: VAULT_AUDIENCE, expirationSeconds: 600, path: 'token' } }] },
+};
+/** Logs in with the projected token and exports VAULT_TOKEN for the rest of the script. */
+export const VAULT_LOGIN_SCRIPT = String.raw`VAULT_TOKEN=$(vault write -field=token "auth/$AUTH_MOUNT/login" role="$ROLE" jwt=@"$TOKEN_FILE")
+export VAULT_TOKEN`;
+
 /** KV v2 secrets engine holding every service's secrets: `<mount>/<service>/<secret>`. */
 export const VAULT_KV_MOUNT = 'homelab';
 

@@ -21,7 +21,7 @@ import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import { OIDC_CLIENT_SECRET_KEY, OidcIssuer } from '../lib/model/single-sign-on';
 import { IMAGES } from './versions';
-import { KUBERNETES_AUTH_MOUNT, MANAGED_VAULT_PREFIX, policyRule, VAULT_AUDIENCE, VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, VaultAccess, VaultPolicyRule } from './vault-configurator';
+import { MANAGED_VAULT_PREFIX, policyRule, VAULT_GID, VAULT_KV_MOUNT, VAULT_LOGIN_SCRIPT, VAULT_LOGIN_TOKEN_MOUNT, VAULT_LOGIN_TOKEN_VOLUME, VAULT_UID, VaultAccess, vaultLoginEnv, VaultPolicyRule } from './vault-configurator';
 
 export const VAULT_OIDC_LOGIN_JOB = 'vault-oidc-login';
 /** The Job's container, whose log the verification's report shows when it fails. */
@@ -33,7 +33,6 @@ export const OIDC_ROLE = 'sso';
 /** ConfigMap key: one line per group, `<group> <policy>`; each policy's text under `<policy>.hcl`. */
 export const GROUPS_KEY = 'groups';
 const CONFIG_DIR = '/config';
-const TOKEN_DIR = '/var/run/secrets/vault';
 /** Where the client secret's Secret is mounted. */
 const CLIENT_SECRET_DIR = '/var/run/secrets/oidc-client';
 
@@ -159,10 +158,7 @@ export class VaultOidcLogin extends Construct {
                 image: IMAGES.vault,
                 command: ['sh', '-ec', VAULT_OIDC_LOGIN_SCRIPT],
                 env: [
-                  { name: 'VAULT_ADDR', value: props.address },
-                  { name: 'AUTH_MOUNT', value: KUBERNETES_AUTH_MOUNT },
-                  { name: 'ROLE', value: props.access.role },
-                  { name: 'TOKEN_FILE', value: `${TOKEN_DIR}/token` },
+                  ...vaultLoginEnv(props.address, props.access.role),
                   { name: 'OIDC_MOUNT', value: OIDC_AUTH_MOUNT },
                   { name: 'OIDC_ROLE', value: OIDC_ROLE },
                   { name: 'ISSUER', value: issuer.issuerUrl },
@@ -180,7 +176,7 @@ export class VaultOidcLogin extends Construct {
                 securityContext: restricted,
                 volumeMounts: [
                   { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
-                  { name: 'token', mountPath: TOKEN_DIR, readOnly: true },
+                  VAULT_LOGIN_TOKEN_MOUNT,
                   { name: 'client-secret', mountPath: CLIENT_SECRET_DIR, readOnly: true },
                   { name: 'tmp', mountPath: '/tmp' },
                 ],
@@ -195,8 +191,7 @@ export class VaultOidcLogin extends Construct {
                 name: 'client-secret',
                 secret: { secretName: props.clientSecret.secretName, optional: true, items: [{ key: props.clientSecret.keySelector(OIDC_CLIENT_SECRET_KEY).key, path: OIDC_CLIENT_SECRET_KEY }] },
               },
-              // A short-lived token for Vault's audience only: the Job's identity for the Kubernetes auth method.
-              { name: 'token', projected: { sources: [{ serviceAccountToken: { audience: VAULT_AUDIENCE, expirationSeconds: 600, path: 'token' } }] } },
+              VAULT_LOGIN_TOKEN_VOLUME,
             ],
           },
         },
@@ -214,8 +209,7 @@ export const VAULT_OIDC_LOGIN_SCRIPT = String.raw`if [ ! -s "$CLIENT_SECRET_FILE
   echo "no OIDC client secret: the Secret $SECRET_NAME is not delivered yet (Vault's configurator generates the value, External Secrets delivers it)" >&2
   exit 1
 fi
-VAULT_TOKEN=$(vault write -field=token "auth/$AUTH_MOUNT/login" role="$ROLE" jwt=@"$TOKEN_FILE")
-export VAULT_TOKEN
+${VAULT_LOGIN_SCRIPT}
 if vault read "sys/auth/$OIDC_MOUNT" > /dev/null 2>&1; then
   echo "OIDC auth at $OIDC_MOUNT/: present"
 else

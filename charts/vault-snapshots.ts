@@ -16,7 +16,7 @@ import type { SecretRef } from '../lib/model/secrets';
 import { S3_CREDENTIAL_KEYS } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
-import { KUBERNETES_AUTH_MOUNT, MANAGED_VAULT_PREFIX, VAULT_AUDIENCE, VAULT_GID, VAULT_UID, VaultAccess } from './vault-configurator';
+import { MANAGED_VAULT_PREFIX, VAULT_GID, VAULT_LOGIN_SCRIPT, VAULT_LOGIN_TOKEN_MOUNT, VAULT_LOGIN_TOKEN_VOLUME, VAULT_UID, VaultAccess, vaultLoginEnv } from './vault-configurator';
 
 /** `services.vault.backup`: how often; the snapshots go to the environment's backup target (`backup.target`), under `vault/`. */
 export const vaultBackupSettings = z.strictObject({
@@ -43,7 +43,6 @@ export const BACKUP_CREDENTIALS_SECRET = 'vault-backup-credentials';
 const SNAPSHOT_PATH = 'sys/storage/raft/snapshot';
 const SNAPSHOT_DIR = '/snapshot';
 const SNAPSHOT_FILE = `${SNAPSHOT_DIR}/vault.snap`;
-const TOKEN_DIR = '/var/run/secrets/vault';
 
 export interface VaultSnapshotsProps {
   readonly settings: VaultBackupSettings;
@@ -102,10 +101,7 @@ export class VaultSnapshots extends Construct {
                     image: IMAGES.vault,
                     command: ['sh', '-ec', SNAPSHOT_SCRIPT],
                     env: [
-                      { name: 'VAULT_ADDR', value: props.address },
-                      { name: 'AUTH_MOUNT', value: KUBERNETES_AUTH_MOUNT },
-                      { name: 'ROLE', value: this.access.role },
-                      { name: 'TOKEN_FILE', value: `${TOKEN_DIR}/token` },
+                      ...vaultLoginEnv(props.address, this.access.role),
                       { name: 'SNAPSHOT_FILE', value: SNAPSHOT_FILE },
                       { name: 'HOME', value: '/tmp' },
                     ],
@@ -113,7 +109,7 @@ export class VaultSnapshots extends Construct {
                     securityContext: restricted,
                     volumeMounts: [
                       { name: 'snapshot', mountPath: SNAPSHOT_DIR },
-                      { name: 'token', mountPath: TOKEN_DIR, readOnly: true },
+                      VAULT_LOGIN_TOKEN_MOUNT,
                       { name: 'tmp', mountPath: '/tmp' },
                     ],
                   },
@@ -140,8 +136,7 @@ export class VaultSnapshots extends Construct {
                 volumes: [
                   { name: 'snapshot', emptyDir: {} },
                   { name: 'tmp', emptyDir: {} },
-                  // A short-lived token for Vault's audience only: the job's identity for the Kubernetes auth method.
-                  { name: 'token', projected: { sources: [{ serviceAccountToken: { audience: VAULT_AUDIENCE, expirationSeconds: 600, path: 'token' } }] } },
+                  VAULT_LOGIN_TOKEN_VOLUME,
                 ],
               },
             },
@@ -153,8 +148,7 @@ export class VaultSnapshots extends Construct {
 }
 
 /** Runs with `sh -ec` in the Vault image: log in as the job's role, save a raft snapshot. */
-export const SNAPSHOT_SCRIPT = String.raw`VAULT_TOKEN=$(vault write -field=token "auth/$AUTH_MOUNT/login" role="$ROLE" jwt=@"$TOKEN_FILE")
-export VAULT_TOKEN
+export const SNAPSHOT_SCRIPT = String.raw`${VAULT_LOGIN_SCRIPT}
 vault operator raft snapshot save "$SNAPSHOT_FILE"
 size=$(wc -c < "$SNAPSHOT_FILE")
 if [ "$size" -eq 0 ]; then echo "the snapshot is empty" >&2; exit 1; fi
