@@ -17,7 +17,7 @@ import { Resources, resources } from '../lib/model/resources';
 import { urlDestination } from '../lib/model/network';
 import type { TraceEmission, TraceEmitter } from '../lib/model/tracing';
 import { HomelabService } from '../lib/model/service';
-import { issuerEgress, OIDC_CLIENT_SECRET_KEY, oidcClientSecretPurpose, OidcLoginService, SingleSignOnProvider } from '../lib/model/single-sign-on';
+import { OIDC_CLIENT_SECRET_KEY, OidcLoginService, SingleSignOnProvider } from '../lib/model/single-sign-on';
 import { emitYaml } from '../lib/util/yaml-emitter';
 import { IMAGES } from './versions';
 
@@ -216,17 +216,15 @@ export class ArgoCd extends HomelabService implements TraceEmitter, OidcLoginSer
    * nothing (`policy.default` stays empty).
    */
   logInThrough(provider: SingleSignOnProvider): void {
-    const clientSecret = this.needSecret(OIDC_CLIENT_SECRET, [OIDC_CLIENT_SECRET_KEY], oidcClientSecretPurpose('Argo CD'), {
-      generated: true,
-      // Read when someone logs in: Argo CD starts (and syncs everything) without it.
-      neededToStart: false,
-      labels: ARGOCD_SECRET_LABELS,
-    });
-    const issuer = provider.registerOidcClient(this, {
+    // Read when someone logs in: Argo CD starts (and syncs everything) without it.
+    const { issuer, clientSecret } = this.registerOidcLogin(provider, {
+      secretName: OIDC_CLIENT_SECRET,
       clientId: 'argocd',
       displayName: 'Argo CD',
       redirectUris: [`https://${this.hostname}/auth/callback`],
-      clientSecret,
+      pods: podLabels('server'),
+      podsName: "Argo CD's API server",
+      secretLabels: ARGOCD_SECRET_LABELS,
     });
     const configs = this.values.configs!;
     configs.cm = {
@@ -245,7 +243,6 @@ export class ArgoCd extends HomelabService implements TraceEmitter, OidcLoginSer
       // The claim whose values the `g` lines name (argo-cd 10.1.1 values.yaml configs.rbac.scopes).
       scopes: `[${issuer.groupsClaim}]`,
     };
-    this.allowEgress(issuerEgress(podLabels('server'), issuer, "Argo CD's API server"));
   }
 
   /**

@@ -26,7 +26,7 @@ import { parseQuantity } from '../lib/util/quantity';
 import { resources, Resources, sumOfContainers } from '../lib/model/resources';
 import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
-import { issuerEgress, OIDC_CLIENT_SECRET_KEY, oidcClientSecretPurpose, OidcIssuer, OidcLoginService, SingleSignOnProvider } from '../lib/model/single-sign-on';
+import { OIDC_CLIENT_SECRET_KEY, OidcIssuer, OidcLoginService, SingleSignOnProvider } from '../lib/model/single-sign-on';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
@@ -376,19 +376,15 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
    */
   logInThrough(provider: SingleSignOnProvider): void {
     if (this.provisioned) throw new Error('monitoring: the single sign-on pass runs before the dashboards pass installs the chart');
-    const clientSecret = this.needSecret(GRAFANA_OIDC_CLIENT_SECRET, [OIDC_CLIENT_SECRET_KEY], oidcClientSecretPurpose('Grafana'), {
-      generated: true,
-      // Grafana starts without it (the variable is optional) and the login form still works.
-      neededToStart: false,
-    });
-    const issuer = provider.registerOidcClient(this, {
+    // Grafana starts without the client secret (the variable is optional) and the login form still works.
+    const { issuer, clientSecret } = this.registerOidcLogin(provider, {
+      secretName: GRAFANA_OIDC_CLIENT_SECRET,
       clientId: GRAFANA_OIDC_CLIENT_ID,
       displayName: 'Grafana',
       redirectUris: [`https://${this.grafanaHost}/login/generic_oauth`],
-      clientSecret,
+      pods: GRAFANA_SERVICE.podSelector,
     });
     this.oidcLogin = { issuer, clientSecret, providerName: provider.serviceName };
-    this.allowEgress(issuerEgress(GRAFANA_SERVICE.podSelector, issuer, 'Grafana'));
   }
 
   /** Dashboards provisioned from grafana.com, by name: the platform's services' and their data source. */

@@ -23,7 +23,7 @@ import type { BackupTarget } from '../lib/model/backup';
 import { pauseArgoCd, SyncPolicy } from '../lib/model/recovery';
 import { S3_CREDENTIAL_KEYS, SecretBackend, SecretNeed } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
-import { issuerEgress, OIDC_CLIENT_SECRET_KEY, oidcClientSecretPurpose, OidcLoginService, SingleSignOnProvider } from '../lib/model/single-sign-on';
+import { OidcLoginService, SingleSignOnProvider } from '../lib/model/single-sign-on';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
@@ -197,10 +197,16 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
    */
   logInThrough(provider: SingleSignOnProvider): void {
     if (this.configurator) throw new Error('vault: the single sign-on pass runs before the delivery pass configures Vault');
-    const clientSecret = this.needSecret(OIDC_CLIENT_SECRET, [OIDC_CLIENT_SECRET_KEY], oidcClientSecretPurpose('Vault'), { generated: true, neededToStart: false });
     // The UI's callback names the mount (`/ui/vault/auth/<mount>/oidc/callback`), the CLI listens on localhost (Vault docs, "JWT/OIDC auth method", redirect URIs).
     const redirectUris = [`https://${this.hostname}/ui/vault/auth/${OIDC_AUTH_MOUNT}/oidc/callback`, CLI_REDIRECT_URI];
-    const issuer = provider.registerOidcClient(this, { clientId: OIDC_CLIENT_ID, displayName: 'Vault', redirectUris, clientSecret });
+    // Vault fetches the discovery document when the Job writes the configuration, and exchanges codes at every login.
+    const { issuer, clientSecret } = this.registerOidcLogin(provider, {
+      secretName: OIDC_CLIENT_SECRET,
+      clientId: OIDC_CLIENT_ID,
+      displayName: 'Vault',
+      redirectUris,
+      pods: VAULT_SERVER_POD_LABELS,
+    });
     const access = vaultOidcLoginAccess(this.namespaceName, issuer);
     this.oidcLoginAccess = access;
     this.addFinalStep({
@@ -210,8 +216,6 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
       emit: (scope, hookWave) =>
         new VaultOidcLogin(scope, 'vault-oidc-login', { address: this.address, namespace: this.namespaceName, issuer, clientId: OIDC_CLIENT_ID, clientSecret, redirectUris, access, hookWave }),
     });
-    // Vault fetches the discovery document when the Job writes the configuration, and exchanges codes at every login.
-    this.allowEgress(issuerEgress(VAULT_SERVER_POD_LABELS, issuer, 'Vault'));
   }
 
   /**

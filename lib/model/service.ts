@@ -26,6 +26,7 @@ import type { GeneratedSecrets } from './needs';
 import { KUBERNETES_VERSION } from './kubernetes';
 import { RenderedManifests } from './rendered-manifests';
 import { BACKUP_CREDENTIALS } from './backup';
+import { issuerEgress, OIDC_CLIENT_SECRET_KEY, oidcClientSecretPurpose, type OidcIssuer, type SingleSignOnProvider } from './single-sign-on';
 
 /** A service's Namespace: its name, its labels (Pod Security among them) and the reason of a Pod Security exception. */
 export interface NamespaceMetadata {
@@ -389,6 +390,24 @@ export abstract class HomelabService extends Chart {
    * credentials in this namespace (`DatabaseRef.credentialsSecret`). The end-to-end
    * verification proves they connect and run a query.
    */
+  /**
+   * Logs this service's own users in as an OIDC client of the single sign-on service (from its
+   * OidcLoginService.logInThrough): declares the client Secret (key OIDC_CLIENT_SECRET_KEY,
+   * generated in the secret backend and never needed to start: the local login works before),
+   * registers the client, and lets `client.pods` reach the issuer. The service then configures
+   * its login with what this returns.
+   */
+  protected registerOidcLogin(provider: SingleSignOnProvider, client: OidcLoginClient): { readonly issuer: OidcIssuer; readonly clientSecret: SecretRef } {
+    const clientSecret = this.needSecret(client.secretName, [OIDC_CLIENT_SECRET_KEY], oidcClientSecretPurpose(client.displayName), {
+      generated: true,
+      neededToStart: false,
+      ...(client.secretLabels && { labels: client.secretLabels }),
+    });
+    const issuer = provider.registerOidcClient(this, { clientId: client.clientId, displayName: client.displayName, redirectUris: client.redirectUris, clientSecret });
+    this.allowEgress(issuerEgress(client.pods, issuer, client.podsName ?? client.displayName));
+    return { issuer, clientSecret };
+  }
+
   protected needDatabase(provider: DatabaseProvider, settings: DatabaseSettings): DatabaseRef {
     const need: DatabaseNeed = { ...settings, service: this.serviceName, namespace: this.namespaceName };
     const credentials = provider.backupCredentials(need);
@@ -603,6 +622,22 @@ export function apiObjectsOf(chart: Chart): ApiObject[] {
 }
 
 /** How a declared Secret's values come about (HomelabService.needSecret). */
+/** A service's own login as an OIDC client (HomelabService.registerOidcLogin). */
+export interface OidcLoginClient {
+  /** The client Secret's name, in the service's namespace. */
+  readonly secretName: string;
+  readonly clientId: string;
+  /** The name users see, e.g. `Argo CD`. */
+  readonly displayName: string;
+  readonly redirectUris: readonly string[];
+  /** The pods that call the issuer (discovery, code exchange). */
+  readonly pods: Readonly<Record<string, string>>;
+  /** What those pods are, in the egress rule's reason. @default displayName */
+  readonly podsName?: string;
+  /** Labels the client Secret must carry. @default none */
+  readonly secretLabels?: Readonly<Record<string, string>>;
+}
+
 export interface SecretOptions {
   /**
    * Whether the service's Application needs the Secret to become Healthy (a pod or the chart
