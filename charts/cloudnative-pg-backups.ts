@@ -193,9 +193,9 @@ export class DatabaseBackups extends Construct {
     this.backup = {
       location: where,
       destination: target.destination,
-      podSelectors: [props.podSelector, { 'cnpg.io/cluster': scratchCluster }],
+      podSelectors: [props.podSelector, { [CLUSTER_LABEL]: scratchCluster }],
       scratchCluster,
-      scratchPodSelector: { 'cnpg.io/cluster': scratchCluster },
+      scratchPodSelector: { [CLUSTER_LABEL]: scratchCluster },
       sidecarRequests: SIDECAR_RESOURCES.requests,
       scratchRequests: SCRATCH_RESOURCES.requests,
       recovery: this.recovery(consumer, props, where),
@@ -301,6 +301,19 @@ export class DatabaseBackups extends Construct {
   }
 }
 
+/** The label CloudNativePG puts on every pod of a cluster (pkg/utils labels: ClusterLabelName). */
+export const CLUSTER_LABEL = 'cnpg.io/cluster';
+
+/** The selector of a database's own series: its consumer's monitor of that cluster. */
+export function ownSeries(consumer: HomelabService, cluster: string): string {
+  return `${SERVICE_LABEL}="${consumer.serviceName}", ${ENDPOINT_LABEL}="${cluster}"`;
+}
+
+/** `n8n-db` -> `N8nDb`: a cluster's name in its alerts' names. */
+export function pascalCase(name: string): string {
+  return name.replace(/(^|-)([a-z0-9])/g, (_, _dash, c: string) => c.toUpperCase());
+}
+
 /**
  * Alerts when a database's backups are late or failing, on the metrics its instances export:
  * the plugin's (plugin-barman-cloud docs/observability.md: `barman_cloud_cloudnative_pg_io_last_
@@ -310,8 +323,8 @@ export class DatabaseBackups extends Construct {
  */
 function backupAlerts(consumer: HomelabService, props: DatabaseBackupProps, where: string): AlertRule[] {
   const { cluster, settings } = props;
-  const own = `${SERVICE_LABEL}="${consumer.serviceName}", ${ENDPOINT_LABEL}="${cluster}"`;
-  const name = cluster.replace(/(^|-)([a-z0-9])/g, (_, _dash, c: string) => c.toUpperCase());
+  const own = ownSeries(consumer, cluster);
+  const name = pascalCase(cluster);
   const lastBackupSeries = `barman_cloud_cloudnative_pg_io_last_available_backup_timestamp{${own}}`;
   const lastBackup = `max(${lastBackupSeries})`;
   const logs = `kubectl -n ${consumer.namespaceName} get backups -l cnpg.io/cluster=${cluster}; the plugin's sidecar: kubectl -n ${consumer.namespaceName} logs -l cnpg.io/cluster=${cluster} -c plugin-barman-cloud`;

@@ -18,10 +18,10 @@ import { bool, intBetween, k8sName, resourcesSchema, volumeSize } from '../lib/m
 import type { BackupTarget } from '../lib/model/backup';
 import type { BackupCredentialsNeed, DatabaseNeed, DatabaseProvider, DatabaseRef } from '../lib/model/databases';
 import type { SecretRef } from '../lib/model/secrets';
-import { BARMAN_CLOUD_GROUP, credentialsFor, databaseBackupSettings, DatabaseBackups, DatabaseBackupSettings, PLUGIN_POD_LABELS, pluginRelease } from './cloudnative-pg-backups';
+import { BARMAN_CLOUD_GROUP, CLUSTER_LABEL, credentialsFor, databaseBackupSettings, DatabaseBackups, DatabaseBackupSettings, ownSeries, pascalCase, PLUGIN_POD_LABELS, pluginRelease } from './cloudnative-pg-backups';
 import { certManagerEntry } from './cert-manager';
 import { Layer } from '../lib/model/layers';
-import { AlertRule, ENDPOINT_LABEL, SERVICE_LABEL } from '../lib/model/monitoring';
+import { AlertRule, SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { helmRelease } from './helm-release';
@@ -70,8 +70,6 @@ const CA_SECRET = 'cnpg-ca-secret';
 const INSTANCE_MANAGER_PORT = 8000;
 /** The operator's pods (chart `cloudnative-pg.selectorLabels`, release = service name) and metrics port (templates/deployment.yaml). */
 const OPERATOR_POD_LABELS = { 'app.kubernetes.io/name': 'cloudnative-pg', 'app.kubernetes.io/instance': 'cloudnative-pg' } as const;
-/** The label CloudNativePG puts on every pod of a cluster (pkg/utils labels: ClusterLabelName). */
-export const CLUSTER_LABEL = 'cnpg.io/cluster';
 /** The instance manager's exporter (pkg/specs/pods.go: container port 9187 named `metrics`). */
 const METRICS_PORT = 'metrics';
 /** Seconds a replica may replay behind the primary before it is an alert. */
@@ -260,7 +258,7 @@ echo "PASS $CLUSTER: $OWNER runs queries on $DATABASE; $REPLICAS replica(s) conn
  * kubelet's volume statistics, which the monitoring stack scrapes (PVCs `<cluster>-<n>`).
  */
 function databaseAlerts(consumer: HomelabService, need: DatabaseNeed, cluster: string): AlertRule[] {
-  const own = `${SERVICE_LABEL}="${consumer.serviceName}", ${ENDPOINT_LABEL}="${cluster}"`;
+  const own = ownSeries(consumer, cluster);
   const name = pascalCase(cluster);
   const where = `kubectl -n ${consumer.namespaceName} get cluster ${cluster}; the instances' logs: kubectl -n ${consumer.namespaceName} logs -l cnpg.io/cluster=${cluster}`;
   return [
@@ -295,10 +293,6 @@ function databaseAlerts(consumer: HomelabService, need: DatabaseNeed, cluster: s
       description: `PostgreSQL stops when its volume is full: raise the database's size in the config (Longhorn's classes allow expanding a volume). ${where}`,
     },
   ];
-}
-
-function pascalCase(name: string): string {
-  return name.replace(/(^|-)([a-z0-9])/g, (_, _dash, c: string) => c.toUpperCase());
 }
 
 /** The database cluster of a need. */

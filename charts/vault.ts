@@ -228,7 +228,7 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
     if (backups === undefined) return;
     const argocd = pauseArgoCd(this.serviceName, sync);
     // The chart's volumeClaimTemplates entry `data` (vault 0.34.1 templates/_helpers.tpl): one claim per pod.
-    const claims = Array.from({ length: this.replicas }, (_, i) => `data-vault-${i}`);
+    const claims = this.podNames().map((pod) => `data-${pod}`);
     this.declareRecovery({
       stage: 'secrets',
       data: `Vault: every secret, policy and role (its volumes ${claims.join(', ')}, no snapshots)`,
@@ -296,7 +296,7 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
         "kubectl -n vault exec -ti vault-0 -- sh -c 'VAULT_TOKEN=<new root token> vault operator raft snapshot restore -force /tmp/vault.snap'",
         '# Vault is now the backed-up one, sealed with its ORIGINAL keys: unseal every pod with them',
         UNSEAL_THRESHOLD_NOTE,
-        ...Array.from({ length: this.replicas }, (_, i) => `kubectl -n vault exec -ti vault-${i} -- vault operator unseal`),
+        ...this.podNames().map((pod) => `kubectl -n ${VAULT_NAMESPACE} exec -ti ${pod} -- vault operator unseal`),
         ...configuratorTokenSteps(this.replicas),
       ],
       atHand: [ORIGINAL_UNSEAL_KEYS, target.keysAtHand],
@@ -381,7 +381,7 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
    * checkpoint says so and fails at once.
    */
   private addCheckpoint(): void {
-    const pods = Array.from({ length: this.replicas }, (_, i) => `vault-${i}`);
+    const pods = this.podNames();
     new Checkpoint(this, 'checkpoint', {
       description: 'every Vault pod is initialised and unsealed',
       image: IMAGES.curl,
