@@ -7,6 +7,7 @@
  * of the runbook and the restore test of the end-to-end verification (docs/adr/0039).
  */
 import { Duration } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { z } from '../lib/model/config/zod';
 import {
@@ -201,6 +202,7 @@ export class DatabaseBackups extends Construct {
       recovery: this.recovery(consumer, props, where),
       alerts: backupAlerts(consumer, props, where),
       restoreCheck: this.restoreCheck(consumer, props, scratchCluster, where),
+      restoreAccess: restoreAccess(scratchCluster, this.objectStore),
     };
   }
 
@@ -277,14 +279,6 @@ export class DatabaseBackups extends Construct {
       creates: `postgresql.cnpg.io/Cluster ${scratch}`,
       volumes: [{ name: 'work', emptyDir: {} }],
       volumeMounts: [{ name: 'work', mountPath: WORK_DIR }],
-      namespaceAccess: [
-        // RBAC cannot name what is created: create any Cluster here; read and delete only the scratch one.
-        { apiGroups: ['postgresql.cnpg.io'], resources: ['clusters'], verbs: ['create'] },
-        { apiGroups: ['postgresql.cnpg.io'], resources: ['clusters'], verbs: ['get', 'delete'], resourceNames: [scratch] },
-        { apiGroups: [BARMAN_CLOUD_GROUP], resources: ['objectstores'], verbs: ['get'], resourceNames: [this.objectStore] },
-        // Read only: the scratch volumes go with their Cluster (the operator owns them); the check waits for that.
-        { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['list'] },
-      ],
       // ... and for their PersistentVolumes (named by their claims at run time, so not by name here).
       readsCluster: [{ apiGroups: [''], resources: ['persistentvolumes'], verbs: ['get'] }],
       companion: {
@@ -551,3 +545,15 @@ until written=$(PGPASSWORD=$(cat "$OWNER_SECRET_DIR/password") psql -h "$SCRATCH
 done
 if [ -n "$written" ]; then printf 'canary|%s\n' "$written"; else printf 'error|%s\n' "the table ${CANARY_TABLE} holds no row"; fi > "$WORK_DIR/answer.tmp"
 mv "$WORK_DIR/answer.tmp" "$WORK_DIR/answer"`;
+
+/** The restore check's rights in the consumer's namespace beyond reading (EndToEndCheck.access). */
+function restoreAccess(scratch: string, objectStore: string): k8s.PolicyRule[] {
+  return [
+    // RBAC cannot name what is created: create any Cluster here; read and delete only the scratch one.
+    { apiGroups: ['postgresql.cnpg.io'], resources: ['clusters'], verbs: ['create'] },
+    { apiGroups: ['postgresql.cnpg.io'], resources: ['clusters'], verbs: ['get', 'delete'], resourceNames: [scratch] },
+    { apiGroups: [BARMAN_CLOUD_GROUP], resources: ['objectstores'], verbs: ['get'], resourceNames: [objectStore] },
+    // Read only: the scratch volumes go with their Cluster (the operator owns them); the check waits for that.
+    { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['list'] },
+  ];
+}

@@ -18,7 +18,7 @@ import { Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, CheckpointProps
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
-import { HomelabService } from '../lib/model/service';
+import { EndToEndCheck, HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 import { alloyEntry } from './alloy';
 import { MonitoringStack, monitoringEntry, PROMETHEUS_URL } from './kube-prometheus-stack';
@@ -84,7 +84,7 @@ export class Verification extends HomelabService {
     if (props.monitoring && scraped.length > 0) checks.push(this.targetsCheck(props.monitoring, scraped));
     const logging = props.services.filter(runsPods).map((s) => s.namespaceName);
     if (props.logs && logging.length > 0) checks.push(this.logsCheck(props.logs, [...new Set(logging)].sort()));
-    for (const service of props.services) for (const { job, check, account, scratchAccess } of service.endToEndChecks) checks.push(this.crossCheck(service, job, check, account, scratchAccess));
+    for (const service of props.services) for (const check of service.endToEndChecks) checks.push(this.crossCheck(service, check.job, check.check, check));
     this.checks = checks;
     this.addReport(checks);
   }
@@ -129,13 +129,13 @@ ${everyLabelValueIn({
   /**
    * A check Job in another service's namespace (reaching what that service may reach): as that
    * service's `account` if it names one, or, for a check that makes scratch objects there
-   * (`namespaceAccess`), as an account of its own in that namespace (with its `readsCluster`).
+   * (`access`), as an account of its own in that namespace (with its `readsCluster`).
    * With `scratchAccess`, the account may make its scratch objects here instead, in this
    * restricted namespace (EndToEndCheck.scratchAccess).
    */
-  private crossCheck(host: HomelabService, job: string, props: Omit<CheckpointProps, 'hookWave'>, account?: string, scratchAccess?: readonly k8s.PolicyRule[]): VerificationCheck {
+  private crossCheck(host: HomelabService, job: string, props: Omit<CheckpointProps, 'hookWave'>, { account, access, scratchAccess }: Pick<EndToEndCheck, 'account' | 'access' | 'scratchAccess'> = {}): VerificationCheck {
     const scope = new Construct(this, job);
-    const runAs = account ?? (props.namespaceAccess && namespaceAccount(scope, job, host.namespaceName, this.labelsFor(CHECKPOINT_COMPONENT), props.namespaceAccess, props.readsCluster));
+    const runAs = account ?? (access && namespaceAccount(scope, job, host.namespaceName, this.labelsFor(CHECKPOINT_COMPONENT), access, props.readsCluster));
     const check = scratchAccess && runAs ? { ...props, env: { ...props.env, SCRATCH_NAMESPACE: this.grantScratchAccess(scope, host, runAs, scratchAccess) } } : props;
     probeJob(scope, job, check, { owner: this, namespace: host.namespaceName, hookWave: CHECKS_WAVE, keep: true, account: runAs });
     return { namespace: host.namespaceName, job, description: props.description };

@@ -66,11 +66,6 @@ export interface CheckpointProps {
   /** Like `readsCluster`, but per namespace (Roles instead of a ClusterRole). @default none */
   readonly readsNamespaces?: Readonly<Record<string, readonly k8s.PolicyRule[]>>;
   /**
-   * Rules beyond reading, in the namespace the probe runs in, for a check that makes scratch
-   * objects there (a Role of its own ServiceAccount; `kube_get` takes curl's `-X`). @default none
-   */
-  readonly namespaceAccess?: readonly k8s.PolicyRule[];
-  /**
    * A second container in the probe's pod, started with it and sharing its volumes: the tools
    * of another image (psql beside curl). The API token stays the probe's own. @default none
    */
@@ -174,7 +169,7 @@ export class Checkpoint extends Construct {
     this.props = props;
     this.description = props.description;
     this.jobName = checkpointJobName(this.service);
-    if (props.readsCluster || props.readsNamespaces || props.namespaceAccess) {
+    if (props.readsCluster || props.readsNamespaces) {
       this.account = this.reader(props);
       // Every checkpoint pod of the namespace: the verification's replays of this one carry
       // the verification's name, but the same component.
@@ -211,7 +206,6 @@ export class Checkpoint extends Construct {
     const subjects = [{ kind: 'ServiceAccount', name: this.jobName, namespace: service.namespaceName }];
     new k8s.KubeServiceAccount(this, 'account', { metadata, automountServiceAccountToken: false });
     const namespaces = { ...props.readsNamespaces };
-    if (props.namespaceAccess) namespaces[service.namespaceName] = [...(namespaces[service.namespaceName] ?? []), ...props.namespaceAccess];
     if (props.readsCluster) {
       new k8s.KubeClusterRole(this, 'role', { metadata, rules: [...props.readsCluster] });
       new k8s.KubeClusterRoleBinding(this, 'binding', {
@@ -356,7 +350,7 @@ function envVars(env: CheckpointProps['env'], secretEnv: CheckpointProps['secret
 
 /**
  * A ServiceAccount `name` in `namespace` bound to `rules` there (a Role), for a probe that the
- * end-to-end verification runs in another service's namespace (CheckpointProps.namespaceAccess),
+ * end-to-end verification runs in another service's namespace (EndToEndCheck.access),
  * and to `clusterRules` (a ClusterRole `<namespace>-<name>`, as names are cluster-wide; CheckpointProps.readsCluster); returns its name.
  */
 export function namespaceAccount(

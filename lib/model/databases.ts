@@ -5,6 +5,7 @@
  * namespace, where the operator generates the credentials: no password passes through Git or
  * Vault (docs/adr/0028).
  */
+import type { k8s } from 'cdk8s-plus-34';
 import type { CheckpointProps } from './checkpoint';
 import type { AlertRule, MetricsEndpoint } from './monitoring';
 import type { ExternalDestination } from './network';
@@ -88,6 +89,8 @@ export interface DatabaseBackup {
   readonly alerts: readonly AlertRule[];
   /** The verification's restore test: a scratch cluster from the latest base backup and WAL answers with the canary row. */
   readonly restoreCheck: Omit<CheckpointProps, 'hookWave'>;
+  /** What the restore check may do in the consumer's namespace beyond reading (EndToEndCheck.access). */
+  readonly restoreAccess: readonly k8s.PolicyRule[];
 }
 
 /** The verification's restore check Job of a database archived to the backup target, in its consumer's namespace. */

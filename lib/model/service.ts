@@ -278,12 +278,14 @@ export abstract class HomelabService extends Chart {
    * this service's namespace (reaching what this service may reach): beyond the checkpoint,
    * which proves the service itself.
    */
-  protected addEndToEndCheck(job: string, check: Omit<CheckpointProps, 'hookWave'>, options: { readonly account?: string; readonly scratchAccess?: readonly k8s.PolicyRule[] } = {}): void {
+  protected addEndToEndCheck(job: string, check: Omit<CheckpointProps, 'hookWave'>, options: Pick<EndToEndCheck, 'account' | 'access' | 'scratchAccess'> = {}): void {
     if (options.scratchAccess && options.account === undefined) throw new Error(`${this.serviceName}: the end-to-end check ${job} has scratchAccess but no account to grant it to`);
+    if (options.access && options.account !== undefined) throw new Error(`${this.serviceName}: the end-to-end check ${job} runs as ${options.account}: access would go to an account of its own`);
     this.endToEndList.push({
       job,
       check,
       ...(options.account !== undefined && { account: options.account }),
+      ...(options.access !== undefined && { access: options.access }),
       ...(options.scratchAccess !== undefined && { scratchAccess: options.scratchAccess }),
     });
   }
@@ -450,7 +452,7 @@ export abstract class HomelabService extends Chart {
       `the restore check of database ${cluster} creates and deletes its scratch cluster`,
       `api-server-${job}`,
     );
-    this.addEndToEndCheck(job, backup.restoreCheck);
+    this.addEndToEndCheck(job, backup.restoreCheck, { access: backup.restoreAccess });
     this.declareRecovery(backup.recovery);
     this.addAlerts(...backup.alerts);
   }
@@ -679,6 +681,12 @@ export interface EndToEndCheck {
    * `kube_get`): the service keeps its RBAC in its own Application. @default none: no API token
    */
   readonly account?: string;
+  /**
+   * Rules beyond reading in this service's namespace, for a check that makes scratch objects
+   * there: the verification runs it as an account of its own in that namespace, bound to these
+   * (and to the check's `readsCluster`; `kube_get` takes curl's `-X`). @default none
+   */
+  readonly access?: readonly k8s.PolicyRule[];
   /**
    * Rules the verification grants `account` in the verification's own namespace (Pod Security
    * restricted), for a check whose scratch pods must not run in this service's namespace (one at
