@@ -19,7 +19,7 @@ import { discoveredGpuLabels } from './support';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { emptyPlatform, environmentIssues, PolicyProvider, platformObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
+import { chartValues, emptyPlatform, environmentIssues, PolicyProvider, platformObject, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
 
 type ConfigMutation = (config: Record<string, any>) => void;
 
@@ -57,16 +57,12 @@ function build(variant: Variant = {}): Built {
   return { config, env, devicePlugin, triton, manifests: manifestsOf(env) };
 }
 
-const find = (built: Built, path: string): Manifest => {
-  const found = built.manifests.find((m) => m.path === path);
-  if (!found) throw new Error(`no ${path}`);
-  return found.manifest;
-};
+const find = (built: Built, path: string): Manifest => manifestAt(built.env, path);
 const deployment = (built: Built) => find(built, 'triton/deployment-triton.yaml');
 const podSpec = (built: Built) => deployment(built).spec.template.spec;
 const tritonContainer = (built: Built) => podSpec(built).containers[0];
 const application = (built: Built, name: string) => find(built, `apps/application-${name}.yaml`);
-const pluginValues = (built: Built) => application(built, 'nvidia-device-plugin').spec.sources.find((s: any) => s.chart).helm.valuesObject;
+const pluginValues = (built: Built) => chartValues(built.env, 'nvidia-device-plugin');
 const checkpointScript = (built: Built, service: string): string =>
   find(built, `${service}/job-${service}-checkpoint.yaml`).spec.template.spec.containers[0].command[2];
 

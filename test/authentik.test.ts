@@ -21,7 +21,7 @@ import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { isSingleSignOnProvider, OIDC_CLIENT_SECRET_KEY, type OidcIssuer, type OidcLoginService, type SingleSignOnProvider } from '../lib/model/single-sign-on';
 import { INVARIANTS } from './invariants';
-import { configProblems, type Manifest, manifestsOf, platformObject, runCheckpointRecordingCurl, type Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { chartValues, configProblems, type Manifest, manifestAt, manifestsOf, platformObject, runCheckpointRecordingCurl, type Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
 
 /** The fixture with CloudNativePG and Authentik on in every environment, Home Assistant behind sso; `change` edits it. */
 function withAuthentik(change: (config: Record<string, any>) => void = () => {}): Record<string, any> {
@@ -66,14 +66,10 @@ const CATALOG_WITH_CONSOLE = defineCatalog(entries);
 
 const envs = synthesizePlatforms(toYamlText(withAuthentik()), CATALOG_WITH_CONSOLE);
 const prod = envs.find((s) => s.env.environment === 'prod')!;
-const file = (s: Synthesized, path: string): Manifest => {
-  const found = manifestsOf(s.env).find((m) => m.path === path);
-  if (!found) throw new Error(`no ${path}`);
-  return found.manifest;
-};
+const file = (s: Synthesized, path: string): Manifest => manifestAt(s.env, path);
 const domain = (s: Synthesized) => s.config.domain;
 const routedHosts = (s: Synthesized) => s.platform.services.find(isExposureRouter)!.routedHosts;
-const authentikValues = (s: Synthesized) => file(s, 'apps/application-authentik.yaml').spec.sources.find((source: any) => source.chart).helm.valuesObject;
+const authentikValues = (s: Synthesized) => chartValues(s.env, 'authentik');
 
 /** authentik's YAML tags, each parsed as `{ '<tag>': value }`. */
 const BLUEPRINT_TAGS = [['!Find', 'seq'], ['!KeyOf'], ['!Env']].map(([tag, collection]) => ({

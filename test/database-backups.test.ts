@@ -16,7 +16,7 @@ import { operatorProducts } from '../lib/tools/render/operators';
 import { synthesizePlatform, SynthesizedEnvironment } from '../lib/output/synthesize';
 import type { Platform } from '../lib/model/platform';
 import { assertValidPromql } from './support-promql';
-import { buildPlatform, configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
+import { buildPlatform, configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
 
 const TARGET = 's3://homelab-backups@eu-central-1/lab/';
 const ENDPOINT = 'https://s3.eu-central-1.example.net';
@@ -39,11 +39,7 @@ function synthesize(text: string): { env: SynthesizedEnvironment; platform: Plat
   const platform = buildPlatform(app, 'lab', parseText(text).environments.get('lab')!);
   const env = synthesizePlatform(app, platform);
   const manifests = manifestsOf(env);
-  const find = (path: string): Manifest => {
-    const found = manifests.find((m) => m.path === path);
-    if (!found) throw new Error(`no ${path}`);
-    return found.manifest;
-  };
+  const find = (path: string): Manifest => manifestAt(env, path);
   return { env, platform, find, paths: manifests.map((m) => m.path) };
 }
 

@@ -7,7 +7,7 @@ import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import { databaseClusterSchema } from '../charts/cloudnative-pg';
 import { synthesizePlatform, SynthesizedEnvironment } from '../lib/output/synthesize';
-import { buildPlatform, configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
+import { buildPlatform, configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
 
 /** The small fixture with n8n on SQLite, and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -57,11 +57,7 @@ describe('a database in the config', () => {
 describe('n8n on a database of its own', () => {
   const env = withDatabase(2);
   const manifests = manifestsOf(env);
-  const find = (path: string): Manifest => {
-    const found = manifests.find((m) => m.path === path);
-    if (!found) throw new Error(`no ${path}`);
-    return found.manifest;
-  };
+  const find = (path: string): Manifest => manifestAt(env, path);
   const cluster = find('n8n/cluster-n8n-db.yaml');
 
   it('gets a Cluster in its own namespace and Application, a wave before its workloads', () => {

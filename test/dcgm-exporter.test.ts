@@ -9,17 +9,13 @@ import type { NodeConfig } from '../lib/model/config/environment';
 import { isGpuProvider } from '../lib/model/gpu';
 import { discoveredGpuLabels, synthesizeEnvironment } from './support';
 import { assertValidPromql } from './support-promql';
-import { environmentIssues, FAKE_SLEEP, manifestsOf, platformObject, platformText, runWithFakeCommands, synthesizePlatforms, toYamlText } from './support';
+import { chartValues, environmentIssues, FAKE_SLEEP, manifestAt, platformObject, platformText, runWithFakeCommands, synthesizePlatforms, toYamlText } from './support';
 
 const envs = synthesizePlatforms(platformText());
 const env = (name: string) => envs.find((s) => s.env.environment === name)!;
 const prod = env('prod');
-const file = (s: ReturnType<typeof env>, path: string) => {
-  const found = manifestsOf(s.env).find((m) => m.path === path);
-  if (!found) throw new Error(`no ${path}`);
-  return found.manifest;
-};
-const values = (s: ReturnType<typeof env>) => file(s, 'apps/application-dcgm-exporter.yaml').spec.sources.find((source: any) => source.chart).helm.valuesObject;
+const file = (s: ReturnType<typeof env>, path: string) => manifestAt(s.env, path);
+const values = (s: ReturnType<typeof env>) => chartValues(s.env, 'dcgm-exporter');
 const exporter = (s: ReturnType<typeof env>) => s.platform.services.find((service) => service.serviceName === 'dcgm-exporter')!;
 
 /** Nodes a required node affinity admits, with the labels GPU discovery sets in the cluster. */
@@ -93,7 +89,7 @@ describe('scraping, alerts and the dashboard', () => {
   it('provisions its own GPU dashboard that labels time-sliced GPUs as such', () => {
     const [declared] = exporter(prod).dashboards;
     expect(declared.name).toBe('nvidia-gpus');
-    const monitoring = file(prod, 'apps/application-monitoring.yaml').spec.sources.find((s: any) => s.chart).helm.valuesObject;
+    const monitoring = chartValues(prod.env, 'monitoring');
     expect(monitoring.grafana.dashboards.homelab['nvidia-gpus']).toEqual({ json: (declared as { json: string }).json });
 
     const sliced = JSON.parse(gpuDashboard('homelab_service="dcgm-exporter"', 2));

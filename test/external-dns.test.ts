@@ -11,7 +11,7 @@ import { isExposureRouter, type RoutedHost } from '../lib/model/exposure';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { INVARIANTS } from './invariants';
 import { assertValidPromql } from './support-promql';
-import { environmentIssues, FAKE_SLEEP, manifestsOf, platformObject, platformText, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { chartValues, environmentIssues, FAKE_SLEEP, manifestAt, manifestsOf, platformObject, platformText, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -27,12 +27,8 @@ function withExternalDns(settings: Record<string, unknown>, prod: Record<string,
 const envs = synthesizePlatforms(platformText());
 const env = (name: string) => envs.find((s) => s.env.environment === name)!;
 const [dev, prod] = [env('dev'), env('prod')];
-const file = (s: Synthesized, path: string) => {
-  const found = manifestsOf(s.env).find((m) => m.path === path);
-  if (!found) throw new Error(`no ${path}`);
-  return found.manifest;
-};
-const values = (s: Synthesized) => file(s, 'apps/application-external-dns.yaml').spec.sources.find((source: any) => source.chart).helm.valuesObject;
+const file = (s: Synthesized, path: string) => manifestAt(s.env, path);
+const values = (s: Synthesized) => chartValues(s.env, 'external-dns');
 const routedHosts = (s: Synthesized) => s.platform.services.find(isExposureRouter)!.routedHosts;
 const endpointOf = (s: Synthesized, host: RoutedHost) => {
   const subdomain = host.host.slice(0, -`.${s.config.domain}`.length);

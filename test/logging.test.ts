@@ -19,7 +19,7 @@ import { parseQuantity } from '../lib/util/quantity';
 import type { StorageProvider } from '../lib/model/storage';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { buildPlatform, environmentIssues, Manifest, manifestsOf, parseText, platformObject, runCheckpointRecordingCurl, toYamlText } from './support';
+import { buildPlatform, chartValues, environmentIssues, Manifest, manifestAt, manifestsOf, parseText, platformObject, runCheckpointRecordingCurl, toYamlText } from './support';
 import { assertValidPromql } from './support-promql';
 
 /** Chart facts (loki 18.11.0 templates): the single-binary Service is named after the release. */
@@ -62,14 +62,12 @@ function build(variant: Variant = {}) {
 }
 
 function find(env: SynthesizedEnvironment, path: string): Manifest {
-  const found = manifestsOf(env).find((m) => m.path === path);
-  if (!found) throw new Error(`no ${path}`);
-  return found.manifest;
+  return manifestAt(env, path);
 }
 
 const chartSource = (env: SynthesizedEnvironment, service: string) => find(env, `apps/application-${service}.yaml`).spec.sources.find((s: any) => s.chart);
-const lokiValues = (env: SynthesizedEnvironment) => chartSource(env, 'loki').helm.valuesObject;
-const alloyValues = (env: SynthesizedEnvironment) => chartSource(env, 'alloy').helm.valuesObject;
+const lokiValues = (env: SynthesizedEnvironment) => chartValues(env, 'loki');
+const alloyValues = (env: SynthesizedEnvironment) => chartValues(env, 'alloy');
 const wave = (env: SynthesizedEnvironment, service: string) =>
   Number(find(env, `apps/application-${service}.yaml`).metadata.annotations!['argocd.argoproj.io/sync-wave']);
 

@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { CANARY_TEXT, COMPARE_SCRIPT, WRITER_SCRIPT } from '../charts/longhorn-canary';
 import { INVARIANTS } from './invariants';
-import { configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestsOf, ROOT, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, ROOT, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
 
 /** The small fixture with a backup target and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -26,11 +26,7 @@ function configText(change: (config: Record<string, any>) => void = () => {}): s
 
 const [lab] = synthesizePlatforms(configText());
 const manifests = manifestsOf(lab.env);
-const find = (path: string): Manifest => {
-  const found = manifests.find((m) => m.path === path);
-  if (!found) throw new Error(`no ${path} in ${manifests.map((m) => m.path).join(', ')}`);
-  return found.manifest;
-};
+const find = (path: string): Manifest => manifestAt(lab.env, path);
 const checkJob = find('verification/job-longhorn-system-longhorn-canary-restore.yaml');
 const checkContainer = checkJob.spec.template.spec.containers[0];
 const envOf = (name: string): string => checkContainer.env.find((e: { name: string }) => e.name === name).value;

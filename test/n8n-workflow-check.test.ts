@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CHECK_MESSAGE, N8N_WORKFLOW_FACTS, workflowCheckQueue } from '../charts/n8n-workflow-check';
 import { permits, RabbitmqConnection } from '../charts/rabbitmq';
 import { IMAGES } from '../charts/versions';
-import { Manifest, manifestsOf, platformObject, runWithFakeCommands, synthesizePlatformFixture, tempDir, toYamlText, synthesizeEnvironment } from './support';
+import { Manifest, manifestAt, manifestsOf, platformObject, runWithFakeCommands, synthesizePlatformFixture, tempDir, toYamlText, synthesizeEnvironment } from './support';
 
 const envs = synthesizePlatformFixture();
 /** Temporary folders of this file, removed after it. */
@@ -25,14 +25,9 @@ afterAll(() => {
   for (const dir of folders) rmSync(dir, { recursive: true, force: true });
 });
 
-const one = (docs: { path: string; manifest: Manifest }[], path: string) => {
-  const found = docs.find((d) => d.path === path);
-  if (!found) throw new Error(`no ${path}`);
-  return found.manifest;
-};
-const filesOf = (env = envs[0]) => one(manifestsOf(env), 'n8n/configmap-n8n-workflow-check.yaml').data as Record<string, string>;
+const filesOf = (env = envs[0]) => manifestAt(env, 'n8n/configmap-n8n-workflow-check.yaml').data as Record<string, string>;
 const workflowOf = (env = envs[0]) => JSON.parse(filesOf(env)['workflow.json']);
-const jobOf = (env = envs[0]) => one(manifestsOf(env), 'n8n/job-n8n-workflow-check.yaml');
+const jobOf = (env = envs[0]) => manifestAt(env, 'n8n/job-n8n-workflow-check.yaml');
 const containerOf = (env = envs[0]) => jobOf(env).spec.template.spec.containers[0];
 const podEnvOf = (env = envs[0]) => Object.fromEntries((containerOf(env).env as any[]).filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]));
 
@@ -142,7 +137,7 @@ describe('the objects of the workflow check', () => {
     for (const env of envs) {
       const docs = manifestsOf(env);
       const job = jobOf(env);
-      const checkpoint = one(docs, 'n8n/job-n8n-checkpoint.yaml');
+      const checkpoint = manifestAt(env, 'n8n/job-n8n-checkpoint.yaml');
       const wave = (m: Manifest) => Number(m.metadata.annotations?.['argocd.argoproj.io/sync-wave'] ?? 0);
       expect(job.metadata.annotations!['argocd.argoproj.io/hook']).toBe('PostSync');
       expect(wave(job)).toBeGreaterThan(wave(checkpoint));
@@ -159,7 +154,7 @@ describe('the objects of the workflow check', () => {
       expect(podEnvOf(env).DB_TYPE).toBe('sqlite');
       expect(JSON.stringify(pod)).not.toMatch(/n8n-data|DB_POSTGRESDB/);
       // The verification replays it, instead of the plain publish check.
-      const e2e = one(docs, 'verification/job-n8n-e2e-n8n-workflow.yaml');
+      const e2e = manifestAt(env, 'verification/job-n8n-e2e-n8n-workflow.yaml');
       expect(e2e.metadata.namespace).toBe('n8n');
       expect(e2e.spec.template.spec.containers[0].command).toEqual(containerOf(env).command);
       expect(docs.some(({ path }) => path === 'verification/job-n8n-e2e-n8n-publish.yaml')).toBe(false);
@@ -167,7 +162,7 @@ describe('the objects of the workflow check', () => {
   });
 
   it('reaches RabbitMQ through the derived egress of n8n\'s namespace', () => {
-    const policy = one(manifestsOf(envs[0]), 'n8n/networkpolicy-egress-rabbitmq-5672.yaml');
+    const policy = manifestAt(envs[0], 'n8n/networkpolicy-egress-rabbitmq-5672.yaml');
     expect(policy.spec.podSelector).toEqual({});
     expect(policy.spec.egress[0].ports).toEqual([{ port: 5672, protocol: 'TCP' }]);
   });
@@ -176,7 +171,7 @@ describe('the objects of the workflow check', () => {
     const env = variant((config) => (config.services.rabbitmq.users.n8n.permissions.events.configure = ''));
     const docs = manifestsOf(env);
     expect(docs.filter(({ path }) => /workflow-check|e2e-n8n-workflow/.test(path))).toEqual([]);
-    expect(one(docs, 'verification/job-n8n-e2e-n8n-publish.yaml').metadata.namespace).toBe('n8n');
+    expect(manifestAt(env, 'verification/job-n8n-e2e-n8n-publish.yaml').metadata.namespace).toBe('n8n');
   });
 
   it('never takes a queue the config declares', () => {

@@ -8,18 +8,14 @@ import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 
 import { IMAGES } from '../charts/versions';
-import { buildPlatform, platformObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText, synthesizeEnvironment } from './support';
+import { buildPlatform, platformObject, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText, synthesizeEnvironment } from './support';
 
 const envs = synthesizePlatformFixture();
 const [dev, , prod] = envs;
 
 const docsOf = (env = dev) => manifestsOf(env);
-const one = (docs: { path: string; manifest: Manifest }[], path: string) => {
-  const found = docs.find((d) => d.path === path);
-  if (!found) throw new Error(`no ${path}`);
-  return found.manifest;
-};
-const deploymentOf = (env = dev) => one(docsOf(env), 'n8n/deployment-n8n.yaml');
+
+const deploymentOf = (env = dev) => manifestAt(env, 'n8n/deployment-n8n.yaml');
 const containerOf = (env = dev) => deploymentOf(env).spec.template.spec.containers[0];
 const envOf = (env = dev) => Object.fromEntries((containerOf(env).env as any[]).map((e) => [e.name, e.value ?? e.valueFrom]));
 
@@ -65,7 +61,7 @@ describe('n8n', () => {
     const selector = deploymentOf().spec.selector.matchLabels;
     expect(n8n.exposures[0].podSelector).toEqual(selector);
     expect(n8n.servedPorts).toEqual([{ port: 'http', podSelector: selector }]);
-    expect(one(docsOf(), 'n8n/service-n8n.yaml').spec.selector).toEqual(selector);
+    expect(manifestAt(dev, 'n8n/service-n8n.yaml').spec.selector).toEqual(selector);
   });
 
   it('runs one pinned replica, Recreate, with liveness, readiness and startup probes on its health endpoints', () => {
@@ -95,11 +91,11 @@ describe('n8n', () => {
     });
     const mounts = Object.fromEntries((containerOf().volumeMounts as any[]).map((m) => [m.mountPath, m.name]));
     expect(mounts).toEqual({ '/tmp': 'tmp', '/home/node/.cache': 'cache', '/home/node/.n8n': 'data' });
-    expect(one(docsOf(), 'n8n/namespace-n8n.yaml').metadata.labels!['pod-security.kubernetes.io/enforce']).toBe('restricted');
+    expect(manifestAt(dev, 'n8n/namespace-n8n.yaml').metadata.labels!['pod-security.kubernetes.io/enforce']).toBe('restricted');
   });
 
   it('keeps SQLite on a Longhorn volume that survives prunes', () => {
-    const claim = one(docsOf(), 'n8n/persistentvolumeclaim-n8n-data.yaml');
+    const claim = manifestAt(dev, 'n8n/persistentvolumeclaim-n8n-data.yaml');
     expect(claim.spec).toMatchObject({ accessModes: ['ReadWriteOnce'], storageClassName: 'longhorn-replicated', resources: { requests: { storage: '5Gi' } } });
     expect(claim.metadata.annotations!['argocd.argoproj.io/sync-options']).toContain('Delete=false');
     expect(envOf()).toMatchObject({ DB_TYPE: 'sqlite' });
@@ -149,14 +145,14 @@ describe('n8n', () => {
     for (const env of envs) {
       const docs = docsOf(env);
       const wave = (m: Manifest) => Number(m.metadata.annotations?.['argocd.argoproj.io/sync-wave'] ?? 0);
-      const user = one(docs, 'n8n/user-n8n.yaml');
-      const permission = one(docs, 'n8n/permission-n8n.events.yaml');
+      const user = manifestAt(env, 'n8n/user-n8n.yaml');
+      const permission = manifestAt(env, 'n8n/permission-n8n.events.yaml');
       expect(user.spec.rabbitmqClusterReference).toEqual({ name: 'rabbitmq', namespace: 'rabbitmq' });
       expect(permission.spec).toMatchObject({ vhost: 'events', userReference: { name: 'n8n' } });
       expect(wave(deploymentOf(env))).toBeGreaterThanOrEqual(wave(permission));
       expect(wave(permission)).toBeGreaterThan(wave(user));
       expect(docs.some(({ path }) => path === 'rabbitmq/user-n8n.yaml')).toBe(false);
-      expect(one(docs, 'rabbitmq/rabbitmqcluster-rabbitmq.yaml').metadata.annotations).toEqual({ 'rabbitmq.com/topology-allowed-namespaces': 'n8n' });
+      expect(manifestAt(env, 'rabbitmq/rabbitmqcluster-rabbitmq.yaml').metadata.annotations).toEqual({ 'rabbitmq.com/topology-allowed-namespaces': 'n8n' });
       const summary = env.services.find((s) => s.name === 'n8n')!;
       expect(summary).toMatchObject({ layer: 'automation', namespace: 'n8n', dependsOn: ['external-secrets', 'longhorn', 'prometheus-operator-crds', 'rabbitmq', 'rabbitmq-operators', 'vault'] });
       const waveOf = (name: string) => env.services.find((s) => s.name === name)!.wave;
@@ -165,10 +161,9 @@ describe('n8n', () => {
   });
 
   it('scrapes /metrics on its port and alerts on failing executions, a blocked event loop and unavailability', () => {
-    const docs = docsOf(prod);
-    const monitor = one(docs, 'n8n/servicemonitor-n8n-n8n.yaml');
+    const monitor = manifestAt(prod, 'n8n/servicemonitor-n8n-n8n.yaml');
     expect(monitor.spec.endpoints[0]).toMatchObject({ port: 'http', path: '/metrics' });
-    const rules = one(docs, 'n8n/prometheusrule-n8n-alerts.yaml').spec.groups[0].rules as any[];
+    const rules = manifestAt(prod, 'n8n/prometheusrule-n8n-alerts.yaml').spec.groups[0].rules as any[];
     expect(rules.map((r) => r.alert)).toEqual(expect.arrayContaining(['N8nWorkflowExecutionsFailing', 'N8nEventLoopBlocked', 'N8nUnavailable']));
     expect(rules.some((r) => /TargetDown$/.test(r.alert) && r.expr.includes('n8n'))).toBe(true);
     expect(rules.find((r) => r.alert === 'N8nWorkflowExecutionsFailing').expr).toContain('increase(n8n_workflow_failed_total{');
@@ -177,7 +172,7 @@ describe('n8n', () => {
 });
 
 describe('the n8n checkpoint', () => {
-  const job = () => one(docsOf(), 'n8n/job-n8n-checkpoint.yaml');
+  const job = () => manifestAt(dev, 'n8n/job-n8n-checkpoint.yaml');
   /** A fake n8n and API server: readiness and the Secret's metadata answer unless told otherwise. */
   const curl = [
     'for url; do :; done',
@@ -217,10 +212,10 @@ describe('the n8n checkpoint', () => {
 
   it('may read exactly that one Secret in its own namespace, nothing cluster-wide', () => {
     const docs = docsOf();
-    const role = one(docs, 'n8n/role-n8n-checkpoint.yaml');
+    const role = manifestAt(dev, 'n8n/role-n8n-checkpoint.yaml');
     expect(role.metadata.namespace).toBe('n8n');
     expect(role.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['n8n-user-credentials'], verbs: ['get'] }]);
-    expect(one(docs, 'n8n/rolebinding-n8n-checkpoint.yaml').subjects).toEqual([{ kind: 'ServiceAccount', name: 'n8n-checkpoint', namespace: 'n8n' }]);
+    expect(manifestAt(dev, 'n8n/rolebinding-n8n-checkpoint.yaml').subjects).toEqual([{ kind: 'ServiceAccount', name: 'n8n-checkpoint', namespace: 'n8n' }]);
     expect(docs.filter(({ path }) => path.startsWith('n8n/clusterrole'))).toEqual([]);
     expect(job().spec.template.spec.serviceAccountName).toBe('n8n-checkpoint');
   });
@@ -228,7 +223,7 @@ describe('the n8n checkpoint', () => {
   it('without RabbitMQ checks readiness only, with no API access', () => {
     const { env } = synthesizeEnvironment(toYamlText(variant((n8n) => delete n8n.rabbitmq)), 'dev');
     const docs = manifestsOf(env);
-    const spec = one(docs, 'n8n/job-n8n-checkpoint.yaml').spec.template.spec;
+    const spec = manifestAt(env, 'n8n/job-n8n-checkpoint.yaml').spec.template.spec;
     expect(spec.automountServiceAccountToken).toBe(false);
     expect(spec.containers[0].command[2]).not.toContain('kube_get');
     expect(docs.filter(({ path }) => /^n8n\/(role|user|permission)/.test(path))).toEqual([]);

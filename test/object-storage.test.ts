@@ -15,7 +15,7 @@ import type { ObjectStore } from '../lib/model/object-storage';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { synthesizePlatform } from '../lib/output/synthesize';
-import { buildPlatform, configProblems, fixtureObject, Manifest, manifestsOf, parseText, runMain, runWithFakeCommands, synthesizeText, tempDir, toYamlText } from './support';
+import { buildPlatform, configProblems, chartValues, fixtureObject, Manifest, manifestAt, manifestsOf, parseText, runMain, runWithFakeCommands, synthesizeText, tempDir, toYamlText } from './support';
 
 /** The small fixture with the services the store needs, Loki on the store, and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -31,13 +31,10 @@ function configText(change: (config: Record<string, any>) => void = () => {}): s
 }
 
 const [lab] = synthesizeText(configText());
-const manifests = manifestsOf(lab);
 function find(path: string): Manifest {
-  const found = manifests.find((m) => m.path === path);
-  if (!found) throw new Error(`no ${path}`);
-  return found.manifest;
+  return manifestAt(lab, path);
 }
-const valuesOf = (service: string) => find(`apps/application-${service}.yaml`).spec.sources.find((s: any) => s.chart).helm.valuesObject;
+const valuesOf = (service: string) => chartValues(lab, service);
 const waveOf = (service: string) => Number(find(`apps/application-${service}.yaml`).metadata.annotations!['argocd.argoproj.io/sync-wave']);
 
 /** Config problems as `path: message` lines, or [] when the config is valid. */
@@ -113,8 +110,7 @@ describe('the derived objects', () => {
 
   it('rolls the store when its identities change, after they are rendered', () => {
     const digest = (env: typeof lab) => {
-      const app = manifestsOf(env).find((m) => m.path === 'apps/application-seaweedfs.yaml')!.manifest;
-      return app.spec.sources.find((source: any) => source.chart).helm.valuesObject.allInOne.podAnnotations['homelab.dev/s3-identities'];
+      return chartValues(env, 'seaweedfs').allInOne.podAnnotations['homelab.dev/s3-identities'];
     };
     const [withoutLoki] = synthesizeText(configText((c) => (c.services.loki.storage = { volume: { size: '10Gi' } })));
     const [renamed] = synthesizeText(configText((c) => (c.services.loki.storage.objectStore = { buckets: { chunks: 'logs', ruler: 'rules' } })));
@@ -299,8 +295,7 @@ describe('bucket settings', () => {
     const platform = buildPlatform(app, 'lab', parseText(configText()).environments.get('lab')!);
     new Archiver(platform, { store: platform.services.find((s): s is Seaweedfs => s.serviceName === 'seaweedfs')! });
     const env = synthesizePlatform(app, platform);
-    const application = manifestsOf(env).find((m) => m.path === 'apps/application-seaweedfs.yaml')!.manifest;
-    const buckets = application.spec.sources.find((source: any) => source.chart).helm.valuesObject.allInOne.s3.createBuckets;
+    const buckets = chartValues(env, 'seaweedfs').allInOne.s3.createBuckets;
     expect(buckets).toContainEqual({ name: 'archive', ttl: '30d', versioning: 'Enabled' });
     expect(buckets).toContainEqual({ name: 'scratch' });
     // Its own identity, on both of its buckets only.

@@ -25,7 +25,7 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { parseQuantity } from '../lib/util/quantity';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { buildPlatform, environmentIssues, platformObject, platformText, synthesizeEnvironment, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
+import { buildPlatform, environmentIssues, platformObject, platformText, synthesizeEnvironment, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
 
 /** services.ray as homelab.yaml would carry it: a CPU group 1..3 and a GPU group 0..1. */
 const RAY_SETTINGS = {
@@ -81,9 +81,7 @@ const prod = synthRay();
 const documents = manifestsOf(prod);
 
 function find(env: SynthesizedEnvironment, path: string): Manifest {
-  const found = manifestsOf(env).find((m) => m.path === path);
-  if (!found) throw new Error(`no ${path}`);
-  return found.manifest;
+  return manifestAt(env, path);
 }
 
 const clusterOf = (env: SynthesizedEnvironment) => find(env, 'ray/raycluster-ray.yaml');

@@ -24,7 +24,7 @@ import { isOidcLoginService, isSingleSignOnProvider, OIDC_CLIENT_SECRET_KEY, Oid
 import { isExposureRouter, isRouteFollower } from '../lib/model/exposure';
 import { EGRESS_PREFIX, NAMESPACE_NAME_LABEL, NON_PUBLIC_IPV4 } from '../lib/passes/network-policies';
 import { INVARIANTS, lintViolations } from './invariants';
-import { Manifest, manifestsOf, platformText, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir } from './support';
+import { Manifest, manifestsOf, maybeManifestAt, platformText, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir } from './support';
 
 const HOOK = 'argocd.argoproj.io/hook';
 
@@ -81,7 +81,7 @@ const prod = () => withProvider().find((s) => s.env.environment === 'prod')!;
 
 const provider = (s: Synthesized) => s.platform.services.find((x) => x.serviceName === 'sign-on') as FakeSignOn;
 const service = (s: Synthesized, name: string) => s.platform.services.find((x) => x.serviceName === name)!;
-const find = (s: Synthesized, path: string): Manifest | undefined => manifestsOf(s.env).find((d) => d.path === path)?.manifest;
+const find = (s: Synthesized, path: string): Manifest | undefined => maybeManifestAt(s.env, path);
 /** An object by kind, namespace and name, with the path of its file (its Application's folder). */
 const object = (s: Synthesized, kind: string, namespace: string, name: string) =>
   manifestsOf(s.env).find(({ manifest }) => manifest.kind === kind && manifest.metadata.namespace === namespace && manifest.metadata.name === name);

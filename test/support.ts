@@ -209,6 +209,31 @@ export function manifestsOf(env: Pick<SynthesizedEnvironment, 'files'>): { path:
   return manifests;
 }
 
+const byPath = new WeakMap<Pick<SynthesizedEnvironment, 'files'>, Map<string, Manifest>>();
+
+/** The manifest of one file of an environment (its first document), or undefined if it wrote no such file. */
+export function maybeManifestAt(env: Pick<SynthesizedEnvironment, 'files'>, path: string): Manifest | undefined {
+  let manifests = byPath.get(env);
+  if (!manifests) {
+    manifests = new Map<string, Manifest>();
+    for (const { path: at, manifest } of manifestsOf(env)) if (!manifests.has(at)) manifests.set(at, manifest);
+    byPath.set(env, manifests);
+  }
+  return manifests.get(path);
+}
+
+/** The manifest of one file of an environment (its first document); throws if it wrote no such file. */
+export function manifestAt(env: Pick<SynthesizedEnvironment, 'files'>, path: string): Manifest {
+  const manifest = maybeManifestAt(env, path);
+  if (manifest === undefined) throw new Error(`no ${path}`);
+  return manifest;
+}
+
+/** The Helm values of the chart source of a service's Application (`apps/application-<service>.yaml`). */
+export function chartValues(env: Pick<SynthesizedEnvironment, 'files'>, service: string): any {
+  return manifestAt(env, `apps/application-${service}.yaml`).spec.sources.find((source: any) => source.chart).helm.valuesObject;
+}
+
 export function tempDir(prefix = 'homelab-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }

@@ -8,7 +8,7 @@ import { parse } from 'yaml';
 import { ALLOY_OTLP_PORTS } from '../charts/alloy';
 import { TEMPO_HTTP_PORT, TEMPO_OTLP_GRPC_PORT } from '../charts/tempo';
 import type { SynthesizedEnvironment } from '../lib/output/synthesize';
-import { Manifest, manifestsOf, platformObject, runCheckpointRecordingCurl, toYamlText, synthesizeEnvironment } from './support';
+import { Manifest, manifestAt, manifestsOf, platformObject, runCheckpointRecordingCurl, toYamlText, synthesizeEnvironment } from './support';
 
 /** The frozen example with Tempo switched on (with Alloy and Loki as it has them) or off. */
 function prod(options: { tempo: boolean; alloy?: boolean }): SynthesizedEnvironment {
@@ -23,9 +23,7 @@ function manifests(env: SynthesizedEnvironment): Map<string, Manifest> {
 }
 
 function find(env: SynthesizedEnvironment, path: string): Manifest {
-  const found = manifests(env).get(path);
-  if (!found) throw new Error(`no ${path}`);
-  return found;
+  return manifestAt(env, path);
 }
 
 /** The values of an Application's Helm source. */

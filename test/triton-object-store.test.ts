@@ -5,7 +5,7 @@
  * waves, and the smoke model that stays beside the bucket for the checkpoint.
  */
 import { describe, expect, it } from 'vitest';
-import { configProblems, fixtureObject, Manifest, manifestsOf, synthesizeText, toYamlText } from './support';
+import { chartValues, configProblems, fixtureObject, Manifest, manifestAt, manifestsOf, synthesizeText, toYamlText } from './support';
 
 /** The small fixture with the object store and Triton's models in it, and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -23,9 +23,7 @@ function configText(change: (config: Record<string, any>) => void = () => {}): s
 const [lab] = synthesizeText(configText());
 const manifests = manifestsOf(lab);
 function find(path: string): Manifest {
-  const found = manifests.find((m) => m.path === path);
-  if (!found) throw new Error(`no ${path}`);
-  return found.manifest;
+  return manifestAt(lab, path);
 }
 const waveOf = (service: string) => Number(find(`apps/application-${service}.yaml`).metadata.annotations!['argocd.argoproj.io/sync-wave']);
 const server = find('triton/deployment-triton.yaml').spec.template.spec;
@@ -77,7 +75,7 @@ describe('the model repository in the store', () => {
   });
 
   it('gets its bucket made by the store, and an identity allowed on it alone', () => {
-    const values = find('apps/application-seaweedfs.yaml').spec.sources.find((s: any) => s.chart).helm.valuesObject;
+    const values = chartValues(lab, 'seaweedfs');
     expect(values.allInOne.s3.createBuckets.map((b: any) => b.name)).toContain('triton-models');
     const identities = find('seaweedfs/externalsecret-seaweedfs-s3-identities.yaml');
     const text = (identities.spec.target.template.data.seaweedfs_s3_config as string).replace(/\{\{ index \. "([^"]+)" \| toJson \}\}/g, (_, v) => JSON.stringify(v));

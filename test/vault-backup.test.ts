@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { configProblems, fixtureObject, Manifest, manifestsOf, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { configProblems, fixtureObject, Manifest, manifestAt, manifestsOf, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
 import { assertValidPromql } from './support-promql';
 import type { Recovery } from '../lib/model/recovery';
 import { recoveryRunbook } from '../lib/output/recovery-doc';
@@ -31,11 +31,7 @@ const problems = configProblems;
 
 const [lab] = synthesizePlatforms(configText());
 const manifests = manifestsOf(lab.env);
-const find = (path: string): Manifest => {
-  const found = manifests.find((m) => m.path === path);
-  if (!found) throw new Error(`no ${path}`);
-  return found.manifest;
-};
+const find = (path: string): Manifest => manifestAt(lab.env, path);
 const cronJob = find('vault/cronjob-vault-snapshot.yaml');
 const pod = cronJob.spec.jobTemplate.spec.template.spec;
 

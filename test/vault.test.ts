@@ -5,14 +5,14 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { App } from 'cdk8s';
 
 import { Vault } from '../charts/vault';
-import { buildPlatform, platformObject, platformText, FAKE_CLOCK, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
+import { buildPlatform, chartValues, platformObject, platformText, FAKE_CLOCK, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
 import { settingsIn } from '../lib/model/catalog';
 import { vaultEntry } from '../charts/vault';
 
 const envs = synthesizePlatformFixture();
 const env = (name: string) => envs.find((e) => e.environment === name)!;
 const manifest = (envName: string, path: string) => manifestsOf(env(envName)).find((m) => m.path === path)!.manifest;
-const vaultValues = (envName: string) => manifest(envName, 'apps/application-vault.yaml').spec.sources.find((s: any) => s.chart).helm.valuesObject;
+const vaultValues = (envName: string) => chartValues(env(envName), 'vault');
 const container = (envName: string, path: string) => manifest(envName, path).spec.template.spec.containers[0];
 
 function parseWith(mutate: (config: Record<string, any>) => void): () => unknown {
