@@ -14,7 +14,7 @@ import type { OidcClientRequest } from '../lib/model/single-sign-on';
 export const AUTHENTIK_GROUPS = { admins: 'admins', viewers: 'viewers' } as const;
 
 /** A YAML tag of authentik's blueprint language: `!Find [model, [field, value]]`, `!KeyOf id`, `!Env VARIABLE`. */
-export class BlueprintTag {
+class BlueprintTag {
   constructor(
     readonly tag: '!Find' | '!KeyOf' | '!Env',
     readonly argument: unknown,
@@ -126,7 +126,7 @@ export function platformBlueprint(checkpointTokenVariable: string): Blueprint {
 }
 
 /** A slug of a host (`longhorn.home.example.net` → `longhorn-home-example-net`). */
-export function hostSlug(host: string): string {
+function hostSlug(host: string): string {
   return host.replace(/\./g, '-');
 }
 

@@ -107,7 +107,7 @@ export const AUTHENTIK_RESPONSE_HEADERS = [
 ] as const;
 
 /** The generated Secret the chart reads its environment from (`authentik.existingSecret`): every key is an authentik setting. */
-export const AUTHENTIK_KEYS_SECRET = 'authentik-keys';
+const AUTHENTIK_KEYS_SECRET = 'authentik-keys';
 const SECRET_KEY = 'AUTHENTIK_SECRET_KEY';
 const BOOTSTRAP_PASSWORD = 'AUTHENTIK_BOOTSTRAP_PASSWORD';
 /** The generated key of the checkpoint account's API token: the worker's blueprint reads it with `!Env`, the checkpoint from a mounted file. */
@@ -325,7 +325,7 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
  * `apply_blueprint`, `sha512(blueprint_content.encode()).hexdigest()`; the file is the
  * ConfigMap's value byte for byte, and has no `!File` tags, whose files authentik would hash too).
  */
-export function blueprintHash(text: string): string {
+function blueprintHash(text: string): string {
   return createHash('sha512').update(text, 'utf8').digest('hex');
 }
 

@@ -40,7 +40,7 @@ export const BARMAN_CLOUD_GROUP = 'barmancloud.cnpg.io';
  * chart's Service (plugin-barman-cloud 0.7.0 templates/service.yaml), by which the operator
  * discovers it among the Services of its own namespace.
  */
-export const BARMAN_CLOUD_PLUGIN = 'barman-cloud.cloudnative-pg.io';
+const BARMAN_CLOUD_PLUGIN = 'barman-cloud.cloudnative-pg.io';
 /** The release: the chart's fullname is then `plugin-barman-cloud` (_helpers.tpl: a release name containing the chart name is the fullname). */
 const PLUGIN_RELEASE = 'plugin-barman-cloud';
 /** The plugin's pods (chart _helpers.tpl selectorLabels). */
@@ -48,13 +48,13 @@ export const PLUGIN_POD_LABELS = { 'app.kubernetes.io/name': 'plugin-barman-clou
 /** Where the databases' backups go under the environment's backup target: `<prefix>/postgres/<namespace>/<cluster>/`. */
 export const BACKUP_PREFIX = 'postgres';
 /** The plugin's operator. */
-export const DEFAULT_PLUGIN_RESOURCES = resources('10m', '64Mi', '500m', '256Mi');
+const DEFAULT_PLUGIN_RESOURCES = resources('10m', '64Mi', '500m', '256Mi');
 /** The sidecar the plugin injects into every instance (barman-cloud-wal-archive, -backup, -restore). */
-export const SIDECAR_RESOURCES = resources('50m', '128Mi', '1', '512Mi');
+const SIDECAR_RESOURCES = resources('50m', '128Mi', '1', '512Mi');
 /** The restore check's scratch instance: one, small, for minutes. */
-export const SCRATCH_RESOURCES = resources('100m', '256Mi', '1', '1Gi');
+const SCRATCH_RESOURCES = resources('100m', '256Mi', '1', '1Gi');
 /** The canary table every backed-up database holds, one row, rewritten on every sync. */
-export const CANARY_TABLE = 'homelab_canary';
+const CANARY_TABLE = 'homelab_canary';
 /** The restore check Job's deadline (activeDeadlineSeconds): a recovery copies a base backup and replays the WAL after it. */
 const RESTORE_DEADLINE_SECONDS = 1800;
 /**
@@ -381,7 +381,7 @@ interface RecoveryClusterProps {
  * after it (plugin-barman-cloud docs/usage.md, "Restoring a Cluster"), recovered from the
  * external cluster `origin`, whose `serverName` says under which name the backups are.
  */
-export function recoveryClusterManifest(props: RecoveryClusterProps): Record<string, unknown> {
+function recoveryClusterManifest(props: RecoveryClusterProps): Record<string, unknown> {
   const { need } = props;
   const instanceResources: Resources = props.archive ? need.resources : SCRATCH_RESOURCES;
   return {
@@ -430,7 +430,7 @@ function canaryJob(props: DatabaseBackupProps): CheckpointProps {
 }
 
 /** Runs with `sh -ec` in the PostgreSQL image: the owner upserts the canary row, retrying while the primary starts. */
-export const CANARY_SCRIPT = String.raw`sql="create table if not exists $TABLE (id integer primary key, written_at timestamptz not null);
+const CANARY_SCRIPT = String.raw`sql="create table if not exists $TABLE (id integer primary key, written_at timestamptz not null);
 insert into $TABLE values (1, now()) on conflict (id) do update set written_at = excluded.written_at
 returning to_char(written_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
 deadline=$(( $(date +%s) + 300 ))
@@ -529,7 +529,7 @@ esac`;
  * database's own owner (the recovered data holds its role and password) reads the canary row;
  * the answer goes to the API side through the shared work folder.
  */
-export const RESTORE_QUERY_SCRIPT = String.raw`deadline=$(( $(date +%s) + WAIT_SECONDS ))
+const RESTORE_QUERY_SCRIPT = String.raw`deadline=$(( $(date +%s) + WAIT_SECONDS ))
 until [ -f "$WORK_DIR/ready" ]; do
   if [ -f "$WORK_DIR/abort" ]; then exit 0; fi
   if [ "$(date +%s)" -ge "$deadline" ]; then echo "the scratch cluster $SCRATCH was not Ready in time" >&2; exit 0; fi

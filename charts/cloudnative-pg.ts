@@ -60,7 +60,7 @@ export const databaseClusterSchema = z.strictObject({
 
 export const CNPG_NAMESPACE = 'cnpg-system';
 /** API group of Cluster (and the operator's other kinds). */
-export const CNPG_GROUP = 'postgresql.cnpg.io';
+const CNPG_GROUP = 'postgresql.cnpg.io';
 /** The webhook server's port (chart `webhook.port`) and its Service (chart `service.name`, port 443). */
 const WEBHOOK_PORT = 9443;
 const WEBHOOK_SERVICE = 'cnpg-webhook-service';
@@ -234,7 +234,7 @@ echo "webhook: HTTP $code"
  * process id (the rest needs pg_read_all_stats, which the application's role must not have), so
  * the rows are counted, not their state.
  */
-export const CONNECTION_CHECK_SCRIPT = String.raw`query="select current_user, current_database(), pg_is_in_recovery(), (select count(*) from pg_stat_replication)"
+const CONNECTION_CHECK_SCRIPT = String.raw`query="select current_user, current_database(), pg_is_in_recovery(), (select count(*) from pg_stat_replication)"
 deadline=$(( $(date +%s) + 300 ))
 until answer=$(psql "$DATABASE_URI" -XAtq -c "$query" 2>&1); do
   if [ "$(date +%s)" -ge "$deadline" ]; then echo "FAIL $CLUSTER: no answer as $OWNER within 5 minutes: $answer" >&2; exit 1; fi

@@ -30,7 +30,7 @@ import { traefikEntry, WEBSECURE_ADDRESS } from './traefik';
 
 export { appSettings, appsSettings, type AppSettings } from './custom-app-settings';
 
-export type CustomAppMetrics = NonNullable<AppSettings['metrics']>;
+type CustomAppMetrics = NonNullable<AppSettings['metrics']>;
 
 export type CustomAppProps = Omit<AppSettings, 'enabled' | 'dependsOn'> & {
   /** Where volumes come from. Required with `volume` or `volumes`. @default none */

@@ -219,7 +219,7 @@ const CALL_MAX_SECONDS = 20;
  * The alert delivery test: an alert with this label is routed to every receiver (the first
  * routes), sent by the checkpoint and resolved by Alertmanager after DELIVERY_SECONDS.
  */
-export const DELIVERY_TEST = { label: 'homelab_delivery_test', alert: 'HomelabAlertDeliveryTest', seconds: 120, checks: 18 } as const;
+const DELIVERY_TEST = { label: 'homelab_delivery_test', alert: 'HomelabAlertDeliveryTest', seconds: 120, checks: 18 } as const;
 
 /** Grafana's file provider for the dashboards the platform's services declare. */
 const DASHBOARD_PROVIDER = 'homelab';
@@ -295,7 +295,7 @@ const GRAFANA_OIDC_CLIENT_SECRET = 'grafana-oidc-client';
 const GRAFANA_OIDC_CLIENT_ID = 'grafana';
 
 /** Grafana's login through the single sign-on service: what its values are made from. */
-export interface GrafanaOidcLogin {
+interface GrafanaOidcLogin {
   readonly issuer: OidcIssuer;
   readonly clientSecret: SecretRef;
   /** The button's text on the login page. */
@@ -708,7 +708,7 @@ interface StackSettings {
  * `role_attribute_strict` no login for anyone else. New users are created at their first login;
  * the login form stays for the local admin (`[auth] disable_login_form` false).
  */
-export function grafanaOidcIni({ issuer, providerName }: GrafanaOidcLogin): Record<string, Record<string, string | boolean>> {
+function grafanaOidcIni({ issuer, providerName }: GrafanaOidcLogin): Record<string, Record<string, string | boolean>> {
   // JMESPath over the ID token/userinfo claims; the claim is a quoted identifier, the groups raw strings.
   const member = (group: string) => `contains("${issuer.groupsClaim}"[*], '${group}')`;
   return {

@@ -38,7 +38,7 @@ import { IMAGES } from './versions';
 /** The canary's StorageClass and PVC (and the writer Deployment). */
 export const CANARY_NAME = 'longhorn-canary';
 /** The recurring-job group of the canary's StorageClass, and the job that backs it up. */
-export const CANARY_GROUP = 'canary';
+const CANARY_GROUP = 'canary';
 export const CANARY_BACKUP_JOB = 'canary-backup';
 /** The verification's restore check Job, and its ServiceAccount. */
 export const RESTORE_CHECK_JOB = 'longhorn-canary-restore';

@@ -128,13 +128,13 @@ const CSI_PROVISIONER = 'driver.longhorn.io';
 export const LONGHORN_UI = { serviceName: 'longhorn-frontend', servicePort: 80, podPort: 'http', podSelector: { app: 'longhorn-ui' } } as const;
 export const CHECKPOINT_CLASS = 'longhorn-checkpoint';
 /** StorageProvider.scratchStorageClass: the databases' scratch restores. */
-export const SCRATCH_CLASS = 'longhorn-check-scratch';
+const SCRATCH_CLASS = 'longhorn-check-scratch';
 /**
  * Parameters of a class for volumes that live for one check: one replica, no recurring job (a
  * class's volumes join the `default` group unless `recurringJobSelector` names others, and an
  * empty list names none). With reclaim policy Delete, this class's and the canary restore's.
  */
-export const SCRATCH_CLASS_PARAMETERS: Readonly<Record<string, string>> = { numberOfReplicas: '1', staleReplicaTimeout: '30', fsType: 'ext4', recurringJobSelector: '[]' };
+const SCRATCH_CLASS_PARAMETERS: Readonly<Record<string, string>> = { numberOfReplicas: '1', staleReplicaTimeout: '30', fsType: 'ext4', recurringJobSelector: '[]' };
 /**
  * The Secret (in longhorn-system) Longhorn reads the backup target's credentials from: the
  * target's keys and AWS_ENDPOINTS, the S3 server's URL, empty for AWS itself (longhorn

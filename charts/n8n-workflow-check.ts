@@ -85,7 +85,7 @@ export function workflowCheckQueue(connection: RabbitmqConnection): string | und
 }
 
 /** The workflow n8n runs: a manual trigger, then the RabbitMQ node publishing CHECK_MESSAGE to `queue`. */
-export function checkWorkflow(queue: string): Record<string, unknown> {
+function checkWorkflow(queue: string): Record<string, unknown> {
   const { manualTrigger, rabbitmq } = N8N_WORKFLOW_FACTS;
   return {
     id: WORKFLOW_ID,
@@ -113,7 +113,7 @@ export function checkWorkflow(queue: string): Record<string, unknown> {
  * uses): `credentials` prints the credential to import, from the environment; `declare` makes
  * the check's queue fresh; `receive` takes one message and compares it; `delete` removes the queue.
  */
-export const CHECK_PROGRAM = String.raw`const path = require("path");
+const CHECK_PROGRAM = String.raw`const path = require("path");
 const env = process.env;
 const nodes = path.dirname(require.resolve("n8n-nodes-base/package.json", { paths: [env.N8N_ROOT] }));
 const amqp = require(require.resolve("amqplib", { paths: [nodes] }));

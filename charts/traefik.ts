@@ -494,7 +494,7 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
  * single sign-on service's redirect to its login host), `unauthenticated` (a forward-auth
  * server's refusal: anything but 2xx).
  */
-export type RouteRefusal = 'public' | 'forbidden' | 'sign-in' | 'unauthenticated';
+type RouteRefusal = 'public' | 'forbidden' | 'sign-in' | 'unauthenticated';
 
 const CHECKPOINT_SCRIPT = `for certificate in $CERTIFICATES; do
   kube_condition "/apis/cert-manager.io/v1/namespaces/\${certificate%%/*}/certificates/\${certificate#*/}" Ready

@@ -21,7 +21,7 @@ export const CONFIGURATOR_TOKEN_SECRET = { name: CONFIGURATOR_NAME, key: 'token'
 /** ConfigMap keys: the roles table and the policy the operator gives the configurator's token. */
 export const ROLES_KEY = 'roles';
 /** ConfigMap key: one line per generated need, `<path under the mount> <key>...`. */
-export const GENERATED_KEY = 'generated';
+const GENERATED_KEY = 'generated';
 export const CONFIGURATOR_POLICY_KEY = 'configurator-policy.hcl';
 /** Vault's Kubernetes auth mount and the audience External Secrets requests tokens for. */
 export const KUBERNETES_AUTH_MOUNT = 'kubernetes';

@@ -29,7 +29,7 @@ export const VAULT_OIDC_LOGIN_CONTAINER = 'configure';
 /** Vault's OIDC auth mount: the UI's callback path names it (`/ui/vault/auth/<mount>/oidc/callback`). */
 export const OIDC_AUTH_MOUNT = 'oidc';
 /** The mount's one role, its default: users log in without naming a role. */
-export const OIDC_ROLE = 'sso';
+const OIDC_ROLE = 'sso';
 /** ConfigMap key: one line per group, `<group> <policy>`; each policy's text under `<policy>.hcl`. */
 export const GROUPS_KEY = 'groups';
 const CONFIG_DIR = '/config';
@@ -40,7 +40,7 @@ const CLIENT_SECRET_DIR = '/var/run/secrets/oidc-client';
  * The policies of the external groups. Outside the configurator's managed prefix (`homelab-`,
  * which it deletes when undeclared): this Job writes them, once the provider exists.
  */
-export function groupPolicyName(group: string): string {
+function groupPolicyName(group: string): string {
   return `oidc-${group}`;
 }
 

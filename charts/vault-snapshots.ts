@@ -148,14 +148,14 @@ export class VaultSnapshots extends Construct {
 }
 
 /** Runs with `sh -ec` in the Vault image: log in as the job's role, save a raft snapshot. */
-export const SNAPSHOT_SCRIPT = String.raw`${VAULT_LOGIN_SCRIPT}
+const SNAPSHOT_SCRIPT = String.raw`${VAULT_LOGIN_SCRIPT}
 vault operator raft snapshot save "$SNAPSHOT_FILE"
 size=$(wc -c < "$SNAPSHOT_FILE")
 if [ "$size" -eq 0 ]; then echo "the snapshot is empty" >&2; exit 1; fi
 echo "raft snapshot saved: $size bytes"`;
 
 /** Runs with `sh -ec` in the curl image: upload the snapshot under a timestamped name. */
-export const UPLOAD_SCRIPT = String.raw`if [ -z "$AWS_ACCESS_KEY_ID" ] || [ -z "$AWS_SECRET_ACCESS_KEY" ]; then
+const UPLOAD_SCRIPT = String.raw`if [ -z "$AWS_ACCESS_KEY_ID" ] || [ -z "$AWS_SECRET_ACCESS_KEY" ]; then
   echo "no keys of the backup target: the Secret $CREDENTIALS_SECRET (External Secrets delivers it from Vault) is missing" >&2
   exit 1
 fi

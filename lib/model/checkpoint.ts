@@ -105,7 +105,7 @@ export interface CompanionContainer {
 }
 
 /** Enough for a shell script calling curl, wget or a small Node.js program. */
-export const PROBE_RESOURCES: Resources = resources('10m', '16Mi', '100m', '64Mi');
+const PROBE_RESOURCES: Resources = resources('10m', '16Mi', '100m', '64Mi');
 
 /** Where a pod's API token, the cluster's CA and the namespace are found (the path kubelet mounts them at, which clients expect). */
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';

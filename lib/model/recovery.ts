@@ -9,7 +9,7 @@
 /** The order of a restore: what the later steps need comes first. */
 export const RECOVERY_ORDER = ['secrets', 'databases', 'volumes'] as const;
 
-export type RecoveryStage = (typeof RECOVERY_ORDER)[number];
+type RecoveryStage = (typeof RECOVERY_ORDER)[number];
 
 export interface Recovery {
   readonly stage: RecoveryStage;
