@@ -10,6 +10,9 @@ import { Document, isNode, type Node } from 'yaml';
 import type { RoutedHost } from '../lib/model/exposure';
 import type { OidcClientRequest } from '../lib/model/single-sign-on';
 
+/** The scopes an OIDC client asks for, each a provider's scope mapping; authentik's `profile` mapping carries the `groups` claim (blueprints/system/providers-oauth2.yaml). */
+export const OIDC_SCOPES = ['openid', 'email', 'profile'] as const;
+
 /** The groups every environment has: members of `admins` administer authentik and the platform's UIs; `viewers` may sign in to look. */
 export const AUTHENTIK_GROUPS = { admins: 'admins', viewers: 'viewers' } as const;
 
@@ -207,7 +210,7 @@ export function oidcClientBlueprint(request: OidcClientRequest, secretVariable: 
         authorization_flow: AUTHORIZATION_FLOW,
         invalidation_flow: INVALIDATION_FLOW,
         signing_key: find('authentik_crypto.certificatekeypair', 'name', 'authentik Self-signed Certificate'),
-        property_mappings: ['openid', 'email', 'profile'].map(scope),
+        property_mappings: OIDC_SCOPES.map(scope),
         sub_mode: 'hashed_user_id',
         include_claims_in_id_token: true,
       },

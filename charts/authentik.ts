@@ -36,7 +36,7 @@ import {
   type SingleSignOnProvider,
 } from '../lib/model/single-sign-on';
 import type { StorageProvider } from '../lib/model/storage';
-import { AUTHENTIK_GROUPS, type Blueprint, blueprintText, CHECKPOINT_ACCOUNT, forwardAuthBlueprint, oidcClientBlueprint, platformBlueprint } from './authentik-blueprints';
+import { AUTHENTIK_GROUPS, type Blueprint, blueprintText, CHECKPOINT_ACCOUNT, forwardAuthBlueprint, OIDC_SCOPES, oidcClientBlueprint, platformBlueprint } from './authentik-blueprints';
 import { cloudnativePgEntry, databaseClusterSchema } from './cloudnative-pg';
 import { externalSecretsEntry } from './external-secrets';
 import { helmRelease } from './helm-release';
@@ -118,8 +118,6 @@ const CHECKPOINT_TOKEN_VARIABLE = 'HOMELAB_CHECKPOINT_TOKEN';
 /** Where the checkpoint finds it: a Secret volume, so that the key is in no environment the probe's tools could print. */
 const CHECKPOINT_TOKEN_DIRECTORY = '/var/run/secrets/authentik';
 
-/** The scopes an OIDC client asks for; authentik's `profile` scope mapping carries the `groups` claim (blueprints/system/providers-oauth2.yaml). */
-const OIDC_SCOPES = ['openid', 'email', 'profile'] as const;
 const GROUPS_CLAIM = 'groups';
 
 /** The blueprint ConfigMaps (the chart mounts each into the worker at /blueprints/mounted/cm-<name>/). */

@@ -180,10 +180,7 @@ export const MONITORING_NAMESPACE = 'monitoring';
 const FULLNAME = 'monitoring';
 
 /** In-cluster endpoints of the stack (the chart's Services). */
-export const PROMETHEUS_URL = `http://${FULLNAME}-prometheus.${MONITORING_NAMESPACE}.svc:9090`;
 export const GRAFANA_URL = `http://${FULLNAME}-grafana.${MONITORING_NAMESPACE}.svc`;
-/** The chart's Alertmanager Service (`<fullname>-alertmanager`, port 9093): its API v2 and its metrics. */
-export const ALERTMANAGER_URL = `http://${FULLNAME}-alertmanager.${MONITORING_NAMESPACE}.svc:9093`;
 
 /** The Secret with Grafana's administrator, keys GRAFANA_ADMIN_KEYS (the chart's userKey and passwordKey). */
 export const GRAFANA_ADMIN_SECRET = 'grafana-admin';
@@ -289,6 +286,9 @@ const OPERATOR_WEBHOOK_PORT = 10250;
  */
 const PROMETHEUS_SERVICE = { serviceName: `${FULLNAME}-prometheus`, servicePort: 9090, podPort: 9090, podSelector: PROMETHEUS_PODS } as const;
 const ALERTMANAGER_SERVICE = { serviceName: `${FULLNAME}-alertmanager`, servicePort: 9093, podPort: 9093, podSelector: ALERTMANAGER_PODS } as const;
+/** Prometheus' API, and Alertmanager's API v2 and metrics, in the cluster (the same Services). */
+export const PROMETHEUS_URL = `http://${PROMETHEUS_SERVICE.serviceName}.${MONITORING_NAMESPACE}.svc:${PROMETHEUS_SERVICE.servicePort}`;
+export const ALERTMANAGER_URL = `http://${ALERTMANAGER_SERVICE.serviceName}.${MONITORING_NAMESPACE}.svc:${ALERTMANAGER_SERVICE.servicePort}`;
 
 /** The Secret of Grafana's OIDC client secret, and the client id. */
 const GRAFANA_OIDC_CLIENT_SECRET = 'grafana-oidc-client';
