@@ -31,7 +31,7 @@ import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
 import { resources, toResourceRequirements } from '../lib/model/resources';
-import type { CheckpointProps } from '../lib/model/checkpoint';
+import { type CheckpointProps, namespaceAccount } from '../lib/model/checkpoint';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 
@@ -300,29 +300,21 @@ export class LonghornCanary extends Construct {
    * StorageClass (Kubernetes RBAC cannot limit `create` to a name), and read and delete only it.
    */
   private addRestoreCheckAccount(namespace: string, labels: Record<string, string>): void {
-    const metadata = { name: RESTORE_CHECK_JOB, labels };
-    const subjects = [{ kind: 'ServiceAccount', name: RESTORE_CHECK_JOB, namespace }];
-    new k8s.KubeServiceAccount(this, 'account', { metadata, automountServiceAccountToken: false });
-    new k8s.KubeRole(this, 'role', {
-      metadata,
-      rules: [
+    namespaceAccount(
+      this,
+      RESTORE_CHECK_JOB,
+      namespace,
+      labels,
+      [
         { apiGroups: ['longhorn.io'], resources: ['backups'], verbs: ['list'] },
         { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get'], resourceNames: [CANARY_NAME] },
       ],
-    });
-    new k8s.KubeRoleBinding(this, 'binding', { metadata, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: RESTORE_CHECK_JOB }, subjects });
-    new k8s.KubeClusterRole(this, 'cluster-role', {
-      metadata,
-      rules: [
+      [
         { apiGroups: ['storage.k8s.io'], resources: ['storageclasses'], verbs: ['create'] },
         { apiGroups: ['storage.k8s.io'], resources: ['storageclasses'], verbs: ['get', 'delete'], resourceNames: [SCRATCH_NAME] },
       ],
-    });
-    new k8s.KubeClusterRoleBinding(this, 'cluster-binding', {
-      metadata,
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: RESTORE_CHECK_JOB },
-      subjects,
-    });
+      RESTORE_CHECK_JOB,
+    );
   }
 }
 

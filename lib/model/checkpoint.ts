@@ -360,6 +360,8 @@ export function namespaceAccount(
   labels: Record<string, string>,
   rules: readonly k8s.PolicyRule[],
   clusterRules: readonly k8s.PolicyRule[] = [],
+  /** @default `<namespace>-<name>`, as cluster-scoped names are cluster-wide */
+  clusterRoleName = `${namespace}-${name}`,
 ): string {
   const metadata = { name, namespace, labels };
   const subjects = [{ kind: 'ServiceAccount', name, namespace }];
@@ -367,7 +369,7 @@ export function namespaceAccount(
   new k8s.KubeRole(scope, 'role', { metadata, rules: [...rules] });
   new k8s.KubeRoleBinding(scope, 'binding', { metadata, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects });
   if (clusterRules.length > 0) {
-    const clusterMetadata = { name: `${namespace}-${name}`, labels };
+    const clusterMetadata = { name: clusterRoleName, labels };
     new k8s.KubeClusterRole(scope, 'cluster-role', { metadata: clusterMetadata, rules: [...clusterRules] });
     new k8s.KubeClusterRoleBinding(scope, 'cluster-binding', {
       metadata: clusterMetadata,
