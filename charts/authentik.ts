@@ -117,6 +117,8 @@ const CHECKPOINT_TOKEN_KEY = 'token';
 const CHECKPOINT_TOKEN_VARIABLE = 'HOMELAB_CHECKPOINT_TOKEN';
 /** Where the checkpoint finds it: a Secret volume, so that the key is in no environment the probe's tools could print. */
 const CHECKPOINT_TOKEN_DIRECTORY = '/var/run/secrets/authentik';
+/** How often the checks ask (10 s apart: five minutes), from their Job's env so that a test can ask less. */
+const CHECKS = 30;
 
 const GROUPS_CLAIM = 'groups';
 
@@ -249,7 +251,7 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
     this.addEndToEndCheck(`authentik-oidc-${request.clientId}`, {
       description: `the discovery document of OIDC client ${request.clientId} answers through Traefik with issuer ${issuer.issuerUrl}`,
       image: IMAGES.curl,
-      env: { HOST: this.loginHost, TRAEFIK: WEBSECURE_ADDRESS, ISSUER: issuer.issuerUrl },
+      env: { HOST: this.loginHost, TRAEFIK: WEBSECURE_ADDRESS, ISSUER: issuer.issuerUrl, CHECKS: String(CHECKS) },
       script: DISCOVERY_CHECK_SCRIPT,
     });
     return issuer;
@@ -309,6 +311,7 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
         // One `<hash> <name>` a line: the hash has no space, the name may.
         BLUEPRINTS: this.blueprints.map((b) => `${b.hash} ${b.name}`).join('\n'),
         TOKEN_FILE: `${CHECKPOINT_TOKEN_DIRECTORY}/${CHECKPOINT_TOKEN_KEY}`,
+        CHECKS: String(CHECKS),
       },
       volumes: [{ name: 'token', secret: { secretName: this.checkpointToken.secretName, items: [{ key: CHECKPOINT_TOKEN_KEY, path: CHECKPOINT_TOKEN_KEY }] } }],
       volumeMounts: [{ name: 'token', mountPath: CHECKPOINT_TOKEN_DIRECTORY, readOnly: true }],
@@ -356,7 +359,7 @@ for line in $BLUEPRINTS; do
       *'"status":"successful"'*) case "$answer" in *"\\"last_applied_hash\\":\\"$hash\\""*) echo "blueprint $name: applied"; break ;; esac ;;
     esac
     tries=$((tries + 1))
-    if [ "$tries" -ge 30 ]; then
+    if [ "$tries" -ge "$CHECKS" ]; then
       status=$(printf '%s' "$answer" | sed -n 's/.*"status":"\\([a-z]*\\)".*/\\1/p')
       applied=$(printf '%s' "$answer" | sed -n 's/.*"last_applied_hash":"\\([0-9a-f]*\\)".*/\\1/p')
       echo "blueprint $name: not applied (status: \${status:-not found}; last applied version \${applied:-none}, mounted $hash; see System, Blueprints in authentik)" >&2
@@ -381,7 +384,7 @@ while :; do
     *"\\"issuer\\":\\"$ISSUER\\""*) echo "discovery document of $ISSUER answers"; exit 0 ;;
   esac
   tries=$((tries + 1))
-  if [ "$tries" -ge 30 ]; then echo "no discovery document with issuer $ISSUER at https://$HOST\${path}.well-known/openid-configuration" >&2; exit 1; fi
+  if [ "$tries" -ge "$CHECKS" ]; then echo "no discovery document with issuer $ISSUER at https://$HOST\${path}.well-known/openid-configuration" >&2; exit 1; fi
   sleep 10
 done`;
 

@@ -463,6 +463,9 @@ describe("an app's own OIDC login", () => {
 
 describe('checkpoints', () => {
   const checkpoint = file(prod, 'authentik/job-authentik-checkpoint.yaml');
+  const discovery = file(prod, 'verification/job-authentik-authentik-oidc-console.yaml');
+  /** Three tries instead of the Job's thirty: the failing runs end sooner, the same way. */
+  const FEW_CHECKS = { CHECKS: '3' };
   /** Every mounted blueprint: its name, and the SHA-512 of the file the worker reads (the ConfigMap's value). */
   const mounted = manifestsOf(prod.env)
     .filter((m) => m.path.startsWith('authentik/configmap-authentik-blueprint-'))
@@ -491,7 +494,7 @@ esac`.replace(/\\\$/g, '$');
   const tokenFile = join(tokenDirectory, 'token');
   writeFileSync(tokenFile, 'token-from-the-secret');
   afterAll(() => rmSync(tokenDirectory, { recursive: true, force: true }));
-  const run = (answers: string) => runCheckpointRecordingCurl(checkpoint, fakeAuthentik, { TOKEN_FILE: tokenFile, INSTANCES: answers });
+  const run = (answers: string) => runCheckpointRecordingCurl(checkpoint, fakeAuthentik, { TOKEN_FILE: tokenFile, INSTANCES: answers, ...FEW_CHECKS });
   const asked = (calls: string[][], name: string) => calls.filter((c) => c.at(-1)?.endsWith(`/api/v3/managed/blueprints/?name=${name.replace(/ /g, '%20')}`));
 
   it('passes when the server is ready and each blueprint is applied at its current version, asking for each by name with the mounted token', () => {
@@ -502,6 +505,15 @@ esac`.replace(/\\\$/g, '$');
     const calls = ok.calls.filter((c) => c.some((a) => a.includes('/api/v3/managed/blueprints/')));
     expect(calls.map((c) => c.at(-1)).sort()).toEqual(mounted.map((m) => `http://authentik-server.authentik.svc/api/v3/managed/blueprints/?name=${m.name.replace(/ /g, '%20')}`).sort());
     expect(calls.every((c) => c.includes('Authorization: Bearer token-from-the-secret'))).toBe(true);
+  });
+
+  it('asks for five minutes, 10 s apart, and its tries are read from the env', () => {
+    for (const job of [checkpoint, discovery]) {
+      const script = job.spec.template.spec.containers[0].command.at(-1) as string;
+      expect(script).toContain('"$tries" -ge "$CHECKS"');
+      expect(script).toContain('sleep 10');
+      expect(Number(job.spec.template.spec.containers[0].env.find((e: any) => e.name === 'CHECKS').value) * 10).toBe(300);
+    }
   });
 
   it('reads the token from a mounted Secret, not from its environment', () => {
@@ -519,7 +531,7 @@ esac`.replace(/\\\$/g, '$');
     expect(stale.status).not.toBe(0);
     expect(stale.output).toContain(`blueprint homelab - oidc console: not applied (status: successful; last applied version ${'f'.repeat(128)}`);
     expect(stale.output).toContain('blueprint homelab - platform: applied');
-    expect(asked(stale.calls, 'homelab - oidc console').length).toBe(30);
+    expect(asked(stale.calls, 'homelab - oidc console').length).toBe(Number(FEW_CHECKS.CHECKS));
     expect(asked(stale.calls, 'homelab - platform').length).toBe(1);
   });
 
@@ -533,7 +545,6 @@ esac`.replace(/\\\$/g, '$');
     expect(failed.output).toMatch(/^1 blueprint\(s\) not applied$/m);
   });
 
-  const discovery = file(prod, 'verification/job-authentik-authentik-oidc-console.yaml');
   const issuer = `https://auth.${domain(prod)}/application/o/console/`;
 
   it("passes when the client's discovery document answers through Traefik with its issuer", () => {
@@ -544,8 +555,8 @@ esac`.replace(/\\\$/g, '$');
   });
 
   it('fails when the document is missing or names another issuer', () => {
-    expect(runCheckpointRecordingCurl(discovery, 'exit 22').status).not.toBe(0);
-    const other = runCheckpointRecordingCurl(discovery, `printf '{"issuer": "https://elsewhere/"}'`);
+    expect(runCheckpointRecordingCurl(discovery, 'exit 22', FEW_CHECKS).status).not.toBe(0);
+    const other = runCheckpointRecordingCurl(discovery, `printf '{"issuer": "https://elsewhere/"}'`, FEW_CHECKS);
     expect(other.status).not.toBe(0);
     expect(other.output).toContain(`no discovery document with issuer ${issuer}`);
   });

@@ -538,7 +538,7 @@ function runCheckpoint(built: Built, responses: Responses): { status: number | n
     'for url; do :; done',
     // The n-th call of a kind answers <kind>-<n>.json, or the last one there is.
     'answer() {',
-    '  n=$(( $(cat "$FAKE_BIN/$1.count" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$FAKE_BIN/$1.count"',
+    '  { read -r n < "$FAKE_BIN/$1.count"; } 2>/dev/null || n=0; n=$((n + 1)); echo "$n" > "$FAKE_BIN/$1.count"',
     '  f="$FAKE_BIN/$1-$n.json"; [ -f "$f" ] || f=$(ls "$FAKE_BIN/$1"-*.json | sort -V | tail -n 1)',
     '  cat "$f"',
     '}',

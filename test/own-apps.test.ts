@@ -444,16 +444,17 @@ describe('checkpoint scripts against fake answers', () => {
     const server = createServer(() => undefined);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
-    // The same script against this server, with a shorter time limit.
-    const at = (address: string) => JSON.parse(JSON.stringify(containerOf(job)).replaceAll('web.web.svc:9100', address).replaceAll('--max-time 6', '--max-time 1'));
+    // The same script against this server, with a shorter time limit (the passing run waits all of it).
+    const at = (address: string, seconds: string) =>
+      JSON.parse(JSON.stringify(containerOf(job)).replaceAll('web.web.svc:9100', address).replaceAll('--max-time 6', `--max-time ${seconds}`));
     try {
-      const passed = runWithFakeCommands(at(`127.0.0.1:${port}`), { sleep: FAKE_SLEEP });
+      const passed = runWithFakeCommands(at(`127.0.0.1:${port}`, '0.5'), { sleep: FAKE_SLEEP });
       expect(passed.stdout).toContain(`127.0.0.1:${port} accepts connections`);
       expect(passed.status).toBe(0);
     } finally {
       server.close();
     }
-    const failed = runWithFakeCommands(at(`127.0.0.1:${port}`), { sleep: FAKE_SLEEP });
+    const failed = runWithFakeCommands(at(`127.0.0.1:${port}`, '1'), { sleep: FAKE_SLEEP });
     expect(failed.stderr).toContain(`127.0.0.1:${port} accepts no connection`);
     expect(failed.status).not.toBe(0);
   });

@@ -313,7 +313,7 @@ export function captureOutput(run: () => number): { status: number; stdout: stri
 /** A `sleep` that returns at once, so retry loops run in no time. */
 export const FAKE_SLEEP = 'exit 0';
 /** A `date` one minute later on every call, so `date +%s` deadlines expire after a few loops. */
-export const FAKE_CLOCK = 'now=$(cat "$FAKE_BIN/clock" 2>/dev/null || echo 1700000000)\necho $((now + 60)) > "$FAKE_BIN/clock"\necho "$now"';
+export const FAKE_CLOCK = '{ read -r now < "$FAKE_BIN/clock"; } 2>/dev/null || now=1700000000\necho $((now + 60)) > "$FAKE_BIN/clock"\necho "$now"';
 
 export interface FakeCommandRun<T> {
   status: number | null;
