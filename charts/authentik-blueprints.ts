@@ -6,9 +6,9 @@
  * 2026.2's (goauthentik/authentik blueprints/default/*.yaml and blueprints/system/*.yaml at
  * version/2026.2.3; the blueprint file format in its docs "Blueprints > File structure").
  */
-import { Document, isNode, type Node } from 'yaml';
 import type { RoutedHost } from '../lib/model/exposure';
 import type { OidcClientRequest } from '../lib/model/single-sign-on';
+import { emitYaml, TaggedValue } from '../lib/util/yaml-emitter';
 
 /** The scopes an OIDC client asks for, each a provider's scope mapping; authentik's `profile` mapping carries the `groups` claim (blueprints/system/providers-oauth2.yaml). */
 export const OIDC_SCOPES = ['openid', 'email', 'profile'] as const;
@@ -16,17 +16,10 @@ export const OIDC_SCOPES = ['openid', 'email', 'profile'] as const;
 /** The groups every environment has: members of `admins` administer authentik and the platform's UIs; `viewers` may sign in to look. */
 export const AUTHENTIK_GROUPS = { admins: 'admins', viewers: 'viewers' } as const;
 
-/** A YAML tag of authentik's blueprint language: `!Find [model, [field, value]]`, `!KeyOf id`, `!Env VARIABLE`. */
-class BlueprintTag {
-  constructor(
-    readonly tag: '!Find' | '!KeyOf' | '!Env',
-    readonly argument: unknown,
-  ) {}
-}
-
-const find = (model: string, field: string, value: string) => new BlueprintTag('!Find', [model, [field, value]]);
-const keyOf = (id: string) => new BlueprintTag('!KeyOf', id);
-const env = (variable: string) => new BlueprintTag('!Env', variable);
+/** The YAML tags of authentik's blueprint language: `!Find [model, [field, value]]`, `!KeyOf id`, `!Env VARIABLE`. */
+const find = (model: string, field: string, value: string) => new TaggedValue('!Find', [model, [field, value]]);
+const keyOf = (id: string) => new TaggedValue('!KeyOf', id);
+const env = (variable: string) => new TaggedValue('!Env', variable);
 
 export interface BlueprintEntry {
   readonly model: string;
@@ -227,18 +220,5 @@ export function oidcClientBlueprint(request: OidcClientRequest, secretVariable: 
 
 /** The blueprint as YAML, authentik's tags included. */
 export function blueprintText(value: Blueprint): string {
-  const doc = new Document();
-  const toNode = (item: unknown): Node | unknown => {
-    if (item instanceof BlueprintTag) {
-      const node = doc.createNode(item.argument, { flow: true });
-      if (!isNode(node)) throw new Error('a blueprint tag needs a YAML node');
-      node.tag = item.tag;
-      return node;
-    }
-    if (Array.isArray(item)) return doc.createNode(item.map(toNode));
-    if (typeof item === 'object' && item !== null) return doc.createNode(Object.fromEntries(Object.entries(item).map(([k, v]) => [k, toNode(v)])));
-    return item;
-  };
-  doc.contents = toNode(value) as Node;
-  return doc.toString({ lineWidth: 0 });
+  return emitYaml(value);
 }

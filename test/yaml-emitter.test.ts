@@ -1,7 +1,7 @@
-import { parse } from 'yaml';
+import { parse, type ScalarTag, type CollectionTag, YAMLSeq } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { GENERATED_HEADER } from '../lib/output/synthesize';
-import { emitYaml } from '../lib/util/yaml-emitter';
+import { emitYaml, TaggedValue } from '../lib/util/yaml-emitter';
 import { manifestsOf, synthesizePlatformFixture } from './support';
 
 /** Parsed back by YAML 1.2 (the `yaml` default, kubectl's sigs.k8s.io/yaml is 1.1-ish) and 1.1. */
@@ -22,6 +22,24 @@ describe('emitYaml', () => {
     const { v12, v11 } = roundTrip(emitYaml(data));
     expect(v12).toEqual(data);
     expect(v11).toEqual(data);
+  });
+
+  it('writes a tagged value after its tag in flow style, any string read back as written (1.1 and 1.2)', () => {
+    /** Each tag read as `{tag, value}`. */
+    const customTags: (ScalarTag | CollectionTag)[] = [
+      { tag: '!Find', collection: 'seq', resolve: (seq: YAMLSeq) => ({ tag: '!Find', value: seq.toJSON() }) } as CollectionTag,
+      { tag: '!Env', resolve: (value: string) => ({ tag: '!Env', value }) },
+    ];
+    for (const value of TRICKY_STRINGS.filter((s) => !s.includes('\n'))) {
+      const data = { find: new TaggedValue('!Find', ['model', [value, 1, true, null]]), list: [new TaggedValue('!Env', value)] };
+      const text = emitYaml(data);
+      expect(text.split('\n')[0], text).toMatch(/^find: !Find \[model, \[.*\]\]$/);
+      for (const version of ['1.1', '1.2'] as const) {
+        expect(parse(text, { version, customTags }), `${version}: ${text}`).toEqual({ find: { tag: '!Find', value: ['model', [value, 1, true, null]] }, list: [{ tag: '!Env', value }] });
+      }
+    }
+    expect(() => new TaggedValue('Find', 'x')).toThrow('not a YAML tag');
+    expect(() => emitYaml({ a: new TaggedValue('!Find', [{ no: 'maps' }]) })).toThrow('scalars and lists only');
   });
 
   it('round-trips numbers, booleans, null and empty collections', () => {

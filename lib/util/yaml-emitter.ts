@@ -8,13 +8,38 @@
  */
 
 export function emitYaml(value: unknown): string {
-  return isCollection(value) && !isEmpty(value) ? block(value, '', '') : `${scalar(value, '')}\n`;
+  return flattened(isCollection(value) && !isEmpty(value) ? block(value, '', '') : `${scalar(value, '')}\n`);
+}
+
+/**
+ * The same string, stored in one piece. Text built by `+=` is a tree of fragments until
+ * something reads it whole, and synth keeps every file until it writes them: unflattened, the
+ * fragments survive and every young-generation collection copies them (measured: a synth of the
+ * example ~5% faster flattened). Converting a string to a number reads it whole, flattening it.
+ */
+function flattened(text: string): string {
+  Number(text);
+  return text;
+}
+
+/**
+ * A value written after a YAML tag, in flow style: `!Find [model, [field, value]]`, `!Env NAME`
+ * (authentik's blueprint tags). Its value is a scalar or a list of them and lists.
+ */
+export class TaggedValue {
+  constructor(
+    /** With its `!`, e.g. `!Find`. */
+    readonly tag: string,
+    readonly value: unknown,
+  ) {
+    if (!/^![A-Za-z][A-Za-z0-9]*$/.test(tag)) throw new Error(`not a YAML tag: ${tag}`);
+  }
 }
 
 type Collection = Record<string, unknown> | unknown[];
 
 function isCollection(value: unknown): value is Collection {
-  return typeof value === 'object' && value !== null;
+  return typeof value === 'object' && value !== null && !(value instanceof TaggedValue);
 }
 
 function isEmpty(value: Collection): boolean {
@@ -64,9 +89,18 @@ function scalar(value: unknown, indent: string): string {
     return String(value);
   }
   if (typeof value === 'string') return string(value, indent);
+  if (value instanceof TaggedValue) return `${value.tag} ${flow(value.value)}`;
   if (Array.isArray(value)) return '[]';
   if (isCollection(value)) return '{}';
   throw new Error(`cannot write a ${typeof value} as YAML`);
+}
+
+/** A tag's value on one line: lists in brackets; strings plain where that is safe in flow style too (plainOrQuoted never leaves a bracket, brace or comma plain), else quoted. */
+function flow(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(flow).join(', ')}]`;
+  if (typeof value === 'string') return plainOrQuoted(value);
+  if (typeof value === 'object' && value !== null) throw new Error('a tagged value holds scalars and lists only');
+  return scalar(value, '');
 }
 
 /** Plain scalars that some YAML parser would read as something other than a string. */
