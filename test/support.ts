@@ -45,9 +45,15 @@ export function fixtureText(name: FixtureName): string {
   return text;
 }
 
-/** A fixture as a plain object, to change into a variant (a fresh copy each call). */
+const fixtureObjects = new Map<FixtureName, Record<string, any>>();
+/** A fixture as a plain object, to change into a variant (a fresh copy each call: parsed once, cloned). */
 export function fixtureObject(name: FixtureName): Record<string, any> {
-  return parse(fixtureText(name));
+  let parsed = fixtureObjects.get(name);
+  if (parsed === undefined) {
+    parsed = parse(fixtureText(name)) as Record<string, any>;
+    fixtureObjects.set(name, parsed);
+  }
+  return structuredClone(parsed);
 }
 
 /** The platform fixture's text, which most construct tests start from. */
