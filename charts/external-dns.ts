@@ -399,7 +399,8 @@ const RECORD_CHECK_SECONDS = 300;
  * Shell: asks the function `check` about every `host,type,target,proxied` of `$RECORDS` in
  * rounds, 10 s apart, until each has printed `ok` (then `passed`) — at most `$CHECKS` rounds and
  * `$CHECK_SECONDS` in all, well inside the Job's deadline, so that the records still missing are
- * reported (`failed`, with their last `$result`) before `summary` and exit 1.
+ * reported (`failed`, with their last `$result`) before `summary` and exit 1. A record is split
+ * at its commas by the shell itself (IFS), not by a process per record and round.
  */
 function eachRecordUntilOk(o: { readonly check: string; readonly passed: string; readonly failed: string; readonly summary: string }): string {
   return String.raw`deadline=$(( $(date +%s) + CHECK_SECONDS ))
@@ -408,7 +409,7 @@ round=1
 while :; do
   missing=
   for record in $pending; do
-    set -- $(echo "$record" | tr , ' ')
+    IFS=,; set -- $record; unset IFS
     host=$1; type=$2; target=$3; proxied=$4
     result=$(${o.check} "$host" "$type" "$target" "$proxied")
     if [ "$result" = ok ]; then ${o.passed}; else missing="$missing $record"; fi
@@ -421,7 +422,7 @@ while :; do
 done
 failed=0
 for record in $pending; do
-  set -- $(echo "$record" | tr , ' ')
+  IFS=,; set -- $record; unset IFS
   host=$1; type=$2; target=$3; proxied=$4
   result=$(${o.check} "$host" "$type" "$target" "$proxied")
   ${o.failed}
