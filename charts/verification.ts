@@ -210,7 +210,7 @@ if [ -n "$missing" ]; then echo "${o.missing}" >&2; exit 1; fi`;
  * The report: `state` of each check (`<namespace>/<job>/<container>`) is pass, fail, running or
  * missing (a check not created: the sync failed before the verification's hooks); failed checks print the
  * last lines of their pod's log (of the check's own container: a probe may have a companion).
- * Exit 1 unless every check passed.
+ * Exit 1 unless every check passed. A check's parts are split at its slashes by the shell (IFS).
  */
 const REPORT_SCRIPT = String.raw`state() {
   status=$(kube_get "/apis/batch/v1/namespaces/$1/jobs/$2" 2>/dev/null | tr -d ' \n')
@@ -223,16 +223,17 @@ const REPORT_SCRIPT = String.raw`state() {
 }
 deadline=$(( $(date +%s) + WAIT_SECONDS ))
 for check in $CHECKS; do
-  while [ "$(state $(echo "$check" | cut -d / -f 1,2 | tr / ' '))" = running ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 10; done
+  IFS=/; set -- $check; unset IFS
+  while [ "$(state "$1" "$2")" = running ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 10; done
 done
 failed=0
 echo "end-to-end verification:"
 for check in $CHECKS; do
-  namespace=$(echo "$check" | cut -d / -f 1)
-  job=$(echo "$check" | cut -d / -f 2)
-  container=$(echo "$check" | cut -d / -f 3)
+  IFS=/; set -- $check; unset IFS
+  namespace=$1; job=$2; container=$3
   result=$(state "$namespace" "$job")
-  printf '  %-4s  %s\n' "$(echo "$result" | tr a-z A-Z)" "$namespace/$job"
+  case "$result" in pass) shown=PASS ;; fail) shown=FAIL ;; running) shown=RUNNING ;; *) shown=MISSING ;; esac
+  printf '  %-4s  %s\n' "$shown" "$namespace/$job"
   if [ "$result" != pass ]; then
     failed=$((failed + 1))
     pod=$(kube_get "/api/v1/namespaces/$namespace/pods?labelSelector=job-name%3D$job" | tr -d ' \n' | grep -o "\"name\":\"$job-[a-z0-9]*\"" | tail -n 1 | cut -d '"' -f 4)
