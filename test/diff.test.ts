@@ -1,12 +1,13 @@
 /** `npm run diff`: a fresh synth against the committed k8s/, per environment, Application and field. */
 import { execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { colours } from '../lib/util/colours';
 import { diffTrees, diffValues, EnvironmentDiff } from '../lib/output/diff';
 import { formatField, formatMarkdown, formatText, formatValue, inlineChange } from '../lib/output/diff-format';
-import { readGitTree, treeOf } from '../lib/output/output-tree';
+import { readGitTree, readGitTreeWhile, treeOf } from '../lib/output/output-tree';
 import { SynthesizedEnvironment, synthesizeEnvironment } from '../lib/output/synthesize';
 import { writeOutput } from '../lib/output/writer';
 import { main as diffMain } from '../scripts/diff';
@@ -222,8 +223,18 @@ describe('npm run diff against git', () => {
     git('commit', '-qm', 'new files');
   });
 
-  it('reads the committed tree of a revision', () => {
-    expect(readGitTree('HEAD~2', 'k8s', { cwd: repo })).toEqual(treeOf([devEnvironment(platformObject())]));
+  it('reads the committed tree of a revision', async () => {
+    expect(await readGitTree('HEAD~2', 'k8s', { cwd: repo })).toEqual(treeOf([devEnvironment(platformObject())]));
+  });
+
+  it('reads it while other work runs, and leaves no temporary file when that work fails', async () => {
+    const temporaries = () => readdirSync(tmpdir()).filter((entry) => entry.startsWith('homelab-git-'));
+    const before = temporaries();
+    const { tree, result } = await readGitTreeWhile('HEAD~2', 'k8s', { cwd: repo }, () => 'synthesized');
+    expect(result).toBe('synthesized');
+    expect(tree).toEqual(await readGitTree('HEAD~2', 'k8s', { cwd: repo }));
+    await expect(readGitTreeWhile('HEAD', 'k8s', { cwd: repo }, () => { throw new Error('a config error'); })).rejects.toThrow('a config error');
+    expect(temporaries()).toEqual(before);
   });
 
   it('exits 0 with no change, 1 with changes (printed), and compares with --base', async () => {

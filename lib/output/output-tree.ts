@@ -2,8 +2,9 @@
  * The output as a map `<env>/<folder>/<file>` -> content, from three places: a fresh synth
  * (in memory), the output directory on disk, and a git revision's tree.
  */
-import { execFileSync } from 'node:child_process';
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { UserError } from '../util/errors';
 import type { SynthesizedEnvironment } from './synthesize';
@@ -62,7 +63,24 @@ export function gitCommit(revision: string, cwd?: string): string {
  * The files under outdir (relative to cwd) in a commit: `git ls-tree` lists them, one
  * `git cat-file --batch` reads them all (a git process per file would dominate the run time).
  */
-export function readGitTree(commit: string, outdir: string, options: { cwd?: string; environments?: readonly string[] } = {}): Map<string, string> {
+export async function readGitTree(commit: string, outdir: string, options: GitTreeOptions = {}): Promise<Map<string, string>> {
+  return (await readGitTreeWhile(commit, outdir, options, () => undefined)).tree;
+}
+
+export interface GitTreeOptions {
+  /** Where git runs and outdir is relative to. @default the process's working directory */
+  readonly cwd?: string;
+  /** Only these environments' folders. @default all of outdir */
+  readonly environments?: readonly string[];
+}
+
+/**
+ * readGitTree, with `work` done in this thread meanwhile (`npm run diff` synthesizes): git reads
+ * the objects from a file into a file, so it never waits for this thread to drain a pipe, and
+ * its ~0.1 s runs on another core. If `work` throws, git's answer is discarded and the
+ * temporary files removed all the same.
+ */
+export async function readGitTreeWhile<T>(commit: string, outdir: string, options: GitTreeOptions, work: () => T): Promise<{ tree: Map<string, string>; result: T }> {
   // ls-tree takes and prints paths relative to the working directory.
   const cwd = options.cwd ?? process.cwd();
   const prefix = `${relative(cwd, resolve(cwd, outdir)).split(sep).join('/')}/`;
@@ -78,26 +96,67 @@ export function readGitTree(commit: string, outdir: string, options: { cwd?: str
       return { type, object, path: path.slice(prefix.length) };
     })
     .filter((entry) => entry.type === 'blob');
-  const tree = new Map<string, string>();
-  if (entries.length === 0) return tree;
-  const batch = git(['cat-file', '--batch'], cwd, failure, entries.map((e) => `${e.object}\n`).join(''));
-  let offset = 0;
-  for (const entry of entries) {
-    // Each answer is "<object> blob <size>\n<content>\n", the size in bytes.
-    const headerEnd = batch.indexOf(0x0a, offset);
-    const size = Number(batch.subarray(offset, headerEnd).toString('utf8').split(' ')[2]);
-    tree.set(entry.path, batch.subarray(headerEnd + 1, headerEnd + 1 + size).toString('utf8'));
-    offset = headerEnd + 1 + size + 1;
+  if (entries.length === 0) return { tree: new Map(), result: work() };
+  const dir = mkdtempSync(join(tmpdir(), 'homelab-git-'));
+  try {
+    const objects = join(dir, 'objects');
+    const contents = join(dir, 'contents');
+    writeFileSync(objects, entries.map((e) => `${e.object}\n`).join(''));
+    const batch = inBackground('git', ['cat-file', '--batch'], { cwd, stdin: objects, stdout: contents });
+    let result: T;
+    try {
+      result = work();
+    } finally {
+      // Also when work threw: git is done with the files before they are removed.
+      await batch.catch(() => undefined);
+    }
+    const { status, stderr } = await batch;
+    if (status !== 0) throw new UserError([`${failure}${gitReason(stderr)}`]);
+    const answers = readFileSync(contents);
+    const tree = new Map<string, string>();
+    let offset = 0;
+    for (const entry of entries) {
+      // Each answer is "<object> blob <size>\n<content>\n", the size in bytes.
+      const headerEnd = answers.indexOf(0x0a, offset);
+      const size = Number(answers.subarray(offset, headerEnd).toString('utf8').split(' ')[2]);
+      tree.set(entry.path, answers.subarray(headerEnd + 1, headerEnd + 1 + size).toString('utf8'));
+      offset = headerEnd + 1 + size + 1;
+    }
+    return { tree: sortedTree(tree), result };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  return sortedTree(tree);
 }
 
-function git(args: string[], cwd: string | undefined, failure: string, input?: string): Buffer {
+/** A process reading `stdin` from a file and writing `stdout` into one; its exit status and what it said on stderr. */
+function inBackground(command: string, args: readonly string[], io: { cwd: string; stdin: string; stdout: string }): Promise<{ status: number | null; stderr: string }> {
+  const stdin = openSync(io.stdin, 'r');
+  const stdout = openSync(io.stdout, 'w');
   try {
-    return execFileSync('git', args, { cwd, input, maxBuffer: 1 << 30, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: io.cwd, stdio: [stdin, stdout, 'pipe'] });
+    return new Promise((settle) => {
+      let stderr = '';
+      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      child.on('error', (error) => settle({ status: null, stderr: error.message }));
+      child.on('close', (status) => settle({ status, stderr }));
+    });
+  } finally {
+    // The child has its own copies.
+    closeSync(stdin);
+    closeSync(stdout);
+  }
+}
+
+function gitReason(stderr: string): string {
+  const reason = stderr.trim().split('\n')[0];
+  return reason ? ` (git: ${reason.replace(/^fatal: /, '')})` : '';
+}
+
+function git(args: string[], cwd: string | undefined, failure: string): Buffer {
+  try {
+    return execFileSync('git', args, { cwd, maxBuffer: 1 << 30, stdio: ['pipe', 'pipe', 'pipe'] });
   } catch (error) {
-    const reason = String((error as { stderr?: Buffer }).stderr ?? (error as Error).message).trim().split('\n')[0];
-    throw new UserError([`${failure}${reason ? ` (git: ${reason.replace(/^fatal: /, '')})` : ''}`]);
+    throw new UserError([`${failure}${gitReason(String((error as { stderr?: Buffer }).stderr ?? (error as Error).message))}`]);
   }
 }
 
