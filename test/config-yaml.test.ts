@@ -186,7 +186,7 @@ describe('the fast way to read a config', () => {
         }
         expect(agreement(text)).toBeUndefined();
       }),
-      { numRuns: 200 },
+      { numRuns: 100 },
     );
   });
 });
