@@ -94,8 +94,12 @@ describe('synth', () => {
     expect(run.stdout + run.stderr).not.toMatch(/\x1b\[/);
   });
 
+  /** One synth of the platform fixture with the default output (progress on stderr, the summary on stdout), for the tests that read either. */
+  let fullRun: ReturnType<typeof runMain> | undefined;
+  const fullSynth = () => (fullRun ??= runMain(['--config', PLATFORM_FIXTURE, '--out', join(tempDir(), 'k8s')]));
+
   it('reports progress per environment on stderr; --quiet prints nothing on success', () => {
-    const run = runMain(['--config', PLATFORM_FIXTURE, '--out', join(tempDir(), 'k8s')]);
+    const run = fullSynth();
     expect(run.stderr).toMatch(/^\[1\/3\] dev: \d+ services, \d+ files \(\d+\.\d\d s\)\n\[2\/3\] staging: .*\n\[3\/3\] prod: .*\n$/);
     const outdir = join(tempDir(), 'k8s');
     expect(runMain(['--config', PLATFORM_FIXTURE, '--out', outdir, '--env', 'dev', '--quiet'])).toEqual({ status: 0, stdout: '', stderr: '' });
@@ -117,7 +121,7 @@ describe('synth', () => {
   });
 
   it('prints a summary per environment: wave, service, namespace, resource count, upstream, capacity', () => {
-    const result = runMain(['--config', PLATFORM_FIXTURE, '--out', join(tempDir(), 'k8s')]);
+    const result = fullSynth();
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^dev: \d+ services in \d+ waves, \d+ resources, \d+ files in .*\/dev\/$/m);
     expect(result.stdout).toMatch(/^\s+0\s+prometheus-operator-crds\s+gitops\s+prometheus-operator-crds\s+\d+\s+prometheus-operator\/prometheus-operator\/example\/prometheus-operator-crd@v0\.93\.0$/m);
