@@ -59,14 +59,6 @@ export function gitCommit(revision: string, cwd?: string): string {
     .trim();
 }
 
-/**
- * The files under outdir (relative to cwd) in a commit: `git ls-tree` lists them, one
- * `git cat-file --batch` reads them all (a git process per file would dominate the run time).
- */
-export async function readGitTree(commit: string, outdir: string, options: GitTreeOptions = {}): Promise<Map<string, string>> {
-  return (await readGitTreeWhile(commit, outdir, options, () => undefined)).tree;
-}
-
 export interface GitTreeOptions {
   /** Where git runs and outdir is relative to. @default the process's working directory */
   readonly cwd?: string;
@@ -75,10 +67,12 @@ export interface GitTreeOptions {
 }
 
 /**
- * readGitTree, with `work` done in this thread meanwhile (`npm run diff` synthesizes): git reads
- * the objects from a file into a file, so it never waits for this thread to drain a pipe, and
- * its ~0.1 s runs on another core. If `work` throws, git's answer is discarded and the
- * temporary files removed all the same.
+ * The files under outdir (relative to cwd) in a commit, read while `work` runs in this thread
+ * (`npm run diff` synthesizes meanwhile), and what `work` returned. `git ls-tree` lists them, one
+ * `git cat-file --batch` reads them all (a git process per file would dominate the run time),
+ * from a file into a file: it never waits for this thread to drain a pipe, and its ~0.1 s runs
+ * on another core. If `work` throws, git's answer is discarded and the temporary files removed
+ * all the same.
  */
 export async function readGitTreeWhile<T>(commit: string, outdir: string, options: GitTreeOptions, work: () => T): Promise<{ tree: Map<string, string>; result: T }> {
   // ls-tree takes and prints paths relative to the working directory.
