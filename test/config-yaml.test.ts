@@ -32,14 +32,15 @@ function agreement(text: string): string | undefined {
     : `${JSON.stringify(text)}: fast ${JSON.stringify(fast)}, yaml ${careful === undefined ? 'an error' : JSON.stringify(careful)}`;
 }
 
+/** The operator's config first, then the fixtures. */
 const CONFIGS = ['homelab.yaml', 'test/fixtures/platform.yaml', 'test/fixtures/small.yaml'].map((path) => readFileSync(join(ROOT, path), 'utf8'));
 
 describe('the fast way to read a config', () => {
-  it('reads the shipped configs, to what the yaml package reads', () => {
-    for (const text of CONFIGS) {
-      expect(parsePlainYaml(text)).toBeDefined();
-      expect(agreement(text)).toBeUndefined();
-    }
+  it('reads the fixtures, and agrees on whatever homelab.yaml holds', () => {
+    // The fixtures are plain YAML: the fast way must take them. The operator's file may use
+    // anything YAML has (anchors, tags): then the careful parser reads it.
+    for (const text of CONFIGS.slice(1)) expect(parsePlainYaml(text)).toBeDefined();
+    for (const text of CONFIGS) expect(agreement(text)).toBeUndefined();
   });
 
   it.each([
