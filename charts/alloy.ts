@@ -18,7 +18,7 @@ import { Duration } from 'cdk8s';
 import type { AlloyValues } from '../imports/helm/alloy';
 import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_COMPONENT, checkpointJobName } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, checkpointJobName } from '../lib/model/checkpoint';
 import { bool, resourcesSchema } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import type { Toleration } from '../lib/model/inventory';
@@ -49,9 +49,6 @@ const ALLOY_POD_LABELS = { 'app.kubernetes.io/name': 'alloy', 'app.kubernetes.io
 
 /** The OTLP receiver's ports (the OpenTelemetry defaults), on the pods and the chart's Service `alloy`. */
 export const ALLOY_OTLP_PORTS: Readonly<Record<OtlpProtocol, number>> = { grpc: 4317, http: 4318 };
-
-/** The name lib/model/checkpoint.ts gives every checkpoint's container. */
-const CHECKPOINT_CONTAINER = 'checkpoint';
 
 /** `services.alloy`. */
 export const alloySettings = z

@@ -24,7 +24,7 @@ import { CheckpointProps, probeJob } from '../lib/model/checkpoint';
 import { cron, intBetween, resourcesSchema } from '../lib/model/config/primitives';
 import { BackupCredentialsNeed, DatabaseBackup, DatabaseNeed, databaseRestoreCheckJob } from '../lib/model/databases';
 import { pauseArgoCd, SyncPolicy } from '../lib/model/recovery';
-import { resources, Resources } from '../lib/model/resources';
+import { quantities, resources, Resources } from '../lib/model/resources';
 import { AlertRule, ENDPOINT_LABEL, SERVICE_LABEL } from '../lib/model/monitoring';
 import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
@@ -113,8 +113,6 @@ export interface DatabaseBackupProps {
   readonly need: DatabaseNeed;
   /** The database cluster. */
   readonly cluster: string;
-  /** Its pods (cnpg.io/cluster). */
-  readonly podSelector: Readonly<Record<string, string>>;
   /** The owner's generated credentials (`<cluster>-app`): the canary and the restore check use them. */
   readonly ownerSecret: string;
   /** The consumer's Secret with the target's keys (credentialsFor). */
@@ -168,8 +166,8 @@ export class DatabaseBackups extends Construct {
         retentionPolicy: `${settings.retentionDays}d`,
         instanceSidecarConfiguration: {
           resources: {
-            requests: mapValues(SIDECAR_RESOURCES.requests, ObjectStoreSpecInstanceSidecarConfigurationResourcesRequests.fromString),
-            limits: mapValues(SIDECAR_RESOURCES.limits, ObjectStoreSpecInstanceSidecarConfigurationResourcesLimits.fromString),
+            requests: quantities(ObjectStoreSpecInstanceSidecarConfigurationResourcesRequests, SIDECAR_RESOURCES.requests),
+            limits: quantities(ObjectStoreSpecInstanceSidecarConfigurationResourcesLimits, SIDECAR_RESOURCES.limits),
           },
         },
       },
@@ -194,7 +192,6 @@ export class DatabaseBackups extends Construct {
     this.backup = {
       location: where,
       destination: target.destination,
-      podSelectors: [props.podSelector, { [CLUSTER_LABEL]: scratchCluster }],
       scratchCluster,
       scratchPodSelector: { [CLUSTER_LABEL]: scratchCluster },
       sidecarRequests: SIDECAR_RESOURCES.requests,
@@ -216,7 +213,6 @@ export class DatabaseBackups extends Construct {
     const { target, need, cluster, settings } = props;
     const namespace = consumer.namespaceName;
     const origin = `${cluster}-origin`;
-    const s3 = (command: string) => `aws s3 ${command}${target.endpoint ? ` --endpoint-url ${target.endpoint}` : ''}`;
     const base = where.replace(/[^/]+\/$/, '');
     const app = consumer.serviceName;
     const argocd = pauseArgoCd(app, props.sync);
@@ -230,7 +226,7 @@ export class DatabaseBackups extends Construct {
         ...argocd.pause,
         `kubectl -n ${namespace} delete cluster ${cluster} --ignore-not-found   # an empty or broken one; its volumes go with it`,
         '# Move the backups aside: the recovered cluster archives anew under the old name, and Barman refuses a non-empty place',
-        s3(`mv --recursive ${where} ${base}${origin}/`),
+        target.awsS3(`mv --recursive ${where} ${base}${origin}/`),
         `kubectl apply -f - <<'EOF'`,
         ...recoveryClusterYaml({ namespace, cluster, origin, objectStore: this.objectStore, need, archive: true }),
         'EOF',
@@ -358,10 +354,6 @@ function backupAlerts(consumer: HomelabService, props: DatabaseBackupProps, wher
       description: `Every transaction since is only on the cluster's volumes, and the WAL piles up there. ${logs}`,
     },
   ];
-}
-
-function mapValues<T>(record: Readonly<Record<string, string>>, f: (value: string) => T): Record<string, T> {
-  return Object.fromEntries(Object.entries(record).map(([key, value]) => [key, f(value)]));
 }
 
 interface RecoveryClusterProps {

@@ -18,6 +18,7 @@ import { bool, intBetween, k8sName, resourcesSchema, volumeSize } from '../lib/m
 import type { BackupTarget } from '../lib/model/backup';
 import type { BackupCredentialsNeed, DatabaseNeed, DatabaseProvider, DatabaseRef } from '../lib/model/databases';
 import type { SecretRef } from '../lib/model/secrets';
+import { quantities } from '../lib/model/resources';
 import { BARMAN_CLOUD_GROUP, CLUSTER_LABEL, credentialsFor, databaseBackupSettings, DatabaseBackups, DatabaseBackupSettings, ownSeries, pascalCase, PLUGIN_POD_LABELS, pluginRelease } from './cloudnative-pg-backups';
 import { certManagerEntry } from './cert-manager';
 import { Layer } from '../lib/model/layers';
@@ -154,7 +155,6 @@ export class CloudnativePg extends HomelabService implements DatabaseProvider {
             ...this.backups,
             need,
             cluster,
-            podSelector,
             ownerSecret: `${cluster}-app`,
             credentials: backupCredentials,
             sync: this.sync,
@@ -175,8 +175,8 @@ export class CloudnativePg extends HomelabService implements DatabaseProvider {
         enableSuperuserAccess: false,
         storage: { size: need.size, storageClass: need.storageClass },
         resources: {
-          requests: { cpu: ClusterSpecResourcesRequests.fromString(need.resources.requests.cpu), memory: ClusterSpecResourcesRequests.fromString(need.resources.requests.memory) },
-          limits: { cpu: ClusterSpecResourcesLimits.fromString(need.resources.limits.cpu), memory: ClusterSpecResourcesLimits.fromString(need.resources.limits.memory) },
+          requests: quantities(ClusterSpecResourcesRequests, need.resources.requests),
+          limits: quantities(ClusterSpecResourcesLimits, need.resources.limits),
         },
         // Replicas on other nodes where the inventory allows, never Pending for want of one.
         affinity: { enablePodAntiAffinity: true, podAntiAffinityType: 'preferred' },

@@ -31,7 +31,7 @@ import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import { parseQuantity } from '../lib/util/quantity';
-import { Resources, resources } from '../lib/model/resources';
+import { quantities, Resources, resources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES, RAY_VERSION } from './versions';
 import { nvidiaDevicePluginEntry } from './nvidia-device-plugin';
@@ -553,11 +553,6 @@ function autoscalerOptions(): RayClusterSpecAutoscalerOptions {
     },
     securityContext: CONTAINER_SECURITY,
   };
-}
-
-/** The imported CRD classes type each quantity map with its own class. */
-function quantities<Q>(type: { fromString(value: string): Q }, values: Readonly<Record<string, string>>): Record<string, Q> {
-  return Object.fromEntries(Object.entries(values).map(([key, value]) => [key, type.fromString(value)]));
 }
 
 export const rayEntry = defineService({

@@ -115,9 +115,6 @@ export interface VaultOidcLoginProps {
 
 /** The ServiceAccount, the ConfigMap and the PostSync Job, in the tree of the service that runs it (the final Application). */
 export class VaultOidcLogin extends Construct {
-  /** The ConfigMap's data: the groups table and one policy per group. */
-  readonly data: Readonly<Record<string, string>>;
-
   constructor(scope: Construct, id: string, props: VaultOidcLoginProps) {
     super(scope, id);
     const host = HomelabService.of(this);
@@ -127,12 +124,13 @@ export class VaultOidcLogin extends Construct {
       [issuer.adminGroup, ADMIN_RULES],
       [issuer.viewerGroup, VIEWER_RULES],
     ];
-    this.data = {
+    // The ConfigMap's data: the groups table and one policy per group.
+    const data = {
       [GROUPS_KEY]: groups.map(([group]) => `${group} ${groupPolicyName(group)}\n`).join(''),
       ...Object.fromEntries(groups.map(([group, rules]) => [`${groupPolicyName(group)}.hcl`, rules.map((rule) => policyRule(rule.path, rule.capabilities)).join('\n')])),
     };
     new k8s.KubeServiceAccount(this, 'account', { metadata: { name: props.access.serviceAccount, namespace, labels }, automountServiceAccountToken: false });
-    new k8s.KubeConfigMap(this, 'config', { metadata: { name: VAULT_OIDC_LOGIN_JOB, namespace, labels }, data: { ...this.data } });
+    new k8s.KubeConfigMap(this, 'config', { metadata: { name: VAULT_OIDC_LOGIN_JOB, namespace, labels }, data });
     const restricted = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
     new k8s.KubeJob(this, 'job', {
       metadata: {

@@ -12,7 +12,7 @@ import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { VaultValues } from '../imports/helm/vault';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_PODS } from '../lib/model/checkpoint';
+import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { schedulableNodes } from '../lib/model/inventory';
 import { helmRelease } from './helm-release';
@@ -241,15 +241,22 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
         `kubectl -n ${VAULT_NAMESPACE} scale statefulset vault --replicas=${this.replicas}`,
         ...argocd.resume,
         `argocd app sync ${this.serviceName}`,
-        '# Vault is now the backed-up one, sealed with its ORIGINAL keys: unseal every pod with them',
-        UNSEAL_THRESHOLD_NOTE,
-        ...this.podNames().map((pod) => `kubectl -n ${VAULT_NAMESPACE} exec -ti ${pod} -- vault operator unseal`),
-        ...configuratorTokenSteps(this.replicas),
+        ...this.unsealRestoredSteps(),
       ],
       atHand: [ORIGINAL_UNSEAL_KEYS, target.keysAtHand],
       check: this.restoredVaultChecks(),
       restoreCheck: backups.restoreCheck,
     });
+  }
+
+  /** The last steps of either restore: the restored Vault is sealed with its original keys. */
+  private unsealRestoredSteps(): string[] {
+    return [
+      '# Vault is now the backed-up one, sealed with its ORIGINAL keys: unseal every pod with them',
+      UNSEAL_THRESHOLD_NOTE,
+      ...this.podNames().map((pod) => `kubectl -n ${VAULT_NAMESPACE} exec -ti ${pod} -- vault operator unseal`),
+      ...configuratorTokenSteps(this.replicas),
+    ];
   }
 
   private podNames(): string[] {
@@ -277,7 +284,6 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
       to: { kind: 'external', destinations: [target.destination] },
       reason: `Vault's raft snapshots go to ${location.s3Url}/`,
     });
-    const s3 = (command: string) => `aws s3 ${command}${target.endpoint ? ` --endpoint-url ${target.endpoint}` : ''}`;
     const bucketPath = `${location.s3Url}/`;
     this.declareRecovery({
       stage: 'secrets',
@@ -287,17 +293,14 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
       restore: [
         "# With the target's keys from their offline copy (Vault, which stores them, is what is restored),",
         '# the newest snapshot (names sort by their UTC time); any S3 client does:',
-        `${s3(`ls ${bucketPath}`)} | sort | tail -n 1`,
-        s3(`cp ${bucketPath}<that vault-<time>.snap> vault.snap`),
+        `${target.awsS3(`ls ${bucketPath}`)} | sort | tail -n 1`,
+        target.awsS3(`cp ${bucketPath}<that vault-<time>.snap> vault.snap`),
         '# Argo CD has re-created Vault, empty: initialise it, unseal it with the NEW keys (the threshold of them), keep the new root token',
         'kubectl -n vault exec -ti vault-0 -- vault operator init',
         'kubectl -n vault exec -ti vault-0 -- vault operator unseal',
         'kubectl -n vault cp vault.snap vault-0:/tmp/vault.snap',
         "kubectl -n vault exec -ti vault-0 -- sh -c 'VAULT_TOKEN=<new root token> vault operator raft snapshot restore -force /tmp/vault.snap'",
-        '# Vault is now the backed-up one, sealed with its ORIGINAL keys: unseal every pod with them',
-        UNSEAL_THRESHOLD_NOTE,
-        ...this.podNames().map((pod) => `kubectl -n ${VAULT_NAMESPACE} exec -ti ${pod} -- vault operator unseal`),
-        ...configuratorTokenSteps(this.replicas),
+        ...this.unsealRestoredSteps(),
       ],
       atHand: [ORIGINAL_UNSEAL_KEYS, target.keysAtHand],
       check: [
@@ -320,8 +323,7 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
     });
     this.allowEgress({
       name: 'restore-check-backup-target',
-      // The restore check's pods alone (the verification runs it; its instance label is the Job's), not every checkpoint here.
-      podSelector: { ...CHECKPOINT_PODS, 'app.kubernetes.io/instance': this.jobPodLabelsFor(RESTORE_CHECK_JOB, CHECKPOINT_COMPONENT)['app.kubernetes.io/instance'] },
+      podSelector: this.endToEndCheckPods(RESTORE_CHECK_JOB),
       to: { kind: 'external', destinations: [target.destination] },
       reason: `the verification fetches the latest Vault snapshot from ${location.s3Url}/`,
     });

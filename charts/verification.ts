@@ -14,7 +14,7 @@ import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, CheckpointProps, namespaceAccount, probeJob } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, CheckpointProps, grantRole, namespaceAccount, probeJob } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -148,12 +148,7 @@ ${everyLabelValueIn({
    */
   private grantScratchAccess(scope: Construct, host: HomelabService, account: string, rules: readonly k8s.PolicyRule[]): string {
     const metadata = { name: `${host.namespaceName}-${account}`, labels: this.labelsFor(CHECKPOINT_COMPONENT) };
-    new k8s.KubeRole(scope, 'scratch-role', { metadata, rules: [...rules] });
-    new k8s.KubeRoleBinding(scope, 'scratch-binding', {
-      metadata,
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: metadata.name },
-      subjects: [{ kind: 'ServiceAccount', name: account, namespace: host.namespaceName }],
-    });
+    grantRole(scope, 'scratch', 'Role', metadata, rules, [{ kind: 'ServiceAccount', name: account, namespace: host.namespaceName }]);
     return this.namespaceName;
   }
 

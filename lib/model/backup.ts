@@ -90,6 +90,11 @@ export class BackupTarget {
     return s3Destination(this.endpoint);
   }
 
+  /** An AWS CLI `aws s3 <command>` line for the runbook, at the target's endpoint if it has one. */
+  awsS3(command: string): string {
+    return `aws s3 ${command}${this.endpoint ? ` --endpoint-url ${this.endpoint}` : ''}`;
+  }
+
   /** A consumer's own place: `<target prefix>/<path>`. */
   location(...path: readonly string[]): BackupLocation {
     const prefix = [this.prefix, ...path].filter((part) => part !== '').join('/');

@@ -205,23 +205,9 @@ export class Checkpoint extends Construct {
     const metadata = { name: this.jobName, labels: service.labelsFor(CHECKPOINT_COMPONENT) };
     const subjects = [{ kind: 'ServiceAccount', name: this.jobName, namespace: service.namespaceName }];
     new k8s.KubeServiceAccount(this, 'account', { metadata, automountServiceAccountToken: false });
-    const namespaces = { ...props.readsNamespaces };
-    if (props.readsCluster) {
-      new k8s.KubeClusterRole(this, 'role', { metadata, rules: [...props.readsCluster] });
-      new k8s.KubeClusterRoleBinding(this, 'binding', {
-        metadata,
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: this.jobName },
-        subjects,
-      });
-    }
-    for (const [namespace, rules] of Object.entries(namespaces).sort(([a], [b]) => a.localeCompare(b, 'en'))) {
-      const scoped = { ...metadata, namespace };
-      new k8s.KubeRole(this, `role-${namespace}`, { metadata: scoped, rules: [...rules] });
-      new k8s.KubeRoleBinding(this, `binding-${namespace}`, {
-        metadata: scoped,
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: this.jobName },
-        subjects,
-      });
+    if (props.readsCluster) grantRole(this, 'cluster', 'ClusterRole', metadata, props.readsCluster, subjects);
+    for (const [namespace, rules] of Object.entries(props.readsNamespaces ?? {}).sort(([a], [b]) => a.localeCompare(b, 'en'))) {
+      grantRole(this, `namespace-${namespace}`, 'Role', { ...metadata, namespace }, rules, subjects);
     }
     return this.jobName;
   }
@@ -366,16 +352,26 @@ export function namespaceAccount(
   const metadata = { name, namespace, labels };
   const subjects = [{ kind: 'ServiceAccount', name, namespace }];
   new k8s.KubeServiceAccount(scope, 'account', { metadata, automountServiceAccountToken: false });
-  new k8s.KubeRole(scope, 'role', { metadata, rules: [...rules] });
-  new k8s.KubeRoleBinding(scope, 'binding', { metadata, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects });
-  if (clusterRules.length > 0) {
-    const clusterMetadata = { name: clusterRoleName, labels };
-    new k8s.KubeClusterRole(scope, 'cluster-role', { metadata: clusterMetadata, rules: [...clusterRules] });
-    new k8s.KubeClusterRoleBinding(scope, 'cluster-binding', {
-      metadata: clusterMetadata,
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterMetadata.name },
-      subjects,
-    });
-  }
+  grantRole(scope, 'namespace', 'Role', metadata, rules, subjects);
+  if (clusterRules.length > 0) grantRole(scope, 'cluster', 'ClusterRole', { name: clusterRoleName, labels }, clusterRules, subjects);
   return name;
+}
+
+/** A Role or ClusterRole `metadata.name` with `rules` (its construct `<id>-role`) and its binding to `subjects` (`<id>-binding`), with the same metadata. */
+export function grantRole(
+  scope: Construct,
+  id: string,
+  kind: 'Role' | 'ClusterRole',
+  metadata: k8s.ObjectMeta & { readonly name: string },
+  rules: readonly k8s.PolicyRule[],
+  subjects: readonly k8s.Subject[],
+): void {
+  const roleRef = { apiGroup: 'rbac.authorization.k8s.io', kind, name: metadata.name };
+  if (kind === 'Role') {
+    new k8s.KubeRole(scope, `${id}-role`, { metadata, rules: [...rules] });
+    new k8s.KubeRoleBinding(scope, `${id}-binding`, { metadata, roleRef, subjects: [...subjects] });
+  } else {
+    new k8s.KubeClusterRole(scope, `${id}-role`, { metadata, rules: [...rules] });
+    new k8s.KubeClusterRoleBinding(scope, `${id}-binding`, { metadata, roleRef, subjects: [...subjects] });
+  }
 }

@@ -77,9 +77,7 @@ export interface DatabaseBackup {
   readonly location: string;
   /** The target on the network. */
   readonly destination: ExternalDestination;
-  /** Pods that reach the target: the instances and their jobs, and the restore check's scratch cluster. */
-  readonly podSelectors: readonly Readonly<Record<string, string>>[];
-  /** The scratch cluster the restore check recovers (its pods talk to the operator and the API server like the database's). */
+  /** The scratch cluster the restore check recovers (its pods talk to the operator and the API server, and reach the target, like the database's). */
   readonly scratchCluster: string;
   readonly scratchPodSelector: Readonly<Record<string, string>>;
   /** What the sidecar next to each instance requests (the plugin injects it), and the scratch cluster's instance. */

@@ -20,6 +20,11 @@ export function toResourceRequirements(r: Resources): k8s.ResourceRequirements {
   };
 }
 
+/** A quantity map for imported CRD classes, which type each one with a class of its own. */
+export function quantities<Q>(type: { fromString(value: string): Q }, values: Readonly<Record<string, string>>): Record<string, Q> {
+  return Object.fromEntries(Object.entries(values).map(([key, value]) => [key, type.fromString(value)]));
+}
+
 /** For cdk8s-plus containers (quantities as validated by the config schema). */
 export function toContainerResources(r: Resources): kplus.ContainerResources {
   return {

@@ -235,6 +235,14 @@ export abstract class HomelabService extends Chart {
     return jobPodLabels({ name: this.serviceName, environment: this.environment }, job, component);
   }
 
+  /**
+   * Selects the pods of this service's end-to-end check `job` alone (the verification runs it;
+   * its instance label is the Job's), not every checkpoint here.
+   */
+  protected endToEndCheckPods(job: string): Record<string, string> {
+    return { ...CHECKPOINT_PODS, 'app.kubernetes.io/instance': this.jobPodLabelsFor(job, CHECKPOINT_COMPONENT)['app.kubernetes.io/instance'] };
+  }
+
   /** Pod selector labels for a component: explicit, stable across construct renames. */
   selectorFor(component: string): Record<string, string> {
     return selectorLabels({ name: this.serviceName, environment: this.environment }, component);
@@ -386,13 +394,6 @@ export abstract class HomelabService extends Chart {
   }
 
   /**
-   * Declares a PostgreSQL database of this service (the provider must also be in its props:
-   * the reference is the dependency). The provider emits its cluster into this service's
-   * Application, a sync wave before its workloads, and its operator generates the owner's
-   * credentials in this namespace (`DatabaseRef.credentialsSecret`). The end-to-end
-   * verification proves they connect and run a query.
-   */
-  /**
    * Logs this service's own users in as an OIDC client of the single sign-on service (from its
    * OidcLoginService.logInThrough): declares the client Secret (key OIDC_CLIENT_SECRET_KEY,
    * generated in the secret backend and never needed to start: the local login works before),
@@ -410,6 +411,13 @@ export abstract class HomelabService extends Chart {
     return { issuer, clientSecret };
   }
 
+  /**
+   * Declares a PostgreSQL database of this service (the provider must also be in its props:
+   * the reference is the dependency). The provider emits its cluster into this service's
+   * Application, a sync wave before its workloads, and its operator generates the owner's
+   * credentials in this namespace (`DatabaseRef.credentialsSecret`). The end-to-end
+   * verification proves they connect and run a query.
+   */
   protected needDatabase(provider: DatabaseProvider, settings: DatabaseSettings): DatabaseRef {
     const need: DatabaseNeed = { ...settings, service: this.serviceName, namespace: this.namespaceName };
     const credentials = provider.backupCredentials(need);
@@ -437,7 +445,8 @@ export abstract class HomelabService extends Chart {
     const { cluster } = ref;
     this.requestCapacity(`${cluster}-backup-sidecar`, ref.instances, backup.sidecarRequests);
     this.requestCapacity(`${backup.scratchCluster}-postgres`, 1, backup.scratchRequests);
-    backup.podSelectors.forEach((podSelector, i) =>
+    // The database's pods (the instances and their jobs) and the restore check's scratch cluster.
+    [ref.podSelector, backup.scratchPodSelector].forEach((podSelector, i) =>
       this.allowEgress({
         name: i === 0 ? `${cluster}-backup-target` : `${cluster}-backup-target-${i}`,
         podSelector,
@@ -447,11 +456,7 @@ export abstract class HomelabService extends Chart {
     );
     this.callApiServer(backup.scratchPodSelector, `the restore check's scratch cluster of database ${cluster} reads its Cluster`, `api-server-${backup.scratchCluster}`);
     const job = databaseRestoreCheckJob(cluster);
-    this.callApiServer(
-      { ...CHECKPOINT_PODS, 'app.kubernetes.io/instance': this.jobPodLabelsFor(job, CHECKPOINT_COMPONENT)['app.kubernetes.io/instance'] },
-      `the restore check of database ${cluster} creates and deletes its scratch cluster`,
-      `api-server-${job}`,
-    );
+    this.callApiServer(this.endToEndCheckPods(job), `the restore check of database ${cluster} creates and deletes its scratch cluster`, `api-server-${job}`);
     this.addEndToEndCheck(job, backup.restoreCheck, { access: backup.restoreAccess });
     this.declareRecovery(backup.recovery);
     this.addAlerts(...backup.alerts);
@@ -623,7 +628,6 @@ export function apiObjectsOf(chart: Chart): ApiObject[] {
   return chart.node.findAll().filter((c): c is ApiObject => c instanceof ApiObject && Chart.of(c) === chart);
 }
 
-/** How a declared Secret's values come about (HomelabService.needSecret). */
 /** A service's own login as an OIDC client (HomelabService.registerOidcLogin). */
 export interface OidcLoginClient {
   /** The client Secret's name, in the service's namespace. */
@@ -640,6 +644,7 @@ export interface OidcLoginClient {
   readonly secretLabels?: Readonly<Record<string, string>>;
 }
 
+/** How a declared Secret's values come about (HomelabService.needSecret). */
 export interface SecretOptions {
   /**
    * Whether the service's Application needs the Secret to become Healthy (a pod or the chart
