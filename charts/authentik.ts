@@ -146,9 +146,9 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
   private readonly values: AuthentikValues & { blueprints: { configMaps: string[] }; worker: { env: k8s.EnvVar[] } };
   /** Each mounted blueprint's name and the hash authentik records once it has applied that file's content. */
   private readonly blueprints: { readonly name: string; readonly hash: string }[] = [];
-  private readonly clients = new Map<string, OidcClientRequest>();
+  /** The registered OIDC clients' ids: each is registered once. */
+  private readonly clientIds = new Set<string>();
   private readonly checkpointToken: SecretRef;
-  private followed = false;
 
   constructor(scope: Platform, props: AuthentikProps) {
     super(scope, 'authentik', props, {
@@ -218,12 +218,12 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
    */
   registerOidcClient(service: HomelabService, request: OidcClientRequest): OidcIssuer {
     if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(request.clientId)) throw new Error(`${service.serviceName}: OIDC client id "${request.clientId}" is not a DNS label`);
-    if (this.clients.has(request.clientId)) throw new Error(`${service.serviceName}: OIDC client ${request.clientId} is registered twice`);
+    if (this.clientIds.has(request.clientId)) throw new Error(`${service.serviceName}: OIDC client ${request.clientId} is registered twice`);
     if (request.redirectUris.length === 0) throw new Error(`${service.serviceName}: OIDC client ${request.clientId} has no redirect URI`);
     if (!request.clientSecret.keys.includes(OIDC_CLIENT_SECRET_KEY)) {
       throw new Error(`${service.serviceName}: the Secret ${request.clientSecret.secretName} of OIDC client ${request.clientId} has no key ${OIDC_CLIENT_SECRET_KEY}`);
     }
-    this.clients.set(request.clientId, request);
+    this.clientIds.add(request.clientId);
     const secret = this.needSecret(`authentik-oidc-${request.clientId}`, [OIDC_CLIENT_SECRET_KEY], `the client secret of ${request.displayName}'s OIDC client, rendered from ${service.serviceName}'s generated value; nothing to do`, {
       template: {
         inputs: [{ variable: 'secret', from: request.clientSecret.need, key: OIDC_CLIENT_SECRET_KEY }],
@@ -263,8 +263,7 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
    * the outpost; then the checkpoint, which knows every blueprint.
    */
   followRoutes(hosts: readonly RoutedHost[]): void {
-    if (this.followed) throw new Error('authentik: routes are followed once');
-    this.followed = true;
+    if (this.checkpoint) throw new Error('authentik: routes are followed once');
     this.addBlueprint('forward-auth', forwardAuthBlueprint(hosts.filter((h) => h.singleSignOn), this.loginHost));
     this.addCheckpoint();
   }

@@ -20,12 +20,12 @@ import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import type { SecretRef } from '../lib/model/secrets';
-import { INTERNET_HTTPS } from '../lib/model/network';
+import { cidrsOverlap, INTERNET_HTTPS, NON_PUBLIC_IPV4 } from '../lib/model/network';
 import { HomelabService } from '../lib/model/service';
 import { helmRelease } from './helm-release';
 import { IMAGES } from './versions';
 import { Cloudflared, cloudflaredEntry } from './cloudflared';
-import { cidrsOverlap, Traefik, traefikEntry } from './traefik';
+import { Traefik, traefikEntry } from './traefik';
 
 export const EXTERNAL_DNS_NAMESPACE = 'external-dns';
 
@@ -57,9 +57,7 @@ const TOKEN_KEY = 'api-token';
 
 export const DEFAULT_EXTERNAL_DNS_RESOURCES = { requests: { cpu: '10m', memory: '64Mi' }, limits: { cpu: '200m', memory: '128Mi' } };
 
-/** Private, CGNAT, loopback and link-local IPv4 ranges: Cloudflare's proxy cannot reach an origin there. */
-const NON_PUBLIC_IPV4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16'];
-/** IPv6 unique-local (fc00::/7), link-local (fe80::/10) and loopback addresses: the same for IPv6. */
+/** IPv6 unique-local (fc00::/7), link-local (fe80::/10) and loopback addresses: Cloudflare's proxy cannot reach an origin there (nor in NON_PUBLIC_IPV4). */
 const NON_PUBLIC_IPV6 = /^(f[cd][0-9a-f]{0,2}:|fe[89ab][0-9a-f]?:|::1$)/i;
 
 /** Whether Cloudflare's proxy, on the internet, cannot reach an address. */

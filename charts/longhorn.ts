@@ -200,8 +200,9 @@ export class Longhorn extends HomelabService implements StorageProvider {
     for (const [name, storageClass] of classes) this.addStorageClass(name, storageClass, replicas);
     if (backup) {
       this.backupLocation = backup.location;
+      const allBackupJobs = backupJobs(props);
       for (const [name, storageClass] of classes) {
-        const jobs = backupJobs(props).filter(([, job]) => job.groups.some((group) => storageClass.recurringJobGroups.includes(group)));
+        const jobs = allBackupJobs.filter(([, job]) => job.groups.some((group) => storageClass.recurringJobGroups.includes(group)));
         if (jobs.length > 0) this.classBackups.set(name, backupSchedule(jobs));
       }
     }
@@ -390,7 +391,7 @@ export class Longhorn extends HomelabService implements StorageProvider {
    */
   private addBackupLateAlert(props: LonghornProps): void {
     // The canary's job too: it proves the target takes backups even where no user job exists.
-    const jobs = [...Object.entries(props.recurringJobs).filter(([, job]) => job.task === 'backup').map(([name]) => name), CANARY_BACKUP_JOB].sort();
+    const jobs = [...backupJobs(props).map(([name]) => name), CANARY_BACKUP_JOB].sort();
     const cronjobs = `namespace="${this.namespaceName}", cronjob=~"${jobs.join('|')}"`;
     const maxAge = props.backup.maxAgeHours * 3600;
     this.addAlerts({

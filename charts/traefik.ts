@@ -27,7 +27,7 @@ import { spreadOverNodes } from '../lib/model/placement';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
-import { urlEgressTarget } from '../lib/model/network';
+import { cidrsOverlap, urlEgressTarget } from '../lib/model/network';
 import type { TraceEmission, TraceEmitter } from '../lib/model/tracing';
 import { HomelabService } from '../lib/model/service';
 import { isOidcLoginService, isSingleSignOnProvider, type SingleSignOnProvider } from '../lib/model/single-sign-on';
@@ -101,25 +101,6 @@ export const traefikSettings = z
   .prefault({});
 
 export type TraefikSettings = z.output<typeof traefikSettings>;
-
-/** Whether two IPv4 CIDRs share an address (one contains the other). */
-export function cidrsOverlap(a: string, b: string): boolean {
-  const [baseA, bitsA] = parseCidr(a);
-  const [baseB, bitsB] = parseCidr(b);
-  const bits = Math.min(bitsA, bitsB);
-  return network(baseA, bits) === network(baseB, bits);
-}
-
-function parseCidr(cidr: string): [number, number] {
-  const [address, bits] = cidr.split('/');
-  const value = address.split('.').reduce((sum, octet) => sum * 256 + Number(octet), 0);
-  return [value, Number(bits)];
-}
-
-function network(address: number, bits: number): number {
-  return bits === 0 ? 0 : Math.floor(address / 2 ** (32 - bits));
-}
-
 
 export const TRAEFIK_NAMESPACE = 'traefik';
 

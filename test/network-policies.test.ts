@@ -12,15 +12,9 @@ import { Checkpoint } from '../lib/model/checkpoint';
 
 import { Layer } from '../lib/model/layers';
 import { scrapedPods } from '../lib/model/monitoring';
-import { CLUSTER_DNS, isMetricsScraper, isNetworkPolicyProvider, urlDestination } from '../lib/model/network';
+import { CLUSTER_DNS, isMetricsScraper, isNetworkPolicyProvider, NON_PUBLIC_IPV4, urlDestination } from '../lib/model/network';
 import { CHECKPOINT_PODS } from '../lib/model/checkpoint';
-import {
-  EGRESS_PREFIX,
-  NAMESPACE_BASELINE,
-  NAMESPACE_NAME_LABEL,
-  NON_PUBLIC_IPV4,
-  repositoryDestinations,
-} from '../lib/passes/network-policies';
+import { EGRESS_PREFIX, NAMESPACE_BASELINE, NAMESPACE_NAME_LABEL, repositoryDestinations } from '../lib/passes/network-policies';
 import type { ExposureRouter } from '../lib/model/exposure';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';

@@ -22,7 +22,8 @@ import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { isOidcLoginService, isSingleSignOnProvider, OIDC_CLIENT_SECRET_KEY, OidcClientRequest, OidcIssuer, SingleSignOnProvider } from '../lib/model/single-sign-on';
 import { isExposureRouter, isRouteFollower } from '../lib/model/exposure';
-import { EGRESS_PREFIX, NAMESPACE_NAME_LABEL, NON_PUBLIC_IPV4 } from '../lib/passes/network-policies';
+import { NON_PUBLIC_IPV4 } from '../lib/model/network';
+import { EGRESS_PREFIX, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
 import { INVARIANTS, lintViolations } from './invariants';
 import { Manifest, manifestsOf, maybeManifestAt, platformText, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir } from './support';
 

@@ -5,9 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { tunnelConfig } from '../charts/cloudflared';
-import { cidrsOverlap } from '../charts/traefik';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
+import { cidrsOverlap } from '../lib/model/network';
 import { platformObject, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
 
 const [dev, , prod] = synthesizePlatformFixture();

@@ -128,6 +128,32 @@ export const DNS_PORTS: readonly EgressPort[] = [
   { port: 53, protocol: 'TCP' },
 ];
 
+/**
+ * What `internet` leaves out: the private, shared (CGNAT), loopback and link-local ranges
+ * (RFC 1918, 6598, 1122, 3927; IPv6 RFC 4193, 4291). The cluster's pod and service networks are
+ * in them (k3s: 10.42.0.0/16 and 10.43.0.0/16), so `internet` never reaches a pod.
+ */
+export const NON_PUBLIC_IPV4 = ['10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16'] as const;
+export const NON_PUBLIC_IPV6 = ['fc00::/7', 'fe80::/10'] as const;
+
+/** Whether two IPv4 CIDRs share an address (one contains the other). */
+export function cidrsOverlap(a: string, b: string): boolean {
+  const [baseA, bitsA] = parseCidr(a);
+  const [baseB, bitsB] = parseCidr(b);
+  const bits = Math.min(bitsA, bitsB);
+  return network(baseA, bits) === network(baseB, bits);
+}
+
+function parseCidr(cidr: string): [number, number] {
+  const [address, bits] = cidr.split('/');
+  const value = address.split('.').reduce((sum, octet) => sum * 256 + Number(octet), 0);
+  return [value, Number(bits)];
+}
+
+function network(address: number, bits: number): number {
+  return bits === 0 ? 0 : Math.floor(address / 2 ** (32 - bits));
+}
+
 const DEFAULT_PORTS: Readonly<Record<string, number>> = { 'https:': 443, 'http:': 80, 'ssh:': 22, 'git:': 9418 };
 
 /**

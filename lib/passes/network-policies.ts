@@ -31,6 +31,8 @@ import {
   isNetworkPolicyProvider,
   NetworkPeer,
   NetworkPolicyProvider,
+  NON_PUBLIC_IPV4,
+  NON_PUBLIC_IPV6,
   ServedPort,
   urlDestination,
 } from '../model/network';
@@ -52,15 +54,6 @@ export const ALLOWS_ANNOTATION = 'homelab.dev/allows';
 export const NAMESPACE_BASELINE = 'namespace-baseline';
 /** Every egress allow rule's name starts with it (ingress rules' with `allow-`). */
 export const EGRESS_PREFIX = 'egress-';
-
-
-/**
- * What `internet` leaves out: the private, shared (CGNAT), loopback and link-local ranges
- * (RFC 1918, 6598, 1122, 3927; IPv6 RFC 4193, 4291). The cluster's pod and service networks are
- * in them (k3s: 10.42.0.0/16 and 10.43.0.0/16), so `internet` never reaches a pod.
- */
-export const NON_PUBLIC_IPV4 = ['10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16'] as const;
-const NON_PUBLIC_IPV6 = ['fc00::/7', 'fe80::/10'] as const;
 
 type Port = { readonly port: number | string; readonly protocol: 'TCP' | 'UDP' };
 

@@ -35,3 +35,6 @@ export const CONFIG_LIMITS = {
   /** Characters of all keys and strings, aliases expanded: four times the file limit. */
   expandedCharacters: 8 * MiB,
 } as const;
+
+/** Keys that name (or lead to) an object's prototype in JavaScript: never a setting. */
+export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);

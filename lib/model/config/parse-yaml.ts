@@ -11,11 +11,8 @@
  */
 import { Alias, Composer, CST, isAlias, isCollection, isMap, isScalar, LineCounter, Node, Pair, Parser } from 'yaml';
 import { UserError } from '../../util/errors';
-import { CONFIG_LIMITS } from './limits';
+import { CONFIG_LIMITS, FORBIDDEN_KEYS } from './limits';
 import { parsePlainYaml } from './plain-yaml';
-
-/** Keys that name (or lead to) an object's prototype in JavaScript: never a setting. */
-const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 export function parseConfigYaml(text: string, file: string): unknown {
   // Plain YAML within the limits reads the same either way, several times faster (plain-yaml.ts).

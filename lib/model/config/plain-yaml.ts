@@ -9,7 +9,7 @@
  * generated texts and on mutations of valid configs.
  */
 import { FAILSAFE_SCHEMA, load, type LoadOptions, Type } from 'js-yaml';
-import { CONFIG_LIMITS } from './limits';
+import { CONFIG_LIMITS, FORBIDDEN_KEYS } from './limits';
 
 /**
  * The `yaml` package's YAML 1.2 core schema (yaml 2.9 dist/schema/core and common/null): the
@@ -23,6 +23,7 @@ const INT_HEX = /^0x[0-9a-fA-F]+$/;
 const FLOAT_NAN = /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/;
 const FLOAT_EXP = /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/;
 const FLOAT = /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/;
+const CORE_SCALARS = [NULL, BOOL, INT_OCT, INT, INT_HEX, FLOAT_NAN, FLOAT_EXP, FLOAT];
 
 const CORE_1_2 = FAILSAFE_SCHEMA.extend({
   implicit: [
@@ -53,16 +54,7 @@ const CORE_1_2 = FAILSAFE_SCHEMA.extend({
 const NOT_PLAIN = /^(?:%|---|\.\.\.)|(?:^|[\s[{,])\?(?:\s|$)|[\]}][ \t]*:(?:[ \t\r\n]|$)|[\]}"']#/m;
 
 /** Keys the careful parser reads as something other than the same string (a null key is `''` there, `'null'` in js-yaml), or refuses; a comma or bracket may be a collection key js-yaml joined. */
-const NOT_A_PLAIN_KEY = (key: string) =>
-  NULL.test(key) ||
-  BOOL.test(key) ||
-  INT_OCT.test(key) ||
-  INT.test(key) ||
-  INT_HEX.test(key) ||
-  FLOAT_NAN.test(key) ||
-  FLOAT_EXP.test(key) ||
-  FLOAT.test(key) ||
-  /[[\]{},]|^__proto__$|^constructor$|^prototype$/.test(key);
+const NOT_A_PLAIN_KEY = (key: string) => CORE_SCALARS.some((pattern) => pattern.test(key)) || FORBIDDEN_KEYS.has(key) || /[[\]{},]/.test(key);
 
 class NotPlain extends Error {}
 
