@@ -11,17 +11,31 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AUTHENTIK_RESPONSE_HEADERS, authentikEntry, CHECKPOINT_TOKEN_SECRET, clientSecretVariable } from '../charts/authentik';
-import { BUILTIN_CATALOG } from '../charts/catalog';
 import { CLOUDFLARE_PROXIED } from '../charts/external-dns';
 import { Checkpoint } from '../lib/model/checkpoint';
-import { defineCatalog, defineService } from '../lib/model/catalog';
+import { defineService } from '../lib/model/catalog';
 import { isExposureRouter } from '../lib/model/exposure';
 import { Layer } from '../lib/model/layers';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { isSingleSignOnProvider, OIDC_CLIENT_SECRET_KEY, type OidcIssuer, type OidcLoginService, type SingleSignOnProvider } from '../lib/model/single-sign-on';
-import { INVARIANTS } from './invariants';
-import { chartValues, configProblems, type Manifest, manifestAt, manifestsOf, platformObject, runCheckpointRecordingCurl, type Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { BLUEPRINT_TAGS, INVARIANTS } from './invariants';
+import {
+  catalogWith,
+  chartValues,
+  configProblems,
+  type Manifest,
+  manifestAt,
+  manifestsOf,
+  platformObject,
+  runCheckpointRecordingCurl,
+  type Synthesized,
+  synthesizeEnvironment,
+  synthesizePlatforms,
+  tempDir,
+  toYamlText,
+  withFiles,
+} from './support';
 
 /** The fixture with CloudNativePG and Authentik on in every environment, Home Assistant behind sso; `change` edits it. */
 function withAuthentik(change: (config: Record<string, any>) => void = () => {}): Record<string, any> {
@@ -60,9 +74,7 @@ const consoleEntry = defineService({
   enabled: () => true,
   build: (platform, _settings, context) => new FakeConsole(platform, context.required(authentikEntry)),
 });
-const entries = [...BUILTIN_CATALOG.entries];
-entries.splice(entries.indexOf(authentikEntry) + 1, 0, consoleEntry);
-const CATALOG_WITH_CONSOLE = defineCatalog(entries);
+const CATALOG_WITH_CONSOLE = catalogWith(consoleEntry, { after: authentikEntry });
 
 const envs = synthesizePlatforms(toYamlText(withAuthentik()), CATALOG_WITH_CONSOLE);
 const prod = envs.find((s) => s.env.environment === 'prod')!;
@@ -71,12 +83,6 @@ const domain = (s: Synthesized) => s.config.domain;
 const routedHosts = (s: Synthesized) => s.platform.services.find(isExposureRouter)!.routedHosts;
 const authentikValues = (s: Synthesized) => chartValues(s.env, 'authentik');
 
-/** authentik's YAML tags, each parsed as `{ '<tag>': value }`. */
-const BLUEPRINT_TAGS = [['!Find', 'seq'], ['!KeyOf'], ['!Env']].map(([tag, collection]) => ({
-  tag,
-  ...(collection && { collection: collection as 'seq' }),
-  resolve: (value: any) => ({ [tag]: typeof value === 'string' ? value : value.toJSON() }),
-}));
 const blueprintOf = (s: Synthesized, name: string) => parse(file(s, `authentik/configmap-authentik-blueprint-${name}.yaml`).data!['blueprint.yaml'], { customTags: BLUEPRINT_TAGS });
 const entriesOf = (blueprint: any, model: string) => (blueprint.entries as any[]).filter((e) => e.model === model);
 
@@ -250,7 +256,7 @@ describe('forward-auth in front of sso hosts and admin UIs', () => {
 
 describe('without Authentik', () => {
   const external = { address: 'http://authelia.auth.svc/api/authz/forward-auth', authResponseHeaders: ['Remote-User'] };
-  const [withoutSso] = synthesizePlatforms(
+  const withoutSso = synthesizeEnvironment(
     toYamlText(
       withAuthentik((c) => {
         delete c.services.authentik;
@@ -258,6 +264,7 @@ describe('without Authentik', () => {
         c.services.traefik.adminAccess = { forwardAuth: external };
       }),
     ),
+    'dev',
   );
 
   it("keeps the configured forward-auth server on the admin routes, and adds no route of Authentik's", () => {
@@ -423,13 +430,14 @@ describe('an OIDC client', () => {
 });
 
 describe("an app's own OIDC login", () => {
-  const [app] = synthesizePlatforms(
+  const app = synthesizeEnvironment(
     toYamlText(
       withAuthentik((c) => {
         c.apps['node-red'].expose = { subdomain: 'node-red', protection: 'oidc', oidc: { redirectPaths: ['/auth/strategy/callback'], variables: { clientSecret: 'NODE_RED_OIDC_SECRET' } } };
       }),
     ),
-  ).filter((s) => s.env.environment === 'prod');
+    'prod',
+  );
 
   it('registers a client for its redirect URIs and hands it the issuer, client id and generated secret', () => {
     const blueprint = blueprintOf(app, 'oidc-node-red');
@@ -589,12 +597,6 @@ esac`.replace(/\\\$/g, '$');
 
 describe('the invariant on single sign-on', () => {
   const invariant = INVARIANTS.find((i) => i.name.startsWith('where a single sign-on service runs'))!;
-  /** prod with some of its written files replaced. */
-  const tampered = (change: (files: Map<string, string>) => void): Synthesized => {
-    const files = new Map(prod.env.files);
-    change(files);
-    return { ...prod, env: { ...prod.env, files } };
-  };
   const longhorn = `longhorn.${domain(prod)}`;
 
   it('holds on the derived routes and blueprint', () => {
@@ -603,12 +605,12 @@ describe('the invariant on single sign-on', () => {
 
   it("fails for a protected host whose forward-auth or own-paths route is missing, or that the blueprint leaves out", () => {
     const route = 'traefik/ingressroute-longhorn-system-longhorn.yaml';
-    const withoutSignIn = tampered((files) => files.set(route, files.get(route)!.replace(/\n\s+- name: longhorn-sign-in/, '')));
+    const withoutSignIn = withFiles(prod, (files) => files.set(route, files.get(route)!.replace(/\n\s+- name: longhorn-sign-in/, '')));
     expect(invariant.check([withoutSignIn])).toEqual([`prod: ${longhorn} lacks the single sign-on forward-auth, but the router protects it with it`]);
-    const withoutOwnPaths = tampered((files) => files.delete('traefik/ingressroute-authentik-longhorn-sign-in.yaml'));
+    const withoutOwnPaths = withFiles(prod, (files) => files.delete('traefik/ingressroute-authentik-longhorn-sign-in.yaml'));
     expect(invariant.check([withoutOwnPaths])).toEqual([`prod: ${longhorn} signs in, but no route sends /outpost.goauthentik.io/ to authentik/authentik-server`]);
     const blueprint = 'authentik/configmap-authentik-blueprint-forward-auth.yaml';
-    const renamed = tampered((files) => files.set(blueprint, files.get(blueprint)!.replace(`name: ${longhorn}`, 'name: elsewhere.example.net')));
+    const renamed = withFiles(prod, (files) => files.set(blueprint, files.get(blueprint)!.replace(`name: ${longhorn}`, 'name: elsewhere.example.net')));
     expect(invariant.check([renamed])[0]).toMatch(/the forward-auth blueprint's providers .* are not the protected hosts/);
   });
 
@@ -616,7 +618,7 @@ describe('the invariant on single sign-on', () => {
     const allowList = INVARIANTS.find((i) => i.name.startsWith('where an allow-list is configured'))!;
     expect(allowList.check(envs)).toEqual([]);
     const route = 'traefik/ingressroute-authentik-longhorn-sign-in.yaml';
-    const open = tampered((files) => files.set(route, files.get(route)!.replace(/\n\s+middlewares:\n\s+- name: longhorn-sign-in-allow-list/, '')));
+    const open = withFiles(prod, (files) => files.set(route, files.get(route)!.replace(/\n\s+middlewares:\n\s+- name: longhorn-sign-in-allow-list/, '')));
     expect(allowList.check([open])).toEqual([
       `prod/${route}: the admin host ${longhorn}'s rule Host(\`${longhorn}\`) && PathPrefix(\`/outpost.goauthentik.io/\`) is not behind the allow-list 192.168.1.0/24`,
     ]);
@@ -626,7 +628,7 @@ describe('the invariant on single sign-on', () => {
     const writes = INVARIANTS.find((i) => i.name.startsWith('every shell script of a container with a read-only root filesystem'))!;
     expect(writes.check(envs)).toEqual([]);
     const job = 'authentik/job-authentik-checkpoint.yaml';
-    const scratch = tampered((files) => files.set(job, files.get(job)!.replace('failed=0', 'failed=0\n              printf x > /tmp/blueprints\n              echo x >> "$TOKEN_FILE"')));
+    const scratch = withFiles(prod, (files) => files.set(job, files.get(job)!.replace('failed=0', 'failed=0\n              printf x > /tmp/blueprints\n              echo x >> "$TOKEN_FILE"')));
     expect(writes.check([scratch])).toEqual([
       `prod/${job} checkpoint: writes to /tmp/blueprints, outside its writable volumes (none), on a read-only root filesystem`,
       `prod/${job} checkpoint: writes to $TOKEN_FILE (/var/run/secrets/authentik/token), outside its writable volumes (none), on a read-only root filesystem`,

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BackupTarget } from '../lib/model/backup';
-import { configProblems, fixtureObject, manifestsOf, synthesizePlatforms, toYamlText } from './support';
+import { chartValues, configProblems, fixtureObject, manifestAt, manifestsOf, synthesizePlatforms, toYamlText } from './support';
 import { assertValidPromql } from './support-promql';
 
 /** The small fixture with Longhorn backing up nightly to a target, Vault in HA with snapshots, and any change. */
@@ -83,11 +83,10 @@ describe('BackupTarget (the one parser)', () => {
 
 describe('what the consumers derive from it', () => {
   const [lab] = synthesizePlatforms(configText());
-  const manifests = manifestsOf(lab.env);
-  const find = (path: string) => manifests.find((m) => m.path === path)!.manifest;
+  const find = (path: string) => manifestAt(lab.env, path);
 
   it('Longhorn backs up under longhorn/ with the keys and the endpoint in its Secret', () => {
-    const values = find('apps/application-longhorn.yaml').spec.sources.find((s: any) => s.chart === 'longhorn').helm.valuesObject;
+    const values = chartValues(lab.env, 'longhorn');
     expect(values.defaultBackupStore).toMatchObject({ backupTarget: 's3://offsite-backups@eu-west-2/lab/longhorn/', backupTargetCredentialSecret: 'longhorn-backup-credentials' });
     const secret = find('external-secrets/externalsecret-longhorn-system-longhorn-backup-credentials.yaml');
     expect(secret.spec.target.template.data.AWS_ENDPOINTS).toBe('https://s3.eu-west-2.example.net:9000');

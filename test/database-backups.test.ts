@@ -6,17 +6,16 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { databaseBackupSettings } from '../charts/cloudnative-pg-backups';
 import { lintObjects } from '../lib/tools/lint/lint';
 import { objectsOf } from '../lib/tools/lint/tree';
 import { operatorProducts } from '../lib/tools/render/operators';
-import { synthesizePlatform, SynthesizedEnvironment } from '../lib/output/synthesize';
+import type { SynthesizedEnvironment } from '../lib/output/synthesize';
 import type { Platform } from '../lib/model/platform';
 import { assertValidPromql } from './support-promql';
-import { buildPlatform, configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
+import { configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, readFakeFile, runWithFakeCommands, synthesizeEnvironment, tempDir, toYamlText } from './support';
 
 const TARGET = 's3://homelab-backups@eu-central-1/lab/';
 const ENDPOINT = 'https://s3.eu-central-1.example.net';
@@ -34,10 +33,9 @@ function configText(change: (config: Record<string, any>) => void = () => {}): s
   return toYamlText(config);
 }
 
+/** The lab environment of a config text (shared and read-only: see synthesizeEnvironment). */
 function synthesize(text: string): { env: SynthesizedEnvironment; platform: Platform; find: (path: string) => Manifest; paths: string[] } {
-  const app = new App();
-  const platform = buildPlatform(app, 'lab', parseText(text).environments.get('lab')!);
-  const env = synthesizePlatform(app, platform);
+  const { env, platform } = synthesizeEnvironment(text, 'lab');
   const manifests = manifestsOf(env);
   const find = (path: string): Manifest => manifestAt(env, path);
   return { env, platform, find, paths: manifests.map((m) => m.path) };
@@ -367,12 +365,15 @@ function restore(scenario: { backupTime?: string; ready?: boolean; answer?: stri
         LIST_FAILS: scenario.listFails ? 'yes' : 'no',
         WORK_DIR: work,
       },
-      collect: (bin) => ({
-        calls: existsSync(join(bin, 'calls')) ? readFileSync(join(bin, 'calls'), 'utf8').trim().split('\n') : [],
-        timeline: existsSync(join(bin, 'timeline')) ? readFileSync(join(bin, 'timeline'), 'utf8').trim().split('\n') : [],
-        clock: Number(readFileSync(join(bin, 'clock'), 'utf8')),
-        created: existsSync(join(bin, 'created.json')) ? JSON.parse(readFileSync(join(bin, 'created.json'), 'utf8')) : undefined,
-      }),
+      collect: (bin) => {
+        /** The lines the fakes appended to a file (each call writes one), none if they never wrote it. */
+        const lines = (name: string) => {
+          const text = readFakeFile(bin, name).trim();
+          return text ? text.split('\n') : [];
+        };
+        const created = readFakeFile(bin, 'created.json');
+        return { calls: lines('calls'), timeline: lines('timeline'), clock: Number(readFileSync(join(bin, 'clock'), 'utf8')), created: created ? JSON.parse(created) : undefined };
+      },
     });
     return { status: result.status, stdout: result.stdout, stderr: result.stderr, ...result.collected, work: readdirSync(work).sort() };
   } finally {

@@ -11,7 +11,7 @@ import { isExposureRouter, type RoutedHost } from '../lib/model/exposure';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { INVARIANTS } from './invariants';
 import { assertValidPromql } from './support-promql';
-import { chartValues, environmentIssues, FAKE_SLEEP, manifestAt, manifestsOf, platformObject, platformText, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { chartValues, environmentIssues, FAKE_SLEEP, manifestAt, manifestsOf, platformObject, platformText, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText, withFiles } from './support';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -208,12 +208,6 @@ describe('the config', () => {
 
 describe('the invariant on derived records', () => {
   const invariant = INVARIANTS.find((i) => i.name.startsWith('where DNS records are derived'))!;
-  /** The prod environment with some of its written files replaced. */
-  const tampered = (change: (files: Map<string, string>) => void): Synthesized => {
-    const files = new Map(prod.env.files);
-    change(files);
-    return { ...prod, env: { ...prod.env, files } };
-  };
   const admin = routedHosts(prod).find((h) => h.admin)!;
   const adminFile = `external-dns/dnsendpoint-${admin.host.split('.')[0]}.yaml`;
 
@@ -222,8 +216,8 @@ describe('the invariant on derived records', () => {
   });
 
   it('fails for a routed host without a record, and for an admin host behind the proxy', () => {
-    expect(invariant.check([tampered((files) => files.delete(adminFile))])).toEqual([`prod: routed host ${admin.host} has 0 DNS records, expected 1`]);
-    const proxied = tampered((files) => files.set(adminFile, files.get(adminFile)!.replace('value: "false"', 'value: "true"')));
+    expect(invariant.check([withFiles(prod, (files) => files.delete(adminFile))])).toEqual([`prod: routed host ${admin.host} has 0 DNS records, expected 1`]);
+    const proxied = withFiles(prod, (files) => files.set(adminFile, files.get(adminFile)!.replace('value: "false"', 'value: "true"')));
     expect(invariant.check([proxied])).toEqual([`prod/${adminFile}: ${admin.host}: proxied, but its route's access control reads the client's address, which the proxy replaces`]);
   });
 });

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { parse } from 'yaml';
 import { APP_LINT_LABELS, appFilesConfigMap, appsEntry, FILES_HASH_ANNOTATION } from '../charts/custom-app';
+import { CLOUDFLARE_PROXIED } from '../charts/external-dns';
 import { traefikEntry } from '../charts/traefik';
 import { CHARTS, KUSTOMIZATIONS, MANIFESTS } from '../charts/versions';
 import { ARGOCD_CONTROL_KINDS, projectNames } from '../lib/model/argocd';
@@ -1025,19 +1026,13 @@ function scratchClassViolations(where: string, job: Manifest | undefined, classe
   ];
 }
 
-/** authentik's blueprint tags, parsed as `{ '<tag>': value }`. */
-const BLUEPRINT_TAGS = [['!Find', 'seq'], ['!KeyOf'], ['!Env']].map(([tag, collection]) => ({
+/** authentik's blueprint tags, each parsed as `{ '<tag>': value }`. */
+export const BLUEPRINT_TAGS = [['!Find', 'seq'], ['!KeyOf'], ['!Env']].map(([tag, collection]) => ({
   tag,
   ...(collection && { collection: collection as 'seq' }),
   resolve: (value: any) => ({ [tag]: typeof value === 'string' ? value : value.toJSON() }),
 }));
 
-/**
- * The routes of one environment against its single sign-on service: a host has its forward-auth
- * exactly when the router says it protects the host with it; every `sso` exposure is such a host;
- * each has a route of the service's own paths in the service's namespace; and Authentik's
- * forward-auth blueprint has a proxy provider for exactly those hosts.
- */
 /** Paths a script may always write to: the discard device and its own streams. */
 const STREAMS = /^\/dev\/(null|stdout|stderr|fd\/\d+)$/;
 
@@ -1049,7 +1044,7 @@ const STREAMS = /^\/dev\/(null|stdout|stderr|fd\/\d+)$/;
  * points). Relative targets (the working directory, the read-only root) are not recognised:
  * they cannot be told apart from a `>` in a message.
  */
-export function scriptWriteViolations(container: any): string[] {
+function scriptWriteViolations(container: any): string[] {
   if (container.securityContext?.readOnlyRootFilesystem !== true) return [];
   const command: string[] = [...(container.command ?? []), ...(container.args ?? [])];
   const shell = command.findIndex((arg, i) => /(^|\/)(ba|d|a)?sh$/.test(arg) && /^-[a-z]*c[a-z]*$/.test(command[i + 1] ?? ''));
@@ -1098,6 +1093,12 @@ function adminAllowListViolations(s: Synthesized): string[] {
     );
 }
 
+/**
+ * The routes of one environment against its single sign-on service: a host has its forward-auth
+ * exactly when the router says it protects the host with it; every `sso` exposure is such a host;
+ * each has a route of the service's own paths in the service's namespace; and Authentik's
+ * forward-auth blueprint has a proxy provider for exactly those hosts.
+ */
 function singleSignOnViolations(s: Synthesized): string[] {
   const provider = s.platform.services.find(isSingleSignOnProvider);
   const router = s.platform.services.find(isExposureRouter);
@@ -1194,7 +1195,7 @@ function dnsRecordViolations(s: Synthesized): string[] {
   const tunnelConfig = docs.find(({ manifest }) => manifest.kind === 'ConfigMap' && manifest.metadata.name === 'cloudflared-config')?.manifest.data?.['config.yaml'];
   const tunnel = tunnelConfig ? (parse(tunnelConfig) as { tunnel: string; ingress: { hostname?: string }[] }) : undefined;
   const tunnelled = new Set(tunnel?.ingress.flatMap((rule) => (rule.hostname ? [rule.hostname] : [])) ?? []);
-  const proxiedOf = (e: any) => e.providerSpecific?.find((p: any) => p.name === 'external-dns.alpha.kubernetes.io/cloudflare-proxied')?.value === 'true';
+  const proxiedOf = (e: any) => e.providerSpecific?.find((p: any) => p.name === CLOUDFLARE_PROXIED)?.value === 'true';
   const waveOf = new Map(applications(s).map((app) => [app.metadata.name, Number(app.metadata.annotations?.[WAVE])]));
   const dnsApp = [...new Set(endpoints.map((e) => e.path.split('/')[0]))];
   return [

@@ -6,7 +6,6 @@
  * vendored CRD): pass, content that differs, no backup, a backup too old, a restore that never
  * finishes — and the scratch objects deleted every time.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -14,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { CANARY_TEXT, COMPARE_SCRIPT, WRITER_SCRIPT } from '../charts/longhorn-canary';
 import { INVARIANTS } from './invariants';
-import { configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, ROOT, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, readFakeFile, ROOT, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText, withFiles } from './support';
 
 /** The small fixture with a backup target and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -161,12 +160,11 @@ describe('the restore check\'s account', () => {
 describe('the invariant: no check may create pods where admission takes privileged ones', () => {
   const invariant = INVARIANTS.find((i) => i.name.startsWith('no check may create pods'))!;
   /** lab with one written file's text appended to. */
-  const appended = (path: string, text: string): Synthesized => {
-    const files = new Map(lab.env.files);
-    if (!files.has(path)) throw new Error(`no ${path}`);
-    files.set(path, files.get(path)! + text);
-    return { ...lab, env: { ...lab.env, files } };
-  };
+  const appended = (path: string, text: string): Synthesized =>
+    withFiles(lab, (files) => {
+      if (!files.has(path)) throw new Error(`no ${path}`);
+      files.set(path, files.get(path)! + text);
+    });
   const rule = (group: string, resource: string) => `  - apiGroups: ["${group}"]\n    resources: [${resource}]\n    verbs: [create]\n`;
 
   it('holds on the canary check, which creates its pod in the restricted verification namespace', () => {
@@ -310,7 +308,7 @@ esac`;
         ...answers.env,
       },
       collect: (bin) => {
-        const read = (file: string) => (spawnSync('cat', [join(bin, file)], { encoding: 'utf8' }).stdout ?? '').split('\n').filter(Boolean);
+        const read = (file: string) => readFakeFile(bin, file).split('\n').filter(Boolean);
         return { calls: read('calls'), bodies: read('bodies').map((body) => JSON.parse(body)) };
       },
     });

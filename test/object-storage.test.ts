@@ -15,7 +15,7 @@ import type { ObjectStore } from '../lib/model/object-storage';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { synthesizePlatform } from '../lib/output/synthesize';
-import { buildPlatform, configProblems, chartValues, fixtureObject, Manifest, manifestAt, manifestsOf, parseText, runMain, runWithFakeCommands, synthesizeText, tempDir, toYamlText } from './support';
+import { buildPlatform, configProblems, chartValues, fixtureObject, Manifest, manifestAt, manifestsOf, parseText, readFakeFile, runMain, runWithFakeCommands, synthesizeText, tempDir, toYamlText } from './support';
 
 /** The small fixture with the services the store needs, Loki on the store, and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -168,13 +168,7 @@ function runCheck(job: Manifest, env: Record<string, string>) {
   const container = job.spec.template.spec.containers[0];
   return runWithFakeCommands(container, { curl: FAKE_S3 }, {
     env: { AWS_ACCESS_KEY_ID: 'key', AWS_SECRET_ACCESS_KEY: 'secret', ...env },
-    collect: (bin) => {
-      try {
-        return readFileSync(`${bin}/calls`, 'utf8');
-      } catch {
-        return '';
-      }
-    },
+    collect: (bin) => readFakeFile(bin, 'calls'),
   });
 }
 

@@ -10,16 +10,15 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { appsEntry, UI_CHECK_SCRIPT } from '../charts/custom-app';
-import { BUILTIN_CATALOG } from '../charts/catalog';
 import { CONFIG_FILE_BYTES } from '../lib/model/config/config-files';
-import { defineCatalog, defineService, settingsIn } from '../lib/model/catalog';
+import { defineService, settingsIn } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import type { Exposure } from '../lib/model/exposure';
 import { Layer } from '../lib/model/layers';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import type { OidcIssuer, SignInProtection, SingleSignOnProvider } from '../lib/model/single-sign-on';
-import { FAKE_SLEEP, fixtureObject, manifestsOf, parseText, platformText, readTree, runMain, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { catalogWith, FAKE_SLEEP, fixtureObject, manifestAt, manifestsOf, maybeManifestAt, parseText, platformText, readTree, runMain, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
 
 const RESOURCES = { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } };
 
@@ -53,7 +52,7 @@ function problems(mutate: (app: Record<string, any>, config: Record<string, any>
 function synthesized(mutate: (app: Record<string, any>, config: Record<string, any>) => void = () => undefined) {
   const [{ platform, env }] = synthesizePlatforms(toYamlText(withApp(mutate)));
   const docs = manifestsOf(env);
-  const find = (path: string) => docs.find((d) => d.path === path)?.manifest;
+  const find = (path: string) => maybeManifestAt(env, path);
   return { platform, env, docs, find, deployment: find('web/deployment-web.yaml')!, container: find('web/deployment-web.yaml')!.spec.template.spec.containers[0] };
 }
 
@@ -238,7 +237,7 @@ describe('an exposed app', () => {
   it("lets its checks, and only them, reach Traefik's websecure port, both ways", () => {
     // The example's Node-RED, where NetworkPolicies restrict egress too.
     const [{ env }] = synthesizePlatforms(platformText());
-    const policy = (path: string) => manifestsOf(env).find((d) => d.path === path)!.manifest.spec;
+    const policy = (path: string) => manifestAt(env, path).spec;
     const checks = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'node-red' } }, podSelector: { matchLabels: { 'app.kubernetes.io/component': 'checkpoint' } } };
     expect(policy('traefik/networkpolicy-allow-node-red-check-node-red.yaml').ingress).toEqual([{ from: [checks], ports: [{ port: 8443, protocol: 'TCP' }] }]);
     expect(policy('node-red/networkpolicy-egress-check-node-red.yaml')).toMatchObject({
@@ -289,9 +288,7 @@ class RecordingSignOn extends HomelabService implements SingleSignOnProvider {
 describe('the single sign-on seam', () => {
   const signOnEntry = defineService({ name: 'sign-on', names: ['sign-on'], providesSingleSignOn: true, enabled: () => true, build: (platform) => new RecordingSignOn(platform) });
   // The provider comes before the apps, as its entry will.
-  const entries = [...BUILTIN_CATALOG.entries];
-  entries.splice(entries.indexOf(appsEntry), 0, signOnEntry);
-  const catalog = defineCatalog(entries);
+  const catalog = catalogWith(signOnEntry, { before: appsEntry });
 
   it('accepts sso once an entry provides single sign-on, and hands the provider each such exposure', () => {
     const config = withApp((app) => (app.expose = { subdomain: 'web', protection: 'sso' }));

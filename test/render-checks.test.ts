@@ -49,7 +49,6 @@ function service(name: string, selector: Record<string, string>, labels: Record<
   };
 }
 
-/** A small, correct rendered set: a namespace, a Deployment, its Service, a monitor, a route, a policy and a rule. */
 /** Traefik's route to the whoami Service. */
 const WHOAMI_ROUTE: Manifest = {
   apiVersion: 'traefik.io/v1alpha1',
@@ -61,6 +60,7 @@ const WHOAMI_ROUTE: Manifest = {
   },
 };
 
+/** A small, correct rendered set: a namespace, a Deployment, its Service, a monitor, a route, a policy and a rule. */
 function cleanSet(): Manifest[] {
   const app = { 'app.kubernetes.io/name': 'whoami' };
   return [

@@ -6,7 +6,7 @@
  * (nothing waits for the provider), the invariants with a provider, and Vault's OIDC script
  * against a fake Vault CLI. Without a provider nothing changes.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { appsEntry } from '../charts/custom-app';
 import { GRAFANA_SERVICE } from '../charts/kube-prometheus-stack';
 import { GROUPS_KEY, VAULT_OIDC_LOGIN_JOB, VAULT_OIDC_LOGIN_SCRIPT } from '../charts/vault-oidc-login';
 import { CONFIGURATOR_NAME, ROLES_KEY } from '../charts/vault-configurator';
-import { defineCatalog, defineService } from '../lib/model/catalog';
+import { defineService } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import type { Platform } from '../lib/model/platform';
@@ -25,7 +25,7 @@ import { isExposureRouter, isRouteFollower } from '../lib/model/exposure';
 import { NON_PUBLIC_IPV4 } from '../lib/model/network';
 import { EGRESS_PREFIX, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
 import { INVARIANTS, lintViolations } from './invariants';
-import { Manifest, manifestsOf, maybeManifestAt, platformText, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir } from './support';
+import { catalogWith, chartValues, Manifest, manifestsOf, maybeManifestAt, platformText, readFakeFile, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir } from './support';
 
 const HOOK = 'argocd.argoproj.io/hook';
 
@@ -71,10 +71,8 @@ class FakeSignOn extends HomelabService implements SingleSignOnProvider {
 }
 
 const signOnEntry = defineService({ name: 'sign-on', names: ['sign-on'], providesSingleSignOn: true, enabled: () => true, build: (platform) => new FakeSignOn(platform) });
-const entries = [...BUILTIN_CATALOG.entries];
 // After Argo CD, Grafana and Vault, before the apps: where the real provider's entry goes.
-entries.splice(entries.indexOf(appsEntry), 0, signOnEntry);
-const catalog = defineCatalog(entries);
+const catalog = catalogWith(signOnEntry, { before: appsEntry });
 
 const withProvider = () => synthesizePlatforms(platformText(), catalog);
 const withoutProvider = () => synthesizePlatforms(platformText(), BUILTIN_CATALOG);
@@ -86,8 +84,6 @@ const find = (s: Synthesized, path: string): Manifest | undefined => maybeManife
 /** An object by kind, namespace and name, with the path of its file (its Application's folder). */
 const object = (s: Synthesized, kind: string, namespace: string, name: string) =>
   manifestsOf(s.env).find(({ manifest }) => manifest.kind === kind && manifest.metadata.namespace === namespace && manifest.metadata.name === name);
-/** The Helm values of a service's Application, as Argo CD renders its chart with them. */
-const helmValues = (s: Synthesized, name: string) => find(s, `apps/application-${name}.yaml`)!.spec.sources.find((source: any) => source.helm).helm.valuesObject;
 const hostOf = (s: Synthesized, name: string) => s.platform.hostname(service(s, name).exposures[0].subdomain);
 
 describe('the single-sign-on pass', () => {
@@ -119,9 +115,9 @@ describe('the single-sign-on pass', () => {
         expect(x.secretNeeds.filter((need) => need.name.endsWith('-oidc-client'))).toEqual([]);
         expect(x.egress.filter((e) => e.to.kind === 'routed-host')).toEqual([]);
       }
-      expect(helmValues(s, 'argocd').configs.cm).not.toHaveProperty(['oidc.config']);
-      expect(helmValues(s, 'argocd').configs).not.toHaveProperty('rbac');
-      expect(helmValues(s, 'monitoring').grafana['grafana.ini']).not.toHaveProperty(['auth.generic_oauth']);
+      expect(chartValues(s.env, 'argocd').configs.cm).not.toHaveProperty(['oidc.config']);
+      expect(chartValues(s.env, 'argocd').configs).not.toHaveProperty('rbac');
+      expect(chartValues(s.env, 'monitoring').grafana['grafana.ini']).not.toHaveProperty(['auth.generic_oauth']);
       expect(manifestsOf(s.env).filter(({ manifest }) => manifest.metadata.name === VAULT_OIDC_LOGIN_JOB)).toEqual([]);
     }
   });
@@ -150,7 +146,7 @@ describe('Argo CD', () => {
   it('argocd-cm: its own OIDC client against the issuer, the secret as a reference to a Secret labelled for Argo CD', () => {
     const s = prod();
     const issuer = issuerFor(s.platform.config.domain, 'argocd');
-    const values = helmValues(s, 'argocd');
+    const values = chartValues(s.env, 'argocd');
     const oidc = parse(values.configs.cm['oidc.config']);
     expect(oidc).toEqual({
       name: 'sign-on',
@@ -169,7 +165,7 @@ describe('Argo CD', () => {
   });
 
   it('argocd-rbac-cm: the admin group is role:admin, the viewer group role:readonly, the groups from the issuer\'s claim, nothing for anyone else', () => {
-    const rbac = helmValues(prod(), 'argocd').configs.rbac;
+    const rbac = chartValues(prod().env, 'argocd').configs.rbac;
     expect(rbac['policy.csv'].trim().split('\n')).toEqual([`g, ${ADMIN_GROUP}, role:admin`, `g, ${VIEWER_GROUP}, role:readonly`]);
     expect(rbac.scopes).toBe('[member_of]');
     expect(rbac['policy.default'] ?? '').toBe('');
@@ -184,7 +180,7 @@ describe('Grafana', () => {
   it('grafana.ini: generic OAuth at the issuer\'s endpoints, Admin and Viewer from the groups claim, strict, the login form kept', () => {
     const s = prod();
     const issuer = issuerFor(s.platform.config.domain, 'grafana');
-    const grafana = helmValues(s, 'monitoring').grafana;
+    const grafana = chartValues(s.env, 'monitoring').grafana;
     const ini = grafana['grafana.ini'];
     expect(ini.server.root_url).toBe(`https://${hostOf(s, 'monitoring')}`);
     expect(ini.auth).toEqual({ disable_login_form: false });
@@ -365,7 +361,7 @@ esac`;
         if (options.aliases) writeFileSync(join(bin, 'aliases'), options.aliases.map((a) => `${a}\n`).join(''));
         if (options.discoveryFails) writeFileSync(join(bin, 'discovery-fails'), '');
       },
-      collect: (bin) => ({ calls: readOrEmpty(join(bin, 'calls')).split('\n').filter(Boolean), stdin: readOrEmpty(join(bin, 'stdin')) }),
+      collect: (bin) => ({ calls: readFakeFile(bin, 'calls').split('\n').filter(Boolean), stdin: readFakeFile(bin, 'stdin') }),
     });
   }
 
@@ -406,11 +402,3 @@ esac`;
     expect(unreachable.collected.calls.some((c) => c.startsWith('write auth/oidc/role'))).toBe(false);
   });
 });
-
-function readOrEmpty(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
-}

@@ -8,7 +8,7 @@ import { parseConfig } from '../lib/model/config/load';
 import { main } from '../main';
 import { App } from 'cdk8s';
 import { BUILTIN_CATALOG } from '../charts/catalog';
-import { Catalog, defineCatalog } from '../lib/model/catalog';
+import { Catalog, defineCatalog, ServiceEntry } from '../lib/model/catalog';
 import { EnvironmentConfig, environmentSchema } from '../lib/model/config/environment';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
@@ -165,6 +165,21 @@ export interface Synthesized {
   readonly config: EnvironmentConfig;
   readonly platform: Platform;
   readonly env: SynthesizedEnvironment;
+}
+
+/** A copy of a synthesized environment with some of its written files changed (to show an invariant failing); the original stays as it is. */
+export function withFiles(s: Synthesized, change: (files: Map<string, string>) => void): Synthesized {
+  const files = new Map(s.env.files);
+  change(files);
+  return { ...s, env: { ...s.env, files } };
+}
+
+/** The built-in catalog with one more entry, placed just before or just after a built-in one (where its services are created). */
+export function catalogWith(entry: ServiceEntry<any, any>, at: { before: ServiceEntry<any, any> } | { after: ServiceEntry<any, any> }): Catalog {
+  const entries = [...BUILTIN_CATALOG.entries];
+  const index = 'before' in at ? entries.indexOf(at.before) : entries.indexOf(at.after) + 1;
+  entries.splice(index, 0, entry);
+  return defineCatalog(entries);
 }
 
 /**
@@ -378,6 +393,12 @@ export function runWithFakeCommands<T = undefined>(
   }
 }
 
+/** The text of a file a fake wrote in its directory (`$FAKE_BIN`), or '' if it never wrote one. */
+export function readFakeFile(bin: string, name: string): string {
+  const path = join(bin, name);
+  return existsSync(path) ? readFileSync(path, 'utf8') : '';
+}
+
 /** The UserError lines a promise rejects with (fails the test if it resolves or rejects otherwise). */
 export async function userErrorOf(promise: Promise<unknown>): Promise<string> {
   const error = await promise.then(
@@ -420,7 +441,7 @@ export function runCheckpointRecordingCurl(job: Manifest, fakeCurl: string, env:
   const curl = `for a in "$@"; do printf '%s\\0' "$a"; done >> "$FAKE_BIN/calls"; printf '\\n' >> "$FAKE_BIN/calls"\n${fakeCurl}`;
   const result = runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP, date: FAKE_CLOCK }, {
     env,
-    collect: (bin) => (existsSync(join(bin, 'calls')) ? readFileSync(join(bin, 'calls'), 'utf8') : ''),
+    collect: (bin) => readFakeFile(bin, 'calls'),
   });
   const calls = result.collected
     .split('\0\n')

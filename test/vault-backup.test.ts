@@ -5,10 +5,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { configProblems, fixtureObject, Manifest, manifestAt, manifestsOf, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { configProblems, fixtureObject, Manifest, manifestAt, manifestsOf, readFakeFile, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
 import { assertValidPromql } from './support-promql';
 import type { Recovery } from '../lib/model/recovery';
 import { recoveryRunbook } from '../lib/output/recovery-doc';
@@ -121,7 +121,7 @@ esac`;
       writeFileSync(join(dir, 'vault.snap'), 'raft-data');
       const result = runWithFakeCommands(container, fakes, {
         env: { TOKEN_FILE: join(dir, 'token'), SNAPSHOT_FILE: join(dir, 'vault.snap'), ...env },
-        collect: (bin) => (existsSync(join(bin, 'calls')) ? readFileSync(join(bin, 'calls'), 'utf8') : ''),
+        collect: (bin) => readFakeFile(bin, 'calls'),
       });
       return { ...result, dir };
     } finally {
