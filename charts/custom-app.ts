@@ -316,7 +316,7 @@ export class CustomApp extends HomelabService {
     if (needsSingleSignOn(settings.protection)) {
       if (!singleSignOn) throw new Error(`${this.serviceName}: the protection ${settings.protection} needs a single sign-on service`);
       singleSignOn.signInFor(this, exposure, settings.protection);
-      if (settings.oidc) this.becomeOidcClient(singleSignOn, host, settings.oidc, container);
+      if (settings.oidc) this.becomeOidcClient(singleSignOn, host, settings.oidc, podSelector, container);
     }
     this.expose(exposure);
     this.addEndToEndCheck(`${this.serviceName}-ui`, {
@@ -334,19 +334,21 @@ export class CustomApp extends HomelabService {
   }
 
   /**
-   * The app's own OIDC client: its secret generated in the secret backend (`<app>-oidc`), its
-   * redirect URIs on its host, registered with the single sign-on service, which reads the same
-   * value; the issuer URL, client id (the app's name) and secret reach the app as the variables
-   * it names.
+   * The app's own OIDC client, as the platform's own logins are (registerOidcLogin): its secret
+   * generated in the secret backend (`<app>-oidc`), its redirect URIs on its host, registered
+   * with the single sign-on service, which reads the same value, and the way from its pods to
+   * the issuer; the issuer URL, client id (the app's name) and secret reach the app as the
+   * variables it names (read at start: the Secret must be there).
    */
-  private becomeOidcClient(provider: SingleSignOnProvider, host: string, oidc: NonNullable<AppExposure['oidc']>, container: kplus.Container): void {
+  private becomeOidcClient(provider: SingleSignOnProvider, host: string, oidc: NonNullable<AppExposure['oidc']>, pods: Record<string, string>, container: kplus.Container): void {
     const name = this.serviceName;
-    const secret = this.needSecret(`${name}-oidc`, [OIDC_CLIENT_SECRET_KEY], `the client secret of ${name}'s OIDC login; generated in Vault by its configurator, nothing to do`, { generated: true });
-    const issuer = provider.registerOidcClient(this, {
+    const { issuer, clientSecret: secret } = this.registerOidcLogin(provider, {
+      secretName: `${name}-oidc`,
       clientId: name,
       displayName: name,
       redirectUris: oidc.redirectPaths.map((path) => `https://${host}${path}`),
-      clientSecret: secret,
+      pods,
+      neededToStart: true,
     });
     container.env.addVariable(oidc.variables.issuerUrl, kplus.EnvValue.fromValue(issuer.issuerUrl));
     container.env.addVariable(oidc.variables.clientId, kplus.EnvValue.fromValue(name));

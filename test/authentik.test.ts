@@ -456,6 +456,16 @@ describe("an app's own OIDC login", () => {
     expect(routedHosts(app).find((h) => h.host === `node-red.${domain(app)}`)?.singleSignOn).toBeUndefined();
   });
 
+  it("lets its pods reach the issuer, as the platform's own OIDC logins do, and needs its Secret to start", () => {
+    const pods = file(app, 'node-red/deployment-node-red.yaml').spec.template.metadata.labels;
+    const policy = file(app, 'node-red/networkpolicy-egress-oidc-issuer.yaml');
+    expect(Object.entries(policy.spec.podSelector.matchLabels).every(([key, value]) => pods[key] === value)).toBe(true);
+    const toTraefik = (policy.spec.egress as any[]).some((rule) => (rule.to ?? []).some((peer: any) => peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'traefik'));
+    expect(toTraefik).toBe(true);
+    const need = app.platform.services.find((s) => s.serviceName === 'node-red')!.secretNeeds.find((n) => n.name === 'node-red-oidc')!;
+    expect(need.neededToStart).toBe(true);
+  });
+
   it('refuses variables the app sets otherwise', () => {
     const problems = configProblems(
       toYamlText(

@@ -403,7 +403,7 @@ export abstract class HomelabService extends Chart {
   protected registerOidcLogin(provider: SingleSignOnProvider, client: OidcLoginClient): { readonly issuer: OidcIssuer; readonly clientSecret: SecretRef } {
     const clientSecret = this.needSecret(client.secretName, [OIDC_CLIENT_SECRET_KEY], oidcClientSecretPurpose(client.displayName), {
       generated: true,
-      neededToStart: false,
+      neededToStart: client.neededToStart ?? false,
       ...(client.secretLabels && { labels: client.secretLabels }),
     });
     const issuer = provider.registerOidcClient(this, { clientId: client.clientId, displayName: client.displayName, redirectUris: client.redirectUris, clientSecret });
@@ -642,6 +642,8 @@ export interface OidcLoginClient {
   readonly podsName?: string;
   /** Labels the client Secret must carry. @default none */
   readonly secretLabels?: Readonly<Record<string, string>>;
+  /** Whether the pods read the Secret at start (SecretOptions.neededToStart). @default false: read only when someone signs in */
+  readonly neededToStart?: boolean;
 }
 
 /** How a declared Secret's values come about (HomelabService.needSecret). */
