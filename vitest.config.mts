@@ -14,6 +14,6 @@ export default defineConfig({
     testTimeout: 0,
     hookTimeout: 0,
     experimental: { fsModuleCache: true },
-    setupFiles: ['test/setup/linear-l1-filters.ts'],
+    setupFiles: ['test/setup/linear-l1-filters.ts', 'test/setup/temp-dirs.ts'],
   },
 });

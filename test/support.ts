@@ -1,7 +1,6 @@
 /** Shared helpers for the tests: the fixture configs, synthesis (once per worker), and reading output trees. */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { parseConfig } from '../lib/model/config/load';
@@ -21,6 +20,9 @@ import { GPU_LABELS } from '../lib/model/gpu';
 import { projectRoot } from '../lib/util/project';
 import { UserError } from '../lib/util/errors';
 import { expect } from 'vitest';
+import { tempDir } from './temp-dirs';
+
+export { tempDir };
 
 export const ROOT = projectRoot();
 /** The operator's config: only the invariants and the checks of the committed output read it. */
@@ -253,10 +255,6 @@ export function manifestAt(env: Pick<SynthesizedEnvironment, 'files'>, path: str
 /** The Helm values of the chart source of a service's Application (`apps/application-<service>.yaml`). */
 export function chartValues(env: Pick<SynthesizedEnvironment, 'files'>, service: string): any {
   return manifestAt(env, `apps/application-${service}.yaml`).spec.sources.find((source: any) => source.chart).helm.valuesObject;
-}
-
-export function tempDir(prefix = 'homelab-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
 }
 
 /** Relative path -> text (UTF-8, as the writer writes it) of every file under `dir` (empty map if it does not exist). */
