@@ -1,0 +1,76 @@
+/**
+ * bin/run.cjs, which every npm script goes through: it rebuilds the bundles whenever a source
+ * was added, removed or changed since they were built, so a stale build never runs, and only
+ * then. Run on a project of its own (the real run.cjs and build plugins, stub commands), so
+ * that rebuilding is cheap and the repository's dist/ stays as it is.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, tempDir } from './support';
+
+/** A command printing `text` when run. */
+const command = (text: string) => `export function main(): number {\n  console.log(${JSON.stringify(text)});\n  return 0;\n}\n`;
+
+describe('the compiled CLI (bin/run.cjs)', () => {
+  let project: string;
+  const run = (...args: string[]) => spawnSync(process.execPath, [join(project, 'bin', 'run.cjs'), ...args], { encoding: 'utf8' });
+  const bundleTime = () => statSync(join(project, 'dist', 'synth.js')).mtimeMs;
+  /** A source rewritten with the same length, a second later: only its modification time tells. */
+  const rewrite = (path: string, text: string) => {
+    writeFileSync(join(project, path), text);
+    const later = new Date(statSync(join(project, path)).mtimeMs + 1000);
+    utimesSync(join(project, path), later, later);
+  };
+
+  beforeAll(() => {
+    project = tempDir();
+    for (const dir of ['bin', 'lib', 'scripts']) mkdirSync(join(project, dir));
+    for (const file of ['run.cjs', 'build-plugins.cjs']) copyFileSync(join(ROOT, 'bin', file), join(project, 'bin', file));
+    copyFileSync(join(ROOT, 'package.json'), join(project, 'package.json'));
+    symlinkSync(join(ROOT, 'node_modules'), join(project, 'node_modules'));
+    writeFileSync(join(project, 'main.ts'), `import { GREETING } from './lib/greeting';\n${command('synth').replace('"synth"', 'GREETING')}`);
+    writeFileSync(join(project, 'lib', 'greeting.ts'), "export const GREETING = 'one';\n");
+    for (const script of ['diff', 'validate', 'lint', 'import', 'upgrade', 'bench', 'render']) writeFileSync(join(project, 'scripts', `${script}.ts`), command(script));
+  });
+
+  it('builds before the first run, and runs the code the sources hold', () => {
+    const first = run('synth');
+    expect(first.stderr).toBe('');
+    expect(first.stdout).toBe('one\n');
+    expect(run('diff').stdout).toBe('diff\n');
+  });
+
+  it('runs the bundle as it is while no source changed', () => {
+    const built = bundleTime();
+    expect(run('synth').stdout).toBe('one\n');
+    expect(bundleTime()).toBe(built);
+  });
+
+  it('rebuilds when a source changed, even to the same size', () => {
+    rewrite('lib/greeting.ts', "export const GREETING = 'two';\n");
+    expect(run('synth').stdout).toBe('two\n');
+  });
+
+  it('rebuilds when a source is added or removed', () => {
+    let built = bundleTime();
+    writeFileSync(join(project, 'lib', 'unused.ts'), 'export const UNUSED = 1;\n');
+    expect(run('synth').stdout).toBe('two\n');
+    expect(bundleTime()).not.toBe(built);
+    built = bundleTime();
+    rmSync(join(project, 'lib', 'unused.ts'));
+    expect(run('synth').stdout).toBe('two\n');
+    expect(bundleTime()).not.toBe(built);
+  });
+
+  it('runs nothing when the sources do not compile, and the fixed sources next time', () => {
+    writeFileSync(join(project, 'lib', 'greeting.ts'), "export const GREETING = 'three'\nexport const = ;\n");
+    const broken = run('synth');
+    expect(broken.status).toBe(1);
+    expect(broken.stdout).toBe('');
+    expect(broken.stderr).toMatch(/^error: the sources do not compile \(1 errors?\); nothing was run$/m);
+    writeFileSync(join(project, 'lib', 'greeting.ts'), "export const GREETING = 'three';\n");
+    expect(run('synth').stdout).toBe('three\n');
+  });
+});
