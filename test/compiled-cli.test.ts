@@ -5,13 +5,13 @@
  * that rebuilding is cheap and the repository's dist/ stays as it is.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from './support';
 
-/** A command printing `text` when run. */
-const command = (text: string) => `export function main(): number {\n  console.log(${JSON.stringify(text)});\n  return 0;\n}\n`;
+/** A command printing `text` when run, and exiting with `status`. */
+const command = (text: string, status = 0) => `export function main(): number {\n  console.log(${JSON.stringify(text)});\n  return ${status};\n}\n`;
 
 describe('the compiled CLI (bin/run.cjs)', () => {
   let project: string;
@@ -32,7 +32,9 @@ describe('the compiled CLI (bin/run.cjs)', () => {
     symlinkSync(join(ROOT, 'node_modules'), join(project, 'node_modules'));
     writeFileSync(join(project, 'main.ts'), `import { GREETING } from './lib/greeting';\n${command('synth').replace('"synth"', 'GREETING')}`);
     writeFileSync(join(project, 'lib', 'greeting.ts'), "export const GREETING = 'one';\n");
-    for (const script of ['diff', 'validate', 'lint', 'import', 'upgrade', 'bench', 'render']) writeFileSync(join(project, 'scripts', `${script}.ts`), command(script));
+    for (const script of ['diff', 'lint', 'import', 'upgrade', 'bench', 'render']) writeFileSync(join(project, 'scripts', `${script}.ts`), command(script));
+    // A command that refuses its input.
+    writeFileSync(join(project, 'scripts', 'validate.ts'), command('validate', 2));
   });
 
   it('builds before the first run, and runs the code the sources hold', () => {
@@ -62,6 +64,17 @@ describe('the compiled CLI (bin/run.cjs)', () => {
     rmSync(join(project, 'lib', 'unused.ts'));
     expect(run('synth').stdout).toBe('two\n');
     expect(bundleTime()).not.toBe(built);
+  });
+
+  it('keeps the code cache of the first run that did its work, not of --help or a refusal (exit status 2)', () => {
+    const cache = (name: string) => existsSync(join(project, 'dist', `${name}.js.cache`));
+    rewrite('lib/greeting.ts', "export const GREETING = 'two';\n");
+    expect(run('synth', '--help').stdout).toBe('two\n');
+    expect(cache('synth')).toBe(false);
+    expect(run('validate').status).toBe(2);
+    expect(cache('validate')).toBe(false);
+    expect(run('synth').status).toBe(0);
+    expect(cache('synth')).toBe(true);
   });
 
   it('runs nothing when the sources do not compile, and the fixed sources next time', () => {
