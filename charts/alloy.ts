@@ -26,6 +26,7 @@ import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import type { NetworkPeer } from '../lib/model/network';
 import { Platform } from '../lib/model/platform';
+import { restrictedContainerContext, restrictedPodContext } from '../lib/model/pod-security';
 import type { OtlpProtocol, TraceReceiver } from '../lib/model/tracing';
 import { Resources, resources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
@@ -290,20 +291,10 @@ function alloyValues(config: string, alloyResources: Resources, tolerations: rea
           { name: 'otlp-http', port: ALLOY_OTLP_PORTS.http, targetPort: ALLOY_OTLP_PORTS.http, protocol: 'TCP' },
         ],
       }),
-      securityContext: {
-        allowPrivilegeEscalation: false,
-        readOnlyRootFilesystem: true,
-        capabilities: { drop: ['ALL'] },
-      },
+      securityContext: restrictedContainerContext(),
     },
     global: {
-      podSecurityContext: {
-        runAsNonRoot: true,
-        runAsUser: ALLOY_UID,
-        runAsGroup: ALLOY_UID,
-        fsGroup: ALLOY_UID,
-        seccompProfile: { type: 'RuntimeDefault' },
-      },
+      podSecurityContext: restrictedPodContext(ALLOY_UID, { fsGroup: true }),
     },
     configReloader: { resources: CONFIG_RELOADER_RESOURCES },
     // Exactly what discovery.kubernetes (pods) and loki.source.kubernetes (pods/log) read; the

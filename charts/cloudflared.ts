@@ -18,6 +18,7 @@ import { spreadOverNodes } from '../lib/model/placement';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
+import { restrictedContainerContext, restrictedPodContext } from '../lib/model/pod-security';
 import { toResourceRequirements } from '../lib/model/resources';
 import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
@@ -133,7 +134,7 @@ export class Cloudflared extends HomelabService implements EdgePublisher {
           },
           spec: {
             automountServiceAccountToken: false,
-            securityContext: { runAsNonRoot: true, runAsUser: NONROOT, runAsGroup: NONROOT, seccompProfile: { type: 'RuntimeDefault' } },
+            securityContext: restrictedPodContext(NONROOT),
             affinity: this.replicas > 1 ? spreadOverNodes(this.selectorFor(COMPONENT)) : undefined,
             containers: [
               {
@@ -146,7 +147,7 @@ export class Cloudflared extends HomelabService implements EdgePublisher {
                 readinessProbe: { httpGet: { path: '/ready', port: k8s.IntOrString.fromString('metrics') }, periodSeconds: 10, failureThreshold: 3 },
                 livenessProbe: { httpGet: { path: '/ready', port: k8s.IntOrString.fromString('metrics') }, initialDelaySeconds: 30, periodSeconds: 10, failureThreshold: 6 },
                 resources: toResourceRequirements(this.props.resources),
-                securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+                securityContext: restrictedContainerContext(),
                 volumeMounts: [
                   { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
                   { name: 'credentials', mountPath: CREDENTIALS_DIR, readOnly: true },

@@ -30,6 +30,7 @@ import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
+import { restrictedContainerContext, restrictedPodContext } from '../lib/model/pod-security';
 import { resources, toResourceRequirements } from '../lib/model/resources';
 import { type CheckpointProps, namespaceAccount } from '../lib/model/checkpoint';
 import { HomelabService } from '../lib/model/service';
@@ -61,8 +62,6 @@ const CHECK_MARGIN_SECONDS = 120;
 const CSI_PROVISIONER = 'driver.longhorn.io';
 /** Unprivileged user of the writer and the restore pod (nobody). */
 const NOBODY = 65534;
-const RESTRICTED = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
-const POD_SECURITY = { runAsNonRoot: true, runAsUser: NOBODY, runAsGroup: NOBODY, seccompProfile: { type: 'RuntimeDefault' } };
 /** What the writer and the restore pod each request and may use: a shell, sha256sum and sleep. */
 export const CANARY_RESOURCES = resources('5m', '8Mi', '50m', '32Mi');
 
@@ -218,7 +217,7 @@ export class LonghornCanary extends Construct {
           metadata: { labels },
           spec: {
             automountServiceAccountToken: false,
-            securityContext: { ...POD_SECURITY, fsGroup: NOBODY },
+            securityContext: restrictedPodContext(NOBODY, { fsGroup: true }),
             containers: [
               {
                 name: 'writer',
@@ -228,7 +227,7 @@ export class LonghornCanary extends Construct {
                 readinessProbe: probe,
                 livenessProbe: { ...probe, initialDelaySeconds: 60 },
                 resources: toResourceRequirements(CANARY_RESOURCES),
-                securityContext: RESTRICTED,
+                securityContext: restrictedContainerContext(),
                 volumeMounts: [{ name: 'canary', mountPath: CANARY_DIR }],
               },
             ],
@@ -258,7 +257,7 @@ export class LonghornCanary extends Construct {
       spec: {
         restartPolicy: 'Never',
         automountServiceAccountToken: false,
-        securityContext: POD_SECURITY,
+        securityContext: restrictedPodContext(NOBODY),
         containers: [
           {
             name: 'compare',
@@ -266,7 +265,7 @@ export class LonghornCanary extends Construct {
             command: ['sh', '-ec', COMPARE_SCRIPT],
             env: volumeEnv,
             resources: toResourceRequirements(CANARY_RESOURCES),
-            securityContext: RESTRICTED,
+            securityContext: restrictedContainerContext(),
             volumeMounts: [{ name: 'canary', mountPath: CANARY_DIR, readOnly: true }],
           },
         ],

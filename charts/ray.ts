@@ -30,6 +30,7 @@ import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
+import { restrictedPodContext } from '../lib/model/pod-security';
 import { parseQuantity } from '../lib/util/quantity';
 import { quantities, Resources, resources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
@@ -217,14 +218,6 @@ const AUTOSCALER_RESOURCES = resources('200m', '256Mi', '500m', '512Mi');
 const RAY_UID = 1000;
 const RAY_GID = 100;
 
-const POD_SECURITY = {
-  runAsNonRoot: true,
-  runAsUser: RAY_UID,
-  runAsGroup: RAY_GID,
-  fsGroup: RAY_GID,
-  seccompProfile: { type: 'RuntimeDefault' },
-};
-
 /**
  * Restricted, except the root filesystem: Ray writes its session directory under /tmp/ray and
  * caches under /home/ray, which also holds the image's Python, so neither can be an emptyDir.
@@ -340,7 +333,7 @@ export class Ray extends HomelabService {
       template: {
         metadata: { labels: this.labelsFor('head') },
         spec: {
-          securityContext: POD_SECURITY,
+          securityContext: restrictedPodContext(RAY_UID, { group: RAY_GID, fsGroup: true }),
           containers: [
             {
               name: 'ray-head',
@@ -383,7 +376,7 @@ export class Ray extends HomelabService {
         spec: {
           // Workers never call the Kubernetes API (the autoscaler runs on the head).
           automountServiceAccountToken: false,
-          securityContext: POD_SECURITY,
+          securityContext: restrictedPodContext(RAY_UID, { group: RAY_GID, fsGroup: true }),
           runtimeClassName: gpu?.runtimeClassName,
           // The CRD types mirror the core ones field for field: the provider's placement as JSON.
           affinity: gpu ? k8s.toJson_Affinity(gpu.gpuScheduling.affinity) : undefined,

@@ -13,6 +13,7 @@ import { z } from '../lib/model/config/zod';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
+import { restrictedContainerContext, restrictedPodContext } from '../lib/model/pod-security';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { helmRelease } from './helm-release';
@@ -141,9 +142,9 @@ function tempoValues(props: TempoProps): TempoValues {
       resources: props.resources,
       // No usage reports to Grafana Labs from a homelab.
       reportingEnabled: false,
-      securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+      securityContext: restrictedContainerContext(),
     },
-    securityContext: { runAsUser: TEMPO_UID, runAsGroup: TEMPO_UID, fsGroup: TEMPO_UID, runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+    securityContext: restrictedPodContext(TEMPO_UID, { fsGroup: true }),
     // /var/tempo holds the WAL and the blocks (values tempo.storage.trace: local backend).
     persistence: { enabled: true, size: props.volumeSize, storageClassName: props.volumes.storageClass(), enableStatefulSetAutoDeletePVC: false },
   };

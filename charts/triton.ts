@@ -16,6 +16,7 @@ import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
 import { Layer } from '../lib/model/layers';
 import { type AlertRule, SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
+import { restrictedContainerContext, restrictedPodContext } from '../lib/model/pod-security';
 import { toResourceRequirements } from '../lib/model/resources';
 import { S3_CREDENTIAL_KEYS } from '../lib/model/secrets';
 import { s3Destination } from '../lib/model/network';
@@ -327,13 +328,9 @@ export class Triton extends HomelabService implements TraceEmitter {
             tolerations: devicePlugin?.gpuScheduling.tolerations,
             automountServiceAccountToken: false,
             securityContext: {
-              runAsNonRoot: true,
-              runAsUser: TRITON_UID,
-              runAsGroup: TRITON_UID,
-              fsGroup: TRITON_UID,
+              ...restrictedPodContext(TRITON_UID, { fsGroup: true }),
               // A models volume can hold many files: re-own them only when the root is not ours yet.
               fsGroupChangePolicy: 'OnRootMismatch',
-              seccompProfile: { type: 'RuntimeDefault' },
             },
             containers: [tritonContainer(props, gpus, repository, this.serverArgs)],
             volumes: [
@@ -496,7 +493,7 @@ function tritonContainer(props: TritonProps, gpus: number, repository: Repositor
     // memlock and stack ulimits of NVIDIA's `docker run` examples (Kubernetes sets no
     // ulimits; the runtime's defaults apply), and host IPC, so clients in other pods cannot
     // use Triton's system shared memory protocol (HTTP, gRPC and CUDA shared memory work).
-    securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+    securityContext: restrictedContainerContext(),
     volumeMounts: [
       ...repository.mounts,
       // File by file (subPath): a ConfigMap volume's root holds ..data symlinks, which Triton

@@ -10,6 +10,7 @@
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { POST_SYNC_HOOK } from '../lib/model/checkpoint';
+import { restrictedContainerContext, restrictedPodContext } from '../lib/model/pod-security';
 import { resources, toResourceRequirements } from '../lib/model/resources';
 import type { SecretNeed } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
@@ -157,7 +158,7 @@ export class VaultConfigurator extends Construct {
           spec: {
             restartPolicy: 'Never',
             automountServiceAccountToken: false,
-            securityContext: { runAsNonRoot: true, runAsUser: VAULT_UID, runAsGroup: VAULT_GID, seccompProfile: { type: 'RuntimeDefault' } },
+            securityContext: restrictedPodContext(VAULT_UID, { group: VAULT_GID }),
             containers: [
               {
                 name: 'configurator',
@@ -177,7 +178,7 @@ export class VaultConfigurator extends Construct {
                   { name: 'VAULT_TOKEN', valueFrom: { secretKeyRef: { ...CONFIGURATOR_TOKEN_SECRET, optional: true } } },
                 ],
                 resources: toResourceRequirements(resources('10m', '32Mi', '200m', '128Mi')),
-                securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+                securityContext: restrictedContainerContext(),
                 volumeMounts: [
                   { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
                   { name: 'tmp', mountPath: '/tmp' },

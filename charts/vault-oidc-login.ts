@@ -16,6 +16,7 @@
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { POST_SYNC_HOOK } from '../lib/model/checkpoint';
+import { restrictedContainerContext, restrictedPodContext } from '../lib/model/pod-security';
 import { resources, toResourceRequirements } from '../lib/model/resources';
 import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
@@ -131,7 +132,6 @@ export class VaultOidcLogin extends Construct {
     };
     new k8s.KubeServiceAccount(this, 'account', { metadata: { name: props.access.serviceAccount, namespace, labels }, automountServiceAccountToken: false });
     new k8s.KubeConfigMap(this, 'config', { metadata: { name: VAULT_OIDC_LOGIN_JOB, namespace, labels }, data });
-    const restricted = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
     new k8s.KubeJob(this, 'job', {
       metadata: {
         name: VAULT_OIDC_LOGIN_JOB,
@@ -149,7 +149,7 @@ export class VaultOidcLogin extends Construct {
             restartPolicy: 'Never',
             serviceAccountName: props.access.serviceAccount,
             automountServiceAccountToken: false,
-            securityContext: { runAsNonRoot: true, runAsUser: VAULT_UID, runAsGroup: VAULT_GID, seccompProfile: { type: 'RuntimeDefault' } },
+            securityContext: restrictedPodContext(VAULT_UID, { group: VAULT_GID }),
             containers: [
               {
                 name: VAULT_OIDC_LOGIN_CONTAINER,
@@ -171,7 +171,7 @@ export class VaultOidcLogin extends Construct {
                   { name: 'CLIENT_SECRET_FILE', value: `${CLIENT_SECRET_DIR}/${OIDC_CLIENT_SECRET_KEY}` },
                 ],
                 resources: toResourceRequirements(resources('10m', '32Mi', '200m', '128Mi')),
-                securityContext: restricted,
+                securityContext: restrictedContainerContext(),
                 volumeMounts: [
                   { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
                   VAULT_LOGIN_TOKEN_MOUNT,

@@ -11,6 +11,7 @@ import { Construct } from 'constructs';
 import { z } from '../lib/model/config/zod';
 import type { BackupLocation } from '../lib/model/backup';
 import { cron, intBetween } from '../lib/model/config/primitives';
+import { restrictedContainerContext, restrictedPodContext } from '../lib/model/pod-security';
 import { resources, toResourceRequirements } from '../lib/model/resources';
 import type { SecretRef } from '../lib/model/secrets';
 import { S3_CREDENTIAL_KEYS } from '../lib/model/secrets';
@@ -74,7 +75,6 @@ export class VaultSnapshots extends Construct {
     };
     const labels = service.labelsFor('backup');
     new k8s.KubeServiceAccount(this, 'account', { metadata: { name: SNAPSHOT_JOB, labels }, automountServiceAccountToken: false });
-    const restricted = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
     const small = toResourceRequirements(resources('10m', '32Mi', '500m', '256Mi'));
     new k8s.KubeCronJob(this, 'cronjob', {
       metadata: { name: SNAPSHOT_JOB, labels },
@@ -93,7 +93,7 @@ export class VaultSnapshots extends Construct {
                 restartPolicy: 'Never',
                 serviceAccountName: SNAPSHOT_JOB,
                 automountServiceAccountToken: false,
-                securityContext: { runAsNonRoot: true, runAsUser: VAULT_UID, runAsGroup: VAULT_GID, fsGroup: VAULT_GID, seccompProfile: { type: 'RuntimeDefault' } },
+                securityContext: restrictedPodContext(VAULT_UID, { group: VAULT_GID, fsGroup: true }),
                 // The snapshot first, with the Vault CLI; then the upload, with curl's SigV4 signing.
                 initContainers: [
                   {
@@ -106,7 +106,7 @@ export class VaultSnapshots extends Construct {
                       { name: 'HOME', value: '/tmp' },
                     ],
                     resources: small,
-                    securityContext: restricted,
+                    securityContext: restrictedContainerContext(),
                     volumeMounts: [
                       { name: 'snapshot', mountPath: SNAPSHOT_DIR },
                       VAULT_LOGIN_TOKEN_MOUNT,
@@ -129,7 +129,7 @@ export class VaultSnapshots extends Construct {
                       ...S3_CREDENTIAL_KEYS.map((key) => ({ name: key, valueFrom: { secretKeyRef: { ...props.credentials.keySelector(key), optional: true } } })),
                     ],
                     resources: small,
-                    securityContext: restricted,
+                    securityContext: restrictedContainerContext(),
                     volumeMounts: [{ name: 'snapshot', mountPath: SNAPSHOT_DIR, readOnly: true }],
                   },
                 ],

@@ -19,6 +19,7 @@ import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
+import { restrictedContainerContext, restrictedPodContext } from '../lib/model/pod-security';
 import type { BackupTarget } from '../lib/model/backup';
 import { pauseArgoCd, SyncPolicy } from '../lib/model/recovery';
 import { S3_CREDENTIAL_KEYS, SecretBackend, SecretNeed } from '../lib/model/secrets';
@@ -429,8 +430,8 @@ function vaultValues(props: VaultProps, replicas: number): VaultValues {
       // Restricted Pod Security: the chart sets only the user and allowPrivilegeEscalation.
       statefulSet: {
         securityContext: {
-          pod: { runAsNonRoot: true, runAsUser: VAULT_UID, runAsGroup: VAULT_GID, fsGroup: VAULT_GID, seccompProfile: { type: 'RuntimeDefault' } },
-          container: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+          pod: restrictedPodContext(VAULT_UID, { group: VAULT_GID, fsGroup: true }),
+          container: restrictedContainerContext(),
         },
       },
       // The start script renders the config into /tmp; the root filesystem stays read-only.

@@ -7,6 +7,7 @@ import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { ROOT_CA_CONFIG_MAP } from './kubernetes';
+import { restrictedContainerContext, restrictedPodContext } from './pod-security';
 import { Resources, resources, toResourceRequirements } from './resources';
 import { HomelabService } from './service';
 
@@ -279,13 +280,7 @@ export function probeJob(scope: Construct, name: string, props: CheckpointProps,
           serviceAccountName: account,
           // Mounted into the probe's container only (API_TOKEN_VOLUME).
           automountServiceAccountToken: false,
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: NOBODY,
-            runAsGroup: NOBODY,
-            fsGroup: NOBODY,
-            seccompProfile: { type: 'RuntimeDefault' },
-          },
+          securityContext: restrictedPodContext(NOBODY, { fsGroup: true }),
           containers: [
             {
               name: CHECKPOINT_CONTAINER,
@@ -294,11 +289,7 @@ export function probeJob(scope: Construct, name: string, props: CheckpointProps,
 ${props.script}` : props.script],
               env: envVars(props.env, props.secretEnv),
               resources: toResourceRequirements(props.resources ?? PROBE_RESOURCES),
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                capabilities: { drop: ['ALL'] },
-              },
+              securityContext: restrictedContainerContext(),
               volumeMounts: probeMounts.length > 0 ? probeMounts : undefined,
             },
             ...(props.companion ? [companionContainer(props.companion, props, volumeMounts)] : []),
@@ -322,7 +313,7 @@ function companionContainer(companion: CompanionContainer, props: CheckpointProp
     command: ['sh', '-ec', companion.script],
     env: envVars(companion.env, companion.secretEnv),
     resources: toResourceRequirements(props.resources ?? PROBE_RESOURCES),
-    securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+    securityContext: restrictedContainerContext(),
     volumeMounts: volumeMounts.length > 0 ? volumeMounts : undefined,
   };
 }

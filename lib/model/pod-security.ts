@@ -44,3 +44,26 @@ export const BASELINE_CAPABILITIES = [
   'SYS_CHROOT',
 ] as const;
 export const RESTRICTED_CAPABILITIES: ReadonlySet<string> = new Set(['NET_BIND_SERVICE']);
+
+/**
+ * The container security context Pod Security `restricted` requires of a container we write
+ * (no privilege escalation, every capability dropped), plus our own rule that its root
+ * filesystem is read-only (writable paths are volumes). Non-root and the seccomp profile come
+ * from the pod (restrictedPodContext). A fresh object each call: callers may change theirs.
+ */
+export function restrictedContainerContext(): { allowPrivilegeEscalation: boolean; readOnlyRootFilesystem: boolean; capabilities: { drop: string[] } } {
+  return { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
+}
+
+/**
+ * The pod security context Pod Security `restricted` requires (non-root, RuntimeDefault seccomp),
+ * running as `user` and `group` (the user's id unless given), with that group owning the pod's
+ * volumes when `fsGroup` is asked for. A fresh object each call: callers may change theirs.
+ */
+export function restrictedPodContext(
+  user: number,
+  options: { group?: number; fsGroup?: boolean } = {},
+): { runAsNonRoot: boolean; runAsUser: number; runAsGroup: number; fsGroup?: number; seccompProfile: { type: string } } {
+  const group = options.group ?? user;
+  return { runAsNonRoot: true, runAsUser: user, runAsGroup: group, ...(options.fsGroup ? { fsGroup: group } : {}), seccompProfile: { type: 'RuntimeDefault' } };
+}
