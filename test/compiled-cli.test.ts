@@ -30,7 +30,13 @@ describe('the compiled CLI (bin/run.cjs)', () => {
     for (const file of ['run.cjs', 'build-plugins.cjs']) copyFileSync(join(ROOT, 'bin', file), join(project, 'bin', file));
     copyFileSync(join(ROOT, 'package.json'), join(project, 'package.json'));
     symlinkSync(join(ROOT, 'node_modules'), join(project, 'node_modules'));
-    writeFileSync(join(project, 'main.ts'), `import { GREETING } from './lib/greeting';\n${command('synth').replace('"synth"', 'GREETING')}`);
+    // synth prints the greeting; with --more it first runs a thousand functions of its own (compiling them).
+    const functions = Array.from({ length: 1000 }, (_, i) => `function f${i}(x: number): number {\n  return x * ${i} + ${i % 7};\n}\n`).join('');
+    const calls = Array.from({ length: 1000 }, (_, i) => `f${i}(1)`).join(' + ');
+    writeFileSync(
+      join(project, 'main.ts'),
+      `import { GREETING } from './lib/greeting';\n${functions}export function main(argv: string[]): number {\n  if (argv.includes('--more')) console.error(${calls});\n  console.log(GREETING);\n  return 0;\n}\n`,
+    );
     writeFileSync(join(project, 'lib', 'greeting.ts'), "export const GREETING = 'one';\n");
     for (const script of ['diff', 'lint', 'import', 'upgrade', 'bench', 'render']) writeFileSync(join(project, 'scripts', `${script}.ts`), command(script));
     // A command that refuses its input.
@@ -75,6 +81,20 @@ describe('the compiled CLI (bin/run.cjs)', () => {
     expect(cache('validate')).toBe(false);
     expect(run('synth').status).toBe(0);
     expect(cache('synth')).toBe(true);
+  });
+
+  it('replaces the code cache only after a run that compiled a tenth more than the one that wrote it', () => {
+    const cacheTime = () => statSync(join(project, 'dist', 'synth.js.cache')).mtimeMs;
+    expect(run('synth').status).toBe(0);
+    const written = cacheTime();
+    expect(run('synth').status).toBe(0);
+    expect(cacheTime()).toBe(written);
+    expect(run('synth', '--more').status).toBe(0);
+    const grown = cacheTime();
+    expect(grown).not.toBe(written);
+    expect(run('synth').status).toBe(0);
+    expect(run('synth', '--more').status).toBe(0);
+    expect(cacheTime()).toBe(grown);
   });
 
   it('runs nothing when the sources do not compile, and the fixed sources next time', () => {
