@@ -132,11 +132,15 @@ function load(bundle, worthCaching = () => true) {
       if (!worthCaching()) return;
       const compiled = require('node:v8').getHeapCodeStatistics().bytecode_and_metadata_size;
       if (usable && compiled <= cachedBytecode * CACHE_GROWTH) return;
+      // Renamed into place: another command may be reading it at the same time.
+      const staged = `${cacheFile}.${process.pid}`;
       try {
-        writeFileSync(cacheFile, script.createCachedData());
+        writeFileSync(staged, script.createCachedData());
+        renameSync(staged, cacheFile);
         writeFileSync(bytecodeFile, String(compiled));
       } catch {
         // A read-only checkout only loses the cache.
+        rmSync(staged, { force: true });
       }
     });
   }
