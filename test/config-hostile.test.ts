@@ -13,7 +13,7 @@ import { deepMerge, hasPath } from '../lib/model/config/merge';
 import { CONFIG_LIMITS } from '../lib/model/config/limits';
 import { firstInvalidUtf8, readConfigText } from '../lib/model/config/read-file';
 import { PLATFORM_DOC_HEADER } from '../lib/output/platform-doc';
-import { GENERATED_HEADER } from '../lib/output/synthesize';
+import { GENERATED_HEADER } from '../lib/output/output-guard';
 import { captureOutputAsync, fixtureObject, fixtureText, parseText, readTree, ROOT, runMain, tempDir, toYamlText } from './support';
 import { main as diffMain } from '../scripts/diff';
 

@@ -28,7 +28,7 @@ import { isOidcLoginService, isSingleSignOnProvider } from '../lib/model/single-
 import { apiGroup } from '../lib/model/needs';
 import { EGRESS_PREFIX, NAMESPACE_BASELINE, NAMESPACE_NAME_LABEL } from '../lib/passes/network-policies';
 import { isClusterScoped, scopedKindName } from '../lib/output/cluster-scoped';
-import { GENERATED_HEADER } from '../lib/output/synthesize';
+import { GENERATED_HEADER } from '../lib/output/output-guard';
 import { formatViolation, lintObjects } from '../lib/tools/lint/lint';
 import { lintedObjects } from '../lib/tools/lint/tree';
 import { selects } from '../lib/tools/lint/workloads';

@@ -9,7 +9,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PLATFORM_DOC_HEADER } from '../lib/output/platform-doc';
-import { GENERATED_HEADER } from '../lib/output/synthesize';
+import { GENERATED_HEADER } from '../lib/output/output-guard';
 import { writeOutput } from '../lib/output/writer';
 import { FIXTURES, readTree, ROOT, runMain, tempDir } from './support';
 

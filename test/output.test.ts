@@ -8,7 +8,7 @@ import { installFastResolve, uninstallFastResolve } from '../lib/output/fast-res
 import { treeOf } from '../lib/output/output-tree';
 import { writeOutput } from '../lib/output/writer';
 import { main as validateMain, validateDirectory } from '../scripts/validate';
-import { GENERATED_HEADER } from '../lib/output/synthesize';
+import { GENERATED_HEADER } from '../lib/output/output-guard';
 import { captureOutput, fixtureObject, PLATFORM_FIXTURE, platformText, readTree, runCli, runMain, synthesizePlatformFixture, synthesizePlatforms, synthesizeText, tempDir, toYamlText } from './support';
 
 /** A file as synth writes it: the generated header, then the text. */

@@ -14,7 +14,7 @@ import { breakage, validConfig } from './generators';
 import { invariantViolations, lintViolations } from './invariants';
 import { BUILTIN_CATALOG } from '../charts/catalog';
 import { PLATFORM_DOC_HEADER } from '../lib/output/platform-doc';
-import { GENERATED_HEADER } from '../lib/output/synthesize';
+import { GENERATED_HEADER } from '../lib/output/output-guard';
 import { readTree, runMain, synthesizePlatforms, tempDir } from './support';
 
 /** Bounded, so that the properties are part of every `npm test`; FC_RUNS=<n> explores more. */

@@ -1,6 +1,6 @@
 import { parse, type ScalarTag, type CollectionTag, YAMLSeq } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { GENERATED_HEADER } from '../lib/output/synthesize';
+import { GENERATED_HEADER } from '../lib/output/output-guard';
 import { emitYaml, TaggedValue } from '../lib/util/yaml-emitter';
 import { manifestsOf, synthesizePlatformFixture } from './support';
 
