@@ -1,16 +1,24 @@
 /**
- * Crash-safe output (ADR 20): real synth processes (the compiled CLI) killed with SIGKILL before
- * each step of a write that changes the output (HOMELAB_TEST_KILL_AT_STEP, lib/output/test-faults.ts)
- * leave the output directory, docs/platform.md and docs/disaster-recovery.md each as exactly the old or exactly the new
- * content; the next command finishes or cleans up what the killed one left, and nothing
- * temporary remains.
+ * Crash-safe output (ADR 20): a write that changes the output, killed with SIGKILL before each
+ * of its steps (HOMELAB_TEST_KILL_AT_STEP, lib/output/test-faults.ts), leaves the output
+ * directory, docs/platform.md and docs/disaster-recovery.md each as exactly the old or exactly
+ * the new content; the next command finishes or cleans up what the killed one left, and nothing
+ * temporary remains. The kills at every step hit a process that writes what the real CLI's synth
+ * wrote, with its code and its steps (test/write-output-child.ts; the same steps is checked
+ * first): the synthesis before the write touches no file and was most of each killed process's
+ * time. Real synth processes are killed too: the kills before the exchange, and those of a run
+ * recovering from a kill.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { buildSync } from 'esbuild';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { PLATFORM_DOC_HEADER } from '../lib/output/platform-doc';
+import { RECOVERY_DOC_HEADER } from '../lib/output/recovery-doc';
 import { main as lintMain } from '../scripts/lint';
 import { captureOutput, fixtureObject, readTree, ROOT, runMain, tempDir, toYamlText } from './support';
+import type { WriteJob } from './write-output-child';
 
 const RESOURCES = { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '32Mi' } };
 
@@ -35,14 +43,21 @@ function stateIn(dir: string): State {
   return { dir, out: join(dir, 'k8s'), docs: join(dir, 'docs', 'platform.md'), runbook: join(dir, 'docs', 'disaster-recovery.md') };
 }
 
-/** The compiled CLI's synth on a state, with extra environment variables; how it ended. */
-function synth(config: string, state: State, env: NodeJS.ProcessEnv = {}): { status: number | null; signal: NodeJS.Signals | null; stderr: string } {
-  const result = spawnSync(process.execPath, [join(ROOT, 'bin', 'run.cjs'), 'synth', '--config', config, '--out', state.out, '--docs', state.docs, '--quiet'], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, ...env },
-  });
+interface Ended {
+  readonly status: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stderr: string;
+}
+
+/** A node process with extra environment variables; how it ended. */
+function node(args: string[], env: NodeJS.ProcessEnv): Ended {
+  const result = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env } });
   return { status: result.status, signal: result.signal, stderr: result.stderr };
+}
+
+/** The compiled CLI's synth on a state, with extra environment variables. */
+function synth(config: string, state: State, env: NodeJS.ProcessEnv = {}): Ended {
+  return node([join(ROOT, 'bin', 'run.cjs'), 'synth', '--config', config, '--out', state.out, '--docs', state.docs, '--quiet'], env);
 }
 
 interface Step {
@@ -64,6 +79,11 @@ function killPoints(steps: readonly Step[]): number[] {
 
 function parseTrace(stderr: string): Step[] {
   return [...stderr.matchAll(/^fs step (\d+): (\S+) (.*)$/gm)].map((m) => ({ n: Number(m[1]), what: m[2], path: m[3] }));
+}
+
+/** A trace with its run's directory and process id left out: what two runs on two copies of a state share. */
+function sameSteps(steps: readonly Step[], dir: string): string[] {
+  return steps.map((s) => `${s.what} ${s.path.replace(dir, '<dir>').replace(/~synth-\d+-/, '~synth-<pid>-')}`);
 }
 
 /** What a state holds: its output tree and documents, or undefined where missing. */
@@ -90,6 +110,9 @@ describe('a synth killed at any step', () => {
   /** The steps of a write from the old to the new state (directories exchanged). */
   let steps: Step[];
 
+  /** The write-only process (test/write-output-child.ts) and what it writes: what the CLI's synth of the new config wrote. */
+  let writer: { script: string; job: string };
+
   beforeAll(() => {
     const oldConfig = configWith('web');
     newConfig = configWith('api');
@@ -106,7 +129,36 @@ describe('a synth killed at any step', () => {
     expect(after.tree).not.toEqual(before.tree);
     expect(after.doc).not.toBe(before.doc);
     expect(after.runbook).not.toBe(before.runbook);
+    writer = writerOf(after);
+    // The writer's steps are the CLI's, to the path, and it writes what the CLI wrote.
+    const copy = oldState();
+    const written = node([writer.script, writer.job, copy.dir], { HOMELAB_TEST_TRACE_STEPS: '1' });
+    expect(written.status, written.stderr).toBe(0);
+    expect(sameSteps(parseTrace(written.stderr), copy.dir)).toEqual(sameSteps(steps, traced.dir));
+    expect(contents(copy)).toEqual(after);
   });
+
+  /** Builds the write-only process and its job: writing `state` over the old state. */
+  function writerOf(state: typeof after): { script: string; job: string } {
+    const dir = tempDir();
+    const script = join(dir, 'write-output.cjs');
+    buildSync({ entryPoints: [join(ROOT, 'test', 'write-output-child.ts')], bundle: true, platform: 'node', format: 'cjs', target: 'node20', outfile: script, logLevel: 'error' });
+    const environments = new Map<string, [string, string][]>();
+    for (const [path, text] of state.tree) {
+      const [environment, ...rest] = path.split('/');
+      environments.set(environment, [...(environments.get(environment) ?? []), [rest.join('/'), text]]);
+    }
+    const job: WriteJob = {
+      out: 'k8s',
+      environments: [...environments].map(([environment, files]) => ({ environment, files })),
+      documents: [
+        { path: join('docs', 'platform.md'), header: PLATFORM_DOC_HEADER, option: '--docs', content: state.doc },
+        { path: join('docs', 'disaster-recovery.md'), header: RECOVERY_DOC_HEADER, option: '--runbook', content: state.runbook },
+      ],
+    };
+    writeFileSync(join(dir, 'job.json'), JSON.stringify(job));
+    return { script, job: join(dir, 'job.json') };
+  }
 
   /** A copy of the old state, in a directory of its own. */
   function oldState(): State {
@@ -115,20 +167,23 @@ describe('a synth killed at any step', () => {
     return state;
   }
 
-  /** Kills a synth of the new config on a copy of the old state before step n. */
+  /** Kills the write of the new config's output (the write-only process) on a copy of the old state before step n. */
   function killedBefore(n: number, env: NodeJS.ProcessEnv = {}): State {
     const state = oldState();
-    const killed = synth(newConfig, state, { ...env, HOMELAB_TEST_KILL_AT_STEP: String(n) });
+    const killed = node([writer.script, writer.job, state.dir], { ...env, HOMELAB_TEST_KILL_AT_STEP: String(n) });
     expect(killed.signal, `step ${n}: ${killed.stderr}`).toBe('SIGKILL');
     return state;
   }
 
   /**
-   * A synth killed just before the exchange: the journal committed, the new tree staged. Each
-   * test that starts from there kills its own: the journal names the directory it is in.
+   * A real synth killed just before the exchange: the journal committed, the new tree staged.
+   * Each test that starts from there kills its own: the journal names the directory it is in.
    */
   function killedBeforeExchange(): State {
-    return killedBefore(steps.find((s) => s.what === 'exchange')!.n);
+    const state = oldState();
+    const killed = synth(newConfig, state, { HOMELAB_TEST_KILL_AT_STEP: String(steps.find((s) => s.what === 'exchange')!.n) });
+    expect(killed.signal, killed.stderr).toBe('SIGKILL');
+    return state;
   }
 
   /** The next synth (in-process: the same code) finishes or undoes what the killed one left, and leaves nothing else. */
@@ -166,6 +221,10 @@ describe('a synth killed at any step', () => {
     const trace = synth(newConfig, traced, { ...noPerl, HOMELAB_TEST_TRACE_STEPS: '1' });
     expect(contents(traced)).toEqual(after);
     const fallback = parseTrace(trace.stderr);
+    const copy = oldState();
+    // The write-only process falls back alike.
+    const written = node([writer.script, writer.job, copy.dir], { ...noPerl, HOMELAB_TEST_TRACE_STEPS: '1' });
+    expect(sameSteps(parseTrace(written.stderr), copy.dir)).toEqual(sameSteps(fallback, traced.dir));
     const retire = fallback.find((s) => s.what === 'rename' && s.path.endsWith('-retired'))!;
     expect(retire).toBeDefined();
     // Up to the exchange, and so a kill before it, the steps are the same as in the test
