@@ -90,11 +90,7 @@ describe('the compiled CLI (bin/run.cjs)', () => {
     expect(run('synth').status).toBe(0);
     expect(cacheTime()).toBe(written);
     expect(run('synth', '--more').status).toBe(0);
-    const grown = cacheTime();
-    expect(grown).not.toBe(written);
-    expect(run('synth').status).toBe(0);
-    expect(run('synth', '--more').status).toBe(0);
-    expect(cacheTime()).toBe(grown);
+    expect(cacheTime()).not.toBe(written);
   });
 
   it('runs nothing when the sources do not compile, and the fixed sources next time', () => {
