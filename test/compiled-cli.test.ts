@@ -1,8 +1,9 @@
 /**
  * bin/run.cjs, which every npm script goes through: it rebuilds the bundles whenever a source
  * was added, removed or changed since they were built, so a stale build never runs, and only
- * then. Run on a project of its own (the real run.cjs and build plugins, stub commands), so
- * that rebuilding is cheap and the repository's dist/ stays as it is.
+ * then; and it keeps V8's code cache of the runs that did their work. Run on a project of its
+ * own (the real run.cjs and build plugins, stub commands; node_modules linked), so that
+ * rebuilding is cheap and the repository's dist/ stays as it is.
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';

@@ -4,10 +4,10 @@
  * directory, docs/platform.md and docs/disaster-recovery.md each as exactly the old or exactly
  * the new content; the next command finishes or cleans up what the killed one left, and nothing
  * temporary remains. The kills at every step hit a process that writes what the real CLI's synth
- * wrote, with its code and its steps (test/write-output-child.ts; the same steps is checked
+ * wrote, with the CLI's code (test/write-output-child.ts; that it takes the CLI's steps is checked
  * first): the synthesis before the write touches no file and was most of each killed process's
- * time. Real synth processes are killed too: the kills before the exchange, and those of a run
- * recovering from a kill.
+ * time. Real synth processes are killed too: before the exchange, and at each step of a run
+ * recovering from that kill.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
