@@ -33,6 +33,7 @@ import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 import { Loki, lokiEntry } from './loki';
 import { Tempo, tempoEntry, traceRoundTripScript } from './tempo';
+import { byCodeUnits } from '../lib/util/text-order';
 
 export const ALLOY_NAMESPACE = 'alloy';
 
@@ -316,7 +317,7 @@ function nodeTolerations(scope: Platform): Toleration[] {
       tolerations.set(JSON.stringify(toleration), toleration);
     }
   }
-  return [...tolerations.values()].sort((a, b) => a.key.localeCompare(b.key, 'en') || a.effect.localeCompare(b.effect, 'en'));
+  return [...tolerations.values()].sort((a, b) => byCodeUnits(a.key, b.key) || byCodeUnits(a.effect, b.effect));
 }
 
 export const alloyEntry = defineService({

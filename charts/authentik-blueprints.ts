@@ -9,6 +9,7 @@
 import type { RoutedHost } from '../lib/model/exposure';
 import type { OidcClientRequest } from '../lib/model/single-sign-on';
 import { emitYaml, TaggedValue } from '../lib/util/yaml-emitter';
+import { byCodeUnits } from '../lib/util/text-order';
 
 /** The scopes an OIDC client asks for, each a provider's scope mapping; authentik's `profile` mapping carries the `groups` claim (blueprints/system/providers-oauth2.yaml). */
 export const OIDC_SCOPES = ['openid', 'email', 'profile'] as const;
@@ -142,7 +143,7 @@ function groupBindings(application: string, admin: boolean): BlueprintEntry[] {
  * may pass, and the embedded outpost serving them all, sending users to the login host.
  */
 export function forwardAuthBlueprint(hosts: readonly RoutedHost[], loginHost: string): Blueprint {
-  const sorted = [...hosts].sort((a, b) => a.host.localeCompare(b.host, 'en'));
+  const sorted = [...hosts].sort((a, b) => byCodeUnits(a.host, b.host));
   const entries: BlueprintEntry[] = [...DEFAULT_FLOWS.map(requireDefault), requireDefault('homelab - platform')];
   for (const { host, admin } of sorted) {
     const slug = hostSlug(host);

@@ -25,6 +25,7 @@ import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 import { emitYaml } from '../lib/util/yaml-emitter';
 import { Traefik, traefikEntry, WEBSECURE_ADDRESS } from './traefik';
+import { byCodeUnits } from '../lib/util/text-order';
 
 export const CLOUDFLARED_NAMESPACE = 'cloudflared';
 const COMPONENT = 'connector';
@@ -209,7 +210,7 @@ export function tunnelConfig(tunnelId: string, publicHosts: readonly RoutedHost[
     'credentials-file': `${CREDENTIALS_DIR}/${CREDENTIALS_KEY}`,
     ingress: [
       ...[...publicHosts]
-        .sort((a, b) => a.host.localeCompare(b.host, 'en'))
+        .sort((a, b) => byCodeUnits(a.host, b.host))
         .map(({ host }) => ({ hostname: host, service: `https://${WEBSECURE_ADDRESS}`, originRequest: { originServerName: host, httpHostHeader: host } })),
       { service: 'http_status:404' },
     ],

@@ -26,6 +26,7 @@ import { helmRelease } from './helm-release';
 import { IMAGES } from './versions';
 import { Cloudflared, cloudflaredEntry } from './cloudflared';
 import { Traefik, traefikEntry } from './traefik';
+import { byCodeUnits } from '../lib/util/text-order';
 
 export const EXTERNAL_DNS_NAMESPACE = 'external-dns';
 
@@ -153,7 +154,7 @@ export function recordType(target: string): DnsRecord['type'] {
  */
 export function dnsRecords(hosts: readonly RoutedHost[], policy: RecordPolicy): DnsRecord[] {
   return [...hosts]
-    .sort((a, b) => a.host.localeCompare(b.host, 'en'))
+    .sort((a, b) => byCodeUnits(a.host, b.host))
     .map((host) => {
       if (policy.tunnel?.serves(host)) return { host: host.host, type: 'CNAME', target: policy.tunnel.target, proxied: true };
       const proxied = policy.proxied && !host.admin;

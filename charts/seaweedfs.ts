@@ -28,6 +28,7 @@ import { IMAGES } from './versions';
 import { externalSecretsEntry } from './external-secrets';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { vaultEntry } from './vault';
+import { byCodeUnits } from '../lib/util/text-order';
 
 /** The all-in-one container (master, volume server, filer and S3 gateway). */
 export const DEFAULT_SEAWEEDFS_RESOURCES = { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '1Gi' } };
@@ -133,7 +134,7 @@ export class Seaweedfs extends HomelabService implements ObjectStore {
   provision(buckets: readonly BucketNeed[]): void {
     if (this.provisioned) throw new Error('seaweedfs: provisioned twice');
     this.provisioned = true;
-    const sorted = [...buckets].sort((a, b) => a.name.localeCompare(b.name, 'en'));
+    const sorted = [...buckets].sort((a, b) => byCodeUnits(a.name, b.name));
     const probe: BucketNeed = { name: PROBE_BUCKET, service: this.serviceName, namespace: this.namespaceName, purpose: 'checkpoint', credentials: this.probeCredentials.need };
     const identities = identitiesTemplate([probe, ...sorted]);
     this.needSecret(IDENTITIES_SECRET, [IDENTITIES_KEY], 'S3 identities: each consumer\'s generated keys, allowed on its own buckets', { template: identities });
@@ -225,7 +226,7 @@ function variable(bucket: BucketNeed, key: string): string {
 function identitiesTemplate(buckets: readonly BucketNeed[]): { inputs: { variable: string; from: SecretNeed; key: string }[]; data: Record<string, string> } {
   const byService = new Map<string, BucketNeed[]>();
   for (const bucket of buckets) byService.set(bucket.service, [...(byService.get(bucket.service) ?? []), bucket]);
-  const consumers = [...byService.entries()].sort(([a], [b]) => a.localeCompare(b, 'en'));
+  const consumers = [...byService.entries()].sort(([a], [b]) => byCodeUnits(a, b));
   const identities = consumers.map(([service, owned]) => {
     const [access, secret] = S3_CREDENTIAL_KEYS.map((key) => `{{ index . ${JSON.stringify(variable(owned[0], key))} | toJson }}`);
     const actions = owned.flatMap((bucket) => BUCKET_ACTIONS.map((action) => `"${action}:${bucket.name}"`));

@@ -15,6 +15,7 @@ import { resources, toResourceRequirements } from '../lib/model/resources';
 import type { SecretNeed } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
+import { byCodeUnits } from '../lib/util/text-order';
 
 export const CONFIGURATOR_NAME = 'vault-configurator';
 /** Secret (in the vault namespace) the operator creates with the configurator's token under this key. */
@@ -134,8 +135,8 @@ export class VaultConfigurator extends Construct {
     super(scope, id);
     const service = HomelabService.of(this);
     const labels = service.labelsFor('configurator');
-    const access = [...props.access].sort((a, b) => a.role.localeCompare(b.role, 'en'));
-    const generated = [...(props.generated ?? [])].sort((a, b) => vaultPath(a).localeCompare(vaultPath(b), 'en'));
+    const access = [...props.access].sort((a, b) => byCodeUnits(a.role, b.role));
+    const generated = [...(props.generated ?? [])].sort((a, b) => byCodeUnits(vaultPath(a), vaultPath(b)));
     this.data = {
       [ROLES_KEY]: access.map((a) => `${a.role} ${a.serviceAccount} ${a.namespace}\n`).join(''),
       [GENERATED_KEY]: generated.map((need) => `${vaultPath(need)} ${need.keys.join(' ')}\n`).join(''),

@@ -10,6 +10,7 @@ import { ROOT_CA_CONFIG_MAP } from './kubernetes';
 import { restrictedContainerContext, restrictedPodContext } from './pod-security';
 import { Resources, resources, toResourceRequirements } from './resources';
 import { HomelabService } from './service';
+import { byCodeUnits } from '../util/text-order';
 
 export const CHECKPOINT_COMPONENT = 'checkpoint';
 /** On a probe Job: the custom resource it creates at run time (CheckpointProps.creates). */
@@ -207,7 +208,7 @@ export class Checkpoint extends Construct {
     const subjects = [{ kind: 'ServiceAccount', name: this.jobName, namespace: service.namespaceName }];
     new k8s.KubeServiceAccount(this, 'account', { metadata, automountServiceAccountToken: false });
     if (props.readsCluster) grantRole(this, 'cluster', 'ClusterRole', metadata, props.readsCluster, subjects);
-    for (const [namespace, rules] of Object.entries(props.readsNamespaces ?? {}).sort(([a], [b]) => a.localeCompare(b, 'en'))) {
+    for (const [namespace, rules] of Object.entries(props.readsNamespaces ?? {}).sort(([a], [b]) => byCodeUnits(a, b))) {
       grantRole(this, `namespace-${namespace}`, 'Role', { ...metadata, namespace }, rules, subjects);
     }
     return this.jobName;

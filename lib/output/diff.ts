@@ -5,6 +5,7 @@
  */
 import { parseAllDocuments } from 'yaml';
 import type { OutputTree } from './output-tree';
+import { byCodeUnits } from '../util/text-order';
 
 export type ChangeKind = 'added' | 'removed' | 'changed';
 
@@ -199,7 +200,7 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
     if (!groups.has(k)) groups.set(k, []);
     groups.get(k)!.push(item);
   }
-  return new Map([...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return new Map([...groups].sort(([a], [b]) => byCodeUnits(a, b)));
 }
 
 function isMapping(value: unknown): value is Record<string, unknown> {

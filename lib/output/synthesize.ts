@@ -20,6 +20,7 @@ import { clusterScopedName, isClusterScoped } from './cluster-scoped';
 import { installFastResolve } from './fast-resolve';
 import { GENERATED_HEADER } from './output-guard';
 import { sortedTree } from './output-tree';
+import { byCodeUnits } from '../util/text-order';
 
 installFastResolve();
 
@@ -109,7 +110,7 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
       ...(service.awaitsOperator !== undefined && { awaitsOperator: service.awaitsOperator }),
       recoveries: service.recoveries,
     }))
-    .sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name, 'en'));
+    .sort((a, b) => a.wave - b.wave || byCodeUnits(a.name, b.name));
   return {
     environment: platform.environment,
     files: sortedTree(files),

@@ -39,6 +39,7 @@ import {
 import type { Platform } from '../model/platform';
 import type { HomelabService } from '../model/service';
 import { traceConnections } from './tracing';
+import { byCodeUnits } from '../util/text-order';
 
 export const NETWORK_POLICY_COMPONENT = 'network-policy';
 /** Set by Kubernetes (1.21+) on every namespace: selects a namespace by its name. */
@@ -353,7 +354,7 @@ export function repositoryDestinations(urls: readonly string[]): ExternalDestina
     ports.set(key, entry);
   }
   return [...ports]
-    .sort(([a], [b]) => a.localeCompare(b, 'en'))
+    .sort(([a], [b]) => byCodeUnits(a, b))
     .map(([, { to, ports }]) => ({ to, ports: [...ports].sort((a, b) => a - b).map((port) => ({ port, protocol: 'TCP' as const })) }));
 }
 

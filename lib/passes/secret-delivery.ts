@@ -18,6 +18,7 @@ import type { Platform } from '../model/platform';
 import { isSecretBackend, isSecretDelivery, SecretNeed } from '../model/secrets';
 import type { HomelabService } from '../model/service';
 import { DependencyGraph, dependencyGraph } from './graph';
+import { byCodeUnits } from '../util/text-order';
 
 /** One declared Secret and where its value comes from, for the operator (synth summary). */
 export interface SecretNeedSource extends SecretNeed {
@@ -51,7 +52,7 @@ export function deliverSecrets(platform: Platform): SecretNeedSource[] {
     }
     delivery.backend.grantAccess(consumers, delivery.probe);
   }
-  return sources.sort((a, b) => a.namespace.localeCompare(b.namespace, 'en') || a.name.localeCompare(b.name, 'en'));
+  return sources.sort((a, b) => byCodeUnits(a.namespace, b.namespace) || byCodeUnits(a.name, b.name));
 }
 
 /**
