@@ -7,7 +7,7 @@
  * `crd` source, in its own namespace) and owns what it writes with a TXT registry record per
  * host, under an owner id per environment (docs/adr/0034-dns-records-from-exposures.md).
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
 import { Duration } from 'cdk8s';
 import type { ExternalDnsValues } from '../imports/helm/external-dns';
 import { DnsEndpoint } from '../imports/external-dns-externaldns.k8s.io';
@@ -20,7 +20,7 @@ import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
 import type { SecretRef } from '../lib/model/secrets';
-import { cidrsOverlap, INTERNET_HTTPS, NON_PUBLIC_IPV4 } from '../lib/model/network';
+import { cidrsOverlap, INTERNET_HTTPS, isIPv6Address, NON_PUBLIC_IPV4 } from '../lib/model/network';
 import { HomelabService } from '../lib/model/service';
 import { helmRelease } from './helm-release';
 import { IMAGES } from './versions';
@@ -64,7 +64,7 @@ const NON_PUBLIC_IPV6 = /^(f[cd][0-9a-f]{0,2}:|fe[89ab][0-9a-f]?:|::1$)/i;
 /** Whether Cloudflare's proxy, on the internet, cannot reach an address. */
 function isNonPublicAddress(address: string): boolean {
   if (isIPv4(address)) return NON_PUBLIC_IPV4.some((range) => cidrsOverlap(`${address}/32`, range));
-  return isIPv6(address) && NON_PUBLIC_IPV6.test(address);
+  return isIPv6Address(address) && NON_PUBLIC_IPV6.test(address);
 }
 
 const TARGET = 'an IPv4 or IPv6 address or a DNS hostname (e.g. "192.168.1.240" or "home.example.org")';
@@ -89,9 +89,9 @@ export const externalDnsSettings = z
      */
     target: z
       .string({ error: `expected ${TARGET}` })
-      .refine((value) => isIPv4(value) || isIPv6(value) || hostname.safeParse(value).success, { error: `expected ${TARGET}` })
+      .refine((value) => isIPv4(value) || isIPv6Address(value) || hostname.safeParse(value).success, { error: `expected ${TARGET}` })
       // An IPv6 address in its canonical form (RFC 5952), as Cloudflare stores it and resolvers print it.
-      .transform((value) => (isIPv6(value) ? new URL(`http://[${value}]`).hostname.slice(1, -1) : value))
+      .transform((value) => (isIPv6Address(value) ? new URL(`http://[${value}]`).hostname.slice(1, -1) : value))
       .optional(),
     /** TTL in seconds of the records that are not proxied (proxied ones get Cloudflare's automatic TTL). */
     ttl: intBetween(60, 86400).default(300),
@@ -145,7 +145,7 @@ export interface RecordPolicy {
 
 /** The record type a target needs: A for an IPv4 address, AAAA for IPv6, CNAME for a hostname. */
 export function recordType(target: string): DnsRecord['type'] {
-  return isIPv4(target) ? 'A' : isIPv6(target) ? 'AAAA' : 'CNAME';
+  return isIPv4(target) ? 'A' : isIPv6Address(target) ? 'AAAA' : 'CNAME';
 }
 
 /**
