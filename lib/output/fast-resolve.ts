@@ -86,13 +86,22 @@ function render(walk: Walk, value: any): unknown {
   return walk.sanitize.filterEmpty && kept === 0 ? undefined : result;
 }
 
+/**
+ * Resolver lists found to be cdk8s' built-in ones (still three long: the list is an App's public
+ * array). An App makes its list once; asking again for every object cost more than the walk of a
+ * small one (each class read through the bundle's getter for a CommonJS export).
+ */
+const builtInResolvers = new WeakSet<readonly cdk8sResolve.IResolver[]>();
+
 function isBuiltIn(resolvers: readonly cdk8sResolve.IResolver[]): boolean {
-  return (
+  if (resolvers.length === 3 && builtInResolvers.has(resolvers)) return true;
+  const builtIn =
     resolvers.length === 3 &&
     resolvers[0] instanceof cdk8sResolve.LazyResolver &&
     resolvers[1] instanceof cdk8sResolve.ImplicitTokenResolver &&
-    resolvers[2] instanceof cdk8sResolve.NumberStringUnionResolver
-  );
+    resolvers[2] instanceof cdk8sResolve.NumberStringUnionResolver;
+  if (builtIn) builtInResolvers.add(resolvers);
+  return builtIn;
 }
 
 /** sanitizeValue(resolve([], value, apiObject), sanitize), or undefined when the App has resolvers of its own. */
