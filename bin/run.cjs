@@ -92,7 +92,8 @@ async function build(signature) {
       logLevel: 'error',
     });
     for (const file of readdirSync(staging)) renameSync(join(staging, file), join(DIST, file));
-    for (const command of Object.keys(COMMANDS)) for (const kept of ['.cache', '.cache-bytecode']) rmSync(join(DIST, `${command}.js${kept}`), { force: true });
+    // The code caches of the old bundles, and any a killed run left staged.
+    for (const file of readdirSync(DIST)) if (/\.js\.cache/.test(file)) rmSync(join(DIST, file), { force: true });
     writeFileSync(SIGNATURE, signature);
   } finally {
     rmSync(staging, { recursive: true, force: true });
@@ -107,39 +108,60 @@ async function build(signature) {
 const CACHE_GROWTH = 1.1;
 
 /**
+ * What a code cache file starts with, four little-endian doubles: the bytecode its run had
+ * compiled, and the size, modification time and inode of the bundle it was made from.
+ */
+const CACHE_HEADER_BYTES = 32;
+
+/** The bundle a cache must have been made from: V8 itself compares only the source's length. */
+function bundleIdentity(bundle) {
+  const stat = statSync(bundle);
+  return [stat.size, stat.mtimeMs, stat.ino];
+}
+
+/** The kept code cache of a bundle and the bytecode its run had compiled, if it was made from this bundle. */
+function readCache(cacheFile, identity) {
+  const kept = existsSync(cacheFile) ? readFileSync(cacheFile) : undefined;
+  if (kept === undefined || kept.length <= CACHE_HEADER_BYTES) return undefined;
+  if (identity.some((value, i) => kept.readDoubleLE(8 * (i + 1)) !== value)) return undefined;
+  return { data: kept.subarray(CACHE_HEADER_BYTES), compiled: kept.readDoubleLE(0) };
+}
+
+/**
  * Loads a bundle through V8's code cache (kept beside it) and returns its exports. The cache
  * holds what the run that wrote it compiled, and the runs after it compile the rest on every
  * start: a cache from `synth --help` made each later synth of the example ~30 ms slower, one
  * from a small config's synth ~40 ms. So a run that did its work (`worthCaching()`) writes the
  * cache when there is none usable, or when it compiled a tenth more bytecode than the run that
- * wrote it (V8's heap statistics, recorded beside the cache: creating a cache to compare would
- * cost 30–45 ms on every exit).
+ * wrote it (V8's heap statistics, kept in the cache's header: creating a cache to compare would
+ * cost 30–45 ms on every exit) — unless the bundle was rebuilt meanwhile.
  */
 function load(bundle, worthCaching = () => true) {
   const cacheFile = `${bundle}.cache`;
-  const bytecodeFile = `${cacheFile}-bytecode`;
-  const cachedData = existsSync(cacheFile) ? readFileSync(cacheFile) : undefined;
-  const script = new vm.Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData });
+  const identity = bundleIdentity(bundle);
+  const cached = readCache(cacheFile, identity);
+  const script = new vm.Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData: cached?.data });
   const module = new Module(bundle, null);
   module.filename = bundle;
   module.paths = Module._nodeModulePaths(dirname(bundle));
   script.runInThisContext().call(module.exports, module.exports, (id) => module.require(id), module, bundle, dirname(bundle));
   if (isMainThread) {
-    const usable = cachedData !== undefined && !script.cachedDataRejected;
-    const cachedBytecode = usable && existsSync(bytecodeFile) ? Number(readFileSync(bytecodeFile, 'utf8')) || 0 : 0;
+    const usable = cached !== undefined && !script.cachedDataRejected;
     // After the run, so that the functions it compiled are in the cache too.
     process.once('exit', () => {
       if (!worthCaching()) return;
       const compiled = require('node:v8').getHeapCodeStatistics().bytecode_and_metadata_size;
-      if (usable && compiled <= cachedBytecode * CACHE_GROWTH) return;
+      if (usable && compiled <= cached.compiled * CACHE_GROWTH) return;
       // Renamed into place: another command may be reading it at the same time.
       const staged = `${cacheFile}.${process.pid}`;
       try {
-        writeFileSync(staged, script.createCachedData());
+        if (bundleIdentity(bundle).some((value, i) => value !== identity[i])) return;
+        const header = Buffer.alloc(CACHE_HEADER_BYTES);
+        [compiled, ...identity].forEach((value, i) => header.writeDoubleLE(value, 8 * i));
+        writeFileSync(staged, Buffer.concat([header, script.createCachedData()]));
         renameSync(staged, cacheFile);
-        writeFileSync(bytecodeFile, String(compiled));
       } catch {
-        // A read-only checkout only loses the cache.
+        // A read-only checkout only loses the cache; a bundle removed meanwhile needs none.
         rmSync(staged, { force: true });
       }
     });
@@ -177,7 +199,7 @@ async function run() {
     }
   }
   // Not after --help or a refusal (exit status 2): they compile little of the bundle.
-  const bundle = load(join(DIST, `${command}.js`), () => !argv.includes('--help') && (process.exitCode ?? 0) <= 1);
+  const bundle = load(join(DIST, `${command}.js`), () => !argv.includes('--help') && !argv.includes('-h') && (process.exitCode ?? 0) <= 1);
   // A command that can spread its work over threads starts them from this file.
   if (bundle.mainWithWorkers) return bundle.mainWithWorkers(argv, { filename: __filename, workerData: { command } });
   return bundle.main(argv);

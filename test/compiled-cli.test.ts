@@ -6,7 +6,7 @@
  * rebuilding is cheap and the repository's dist/ stays as it is.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from './support';
@@ -17,7 +17,9 @@ const command = (text: string, status = 0) => `export function main(): number {\
 describe('the compiled CLI (bin/run.cjs)', () => {
   let project: string;
   const run = (...args: string[]) => spawnSync(process.execPath, [join(project, 'bin', 'run.cjs'), ...args], { encoding: 'utf8' });
-  const bundleTime = () => statSync(join(project, 'dist', 'synth.js')).mtimeMs;
+  /** Which file a path is now: a rebuilt bundle and a rewritten cache are renamed into place, so each is a new file (modification times may be a second apart only). */
+  const fileAt = (path: string) => statSync(join(project, path)).ino;
+  const bundle = () => fileAt('dist/synth.js');
   /** A source rewritten with the same length, a second later: only its modification time tells. */
   const rewrite = (path: string, text: string) => {
     writeFileSync(join(project, path), text);
@@ -52,9 +54,9 @@ describe('the compiled CLI (bin/run.cjs)', () => {
   });
 
   it('runs the bundle as it is while no source changed', () => {
-    const built = bundleTime();
+    const built = bundle();
     expect(run('synth').stdout).toBe('one\n');
-    expect(bundleTime()).toBe(built);
+    expect(bundle()).toBe(built);
   });
 
   it('rebuilds when a source changed, even to the same size', () => {
@@ -63,14 +65,14 @@ describe('the compiled CLI (bin/run.cjs)', () => {
   });
 
   it('rebuilds when a source is added or removed', () => {
-    let built = bundleTime();
+    let built = bundle();
     writeFileSync(join(project, 'lib', 'unused.ts'), 'export const UNUSED = 1;\n');
     expect(run('synth').stdout).toBe('two\n');
-    expect(bundleTime()).not.toBe(built);
-    built = bundleTime();
+    expect(bundle()).not.toBe(built);
+    built = bundle();
     rmSync(join(project, 'lib', 'unused.ts'));
     expect(run('synth').stdout).toBe('two\n');
-    expect(bundleTime()).not.toBe(built);
+    expect(bundle()).not.toBe(built);
   });
 
   it('keeps the code cache of the first run that did its work, not of --help or a refusal (exit status 2)', () => {
@@ -85,13 +87,24 @@ describe('the compiled CLI (bin/run.cjs)', () => {
   });
 
   it('replaces the code cache only after a run that compiled a tenth more than the one that wrote it', () => {
-    const cacheTime = () => statSync(join(project, 'dist', 'synth.js.cache')).mtimeMs;
+    const cacheFile = () => fileAt('dist/synth.js.cache');
     expect(run('synth').status).toBe(0);
-    const written = cacheTime();
+    const written = cacheFile();
     expect(run('synth').status).toBe(0);
-    expect(cacheTime()).toBe(written);
+    expect(cacheFile()).toBe(written);
     expect(run('synth', '--more').status).toBe(0);
-    expect(cacheTime()).not.toBe(written);
+    expect(cacheFile()).not.toBe(written);
+  });
+
+  it('never runs a code cache made from another bundle, even one of the same length (V8 compares only the length)', () => {
+    expect(run('synth').stdout).toBe('two\n');
+    const path = join(project, 'dist', 'synth.js');
+    const code = readFileSync(path, 'utf8');
+    expect(code.match(/(["'])two\1/g)).toHaveLength(1);
+    // Another bundle built meanwhile (by another process), renamed into place as run.cjs does.
+    writeFileSync(`${path}.other`, code.replace(/(["'])two\1/, '$1owt$1'));
+    renameSync(`${path}.other`, path);
+    expect(run('synth').stdout).toBe('owt\n');
   });
 
   it('runs nothing when the sources do not compile, and the fixed sources next time', () => {
