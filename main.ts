@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { CommandSpec, parseCommandLine, runCommand, runCommandAsync, usageError } from './lib/tools/cli';
 import { colours } from './lib/util/colours';
+import { byCodeUnits } from './lib/util/text-order';
 import { changedFiles, FileChange, readDirectory, treeOf } from './lib/output/output-tree';
 import type { GeneratedDocument } from './lib/output/output-guard';
 import { PLATFORM_DOC_HEADER, renderPlatformDoc } from './lib/output/platform-doc';
@@ -145,7 +146,7 @@ function checkOutput(
   const fileChanges: (FileChange & { note?: string })[] = [
     ...changedFiles(current.files, fresh).filter((change) => !notRegular.has(change.path)),
     ...current.others.map((path) => ({ path, kind: fresh.has(path) ? ('changed' as const) : ('removed' as const), note: ' (not a regular file)' })),
-  ].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  ].sort((a, b) => byCodeUnits(a.path, b.path));
   const changes = fileChanges.map(({ path, kind, note }) => `${kind.padEnd(8)} ${outdir}/${path}${note ?? ''}`);
   for (const { path, content } of documents) {
     if (!existsSync(path)) changes.push(`added    ${path}`);

@@ -23,6 +23,7 @@ import { Dashboard, DashboardHost, isOwnDashboard, MONITORING_GROUP, ServiceDash
 import { INTERNET_HTTPS, MetricsScraper, NetworkPeer } from '../lib/model/network';
 import { Platform } from '../lib/model/platform';
 import { parseQuantity } from '../lib/util/quantity';
+import { byCodeUnits } from '../lib/util/text-order';
 import { resources, Resources, sumOfContainers } from '../lib/model/resources';
 import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
@@ -665,7 +666,7 @@ function platformDashboards(declared: readonly ServiceDashboard[], withLoki: boo
     [...found.values()]
       .map(({ dashboard }) => dashboard)
       .filter((dashboard) => withLoki || datasourceOf(dashboard) !== DATASOURCE.loki)
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .sort((a, b) => byCodeUnits(a.name, b.name))
       .map((dashboard) => [dashboard.name, dashboard]),
   );
 }
@@ -934,7 +935,7 @@ function alertmanagerConfig(alertmanager: AlertmanagerSettings, secret: SecretRe
     receivers: [
       { name: NULL_RECEIVER },
       ...Object.entries(alertmanager.receivers)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .sort(([a], [b]) => byCodeUnits(a, b))
         .map(([name, r]) => receiverConfig(name, r, secret)),
     ],
     templates: ['/etc/alertmanager/config/*.tmpl'],

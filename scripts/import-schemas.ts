@@ -21,6 +21,7 @@ import {
 } from '../lib/tools/validate/manifest-validator';
 import { UserError } from '../lib/util/errors';
 import { projectRoot } from '../lib/util/project';
+import { byCodeUnits } from '../lib/util/text-order';
 import { crdFile, crdModules, kubernetesFile } from './upstream-inputs';
 
 /**
@@ -179,7 +180,7 @@ function writeJson(dir: string, file: string, value: unknown): void {
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
   if (typeof value !== 'object' || value === null) return value;
-  const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const entries = Object.entries(value).sort(([a], [b]) => byCodeUnits(a, b));
   return Object.fromEntries(entries.map(([key, v]) => [key, sortKeys(v)]));
 }
 

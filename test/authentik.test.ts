@@ -6,10 +6,10 @@
  * scripts against fake answers.
  */
 import { createHash } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AUTHENTIK_RESPONSE_HEADERS, authentikEntry, CHECKPOINT_TOKEN_SECRET, clientSecretVariable } from '../charts/authentik';
 import { CLOUDFLARE_PROXIED } from '../charts/external-dns';
 import { Checkpoint } from '../lib/model/checkpoint';
@@ -511,7 +511,6 @@ esac`.replace(/\\\$/g, '$');
   const tokenDirectory = tempDir('homelab-authentik-token-');
   const tokenFile = join(tokenDirectory, 'token');
   writeFileSync(tokenFile, 'token-from-the-secret');
-  afterAll(() => rmSync(tokenDirectory, { recursive: true, force: true }));
   const run = (answers: string) => runCheckpointRecordingCurl(checkpoint, fakeAuthentik, { TOKEN_FILE: tokenFile, INSTANCES: answers, ...FEW_CHECKS });
   const asked = (calls: string[][], name: string) => calls.filter((c) => c.at(-1)?.endsWith(`/api/v3/managed/blueprints/?name=${name.replace(/ /g, '%20')}`));
 

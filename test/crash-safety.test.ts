@@ -9,7 +9,6 @@
  * time. Real synth processes are killed too: before the exchange, and at each step of a run
  * recovering from that kill.
  */
-import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { buildSync } from 'esbuild';
 import { join } from 'node:path';
@@ -17,7 +16,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { PLATFORM_DOC_HEADER } from '../lib/output/platform-doc';
 import { RECOVERY_DOC_HEADER } from '../lib/output/recovery-doc';
 import { main as lintMain } from '../scripts/lint';
-import { captureOutput, fixtureObject, readTree, ROOT, runMain, tempDir, toYamlText } from './support';
+import { captureOutput, fixtureObject, readTree, ROOT, runMain, runNode, tempDir, toYamlText } from './support';
 import type { WriteJob } from './write-output-child';
 
 const RESOURCES = { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '32Mi' } };
@@ -43,21 +42,9 @@ function stateIn(dir: string): State {
   return { dir, out: join(dir, 'k8s'), docs: join(dir, 'docs', 'platform.md'), runbook: join(dir, 'docs', 'disaster-recovery.md') };
 }
 
-interface Ended {
-  readonly status: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stderr: string;
-}
-
-/** A node process with extra environment variables; how it ended. */
-function node(args: string[], env: NodeJS.ProcessEnv): Ended {
-  const result = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env } });
-  return { status: result.status, signal: result.signal, stderr: result.stderr };
-}
-
 /** The compiled CLI's synth on a state, with extra environment variables. */
-function synth(config: string, state: State, env: NodeJS.ProcessEnv = {}): Ended {
-  return node([join(ROOT, 'bin', 'run.cjs'), 'synth', '--config', config, '--out', state.out, '--docs', state.docs, '--quiet'], env);
+function synth(config: string, state: State, env: NodeJS.ProcessEnv = {}): ReturnType<typeof runNode> {
+  return runNode([join(ROOT, 'bin', 'run.cjs'), 'synth', '--config', config, '--out', state.out, '--docs', state.docs, '--quiet'], env);
 }
 
 interface Step {
@@ -132,7 +119,7 @@ describe('a synth killed at any step', () => {
     writer = writerOf(after);
     // The writer's steps are the CLI's, to the path, and it writes what the CLI wrote.
     const copy = oldState();
-    const written = node([writer.script, writer.job, copy.dir], { HOMELAB_TEST_TRACE_STEPS: '1' });
+    const written = runNode([writer.script, writer.job, copy.dir], { HOMELAB_TEST_TRACE_STEPS: '1' });
     expect(written.status, written.stderr).toBe(0);
     expect(sameSteps(parseTrace(written.stderr), copy.dir)).toEqual(sameSteps(steps, traced.dir));
     expect(contents(copy)).toEqual(after);
@@ -170,7 +157,7 @@ describe('a synth killed at any step', () => {
   /** Kills the write of the new config's output (the write-only process) on a copy of the old state before step n. */
   function killedBefore(n: number, env: NodeJS.ProcessEnv = {}): State {
     const state = oldState();
-    const killed = node([writer.script, writer.job, state.dir], { ...env, HOMELAB_TEST_KILL_AT_STEP: String(n) });
+    const killed = runNode([writer.script, writer.job, state.dir], { ...env, HOMELAB_TEST_KILL_AT_STEP: String(n) });
     expect(killed.signal, `step ${n}: ${killed.stderr}`).toBe('SIGKILL');
     return state;
   }
@@ -223,7 +210,7 @@ describe('a synth killed at any step', () => {
     const fallback = parseTrace(trace.stderr);
     const copy = oldState();
     // The write-only process falls back alike.
-    const written = node([writer.script, writer.job, copy.dir], { ...noPerl, HOMELAB_TEST_TRACE_STEPS: '1' });
+    const written = runNode([writer.script, writer.job, copy.dir], { ...noPerl, HOMELAB_TEST_TRACE_STEPS: '1' });
     expect(sameSteps(parseTrace(written.stderr), copy.dir)).toEqual(sameSteps(fallback, traced.dir));
     const retire = fallback.find((s) => s.what === 'rename' && s.path.endsWith('-retired'))!;
     expect(retire).toBeDefined();

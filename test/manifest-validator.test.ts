@@ -1,11 +1,11 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import Ajv from 'ajv';
 import { cachedValidator, validatorKey } from '../lib/tools/validate/compiled-validators';
 import { ManifestValidator, SCHEMA_DIR } from '../lib/tools/validate/manifest-validator';
 import { validateDirectory } from '../scripts/validate';
+import { tempDir } from './temp-dirs';
 
 const validator = ManifestValidator.shared();
 
@@ -290,8 +290,7 @@ describe('ManifestValidator: documents without a schema', () => {
 });
 
 describe('validateDirectory', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'validate-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('validate-');
 
   it('validates every document of every YAML file, recursively', () => {
     mkdirSync(join(dir, 'apps'));
@@ -322,8 +321,7 @@ describe('validateDirectory', () => {
 });
 
 describe('compiled validators kept on disk', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'validators-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('validators-');
 
   /** Broken and valid documents of built-in kinds and CRDs: closed objects, formats, Go patterns, refs to ObjectMeta. */
   const documents = [

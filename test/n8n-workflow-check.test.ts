@@ -4,9 +4,9 @@
  * AMQP client, and the script against fake `node` and `n8n` commands, on pass and fail paths.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { CHECK_MESSAGE, N8N_WORKFLOW_FACTS, workflowCheckQueue } from '../charts/n8n-workflow-check';
 import { permits, RabbitmqConnection } from '../charts/rabbitmq';
@@ -14,16 +14,6 @@ import { IMAGES } from '../charts/versions';
 import { Manifest, manifestAt, manifestsOf, platformObject, runWithFakeCommands, synthesizePlatformFixture, tempDir, toYamlText, synthesizeEnvironment } from './support';
 
 const envs = synthesizePlatformFixture();
-/** Temporary folders of this file, removed after it. */
-const folders: string[] = [];
-const folder = (prefix: string) => {
-  const dir = tempDir(prefix);
-  folders.push(dir);
-  return dir;
-};
-afterAll(() => {
-  for (const dir of folders) rmSync(dir, { recursive: true, force: true });
-});
 
 const filesOf = (env = envs[0]) => manifestAt(env, 'n8n/configmap-n8n-workflow-check.yaml').data as Record<string, string>;
 const workflowOf = (env = envs[0]) => JSON.parse(filesOf(env)['workflow.json']);
@@ -188,7 +178,7 @@ describe('the objects of the workflow check', () => {
 
 /** A directory standing in for the image's n8n package: n8n-nodes-base and a fake amqplib recording calls. */
 function fakeN8nRoot(): string {
-  const root = folder('homelab-n8n-root-');
+  const root = tempDir('homelab-n8n-root-');
   const nodes = join(root, 'node_modules', 'n8n-nodes-base');
   const amqplib = join(root, 'node_modules', 'amqplib');
   mkdirSync(nodes, { recursive: true });
@@ -273,7 +263,7 @@ describe('the check script against fake commands', () => {
   };
   const run = (env: Record<string, string> = {}) => {
     return runWithFakeCommands(containerOf(), fakes, {
-      env: { N8N_USER_FOLDER: folder('homelab-n8n-user-'), ...env },
+      env: { N8N_USER_FOLDER: tempDir('homelab-n8n-user-'), ...env },
       collect: (bin) => readFileSync(`${bin}/calls`, 'utf8').trim().split('\n'),
     });
   };

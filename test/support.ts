@@ -275,14 +275,16 @@ export function readTree(dir: string): Map<string, string> {
   return tree;
 }
 
+/** A node process in the project's root with extra environment variables; how it ended and what it printed. */
+export function runNode(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env } });
+  return { status: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr };
+}
+
 /** Runs the real CLI the way `npm run synth` does (the compiled bundle, rebuilt if the sources changed). */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [join(ROOT, 'bin', 'run.cjs'), 'synth', ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, ...env },
-  });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  const { status, stdout, stderr } = runNode([join(ROOT, 'bin', 'run.cjs'), 'synth', ...args], env);
+  return { status, stdout, stderr };
 }
 
 /** Runs main() in-process, capturing what it prints. */

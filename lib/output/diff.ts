@@ -177,7 +177,7 @@ function commonItems(before: readonly unknown[], after: readonly unknown[]): [nu
 
 /** JSON with sorted keys: equal values give equal text. */
 function canonical(value: unknown): string {
-  return JSON.stringify(value, (_, v) => (isMapping(v) ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : v));
+  return JSON.stringify(value, (_, v) => (isMapping(v) ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => byCodeUnits(x, y))) : v));
 }
 
 /** `spec`, `.replicas`, `["app.kubernetes.io/name"]`. */

@@ -7,6 +7,7 @@ import { closeSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { UserError } from '../util/errors';
+import { byCodeUnits } from '../util/text-order';
 import type { SynthesizedEnvironment } from './synthesize';
 
 export type OutputTree = ReadonlyMap<string, string>;
@@ -156,7 +157,7 @@ function git(args: string[], cwd: string | undefined, failure: string): Buffer {
 
 /** The tree with its paths in code-point order (locale-independent, so output is deterministic). */
 export function sortedTree(tree: Map<string, string>): Map<string, string> {
-  return new Map([...tree].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return new Map([...tree].sort(([a], [b]) => byCodeUnits(a, b)));
 }
 
 /** Paths added, removed or changed from `base` to `head`, in code-point order. */

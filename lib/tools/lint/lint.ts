@@ -12,6 +12,7 @@ import { resourceKey } from './model';
 import { RULES } from './rules';
 import { objectsOf, OutputTree } from './tree';
 import { workloadsOf } from './workloads';
+import { byCodeUnits } from '../../util/text-order';
 
 const ENFORCE_LABEL = 'pod-security.kubernetes.io/enforce';
 
@@ -83,7 +84,7 @@ export function lintObjects(environments: ReadonlyMap<string, readonly LintedObj
       violations.push({ location: EXCEPTIONS_FILE, rule: 'unused-exception', message: `${exception.rule} ${exception.resource} excuses no finding: remove it` });
     }
   }
-  violations.sort((a, b) => compare(a.location, b.location) || compare(a.rule, b.rule) || compare(a.message, b.message));
+  violations.sort((a, b) => byCodeUnits(a.location, b.location) || byCodeUnits(a.rule, b.rule) || byCodeUnits(a.message, b.message));
   return { environments: environments.size, objects, workloads, excused, violations };
 }
 
@@ -103,8 +104,6 @@ function globMatches(pattern: string, key: string): boolean {
   const regex = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*');
   return new RegExp(`^${regex}$`).test(key);
 }
-
-const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export function formatViolation(v: Violation): string {
   return `${v.location}: ${v.rule}: ${v.message}`;

@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { contains } from '../../output/output-guard';
 import { fileSystemFailure, UserError } from '../../util/errors';
 import { emitYaml } from '../../util/yaml-emitter';
+import { byCodeUnits } from '../../util/text-order';
 import type { RenderedObject } from './render';
 
 /** The file of an object inside its Application's folder. */
@@ -29,7 +30,7 @@ export function renderedFiles(objects: readonly RenderedObject[]): Map<string, s
     const document = `# ${object.source}\n${emitYaml(object.manifest)}`;
     files.set(path, files.has(path) ? `${files.get(path)}---\n${document}` : document);
   }
-  return new Map([...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return new Map([...files].sort(([a], [b]) => byCodeUnits(a, b)));
 }
 
 /** Marks a folder as a rendered tree: only such a folder (or a missing or empty one) is replaced. */
