@@ -135,13 +135,17 @@ function plainOrQuoted(value: string): string {
   return text;
 }
 
-/** Literal blocks keep scripts readable; they cannot hold tabs, CRs or trailing spaces faithfully here. */
+/** Literal blocks keep scripts readable; they cannot hold tabs, CRs, other control characters or trailing spaces faithfully here. */
+const NOT_BLOCK_SAFE = /[\u0000-\u0008\t\u000b-\u001f\u007f]|[ ]\n|[ ]$|^\n|^ /;
+
 function isBlockSafe(value: string): boolean {
-  return !/[\t\r]|[ ]\n|[ ]$|^\n|^ /.test(value) && !/[\u0000-\u0008\u000b-\u001f\u007f]/.test(value);
+  return !NOT_BLOCK_SAFE.test(value);
 }
 
 function literalBlock(value: string, indent: string): string {
-  const trailing = /\n*$/.exec(value)![0].length;
+  // Counted from the end: a regular expression anchored at the end (`\n*$`) tries every position of a long script.
+  let trailing = 0;
+  while (trailing < value.length && value.charCodeAt(value.length - 1 - trailing) === 10) trailing += 1;
   const chomp = trailing === 0 ? '-' : trailing === 1 ? '' : '+';
   const body = trailing > 0 ? value.slice(0, value.length - 1) : value;
   const lines = body.split('\n').map((line) => (line.length > 0 ? `${indent}${line}` : ''));
