@@ -11,7 +11,7 @@
  * TypeScript has been compiled.
  */
 'use strict';
-const { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require('node:fs');
+const { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require('node:fs');
 const Module = require('node:module');
 const { dirname, join } = require('node:path');
 const vm = require('node:vm');
@@ -114,9 +114,18 @@ const CACHE_GROWTH = 1.1;
 const CACHE_HEADER_BYTES = 32;
 
 /** The bundle a cache must have been made from: V8 itself compares only the source's length. */
-function bundleIdentity(bundle) {
-  const stat = statSync(bundle);
+function identityOf(stat) {
   return [stat.size, stat.mtimeMs, stat.ino];
+}
+
+/** A bundle's source and identity, read from one open file: a rebuild renames a new file over the path at any time. */
+function readBundle(bundle) {
+  const fd = openSync(bundle, 'r');
+  try {
+    return { source: readFileSync(fd, 'utf8'), identity: identityOf(fstatSync(fd)) };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The kept code cache of a bundle and the bytecode its run had compiled, if it was made from this bundle. */
@@ -138,9 +147,9 @@ function readCache(cacheFile, identity) {
  */
 function load(bundle, worthCaching = () => true) {
   const cacheFile = `${bundle}.cache`;
-  const identity = bundleIdentity(bundle);
+  const { source, identity } = readBundle(bundle);
   const cached = readCache(cacheFile, identity);
-  const script = new vm.Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData: cached?.data });
+  const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData: cached?.data });
   const module = new Module(bundle, null);
   module.filename = bundle;
   module.paths = Module._nodeModulePaths(dirname(bundle));
@@ -155,7 +164,7 @@ function load(bundle, worthCaching = () => true) {
       // Renamed into place: another command may be reading it at the same time.
       const staged = `${cacheFile}.${process.pid}`;
       try {
-        if (bundleIdentity(bundle).some((value, i) => value !== identity[i])) return;
+        if (identityOf(statSync(bundle)).some((value, i) => value !== identity[i])) return;
         const header = Buffer.alloc(CACHE_HEADER_BYTES);
         [compiled, ...identity].forEach((value, i) => header.writeDoubleLE(value, 8 * i));
         writeFileSync(staged, Buffer.concat([header, script.createCachedData()]));
