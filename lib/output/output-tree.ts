@@ -3,10 +3,10 @@
  * (in memory), the output directory on disk, and a git revision's tree.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
-import { UserError } from '../util/errors';
+import { fileSystemFailure, UserError } from '../util/errors';
 import { byCodeUnits } from '../util/text-order';
 import type { SynthesizedEnvironment } from './synthesize';
 
@@ -72,8 +72,8 @@ export interface GitTreeOptions {
  * (`npm run diff` synthesizes meanwhile), and what `work` returned. `git ls-tree` lists them, one
  * `git cat-file --batch` reads them all (a git process per file would dominate the run time),
  * from a file into a file: it never waits for this thread to drain a pipe, and its ~0.1 s runs
- * on another core. If `work` throws, git's answer is discarded and the temporary files removed
- * all the same.
+ * on another core. The temporary files are gone from the directory before git starts (it reads
+ * and writes them open), so none is left when `work` throws or the process is killed.
  */
 export async function readGitTreeWhile<T>(commit: string, outdir: string, options: GitTreeOptions, work: () => T): Promise<{ tree: Map<string, string>; result: T }> {
   // ls-tree takes and prints paths relative to the working directory.
@@ -92,22 +92,20 @@ export async function readGitTreeWhile<T>(commit: string, outdir: string, option
     })
     .filter((entry) => entry.type === 'blob');
   if (entries.length === 0) return { tree: new Map(), result: work() };
-  const dir = mkdtempSync(join(tmpdir(), 'homelab-git-'));
+  const files = gitAnswerFiles(entries.map((e) => `${e.object}\n`).join(''));
   try {
-    const objects = join(dir, 'objects');
-    const contents = join(dir, 'contents');
-    writeFileSync(objects, entries.map((e) => `${e.object}\n`).join(''));
-    const batch = inBackground('git', ['cat-file', '--batch'], { cwd, stdin: objects, stdout: contents });
+    const batch = inBackground('git', ['cat-file', '--batch'], { cwd, stdin: files.objects, stdout: files.contents });
     let result: T;
+    let answer: { status: number | null; stderr: string };
     try {
       result = work();
     } finally {
-      // Also when work threw: git is done with the files before they are removed.
-      await batch.catch(() => undefined);
+      // Also when work threw: git is done with the files before they are closed.
+      answer = await batch;
     }
-    const { status, stderr } = await batch;
-    if (status !== 0) throw new UserError([`${failure}${gitReason(stderr)}`]);
-    const answers = readFileSync(contents);
+    if (answer.status !== 0) throw new UserError([`${failure}${gitReason(answer.stderr)}`]);
+    const answers = Buffer.alloc(fstatSync(files.contents).size);
+    readSync(files.contents, answers, 0, answers.length, 0);
     const tree = new Map<string, string>();
     let offset = 0;
     for (const entry of entries) {
@@ -119,27 +117,39 @@ export async function readGitTreeWhile<T>(commit: string, outdir: string, option
     }
     return { tree: sortedTree(tree), result };
   } finally {
+    closeSync(files.objects);
+    closeSync(files.contents);
+  }
+}
+
+/**
+ * Git's question (the objects to read) and a file for its answer, open, their directory already
+ * removed: nothing is left behind however the process ends (a Ctrl-C while synthesizing).
+ */
+function gitAnswerFiles(objectList: string): { objects: number; contents: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'homelab-git-'));
+  const opened: number[] = [];
+  try {
+    writeFileSync(join(dir, 'objects'), objectList);
+    opened.push(openSync(join(dir, 'objects'), 'r'), openSync(join(dir, 'contents'), 'w+'));
+    return { objects: opened[0], contents: opened[1] };
+  } catch (error) {
+    for (const fd of opened) closeSync(fd);
+    throw fileSystemFailure(error, `${dir}: cannot keep git's answer in a temporary file`);
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** A process reading `stdin` from a file and writing `stdout` into one; its exit status and what it said on stderr. */
-function inBackground(command: string, args: readonly string[], io: { cwd: string; stdin: string; stdout: string }): Promise<{ status: number | null; stderr: string }> {
-  const stdin = openSync(io.stdin, 'r');
-  const stdout = openSync(io.stdout, 'w');
-  try {
-    const child = spawn(command, args, { cwd: io.cwd, stdio: [stdin, stdout, 'pipe'] });
-    return new Promise((settle) => {
-      let stderr = '';
-      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-      child.on('error', (error) => settle({ status: null, stderr: error.message }));
-      child.on('close', (status) => settle({ status, stderr }));
-    });
-  } finally {
-    // The child has its own copies.
-    closeSync(stdin);
-    closeSync(stdout);
-  }
+/** A process reading `stdin` from an open file and writing `stdout` into one; its exit status and what it said on stderr. */
+function inBackground(command: string, args: readonly string[], io: { cwd: string; stdin: number; stdout: number }): Promise<{ status: number | null; stderr: string }> {
+  const child = spawn(command, args, { cwd: io.cwd, stdio: [io.stdin, io.stdout, 'pipe'] });
+  return new Promise((settle) => {
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.on('error', (error) => settle({ status: null, stderr: error.message }));
+    child.on('close', (status) => settle({ status, stderr }));
+  });
 }
 
 function gitReason(stderr: string): string {
