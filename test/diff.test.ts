@@ -1,7 +1,6 @@
 /** `npm run diff`: a fresh synth against the committed k8s/, per environment, Application and field. */
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { colours } from '../lib/util/colours';
@@ -224,13 +223,21 @@ describe('npm run diff against git', () => {
   });
 
   it('reads the committed tree of a revision while other work runs, and leaves no temporary file when that work fails', async () => {
-    const temporaries = () => readdirSync(tmpdir()).filter((entry) => entry.startsWith('homelab-git-'));
-    const before = temporaries();
-    const { tree, result } = await readGitTreeWhile('HEAD~2', 'k8s', { cwd: repo }, () => 'synthesized');
-    expect(result).toBe('synthesized');
-    expect(tree).toEqual(treeOf([devEnvironment(platformObject())]));
-    await expect(readGitTreeWhile('HEAD', 'k8s', { cwd: repo }, () => { throw new Error('a config error'); })).rejects.toThrow('a config error');
-    expect(temporaries()).toEqual(before);
+    // A temporary directory of this test's own (TMPDIR is this worker thread's): other tests
+    // and other runs on the machine make and remove theirs in the shared one meanwhile.
+    const scratch = tempDir();
+    const shared = process.env.TMPDIR;
+    process.env.TMPDIR = scratch;
+    try {
+      const { tree, result } = await readGitTreeWhile('HEAD~2', 'k8s', { cwd: repo }, () => 'synthesized');
+      expect(result).toBe('synthesized');
+      expect(tree).toEqual(treeOf([devEnvironment(platformObject())]));
+      await expect(readGitTreeWhile('HEAD', 'k8s', { cwd: repo }, () => { throw new Error('a config error'); })).rejects.toThrow('a config error');
+    } finally {
+      if (shared === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = shared;
+    }
+    expect(readdirSync(scratch)).toEqual([]);
   });
 
   it('exits 0 with no change, 1 with changes (printed), and compares with --base', async () => {
