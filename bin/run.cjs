@@ -130,8 +130,14 @@ function readBundle(bundle) {
 
 /** The kept code cache of a bundle and the bytecode its run had compiled, if it was made from this bundle. */
 function readCache(cacheFile, identity) {
-  const kept = existsSync(cacheFile) ? readFileSync(cacheFile) : undefined;
-  if (kept === undefined || kept.length <= CACHE_HEADER_BYTES) return undefined;
+  let kept;
+  try {
+    kept = readFileSync(cacheFile);
+  } catch {
+    // None yet, or a build in another process removed it just now.
+    return undefined;
+  }
+  if (kept.length <= CACHE_HEADER_BYTES) return undefined;
   if (identity.some((value, i) => kept.readDoubleLE(8 * (i + 1)) !== value)) return undefined;
   return { data: kept.subarray(CACHE_HEADER_BYTES), compiled: kept.readDoubleLE(0) };
 }

@@ -27,7 +27,7 @@ import { Inventory, schedulableNodes } from '../lib/model/inventory';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
-import type { Resources } from '../lib/model/resources';
+import { quantities, type Resources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
 import type { StorageProvider } from '../lib/model/storage';
 import { IMAGES } from './versions';
@@ -315,14 +315,8 @@ export class Rabbitmq extends HomelabService {
         image: IMAGES.rabbitmq,
         replicas,
         resources: {
-          requests: {
-            cpu: RabbitmqClusterSpecResourcesRequests.fromString(resources.requests.cpu),
-            memory: RabbitmqClusterSpecResourcesRequests.fromString(resources.requests.memory),
-          },
-          limits: {
-            cpu: RabbitmqClusterSpecResourcesLimits.fromString(resources.limits.cpu),
-            memory: RabbitmqClusterSpecResourcesLimits.fromString(resources.limits.memory),
-          },
+          requests: quantities(RabbitmqClusterSpecResourcesRequests, resources.requests),
+          limits: quantities(RabbitmqClusterSpecResourcesLimits, resources.limits),
         },
         persistence: {
           storageClassName: props.storage.storageClass(),

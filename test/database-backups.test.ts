@@ -283,10 +283,7 @@ const iso = (epoch: number) => new Date(epoch * 1000).toISOString().replace(/\.\
  * `date`: the fake clock (a minute later on every call, from FAKE_NOW) for `date +%s`, the real
  * one to convert a given time (`-d`).
  */
-const DATE = String.raw`case "$*" in *-d*) for d in /bin/date /usr/bin/date; do [ -x "$d" ] && exec "$d" "$@"; done ;; esac
-{ read -r now < "$FAKE_BIN/clock"; } 2>/dev/null || now=$FAKE_NOW
-echo $((now + 60)) > "$FAKE_BIN/clock"
-echo "$now"`;
+const DATE = `${String.raw`case "$*" in *-d*) for d in /bin/date /usr/bin/date; do [ -x "$d" ] && exec "$d" "$@"; done ;; esac`}\n${FAKE_CLOCK}`;
 
 /**
  * A fake API server for the checkpoint's curl: the ObjectStore (with BACKUP_TIME as its last

@@ -337,7 +337,7 @@ export const FAKE_SLEEP = 'exit 0';
  * A `date` one minute later on every call (FAKE_CLOCK_STEP seconds where set), so `date +%s`
  * deadlines expire after a few loops.
  */
-export const FAKE_CLOCK = '{ read -r now < "$FAKE_BIN/clock"; } 2>/dev/null || now=1700000000\necho $((now + ${FAKE_CLOCK_STEP:-60})) > "$FAKE_BIN/clock"\necho "$now"';
+export const FAKE_CLOCK = '{ read -r now < "$FAKE_BIN/clock"; } 2>/dev/null || now=${FAKE_NOW:-1700000000}\necho $((now + ${FAKE_CLOCK_STEP:-60})) > "$FAKE_BIN/clock"\necho "$now"';
 
 export interface FakeCommandRun<T> {
   status: number | null;
