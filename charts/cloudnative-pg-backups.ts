@@ -275,7 +275,7 @@ export class DatabaseBackups extends Construct {
       creates: `postgresql.cnpg.io/Cluster ${scratch}`,
       volumes: [{ name: 'work', emptyDir: {} }],
       volumeMounts: [{ name: 'work', mountPath: WORK_DIR }],
-      // ... and for their PersistentVolumes (named by their claims at run time, so not by name here).
+      // The scratch claims' PersistentVolumes, named by their claims at run time (so not by name here).
       readsCluster: [{ apiGroups: [''], resources: ['persistentvolumes'], verbs: ['get'] }],
       companion: {
         name: 'query',

@@ -80,7 +80,8 @@ const UNSEAL_THRESHOLD_NOTE =
   "# each `vault operator unseal` takes one key: run it on each pod as many times as the threshold (3 of 5 with the README's init), until `vault status` says Sealed false";
 /**
  * The configurator's token (a Secret made by hand, README "Vault: one-time setup") went with the
- * lost cluster, and the restored Vault's root token was revoked: a root token from the original
+ * lost cluster, or survived holding a token the restored data makes stale, and the restored
+ * Vault's root token was revoked: a root token from the original
  * keys (`vault operator generate-root`, one key per run up to the threshold), then the
  * configurator's token exactly as at the first install, then the root token revoked again.
  */

@@ -396,7 +396,8 @@ export abstract class HomelabService extends Chart {
   /**
    * Logs this service's own users in as an OIDC client of the single sign-on service (from its
    * OidcLoginService.logInThrough): declares the client Secret (key OIDC_CLIENT_SECRET_KEY,
-   * generated in the secret backend and never needed to start: the local login works before),
+   * generated in the secret backend; not needed to start unless `client.neededToStart` says so:
+   * a platform UI's local login works before),
    * registers the client, and lets `client.pods` reach the issuer. The service then configures
    * its login with what this returns.
    */

@@ -10,7 +10,8 @@ export const CONFIG_LIMITS = {
   /**
    * Bytes of the file; at most one byte more is ever read, whatever the file is (`/dev/zero`, a
    * pipe). The example is about 10 kB and each own app adds about 300 bytes: 2 MiB is some
-   * 7000 apps, nine times the 800 `npm run bench` measures, and parses in about 2 s.
+   * 7000 apps, nine times the 800 `npm run bench` measures, and parses in about 2 s by the
+   * careful parser (parse-yaml.ts; a plain one like the bench's in ~0.15 s by plain-yaml.ts).
    */
   fileBytes: 2 * MiB,
   /**

@@ -4,7 +4,8 @@
  * than Kubernetes stores, aliases that refer to nothing or to what contains them, and nesting
  * or alias expansion past the limits (limits.ts, docs/adr/0021).
  *
- * Nothing here recurses on the input: the nesting is measured on the parser's token tree
+ * A plain config is read by js-yaml first (plain-yaml.ts, its depth limited); anything it declines
+ * is read here, where nothing recurses on the input: the nesting is measured on the parser's token tree
  * (built without recursion) before the composer, which recurses, sees it; then one loop walks
  * the composed document with aliases expanded, so that keys, strings, depth and size are
  * checked together and a "billion laughs" stops at the budget instead of after it.
