@@ -12,7 +12,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { CommandSpec, parseCommandLine, runCommand } from '../lib/tools/cli';
 import { projectRoot } from '../lib/util/project';
@@ -41,6 +41,19 @@ function measure(command: string, args: readonly string[], runs = RUNS, env: Nod
   }
   walls.sort((a, b) => a - b);
   return { ms: walls[Math.floor(walls.length / 2)], peakMb: peakKb > 0 ? peakKb / 1024 : undefined };
+}
+
+/**
+ * PATH as the operator's shell has it. `npm run bench` puts node_modules/.bin (and npm's
+ * node-gyp-bin) first, so an npm started from here would itself run on the project's pinned
+ * Node.js; typed in a shell, npm runs on the system's, and only the command it starts on the
+ * pinned one.
+ */
+function shellPath(): string {
+  return (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter((dir) => !/node_modules[\\/]\.bin$|node-gyp-bin$/.test(dir))
+    .join(delimiter);
 }
 
 /** The platform fixture (three environments) plus `count` apps and the nodes to run them; every tenth depends on the one before. */
@@ -85,16 +98,17 @@ function benchmark(options: { tests: boolean }): void {
     // Once, so that the runs below measure synthesis and not the first build of dist/.
     spawnSync(process.execPath, [join(root, 'bin', 'run.cjs'), '--build'], { cwd: root });
     const out = join(dir, 'k8s');
-    console.log(`median of ${RUNS} runs, each a fresh process, wall time from start to exit:`);
+    console.log(`median of ${RUNS} runs, each a fresh process, wall time from start to exit (commands on Node.js ${process.version}):`);
     const floorDir = join(dir, 'floor');
     console.log(line('floor: node, load cdk8s, one empty chart', measure(process.execPath, ['-e', FLOOR_SCRIPT, floorDir])));
     // The output directory is written once, so that the runs measure the usual re-synth.
     spawnSync(process.execPath, [join(root, 'bin', 'run.cjs'), 'synth', '--out', out, '--quiet'], { cwd: root });
+    const shell = { PATH: shellPath() };
     const synth = ['run', '--silent', 'synth', '--', '--out', out, '--quiet'];
-    console.log(line('npm run synth (homelab.yaml)', measure(npm, synth), TARGETS.synth));
-    console.log(line('npm run synth -- --check', measure(npm, ['run', '--silent', 'synth', '--', '--out', out, '--check', '--quiet']), TARGETS.check));
-    console.log(line('npm run diff', measure(npm, ['run', '--silent', 'diff']), TARGETS.diff));
-    console.log(line('npm run synth -- --help', measure(npm, ['run', '--silent', 'synth', '--', '--help']), TARGETS.help));
+    console.log(line('npm run synth (homelab.yaml)', measure(npm, synth, RUNS, shell), TARGETS.synth));
+    console.log(line('npm run synth -- --check', measure(npm, ['run', '--silent', 'synth', '--', '--out', out, '--check', '--quiet'], RUNS, shell), TARGETS.check));
+    console.log(line('npm run diff', measure(npm, ['run', '--silent', 'diff'], RUNS, shell), TARGETS.diff));
+    console.log(line('npm run synth -- --help', measure(npm, ['run', '--silent', 'synth', '--', '--help'], RUNS, shell), TARGETS.help));
     console.log('own apps on the platform fixture (three environments), node bin/run.cjs synth:');
     const results = APP_COUNTS.map((count) => {
       const file = join(dir, `apps-${count}.yaml`);
@@ -111,7 +125,7 @@ function benchmark(options: { tests: boolean }): void {
       console.log(`  ${a.count} -> ${b.count} apps: ${((b.m.ms - a.m.ms) / (b.count - a.count)).toFixed(2)} ms per added app`);
     }
     if (options.tests) {
-      const tests = measure(npm, ['test', '--silent'], 1, { HOMELAB_REPORT_MAX_RSS: undefined });
+      const tests = measure(npm, ['test', '--silent'], 1, { ...shell, HOMELAB_REPORT_MAX_RSS: undefined });
       console.log(line('npm test (the whole suite, once)', { ms: tests.ms }, TARGETS.tests));
     }
   } finally {

@@ -3,7 +3,8 @@
  * (each matchString as a global regex over charts/versions.ts), its custom managers match each
  * entry exactly once, with the right package, version and datasource, and match nothing else.
  */
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHARTS, CRD_RELEASES, IMAGES, KUSTOMIZATIONS, MANIFESTS, RAY_VERSION } from '../charts/versions';
@@ -114,5 +115,26 @@ describe('renovate.json', () => {
 
   it('uses no regex feature RE2 (Renovate) lacks: lookarounds, backreferences', () => {
     for (const source of managers.flatMap((manager) => manager.matchStrings)) expect(source).not.toMatch(/\(\?[=!]|\(\?<[=!]|\\[1-9]/);
+  });
+});
+
+describe('the pinned Node.js runtime (ADR 41)', () => {
+  const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { optionalDependencies?: Record<string, string> };
+  const runtimes = Object.entries(manifest.optionalDependencies ?? {}).filter(([name]) => /^node-(linux|darwin|win)-/.test(name));
+  const rules = (JSON.parse(readFileSync(join(ROOT, 'renovate.json'), 'utf8')) as { packageRules: { groupName?: string; matchPackageNames?: string[] }[] }).packageRules;
+
+  it('is one exact release for every platform, which Renovate bumps in one pull request', () => {
+    expect(runtimes.length).toBeGreaterThan(0);
+    expect(new Set(runtimes.map(([, version]) => version))).toEqual(new Set([runtimes[0][1]]));
+    expect(runtimes[0][1]).toMatch(/^\d+\.\d+\.\d+$/);
+    const group = rules.filter((rule) => rule.matchPackageNames?.some((name) => name.startsWith('node-')));
+    expect(group.map((rule) => [...(rule.matchPackageNames ?? [])].sort())).toEqual([runtimes.map(([name]) => name).sort()]);
+  });
+
+  it('is the `node` npm scripts find first, where the platform has one', () => {
+    const installed = runtimes.find(([name]) => name === `node-${process.platform}-${process.arch}`);
+    if (installed === undefined || !existsSync(join(ROOT, 'node_modules', installed[0]))) return;
+    const run = spawnSync(join(ROOT, 'node_modules', '.bin', 'node'), ['--version'], { encoding: 'utf8' });
+    expect(run.stdout.trim()).toBe(`v${installed[1]}`);
   });
 });
