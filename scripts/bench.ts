@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: what the operator waits for, each measured as the operator runs it (a fresh
  * process each time, median of several runs) against its target, with the floor — loading
- * cdk8s and synthesizing one empty chart — measured in the same run for reference:
+ * cdk8s and synthesizing one empty chart — and npm's own share of an `npm run` (`npm run env`)
+ * measured in the same run for reference:
  *
  *   npm run synth (the shipped homelab.yaml, every environment)    <= 500 ms
  *   npm run synth -- --check, npm run diff, npm run synth -- --help <= 500 ms each
@@ -101,9 +102,11 @@ function benchmark(options: { tests: boolean }): void {
     console.log(`median of ${RUNS} runs, each a fresh process, wall time from start to exit (commands on Node.js ${process.version}):`);
     const floorDir = join(dir, 'floor');
     console.log(line('floor: node, load cdk8s, one empty chart', measure(process.execPath, ['-e', FLOOR_SCRIPT, floorDir])));
+    const shell = { PATH: shellPath() };
+    // npm starting a script that does nothing to speak of: the part of each `npm run` below that is npm's.
+    console.log(line('npm itself: npm run env', measure(npm, ['run', '--silent', 'env'], RUNS, shell)));
     // The output directory is written once, so that the runs measure the usual re-synth.
     spawnSync(process.execPath, [join(root, 'bin', 'run.cjs'), 'synth', '--out', out, '--quiet'], { cwd: root });
-    const shell = { PATH: shellPath() };
     const synth = ['run', '--silent', 'synth', '--', '--out', out, '--quiet'];
     console.log(line('npm run synth (homelab.yaml)', measure(npm, synth, RUNS, shell), TARGETS.synth));
     console.log(line('npm run synth -- --check', measure(npm, ['run', '--silent', 'synth', '--', '--out', out, '--check', '--quiet'], RUNS, shell), TARGETS.check));
