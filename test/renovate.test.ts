@@ -121,7 +121,7 @@ describe('renovate.json', () => {
 describe('the pinned Node.js runtime (ADR 41)', () => {
   const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { optionalDependencies?: Record<string, string> };
   const runtimes = Object.entries(manifest.optionalDependencies ?? {}).filter(([name]) => /^node-(linux|darwin|win)-/.test(name));
-  const rules = (JSON.parse(readFileSync(join(ROOT, 'renovate.json'), 'utf8')) as { packageRules: { groupName?: string; matchPackageNames?: string[] }[] }).packageRules;
+  const rules = (JSON.parse(readFileSync(join(ROOT, 'renovate.json'), 'utf8')) as { packageRules: { matchPackageNames?: string[] }[] }).packageRules;
 
   it('is one exact release for every platform, which Renovate bumps in one pull request', () => {
     expect(runtimes.length).toBeGreaterThan(0);
@@ -131,7 +131,7 @@ describe('the pinned Node.js runtime (ADR 41)', () => {
     expect(group.map((rule) => [...(rule.matchPackageNames ?? [])].sort())).toEqual([runtimes.map(([name]) => name).sort()]);
   });
 
-  it('is the `node` npm scripts find first, where the platform has one', () => {
+  it('is node_modules/.bin/node (what npm scripts find first), where npm installed one for the platform', () => {
     const installed = runtimes.find(([name]) => name === `node-${process.platform}-${process.arch}`);
     if (installed === undefined || !existsSync(join(ROOT, 'node_modules', installed[0]))) return;
     const run = spawnSync(join(ROOT, 'node_modules', '.bin', 'node'), ['--version'], { encoding: 'utf8' });
