@@ -114,11 +114,12 @@ const CACHE_GROWTH = 1.1;
 const CACHE_HEADER_BYTES = 32;
 
 /**
- * How much bytecode this process has compiled, for comparing runs of one Node.js. Newer V8s
- * (the pinned Node.js 26's) keep bytecode in the heap's trusted space, whose size is read for
- * free and follows it (the example's synth, a small config's and `diff` all at 1.63–1.64 times
- * V8's own count); otherwise only getHeapCodeStatistics counts it, by walking the heap: ~10 ms
- * at the end of every synth.
+ * How much this process has compiled, for comparing runs of one Node.js. Newer V8s (the pinned
+ * Node.js 26's) keep bytecode in the heap's trusted space, whose size is read for free; it also
+ * holds what the optimizing compilers made, so it is 1.4 (a small config's synth) to 1.8 times
+ * (800 apps) V8's bytecode count, the example's 1.64–1.69: a longer run of the same code reads a
+ * few percent more, well under CACHE_GROWTH. Otherwise only getHeapCodeStatistics counts the
+ * bytecode, by walking the heap: ~10 ms at the end of every synth.
  */
 function compiledSoFar() {
   const v8 = require('node:v8');

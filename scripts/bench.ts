@@ -45,16 +45,21 @@ function measure(command: string, args: readonly string[], runs = RUNS, env: Nod
 }
 
 /**
- * PATH as the operator's shell has it. `npm run bench` puts node_modules/.bin (and npm's
- * node-gyp-bin) first, so an npm started from here would itself run on the project's pinned
- * Node.js; typed in a shell, npm runs on the system's, and only the command it starts on the
- * pinned one.
+ * PATH as the operator's shell has it. `npm run bench` puts its own entries in front (each
+ * folder's node_modules/.bin up to the root, then npm's node-gyp-bin; a block per nested npm
+ * run), so an npm started from here would itself run on the project's pinned Node.js; typed in
+ * a shell, npm runs on the system's, and only the command it starts on the pinned one.
  */
 function shellPath(): string {
-  return (process.env.PATH ?? '')
-    .split(delimiter)
-    .filter((dir) => !/node_modules[\\/]\.bin$|node-gyp-bin$/.test(dir))
-    .join(delimiter);
+  const dirs = (process.env.PATH ?? '').split(delimiter);
+  let npmEntries = 0;
+  for (let i = 0; i < dirs.length && /node_modules[\\/]\.bin$|node-gyp-bin$/.test(dirs[i]); i++) if (/node-gyp-bin$/.test(dirs[i])) npmEntries = i + 1;
+  return dirs.slice(npmEntries).join(delimiter);
+}
+
+/** The version of the `node` a PATH finds. */
+function nodeOn(path: string): string {
+  return spawnSync('node', ['--version'], { encoding: 'utf8', env: { ...process.env, PATH: path } }).stdout.trim();
 }
 
 /** The platform fixture (three environments) plus `count` apps and the nodes to run them; every tenth depends on the one before. */
@@ -99,10 +104,12 @@ function benchmark(options: { tests: boolean }): void {
     // Once, so that the runs below measure synthesis and not the first build of dist/.
     spawnSync(process.execPath, [join(root, 'bin', 'run.cjs'), '--build'], { cwd: root });
     const out = join(dir, 'k8s');
-    console.log(`median of ${RUNS} runs, each a fresh process, wall time from start to exit (commands on Node.js ${process.version}):`);
-    const floorDir = join(dir, 'floor');
-    console.log(line('floor: node, load cdk8s, one empty chart', measure(process.execPath, ['-e', FLOOR_SCRIPT, floorDir])));
     const shell = { PATH: shellPath() };
+    // npm runs on the shell's node; the scripts it starts find the project's first (README).
+    const scripts = nodeOn([join(root, 'node_modules', '.bin'), shell.PATH].join(delimiter));
+    console.log(`median of ${RUNS} runs, each a fresh process, wall time from start to exit (npm on Node.js ${nodeOn(shell.PATH)}, its scripts on ${scripts}):`);
+    const floorDir = join(dir, 'floor');
+    console.log(line(`floor: node ${process.version}, load cdk8s, one empty chart`, measure(process.execPath, ['-e', FLOOR_SCRIPT, floorDir])));
     // npm starting a script that does nothing to speak of: the part of each `npm run` below that is npm's.
     console.log(line('npm itself: npm run env', measure(npm, ['run', '--silent', 'env'], RUNS, shell)));
     // The output directory is written once, so that the runs measure the usual re-synth.
@@ -112,7 +119,7 @@ function benchmark(options: { tests: boolean }): void {
     console.log(line('npm run synth -- --check', measure(npm, ['run', '--silent', 'synth', '--', '--out', out, '--check', '--quiet'], RUNS, shell), TARGETS.check));
     console.log(line('npm run diff', measure(npm, ['run', '--silent', 'diff'], RUNS, shell), TARGETS.diff));
     console.log(line('npm run synth -- --help', measure(npm, ['run', '--silent', 'synth', '--', '--help'], RUNS, shell), TARGETS.help));
-    console.log('own apps on the platform fixture (three environments), node bin/run.cjs synth:');
+    console.log(`own apps on the platform fixture (three environments), node bin/run.cjs synth (Node.js ${process.version}):`);
     const results = APP_COUNTS.map((count) => {
       const file = join(dir, `apps-${count}.yaml`);
       writeFileSync(file, configWithApps(count));

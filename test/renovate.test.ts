@@ -119,22 +119,31 @@ describe('renovate.json', () => {
 });
 
 describe('the pinned Node.js runtime (ADR 41)', () => {
+  const RUNTIME = /^node-(linux|darwin|win)-/;
   const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { optionalDependencies?: Record<string, string> };
-  const runtimes = Object.entries(manifest.optionalDependencies ?? {}).filter(([name]) => /^node-(linux|darwin|win)-/.test(name));
-  const rules = (JSON.parse(readFileSync(join(ROOT, 'renovate.json'), 'utf8')) as { packageRules: { matchPackageNames?: string[] }[] }).packageRules;
+  const runtimes = Object.entries(manifest.optionalDependencies ?? {}).filter(([name]) => RUNTIME.test(name));
+  const rules = (
+    JSON.parse(readFileSync(join(ROOT, 'renovate.json'), 'utf8')) as { packageRules: { matchPackageNames?: string[]; groupName?: string; allowedVersions?: string }[] }
+  ).packageRules;
+  const runtimeRules = rules.filter((rule) => rule.matchPackageNames?.some((name) => RUNTIME.test(name)));
+  const installed = runtimes.find(([name]) => name === `node-${process.platform}-${process.arch}`);
 
-  it('is one exact release for every platform, which Renovate bumps in one pull request', () => {
+  it('is one exact release for every platform, which Renovate bumps in one pull request within the versions it allows', () => {
     expect(runtimes.length).toBeGreaterThan(0);
     expect(new Set(runtimes.map(([, version]) => version))).toEqual(new Set([runtimes[0][1]]));
     expect(runtimes[0][1]).toMatch(/^\d+\.\d+\.\d+$/);
-    const group = rules.filter((rule) => rule.matchPackageNames?.some((name) => name.startsWith('node-')));
-    expect(group.map((rule) => [...(rule.matchPackageNames ?? [])].sort())).toEqual([runtimes.map(([name]) => name).sort()]);
+    // Every rule about the runtime names all of its packages, so none is bumped alone.
+    for (const rule of runtimeRules) expect([...(rule.matchPackageNames ?? [])].sort()).toEqual(runtimes.map(([name]) => name).sort());
+    expect(runtimeRules.filter((rule) => rule.groupName !== undefined)).toHaveLength(1);
+    // Renovate's regex form, /…/: the pinned release is one it would propose.
+    for (const { allowedVersions } of runtimeRules) if (allowedVersions) expect(runtimes[0][1]).toMatch(new RegExp(allowedVersions.slice(1, -1)));
   });
 
-  it('is node_modules/.bin/node (what npm scripts find first), where npm installed one for the platform', () => {
-    const installed = runtimes.find(([name]) => name === `node-${process.platform}-${process.arch}`);
-    if (installed === undefined || !existsSync(join(ROOT, 'node_modules', installed[0]))) return;
-    const run = spawnSync(join(ROOT, 'node_modules', '.bin', 'node'), ['--version'], { encoding: 'utf8' });
-    expect(run.stdout.trim()).toBe(`v${installed[1]}`);
-  });
+  it.skipIf(installed === undefined || !existsSync(join(ROOT, 'node_modules', installed[0])))(
+    'is node_modules/.bin/node (what npm scripts find first), where npm installed one for the platform',
+    () => {
+      const run = spawnSync(join(ROOT, 'node_modules', '.bin', 'node'), ['--version'], { encoding: 'utf8' });
+      expect(run.stdout.trim()).toBe(`v${installed![1]}`);
+    },
+  );
 });
