@@ -91,7 +91,7 @@ app.synth();
 function line(label: string, m: Measurement, targetMs?: number): string {
   const verdict = targetMs === undefined ? '' : `  target ${targetMs} ms: ${m.ms <= targetMs ? 'met' : 'MISSED'}`;
   const memory = m.peakMb === undefined ? '' : `  peak ${m.peakMb.toFixed(0)} MB`;
-  return `  ${label.padEnd(44)} ${m.ms.toFixed(0).padStart(6)} ms${memory}${verdict}`;
+  return `  ${label.padEnd(52)} ${m.ms.toFixed(0).padStart(6)} ms${memory}${verdict}`;
 }
 
 function benchmark(options: { tests: boolean }): void {
