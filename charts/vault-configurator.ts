@@ -128,22 +128,20 @@ export interface VaultConfiguratorProps {
 }
 
 export class VaultConfigurator extends Construct {
-  /** The generated ConfigMap's data: the roles table and one policy per role. */
-  readonly data: Readonly<Record<string, string>>;
-
   constructor(scope: HomelabService, id: string, props: VaultConfiguratorProps) {
     super(scope, id);
     const service = HomelabService.of(this);
     const labels = service.labelsFor('configurator');
     const access = [...props.access].sort((a, b) => byCodeUnits(a.role, b.role));
     const generated = [...(props.generated ?? [])].sort((a, b) => byCodeUnits(vaultPath(a), vaultPath(b)));
-    this.data = {
+    // The ConfigMap's data: the roles table, what to generate, and one policy per role.
+    const data = {
       [ROLES_KEY]: access.map((a) => `${a.role} ${a.serviceAccount} ${a.namespace}\n`).join(''),
       [GENERATED_KEY]: generated.map((need) => `${vaultPath(need)} ${need.keys.join(' ')}\n`).join(''),
       [CONFIGURATOR_POLICY_KEY]: configuratorPolicy(props.probe, generated),
       ...Object.fromEntries(access.map((a) => [`${a.role}.hcl`, [...a.policyPaths.map((path) => policyRule(path, ['read'])), ...(a.policyRules ?? []).map((rule) => policyRule(rule.path, rule.capabilities))].join('\n')])),
     };
-    new k8s.KubeConfigMap(this, 'config', { metadata: { name: CONFIGURATOR_NAME, labels }, data: { ...this.data } });
+    new k8s.KubeConfigMap(this, 'config', { metadata: { name: CONFIGURATOR_NAME, labels }, data });
     new k8s.KubeJob(this, 'job', {
       metadata: {
         name: CONFIGURATOR_NAME,

@@ -59,7 +59,7 @@ function shellPath(): string {
 
 /** The version of the `node` a PATH finds. */
 function nodeOn(path: string): string {
-  return spawnSync('node', ['--version'], { encoding: 'utf8', env: { ...process.env, PATH: path } }).stdout.trim();
+  return spawnSync('node', ['--version'], { encoding: 'utf8', env: { ...process.env, PATH: path } }).stdout?.trim() || 'none found';
 }
 
 /** The platform fixture (three environments) plus `count` apps and the nodes to run them; every tenth depends on the one before. */
@@ -105,20 +105,22 @@ function benchmark(options: { tests: boolean }): void {
     spawnSync(process.execPath, [join(root, 'bin', 'run.cjs'), '--build'], { cwd: root });
     const out = join(dir, 'k8s');
     const shell = { PATH: shellPath() };
+    /** An npm command as typed in a shell (npm on the shell's node). */
+    const npmRun = (args: readonly string[], runs = RUNS, env: NodeJS.ProcessEnv = {}) => measure(npm, args, runs, { ...shell, ...env });
     // npm runs on the shell's node; the scripts it starts find the project's first (README).
     const scripts = nodeOn([join(root, 'node_modules', '.bin'), shell.PATH].join(delimiter));
     console.log(`median of ${RUNS} runs, each a fresh process, wall time from start to exit (npm on Node.js ${nodeOn(shell.PATH)}, its scripts on ${scripts}):`);
     const floorDir = join(dir, 'floor');
     console.log(line(`floor: node ${process.version}, load cdk8s, one empty chart`, measure(process.execPath, ['-e', FLOOR_SCRIPT, floorDir])));
     // npm starting a script that does nothing to speak of: the part of each `npm run` below that is npm's.
-    console.log(line('npm itself: npm run env', measure(npm, ['run', '--silent', 'env'], RUNS, shell)));
+    console.log(line('npm itself: npm run env', npmRun(['run', '--silent', 'env'])));
     // The output directory is written once, so that the runs measure the usual re-synth.
     spawnSync(process.execPath, [join(root, 'bin', 'run.cjs'), 'synth', '--out', out, '--quiet'], { cwd: root });
     const synth = ['run', '--silent', 'synth', '--', '--out', out, '--quiet'];
-    console.log(line('npm run synth (homelab.yaml)', measure(npm, synth, RUNS, shell), TARGETS.synth));
-    console.log(line('npm run synth -- --check', measure(npm, ['run', '--silent', 'synth', '--', '--out', out, '--check', '--quiet'], RUNS, shell), TARGETS.check));
-    console.log(line('npm run diff', measure(npm, ['run', '--silent', 'diff'], RUNS, shell), TARGETS.diff));
-    console.log(line('npm run synth -- --help', measure(npm, ['run', '--silent', 'synth', '--', '--help'], RUNS, shell), TARGETS.help));
+    console.log(line('npm run synth (homelab.yaml)', npmRun(synth), TARGETS.synth));
+    console.log(line('npm run synth -- --check', npmRun(['run', '--silent', 'synth', '--', '--out', out, '--check', '--quiet']), TARGETS.check));
+    console.log(line('npm run diff', npmRun(['run', '--silent', 'diff']), TARGETS.diff));
+    console.log(line('npm run synth -- --help', npmRun(['run', '--silent', 'synth', '--', '--help']), TARGETS.help));
     console.log(`own apps on the platform fixture (three environments), node bin/run.cjs synth (Node.js ${process.version}):`);
     const results = APP_COUNTS.map((count) => {
       const file = join(dir, `apps-${count}.yaml`);
@@ -135,7 +137,7 @@ function benchmark(options: { tests: boolean }): void {
       console.log(`  ${a.count} -> ${b.count} apps: ${((b.m.ms - a.m.ms) / (b.count - a.count)).toFixed(2)} ms per added app`);
     }
     if (options.tests) {
-      const tests = measure(npm, ['test', '--silent'], 1, { ...shell, HOMELAB_REPORT_MAX_RSS: undefined });
+      const tests = npmRun(['test', '--silent'], 1, { HOMELAB_REPORT_MAX_RSS: undefined });
       console.log(line('npm test (the whole suite, once)', { ms: tests.ms }, TARGETS.tests));
     }
   } finally {

@@ -16,7 +16,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { PLATFORM_DOC_HEADER } from '../lib/output/platform-doc';
 import { RECOVERY_DOC_HEADER } from '../lib/output/recovery-doc';
 import { main as lintMain } from '../scripts/lint';
-import { captureOutput, fixtureObject, readTree, ROOT, runMain, runNode, tempDir, toYamlText } from './support';
+import { captureOutput, fixtureObject, readTree, ROOT, runCli, runMain, runNode, tempDir, toYamlText } from './support';
 import type { WriteJob } from './write-output-child';
 
 const RESOURCES = { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '32Mi' } };
@@ -44,7 +44,7 @@ function stateIn(dir: string): State {
 
 /** The compiled CLI's synth on a state, with extra environment variables. */
 function synth(config: string, state: State, env: NodeJS.ProcessEnv = {}): ReturnType<typeof runNode> {
-  return runNode([join(ROOT, 'bin', 'run.cjs'), 'synth', '--config', config, '--out', state.out, '--docs', state.docs, '--quiet'], env);
+  return runCli(['--config', config, '--out', state.out, '--docs', state.docs, '--quiet'], env);
 }
 
 interface Step {
@@ -119,11 +119,16 @@ describe('a synth killed at any step', () => {
     writer = writerOf(after);
     // The writer's steps are the CLI's, to the path, and it writes what the CLI wrote.
     const copy = oldState();
-    const written = runNode([writer.script, writer.job, copy.dir], { HOMELAB_TEST_TRACE_STEPS: '1' });
+    const written = writeOnly(copy, { HOMELAB_TEST_TRACE_STEPS: '1' });
     expect(written.status, written.stderr).toBe(0);
     expect(sameSteps(parseTrace(written.stderr), copy.dir)).toEqual(sameSteps(steps, traced.dir));
     expect(contents(copy)).toEqual(after);
   });
+
+  /** The write-only process writing the new config's output over `state`, with extra environment variables. */
+  function writeOnly(state: State, env: NodeJS.ProcessEnv): ReturnType<typeof runNode> {
+    return runNode([writer.script, writer.job, state.dir], env);
+  }
 
   /** Builds the write-only process and its job: writing `state` over the old state. */
   function writerOf(state: typeof after): { script: string; job: string } {
@@ -157,7 +162,7 @@ describe('a synth killed at any step', () => {
   /** Kills the write of the new config's output (the write-only process) on a copy of the old state before step n. */
   function killedBefore(n: number, env: NodeJS.ProcessEnv = {}): State {
     const state = oldState();
-    const killed = runNode([writer.script, writer.job, state.dir], { ...env, HOMELAB_TEST_KILL_AT_STEP: String(n) });
+    const killed = writeOnly(state, { ...env, HOMELAB_TEST_KILL_AT_STEP: String(n) });
     expect(killed.signal, `step ${n}: ${killed.stderr}`).toBe('SIGKILL');
     return state;
   }
@@ -210,7 +215,7 @@ describe('a synth killed at any step', () => {
     const fallback = parseTrace(trace.stderr);
     const copy = oldState();
     // The write-only process falls back alike.
-    const written = runNode([writer.script, writer.job, copy.dir], { ...noPerl, HOMELAB_TEST_TRACE_STEPS: '1' });
+    const written = writeOnly(copy, { ...noPerl, HOMELAB_TEST_TRACE_STEPS: '1' });
     expect(sameSteps(parseTrace(written.stderr), copy.dir)).toEqual(sameSteps(fallback, traced.dir));
     const retire = fallback.find((s) => s.what === 'rename' && s.path.endsWith('-retired'))!;
     expect(retire).toBeDefined();

@@ -30,11 +30,20 @@ interface Dependency {
 }
 
 const VERSIONS_FILE = 'charts/versions.ts';
-const managers = (JSON.parse(readFileSync(join(ROOT, 'renovate.json'), 'utf8')) as { customManagers: CustomManager[] }).customManagers;
+const RENOVATE = JSON.parse(readFileSync(join(ROOT, 'renovate.json'), 'utf8')) as {
+  customManagers: CustomManager[];
+  packageRules: { matchPackageNames?: string[]; groupName?: string; allowedVersions?: string }[];
+};
+const managers = RENOVATE.customManagers;
+
+/** A pattern in Renovate's `/regex/` form. */
+function renovateRegex(pattern: string): RegExp {
+  return new RegExp(/^\/(.*)\/$/.exec(pattern)![1]);
+}
 
 /** Renovate's `/regex/` file patterns. */
 function matchesFile(manager: CustomManager, file: string): boolean {
-  return manager.managerFilePatterns.some((pattern) => new RegExp(/^\/(.*)\/$/.exec(pattern)![1]).test(file));
+  return manager.managerFilePatterns.some((pattern) => renovateRegex(pattern).test(file));
 }
 
 /** `{{{group}}}` templates filled from a match's named groups. */
@@ -122,10 +131,7 @@ describe('the pinned Node.js runtime (ADR 41)', () => {
   const RUNTIME = /^node-(linux|darwin|win)-/;
   const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { optionalDependencies?: Record<string, string> };
   const runtimes = Object.entries(manifest.optionalDependencies ?? {}).filter(([name]) => RUNTIME.test(name));
-  const rules = (
-    JSON.parse(readFileSync(join(ROOT, 'renovate.json'), 'utf8')) as { packageRules: { matchPackageNames?: string[]; groupName?: string; allowedVersions?: string }[] }
-  ).packageRules;
-  const runtimeRules = rules.filter((rule) => rule.matchPackageNames?.some((name) => RUNTIME.test(name)));
+  const runtimeRules = RENOVATE.packageRules.filter((rule) => rule.matchPackageNames?.some((name) => RUNTIME.test(name)));
   const installed = runtimes.find(([name]) => name === `node-${process.platform}-${process.arch}`);
 
   it('is one exact release for every platform, which Renovate bumps in one pull request within the versions it allows', () => {
@@ -135,8 +141,8 @@ describe('the pinned Node.js runtime (ADR 41)', () => {
     // Every rule about the runtime names all of its packages, so none is bumped alone.
     for (const rule of runtimeRules) expect([...(rule.matchPackageNames ?? [])].sort()).toEqual(runtimes.map(([name]) => name).sort());
     expect(runtimeRules.filter((rule) => rule.groupName !== undefined)).toHaveLength(1);
-    // Renovate's regex form, /…/: the pinned release is one it would propose.
-    for (const { allowedVersions } of runtimeRules) if (allowedVersions) expect(runtimes[0][1]).toMatch(new RegExp(allowedVersions.slice(1, -1)));
+    // The pinned release is one the rules would propose.
+    for (const { allowedVersions } of runtimeRules) if (allowedVersions) expect(runtimes[0][1]).toMatch(renovateRegex(allowedVersions));
   });
 
   it.skipIf(installed === undefined || !existsSync(join(ROOT, 'node_modules', installed[0])))(

@@ -282,9 +282,8 @@ export function runNode(args: string[], env: NodeJS.ProcessEnv = {}): { status: 
 }
 
 /** Runs the real CLI the way `npm run synth` does (the compiled bundle, rebuilt if the sources changed). */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
-  const { status, stdout, stderr } = runNode([join(ROOT, 'bin', 'run.cjs'), 'synth', ...args], env);
-  return { status, stdout, stderr };
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): ReturnType<typeof runNode> {
+  return runNode([join(ROOT, 'bin', 'run.cjs'), 'synth', ...args], env);
 }
 
 /** Runs main() in-process, capturing what it prints. */

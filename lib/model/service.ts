@@ -395,7 +395,7 @@ export abstract class HomelabService extends Chart {
 
   /**
    * Logs this service's own users in as an OIDC client of the single sign-on service (from its
-   * OidcLoginService.logInThrough): declares the client Secret (key OIDC_CLIENT_SECRET_KEY,
+   * OidcLoginService.logInThrough, or a custom app's `oidc` exposure): declares the client Secret (key OIDC_CLIENT_SECRET_KEY,
    * generated in the secret backend; not needed to start unless `client.neededToStart` says so:
    * a platform UI's local login works before),
    * registers the client, and lets `client.pods` reach the issuer. The service then configures
@@ -446,15 +446,16 @@ export abstract class HomelabService extends Chart {
     const { cluster } = ref;
     this.requestCapacity(`${cluster}-backup-sidecar`, ref.instances, backup.sidecarRequests);
     this.requestCapacity(`${backup.scratchCluster}-postgres`, 1, backup.scratchRequests);
-    // The database's pods (the instances and their jobs) and the restore check's scratch cluster.
-    [ref.podSelector, backup.scratchPodSelector].forEach((podSelector, i) =>
+    const toTarget = (name: string, podSelector: Readonly<Record<string, string>>) =>
       this.allowEgress({
-        name: i === 0 ? `${cluster}-backup-target` : `${cluster}-backup-target-${i}`,
+        name,
         podSelector,
         to: { kind: 'external', destinations: [backup.destination] },
         reason: `database ${cluster}: WAL and base backups to ${backup.location}, and recoveries from there`,
-      }),
-    );
+      });
+    // The database's pods (the instances and their jobs) and the restore check's scratch cluster.
+    toTarget(`${cluster}-backup-target`, ref.podSelector);
+    toTarget(`${cluster}-backup-target-1`, backup.scratchPodSelector);
     this.callApiServer(backup.scratchPodSelector, `the restore check's scratch cluster of database ${cluster} reads its Cluster`, `api-server-${backup.scratchCluster}`);
     const job = databaseRestoreCheckJob(cluster);
     this.callApiServer(this.endToEndCheckPods(job), `the restore check of database ${cluster} creates and deletes its scratch cluster`, `api-server-${job}`);

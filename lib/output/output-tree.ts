@@ -94,7 +94,7 @@ export async function readGitTreeWhile<T>(commit: string, outdir: string, option
   if (entries.length === 0) return { tree: new Map(), result: work() };
   const files = gitAnswerFiles(entries.map((e) => `${e.object}\n`).join(''));
   try {
-    const batch = inBackground('git', ['cat-file', '--batch'], { cwd, stdin: files.objects, stdout: files.contents });
+    const batch = gitInBackground(['cat-file', '--batch'], { cwd, stdin: files.objects, stdout: files.contents });
     let result: T;
     let answer: { status: number | null; stderr: string };
     try {
@@ -141,9 +141,9 @@ function gitAnswerFiles(objectList: string): { objects: number; contents: number
   }
 }
 
-/** A process reading `stdin` from an open file and writing `stdout` into one; its exit status and what it said on stderr. */
-function inBackground(command: string, args: readonly string[], io: { cwd: string; stdin: number; stdout: number }): Promise<{ status: number | null; stderr: string }> {
-  const child = spawn(command, args, { cwd: io.cwd, stdio: [io.stdin, io.stdout, 'pipe'] });
+/** git reading `stdin` from an open file and writing `stdout` into one; its exit status and what it said on stderr. */
+function gitInBackground(args: readonly string[], io: { cwd: string; stdin: number; stdout: number }): Promise<{ status: number | null; stderr: string }> {
+  const child = spawn('git', args, { cwd: io.cwd, stdio: [io.stdin, io.stdout, 'pipe'] });
   return new Promise((settle) => {
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
