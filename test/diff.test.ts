@@ -223,7 +223,7 @@ describe('npm run diff against git', () => {
   });
 
   it('reads the committed tree of a revision while other work runs, and leaves no temporary file when that work fails', async () => {
-    // A temporary directory of this test's own (TMPDIR is this worker thread's): other tests
+    // A temporary directory of this test's own (TMPDIR is this worker process's): other tests
     // and other runs on the machine make and remove theirs in the shared one meanwhile.
     const scratch = tempDir();
     const shared = process.env.TMPDIR;
