@@ -1,9 +1,7 @@
 import { defineConfig } from 'vitest/config';
 import buildPlugins from './bin/build-plugins.cjs';
-import { memoryScratchDirectory } from './test/temp-dirs';
 
 const { GENERATED_L1, withLinearFilter } = buildPlugins;
-const scratch = memoryScratchDirectory();
 
 export default defineConfig({
   // The tests run the code as the bundles do (bin/build-plugins.cjs; cdk8s-plus's in test/setup/linear-l1-filters.ts).
@@ -18,10 +16,10 @@ export default defineConfig({
     maxWorkers: 2,
     execArgv: ['--v8-pool-size=1'],
     isolate: false,
-    env: scratch ? { TMPDIR: scratch } : {},
     testTimeout: 0,
     hookTimeout: 0,
     experimental: { fsModuleCache: true },
+    globalSetup: ['test/setup/scratch-directory.ts'],
     setupFiles: ['test/setup/linear-l1-filters.ts', 'test/setup/temp-dirs.ts'],
   },
 });
