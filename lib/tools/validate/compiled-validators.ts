@@ -55,7 +55,7 @@ export function cachedValidator(key: string, compile: () => { ajv: Ajv; validate
   const cached = loadModule(file);
   if (cached) return cached;
   const { ajv, validate } = compile();
-  // Per process and thread: the test workers are threads of one process.
+  // Per process and thread: two test workers, or two threads of a process, may compile the same one at once.
   const staging = `${file}.${process.pid}-${threadId}.tmp`;
   try {
     mkdirSync(cacheDir, { recursive: true });
