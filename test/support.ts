@@ -207,7 +207,10 @@ export interface Manifest {
   [key: string]: any;
 }
 
-const parsed = new WeakMap<Pick<SynthesizedEnvironment, 'files'>, { path: string; manifest: Manifest }[]>();
+type Documents = { path: string; manifest: Manifest }[];
+/** Per environment, each file's documents as parsed (manifestsOf and maybeManifestAt share them). */
+const parsedFiles = new WeakMap<Pick<SynthesizedEnvironment, 'files'>, Map<string, Documents>>();
+const parsed = new WeakMap<Pick<SynthesizedEnvironment, 'files'>, Documents>();
 
 /** Shared parses are frozen: a test that changes one fails where it does, not another test later. */
 function deepFreeze<T>(value: T): T {
@@ -218,31 +221,42 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** The documents of one file of an environment (none if it wrote no such file), parsed once and frozen. */
+function documentsIn(env: Pick<SynthesizedEnvironment, 'files'>, path: string): Documents {
+  let files = parsedFiles.get(env);
+  if (!files) {
+    files = new Map();
+    parsedFiles.set(env, files);
+  }
+  let documents = files.get(path);
+  if (!documents) {
+    const text = env.files.get(path);
+    documents = text === undefined ? [] : deepFreeze(documentsOf(new Map([[path, text]])) as Documents);
+    files.set(path, documents);
+  }
+  return documents;
+}
+
 /**
  * Every Kubernetes document of one environment with the path of its file, parsed once per
  * environment and frozen at run time (copy a manifest, or the list, before changing it; the
  * type stays mutable so that the tests pass these lists on without casts).
  */
-export function manifestsOf(env: Pick<SynthesizedEnvironment, 'files'>): { path: string; manifest: Manifest }[] {
+export function manifestsOf(env: Pick<SynthesizedEnvironment, 'files'>): Documents {
   let manifests = parsed.get(env);
   if (!manifests) {
-    manifests = deepFreeze(documentsOf(env.files) as { path: string; manifest: Manifest }[]);
+    manifests = deepFreeze([...env.files.keys()].flatMap((path) => documentsIn(env, path)));
     parsed.set(env, manifests);
   }
   return manifests;
 }
 
-const byPath = new WeakMap<Pick<SynthesizedEnvironment, 'files'>, Map<string, Manifest>>();
-
-/** The manifest of one file of an environment (its first document), or undefined if it wrote no such file. */
+/**
+ * The manifest of one file of an environment (its first document), or undefined if it wrote no
+ * such file. Only that file is parsed: most tests read a few files of the variant they made.
+ */
 export function maybeManifestAt(env: Pick<SynthesizedEnvironment, 'files'>, path: string): Manifest | undefined {
-  let manifests = byPath.get(env);
-  if (!manifests) {
-    manifests = new Map<string, Manifest>();
-    for (const { path: at, manifest } of manifestsOf(env)) if (!manifests.has(at)) manifests.set(at, manifest);
-    byPath.set(env, manifests);
-  }
-  return manifests.get(path);
+  return documentsIn(env, path)[0]?.manifest;
 }
 
 /** The manifest of one file of an environment (its first document); throws if it wrote no such file. */
