@@ -1,7 +1,7 @@
 /**
  * Global setup (vitest.config.mts): where the tests' temporary directories go. The suite writes
  * and removes tens of thousands of files (synth outputs, copies of them, fake commands), which
- * on a disk's file system cost a 2-core run ~2 s of wall time and ~1.9 s of kernel time (ADR 31,
+ * on a disk's file system cost a 2-core run 1–2 s of wall time and ~1.9 s of kernel time (ADR 31,
  * seventh round). So, where the machine has a memory file system the tests can use, the run
  * gets a directory of its own there as TMPDIR, for the test processes and what they start, and
  * removes it when it ends; one left by a run that was killed (its process gone) is removed by
@@ -60,7 +60,12 @@ function memoryScratchDirectory(env: NodeJS.ProcessEnv): string | undefined {
 function removeAbandonedRuns(root: string): void {
   for (const name of readdirSync(root)) {
     const pid = RUN_DIRECTORY.exec(name)?.[1];
-    if (pid !== undefined && !isRunning(Number(pid))) rmSync(join(root, name), { recursive: true, force: true });
+    if (pid === undefined || isRunning(Number(pid))) continue;
+    try {
+      rmSync(join(root, name), { recursive: true, force: true });
+    } catch {
+      // Another user's: theirs to remove.
+    }
   }
 }
 
