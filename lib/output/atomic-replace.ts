@@ -30,6 +30,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileSystemFailure, UserError } from '../util/errors';
+import { isRunning } from '../util/processes';
 import { testStep } from './test-faults';
 
 /** The temporaries of one run (its process id) for one output directory. */
@@ -300,14 +301,4 @@ function remove(path: string): void {
 function identity(path: string): string | undefined {
   const stats = lstatSync(path, { bigint: true, throwIfNoEntry: false });
   return stats && `${stats.dev}:${stats.ino}`;
-}
-
-/** Whether a process with this id exists (EPERM: it does, another user's). */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

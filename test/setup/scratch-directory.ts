@@ -10,6 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isRunning } from '../../lib/util/processes';
 
 /** Linux's shared-memory file system, where a distribution has one. */
 const MEMORY_FS = '/dev/shm';
@@ -21,7 +22,7 @@ const MEMORY_FS_MIN_FREE_BYTES = 1024 ** 3;
 const RUN_DIRECTORY = /^homelab-tests-(\d+)$/;
 
 export default function setup(): (() => void) | undefined {
-  const root = memoryScratchDirectory(process.env);
+  const root = memoryScratchDirectory();
   if (root === undefined) return undefined;
   removeAbandonedRuns(root);
   const dir = join(root, `homelab-tests-${process.pid}`);
@@ -38,8 +39,9 @@ export default function setup(): (() => void) | undefined {
  * (TMPDIR, TMP, TEMP, as os.tmpdir() reads them), a tmpfs, writable, with a GiB free, and not
  * mounted `noexec` (as containers often mount it), since the fake commands run from there.
  */
-function memoryScratchDirectory(env: NodeJS.ProcessEnv): string | undefined {
-  if (env.TMPDIR || env.TMP || env.TEMP || process.platform !== 'linux') return undefined;
+function memoryScratchDirectory(): string | undefined {
+  const { TMPDIR, TMP, TEMP } = process.env;
+  if (TMPDIR || TMP || TEMP || process.platform !== 'linux') return undefined;
   try {
     const fs = statfsSync(MEMORY_FS);
     if (fs.type !== TMPFS_MAGIC || fs.bavail * fs.bsize < MEMORY_FS_MIN_FREE_BYTES) return undefined;
@@ -66,15 +68,5 @@ function removeAbandonedRuns(root: string): void {
     } catch {
       // Another user's: theirs to remove.
     }
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it runs, as another user.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
