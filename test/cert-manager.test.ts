@@ -95,8 +95,9 @@ describe('checkpoints waiting for conditions (kube_condition)', () => {
     '  *) printf \'{"status": {"conditions": [{"lastTransitionTime": "x", "status": "%s", "type": "Ready"}]}}\' "$status" ;;',
     'esac',
   ].join('\n');
+  // Twice, not the Job's thirty times (held below).
   const run = (path: string, firstOk: boolean) =>
-    runWithFakeCommands(job(path).spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP, cat: 'echo token' }, { env: firstOk ? { FIRST_OK: '1' } : {} });
+    runWithFakeCommands(job(path).spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP, cat: 'echo token' }, { env: { CONDITION_CHECKS: '2', ...(firstOk ? { FIRST_OK: '1' } : {}) } });
 
   it.each(['cert-manager/job-cert-manager-checkpoint.yaml', 'prometheus-operator-crds/job-prometheus-operator-crds-checkpoint.yaml'])(
     '%s passes when all are ready and fails when the first is not',
@@ -107,4 +108,22 @@ describe('checkpoints waiting for conditions (kube_condition)', () => {
       expect(failed.stderr).toMatch(/condition (Ready|Established) is not True/);
     },
   );
+
+  it('asks for five minutes, 10 s apart, in every Job that waits for a condition; its tries are read from the env', () => {
+    const DEFINITION = 'kube_condition() {';
+    const waiting = synthesizePlatformFixture().flatMap((env) =>
+      manifestsOf(env)
+        .filter(({ manifest }) => manifest.kind === 'Job')
+        .flatMap(({ manifest }) => manifest.spec.template.spec.containers)
+        .filter((container: any) => container.command[2].includes(DEFINITION) && container.command[2].replace(DEFINITION, '').includes('kube_condition')),
+    );
+    expect(waiting.length).toBeGreaterThan(0);
+    for (const container of waiting) {
+      const script: string = container.command[2];
+      const tries = Number(container.env.find((e: any) => e.name === 'CONDITION_CHECKS')?.value);
+      const pause = Number(/kube_condition\(\) \{[^}]*?\bsleep (\d+)/.exec(script)?.[1]);
+      expect(tries * pause, script.split('\n').find((line) => line.trim().startsWith('kube_condition '))).toBe(300);
+      expect(script).toContain('seq "$CONDITION_CHECKS"');
+    }
+  });
 });
