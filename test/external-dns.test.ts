@@ -11,17 +11,17 @@ import { isExposureRouter, type RoutedHost } from '../lib/model/exposure';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { INVARIANTS } from './invariants';
 import { assertValidPromql } from './support-promql';
-import { chartValues, environmentIssues, FAKE_SLEEP, manifestAt, manifestsOf, platformObject, platformText, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText, withFiles } from './support';
+import { chartValues, environmentIssues, FAKE_SLEEP, manifestAt, manifestsOf, platformObject, platformText, runWithFakeCommands, Synthesized, synthesizeEnvironment, synthesizePlatforms, tempDir, toYamlText, withFiles } from './support';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const ZONE_ID = '023e105f4ecef8ad9ca31a8372d0c353';
-/** The fixture (dev and staging point at a node, prod at Traefik's loadBalancerIP) with external-dns' settings changed. */
-function withExternalDns(settings: Record<string, unknown>, prod: Record<string, unknown>) {
+/** The fixture's dev environment (which points at a node) with external-dns' settings changed (prod's own, a private target, dropped). */
+function withExternalDns(settings: Record<string, unknown>): Synthesized {
   const config = platformObject();
   config.services.externalDns = { ...config.services.externalDns, ...settings };
-  config.environments.prod.services.externalDns = prod;
-  return synthesizePlatforms(toYamlText(config), undefined, { fresh: true });
+  config.environments.prod.services.externalDns = {};
+  return synthesizeEnvironment(toYamlText(config), 'dev', undefined, { fresh: true });
 }
 
 const envs = synthesizePlatforms(platformText());
@@ -90,7 +90,7 @@ describe('records derived from the exposures', () => {
 
   it('takes TTL, proxy and an IPv6 target from the config', () => {
     // Written as the operator likes; recorded as Cloudflare stores it and resolvers print it.
-    const [tuned] = withExternalDns({ target: '2001:DB8:0:0::10', ttl: 600, proxied: true }, {});
+    const tuned = withExternalDns({ target: '2001:DB8:0:0::10', ttl: 600, proxied: true });
     for (const host of routedHosts(tuned)) {
       const [endpoint] = endpointOf(tuned, host);
       expect(endpoint).toMatchObject({ recordType: 'AAAA', targets: ['2001:db8::10'] });

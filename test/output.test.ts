@@ -9,7 +9,7 @@ import { treeOf } from '../lib/output/output-tree';
 import { writeOutput } from '../lib/output/writer';
 import { main as validateMain, validateDirectory } from '../scripts/validate';
 import { GENERATED_HEADER } from '../lib/output/output-guard';
-import { captureOutput, fixtureObject, PLATFORM_FIXTURE, platformText, readTree, runCli, runMain, synthesizePlatformFixture, synthesizePlatforms, synthesizeText, tempDir, toYamlText } from './support';
+import { captureOutput, fixtureObject, PLATFORM_FIXTURE, platformText, readTree, runCli, runMain, synthesizeEnvironment, synthesizePlatformFixture, synthesizePlatforms, synthesizeText, tempDir, toYamlText } from './support';
 
 /** A file as synth writes it: the generated header, then the text. */
 const generated = (text: string) => `${GENERATED_HEADER}${text}\n`;
@@ -306,7 +306,7 @@ describe('manifests rendered once and reused', () => {
   // That they equal fresh renders after a whole synth is an invariant (test/invariants.ts), over any config.
 
   it('are rendered again when the metadata changes, and frozen against callers that would change them', () => {
-    const [{ platform }] = synthesizePlatforms(platformText(), undefined, { fresh: true });
+    const { platform } = synthesizeEnvironment(platformText(), 'dev', undefined, { fresh: true });
     const service = platform.services.find((s) => s.apiObjects.some((object) => object.kind === 'Deployment'))!;
     const object = service.apiObjects.find((o) => o.kind === 'Deployment')!;
     const before = service.render(object);
