@@ -1,10 +1,11 @@
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import Ajv from 'ajv';
-import { cachedValidator, validatorKey } from '../lib/tools/validate/compiled-validators';
+import { cachedValidator, VALIDATOR_CACHE_DIR, validatorKey } from '../lib/tools/validate/compiled-validators';
 import { ManifestValidator, SCHEMA_DIR } from '../lib/tools/validate/manifest-validator';
 import { validateDirectory } from '../scripts/validate';
+import { ROOT, runNode } from './support';
 import { tempDir } from './temp-dirs';
 
 const validator = ManifestValidator.shared();
@@ -378,6 +379,20 @@ describe('compiled validators kept on disk', () => {
     expect(cachedValidator(key, compile, cacheDir)({ port: 2 })).toBe(true);
     expect(compiles).toBe(2);
     expect(readdirSync(cacheDir)).toEqual([`${key}.js`]);
+  });
+
+  it('are named alike by the commands and the tests, so the tests load what `npm run validate` compiled', () => {
+    const namespace = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'web' } };
+    const own = join(dir, 'names');
+    expect(new ManifestValidator(SCHEMA_DIR, own).validate(namespace)).toEqual([]);
+    const [module] = readdirSync(own);
+    // Gone from the project's cache (another test may have left it): only the command can put it back.
+    rmSync(join(VALIDATOR_CACHE_DIR, module), { force: true });
+    const input = tempDir();
+    writeFileSync(join(input, 'namespace.yaml'), `${JSON.stringify(namespace)}\n`);
+    const run = runNode([join(ROOT, 'bin', 'run.cjs'), 'validate', input]);
+    expect(run.status, run.stderr).toBe(0);
+    expect(readdirSync(VALIDATOR_CACHE_DIR)).toContain(module);
   });
 
   it('are named by every part they are generated from', () => {

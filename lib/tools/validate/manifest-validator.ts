@@ -14,6 +14,24 @@ import { readClusterScopedKinds, scopedKindName } from '../../output/cluster-sco
 import { projectRoot } from '../../util/project';
 import addFormats from 'ajv-formats';
 
+/**
+ * This module's source file, part of the compiled validators' cache key: how it hands schemas to
+ * ajv shapes their code. The file's text, not the class's printed code: a bundle prints the class
+ * with the names esbuild gives its imports, which change with unrelated sources, and the tests'
+ * transform prints it otherwise, so every rebuild of the commands, and the tests after a
+ * command, compiled every validator again.
+ */
+export const VALIDATOR_SOURCE = join(projectRoot(), 'lib', 'tools', 'validate', 'manifest-validator.ts');
+
+/** The code the cache key stands for: the source, or where it is not there, the class and the pattern translation as printed. */
+function codeOfThisModule(): string {
+  try {
+    return readFileSync(VALIDATOR_SOURCE, 'utf8');
+  } catch {
+    return `${String(ManifestValidator)}\n${goRegExp.code}`;
+  }
+}
+
 /** A JSON schema node: keyword → value. */
 export type JsonSchema = { [keyword: string]: unknown };
 
@@ -169,7 +187,7 @@ export class ManifestValidator {
   }
 
   private keyOfAll(): string {
-    this.commonKey ??= validatorKey([AJV_OPTIONS, goRegExp.code, String(ManifestValidator), this.keyOfFile(KUBERNETES_SCHEMA_FILE)]);
+    this.commonKey ??= validatorKey([AJV_OPTIONS, codeOfThisModule(), this.keyOfFile(KUBERNETES_SCHEMA_FILE)]);
     return this.commonKey;
   }
 
