@@ -31,7 +31,7 @@ const ZOD_ENGLISH_ONLY = {
  */
 const QUADRATIC_FILTER = /Object\.entries\(([^()]+)\)\.reduce\(\(r, i\) => \(i\[1\] === undefined\) \? r : \(\{ \.\.\.r, \[i\[0\]\]: ([^{}]+?) \}\), \{\}\)/g;
 const LINEAR_FILTER_FUNCTION =
-  '\nfunction __definedFieldsOf(fields, convert) { const defined = {}; for (const key of Object.keys(fields)) { const value = fields[key]; if (value !== undefined) defined[key] = convert ? convert(value) : value; } return defined; }\n';
+  '\nfunction __definedFieldsOf(fields, convert) { const defined = {}; const keys = Object.keys(fields); for (let i = 0; i < keys.length; i++) { const value = fields[keys[i]]; if (value !== undefined) defined[keys[i]] = convert ? convert(value) : value; } return defined; }\n';
 /**
  * The cdk8s-plus line package.json depends on (`cdk8s-plus-<Kubernetes minor>`, ADR 32): read, not
  * named, so that moving the platform to another Kubernetes version cannot leave its L1 classes

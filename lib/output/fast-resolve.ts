@@ -15,6 +15,7 @@
  */
 import { ApiObject, ApiObjectMetadataDefinition, App, JsonPatch, Lazy } from 'cdk8s';
 import * as cdk8sResolve from 'cdk8s/lib/resolve';
+import { sortByCodeUnits } from '../util/text-order';
 
 /** cdk8s' own methods, as they were before the installation. */
 const originalToJson = ApiObject.prototype.toJson;
@@ -72,9 +73,11 @@ function render(walk: Walk, value: any): unknown {
   }
   if (value.constructor.name !== 'Object') throw new Error(`can't render non-simple object of type '${value.constructor.name}'`);
   const result: Record<string, unknown> = {};
-  const keys = walk.sanitize.sortKeys ? Object.keys(value).sort() : Object.keys(value);
+  const keys = Object.keys(value);
+  if (walk.sanitize.sortKeys) sortByCodeUnits(keys);
   let kept = 0;
-  for (const key of keys) {
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
     walk.path.push(key);
     const rendered = render(walk, value[key]);
     walk.path.pop();
@@ -127,6 +130,9 @@ interface MetadataState {
   readonly _additionalAttributes: Record<string, unknown>;
 }
 
+/** The keys cdk8s puts first in a manifest. */
+const LEADING_KEYS = ['apiVersion', 'kind', 'metadata'];
+
 /** cdk8s' ApiObject.toJson(), with the one walk. */
 function toJson(this: ApiObject): any {
   const self = this as unknown as ApiObjectState;
@@ -135,9 +141,12 @@ function toJson(this: ApiObject): any {
     const json = resolveAndSanitize(this, data, { sortKeys: !process.env.CDK8S_DISABLE_SORT, filterEmpty: false });
     if (!json) return originalToJson.call(this);
     const patched = JsonPatch.apply(json.value, ...self.patches);
+    // apiVersion, kind and metadata first, then the rest in their order.
     const result: Record<string, unknown> = {};
-    for (const key of ['apiVersion', 'kind', 'metadata', ...Object.keys(patched)]) {
-      if (key in patched) result[key] = patched[key];
+    for (const key of LEADING_KEYS) if (key in patched) result[key] = patched[key];
+    const keys = Object.keys(patched);
+    for (let i = 0; i < keys.length; i++) {
+      if (!LEADING_KEYS.includes(keys[i])) result[keys[i]] = patched[keys[i]];
     }
     return result;
   } catch (e) {

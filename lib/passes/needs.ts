@@ -155,12 +155,15 @@ function valueStorageClasses(values: unknown): string[] {
  */
 function collect(value: unknown, pick: (key: string, value: any) => string[] | undefined): string[] {
   const found: string[] = [];
+  // Keys, not entries: a pair per key of every value of every chart was most of this pass's garbage.
   const visit = (node: unknown): void => {
     if (Array.isArray(node)) {
-      for (const item of node) visit(item);
+      for (let i = 0; i < node.length; i++) visit(node[i]);
     } else if (typeof node === 'object' && node !== null) {
-      for (const [key, child] of Object.entries(node)) {
-        const picked = pick(key, child);
+      const keys = Object.keys(node);
+      for (let i = 0; i < keys.length; i++) {
+        const child = (node as Record<string, unknown>)[keys[i]];
+        const picked = pick(keys[i], child);
         if (picked) found.push(...picked);
         else visit(child);
       }
