@@ -110,20 +110,24 @@ describe('checkpoints waiting for conditions (kube_condition)', () => {
   );
 
   it('asks for five minutes, 10 s apart, in every Job that waits for a condition; its tries are read from the env', () => {
-    const DEFINITION = 'kube_condition() {';
+    /** The script's definition of kube_condition (up to its closing brace) and the rest of it. */
+    const parts = (script: string) => {
+      const definition = /^kube_condition\(\) \{\n[\s\S]*?\n\}\n/m.exec(script);
+      return definition ? { definition: definition[0], rest: script.replace(definition[0], '') } : undefined;
+    };
     const waiting = synthesizePlatformFixture().flatMap((env) =>
       manifestsOf(env)
         .filter(({ manifest }) => manifest.kind === 'Job')
         .flatMap(({ manifest }) => manifest.spec.template.spec.containers)
-        .filter((container: any) => container.command[2].includes(DEFINITION) && container.command[2].replace(DEFINITION, '').includes('kube_condition')),
+        .filter((container: any) => parts(container.command[2])?.rest.includes('kube_condition')),
     );
     expect(waiting.length).toBeGreaterThan(0);
     for (const container of waiting) {
-      const script: string = container.command[2];
+      const { definition, rest } = parts(container.command[2])!;
       const tries = Number(container.env.find((e: any) => e.name === 'CONDITION_CHECKS')?.value);
-      const pause = Number(/kube_condition\(\) \{[^}]*?\bsleep (\d+)/.exec(script)?.[1]);
-      expect(tries * pause, script.split('\n').find((line) => line.trim().startsWith('kube_condition '))).toBe(300);
-      expect(script).toContain('seq "$CONDITION_CHECKS"');
+      const pause = Number(/\bsleep (\d+)/.exec(definition)?.[1]);
+      expect(tries * pause, rest.split('\n').find((line) => line.trim().startsWith('kube_condition '))).toBe(300);
+      expect(definition).toContain('seq "$CONDITION_CHECKS"');
     }
   });
 });

@@ -150,6 +150,7 @@ kube_get() {
   curl -fsS --cacert "$sa/ca.crt" -H "Authorization: Bearer $(cat "$sa/token")" "$@" "https://kubernetes.default.svc$kube_path"
 }
 kube_condition() {
+  : "${'$'}{CONDITION_CHECKS:?unset (the Job that calls kube_condition sets it)}"
   for _ in $(seq "$CONDITION_CHECKS"); do
     if kube_get "$1" | tr -d ' \n' | grep -Eq "\"type\":\"$2\",\"status\":\"True\"|\"status\":\"True\",\"type\":\"$2\""; then return 0; fi
     sleep ${CONDITION_CHECK_SECONDS}
