@@ -382,14 +382,15 @@ describe('compiled validators kept on disk', () => {
   });
 
   it('are named alike by the commands and the tests, so the tests load what `npm run validate` compiled', () => {
-    const namespace = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'web' } };
+    // A kind no synth writes, so no other test's validation puts its module back meanwhile.
+    const limits = { apiVersion: 'v1', kind: 'LimitRange', metadata: { name: 'web', namespace: 'web' }, spec: { limits: [{ type: 'Container', default: { cpu: '100m' } }] } };
     const own = join(dir, 'names');
-    expect(new ManifestValidator(SCHEMA_DIR, own).validate(namespace)).toEqual([]);
+    expect(new ManifestValidator(SCHEMA_DIR, own).validate(limits)).toEqual([]);
     const [module] = readdirSync(own);
-    // Gone from the project's cache (another test may have left it): only the command can put it back.
+    // Gone from the project's cache (an earlier run may have left it): only the command can put it back.
     rmSync(join(VALIDATOR_CACHE_DIR, module), { force: true });
     const input = tempDir();
-    writeFileSync(join(input, 'namespace.yaml'), `${JSON.stringify(namespace)}\n`);
+    writeFileSync(join(input, 'limitrange.yaml'), `${JSON.stringify(limits)}\n`);
     const run = runNode([join(ROOT, 'bin', 'run.cjs'), 'validate', input]);
     expect(run.status, run.stderr).toBe(0);
     expect(readdirSync(VALIDATOR_CACHE_DIR)).toContain(module);

@@ -21,7 +21,7 @@ import addFormats from 'ajv-formats';
  * transform prints it otherwise, so every rebuild of the commands, and the tests after a
  * command, compiled every validator again.
  */
-export const VALIDATOR_SOURCE = join(projectRoot(), 'lib', 'tools', 'validate', 'manifest-validator.ts');
+const VALIDATOR_SOURCE = join(projectRoot(), 'lib', 'tools', 'validate', 'manifest-validator.ts');
 
 /** The code the cache key stands for: the source, or where it is not there, the class and the pattern translation as printed. */
 function codeOfThisModule(): string {
@@ -172,7 +172,7 @@ export class ManifestValidator {
     if (!validate) {
       const file = ref.split('#')[0];
       // The code is generated from the Kubernetes definitions (every CRD's metadata is
-      // ObjectMeta), the kind's file, and this class (how it adds them to ajv).
+      // ObjectMeta), the kind's file, and this module's source (how it adds them to ajv).
       const key = validatorKey([this.keyOfAll(), file === KUBERNETES_SCHEMA_FILE ? '' : this.keyOfFile(file), ref]);
       validate = cachedValidator(key, () => {
         const ajv = this.compiler();
