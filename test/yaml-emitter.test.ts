@@ -47,6 +47,16 @@ describe('emitYaml', () => {
     expect(roundTrip(emitYaml(data)).v12).toEqual(data);
   });
 
+  it('refuses what is not plain data instead of writing it as {} or as its fields', () => {
+    class Port {
+      readonly number = 80;
+    }
+    expect(() => emitYaml({ at: new Date(0) })).toThrow('cannot write a Date as YAML');
+    expect(() => emitYaml({ hosts: [new Map([['a', 1]])] })).toThrow('cannot write a Map as YAML');
+    expect(() => emitYaml({ port: new Port() })).toThrow('cannot write a Port as YAML');
+    expect(emitYaml({ plain: Object.assign(Object.create(null), { a: 1 }) })).toBe('plain:\n  a: 1\n');
+  });
+
   it('writes every synthesized file so that parsing and re-emitting it gives the same text', () => {
     for (const env of synthesizePlatformFixture()) {
       // The YAML 1.2 reading is the one every test shares (parsed once per worker).

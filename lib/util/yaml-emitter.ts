@@ -39,7 +39,13 @@ export class TaggedValue {
 type Collection = Record<string, unknown> | unknown[];
 
 function isCollection(value: unknown): value is Collection {
-  return typeof value === 'object' && value !== null && !(value instanceof TaggedValue);
+  if (typeof value !== 'object' || value === null || value instanceof TaggedValue) return false;
+  // Plain data only: a Date, a Map or a class instance would come out as `{}` or as its fields.
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== Array.prototype && prototype !== null) {
+    throw new Error(`cannot write a ${(value as object).constructor?.name ?? 'non-plain object'} as YAML`);
+  }
+  return true;
 }
 
 function isEmpty(value: Collection): boolean {
