@@ -7,9 +7,9 @@
  * Each validator is one module in the git-ignored `.cache/validators/`, named by the SHA-256 of
  * everything its code is generated from: the versions of ajv and ajv-formats, the options, the
  * source of the module that hands the schemas to ajv, and the schemas as ajv compiled them (after
- * the validators' own transforms, so a change of those transforms is a new name too). A missing or unreadable module is compiled again; writes are
- * atomic (temporary file, then rename), so a process never reads another's half-written module;
- * a read-only checkout only loses the cache.
+ * the validators' own transforms, so a change of those transforms is a new name too). A missing
+ * or unreadable module is compiled again; writes are atomic (temporary file, then rename), so a
+ * process never reads another's half-written module; a read-only checkout only loses the cache.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
