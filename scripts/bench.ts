@@ -9,7 +9,9 @@
  *   0, 50, 200 and 800 own apps on three environments              800 apps <= 3 s, linear
  *   npm test (the whole suite, once)                               <= 20 s
  *
- * Peak memory (RSS) is reported beside each synth. Speed targets live here, never in a test.
+ * Peak memory (RSS) is reported beside each synth, and on Linux the CPU time of each command and
+ * everything it started, which a busy machine changes far less than the wall time. Speed targets
+ * live here, never in a test.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,23 +27,53 @@ const TARGETS = { synth: 500, check: 500, diff: 500, help: 500, apps800: 3000, t
 interface Measurement {
   /** Median wall time. */
   readonly ms: number;
+  /** Median CPU time (user and system) of the command and everything it started, where the system tells it. */
+  readonly cpuMs?: number;
   /** Largest peak RSS over the runs, when the command reports it. */
   readonly peakMb?: number;
 }
 
-/** Runs a command `runs` times in a fresh process; its median wall time and peak memory. */
+/**
+ * The CPU time (user and system, ms) of this process's children that have ended and been
+ * waited for, on Linux; undefined elsewhere. It includes the children's own waited-for
+ * children: npm, the command it starts, the test run's workers and what they start. Unlike wall
+ * time it hardly depends on what else the machine runs, so two benches on a machine of varying
+ * load still compare.
+ */
+function waitedChildrenCpuMs(): number | undefined {
+  try {
+    return childrenCpuMsOf(readFileSync('/proc/self/stat', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The waited-for children's CPU time in a /proc/<pid>/stat line: cutime and cstime (fields 16 and 17), in the 1/100 s that /proc counts in. */
+export function childrenCpuMsOf(stat: string): number | undefined {
+  // The command name (field 2) is in parentheses and may hold spaces and parentheses itself.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const [cutime, cstime] = [Number(fields[13]), Number(fields[14])];
+  return fields.length > 14 && Number.isInteger(cutime) && Number.isInteger(cstime) ? (cutime + cstime) * 10 : undefined;
+}
+
+const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/** Runs a command `runs` times in a fresh process; its median wall and CPU time and its peak memory. */
 function measure(command: string, args: readonly string[], runs = RUNS, env: NodeJS.ProcessEnv = {}): Measurement {
   const walls: number[] = [];
+  const cpus: number[] = [];
   let peakKb = 0;
   for (let i = 0; i < runs; i++) {
+    const cpuBefore = waitedChildrenCpuMs();
     const started = process.hrtime.bigint();
     const run = spawnSync(command, args, { cwd: projectRoot(), encoding: 'utf8', env: { ...process.env, HOMELAB_REPORT_MAX_RSS: '1', ...env } });
     walls.push(Number(process.hrtime.bigint() - started) / 1e6);
+    const cpuAfter = waitedChildrenCpuMs();
+    if (cpuBefore !== undefined && cpuAfter !== undefined) cpus.push(cpuAfter - cpuBefore);
     if (run.status !== 0 && run.status !== 1) throw new Error(`${command} ${args.join(' ')} failed (${run.status}):\n${run.stderr}`);
     peakKb = Math.max(peakKb, Number(/max RSS: (\d+) KB/.exec(run.stderr)?.[1] ?? 0));
   }
-  walls.sort((a, b) => a - b);
-  return { ms: walls[Math.floor(walls.length / 2)], peakMb: peakKb > 0 ? peakKb / 1024 : undefined };
+  return { ms: median(walls), cpuMs: cpus.length === runs ? median(cpus) : undefined, peakMb: peakKb > 0 ? peakKb / 1024 : undefined };
 }
 
 /**
@@ -90,8 +122,9 @@ app.synth();
 
 function line(label: string, m: Measurement, targetMs?: number): string {
   const verdict = targetMs === undefined ? '' : `  target ${targetMs} ms: ${m.ms <= targetMs ? 'met' : 'MISSED'}`;
+  const cpu = m.cpuMs === undefined ? '' : `  cpu ${m.cpuMs.toFixed(0).padStart(6)} ms`;
   const memory = m.peakMb === undefined ? '' : `  peak ${m.peakMb.toFixed(0)} MB`;
-  return `  ${label.padEnd(52)} ${m.ms.toFixed(0).padStart(6)} ms${memory}${verdict}`;
+  return `  ${label.padEnd(52)} ${m.ms.toFixed(0).padStart(6)} ms${cpu}${memory}${verdict}`;
 }
 
 function benchmark(options: { tests: boolean }): void {
@@ -109,7 +142,9 @@ function benchmark(options: { tests: boolean }): void {
     const npmRun = (args: readonly string[], runs = RUNS, env: NodeJS.ProcessEnv = {}) => measure(npm, args, runs, { ...shell, ...env });
     // npm runs on the shell's node; the scripts it starts find the project's first (README).
     const scripts = nodeOn([join(root, 'node_modules', '.bin'), shell.PATH].join(delimiter));
-    console.log(`median of ${RUNS} runs, each a fresh process, wall time from start to exit (npm on Node.js ${nodeOn(shell.PATH)}, its scripts on ${scripts}):`);
+    console.log(
+      `median of ${RUNS} runs, each a fresh process: wall time from start to exit, and where the system tells it the CPU time of the command and all it started (npm on Node.js ${nodeOn(shell.PATH)}, its scripts on ${scripts}):`,
+    );
     const floorDir = join(dir, 'floor');
     console.log(line(`floor: node ${process.version}, load cdk8s, one empty chart`, measure(process.execPath, ['-e', FLOOR_SCRIPT, floorDir])));
     // npm starting a script that does nothing to speak of: the part of each `npm run` below that is npm's.
@@ -138,7 +173,7 @@ function benchmark(options: { tests: boolean }): void {
     }
     if (options.tests) {
       const tests = npmRun(['test', '--silent'], 1, { HOMELAB_REPORT_MAX_RSS: undefined });
-      console.log(line('npm test (the whole suite, once)', { ms: tests.ms }, TARGETS.tests));
+      console.log(line('npm test (the whole suite, once)', { ms: tests.ms, cpuMs: tests.cpuMs }, TARGETS.tests));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,33 @@
+/**
+ * `npm run bench`'s CPU figure (scripts/bench.ts): the CPU time of the children it waited for,
+ * read from Linux's /proc/self/stat.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { childrenCpuMsOf } from '../scripts/bench';
+
+/** A /proc/<pid>/stat line with the given command name and children's user and system ticks (1/100 s). */
+const statLine = (command: string, cutime: number, cstime: number) =>
+  `4242 (${command}) S 1 4242 4242 0 -1 4194560 1000 2000 0 0 37 12 ${cutime} ${cstime} 20 0 1 0 100 1000000 2000 18446744073709551615`;
+
+describe("the CPU time of a process's waited-for children", () => {
+  it('is read after the command name, whatever that holds', () => {
+    expect(childrenCpuMsOf(statLine('node', 150, 25))).toBe(1750);
+    expect(childrenCpuMsOf(statLine('a) b (c) 1 2', 3, 4))).toBe(70);
+  });
+
+  it('is unknown in a line without those fields', () => {
+    expect(childrenCpuMsOf('4242 (node) S 1')).toBeUndefined();
+    expect(childrenCpuMsOf('')).toBeUndefined();
+  });
+
+  it.runIf(existsSync('/proc/self/stat'))('grows by what a child spent once it has been waited for', () => {
+    const spent = () => childrenCpuMsOf(readFileSync('/proc/self/stat', 'utf8'))!;
+    const before = spent();
+    // A tenth of a second of CPU, counted in ticks of 10 ms.
+    const run = spawnSync(process.execPath, ['-e', 'const end = process.cpuUsage().user + 100000; while (process.cpuUsage().user < end);']);
+    expect(run.status).toBe(0);
+    expect(spent() - before).toBeGreaterThanOrEqual(80);
+  });
+});
