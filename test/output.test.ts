@@ -242,7 +242,8 @@ describe('synth in worker threads (the real CLI, --jobs)', () => {
     // One thread: what main() writes in this process (the same code as the CLI's, which the other tests run).
     expect(runMain(['--config', config, '--out', single, '--jobs', '1', '--quiet']).status).toBe(0);
 
-    const run = runCli(['--config', config, '--out', threaded, '--jobs', '3']);
+    // Two threads for three environments: the worker synthesizes two, one after the other.
+    const run = runCli(['--config', config, '--out', threaded, '--jobs', '2']);
 
     expect(run.status, run.stderr).toBe(0);
     expect(readTree(threaded)).toEqual(readTree(single));
@@ -269,7 +270,8 @@ describe('synth in worker threads (the real CLI, --jobs)', () => {
     const cpu = { requests: { cpu: '64', memory: '1Gi' }, limits: { cpu: '64', memory: '1Gi' } };
     const config = threeEnvironments((c) => (c.environments.prod = { apps: { web: { resources: cpu } } }));
 
-    const run = runCli(['--config', config, '--out', outdir, '--jobs', '3', '--quiet']);
+    // The worker's second environment: staging is done when prod fails.
+    const run = runCli(['--config', config, '--out', outdir, '--jobs', '2', '--quiet']);
 
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(new RegExp(`^error: ${config}: environments\\.prod: nodes: cpu: the services request .* \\(web/app 1 x 64 cores`, 'm'));
