@@ -10,8 +10,9 @@
  *   npm test (the whole suite, once)                               <= 20 s
  *
  * Peak memory (RSS) is reported beside each synth, and on Linux the CPU time of each command and
- * everything it started, which a busy machine changes far less than the wall time. Speed targets
- * live here, never in a test.
+ * of the processes it waited for: how much work a run does, apart from how it is spread over the
+ * cores. Where the shell sets NODE_EXTRA_CA_CERTS, each `npm run` is measured with it and without
+ * it (see below). Speed targets live here, never in a test.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +28,7 @@ const TARGETS = { synth: 500, check: 500, diff: 500, help: 500, apps800: 3000, t
 interface Measurement {
   /** Median wall time. */
   readonly ms: number;
-  /** Median CPU time (user and system) of the command and everything it started, where the system tells it. */
+  /** Median CPU time (user and system) of the command and the processes it waited for, where the system tells it. */
   readonly cpuMs?: number;
   /** Largest peak RSS over the runs, when the command reports it. */
   readonly peakMb?: number;
@@ -36,9 +37,8 @@ interface Measurement {
 /**
  * The CPU time (user and system, ms) of this process's children that have ended and been
  * waited for, on Linux; undefined elsewhere. It includes the children's own waited-for
- * children: npm, the command it starts, the test run's workers and what they start. Unlike wall
- * time it hardly depends on what else the machine runs, so two benches on a machine of varying
- * load still compare.
+ * children (npm, the command it starts, the test run's workers and what they start), not a
+ * process left running when its parent ended (esbuild's service: ~0.9 s of the suite's CPU).
  */
 function waitedChildrenCpuMs(): number | undefined {
   try {
@@ -48,32 +48,49 @@ function waitedChildrenCpuMs(): number | undefined {
   }
 }
 
-/** The waited-for children's CPU time in a /proc/<pid>/stat line: cutime and cstime (fields 16 and 17), in the 1/100 s that /proc counts in. */
+/**
+ * The waited-for children's CPU time in a /proc/<pid>/stat line: cutime and cstime (fields 16
+ * and 17), in the clock ticks /proc counts in (USER_HZ, 100 a second on x86 and ARM).
+ */
 export function childrenCpuMsOf(stat: string): number | undefined {
   // The command name (field 2) is in parentheses and may hold spaces and parentheses itself.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const [cutime, cstime] = [Number(fields[13]), Number(fields[14])];
-  return fields.length > 14 && Number.isInteger(cutime) && Number.isInteger(cstime) ? (cutime + cstime) * 10 : undefined;
+  return Number.isInteger(cutime) && Number.isInteger(cstime) ? (cutime + cstime) * 10 : undefined;
 }
 
 const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /** Runs a command `runs` times in a fresh process; its median wall and CPU time and its peak memory. */
 function measure(command: string, args: readonly string[], runs = RUNS, env: NodeJS.ProcessEnv = {}): Measurement {
-  const walls: number[] = [];
-  const cpus: number[] = [];
-  let peakKb = 0;
+  return measureEach(command, args, runs, [env])[0];
+}
+
+/**
+ * `measure` in each of several environments (extra variables; one set to undefined is removed),
+ * the environments taking turns run by run, so that a slower minute of the machine falls on
+ * each alike.
+ */
+function measureEach(command: string, args: readonly string[], runs: number, envs: readonly NodeJS.ProcessEnv[]): Measurement[] {
+  const samples = envs.map(() => ({ walls: [] as number[], cpus: [] as number[], peakKb: 0 }));
   for (let i = 0; i < runs; i++) {
-    const cpuBefore = waitedChildrenCpuMs();
-    const started = process.hrtime.bigint();
-    const run = spawnSync(command, args, { cwd: projectRoot(), encoding: 'utf8', env: { ...process.env, HOMELAB_REPORT_MAX_RSS: '1', ...env } });
-    walls.push(Number(process.hrtime.bigint() - started) / 1e6);
-    const cpuAfter = waitedChildrenCpuMs();
-    if (cpuBefore !== undefined && cpuAfter !== undefined) cpus.push(cpuAfter - cpuBefore);
-    if (run.status !== 0 && run.status !== 1) throw new Error(`${command} ${args.join(' ')} failed (${run.status}):\n${run.stderr}`);
-    peakKb = Math.max(peakKb, Number(/max RSS: (\d+) KB/.exec(run.stderr)?.[1] ?? 0));
+    envs.forEach((env, e) => {
+      const sample = samples[e];
+      const cpuBefore = waitedChildrenCpuMs();
+      const started = process.hrtime.bigint();
+      const run = spawnSync(command, args, { cwd: projectRoot(), encoding: 'utf8', env: { ...process.env, HOMELAB_REPORT_MAX_RSS: '1', ...env } });
+      sample.walls.push(Number(process.hrtime.bigint() - started) / 1e6);
+      const cpuAfter = waitedChildrenCpuMs();
+      if (cpuBefore !== undefined && cpuAfter !== undefined) sample.cpus.push(cpuAfter - cpuBefore);
+      if (run.status !== 0 && run.status !== 1) throw new Error(`${command} ${args.join(' ')} failed (${run.status}):\n${run.stderr}`);
+      sample.peakKb = Math.max(sample.peakKb, Number(/max RSS: (\d+) KB/.exec(run.stderr)?.[1] ?? 0));
+    });
   }
-  return { ms: median(walls), cpuMs: cpus.length === runs ? median(cpus) : undefined, peakMb: peakKb > 0 ? peakKb / 1024 : undefined };
+  return samples.map(({ walls, cpus, peakKb }) => ({
+    ms: median(walls),
+    cpuMs: cpus.length === runs ? median(cpus) : undefined,
+    peakMb: peakKb > 0 ? peakKb / 1024 : undefined,
+  }));
 }
 
 /**
@@ -138,33 +155,36 @@ function benchmark(options: { tests: boolean }): void {
     spawnSync(process.execPath, [join(root, 'bin', 'run.cjs'), '--build'], { cwd: root });
     const out = join(dir, 'k8s');
     const shell = { PATH: shellPath() };
-    /** An npm command as typed in a shell (npm on the shell's node). */
-    const npmRun = (args: readonly string[], runs = RUNS, env: NodeJS.ProcessEnv = {}) => measure(npm, args, runs, { ...shell, ...env });
+    // Where the shell sets NODE_EXTRA_CA_CERTS (for a company's TLS proxy, say), Node.js 20, which
+    // npm runs on, parses the certificates at every start: ~35 ms for a system's bundle of ~150
+    // (`node -e 0` 63 against 28 ms); Node.js 26, which runs the commands, parses them only for a
+    // TLS connection. So npm's share of every `npm run` depends on it: each is measured both ways.
+    const certificates = process.env.NODE_EXTRA_CA_CERTS
+      ? [
+          { env: {}, label: ', NODE_EXTRA_CA_CERTS set' },
+          { env: { NODE_EXTRA_CA_CERTS: undefined }, label: ', NODE_EXTRA_CA_CERTS unset' },
+        ]
+      : [{ env: {}, label: '' }];
+    /** An npm command as typed in a shell (npm on the shell's node), a line for each way of measuring it. */
+    const npmRun = (label: string, args: readonly string[], targetMs?: number) => {
+      const envs = certificates.map(({ env }) => ({ ...shell, ...env }));
+      measureEach(npm, args, RUNS, envs).forEach((m, i) => console.log(line(`${label}${certificates[i].label}`, m, targetMs)));
+    };
     // npm runs on the shell's node; the scripts it starts find the project's first (README).
     const scripts = nodeOn([join(root, 'node_modules', '.bin'), shell.PATH].join(delimiter));
     console.log(
-      `median of ${RUNS} runs, each a fresh process: wall time from start to exit, and where the system tells it the CPU time of the command and all it started (npm on Node.js ${nodeOn(shell.PATH)}, its scripts on ${scripts}):`,
+      `median of ${RUNS} runs, each a fresh process: wall time from start to exit, and where the system tells it the CPU time of the command and the processes it waited for (npm on Node.js ${nodeOn(shell.PATH)}, its scripts on ${scripts}; homelab.yaml):`,
     );
     const floorDir = join(dir, 'floor');
     console.log(line(`floor: node ${process.version}, load cdk8s, one empty chart`, measure(process.execPath, ['-e', FLOOR_SCRIPT, floorDir])));
     // npm starting a script that does nothing to speak of: the part of each `npm run` below that is npm's.
-    console.log(line('npm itself: npm run env', npmRun(['run', '--silent', 'env'])));
+    npmRun('npm itself: npm run env', ['run', '--silent', 'env']);
     // The output directory is written once, so that the runs measure the usual re-synth.
     spawnSync(process.execPath, [join(root, 'bin', 'run.cjs'), 'synth', '--out', out, '--quiet'], { cwd: root });
-    const synth = ['run', '--silent', 'synth', '--', '--out', out, '--quiet'];
-    console.log(line('npm run synth (homelab.yaml)', npmRun(synth), TARGETS.synth));
-    // Where the shell sets it (for a company's TLS proxy; this machine's sandbox does), Node.js 20,
-    // which npm runs on, parses the certificates at every start: ~35 ms for a system's bundle of
-    // ~150 (`node -e 0` 63 against 28 ms); Node.js 26 parses them only for a TLS connection. So
-    // npm's share of each figure above depends on it: measured without it too.
-    if (process.env.NODE_EXTRA_CA_CERTS) {
-      const unset = { NODE_EXTRA_CA_CERTS: undefined };
-      console.log(line('npm itself, NODE_EXTRA_CA_CERTS unset', npmRun(['run', '--silent', 'env'], RUNS, unset)));
-      console.log(line('npm run synth, NODE_EXTRA_CA_CERTS unset', npmRun(synth, RUNS, unset), TARGETS.synth));
-    }
-    console.log(line('npm run synth -- --check', npmRun(['run', '--silent', 'synth', '--', '--out', out, '--check', '--quiet']), TARGETS.check));
-    console.log(line('npm run diff', npmRun(['run', '--silent', 'diff']), TARGETS.diff));
-    console.log(line('npm run synth -- --help', npmRun(['run', '--silent', 'synth', '--', '--help']), TARGETS.help));
+    npmRun('npm run synth', ['run', '--silent', 'synth', '--', '--out', out, '--quiet'], TARGETS.synth);
+    npmRun('npm run synth -- --check', ['run', '--silent', 'synth', '--', '--out', out, '--check', '--quiet'], TARGETS.check);
+    npmRun('npm run diff', ['run', '--silent', 'diff'], TARGETS.diff);
+    npmRun('npm run synth -- --help', ['run', '--silent', 'synth', '--', '--help'], TARGETS.help);
     console.log(`own apps on the platform fixture (three environments), node bin/run.cjs synth (Node.js ${process.version}):`);
     const results = APP_COUNTS.map((count) => {
       const file = join(dir, `apps-${count}.yaml`);
@@ -181,7 +201,7 @@ function benchmark(options: { tests: boolean }): void {
       console.log(`  ${a.count} -> ${b.count} apps: ${((b.m.ms - a.m.ms) / (b.count - a.count)).toFixed(2)} ms per added app`);
     }
     if (options.tests) {
-      const tests = npmRun(['test', '--silent'], 1, { HOMELAB_REPORT_MAX_RSS: undefined });
+      const tests = measure(npm, ['test', '--silent'], 1, { ...shell, HOMELAB_REPORT_MAX_RSS: undefined });
       console.log(line('npm test (the whole suite, once)', { ms: tests.ms, cpuMs: tests.cpuMs }, TARGETS.tests));
     }
   } finally {
@@ -193,7 +213,8 @@ const BENCH_COMMAND: CommandSpec = {
   usage: 'npm run bench -- [--no-tests]',
   description:
     'Measures what the operator waits for, each as a fresh process against its target: npm run synth of homelab.yaml,\n' +
-    `--check, diff and --help, synths with ${APP_COUNTS.join(', ')} own apps, and the test suite once; with the floor for reference.`,
+    `--check, diff and --help, synths with ${APP_COUNTS.join(', ')} own apps, and the test suite once; with the floor for reference,\n` +
+    'the CPU time beside the wall time (Linux), and each npm run also without NODE_EXTRA_CA_CERTS where the shell sets it.',
   options: {
     'no-tests': { type: 'boolean', description: 'skip timing the test suite (it takes the longest)' },
   },

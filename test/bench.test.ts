@@ -25,7 +25,7 @@ describe("the CPU time of a process's waited-for children", () => {
   it.runIf(existsSync('/proc/self/stat'))('grows by what a child spent once it has been waited for', () => {
     const spent = () => childrenCpuMsOf(readFileSync('/proc/self/stat', 'utf8'))!;
     const before = spent();
-    // A tenth of a second of CPU, counted in ticks of 10 ms.
+    // The child spends a tenth of a second of CPU in its loop, and more starting: 80 leaves room for ticks of 10 ms.
     const run = spawnSync(process.execPath, ['-e', 'const end = process.cpuUsage().user + 100000; while (process.cpuUsage().user < end);']);
     expect(run.status).toBe(0);
     expect(spent() - before).toBeGreaterThanOrEqual(80);
