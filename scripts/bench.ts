@@ -165,11 +165,10 @@ function benchmark(options: { tests: boolean }): void {
           { env: { NODE_EXTRA_CA_CERTS: undefined }, label: ', NODE_EXTRA_CA_CERTS unset' },
         ]
       : [{ env: {}, label: '' }];
+    const npmEnvs = certificates.map(({ env }) => ({ ...shell, ...env }));
     /** An npm command as typed in a shell (npm on the shell's node), a line for each way of measuring it. */
-    const npmRun = (label: string, args: readonly string[], targetMs?: number) => {
-      const envs = certificates.map(({ env }) => ({ ...shell, ...env }));
-      measureEach(npm, args, RUNS, envs).forEach((m, i) => console.log(line(`${label}${certificates[i].label}`, m, targetMs)));
-    };
+    const npmRun = (label: string, args: readonly string[], targetMs?: number) =>
+      measureEach(npm, args, RUNS, npmEnvs).forEach((m, i) => console.log(line(`${label}${certificates[i].label}`, m, targetMs)));
     // npm runs on the shell's node; the scripts it starts find the project's first (README).
     const scripts = nodeOn([join(root, 'node_modules', '.bin'), shell.PATH].join(delimiter));
     console.log(
@@ -202,7 +201,7 @@ function benchmark(options: { tests: boolean }): void {
     }
     if (options.tests) {
       const tests = measure(npm, ['test', '--silent'], 1, { ...shell, HOMELAB_REPORT_MAX_RSS: undefined });
-      console.log(line('npm test (the whole suite, once)', { ms: tests.ms, cpuMs: tests.cpuMs }, TARGETS.tests));
+      console.log(line('npm test (the whole suite, once)', tests, TARGETS.tests));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
