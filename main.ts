@@ -16,7 +16,7 @@ import type { GeneratedDocument } from './lib/output/output-guard';
 import { PLATFORM_DOC_HEADER, renderPlatformDoc } from './lib/output/platform-doc';
 import { RECOVERY_DOC_HEADER, renderRecoveryDoc } from './lib/output/recovery-doc';
 import { formatSummary } from './lib/output/summary';
-import type { SynthesizedEnvironment } from './lib/output/synthesize';
+import type { EnvironmentOutput } from './lib/output/synthesize';
 import { PARALLEL_FROM_CONFIG_BYTES, serveEnvironments, WorkerEntry } from './lib/output/environment-workers';
 import { SynthesizeOptions, synthesizeConfigFile, synthesizeConfigFileInParallel, synthesizeTask } from './lib/output/synthesize-config';
 import { outputDirectory, prepareOutput, writeOutput } from './lib/output/writer';
@@ -78,7 +78,7 @@ export function worker(): void {
 /** The command line read: what to synthesize, and what to do with the result (an exit status if there is nothing to do). */
 function prepare(argv: readonly string[]):
   | number
-  | { synthesis: SynthesizeOptions; threads?: number; compareWith?: string; finish: (results: SynthesizedEnvironment[], unchanged?: ReadonlySet<string>) => number } {
+  | { synthesis: SynthesizeOptions; threads?: number; compareWith?: string; finish: (results: EnvironmentOutput[], unchanged?: ReadonlySet<string>) => number } {
   const started = performance.now();
   const parsed = parseCommandLine(SYNTH_COMMAND, argv);
   if (!parsed) return 0;
@@ -103,7 +103,7 @@ function prepare(argv: readonly string[]):
   const documentPaths =
     env === undefined
       ? [
-          { path: docs, header: PLATFORM_DOC_HEADER, option: '--docs', render: (results: SynthesizedEnvironment[]) => renderPlatformDoc(results, runbookLink) },
+          { path: docs, header: PLATFORM_DOC_HEADER, option: '--docs', render: (results: EnvironmentOutput[]) => renderPlatformDoc(results, runbookLink) },
           { path: runbook, header: RECOVERY_DOC_HEADER, option: '--runbook', render: renderRecoveryDoc },
         ]
       : [];
@@ -121,7 +121,7 @@ function prepare(argv: readonly string[]):
             `${progress.dim(`[${done}/${total}]`)} ${result.environment}: ${result.services.length} services, ${result.files.size} files ${progress.dim(`(${(elapsedMs / 1000).toFixed(2)} s)`)}\n`,
           ),
   };
-  const finish = (results: SynthesizedEnvironment[], unchanged?: ReadonlySet<string>) => {
+  const finish = (results: EnvironmentOutput[], unchanged?: ReadonlySet<string>) => {
     const documents = documentPaths.map(({ render, ...document }) => ({ ...document, content: render(results) }));
     if (check) return checkOutput(results, documents, { outdir: out, partial: env !== undefined, quiet: quiet === true });
     writeOutput(results, { outdir: out, partial: env !== undefined, documents, unchanged });
@@ -134,7 +134,7 @@ function prepare(argv: readonly string[]):
 
 /** --check: compare with the output directory instead of writing it; list what would change. */
 function checkOutput(
-  results: readonly SynthesizedEnvironment[],
+  results: readonly EnvironmentOutput[],
   documents: readonly GeneratedDocument[],
   options: { outdir: string; partial: boolean; quiet: boolean },
 ): number {

@@ -179,7 +179,9 @@ export interface Synthesized {
 export function withFiles(s: Synthesized, change: (files: Map<string, string>) => void): Synthesized {
   const files = new Map(s.env.files);
   change(files);
-  return { ...s, env: { ...s.env, files } };
+  // A changed file is read from its text.
+  const manifests = new Map([...s.env.manifests].filter(([path]) => files.get(path) === s.env.files.get(path)));
+  return { ...s, env: { ...s.env, files, manifests } };
 }
 
 /** The built-in catalog with one more entry, placed just before or just after a built-in one (where its services are created). */
@@ -214,9 +216,11 @@ export interface Manifest {
 }
 
 type Documents = { path: string; manifest: Manifest }[];
-/** Per environment, each file's documents as parsed (manifestsOf and maybeManifestAt share them). */
-const parsedFiles = new WeakMap<Pick<SynthesizedEnvironment, 'files'>, Map<string, Documents>>();
-const parsed = new WeakMap<Pick<SynthesizedEnvironment, 'files'>, Documents>();
+/** An environment's files; where it was synthesized in this process, the manifests they hold as data too. */
+type Output = Pick<SynthesizedEnvironment, 'files'> & Partial<Pick<SynthesizedEnvironment, 'manifests'>>;
+/** Per environment, each file's documents (manifestsOf and maybeManifestAt share them). */
+const parsedFiles = new WeakMap<Output, Map<string, Documents>>();
+const parsed = new WeakMap<Output, Documents>();
 
 /** Shared parses are frozen: a test that changes one fails where it does, not another test later. */
 function deepFreeze<T>(value: T): T {
@@ -230,8 +234,12 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/** The documents of one file of an environment (none if it wrote no such file), parsed once and frozen. */
-function documentsIn(env: Pick<SynthesizedEnvironment, 'files'>, path: string): Documents {
+/**
+ * The documents of one file of an environment (none if it wrote no such file), frozen: the
+ * manifest the synth kept for it, which is what its YAML reads back as
+ * (test/yaml-emitter.test.ts), or else its text parsed, once.
+ */
+function documentsIn(env: Output, path: string): Documents {
   let files = parsedFiles.get(env);
   if (!files) {
     files = new Map();
@@ -240,18 +248,19 @@ function documentsIn(env: Pick<SynthesizedEnvironment, 'files'>, path: string): 
   let documents = files.get(path);
   if (!documents) {
     const text = env.files.get(path);
-    documents = text === undefined ? [] : deepFreeze(documentsOf(new Map([[path, text]])) as Documents);
+    const kept = env.manifests?.get(path) as Manifest | undefined;
+    documents = deepFreeze(text === undefined ? [] : kept !== undefined ? [{ path, manifest: kept }] : (documentsOf(new Map([[path, text]])) as Documents));
     files.set(path, documents);
   }
   return documents;
 }
 
 /**
- * Every Kubernetes document of one environment with the path of its file, parsed once per
+ * Every Kubernetes document of one environment with the path of its file, read once per
  * environment and frozen at run time (copy a manifest, or the list, before changing it; the
  * type stays mutable so that the tests pass these lists on without casts).
  */
-export function manifestsOf(env: Pick<SynthesizedEnvironment, 'files'>): Documents {
+export function manifestsOf(env: Output): Documents {
   let manifests = parsed.get(env);
   if (!manifests) {
     manifests = deepFreeze([...env.files.keys()].flatMap((path) => documentsIn(env, path)));
@@ -262,21 +271,21 @@ export function manifestsOf(env: Pick<SynthesizedEnvironment, 'files'>): Documen
 
 /**
  * The manifest of one file of an environment (its first document), or undefined if it wrote no
- * such file. Only that file is parsed: most tests read a few files of the variant they made.
+ * such file. Only that file is read: most tests read a few files of the variant they made.
  */
-export function maybeManifestAt(env: Pick<SynthesizedEnvironment, 'files'>, path: string): Manifest | undefined {
+export function maybeManifestAt(env: Output, path: string): Manifest | undefined {
   return documentsIn(env, path)[0]?.manifest;
 }
 
 /** The manifest of one file of an environment (its first document); throws if it wrote no such file. */
-export function manifestAt(env: Pick<SynthesizedEnvironment, 'files'>, path: string): Manifest {
+export function manifestAt(env: Output, path: string): Manifest {
   const manifest = maybeManifestAt(env, path);
   if (manifest === undefined) throw new Error(`no ${path}`);
   return manifest;
 }
 
 /** The Helm values of the chart source of a service's Application (`apps/application-<service>.yaml`). */
-export function chartValues(env: Pick<SynthesizedEnvironment, 'files'>, service: string): any {
+export function chartValues(env: Output, service: string): any {
   return manifestAt(env, `apps/application-${service}.yaml`).spec.sources.find((source: any) => source.chart).helm.valuesObject;
 }
 

@@ -1,8 +1,12 @@
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { CORE_SCHEMA, load } from 'js-yaml';
 import { parse, type ScalarTag, type CollectionTag, YAMLSeq } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { GENERATED_HEADER } from '../lib/output/output-guard';
+import { HELM_VALUES_FILE } from '../lib/output/synthesize';
 import { emitYaml, TaggedValue } from '../lib/util/yaml-emitter';
-import { manifestsOf, synthesizePlatformFixture } from './support';
+import { OPERATOR_CONFIG, platformText, synthesizePlatformFixture, synthesizePlatforms } from './support';
 
 /** Parsed back by YAML 1.2 (the `yaml` default, kubectl's sigs.k8s.io/yaml is 1.1-ish) and 1.1. */
 function roundTrip(text: string): { v12: unknown; v11: unknown } {
@@ -57,16 +61,29 @@ describe('emitYaml', () => {
     expect(emitYaml({ plain: Object.assign(Object.create(null), { a: 1 }) })).toBe('plain:\n  a: 1\n');
   });
 
-  it('writes every synthesized file so that parsing and re-emitting it gives the same text', () => {
+  /** A file's YAML as the linter and the tests read it (YAML 1.2, core schema). */
+  const read = (content: string) => load(content.slice(GENERATED_HEADER.length), { schema: CORE_SCHEMA });
+
+  it('writes every synthesized file so that YAML 1.2 and 1.1 read the same value back, and emitting that value gives the same text', () => {
     for (const env of synthesizePlatformFixture()) {
-      // The YAML 1.2 reading is the one every test shares (parsed once per worker).
-      const v12 = new Map(manifestsOf(env).map(({ path, manifest }) => [path, manifest]));
       for (const [path, content] of env.files) {
         const body = content.slice(GENERATED_HEADER.length);
-        const read = v12.get(path) ?? parse(body);
-        expect(parse(body, { version: '1.1' }), path).toEqual(read);
-        expect(emitYaml(read), path).toBe(body);
+        const value = read(content);
+        expect(parse(body, { version: '1.1' }), path).toStrictEqual(value);
+        expect(emitYaml(value), path).toBe(body);
       }
+    }
+  });
+
+  // The tests read the manifests a synth kept instead of parsing its files (test/support.ts).
+  it.each([
+    ['the platform fixture', platformText()],
+    ["the operator's config", readFileSync(OPERATOR_CONFIG, 'utf8')],
+  ])('writes every manifest synthesized from %s into a file that reads back as exactly that manifest', (_, config) => {
+    for (const { env } of synthesizePlatforms(config)) {
+      const manifests = [...env.files].filter(([path]) => !HELM_VALUES_FILE.test(basename(path)));
+      expect([...env.manifests.keys()].sort()).toEqual(manifests.map(([path]) => path).sort());
+      for (const [path, content] of manifests) expect(read(content), path).toStrictEqual(env.manifests.get(path));
     }
   });
 });

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parentPort, Worker } from 'node:worker_threads';
 import type { EnvironmentConfig } from '../model/config/environment';
 import { UserError } from '../util/errors';
-import type { SynthesizedEnvironment } from './synthesize';
+import type { EnvironmentOutput, SynthesizedEnvironment } from './synthesize';
 import { folderMatches } from './writer';
 
 /** How to start a worker thread that answers with `serveEnvironments`. */
@@ -37,16 +37,16 @@ export interface EnvironmentTask {
 
 /** Environments in the tasks' order, and those whose folder in `compareWith` already holds exactly their files. */
 export interface ParallelSynthesis {
-  readonly results: SynthesizedEnvironment[];
+  readonly results: EnvironmentOutput[];
   readonly unchanged: ReadonlySet<string>;
 }
 
 /** Progress of one finished environment; `elapsedMs` is its own synthesis time, wherever it ran. */
-export type EnvironmentProgress = (result: SynthesizedEnvironment, progress: { elapsedMs: number; done: number; total: number }) => void;
+export type EnvironmentProgress = (result: EnvironmentOutput, progress: { elapsedMs: number; done: number; total: number }) => void;
 
 /** What a worker answers: the environment, or the problems with it, or the bug it hit. */
 type WorkerAnswer =
-  | { readonly kind: 'done'; readonly result: SynthesizedEnvironment; readonly elapsedMs: number; readonly unchanged: boolean }
+  | { readonly kind: 'done'; readonly result: EnvironmentOutput; readonly elapsedMs: number; readonly unchanged: boolean }
   | { readonly kind: 'user-error'; readonly problems: readonly string[] }
   | { readonly kind: 'bug'; readonly stack: string };
 
@@ -104,10 +104,10 @@ export class EnvironmentWorkers {
    * start in order, so every task before a failed one has run.
    */
   async synthesize(tasks: readonly EnvironmentTask[], here: (task: EnvironmentTask) => SynthesizedEnvironment, onEnvironment?: EnvironmentProgress): Promise<ParallelSynthesis> {
-    const results: SynthesizedEnvironment[] = new Array(tasks.length);
+    const results: EnvironmentOutput[] = new Array(tasks.length);
     const unchanged = new Set<string>();
     let done = 0;
-    const report = (index: number, answer: { result: SynthesizedEnvironment; elapsedMs: number; unchanged: boolean }) => {
+    const report = (index: number, answer: { result: EnvironmentOutput; elapsedMs: number; unchanged: boolean }) => {
       results[index] = answer.result;
       if (answer.unchanged) unchanged.add(answer.result.environment);
       done += 1;
@@ -141,7 +141,7 @@ export class EnvironmentWorkers {
   }
 }
 
-function ask(worker: Worker, task: EnvironmentTask): Promise<{ result: SynthesizedEnvironment; elapsedMs: number; unchanged: boolean }> {
+function ask(worker: Worker, task: EnvironmentTask): Promise<{ result: EnvironmentOutput; elapsedMs: number; unchanged: boolean }> {
   return new Promise((resolve, reject) => {
     const onExit = (code: number) => reject(new Error(`the worker thread synthesizing ${task.environment} stopped (exit code ${code}) without an answer`));
     const settle = () => {
@@ -175,7 +175,9 @@ export function serveEnvironments(synthesize: (task: EnvironmentTask) => Synthes
   port.on('message', (task: EnvironmentTask) => {
     let answer: WorkerAnswer;
     try {
-      answer = { kind: 'done', ...synthesizeAndCompare(task, synthesize) };
+      const { result, ...timing } = synthesizeAndCompare(task, synthesize);
+      const { manifests: _, ...output } = result;
+      answer = { kind: 'done', result: output, ...timing };
     } catch (error) {
       answer =
         error instanceof UserError

@@ -4,11 +4,11 @@
  */
 import { Colours, colours } from '../util/colours';
 import { formatCores, formatGibibytes } from '../util/quantity';
-import type { SynthesizedEnvironment } from './synthesize';
+import type { EnvironmentOutput } from './synthesize';
 import { describeComputeMode } from '../passes/capacity';
 
 export function formatSummary(
-  environments: readonly SynthesizedEnvironment[],
+  environments: readonly EnvironmentOutput[],
   outdir: string,
   elapsedMs: number,
   paint: Colours = colours({ isTTY: false }),

@@ -59,7 +59,20 @@ export interface SynthesizedEnvironment {
   /** Every declared Secret with its source (a Vault path, or made by hand), by namespace and name. */
   readonly secrets: readonly SecretNeedSource[];
   readonly warnings: readonly string[];
+  /**
+   * Path -> the manifest its file holds (every file but a Helm values file), as data: what its
+   * YAML reads back as, for a caller in this thread that reads the output without parsing it
+   * again (the tests, test/yaml-emitter.test.ts holding the two equal). Shared with the
+   * services' render memo: read-only.
+   */
+  readonly manifests: ReadonlyMap<string, unknown>;
 }
+
+/**
+ * An environment as any thread gives it back (lib/output/environment-workers.ts): without the
+ * manifests as data, which a worker would have to copy over at a cost greater than the files'.
+ */
+export type EnvironmentOutput = Omit<SynthesizedEnvironment, 'manifests'>;
 
 export function synthesizeEnvironment(environment: string, config: EnvironmentConfig, catalog: Catalog): SynthesizedEnvironment {
   const app = new App({ outdir: '/dev/null' });
@@ -81,12 +94,13 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
   const waves = synthesis.get('waves');
   const appOfApps = synthesis.get('appOfApps');
   const files = new Map<string, string>();
+  const manifests = new Map<string, unknown>();
   const objects = new Map(platform.services.map((service) => [service, service.apiObjects]));
   for (const service of platform.services) {
-    renderChart(files, service.serviceName, service.namespaceName, objects.get(service)!, (object) => service.render(object));
+    renderChart(files, manifests, service.serviceName, service.namespaceName, objects.get(service)!, (object) => service.render(object));
   }
   for (const [folder, chart] of [['apps', appOfApps.apps], ['bootstrap', appOfApps.bootstrap], [APP_NAMESPACES, appOfApps.appNamespaces]] as const) {
-    renderChart(files, folder, chart.namespace, apiObjectsOf(chart));
+    renderChart(files, manifests, folder, chart.namespace, apiObjectsOf(chart));
   }
   const engine = platform.services.find(isGitOpsEngine);
   if (engine?.helm) {
@@ -114,6 +128,7 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
   return {
     environment: platform.environment,
     files: sortedTree(files),
+    manifests,
     services,
     capacity: synthesis.get('capacity'),
     secrets: synthesis.get('secrets'),
@@ -130,6 +145,7 @@ function upstreamOf(service: HomelabService): string[] {
 /** Every object of a chart into its own file of `folder`; `namespace` is the chart's. */
 function renderChart(
   files: Map<string, string>,
+  manifests: Map<string, unknown>,
   folder: string,
   chartNamespace: string | undefined,
   objects: readonly ApiObject[],
@@ -145,6 +161,7 @@ function renderChart(
     const path = `${folder}/${object.kind.toLowerCase()}-${elsewhere}${manifest.metadata.name}.yaml`;
     if (files.has(path)) throw new Error(`two resources render to ${path}`);
     files.set(path, GENERATED_HEADER + emitYaml(manifest));
+    manifests.set(path, manifest);
   }
 }
 
