@@ -1,0 +1,2 @@
+import base from './vitest.config.mts';
+export default { ...base, test: { ...base.test, deps: { interopDefault: false } } };
