@@ -471,7 +471,7 @@ export const INVARIANTS: readonly Invariant[] = [
   },
   {
     name: 'everything an Application needs to become Healthy comes from itself or an Application of an earlier wave',
-    // Re-derived from the written manifests (what each file reads back as: test/yaml-emitter.test.ts) and, for what synth does not render, the services' declarations, independently of lib/passes/needs.ts.
+    // Re-derived from the manifests as written (a synth's kept manifests are what its files read back as: test/yaml-emitter.test.ts) and, for what synth does not render, the services' declarations, independently of lib/passes/needs.ts.
     check: (all) => all.flatMap((s) => needViolations(s)),
   },
   {

@@ -222,9 +222,13 @@ type Output = Pick<SynthesizedEnvironment, 'files'> & Partial<Pick<SynthesizedEn
 const parsedFiles = new WeakMap<Output, Map<string, Documents>>();
 const parsed = new WeakMap<Output, Documents>();
 
-/** Shared parses are frozen: a test that changes one fails where it does, not another test later. */
+/** Objects deepFreeze has frozen whole: a kept manifest's top level and metadata come frozen from the render memo, and what is below them not. */
+const frozenWhole = new WeakSet<object>();
+
+/** Shared manifests are frozen: a test that changes one fails where it does, not another test later. */
 function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+  if (typeof value === 'object' && value !== null && !frozenWhole.has(value)) {
+    frozenWhole.add(value);
     Object.freeze(value);
     for (const key in value) {
       const child = value[key];

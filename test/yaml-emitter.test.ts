@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import fc from 'fast-check';
 import { CORE_SCHEMA, load } from 'js-yaml';
 import { parse, type ScalarTag, type CollectionTag, YAMLSeq } from 'yaml';
 import { describe, expect, it } from 'vitest';
@@ -17,7 +18,7 @@ const TRICKY_STRINGS = [
   '', ' lead', 'trail ', 'x: y', 'a #b', 'true', 'no', 'On', 'y', '~', 'null', '1', '0755', '1e3', '.5', '1_000', '0x1f',
   '12:30', '2024-01-01', '*', '&a', '!tag', '%x', '@x', '`x`', '|', '>', '- x', '? x', '{"v1":"3"}', '[a]', "it's", '"q"',
   'a\tb', 'line1\nline2\n', 'l1\nl2', 'l1\n\n', ' indented\nblock', 'x\n y', 'trailing space \nline', '\ttab\nline',
-  'https://example.com/a?b=c#d', 'Delete=false,ServerSideApply=true', 'argocd.argoproj.io/sync-wave', 'ünïcödé', 'a\u0001b',
+  '.', '.e5', 'e5', 'https://example.com/a?b=c#d', 'Delete=false,ServerSideApply=true', 'argocd.argoproj.io/sync-wave', 'ünïcödé', 'a\u0001b',
 ];
 
 describe('emitYaml', () => {
@@ -73,6 +74,18 @@ describe('emitYaml', () => {
         expect(emitYaml(value), path).toBe(body);
       }
     }
+  });
+
+  it('writes any JSON value so that YAML 1.2 (core) and 1.1 read it back as exactly that value', () => {
+    fc.assert(
+      // As JSON holds it: -0 is 0 there, as in YAML.
+      fc.property(fc.jsonValue().map((value) => JSON.parse(JSON.stringify(value)) as unknown), (value) => {
+        const text = emitYaml(value);
+        expect(load(text, { schema: CORE_SCHEMA })).toStrictEqual(value);
+        expect(parse(text, { version: '1.1' })).toStrictEqual(value);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   // The tests read the manifests a synth kept instead of parsing its files (test/support.ts).

@@ -109,8 +109,12 @@ function flow(value: unknown): string {
   return scalar(value, '');
 }
 
-/** Plain scalars that some YAML parser would read as something other than a string. */
-const NOT_A_STRING = /^(?:~|null|true|false|yes|no|on|off|y|n|[-+]?(?:\.inf|\.nan)|[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?(?:e[-+]?[0-9]+)?|[-+]?\.[0-9_]+(?:e[-+]?[0-9]+)?|0x[0-9a-f_]+|0o?[0-7_]+|0b[01_]+|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*)$/i;
+/**
+ * Plain scalars that some YAML parser would read as something other than a string. Numbers as
+ * YAML 1.1 reads them (the `yaml` package): digits, fraction and exponent each optional, so that
+ * `.` and `e5` are floats there (NaN).
+ */
+const NOT_A_STRING = /^(?:~|null|true|false|yes|no|on|off|y|n|[-+]?(?:\.inf|\.nan)|[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?(?:e[-+]?[0-9]+)?|0x[0-9a-f_]+|0o?[0-7_]+|0b[01_]+|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*)$/i;
 /** Characters that keep a plain scalar plain: no indicators, quotes, or comment/mapping syntax. */
 const PLAIN_SAFE = /^[A-Za-z0-9_./(][A-Za-z0-9_./()@%+=,;$^*!?<>[\]{}:# -]*$/;
 

@@ -1,2 +1,0 @@
-import base from './vitest.config.mts';
-export default { ...base, test: { ...base.test, deps: { interopDefault: false } } };
