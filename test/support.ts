@@ -219,8 +219,8 @@ type Documents = { path: string; manifest: Manifest }[];
 /** An environment's files; where it was synthesized in this process, the manifests they hold as data too. */
 type Output = Pick<SynthesizedEnvironment, 'files'> & Partial<Pick<SynthesizedEnvironment, 'manifests'>>;
 /** Per environment, each file's documents (manifestsOf and maybeManifestAt share them). */
-const parsedFiles = new WeakMap<Output, Map<string, Documents>>();
-const parsed = new WeakMap<Output, Documents>();
+const documentsByFile = new WeakMap<Output, Map<string, Documents>>();
+const allDocuments = new WeakMap<Output, Documents>();
 
 /** Objects deepFreeze has frozen whole: a kept manifest's top level and metadata come frozen from the render memo, and what is below them not. */
 const frozenWhole = new WeakSet<object>();
@@ -244,10 +244,10 @@ function deepFreeze<T>(value: T): T {
  * (test/yaml-emitter.test.ts), or else its text parsed, once.
  */
 function documentsIn(env: Output, path: string): Documents {
-  let files = parsedFiles.get(env);
+  let files = documentsByFile.get(env);
   if (!files) {
     files = new Map();
-    parsedFiles.set(env, files);
+    documentsByFile.set(env, files);
   }
   let documents = files.get(path);
   if (!documents) {
@@ -265,10 +265,10 @@ function documentsIn(env: Output, path: string): Documents {
  * type stays mutable so that the tests pass these lists on without casts).
  */
 export function manifestsOf(env: Output): Documents {
-  let manifests = parsed.get(env);
+  let manifests = allDocuments.get(env);
   if (!manifests) {
     manifests = deepFreeze([...env.files.keys()].flatMap((path) => documentsIn(env, path)));
-    parsed.set(env, manifests);
+    allDocuments.set(env, manifests);
   }
   return manifests;
 }
