@@ -97,7 +97,7 @@ describe('checkpoints waiting for conditions (kube_condition)', () => {
   ].join('\n');
   // Twice, not the Job's thirty times (held below).
   const run = (path: string, firstOk: boolean) =>
-    runWithFakeCommands(job(path).spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP, cat: 'echo token' }, { env: { CONDITION_CHECKS: '2', ...(firstOk ? { FIRST_OK: '1' } : {}) } });
+    runWithFakeCommands(job(path).spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP }, { env: { CONDITION_CHECKS: '2', ...(firstOk ? { FIRST_OK: '1' } : {}) } });
 
   it.each(['cert-manager/job-cert-manager-checkpoint.yaml', 'prometheus-operator-crds/job-prometheus-operator-crds-checkpoint.yaml'])(
     '%s passes when all are ready and fails when the first is not',

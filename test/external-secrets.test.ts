@@ -229,7 +229,7 @@ describe('External Secrets checkpoint', () => {
     `printf '{"status": {"conditions": [{"lastTransitionTime": "x", "message": "m", "reason": "r", "status": "%s", "type": "Ready"}]}}' "$READY"`,
   ].join('\n');
   const run = (ready: string) =>
-    runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP, cat: 'echo token' }, { env: { READY: ready, CONDITION_CHECKS: '2' } });
+    runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP }, { env: { READY: ready, CONDITION_CHECKS: '2' } });
 
   it('passes once the probe ExternalSecret is Ready, and fails while it is not', () => {
     expect(run('True').status).toBe(0);

@@ -8,7 +8,7 @@ import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 
 import { IMAGES } from '../charts/versions';
-import { buildPlatform, platformObject, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText, synthesizeEnvironment } from './support';
+import { buildPlatform, platformObject, FAKE_API_TOKEN, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText, synthesizeEnvironment } from './support';
 
 const envs = synthesizePlatformFixture();
 const [dev, , prod] = envs;
@@ -186,7 +186,7 @@ describe('the n8n checkpoint', () => {
     'esac',
   ].join('\n');
   const run = (env: Record<string, string> = {}) =>
-    runWithFakeCommands(job().spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP, cat: 'echo token' }, {
+    runWithFakeCommands(job().spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP }, {
       env,
       collect: (bin) => readFileSync(`${bin}/calls`, 'utf8'),
     });
@@ -198,6 +198,8 @@ describe('the n8n checkpoint', () => {
     expect(result.stdout).toContain('Secret n8n-user-credentials exists, owned by User n8n');
     expect(result.collected).toContain('Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1 https://kubernetes.default.svc/api/v1/namespaces/n8n/secrets/n8n-user-credentials');
     expect(result.collected).toContain('http://n8n.n8n.svc:5678/healthz/readiness');
+    // The pod's token, read at each call (kube_get).
+    expect(result.collected).toMatch(new RegExp(`--cacert \\S+/ca\\.crt -H Authorization: Bearer ${FAKE_API_TOKEN} -H Accept`));
   });
 
   it('fails when n8n is not ready, the Secret is missing, or it is not the generated one', () => {

@@ -317,7 +317,7 @@ esac`;
     const calls = (bin: string, name: string) => (existsSync(`${bin}/${name}-calls`) ? readFileSync(`${bin}/${name}-calls`, 'utf8').split('\n').filter(Boolean).length : 0);
     return runWithFakeCommands(
       container,
-      { curl, sleep: FAKE_SLEEP, cat: 'echo token' },
+      { curl, sleep: FAKE_SLEEP },
       {
         env: { ENDPOINTS: endpoints, EGRESS_ENDPOINTS: egress.endpoints ?? READY },
         prepare: (bin) => {

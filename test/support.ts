@@ -1,6 +1,6 @@
 /** Shared helpers for the tests: the fixture configs, synthesis (once per worker), and reading output trees. */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parse } from 'yaml';
 import { parseConfig } from '../lib/model/config/load';
@@ -9,7 +9,7 @@ import { App } from 'cdk8s';
 import { BUILTIN_CATALOG } from '../charts/catalog';
 import { Catalog, defineCatalog, ServiceEntry } from '../lib/model/catalog';
 import { EnvironmentConfig, environmentSchema } from '../lib/model/config/environment';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { Checkpoint, SERVICE_ACCOUNT_DIR } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import type { NetworkPolicyProvider } from '../lib/model/network';
 import { Platform } from '../lib/model/platform';
@@ -222,20 +222,32 @@ type Output = Pick<SynthesizedEnvironment, 'files'> & Partial<Pick<SynthesizedEn
 const documentsByFile = new WeakMap<Output, Map<string, Documents>>();
 const allDocuments = new WeakMap<Output, Documents>();
 
-/** Objects deepFreeze has frozen whole: a kept manifest's top level and metadata come frozen from the render memo, and what is below them not. */
-const frozenWhole = new WeakSet<object>();
+/**
+ * Manifests frozenDocuments has frozen whole. A kept manifest comes from the render memo with its
+ * top level and metadata frozen and what is below them not, and the memo shares it between
+ * synths, so only a manifest is looked up here (one lookup each, not one per object below it).
+ */
+const frozenManifests = new WeakSet<object>();
 
-/** Shared manifests are frozen: a test that changes one fails where it does, not another test later. */
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !frozenWhole.has(value)) {
-    frozenWhole.add(value);
-    Object.freeze(value);
-    for (const key in value) {
-      const child = value[key];
-      if (typeof child === 'object' && child !== null) deepFreeze(child);
-    }
+function freezeAll(value: object): void {
+  Object.freeze(value);
+  for (const key in value) {
+    const child = (value as Record<string, unknown>)[key];
+    if (typeof child === 'object' && child !== null) freezeAll(child);
   }
-  return value;
+}
+
+/** Shared documents are frozen: a test that changes one fails where it does, not another test later. */
+function frozenDocuments(documents: Documents): Documents {
+  for (const document of documents) {
+    if (!frozenManifests.has(document.manifest)) {
+      frozenManifests.add(document.manifest);
+      freezeAll(document.manifest);
+    }
+    Object.freeze(document);
+  }
+  Object.freeze(documents);
+  return documents;
 }
 
 /**
@@ -253,7 +265,7 @@ function documentsIn(env: Output, path: string): Documents {
   if (!documents) {
     const text = env.files.get(path);
     const kept = env.manifests?.get(path) as Manifest | undefined;
-    documents = deepFreeze(text === undefined ? [] : kept !== undefined ? [{ path, manifest: kept }] : (documentsOf(new Map([[path, text]])) as Documents));
+    documents = frozenDocuments(text === undefined ? [] : kept !== undefined ? [{ path, manifest: kept }] : (documentsOf(new Map([[path, text]])) as Documents));
     files.set(path, documents);
   }
   return documents;
@@ -267,7 +279,8 @@ function documentsIn(env: Output, path: string): Documents {
 export function manifestsOf(env: Output): Documents {
   let manifests = allDocuments.get(env);
   if (!manifests) {
-    manifests = deepFreeze([...env.files.keys()].flatMap((path) => documentsIn(env, path)));
+    manifests = [...env.files.keys()].flatMap((path) => documentsIn(env, path));
+    Object.freeze(manifests);
     allDocuments.set(env, manifests);
   }
   return manifests;
@@ -405,7 +418,8 @@ function withFakeFunctions(command: readonly string[], fakes: Readonly<Record<st
  * fakes — a fake `curl` answering canned responses, an instant `sleep` — as shell functions
  * (withFakeFunctions) and as scripts found first on PATH. The fakes and the script see the
  * fakes' directory as $FAKE_BIN; the container's plain env entries are set as they would be
- * in the pod.
+ * in the pod, and its API token volume is mounted: the script finds a token and a CA where
+ * the pod's are (SERVICE_ACCOUNT_DIR, here a directory of the fakes').
  */
 export function runWithFakeCommands<T = undefined>(
   container: { command: string[]; env?: { name: string; value?: string }[] },
@@ -415,9 +429,16 @@ export function runWithFakeCommands<T = undefined>(
   const bin = tempDir('homelab-fakes-');
   try {
     for (const [name, body] of Object.entries(fakes)) writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    const account = join(bin, 'serviceaccount');
+    mkdirSync(account);
+    writeFileSync(join(account, 'token'), FAKE_API_TOKEN);
+    writeFileSync(join(account, 'ca.crt'), '');
     options.prepare?.(bin);
     const podEnv = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
-    const { command, env } = withFakeFunctions(container.command, fakes);
+    const { command, env } = withFakeFunctions(
+      container.command.map((part) => part.replaceAll(SERVICE_ACCOUNT_DIR, account)),
+      fakes,
+    );
     const result = spawnSync(command[0], command.slice(1), {
       encoding: 'utf8',
       env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_BIN: bin, ...env, ...podEnv, ...options.env },
@@ -427,6 +448,9 @@ export function runWithFakeCommands<T = undefined>(
     rmSync(bin, { recursive: true, force: true });
   }
 }
+
+/** The API token runWithFakeCommands mounts (as kubelet writes one: no final newline). */
+export const FAKE_API_TOKEN = 'fake-api-token';
 
 /** The text of a file a fake wrote in its directory (`$FAKE_BIN`), or '' if it never wrote one. */
 export function readFakeFile(bin: string, name: string): string {

@@ -163,7 +163,7 @@ case "$url" in
     if [ "$code" = 000 ]; then exit 7; fi ;;
 esac`.replace(/\\\$/g, '$');
   const run = (options: { codes?: string; notReady?: string } = {}) =>
-    runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP, cat: 'echo token' }, {
+    runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP }, {
       // A certificate that is not Ready is asked for twice, not thirty times (cert-manager.test.ts holds the Job's tries).
       env: { CODES: options.codes ?? '', NOT_READY: options.notReady ?? '', CONDITION_CHECKS: '2' },
       collect: (bin) => readFileSync(`${bin}/calls`, 'utf8'),

@@ -110,7 +110,7 @@ export interface CompanionContainer {
 const PROBE_RESOURCES: Resources = resources('10m', '16Mi', '100m', '64Mi');
 
 /** Where a pod's API token, the cluster's CA and the namespace are found (the path kubelet mounts them at, which clients expect). */
-const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /**
  * The API token of a probe with an account, as a volume mounted into the probe's container only
@@ -142,12 +142,16 @@ const CONDITION_CHECK_SECONDS = 10;
  * minutes for its status condition <type> to be True (built-in types list `type` first,
  * custom resources come back with sorted keys, so both orders match). Its tries come from the
  * Job's env, which a Job whose script calls it gets (probeJob), so the tests fail it in two.
+ * `kube_get` reads the token at each call, as kubelet renews it, with the shell's own `read`
+ * rather than a `cat` process per call (a token has no final newline, so `read` sets it and
+ * then reports the end of the file: `|| :`).
  */
 const KUBE_GET = String.raw`sa=${SERVICE_ACCOUNT_DIR}
 kube_get() {
   kube_path=$1
   shift
-  curl -fsS --cacert "$sa/ca.crt" -H "Authorization: Bearer $(cat "$sa/token")" "$@" "https://kubernetes.default.svc$kube_path"
+  read -r kube_token < "$sa/token" || :
+  curl -fsS --cacert "$sa/ca.crt" -H "Authorization: Bearer $kube_token" "$@" "https://kubernetes.default.svc$kube_path"
 }
 kube_condition() {
   : "${'$'}{CONDITION_CHECKS:?unset (the Job that calls kube_condition sets it)}"
