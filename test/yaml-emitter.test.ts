@@ -65,15 +65,35 @@ describe('emitYaml', () => {
   /** A file's YAML as the linter and the tests read it (YAML 1.2, core schema). */
   const read = (content: string) => load(content.slice(GENERATED_HEADER.length), { schema: CORE_SCHEMA });
 
-  it('writes every synthesized file so that YAML 1.2 and 1.1 read the same value back, and emitting that value gives the same text', () => {
+  /**
+   * YAML 1.1 and 1.2 read the same structure and differ in how a plain scalar resolves, and the
+   * emitter writes a key or a scalar the same way wherever it stands. So every distinct key and
+   * scalar of the files, written as one mapping and one list, is read by 1.1 as 1.2 reads it in
+   * the files: the `yaml` package reads that once instead of every file (a tenth of the cost).
+   */
+  it('writes every synthesized file so that YAML 1.1 reads each of its keys and scalars as 1.2 does, and emitting what 1.2 reads gives the same text', () => {
+    const keys = new Set<string>();
+    const scalars = new Set<unknown>();
+    const collect = (value: unknown): void => {
+      if (Array.isArray(value)) value.forEach(collect);
+      else if (typeof value === 'object' && value !== null) {
+        for (const [key, item] of Object.entries(value)) {
+          keys.add(key);
+          collect(item);
+        }
+      } else scalars.add(value);
+    };
     for (const env of synthesizePlatformFixture()) {
       for (const [path, content] of env.files) {
-        const body = content.slice(GENERATED_HEADER.length);
         const value = read(content);
-        expect(parse(body, { version: '1.1' }), path).toStrictEqual(value);
-        expect(emitYaml(value), path).toBe(body);
+        expect(emitYaml(value), path).toBe(content.slice(GENERATED_HEADER.length));
+        collect(value);
       }
     }
+    const mapping = Object.fromEntries([...keys].map((key) => [key, 0]));
+    expect(parse(emitYaml(mapping), { version: '1.1' })).toStrictEqual(mapping);
+    const list = [...scalars];
+    expect(parse(emitYaml(list), { version: '1.1' })).toStrictEqual(list);
   });
 
   it('writes any JSON value so that YAML 1.2 (core) and 1.1 read it back as exactly that value', () => {
