@@ -316,6 +316,15 @@ describe('validateDirectory', () => {
     ]);
   });
 
+  it('reports a file that is not YAML, or holds no document, by its path', () => {
+    const files = tempDir('validate-');
+    writeFileSync(join(files, 'broken.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a\n');
+    writeFileSync(join(files, 'comments.yaml'), '# nothing here\n');
+    const report = validateDirectory(files);
+    expect(report.files).toBe(2);
+    expect(report.errors).toEqual([expect.stringMatching(new RegExp(`^${join(files, 'broken.yaml')}: invalid YAML: `)), `${join(files, 'comments.yaml')}: no YAML document`]);
+  });
+
   it('reports a missing directory', () => {
     expect(validateDirectory(join(dir, 'missing')).errors).toEqual([`${join(dir, 'missing')}: no such directory`]);
   });
