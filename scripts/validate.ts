@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { CORE_SCHEMA, loadAll } from 'js-yaml';
+import { parseAllDocuments } from 'yaml';
 import { CommandSpec, parseCommandLine, runCommand } from '../lib/tools/cli';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { HELM_VALUES_FILE } from '../lib/output/synthesize';
@@ -36,20 +36,25 @@ export function validateDirectory(dir: string): DirectoryReport {
 }
 
 function validateFile(file: string): { documents: number; errors: string[] } {
-  let documents: unknown[];
-  try {
-    // Read as the linter reads the output (lib/tools/lint/tree.ts): js-yaml, YAML 1.2 core schema.
-    documents = loadAll(readFileSync(file, 'utf8'), undefined, { schema: CORE_SCHEMA });
-  } catch (error) {
-    return { documents: 0, errors: [`${file}: invalid YAML: ${(error as Error).message.split('\n')[0]}`] };
-  }
+  const documents = parseAllDocuments(readFileSync(file, 'utf8'));
   const label = (i: number) => (documents.length > 1 ? `${file} (document ${i + 1})` : file);
-  // A file that is empty or holds only comments (read as one null document) would otherwise pass without validating anything.
-  if (documents.every((document) => document === null)) return { documents: 0, errors: [`${file}: no YAML document`] };
-  const chart = HELM_VALUES_FILE.exec(basename(file))?.[1];
-  const errors = documents.flatMap((document, i) =>
-    (chart ? helmValuesErrors(chart, document) : ManifestValidator.shared().validate(document)).map((message) => `${label(i)}: ${message}`),
-  );
+  // A file that holds only comments would otherwise pass without validating anything.
+  if (documents.length === 0) return { documents: 0, errors: [`${file}: no YAML document`] };
+  const errors = documents.flatMap((document, i) => {
+    if (document.errors.length > 0) return document.errors.map((e) => `${label(i)}: ${e.message.split('\n')[0]}`);
+    let value: unknown;
+    try {
+      // Aliases are resolved here: one without its anchor, or too many (an alias bomb), is the file's error, not a crash.
+      value = document.toJS();
+    } catch (error) {
+      return [`${label(i)}: ${(error as Error).message.split('\n')[0]}`];
+    }
+    const chart = HELM_VALUES_FILE.exec(basename(file))?.[1];
+    if (chart) return helmValuesErrors(chart, value).map((message) => `${label(i)}: ${message}`);
+    return ManifestValidator.shared()
+      .validate(value)
+      .map((message) => `${label(i)}: ${message}`);
+  });
   return { documents: documents.length, errors };
 }
 

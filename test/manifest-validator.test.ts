@@ -316,13 +316,24 @@ describe('validateDirectory', () => {
     ]);
   });
 
-  it('reports a file that is not YAML, or holds no document, by its path', () => {
+  it('reports a file that is not YAML, holds no document, or has aliases it cannot resolve, by its path and without a crash', () => {
     const files = tempDir('validate-');
-    writeFileSync(join(files, 'broken.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a\n');
-    writeFileSync(join(files, 'comments.yaml'), '# nothing here\n');
+    const bomb = ['a: &a [x, x]', ...['b', 'c', 'd', 'e'].map((key, i) => `${key}: &${key} [${Array(10).fill(`*${'abcd'[i]}`).join(', ')}]`)].join('\n');
+    const written = {
+      'broken.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a\n',
+      'comments.yaml': '# nothing here\n',
+      'unresolved.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: *a}\n',
+      'bomb.yaml': `${bomb}\n`,
+    };
+    for (const [name, text] of Object.entries(written)) writeFileSync(join(files, name), text);
     const report = validateDirectory(files);
-    expect(report.files).toBe(2);
-    expect(report.errors).toEqual([expect.stringMatching(new RegExp(`^${join(files, 'broken.yaml')}: invalid YAML: `)), `${join(files, 'comments.yaml')}: no YAML document`]);
+    expect(report.files).toBe(4);
+    const byFile = new Map(report.errors.map((error) => [error.slice(0, error.indexOf(': ')), error.slice(error.indexOf(': ') + 2)]));
+    expect([...byFile.keys()].sort()).toEqual(Object.keys(written).map((name) => join(files, name)).sort());
+    expect(byFile.get(join(files, 'broken.yaml'))).toMatch(/flow/i);
+    expect(byFile.get(join(files, 'comments.yaml'))).toBe('no YAML document');
+    expect(byFile.get(join(files, 'unresolved.yaml'))).toMatch(/^Unresolved alias/);
+    expect(byFile.get(join(files, 'bomb.yaml'))).toMatch(/alias count/);
   });
 
   it('reports a missing directory', () => {

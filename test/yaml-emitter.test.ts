@@ -70,6 +70,8 @@ describe('emitYaml', () => {
    * emitter writes a key or a scalar the same way wherever it stands. So every distinct key and
    * scalar of the files, written as one mapping and one list, is read by 1.1 as 1.2 reads it in
    * the files: the `yaml` package reads that once instead of every file (a tenth of the cost).
+   * Were the emitter to write a value differently by where it stands (flow style, say), this
+   * would have to read the files themselves again.
    */
   it('writes every synthesized file so that YAML 1.1 reads each of its keys and scalars as 1.2 does, and emitting what 1.2 reads gives the same text', () => {
     const keys = new Set<string>();

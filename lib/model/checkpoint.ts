@@ -144,12 +144,14 @@ const CONDITION_CHECK_SECONDS = 10;
  * Job's env, which a Job whose script calls it gets (probeJob), so the tests fail it in two.
  * `kube_get` reads the token at each call, as kubelet renews it, with the shell's own `read`
  * rather than a `cat` process per call (a token has no final newline, so `read` sets it and
- * then reports the end of the file: `|| :`).
+ * then reports the end of the file: `|| :`); a token it cannot read is empty, as `$(cat)`'s
+ * was, never the one of an earlier call.
  */
 const KUBE_GET = String.raw`sa=${SERVICE_ACCOUNT_DIR}
 kube_get() {
   kube_path=$1
   shift
+  kube_token=
   read -r kube_token < "$sa/token" || :
   curl -fsS --cacert "$sa/ca.crt" -H "Authorization: Bearer $kube_token" "$@" "https://kubernetes.default.svc$kube_path"
 }

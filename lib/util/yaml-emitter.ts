@@ -3,8 +3,9 @@
  * package builds a document tree first and dominated synthesis time (~60% for hundreds of
  * services); this writes text directly. Strings are plain only when YAML 1.1 and 1.2
  * parsers both read them back as the same string; otherwise they are double-quoted (JSON
- * string syntax is valid YAML) or, when multi-line, literal blocks. A test round-trips
- * every synthesized file through the `yaml` parser.
+ * string syntax is valid YAML) or, when multi-line, literal blocks. The tests read every
+ * synthesized file of the fixture back, every key and scalar in it under YAML 1.1 too, and
+ * any JSON value written by it under both (test/yaml-emitter.test.ts).
  */
 
 export function emitYaml(value: unknown): string {
