@@ -1,11 +1,9 @@
 import { defineConfig } from 'vitest/config';
-import buildPlugins from './bin/build-plugins.cjs';
-
-const { GENERATED_L1, withLinearFilter } = buildPlugins;
+// Compiles the project's code as the bundles do, for Node.js to run (Vite's module runner is off):
+// importing it installs it in this process, where the global setup runs; the workers `--import` it.
+import { TYPESCRIPT_LOADER } from './test/setup/typescript-loader.mjs';
 
 export default defineConfig({
-  // The tests run the code as the bundles do (bin/build-plugins.cjs; cdk8s-plus's in test/setup/linear-l1-filters.ts).
-  plugins: [{ name: 'linear-l1-filters', enforce: 'pre', transform: (code: string, id: string) => (GENERATED_L1.test(id) ? withLinearFilter(code) : undefined) }],
   test: {
     include: ['test/**/*.test.ts'],
     // Two processes, each running its files without isolation (one synth per fixture per
@@ -14,12 +12,12 @@ export default defineConfig({
     // a worker process 3–5 ms; one V8 helper thread each on 2 cores (ADR 31, seventh round).
     pool: 'forks',
     maxWorkers: 2,
-    execArgv: ['--v8-pool-size=1'],
+    execArgv: ['--v8-pool-size=1', '--import', TYPESCRIPT_LOADER],
     isolate: false,
     testTimeout: 0,
     hookTimeout: 0,
-    experimental: { fsModuleCache: true },
+    experimental: { viteModuleRunner: false, nodeLoader: false },
     globalSetup: ['test/setup/scratch-directory.ts'],
-    setupFiles: ['test/setup/linear-l1-filters.ts', 'test/setup/temp-dirs.ts'],
+    setupFiles: ['test/setup/temp-dirs.ts', 'test/setup/compile-cache.ts'],
   },
 });

@@ -1,5 +1,5 @@
 /**
- * How the bundles (bin/run.cjs) and the tests (vitest.config.mts) transform what they load:
+ * How the bundles (bin/run.cjs) and the tests (test/setup/typescript-loader.mjs) transform what they load:
  * source-level rewrites that change no behaviour, only what it costs.
  *
  * Plain CommonJS, like bin/run.cjs: it runs before any TypeScript has been compiled.
