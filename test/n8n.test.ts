@@ -199,7 +199,7 @@ describe('the n8n checkpoint', () => {
     expect(result.collected).toContain('Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1 https://kubernetes.default.svc/api/v1/namespaces/n8n/secrets/n8n-user-credentials');
     expect(result.collected).toContain('http://n8n.n8n.svc:5678/healthz/readiness');
     // The pod's token reaches the API server (kube_get reads it from the mounted volume).
-    expect(result.collected).toMatch(new RegExp(`--cacert \\S+/ca\\.crt -H Authorization: Bearer ${FAKE_API_TOKEN} -H Accept`));
+    expect(result.collected).toMatch(new RegExp(`--cacert [^\\n]+/serviceaccount/ca\\.crt -H Authorization: Bearer ${FAKE_API_TOKEN} -H Accept`));
   });
 
   it('fails when n8n is not ready, the Secret is missing, or it is not the generated one', () => {

@@ -436,7 +436,8 @@ export function runWithFakeCommands<T = undefined>(
     options.prepare?.(bin);
     const podEnv = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
     const { command, env } = withFakeFunctions(
-      container.command.map((part) => part.replaceAll(SERVICE_ACCOUNT_DIR, account)),
+      // Scripts name the directory once, as the word after `sa=` (lib/model/checkpoint.ts): one word here too, whatever TMPDIR holds.
+      container.command.map((part) => part.replaceAll(SERVICE_ACCOUNT_DIR, `'${account.replaceAll("'", `'\\''`)}'`)),
       fakes,
     );
     const result = spawnSync(command[0], command.slice(1), {
