@@ -18,7 +18,7 @@
  *   entries are not pruned: deleting the folder costs one compile of each file.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import nodeModule, { createRequire } from 'node:module';
 import { join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,10 +68,15 @@ function compiled(path, asModule) {
     sourcefile: path,
   });
   const text = asModule ? moduleScopeOf(code) + code : code;
-  mkdirSync(MODULES_CACHE, { recursive: true });
   const partial = `${cached}.${process.pid}.tmp`;
-  writeFileSync(partial, text);
-  renameSync(partial, cached);
+  try {
+    mkdirSync(MODULES_CACHE, { recursive: true });
+    writeFileSync(partial, text);
+    renameSync(partial, cached);
+  } catch {
+    // A read-only checkout only loses the cache.
+    rmSync(partial, { force: true });
+  }
   return text;
 }
 
