@@ -1,7 +1,9 @@
 import { defineConfig } from 'vitest/config';
 // Compiles the project's code as the bundles do, for Node.js to run (Vite's module runner is off):
 // importing it installs it in this process, where the global setup runs; the workers `--import` it.
-import { TYPESCRIPT_LOADER } from './test/setup/typescript-loader.mjs';
+import { pruneTestCaches, TYPESCRIPT_LOADER_URL } from './test/setup/typescript-loader.mjs';
+
+pruneTestCaches();
 
 export default defineConfig({
   test: {
@@ -12,7 +14,7 @@ export default defineConfig({
     // a worker process 3–5 ms; one V8 helper thread each on 2 cores (ADR 31, seventh round).
     pool: 'forks',
     maxWorkers: 2,
-    execArgv: ['--v8-pool-size=1', '--import', TYPESCRIPT_LOADER],
+    execArgv: ['--v8-pool-size=1', '--import', TYPESCRIPT_LOADER_URL],
     isolate: false,
     testTimeout: 0,
     hookTimeout: 0,

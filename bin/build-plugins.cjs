@@ -1,6 +1,7 @@
 /**
- * How the bundles (bin/run.cjs) and the tests (test/setup/typescript-loader.mjs) transform what they load:
- * source-level rewrites that change no behaviour, only what it costs.
+ * How the bundles (bin/run.cjs) transform what they load, and the tests
+ * (test/setup/typescript-loader.mjs) the generated L1 classes as the bundles do: source-level
+ * rewrites that change no behaviour, only what it costs.
  *
  * Plain CommonJS, like bin/run.cjs: it runs before any TypeScript has been compiled.
  */

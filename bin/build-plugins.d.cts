@@ -1,4 +1,4 @@
-/** Types of bin/build-plugins.cjs for the TypeScript that loads it (vitest.config.mts, the tests). */
+/** Types of bin/build-plugins.cjs for the TypeScript that loads it (the tests). */
 declare const buildPlugins: {
   /** esbuild plugins of the bundles. */
   readonly ESBUILD_PLUGINS: readonly unknown[];

@@ -1,24 +1,24 @@
 /**
  * How the tests load the project's code: compiled as the bundles compile it (esbuild, CommonJS,
- * the build plugins' rewrite of the generated L1 classes, bin/build-plugins.cjs), then run by
- * Node.js itself with its compile cache. Vitest runs with its module runner off
- * (vitest.config.mts): the runner asked the main process for every module and compiled each
- * anew, ~0.65 s per worker for the project's ~200 modules; this takes ~0.29 s (ADR 31, twelfth
- * round). Installed in the workers with `--import` and in the main process by the config (the
- * global setup). Plain JavaScript: it runs before any TypeScript can be loaded.
+ * strict as tsconfig.json asks, the build plugins' rewrite of the generated L1 classes,
+ * bin/build-plugins.cjs), then run by Node.js itself with its compile cache. Vitest runs with
+ * its module runner off (vitest.config.mts): the runner asked the main process for every module
+ * and compiled each anew, ~0.65 s per worker for the project's ~200 modules; this takes ~0.3 s
+ * (ADR 31, twelfth round). Installed in the workers with `--import` and in the main process by
+ * the config (the global setup). Plain JavaScript: it runs before any TypeScript can be loaded.
  *
- * - A relative import without an extension from the project's code finds `<path>.ts` or
+ * - A relative import without a file type from the project's code finds `<path>.ts` or
  *   `<path>/index.ts`, as esbuild does when it bundles.
  * - The project's `.ts` files become CommonJS, as in the bundles; those under test/ become ES
- *   modules, since vitest can only be imported, with `__dirname`, `__filename` and `require`
- *   defined where they use them.
- * - The compiled text is kept in .cache/test-modules/, named by the SHA-256 of what makes it
- *   (this file, esbuild's version, the build plugins, the path, the source), so a change to any
- *   of them compiles anew; writes are atomic, as two workers may compile the same file. Old
- *   entries are not pruned: deleting the folder costs one compile of each file.
+ *   modules, since vitest can only be imported, in which CommonJS' free `__dirname`,
+ *   `__filename` and `require` mean what they would there.
+ * - The compiled text is kept in .cache/test-modules/<generation>/, named by the SHA-256 of
+ *   the path and the source; the generation is the SHA-256 of what else makes it (this file,
+ *   esbuild's version, the build plugins, tsconfig.json). Writes are atomic, as two workers may
+ *   compile the same file.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import nodeModule, { createRequire } from 'node:module';
 import { join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,36 +26,44 @@ import { fileURLToPath } from 'node:url';
 const require = createRequire(import.meta.url);
 const { GENERATED_L1, withLinearFilter } = require('../../bin/build-plugins.cjs');
 
-/** This file, for the workers' `--import` (vitest.config.mts). */
-export const TYPESCRIPT_LOADER = fileURLToPath(import.meta.url);
+/** This file, for the workers' `--import` (vitest.config.mts): a URL, which any path can be. */
+export const TYPESCRIPT_LOADER_URL = import.meta.url;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NODE_MODULES = join(ROOT, 'node_modules') + sep;
 const TESTS = join(ROOT, 'test') + sep;
+const TSCONFIG = readFileSync(join(ROOT, 'tsconfig.json'), 'utf8');
+const GENERATION = createHash('sha256')
+  .update(readFileSync(fileURLToPath(import.meta.url)))
+  .update(require('esbuild/package.json').version)
+  .update(readFileSync(join(ROOT, 'bin', 'build-plugins.cjs')))
+  .update(TSCONFIG)
+  .digest('hex')
+  .slice(0, 16);
 const MODULES_CACHE = join(ROOT, '.cache', 'test-modules');
 /** Where Node.js keeps the V8 code of what it compiled; written by test/setup/compile-cache.ts. */
 const COMPILE_CACHE = join(ROOT, '.cache', 'node-compile');
+/**
+ * Entries past which a cache folder is emptied at the start of a run. The compile cache gains
+ * ~200 entries a run that are never read again (vitest imports each test and setup file under a
+ * new URL, and Node.js keys its cache by URL); a run loads ~240 compiled texts and ~1 060
+ * compiled codes. Emptied, each costs one compile of what a run loads (~1 s of CPU).
+ */
+const MAX_CACHE_ENTRIES = 5000;
 
-const GENERATION = createHash('sha256')
-  .update(readFileSync(TYPESCRIPT_LOADER))
-  .update(require('esbuild/package.json').version)
-  .update(readFileSync(join(ROOT, 'bin', 'build-plugins.cjs')))
-  .digest('hex');
 /** A relative import that names no file type (the project's own leave it out; some names have dots). */
 const RELATIVE = /^\.\.?\//;
 const FILE_TYPE = /\.(?:[cm]?[jt]s|json|node)$/;
+/** Where an ES module under test/ finds CommonJS' `require`. */
+const TEST_REQUIRE = "import { createRequire as __createTestRequire } from 'node:module'; const __testRequire = __createTestRequire(import.meta.url);";
 
 const isProjectFile = (path) => path.startsWith(ROOT) && !path.startsWith(NODE_MODULES);
 
 /** The JavaScript of a project's TypeScript file, from the cache or compiled now. */
 function compiled(path, asModule) {
   const source = readFileSync(path, 'utf8');
-  const key = createHash('sha256')
-    .update(GENERATION)
-    .update(path)
-    .update(asModule ? 'esm' : 'cjs')
-    .update(source)
-    .digest('hex');
-  const cached = join(MODULES_CACHE, `${key}.js`);
+  const key = createHash('sha256').update(path).update(source).digest('hex');
+  const directory = join(MODULES_CACHE, GENERATION);
+  const cached = join(directory, `${key}.${asModule ? 'mjs' : 'cjs'}`);
   if (existsSync(cached)) return readFileSync(cached, 'utf8');
   const generated = GENERATED_L1.test(path);
   const { code } = require('esbuild').transformSync(generated ? (withLinearFilter(source) ?? source) : source, {
@@ -63,34 +71,48 @@ function compiled(path, asModule) {
     format: asModule ? 'esm' : 'cjs',
     platform: 'node',
     target: 'node20',
+    tsconfigRaw: TSCONFIG,
+    ...(asModule && { define: { __dirname: 'import.meta.dirname', __filename: 'import.meta.filename', require: '__testRequire' }, banner: TEST_REQUIRE }),
     // Failures point at the TypeScript; the generated classes (7 MB) are never where a test fails.
     sourcemap: generated ? false : 'inline',
     sourcefile: path,
   });
-  const text = asModule ? moduleScopeOf(code) + code : code;
   const partial = `${cached}.${process.pid}.tmp`;
   try {
-    mkdirSync(MODULES_CACHE, { recursive: true });
-    writeFileSync(partial, text);
+    mkdirSync(directory, { recursive: true });
+    writeFileSync(partial, code);
     renameSync(partial, cached);
   } catch {
     // A read-only checkout only loses the cache.
     rmSync(partial, { force: true });
   }
-  return text;
+  return code;
 }
 
-/** CommonJS' module-scope names, for the ES modules under test/ that use them. */
-function moduleScopeOf(code) {
-  return [
-    /\b__dirname\b/.test(code) ? 'const __dirname = import.meta.dirname;' : '',
-    /\b__filename\b/.test(code) ? 'const __filename = import.meta.filename;' : '',
-    /\brequire\b/.test(code) ? "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" : '',
-  ].join('');
+/**
+ * Keeps the caches from growing without end; called by the config in the main process, before
+ * any worker starts: other generations' compiled texts go, and a folder past MAX_CACHE_ENTRIES
+ * is emptied (with any partial file a killed worker left). Also removes the module cache of
+ * vitest's own runner, unused since the runner is off (it had grown to 1.4 GB here).
+ */
+export function pruneTestCaches() {
+  const entries = (path) => (existsSync(path) ? readdirSync(path) : []);
+  for (const generation of entries(MODULES_CACHE)) {
+    const path = join(MODULES_CACHE, generation);
+    if (generation !== GENERATION || entries(path).length > MAX_CACHE_ENTRIES) rmSync(path, { recursive: true, force: true });
+  }
+  // One folder per Node.js version and V8 flags.
+  for (const runtime of entries(COMPILE_CACHE)) {
+    const path = join(COMPILE_CACHE, runtime);
+    if (entries(path).length > MAX_CACHE_ENTRIES) rmSync(path, { recursive: true, force: true });
+  }
+  rmSync(join(NODE_MODULES, '.experimental-vitest-cache'), { recursive: true, force: true });
 }
 
 if (typeof nodeModule.registerHooks !== 'function') {
-  throw new Error(`the tests need Node.js 22.15 or later (this is ${process.version}): run them with \`npm test\`, which uses the pinned one (ADR 41)`);
+  throw new Error(
+    `the tests need a Node.js with module.registerHooks, 22.15 or later (this is ${process.version}): \`npm test\` runs them on the pinned one where there is one for the platform (Linux with glibc, ADR 41), elsewhere on yours`,
+  );
 }
 if (!globalThis.homelabTypeScriptLoader) {
   globalThis.homelabTypeScriptLoader = true;
