@@ -44,7 +44,7 @@ const MODULES_CACHE = join(ROOT, '.cache', 'test-modules');
 const COMPILE_CACHE = join(ROOT, '.cache', 'node-compile');
 /**
  * Entries past which a cache folder is emptied at the start of a run. The compile cache gains
- * ~200 entries a run that are never read again (vitest imports each test and setup file under a
+ * ~195 entries a run that are never read again (vitest imports each test and setup file under a
  * new URL, and Node.js keys its cache by URL); a run loads ~240 compiled texts and ~1 060
  * compiled codes. Emptied, each costs one compile of what a run loads (the compile cache ~0.8 s
  * of CPU).
@@ -62,10 +62,14 @@ const isProjectFile = (path) => path.startsWith(ROOT) && !path.startsWith(NODE_M
 /** The JavaScript of a project's TypeScript file, from the cache or compiled now. */
 function compiled(path, asModule) {
   const source = readFileSync(path, 'utf8');
-  const key = createHash('sha256').update(path).update(source).digest('hex');
+  const key = createHash('sha256').update(path).update('\0').update(source).digest('hex');
   const directory = join(MODULES_CACHE, GENERATION);
   const cached = join(directory, `${key}.${asModule ? 'mjs' : 'cjs'}`);
-  if (existsSync(cached)) return readFileSync(cached, 'utf8');
+  try {
+    return readFileSync(cached, 'utf8');
+  } catch {
+    // Not compiled yet, or removed meanwhile by another run's pruning: compiled now.
+  }
   const generated = GENERATED_L1.test(path);
   const { code } = require('esbuild').transformSync(generated ? (withLinearFilter(source) ?? source) : source, {
     loader: 'ts',
@@ -92,27 +96,60 @@ function compiled(path, asModule) {
 
 /**
  * Keeps the caches from growing without end; called by the config in the main process, before
- * any worker starts: other generations' compiled texts go, and a folder past MAX_CACHE_ENTRIES
- * is emptied (with any partial file a killed worker left). Also removes the module cache of
- * vitest's own runner, unused since the runner is off (it had grown to 1.4 GB here).
+ * any worker starts: other generations' compiled texts go, and so does the compile cache of
+ * other Node.js versions; a folder past MAX_CACHE_ENTRIES is emptied (with any partial file a
+ * killed worker left). Also removes the module cache of vitest's own runner, unused since the
+ * runner is off (it had grown to 1.4 GB here). A folder is renamed before it is removed, so a
+ * run still using it (another vitest process) finds it gone rather than half-emptied; a failure
+ * (a read-only checkout, such a race) only leaves the folder for the next run.
  */
 export function pruneTestCaches() {
-  const entries = (path) => (existsSync(path) ? readdirSync(path) : []);
-  for (const generation of entries(MODULES_CACHE)) {
+  const folders = (path) => {
+    try {
+      return readdirSync(path, { withFileTypes: true })
+        .filter((entry) => entry.isDirectory())
+        .map((entry) => entry.name);
+    } catch {
+      return [];
+    }
+  };
+  const size = (path) => {
+    try {
+      return readdirSync(path).length;
+    } catch {
+      return 0;
+    }
+  };
+  const remove = (path) => {
+    try {
+      const doomed = `${path}.removed-${process.pid}`;
+      renameSync(path, doomed);
+      rmSync(doomed, { recursive: true, force: true });
+    } catch {
+      // Left for the next run.
+    }
+  };
+  for (const generation of folders(MODULES_CACHE)) {
     const path = join(MODULES_CACHE, generation);
-    if (generation !== GENERATION || entries(path).length > MAX_CACHE_ENTRIES) rmSync(path, { recursive: true, force: true });
+    if (generation !== GENERATION || size(path) > MAX_CACHE_ENTRIES) remove(path);
   }
-  // One folder per Node.js version and V8 flags.
-  for (const runtime of entries(COMPILE_CACHE)) {
+  // One folder per Node.js version, architecture and V8 flags, named `v<version>-<arch>-…`.
+  for (const runtime of folders(COMPILE_CACHE)) {
     const path = join(COMPILE_CACHE, runtime);
-    if (entries(path).length > MAX_CACHE_ENTRIES) rmSync(path, { recursive: true, force: true });
+    if (!runtime.startsWith(`v${process.versions.node}-`) || size(path) > MAX_CACHE_ENTRIES) remove(path);
   }
-  rmSync(join(NODE_MODULES, '.experimental-vitest-cache'), { recursive: true, force: true });
+  remove(join(NODE_MODULES, '.experimental-vitest-cache'));
 }
 
-if (typeof nodeModule.registerHooks !== 'function') {
+/**
+ * Node.js 24 or later: 22 has `module.registerHooks`, but a CommonJS module whose source a load
+ * hook gave does not resolve its own `require` calls through the resolve hook there (found by
+ * running the suite on 22.23.5: 64 of 65 files failed; 24.22.3 passed).
+ */
+const MINIMUM_NODE_MAJOR = 24;
+if (Number(process.versions.node.split('.')[0]) < MINIMUM_NODE_MAJOR || typeof nodeModule.registerHooks !== 'function') {
   throw new Error(
-    `the tests need a Node.js with module.registerHooks, 22.15 or later (this is ${process.version}): \`npm test\` runs them on the pinned one where there is one for the platform (Linux with glibc, ADR 41), elsewhere on yours`,
+    `the tests need Node.js ${MINIMUM_NODE_MAJOR} or later (this is ${process.version}): \`npm test\` runs them on the pinned one where there is one for the platform (Linux with glibc, ADR 41), elsewhere on yours`,
   );
 }
 if (!globalThis.homelabTypeScriptLoader) {
