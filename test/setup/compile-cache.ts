@@ -5,7 +5,7 @@
 import nodeModule from 'node:module';
 import { afterAll } from 'vitest';
 
-/** Node.js 22.10 and later (the tests run on the pinned Node.js, ADR 41); @types/node follows the engines' Node.js 20. */
+/** Node.js 22.10 and later has it (the tests need 24, test/setup/typescript-loader.mjs); @types/node follows the engines' Node.js 20. */
 const { flushCompileCache } = nodeModule as typeof nodeModule & { flushCompileCache(): void };
 
 afterAll(() => flushCompileCache());
