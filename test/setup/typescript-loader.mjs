@@ -104,22 +104,18 @@ function compiled(path, asModule) {
  * (a read-only checkout, such a race) only leaves the folder for the next run.
  */
 export function pruneTestCaches() {
-  const folders = (path) => {
+  const entries = (path) => {
     try {
-      return readdirSync(path, { withFileTypes: true })
-        .filter((entry) => entry.isDirectory())
-        .map((entry) => entry.name);
+      return readdirSync(path, { withFileTypes: true });
     } catch {
       return [];
     }
   };
-  const size = (path) => {
-    try {
-      return readdirSync(path).length;
-    } catch {
-      return 0;
-    }
-  };
+  const folders = (path) =>
+    entries(path)
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name);
+  const size = (path) => entries(path).length;
   const remove = (path) => {
     try {
       const doomed = `${path}.removed-${process.pid}`;
