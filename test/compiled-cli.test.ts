@@ -39,9 +39,10 @@ describe('the compiled CLI (bin/run.cjs)', () => {
     const calls = Array.from({ length: 6000 }, (_, i) => `f${i}(1)`).join(' + ');
     writeFileSync(
       join(project, 'main.ts'),
-      `import { GREETING } from './lib/greeting';\n${functions}export function main(argv: string[]): number {\n  if (argv.includes('--more')) console.error(${calls});\n  console.log(GREETING);\n  return 0;\n}\n`,
+      `import { GREETING } from './lib/greeting';\nimport { failDeep } from './lib/bug';\n${functions}export function main(argv: string[]): number {\n  if (argv.includes('--bug')) failDeep();\n  if (argv.includes('--more')) console.error(${calls});\n  console.log(GREETING);\n  return 0;\n}\n`,
     );
     writeFileSync(join(project, 'lib', 'greeting.ts'), "export const GREETING = 'one';\n");
+    writeFileSync(join(project, 'lib', 'bug.ts'), "export function failDeep(): never {\n  throw new Error('a bug');\n}\n");
     // Every other command the npm scripts run (bin/run.cjs bundles them all); validate refuses its input.
     const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
     const commands = Object.values(scripts).flatMap((script) => /^node bin\/run\.cjs (\w+)$/.exec(script)?.[1] ?? []);
@@ -59,6 +60,15 @@ describe('the compiled CLI (bin/run.cjs)', () => {
     const built = bundle();
     expect(run('synth').stdout).toBe('one\n');
     expect(bundle()).toBe(built);
+  });
+
+  it("reports a bug's stack trace at the sources' files, lines and names, not the minified bundle's", () => {
+    const bug = spawnSync(process.execPath, [join(project, 'bin', 'run.cjs'), 'synth', '--bug'], { encoding: 'utf8', cwd: project });
+    expect(bug.status).toBe(1);
+    const [message, top, caller] = bug.stderr.split('\n');
+    expect(message).toBe('Error: a bug');
+    expect(top).toBe('    at failDeep (lib/bug.ts:2:9)');
+    expect(caller).toMatch(/^ {4}at \S+ \(main\.ts:\d+:\d+\)$/);
   });
 
   it('rebuilds when a source changed, even to the same size', () => {
