@@ -42,6 +42,21 @@ describe('writer', () => {
     expect(statSync(join(outdir, 'dev/a/same.yaml')).nlink).toBe(1);
   });
 
+  it('rewrites a file that holds the new content and more, or only the start of it, and compares files of any size', () => {
+    const outdir = join(tempDir(), 'k8s');
+    const large = generated('x'.repeat(200_000));
+    const files = (longer: string, shorter: string, big: string) => [
+      { environment: 'dev', files: new Map([['a/longer.yaml', longer], ['a/shorter.yaml', shorter], ['a/big.yaml', big]]) },
+    ];
+    writeOutput(files(generated('same\nand more'), generated('sa'), large), { outdir });
+    const bigInode = statSync(join(outdir, 'dev/a/big.yaml')).ino;
+    writeOutput(files(generated('same'), generated('same'), large), { outdir });
+    expect(readTree(outdir)).toEqual(new Map([['dev/a/big.yaml', large], ['dev/a/longer.yaml', generated('same')], ['dev/a/shorter.yaml', generated('same')]]));
+    expect(statSync(join(outdir, 'dev/a/big.yaml')).ino).toBe(bigInode);
+    writeOutput(files(generated('same'), generated('same'), `${large.slice(0, -2)}y\n`), { outdir });
+    expect(readTree(outdir).get('dev/a/big.yaml')).toBe(`${large.slice(0, -2)}y\n`);
+  });
+
   it('with --env replaces only that environment', () => {
     const dir = tempDir();
     const outdir = join(dir, 'k8s');
