@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { CORE_SCHEMA, load } from 'js-yaml';
 import { parse, type ScalarTag, type CollectionTag, YAMLSeq } from 'yaml';
@@ -123,7 +124,12 @@ describe('emitYaml', () => {
     for (const { env } of synthesizePlatforms(config)) {
       const manifests = [...env.files].filter(([path]) => !HELM_VALUES_FILE.test(basename(path)));
       expect([...env.manifests.keys()].sort()).toEqual(manifests.map(([path]) => path).sort());
-      for (const [path, content] of manifests) expect(read(content), path).toStrictEqual(env.manifests.get(path));
+      // The matcher only where a manifest differs, to name the difference: on every manifest it made this
+      // test of the fixture take ~45 ms, where isDeepStrictEqual's strict comparison makes it ~15.
+      for (const [path, content] of manifests) {
+        const readBack = read(content);
+        if (!isDeepStrictEqual(readBack, env.manifests.get(path))) expect(readBack, path).toStrictEqual(env.manifests.get(path));
+      }
     }
   });
 });
