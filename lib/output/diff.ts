@@ -42,18 +42,23 @@ export interface EnvironmentDiff {
 
 /** Environments, Applications and resources that differ (unchanged ones are left out), sorted by name. */
 export function diffTrees(base: OutputTree, head: OutputTree): EnvironmentDiff[] {
-  const environments = groupBy([...base.keys(), ...head.keys()], (path) => path.split('/')[0]);
+  // The paths that differ, found first: grouping every path of the two trees cost a diff of
+  // the example with no change ~5 ms, and most diffs change a few files.
+  const differing: string[] = [];
+  for (const [path, content] of head) if (base.get(path) !== content) differing.push(path);
+  for (const path of base.keys()) if (!head.has(path)) differing.push(path);
+  if (differing.length === 0) return [];
+  const allPaths = [...base.keys(), ...head.keys()];
   const result: EnvironmentDiff[] = [];
-  for (const [environment, envPaths] of environments) {
+  for (const [environment, envChanges] of groupBy(differing, (path) => path.split('/')[0])) {
+    const envPaths = allPaths.filter((path) => path.split('/')[0] === environment);
     const applications: ApplicationDiff[] = [];
-    for (const [application, paths] of groupBy(envPaths, (path) => path.split('/')[1])) {
-      const resources = paths.flatMap((path) => {
-        const diff = diffFile(path.split('/').slice(2).join('/'), base.get(path), head.get(path));
-        return diff ? [diff] : [];
-      });
-      if (resources.length > 0) applications.push({ application, kind: overallKind(paths, base, head), resources });
+    for (const [application, paths] of groupBy(envChanges, (path) => path.split('/')[1])) {
+      const resources = paths.map((path) => diffFile(path.split('/').slice(2).join('/'), base.get(path), head.get(path))!);
+      const appPaths = envPaths.filter((path) => path.split('/')[1] === application);
+      applications.push({ application, kind: overallKind(appPaths, base, head), resources });
     }
-    if (applications.length > 0) result.push({ environment, kind: overallKind(envPaths, base, head), applications });
+    result.push({ environment, kind: overallKind(envPaths, base, head), applications });
   }
   return result;
 }
