@@ -133,8 +133,16 @@ describe('diffTrees on a known change', () => {
   });
 
   it('an environment only one tree holds is added or removed, with its Applications; unchanged ones are left out', () => {
-    const base = new Map([['dev/a/x.yaml', 'kind: A\n'], ['dev/b/y.yaml', 'kind: B\n'], ['old/a/x.yaml', 'kind: A\n']]);
-    const head = new Map([['dev/a/x.yaml', 'kind: A\n'], ['dev/b/y.yaml', 'kind: C\n'], ['new/c/z.yaml', 'kind: C\n']]);
+    const base = new Map([
+      ['dev/a/x.yaml', 'kind: A\n'],
+      ['dev/b/y.yaml', 'kind: B\n'],
+      ['old/a/x.yaml', 'kind: A\n'],
+    ]);
+    const head = new Map([
+      ['dev/a/x.yaml', 'kind: A\n'],
+      ['dev/b/y.yaml', 'kind: C\n'],
+      ['new/c/z.yaml', 'kind: C\n'],
+    ]);
     expect(diffTrees(base, head).map((env) => [env.environment, env.kind, env.applications.map((a) => [a.application, a.kind, a.resources.map((r) => r.kind)])])).toEqual([
       ['dev', 'changed', [['b', 'changed', ['changed']]]],
       ['new', 'added', [['c', 'added', ['added']]]],

@@ -4,11 +4,11 @@
  * oversize refused), the single sign-on seam, and the checkpoint scripts against fake answers.
  */
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { AddressInfo, createServer } from 'node:net';
+import { AddressInfo, createServer, Server } from 'node:net';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appsEntry, UI_CHECK_SCRIPT } from '../charts/custom-app';
 import { CONFIG_FILE_BYTES } from '../lib/model/config/config-files';
 import { defineService, settingsIn } from '../lib/model/catalog';
@@ -18,7 +18,7 @@ import { Layer } from '../lib/model/layers';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import type { OidcIssuer, SignInProtection, SingleSignOnProvider } from '../lib/model/single-sign-on';
-import { catalogWith, FAKE_SLEEP, fixtureObject, manifestAt, manifestsOf, maybeManifestAt, parseText, platformText, readTree, runMain, runWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { catalogWith, FAKE_SLEEP, FakeCommandRun, fixtureObject, manifestAt, manifestsOf, maybeManifestAt, parseText, platformText, readTree, runMain, runWithFakeCommands, startWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
 
 const RESOURCES = { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } };
 
@@ -413,8 +413,30 @@ describe('configuration files', () => {
   });
 });
 
+const containerOf = (manifest: any) => manifest.spec.template.spec.containers[0];
+
+/** The checkpoint of an app probed over TCP, run against `address` with curl's time limit `seconds` (6 in the Job). */
+const tcpProbeAt = (job: any, address: string, seconds: string) =>
+  JSON.parse(JSON.stringify(containerOf(job)).replaceAll('web.web.svc:9100', address).replaceAll('--max-time 6', `--max-time ${seconds}`));
+
+/**
+ * The TCP probe's passing run waits out curl's time limit against a server that keeps the
+ * connection open (most TCP servers do: curl then ends by its time limit, not with exit 0). It
+ * starts before the file's first test, so that they run meanwhile; its test awaits it.
+ */
+let tcpProbe: { job: any; server: Server; port: number; passed: Promise<FakeCommandRun<undefined>> };
+beforeAll(async () => {
+  const job = synthesized((app) => (app.probes = { readiness: { tcp: { port: 'metrics' } } })).find('web/job-web-checkpoint.yaml')!;
+  const server = createServer(() => undefined);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  tcpProbe = { job, server, port, passed: startWithFakeCommands(tcpProbeAt(job, `127.0.0.1:${port}`, '0.5'), { sleep: FAKE_SLEEP }) };
+});
+afterAll(() => {
+  tcpProbe?.server.close();
+});
+
 describe('checkpoint scripts against fake answers', () => {
-  const containerOf = (manifest: any) => manifest.spec.template.spec.containers[0];
   /** A fake curl exiting with $CURL_EXIT (0 by default), logging its arguments. */
   const exitingCurl = 'echo "$*" >> "$FAKE_BIN/calls"\nexit "${CURL_EXIT:-0}"';
   const run = (manifest: any, curlExit: number) =>
@@ -435,23 +457,17 @@ describe('checkpoint scripts against fake answers', () => {
   });
 
   it('a TCP readiness probe, with the real curl: passes on a server that holds the connection open, fails where nothing listens', async () => {
-    const job = synthesized((app) => (app.probes = { readiness: { tcp: { port: 'metrics' } } })).find('web/job-web-checkpoint.yaml')!;
+    const { job, server, port } = tcpProbe;
     expect(JSON.stringify(containerOf(job))).toContain('telnet://web.web.svc:9100');
-    // Most TCP servers keep a connection open: curl then ends by its time limit, not with exit 0.
-    const server = createServer(() => undefined);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as AddressInfo).port;
-    // The same script against this server, with a shorter time limit (the passing run waits all of it).
-    const at = (address: string, seconds: string) =>
-      JSON.parse(JSON.stringify(containerOf(job)).replaceAll('web.web.svc:9100', address).replaceAll('--max-time 6', `--max-time ${seconds}`));
     try {
-      const passed = runWithFakeCommands(at(`127.0.0.1:${port}`, '0.5'), { sleep: FAKE_SLEEP });
+      // The same script against the server tcpProbe started, with a shorter time limit (the passing run waits all of it).
+      const passed = await tcpProbe.passed;
       expect(passed.stdout).toContain(`127.0.0.1:${port} accepts connections`);
       expect(passed.status).toBe(0);
     } finally {
       server.close();
     }
-    const failed = runWithFakeCommands(at(`127.0.0.1:${port}`, '1'), { sleep: FAKE_SLEEP });
+    const failed = runWithFakeCommands(tcpProbeAt(job, `127.0.0.1:${port}`, '1'), { sleep: FAKE_SLEEP });
     expect(failed.stderr).toContain(`127.0.0.1:${port} accepts no connection`);
     expect(failed.status).not.toBe(0);
   });

@@ -1,5 +1,5 @@
 /** Shared helpers for the tests: the fixture configs, synthesis (once per worker), and reading output trees. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parse } from 'yaml';
@@ -413,6 +413,9 @@ function withFakeFunctions(command: readonly string[], fakes: Readonly<Record<st
   return { command: [shell, flags, `eval "$HOMELAB_TEST_FAKE_FUNCTIONS"; ${script}`, ...rest], env: { HOMELAB_TEST_FAKE_FUNCTIONS: functions.join('\n') } };
 }
 
+type FakeContainer = { command: string[]; env?: { name: string; value?: string }[] };
+type FakeCommandOptions<T> = { env?: Record<string, string>; prepare?: (bin: string) => void; collect?: (bin: string) => T };
+
 /**
  * Runs a container's command (a checkpoint script) locally with some commands replaced by
  * fakes — a fake `curl` answering canned responses, an instant `sleep` — as shell functions
@@ -422,10 +425,51 @@ function withFakeFunctions(command: readonly string[], fakes: Readonly<Record<st
  * the pod's are (SERVICE_ACCOUNT_DIR, here a directory of the fakes').
  */
 export function runWithFakeCommands<T = undefined>(
-  container: { command: string[]; env?: { name: string; value?: string }[] },
+  container: FakeContainer,
   fakes: Readonly<Record<string, string>>,
-  options: { env?: Record<string, string>; prepare?: (bin: string) => void; collect?: (bin: string) => T } = {},
+  options: FakeCommandOptions<T> = {},
 ): FakeCommandRun<T> {
+  const run = withFakes(container, fakes, options);
+  try {
+    const result = spawnSync(run.command[0], run.command.slice(1), { encoding: 'utf8', env: run.env });
+    return run.result(result.status, result.stdout, result.stderr);
+  } finally {
+    run.remove();
+  }
+}
+
+/**
+ * runWithFakeCommands in the background, for a script that waits out a real time limit (curl's,
+ * against a server that keeps the connection open): the tests before the one that awaits it
+ * run meanwhile, instead of their worker waiting idle. A program that cannot start is an exit
+ * status of null, its reason on stderr.
+ */
+export function startWithFakeCommands<T = undefined>(
+  container: FakeContainer,
+  fakes: Readonly<Record<string, string>>,
+  options: FakeCommandOptions<T> = {},
+): Promise<FakeCommandRun<T>> {
+  const run = withFakes(container, fakes, options);
+  return new Promise((resolve) => {
+    const child = spawn(run.command[0], run.command.slice(1), { env: run.env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const settle = (status: number | null, why = '') => {
+      try {
+        resolve(run.result(status, stdout, stderr + why));
+      } finally {
+        run.remove();
+      }
+    };
+    child.on('error', (error) => settle(null, error.message));
+    child.on('close', (status) => settle(status));
+  });
+}
+
+/** The fakes' directory made, and the command and environment that run the container's command with them. */
+function withFakes<T>(container: FakeContainer, fakes: Readonly<Record<string, string>>, options: FakeCommandOptions<T>) {
   const bin = tempDir('homelab-fakes-');
   try {
     for (const [name, body] of Object.entries(fakes)) writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
@@ -440,13 +484,15 @@ export function runWithFakeCommands<T = undefined>(
       container.command.map((part) => part.replaceAll(SERVICE_ACCOUNT_DIR, `'${account.replaceAll("'", `'\\''`)}'`)),
       fakes,
     );
-    const result = spawnSync(command[0], command.slice(1), {
-      encoding: 'utf8',
+    return {
+      command,
       env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_BIN: bin, ...env, ...podEnv, ...options.env },
-    });
-    return { status: result.status, stdout: result.stdout, stderr: result.stderr, collected: options.collect?.(bin) as T };
-  } finally {
+      result: (status: number | null, stdout: string, stderr: string): FakeCommandRun<T> => ({ status, stdout, stderr, collected: options.collect?.(bin) as T }),
+      remove: () => rmSync(bin, { recursive: true, force: true }),
+    };
+  } catch (error) {
     rmSync(bin, { recursive: true, force: true });
+    throw error;
   }
 }
 
