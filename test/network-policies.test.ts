@@ -18,8 +18,8 @@ import { EGRESS_PREFIX, NAMESPACE_BASELINE, NAMESPACE_NAME_LABEL, repositoryDest
 import type { ExposureRouter } from '../lib/model/exposure';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
-import { synthesizePlatform } from '../lib/output/synthesize';
-import { buildPlatform, platformObject, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, toYamlText } from './support';
+import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
+import { buildPlatform, platformObject, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatforms, toYamlText } from './support';
 
 /** Each environment of a config (or the `only` one), built and synthesized, with `extra` services added to the platform. */
 function synth(text: string, { extra = () => {}, only }: { extra?: (platform: Platform) => void; only?: string } = {}) {
@@ -28,11 +28,15 @@ function synth(text: string, { extra = () => {}, only }: { extra?: (platform: Pl
     const app = new App();
     const platform = buildPlatform(app, name, config);
     extra(platform);
-    const out = synthesizePlatform(app, platform);
-    const docs = manifestsOf(out);
-    const policies = docs.filter(({ manifest }) => manifest.kind === 'NetworkPolicy').map(({ path, manifest }) => ({ path, policy: manifest }));
-    return { name, platform, out, docs, policies };
+    return withPolicies(name, platform, synthesizePlatform(app, platform));
   });
+}
+
+/** An environment's synthesis with its documents and, among them, its NetworkPolicies. */
+function withPolicies(name: string, platform: Platform, out: SynthesizedEnvironment) {
+  const docs = manifestsOf(out);
+  const policies = docs.filter(({ manifest }) => manifest.kind === 'NetworkPolicy').map(({ path, manifest }) => ({ path, policy: manifest }));
+  return { name, platform, out, docs, policies };
 }
 
 const variant = (change: (config: Record<string, any>) => void) => {
@@ -51,7 +55,8 @@ const problems = (change: (config: Record<string, any>) => void): string[] => {
   return [];
 };
 
-const example = synth(platformText());
+/** The platform fixture's environments, synthesized once per test worker (test/support.ts). */
+const example = synthesizePlatforms(platformText()).map(({ platform, env }) => withPolicies(env.environment, platform, env));
 const prod = example.find((e) => e.name === 'prod')!;
 
 type Env = (typeof example)[number];
