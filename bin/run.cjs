@@ -168,6 +168,7 @@ function readCache(cacheFile, identity) {
 function load(bundle, worthCaching = () => true) {
   const cacheFile = `${bundle}.cache`;
   const { source, identity } = readBundle(bundle);
+  loadedBundles.set(bundle, identity);
   const cached = readCache(cacheFile, identity);
   const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData: cached?.data });
   const module = new Module(bundle, null);
@@ -198,15 +199,23 @@ function load(bundle, worthCaching = () => true) {
   return module.exports;
 }
 
-/** A frame of a V8 stack trace: `at [async |new ]name (file:line:column)` or `at file:line:column`. */
-const STACK_FRAME = /^(\s+at (?:async |new )?)(?:(.+?) \()?(.+?\.js):(\d+):(\d+)\)?$/;
+/**
+ * A frame of a V8 stack trace: `at [async |new ]name (file:line:column)`, or `at file:line:column`
+ * (told apart by the closing parenthesis: a path may hold " (").
+ */
+const STACK_FRAME = /^(\s+at (?:async |new )?)(?:(.+?) \((.+\.js):(\d+):(\d+)\)|(.+\.js):(\d+):(\d+))$/;
+
+/** The bundles this thread loaded, and the identity of each (identityOf): a map is read only if the bundle is still that one. */
+const loadedBundles = new Map();
 
 /**
  * A bug's stack trace, with each frame in a bundle given the source file, line and name it was
  * built from (the source map esbuild writes beside the bundle, read only when a bug is
  * reported): the bundles' code is minified. A frame's function is named where its caller calls
- * it, as Node.js's --enable-source-maps does (which does not reach code run by `vm.Script`).
- * Frames outside the bundles, and any the map does not cover, stay as V8 printed them.
+ * it, as Node.js's --enable-source-maps does (which does not reach code run by `vm.Script`):
+ * where the map names none (a method, a constructor, a function called from outside the
+ * bundle) the minified name stays. Frames outside the bundles, any the map does not cover, and
+ * all of a bundle rebuilt since it was loaded, stay as V8 printed them.
  */
 function withSourcePositions(stack) {
   const maps = new Map();
@@ -214,7 +223,11 @@ function withSourcePositions(stack) {
     if (!maps.has(bundle)) {
       let map;
       try {
-        if (dirname(bundle) === DIST) map = new Module.SourceMap(JSON.parse(readFileSync(`${bundle}.map`, 'utf8')));
+        // A build since this bundle was loaded replaced its map too.
+        const loaded = loadedBundles.get(bundle);
+        if (loaded && identityOf(statSync(bundle)).every((value, i) => value === loaded[i])) {
+          map = new Module.SourceMap(JSON.parse(readFileSync(`${bundle}.map`, 'utf8')));
+        }
       } catch {
         // No map (removed, or a build under way): the frame stays as it is.
       }
@@ -226,7 +239,8 @@ function withSourcePositions(stack) {
   const frames = lines.map((line) => {
     const match = STACK_FRAME.exec(line);
     if (!match) return undefined;
-    const [, at, name, bundle, lineNumber, column] = match;
+    const at = match[1];
+    const [name, bundle, lineNumber, column] = match[3] === undefined ? [undefined, ...match.slice(6, 9)] : match.slice(2, 6);
     // load() runs the bundle inside Module.wrap's function, which its first line starts with.
     const wrapped = lineNumber === '1' ? Module.wrapper[0].length : 0;
     const entry = mapOf(bundle)?.findEntry(Number(lineNumber) - 1, Number(column) - 1 - wrapped);

@@ -432,8 +432,10 @@ beforeAll(async () => {
   const port = (server.address() as AddressInfo).port;
   tcpProbe = { job, server, port, passed: startWithFakeCommands(tcpProbeAt(job, `127.0.0.1:${port}`, '0.5'), { sleep: FAKE_SLEEP }) };
 });
-afterAll(() => {
+afterAll(async () => {
   tcpProbe?.server.close();
+  // Also when the test that awaits it did not run (a filter, a failure before it).
+  await tcpProbe?.passed;
 });
 
 describe('checkpoint scripts against fake answers', () => {

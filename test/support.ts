@@ -442,7 +442,7 @@ export function runWithFakeCommands<T = undefined>(
  * runWithFakeCommands in the background, for a script that waits out a real time limit (curl's,
  * against a server that keeps the connection open): the tests before the one that awaits it
  * run meanwhile, instead of their worker waiting idle. A program that cannot start is an exit
- * status of null, its reason on stderr.
+ * status of null (spawnSync's too), the reason appended to stderr.
  */
 export function startWithFakeCommands<T = undefined>(
   container: FakeContainer,
@@ -450,15 +450,21 @@ export function startWithFakeCommands<T = undefined>(
   options: FakeCommandOptions<T> = {},
 ): Promise<FakeCommandRun<T>> {
   const run = withFakes(container, fakes, options);
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const child = spawn(run.command[0], run.command.slice(1), { env: run.env });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    let settled = false;
+    // Once: a program that cannot start reports an error and then closes.
     const settle = (status: number | null, why = '') => {
+      if (settled) return;
+      settled = true;
       try {
         resolve(run.result(status, stdout, stderr + why));
+      } catch (error) {
+        reject(error);
       } finally {
         run.remove();
       }
