@@ -1,12 +1,12 @@
 /** `npm run diff`: a fresh synth against the committed k8s/, per environment, Application and field. */
 import { execFileSync, spawn } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { colours } from '../lib/util/colours';
 import { diffTrees, diffValues, EnvironmentDiff } from '../lib/output/diff';
 import { formatField, formatMarkdown, formatText, formatValue, inlineChange } from '../lib/output/diff-format';
-import { readGitTreeWhile, treeOf } from '../lib/output/output-tree';
+import { readGitTree, treeOf } from '../lib/output/output-tree';
 import { SynthesizedEnvironment, synthesizeEnvironment } from '../lib/output/synthesize';
 import { writeOutput } from '../lib/output/writer';
 import { main as diffMain } from '../scripts/diff';
@@ -240,22 +240,37 @@ describe('npm run diff against git', () => {
     git('commit', '-qm', 'new files');
   });
 
-  it('reads the committed tree of a revision while other work runs, and leaves no temporary file when that work fails', async () => {
-    // A temporary directory of this test's own (TMPDIR is this worker process's): other tests
-    // and other runs on the machine make and remove theirs in the shared one meanwhile.
-    const scratch = tempDir();
-    const shared = process.env.TMPDIR;
-    process.env.TMPDIR = scratch;
-    try {
-      const { tree, result } = await readGitTreeWhile('HEAD~2', 'k8s', { cwd: repo }, () => 'synthesized');
-      expect(result).toBe('synthesized');
-      expect(tree).toEqual(treeOf([devEnvironment(platformObject())]));
-      await expect(readGitTreeWhile('HEAD', 'k8s', { cwd: repo }, () => { throw new Error('a config error'); })).rejects.toThrow('a config error');
-    } finally {
-      if (shared === undefined) delete process.env.TMPDIR;
-      else process.env.TMPDIR = shared;
+  it('reads the committed tree of a revision, from git only where the expected contents differ', () => {
+    const committed = treeOf([devEnvironment(platformObject())]);
+    expect(readGitTree('HEAD~2', 'k8s', { cwd: repo })).toEqual(committed);
+    expect(readGitTree('HEAD~2', 'k8s', { cwd: repo, expected: committed })).toEqual(committed);
+    // Expected contents that differ, are missing, or are extra: the commit's own are read.
+    const [first, second] = [...committed.keys()];
+    const expected = new Map([...committed, [first, 'kind: Changed\n'], ['dev/extra/file.yaml', 'kind: Extra\n']]);
+    expected.delete(second);
+    expect(readGitTree('HEAD~2', 'k8s', { cwd: repo, expected })).toEqual(committed);
+    expect(readGitTree('HEAD~2', 'k8s', { cwd: repo, environments: ['dev'], expected })).toEqual(committed);
+  });
+
+  it.each(['sha1', 'sha256'])('reads no blob whose object is that of the expected content (a repository of %s objects)', (format) => {
+    const dir = tempDir('homelab-diff-objects-');
+    const inRepo = (...args: string[]) => execFileSync('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.net', ...args], { cwd: dir, stdio: 'pipe' });
+    inRepo('init', '-q', `--object-format=${format}`);
+    const tree = new Map([
+      ['dev/a/x.yaml', 'kind: A # é\n'],
+      ['dev/b/y.yaml', 'kind: B\n'],
+    ]);
+    writeOutput([{ environment: 'dev', files: new Map([...tree].map(([path, content]) => [path.slice('dev/'.length), content])) }], { outdir: join(dir, 'k8s') });
+    inRepo('add', '-A');
+    inRepo('commit', '-qm', format);
+    expect(readGitTree('HEAD', 'k8s', { cwd: dir })).toEqual(tree);
+    // The blobs gone from the repository (loose objects; the trees stay): only a read of one fails.
+    for (const line of inRepo('ls-tree', '-r', 'HEAD').toString('utf8').trim().split('\n')) {
+      const object = line.split(/\s/)[2];
+      rmSync(join(dir, '.git', 'objects', object.slice(0, 2), object.slice(2)));
     }
-    expect(readdirSync(scratch)).toEqual([]);
+    expect(readGitTree('HEAD', 'k8s', { cwd: dir, expected: tree })).toEqual(tree);
+    expect(() => readGitTree('HEAD', 'k8s', { cwd: dir, expected: new Map([...tree, ['dev/a/x.yaml', 'kind: A # e\n']]) })).toThrow('cannot list k8s/ in HEAD');
   });
 
   it('exits 0 with no change, 1 with changes (printed), and compares with --base', async () => {
