@@ -85,21 +85,22 @@ export function readGitTree(commit: string, outdir: string, options: GitTreeOpti
   const cwd = options.cwd ?? process.cwd();
   const prefix = `${relative(cwd, resolve(cwd, outdir)).split(sep).join('/')}/`;
   const roots = (options.environments ?? ['']).map((env) => `${prefix}${env}`);
-  const failure = `cannot list ${prefix} in ${commit}`;
   const tree = new Map<string, string>();
   const unread: { path: string; object: string }[] = [];
-  const listing = git(['ls-tree', '-r', '-z', commit, '--', ...roots], cwd, failure).toString('utf8');
+  const listing = git(['ls-tree', '-r', '-z', commit, '--', ...roots], cwd, `cannot list ${prefix} in ${commit}`).toString('utf8');
   for (const line of listing.split('\0')) {
     if (line.length === 0) continue;
-    const [meta, fullPath] = line.split('\t');
-    const [, type, object] = meta.split(' ');
+    // "<mode> <type> <object>\t<path>"; a path may hold a tab.
+    const tab = line.indexOf('\t');
+    const [, type, object] = line.slice(0, tab).split(' ');
     if (type !== 'blob') continue;
-    const path = fullPath.slice(prefix.length);
+    const path = line.slice(tab + 1 + prefix.length);
     const content = options.expected?.get(path);
     if (content !== undefined && blobObject(content, object.length) === object) tree.set(path, content);
     else unread.push({ path, object });
   }
   if (unread.length > 0) {
+    const failure = `cannot read ${prefix} in ${commit}`;
     const answers = git(['cat-file', '--batch'], cwd, failure, unread.map((entry) => `${entry.object}\n`).join(''));
     let offset = 0;
     for (const { path, object } of unread) {
@@ -114,7 +115,11 @@ export function readGitTree(commit: string, outdir: string, options: GitTreeOpti
   return sortedTree(tree);
 }
 
-/** The git object id of a blob holding `content`, in the repository's hash (SHA-1, or SHA-256 for ids of 64 digits). */
+/**
+ * The git object id of a blob holding `content` as UTF-8, the bytes a synth writes (a lone
+ * surrogate among them as U+FFFD), in the repository's hash (SHA-1, or SHA-256 for ids of 64
+ * digits).
+ */
 function blobObject(content: string, idLength: number): string {
   return createHash(idLength === 64 ? 'sha256' : 'sha1')
     .update(`blob ${Buffer.byteLength(content)}\0`)
@@ -127,11 +132,17 @@ function gitReason(stderr: string): string {
   return reason ? ` (git: ${reason.replace(/^fatal: /, '')})` : '';
 }
 
+/**
+ * A git command's output. Replacement objects (`git replace`) are not applied: readGitTree reads
+ * some files as the objects ls-tree lists and the others by their content, which must be the
+ * same objects.
+ */
 function git(args: string[], cwd: string | undefined, failure: string, input?: string): Buffer {
   try {
-    return execFileSync('git', args, { cwd, input, maxBuffer: 1 << 30, stdio: ['pipe', 'pipe', 'pipe'] });
+    return execFileSync('git', ['--no-replace-objects', ...args], { cwd, input, maxBuffer: 1 << 30, stdio: ['pipe', 'pipe', 'pipe'] });
   } catch (error) {
-    throw new UserError([`${failure}${gitReason(String((error as { stderr?: Buffer }).stderr ?? (error as Error).message))}`]);
+    // Output past maxBuffer leaves stderr empty: the error's own message says why.
+    throw new UserError([`${failure}${gitReason(String((error as { stderr?: Buffer }).stderr ?? '') || (error as Error).message)}`]);
   }
 }
 
