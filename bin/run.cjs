@@ -132,6 +132,11 @@ function identityOf(stat) {
   return [stat.size, stat.mtimeMs, stat.ino];
 }
 
+/** Whether the file at `bundle` is still the one of that identity: a rebuild renames a new one over it at any time. */
+function isStill(bundle, identity) {
+  return identityOf(statSync(bundle)).every((value, i) => value === identity[i]);
+}
+
 /** A bundle's source and identity, read from one open file: a rebuild renames a new file over the path at any time. */
 function readBundle(bundle) {
   const fd = openSync(bundle, 'r');
@@ -185,7 +190,7 @@ function load(bundle, worthCaching = () => true) {
       // Renamed into place: another command may be reading it at the same time.
       const staged = `${cacheFile}.${process.pid}`;
       try {
-        if (identityOf(statSync(bundle)).some((value, i) => value !== identity[i])) return;
+        if (!isStill(bundle, identity)) return;
         const header = Buffer.alloc(CACHE_HEADER_BYTES);
         [compiled, ...identity].forEach((value, i) => header.writeDoubleLE(value, 8 * i));
         writeFileSync(staged, Buffer.concat([header, script.createCachedData()]));
@@ -225,7 +230,7 @@ function withSourcePositions(stack) {
       try {
         // A build since this bundle was loaded replaced its map too.
         const loaded = loadedBundles.get(bundle);
-        if (loaded && identityOf(statSync(bundle)).every((value, i) => value === loaded[i])) {
+        if (loaded && isStill(bundle, loaded)) {
           map = new Module.SourceMap(JSON.parse(readFileSync(`${bundle}.map`, 'utf8')));
         }
       } catch {

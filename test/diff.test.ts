@@ -216,11 +216,14 @@ describe('field-level differences', () => {
   });
 });
 
+/** git in `dir`, committing as a test user. */
+const gitIn = (dir: string, ...args: string[]) => execFileSync('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.net', ...args], { cwd: dir, stdio: 'pipe' });
+
 describe('npm run diff against git', () => {
   let repo: string;
   let changedFile: string;
   let exampleFile: string;
-  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.net', ...args], { cwd: repo, stdio: 'pipe' });
+  const git = (...args: string[]) => gitIn(repo, ...args);
   const run = (...args: string[]) => captureOutputAsync(() => diffMain(['--env', 'dev', ...args], { cwd: repo }));
 
   beforeAll(() => {
@@ -254,7 +257,7 @@ describe('npm run diff against git', () => {
 
   it.each(['sha1', 'sha256'])('reads no blob whose object is that of the expected content (a repository of %s objects)', (format) => {
     const dir = tempDir('homelab-diff-objects-');
-    const inRepo = (...args: string[]) => execFileSync('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.net', ...args], { cwd: dir, stdio: 'pipe' });
+    const inRepo = (...args: string[]) => gitIn(dir, ...args);
     inRepo('init', '-q', `--object-format=${format}`);
     const tree = new Map([
       ['dev/a/x.yaml', 'kind: A # é\n'],

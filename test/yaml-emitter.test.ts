@@ -127,8 +127,8 @@ describe('emitYaml', () => {
       // The matcher only where a manifest differs, to name the difference: on every manifest it made this
       // test of the fixture take ~45 ms, where isDeepStrictEqual's strict comparison makes it ~15.
       for (const [path, content] of manifests) {
-        const readBack = read(content);
-        if (!isDeepStrictEqual(readBack, env.manifests.get(path))) expect(readBack, path).toStrictEqual(env.manifests.get(path));
+        const value = read(content);
+        if (!isDeepStrictEqual(value, env.manifests.get(path))) expect(value, path).toStrictEqual(env.manifests.get(path));
       }
     }
   });
