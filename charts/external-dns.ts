@@ -337,8 +337,8 @@ export class ExternalDns extends HomelabService implements EdgePublisher {
 
 /**
  * The checkpoint: every record of `$RECORDS` (`host,type,target,proxied` each) is at Cloudflare
- * with its target and proxy setting, and its TXT registry record (`<type>-<host>`, external-dns
- * v0.21.0 registry/txt) names this environment's owner. Each is retried for 5 minutes: external-dns
+ * with its target and proxy setting, and its TXT registry record (`<type>-<host>`, the type in
+ * lower case, external-dns v0.21.0 registry/txt) names this environment's owner. Each is retried for 5 minutes: external-dns
  * syncs a new DNSEndpoint within seconds, a missed event at the next interval.
  */
 export const PROVIDER_CHECK = String.raw`# The zone's records matching query $1, without whitespace; fails only when the API cannot be
@@ -353,7 +353,7 @@ record_state() {
   case "$answer" in *'"success":true'*) ;; *) echo "the Cloudflare API refused: $answer"; return ;; esac
   case "$answer" in *"\"content\":\"$3\""*) ;; *) echo "no $2 record $1 -> $3"; return ;; esac
   case "$answer" in *"\"proxied\":$4"*) ;; *) echo "the $2 record $1 is not proxied=$4"; return ;; esac
-  txt=$(echo "$2" | tr 'A-Z' 'a-z')-$1
+  case $2 in A) txt=a-$1 ;; AAAA) txt=aaaa-$1 ;; CNAME) txt=cname-$1 ;; *) txt=$(printf '%s' "$2" | tr 'A-Z' 'a-z')-$1 ;; esac
   if ! owner=$(cf_get "type=TXT&name=$txt"); then echo "no answer from the Cloudflare API for the TXT record $txt"; return; fi
   case "$owner" in
     *"external-dns/owner=$OWNER,"*|*"external-dns/owner=$OWNER\\\""*) echo ok ;;
@@ -372,15 +372,19 @@ ${eachRecordUntilOk({
  * nslookup) — to its target where the record is not proxied (the address, or the CNAME's
  * canonical name), to any address where it is (Cloudflare answers with its proxy's addresses).
  */
-export const RESOLVE_CHECK = String.raw`# Prints "ok", or how host $1 resolved when it should reach $3 ($2, proxied $4).
+export const RESOLVE_CHECK = String.raw`nl='
+'
+# Prints "ok", or how host $1 resolved when it should reach $3 ($2, proxied $4).
 resolution() {
   answer=$(nslookup "$1" "$RESOLVER" 2>&1 | tr -s ' \t' '  ' | sed -n '/^Name:/,$p; /canonical name/p')
+  # Its lines between newlines: a pattern can match a line's start, or a whole line.
+  lines=$nl$answer$nl
   if [ "$4" = true ]; then
-    if echo "$answer" | grep -q '^Address: '; then echo ok; else echo "no address through Cloudflare's proxy"; fi
+    case $lines in *"${'$'}{nl}Address: "*) echo ok ;; *) echo "no address through Cloudflare's proxy" ;; esac
   elif [ "$2" = CNAME ]; then
-    if echo "$answer" | grep -qF "canonical name = $3"; then echo ok; else echo "no CNAME to $3"; fi
+    case $answer in *"canonical name = $3"*) echo ok ;; *) echo "no CNAME to $3" ;; esac
   else
-    if echo "$answer" | grep -qxF "Address: $3"; then echo ok; else echo "not the address $3"; fi
+    case $lines in *"${'$'}{nl}Address: $3$nl"*) echo ok ;; *) echo "not the address $3" ;; esac
   fi
 }
 ${eachRecordUntilOk({

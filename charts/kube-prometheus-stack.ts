@@ -572,10 +572,10 @@ echo "all $(printf '%s\n' "$all" | grep -c '^up ') scrape targets are up"
 # Prints what is still missing in Grafana, nothing once all is there.
 grafana_problem() {
   health=$(get "$GRAFANA_URL/api/health" | tr -d ' \n')
-  printf '%s' "$health" | grep -q '"database":"ok"' || { echo "Grafana is not healthy: $health"; return; }
+  case $health in *'"database":"ok"'*) ;; *) echo "Grafana is not healthy: $health"; return ;; esac
   sources=$(get -u "$GRAFANA_USER:$GRAFANA_PASSWORD" "$GRAFANA_URL/api/datasources" | tr -d ' \n')
   for name in $DATASOURCES; do
-    printf '%s' "$sources" | grep -q "\"name\":\"$name\"" || { echo "Grafana has no data source $name"; return; }
+    case $sources in *"\"name\":\"$name\""*) ;; *) echo "Grafana has no data source $name"; return ;; esac
   done
   found=$(get -u "$GRAFANA_USER:$GRAFANA_PASSWORD" "$GRAFANA_URL/api/search?type=dash-db&folderUIDs=$DASHBOARD_FOLDER_UID" \
     | tr -d ' \n' | grep -o '"type":"dash-db"' | grep -c . || true)
@@ -599,7 +599,7 @@ echo "Grafana is healthy with the data sources $DATASOURCES and the $EXPECTED_DA
 # an attempt when it starts, and notifications_failed_total, only once retrying gave up), before
 # and after a synthetic alert routed to every receiver: a success is a request that did not fail.
 counter() {
-  get "$ALERTMANAGER_URL/metrics" | grep "^alertmanager_$1{" | grep "integration=\"$2\"" | awk '{ sum += $NF } END { print sum + 0 }'
+  get "$ALERTMANAGER_URL/metrics" | awk -v series="alertmanager_$1{" -v label="integration=\"$2\"" 'index($0, series) == 1 && index($0, label) { sum += $NF } END { print sum + 0 }'
 }
 for pair in $DELIVERY_INTEGRATIONS; do
   name=${'$'}{pair%=*}
@@ -614,10 +614,10 @@ if ! get -X POST -H 'Content-Type: application/json' -d "$alert" "$ALERTMANAGER_
 fi
 routed=$(get "$ALERTMANAGER_URL/api/v2/alerts?filter=$DELIVERY_LABEL%3D%22true%22" | tr -d ' \n')
 for receiver in $DELIVERY_RECEIVERS; do
-  if ! printf '%s' "$routed" | grep -q "{\"name\":\"$receiver\"}"; then
-    echo "the synthetic alert is not routed to the receiver $receiver" >&2
-    exit 1
-  fi
+  case $routed in
+    *"{\"name\":\"$receiver\"}"*) ;;
+    *) echo "the synthetic alert is not routed to the receiver $receiver" >&2; exit 1 ;;
+  esac
 done
 check=1
 while :; do

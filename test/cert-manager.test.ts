@@ -127,7 +127,7 @@ describe('checkpoints waiting for conditions (kube_condition)', () => {
       const tries = Number(container.env.find((e: any) => e.name === 'CONDITION_CHECKS')?.value);
       const pause = Number(/\bsleep (\d+)/.exec(definition)?.[1]);
       expect(tries * pause, rest.split('\n').find((line) => line.trim().startsWith('kube_condition '))).toBe(300);
-      expect(definition).toContain('seq "$CONDITION_CHECKS"');
+      expect(definition).toContain('while [ "$kube_try" -lt "$CONDITION_CHECKS" ]');
     }
   });
 });

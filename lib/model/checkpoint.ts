@@ -140,7 +140,8 @@ const CONDITION_CHECK_SECONDS = 10;
  * `kube_get <api path> [curl options]` prints the object (e.g. `-H 'Accept: ...;as=PartialObjectMetadata...'`
  * for its metadata only); `kube_condition <api path> <type>` waits up to five
  * minutes for its status condition <type> to be True (built-in types list `type` first,
- * custom resources come back with sorted keys, so both orders match). Its tries come from the
+ * custom resources come back with sorted keys, so both orders match; matched by the shell's
+ * own `case`, and the tries counted by it, not by a `grep` and a `seq` process). Its tries come from the
  * Job's env, which a Job whose script calls it gets (probeJob), so the tests fail it in two.
  * `kube_get` reads the token at each call, as kubelet renews it, with the shell's own `read`
  * rather than a `cat` process per call (a token has no final newline, so `read` sets it and
@@ -157,8 +158,12 @@ kube_get() {
 }
 kube_condition() {
   : "${'$'}{CONDITION_CHECKS:?unset (the Job that calls kube_condition sets it)}"
-  for _ in $(seq "$CONDITION_CHECKS"); do
-    if kube_get "$1" | tr -d ' \n' | grep -Eq "\"type\":\"$2\",\"status\":\"True\"|\"status\":\"True\",\"type\":\"$2\""; then return 0; fi
+  kube_try=0
+  while [ "$kube_try" -lt "$CONDITION_CHECKS" ]; do
+    kube_try=$((kube_try + 1))
+    case $(kube_get "$1" | tr -d ' \n') in
+      *"\"type\":\"$2\",\"status\":\"True\""* | *"\"status\":\"True\",\"type\":\"$2\""*) return 0 ;;
+    esac
     sleep ${CONDITION_CHECK_SECONDS}
   done
   echo "$1: condition $2 is not True" >&2
