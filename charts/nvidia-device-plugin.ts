@@ -204,16 +204,20 @@ const GPU_NODE_CHECKS = 30;
  * is missing, in the order the pieces depend on each other: the node itself (inventory names are node names), NFD's hardware label,
  * GFD's NVML labels (driver, container toolkit, k3s's nvidia runtime), the plugin. The API
  * server pretty-prints for curl, so whitespace is removed before the flat `labels` and
- * `allocatable` maps are cut out of the Node.
+ * `allocatable` maps are cut out of the Node (the last map of the name, as a greedy `sed` would
+ * take it) and their values out of them, by the shell's own expansions: a process per value and
+ * try added up to dozens per node.
  */
 const GPU_NODE_CHECK = String.raw`map_of() {
-  printf '%s' "$1" | sed -n "s/.*\"$2\":{\([^}]*\)}.*/\1/p"
+  case $1 in *"\"$2\":{"*) map=${'$'}{1##*"\"$2\":{"}; printf '%s\n' "${'$'}{map%%"}"*}" ;; esac
 }
 value_of() {
-  printf '%s' "$1" | grep -o "\"$2\":\"[^\"]*\"" | cut -d'"' -f4
+  case $1 in *"\"$2\":\""*) value=${'$'}{1#*"\"$2\":\""}; printf '%s\n' "${'$'}{value%%\"*}" ;; esac
 }
 check_node() {
-  for _ in $(seq "$CHECKS"); do
+  try=0
+  while [ "$try" -lt "$CHECKS" ]; do
+    try=$((try + 1))
     node=$(kube_get "/api/v1/nodes/$1" 2>/dev/null | tr -d ' \n' || true)
     labels=$(map_of "$node" labels)
     present=$(value_of "$labels" '${GPU_LABELS.present}')
