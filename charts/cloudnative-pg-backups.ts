@@ -454,8 +454,12 @@ left=""
 list_claims() {
   claims=$(kube "/api/v1/namespaces/$NAMESPACE/persistentvolumeclaims?labelSelector=cnpg.io%2Fcluster%3D$SCRATCH") || { left="an unlisted claim"; return 1; }
   claims=$(printf '%s' "$claims" | tr -d ' \n')
-  for volume in $(printf '%s' "$claims" | grep -o '"volumeName":"[^"]*"' | cut -d '"' -f 4); do
-    case " $volumes_seen " in *" $volume "*) ;; *) volumes_seen="$volumes_seen $volume" ;; esac
+  # Each "volumeName" value, cut out by the shell itself: this runs at every poll.
+  rest=$claims
+  while :; do
+    case $rest in *'"volumeName":"'*) rest=${'$'}{rest#*'"volumeName":"'} ;; *) break ;; esac
+    volume=${'$'}{rest%%'"'*}
+    [ -z "$volume" ] || case " $volumes_seen " in *" $volume "*) ;; *) volumes_seen="$volumes_seen $volume" ;; esac
   done
 }
 # Gone: the Cluster answers 404, no claim of it is listed and every volume seen answers 404 (a

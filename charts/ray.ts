@@ -514,8 +514,10 @@ echo "submitted Ray job $id"
 deadline=$(( $(date +%s) + 1200 ))
 status=PENDING
 until [ "$(date +%s)" -ge "$deadline" ]; do
-  status=$(curl -fsS --max-time 10 "$JOBS_URL/$id" | tr -d ' 
-' | grep -o '"status":"[A-Z]*"' | head -n 1 | cut -d'"' -f4 || true)
+  # The job's own status is the first one (JobDetails), cut out by the shell: this runs at every poll.
+  answer=$(curl -fsS --max-time 10 "$JOBS_URL/$id" | tr -d ' 
+' || true)
+  case $answer in *'"status":"'*) status=${'$'}{answer#*'"status":"'}; status=${'$'}{status%%'"'*} ;; *) status= ;; esac
   case "$status" in
     SUCCEEDED|FAILED|STOPPED) break ;;
   esac
