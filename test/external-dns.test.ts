@@ -11,8 +11,8 @@ import { isExposureRouter, type RoutedHost } from '../lib/model/exposure';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { INVARIANTS } from './invariants';
 import { assertValidPromql } from './support-promql';
-import { chartValues, environmentIssues, FAKE_SLEEP, manifestAt, manifestsOf, platformObject, platformText, runWithFakeCommands, Synthesized, synthesizeEnvironment, synthesizePlatforms, tempDir, toYamlText, withFiles } from './support';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chartValues, environmentIssues, FAKE_SLEEP, manifestAt, manifestsOf, platformObject, platformText, runWithFakeCommands, shellQuoted, Synthesized, synthesizeEnvironment, synthesizePlatforms, toYamlText, withFiles } from './support';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const ZONE_ID = '023e105f4ecef8ad9ca31a8372d0c353';
@@ -240,23 +240,19 @@ describe('the checkpoint: every record at Cloudflare, owned by the environment',
       answers.set(`type=TXT&name=${type.toLowerCase()}-${host}`, answer([{ name: `${type.toLowerCase()}-${host}`, type: 'TXT', content: owned(env('OWNER')) }]));
     }
     change(answers);
-    const dir = tempDir('homelab-cloudflare-');
-    // Named by the query itself (`type=A&name=host`: no slash), so the fake finds it without a process.
-    answers.forEach((body, query) => writeFileSync(join(dir, query), body));
     const curl = [
       'echo "$@" >> "$FAKE_BIN/calls"',
       // curl's status when it cannot connect.
       curlFails ? 'exit 7' : '',
       'for arg; do url=$arg; done',
-      'key=${url#*dns_records?}',
-      `if [ -f "${dir}/$key" ]; then cat "${dir}/$key"; else echo '{"result":[],"success":true}'; fi`,
+      // The answers in the fake itself: a call starts no process.
+      'case ${url#*dns_records?} in',
+      ...[...answers].map(([query, body]) => `  ${shellQuoted(query)}) printf '%s' ${shellQuoted(body)} ;;`),
+      `  *) echo '{"result":[],"success":true}' ;;`,
+      'esac',
     ].join('\n');
-    try {
-      const result = runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP }, { env: { CF_API_TOKEN: 'token-from-vault', CHECKS: '2' }, collect: (bin) => readFileSync(join(bin, 'calls'), 'utf8') });
-      return { status: result.status, output: result.stdout + result.stderr, calls: result.collected };
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const result = runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP }, { env: { CF_API_TOKEN: 'token-from-vault', CHECKS: '2' }, collect: (bin) => readFileSync(join(bin, 'calls'), 'utf8') });
+    return { status: result.status, output: result.stdout + result.stderr, calls: result.collected };
   };
 
   it('asks the zone at Cloudflare for every derived record', () => {

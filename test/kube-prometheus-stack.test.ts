@@ -6,7 +6,7 @@
  * Alertmanager route tree by evaluating it, the Application (waves, drift), the documents
  * against the Kubernetes and CRD schemas, and the checkpoint script run with a fake curl.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'cdk8s';
 import { parse } from 'yaml';
@@ -28,7 +28,7 @@ import type { StorageProvider } from '../lib/model/storage';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { IMAGES } from '../charts/versions';
-import { buildPlatform, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands } from './support';
+import { buildPlatform, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, shellQuoted } from './support';
 
 /** `services.monitoring` as proposed for homelab.yaml: the base, then each environment's overrides. */
 const MONITORING_YAML = {
@@ -533,38 +533,36 @@ const FEW_CHECKS = { TARGET_CHECKS: '4', GRAFANA_CHECKS: '3' };
 
 /** Runs the checkpoint Job's script with its env, a fake `curl` answering per URL and a `sleep` that returns at once. */
 function runCheckpoint(built: Built, responses: Responses): { status: number | null; stdout: string; stderr: string; calls: string[] } {
+  const print = (body: string) => `printf '%s' ${shellQuoted(body)}`;
+  /** The n-th call of a kind answers the n-th of `bodies`, or the last one. */
+  const inOrder = (kind: string, bodies: readonly string[]) =>
+    bodies.map((body, i) => `    ${i < bodies.length - 1 ? shellQuoted(`${kind} ${i + 1}`) : `${shellQuoted(`${kind} `)}*`}) ${print(body)} ;;`);
+  // The answers in the fake itself: a call starts no process.
   const curl = [
     'echo "$*" >> "$FAKE_BIN/calls"',
     'for url; do :; done',
-    // The n-th call of a kind answers <kind>-<n>.json, or the last one there is.
     'answer() {',
     '  { read -r n < "$FAKE_BIN/$1.count"; } 2>/dev/null || n=0; n=$((n + 1)); echo "$n" > "$FAKE_BIN/$1.count"',
-    '  f="$FAKE_BIN/$1-$n.json"; [ -f "$f" ] || f=$(ls "$FAKE_BIN/$1"-*.json | sort -V | tail -n 1)',
-    '  cat "$f"',
+    '  case "$1 $n" in',
+    ...inOrder('targets', responses.targets),
+    ...inOrder('datasources', responses.datasources ?? [DATASOURCES]),
+    '  esac',
     '}',
     'case "$url" in',
     '  */api/v1/targets*) answer targets ;;',
     `  */api/health) printf '{\\n  "commit": "abc",\\n  "database": "ok",\\n  "version": "13.2.0"\\n}' ;;`,
     '  */api/datasources) answer datasources ;;',
-    '  */api/search*) cat "$FAKE_BIN/search.json" ;;',
+    `  */api/search*) ${print(search(responses.dashboards ?? built.stack.provisionedDashboards.size))} ;;`,
     // Alertmanager: the metrics change once the synthetic alert was posted.
-    '  */api/v2/alerts\\?*) cat "$FAKE_BIN/routed.json" ;;',
+    `  */api/v2/alerts\\?*) ${print(responses.alertmanager?.routed ?? routedAlert('homelab-webhook', 'pager'))} ;;`,
     '  */api/v2/alerts) echo "$*" > "$FAKE_BIN/posted"; echo "" ;;',
-    '  */metrics) if [ -f "$FAKE_BIN/posted" ]; then cat "$FAKE_BIN/metrics-after.txt"; else cat "$FAKE_BIN/metrics-before.txt"; fi ;;',
+    `  */metrics) if [ -f "$FAKE_BIN/posted" ]; then ${print(responses.alertmanager?.after ?? notificationMetrics({ email: [4, 0], webhook: [6, 1] }))}; else ${print(responses.alertmanager?.before ?? notificationMetrics({ email: [3, 0], webhook: [5, 1] }))}; fi ;;`,
     '  *) exit 7 ;;',
     'esac',
   ].join('\n');
   const job = one(built, 'Job', 'monitoring-checkpoint');
   const result = runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP }, {
     env: { GRAFANA_USER: 'admin', GRAFANA_PASSWORD: 's3cret', ...responses.env },
-    prepare: (bin) => {
-      responses.targets.forEach((body, i) => writeFileSync(join(bin, `targets-${i + 1}.json`), body));
-      (responses.datasources ?? [DATASOURCES]).forEach((body, i) => writeFileSync(join(bin, `datasources-${i + 1}.json`), body));
-      writeFileSync(join(bin, 'search.json'), search(responses.dashboards ?? built.stack.provisionedDashboards.size));
-      writeFileSync(join(bin, 'metrics-before.txt'), responses.alertmanager?.before ?? notificationMetrics({ email: [3, 0], webhook: [5, 1] }));
-      writeFileSync(join(bin, 'metrics-after.txt'), responses.alertmanager?.after ?? notificationMetrics({ email: [4, 0], webhook: [6, 1] }));
-      writeFileSync(join(bin, 'routed.json'), responses.alertmanager?.routed ?? routedAlert('homelab-webhook', 'pager'));
-    },
     collect: (bin) => readFileSync(join(bin, 'calls'), 'utf8').trim().split('\n'),
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr, calls: result.collected };

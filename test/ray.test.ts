@@ -25,7 +25,7 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { parseQuantity } from '../lib/util/quantity';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { buildPlatform, environmentIssues, platformObject, platformText, synthesizeEnvironment, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
+import { buildPlatform, environmentIssues, platformObject, platformText, synthesizeEnvironment, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, shellQuoted, tempDir, toYamlText } from './support';
 
 /** services.ray as homelab.yaml would carry it: a CPU group 1..3 and a GPU group 0..1. */
 const RAY_SETTINGS = {
@@ -394,7 +394,7 @@ function runJobCheckpoint(job: Manifest, nodes: string, api: FakeJobApi) {
     'case "$method $last" in',
     `  "GET "*/api/v0/nodes*) printf '%s' '${nodes}' ;;`,
     `  "POST "*/api/jobs/) ${api.submit === 'refused' ? 'exit 22' : `printf '%s' '{"job_id": "raysubmit_x", "submission_id": "id"}'`} ;;`,
-    `  "GET "*/api/jobs/*/logs) printf '%s' '${logs.replace(/'/g, "'\\''")}' ;;`,
+    `  "GET "*/api/jobs/*/logs) printf '%s' ${shellQuoted(logs)} ;;`,
     `  "GET "*/api/jobs/*) printf '%s' '${jobDetails}' ;;`,
     '  "POST "*/stop|"DELETE "*) echo true ;;',
     '  *) exit 22 ;;',

@@ -379,6 +379,11 @@ export function captureOutput(run: () => number): { status: number; stdout: stri
   }
 }
 
+/** `text` as one shell word, in single quotes. */
+export function shellQuoted(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
 /** A `sleep` that returns at once, so retry loops run in no time. */
 export const FAKE_SLEEP = 'exit 0';
 /**
@@ -487,7 +492,7 @@ function withFakes<T>(container: FakeContainer, fakes: Readonly<Record<string, s
     const podEnv = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
     const { command, env } = withFakeFunctions(
       // Scripts name the directory once, as the word after `sa=` (lib/model/checkpoint.ts): one word here too, whatever TMPDIR holds.
-      container.command.map((part) => part.replaceAll(SERVICE_ACCOUNT_DIR, `'${account.replaceAll("'", `'\\''`)}'`)),
+      container.command.map((part) => part.replaceAll(SERVICE_ACCOUNT_DIR, shellQuoted(account))),
       fakes,
     );
     return {
