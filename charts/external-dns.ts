@@ -337,12 +337,13 @@ export class ExternalDns extends HomelabService implements EdgePublisher {
 
 /**
  * The checkpoint: every record of `$RECORDS` (`host,type,target,proxied` each) is at Cloudflare
- * with its target and proxy setting, and its TXT registry record (`<type>-<host>`, the type in
- * lower case, external-dns v0.21.0 registry/txt) names this environment's owner. Each is retried for 5 minutes: external-dns
- * syncs a new DNSEndpoint within seconds, a missed event at the next interval.
+ * with its target and proxy setting, and its TXT registry record (`<type>-<host>`, the type —
+ * A, AAAA or CNAME, dnsRecords' — in lower case; external-dns v0.21.0 registry/txt) names this
+ * environment's owner. Each is retried for 5 minutes: external-dns syncs a new DNSEndpoint
+ * within seconds, a missed event at the next interval.
  */
-export const PROVIDER_CHECK = String.raw`# The zone's records matching query $1, without whitespace; fails only when the API cannot be
-# reached (an error answer, such as a refused token, says so in its JSON).
+export const PROVIDER_CHECK = String.raw`# The zone's records matching query $1, without whitespace; fails only when the API
+# cannot be reached (an error answer, such as a refused token, says so in its JSON).
 cf_get() {
   body=$(curl -sS --max-time 10 -H "Authorization: Bearer $CF_API_TOKEN" "$CLOUDFLARE_API/zones/$ZONE_ID/dns_records?$1") || return 1
   printf '%s' "$body" | tr -d ' \n'
@@ -353,7 +354,7 @@ record_state() {
   case "$answer" in *'"success":true'*) ;; *) echo "the Cloudflare API refused: $answer"; return ;; esac
   case "$answer" in *"\"content\":\"$3\""*) ;; *) echo "no $2 record $1 -> $3"; return ;; esac
   case "$answer" in *"\"proxied\":$4"*) ;; *) echo "the $2 record $1 is not proxied=$4"; return ;; esac
-  case $2 in A) txt=a-$1 ;; AAAA) txt=aaaa-$1 ;; CNAME) txt=cname-$1 ;; *) txt=$(printf '%s' "$2" | tr 'A-Z' 'a-z')-$1 ;; esac
+  case $2 in A) txt=a-$1 ;; AAAA) txt=aaaa-$1 ;; *) txt=cname-$1 ;; esac
   if ! owner=$(cf_get "type=TXT&name=$txt"); then echo "no answer from the Cloudflare API for the TXT record $txt"; return; fi
   case "$owner" in
     *"external-dns/owner=$OWNER,"*|*"external-dns/owner=$OWNER\\\""*) echo ok ;;

@@ -19,7 +19,7 @@ import { discoveredGpuLabels } from './support';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { chartValues, emptyPlatform, environmentIssues, PolicyProvider, platformObject, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, tempDir, toYamlText } from './support';
+import { chartValues, emptyPlatform, environmentIssues, PolicyProvider, platformObject, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, shellQuoted, tempDir, toYamlText } from './support';
 
 type ConfigMutation = (config: Record<string, any>) => void;
 
@@ -386,7 +386,7 @@ describe('the device plugin checkpoint', () => {
   const job = find(base, 'nvidia-device-plugin/job-nvidia-device-plugin-checkpoint.yaml');
   /** Two tries instead of the Job's: each try runs a dozen commands. */
   const FEW_CHECKS = { CHECKS: '2' };
-  const serve = (json: string) => `case "$*" in *api/v1/nodes/gpu-1*) printf '%s' '${json}';; *) exit 22;; esac`;
+  const serve = (json: string) => `case "$*" in *api/v1/nodes/gpu-1*) printf '%s' ${shellQuoted(json)};; *) exit 22;; esac`;
 
   it('reads the GPU nodes through a ServiceAccount that may only get those nodes', () => {
     const role = find(base, 'nvidia-device-plugin/clusterrole-nvidia-device-plugin-checkpoint.yaml');

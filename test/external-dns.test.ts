@@ -226,34 +226,43 @@ describe('the invariant on derived records', () => {
 const answer = (records: readonly object[], success = true) => JSON.stringify({ result: records, success, errors: [], messages: [] }, null, 2);
 const owned = (owner: string) => `"heritage=external-dns,external-dns/owner=${owner},external-dns/resource=crd/external-dns/argocd"`;
 
-describe('the checkpoint: every record at Cloudflare, owned by the environment', () => {
-  const container = file(prod, 'external-dns/job-external-dns-checkpoint.yaml').spec.template.spec.containers[0];
+/** A check Job's container, its env values, and its `$RECORDS` (`host,type,target,proxied` each). */
+function checkJob(s: Synthesized, path: string) {
+  const container = file(s, path).spec.template.spec.containers[0];
   const env = (name: string) => container.env.find((e: any) => e.name === name)?.value as string;
   const records = env('RECORDS')
     .split(' ')
     .map((r) => r.split(','));
-  /** Answers by query string: every record present and owned, with `change` applied. */
-  const run = (change: (answers: Map<string, string>) => void = () => {}, curlFails = false) => {
-    const answers = new Map<string, string>();
-    for (const [host, type, target, proxied] of records) {
-      answers.set(`type=${type}&name=${host}`, answer([{ name: host, type, content: target, proxied: proxied === 'true', ttl: proxied === 'true' ? 1 : 300 }]));
-      answers.set(`type=TXT&name=${type.toLowerCase()}-${host}`, answer([{ name: `${type.toLowerCase()}-${host}`, type: 'TXT', content: owned(env('OWNER')) }]));
-    }
-    change(answers);
-    const curl = [
-      'echo "$@" >> "$FAKE_BIN/calls"',
-      // curl's status when it cannot connect.
-      curlFails ? 'exit 7' : '',
-      'for arg; do url=$arg; done',
-      // The answers in the fake itself: a call starts no process.
-      'case ${url#*dns_records?} in',
-      ...[...answers].map(([query, body]) => `  ${shellQuoted(query)}) printf '%s' ${shellQuoted(body)} ;;`),
-      `  *) echo '{"result":[],"success":true}' ;;`,
-      'esac',
-    ].join('\n');
-    const result = runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP }, { env: { CF_API_TOKEN: 'token-from-vault', CHECKS: '2' }, collect: (bin) => readFileSync(join(bin, 'calls'), 'utf8') });
-    return { status: result.status, output: result.stdout + result.stderr, calls: result.collected };
-  };
+  return { container, env, records };
+}
+
+/** An environment's provider check against answers by query string: every record present and owned, with `change` applied. */
+function runProviderCheck(s: Synthesized, change: (answers: Map<string, string>) => void = () => {}, curlFails = false) {
+  const { container, env, records } = checkJob(s, 'external-dns/job-external-dns-checkpoint.yaml');
+  const answers = new Map<string, string>();
+  for (const [host, type, target, proxied] of records) {
+    answers.set(`type=${type}&name=${host}`, answer([{ name: host, type, content: target, proxied: proxied === 'true', ttl: proxied === 'true' ? 1 : 300 }]));
+    answers.set(`type=TXT&name=${type.toLowerCase()}-${host}`, answer([{ name: `${type.toLowerCase()}-${host}`, type: 'TXT', content: owned(env('OWNER')) }]));
+  }
+  change(answers);
+  const curl = [
+    'echo "$@" >> "$FAKE_BIN/calls"',
+    // curl's status when it cannot connect.
+    curlFails ? 'exit 7' : '',
+    'for arg; do url=$arg; done',
+    // The answers in the fake itself: a call starts no process.
+    'case ${url#*dns_records?} in',
+    ...[...answers].map(([query, body]) => `  ${shellQuoted(query)}) printf '%s' ${shellQuoted(body)} ;;`),
+    `  *) echo '{"result":[],"success":true}' ;;`,
+    'esac',
+  ].join('\n');
+  const result = runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP }, { env: { CF_API_TOKEN: 'token-from-vault', CHECKS: '2' }, collect: (bin) => readFileSync(join(bin, 'calls'), 'utf8') });
+  return { status: result.status, output: result.stdout + result.stderr, calls: result.collected };
+}
+
+describe('the checkpoint: every record at Cloudflare, owned by the environment', () => {
+  const { container, env, records } = checkJob(prod, 'external-dns/job-external-dns-checkpoint.yaml');
+  const run = (change?: (answers: Map<string, string>) => void, curlFails = false) => runProviderCheck(prod, change, curlFails);
 
   it('asks the zone at Cloudflare for every derived record', () => {
     expect(env('ZONE_ID')).toBe(ZONE_ID);
@@ -297,23 +306,42 @@ describe('the checkpoint: every record at Cloudflare, owned by the environment',
     expect(down.status).not.toBe(0);
     expect(down.output).toContain('no answer from the Cloudflare API (egress to api.cloudflare.com)');
   });
+
+  it('asks for the registry record of an AAAA record as aaaa-<host>', () => {
+    const ipv6 = withExternalDns({ target: '2001:db8::10' });
+    const aaaa = checkJob(ipv6, 'external-dns/job-external-dns-checkpoint.yaml').records.filter(([, type]) => type === 'AAAA');
+    expect(aaaa.length).toBeGreaterThan(0);
+    const result = runProviderCheck(ipv6);
+    expect(result.status, result.output).toBe(0);
+    for (const [host] of aaaa) expect(result.calls).toContain(`dns_records?type=TXT&name=aaaa-${host}`);
+  });
 });
 
 describe('the verification: every host resolves through a public resolver', () => {
-  const job = file(prod, 'verification/job-external-dns-e2e-hosts-resolve.yaml');
-  const container = job.spec.template.spec.containers[0];
-  const records = (container.env.find((e: any) => e.name === 'RECORDS').value as string).split(' ').map((r) => r.split(','));
-  /** busybox nslookup's answer for each host: its target (A), or Cloudflare's proxy addresses (proxied CNAME); `wrong` resolves elsewhere, `unknown` not at all. */
-  const nslookup = (wrong?: string, unknown?: string) =>
+  const RESOLVE_JOB = 'verification/job-external-dns-e2e-hosts-resolve.yaml';
+  const job = file(prod, RESOLVE_JOB);
+  const { container, records } = checkJob(prod, RESOLVE_JOB);
+  /**
+   * busybox nslookup's answer for each host of `of`: its target (A), its canonical name and that
+   * name's address (unproxied CNAME), or Cloudflare's proxy addresses (proxied); `wrong` resolves
+   * elsewhere, `unknown` not at all.
+   */
+  const nslookup = (wrong?: string, unknown?: string, of: readonly string[][] = records) =>
     [
       `echo "Server:		$2"`,
       `echo "Address:	$2:53"`,
       'echo',
       'case "$1" in',
-      ...records.filter(([host]) => host !== unknown).map(([host, , target, proxied]) => {
-        const address = host === wrong ? '198.51.100.7' : proxied === 'true' ? '104.21.3.4' : target;
-        return `  ${host}) echo "Non-authoritative answer:"; echo "Name:	${host}"; echo "Address: ${address}" ;;`;
-      }),
+      ...of
+        .filter(([host]) => host !== unknown)
+        .map(([host, type, target, proxied]) => {
+          const elsewhere = host === wrong;
+          if (type === 'CNAME' && proxied === 'false') {
+            return `  ${host}) echo "Non-authoritative answer:"; echo "${host}	canonical name = ${elsewhere ? 'elsewhere.example.org' : target}"; echo "Name:	${target}"; echo "Address: 203.0.113.5" ;;`;
+          }
+          const address = elsewhere ? '198.51.100.7' : proxied === 'true' ? '104.21.3.4' : target;
+          return `  ${host}) echo "Non-authoritative answer:"; echo "Name:	${host}"; echo "Address: ${address}" ;;`;
+        }),
       `  *) echo "** server can't find $1: NXDOMAIN"; exit 1 ;;`,
       'esac',
     ].join('\n');
@@ -340,5 +368,17 @@ describe('the verification: every host resolves through a public resolver', () =
     expect(result.stderr).toContain(`${host}: not the address ${target} (resolver ${PUBLIC_RESOLVER})`);
     expect(result.stderr).toContain(`${unknown}: no address through Cloudflare's proxy (resolver ${PUBLIC_RESOLVER})`);
     expect(result.stderr).toContain('2 host(s) do not resolve');
+  });
+
+  it('follows an unproxied CNAME to its target, and names one that points elsewhere', () => {
+    const named = withExternalDns({ target: 'lb.example.net' });
+    const { container: resolve, records: all } = checkJob(named, RESOLVE_JOB);
+    const [host] = all.find(([, type, , proxied]) => type === 'CNAME' && proxied === 'false')!;
+    const passed = runWithFakeCommands(resolve, { nslookup: nslookup(undefined, undefined, all), sleep: FAKE_SLEEP }, { env: { CHECKS: '2' } });
+    expect(passed.status, passed.stdout + passed.stderr).toBe(0);
+    expect(passed.stdout).toContain(`${host} resolves through ${PUBLIC_RESOLVER}`);
+    const elsewhere = runWithFakeCommands(resolve, { nslookup: nslookup(host, undefined, all), sleep: FAKE_SLEEP }, { env: { CHECKS: '2' } });
+    expect(elsewhere.status).not.toBe(0);
+    expect(elsewhere.stderr).toContain(`${host}: no CNAME to lb.example.net (resolver ${PUBLIC_RESOLVER})`);
   });
 });
