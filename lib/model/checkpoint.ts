@@ -140,9 +140,10 @@ const CONDITION_CHECK_SECONDS = 10;
  * `kube_get <api path> [curl options]` prints the object (e.g. `-H 'Accept: ...;as=PartialObjectMetadata...'`
  * for its metadata only); `kube_condition <api path> <type>` waits up to five
  * minutes for its status condition <type> to be True (built-in types list `type` first,
- * custom resources come back with sorted keys, so both orders match; matched by the shell's
- * own `case`, and the tries counted by it, not by a `grep` and a `seq` process). Its tries come from the
- * Job's env, which a Job whose script calls it gets (probeJob), so the tests fail it in two.
+ * custom resources come back with sorted keys, so both orders match; matched, and the tries
+ * counted, by the shell itself, not by a `grep` and a `seq` process per call). Its tries come
+ * from the Job's env, which a Job whose script calls it gets (probeJob), so the tests fail it
+ * in two.
  * `kube_get` reads the token at each call, as kubelet renews it, with the shell's own `read`
  * rather than a `cat` process per call (a token has no final newline, so `read` sets it and
  * then reports the end of the file: `|| :`); a token it cannot read is empty, as `$(cat)`'s
