@@ -505,7 +505,12 @@ delete_scratch $(( start + CLEANUP_SECONDS )) || fail "a scratch cluster $SCRATC
 printf '%s' "$SCRATCH_MANIFEST" > "$WORK_DIR/cluster.json"
 kube "$api" -X POST -H 'Content-Type: application/json' --data-binary "@$WORK_DIR/cluster.json" -o /dev/null || fail "cannot create the scratch cluster $SCRATCH"
 echo "scratch cluster $SCRATCH created: recovering the latest base backup and the WAL after it"
-until kube "$api/$SCRATCH" | tr -d ' \n' | grep -Eq '"type":"Ready","status":"True"|"status":"True","type":"Ready"'; do
+# Whether the scratch Cluster's condition Ready is True (either key order), asked at every poll.
+scratch_ready() {
+  case $(kube "$api/$SCRATCH" | tr -d ' \n') in *'"type":"Ready","status":"True"'* | *'"status":"True","type":"Ready"'*) return 0 ;; esac
+  return 1
+}
+until scratch_ready; do
   [ "$(date +%s)" -lt "$work_end" ] || fail "the scratch cluster recovered from the backup ($age h old) is not Ready within $(( work_end - start )) s of the check's start (the rest is the cleanup's)"
   sleep 10
 done

@@ -74,6 +74,9 @@ const DCGM = {
   xid: 'DCGM_FI_DEV_XID_ERRORS',
 } as const;
 
+/** How many times the checkpoint asks the exporter, 10 s apart: five minutes for its first scrape of the GPUs. */
+const EXPORTER_CHECKS = 30;
+
 export class DcgmExporter extends HomelabService {
   constructor(scope: Platform, props: DcgmExporterProps) {
     const placement = gpuPlacement(scope.config.nodes);
@@ -105,9 +108,12 @@ export class DcgmExporter extends HomelabService {
     new Checkpoint(this, 'checkpoint', {
       description: 'the DCGM exporter reports the temperature of a GPU',
       image: IMAGES.curl,
-      env: { METRICS_URL: url },
+      // Five minutes, 10 s apart; the tests ask fewer times.
+      env: { METRICS_URL: url, CHECKS: String(EXPORTER_CHECKS) },
       script: [
-        'for _ in $(seq 30); do',
+        'try=0',
+        'while [ "$try" -lt "$CHECKS" ]; do',
+        '  try=$((try + 1))',
         `  if gpus=$(curl -fsS --max-time 10 "$METRICS_URL" | grep -c '^${DCGM.temperature}{'); then`,
         '    echo "the exporter reports $gpus GPU(s)"',
         '    exit 0',

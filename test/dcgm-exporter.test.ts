@@ -111,13 +111,16 @@ describe('scraping, alerts and the dashboard', () => {
 
 describe('the DCGM exporter checkpoint', () => {
   const container = file(prod, 'dcgm-exporter/job-dcgm-exporter-checkpoint.yaml').spec.template.spec.containers[0];
+  /** Two tries instead of the Job's. */
   const run = (curl: string) => {
-    const result = runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP });
+    const result = runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP }, { env: { CHECKS: '2' } });
     return { status: result.status, output: result.stdout + result.stderr };
   };
 
-  it('asks the exporter\'s Service', () => {
+  it('asks the exporter\'s Service for five minutes, 10 s apart', () => {
     expect(container.env).toContainEqual({ name: 'METRICS_URL', value: 'http://dcgm-exporter.dcgm-exporter.svc:9400/metrics' });
+    const tries = Number(container.env.find((e: any) => e.name === 'CHECKS')?.value);
+    expect(tries * Number(/\bsleep (\d+)/.exec(container.command[2])?.[1])).toBe(300);
   });
 
   it('passes when the exporter reports a GPU temperature, counting the GPUs', () => {
