@@ -28,7 +28,7 @@ import type { StorageProvider } from '../lib/model/storage';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { IMAGES } from '../charts/versions';
-import { buildPlatform, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, shellQuoted } from './support';
+import { buildPlatform, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, fakeCallCount, runWithFakeCommands, shellQuoted } from './support';
 
 /** `services.monitoring` as proposed for homelab.yaml: the base, then each environment's overrides. */
 const MONITORING_YAML = {
@@ -542,7 +542,7 @@ function runCheckpoint(built: Built, responses: Responses): { status: number | n
     'echo "$*" >> "$FAKE_BIN/calls"',
     'for url; do :; done',
     'answer() {',
-    '  { read -r n < "$FAKE_BIN/$1.count"; } 2>/dev/null || n=0; n=$((n + 1)); echo "$n" > "$FAKE_BIN/$1.count"',
+    `  ${fakeCallCount('n', '$FAKE_BIN/$1.count')}`,
     '  case "$1 $n" in',
     ...inOrder('targets', responses.targets),
     ...inOrder('datasources', responses.datasources ?? [DATASOURCES]),

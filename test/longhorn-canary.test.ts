@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { CANARY_TEXT, COMPARE_SCRIPT, WRITER_SCRIPT } from '../charts/longhorn-canary';
 import { INVARIANTS } from './invariants';
-import { configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, readFakeFile, ROOT, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText, withFiles } from './support';
+import { configProblems, FAKE_CLOCK, fakeCallCount, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, readFakeFile, ROOT, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText, withFiles } from './support';
 
 /** The small fixture with a backup target and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -288,8 +288,7 @@ case "$method $path" in
   "GET /api/v1/namespaces/verification/pods/longhorn-restore-scratch/log") printf '%s\n' "$POD_LOG" ;;
   "GET /api/v1/namespaces/verification/pods/longhorn-restore-scratch")
     [ -f "$FAKE_BIN/pod" ] || exit 22
-    { read -r polls < "$FAKE_BIN/polls"; } 2> /dev/null || polls=0; polls=$((polls + 1))
-    echo "$polls" > "$FAKE_BIN/polls"
+    ${fakeCallCount('polls', '$FAKE_BIN/polls')}
     phase=$(echo "$POD_PHASES" | tr ' ' '\n' | sed -n "${'$'}{polls}p")
     printf '{"kind":"Pod","status":{"phase":"%s"}}' "${'$'}{phase:-$(echo "$POD_PHASES" | tr ' ' '\n' | tail -n 1)}" ;;
   *) exit 22 ;;
@@ -401,7 +400,7 @@ esac`;
   it('waits for the scratch objects of a killed run to be gone before making them again', () => {
     // The PVC of an earlier run is still there for two more reads, then gone.
     const leftover = String.raw`case "$*" in *-X\ DELETE*) ;; *persistentvolumeclaims/longhorn-restore-scratch*)
-  { read -r n < "$FAKE_BIN/left"; } 2> /dev/null || n=0; n=$((n + 1)); echo $n > "$FAKE_BIN/left"; [ "$n" -gt 2 ] || exit 0 ;; esac`;
+  ${fakeCallCount('n', '$FAKE_BIN/left')}; [ "$n" -gt 2 ] || exit 0 ;; esac`;
     const run = check({ backups: [backup('backup-new', 1, 'Completed')], curlPrefix: leftover });
     expect(run.status, run.output).toBe(0);
     const reads = run.calls.filter((call) => call === 'GET /api/v1/namespaces/verification/persistentvolumeclaims/longhorn-restore-scratch');

@@ -19,7 +19,7 @@ import type { ExposureRouter } from '../lib/model/exposure';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
-import { buildPlatform, platformObject, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatforms, toYamlText } from './support';
+import { buildPlatform, fakeCallCount, platformObject, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatforms, toYamlText } from './support';
 
 /** Each environment of a config (or the `only` one), built and synthesized, with `extra` services added to the platform. */
 function synth(text: string, { extra = () => {}, only }: { extra?: (platform: Platform) => void; only?: string } = {}) {
@@ -310,8 +310,7 @@ describe('the network-policies checkpoint', () => {
   function run(endpoints: string, codes: number[], egress: { endpoints?: string; codes?: number[] } = {}) {
     // Counted and read by the shell itself: a fake is called many times a run.
     const target = (name: string) => String.raw`
-    { read -r calls < "$FAKE_BIN/${name}-calls"; } 2> /dev/null || calls=0
-    calls=$((calls + 1)); echo "$calls" > "$FAKE_BIN/${name}-calls"
+    ${fakeCallCount('calls', `$FAKE_BIN/${name}-calls`)}
     i=0; while [ "$i" -lt "$calls" ] && read -r next; do i=$((i + 1)); code=$next; done < "$FAKE_BIN/${name}-codes"
     exit "$code" ;;`;
     const curl = String.raw`case "$*" in

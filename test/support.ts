@@ -384,6 +384,14 @@ export function shellQuoted(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
+/**
+ * Shell for a fake: counts its calls in `file` (under $FAKE_BIN) and sets `variable` to this
+ * call's number, with the shell's own `read` (a fake is called many times a run).
+ */
+export function fakeCallCount(variable: string, file: string): string {
+  return `{ read -r ${variable} < "${file}"; } 2> /dev/null || ${variable}=0; ${variable}=$((${variable} + 1)); echo "$${variable}" > "${file}"`;
+}
+
 /** A `sleep` that returns at once, so retry loops run in no time. */
 export const FAKE_SLEEP = 'exit 0';
 /**

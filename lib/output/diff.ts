@@ -4,7 +4,7 @@
  * Application (the service's folder), with the fields that changed in each resource.
  */
 import { parseAllDocuments } from 'yaml';
-import type { OutputTree } from './output-tree';
+import { changedFiles, type OutputTree } from './output-tree';
 import { byCodeUnits } from '../util/text-order';
 
 export type ChangeKind = 'added' | 'removed' | 'changed';
@@ -44,9 +44,7 @@ export interface EnvironmentDiff {
 export function diffTrees(base: OutputTree, head: OutputTree): EnvironmentDiff[] {
   // The paths that differ, found first: grouping every path of the two trees cost a diff of
   // the example with no change ~4 ms, and most diffs change a few files.
-  const differing: string[] = [];
-  for (const [path, content] of head) if (base.get(path) !== content) differing.push(path);
-  for (const path of base.keys()) if (!head.has(path)) differing.push(path);
+  const differing = changedFiles(base, head).map((change) => change.path);
   if (differing.length === 0) return [];
   const changedEnvironments = groupBy(differing, (path) => path.split('/')[0]);
   // Where each changed environment's Applications are, in either tree, for their kinds: one pass over both trees.
