@@ -65,6 +65,8 @@ const RESTORE_DEADLINE_SECONDS = 1800;
 const RESTORE_BUDGET_SECONDS = RESTORE_DEADLINE_SECONDS - 120;
 /** The share of the budget the final cleanup keeps (the scratch Cluster, its claims and volumes gone); also the limit for an earlier run's leftovers. */
 const RESTORE_CLEANUP_SECONDS = 480;
+/** The query side asks the recovered database this often, 10 s apart, once it is Ready (from the env: the tests fail it in two tries). */
+const QUERY_CHECKS = 30;
 const WORK_DIR = '/work';
 /** Where the query container finds the owner's password. */
 const OWNER_SECRET_DIR = '/owner';
@@ -281,7 +283,7 @@ export class DatabaseBackups extends Construct {
         name: 'query',
         image: IMAGES.postgres,
         // It waits for the scratch cluster as long as the API side does; an abort ends it sooner.
-        env: { SCRATCH: scratch, DATABASE: need.name, WAIT_SECONDS: String(RESTORE_BUDGET_SECONDS - RESTORE_CLEANUP_SECONDS), WORK_DIR, OWNER_SECRET_DIR, PGCONNECT_TIMEOUT: '10' },
+        env: { SCRATCH: scratch, DATABASE: need.name, WAIT_SECONDS: String(RESTORE_BUDGET_SECONDS - RESTORE_CLEANUP_SECONDS), WORK_DIR, OWNER_SECRET_DIR, PGCONNECT_TIMEOUT: '10', QUERY_CHECKS: String(QUERY_CHECKS) },
         secretEnv: { PGUSER: { name: props.ownerSecret, key: 'username' } },
         // The password as a file of this container only, read when psql connects.
         secretFiles: { secretName: props.ownerSecret, keys: ['password'], mountPath: OWNER_SECRET_DIR },
@@ -541,7 +543,7 @@ tries=0
 until written=$(PGPASSWORD=$(cat "$OWNER_SECRET_DIR/password") psql -h "$SCRATCH-rw" -d "$DATABASE" -XAtq -c "$query" 2>&1); do
   if [ -f "$WORK_DIR/abort" ]; then exit 0; fi
   tries=$((tries + 1))
-  if [ "$tries" -ge 30 ]; then printf 'error|%s\n' "$written" > "$WORK_DIR/answer.tmp"; mv "$WORK_DIR/answer.tmp" "$WORK_DIR/answer"; exit 0; fi
+  if [ "$tries" -ge "$QUERY_CHECKS" ]; then printf 'error|%s\n' "$written" > "$WORK_DIR/answer.tmp"; mv "$WORK_DIR/answer.tmp" "$WORK_DIR/answer"; exit 0; fi
   sleep 10
 done
 if [ -n "$written" ]; then printf 'canary|%s\n' "$written"; else printf 'error|%s\n' "the table ${CANARY_TABLE} holds no row"; fi > "$WORK_DIR/answer.tmp"

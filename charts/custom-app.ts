@@ -328,6 +328,7 @@ export class CustomApp extends HomelabService {
         PROTECTION: settings.protection,
         HIDDEN_PATHS: settings.hiddenPaths.join(' '),
         CURL_TLS: trustedCertificates ? '' : '--insecure',
+        CHECKS: String(UI_CHECKS),
       },
       script: UI_CHECK_SCRIPT,
     });
@@ -456,6 +457,9 @@ export class CustomApp extends HomelabService {
   }
 }
 
+/** The UI check asks `/` for five minutes, 10 s apart (from the env: the tests fail it in two tries). */
+const UI_CHECKS = 30;
+
 /**
  * The end-to-end check of an exposed app: its host through Traefik's websecure Service (with
  * the host's SNI and Host header, as a client outside the cluster asks). A `public` host, and an
@@ -488,7 +492,7 @@ while :; do
   result=$(verdict "$code")
   if [ "$result" = ok ]; then echo "https://$HOST/ ($PROTECTION) answered $code through Traefik"; break; fi
   tries=$((tries + 1))
-  if [ "$tries" -ge 30 ]; then echo "https://$HOST/ ($PROTECTION): $result" >&2; exit 1; fi
+  if [ "$tries" -ge "$CHECKS" ]; then echo "https://$HOST/ ($PROTECTION): $result" >&2; exit 1; fi
   sleep 10
 done
 for path in $HIDDEN_PATHS; do

@@ -596,10 +596,10 @@ esac`.replace(/\\\$/g, '$');
   });
 
   it('fails when the sso host lets the client in, or sends it elsewhere', () => {
-    const open = runCheckpointRecordingCurl(traefik, fakeTraefik, { ADMIN: admins, ANSWER: '200 ' });
+    const open = runCheckpointRecordingCurl(traefik, fakeTraefik, { ADMIN: admins, ANSWER: '200 ', ROUTE_CHECKS: '2' });
     expect(open.status).not.toBe(0);
     expect(open.output).toContain(`${home} (sign-in): a single sign-on host answered 200 to a client that has not signed in`);
-    const elsewhere = runCheckpointRecordingCurl(traefik, fakeTraefik, { ADMIN: admins, ANSWER: '302 https://evil.example.org/login' });
+    const elsewhere = runCheckpointRecordingCurl(traefik, fakeTraefik, { ADMIN: admins, ANSWER: '302 https://evil.example.org/login', ROUTE_CHECKS: '2' });
     expect(elsewhere.output).toContain(`${home} (sign-in): a single sign-on host redirected to https://evil.example.org/login, not to https://auth.${domain(prod)}/`);
   });
 });

@@ -488,7 +488,7 @@ function query(scenario: { ready?: boolean; abort?: boolean; psql: string; sleep
     writeFileSync(join(owner, 'password'), OWNER_PASSWORD);
     if (scenario.ready) writeFileSync(join(work, 'ready'), '');
     if (scenario.abort) writeFileSync(join(work, 'abort'), '');
-    const result = runWithFakeCommands(queryContainer, { psql: scenario.psql, date: FAKE_CLOCK, sleep: scenario.sleep ?? FAKE_SLEEP }, { env: { WORK_DIR: work, OWNER_SECRET_DIR: owner } });
+    const result = runWithFakeCommands(queryContainer, { psql: scenario.psql, date: FAKE_CLOCK, sleep: scenario.sleep ?? FAKE_SLEEP }, { env: { WORK_DIR: work, OWNER_SECRET_DIR: owner, QUERY_CHECKS: '2' } });
     const answer = join(work, 'answer');
     return { status: result.status, answer: existsSync(answer) ? readFileSync(answer, 'utf8').trim() : undefined };
   } finally {
@@ -502,6 +502,13 @@ describe('the restore check (query side)', () => {
 case "$*" in *"-h n8n-db-restore-check-rw"*"-d n8n"*homelab_canary*) echo "2026-05-28 20:00:00" ;; *) exit 2 ;; esac`;
     const run = query({ ready: true, psql });
     expect(run).toEqual({ status: 0, answer: 'canary|2026-05-28 20:00:00' });
+  });
+
+  it('asks the database for five minutes, 10 s apart, its tries read from the env', () => {
+    const script = queryContainer.command.at(-1) as string;
+    expect(script).toContain('if [ "$tries" -ge "$QUERY_CHECKS" ]');
+    expect(script).toContain('sleep 10');
+    expect(Number(queryContainer.env.find((e: { name: string }) => e.name === 'QUERY_CHECKS')?.value) * 10).toBe(300);
   });
 
   it('answers with an error when the row is missing or the database never answers, and waits for nothing after an abort', () => {

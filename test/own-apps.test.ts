@@ -231,6 +231,10 @@ describe('an exposed app', () => {
     const web = platform.services.find((s) => s.serviceName === 'web')!;
     expect(web.endToEndChecks.map((c) => c.job)).toEqual(['web-ui']);
     expect(web.endToEndChecks[0].check.env).toMatchObject({ HOST: 'web.lab.example.net', TRAEFIK: 'traefik.traefik.svc:443', PROTECTION: 'admin', HIDDEN_PATHS: '/metrics', CURL_TLS: '' });
+    // Five minutes, 10 s apart: the script reads its tries from the env.
+    expect(Number(web.endToEndChecks[0].check.env?.CHECKS) * 10).toBe(300);
+    expect(UI_CHECK_SCRIPT).toContain('if [ "$tries" -ge "$CHECKS" ]');
+    expect(UI_CHECK_SCRIPT).toContain('sleep 10');
     expect(web.exposures[0].checkedFrom).toEqual({ 'app.kubernetes.io/component': 'checkpoint' });
   });
 
@@ -488,7 +492,7 @@ if [ "$code" = 000 ]; then exit 7; fi`;
     runWithFakeCommands(
       { command: ['sh', '-ec', UI_CHECK_SCRIPT] },
       { curl: uiCurl, sleep: FAKE_SLEEP },
-      { env: { HOST: 'web.lab.example.net', TRAEFIK: 'traefik.traefik.svc:443', PROTECTION: protection, HIDDEN_PATHS: hidden, CURL_TLS: '', CODES: codes } },
+      { env: { HOST: 'web.lab.example.net', TRAEFIK: 'traefik.traefik.svc:443', PROTECTION: protection, HIDDEN_PATHS: hidden, CURL_TLS: '', CHECKS: '2', CODES: codes } },
     );
 
   it.each<[string, string, string]>([

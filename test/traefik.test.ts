@@ -164,8 +164,9 @@ case "$url" in
 esac`.replace(/\\\$/g, '$');
   const run = (options: { codes?: string; notReady?: string } = {}) =>
     runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP }, {
-      // A certificate that is not Ready is asked for twice, not thirty times (cert-manager.test.ts holds the Job's tries).
-      env: { CODES: options.codes ?? '', NOT_READY: options.notReady ?? '', CONDITION_CHECKS: '2' },
+      // A certificate that is not Ready, or a host that answers otherwise, is asked for twice, not thirty times
+      // (cert-manager.test.ts holds the Job's tries for certificates, a test below for hosts).
+      env: { CODES: options.codes ?? '', NOT_READY: options.notReady ?? '', CONDITION_CHECKS: '2', ROUTE_CHECKS: '2' },
       collect: (bin) => readFileSync(`${bin}/calls`, 'utf8'),
     });
 
@@ -210,6 +211,17 @@ esac`.replace(/\\\$/g, '$');
     const result = run({ codes: 'grafana.dev.home.example.net=404' });
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain("grafana.dev.home.example.net (forbidden): no router for the host (Traefik's 404)");
+    // Asked as often as the Job's env says, the others once.
+    const asked = (host: string) => result.collected.split('\n').filter((call) => call.endsWith(`https://${host}/`)).length;
+    expect(asked('grafana.dev.home.example.net')).toBe(2);
+    expect(asked('argocd.dev.home.example.net')).toBe(1);
+  });
+
+  it('asks each host for five minutes, 10 s apart, its tries read from the env', () => {
+    const script = container.command.at(-1) as string;
+    expect(script).toContain('if [ "$tries" -ge "$ROUTE_CHECKS" ]');
+    expect(script).toContain('sleep 10');
+    expect(Number(env.ROUTE_CHECKS) * 10).toBe(300);
   });
 
   it('fails on a backend Traefik cannot reach, and on no answer at all', () => {
