@@ -218,7 +218,7 @@ esac`;
   });
 
   it('enables the KV engine and Kubernetes auth, writes the declared roles and policies, removes only stale managed ones', () => {
-    const first = configureIn();
+    const first = configured();
     expect(first.status, first.stderr).toBe(0);
     const { log, policies, roles } = first.collected;
     expect(log).toContain('secrets enable -path=homelab -version=2 kv');
@@ -241,6 +241,10 @@ esac`;
     const c = job.spec.template.spec.containers[0];
     return { ...c, command: ['sh', '-ec', `CONFIG_DIR="$FAKE_BIN/config"\n${c.command[2]}`] };
   };
+
+  /** The configurator run twice over one state (configureIn), once for the tests that read it. */
+  let twice: ReturnType<typeof configureIn> | undefined;
+  const configured = () => (twice ??= configureIn());
 
   function configureIn() {
     return runWithFakeCommands(
@@ -269,7 +273,7 @@ esac`;
   }
 
   it('is idempotent: a second run enables nothing and writes no new probe value', () => {
-    const { collected } = configureIn();
+    const { collected } = configured();
     expect(collected.second.status, collected.second.stderr).toBe(0);
     expect(collected.secondLog).toContain('write auth/kubernetes/role/homelab-external-secrets bound_service_account_names=external-secrets-secrets bound_service_account_namespaces=external-secrets token_policies=homelab-external-secrets audience=vault token_ttl=20m token_max_ttl=1h');
     expect(collected.secondLog.filter((line) => /^(secrets enable|auth enable|kv put|policy delete|delete )/.test(line))).toEqual([]);
