@@ -358,7 +358,7 @@ for line in $BLUEPRINTS; do
       *'"status":"successful"'*) case "$answer" in *"\\"last_applied_hash\\":\\"$hash\\""*) echo "blueprint $name: applied"; break ;; esac ;;
     esac
     tries=$((tries + 1))
-    if [ "$tries" -ge "$CHECKS" ]; then
+    if [ "$tries" -ge "\${CHECKS:?unset (the Job sets it)}" ]; then
       status=$(printf '%s' "$answer" | sed -n 's/.*"status":"\\([a-z]*\\)".*/\\1/p')
       applied=$(printf '%s' "$answer" | sed -n 's/.*"last_applied_hash":"\\([0-9a-f]*\\)".*/\\1/p')
       echo "blueprint $name: not applied (status: \${status:-not found}; last applied version \${applied:-none}, mounted $hash; see System, Blueprints in authentik)" >&2
@@ -383,7 +383,7 @@ while :; do
     *"\\"issuer\\":\\"$ISSUER\\""*) echo "discovery document of $ISSUER answers"; exit 0 ;;
   esac
   tries=$((tries + 1))
-  if [ "$tries" -ge "$CHECKS" ]; then echo "no discovery document with issuer $ISSUER at https://$HOST\${path}.well-known/openid-configuration" >&2; exit 1; fi
+  if [ "$tries" -ge "\${CHECKS:?unset (the Job sets it)}" ]; then echo "no discovery document with issuer $ISSUER at https://$HOST\${path}.well-known/openid-configuration" >&2; exit 1; fi
   sleep 10
 done`;
 

@@ -65,7 +65,7 @@ const RESTORE_DEADLINE_SECONDS = 1800;
 const RESTORE_BUDGET_SECONDS = RESTORE_DEADLINE_SECONDS - 120;
 /** The share of the budget the final cleanup keeps (the scratch Cluster, its claims and volumes gone); also the limit for an earlier run's leftovers. */
 const RESTORE_CLEANUP_SECONDS = 480;
-/** The query side asks the recovered database this often, 10 s apart, once it is Ready (from the env: the tests fail it in two tries). */
+/** The query side asks the recovered database this often, 10 s apart, once it is Ready. From the Job's env, so that the tests fail it in two tries; unset, the script stops with a message. */
 const QUERY_CHECKS = 30;
 const WORK_DIR = '/work';
 /** Where the query container finds the owner's password. */
@@ -543,7 +543,7 @@ tries=0
 until written=$(PGPASSWORD=$(cat "$OWNER_SECRET_DIR/password") psql -h "$SCRATCH-rw" -d "$DATABASE" -XAtq -c "$query" 2>&1); do
   if [ -f "$WORK_DIR/abort" ]; then exit 0; fi
   tries=$((tries + 1))
-  if [ "$tries" -ge "$QUERY_CHECKS" ]; then printf 'error|%s\n' "$written" > "$WORK_DIR/answer.tmp"; mv "$WORK_DIR/answer.tmp" "$WORK_DIR/answer"; exit 0; fi
+  if [ "$tries" -ge "${'$'}{QUERY_CHECKS:?unset (the Job sets it)}" ]; then printf 'error|%s\n' "$written" > "$WORK_DIR/answer.tmp"; mv "$WORK_DIR/answer.tmp" "$WORK_DIR/answer"; exit 0; fi
   sleep 10
 done
 if [ -n "$written" ]; then printf 'canary|%s\n' "$written"; else printf 'error|%s\n' "the table ${CANARY_TABLE} holds no row"; fi > "$WORK_DIR/answer.tmp"

@@ -328,7 +328,7 @@ export class CustomApp extends HomelabService {
         PROTECTION: settings.protection,
         HIDDEN_PATHS: settings.hiddenPaths.join(' '),
         CURL_TLS: trustedCertificates ? '' : '--insecure',
-        CHECKS: String(UI_CHECKS),
+        UI_CHECKS: String(UI_CHECKS),
       },
       script: UI_CHECK_SCRIPT,
     });
@@ -457,7 +457,7 @@ export class CustomApp extends HomelabService {
   }
 }
 
-/** The UI check asks `/` for five minutes, 10 s apart (from the env: the tests fail it in two tries). */
+/** The UI check asks `/` for five minutes, 10 s apart. From the Job's env, so that the tests fail it in two tries; unset, the script stops with a message. */
 const UI_CHECKS = 30;
 
 /**
@@ -492,7 +492,7 @@ while :; do
   result=$(verdict "$code")
   if [ "$result" = ok ]; then echo "https://$HOST/ ($PROTECTION) answered $code through Traefik"; break; fi
   tries=$((tries + 1))
-  if [ "$tries" -ge "$CHECKS" ]; then echo "https://$HOST/ ($PROTECTION): $result" >&2; exit 1; fi
+  if [ "$tries" -ge "\${UI_CHECKS:?unset (the Job sets it)}" ]; then echo "https://$HOST/ ($PROTECTION): $result" >&2; exit 1; fi
   sleep 10
 done
 for path in $HIDDEN_PATHS; do

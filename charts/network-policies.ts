@@ -149,7 +149,7 @@ const PROBE_SCRIPT = String.raw`must_be_refused() {
       6) problem="$direction: the target's name did not resolve (curl exit 6): the check is inconclusive" ;;
       *) problem="$direction: the connection to $url got through (curl exit $code): NetworkPolicies are not enforced (k3s --disable-network-policy, or a CNI without policy support?)" ;;
     esac
-    if [ "$attempt" -ge "$ATTEMPTS" ]; then echo "$problem" >&2; return 1; fi
+    if [ "$attempt" -ge "${'$'}{ATTEMPTS:?unset (the Job sets it)}" ]; then echo "$problem" >&2; return 1; fi
     echo "$problem; trying again"
     attempt=$((attempt + 1))
     sleep 10

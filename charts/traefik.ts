@@ -463,7 +463,6 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
         LOGIN_HOST: this.singleSignOn?.forwardAuth.loginHost ?? '',
         // Staging certificates are not publicly trusted: their hosts are checked without verification.
         CURL_TLS: this.issuer === 'letsencrypt-production' ? '' : '--insecure',
-        // Asked this often, 10 s apart, per host; from the env so that the tests fail a host in two tries.
         ROUTE_CHECKS: String(ROUTE_CHECKS),
       },
       script: CHECKPOINT_SCRIPT,
@@ -471,7 +470,10 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
   }
 }
 
-/** Each host is asked for five minutes, 10 s apart, until it answers as its access expects. */
+/**
+ * Each host is asked for five minutes, 10 s apart, until it answers as its access expects. From
+ * the Job's env, so that the tests fail a host in two tries; unset, the script stops with a message.
+ */
 const ROUTE_CHECKS = 30;
 
 /**
@@ -516,7 +518,7 @@ for route in $ROUTES; do
     result=$(verdict "$answer" "$access")
     if [ "$result" = ok ]; then echo "$host ($access) routed: $answer"; break; fi
     tries=$((tries + 1))
-    if [ "$tries" -ge "$ROUTE_CHECKS" ]; then echo "$host ($access): $result" >&2; failed=$((failed + 1)); break; fi
+    if [ "$tries" -ge "\${ROUTE_CHECKS:?unset (the Job sets it)}" ]; then echo "$host ($access): $result" >&2; failed=$((failed + 1)); break; fi
     sleep 10
   done
 done

@@ -527,10 +527,13 @@ esac`.replace(/\\\$/g, '$');
   it('asks for five minutes, 10 s apart, and its tries are read from the env', () => {
     for (const job of [checkpoint, discovery]) {
       const script = job.spec.template.spec.containers[0].command.at(-1) as string;
-      expect(script).toContain('"$tries" -ge "$CHECKS"');
+      expect(script).toContain('"$tries" -ge "${CHECKS:?unset (the Job sets it)}"');
       expect(script).toContain('sleep 10');
       expect(Number(job.spec.template.spec.containers[0].env.find((e: any) => e.name === 'CHECKS').value) * 10).toBe(300);
     }
+    const unset = runCheckpointRecordingCurl(discovery, 'exit 22', { CHECKS: '' });
+    expect(unset.status).not.toBe(0);
+    expect(unset.output).toContain('CHECKS: unset (the Job sets it)');
   });
 
   it('reads the token from a mounted Secret, not from its environment', () => {
@@ -600,6 +603,7 @@ esac`.replace(/\\\$/g, '$');
     expect(open.status).not.toBe(0);
     expect(open.output).toContain(`${home} (sign-in): a single sign-on host answered 200 to a client that has not signed in`);
     const elsewhere = runCheckpointRecordingCurl(traefik, fakeTraefik, { ADMIN: admins, ANSWER: '302 https://evil.example.org/login', ROUTE_CHECKS: '2' });
+    expect(elsewhere.status).not.toBe(0);
     expect(elsewhere.output).toContain(`${home} (sign-in): a single sign-on host redirected to https://evil.example.org/login, not to https://auth.${domain(prod)}/`);
   });
 });

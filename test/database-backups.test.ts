@@ -15,7 +15,7 @@ import { operatorProducts } from '../lib/tools/render/operators';
 import type { SynthesizedEnvironment } from '../lib/output/synthesize';
 import type { Platform } from '../lib/model/platform';
 import { assertValidPromql } from './support-promql';
-import { configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, readFakeFile, runWithFakeCommands, synthesizeEnvironment, tempDir, toYamlText } from './support';
+import { configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, readFakeFile, retryTries, runWithFakeCommands, synthesizeEnvironment, tempDir, toYamlText } from './support';
 
 const TARGET = 's3://homelab-backups@eu-central-1/lab/';
 const ENDPOINT = 'https://s3.eu-central-1.example.net';
@@ -478,7 +478,14 @@ describe('the restore check (API side)', () => {
 /** The owner's password in the fake Secret volume; the fake psql sees it as PGPASSWORD. */
 const OWNER_PASSWORD = 'recovered-owner-password';
 
-function query(scenario: { ready?: boolean; abort?: boolean; psql: string; sleep?: string }): { status: number | null; answer?: string } {
+function query(scenario: { ready?: boolean; abort?: boolean; psql: string; sleep?: string; tries?: string }): {
+  status: number | null;
+  answer?: string;
+  stderr: string;
+  /** psql's calls, and the pauses between them (sleep's arguments). */
+  asked: number;
+  pauses: string[];
+} {
   const dir = tempDir();
   try {
     const work = join(dir, 'work');
@@ -488,9 +495,16 @@ function query(scenario: { ready?: boolean; abort?: boolean; psql: string; sleep
     writeFileSync(join(owner, 'password'), OWNER_PASSWORD);
     if (scenario.ready) writeFileSync(join(work, 'ready'), '');
     if (scenario.abort) writeFileSync(join(work, 'abort'), '');
-    const result = runWithFakeCommands(queryContainer, { psql: scenario.psql, date: FAKE_CLOCK, sleep: scenario.sleep ?? FAKE_SLEEP }, { env: { WORK_DIR: work, OWNER_SECRET_DIR: owner, QUERY_CHECKS: '2' } });
+    const result = runWithFakeCommands(
+      queryContainer,
+      { psql: `echo >> "$FAKE_BIN/asked"\n${scenario.psql}`, date: FAKE_CLOCK, sleep: scenario.sleep ?? 'echo "$*" >> "$FAKE_BIN/pauses"' },
+      {
+        env: { WORK_DIR: work, OWNER_SECRET_DIR: owner, QUERY_CHECKS: scenario.tries ?? '2' },
+        collect: (bin) => ({ asked: readFakeFile(bin, 'asked').length, pauses: readFakeFile(bin, 'pauses').split('\n').filter(Boolean) }),
+      },
+    );
     const answer = join(work, 'answer');
-    return { status: result.status, answer: existsSync(answer) ? readFileSync(answer, 'utf8').trim() : undefined };
+    return { status: result.status, answer: existsSync(answer) ? readFileSync(answer, 'utf8').trim() : undefined, stderr: result.stderr, ...result.collected };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -501,22 +515,28 @@ describe('the restore check (query side)', () => {
     const psql = `[ "$PGPASSWORD" = ${OWNER_PASSWORD} ] || { echo "password authentication failed"; exit 2; }
 case "$*" in *"-h n8n-db-restore-check-rw"*"-d n8n"*homelab_canary*) echo "2026-05-28 20:00:00" ;; *) exit 2 ;; esac`;
     const run = query({ ready: true, psql });
-    expect(run).toEqual({ status: 0, answer: 'canary|2026-05-28 20:00:00' });
+    expect(run).toMatchObject({ status: 0, answer: 'canary|2026-05-28 20:00:00', asked: 1 });
   });
 
-  it('asks the database for five minutes, 10 s apart, its tries read from the env', () => {
-    const script = queryContainer.command.at(-1) as string;
-    expect(script).toContain('if [ "$tries" -ge "$QUERY_CHECKS" ]');
-    expect(script).toContain('sleep 10');
-    expect(Number(queryContainer.env.find((e: { name: string }) => e.name === 'QUERY_CHECKS')?.value) * 10).toBe(300);
+  it('asks the database for five minutes, 10 s apart, in every restore check, and stops with a message where the tries are unset', () => {
+    const jobs = retryTries([synthesize(configText()).env], 'QUERY_CHECKS');
+    expect(jobs.length).toBeGreaterThan(0);
+    for (const { path, tries } of jobs) expect(tries * 10, path).toBe(300);
+    expect(query({ ready: true, psql: 'exit 2', tries: '3' })).toMatchObject({ asked: 3, pauses: ['10', '10'] });
+    const unset = query({ ready: true, psql: 'exit 2', tries: '' });
+    expect(unset.status).not.toBe(0);
+    expect(unset.stderr).toContain('QUERY_CHECKS: unset (the Job sets it)');
+    expect(unset.asked).toBe(1);
   });
 
   it('answers with an error when the row is missing or the database never answers, and waits for nothing after an abort', () => {
     expect(query({ ready: true, psql: 'exit 0' }).answer).toBe('error|the table homelab_canary holds no row');
-    expect(query({ ready: true, psql: 'echo "connection refused"; exit 2' }).answer).toBe('error|connection refused');
-    expect(query({ abort: true, psql: 'exit 2' })).toEqual({ status: 0, answer: undefined });
+    const refused = query({ ready: true, psql: 'echo "connection refused"; exit 2' });
+    expect(refused.answer).toBe('error|connection refused');
+    expect(refused.asked).toBe(2);
+    expect(query({ abort: true, psql: 'exit 2' })).toMatchObject({ status: 0, answer: undefined });
     // An abort while it retries ends it too (the pod ends with the API side).
-    expect(query({ ready: true, psql: 'exit 2', sleep: 'touch "$WORK_DIR/abort"' })).toEqual({ status: 0, answer: undefined });
+    expect(query({ ready: true, psql: 'exit 2', sleep: 'touch "$WORK_DIR/abort"' })).toMatchObject({ status: 0, answer: undefined });
   });
 });
 

@@ -307,7 +307,7 @@ describe('the network-policies checkpoint', () => {
    * repeats): Argo CD's server (ingress) and the cluster DNS's metrics port (egress). Collects how
    * often each target was tried.
    */
-  function run(endpoints: string, codes: number[], egress: { endpoints?: string; codes?: number[] } = {}) {
+  function run(endpoints: string, codes: number[], egress: { endpoints?: string; codes?: number[] } = {}, env: Record<string, string> = {}) {
     // Counted and read by the shell itself: a fake is called many times a run.
     const target = (name: string) => String.raw`
     ${fakeCallCount('calls', `$FAKE_BIN/${name}-calls`)}
@@ -325,7 +325,7 @@ esac`;
       container,
       { curl, sleep: FAKE_SLEEP },
       {
-        env: { ENDPOINTS: endpoints, EGRESS_ENDPOINTS: egress.endpoints ?? READY },
+        env: { ENDPOINTS: endpoints, EGRESS_ENDPOINTS: egress.endpoints ?? READY, ...env },
         prepare: (bin) => {
           writeFileSync(`${bin}/ingress-codes`, codes.join('\n') + '\n');
           writeFileSync(`${bin}/egress-codes`, (egress.codes ?? [28]).join('\n') + '\n');
@@ -362,6 +362,13 @@ esac`;
     expect(result.stderr).toContain('NetworkPolicies are not enforced');
     // The egress check does not run after a failed ingress check.
     expect(result.collected).toEqual({ ingress: 12, egress: 0 });
+  });
+
+  it('stops with a message where the Job leaves its attempts unset', () => {
+    const result = run(READY, [0], {}, { ATTEMPTS: '' });
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain('ATTEMPTS: unset (the Job sets it)');
+    expect(result.collected).toEqual({ ingress: 1, egress: 0 });
   });
 
   it('fails without trying when the target has no ready endpoint: a refusal would prove nothing', () => {

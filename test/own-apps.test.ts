@@ -18,7 +18,7 @@ import { Layer } from '../lib/model/layers';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import type { OidcIssuer, SignInProtection, SingleSignOnProvider } from '../lib/model/single-sign-on';
-import { catalogWith, FAKE_SLEEP, FakeCommandRun, fixtureObject, manifestAt, manifestsOf, maybeManifestAt, parseText, platformText, readTree, runMain, runWithFakeCommands, startWithFakeCommands, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { catalogWith, FAKE_SLEEP, FakeCommandRun, fixtureObject, manifestAt, manifestsOf, maybeManifestAt, parseText, platformText, readFakeFile, readTree, retryTries, runMain, runWithFakeCommands, startWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, tempDir, toYamlText } from './support';
 
 const RESOURCES = { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } };
 
@@ -231,10 +231,6 @@ describe('an exposed app', () => {
     const web = platform.services.find((s) => s.serviceName === 'web')!;
     expect(web.endToEndChecks.map((c) => c.job)).toEqual(['web-ui']);
     expect(web.endToEndChecks[0].check.env).toMatchObject({ HOST: 'web.lab.example.net', TRAEFIK: 'traefik.traefik.svc:443', PROTECTION: 'admin', HIDDEN_PATHS: '/metrics', CURL_TLS: '' });
-    // Five minutes, 10 s apart: the script reads its tries from the env.
-    expect(Number(web.endToEndChecks[0].check.env?.CHECKS) * 10).toBe(300);
-    expect(UI_CHECK_SCRIPT).toContain('if [ "$tries" -ge "$CHECKS" ]');
-    expect(UI_CHECK_SCRIPT).toContain('sleep 10');
     expect(web.exposures[0].checkedFrom).toEqual({ 'app.kubernetes.io/component': 'checkpoint' });
   });
 
@@ -484,16 +480,31 @@ describe('checkpoint scripts against fake answers', () => {
    */
   const uiCurl = String.raw`for url; do :; done
 path=/${'$'}{url#https://*/}
+echo "$path" >> "$FAKE_BIN/calls"
 code=200
 for pair in $CODES; do if [ "${'$'}{pair%=*}" = "$path" ]; then code=${'$'}{pair#*=}; fi; done
 printf '%s' "$code"
 if [ "$code" = 000 ]; then exit 7; fi`;
-  const ui = (protection: string, codes: string, hidden = '/metrics') =>
+  const ui = (protection: string, codes: string, hidden = '/metrics', tries = '2') =>
     runWithFakeCommands(
       { command: ['sh', '-ec', UI_CHECK_SCRIPT] },
-      { curl: uiCurl, sleep: FAKE_SLEEP },
-      { env: { HOST: 'web.lab.example.net', TRAEFIK: 'traefik.traefik.svc:443', PROTECTION: protection, HIDDEN_PATHS: hidden, CURL_TLS: '', CHECKS: '2', CODES: codes } },
+      { curl: uiCurl, sleep: 'echo "sleep $*" >> "$FAKE_BIN/calls"' },
+      {
+        env: { HOST: 'web.lab.example.net', TRAEFIK: 'traefik.traefik.svc:443', PROTECTION: protection, HIDDEN_PATHS: hidden, CURL_TLS: '', UI_CHECKS: tries, CODES: codes },
+        collect: (bin) => readFakeFile(bin, 'calls').split('\n').filter(Boolean),
+      },
     );
+
+  it('asks / five minutes, 10 s apart, in every Job that checks a UI, and stops with a message where the tries are unset', () => {
+    const jobs = retryTries(synthesizePlatformFixture(), 'UI_CHECKS');
+    expect(jobs.length).toBeGreaterThan(0);
+    for (const { path, tries } of jobs) expect(tries * 10, path).toBe(300);
+    expect(ui('public', '/=404').collected).toEqual(['/', 'sleep 10', '/']);
+    const unset = ui('public', '/=404', '/metrics', '');
+    expect(unset.status).not.toBe(0);
+    expect(unset.stderr).toContain('UI_CHECKS: unset (the Job sets it)');
+    expect(unset.collected).toEqual(['/']);
+  });
 
   it.each<[string, string, string]>([
     ['public', '/=200 /metrics=404', 'https://web.lab.example.net/ (public) answered 200 through Traefik'],

@@ -287,6 +287,23 @@ export function manifestsOf(env: Output): Documents {
 }
 
 /**
+ * The tries a retry loop reads from its Job's env (`"${VARIABLE:?…}"` in the loop, a number in
+ * the env), for every Job container of the environments whose script has that loop, replays in
+ * the verification included: each with its file, and NaN where the env lacks the variable.
+ */
+export function retryTries(envs: readonly Output[], variable: string): { path: string; tries: number }[] {
+  return envs.flatMap((env) =>
+    manifestsOf(env)
+      .filter(({ manifest }) => manifest.kind === 'Job')
+      .flatMap(({ path, manifest }) =>
+        (manifest.spec.template.spec.containers as { command?: string[]; env?: { name: string; value?: string }[] }[])
+          .filter((container) => container.command?.at(-1)?.includes(`"\${${variable}:?`))
+          .map((container) => ({ path, tries: Number(container.env?.find((e) => e.name === variable)?.value) })),
+      ),
+  );
+}
+
+/**
  * The manifest of one file of an environment (its first document), or undefined if it wrote no
  * such file. Only that file is read: most tests read a few files of the variant they made.
  */

@@ -8,7 +8,7 @@ import { tunnelConfig } from '../charts/cloudflared';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { cidrsOverlap } from '../lib/model/network';
-import { platformObject, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
+import { platformObject, FAKE_SLEEP, manifestsOf, parseText, retryTries, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
 
 const [dev, , prod] = synthesizePlatformFixture();
 const file = (env: typeof dev, path: string) => manifestsOf(env).find((m) => m.path === path)!.manifest;
@@ -162,13 +162,15 @@ case "$url" in
     printf '%s' "$code"
     if [ "$code" = 000 ]; then exit 7; fi ;;
 esac`.replace(/\\\$/g, '$');
-  const run = (options: { codes?: string; notReady?: string } = {}) =>
-    runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP }, {
+  const run = (options: { codes?: string; notReady?: string; routeChecks?: string } = {}) =>
+    runWithFakeCommands(container, { curl, sleep: 'echo "sleep $*" >> "$FAKE_BIN/calls"' }, {
       // A certificate that is not Ready, or a host that answers otherwise, is asked for twice, not thirty times
       // (cert-manager.test.ts holds the Job's tries for certificates, a test below for hosts).
-      env: { CODES: options.codes ?? '', NOT_READY: options.notReady ?? '', CONDITION_CHECKS: '2', ROUTE_CHECKS: '2' },
+      env: { CODES: options.codes ?? '', NOT_READY: options.notReady ?? '', CONDITION_CHECKS: '2', ROUTE_CHECKS: options.routeChecks ?? '2' },
       collect: (bin) => readFileSync(`${bin}/calls`, 'utf8'),
     });
+  /** How often a run asked for a host's `/`. */
+  const asked = (calls: string, host: string) => calls.split('\n').filter((call) => call.endsWith(`https://${host}/`)).length;
 
   it('lists every routed host and certificate', () => {
     expect(env.ROUTES.split(' ').sort()).toEqual(
@@ -211,17 +213,20 @@ esac`.replace(/\\\$/g, '$');
     const result = run({ codes: 'grafana.dev.home.example.net=404' });
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain("grafana.dev.home.example.net (forbidden): no router for the host (Traefik's 404)");
-    // Asked as often as the Job's env says, the others once.
-    const asked = (host: string) => result.collected.split('\n').filter((call) => call.endsWith(`https://${host}/`)).length;
-    expect(asked('grafana.dev.home.example.net')).toBe(2);
-    expect(asked('argocd.dev.home.example.net')).toBe(1);
+    // Asked as often as the Job's env says, 10 s apart; the others once.
+    expect(asked(result.collected, 'grafana.dev.home.example.net')).toBe(2);
+    expect(asked(result.collected, 'argocd.dev.home.example.net')).toBe(1);
+    expect(result.collected.split('\n').filter((call) => call.startsWith('sleep '))).toEqual(['sleep 10']);
   });
 
-  it('asks each host for five minutes, 10 s apart, its tries read from the env', () => {
-    const script = container.command.at(-1) as string;
-    expect(script).toContain('if [ "$tries" -ge "$ROUTE_CHECKS" ]');
-    expect(script).toContain('sleep 10');
-    expect(Number(env.ROUTE_CHECKS) * 10).toBe(300);
+  it('asks each host for five minutes in every Job that checks routes, and stops with a message where the tries are unset', () => {
+    const jobs = retryTries(synthesizePlatformFixture(), 'ROUTE_CHECKS');
+    expect(jobs.length).toBeGreaterThan(0);
+    for (const { path, tries } of jobs) expect(tries * 10, path).toBe(300);
+    const unset = run({ codes: 'grafana.dev.home.example.net=404', routeChecks: '' });
+    expect(unset.status).not.toBe(0);
+    expect(unset.stderr).toContain('ROUTE_CHECKS: unset (the Job sets it)');
+    expect(asked(unset.collected, 'grafana.dev.home.example.net')).toBe(1);
   });
 
   it('fails on a backend Traefik cannot reach, and on no answer at all', () => {

@@ -217,6 +217,10 @@ esac`;
     expect(run.stderr).toContain('no Vault token: create the Secret vault-configurator (key token) in namespace vault once, see README "Vault: one-time setup"');
   });
 
+  /** The configurator run twice over one state (configureIn), once for the tests that read it. */
+  let configuredRuns: ReturnType<typeof configureIn> | undefined;
+  const configured = () => (configuredRuns ??= configureIn());
+
   it('enables the KV engine and Kubernetes auth, writes the declared roles and policies, removes only stale managed ones', () => {
     const first = configured();
     expect(first.status, first.stderr).toBe(0);
@@ -241,10 +245,6 @@ esac`;
     const c = job.spec.template.spec.containers[0];
     return { ...c, command: ['sh', '-ec', `CONFIG_DIR="$FAKE_BIN/config"\n${c.command[2]}`] };
   };
-
-  /** The configurator run twice over one state (configureIn), once for the tests that read it. */
-  let twice: ReturnType<typeof configureIn> | undefined;
-  const configured = () => (twice ??= configureIn());
 
   function configureIn() {
     return runWithFakeCommands(
