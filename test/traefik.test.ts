@@ -8,7 +8,7 @@ import { tunnelConfig } from '../charts/cloudflared';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { cidrsOverlap } from '../lib/model/network';
-import { platformObject, FAKE_SLEEP, manifestsOf, parseText, retryTries, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
+import { platformObject, FAKE_CLOCK, FAKE_SLEEP, manifestsOf, parseText, retryTries, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
 
 const [dev, , prod] = synthesizePlatformFixture();
 const file = (env: typeof dev, path: string) => manifestsOf(env).find((m) => m.path === path)!.manifest;
@@ -163,7 +163,7 @@ case "$url" in
     if [ "$code" = 000 ]; then exit 7; fi ;;
 esac`.replace(/\\\$/g, '$');
   const run = (options: { codes?: string; notReady?: string; routeChecks?: string } = {}) =>
-    runWithFakeCommands(container, { curl, sleep: 'echo "sleep $*" >> "$FAKE_BIN/calls"' }, {
+    runWithFakeCommands(container, { curl, sleep: 'echo "sleep $*" >> "$FAKE_BIN/calls"', date: FAKE_CLOCK }, {
       // A certificate that is not Ready, or a host that answers otherwise, is asked for twice, not thirty times
       // (cert-manager.test.ts holds the Job's tries for certificates, a test below for hosts).
       env: { CODES: options.codes ?? '', NOT_READY: options.notReady ?? '', CONDITION_CHECKS: '2', ROUTE_CHECKS: options.routeChecks ?? '2' },
@@ -219,14 +219,34 @@ esac`.replace(/\\\$/g, '$');
     expect(result.collected.split('\n').filter((call) => call.startsWith('sleep '))).toEqual(['sleep 10']);
   });
 
-  it('asks each host for five minutes in every Job that checks routes, and stops with a message where the tries are unset', () => {
+  it('reports every host still failing after the rounds, each with its last answer, asking only those again', () => {
+    const result = run({ codes: 'grafana.dev.home.example.net=404 longhorn.dev.home.example.net=503' });
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain("grafana.dev.home.example.net (forbidden): no router for the host (Traefik's 404)");
+    expect(result.stderr).toContain('longhorn.dev.home.example.net (forbidden): routed, but the backend does not answer (503)');
+    expect(result.stderr).toMatch(/^2 host\(s\) not routed$/m);
+    expect([asked(result.collected, 'grafana.dev.home.example.net'), asked(result.collected, 'longhorn.dev.home.example.net'), asked(result.collected, 'argocd.dev.home.example.net')]).toEqual([2, 2, 1]);
+  });
+
+  it('stops asking after its seconds, whatever rounds are left', () => {
+    // The fake clock moves a minute per read: the check reads it once to start and once per round.
+    const result = run({ codes: 'grafana.dev.home.example.net=404', routeChecks: '30' });
+    expect(result.status).not.toBe(0);
+    expect(asked(result.collected, 'grafana.dev.home.example.net')).toBe(Number(env.ROUTE_CHECK_SECONDS) / 60);
+  });
+
+  it('asks for five minutes in every Job that checks routes, and stops with a message where its tries or seconds are unset', () => {
     const jobs = retryTries(synthesizePlatformFixture(), 'ROUTE_CHECKS');
     expect(jobs.length).toBeGreaterThan(0);
     for (const { path, tries } of jobs) expect(tries * 10, path).toBe(300);
+    expect(Number(env.ROUTE_CHECK_SECONDS)).toBe(300);
     const unset = run({ codes: 'grafana.dev.home.example.net=404', routeChecks: '' });
     expect(unset.status).not.toBe(0);
     expect(unset.stderr).toContain('ROUTE_CHECKS: unset (the Job sets it)');
     expect(asked(unset.collected, 'grafana.dev.home.example.net')).toBe(1);
+    const noSeconds = runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP }, { env: { ROUTE_CHECK_SECONDS: '', CONDITION_CHECKS: '2' } });
+    expect(noSeconds.status).not.toBe(0);
+    expect(noSeconds.stderr).toContain('ROUTE_CHECK_SECONDS: unset (the Job sets it)');
   });
 
   it('fails on a backend Traefik cannot reach, and on no answer at all', () => {
