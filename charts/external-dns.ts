@@ -13,7 +13,7 @@ import type { ExternalDnsValues } from '../imports/helm/external-dns';
 import { DnsEndpoint } from '../imports/external-dns-externaldns.k8s.io';
 import { z } from '../lib/model/config/zod';
 import { defineService, settingsIn } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_PODS } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_PODS, eachUntilOk } from '../lib/model/checkpoint';
 import { bool, hostname, intBetween, matching, resourcesSchema } from '../lib/model/config/primitives';
 import type { EdgePublisher, RoutedHost } from '../lib/model/exposure';
 import { Layer } from '../lib/model/layers';
@@ -364,8 +364,8 @@ record_state() {
 ${eachRecordUntilOk({
   check: 'record_state',
   passed: 'echo "$host: $type $target (proxied=$proxied), owned by $OWNER"',
-  failed: 'echo "$host: $result" >&2',
-  summary: 'echo "$failed record(s) not at Cloudflare" >&2',
+  report: '$host: $result',
+  summary: '$failed record(s) not at Cloudflare',
 })}`;
 
 /**
@@ -391,8 +391,8 @@ resolution() {
 ${eachRecordUntilOk({
   check: 'resolution',
   passed: 'echo "$host resolves through $RESOLVER"',
-  failed: 'echo "$host: $result (resolver $RESOLVER)" >&2',
-  summary: 'echo "$failed host(s) do not resolve" >&2',
+  report: '$host: $result (resolver $RESOLVER)',
+  summary: '$failed host(s) do not resolve',
 })}`;
 
 /** How many rounds each record is asked for, 10 s apart, and for how long at most: five minutes for external-dns to write it, or for it to propagate (the Jobs have ten). */
@@ -400,40 +400,21 @@ const RECORD_CHECKS = 30;
 const RECORD_CHECK_SECONDS = 300;
 
 /**
- * Shell: asks the function `check` about every `host,type,target,proxied` of `$RECORDS` in
- * rounds, 10 s apart, until each has printed `ok` (then `passed`) — at most `$CHECKS` rounds and
- * `$CHECK_SECONDS` in all, well inside the Job's deadline, so that the records still missing are
- * reported (`failed`, with their last `$result`) before `summary` and exit 1. A record is split
+ * Shell: asks the function `check` about every `host,type,target,proxied` of `$RECORDS` in rounds
+ * until each prints `ok` (eachUntilOk, `$CHECKS` rounds and `$CHECK_SECONDS`). A record is split
  * at its commas by the shell itself (IFS), not by a process per record and round.
  */
-function eachRecordUntilOk(o: { readonly check: string; readonly passed: string; readonly failed: string; readonly summary: string }): string {
-  return String.raw`deadline=$(( $(date +%s) + CHECK_SECONDS ))
-pending=$RECORDS
-round=1
-while :; do
-  missing=
-  for record in $pending; do
-    IFS=,; set -- $record; unset IFS
-    host=$1; type=$2; target=$3; proxied=$4
-    result=$(${o.check} "$host" "$type" "$target" "$proxied")
-    if [ "$result" = ok ]; then ${o.passed}; else missing="$missing $record"; fi
-  done
-  pending=$missing
-  [ -z "$pending" ] && exit 0
-  if [ "$round" -ge "$CHECKS" ] || [ "$(date +%s)" -ge "$deadline" ]; then break; fi
-  round=$((round + 1))
-  sleep 10
-done
-failed=0
-for record in $pending; do
-  IFS=,; set -- $record; unset IFS
-  host=$1; type=$2; target=$3; proxied=$4
-  result=$(${o.check} "$host" "$type" "$target" "$proxied")
-  ${o.failed}
-  failed=$((failed + 1))
-done
-${o.summary}
-exit 1`;
+function eachRecordUntilOk(o: { readonly check: string; readonly passed: string; readonly report: string; readonly summary: string }): string {
+  return eachUntilOk({
+    items: 'RECORDS',
+    split: 'IFS=,; set -- $item; unset IFS\n    host=$1; type=$2; target=$3; proxied=$4',
+    ask: `result=$(${o.check} "$host" "$type" "$target" "$proxied")`,
+    passed: o.passed,
+    report: o.report,
+    summary: o.summary,
+    rounds: 'CHECKS',
+    seconds: 'CHECK_SECONDS',
+  });
 }
 
 export const externalDnsEntry = defineService({

@@ -19,7 +19,7 @@ import {
   IngressRouteSpecRoutesServicesPort,
 } from '../imports/traefik-traefik.io';
 import { type ConfigIssue, defineService } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { Checkpoint, eachUntilOk } from '../lib/model/checkpoint';
 import { bool, intBetween, oneOf, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import type { Exposure, ExposureRouter, RoutedHost, ServiceExposure } from '../lib/model/exposure';
 import { helmRelease } from './helm-release';
@@ -472,10 +472,10 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
 }
 
 /**
- * The routes are asked in rounds, 10 s apart, until each answers as its access expects: at most
- * this many rounds, and for at most ROUTE_CHECK_SECONDS (a round of hosts that do not answer takes
- * 10 s each). From the Job's env, so that the tests fail a host in two rounds; unset, the script
- * stops with a message.
+ * The routes are asked in rounds, 10 s apart, until each answers as its access expects
+ * (eachUntilOk): at most this many rounds, and for at most ROUTE_CHECK_SECONDS (a round of hosts
+ * that do not answer takes 10 s each). Asked host after host instead, two failing hosts would
+ * outlast the Job's deadline before the summary.
  */
 const ROUTE_CHECKS = 30;
 const ROUTE_CHECK_SECONDS = 300;
@@ -512,41 +512,17 @@ verdict() {
     *) echo "a protected host ($2) answered $code to a client outside the allow-list" ;;
   esac
 }
-# Rounds, 10 s apart, over the routes that have not answered as their access expects: at most
-# $ROUTE_CHECKS rounds and $ROUTE_CHECK_SECONDS, so that every host still failing is reported, with
-# its last answer, well inside the Job's deadline (asked host after host, two failing hosts would
-# outlast it).
-deadline=$(( $(date +%s) + \${ROUTE_CHECK_SECONDS:?unset (the Job sets it)} ))
-pending=$ROUTES
-round=1
-while :; do
-  missing=
-  failed=0
-  report=
-  for route in $pending; do
-    host=\${route%=*}
-    access=\${route#*=}
-    answer=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 10 $CURL_TLS --connect-to "$host:443:$TRAEFIK" "https://$host/") || answer='000 '
-    result=$(verdict "$answer" "$access")
-    if [ "$result" = ok ]; then
-      echo "$host ($access) routed: $answer"
-    else
-      missing="$missing $route"
-      failed=$((failed + 1))
-      report="$report$host ($access): $result
-"
-    fi
-  done
-  pending=$missing
-  if [ -z "$pending" ]; then break; fi
-  if [ "$round" -ge "\${ROUTE_CHECKS:?unset (the Job sets it)}" ] || [ "$(date +%s)" -ge "$deadline" ]; then
-    printf '%s' "$report" >&2
-    echo "$failed host(s) not routed" >&2
-    exit 1
-  fi
-  round=$((round + 1))
-  sleep 10
-done`;
+${eachUntilOk({
+  items: 'ROUTES',
+  split: 'host=${item%=*}; access=${item#*=}',
+  ask: `answer=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 10 $CURL_TLS --connect-to "$host:443:$TRAEFIK" "https://$host/") || answer='000 '
+    result=$(verdict "$answer" "$access")`,
+  passed: 'echo "$host ($access) routed: $answer"',
+  report: '$host ($access): $result',
+  summary: '$failed host(s) not routed',
+  rounds: 'ROUTE_CHECKS',
+  seconds: 'ROUTE_CHECK_SECONDS',
+})}`;
 
 function traefikValues(props: TraefikProps): TraefikValues {
   const spread = props.replicas > 1;

@@ -18,7 +18,7 @@ import { Layer } from '../lib/model/layers';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import type { OidcIssuer, SignInProtection, SingleSignOnProvider } from '../lib/model/single-sign-on';
-import { catalogWith, FAKE_SLEEP, FakeCommandRun, fixtureObject, manifestAt, manifestsOf, maybeManifestAt, parseText, platformText, readFakeFile, readTree, retryTries, runMain, runWithFakeCommands, startWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { catalogWith, FAKE_SLEEP, FAKE_SLEEP_LOGGED, FakeCommandRun, fixtureObject, manifestAt, manifestsOf, maybeManifestAt, parseText, platformText, readFakeFile, readTree, retryTries, runMain, runWithFakeCommands, startWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, tempDir, toYamlText } from './support';
 
 const RESOURCES = { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } };
 
@@ -488,7 +488,7 @@ if [ "$code" = 000 ]; then exit 7; fi`;
   const ui = (protection: string, codes: string, hidden = '/metrics', tries = '2') =>
     runWithFakeCommands(
       { command: ['sh', '-ec', UI_CHECK_SCRIPT] },
-      { curl: uiCurl, sleep: 'echo "sleep $*" >> "$FAKE_BIN/calls"' },
+      { curl: uiCurl, sleep: FAKE_SLEEP_LOGGED },
       {
         env: { HOST: 'web.lab.example.net', TRAEFIK: 'traefik.traefik.svc:443', PROTECTION: protection, HIDDEN_PATHS: hidden, CURL_TLS: '', UI_CHECKS: tries, CODES: codes },
         collect: (bin) => readFakeFile(bin, 'calls').split('\n').filter(Boolean),

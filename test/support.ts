@@ -411,6 +411,8 @@ export function fakeCallCount(variable: string, file: string): string {
 
 /** A `sleep` that returns at once, so retry loops run in no time. */
 export const FAKE_SLEEP = 'exit 0';
+/** FAKE_SLEEP that also logs `sleep <its arguments>` to $FAKE_BIN/calls, where the fake curls of the route checks log theirs: the pauses between the calls. */
+export const FAKE_SLEEP_LOGGED = 'echo "sleep $*" >> "$FAKE_BIN/calls"';
 /**
  * A `date` one minute later on every call (FAKE_CLOCK_STEP seconds where set), so `date +%s`
  * deadlines expire after a few loops.

@@ -8,7 +8,7 @@ import { tunnelConfig } from '../charts/cloudflared';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { cidrsOverlap } from '../lib/model/network';
-import { platformObject, FAKE_CLOCK, FAKE_SLEEP, manifestsOf, parseText, retryTries, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
+import { platformObject, FAKE_CLOCK, FAKE_SLEEP, FAKE_SLEEP_LOGGED, manifestsOf, parseText, retryTries, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
 
 const [dev, , prod] = synthesizePlatformFixture();
 const file = (env: typeof dev, path: string) => manifestsOf(env).find((m) => m.path === path)!.manifest;
@@ -163,7 +163,7 @@ case "$url" in
     if [ "$code" = 000 ]; then exit 7; fi ;;
 esac`.replace(/\\\$/g, '$');
   const run = (options: { codes?: string; notReady?: string; routeChecks?: string } = {}) =>
-    runWithFakeCommands(container, { curl, sleep: 'echo "sleep $*" >> "$FAKE_BIN/calls"', date: FAKE_CLOCK }, {
+    runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP_LOGGED, date: FAKE_CLOCK }, {
       // A certificate that is not Ready, or a host that answers otherwise, is asked for twice, not thirty times
       // (cert-manager.test.ts holds the Job's tries for certificates, a test below for hosts).
       env: { CODES: options.codes ?? '', NOT_READY: options.notReady ?? '', CONDITION_CHECKS: '2', ROUTE_CHECKS: options.routeChecks ?? '2' },

@@ -171,6 +171,56 @@ kube_condition() {
   return 1
 }`;
 
+/**
+ * Shell for a checkpoint that checks many items: asks about each item of `$<items>`
+ * (whitespace-separated; `split` sets the variables the rest uses from `$item`) in rounds, 10 s
+ * apart, asking again only those whose `ask` (lines that set `$result`) did not give `ok`;
+ * `passed` runs for each that did. At most `$<rounds>` rounds and `$<seconds>`, both from the
+ * Job's env (the tests ask twice; unset, the script stops with a message), so that every item
+ * still failing is reported well inside the Job's deadline: a `report` line each, with its last
+ * `$result`, then `summary` (`$failed` is their count), on stderr, and exit 1.
+ */
+export function eachUntilOk(o: {
+  readonly items: string;
+  readonly split: string;
+  readonly ask: string;
+  readonly passed: string;
+  readonly report: string;
+  readonly summary: string;
+  readonly rounds: string;
+  readonly seconds: string;
+}): string {
+  return String.raw`deadline=$(( $(date +%s) + ${'$'}{${o.seconds}:?unset (the Job sets it)} ))
+pending=$${o.items}
+round=1
+while :; do
+  missing=
+  failed=0
+  report=
+  for item in $pending; do
+    ${o.split}
+    ${o.ask}
+    if [ "$result" = ok ]; then
+      ${o.passed}
+    else
+      missing="$missing $item"
+      failed=$((failed + 1))
+      report="$report${o.report}
+"
+    fi
+  done
+  pending=$missing
+  if [ -z "$pending" ]; then break; fi
+  if [ "$round" -ge "${'$'}{${o.rounds}:?unset (the Job sets it)}" ] || [ "$(date +%s)" -ge "$deadline" ]; then
+    printf '%s' "$report" >&2
+    echo "${o.summary}" >&2
+    exit 1
+  fi
+  round=$((round + 1))
+  sleep 10
+done`;
+}
+
 /** Unprivileged user the checkpoint runs as (nobody). */
 const NOBODY = 65534;
 

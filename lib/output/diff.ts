@@ -47,23 +47,17 @@ export function diffTrees(base: OutputTree, head: OutputTree): EnvironmentDiff[]
   const differing = changedFiles(base, head).map((change) => change.path);
   if (differing.length === 0) return [];
   const changedEnvironments = groupBy(differing, (path) => path.split('/')[0]);
-  // Where each changed environment's Applications are, in either tree, for their kinds: one pass over both trees.
-  const held = new Map<string, { inBase: boolean; inHead: boolean }>();
-  const hold = (path: string, tree: 'inBase' | 'inHead') => {
-    const [environment, application] = path.split('/');
-    if (!changedEnvironments.has(environment)) return;
-    for (const key of [environment, `${environment}/${application}`]) {
-      const where = held.get(key) ?? { inBase: false, inHead: false };
-      where[tree] = true;
-      held.set(key, where);
+  // The changed environments and their Applications (`<env>/<app>`) each tree holds, for their kinds: one pass over each tree.
+  const heldIn = (tree: OutputTree) => {
+    const held = new Set<string>();
+    for (const path of tree.keys()) {
+      const [environment, application] = path.split('/');
+      if (changedEnvironments.has(environment)) held.add(environment).add(`${environment}/${application}`);
     }
+    return held;
   };
-  for (const path of base.keys()) hold(path, 'inBase');
-  for (const path of head.keys()) hold(path, 'inHead');
-  const kindOf = (key: string): ChangeKind => {
-    const where = held.get(key)!;
-    return !where.inBase ? 'added' : !where.inHead ? 'removed' : 'changed';
-  };
+  const [inBase, inHead] = [heldIn(base), heldIn(head)];
+  const kindOf = (key: string): ChangeKind => (!inBase.has(key) ? 'added' : !inHead.has(key) ? 'removed' : 'changed');
   const result: EnvironmentDiff[] = [];
   for (const [environment, envChanges] of changedEnvironments) {
     const applications: ApplicationDiff[] = [];
