@@ -112,7 +112,7 @@ export class DcgmExporter extends HomelabService {
       env: { METRICS_URL: url, CHECKS: String(EXPORTER_CHECKS) },
       script: [
         'try=0',
-        'while [ "$try" -lt "$CHECKS" ]; do',
+        'while [ "$try" -lt "${CHECKS:?unset (the Job sets it)}" ]; do',
         '  try=$((try + 1))',
         `  if gpus=$(curl -fsS --max-time 10 "$METRICS_URL" | grep -c '^${DCGM.temperature}{'); then`,
         '    echo "the exporter reports $gpus GPU(s)"',

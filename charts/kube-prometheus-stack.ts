@@ -536,9 +536,13 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
  * token stream is folded into one line per target, `<health> <pool> <url> (<last error>)`.
  * Data goes through printf, not echo: some shells' echo interprets the backslashes of
  * JSON-escaped errors. Grafana's data sources arrive through a sidecar that reloads them
- * after Grafana started, hence the retries there too.
+ * after Grafana started, hence the retries there too. Counts from the env are read as
+ * `${X:?…}` (unset, `[` fails, `if` takes it as false and the loop never gives up); the
+ * dashboards' count at the start, since grafana_problem reads it inside a command substitution,
+ * which `:?` would end instead of the script.
  */
-const CHECKPOINT_SCRIPT = String.raw`get() { curl -fsS --connect-timeout 5 --max-time "$CALL_MAX_SECONDS" "$@"; }
+const CHECKPOINT_SCRIPT = String.raw`: "${'$'}{EXPECTED_DASHBOARDS:?unset (the Job sets it)}"
+get() { curl -fsS --connect-timeout 5 --max-time "$CALL_MAX_SECONDS" "$@"; }
 targets() {
   get "$PROMETHEUS_URL/api/v1/targets?state=active" | tr -d '\n' \
     | grep -oE '"(scrapePool|scrapeUrl|lastError)":"([^"\\]|\\.)*"|"health":"[a-z]*"' \
@@ -557,7 +561,7 @@ while :; do
   all=$(targets || true)
   pending=$(printf '%s\n' "$all" | grep -v '^up ' || true)
   if [ -n "$all" ] && [ -z "$pending" ]; then break; fi
-  if [ "$check" -ge "$TARGET_CHECKS" ]; then
+  if [ "$check" -ge "${'$'}{TARGET_CHECKS:?unset (the Job sets it)}" ]; then
     [ -n "$pending" ] || pending="no active targets at all"
     echo "Prometheus scrape targets not up after $TARGET_CHECKS checks:" >&2
     printf '%s\n' "$pending" >&2
@@ -583,7 +587,7 @@ grafana_problem() {
 }
 check=1
 until problem=$(grafana_problem) && [ -z "$problem" ]; do
-  if [ "$check" -ge "$GRAFANA_CHECKS" ]; then
+  if [ "$check" -ge "${'$'}{GRAFANA_CHECKS:?unset (the Job sets it)}" ]; then
     echo "$problem (after $GRAFANA_CHECKS checks)" >&2
     exit 1
   fi
@@ -635,7 +639,7 @@ while :; do
     [ $(((requests - failures) - (before - failed_before))) -ge "$want" ] || pending="$pending $name"
   done
   [ -z "$pending" ] && break
-  if [ "$check" -ge "$DELIVERY_CHECKS" ]; then
+  if [ "$check" -ge "${'$'}{DELIVERY_CHECKS:?unset (the Job sets it)}" ]; then
     echo "no notification through$pending after $DELIVERY_CHECKS checks" >&2
     exit 1
   fi

@@ -216,7 +216,7 @@ value_of() {
 }
 check_node() {
   try=0
-  while [ "$try" -lt "$CHECKS" ]; do
+  while [ "$try" -lt "${'$'}{CHECKS:?unset (the Job sets it)}" ]; do
     try=$((try + 1))
     node=$(kube_get "/api/v1/nodes/$1" 2>/dev/null | tr -d ' \n' || true)
     labels=$(map_of "$node" labels)

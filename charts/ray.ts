@@ -440,7 +440,7 @@ export class Ray extends HomelabService {
         '    nodes=$(printf "%s" "$body" | grep -o \'"node_id"\' | wc -l)',
         '    heads=$(printf "%s" "$body" | grep -o \'"is_head_node": *true\' | wc -l)',
         '    echo "ALIVE nodes: $nodes (head: $heads), expecting $EXPECTED_NODES with the head"',
-        '    if [ "$heads" -ge 1 ] && [ "$nodes" -ge "$EXPECTED_NODES" ]; then break; fi',
+        '    if [ "$heads" -ge 1 ] && [ "$nodes" -ge "${EXPECTED_NODES:?unset (the Job sets it)}" ]; then break; fi',
         '  else',
         '    echo "the dashboard does not answer yet"',
         '  fi',

@@ -414,6 +414,11 @@ describe('the device plugin checkpoint', () => {
     const first = /^check_node (\S+)/m.exec(script)![1];
     expect(asked.status).not.toBe(0);
     expect(asked.collected).toEqual([expect.stringContaining(`/api/v1/nodes/${first}`), expect.stringContaining(`/api/v1/nodes/${first}`)]);
+    // Unset, the tries stop the script with a message, not after asking no time and naming no node.
+    const unset = runCheckpoint(script, 'exit 22', { CHECKS: '' });
+    expect(unset.status).not.toBe(0);
+    expect(unset.output).toContain('CHECKS: unset (the Job sets it)');
+    expect(unset.output).not.toContain(`${first}: no such node`);
   });
 
   const { 'nvidia.com/gpu.present': _present, ...withoutPresent } = discovered;

@@ -9,7 +9,8 @@ import type { NodeConfig } from '../lib/model/config/environment';
 import { isGpuProvider } from '../lib/model/gpu';
 import { discoveredGpuLabels, synthesizeEnvironment } from './support';
 import { assertValidPromql } from './support-promql';
-import { chartValues, environmentIssues, FAKE_SLEEP, manifestAt, platformObject, platformText, runWithFakeCommands, synthesizePlatforms, toYamlText } from './support';
+import { INVARIANTS } from './invariants';
+import { chartValues, environmentIssues, FAKE_SLEEP, manifestAt, platformObject, platformText, runWithFakeCommands, synthesizePlatforms, toYamlText, withFiles } from './support';
 
 const envs = synthesizePlatforms(platformText());
 const env = (name: string) => envs.find((s) => s.env.environment === name)!;
@@ -112,8 +113,8 @@ describe('scraping, alerts and the dashboard', () => {
 describe('the DCGM exporter checkpoint', () => {
   const container = file(prod, 'dcgm-exporter/job-dcgm-exporter-checkpoint.yaml').spec.template.spec.containers[0];
   /** Two tries instead of the Job's. */
-  const run = (curl: string) => {
-    const result = runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP }, { env: { CHECKS: '2' } });
+  const run = (curl: string, checks = '2') => {
+    const result = runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP }, { env: { CHECKS: checks } });
     return { status: result.status, output: result.stdout + result.stderr };
   };
 
@@ -139,5 +140,24 @@ describe('the DCGM exporter checkpoint', () => {
     expect(empty.status).not.toBe(0);
     expect(empty.output).toContain('no DCGM_FI_DEV_GPU_TEMP series at http://dcgm-exporter.dcgm-exporter.svc:9400/metrics after 5 minutes');
     expect(run('exit 7').status).not.toBe(0);
+  });
+
+  it('stops with a message where the Job leaves its tries unset, instead of asking no time and blaming the exporter', () => {
+    const unset = run('exit 7', '');
+    expect(unset.status).not.toBe(0);
+    expect(unset.output).toContain('CHECKS: unset (the Job sets it)');
+    expect(unset.output).not.toContain('after 5 minutes');
+  });
+
+  it('is what the invariant over every script holds: a number compared from the env is required there, and only what the env sets', () => {
+    const invariant = INVARIANTS.find((i) => i.name.startsWith('every shell script requires each number'))!;
+    expect(invariant.check([prod])).toEqual([]);
+    const path = 'dcgm-exporter/job-dcgm-exporter-checkpoint.yaml';
+    const edited = (from: string, to: string) => withFiles(prod, (files) => files.set(path, files.get(path)!.replace(from, to)));
+    expect(invariant.check([edited('"${CHECKS:?unset (the Job sets it)}"', '"$CHECKS"')])).toEqual([
+      `prod/${path} checkpoint: compares with $CHECKS from its env, which it never requires ("\${CHECKS:?…}"): unset, the test fails and its loop never ends or never runs`,
+    ]);
+    expect(invariant.check([edited('"${CHECKS:?unset (the Job sets it)}"', '"$CHEKCS"')])).toEqual([`prod/${path} checkpoint: compares with $CHEKCS, which neither its env nor the script sets`]);
+    expect(invariant.check([edited('${CHECKS:?', '${CHEKCS:?')])).toEqual([`prod/${path} checkpoint: requires $CHEKCS, which neither its env nor the script sets`]);
   });
 });

@@ -329,6 +329,15 @@ export const INVARIANTS: readonly Invariant[] = [
       ),
   },
   {
+    name: 'every shell script requires each number from its env that it compares with, and requires only what its env or itself sets',
+    check: (all) =>
+      documents(all).flatMap(({ manifest, where }) =>
+        podTemplates(manifest).flatMap(({ part, pod }) =>
+          containersOf(pod).flatMap((container) => envCountViolations(container).map((problem) => `${where}${part ? ` ${part}` : ''} ${container.name}: ${problem}`)),
+        ),
+      ),
+  },
+  {
     name: 'every service has one PostSync checkpoint Job, and every Job is a bounded hook',
     check: (all) =>
       all.flatMap((s) =>
@@ -1046,10 +1055,8 @@ const STREAMS = /^\/dev\/(null|stdout|stderr|fd\/\d+)$/;
  */
 function scriptWriteViolations(container: any): string[] {
   if (container.securityContext?.readOnlyRootFilesystem !== true) return [];
-  const command: string[] = [...(container.command ?? []), ...(container.args ?? [])];
-  const shell = command.findIndex((arg, i) => /(^|\/)(ba|d|a)?sh$/.test(arg) && /^-[a-z]*c[a-z]*$/.test(command[i + 1] ?? ''));
-  if (shell < 0 || command[shell + 2] === undefined) return [];
-  const script = command[shell + 2];
+  const script = shellScript(container);
+  if (script === undefined) return [];
   const writable = ((container.volumeMounts ?? []) as any[]).filter((m) => m.readOnly !== true).map((m) => String(m.mountPath).replace(/\/$/, ''));
   const values = new Map<string, string>(((container.env ?? []) as any[]).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
   for (const [, name, double, single, bare] of script.matchAll(/(?:^|[\s;])([A-Za-z_]\w*)=(?:"([^"]*)"|'([^']*)'|([^\s;'"]*))/g)) values.set(name, double ?? single ?? bare);
@@ -1069,6 +1076,51 @@ function scriptWriteViolations(container: any): string[] {
     const inside = STREAMS.test(path) || writable.some((mount) => path === mount || path.startsWith(`${mount}/`));
     return problems(inside, `writes to ${target}${path === target ? '' : ` (${path})`}, outside its writable volumes (${writable.join(', ') || 'none'}), on a read-only root filesystem`);
   });
+}
+
+/** The script a container runs with `sh -c` (`-ec` ...; bash, dash or ash alike), if it runs one. */
+function shellScript(container: any): string | undefined {
+  const command: string[] = [...(container.command ?? []), ...(container.args ?? [])];
+  const shell = command.findIndex((arg, i) => /(^|\/)(ba|d|a)?sh$/.test(arg) && /^-[a-z]*c[a-z]*$/.test(command[i + 1] ?? ''));
+  return shell < 0 ? undefined : command[shell + 2];
+}
+
+/** What every container's environment has without its env saying so (the runtime sets HOSTNAME to the pod's name). */
+const RUNTIME_VARIABLES = ['HOSTNAME', 'HOME', 'PATH'];
+
+/** An operand of a numeric `[ … ]` test: `"${X:?…}"`, a variable (`$x`, `"${x}"` …) or any other word. */
+const OPERAND = String.raw`("\$\{[A-Za-z_]\w*:\?[^"]*"|\S+)`;
+const NUMERIC_TEST = new RegExp(String.raw`\[ +${OPERAND} +-(?:eq|ne|lt|le|gt|ge) +${OPERAND} +\]`, 'g');
+
+/**
+ * Where a container's shell script compares with a number its env should give without making
+ * sure it does. Unset or empty, the variable makes `[` fail, which `if`, `while` and `until`
+ * take as false: a retry loop then never gives up, or never tries. So each variable a numeric
+ * test reads from the env must be required somewhere in the script (`${X:?…}`, in the test
+ * itself or before it), and each variable a script requires must be one its container's env sets
+ * or the script assigns. A variable a test reads that neither sets is reported too (a misspelled
+ * name). Containers taking variables from a Secret or ConfigMap whole (`envFrom`) are skipped.
+ */
+function envCountViolations(container: any): string[] {
+  const script = shellScript(container);
+  if (script === undefined || container.envFrom !== undefined) return [];
+  const env = new Set<string>([...RUNTIME_VARIABLES, ...((container.env ?? []) as any[]).map((e) => e.name)]);
+  const assigned = new Set<string>([
+    ...[...script.matchAll(/(?:^|[\s;(])([A-Za-z_]\w*)=/g)].map((m) => m[1]),
+    ...[...script.matchAll(/\b(?:for|read(?: -r)?)((?: +[A-Za-z_]\w*)+)/g)].flatMap((m) => m[1].trim().split(/ +/)),
+  ]);
+  const required = new Set([...script.matchAll(/\$\{([A-Za-z_]\w*):\?/g)].map((m) => m[1]));
+  const compared = [...script.matchAll(NUMERIC_TEST)].flatMap((m) => [m[1], m[2]]).flatMap((operand) => /^"?\$\{?([A-Za-z_]\w*)\}?"?$/.exec(operand)?.[1] ?? []);
+  return [
+    ...[...new Set(compared)].flatMap((name) =>
+      assigned.has(name)
+        ? []
+        : env.has(name)
+          ? problems(required.has(name), `compares with $${name} from its env, which it never requires ("\${${name}:?…}"): unset, the test fails and its loop never ends or never runs`)
+          : [`compares with $${name}, which neither its env nor the script sets`],
+    ),
+    ...[...required].flatMap((name) => problems(env.has(name) || assigned.has(name), `requires $${name}, which neither its env nor the script sets`)),
+  ];
 }
 
 /** Every rule of every IngressRoute matching an admin host lacks none of the configured allow-list's ranges (traefik's `adminAccess.allowList`). */

@@ -6,7 +6,7 @@
  * Alertmanager route tree by evaluating it, the Application (waves, drift), the documents
  * against the Kubernetes and CRD schemas, and the checkpoint script run with a fake curl.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'cdk8s';
 import { parse } from 'yaml';
@@ -563,7 +563,8 @@ function runCheckpoint(built: Built, responses: Responses): { status: number | n
   const job = one(built, 'Job', 'monitoring-checkpoint');
   const result = runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP }, {
     env: { GRAFANA_USER: 'admin', GRAFANA_PASSWORD: 's3cret', ...responses.env },
-    collect: (bin) => readFileSync(join(bin, 'calls'), 'utf8').trim().split('\n'),
+    // No file where the script stopped before its first call.
+    collect: (bin) => (existsSync(join(bin, 'calls')) ? readFileSync(join(bin, 'calls'), 'utf8').trim().split('\n') : []),
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr, calls: result.collected };
 }
@@ -670,6 +671,24 @@ describe('the checkpoint', () => {
     const run = runCheckpoint(prod, { targets: [targetsResponse(NODE, GRAFANA, COREDNS_UP)], alertmanager, env: { DELIVERY_CHECKS: '3' } });
     expect(run.status).toBe(1);
     expect(run.stderr).toContain(message);
+  });
+
+  it('stops with a message where the Job leaves a count unset, where a count left empty would make it wait for ever', () => {
+    const up = [targetsResponse(NODE, GRAFANA, COREDNS_UP)];
+    const runs = {
+      EXPECTED_DASHBOARDS: runCheckpoint(prod, { targets: up, env: { EXPECTED_DASHBOARDS: '' } }),
+      TARGET_CHECKS: runCheckpoint(prod, { targets: [targetsResponse(NODE, GRAFANA, COREDNS_DOWN)], env: { TARGET_CHECKS: '' } }),
+      GRAFANA_CHECKS: runCheckpoint(prod, { targets: up, dashboards: 1, env: { GRAFANA_CHECKS: '' } }),
+      DELIVERY_CHECKS: runCheckpoint(prod, { targets: up, alertmanager: { after: notificationMetrics({ email: [3, 0], webhook: [6, 1] }) }, env: { DELIVERY_CHECKS: '' } }),
+    };
+    for (const [variable, run] of Object.entries(runs)) {
+      expect(run.status, variable).not.toBe(0);
+      expect(run.stderr).toContain(`${variable}: unset (the Job sets it)`);
+    }
+    // The dashboards' count is required before anything is asked; each loop stops at its first comparison.
+    expect(runs.EXPECTED_DASHBOARDS.calls).toEqual([]);
+    expect(runs.TARGET_CHECKS.calls.filter((c) => c.includes('/api/v1/targets'))).toHaveLength(1);
+    expect(runs.GRAFANA_CHECKS.calls.filter((c) => c.includes('/api/search'))).toHaveLength(1);
   });
 
   it('sends no alert where no receiver is configured', () => {

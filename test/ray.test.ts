@@ -383,7 +383,7 @@ interface FakeJobApi {
  * Runs the checkpoint against a fake dashboard: the state API answers `nodes`, the job API
  * answers as `api` says; every curl call is recorded with its method.
  */
-function runJobCheckpoint(job: Manifest, nodes: string, api: FakeJobApi) {
+function runJobCheckpoint(job: Manifest, nodes: string, api: FakeJobApi, env: Record<string, string> = {}) {
   const jobDetails = JSON.stringify({ type: 'SUBMISSION', job_id: 'raysubmit_x', submission_id: 'id', status: api.status ?? 'SUCCEEDED', entrypoint: 'python -c ...' }, null, 4);
   const logs = JSON.stringify({ logs: `2026-12-05 INFO worker.py: Connecting to existing Ray cluster\n${api.logLine ?? ''}\n` });
   const curl = [
@@ -401,6 +401,7 @@ function runJobCheckpoint(job: Manifest, nodes: string, api: FakeJobApi) {
     'esac',
   ].join('\n');
   const result = runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP, date: FAKE_CLOCK }, {
+    env,
     collect: (bin) => readFileSync(join(bin, 'curl.calls'), 'utf8').trim().split('\n'),
   });
   return { status: result.status, output: result.stdout + result.stderr, calls: result.collected };
@@ -416,6 +417,11 @@ describe('the Ray checkpoint', () => {
     expect(env.EXPECTED_NODES).toBe('2');
     expect(env.JOBS_URL).toBe('http://ray-head-svc.ray.svc:8265/api/jobs');
     expect(job.spec.activeDeadlineSeconds).toBeGreaterThan(40 * 60);
+    // Unset, the count stops the script at once, not after 20 minutes of waiting for no number.
+    const unset = runJobCheckpoint(job, ALIVE, { logLine: right }, { EXPECTED_NODES: '' });
+    expect(unset.status).not.toBe(0);
+    expect(unset.output).toContain('EXPECTED_NODES: unset (the Job sets it)');
+    expect(unset.calls).toEqual([expect.stringMatching(/^GET .*\/api\/v0\/nodes/)]);
   });
 
   it('waits for the nodes, submits a job, checks its result line and deletes the job', () => {

@@ -141,9 +141,9 @@ const CONDITION_CHECK_SECONDS = 10;
  * for its metadata only); `kube_condition <api path> <type>` waits up to five
  * minutes for its status condition <type> to be True (built-in types list `type` first,
  * custom resources come back with sorted keys, so both orders match; matched, and the tries
- * counted, by the shell itself, not by a `grep` and a `seq` process per call). Its tries come
- * from the Job's env, which a Job whose script calls it gets (probeJob), so the tests fail it
- * in two.
+ * counted, by the shell itself, not by a `grep` and a `seq` process per call). It and its tries
+ * come with a script that calls it (probeJob): the tries from the Job's env, so the tests fail
+ * it in two.
  * `kube_get` reads the token at each call, as kubelet renews it, with the shell's own `read`
  * rather than a `cat` process per call (a token has no final newline, so `read` sets it and
  * then reports the end of the file: `|| :`); a token it cannot read is empty, as `$(cat)`'s
@@ -156,8 +156,8 @@ kube_get() {
   kube_token=
   read -r kube_token < "$sa/token" || :
   curl -fsS --cacert "$sa/ca.crt" -H "Authorization: Bearer $kube_token" "$@" "https://kubernetes.default.svc$kube_path"
-}
-kube_condition() {
+}`;
+const KUBE_CONDITION = String.raw`kube_condition() {
   : "${'$'}{CONDITION_CHECKS:?unset (the Job that calls kube_condition sets it)}"
   kube_try=0
   while [ "$kube_try" -lt "$CONDITION_CHECKS" ]; do
@@ -300,6 +300,7 @@ export interface ProbeJobOptions {
 export function probeJob(scope: Construct, name: string, props: CheckpointProps, options: ProbeJobOptions): void {
   const service = options.owner;
   const account = options.account;
+  const waitsForConditions = Boolean(account) && /\bkube_condition\b/.test(props.script);
   const hookWave = options.hookWave ?? props.hookWave;
   const annotations: Record<string, string> = {
     ...POST_SYNC_HOOK,
@@ -354,9 +355,8 @@ export function probeJob(scope: Construct, name: string, props: CheckpointProps,
             {
               name: CHECKPOINT_CONTAINER,
               image: props.image,
-              command: ['sh', '-ec', account ? `${KUBE_GET}
-${props.script}` : props.script],
-              env: envVars(account && /\bkube_condition\b/.test(props.script) ? { ...props.env, CONDITION_CHECKS: String(CONDITION_CHECKS) } : props.env, props.secretEnv),
+              command: ['sh', '-ec', [...(account ? [KUBE_GET] : []), ...(waitsForConditions ? [KUBE_CONDITION] : []), props.script].join('\n')],
+              env: envVars(waitsForConditions ? { ...props.env, CONDITION_CHECKS: String(CONDITION_CHECKS) } : props.env, props.secretEnv),
               resources: toResourceRequirements(props.resources ?? PROBE_RESOURCES),
               securityContext: restrictedContainerContext(),
               volumeMounts: probeMounts.length > 0 ? probeMounts : undefined,
