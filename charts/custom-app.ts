@@ -11,7 +11,7 @@ import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-34';
 import { k8s } from 'cdk8s-plus-34';
 import { ConfigIssue, defineService, EnvironmentView, Requirement, settingsIn } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_PODS } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, CHECKPOINT_PODS } from '../lib/model/checkpoint';
 import type { Exposure } from '../lib/model/exposure';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
 import { spreadOverNodes } from '../lib/model/placement';
@@ -322,6 +322,9 @@ export class CustomApp extends HomelabService {
     this.addEndToEndCheck(`${this.serviceName}-ui`, {
       description: `https://${host}/ answers through Traefik as a ${settings.protection} host${settings.hiddenPaths.length > 0 ? ', its hidden paths 404' : ''}`,
       image: IMAGES.curl,
+      // Every ask of / failing at curl's limit, then the pause, and every hidden path at the
+      // limit, after the pod started: the message comes before the deadline.
+      timeout: Duration.seconds(UI_CHECKS * (UI_CALL_MAX_SECONDS + UI_PAUSE_SECONDS) + settings.hiddenPaths.length * UI_CALL_MAX_SECONDS + CHECK_START_SECONDS),
       env: {
         HOST: host,
         TRAEFIK: WEBSECURE_ADDRESS,
@@ -459,6 +462,9 @@ export class CustomApp extends HomelabService {
 
 /** The UI check asks `/` for five minutes, 10 s apart. From the Job's env, so that the tests fail it in two tries; unset, the script stops with a message. */
 const UI_CHECKS = 30;
+const UI_PAUSE_SECONDS = 10;
+/** curl's limit for one answer. */
+const UI_CALL_MAX_SECONDS = 10;
 
 /**
  * The end-to-end check of an exposed app: its host through Traefik's websecure Service (with
@@ -470,7 +476,7 @@ const UI_CHECKS = 30;
  * No answer, Traefik's 404 for the host and 502-504 (no reachable backend) fail.
  */
 export const UI_CHECK_SCRIPT = `answer() {
-  curl -sS -o /dev/null -w '%{http_code}' --max-time 10 $CURL_TLS --connect-to "$HOST:443:$TRAEFIK" "https://$HOST$1" || true
+  curl -sS -o /dev/null -w '%{http_code}' --max-time ${UI_CALL_MAX_SECONDS} $CURL_TLS --connect-to "$HOST:443:$TRAEFIK" "https://$HOST$1" || true
 }
 # Prints "ok", or what is wrong with answer $1 for / of a host with protection $PROTECTION.
 verdict() {
@@ -493,7 +499,7 @@ while :; do
   if [ "$result" = ok ]; then echo "https://$HOST/ ($PROTECTION) answered $code through Traefik"; break; fi
   tries=$((tries + 1))
   if [ "$tries" -ge "\${UI_CHECKS:?unset (the Job sets it)}" ]; then echo "https://$HOST/ ($PROTECTION): $result" >&2; exit 1; fi
-  sleep 10
+  sleep ${UI_PAUSE_SECONDS}
 done
 for path in $HIDDEN_PATHS; do
   code=$(answer "$path")

@@ -13,7 +13,7 @@ import type { ExternalDnsValues } from '../imports/helm/external-dns';
 import { DnsEndpoint } from '../imports/external-dns-externaldns.k8s.io';
 import { z } from '../lib/model/config/zod';
 import { defineService, settingsIn } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_PODS, eachUntilOk } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, CHECKPOINT_PODS, eachUntilOk, eachUntilOkSeconds } from '../lib/model/checkpoint';
 import { bool, hostname, intBetween, matching, resourcesSchema } from '../lib/model/config/primitives';
 import type { EdgePublisher, RoutedHost } from '../lib/model/exposure';
 import { Layer } from '../lib/model/layers';
@@ -287,7 +287,9 @@ export class ExternalDns extends HomelabService implements EdgePublisher {
       // No environment's name or count here: identical environments draw one diagram (docs/platform.md).
       description: "every routed host's record is at Cloudflare with its target, owned by this environment (TXT registry)",
       image: IMAGES.curl,
-      timeout: Duration.minutes(10),
+      // The rounds, with a last one asking every record and its TXT record at curl's limit, after
+      // the pod started: the report comes first.
+      timeout: Duration.seconds(CHECK_START_SECONDS + eachUntilOkSeconds(RECORD_CHECK_SECONDS, records.length, 2 * CLOUDFLARE_CALL_MAX_SECONDS)),
       env: { CLOUDFLARE_API, ZONE_ID: this.zoneId, OWNER: this.ownerId, RECORDS: list, CHECKS: String(RECORD_CHECKS), CHECK_SECONDS: String(RECORD_CHECK_SECONDS) },
       secretEnv: { CF_API_TOKEN: this.token.keySelector(TOKEN_KEY) },
       script: PROVIDER_CHECK,
@@ -335,6 +337,9 @@ export class ExternalDns extends HomelabService implements EdgePublisher {
   }
 }
 
+/** curl's limit for one answer of Cloudflare's API. */
+const CLOUDFLARE_CALL_MAX_SECONDS = 10;
+
 /**
  * The checkpoint: every record of `$RECORDS` (`host,type,target,proxied` each) is at Cloudflare
  * with its target and proxy setting, and its TXT registry record (`<type>-<host>`, the type —
@@ -345,7 +350,7 @@ export class ExternalDns extends HomelabService implements EdgePublisher {
 export const PROVIDER_CHECK = String.raw`# The zone's records matching query $1, without whitespace; fails only when the API
 # cannot be reached (an error answer, such as a refused token, says so in its JSON).
 cf_get() {
-  body=$(curl -sS --max-time 10 -H "Authorization: Bearer $CF_API_TOKEN" "$CLOUDFLARE_API/zones/$ZONE_ID/dns_records?$1") || return 1
+  body=$(curl -sS --max-time ${CLOUDFLARE_CALL_MAX_SECONDS} -H "Authorization: Bearer $CF_API_TOKEN" "$CLOUDFLARE_API/zones/$ZONE_ID/dns_records?$1") || return 1
   printf '%s' "$body" | tr -d ' \n'
 }
 # Prints "ok", or what is missing of record $1 ($2 to $3, proxied $4).
@@ -395,7 +400,7 @@ ${eachRecordUntilOk({
   summary: '$failed host(s) do not resolve',
 })}`;
 
-/** How many rounds each record is asked for, 10 s apart, and for how long at most: five minutes for external-dns to write it, or for it to propagate (the Jobs have ten). */
+/** How many rounds each record is asked for, 10 s apart, and for how long at most: five minutes for external-dns to write it, or for it to propagate (the provider check's Job outlasts its last round; the resolve check's has ten minutes, as busybox's nslookup has no limit to count on). */
 const RECORD_CHECKS = 30;
 const RECORD_CHECK_SECONDS = 300;
 

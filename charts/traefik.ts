@@ -19,7 +19,7 @@ import {
   IngressRouteSpecRoutesServicesPort,
 } from '../imports/traefik-traefik.io';
 import { type ConfigIssue, defineService } from '../lib/model/catalog';
-import { Checkpoint, eachUntilOk } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, CONDITION_WAIT_SECONDS, eachUntilOk, eachUntilOkSeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, oneOf, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import type { Exposure, ExposureRouter, RoutedHost, ServiceExposure } from '../lib/model/exposure';
 import { helmRelease } from './helm-release';
@@ -451,7 +451,9 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
     new Checkpoint(this, 'checkpoint', {
       description: 'every Certificate is Ready and every exposed host is routed through Traefik (admin hosts refuse unlisted clients)',
       image: IMAGES.curl,
-      timeout: Duration.minutes(15),
+      // The slowest certificate (cert-manager issues them at once), then the routes' rounds with a
+      // last round of every host at curl's limit, after the pod started: the report comes first.
+      timeout: Duration.seconds(CHECK_START_SECONDS + CONDITION_WAIT_SECONDS + eachUntilOkSeconds(ROUTE_CHECK_SECONDS, this.routed.length, ROUTE_CALL_MAX_SECONDS)),
       readsCluster: [
         { apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: ['get'], resourceNames: [...new Set(certificates.map((c) => c.split('/')[1]))].sort() },
       ],
@@ -479,6 +481,8 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
  */
 const ROUTE_CHECKS = 30;
 const ROUTE_CHECK_SECONDS = 300;
+/** curl's limit for one route's answer. */
+const ROUTE_CALL_MAX_SECONDS = 10;
 
 /**
  * How the checkpoint expects a route to answer a client that is neither allow-listed nor signed
@@ -515,7 +519,7 @@ verdict() {
 ${eachUntilOk({
   items: 'ROUTES',
   split: 'host=${item%=*}; access=${item#*=}',
-  ask: `answer=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 10 $CURL_TLS --connect-to "$host:443:$TRAEFIK" "https://$host/") || answer='000 '
+  ask: `answer=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' --max-time ${ROUTE_CALL_MAX_SECONDS} $CURL_TLS --connect-to "$host:443:$TRAEFIK" "https://$host/") || answer='000 '
     result=$(verdict "$answer" "$access")`,
   passed: 'echo "$host ($access) routed: $answer"',
   report: '$host ($access): $result',

@@ -271,6 +271,12 @@ describe('the checkpoint: every record at Cloudflare, owned by the environment',
     expect(container.env).toContainEqual({ name: 'CF_API_TOKEN', valueFrom: { secretKeyRef: { name: 'cloudflare-api-token', key: 'api-token' } } });
   });
 
+  it("outlasts its rounds, with a last round asking every record and its TXT record at curl's limit, so the report comes before the Job's deadline", () => {
+    const callSeconds = Number(/--max-time (\d+)/.exec(container.command[2])![1]);
+    const worst = Number(env('CHECK_SECONDS')) + 10 + records.length * 2 * callSeconds;
+    expect(file(prod, 'external-dns/job-external-dns-checkpoint.yaml').spec.activeDeadlineSeconds).toBeGreaterThan(worst);
+  });
+
   it('passes when every record is there with its target, proxy setting and owner', () => {
     const result = run();
     expect(result.status, result.output).toBe(0);

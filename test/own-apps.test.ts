@@ -232,6 +232,11 @@ describe('an exposed app', () => {
     expect(web.endToEndChecks.map((c) => c.job)).toEqual(['web-ui']);
     expect(web.endToEndChecks[0].check.env).toMatchObject({ HOST: 'web.lab.example.net', TRAEFIK: 'traefik.traefik.svc:443', PROTECTION: 'admin', HIDDEN_PATHS: '/metrics', CURL_TLS: '' });
     expect(web.exposures[0].checkedFrom).toEqual({ 'app.kubernetes.io/component': 'checkpoint' });
+    // Every ask of / failing at curl's limit, each pause, and the hidden path at the limit end before the Job's deadline.
+    const { check } = web.endToEndChecks[0];
+    const callSeconds = Number(/--max-time (\d+)/.exec(check.script)![1]);
+    const pauseSeconds = Number(/\bsleep (\d+)/.exec(check.script)![1]);
+    expect(check.timeout!.toSeconds()).toBeGreaterThan(Number(check.env!.UI_CHECKS) * (callSeconds + pauseSeconds) + callSeconds);
   });
 
   it("lets its checks, and only them, reach Traefik's websecure port, both ways", () => {

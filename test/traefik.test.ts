@@ -249,6 +249,19 @@ esac`.replace(/\\\$/g, '$');
     expect(noSeconds.stderr).toContain('ROUTE_CHECK_SECONDS: unset (the Job sets it)');
   });
 
+  it("outlasts the slowest certificate and the routes' rounds, with a last round of every host at curl's limit, in every Job that checks routes", () => {
+    const jobs = synthesizePlatformFixture().flatMap((output) => manifestsOf(output).filter(({ manifest }) => manifest.kind === 'Job'));
+    const checking = jobs.filter(({ manifest }) => manifest.spec.template.spec.containers[0].env?.some((e: any) => e.name === 'ROUTE_CHECKS'));
+    expect(checking.length).toBeGreaterThan(0);
+    for (const { path, manifest } of checking) {
+      const container = manifest.spec.template.spec.containers[0];
+      const value = (name: string) => container.env.find((e: any) => e.name === name).value;
+      const callSeconds = Number(/--max-time (\d+)/.exec(container.command[2])![1]);
+      const worst = Number(value('CONDITION_CHECKS')) * 10 + Number(value('ROUTE_CHECK_SECONDS')) + 10 + value('ROUTES').split(' ').length * callSeconds;
+      expect(manifest.spec.activeDeadlineSeconds, path).toBeGreaterThan(worst);
+    }
+  });
+
   it('fails on a backend Traefik cannot reach, and on no answer at all', () => {
     expect(run({ codes: 'longhorn.dev.home.example.net=503' }).stderr).toContain('routed, but the backend does not answer (503)');
     expect(run({ codes: 'argocd.dev.home.example.net=000' }).stderr).toContain('no answer from Traefik');

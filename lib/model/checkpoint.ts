@@ -134,6 +134,11 @@ const API_TOKEN_VOLUME: k8s.Volume = {
 /** How often `kube_condition` asks, and how long it waits in between: five minutes. */
 const CONDITION_CHECKS = 30;
 const CONDITION_CHECK_SECONDS = 10;
+/** The longest `kube_condition` waits for one object (the API server answers each ask at once). */
+export const CONDITION_WAIT_SECONDS = CONDITION_CHECKS * CONDITION_CHECK_SECONDS;
+
+/** What a checkpoint's Job allows for its pod to start (its image pulled) before its script runs. */
+export const CHECK_START_SECONDS = 120;
 
 /**
  * Shell functions for the scripts of checkpoints with `readsCluster` or `readsNamespaces`:
@@ -170,6 +175,18 @@ const KUBE_CONDITION = String.raw`kube_condition() {
   echo "$1: condition $2 is not True" >&2
   return 1
 }`;
+
+/** The pause between two rounds of eachUntilOk. */
+const ROUND_PAUSE_SECONDS = 10;
+
+/**
+ * The longest eachUntilOk runs: until its `seconds` are out, the pause, then a last round that
+ * asks every item at the limit of its calls (`itemSeconds`). A Job's deadline must outlast it,
+ * or the report of what is still failing never comes.
+ */
+export function eachUntilOkSeconds(seconds: number, items: number, itemSeconds: number): number {
+  return seconds + ROUND_PAUSE_SECONDS + items * itemSeconds;
+}
 
 /**
  * Shell for a checkpoint that checks many items: asks about each item of `$<items>`
@@ -217,7 +234,7 @@ while :; do
     exit 1
   fi
   round=$((round + 1))
-  sleep 10
+  sleep ${ROUND_PAUSE_SECONDS}
 done`;
 }
 
