@@ -109,6 +109,16 @@ describe('checkpoints waiting for conditions (kube_condition)', () => {
     },
   );
 
+  it('names what the API server answered where it did not answer the object, not its condition', () => {
+    const unreachable = runWithFakeCommands(job('cert-manager/job-cert-manager-checkpoint.yaml').spec.template.spec.containers[0], {
+      curl: 'echo "curl: (28) Connection timed out after 5001 milliseconds" >&2; exit 28',
+      sleep: FAKE_SLEEP,
+    }, { env: { CONDITION_CHECKS: '2' } });
+    expect(unreachable.status).not.toBe(0);
+    expect(unreachable.stderr).toMatch(/: cannot read it from the API server \(curl: \(28\) Connection timed out after 5001 milliseconds\)$/m);
+    expect(unreachable.stderr).not.toContain('is not True');
+  });
+
   it('asks for five minutes, 10 s apart, in every Job that waits for a condition; its tries are read from the env', () => {
     /** The script's definition of kube_condition (up to its closing brace) and the rest of it. */
     const parts = (script: string) => {

@@ -256,8 +256,11 @@ esac`.replace(/\\\$/g, '$');
     for (const { path, manifest } of checking) {
       const container = manifest.spec.template.spec.containers[0];
       const value = (name: string) => container.env.find((e: any) => e.name === name).value;
-      const callSeconds = Number(/--max-time (\d+)/.exec(container.command[2])![1]);
-      const worst = Number(value('CONDITION_CHECKS')) * 10 + Number(value('ROUTE_CHECK_SECONDS')) + 10 + value('ROUTES').split(' ').length * callSeconds;
+      const script: string = container.command[2];
+      const apiCallSeconds = Number(/^kube_get\(\) \{[^}]*--max-time (\d+)/m.exec(script)![1]);
+      const routeCallSeconds = Number(/redirect_url\}' --max-time (\d+)/.exec(script)![1]);
+      const certificateSeconds = Number(value('CONDITION_CHECKS')) * (apiCallSeconds + 10);
+      const worst = certificateSeconds + Number(value('ROUTE_CHECK_SECONDS')) + 10 + value('ROUTES').split(' ').length * routeCallSeconds;
       expect(manifest.spec.activeDeadlineSeconds, path).toBeGreaterThan(worst);
     }
   });

@@ -134,8 +134,11 @@ const API_TOKEN_VOLUME: k8s.Volume = {
 /** How often `kube_condition` asks, and how long it waits in between: five minutes. */
 const CONDITION_CHECKS = 30;
 const CONDITION_CHECK_SECONDS = 10;
-/** The longest `kube_condition` waits for one object (the API server answers each ask at once). */
-export const CONDITION_WAIT_SECONDS = CONDITION_CHECKS * CONDITION_CHECK_SECONDS;
+/** curl's limits for a call of `kube_get`: an API server out of reach fails the call, not the Job's deadline. */
+const KUBE_CONNECT_MAX_SECONDS = 5;
+const KUBE_CALL_MAX_SECONDS = 10;
+/** The longest `kube_condition` waits for one object: every ask at curl's limit, then the pause. */
+export const CONDITION_WAIT_SECONDS = CONDITION_CHECKS * (KUBE_CALL_MAX_SECONDS + CONDITION_CHECK_SECONDS);
 
 /** What a checkpoint's Job allows for its pod to start (its image pulled) before its script runs. */
 export const CHECK_START_SECONDS = 120;
@@ -152,7 +155,10 @@ export const CHECK_START_SECONDS = 120;
  * `kube_get` reads the token at each call, as kubelet renews it, with the shell's own `read`
  * rather than a `cat` process per call (a token has no final newline, so `read` sets it and
  * then reports the end of the file: `|| :`); a token it cannot read is empty, as `$(cat)`'s
- * was, never the one of an earlier call.
+ * was, never the one of an earlier call. Its calls are bounded (a caller's own `--max-time`
+ * comes later and wins), and kube_condition gives up naming its last answer: the condition
+ * not True yet, or curl's error where the API server did not answer (a NetworkPolicy that
+ * drops the way to it, a refused token), which "not True" would hide.
  */
 const KUBE_GET = String.raw`sa=${SERVICE_ACCOUNT_DIR}
 kube_get() {
@@ -160,19 +166,24 @@ kube_get() {
   shift
   kube_token=
   read -r kube_token < "$sa/token" || :
-  curl -fsS --cacert "$sa/ca.crt" -H "Authorization: Bearer $kube_token" "$@" "https://kubernetes.default.svc$kube_path"
+  curl -fsS --connect-timeout ${KUBE_CONNECT_MAX_SECONDS} --max-time ${KUBE_CALL_MAX_SECONDS} --cacert "$sa/ca.crt" -H "Authorization: Bearer $kube_token" "$@" "https://kubernetes.default.svc$kube_path"
 }`;
 const KUBE_CONDITION = String.raw`kube_condition() {
   : "${'$'}{CONDITION_CHECKS:?unset (the Job that calls kube_condition sets it)}"
   kube_try=0
   while [ "$kube_try" -lt "$CONDITION_CHECKS" ]; do
     kube_try=$((kube_try + 1))
-    case $(kube_get "$1" | tr -d ' \n') in
-      *"\"type\":\"$2\",\"status\":\"True\""* | *"\"status\":\"True\",\"type\":\"$2\""*) return 0 ;;
-    esac
+    if kube_answer=$(kube_get "$1" 2>&1); then
+      case $(printf '%s' "$kube_answer" | tr -d ' \n') in
+        *"\"type\":\"$2\",\"status\":\"True\""* | *"\"status\":\"True\",\"type\":\"$2\""*) return 0 ;;
+      esac
+      kube_state="condition $2 is not True"
+    else
+      kube_state="cannot read it from the API server ($kube_answer)"
+    fi
     sleep ${CONDITION_CHECK_SECONDS}
   done
-  echo "$1: condition $2 is not True" >&2
+  echo "$1: $kube_state" >&2
   return 1
 }`;
 
