@@ -17,7 +17,7 @@ import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import type { AuthentikValues } from '../imports/helm/authentik';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_PODS } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, CHECKPOINT_PODS, eachUntilOk, eachUntilOkSeconds, retrySeconds } from '../lib/model/checkpoint';
 import { bool, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import { z } from '../lib/model/config/zod';
 import type { DatabaseProvider, DatabaseRef } from '../lib/model/databases';
@@ -119,6 +119,11 @@ const CHECKPOINT_TOKEN_VARIABLE = 'HOMELAB_CHECKPOINT_TOKEN';
 const CHECKPOINT_TOKEN_DIRECTORY = '/var/run/secrets/authentik';
 /** How often the checks ask (10 s apart: five minutes), from their Job's env so that a test can ask less. */
 const CHECKS = 30;
+const PAUSE_SECONDS = 10;
+/** curl's limit for one answer. */
+const CALL_MAX_SECONDS = 10;
+/** How long the checkpoint asks, in rounds, for the blueprints not applied yet. */
+const BLUEPRINT_CHECK_SECONDS = 300;
 
 const GROUPS_CLAIM = 'groups';
 
@@ -251,6 +256,7 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
     this.addEndToEndCheck(`authentik-oidc-${request.clientId}`, {
       description: `the discovery document of OIDC client ${request.clientId} answers through Traefik with issuer ${issuer.issuerUrl}`,
       image: IMAGES.curl,
+      timeout: Duration.seconds(CHECK_START_SECONDS + retrySeconds(CHECKS, CALL_MAX_SECONDS, PAUSE_SECONDS)),
       env: { HOST: this.loginHost, TRAEFIK: WEBSECURE_ADDRESS, ISSUER: issuer.issuerUrl, CHECKS: String(CHECKS) },
       script: DISCOVERY_CHECK_SCRIPT,
     });
@@ -304,13 +310,18 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
     new Checkpoint(this, 'checkpoint', {
       description: `${SERVER_URL}/-/health/ready/ answers and the current versions of the blueprints ${names.join(', ')} are applied`,
       image: IMAGES.curl,
-      timeout: Duration.minutes(15),
+      // The readiness retries at curl's limit, then the blueprints' rounds with a last round of
+      // every blueprint at the limit, after the pod started: the report comes first.
+      timeout: Duration.seconds(
+        CHECK_START_SECONDS + (CHECKS + 1) * CALL_MAX_SECONDS + CHECKS * PAUSE_SECONDS + eachUntilOkSeconds(BLUEPRINT_CHECK_SECONDS, this.blueprints.length, CALL_MAX_SECONDS),
+      ),
       env: {
         SERVER: SERVER_URL,
         // One `<hash> <name>` a line: the hash has no space, the name may.
         BLUEPRINTS: this.blueprints.map((b) => `${b.hash} ${b.name}`).join('\n'),
         TOKEN_FILE: `${CHECKPOINT_TOKEN_DIRECTORY}/${CHECKPOINT_TOKEN_KEY}`,
         CHECKS: String(CHECKS),
+        BLUEPRINT_CHECK_SECONDS: String(BLUEPRINT_CHECK_SECONDS),
       },
       volumes: [{ name: 'token', secret: { secretName: this.checkpointToken.secretName, items: [{ key: CHECKPOINT_TOKEN_KEY, path: CHECKPOINT_TOKEN_KEY }] } }],
       volumeMounts: [{ name: 'token', mountPath: CHECKPOINT_TOKEN_DIRECTORY, readOnly: true }],
@@ -330,45 +341,42 @@ function blueprintHash(text: string): string {
 }
 
 /**
- * Readiness, then each blueprint (GET /api/v3/managed/blueprints/?name=..., authentik's
- * BlueprintInstance API, filtered by exact name): it passes once its status is `successful` and
- * its `last_applied_hash` is the mounted file's. An instance that is `successful` with another
+ * Readiness, then the blueprints in rounds (eachUntilOk; asked one after another, two blueprints
+ * that never applied outlasted the Job before their report), each by name (GET
+ * /api/v3/managed/blueprints/?name=..., authentik's BlueprintInstance API, filtered by exact
+ * name): it passes once its status is `successful` and its `last_applied_hash` is the mounted file's. An instance that is `successful` with another
  * hash is the last version applied: the worker applies a changed file within minutes (on the
  * file's change, or at its hourly discovery), so the check waits for it. The names are read
  * from the environment (no file: the root filesystem is read-only and nothing else is mounted
  * writable); the token from its mounted Secret.
  */
-export const CHECKPOINT_SCRIPT = `curl -fsS -o /dev/null --retry 30 --retry-delay 10 --retry-all-errors --max-time 10 "$SERVER/-/health/ready/"
+export const CHECKPOINT_SCRIPT = String.raw`curl -fsS -o /dev/null --retry ${CHECKS} --retry-delay ${PAUSE_SECONDS} --retry-all-errors --max-time ${CALL_MAX_SECONDS} "$SERVER/-/health/ready/"
 echo "authentik server ready"
 token=$(cat "$TOKEN_FILE")
-failed=0
-# One blueprint a line; split on newlines only, no globbing.
-set -f
-IFS='
-'
-for line in $BLUEPRINTS; do
-  unset IFS
-  hash=\${line%% *}
-  name=\${line#* }
-  query=$(printf '%s' "$name" | sed 's/ /%20/g')
-  tries=0
-  while :; do
-    answer=$(curl -sS --max-time 10 -H "Authorization: Bearer $token" "$SERVER/api/v3/managed/blueprints/?name=$query" | tr -d ' \\n') || answer=''
-    case "$answer" in
-      *'"status":"successful"'*) case "$answer" in *"\\"last_applied_hash\\":\\"$hash\\""*) echo "blueprint $name: applied"; break ;; esac ;;
-    esac
-    tries=$((tries + 1))
-    if [ "$tries" -ge "\${CHECKS:?unset (the Job sets it)}" ]; then
-      status=$(printf '%s' "$answer" | sed -n 's/.*"status":"\\([a-z]*\\)".*/\\1/p')
-      applied=$(printf '%s' "$answer" | sed -n 's/.*"last_applied_hash":"\\([0-9a-f]*\\)".*/\\1/p')
-      echo "blueprint $name: not applied (status: \${status:-not found}; last applied version \${applied:-none}, mounted $hash; see System, Blueprints in authentik)" >&2
-      failed=$((failed + 1))
-      break
-    fi
-    sleep 10
-  done
-done
-if [ "$failed" -gt 0 ]; then echo "$failed blueprint(s) not applied" >&2; exit 1; fi`;
+# Sets result to "ok" where $answer shows the mounted version ($hash) applied, else to what it shows.
+blueprint_state() {
+  case "$answer" in
+    *'"status":"successful"'*) case "$answer" in *"\"last_applied_hash\":\"$hash\""*) result=ok; return ;; esac ;;
+  esac
+  status='not found'
+  applied=none
+  case "$answer" in *'"status":"'*) status=${'$'}{answer#*'"status":"'}; status=${'$'}{status%%'"'*} ;; esac
+  case "$answer" in *'"last_applied_hash":"'*) applied=${'$'}{answer#*'"last_applied_hash":"'}; applied=${'$'}{applied%%'"'*} ;; esac
+  result="not applied (status: $status; last applied version $applied, mounted $hash; see System, Blueprints in authentik)"
+}
+${eachUntilOk({
+  items: 'BLUEPRINTS',
+  lines: true,
+  split: 'hash=${item%% *}; name=${item#* }',
+  ask: String.raw`query=$(printf '%s' "$name" | sed 's/ /%20/g')
+    answer=$(curl -sS --max-time ${CALL_MAX_SECONDS} -H "Authorization: Bearer $token" "$SERVER/api/v3/managed/blueprints/?name=$query" | tr -d ' \n') || answer=''
+    blueprint_state`,
+  passed: 'echo "blueprint $name: applied"',
+  report: 'blueprint $name: $result',
+  summary: '$failed blueprint(s) not applied',
+  rounds: 'CHECKS',
+  seconds: 'BLUEPRINT_CHECK_SECONDS',
+})}`;
 
 /**
  * The discovery document through Traefik, as a client outside the cluster asks: 200 and the
@@ -378,13 +386,13 @@ if [ "$failed" -gt 0 ]; then echo "$failed blueprint(s) not applied" >&2; exit 1
 export const DISCOVERY_CHECK_SCRIPT = `path=\${ISSUER#https://$HOST}
 tries=0
 while :; do
-  document=$(curl -fsS --max-time 10 --connect-to "$HOST:443:$TRAEFIK" "https://$HOST\${path}.well-known/openid-configuration" | tr -d ' \\n') || document=''
+  document=$(curl -fsS --max-time ${CALL_MAX_SECONDS} --connect-to "$HOST:443:$TRAEFIK" "https://$HOST\${path}.well-known/openid-configuration" | tr -d ' \\n') || document=''
   case "$document" in
     *"\\"issuer\\":\\"$ISSUER\\""*) echo "discovery document of $ISSUER answers"; exit 0 ;;
   esac
   tries=$((tries + 1))
   if [ "$tries" -ge "\${CHECKS:?unset (the Job sets it)}" ]; then echo "no discovery document with issuer $ISSUER at https://$HOST\${path}.well-known/openid-configuration" >&2; exit 1; fi
-  sleep 10
+  sleep ${PAUSE_SECONDS}
 done`;
 
 function authentikValues(props: AuthentikProps, database: DatabaseRef): AuthentikValues & { blueprints: { configMaps: string[] }; worker: { env: k8s.EnvVar[] } } {

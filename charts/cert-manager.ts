@@ -5,7 +5,6 @@
  * CLOUDFLARE_API_TOKEN_SECRET in cert-manager's own namespace, where cert-manager reads the
  * references of ClusterIssuers (its cluster resource namespace, the chart's default).
  */
-import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { CertManagerValues } from '../imports/helm/cert-manager';
 import { ClusterIssuer } from '../imports/cert-manager-cert-manager.io';
@@ -150,7 +149,6 @@ export class CertManager extends HomelabService {
     new Checkpoint(this, 'checkpoint', {
       description: `the ClusterIssuers ${names.join(' and ')} are Ready (ACME account registered)`,
       image: IMAGES.curl,
-      timeout: Duration.minutes(10),
       readsCluster: [{ apiGroups: ['cert-manager.io'], resources: ['clusterissuers'], verbs: ['get'], resourceNames: names }],
       // One command per line: under `sh -e` a failure inside an && list would not stop the script.
       script: names.map((name) => `kube_condition /apis/cert-manager.io/v1/clusterissuers/${name} Ready\necho "ClusterIssuer ${name} Ready"`).join('\n'),

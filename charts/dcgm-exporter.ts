@@ -5,10 +5,11 @@
  * runtime, so it takes the device plugin as a prop: that is its dependency, and it gives the
  * RuntimeClass, the GPU nodes and whether their GPUs are time-sliced.
  */
+import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { DcgmExporterValues } from '../imports/helm/dcgm-exporter';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, retrySeconds } from '../lib/model/checkpoint';
 import { bool, intBetween } from '../lib/model/config/primitives';
 import { GpuProvider } from '../lib/model/gpu';
 import { gpuPlacement, Inventory } from '../lib/model/inventory';
@@ -76,6 +77,9 @@ const DCGM = {
 
 /** How many times the checkpoint asks the exporter, 10 s apart: five minutes for its first scrape of the GPUs. */
 const EXPORTER_CHECKS = 30;
+const EXPORTER_PAUSE_SECONDS = 10;
+/** curl's limit for one scrape of the exporter. */
+const EXPORTER_CALL_MAX_SECONDS = 10;
 
 export class DcgmExporter extends HomelabService {
   constructor(scope: Platform, props: DcgmExporterProps) {
@@ -108,17 +112,18 @@ export class DcgmExporter extends HomelabService {
     new Checkpoint(this, 'checkpoint', {
       description: 'the DCGM exporter reports the temperature of a GPU',
       image: IMAGES.curl,
+      timeout: Duration.seconds(CHECK_START_SECONDS + retrySeconds(EXPORTER_CHECKS, EXPORTER_CALL_MAX_SECONDS, EXPORTER_PAUSE_SECONDS)),
       // Five minutes, 10 s apart; the tests ask fewer times.
       env: { METRICS_URL: url, CHECKS: String(EXPORTER_CHECKS) },
       script: [
         'try=0',
         'while [ "$try" -lt "${CHECKS:?unset (the Job sets it)}" ]; do',
         '  try=$((try + 1))',
-        `  if gpus=$(curl -fsS --max-time 10 "$METRICS_URL" | grep -c '^${DCGM.temperature}{'); then`,
+        `  if gpus=$(curl -fsS --max-time ${EXPORTER_CALL_MAX_SECONDS} "$METRICS_URL" | grep -c '^${DCGM.temperature}{'); then`,
         '    echo "the exporter reports $gpus GPU(s)"',
         '    exit 0',
         '  fi',
-        '  sleep 10',
+        `  sleep ${EXPORTER_PAUSE_SECONDS}`,
         'done',
         `echo "no ${DCGM.temperature} series at $METRICS_URL after 5 minutes: see the dcgm-exporter pods (the nvidia runtime, the driver)" >&2`,
         'exit 1',

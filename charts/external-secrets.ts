@@ -6,7 +6,6 @@
  * that ExternalSecret is Ready, which proves the whole chain (Vault unsealed, Kubernetes
  * auth, role and policy, store, controller).
  */
-import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { z } from '../lib/model/config/zod';
@@ -155,7 +154,6 @@ export class ExternalSecrets extends HomelabService implements SecretDelivery {
     new Checkpoint(this, 'checkpoint', {
       description: 'the probe ExternalSecret is Ready: a value delivered from Vault',
       image: IMAGES.curl,
-      timeout: Duration.minutes(10),
       readsCluster: [{ apiGroups: [EXTERNAL_SECRETS_GROUP], resources: ['externalsecrets'], verbs: ['get'], resourceNames: [this.probe.name] }],
       script: `kube_condition ${path} Ready\necho "ExternalSecret ${this.probe.name} Ready: delivered from Vault"`,
     });

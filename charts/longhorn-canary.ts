@@ -113,11 +113,16 @@ fail() { echo "FAIL $*" >&2; exit 1; }
 deadline=$(( $(date +%s) + BUDGET_SECONDS ))
 in_time() { [ "$(date +%s)" -lt "$deadline" ]; }
 post() { kube_get "$1" -X POST -H 'Content-Type: application/json' --data-binary "$2" -o /dev/null || fail "cannot create $1/$SCRATCH_NAME"; }
+# Whether $1 is still there: only the API server's 404 says it is gone, not a call that got no answer.
+still_there() {
+  if answer=$(kube_get "$1" -o /dev/null 2>&1); then return 0; fi
+  case "$answer" in *"error: 404"*) return 1 ;; *) return 0 ;; esac
+}
 # What a run that was killed left behind, gone before it is made again under the same names.
 cleanup
 for path in "$api/pods/$SCRATCH_NAME" "$api/persistentvolumeclaims/$SCRATCH_NAME" "$class_path"; do
-  while kube_get "$path" -o /dev/null 2> /dev/null; do
-    in_time || fail "$path of an earlier run is still there"
+  while still_there "$path"; do
+    in_time || fail "$path of an earlier run is still there${'$'}{answer:+ (or the API server does not say it is gone: $answer)}"
     sleep 5
   done
 done

@@ -7,12 +7,13 @@
  * this construct as a prop: that is their dependency, and it tells them the RuntimeClass, how
  * to reach the GPU nodes and how many GPUs each node advertises.
  */
+import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
 import { setSyncWave } from '../lib/model/argocd';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, KUBE_CALL_MAX_SECONDS, retrySeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { GpuPlacement, gpuPlacement, Inventory } from '../lib/model/inventory';
@@ -186,6 +187,8 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
       description: `every GPU node (${placement.nodes.join(', ')}) is discovered and advertises its ${GPU_RESOURCE} as allocatable`,
       image: IMAGES.curl,
       readsCluster: [{ apiGroups: [''], resources: ['nodes'], verbs: ['get'], resourceNames: [...placement.nodes] }],
+      // The nodes one after another, each asked at the API call's limit every time.
+      timeout: Duration.seconds(CHECK_START_SECONDS + placement.nodes.length * retrySeconds(GPU_NODE_CHECKS, KUBE_CALL_MAX_SECONDS, GPU_NODE_PAUSE_SECONDS)),
       env: { CHECKS: String(GPU_NODE_CHECKS) },
       script: [
         GPU_NODE_CHECK,
@@ -197,11 +200,13 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
 
 /** How many times each GPU node is asked for, 10 s apart: five minutes for discovery and the plugin to advertise its GPUs. */
 const GPU_NODE_CHECKS = 30;
+const GPU_NODE_PAUSE_SECONDS = 10;
 
 /**
  * `check_node <node> <advertised> <physical>`: asks `$CHECKS` times, 10 s apart (the tests ask
  * fewer times), for the node's allocatable nvidia.com/gpu to reach <advertised>, then names what
- * is missing, in the order the pieces depend on each other: the node itself (inventory names are node names), NFD's hardware label,
+ * is missing, in the order the pieces depend on each other: the API server's answer (where it
+ * did not give one, or refused), the node itself (inventory names are node names), NFD's hardware label,
  * GFD's NVML labels (driver, container toolkit, k3s's nvidia runtime), the plugin. The API
  * server pretty-prints for curl, so whitespace is removed before the flat `labels` and
  * `allocatable` maps are cut out of the Node (the last map of the name, as a greedy `sed` would
@@ -218,16 +223,24 @@ check_node() {
   try=0
   while [ "$try" -lt "${'$'}{CHECKS:?unset (the Job sets it)}" ]; do
     try=$((try + 1))
-    node=$(kube_get "/api/v1/nodes/$1" 2>/dev/null | tr -d ' \n' || true)
+    api_error=
+    if node=$(kube_get "/api/v1/nodes/$1" 2>&1); then
+      node=$(printf '%s' "$node" | tr -d ' \n')
+    else
+      case $node in *"error: 404"*) ;; *) api_error=${'$'}{node:-no answer} ;; esac
+      node=
+    fi
     labels=$(map_of "$node" labels)
     present=$(value_of "$labels" '${GPU_LABELS.present}')
     count=$(value_of "$labels" '${GPU_LABELS.count}')
     product=$(value_of "$labels" '${GPU_LABELS.product}')
     got=$(value_of "$(map_of "$node" allocatable)" '${GPU_RESOURCE}')
     if [ -n "$got" ] && [ "$got" -ge "$2" ]; then echo "$1: $count x $product, $got ${GPU_RESOURCE} allocatable"; return 0; fi
-    sleep 10
+    sleep ${GPU_NODE_PAUSE_SECONDS}
   done
-  if [ -z "$node" ]; then
+  if [ -n "$api_error" ]; then
+    echo "$1: cannot read the node from the API server ($api_error)"
+  elif [ -z "$node" ]; then
     echo "$1: no such node: the inventory's node names must be the Kubernetes node names (kubectl get nodes)"
   elif [ "$present" != true ]; then
     echo "$1: no NVIDIA GPU discovered on the PCI bus (no ${GPU_LABELS.present}=true from Node Feature Discovery): check that the host sees the GPU (lspci | grep -i nvidia) and the nfd-worker pod on $1"

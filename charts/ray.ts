@@ -434,13 +434,15 @@ export class Ray extends HomelabService {
         EXPECTED_RESULT: job.expected,
       },
       script: [
+        // Required before the wait: the test that reads it runs only once the head is ALIVE.
+        ': "${EXPECTED_NODES:?unset (the Job sets it)}"',
         'deadline=$(( $(date +%s) + 1200 ))',
         'until [ "$(date +%s)" -ge "$deadline" ]; do',
         '  if body=$(curl -fsS --max-time 10 "$NODES_URL"); then',
         '    nodes=$(printf "%s" "$body" | grep -o \'"node_id"\' | wc -l)',
         '    heads=$(printf "%s" "$body" | grep -o \'"is_head_node": *true\' | wc -l)',
         '    echo "ALIVE nodes: $nodes (head: $heads), expecting $EXPECTED_NODES with the head"',
-        '    if [ "$heads" -ge 1 ] && [ "$nodes" -ge "${EXPECTED_NODES:?unset (the Job sets it)}" ]; then break; fi',
+        '    if [ "$heads" -ge 1 ] && [ "$nodes" -ge "$EXPECTED_NODES" ]; then break; fi',
         '  else',
         '    echo "the dashboard does not answer yet"',
         '  fi',

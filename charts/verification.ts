@@ -14,7 +14,7 @@ import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, CheckpointProps, grantRole, namespaceAccount, probeJob } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, CheckpointProps, grantRole, KUBE_CALL_MAX_SECONDS, namespaceAccount, probeJob } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -54,8 +54,15 @@ const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'Rabbi
  */
 const CHECKS_WAVE = 0;
 const REPORT_WAVE = 1;
-/** How long the report waits for a check that is still running (the SyncFail case). */
+/**
+ * How long the report waits for a check that is still running (it runs on a failed sync too): not
+ * every check's deadline (Ray's and the monitoring checkpoint's are 45 minutes), which would keep
+ * the failed sync's report that long; a check still running then is reported RUNNING, with the
+ * tail of its log so far.
+ */
 const REPORT_WAIT_SECONDS = 600;
+/** How often the report asks for the state of a check that is still running. */
+const REPORT_POLL_SECONDS = 10;
 
 export class Verification extends HomelabService {
   readonly checks: readonly VerificationCheck[];
@@ -161,7 +168,9 @@ ${everyLabelValueIn({
       image: IMAGES.curl,
       runsOnSyncFailure: true,
       hookWave: REPORT_WAVE,
-      timeout: Duration.seconds(REPORT_WAIT_SECONDS + 120),
+      // The wait, a last state call and pause, then for every check its state, its pod and its log
+      // at the API call's limit, after the pod started.
+      timeout: Duration.seconds(CHECK_START_SECONDS + REPORT_WAIT_SECONDS + KUBE_CALL_MAX_SECONDS + REPORT_POLL_SECONDS + checks.length * 3 * KUBE_CALL_MAX_SECONDS),
       env: {
         CHECKS: checks.map((c) => `${c.namespace}/${c.job}/${c.container ?? CHECKPOINT_CONTAINER}`).join(' '),
         WAIT_SECONDS: String(REPORT_WAIT_SECONDS),
@@ -219,7 +228,7 @@ const REPORT_SCRIPT = String.raw`state() {
 deadline=$(( $(date +%s) + WAIT_SECONDS ))
 for check in $CHECKS; do
   IFS=/; set -- $check; unset IFS
-  while [ "$(state "$1" "$2")" = running ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 10; done
+  while [ "$(state "$1" "$2")" = running ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep ${REPORT_POLL_SECONDS}; done
 done
 failed=0
 echo "end-to-end verification:"

@@ -405,7 +405,12 @@ describe('the device plugin checkpoint', () => {
 
   it('asks each GPU node for five minutes, 10 s apart, before it fails', () => {
     const checks = Number(job.spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === 'CHECKS').value);
-    expect(checks * Number(/\bsleep (\d+)/.exec(script)![1])).toBe(300);
+    const pauseSeconds = Number(/\bsleep (\d+)/.exec(script)![1]);
+    expect(checks * pauseSeconds).toBe(300);
+    // Node after node, every ask at the API call's limit, after the pod's start: the message comes before the deadline.
+    const nodes = script.match(/^check_node \S+/gm)!.length;
+    const callSeconds = Number(/^kube_get\(\) \{[^}]*--max-time (\d+)/m.exec(script)![1]);
+    expect(job.spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(CHECK_START_SECONDS + nodes * checks * (callSeconds + pauseSeconds));
     const asked = runWithFakeCommands({ command: ['sh', '-ec', script] }, { curl: 'echo "$@" >> "$FAKE_BIN/asked"; exit 22', sleep: FAKE_SLEEP }, {
       env: FEW_CHECKS,
       collect: (bin) => readFileSync(join(bin, 'asked'), 'utf8').trim().split('\n'),
@@ -424,7 +429,10 @@ describe('the device plugin checkpoint', () => {
   const { 'nvidia.com/gpu.present': _present, ...withoutPresent } = discovered;
   const { 'nvidia.com/gpu.count': _count, 'nvidia.com/gpu.product': _product, 'nvidia.com/gpu.memory': _memory, ...hardwareOnly } = discovered;
   it.each([
-    ['no node of that name', 'exit 22', 'gpu-1: no such node'],
+    // As curl -f reports a 404.
+    ['no node of that name', 'echo "curl: (22) The requested URL returned error: 404" >&2; exit 22', 'gpu-1: no such node'],
+    ['an API server that does not answer', 'echo "curl: (28) Connection timed out after 5002 milliseconds" >&2; exit 28', 'gpu-1: cannot read the node from the API server (curl: (28) Connection timed out after 5002 milliseconds)'],
+    ['an API server that refuses the token', 'echo "curl: (22) The requested URL returned error: 403" >&2; exit 22', 'gpu-1: cannot read the node from the API server (curl: (22) The requested URL returned error: 403)'],
     ['no NVIDIA device on the PCI bus', serve(node({}, '0')), 'gpu-1: no NVIDIA GPU discovered on the PCI bus'],
     ['the label of the hardware rule missing', serve(node(withoutPresent, '0')), 'no nvidia.com/gpu.present=true from Node Feature Discovery'],
     ['a GPU NVML cannot read', serve(node(hardwareOnly, '0')), 'install the NVIDIA driver (nvidia-smi works on the host) and the NVIDIA Container Toolkit, then restart k3s'],
@@ -624,3 +632,4 @@ inputs = {i["name"]: pb_utils.Tensor(i["name"], np.array(i["data"], dtype=DTYPES
 print(json.dumps({t.name: t.array.tolist() for t in response.output_tensors}))
 `;
 import { settingsIn } from '../lib/model/catalog';
+import { CHECK_START_SECONDS } from '../lib/model/checkpoint';

@@ -12,7 +12,7 @@ import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { AUTHENTIK_RESPONSE_HEADERS, authentikEntry, CHECKPOINT_TOKEN_SECRET, clientSecretVariable } from '../charts/authentik';
 import { CLOUDFLARE_PROXIED } from '../charts/external-dns';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint } from '../lib/model/checkpoint';
 import { defineService } from '../lib/model/catalog';
 import { isExposureRouter } from '../lib/model/exposure';
 import { Layer } from '../lib/model/layers';
@@ -525,9 +525,12 @@ esac`.replace(/\\\$/g, '$');
   });
 
   it('asks for five minutes, 10 s apart, and its tries are read from the env', () => {
-    for (const job of [checkpoint, discovery]) {
+    for (const [job, counter] of [
+      [checkpoint, '$round'],
+      [discovery, '$tries'],
+    ] as const) {
       const script = job.spec.template.spec.containers[0].command.at(-1) as string;
-      expect(script).toContain('"$tries" -ge "${CHECKS:?unset (the Job sets it)}"');
+      expect(script).toContain(`"${counter}" -ge "\${CHECKS:?unset (the Job sets it)}"`);
       expect(script).toContain('sleep 10');
       expect(Number(job.spec.template.spec.containers[0].env.find((e: any) => e.name === 'CHECKS').value) * 10).toBe(300);
     }
@@ -553,6 +556,26 @@ esac`.replace(/\\\$/g, '$');
     expect(stale.output).toContain('blueprint homelab - platform: applied');
     expect(asked(stale.calls, 'homelab - oidc console').length).toBe(Number(FEW_CHECKS.CHECKS));
     expect(asked(stale.calls, 'homelab - platform').length).toBe(1);
+  });
+
+  it('asks the blueprints not applied yet in rounds, reporting every one of them before the Job\'s deadline', () => {
+    const broken = new Set(['homelab - oidc console', 'homelab - platform']);
+    const two = run(instances((i) => (broken.has(i.name) ? { ...i, status: 'error' } : i)));
+    expect(two.status).not.toBe(0);
+    for (const name of broken) {
+      expect(two.output).toContain(`blueprint ${name}: not applied (status: error`);
+      expect(asked(two.calls, name).length).toBe(Number(FEW_CHECKS.CHECKS));
+    }
+    expect(asked(two.calls, 'homelab - forward auth').length).toBe(1);
+    expect(two.output).toMatch(/^2 blueprint\(s\) not applied$/m);
+    // Readiness retried at curl's limit, the rounds' seconds, the pause and a last round of every blueprint at the limit, after the pod's start.
+    const container = checkpoint.spec.template.spec.containers[0];
+    const script = container.command.at(-1) as string;
+    const value = (name: string) => Number(container.env.find((e: any) => e.name === name).value);
+    const [, retries, delay, healthCall] = /--retry (\d+) --retry-delay (\d+) --retry-all-errors --max-time (\d+)/.exec(script)!.map(Number);
+    const blueprintCall = Number(/curl -sS --max-time (\d+) -H "Authorization/.exec(script)![1]);
+    const worst = CHECK_START_SECONDS + (retries + 1) * healthCall + retries * delay + value('BLUEPRINT_CHECK_SECONDS') + 10 + mounted.length * blueprintCall;
+    expect(checkpoint.spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(worst);
   });
 
   it('fails naming a blueprint that is missing or failed, and its status', () => {

@@ -10,6 +10,7 @@ import { isGpuProvider } from '../lib/model/gpu';
 import { discoveredGpuLabels, synthesizeEnvironment } from './support';
 import { assertValidPromql } from './support-promql';
 import { INVARIANTS } from './invariants';
+import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
 import { chartValues, environmentIssues, FAKE_SLEEP, manifestAt, platformObject, platformText, runWithFakeCommands, synthesizePlatforms, toYamlText, withFiles } from './support';
 
 const envs = synthesizePlatforms(platformText());
@@ -121,7 +122,11 @@ describe('the DCGM exporter checkpoint', () => {
   it('asks the exporter\'s Service for five minutes, 10 s apart', () => {
     expect(container.env).toContainEqual({ name: 'METRICS_URL', value: 'http://dcgm-exporter.dcgm-exporter.svc:9400/metrics' });
     const tries = Number(container.env.find((e: any) => e.name === 'CHECKS')?.value);
-    expect(tries * Number(/\bsleep (\d+)/.exec(container.command[2])?.[1])).toBe(300);
+    const pauseSeconds = Number(/\bsleep (\d+)/.exec(container.command[2])?.[1]);
+    expect(tries * pauseSeconds).toBe(300);
+    // Every ask at curl's limit, after the pod's start: the message comes before the deadline.
+    const callSeconds = Number(/--max-time (\d+)/.exec(container.command[2])![1]);
+    expect(file(prod, 'dcgm-exporter/job-dcgm-exporter-checkpoint.yaml').spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(CHECK_START_SECONDS + tries * (callSeconds + pauseSeconds));
   });
 
   it('passes when the exporter reports a GPU temperature, counting the GPUs', () => {
@@ -149,14 +154,17 @@ describe('the DCGM exporter checkpoint', () => {
     expect(unset.output).not.toContain('after 5 minutes');
   });
 
-  it('is what the invariant over every script holds: a number compared from the env is required there, and only what the env sets', () => {
-    const invariant = INVARIANTS.find((i) => i.name.startsWith('every shell script requires each number'))!;
+  it('is held by the invariant over our hook Jobs: a number compared from the env is required before or in the test, and only what the env or the script sets is read', () => {
+    const invariant = INVARIANTS.find((i) => i.name.startsWith('every script of our hook Jobs requires each number'))!;
     expect(invariant.check([prod])).toEqual([]);
     const path = 'dcgm-exporter/job-dcgm-exporter-checkpoint.yaml';
     const edited = (from: string, to: string) => withFiles(prod, (files) => files.set(path, files.get(path)!.replace(from, to)));
     expect(invariant.check([edited('"${CHECKS:?unset (the Job sets it)}"', '"$CHECKS"')])).toEqual([
-      `prod/${path} checkpoint: compares with $CHECKS from its env, which it never requires ("\${CHECKS:?…}"): unset, the test fails and its loop never ends or never runs`,
+      `prod/${path} checkpoint: compares with $CHECKS from its env, which it does not require ("\${CHECKS:?…}") before or in the test: unset, the test fails and its loop never ends or never runs`,
     ]);
+    // Required only after the test: the loop has already run without it.
+    expect(invariant.check([edited('"${CHECKS:?unset (the Job sets it)}" ]; do', '"$CHECKS" ]; do : "${CHECKS:?}";')])).toHaveLength(1);
+    expect(invariant.check([edited('try=$((try + 1))', 'try=$((tyr + 1))')])).toEqual([`prod/${path} checkpoint: computes with $tyr, which neither its env nor the script sets`]);
     expect(invariant.check([edited('"${CHECKS:?unset (the Job sets it)}"', '"$CHEKCS"')])).toEqual([`prod/${path} checkpoint: compares with $CHEKCS, which neither its env nor the script sets`]);
     expect(invariant.check([edited('${CHECKS:?', '${CHEKCS:?')])).toEqual([`prod/${path} checkpoint: requires $CHEKCS, which neither its env nor the script sets`]);
   });

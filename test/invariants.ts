@@ -329,13 +329,11 @@ export const INVARIANTS: readonly Invariant[] = [
       ),
   },
   {
-    name: 'every shell script requires each number from its env that it compares with, and requires only what its env or itself sets',
+    name: 'every script of our hook Jobs requires each number from its env that it compares with, and reads only what its env or itself sets',
     check: (all) =>
-      documents(all).flatMap(({ manifest, where }) =>
-        podTemplates(manifest).flatMap(({ part, pod }) =>
-          containersOf(pod).flatMap((container) => envCountViolations(container).map((problem) => `${where}${part ? ` ${part}` : ''} ${container.name}: ${problem}`)),
-        ),
-      ),
+      documents(all)
+        .filter(({ manifest }) => manifest.kind === 'Job' && manifest.metadata.annotations?.[HOOK] !== undefined)
+        .flatMap(({ manifest, where }) => containersOf(manifest.spec.template.spec).flatMap((container) => envCountViolations(container).map((problem) => `${where} ${container.name}: ${problem}`))),
   },
   {
     name: 'every service has one PostSync checkpoint Job, and every Job is a bounded hook',
@@ -1088,38 +1086,56 @@ function shellScript(container: any): string | undefined {
 /** What every container's environment has without its env saying so (the runtime sets HOSTNAME to the pod's name). */
 const RUNTIME_VARIABLES = ['HOSTNAME', 'HOME', 'PATH'];
 
-/** An operand of a numeric `[ … ]` test: `"${X:?…}"`, a variable (`$x`, `"${x}"` …) or any other word. */
-const OPERAND = String.raw`("\$\{[A-Za-z_]\w*:\?[^"]*"|\S+)`;
+/** An operand of a numeric `[ … ]` test: a double-quoted word (`"${X:?…}"`, `"$(date +%s)"` …) or any other word. */
+const OPERAND = String.raw`("[^"]*"|\S+)`;
 const NUMERIC_TEST = new RegExp(String.raw`\[ +${OPERAND} +-(?:eq|ne|lt|le|gt|ge) +${OPERAND} +\]`, 'g');
+/** An arithmetic expansion, one level of parentheses inside it allowed (`$(( $(date +%s) + X ))`). */
+const ARITHMETIC = /\$\(\(((?:[^()]|\([^()]*\))*)\)\)/g;
 
 /**
- * Where a container's shell script compares with a number its env should give without making
- * sure it does. Unset or empty, the variable makes `[` fail, which `if`, `while` and `until`
- * take as false: a retry loop then never gives up, or never tries. So each variable a numeric
- * test reads from the env must be required somewhere in the script (`${X:?…}`, in the test
- * itself or before it), and each variable a script requires must be one its container's env sets
- * or the script assigns. A variable a test reads that neither sets is reported too (a misspelled
- * name). Containers taking variables from a Secret or ConfigMap whole (`envFrom`) are skipped.
+ * Where a script of ours compares with a number its env should give without making sure it
+ * does. Unset or empty, the variable makes `[` fail, which `if`, `while` and `until` take as
+ * false: a retry loop then never gives up, or never tries. So each variable a numeric test reads
+ * from the env must be required (`${X:?…}`) in the test itself or before it, and each variable
+ * a script requires must be one its container's env sets or the script assigns. A variable a
+ * test or an arithmetic expansion reads that neither sets (a misspelled name; unset, arithmetic
+ * reads 0) is reported too. Containers taking variables from a Secret or ConfigMap whole
+ * (`envFrom`) are skipped. Assignments are found by their shape (`X=`, `for X`, `read X`), so
+ * prose that looks like one can only hide a problem, never invent one.
  */
 function envCountViolations(container: any): string[] {
   const script = shellScript(container);
   if (script === undefined || container.envFrom !== undefined) return [];
   const env = new Set<string>([...RUNTIME_VARIABLES, ...((container.env ?? []) as any[]).map((e) => e.name)]);
   const assigned = new Set<string>([
-    ...[...script.matchAll(/(?:^|[\s;(])([A-Za-z_]\w*)=/g)].map((m) => m[1]),
+    ...[...script.matchAll(/(?:^|[\s;("])([A-Za-z_]\w*)=/g)].map((m) => m[1]),
     ...[...script.matchAll(/\b(?:for|read(?: -r)?)((?: +[A-Za-z_]\w*)+)/g)].flatMap((m) => m[1].trim().split(/ +/)),
   ]);
-  const required = new Set([...script.matchAll(/\$\{([A-Za-z_]\w*):\?/g)].map((m) => m[1]));
-  const compared = [...script.matchAll(NUMERIC_TEST)].flatMap((m) => [m[1], m[2]]).flatMap((operand) => /^"?\$\{?([A-Za-z_]\w*)\}?"?$/.exec(operand)?.[1] ?? []);
+  const set = (name: string) => env.has(name) || assigned.has(name);
+  /** Where each variable is first required. */
+  const required = new Map<string, number>();
+  for (const m of script.matchAll(/\$\{([A-Za-z_]\w*):\?/g)) if (!required.has(m[1])) required.set(m[1], m.index);
+  /** Each variable a test compares with, and where that test ends. */
+  const compared = new Map<string, number>();
+  for (const m of script.matchAll(NUMERIC_TEST)) {
+    for (const operand of [m[1], m[2]]) {
+      const name = /^"?\$\{?([A-Za-z_]\w*)\}?"?$/.exec(operand)?.[1];
+      if (name !== undefined && !compared.has(name)) compared.set(name, m.index + m[0].length);
+    }
+  }
+  const computed = new Set(
+    [...script.matchAll(ARITHMETIC)].flatMap((m) => [...m[1].replace(/\$\{([A-Za-z_]\w*)[^}]*\}/g, ' $1 ').replace(/\$\([^()]*\)/g, ' ').matchAll(/[A-Za-z_]\w*/g)].map((word) => word[0])),
+  );
   return [
-    ...[...new Set(compared)].flatMap((name) =>
+    ...[...compared].flatMap(([name, end]) =>
       assigned.has(name)
         ? []
         : env.has(name)
-          ? problems(required.has(name), `compares with $${name} from its env, which it never requires ("\${${name}:?…}"): unset, the test fails and its loop never ends or never runs`)
+          ? problems((required.get(name) ?? Infinity) < end, `compares with $${name} from its env, which it does not require ("\${${name}:?…}") before or in the test: unset, the test fails and its loop never ends or never runs`)
           : [`compares with $${name}, which neither its env nor the script sets`],
     ),
-    ...[...required].flatMap((name) => problems(env.has(name) || assigned.has(name), `requires $${name}, which neither its env nor the script sets`)),
+    ...[...computed].flatMap((name) => problems(set(name), `computes with $${name}, which neither its env nor the script sets`)),
+    ...[...required.keys()].flatMap((name) => problems(set(name), `requires $${name}, which neither its env nor the script sets`)),
   ];
 }
 

@@ -269,8 +269,9 @@ describe('the restore check against a fake Kubernetes API', () => {
     return JSON.stringify(sorted(value), null, 1).replace(/&/g, '\\u0026');
   }
 
-  /** curl as kube_get calls it: every call recorded, answers by method and path (the canary's in longhorn-system, the scratch ones in verification); `-o` writes there. */
-  const curl = String.raw`method=GET; body=""; out=""; prev=""; url=""
+  /** curl as kube_get calls it: every call recorded, answers by method and path (the canary's in longhorn-system, the scratch ones in verification); `-o` writes there; what is not there is a 404, as curl -f reports it. */
+  const curl = String.raw`missing() { echo "curl: (22) The requested URL returned error: 404" >&2; exit 22; }
+method=GET; body=""; out=""; prev=""; url=""
 for a in "$@"; do
   case "$prev" in -X) method=$a ;; --data-binary) body=$a ;; -o) out=$a ;; esac
   prev=$a; url=$a
@@ -287,11 +288,11 @@ case "$method $path" in
   "GET /apis/longhorn.io/v1beta2/namespaces/longhorn-system/backups?"*) printf '%s' "$BACKUPS" ;;
   "GET /api/v1/namespaces/verification/pods/longhorn-restore-scratch/log") printf '%s\n' "$POD_LOG" ;;
   "GET /api/v1/namespaces/verification/pods/longhorn-restore-scratch")
-    [ -f "$FAKE_BIN/pod" ] || exit 22
+    [ -f "$FAKE_BIN/pod" ] || missing
     ${fakeCallCount('polls', '$FAKE_BIN/polls')}
     phase=$(echo "$POD_PHASES" | tr ' ' '\n' | sed -n "${'$'}{polls}p")
     printf '{"kind":"Pod","status":{"phase":"%s"}}' "${'$'}{phase:-$(echo "$POD_PHASES" | tr ' ' '\n' | tail -n 1)}" ;;
-  *) exit 22 ;;
+  *) missing ;;
 esac`;
 
   const BOUND = apiJson({ kind: 'PersistentVolumeClaim', metadata: { name: 'longhorn-canary' }, spec: { storageClassName: 'longhorn-canary', volumeName: 'pvc-4711' }, status: { phase: 'Bound' } });
@@ -395,6 +396,16 @@ esac`;
     expect(run.stderr).toContain('FAIL /api/v1/namespaces/verification/persistentvolumeclaims/longhorn-restore-scratch of an earlier run is still there');
     expect(run.calls.filter((call) => call.startsWith('POST'))).toEqual([]);
     expect(run.calls.slice(-3)).toEqual(SCRATCH);
+  });
+
+  it("takes a leftover for gone only on the API server's 404, not when a read gets no answer", () => {
+    const unanswered = String.raw`case "$*" in *-X\ DELETE*) ;; *persistentvolumeclaims/longhorn-restore-scratch*) echo "curl: (28) Operation timed out after 10001 milliseconds" >&2; exit 28 ;; esac`;
+    const run = check({ backups: [backup('backup-new', 1, 'Completed')], curlPrefix: unanswered, clock: true });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(
+      'FAIL /api/v1/namespaces/verification/persistentvolumeclaims/longhorn-restore-scratch of an earlier run is still there (or the API server does not say it is gone: curl: (28) Operation timed out after 10001 milliseconds)',
+    );
+    expect(run.calls.filter((call) => call.startsWith('POST'))).toEqual([]);
   });
 
   it('waits for the scratch objects of a killed run to be gone before making them again', () => {

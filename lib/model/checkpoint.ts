@@ -40,7 +40,7 @@ export interface CheckpointProps {
   readonly image: string;
   /** Shell script (run with `sh -ec`): exit 0 = the service is up and works. */
   readonly script: string;
-  /** @default 10 minutes */
+  /** The Job's deadline: long enough for the pod to start and the script to end with its message. @default see checkDeadlineSeconds */
   readonly timeout?: Duration;
   /** @default none */
   readonly env?: Readonly<Record<string, string>>;
@@ -136,12 +136,39 @@ const CONDITION_CHECKS = 30;
 const CONDITION_CHECK_SECONDS = 10;
 /** curl's limits for a call of `kube_get`: an API server out of reach fails the call, not the Job's deadline. */
 const KUBE_CONNECT_MAX_SECONDS = 5;
-const KUBE_CALL_MAX_SECONDS = 10;
+export const KUBE_CALL_MAX_SECONDS = 10;
 /** The longest `kube_condition` waits for one object: every ask at curl's limit, then the pause. */
 export const CONDITION_WAIT_SECONDS = CONDITION_CHECKS * (KUBE_CALL_MAX_SECONDS + CONDITION_CHECK_SECONDS);
 
 /** What a checkpoint's Job allows for its pod to start (its image pulled) before its script runs. */
 export const CHECK_START_SECONDS = 120;
+
+/** A check Job's deadline where its props name none. */
+const DEFAULT_DEADLINE_SECONDS = 600;
+
+/**
+ * The longest a retry loop runs: every try at its call's limit, each followed by the pause.
+ * A Job's deadline must outlast it (and the pod's start), or the message never comes.
+ */
+export function retrySeconds(tries: number, callMaxSeconds: number, pauseSeconds: number): number {
+  return tries * (callMaxSeconds + pauseSeconds);
+}
+
+/** Whether a script waits for objects' conditions (and so gets kube_condition and its tries). */
+function waitsForConditions(script: string): boolean {
+  return /\bkube_condition\b/.test(script);
+}
+
+/**
+ * A check Job's `activeDeadlineSeconds`: its props' timeout; else, where its script waits for
+ * conditions, the pod's start and one kube_condition wait (the objects a check waits for come
+ * about together — issued, established, synced at once — so the first wait is the long one);
+ * else ten minutes.
+ */
+export function checkDeadlineSeconds(props: Pick<CheckpointProps, 'timeout' | 'script'>): number {
+  if (props.timeout !== undefined) return props.timeout.toSeconds();
+  return waitsForConditions(props.script) ? CHECK_START_SECONDS + CONDITION_WAIT_SECONDS : DEFAULT_DEADLINE_SECONDS;
+}
 
 /**
  * Shell functions for the scripts of checkpoints with `readsCluster` or `readsNamespaces`:
@@ -201,7 +228,8 @@ export function eachUntilOkSeconds(seconds: number, items: number, itemSeconds: 
 
 /**
  * Shell for a checkpoint that checks many items: asks about each item of `$<items>`
- * (whitespace-separated; `split` sets the variables the rest uses from `$item`) in rounds, 10 s
+ * (whitespace-separated, or with `lines` one a line, so that an item may hold spaces, and
+ * globbing off from there on; `split` sets the variables the rest uses from `$item`) in rounds, 10 s
  * apart, asking again only those whose `ask` (lines that set `$result`) did not give `ok`;
  * `passed` runs for each that did. At most `$<rounds>` rounds and `$<seconds>`, both from the
  * Job's env (the tests ask twice; unset, the script stops with a message), so that every item
@@ -217,23 +245,26 @@ export function eachUntilOk(o: {
   readonly summary: string;
   readonly rounds: string;
   readonly seconds: string;
+  readonly lines?: boolean;
 }): string {
-  return String.raw`deadline=$(( $(date +%s) + ${'$'}{${o.seconds}:?unset (the Job sets it)} ))
+  // One item a line: the list is split at newlines only, and the rest of the loop runs with the usual IFS.
+  const [start, each, separator] = o.lines ? ['set -f\n', "IFS='\n'\n  for item in $pending; do\n    unset IFS", '\n'] : ['', 'for item in $pending; do', ' '];
+  return String.raw`${start}deadline=$(( $(date +%s) + ${'$'}{${o.seconds}:?unset (the Job sets it)} ))
 pending=$${o.items}
 round=1
 while :; do
   missing=
   failed=0
   report=
-  for item in $pending; do
+  ${each}
     ${o.split}
     ${o.ask}
     if [ "$result" = ok ]; then
       ${o.passed}
     else
-      missing="$missing $item"
+      missing="${'$'}{missing}${separator}$item"
       failed=$((failed + 1))
-      report="$report${o.report}
+      report="${'$'}{report}${o.report}
 "
     fi
   done
@@ -328,7 +359,7 @@ export interface ProbeJobOptions {
 export function probeJob(scope: Construct, name: string, props: CheckpointProps, options: ProbeJobOptions): void {
   const service = options.owner;
   const account = options.account;
-  const waitsForConditions = Boolean(account) && /\bkube_condition\b/.test(props.script);
+  const conditionWaits = Boolean(account) && waitsForConditions(props.script);
   const hookWave = options.hookWave ?? props.hookWave;
   const annotations: Record<string, string> = {
     ...POST_SYNC_HOOK,
@@ -370,7 +401,7 @@ export function probeJob(scope: Construct, name: string, props: CheckpointProps,
     metadata: { ...metadata, annotations },
     spec: {
       backoffLimit: 2,
-      activeDeadlineSeconds: (props.timeout ?? Duration.minutes(10)).toSeconds(),
+      activeDeadlineSeconds: checkDeadlineSeconds(props),
       template: {
         metadata: { labels: service.jobPodLabelsFor(name, CHECKPOINT_COMPONENT) },
         spec: {
@@ -383,8 +414,8 @@ export function probeJob(scope: Construct, name: string, props: CheckpointProps,
             {
               name: CHECKPOINT_CONTAINER,
               image: props.image,
-              command: ['sh', '-ec', [...(account ? [KUBE_GET] : []), ...(waitsForConditions ? [KUBE_CONDITION] : []), props.script].join('\n')],
-              env: envVars(waitsForConditions ? { ...props.env, CONDITION_CHECKS: String(CONDITION_CHECKS) } : props.env, props.secretEnv),
+              command: ['sh', '-ec', [...(account ? [KUBE_GET] : []), ...(conditionWaits ? [KUBE_CONDITION] : []), props.script].join('\n')],
+              env: envVars(conditionWaits ? { ...props.env, CONDITION_CHECKS: String(CONDITION_CHECKS) } : props.env, props.secretEnv),
               resources: toResourceRequirements(props.resources ?? PROBE_RESOURCES),
               securityContext: restrictedContainerContext(),
               volumeMounts: probeMounts.length > 0 ? probeMounts : undefined,
