@@ -18,7 +18,7 @@ import { Duration } from 'cdk8s';
 import type { AlloyValues } from '../imports/helm/alloy';
 import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, checkpointJobName } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, checkpointJobName, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, resourcesSchema } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import type { Toleration } from '../lib/model/inventory';
@@ -32,7 +32,7 @@ import { Resources, resources } from '../lib/model/resources';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 import { Loki, lokiEntry } from './loki';
-import { Tempo, tempoEntry, traceRoundTripScript } from './tempo';
+import { Tempo, tempoEntry, TRACE_ROUND_TRIP_SECONDS, traceRoundTripScript } from './tempo';
 import { byCodeUnits } from '../lib/util/text-order';
 
 export const ALLOY_NAMESPACE = 'alloy';
@@ -140,20 +140,21 @@ export class Alloy extends HomelabService implements Partial<TraceReceiver> {
       description: `a line this pod prints reaches Loki through Alloy, labelled with the pod's namespace, pod, container and app${traces?.description ?? ''}`,
       image: IMAGES.curl,
       env: { LOKI_URL: loki.queryUrl, ...traces?.env },
-      // The log wait (5 minutes), then the span's sending retries and Tempo's wait (about 6).
-      timeout: Duration.minutes(traces ? 15 : 10),
+      // The log wait (5 minutes), then the span's sending retries and Tempo's wait, every call at
+      // its limit, after the pod's start.
+      timeout: Duration.seconds(CHECK_START_SECONDS + untilDeadlineSeconds(LOG_WAIT_SECONDS, LOG_CALL_MAX_SECONDS, LOG_PAUSE_SECONDS) + (traces ? TRACE_ROUND_TRIP_SECONDS : 0)),
       script: [
         // The pod's name, set by the container runtime; the query needs it.
         ': "${HOSTNAME:?}"',
         'marker="alloy-checkpoint-$HOSTNAME-$(date +%s)"',
         'echo "$marker"',
         `query="${selector} |= \\"$marker\\""`,
-        'deadline=$(( $(date +%s) + 300 ))',
+        `deadline=$(( $(date +%s) + ${LOG_WAIT_SECONDS} ))`,
         // The line is a JSON string in the result's values: ["<timestamp>","<line>"].
-        'until curl -fsS --max-time 10 -G "$LOKI_URL/loki/api/v1/query_range" --data-urlencode "query=$query" --data-urlencode since=15m | grep -qF "\\"$marker\\"]"; do',
+        `until curl -fsS --max-time ${LOG_CALL_MAX_SECONDS} -G "$LOKI_URL/loki/api/v1/query_range" --data-urlencode "query=$query" --data-urlencode since=15m | grep -qF "\\"$marker\\"]"; do`,
         '  if [ "$(date +%s)" -ge "$deadline" ]; then echo "Loki has no line $marker from this pod after 5 minutes: Alloy does not ship its logs, or labels them differently" >&2; exit 1; fi',
         '  echo "waiting for Alloy to ship this pod\'s line to Loki"',
-        '  sleep 10',
+        `  sleep ${LOG_PAUSE_SECONDS}`,
         'done',
         'echo "Loki returned this pod\'s line with its namespace, pod, container and app labels"',
         ...(traces ? [traces.script] : []),
@@ -161,6 +162,11 @@ export class Alloy extends HomelabService implements Partial<TraceReceiver> {
     });
   }
 }
+
+/** The checkpoint waits five minutes for its own line in Loki, asking every 10 s, 10 s a call. */
+const LOG_WAIT_SECONDS = 300;
+const LOG_PAUSE_SECONDS = 10;
+const LOG_CALL_MAX_SECONDS = 10;
 
 /**
  * The Alloy pipeline: discover this node's pods, label their containers, tail their logs

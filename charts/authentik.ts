@@ -17,7 +17,7 @@ import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import type { AuthentikValues } from '../imports/helm/authentik';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, CHECKPOINT_PODS, eachUntilOk, eachUntilOkSeconds, retrySeconds } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, CHECKPOINT_PODS, curlRetrySeconds, eachUntilOk, eachUntilOkSeconds, retrySeconds } from '../lib/model/checkpoint';
 import { bool, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import { z } from '../lib/model/config/zod';
 import type { DatabaseProvider, DatabaseRef } from '../lib/model/databases';
@@ -313,7 +313,7 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
       // The readiness retries at curl's limit, then the blueprints' rounds with a last round of
       // every blueprint at the limit, after the pod started: the report comes first.
       timeout: Duration.seconds(
-        CHECK_START_SECONDS + (CHECKS + 1) * CALL_MAX_SECONDS + CHECKS * PAUSE_SECONDS + eachUntilOkSeconds(BLUEPRINT_CHECK_SECONDS, this.blueprints.length, CALL_MAX_SECONDS),
+        CHECK_START_SECONDS + curlRetrySeconds(CHECKS, PAUSE_SECONDS, CALL_MAX_SECONDS) + eachUntilOkSeconds(BLUEPRINT_CHECK_SECONDS, this.blueprints.length, CALL_MAX_SECONDS),
       ),
       env: {
         SERVER: SERVER_URL,

@@ -11,7 +11,7 @@ import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, retrySeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, resourcesSchema } from '../lib/model/config/primitives';
 import type { EdgePublisher, RoutedHost } from '../lib/model/exposure';
 import { spreadOverNodes } from '../lib/model/placement';
@@ -35,6 +35,10 @@ const CREDENTIALS_DIR = '/etc/cloudflared/credentials';
 const CREDENTIALS_KEY = 'credentials.json';
 /** The image's `nonroot` user (distroless). */
 const NONROOT = 65532;
+/** The checkpoint asks /ready 30 times, 10 s apart (five minutes), each call at most 5 s. */
+const READY_CHECKS = 30;
+const READY_PAUSE_SECONDS = 10;
+const READY_CALL_MAX_SECONDS = 5;
 
 export const DEFAULT_CLOUDFLARED_RESOURCES = { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } };
 
@@ -181,16 +185,17 @@ export class Cloudflared extends HomelabService implements EdgePublisher {
     new Checkpoint(this, 'checkpoint', {
       description: 'the tunnel connectors hold connections to the Cloudflare edge (/ready)',
       image: IMAGES.curl,
-      timeout: Duration.minutes(10),
+      // Every try at curl's limit and the pause, after the pod's start.
+      timeout: Duration.seconds(CHECK_START_SECONDS + retrySeconds(READY_CHECKS, READY_CALL_MAX_SECONDS, READY_PAUSE_SECONDS)),
       env: { READY_URL: `http://cloudflared-metrics.${CLOUDFLARED_NAMESPACE}.svc:${METRICS_PORT}/ready` },
       script: [
-        'for _ in $(seq 30); do',
-        '  if body=$(curl -fsS --max-time 5 "$READY_URL") && printf "%s" "$body" | grep -Eq \'"readyConnections": *[1-9]\'; then',
+        `for _ in $(seq ${READY_CHECKS}); do`,
+        `  if body=$(curl -fsS --max-time ${READY_CALL_MAX_SECONDS} "$READY_URL") && printf "%s" "$body" | grep -Eq '"readyConnections": *[1-9]'; then`,
         '    echo "tunnel ready: $body"',
         '    exit 0',
         '  fi',
         '  echo "the tunnel has no edge connection yet"',
-        '  sleep 10',
+        `  sleep ${READY_PAUSE_SECONDS}`,
         'done',
         'echo "the tunnel did not connect to the Cloudflare edge within 5 minutes" >&2',
         'exit 1',

@@ -20,7 +20,7 @@ import {
 import type { ClusterSpecPlugins } from '../imports/cnpg-cluster-postgresql.cnpg.io';
 import { ScheduledBackup, ScheduledBackupSpecBackupOwnerReference, ScheduledBackupSpecMethod } from '../imports/cnpg-scheduledbackup-postgresql.cnpg.io';
 import type { BackupTarget } from '../lib/model/backup';
-import { CheckpointProps, probeJob } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, CheckpointProps, probeJob } from '../lib/model/checkpoint';
 import { cron, intBetween, resourcesSchema } from '../lib/model/config/primitives';
 import { BackupCredentialsNeed, DatabaseBackup, DatabaseNeed, databaseRestoreCheckJob } from '../lib/model/databases';
 import { pauseArgoCd, SyncPolicy } from '../lib/model/recovery';
@@ -55,14 +55,22 @@ const SIDECAR_RESOURCES = resources('50m', '128Mi', '1', '512Mi');
 const SCRATCH_RESOURCES = resources('100m', '256Mi', '1', '1Gi');
 /** The canary table every backed-up database holds, one row, rewritten on every sync. */
 const CANARY_TABLE = 'homelab_canary';
-/** The restore check Job's deadline (activeDeadlineSeconds): a recovery copies a base backup and replays the WAL after it. */
-const RESTORE_DEADLINE_SECONDS = 1800;
 /**
- * The one deadline of the check's script, counted from its start: every wait respects it. The
- * rest of the Job's deadline is for the pod to start (image pulls count) and for the last call;
- * a pod the Job kills gets ~30 s of grace, too little for a cleanup.
+ * The one deadline of the restore check's script, counted from its start: every wait respects
+ * it (a recovery copies a base backup and replays the WAL after it).
  */
-const RESTORE_BUDGET_SECONDS = RESTORE_DEADLINE_SECONDS - 120;
+const RESTORE_BUDGET_SECONDS = 1680;
+/** curl's limit for the restore check's API calls (`kube`). */
+const RESTORE_CALL_MAX_SECONDS = 15;
+/** The claims of the scratch Cluster's one instance at most: its data and its WAL. */
+const SCRATCH_VOLUMES = 2;
+/**
+ * The restore check Job's deadline (activeDeadlineSeconds): the pod's start (image pulls count),
+ * the budget, then what the script may still do once it is out — the cleanup's last pause and
+ * its check of the scratch Cluster (the claims' listing, the Cluster, each volume) at the calls'
+ * limit. A pod the Job kills gets ~30 s of grace, too little for a cleanup.
+ */
+const RESTORE_DEADLINE_SECONDS = CHECK_START_SECONDS + RESTORE_BUDGET_SECONDS + 10 + (2 + SCRATCH_VOLUMES) * RESTORE_CALL_MAX_SECONDS;
 /** The share of the budget the final cleanup keeps (the scratch Cluster, its claims and volumes gone); also the limit for an earlier run's leftovers. */
 const RESTORE_CLEANUP_SECONDS = 480;
 /** The query side asks the recovered database this often, 10 s apart, once it is Ready. From the Job's env, so that the tests fail it in two tries; unset, the script stops with a message. */
@@ -448,7 +456,7 @@ start=$(date +%s)
 end=$(( start + DEADLINE_SECONDS ))
 work_end=$(( end - CLEANUP_SECONDS ))
 # No call may hang past the deadline.
-kube() { kube_get "$@" --max-time 15; }
+kube() { kube_get "$@" --max-time ${RESTORE_CALL_MAX_SECONDS}; }
 # The scratch cluster's PersistentVolumes seen in its claims so far, and what is left of it.
 volumes_seen=""
 left=""

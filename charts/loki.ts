@@ -8,7 +8,7 @@ import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { LokiValues } from '../imports/helm/loki';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, exactlyOneOf, expected, region, resourcesSchema, s3Endpoint, volumeSize } from '../lib/model/config/primitives';
 import { durationSeconds } from '../lib/util/quantity';
 import { helmRelease } from './helm-release';
@@ -281,13 +281,19 @@ export class Loki extends HomelabService {
       description: 'Loki is ready, accepts a line on its push API and returns it from a LogQL query',
       image: IMAGES.curl,
       env: { LOKI_URL: this.queryUrl },
-      timeout: Duration.minutes(10),
+      // Readiness, the push's retries and the query's wait, every call at its limit, after the pod's start.
+      timeout: Duration.seconds(
+        CHECK_START_SECONDS +
+          untilDeadlineSeconds(READY_WAIT_SECONDS, READY_CALL_MAX_SECONDS, READY_PAUSE_SECONDS) +
+          curlRetrySeconds(PUSH_RETRIES, PUSH_RETRY_DELAY_SECONDS, CALL_MAX_SECONDS) +
+          untilDeadlineSeconds(QUERY_WAIT_SECONDS, CALL_MAX_SECONDS, QUERY_PAUSE_SECONDS),
+      ),
       script: [
-        'deadline=$(( $(date +%s) + 300 ))',
-        'until curl -fsS --max-time 5 "$LOKI_URL/ready" > /dev/null; do',
+        `deadline=$(( $(date +%s) + ${READY_WAIT_SECONDS} ))`,
+        `until curl -fsS --max-time ${READY_CALL_MAX_SECONDS} "$LOKI_URL/ready" > /dev/null; do`,
         '  if [ "$(date +%s)" -ge "$deadline" ]; then echo "Loki did not become ready within 5 minutes" >&2; exit 1; fi',
         '  echo "waiting for Loki to be ready"',
-        '  sleep 10',
+        `  sleep ${READY_PAUSE_SECONDS}`,
         'done',
         'echo "Loki is ready"',
         'now=$(date +%s)',
@@ -295,21 +301,31 @@ export class Loki extends HomelabService {
         // Streams are labelled apart from pod logs, so a query for them never matches Alloy's.
         'body="{\\"streams\\":[{\\"stream\\":{\\"namespace\\":\\"loki\\",\\"app\\":\\"loki-checkpoint\\"},\\"values\\":[[\\"${now}000000000\\",\\"$marker\\"]]}]}"',
         // Right after /ready the ingester may still be joining its ring: retry the push.
-        'curl -fsS --max-time 10 --retry 10 --retry-delay 6 --retry-all-errors -H "Content-Type: application/json" --data "$body" "$LOKI_URL/loki/api/v1/push"',
+        `curl -fsS --max-time ${CALL_MAX_SECONDS} --retry ${PUSH_RETRIES} --retry-delay ${PUSH_RETRY_DELAY_SECONDS} --retry-all-errors -H "Content-Type: application/json" --data "$body" "$LOKI_URL/loki/api/v1/push"`,
         'echo "pushed $marker"',
         'query="{app=\\"loki-checkpoint\\"} |= \\"$marker\\""',
-        'deadline=$(( $(date +%s) + 120 ))',
+        `deadline=$(( $(date +%s) + ${QUERY_WAIT_SECONDS} ))`,
         // The line is a JSON string in the result's values: ["<timestamp>","<line>"].
-        'until curl -fsS --max-time 10 -G "$LOKI_URL/loki/api/v1/query_range" --data-urlencode "query=$query" --data-urlencode since=15m | grep -qF "\\"$marker\\"]"; do',
+        `until curl -fsS --max-time ${CALL_MAX_SECONDS} -G "$LOKI_URL/loki/api/v1/query_range" --data-urlencode "query=$query" --data-urlencode since=15m | grep -qF "\\"$marker\\"]"; do`,
         '  if [ "$(date +%s)" -ge "$deadline" ]; then echo "the pushed line $marker did not come back from a LogQL query within 2 minutes" >&2; exit 1; fi',
         '  echo "waiting for the pushed line to be queryable"',
-        '  sleep 5',
+        `  sleep ${QUERY_PAUSE_SECONDS}`,
         'done',
         'echo "the pushed line came back from a LogQL query"',
       ].join('\n'),
     });
   }
 }
+
+/** The checkpoint: five minutes for /ready (asked every 10 s, 5 s a call), the push's retries, two minutes for the line to come back (every 5 s); 10 s a call. */
+const READY_WAIT_SECONDS = 300;
+const READY_PAUSE_SECONDS = 10;
+const READY_CALL_MAX_SECONDS = 5;
+const CALL_MAX_SECONDS = 10;
+const PUSH_RETRIES = 10;
+const PUSH_RETRY_DELAY_SECONDS = 6;
+const QUERY_WAIT_SECONDS = 120;
+const QUERY_PAUSE_SECONDS = 5;
 
 function lokiValues(props: LokiProps, lokiResources: Resources, s3: LokiS3Target | undefined): LokiValues {
   const store = s3 ? 's3' : 'filesystem';

@@ -32,7 +32,7 @@ import { Construct } from 'constructs';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
 import { restrictedContainerContext, restrictedPodContext } from '../lib/model/pod-security';
 import { resources, toResourceRequirements } from '../lib/model/resources';
-import { type CheckpointProps, namespaceAccount } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, type CheckpointProps, KUBE_CALL_MAX_SECONDS, namespaceAccount } from '../lib/model/checkpoint';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 
@@ -56,9 +56,16 @@ const CANARY_FILE = 'canary';
 export const CANARY_TEXT = 'homelab longhorn canary: written before its backup, read back from it by the verification';
 /** How often the writer rewrites the file (a fresh time and checksum). */
 const REWRITE_SECONDS = 3600;
-/** The check Job's deadline, and what of it the script leaves to its pod's start and its cleanup (three deletes). */
-const CHECK_TIMEOUT = Duration.minutes(15);
-const CHECK_MARGIN_SECONDS = 120;
+/** How long the restore check waits in all: for a killed run's leftovers, the restore and its read. */
+const RESTORE_BUDGET_SECONDS = 780;
+/**
+ * What the restore check may still do once its budget is out, every API call at its limit: the
+ * rest of a leftover's wait (a pause and a read), a read of each other leftover, the canary's
+ * claim and its backups, the three creations, a phase read, the log, and the cleanup's three
+ * deletes. The Job's deadline adds it and the pod's start to the budget.
+ */
+const AFTER_BUDGET_SECONDS = 5 + (1 + 2 + 2 + 3 + 1 + 1 + 3) * KUBE_CALL_MAX_SECONDS;
+const CHECK_TIMEOUT = Duration.seconds(CHECK_START_SECONDS + RESTORE_BUDGET_SECONDS + AFTER_BUDGET_SECONDS);
 const CSI_PROVISIONER = 'driver.longhorn.io';
 /** Unprivileged user of the writer and the restore pod (nobody). */
 const NOBODY = 65534;
@@ -287,7 +294,7 @@ export class LonghornCanary extends Construct {
         BACKUP_JOB: CANARY_BACKUP_JOB,
         BACKUP_CRON: props.schedule,
         MAX_AGE_HOURS: String(props.maxAgeHours),
-        BUDGET_SECONDS: String(CHECK_TIMEOUT.toSeconds() - CHECK_MARGIN_SECONDS),
+        BUDGET_SECONDS: String(RESTORE_BUDGET_SECONDS),
         RESTORE_CLASS: manifestJson('storage.k8s.io/v1', 'StorageClass', k8s.toJson_KubeStorageClassProps(scratchClass)),
         RESTORE_CLAIM: manifestJson('v1', 'PersistentVolumeClaim', k8s.toJson_KubePersistentVolumeClaimProps(claim(SCRATCH_NAME, SCRATCH_NAME))),
         RESTORE_POD: manifestJson('v1', 'Pod', k8s.toJson_KubePodProps(scratchPod)),

@@ -12,7 +12,7 @@ import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import { ARGOCD_NAMESPACE } from '../lib/model/argocd';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, KUBE_CALL_MAX_SECONDS, retrySeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, ipv4Cidr } from '../lib/model/config/primitives';
 import { CLUSTER_DNS, EgressSettings, NetworkPolicyProvider } from '../lib/model/network';
 import { Layer } from '../lib/model/layers';
@@ -70,6 +70,7 @@ export const NETWORK_POLICY_CHECK_NAMESPACE = 'netpol-check';
 
 /** Connection attempts (ten seconds apart) while a just-synced policy may still be being programmed. */
 const ATTEMPTS = 12;
+const ATTEMPT_PAUSE_SECONDS = 10;
 const CONNECT_TIMEOUT_SECONDS = 5;
 
 /**
@@ -108,7 +109,9 @@ export class NetworkPolicyCheck extends HomelabService implements NetworkPolicyP
         ? `a pod no allow rule names cannot connect to ${host}, and cannot leave its namespace for ${egressHost}:${EGRESS_TARGET.port}, both up: NetworkPolicies are enforced both ways`
         : `a pod no allow rule names cannot connect to ${host}, which is up: NetworkPolicies are enforced`,
       image: IMAGES.curl,
-      timeout: Duration.minutes(egressEnabled ? 9 : 5),
+      // Per direction: the endpoints' read, then every attempt at curl's limit (twice the connect
+      // timeout) and the pause; after the pod's start.
+      timeout: Duration.seconds(CHECK_START_SECONDS + targets.length * (KUBE_CALL_MAX_SECONDS + retrySeconds(ATTEMPTS, 2 * CONNECT_TIMEOUT_SECONDS, ATTEMPT_PAUSE_SECONDS))),
       readsCluster: [{ apiGroups: [''], resources: ['endpoints'], verbs: ['get'], resourceNames: targets }],
       env: {
         ENDPOINTS_PATH: `/api/v1/namespaces/${ARGOCD_NAMESPACE}/endpoints/${ARGOCD_SERVER.serviceName}`,
@@ -152,7 +155,7 @@ const PROBE_SCRIPT = String.raw`must_be_refused() {
     if [ "$attempt" -ge "${'$'}{ATTEMPTS:?unset (the Job sets it)}" ]; then echo "$problem" >&2; return 1; fi
     echo "$problem; trying again"
     attempt=$((attempt + 1))
-    sleep 10
+    sleep ${ATTEMPT_PAUSE_SECONDS}
   done
 }
 must_be_refused ingress "$ENDPOINTS_PATH" "$TARGET_URL"

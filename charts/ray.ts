@@ -23,7 +23,7 @@ import {
 } from '../imports/kuberay-raycluster-ray.io';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, memoryQuantity, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
@@ -424,8 +424,15 @@ export class Ray extends HomelabService {
     new Checkpoint(this, 'checkpoint', {
       description: `the Ray dashboard reports the head and at least ${expectedNodes - 1} worker node(s) ALIVE, and a Ray job runs ${job.cpuTasks} CPU task(s)${withGpu ? ' and a GPU task' : ''} with the right results`,
       image: IMAGES.curl,
-      // 20 minutes for the nodes, 20 for the job (a GPU worker pulls a multi-GB image first).
-      timeout: Duration.minutes(45),
+      // 20 minutes for the nodes, 20 for the job (a GPU worker pulls a multi-GB image first), each
+      // ending after a last ask and pause; the submission's retries, the log and the cleanup's two
+      // calls at curl's limit; after the pod's start.
+      timeout: Duration.seconds(
+        CHECK_START_SECONDS +
+          2 * (RAY_WAIT_SECONDS + RAY_PAUSE_SECONDS + RAY_CALL_MAX_SECONDS) +
+          curlRetrySeconds(SUBMIT_RETRIES, SUBMIT_RETRY_DELAY_SECONDS, SUBMIT_MAX_SECONDS) +
+          3 * RAY_CALL_MAX_SECONDS,
+      ),
       env: {
         NODES_URL: alive,
         EXPECTED_NODES: String(expectedNodes),
@@ -436,19 +443,21 @@ export class Ray extends HomelabService {
       script: [
         // Required before the wait: the test that reads it runs only once the head is ALIVE.
         ': "${EXPECTED_NODES:?unset (the Job sets it)}"',
-        'deadline=$(( $(date +%s) + 1200 ))',
+        `deadline=$(( $(date +%s) + ${RAY_WAIT_SECONDS} ))`,
+        // Ready is what the last answer said, not the clock after it (a last ask may end past the deadline).
+        'ready=',
         'until [ "$(date +%s)" -ge "$deadline" ]; do',
-        '  if body=$(curl -fsS --max-time 10 "$NODES_URL"); then',
+        `  if body=$(curl -fsS --max-time ${RAY_CALL_MAX_SECONDS} "$NODES_URL"); then`,
         '    nodes=$(printf "%s" "$body" | grep -o \'"node_id"\' | wc -l)',
         '    heads=$(printf "%s" "$body" | grep -o \'"is_head_node": *true\' | wc -l)',
         '    echo "ALIVE nodes: $nodes (head: $heads), expecting $EXPECTED_NODES with the head"',
-        '    if [ "$heads" -ge 1 ] && [ "$nodes" -ge "$EXPECTED_NODES" ]; then break; fi',
+        '    if [ "$heads" -ge 1 ] && [ "$nodes" -ge "$EXPECTED_NODES" ]; then ready=1; break; fi',
         '  else',
         '    echo "the dashboard does not answer yet"',
         '  fi',
-        '  sleep 10',
+        `  sleep ${RAY_PAUSE_SECONDS}`,
         'done',
-        'if [ "$(date +%s)" -ge "$deadline" ]; then',
+        'if [ -z "$ready" ]; then',
         '  echo "the Ray cluster did not reach $EXPECTED_NODES ALIVE nodes with its head within 20 minutes" >&2',
         '  exit 1',
         'fi',
@@ -501,32 +510,40 @@ export function rayCheckpointJob(withGpu: boolean): { request: { entrypoint: str
  * matches its result line against $EXPECTED_RESULT (a basic regular expression); stops a job
  * still running and deletes it on every way out.
  */
+/** The checkpoint waits 20 minutes for the nodes, then 20 for the job, asking every 10 s, each call at most 10 s (the submission 30 s, retried). */
+const RAY_WAIT_SECONDS = 1200;
+const RAY_PAUSE_SECONDS = 10;
+const RAY_CALL_MAX_SECONDS = 10;
+const SUBMIT_MAX_SECONDS = 30;
+const SUBMIT_RETRIES = 5;
+const SUBMIT_RETRY_DELAY_SECONDS = 10;
+
 const RAY_JOB_RUN = String.raw`id="homelab-checkpoint-$(date +%s)-$$"
 cleanup() {
-  curl -fsS -X POST --max-time 10 "$JOBS_URL/$id/stop" >/dev/null 2>&1 || true
-  curl -fsS -X DELETE --max-time 10 "$JOBS_URL/$id" >/dev/null 2>&1 || true
+  curl -fsS -X POST --max-time ${RAY_CALL_MAX_SECONDS} "$JOBS_URL/$id/stop" >/dev/null 2>&1 || true
+  curl -fsS -X DELETE --max-time ${RAY_CALL_MAX_SECONDS} "$JOBS_URL/$id" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 request=$(printf '%s' "$JOB_REQUEST" | sed "s/SUBMISSION_ID/$id/")
-if ! curl -fsS --max-time 30 --retry 5 --retry-delay 10 --retry-all-errors -H 'Content-Type: application/json' -d "$request" "$JOBS_URL/" >/dev/null; then
+if ! curl -fsS --max-time ${SUBMIT_MAX_SECONDS} --retry ${SUBMIT_RETRIES} --retry-delay ${SUBMIT_RETRY_DELAY_SECONDS} --retry-all-errors -H 'Content-Type: application/json' -d "$request" "$JOBS_URL/" >/dev/null; then
   echo "the Ray dashboard refused the job submission" >&2
   exit 1
 fi
 echo "submitted Ray job $id"
-deadline=$(( $(date +%s) + 1200 ))
+deadline=$(( $(date +%s) + ${RAY_WAIT_SECONDS} ))
 status=PENDING
 until [ "$(date +%s)" -ge "$deadline" ]; do
   # The job's own status is the first one (JobDetails), cut out by the shell: this runs at every poll.
-  answer=$(curl -fsS --max-time 10 "$JOBS_URL/$id" | tr -d ' 
+  answer=$(curl -fsS --max-time ${RAY_CALL_MAX_SECONDS} "$JOBS_URL/$id" | tr -d ' 
 ' || true)
   case $answer in *'"status":"'*) status=${'$'}{answer#*'"status":"'}; status=${'$'}{status%%'"'*} ;; *) status= ;; esac
   case "$status" in
     SUCCEEDED|FAILED|STOPPED) break ;;
   esac
   echo "Ray job $id: ${'$'}{status:-no answer}"
-  sleep 10
+  sleep ${RAY_PAUSE_SECONDS}
 done
-logs=$(curl -fsS --max-time 10 "$JOBS_URL/$id/logs" || true)
+logs=$(curl -fsS --max-time ${RAY_CALL_MAX_SECONDS} "$JOBS_URL/$id/logs" || true)
 result=$(printf '%s' "$logs" | grep -o "${RESULT_MARK} [^\]*end" | tail -n 1)
 echo "Ray job $id: $status; ${'$'}{result:-no result line}"
 if [ "$status" != SUCCEEDED ]; then

@@ -7,7 +7,7 @@
 import { Duration } from 'cdk8s';
 import type { TempoValues } from '../imports/helm/tempo';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, expected, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { z } from '../lib/model/config/zod';
 import { Layer } from '../lib/model/layers';
@@ -90,14 +90,15 @@ export class Tempo extends HomelabService {
       description: 'Tempo is ready, takes a span on its own OTLP/HTTP receiver and returns it by its trace ID',
       image: IMAGES.curl,
       env: { TEMPO_URL: this.queryUrl, OTLP_HTTP_URL: `http://${host}:${TEMPO_OTLP_HTTP_PORT}` },
-      // Readiness (5 minutes), the span's sending retries (under 3) and the lookup (3).
-      timeout: Duration.minutes(12),
+      // Readiness (5 minutes), the span's sending retries and the lookup (3), every call at its
+      // limit, after the pod's start.
+      timeout: Duration.seconds(CHECK_START_SECONDS + untilDeadlineSeconds(READY_WAIT_SECONDS, READY_CALL_MAX_SECONDS, READY_PAUSE_SECONDS) + TRACE_ROUND_TRIP_SECONDS),
       script: [
-        'deadline=$(( $(date +%s) + 300 ))',
-        'until curl -fsS --max-time 5 "$TEMPO_URL/ready" > /dev/null; do',
+        `deadline=$(( $(date +%s) + ${READY_WAIT_SECONDS} ))`,
+        `until curl -fsS --max-time ${READY_CALL_MAX_SECONDS} "$TEMPO_URL/ready" > /dev/null; do`,
         '  if [ "$(date +%s)" -ge "$deadline" ]; then echo "Tempo did not become ready within 5 minutes" >&2; exit 1; fi',
         '  echo "waiting for Tempo to be ready"',
-        '  sleep 10',
+        `  sleep ${READY_PAUSE_SECONDS}`,
         'done',
         'echo "Tempo is ready"',
         traceRoundTripScript('Tempo'),
@@ -105,6 +106,23 @@ export class Tempo extends HomelabService {
     });
   }
 }
+
+/** Tempo's readiness: five minutes, asked every 10 s, each call at most 5 s. */
+const READY_WAIT_SECONDS = 300;
+const READY_PAUSE_SECONDS = 10;
+const READY_CALL_MAX_SECONDS = 5;
+
+/** The span's send: curl's limit per attempt, its retries and the delay between them; then three minutes for Tempo to return it, asked every 5 s. */
+const SPAN_SEND_MAX_SECONDS = 10;
+const SPAN_SEND_RETRIES = 10;
+const SPAN_SEND_RETRY_DELAY_SECONDS = 6;
+const TRACE_WAIT_SECONDS = 180;
+const TRACE_PAUSE_SECONDS = 5;
+const TRACE_CALL_MAX_SECONDS = 10;
+
+/** The longest traceRoundTripScript runs: the send's retries and the lookup, every call at its limit. */
+export const TRACE_ROUND_TRIP_SECONDS =
+  curlRetrySeconds(SPAN_SEND_RETRIES, SPAN_SEND_RETRY_DELAY_SECONDS, SPAN_SEND_MAX_SECONDS) + untilDeadlineSeconds(TRACE_WAIT_SECONDS, TRACE_CALL_MAX_SECONDS, TRACE_PAUSE_SECONDS);
 
 /**
  * Sends one span with a fresh random trace ID as OTLP/JSON to `$OTLP_HTTP_URL/v1/traces`
@@ -122,13 +140,13 @@ export function traceRoundTripScript(via: string): string {
     'now=$(date +%s)',
     'body="{\\"resourceSpans\\":[{\\"resource\\":{\\"attributes\\":[{\\"key\\":\\"service.name\\",\\"value\\":{\\"stringValue\\":\\"homelab-checkpoint\\"}}]},\\"scopeSpans\\":[{\\"scope\\":{\\"name\\":\\"homelab-checkpoint\\"},\\"spans\\":[{\\"traceId\\":\\"$trace_id\\",\\"spanId\\":\\"$span_id\\",\\"name\\":\\"$span\\",\\"kind\\":1,\\"startTimeUnixNano\\":\\"${now}000000000\\",\\"endTimeUnixNano\\":\\"${now}500000000\\"}]}]}]}"',
     // Right after start the receiver may not listen yet: retry the send.
-    `if ! curl -fsS --max-time 10 --retry 10 --retry-delay 6 --retry-all-errors -H "Content-Type: application/json" --data "$body" "$OTLP_HTTP_URL/v1/traces"; then echo "${via} refused the span (OTLP/HTTP $OTLP_HTTP_URL/v1/traces)" >&2; exit 1; fi`,
+    `if ! curl -fsS --max-time ${SPAN_SEND_MAX_SECONDS} --retry ${SPAN_SEND_RETRIES} --retry-delay ${SPAN_SEND_RETRY_DELAY_SECONDS} --retry-all-errors -H "Content-Type: application/json" --data "$body" "$OTLP_HTTP_URL/v1/traces"; then echo "${via} refused the span (OTLP/HTTP $OTLP_HTTP_URL/v1/traces)" >&2; exit 1; fi`,
     `echo "sent span $span (trace $trace_id) to ${via} at $OTLP_HTTP_URL"`,
-    'deadline=$(( $(date +%s) + 180 ))',
-    'until curl -fsS --max-time 10 -H "Accept: application/json" "$TEMPO_URL/api/traces/$trace_id" | grep -qF "\\"$span\\""; do',
+    `deadline=$(( $(date +%s) + ${TRACE_WAIT_SECONDS} ))`,
+    `until curl -fsS --max-time ${TRACE_CALL_MAX_SECONDS} -H "Accept: application/json" "$TEMPO_URL/api/traces/$trace_id" | grep -qF "\\"$span\\""; do`,
     `  if [ "$(date +%s)" -ge "$deadline" ]; then echo "Tempo has no trace $trace_id 3 minutes after it was sent to ${via}" >&2; exit 1; fi`,
     '  echo "waiting for Tempo to return trace $trace_id"',
-    '  sleep 5',
+    `  sleep ${TRACE_PAUSE_SECONDS}`,
     'done',
     `echo "Tempo returned trace $trace_id, sent through ${via}"`,
   ].join('\n');

@@ -12,7 +12,7 @@ import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { VaultValues } from '../imports/helm/vault';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { schedulableNodes } from '../lib/model/inventory';
 import { helmRelease } from './helm-release';
@@ -390,12 +390,13 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
       description: 'every Vault pod is initialised and unsealed',
       image: IMAGES.curl,
       env: { VAULT_PODS: pods.join(' '), VAULT_HOSTS: `${HEADLESS_SERVICE}.${VAULT_NAMESPACE}.svc`, RUNBOOK: VAULT_RUNBOOK },
-      timeout: Duration.minutes(10),
-      script: String.raw`for pod in $VAULT_PODS; do
+      // One wait for all pods (they start together), ending after a last ask and pause, after the pod's start.
+      timeout: Duration.seconds(CHECK_START_SECONDS + HEALTH_WAIT_SECONDS + HEALTH_PAUSE_SECONDS + HEALTH_CALL_MAX_SECONDS),
+      script: String.raw`deadline=$(( $(date +%s) + ${HEALTH_WAIT_SECONDS} ))
+for pod in $VAULT_PODS; do
   url="http://$pod.$VAULT_HOSTS:${VAULT_PORT}/v1/sys/health"
-  deadline=$(( $(date +%s) + 300 ))
   while :; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$url" || true)
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time ${HEALTH_CALL_MAX_SECONDS} "$url" || true)
     case "$code" in
       200) echo "$pod: initialised, unsealed, active"; break ;;
       429|473) echo "$pod: initialised, unsealed, standby"; break ;;
@@ -404,13 +405,18 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
     esac
     if [ "$(date +%s)" -ge "$deadline" ]; then echo "$pod: no health answer from $url within 5 minutes (last HTTP status: $code)" >&2; exit 1; fi
     echo "waiting for $pod to answer (HTTP $code)"
-    sleep 10
+    sleep ${HEALTH_PAUSE_SECONDS}
   done
 done
 echo "Vault is initialised and unsealed"`,
     });
   }
 }
+
+/** The checkpoint asks every pod's health for five minutes in all (the pods start together), 10 s apart, each call at most 5 s. */
+const HEALTH_WAIT_SECONDS = 300;
+const HEALTH_PAUSE_SECONDS = 10;
+const HEALTH_CALL_MAX_SECONDS = 5;
 
 function vaultValues(props: VaultProps, replicas: number): VaultValues {
   const ha = replicas > 1;

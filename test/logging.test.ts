@@ -19,7 +19,8 @@ import { parseQuantity } from '../lib/util/quantity';
 import type { StorageProvider } from '../lib/model/storage';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { buildPlatform, chartValues, environmentIssues, Manifest, manifestAt, manifestsOf, parseText, platformObject, runCheckpointRecordingCurl, toYamlText } from './support';
+import { buildPlatform, chartValues, deadlineLoopsWorstCase, environmentIssues, Manifest, manifestAt, manifestsOf, parseText, platformObject, runCheckpointRecordingCurl, toYamlText } from './support';
+import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
 import { assertValidPromql } from './support-promql';
 
 /** Chart facts (loki 18.11.0 templates): the single-binary Service is named after the release. */
@@ -419,6 +420,12 @@ describe('the Loki checkpoint', () => {
     expect(refused.status).not.toBe(0);
     expect(refused.calls.some((call) => call.some((a) => a.endsWith('/query_range')))).toBe(false);
   });
+
+  it("says what is wrong before the Job's deadline, every call at its limit, after the pod's start", () => {
+    const worst = deadlineLoopsWorstCase(job.spec.template.spec.containers[0].command.at(-1));
+    expect(worst).toMatchObject({ loops: 2, retried: 1 });
+    expect(job.spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(CHECK_START_SECONDS + worst.seconds);
+  });
 });
 
 describe('the Alloy checkpoint', () => {
@@ -450,6 +457,14 @@ describe('the Alloy checkpoint', () => {
       expect(run.calls.length).toBeGreaterThan(1);
     }
     expect(runCheckpoint(job, FAKE_LOKI).status).not.toBe(0);
+  });
+
+  it("says what is wrong before the Job's deadline, every call at its limit, after the pod's start", () => {
+    const script: string = job.spec.template.spec.containers[0].command.at(-1);
+    const traces = script.includes('$OTLP_HTTP_URL');
+    const worst = deadlineLoopsWorstCase(script);
+    expect(worst).toMatchObject({ loops: traces ? 2 : 1, retried: traces ? 1 : 0 });
+    expect(job.spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(CHECK_START_SECONDS + worst.seconds);
   });
 });
 

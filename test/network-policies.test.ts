@@ -13,7 +13,7 @@ import { Checkpoint } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import { scrapedPods } from '../lib/model/monitoring';
 import { CLUSTER_DNS, isMetricsScraper, isNetworkPolicyProvider, NON_PUBLIC_IPV4, urlDestination } from '../lib/model/network';
-import { CHECKPOINT_PODS } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, CHECKPOINT_PODS } from '../lib/model/checkpoint';
 import { EGRESS_PREFIX, NAMESPACE_BASELINE, NAMESPACE_NAME_LABEL, repositoryDestinations } from '../lib/passes/network-policies';
 import type { ExposureRouter } from '../lib/model/exposure';
 import { Platform } from '../lib/model/platform';
@@ -415,7 +415,21 @@ esac`;
     const env = devJob.spec.template.spec.containers[0].env.map((e: { name: string }) => e.name);
     expect(env).toContain('TARGET_URL');
     expect(env).not.toContain('EGRESS_TARGET_URL');
+    // One direction's worst case in the deadline, two where egress is checked too.
+    expect(devJob.spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(worstSeconds(devJob, 1));
+    expect(job.spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(worstSeconds(job, 2));
+    expect(devJob.spec.activeDeadlineSeconds).toBeLessThan(job.spec.activeDeadlineSeconds);
   });
+
+  /** The pod's start, then per direction the endpoints' read and every attempt at curl's limit with its pause. */
+  function worstSeconds(probe: Manifest, directions: number): number {
+    const container = probe.spec.template.spec.containers[0];
+    const script: string = container.command.at(-1);
+    const value = (name: string) => Number(container.env.find((e: { name: string }) => e.name === name).value);
+    const apiCallSeconds = Number(/^kube_get\(\) \{[^}]*--max-time (\d+)/m.exec(script)![1]);
+    const pauseSeconds = Number(/\bsleep (\d+)/.exec(script)![1]);
+    return CHECK_START_SECONDS + directions * (apiCallSeconds + value('ATTEMPTS') * (2 * value('CONNECT_TIMEOUT_SECONDS') + pauseSeconds));
+  }
 });
 
 describe('derived egress NetworkPolicies', () => {

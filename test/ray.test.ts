@@ -25,7 +25,7 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { parseQuantity } from '../lib/util/quantity';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { buildPlatform, environmentIssues, platformObject, platformText, synthesizeEnvironment, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, shellQuoted, tempDir, toYamlText } from './support';
+import { buildPlatform, environmentIssues, platformObject, platformText, synthesizeEnvironment, FAKE_CLOCK, FAKE_SLEEP, fakeCallCount, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, shellQuoted, tempDir, toYamlText } from './support';
 
 /** services.ray as homelab.yaml would carry it: a CPU group 1..3 and a GPU group 0..1. */
 const RAY_SETTINGS = {
@@ -374,6 +374,8 @@ const ALIVE = nodesResponse(stateNode('head1', true), stateNode('worker1', false
 
 /** The Ray dashboard's job API as the checkpoint sees it: a job's details, and its logs (JSON strings, newlines escaped). */
 interface FakeJobApi {
+  /** The state API answers the head alone before this call (1-based), `nodes` from it on. @default 1 */
+  readonly nodesFromCall?: number;
   readonly submit?: 'accepted' | 'refused';
   readonly status?: string;
   readonly logLine?: string;
@@ -392,7 +394,7 @@ function runJobCheckpoint(job: Manifest, nodes: string, api: FakeJobApi, env: Re
     'for last; do :; done',
     'echo "$method $last" >> "$FAKE_BIN/curl.calls"',
     'case "$method $last" in',
-    `  "GET "*/api/v0/nodes*) printf '%s' ${shellQuoted(nodes)} ;;`,
+    `  "GET "*/api/v0/nodes*) ${fakeCallCount('n', '$FAKE_BIN/nodes.count')}; if [ "$n" -lt ${api.nodesFromCall ?? 1} ]; then printf '%s' ${shellQuoted(nodesResponse(stateNode('head1', true)))}; else printf '%s' ${shellQuoted(nodes)}; fi ;;`,
     `  "POST "*/api/jobs/) ${api.submit === 'refused' ? 'exit 22' : `printf '%s' '{"job_id": "raysubmit_x", "submission_id": "id"}'`} ;;`,
     `  "GET "*/api/jobs/*/logs) printf '%s' ${shellQuoted(logs)} ;;`,
     `  "GET "*/api/jobs/*) printf '%s' ${shellQuoted(jobDetails)} ;;`,
@@ -433,6 +435,13 @@ describe('the Ray checkpoint', () => {
     expect(run.output).toContain("the Ray job's tasks ran on the workers and returned the expected results");
     expect(run.calls).toContain('POST http://ray-head-svc.ray.svc:8265/api/jobs/');
     expect(run.calls.at(-1)).toMatch(/^DELETE http:\/\/ray-head-svc\.ray\.svc:8265\/api\/jobs\/homelab-checkpoint-\d+-\d+$/);
+  });
+
+  it('goes by what the last ask of the nodes saw, also when that ask ends past the deadline', () => {
+    // The fake clock moves a minute per read: the 19th ask starts at 1 140 s and ends at 1 200 s, the deadline.
+    const late = runJobCheckpoint(job, ALIVE, { logLine: right, nodesFromCall: 19 });
+    expect(late.status, late.output).toBe(0);
+    expect(late.calls.filter((c) => c.includes('/api/v0/nodes'))).toHaveLength(19);
   });
 
   it.each([

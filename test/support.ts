@@ -304,6 +304,22 @@ export function retryTries(envs: readonly Output[], variable: string): { path: s
 }
 
 /**
+ * The worst case of a check script made of clock-deadline loops (`deadline=$(( $(date +%s) + N ))`
+ * right before an `until`/`while` loop whose call has `--max-time C` and whose pause is
+ * `sleep P`: N + P + C, the last check passing just before the deadline) and retried calls
+ * (`--max-time M --retry R --retry-delay D`: (R + 1) × M + R × D), every call at its limit; with
+ * how many of each it found, so that a test sees a loop of another shape go uncounted.
+ */
+export function deadlineLoopsWorstCase(script: string): { seconds: number; loops: number; retried: number } {
+  const loops = [...script.matchAll(/^\s*deadline=\$\(\( \$\(date \+%s\) \+ (\d+) \)\)\n\s*(?:until|while) [^\n]*--max-time (\d+)[\s\S]*?\bsleep (\d+)\n\s*done$/gm)];
+  const retried = [...script.matchAll(/--max-time (\d+) --retry (\d+) --retry-delay (\d+)/g)];
+  const seconds =
+    loops.reduce((sum, [, wait, call, pause]) => sum + Number(wait) + Number(call) + Number(pause), 0) +
+    retried.reduce((sum, [, max, retries, delay]) => sum + (Number(retries) + 1) * Number(max) + Number(retries) * Number(delay), 0);
+  return { seconds, loops: loops.length, retried: retried.length };
+}
+
+/**
  * The manifest of one file of an environment (its first document), or undefined if it wrote no
  * such file. Only that file is read: most tests read a few files of the variant they made.
  */

@@ -8,7 +8,8 @@ import { parse } from 'yaml';
 import { ALLOY_OTLP_PORTS } from '../charts/alloy';
 import { TEMPO_HTTP_PORT, TEMPO_OTLP_GRPC_PORT } from '../charts/tempo';
 import type { SynthesizedEnvironment } from '../lib/output/synthesize';
-import { Manifest, manifestAt, manifestsOf, platformObject, runCheckpointRecordingCurl, toYamlText, synthesizeEnvironment } from './support';
+import { deadlineLoopsWorstCase, Manifest, manifestAt, manifestsOf, platformObject, runCheckpointRecordingCurl, toYamlText, synthesizeEnvironment } from './support';
+import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
 
 /** The frozen example with Tempo switched on (with Alloy and Loki as it has them) or off. */
 function prod(options: { tempo: boolean; alloy?: boolean }): SynthesizedEnvironment {
@@ -241,5 +242,12 @@ describe('the Tempo checkpoint', () => {
     const run = runCheckpoint(find(withTempo, 'tempo/job-tempo-checkpoint.yaml'), 'exit 22');
     expect(run.status).not.toBe(0);
     expect(run.output).toContain('Tempo did not become ready within 5 minutes');
+  });
+
+  it("says what is wrong before the Job's deadline, every call at its limit, after the pod's start", () => {
+    const job = find(withTempo, 'tempo/job-tempo-checkpoint.yaml');
+    const worst = deadlineLoopsWorstCase(job.spec.template.spec.containers[0].command.at(-1));
+    expect(worst).toMatchObject({ loops: 2, retried: 1 });
+    expect(job.spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(CHECK_START_SECONDS + worst.seconds);
   });
 });

@@ -345,5 +345,9 @@ describe('cloudflare tunnel', () => {
     const down = runWithFakeCommands(container, { curl, sleep: FAKE_SLEEP }, { env: { STATUS: '503', CONNECTIONS: '0' } });
     expect(down.status).not.toBe(0);
     expect(down.stderr).toContain('did not connect to the Cloudflare edge');
+    // Every try at curl's limit and the pause, after the pod's start, before the Job's deadline.
+    const script: string = container.command.at(-1);
+    const [tries, call, pause] = [/\$\(seq (\d+)\)/, /--max-time (\d+)/, /\bsleep (\d+)/].map((pattern) => Number(pattern.exec(script)![1]));
+    expect(file(prod, 'cloudflared/job-cloudflared-checkpoint.yaml').spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(CHECK_START_SECONDS + tries * (call + pause));
   });
 });

@@ -8,6 +8,7 @@ import { Vault } from '../charts/vault';
 import { buildPlatform, chartValues, platformObject, platformText, FAKE_CLOCK, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
 import { settingsIn } from '../lib/model/catalog';
 import { vaultEntry } from '../charts/vault';
+import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
 
 const envs = synthesizePlatformFixture();
 const env = (name: string) => envs.find((e) => e.environment === name)!;
@@ -158,6 +159,15 @@ describe('Vault checkpoint', () => {
     const uninitialised = run('dev', 'vault-0=501');
     expect(uninitialised.status).not.toBe(0);
     expect(uninitialised.stderr).toMatch(/vault-0: Vault is not initialised\. .*vault operator init.*README "Vault: one-time setup"/);
+  });
+
+  it('gives all pods one wait, which its Job outlasts with a last ask and pause after the pod\'s start', () => {
+    const job = manifest('prod', 'vault/job-vault-checkpoint.yaml');
+    const script: string = job.spec.template.spec.containers[0].command.at(-1);
+    const [, waitSeconds] = /^deadline=\$\(\( \$\(date \+%s\) \+ (\d+) \)\)\nfor pod in \$VAULT_PODS; do/m.exec(script)!;
+    const callSeconds = Number(/--max-time (\d+)/.exec(script)![1]);
+    const pauseSeconds = Number(/\bsleep (\d+)/.exec(script)![1]);
+    expect(job.spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(CHECK_START_SECONDS + Number(waitSeconds) + pauseSeconds + callSeconds);
   });
 
   it('waits for a pod that does not answer yet, then gives up', () => {

@@ -154,6 +154,20 @@ export function retrySeconds(tries: number, callMaxSeconds: number, pauseSeconds
   return tries * (callMaxSeconds + pauseSeconds);
 }
 
+/**
+ * The longest a loop runs that calls until it succeeds and gives up once a clock deadline
+ * `waitSeconds` away has passed: its last check comes just before the deadline, then the pause
+ * and one more call at its limit.
+ */
+export function untilDeadlineSeconds(waitSeconds: number, callMaxSeconds: number, pauseSeconds: number): number {
+  return waitSeconds + pauseSeconds + callMaxSeconds;
+}
+
+/** The longest `curl --retry <retries> --retry-delay <delay> --max-time <max>` runs: every attempt at its limit, a delay between two. */
+export function curlRetrySeconds(retries: number, delaySeconds: number, maxSeconds: number): number {
+  return (retries + 1) * maxSeconds + retries * delaySeconds;
+}
+
 /** Whether a script waits for objects' conditions (and so gets kube_condition and its tries). */
 function waitsForConditions(script: string): boolean {
   return /\bkube_condition\b/.test(script);
