@@ -181,9 +181,10 @@ export class ArgoCd extends HomelabService implements TraceEmitter, OidcLoginSer
     new Checkpoint(this, 'checkpoint', {
       description: 'the API server answers its full health check (which includes Redis) and serves its version',
       image: IMAGES.curl,
+      // Both calls within curl's limit: (10 + 1) × 10 + 10 × 6 + 10 s at most, well inside the default deadline.
       script: [
-        'curl -fsS --retry 10 --retry-delay 6 --retry-all-errors "http://argocd-server.argocd.svc/healthz?full=true"',
-        'curl -fsS "http://argocd-server.argocd.svc/api/version" | grep -q "\\"Version\\""',
+        'curl -fsS --retry 10 --retry-delay 6 --retry-all-errors --connect-timeout 5 --max-time 10 "http://argocd-server.argocd.svc/healthz?full=true"',
+        'curl -fsS --connect-timeout 5 --max-time 10 "http://argocd-server.argocd.svc/api/version" | grep -q "\\"Version\\""',
       ].join('\n'),
     });
     this.addMonitoring();

@@ -420,12 +420,19 @@ function recoveryClusterYaml(props: RecoveryClusterProps): string[] {
   return emitYaml(recoveryClusterManifest(props)).trimEnd().split('\n');
 }
 
+/**
+ * libpq's limits for a check's psql (the generated `uri` sets none): a connection attempt and a
+ * statement each give up after 10 s, so a primary that accepts connections but never answers
+ * fails the try instead of holding the Job until its deadline.
+ */
+export const PSQL_LIMITS = { PGCONNECT_TIMEOUT: '10', PGOPTIONS: '-c statement_timeout=10s' };
+
 /** The canary hook Job of the consumer's Application: as the owner, upsert the one row with the time. */
 function canaryJob(props: DatabaseBackupProps): CheckpointProps {
   return {
     description: `database ${props.cluster}: the canary row of ${CANARY_TABLE} holds the time of this sync (the restore check looks for it)`,
     image: IMAGES.postgres,
-    env: { CLUSTER: props.cluster, TABLE: CANARY_TABLE },
+    env: { CLUSTER: props.cluster, TABLE: CANARY_TABLE, ...PSQL_LIMITS },
     secretEnv: { DATABASE_URI: { name: props.ownerSecret, key: 'uri' } },
     script: CANARY_SCRIPT,
   };

@@ -19,7 +19,7 @@ import type { BackupTarget } from '../lib/model/backup';
 import type { BackupCredentialsNeed, DatabaseNeed, DatabaseProvider, DatabaseRef } from '../lib/model/databases';
 import type { SecretRef } from '../lib/model/secrets';
 import { quantities } from '../lib/model/resources';
-import { BARMAN_CLOUD_GROUP, CLUSTER_LABEL, credentialsFor, databaseBackupSettings, DatabaseBackups, DatabaseBackupSettings, ownSeries, pascalCase, PLUGIN_POD_LABELS, pluginRelease } from './cloudnative-pg-backups';
+import { BARMAN_CLOUD_GROUP, CLUSTER_LABEL, credentialsFor, PSQL_LIMITS, databaseBackupSettings, DatabaseBackups, DatabaseBackupSettings, ownSeries, pascalCase, PLUGIN_POD_LABELS, pluginRelease } from './cloudnative-pg-backups';
 import { certManagerEntry } from './cert-manager';
 import { Layer } from '../lib/model/layers';
 import { AlertRule, SERVICE_LABEL } from '../lib/model/monitoring';
@@ -202,7 +202,7 @@ export class CloudnativePg extends HomelabService implements DatabaseProvider {
     return {
       description: `database ${ref.cluster}: the owner's generated credentials connect to the primary and run a query; ${need.instances - 1} replica(s) stream from it`,
       image: IMAGES.postgres,
-      env: { DATABASE: need.name, OWNER: need.name, REPLICAS: String(need.instances - 1), CLUSTER: ref.cluster },
+      env: { DATABASE: need.name, OWNER: need.name, REPLICAS: String(need.instances - 1), CLUSTER: ref.cluster, ...PSQL_LIMITS },
       secretEnv: { DATABASE_URI: { name: ref.credentialsSecret, key: 'uri' } },
       script: CONNECTION_CHECK_SCRIPT,
     };
@@ -217,7 +217,8 @@ export class CloudnativePg extends HomelabService implements DatabaseProvider {
       description: "the operator's admission webhook answers over TLS with the certificate of its own CA",
       image: IMAGES.curl,
       env: { WEBHOOK_URL: `https://${WEBHOOK_SERVICE}.${CNPG_NAMESPACE}.svc/validate-postgresql-cnpg-io-v1-cluster` },
-      script: String.raw`code=$(curl -sS --retry 10 --retry-delay 6 --retry-all-errors --cacert /ca/ca.crt -o /dev/null -w '%{http_code}' "$WEBHOOK_URL" || echo 000)
+      // Within curl's limit: (10 + 1) × 10 + 10 × 6 s at most, well inside the default deadline.
+      script: String.raw`code=$(curl -sS --retry 10 --retry-delay 6 --retry-all-errors --connect-timeout 5 --max-time 10 --cacert /ca/ca.crt -o /dev/null -w '%{http_code}' "$WEBHOOK_URL" || echo 000)
 echo "webhook: HTTP $code"
 [ "$code" -ge 200 ] && [ "$code" -lt 500 ]`,
       // Only the CA certificate: never the CA's key.

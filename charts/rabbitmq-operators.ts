@@ -6,7 +6,8 @@
  * Their admission webhooks get certificates from cert-manager Issuers inside the
  * kustomizations, hence the requirement on cert-manager.io.
  */
-import { Checkpoint } from '../lib/model/checkpoint';
+import { Duration } from 'cdk8s';
+import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -42,6 +43,11 @@ export const CLUSTER_OPERATOR_METRICS_LABELS = {
 /** The Cluster Operator's pods (the Service above selects them by their name label). */
 const CLUSTER_OPERATOR_PODS = { 'app.kubernetes.io/name': 'rabbitmq-cluster-operator' } as const;
 const CLUSTER_OPERATOR_METRICS_PORT = 8080;
+
+/** The checkpoint's webhook calls: retried for a minute (the webhooks may still be starting), each attempt within curl's limit. */
+const WEBHOOK_RETRIES = 10;
+const WEBHOOK_RETRY_DELAY_SECONDS = 6;
+const WEBHOOK_CALL_MAX_SECONDS = 10;
 
 /**
  * Both operators' webhook servers listen on controller-runtime's default 9443 (the webhook
@@ -113,10 +119,12 @@ export class RabbitmqOperators extends HomelabService {
     new Checkpoint(this, 'checkpoint', {
       description: 'both operators\' admission webhooks answer over TLS with the certificates cert-manager issued for them',
       image: IMAGES.curl,
+      // Each webhook's call with its retries at curl's limit, after the pod's start.
+      timeout: Duration.seconds(CHECK_START_SECONDS + WEBHOOKS.length * curlRetrySeconds(WEBHOOK_RETRIES, WEBHOOK_RETRY_DELAY_SECONDS, WEBHOOK_CALL_MAX_SECONDS)),
       script: [
         // Any HTTP status below 500 is an answer from the webhook server.
         'check() {',
-        `  code=$(curl -sS --retry 10 --retry-delay 6 --retry-all-errors --cacert "/certs/$1/ca.crt" -o /dev/null -w '%{http_code}' "https://$1.${RABBITMQ_OPERATORS_NAMESPACE}.svc$2")`,
+        `  code=$(curl -sS --retry ${WEBHOOK_RETRIES} --retry-delay ${WEBHOOK_RETRY_DELAY_SECONDS} --retry-all-errors --connect-timeout 5 --max-time ${WEBHOOK_CALL_MAX_SECONDS} --cacert "/certs/$1/ca.crt" -o /dev/null -w '%{http_code}' "https://$1.${RABBITMQ_OPERATORS_NAMESPACE}.svc$2")`,
         '  echo "$1: HTTP $code"',
         '  [ "$code" -lt 500 ]',
         '}',

@@ -8,6 +8,7 @@
  * into the consumer's namespace (connectionFor), so its generated Secret lands next to the
  * pods that read it (docs/adr/0012).
  */
+import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import {
@@ -21,7 +22,7 @@ import { Construct } from 'constructs';
 import { Exchange, Permission, Queue, QueueSpecDeletionPolicy, User, UserSpecTags, Vhost, VhostSpecDeletionPolicy } from '../imports/rabbitmq-topology-rabbitmq.com';
 import { setSyncWave } from '../lib/model/argocd';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, oneOf, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { Inventory, schedulableNodes } from '../lib/model/inventory';
 import { Layer } from '../lib/model/layers';
@@ -434,27 +435,32 @@ export class Rabbitmq extends HomelabService {
    * made /api/aliveness-test a no-op; the fine-grained /api/health/checks/* replace it.
    */
   private addCheckpoint(vhosts: readonly string[]): void {
+    const checks = ['reached-target-cluster-size', 'local-alarms', `port-listener/${AMQP_PORT}`, 'virtual-hosts'];
     new Checkpoint(this, 'checkpoint', {
       description:
         'the management API answers its health checks (all nodes joined, no alarms, AMQP listener up, vhosts running) and every declared vhost exists',
       image: IMAGES.curl,
+      // Every call with its retries at curl's limit, after the pod's start.
+      timeout: Duration.seconds(CHECK_START_SECONDS + (checks.length + vhosts.length) * curlRetrySeconds(API_RETRIES, API_RETRY_DELAY_SECONDS, API_CALL_MAX_SECONDS)),
       secretEnv: {
         RABBITMQ_USERNAME: { name: this.defaultUserSecret, key: 'username' },
         RABBITMQ_PASSWORD: { name: this.defaultUserSecret, key: 'password' },
       },
       script: [
         `api="http://${this.host}:${MANAGEMENT_PORT}/api"`,
-        'get() { curl -fsS --retry 10 --retry-delay 6 --retry-all-errors -u "$RABBITMQ_USERNAME:$RABBITMQ_PASSWORD" "$api/$1"; echo; }',
-        // Fails until every replica has joined (the operator sets the target size to replicas).
-        'get health/checks/reached-target-cluster-size',
-        'get health/checks/local-alarms',
-        `get health/checks/port-listener/${AMQP_PORT}`,
-        'get health/checks/virtual-hosts',
+        `get() { curl -fsS --retry ${API_RETRIES} --retry-delay ${API_RETRY_DELAY_SECONDS} --retry-all-errors --connect-timeout 5 --max-time ${API_CALL_MAX_SECONDS} -u "$RABBITMQ_USERNAME:$RABBITMQ_PASSWORD" "$api/$1"; echo; }`,
+        // The first fails until every replica has joined (the operator sets the target size to replicas).
+        ...checks.map((check) => `get health/checks/${check}`),
         ...vhosts.flatMap((vhost) => [`get vhosts/${vhost} > /dev/null`, `echo "vhost ${vhost} exists"`]),
       ].join('\n'),
     });
   }
 }
+
+/** The checkpoint's management API calls: retried for a minute (a node may still be joining), each attempt within curl's limit. */
+const API_RETRIES = 10;
+const API_RETRY_DELAY_SECONDS = 6;
+const API_CALL_MAX_SECONDS = 10;
 
 interface UserTopologyProps {
   /** The user's name in the config: names the User resource and its generated Secret. */

@@ -10,11 +10,12 @@
  * operator. The checkpoint proves every declared bucket exists and that an identity is refused
  * outside its buckets; the end-to-end verification proves each consumer's keys work on its own.
  */
+import { Duration } from 'cdk8s';
 import { createHash } from 'node:crypto';
 import { z } from '../lib/model/config/zod';
 import type { SeaweedfsValues } from '../imports/helm/seaweedfs';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, CheckpointProps } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, CheckpointProps, curlRetrySeconds } from '../lib/model/checkpoint';
 import { bool, k8sName, matching, region, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
@@ -145,13 +146,15 @@ export class Seaweedfs extends HomelabService implements ObjectStore {
     this.installChart(helmRelease('seaweedfs', seaweedfsValues(this.props, [probe, ...sorted], identitiesDigest)));
     // Its own identity: the consumers' buckets are foreign to it.
     const check = bucketAccessCheck(this, [probe], this.probeCredentials, sorted.map((b) => b.name));
+    const declared = [PROBE_BUCKET, ...sorted.map((b) => b.name)];
     new Checkpoint(this, 'checkpoint', {
       ...check,
+      timeout: Duration.seconds(check.timeout!.toSeconds() + declared.length * S3_CALL_SECONDS),
       description: "every declared bucket exists; the checkpoint's identity can put, get and delete in its bucket and is refused in every other",
       env: {
         ...check.env,
         FILER_URL: `http://${ALL_IN_ONE_SERVICE}.${SEAWEEDFS_NAMESPACE}.svc:${FILER_PORT}${BUCKETS_FOLDER}`,
-        DECLARED_BUCKETS: [PROBE_BUCKET, ...sorted.map((b) => b.name)].join(' '),
+        DECLARED_BUCKETS: declared.join(' '),
       },
     });
   }
@@ -170,17 +173,31 @@ function bucketAccessCheck(store: Seaweedfs, own: readonly BucketNeed[], credent
   return {
     description: `the identity of ${own[0]?.service ?? 'a consumer'} can put, get and delete in its buckets and is refused in another identity's`,
     image: IMAGES.curl,
+    // Three calls per own bucket, up to two per foreign one (the filer's one per declared bucket
+    // is the store's), each with its retries at curl's limit; after the pod's start.
+    timeout: Duration.seconds(CHECK_START_SECONDS + (3 * own.length + 2 * foreign.length) * S3_CALL_SECONDS),
     env: { S3_ENDPOINT: store.endpoint, S3_REGION: store.region, OWN_BUCKETS: own.map((b) => b.name).join(' '), FOREIGN_BUCKETS: foreign.join(' ') },
     secretEnv: credentials.keySelectors(S3_CREDENTIAL_KEYS),
     script: BUCKET_ACCESS_SCRIPT,
   };
 }
 
+/**
+ * Every call of the bucket check: retried while the store may still be starting (refused or
+ * timed out), each attempt within curl's limit, so that a store that accepts connections but
+ * never answers fails the check with its report instead of holding it until the Job's deadline.
+ */
+const S3_CALL_MAX_SECONDS = 10;
+const S3_CALL_RETRIES = 10;
+const S3_CALL_RETRY_DELAY_SECONDS = 6;
+const S3_CALL_LIMITS = `--retry ${S3_CALL_RETRIES} --retry-delay ${S3_CALL_RETRY_DELAY_SECONDS} --retry-connrefused --connect-timeout 5 --max-time ${S3_CALL_MAX_SECONDS}`;
+const S3_CALL_SECONDS = curlRetrySeconds(S3_CALL_RETRIES, S3_CALL_RETRY_DELAY_SECONDS, S3_CALL_MAX_SECONDS);
+
 /** Runs with `sh -ec` in the curl image. FILER_URL and DECLARED_BUCKETS (the store's checkpoint only) check existence first. */
 export const BUCKET_ACCESS_SCRIPT = String.raw`fail=0
 if [ -n "$FILER_URL" ]; then
   for bucket in $DECLARED_BUCKETS; do
-    code=$(curl -sS -o /dev/null -w '%{http_code}' --retry 10 --retry-delay 6 --retry-connrefused -H 'Accept: application/json' "$FILER_URL/$bucket/" || echo 000)
+    code=$(curl -sS -o /dev/null -w '%{http_code}' ${S3_CALL_LIMITS} -H 'Accept: application/json' "$FILER_URL/$bucket/" || echo 000)
     if [ "$code" = 200 ]; then echo "PASS bucket $bucket exists"; else echo "FAIL bucket $bucket: the filer answered HTTP $code for $FILER_URL/$bucket/" >&2; fail=1; fi
   done
 fi
@@ -189,7 +206,7 @@ s3() {
   method=$1
   path=$2
   shift 2
-  curl -sS -w '\n%{http_code}' --retry 10 --retry-delay 6 --retry-connrefused --aws-sigv4 "aws:amz:$S3_REGION:s3" \
+  curl -sS -w '\n%{http_code}' ${S3_CALL_LIMITS} --aws-sigv4 "aws:amz:$S3_REGION:s3" \
     --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -X "$method" "$@" "$S3_ENDPOINT/$path" || printf '\n000'
 }
 status() { printf '%s\n' "$1" | tail -n 1; }

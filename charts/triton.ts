@@ -5,11 +5,12 @@
  * Service, and a weightless smoke-test model served next to the user's models so the
  * checkpoint can run a real inference.
  */
+import { Duration } from 'cdk8s';
 import { createHash } from 'node:crypto';
 import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds } from '../lib/model/checkpoint';
 import { bool, exactlyOneOf, expected, intBetween, memoryQuantity, oneOf, region, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { parseQuantity } from '../lib/util/quantity';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
@@ -432,10 +433,12 @@ export class Triton extends HomelabService implements TraceEmitter {
     new Checkpoint(this, 'checkpoint', {
       description: `Triton is ready and ${SMOKE_MODEL.name} answers an inference request correctly`,
       image: IMAGES.curl,
+      // Each call with its retries at curl's limit, after the pod's start.
+      timeout: Duration.seconds(CHECK_START_SECONDS + CHECKPOINT_CALLS.reduce((sum, call) => sum + curlRetrySeconds(call.retries, call.delaySeconds, call.maxSeconds), 0)),
       script: [
-        `curl -fsS -o /dev/null --retry 30 --retry-delay 10 --retry-all-errors "${this.httpUrl}/v2/health/ready"`,
-        `curl -fsS -o /dev/null --retry 10 --retry-delay 6 --retry-all-errors "${model}/ready"`,
-        `answer=$(curl -fsS --retry 3 --retry-all-errors -H "Content-Type: application/json" -d '${JSON.stringify(smokeRequest())}' "${model}/infer" | tr -d ' \\n')`,
+        `curl -fsS -o /dev/null ${curlLimits(CHECKPOINT_CALLS[0])} "${this.httpUrl}/v2/health/ready"`,
+        `curl -fsS -o /dev/null ${curlLimits(CHECKPOINT_CALLS[1])} "${model}/ready"`,
+        `answer=$(curl -fsS ${curlLimits(CHECKPOINT_CALLS[2])} -H "Content-Type: application/json" -d '${JSON.stringify(smokeRequest())}' "${model}/infer" | tr -d ' \\n')`,
         'echo "$answer"',
         // The values of the output named SUM, e.g. `11,22,33,44`.
         `got=$(echo "$answer" | sed -n 's/.*"name":"${SMOKE_MODEL.output}"[^}]*"data":\\[\\([-0-9,]*\\)\\].*/\\1/p')`,
@@ -443,6 +446,21 @@ export class Triton extends HomelabService implements TraceEmitter {
       ].join('\n'),
     });
   }
+}
+
+/**
+ * The checkpoint's three calls: the server's readiness (five minutes: a GPU node may still pull
+ * the image), the model's (it loads after the server), the inference; each attempt within curl's
+ * limit, so that a server that accepts connections but never answers fails the check.
+ */
+const CHECKPOINT_CALLS = [
+  { retries: 30, delaySeconds: 10, maxSeconds: 10 },
+  { retries: 10, delaySeconds: 6, maxSeconds: 10 },
+  { retries: 3, delaySeconds: 5, maxSeconds: 30 },
+] as const;
+
+function curlLimits(call: (typeof CHECKPOINT_CALLS)[number]): string {
+  return `--retry ${call.retries} --retry-delay ${call.delaySeconds} --retry-all-errors --connect-timeout 5 --max-time ${call.maxSeconds}`;
 }
 
 interface RepositoryMount {

@@ -30,7 +30,7 @@ import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { MANAGED_VAULT_PREFIX, VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, VaultAccess, vaultAccess, VaultConfigurator, vaultPath } from './vault-configurator';
 import { OIDC_AUTH_MOUNT, VAULT_OIDC_LOGIN_CONTAINER, VAULT_OIDC_LOGIN_JOB, VaultOidcLogin, vaultOidcLoginAccess } from './vault-oidc-login';
-import { BACKUP_CREDENTIALS_SECRET, BACKUP_PREFIX, RESTORE_CHECK_JOB, RESTORE_CHECK_SCRIPT, SNAPSHOT_DEADLINE_SECONDS, SNAPSHOT_JOB, VaultBackupSettings, vaultBackupSettings, VaultSnapshots } from './vault-snapshots';
+import { BACKUP_CREDENTIALS_SECRET, BACKUP_PREFIX, RESTORE_CHECK_DEADLINE_SECONDS, RESTORE_CHECK_JOB, RESTORE_CHECK_SCRIPT, SNAPSHOT_DEADLINE_SECONDS, SNAPSHOT_JOB, VaultBackupSettings, vaultBackupSettings, VaultSnapshots } from './vault-snapshots';
 
 /** The Vault server container (per replica). */
 export const DEFAULT_VAULT_RESOURCES = { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } };
@@ -317,6 +317,7 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
     this.addEndToEndCheck(RESTORE_CHECK_JOB, {
       description: `the latest Vault snapshot in ${location.s3Url}/ is at most ${backup.maxAgeHours} h old and a raft snapshot archive whose checksums match`,
       image: IMAGES.curl,
+      timeout: Duration.seconds(RESTORE_CHECK_DEADLINE_SECONDS),
       env: { BUCKET_URL: location.bucketUrl, PREFIX: location.prefix, S3_REGION: location.region, MAX_AGE_HOURS: String(backup.maxAgeHours), WORK_DIR: '/work' },
       secretEnv: credentials.keySelectors(S3_CREDENTIAL_KEYS),
       script: RESTORE_CHECK_SCRIPT,

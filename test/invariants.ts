@@ -336,6 +336,13 @@ export const INVARIANTS: readonly Invariant[] = [
         .flatMap(({ manifest, where }) => containersOf(manifest.spec.template.spec).flatMap((container) => envCountViolations(container).map((problem) => `${where} ${container.name}: ${problem}`))),
   },
   {
+    name: 'every call the scripts of our hook Jobs make over the network has a time limit: curl a --max-time, psql a connect timeout',
+    check: (all) =>
+      documents(all)
+        .filter(({ manifest }) => manifest.kind === 'Job' && manifest.metadata.annotations?.[HOOK] !== undefined)
+        .flatMap(({ manifest, where }) => containersOf(manifest.spec.template.spec).flatMap((container) => unboundedCalls(container).map((problem) => `${where} ${container.name}: ${problem}`))),
+  },
+  {
     name: 'every service has one PostSync checkpoint Job, and every Job is a bounded hook',
     check: (all) =>
       all.flatMap((s) =>
@@ -1136,6 +1143,23 @@ function envCountViolations(container: any): string[] {
     ),
     ...[...computed].flatMap((name) => problems(set(name), `computes with $${name}, which neither its env nor the script sets`)),
     ...[...required.keys()].flatMap((name) => problems(set(name), `requires $${name}, which neither its env nor the script sets`)),
+  ];
+}
+
+/**
+ * The network calls of a container's script that could wait without end, which the Job's
+ * deadline would then cut off before the script's report: a curl command (a line with `curl`
+ * and an option; continuation lines joined) without `--max-time`, a psql without
+ * PGCONNECT_TIMEOUT in its env (the generated connection URIs set no connect_timeout).
+ */
+function unboundedCalls(container: any): string[] {
+  const script = shellScript(container);
+  if (script === undefined) return [];
+  const lines = script.replace(/\\\n\s*/g, ' ').split('\n');
+  const env = new Set<string>(((container.env ?? []) as any[]).map((e) => e.name));
+  return [
+    ...lines.filter((line) => /(?:^|[\s;|&(!])curl\s+-/.test(line) && !line.includes('--max-time')).map((line) => `curl without --max-time: ${line.trim()}`),
+    ...(lines.some((line) => /(?:^|[\s;|&(!])psql\s/.test(line)) && !env.has('PGCONNECT_TIMEOUT') ? ['psql without PGCONNECT_TIMEOUT in its env'] : []),
   ];
 }
 
