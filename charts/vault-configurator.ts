@@ -9,7 +9,7 @@
  */
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
-import { POST_SYNC_HOOK } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, POST_SYNC_HOOK } from '../lib/model/checkpoint';
 import { restrictedContainerContext, restrictedPodContext } from '../lib/model/pod-security';
 import { resources, toResourceRequirements } from '../lib/model/resources';
 import type { SecretNeed } from '../lib/model/secrets';
@@ -49,6 +49,16 @@ export const VAULT_LOGIN_TOKEN_VOLUME: k8s.Volume = {
   name: 'token',
   projected: { sources: [{ serviceAccountToken: { audience: VAULT_AUDIENCE, expirationSeconds: 600, path: 'token' } }] },
 };
+/**
+ * The Vault CLI's limit for one request (VAULT_CLIENT_TIMEOUT; its default is 60 s, retries
+ * included) for the scripts that make many small ones, the configurator and the OIDC login step:
+ * a Vault that accepts connections but does not answer fails the call, and the script says so,
+ * instead of holding the Job until its deadline. Not for a raft snapshot, whose one request
+ * streams the whole store.
+ */
+export const VAULT_CALL_MAX_SECONDS = 10;
+export const VAULT_CLIENT_TIMEOUT: k8s.EnvVar = { name: 'VAULT_CLIENT_TIMEOUT', value: `${VAULT_CALL_MAX_SECONDS}s` };
+
 /** Logs in with the projected token and exports VAULT_TOKEN for the rest of the script. */
 export const VAULT_LOGIN_SCRIPT = String.raw`VAULT_TOKEN=$(vault write -field=token "auth/$AUTH_MOUNT/login" role="$ROLE" jwt=@"$TOKEN_FILE")
 export VAULT_TOKEN`;
@@ -151,7 +161,10 @@ export class VaultConfigurator extends Construct {
       },
       spec: {
         backoffLimit: 2,
-        activeDeadlineSeconds: 600,
+        // Every Vault call at its limit, after the pod's start: the script's ten fixed calls, a
+        // policy and a role per access, as many deletions again (a config that replaced them
+        // all), two per generated value and two for the probe.
+        activeDeadlineSeconds: CHECK_START_SECONDS + (10 + 4 * access.length + 2 * generated.length + 2) * VAULT_CALL_MAX_SECONDS,
         template: {
           metadata: { labels: service.jobPodLabelsFor(CONFIGURATOR_NAME, 'configurator') },
           spec: {
@@ -165,6 +178,7 @@ export class VaultConfigurator extends Construct {
                 command: ['sh', '-ec', CONFIGURATOR_SCRIPT],
                 env: [
                   { name: 'VAULT_ADDR', value: props.address },
+                  VAULT_CLIENT_TIMEOUT,
                   { name: 'KV_MOUNT', value: VAULT_KV_MOUNT },
                   { name: 'AUTH_MOUNT', value: KUBERNETES_AUTH_MOUNT },
                   { name: 'AUDIENCE', value: VAULT_AUDIENCE },

@@ -22,7 +22,7 @@ import type { SecretRef } from '../lib/model/secrets';
 import { HomelabService } from '../lib/model/service';
 import { OIDC_CLIENT_SECRET_KEY, OidcIssuer } from '../lib/model/single-sign-on';
 import { IMAGES } from './versions';
-import { MANAGED_VAULT_PREFIX, policyRule, VAULT_GID, VAULT_KV_MOUNT, VAULT_LOGIN_SCRIPT, VAULT_LOGIN_TOKEN_MOUNT, VAULT_LOGIN_TOKEN_VOLUME, VAULT_UID, VaultAccess, vaultLoginEnv, VaultPolicyRule } from './vault-configurator';
+import { MANAGED_VAULT_PREFIX, policyRule, VAULT_GID, VAULT_KV_MOUNT, VAULT_LOGIN_SCRIPT, VAULT_LOGIN_TOKEN_MOUNT, VAULT_LOGIN_TOKEN_VOLUME, VAULT_CLIENT_TIMEOUT, VAULT_UID, VaultAccess, vaultLoginEnv, VaultPolicyRule } from './vault-configurator';
 
 export const VAULT_OIDC_LOGIN_JOB = 'vault-oidc-login';
 /** The Job's container, whose log the verification's report shows when it fails. */
@@ -157,6 +157,7 @@ export class VaultOidcLogin extends Construct {
                 command: ['sh', '-ec', VAULT_OIDC_LOGIN_SCRIPT],
                 env: [
                   ...vaultLoginEnv(props.address, props.access.role),
+                  VAULT_CLIENT_TIMEOUT,
                   { name: 'OIDC_MOUNT', value: OIDC_AUTH_MOUNT },
                   { name: 'OIDC_ROLE', value: OIDC_ROLE },
                   { name: 'ISSUER', value: issuer.issuerUrl },

@@ -195,6 +195,14 @@ describe('Vault configurator', () => {
     expect(spec.volumes).toContainEqual({ name: 'config', configMap: { name: 'vault-configurator' } });
   });
 
+  it('limits every Vault call, and outlasts a policy and a role per access and two calls per generated value at that limit', () => {
+    const env = job.spec.template.spec.containers[0].env as { name: string; value?: string }[];
+    const limitSeconds = Number(/^(\d+)s$/.exec(env.find((e) => e.name === 'VAULT_CLIENT_TIMEOUT')!.value!)![1]);
+    const lines = (key: string) => (configMap.data![key] as string).split('\n').filter(Boolean).length;
+    expect(lines('roles')).toBeGreaterThan(0);
+    expect(job.spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(CHECK_START_SECONDS + (2 * lines('roles') + 2 * lines('generated')) * limitSeconds);
+  });
+
   /**
    * A fake `vault` CLI with state in files: mounts, auth methods, policies and roles; every call
    * is logged. Tokens other than "valid" are rejected.
