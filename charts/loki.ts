@@ -8,7 +8,7 @@ import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { LokiValues } from '../imports/helm/loki';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds, untilDeadlineSeconds } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds, READINESS_WAIT_SECONDS, readinessWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, exactlyOneOf, expected, region, resourcesSchema, s3Endpoint, volumeSize } from '../lib/model/config/primitives';
 import { durationSeconds } from '../lib/util/quantity';
 import { helmRelease } from './helm-release';
@@ -284,18 +284,12 @@ export class Loki extends HomelabService {
       // Readiness, the push's retries and the query's wait, every call at its limit, after the pod's start.
       timeout: Duration.seconds(
         CHECK_START_SECONDS +
-          untilDeadlineSeconds(READY_WAIT_SECONDS, READY_CALL_MAX_SECONDS, READY_PAUSE_SECONDS) +
+          READINESS_WAIT_SECONDS +
           curlRetrySeconds(PUSH_RETRIES, PUSH_RETRY_DELAY_SECONDS, CALL_MAX_SECONDS) +
           untilDeadlineSeconds(QUERY_WAIT_SECONDS, CALL_MAX_SECONDS, QUERY_PAUSE_SECONDS),
       ),
       script: [
-        `deadline=$(( $(date +%s) + ${READY_WAIT_SECONDS} ))`,
-        `until curl -fsS --max-time ${READY_CALL_MAX_SECONDS} "$LOKI_URL/ready" > /dev/null; do`,
-        '  if [ "$(date +%s)" -ge "$deadline" ]; then echo "Loki did not become ready within 5 minutes" >&2; exit 1; fi',
-        '  echo "waiting for Loki to be ready"',
-        `  sleep ${READY_PAUSE_SECONDS}`,
-        'done',
-        'echo "Loki is ready"',
+        readinessWait('Loki', 'LOKI_URL'),
         'now=$(date +%s)',
         'marker="loki-checkpoint-${HOSTNAME:-job}-$now"',
         // Streams are labelled apart from pod logs, so a query for them never matches Alloy's.
@@ -317,10 +311,7 @@ export class Loki extends HomelabService {
   }
 }
 
-/** The checkpoint: five minutes for /ready (asked every 10 s, 5 s a call), the push's retries, two minutes for the line to come back (every 5 s); 10 s a call. */
-const READY_WAIT_SECONDS = 300;
-const READY_PAUSE_SECONDS = 10;
-const READY_CALL_MAX_SECONDS = 5;
+/** The checkpoint, once Loki is ready: the push's retries, two minutes for the line to come back (every 5 s); 10 s a call. */
 const CALL_MAX_SECONDS = 10;
 const PUSH_RETRIES = 10;
 const PUSH_RETRY_DELAY_SECONDS = 6;

@@ -505,11 +505,6 @@ export function rayCheckpointJob(withGpu: boolean): { request: { entrypoint: str
   };
 }
 
-/**
- * Submits $JOB_REQUEST, waits up to 20 minutes for a terminal status, reads the job's logs and
- * matches its result line against $EXPECTED_RESULT (a basic regular expression); stops a job
- * still running and deletes it on every way out.
- */
 /** The checkpoint waits 20 minutes for the nodes, then 20 for the job, asking every 10 s, each call at most 10 s (the submission 30 s, retried). */
 const RAY_WAIT_SECONDS = 1200;
 const RAY_PAUSE_SECONDS = 10;
@@ -518,6 +513,11 @@ const SUBMIT_MAX_SECONDS = 30;
 const SUBMIT_RETRIES = 5;
 const SUBMIT_RETRY_DELAY_SECONDS = 10;
 
+/**
+ * Submits $JOB_REQUEST, waits up to 20 minutes for a terminal status, reads the job's logs and
+ * matches its result line against $EXPECTED_RESULT (a basic regular expression); stops a job
+ * still running and deletes it on every way out.
+ */
 const RAY_JOB_RUN = String.raw`id="homelab-checkpoint-$(date +%s)-$$"
 cleanup() {
   curl -fsS -X POST --max-time ${RAY_CALL_MAX_SECONDS} "$JOBS_URL/$id/stop" >/dev/null 2>&1 || true

@@ -7,7 +7,7 @@
 import { Duration } from 'cdk8s';
 import type { TempoValues } from '../imports/helm/tempo';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds, untilDeadlineSeconds } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds, READINESS_WAIT_SECONDS, readinessWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, expected, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { z } from '../lib/model/config/zod';
 import { Layer } from '../lib/model/layers';
@@ -92,25 +92,14 @@ export class Tempo extends HomelabService {
       env: { TEMPO_URL: this.queryUrl, OTLP_HTTP_URL: `http://${host}:${TEMPO_OTLP_HTTP_PORT}` },
       // Readiness (5 minutes), the span's sending retries and the lookup (3), every call at its
       // limit, after the pod's start.
-      timeout: Duration.seconds(CHECK_START_SECONDS + untilDeadlineSeconds(READY_WAIT_SECONDS, READY_CALL_MAX_SECONDS, READY_PAUSE_SECONDS) + TRACE_ROUND_TRIP_SECONDS),
+      timeout: Duration.seconds(CHECK_START_SECONDS + READINESS_WAIT_SECONDS + TRACE_ROUND_TRIP_SECONDS),
       script: [
-        `deadline=$(( $(date +%s) + ${READY_WAIT_SECONDS} ))`,
-        `until curl -fsS --max-time ${READY_CALL_MAX_SECONDS} "$TEMPO_URL/ready" > /dev/null; do`,
-        '  if [ "$(date +%s)" -ge "$deadline" ]; then echo "Tempo did not become ready within 5 minutes" >&2; exit 1; fi',
-        '  echo "waiting for Tempo to be ready"',
-        `  sleep ${READY_PAUSE_SECONDS}`,
-        'done',
-        'echo "Tempo is ready"',
+        readinessWait('Tempo', 'TEMPO_URL'),
         traceRoundTripScript('Tempo'),
       ].join('\n'),
     });
   }
 }
-
-/** Tempo's readiness: five minutes, asked every 10 s, each call at most 5 s. */
-const READY_WAIT_SECONDS = 300;
-const READY_PAUSE_SECONDS = 10;
-const READY_CALL_MAX_SECONDS = 5;
 
 /** The span's send: curl's limit per attempt, its retries and the delay between them; then three minutes for Tempo to return it, asked every 5 s. */
 const SPAN_SEND_MAX_SECONDS = 10;

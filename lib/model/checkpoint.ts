@@ -163,6 +163,30 @@ export function untilDeadlineSeconds(waitSeconds: number, callMaxSeconds: number
   return waitSeconds + pauseSeconds + callMaxSeconds;
 }
 
+/** A readiness wait: five minutes, asked every 10 s, each call at most 5 s. */
+const READY_WAIT_SECONDS = 300;
+const READY_PAUSE_SECONDS = 10;
+const READY_CALL_MAX_SECONDS = 5;
+/** The longest readinessWait runs. */
+export const READINESS_WAIT_SECONDS = untilDeadlineSeconds(READY_WAIT_SECONDS, READY_CALL_MAX_SECONDS, READY_PAUSE_SECONDS);
+
+/**
+ * Shell lines that wait up to five minutes for `$<urlVariable>/ready` to answer 2xx (Loki's and
+ * Tempo's readiness endpoint), then say `<name> is ready`; or fail saying it did not become
+ * ready. At most READINESS_WAIT_SECONDS.
+ */
+export function readinessWait(name: string, urlVariable: string): string {
+  return [
+    `deadline=$(( $(date +%s) + ${READY_WAIT_SECONDS} ))`,
+    `until curl -fsS --max-time ${READY_CALL_MAX_SECONDS} "$${urlVariable}/ready" > /dev/null; do`,
+    `  if [ "$(date +%s)" -ge "$deadline" ]; then echo "${name} did not become ready within 5 minutes" >&2; exit 1; fi`,
+    `  echo "waiting for ${name} to be ready"`,
+    `  sleep ${READY_PAUSE_SECONDS}`,
+    'done',
+    `echo "${name} is ready"`,
+  ].join('\n');
+}
+
 /** The longest `curl --retry <retries> --retry-delay <delay> --max-time <max>` runs: every attempt at its limit, a delay between two. */
 export function curlRetrySeconds(retries: number, delaySeconds: number, maxSeconds: number): number {
   return (retries + 1) * maxSeconds + retries * delaySeconds;
