@@ -218,7 +218,7 @@ export class CloudnativePg extends HomelabService implements DatabaseProvider {
       image: IMAGES.curl,
       env: { WEBHOOK_URL: `https://${WEBHOOK_SERVICE}.${CNPG_NAMESPACE}.svc/validate-postgresql-cnpg-io-v1-cluster` },
       // Within curl's limit: (10 + 1) × 10 + 10 × 6 s at most, well inside the default deadline.
-      script: String.raw`code=$(curl -sS --retry 10 --retry-delay 6 --retry-all-errors --connect-timeout 5 --max-time 10 --cacert /ca/ca.crt -o /dev/null -w '%{http_code}' "$WEBHOOK_URL" || echo 000)
+      script: String.raw`code=$(curl -sS --retry 10 --retry-delay 6 --retry-all-errors --connect-timeout 5 --max-time 10 --cacert /ca/ca.crt -o /dev/null -w '%{http_code}' "$WEBHOOK_URL" || :)
 echo "webhook: HTTP $code"
 [ "$code" -ge 200 ] && [ "$code" -lt 500 ]`,
       // Only the CA certificate: never the CA's key.

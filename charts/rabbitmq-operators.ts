@@ -124,9 +124,10 @@ export class RabbitmqOperators extends HomelabService {
       script: [
         // Any HTTP status below 500 is an answer from the webhook server.
         'check() {',
-        `  code=$(curl -sS --retry ${WEBHOOK_RETRIES} --retry-delay ${WEBHOOK_RETRY_DELAY_SECONDS} --retry-all-errors --connect-timeout 5 --max-time ${WEBHOOK_CALL_MAX_SECONDS} --cacert "/certs/$1/ca.crt" -o /dev/null -w '%{http_code}' "https://$1.${RABBITMQ_OPERATORS_NAMESPACE}.svc$2")`,
+        `  code=$(curl -sS --retry ${WEBHOOK_RETRIES} --retry-delay ${WEBHOOK_RETRY_DELAY_SECONDS} --retry-all-errors --connect-timeout 5 --max-time ${WEBHOOK_CALL_MAX_SECONDS} --cacert "/certs/$1/ca.crt" -o /dev/null -w '%{http_code}' "https://$1.${RABBITMQ_OPERATORS_NAMESPACE}.svc$2") || :`,
         '  echo "$1: HTTP $code"',
-        '  [ "$code" -lt 500 ]',
+        // 000: no answer (curl failed, its -w still printed the code).
+        '  [ "$code" -ge 100 ] && [ "$code" -lt 500 ]',
         '}',
         ...WEBHOOKS.map((webhook) => `check ${webhook.service} ${webhook.path}`),
       ].join('\n'),

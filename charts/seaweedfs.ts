@@ -197,7 +197,7 @@ const S3_CALL_SECONDS = curlRetrySeconds(S3_CALL_RETRIES, S3_CALL_RETRY_DELAY_SE
 export const BUCKET_ACCESS_SCRIPT = String.raw`fail=0
 if [ -n "$FILER_URL" ]; then
   for bucket in $DECLARED_BUCKETS; do
-    code=$(curl -sS -o /dev/null -w '%{http_code}' ${S3_CALL_LIMITS} -H 'Accept: application/json' "$FILER_URL/$bucket/" || echo 000)
+    code=$(curl -sS -o /dev/null -w '%{http_code}' ${S3_CALL_LIMITS} -H 'Accept: application/json' "$FILER_URL/$bucket/" || :)
     if [ "$code" = 200 ]; then echo "PASS bucket $bucket exists"; else echo "FAIL bucket $bucket: the filer answered HTTP $code for $FILER_URL/$bucket/" >&2; fail=1; fi
   done
 fi

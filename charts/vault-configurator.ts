@@ -161,10 +161,12 @@ export class VaultConfigurator extends Construct {
       },
       spec: {
         backoffLimit: 2,
-        // Every Vault call at its limit, after the pod's start: the script's ten fixed calls, a
+        // Every Vault request at its limit, after the pod's start: the script's nine fixed ones, a
         // policy and a role per access, as many deletions again (a config that replaced them
-        // all), two per generated value and two for the probe.
-        activeDeadlineSeconds: CHECK_START_SECONDS + (10 + 4 * access.length + 2 * generated.length + 2) * VAULT_CALL_MAX_SECONDS,
+        // all; more stale ones than declared ones can outlast it), and for each `vault kv` command
+        // two (the CLI first asks for the mount's version): a check and a write per generated
+        // value, and for the probe.
+        activeDeadlineSeconds: CHECK_START_SECONDS + (9 + 4 * access.length + 4 * generated.length + 4) * VAULT_CALL_MAX_SECONDS,
         template: {
           metadata: { labels: service.jobPodLabelsFor(CONFIGURATOR_NAME, 'configurator') },
           spec: {
@@ -249,12 +251,15 @@ fi
 # A periodic token lives as long as it is renewed.
 vault token renew > /dev/null 2>&1 || true
 
-if vault secrets list | grep -q "^$KV_MOUNT/ "; then
+# A list that fails is said so, not taken for a missing engine (enabling it again would fail as "path already in use").
+mounts=$(vault secrets list) || { echo "cannot list Vault's secrets engines" >&2; exit 1; }
+if printf '%s\n' "$mounts" | grep -q "^$KV_MOUNT/ "; then
   echo "KV engine at $KV_MOUNT/: present"
 else
   vault secrets enable -path="$KV_MOUNT" -version=2 kv
 fi
-if vault auth list | grep -q "^$AUTH_MOUNT/ "; then
+methods=$(vault auth list) || { echo "cannot list Vault's auth methods" >&2; exit 1; }
+if printf '%s\n' "$methods" | grep -q "^$AUTH_MOUNT/ "; then
   echo "Kubernetes auth at $AUTH_MOUNT/: present"
 else
   vault auth enable -path="$AUTH_MOUNT" kubernetes

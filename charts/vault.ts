@@ -391,8 +391,9 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
       description: 'every Vault pod is initialised and unsealed',
       image: IMAGES.curl,
       env: { VAULT_PODS: pods.join(' '), VAULT_HOSTS: `${HEADLESS_SERVICE}.${VAULT_NAMESPACE}.svc`, RUNBOOK: VAULT_RUNBOOK },
-      // One wait for all pods (they start together), ending after a last ask and pause, after the pod's start.
-      timeout: Duration.seconds(CHECK_START_SECONDS + HEALTH_WAIT_SECONDS + HEALTH_PAUSE_SECONDS + HEALTH_CALL_MAX_SECONDS),
+      // One wait for all pods (they start together): a pod answering on its last ask, after the
+      // pause, is followed by one ask of each other pod; after the pod's start.
+      timeout: Duration.seconds(CHECK_START_SECONDS + HEALTH_WAIT_SECONDS + HEALTH_PAUSE_SECONDS + pods.length * HEALTH_CALL_MAX_SECONDS),
       script: String.raw`deadline=$(( $(date +%s) + ${HEALTH_WAIT_SECONDS} ))
 for pod in $VAULT_PODS; do
   url="http://$pod.$VAULT_HOSTS:${VAULT_PORT}/v1/sys/health"

@@ -1146,11 +1146,18 @@ function envCountViolations(container: any): string[] {
   ];
 }
 
+/** Where a command starts: a line's start, after a separator, a substitution's opening or a keyword that takes a command (not after a bare parenthesis, which in our scripts is prose in a message more often than a subshell). */
+const COMMAND_START = String.raw`(?:^|[;&|\x60!]|\$\(|\b(?:then|do|else|if|while|until)\s)\s*`;
+/** A curl command, up to where it ends (a pipe, a list separator, a closing parenthesis or backtick). */
+const CURL_COMMAND = new RegExp(`${COMMAND_START}(curl(?:\\s[^|;&)\x60]*)?)(?=[|;&)\x60]|$)`, 'g');
+const PSQL_COMMAND = new RegExp(`${COMMAND_START}psql(?:\\s|$)`);
+
 /**
  * The network calls of a container's script that could wait without end, which the Job's
- * deadline would then cut off before the script's report: a curl command (a line with `curl`
- * and an option; continuation lines joined) without `--max-time`, a psql without
- * PGCONNECT_TIMEOUT in its env (the generated connection URIs set no connect_timeout).
+ * deadline would then cut off before the script's report: a curl command (continuation lines
+ * joined; each command of a line on its own) without `--max-time`, a psql without
+ * PGCONNECT_TIMEOUT in its env (the generated connection URIs set no connect_timeout). Prose
+ * that names curl (`curl exit 7`) is not at a command's start, so it is not read as one.
  */
 function unboundedCalls(container: any): string[] {
   const script = shellScript(container);
@@ -1158,8 +1165,8 @@ function unboundedCalls(container: any): string[] {
   const lines = script.replace(/\\\n\s*/g, ' ').split('\n');
   const env = new Set<string>(((container.env ?? []) as any[]).map((e) => e.name));
   return [
-    ...lines.filter((line) => /(?:^|[\s;|&(!])curl\s+-/.test(line) && !line.includes('--max-time')).map((line) => `curl without --max-time: ${line.trim()}`),
-    ...(lines.some((line) => /(?:^|[\s;|&(!])psql\s/.test(line)) && !env.has('PGCONNECT_TIMEOUT') ? ['psql without PGCONNECT_TIMEOUT in its env'] : []),
+    ...lines.flatMap((line) => [...line.matchAll(CURL_COMMAND)].map((m) => m[1]).filter((command) => !/\s--max-time\s/.test(command)).map((command) => `curl without --max-time: ${command.trim()}`)),
+    ...(lines.some((line) => PSQL_COMMAND.test(line)) && !env.has('PGCONNECT_TIMEOUT') ? ['psql without PGCONNECT_TIMEOUT in its env'] : []),
   ];
 }
 

@@ -286,7 +286,9 @@ export function eachUntilOk(o: {
   readonly lines?: boolean;
 }): string {
   // One item a line: the list is split at newlines only, and the rest of the loop runs with the usual IFS.
-  const [start, each, separator] = o.lines ? ['set -f\n', "IFS='\n'\n  for item in $pending; do\n    unset IFS", '\n'] : ['', 'for item in $pending; do', ' '];
+  const [start, each, separator, end] = o.lines
+    ? ['set -f\n', "IFS='\n'\n  for item in $pending; do\n    unset IFS", '\n', '\nunset IFS\nset +f']
+    : ['', 'for item in $pending; do', ' ', ''];
   return String.raw`${start}deadline=$(( $(date +%s) + ${'$'}{${o.seconds}:?unset (the Job sets it)} ))
 pending=$${o.items}
 round=1
@@ -315,7 +317,7 @@ while :; do
   fi
   round=$((round + 1))
   sleep ${ROUND_PAUSE_SECONDS}
-done`;
+done${end}`;
 }
 
 /** Unprivileged user the checkpoint runs as (nobody). */
