@@ -212,7 +212,8 @@ export function checkDeadlineSeconds(props: Pick<CheckpointProps, 'timeout' | 's
  * Shell functions for the scripts of checkpoints with `readsCluster` or `readsNamespaces`:
  * `kube_get <api path> [curl options]` prints the object (e.g. `-H 'Accept: ...;as=PartialObjectMetadata...'`
  * for its metadata only); `kube_condition <api path> <type>` waits up to five
- * minutes for its status condition <type> to be True (built-in types list `type` first,
+ * minutes of tries (CONDITION_WAIT_SECONDS where every ask takes curl's limit) for its status
+ * condition <type> to be True (built-in types list `type` first,
  * custom resources come back with sorted keys, so both orders match; matched, and the tries
  * counted, by the shell itself, not by a `grep` and a `seq` process per call). It and its tries
  * come with a script that calls it (probeJob): the tries from the Job's env, so the tests fail
@@ -266,8 +267,8 @@ export function eachUntilOkSeconds(seconds: number, items: number, itemSeconds: 
 
 /**
  * Shell for a checkpoint that checks many items: asks about each item of `$<items>`
- * (whitespace-separated, or with `lines` one a line, so that an item may hold spaces, and
- * globbing off from there on; `split` sets the variables the rest uses from `$item`) in rounds, 10 s
+ * (whitespace-separated, or with `lines` one a line, so that an item may hold spaces, globbing
+ * off during the rounds; `split` sets the variables the rest uses from `$item`) in rounds, 10 s
  * apart, asking again only those whose `ask` (lines that set `$result`) did not give `ok`;
  * `passed` runs for each that did. At most `$<rounds>` rounds and `$<seconds>`, both from the
  * Job's env (the tests ask twice; unset, the script stops with a message), so that every item
