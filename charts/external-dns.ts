@@ -400,7 +400,7 @@ ${eachRecordUntilOk({
   summary: '$failed host(s) do not resolve',
 })}`;
 
-/** How many rounds each record is asked for, 10 s apart, and for how long at most: five minutes for external-dns to write it, or for it to propagate (the provider check's Job outlasts its last round; the resolve check's has ten minutes, as busybox's nslookup has no limit to count on). */
+/** How many rounds each record is asked for, 10 s apart, and for how long at most: five minutes for external-dns to write it, or for it to propagate (the provider check's Job outlasts its last round; the resolve check's keeps ten minutes: busybox's nslookup gives a server 5 s by default, so it fits up to 34 records). */
 const RECORD_CHECKS = 30;
 const RECORD_CHECK_SECONDS = 300;
 
