@@ -313,7 +313,7 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
       // The readiness retries at curl's limit, then the blueprints' rounds with a last round of
       // every blueprint at the limit, after the pod started: the report comes first.
       timeout: Duration.seconds(
-        CHECK_START_SECONDS + curlRetrySeconds(CHECKS, PAUSE_SECONDS, CALL_MAX_SECONDS) + eachUntilOkSeconds(BLUEPRINT_CHECK_SECONDS, this.blueprints.length, CALL_MAX_SECONDS),
+        CHECK_START_SECONDS + curlRetrySeconds({ retries: CHECKS, delaySeconds: PAUSE_SECONDS, maxSeconds: CALL_MAX_SECONDS }) + eachUntilOkSeconds(BLUEPRINT_CHECK_SECONDS, this.blueprints.length, CALL_MAX_SECONDS),
       ),
       env: {
         SERVER: SERVER_URL,

@@ -15,7 +15,7 @@ import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, retrySeconds } from '../lib/model/checkpoint';
 import { bool, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
@@ -499,9 +499,9 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
       // --max-time, then the interval; after the pod started.
       timeout: Duration.seconds(
         CHECK_START_SECONDS +
-          TARGET_CHECKS * (CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS) +
-          GRAFANA_CHECKS * (3 * CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS) +
-          (integrations.length > 0 ? DELIVERY_TEST.checks * (2 * integrations.length * CALL_MAX_SECONDS + CHECK_INTERVAL_SECONDS) + (2 + 2 * integrations.length) * CALL_MAX_SECONDS : 0),
+          retrySeconds(TARGET_CHECKS, CALL_MAX_SECONDS, CHECK_INTERVAL_SECONDS) +
+          retrySeconds(GRAFANA_CHECKS, 3 * CALL_MAX_SECONDS, CHECK_INTERVAL_SECONDS) +
+          (integrations.length > 0 ? retrySeconds(DELIVERY_TEST.checks, 2 * integrations.length * CALL_MAX_SECONDS, CHECK_INTERVAL_SECONDS) + (2 + 2 * integrations.length) * CALL_MAX_SECONDS : 0),
       ),
       env: {
         PROMETHEUS_URL,

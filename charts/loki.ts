@@ -8,7 +8,7 @@ import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { LokiValues } from '../imports/helm/loki';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds, READINESS_WAIT_SECONDS, readinessWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, type CurlRetry, curlRetrySeconds, READINESS_WAIT_SECONDS, readinessWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, exactlyOneOf, expected, region, resourcesSchema, s3Endpoint, volumeSize } from '../lib/model/config/primitives';
 import { durationSeconds } from '../lib/util/quantity';
 import { helmRelease } from './helm-release';
@@ -285,7 +285,7 @@ export class Loki extends HomelabService {
       timeout: Duration.seconds(
         CHECK_START_SECONDS +
           READINESS_WAIT_SECONDS +
-          curlRetrySeconds(PUSH_RETRIES, PUSH_RETRY_DELAY_SECONDS, CALL_MAX_SECONDS) +
+          curlRetrySeconds(PUSH) +
           untilDeadlineSeconds(QUERY_WAIT_SECONDS, CALL_MAX_SECONDS, QUERY_PAUSE_SECONDS),
       ),
       script: [
@@ -295,7 +295,7 @@ export class Loki extends HomelabService {
         // Streams are labelled apart from pod logs, so a query for them never matches Alloy's.
         'body="{\\"streams\\":[{\\"stream\\":{\\"namespace\\":\\"loki\\",\\"app\\":\\"loki-checkpoint\\"},\\"values\\":[[\\"${now}000000000\\",\\"$marker\\"]]}]}"',
         // Right after /ready the ingester may still be joining its ring: retry the push.
-        `curl -fsS --max-time ${CALL_MAX_SECONDS} --retry ${PUSH_RETRIES} --retry-delay ${PUSH_RETRY_DELAY_SECONDS} --retry-all-errors -H "Content-Type: application/json" --data "$body" "$LOKI_URL/loki/api/v1/push"`,
+        `curl -fsS --max-time ${PUSH.maxSeconds} --retry ${PUSH.retries} --retry-delay ${PUSH.delaySeconds} --retry-all-errors -H "Content-Type: application/json" --data "$body" "$LOKI_URL/loki/api/v1/push"`,
         'echo "pushed $marker"',
         'query="{app=\\"loki-checkpoint\\"} |= \\"$marker\\""',
         `deadline=$(( $(date +%s) + ${QUERY_WAIT_SECONDS} ))`,
@@ -313,8 +313,7 @@ export class Loki extends HomelabService {
 
 /** The checkpoint, once Loki is ready: the push's retries, two minutes for the line to come back (every 5 s); 10 s a call. */
 const CALL_MAX_SECONDS = 10;
-const PUSH_RETRIES = 10;
-const PUSH_RETRY_DELAY_SECONDS = 6;
+const PUSH: CurlRetry = { retries: 10, delaySeconds: 6, maxSeconds: CALL_MAX_SECONDS };
 const QUERY_WAIT_SECONDS = 120;
 const QUERY_PAUSE_SECONDS = 5;
 

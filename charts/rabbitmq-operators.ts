@@ -7,7 +7,7 @@
  * kustomizations, hence the requirement on cert-manager.io.
  */
 import { Duration } from 'cdk8s';
-import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -45,9 +45,7 @@ const CLUSTER_OPERATOR_PODS = { 'app.kubernetes.io/name': 'rabbitmq-cluster-oper
 const CLUSTER_OPERATOR_METRICS_PORT = 8080;
 
 /** The checkpoint's webhook calls: retried for a minute (the webhooks may still be starting), each attempt within curl's limit. */
-const WEBHOOK_RETRIES = 10;
-const WEBHOOK_RETRY_DELAY_SECONDS = 6;
-const WEBHOOK_CALL_MAX_SECONDS = 10;
+const WEBHOOK_CALL: CurlRetry = { retries: 10, delaySeconds: 6, maxSeconds: 10 };
 
 /**
  * Both operators' webhook servers listen on controller-runtime's default 9443 (the webhook
@@ -120,11 +118,11 @@ export class RabbitmqOperators extends HomelabService {
       description: 'both operators\' admission webhooks answer over TLS with the certificates cert-manager issued for them',
       image: IMAGES.curl,
       // Each webhook's call with its retries at curl's limit, after the pod's start.
-      timeout: Duration.seconds(CHECK_START_SECONDS + WEBHOOKS.length * curlRetrySeconds(WEBHOOK_RETRIES, WEBHOOK_RETRY_DELAY_SECONDS, WEBHOOK_CALL_MAX_SECONDS)),
+      timeout: Duration.seconds(CHECK_START_SECONDS + WEBHOOKS.length * curlRetrySeconds(WEBHOOK_CALL)),
       script: [
         // Any HTTP status below 500 is an answer from the webhook server.
         'check() {',
-        `  code=$(curl -sS --retry ${WEBHOOK_RETRIES} --retry-delay ${WEBHOOK_RETRY_DELAY_SECONDS} --retry-all-errors --connect-timeout 5 --max-time ${WEBHOOK_CALL_MAX_SECONDS} --cacert "/certs/$1/ca.crt" -o /dev/null -w '%{http_code}' "https://$1.${RABBITMQ_OPERATORS_NAMESPACE}.svc$2") || :`,
+        `  code=$(curl -sS ${curlRetryOptions(WEBHOOK_CALL)} --cacert "/certs/$1/ca.crt" -o /dev/null -w '%{http_code}' "https://$1.${RABBITMQ_OPERATORS_NAMESPACE}.svc$2") || :`,
         '  echo "$1: HTTP $code"',
         // 000: no answer (curl failed, its -w still printed the code).
         '  [ "$code" -ge 100 ] && [ "$code" -lt 500 ]',

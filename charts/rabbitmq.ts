@@ -22,7 +22,7 @@ import { Construct } from 'constructs';
 import { Exchange, Permission, Queue, QueueSpecDeletionPolicy, User, UserSpecTags, Vhost, VhostSpecDeletionPolicy } from '../imports/rabbitmq-topology-rabbitmq.com';
 import { setSyncWave } from '../lib/model/argocd';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, oneOf, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { Inventory, schedulableNodes } from '../lib/model/inventory';
 import { Layer } from '../lib/model/layers';
@@ -441,14 +441,14 @@ export class Rabbitmq extends HomelabService {
         'the management API answers its health checks (all nodes joined, no alarms, AMQP listener up, vhosts running) and every declared vhost exists',
       image: IMAGES.curl,
       // Every call with its retries at curl's limit, after the pod's start.
-      timeout: Duration.seconds(CHECK_START_SECONDS + (checks.length + vhosts.length) * curlRetrySeconds(API_RETRIES, API_RETRY_DELAY_SECONDS, API_CALL_MAX_SECONDS)),
+      timeout: Duration.seconds(CHECK_START_SECONDS + (checks.length + vhosts.length) * curlRetrySeconds(API_CALL)),
       secretEnv: {
         RABBITMQ_USERNAME: { name: this.defaultUserSecret, key: 'username' },
         RABBITMQ_PASSWORD: { name: this.defaultUserSecret, key: 'password' },
       },
       script: [
         `api="http://${this.host}:${MANAGEMENT_PORT}/api"`,
-        `get() { curl -fsS --retry ${API_RETRIES} --retry-delay ${API_RETRY_DELAY_SECONDS} --retry-all-errors --connect-timeout 5 --max-time ${API_CALL_MAX_SECONDS} -u "$RABBITMQ_USERNAME:$RABBITMQ_PASSWORD" "$api/$1"; echo; }`,
+        `get() { curl -fsS ${curlRetryOptions(API_CALL)} -u "$RABBITMQ_USERNAME:$RABBITMQ_PASSWORD" "$api/$1"; echo; }`,
         // The first fails until every replica has joined (the operator sets the target size to replicas).
         ...checks.map((check) => `get health/checks/${check}`),
         ...vhosts.flatMap((vhost) => [`get vhosts/${vhost} > /dev/null`, `echo "vhost ${vhost} exists"`]),
@@ -458,9 +458,7 @@ export class Rabbitmq extends HomelabService {
 }
 
 /** The checkpoint's management API calls: retried for a minute (a node may still be joining), each attempt within curl's limit. */
-const API_RETRIES = 10;
-const API_RETRY_DELAY_SECONDS = 6;
-const API_CALL_MAX_SECONDS = 10;
+const API_CALL: CurlRetry = { retries: 10, delaySeconds: 6, maxSeconds: 10 };
 
 interface UserTopologyProps {
   /** The user's name in the config: names the User resource and its generated Secret. */

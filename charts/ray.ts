@@ -23,7 +23,7 @@ import {
 } from '../imports/kuberay-raycluster-ray.io';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, type CurlRetry, curlRetrySeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, memoryQuantity, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
@@ -430,7 +430,7 @@ export class Ray extends HomelabService {
       timeout: Duration.seconds(
         CHECK_START_SECONDS +
           2 * (RAY_WAIT_SECONDS + RAY_PAUSE_SECONDS + RAY_CALL_MAX_SECONDS) +
-          curlRetrySeconds(SUBMIT_RETRIES, SUBMIT_RETRY_DELAY_SECONDS, SUBMIT_MAX_SECONDS) +
+          curlRetrySeconds(SUBMIT) +
           3 * RAY_CALL_MAX_SECONDS,
       ),
       env: {
@@ -509,9 +509,7 @@ export function rayCheckpointJob(withGpu: boolean): { request: { entrypoint: str
 const RAY_WAIT_SECONDS = 1200;
 const RAY_PAUSE_SECONDS = 10;
 const RAY_CALL_MAX_SECONDS = 10;
-const SUBMIT_MAX_SECONDS = 30;
-const SUBMIT_RETRIES = 5;
-const SUBMIT_RETRY_DELAY_SECONDS = 10;
+const SUBMIT: CurlRetry = { retries: 5, delaySeconds: 10, maxSeconds: 30 };
 
 /**
  * Submits $JOB_REQUEST, waits up to 20 minutes for a terminal status, reads the job's logs and
@@ -525,7 +523,7 @@ cleanup() {
 }
 trap cleanup EXIT
 request=$(printf '%s' "$JOB_REQUEST" | sed "s/SUBMISSION_ID/$id/")
-if ! curl -fsS --max-time ${SUBMIT_MAX_SECONDS} --retry ${SUBMIT_RETRIES} --retry-delay ${SUBMIT_RETRY_DELAY_SECONDS} --retry-all-errors -H 'Content-Type: application/json' -d "$request" "$JOBS_URL/" >/dev/null; then
+if ! curl -fsS --max-time ${SUBMIT.maxSeconds} --retry ${SUBMIT.retries} --retry-delay ${SUBMIT.delaySeconds} --retry-all-errors -H 'Content-Type: application/json' -d "$request" "$JOBS_URL/" >/dev/null; then
   echo "the Ray dashboard refused the job submission" >&2
   exit 1
 fi

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { z } from '../lib/model/config/zod';
 import type { SeaweedfsValues } from '../imports/helm/seaweedfs';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, CheckpointProps, curlRetrySeconds } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, CheckpointProps, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
 import { bool, k8sName, matching, region, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
@@ -187,11 +187,9 @@ function bucketAccessCheck(store: Seaweedfs, own: readonly BucketNeed[], credent
  * timed out), each attempt within curl's limit, so that a store that accepts connections but
  * never answers fails the check with its report instead of holding it until the Job's deadline.
  */
-const S3_CALL_MAX_SECONDS = 10;
-const S3_CALL_RETRIES = 10;
-const S3_CALL_RETRY_DELAY_SECONDS = 6;
-const S3_CALL_LIMITS = `--retry ${S3_CALL_RETRIES} --retry-delay ${S3_CALL_RETRY_DELAY_SECONDS} --retry-connrefused --connect-timeout 5 --max-time ${S3_CALL_MAX_SECONDS}`;
-const S3_CALL_SECONDS = curlRetrySeconds(S3_CALL_RETRIES, S3_CALL_RETRY_DELAY_SECONDS, S3_CALL_MAX_SECONDS);
+const S3_CALL: CurlRetry = { retries: 10, delaySeconds: 6, maxSeconds: 10 };
+const S3_CALL_LIMITS = curlRetryOptions(S3_CALL, 'connrefused');
+const S3_CALL_SECONDS = curlRetrySeconds(S3_CALL);
 
 /** Runs with `sh -ec` in the curl image. FILER_URL and DECLARED_BUCKETS (the store's checkpoint only) check existence first. */
 export const BUCKET_ACCESS_SCRIPT = String.raw`fail=0

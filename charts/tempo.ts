@@ -7,7 +7,7 @@
 import { Duration } from 'cdk8s';
 import type { TempoValues } from '../imports/helm/tempo';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds, READINESS_WAIT_SECONDS, readinessWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, type CurlRetry, curlRetrySeconds, READINESS_WAIT_SECONDS, readinessWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, expected, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { z } from '../lib/model/config/zod';
 import { Layer } from '../lib/model/layers';
@@ -102,16 +102,14 @@ export class Tempo extends HomelabService {
 }
 
 /** The span's send: curl's limit per attempt, its retries and the delay between them; then three minutes for Tempo to return it, asked every 5 s. */
-const SPAN_SEND_MAX_SECONDS = 10;
-const SPAN_SEND_RETRIES = 10;
-const SPAN_SEND_RETRY_DELAY_SECONDS = 6;
+const SPAN_SEND: CurlRetry = { retries: 10, delaySeconds: 6, maxSeconds: 10 };
 const TRACE_WAIT_SECONDS = 180;
 const TRACE_PAUSE_SECONDS = 5;
 const TRACE_CALL_MAX_SECONDS = 10;
 
 /** The longest traceRoundTripScript runs: the send's retries and the lookup, every call at its limit. */
 export const TRACE_ROUND_TRIP_SECONDS =
-  curlRetrySeconds(SPAN_SEND_RETRIES, SPAN_SEND_RETRY_DELAY_SECONDS, SPAN_SEND_MAX_SECONDS) + untilDeadlineSeconds(TRACE_WAIT_SECONDS, TRACE_CALL_MAX_SECONDS, TRACE_PAUSE_SECONDS);
+  curlRetrySeconds(SPAN_SEND) + untilDeadlineSeconds(TRACE_WAIT_SECONDS, TRACE_CALL_MAX_SECONDS, TRACE_PAUSE_SECONDS);
 
 /**
  * Sends one span with a fresh random trace ID as OTLP/JSON to `$OTLP_HTTP_URL/v1/traces`
@@ -129,7 +127,7 @@ export function traceRoundTripScript(via: string): string {
     'now=$(date +%s)',
     'body="{\\"resourceSpans\\":[{\\"resource\\":{\\"attributes\\":[{\\"key\\":\\"service.name\\",\\"value\\":{\\"stringValue\\":\\"homelab-checkpoint\\"}}]},\\"scopeSpans\\":[{\\"scope\\":{\\"name\\":\\"homelab-checkpoint\\"},\\"spans\\":[{\\"traceId\\":\\"$trace_id\\",\\"spanId\\":\\"$span_id\\",\\"name\\":\\"$span\\",\\"kind\\":1,\\"startTimeUnixNano\\":\\"${now}000000000\\",\\"endTimeUnixNano\\":\\"${now}500000000\\"}]}]}]}"',
     // Right after start the receiver may not listen yet: retry the send.
-    `if ! curl -fsS --max-time ${SPAN_SEND_MAX_SECONDS} --retry ${SPAN_SEND_RETRIES} --retry-delay ${SPAN_SEND_RETRY_DELAY_SECONDS} --retry-all-errors -H "Content-Type: application/json" --data "$body" "$OTLP_HTTP_URL/v1/traces"; then echo "${via} refused the span (OTLP/HTTP $OTLP_HTTP_URL/v1/traces)" >&2; exit 1; fi`,
+    `if ! curl -fsS --max-time ${SPAN_SEND.maxSeconds} --retry ${SPAN_SEND.retries} --retry-delay ${SPAN_SEND.delaySeconds} --retry-all-errors -H "Content-Type: application/json" --data "$body" "$OTLP_HTTP_URL/v1/traces"; then echo "${via} refused the span (OTLP/HTTP $OTLP_HTTP_URL/v1/traces)" >&2; exit 1; fi`,
     `echo "sent span $span (trace $trace_id) to ${via} at $OTLP_HTTP_URL"`,
     `deadline=$(( $(date +%s) + ${TRACE_WAIT_SECONDS} ))`,
     `until curl -fsS --max-time ${TRACE_CALL_MAX_SECONDS} -H "Accept: application/json" "$TEMPO_URL/api/traces/$trace_id" | grep -qF "\\"$span\\""; do`,

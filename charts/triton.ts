@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, curlRetrySeconds } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, Checkpoint, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
 import { bool, exactlyOneOf, expected, intBetween, memoryQuantity, oneOf, region, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { parseQuantity } from '../lib/util/quantity';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
@@ -434,11 +434,11 @@ export class Triton extends HomelabService implements TraceEmitter {
       description: `Triton is ready and ${SMOKE_MODEL.name} answers an inference request correctly`,
       image: IMAGES.curl,
       // Each call with its retries at curl's limit, after the pod's start.
-      timeout: Duration.seconds(CHECK_START_SECONDS + CHECKPOINT_CALLS.reduce((sum, call) => sum + curlRetrySeconds(call.retries, call.delaySeconds, call.maxSeconds), 0)),
+      timeout: Duration.seconds(CHECK_START_SECONDS + CHECKPOINT_CALLS.reduce((sum, call) => sum + curlRetrySeconds(call), 0)),
       script: [
-        `curl -fsS -o /dev/null ${curlLimits(CHECKPOINT_CALLS[0])} "${this.httpUrl}/v2/health/ready"`,
-        `curl -fsS -o /dev/null ${curlLimits(CHECKPOINT_CALLS[1])} "${model}/ready"`,
-        `answer=$(curl -fsS ${curlLimits(CHECKPOINT_CALLS[2])} -H "Content-Type: application/json" -d '${JSON.stringify(smokeRequest())}' "${model}/infer" | tr -d ' \\n')`,
+        `curl -fsS -o /dev/null ${curlRetryOptions(CHECKPOINT_CALLS[0])} "${this.httpUrl}/v2/health/ready"`,
+        `curl -fsS -o /dev/null ${curlRetryOptions(CHECKPOINT_CALLS[1])} "${model}/ready"`,
+        `answer=$(curl -fsS ${curlRetryOptions(CHECKPOINT_CALLS[2])} -H "Content-Type: application/json" -d '${JSON.stringify(smokeRequest())}' "${model}/infer" | tr -d ' \\n')`,
         'echo "$answer"',
         // The values of the output named SUM, e.g. `11,22,33,44`.
         `got=$(echo "$answer" | sed -n 's/.*"name":"${SMOKE_MODEL.output}"[^}]*"data":\\[\\([-0-9,]*\\)\\].*/\\1/p')`,
@@ -453,15 +453,11 @@ export class Triton extends HomelabService implements TraceEmitter {
  * the image), the model's (it loads after the server), the inference; each attempt within curl's
  * limit, so that a server that accepts connections but never answers fails the check.
  */
-const CHECKPOINT_CALLS = [
+const CHECKPOINT_CALLS: readonly CurlRetry[] = [
   { retries: 30, delaySeconds: 10, maxSeconds: 10 },
   { retries: 10, delaySeconds: 6, maxSeconds: 10 },
   { retries: 3, delaySeconds: 5, maxSeconds: 30 },
-] as const;
-
-function curlLimits(call: (typeof CHECKPOINT_CALLS)[number]): string {
-  return `--retry ${call.retries} --retry-delay ${call.delaySeconds} --retry-all-errors --connect-timeout 5 --max-time ${call.maxSeconds}`;
-}
+];
 
 interface RepositoryMount {
   /** Value of --model-repository. */

@@ -174,7 +174,9 @@ const S3_RETRY_DELAY_SECONDS = 5;
 const LIST_MAX_SECONDS = 30;
 const FETCH_MAX_SECONDS = 120;
 export const RESTORE_CHECK_DEADLINE_SECONDS =
-  CHECK_START_SECONDS + curlRetrySeconds(S3_RETRIES, S3_RETRY_DELAY_SECONDS, LIST_MAX_SECONDS) + curlRetrySeconds(S3_RETRIES, S3_RETRY_DELAY_SECONDS, FETCH_MAX_SECONDS);
+  CHECK_START_SECONDS +
+  curlRetrySeconds({ retries: S3_RETRIES, delaySeconds: S3_RETRY_DELAY_SECONDS, maxSeconds: LIST_MAX_SECONDS }) +
+  curlRetrySeconds({ retries: S3_RETRIES, delaySeconds: S3_RETRY_DELAY_SECONDS, maxSeconds: FETCH_MAX_SECONDS });
 
 /**
  * The restore check of the end-to-end verification, in the curl image: find the newest snapshot

@@ -15,7 +15,7 @@ import { Longhorn, longhornEntry } from '../charts/longhorn';
 import { NvidiaDevicePlugin, nvidiaDevicePluginSettings as nvidiaDevicePluginSchema } from '../charts/nvidia-device-plugin';
 import { SMOKE_MODEL, Triton, tritonSettings as tritonSchema } from '../charts/triton';
 import type { EnvironmentConfig, NodeConfig } from '../lib/model/config/environment';
-import { discoveredGpuLabels } from './support';
+import { discoveredGpuLabels, kubeGetMaxSeconds } from './support';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
@@ -409,7 +409,7 @@ describe('the device plugin checkpoint', () => {
     expect(checks * pauseSeconds).toBe(300);
     // Node after node, every ask at the API call's limit, after the pod's start: the message comes before the deadline.
     const nodes = script.match(/^check_node \S+/gm)!.length;
-    const callSeconds = Number(/^kube_get\(\) \{[^}]*--max-time (\d+)/m.exec(script)![1]);
+    const callSeconds = kubeGetMaxSeconds(script);
     expect(job.spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(CHECK_START_SECONDS + nodes * checks * (callSeconds + pauseSeconds));
     const asked = runWithFakeCommands({ command: ['sh', '-ec', script] }, { curl: 'echo "$@" >> "$FAKE_BIN/asked"; exit 22', sleep: FAKE_SLEEP }, {
       env: FEW_CHECKS,

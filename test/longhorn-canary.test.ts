@@ -14,7 +14,7 @@ import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { CANARY_TEXT, COMPARE_SCRIPT, WRITER_SCRIPT } from '../charts/longhorn-canary';
 import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
 import { INVARIANTS } from './invariants';
-import { configProblems, FAKE_CLOCK, fakeCallCount, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, readFakeFile, ROOT, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText, withFiles } from './support';
+import { configProblems, FAKE_CLOCK, fakeCallCount, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, readFakeFile, ROOT, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText, withFiles, kubeGetMaxSeconds } from './support';
 
 /** The small fixture with a backup target and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -389,7 +389,7 @@ esac`;
     expect(budget).toBeGreaterThan(0);
     // After the pod's start and the budget, at least the cleanup's three deletes at the API call's limit.
     const script: string = checkJob.spec.template.spec.containers[0].command.at(-1);
-    const apiCallSeconds = Number(/^kube_get\(\) \{[^}]*--max-time (\d+)/m.exec(script)![1]);
+    const apiCallSeconds = kubeGetMaxSeconds(script);
     expect(checkJob.spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(CHECK_START_SECONDS + budget + 3 * apiCallSeconds);
   });
 

@@ -19,7 +19,7 @@ import type { ExposureRouter } from '../lib/model/exposure';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
-import { buildPlatform, fakeCallCount, platformObject, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatforms, toYamlText } from './support';
+import { buildPlatform, fakeCallCount, platformObject, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatforms, toYamlText, kubeGetMaxSeconds } from './support';
 
 /** Each environment of a config (or the `only` one), built and synthesized, with `extra` services added to the platform. */
 function synth(text: string, { extra = () => {}, only }: { extra?: (platform: Platform) => void; only?: string } = {}) {
@@ -426,7 +426,7 @@ esac`;
     const container = probe.spec.template.spec.containers[0];
     const script: string = container.command.at(-1);
     const value = (name: string) => Number(container.env.find((e: { name: string }) => e.name === name).value);
-    const apiCallSeconds = Number(/^kube_get\(\) \{[^}]*--max-time (\d+)/m.exec(script)![1]);
+    const apiCallSeconds = kubeGetMaxSeconds(script);
     const pauseSeconds = Number(/\bsleep (\d+)/.exec(script)![1]);
     return CHECK_START_SECONDS + directions * (apiCallSeconds + value('ATTEMPTS') * (2 * value('CONNECT_TIMEOUT_SECONDS') + pauseSeconds));
   }

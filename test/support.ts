@@ -412,6 +412,11 @@ export function captureOutput(run: () => number): { status: number; stdout: stri
   }
 }
 
+/** The `--max-time` of the `kube_get` a check script defines: the limit of every API call it makes. */
+export function kubeGetMaxSeconds(script: string): number {
+  return Number(/^kube_get\(\) \{[^}]*--max-time (\d+)/m.exec(script)![1]);
+}
+
 /** `text` as one shell word, in single quotes. */
 export function shellQuoted(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;

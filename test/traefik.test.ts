@@ -9,7 +9,7 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { cidrsOverlap } from '../lib/model/network';
 import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
-import { platformObject, FAKE_CLOCK, FAKE_SLEEP, FAKE_SLEEP_LOGGED, manifestsOf, parseText, retryTries, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
+import { platformObject, FAKE_CLOCK, FAKE_SLEEP, FAKE_SLEEP_LOGGED, manifestsOf, parseText, retryTries, runWithFakeCommands, synthesizePlatformFixture, toYamlText, kubeGetMaxSeconds } from './support';
 
 const [dev, , prod] = synthesizePlatformFixture();
 const file = (env: typeof dev, path: string) => manifestsOf(env).find((m) => m.path === path)!.manifest;
@@ -258,7 +258,7 @@ esac`.replace(/\\\$/g, '$');
       const container = manifest.spec.template.spec.containers[0];
       const value = (name: string) => container.env.find((e: any) => e.name === name).value;
       const script: string = container.command[2];
-      const apiCallSeconds = Number(/^kube_get\(\) \{[^}]*--max-time (\d+)/m.exec(script)![1]);
+      const apiCallSeconds = kubeGetMaxSeconds(script);
       const routeCallSeconds = Number(/redirect_url\}' --max-time (\d+)/.exec(script)![1]);
       const certificateSeconds = Number(value('CONDITION_CHECKS')) * (apiCallSeconds + 10);
       const worst = CHECK_START_SECONDS + certificateSeconds + Number(value('ROUTE_CHECK_SECONDS')) + 10 + value('ROUTES').split(' ').length * routeCallSeconds;

@@ -187,9 +187,21 @@ export function readinessWait(name: string, urlVariable: string): string {
   ].join('\n');
 }
 
-/** The longest `curl --retry <retries> --retry-delay <delay> --max-time <max>` runs: every attempt at its limit, a delay between two. */
-export function curlRetrySeconds(retries: number, delaySeconds: number, maxSeconds: number): number {
-  return (retries + 1) * maxSeconds + retries * delaySeconds;
+/** A curl call that curl itself retries (`--retry`, `--retry-delay`), each attempt within `--max-time`. */
+export interface CurlRetry {
+  readonly retries: number;
+  readonly delaySeconds: number;
+  readonly maxSeconds: number;
+}
+
+/** The longest a CurlRetry runs: every attempt at its limit, a delay between two. */
+export function curlRetrySeconds(call: CurlRetry): number {
+  return (call.retries + 1) * call.maxSeconds + call.retries * call.delaySeconds;
+}
+
+/** curl's options for a CurlRetry of a server that may still be starting: retried on any error (or only on refused connections and timeouts), connecting within 5 s. */
+export function curlRetryOptions(call: CurlRetry, retryOn: 'all-errors' | 'connrefused' = 'all-errors'): string {
+  return `--retry ${call.retries} --retry-delay ${call.delaySeconds} --retry-${retryOn} --connect-timeout 5 --max-time ${call.maxSeconds}`;
 }
 
 /** Whether a script waits for objects' conditions (and so gets kube_condition and its tries). */
