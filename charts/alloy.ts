@@ -14,11 +14,10 @@
  * (4318) on its Service, batched and forwarded to Tempo over OTLP/gRPC. Every service that
  * declares trace emissions is pointed here by the tracing pass (lib/model/tracing.ts).
  */
-import { Duration } from 'cdk8s';
 import type { AlloyValues } from '../imports/helm/alloy';
 import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, checkpointJobName, untilDeadlineSeconds } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, checkpointJobName, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, resourcesSchema } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import type { Toleration } from '../lib/model/inventory';
@@ -142,7 +141,7 @@ export class Alloy extends HomelabService implements Partial<TraceReceiver> {
       env: { LOKI_URL: loki.queryUrl, ...traces?.env },
       // The log wait (5 minutes), then the span's sending retries and Tempo's wait, every call at
       // its limit, after the pod's start.
-      timeout: Duration.seconds(CHECK_START_SECONDS + untilDeadlineSeconds(LOG_WAIT_SECONDS, LOG_CALL_MAX_SECONDS, LOG_PAUSE_SECONDS) + (traces ? TRACE_ROUND_TRIP_SECONDS : 0)),
+      scriptSeconds: untilDeadlineSeconds(LOG_WAIT_SECONDS, LOG_CALL_MAX_SECONDS, LOG_PAUSE_SECONDS) + (traces ? TRACE_ROUND_TRIP_SECONDS : 0),
       script: [
         // The pod's name, set by the container runtime; the query needs it.
         ': "${HOSTNAME:?}"',

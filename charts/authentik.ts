@@ -13,11 +13,10 @@
  * is the consumer's own generated value.
  */
 import { createHash } from 'node:crypto';
-import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import type { AuthentikValues } from '../imports/helm/authentik';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, CHECKPOINT_PODS, curlRetrySeconds, eachUntilOk, eachUntilOkSeconds, retrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_PODS, curlRetrySeconds, eachUntilOk, eachUntilOkSeconds, retrySeconds } from '../lib/model/checkpoint';
 import { bool, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import { z } from '../lib/model/config/zod';
 import type { DatabaseProvider, DatabaseRef } from '../lib/model/databases';
@@ -256,7 +255,7 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
     this.addEndToEndCheck(`authentik-oidc-${request.clientId}`, {
       description: `the discovery document of OIDC client ${request.clientId} answers through Traefik with issuer ${issuer.issuerUrl}`,
       image: IMAGES.curl,
-      timeout: Duration.seconds(CHECK_START_SECONDS + retrySeconds(CHECKS, CALL_MAX_SECONDS, PAUSE_SECONDS)),
+      scriptSeconds: retrySeconds(CHECKS, CALL_MAX_SECONDS, PAUSE_SECONDS),
       env: { HOST: this.loginHost, TRAEFIK: WEBSECURE_ADDRESS, ISSUER: issuer.issuerUrl, CHECKS: String(CHECKS) },
       script: DISCOVERY_CHECK_SCRIPT,
     });
@@ -312,9 +311,7 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
       image: IMAGES.curl,
       // The readiness retries at curl's limit, then the blueprints' rounds with a last round of
       // every blueprint at the limit, after the pod started: the report comes first.
-      timeout: Duration.seconds(
-        CHECK_START_SECONDS + curlRetrySeconds({ retries: CHECKS, delaySeconds: PAUSE_SECONDS, maxSeconds: CALL_MAX_SECONDS }) + eachUntilOkSeconds(BLUEPRINT_CHECK_SECONDS, this.blueprints.length, CALL_MAX_SECONDS),
-      ),
+      scriptSeconds: curlRetrySeconds({ retries: CHECKS, delaySeconds: PAUSE_SECONDS, maxSeconds: CALL_MAX_SECONDS }) + eachUntilOkSeconds(BLUEPRINT_CHECK_SECONDS, this.blueprints.length, CALL_MAX_SECONDS),
       env: {
         SERVER: SERVER_URL,
         // One `<hash> <name>` a line: the hash has no space, the name may.

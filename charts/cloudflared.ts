@@ -7,11 +7,10 @@
  * Secret (docs/adr/0011-routing-exposures.md).
  */
 import { createHash } from 'node:crypto';
-import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, retrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, retrySeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, resourcesSchema } from '../lib/model/config/primitives';
 import type { EdgePublisher, RoutedHost } from '../lib/model/exposure';
 import { spreadOverNodes } from '../lib/model/placement';
@@ -186,7 +185,7 @@ export class Cloudflared extends HomelabService implements EdgePublisher {
       description: 'the tunnel connectors hold connections to the Cloudflare edge (/ready)',
       image: IMAGES.curl,
       // Every try at curl's limit and the pause, after the pod's start.
-      timeout: Duration.seconds(CHECK_START_SECONDS + retrySeconds(READY_CHECKS, READY_CALL_MAX_SECONDS, READY_PAUSE_SECONDS)),
+      scriptSeconds: retrySeconds(READY_CHECKS, READY_CALL_MAX_SECONDS, READY_PAUSE_SECONDS),
       env: { READY_URL: `http://cloudflared-metrics.${CLOUDFLARED_NAMESPACE}.svc:${METRICS_PORT}/ready` },
       script: [
         `for _ in $(seq ${READY_CHECKS}); do`,

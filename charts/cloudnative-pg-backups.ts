@@ -6,7 +6,6 @@
  * the plugin as the Cluster's WAL archiver, a ScheduledBackup, a canary row, the restore steps
  * of the runbook and the restore test of the end-to-end verification (docs/adr/0039).
  */
-import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { z } from '../lib/model/config/zod';
@@ -20,7 +19,7 @@ import {
 import type { ClusterSpecPlugins } from '../imports/cnpg-cluster-postgresql.cnpg.io';
 import { ScheduledBackup, ScheduledBackupSpecBackupOwnerReference, ScheduledBackupSpecMethod } from '../imports/cnpg-scheduledbackup-postgresql.cnpg.io';
 import type { BackupTarget } from '../lib/model/backup';
-import { CHECK_START_SECONDS, CheckpointProps, probeJob } from '../lib/model/checkpoint';
+import { CheckpointProps, probeJob } from '../lib/model/checkpoint';
 import { cron, intBetween, resourcesSchema } from '../lib/model/config/primitives';
 import { BackupCredentialsNeed, DatabaseBackup, DatabaseNeed, databaseRestoreCheckJob } from '../lib/model/databases';
 import { pauseArgoCd, SyncPolicy } from '../lib/model/recovery';
@@ -65,12 +64,12 @@ const RESTORE_CALL_MAX_SECONDS = 15;
 /** The claims of the scratch Cluster's one instance at most: its data and its WAL. */
 const SCRATCH_VOLUMES = 2;
 /**
- * The restore check Job's deadline (activeDeadlineSeconds): the pod's start (image pulls count),
- * the budget, then what the script may still do once it is out — the cleanup's last pause and
- * its check of the scratch Cluster (the claims' listing, the Cluster, each volume) at the calls'
- * limit. A pod the Job kills gets ~30 s of grace, too little for a cleanup.
+ * The longest the restore check's script runs (its Job's deadline adds the pod's start, image
+ * pulls counted): the budget, then what it may still do once that is out — the cleanup's last
+ * pause and its check of the scratch Cluster (the claims' listing, the Cluster, each volume) at
+ * the calls' limit. A pod the Job kills gets ~30 s of grace, too little for a cleanup.
  */
-const RESTORE_DEADLINE_SECONDS = CHECK_START_SECONDS + RESTORE_BUDGET_SECONDS + 10 + (2 + SCRATCH_VOLUMES) * RESTORE_CALL_MAX_SECONDS;
+const RESTORE_SCRIPT_SECONDS = RESTORE_BUDGET_SECONDS + 10 + (2 + SCRATCH_VOLUMES) * RESTORE_CALL_MAX_SECONDS;
 /** The share of the budget the final cleanup keeps (the scratch Cluster, its claims and volumes gone); also the limit for an earlier run's leftovers. */
 const RESTORE_CLEANUP_SECONDS = 480;
 /** The query side asks the recovered database this often, 10 s apart, once it is Ready. From the Job's env, so that the tests fail it in two tries; unset, the script stops with a message. */
@@ -270,7 +269,7 @@ export class DatabaseBackups extends Construct {
     return {
       description: `database ${cluster}: a scratch cluster recovered from the latest base backup in ${where} and its WAL answers with the canary row`,
       image: IMAGES.curl,
-      timeout: Duration.seconds(RESTORE_DEADLINE_SECONDS),
+      scriptSeconds: RESTORE_SCRIPT_SECONDS,
       env: {
         NAMESPACE: namespace,
         CLUSTER: cluster,

@@ -11,7 +11,7 @@ import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-34';
 import { k8s } from 'cdk8s-plus-34';
 import { ConfigIssue, defineService, EnvironmentView, Requirement, settingsIn } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, CHECKPOINT_PODS, retrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_PODS, retrySeconds } from '../lib/model/checkpoint';
 import type { Exposure } from '../lib/model/exposure';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
 import { spreadOverNodes } from '../lib/model/placement';
@@ -324,7 +324,7 @@ export class CustomApp extends HomelabService {
       image: IMAGES.curl,
       // Every ask of / failing at curl's limit, then the pause, and every hidden path at the
       // limit, after the pod started: the message comes before the deadline.
-      timeout: Duration.seconds(CHECK_START_SECONDS + retrySeconds(UI_CHECKS, UI_CALL_MAX_SECONDS, UI_PAUSE_SECONDS) + settings.hiddenPaths.length * UI_CALL_MAX_SECONDS),
+      scriptSeconds: retrySeconds(UI_CHECKS, UI_CALL_MAX_SECONDS, UI_PAUSE_SECONDS) + settings.hiddenPaths.length * UI_CALL_MAX_SECONDS,
       env: {
         HOST: host,
         TRAEFIK: WEBSECURE_ADDRESS,

@@ -5,11 +5,10 @@
  * runtime, so it takes the device plugin as a prop: that is its dependency, and it gives the
  * RuntimeClass, the GPU nodes and whether their GPUs are time-sliced.
  */
-import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { DcgmExporterValues } from '../imports/helm/dcgm-exporter';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, retrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, retrySeconds } from '../lib/model/checkpoint';
 import { bool, intBetween } from '../lib/model/config/primitives';
 import { GpuProvider } from '../lib/model/gpu';
 import { gpuPlacement, Inventory } from '../lib/model/inventory';
@@ -112,7 +111,7 @@ export class DcgmExporter extends HomelabService {
     new Checkpoint(this, 'checkpoint', {
       description: 'the DCGM exporter reports the temperature of a GPU',
       image: IMAGES.curl,
-      timeout: Duration.seconds(CHECK_START_SECONDS + retrySeconds(EXPORTER_CHECKS, EXPORTER_CALL_MAX_SECONDS, EXPORTER_PAUSE_SECONDS)),
+      scriptSeconds: retrySeconds(EXPORTER_CHECKS, EXPORTER_CALL_MAX_SECONDS, EXPORTER_PAUSE_SECONDS),
       // Five minutes, 10 s apart; the tests ask fewer times.
       env: { METRICS_URL: url, CHECKS: String(EXPORTER_CHECKS) },
       script: [

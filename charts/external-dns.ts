@@ -13,7 +13,7 @@ import type { ExternalDnsValues } from '../imports/helm/external-dns';
 import { DnsEndpoint } from '../imports/external-dns-externaldns.k8s.io';
 import { z } from '../lib/model/config/zod';
 import { defineService, settingsIn } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, CHECKPOINT_PODS, eachUntilOk, eachUntilOkSeconds } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_PODS, eachUntilOk, eachUntilOkSeconds } from '../lib/model/checkpoint';
 import { bool, hostname, intBetween, matching, resourcesSchema } from '../lib/model/config/primitives';
 import type { EdgePublisher, RoutedHost } from '../lib/model/exposure';
 import { Layer } from '../lib/model/layers';
@@ -289,7 +289,7 @@ export class ExternalDns extends HomelabService implements EdgePublisher {
       image: IMAGES.curl,
       // The rounds, with a last one asking every record and its TXT record at curl's limit, after
       // the pod started: the report comes first.
-      timeout: Duration.seconds(CHECK_START_SECONDS + eachUntilOkSeconds(RECORD_CHECK_SECONDS, records.length, 2 * CLOUDFLARE_CALL_MAX_SECONDS)),
+      scriptSeconds: eachUntilOkSeconds(RECORD_CHECK_SECONDS, records.length, 2 * CLOUDFLARE_CALL_MAX_SECONDS),
       env: { CLOUDFLARE_API, ZONE_ID: this.zoneId, OWNER: this.ownerId, RECORDS: list, CHECKS: String(RECORD_CHECKS), CHECK_SECONDS: String(RECORD_CHECK_SECONDS) },
       secretEnv: { CF_API_TOKEN: this.token.keySelector(TOKEN_KEY) },
       script: PROVIDER_CHECK,

@@ -11,11 +11,10 @@
  * declared Secret ALERTMANAGER_RECEIVERS_SECRET (one key per receiver and integration), both
  * in the monitoring namespace, where the chart and the operator read them.
  */
-import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { KubePrometheusStackValues } from '../imports/helm/kube-prometheus-stack';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, retrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, retrySeconds } from '../lib/model/checkpoint';
 import { bool, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
@@ -497,12 +496,7 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
       // Every check failing slowly: each call (one per target check, up to three per Grafana
       // check, two per integration and delivery check, plus the alert and the routing) at its
       // --max-time, then the interval; after the pod started.
-      timeout: Duration.seconds(
-        CHECK_START_SECONDS +
-          retrySeconds(TARGET_CHECKS, CALL_MAX_SECONDS, CHECK_INTERVAL_SECONDS) +
-          retrySeconds(GRAFANA_CHECKS, 3 * CALL_MAX_SECONDS, CHECK_INTERVAL_SECONDS) +
-          (integrations.length > 0 ? retrySeconds(DELIVERY_TEST.checks, 2 * integrations.length * CALL_MAX_SECONDS, CHECK_INTERVAL_SECONDS) + (2 + 2 * integrations.length) * CALL_MAX_SECONDS : 0),
-      ),
+      scriptSeconds: retrySeconds(TARGET_CHECKS, CALL_MAX_SECONDS, CHECK_INTERVAL_SECONDS) + retrySeconds(GRAFANA_CHECKS, 3 * CALL_MAX_SECONDS, CHECK_INTERVAL_SECONDS) + (integrations.length > 0 ? retrySeconds(DELIVERY_TEST.checks, 2 * integrations.length * CALL_MAX_SECONDS, CHECK_INTERVAL_SECONDS) + (2 + 2 * integrations.length) * CALL_MAX_SECONDS : 0),
       env: {
         PROMETHEUS_URL,
         GRAFANA_URL,

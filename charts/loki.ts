@@ -4,11 +4,10 @@
  * index live on a Longhorn volume (the filesystem store) or in S3; the compactor enforces the
  * retention. Alloy (charts/alloy.ts) ships every pod's logs here; Grafana reads `queryUrl`.
  */
-import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { LokiValues } from '../imports/helm/loki';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, type CurlRetry, curlRetrySeconds, READINESS_WAIT_SECONDS, readinessWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
+import { Checkpoint, type CurlRetry, curlRetrySeconds, READINESS_WAIT_SECONDS, readinessWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, exactlyOneOf, expected, region, resourcesSchema, s3Endpoint, volumeSize } from '../lib/model/config/primitives';
 import { durationSeconds } from '../lib/util/quantity';
 import { helmRelease } from './helm-release';
@@ -282,12 +281,7 @@ export class Loki extends HomelabService {
       image: IMAGES.curl,
       env: { LOKI_URL: this.queryUrl },
       // Readiness, the push's retries and the query's wait, every call at its limit, after the pod's start.
-      timeout: Duration.seconds(
-        CHECK_START_SECONDS +
-          READINESS_WAIT_SECONDS +
-          curlRetrySeconds(PUSH) +
-          untilDeadlineSeconds(QUERY_WAIT_SECONDS, CALL_MAX_SECONDS, QUERY_PAUSE_SECONDS),
-      ),
+      scriptSeconds: READINESS_WAIT_SECONDS + curlRetrySeconds(PUSH) + untilDeadlineSeconds(QUERY_WAIT_SECONDS, CALL_MAX_SECONDS, QUERY_PAUSE_SECONDS),
       script: [
         readinessWait('Loki', 'LOKI_URL'),
         'now=$(date +%s)',

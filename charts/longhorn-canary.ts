@@ -26,13 +26,12 @@
  * a PVC of its class in any namespace. It reports PASS or FAIL with the backup's age and deletes
  * the scratch pod, PVC (and so its volume) and StorageClass however it ends.
  */
-import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { RecurringJob, RecurringJobSpecTask } from '../imports/longhorn-longhorn.io';
 import { restrictedContainerContext, restrictedPodContext } from '../lib/model/pod-security';
 import { resources, toResourceRequirements } from '../lib/model/resources';
-import { CHECK_START_SECONDS, type CheckpointProps, KUBE_CALL_MAX_SECONDS, namespaceAccount } from '../lib/model/checkpoint';
+import { type CheckpointProps, KUBE_CALL_MAX_SECONDS, namespaceAccount } from '../lib/model/checkpoint';
 import { HomelabService } from '../lib/model/service';
 import { IMAGES } from './versions';
 
@@ -65,7 +64,6 @@ const RESTORE_BUDGET_SECONDS = 780;
  * deletes. The Job's deadline adds it and the pod's start to the budget.
  */
 const AFTER_BUDGET_SECONDS = 5 + (1 + 2 + 2 + 3 + 1 + 1 + 3) * KUBE_CALL_MAX_SECONDS;
-const CHECK_TIMEOUT = Duration.seconds(CHECK_START_SECONDS + RESTORE_BUDGET_SECONDS + AFTER_BUDGET_SECONDS);
 const CSI_PROVISIONER = 'driver.longhorn.io';
 /** Unprivileged user of the writer and the restore pod (nobody). */
 const NOBODY = 65534;
@@ -300,7 +298,7 @@ export class LonghornCanary extends Construct {
         RESTORE_POD: manifestJson('v1', 'Pod', k8s.toJson_KubePodProps(scratchPod)),
       },
       script: RESTORE_CHECK_SCRIPT,
-      timeout: CHECK_TIMEOUT,
+      scriptSeconds: RESTORE_BUDGET_SECONDS + AFTER_BUDGET_SECONDS,
     };
   }
 

@@ -8,11 +8,10 @@
  * with --disable-network-policy, or a CNI that ignores policies) lets the connections through,
  * and the checkpoint fails.
  */
-import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import { ARGOCD_NAMESPACE } from '../lib/model/argocd';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, KUBE_CALL_MAX_SECONDS, retrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, KUBE_CALL_MAX_SECONDS, retrySeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, ipv4Cidr } from '../lib/model/config/primitives';
 import { CLUSTER_DNS, EgressSettings, NetworkPolicyProvider } from '../lib/model/network';
 import { Layer } from '../lib/model/layers';
@@ -111,7 +110,7 @@ export class NetworkPolicyCheck extends HomelabService implements NetworkPolicyP
       image: IMAGES.curl,
       // Per direction: the endpoints' read, then every attempt at curl's limit (twice the connect
       // timeout) and the pause; after the pod's start.
-      timeout: Duration.seconds(CHECK_START_SECONDS + targets.length * (KUBE_CALL_MAX_SECONDS + retrySeconds(ATTEMPTS, 2 * CONNECT_TIMEOUT_SECONDS, ATTEMPT_PAUSE_SECONDS))),
+      scriptSeconds: targets.length * (KUBE_CALL_MAX_SECONDS + retrySeconds(ATTEMPTS, 2 * CONNECT_TIMEOUT_SECONDS, ATTEMPT_PAUSE_SECONDS)),
       readsCluster: [{ apiGroups: [''], resources: ['endpoints'], verbs: ['get'], resourceNames: targets }],
       env: {
         ENDPOINTS_PATH: `/api/v1/namespaces/${ARGOCD_NAMESPACE}/endpoints/${ARGOCD_SERVER.serviceName}`,

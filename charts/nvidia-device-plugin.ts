@@ -7,13 +7,12 @@
  * this construct as a prop: that is their dependency, and it tells them the RuntimeClass, how
  * to reach the GPU nodes and how many GPUs each node advertises.
  */
-import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import type { NvidiaDevicePluginValues } from '../imports/helm/nvidia-device-plugin';
 import { setSyncWave } from '../lib/model/argocd';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, KUBE_CALL_MAX_SECONDS, retrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, KUBE_CALL_MAX_SECONDS, retrySeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { GpuPlacement, gpuPlacement, Inventory } from '../lib/model/inventory';
@@ -188,7 +187,7 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
       image: IMAGES.curl,
       readsCluster: [{ apiGroups: [''], resources: ['nodes'], verbs: ['get'], resourceNames: [...placement.nodes] }],
       // The nodes one after another, each asked at the API call's limit every time.
-      timeout: Duration.seconds(CHECK_START_SECONDS + placement.nodes.length * retrySeconds(GPU_NODE_CHECKS, KUBE_CALL_MAX_SECONDS, GPU_NODE_PAUSE_SECONDS)),
+      scriptSeconds: placement.nodes.length * retrySeconds(GPU_NODE_CHECKS, KUBE_CALL_MAX_SECONDS, GPU_NODE_PAUSE_SECONDS),
       env: { CHECKS: String(GPU_NODE_CHECKS) },
       script: [
         GPU_NODE_CHECK,

@@ -6,8 +6,7 @@
  * Their admission webhooks get certificates from cert-manager Issuers inside the
  * kustomizations, hence the requirement on cert-manager.io.
  */
-import { Duration } from 'cdk8s';
-import { CHECK_START_SECONDS, Checkpoint, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -118,7 +117,7 @@ export class RabbitmqOperators extends HomelabService {
       description: 'both operators\' admission webhooks answer over TLS with the certificates cert-manager issued for them',
       image: IMAGES.curl,
       // Each webhook's call with its retries at curl's limit, after the pod's start.
-      timeout: Duration.seconds(CHECK_START_SECONDS + WEBHOOKS.length * curlRetrySeconds(WEBHOOK_CALL)),
+      scriptSeconds: WEBHOOKS.length * curlRetrySeconds(WEBHOOK_CALL),
       script: [
         // Any HTTP status below 500 is an answer from the webhook server.
         'check() {',

@@ -8,7 +8,6 @@
  * into the consumer's namespace (connectionFor), so its generated Secret lands next to the
  * pods that read it (docs/adr/0012).
  */
-import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import {
@@ -22,7 +21,7 @@ import { Construct } from 'constructs';
 import { Exchange, Permission, Queue, QueueSpecDeletionPolicy, User, UserSpecTags, Vhost, VhostSpecDeletionPolicy } from '../imports/rabbitmq-topology-rabbitmq.com';
 import { setSyncWave } from '../lib/model/argocd';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, oneOf, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { Inventory, schedulableNodes } from '../lib/model/inventory';
 import { Layer } from '../lib/model/layers';
@@ -441,7 +440,7 @@ export class Rabbitmq extends HomelabService {
         'the management API answers its health checks (all nodes joined, no alarms, AMQP listener up, vhosts running) and every declared vhost exists',
       image: IMAGES.curl,
       // Every call with its retries at curl's limit, after the pod's start.
-      timeout: Duration.seconds(CHECK_START_SECONDS + (checks.length + vhosts.length) * curlRetrySeconds(API_CALL)),
+      scriptSeconds: (checks.length + vhosts.length) * curlRetrySeconds(API_CALL),
       secretEnv: {
         RABBITMQ_USERNAME: { name: this.defaultUserSecret, key: 'username' },
         RABBITMQ_PASSWORD: { name: this.defaultUserSecret, key: 'password' },

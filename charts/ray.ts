@@ -4,7 +4,6 @@
  * autoscaled RayCluster. Nothing wires them together by hand: the RayCluster is a ray.io
  * resource, so `ray` depends on the service that installs that CRD group.
  */
-import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import {
@@ -23,7 +22,7 @@ import {
 } from '../imports/kuberay-raycluster-ray.io';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, type CurlRetry, curlRetrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, type CurlRetry, curlRetrySeconds, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, memoryQuantity, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
@@ -427,12 +426,7 @@ export class Ray extends HomelabService {
       // 20 minutes for the nodes, 20 for the job (a GPU worker pulls a multi-GB image first), each
       // ending after a last ask and pause; the submission's retries, the log and the cleanup's two
       // calls at curl's limit; after the pod's start.
-      timeout: Duration.seconds(
-        CHECK_START_SECONDS +
-          2 * (RAY_WAIT_SECONDS + RAY_PAUSE_SECONDS + RAY_CALL_MAX_SECONDS) +
-          curlRetrySeconds(SUBMIT) +
-          3 * RAY_CALL_MAX_SECONDS,
-      ),
+      scriptSeconds: 2 * untilDeadlineSeconds(RAY_WAIT_SECONDS, RAY_CALL_MAX_SECONDS, RAY_PAUSE_SECONDS) + curlRetrySeconds(SUBMIT) + 3 * RAY_CALL_MAX_SECONDS,
       env: {
         NODES_URL: alive,
         EXPECTED_NODES: String(expectedNodes),

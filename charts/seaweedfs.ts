@@ -10,12 +10,11 @@
  * operator. The checkpoint proves every declared bucket exists and that an identity is refused
  * outside its buckets; the end-to-end verification proves each consumer's keys work on its own.
  */
-import { Duration } from 'cdk8s';
 import { createHash } from 'node:crypto';
 import { z } from '../lib/model/config/zod';
 import type { SeaweedfsValues } from '../imports/helm/seaweedfs';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, CheckpointProps, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, CheckpointProps, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
 import { bool, k8sName, matching, region, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
@@ -149,7 +148,7 @@ export class Seaweedfs extends HomelabService implements ObjectStore {
     const declared = [PROBE_BUCKET, ...sorted.map((b) => b.name)];
     new Checkpoint(this, 'checkpoint', {
       ...check,
-      timeout: Duration.seconds(check.timeout!.toSeconds() + declared.length * S3_CALL_SECONDS),
+      scriptSeconds: check.scriptSeconds! + declared.length * S3_CALL_SECONDS,
       description: "every declared bucket exists; the checkpoint's identity can put, get and delete in its bucket and is refused in every other",
       env: {
         ...check.env,
@@ -175,7 +174,7 @@ function bucketAccessCheck(store: Seaweedfs, own: readonly BucketNeed[], credent
     image: IMAGES.curl,
     // Three calls per own bucket, up to two per foreign one (the filer's one per declared bucket
     // is the store's), each with its retries at curl's limit; after the pod's start.
-    timeout: Duration.seconds(CHECK_START_SECONDS + (3 * own.length + 2 * foreign.length) * S3_CALL_SECONDS),
+    scriptSeconds: (3 * own.length + 2 * foreign.length) * S3_CALL_SECONDS,
     env: { S3_ENDPOINT: store.endpoint, S3_REGION: store.region, OWN_BUCKETS: own.map((b) => b.name).join(' '), FOREIGN_BUCKETS: foreign.join(' ') },
     secretEnv: credentials.keySelectors(S3_CREDENTIAL_KEYS),
     script: BUCKET_ACCESS_SCRIPT,

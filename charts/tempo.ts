@@ -4,10 +4,9 @@
  * Longhorn volume. Alloy (charts/alloy.ts) receives OTLP from the services and forwards the
  * traces here over OTLP/gRPC; Grafana queries the HTTP API (`queryUrl`).
  */
-import { Duration } from 'cdk8s';
 import type { TempoValues } from '../imports/helm/tempo';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, type CurlRetry, curlRetrySeconds, READINESS_WAIT_SECONDS, readinessWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
+import { Checkpoint, type CurlRetry, curlRetrySeconds, READINESS_WAIT_SECONDS, readinessWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, expected, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { z } from '../lib/model/config/zod';
 import { Layer } from '../lib/model/layers';
@@ -92,7 +91,7 @@ export class Tempo extends HomelabService {
       env: { TEMPO_URL: this.queryUrl, OTLP_HTTP_URL: `http://${host}:${TEMPO_OTLP_HTTP_PORT}` },
       // Readiness (5 minutes), the span's sending retries and the lookup (3), every call at its
       // limit, after the pod's start.
-      timeout: Duration.seconds(CHECK_START_SECONDS + READINESS_WAIT_SECONDS + TRACE_ROUND_TRIP_SECONDS),
+      scriptSeconds: READINESS_WAIT_SECONDS + TRACE_ROUND_TRIP_SECONDS,
       script: [
         readinessWait('Tempo', 'TEMPO_URL'),
         traceRoundTripScript('Tempo'),

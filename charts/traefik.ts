@@ -6,7 +6,6 @@
  * emitted here, in Traefik's tree and the exposing service's namespace, so they sync with
  * Traefik after everything they route to.
  */
-import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import { Certificate, CertificateSpecPrivateKeyAlgorithm, CertificateSpecPrivateKeyRotationPolicy } from '../imports/cert-manager-cert-manager.io';
 import type { TraefikValues } from '../imports/helm/traefik';
@@ -19,7 +18,7 @@ import {
   IngressRouteSpecRoutesServicesPort,
 } from '../imports/traefik-traefik.io';
 import { type ConfigIssue, defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, CONDITION_WAIT_SECONDS, eachUntilOk, eachUntilOkSeconds } from '../lib/model/checkpoint';
+import { Checkpoint, CONDITION_WAIT_SECONDS, eachUntilOk, eachUntilOkSeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, oneOf, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import type { Exposure, ExposureRouter, RoutedHost, ServiceExposure } from '../lib/model/exposure';
 import { helmRelease } from './helm-release';
@@ -453,7 +452,7 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
       image: IMAGES.curl,
       // The slowest certificate (cert-manager issues them at once), then the routes' rounds with a
       // last round of every host at curl's limit, after the pod started: the report comes first.
-      timeout: Duration.seconds(CHECK_START_SECONDS + CONDITION_WAIT_SECONDS + eachUntilOkSeconds(ROUTE_CHECK_SECONDS, this.routed.length, ROUTE_CALL_MAX_SECONDS)),
+      scriptSeconds: CONDITION_WAIT_SECONDS + eachUntilOkSeconds(ROUTE_CHECK_SECONDS, this.routed.length, ROUTE_CALL_MAX_SECONDS),
       readsCluster: [
         { apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: ['get'], resourceNames: [...new Set(certificates.map((c) => c.split('/')[1]))].sort() },
       ],

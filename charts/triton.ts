@@ -5,12 +5,11 @@
  * Service, and a weightless smoke-test model served next to the user's models so the
  * checkpoint can run a real inference.
  */
-import { Duration } from 'cdk8s';
 import { createHash } from 'node:crypto';
 import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
 import { bool, exactlyOneOf, expected, intBetween, memoryQuantity, oneOf, region, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { parseQuantity } from '../lib/util/quantity';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
@@ -434,7 +433,7 @@ export class Triton extends HomelabService implements TraceEmitter {
       description: `Triton is ready and ${SMOKE_MODEL.name} answers an inference request correctly`,
       image: IMAGES.curl,
       // Each call with its retries at curl's limit, after the pod's start.
-      timeout: Duration.seconds(CHECK_START_SECONDS + CHECKPOINT_CALLS.reduce((sum, call) => sum + curlRetrySeconds(call), 0)),
+      scriptSeconds: CHECKPOINT_CALLS.reduce((sum, call) => sum + curlRetrySeconds(call), 0),
       script: [
         `curl -fsS -o /dev/null ${curlRetryOptions(CHECKPOINT_CALLS[0])} "${this.httpUrl}/v2/health/ready"`,
         `curl -fsS -o /dev/null ${curlRetryOptions(CHECKPOINT_CALLS[1])} "${model}/ready"`,

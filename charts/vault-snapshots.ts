@@ -10,7 +10,7 @@ import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { z } from '../lib/model/config/zod';
 import type { BackupLocation } from '../lib/model/backup';
-import { CHECK_START_SECONDS, curlRetrySeconds } from '../lib/model/checkpoint';
+import { curlRetrySeconds } from '../lib/model/checkpoint';
 import { cron, intBetween } from '../lib/model/config/primitives';
 import { restrictedContainerContext, restrictedPodContext } from '../lib/model/pod-security';
 import { resources, toResourceRequirements } from '../lib/model/resources';
@@ -173,8 +173,7 @@ const S3_RETRIES = 3;
 const S3_RETRY_DELAY_SECONDS = 5;
 const LIST_MAX_SECONDS = 30;
 const FETCH_MAX_SECONDS = 120;
-export const RESTORE_CHECK_DEADLINE_SECONDS =
-  CHECK_START_SECONDS +
+export const RESTORE_CHECK_SECONDS =
   curlRetrySeconds({ retries: S3_RETRIES, delaySeconds: S3_RETRY_DELAY_SECONDS, maxSeconds: LIST_MAX_SECONDS }) +
   curlRetrySeconds({ retries: S3_RETRIES, delaySeconds: S3_RETRY_DELAY_SECONDS, maxSeconds: FETCH_MAX_SECONDS });
 

@@ -8,11 +8,10 @@
  * configurator Job (charts/vault-configurator.ts) then keeps the KV engine, the Kubernetes
  * auth method and every consuming service's role and policy as declared.
  */
-import { Duration } from 'cdk8s';
 import { z } from '../lib/model/config/zod';
 import type { VaultValues } from '../imports/helm/vault';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint } from '../lib/model/checkpoint';
+import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { schedulableNodes } from '../lib/model/inventory';
 import { helmRelease } from './helm-release';
@@ -30,7 +29,7 @@ import { IMAGES } from './versions';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { MANAGED_VAULT_PREFIX, VAULT_GID, VAULT_KV_MOUNT, VAULT_UID, VaultAccess, vaultAccess, VaultConfigurator, vaultPath } from './vault-configurator';
 import { OIDC_AUTH_MOUNT, VAULT_OIDC_LOGIN_CONTAINER, VAULT_OIDC_LOGIN_JOB, VaultOidcLogin, vaultOidcLoginAccess } from './vault-oidc-login';
-import { BACKUP_CREDENTIALS_SECRET, BACKUP_PREFIX, RESTORE_CHECK_DEADLINE_SECONDS, RESTORE_CHECK_JOB, RESTORE_CHECK_SCRIPT, SNAPSHOT_DEADLINE_SECONDS, SNAPSHOT_JOB, VaultBackupSettings, vaultBackupSettings, VaultSnapshots } from './vault-snapshots';
+import { BACKUP_CREDENTIALS_SECRET, BACKUP_PREFIX, RESTORE_CHECK_JOB, RESTORE_CHECK_SECONDS, RESTORE_CHECK_SCRIPT, SNAPSHOT_DEADLINE_SECONDS, SNAPSHOT_JOB, VaultBackupSettings, vaultBackupSettings, VaultSnapshots } from './vault-snapshots';
 
 /** The Vault server container (per replica). */
 export const DEFAULT_VAULT_RESOURCES = { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } };
@@ -317,7 +316,7 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
     this.addEndToEndCheck(RESTORE_CHECK_JOB, {
       description: `the latest Vault snapshot in ${location.s3Url}/ is at most ${backup.maxAgeHours} h old and a raft snapshot archive whose checksums match`,
       image: IMAGES.curl,
-      timeout: Duration.seconds(RESTORE_CHECK_DEADLINE_SECONDS),
+      scriptSeconds: RESTORE_CHECK_SECONDS,
       env: { BUCKET_URL: location.bucketUrl, PREFIX: location.prefix, S3_REGION: location.region, MAX_AGE_HOURS: String(backup.maxAgeHours), WORK_DIR: '/work' },
       secretEnv: credentials.keySelectors(S3_CREDENTIAL_KEYS),
       script: RESTORE_CHECK_SCRIPT,
@@ -393,7 +392,7 @@ export class Vault extends HomelabService implements SecretBackend, OidcLoginSer
       env: { VAULT_PODS: pods.join(' '), VAULT_HOSTS: `${HEADLESS_SERVICE}.${VAULT_NAMESPACE}.svc`, RUNBOOK: VAULT_RUNBOOK },
       // One wait for all pods (they start together): a pod answering on its last ask, after the
       // pause, is followed by one ask of each other pod; after the pod's start.
-      timeout: Duration.seconds(CHECK_START_SECONDS + HEALTH_WAIT_SECONDS + HEALTH_PAUSE_SECONDS + pods.length * HEALTH_CALL_MAX_SECONDS),
+      scriptSeconds: HEALTH_WAIT_SECONDS + HEALTH_PAUSE_SECONDS + pods.length * HEALTH_CALL_MAX_SECONDS,
       script: String.raw`deadline=$(( $(date +%s) + ${HEALTH_WAIT_SECONDS} ))
 for pod in $VAULT_PODS; do
   url="http://$pod.$VAULT_HOSTS:${VAULT_PORT}/v1/sys/health"

@@ -10,11 +10,10 @@
  * tail of failed ones); it also runs when a check fails (SyncFail), so the report is always
  * the Job log the operator reads, and a failure shows the Application red.
  */
-import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { defineService } from '../lib/model/catalog';
-import { CHECK_START_SECONDS, Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, CheckpointProps, grantRole, KUBE_CALL_MAX_SECONDS, namespaceAccount, probeJob } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, CheckpointProps, grantRole, KUBE_CALL_MAX_SECONDS, namespaceAccount, probeJob } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -170,7 +169,7 @@ ${everyLabelValueIn({
       hookWave: REPORT_WAVE,
       // The wait, a last state call and pause, then for every check its state, its pod and its log
       // at the API call's limit, after the pod started.
-      timeout: Duration.seconds(CHECK_START_SECONDS + REPORT_WAIT_SECONDS + KUBE_CALL_MAX_SECONDS + REPORT_POLL_SECONDS + checks.length * 3 * KUBE_CALL_MAX_SECONDS),
+      scriptSeconds: REPORT_WAIT_SECONDS + KUBE_CALL_MAX_SECONDS + REPORT_POLL_SECONDS + checks.length * 3 * KUBE_CALL_MAX_SECONDS,
       env: {
         CHECKS: checks.map((c) => `${c.namespace}/${c.job}/${c.container ?? CHECKPOINT_CONTAINER}`).join(' '),
         WAIT_SECONDS: String(REPORT_WAIT_SECONDS),

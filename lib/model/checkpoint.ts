@@ -40,7 +40,13 @@ export interface CheckpointProps {
   readonly image: string;
   /** Shell script (run with `sh -ec`): exit 0 = the service is up and works. */
   readonly script: string;
-  /** The Job's deadline: long enough for the pod to start and the script to end with its message. @default see checkDeadlineSeconds */
+  /**
+   * The longest the script runs, every call at its limit and every pause taken: the Job's
+   * deadline is this after the pod's start (CHECK_START_SECONDS), so the script's message comes
+   * before it. @default see checkDeadlineSeconds
+   */
+  readonly scriptSeconds?: number;
+  /** A fixed deadline for the Job instead, pod start included, for a script whose worst case is not counted. @default see checkDeadlineSeconds */
   readonly timeout?: Duration;
   /** @default none */
   readonly env?: Readonly<Record<string, string>>;
@@ -210,12 +216,14 @@ function waitsForConditions(script: string): boolean {
 }
 
 /**
- * A check Job's `activeDeadlineSeconds`: its props' timeout; else, where its script waits for
- * conditions, the pod's start and one kube_condition wait (the objects a check waits for come
- * about together — issued, established, synced at once — so the first wait is the long one);
- * else ten minutes.
+ * A check Job's `activeDeadlineSeconds`: the pod's start and its script's worst case
+ * (`scriptSeconds`), or its props' fixed timeout; else, where its script waits for conditions,
+ * the pod's start and one kube_condition wait (the objects a check waits for come about
+ * together — issued, established, synced at once — so the first wait is the long one); else ten
+ * minutes.
  */
-export function checkDeadlineSeconds(props: Pick<CheckpointProps, 'timeout' | 'script'>): number {
+export function checkDeadlineSeconds(props: Pick<CheckpointProps, 'scriptSeconds' | 'timeout' | 'script'>): number {
+  if (props.scriptSeconds !== undefined) return CHECK_START_SECONDS + props.scriptSeconds;
   if (props.timeout !== undefined) return props.timeout.toSeconds();
   return waitsForConditions(props.script) ? CHECK_START_SECONDS + CONDITION_WAIT_SECONDS : DEFAULT_DEADLINE_SECONDS;
 }
