@@ -12,6 +12,7 @@
  */
 'use strict';
 const { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require('node:fs');
+const { isAscii } = require('node:buffer');
 const Module = require('node:module');
 const { dirname, join, relative, resolve } = require('node:path');
 const vm = require('node:vm');
@@ -137,11 +138,17 @@ function isStill(bundle, identity) {
   return identityOf(statSync(bundle)).every((value, i) => value === identity[i]);
 }
 
-/** A bundle's source and identity, read from one open file: a rebuild renames a new file over the path at any time. */
+/**
+ * A bundle's source and identity, read from one open file: a rebuild renames a new file over the
+ * path at any time. esbuild escapes what is not ASCII (but in a `String.raw` template), and ASCII
+ * read as Latin-1 is the same text without decoding UTF-8: ~4 ms less for the 1.5 MB synth bundle
+ * on a slow machine.
+ */
 function readBundle(bundle) {
   const fd = openSync(bundle, 'r');
   try {
-    return { source: readFileSync(fd, 'utf8'), identity: identityOf(fstatSync(fd)) };
+    const bytes = readFileSync(fd);
+    return { source: bytes.toString(isAscii(bytes) ? 'latin1' : 'utf8'), identity: identityOf(fstatSync(fd)) };
   } finally {
     closeSync(fd);
   }
@@ -300,8 +307,26 @@ async function run() {
   return bundle.main(argv);
 }
 
+/**
+ * Ends the process once stdout and stderr have written what they hold (a pipe's writes are
+ * asynchronous): ending it at once skips freeing the heap and the environment one by one, which a
+ * synth's exit spent ~5 ms on (the 'exit' listeners still run, the code cache's among them).
+ */
+function exitWhenWritten(status) {
+  process.exitCode = status;
+  let streams = 2;
+  const written = () => {
+    streams -= 1;
+    if (streams === 0) process.exit();
+  };
+  // The callback comes after what was written before, also when the stream has failed.
+  process.stdout.write('', written);
+  process.stderr.write('', written);
+}
+
 run().then(
-  (status) => (process.exitCode = status),
+  // A worker thread keeps serving its parent, which ends it.
+  (status) => isMainThread && exitWhenWritten(status),
   (error) => {
     process.stderr.write(`${error && error.stack ? withSourcePositions(String(error.stack)) : error}\n`);
     process.exitCode = 1;

@@ -594,7 +594,7 @@ echo "Grafana is healthy with the data sources $DATASOURCES and the $EXPECTED_DA
 [ -n "$DELIVERY_RECEIVERS" ] || exit 0
 # Alert delivery: Alertmanager's request counters per integration (alertmanager notify/notify.go:
 # notification_requests_total counts every request to a receiver once it returned,
-# notification_requests_failed_total those that failed — unlike notifications_total, which counts
+# notification_requests_failed_total those that failed; unlike notifications_total, which counts
 # an attempt when it starts, and notifications_failed_total, only once retrying gave up), before
 # and after a synthetic alert routed to every receiver: a success is a request that did not fail.
 counter() {

@@ -5,6 +5,7 @@
  * own (the real run.cjs and build plugins, stub commands; node_modules linked), so that
  * rebuilding is cheap and the repository's dist/ stays as it is.
  */
+import { isAscii } from 'node:buffer';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,9 +41,11 @@ describe('the compiled CLI (bin/run.cjs)', () => {
     // whole process (compiledSoFar), so they count as the bundle's own functions would, though the code cache
     // it then writes holds only the bundle's.
     const more = 'let sum = 0;\n    for (let i = 0; i < 6000; i++) sum += new Function(\'x\', `return x * ${i} + ${i % 7};`)(1);\n    console.error(sum);';
+    // --loud: more than a pipe holds at once on both streams, so that their writes are left pending.
+    const loud = "if (argv.includes('--loud')) {\n    process.stdout.write('o'.repeat(1 << 20));\n    process.stderr.write('e'.repeat(300_000));\n    return 1;\n  }";
     writeFileSync(
       join(project, 'main.ts'),
-      `import { GREETING } from './lib/greeting';\nimport { failDeeper } from './lib/bug';\nexport function main(argv: string[]): number {\n  if (argv.includes('--bug')) failDeeper();\n  if (argv.includes('--more')) {\n    ${more}\n  }\n  console.log(GREETING);\n  return 0;\n}\n`,
+      `import { GREETING } from './lib/greeting';\nimport { failDeeper } from './lib/bug';\nexport function main(argv: string[]): number {\n  if (argv.includes('--bug')) failDeeper();\n  ${loud}\n  if (argv.includes('--more')) {\n    ${more}\n  }\n  console.log(GREETING);\n  return 0;\n}\n`,
     );
     writeFileSync(join(project, 'lib', 'greeting.ts'), "export const GREETING = 'one';\n");
     // A named function, called from an anonymous one (its frame has no name, only a path).
@@ -77,6 +80,20 @@ describe('the compiled CLI (bin/run.cjs)', () => {
     expect(frames.slice(0, 4)).toEqual(['    at failDeep (lib/bug.ts:2:9)', '    at lib/bug.ts:5:17', '    at Array.map (<anonymous>)', '    at failDeeper (lib/bug.ts:5:7)']);
     // main is called from bin/run.cjs, outside the bundle: no call site in the map names it.
     expect(frames[4]).toMatch(/^ {4}at \S+ \(main\.ts:\d+:\d+\)$/);
+  });
+
+  it('ends the process only once stdout and stderr have written all they were given, with the exit status', () => {
+    const loud = spawnSync(process.execPath, [join(project, 'bin', 'run.cjs'), 'synth', '--loud'], { encoding: 'utf8', maxBuffer: 1 << 22 });
+    expect(loud.status).toBe(1);
+    expect(loud.stdout).toBe('o'.repeat(1 << 20));
+    expect(loud.stderr).toBe('e'.repeat(300_000));
+  });
+
+  it('runs a bundle holding text that is not ASCII as it was written', () => {
+    // esbuild escapes such text elsewhere; a String.raw template keeps it (the bundles' own are read as Latin-1 only when ASCII).
+    rewrite('lib/greeting.ts', 'export const GREETING = String.raw`naïve — ü`;\n');
+    expect(run('synth').stdout).toBe('naïve — ü\n');
+    expect(isAscii(readFileSync(join(project, 'dist', 'synth.js')))).toBe(false);
   });
 
   it('rebuilds when a source changed, even to the same size', () => {
