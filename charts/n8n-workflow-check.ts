@@ -11,7 +11,7 @@
  * exists), expiring by itself should the check die, and deleted when it ends.
  */
 import { k8s } from 'cdk8s-plus-34';
-import type { CheckpointProps } from '../lib/model/checkpoint';
+import { CheckpointProps, WITHIN, WITHIN_SLACK_SECONDS } from '../lib/model/checkpoint';
 import { resources } from '../lib/model/resources';
 import { DEFAULT_EXCHANGE_RESOURCE, permits, RabbitmqConnection } from './rabbitmq';
 import { IMAGES } from './versions';
@@ -24,6 +24,46 @@ const CHECK_DIR = '/check';
 const SCRATCH_DIR = '/scratch';
 /** Where the n8n image installs n8n (its RabbitMQ node's amqplib resolves from n8n-nodes-base there). */
 export const N8N_PACKAGE_ROOT = '/usr/local/lib/node_modules/n8n';
+
+/**
+ * The longest one command of the helper program (and the publish check's program) waits for
+ * RabbitMQ: amqplib's connection and calls have no limit of their own, so a broker that takes the
+ * connection and never answers (or a NetworkPolicy that drops the packets) would hold the Job to
+ * its deadline, with no report. A broker answers in milliseconds.
+ */
+export const AMQP_LIMIT_SECONDS = 30;
+/**
+ * The longest one n8n CLI command of the check runs (`within`): it loads every node package, and
+ * the first one creates the throwaway database (n8n's migrations) on a pod with a small CPU
+ * request; `execute` then runs the workflow. Without a limit, a run stuck on a broker held the Job
+ * to its deadline, with no report.
+ */
+export const N8N_CLI_LIMIT_SECONDS = 240;
+/** The program's commands (declare, credentials, receive, delete) and the CLI's (two imports, execute). */
+const PROGRAM_RUNS = 4;
+const CLI_RUNS = 3;
+/** The check script's worst case: every command at its limit. */
+export const WORKFLOW_CHECK_SECONDS = PROGRAM_RUNS * AMQP_LIMIT_SECONDS + CLI_RUNS * (N8N_CLI_LIMIT_SECONDS + WITHIN_SLACK_SECONDS);
+
+/**
+ * Node.js for a program that talks AMQP: ends it, naming the step and the broker, when
+ * `AMQP_SECONDS` (required: the Job sets it) pass before its work is done. The timer is kept
+ * referenced, so that a call that never settles cannot let the program end as if it succeeded.
+ * No single quotes: it also runs as `node -e '...'`.
+ */
+export function amqpLimit(step: string): string {
+  return [
+    'const limitSeconds = Number(process.env.AMQP_SECONDS);',
+    'if (!(limitSeconds > 0)) {',
+    '  console.error("AMQP_SECONDS unset (the Job sets it)");',
+    '  process.exit(2);',
+    '}',
+    'const limit = setTimeout(() => {',
+    `  console.error(${step} + ": RabbitMQ at " + process.env.RABBITMQ_HOST + ":" + process.env.RABBITMQ_PORT + " did not answer within " + limitSeconds + " s");`,
+    '  process.exit(1);',
+    '}, limitSeconds * 1000);',
+  ].join('\n');
+}
 
 /**
  * Upstream facts the workflow relies on, from the npm packages of the pinned release, n8n 2.40.2
@@ -160,21 +200,31 @@ if (!command) {
   console.error("usage: check.js credentials|declare|receive|delete");
   process.exit(2);
 }
-Promise.resolve(command()).catch((error) => {
-  console.error("n8n workflow check: " + process.argv[2] + ": " + error.message);
-  process.exit(1);
-});
+${amqpLimit('"n8n workflow check: " + process.argv[2]')}
+Promise.resolve(command()).then(
+  () => clearTimeout(limit),
+  (error) => {
+    console.error("n8n workflow check: " + process.argv[2] + ": " + error.message);
+    process.exit(1);
+  },
+);
 `;
 
-/** The check's script (`sh -ec`): fresh queue, import, execute, read back; the queue goes in any case. */
-const CHECK_SCRIPT = String.raw`check() { node "${CHECK_DIR}/check.js" "$@"; }
+/**
+ * The check's script (`sh -ec`): fresh queue, import, execute, read back; the queue goes in any
+ * case. Each step within its limit (the program's own, `within` for n8n's CLI): at most
+ * WORKFLOW_CHECK_SECONDS.
+ */
+const CHECK_SCRIPT = String.raw`: "${'$'}{N8N_CLI_SECONDS:?unset (the Job sets it)}"
+${WITHIN}
+check() { node "${CHECK_DIR}/check.js" "$@"; }
 check declare
 trap 'check delete || true' EXIT
 check credentials > "$N8N_USER_FOLDER/credentials.json"
-n8n import:credentials --input="$N8N_USER_FOLDER/credentials.json"
+within "$N8N_CLI_SECONDS" n8n import:credentials --input="$N8N_USER_FOLDER/credentials.json"
 rm "$N8N_USER_FOLDER/credentials.json"
-n8n import:workflow --input="${CHECK_DIR}/workflow.json"
-if ! n8n execute --id="$WORKFLOW_ID" --rawOutput > "$N8N_USER_FOLDER/execution.log" 2>&1; then
+within "$N8N_CLI_SECONDS" n8n import:workflow --input="${CHECK_DIR}/workflow.json"
+if ! within "$N8N_CLI_SECONDS" n8n execute --id="$WORKFLOW_ID" --rawOutput > "$N8N_USER_FOLDER/execution.log" 2>&1; then
   tail -n 40 "$N8N_USER_FOLDER/execution.log" >&2
   echo "n8n could not run workflow $WORKFLOW_ID (publish to queue $CHECK_QUEUE on vhost $RABBITMQ_VHOST as user $RABBITMQ_USER)" >&2
   exit 1
@@ -212,6 +262,8 @@ export function workflowCheck(connection: RabbitmqConnection, queue: string): Om
       CHECK_QUEUE: queue,
       CHECK_MESSAGE,
       QUEUE_EXPIRES_MS: String(QUEUE_EXPIRES_MS),
+      AMQP_SECONDS: String(AMQP_LIMIT_SECONDS),
+      N8N_CLI_SECONDS: String(N8N_CLI_LIMIT_SECONDS),
       RABBITMQ_HOST: connection.host,
       RABBITMQ_PORT: String(connection.port),
       RABBITMQ_VHOST: connection.vhost,
@@ -224,5 +276,6 @@ export function workflowCheck(connection: RabbitmqConnection, queue: string): Om
     volumes: [{ name: 'workflow', configMap: { name: WORKFLOW_CHECK_CONFIG_MAP } }, user.volume, tmp.volume],
     volumeMounts: [{ name: 'workflow', mountPath: CHECK_DIR, readOnly: true }, user.mount, tmp.mount],
     script: CHECK_SCRIPT,
+    scriptSeconds: WORKFLOW_CHECK_SECONDS,
   };
 }

@@ -28,7 +28,7 @@ import { IMAGES } from './versions';
 import { cloudnativePgEntry, databaseClusterSchema } from './cloudnative-pg';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { Rabbitmq, RabbitmqConnection, rabbitmqEntry } from './rabbitmq';
-import { N8N_PACKAGE_ROOT, WORKFLOW_CHECK_CONFIG_MAP, workflowCheck, workflowCheckFiles, workflowCheckQueue } from './n8n-workflow-check';
+import { AMQP_LIMIT_SECONDS, amqpLimit, N8N_PACKAGE_ROOT, WORKFLOW_CHECK_CONFIG_MAP, workflowCheck, workflowCheckFiles, workflowCheckQueue } from './n8n-workflow-check';
 import type { DatabaseProvider, DatabaseRef } from '../lib/model/databases';
 
 
@@ -231,12 +231,14 @@ export class N8n extends HomelabService implements TraceEmitter {
         RABBITMQ_HOST: connection.host,
         RABBITMQ_PORT: String(connection.port),
         RABBITMQ_VHOST: connection.vhost,
+        AMQP_SECONDS: String(AMQP_LIMIT_SECONDS),
       },
       secretEnv: {
         RABBITMQ_USERNAME: { name: connection.credentialsSecret, key: 'username' },
         RABBITMQ_PASSWORD: { name: connection.credentialsSecret, key: 'password' },
       },
       script: `node -e '${PUBLISH_SCRIPT}'`,
+      scriptSeconds: AMQP_LIMIT_SECONDS,
     });
   }
 
@@ -511,8 +513,9 @@ function rabbitmqUserIssues(settings: N8nSettings, env: EnvironmentView): Config
   return [];
 }
 
-/** Node.js, no single quotes (it runs as `node -e '...'`). */
+/** Node.js, no single quotes (it runs as `node -e '...'`); within AMQP_SECONDS. */
 const PUBLISH_SCRIPT = [
+  amqpLimit('"n8n cannot publish to RabbitMQ"'),
   'const path = require("path");',
   'const env = process.env;',
   'const nodes = path.dirname(require.resolve("n8n-nodes-base/package.json", { paths: [env.N8N_ROOT] }));',
@@ -525,6 +528,7 @@ const PUBLISH_SCRIPT = [
   '  channel.publish("", "homelab.e2e.unrouted", Buffer.from("end-to-end check"), { headers: { "x-homelab": "e2e" } });',
   '  await channel.waitForConfirms();',
   '  await connection.close();',
+  '  clearTimeout(limit);',
   '  console.log("published to vhost " + env.RABBITMQ_VHOST + " as the n8n RabbitMQ user; the broker confirmed it");',
   '})().catch((error) => {',
   '  console.error("n8n cannot publish to RabbitMQ: " + error.message);',

@@ -4,14 +4,15 @@
  * AMQP client, and the script against fake `node` and `n8n` commands, on pass and fail paths.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { CHECK_MESSAGE, N8N_WORKFLOW_FACTS, workflowCheckQueue } from '../charts/n8n-workflow-check';
 import { permits, RabbitmqConnection } from '../charts/rabbitmq';
 import { IMAGES } from '../charts/versions';
-import { Manifest, manifestAt, manifestsOf, platformObject, runWithFakeCommands, synthesizePlatformFixture, tempDir, toYamlText, synthesizeEnvironment } from './support';
+import { CHECK_START_SECONDS, WITHIN_SLACK_SECONDS } from '../lib/model/checkpoint';
+import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, platformObject, runWithFakeCommands, synthesizePlatformFixture, tempDir, toYamlText, synthesizeEnvironment } from './support';
 
 const envs = synthesizePlatformFixture();
 
@@ -191,6 +192,7 @@ const log = (line) => fs.appendFileSync(process.env.FAKE_LOG, line + "\n");
 exports.connect = async (url) => {
   log("connect " + url);
   if (process.env.FAKE_REFUSED) throw new Error("connect ECONNREFUSED");
+  if (process.env.FAKE_SILENT) return new Promise(() => {});
   return {
     createChannel: async () => ({
       deleteQueue: async (q) => log("deleteQueue " + q),
@@ -253,18 +255,44 @@ describe('the helper program against a fake AMQP client', () => {
     expect(refused.status).toBe(1);
     expect(refused.stderr).toContain('n8n workflow check: declare: connect ECONNREFUSED');
   });
+
+  it('gives up on a broker that never answers after AMQP_SECONDS, naming the step and the broker; unset, it stops', () => {
+    // A call that never settles leaves nothing for Node.js to wait on but the limit: without it the program would end as if it succeeded.
+    const silent = runProgram(fakeN8nRoot(), 'receive', { FAKE_SILENT: '1', AMQP_SECONDS: '0.2' });
+    expect(silent.status).toBe(1);
+    expect(silent.stderr).toContain('n8n workflow check: receive: RabbitMQ at rabbitmq.rabbitmq.svc:5672 did not answer within 0.2 s');
+    const unset = runProgram(fakeN8nRoot(), 'declare', { AMQP_SECONDS: '' });
+    expect(unset.status).toBe(2);
+    expect(unset.stderr).toContain('AMQP_SECONDS unset (the Job sets it)');
+    expect(unset.calls).toEqual(['']);
+  });
 });
 
 describe('the check script against fake commands', () => {
-  /** `node check.js <command>` and `n8n <command>` record their arguments and fail when told to. */
+  /**
+   * `node check.js <command>` and `n8n <command>` record their arguments and fail when told to;
+   * `n8n execute` hangs (until killed) where HANG_EXECUTE is set. `within`'s watchdog pauses at
+   * once and reads the fake clock, a minute later at every look.
+   */
   const fakes = {
     node: ['echo "node $*" >> "$FAKE_BIN/calls"', 'case "$2" in', '  credentials) echo "[]" ;;', '  receive) [ -z "$FAIL_RECEIVE" ] || { echo "queue is empty" >&2; exit 1; } ;;', 'esac'].join('\n'),
-    n8n: ['echo "n8n $*" >> "$FAKE_BIN/calls"', 'case "$1" in', '  execute) [ -z "$FAIL_EXECUTE" ] || { echo "Execution was NOT successful"; exit 1; } ;;', 'esac'].join('\n'),
+    n8n: [
+      'echo "n8n $*" >> "$FAKE_BIN/calls"',
+      'case "$1" in',
+      '  execute)',
+      '    [ -z "$HANG_EXECUTE" ] || exec /bin/sleep 30',
+      '    [ -z "$FAIL_EXECUTE" ] || { echo "Execution was NOT successful"; exit 1; } ;;',
+      'esac',
+    ].join('\n'),
+    sleep: FAKE_SLEEP,
+    date: FAKE_CLOCK,
   };
   const run = (env: Record<string, string> = {}) => {
     return runWithFakeCommands(containerOf(), fakes, {
       env: { N8N_USER_FOLDER: tempDir('homelab-n8n-user-'), ...env },
-      collect: (bin) => readFileSync(`${bin}/calls`, 'utf8').trim().split('\n'),
+      // As the image's n8n is: a process `within` can end.
+      programs: ['n8n'],
+      collect: (bin) => (existsSync(`${bin}/calls`) ? readFileSync(`${bin}/calls`, 'utf8').trim().split('\n') : []),
     });
   };
 
@@ -297,5 +325,35 @@ describe('the check script against fake commands', () => {
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain('queue is empty');
     expect(result.collected.at(-1)).toBe('node /check/check.js delete');
+  });
+
+  it('ends an execution that outlasts N8N_CLI_SECONDS, saying so, and still deletes the queue', () => {
+    // n8n's CLI has no limit: a workflow stuck on the broker held the Job to its deadline, with no report.
+    const result = run({ HANG_EXECUTE: '1' });
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain(`gave up on 'n8n execute --id=homelabCheckpoint --rawOutput' after ${podEnvOf().N8N_CLI_SECONDS} s`);
+    expect(result.stderr).toContain('n8n could not run workflow homelabCheckpoint');
+    expect(result.collected).not.toContain('node /check/check.js receive');
+    expect(result.collected.at(-1)).toBe('node /check/check.js delete');
+  });
+
+  it('stops with a message where the Job leaves N8N_CLI_SECONDS unset, before it touches the queue', () => {
+    const result = run({ N8N_CLI_SECONDS: '' });
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain('N8N_CLI_SECONDS: unset (the Job sets it)');
+    expect(result.collected).toEqual([]);
+  });
+
+  it('has a deadline of the pod\'s start and every step at its limit', () => {
+    // The steps a passing run takes: the helper program's (AMQP_SECONDS each) and n8n's CLI (within N8N_CLI_SECONDS each).
+    const steps = run().collected;
+    const program = steps.filter((step) => step.startsWith('node ')).length;
+    const cli = steps.filter((step) => step.startsWith('n8n ')).length;
+    expect(program).toBeGreaterThan(0);
+    expect(cli).toBeGreaterThan(0);
+    const env = podEnvOf();
+    for (const job of [jobOf(), manifestAt(envs[0], 'verification/job-n8n-e2e-n8n-workflow.yaml')]) {
+      expect(job.spec.activeDeadlineSeconds).toBe(CHECK_START_SECONDS + program * Number(env.AMQP_SECONDS) + cli * (Number(env.N8N_CLI_SECONDS) + WITHIN_SLACK_SECONDS));
+    }
   });
 });

@@ -467,7 +467,17 @@ function withFakeFunctions(command: readonly string[], fakes: Readonly<Record<st
 }
 
 type FakeContainer = { command: string[]; env?: { name: string; value?: string }[] };
-type FakeCommandOptions<T> = { env?: Record<string, string>; prepare?: (bin: string) => void; collect?: (bin: string) => T };
+type FakeCommandOptions<T> = {
+  env?: Record<string, string>;
+  prepare?: (bin: string) => void;
+  collect?: (bin: string) => T;
+  /**
+   * Fakes that are only programs on PATH, not also shell functions: where the script signals the
+   * process its call started, which is then the fake's own (a function's body runs in a subshell
+   * of the call's). @default none
+   */
+  programs?: readonly string[];
+};
 
 /**
  * Runs a container's command (a checkpoint script) locally with some commands replaced by
@@ -541,7 +551,7 @@ function withFakes<T>(container: FakeContainer, fakes: Readonly<Record<string, s
     const { command, env } = withFakeFunctions(
       // Scripts name the directory once, as the word after `sa=` (lib/model/checkpoint.ts): one word here too, whatever TMPDIR holds.
       container.command.map((part) => part.replaceAll(SERVICE_ACCOUNT_DIR, shellQuoted(account))),
-      fakes,
+      Object.fromEntries(Object.entries(fakes).filter(([name]) => !options.programs?.includes(name))),
     );
     return {
       command,

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
 import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, platformObject, runWithFakeCommands, synthesizePlatformFixture, tempDir, toYamlText, synthesizeEnvironment } from './support';
 
 const environments = synthesizePlatformFixture();
@@ -185,8 +186,8 @@ describe('n8n publishes to RabbitMQ (end-to-end), where its user may not declare
   const publish = manifestsOf(withoutWorkflowCheck).find(({ manifest }) => manifest.kind === 'Job' && manifest.metadata.name === 'e2e-n8n-publish')!.manifest;
   const container = publish.spec.template.spec.containers[0];
 
-  /** A fake n8n install: n8n-nodes-base and an amqplib recording what the check does in `log`. */
-  const fakeInstall = (failWith?: string): { root: string; log: string } => {
+  /** A fake n8n install: n8n-nodes-base and an amqplib recording what the check does in `log`; a broker that never confirms where `confirms` is false. */
+  const fakeInstall = (failWith?: string, confirms = true): { root: string; log: string } => {
     const root = tempDir('homelab-fake-n8n-');
     const log = join(root, 'amqp.log');
     const modules = join(root, 'node_modules');
@@ -204,7 +205,7 @@ describe('n8n publishes to RabbitMQ (end-to-end), where its user may not declare
         '  return {',
         '    createConfirmChannel: async () => ({',
         '      publish: (exchange, key, content) => log("publish [" + exchange + "] " + key + " " + content),',
-        '      waitForConfirms: async () => log("confirmed"),',
+        confirms ? '      waitForConfirms: async () => log("confirmed"),' : '      waitForConfirms: () => new Promise(() => {}),',
         '    }),',
         '    close: async () => log("close"),',
         '  };',
@@ -213,10 +214,10 @@ describe('n8n publishes to RabbitMQ (end-to-end), where its user may not declare
     );
     return { root, log };
   };
-  const run = (failWith?: string) => {
-    const { root, log } = fakeInstall(failWith);
+  const run = (failWith?: string, options: { confirms?: boolean; env?: Record<string, string> } = {}) => {
+    const { root, log } = fakeInstall(failWith, options.confirms);
     // The real node, with the Job's env; N8N_ROOT (the image's install) points at the fake one.
-    const result = runWithFakeCommands(container, {}, { env: { N8N_ROOT: root, RABBITMQ_USERNAME: 'gen/user', RABBITMQ_PASSWORD: 'p@ss:word' } });
+    const result = runWithFakeCommands(container, {}, { env: { N8N_ROOT: root, RABBITMQ_USERNAME: 'gen/user', RABBITMQ_PASSWORD: 'p@ss:word', ...options.env } });
     return { ...result, calls: existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : [] };
   };
 
@@ -248,5 +249,18 @@ describe('n8n publishes to RabbitMQ (end-to-end), where its user may not declare
     const result = run('ACCESS_REFUSED - Login was refused');
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain('n8n cannot publish to RabbitMQ: ACCESS_REFUSED');
+  });
+
+  it('gives up, naming the broker, when it never confirms; the Job lasts the pod\'s start and that limit', () => {
+    // amqplib has no limit of its own: a broker that keeps the connection and never answers held the Job to its deadline.
+    const result = run(undefined, { confirms: false, env: { AMQP_SECONDS: '0.2' } });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('n8n cannot publish to RabbitMQ: RabbitMQ at rabbitmq.rabbitmq.svc:5672 did not answer within 0.2 s');
+    expect(result.calls).toContain('publish [] homelab.e2e.unrouted end-to-end check');
+    expect(publish.spec.activeDeadlineSeconds).toBe(CHECK_START_SECONDS + Number(envOf(publish).AMQP_SECONDS));
+    const unset = run(undefined, { env: { AMQP_SECONDS: '' } });
+    expect(unset.status).toBe(2);
+    expect(unset.stderr).toContain('AMQP_SECONDS unset (the Job sets it)');
+    expect(unset.calls).toEqual([]);
   });
 });

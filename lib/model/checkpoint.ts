@@ -210,6 +210,48 @@ export function curlRetryOptions(call: CurlRetry, retryOn: 'all-errors' | 'connr
   return `--retry ${call.retries} --retry-delay ${call.delaySeconds} --retry-${retryOn} --connect-timeout 5 --max-time ${call.maxSeconds}`;
 }
 
+/**
+ * A shell function for a checkpoint script that runs a program with no time limit of its own (a
+ * CLI that may hang on a server that never answers): `within <seconds> <command> [args]` runs it
+ * in the background, beside a watchdog that looks every second whether it still runs; past
+ * `<seconds>` the watchdog kills it (SIGKILL: the check's pod is throwaway, and a program waiting
+ * on a socket may not end on SIGTERM) and `within` says it gave up, with status 124 (as coreutils'
+ * `timeout`, which images do not all have). Otherwise it returns the command's status once the
+ * watchdog has seen it end. The watchdog is never signalled: a signal that reaches a shell's child
+ * between its fork and its exec is lost, so a `sleep` killed from outside can outlive the script.
+ * The command's process is the one killed: a program, or the subshell of a shell function. Its
+ * call's redirections apply to it and to the message. At most WITHIN_SLACK_SECONDS more than
+ * `<seconds>`.
+ */
+export const WITHIN = String.raw`within() {
+  within_limit=$1
+  shift
+  "$@" &
+  within_command=$!
+  (
+    within_deadline=$(( $(date +%s) + within_limit ))
+    while kill -0 "$within_command" 2>/dev/null; do
+      if [ "$(date +%s)" -ge "$within_deadline" ]; then
+        kill -KILL "$within_command" 2>/dev/null && exit 124
+        exit 0
+      fi
+      sleep 1
+    done
+  ) < /dev/null > /dev/null 2>&1 &
+  within_watchdog=$!
+  within_status=0
+  wait "$within_command" || within_status=$?
+  within_fired=0
+  wait "$within_watchdog" || within_fired=$?
+  if [ "$within_fired" -eq 124 ]; then
+    echo "gave up on '$*' after $within_limit s" >&2
+    return 124
+  fi
+  return "$within_status"
+}`;
+/** What `within` may take beyond its limit: the watchdog's last pause, and the clock's whole seconds. */
+export const WITHIN_SLACK_SECONDS = 2;
+
 /** Whether a script waits for objects' conditions (and so gets kube_condition and its tries). */
 function waitsForConditions(script: string): boolean {
   return /\bkube_condition\b/.test(script);
