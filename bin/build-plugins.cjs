@@ -7,6 +7,7 @@
  */
 'use strict';
 const { readFileSync } = require('node:fs');
+const { join } = require('node:path');
 
 /**
  * zod's classic API loads its messages in some 40 languages, a seventh of the bundle, to offer
@@ -63,4 +64,36 @@ const LINEAR_L1_FILTERS = {
   },
 };
 
-module.exports = { ESBUILD_PLUGINS: [ZOD_ENGLISH_ONLY, LINEAR_L1_FILTERS], CDK8S_PLUS, GENERATED_L1, withLinearFilter };
+/**
+ * cdk8s, the cdk8s-plus line and constructs are CommonJS (jsii's). esbuild gives every file that
+ * imports one its own copy of the exports (`__toESM`: a getter defined per name, ~60 copies of up
+ * to ~100 names at every start), and each use of an import then reads through two getters
+ * (esbuild's, then tslib's `__exportStar` one). Instead the project's files import each package
+ * from a module that imports it once and reads every export into a constant, which esbuild binds
+ * directly: the same objects, since these packages' exports never change once loaded. Measured
+ * on the slow machine: ~7 ms less to load the synth bundle (its `--help`), ~3.5% fewer
+ * instructions in a synth (callgrind). The names are the package's own (it is loaded to list
+ * them, once per build); a name a file imports that the package does not export now fails the
+ * build (esbuild let it through as undefined; tsc reports it too).
+ */
+const COMMONJS_ONCE = [...new Set(['cdk8s', CDK8S_PLUS, 'constructs'])];
+const COMMONJS_ONCE_NAMESPACE = 'commonjs-once';
+const IMPORT_COMMONJS_ONCE = {
+  name: 'import-commonjs-once',
+  setup(builder) {
+    builder.onResolve({ filter: /^[a-z0-9@][\w./@-]*$/ }, (args) => {
+      if (!COMMONJS_ONCE.includes(args.path) || args.namespace === COMMONJS_ONCE_NAMESPACE || /[\\/]node_modules[\\/]/.test(args.importer)) return undefined;
+      return { path: args.path, namespace: COMMONJS_ONCE_NAMESPACE };
+    });
+    builder.onLoad({ filter: /.*/, namespace: COMMONJS_ONCE_NAMESPACE }, (args) => {
+      const names = Object.keys(require(args.path)).filter((name) => name !== 'default' && /^[A-Za-z_$][\w$]*$/.test(name));
+      return {
+        contents: `import * as whole from ${JSON.stringify(args.path)};\nexport const { ${names.join(', ')} } = whole;\n`,
+        loader: 'js',
+        resolveDir: join(__dirname, '..'),
+      };
+    });
+  },
+};
+
+module.exports = { ESBUILD_PLUGINS: [ZOD_ENGLISH_ONLY, LINEAR_L1_FILTERS, IMPORT_COMMONJS_ONCE], CDK8S_PLUS, GENERATED_L1, withLinearFilter };

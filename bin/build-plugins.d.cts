@@ -1,7 +1,7 @@
 /** Types of bin/build-plugins.cjs for the TypeScript that loads it (the tests). */
 declare const buildPlugins: {
   /** esbuild plugins of the bundles. */
-  readonly ESBUILD_PLUGINS: readonly unknown[];
+  readonly ESBUILD_PLUGINS: readonly import('esbuild').Plugin[];
   /** The cdk8s-plus package package.json depends on, e.g. `cdk8s-plus-34`. */
   readonly CDK8S_PLUS: string;
   /** The files written by json2jsii that the project loads. */

@@ -1,15 +1,18 @@
 /**
  * The source rewrite the bundles and the tests apply to the generated L1 classes
  * (bin/build-plugins.cjs): it leaves none of the quadratic filters, and each linear one returns
- * exactly what the quadratic one did — same keys, same order, same values.
+ * exactly what the quadratic one did — same keys, same order, same values. And the bundles'
+ * import of the CommonJS packages, once each: the same objects.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import * as esbuild from 'esbuild';
 import { k8s } from 'cdk8s-plus-34';
 import { describe, expect, it } from 'vitest';
 import buildPlugins from '../bin/build-plugins.cjs';
 import { toJson_IngressRouteSpec } from '../imports/traefik-traefik.io';
-import { ROOT } from './support';
+import { ROOT, tempDir } from './support';
 
 const { CDK8S_PLUS, GENERATED_L1, withLinearFilter } = buildPlugins;
 
@@ -59,5 +62,40 @@ describe('linear filters in the generated L1 classes', () => {
   it("are what the tests run too (test/setup/typescript-loader.mjs): the cdk8s-plus line's and ours", () => {
     expect(String((k8s as unknown as Record<string, unknown>).toJson_PodSpec)).toContain('__definedFieldsOf');
     expect(String(toJson_IngressRouteSpec)).toContain('__definedFieldsOf');
+  });
+});
+
+describe('the CommonJS packages the project imports, imported once', () => {
+  const { ESBUILD_PLUGINS } = buildPlugins;
+  const build = (files: Record<string, string>, entry: string) => {
+    const dir = tempDir();
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+    // The packages resolve from the project's node_modules, as they do for its own files.
+    return esbuild.build({ entryPoints: [join(dir, entry)], bundle: true, platform: 'node', format: 'cjs', write: false, nodePaths: [join(ROOT, 'node_modules')], plugins: [...ESBUILD_PLUGINS], logLevel: 'silent' });
+  };
+
+  it("give every file that imports them the packages' own objects, from one copy of each package's exports", async () => {
+    const result = await build(
+      {
+        'a.ts': `import { ApiObject, Duration } from 'cdk8s';\nimport { k8s } from '${CDK8S_PLUS}';\nexport const a = { ApiObject, Duration, k8s };\n`,
+        'b.ts': `import { ApiObject } from 'cdk8s';\nimport * as kplus from '${CDK8S_PLUS}';\nimport { Construct } from 'constructs';\nexport { a } from './a';\nexport const b = { ApiObject, Deployment: kplus.Deployment, Construct };\n`,
+      },
+      'b.ts',
+    );
+    const code = result.outputFiles![0].text;
+    const module = { exports: {} as Record<string, any> };
+    new Function('module', 'exports', 'require', code)(module, module.exports, createRequire(join(ROOT, 'package.json')));
+    const { a, b } = module.exports;
+    // The bundle's one copy of each package: both files get its objects, the ones the packages use among themselves.
+    expect(a.ApiObject).toBe(b.ApiObject);
+    expect(Object.getPrototypeOf(a.k8s.KubeDeployment)).toBe(a.ApiObject);
+    expect(b.Deployment.prototype).toBeInstanceOf(b.Construct);
+    expect(a.Duration.minutes(2).toSeconds()).toBe(120);
+    // esbuild's copy of a CommonJS module's exports, once for each package, not for each file that imports one (five here).
+    expect(code.match(/__toESM\(require_\w+\(\)/g)).toHaveLength(3);
+  });
+
+  it('fail the build on a name the package does not export', async () => {
+    await expect(build({ 'c.ts': "import { ApiObjekt } from 'cdk8s';\nexport const c = ApiObjekt;\n" }, 'c.ts')).rejects.toThrow(/No matching export in "commonjs-once:cdk8s" for import "ApiObjekt"/);
   });
 });
