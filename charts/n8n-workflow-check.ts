@@ -11,7 +11,7 @@
  * exists), expiring by itself should the check die, and deleted when it ends.
  */
 import { k8s } from 'cdk8s-plus-34';
-import { CheckpointProps, WITHIN, WITHIN_SLACK_SECONDS } from '../lib/model/checkpoint';
+import { type CheckpointProps, WITHIN, WITHIN_SLACK_SECONDS } from '../lib/model/checkpoint';
 import { resources } from '../lib/model/resources';
 import { DEFAULT_EXCHANGE_RESOURCE, permits, RabbitmqConnection } from './rabbitmq';
 import { IMAGES } from './versions';
@@ -46,10 +46,11 @@ const CLI_RUNS = 3;
 export const WORKFLOW_CHECK_SECONDS = PROGRAM_RUNS * AMQP_LIMIT_SECONDS + CLI_RUNS * (N8N_CLI_LIMIT_SECONDS + WITHIN_SLACK_SECONDS);
 
 /**
- * Node.js for a program that talks AMQP: ends it, naming the step and the broker, when
- * `AMQP_SECONDS` (required: the Job sets it) pass before its work is done. The timer is kept
- * referenced, so that a call that never settles cannot let the program end as if it succeeded.
- * No single quotes: it also runs as `node -e '...'`.
+ * Node.js for a program that talks AMQP: ends it when `AMQP_SECONDS` (required: the Job sets it)
+ * pass before its work is done, with a message that starts with `step` (a JavaScript expression)
+ * and names the broker; the program clears `limit` once done. The timer is kept referenced, so
+ * that a call that never settles cannot let the program end as if it succeeded. No single
+ * quotes: it also runs as `node -e '...'`.
  */
 export function amqpLimit(step: string): string {
   return [
