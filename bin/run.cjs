@@ -175,9 +175,11 @@ function readCache(cacheFile, identity) {
  * from a small config's synth ~40 ms. So a run that did its work (`worthCaching()`) writes the
  * cache when there is none usable, or when it compiled a tenth more bytecode than the run that
  * wrote it (V8's heap statistics, kept in the cache's header: creating a cache to compare would
- * cost 30–45 ms on every exit) — unless the bundle was rebuilt meanwhile.
+ * cost 30–45 ms on every exit) — unless the bundle was rebuilt meanwhile. `compiledBefore` is
+ * what this process compiled for something else first (a build: esbuild's code, and the packages
+ * a build plugin loads), not counted.
  */
-function load(bundle, worthCaching = () => true) {
+function load(bundle, worthCaching = () => true, compiledBefore = 0) {
   const cacheFile = `${bundle}.cache`;
   const { source, identity } = readBundle(bundle);
   loadedBundles.set(bundle, identity);
@@ -192,7 +194,7 @@ function load(bundle, worthCaching = () => true) {
     // After the run, so that the functions it compiled are in the cache too.
     process.once('exit', () => {
       if (!worthCaching()) return;
-      const compiled = compiledSoFar();
+      const compiled = compiledSoFar() - compiledBefore;
       if (usable && compiled <= cached.compiled * CACHE_GROWTH) return;
       // Renamed into place: another command may be reading it at the same time.
       const staged = `${cacheFile}.${process.pid}`;
@@ -291,9 +293,12 @@ async function run() {
   if (process.env.HOMELAB_REPORT_MAX_RSS === '1') process.once('exit', () => process.stderr.write(`max RSS: ${process.resourceUsage().maxRSS} KB\n`));
   mkdirSync(DIST, { recursive: true });
   const signature = sourceSignature();
+  let compiledByBuild = 0;
   if (!existsSync(SIGNATURE) || readFileSync(SIGNATURE, 'utf8') !== signature) {
     try {
+      const before = compiledSoFar();
       await build(signature);
+      compiledByBuild = compiledSoFar() - before;
     } catch (error) {
       // esbuild has printed the problems with their files and lines.
       process.stderr.write(`error: the sources do not compile (${error.errors ? `${error.errors.length} errors` : error.message}); nothing was run\n`);
@@ -301,7 +306,7 @@ async function run() {
     }
   }
   // Not after --help or a refusal (exit status 2): they compile little of the bundle.
-  const bundle = load(join(DIST, `${command}.js`), () => !argv.includes('--help') && !argv.includes('-h') && (process.exitCode ?? 0) <= 1);
+  const bundle = load(join(DIST, `${command}.js`), () => !argv.includes('--help') && !argv.includes('-h') && (process.exitCode ?? 0) <= 1, compiledByBuild);
   // A command that can spread its work over threads starts them from this file.
   if (bundle.mainWithWorkers) return bundle.mainWithWorkers(argv, { filename: __filename, workerData: { command } });
   return bundle.main(argv);

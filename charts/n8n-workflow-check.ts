@@ -39,11 +39,15 @@ export const AMQP_LIMIT_SECONDS = 30;
  * to its deadline, with no report.
  */
 export const N8N_CLI_LIMIT_SECONDS = 240;
+/** What Node.js may take to start a program before its limit runs, on a pod with a small CPU request. */
+export const NODE_START_SECONDS = 5;
+/** The longest a program that talks AMQP runs: its start, then its limit. */
+export const AMQP_PROGRAM_SECONDS = NODE_START_SECONDS + AMQP_LIMIT_SECONDS;
 /** The program's commands (declare, credentials, receive, delete) and the CLI's (two imports, execute). */
 const PROGRAM_RUNS = 4;
 const CLI_RUNS = 3;
 /** The check script's worst case: every command at its limit. */
-export const WORKFLOW_CHECK_SECONDS = PROGRAM_RUNS * AMQP_LIMIT_SECONDS + CLI_RUNS * (N8N_CLI_LIMIT_SECONDS + WITHIN_SLACK_SECONDS);
+export const WORKFLOW_CHECK_SECONDS = PROGRAM_RUNS * AMQP_PROGRAM_SECONDS + CLI_RUNS * (N8N_CLI_LIMIT_SECONDS + WITHIN_SLACK_SECONDS);
 
 /**
  * Node.js for a program that talks AMQP: ends it when `AMQP_SECONDS` (required: the Job sets it)
@@ -109,8 +113,12 @@ const CREDENTIAL_ID = 'homelabRabbitmq';
 const CREDENTIAL_NAME = 'RabbitMQ (homelab checkpoint)';
 /** What the workflow publishes; the check expects exactly this body. */
 export const CHECK_MESSAGE = 'homelab checkpoint: published by an n8n workflow';
-/** Unused for ten minutes, the broker deletes the check's queue by itself (x-expires, milliseconds). */
-const QUEUE_EXPIRES_MS = 600_000;
+/**
+ * Unused this long, the broker deletes the check's queue by itself (x-expires, milliseconds): as
+ * long as the check may run, so that the queue outlasts every step at its limit between its
+ * declaration and the read (publishing does not count as a use), and goes should the check die.
+ */
+const QUEUE_EXPIRES_MS = WORKFLOW_CHECK_SECONDS * 1000;
 
 /**
  * The check's queue on the user's vhost: the first candidate the user may declare and delete
@@ -153,8 +161,11 @@ function checkWorkflow(queue: string): Record<string, unknown> {
  * The helper program (Node.js, run by the image's node with the AMQP client n8n's RabbitMQ node
  * uses): `credentials` prints the credential to import, from the environment; `declare` makes
  * the check's queue fresh; `receive` takes one message and compares it; `delete` removes the queue.
+ * Its limit runs from its first line, loading the client included.
  */
-const CHECK_PROGRAM = String.raw`const path = require("path");
+const CHECK_PROGRAM = String.raw`const step = process.argv[2];
+${amqpLimit('"n8n workflow check: " + step')}
+const path = require("path");
 const env = process.env;
 const nodes = path.dirname(require.resolve("n8n-nodes-base/package.json", { paths: [env.N8N_ROOT] }));
 const amqp = require(require.resolve("amqplib", { paths: [nodes] }));
@@ -196,16 +207,15 @@ const commands = {
       console.log("queue " + queue + " deleted");
     }),
 };
-const command = commands[process.argv[2]];
+const command = commands[step];
 if (!command) {
   console.error("usage: check.js credentials|declare|receive|delete");
   process.exit(2);
 }
-${amqpLimit('"n8n workflow check: " + process.argv[2]')}
 Promise.resolve(command()).then(
   () => clearTimeout(limit),
   (error) => {
-    console.error("n8n workflow check: " + process.argv[2] + ": " + error.message);
+    console.error("n8n workflow check: " + step + ": " + error.message);
     process.exit(1);
   },
 );

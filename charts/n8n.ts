@@ -28,7 +28,7 @@ import { IMAGES } from './versions';
 import { cloudnativePgEntry, databaseClusterSchema } from './cloudnative-pg';
 import { longhornEntry, longhornStorageClassIssues } from './longhorn';
 import { Rabbitmq, RabbitmqConnection, rabbitmqEntry } from './rabbitmq';
-import { AMQP_LIMIT_SECONDS, amqpLimit, N8N_PACKAGE_ROOT, WORKFLOW_CHECK_CONFIG_MAP, workflowCheck, workflowCheckFiles, workflowCheckQueue } from './n8n-workflow-check';
+import { AMQP_LIMIT_SECONDS, AMQP_PROGRAM_SECONDS, amqpLimit, N8N_PACKAGE_ROOT, WORKFLOW_CHECK_CONFIG_MAP, workflowCheck, workflowCheckFiles, workflowCheckQueue } from './n8n-workflow-check';
 import type { DatabaseProvider, DatabaseRef } from '../lib/model/databases';
 
 
@@ -238,7 +238,7 @@ export class N8n extends HomelabService implements TraceEmitter {
         RABBITMQ_PASSWORD: { name: connection.credentialsSecret, key: 'password' },
       },
       script: `node -e '${PUBLISH_SCRIPT}'`,
-      scriptSeconds: AMQP_LIMIT_SECONDS,
+      scriptSeconds: AMQP_PROGRAM_SECONDS,
     });
   }
 

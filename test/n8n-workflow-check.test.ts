@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { CHECK_MESSAGE, N8N_WORKFLOW_FACTS, workflowCheckQueue } from '../charts/n8n-workflow-check';
+import { CHECK_MESSAGE, N8N_WORKFLOW_FACTS, NODE_START_SECONDS, workflowCheckQueue } from '../charts/n8n-workflow-check';
 import { permits, RabbitmqConnection } from '../charts/rabbitmq';
 import { IMAGES } from '../charts/versions';
 import { CHECK_START_SECONDS, WITHIN_SLACK_SECONDS } from '../lib/model/checkpoint';
@@ -272,7 +272,8 @@ describe('the check script against fake commands', () => {
   /**
    * `node check.js <command>` and `n8n <command>` record their arguments and fail when told to;
    * `n8n execute` hangs (until killed) where HANG_EXECUTE is set. `within`'s watchdog pauses at
-   * once and reads the fake clock, a minute later at every look.
+   * once and reads the real clock (the fake one, a minute later at every look, where a test
+   * passes it: a fake n8n taking four looks would be killed).
    */
   const fakes = {
     node: ['echo "node $*" >> "$FAKE_BIN/calls"', 'case "$2" in', '  credentials) echo "[]" ;;', '  receive) [ -z "$FAIL_RECEIVE" ] || { echo "queue is empty" >&2; exit 1; } ;;', 'esac'].join('\n'),
@@ -285,10 +286,9 @@ describe('the check script against fake commands', () => {
       'esac',
     ].join('\n'),
     sleep: FAKE_SLEEP,
-    date: FAKE_CLOCK,
   };
-  const run = (env: Record<string, string> = {}) => {
-    return runWithFakeCommands(containerOf(), fakes, {
+  const run = (env: Record<string, string> = {}, more: Record<string, string> = {}) => {
+    return runWithFakeCommands(containerOf(), { ...fakes, ...more }, {
       env: { N8N_USER_FOLDER: tempDir('homelab-n8n-user-'), ...env },
       // As the image's n8n is: a process `within` can end.
       programs: ['n8n'],
@@ -329,7 +329,7 @@ describe('the check script against fake commands', () => {
 
   it('ends an execution that outlasts N8N_CLI_SECONDS, saying so, and still deletes the queue', () => {
     // n8n's CLI has no limit: a workflow stuck on the broker held the Job to its deadline, with no report.
-    const result = run({ HANG_EXECUTE: '1' });
+    const result = run({ HANG_EXECUTE: '1' }, { date: FAKE_CLOCK });
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain(`gave up on 'n8n execute --id=homelabCheckpoint --rawOutput' after ${podEnvOf().N8N_CLI_SECONDS} s`);
     expect(result.stderr).toContain('n8n could not run workflow homelabCheckpoint');
@@ -344,16 +344,19 @@ describe('the check script against fake commands', () => {
     expect(result.collected).toEqual([]);
   });
 
-  it('has a deadline of the pod\'s start and every step at its limit', () => {
-    // The steps a passing run takes: the helper program's (AMQP_SECONDS each) and n8n's CLI (within N8N_CLI_SECONDS each).
+  it("has a deadline of the pod's start and every step at its limit, and a queue that outlasts them", () => {
+    // The steps a passing run takes: the helper program's (Node.js's start, then AMQP_SECONDS each) and n8n's CLI (within N8N_CLI_SECONDS each).
     const steps = run().collected;
     const program = steps.filter((step) => step.startsWith('node ')).length;
     const cli = steps.filter((step) => step.startsWith('n8n ')).length;
     expect(program).toBeGreaterThan(0);
     expect(cli).toBeGreaterThan(0);
     const env = podEnvOf();
+    const worstCase = program * (NODE_START_SECONDS + Number(env.AMQP_SECONDS)) + cli * (Number(env.N8N_CLI_SECONDS) + WITHIN_SLACK_SECONDS);
     for (const job of [jobOf(), manifestAt(envs[0], 'verification/job-n8n-e2e-n8n-workflow.yaml')]) {
-      expect(job.spec.activeDeadlineSeconds).toBe(CHECK_START_SECONDS + program * Number(env.AMQP_SECONDS) + cli * (Number(env.N8N_CLI_SECONDS) + WITHIN_SLACK_SECONDS));
+      expect(job.spec.activeDeadlineSeconds).toBe(CHECK_START_SECONDS + worstCase);
     }
+    // Publishing does not count as a use of the queue: unused from its declaration on, it must still be there for the read.
+    expect(Number(env.QUEUE_EXPIRES_MS)).toBeGreaterThanOrEqual(worstCase * 1000);
   });
 });

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { NODE_START_SECONDS } from '../charts/n8n-workflow-check';
 import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
 import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, platformObject, runWithFakeCommands, synthesizePlatformFixture, tempDir, toYamlText, synthesizeEnvironment } from './support';
 
@@ -251,13 +252,13 @@ describe('n8n publishes to RabbitMQ (end-to-end), where its user may not declare
     expect(result.stderr).toContain('n8n cannot publish to RabbitMQ: ACCESS_REFUSED');
   });
 
-  it('gives up, naming the broker, when it never confirms; the Job lasts the pod\'s start and that limit', () => {
+  it("gives up, naming the broker, when it never confirms; the Job lasts the pod's start, Node.js's and that limit", () => {
     // amqplib has no limit of its own: a broker that keeps the connection and never answers held the Job to its deadline.
     const result = run(undefined, { confirms: false, env: { AMQP_SECONDS: '0.2' } });
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('n8n cannot publish to RabbitMQ: RabbitMQ at rabbitmq.rabbitmq.svc:5672 did not answer within 0.2 s');
     expect(result.calls).toContain('publish [] homelab.e2e.unrouted end-to-end check');
-    expect(publish.spec.activeDeadlineSeconds).toBe(CHECK_START_SECONDS + Number(envOf(publish).AMQP_SECONDS));
+    expect(publish.spec.activeDeadlineSeconds).toBe(CHECK_START_SECONDS + NODE_START_SECONDS + Number(envOf(publish).AMQP_SECONDS));
     const unset = run(undefined, { env: { AMQP_SECONDS: '' } });
     expect(unset.status).toBe(2);
     expect(unset.stderr).toContain('AMQP_SECONDS unset (the Job sets it)');

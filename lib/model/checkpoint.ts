@@ -219,19 +219,29 @@ export function curlRetryOptions(call: CurlRetry, retryOn: 'all-errors' | 'connr
  * `timeout`, which images do not all have). Otherwise it returns the command's status once the
  * watchdog has seen it end. The watchdog is never signalled: a signal that reaches a shell's child
  * between its fork and its exec is lost, so a `sleep` killed from outside can outlive the script.
- * The command's process is the one killed: a program, or the subshell of a shell function. Its
- * call's redirections apply to it and to the message. At most WITHIN_SLACK_SECONDS more than
- * `<seconds>`.
+ * It fails closed: a limit that is not a whole number, or a watchdog that cannot read the clock,
+ * is an error (status 2), never a run without a limit. The command's process is the one killed: a
+ * program, or the subshell of a shell function. The call's input and output are the command's (a
+ * command in the background of a script would read /dev/null: its input goes through fd 9). At
+ * most WITHIN_SLACK_SECONDS more than `<seconds>`.
  */
 export const WITHIN = String.raw`within() {
+  case $1 in
+    '' | *[!0-9]*)
+      echo "within: not a whole number of seconds: '$1'" >&2
+      return 2
+      ;;
+  esac
   within_limit=$1
   shift
-  "$@" &
+  { "$@" <&9 9<&- & } 9<&0
   within_command=$!
   (
-    within_deadline=$(( $(date +%s) + within_limit ))
+    within_now=$(date +%s) || exit 2
+    within_deadline=$((within_now + within_limit))
     while kill -0 "$within_command" 2>/dev/null; do
-      if [ "$(date +%s)" -ge "$within_deadline" ]; then
+      within_now=$(date +%s) || exit 2
+      if [ "$within_now" -ge "$within_deadline" ]; then
         kill -KILL "$within_command" 2>/dev/null && exit 124
         exit 0
       fi
@@ -243,11 +253,17 @@ export const WITHIN = String.raw`within() {
   wait "$within_command" || within_status=$?
   within_fired=0
   wait "$within_watchdog" || within_fired=$?
-  if [ "$within_fired" -eq 124 ]; then
-    echo "gave up on '$*' after $within_limit s" >&2
-    return 124
-  fi
-  return "$within_status"
+  case $within_fired in
+    0) return "$within_status" ;;
+    124)
+      echo "gave up on '$*' after $within_limit s" >&2
+      return 124
+      ;;
+    *)
+      echo "the watchdog of '$*' failed (status $within_fired): it ran without its limit" >&2
+      return 2
+      ;;
+  esac
 }`;
 /** What `within` may take beyond its limit: the watchdog's last pause, and the clock's whole seconds. */
 export const WITHIN_SLACK_SECONDS = 2;
