@@ -258,9 +258,9 @@ describe('the helper program against a fake AMQP client', () => {
 
   it('gives up on a broker that never answers after AMQP_SECONDS, naming the step and the broker; unset, it stops', () => {
     // A call that never settles leaves nothing for Node.js to wait on but the limit: without it the program would end as if it succeeded.
-    const silent = runProgram(fakeN8nRoot(), 'receive', { FAKE_SILENT: '1', AMQP_SECONDS: '0.2' });
+    const silent = runProgram(fakeN8nRoot(), 'receive', { FAKE_SILENT: '1', AMQP_SECONDS: '0.05' });
     expect(silent.status).toBe(1);
-    expect(silent.stderr).toContain('n8n workflow check: receive: RabbitMQ at rabbitmq.rabbitmq.svc:5672 did not answer within 0.2 s');
+    expect(silent.stderr).toContain('n8n workflow check: receive: RabbitMQ at rabbitmq.rabbitmq.svc:5672 did not answer within 0.05 s');
     const unset = runProgram(fakeN8nRoot(), 'declare', { AMQP_SECONDS: '' });
     expect(unset.status).toBe(2);
     expect(unset.stderr).toContain('AMQP_SECONDS unset (the Job sets it)');
