@@ -18,7 +18,7 @@ import {
   IngressRouteSpecRoutesServicesPort,
 } from '../imports/traefik-traefik.io';
 import { type ConfigIssue, defineService } from '../lib/model/catalog';
-import { Checkpoint, CONDITION_WAIT_SECONDS, eachUntilOk, eachUntilOkSeconds } from '../lib/model/checkpoint';
+import { Checkpoint, conditionWaitSeconds, eachUntilOk, eachUntilOkSeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, oneOf, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import type { Exposure, ExposureRouter, RoutedHost, ServiceExposure } from '../lib/model/exposure';
 import { helmRelease } from './helm-release';
@@ -450,9 +450,9 @@ export class Traefik extends HomelabService implements ExposureRouter, TraceEmit
     new Checkpoint(this, 'checkpoint', {
       description: 'every Certificate is Ready and every exposed host is routed through Traefik (admin hosts refuse unlisted clients)',
       image: IMAGES.curl,
-      // The slowest certificate (cert-manager issues them at once), then the routes' rounds with a
-      // last round of every host at curl's limit, after the pod started: the report comes first.
-      scriptSeconds: CONDITION_WAIT_SECONDS + eachUntilOkSeconds(ROUTE_CHECK_SECONDS, this.routed.length, ROUTE_CALL_MAX_SECONDS),
+      // The certificates' one wait (its tries shared by all of them), then the routes' rounds with
+      // a last round of every host at curl's limit, after the pod started: the report comes first.
+      scriptSeconds: conditionWaitSeconds(certificates.length) + eachUntilOkSeconds(ROUTE_CHECK_SECONDS, this.routed.length, ROUTE_CALL_MAX_SECONDS),
       readsCluster: [
         { apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: ['get'], resourceNames: [...new Set(certificates.map((c) => c.split('/')[1]))].sort() },
       ],

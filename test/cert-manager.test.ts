@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { settingsIn } from '../lib/model/catalog';
 import { certManagerEntry } from '../charts/cert-manager';
-import { platformObject, platformText, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, toYamlText, synthesizeEnvironment } from './support';
+import { platformObject, platformText, FAKE_SLEEP, FAKE_SLEEP_LOGGED, kubeGetMaxSeconds, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, toYamlText, synthesizeEnvironment } from './support';
 
 const [dev] = synthesizePlatformFixture();
 const docs = manifestsOf(dev);
@@ -137,7 +139,41 @@ describe('checkpoints waiting for conditions (kube_condition)', () => {
       const tries = Number(container.env.find((e: any) => e.name === 'CONDITION_CHECKS')?.value);
       const pause = Number(/\bsleep (\d+)/.exec(definition)?.[1]);
       expect(tries * pause, rest.split('\n').find((line) => line.trim().startsWith('kube_condition '))).toBe(300);
-      expect(definition).toContain('while [ "$kube_try" -lt "$CONDITION_CHECKS" ]');
+      // The script's tries, not each call's.
+      expect(definition).toContain('kube_tries_left=${kube_tries_left-$CONDITION_CHECKS}');
+    }
+  });
+
+  it("shares the tries among a script's calls: an object waited for after another gets what is left, at least one ask", () => {
+    // cert-manager's Job waits for its ClusterIssuers one after another: the first is Ready at its third ask, the second never.
+    const curl = [
+      'for url; do :; done',
+      'echo "$url" >> "$FAKE_BIN/calls"',
+      'asks=$(grep -c "$url" "$FAKE_BIN/calls")',
+      'status=False',
+      'case "$url" in *letsencrypt-staging) [ "$asks" -lt 3 ] || status=True ;; esac',
+      `printf '{"status": {"conditions": [{"lastTransitionTime": "x", "status": "%s", "type": "Ready"}]}}' "$status"`,
+    ].join('\n');
+    const result = runWithFakeCommands(job('cert-manager/job-cert-manager-checkpoint.yaml').spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP_LOGGED }, {
+      env: { CONDITION_CHECKS: '3' },
+      collect: (bin) => readFileSync(`${bin}/calls`, 'utf8').trim().split('\n').map((call) => call.replace(/^.*clusterissuers\//, '')),
+    });
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(/clusterissuers\/letsencrypt-production: condition Ready is not True$/m);
+    // Three tries in all: two spent on the first issuer, the one left on the second.
+    expect(result.collected).toEqual(['letsencrypt-staging', 'sleep 10', 'letsencrypt-staging', 'sleep 10', 'letsencrypt-staging', 'letsencrypt-production']);
+  });
+
+  it("has a deadline of the pod's start and one wait for all its objects, where a Job waits for nothing else", () => {
+    for (const path of ['cert-manager/job-cert-manager-checkpoint.yaml', 'prometheus-operator-crds/job-prometheus-operator-crds-checkpoint.yaml']) {
+      const container = job(path).spec.template.spec.containers[0];
+      const script: string = container.command[2];
+      const tries = Number(container.env.find((e: any) => e.name === 'CONDITION_CHECKS').value);
+      const objects = script.split('\n').filter((line) => line.trim().startsWith('kube_condition /')).length;
+      const call = kubeGetMaxSeconds(script);
+      // Every try failing at curl's limit with a pause after each but the last, and each object's passing ask.
+      expect(job(path).spec.activeDeadlineSeconds, path).toBe(CHECK_START_SECONDS + tries * call + (tries - 1) * 10 + objects * call);
+      expect(objects, path).toBeGreaterThan(1);
     }
   });
 });

@@ -143,8 +143,16 @@ const CONDITION_CHECK_SECONDS = 10;
 /** curl's limits for a call of `kube_get`: an API server out of reach fails the call, not the Job's deadline. */
 const KUBE_CONNECT_MAX_SECONDS = 5;
 export const KUBE_CALL_MAX_SECONDS = 10;
-/** The longest `kube_condition` waits for one object: every ask at curl's limit, then the pause. */
-export const CONDITION_WAIT_SECONDS = CONDITION_CHECKS * (KUBE_CALL_MAX_SECONDS + CONDITION_CHECK_SECONDS);
+/**
+ * The longest a script's `kube_condition` calls wait for `objects` objects, one after another:
+ * their tries are the script's, so at most CONDITION_CHECKS asks fail, each but the last followed
+ * by the pause, and each object's passing ask comes on top; every ask at curl's limit. Five
+ * minutes of tries for all of them, not for each: objects that come about one after another
+ * cannot outlast the Job's deadline before its report.
+ */
+export function conditionWaitSeconds(objects: number): number {
+  return CONDITION_CHECKS * KUBE_CALL_MAX_SECONDS + (CONDITION_CHECKS - 1) * CONDITION_CHECK_SECONDS + objects * KUBE_CALL_MAX_SECONDS;
+}
 
 /** What a checkpoint's Job allows for its pod to start (its image pulled) before its script runs. */
 export const CHECK_START_SECONDS = 120;
@@ -273,6 +281,11 @@ function waitsForConditions(script: string): boolean {
   return /\bkube_condition\b/.test(script);
 }
 
+/** How many objects a script waits for: its `kube_condition` calls (a call in a loop counts once: such a script counts its own). */
+function conditionCalls(script: string): number {
+  return script.match(/\bkube_condition /g)?.length ?? 0;
+}
+
 /**
  * A check Job's `activeDeadlineSeconds`: the pod's start and its script's worst case
  * (`scriptSeconds`), or its props' fixed timeout; else, where its script waits for conditions,
@@ -283,19 +296,19 @@ function waitsForConditions(script: string): boolean {
 export function checkDeadlineSeconds(props: Pick<CheckpointProps, 'scriptSeconds' | 'timeout' | 'script'>): number {
   if (props.scriptSeconds !== undefined) return CHECK_START_SECONDS + props.scriptSeconds;
   if (props.timeout !== undefined) return props.timeout.toSeconds();
-  return waitsForConditions(props.script) ? CHECK_START_SECONDS + CONDITION_WAIT_SECONDS : DEFAULT_DEADLINE_SECONDS;
+  return waitsForConditions(props.script) ? CHECK_START_SECONDS + conditionWaitSeconds(conditionCalls(props.script)) : DEFAULT_DEADLINE_SECONDS;
 }
 
 /**
  * Shell functions for the scripts of checkpoints with `readsCluster` or `readsNamespaces`:
  * `kube_get <api path> [curl options]` prints the object (e.g. `-H 'Accept: ...;as=PartialObjectMetadata...'`
- * for its metadata only); `kube_condition <api path> <type>` waits up to five
- * minutes of tries (CONDITION_WAIT_SECONDS where every ask takes curl's limit) for its status
- * condition <type> to be True (built-in types list `type` first,
- * custom resources come back with sorted keys, so both orders match; matched, and the tries
- * counted, by the shell itself, not by a `grep` and a `seq` process per call). It and its tries
- * come with a script that calls it (probeJob): the tries from the Job's env, so the tests fail
- * it in two.
+ * for its metadata only); `kube_condition <api path> <type>` waits for its status condition
+ * <type> to be True, asking every 10 s (built-in types list `type` first, custom resources come
+ * back with sorted keys, so both orders match; matched, and the tries counted, by the shell
+ * itself, not by a `grep` and a `seq` process per call). The tries are the script's, five
+ * minutes of them for all its calls (conditionWaitSeconds): a call asks at least once, and gives
+ * up when the script's tries are spent. It and its tries come with a script that calls it
+ * (probeJob): the tries from the Job's env, so the tests fail it in two.
  * `kube_get` reads the token at each call, as kubelet renews it, with the shell's own `read`
  * rather than a `cat` process per call (a token has no final newline, so `read` sets it and
  * then reports the end of the file: `|| :`); a token it cannot read is empty, as `$(cat)`'s
@@ -314,9 +327,8 @@ kube_get() {
 }`;
 const KUBE_CONDITION = String.raw`kube_condition() {
   : "${'$'}{CONDITION_CHECKS:?unset (the Job that calls kube_condition sets it)}"
-  kube_try=0
-  while [ "$kube_try" -lt "$CONDITION_CHECKS" ]; do
-    kube_try=$((kube_try + 1))
+  kube_tries_left=${'$'}{kube_tries_left-$CONDITION_CHECKS}
+  while :; do
     if kube_answer=$(kube_get "$1" 2>&1); then
       case $(printf '%s' "$kube_answer" | tr -d ' \n') in
         *"\"type\":\"$2\",\"status\":\"True\""* | *"\"status\":\"True\",\"type\":\"$2\""*) return 0 ;;
@@ -325,10 +337,13 @@ const KUBE_CONDITION = String.raw`kube_condition() {
     else
       kube_state="cannot read it from the API server ($kube_answer)"
     fi
+    kube_tries_left=$((kube_tries_left - 1))
+    if [ "$kube_tries_left" -le 0 ]; then
+      echo "$1: $kube_state" >&2
+      return 1
+    fi
     sleep ${CONDITION_CHECK_SECONDS}
   done
-  echo "$1: $kube_state" >&2
-  return 1
 }`;
 
 /** The pause between two rounds of eachUntilOk. */
