@@ -336,7 +336,7 @@ export const INVARIANTS: readonly Invariant[] = [
         .flatMap(({ manifest, where }) => containersOf(manifest.spec.template.spec).flatMap((container) => envCountViolations(container).map((problem) => `${where} ${container.name}: ${problem}`))),
   },
   {
-    name: 'every call the scripts of our hook Jobs make over the network has a time limit: curl a --max-time, psql a connect timeout',
+    name: 'every call the scripts of our hook Jobs make over the network has a time limit: curl a --max-time, psql a connect timeout, the Vault CLI a client timeout, n8n\'s CLI within',
     check: (all) =>
       documents(all)
         .filter(({ manifest }) => manifest.kind === 'Job' && manifest.metadata.annotations?.[HOOK] !== undefined)
@@ -1151,13 +1151,18 @@ const COMMAND_START = String.raw`(?:^|[;&|\x60!]|\$\(|\b(?:then|do|else|if|while
 /** A curl command, up to where it ends (a pipe, a list separator, a closing parenthesis or backtick). */
 const CURL_COMMAND = new RegExp(`${COMMAND_START}(curl(?:\\s[^|;&)\x60]*)?)(?=[|;&)\x60]|$)`, 'g');
 const PSQL_COMMAND = new RegExp(`${COMMAND_START}psql(?:\\s|$)`);
+const VAULT_COMMAND = new RegExp(`${COMMAND_START}vault\\s`);
+/** n8n's CLI called directly, not through `within` (whose call names it after the limit, not at a command's start). */
+const N8N_COMMAND = new RegExp(`${COMMAND_START}(n8n\\s[^|;&)\x60]*)`, 'g');
 
 /**
  * The network calls of a container's script that could wait without end, which the Job's
  * deadline would then cut off before the script's report: a curl command (continuation lines
  * joined; each command of a line on its own) without `--max-time`, a psql without
- * PGCONNECT_TIMEOUT in its env (the generated connection URIs set no connect_timeout). Prose
- * that names curl (`curl exit 7`) is not at a command's start, so it is not read as one.
+ * PGCONNECT_TIMEOUT in its env (the generated connection URIs set no connect_timeout), the Vault
+ * CLI without VAULT_CLIENT_TIMEOUT (60 s a request by default), n8n's CLI outside `within` (it has
+ * no limit). Prose that names curl (`curl exit 7`) is not at a command's start, so it is not read
+ * as one.
  */
 function unboundedCalls(container: any): string[] {
   const script = shellScript(container);
@@ -1167,6 +1172,8 @@ function unboundedCalls(container: any): string[] {
   return [
     ...lines.flatMap((line) => [...line.matchAll(CURL_COMMAND)].map((m) => m[1]).filter((command) => !/\s--max-time\s/.test(command)).map((command) => `curl without --max-time: ${command.trim()}`)),
     ...(lines.some((line) => PSQL_COMMAND.test(line)) && !env.has('PGCONNECT_TIMEOUT') ? ['psql without PGCONNECT_TIMEOUT in its env'] : []),
+    ...(lines.some((line) => VAULT_COMMAND.test(line)) && !env.has('VAULT_CLIENT_TIMEOUT') ? ['the vault CLI without VAULT_CLIENT_TIMEOUT in its env'] : []),
+    ...lines.flatMap((line) => [...line.matchAll(N8N_COMMAND)].map((m) => `n8n's CLI outside within: ${m[1].trim()}`)),
   ];
 }
 

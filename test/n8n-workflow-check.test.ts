@@ -12,7 +12,8 @@ import { CHECK_MESSAGE, N8N_WORKFLOW_FACTS, NODE_START_SECONDS, workflowCheckQue
 import { permits, RabbitmqConnection } from '../charts/rabbitmq';
 import { IMAGES } from '../charts/versions';
 import { CHECK_START_SECONDS, WITHIN_SLACK_SECONDS } from '../lib/model/checkpoint';
-import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, platformObject, runWithFakeCommands, synthesizePlatformFixture, tempDir, toYamlText, synthesizeEnvironment } from './support';
+import { INVARIANTS } from './invariants';
+import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, platformObject, platformText, runWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, tempDir, toYamlText, synthesizeEnvironment, withFiles } from './support';
 
 const envs = synthesizePlatformFixture();
 
@@ -342,6 +343,15 @@ describe('the check script against fake commands', () => {
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain('N8N_CLI_SECONDS: unset (the Job sets it)');
     expect(result.collected).toEqual([]);
+  });
+
+  it("is held by the invariant that every call of our hook Jobs has a time limit: n8n's CLI runs within one", () => {
+    const invariant = INVARIANTS.find((i) => i.name.startsWith('every call the scripts of our hook Jobs make'))!;
+    const dev = synthesizePlatforms(platformText()).find((s) => s.env.environment === 'dev')!;
+    expect(invariant.check([dev])).toEqual([]);
+    const path = 'n8n/job-n8n-workflow-check.yaml';
+    const direct = withFiles(dev, (files) => files.set(path, files.get(path)!.replace('within "$N8N_CLI_SECONDS" n8n execute', 'n8n execute')));
+    expect(invariant.check([direct])).toEqual([expect.stringMatching(new RegExp(`^dev/${path} checkpoint: n8n's CLI outside within: n8n execute --id=`))]);
   });
 
   it("has a deadline of the pod's start and every step at its limit, and a queue that outlasts them", () => {
