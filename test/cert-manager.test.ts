@@ -171,8 +171,9 @@ describe('checkpoints waiting for conditions (kube_condition)', () => {
       const tries = Number(container.env.find((e: any) => e.name === 'CONDITION_CHECKS').value);
       const objects = script.split('\n').filter((line) => line.trim().startsWith('kube_condition /')).length;
       const call = kubeGetMaxSeconds(script);
+      const pause = Number(/^kube_condition\(\) \{\n[\s\S]*?\bsleep (\d+)\n[\s\S]*?\n\}$/m.exec(script)![1]);
       // Every try failing at curl's limit with a pause after each but the last, and each object's passing ask.
-      expect(job(path).spec.activeDeadlineSeconds, path).toBe(CHECK_START_SECONDS + tries * call + (tries - 1) * 10 + objects * call);
+      expect(job(path).spec.activeDeadlineSeconds, path).toBe(CHECK_START_SECONDS + tries * call + (tries - 1) * pause + objects * call);
       expect(objects, path).toBeGreaterThan(1);
     }
   });

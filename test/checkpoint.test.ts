@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { WITHIN } from '../lib/model/checkpoint';
+import { checkDeadlineSeconds, CHECK_START_SECONDS, conditionWaitSeconds, KUBE_CALL_MAX_SECONDS, WITHIN } from '../lib/model/checkpoint';
 import { FAKE_CLOCK, FAKE_SLEEP, runWithFakeCommands, tempDir } from './support';
 
 describe('within: a program run with a time limit', () => {
@@ -43,5 +43,20 @@ within 60 sh -c 'exit 0' && echo passed`);
     const clockless = run(`s=0; PATH=/nonexistent within 60 /bin/true || s=$?; echo "status $s"`);
     expect(clockless.stdout).toBe('status 2\n');
     expect(clockless.stderr).toContain("the watchdog of '/bin/true' failed (status 2): it ran without its limit");
+  });
+});
+
+describe("the deadline of a check that waits for conditions", () => {
+  it('counts each object its calls wait for, their tries shared, and refuses a call in a loop whose items it cannot count', () => {
+    const one = checkDeadlineSeconds({ script: 'kube_condition /apis/a Ready' });
+    const two = checkDeadlineSeconds({ script: 'kube_condition /apis/a Ready\necho a\nkube_condition /apis/b Ready' });
+    expect(one).toBe(CHECK_START_SECONDS + conditionWaitSeconds(1));
+    // One wait for both: the second adds only its passing ask.
+    expect(two - one).toBe(KUBE_CALL_MAX_SECONDS);
+    const loop = 'for crd in $CRDS; do\n  kube_condition "/apis/$crd" Established\ndone';
+    expect(() => checkDeadlineSeconds({ script: loop })).toThrow(/calls kube_condition in a loop .*give its scriptSeconds/);
+    expect(checkDeadlineSeconds({ script: loop, scriptSeconds: 700 })).toBe(CHECK_START_SECONDS + 700);
+    // After the loop, a call counts again.
+    expect(checkDeadlineSeconds({ script: `${'for x in 1; do\n  echo $x\ndone'}\nkube_condition /apis/a Ready` })).toBe(one);
   });
 });

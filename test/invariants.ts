@@ -1151,9 +1151,14 @@ const COMMAND_START = String.raw`(?:^|[;&|\x60!]|\$\(|\b(?:then|do|else|if|while
 /** A curl command, up to where it ends (a pipe, a list separator, a closing parenthesis or backtick). */
 const CURL_COMMAND = new RegExp(`${COMMAND_START}(curl(?:\\s[^|;&)\x60]*)?)(?=[|;&)\x60]|$)`, 'g');
 const PSQL_COMMAND = new RegExp(`${COMMAND_START}psql(?:\\s|$)`);
-const VAULT_COMMAND = new RegExp(`${COMMAND_START}vault\\s`);
+/**
+ * Where a program starts whose limit comes from its env or a wrapper: a command's start or a
+ * group's `{`, then any `exec`/`command`/`env` and `NAME=value` before it, and its path.
+ */
+const PROGRAM_START = String.raw`(?:${COMMAND_START}|(?<!\$)\{\s+)(?:(?:exec|command|env)\s+)*(?:[A-Za-z_]\w*=\S*\s+)*(?:\S*/)?`;
+const VAULT_COMMAND = new RegExp(`${PROGRAM_START}vault(?:\\s|$)`);
 /** n8n's CLI called directly, not through `within` (whose call names it after the limit, not at a command's start). */
-const N8N_COMMAND = new RegExp(`${COMMAND_START}(n8n\\s[^|;&)\x60]*)`, 'g');
+const N8N_COMMAND = new RegExp(`${PROGRAM_START}(n8n(?:\\s[^|;&)\x60]*)?)(?=[|;&)\x60]|$)`, 'g');
 
 /**
  * The network calls of a container's script that could wait without end, which the Job's
@@ -1169,10 +1174,11 @@ function unboundedCalls(container: any): string[] {
   if (script === undefined) return [];
   const lines = script.replace(/\\\n\s*/g, ' ').split('\n');
   const env = new Set<string>(((container.env ?? []) as any[]).map((e) => e.name));
+  const envValue = (name: string): string | undefined => ((container.env ?? []) as any[]).find((e) => e.name === name)?.value;
   return [
     ...lines.flatMap((line) => [...line.matchAll(CURL_COMMAND)].map((m) => m[1]).filter((command) => !/\s--max-time\s/.test(command)).map((command) => `curl without --max-time: ${command.trim()}`)),
     ...(lines.some((line) => PSQL_COMMAND.test(line)) && !env.has('PGCONNECT_TIMEOUT') ? ['psql without PGCONNECT_TIMEOUT in its env'] : []),
-    ...(lines.some((line) => VAULT_COMMAND.test(line)) && !env.has('VAULT_CLIENT_TIMEOUT') ? ['the vault CLI without VAULT_CLIENT_TIMEOUT in its env'] : []),
+    ...(lines.some((line) => VAULT_COMMAND.test(line)) && !/^[1-9]\d*s$/.test(envValue('VAULT_CLIENT_TIMEOUT') ?? '') ? ['the vault CLI without a VAULT_CLIENT_TIMEOUT of whole seconds (e.g. 10s) in its env'] : []),
     ...lines.flatMap((line) => [...line.matchAll(N8N_COMMAND)].map((m) => `n8n's CLI outside within: ${m[1].trim()}`)),
   ];
 }

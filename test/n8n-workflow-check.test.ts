@@ -350,8 +350,10 @@ describe('the check script against fake commands', () => {
     const dev = synthesizePlatforms(platformText()).find((s) => s.env.environment === 'dev')!;
     expect(invariant.check([dev])).toEqual([]);
     const path = 'n8n/job-n8n-workflow-check.yaml';
-    const direct = withFiles(dev, (files) => files.set(path, files.get(path)!.replace('within "$N8N_CLI_SECONDS" n8n execute', 'n8n execute')));
-    expect(invariant.check([direct])).toEqual([expect.stringMatching(new RegExp(`^dev/${path} checkpoint: n8n's CLI outside within: n8n execute --id=`))]);
+    for (const call of ['n8n execute', 'N8N_LOG_LEVEL=debug n8n execute', 'exec /usr/local/bin/n8n execute']) {
+      const direct = withFiles(dev, (files) => files.set(path, files.get(path)!.replace('within "$N8N_CLI_SECONDS" n8n execute', call)));
+      expect(invariant.check([direct]), call).toEqual([expect.stringMatching(new RegExp(`^dev/${path} checkpoint: n8n's CLI outside within: n8n execute --id=`))]);
+    }
   });
 
   it("has a deadline of the pod's start and every step at its limit, and a queue that outlasts them", () => {

@@ -209,8 +209,11 @@ describe('Vault configurator', () => {
     const dev = synthesizePlatforms(platformText()).find((s) => s.env.environment === 'dev')!;
     expect(invariant.check([dev])).toEqual([]);
     const path = 'vault/job-vault-configurator.yaml';
-    const unlimited = withFiles(dev, (files) => files.set(path, files.get(path)!.replace('name: VAULT_CLIENT_TIMEOUT', 'name: VAULT_CLIENT_TIMEOUT_UNUSED')));
-    expect(invariant.check([unlimited])).toEqual([`dev/${path} configurator: the vault CLI without VAULT_CLIENT_TIMEOUT in its env`]);
+    const edited = (from: RegExp, to: string) => withFiles(dev, (files) => files.set(path, files.get(path)!.replace(from, to)));
+    const problem = `dev/${path} configurator: the vault CLI without a VAULT_CLIENT_TIMEOUT of whole seconds (e.g. 10s) in its env`;
+    expect(invariant.check([edited(/name: VAULT_CLIENT_TIMEOUT\b/, 'name: VAULT_CLIENT_TIMEOUT_UNUSED')])).toEqual([problem]);
+    // Empty, the CLI takes its default of 60 s a request.
+    expect(invariant.check([edited(/(name: VAULT_CLIENT_TIMEOUT\n\s+value: )\S+/, '$1""')])).toEqual([problem]);
   });
 
   /**

@@ -281,17 +281,30 @@ function waitsForConditions(script: string): boolean {
   return /\bkube_condition\b/.test(script);
 }
 
-/** How many objects a script waits for: its `kube_condition` calls (a call in a loop counts once: such a script counts its own). */
+/**
+ * How many objects a script waits for: its `kube_condition` calls. A call in a loop waits for as
+ * many objects as the loop has items, which the script's text does not tell: such a script gives
+ * its own `scriptSeconds` (Traefik's), and is refused here.
+ */
 function conditionCalls(script: string): number {
-  return script.match(/\bkube_condition /g)?.length ?? 0;
+  let loops = 0;
+  let calls = 0;
+  for (const line of script.split('\n')) {
+    if (/^\s*done\b/.test(line)) loops -= 1;
+    if (/\bkube_condition /.test(line)) {
+      if (loops > 0) throw new Error(`a checkpoint script calls kube_condition in a loop (${line.trim()}): give its scriptSeconds, counting each item`);
+      calls += 1;
+    }
+    if (/(?:^|[;\s])do\s*$/.test(line)) loops += 1;
+  }
+  return calls;
 }
 
 /**
  * A check Job's `activeDeadlineSeconds`: the pod's start and its script's worst case
  * (`scriptSeconds`), or its props' fixed timeout; else, where its script waits for conditions,
- * the pod's start and one kube_condition wait (the objects a check waits for come about
- * together — issued, established, synced at once — so the first wait is the long one); else ten
- * minutes.
+ * the pod's start and the one wait of its calls, whose tries they share
+ * (`conditionWaitSeconds`); else ten minutes.
  */
 export function checkDeadlineSeconds(props: Pick<CheckpointProps, 'scriptSeconds' | 'timeout' | 'script'>): number {
   if (props.scriptSeconds !== undefined) return CHECK_START_SECONDS + props.scriptSeconds;
@@ -307,8 +320,9 @@ export function checkDeadlineSeconds(props: Pick<CheckpointProps, 'scriptSeconds
  * back with sorted keys, so both orders match; matched, and the tries counted, by the shell
  * itself, not by a `grep` and a `seq` process per call). The tries are the script's, five
  * minutes of them for all its calls (conditionWaitSeconds): a call asks at least once, and gives
- * up when the script's tries are spent. It and its tries come with a script that calls it
- * (probeJob): the tries from the Job's env, so the tests fail it in two.
+ * up when the script's tries are spent (a call in a subshell or `$(…)` would spend a copy of
+ * them: none is). It and its tries come with a script that calls it (probeJob): the tries from
+ * the Job's env, so the tests fail it in two.
  * `kube_get` reads the token at each call, as kubelet renews it, with the shell's own `read`
  * rather than a `cat` process per call (a token has no final newline, so `read` sets it and
  * then reports the end of the file: `|| :`); a token it cannot read is empty, as `$(cat)`'s
