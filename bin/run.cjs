@@ -314,8 +314,10 @@ async function run() {
 
 /**
  * Ends the process once stdout and stderr have written what they hold (a pipe's writes are
- * asynchronous): ending it at once skips freeing the heap and the environment one by one, which a
- * synth's exit spent ~5 ms on (the 'exit' listeners still run, the code cache's among them).
+ * asynchronous). Ending by itself, Node.js would first wait for the tasks V8 gave its helper
+ * threads, then free the environment and the heap one by one: ~35 ms of `--help`'s end and
+ * ~10 ms of a synth's on a slow machine (ADR 31). The 'exit' listeners still run, the code
+ * cache's among them.
  */
 function exitWhenWritten(status) {
   process.exitCode = status;
