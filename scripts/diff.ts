@@ -1,5 +1,5 @@
 /**
- * `npm run diff [-- --base <rev>] [--format text|markdown] [--config <file>] [--env <name>]`:
+ * `npm run diff [-- --base <rev>] [--format text|markdown] [--max-chars <n>] [--config <file>] [--env <name>]`:
  * what a fresh synth (in memory; k8s/ is not written) changes against the committed k8s/,
  * per environment and Argo CD Application, with the changed fields of every resource.
  */
@@ -11,20 +11,25 @@ import { SOURCE_CACHE_VARIABLE, SourceCaches } from '../lib/tools/render/sources
 import { CHART_CACHE_VARIABLE } from '../lib/tools/upstream/chart-archive';
 import { colours } from '../lib/util/colours';
 import { diffTrees } from '../lib/output/diff';
-import { formatMarkdown, formatText } from '../lib/output/diff-format';
+import { formatMarkdown, formatText, GITHUB_COMMENT_MAX_CHARS } from '../lib/output/diff-format';
 import { gitCommit, readGitTree, treeOf } from '../lib/output/output-tree';
 import { synthesizeConfigFile } from '../lib/output/synthesize-config';
 import { recoverInterruptedWrites } from '../lib/output/atomic-replace';
 import { resolve } from 'node:path';
 
 export const DIFF_COMMAND: CommandSpec = {
-  usage: 'npm run diff -- [--base <rev>] [--format text|markdown] [--config <file>] [--env <name>] [--out <dir>] [--rendered]',
+  usage: 'npm run diff -- [--base <rev>] [--format text|markdown] [--max-chars <n>] [--config <file>] [--env <name>] [--out <dir>] [--rendered]',
   description:
     'Synthesizes in memory (writes nothing) and compares with the output directory as committed in a git revision:\n' +
     'per environment and Argo CD Application, the resources added, removed or changed, with the changed fields.',
   options: {
     base: { type: 'string', value: '<rev>', default: 'HEAD', description: 'the git revision to compare with (a branch, tag or commit)' },
     format: { type: 'string', value: '<format>', default: 'text', description: 'text, or markdown for a pull-request comment' },
+    'max-chars': {
+      type: 'string',
+      value: '<n>',
+      description: `with --format markdown: the longest the comment may be; past it, details are left out in steps (default: ${GITHUB_COMMENT_MAX_CHARS}, GitHub's limit)`,
+    },
     config: { type: 'string', value: '<file>', default: 'homelab.yaml', description: 'the homelab description' },
     env: { type: 'string', value: '<name>', description: 'only this environment' },
     out: { type: 'string', value: '<dir>', default: 'k8s', description: 'the output directory, relative to the working directory' },
@@ -41,9 +46,22 @@ export function main(argv: readonly string[], options: { cwd?: string } = {}): P
   return runCommandAsync(async () => {
     const parsed = parseCommandLine(DIFF_COMMAND, argv);
     if (!parsed) return 0;
-    const values = parsed.values as { base: string; format: string; config: string; env?: string; out: string; rendered?: boolean; 'chart-cache'?: string; 'source-cache'?: string };
+    const values = parsed.values as {
+      base: string;
+      format: string;
+      'max-chars'?: string;
+      config: string;
+      env?: string;
+      out: string;
+      rendered?: boolean;
+      'chart-cache'?: string;
+      'source-cache'?: string;
+    };
     const { base, format, config, env, out } = values;
     if (!(FORMATS as readonly string[]).includes(format)) throw usageError(DIFF_COMMAND, `--format: expected one of ${FORMATS.join(', ')}, received "${format}"`);
+    const maxChars = values['max-chars'];
+    if (maxChars !== undefined && format !== 'markdown') throw usageError(DIFF_COMMAND, '--max-chars: only with --format markdown');
+    if (maxChars !== undefined && !/^[1-9]\d*$/.test(maxChars)) throw usageError(DIFF_COMMAND, `--max-chars: expected a whole number of characters, received "${maxChars}"`);
     // A synth killed while replacing the output left it to be finished (README: what a killed synth leaves).
     recoverInterruptedWrites(resolve(options.cwd ?? process.cwd(), out));
     const commit = gitCommit(base, options.cwd);
@@ -54,7 +72,7 @@ export function main(argv: readonly string[], options: { cwd?: string } = {}): P
       ? diffTrees(...(await renderBoth(committed, head, { charts: values['chart-cache'], git: values['source-cache'] })))
       : diffTrees(committed, head);
     const context = { base: `${base} (${commit.slice(0, 7)})`, outdir: out.replace(/\/+$/, '') };
-    process.stdout.write(format === 'markdown' ? formatMarkdown(diff, context) : formatText(diff, context, colours(process.stdout)));
+    process.stdout.write(format === 'markdown' ? formatMarkdown(diff, context, { maxChars: maxChars === undefined ? undefined : Number(maxChars) }) : formatText(diff, context, colours(process.stdout)));
     return diff.length > 0 ? 1 : 0;
   });
 }

@@ -132,6 +132,38 @@ describe('diffTrees on a known change', () => {
     expect(markdown).toMatch(/<details><summary>field changes<\/summary>/);
   });
 
+  it("markdown fits a limit (GitHub's comment limit by default): it leaves out details in steps, saying so at its top", () => {
+    const full = formatMarkdown(diff, CONTEXT, { maxChars: Infinity });
+    expect(formatMarkdown(diff, CONTEXT)).toBe(full);
+    expect(full).not.toContain('_Left out');
+    // Each step is the most detailed report that fits: from the full one down to the totals, each within its limit.
+    const leftOut = (text: string) => /^_Left out to fit \d+ characters \(a GitHub comment's limit\): (.*)\. `npm run diff` against the same base shows all of it\._$/m.exec(text)?.[1];
+    const steps: string[] = [];
+    for (let maxChars = full.length; ; ) {
+      const text = formatMarkdown(diff, CONTEXT, { maxChars });
+      if (text.length > maxChars) break;
+      if (steps.length === 0 || leftOut(steps.at(-1)!) !== leftOut(text)) steps.push(text);
+      maxChars = text.length - 1;
+    }
+    expect(steps.map(leftOut)).toEqual([undefined, 'the field changes', 'the resources and their field changes', 'the sections per environment', 'all but the totals']);
+    for (const text of steps) {
+      expect(text).toContain(`${CONTEXT.outdir}/\` changes`);
+      expect(text).toMatch(/^Against HEAD \(abc1234\): .* in 9 Applications of 1 environment\.$/m);
+      expect(text.match(/<details>/g)?.length).toBe(text.match(/<\/details>/g)?.length);
+    }
+    const [, noFields, noResources, overview, totals] = steps;
+    expect(noFields).not.toContain('field changes</summary>');
+    expect(noFields).toMatch(/^\| ~ \| `RabbitmqCluster\/rabbitmq\/rabbitmq` \|/m);
+    expect(noResources).toMatch(/^- \*\*`rabbitmq`\*\*: 1 resource added, 1 changed$/m);
+    expect(noResources).toMatch(/^- \*\*`whoami`\*\* \(new Application, \d+ resources\)$/m);
+    expect(noResources).not.toContain('| resource |');
+    expect(overview).toMatch(/^\| `rabbitmq` \| \+1 ~1 \|$/m);
+    expect(overview).not.toContain('#### dev');
+    expect(totals).not.toContain('| Application |');
+    // Shorter than the totals, they are still what comes.
+    expect(leftOut(formatMarkdown(diff, CONTEXT, { maxChars: 10 }))).toBe('all but the totals');
+  });
+
   it('an environment only one tree holds is added or removed, with its Applications; unchanged ones are left out', () => {
     const base = new Map([
       ['dev/a/x.yaml', 'kind: A\n'],
@@ -289,10 +321,16 @@ describe('npm run diff against git', () => {
     const markdown = await run('--config', exampleFile, '--format', 'markdown');
     expect(markdown.status).toBe(1);
     expect(markdown.stdout).toContain('- `spec.replicas`: `3` → `1`');
+    const short = await run('--config', exampleFile, '--format', 'markdown', '--max-chars', '400');
+    expect(short.status).toBe(1);
+    expect(short.stdout.length).toBeLessThanOrEqual(400);
+    expect(short.stdout).toMatch(/^_Left out to fit 400 characters/m);
   });
 
   it('exits 2 on a usage, config or git error, naming it', async () => {
     expect(await run('--format', 'html')).toMatchObject({ status: 2, stderr: expect.stringContaining('--format: expected one of text, markdown, received "html"') });
+    expect(await run('--max-chars', '400')).toMatchObject({ status: 2, stderr: expect.stringContaining('--max-chars: only with --format markdown') });
+    expect(await run('--format', 'markdown', '--max-chars', '4e2')).toMatchObject({ status: 2, stderr: expect.stringContaining('--max-chars: expected a whole number of characters, received "4e2"') });
     expect(await run('--config', exampleFile, '--base', 'no-such-branch')).toMatchObject({ status: 2, stderr: expect.stringContaining('--base no-such-branch: not a commit') });
     expect(await run('--config', join(repo, 'missing.yaml'))).toMatchObject({ status: 2, stderr: expect.stringContaining('cannot read the config file') });
     expect(await run('--help')).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: npm run diff[\s\S]*exit status:\n {2}0 {2}no change\n {2}1 {2}changes/) });

@@ -41,20 +41,60 @@ export function formatText(diff: readonly EnvironmentDiff[], context: DiffReport
   return `${lines.join('\n')}\n`;
 }
 
-export function formatMarkdown(diff: readonly EnvironmentDiff[], context: DiffReportContext): string {
+/** GitHub refuses a comment longer than this, in characters (its API answers "Body is too long"). */
+export const GITHUB_COMMENT_MAX_CHARS = 65_536;
+
+export interface MarkdownOptions {
+  /**
+   * The longest the text may be. Past it the details are left out in steps — the field changes,
+   * then the resource tables, then the sections per environment, then the overview table — and
+   * a note at the top says what was left out. @default GITHUB_COMMENT_MAX_CHARS
+   */
+  readonly maxChars?: number;
+}
+
+/** How much a Markdown report holds, most first; each step leaves out what the note says. */
+const MARKDOWN_LEVELS = [
+  { fields: true, resources: true, environments: true, overview: true, left: '' },
+  { fields: false, resources: true, environments: true, overview: true, left: 'the field changes' },
+  { fields: false, resources: false, environments: true, overview: true, left: 'the resources and their field changes' },
+  { fields: false, resources: false, environments: false, overview: true, left: 'the sections per environment' },
+  { fields: false, resources: false, environments: false, overview: false, left: 'all but the totals' },
+] as const;
+type MarkdownLevel = (typeof MARKDOWN_LEVELS)[number];
+
+/** The report as Markdown, as much of it as fits `maxChars` (the totals always: they are the shortest it can be). */
+export function formatMarkdown(diff: readonly EnvironmentDiff[], context: DiffReportContext, options: MarkdownOptions = {}): string {
+  const maxChars = options.maxChars ?? GITHUB_COMMENT_MAX_CHARS;
+  let text = '';
+  for (const level of MARKDOWN_LEVELS) {
+    text = markdownAt(level, diff, context, maxChars);
+    if (text.length <= maxChars) break;
+  }
+  return text;
+}
+
+function markdownAt(level: MarkdownLevel, diff: readonly EnvironmentDiff[], context: DiffReportContext, maxChars: number): string {
   const out: string[] = [`### \`${context.outdir}/\` changes`, '', `${summaryLine(diff, context)}.`, ''];
-  if (diff.length > 0) out.push(...overviewTable(diff), '');
-  for (const env of diff) {
+  if (level.left !== '') {
+    out.push(`_Left out to fit ${maxChars} characters (a GitHub comment's limit): ${level.left}. \`npm run diff\` against the same base shows all of it._`, '');
+  }
+  if (diff.length > 0 && level.overview) out.push(...overviewTable(diff), '');
+  for (const env of level.environments ? diff : []) {
     const note = env.kind === 'changed' ? '' : ` (environment ${env.kind})`;
     out.push(`#### ${env.environment}${note}`, '', describeCounts(totalCounts(env.applications)), '');
     for (const app of env.applications) {
+      if (!level.resources) {
+        out.push(`- **${code(app.application)}**${app.kind === 'changed' ? `: ${describeCounts(totalCounts([app]))}` : applicationNote(app)}`);
+        continue;
+      }
       out.push(`**${code(app.application)}**${applicationNote(app)}`, '');
       const table = ['| | resource | change |', '|---|---|---|', ...app.resources.map(resourceRow)];
       // A whole new or removed Application says enough in one line; its resource list folds away.
       if (app.kind === 'changed') out.push(...table, '');
       else out.push(`<details><summary>${app.resources.length} resources</summary>`, '', ...table, '', '</details>', '');
       const changed = app.resources.filter((r) => r.kind === 'changed');
-      if (changed.length === 0) continue;
+      if (changed.length === 0 || !level.fields) continue;
       out.push('<details><summary>field changes</summary>', '');
       for (const resource of changed) {
         const { lines: fields, more } = fieldLines(resource);
@@ -63,6 +103,7 @@ export function formatMarkdown(diff: readonly EnvironmentDiff[], context: DiffRe
       }
       out.push('</details>', '');
     }
+    if (!level.resources) out.push('');
   }
   return `${out.join('\n').replace(/\n+$/, '')}\n`;
 }
