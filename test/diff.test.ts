@@ -145,13 +145,20 @@ describe('diffTrees on a known change', () => {
       if (steps.length === 0 || leftOut(steps.at(-1)!) !== leftOut(text)) steps.push(text);
       maxChars = text.length - 1;
     }
-    expect(steps.map(leftOut)).toEqual([undefined, 'the field changes', 'the resources and their field changes', 'the sections per environment', 'all but the totals']);
-    for (const text of steps) {
+    // First the field changes of the last Applications, one more at each step, then all of them.
+    const withFields = (full.match(/field changes<\/summary>/g) ?? []).length;
+    expect(withFields).toBeGreaterThan(1);
+    const partly = Array.from({ length: withFields - 1 }, (_, i) => `the field changes of the last ${i + 1} of the ${withFields} Applications with changed resources`);
+    expect(steps.map(leftOut)).toEqual([undefined, ...partly, 'the field changes', 'the resources and their field changes', 'the sections per environment', 'all but the totals']);
+    steps.forEach((text, i) => {
       expect(text).toContain(`${CONTEXT.outdir}/\` changes`);
       expect(text).toMatch(/^Against HEAD \(abc1234\): .* in 9 Applications of 1 environment\.$/m);
       expect(text.match(/<details>/g)?.length).toBe(text.match(/<\/details>/g)?.length);
-    }
-    const [, noFields, noResources, overview, totals] = steps;
+      expect((text.match(/field changes<\/summary>/g) ?? []).length).toBe(Math.max(0, withFields - i));
+    });
+    // The field changes kept are the first Applications' (rabbitmq's comes before the later ones in dev).
+    expect(steps[1]).toContain('- `spec.replicas`: `1` → `3`');
+    const [noFields, noResources, overview, totals] = steps.slice(withFields);
     expect(noFields).not.toContain('field changes</summary>');
     expect(noFields).toMatch(/^\| ~ \| `RabbitmqCluster\/rabbitmq\/rabbitmq` \|/m);
     expect(noResources).toMatch(/^- \*\*`rabbitmq`\*\*: 1 resource added, 1 changed$/m);

@@ -46,40 +46,77 @@ export const GITHUB_COMMENT_MAX_CHARS = 65_536;
 
 export interface MarkdownOptions {
   /**
-   * The longest the text may be. Past it the details are left out in steps — the field changes,
-   * then the resource tables, then the sections per environment, then the overview table — and
-   * a note at the top says what was left out. @default GITHUB_COMMENT_MAX_CHARS
+   * The longest the text may be. Past it the details are left out in steps — the field changes
+   * of the last Applications, then of all, then the resource tables, then the sections per
+   * environment, then the overview table — and a note at the top says what was left out.
+   * @default GITHUB_COMMENT_MAX_CHARS
    */
   readonly maxChars?: number;
 }
 
-/** How much a Markdown report holds, most first; each step leaves out what the note says. */
+/** How much a Markdown report holds, most first (the first with the field changes of all, some or none of the Applications); each step leaves out what the note says. */
 const MARKDOWN_LEVELS = [
-  { fields: true, resources: true, environments: true, overview: true, left: '' },
-  { fields: false, resources: true, environments: true, overview: true, left: 'the field changes' },
-  { fields: false, resources: false, environments: true, overview: true, left: 'the resources and their field changes' },
-  { fields: false, resources: false, environments: false, overview: true, left: 'the sections per environment' },
-  { fields: false, resources: false, environments: false, overview: false, left: 'all but the totals' },
+  { resources: true, environments: true, overview: true, left: '' },
+  { resources: false, environments: true, overview: true, left: 'the resources and their field changes' },
+  { resources: false, environments: false, overview: true, left: 'the sections per environment' },
+  { resources: false, environments: false, overview: false, left: 'all but the totals' },
 ] as const;
 type MarkdownLevel = (typeof MARKDOWN_LEVELS)[number];
 
 /** The report as Markdown, as much of it as fits `maxChars` (the totals always: they are the shortest it can be). */
 export function formatMarkdown(diff: readonly EnvironmentDiff[], context: DiffReportContext, options: MarkdownOptions = {}): string {
   const maxChars = options.maxChars ?? GITHUB_COMMENT_MAX_CHARS;
+  const withFields = diff.flatMap((env) => env.applications).filter(hasFieldChanges).length;
+  const detailed = (fieldsFor: number) => markdownAt(MARKDOWN_LEVELS[0], { diff, context, maxChars, fieldsFor, withFields });
+  const full = detailed(withFields);
+  if (full.length <= maxChars) return full;
+  if (detailed(0).length <= maxChars) {
+    // The field changes of as many Applications as fit, in the report's order: each adds to the text.
+    let fits = 0;
+    let fitsNot = withFields;
+    while (fitsNot - fits > 1) {
+      const middle = Math.floor((fits + fitsNot) / 2);
+      if (detailed(middle).length <= maxChars) fits = middle;
+      else fitsNot = middle;
+    }
+    return detailed(fits);
+  }
   let text = '';
-  for (const level of MARKDOWN_LEVELS) {
-    text = markdownAt(level, diff, context, maxChars);
+  for (const level of MARKDOWN_LEVELS.slice(1)) {
+    text = markdownAt(level, { diff, context, maxChars, fieldsFor: 0, withFields });
     if (text.length <= maxChars) break;
   }
   return text;
 }
 
-function markdownAt(level: MarkdownLevel, diff: readonly EnvironmentDiff[], context: DiffReportContext, maxChars: number): string {
+function hasFieldChanges(app: ApplicationDiff): boolean {
+  return app.resources.some((r) => r.kind === 'changed');
+}
+
+interface MarkdownReport {
+  readonly diff: readonly EnvironmentDiff[];
+  readonly context: DiffReportContext;
+  readonly maxChars: number;
+  /** The field changes of this many Applications that have any, the first in the report's order. */
+  readonly fieldsFor: number;
+  /** How many Applications have field changes. */
+  readonly withFields: number;
+}
+
+function markdownAt(level: MarkdownLevel, report: MarkdownReport): string {
+  const { diff, context, maxChars, fieldsFor, withFields } = report;
   const out: string[] = [`### \`${context.outdir}/\` changes`, '', `${summaryLine(diff, context)}.`, ''];
-  if (level.left !== '') {
-    out.push(`_Left out to fit ${maxChars} characters (a GitHub comment's limit): ${level.left}. \`npm run diff\` against the same base shows all of it._`, '');
-  }
+  const left =
+    level.left !== ''
+      ? level.left
+      : fieldsFor >= withFields
+        ? ''
+        : fieldsFor === 0
+          ? 'the field changes'
+          : `the field changes of the last ${withFields - fieldsFor} of the ${withFields} Applications with changed resources`;
+  if (left !== '') out.push(`_Left out to fit ${maxChars} characters (a GitHub comment's limit): ${left}. \`npm run diff\` against the same base shows all of it._`, '');
   if (diff.length > 0 && level.overview) out.push(...overviewTable(diff), '');
+  let fieldsShown = 0;
   for (const env of level.environments ? diff : []) {
     const note = env.kind === 'changed' ? '' : ` (environment ${env.kind})`;
     out.push(`#### ${env.environment}${note}`, '', describeCounts(totalCounts(env.applications)), '');
@@ -93,10 +130,11 @@ function markdownAt(level: MarkdownLevel, diff: readonly EnvironmentDiff[], cont
       // A whole new or removed Application says enough in one line; its resource list folds away.
       if (app.kind === 'changed') out.push(...table, '');
       else out.push(`<details><summary>${app.resources.length} resources</summary>`, '', ...table, '', '</details>', '');
-      const changed = app.resources.filter((r) => r.kind === 'changed');
-      if (changed.length === 0 || !level.fields) continue;
+      if (!hasFieldChanges(app)) continue;
+      fieldsShown += 1;
+      if (fieldsShown > fieldsFor) continue;
       out.push('<details><summary>field changes</summary>', '');
-      for (const resource of changed) {
+      for (const resource of app.resources.filter((r) => r.kind === 'changed')) {
         const { lines: fields, more } = fieldLines(resource);
         const items = fields.length === 0 ? ['only comments or formatting'] : fields.map(markdownField);
         out.push(code(resource.resource), '', ...items.map((item) => `- ${item}`), ...(more > 0 ? [`- … and ${more} more`] : []), '');
