@@ -61,7 +61,7 @@ export function main(argv: readonly string[], options: { cwd?: string } = {}): P
     if (!(FORMATS as readonly string[]).includes(format)) throw usageError(DIFF_COMMAND, `--format: expected one of ${FORMATS.join(', ')}, received "${format}"`);
     const maxChars = values['max-chars'];
     if (maxChars !== undefined && format !== 'markdown') throw usageError(DIFF_COMMAND, '--max-chars: only with --format markdown');
-    if (maxChars !== undefined && !/^[1-9]\d*$/.test(maxChars)) throw usageError(DIFF_COMMAND, `--max-chars: expected a whole number of characters, received "${maxChars}"`);
+    if (maxChars !== undefined && !(/^\d+$/.test(maxChars) && Number(maxChars) > 0)) throw usageError(DIFF_COMMAND, `--max-chars: expected a whole number of characters above 0, received "${maxChars}"`);
     // A synth killed while replacing the output left it to be finished (README: what a killed synth leaves).
     recoverInterruptedWrites(resolve(options.cwd ?? process.cwd(), out));
     const commit = gitCommit(base, options.cwd);
@@ -72,7 +72,13 @@ export function main(argv: readonly string[], options: { cwd?: string } = {}): P
       ? diffTrees(...(await renderBoth(committed, head, { charts: values['chart-cache'], git: values['source-cache'] })))
       : diffTrees(committed, head);
     const context = { base: `${base} (${commit.slice(0, 7)})`, outdir: out.replace(/\/+$/, '') };
-    process.stdout.write(format === 'markdown' ? formatMarkdown(diff, context, { maxChars: maxChars === undefined ? undefined : Number(maxChars) }) : formatText(diff, context, colours(process.stdout)));
+    if (format === 'markdown') {
+      const markdown = formatMarkdown(diff, context, { maxChars: maxChars === undefined ? undefined : Number(maxChars) });
+      process.stdout.write(markdown);
+      if (maxChars !== undefined && markdown.length > Number(maxChars)) process.stderr.write(`warning: the totals alone are ${markdown.length} characters, more than --max-chars ${maxChars}\n`);
+    } else {
+      process.stdout.write(formatText(diff, context, colours(process.stdout)));
+    }
     return diff.length > 0 ? 1 : 0;
   });
 }

@@ -136,39 +136,74 @@ describe('diffTrees on a known change', () => {
     const full = formatMarkdown(diff, CONTEXT, { maxChars: Infinity });
     expect(formatMarkdown(diff, CONTEXT)).toBe(full);
     expect(full).not.toContain('_Left out');
-    // Each step is the most detailed report that fits: from the full one down to the totals, each within its limit.
-    const leftOut = (text: string) => /^_Left out to fit \d+ characters \(a GitHub comment's limit\): (.*)\. `npm run diff` against the same base shows all of it\._$/m.exec(text)?.[1];
-    const steps: string[] = [];
-    for (let maxChars = full.length; ; ) {
-      const text = formatMarkdown(diff, CONTEXT, { maxChars });
-      if (text.length > maxChars) break;
-      if (steps.length === 0 || leftOut(steps.at(-1)!) !== leftOut(text)) steps.push(text);
-      maxChars = text.length - 1;
+    const short = formatMarkdown(diff, CONTEXT, { maxChars: full.length - 1 });
+    expect(short.length).toBeLessThan(full.length);
+    expect(short).toMatch(new RegExp(`^_Left out to fit ${full.length - 1 >= 1000 ? '\\d+,' : ''}\\d+ characters: the field changes`, 'm'));
+  });
+
+  it('markdown: at every limit the most detailed report that fits, the field changes of the first Applications kept longest', () => {
+    /** A changed ConfigMap per Application, with `fields[i]` changed fields; `tags` adds an added Application. */
+    const synthetic = (fields: number[]): EnvironmentDiff[] => [
+      {
+        environment: 'dev',
+        kind: 'changed',
+        applications: [
+          ...fields.map((count, i) => ({
+            application: `app-${String(i).padStart(2, '0')}`,
+            kind: 'changed' as const,
+            resources: [{ file: 'c.yaml', resource: `ConfigMap/app-${i}/settings`, kind: 'changed' as const, fields: Array.from({ length: count }, (_, f) => ({ path: `data.key${f}`, kind: 'changed' as const, before: 'a', after: 'b' })) }],
+          })),
+          { application: 'zz-new', kind: 'added' as const, resources: [{ file: 'd.yaml', resource: 'Deployment/zz/zz', kind: 'added' as const, fields: [] }] },
+        ],
+      },
+    ];
+    const leftOut = (text: string) => /^_Left out to fit [\d,]+ characters: (.*)\. The same command with `--format text` shows all of it\._$/m.exec(text)?.[1];
+    const LEVELS = ['the field changes', 'the resources and their field changes', 'the sections per environment', 'all but the totals'];
+    /** How much a report leaves out: 0 nothing, then the field changes of more and more Applications, then each level. */
+    const detail = (text: string) => {
+      const left = leftOut(text);
+      if (left === undefined) return 0;
+      const last = /^the field changes of the last (?:Application|(\d+) Applications) of the \d+ with field changes$/.exec(left);
+      if (last) return Number(last[1] ?? 1);
+      return 1000 + LEVELS.indexOf(left);
+    };
+    const blocks = (text: string) => [...text.matchAll(/\*\*`(app-\d+)`\*\*[^*]*?<details><summary>field changes/g)].map((m) => m[1]);
+    for (const fields of [[], [1], [1, 1, 1], Array.from({ length: 8 }, () => 1), [6, 2, 9, 3, 4]]) {
+      const report = synthetic(fields);
+      const full = formatMarkdown(report, CONTEXT, { maxChars: Infinity });
+      const totals = formatMarkdown(report, CONTEXT, { maxChars: 1 });
+      expect(detail(totals), String(fields)).toBe(1003);
+      const seen = new Set<number>();
+      let previous = full;
+      // Checked at every limit, the problems collected (an expect per check and limit is most of the time).
+      const problems: string[] = [];
+      const check = (ok: boolean, what: string) => ok || problems.push(what);
+      const fullBlocks = blocks(full).join(' ');
+      // Down to the totals' length: below it every limit gives the totals.
+      for (let maxChars = full.length; maxChars >= totals.length - 1; maxChars -= 1) {
+        const text = formatMarkdown(report, CONTEXT, { maxChars });
+        const at = `${fields} at ${maxChars}`;
+        // Within the limit, down to the totals, which always come whole.
+        check(text.length <= maxChars || detail(text) === 1003, `${at}: ${text.length} characters`);
+        // Less detail only as the limit shrinks, never more.
+        check(detail(text) >= detail(previous), `${at}: more detail than at the limit above`);
+        // The most detailed that fits: a report that fitted the limit above and fits this one is kept.
+        check(!(previous.length <= maxChars && String(maxChars).length === String(maxChars + 1).length) || detail(text) === detail(previous), `${at}: less detail than fits`);
+        check(text.split('<details>').length === text.split('</details>').length, `${at}: unbalanced <details>`);
+        check(text.includes('Against HEAD (abc1234): '), `${at}: no totals`);
+        // The field changes kept are the first Applications'.
+        const kept = blocks(text).join(' ');
+        check(fullBlocks.startsWith(kept), `${at}: kept the field changes of ${kept}`);
+        seen.add(detail(text));
+        previous = text;
+      }
+      expect(problems).toEqual([]);
+      expect(detail(previous), String(fields)).toBe(1003);
+      // Where each Application's field changes are longer than the note, every one of them goes on its own step, then all.
+      if (fields.length > 1 && fields.every((count) => count >= 2)) {
+        expect([...seen].filter((d) => d > 0 && d <= 1000), String(fields)).toEqual([...fields.slice(1).map((_, i) => i + 1), 1000]);
+      }
     }
-    // First the field changes of the last Applications, one more at each step, then all of them.
-    const withFields = (full.match(/field changes<\/summary>/g) ?? []).length;
-    expect(withFields).toBeGreaterThan(1);
-    const partly = Array.from({ length: withFields - 1 }, (_, i) => `the field changes of the last ${i + 1} of the ${withFields} Applications with changed resources`);
-    expect(steps.map(leftOut)).toEqual([undefined, ...partly, 'the field changes', 'the resources and their field changes', 'the sections per environment', 'all but the totals']);
-    steps.forEach((text, i) => {
-      expect(text).toContain(`${CONTEXT.outdir}/\` changes`);
-      expect(text).toMatch(/^Against HEAD \(abc1234\): .* in 9 Applications of 1 environment\.$/m);
-      expect(text.match(/<details>/g)?.length).toBe(text.match(/<\/details>/g)?.length);
-      expect((text.match(/field changes<\/summary>/g) ?? []).length).toBe(Math.max(0, withFields - i));
-    });
-    // The field changes kept are the first Applications' (rabbitmq's comes before the later ones in dev).
-    expect(steps[1]).toContain('- `spec.replicas`: `1` → `3`');
-    const [noFields, noResources, overview, totals] = steps.slice(withFields);
-    expect(noFields).not.toContain('field changes</summary>');
-    expect(noFields).toMatch(/^\| ~ \| `RabbitmqCluster\/rabbitmq\/rabbitmq` \|/m);
-    expect(noResources).toMatch(/^- \*\*`rabbitmq`\*\*: 1 resource added, 1 changed$/m);
-    expect(noResources).toMatch(/^- \*\*`whoami`\*\* \(new Application, \d+ resources\)$/m);
-    expect(noResources).not.toContain('| resource |');
-    expect(overview).toMatch(/^\| `rabbitmq` \| \+1 ~1 \|$/m);
-    expect(overview).not.toContain('#### dev');
-    expect(totals).not.toContain('| Application |');
-    // Shorter than the totals, they are still what comes.
-    expect(leftOut(formatMarkdown(diff, CONTEXT, { maxChars: 10 }))).toBe('all but the totals');
   });
 
   it('an environment only one tree holds is added or removed, with its Applications; unchanged ones are left out', () => {
@@ -331,13 +366,19 @@ describe('npm run diff against git', () => {
     const short = await run('--config', exampleFile, '--format', 'markdown', '--max-chars', '400');
     expect(short.status).toBe(1);
     expect(short.stdout.length).toBeLessThanOrEqual(400);
-    expect(short.stdout).toMatch(/^_Left out to fit 400 characters/m);
+    expect(short.stdout).toMatch(/^_Left out to fit 400 characters: /m);
+    expect(short.stderr).toBe('');
+    // Shorter than the totals: they come, and a warning says so.
+    const tiny = await run('--config', exampleFile, '--format', 'markdown', '--max-chars', '10');
+    expect(tiny.status).toBe(1);
+    expect(tiny.stderr).toMatch(/^warning: the totals alone are \d+ characters, more than --max-chars 10$/m);
   });
 
   it('exits 2 on a usage, config or git error, naming it', async () => {
     expect(await run('--format', 'html')).toMatchObject({ status: 2, stderr: expect.stringContaining('--format: expected one of text, markdown, received "html"') });
     expect(await run('--max-chars', '400')).toMatchObject({ status: 2, stderr: expect.stringContaining('--max-chars: only with --format markdown') });
-    expect(await run('--format', 'markdown', '--max-chars', '4e2')).toMatchObject({ status: 2, stderr: expect.stringContaining('--max-chars: expected a whole number of characters, received "4e2"') });
+    expect(await run('--format', 'markdown', '--max-chars', '4e2')).toMatchObject({ status: 2, stderr: expect.stringContaining('--max-chars: expected a whole number of characters above 0, received "4e2"') });
+    expect(await run('--format', 'markdown', '--max-chars', '0')).toMatchObject({ status: 2, stderr: expect.stringContaining('--max-chars: expected a whole number of characters above 0, received "0"') });
     expect(await run('--config', exampleFile, '--base', 'no-such-branch')).toMatchObject({ status: 2, stderr: expect.stringContaining('--base no-such-branch: not a commit') });
     expect(await run('--config', join(repo, 'missing.yaml'))).toMatchObject({ status: 2, stderr: expect.stringContaining('cannot read the config file') });
     expect(await run('--help')).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: npm run diff[\s\S]*exit status:\n {2}0 {2}no change\n {2}1 {2}changes/) });

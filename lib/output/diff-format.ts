@@ -89,6 +89,11 @@ export function formatMarkdown(diff: readonly EnvironmentDiff[], context: DiffRe
   return text;
 }
 
+/** `65,536`: digits in threes, the same in every locale. */
+function grouped(count: number): string {
+  return String(count).replace(/\B(?=(\d{3})+$)/g, ',');
+}
+
 function hasFieldChanges(app: ApplicationDiff): boolean {
   return app.resources.some((r) => r.kind === 'changed');
 }
@@ -106,6 +111,7 @@ interface MarkdownReport {
 function markdownAt(level: MarkdownLevel, report: MarkdownReport): string {
   const { diff, context, maxChars, fieldsFor, withFields } = report;
   const out: string[] = [`### \`${context.outdir}/\` changes`, '', `${summaryLine(diff, context)}.`, ''];
+  const last = withFields - fieldsFor;
   const left =
     level.left !== ''
       ? level.left
@@ -113,8 +119,11 @@ function markdownAt(level: MarkdownLevel, report: MarkdownReport): string {
         ? ''
         : fieldsFor === 0
           ? 'the field changes'
-          : `the field changes of the last ${withFields - fieldsFor} of the ${withFields} Applications with changed resources`;
-  if (left !== '') out.push(`_Left out to fit ${maxChars} characters (a GitHub comment's limit): ${left}. \`npm run diff\` against the same base shows all of it._`, '');
+          : `the field changes of the last ${last === 1 ? 'Application' : `${last} Applications`} of the ${withFields} with field changes`;
+  if (left !== '') {
+    const limit = maxChars === GITHUB_COMMENT_MAX_CHARS ? `${grouped(maxChars)} characters (a GitHub comment's limit)` : `${grouped(maxChars)} characters`;
+    out.push(`_Left out to fit ${limit}: ${left}. The same command with \`--format text\` shows all of it._`, '');
+  }
   if (diff.length > 0 && level.overview) out.push(...overviewTable(diff), '');
   let fieldsShown = 0;
   for (const env of level.environments ? diff : []) {
