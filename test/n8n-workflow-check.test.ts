@@ -273,8 +273,8 @@ describe('the check script against fake commands', () => {
   /**
    * `node check.js <command>` and `n8n <command>` record their arguments and fail when told to;
    * `n8n execute` hangs (until killed) where HANG_EXECUTE is set. `within`'s watchdog pauses at
-   * once and reads the real clock (the fake one, a minute later at every look, where a test
-   * passes it: a fake n8n taking four looks would be killed).
+   * once and reads the real clock (a fake one, a minute later at every look, would end a fake
+   * n8n that took four looks).
    */
   const fakes = {
     node: ['echo "node $*" >> "$FAKE_BIN/calls"', 'case "$2" in', '  credentials) echo "[]" ;;', '  receive) [ -z "$FAIL_RECEIVE" ] || { echo "queue is empty" >&2; exit 1; } ;;', 'esac'].join('\n'),
@@ -282,7 +282,7 @@ describe('the check script against fake commands', () => {
       'echo "n8n $*" >> "$FAKE_BIN/calls"',
       'case "$1" in',
       '  execute)',
-      '    [ -z "$HANG_EXECUTE" ] || exec /bin/sleep 30',
+      '    [ -z "$HANG_EXECUTE" ] || { : > "$FAKE_BIN/executing"; exec /bin/sleep 30; }',
       '    [ -z "$FAIL_EXECUTE" ] || { echo "Execution was NOT successful"; exit 1; } ;;',
       'esac',
     ].join('\n'),
@@ -330,7 +330,8 @@ describe('the check script against fake commands', () => {
 
   it('ends an execution that outlasts N8N_CLI_SECONDS, saying so, and still deletes the queue', () => {
     // n8n's CLI has no limit: a workflow stuck on the broker held the Job to its deadline, with no report.
-    const result = run({ HANG_EXECUTE: '1' }, { date: FAKE_CLOCK });
+    // The fake clock moves a minute a look only once the execution hangs: the imports before it, however slow, are not ended.
+    const result = run({ HANG_EXECUTE: '1' }, { date: `[ -e "$FAKE_BIN/executing" ] || { echo 1700000000; exit 0; }\n${FAKE_CLOCK}` });
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain(`gave up on 'n8n execute --id=homelabCheckpoint --rawOutput' after ${podEnvOf().N8N_CLI_SECONDS} s`);
     expect(result.stderr).toContain('n8n could not run workflow homelabCheckpoint');
