@@ -17,7 +17,7 @@
 import type { AlloyValues } from '../imports/helm/alloy';
 import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, checkpointJobName, untilDeadlineSeconds } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_COMPONENT, CHECKPOINT_CONTAINER, checkpointJobName, type DeadlineWait, untilDeadline, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, resourcesSchema } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import type { Toleration } from '../lib/model/inventory';
@@ -141,20 +141,19 @@ export class Alloy extends HomelabService implements Partial<TraceReceiver> {
       env: { LOKI_URL: loki.queryUrl, ...traces?.env },
       // The log wait (5 minutes), then the span's sending retries and Tempo's wait, every call at
       // its limit, after the pod's start.
-      scriptSeconds: untilDeadlineSeconds(LOG_WAIT_SECONDS, LOG_CALL_MAX_SECONDS, LOG_PAUSE_SECONDS) + (traces ? TRACE_ROUND_TRIP_SECONDS : 0),
+      scriptSeconds: untilDeadlineSeconds(LOG_WAIT) + (traces ? TRACE_ROUND_TRIP_SECONDS : 0),
       script: [
         // The pod's name, set by the container runtime; the query needs it.
         ': "${HOSTNAME:?}"',
         'marker="alloy-checkpoint-$HOSTNAME-$(date +%s)"',
         'echo "$marker"',
         `query="${selector} |= \\"$marker\\""`,
-        `deadline=$(( $(date +%s) + ${LOG_WAIT_SECONDS} ))`,
-        // The line is a JSON string in the result's values: ["<timestamp>","<line>"].
-        `until curl -fsS --max-time ${LOG_CALL_MAX_SECONDS} -G "$LOKI_URL/loki/api/v1/query_range" --data-urlencode "query=$query" --data-urlencode since=15m | grep -qF "\\"$marker\\"]"; do`,
-        '  if [ "$(date +%s)" -ge "$deadline" ]; then echo "Loki has no line $marker from this pod after 5 minutes: Alloy does not ship its logs, or labels them differently" >&2; exit 1; fi',
-        '  echo "waiting for Alloy to ship this pod\'s line to Loki"',
-        `  sleep ${LOG_PAUSE_SECONDS}`,
-        'done',
+        ...untilDeadline(LOG_WAIT, {
+          // The line is a JSON string in the result's values: ["<timestamp>","<line>"].
+          test: `curl -fsS --max-time ${LOG_WAIT.callMaxSeconds} -G "$LOKI_URL/loki/api/v1/query_range" --data-urlencode "query=$query" --data-urlencode since=15m | grep -qF "\\"$marker\\"]"`,
+          waiting: "waiting for Alloy to ship this pod's line to Loki",
+          failure: 'Loki has no line $marker from this pod after 5 minutes: Alloy does not ship its logs, or labels them differently',
+        }),
         'echo "Loki returned this pod\'s line with its namespace, pod, container and app labels"',
         ...(traces ? [traces.script] : []),
       ].join('\n'),
@@ -163,9 +162,7 @@ export class Alloy extends HomelabService implements Partial<TraceReceiver> {
 }
 
 /** The checkpoint waits five minutes for its own line in Loki, asking every 10 s, 10 s a call. */
-const LOG_WAIT_SECONDS = 300;
-const LOG_PAUSE_SECONDS = 10;
-const LOG_CALL_MAX_SECONDS = 10;
+const LOG_WAIT: DeadlineWait = { waitSeconds: 300, pauseSeconds: 10, callMaxSeconds: 10 };
 
 /**
  * The Alloy pipeline: discover this node's pods, label their containers, tail their logs

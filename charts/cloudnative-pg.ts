@@ -13,7 +13,7 @@ import { z } from '../lib/model/config/zod';
 import type { CloudnativePgValues } from '../imports/helm/cloudnative-pg';
 import { Cluster, ClusterSpecResourcesLimits, ClusterSpecResourcesRequests } from '../imports/cnpg-cluster-postgresql.cnpg.io';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, CheckpointProps, curlRetryOptions } from '../lib/model/checkpoint';
+import { Checkpoint, CheckpointProps, curlRetryOptions, STARTING_SERVER_CALL } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import type { BackupTarget } from '../lib/model/backup';
 import type { BackupCredentialsNeed, DatabaseNeed, DatabaseProvider, DatabaseRef } from '../lib/model/databases';
@@ -218,7 +218,7 @@ export class CloudnativePg extends HomelabService implements DatabaseProvider {
       image: IMAGES.curl,
       env: { WEBHOOK_URL: `https://${WEBHOOK_SERVICE}.${CNPG_NAMESPACE}.svc/validate-postgresql-cnpg-io-v1-cluster` },
       // Within curl's limit: (10 + 1) × 10 + 10 × 6 s at most, well inside the default deadline.
-      script: String.raw`code=$(curl -sS ${curlRetryOptions({ retries: 10, delaySeconds: 6, maxSeconds: 10 })} --cacert /ca/ca.crt -o /dev/null -w '%{http_code}' "$WEBHOOK_URL" || :)
+      script: String.raw`code=$(curl -sS ${curlRetryOptions(STARTING_SERVER_CALL)} --cacert /ca/ca.crt -o /dev/null -w '%{http_code}' "$WEBHOOK_URL" || :)
 echo "webhook: HTTP $code"
 [ "$code" -ge 200 ] && [ "$code" -lt 500 ]`,
       // Only the CA certificate: never the CA's key.

@@ -7,7 +7,7 @@
 import { z } from '../lib/model/config/zod';
 import type { LokiValues } from '../imports/helm/loki';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, type CurlRetry, curlRetrySeconds, READINESS_WAIT_SECONDS, readinessWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
+import { Checkpoint, curlRetrySeconds, type DeadlineWait, READINESS_WAIT_SECONDS, readinessWait, STARTING_SERVER_CALL, untilDeadline, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, exactlyOneOf, expected, region, resourcesSchema, s3Endpoint, volumeSize } from '../lib/model/config/primitives';
 import { durationSeconds } from '../lib/util/quantity';
 import { helmRelease } from './helm-release';
@@ -281,7 +281,7 @@ export class Loki extends HomelabService {
       image: IMAGES.curl,
       env: { LOKI_URL: this.queryUrl },
       // Readiness, the push's retries and the query's wait, every call at its limit, after the pod's start.
-      scriptSeconds: READINESS_WAIT_SECONDS + curlRetrySeconds(PUSH) + untilDeadlineSeconds(QUERY_WAIT_SECONDS, CALL_MAX_SECONDS, QUERY_PAUSE_SECONDS),
+      scriptSeconds: READINESS_WAIT_SECONDS + curlRetrySeconds(PUSH) + untilDeadlineSeconds(QUERY_WAIT),
       script: [
         readinessWait('Loki', 'LOKI_URL'),
         'now=$(date +%s)',
@@ -292,13 +292,12 @@ export class Loki extends HomelabService {
         `curl -fsS --max-time ${PUSH.maxSeconds} --retry ${PUSH.retries} --retry-delay ${PUSH.delaySeconds} --retry-all-errors -H "Content-Type: application/json" --data "$body" "$LOKI_URL/loki/api/v1/push"`,
         'echo "pushed $marker"',
         'query="{app=\\"loki-checkpoint\\"} |= \\"$marker\\""',
-        `deadline=$(( $(date +%s) + ${QUERY_WAIT_SECONDS} ))`,
-        // The line is a JSON string in the result's values: ["<timestamp>","<line>"].
-        `until curl -fsS --max-time ${CALL_MAX_SECONDS} -G "$LOKI_URL/loki/api/v1/query_range" --data-urlencode "query=$query" --data-urlencode since=15m | grep -qF "\\"$marker\\"]"; do`,
-        '  if [ "$(date +%s)" -ge "$deadline" ]; then echo "the pushed line $marker did not come back from a LogQL query within 2 minutes" >&2; exit 1; fi',
-        '  echo "waiting for the pushed line to be queryable"',
-        `  sleep ${QUERY_PAUSE_SECONDS}`,
-        'done',
+        ...untilDeadline(QUERY_WAIT, {
+          // The line is a JSON string in the result's values: ["<timestamp>","<line>"].
+          test: `curl -fsS --max-time ${QUERY_WAIT.callMaxSeconds} -G "$LOKI_URL/loki/api/v1/query_range" --data-urlencode "query=$query" --data-urlencode since=15m | grep -qF "\\"$marker\\"]"`,
+          waiting: 'waiting for the pushed line to be queryable',
+          failure: 'the pushed line $marker did not come back from a LogQL query within 2 minutes',
+        }),
         'echo "the pushed line came back from a LogQL query"',
       ].join('\n'),
     });
@@ -306,10 +305,8 @@ export class Loki extends HomelabService {
 }
 
 /** The checkpoint, once Loki is ready: the push's retries, two minutes for the line to come back (every 5 s); 10 s a call. */
-const CALL_MAX_SECONDS = 10;
-const PUSH: CurlRetry = { retries: 10, delaySeconds: 6, maxSeconds: CALL_MAX_SECONDS };
-const QUERY_WAIT_SECONDS = 120;
-const QUERY_PAUSE_SECONDS = 5;
+const PUSH = STARTING_SERVER_CALL;
+const QUERY_WAIT: DeadlineWait = { waitSeconds: 120, pauseSeconds: 5, callMaxSeconds: 10 };
 
 function lokiValues(props: LokiProps, lokiResources: Resources, s3: LokiS3Target | undefined): LokiValues {
   const store = s3 ? 's3' : 'filesystem';

@@ -6,7 +6,7 @@
  * Their admission webhooks get certificates from cert-manager Issuers inside the
  * kustomizations, hence the requirement on cert-manager.io.
  */
-import { Checkpoint, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, curlRetryOptions, curlRetrySeconds, STARTING_SERVER_CALL } from '../lib/model/checkpoint';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
 import { Platform } from '../lib/model/platform';
@@ -44,7 +44,7 @@ const CLUSTER_OPERATOR_PODS = { 'app.kubernetes.io/name': 'rabbitmq-cluster-oper
 const CLUSTER_OPERATOR_METRICS_PORT = 8080;
 
 /** The checkpoint's webhook calls: retried for a minute (the webhooks may still be starting), each attempt within curl's limit. */
-const WEBHOOK_CALL: CurlRetry = { retries: 10, delaySeconds: 6, maxSeconds: 10 };
+const WEBHOOK_CALL = STARTING_SERVER_CALL;
 
 /**
  * Both operators' webhook servers listen on controller-runtime's default 9443 (the webhook

@@ -21,7 +21,7 @@ import { Construct } from 'constructs';
 import { Exchange, Permission, Queue, QueueSpecDeletionPolicy, User, UserSpecTags, Vhost, VhostSpecDeletionPolicy } from '../imports/rabbitmq-topology-rabbitmq.com';
 import { setSyncWave } from '../lib/model/argocd';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, curlRetryOptions, curlRetrySeconds, STARTING_SERVER_CALL } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, oneOf, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { Inventory, schedulableNodes } from '../lib/model/inventory';
 import { Layer } from '../lib/model/layers';
@@ -457,7 +457,7 @@ export class Rabbitmq extends HomelabService {
 }
 
 /** The checkpoint's management API calls: retried for a minute (a node may still be joining), each attempt within curl's limit. */
-const API_CALL: CurlRetry = { retries: 10, delaySeconds: 6, maxSeconds: 10 };
+const API_CALL = STARTING_SERVER_CALL;
 
 interface UserTopologyProps {
   /** The user's name in the config: names the User resource and its generated Secret. */

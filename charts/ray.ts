@@ -22,7 +22,7 @@ import {
 } from '../imports/kuberay-raycluster-ray.io';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint, type CurlRetry, curlRetrySeconds, untilDeadlineSeconds } from '../lib/model/checkpoint';
+import { Checkpoint, type CurlRetry, curlRetrySeconds, type DeadlineWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, memoryQuantity, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
@@ -426,7 +426,7 @@ export class Ray extends HomelabService {
       // 20 minutes for the nodes, 20 for the job (a GPU worker pulls a multi-GB image first), each
       // ending after a last ask and pause; the submission's retries, the log and the cleanup's two
       // calls at curl's limit; after the pod's start.
-      scriptSeconds: 2 * untilDeadlineSeconds(RAY_WAIT_SECONDS, RAY_CALL_MAX_SECONDS, RAY_PAUSE_SECONDS) + curlRetrySeconds(SUBMIT) + 3 * RAY_CALL_MAX_SECONDS,
+      scriptSeconds: 2 * untilDeadlineSeconds(RAY_WAIT) + curlRetrySeconds(SUBMIT) + 3 * RAY_WAIT.callMaxSeconds,
       env: {
         NODES_URL: alive,
         EXPECTED_NODES: String(expectedNodes),
@@ -437,11 +437,11 @@ export class Ray extends HomelabService {
       script: [
         // Required before the wait: the test that reads it runs only once the head is ALIVE.
         ': "${EXPECTED_NODES:?unset (the Job sets it)}"',
-        `deadline=$(( $(date +%s) + ${RAY_WAIT_SECONDS} ))`,
+        `deadline=$(( $(date +%s) + ${RAY_WAIT.waitSeconds} ))`,
         // Ready is what the last answer said, not the clock after it (a last ask may end past the deadline).
         'ready=',
         'until [ "$(date +%s)" -ge "$deadline" ]; do',
-        `  if body=$(curl -fsS --max-time ${RAY_CALL_MAX_SECONDS} "$NODES_URL"); then`,
+        `  if body=$(curl -fsS --max-time ${RAY_WAIT.callMaxSeconds} "$NODES_URL"); then`,
         '    nodes=$(printf "%s" "$body" | grep -o \'"node_id"\' | wc -l)',
         '    heads=$(printf "%s" "$body" | grep -o \'"is_head_node": *true\' | wc -l)',
         '    echo "ALIVE nodes: $nodes (head: $heads), expecting $EXPECTED_NODES with the head"',
@@ -449,7 +449,7 @@ export class Ray extends HomelabService {
         '  else',
         '    echo "the dashboard does not answer yet"',
         '  fi',
-        `  sleep ${RAY_PAUSE_SECONDS}`,
+        `  sleep ${RAY_WAIT.pauseSeconds}`,
         'done',
         'if [ -z "$ready" ]; then',
         '  echo "the Ray cluster did not reach $EXPECTED_NODES ALIVE nodes with its head within 20 minutes" >&2',
@@ -500,9 +500,7 @@ export function rayCheckpointJob(withGpu: boolean): { request: { entrypoint: str
 }
 
 /** The checkpoint waits 20 minutes for the nodes, then 20 for the job, asking every 10 s, each call at most 10 s (the submission 30 s, retried). */
-const RAY_WAIT_SECONDS = 1200;
-const RAY_PAUSE_SECONDS = 10;
-const RAY_CALL_MAX_SECONDS = 10;
+const RAY_WAIT: DeadlineWait = { waitSeconds: 1200, pauseSeconds: 10, callMaxSeconds: 10 };
 const SUBMIT: CurlRetry = { retries: 5, delaySeconds: 10, maxSeconds: 30 };
 
 /**
@@ -512,8 +510,8 @@ const SUBMIT: CurlRetry = { retries: 5, delaySeconds: 10, maxSeconds: 30 };
  */
 const RAY_JOB_RUN = String.raw`id="homelab-checkpoint-$(date +%s)-$$"
 cleanup() {
-  curl -fsS -X POST --max-time ${RAY_CALL_MAX_SECONDS} "$JOBS_URL/$id/stop" >/dev/null 2>&1 || true
-  curl -fsS -X DELETE --max-time ${RAY_CALL_MAX_SECONDS} "$JOBS_URL/$id" >/dev/null 2>&1 || true
+  curl -fsS -X POST --max-time ${RAY_WAIT.callMaxSeconds} "$JOBS_URL/$id/stop" >/dev/null 2>&1 || true
+  curl -fsS -X DELETE --max-time ${RAY_WAIT.callMaxSeconds} "$JOBS_URL/$id" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 request=$(printf '%s' "$JOB_REQUEST" | sed "s/SUBMISSION_ID/$id/")
@@ -522,20 +520,20 @@ if ! curl -fsS --max-time ${SUBMIT.maxSeconds} --retry ${SUBMIT.retries} --retry
   exit 1
 fi
 echo "submitted Ray job $id"
-deadline=$(( $(date +%s) + ${RAY_WAIT_SECONDS} ))
+deadline=$(( $(date +%s) + ${RAY_WAIT.waitSeconds} ))
 status=PENDING
 until [ "$(date +%s)" -ge "$deadline" ]; do
   # The job's own status is the first one (JobDetails), cut out by the shell: this runs at every poll.
-  answer=$(curl -fsS --max-time ${RAY_CALL_MAX_SECONDS} "$JOBS_URL/$id" | tr -d ' 
+  answer=$(curl -fsS --max-time ${RAY_WAIT.callMaxSeconds} "$JOBS_URL/$id" | tr -d ' 
 ' || true)
   case $answer in *'"status":"'*) status=${'$'}{answer#*'"status":"'}; status=${'$'}{status%%'"'*} ;; *) status= ;; esac
   case "$status" in
     SUCCEEDED|FAILED|STOPPED) break ;;
   esac
   echo "Ray job $id: ${'$'}{status:-no answer}"
-  sleep ${RAY_PAUSE_SECONDS}
+  sleep ${RAY_WAIT.pauseSeconds}
 done
-logs=$(curl -fsS --max-time ${RAY_CALL_MAX_SECONDS} "$JOBS_URL/$id/logs" || true)
+logs=$(curl -fsS --max-time ${RAY_WAIT.callMaxSeconds} "$JOBS_URL/$id/logs" || true)
 result=$(printf '%s' "$logs" | grep -o "${RESULT_MARK} [^\]*end" | tail -n 1)
 echo "Ray job $id: $status; ${'$'}{result:-no result line}"
 if [ "$status" != SUCCEEDED ]; then

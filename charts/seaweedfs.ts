@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { z } from '../lib/model/config/zod';
 import type { SeaweedfsValues } from '../imports/helm/seaweedfs';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, CheckpointProps, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, CheckpointProps, curlRetryOptions, curlRetrySeconds, STARTING_SERVER_CALL } from '../lib/model/checkpoint';
 import { bool, k8sName, matching, region, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
@@ -186,7 +186,7 @@ function bucketAccessCheck(store: Seaweedfs, own: readonly BucketNeed[], credent
  * timed out), each attempt within curl's limit, so that a store that accepts connections but
  * never answers fails the check with its report instead of holding it until the Job's deadline.
  */
-const S3_CALL: CurlRetry = { retries: 10, delaySeconds: 6, maxSeconds: 10 };
+const S3_CALL = STARTING_SERVER_CALL;
 const S3_CALL_LIMITS = curlRetryOptions(S3_CALL, 'connrefused');
 const S3_CALL_SECONDS = curlRetrySeconds(S3_CALL);
 

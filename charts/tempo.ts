@@ -6,7 +6,7 @@
  */
 import type { TempoValues } from '../imports/helm/tempo';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, type CurlRetry, curlRetrySeconds, READINESS_WAIT_SECONDS, readinessWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
+import { Checkpoint, curlRetrySeconds, type DeadlineWait, READINESS_WAIT_SECONDS, readinessWait, STARTING_SERVER_CALL, untilDeadline, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, expected, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { z } from '../lib/model/config/zod';
 import { Layer } from '../lib/model/layers';
@@ -101,14 +101,11 @@ export class Tempo extends HomelabService {
 }
 
 /** The span's send: curl's limit per attempt, its retries and the delay between them; then three minutes for Tempo to return it, asked every 5 s. */
-const SPAN_SEND: CurlRetry = { retries: 10, delaySeconds: 6, maxSeconds: 10 };
-const TRACE_WAIT_SECONDS = 180;
-const TRACE_PAUSE_SECONDS = 5;
-const TRACE_CALL_MAX_SECONDS = 10;
+const SPAN_SEND = STARTING_SERVER_CALL;
+const TRACE_WAIT: DeadlineWait = { waitSeconds: 180, pauseSeconds: 5, callMaxSeconds: 10 };
 
 /** The longest traceRoundTripScript runs: the send's retries and the lookup, every call at its limit. */
-export const TRACE_ROUND_TRIP_SECONDS =
-  curlRetrySeconds(SPAN_SEND) + untilDeadlineSeconds(TRACE_WAIT_SECONDS, TRACE_CALL_MAX_SECONDS, TRACE_PAUSE_SECONDS);
+export const TRACE_ROUND_TRIP_SECONDS = curlRetrySeconds(SPAN_SEND) + untilDeadlineSeconds(TRACE_WAIT);
 
 /**
  * Sends one span with a fresh random trace ID as OTLP/JSON to `$OTLP_HTTP_URL/v1/traces`
@@ -128,12 +125,11 @@ export function traceRoundTripScript(via: string): string {
     // Right after start the receiver may not listen yet: retry the send.
     `if ! curl -fsS --max-time ${SPAN_SEND.maxSeconds} --retry ${SPAN_SEND.retries} --retry-delay ${SPAN_SEND.delaySeconds} --retry-all-errors -H "Content-Type: application/json" --data "$body" "$OTLP_HTTP_URL/v1/traces"; then echo "${via} refused the span (OTLP/HTTP $OTLP_HTTP_URL/v1/traces)" >&2; exit 1; fi`,
     `echo "sent span $span (trace $trace_id) to ${via} at $OTLP_HTTP_URL"`,
-    `deadline=$(( $(date +%s) + ${TRACE_WAIT_SECONDS} ))`,
-    `until curl -fsS --max-time ${TRACE_CALL_MAX_SECONDS} -H "Accept: application/json" "$TEMPO_URL/api/traces/$trace_id" | grep -qF "\\"$span\\""; do`,
-    `  if [ "$(date +%s)" -ge "$deadline" ]; then echo "Tempo has no trace $trace_id 3 minutes after it was sent to ${via}" >&2; exit 1; fi`,
-    '  echo "waiting for Tempo to return trace $trace_id"',
-    `  sleep ${TRACE_PAUSE_SECONDS}`,
-    'done',
+    ...untilDeadline(TRACE_WAIT, {
+      test: `curl -fsS --max-time ${TRACE_WAIT.callMaxSeconds} -H "Accept: application/json" "$TEMPO_URL/api/traces/$trace_id" | grep -qF "\\"$span\\""`,
+      waiting: 'waiting for Tempo to return trace $trace_id',
+      failure: `Tempo has no trace $trace_id 3 minutes after it was sent to ${via}`,
+    }),
     `echo "Tempo returned trace $trace_id, sent through ${via}"`,
   ].join('\n');
 }

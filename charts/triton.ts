@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { k8s } from 'cdk8s-plus-34';
 import { z } from '../lib/model/config/zod';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, type CurlRetry, curlRetryOptions, curlRetrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, type CurlRetry, curlRetryOptions, curlRetrySeconds, STARTING_SERVER_CALL } from '../lib/model/checkpoint';
 import { bool, exactlyOneOf, expected, intBetween, memoryQuantity, oneOf, region, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { parseQuantity } from '../lib/util/quantity';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
@@ -433,11 +433,11 @@ export class Triton extends HomelabService implements TraceEmitter {
       description: `Triton is ready and ${SMOKE_MODEL.name} answers an inference request correctly`,
       image: IMAGES.curl,
       // Each call with its retries at curl's limit, after the pod's start.
-      scriptSeconds: CHECKPOINT_CALLS.reduce((sum, call) => sum + curlRetrySeconds(call), 0),
+      scriptSeconds: Object.values(CHECKPOINT_CALLS).reduce((sum, call) => sum + curlRetrySeconds(call), 0),
       script: [
-        `curl -fsS -o /dev/null ${curlRetryOptions(CHECKPOINT_CALLS[0])} "${this.httpUrl}/v2/health/ready"`,
-        `curl -fsS -o /dev/null ${curlRetryOptions(CHECKPOINT_CALLS[1])} "${model}/ready"`,
-        `answer=$(curl -fsS ${curlRetryOptions(CHECKPOINT_CALLS[2])} -H "Content-Type: application/json" -d '${JSON.stringify(smokeRequest())}' "${model}/infer" | tr -d ' \\n')`,
+        `curl -fsS -o /dev/null ${curlRetryOptions(CHECKPOINT_CALLS.serverReady)} "${this.httpUrl}/v2/health/ready"`,
+        `curl -fsS -o /dev/null ${curlRetryOptions(CHECKPOINT_CALLS.modelReady)} "${model}/ready"`,
+        `answer=$(curl -fsS ${curlRetryOptions(CHECKPOINT_CALLS.inference)} -H "Content-Type: application/json" -d '${JSON.stringify(smokeRequest())}' "${model}/infer" | tr -d ' \\n')`,
         'echo "$answer"',
         // The values of the output named SUM, e.g. `11,22,33,44`.
         `got=$(echo "$answer" | sed -n 's/.*"name":"${SMOKE_MODEL.output}"[^}]*"data":\\[\\([-0-9,]*\\)\\].*/\\1/p')`,
@@ -452,11 +452,11 @@ export class Triton extends HomelabService implements TraceEmitter {
  * the image), the model's (it loads after the server), the inference; each attempt within curl's
  * limit, so that a server that accepts connections but never answers fails the check.
  */
-const CHECKPOINT_CALLS: readonly CurlRetry[] = [
-  { retries: 30, delaySeconds: 10, maxSeconds: 10 },
-  { retries: 10, delaySeconds: 6, maxSeconds: 10 },
-  { retries: 3, delaySeconds: 5, maxSeconds: 30 },
-];
+const CHECKPOINT_CALLS: Readonly<Record<'serverReady' | 'modelReady' | 'inference', CurlRetry>> = {
+  serverReady: { retries: 30, delaySeconds: 10, maxSeconds: 10 },
+  modelReady: STARTING_SERVER_CALL,
+  inference: { retries: 3, delaySeconds: 5, maxSeconds: 30 },
+};
 
 interface RepositoryMount {
   /** Value of --model-repository. */

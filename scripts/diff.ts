@@ -59,9 +59,7 @@ export function main(argv: readonly string[], options: { cwd?: string } = {}): P
     };
     const { base, format, config, env, out } = values;
     if (!(FORMATS as readonly string[]).includes(format)) throw usageError(DIFF_COMMAND, `--format: expected one of ${FORMATS.join(', ')}, received "${format}"`);
-    const maxChars = values['max-chars'];
-    if (maxChars !== undefined && format !== 'markdown') throw usageError(DIFF_COMMAND, '--max-chars: only with --format markdown');
-    if (maxChars !== undefined && !(/^\d+$/.test(maxChars) && Number(maxChars) > 0)) throw usageError(DIFF_COMMAND, `--max-chars: expected a whole number of characters above 0, received "${maxChars}"`);
+    const maxChars = maxCharsOption(values['max-chars'], format);
     // A synth killed while replacing the output left it to be finished (README: what a killed synth leaves).
     recoverInterruptedWrites(resolve(options.cwd ?? process.cwd(), out));
     const commit = gitCommit(base, options.cwd);
@@ -73,14 +71,22 @@ export function main(argv: readonly string[], options: { cwd?: string } = {}): P
       : diffTrees(committed, head);
     const context = { base: `${base} (${commit.slice(0, 7)})`, outdir: out.replace(/\/+$/, '') };
     if (format === 'markdown') {
-      const markdown = formatMarkdown(diff, context, { maxChars: maxChars === undefined ? undefined : Number(maxChars) });
+      const markdown = formatMarkdown(diff, context, { maxChars });
       process.stdout.write(markdown);
-      if (maxChars !== undefined && markdown.length > Number(maxChars)) process.stderr.write(`warning: the totals alone are ${markdown.length} characters, more than --max-chars ${maxChars}\n`);
+      if (maxChars !== undefined && markdown.length > maxChars) process.stderr.write(`warning: the totals alone are ${markdown.length} characters, more than --max-chars ${maxChars}\n`);
     } else {
       process.stdout.write(formatText(diff, context, colours(process.stdout)));
     }
     return diff.length > 0 ? 1 : 0;
   });
+}
+
+/** `--max-chars` as a number (only with Markdown, a whole number above 0), or undefined for formatMarkdown's default. */
+function maxCharsOption(value: string | undefined, format: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (format !== 'markdown') throw usageError(DIFF_COMMAND, '--max-chars: only with --format markdown');
+  if (!/^\d+$/.test(value) || Number(value) === 0) throw usageError(DIFF_COMMAND, `--max-chars: expected a whole number of characters above 0, received "${value}"`);
+  return Number(value);
 }
 
 /** Both trees rendered, the base first (one render, so charts rendered with the same values are rendered once). */

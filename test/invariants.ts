@@ -330,17 +330,11 @@ export const INVARIANTS: readonly Invariant[] = [
   },
   {
     name: 'every script of our hook Jobs requires each number from its env that it compares with, and reads only what its env or itself sets',
-    check: (all) =>
-      documents(all)
-        .filter(({ manifest }) => manifest.kind === 'Job' && manifest.metadata.annotations?.[HOOK] !== undefined)
-        .flatMap(({ manifest, where }) => containersOf(manifest.spec.template.spec).flatMap((container) => envCountViolations(container).map((problem) => `${where} ${container.name}: ${problem}`))),
+    check: (all) => hookJobContainerProblems(all, envCountViolations),
   },
   {
     name: 'every call the scripts of our hook Jobs make over the network has a time limit: curl a --max-time, psql a connect timeout, the Vault CLI a client timeout, n8n\'s CLI within',
-    check: (all) =>
-      documents(all)
-        .filter(({ manifest }) => manifest.kind === 'Job' && manifest.metadata.annotations?.[HOOK] !== undefined)
-        .flatMap(({ manifest, where }) => containersOf(manifest.spec.template.spec).flatMap((container) => unboundedCalls(container).map((problem) => `${where} ${container.name}: ${problem}`))),
+    check: (all) => hookJobContainerProblems(all, unboundedCalls),
   },
   {
     name: 'every service has one PostSync checkpoint Job, and every Job is a bounded hook',
@@ -1081,6 +1075,13 @@ function scriptWriteViolations(container: any): string[] {
     const inside = STREAMS.test(path) || writable.some((mount) => path === mount || path.startsWith(`${mount}/`));
     return problems(inside, `writes to ${target}${path === target ? '' : ` (${path})`}, outside its writable volumes (${writable.join(', ') || 'none'}), on a read-only root filesystem`);
   });
+}
+
+/** What `check` finds in each container of our hook Jobs (their scripts are ours; an operator's own app commands are not checked), named by file and container. */
+function hookJobContainerProblems(all: readonly Synthesized[], check: (container: any) => string[]): string[] {
+  return documents(all)
+    .filter(({ manifest }) => manifest.kind === 'Job' && manifest.metadata.annotations?.[HOOK] !== undefined)
+    .flatMap(({ manifest, where }) => containersOf(manifest.spec.template.spec).flatMap((container) => check(container).map((problem) => `${where} ${container.name}: ${problem}`)));
 }
 
 /** The script a container runs with `sh -c` (`-ec` ...; bash, dash or ash alike), if it runs one. */

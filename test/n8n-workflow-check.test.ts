@@ -312,13 +312,17 @@ describe('the check script against fake commands', () => {
     ]);
   });
 
-  it('fails when the execution fails, with its log and what it tried, and still deletes the queue', () => {
-    const result = run({ FAIL_EXECUTE: '1' });
+  /** A run whose execution did not succeed: it fails saying so, reads nothing back, and still deletes the queue. */
+  const expectExecutionFailed = (result: ReturnType<typeof run>, reason: string) => {
     expect(result.status).not.toBe(0);
-    expect(result.stderr).toContain('Execution was NOT successful');
+    expect(result.stderr).toContain(reason);
     expect(result.stderr).toContain('n8n could not run workflow homelabCheckpoint (publish to queue n8n.checkpoint on vhost events as user n8n)');
     expect(result.collected).not.toContain('node /check/check.js receive');
     expect(result.collected.at(-1)).toBe('node /check/check.js delete');
+  };
+
+  it('fails when the execution fails, with its log and what it tried, and still deletes the queue', () => {
+    expectExecutionFailed(run({ FAIL_EXECUTE: '1' }), 'Execution was NOT successful');
   });
 
   it('fails when the message is not in the queue, and still deletes the queue', () => {
@@ -332,11 +336,7 @@ describe('the check script against fake commands', () => {
     // n8n's CLI has no limit: a workflow stuck on the broker held the Job to its deadline, with no report.
     // The fake clock moves a minute a look only once the execution hangs: the imports before it, however slow, are not ended.
     const result = run({ HANG_EXECUTE: '1' }, { date: `[ -e "$FAKE_BIN/executing" ] || { echo 1700000000; exit 0; }\n${FAKE_CLOCK}` });
-    expect(result.status).not.toBe(0);
-    expect(result.stderr).toContain(`gave up on 'n8n execute --id=homelabCheckpoint --rawOutput' after ${podEnvOf().N8N_CLI_SECONDS} s`);
-    expect(result.stderr).toContain('n8n could not run workflow homelabCheckpoint');
-    expect(result.collected).not.toContain('node /check/check.js receive');
-    expect(result.collected.at(-1)).toBe('node /check/check.js delete');
+    expectExecutionFailed(result, `gave up on 'n8n execute --id=homelabCheckpoint --rawOutput' after ${podEnvOf().N8N_CLI_SECONDS} s`);
   });
 
   it('stops with a message where the Job leaves N8N_CLI_SECONDS unset, before it touches the queue', () => {

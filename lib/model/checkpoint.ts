@@ -140,8 +140,8 @@ const API_TOKEN_VOLUME: k8s.Volume = {
 /** How often `kube_condition` asks, and how long it waits in between: five minutes. */
 const CONDITION_CHECKS = 30;
 const CONDITION_CHECK_SECONDS = 10;
-/** curl's limits for a call of `kube_get`: an API server out of reach fails the call, not the Job's deadline. */
-const KUBE_CONNECT_MAX_SECONDS = 5;
+/** curl's limit for connecting (kube_get's, a CurlRetry's): a server out of reach fails the call, not the Job's deadline. */
+const CONNECT_MAX_SECONDS = 5;
 export const KUBE_CALL_MAX_SECONDS = 10;
 /**
  * The longest a script's `kube_condition` calls wait for `objects` objects, one after another:
@@ -169,20 +169,43 @@ export function retrySeconds(tries: number, callMaxSeconds: number, pauseSeconds
 }
 
 /**
- * The longest a loop runs that calls until it succeeds and gives up once a clock deadline
- * `waitSeconds` away has passed: its last check comes just before the deadline, then the pause
+ * A loop that calls until a test passes and gives up once a clock deadline `waitSeconds` away
+ * has passed: `pauseSeconds` between two calls, each of them within `callMaxSeconds`.
+ */
+export interface DeadlineWait {
+  readonly waitSeconds: number;
+  readonly pauseSeconds: number;
+  readonly callMaxSeconds: number;
+}
+
+/**
+ * The longest a DeadlineWait runs: its last check comes just before the deadline, then the pause
  * and one more call at its limit.
  */
-export function untilDeadlineSeconds(waitSeconds: number, callMaxSeconds: number, pauseSeconds: number): number {
-  return waitSeconds + pauseSeconds + callMaxSeconds;
+export function untilDeadlineSeconds(wait: DeadlineWait): number {
+  return wait.waitSeconds + wait.pauseSeconds + wait.callMaxSeconds;
+}
+
+/**
+ * Shell lines of a DeadlineWait: until `test` (whose call keeps to the wait's `callMaxSeconds`)
+ * passes, `waiting` and the pause; past the deadline, `failure` on stderr and exit 1. At most
+ * untilDeadlineSeconds(wait).
+ */
+export function untilDeadline(wait: DeadlineWait, o: { readonly test: string; readonly waiting: string; readonly failure: string }): string[] {
+  return [
+    `deadline=$(( $(date +%s) + ${wait.waitSeconds} ))`,
+    `until ${o.test}; do`,
+    `  if [ "$(date +%s)" -ge "$deadline" ]; then echo "${o.failure}" >&2; exit 1; fi`,
+    `  echo "${o.waiting}"`,
+    `  sleep ${wait.pauseSeconds}`,
+    'done',
+  ];
 }
 
 /** A readiness wait: five minutes, asked every 10 s, each call at most 5 s. */
-const READY_WAIT_SECONDS = 300;
-const READY_PAUSE_SECONDS = 10;
-const READY_CALL_MAX_SECONDS = 5;
+const READY_WAIT: DeadlineWait = { waitSeconds: 300, pauseSeconds: 10, callMaxSeconds: 5 };
 /** The longest readinessWait runs. */
-export const READINESS_WAIT_SECONDS = untilDeadlineSeconds(READY_WAIT_SECONDS, READY_CALL_MAX_SECONDS, READY_PAUSE_SECONDS);
+export const READINESS_WAIT_SECONDS = untilDeadlineSeconds(READY_WAIT);
 
 /**
  * Shell lines that wait up to five minutes for `$<urlVariable>/ready` to answer 2xx (Loki's and
@@ -191,12 +214,11 @@ export const READINESS_WAIT_SECONDS = untilDeadlineSeconds(READY_WAIT_SECONDS, R
  */
 export function readinessWait(name: string, urlVariable: string): string {
   return [
-    `deadline=$(( $(date +%s) + ${READY_WAIT_SECONDS} ))`,
-    `until curl -fsS --max-time ${READY_CALL_MAX_SECONDS} "$${urlVariable}/ready" > /dev/null; do`,
-    `  if [ "$(date +%s)" -ge "$deadline" ]; then echo "${name} did not become ready within 5 minutes" >&2; exit 1; fi`,
-    `  echo "waiting for ${name} to be ready"`,
-    `  sleep ${READY_PAUSE_SECONDS}`,
-    'done',
+    ...untilDeadline(READY_WAIT, {
+      test: `curl -fsS --max-time ${READY_WAIT.callMaxSeconds} "$${urlVariable}/ready" > /dev/null`,
+      waiting: `waiting for ${name} to be ready`,
+      failure: `${name} did not become ready within 5 minutes`,
+    }),
     `echo "${name} is ready"`,
   ].join('\n');
 }
@@ -208,6 +230,12 @@ export interface CurlRetry {
   readonly maxSeconds: number;
 }
 
+/**
+ * A call of a server that may still be starting (a webhook, an API, a receiver right after its
+ * pod's start): retried for about a minute, each attempt within 10 s.
+ */
+export const STARTING_SERVER_CALL: CurlRetry = { retries: 10, delaySeconds: 6, maxSeconds: 10 };
+
 /** The longest a CurlRetry runs: every attempt at its limit, a delay between two. */
 export function curlRetrySeconds(call: CurlRetry): number {
   return (call.retries + 1) * call.maxSeconds + call.retries * call.delaySeconds;
@@ -215,7 +243,7 @@ export function curlRetrySeconds(call: CurlRetry): number {
 
 /** curl's options for a CurlRetry of a server that may still be starting: retried on any error (or only on refused connections and timeouts), connecting within 5 s. */
 export function curlRetryOptions(call: CurlRetry, retryOn: 'all-errors' | 'connrefused' = 'all-errors'): string {
-  return `--retry ${call.retries} --retry-delay ${call.delaySeconds} --retry-${retryOn} --connect-timeout 5 --max-time ${call.maxSeconds}`;
+  return `--retry ${call.retries} --retry-delay ${call.delaySeconds} --retry-${retryOn} --connect-timeout ${CONNECT_MAX_SECONDS} --max-time ${call.maxSeconds}`;
 }
 
 /**
@@ -337,7 +365,7 @@ kube_get() {
   shift
   kube_token=
   read -r kube_token < "$sa/token" || :
-  curl -fsS --connect-timeout ${KUBE_CONNECT_MAX_SECONDS} --max-time ${KUBE_CALL_MAX_SECONDS} --cacert "$sa/ca.crt" -H "Authorization: Bearer $kube_token" "$@" "https://kubernetes.default.svc$kube_path"
+  curl -fsS --connect-timeout ${CONNECT_MAX_SECONDS} --max-time ${KUBE_CALL_MAX_SECONDS} --cacert "$sa/ca.crt" -H "Authorization: Bearer $kube_token" "$@" "https://kubernetes.default.svc$kube_path"
 }`;
 const KUBE_CONDITION = String.raw`kube_condition() {
   : "${'$'}{CONDITION_CHECKS:?unset (the Job that calls kube_condition sets it)}"
