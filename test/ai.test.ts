@@ -530,7 +530,7 @@ describe('Triton on CPU, where no device plugin advertises GPUs', () => {
       return '';
     })();
     expect(error).toContain('cpu: the services request');
-    expect(error).toContain('compute modes: triton on CPU (no GPU provider: the models run in CPU instance groups)');
+    expect(error).toContain('nodes: the requests above are for triton on CPU (no GPU provider: the models run in CPU instance groups)');
   });
 });
 

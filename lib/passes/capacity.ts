@@ -65,7 +65,8 @@ export function checkCapacity(demands: readonly ResourceDemand[], nodes: Invento
     }
   }
   if (problems.length > 0) {
-    const modes = computeModes.length > 0 ? [`nodes: compute modes: ${computeModes.map(describeComputeMode).join(', ')}`] : [];
+    // Context, not a problem of its own: whether a service runs on GPUs or CPUs decides what it requests.
+    const modes = computeModes.length > 0 ? [`nodes: the requests above are for ${computeModes.map(describeComputeMode).join(', ')}`] : [];
     throw new UserError([...problems.map((p) => `nodes: ${p}`), ...modes]);
   }
   return { requested, available, computeModes };
