@@ -7,7 +7,7 @@ import { z } from '../lib/model/config/zod';
 import type { ArgoCdValues } from '../imports/helm/argo-cd';
 import { ARGOCD_GROUP, ARGOCD_NAMESPACE } from '../lib/model/argocd';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint, curlRetryOptions, STARTING_SERVER_CALL } from '../lib/model/checkpoint';
+import { Checkpoint, CONNECT_MAX_SECONDS, curlRetryOptions, STARTING_SERVER_CALL } from '../lib/model/checkpoint';
 import { intBetween, subdomain } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { Layer } from '../lib/model/layers';
@@ -184,7 +184,7 @@ export class ArgoCd extends HomelabService implements TraceEmitter, OidcLoginSer
       // Both calls within curl's limit: (10 + 1) × 10 + 10 × 6 + 10 s at most, well inside the default deadline.
       script: [
         `curl -fsS ${curlRetryOptions(STARTING_SERVER_CALL)} "http://argocd-server.argocd.svc/healthz?full=true"`,
-        'curl -fsS --connect-timeout 5 --max-time 10 "http://argocd-server.argocd.svc/api/version" | grep -q "\\"Version\\""',
+        `curl -fsS --connect-timeout ${CONNECT_MAX_SECONDS} --max-time ${STARTING_SERVER_CALL.maxSeconds} "http://argocd-server.argocd.svc/api/version" | grep -q "\\"Version\\""`,
       ].join('\n'),
     });
     this.addMonitoring();

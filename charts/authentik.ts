@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { k8s } from 'cdk8s-plus-34';
 import type { AuthentikValues } from '../imports/helm/authentik';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_PODS, curlRetrySeconds, eachUntilOk, eachUntilOkSeconds, retrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_PODS, type CurlRetry, curlRetryOptions, curlRetrySeconds, eachUntilOk, eachUntilOkSeconds, retrySeconds } from '../lib/model/checkpoint';
 import { bool, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import { z } from '../lib/model/config/zod';
 import type { DatabaseProvider, DatabaseRef } from '../lib/model/databases';
@@ -121,6 +121,8 @@ const CHECKS = 30;
 const PAUSE_SECONDS = 10;
 /** curl's limit for one answer. */
 const CALL_MAX_SECONDS = 10;
+/** The checkpoint's wait for the server's readiness: five minutes of tries, each within curl's limit. */
+const READY_CALL: CurlRetry = { retries: CHECKS, delaySeconds: PAUSE_SECONDS, maxSeconds: CALL_MAX_SECONDS };
 /** How long the checkpoint asks, in rounds, for the blueprints not applied yet. */
 const BLUEPRINT_CHECK_SECONDS = 300;
 
@@ -311,7 +313,7 @@ export class Authentik extends HomelabService implements SingleSignOnProvider, R
       image: IMAGES.curl,
       // The readiness retries at curl's limit, then the blueprints' rounds with a last round of
       // every blueprint at the limit, after the pod started: the report comes first.
-      scriptSeconds: curlRetrySeconds({ retries: CHECKS, delaySeconds: PAUSE_SECONDS, maxSeconds: CALL_MAX_SECONDS }) + eachUntilOkSeconds(BLUEPRINT_CHECK_SECONDS, this.blueprints.length, CALL_MAX_SECONDS),
+      scriptSeconds: curlRetrySeconds(READY_CALL) + eachUntilOkSeconds(BLUEPRINT_CHECK_SECONDS, this.blueprints.length, CALL_MAX_SECONDS),
       env: {
         SERVER: SERVER_URL,
         // One `<hash> <name>` a line: the hash has no space, the name may.
@@ -347,7 +349,7 @@ function blueprintHash(text: string): string {
  * from the environment (no file: the root filesystem is read-only and nothing else is mounted
  * writable); the token from its mounted Secret.
  */
-export const CHECKPOINT_SCRIPT = String.raw`curl -fsS -o /dev/null --retry ${CHECKS} --retry-delay ${PAUSE_SECONDS} --retry-all-errors --max-time ${CALL_MAX_SECONDS} "$SERVER/-/health/ready/"
+export const CHECKPOINT_SCRIPT = String.raw`curl -fsS -o /dev/null ${curlRetryOptions(READY_CALL)} "$SERVER/-/health/ready/"
 echo "authentik server ready"
 token=$(cat "$TOKEN_FILE")
 # Sets result to "ok" where $answer shows the mounted version ($hash) applied, else to what it shows.

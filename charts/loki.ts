@@ -7,7 +7,7 @@
 import { z } from '../lib/model/config/zod';
 import type { LokiValues } from '../imports/helm/loki';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, curlRetrySeconds, type DeadlineWait, READINESS_WAIT_SECONDS, readinessWait, STARTING_SERVER_CALL, untilDeadline, untilDeadlineSeconds } from '../lib/model/checkpoint';
+import { Checkpoint, curlRetryOptions, curlRetrySeconds, type DeadlineWait, READINESS_WAIT_SECONDS, readinessWait, STARTING_SERVER_CALL, untilDeadline, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, exactlyOneOf, expected, region, resourcesSchema, s3Endpoint, volumeSize } from '../lib/model/config/primitives';
 import { durationSeconds } from '../lib/util/quantity';
 import { helmRelease } from './helm-release';
@@ -289,7 +289,7 @@ export class Loki extends HomelabService {
         // Streams are labelled apart from pod logs, so a query for them never matches Alloy's.
         'body="{\\"streams\\":[{\\"stream\\":{\\"namespace\\":\\"loki\\",\\"app\\":\\"loki-checkpoint\\"},\\"values\\":[[\\"${now}000000000\\",\\"$marker\\"]]}]}"',
         // Right after /ready the ingester may still be joining its ring: retry the push.
-        `curl -fsS --max-time ${PUSH.maxSeconds} --retry ${PUSH.retries} --retry-delay ${PUSH.delaySeconds} --retry-all-errors -H "Content-Type: application/json" --data "$body" "$LOKI_URL/loki/api/v1/push"`,
+        `curl -fsS ${curlRetryOptions(PUSH)} -H "Content-Type: application/json" --data "$body" "$LOKI_URL/loki/api/v1/push"`,
         'echo "pushed $marker"',
         'query="{app=\\"loki-checkpoint\\"} |= \\"$marker\\""',
         ...untilDeadline(QUERY_WAIT, {

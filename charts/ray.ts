@@ -22,7 +22,7 @@ import {
 } from '../imports/kuberay-raycluster-ray.io';
 import type { KuberayOperatorValues } from '../imports/helm/kuberay-operator';
 import { defineService, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint, type CurlRetry, curlRetrySeconds, type DeadlineWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
+import { Checkpoint, type CurlRetry, curlRetryOptions, curlRetrySeconds, type DeadlineWait, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, memoryQuantity, resourcesSchema, subdomain } from '../lib/model/config/primitives';
 import { helmRelease } from './helm-release';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
@@ -515,7 +515,7 @@ cleanup() {
 }
 trap cleanup EXIT
 request=$(printf '%s' "$JOB_REQUEST" | sed "s/SUBMISSION_ID/$id/")
-if ! curl -fsS --max-time ${SUBMIT.maxSeconds} --retry ${SUBMIT.retries} --retry-delay ${SUBMIT.delaySeconds} --retry-all-errors -H 'Content-Type: application/json' -d "$request" "$JOBS_URL/" >/dev/null; then
+if ! curl -fsS ${curlRetryOptions(SUBMIT)} -H 'Content-Type: application/json' -d "$request" "$JOBS_URL/" >/dev/null; then
   echo "the Ray dashboard refused the job submission" >&2
   exit 1
 fi

@@ -6,7 +6,7 @@
  */
 import type { TempoValues } from '../imports/helm/tempo';
 import { defineService } from '../lib/model/catalog';
-import { Checkpoint, curlRetrySeconds, type DeadlineWait, READINESS_WAIT_SECONDS, readinessWait, STARTING_SERVER_CALL, untilDeadline, untilDeadlineSeconds } from '../lib/model/checkpoint';
+import { Checkpoint, curlRetryOptions, curlRetrySeconds, type DeadlineWait, READINESS_WAIT_SECONDS, readinessWait, STARTING_SERVER_CALL, untilDeadline, untilDeadlineSeconds } from '../lib/model/checkpoint';
 import { bool, expected, resourcesSchema, volumeSize } from '../lib/model/config/primitives';
 import { z } from '../lib/model/config/zod';
 import { Layer } from '../lib/model/layers';
@@ -123,7 +123,7 @@ export function traceRoundTripScript(via: string): string {
     'now=$(date +%s)',
     'body="{\\"resourceSpans\\":[{\\"resource\\":{\\"attributes\\":[{\\"key\\":\\"service.name\\",\\"value\\":{\\"stringValue\\":\\"homelab-checkpoint\\"}}]},\\"scopeSpans\\":[{\\"scope\\":{\\"name\\":\\"homelab-checkpoint\\"},\\"spans\\":[{\\"traceId\\":\\"$trace_id\\",\\"spanId\\":\\"$span_id\\",\\"name\\":\\"$span\\",\\"kind\\":1,\\"startTimeUnixNano\\":\\"${now}000000000\\",\\"endTimeUnixNano\\":\\"${now}500000000\\"}]}]}]}"',
     // Right after start the receiver may not listen yet: retry the send.
-    `if ! curl -fsS --max-time ${SPAN_SEND.maxSeconds} --retry ${SPAN_SEND.retries} --retry-delay ${SPAN_SEND.delaySeconds} --retry-all-errors -H "Content-Type: application/json" --data "$body" "$OTLP_HTTP_URL/v1/traces"; then echo "${via} refused the span (OTLP/HTTP $OTLP_HTTP_URL/v1/traces)" >&2; exit 1; fi`,
+    `if ! curl -fsS ${curlRetryOptions(SPAN_SEND)} -H "Content-Type: application/json" --data "$body" "$OTLP_HTTP_URL/v1/traces"; then echo "${via} refused the span (OTLP/HTTP $OTLP_HTTP_URL/v1/traces)" >&2; exit 1; fi`,
     `echo "sent span $span (trace $trace_id) to ${via} at $OTLP_HTTP_URL"`,
     ...untilDeadline(TRACE_WAIT, {
       test: `curl -fsS --max-time ${TRACE_WAIT.callMaxSeconds} -H "Accept: application/json" "$TEMPO_URL/api/traces/$trace_id" | grep -qF "\\"$span\\""`,

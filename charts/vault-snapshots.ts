@@ -10,7 +10,7 @@ import { k8s } from 'cdk8s-plus-34';
 import { Construct } from 'constructs';
 import { z } from '../lib/model/config/zod';
 import type { BackupLocation } from '../lib/model/backup';
-import { curlRetrySeconds } from '../lib/model/checkpoint';
+import { CONNECT_MAX_SECONDS, type CurlRetry, curlRetrySeconds } from '../lib/model/checkpoint';
 import { cron, intBetween } from '../lib/model/config/primitives';
 import { restrictedContainerContext, restrictedPodContext } from '../lib/model/pod-security';
 import { resources, toResourceRequirements } from '../lib/model/resources';
@@ -171,11 +171,9 @@ echo "uploaded $S3_URL/$name"`;
  */
 const S3_RETRIES = 3;
 const S3_RETRY_DELAY_SECONDS = 5;
-const LIST_MAX_SECONDS = 30;
-const FETCH_MAX_SECONDS = 120;
-export const RESTORE_CHECK_SECONDS =
-  curlRetrySeconds({ retries: S3_RETRIES, delaySeconds: S3_RETRY_DELAY_SECONDS, maxSeconds: LIST_MAX_SECONDS }) +
-  curlRetrySeconds({ retries: S3_RETRIES, delaySeconds: S3_RETRY_DELAY_SECONDS, maxSeconds: FETCH_MAX_SECONDS });
+const LIST_CALL: CurlRetry = { retries: S3_RETRIES, delaySeconds: S3_RETRY_DELAY_SECONDS, maxSeconds: 30 };
+const FETCH_CALL: CurlRetry = { retries: S3_RETRIES, delaySeconds: S3_RETRY_DELAY_SECONDS, maxSeconds: 120 };
+export const RESTORE_CHECK_SECONDS = curlRetrySeconds(LIST_CALL) + curlRetrySeconds(FETCH_CALL);
 
 /**
  * The restore check of the end-to-end verification, in the curl image: find the newest snapshot
@@ -188,17 +186,17 @@ export const RESTORE_CHECK_SECONDS =
  */
 export const RESTORE_CHECK_SCRIPT = String.raw`fail() { echo "FAIL $*" >&2; rm -rf "$WORK_DIR"/*; exit 1; }
 # s3 <curl's limit in seconds> <curl arguments>
-s3() { max=$1; shift; curl -fsS --retry ${S3_RETRIES} --retry-delay ${S3_RETRY_DELAY_SECONDS} --connect-timeout 5 --max-time "$max" --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$@"; }
+s3() { max=$1; shift; curl -fsS --retry ${S3_RETRIES} --retry-delay ${S3_RETRY_DELAY_SECONDS} --connect-timeout ${CONNECT_MAX_SECONDS} --max-time "$max" --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$@"; }
 now=$(date -u +%s)
 oldest_stamp=$(date -u -d "@$((now - MAX_AGE_HOURS * 3600))" +%Y%m%dT%H%M%SZ)
 oldest="${'$'}{PREFIX:+${'$'}PREFIX/}vault-$oldest_stamp.snap"
-list=$(s3 ${LIST_MAX_SECONDS} "$BUCKET_URL/?list-type=2&prefix=$PREFIX&start-after=$oldest") || fail "cannot list $BUCKET_URL/$PREFIX"
+list=$(s3 ${LIST_CALL.maxSeconds} "$BUCKET_URL/?list-type=2&prefix=$PREFIX&start-after=$oldest") || fail "cannot list $BUCKET_URL/$PREFIX"
 latest=$(printf '%s' "$list" | grep -o '<Key>[^<]*</Key>' | sed 's|<Key>\(.*\)</Key>|\1|' | grep 'vault-[0-9]\{8\}T[0-9]\{6\}Z\.snap$' | sort | tail -n 1)
 [ -n "$latest" ] || fail "no Vault snapshot under $BUCKET_URL/$PREFIX in the last $MAX_AGE_HOURS h"
 stamp=$(printf '%s' "$latest" | sed 's|.*vault-\([0-9]\{4\}\)\([0-9]\{2\}\)\([0-9]\{2\}\)T\([0-9]\{2\}\)\([0-9]\{2\}\)\([0-9]\{2\}\)Z\.snap$|\1-\2-\3 \4:\5:\6|')
 age_seconds=$(( now - $(date -u -d "$stamp" +%s) ))
 age=$(( age_seconds / 3600 ))
-s3 ${FETCH_MAX_SECONDS} -o "$WORK_DIR/latest.snap" "$BUCKET_URL/$latest" || fail "cannot fetch $latest"
+s3 ${FETCH_CALL.maxSeconds} -o "$WORK_DIR/latest.snap" "$BUCKET_URL/$latest" || fail "cannot fetch $latest"
 mkdir -p "$WORK_DIR/archive"
 tar -xzf "$WORK_DIR/latest.snap" -C "$WORK_DIR/archive" 2> /dev/null || fail "$latest ($age h old) is not a gzip tar archive"
 for file in meta.json state.bin SHA256SUMS; do [ -f "$WORK_DIR/archive/$file" ] || fail "$latest ($age h old) holds no $file: not a raft snapshot"; done

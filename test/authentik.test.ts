@@ -19,7 +19,7 @@ import { Layer } from '../lib/model/layers';
 import type { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { isSingleSignOnProvider, OIDC_CLIENT_SECRET_KEY, type OidcIssuer, type OidcLoginService, type SingleSignOnProvider } from '../lib/model/single-sign-on';
-import { BLUEPRINT_TAGS, INVARIANTS } from './invariants';
+import { BLUEPRINT_TAGS, invariantNamed } from './invariants';
 import {
   catalogWith,
   chartValues,
@@ -28,6 +28,7 @@ import {
   manifestAt,
   manifestsOf,
   platformObject,
+  retriedCurlCalls,
   runCheckpointRecordingCurl,
   type Synthesized,
   synthesizeEnvironment,
@@ -572,7 +573,7 @@ esac`.replace(/\\\$/g, '$');
     const container = checkpoint.spec.template.spec.containers[0];
     const script = container.command.at(-1) as string;
     const value = (name: string) => Number(container.env.find((e: any) => e.name === name).value);
-    const [, retries, delay, healthCall] = /--retry (\d+) --retry-delay (\d+) --retry-all-errors --max-time (\d+)/.exec(script)!.map(Number);
+    const { retries, delaySeconds: delay, maxSeconds: healthCall } = retriedCurlCalls(script)[0];
     const blueprintCall = Number(/curl -sS --max-time (\d+) -H "Authorization/.exec(script)![1]);
     const worst = CHECK_START_SECONDS + (retries + 1) * healthCall + retries * delay + value('BLUEPRINT_CHECK_SECONDS') + 10 + mounted.length * blueprintCall;
     expect(checkpoint.spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(worst);
@@ -632,7 +633,7 @@ esac`.replace(/\\\$/g, '$');
 });
 
 describe('the invariant on single sign-on', () => {
-  const invariant = INVARIANTS.find((i) => i.name.startsWith('where a single sign-on service runs'))!;
+  const invariant = invariantNamed('where a single sign-on service runs');
   const longhorn = `longhorn.${domain(prod)}`;
 
   it('holds on the derived routes and blueprint', () => {
@@ -651,7 +652,7 @@ describe('the invariant on single sign-on', () => {
   });
 
   it("fails for an admin host whose outpost paths skip the allow-list", () => {
-    const allowList = INVARIANTS.find((i) => i.name.startsWith('where an allow-list is configured'))!;
+    const allowList = invariantNamed('where an allow-list is configured');
     expect(allowList.check(envs)).toEqual([]);
     const route = 'traefik/ingressroute-authentik-longhorn-sign-in.yaml';
     const open = withFiles(prod, (files) => files.set(route, files.get(route)!.replace(/\n\s+middlewares:\n\s+- name: longhorn-sign-in-allow-list/, '')));
@@ -661,7 +662,7 @@ describe('the invariant on single sign-on', () => {
   });
 
   it('fails for a checkpoint script writing outside its volumes on its read-only root filesystem', () => {
-    const writes = INVARIANTS.find((i) => i.name.startsWith('every shell script of a container with a read-only root filesystem'))!;
+    const writes = invariantNamed('every shell script of a container with a read-only root filesystem');
     expect(writes.check(envs)).toEqual([]);
     const job = 'authentik/job-authentik-checkpoint.yaml';
     const scratch = withFiles(prod, (files) => files.set(job, files.get(job)!.replace('failed=0', 'failed=0\n              printf x > /tmp/blueprints\n              echo x >> "$TOKEN_FILE"')));

@@ -9,7 +9,7 @@ import type { NodeConfig } from '../lib/model/config/environment';
 import { isGpuProvider } from '../lib/model/gpu';
 import { discoveredGpuLabels, synthesizeEnvironment } from './support';
 import { assertValidPromql } from './support-promql';
-import { INVARIANTS } from './invariants';
+import { invariantNamed } from './invariants';
 import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
 import { chartValues, environmentIssues, FAKE_SLEEP, manifestAt, platformObject, platformText, runWithFakeCommands, synthesizePlatforms, toYamlText, withFiles } from './support';
 
@@ -155,7 +155,7 @@ describe('the DCGM exporter checkpoint', () => {
   });
 
   it('is held by the invariant that every call of our hook Jobs has a time limit', () => {
-    const invariant = INVARIANTS.find((i) => i.name.startsWith('every call the scripts of our hook Jobs make'))!;
+    const invariant = invariantNamed('every call the scripts of our hook Jobs make');
     expect(invariant.check([prod])).toEqual([]);
     const path = 'dcgm-exporter/job-dcgm-exporter-checkpoint.yaml';
     const unbounded = withFiles(prod, (files) => files.set(path, files.get(path)!.replace('curl -fsS --max-time 10 ', 'curl -fsS ')));
@@ -163,7 +163,7 @@ describe('the DCGM exporter checkpoint', () => {
   });
 
   it('is held by the invariant over our hook Jobs: a number compared from the env is required before or in the test, and only what the env or the script sets is read', () => {
-    const invariant = INVARIANTS.find((i) => i.name.startsWith('every script of our hook Jobs requires each number'))!;
+    const invariant = invariantNamed('every script of our hook Jobs requires each number');
     expect(invariant.check([prod])).toEqual([]);
     const path = 'dcgm-exporter/job-dcgm-exporter-checkpoint.yaml';
     const edited = (from: string, to: string) => withFiles(prod, (files) => files.set(path, files.get(path)!.replace(from, to)));

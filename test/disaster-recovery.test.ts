@@ -14,7 +14,7 @@ import type { Recovery } from '../lib/model/recovery';
 import { PLATFORM_DOC_HEADER, renderPlatformDoc } from '../lib/output/platform-doc';
 import { RECOVERY_DOC_HEADER, recoveryRunbook, renderRecoveryDoc } from '../lib/output/recovery-doc';
 import type { ServiceSummary } from '../lib/output/synthesize';
-import { INVARIANTS } from './invariants';
+import { invariantNamed } from './invariants';
 import { FIXTURES, fixtureObject, manifestsOf, readTree, runMain, synthesizePlatforms, tempDir, toYamlText } from './support';
 
 const SMALL = join(FIXTURES, 'small.yaml');
@@ -114,12 +114,12 @@ describe('the steps the services declare', () => {
     const text = recoveryRunbook(lab.env.services);
     const order = ['Vault: every secret', 'PostgreSQL database n8n', 'Longhorn volumes'].map((data) => text.indexOf(`**${data}`));
     expect(order.every((at, i) => at > 0 && (i === 0 || at > order[i - 1])), String(order)).toBe(true);
-    const invariant = INVARIANTS.find((i) => i.name.startsWith('every restore in the runbook is tested'))!;
+    const invariant = invariantNamed('every restore in the runbook is tested');
     expect(invariant.check([lab])).toEqual([]);
   });
 
   it('the invariant fails on a restore test the verification does not run, or a CronJob that is not there', () => {
-    const invariant = INVARIANTS.find((i) => i.name.startsWith('every restore in the runbook is tested'))!;
+    const invariant = invariantNamed('every restore in the runbook is tested');
     const vault = lab.platform.services.find((s) => s.serviceName === 'vault')!;
     const [recovery] = vault.recoveries;
     const broken = { ...recovery, restoreCheck: { namespace: 'vault', job: 'no-such-check' }, check: [...recovery.check, 'kubectl -n vault create job --from=cronjob/gone x'] };
@@ -182,7 +182,7 @@ describe('a Vault without snapshots', () => {
     expect(recovery.atHand.some((item) => item.includes('unseal keys'))).toBe(true);
     const text = recoveryRunbook(env.env.services);
     expect(text.indexOf('**Vault: every secret')).toBeLessThan(text.indexOf('**PostgreSQL database n8n'));
-    const invariant = INVARIANTS.find((i) => i.name.startsWith('every restore in the runbook is tested'))!;
+    const invariant = invariantNamed('every restore in the runbook is tested');
     expect(invariant.check([env])).toEqual([]);
   });
 

@@ -10,7 +10,7 @@ import { CLOUDFLARE_PROXIED, dnsRecords, PUBLIC_RESOLVER, recordType } from '../
 import { isExposureRouter, type RoutedHost } from '../lib/model/exposure';
 import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
-import { INVARIANTS } from './invariants';
+import { invariantNamed } from './invariants';
 import { assertValidPromql } from './support-promql';
 import { chartValues, environmentIssues, FAKE_SLEEP, manifestAt, manifestsOf, platformObject, platformText, runWithFakeCommands, shellQuoted, Synthesized, synthesizeEnvironment, synthesizePlatforms, toYamlText, withFiles } from './support';
 import { readFileSync } from 'node:fs';
@@ -208,7 +208,7 @@ describe('the config', () => {
 });
 
 describe('the invariant on derived records', () => {
-  const invariant = INVARIANTS.find((i) => i.name.startsWith('where DNS records are derived'))!;
+  const invariant = invariantNamed('where DNS records are derived');
   const admin = routedHosts(prod).find((h) => h.admin)!;
   const adminFile = `external-dns/dnsendpoint-${admin.host.split('.')[0]}.yaml`;
 

@@ -1432,6 +1432,13 @@ function needViolations(s: Synthesized): string[] {
 }
 
 /** Every invariant's violations, each line prefixed by the invariant it breaks. */
+/** The one invariant whose name starts with `start` (a test that checks it on a broken output); fails naming `start` where none or several do. */
+export function invariantNamed(start: string): Invariant {
+  const found = INVARIANTS.filter((invariant) => invariant.name.startsWith(start));
+  if (found.length !== 1) throw new Error(`${found.length} invariants named "${start}…"`);
+  return found[0];
+}
+
 export function invariantViolations(all: readonly Synthesized[]): string[] {
   return INVARIANTS.flatMap((invariant) => invariant.check(all).map((problem) => `${invariant.name}: ${problem}`));
 }

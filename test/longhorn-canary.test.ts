@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { CANARY_TEXT, COMPARE_SCRIPT, WRITER_SCRIPT } from '../charts/longhorn-canary';
 import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
-import { INVARIANTS } from './invariants';
+import { invariantNamed } from './invariants';
 import { configProblems, FAKE_CLOCK, fakeCallCount, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, readFakeFile, ROOT, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText, withFiles, kubeGetMaxSeconds } from './support';
 
 /** The small fixture with a backup target and any change. */
@@ -159,7 +159,7 @@ describe('the restore check\'s account', () => {
 });
 
 describe('the invariant: no check may create pods where admission takes privileged ones', () => {
-  const invariant = INVARIANTS.find((i) => i.name.startsWith('no check may create pods'))!;
+  const invariant = invariantNamed('no check may create pods');
   /** lab with one written file's text appended to. */
   const appended = (path: string, text: string): Synthesized =>
     withFiles(lab, (files) => {

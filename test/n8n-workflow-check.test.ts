@@ -12,7 +12,7 @@ import { CHECK_MESSAGE, N8N_WORKFLOW_FACTS, NODE_START_SECONDS, workflowCheckQue
 import { permits, RabbitmqConnection } from '../charts/rabbitmq';
 import { IMAGES } from '../charts/versions';
 import { CHECK_START_SECONDS, WITHIN_SLACK_SECONDS } from '../lib/model/checkpoint';
-import { INVARIANTS } from './invariants';
+import { invariantNamed } from './invariants';
 import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, platformObject, platformText, runWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, tempDir, toYamlText, synthesizeEnvironment, withFiles } from './support';
 
 const envs = synthesizePlatformFixture();
@@ -347,7 +347,7 @@ describe('the check script against fake commands', () => {
   });
 
   it("is held by the invariant that every call of our hook Jobs has a time limit: n8n's CLI runs within one", () => {
-    const invariant = INVARIANTS.find((i) => i.name.startsWith('every call the scripts of our hook Jobs make'))!;
+    const invariant = invariantNamed('every call the scripts of our hook Jobs make');
     const dev = synthesizePlatforms(platformText()).find((s) => s.env.environment === 'dev')!;
     expect(invariant.check([dev])).toEqual([]);
     const path = 'n8n/job-n8n-workflow-check.yaml';

@@ -307,16 +307,31 @@ export function retryTries(envs: readonly Output[], variable: string): { path: s
  * The worst case of a check script made of clock-deadline loops (`deadline=$(( $(date +%s) + N ))`
  * right before an `until`/`while` loop whose call has `--max-time C` and whose pause is
  * `sleep P`: N + P + C, the last check passing just before the deadline) and retried calls
- * (`--max-time M --retry R --retry-delay D`: (R + 1) × M + R × D), every call at its limit; with
- * how many of each it found, so that a test sees a loop of another shape go uncounted.
+ * (retriedCurlCalls: (R + 1) × M + R × D), every call at its limit; with how many of each it
+ * found, so that a test sees a loop of another shape go uncounted.
  */
 export function deadlineLoopsWorstCase(script: string): { seconds: number; loops: number; retried: number } {
   const loops = [...script.matchAll(/^\s*deadline=\$\(\( \$\(date \+%s\) \+ (\d+) \)\)\n\s*(?:until|while) [^\n]*--max-time (\d+)[\s\S]*?\bsleep (\d+)\n\s*done$/gm)];
-  const retried = [...script.matchAll(/--max-time (\d+) --retry (\d+) --retry-delay (\d+)/g)];
+  const retried = retriedCurlCalls(script);
   const seconds =
     loops.reduce((sum, [, wait, call, pause]) => sum + Number(wait) + Number(call) + Number(pause), 0) +
-    retried.reduce((sum, [, max, retries, delay]) => sum + (Number(retries) + 1) * Number(max) + Number(retries) * Number(delay), 0);
+    retried.reduce((sum, call) => sum + (call.retries + 1) * call.maxSeconds + call.retries * call.delaySeconds, 0);
   return { seconds, loops: loops.length, retried: retried.length };
+}
+
+/**
+ * The curl commands of a script that curl retries (`--retry R`), in order, each with its
+ * `--max-time M`, `--retry R` and `--retry-delay D` in whatever order it gives them (NaN where
+ * one is missing); one command a line, as the scripts write them.
+ */
+export function retriedCurlCalls(script: string): { maxSeconds: number; retries: number; delaySeconds: number }[] {
+  return [...script.matchAll(/\bcurl\s[^\n]*/g)]
+    .map((m) => m[0])
+    .filter((command) => /\s--retry \d/.test(command))
+    .map((command) => {
+      const option = (name: string) => Number(new RegExp(`\\s--${name} (\\d+)\\s`).exec(command)?.[1]);
+      return { maxSeconds: option('max-time'), retries: option('retry'), delaySeconds: option('retry-delay') };
+    });
 }
 
 /**

@@ -141,7 +141,7 @@ const API_TOKEN_VOLUME: k8s.Volume = {
 const CONDITION_CHECKS = 30;
 const CONDITION_CHECK_SECONDS = 10;
 /** curl's limit for connecting (kube_get's, a CurlRetry's): a server out of reach fails the call, not the Job's deadline. */
-const CONNECT_MAX_SECONDS = 5;
+export const CONNECT_MAX_SECONDS = 5;
 export const KUBE_CALL_MAX_SECONDS = 10;
 /**
  * The longest a script's `kube_condition` calls wait for `objects` objects, one after another:
