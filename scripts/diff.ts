@@ -12,7 +12,7 @@ import { CHART_CACHE_VARIABLE } from '../lib/tools/upstream/chart-archive';
 import { colours } from '../lib/util/colours';
 import { diffTrees } from '../lib/output/diff';
 import { formatMarkdown, formatText, GITHUB_COMMENT_MAX_CHARS } from '../lib/output/diff-format';
-import { gitCommit, readGitTree, treeOf } from '../lib/output/output-tree';
+import { readGitTreeWhile, treeOf } from '../lib/output/output-tree';
 import { synthesizeConfigFile } from '../lib/output/synthesize-config';
 import { recoverInterruptedWrites } from '../lib/output/atomic-replace';
 import { resolve } from 'node:path';
@@ -62,10 +62,10 @@ export function main(argv: readonly string[], options: { cwd?: string } = {}): P
     const maxChars = maxCharsOption(values['max-chars'], format);
     // A synth killed while replacing the output left it to be finished (README: what a killed synth leaves).
     recoverInterruptedWrites(resolve(options.cwd ?? process.cwd(), out));
-    const commit = gitCommit(base, options.cwd);
-    const head = treeOf(synthesizeConfigFile({ configFile: config, catalog: BUILTIN_CATALOG, environment: env }));
-    // Only the files whose content differs from the synth's are read from git.
-    const committed = readGitTree(commit, out, { cwd: options.cwd, environments: env !== undefined ? [env] : undefined, expected: head });
+    // git lists the commit's files while this thread synthesizes; only those whose content differs from the synth's are read.
+    const { commit, tree: committed, result: head } = await readGitTreeWhile(base, out, { cwd: options.cwd, environments: env !== undefined ? [env] : undefined }, () =>
+      treeOf(synthesizeConfigFile({ configFile: config, catalog: BUILTIN_CATALOG, environment: env })),
+    );
     const diff = values.rendered
       ? diffTrees(...(await renderBoth(committed, head, { charts: values['chart-cache'], git: values['source-cache'] })))
       : diffTrees(committed, head);

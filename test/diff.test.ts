@@ -1,12 +1,14 @@
 /** `npm run diff`: a fresh synth against the committed k8s/, per environment, Application and field. */
 import { execFileSync, spawn } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { colours } from '../lib/util/colours';
 import { diffTrees, diffValues, EnvironmentDiff } from '../lib/output/diff';
 import { formatField, formatMarkdown, formatText, formatValue, inlineChange } from '../lib/output/diff-format';
-import { readGitTree, treeOf } from '../lib/output/output-tree';
+import { GitTreeOptions, OutputTree, readGitTreeWhile, treeOf } from '../lib/output/output-tree';
+import { UserError } from '../lib/util/errors';
 import { SynthesizedEnvironment, synthesizeEnvironment } from '../lib/output/synthesize';
 import { writeOutput } from '../lib/output/writer';
 import { main as diffMain } from '../scripts/diff';
@@ -317,19 +319,37 @@ describe('npm run diff against git', () => {
     git('commit', '-qm', 'new files');
   });
 
-  it('reads the committed tree of a revision, from git only where the expected contents differ', () => {
+  /** readGitTreeWhile with work that returns `expected`. */
+  const readGitTree = (revision: string, options: GitTreeOptions & { expected?: OutputTree } = {}) =>
+    readGitTreeWhile(revision, 'k8s', { cwd: repo, ...options }, () => options.expected ?? new Map<string, string>());
+
+  it('reads the committed tree of a revision, from git only where the contents work gave differ', async () => {
     const committed = treeOf([devEnvironment(platformObject())]);
-    expect(readGitTree('HEAD~2', 'k8s', { cwd: repo })).toEqual(committed);
-    expect(readGitTree('HEAD~2', 'k8s', { cwd: repo, expected: committed })).toEqual(committed);
+    const commit = git('rev-parse', 'HEAD~2').toString('utf8').trim();
+    expect(await readGitTree('HEAD~2')).toEqual({ commit, tree: committed, result: new Map() });
+    expect(await readGitTree('HEAD~2', { expected: committed })).toEqual({ commit, tree: committed, result: committed });
     // Expected contents that differ, are missing, or are extra: the commit's own are read.
     const [first, second] = [...committed.keys()];
     const expected = new Map([...committed, [first, 'kind: Changed\n'], ['dev/extra/file.yaml', 'kind: Extra\n']]);
     expected.delete(second);
-    expect(readGitTree('HEAD~2', 'k8s', { cwd: repo, expected })).toEqual(committed);
-    expect(readGitTree('HEAD~2', 'k8s', { cwd: repo, environments: ['dev'], expected })).toEqual(committed);
+    expect((await readGitTree('HEAD~2', { expected })).tree).toEqual(committed);
+    expect((await readGitTree('HEAD~2', { environments: ['dev'], expected })).tree).toEqual(committed);
+    expect((await readGitTree('HEAD~2', { environments: ['prod'] })).tree).toEqual(new Map());
   });
 
-  it.each(['sha1', 'sha256'])('reads no blob whose object is that of the expected content (a repository of %s objects)', (format) => {
+  it("names a revision that is not a commit, after work's own error if it threw, and leaves no file behind", async () => {
+    const temporary = () => readdirSync(tmpdir()).filter((name) => name.startsWith(`homelab-git-${process.pid}-`));
+    await expect(readGitTree('no-such-branch')).rejects.toThrow(/^--base no-such-branch: not a commit in this git repository \(git: Needed a single revision\)$/);
+    await expect(readGitTree(`${git('rev-parse', 'HEAD:k8s').toString('utf8').trim()}`)).rejects.toThrow(/: not a commit in this git repository/);
+    const failing = () => {
+      throw new UserError(['the config is wrong']);
+    };
+    await expect(readGitTreeWhile('no-such-branch', 'k8s', { cwd: repo }, failing)).rejects.toThrow(/^the config is wrong$/);
+    await expect(readGitTreeWhile('HEAD', 'k8s', { cwd: join(repo, 'missing') }, () => new Map())).rejects.toThrow(/^cannot list k8s\/ in HEAD \(git: spawn sh ENOENT\)$/);
+    expect(temporary()).toEqual([]);
+  });
+
+  it.each(['sha1', 'sha256'])('reads no blob whose object is that of the expected content (a repository of %s objects)', async (format) => {
     const dir = tempDir('homelab-diff-objects-');
     const inRepo = (...args: string[]) => gitIn(dir, ...args);
     inRepo('init', '-q', `--object-format=${format}`);
@@ -340,14 +360,15 @@ describe('npm run diff against git', () => {
     writeOutput([{ environment: 'dev', files: new Map([...tree].map(([path, content]) => [path.slice('dev/'.length), content])) }], { outdir: join(dir, 'k8s') });
     inRepo('add', '-A');
     inRepo('commit', '-qm', format);
-    expect(readGitTree('HEAD', 'k8s', { cwd: dir })).toEqual(tree);
+    const read = (expected: OutputTree = new Map()) => readGitTreeWhile('HEAD', 'k8s', { cwd: dir }, () => expected);
+    expect((await read()).tree).toEqual(tree);
     // The blobs gone from the repository (loose objects; the trees stay): only a read of one fails.
     for (const line of inRepo('ls-tree', '-r', 'HEAD').toString('utf8').trim().split('\n')) {
       const object = line.split(/\s/)[2];
       rmSync(join(dir, '.git', 'objects', object.slice(0, 2), object.slice(2)));
     }
-    expect(readGitTree('HEAD', 'k8s', { cwd: dir, expected: tree })).toEqual(tree);
-    expect(() => readGitTree('HEAD', 'k8s', { cwd: dir, expected: new Map([...tree, ['dev/a/x.yaml', 'kind: A # e\n']]) })).toThrow(/^cannot read k8s\/ in HEAD \(git: [0-9a-f]+, k8s\/dev\/a\/x\.yaml, is missing\)$/);
+    expect((await read(tree)).tree).toEqual(tree);
+    await expect(read(new Map([...tree, ['dev/a/x.yaml', 'kind: A # e\n']]))).rejects.toThrow(/^cannot read k8s\/ in HEAD \(git: [0-9a-f]+, k8s\/dev\/a\/x\.yaml, is missing\)$/);
   });
 
   it('exits 0 with no change, 1 with changes (printed), and compares with --base', async () => {

@@ -2,11 +2,12 @@
  * The output as a map `<env>/<folder>/<file>` -> content, from three places: a fresh synth
  * (in memory), the output directory on disk, and a git revision's tree.
  */
-import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { hash, randomUUID } from 'node:crypto';
+import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
-import { UserError } from '../util/errors';
+import { fileSystemFailure, UserError } from '../util/errors';
 import { byCodeUnits } from '../util/text-order';
 import type { SynthesizedEnvironment } from './synthesize';
 
@@ -54,53 +55,81 @@ export function readDirectory(outdir: string, environments?: readonly string[]):
   return { files: sortedTree(tree), others: others.sort() };
 }
 
-/** The commit a revision names (`HEAD`, `main`, `origin/main~2`, a hash); a UserError if none. */
-export function gitCommit(revision: string, cwd?: string): string {
-  return git(['rev-parse', '--verify', '--end-of-options', `${revision}^{commit}`], cwd, `--base ${revision}: not a commit in this git repository`)
-    .toString('utf8')
-    .trim();
-}
-
 export interface GitTreeOptions {
   /** Where git runs and outdir is relative to. @default the process's working directory */
   readonly cwd?: string;
   /** Only these environments' folders. @default all of outdir */
   readonly environments?: readonly string[];
-  /**
-   * Contents the commit likely holds (`npm run diff`: the fresh synth): a file whose git object
-   * is the blob of the content given for its path is not read from git. @default none
-   */
-  readonly expected?: OutputTree;
+}
+
+export interface CommittedTree<T> {
+  /** The commit the revision names. */
+  readonly commit: string;
+  /** Its files under outdir. */
+  readonly tree: Map<string, string>;
+  /** What `work` returned. */
+  readonly result: T;
 }
 
 /**
- * The files under outdir (relative to cwd) in a commit. `git ls-tree` lists them with their
- * objects, and one `git cat-file --batch` reads the ones `expected` does not hold (a git
- * process per file would dominate the run time): a diff after a small change reads a few files
- * instead of all of them, which cost it ~30 ms of wall time and ~70 ms of CPU over the
- * example's 1 789 files.
+ * Resolves a revision (`$1`: `HEAD`, `main`, `origin/main~2`, a hash) and lists the files under
+ * the paths after it in that commit: the commit and a NUL, then `git ls-tree -z`'s listing. One
+ * shell, so the listing is of the commit printed even if a branch moves meanwhile; exit status 3
+ * if the revision names no commit. Replacement objects (`git replace`) are not applied: the
+ * files are read partly as the objects listed and partly by their content, which must be the
+ * same objects.
  */
-export function readGitTree(commit: string, outdir: string, options: GitTreeOptions = {}): Map<string, string> {
+const LIST_COMMITTED = [
+  'commit=$(git --no-replace-objects rev-parse --verify --end-of-options "$1^{commit}") || exit 3',
+  'shift',
+  "printf '%s\\0' \"$commit\"",
+  'exec git --no-replace-objects ls-tree -r -z "$commit" -- "$@"',
+].join('\n');
+const NOT_A_COMMIT = 3;
+
+/**
+ * The files under outdir (relative to cwd) in the commit a revision names, read around `work`
+ * (`npm run diff` synthesizes), which must return the contents the commit likely holds.
+ * git resolves the revision and lists the files while `work` runs (two processes, ~25 ms of
+ * wall time on the 2-core machine, moved off the path), into a file, so it never waits for this
+ * thread to drain a pipe. Then a file whose git object is the blob of the content `work` gave
+ * for its path is not read from git; one `git cat-file --batch` reads the others (a git process
+ * per file would dominate the run time): a diff after a small change reads a few files instead
+ * of the example's 1 789, which cost ~30 ms of wall time and ~70 ms of CPU. If `work` throws,
+ * so does this, once git has ended: its error comes before git's.
+ */
+export async function readGitTreeWhile<T extends OutputTree>(revision: string, outdir: string, options: GitTreeOptions, work: () => T): Promise<CommittedTree<T>> {
   // ls-tree takes and prints paths relative to the working directory.
   const cwd = options.cwd ?? process.cwd();
   const prefix = `${relative(cwd, resolve(cwd, outdir)).split(sep).join('/')}/`;
   const roots = (options.environments ?? ['']).map((env) => `${prefix}${env}`);
+  const listed = inBackground('sh', ['-c', LIST_COMMITTED, 'sh', revision, ...roots], cwd);
+  let expected: T;
+  try {
+    expected = work();
+  } finally {
+    await listed;
+  }
+  const { status, stdout, stderr } = await listed;
+  if (status === NOT_A_COMMIT) throw new UserError([`--base ${revision}: not a commit in this git repository${gitReason(stderr)}`]);
+  if (status !== 0) throw new UserError([`cannot list ${prefix} in ${revision}${gitReason(stderr)}`]);
+  const commitEnd = stdout.indexOf(0);
+  const commit = stdout.subarray(0, commitEnd).toString('utf8');
   const tree = new Map<string, string>();
   const unread: { path: string; object: string }[] = [];
-  const listing = git(['ls-tree', '-r', '-z', commit, '--', ...roots], cwd, `cannot list ${prefix} in ${commit}`).toString('utf8');
-  for (const line of listing.split('\0')) {
+  for (const line of stdout.subarray(commitEnd + 1).toString('utf8').split('\0')) {
     if (line.length === 0) continue;
     // "<mode> <type> <object>\t<path>"; a path may hold a tab.
     const tab = line.indexOf('\t');
     const [, type, object] = line.slice(0, tab).split(' ');
     if (type !== 'blob') continue;
     const path = line.slice(tab + 1 + prefix.length);
-    const content = options.expected?.get(path);
+    const content = expected.get(path);
     if (content !== undefined && blobObject(content, object.length) === object) tree.set(path, content);
     else unread.push({ path, object });
   }
   if (unread.length > 0) {
-    const failure = `cannot read ${prefix} in ${commit}`;
+    const failure = `cannot read ${prefix} in ${revision}`;
     const answers = git(['cat-file', '--batch'], cwd, failure, unread.map((entry) => `${entry.object}\n`).join(''));
     let offset = 0;
     for (const { path, object } of unread) {
@@ -112,7 +141,58 @@ export function readGitTree(commit: string, outdir: string, options: GitTreeOpti
       offset = headerEnd + 1 + Number(size) + 1;
     }
   }
-  return sortedTree(tree);
+  return { commit, tree: sortedTree(tree), result: expected };
+}
+
+/**
+ * A process started now, whose output and errors go into temporary files (unlinked at once, so
+ * nothing is left behind, also by a killed run): a pipe would make it wait for this thread,
+ * busy meanwhile, to drain it, and its stream costs this thread ~5 ms of start-up. Settles,
+ * never rejects, when the process has ended: its exit status (null if it could not start),
+ * output and errors.
+ */
+function inBackground(command: string, args: readonly string[], cwd: string): Promise<{ status: number | null; stdout: Buffer; stderr: string }> {
+  const stdout = temporaryFile();
+  const stderr = temporaryFile();
+  return new Promise((settle) => {
+    let ended = false;
+    const end = (status: number | null, error?: Error) => {
+      if (ended) return;
+      ended = true;
+      try {
+        settle({ status, stdout: readWhole(stdout), stderr: error?.message ?? readWhole(stderr).toString('utf8') });
+      } finally {
+        closeSync(stdout);
+        closeSync(stderr);
+      }
+    };
+    const child = spawn(command, args, { cwd, stdio: ['ignore', stdout, stderr] });
+    child.on('error', (error) => end(null, error));
+    child.on('close', (status) => end(status));
+  });
+}
+
+/** A file open for reading and writing that no path names any more. */
+function temporaryFile(): number {
+  const path = join(tmpdir(), `homelab-git-${process.pid}-${randomUUID()}`);
+  try {
+    const fd = openSync(path, 'wx+', 0o600);
+    unlinkSync(path);
+    return fd;
+  } catch (error) {
+    throw fileSystemFailure(error, 'cannot create a temporary file for git');
+  }
+}
+
+/** All of a file, from its start, by its descriptor (shared with the process that wrote it, so its offset is at the end). */
+function readWhole(fd: number): Buffer {
+  const buffer = Buffer.allocUnsafe(fstatSync(fd).size);
+  for (let done = 0; done < buffer.length; ) {
+    const read = readSync(fd, buffer, done, buffer.length - done, done);
+    if (read === 0) return buffer.subarray(0, done);
+    done += read;
+  }
+  return buffer;
 }
 
 /**
@@ -121,10 +201,7 @@ export function readGitTree(commit: string, outdir: string, options: GitTreeOpti
  * digits).
  */
 function blobObject(content: string, idLength: number): string {
-  return createHash(idLength === 64 ? 'sha256' : 'sha1')
-    .update(`blob ${Buffer.byteLength(content)}\0`)
-    .update(content, 'utf8')
-    .digest('hex');
+  return hash(idLength === 64 ? 'sha256' : 'sha1', `blob ${Buffer.byteLength(content)}\0${content}`);
 }
 
 function gitReason(stderr: string): string {
@@ -132,11 +209,7 @@ function gitReason(stderr: string): string {
   return reason ? ` (git: ${reason.replace(/^fatal: /, '')})` : '';
 }
 
-/**
- * A git command's output. Replacement objects (`git replace`) are not applied: readGitTree reads
- * some files as the objects ls-tree lists and the others by their content, which must be the
- * same objects.
- */
+/** A git command's output, replacement objects not applied (see LIST_COMMITTED). */
 function git(args: string[], cwd: string | undefined, failure: string, input?: string): Buffer {
   try {
     return execFileSync('git', ['--no-replace-objects', ...args], { cwd, input, maxBuffer: 1 << 30, stdio: ['pipe', 'pipe', 'pipe'] });
