@@ -11,7 +11,7 @@ import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-34';
 import { k8s } from 'cdk8s-plus-34';
 import { ConfigIssue, defineService, EnvironmentView, Requirement, settingsIn } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_PODS, retrySeconds } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_PODS, curlRetryOptions, retrySeconds, STARTING_SERVER_CALL } from '../lib/model/checkpoint';
 import type { Exposure } from '../lib/model/exposure';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
 import { spreadOverNodes } from '../lib/model/placement';
@@ -417,7 +417,7 @@ export class CustomApp extends HomelabService {
    * connections (any HTTP status), or without ports Argo CD's wait for the Deployment suffices.
    */
   private addCheckpoint(readiness: ProbeSettings | undefined, firstPort: [string, number] | undefined): void {
-    const curl = 'curl -sS -o /dev/null --retry 10 --retry-delay 6 --retry-connrefused --max-time 10 -w "%{http_code}\\n"';
+    const curl = `curl -sS -o /dev/null ${curlRetryOptions(STARTING_SERVER_CALL, 'connrefused')} -w "%{http_code}\\n"`;
     if (readiness?.http) {
       const https = readiness.http.scheme === 'HTTPS';
       const url = `${https ? 'https' : 'http'}://${this.serviceHost}:${this.ports.get(readiness.http.port)}${readiness.http.path}`;

@@ -14,7 +14,7 @@ import { Construct } from 'constructs';
 import { setSyncWave } from '../lib/model/argocd';
 import { z } from '../lib/model/config/zod';
 import { ConfigIssue, defineService, EnvironmentView, ownSubdomain } from '../lib/model/catalog';
-import { Checkpoint, probeJob } from '../lib/model/checkpoint';
+import { Checkpoint, curlRetryOptions, probeJob, STARTING_SERVER_CALL } from '../lib/model/checkpoint';
 import { bool, exactlyOneOf, expected, externalDestinations, hostname, intBetween, k8sName, matching, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { Layer } from '../lib/model/layers';
 import { SERVICE_LABEL } from '../lib/model/monitoring';
@@ -462,7 +462,7 @@ export class N8n extends HomelabService implements TraceEmitter {
    */
   private addCheckpoint(): void {
     const connection = this.rabbitmqConnection;
-    const readiness = `curl -fsS --retry 10 --retry-delay 6 --retry-all-errors --max-time 10 "${this.internalUrl}/healthz/readiness"; echo`;
+    const readiness = `curl -fsS ${curlRetryOptions(STARTING_SERVER_CALL)} "${this.internalUrl}/healthz/readiness"; echo`;
     const secretCheck = connection
       ? [
           `secret=/api/v1/namespaces/${connection.credentialsNamespace}/secrets/${connection.credentialsSecret}`,
