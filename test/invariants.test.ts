@@ -15,10 +15,10 @@ import { changedFiles, readDirectoryTree, treeOf } from '../lib/output/output-tr
 import { renderPlatformDoc } from '../lib/output/platform-doc';
 import { renderRecoveryDoc } from '../lib/output/recovery-doc';
 import { INVARIANTS, lintViolations } from './invariants';
-import { OPERATOR_CONFIG, platformText, ROOT, Synthesized, synthesizePlatforms } from './support';
+import { OPERATOR_CONFIG, OPERATOR_CONFIG_NAME, platformText, ROOT, Synthesized, synthesizePlatforms } from './support';
 
 const text = readFileSync(OPERATOR_CONFIG, 'utf8');
-const all: readonly Synthesized[] = synthesizePlatforms(text, BUILTIN_CATALOG);
+const all: readonly Synthesized[] = synthesizePlatforms(text, BUILTIN_CATALOG, { file: OPERATOR_CONFIG_NAME });
 
 const configs = [
   { name: "the operator's homelab.yaml", config: text },
@@ -40,7 +40,7 @@ describe.each(configs)('the synthesis of $name', ({ config }) => {
 
 describe("the synthesis of the operator's homelab.yaml", () => {
   it('is deterministic: a second synthesis writes the same bytes', () => {
-    const again = synthesizePlatforms(text, BUILTIN_CATALOG, { fresh: true });
+    const again = synthesizePlatforms(text, BUILTIN_CATALOG, { fresh: true, file: OPERATOR_CONFIG_NAME });
     expect(changedFiles(treeOf(all.map((s) => s.env)), treeOf(again.map((s) => s.env)))).toEqual([]);
   });
 

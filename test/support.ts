@@ -28,6 +28,8 @@ export { tempDir };
 export const ROOT = projectRoot();
 /** The operator's config: only the invariants and the checks of the committed output read it. */
 export const OPERATOR_CONFIG = join(ROOT, 'homelab.yaml');
+/** The operator's config as `npm run synth` names it in an error (an edit the tests meet before synth does). */
+export const OPERATOR_CONFIG_NAME = relative(process.cwd(), OPERATOR_CONFIG);
 export const FIXTURES = join(__dirname, 'fixtures');
 /** The platform fixture's file, for the commands that read a config file. */
 export const PLATFORM_FIXTURE = join(FIXTURES, 'platform.yaml');
@@ -124,14 +126,15 @@ export function emptyPlatform(scope: App, environment: string, config: Environme
  * Every environment of a config text built and synthesized, with the platform (and so
  * the services' declarations: secret needs ...) next to the output it produced. Once per test
  * worker and config, shared and read-only; `fresh` synthesizes anew (to compare two runs, or
- * for a config seen once).
+ * for a config seen once). `file` is the name a problem of the config is reported under, and
+ * the folder of the files it names (@default `test.yaml`, in the working directory).
  */
-export function synthesizePlatforms(text: string, catalog: Catalog = BUILTIN_CATALOG, { fresh = false } = {}): readonly Synthesized[] {
+export function synthesizePlatforms(text: string, catalog: Catalog = BUILTIN_CATALOG, { fresh = false, file = 'test.yaml' } = {}): readonly Synthesized[] {
   const byText = synthesized.get(catalog) ?? new Map<string, readonly Synthesized[]>();
   synthesized.set(catalog, byText);
   let result = fresh ? undefined : byText.get(text);
   if (!result) {
-    const parsedConfig = parseConfig(text, 'test.yaml', catalog);
+    const parsedConfig = parseConfig(text, file, catalog);
     result = [...parsedConfig.environments].map(([name, config]) => {
       const app = new App({ outdir: '/dev/null' });
       const platform = buildPlatform(app, name, config, catalog);

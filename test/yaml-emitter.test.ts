@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { GENERATED_HEADER } from '../lib/output/output-guard';
 import { HELM_VALUES_FILE } from '../lib/output/synthesize';
 import { emitYaml, TaggedValue } from '../lib/util/yaml-emitter';
-import { OPERATOR_CONFIG, platformText, synthesizePlatformFixture, synthesizePlatforms } from './support';
+import { OPERATOR_CONFIG, OPERATOR_CONFIG_NAME, platformText, synthesizePlatformFixture, synthesizePlatforms } from './support';
 
 /** Parsed back by YAML 1.2 (the `yaml` default, kubectl's sigs.k8s.io/yaml is 1.1-ish) and 1.1. */
 function roundTrip(text: string): { v12: unknown; v11: unknown } {
@@ -118,10 +118,10 @@ describe('emitYaml', () => {
 
   // The tests read the manifests a synth kept instead of parsing its files (test/support.ts).
   it.each([
-    ['the platform fixture', platformText()],
-    ["the operator's config", readFileSync(OPERATOR_CONFIG, 'utf8')],
-  ])('writes every manifest synthesized from %s into a file that reads back as exactly that manifest', (_, config) => {
-    for (const { env } of synthesizePlatforms(config)) {
+    ['the platform fixture', platformText(), undefined],
+    ["the operator's config", readFileSync(OPERATOR_CONFIG, 'utf8'), OPERATOR_CONFIG_NAME],
+  ])('writes every manifest synthesized from %s into a file that reads back as exactly that manifest', (_, config, file) => {
+    for (const { env } of synthesizePlatforms(config, undefined, { file })) {
       const manifests = [...env.files].filter(([path]) => !HELM_VALUES_FILE.test(basename(path)));
       expect([...env.manifests.keys()].sort()).toEqual(manifests.map(([path]) => path).sort());
       // The matcher only where a manifest differs, to name the difference: on every manifest it made this
