@@ -558,7 +558,7 @@ function mountIssues(name: string, app: AppSettings): ConfigIssue[] {
     if (first) issues.push({ path: [name, ...path], message: `expected another path: "${mountPath}" is already mounted by apps.${name}.${first.join('.')}` });
     else seen.set(normal, path);
   }
-  if ('data' in app.volumes) issues.push({ path: [name, 'volumes', 'data'], message: 'expected another name: "data" is the claim of `volume`' });
+  if ('data' in app.volumes) issues.push({ path: [name, 'volumes', 'data'], message: 'expected another name: "data" is reserved (the claim `volume` makes)' });
   const keys = new Map<string, number>();
   app.files.forEach((file, i) => {
     const first = keys.get(fileKey(file.path));
