@@ -90,9 +90,10 @@ const NOT_A_COMMIT = 3;
 /**
  * The files under outdir (relative to cwd) in the commit a revision names, read around `work`
  * (`npm run diff` synthesizes), which must return the contents the commit likely holds.
- * git resolves the revision and lists the files while `work` runs (two processes, ~25 ms of
- * wall time on the 2-core machine, moved off the path), into a file, so it never waits for this
- * thread to drain a pipe. Then a file whose git object is the blob of the content `work` gave
+ * git resolves the revision and lists the files while `work` runs, off this thread's path (run
+ * before it, `rev-parse` and `ls-tree` took ~25 ms on a slow 2-core machine, half of it forking
+ * this large process twice), writing into a file, so it never waits for this thread to drain a
+ * pipe. Then a file whose git object is the blob of the content `work` gave
  * for its path is not read from git; one `git cat-file --batch` reads the others (a git process
  * per file would dominate the run time): a diff after a small change reads a few files instead
  * of the example's 1 789, which cost ~30 ms of wall time and ~70 ms of CPU. If `work` throws,
@@ -108,6 +109,7 @@ export async function readGitTreeWhile<T extends OutputTree>(revision: string, o
   try {
     expected = work();
   } finally {
+    // Also when work threw: git's files are closed once it has ended, then work's error goes on.
     await listed;
   }
   const { status, stdout, stderr } = await listed;
@@ -153,7 +155,13 @@ export async function readGitTreeWhile<T extends OutputTree>(revision: string, o
  */
 function inBackground(command: string, args: readonly string[], cwd: string): Promise<{ status: number | null; stdout: Buffer; stderr: string }> {
   const stdout = temporaryFile();
-  const stderr = temporaryFile();
+  let stderr: number;
+  try {
+    stderr = temporaryFile();
+  } catch (error) {
+    closeSync(stdout);
+    throw error;
+  }
   return new Promise((settle) => {
     let ended = false;
     const end = (status: number | null, error?: Error) => {
@@ -166,9 +174,14 @@ function inBackground(command: string, args: readonly string[], cwd: string): Pr
         closeSync(stderr);
       }
     };
-    const child = spawn(command, args, { cwd, stdio: ['ignore', stdout, stderr] });
-    child.on('error', (error) => end(null, error));
-    child.on('close', (status) => end(status));
+    try {
+      const child = spawn(command, args, { cwd, stdio: ['ignore', stdout, stderr] });
+      child.on('error', (error) => end(null, error));
+      child.on('close', (status) => end(status));
+    } catch (error) {
+      // Most failures to start come as the 'error' event; some (EAGAIN, EMFILE) are thrown.
+      end(null, error as Error);
+    }
   });
 }
 
