@@ -11,7 +11,7 @@ import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-34';
 import { k8s } from 'cdk8s-plus-34';
 import { ConfigIssue, defineService, EnvironmentView, Requirement, settingsIn } from '../lib/model/catalog';
-import { Checkpoint, CHECKPOINT_PODS, curlRetryOptions, retrySeconds, STARTING_SERVER_CALL } from '../lib/model/checkpoint';
+import { Checkpoint, CHECKPOINT_PODS, CONNECT_MAX_SECONDS, curlRetryOptions, retrySeconds, STARTING_SERVER_CALL } from '../lib/model/checkpoint';
 import type { Exposure } from '../lib/model/exposure';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
 import { spreadOverNodes } from '../lib/model/placement';
@@ -436,10 +436,11 @@ export class CustomApp extends HomelabService {
         image: IMAGES.curl,
         // curl's telnet:// holds a connection open until the server closes it or the time is up
         // (lib/telnet.c), so its exit status cannot tell: %{time_connect} is 0 unless the TCP
-        // connection was made, whatever the protocol and however curl then ends.
+        // connection was made, whatever the protocol and however curl then ends; the time is up a
+        // second after the connect limit.
         script: [
           'for attempt in $(seq 10); do',
-          `  connected=$(curl -s -o /dev/null -w '%{time_connect}' --connect-timeout 5 --max-time 6 "telnet://${address}" </dev/null || true)`,
+          `  connected=$(curl -s -o /dev/null -w '%{time_connect}' --connect-timeout ${CONNECT_MAX_SECONDS} --max-time ${CONNECT_MAX_SECONDS + 1} "telnet://${address}" </dev/null || true)`,
           `  if awk -v t="$connected" 'BEGIN { exit !(t > 0) }'; then echo "${address} accepts connections"; exit 0; fi`,
           `  echo "${address}: no connection yet"`,
           '  sleep 6',

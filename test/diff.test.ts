@@ -1,6 +1,6 @@
 /** `npm run diff`: a fresh synth against the committed k8s/, per environment, Application and field. */
 import { execFileSync, spawn } from 'node:child_process';
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -337,16 +337,72 @@ describe('npm run diff against git', () => {
     expect((await readGitTree('HEAD~2', { environments: ['prod'] })).tree).toEqual(new Map());
   });
 
-  it("names a revision that is not a commit, after work's own error if it threw, and leaves no file behind", async () => {
+  it('reads the whole repository as the output directory where --out is its root', async () => {
+    const whole = await readGitTreeWhile('HEAD', '.', { cwd: repo }, () => new Map<string, string>());
+    expect([...whole.tree.keys()]).toEqual(expect.arrayContaining(['example.yaml', 'changed.yaml', ...[...treeOf([devEnvironment(changedConfig())]).keys()].map((path) => `k8s/${path}`)]));
+    expect((await readGitTreeWhile('HEAD', '.', { cwd: repo, environments: ['k8s'] }, () => new Map<string, string>())).tree.size).toBeGreaterThan(0);
+  });
+
+  it("names what failed, work's own error first, and leaves no file behind", async () => {
     const temporary = () => readdirSync(tmpdir()).filter((name) => name.startsWith(`homelab-git-${process.pid}-`));
-    await expect(readGitTree('no-such-branch')).rejects.toThrow(/^--base no-such-branch: not a commit in this git repository \(git: Needed a single revision\)$/);
-    await expect(readGitTree(`${git('rev-parse', 'HEAD:k8s').toString('utf8').trim()}`)).rejects.toThrow(/: not a commit in this git repository/);
+    await expect(readGitTree('no-such-branch')).rejects.toThrow(/^--base no-such-branch: not a commit in this git repository \(git: .+\)$/);
+    await expect(readGitTree(git('rev-parse', 'HEAD:k8s').toString('utf8').trim())).rejects.toThrow(/: not a commit in this git repository \(git: .+\)$/);
     const failing = () => {
       throw new UserError(['the config is wrong']);
     };
     await expect(readGitTreeWhile('no-such-branch', 'k8s', { cwd: repo }, failing)).rejects.toThrow(/^the config is wrong$/);
-    await expect(readGitTreeWhile('HEAD', 'k8s', { cwd: join(repo, 'missing') }, () => new Map())).rejects.toThrow(/^cannot list k8s\/ in HEAD \(git: spawn sh ENOENT\)$/);
+    // Where it cannot start: reported as it comes, thrown (a file) or as an event (missing).
+    const file = join(repo, 'example.yaml');
+    await expect(readGitTreeWhile('HEAD', 'k8s', { cwd: file }, () => new Map())).rejects.toThrow(new RegExp(`^cannot start git in ${file} \\(spawn ENOTDIR\\)$`));
+    await expect(readGitTreeWhile('HEAD', 'k8s', { cwd: join(repo, 'missing') }, () => new Map())).rejects.toThrow(/^cannot start git in .*missing \(spawn sh ENOENT\)$/);
+    // A name that is both a branch and a tag resolves with a warning, which is not the listing's error.
+    git('branch', 'both', 'HEAD~1');
+    git('tag', 'both', 'HEAD~2');
+    expect((await readGitTree('both')).commit).toBe(git('rev-parse', 'refs/tags/both').toString('utf8').trim());
+    await expect(readGitTreeWhile('both', '../elsewhere', { cwd: repo }, () => new Map())).rejects.toThrow(/^cannot list \.\.\/elsewhere\/ in both \(git: .*outside repository/);
     expect(temporary()).toEqual([]);
+  });
+
+  /** The environment variables set while `body` runs. */
+  const withEnv = async (variables: Record<string, string>, body: () => Promise<void>) => {
+    const before = Object.fromEntries(Object.keys(variables).map((name) => [name, process.env[name]]));
+    Object.assign(process.env, variables);
+    try {
+      await body();
+    } finally {
+      for (const [name, value] of Object.entries(before)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  };
+
+  it('reads through pipes where the temporary folder takes no file, and closes every file it opened', async () => {
+    const openFiles = () => readdirSync('/proc/self/fd').length;
+    const committed = treeOf([devEnvironment(platformObject())]);
+    const before = openFiles();
+    await withEnv({ TMPDIR: join(repo, 'no-such-folder') }, async () => {
+      expect((await readGitTree('HEAD~2')).tree).toEqual(committed);
+      await expect(readGitTree('no-such-branch')).rejects.toThrow(/not a commit/);
+    });
+    expect((await readGitTree('HEAD~2', { expected: committed })).tree).toEqual(committed);
+    await expect(readGitTree('no-such-branch')).rejects.toThrow(/not a commit/);
+    await expect(readGitTreeWhile('HEAD', 'k8s', { cwd: join(repo, 'example.yaml') }, () => new Map())).rejects.toThrow(/ENOTDIR/);
+    expect(openFiles()).toBe(before);
+  });
+
+  it('says so where git is missing or was killed', async () => {
+    const bin = tempDir('homelab-diff-bin-');
+    symlinkSync(execFileSync('sh', ['-c', 'command -v sh']).toString('utf8').trim(), join(bin, 'sh'));
+    await withEnv({ PATH: bin }, async () => {
+      await expect(readGitTree('HEAD')).rejects.toThrow(/^cannot run git: .*git.*not found/);
+    });
+    // A git that ends by a signal when it lists.
+    const realGit = execFileSync('sh', ['-c', 'command -v git']).toString('utf8').trim();
+    writeFileSync(join(bin, 'git'), `#!/bin/sh\ncase " $* " in *" ls-tree "*) kill -9 $$ ;; esac\nexec ${realGit} "$@"\n`, { mode: 0o755 });
+    await withEnv({ PATH: `${bin}:${process.env.PATH}` }, async () => {
+      await expect(readGitTree('HEAD')).rejects.toThrow(/^cannot list k8s\/ in HEAD \(git ended by SIGKILL\)$/);
+    });
   });
 
   it.each(['sha1', 'sha256'])('reads no blob whose object is that of the expected content (a repository of %s objects)', async (format) => {

@@ -1,7 +1,7 @@
 /** Shared helpers for the tests: the fixture configs, synthesis (once per worker), and reading output trees. */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { parseConfig } from '../lib/model/config/load';
 import { main } from '../main';
@@ -86,6 +86,8 @@ export function parseText(text: string, file = 'test.yaml', catalog: Catalog = B
 }
 
 const synthesized = new Map<Catalog, Map<string, readonly Synthesized[]>>();
+/** What a synthesis of a config is kept under: its text and the folder the files it names are read from (its file's name changes nothing else). */
+const synthesisKey = (text: string, file: string) => `${dirname(resolve(file))}\0${text}`;
 /**
  * Every environment of a config text, synthesized in-process once per test worker: the results
  * are shared, so treat them as read-only.
@@ -132,7 +134,8 @@ export function emptyPlatform(scope: App, environment: string, config: Environme
 export function synthesizePlatforms(text: string, catalog: Catalog = BUILTIN_CATALOG, { fresh = false, file = 'test.yaml' } = {}): readonly Synthesized[] {
   const byText = synthesized.get(catalog) ?? new Map<string, readonly Synthesized[]>();
   synthesized.set(catalog, byText);
-  let result = fresh ? undefined : byText.get(text);
+  const key = synthesisKey(text, file);
+  let result = fresh ? undefined : byText.get(key);
   if (!result) {
     const parsedConfig = parseConfig(text, file, catalog);
     result = [...parsedConfig.environments].map(([name, config]) => {
@@ -140,7 +143,7 @@ export function synthesizePlatforms(text: string, catalog: Catalog = BUILTIN_CAT
       const platform = buildPlatform(app, name, config, catalog);
       return { config, platform, env: synthesizePlatform(app, platform) };
     });
-    if (!fresh) byText.set(text, result);
+    if (!fresh) byText.set(key, result);
   }
   return result;
 }
@@ -154,7 +157,7 @@ const synthesizedOne = new Map<Catalog, Map<string, Synthesized>>();
  * error in another environment's settings is still found.
  */
 export function synthesizeEnvironment(text: string, environment: string, catalog: Catalog = BUILTIN_CATALOG, { fresh = false } = {}): Synthesized {
-  const whole = fresh ? undefined : synthesized.get(catalog)?.get(text)?.find((s) => s.env.environment === environment);
+  const whole = fresh ? undefined : synthesized.get(catalog)?.get(synthesisKey(text, 'test.yaml'))?.find((s) => s.env.environment === environment);
   if (whole) return whole;
   const byKey = synthesizedOne.get(catalog) ?? new Map<string, Synthesized>();
   synthesizedOne.set(catalog, byKey);

@@ -74,18 +74,25 @@ export interface CommittedTree<T> {
 /**
  * Resolves a revision (`$1`: `HEAD`, `main`, `origin/main~2`, a hash) and lists the files under
  * the paths after it in that commit: the commit and a NUL, then `git ls-tree -z`'s listing. One
- * shell, so the listing is of the commit printed even if a branch moves meanwhile; exit status 3
- * if the revision names no commit. Replacement objects (`git replace`) are not applied: the
- * files are read partly as the objects listed and partly by their content, which must be the
- * same objects.
+ * shell, so the listing is of the commit printed even if a branch moves meanwhile. A revision
+ * that names no commit: exit status 3, after git's reason (asked again: the warnings of a
+ * resolution that succeeds, an ambiguous name, are not the listing's errors); no git: 127.
+ * Replacement objects (`git replace`) are not applied: the files are read partly as the objects
+ * listed and partly by their content, which must be the same objects.
  */
 const LIST_COMMITTED = [
-  'commit=$(git --no-replace-objects rev-parse --verify --end-of-options "$1^{commit}") || exit 3',
+  'commit=$(git --no-replace-objects rev-parse --verify --end-of-options "$1^{commit}" 2>/dev/null) || {',
+  '  status=$?',
+  '  git --no-replace-objects rev-parse --verify --end-of-options "$1^{commit}" >/dev/null',
+  '  [ "$status" -eq 127 ] && exit 127',
+  '  exit 3',
+  '}',
   'shift',
   "printf '%s\\0' \"$commit\"",
   'exec git --no-replace-objects ls-tree -r -z "$commit" -- "$@"',
 ].join('\n');
 const NOT_A_COMMIT = 3;
+const NO_GIT = 127;
 
 /**
  * The files under outdir (relative to cwd) in the commit a revision names, read around `work`
@@ -93,28 +100,33 @@ const NOT_A_COMMIT = 3;
  * git resolves the revision and lists the files while `work` runs, off this thread's path (run
  * before it, `rev-parse` and `ls-tree` took ~25 ms on a slow 2-core machine, half of it forking
  * this large process twice), writing into a file, so it never waits for this thread to drain a
- * pipe. Then a file whose git object is the blob of the content `work` gave
- * for its path is not read from git; one `git cat-file --batch` reads the others (a git process
- * per file would dominate the run time): a diff after a small change reads a few files instead
- * of the example's 1 789, which cost ~30 ms of wall time and ~70 ms of CPU. If `work` throws,
- * so does this, once git has ended: its error comes before git's.
+ * pipe. Then a file whose git object is the blob of the content `work` gave for its path is not
+ * read from git; one `git cat-file --batch` reads the others (a git process per file would
+ * dominate the run time): a diff after a small change reads a few files instead of the
+ * example's 1 789, which cost ~30 ms of wall time and ~70 ms of CPU. If `work` throws, so does
+ * this, once git has ended: its error comes before git's.
  */
 export async function readGitTreeWhile<T extends OutputTree>(revision: string, outdir: string, options: GitTreeOptions, work: () => T): Promise<CommittedTree<T>> {
   // ls-tree takes and prints paths relative to the working directory.
   const cwd = options.cwd ?? process.cwd();
-  const prefix = `${relative(cwd, resolve(cwd, outdir)).split(sep).join('/')}/`;
-  const roots = (options.environments ?? ['']).map((env) => `${prefix}${env}`);
-  const listed = inBackground('sh', ['-c', LIST_COMMITTED, 'sh', revision, ...roots], cwd);
+  const relativeOutdir = relative(cwd, resolve(cwd, outdir)).split(sep).join('/');
+  const prefix = relativeOutdir === '' ? '' : `${relativeOutdir}/`;
+  const shown = prefix || './';
+  const roots = options.environments?.map((env) => `${prefix}${env}`) ?? (prefix === '' ? [] : [prefix]);
+  const listing = inBackground('sh', ['-c', LIST_COMMITTED, 'sh', revision, ...roots], cwd);
   let expected: T;
   try {
     expected = work();
-  } finally {
-    // Also when work threw: git's files are closed once it has ended, then work's error goes on.
-    await listed;
+  } catch (error) {
+    // git's files are closed once it has ended; work's error is the one to report.
+    await listing.catch(() => undefined);
+    throw error;
   }
-  const { status, stdout, stderr } = await listed;
+  const { status, signal, stdout, stderr, error } = await listing;
+  if (error) throw new UserError([`cannot start git in ${cwd} (${error.message})`]);
+  if (status === NO_GIT) throw new UserError([`cannot run git: ${firstLine(stderr) || 'not found'}`]);
   if (status === NOT_A_COMMIT) throw new UserError([`--base ${revision}: not a commit in this git repository${gitReason(stderr)}`]);
-  if (status !== 0) throw new UserError([`cannot list ${prefix} in ${revision}${gitReason(stderr)}`]);
+  if (status !== 0) throw new UserError([`cannot list ${shown} in ${revision}${signal ? ` (git ended by ${signal})` : gitReason(stderr)}`]);
   const commitEnd = stdout.indexOf(0);
   const commit = stdout.subarray(0, commitEnd).toString('utf8');
   const tree = new Map<string, string>();
@@ -131,7 +143,7 @@ export async function readGitTreeWhile<T extends OutputTree>(revision: string, o
     else unread.push({ path, object });
   }
   if (unread.length > 0) {
-    const failure = `cannot read ${prefix} in ${revision}`;
+    const failure = `cannot read ${shown} in ${revision}`;
     const answers = git(['cat-file', '--batch'], cwd, failure, unread.map((entry) => `${entry.object}\n`).join(''));
     let offset = 0;
     for (const { path, object } of unread) {
@@ -146,54 +158,68 @@ export async function readGitTreeWhile<T extends OutputTree>(revision: string, o
   return { commit, tree: sortedTree(tree), result: expected };
 }
 
+interface Ended {
+  /** Its exit status; null if it could not start or a signal ended it. */
+  readonly status: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: Buffer;
+  readonly stderr: string;
+  /** Why it could not start. */
+  readonly error?: Error;
+}
+
 /**
  * A process started now, whose output and errors go into temporary files (unlinked at once, so
  * nothing is left behind, also by a killed run): a pipe would make it wait for this thread,
- * busy meanwhile, to drain it, and its stream costs this thread ~5 ms of start-up. Settles,
- * never rejects, when the process has ended: its exit status (null if it could not start),
- * output and errors.
+ * busy meanwhile, to drain it, and a stream costs this thread ~5 ms of start-up. Where the
+ * temporary folder takes no file, pipes all the same. Settles when the process has ended;
+ * rejects only if its output cannot be read back.
  */
-function inBackground(command: string, args: readonly string[], cwd: string): Promise<{ status: number | null; stdout: Buffer; stderr: string }> {
-  const stdout = temporaryFile();
-  let stderr: number;
-  try {
-    stderr = temporaryFile();
-  } catch (error) {
-    closeSync(stdout);
-    throw error;
-  }
-  return new Promise((settle) => {
+function inBackground(command: string, args: readonly string[], cwd: string): Promise<Ended> {
+  const files = temporaryFiles();
+  return new Promise((settle, reject) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
     let ended = false;
-    const end = (status: number | null, error?: Error) => {
+    const end = (status: number | null, signal: NodeJS.Signals | null, error?: Error) => {
       if (ended) return;
       ended = true;
       try {
-        settle({ status, stdout: readWhole(stdout), stderr: error?.message ?? readWhole(stderr).toString('utf8') });
+        const stdout = files ? readWhole(files[0]) : Buffer.concat(out);
+        const stderr = (files ? readWhole(files[1]) : Buffer.concat(err)).toString('utf8');
+        settle({ status, signal, stdout, stderr, error });
+      } catch (readError) {
+        reject(fileSystemFailure(readError, `cannot read what ${command} wrote`));
       } finally {
-        closeSync(stdout);
-        closeSync(stderr);
+        for (const fd of files ?? []) closeSync(fd);
       }
     };
     try {
-      const child = spawn(command, args, { cwd, stdio: ['ignore', stdout, stderr] });
-      child.on('error', (error) => end(null, error));
-      child.on('close', (status) => end(status));
+      const child = spawn(command, args, { cwd, stdio: ['ignore', files?.[0] ?? 'pipe', files?.[1] ?? 'pipe'] });
+      child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
+      child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
+      child.on('error', (error) => end(null, null, error));
+      child.on('close', (status, signal) => end(status, signal));
     } catch (error) {
-      // Most failures to start come as the 'error' event; some (EAGAIN, EMFILE) are thrown.
-      end(null, error as Error);
+      // Most failures to start come as the 'error' event; others (a cwd that is a file: ENOTDIR) are thrown.
+      end(null, null, error as Error);
     }
   });
 }
 
-/** A file open for reading and writing that no path names any more. */
-function temporaryFile(): number {
-  const path = join(tmpdir(), `homelab-git-${process.pid}-${randomUUID()}`);
+/** Two files open for reading and writing that no path names any more; none where the temporary folder takes none. */
+function temporaryFiles(): [number, number] | undefined {
+  const opened: number[] = [];
   try {
-    const fd = openSync(path, 'wx+', 0o600);
-    unlinkSync(path);
-    return fd;
-  } catch (error) {
-    throw fileSystemFailure(error, 'cannot create a temporary file for git');
+    while (opened.length < 2) {
+      const path = join(tmpdir(), `homelab-git-${process.pid}-${randomUUID()}`);
+      opened.push(openSync(path, 'wx+', 0o600));
+      unlinkSync(path);
+    }
+    return [opened[0], opened[1]];
+  } catch {
+    for (const fd of opened) closeSync(fd);
+    return undefined;
   }
 }
 
@@ -218,8 +244,12 @@ function blobObject(content: string, idLength: number): string {
 }
 
 function gitReason(stderr: string): string {
-  const reason = stderr.trim().split('\n')[0];
+  const reason = firstLine(stderr);
   return reason ? ` (git: ${reason.replace(/^fatal: /, '')})` : '';
+}
+
+function firstLine(text: string): string {
+  return text.trim().split('\n')[0];
 }
 
 /** A git command's output, replacement objects not applied (see LIST_COMMITTED). */
