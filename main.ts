@@ -8,7 +8,7 @@
 import { BUILTIN_CATALOG } from './charts/catalog';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
-import { CommandSpec, parseCommandLine, runCommand, runCommandAsync, usageError } from './lib/tools/cli';
+import { CommandSpec, countOption, parseCommandLine, runCommand, runCommandAsync } from './lib/tools/cli';
 import { colours } from './lib/util/colours';
 import { byCodeUnits } from './lib/util/text-order';
 import { changedFiles, FileChange, readDirectory, treeOf } from './lib/output/output-tree';
@@ -93,7 +93,7 @@ function prepare(argv: readonly string[]):
     jobs?: string;
   };
   const out = outputDirectory(values.out);
-  if (jobs !== undefined && !/^[1-9][0-9]*$/.test(jobs)) throw usageError(SYNTH_COMMAND, `--jobs: expected a number of threads (1 or more), received "${jobs}"`);
+  const threads = jobs === undefined ? undefined : countOption(SYNTH_COMMAND, 'jobs', jobs, 'threads');
   // Beside the output directory, so a synth into a temporary directory stays there.
   const docs = values.docs ?? join(dirname(out), 'docs', 'platform.md');
   const runbook = values.runbook ?? join(dirname(docs), 'disaster-recovery.md');
@@ -129,7 +129,7 @@ function prepare(argv: readonly string[]):
     return 0;
   };
   // The threads compare what they made with the output directory, unless nothing is to be written.
-  return { synthesis, threads: jobs === undefined ? undefined : Number(jobs), compareWith: check ? undefined : out, finish };
+  return { synthesis, threads, compareWith: check ? undefined : out, finish };
 }
 
 /** --check: compare with the output directory instead of writing it; list what would change. */

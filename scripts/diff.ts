@@ -4,7 +4,7 @@
  * per environment and Argo CD Application, with the changed fields of every resource.
  */
 import { BUILTIN_CATALOG } from '../charts/catalog';
-import { CommandSpec, parseCommandLine, runCommandAsync, usageError } from '../lib/tools/cli';
+import { CommandSpec, countOption, parseCommandLine, runCommandAsync, usageError } from '../lib/tools/cli';
 import { builtInApi } from '../lib/tools/render/cluster-api';
 import { renderTree } from '../lib/tools/render/rendered-diff';
 import { SOURCE_CACHE_VARIABLE, SourceCaches } from '../lib/tools/render/sources';
@@ -85,8 +85,7 @@ export function main(argv: readonly string[], options: { cwd?: string } = {}): P
 function maxCharsOption(value: string | undefined, format: string): number | undefined {
   if (value === undefined) return undefined;
   if (format !== 'markdown') throw usageError(DIFF_COMMAND, '--max-chars: only with --format markdown');
-  if (!/^\d+$/.test(value) || Number(value) === 0) throw usageError(DIFF_COMMAND, `--max-chars: expected a whole number of characters above 0, received "${value}"`);
-  return Number(value);
+  return countOption(DIFF_COMMAND, 'max-chars', value, 'characters');
 }
 
 /** Both trees rendered, the base first (one render, so charts rendered with the same values are rendered once). */

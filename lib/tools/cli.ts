@@ -73,6 +73,12 @@ export function usageError(spec: CommandSpec, problem: string): UsageError {
   return new UsageError(problem, `usage: ${spec.usage} (--help for the options)`);
 }
 
+/** An option's value that counts something: a whole number above 0 (`08` is 8), or a usage error naming the option and what it counts. */
+export function countOption(spec: CommandSpec, option: string, value: string, counted: string): number {
+  if (!/^\d+$/.test(value) || Number(value) === 0) throw usageError(spec, `--${option}: expected a whole number of ${counted} above 0, received "${value}"`);
+  return Number(value);
+}
+
 export function helpText(spec: CommandSpec): string {
   const rows = Object.entries({ ...spec.options, help: { type: 'boolean', description: 'show this help and exit' } as OptionSpec }).map(([name, option]) => {
     const flag = option.type === 'string' ? `--${name} ${option.value ?? '<value>'}` : `--${name}`;
