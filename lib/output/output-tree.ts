@@ -99,8 +99,8 @@ const NO_GIT = 127;
  * (`npm run diff` synthesizes), which must return the contents the commit likely holds.
  * git resolves the revision and lists the files while `work` runs, off this thread's path (run
  * before it, `rev-parse` and `ls-tree` took ~25 ms on a slow 2-core machine, half of it forking
- * this large process twice), writing into a file, so it never waits for this thread to drain a
- * pipe. Then a file whose git object is the blob of the content `work` gave for its path is not
+ * this large process twice), writing into a file where it can (inBackground), so it does not
+ * wait for this thread to drain a pipe. Then a file whose git object is the blob of the content `work` gave for its path is not
  * read from git; one `git cat-file --batch` reads the others (a git process per file would
  * dominate the run time): a diff after a small change reads a few files instead of the
  * example's 1 789, which cost ~30 ms of wall time and ~70 ms of CPU. If `work` throws, so does
