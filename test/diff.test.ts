@@ -378,7 +378,7 @@ describe('npm run diff against git', () => {
   };
 
   it('reads through pipes where the temporary folder takes no file, and closes every file it opened', async () => {
-    const openFiles = () => readdirSync('/proc/self/fd').length;
+    const openFiles = () => readdirSync('/dev/fd').length;
     const committed = treeOf([devEnvironment(platformObject())]);
     const before = openFiles();
     await withEnv({ TMPDIR: join(repo, 'no-such-folder') }, async () => {
