@@ -3,7 +3,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { colours } from '../lib/util/colours';
 import { diffTrees, diffValues, EnvironmentDiff } from '../lib/output/diff';
 import { formatField, formatMarkdown, formatText, formatValue, inlineChange } from '../lib/output/diff-format';
@@ -363,28 +363,17 @@ describe('npm run diff against git', () => {
     expect(temporary()).toEqual([]);
   });
 
-  /** The environment variables set while `body` runs. */
-  const withEnv = async (variables: Record<string, string>, body: () => Promise<void>) => {
-    const before = Object.fromEntries(Object.keys(variables).map((name) => [name, process.env[name]]));
-    Object.assign(process.env, variables);
-    try {
-      await body();
-    } finally {
-      for (const [name, value] of Object.entries(before)) {
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
-    }
-  };
+  // What a test stubs (vi.stubEnv) is restored after it, also where it fails.
+  afterEach(() => vi.unstubAllEnvs());
 
   it('reads through pipes where the temporary folder takes no file, and closes every file it opened', async () => {
     const openFiles = () => readdirSync('/dev/fd').length;
     const committed = treeOf([devEnvironment(platformObject())]);
     const before = openFiles();
-    await withEnv({ TMPDIR: join(repo, 'no-such-folder') }, async () => {
-      expect((await readGitTree('HEAD~2')).tree).toEqual(committed);
-      await expect(readGitTree('no-such-branch')).rejects.toThrow(/not a commit/);
-    });
+    vi.stubEnv('TMPDIR', join(repo, 'no-such-folder'));
+    expect((await readGitTree('HEAD~2')).tree).toEqual(committed);
+    await expect(readGitTree('no-such-branch')).rejects.toThrow(/not a commit/);
+    vi.unstubAllEnvs();
     expect((await readGitTree('HEAD~2', { expected: committed })).tree).toEqual(committed);
     await expect(readGitTree('no-such-branch')).rejects.toThrow(/not a commit/);
     await expect(readGitTreeWhile('HEAD', 'k8s', { cwd: join(repo, 'example.yaml') }, () => new Map())).rejects.toThrow(/ENOTDIR/);
@@ -394,15 +383,14 @@ describe('npm run diff against git', () => {
   it('says so where git is missing or was killed', async () => {
     const bin = tempDir('homelab-diff-bin-');
     symlinkSync(execFileSync('sh', ['-c', 'command -v sh']).toString('utf8').trim(), join(bin, 'sh'));
-    await withEnv({ PATH: bin }, async () => {
-      await expect(readGitTree('HEAD')).rejects.toThrow(/^cannot run git: .*git.*not found/);
-    });
+    vi.stubEnv('PATH', bin);
+    await expect(readGitTree('HEAD')).rejects.toThrow(/^cannot run git: .*git.*not found/);
+    vi.unstubAllEnvs();
     // A git that ends by a signal when it lists.
     const realGit = execFileSync('sh', ['-c', 'command -v git']).toString('utf8').trim();
     writeFileSync(join(bin, 'git'), `#!/bin/sh\ncase " $* " in *" ls-tree "*) kill -9 $$ ;; esac\nexec ${realGit} "$@"\n`, { mode: 0o755 });
-    await withEnv({ PATH: `${bin}:${process.env.PATH}` }, async () => {
-      await expect(readGitTree('HEAD')).rejects.toThrow(/^cannot list k8s\/ in HEAD \(git ended by SIGKILL\)$/);
-    });
+    vi.stubEnv('PATH', `${bin}:${process.env.PATH}`);
+    await expect(readGitTree('HEAD')).rejects.toThrow(/^cannot list k8s\/ in HEAD \(git ended by SIGKILL\)$/);
   });
 
   it.each(['sha1', 'sha256'])('reads no blob whose object is that of the expected content (a repository of %s objects)', async (format) => {

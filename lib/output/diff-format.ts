@@ -108,18 +108,19 @@ interface MarkdownReport {
   readonly withFields: number;
 }
 
+/** What a report at `level` with the field changes of `fieldsFor` Applications leaves out, for its note ('' for nothing). */
+function leftOut(level: MarkdownLevel, fieldsFor: number, withFields: number): string {
+  if (level.left !== '') return level.left;
+  if (fieldsFor >= withFields) return '';
+  if (fieldsFor === 0) return 'the field changes';
+  const last = withFields - fieldsFor;
+  return `the field changes of the last ${last === 1 ? 'Application' : `${last} Applications`} of the ${withFields} with field changes`;
+}
+
 function markdownAt(level: MarkdownLevel, report: MarkdownReport): string {
   const { diff, context, maxChars, fieldsFor, withFields } = report;
   const out: string[] = [`### \`${context.outdir}/\` changes`, '', `${summaryLine(diff, context)}.`, ''];
-  const last = withFields - fieldsFor;
-  const left =
-    level.left !== ''
-      ? level.left
-      : fieldsFor >= withFields
-        ? ''
-        : fieldsFor === 0
-          ? 'the field changes'
-          : `the field changes of the last ${last === 1 ? 'Application' : `${last} Applications`} of the ${withFields} with field changes`;
+  const left = leftOut(level, fieldsFor, withFields);
   if (left !== '') {
     const limit = maxChars === GITHUB_COMMENT_MAX_CHARS ? `${grouped(maxChars)} characters (a GitHub comment's limit)` : `${grouped(maxChars)} characters`;
     out.push(`_Left out to fit ${limit}: ${left}. The same command with \`--format text\` shows all of it._`, '');

@@ -100,11 +100,11 @@ const NO_GIT = 127;
  * git resolves the revision and lists the files while `work` runs, off this thread's path (run
  * before it, `rev-parse` and `ls-tree` took ~25 ms on a slow 2-core machine, half of it forking
  * this large process twice), writing into a file where it can (inBackground), so it does not
- * wait for this thread to drain a pipe. Then a file whose git object is the blob of the content `work` gave for its path is not
- * read from git; one `git cat-file --batch` reads the others (a git process per file would
- * dominate the run time): a diff after a small change reads a few files instead of the
- * example's 1 789, which cost ~30 ms of wall time and ~70 ms of CPU. If `work` throws, so does
- * this, once git has ended: its error comes before git's.
+ * wait for this thread to drain a pipe. Then a file whose git object is the blob of the content
+ * `work` gave for its path is not read from git; one `git cat-file --batch` reads the others (a
+ * git process per file would dominate the run time): a diff after a small change reads a few
+ * files instead of the example's 1 789, which cost ~30 ms of wall time and ~70 ms of CPU. If
+ * `work` throws, so does this, once git has ended: its error comes before git's.
  */
 export async function readGitTreeWhile<T extends OutputTree>(revision: string, outdir: string, options: GitTreeOptions, work: () => T): Promise<CommittedTree<T>> {
   // ls-tree takes and prints paths relative to the working directory.
