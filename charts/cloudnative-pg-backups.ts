@@ -469,7 +469,6 @@ left=""
 # Lists the scratch cluster's claims into $claims, noting their volumes; fails when the listing does.
 list_claims() {
   claims=$(kube "/api/v1/namespaces/$NAMESPACE/persistentvolumeclaims?labelSelector=cnpg.io%2Fcluster%3D$SCRATCH") || { left="an unlisted claim"; return 1; }
-  claims=$(printf '%s' "$claims" | tr -d ' \n')
   # Each "volumeName" value, cut out by the shell itself: this runs at every poll.
   rest=$claims
   while :; do
@@ -512,7 +511,7 @@ finish() {
 fail() { echo "FAIL $CLUSTER: $*" >&2; exit 1; }
 trap finish EXIT
 trap 'exit 143' TERM INT
-store=$(kube "/apis/barmancloud.cnpg.io/v1/namespaces/$NAMESPACE/objectstores/$OBJECT_STORE" | tr -d ' \n') || fail "cannot read ObjectStore $OBJECT_STORE"
+store=$(kube "/apis/barmancloud.cnpg.io/v1/namespaces/$NAMESPACE/objectstores/$OBJECT_STORE") || fail "cannot read ObjectStore $OBJECT_STORE"
 last=$(printf '%s' "$store" | grep -o '"lastSuccessfulBackupTime":"[^"]*"' | head -n 1 | cut -d '"' -f 4)
 [ -n "$last" ] || fail "no base backup in ObjectStore $OBJECT_STORE yet (status.serverRecoveryWindow): nothing to restore"
 age=$(( ($(date -u +%s) - $(date -u -d "$(printf '%s' "$last" | sed 's/T/ /; s/Z$//')" +%s)) / 3600 ))
@@ -523,7 +522,7 @@ kube "$api" -X POST -H 'Content-Type: application/json' --data-binary "@$WORK_DI
 echo "scratch cluster $SCRATCH created: recovering the latest base backup and the WAL after it"
 # Whether the scratch Cluster's condition Ready is True (either key order), asked at every poll.
 scratch_ready() {
-  case $(kube "$api/$SCRATCH" | tr -d ' \n') in *'"type":"Ready","status":"True"'* | *'"status":"True","type":"Ready"'*) return 0 ;; esac
+  case $(kube "$api/$SCRATCH") in *'"type":"Ready","status":"True"'* | *'"status":"True","type":"Ready"'*) return 0 ;; esac
   return 1
 }
 until scratch_ready; do

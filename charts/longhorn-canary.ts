@@ -131,10 +131,9 @@ for path in "$api/pods/$SCRATCH_NAME" "$api/persistentvolumeclaims/$SCRATCH_NAME
     sleep 5
   done
 done
-volume=$(kube_get "/api/v1/namespaces/$NAMESPACE/persistentvolumeclaims/$CANARY_CLAIM" | tr -d ' \n' | sed -n 's/.*"volumeName":"\([^"]*\)".*/\1/p')
+volume=$(kube_get "/api/v1/namespaces/$NAMESPACE/persistentvolumeclaims/$CANARY_CLAIM" | sed -n 's/.*"volumeName":"\([^"]*\)".*/\1/p')
 [ -n "$volume" ] || fail "the canary volume $NAMESPACE/$CANARY_CLAIM is not bound"
 backups=$(kube_get "/apis/longhorn.io/v1beta2/namespaces/$NAMESPACE/backups?labelSelector=backup-volume%3D$volume") || fail "cannot list the backups of $volume"
-backups=$(printf '%s' "$backups" | tr -d ' \n')
 # One Backup per line (each item's keys come sorted, apiVersion first; the same text inside a
 # label's JSON value is escaped, \"apiVersion\"); in its status backupCreatedAt sorts before url.
 # Labels may hold JSON text (longhorn-manager's KubernetesStatus), so nothing is matched across
@@ -151,7 +150,7 @@ post "$api/persistentvolumeclaims" "$RESTORE_CLAIM"
 post "$api/pods" "$RESTORE_POD"
 phase=""
 while :; do
-  phase=$(kube_get "$api/pods/$SCRATCH_NAME" | tr -d ' \n' | sed -n 's/.*"phase":"\([A-Za-z]*\)".*/\1/p')
+  phase=$(kube_get "$api/pods/$SCRATCH_NAME" | sed -n 's/.*"phase":"\([A-Za-z]*\)".*/\1/p')
   case "$phase" in Succeeded|Failed) break ;; esac
   in_time || break
   sleep 10

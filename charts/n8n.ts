@@ -469,10 +469,10 @@ export class N8n extends HomelabService implements TraceEmitter {
           'metadata=$(kube_get "$secret" -H "Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1") || { echo "Secret ' +
             `${connection.credentialsSecret}` +
             ' is missing: is the RabbitMQ User synced?" >&2; exit 1; }',
-          `if ! echo "$metadata" | tr -d ' \\n' | grep -q '"kind":"User","name":"${connection.user}"'; then`,
+          `case $metadata in *'"kind":"User","name":"${connection.user}"'*) ;; *)`,
           `  echo "Secret ${connection.credentialsSecret} is not the one the topology operator generates for User ${connection.user}" >&2`,
-          '  exit 1',
-          'fi',
+          '  exit 1 ;;',
+          'esac',
           `echo "Secret ${connection.credentialsSecret} exists, owned by User ${connection.user}"`,
         ]
       : [];

@@ -137,7 +137,7 @@ export class NetworkPolicyCheck extends HomelabService implements NetworkPolicyP
  */
 const PROBE_SCRIPT = String.raw`must_be_refused() {
   direction=$1 endpoints_path=$2 url=$3
-  endpoints=$(kube_get "$endpoints_path" | tr -d ' \n')
+  endpoints=$(kube_get "$endpoints_path")
   case "$endpoints" in
     *'"addresses":[{'*) echo "$direction: the target has ready endpoints" ;;
     *) echo "$direction: the target has no ready endpoint: a refused connection would prove nothing" >&2; return 1 ;;

@@ -223,9 +223,7 @@ check_node() {
   while [ "$try" -lt "${'$'}{CHECKS:?unset (the Job sets it)}" ]; do
     try=$((try + 1))
     api_error=
-    if node=$(kube_get "/api/v1/nodes/$1" 2>&1); then
-      node=$(printf '%s' "$node" | tr -d ' \n')
-    else
+    if ! node=$(kube_get "/api/v1/nodes/$1" 2>&1); then
       case $node in *"error: 404"*) ;; *) api_error=${'$'}{node:-no answer} ;; esac
       node=
     fi

@@ -216,7 +216,7 @@ if [ -n "$missing" ]; then echo "${o.missing}" >&2; exit 1; fi`;
  * Exit 1 unless every check passed. A check's parts are split at its slashes by the shell (IFS).
  */
 const REPORT_SCRIPT = String.raw`state() {
-  status=$(kube_get "/apis/batch/v1/namespaces/$1/jobs/$2" 2>/dev/null | tr -d ' \n')
+  status=$(kube_get "/apis/batch/v1/namespaces/$1/jobs/$2" 2>/dev/null)
   case "$status" in
     '') echo missing ;;
     *'"type":"Complete","status":"True"'*|*'"status":"True","type":"Complete"'*) echo pass ;;
@@ -239,7 +239,7 @@ for check in $CHECKS; do
   printf '  %-4s  %s\n' "$shown" "$namespace/$job"
   if [ "$result" != pass ]; then
     failed=$((failed + 1))
-    pod=$(kube_get "/api/v1/namespaces/$namespace/pods?labelSelector=job-name%3D$job" | tr -d ' \n' | grep -o "\"name\":\"$job-[a-z0-9]*\"" | tail -n 1 | cut -d '"' -f 4)
+    pod=$(kube_get "/api/v1/namespaces/$namespace/pods?labelSelector=job-name%3D$job" | grep -o "\"name\":\"$job-[a-z0-9]*\"" | tail -n 1 | cut -d '"' -f 4)
     if [ -n "$pod" ]; then kube_get "/api/v1/namespaces/$namespace/pods/$pod/log?container=$container&tailLines=20" | sed 's/^/        /'; fi
   fi
 done

@@ -15,7 +15,7 @@ import { Longhorn, longhornEntry } from '../charts/longhorn';
 import { NvidiaDevicePlugin, nvidiaDevicePluginSettings as nvidiaDevicePluginSchema } from '../charts/nvidia-device-plugin';
 import { SMOKE_MODEL, Triton, tritonSettings as tritonSchema } from '../charts/triton';
 import type { EnvironmentConfig, NodeConfig } from '../lib/model/config/environment';
-import { discoveredGpuLabels, kubeGetMaxSeconds } from './support';
+import { answerAsApiServer, discoveredGpuLabels, kubeGetMaxSeconds } from './support';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
@@ -373,20 +373,16 @@ describe('the smoke model and the Triton checkpoint', () => {
 describe('the device plugin checkpoint', () => {
   const discovered = { 'nvidia.com/gpu.present': 'true', 'nvidia.com/gpu.count': '1', 'nvidia.com/gpu.product': 'NVIDIA-GeForce-RTX-3090', 'nvidia.com/gpu.memory': '24576' };
   const node = (labels: Record<string, string>, allocatable: string) =>
-    JSON.stringify(
-      {
-        kind: 'Node',
-        metadata: { name: 'gpu-1', labels: { 'kubernetes.io/hostname': 'gpu-1', ...labels }, annotations: { 'nfd.node.kubernetes.io/feature-labels': 'pci-10de.present' } },
-        status: { capacity: { 'nvidia.com/gpu': allocatable }, allocatable: { cpu: '16', 'nvidia.com/gpu': allocatable, pods: '110' } },
-      },
-      null,
-      2,
-    );
+    JSON.stringify({
+      kind: 'Node',
+      metadata: { name: 'gpu-1', labels: { 'kubernetes.io/hostname': 'gpu-1', ...labels }, annotations: { 'nfd.node.kubernetes.io/feature-labels': 'pci-10de.present' } },
+      status: { capacity: { 'nvidia.com/gpu': allocatable }, allocatable: { cpu: '16', 'nvidia.com/gpu': allocatable, pods: '110' } },
+    });
   const script = checkpointScript(base, 'nvidia-device-plugin');
   const job = find(base, 'nvidia-device-plugin/job-nvidia-device-plugin-checkpoint.yaml');
   /** Two tries instead of the Job's: each try runs a dozen commands. */
   const FEW_CHECKS = { CHECKS: '2' };
-  const serve = (json: string) => `case "$*" in *api/v1/nodes/gpu-1*) printf '%s' ${shellQuoted(json)};; *) exit 22;; esac`;
+  const serve = (json: string) => `case "$*" in *api/v1/nodes/gpu-1*) ${answerAsApiServer(`printf '%s' ${shellQuoted(json)}`)};; *) exit 22;; esac`;
 
   it('reads the GPU nodes through a ServiceAccount that may only get those nodes', () => {
     const role = find(base, 'nvidia-device-plugin/clusterrole-nvidia-device-plugin-checkpoint.yaml');
@@ -396,11 +392,10 @@ describe('the device plugin checkpoint', () => {
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'nvidia-device-plugin-checkpoint', namespace: 'nvidia-device-plugin' }]);
   });
 
-  it('passes when the discovered node advertises its GPU, in pretty or compact JSON, naming what was found', () => {
+  it('passes when the discovered node advertises its GPU, naming what was found', () => {
     const pass = runCheckpoint(script, serve(node(discovered, '1')), FEW_CHECKS);
     expect(pass.status).toBe(0);
     expect(pass.output).toContain('gpu-1: 1 x NVIDIA-GeForce-RTX-3090, 1 nvidia.com/gpu allocatable');
-    expect(runCheckpoint(script, serve(JSON.stringify(JSON.parse(node(discovered, '1')))), FEW_CHECKS).status).toBe(0);
   });
 
   it('asks each GPU node for five minutes, 10 s apart, before it fails', () => {

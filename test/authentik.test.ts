@@ -21,6 +21,7 @@ import { HomelabService } from '../lib/model/service';
 import { isSingleSignOnProvider, OIDC_CLIENT_SECRET_KEY, type OidcIssuer, type OidcLoginService, type SingleSignOnProvider } from '../lib/model/single-sign-on';
 import { BLUEPRINT_TAGS, invariantNamed } from './invariants';
 import {
+  answerAsApiServer,
   catalogWith,
   chartValues,
   configProblems,
@@ -609,7 +610,7 @@ esac`.replace(/\\\$/g, '$');
   /** Certificates Ready; admin hosts refuse with 403 (the allow-list); other hosts answer $ANSWER ("<code> <location>"). */
   const fakeTraefik = String.raw`for url; do :; done
 case "$url" in
-  https://kubernetes.default.svc*) printf '{"status": {"conditions": [{"lastTransitionTime": "x", "status": "True", "type": "Ready"}]}}' ;;
+  https://kubernetes.default.svc*) ${answerAsApiServer(`printf '{"status":{"conditions":[{"lastTransitionTime":"x","status":"True","type":"Ready"}]}}'`)} ;;
   *) host=\${url#https://}; host=\${host%/}
      case " $ADMIN " in *" $host "*) printf '403 ' ;; *) printf '%s' "$ANSWER" ;; esac ;;
 esac`.replace(/\\\$/g, '$');

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
+import { CHECK_START_SECONDS, KUBE_USER_AGENT } from '../lib/model/checkpoint';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { settingsIn } from '../lib/model/catalog';
 import { certManagerEntry } from '../charts/cert-manager';
-import { platformObject, platformText, FAKE_SLEEP, FAKE_SLEEP_LOGGED, kubeGetMaxSeconds, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, toYamlText, synthesizeEnvironment } from './support';
+import { answerAsApiServer, platformObject, platformText, FAKE_SLEEP, FAKE_SLEEP_LOGGED, kubeGetMaxSeconds, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, toYamlText, synthesizeEnvironment } from './support';
 
 const [dev] = synthesizePlatformFixture();
 const docs = manifestsOf(dev);
@@ -93,9 +93,10 @@ describe('checkpoints waiting for conditions (kube_condition)', () => {
     'esac',
     // Custom resources come back with sorted keys, CRDs with `type` first.
     'case "$url" in',
-    '  *customresourcedefinitions*) printf \'{"status": {"conditions": [{"type": "Established", "status": "%s"}]}}\' "$status" ;;',
-    '  *) printf \'{"status": {"conditions": [{"lastTransitionTime": "x", "status": "%s", "type": "Ready"}]}}\' "$status" ;;',
+    '  *customresourcedefinitions*) answer=\'{"status":{"conditions":[{"type":"Established","status":"%s"}]}}\' ;;',
+    '  *) answer=\'{"status":{"conditions":[{"lastTransitionTime":"x","status":"%s","type":"Ready"}]}}\' ;;',
     'esac',
+    answerAsApiServer('printf "$answer" "$status"'),
   ].join('\n');
   // Twice, not the Job's thirty times (held below).
   const run = (path: string, firstOk: boolean) =>
@@ -110,6 +111,16 @@ describe('checkpoints waiting for conditions (kube_condition)', () => {
       expect(failed.stderr).toMatch(/condition (Ready|Established) is not True/);
     },
   );
+
+  it("names its user agent, so that the API server answers compact JSON: with curl's own, the pretty answer never matches", () => {
+    const container = job('cert-manager/job-cert-manager-checkpoint.yaml').spec.template.spec.containers[0];
+    const [shell, flags, script] = container.command;
+    expect(script).toContain(`-A ${KUBE_USER_AGENT} `);
+    const asCurl = { ...container, command: [shell, flags, script.replace(`-A ${KUBE_USER_AGENT} `, '')] };
+    const result = runWithFakeCommands(asCurl, { curl, sleep: FAKE_SLEEP }, { env: { CONDITION_CHECKS: '2', FIRST_OK: '1' } });
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(/condition Ready is not True/);
+  });
 
   it('names what the API server answered where it did not answer the object, not its condition', () => {
     const unreachable = runWithFakeCommands(job('cert-manager/job-cert-manager-checkpoint.yaml').spec.template.spec.containers[0], {
@@ -152,7 +163,7 @@ describe('checkpoints waiting for conditions (kube_condition)', () => {
       'asks=$(grep -c "$url" "$FAKE_BIN/calls")',
       'status=False',
       'case "$url" in *letsencrypt-staging) [ "$asks" -lt 3 ] || status=True ;; esac',
-      `printf '{"status": {"conditions": [{"lastTransitionTime": "x", "status": "%s", "type": "Ready"}]}}' "$status"`,
+      answerAsApiServer(`printf '{"status":{"conditions":[{"lastTransitionTime":"x","status":"%s","type":"Ready"}]}}' "$status"`),
     ].join('\n');
     const result = runWithFakeCommands(job('cert-manager/job-cert-manager-checkpoint.yaml').spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP_LOGGED }, {
       env: { CONDITION_CHECKS: '3' },

@@ -16,7 +16,7 @@ import type { SynthesizedEnvironment } from '../lib/output/synthesize';
 import type { Platform } from '../lib/model/platform';
 import { assertValidPromql } from './support-promql';
 import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
-import { configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, readFakeFile, retryTries, runWithFakeCommands, synthesizeEnvironment, tempDir, toYamlText } from './support';
+import { answerAsApiServer, configProblems, FAKE_CLOCK, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, readFakeFile, retryTries, runWithFakeCommands, synthesizeEnvironment, tempDir, toYamlText } from './support';
 
 const TARGET = 's3://homelab-backups@eu-central-1/lab/';
 const ENDPOINT = 'https://s3.eu-central-1.example.net';
@@ -308,7 +308,8 @@ echo "$((now - 60)) $method $path" >> "$FAKE_BIN/timeline"
 [ "$LINGERS" = yes ] && [ ! -f "$FAKE_BIN/started" ] && touch "$FAKE_BIN/started" "$FAKE_BIN/exists"
 case "$method $path" in
   "GET /apis/barmancloud.cnpg.io/"*)
-    if [ -n "$BACKUP_TIME" ]; then echo "{\"status\": {\"serverRecoveryWindow\": {\"n8n-db\": {\"lastSuccessfulBackupTime\": \"$BACKUP_TIME\"}}}}"; else echo '{"status": {}}'; fi ;;
+    if [ -n "$BACKUP_TIME" ]; then store="{\"status\":{\"serverRecoveryWindow\":{\"n8n-db\":{\"lastSuccessfulBackupTime\":\"$BACKUP_TIME\"}}}}"; else store='{"status":{}}'; fi
+    ${answerAsApiServer(`echo "$store"`)} ;;
   "POST "*) cp "${'$'}{data#@}" "$FAKE_BIN/created.json"; touch "$FAKE_BIN/exists" "$FAKE_BIN/volume" ;;
   "DELETE "*) [ "$LINGERS" = yes ] || rm -f "$FAKE_BIN/exists" ;;
   "GET /api/v1/persistentvolumes/pvc-1")
@@ -316,16 +317,17 @@ case "$method $path" in
   "GET /api/v1/persistentvolumes/"*) [ -n "$write" ] && printf 404; exit 22 ;;
   "GET /api/v1/"*)
     [ "$LIST_FAILS" = yes ] && [ -f "$FAKE_BIN/volume" ] && exit 22
-    if [ "$PVCS_LEFT" = yes ] || [ -f "$FAKE_BIN/exists" ]; then echo '{"kind": "PersistentVolumeClaimList", "items": [{"metadata": {"name": "n8n-db-restore-check-1", "uid": "u1"}, "spec": {"volumeName": "pvc-1"}}]}'; else echo '{"kind": "PersistentVolumeClaimList", "items": []}'; fi ;;
+    if [ "$PVCS_LEFT" = yes ] || [ -f "$FAKE_BIN/exists" ]; then claims='{"kind":"PersistentVolumeClaimList","items":[{"metadata":{"name":"n8n-db-restore-check-1","uid":"u1"},"spec":{"volumeName":"pvc-1"}}]}'; else claims='{"kind":"PersistentVolumeClaimList","items":[]}'; fi
+    ${answerAsApiServer(`echo "$claims"`)} ;;
   "GET /apis/postgresql.cnpg.io/"*)
     if [ ! -f "$FAKE_BIN/exists" ]; then [ -n "$write" ] && printf 404; exit 22; fi
     [ -n "$write" ] && printf 200 && exit 0
+    status=False
     if [ "$READY" = yes ]; then
       printf '%s\n' "$ANSWER" > "$WORK_DIR/answer"
-      echo '{"status": {"conditions": [{"status": "True", "type": "Ready"}]}}'
-    else
-      echo '{"status": {"conditions": [{"status": "False", "type": "Ready"}]}}'
-    fi ;;
+      status=True
+    fi
+    ${answerAsApiServer(`printf '{"status":{"conditions":[{"status":"%s","type":"Ready"}]}}\\n' "$status"`)} ;;
 esac`;
 
 interface RestoreRun {

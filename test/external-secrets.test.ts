@@ -5,7 +5,7 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { formatSummary } from '../lib/output/summary';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
-import { buildPlatform, platformObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
+import { answerAsApiServer, buildPlatform, platformObject, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText } from './support';
 
 /** Needs declared on top of the example, as services will once they are migrated to needSecret. */
 const TEST_NEEDS: Readonly<Record<string, { name: string; keys: string[]; neededToStart?: boolean }>> = {
@@ -226,7 +226,7 @@ describe('External Secrets checkpoint', () => {
     '  */apis/external-secrets.io/v1/namespaces/external-secrets/externalsecrets/external-secrets-probe) ;;',
     '  *) echo "unexpected $url" >&2; exit 22 ;;',
     'esac',
-    `printf '{"status": {"conditions": [{"lastTransitionTime": "x", "message": "m", "reason": "r", "status": "%s", "type": "Ready"}]}}' "$READY"`,
+    answerAsApiServer(`printf '{"status":{"conditions":[{"lastTransitionTime":"x","message":"m","reason":"r","status":"%s","type":"Ready"}]}}' "$READY"`),
   ].join('\n');
   const run = (ready: string) =>
     runWithFakeCommands(job.spec.template.spec.containers[0], { curl, sleep: FAKE_SLEEP }, { env: { READY: ready, CONDITION_CHECKS: '2' } });

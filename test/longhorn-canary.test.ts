@@ -14,7 +14,7 @@ import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { CANARY_TEXT, COMPARE_SCRIPT, WRITER_SCRIPT } from '../charts/longhorn-canary';
 import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
 import { invariantNamed } from './invariants';
-import { configProblems, FAKE_CLOCK, fakeCallCount, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, readFakeFile, ROOT, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText, withFiles, kubeGetMaxSeconds } from './support';
+import { answerAsApiServer, configProblems, FAKE_CLOCK, fakeCallCount, FAKE_SLEEP, fixtureObject, Manifest, manifestAt, manifestsOf, readFakeFile, ROOT, runWithFakeCommands, Synthesized, synthesizePlatforms, tempDir, toYamlText, withFiles, kubeGetMaxSeconds } from './support';
 
 /** The small fixture with a backup target and any change. */
 function configText(change: (config: Record<string, any>) => void = () => {}): string {
@@ -263,11 +263,11 @@ describe('the restore check against a fake Kubernetes API', () => {
     };
   }
 
-  /** The API server's JSON: keys sorted (custom resources are maps), `&` escaped as Go's encoder does. */
+  /** The API server's JSON as kube_get gets it (compact): keys sorted (custom resources are maps), `&` escaped as Go's encoder does. */
   function apiJson(value: unknown): string {
     const sorted = (v: unknown): unknown =>
       Array.isArray(v) ? v.map(sorted) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sorted(x)])) : v;
-    return JSON.stringify(sorted(value), null, 1).replace(/&/g, '\\u0026');
+    return JSON.stringify(sorted(value)).replace(/&/g, '\\u0026');
   }
 
   /** curl as kube_get calls it: every call recorded, answers by method and path (the canary's in longhorn-system, the scratch ones in verification); `-o` writes there; what is not there is a 404, as curl -f reports it. */
@@ -285,14 +285,15 @@ case "$method $path" in
   "DELETE "*) exit 0 ;;
   "POST /api/v1/namespaces/verification/pods") touch "$FAKE_BIN/pod"; exit 0 ;;
   "POST /apis/storage.k8s.io/v1/storageclasses"|"POST /api/v1/namespaces/verification/persistentvolumeclaims") exit 0 ;;
-  "GET /api/v1/namespaces/longhorn-system/persistentvolumeclaims/longhorn-canary") printf '%s' "$CANARY_PVC" ;;
-  "GET /apis/longhorn.io/v1beta2/namespaces/longhorn-system/backups?"*) printf '%s' "$BACKUPS" ;;
+  "GET /api/v1/namespaces/longhorn-system/persistentvolumeclaims/longhorn-canary") ${answerAsApiServer(`printf '%s' "$CANARY_PVC"`)} ;;
+  "GET /apis/longhorn.io/v1beta2/namespaces/longhorn-system/backups?"*) ${answerAsApiServer(`printf '%s' "$BACKUPS"`)} ;;
   "GET /api/v1/namespaces/verification/pods/longhorn-restore-scratch/log") printf '%s\n' "$POD_LOG" ;;
   "GET /api/v1/namespaces/verification/pods/longhorn-restore-scratch")
     [ -f "$FAKE_BIN/pod" ] || missing
     ${fakeCallCount('polls', '$FAKE_BIN/polls')}
     phase=$(echo "$POD_PHASES" | tr ' ' '\n' | sed -n "${'$'}{polls}p")
-    printf '{"kind":"Pod","status":{"phase":"%s"}}' "${'$'}{phase:-$(echo "$POD_PHASES" | tr ' ' '\n' | tail -n 1)}" ;;
+    phase=${'$'}{phase:-$(echo "$POD_PHASES" | tr ' ' '\n' | tail -n 1)}
+    ${answerAsApiServer(`printf '{"kind":"Pod","status":{"phase":"%s"}}' "$phase"`)} ;;
   *) missing ;;
 esac`;
 

@@ -8,7 +8,7 @@ import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 
 import { IMAGES } from '../charts/versions';
-import { buildPlatform, platformObject, FAKE_API_TOKEN, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText, synthesizeEnvironment } from './support';
+import { answerAsApiServer, buildPlatform, platformObject, FAKE_API_TOKEN, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, toYamlText, synthesizeEnvironment } from './support';
 
 const envs = synthesizePlatformFixture();
 const [dev, , prod] = envs;
@@ -181,7 +181,7 @@ describe('the n8n checkpoint', () => {
     '  *healthz/readiness) [ -z "$NOT_READY" ] || { echo "curl: (22) 503" >&2; exit 22; }; echo \'{"status":"ok"}\' ;;',
     '  */secrets/n8n-user-credentials)',
     '    [ -z "$NO_SECRET" ] || { echo "curl: (22) 404" >&2; exit 22; }',
-    '    printf \'{"kind": "PartialObjectMetadata", "metadata": {"name": "n8n-user-credentials", "ownerReferences": [{"apiVersion": "rabbitmq.com/v1beta1", "kind": "%s", "name": "n8n"}]}}\' "${OWNER:-User}" ;;',
+    `    ${answerAsApiServer(`printf '{"kind":"PartialObjectMetadata","metadata":{"name":"n8n-user-credentials","ownerReferences":[{"apiVersion":"rabbitmq.com/v1beta1","kind":"%s","name":"n8n"}]}}' "\${OWNER:-User}"`)} ;;`,
     '  *) exit 22 ;;',
     'esac',
   ].join('\n');
@@ -199,7 +199,7 @@ describe('the n8n checkpoint', () => {
     expect(result.collected).toContain('Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1 https://kubernetes.default.svc/api/v1/namespaces/n8n/secrets/n8n-user-credentials');
     expect(result.collected).toContain('http://n8n.n8n.svc:5678/healthz/readiness');
     // The pod's token reaches the API server (kube_get reads it from the mounted volume).
-    expect(result.collected).toMatch(new RegExp(`--cacert [^\\n]+/serviceaccount/ca\\.crt -H Authorization: Bearer ${FAKE_API_TOKEN} -H Accept`));
+    expect(result.collected).toMatch(new RegExp(`--cacert [^\\n]+/serviceaccount/ca\\.crt -H Authorization: Bearer ${FAKE_API_TOKEN} -A homelab-checkpoint -H Accept`));
   });
 
   it('fails when n8n is not ready, the Secret is missing, or it is not the generated one', () => {

@@ -19,7 +19,7 @@ import type { ExposureRouter } from '../lib/model/exposure';
 import { Platform } from '../lib/model/platform';
 import { HomelabService } from '../lib/model/service';
 import { SynthesizedEnvironment, synthesizePlatform } from '../lib/output/synthesize';
-import { buildPlatform, fakeCallCount, platformObject, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatforms, toYamlText, kubeGetMaxSeconds } from './support';
+import { answerAsApiServer, buildPlatform, fakeCallCount, platformObject, platformText, FAKE_SLEEP, Manifest, manifestsOf, parseText, runWithFakeCommands, synthesizePlatforms, toYamlText, kubeGetMaxSeconds } from './support';
 
 /** Each environment of a config (or the `only` one), built and synthesized, with `extra` services added to the platform. */
 function synth(text: string, { extra = () => {}, only }: { extra?: (platform: Platform) => void; only?: string } = {}) {
@@ -299,8 +299,8 @@ describe('the network-policies checkpoint', () => {
     expect(role.rules).toEqual([{ apiGroups: [''], resources: ['endpoints'], verbs: ['get'], resourceNames: ['argocd-server', 'kube-dns'] }]);
   });
 
-  const READY = '{"subsets": [{"addresses": [{"ip": "10.42.0.12"}], "ports": [{"port": 8080}]}]}';
-  const NOT_READY = '{"subsets": [{"notReadyAddresses": [{"ip": "10.42.0.12"}], "ports": [{"port": 8080}]}]}';
+  const READY = '{"subsets":[{"addresses":[{"ip":"10.42.0.12"}],"ports":[{"port":8080}]}]}';
+  const NOT_READY = '{"subsets":[{"notReadyAddresses":[{"ip":"10.42.0.12"}],"ports":[{"port":8080}]}]}';
 
   /**
    * Endpoints for the API calls; for each target, the next exit code from its list (the last one
@@ -314,8 +314,8 @@ describe('the network-policies checkpoint', () => {
     i=0; while [ "$i" -lt "$calls" ] && read -r next; do i=$((i + 1)); code=$next; done < "$FAKE_BIN/${name}-codes"
     exit "$code" ;;`;
     const curl = String.raw`case "$*" in
-  *kubernetes.default.svc/api/v1/namespaces/argocd/endpoints/argocd-server*) printf '%s\n' "$ENDPOINTS"; exit 0 ;;
-  *kubernetes.default.svc/api/v1/namespaces/kube-system/endpoints/kube-dns*) printf '%s\n' "$EGRESS_ENDPOINTS"; exit 0 ;;
+  *kubernetes.default.svc/api/v1/namespaces/argocd/endpoints/argocd-server*) ${answerAsApiServer(`printf '%s\\n' "$ENDPOINTS"`)}; exit 0 ;;
+  *kubernetes.default.svc/api/v1/namespaces/kube-system/endpoints/kube-dns*) ${answerAsApiServer(`printf '%s\\n' "$EGRESS_ENDPOINTS"`)}; exit 0 ;;
   *http://argocd-server.argocd.svc:80/healthz*) ${target('ingress')}
   *http://kube-dns.kube-system.svc:9153/metrics*) ${target('egress')}
   *) echo "unexpected curl $*" >&2; exit 99 ;;

@@ -451,6 +451,21 @@ export function fakeCallCount(variable: string, file: string): string {
   return `{ read -r ${variable} < "${file}"; } 2> /dev/null || ${variable}=0; ${variable}=$((${variable} + 1)); echo "$${variable}" > "${file}"`;
 }
 
+/**
+ * Shell for a fake `curl` answering as the API server does: what `print` (shell) prints, compact
+ * JSON, as it is where the call's user agent (`-A`) is not curl's (KUBE_USER_AGENT), else
+ * pretty-printed as the server does for curl, Wget and browsers (isPrettyPrint): here a space
+ * after every colon and a line per field, which is what breaks matching the compact text.
+ */
+export function answerAsApiServer(print: string): string {
+  return `agent=curl; previous=; for arg; do [ "$previous" != -A ] || agent=$arg; previous=$arg; done
+case $agent in
+  curl* | Wget* | Mozilla/5.0*) { ${print}
+  } | sed 's/":/": /g; s/,"/,\\n"/g' ;;
+  *) ${print} ;;
+esac`;
+}
+
 /** A `sleep` that returns at once, so retry loops run in no time. */
 export const FAKE_SLEEP = 'exit 0';
 /** FAKE_SLEEP that also logs `sleep <its arguments>` to $FAKE_BIN/calls, where the fake curls of the route checks log theirs: the pauses between the calls. */

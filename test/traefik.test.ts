@@ -9,7 +9,7 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { cidrsOverlap } from '../lib/model/network';
 import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
-import { platformObject, FAKE_CLOCK, FAKE_SLEEP, FAKE_SLEEP_LOGGED, manifestsOf, parseText, retryTries, runWithFakeCommands, synthesizePlatformFixture, toYamlText, kubeGetMaxSeconds } from './support';
+import { answerAsApiServer, platformObject, FAKE_CLOCK, FAKE_SLEEP, FAKE_SLEEP_LOGGED, manifestsOf, parseText, retryTries, runWithFakeCommands, synthesizePlatformFixture, toYamlText, kubeGetMaxSeconds } from './support';
 
 const [dev, , prod] = synthesizePlatformFixture();
 const file = (env: typeof dev, path: string) => manifestsOf(env).find((m) => m.path === path)!.manifest;
@@ -155,7 +155,7 @@ case "$url" in
   https://kubernetes.default.svc*)
     status=True
     if [ -n "$NOT_READY" ] && [ "\${url##*/}" = "$NOT_READY" ]; then status=False; fi
-    printf '{"status": {"conditions": [{"lastTransitionTime": "x", "status": "%s", "type": "Ready"}]}}' "$status" ;;
+    ${answerAsApiServer(`printf '{"status":{"conditions":[{"lastTransitionTime":"x","status":"%s","type":"Ready"}]}}' "$status"`)} ;;
   *)
     host=\${url#https://}; host=\${host%/}
     code=403

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NODE_START_SECONDS } from '../charts/n8n-workflow-check';
 import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
-import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, platformObject, runWithFakeCommands, synthesizePlatformFixture, tempDir, toYamlText, synthesizeEnvironment } from './support';
+import { answerAsApiServer, FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestsOf, platformObject, runWithFakeCommands, synthesizePlatformFixture, tempDir, toYamlText, synthesizeEnvironment } from './support';
 
 const environments = synthesizePlatformFixture();
 const prod = environments.find((e) => e.environment === 'prod')!;
@@ -107,10 +107,10 @@ describe('end-to-end verification', () => {
       const curl = [
         'for last; do :; done',
         'case "$last" in',
-        `  */jobs/${first.split('/')[1]}) echo '${complete}' ;;`,
-        `  */jobs/${secondCheck.split('/')[1]}) echo '${secondJob}' ;;`,
-        `  */jobs/*) echo '${complete}' ;;`,
-        `  */pods\\?labelSelector=*) echo '{"items":[{"metadata":{"name":"${secondCheck.split('/')[1]}-x7k2p"}}]}' ;;`,
+        `  */jobs/${first.split('/')[1]}) ${answerAsApiServer(`echo '${complete}'`)} ;;`,
+        `  */jobs/${secondCheck.split('/')[1]}) ${answerAsApiServer(`echo '${secondJob}'`)} ;;`,
+        `  */jobs/*) ${answerAsApiServer(`echo '${complete}'`)} ;;`,
+        `  */pods\\?labelSelector=*) ${answerAsApiServer(`echo '{"items":[{"metadata":{"name":"${secondCheck.split('/')[1]}-x7k2p"}}]}'`)} ;;`,
         `  */log\\?container=${secondCheck.split('/')[2]}\\&tailLines=20) echo "probe said: connection refused" ;;`,
         '  *) exit 22 ;;',
         'esac',

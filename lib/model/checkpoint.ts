@@ -144,6 +144,14 @@ const CONDITION_CHECK_SECONDS = 10;
 export const CONNECT_MAX_SECONDS = 5;
 export const KUBE_CALL_MAX_SECONDS = 10;
 /**
+ * The user agent of kube_get's calls. The API server pretty-prints JSON (spaces after colons, a
+ * line per field) for a user agent starting with `curl`, `Wget` or `Mozilla/5.0`, and writes it
+ * compact for any other (k8s.io/apiserver, endpoints/handlers/negotiation: isPrettyPrint). So
+ * named, every answer is one line of compact JSON that the scripts match as it is, with no `tr`
+ * process per call to strip it; and the API server's audit log tells the checkpoints' calls apart.
+ */
+export const KUBE_USER_AGENT = 'homelab-checkpoint';
+/**
  * The longest a script's `kube_condition` calls wait for `objects` objects, one after another:
  * their tries are the script's, so at most CONDITION_CHECKS asks fail, each but the last followed
  * by the pause, and each object's passing ask comes on top; every ask at curl's limit. Five
@@ -342,11 +350,12 @@ export function checkDeadlineSeconds(props: Pick<CheckpointProps, 'scriptSeconds
 
 /**
  * Shell functions for the scripts of checkpoints with `readsCluster` or `readsNamespaces`:
- * `kube_get <api path> [curl options]` prints the object (e.g. `-H 'Accept: ...;as=PartialObjectMetadata...'`
- * for its metadata only); `kube_condition <api path> <type>` waits for its status condition
+ * `kube_get <api path> [curl options]` prints the object as one line of compact JSON (its user
+ * agent, KUBE_USER_AGENT, asks for it; e.g. `-H 'Accept: ...;as=PartialObjectMetadata...'` for
+ * its metadata only); `kube_condition <api path> <type>` waits for its status condition
  * <type> to be True, asking every 10 s (built-in types list `type` first, custom resources come
  * back with sorted keys, so both orders match; matched, and the tries counted, by the shell
- * itself, not by a `grep` and a `seq` process per call). The tries are the script's, five
+ * itself, not by a `tr`, a `grep` or a `seq` process per call). The tries are the script's, five
  * minutes of them for all its calls (conditionWaitSeconds): a call asks at least once, and gives
  * up when the script's tries are spent (a call in a subshell or `$(…)` would spend a copy of
  * them: none is). It and its tries come with a script that calls it (probeJob): the tries from
@@ -365,14 +374,14 @@ kube_get() {
   shift
   kube_token=
   read -r kube_token < "$sa/token" || :
-  curl -fsS --connect-timeout ${CONNECT_MAX_SECONDS} --max-time ${KUBE_CALL_MAX_SECONDS} --cacert "$sa/ca.crt" -H "Authorization: Bearer $kube_token" "$@" "https://kubernetes.default.svc$kube_path"
+  curl -fsS --connect-timeout ${CONNECT_MAX_SECONDS} --max-time ${KUBE_CALL_MAX_SECONDS} --cacert "$sa/ca.crt" -H "Authorization: Bearer $kube_token" -A ${KUBE_USER_AGENT} "$@" "https://kubernetes.default.svc$kube_path"
 }`;
 const KUBE_CONDITION = String.raw`kube_condition() {
   : "${'$'}{CONDITION_CHECKS:?unset (the Job that calls kube_condition sets it)}"
   kube_tries_left=${'$'}{kube_tries_left-$CONDITION_CHECKS}
   while :; do
     if kube_answer=$(kube_get "$1" 2>&1); then
-      case $(printf '%s' "$kube_answer" | tr -d ' \n') in
+      case $kube_answer in
         *"\"type\":\"$2\",\"status\":\"True\""* | *"\"status\":\"True\",\"type\":\"$2\""*) return 0 ;;
       esac
       kube_state="condition $2 is not True"
