@@ -206,11 +206,11 @@ const GPU_NODE_PAUSE_SECONDS = 10;
  * fewer times), for the node's allocatable nvidia.com/gpu to reach <advertised>, then names what
  * is missing, in the order the pieces depend on each other: the API server's answer (where it
  * did not give one, or refused), the node itself (inventory names are node names), NFD's hardware label,
- * GFD's NVML labels (driver, container toolkit, k3s's nvidia runtime), the plugin. The API
- * server pretty-prints for curl, so whitespace is removed before the flat `labels` and
- * `allocatable` maps are cut out of the Node (the last map of the name, as a greedy `sed` would
- * take it) and their values out of them, by the shell's own expansions: a process per value and
- * try added up to dozens per node.
+ * GFD's NVML labels (driver, container toolkit, k3s's nvidia runtime), the plugin. kube_get's
+ * answer is compact JSON (KUBE_USER_AGENT), so the flat `labels` and `allocatable` maps are cut
+ * out of the Node as it comes (the last map of the name, as a greedy `sed` would take it) and
+ * their values out of them, by the shell's own expansions: a process per value and try added up
+ * to dozens per node.
  */
 const GPU_NODE_CHECK = String.raw`map_of() {
   case $1 in *"\"$2\":{"*) map=${'$'}{1##*"\"$2\":{"}; printf '%s\n' "${'$'}{map%%"}"*}" ;; esac

@@ -5,7 +5,8 @@ import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { ManifestValidator } from '../lib/tools/validate/manifest-validator';
 import { settingsIn } from '../lib/model/catalog';
 import { certManagerEntry } from '../charts/cert-manager';
-import { answerAsApiServer, platformObject, platformText, FAKE_SLEEP, FAKE_SLEEP_LOGGED, kubeGetMaxSeconds, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, toYamlText, synthesizeEnvironment } from './support';
+import { answerAsApiServer, platformObject, platformText, FAKE_SLEEP, FAKE_SLEEP_LOGGED, kubeGetMaxSeconds, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, toYamlText, synthesizeEnvironment, withFiles } from './support';
+import { invariantNamed } from './invariants';
 
 const [dev] = synthesizePlatformFixture();
 const docs = manifestsOf(dev);
@@ -120,6 +121,19 @@ describe('checkpoints waiting for conditions (kube_condition)', () => {
     const result = runWithFakeCommands(asCurl, { curl, sleep: FAKE_SLEEP }, { env: { CONDITION_CHECKS: '2', FIRST_OK: '1' } });
     expect(result.status).not.toBe(0);
     expect(result.stderr).toMatch(/condition Ready is not True/);
+  });
+
+  it('is held by the invariant that no script of ours asks the API server for pretty-printed answers', () => {
+    const invariant = invariantNamed('every script of our hook Jobs that reads the API server');
+    const synthesized = synthesizePlatforms(platformText()).find((s) => s.env.environment === 'dev')!;
+    expect(invariant.check([synthesized])).toEqual([]);
+    const path = 'cert-manager/job-cert-manager-checkpoint.yaml';
+    const edited = (from: string, to: string) => withFiles(synthesized, (files) => files.set(path, files.get(path)!.replace(from, to)));
+    const problem = (line: string) => `dev/${path} checkpoint: asks for a pretty-printed answer, which its matching does not read (kube_get names its user agent): ${line}`;
+    const ownAgent = edited(`-A ${KUBE_USER_AGENT} "$@"`, `-A ${KUBE_USER_AGENT} "$@" -A curl/8.5.0`);
+    expect(invariant.check([ownAgent])).toEqual([problem(`curl -fsS --connect-timeout 5 --max-time 10 --cacert "$sa/ca.crt" -H "Authorization: Bearer $kube_token" -A ${KUBE_USER_AGENT} "$@" -A curl/8.5.0 "https://kubernetes.default.svc$kube_path"`)]);
+    const pretty = edited('"https://kubernetes.default.svc$kube_path"', '"https://kubernetes.default.svc$kube_path?pretty=true"');
+    expect(invariant.check([pretty])).toEqual([problem(`curl -fsS --connect-timeout 5 --max-time 10 --cacert "$sa/ca.crt" -H "Authorization: Bearer $kube_token" -A ${KUBE_USER_AGENT} "$@" "https://kubernetes.default.svc$kube_path?pretty=true"`)]);
   });
 
   it('names what the API server answered where it did not answer the object, not its condition', () => {

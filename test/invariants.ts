@@ -20,6 +20,7 @@ import { GPU_RESOURCE, isGpuProvider } from '../lib/model/gpu';
 import { discoveredGpuLabels } from './support';
 import { EXCEPTION_ANNOTATION } from '../lib/model/pod-security';
 import { CLUSTER_DNS, isNetworkPolicyProvider } from '../lib/model/network';
+import { KUBE_USER_AGENT } from '../lib/model/checkpoint';
 import type { HomelabService } from '../lib/model/service';
 import { Layer } from '../lib/model/layers';
 import { isTraceEmitter, isTraceReceiver } from '../lib/model/tracing';
@@ -335,6 +336,10 @@ export const INVARIANTS: readonly Invariant[] = [
   {
     name: 'every call the scripts of our hook Jobs make over the network has a time limit: curl a --max-time, psql a connect timeout, the Vault CLI a client timeout, n8n\'s CLI within',
     check: (all) => hookJobContainerProblems(all, unboundedCalls),
+  },
+  {
+    name: 'every script of our hook Jobs that reads the API server gets its compact JSON: no call names its own user agent or asks for pretty output',
+    check: (all) => hookJobContainerProblems(all, prettyApiAnswers),
   },
   {
     name: 'every service has one PostSync checkpoint Job, and every Job is a bounded hook',
@@ -1082,6 +1087,21 @@ function hookJobContainerProblems(all: readonly Synthesized[], check: (container
   return documents(all)
     .filter(({ manifest }) => manifest.kind === 'Job' && manifest.metadata.annotations?.[HOOK] !== undefined)
     .flatMap(({ manifest, where }) => containersOf(manifest.spec.template.spec).flatMap((container) => check(container).map((problem) => `${where} ${container.name}: ${problem}`)));
+}
+
+/**
+ * Where a script with `kube_get` would get pretty-printed answers back (ADR 42): a user agent of
+ * its own (`-A`, `--user-agent`, a `User-Agent` header: a later one wins over kube_get's) or the
+ * `pretty` query parameter, which wins over any user agent. Its matching reads compact JSON
+ * only. Anywhere in such a script, other servers' calls included: none names one.
+ */
+function prettyApiAnswers(container: any): string[] {
+  const script = shellScript(container);
+  if (script === undefined || !/^kube_get\(\) \{$/m.test(script)) return [];
+  return script
+    .split('\n')
+    .filter((line) => /(^|\s)(-A|--user-agent)(\s|=)|User-Agent:|[?&]pretty=/i.test(line.replace(`-A ${KUBE_USER_AGENT} `, '')))
+    .map((line) => `asks for a pretty-printed answer, which its matching does not read (kube_get names its user agent): ${line.trim()}`);
 }
 
 /** The script a container runs with `sh -c` (`-ec` ...; bash, dash or ash alike), if it runs one. */

@@ -350,9 +350,10 @@ export function checkDeadlineSeconds(props: Pick<CheckpointProps, 'scriptSeconds
 
 /**
  * Shell functions for the scripts of checkpoints with `readsCluster` or `readsNamespaces`:
- * `kube_get <api path> [curl options]` prints the object as one line of compact JSON (its user
- * agent, KUBE_USER_AGENT, asks for it; e.g. `-H 'Accept: ...;as=PartialObjectMetadata...'` for
- * its metadata only); `kube_condition <api path> <type>` waits for its status condition
+ * `kube_get <api path> [curl options]` prints the object, JSON as one compact line (its user
+ * agent, KUBE_USER_AGENT, asks for it; a caller's own user agent or a `pretty` parameter would
+ * undo that, and an invariant refuses both), e.g. with `-H 'Accept: ...;as=PartialObjectMetadata...'`
+ * its metadata only; `kube_condition <api path> <type>` waits for its status condition
  * <type> to be True, asking every 10 s (built-in types list `type` first, custom resources come
  * back with sorted keys, so both orders match; matched, and the tries counted, by the shell
  * itself, not by a `tr`, a `grep` or a `seq` process per call). The tries are the script's, five
