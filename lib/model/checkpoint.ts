@@ -147,8 +147,9 @@ export const KUBE_CALL_MAX_SECONDS = 10;
  * The user agent of kube_get's calls. The API server pretty-prints JSON (spaces after colons, a
  * line per field) for a user agent starting with `curl`, `Wget` or `Mozilla/5.0`, and writes it
  * compact for any other (k8s.io/apiserver, endpoints/handlers/negotiation: isPrettyPrint). So
- * named, every answer is one line of compact JSON that the scripts match as it is, with no `tr`
- * process per call to strip it; and the API server's audit log tells the checkpoints' calls apart.
+ * named, every JSON answer is one compact line that the scripts match as it is, with no `tr`
+ * process per call to strip it (a pod's log stays text); and the API server's audit log tells
+ * the checkpoints' calls apart.
  */
 export const KUBE_USER_AGENT = 'homelab-checkpoint';
 /**
