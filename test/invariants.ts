@@ -1451,7 +1451,6 @@ function needViolations(s: Synthesized): string[] {
   });
 }
 
-/** Every invariant's violations, each line prefixed by the invariant it breaks. */
 /** The one invariant whose name starts with `start` (a test that checks it on a broken output); fails naming `start` where none or several do. */
 export function invariantNamed(start: string): Invariant {
   const found = INVARIANTS.filter((invariant) => invariant.name.startsWith(start));
@@ -1459,6 +1458,7 @@ export function invariantNamed(start: string): Invariant {
   return found[0];
 }
 
+/** Every invariant's violations, each line prefixed by the invariant it breaks. */
 export function invariantViolations(all: readonly Synthesized[]): string[] {
   return INVARIANTS.flatMap((invariant) => invariant.check(all).map((problem) => `${invariant.name}: ${problem}`));
 }

@@ -13,7 +13,7 @@ import { permits, RabbitmqConnection } from '../charts/rabbitmq';
 import { IMAGES } from '../charts/versions';
 import { CHECK_START_SECONDS, WITHIN_SLACK_SECONDS } from '../lib/model/checkpoint';
 import { invariantNamed } from './invariants';
-import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, platformObject, platformText, runWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, tempDir, toYamlText, synthesizeEnvironment, withFiles } from './support';
+import { FAKE_CLOCK, FAKE_SLEEP, Manifest, manifestAt, manifestsOf, platformObject, platformText, runWithFakeCommands, synthesizePlatformFixture, tempDir, toYamlText, synthesizeEnvironment, withFiles } from './support';
 
 const envs = synthesizePlatformFixture();
 
@@ -348,7 +348,7 @@ describe('the check script against fake commands', () => {
 
   it("is held by the invariant that every call of our hook Jobs has a time limit: n8n's CLI runs within one", () => {
     const invariant = invariantNamed('every call the scripts of our hook Jobs make');
-    const dev = synthesizePlatforms(platformText()).find((s) => s.env.environment === 'dev')!;
+    const dev = synthesizeEnvironment(platformText(), 'dev');
     expect(invariant.check([dev])).toEqual([]);
     const path = 'n8n/job-n8n-workflow-check.yaml';
     for (const call of ['n8n execute', 'N8N_LOG_LEVEL=debug n8n execute', 'exec /usr/local/bin/n8n execute']) {

@@ -6,7 +6,7 @@ import { App } from 'cdk8s';
 
 import { Vault } from '../charts/vault';
 import { invariantNamed } from './invariants';
-import { buildPlatform, chartValues, platformObject, platformText, FAKE_CLOCK, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, synthesizePlatforms, toYamlText, withFiles } from './support';
+import { buildPlatform, chartValues, platformObject, platformText, FAKE_CLOCK, FAKE_SLEEP, manifestsOf, parseText, runWithFakeCommands, synthesizePlatformFixture, synthesizeEnvironment, toYamlText, withFiles } from './support';
 import { settingsIn } from '../lib/model/catalog';
 import { vaultEntry } from '../charts/vault';
 import { CHECK_START_SECONDS } from '../lib/model/checkpoint';
@@ -206,7 +206,7 @@ describe('Vault configurator', () => {
     expect(job.spec.activeDeadlineSeconds).toBeGreaterThanOrEqual(CHECK_START_SECONDS + (4 * lines('roles') + 4 * lines('generated')) * limitSeconds);
     // Held by the invariant over our hook Jobs: without the limit in its env, the Vault CLI's calls are named.
     const invariant = invariantNamed('every call the scripts of our hook Jobs make');
-    const dev = synthesizePlatforms(platformText()).find((s) => s.env.environment === 'dev')!;
+    const dev = synthesizeEnvironment(platformText(), 'dev');
     expect(invariant.check([dev])).toEqual([]);
     const path = 'vault/job-vault-configurator.yaml';
     const edited = (from: RegExp, to: string) => withFiles(dev, (files) => files.set(path, files.get(path)!.replace(from, to)));

@@ -70,16 +70,18 @@ export function formatMarkdown(diff: readonly EnvironmentDiff[], context: DiffRe
   const detailed = (fieldsFor: number) => markdownAt(MARKDOWN_LEVELS[0], { diff, context, maxChars, fieldsFor, withFields });
   const full = detailed(withFields);
   if (full.length <= maxChars) return full;
-  if (detailed(0).length <= maxChars) {
+  let fitting = detailed(0);
+  if (fitting.length <= maxChars) {
     // The field changes of as many Applications as fit, in the report's order: each adds to the text.
     let fits = 0;
     let fitsNot = withFields;
     while (fitsNot - fits > 1) {
       const middle = Math.floor((fits + fitsNot) / 2);
-      if (detailed(middle).length <= maxChars) fits = middle;
+      const text = detailed(middle);
+      if (text.length <= maxChars) [fits, fitting] = [middle, text];
       else fitsNot = middle;
     }
-    return detailed(fits);
+    return fitting;
   }
   let text = '';
   for (const level of MARKDOWN_LEVELS.slice(1)) {
