@@ -10,18 +10,22 @@
  *   npm test (the whole suite, once)                               <= 20 s
  *
  * Peak memory (RSS) is reported beside each synth, and on Linux the CPU time of each command and
- * of the processes it waited for: how much work a run does, apart from how it is spread over the
- * cores. Where the shell sets NODE_EXTRA_CA_CERTS, each `npm run` is measured with it and without
- * it (see below). Speed targets live here, never in a test.
+ * of the processes it waited for, with the system's share of it: how much work a run does, apart
+ * from how it is spread over the cores. The suite starts thousands of processes (the checkpoint
+ * scripts under test, their pipelines and fakes), so a second floor, a process started and ended,
+ * says how much of its time is the machine's. Where the shell sets NODE_EXTRA_CA_CERTS, each
+ * `npm run` is measured with it and without it (see below). Speed targets live here, never in a test.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { CommandSpec, parseCommandLine, runCommand } from '../lib/tools/cli';
 import { projectRoot } from '../lib/util/project';
 
 const RUNS = 7;
+/** The processes one run of the tests' floor starts: each takes a few ms, too little to time alone (the CPU time counts in 10 ms ticks). */
+const FLOOR_PROCESSES = 200;
 const APP_COUNTS = [0, 50, 200, 800];
 const TARGETS = { synth: 500, check: 500, diff: 500, help: 500, apps800: 3000, tests: 20_000 } as const;
 
@@ -30,19 +34,27 @@ interface Measurement {
   readonly ms: number;
   /** Median CPU time (user and system) of the command and the processes it waited for, where the system tells it. */
   readonly cpuMs?: number;
+  /** The system time in cpuMs (the kernel's work: starting processes, faulting pages in, files), the median over the runs. */
+  readonly systemMs?: number;
   /** Largest peak RSS over the runs, when the command reports it. */
   readonly peakMb?: number;
 }
 
+/** CPU time in ms: user and system together, and the system's part. */
+export interface CpuTime {
+  readonly totalMs: number;
+  readonly systemMs: number;
+}
+
 /**
- * The CPU time (user and system, ms) of this process's children that have ended and been
- * waited for, on Linux; undefined elsewhere. It includes the children's own waited-for
- * children (npm, the command it starts, the test run's workers and what they start), not a
- * process left running when its parent ended (esbuild's service: ~0.9 s of the suite's CPU).
+ * The CPU time of this process's children that have ended and been waited for, on Linux;
+ * undefined elsewhere. It includes the children's own waited-for children (npm, the command it
+ * starts, the test run's workers and what they start), not a process left running when its
+ * parent ended (esbuild's service: ~0.9 s of the suite's CPU).
  */
-function waitedChildrenCpuMs(): number | undefined {
+function waitedChildrenCpu(): CpuTime | undefined {
   try {
-    return childrenCpuMsOf(readFileSync('/proc/self/stat', 'utf8'));
+    return childrenCpuOf(readFileSync('/proc/self/stat', 'utf8'));
   } catch {
     return undefined;
   }
@@ -52,11 +64,11 @@ function waitedChildrenCpuMs(): number | undefined {
  * The waited-for children's CPU time in a /proc/<pid>/stat line: cutime and cstime (fields 16
  * and 17), in the clock ticks /proc counts in (USER_HZ, 100 a second on x86 and ARM).
  */
-export function childrenCpuMsOf(stat: string): number | undefined {
+export function childrenCpuOf(stat: string): CpuTime | undefined {
   // The command name (field 2) is in parentheses and may hold spaces and parentheses itself.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const [cutime, cstime] = [Number(fields[13]), Number(fields[14])];
-  return Number.isInteger(cutime) && Number.isInteger(cstime) ? (cutime + cstime) * 10 : undefined;
+  return Number.isInteger(cutime) && Number.isInteger(cstime) ? { totalMs: (cutime + cstime) * 10, systemMs: cstime * 10 } : undefined;
 }
 
 const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
@@ -72,23 +84,27 @@ function measure(command: string, args: readonly string[], runs = RUNS, env: Nod
  * each alike.
  */
 function measureEach(command: string, args: readonly string[], runs: number, envs: readonly NodeJS.ProcessEnv[]): Measurement[] {
-  const samples = envs.map(() => ({ walls: [] as number[], cpus: [] as number[], peakKb: 0 }));
+  const samples = envs.map(() => ({ walls: [] as number[], cpus: [] as number[], systems: [] as number[], peakKb: 0 }));
   for (let i = 0; i < runs; i++) {
     envs.forEach((env, e) => {
       const sample = samples[e];
-      const cpuBefore = waitedChildrenCpuMs();
+      const cpuBefore = waitedChildrenCpu();
       const started = process.hrtime.bigint();
       const run = spawnSync(command, args, { cwd: projectRoot(), encoding: 'utf8', env: { ...process.env, HOMELAB_REPORT_MAX_RSS: '1', ...env } });
       sample.walls.push(Number(process.hrtime.bigint() - started) / 1e6);
-      const cpuAfter = waitedChildrenCpuMs();
-      if (cpuBefore !== undefined && cpuAfter !== undefined) sample.cpus.push(cpuAfter - cpuBefore);
+      const cpuAfter = waitedChildrenCpu();
+      if (cpuBefore !== undefined && cpuAfter !== undefined) {
+        sample.cpus.push(cpuAfter.totalMs - cpuBefore.totalMs);
+        sample.systems.push(cpuAfter.systemMs - cpuBefore.systemMs);
+      }
       if (run.status !== 0 && run.status !== 1) throw new Error(`${command} ${args.join(' ')} failed (${run.status}):\n${run.stderr}`);
       sample.peakKb = Math.max(sample.peakKb, Number(/max RSS: (\d+) KB/.exec(run.stderr)?.[1] ?? 0));
     });
   }
-  return samples.map(({ walls, cpus, peakKb }) => ({
+  return samples.map(({ walls, cpus, systems, peakKb }) => ({
     ms: median(walls),
     cpuMs: cpus.length === runs ? median(cpus) : undefined,
+    systemMs: systems.length === runs ? median(systems) : undefined,
     peakMb: peakKb > 0 ? peakKb / 1024 : undefined,
   }));
 }
@@ -139,9 +155,16 @@ app.synth();
 
 function line(label: string, m: Measurement, targetMs?: number): string {
   const verdict = targetMs === undefined ? '' : `  target ${targetMs} ms: ${m.ms <= targetMs ? 'met' : 'MISSED'}`;
-  const cpu = m.cpuMs === undefined ? '' : `  cpu ${m.cpuMs.toFixed(0).padStart(6)} ms`;
+  const cpu = m.cpuMs === undefined ? '' : `  cpu ${m.cpuMs.toFixed(0).padStart(6)} ms (sys ${m.systemMs!.toFixed(0).padStart(5)})`;
   const memory = m.peakMb === undefined ? '' : `  peak ${m.peakMb.toFixed(0)} MB`;
   return `  ${label.padEnd(52)} ${m.ms.toFixed(0).padStart(6)} ms${cpu}${memory}${verdict}`;
+}
+
+/** line() for a measurement of FLOOR_PROCESSES processes, per process. */
+function perProcessLine(label: string, m: Measurement): string {
+  const each = (ms: number) => (ms / FLOOR_PROCESSES).toFixed(2);
+  const cpu = m.cpuMs === undefined ? '' : `  cpu ${each(m.cpuMs).padStart(6)} ms (sys ${each(m.systemMs!).padStart(5)})`;
+  return `  ${label.padEnd(52)} ${each(m.ms).padStart(6)} ms${cpu}  each`;
 }
 
 function benchmark(options: { tests: boolean }): void {
@@ -176,6 +199,12 @@ function benchmark(options: { tests: boolean }): void {
     );
     const floorDir = join(dir, 'floor');
     console.log(line(`floor: node ${process.version}, load cdk8s, one empty chart`, measure(process.execPath, ['-e', FLOOR_SCRIPT, floorDir])));
+    // What one of the suite's processes costs the machine before it does anything: the floor for
+    // the tests, as the one above is for the synths. A shell starts them, as the scripts under test do.
+    if (existsSync('/bin/sh')) {
+      const loop = `i=0; while [ $i -lt ${FLOOR_PROCESSES} ]; do /bin/sh -c :; i=$((i + 1)); done`;
+      console.log(perProcessLine(`floor for the tests: a shell starting a process`, measure('/bin/sh', ['-c', loop])));
+    }
     // npm starting a script that does nothing to speak of: the part of each `npm run` below that is npm's.
     npmRun('npm itself: npm run env', ['run', '--silent', 'env']);
     // The output directory is written once, so that the runs measure the usual re-synth.
@@ -184,12 +213,14 @@ function benchmark(options: { tests: boolean }): void {
     npmRun('npm run synth -- --check', ['run', '--silent', 'synth', '--', '--out', out, '--check', '--quiet'], TARGETS.check);
     npmRun('npm run diff', ['run', '--silent', 'diff'], TARGETS.diff);
     npmRun('npm run synth -- --help', ['run', '--silent', 'synth', '--', '--help'], TARGETS.help);
-    console.log(`own apps on the platform fixture (three environments), node bin/run.cjs synth (Node.js ${process.version}):`);
+    // With the Node.js options npm's script gave this process: the same as `npm run synth`'s.
+    const node = [...process.execArgv, join(root, 'bin', 'run.cjs')];
+    console.log(`own apps on the platform fixture (three environments), node ${[...process.execArgv, 'bin/run.cjs'].join(' ')} synth (Node.js ${process.version}):`);
     const results = APP_COUNTS.map((count) => {
       const file = join(dir, `apps-${count}.yaml`);
       writeFileSync(file, configWithApps(count));
       const appsOut = join(dir, `k8s-${count}`);
-      const args = [join(root, 'bin', 'run.cjs'), 'synth', '--config', file, '--out', appsOut, '--docs', join(dir, `docs-${count}.md`), '--quiet'];
+      const args = [...node, 'synth', '--config', file, '--out', appsOut, '--docs', join(dir, `docs-${count}.md`), '--quiet'];
       spawnSync(process.execPath, args, { cwd: root });
       const m = measure(process.execPath, args, count >= 800 ? 3 : RUNS);
       console.log(line(`${count} apps`, m, count === 800 ? TARGETS.apps800 : undefined));
@@ -213,7 +244,7 @@ const BENCH_COMMAND: CommandSpec = {
   description:
     'Measures what the operator waits for, each as a fresh process against its target: npm run synth of homelab.yaml,\n' +
     `--check, diff and --help, synths with ${APP_COUNTS.join(', ')} own apps, and the test suite once; with the floor for reference,\n` +
-    'the CPU time beside the wall time (Linux), and each npm run also without NODE_EXTRA_CA_CERTS where the shell sets it.',
+    'the CPU time and its system share beside the wall time (Linux), and each npm run also without NODE_EXTRA_CA_CERTS where the shell sets it.',
   options: {
     'no-tests': { type: 'boolean', description: 'skip timing the test suite (it takes the longest)' },
   },

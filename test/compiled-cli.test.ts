@@ -15,6 +15,22 @@ import { ROOT, tempDir } from './support';
 /** A command printing `text` when run, and exiting with `status`. */
 const command = (text: string, status = 0) => `export function main(): number {\n  console.log(${JSON.stringify(text)});\n  return ${status};\n}\n`;
 
+/**
+ * The commands package.json's scripts run through bin/run.cjs, each as `node [options]
+ * bin/run.cjs <command>`, and the Node.js options each passes (each followed by its space).
+ */
+function npmCommands(): { commands: string[]; options: string[] } {
+  const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  const runs = Object.values(scripts)
+    .filter((script) => script.includes('bin/run.cjs'))
+    .map((script) => {
+      const run = /^node ((?:--\S+ )*)bin\/run\.cjs (\w+)$/.exec(script);
+      if (!run) throw new Error(`an npm script runs bin/run.cjs otherwise: ${script}`);
+      return run;
+    });
+  return { commands: runs.map((run) => run[2]), options: runs.map((run) => run[1]) };
+}
+
 describe('the compiled CLI (bin/run.cjs)', () => {
   let project: string;
   const run = (...args: string[]) => spawnSync(process.execPath, [join(project, 'bin', 'run.cjs'), ...args], { encoding: 'utf8' });
@@ -54,9 +70,15 @@ describe('the compiled CLI (bin/run.cjs)', () => {
       "export function failDeep(): never {\n  throw new Error('a bug');\n}\nexport const failDeeper = (): never =>\n  [0].map(() => failDeep())[0];\n",
     );
     // Every other command the npm scripts run (bin/run.cjs bundles them all); validate refuses its input.
-    const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-    const commands = Object.values(scripts).flatMap((script) => /^node bin\/run\.cjs (\w+)$/.exec(script)?.[1] ?? []);
-    for (const name of commands.filter((name) => name !== 'synth')) writeFileSync(join(project, 'scripts', `${name}.ts`), command(name, name === 'validate' ? 2 : 0));
+    for (const name of npmCommands().commands.filter((name) => name !== 'synth')) writeFileSync(join(project, 'scripts', `${name}.ts`), command(name, name === 'validate' ? 2 : 0));
+  });
+
+  it("is how every npm script and cdk8s.yaml's app run a command, all with the same Node.js options", () => {
+    const { commands, options } = npmCommands();
+    expect(commands).toContain('synth');
+    expect(new Set(options).size).toBe(1);
+    const app = /^app: (.*)$/m.exec(readFileSync(join(ROOT, 'cdk8s.yaml'), 'utf8'))?.[1];
+    expect(app).toBe(`node ${options[0]}bin/run.cjs synth`);
   });
 
   it('builds before the first run, and runs the code the sources hold', () => {
