@@ -10,26 +10,10 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, tempDir } from './support';
+import { npmCommands, ROOT, tempDir } from './support';
 
 /** A command printing `text` when run, and exiting with `status`. */
 const command = (text: string, status = 0) => `export function main(): number {\n  console.log(${JSON.stringify(text)});\n  return ${status};\n}\n`;
-
-/**
- * The commands package.json's scripts run through bin/run.cjs, each as `node [options]
- * bin/run.cjs <command>`, and the Node.js options each passes (each followed by its space).
- */
-function npmCommands(): { commands: string[]; options: string[] } {
-  const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-  const runs = Object.values(scripts)
-    .filter((script) => script.includes('bin/run.cjs'))
-    .map((script) => {
-      const run = /^node ((?:--\S+ )*)bin\/run\.cjs (\w+)$/.exec(script);
-      if (!run) throw new Error(`an npm script runs bin/run.cjs otherwise: ${script}`);
-      return run;
-    });
-  return { commands: runs.map((run) => run[2]), options: runs.map((run) => run[1]) };
-}
 
 describe('the compiled CLI (bin/run.cjs)', () => {
   let project: string;
