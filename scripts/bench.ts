@@ -1,8 +1,8 @@
 /**
  * `npm run bench`: what the operator waits for, each measured as the operator runs it (a fresh
- * process each time, median of several runs) against its target, with the floor — loading
- * cdk8s and synthesizing one empty chart — and npm's own share of an `npm run` (`npm run env`)
- * measured in the same run for reference:
+ * process each time, median of several runs) against its target, with the floors — loading
+ * cdk8s and synthesizing one empty chart; a process started by a shell — and npm's own share of
+ * an `npm run` (`npm run env`) measured in the same run for reference:
  *
  *   npm run synth (the shipped homelab.yaml, every environment)    <= 500 ms
  *   npm run synth -- --check, npm run diff, npm run synth -- --help <= 500 ms each
@@ -12,15 +12,16 @@
  * Peak memory (RSS) is reported beside each synth, and on Linux the CPU time of each command and
  * of the processes it waited for, with the system's share of it: how much work a run does, apart
  * from how it is spread over the cores. The suite starts thousands of processes (the checkpoint
- * scripts under test, their pipelines and fakes), so a second floor, a process started and ended,
- * says how much of its time is the machine's. Where the shell sets NODE_EXTRA_CA_CERTS, each
+ * scripts under test, their pipelines and fakes), so the second floor says how much of its time
+ * is the machine's. Where the shell sets NODE_EXTRA_CA_CERTS, each
  * `npm run` is measured with it and without it (see below). Speed targets live here, never in a test.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { delimiter, join, relative } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { CommandSpec, parseCommandLine, runCommand } from '../lib/tools/cli';
+import { npmCommandArgs } from '../lib/util/npm-scripts';
 import { projectRoot } from '../lib/util/project';
 
 const RUNS = 7;
@@ -32,10 +33,12 @@ const TARGETS = { synth: 500, check: 500, diff: 500, help: 500, apps800: 3000, t
 interface Measurement {
   /** Median wall time. */
   readonly ms: number;
-  /** Median CPU time (user and system) of the command and the processes it waited for, where the system tells it. */
-  readonly cpuMs?: number;
-  /** The system time in cpuMs (the kernel's work: starting processes, faulting pages in, files), the median over the runs. */
-  readonly systemMs?: number;
+  /**
+   * Median CPU time of the command and the processes it waited for, where the system tells it:
+   * user and system together, and the system's part (the kernel's work: starting processes,
+   * faulting pages in, files), each the median over the runs.
+   */
+  readonly cpu?: CpuTime;
   /** Largest peak RSS over the runs, when the command reports it. */
   readonly peakMb?: number;
 }
@@ -103,8 +106,7 @@ function measureEach(command: string, args: readonly string[], runs: number, env
   }
   return samples.map(({ walls, cpus, systems, peakKb }) => ({
     ms: median(walls),
-    cpuMs: cpus.length === runs ? median(cpus) : undefined,
-    systemMs: systems.length === runs ? median(systems) : undefined,
+    cpu: cpus.length === runs ? { totalMs: median(cpus), systemMs: median(systems) } : undefined,
     peakMb: peakKb > 0 ? peakKb / 1024 : undefined,
   }));
 }
@@ -155,7 +157,7 @@ app.synth();
 
 function line(label: string, m: Measurement, targetMs?: number): string {
   const verdict = targetMs === undefined ? '' : `  target ${targetMs} ms: ${m.ms <= targetMs ? 'met' : 'MISSED'}`;
-  const cpu = m.cpuMs === undefined ? '' : `  cpu ${m.cpuMs.toFixed(0).padStart(6)} ms (sys ${m.systemMs!.toFixed(0).padStart(5)})`;
+  const cpu = m.cpu === undefined ? '' : `  cpu ${m.cpu.totalMs.toFixed(0).padStart(6)} ms (sys ${m.cpu.systemMs.toFixed(0).padStart(5)})`;
   const memory = m.peakMb === undefined ? '' : `  peak ${m.peakMb.toFixed(0)} MB`;
   return `  ${label.padEnd(52)} ${m.ms.toFixed(0).padStart(6)} ms${cpu}${memory}${verdict}`;
 }
@@ -163,7 +165,7 @@ function line(label: string, m: Measurement, targetMs?: number): string {
 /** line() for a measurement of FLOOR_PROCESSES processes, per process. */
 function perProcessLine(label: string, m: Measurement): string {
   const each = (ms: number) => (ms / FLOOR_PROCESSES).toFixed(2);
-  const cpu = m.cpuMs === undefined ? '' : `  cpu ${each(m.cpuMs).padStart(6)} ms (sys ${each(m.systemMs!).padStart(5)})`;
+  const cpu = m.cpu === undefined ? '' : `  cpu ${each(m.cpu.totalMs).padStart(6)} ms (sys ${each(m.cpu.systemMs).padStart(5)})`;
   return `  ${label.padEnd(52)} ${each(m.ms).padStart(6)} ms${cpu}  each`;
 }
 
@@ -213,14 +215,14 @@ function benchmark(options: { tests: boolean }): void {
     npmRun('npm run synth -- --check', ['run', '--silent', 'synth', '--', '--out', out, '--check', '--quiet'], TARGETS.check);
     npmRun('npm run diff', ['run', '--silent', 'diff'], TARGETS.diff);
     npmRun('npm run synth -- --help', ['run', '--silent', 'synth', '--', '--help'], TARGETS.help);
-    // With the Node.js options npm's script gave this process: the same as `npm run synth`'s.
-    const node = [...process.execArgv, join(root, 'bin', 'run.cjs')];
-    console.log(`own apps on the platform fixture (three environments), node ${[...process.execArgv, 'bin/run.cjs'].join(' ')} synth (Node.js ${process.version}):`);
+    // As `npm run synth` runs it: with its script's Node.js options.
+    const synthArgs = npmCommandArgs('synth', root);
+    console.log(`own apps on the platform fixture (three environments), node ${synthArgs.map((arg) => relative(root, arg) || arg).join(' ')} (Node.js ${process.version}):`);
     const results = APP_COUNTS.map((count) => {
       const file = join(dir, `apps-${count}.yaml`);
       writeFileSync(file, configWithApps(count));
       const appsOut = join(dir, `k8s-${count}`);
-      const args = [...node, 'synth', '--config', file, '--out', appsOut, '--docs', join(dir, `docs-${count}.md`), '--quiet'];
+      const args = [...synthArgs, '--config', file, '--out', appsOut, '--docs', join(dir, `docs-${count}.md`), '--quiet'];
       spawnSync(process.execPath, args, { cwd: root });
       const m = measure(process.execPath, args, count >= 800 ? 3 : RUNS);
       console.log(line(`${count} apps`, m, count === 800 ? TARGETS.apps800 : undefined));
@@ -243,8 +245,9 @@ const BENCH_COMMAND: CommandSpec = {
   usage: 'npm run bench -- [--no-tests]',
   description:
     'Measures what the operator waits for, each as a fresh process against its target: npm run synth of homelab.yaml,\n' +
-    `--check, diff and --help, synths with ${APP_COUNTS.join(', ')} own apps, and the test suite once; with the floor for reference,\n` +
-    'the CPU time and its system share beside the wall time (Linux), and each npm run also without NODE_EXTRA_CA_CERTS where the shell sets it.',
+    `--check, diff and --help, synths with ${APP_COUNTS.join(', ')} own apps, and the test suite once; with the floors for reference\n` +
+    '(cdk8s alone; a process started by a shell), the CPU time and its system share beside the wall time (Linux), and each npm run\n' +
+    'also without NODE_EXTRA_CA_CERTS where the shell sets it.',
   options: {
     'no-tests': { type: 'boolean', description: 'skip timing the test suite (it takes the longest)' },
   },

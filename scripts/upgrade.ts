@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { changedFiles, readDirectoryTree } from '../lib/output/output-tree';
 import { CommandSpec, parseCommandLine, runCommandAsync } from '../lib/tools/cli';
 import { CHART_CACHE_VARIABLE, chartCacheOption } from '../lib/tools/upstream/chart-archive';
+import { npmCommandArgs } from '../lib/util/npm-scripts';
 import { projectRoot } from '../lib/util/project';
 import { importAll } from './import';
 import { refreshVendor } from './refresh-vendor';
@@ -41,7 +42,7 @@ export function main(argv: readonly string[]): Promise<number> {
     report('imports/', imports.length > 0 ? imports.map(({ path, kind }) => `${kind} imports/${path}`) : ['unchanged']);
 
     process.stdout.write('synth:\n');
-    const synth = spawnSync(process.execPath, [join(root, 'bin', 'run.cjs'), 'synth'], { cwd: root, stdio: 'inherit' });
+    const synth = spawnSync(process.execPath, npmCommandArgs('synth', root), { cwd: root, stdio: 'inherit' });
     if (synth.status !== 0) return synth.status ?? 1;
     process.stdout.write('next: `npm run build && npm test`, then commit vendor/, imports/, k8s/, docs/platform.md and docs/disaster-recovery.md with the version bump\n');
     return 0;

@@ -18,6 +18,7 @@ import { buildPlatform as buildPlatformOf, SynthesizedEnvironment, synthesizePla
 import { documentsOf } from '../lib/tools/lint/tree';
 import { emitYaml } from '../lib/util/yaml-emitter';
 import { GPU_LABELS } from '../lib/model/gpu';
+import { npmCommandArgs } from '../lib/util/npm-scripts';
 import { projectRoot } from '../lib/util/project';
 import { UserError } from '../lib/util/errors';
 import { expect } from 'vitest';
@@ -384,27 +385,9 @@ export function runNode(args: string[], env: NodeJS.ProcessEnv = {}): { status: 
   return { status: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr };
 }
 
-/**
- * The commands package.json's scripts run through bin/run.cjs, each as `node [options]
- * bin/run.cjs <command>`, and the Node.js options each passes (each followed by its space).
- */
-export function npmCommands(): { commands: string[]; options: string[] } {
-  const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-  const runs = Object.values(scripts)
-    .filter((script) => script.includes('bin/run.cjs'))
-    .map((script) => {
-      const run = /^node ((?:--\S+ )*)bin\/run\.cjs (\w+)$/.exec(script);
-      if (!run) throw new Error(`an npm script runs bin/run.cjs otherwise: ${script}`);
-      return run;
-    });
-  return { commands: runs.map((run) => run[2]), options: runs.map((run) => run[1]) };
-}
-
 /** Runs the real CLI the way `npm run synth` does (the compiled bundle, rebuilt if the sources changed, with the script's Node.js options). */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): ReturnType<typeof runNode> {
-  const { commands, options } = npmCommands();
-  const nodeOptions = (options[commands.indexOf('synth')] ?? '').split(' ').filter((option) => option !== '');
-  return runNode([...nodeOptions, join(ROOT, 'bin', 'run.cjs'), 'synth', ...args], env);
+  return runNode([...npmCommandArgs('synth'), ...args], env);
 }
 
 /** Runs main() in-process, capturing what it prints. */
