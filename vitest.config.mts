@@ -9,9 +9,11 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // Two processes, each running its files without isolation (one synth per fixture per
-    // process, test/support.ts). Processes, not threads: every program a test starts is forked
-    // from its worker, and forking the one process of two threads (~1.2 GB) cost 6–13 ms each,
-    // a worker process 3–5 ms; one V8 helper thread each on 2 cores (ADR 31, seventh round).
+    // process, test/support.ts). Processes, not threads: a program a test starts with anything
+    // but spawnSync is forked from its worker, and forking the one process of two threads
+    // (~1.2 GB) cost 6–13 ms each, a worker process 3–5 ms; one V8 helper thread each on 2 cores
+    // (ADR 31, seventh round). spawnSync's programs come from a small process per worker, the
+    // spawner, so that the worker is not forked (test/setup/spawners.ts, twenty-first round).
     pool: 'forks',
     maxWorkers: 2,
     execArgv: ['--v8-pool-size=1', '--import', TYPESCRIPT_LOADER_URL],
@@ -19,7 +21,7 @@ export default defineConfig({
     testTimeout: 0,
     hookTimeout: 0,
     experimental: { viteModuleRunner: false, nodeLoader: false },
-    globalSetup: ['test/setup/scratch-directory.ts'],
-    setupFiles: ['test/setup/temp-dirs.ts', 'test/setup/compile-cache.ts'],
+    globalSetup: ['test/setup/scratch-directory.ts', 'test/setup/spawners.ts'],
+    setupFiles: ['test/setup/spawn-through-spawner.ts', 'test/setup/temp-dirs.ts', 'test/setup/compile-cache.ts'],
   },
 });

@@ -2,7 +2,7 @@
  * `npm run bench`'s CPU figure (scripts/bench.ts): the CPU time of the children it waited for,
  * and the system's share of it, read from Linux's /proc/self/stat.
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { childrenCpuOf } from '../scripts/bench';
@@ -22,10 +22,15 @@ describe("the CPU time of a process's waited-for children", () => {
     expect(childrenCpuOf('')).toBeUndefined();
   });
 
-  /** How much a child running `loop` (Node.js code) added to this process's children's CPU time, in total and of it system time. */
+  /**
+   * How much a child running `loop` (Node.js code) added to this process's children's CPU time,
+   * in total and of it system time. execFileSync, so that the child is this process's own: the
+   * tests' spawnSync runs it in a spawner (test/setup/spawn-through-spawner.ts). It throws if the
+   * child fails.
+   */
   const spentBy = (loop: string) => {
     const before = childrenCpuOf(readFileSync('/proc/self/stat', 'utf8'))!;
-    expect(spawnSync(process.execPath, ['-e', loop]).status).toBe(0);
+    execFileSync(process.execPath, ['-e', loop]);
     const after = childrenCpuOf(readFileSync('/proc/self/stat', 'utf8'))!;
     return { totalMs: after.totalMs - before.totalMs, systemMs: after.systemMs - before.systemMs };
   };

@@ -1,0 +1,78 @@
+/**
+ * A spawner: a small process that runs a test worker's synchronous child processes for it
+ * (test/setup/spawners.ts starts one per worker slot, test/setup/spawn-through-spawner.ts
+ * connects a worker to its slot's). `node spawner.cjs <requests FIFO> <answers FIFO>`: it waits
+ * for a worker to open the FIFOs, reads each request, runs Node.js's own spawnSync with it and
+ * answers, until the worker closes the requests FIFO; then waits for the next, until it is
+ * stopped. Each message is a 4-byte little-endian length and that much JSON. Its children are
+ * its own, and it is the vitest process's: their CPU time is counted where the run's is.
+ *
+ * Plain CommonJS with no dependency, started before any TypeScript is compiled.
+ */
+'use strict';
+const { spawnSync } = require('node:child_process');
+const { closeSync, openSync, readSync, writeSync } = require('node:fs');
+
+const [requestsPath, answersPath] = process.argv.slice(2);
+
+/** Exactly `length` bytes from `fd`, or undefined at the end of the stream. */
+function readExactly(fd, length) {
+  const buffer = Buffer.alloc(length);
+  let offset = 0;
+  while (offset < length) {
+    const read = readSync(fd, buffer, offset, length - offset, null);
+    if (read === 0) return undefined;
+    offset += read;
+  }
+  return buffer;
+}
+
+function writeMessage(fd, value) {
+  const body = Buffer.from(JSON.stringify(value));
+  const message = Buffer.alloc(4 + body.length);
+  message.writeUInt32LE(body.length);
+  body.copy(message, 4);
+  let offset = 0;
+  while (offset < message.length) offset += writeSync(fd, message, offset);
+}
+
+/** An output as JSON: text as it is, bytes as base64; null and undefined (a process that did not start) kept apart. */
+function outputOf(value) {
+  if (value === undefined) return { none: true };
+  if (value === null) return null;
+  return typeof value === 'string' ? { text: value } : { base64: value.toString('base64') };
+}
+
+/** Runs one request with spawnSync, in the worker's encoding; what it gave. */
+function run(request) {
+  const options = { ...request.options };
+  if (request.input !== undefined) options.input = Buffer.from(request.input, 'base64');
+  const result = spawnSync(request.file, request.args, options);
+  const { error } = result;
+  return {
+    pid: result.pid,
+    status: result.status,
+    signal: result.signal,
+    started: result.output !== null,
+    stdout: outputOf(result.stdout),
+    stderr: outputOf(result.stderr),
+    error: error && { message: error.message, code: error.code, errno: error.errno, syscall: error.syscall, path: error.path, spawnargs: error.spawnargs },
+  };
+}
+
+for (;;) {
+  // In the order the worker opens them: each open waits for the other end.
+  const requests = openSync(requestsPath, 'r');
+  const answers = openSync(answersPath, 'w');
+  try {
+    for (;;) {
+      const header = readExactly(requests, 4);
+      if (header === undefined) break;
+      writeMessage(answers, run(JSON.parse(readExactly(requests, header.readUInt32LE()).toString('utf8'))));
+    }
+  } catch {
+    // The worker ended halfway (a write to its closed answers FIFO): wait for the next.
+  }
+  closeSync(requests);
+  closeSync(answers);
+}
