@@ -1,6 +1,6 @@
 /**
  * The test workers' spawnSync goes through a spawner (test/setup/spawners.ts,
- * spawn-through-spawner.ts) and gives what forking the worker gives.
+ * spawn-through-spawner.ts) and gives, or throws, what forking the worker gives.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -9,14 +9,21 @@ import { describe, expect, it } from 'vitest';
 import { forkingSpawnSync, throughSpawner } from './setup/spawn-through-spawner';
 import { tempDir } from './support';
 
-/** A result without what differs between two runs of one command: the process id, and an error's stack. */
-function comparable(result: ReturnType<typeof spawnSync>) {
-  const { pid, error, ...rest } = result;
-  return { ...rest, started: pid > 0, error: error && { ...error, message: error.message } };
+type Run = (...call: Parameters<typeof spawnSync>) => ReturnType<typeof spawnSync>;
+
+/** What a call gives, without what differs between two runs of one command (the process id, an error's stack), or what it throws. */
+function outcome(run: Run, ...call: Parameters<typeof spawnSync>) {
+  try {
+    const { pid, error, ...rest } = run(...call);
+    return { ...rest, started: pid > 0, error: error && { ...error, message: error.message } };
+  } catch (thrown) {
+    const { name, message, code } = thrown as NodeJS.ErrnoException;
+    return { thrown: { name, message, code } };
+  }
 }
 
 describe("the test workers' spawnSync", () => {
-  it('runs through a spawner in every worker', () => {
+  it("runs through the spawner of this worker's slot", () => {
     expect(throughSpawner()).toBe(true);
   });
 
@@ -24,24 +31,35 @@ describe("the test workers' spawnSync", () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'sub'));
     const script = join(dir, 'script');
-    writeFileSync(script, '#!/bin/sh\nprintf \'%s|%s|\' "$GREETING" "$(pwd)"; cat; printf \'\\377\\000\\n\' >&2; exit 3\n', { mode: 0o755 });
-    const cases: [string, string[], Parameters<typeof spawnSync>[2]][] = [
+    // The names of the child's variables: the worker's env where none is given, else only the one given.
+    writeFileSync(script, '#!/bin/sh\nprintf \'%s|%s|%s|\' "$GREETING" "$(env | cut -d= -f1 | sort | tr \'\\n\' ,)" "$(pwd)"; cat; printf \'\\377\\000\\n\' >&2; exit 3\n', { mode: 0o755 });
+    const calls: Parameters<typeof spawnSync>[] = [
       [script, [], { env: { GREETING: 'hi', PATH: process.env.PATH }, cwd: join(dir, 'sub'), input: 'naïve — ü' }],
       [script, [], { encoding: 'utf8', input: Buffer.from([0xff, 0x00, 0x41]) }],
       [script, [], { encoding: 'latin1', input: 'é' }],
+      // Arguments left out, options given.
+      ['sh', undefined as unknown as string[], { encoding: 'utf8', input: 'echo from stdin' }],
       ['sh', ['-c', 'kill -TERM $$'], {}],
-      ['sh', ['-c', 'sleep 5'], { timeout: 50 }],
+      ['sleep', ['5'], { timeout: 50 }],
+      // Over maxBuffer: killed, whatever was read by then.
+      ['yes', [], { maxBuffer: 1000, encoding: 'utf8' }],
       [join(dir, 'no-such-program'), ['a'], { encoding: 'utf8' }],
       ['sh', ['-c', 'exit 0'], { stdio: 'pipe' }],
+      // Invalid calls: spawnSync throws.
+      ['sh', ['-c', 'a\0b'], {}],
+      ['sh', ['-c', 'exit 0'], { timeout: -1 }],
     ];
-    for (const [file, args, options] of cases) {
-      expect(comparable(spawnSync(file, args, options)), `${file} ${args.join(' ')}`).toEqual(comparable(forkingSpawnSync(file, args, options)));
+    const comparable = (result: ReturnType<typeof outcome>) => ('stdout' in result && typeof result.stdout === 'string' && result.stdout.startsWith('y\n') ? { ...result, stdout: 'y…', output: 'y…' } : result);
+    for (const call of calls) {
+      expect(comparable(outcome(spawnSync, ...call)), `${call[0]} ${call[1]?.join(' ')}`).toEqual(comparable(outcome(forkingSpawnSync, ...call)));
     }
-    // Over maxBuffer: how much was read before the kill depends on how the pipe was read.
-    const overflow = (run: typeof spawnSync) => {
-      const { status, signal, error } = run('sh', ['-c', 'yes | head -c 100000'], { maxBuffer: 1000, encoding: 'utf8' });
-      return { status, signal, code: (error as NodeJS.ErrnoException | undefined)?.code };
-    };
-    expect(overflow(spawnSync)).toEqual(overflow(forkingSpawnSync));
+    // Without a cwd, the worker's.
+    const cwd = process.cwd();
+    process.chdir(join(dir, 'sub'));
+    try {
+      expect(outcome(spawnSync, script, [], { encoding: 'utf8' })).toEqual(outcome(forkingSpawnSync, script, [], { encoding: 'utf8' }));
+    } finally {
+      process.chdir(cwd);
+    }
   });
 });

@@ -4,10 +4,14 @@
  * the worker. Forking copies the page tables of the whole worker (hundreds of MB) and marks every
  * page of it copy-on-write: after each child, the worker's next write to each page faults again,
  * ~950 faults a spawn in a worker of 300 MB (ADR 31). The spawner calls Node.js's own spawnSync
- * with the same options, so the results are the same; a call whose options it cannot pass on
- * (other stdio than pipes, an input that is not text or bytes), and every call where there is no
- * spawner, forks the worker as before. (`execFileSync` is not routed: Node.js calls its own
- * spawnSync for it.)
+ * with the same options, so the results are the same, and what it throws for an invalid call is
+ * thrown here alike. A call it cannot pass on as JSON (other stdio than pipes, an input that is
+ * not text or bytes, a cwd or file that is not a string, an env that is not a plain object, a
+ * number that is not finite, an option it does not know) forks the worker as before; so does
+ * every call once there is no spawner (none started, or the slot's gone: a call the spawner
+ * ended during fails, naming it). Two differences are left: a child's parent is the spawner,
+ * and Node.js's own variables the spawner adds (NODE_V8_COVERAGE) are the spawner's.
+ * (`execFileSync` is not routed: Node.js calls its own spawnSync for it.)
  */
 import nodeChildProcess, { SpawnSyncOptions, SpawnSyncReturns } from 'node:child_process';
 import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
@@ -22,6 +26,10 @@ const PASSED_ON = new Set(['cwd', 'env', 'timeout', 'killSignal', 'maxBuffer', '
 type SentOutput = { none: true } | null | { text: string } | { base64: string };
 
 interface Answer {
+  /** The request's: a worker started on a killed one's slot skips the answer meant for it. */
+  id: string;
+  /** What spawnSync threw instead of running anything (an invalid call). */
+  thrown?: { name: string; message: string; code?: string };
   pid: number;
   status: number | null;
   signal: NodeJS.Signals | null;
@@ -78,45 +86,98 @@ function connect(): { requests: number; answers: number } | null {
   }
 }
 
-function readExactly(fd: number, length: number): Buffer {
+/** Exactly `length` bytes from `fd`, or undefined at the end of the stream. */
+function readExactly(fd: number, length: number): Buffer | undefined {
   const buffer = Buffer.alloc(length);
   let offset = 0;
   while (offset < length) {
     const read = readSync(fd, buffer, offset, length - offset, null);
-    if (read === 0) throw new Error('the spawner ended');
+    if (read === 0) return undefined;
     offset += read;
   }
   return buffer;
 }
 
-function ask(ends: { requests: number; answers: number }, request: unknown): Answer {
-  const body = Buffer.from(JSON.stringify(request));
-  const header = Buffer.alloc(4);
-  header.writeUInt32LE(body.length);
-  const message = Buffer.concat([header, body]);
-  let offset = 0;
-  while (offset < message.length) offset += writeSync(ends.requests, message, offset);
-  return JSON.parse(readExactly(ends.answers, readExactly(ends.answers, 4).readUInt32LE()).toString('utf8')) as Answer;
+/** Requests this worker made, for their ids. */
+let requestCount = 0;
+
+/**
+ * The spawner's answer to a request, or undefined if the spawner was gone before the request
+ * reached it (nothing ran). A spawner that ends after it is an error: the program may have run.
+ */
+function ask(ends: { requests: number; answers: number }, request: object): Answer | undefined {
+  const id = `${process.pid}:${++requestCount}`;
+  const body = Buffer.from(JSON.stringify({ ...request, id }));
+  const message = Buffer.alloc(4 + body.length);
+  message.writeUInt32LE(body.length);
+  body.copy(message, 4);
+  try {
+    let offset = 0;
+    while (offset < message.length) offset += writeSync(ends.requests, message, offset);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EPIPE') return undefined;
+    throw error;
+  }
+  for (;;) {
+    const length = readExactly(ends.answers, 4);
+    const answer = length && readExactly(ends.answers, length.readUInt32LE());
+    if (!answer) throw new Error(`the spawner of test worker slot ${process.env.VITEST_POOL_ID} ended during a call (test/setup/spawner.cjs)`);
+    const parsed = JSON.parse(answer.toString('utf8')) as Answer;
+    if (parsed.id === id) return parsed;
+  }
 }
 
-/** Whether the spawner can run this call as spawnSync would: pipes for stdio, an input of text or bytes, options it passes on. */
+/** Whether a value is a plain object: its own enumerable properties are all it holds, as JSON sends them. */
+function isPlainObject(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+/**
+ * Whether the spawner can run this call as spawnSync would here: pipes for stdio; an input of
+ * bytes, or text in a text encoding; a string cwd; an env of its own strings (or this process's);
+ * finite numbers; options it passes on.
+ */
 function passable(options: SpawnSyncOptions): boolean {
-  const { stdio, input, cwd } = options;
+  const { stdio, input, cwd, env, encoding } = options;
   const pipes = stdio === undefined || stdio === 'pipe' || (Array.isArray(stdio) && stdio.length <= 3 && stdio.every((s) => s === 'pipe' || s === undefined || s === null));
-  const inputOk = input === undefined || typeof input === 'string' || ArrayBuffer.isView(input);
-  return pipes && inputOk && (cwd === undefined || typeof cwd === 'string') && Object.keys(options).every((key) => PASSED_ON.has(key));
+  const inputOk = input === undefined || ArrayBuffer.isView(input) || (typeof input === 'string' && encoding !== 'buffer');
+  const numbersOk = Object.values(options).every((value) => typeof value !== 'number' || Number.isFinite(value));
+  return (
+    pipes &&
+    inputOk &&
+    numbersOk &&
+    (cwd === undefined || typeof cwd === 'string') &&
+    (env === undefined || env === process.env || isPlainObject(env)) &&
+    Object.keys(options).every((key) => PASSED_ON.has(key))
+  );
 }
 
-function spawnSyncThroughSpawner(file: string, argsOrOptions?: readonly string[] | SpawnSyncOptions, maybeOptions?: SpawnSyncOptions): SpawnSyncReturns<string | Buffer> {
+function spawnSyncThroughSpawner(file: string, argsOrOptions?: readonly string[] | SpawnSyncOptions | null, maybeOptions?: SpawnSyncOptions): SpawnSyncReturns<string | Buffer> {
+  // As spawnSync reads them: spawnSync(file, options) too, and args left out as undefined or null.
+  const argsGiven = Array.isArray(argsOrOptions) || argsOrOptions == null;
   const args = Array.isArray(argsOrOptions) ? [...argsOrOptions] : [];
-  const options: SpawnSyncOptions = (Array.isArray(argsOrOptions) ? maybeOptions : (argsOrOptions as SpawnSyncOptions | undefined)) ?? {};
+  const options: SpawnSyncOptions = (argsGiven ? maybeOptions : (argsOrOptions as SpawnSyncOptions)) ?? {};
   if (state.spawner === undefined) state.spawner = connect();
   const spawner = state.spawner;
   if (spawner === null || typeof file !== 'string' || !passable(options)) return forkingSpawnSync(file, args, options);
   const { input, stdio: _pipes, ...passed } = options;
   // A text input in the output's encoding, as spawnSync encodes it.
-  const inputBytes = typeof input === 'string' ? Buffer.from(input, passed.encoding && passed.encoding !== 'buffer' ? passed.encoding : 'utf8') : input && Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  const inputBytes = typeof input === 'string' ? Buffer.from(input, (passed.encoding as BufferEncoding | undefined) ?? 'utf8') : input && Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   const answer = ask(spawner, { file, args, input: inputBytes?.toString('base64'), options: { ...passed, cwd: passed.cwd ?? process.cwd(), env: passed.env ?? process.env } });
+  if (answer === undefined) {
+    // The spawner was gone before the call reached it: fork from now on.
+    closeSync(spawner.requests);
+    closeSync(spawner.answers);
+    state.spawner = null;
+    return forkingSpawnSync(file, args, options);
+  }
+  if (answer.thrown) {
+    const { name, message, code } = answer.thrown;
+    const Thrown = { TypeError, RangeError, SyntaxError }[name] ?? Error;
+    throw Object.assign(new Thrown(message), code === undefined ? {} : { code });
+  }
   const stdout = received(answer.stdout);
   const stderr = received(answer.stderr);
   const result = { pid: answer.pid, output: answer.started ? [null, stdout, stderr] : null, stdout, stderr, status: answer.status, signal: answer.signal } as SpawnSyncReturns<string | Buffer>;

@@ -4,7 +4,9 @@
  * connects a worker to its slot's). `node spawner.cjs <requests FIFO> <answers FIFO>`: it waits
  * for a worker to open the FIFOs, reads each request, runs Node.js's own spawnSync with it and
  * answers, until the worker closes the requests FIFO; then waits for the next, until it is
- * stopped. Each message is a 4-byte little-endian length and that much JSON. Its children are
+ * stopped, or the vitest process's pipe on its stdin ends. Each message is a 4-byte little-endian
+ * length and that much JSON; each answer carries its request's id, so that a worker started on
+ * the slot of one killed during a call skips the answer meant for the dead one. Its children are
  * its own, and it is the vitest process's: their CPU time is counted where the run's is.
  *
  * Plain CommonJS with no dependency, started before any TypeScript is compiled.
@@ -12,8 +14,13 @@
 'use strict';
 const { spawnSync } = require('node:child_process');
 const { closeSync, openSync, readSync, writeSync } = require('node:fs');
+const { Worker } = require('node:worker_threads');
 
 const [requestsPath, answersPath] = process.argv.slice(2);
+
+// It ends with the vitest process even when that is killed before its teardown: fd 0 is a pipe
+// from it, read on a thread of its own while the main thread waits on the FIFOs.
+new Worker("const { readSync } = require('node:fs'); try { while (readSync(0, Buffer.alloc(1)) > 0); } catch {} process.kill(process.pid, 'SIGTERM');", { eval: true }).unref();
 
 /** Exactly `length` bytes from `fd`, or undefined at the end of the stream. */
 function readExactly(fd, length) {
@@ -60,6 +67,18 @@ function run(request) {
   };
 }
 
+/**
+ * The answer to one request, with its id: what spawnSync gave, or what it threw (an invalid
+ * call, e.g. a null byte in an argument), for the worker to throw alike.
+ */
+function answer(request) {
+  try {
+    return { id: request.id, ...run(request) };
+  } catch (error) {
+    return { id: request.id, thrown: { name: error.name, message: error.message, code: error.code } };
+  }
+}
+
 for (;;) {
   // In the order the worker opens them: each open waits for the other end.
   const requests = openSync(requestsPath, 'r');
@@ -68,10 +87,11 @@ for (;;) {
     for (;;) {
       const header = readExactly(requests, 4);
       if (header === undefined) break;
-      writeMessage(answers, run(JSON.parse(readExactly(requests, header.readUInt32LE()).toString('utf8'))));
+      writeMessage(answers, answer(JSON.parse(readExactly(requests, header.readUInt32LE()).toString('utf8'))));
     }
-  } catch {
-    // The worker ended halfway (a write to its closed answers FIFO): wait for the next.
+  } catch (error) {
+    // The worker ended while its answer was written (EPIPE): wait for the next one on this slot.
+    if (error.code !== 'EPIPE') throw error;
   }
   closeSync(requests);
   closeSync(answers);

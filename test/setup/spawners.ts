@@ -20,12 +20,15 @@ export default function setup(project: TestProject): (() => Promise<void>) | und
   // After scratch-directory.ts: in the run's own temporary folder where it made one.
   const dir = mkdtempSync(join(tmpdir(), 'homelab-spawners-'));
   const slots = Array.from({ length: project.config.maxWorkers }, (_, i) => i + 1);
+  if (slots.length === 0) throw new Error(`test/setup/spawners.ts: no worker slots (maxWorkers ${project.config.maxWorkers})`);
   const fifos = slots.map((slot) => [join(dir, `requests-${slot}`), join(dir, `answers-${slot}`)]);
   if (spawnSync('mkfifo', fifos.flat()).status !== 0) {
     rmSync(dir, { recursive: true, force: true });
     return undefined;
   }
-  const spawners: ChildProcess[] = fifos.map((paths) => spawn(process.execPath, [join(__dirname, 'spawner.cjs'), ...paths], { stdio: ['ignore', 'ignore', 'inherit'] }));
+  // Their stdin is a pipe from here, which ends when this process does, killed or not: they end then.
+  const spawners: ChildProcess[] = fifos.map((paths) => spawn(process.execPath, [join(__dirname, 'spawner.cjs'), ...paths], { stdio: ['pipe', 'ignore', 'inherit'] }));
+  for (const child of spawners) (child.stdin as unknown as { unref(): void }).unref();
   process.env[SPAWNERS_VARIABLE] = dir;
   return async () => {
     await Promise.all(
