@@ -14,9 +14,10 @@
  * (`execFileSync` is not routed: Node.js calls its own spawnSync for it.)
  */
 import nodeChildProcess, { SpawnSyncOptions, SpawnSyncReturns } from 'node:child_process';
-import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
+import { readMessage, writeMessage } from './messages.cjs';
 import { SPAWNERS_VARIABLE } from './spawners';
 
 /** Options the spawner passes on as they are (JSON). */
@@ -86,18 +87,6 @@ function connect(): { requests: number; answers: number } | null {
   }
 }
 
-/** Exactly `length` bytes from `fd`, or undefined at the end of the stream. */
-function readExactly(fd: number, length: number): Buffer | undefined {
-  const buffer = Buffer.alloc(length);
-  let offset = 0;
-  while (offset < length) {
-    const read = readSync(fd, buffer, offset, length - offset, null);
-    if (read === 0) return undefined;
-    offset += read;
-  }
-  return buffer;
-}
-
 /** Requests this worker made, for their ids. */
 let requestCount = 0;
 
@@ -107,23 +96,16 @@ let requestCount = 0;
  */
 function ask(ends: { requests: number; answers: number }, request: object): Answer | undefined {
   const id = `${process.pid}:${++requestCount}`;
-  const body = Buffer.from(JSON.stringify({ ...request, id }));
-  const message = Buffer.alloc(4 + body.length);
-  message.writeUInt32LE(body.length);
-  body.copy(message, 4);
   try {
-    let offset = 0;
-    while (offset < message.length) offset += writeSync(ends.requests, message, offset);
+    writeMessage(ends.requests, { ...request, id });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EPIPE') return undefined;
     throw error;
   }
   for (;;) {
-    const length = readExactly(ends.answers, 4);
-    const answer = length && readExactly(ends.answers, length.readUInt32LE());
-    if (!answer) throw new Error(`the spawner of test worker slot ${process.env.VITEST_POOL_ID} ended during a call (test/setup/spawner.cjs)`);
-    const parsed = JSON.parse(answer.toString('utf8')) as Answer;
-    if (parsed.id === id) return parsed;
+    const answer = readMessage(ends.answers) as Answer | undefined;
+    if (answer === undefined) throw new Error(`the spawner of test worker slot ${process.env.VITEST_POOL_ID} ended during a call (test/setup/spawner.cjs)`);
+    if (answer.id === id) return answer;
   }
 }
 

@@ -4,8 +4,8 @@
  * connects a worker to its slot's). `node spawner.cjs <requests FIFO> <answers FIFO>`: it waits
  * for a worker to open the FIFOs, reads each request, runs Node.js's own spawnSync with it and
  * answers, until the worker closes the requests FIFO; then waits for the next, until it is
- * stopped, or the vitest process's pipe on its stdin ends. Each message is a 4-byte little-endian
- * length and that much JSON; each answer carries its request's id, so that a worker started on
+ * stopped, or the vitest process's pipe on its stdin ends (messages.cjs: a length, then JSON).
+ * Each answer carries its request's id, so that a worker started on
  * the slot of one killed during a call skips the answer meant for the dead one. Its children are
  * its own, and it is the vitest process's: their CPU time is counted where the run's is.
  *
@@ -13,35 +13,15 @@
  */
 'use strict';
 const { spawnSync } = require('node:child_process');
-const { closeSync, openSync, readSync, writeSync } = require('node:fs');
+const { closeSync, openSync } = require('node:fs');
 const { Worker } = require('node:worker_threads');
+const { readMessage, writeMessage } = require('./messages.cjs');
 
 const [requestsPath, answersPath] = process.argv.slice(2);
 
 // It ends with the vitest process even when that is killed before its teardown: fd 0 is a pipe
 // from it, read on a thread of its own while the main thread waits on the FIFOs.
 new Worker("const { readSync } = require('node:fs'); try { while (readSync(0, Buffer.alloc(1)) > 0); } catch {} process.kill(process.pid, 'SIGTERM');", { eval: true }).unref();
-
-/** Exactly `length` bytes from `fd`, or undefined at the end of the stream. */
-function readExactly(fd, length) {
-  const buffer = Buffer.alloc(length);
-  let offset = 0;
-  while (offset < length) {
-    const read = readSync(fd, buffer, offset, length - offset, null);
-    if (read === 0) return undefined;
-    offset += read;
-  }
-  return buffer;
-}
-
-function writeMessage(fd, value) {
-  const body = Buffer.from(JSON.stringify(value));
-  const message = Buffer.alloc(4 + body.length);
-  message.writeUInt32LE(body.length);
-  body.copy(message, 4);
-  let offset = 0;
-  while (offset < message.length) offset += writeSync(fd, message, offset);
-}
 
 /** An output as JSON: text as it is, bytes as base64; null and undefined (a process that did not start) kept apart. */
 function outputOf(value) {
@@ -84,11 +64,7 @@ for (;;) {
   const requests = openSync(requestsPath, 'r');
   const answers = openSync(answersPath, 'w');
   try {
-    for (;;) {
-      const header = readExactly(requests, 4);
-      if (header === undefined) break;
-      writeMessage(answers, answer(JSON.parse(readExactly(requests, header.readUInt32LE()).toString('utf8'))));
-    }
+    for (let request = readMessage(requests); request !== undefined; request = readMessage(requests)) writeMessage(answers, answer(request));
   } catch (error) {
     // The worker ended while its answer was written (EPIPE): wait for the next one on this slot.
     if (error.code !== 'EPIPE') throw error;
