@@ -8,9 +8,10 @@
  * thrown here alike. A call it cannot pass on as JSON (other stdio than pipes, an input that is
  * not text or bytes, a cwd or file that is not a string, an env that is not a plain object, a
  * number that is not finite, an option it does not know) forks the worker as before; so does
- * every call once there is no spawner (none started, or the slot's gone: a call the spawner
- * ended during fails, naming it). Two differences are left: a child's parent is the spawner,
- * and Node.js's own variables the spawner adds (NODE_V8_COVERAGE) are the spawner's.
+ * every call where there is no spawner (none started, none on this slot, or one found gone
+ * before a request reached it), while a call during which the spawner ends fails, naming the
+ * slot. Two differences are left: a child's parent is the spawner, and Node.js's own variables
+ * the spawner adds (NODE_V8_COVERAGE) are the spawner's.
  * (`execFileSync` is not routed: Node.js calls its own spawnSync for it.)
  */
 import nodeChildProcess, { SpawnSyncOptions, SpawnSyncReturns } from 'node:child_process';
@@ -41,6 +42,7 @@ interface Answer {
   error?: { message: string; code?: string; errno?: number; syscall?: string; path?: string; spawnargs?: string[] };
 }
 
+/** An output as spawnSync gives it, from what the spawner sent. */
 function received(output: SentOutput): string | Buffer {
   if (output === null) return null as unknown as Buffer;
   if ('none' in output) return undefined as unknown as Buffer;
@@ -136,6 +138,7 @@ function passable(options: SpawnSyncOptions): boolean {
   );
 }
 
+/** spawnSync, run by this worker's spawner where it can be (see above), else by forking. */
 function spawnSyncThroughSpawner(file: string, argsOrOptions?: readonly string[] | SpawnSyncOptions | null, maybeOptions?: SpawnSyncOptions): SpawnSyncReturns<string | Buffer> {
   // As spawnSync reads them: spawnSync(file, options) too, and args left out as undefined or null.
   const argsGiven = Array.isArray(argsOrOptions) || argsOrOptions == null;
