@@ -5,11 +5,11 @@
  * for a worker to open the FIFOs, reads each request, runs Node.js's own spawnSync with it and
  * answers, until the worker closes the requests FIFO; then waits for the next, until it is
  * stopped, or the vitest process's pipe on its stdin ends (messages.cjs: a length, then JSON).
- * Each answer carries its request's id, so that a worker started on
- * the slot of one killed during a call skips the answer meant for the dead one. Its children are
- * its own, and it is the vitest process's: their CPU time is counted where the run's is.
+ * Each answer carries its request's id, so that a worker started on the slot of one killed
+ * during a call skips the answer meant for the dead one. Its children are its own, and it is the
+ * vitest process's: their CPU time is counted where the run's is.
  *
- * Plain CommonJS with no dependency, started before any TypeScript is compiled.
+ * Plain CommonJS with no dependency but messages.cjs, started before any TypeScript is compiled.
  */
 'use strict';
 const { spawnSync } = require('node:child_process');

@@ -2,7 +2,8 @@
  * Global setup (vitest.config.mts): a spawner (test/setup/spawner.cjs) for each worker slot,
  * which runs that worker's synchronous child processes (test/setup/spawn-through-spawner.ts),
  * started here so that they are this process's children: their CPU time, and that of what they
- * start, is counted in the run's (`npm run bench`), and they end with it. Their FIFOs are in a
+ * start, is counted in the run's (`npm run bench`), and they end with it (in its teardown, or
+ * when the pipe on their stdin closes, if it is killed first). Their FIFOs are in a
  * folder of their own, named to the workers by HOMELAB_TEST_SPAWNERS; slot n's are
  * `requests-n` and `answers-n` (vitest's VITEST_POOL_ID). Where mkfifo fails, there are none,
  * and the workers fork as before.
