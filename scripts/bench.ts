@@ -155,18 +155,20 @@ new Chart(app, 'empty');
 app.synth();
 `;
 
-function line(label: string, m: Measurement, targetMs?: number): string {
-  const verdict = targetMs === undefined ? '' : `  target ${targetMs} ms: ${m.ms <= targetMs ? 'met' : 'MISSED'}`;
-  const cpu = m.cpu === undefined ? '' : `  cpu ${m.cpu.totalMs.toFixed(0).padStart(6)} ms (sys ${m.cpu.systemMs.toFixed(0).padStart(5)})`;
-  const memory = m.peakMb === undefined ? '' : `  peak ${m.peakMb.toFixed(0)} MB`;
-  return `  ${label.padEnd(52)} ${m.ms.toFixed(0).padStart(6)} ms${cpu}${memory}${verdict}`;
+interface LineOptions {
+  /** The target the wall time is held to. */
+  readonly targetMs?: number;
+  /** How many processes the measured command started: the figures are then per process. @default 1, the command's own */
+  readonly processes?: number;
 }
 
-/** line() for a measurement of FLOOR_PROCESSES processes, per process. */
-function perProcessLine(label: string, m: Measurement): string {
-  const each = (ms: number) => (ms / FLOOR_PROCESSES).toFixed(2);
-  const cpu = m.cpu === undefined ? '' : `  cpu ${each(m.cpu.totalMs).padStart(6)} ms (sys ${each(m.cpu.systemMs).padStart(5)})`;
-  return `  ${label.padEnd(52)} ${each(m.ms).padStart(6)} ms${cpu}  each`;
+function line(label: string, m: Measurement, options: LineOptions = {}): string {
+  const { targetMs, processes = 1 } = options;
+  const figure = (ms: number, width: number) => (ms / processes).toFixed(processes === 1 ? 0 : 2).padStart(width);
+  const verdict = targetMs === undefined ? '' : `  target ${targetMs} ms: ${m.ms <= targetMs ? 'met' : 'MISSED'}`;
+  const cpu = m.cpu === undefined ? '' : `  cpu ${figure(m.cpu.totalMs, 6)} ms (sys ${figure(m.cpu.systemMs, 5)})`;
+  const memory = m.peakMb === undefined ? '' : `  peak ${m.peakMb.toFixed(0)} MB`;
+  return `  ${label.padEnd(52)} ${figure(m.ms, 6)} ms${cpu}${memory}${verdict}${processes === 1 ? '' : '  each'}`;
 }
 
 function benchmark(options: { tests: boolean }): void {
@@ -193,7 +195,7 @@ function benchmark(options: { tests: boolean }): void {
     const npmEnvs = certificates.map(({ env }) => ({ ...shell, ...env }));
     /** An npm command as typed in a shell (npm on the shell's node), a line for each way of measuring it. */
     const npmRun = (label: string, args: readonly string[], targetMs?: number) =>
-      measureEach(npm, args, RUNS, npmEnvs).forEach((m, i) => console.log(line(`${label}${certificates[i].label}`, m, targetMs)));
+      measureEach(npm, args, RUNS, npmEnvs).forEach((m, i) => console.log(line(`${label}${certificates[i].label}`, m, { targetMs })));
     // npm runs on the shell's node; the scripts it starts find the project's first (README).
     const scripts = nodeOn([join(root, 'node_modules', '.bin'), shell.PATH].join(delimiter));
     console.log(
@@ -205,7 +207,7 @@ function benchmark(options: { tests: boolean }): void {
     // the tests, as the one above is for the synths. A shell starts them, as the scripts under test do.
     if (existsSync('/bin/sh')) {
       const loop = `i=0; while [ $i -lt ${FLOOR_PROCESSES} ]; do /bin/sh -c :; i=$((i + 1)); done`;
-      console.log(perProcessLine(`floor for the tests: a shell starting a process`, measure('/bin/sh', ['-c', loop])));
+      console.log(line('floor for the tests: a shell starting a process', measure('/bin/sh', ['-c', loop]), { processes: FLOOR_PROCESSES }));
     }
     // npm starting a script that does nothing to speak of: the part of each `npm run` below that is npm's.
     npmRun('npm itself: npm run env', ['run', '--silent', 'env']);
@@ -225,7 +227,7 @@ function benchmark(options: { tests: boolean }): void {
       const args = [...synthArgs, '--config', file, '--out', appsOut, '--docs', join(dir, `docs-${count}.md`), '--quiet'];
       spawnSync(process.execPath, args, { cwd: root });
       const m = measure(process.execPath, args, count >= 800 ? 3 : RUNS);
-      console.log(line(`${count} apps`, m, count === 800 ? TARGETS.apps800 : undefined));
+      console.log(line(`${count} apps`, m, { targetMs: count === 800 ? TARGETS.apps800 : undefined }));
       return { count, m };
     });
     for (let i = 1; i < results.length; i++) {
@@ -234,7 +236,7 @@ function benchmark(options: { tests: boolean }): void {
     }
     if (options.tests) {
       const tests = measure(npm, ['test', '--silent'], 1, { ...shell, HOMELAB_REPORT_MAX_RSS: undefined });
-      console.log(line('npm test (the whole suite, once)', tests, TARGETS.tests));
+      console.log(line('npm test (the whole suite, once)', tests, { targetMs: TARGETS.tests }));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -89,6 +89,12 @@ function connect(): { requests: number; answers: number } | null {
   }
 }
 
+/** This worker's spawner, connecting to it at the first call. */
+function spawnerEnds(): { requests: number; answers: number } | null {
+  if (state.spawner === undefined) state.spawner = connect();
+  return state.spawner;
+}
+
 /** Requests this worker made, for their ids. */
 let requestCount = 0;
 
@@ -144,8 +150,7 @@ function spawnSyncThroughSpawner(file: string, argsOrOptions?: readonly string[]
   const argsGiven = Array.isArray(argsOrOptions) || argsOrOptions == null;
   const args = Array.isArray(argsOrOptions) ? [...argsOrOptions] : [];
   const options: SpawnSyncOptions = (argsGiven ? maybeOptions : (argsOrOptions as SpawnSyncOptions)) ?? {};
-  if (state.spawner === undefined) state.spawner = connect();
-  const spawner = state.spawner;
+  const spawner = spawnerEnds();
   if (spawner === null || typeof file !== 'string' || !passable(options)) return forkingSpawnSync(file, args, options);
   const { input, stdio: _pipes, ...passed } = options;
   // A text input in the output's encoding, as spawnSync encodes it.
@@ -172,8 +177,7 @@ function spawnSyncThroughSpawner(file: string, argsOrOptions?: readonly string[]
 
 /** Whether this worker's spawnSync goes through a spawner (connecting to it if it has not yet). */
 export function throughSpawner(): boolean {
-  if (state.spawner === undefined) state.spawner = connect();
-  return state.spawner !== null && nodeChildProcess.spawnSync === state.installed;
+  return spawnerEnds() !== null && nodeChildProcess.spawnSync === state.installed;
 }
 
 export { forkingSpawnSync };
