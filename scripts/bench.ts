@@ -74,6 +74,11 @@ export function childrenCpuOf(stat: string): CpuTime | undefined {
   return Number.isInteger(cutime) && Number.isInteger(cstime) ? { totalMs: (cutime + cstime) * 10, systemMs: cstime * 10 } : undefined;
 }
 
+/** The CPU time spent between two readings of waitedChildrenCpu. */
+export function cpuSpent(before: CpuTime, after: CpuTime): CpuTime {
+  return { totalMs: after.totalMs - before.totalMs, systemMs: after.systemMs - before.systemMs };
+}
+
 const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /** Runs a command `runs` times in a fresh process; its median wall and CPU time and its peak memory. */
@@ -87,7 +92,7 @@ function measure(command: string, args: readonly string[], runs = RUNS, env: Nod
  * each alike.
  */
 function measureEach(command: string, args: readonly string[], runs: number, envs: readonly NodeJS.ProcessEnv[]): Measurement[] {
-  const samples = envs.map(() => ({ walls: [] as number[], cpus: [] as number[], systems: [] as number[], peakKb: 0 }));
+  const samples = envs.map(() => ({ walls: [] as number[], cpus: [] as CpuTime[], peakKb: 0 }));
   for (let i = 0; i < runs; i++) {
     envs.forEach((env, e) => {
       const sample = samples[e];
@@ -96,17 +101,14 @@ function measureEach(command: string, args: readonly string[], runs: number, env
       const run = spawnSync(command, args, { cwd: projectRoot(), encoding: 'utf8', env: { ...process.env, HOMELAB_REPORT_MAX_RSS: '1', ...env } });
       sample.walls.push(Number(process.hrtime.bigint() - started) / 1e6);
       const cpuAfter = waitedChildrenCpu();
-      if (cpuBefore !== undefined && cpuAfter !== undefined) {
-        sample.cpus.push(cpuAfter.totalMs - cpuBefore.totalMs);
-        sample.systems.push(cpuAfter.systemMs - cpuBefore.systemMs);
-      }
+      if (cpuBefore !== undefined && cpuAfter !== undefined) sample.cpus.push(cpuSpent(cpuBefore, cpuAfter));
       if (run.status !== 0 && run.status !== 1) throw new Error(`${command} ${args.join(' ')} failed (${run.status}):\n${run.stderr}`);
       sample.peakKb = Math.max(sample.peakKb, Number(/max RSS: (\d+) KB/.exec(run.stderr)?.[1] ?? 0));
     });
   }
-  return samples.map(({ walls, cpus, systems, peakKb }) => ({
+  return samples.map(({ walls, cpus, peakKb }) => ({
     ms: median(walls),
-    cpu: cpus.length === runs ? { totalMs: median(cpus), systemMs: median(systems) } : undefined,
+    cpu: cpus.length === runs ? { totalMs: median(cpus.map((cpu) => cpu.totalMs)), systemMs: median(cpus.map((cpu) => cpu.systemMs)) } : undefined,
     peakMb: peakKb > 0 ? peakKb / 1024 : undefined,
   }));
 }

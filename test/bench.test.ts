@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { childrenCpuOf } from '../scripts/bench';
+import { childrenCpuOf, cpuSpent } from '../scripts/bench';
 
 /** A /proc/<pid>/stat line with the given command name and children's user and system ticks (1/100 s). */
 const statLine = (command: string, cutime: number, cstime: number) =>
@@ -31,8 +31,7 @@ describe("the CPU time of a process's waited-for children", () => {
   const spentBy = (loop: string) => {
     const before = childrenCpuOf(readFileSync('/proc/self/stat', 'utf8'))!;
     execFileSync(process.execPath, ['-e', loop]);
-    const after = childrenCpuOf(readFileSync('/proc/self/stat', 'utf8'))!;
-    return { totalMs: after.totalMs - before.totalMs, systemMs: after.systemMs - before.systemMs };
+    return cpuSpent(before, childrenCpuOf(readFileSync('/proc/self/stat', 'utf8'))!);
   };
 
   // Each child spends 60 ms in its loop by its own count (getrusage, which /proc's figures come from), and more

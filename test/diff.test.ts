@@ -9,6 +9,7 @@ import { diffTrees, diffValues, EnvironmentDiff } from '../lib/output/diff';
 import { formatField, formatMarkdown, formatText, formatValue, inlineChange } from '../lib/output/diff-format';
 import { GitTreeOptions, OutputTree, readGitTreeWhile, treeOf } from '../lib/output/output-tree';
 import { UserError } from '../lib/util/errors';
+import { npmCommandArgs } from '../lib/util/npm-scripts';
 import { SynthesizedEnvironment, synthesizeEnvironment } from '../lib/output/synthesize';
 import { writeOutput } from '../lib/output/writer';
 import { main as diffMain } from '../scripts/diff';
@@ -454,7 +455,7 @@ describe('the scripts that only run as processes', () => {
   /** Runs a command as `npm run <command>` does, concurrently with the others. */
   const spawnScript = (command: string, args: string[]) =>
     new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [join(ROOT, 'bin', 'run.cjs'), command, ...args], { cwd: ROOT });
+      const child = spawn(process.execPath, [...npmCommandArgs(command), ...args], { cwd: ROOT });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk) => (stdout += chunk));

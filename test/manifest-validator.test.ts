@@ -4,8 +4,9 @@ import { describe, expect, it } from 'vitest';
 import Ajv from 'ajv';
 import { cachedValidator, VALIDATOR_CACHE_DIR, validatorKey } from '../lib/tools/validate/compiled-validators';
 import { ManifestValidator, SCHEMA_DIR } from '../lib/tools/validate/manifest-validator';
+import { npmCommandArgs } from '../lib/util/npm-scripts';
 import { validateDirectory } from '../scripts/validate';
-import { ROOT, runNode } from './support';
+import { runNode } from './support';
 import { tempDir } from './temp-dirs';
 
 const validator = ManifestValidator.shared();
@@ -411,7 +412,7 @@ describe('compiled validators kept on disk', () => {
     rmSync(join(VALIDATOR_CACHE_DIR, module), { force: true });
     const input = tempDir();
     writeFileSync(join(input, 'limitrange.yaml'), `${JSON.stringify(limits)}\n`);
-    const run = runNode([join(ROOT, 'bin', 'run.cjs'), 'validate', input]);
+    const run = runNode([...npmCommandArgs('validate'), input]);
     expect(run.status, run.stderr).toBe(0);
     expect(readdirSync(VALIDATOR_CACHE_DIR)).toContain(module);
   });

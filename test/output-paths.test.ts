@@ -11,7 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { PLATFORM_DOC_HEADER } from '../lib/output/platform-doc';
 import { GENERATED_HEADER } from '../lib/output/output-guard';
 import { writeOutput } from '../lib/output/writer';
-import { FIXTURES, readTree, ROOT, runMain, tempDir } from './support';
+import { npmCommandArgs } from '../lib/util/npm-scripts';
+import { FIXTURES, readTree, runMain, tempDir } from './support';
 
 const SMALL = join(FIXTURES, 'small.yaml');
 
@@ -71,7 +72,7 @@ describe('the output directory synth replaces', () => {
     // The real CLI in a directory of its own, so that `.` is that directory.
     const cwd = tempDir();
     writeFileSync(join(cwd, 'notes.txt'), 'mine');
-    const run = spawnSync(process.execPath, [join(ROOT, 'bin', 'run.cjs'), 'synth', '--config', SMALL, '--out', '.'], { cwd, encoding: 'utf8' });
+    const run = spawnSync(process.execPath, [...npmCommandArgs('synth'), '--config', SMALL, '--out', '.'], { cwd, encoding: 'utf8' });
     expectRefused(run, /^error: \.: the output directory holds the working directory; /m);
     expect(snapshot(cwd)).toEqual(new Map([['notes.txt', 'mine']]));
   });
@@ -138,7 +139,7 @@ describe('the output directory synth replaces', () => {
     writeFileSync(join(dir, 'probe', 'file'), '');
     const [dirMode, fileMode] = [statSync(join(dir, 'probe')).mode & 0o777, statSync(join(dir, 'probe', 'file')).mode & 0o777];
     const out = join(dir, 'k8s');
-    const run = spawnSync(process.execPath, [join(ROOT, 'bin', 'run.cjs'), 'synth', '--config', SMALL, '--out', out, '--quiet'], { encoding: 'utf8' });
+    const run = spawnSync(process.execPath, [...npmCommandArgs('synth'), '--config', SMALL, '--out', out, '--quiet'], { encoding: 'utf8' });
     expect(run.status, run.stderr).toBe(0);
     const modes = (path: string) => statSync(path).mode & 0o777;
     expect(modes(out)).toBe(dirMode);

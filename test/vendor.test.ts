@@ -15,6 +15,7 @@ import { CHARTS, CRD_RELEASES, KUSTOMIZATIONS, MANIFESTS } from '../charts/versi
 import type { ChartReference } from '../lib/model/sources';
 import { download } from '../lib/tools/upstream/chart-archive';
 import { UserError } from '../lib/util/errors';
+import { npmCommandArgs } from '../lib/util/npm-scripts';
 import { cdk8sImports, expectedCdk8sImports } from '../scripts/import-crds';
 import { HELM_VALUES_IMPORTS } from '../scripts/import-helm-values';
 import { refreshVendor, selectCrds, withoutConditional } from '../scripts/refresh-vendor';
@@ -214,7 +215,7 @@ describe('npm run upgrade', () => {
   it('fails with an error line and exit 2, writing nothing, when a chart cannot be had', () => {
     const before = readTree(VENDOR_DIR);
     const missing = join(tempDir(), 'no-such-cache');
-    const result = spawnSync(process.execPath, [join(ROOT, 'bin', 'run.cjs'), 'upgrade', '--chart-cache', missing, '--force'], { cwd: ROOT, encoding: 'utf8' });
+    const result = spawnSync(process.execPath, [...npmCommandArgs('upgrade'), '--chart-cache', missing, '--force'], { cwd: ROOT, encoding: 'utf8' });
     expect(result.status).toBe(2);
     expect(result.stderr).toBe(`error: chart cache ${missing}: no such folder (from --chart-cache or HOMELAB_CHART_CACHE)\n`);
     expect(readTree(VENDOR_DIR)).toEqual(before);
