@@ -2,8 +2,8 @@
  * The test workers' spawnSync goes through a spawner (test/setup/spawners.ts,
  * spawn-through-spawner.ts) and gives, or throws, what forking the worker gives.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync, SpawnSyncOptions } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { forkingSpawnSync, throughSpawner } from './setup/spawn-through-spawner';
@@ -23,8 +23,21 @@ function outcome(run: Run, ...call: Parameters<typeof spawnSync>) {
 }
 
 describe("the test workers' spawnSync", () => {
-  it("runs through the spawner of this worker's slot", () => {
+  it("runs through the spawner of this worker's slot, with stdin, stdout or stderr left out too", () => {
     expect(throughSpawner()).toBe(true);
+    // The spawner is the shell's parent, not this worker (as it is when forking: the check's own check).
+    const file = join(tempDir(), 'parent');
+    const parent = (options: SpawnSyncOptions, run: Run = spawnSync) => {
+      run('sh', ['-c', 'echo $PPID > "$0"', file], options);
+      return Number(readFileSync(file, 'utf8'));
+    };
+    expect(parent({})).not.toBe(process.pid);
+    expect(parent({ stdio: 'ignore' })).not.toBe(process.pid);
+    expect(parent({ stdio: ['ignore', 'pipe', 'ignore'] })).not.toBe(process.pid);
+    expect(parent({ stdio: ['ignore', 'pipe', 'ignore'] }, forkingSpawnSync)).toBe(process.pid);
+    // Where the spawner cannot stand in (the worker's own stdout, a file descriptor of the worker's), forking does.
+    expect(parent({ stdio: 'inherit' })).toBe(process.pid);
+    expect(parent({ stdio: ['ignore', 'pipe', 2] })).toBe(process.pid);
   });
 
   it('gives what forking gives: output bytes, input, encodings, env, cwd, exit status, signal, failures and limits', () => {
@@ -45,6 +58,10 @@ describe("the test workers' spawnSync", () => {
       ['yes', [], { maxBuffer: 1000, encoding: 'utf8' }],
       [join(dir, 'no-such-program'), ['a'], { encoding: 'utf8' }],
       ['sh', ['-c', 'exit 0'], { stdio: 'pipe' }],
+      // Nothing for some of stdin, stdout and stderr.
+      ['sh', ['-c', 'echo out; echo err >&2; exit 4'], { stdio: 'ignore' }],
+      ['sh', ['-c', 'cat; echo err >&2'], { stdio: ['pipe', 'ignore', 'pipe'], input: 'in', encoding: 'utf8' }],
+      ['sh', ['-c', 'read -r line; echo "[$line]"; echo err >&2'], { stdio: ['ignore', 'pipe', null], encoding: 'utf8' }],
       // Invalid calls: spawnSync throws.
       ['sh', ['-c', 'a\0b'], {}],
       ['sh', ['-c', 'exit 0'], { timeout: -1 }],

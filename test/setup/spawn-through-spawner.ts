@@ -5,12 +5,12 @@
  * page of it copy-on-write: after each child, the worker's next write to each page faults again,
  * ~950 faults a spawn in a worker of 300 MB (ADR 31). The spawner calls Node.js's own spawnSync
  * with the same options, so the results are the same, and what it throws for an invalid call is
- * thrown here alike. A call it cannot pass on as JSON (other stdio than pipes, an input that is
- * not text or bytes, a cwd or file that is not a string, an env that is not a plain object, a
- * number that is not finite, an option it does not know) forks the worker as before; so does
- * every call where there is no spawner (none started, none on this slot, or one found gone
- * before a request reached it), while a call during which the spawner ends fails, naming the
- * slot. Two differences are left: a child's parent is the spawner, and Node.js's own variables
+ * thrown here alike. A call it cannot pass on as JSON (other stdio than pipes or `'ignore'`, an
+ * input that is not text or bytes, a cwd or file that is not a string, an env that is not a
+ * plain object, a number that is not finite, an option it does not know) forks the worker as
+ * before; so does every call where there is no spawner (none started, none on this slot, or one
+ * found gone before a request reached it), while a call during which the spawner ends fails,
+ * naming the slot. Two differences are left: a child's parent is the spawner, and Node.js's own variables
  * the spawner adds (NODE_V8_COVERAGE) are the spawner's.
  * (`execFileSync` is not routed: Node.js calls its own spawnSync for it.)
  */
@@ -124,18 +124,21 @@ function isPlainObject(value: unknown): boolean {
   return prototype === Object.prototype || prototype === null;
 }
 
+/** What the spawner can give a child in place of the worker's stdin, stdout or stderr: a pipe (what undefined and null mean), or nothing. */
+const PASSABLE_STDIO = new Set<unknown>(['pipe', 'ignore', undefined, null]);
+
 /**
- * Whether the spawner can run this call as spawnSync would here: pipes for stdio; an input of
- * bytes, or text in a text encoding; a string cwd; an env of its own strings (or this process's);
- * finite numbers; options it passes on.
+ * Whether the spawner can run this call as spawnSync would here: pipes or nothing for stdio; an
+ * input of bytes, or text in a text encoding; a string cwd; an env of its own strings (or this
+ * process's); finite numbers; options it passes on.
  */
 function passable(options: SpawnSyncOptions): boolean {
   const { stdio, input, cwd, env, encoding } = options;
-  const pipes = stdio === undefined || stdio === 'pipe' || (Array.isArray(stdio) && stdio.length <= 3 && stdio.every((s) => s === 'pipe' || s === undefined || s === null));
+  const stdioOk = Array.isArray(stdio) ? stdio.length <= 3 && stdio.every((s) => PASSABLE_STDIO.has(s)) : PASSABLE_STDIO.has(stdio);
   const inputOk = input === undefined || ArrayBuffer.isView(input) || (typeof input === 'string' && encoding !== 'buffer');
   const numbersOk = Object.values(options).every((value) => typeof value !== 'number' || Number.isFinite(value));
   return (
-    pipes &&
+    stdioOk &&
     inputOk &&
     numbersOk &&
     (cwd === undefined || typeof cwd === 'string') &&
@@ -152,7 +155,7 @@ function spawnSyncThroughSpawner(file: string, argsOrOptions?: readonly string[]
   const options: SpawnSyncOptions = (argsGiven ? maybeOptions : (argsOrOptions as SpawnSyncOptions)) ?? {};
   const spawner = spawnerEnds();
   if (spawner === null || typeof file !== 'string' || !passable(options)) return forkingSpawnSync(file, args, options);
-  const { input, stdio: _pipes, ...passed } = options;
+  const { input, ...passed } = options;
   // A text input in the output's encoding, as spawnSync encodes it.
   const inputBytes = typeof input === 'string' ? Buffer.from(input, (passed.encoding as BufferEncoding | undefined) ?? 'utf8') : input && Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   const answer = ask(spawner, { file, args, input: inputBytes?.toString('base64'), options: { ...passed, cwd: passed.cwd ?? process.cwd(), env: passed.env ?? process.env } });
