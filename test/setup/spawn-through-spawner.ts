@@ -10,8 +10,8 @@
  * plain object, a number that is not finite, an option it does not know) forks the worker as
  * before; so does every call where there is no spawner (none started, none on this slot, or one
  * found gone before a request reached it), while a call during which the spawner ends fails,
- * naming the slot. Two differences are left: a child's parent is the spawner, and Node.js's own variables
- * the spawner adds (NODE_V8_COVERAGE) are the spawner's.
+ * naming the slot. Two differences are left: a child's parent is the spawner, and Node.js's own
+ * variables the spawner adds (NODE_V8_COVERAGE) are the spawner's.
  * (`execFileSync` is not routed: Node.js calls its own spawnSync for it.)
  */
 import nodeChildProcess, { SpawnSyncOptions, SpawnSyncReturns } from 'node:child_process';
