@@ -13,8 +13,8 @@ export default defineConfig({
     // but spawnSync is forked from its worker, and forking the one process of two threads
     // (~1.2 GB) cost 6–13 ms each, a worker process 3–5 ms; one V8 helper thread each on 2 cores
     // (ADR 31, seventh round). spawnSync's programs (but those it cannot pass on, e.g. with
-    // `stdio: 'ignore'`) come from a small process per worker, the spawner, so that the worker
-    // is not forked (test/setup/spawners.ts, twenty-first round).
+    // `stdio: 'inherit'`) come from a small process per worker, the spawner, so that the worker
+    // is not forked (test/setup/spawners.ts, twenty-first and twenty-third rounds).
     pool: 'forks',
     maxWorkers: 2,
     execArgv: ['--v8-pool-size=1', '--import', TYPESCRIPT_LOADER_URL],

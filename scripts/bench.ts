@@ -13,8 +13,8 @@
  * of the processes it waited for, with the system's share of it: how much work a run does, apart
  * from how it is spread over the cores. The suite starts thousands of processes (the checkpoint
  * scripts under test, their pipelines and fakes), so the second floor says how much of its time
- * is the machine's. Where the shell sets NODE_EXTRA_CA_CERTS, each
- * `npm run` is measured with it and without it (see below). Speed targets live here, never in a test.
+ * is the machine's. Where the shell sets NODE_EXTRA_CA_CERTS, each `npm run` is measured with it
+ * and without it (see below). Speed targets live here, never in a test.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
