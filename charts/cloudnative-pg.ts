@@ -313,7 +313,7 @@ function operatorValues(props: CloudnativePgProps): CloudnativePgValues {
 export const cloudnativePgEntry = defineService({
   name: 'cloudnative-pg',
   settings: { key: 'cloudnativePg', schema: cloudnativePgSettings },
-  names: [CNPG_NAMESPACE],
+  names: ['cloudnative-pg', CNPG_NAMESPACE],
   upstreamTargets: {
     'cloudnative-pg-operator': {
       selector: OPERATOR_POD_LABELS,

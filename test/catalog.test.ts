@@ -92,6 +92,16 @@ describe('a catalog', () => {
     expect(() => defineCatalog([{ ...whoamiEntry, names: ['apps'] }])).toThrow('catalog: whoami takes the name "apps", which an output folder takes');
   });
 
+  it('holds an entry to the names of the services it builds', () => {
+    const text = small((c) => (c.services.whoami = { enabled: true }));
+    // A service whose name the entry does not take: an app could take its folder.
+    const untaken = defineCatalog([...BUILTIN_CATALOG.entries, { ...whoamiEntry, names: ['whoami-system'] }]);
+    expect(() => synthesizeText(text, untaken)).toThrow('catalog: whoami built whoami, which its names do not take');
+    // A name offered to depend on that no service has.
+    const unbuilt = defineCatalog([...BUILTIN_CATALOG.entries, { ...whoamiEntry, serviceNames: () => ['whoami', 'whoami-operator'] }]);
+    expect(() => synthesizeText(text, unbuilt)).toThrow('catalog: whoami offers whoami-operator to depend on, which it did not build');
+  });
+
   it('builds an entry only from entries listed before it', () => {
     const [argocd, longhorn, ...rest] = BUILTIN_CATALOG.entries;
     expect([argocd.name, longhorn.name]).toEqual(['argocd', 'longhorn']);

@@ -121,6 +121,11 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
     expected: ['apps.apps: expected another name: "apps" is taken by a built-in service, its namespace, an output folder or the backup target\'s keys'],
   },
   {
+    name: 'app named like a built-in service whose namespace has another name',
+    mutate: (c) => (c.apps['cloudnative-pg'] = c.apps['node-red']),
+    expected: ['apps.cloudnative-pg: expected another name: "cloudnative-pg" is taken by a built-in service, its namespace, an output folder or the backup target\'s keys'],
+  },
+  {
     name: 'several replicas sharing one ReadWriteOnce volume',
     mutate: (c) => (c.environments.prod.apps = { 'node-red': { replicas: 2 } }),
     expected: ['environments.prod.apps.node-red.replicas: expected at most 1 with a volume (a ReadWriteOnce volume attaches to one pod), received 2'],

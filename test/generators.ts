@@ -19,7 +19,7 @@ const RESOURCES = { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '20
 const APP_NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta'] as const;
 const ENVIRONMENTS = ['dev', 'staging', 'prod'] as const;
 /** Built-in services an app may depend on (created before the apps), by the setting that enables them. */
-const DEPENDABLE: Readonly<Record<string, string>> = { longhorn: 'longhorn', rabbitmq: 'rabbitmq', vault: 'vault', loki: 'loki', n8n: 'n8n' };
+const DEPENDABLE: Readonly<Record<string, string>> = { longhorn: 'longhorn', rabbitmq: 'rabbitmq', cloudnativePg: 'cloudnative-pg', vault: 'vault', loki: 'loki', n8n: 'n8n' };
 
 const node = (gpus: number, tainted: boolean) => ({
   role: 'worker',

@@ -95,11 +95,16 @@ export interface ServiceEntry<S = unknown, B = unknown> {
    * Whether the environment gets the service. @default the `enabled` setting
    */
   enabled?(settings: S, env: EnvironmentView): boolean;
-  /** Application (folder) names and namespaces the entry takes, whether enabled or not: no app may use them. */
+  /**
+   * Application (folder) names and namespaces the entry takes, whether enabled or not: no app may
+   * use them. Every service it builds is named here or in `serviceNames` (`buildServices` holds it
+   * to that), its main service first.
+   */
   readonly names: readonly string[];
   /**
-   * The services other entries may name (an app's `dependsOn`) once enabled. @default the first of
-   * `names`
+   * The services other entries may name (an app's `dependsOn`) once enabled: services it builds
+   * (`buildServices` holds it to that). One not in `names` is the entry's to keep apart from every
+   * other entry's names (the apps do, charts/custom-app.ts). @default the first of `names`
    */
   serviceNames?(settings: S): readonly string[];
   /** Entries that must be enabled with it: a config error at the path otherwise. @default none */
@@ -213,6 +218,29 @@ export function buildServices(platform: Platform, stage: 'services' | 'final'): 
       optional: (wanted) => lookup(wanted, false),
       services: platform.services,
     };
-    built.set(entry, entry.build(platform, entry.settings ? settingsIn(platform.config, entry) : undefined, context));
+    const settings = entry.settings ? settingsIn(platform.config, entry) : undefined;
+    const before = platform.services.length;
+    built.set(entry, entry.build(platform, settings, context));
+    checkNamesBuilt(entry, settings, platform.services.slice(before));
   }
+}
+
+/**
+ * What the config checks know of an entry's services before they exist must match what it built:
+ * a service whose name the entry does not take could collide with an app of that name (one
+ * folder, one construct id), and a name apps may depend on that no service has could not be
+ * wired. A bug in the catalog, not in the config.
+ */
+function checkNamesBuilt(entry: ServiceEntry<any, any>, settings: unknown, services: readonly HomelabService[]): void {
+  const builtNames = new Set(services.map((service) => service.serviceName));
+  const offered = serviceNamesOf(entry, settings);
+  const untaken = [...builtNames].filter((name) => !entry.names.includes(name) && !offered.includes(name));
+  const unbuilt = offered.filter((name) => !builtNames.has(name));
+  if (untaken.length > 0) throw new Error(`catalog: ${entry.name} built ${untaken.join(', ')}, which its names do not take`);
+  if (unbuilt.length > 0) throw new Error(`catalog: ${entry.name} offers ${unbuilt.join(', ')} to depend on, which it did not build`);
+}
+
+/** The services an enabled entry offers to depend on (an app's `dependsOn`). */
+export function serviceNamesOf(entry: ServiceEntry<any, any>, settings: unknown): readonly string[] {
+  return entry.serviceNames ? entry.serviceNames(settings) : entry.names.slice(0, 1);
 }

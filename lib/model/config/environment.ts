@@ -13,6 +13,7 @@ import {
   EnvironmentView,
   RESERVED_NAMES,
   ServiceEntry,
+  serviceNamesOf,
   settingsIn,
   settingsPath,
   SubdomainClaim,
@@ -154,9 +155,6 @@ function environmentView(catalog: Catalog, config: EnvironmentConfig, entry: Ser
   };
 }
 
-function serviceNamesOf(entry: ServiceEntry<any, any>, settings: unknown): readonly string[] {
-  return entry.serviceNames ? entry.serviceNames(settings) : entry.names.slice(0, 1);
-}
 
 /** Problems across services: unmet requirements, the entries' own checks, subdomains claimed twice. */
 function catalogIssues(catalog: Catalog, config: EnvironmentConfig): ConfigIssue[] {
