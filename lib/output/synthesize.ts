@@ -18,6 +18,7 @@ import type { SecretNeedSource } from '../passes/secret-delivery';
 import { emitYaml } from '../util/yaml-emitter';
 import { clusterScopedName, isClusterScoped } from './cluster-scoped';
 import { installFastResolve } from './fast-resolve';
+import { checkNameLimits } from './name-limits';
 import { GENERATED_HEADER } from './output-guard';
 import { sortedTree } from './output-tree';
 import { byCodeUnits } from '../util/text-order';
@@ -102,6 +103,11 @@ export function synthesizePlatform(app: App, platform: Platform): SynthesizedEnv
   for (const [folder, chart] of [['apps', appOfApps.apps], ['bootstrap', appOfApps.bootstrap], [APP_NAMESPACES, appOfApps.appNamespaces]] as const) {
     renderChart(files, manifests, folder, chart.namespace, apiObjectsOf(chart));
   }
+  checkNameLimits(
+    manifests.values(),
+    platform.services.filter((service) => service.tenant).map((service) => service.serviceName),
+    platform.environment,
+  );
   const engine = platform.services.find(isGitOpsEngine);
   if (engine?.helm) {
     // The one-time `helm install` must use exactly the values Argo CD later applies to itself.
