@@ -245,14 +245,16 @@ export class CustomApp extends HomelabService {
     }
 
     this.requestCapacity(COMPONENT, props.replicas, props.resources.requests, gpus);
-    this.addCheckpoint(probes.readiness, ports[0]);
+    this.addCheckpoint(props.replicas, probes.readiness, ports[0]);
     this.addMonitoring(props.metrics);
     // Every port, for the services that name this app in their dependsOn.
     this.serveClients(...ports.map(([, number]) => ({ port: number, podSelector: selector })));
     if (props.egress.length > 0) {
       this.allowEgress({ name: 'external', podSelector: selector, to: { kind: 'external', destinations: props.egress }, reason: `${name} connects outside the cluster (apps.${name}.egress)` });
     }
-    if (props.expose) this.exposeApp(props.expose, scope.hostname(props.expose.subdomain), selector, props.singleSignOn, props.trustedCertificates ?? true, container);
+    if (props.expose) {
+      this.exposeApp(props.expose, scope.hostname(props.expose.subdomain), selector, props.singleSignOn, props.trustedCertificates ?? true, container, props.replicas > 0);
+    }
   }
 
   /** A probe of the settings, on the number of the port it names. */
@@ -297,7 +299,15 @@ export class CustomApp extends HomelabService {
    * UI through Traefik: the route syncs with Traefik, after the app (docs/adr/0011), so the
    * app's own checkpoint cannot.
    */
-  private exposeApp(settings: AppExposure, host: string, podSelector: Record<string, string>, singleSignOn: SingleSignOnProvider | undefined, trustedCertificates: boolean, container: kplus.Container): void {
+  private exposeApp(
+    settings: AppExposure,
+    host: string,
+    podSelector: Record<string, string>,
+    singleSignOn: SingleSignOnProvider | undefined,
+    trustedCertificates: boolean,
+    container: kplus.Container,
+    answers: boolean,
+  ): void {
     const portName = settings.port ?? [...this.ports.keys()][0];
     const port = this.ports.get(portName);
     if (port === undefined) throw new Error(`${this.serviceName}: the exposed port "${portName}" is not one of its ports`);
@@ -319,6 +329,8 @@ export class CustomApp extends HomelabService {
       if (settings.oidc) this.becomeOidcClient(singleSignOn, host, settings.oidc, podSelector, container);
     }
     this.expose(exposure);
+    // Scaled to zero, nothing behind the host answers: the check would only find Traefik's 503.
+    if (!answers) return;
     this.addEndToEndCheck(`${this.serviceName}-ui`, {
       description: `https://${host}/ answers through Traefik as a ${settings.protection} host${settings.hiddenPaths.length > 0 ? ', its hidden paths 404' : ''}`,
       image: IMAGES.curl,
@@ -414,9 +426,18 @@ export class CustomApp extends HomelabService {
    * The app answers what its readiness probe asks, through its Service: an HTTP probe's path
    * with a status the kubelet counts as healthy (200-399), a TCP probe's port accepting
    * connections. Without either (a command probe, `probes.none`), its first port accepts
-   * connections (any HTTP status), or without ports Argo CD's wait for the Deployment suffices.
+   * connections (any HTTP status), or without ports Argo CD's wait for the Deployment suffices,
+   * as it does for an app scaled to zero (`replicas: 0`), which has no pod to ask.
    */
-  private addCheckpoint(readiness: ProbeSettings | undefined, firstPort: [string, number] | undefined): void {
+  private addCheckpoint(replicas: number, readiness: ProbeSettings | undefined, firstPort: [string, number] | undefined): void {
+    if (replicas === 0) {
+      new Checkpoint(this, 'checkpoint', {
+        description: 'the Deployment is scaled to zero (replicas: 0): no pod to ask',
+        image: IMAGES.curl,
+        script: 'echo "scaled to zero (replicas: 0): no pod to ask; Argo CD already waited for the Deployment"',
+      });
+      return;
+    }
     const curl = `curl -sS -o /dev/null ${curlRetryOptions(STARTING_SERVER_CALL, 'connrefused')} -w "%{http_code}\\n"`;
     if (readiness?.http) {
       const https = readiness.http.scheme === 'HTTPS';

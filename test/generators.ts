@@ -40,7 +40,7 @@ const probeOf = (kind: 'http' | 'tcp' | 'exec', failureThreshold: number) =>
 const appArbitrary = (name: string, earlier: readonly string[], services: readonly string[], options: { gpus: boolean; longhorn: boolean; routing: boolean; singleSignOn: boolean }) =>
   fc
     .record({
-      replicas: fc.integer({ min: 1, max: 3 }),
+      replicas: fc.integer({ min: 0, max: 3 }),
       metrics: fc.boolean(),
       volume: options.longhorn ? fc.boolean() : fc.constant(false),
       extraVolume: options.longhorn ? fc.boolean() : fc.constant(false),

@@ -3,7 +3,7 @@
  * path, the objects derived from it, configuration files inline and from disk (traversal and
  * oversize refused), the single sign-on seam, and the checkpoint scripts against fake answers.
  */
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { AddressInfo, createServer, Server } from 'node:net';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -457,6 +457,21 @@ describe('checkpoint scripts against fake answers', () => {
     expect(passed.collected).toContain('--fail http://web.web.svc:8080/healthz');
     // curl --fail exits 22 on an HTTP error.
     expect(run(job, 22).status).not.toBe(0);
+  });
+
+  it('an app scaled to zero: its checkpoint asks nothing and passes, and its host is not checked end to end', () => {
+    const { find, platform, deployment } = synthesized((app) => {
+      app.replicas = 0;
+      app.expose = { subdomain: 'web', protection: 'public' };
+    });
+    expect(deployment.spec.replicas).toBe(0);
+    // A curl that would fail every call: none is made.
+    const passed = runWithFakeCommands(containerOf(find('web/job-web-checkpoint.yaml')), { curl: exitingCurl }, { env: { CURL_EXIT: '22' }, collect: (bin) => existsSync(`${bin}/calls`) });
+    expect(passed.status).toBe(0);
+    expect(passed.collected).toBe(false);
+    // Still routed: scaling it up again needs no other change.
+    expect(find('traefik/ingressroute-web-web.yaml')).toBeDefined();
+    expect(platform.services.find((s) => s.serviceName === 'web')!.endToEndChecks).toEqual([]);
   });
 
   it("an HTTPS probe: the checkpoint asks over HTTPS, without verifying the app's own certificate (neither does the kubelet)", () => {
