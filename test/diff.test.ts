@@ -7,6 +7,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { colours } from '../lib/util/colours';
 import { diffTrees, diffValues, EnvironmentDiff } from '../lib/output/diff';
 import { formatField, formatMarkdown, formatText, formatValue, inlineChange } from '../lib/output/diff-format';
+import { refusedUpdate } from '../lib/output/refused-updates';
 import { GitTreeOptions, OutputTree, readGitTreeWhile, treeOf } from '../lib/output/output-tree';
 import { UserError } from '../lib/util/errors';
 import { npmCommandArgs } from '../lib/util/npm-scripts';
@@ -290,6 +291,65 @@ describe('field-level differences', () => {
     expect(lines[0]).toBe('data.conf: from line 1: 20 lines -> 20');
     expect(lines.at(-1)).toBe('  … and 12 more lines');
     expect(lines).toHaveLength(1 + 8 + 1);
+  });
+});
+
+describe('changes Kubernetes refuses in place', () => {
+  const resource = (apiVersion: string, kind: string, spec: Record<string, unknown>, metadata: Record<string, unknown> = {}) => ({
+    apiVersion,
+    kind,
+    metadata: { name: 'x', namespace: 'ns', ...metadata },
+    ...spec,
+  });
+  const refused = (before: any, after: any) => refusedUpdate(before, after, diffValues(before, after, []));
+  const storageClass = (replicas: string, expansion = true) =>
+    resource('storage.k8s.io/v1', 'StorageClass', { provisioner: 'driver.longhorn.io', allowVolumeExpansion: expansion, parameters: { numberOfReplicas: replicas } }, { namespace: undefined });
+  const claim = (size: string, storageClassName = 'longhorn') =>
+    resource('v1', 'PersistentVolumeClaim', { spec: { accessModes: ['ReadWriteOnce'], storageClassName, resources: { requests: { storage: size } } } });
+  const statefulSet = (replicas: number, size: string) =>
+    resource('apps/v1', 'StatefulSet', { spec: { replicas, template: { metadata: { labels: { a: 'b' } } }, volumeClaimTemplates: [{ metadata: { name: 'data' }, spec: { resources: { requests: { storage: size } } } }] } });
+  const deployment = (selector: string, image: string, metadata: Record<string, unknown> = {}) =>
+    resource('apps/v1', 'Deployment', { spec: { selector: { matchLabels: { app: selector } }, template: { spec: { containers: [{ name: 'c', image }] } } } }, metadata);
+
+  it("a StorageClass's parameters: delete it first; what may change passes", () => {
+    expect(refused(storageClass('1'), storageClass('2'))).toBe(
+      'Kubernetes refuses to change parameters.numberOfReplicas in place: delete it before the sync (`kubectl delete storageclass x`), and Argo CD creates it anew; the volumes it provisioned keep their settings, new ones get the new',
+    );
+    expect(refused(storageClass('1'), storageClass('1', false))).toBeUndefined();
+  });
+
+  it("a claim's storage may grow, not shrink, and nothing else of its spec may change", () => {
+    expect(refused(claim('1Gi'), claim('1536Mi'))).toBeUndefined();
+    expect(refused(claim('2Gi'), claim('1Gi'))).toMatch(/^Kubernetes refuses to change spec\.resources\.requests\.storage in place: a claim's storage can only grow.*`kubectl delete pvc x -n ns`/);
+    expect(refused(claim('1Gi'), claim('1Gi', 'longhorn-scratch'))).toMatch(/^Kubernetes refuses to change spec\.storageClassName in place/);
+  });
+
+  it('a StatefulSet: replicas and its pod template change; its claim templates need it deleted without its pods', () => {
+    expect(refused(statefulSet(1, '1Gi'), statefulSet(3, '1Gi'))).toBeUndefined();
+    expect(refused(statefulSet(1, '1Gi'), statefulSet(1, '2Gi'))).toMatch(/^Kubernetes refuses to change spec\.volumeClaimTemplates.*\(`kubectl delete statefulset x -n ns --cascade=orphan`\)/);
+  });
+
+  it("a Deployment's selector, and not its pods; a hook, created anew at each sync, never", () => {
+    expect(refused(deployment('a', 'img:1'), deployment('a', 'img:2'))).toBeUndefined();
+    expect(refused(deployment('a', 'img:1'), deployment('b', 'img:1'))).toMatch(/^Kubernetes refuses to change spec\.selector\.matchLabels\.app in place/);
+    const hook = { annotations: { 'argocd.argoproj.io/hook': 'PostSync' } };
+    expect(refused(deployment('a', 'img:1', hook), deployment('b', 'img:1', hook))).toBeUndefined();
+    // Another kind or version is a new object, not an update.
+    expect(refused(claim('2Gi'), { ...claim('1Gi'), apiVersion: 'v2' })).toBeUndefined();
+  });
+
+  it('are marked in the diff, in text and Markdown, and counted in its summary', () => {
+    const config = platformObject();
+    config.services.longhorn.storageClasses['longhorn-scratch'].reclaimPolicy = 'Retain';
+    const changed = diffTrees(treeOf([devEnvironment(platformObject())]), treeOf([devEnvironment(config)]));
+    const resources = changed.flatMap((env) => env.applications.flatMap((app) => app.resources));
+    expect(resources.filter((r) => r.refused).map((r) => r.resource)).toEqual(['StorageClass/longhorn-scratch']);
+    const text = formatText(changed, CONTEXT, PLAIN);
+    expect(text).toMatch(/^ {6}~ StorageClass\/longhorn-scratch\n {10}! Kubernetes refuses to change reclaimPolicy in place: delete it before the sync/m);
+    expect(text).toMatch(/; Kubernetes refuses 1 of the changes in place \(marked !, with what to do\)\n$/);
+    const markdown = formatMarkdown(changed, CONTEXT);
+    expect(markdown).toContain('| ~ | `StorageClass/longhorn-scratch` | **!** `reclaimPolicy` |');
+    expect(markdown).toContain('**!** Kubernetes refuses to change reclaimPolicy in place');
   });
 });
 

@@ -11,6 +11,8 @@ const MAX_VALUE = 60;
 const MAX_FIELDS = 25;
 
 const MARK: Record<ChangeKind, string> = { added: '+', removed: '-', changed: '~' };
+/** A change the API server refuses in place (ResourceDiff.refused). */
+const REFUSED_MARK = '!';
 
 export interface DiffReportContext {
   /** What the output was compared with, e.g. `HEAD (3f2a1bc)`. */
@@ -29,6 +31,7 @@ export function formatText(diff: readonly EnvironmentDiff[], context: DiffReport
       for (const resource of app.resources) {
         lines.push(colour(resource.kind)(`      ${MARK[resource.kind]} ${resource.resource}`));
         if (resource.kind !== 'changed') continue;
+        if (resource.refused) lines.push(paint.red(`          ! ${resource.refused}`));
         const { lines: fields, more } = fieldLines(resource);
         if (fields.length === 0) lines.push(paint.dim('          (only comments or formatting)'));
         for (const field of fields) for (const line of textField(field)) lines.push(`          ${line}`);
@@ -149,7 +152,8 @@ function markdownAt(level: MarkdownLevel, report: MarkdownReport): string {
       for (const resource of app.resources.filter((r) => r.kind === 'changed')) {
         const { lines: fields, more } = fieldLines(resource);
         const items = fields.length === 0 ? ['only comments or formatting'] : fields.map(markdownField);
-        out.push(code(resource.resource), '', ...items.map((item) => `- ${item}`), ...(more > 0 ? [`- … and ${more} more`] : []), '');
+        const refused = resource.refused ? [`**${REFUSED_MARK}** ${resource.refused}`, ''] : [];
+        out.push(code(resource.resource), '', ...refused, ...items.map((item) => `- ${item}`), ...(more > 0 ? [`- … and ${more} more`] : []), '');
       }
       out.push('</details>', '');
     }
@@ -162,7 +166,9 @@ function summaryLine(diff: readonly EnvironmentDiff[], context: DiffReportContex
   if (diff.length === 0) return `No changes to ${context.outdir}/ against ${context.base}`;
   const applications = diff.reduce((n, env) => n + env.applications.length, 0);
   const counts = totalCounts(diff.flatMap((env) => env.applications));
-  return `Against ${context.base}: ${describeCounts(counts)} in ${plural(applications, 'Application')} of ${plural(diff.length, 'environment')}`;
+  const refused = diff.flatMap((env) => env.applications.flatMap((app) => app.resources)).filter((resource) => resource.refused).length;
+  const refusedNote = refused > 0 ? `; Kubernetes refuses ${refused} of the changes in place (marked ${REFUSED_MARK}, with what to do)` : '';
+  return `Against ${context.base}: ${describeCounts(counts)} in ${plural(applications, 'Application')} of ${plural(diff.length, 'environment')}${refusedNote}`;
 }
 
 function applicationNote(app: ApplicationDiff): string {
@@ -199,7 +205,7 @@ function overviewTable(diff: readonly EnvironmentDiff[]): string[] {
 }
 
 function resourceRow(resource: ResourceDiff): string {
-  const change = resource.kind !== 'changed' ? resource.kind : changedPathsCell(resource.fields);
+  const change = resource.kind !== 'changed' ? resource.kind : `${resource.refused ? `**${REFUSED_MARK}** ` : ''}${changedPathsCell(resource.fields)}`;
   return `| ${MARK[resource.kind]} | ${code(resource.resource, true)} | ${change} |`;
 }
 

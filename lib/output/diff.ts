@@ -5,6 +5,7 @@
  */
 import { parseAllDocuments } from 'yaml';
 import { changedFiles, type OutputTree } from './output-tree';
+import { refusedUpdate } from './refused-updates';
 import { byCodeUnits } from '../util/text-order';
 
 export type ChangeKind = 'added' | 'removed' | 'changed';
@@ -25,6 +26,8 @@ export interface ResourceDiff {
   readonly kind: ChangeKind;
   /** Only for changed resources; empty when only comments or formatting differ. */
   readonly fields: readonly FieldChange[];
+  /** A changed resource the API server will not update in place: why, and what to do (lib/output/refused-updates.ts). */
+  readonly refused?: string;
 }
 
 export interface ApplicationDiff {
@@ -89,7 +92,9 @@ function diffFile(file: string, before: string | undefined, after: string | unde
   const resource = resourceName(file, afterValue ?? beforeValue);
   if (before === undefined) return { file, resource, kind: 'added', fields: [] };
   if (after === undefined) return { file, resource, kind: 'removed', fields: [] };
-  return { file, resource, kind: 'changed', fields: diffValues(beforeValue, afterValue, []) };
+  const fields = diffValues(beforeValue, afterValue, []);
+  const refused = refusedUpdate(beforeValue, afterValue, fields);
+  return { file, resource, kind: 'changed', fields, ...(refused !== undefined && { refused }) };
 }
 
 /** A file's documents: the one document, or the list of them; the raw text if it is not YAML. */
