@@ -9,7 +9,7 @@ import { treeOf } from '../lib/output/output-tree';
 import { writeOutput } from '../lib/output/writer';
 import { main as validateMain, validateDirectory } from '../scripts/validate';
 import { GENERATED_HEADER } from '../lib/output/output-guard';
-import { captureOutput, fixtureObject, PLATFORM_FIXTURE, platformText, readTree, runCli, runMain, synthesizeEnvironment, synthesizePlatformFixture, synthesizePlatforms, synthesizeText, tempDir, toYamlText } from './support';
+import { captureOutput, fixtureObject, PLATFORM_FIXTURE, platformText, readTree, runCli, runMain, synthesizeEnvironment, synthesizePlatformFixture, synthesizePlatforms, tempDir, toYamlText } from './support';
 
 /** A file as synth writes it: the generated header, then the text. */
 const generated = (text: string) => `${GENERATED_HEADER}${text}\n`;
@@ -91,12 +91,6 @@ describe('writer', () => {
 });
 
 describe('synth', () => {
-  it('produces byte-identical output twice in a row', () => {
-    const first = synthesizeText(platformText());
-    const second = synthesizeText(platformText());
-    expect(second.map((e) => [...e.files])).toEqual(first.map((e) => [...e.files]));
-  });
-
   it('produces byte-identical output in any timezone and locale (real CLI)', () => {
     const out = join(tempDir(), 'k8s');
     const run = runCli(['--config', PLATFORM_FIXTURE, '--env', 'prod', '--out', out], { TZ: 'Pacific/Chatham', LANG: 'tr_TR.UTF-8', LC_ALL: 'tr_TR.UTF-8' });
