@@ -71,18 +71,7 @@ resources:
 
 const settingsFor = (env: 'dev' | 'prod') => monitoringSchema.parse(deepMerge(parse(MONITORING_YAML.base), parse(MONITORING_YAML[env])));
 
-/** Stands in for charts/loki.ts: a Loki query endpoint, and a dashboard on the Loki data source. */
-class FakeLoki extends HomelabService implements LokiDataSource {
-  readonly queryUrl = 'http://fake-loki-gateway.fake-loki.svc';
-
-  constructor(platform: Platform) {
-    super(platform, 'fake-loki', {}, { layer: Layer.OBSERVABILITY, namespace: 'fake-loki' });
-    this.addDashboard({ name: 'logs', gnetId: 13639, revision: 2, datasource: 'Loki' });
-    new Checkpoint(this, 'checkpoint', { description: 'test double', image: IMAGES.busybox, script: 'true' });
-  }
-}
-
-/** A service with its own dashboard and one it shares with the Loki stand-in. */
+/** A service with dashboards of its own, and those it shares with another service. */
 class DashboardedApp extends HomelabService {
   constructor(platform: Platform, name: string, dashboards: Dashboard[]) {
     super(platform, name, {}, { layer: Layer.AUTOMATION, namespace: name });
@@ -91,10 +80,7 @@ class DashboardedApp extends HomelabService {
   }
 }
 
-const APP_DASHBOARDS: Dashboard[] = [
-  { name: 'app-overview', gnetId: 12345, revision: 7 },
-  { name: 'logs', gnetId: 13639, revision: 2, datasource: 'Loki' },
-];
+const APP_OVERVIEW: Dashboard = { name: 'app-overview', gnetId: 12345, revision: 7 };
 
 const examples = parseText(platformText(), 'homelab.yaml').environments;
 
@@ -111,7 +97,8 @@ interface Built {
   readonly platform: Platform;
   readonly stack: MonitoringStack;
   readonly storage: StorageProvider;
-  readonly loki?: FakeLoki;
+  /** The example's Loki, handed to the stack (unless `loki: false`). */
+  readonly loki?: LokiDataSource;
   readonly out: SynthesizedEnvironment;
   readonly docs: { path: string; manifest: Manifest }[];
   readonly values: any;
@@ -121,8 +108,10 @@ function build(env: 'dev' | 'prod', options: { loki?: boolean } = {}): Built {
   const app = new App({ outdir: '/dev/null' });
   const platform = buildPlatform(app, env, exampleEnvironment(env));
   if (!platform.services.some((s) => s.installsCrdGroups.includes(MONITORING_GROUP))) new PrometheusOperatorCrds(platform);
-  const loki = options.loki === false ? undefined : new FakeLoki(platform);
-  new DashboardedApp(platform, 'dashboarded-app', APP_DASHBOARDS);
+  const exampleLoki = platform.services.find((s) => s.serviceName === 'loki') as unknown as LokiDataSource;
+  const loki = options.loki === false ? undefined : exampleLoki;
+  // One dashboard of its own, and Loki's (on the Loki data source), declared a second time.
+  new DashboardedApp(platform, 'dashboarded-app', [APP_OVERVIEW, ...exampleLoki.dashboards]);
   const storage = platform.services.find((s) => s.serviceName === 'longhorn') as unknown as StorageProvider;
   const stack = new MonitoringStack(platform, { ...settingsFor(env), storage, loki });
   const out = synthesizePlatform(app, platform);
@@ -386,7 +375,7 @@ describe('Grafana', () => {
     const withoutLoki = built.platform.services.flatMap((s) => s.dashboards).filter((d) => d.datasource !== 'Loki');
     expect(Object.keys(built.values.grafana.dashboards.homelab)).toEqual([...new Set(withoutLoki.map((d) => d.name))].sort());
     expect(Object.keys(built.values.grafana.dashboards.homelab)).toContain('app-overview');
-    expect(Object.keys(built.values.grafana.dashboards.homelab)).not.toContain('logs');
+    expect(Object.values<any>(built.values.grafana.dashboards.homelab).filter((d) => d.datasource === 'Loki')).toEqual([]);
     const job = one(built, 'Job', 'monitoring-checkpoint');
     expect(envOf(job).DATASOURCES).toBe('Prometheus Alertmanager');
     expect(helmValuesErrors('kube-prometheus-stack', built.values)).toEqual([]);
@@ -407,11 +396,11 @@ describe('Grafana', () => {
 describe('the monitoring Application', () => {
   it('syncs after Longhorn, the prometheus-operator CRDs and Loki', () => {
     for (const built of envs) {
-      for (const dependency of ['longhorn', 'prometheus-operator-crds', 'fake-loki']) {
+      for (const dependency of ['longhorn', 'prometheus-operator-crds', 'loki']) {
         expect(waveOf(built, 'monitoring'), dependency).toBeGreaterThan(waveOf(built, dependency));
       }
       // External Secrets delivers Grafana's admin and the receivers' Secret (a CRD edge) from Vault (the backend of its SecretStore).
-      expect(built.out.services.find((s) => s.name === 'monitoring')!.dependsOn).toEqual(['external-secrets', 'fake-loki', 'longhorn', 'prometheus-operator-crds', 'vault']);
+      expect(built.out.services.find((s) => s.name === 'monitoring')!.dependsOn).toEqual(['external-secrets', 'loki', 'longhorn', 'prometheus-operator-crds', 'vault']);
     }
   });
 

@@ -261,7 +261,7 @@ describe('an exposed app', () => {
   });
 });
 
-/** A single sign-on service that records what it is handed: what Authentik will implement. */
+/** A single sign-on service that records what it is handed through the seam (Authentik implements it: test/authentik.test.ts). */
 class RecordingSignOn extends HomelabService implements SingleSignOnProvider {
   readonly handed: { service: string; subdomain: string; protection: SignInProtection }[] = [];
   readonly forwardAuth = {

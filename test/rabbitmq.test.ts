@@ -5,6 +5,7 @@
  */
 import { App } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
+import { CertManager, certManagerSettings } from '../charts/cert-manager';
 import type { z } from 'zod';
 import { Longhorn, longhornEntry } from '../charts/longhorn';
 import { Rabbitmq } from '../charts/rabbitmq';
@@ -219,14 +220,8 @@ describe('the RabbitMQ services', () => {
   });
 
   it('syncs the operators after cert-manager once a service installs it', () => {
-    class CertManager extends HomelabService {
-      constructor(scope: Platform) {
-        super(scope, 'cert-manager', {}, { layer: Layer.NETWORKING, namespace: 'cert-manager', installsCrdGroups: ['cert-manager.io'] });
-        new Checkpoint(this, 'checkpoint', { description: 'stub', image: IMAGES.busybox, script: 'true' });
-      }
-    }
     const { app, platform } = build('dev');
-    new CertManager(platform);
+    new CertManager(platform, certManagerSettings.parse({ enabled: true, email: 'admin@example.net' }));
     const out = synthesizePlatform(app, platform);
     const wave = (name: string) => out.services.find((s) => s.name === name)!.wave;
     expect(out.warnings).toEqual([]);
