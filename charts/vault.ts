@@ -515,9 +515,10 @@ export const vaultEntry = defineService({
         ? [
             {
               path: ['replicas'],
+              // The counts the schema allows that fit the nodes, so that the first answer is one that passes.
               message:
-                `expected at most ${schedulable.length} (one Vault pod per schedulable node: ${schedulable.join(', ') || 'none'}; ` +
-                `the chart's required pod anti-affinity leaves the others Pending), received ${settings.replicas}`,
+                `expected ${[1, 3, 5].filter((n) => n <= schedulable.length).join(' or ') || 'a schedulable node'} (at most one Vault pod per schedulable node: ` +
+                `${schedulable.join(', ') || 'none'}; the chart's required pod anti-affinity leaves the others Pending), received ${settings.replicas}`,
             },
           ]
         : []),

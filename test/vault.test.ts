@@ -36,9 +36,10 @@ describe('Vault config', () => {
   it('rejects more replicas than schedulable nodes, naming the path', () => {
     // Prod has three nodes; tainting one leaves two for the one-pod-per-node anti-affinity.
     expect(parseWith((c) => (c.nodes['gpu-1'].taints = [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }]))).toThrow(
-      /environments\.prod\.services\.vault\.replicas: expected at most 2 \(one Vault pod per schedulable node: cp-1, worker-1;/,
+      // Two nodes: 1, as 2 is no raft quorum.
+      /environments\.prod\.services\.vault\.replicas: expected 1 \(at most one Vault pod per schedulable node: cp-1, worker-1;/,
     );
-    expect(parseWith((c) => (c.environments.prod.services.vault.replicas = 5))).toThrow(/environments\.prod\.services\.vault\.replicas: expected at most 3/);
+    expect(parseWith((c) => (c.environments.prod.services.vault.replicas = 5))).toThrow(/environments\.prod\.services\.vault\.replicas: expected 1 or 3 \(at most one Vault pod per schedulable node/);
     // A PreferNoSchedule taint does not keep a pod off the node.
     expect(parseWith((c) => (c.nodes['gpu-1'].taints = [{ key: 'nvidia.com/gpu', effect: 'PreferNoSchedule' }]))).not.toThrow();
   });
