@@ -19,7 +19,7 @@ const NAME_MAX: Readonly<Record<string, number>> = { Namespace: 63, Service: 63,
 
 /** A name or label value over its limit. */
 interface OverLimit {
-  /** e.g. `the label app.kubernetes.io/instance of its pods`. */
+  /** e.g. `its pods' label app.kubernetes.io/instance`. */
   readonly what: string;
   readonly value: string;
   readonly limit: number;

@@ -5,7 +5,7 @@
  *
  * The rules are Kubernetes' update validation (pkg/apis/<group>/validation, Validate<Kind>Update),
  * for the kinds synth writes itself; objects that upstream charts render in the cluster are not
- * in k8s/ and not checked here. A PostSync hook is created anew at every sync, so no rule applies to it.
+ * in k8s/ and not checked here. A PostSync hook is created anew at every sync: no rule applies.
  */
 import type { FieldChange } from './diff';
 import { parseQuantity } from '../util/quantity';
@@ -13,7 +13,7 @@ import { parseQuantity } from '../util/quantity';
 interface Rule {
   readonly apiVersion: string;
   readonly kind: string;
-  /** The changed fields (diff paths) the API server refuses, of a change it refuses. */
+  /** Of a resource's changed fields (diff paths), those the API server refuses to update. */
   refused(fields: readonly FieldChange[]): readonly FieldChange[];
   /** What the operator does about it, for the resource's name and namespace. */
   remedy(name: string, namespace: string | undefined): string;

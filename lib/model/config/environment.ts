@@ -155,7 +155,6 @@ function environmentView(catalog: Catalog, config: EnvironmentConfig, entry: Ser
   };
 }
 
-
 /** Problems across services: unmet requirements, the entries' own checks, subdomains claimed twice. */
 function catalogIssues(catalog: Catalog, config: EnvironmentConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
