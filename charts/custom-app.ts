@@ -14,6 +14,7 @@ import { ConfigIssue, defineService, EnvironmentView, Requirement, settingsIn } 
 import { Checkpoint, CHECKPOINT_PODS, CONNECT_MAX_SECONDS, curlRetryOptions, retrySeconds, STARTING_SERVER_CALL } from '../lib/model/checkpoint';
 import type { Exposure } from '../lib/model/exposure';
 import { GPU_RESOURCE, GpuProvider } from '../lib/model/gpu';
+import { isKubernetesNamespace } from '../lib/model/kubernetes';
 import { spreadOverNodes } from '../lib/model/placement';
 import { ContainerException, PodSecurityException, RESTRICTED_CAPABILITIES } from '../lib/model/pod-security';
 import { Platform } from '../lib/model/platform';
@@ -614,6 +615,9 @@ function appIssues(name: string, app: AppSettings, env: EnvironmentView, dependa
   const issues: ConfigIssue[] = [];
   if (env.reservedNames.has(name)) {
     issues.push({ path: [name], message: `expected another name: "${name}" is taken by a built-in service, its namespace, an output folder or the backup target's keys` });
+  } else if (isKubernetesNamespace(name)) {
+    // The app's name is its namespace, which the platform labels for Pod Security and closes with NetworkPolicies.
+    issues.push({ path: [name], message: `expected another name: "${name}" is a namespace of Kubernetes itself (default, kube-*), which the app would take over` });
   }
   if (!app.enabled) return issues;
   app.dependsOn.forEach((dep, i) => {

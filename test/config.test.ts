@@ -126,6 +126,17 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
     expected: ['apps.cloudnative-pg: expected another name: "cloudnative-pg" is taken by a built-in service, its namespace, an output folder or the backup target\'s keys'],
   },
   {
+    name: "app named like Kubernetes' own namespaces",
+    mutate: (c) => {
+      c.apps['kube-system'] = c.apps['node-red'];
+      c.apps.default = c.apps['node-red'];
+    },
+    expected: [
+      'apps.kube-system: expected another name: "kube-system" is a namespace of Kubernetes itself (default, kube-*), which the app would take over',
+      'apps.default: expected another name: "default" is a namespace of Kubernetes itself (default, kube-*), which the app would take over',
+    ],
+  },
+  {
     name: 'several replicas sharing one ReadWriteOnce volume',
     mutate: (c) => (c.environments.prod.apps = { 'node-red': { replicas: 2 } }),
     expected: ['environments.prod.apps.node-red.replicas: expected at most 1 with a volume (a ReadWriteOnce volume attaches to one pod), received 2'],

@@ -13,3 +13,13 @@ export const KUBERNETES_VERSION = 'v1.34';
  * reads the CA from, like the one kubelet mounts by default.
  */
 export const ROOT_CA_CONFIG_MAP = 'kube-root-ca.crt';
+
+/**
+ * Namespaces of Kubernetes itself: `default`, and the `kube-` prefix, which Kubernetes reserves
+ * for its system namespaces (kube-system, kube-public, kube-node-lease; "Namespaces" in its
+ * concepts). A service of ours must not make one its own (its Pod Security labels and
+ * NetworkPolicies would take it over).
+ */
+export function isKubernetesNamespace(name: string): boolean {
+  return name === 'default' || name.startsWith('kube-');
+}
