@@ -8,6 +8,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { platformObject, platformText, parseText, readTree, runCli, runMain, tempDir, toYamlText } from './support';
 import { settingsIn } from '../lib/model/catalog';
 import { longhornEntry } from '../charts/longhorn';
+import { cron } from '../lib/model/config/primitives';
 
 type Mutation = (config: Record<string, any>) => void;
 
@@ -135,6 +136,11 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
       'apps.kube-system: expected another name: "kube-system" is a namespace of Kubernetes itself (default, kube-*), which the app would take over',
       'apps.default: expected another name: "default" is a namespace of Kubernetes itself (default, kube-*), which the app would take over',
     ],
+  },
+  {
+    name: 'a cron field out of its range',
+    mutate: (c) => (c.services.longhorn.recurringJobs['daily-snapshot'].cron = '61 2 * * *'),
+    expected: ['services.longhorn.recurringJobs.daily-snapshot.cron: expected a five-field cron expression such as "0 3 * * *": its minute "61" is outside 0-59'],
   },
   {
     name: 'several replicas sharing one ReadWriteOnce volume',
@@ -282,5 +288,34 @@ describe('environment merge', () => {
     expect(dev.waves).toBe('dependencies');
     expect(dev.sync).toMatchObject({ mode: 'automated', prune: true, selfHeal: true, retry: { limit: 5 } });
     expect(dev.services.argocd).toEqual({ subdomain: 'argocd', replicas: 1 });
+  });
+});
+
+describe('a cron expression', () => {
+  const problems = (text: string) => {
+    const result = cron.safeParse(text);
+    return result.success ? [] : result.error.issues.map((issue) => issue.message);
+  };
+
+  it('takes what the CronJob controller, Longhorn and CloudNativePG take: lists, ranges, steps, month and weekday names', () => {
+    for (const text of ['0 3 * * *', '*/15 * * * *', '0 0-23/2 1,15 * mon-fri', '30 2 1 jan,jul SUN', '5/20 * * * *', ' 0 3 * * 6 ']) {
+      expect(problems(text), text).toEqual([]);
+    }
+  });
+
+  it('refuses every field out of its range, malformed items and other field counts, saying which', () => {
+    expect(problems('61 2 * * *')).toEqual(['expected a five-field cron expression such as "0 3 * * *": its minute "61" is outside 0-59']);
+    expect(problems('0 24 0 13 7')).toEqual([
+      'expected a five-field cron expression such as "0 3 * * *": its hour "24" is outside 0-23',
+      'expected a five-field cron expression such as "0 3 * * *": its day of month "0" is outside 1-31',
+      'expected a five-field cron expression such as "0 3 * * *": its month "13" is outside 1-12',
+      'expected a five-field cron expression such as "0 3 * * *": its day of week "7" is outside 0-6',
+    ]);
+    expect(problems('a b c d e')[0]).toBe('expected a five-field cron expression such as "0 3 * * *": its minute "a" is not *, a number in 0-59 or a range of them');
+    expect(problems('*/0 * * * *')).toEqual(['expected a five-field cron expression such as "0 3 * * *": its minute "*/0" has no step of 1 or more']);
+    expect(problems('0 5-2 * * *')).toEqual(['expected a five-field cron expression such as "0 3 * * *": its hour "5-2" is a range that ends before it starts']);
+    // A descriptor has no six-field form for CloudNativePG; six fields are Quartz's, not these parsers'.
+    expect(problems('@daily')[0]).toMatch(/^expected a five-field cron expression such as "0 3 \* \* \*" \(minute hour/);
+    expect(problems('0 0 3 * * *')).toHaveLength(1);
   });
 });

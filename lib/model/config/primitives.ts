@@ -81,8 +81,53 @@ export const pinnedImage = z
   .regex(/^[a-z0-9]+([._\-/:][a-z0-9]+)*:[\w][\w.-]{0,127}(@sha256:[a-f0-9]{64})?$/i, expected('an image with a pinned tag, e.g. "ghcr.io/org/app:1.2.3"'))
   .refine((image) => !/:latest(@|$)/.test(image), expected('a pinned tag, not "latest"'));
 
-/** Five-field cron expression (minute hour day-of-month month day-of-week). */
-export const cron = matching(/^(\S+\s+){4}\S+$/, 'a five-field cron expression such as "0 3 * * *"');
+/**
+ * The fields of a cron expression as robfig/cron's standard parser reads them, which the
+ * Kubernetes CronJob controller, Longhorn's RecurringJobs and CloudNativePG (with a seconds field
+ * put first, charts/cloudnative-pg-backups.ts) all use: a list of `*`, `n` or `n-m`, each with an
+ * optional `/step`, months and weekdays also by name. Descriptors such as `@daily` are left out:
+ * CloudNativePG's six-field form has no place for one.
+ */
+const CRON_FIELDS = [
+  { name: 'minute', min: 0, max: 59 },
+  { name: 'hour', min: 0, max: 23 },
+  { name: 'day of month', min: 1, max: 31 },
+  { name: 'month', min: 1, max: 12, names: ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'] },
+  { name: 'day of week', min: 0, max: 6, names: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] },
+] as const;
+
+/** What is wrong with a cron field, or undefined. */
+function cronFieldProblem(text: string, field: (typeof CRON_FIELDS)[number]): string | undefined {
+  const value = (part: string) => {
+    const named = 'names' in field ? field.names.indexOf(part.toLowerCase() as never) : -1;
+    if (named >= 0) return named + field.min;
+    return /^\d+$/.test(part) ? Number(part) : undefined;
+  };
+  for (const item of text.split(',')) {
+    const [range, step, extra] = item.split('/');
+    if (extra !== undefined || (step !== undefined && !/^[1-9]\d*$/.test(step))) return `"${item}" has no step of 1 or more`;
+    if (range === '*') continue;
+    const [from, to, beyond] = range.split('-').map(value);
+    const bounds = `${field.min}-${field.max}`;
+    if (beyond !== undefined || from === undefined || (range.includes('-') && to === undefined)) return `"${item}" is not *, a number in ${bounds} or a range of them`;
+    if (from < field.min || from > field.max || (to !== undefined && (to < field.min || to > field.max))) return `"${item}" is outside ${bounds}`;
+    if (to !== undefined && to < from) return `"${item}" is a range that ends before it starts`;
+  }
+  return undefined;
+}
+
+/** Five-field cron expression (minute hour day-of-month month day-of-week), each field in its range. */
+export const cron = z.string(expected('a five-field cron expression such as "0 3 * * *"')).superRefine((text, ctx) => {
+  const fields = text.trim().split(/\s+/);
+  if (fields.length !== CRON_FIELDS.length) {
+    ctx.addIssue({ code: 'custom', message: `expected a five-field cron expression such as "0 3 * * *" (minute hour day-of-month month day-of-week), received "${text}"` });
+    return;
+  }
+  fields.forEach((field, i) => {
+    const problem = cronFieldProblem(field, CRON_FIELDS[i]);
+    if (problem) ctx.addIssue({ code: 'custom', message: `expected a five-field cron expression such as "0 3 * * *": its ${CRON_FIELDS[i].name} ${problem}` });
+  });
+});
 
 /** Go duration as Argo CD and Longhorn take it (`10s`, `3m`, `1h30m`). */
 export const duration = matching(/^(\d+(ms|s|m|h))+$/, 'a duration such as "30s", "5m" or "1h"');
