@@ -873,15 +873,22 @@ export const INVARIANTS: readonly Invariant[] = [
       }),
   },
   {
-    name: 'every exposed own app is checked end to end through Traefik, as its protection says',
+    name: 'every exposed own app is checked end to end through Traefik, as its protection says (one scaled to zero is routed, and not checked)',
     check: (all) =>
       all.flatMap((s) =>
         s.platform.services.flatMap((service) => {
           const apps = settingsIn(s.config, appsEntry);
-          const expose = apps[service.serviceName]?.enabled ? apps[service.serviceName].expose : undefined;
+          const app = apps[service.serviceName]?.enabled ? apps[service.serviceName] : undefined;
+          const expose = app?.expose;
           if (!expose) return [];
           const check = service.endToEndChecks.find((c) => c.job === `${service.serviceName}-ui`);
           const where = `${s.env.environment}/${service.serviceName}`;
+          if (app.replicas === 0) {
+            return [
+              ...problems(check === undefined, `${where}: scaled to zero, yet its UI is checked`),
+              ...problems(service.exposures.some((e) => e.admin === (expose.protection === 'admin')), `${where}: not exposed as ${expose.protection}`),
+            ];
+          }
           return [
             ...problems(check?.check.env?.PROTECTION === expose.protection, `${where}: no end-to-end check of its ${expose.protection} UI`),
             ...problems(s.env.files.has(`verification/job-${service.serviceName}-${service.serviceName}-ui.yaml`), `${where}: the verification does not run its UI check`),

@@ -67,7 +67,8 @@ const syncSchema = z.strictObject({
   selfHeal: bool.default(true),
   retry: z
     .strictObject({
-      limit: intBetween(0, 20).default(5),
+      /** At least one: the root retries a failed sync so that the bootstrap goes on without a click (README, bootstrapping). */
+      limit: intBetween(1, 20).default(5),
       backoffDuration: duration.default('10s'),
       backoffFactor: intBetween(1, 10).default(2),
       backoffMaxDuration: duration.default('5m'),
