@@ -642,7 +642,7 @@ function appIssues(name: string, app: AppSettings, env: EnvironmentView, dependa
       message: `expected public or admin: "${app.expose.protection}" needs a single sign-on service; none is enabled yet`,
     });
   }
-  issues.push(...oidcIssues(name, app));
+  issues.push(...oidcIssues(name, app), ...hiddenPathIssues(name, app));
   issues.push(...longhornStorageClassIssues(env, [name, 'volume', 'storageClass'], app.volume?.storageClass));
   for (const [volume, settings] of Object.entries(app.volumes)) issues.push(...longhornStorageClassIssues(env, [name, 'volumes', volume, 'storageClass'], settings.storageClass));
   return issues;
@@ -664,6 +664,22 @@ function oidcIssues(name: string, app: AppSettings): ConfigIssue[] {
   return Object.entries(expose.oidc.variables).flatMap(([key, variable]) =>
     variable in app.env || app.secretEnv.includes(variable) ? [{ path: [...at, 'variables', key], message: `expected a variable env and secretEnv do not set: "${variable}" is set there` }] : [],
   );
+}
+
+/**
+ * Hidden paths are prefixes Traefik matches as strings (`!PathPrefix`, `strings.HasPrefix` in
+ * traefik v3's pkg/muxer/http): `/` would hide the whole host (and the `/` its end-to-end check
+ * asks), and one that begins an OIDC redirect path would hide the app's login callback.
+ */
+function hiddenPathIssues(name: string, app: AppSettings): ConfigIssue[] {
+  const expose = app.expose;
+  if (!expose) return [];
+  return expose.hiddenPaths.flatMap((hidden, i): ConfigIssue[] => {
+    const at = [name, 'expose', 'hiddenPaths', i];
+    if (hidden === '/') return [{ path: at, message: 'expected a path below "/": "/" hides the whole host' }];
+    const callback = expose.oidc?.redirectPaths.find((path) => path.startsWith(hidden));
+    return callback ? [{ path: at, message: `expected a path that does not hide the redirect path "${callback}" (Traefik matches the prefix "${hidden}")` }] : [];
+  });
 }
 
 const enabledApps = (apps: Readonly<Record<string, AppSettings>>) => Object.entries(apps).filter(([, app]) => app.enabled);

@@ -69,6 +69,7 @@ describe('an app config is refused at the path of what is wrong', () => {
     ['a file path with a ".." segment', (app) => (app.files = [{ path: '/config/../etc/passwd', content: 'x' }]), 'homelab.yaml: apps.web.files.0.path: expected an absolute path of a file'],
     ['a file path whose ConfigMap key would start with ".."', (app) => (app.files = [{ path: '/..data', content: 'x' }]), 'homelab.yaml: apps.web.files.0.path: expected an absolute path of a file'],
     ['a hidden path Traefik and the check would read otherwise', (app) => (app.expose = { subdomain: 'web', protection: 'admin', hiddenPaths: ['/metrics`) || Path(`/'] }), 'homelab.yaml: apps.web.expose.hiddenPaths.0: expected a path such as "/metrics"'],
+    ['a hidden path that hides the whole host', (app) => (app.expose = { subdomain: 'web', protection: 'public', hiddenPaths: ['/metrics', '/'] }), 'homelab.yaml: apps.web.expose.hiddenPaths.1: expected a path below "/": "/" hides the whole host'],
     ['an exposure with an unknown protection', (app) => (app.expose = { subdomain: 'web', protection: 'password' }), 'homelab.yaml: apps.web.expose.protection: expected one of "public", "sso", "oidc", "admin", received "password"'],
     ['an exposure without protection', (app) => (app.expose = { subdomain: 'web' }), 'homelab.yaml: apps.web.expose.protection: expected one of "public", "sso", "oidc", "admin"'],
     ['sso without a single sign-on service', (app) => (app.expose = { subdomain: 'web', protection: 'sso' }), 'homelab.yaml: apps.web.expose.protection: expected public or admin: "sso" needs a single sign-on service; none is enabled yet'],
@@ -309,6 +310,15 @@ describe('the single sign-on seam', () => {
     expect(() => synthesizePlatforms(toYamlText(withoutClient), catalog)).toThrow(/apps\.web\.expose\.oidc: expected the redirectPaths the app sends users back to/);
     const stray = withApp((app) => (app.expose = { subdomain: 'web', protection: 'sso', oidc: { redirectPaths: ['/cb'] } }));
     expect(() => synthesizePlatforms(toYamlText(stray), catalog)).toThrow(/apps\.web\.expose\.oidc: expected no oidc: only an oidc exposure is a client/);
+  });
+
+  it('refuses a hidden path that hides an oidc redirect path (Traefik matches prefixes as strings)', () => {
+    const hidden = withApp((app) => (app.expose = { subdomain: 'web', protection: 'oidc', hiddenPaths: ['/metrics', '/auth'], oidc: { redirectPaths: ['/authorize/callback'] } }));
+    expect(() => synthesizePlatforms(toYamlText(hidden), catalog)).toThrow(
+      'apps.web.expose.hiddenPaths.1: expected a path that does not hide the redirect path "/authorize/callback" (Traefik matches the prefix "/auth")',
+    );
+    const apart = withApp((app) => (app.expose = { subdomain: 'web', protection: 'oidc', hiddenPaths: ['/metrics'], oidc: { redirectPaths: ['/auth/callback'] } }));
+    expect(() => synthesizePlatforms(toYamlText(apart), catalog)).not.toThrow();
   });
 });
 
