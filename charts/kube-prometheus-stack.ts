@@ -475,7 +475,8 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
     this.requestCapacity('prometheus-operator', 1, sizes.operator.requests);
     this.requestCapacity('kube-state-metrics', 1, sizes.kubeStateMetrics.requests);
     // A DaemonSet: one pod per node (it tolerates NoSchedule taints, e.g. of GPU nodes).
-    this.requestCapacity('node-exporter', Object.keys(platform.config.nodes).length, sizes.nodeExporter.requests);
+    // A pod on every node: the subchart tolerates every NoSchedule taint (prometheus-node-exporter values.yaml `tolerations`).
+    this.requestCapacity('node-exporter', Object.keys(platform.config.nodes).length, sizes.nodeExporter.requests, undefined, 'every-node');
   }
 
   /**

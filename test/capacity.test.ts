@@ -67,6 +67,33 @@ describe('checkCapacity', () => {
   });
 });
 
+describe('checkCapacity with tainted nodes', () => {
+  const tainted = (effect: string) => node({ cpu: 16, taints: [{ key: 'dedicated', effect }] });
+
+  it("counts the pods that tolerate no taint against the untainted nodes, with the DaemonSets' share there", () => {
+    // 24 cores in all, 8 of them untainted: 7 cores and the DaemonSet's one pod there fit, 8 and it do not.
+    const nodes = { a: node(), t: tainted('NoSchedule') };
+    const daemonSet = demand({ service: 'd', workload: 'agent', replicas: 2, cpu: '1', memory: '1Gi', placement: 'every-node' });
+    expect(() => checkCapacity([demand({ cpu: '7' }), daemonSet], nodes)).not.toThrow();
+    expect(() => checkCapacity([demand({ cpu: '8' }), daemonSet], nodes)).toThrow(
+      'nodes: cpu: the pods that tolerate no taint request 9 cores on the nodes without a NoSchedule or NoExecute taint (a), which have 8 cores (s/w 1 x 8 cores, d/agent 1 x 1 cores)',
+    );
+    // NoExecute keeps pods off as NoSchedule does; PreferNoSchedule does not.
+    expect(() => checkCapacity([demand({ cpu: '9' })], { a: node(), t: tainted('NoExecute') })).toThrow(/the pods that tolerate no taint request 9 cores/);
+    expect(() => checkCapacity([demand({ cpu: '9' })], { a: node(), t: tainted('PreferNoSchedule') })).not.toThrow();
+  });
+
+  it('leaves the GPU nodes to the GPU workloads, which tolerate their taints', () => {
+    const nodes = { a: node(), g: node({ gpus: 1, cpu: 16, taints: [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }] }) };
+    const gpuWorkload = demand({ service: 'triton', cpu: '12', gpus: 1 });
+    const plugin = demand({ service: 'nvidia-device-plugin', workload: 'device-plugin', cpu: '1', placement: 'gpu-nodes' });
+    expect(() => checkCapacity([gpuWorkload, plugin, demand({ cpu: '8' })], nodes)).not.toThrow();
+    expect(() => checkCapacity([gpuWorkload, plugin, demand({ cpu: '8', memory: '33Gi' })], nodes)).toThrow(
+      'nodes: memory: the pods that tolerate no taint request 33.0Gi on the nodes without a NoSchedule or NoExecute taint (a), which have 32.0Gi (s/w 1 x 33.0Gi)',
+    );
+  });
+});
+
 describe('gpuPlacement', () => {
   it('lists the GPU nodes and tolerates each of their taints once', () => {
     const placement = gpuPlacement({
@@ -93,5 +120,15 @@ describe('capacity in synth', () => {
     const config = platformObject();
     config.apps['node-red'].resources = { requests: { cpu: '4', memory: '1Gi' }, limits: { cpu: '4', memory: '1Gi' } };
     expect(() => synthesizeText(toYamlText(config))).toThrow(/nodes: cpu: the services request \d+\.\d+ cores, the nodes have 4 cores \(node-red\/app 1 x 4 cores, /);
+  });
+
+  it("fails it where the pods fit all nodes but not those without taints: the platform's DaemonSets and GPU pods placed as they run", () => {
+    const config = platformObject();
+    // Prod: cp-1 (4 cores) and worker-1 left for the pods without tolerations once the GPU node is tainted (and Vault on one of them).
+    config.nodes['gpu-1'].taints = [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }];
+    config.environments.prod.services.vault.replicas = 1;
+    expect(() => synthesizeText(toYamlText(config))).not.toThrow();
+    config.environments.prod.nodes = { ...config.environments.prod.nodes, 'worker-1': { cpu: 2 } };
+    expect(() => synthesizeText(toYamlText(config))).toThrow(/nodes: cpu: the pods that tolerate no taint request \d+\.\d+ cores on the nodes without a NoSchedule or NoExecute taint \(cp-1, worker-1\), which have 6 cores/);
   });
 });

@@ -11,6 +11,14 @@ export interface ComputeMode {
   readonly detail: string;
 }
 
+/**
+ * Which nodes a workload's pods may run on, as far as the nodes' taints decide it: `schedulable`
+ * (no toleration: the nodes without a NoSchedule or NoExecute taint), `gpu-nodes` (the GPU
+ * provider's affinity and tolerations: GPU workloads, the device plugin, GPU discovery and the
+ * GPU exporter), `every-node` (a DaemonSet with a pod on every node, tainted or not).
+ */
+export type DemandPlacement = 'schedulable' | 'gpu-nodes' | 'every-node';
+
 /** What one workload of a service requests in total: per replica times replicas. */
 export interface ResourceDemand {
   readonly service: string;
@@ -24,4 +32,11 @@ export interface ResourceDemand {
   readonly memory: string;
   /** Per replica. @default 0 */
   readonly gpus?: number;
+  /** @default `gpu-nodes` with GPUs, else `schedulable` */
+  readonly placement?: DemandPlacement;
+}
+
+/** Where a demand's pods may run (its own placement, else by whether it requests GPUs). */
+export function placementOf(demand: ResourceDemand): DemandPlacement {
+  return demand.placement ?? ((demand.gpus ?? 0) > 0 ? 'gpu-nodes' : 'schedulable');
 }

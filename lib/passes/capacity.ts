@@ -4,8 +4,8 @@
  * written rather than as Pending pods.
  */
 import { UserError } from '../util/errors';
-import type { ComputeMode, ResourceDemand } from '../model/capacity';
-import { Capacity, capacityOf, Inventory } from '../model/inventory';
+import { ComputeMode, placementOf, ResourceDemand } from '../model/capacity';
+import { Capacity, capacityOf, Inventory, schedulableNodes } from '../model/inventory';
 import { formatCores, formatGibibytes, parseQuantity } from '../util/quantity';
 
 /** Consumers named in a capacity error; the rest are counted. */
@@ -38,12 +38,7 @@ export function checkCapacity(demands: readonly ResourceDemand[], nodes: Invento
   };
   const problems: string[] = [];
   const over = (what: string, need: number, have: string, show: (n: number) => string, per: (d: ResourceDemand) => number) => {
-    // The biggest consumers first; a long tail is summed up.
-    const sorted = demands.filter((d) => per(d) > 0).sort((a, b) => per(b) * b.replicas - per(a) * a.replicas);
-    const listed = sorted.slice(0, MAX_LISTED).map((d) => `${d.service}/${d.workload} ${d.replicas} x ${show(per(d))}`);
-    const rest = sorted.length - listed.length;
-    const consumers = listed.join(', ') + (rest > 0 ? ` and ${rest} more` : '');
-    problems.push(`${what}: the services request ${show(need)}, the nodes have ${have} (${consumers})`);
+    problems.push(`${what}: the services request ${show(need)}, the nodes have ${have} (${consumers(demands, per, show)})`);
   };
   if (requested.gpus > available.gpus) {
     const physical = available.gpus / gpuReplicas;
@@ -57,6 +52,7 @@ export function checkCapacity(demands: readonly ResourceDemand[], nodes: Invento
   if (requested.memoryBytes > available.memoryBytes) {
     over('memory', requested.memoryBytes, formatGibibytes(available.memoryBytes), formatGibibytes, (d) => parseQuantity(d.memory));
   }
+  problems.push(...untaintedNodesProblems(demands, nodes));
   for (const d of demands) {
     if (gpuReplicas > 1 && (d.gpus ?? 0) > 1) {
       problems.push(`gpus: ${d.service}/${d.workload} requests ${d.gpus} GPUs per pod; time-sliced GPUs are handed out one per pod`);
@@ -70,4 +66,38 @@ export function checkCapacity(demands: readonly ResourceDemand[], nodes: Invento
     throw new UserError([...problems.map((p) => `nodes: ${p}`), ...modes]);
   }
   return { requested, available, computeModes };
+}
+
+/**
+ * Where nodes are tainted (NoSchedule, NoExecute), the pods that tolerate no taint fit the other
+ * nodes alone, beside the share of the DaemonSets that run on every node. (GPU workloads keep to
+ * the GPU nodes; counted with the total above, they are left out here.)
+ */
+function untaintedNodesProblems(demands: readonly ResourceDemand[], nodes: Inventory): string[] {
+  const untainted = schedulableNodes(nodes);
+  if (untainted.length === Object.keys(nodes).length) return [];
+  const pool = capacityOf(Object.fromEntries(untainted.map((name) => [name, nodes[name]])));
+  const onPool = demands.flatMap((d): ResourceDemand[] => {
+    const placement = placementOf(d);
+    if (placement === 'gpu-nodes') return [];
+    return [placement === 'every-node' ? { ...d, replicas: untainted.length } : d];
+  });
+  const where = `on the nodes without a NoSchedule or NoExecute taint (${untainted.join(', ') || 'none'})`;
+  const problems: string[] = [];
+  for (const [what, have, per, show] of [
+    ['cpu', pool.cpuCores, (d: ResourceDemand) => parseQuantity(d.cpu), (n: number) => `${formatCores(n)} cores`],
+    ['memory', pool.memoryBytes, (d: ResourceDemand) => parseQuantity(d.memory), formatGibibytes],
+  ] as const) {
+    const need = onPool.reduce((sum, d) => sum + per(d) * d.replicas, 0);
+    if (need > have) problems.push(`${what}: the pods that tolerate no taint request ${show(need)} ${where}, which have ${show(have)} (${consumers(onPool, per, show)})`);
+  }
+  return problems;
+}
+
+/** The biggest consumers of one resource first, `service/workload replicas x each`; a long tail is counted. */
+function consumers(demands: readonly ResourceDemand[], per: (d: ResourceDemand) => number, show: (n: number) => string): string {
+  const sorted = demands.filter((d) => per(d) > 0).sort((a, b) => per(b) * b.replicas - per(a) * a.replicas);
+  const listed = sorted.slice(0, MAX_LISTED).map((d) => `${d.service}/${d.workload} ${d.replicas} x ${show(per(d))}`);
+  const rest = sorted.length - listed.length;
+  return listed.join(', ') + (rest > 0 ? ` and ${rest} more` : '');
 }
