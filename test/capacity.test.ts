@@ -7,7 +7,7 @@ import { gpuPlacement } from '../lib/model/inventory';
 import { parseQuantity } from '../lib/util/quantity';
 import { platformObject, synthesizeText, toYamlText } from './support';
 
-const node = (overrides: Partial<NodeConfig> = {}): NodeConfig => ({ role: 'worker', cpu: 8, memory: '32Gi', gpus: 0, labels: {}, taints: [], ...overrides });
+const node = (overrides: Partial<NodeConfig> = {}): NodeConfig => ({ role: 'worker', cpu: '8', memory: '32Gi', gpus: 0, labels: {}, taints: [], ...overrides });
 const demand = (overrides: Partial<ResourceDemand>): ResourceDemand => ({ service: 's', workload: 'w', replicas: 1, cpu: '1', memory: '1Gi', ...overrides });
 
 describe('parseQuantity', () => {
@@ -21,7 +21,7 @@ describe('parseQuantity', () => {
 });
 
 describe('checkCapacity', () => {
-  const nodes = { a: node(), gpu: node({ gpus: 2, cpu: 16, memory: '64Gi' }) };
+  const nodes = { a: node(), gpu: node({ gpus: 2, cpu: '16', memory: '64Gi' }) };
 
   it('sums requests times replicas against the inventory', () => {
     const report = checkCapacity([demand({ replicas: 3, cpu: '500m', memory: '2Gi', gpus: 0 }), demand({ gpus: 2 })], nodes);
@@ -60,6 +60,11 @@ describe('checkCapacity', () => {
     );
   });
 
+  it('takes node CPU as Kubernetes reports it allocatable, in millicores or fractions too', () => {
+    expect(checkCapacity([demand({ cpu: '7' })], { a: node({ cpu: '3800m' }), b: node({ cpu: '3.5' }) }).available.cpuCores).toBe(7.3);
+    expect(() => checkCapacity([demand({ cpu: '7400m' })], { a: node({ cpu: '3800m' }), b: node({ cpu: '3.5' }) })).toThrow('the nodes have 7.3 cores');
+  });
+
   it('fails on CPU and memory beyond the inventory', () => {
     expect(() => checkCapacity([demand({ replicas: 30, cpu: '1', memory: '4Gi' })], nodes)).toThrow(
       /cpu: the services request 30 cores, the nodes have 24 cores[\s\S]*memory: the services request 120\.0Gi, the nodes have 96\.0Gi/,
@@ -68,7 +73,7 @@ describe('checkCapacity', () => {
 });
 
 describe('checkCapacity with tainted nodes', () => {
-  const tainted = (effect: string) => node({ cpu: 16, taints: [{ key: 'dedicated', effect }] });
+  const tainted = (effect: NodeConfig['taints'][number]['effect']) => node({ cpu: '16', taints: [{ key: 'dedicated', effect }] });
 
   it("counts the pods that tolerate no taint against the untainted nodes, with the DaemonSets' share there", () => {
     // 24 cores in all, 8 of them untainted: 7 cores and the DaemonSet's one pod there fit, 8 and it do not.
@@ -84,7 +89,7 @@ describe('checkCapacity with tainted nodes', () => {
   });
 
   it('leaves the GPU nodes to the GPU workloads, which tolerate their taints', () => {
-    const nodes = { a: node(), g: node({ gpus: 1, cpu: 16, taints: [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }] }) };
+    const nodes = { a: node(), g: node({ gpus: 1, cpu: '16', taints: [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }] }) };
     const gpuWorkload = demand({ service: 'triton', cpu: '12', gpus: 1 });
     const plugin = demand({ service: 'nvidia-device-plugin', workload: 'device-plugin', cpu: '1', placement: 'gpu-nodes' });
     expect(() => checkCapacity([gpuWorkload, plugin, demand({ cpu: '8' })], nodes)).not.toThrow();

@@ -138,6 +138,11 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
     ],
   },
   {
+    name: 'a node without CPU',
+    mutate: (c) => (c.nodes['worker-1'].cpu = '0m'),
+    expected: ['nodes.worker-1.cpu: expected a CPU quantity above 0'],
+  },
+  {
     name: 'a cron field out of its range',
     mutate: (c) => (c.services.longhorn.recurringJobs['daily-snapshot'].cron = '61 2 * * *'),
     expected: ['services.longhorn.recurringJobs.daily-snapshot.cron: expected a five-field cron expression such as "0 3 * * *": its minute "61" is outside 0-59'],

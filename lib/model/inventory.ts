@@ -3,7 +3,7 @@
  * schedule onto those nodes, and how much CPU, memory and GPU the environment has.
  */
 import type { NodeConfig } from './config/environment';
-import { parseQuantity } from '../util/quantity';
+import { parseQuantity, sumCores } from '../util/quantity';
 
 export interface Toleration {
   readonly key: string;
@@ -51,7 +51,7 @@ export function schedulableNodes(nodes: Inventory): string[] {
 export function capacityOf(nodes: Inventory, gpuReplicas = 1): Capacity {
   const all = Object.values(nodes);
   return {
-    cpuCores: all.reduce((sum, n) => sum + n.cpu, 0),
+    cpuCores: sumCores(all.map((n) => ({ quantity: n.cpu }))),
     memoryBytes: all.reduce((sum, n) => sum + parseQuantity(n.memory), 0),
     gpus: all.reduce((sum, n) => sum + n.gpus, 0) * gpuReplicas,
     maxGpusPerNode: Math.max(0, ...all.map((n) => n.gpus)) * gpuReplicas,

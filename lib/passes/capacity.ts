@@ -6,7 +6,7 @@
 import { UserError } from '../util/errors';
 import { ComputeMode, placementOf, ResourceDemand } from '../model/capacity';
 import { Capacity, capacityOf, Inventory, schedulableNodes } from '../model/inventory';
-import { formatCores, formatGibibytes, parseQuantity } from '../util/quantity';
+import { formatCores, formatGibibytes, parseQuantity, sumCores } from '../util/quantity';
 
 /** Consumers named in a capacity error; the rest are counted. */
 const MAX_LISTED = 8;
@@ -32,7 +32,7 @@ export function checkCapacity(demands: readonly ResourceDemand[], nodes: Invento
   const available = capacityOf(nodes, gpuReplicas);
   const total = (f: (d: ResourceDemand) => number) => demands.reduce((sum, d) => sum + f(d) * d.replicas, 0);
   const requested = {
-    cpuCores: total((d) => parseQuantity(d.cpu)),
+    cpuCores: sumCores(demands.map((d) => ({ quantity: d.cpu, times: d.replicas }))),
     memoryBytes: total((d) => parseQuantity(d.memory)),
     gpus: total((d) => d.gpus ?? 0),
   };
@@ -83,15 +83,12 @@ function untaintedNodesProblems(demands: readonly ResourceDemand[], nodes: Inven
     return [placement === 'every-node' ? { ...d, replicas: untainted.length } : d];
   });
   const where = `on the nodes without a NoSchedule or NoExecute taint (${untainted.join(', ') || 'none'})`;
-  const problems: string[] = [];
-  for (const [what, have, per, show] of [
-    ['cpu', pool.cpuCores, (d: ResourceDemand) => parseQuantity(d.cpu), (n: number) => `${formatCores(n)} cores`],
-    ['memory', pool.memoryBytes, (d: ResourceDemand) => parseQuantity(d.memory), formatGibibytes],
-  ] as const) {
-    const need = onPool.reduce((sum, d) => sum + per(d) * d.replicas, 0);
-    if (need > have) problems.push(`${what}: the pods that tolerate no taint request ${show(need)} ${where}, which have ${show(have)} (${consumers(onPool, per, show)})`);
-  }
-  return problems;
+  const over = (what: string, need: number, have: number, show: (n: number) => string, per: (d: ResourceDemand) => number) =>
+    need > have ? [`${what}: the pods that tolerate no taint request ${show(need)} ${where}, which have ${show(have)} (${consumers(onPool, per, show)})`] : [];
+  return [
+    ...over('cpu', sumCores(onPool.map((d) => ({ quantity: d.cpu, times: d.replicas }))), pool.cpuCores, (n) => `${formatCores(n)} cores`, (d) => parseQuantity(d.cpu)),
+    ...over('memory', onPool.reduce((sum, d) => sum + parseQuantity(d.memory) * d.replicas, 0), pool.memoryBytes, formatGibibytes, (d) => parseQuantity(d.memory)),
+  ];
 }
 
 /** The biggest consumers of one resource first, `service/workload replicas x each`; a long tail is counted. */

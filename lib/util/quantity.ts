@@ -25,6 +25,17 @@ export function parseQuantity(quantity: string | number): number {
   return Number(match[1]) * SUFFIX[match[2]];
 }
 
+/**
+ * Cores of CPU quantities added up: `['100m', '200m', '0.3']` -> 0.6 exactly where the float sum
+ * would be 0.6000000000000001. Summed in whole millicores (Kubernetes' CPU resolution), so that two
+ * sums of the same amount compare equal.
+ */
+export function sumCores(quantities: Iterable<{ readonly quantity: string | number; readonly times?: number }>): number {
+  let milli = 0;
+  for (const { quantity, times = 1 } of quantities) milli += Math.round(parseQuantity(quantity) * 1000) * times;
+  return milli / 1000;
+}
+
 const DURATION_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 
 /** Seconds in a duration such as `5m`, `1h30m` or `7d` (Go units plus the d and w Prometheus and Loki take). */

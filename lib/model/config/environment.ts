@@ -19,7 +19,8 @@ import {
   SubdomainClaim,
 } from '../catalog';
 import { backupSettings } from '../backup';
-import { bool, byteQuantity, clusterServerUrl, duration, gitRepoUrl, hostname, intAtLeast, intBetween, k8sName, labelKey, labels, labelValue, oneOf } from './primitives';
+import { bool, byteQuantity, clusterServerUrl, cpuQuantity, duration, expected, gitRepoUrl, hostname, intAtLeast, intBetween, k8sName, labelKey, labels, labelValue, oneOf } from './primitives';
+import { parseQuantity } from '../../util/quantity';
 
 const nonEmptyString = z.string({ error: 'expected a non-empty string' }).min(1, { error: 'expected a non-empty string' });
 
@@ -42,7 +43,8 @@ const DISCOVERED_LABEL_PREFIXES = ['nvidia.com/gpu.', 'nvidia.com/cuda.', 'featu
 /** A node as Kubernetes reports it allocatable (after system reservations). */
 const nodeSchema = z.strictObject({
   role: oneOf(['control-plane', 'worker']),
-  cpu: intAtLeast(1),
+  /** Cores as Kubernetes reports them allocatable: whole, fractional or millicores (`4`, `3.5`, `3800m`). */
+  cpu: cpuQuantity.refine((cpu) => parseQuantity(cpu) > 0, expected('a CPU quantity above 0')),
   memory: byteQuantity,
   gpus: intAtLeast(0).default(0),
   labels: labels.default({}).superRefine((nodeLabels, ctx) => {
