@@ -35,6 +35,13 @@ import type { DatabaseProvider, DatabaseRef } from '../lib/model/databases';
 /** An IANA time zone name as n8n's GENERIC_TIMEZONE takes it (`Europe/Berlin`, `UTC`). */
 const timezone = matching(/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/, 'a time zone such as "Europe/Berlin" or "UTC"');
 
+/**
+ * A database or user name on an existing PostgreSQL: an identifier of at most 63 bytes
+ * (NAMEDATALEN - 1), with the underscores PostgreSQL names usually have (`n8n_app`); n8n hands
+ * it to the server as given.
+ */
+const postgresName = matching(/^[A-Za-z_][A-Za-z0-9_$-]*$/, 'a PostgreSQL name such as "n8n" or "n8n_app"', 63);
+
 /** A Service name (`postgres`), or its in-cluster DNS name (`postgres.db.svc`), or any host. */
 const databaseHost = z.union([k8sName, hostname], expected('a host name such as "postgres.db.svc"'));
 
@@ -53,8 +60,8 @@ const databaseSchema = exactlyOneOf(
       .strictObject({
         host: databaseHost,
         port: intBetween(1, 65535).default(5432),
-        database: k8sName.default('n8n'),
-        user: k8sName.default('n8n'),
+        database: postgresName.default('n8n'),
+        user: postgresName.default('n8n'),
       })
       .optional(),
     /** A PostgreSQL cluster of its own, run by CloudNativePG; the operator generates the password. */

@@ -138,6 +138,11 @@ const BAD_CONFIGS: { name: string; mutate?: Mutation; text?: string; expected: (
     ],
   },
   {
+    name: 'a PostgreSQL user name with a space',
+    mutate: (c) => (c.services.n8n.database = { postgres: { host: 'postgres.db.svc', user: 'n8n app' } }),
+    expected: ['services.n8n.database.postgres.user: expected a PostgreSQL name such as "n8n" or "n8n_app"'],
+  },
+  {
     name: 'a node without CPU',
     mutate: (c) => (c.nodes['worker-1'].cpu = '0m'),
     expected: ['nodes.worker-1.cpu: expected a CPU quantity above 0'],

@@ -102,7 +102,8 @@ describe('n8n', () => {
   });
 
   it('uses PostgreSQL instead, with its password from a declared Secret and no volume', () => {
-    const config = variant((n8n) => (n8n.database = { postgres: { host: 'postgres.db.svc', database: 'flows' } }));
+    // PostgreSQL's names, underscores and capitals included, as the server has them.
+    const config = variant((n8n) => (n8n.database = { postgres: { host: 'postgres.db.svc', database: 'Flows_2', user: 'n8n_app' } }));
     const { env } = synthesizeEnvironment(toYamlText(config), 'dev');
     const docs = manifestsOf(env);
     expect(docs.filter(({ manifest }) => manifest.kind === 'PersistentVolumeClaim' && manifest.metadata.namespace === 'n8n')).toEqual([]);
@@ -110,8 +111,8 @@ describe('n8n', () => {
       DB_TYPE: 'postgresdb',
       DB_POSTGRESDB_HOST: 'postgres.db.svc',
       DB_POSTGRESDB_PORT: '5432',
-      DB_POSTGRESDB_DATABASE: 'flows',
-      DB_POSTGRESDB_USER: 'n8n',
+      DB_POSTGRESDB_DATABASE: 'Flows_2',
+      DB_POSTGRESDB_USER: 'n8n_app',
       DB_POSTGRESDB_PASSWORD: { secretKeyRef: { name: 'n8n-postgres', key: 'password' } },
     });
     // The user folder still needs a writable place: an emptyDir.
