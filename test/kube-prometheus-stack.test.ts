@@ -434,14 +434,14 @@ describe('the monitoring Application', () => {
     }
   });
 
-  it('declares what its workloads request, node-exporter once per node', () => {
+  it('declares what its workloads request, node-exporter once per node (on every node, tainted or not)', () => {
     expect(prod.stack.demands).toEqual([
       { service: 'monitoring', workload: 'prometheus', replicas: 1, cpu: '510m', memory: '2080Mi' },
       { service: 'monitoring', workload: 'alertmanager', replicas: 1, cpu: '30m', memory: '96Mi' },
       { service: 'monitoring', workload: 'grafana', replicas: 1, cpu: '140m', memory: '448Mi' },
       { service: 'monitoring', workload: 'prometheus-operator', replicas: 1, cpu: '50m', memory: '128Mi' },
       { service: 'monitoring', workload: 'kube-state-metrics', replicas: 1, cpu: '20m', memory: '64Mi' },
-      { service: 'monitoring', workload: 'node-exporter', replicas: 3, cpu: '20m', memory: '32Mi' },
+      { service: 'monitoring', workload: 'node-exporter', replicas: 3, cpu: '20m', memory: '32Mi', placement: 'every-node' },
     ]);
     expect(dev.stack.demands.find((d) => d.workload === 'node-exporter')!.replicas).toBe(1);
     expect(prod.values.prometheus.prometheusSpec.resources).toEqual({ requests: { cpu: '500m', memory: '2Gi' }, limits: { cpu: '2', memory: '4Gi' } });
