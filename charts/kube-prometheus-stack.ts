@@ -474,8 +474,7 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
     this.requestCapacity('grafana', 1, sumOfContainers(sizes.grafana, ...Array<Resources>(GRAFANA_SIDECARS).fill(GRAFANA_SIDECAR_RESOURCES)).requests);
     this.requestCapacity('prometheus-operator', 1, sizes.operator.requests);
     this.requestCapacity('kube-state-metrics', 1, sizes.kubeStateMetrics.requests);
-    // A DaemonSet: one pod per node (it tolerates NoSchedule taints, e.g. of GPU nodes).
-    // A pod on every node: the subchart tolerates every NoSchedule taint (prometheus-node-exporter values.yaml `tolerations`).
+    // A DaemonSet: one pod per node (the subchart tolerates every NoSchedule taint, prometheus-node-exporter values.yaml `tolerations`).
     this.requestCapacity('node-exporter', Object.keys(platform.config.nodes).length, sizes.nodeExporter.requests, undefined, 'every-node');
   }
 

@@ -81,11 +81,26 @@ describe('checkCapacity with tainted nodes', () => {
     const daemonSet = demand({ service: 'd', workload: 'agent', replicas: 2, cpu: '1', memory: '1Gi', placement: 'every-node' });
     expect(() => checkCapacity([demand({ cpu: '7' }), daemonSet], nodes)).not.toThrow();
     expect(() => checkCapacity([demand({ cpu: '8' }), daemonSet], nodes)).toThrow(
-      'nodes: cpu: the pods that tolerate no taint request 9 cores on the nodes without a NoSchedule or NoExecute taint (a), which have 8 cores (s/w 1 x 8 cores, d/agent 1 x 1 cores)',
+      'nodes: cpu: the pods that can run only there request 9 cores on the nodes without a NoSchedule or NoExecute taint (a), which have 8 cores (s/w 1 x 8 cores, d/agent 1 x 1 cores)',
     );
     // NoExecute keeps pods off as NoSchedule does; PreferNoSchedule does not.
-    expect(() => checkCapacity([demand({ cpu: '9' })], { a: node(), t: tainted('NoExecute') })).toThrow(/the pods that tolerate no taint request 9 cores/);
+    expect(() => checkCapacity([demand({ cpu: '9' })], { a: node(), t: tainted('NoExecute') })).toThrow(/the pods that can run only there request 9 cores/);
     expect(() => checkCapacity([demand({ cpu: '9' })], { a: node(), t: tainted('PreferNoSchedule') })).not.toThrow();
+  });
+
+  it('counts the GPU workloads with them where a GPU node is untainted, and checks the untainted and GPU nodes together', () => {
+    // The GPU pod takes 7 of g's 8 cores: 10 more pods do not fit g and w (16), though cp's 8 make the total fit.
+    const controlPlane = node({ role: 'control-plane', taints: [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }] });
+    const pods = [demand({ service: 'triton', cpu: '7', gpus: 1 }), demand({ replicas: 10, cpu: '1' })];
+    expect(() => checkCapacity(pods, { cp: controlPlane, g: node({ gpus: 1 }), w: node() })).toThrow(
+      'nodes: cpu: the pods that can run only there request 17 cores on the nodes without a NoSchedule or NoExecute taint (g, w), which have 16 cores',
+    );
+    // The GPU node tainted too: the pods without tolerations have w alone, and with the GPU pod, g and w.
+    const taintedGpu = node({ gpus: 1, taints: [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }] });
+    expect(() => checkCapacity([demand({ service: 'triton', cpu: '7', gpus: 1 }), demand({ replicas: 8, cpu: '1' })], { cp: controlPlane, g: taintedGpu, w: node() })).not.toThrow();
+    expect(() => checkCapacity([demand({ service: 'triton', cpu: '9', gpus: 1 }), demand({ replicas: 8, cpu: '1' })], { cp: controlPlane, g: taintedGpu, w: node() })).toThrow(
+      'nodes: cpu: the pods that can run only there request 17 cores on the nodes without such a taint and the GPU nodes (w, g), which have 16 cores',
+    );
   });
 
   it('leaves the GPU nodes to the GPU workloads, which tolerate their taints', () => {
@@ -94,7 +109,7 @@ describe('checkCapacity with tainted nodes', () => {
     const plugin = demand({ service: 'nvidia-device-plugin', workload: 'device-plugin', cpu: '1', placement: 'gpu-nodes' });
     expect(() => checkCapacity([gpuWorkload, plugin, demand({ cpu: '8' })], nodes)).not.toThrow();
     expect(() => checkCapacity([gpuWorkload, plugin, demand({ cpu: '8', memory: '33Gi' })], nodes)).toThrow(
-      'nodes: memory: the pods that tolerate no taint request 33.0Gi on the nodes without a NoSchedule or NoExecute taint (a), which have 32.0Gi (s/w 1 x 33.0Gi)',
+      'nodes: memory: the pods that can run only there request 33.0Gi on the nodes without a NoSchedule or NoExecute taint (a), which have 32.0Gi (s/w 1 x 33.0Gi)',
     );
   });
 });
@@ -134,6 +149,6 @@ describe('capacity in synth', () => {
     config.environments.prod.services.vault.replicas = 1;
     expect(() => synthesizeText(toYamlText(config))).not.toThrow();
     config.environments.prod.nodes = { ...config.environments.prod.nodes, 'worker-1': { cpu: 2 } };
-    expect(() => synthesizeText(toYamlText(config))).toThrow(/nodes: cpu: the pods that tolerate no taint request \d+\.\d+ cores on the nodes without a NoSchedule or NoExecute taint \(cp-1, worker-1\), which have 6 cores/);
+    expect(() => synthesizeText(toYamlText(config))).toThrow(/nodes: cpu: the pods that can run only there request \d+\.\d+ cores on the nodes without a NoSchedule or NoExecute taint \(cp-1, worker-1\), which have 6 cores/);
   });
 });

@@ -15,7 +15,8 @@ export interface ComputeMode {
  * Which nodes a workload's pods may run on, as far as the nodes' taints decide it: `schedulable`
  * (no toleration: the nodes without a NoSchedule or NoExecute taint), `gpu-nodes` (the GPU
  * provider's affinity and tolerations: GPU workloads, the device plugin, GPU discovery and the
- * GPU exporter), `every-node` (a DaemonSet with a pod on every node, tainted or not).
+ * GPU exporter), `every-node` (a DaemonSet with a pod on each node, tainted ones included: counted
+ * on every node, which over-counts one that does not tolerate a node's NoExecute taint).
  */
 export type DemandPlacement = 'schedulable' | 'gpu-nodes' | 'every-node';
 

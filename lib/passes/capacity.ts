@@ -52,7 +52,7 @@ export function checkCapacity(demands: readonly ResourceDemand[], nodes: Invento
   if (requested.memoryBytes > available.memoryBytes) {
     over('memory', requested.memoryBytes, formatGibibytes(available.memoryBytes), formatGibibytes, (d) => parseQuantity(d.memory));
   }
-  problems.push(...untaintedNodesProblems(demands, nodes));
+  problems.push(...taintedNodesProblems(demands, nodes));
   for (const d of demands) {
     if (gpuReplicas > 1 && (d.gpus ?? 0) > 1) {
       problems.push(`gpus: ${d.service}/${d.workload} requests ${d.gpus} GPUs per pod; time-sliced GPUs are handed out one per pod`);
@@ -69,25 +69,39 @@ export function checkCapacity(demands: readonly ResourceDemand[], nodes: Invento
 }
 
 /**
- * Where nodes are tainted (NoSchedule, NoExecute), the pods that tolerate no taint fit the other
- * nodes alone, beside the share of the DaemonSets that run on every node. (GPU workloads keep to
- * the GPU nodes; counted with the total above, they are left out here.)
+ * Where nodes are tainted (NoSchedule, NoExecute), the pods that tolerate no taint must fit the
+ * untainted nodes, and together with the GPU workloads (which keep to the GPU nodes) the
+ * untainted and GPU nodes, each beside the share of the DaemonSets that run on every node. The
+ * first pool takes the GPU workloads too where the GPU nodes are among its nodes.
  */
-function untaintedNodesProblems(demands: readonly ResourceDemand[], nodes: Inventory): string[] {
+function taintedNodesProblems(demands: readonly ResourceDemand[], nodes: Inventory): string[] {
+  const all = Object.keys(nodes);
   const untainted = schedulableNodes(nodes);
-  if (untainted.length === Object.keys(nodes).length) return [];
-  const pool = capacityOf(Object.fromEntries(untainted.map((name) => [name, nodes[name]])));
+  if (untainted.length === all.length) return [];
+  const gpuNodes = all.filter((name) => nodes[name].gpus > 0);
+  const gpuNodesUntainted = gpuNodes.every((name) => untainted.includes(name));
+  const withGpuNodes = [...new Set([...untainted, ...gpuNodes])];
+  const pools = [
+    { names: untainted, gpuWorkloads: gpuNodesUntainted, where: 'the nodes without a NoSchedule or NoExecute taint' },
+    // Needed only where it differs from the first pool and from all nodes (the total check).
+    ...(gpuNodesUntainted || withGpuNodes.length === all.length ? [] : [{ names: withGpuNodes, gpuWorkloads: true, where: 'the nodes without such a taint and the GPU nodes' }]),
+  ];
+  return pools.flatMap((pool) => poolProblems(demands, nodes, pool.names, pool.gpuWorkloads, `${pool.where} (${pool.names.join(', ') || 'none'})`));
+}
+
+/** Problems of the demands that may run only on `names` (with or without the GPU workloads) against those nodes. */
+function poolProblems(demands: readonly ResourceDemand[], nodes: Inventory, names: readonly string[], gpuWorkloads: boolean, where: string): string[] {
+  const capacity = capacityOf(Object.fromEntries(names.map((name) => [name, nodes[name]])));
   const onPool = demands.flatMap((d): ResourceDemand[] => {
     const placement = placementOf(d);
-    if (placement === 'gpu-nodes') return [];
-    return [placement === 'every-node' ? { ...d, replicas: untainted.length } : d];
+    if (placement === 'gpu-nodes' && !gpuWorkloads) return [];
+    return [placement === 'every-node' ? { ...d, replicas: names.length } : d];
   });
-  const where = `on the nodes without a NoSchedule or NoExecute taint (${untainted.join(', ') || 'none'})`;
   const over = (what: string, need: number, have: number, show: (n: number) => string, per: (d: ResourceDemand) => number) =>
-    need > have ? [`${what}: the pods that tolerate no taint request ${show(need)} ${where}, which have ${show(have)} (${consumers(onPool, per, show)})`] : [];
+    need > have ? [`${what}: the pods that can run only there request ${show(need)} on ${where}, which have ${show(have)} (${consumers(onPool, per, show)})`] : [];
   return [
-    ...over('cpu', sumCores(onPool.map((d) => ({ quantity: d.cpu, times: d.replicas }))), pool.cpuCores, (n) => `${formatCores(n)} cores`, (d) => parseQuantity(d.cpu)),
-    ...over('memory', onPool.reduce((sum, d) => sum + parseQuantity(d.memory) * d.replicas, 0), pool.memoryBytes, formatGibibytes, (d) => parseQuantity(d.memory)),
+    ...over('cpu', sumCores(onPool.map((d) => ({ quantity: d.cpu, times: d.replicas }))), capacity.cpuCores, (n) => `${formatCores(n)} cores`, (d) => parseQuantity(d.cpu)),
+    ...over('memory', onPool.reduce((sum, d) => sum + parseQuantity(d.memory) * d.replicas, 0), capacity.memoryBytes, formatGibibytes, (d) => parseQuantity(d.memory)),
   ];
 }
 
