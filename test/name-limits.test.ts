@@ -35,13 +35,27 @@ describe('the names and label values synth makes', () => {
     expect(problemsOf([{ kind: 'Service', metadata: { name: 's'.repeat(64) } }], [])).toEqual([expect.stringContaining('Kubernetes takes at most 63')]);
   });
 
-  it("blame the app whose name begins the value, the longest such, with its worst excess and a count of the rest", () => {
-    const web = 'web';
+  it("blame the app whose objects they are, with its worst excess and a count of the rest, and the environment for any other's", () => {
     const long = `web-${'x'.repeat(50)}`;
-    const problems = problemsOf([job(`${long}-checkpoint`, long, `${long}-checkpoint-lab`), job(`${long}-e2e`, long, `${long}-e2e-lab`), job('web-checkpoint', web, 'web-checkpoint-lab')], [web, long]);
+    const application = { kind: 'Application', metadata: { name: long, namespace: 'argocd', labels: { 'app.kubernetes.io/instance': `${long}-lab` } } };
+    // A built-in service whose name begins like the app's: the environment's name is what to shorten there.
+    const builtIn = job('web-operator-checkpoint', 'web-operator', `web-operator-checkpoint-${'e'.repeat(40)}`);
+    const problems = problemsOf([job(`${long}-checkpoint`, long, `${long}-checkpoint-lab`), application, builtIn], ['web', long]);
     expect(problems).toEqual([
       `apps.${long}: expected a name 6 characters shorter (or a shorter environment name than "lab"): its pods' label app.kubernetes.io/instance of Job ${long}/${long}-checkpoint would be "${long}-checkpoint-lab", 69 characters; Kubernetes takes at most 63 (1 more over their limits)`,
+      `expected an environment name 1 character shorter than "lab": its pods' label app.kubernetes.io/instance of Job web-operator/web-operator-checkpoint would be "web-operator-checkpoint-${'e'.repeat(40)}", 64 characters; Kubernetes takes at most 63`,
     ]);
+  });
+
+  it('check the selector, a CronJob\'s pods and a Namespace\'s name too', () => {
+    const long = 'l'.repeat(64);
+    expect(problemsOf([{ kind: 'Deployment', metadata: { name: 'd', namespace: 'n' }, spec: { selector: { matchLabels: { app: long } } } }], [])).toEqual([
+      expect.stringContaining(`its selector's label app of Deployment n/d would be "${long}"`),
+    ]);
+    expect(problemsOf([{ kind: 'CronJob', metadata: { name: 'c', namespace: 'n' }, spec: { jobTemplate: { spec: { template: { metadata: { labels: { app: long } } } } } } }], [])).toEqual([
+      expect.stringContaining(`its pods' label app of CronJob n/c`),
+    ]);
+    expect(problemsOf([{ kind: 'Namespace', metadata: { name: long } }], [])).toEqual([expect.stringContaining(`the name of Namespace ${long}`)]);
   });
 
   it('are checked in a synth: a long app name is refused at its path, and the longest that fits passes', () => {

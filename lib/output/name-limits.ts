@@ -27,16 +27,18 @@ interface OverLimit {
 
 /**
  * Refuses an environment whose manifests hold a name or label value over Kubernetes' limits: one
- * problem per app whose name begins the value (at the app's path), and one for the others (at the
- * environment, whose name is then what is too long), each with its longest excess.
+ * problem per app whose objects they are (in its namespace, or its Namespace and Application,
+ * named after it), at the app's path, and one for the others, at the environment, whose name is
+ * then what is too long; each with its longest excess.
  */
 export function checkNameLimits(manifests: Iterable<unknown>, apps: Iterable<string>, environment: string): void {
-  // The longest first: an app named like another's prefix (`web`, `web-ui`) is not blamed for it.
-  const appNames = [...apps].sort((a, b) => b.length - a.length);
+  const appNames = new Set(apps);
+  const ownerOf = ({ metadata }: Manifest) =>
+    metadata.namespace !== undefined && appNames.has(metadata.namespace) ? metadata.namespace : metadata.name !== undefined && appNames.has(metadata.name) ? metadata.name : undefined;
   const worst = new Map<string | undefined, { readonly resource: string; readonly over: OverLimit; readonly count: number }>();
   for (const manifest of manifests) {
     for (const over of overLimits(manifest as Manifest)) {
-      const app = appNames.find((name) => over.value === name || over.value.startsWith(`${name}-`));
+      const app = ownerOf(manifest as Manifest);
       const previous = worst.get(app);
       const count = (previous?.count ?? 0) + 1;
       const keep = previous !== undefined && excess(previous.over) >= excess(over);
