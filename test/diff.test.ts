@@ -295,7 +295,7 @@ describe('field-level differences', () => {
 });
 
 describe('changes Kubernetes refuses in place', () => {
-  const resource = (apiVersion: string, kind: string, spec: Record<string, unknown>, metadata: Record<string, unknown> = {}) => ({
+  const resource = (apiVersion: string, kind: string, spec: Record<string, unknown>, metadata: Record<string, unknown> = {}): any => ({
     apiVersion,
     kind,
     metadata: { name: 'x', namespace: 'ns', ...metadata },
@@ -329,11 +329,35 @@ describe('changes Kubernetes refuses in place', () => {
     expect(refused(statefulSet(1, '1Gi'), statefulSet(1, '2Gi'))).toMatch(/^Kubernetes refuses to change spec\.volumeClaimTemplates.*\(`kubectl delete statefulset x -n ns --cascade=orphan`\)/);
   });
 
+  it('compare a claim\'s sizes across units, and take the fields Kubernetes lets change', () => {
+    expect(refused(claim('1Gi'), claim('1024Mi'))).toBeUndefined();
+    expect(refused(claim('1Gi'), claim('1G'))).toMatch(/^Kubernetes refuses to change spec\.resources\.requests\.storage/);
+    const withClass = (name: string) => ({ ...claim('1Gi'), spec: { ...claim('1Gi').spec, volumeAttributesClassName: name } });
+    expect(refused(withClass('fast'), withClass('slow'))).toBeUndefined();
+    const ordinals = (start: number) => ({ ...statefulSet(1, '1Gi'), spec: { ...statefulSet(1, '1Gi').spec, ordinals: { start }, revisionHistoryLimit: start } });
+    expect(refused(ordinals(0), ordinals(1))).toBeUndefined();
+    // A parameter whose key is not an identifier: its path is parameters["..."].
+    const fsType = (type: string) => ({ ...storageClass('1'), parameters: { 'csi.storage.k8s.io/fstype': type } });
+    expect(refused(fsType('ext4'), fsType('xfs'))).toMatch(/^Kubernetes refuses to change parameters\["csi\.storage\.k8s\.io\/fstype"\] in place/);
+  });
+
+  it("a DaemonSet's selector and a binding's role", () => {
+    const daemonSet = (app: string) => resource('apps/v1', 'DaemonSet', { spec: { selector: { matchLabels: { app } } } });
+    expect(refused(daemonSet('a'), daemonSet('b'))).toMatch(/`kubectl delete daemonset x -n ns`/);
+    const binding = (role: string, subject: string) =>
+      resource('rbac.authorization.k8s.io/v1', 'RoleBinding', { roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role }, subjects: [{ kind: 'ServiceAccount', name: subject }] });
+    expect(refused(binding('reader', 'a'), binding('reader', 'b'))).toBeUndefined();
+    expect(refused(binding('reader', 'a'), binding('writer', 'a'))).toBe(
+      'Kubernetes refuses to change roleRef.name in place: delete it before the sync (`kubectl delete rolebinding x -n ns`), and Argo CD creates it anew',
+    );
+  });
+
   it("a Deployment's selector, and not its pods; a hook, created anew at each sync, never", () => {
     expect(refused(deployment('a', 'img:1'), deployment('a', 'img:2'))).toBeUndefined();
     expect(refused(deployment('a', 'img:1'), deployment('b', 'img:1'))).toMatch(/^Kubernetes refuses to change spec\.selector\.matchLabels\.app in place/);
-    const hook = { annotations: { 'argocd.argoproj.io/hook': 'PostSync' } };
-    expect(refused(deployment('a', 'img:1', hook), deployment('b', 'img:1', hook))).toBeUndefined();
+    for (const annotations of [{ 'argocd.argoproj.io/hook': 'PostSync' }, { 'helm.sh/hook': 'pre-install' }]) {
+      expect(refused(deployment('a', 'img:1', { annotations }), deployment('b', 'img:1', { annotations }))).toBeUndefined();
+    }
     // Another kind or version is a new object, not an update.
     expect(refused(claim('2Gi'), { ...claim('1Gi'), apiVersion: 'v2' })).toBeUndefined();
   });
@@ -349,7 +373,12 @@ describe('changes Kubernetes refuses in place', () => {
     expect(text).toMatch(/; Kubernetes refuses 1 of the changes in place \(marked !, with what to do\)\n$/);
     const markdown = formatMarkdown(changed, CONTEXT);
     expect(markdown).toContain('| ~ | `StorageClass/longhorn-scratch` | **!** `reclaimPolicy` |');
-    expect(markdown).toContain('**!** Kubernetes refuses to change reclaimPolicy in place');
+    const beforeTheSync = '**! Before the sync:**\n\n- `dev` `StorageClass/longhorn-scratch`: Kubernetes refuses to change reclaimPolicy in place: delete it before the sync';
+    expect(markdown).toContain(beforeTheSync);
+    // Never left out to fit: with room for little more than the totals, it is still there.
+    const tight = formatMarkdown(changed, CONTEXT, { maxChars: 600 });
+    expect(tight).toContain('_Left out to fit');
+    expect(tight).toContain(beforeTheSync);
   });
 });
 

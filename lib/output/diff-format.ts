@@ -124,7 +124,7 @@ function leftOut(level: MarkdownLevel, fieldsFor: number, withFields: number): s
 
 function markdownAt(level: MarkdownLevel, report: MarkdownReport): string {
   const { diff, context, maxChars, fieldsFor, withFields } = report;
-  const out: string[] = [`### \`${context.outdir}/\` changes`, '', `${summaryLine(diff, context)}.`, ''];
+  const out: string[] = [`### \`${context.outdir}/\` changes`, '', `${summaryLine(diff, context)}.`, '', ...refusedList(diff)];
   const left = leftOut(level, fieldsFor, withFields);
   if (left !== '') {
     const limit = maxChars === GITHUB_COMMENT_MAX_CHARS ? `${grouped(maxChars)} characters (a GitHub comment's limit)` : `${grouped(maxChars)} characters`;
@@ -152,14 +152,22 @@ function markdownAt(level: MarkdownLevel, report: MarkdownReport): string {
       for (const resource of app.resources.filter((r) => r.kind === 'changed')) {
         const { lines: fields, more } = fieldLines(resource);
         const items = fields.length === 0 ? ['only comments or formatting'] : fields.map(markdownField);
-        const refused = resource.refused ? [`**${REFUSED_MARK}** ${resource.refused}`, ''] : [];
-        out.push(code(resource.resource), '', ...refused, ...items.map((item) => `- ${item}`), ...(more > 0 ? [`- … and ${more} more`] : []), '');
+        out.push(code(resource.resource), '', ...items.map((item) => `- ${item}`), ...(more > 0 ? [`- … and ${more} more`] : []), '');
       }
       out.push('</details>', '');
     }
     if (!level.resources) out.push('');
   }
   return `${out.join('\n').replace(/\n+$/, '')}\n`;
+}
+
+/**
+ * The changes the API server refuses in place, each with what to do, under the summary: never left
+ * out to fit, as a sync fails on each until it is done.
+ */
+function refusedList(diff: readonly EnvironmentDiff[]): string[] {
+  const refused = diff.flatMap((env) => env.applications.flatMap((app) => app.resources.filter((r) => r.refused).map((r) => `- ${code(env.environment)} ${code(r.resource)}: ${r.refused}`)));
+  return refused.length > 0 ? [`**${REFUSED_MARK} Before the sync:**`, '', ...refused, ''] : [];
 }
 
 function summaryLine(diff: readonly EnvironmentDiff[], context: DiffReportContext): string {

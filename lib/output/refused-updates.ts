@@ -3,9 +3,10 @@
  * resource ("Forbidden: updates to parameters are forbidden") until the operator removes the
  * live object, which nothing in k8s/ can say. The diff marks such a change with what to do.
  *
- * The rules are Kubernetes' update validation (pkg/apis/<group>/validation, Validate<Kind>Update),
- * for the kinds synth writes itself; objects that upstream charts render in the cluster are not
- * in k8s/ and not checked here. A PostSync hook is created anew at every sync: no rule applies.
+ * The rules are Kubernetes' update validation (pkg/apis/<group>/validation, Validate<Kind>Update,
+ * and for the apps/v1 selectors pkg/registry/apps/<kind>/strategy.go), for the objects in k8s/ and,
+ * with `npm run diff -- --rendered`, those the upstream charts render. A hook (Argo CD's, or
+ * Helm's, which Argo CD runs as one) is created anew at every sync: no rule applies.
  */
 import type { FieldChange } from './diff';
 import { parseQuantity } from '../util/quantity';
@@ -58,11 +59,20 @@ const RULES: readonly Rule[] = [
   },
   ...['Deployment', 'DaemonSet'].map(
     (kind): Rule => ({
-      // ValidateDeploymentUpdate / ValidateDaemonSetUpdate: the selector is fixed in apps/v1.
+      // The selector is fixed in apps/v1: the registry's update strategy checks it (pkg/registry/apps/deployment and daemonset, strategy.go ValidateUpdate).
       apiVersion: 'apps/v1',
       kind,
       refused: (fields) => under(fields, ['spec.selector']),
       remedy: (name, namespace) => `delete it before the sync (\`kubectl delete ${kind.toLowerCase()} ${name}${namespaced(namespace)}\`), its pods with it`,
+    }),
+  ),
+  ...['RoleBinding', 'ClusterRoleBinding'].map(
+    (kind): Rule => ({
+      // ValidateRoleBindingUpdate / ValidateClusterRoleBindingUpdate: "cannot change roleRef".
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind,
+      refused: (fields) => under(fields, ['roleRef']),
+      remedy: (name, namespace) => `delete it before the sync (\`kubectl delete ${kind.toLowerCase()} ${name}${namespaced(namespace)}\`), and Argo CD creates it anew`,
     }),
   ),
 ];
@@ -73,7 +83,8 @@ const RULES: readonly Rule[] = [
  */
 export function refusedUpdate(before: unknown, after: unknown, fields: readonly FieldChange[]): string | undefined {
   if (!isResource(before) || !isResource(after) || before.kind !== after.kind || before.apiVersion !== after.apiVersion) return undefined;
-  if (after.metadata.annotations?.['argocd.argoproj.io/hook'] !== undefined) return undefined;
+  const annotations = after.metadata.annotations ?? {};
+  if (annotations['argocd.argoproj.io/hook'] !== undefined || annotations['helm.sh/hook'] !== undefined) return undefined;
   const rule = RULES.find((r) => r.apiVersion === after.apiVersion && r.kind === after.kind);
   const refused = rule?.refused(fields) ?? [];
   if (!rule || refused.length === 0) return undefined;
