@@ -10,7 +10,7 @@
  */
 import { z } from '../lib/model/config/zod';
 import type { VaultValues } from '../imports/helm/vault';
-import { defineService, ownSubdomain } from '../lib/model/catalog';
+import { ConfigIssue, defineService, ownSubdomain } from '../lib/model/catalog';
 import { Checkpoint } from '../lib/model/checkpoint';
 import { bool, intBetween, k8sName, resourcesSchema, subdomain, volumeSize } from '../lib/model/config/primitives';
 import { schedulableNodes } from '../lib/model/inventory';
@@ -34,13 +34,16 @@ import { BACKUP_CREDENTIALS_SECRET, BACKUP_PREFIX, RESTORE_CHECK_JOB, RESTORE_CH
 /** The Vault server container (per replica). */
 export const DEFAULT_VAULT_RESOURCES = { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } };
 
+/** Vault's pod counts: standalone, or a raft quorum. */
+const VAULT_REPLICAS = [1, 3, 5] as const;
+
 /** `services.vault`. */
 export const vaultSettings = z
   .strictObject({
     enabled: bool.default(false),
     /** 1: standalone (file storage); 3 or 5: HA with integrated raft storage, one pod per node. */
     replicas: intBetween(1, 5)
-      .refine((n) => n === 1 || n % 2 === 1, { error: 'expected 1 (standalone) or an odd number for a raft quorum (3 or 5)' })
+      .refine((n) => (VAULT_REPLICAS as readonly number[]).includes(n), { error: 'expected 1 (standalone) or an odd number for a raft quorum (3 or 5)' })
       .default(1),
     /** Volume of each Vault pod (raft or file storage). */
     storageSize: volumeSize.default('10Gi'),
@@ -488,6 +491,21 @@ telemetry {
 `;
 }
 
+/**
+ * More Vault pods than schedulable nodes: the counts that fit (raft's only, with snapshots), so
+ * that the first answer is one the next check does not refuse.
+ */
+function tooManyReplicas(settings: VaultSettings, schedulable: readonly string[]): ConfigIssue {
+  const fitting = VAULT_REPLICAS.filter((n) => n <= schedulable.length && (settings.backup === undefined || n > 1));
+  const counts = fitting.length > 0 ? fitting.join(' or ') : settings.backup ? 'at least 3 schedulable nodes (raft snapshots need 3 or 5 replicas), or no backup' : 'a schedulable node';
+  return {
+    path: ['replicas'],
+    message:
+      `expected ${counts} (at most one Vault pod per schedulable node: ${schedulable.join(', ') || 'none'}; ` +
+      `the chart's required pod anti-affinity leaves the others Pending), received ${settings.replicas}`,
+  };
+}
+
 export const vaultEntry = defineService({
   name: 'vault',
   settings: { key: 'vault', schema: vaultSettings },
@@ -511,17 +529,7 @@ export const vaultEntry = defineService({
           ]
         : []),
       ...longhornStorageClassIssues(env, ['storageClass'], settings.storageClass),
-      ...(settings.replicas > schedulable.length
-        ? [
-            {
-              path: ['replicas'],
-              // The counts the schema allows that fit the nodes, so that the first answer is one that passes.
-              message:
-                `expected ${[1, 3, 5].filter((n) => n <= schedulable.length).join(' or ') || 'a schedulable node'} (at most one Vault pod per schedulable node: ` +
-                `${schedulable.join(', ') || 'none'}; the chart's required pod anti-affinity leaves the others Pending), received ${settings.replicas}`,
-            },
-          ]
-        : []),
+      ...(settings.replicas > schedulable.length ? [tooManyReplicas(settings, schedulable)] : []),
     ];
   },
   upstreamTargets: {

@@ -40,6 +40,13 @@ describe('Vault config', () => {
       /environments\.prod\.services\.vault\.replicas: expected 1 \(at most one Vault pod per schedulable node: cp-1, worker-1;/,
     );
     expect(parseWith((c) => (c.environments.prod.services.vault.replicas = 5))).toThrow(/environments\.prod\.services\.vault\.replicas: expected 1 or 3 \(at most one Vault pod per schedulable node/);
+    // With raft snapshots, only raft's counts: with two nodes, none fits.
+    expect(
+      parseWith((c) => {
+        c.nodes['gpu-1'].taints = [{ key: 'nvidia.com/gpu', effect: 'NoSchedule' }];
+        c.environments.prod.services.vault.backup = {};
+      }),
+    ).toThrow(/vault\.replicas: expected at least 3 schedulable nodes \(raft snapshots need 3 or 5 replicas\), or no backup \(at most one Vault pod/);
     // A PreferNoSchedule taint does not keep a pod off the node.
     expect(parseWith((c) => (c.nodes['gpu-1'].taints = [{ key: 'nvidia.com/gpu', effect: 'PreferNoSchedule' }]))).not.toThrow();
   });
