@@ -4,7 +4,7 @@ import { checkCapacity } from '../lib/passes/capacity';
 import type { NodeConfig } from '../lib/model/config/environment';
 import { UserError } from '../lib/util/errors';
 import { gpuPlacement } from '../lib/model/inventory';
-import { parseQuantity } from '../lib/util/quantity';
+import { parseQuantity, sumCores } from '../lib/util/quantity';
 import { platformObject, synthesizeText, toYamlText } from './support';
 
 const node = (overrides: Partial<NodeConfig> = {}): NodeConfig => ({ role: 'worker', cpu: '8', memory: '32Gi', gpus: 0, labels: {}, taints: [], ...overrides });
@@ -17,6 +17,12 @@ describe('parseQuantity', () => {
     expect(parseQuantity('4Gi')).toBe(4 * 2 ** 30);
     expect(parseQuantity('1G')).toBe(1e9);
     expect(() => parseQuantity('4GB')).toThrow('not a quantity: 4GB');
+  });
+
+  it('adds CPU in whole millicores, each rounded up as Kubernetes counts it', () => {
+    expect(sumCores([{ quantity: '100m' }, { quantity: '200m' }, { quantity: '0.3' }])).toBe(0.6);
+    expect(sumCores([{ quantity: '1.1', times: 3 }])).toBe(3.3);
+    expect(sumCores([{ quantity: '0.0004', times: 3 }])).toBe(0.003);
   });
 });
 

@@ -308,7 +308,7 @@ describe('a cron expression', () => {
   };
 
   it('takes what the CronJob controller, Longhorn and CloudNativePG take: lists, ranges, steps, month and weekday names', () => {
-    for (const text of ['0 3 * * *', '*/15 * * * *', '0 0-23/2 1,15 * mon-fri', '30 2 1 jan,jul SUN', '5/20 * * * *', ' 0 3 * * 6 ']) {
+    for (const text of ['0 3 * * *', '*/15 * * * *', '0 0-23/2 1,15 * mon-fri', '30 2 1 jan,jul SUN', '5/20 * * * *', ' 0 3 * * 6 ', '0 3 ? * *', '*/05 * * * *']) {
       expect(problems(text), text).toEqual([]);
     }
   });

@@ -27,12 +27,14 @@ export function parseQuantity(quantity: string | number): number {
 
 /**
  * Cores of CPU quantities added up: `['100m', '200m', '0.3']` -> 0.6 exactly where the float sum
- * would be 0.6000000000000001. Summed in whole millicores (Kubernetes' CPU resolution), so that two
- * sums of the same amount compare equal.
+ * would be 0.6000000000000001. Summed in whole millicores, each rounded up as Kubernetes counts
+ * it (resource.Quantity's MilliValue, ceil(q * 1000)), so that two sums of the same amount compare
+ * equal and `0.0004` counts as 1m.
  */
 export function sumCores(quantities: Iterable<{ readonly quantity: string | number; readonly times?: number }>): number {
   let milli = 0;
-  for (const { quantity, times = 1 } of quantities) milli += Math.round(parseQuantity(quantity) * 1000) * times;
+  // To the microcore first: 1.1 * 1000 is 1100.0000000000002 in floating point, not 1101 millicores.
+  for (const { quantity, times = 1 } of quantities) milli += Math.ceil(Math.round(parseQuantity(quantity) * 1e6) / 1e3) * times;
   return milli / 1000;
 }
 

@@ -84,8 +84,8 @@ export const pinnedImage = z
 /**
  * The fields of a cron expression as robfig/cron's standard parser reads them, which the
  * Kubernetes CronJob controller, Longhorn's RecurringJobs and CloudNativePG (with a seconds field
- * put first, charts/cloudnative-pg-backups.ts) all use: a list of `*`, `n` or `n-m`, each with an
- * optional `/step`, months and weekdays also by name. Descriptors such as `@daily` are left out:
+ * put first, charts/cloudnative-pg-backups.ts) all use: a list of `*` (or `?`), `n` or `n-m`,
+ * each with an optional `/step`, months and weekdays also by name. Descriptors such as `@daily` are left out:
  * CloudNativePG's six-field form has no place for one.
  */
 const CRON_FIELDS = [
@@ -105,8 +105,9 @@ function cronFieldProblem(text: string, field: (typeof CRON_FIELDS)[number]): st
   };
   for (const item of text.split(',')) {
     const [range, step, extra] = item.split('/');
-    if (extra !== undefined || (step !== undefined && !/^[1-9]\d*$/.test(step))) return `"${item}" has no step of 1 or more`;
-    if (range === '*') continue;
+    if (extra !== undefined || (step !== undefined && !(/^\d+$/.test(step) && Number(step) >= 1))) return `"${item}" has no step of 1 or more`;
+    // robfig/cron's getRange reads `?` as `*`.
+    if (range === '*' || range === '?') continue;
     const [from, to, beyond] = range.split('-').map(value);
     const bounds = `${field.min}-${field.max}`;
     if (beyond !== undefined || from === undefined || (range.includes('-') && to === undefined)) return `"${item}" is not *, a number in ${bounds} or a range of them`;
