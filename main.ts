@@ -6,8 +6,8 @@
  * code produces).
  */
 import { BUILTIN_CATALOG } from './charts/catalog';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, relative, sep } from 'node:path';
+import { existsSync, lstatSync, readFileSync, symlinkSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { CommandSpec, countOption, parseCommandLine, runCommand, runCommandAsync } from './lib/tools/cli';
 import { colours } from './lib/util/colours';
 import { byCodeUnits } from './lib/util/text-order';
@@ -125,11 +125,32 @@ function prepare(argv: readonly string[]):
     const documents = documentPaths.map(({ render, ...document }) => ({ ...document, content: render(results) }));
     if (check) return checkOutput(results, documents, { outdir: out, partial: env !== undefined, quiet: quiet === true });
     writeOutput(results, { outdir: out, partial: env !== undefined, documents, unchanged });
+    linkCdk8sOutput(out);
     if (!quiet) process.stdout.write(formatSummary(results, out, performance.now() - started, colours(process.stdout)));
     return 0;
   };
   // The threads compare what they made with the output directory, unless nothing is to be written.
   return { synthesis, threads, compareWith: check ? undefined : out, finish };
+}
+
+/**
+ * `npx cdk8s synth` removes cdk8s.yaml's `output` before it starts the app (cdk8s-cli's synth
+ * command), so that `output` is a scratch name and never k8s/, which a config error or a kill
+ * would otherwise leave gone. The app, run with it as CDK8S_OUTDIR, points it at the output
+ * directory it wrote, where cdk8s-cli then finds the manifests. A path that exists is left alone:
+ * cdk8s-cli has just removed its own, so it is someone else's.
+ */
+function linkCdk8sOutput(outdir: string): void {
+  const cdk8sOutdir = process.env.CDK8S_OUTDIR;
+  if (!cdk8sOutdir || resolve(cdk8sOutdir) === resolve(outdir)) return;
+  try {
+    lstatSync(cdk8sOutdir);
+    return;
+  } catch {
+    // Absent, as it should be.
+  }
+  // A junction on Windows needs no privilege; elsewhere the type is ignored.
+  symlinkSync(relative(dirname(resolve(cdk8sOutdir)), resolve(outdir)) || '.', cdk8sOutdir, 'junction');
 }
 
 /** --check: compare with the output directory instead of writing it; list what would change. */

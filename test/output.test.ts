@@ -1,6 +1,8 @@
 /** Writing k8s/: atomic, stale files removed, deterministic in any timezone or locale. */
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { SYNTH_COMMAND } from '../main';
 import { formatCores, formatGibibytes } from '../lib/util/quantity';
 import { describe, expect, it } from 'vitest';
 import { colours } from '../lib/util/colours';
@@ -9,7 +11,7 @@ import { treeOf } from '../lib/output/output-tree';
 import { writeOutput } from '../lib/output/writer';
 import { main as validateMain, validateDirectory } from '../scripts/validate';
 import { GENERATED_HEADER } from '../lib/output/output-guard';
-import { captureOutput, fixtureObject, PLATFORM_FIXTURE, platformText, readTree, runCli, runMain, synthesizeEnvironment, synthesizePlatformFixture, synthesizePlatforms, tempDir, toYamlText } from './support';
+import { captureOutput, FIXTURES, fixtureObject, PLATFORM_FIXTURE, platformText, readTree, ROOT, runCli, runMain, synthesizeEnvironment, synthesizePlatformFixture, synthesizePlatforms, tempDir, toYamlText } from './support';
 
 /** A file as synth writes it: the generated header, then the text. */
 const generated = (text: string) => `${GENERATED_HEADER}${text}\n`;
@@ -87,6 +89,36 @@ describe('writer', () => {
     expect(() => writeOutput(broken, { outdir })).toThrow(/^.*k8s: cannot write the output: EEXIST: .*mkdir/);
 
     expect(readTree(dir)).toEqual(new Map([['k8s/keep.yaml', generated('keep')]]));
+  });
+});
+
+describe('synth as `npx cdk8s synth` runs it', () => {
+  // cdk8s-cli removes cdk8s.yaml's output before it starts the app: it must never be k8s/.
+  it("has cdk8s.yaml's output apart from the output directory, and links it there once written", () => {
+    const output = (parse(readFileSync(join(ROOT, 'cdk8s.yaml'), 'utf8')) as { output: string }).output;
+    expect(resolve(ROOT, output)).not.toBe(resolve(ROOT, SYNTH_COMMAND.options.out.default as string));
+    const dir = tempDir();
+    const config = join(FIXTURES, 'small.yaml');
+    const withCdk8sOutdir = (args: string[]) => {
+      process.env.CDK8S_OUTDIR = join(dir, output);
+      try {
+        return runMain(['--config', config, '--out', join(dir, 'k8s'), '--quiet', ...args]);
+      } finally {
+        delete process.env.CDK8S_OUTDIR;
+      }
+    };
+    expect(withCdk8sOutdir([]).status).toBe(0);
+    expect(readlinkSync(join(dir, output))).toBe('k8s');
+    expect(readdirSync(join(dir, output))).toEqual(['lab']);
+    // A config error: cdk8s-cli has removed its output, and the app leaves it so (k8s/ as it was).
+    rmSync(join(dir, output));
+    expect(withCdk8sOutdir(['--env', 'nope']).status).toBe(2);
+    expect(existsSync(join(dir, output))).toBe(false);
+    expect(readdirSync(join(dir, 'k8s'))).toEqual(['lab']);
+    // Something already there is not the app's to replace.
+    mkdirSync(join(dir, output));
+    expect(withCdk8sOutdir([]).status).toBe(0);
+    expect(lstatSync(join(dir, output)).isDirectory()).toBe(true);
   });
 });
 
