@@ -8,35 +8,23 @@ import { RULES } from '../lib/tools/lint/rules';
 import { EXCEPTIONS_FILE } from '../lib/tools/lint/exceptions';
 import { readOutputTree } from '../lib/tools/lint/tree';
 import { recoverInterruptedWrites } from '../lib/output/atomic-replace';
-import { runCommand } from '../lib/tools/cli';
+import { CommandSpec, parseCommandLine, runCommand } from '../lib/tools/cli';
 
-const USAGE = `usage: npm run lint:k8s [-- --dir <tree>]
-
-Checks every workload (Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, RayCluster and
-RabbitmqCluster pod templates), Service and ServiceMonitor/PodMonitor in <tree>/<env>/<service>/
-against the rules below. Exceptions, each with its reason: ${EXCEPTIONS_FILE}.
-
-  --dir <tree>   the output tree to lint (default: k8s)
-  --help         this text
-
-rules:
-${RULES.map((r) => `  ${r.id.padEnd(32)} ${r.description} (${r.source})`).join('\n')}
-`;
+export const LINT_COMMAND: CommandSpec = {
+  usage: 'npm run lint:k8s -- [--dir <tree>]',
+  description:
+    'Checks every workload (Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, RayCluster and RabbitmqCluster pod\n' +
+    `templates), Service and ServiceMonitor/PodMonitor in <tree>/<env>/<service>/ against the rules below. Exceptions, each\n` +
+    `with its reason: ${EXCEPTIONS_FILE}.\n\nrules:\n${RULES.map((r) => `  ${r.id.padEnd(32)} ${r.description} (${r.source})`).join('\n')}`,
+  options: { dir: { type: 'string', value: '<tree>', default: 'k8s', description: 'the output tree to lint' } },
+  exitStatus: ['0  no violation', '1  violations (listed on stdout)', '2  usage error, or no output tree to read'],
+};
 
 export function main(args: readonly string[]): number {
-  let dir = 'k8s';
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--help' || args[i] === '-h') {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-    if (args[i] === '--dir' && args[i + 1] !== undefined) dir = args[++i];
-    else {
-      process.stderr.write(`lint:k8s: unknown argument ${args[i]}\n${USAGE}`);
-      return 2;
-    }
-  }
   return runCommand(() => {
+    const parsed = parseCommandLine(LINT_COMMAND, args);
+    if (!parsed) return 0;
+    const dir = parsed.values.dir as string;
     // A synth killed while replacing the output left it to be finished first.
     recoverInterruptedWrites(dir);
     const report = lintTree(readOutputTree(dir));

@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { CommandSpec, parseCommandLine, runCommand } from '../lib/tools/cli';
+import { CommandSpec, parseCommandLine, runCommand, usageError } from '../lib/tools/cli';
 import { helmValuesErrors } from '../lib/tools/validate/helm-values';
 import { HELM_VALUES_FILE } from '../lib/output/synthesize';
 import { KUBERNETES_VERSION } from '../lib/model/kubernetes';
@@ -82,6 +82,7 @@ export function main(argv: readonly string[]): number {
     const parsed = parseCommandLine(VALIDATE_COMMAND, argv);
     if (!parsed) return 0;
     const dir = parsed.positionals[0] ?? 'k8s';
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw usageError(VALIDATE_COMMAND, `${dir}: expected a directory of YAML files (<dir>), ${existsSync(dir) ? 'received a file' : 'found nothing there'}`);
     // A synth killed while replacing the output left it to be finished first.
     recoverInterruptedWrites(dir);
     const { documents, files, errors } = validateDirectory(dir);

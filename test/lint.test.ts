@@ -244,6 +244,21 @@ describe('the lint:k8s command', () => {
     expect(status).toBe(2);
   });
 
+  it('refuses a tree that is not an output tree, and options it does not know, as every command does', () => {
+    const dir = tempDir('homelab-lint-');
+    mkdirSync(join(dir, 'k8s', 'prod', 'web'), { recursive: true });
+    writeFileSync(join(dir, 'k8s', 'prod', 'web', 'deployment-web.yaml'), 'kind: Deployment\nmetadata: {name: web}\n');
+    // Its parent (a checkout, say) is not one: k8s would be linted as an environment.
+    const parent = captureOutput(() => main(['--dir', dir]));
+    expect(parent.stderr).toBe(`error: ${dir}: expected an output tree, <env>/<service>/<file>.yaml, found k8s/prod/web/deployment-web.yaml (--dir)\n`);
+    expect(parent.status).toBe(2);
+    for (const args of [['--bogus'], ['--dir'], ['k8s']]) {
+      const { status, stderr } = captureOutput(() => main(args));
+      expect(stderr).toMatch(/^error: .*\nusage: npm run lint:k8s -- \[--dir <tree>\] \(--help for the options\)\n$/);
+      expect(status).toBe(2);
+    }
+  });
+
   it('explains itself with --help and lists every rule', () => {
     const { status, stdout } = run(['--help']);
     expect(status).toBe(0);

@@ -5,8 +5,8 @@ import Ajv from 'ajv';
 import { cachedValidator, VALIDATOR_CACHE_DIR, validatorKey } from '../lib/tools/validate/compiled-validators';
 import { ManifestValidator, SCHEMA_DIR } from '../lib/tools/validate/manifest-validator';
 import { npmCommandArgs } from '../lib/util/npm-scripts';
-import { validateDirectory } from '../scripts/validate';
-import { runNode } from './support';
+import { main as validateMain, validateDirectory } from '../scripts/validate';
+import { captureOutput, runNode } from './support';
 import { tempDir } from './temp-dirs';
 
 const validator = ManifestValidator.shared();
@@ -337,8 +337,15 @@ describe('validateDirectory', () => {
     expect(byFile.get(join(files, 'bomb.yaml'))).toMatch(/alias count/);
   });
 
-  it('reports a missing directory', () => {
+  it('reports a missing directory; the command takes one for a usage error (exit 2)', () => {
     expect(validateDirectory(join(dir, 'missing')).errors).toEqual([`${join(dir, 'missing')}: no such directory`]);
+    const file = join(tempDir('validate-'), 'a.yaml');
+    writeFileSync(file, 'kind: ConfigMap\n');
+    for (const [path, found] of [[join(dir, 'missing'), 'found nothing there'], [file, 'received a file']]) {
+      const { status, stderr } = captureOutput(() => validateMain([path]));
+      expect(stderr.split('\n')[0]).toBe(`error: ${path}: expected a directory of YAML files (<dir>), ${found}`);
+      expect(status).toBe(2);
+    }
   });
 });
 

@@ -66,6 +66,17 @@ describe('the output directory synth replaces', () => {
     expect(snapshot(dir)).toEqual(before);
   });
 
+  it('is not a folder of another output tree (`--out k8s/prod`), and is named, not empty', () => {
+    const dir = tempDir();
+    expect(runMain(['--config', SMALL, '--out', join(dir, 'k8s'), '--quiet']).status).toBe(0);
+    const before = snapshot(dir);
+    expectRefused(runMain(['--config', SMALL, '--out', join(dir, 'k8s', 'lab')]), /^error: .*\/k8s\/lab: .*\/k8s\/lab\/[^/]+\/[^/]+\.yaml is a file synth wrote, but not at <environment>\/<application>\/<file> as in an output directory of its own/m);
+    for (const option of ['--out', '--docs', '--runbook', '--config']) {
+      expectRefused(runMain(['--config', SMALL, '--out', join(dir, 'k8s'), option, '']), new RegExp(`^error: ${option}: expected <(dir|file)>, received ""$`, 'm'));
+    }
+    expect(snapshot(dir)).toEqual(before);
+  });
+
   it('is never the root directory or one holding the working directory (`--out /`, `--out .`)', () => {
     // --check writes nothing, whatever happens.
     expectRefused(runMain(['--config', SMALL, '--out', '/', '--check']), /^error: \/: the output directory is the root directory; /m);
@@ -119,11 +130,11 @@ describe('the output directory synth replaces', () => {
   it('with --env, keeps the other environments (links in them dropped) and refuses a foreign file there too', () => {
     const dir = tempDir();
     const out = join(dir, 'k8s');
-    mkdirSync(join(out, 'other'), { recursive: true });
-    writeFileSync(join(out, 'other', 'kept.yaml'), `${GENERATED_HEADER}kind: ConfigMap\n`);
-    symlinkSync(join(dir, 'nowhere'), join(out, 'other', 'dangling.yaml'));
+    mkdirSync(join(out, 'other', 'app'), { recursive: true });
+    writeFileSync(join(out, 'other', 'app', 'kept.yaml'), `${GENERATED_HEADER}kind: ConfigMap\n`);
+    symlinkSync(join(dir, 'nowhere'), join(out, 'other', 'app', 'dangling.yaml'));
     expect(runMain(['--config', SMALL, '--out', out, '--env', 'lab', '--quiet']).status).toBe(0);
-    expect(snapshot(join(out, 'other'))).toEqual(new Map([['kept.yaml', `${GENERATED_HEADER}kind: ConfigMap\n`]]));
+    expect(snapshot(join(out, 'other'))).toEqual(new Map([['app/', 'dir'], ['app/kept.yaml', `${GENERATED_HEADER}kind: ConfigMap\n`]]));
     expect(readTree(join(out, 'lab')).size).toBeGreaterThan(0);
 
     writeFileSync(join(out, 'other', 'notes.md'), 'mine');

@@ -62,17 +62,17 @@ describe('writer', () => {
   it('with --env replaces only that environment', () => {
     const dir = tempDir();
     const outdir = join(dir, 'k8s');
-    mkdirSync(join(outdir, 'dev'), { recursive: true });
-    writeFileSync(join(outdir, 'dev', 'marker.yaml'), generated('kept'));
-    mkdirSync(join(outdir, 'prod'), { recursive: true });
-    writeFileSync(join(outdir, 'prod', 'stale.yaml'), generated('stale'));
+    mkdirSync(join(outdir, 'dev', 'kept'), { recursive: true });
+    writeFileSync(join(outdir, 'dev', 'kept', 'marker.yaml'), generated('kept'));
+    mkdirSync(join(outdir, 'prod', 'gone'), { recursive: true });
+    writeFileSync(join(outdir, 'prod', 'gone', 'stale.yaml'), generated('stale'));
 
     const result = runMain(['--config', PLATFORM_FIXTURE, '--out', outdir, '--env', 'prod']);
 
     expect(result.status).toBe(0);
     const tree = readTree(outdir);
-    expect(tree.get('dev/marker.yaml')).toBe(generated('kept'));
-    expect(tree.has('prod/stale.yaml')).toBe(false);
+    expect(tree.get('dev/kept/marker.yaml')).toBe(generated('kept'));
+    expect(tree.has('prod/gone/stale.yaml')).toBe(false);
     expect(tree.has('prod/apps/application-longhorn.yaml')).toBe(true);
     expect([...tree.keys()].some((p) => p.startsWith('staging/'))).toBe(false);
     expect(result.stdout).toMatch(/^prod: \d+ services in \d+ waves/m);
@@ -82,13 +82,13 @@ describe('writer', () => {
   it('leaves the output untouched and no staging directory behind when writing fails', () => {
     const dir = tempDir();
     const outdir = join(dir, 'k8s');
-    mkdirSync(outdir);
-    writeFileSync(join(outdir, 'keep.yaml'), generated('keep'));
+    mkdirSync(join(outdir, 'old', 'a'), { recursive: true });
+    writeFileSync(join(outdir, 'old', 'a', 'keep.yaml'), generated('keep'));
     const broken = [{ environment: 'dev', files: new Map([['a/b.yaml', 'x'], ['a/b.yaml/c.yaml', 'conflict']]) }];
 
     expect(() => writeOutput(broken, { outdir })).toThrow(/^.*k8s: cannot write the output: EEXIST: .*mkdir/);
 
-    expect(readTree(dir)).toEqual(new Map([['k8s/keep.yaml', generated('keep')]]));
+    expect(readTree(dir)).toEqual(new Map([['k8s/old/a/keep.yaml', generated('keep')]]));
   });
 });
 

@@ -130,6 +130,8 @@ function inspectOutput(outdir: string, environments: readonly Environment[], opt
           continue;
         }
         if (!isGeneratedOutputFile(path)) throw foreignOutput(outdir, path, NOT_GENERATED);
+        // A folder of another output tree (--out k8s/prod) holds generated files one level up.
+        if (relativePath.split('/').length !== 3) throw foreignOutput(outdir, path, 'is a file synth wrote, but not at <environment>/<application>/<file> as in an output directory of its own: is --out a folder of one?');
         if (options.partial && !expected.has(environment)) carried.push(relativePath);
         else differs = true;
       }

@@ -56,6 +56,9 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Pa
   if (parsed.positionals.length > (spec.maxPositionals ?? 0)) {
     throw usageError(spec, `unexpected argument "${parsed.positionals[spec.maxPositionals ?? 0]}"`);
   }
+  // No option takes an empty value: `--docs ''` would name no file (and the current directory's parent by way of dirname).
+  const empty = Object.entries(parsed.values).find(([, value]) => value === '');
+  if (empty) throw usageError(spec, `--${empty[0]}: expected ${spec.options[empty[0]]?.value ?? 'a value'}, received ""`);
   return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
 }
 

@@ -21,6 +21,8 @@ export function readOutputTree(dir: string): OutputTree {
   for (const [path, content] of readDirectoryTree(dir)) {
     const slash = path.indexOf('/');
     if (slash < 0 || !/\.ya?ml$/.test(path)) continue;
+    // A folder of a tree (k8s/prod) or its parent (the repository) would be linted as wrong environments.
+    if (path.split('/').length !== 3) throw new UserError([`${dir}: expected an output tree, <env>/<service>/<file>.yaml, found ${path} (--dir)`]);
     const env = path.slice(0, slash);
     tree.set(env, (tree.get(env) ?? new Map<string, string>()).set(path.slice(slash + 1), content));
   }
