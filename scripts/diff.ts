@@ -60,6 +60,9 @@ export function main(argv: readonly string[], options: { cwd?: string } = {}): P
     const { base, format, config, env, out } = values;
     if (!(FORMATS as readonly string[]).includes(format)) throw usageError(DIFF_COMMAND, `--format: expected one of ${FORMATS.join(', ')}, received "${format}"`);
     const maxChars = maxCharsOption(values['max-chars'], format);
+    for (const cache of ['chart-cache', 'source-cache'] as const) {
+      if (values[cache] !== undefined && !values.rendered) throw usageError(DIFF_COMMAND, `--${cache}: only with --rendered`);
+    }
     // A synth killed while replacing the output left it to be finished (README: what a killed synth leaves).
     recoverInterruptedWrites(resolve(options.cwd ?? process.cwd(), out));
     // git lists the commit's files while this thread synthesizes; only those whose content differs from the synth's are read.

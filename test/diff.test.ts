@@ -313,7 +313,7 @@ describe('changes Kubernetes refuses in place', () => {
 
   it("a StorageClass's parameters: delete it first; what may change passes", () => {
     expect(refused(storageClass('1'), storageClass('2'))).toBe(
-      'Kubernetes refuses to change parameters.numberOfReplicas in place: delete it before the sync (`kubectl delete storageclass x`), and Argo CD creates it anew; the volumes it provisioned keep their settings, new ones get the new',
+      'Kubernetes refuses to change parameters.numberOfReplicas in place: delete it before the sync (`kubectl delete storageclass x`), and Argo CD creates it anew; the volumes it provisioned keep their settings, volumes provisioned after get the new ones',
     );
     expect(refused(storageClass('1'), storageClass('1', false))).toBeUndefined();
   });
@@ -532,6 +532,7 @@ describe('npm run diff against git', () => {
   it('exits 2 on a usage, config or git error, naming it', async () => {
     expect(await run('--format', 'html')).toMatchObject({ status: 2, stderr: expect.stringContaining('--format: expected one of text, markdown, received "html"') });
     expect(await run('--max-chars', '400')).toMatchObject({ status: 2, stderr: expect.stringContaining('--max-chars: only with --format markdown') });
+    expect(await run('--chart-cache', repo)).toMatchObject({ status: 2, stderr: expect.stringContaining('--chart-cache: only with --rendered') });
     expect(await run('--format', 'markdown', '--max-chars', '4e2')).toMatchObject({ status: 2, stderr: expect.stringContaining('--max-chars: expected a whole number of characters above 0, received "4e2"') });
     expect(await run('--format', 'markdown', '--max-chars', '0')).toMatchObject({ status: 2, stderr: expect.stringContaining('--max-chars: expected a whole number of characters above 0, received "0"') });
     expect(await run('--config', exampleFile, '--base', 'no-such-branch')).toMatchObject({ status: 2, stderr: expect.stringContaining('--base no-such-branch: not a commit') });

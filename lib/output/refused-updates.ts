@@ -33,7 +33,7 @@ const RULES: readonly Rule[] = [
     kind: 'StorageClass',
     refused: (fields) => under(fields, ['parameters', 'provisioner', 'reclaimPolicy', 'volumeBindingMode']),
     remedy: (name) =>
-      `delete it before the sync (\`kubectl delete storageclass ${name}\`), and Argo CD creates it anew; the volumes it provisioned keep their settings, new ones get the new`,
+      `delete it before the sync (\`kubectl delete storageclass ${name}\`), and Argo CD creates it anew; the volumes it provisioned keep their settings, volumes provisioned after get the new ones`,
   },
   {
     // ValidatePersistentVolumeClaimUpdate: a bound claim's spec is fixed but for a larger storage request (and its volume attributes class).
