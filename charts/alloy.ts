@@ -95,8 +95,8 @@ export class Alloy extends HomelabService implements Partial<TraceReceiver> {
 
     // One pod on every node of the inventory (it tolerates their taints).
     const nodes = Object.keys(scope.config.nodes).length;
-    this.requestCapacity('alloy', nodes, alloyResources.requests, undefined, 'every-node');
-    this.requestCapacity('config-reloader', nodes, CONFIG_RELOADER_RESOURCES.requests, undefined, 'every-node');
+    this.requestCapacity('alloy', nodes, alloyResources.requests, { placement: 'every-node' });
+    this.requestCapacity('config-reloader', nodes, CONFIG_RELOADER_RESOURCES.requests, { placement: 'every-node' });
 
     this.exposeMetrics({ name: 'agent', kind: 'pod', selector: AGENT_METRICS.selector, port: AGENT_METRICS.port });
     // loki.write's counters (Alloy v1.18 internal/component/common/loki/client/metrics.go).

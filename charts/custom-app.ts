@@ -245,7 +245,7 @@ export class CustomApp extends HomelabService {
       for (const [key, value] of Object.entries(selector)) service.selectLabel(key, value);
     }
 
-    this.requestCapacity(COMPONENT, props.replicas, props.resources.requests, gpus);
+    this.requestCapacity(COMPONENT, props.replicas, props.resources.requests, { gpus });
     this.addCheckpoint(props.replicas, probes.readiness, ports[0]);
     this.addMonitoring(props.metrics);
     // Every port, for the services that name this app in their dependsOn.

@@ -91,7 +91,7 @@ export class DcgmExporter extends HomelabService {
       podSecurity: { level: 'privileged', reason: 'the exporter runs as root with CAP_SYS_ADMIN for the profiling metrics (the chart\'s securityContext)' },
       helm: helmRelease('dcgmExporter', exporterValues(devicePlugin)),
     });
-    this.requestCapacity('exporter', placement.nodes.length, EXPORTER_RESOURCES.requests, undefined, 'gpu-nodes');
+    this.requestCapacity('exporter', placement.nodes.length, EXPORTER_RESOURCES.requests, { placement: 'gpu-nodes' });
     this.exposeMetrics({
       name: 'exporter',
       kind: 'service',

@@ -475,7 +475,7 @@ export class MonitoringStack extends HomelabService implements MetricsScraper, D
     this.requestCapacity('prometheus-operator', 1, sizes.operator.requests);
     this.requestCapacity('kube-state-metrics', 1, sizes.kubeStateMetrics.requests);
     // A DaemonSet: one pod per node (the subchart tolerates every NoSchedule taint, prometheus-node-exporter values.yaml `tolerations`).
-    this.requestCapacity('node-exporter', Object.keys(platform.config.nodes).length, sizes.nodeExporter.requests, undefined, 'every-node');
+    this.requestCapacity('node-exporter', Object.keys(platform.config.nodes).length, sizes.nodeExporter.requests, { placement: 'every-node' });
   }
 
   /**

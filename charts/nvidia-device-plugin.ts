@@ -104,9 +104,9 @@ export class NvidiaDevicePlugin extends HomelabService implements GpuProvider {
     this.runtimeClassName = runtimeClassName;
     this.gpuReplicas = gpuReplicas;
     this.gpuScheduling = { affinity: { nodeAffinity: gpuNodeAffinity() }, tolerations: tolerationsOf(placement) };
-    this.requestCapacity('device-plugin', placement.nodes.length, PLUGIN_RESOURCES.requests, undefined, 'gpu-nodes');
-    this.requestCapacity('gpu-feature-discovery', placement.nodes.length, PLUGIN_RESOURCES.requests, undefined, 'gpu-nodes');
-    this.requestCapacity('nfd-worker', Object.keys(scope.config.nodes).length, NFD_REQUESTS.worker, undefined, 'every-node');
+    this.requestCapacity('device-plugin', placement.nodes.length, PLUGIN_RESOURCES.requests, { placement: 'gpu-nodes' });
+    this.requestCapacity('gpu-feature-discovery', placement.nodes.length, PLUGIN_RESOURCES.requests, { placement: 'gpu-nodes' });
+    this.requestCapacity('nfd-worker', Object.keys(scope.config.nodes).length, NFD_REQUESTS.worker, { placement: 'every-node' });
     this.requestCapacity('nfd-master', 1, NFD_REQUESTS.master);
     this.requestCapacity('nfd-gc', 1, NFD_REQUESTS.gc);
     this.addRuntimeClass(placement);

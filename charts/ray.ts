@@ -279,7 +279,7 @@ export class Ray extends HomelabService {
     this.requestCapacity('head', 1, props.head.resources.requests);
     this.requestCapacity('autoscaler', 1, AUTOSCALER_RESOURCES.requests);
     for (const [name, group] of groups) {
-      this.requestCapacity(`${name} workers`, group.maxReplicas, group.resources.requests, group.gpusPerWorker);
+      this.requestCapacity(`${name} workers`, group.maxReplicas, group.resources.requests, { gpus: group.gpusPerWorker });
     }
     this.addCheckpoint(1 + groups.reduce((sum, [, group]) => sum + group.minReplicas, 0), devicePlugin !== undefined && gpuGroups.length > 0);
     this.addMonitoring();

@@ -238,7 +238,7 @@ export class Triton extends HomelabService implements TraceEmitter {
     this.addDeployment(props, replicas, gpus, repository, checksum(smokeFiles));
     this.addService();
     if (replicas > 1) this.addDisruptionBudget();
-    this.requestCapacity(COMPONENT, replicas, props.resources.requests, gpus);
+    this.requestCapacity(COMPONENT, replicas, props.resources.requests, { gpus });
     this.addCheckpoint();
     this.addMonitoring();
     // Inference for the services that reference Triton: HTTP/REST and gRPC.

@@ -13,7 +13,7 @@ import { ContainerException, EXCEPTION_ANNOTATION, PodSecurityException, PodSecu
 import { Layer } from './layers';
 import { jobPodLabels, selectorLabels, serviceLabels } from './labels';
 import type { Platform } from './platform';
-import type { ComputeMode, DemandPlacement, ResourceDemand } from './capacity';
+import type { ComputeMode, ResourceDemand } from './capacity';
 import type { GitManifests, HelmChartVersion, HelmRelease, KustomizeSource } from './sources';
 import type { AlertRule, Dashboard, MetricsEndpoint } from './monitoring';
 import type { Exposure } from './exposure';
@@ -249,10 +249,17 @@ export abstract class HomelabService extends Chart {
   }
 
   /**
-   * Declares what `replicas` pods of `workload` request (CPU, memory, GPUs each), for the capacity
-   * check, and which nodes they may run on (@default by whether they request GPUs, placementOf).
+   * Declares what `replicas` pods of `workload` request (CPU, memory, and `gpus` each), for the
+   * capacity check, and which nodes they may run on (`placement`, @default by whether they request
+   * GPUs, placementOf).
    */
-  protected requestCapacity(workload: string, replicas: number, requests: { readonly cpu: string; readonly memory: string }, gpus?: number, placement?: DemandPlacement): void {
+  protected requestCapacity(
+    workload: string,
+    replicas: number,
+    requests: { readonly cpu: string; readonly memory: string },
+    options: Pick<ResourceDemand, 'gpus' | 'placement'> = {},
+  ): void {
+    const { gpus, placement } = options;
     this.demandList.push({
       service: this.serviceName,
       workload,

@@ -166,15 +166,20 @@ function markdownAt(level: MarkdownLevel, report: MarkdownReport): string {
  * out to fit, as a sync fails on each until it is done.
  */
 function refusedList(diff: readonly EnvironmentDiff[]): string[] {
-  const refused = diff.flatMap((env) => env.applications.flatMap((app) => app.resources.filter((r) => r.refused).map((r) => `- ${code(env.environment)} ${code(r.resource)}: ${r.refused}`)));
+  const refused = refusedChanges(diff).map(({ environment, resource }) => `- ${code(environment)} ${code(resource.resource)}: ${resource.refused}`);
   return refused.length > 0 ? [`**${REFUSED_MARK} Before the sync:**`, '', ...refused, ''] : [];
+}
+
+/** The changed resources the API server refuses in place, with their environment, in the report's order. */
+function refusedChanges(diff: readonly EnvironmentDiff[]): { environment: string; resource: ResourceDiff }[] {
+  return diff.flatMap(({ environment, applications }) => applications.flatMap((app) => app.resources.filter((r) => r.refused).map((resource) => ({ environment, resource }))));
 }
 
 function summaryLine(diff: readonly EnvironmentDiff[], context: DiffReportContext): string {
   if (diff.length === 0) return `No changes to ${context.outdir}/ against ${context.base}`;
   const applications = diff.reduce((n, env) => n + env.applications.length, 0);
   const counts = totalCounts(diff.flatMap((env) => env.applications));
-  const refused = diff.flatMap((env) => env.applications.flatMap((app) => app.resources)).filter((resource) => resource.refused).length;
+  const refused = refusedChanges(diff).length;
   const refusedNote = refused > 0 ? `; Kubernetes refuses ${refused} of the changes in place (marked ${REFUSED_MARK}, with what to do)` : '';
   return `Against ${context.base}: ${describeCounts(counts)} in ${plural(applications, 'Application')} of ${plural(diff.length, 'environment')}${refusedNote}`;
 }

@@ -30,6 +30,15 @@ export function checkOutputPaths(outdir: string, documents: readonly Omit<Genera
   if (problems.length > 0) throw new UserError(problems);
 }
 
+/**
+ * Whether a path relative to the output directory is where synth writes a file:
+ * `<environment>/<application>/<file>` (lib/output/synthesize.ts renderChart), as every file of
+ * k8s/ has been. A tree of another shape is a folder of one (`k8s/prod`) or its parent.
+ */
+export function isOutputFilePath(relativePath: string): boolean {
+  return relativePath.split('/').length === 3;
+}
+
 /** Whether a file in the output directory is one synth wrote: a `.yaml` file that starts with the generated header. */
 export function isGeneratedOutputFile(path: string): boolean {
   return path.endsWith('.yaml') && startsWith(path, GENERATED_HEADER);

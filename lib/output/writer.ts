@@ -19,7 +19,7 @@ import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, 
 import { dirname, join } from 'node:path';
 import { fileSystemFailure } from '../util/errors';
 import { OutputReplacement, recoverInterruptedWrites } from './atomic-replace';
-import { checkOutputPaths, foreignOutput, GeneratedDocument, isGeneratedOutputFile, NOT_GENERATED } from './output-guard';
+import { checkOutputPaths, foreignOutput, GeneratedDocument, isGeneratedOutputFile, isOutputFilePath, NOT_GENERATED } from './output-guard';
 import type { SynthesizedEnvironment } from './synthesize';
 import { testStep } from './test-faults';
 
@@ -131,7 +131,7 @@ function inspectOutput(outdir: string, environments: readonly Environment[], opt
         }
         if (!isGeneratedOutputFile(path)) throw foreignOutput(outdir, path, NOT_GENERATED);
         // A folder of another output tree (--out k8s/prod) holds generated files one level up.
-        if (relativePath.split('/').length !== 3) throw foreignOutput(outdir, path, 'is a file synth wrote, but not at <environment>/<application>/<file> as in an output directory of its own: is --out a folder of one?');
+        if (!isOutputFilePath(relativePath)) throw foreignOutput(outdir, path, 'is a file synth wrote, but not at <environment>/<application>/<file> as in an output directory of its own: is --out a folder of one?');
         if (options.partial && !expected.has(environment)) carried.push(relativePath);
         else differs = true;
       }

@@ -30,12 +30,7 @@ export function describeComputeMode(mode: ComputeMode): string {
  */
 export function checkCapacity(demands: readonly ResourceDemand[], nodes: Inventory, gpuReplicas = 1, computeModes: readonly ComputeMode[] = []): CapacityReport {
   const available = capacityOf(nodes, gpuReplicas);
-  const total = (f: (d: ResourceDemand) => number) => demands.reduce((sum, d) => sum + f(d) * d.replicas, 0);
-  const requested = {
-    cpuCores: sumCores(demands.map((d) => ({ quantity: d.cpu, times: d.replicas }))),
-    memoryBytes: total((d) => parseQuantity(d.memory)),
-    gpus: total((d) => d.gpus ?? 0),
-  };
+  const requested = requestedBy(demands);
   const problems: string[] = [];
   const over = (what: string, need: number, have: string, show: (n: number) => string, per: (d: ResourceDemand) => number) => {
     problems.push(`${what}: the services request ${show(need)}, the nodes have ${have} (${consumers(demands, per, show)})`);
@@ -97,12 +92,23 @@ function poolProblems(demands: readonly ResourceDemand[], nodes: Inventory, name
     if (placement === 'gpu-nodes' && !gpuWorkloads) return [];
     return [placement === 'every-node' ? { ...d, replicas: names.length } : d];
   });
+  const requested = requestedBy(onPool);
   const over = (what: string, need: number, have: number, show: (n: number) => string, per: (d: ResourceDemand) => number) =>
     need > have ? [`${what}: the pods that can run only there request ${show(need)} on ${where}, which have ${show(have)} (${consumers(onPool, per, show)})`] : [];
   return [
-    ...over('cpu', sumCores(onPool.map((d) => ({ quantity: d.cpu, times: d.replicas }))), capacity.cpuCores, (n) => `${formatCores(n)} cores`, (d) => parseQuantity(d.cpu)),
-    ...over('memory', onPool.reduce((sum, d) => sum + parseQuantity(d.memory) * d.replicas, 0), capacity.memoryBytes, formatGibibytes, (d) => parseQuantity(d.memory)),
+    ...over('cpu', requested.cpuCores, capacity.cpuCores, (n) => `${formatCores(n)} cores`, (d) => parseQuantity(d.cpu)),
+    ...over('memory', requested.memoryBytes, capacity.memoryBytes, formatGibibytes, (d) => parseQuantity(d.memory)),
   ];
+}
+
+/** What demands request in all: requests times replicas (CPU in whole millicores, as Kubernetes counts it). */
+function requestedBy(demands: readonly ResourceDemand[]): CapacityReport['requested'] {
+  const total = (per: (d: ResourceDemand) => number) => demands.reduce((sum, d) => sum + per(d) * d.replicas, 0);
+  return {
+    cpuCores: sumCores(demands.map((d) => ({ quantity: d.cpu, times: d.replicas }))),
+    memoryBytes: total((d) => parseQuantity(d.memory)),
+    gpus: total((d) => d.gpus ?? 0),
+  };
 }
 
 /** The biggest consumers of one resource first, `service/workload replicas x each`; a long tail is counted. */

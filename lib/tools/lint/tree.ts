@@ -6,6 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { CORE_SCHEMA, loadAll } from 'js-yaml';
+import { isOutputFilePath } from '../../output/output-guard';
 import { readDirectoryTree } from '../../output/output-tree';
 import { HELM_VALUES_FILE } from '../../output/synthesize';
 import { UserError } from '../../util/errors';
@@ -22,7 +23,7 @@ export function readOutputTree(dir: string): OutputTree {
     const slash = path.indexOf('/');
     if (slash < 0 || !/\.ya?ml$/.test(path)) continue;
     // A folder of a tree (k8s/prod) or its parent (the repository) would be linted as wrong environments.
-    if (path.split('/').length !== 3) throw new UserError([`${dir}: expected an output tree, <env>/<service>/<file>.yaml, found ${path} (--dir)`]);
+    if (!isOutputFilePath(path)) throw new UserError([`${dir}: expected an output tree, <env>/<service>/<file>.yaml, found ${path} (--dir)`]);
     const env = path.slice(0, slash);
     tree.set(env, (tree.get(env) ?? new Map<string, string>()).set(path.slice(slash + 1), content));
   }
